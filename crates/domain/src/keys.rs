@@ -1,0 +1,121 @@
+//! API key and token formats.
+//!
+//! - Public SDK keys `uj_pk_…` are not secret: they ship inside apps, so they are stored
+//!   as they are and may be shown again.
+//! - Secret REST keys `uj_live_…`, dashboard session tokens and invitation tokens are
+//!   bearer secrets of 238 random bits. Only their SHA-256 is stored: with that much
+//!   entropy a fast hash is enough, and a lookup by hash leaks nothing usable in timing.
+
+use rand::{distributions::Alphanumeric, rngs::OsRng, Rng};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+pub const PUBLIC_KEY_PREFIX: &str = "uj_pk_";
+pub const SECRET_KEY_PREFIX: &str = "uj_live_";
+
+/// Characters of randomness in every generated key or token (log2(62) * 40 ≈ 238 bits).
+const RANDOM_CHARS: usize = 40;
+/// How many characters of a secret key stay visible in listings, prefix included.
+const SHOWN_PREFIX_CHARS: usize = SECRET_KEY_PREFIX.len() + 6;
+
+/// What kind of key a bearer token claims to be, judged by its prefix only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Public,
+    Secret,
+    Unknown,
+}
+
+pub fn classify(token: &str) -> KeyKind {
+    if token.starts_with(SECRET_KEY_PREFIX) {
+        KeyKind::Secret
+    } else if token.starts_with(PUBLIC_KEY_PREFIX) {
+        KeyKind::Public
+    } else {
+        KeyKind::Unknown
+    }
+}
+
+fn random_chars(n: usize) -> String {
+    OsRng
+        .sample_iter(&Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
+}
+
+/// Hex SHA-256 of a bearer secret, the form in which it is stored and looked up.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn generate_public_key() -> String {
+    format!("{PUBLIC_KEY_PREFIX}{}", random_chars(RANDOM_CHARS))
+}
+
+/// A freshly minted bearer secret: the value to show once, and what to store.
+pub struct NewToken {
+    pub token: SecretString,
+    pub hash: String,
+}
+
+impl NewToken {
+    /// A random token with an optional recognisable prefix.
+    pub fn generate(prefix: &str) -> Self {
+        let token = format!("{prefix}{}", random_chars(RANDOM_CHARS));
+        let hash = token_hash(&token);
+        Self {
+            token: SecretString::from(token),
+            hash,
+        }
+    }
+}
+
+/// A new secret REST key: the token (shown once), its stored hash and the prefix that
+/// identifies it in listings.
+pub struct NewSecretKey {
+    pub token: SecretString,
+    pub hash: String,
+    pub shown_prefix: String,
+}
+
+impl NewSecretKey {
+    pub fn generate() -> Self {
+        let NewToken { token, hash } = NewToken::generate(SECRET_KEY_PREFIX);
+        let shown_prefix = token.expose_secret()[..SHOWN_PREFIX_CHARS].to_owned();
+        Self {
+            token,
+            hash,
+            shown_prefix,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_keys_are_prefixed_unique_and_hashed() {
+        let a = NewSecretKey::generate();
+        let b = NewSecretKey::generate();
+        assert!(a.token.expose_secret().starts_with("uj_live_"));
+        assert_eq!(a.token.expose_secret().len(), 8 + 40);
+        assert_ne!(a.token.expose_secret(), b.token.expose_secret());
+        assert_eq!(a.hash, token_hash(a.token.expose_secret()));
+        assert_ne!(a.hash, *a.token.expose_secret());
+        assert!(a.token.expose_secret().starts_with(&a.shown_prefix));
+        assert_eq!(a.shown_prefix.len(), 14);
+    }
+
+    #[test]
+    fn keys_are_classified_by_prefix() {
+        assert_eq!(classify(&generate_public_key()), KeyKind::Public);
+        assert_eq!(
+            classify(NewSecretKey::generate().token.expose_secret()),
+            KeyKind::Secret
+        );
+        assert_eq!(classify("sk_test_123"), KeyKind::Unknown);
+        assert_eq!(classify(""), KeyKind::Unknown);
+    }
+}

@@ -1,0 +1,14 @@
+//! The domain of UserJourneys: value types that validate themselves once, typed ids,
+//! key and token formats, and the records the storage layer hands back.
+//!
+//! Nothing here talks to a database, the network or the clock beyond `Utc::now()` in
+//! constructors; everything is plain data and pure functions.
+
+pub mod accounts;
+pub mod ids;
+pub mod keys;
+pub mod password;
+pub mod projects;
+mod validation;
+
+pub use validation::ValidationError;

@@ -1,0 +1,104 @@
+//! Argon2id password hashing (PHC strings, OWASP default parameters).
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Argon2, PasswordVerifier};
+use secrecy::{ExposeSecret, SecretString};
+
+use std::sync::OnceLock;
+
+use crate::keys::NewToken;
+use crate::ValidationError;
+
+const MIN_CHARS: usize = 10;
+/// Long enough for any passphrase, short enough that hashing cannot be used to burn CPU.
+const MAX_CHARS: usize = 256;
+
+/// A password that meets the policy. Never printed: `Debug` is redacted by `SecretString`.
+#[derive(Debug)]
+pub struct Password(SecretString);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let chars = raw.chars().count();
+        if chars < MIN_CHARS {
+            return Err(ValidationError::new(
+                "password",
+                format!("must be at least {MIN_CHARS} characters"),
+            ));
+        }
+        if chars > MAX_CHARS {
+            return Err(ValidationError::new(
+                "password",
+                format!("must be at most {MAX_CHARS} characters"),
+            ));
+        }
+        Ok(Self(SecretString::from(raw.to_owned())))
+    }
+
+    /// The Argon2id PHC string to store. CPU-heavy: call from a blocking thread.
+    pub fn hash(&self) -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(self.0.expose_secret().as_bytes(), &salt)
+            .expect("argon2 with default parameters cannot fail")
+            .to_string()
+    }
+}
+
+/// Checks `candidate` against a stored PHC string. With `None` (unknown account) it
+/// verifies against a fixed hash anyway, so both paths cost the same time.
+/// CPU-heavy: call from a blocking thread.
+pub fn verify(stored: Option<&str>, candidate: &str) -> bool {
+    // The hash of a random password nobody knows, made once with the same parameters.
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let (phc, known) = match stored {
+        Some(phc) => (phc, true),
+        None => (
+            DUMMY
+                .get_or_init(|| {
+                    Password(SecretString::from(
+                        NewToken::generate("").token.expose_secret().to_owned(),
+                    ))
+                    .hash()
+                })
+                .as_str(),
+            false,
+        ),
+    };
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let matches = Argon2::default()
+        .verify_password(candidate.as_bytes(), &parsed)
+        .is_ok();
+    matches && known
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
+        let password = Password::parse("correct horse battery").unwrap();
+        let phc = password.hash();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify(Some(&phc), "correct horse battery"));
+        assert!(!verify(Some(&phc), "correct horse battery!"));
+        assert!(!verify(None, "correct horse battery"));
+    }
+
+    #[test]
+    fn short_and_huge_passwords_are_rejected_with_the_field_named() {
+        let short = Password::parse("short").unwrap_err();
+        assert_eq!(short.field, "password");
+        assert!(Password::parse(&"x".repeat(257)).is_err());
+        assert!(Password::parse(&"x".repeat(256)).is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let password = Password::parse("correct horse battery").unwrap();
+        assert!(!format!("{password:?}").contains("horse"));
+    }
+}

@@ -1,0 +1,61 @@
+/// Why a storage call failed, in the terms callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was hit: the thing (named) already exists.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database cannot be reached or is too busy right now; retrying later may work.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Stored data that does not decode into the domain (a bug or manual edit).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("schema migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming `what`.
+    pub(crate) fn conflict_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |error| match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+            _ => StoreError::from(error),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_transient(&error) {
+            StoreError::Unavailable(error)
+        } else {
+            StoreError::Database(error)
+        }
+    }
+}
+
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes, SQLITE_IOERR (10),
+            // SQLITE_FULL (13), SQLITE_CANTOPEN (14).
+            // PostgreSQL: connection exceptions (08…), insufficient resources (53…),
+            // operator intervention such as admin shutdown (57P…), serialization failure.
+            let sqlite_primary = code.parse::<i32>().ok().map(|c| c & 0xff);
+            matches!(sqlite_primary, Some(5 | 6 | 10 | 13 | 14))
+                || code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "40001"
+        }
+        _ => false,
+    }
+}

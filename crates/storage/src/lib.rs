@@ -1,0 +1,46 @@
+//! Storage for UserJourneys: one [`Store`] trait, implemented for SQLite ([`SqliteStore`])
+//! and PostgreSQL ([`PgStore`]). Both run the same SQL where the dialects agree (see
+//! `shared.rs`) and are held to one conformance suite (`tests/conformance.rs`).
+
+mod error;
+mod postgres;
+mod rows;
+mod shared;
+mod sqlite;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod time;
+
+use std::sync::Arc;
+
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use store::{NewAccount, NewInvitation, Page, PageRequest, Store};
+
+/// Which database a `DATABASE_URL` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// Opens the database named by `url` (a `postgres://` URL, or a SQLite file as
+/// `sqlite://path` or a plain path) and brings its schema up to date.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match Backend::of(url) {
+        Backend::Postgres => Arc::new(PgStore::connect(url).await?),
+        Backend::Sqlite => Arc::new(SqliteStore::connect(url).await?),
+    })
+}

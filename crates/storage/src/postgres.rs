@@ -1,0 +1,59 @@
+//! The PostgreSQL store: one pool; several server processes may share the database.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres, Transaction};
+use uj_domain::accounts::{Account, Role};
+use uj_domain::ids::{AccountId, InvitationId, ProjectId, SecretKeyId};
+use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
+
+use crate::rows::*;
+use crate::shared::{impl_store, Dialect};
+use crate::time::Ts;
+use crate::StoreError;
+
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl Dialect for PgStore {
+    type Db = Postgres;
+}
+
+impl PgStore {
+    /// Connects to the database at `url` and migrates it. Concurrent migrations from
+    /// several processes are serialised by sqlx's advisory lock.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// Closes the pool; later calls fail as if the database had gone away.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl_store!(PgStore);

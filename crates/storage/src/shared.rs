@@ -1,0 +1,450 @@
+//! The [`Store`](crate::Store) implementation both databases share.
+//!
+//! SQLite and PostgreSQL agree on everything used here (`$n` parameters, `RETURNING`,
+//! `ON CONFLICT`), so the queries are written once and expanded for each store type.
+//! A store type provides three inherent methods: `reader()` (a pool for reads), `writer()`
+//! (a pool for single-statement writes) and `begin()` (a write transaction that cannot
+//! deadlock). Where the dialects differ, the store implements that method itself.
+
+macro_rules! impl_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            async fn ping(&self) -> Result<(), $crate::StoreError> {
+                sqlx::query("SELECT 1").execute(self.reader()).await?;
+                Ok(())
+            }
+
+            async fn is_set_up(&self) -> Result<bool, $crate::StoreError> {
+                let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM installation")
+                    .fetch_one(self.reader())
+                    .await?;
+                Ok(rows > 0)
+            }
+
+            async fn set_up(
+                &self,
+                owner: $crate::NewAccount,
+                project_name: &str,
+                public_key: &str,
+            ) -> Result<(Account, Project), $crate::StoreError> {
+                let now = Ts(crate::time::now());
+                let mut tx = self.begin().await?;
+                sqlx::query("INSERT INTO installation (id, set_up_at) VALUES (1, $1)")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::StoreError::conflict_as("installation"))?;
+                let account: AccountRow = sqlx::query_as(
+                    "INSERT INTO accounts (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)
+                     RETURNING id, email, password_hash, created_at",
+                )
+                .bind(AccountId::generate().as_str())
+                .bind(&owner.email)
+                .bind(&owner.password_hash)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err($crate::StoreError::conflict_as("account"))?;
+                let account = Account::from(account);
+                let project = insert_project(&mut tx, &account.id, project_name, public_key, now).await?;
+                tx.commit().await?;
+                Ok((account, project))
+            }
+
+            async fn create_account(&self, new: $crate::NewAccount) -> Result<Account, $crate::StoreError> {
+                let row: AccountRow = sqlx::query_as(
+                    "INSERT INTO accounts (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)
+                     RETURNING id, email, password_hash, created_at",
+                )
+                .bind(AccountId::generate().as_str())
+                .bind(&new.email)
+                .bind(&new.password_hash)
+                .bind(Ts(crate::time::now()))
+                .fetch_one(self.writer())
+                .await
+                .map_err($crate::StoreError::conflict_as("account"))?;
+                Ok(row.into())
+            }
+
+            async fn account_by_email(&self, email: &str) -> Result<Option<Account>, $crate::StoreError> {
+                let row: Option<AccountRow> = sqlx::query_as(
+                    "SELECT id, email, password_hash, created_at FROM accounts WHERE email = $1",
+                )
+                .bind(email)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn create_project(
+                &self,
+                owner: &AccountId,
+                name: &str,
+                public_key: &str,
+            ) -> Result<Project, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                let project = insert_project(&mut tx, owner, name, public_key, Ts(crate::time::now())).await?;
+                tx.commit().await?;
+                Ok(project)
+            }
+
+            async fn project(&self, id: &ProjectId) -> Result<Option<Project>, $crate::StoreError> {
+                let row: Option<ProjectRow> = sqlx::query_as(
+                    "SELECT id, name, public_key, created_at FROM projects WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn project_by_public_key(&self, key: &str) -> Result<Option<Project>, $crate::StoreError> {
+                let row: Option<ProjectRow> = sqlx::query_as(
+                    "SELECT id, name, public_key, created_at FROM projects WHERE public_key = $1",
+                )
+                .bind(key)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn set_public_key(
+                &self,
+                id: &ProjectId,
+                key: &str,
+            ) -> Result<Option<Project>, $crate::StoreError> {
+                let row: Option<ProjectRow> = sqlx::query_as(
+                    "UPDATE projects SET public_key = $2 WHERE id = $1
+                     RETURNING id, name, public_key, created_at",
+                )
+                .bind(id.as_str())
+                .bind(key)
+                .fetch_optional(self.writer())
+                .await
+                .map_err($crate::StoreError::conflict_as("public key"))?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn memberships(&self, account: &AccountId) -> Result<Vec<Membership>, $crate::StoreError> {
+                let rows: Vec<MembershipRow> = sqlx::query_as(
+                    "SELECT p.id, p.name, p.public_key, p.created_at, m.role
+                     FROM project_members m JOIN projects p ON p.id = m.project_id
+                     WHERE m.account_id = $1 ORDER BY p.id",
+                )
+                .bind(account.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn role(
+                &self,
+                account: &AccountId,
+                project: &ProjectId,
+            ) -> Result<Option<Role>, $crate::StoreError> {
+                let row: Option<RoleRow> = sqlx::query_as(
+                    "SELECT role FROM project_members WHERE account_id = $1 AND project_id = $2",
+                )
+                .bind(account.as_str())
+                .bind(project.as_str())
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn add_member(
+                &self,
+                project: &ProjectId,
+                account: &AccountId,
+                role: Role,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO project_members (project_id, account_id, role, created_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, account_id) DO NOTHING",
+                )
+                .bind(project.as_str())
+                .bind(account.as_str())
+                .bind(role.as_str())
+                .bind(Ts(crate::time::now()))
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn members(&self, project: &ProjectId) -> Result<Vec<Member>, $crate::StoreError> {
+                let rows: Vec<MemberRow> = sqlx::query_as(
+                    "SELECT a.id AS account_id, a.email, m.role, m.created_at AS joined_at
+                     FROM project_members m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.project_id = $1 ORDER BY m.created_at, a.id",
+                )
+                .bind(project.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn create_secret_key(
+                &self,
+                project: &ProjectId,
+                name: &str,
+                prefix: &str,
+                key_hash: &str,
+            ) -> Result<SecretKey, $crate::StoreError> {
+                let row: SecretKeyRow = sqlx::query_as(
+                    "INSERT INTO secret_keys (id, project_id, name, prefix, key_hash, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     RETURNING id, project_id, name, prefix, created_at, last_used_at, revoked_at",
+                )
+                .bind(SecretKeyId::generate().as_str())
+                .bind(project.as_str())
+                .bind(name)
+                .bind(prefix)
+                .bind(key_hash)
+                .bind(Ts(crate::time::now()))
+                .fetch_one(self.writer())
+                .await
+                .map_err($crate::StoreError::conflict_as("secret key"))?;
+                Ok(row.into())
+            }
+
+            async fn secret_keys(
+                &self,
+                project: &ProjectId,
+                page: &$crate::PageRequest,
+            ) -> Result<$crate::Page<SecretKey>, $crate::StoreError> {
+                let rows: Vec<SecretKeyRow> = sqlx::query_as(
+                    "SELECT id, project_id, name, prefix, created_at, last_used_at, revoked_at
+                     FROM secret_keys WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(project.as_str())
+                .bind(page.starting_after.as_deref().unwrap_or(""))
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(self.reader())
+                .await?;
+                Ok(crate::shared::into_page(rows, page.limit))
+            }
+
+            async fn revoke_secret_key(
+                &self,
+                project: &ProjectId,
+                id: &SecretKeyId,
+            ) -> Result<Option<SecretKey>, $crate::StoreError> {
+                let row: Option<SecretKeyRow> = sqlx::query_as(
+                    "UPDATE secret_keys SET revoked_at = COALESCE(revoked_at, $3)
+                     WHERE id = $1 AND project_id = $2
+                     RETURNING id, project_id, name, prefix, created_at, last_used_at, revoked_at",
+                )
+                .bind(id.as_str())
+                .bind(project.as_str())
+                .bind(Ts(crate::time::now()))
+                .fetch_optional(self.writer())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn active_secret_key(&self, key_hash: &str) -> Result<Option<SecretKey>, $crate::StoreError> {
+                let row: Option<SecretKeyRow> = sqlx::query_as(
+                    "SELECT id, project_id, name, prefix, created_at, last_used_at, revoked_at
+                     FROM secret_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(key_hash)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn touch_secret_key(&self, id: &SecretKeyId) -> Result<(), $crate::StoreError> {
+                sqlx::query("UPDATE secret_keys SET last_used_at = $2 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(Ts(crate::time::now()))
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn create_session(
+                &self,
+                token_hash: &str,
+                account: &AccountId,
+                expires_at: DateTime<Utc>,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(account.as_str())
+                .bind(Ts(crate::time::now()))
+                .bind(Ts(expires_at))
+                .execute(self.writer())
+                .await
+                .map_err($crate::StoreError::conflict_as("session"))?;
+                Ok(())
+            }
+
+            async fn session_account(
+                &self,
+                token_hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<Account>, $crate::StoreError> {
+                let row: Option<AccountRow> = sqlx::query_as(
+                    "SELECT a.id, a.email, a.password_hash, a.created_at
+                     FROM sessions s JOIN accounts a ON a.id = s.account_id
+                     WHERE s.token_hash = $1 AND s.expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(Ts(now))
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn delete_session(&self, token_hash: &str) -> Result<(), $crate::StoreError> {
+                sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, $crate::StoreError> {
+                let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                    .bind(Ts(now))
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn create_invitation(
+                &self,
+                new: $crate::NewInvitation,
+            ) -> Result<Invitation, $crate::StoreError> {
+                let row: InvitationRow = sqlx::query_as(
+                    "INSERT INTO invitations (id, project_id, email, token_hash, invited_by, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     RETURNING id, project_id, email, invited_by, created_at, expires_at, accepted_at",
+                )
+                .bind(InvitationId::generate().as_str())
+                .bind(new.project_id.as_str())
+                .bind(&new.email)
+                .bind(&new.token_hash)
+                .bind(new.invited_by.as_str())
+                .bind(Ts(crate::time::now()))
+                .bind(Ts(new.expires_at))
+                .fetch_one(self.writer())
+                .await
+                .map_err($crate::StoreError::conflict_as("invitation"))?;
+                Ok(row.into())
+            }
+
+            async fn open_invitation(
+                &self,
+                token_hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<Invitation>, $crate::StoreError> {
+                let row: Option<InvitationRow> = sqlx::query_as(
+                    "SELECT id, project_id, email, invited_by, created_at, expires_at, accepted_at
+                     FROM invitations WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(Ts(now))
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn accept_invitation(
+                &self,
+                token_hash: &str,
+                password_hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<Account>, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                // Claiming the invitation first makes a second, concurrent accept find nothing.
+                let invitation: Option<InvitationRow> = sqlx::query_as(
+                    "UPDATE invitations SET accepted_at = $2
+                     WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2
+                     RETURNING id, project_id, email, invited_by, created_at, expires_at, accepted_at",
+                )
+                .bind(token_hash)
+                .bind(Ts(now))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(invitation) = invitation.map(Invitation::from) else {
+                    return Ok(None);
+                };
+                let account: AccountRow = sqlx::query_as(
+                    "INSERT INTO accounts (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)
+                     RETURNING id, email, password_hash, created_at",
+                )
+                .bind(AccountId::generate().as_str())
+                .bind(&invitation.email)
+                .bind(password_hash)
+                .bind(Ts(crate::time::now()))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err($crate::StoreError::conflict_as("account"))?;
+                let account = Account::from(account);
+                sqlx::query(
+                    "INSERT INTO project_members (project_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(invitation.project_id.as_str())
+                .bind(account.id.as_str())
+                .bind(Role::Member.as_str())
+                .bind(Ts(crate::time::now()))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(account))
+            }
+        }
+
+        async fn insert_project(
+            tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
+            owner: &AccountId,
+            name: &str,
+            public_key: &str,
+            now: Ts,
+        ) -> Result<Project, $crate::StoreError> {
+            let project: ProjectRow = sqlx::query_as(
+                "INSERT INTO projects (id, name, public_key, created_at) VALUES ($1, $2, $3, $4)
+                 RETURNING id, name, public_key, created_at",
+            )
+            .bind(ProjectId::generate().as_str())
+            .bind(name)
+            .bind(public_key)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err($crate::StoreError::conflict_as("public key"))?;
+            let project = Project::from(project);
+            sqlx::query(
+                "INSERT INTO project_members (project_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(project.id.as_str())
+            .bind(owner.as_str())
+            .bind(Role::Owner.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(project)
+        }
+    };
+}
+
+pub(crate) use impl_store;
+
+/// Names the sqlx database a store type runs on.
+pub(crate) trait Dialect {
+    type Db: sqlx::Database;
+}
+
+/// Turns `limit + 1` fetched rows into a page and whether more follow.
+pub(crate) fn into_page<R, T: From<R>>(mut rows: Vec<R>, limit: u32) -> crate::Page<T> {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    crate::Page {
+        items: rows.into_iter().map(T::from).collect(),
+        has_more,
+    }
+}

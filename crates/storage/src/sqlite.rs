@@ -1,0 +1,85 @@
+//! The SQLite store: a WAL-mode file with many readers and exactly one writer connection.
+//!
+//! SQLite allows one writer at a time. A deferred transaction that reads and then writes
+//! can fail with `SQLITE_BUSY` however long the busy timeout, when another connection
+//! committed in between. Funnelling every write through a single connection that opens
+//! transactions with `BEGIN IMMEDIATE` makes writers queue instead of deadlock; readers
+//! never wait in WAL mode.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use uj_domain::accounts::{Account, Role};
+use uj_domain::ids::{AccountId, InvitationId, ProjectId, SecretKeyId};
+use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
+
+use crate::rows::*;
+use crate::shared::{impl_store, Dialect};
+use crate::time::Ts;
+use crate::StoreError;
+
+/// How long a statement waits for a lock held by another process before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a free connection before the store reports unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl Dialect for SqliteStore {
+    type Db = Sqlite;
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the SQLite file named by `url` and migrates it.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { read, write })
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.write.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Closes both pools; later calls fail as if the database had gone away.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+impl_store!(SqliteStore);

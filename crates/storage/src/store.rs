@@ -1,0 +1,160 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uj_domain::accounts::{Account, Role};
+use uj_domain::ids::{AccountId, ProjectId, SecretKeyId};
+use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
+
+use crate::StoreError;
+
+/// An account to create; the password is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub email: String,
+    pub password_hash: String,
+}
+
+/// An invitation to create; the token is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub project_id: ProjectId,
+    pub email: String,
+    pub token_hash: String,
+    pub invited_by: AccountId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A page request for cursor pagination over id-ordered lists.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub limit: u32,
+    /// Return items whose id sorts after this one.
+    pub starting_after: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+/// Everything the server keeps. Every method that reads or changes a project's data takes
+/// the `ProjectId` it is scoped to, so one tenant's request can never reach another's rows.
+///
+/// Creation times are set by the store; `now` parameters are only used for comparisons.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // --- Accounts -------------------------------------------------------------------
+
+    /// Whether first-run setup has happened.
+    async fn is_set_up(&self) -> Result<bool, StoreError>;
+    /// First-run setup: the owner account, the first project and its membership, atomically.
+    /// `Conflict("installation")` when setup already happened.
+    async fn set_up(
+        &self,
+        owner: NewAccount,
+        project_name: &str,
+        public_key: &str,
+    ) -> Result<(Account, Project), StoreError>;
+    /// `Conflict("account")` when the email is taken.
+    async fn create_account(&self, account: NewAccount) -> Result<Account, StoreError>;
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>, StoreError>;
+
+    // --- Projects and members ---------------------------------------------------------
+
+    /// Creates a project owned by `owner`.
+    async fn create_project(
+        &self,
+        owner: &AccountId,
+        name: &str,
+        public_key: &str,
+    ) -> Result<Project, StoreError>;
+    async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
+    async fn project_by_public_key(&self, key: &str) -> Result<Option<Project>, StoreError>;
+    /// Replaces the public SDK key; the old one stops working at once.
+    async fn set_public_key(
+        &self,
+        id: &ProjectId,
+        key: &str,
+    ) -> Result<Option<Project>, StoreError>;
+    /// The projects `account` belongs to, oldest first.
+    async fn memberships(&self, account: &AccountId) -> Result<Vec<Membership>, StoreError>;
+    async fn role(
+        &self,
+        account: &AccountId,
+        project: &ProjectId,
+    ) -> Result<Option<Role>, StoreError>;
+    /// Adds `account` to `project`; false when it already was a member.
+    async fn add_member(
+        &self,
+        project: &ProjectId,
+        account: &AccountId,
+        role: Role,
+    ) -> Result<bool, StoreError>;
+    async fn members(&self, project: &ProjectId) -> Result<Vec<Member>, StoreError>;
+
+    // --- Secret keys --------------------------------------------------------------------
+
+    async fn create_secret_key(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        prefix: &str,
+        key_hash: &str,
+    ) -> Result<SecretKey, StoreError>;
+    /// All of the project's keys, revoked ones included, oldest first.
+    async fn secret_keys(
+        &self,
+        project: &ProjectId,
+        page: &PageRequest,
+    ) -> Result<Page<SecretKey>, StoreError>;
+    /// Revokes a key (idempotently); `None` when the project has no such key.
+    async fn revoke_secret_key(
+        &self,
+        project: &ProjectId,
+        id: &SecretKeyId,
+    ) -> Result<Option<SecretKey>, StoreError>;
+    /// The unrevoked key with this hash.
+    async fn active_secret_key(&self, key_hash: &str) -> Result<Option<SecretKey>, StoreError>;
+    /// Records that a key was used now.
+    async fn touch_secret_key(&self, id: &SecretKeyId) -> Result<(), StoreError>;
+
+    // --- Sessions -----------------------------------------------------------------------
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        account: &AccountId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The account of an unexpired session.
+    async fn session_account(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StoreError>;
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Removes expired sessions; returns how many.
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // --- Invitations --------------------------------------------------------------------
+
+    async fn create_invitation(&self, invitation: NewInvitation) -> Result<Invitation, StoreError>;
+    /// An invitation that is neither accepted nor expired.
+    async fn open_invitation(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Invitation>, StoreError>;
+    /// Atomically accepts an open invitation by creating the invitee's account (with the
+    /// invitation's email) and making it a member. `None` when the invitation is not open;
+    /// `Conflict("account")` when the email got an account meanwhile.
+    async fn accept_invitation(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StoreError>;
+}

@@ -1,0 +1,516 @@
+//! One suite, two databases: every case runs against SQLite and PostgreSQL.
+//!
+//! PostgreSQL cases need a server (`UJ_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); without one they are skipped, unless
+//! `UJ_REQUIRE_POSTGRES=1` (as in CI) makes that a failure.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use uj_domain::accounts::Role;
+use uj_domain::ids::{ProjectId, SecretKeyId};
+use uj_storage::testing::TestDatabase;
+use uj_storage::{NewAccount, NewInvitation, PageRequest, Store, StoreError};
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = uj_storage::testing::TestDatabase::sqlite();
+                    let store = uj_storage::connect(&db.url).await.expect("open SQLite");
+                    super::$case(store, &db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(db) = uj_storage::testing::TestDatabase::postgres().await else { return };
+                    let store = uj_storage::connect(&db.url).await.expect("open PostgreSQL");
+                    super::$case(store, &db).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    first_run_setup_happens_exactly_once,
+    concurrent_setups_have_exactly_one_winner,
+    emails_are_unique,
+    projects_list_their_members_and_roles,
+    adding_a_member_twice_is_a_no_op,
+    rotating_the_public_key_retires_the_old_one,
+    secret_keys_are_found_by_hash_until_revoked,
+    secret_keys_of_one_project_are_invisible_to_another,
+    secret_key_listing_pages_in_creation_order,
+    sessions_expire_and_can_be_deleted,
+    invitations_are_accepted_once_and_expire,
+    stored_times_read_back_exactly,
+    concurrent_writes_all_succeed,
+    migrations_run_again_without_harm,
+);
+
+fn account(email: &str) -> NewAccount {
+    NewAccount {
+        email: email.into(),
+        password_hash: "$argon2id$fake".into(),
+    }
+}
+
+async fn owner_with_project(
+    store: &Arc<dyn Store>,
+    email: &str,
+) -> (uj_domain::accounts::Account, ProjectId) {
+    let owner = store.create_account(account(email)).await.unwrap();
+    let project = store
+        .create_project(&owner.id, "Shop", &uj_domain::keys::generate_public_key())
+        .await
+        .unwrap();
+    (owner, project.id)
+}
+
+async fn first_run_setup_happens_exactly_once(store: Arc<dyn Store>, _: &TestDatabase) {
+    assert!(!store.is_set_up().await.unwrap());
+    let (owner, project) = store
+        .set_up(account("ada@example.com"), "Shop", "uj_pk_one")
+        .await
+        .unwrap();
+    assert!(store.is_set_up().await.unwrap());
+    assert_eq!(owner.email, "ada@example.com");
+    assert_eq!(project.name, "Shop");
+    assert_eq!(
+        store.role(&owner.id, &project.id).await.unwrap(),
+        Some(Role::Owner)
+    );
+
+    let again = store
+        .set_up(account("eve@example.com"), "Other", "uj_pk_two")
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict("installation"))),
+        "{again:?}"
+    );
+    // The failed attempt left nothing behind.
+    assert!(store
+        .account_by_email("eve@example.com")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .project_by_public_key("uj_pk_two")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn concurrent_setups_have_exactly_one_winner(store: Arc<dyn Store>, _: &TestDatabase) {
+    let attempts = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .set_up(
+                    account(&format!("owner{i}@example.com")),
+                    "Shop",
+                    &format!("uj_pk_{i}"),
+                )
+                .await
+        })
+    });
+    let mut wins = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+async fn emails_are_unique(store: Arc<dyn Store>, _: &TestDatabase) {
+    let created = store
+        .create_account(account("ada@example.com"))
+        .await
+        .unwrap();
+    let again = store.create_account(account("ada@example.com")).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict("account"))),
+        "{again:?}"
+    );
+    let found = store
+        .account_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, created.id);
+    assert!(store
+        .account_by_email("bob@example.com")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn projects_list_their_members_and_roles(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
+    let second = store
+        .create_project(&ada.id, "Blog", "uj_pk_blog")
+        .await
+        .unwrap();
+    let bob = store
+        .create_account(account("bob@example.com"))
+        .await
+        .unwrap();
+    assert!(store
+        .add_member(&shop, &bob.id, Role::Member)
+        .await
+        .unwrap());
+
+    let adas: Vec<_> = store.memberships(&ada.id).await.unwrap();
+    assert_eq!(
+        adas.iter()
+            .map(|m| (m.project.name.as_str(), m.role))
+            .collect::<Vec<_>>(),
+        vec![("Shop", Role::Owner), ("Blog", Role::Owner)]
+    );
+    let bobs = store.memberships(&bob.id).await.unwrap();
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].project.id, shop);
+    assert_eq!(store.role(&bob.id, &second.id).await.unwrap(), None);
+
+    let members = store.members(&shop).await.unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| (m.email.as_str(), m.role))
+            .collect::<Vec<_>>(),
+        vec![
+            ("ada@example.com", Role::Owner),
+            ("bob@example.com", Role::Member)
+        ]
+    );
+}
+
+async fn adding_a_member_twice_is_a_no_op(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
+    assert!(!store
+        .add_member(&shop, &ada.id, Role::Member)
+        .await
+        .unwrap());
+    assert_eq!(store.role(&ada.id, &shop).await.unwrap(), Some(Role::Owner));
+}
+
+async fn rotating_the_public_key_retires_the_old_one(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let old = store.project(&shop).await.unwrap().unwrap().public_key;
+    assert_eq!(
+        store.project_by_public_key(&old).await.unwrap().unwrap().id,
+        shop
+    );
+
+    let rotated = store
+        .set_public_key(&shop, "uj_pk_new")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.public_key, "uj_pk_new");
+    assert!(store.project_by_public_key(&old).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .project_by_public_key("uj_pk_new")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        shop
+    );
+    let unknown = ProjectId::from_string("prj_missing");
+    assert!(store
+        .set_public_key(&unknown, "uj_pk_x")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn secret_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let key = store
+        .create_secret_key(&shop, "CI", "uj_live_abc123", "hash-1")
+        .await
+        .unwrap();
+    assert_eq!(key.name, "CI");
+    assert_eq!(key.prefix, "uj_live_abc123");
+    assert!(key.revoked_at.is_none() && key.last_used_at.is_none());
+
+    let found = store.active_secret_key("hash-1").await.unwrap().unwrap();
+    assert_eq!(
+        (found.id.clone(), found.project_id.clone()),
+        (key.id.clone(), shop.clone())
+    );
+    assert!(store.active_secret_key("hash-2").await.unwrap().is_none());
+
+    store.touch_secret_key(&key.id).await.unwrap();
+    let touched = store.active_secret_key("hash-1").await.unwrap().unwrap();
+    assert!(touched.last_used_at.is_some());
+
+    let revoked = store
+        .revoke_secret_key(&shop, &key.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let revoked_at = revoked.revoked_at.expect("revoked");
+    assert!(store.active_secret_key("hash-1").await.unwrap().is_none());
+    // Revoking again keeps the first revocation time.
+    let again = store
+        .revoke_secret_key(&shop, &key.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(revoked_at));
+}
+
+async fn secret_keys_of_one_project_are_invisible_to_another(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let key = store
+        .create_secret_key(&shop, "CI", "uj_live_abc123", "hash-1")
+        .await
+        .unwrap();
+
+    assert!(store
+        .revoke_secret_key(&blog, &key.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.active_secret_key("hash-1").await.unwrap().is_some());
+    let listed = store
+        .secret_keys(
+            &blog,
+            &PageRequest {
+                limit: 10,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+    let missing = SecretKeyId::from_string("key_missing");
+    assert!(store
+        .revoke_secret_key(&shop, &missing)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn secret_key_listing_pages_in_creation_order(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let key = store
+            .create_secret_key(
+                &shop,
+                &format!("key {i}"),
+                "uj_live_x",
+                &format!("hash-{i}"),
+            )
+            .await
+            .unwrap();
+        created.push(key.id);
+    }
+    let first = store
+        .secret_keys(
+            &shop,
+            &PageRequest {
+                limit: 2,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first.items.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+        created[..2]
+    );
+    assert!(first.has_more);
+    let rest = store
+        .secret_keys(
+            &shop,
+            &PageRequest {
+                limit: 10,
+                starting_after: Some(created[1].to_string()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.items.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+        created[2..]
+    );
+    assert!(!rest.has_more);
+    let names: Vec<_> = rest.items.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["key 2", "key 3", "key 4"]);
+}
+
+async fn sessions_expire_and_can_be_deleted(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (ada, _) = owner_with_project(&store, "ada@example.com").await;
+    let now = Utc::now();
+    store
+        .create_session("live", &ada.id, now + Duration::hours(1))
+        .await
+        .unwrap();
+    store
+        .create_session("old", &ada.id, now - Duration::seconds(1))
+        .await
+        .unwrap();
+
+    let found = store.session_account("live", now).await.unwrap().unwrap();
+    assert_eq!(found.id, ada.id);
+    assert!(store.session_account("old", now).await.unwrap().is_none());
+    assert!(store
+        .session_account("live", now + Duration::hours(2))
+        .await
+        .unwrap()
+        .is_none());
+    // Sub-second precision counts: a session expiring half a second from now is live.
+    store
+        .create_session("short", &ada.id, now + Duration::milliseconds(500))
+        .await
+        .unwrap();
+    assert!(store.session_account("short", now).await.unwrap().is_some());
+    assert!(store
+        .session_account("short", now + Duration::milliseconds(501))
+        .await
+        .unwrap()
+        .is_none());
+
+    assert_eq!(store.delete_expired_sessions(now).await.unwrap(), 1);
+    store.delete_session("live").await.unwrap();
+    assert!(store.session_account("live", now).await.unwrap().is_none());
+}
+
+async fn invitations_are_accepted_once_and_expire(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = Utc::now();
+    let invite = |token: &str, expires_at| NewInvitation {
+        project_id: shop.clone(),
+        email: "bob@example.com".into(),
+        token_hash: token.into(),
+        invited_by: ada.id.clone(),
+        expires_at,
+    };
+    let created = store
+        .create_invitation(invite("tok", now + Duration::days(7)))
+        .await
+        .unwrap();
+    store
+        .create_invitation(invite("stale", now - Duration::seconds(1)))
+        .await
+        .unwrap();
+    assert_eq!(created.email, "bob@example.com");
+
+    let open = store.open_invitation("tok", now).await.unwrap().unwrap();
+    assert_eq!(open.id, created.id);
+    assert!(store.open_invitation("stale", now).await.unwrap().is_none());
+    assert!(store
+        .accept_invitation("stale", "$argon2id$fake", now)
+        .await
+        .unwrap()
+        .is_none());
+
+    let bob = store
+        .accept_invitation("tok", "$argon2id$bob", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob.email, "bob@example.com");
+    assert_eq!(
+        store.role(&bob.id, &shop).await.unwrap(),
+        Some(Role::Member)
+    );
+    assert!(store.open_invitation("tok", now).await.unwrap().is_none());
+    assert!(store
+        .accept_invitation("tok", "$argon2id$again", now)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn stored_times_read_back_exactly(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let key = store
+        .create_secret_key(&shop, "CI", "uj_live_x", "hash")
+        .await
+        .unwrap();
+    let read = store.active_secret_key("hash").await.unwrap().unwrap();
+    assert_eq!(read.created_at, key.created_at);
+    let age = Utc::now() - read.created_at;
+    assert!(
+        age >= Duration::zero() && age < Duration::seconds(30),
+        "{age}"
+    );
+}
+
+async fn concurrent_writes_all_succeed(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let writers = (0..40).map(|i| {
+        let store = store.clone();
+        let shop = shop.clone();
+        tokio::spawn(async move {
+            let key = store
+                .create_secret_key(&shop, "k", "uj_live_x", &format!("h{i}"))
+                .await?;
+            store.revoke_secret_key(&shop, &key.id).await?;
+            store.touch_secret_key(&key.id).await
+        })
+    });
+    for writer in writers {
+        writer
+            .await
+            .unwrap()
+            .expect("no write fails under concurrency");
+    }
+    let all = store
+        .secret_keys(
+            &shop,
+            &PageRequest {
+                limit: 100,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 40);
+    assert!(all.items.iter().all(|k| k.revoked_at.is_some()));
+}
+
+async fn migrations_run_again_without_harm(store: Arc<dyn Store>, db: &TestDatabase) {
+    let (ada, _) = owner_with_project(&store, "ada@example.com").await;
+    let reopened = uj_storage::connect(&db.url).await.expect("reopen");
+    assert_eq!(reopened.memberships(&ada.id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_closed_sqlite_store_reports_unavailable() {
+    let db = TestDatabase::sqlite();
+    let store = uj_storage::SqliteStore::connect(&db.url).await.unwrap();
+    store.close().await;
+    let error = store.ping().await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_closed_postgres_store_reports_unavailable() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let store = uj_storage::PgStore::connect(&db.url).await.unwrap();
+    store.close().await;
+    let error = store.ping().await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+}
