@@ -8,7 +8,9 @@ use std::sync::Mutex;
 /// sort in the order they were made (within this process).
 fn next_ulid() -> ulid::Ulid {
     static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
-    let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // Overflow needs 2^80 ids in one millisecond; fall back to a plain ULID regardless.
     generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
 }

@@ -1,1 +1,17 @@
-fn main() {}
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use userjourneys::cli::{self, Cli};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    userjourneys::telemetry::init(cli.config.log_format);
+    match cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -7,9 +7,8 @@ use sqlx::{Connection, PgConnection};
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// A database URL that lives as long as this value (the SQLite directory is removed on
-/// drop; PostgreSQL test databases are left for the server to reuse nothing from, and are
-/// named `uj_test_…` so they are easy to clean up).
+/// A database URL for one test. A SQLite directory is removed on drop; PostgreSQL test
+/// databases are dropped by a later run once they are an hour old.
 pub struct TestDatabase {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
@@ -41,12 +40,13 @@ impl TestDatabase {
                 panic!("UJ_REQUIRE_POSTGRES is set but {admin_url} is unreachable: {error}")
             }
         };
+        drop_stale_databases(&mut admin).await;
         let suffix: String = rand::thread_rng()
             .sample_iter(&Alphanumeric)
             .take(12)
             .map(char::from)
             .collect();
-        let name = format!("uj_test_{}", suffix.to_lowercase());
+        let name = format!("uj_test_{}_{}", unix_now(), suffix.to_lowercase());
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
@@ -56,5 +56,38 @@ impl TestDatabase {
             None => panic!("UJ_TEST_POSTGRES_URL must end in /database"),
         };
         Some(Self { url, _dir: None })
+    }
+}
+
+/// Test databases older than this are dropped by later test runs.
+const STALE_AFTER_SECS: u64 = 3600;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Test databases carry their creation time in their name (`uj_test_<unix secs>_<random>`);
+/// those from runs over an hour ago are dropped so the server does not fill up.
+async fn drop_stale_databases(admin: &mut PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'uj_test_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    let now = unix_now();
+    for name in names {
+        let created = name
+            .strip_prefix("uj_test_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        // Names from before this scheme carry no time: treat them as stale.
+        if created.is_none_or(|secs| now.saturating_sub(secs) > STALE_AFTER_SECS) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut *admin)
+                .await;
+        }
     }
 }

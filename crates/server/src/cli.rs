@@ -1,0 +1,66 @@
+//! The `userjourneys` command line.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::services::bootstrap;
+use crate::startup::Application;
+
+#[derive(Debug, Parser)]
+#[command(name = "userjourneys", version, about = "The UserJourneys server")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Administrative tasks for automation.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the account and project if absent, and print a JSON object with the project id,
+    /// its public key and a new secret key. Safe to run again: each run adds a secret key.
+    Bootstrap {
+        #[arg(long)]
+        email: String,
+        /// The account's password (only used when the account is created).
+        #[arg(long, env = "UJ_BOOTSTRAP_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        project: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(&cli.config).await?;
+            tracing::info!(url = %app.public_url(), "UserJourneys is running; open the dashboard");
+            eprintln!("UserJourneys dashboard: {}/", app.public_url());
+            app.run_until_stopped().await
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Bootstrap {
+                    email,
+                    password,
+                    project,
+                },
+        } => {
+            let store = crate::startup::open_store(&cli.config).await?;
+            let output = bootstrap::run(store.as_ref(), &email, &password, &project).await?;
+            println!("{}", serde_json::to_string(&output)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Configuration from flags or environment variables (SPEC §5.4).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database: a SQLite file (`sqlite://path` or a plain path) or a `postgres://` URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://userjourneys.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "UJ_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+
+    /// The URL users and Mixpanel reach this server at (base of webhook and invite URLs).
+    /// Defaults to `http://` + the bind address. With `https://`, cookies are `Secure`.
+    #[arg(long, env = "UJ_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// File holding the application key (encrypts stored credentials, signs URLs).
+    /// Generated on first run when absent; by default beside the SQLite file.
+    #[arg(long, env = "UJ_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(
+        long,
+        env = "UJ_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Where the application key lives: `UJ_SECRET_KEY_FILE`, else `userjourneys.key` in the
+    /// directory of the SQLite file (or the working directory for PostgreSQL).
+    pub fn secret_key_path(&self) -> PathBuf {
+        if let Some(path) = &self.secret_key_file {
+            return path.clone();
+        }
+        let dir = match uj_storage::Backend::of(&self.database_url) {
+            uj_storage::Backend::Sqlite => {
+                let path = self
+                    .database_url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| self.database_url.strip_prefix("sqlite:"))
+                    .unwrap_or(&self.database_url);
+                let path = path.split('?').next().unwrap_or(path);
+                PathBuf::from(path)
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_default()
+            }
+            uj_storage::Backend::Postgres => PathBuf::new(),
+        };
+        dir.join("userjourneys.key")
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+
+    /// Whether browsers reach us over HTTPS, so cookies must be `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Probe {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        Probe::parse_from(std::iter::once("userjourneys").chain(args.iter().copied())).config
+    }
+
+    #[test]
+    fn the_key_file_sits_beside_the_sqlite_file() {
+        let config = parse(&["--database-url", "sqlite://data/uj.db"]);
+        assert_eq!(
+            config.secret_key_path(),
+            PathBuf::from("data/userjourneys.key")
+        );
+        let config = parse(&["--database-url", "uj.db"]);
+        assert_eq!(config.secret_key_path(), PathBuf::from("userjourneys.key"));
+        let config = parse(&[
+            "--database-url",
+            "postgres://db/uj",
+            "--secret-key-file",
+            "/etc/uj.key",
+        ]);
+        assert_eq!(config.secret_key_path(), PathBuf::from("/etc/uj.key"));
+    }
+
+    #[test]
+    fn cookies_are_secure_only_behind_https() {
+        assert!(!parse(&[]).secure_cookies());
+        assert_eq!(parse(&[]).public_url(), "http://127.0.0.1:8080");
+        let config = parse(&["--public-url", "https://uj.example.com/"]);
+        assert!(config.secure_cookies());
+        assert_eq!(config.public_url(), "https://uj.example.com");
+    }
+}

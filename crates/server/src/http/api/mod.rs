@@ -1,0 +1,17 @@
+//! The REST API under `/api/v1`, authenticated with a live secret key.
+
+mod api_keys;
+mod project;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+use super::extract::MAX_JSON_BODY;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(project::router())
+        .merge(api_keys::router())
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+}

@@ -1,0 +1,102 @@
+//! Who is calling the JSON APIs. The REST API takes only a live secret key
+//! (`uj_live_…`), the SDK API only a public key (`uj_pk_…`), each as
+//! `Authorization: Bearer`. The dashboard has its own session extractor.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use secrecy::SecretString;
+use uj_domain::keys::{classify, KeyKind};
+use uj_domain::projects::Project;
+
+use super::ApiError;
+use crate::services::api_keys;
+use crate::state::AppState;
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_api_key",
+            "Send your key as `Authorization: Bearer <key>`.",
+        )
+    })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid_authorization",
+                "The Authorization header must read `Bearer <key>`.",
+            )
+        })
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_api_key",
+        "This key is unknown or has been revoked.",
+    )
+}
+
+/// A REST request made with a live secret key; carries the key's project.
+pub struct SecretKeyAuth {
+    pub project: Project,
+}
+
+impl FromRequestParts<AppState> for SecretKeyAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        match classify(token) {
+            KeyKind::Secret => {}
+            KeyKind::Public => return Err(ApiError::unauthorized(
+                "wrong_key_type",
+                "This is a public SDK key (uj_pk_…); the REST API needs a secret key (uj_live_…).",
+            )),
+            KeyKind::Unknown => return Err(invalid_key()),
+        }
+        let token = SecretString::from(token.to_owned());
+        let key = api_keys::authenticate_secret_key(state.store.as_ref(), &token)
+            .await?
+            .ok_or_else(invalid_key)?;
+        let project = state
+            .store
+            .project(&key.project_id)
+            .await?
+            .ok_or_else(invalid_key)?;
+        Ok(Self { project })
+    }
+}
+
+/// An SDK request made with a project's public key.
+pub struct PublicKeyAuth {
+    pub project: Project,
+}
+
+impl FromRequestParts<AppState> for PublicKeyAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        match classify(token) {
+            KeyKind::Public => {}
+            KeyKind::Secret => {
+                return Err(ApiError::unauthorized(
+                    "wrong_key_type",
+                    "This is a secret key (uj_live_…); apps must use the public SDK key (uj_pk_…). Never ship a secret key in an app.",
+                ))
+            }
+            KeyKind::Unknown => return Err(invalid_key()),
+        }
+        let project = state
+            .store
+            .project_by_public_key(token)
+            .await?
+            .ok_or_else(invalid_key)?;
+        Ok(Self { project })
+    }
+}

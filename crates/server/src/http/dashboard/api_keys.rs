@@ -1,0 +1,176 @@
+//! Settings → API keys: the public SDK key (copy, rotate) and secret keys (create, shown
+//! once; list by name and prefix; revoke).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use uj_domain::projects::SecretKey;
+use uj_storage::PageRequest;
+
+use super::pages::{render_with, Nav, PageError};
+use super::projects::ProjectContext;
+use super::session::{CsrfToken, CurrentUser, VerifiedForm};
+use crate::services::{api_keys, ServiceError};
+use crate::state::AppState;
+
+/// The page lists this many keys; a project with more manages them over REST.
+const LISTED_KEYS: u32 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/p/{project_id}/api-keys", get(show).post(create))
+        .route("/p/{project_id}/api-keys/{key_id}/revoke", post(revoke))
+        .route("/p/{project_id}/public-key/rotate", post(rotate_public_key))
+}
+
+struct KeyRow {
+    id: String,
+    name: String,
+    prefix: String,
+    created_at: String,
+    last_used_at: String,
+    revoked: bool,
+}
+
+fn when(time: Option<DateTime<Utc>>) -> String {
+    time.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "never".into())
+}
+
+impl From<SecretKey> for KeyRow {
+    fn from(key: SecretKey) -> Self {
+        Self {
+            id: key.id.to_string(),
+            name: key.name,
+            prefix: key.prefix,
+            created_at: when(Some(key.created_at)),
+            last_used_at: when(key.last_used_at),
+            revoked: key.revoked_at.is_some(),
+        }
+    }
+}
+
+struct CreatedKey {
+    name: String,
+    secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "api_keys.html")]
+struct ApiKeysPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    csrf_token: String,
+    project_id: String,
+    public_key: String,
+    keys: Vec<KeyRow>,
+    created: Option<CreatedKey>,
+    error: Option<String>,
+}
+
+async fn page(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    created: Option<CreatedKey>,
+    error: Option<String>,
+) -> Result<ApiKeysPage, PageError> {
+    let project = &context.current.project;
+    let listed = PageRequest {
+        limit: LISTED_KEYS,
+        starting_after: None,
+    };
+    let keys = state.store.secret_keys(&project.id, &listed).await?;
+    Ok(ApiKeysPage {
+        title: "API keys",
+        nav: context.nav(),
+        csrf_token,
+        project_id: context.project_id(),
+        public_key: project.public_key.clone(),
+        keys: keys.items.into_iter().map(Into::into).collect(),
+        created,
+        error,
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let page = page(&state, &context, csrf.0, None, None).await?;
+    Ok(render_with(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+struct CreateKeyForm {
+    name: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+    VerifiedForm(form): VerifiedForm<CreateKeyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let project = &context.current.project.id;
+    let (status, created, error) =
+        match api_keys::create_secret_key(state.store.as_ref(), project, &form.name).await {
+            Ok(created) => {
+                let shown = CreatedKey {
+                    name: created.key.name,
+                    secret: created.secret.expose_secret().to_owned(),
+                };
+                (StatusCode::CREATED, Some(shown), None)
+            }
+            Err(ServiceError::Invalid(invalid)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some(invalid.to_string()),
+            ),
+            Err(other) => return Err(other.into()),
+        };
+    let page = page(&state, &context, csrf.0, created, error).await?;
+    // Never cache the one response that carries the secret.
+    let mut response = render_with(status, &page);
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct EmptyForm {}
+
+async fn revoke(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project_id, key_id)): Path<(String, String)>,
+    VerifiedForm(_): VerifiedForm<EmptyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    api_keys::revoke_secret_key(state.store.as_ref(), &context.current.project.id, &key_id).await?;
+    Ok(Redirect::to(&format!("/p/{project_id}/api-keys")).into_response())
+}
+
+async fn rotate_public_key(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(project_id): Path<String>,
+    VerifiedForm(_): VerifiedForm<EmptyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    api_keys::rotate_public_key(state.store.as_ref(), &context.current.project.id).await?;
+    Ok(Redirect::to(&format!("/p/{project_id}/api-keys")).into_response())
+}

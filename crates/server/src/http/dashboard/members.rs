@@ -1,0 +1,149 @@
+//! A project's members, and inviting someone (owner only).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use uj_domain::accounts::Role;
+
+use super::pages::{render_with, Nav, PageError};
+use super::projects::ProjectContext;
+use super::session::{CsrfToken, CurrentUser, VerifiedForm};
+use crate::services::accounts::{self, InviteOutcome};
+use crate::services::ServiceError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/p/{project_id}/members", get(show).post(invite))
+}
+
+struct MemberRow {
+    email: String,
+    role: &'static str,
+    joined_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "members.html")]
+struct MembersPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    csrf_token: String,
+    project_id: String,
+    members: Vec<MemberRow>,
+    is_owner: bool,
+    notice: Option<String>,
+    invite_link: Option<String>,
+    error: Option<String>,
+}
+
+fn date(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%d").to_string()
+}
+
+async fn page(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+) -> Result<MembersPage, PageError> {
+    let members = state.store.members(&context.current.project.id).await?;
+    Ok(MembersPage {
+        title: "Members",
+        nav: context.nav(),
+        csrf_token,
+        project_id: context.project_id(),
+        members: members
+            .into_iter()
+            .map(|m| MemberRow {
+                email: m.email,
+                role: m.role.as_str(),
+                joined_at: date(m.joined_at),
+            })
+            .collect(),
+        is_owner: context.current.role == Role::Owner,
+        notice: None,
+        invite_link: None,
+        error: None,
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    Ok(render_with(
+        StatusCode::OK,
+        &page(&state, &context, csrf.0).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct InviteForm {
+    email: String,
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+    VerifiedForm(form): VerifiedForm<InviteForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let outcome = accounts::invite(
+        state.store.as_ref(),
+        &state.public_url,
+        &context.current.project.id,
+        &user.account.id,
+        &form.email,
+    )
+    .await;
+    let (status, notice, link, error) = match outcome {
+        Ok(InviteOutcome::Added { email }) => (
+            StatusCode::OK,
+            Some(format!(
+                "{email} already had an account and is now a member."
+            )),
+            None,
+            None,
+        ),
+        Ok(InviteOutcome::AlreadyMember { email }) => (
+            StatusCode::OK,
+            Some(format!("{email} is already a member.")),
+            None,
+            None,
+        ),
+        Ok(InviteOutcome::Invited { email, link }) => (
+            StatusCode::CREATED,
+            Some(format!("{email} is invited.")),
+            Some(link.expose_secret().to_owned()),
+            None,
+        ),
+        Err(ServiceError::Invalid(invalid)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            None,
+            Some(invalid.to_string()),
+        ),
+        Err(ServiceError::Conflict { message, .. }) => return Err(PageError::Forbidden(message)),
+        Err(other) => return Err(other.into()),
+    };
+    let mut page = page(&state, &context, csrf.0).await?;
+    page.notice = notice;
+    page.invite_link = link;
+    page.error = error;
+    let mut response = render_with(status, &page);
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}

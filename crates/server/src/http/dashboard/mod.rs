@@ -1,0 +1,40 @@
+//! The dashboard: server-rendered pages that work without JavaScript, signed-in with a
+//! session cookie, every form CSRF-protected.
+
+mod api_keys;
+mod assets;
+mod invitations;
+mod login;
+mod members;
+mod pages;
+mod projects;
+mod session;
+mod setup;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
+use axum::Router;
+
+use crate::state::AppState;
+
+/// Forms are small; anything bigger is refused with 413.
+const MAX_FORM_BODY: usize = 16 * 1024;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let pages = Router::new()
+        .merge(setup::router())
+        .merge(login::router())
+        .merge(projects::router())
+        .merge(api_keys::router())
+        .merge(members::router())
+        .merge(invitations::router())
+        .layer(from_fn_with_state(state, session::csrf_binding))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BODY));
+    Router::new().merge(pages).merge(assets::router())
+}
+
+/// The page for an unknown dashboard path.
+pub fn not_found_page() -> impl IntoResponse {
+    pages::PageError::NotFound
+}

@@ -1,0 +1,149 @@
+//! Rendering pages, the navigation every signed-in page shares, and error pages.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use uj_domain::projects::Membership;
+use uj_storage::StoreError;
+
+use crate::services::ServiceError;
+
+/// Renders a template as an HTML response.
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => PageError::Internal(error.into()).into_response(),
+    }
+}
+
+/// Renders a template with a status other than 200.
+pub fn render_with(status: StatusCode, template: &impl Template) -> Response {
+    let mut response = render(template);
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = status;
+    }
+    response
+}
+
+pub struct NavProject {
+    pub id: String,
+    pub name: String,
+}
+
+/// The header of signed-in pages: who is signed in, the project switcher, and where the
+/// current project's pages are.
+pub struct Nav {
+    pub email: String,
+    pub projects: Vec<NavProject>,
+    pub current: Option<NavProject>,
+}
+
+impl Nav {
+    pub fn new(email: &str, memberships: &[Membership], current: Option<&Membership>) -> Self {
+        let entry = |m: &Membership| NavProject {
+            id: m.project.id.to_string(),
+            name: m.project.name.clone(),
+        };
+        Self {
+            email: email.to_owned(),
+            projects: memberships.iter().map(entry).collect(),
+            current: current.map(entry),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    nav: Option<Nav>,
+    csrf_token: String,
+    message: &'a str,
+}
+
+/// Why a page could not be shown; each renders as a page that says what to do.
+#[derive(Debug)]
+pub enum PageError {
+    NotFound,
+    Forbidden(String),
+    BadRequest(String),
+    CsrfFailed,
+    TooLarge,
+    TooManyAttempts { minutes: u64 },
+    Unavailable,
+    Internal(anyhow::Error),
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => PageError::Unavailable,
+            other => PageError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<ServiceError> for PageError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Store(store) => store.into(),
+            ServiceError::NotFound(_) => PageError::NotFound,
+            ServiceError::Invalid(invalid) => PageError::BadRequest(invalid.to_string()),
+            ServiceError::Conflict { message, .. } => PageError::Forbidden(message),
+            ServiceError::Internal(source) => PageError::Internal(source),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self {
+            PageError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "There is nothing here. Check the address, or go back to the dashboard.".to_owned(),
+            ),
+            PageError::Forbidden(message) => (StatusCode::FORBIDDEN, "Not allowed", message.clone()),
+            PageError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Bad request", message.clone()),
+            PageError::CsrfFailed => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form expired or was sent from another site. Go back, reload the page and try again.".to_owned(),
+            ),
+            PageError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "What you sent is too large.".to_owned(),
+            ),
+            PageError::TooManyAttempts { minutes } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                format!("Too many failed sign-ins. Try again in {minutes} minutes."),
+            ),
+            PageError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The database is unavailable right now. Try again in a moment.".to_owned(),
+            ),
+            PageError::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "page failed");
+                let id = crate::http::middleware::current_request_id().unwrap_or_default();
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    format!("Something went wrong on our side. If it keeps happening, report request id {id}."),
+                )
+            }
+        };
+        let page = ErrorPage {
+            title,
+            nav: None,
+            csrf_token: String::new(),
+            message: &message,
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, message).into_response(),
+        }
+    }
+}

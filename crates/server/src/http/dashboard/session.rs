@@ -1,0 +1,161 @@
+//! Dashboard sessions and CSRF protection.
+//!
+//! A session is a random token in an HttpOnly, SameSite=Lax cookie (Secure behind HTTPS);
+//! only its hash is stored. Every form carries a CSRF token: an HMAC, under the application
+//! key, of the session token, or before sign-in of a random `uj_csrf` cookie. A form from
+//! another site cannot know it, and a token minted for one browser fails in another.
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use uj_domain::accounts::Account;
+use uj_domain::keys::NewToken;
+
+use super::pages::PageError;
+use crate::services::accounts::{self, SESSION_TTL};
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "uj_session";
+const CSRF_COOKIE: &str = "uj_csrf";
+const CSRF_PURPOSE: &str = "csrf";
+
+/// What this request's CSRF token is bound to (set by [`csrf_binding`]).
+#[derive(Clone)]
+struct CsrfBinding(String);
+
+fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies)
+        .build()
+}
+
+/// The session cookie for a new session.
+pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    let mut cookie = cookie(state, SESSION_COOKIE, token);
+    cookie.set_max_age(cookie::time::Duration::seconds(SESSION_TTL.num_seconds()));
+    cookie
+}
+
+/// A cookie that removes the session cookie.
+pub fn expired_session_cookie(state: &AppState) -> Cookie<'static> {
+    let mut cookie = cookie(state, SESSION_COOKIE, String::new());
+    cookie.make_removal();
+    cookie
+}
+
+/// Middleware for dashboard routes: works out the CSRF binding and, for a browser with
+/// neither a session nor a `uj_csrf` cookie yet, issues one.
+pub async fn csrf_binding(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let existing = jar
+        .get(SESSION_COOKIE)
+        .or_else(|| jar.get(CSRF_COOKIE))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty());
+    let (binding, issued) = match existing {
+        Some(binding) => (binding, None),
+        None => {
+            let value = NewToken::generate("").token.expose_secret().to_owned();
+            (value.clone(), Some(cookie(&state, CSRF_COOKIE, value)))
+        }
+    };
+    request.extensions_mut().insert(CsrfBinding(binding));
+    let response = next.run(request).await;
+    match issued {
+        Some(cookie) => (jar.add(cookie), response).into_response(),
+        None => response,
+    }
+}
+
+/// The CSRF token to embed in this request's forms.
+pub struct CsrfToken(pub String);
+
+impl FromRequestParts<AppState> for CsrfToken {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let binding = parts
+            .extensions
+            .get::<CsrfBinding>()
+            .ok_or_else(|| PageError::Internal(anyhow::anyhow!("csrf middleware missing")))?;
+        Ok(CsrfToken(
+            state.key.sign(CSRF_PURPOSE, binding.0.as_bytes()),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfField {
+    csrf_token: Option<String>,
+}
+
+/// A form body whose CSRF token checked out.
+pub struct VerifiedForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for VerifiedForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, PageError> {
+        let binding = request
+            .extensions()
+            .get::<CsrfBinding>()
+            .cloned()
+            .ok_or_else(|| PageError::Internal(anyhow::anyhow!("csrf middleware missing")))?;
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => PageError::TooLarge,
+                _ => PageError::BadRequest("The form could not be read.".into()),
+            })?;
+        let field: CsrfField = serde_urlencoded::from_bytes(&body)
+            .map_err(|_| PageError::BadRequest("The form could not be read.".into()))?;
+        let valid = field
+            .csrf_token
+            .is_some_and(|token| state.key.verify(CSRF_PURPOSE, binding.0.as_bytes(), &token));
+        if !valid {
+            return Err(PageError::CsrfFailed);
+        }
+        serde_urlencoded::from_bytes(&body)
+            .map(VerifiedForm)
+            .map_err(|error| PageError::BadRequest(format!("The form is incomplete: {error}.")))
+    }
+}
+
+/// The signed-in account. Without a valid session the request is sent to sign in (or to
+/// first-run setup when there is no account yet).
+pub struct CurrentUser {
+    pub account: Account,
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) {
+            match accounts::session_account(state.store.as_ref(), &token).await {
+                Ok(Some(account)) => return Ok(CurrentUser { account }),
+                Ok(None) => {}
+                Err(error) => return Err(PageError::from(error).into_response()),
+            }
+        }
+        match state.store.is_set_up().await {
+            Ok(false) => Err(Redirect::to("/setup").into_response()),
+            Ok(true) => Err(Redirect::to("/login").into_response()),
+            Err(error) => Err(PageError::from(error).into_response()),
+        }
+    }
+}

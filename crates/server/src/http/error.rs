@@ -1,0 +1,135 @@
+//! The one error type of the JSON APIs: `{"error": {"code", "message"}}` with a stable
+//! snake_case code and an HTTP status that matches it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use uj_storage::StoreError;
+
+use crate::http::middleware::current_request_id;
+use crate::services::ServiceError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// The request field at fault, when there is one.
+    pub field: Option<String>,
+    /// Logged for server errors, never shown.
+    source: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            source: None,
+        }
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 for an unknown id, or one belonging to another project: both look the same.
+    pub fn not_found(what: &str, message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::NOT_FOUND, "not_found", message);
+        error.field = Some(what.to_owned());
+        error
+    }
+
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        Self {
+            source: Some(source.into()),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Something went wrong on our side.",
+            )
+        }
+    }
+
+    pub fn unavailable(source: impl Into<anyhow::Error>) -> Self {
+        Self {
+            source: Some(source.into()),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "The database is unavailable right now; retry shortly.",
+            )
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => ApiError::unavailable(error),
+            StoreError::Conflict(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("That {what} already exists."),
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(invalid) => {
+                let mut api = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    format!("{}: {}", invalid.field, invalid.message),
+                );
+                api.field = Some(invalid.field.to_owned());
+                api
+            }
+            ServiceError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            ServiceError::NotFound(what) => {
+                ApiError::not_found(what, format!("No such {}.", what.replace('_', " ")))
+            }
+            ServiceError::Store(store) => store.into(),
+            ServiceError::Internal(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = current_request_id();
+        let mut message = self.message;
+        if self.status.is_server_error() {
+            // Logged once here, with the cause chain; the client gets the id to quote.
+            match &self.source {
+                Some(source) => tracing::error!(
+                    code = self.code,
+                    error = format!("{source:#}"),
+                    "request failed"
+                ),
+                None => tracing::error!(code = self.code, "request failed"),
+            }
+            if let Some(id) = &request_id {
+                message = format!("{message} (request id {id})");
+            }
+        }
+        let mut error = json!({ "code": self.code, "message": message });
+        if let Some(field) = self.field {
+            error["field"] = json!(field);
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
+    }
+}

@@ -1,0 +1,38 @@
+//! The HTTP layer, read as a table of contents: health checks, the REST API for
+//! customers' backends, the SDK API for their apps, and the dashboard for people.
+
+mod api;
+mod auth;
+mod dashboard;
+mod error;
+mod extract;
+mod health;
+mod middleware;
+mod sdk;
+
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::state::AppState;
+pub(crate) use error::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(health::router())
+        .nest("/api/v1", api::router())
+        .nest("/sdk/v1", sdk::router())
+        .merge(dashboard::router(state.clone()))
+        .fallback(not_found);
+    middleware::wrap(routes).with_state(state)
+}
+
+/// Unknown paths: JSON under the APIs, a page everywhere else.
+async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") || path.starts_with("/sdk/") || path.starts_with("/webhooks/") {
+        ApiError::not_found("route", "No such endpoint; see the API reference.").into_response()
+    } else {
+        dashboard::not_found_page().into_response()
+    }
+}

@@ -1,0 +1,55 @@
+//! `GET /sdk/v1/config?reference_id=…`: what the app should listen for and show.
+//!
+//! Until studies and launch rules exist (a later milestone), a project has no triggers,
+//! invites or direct links, so the answer is the empty configuration in its final shape.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::http::auth::PublicKeyAuth;
+use crate::http::extract::ApiQuery;
+use crate::http::ApiError;
+use crate::state::AppState;
+
+/// How long an app may cache the configuration before asking again.
+const TTL_SECONDS: u32 = 300;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/config", get(show))
+}
+
+#[derive(Deserialize)]
+pub struct ConfigParams {
+    reference_id: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ConfigResponse {
+    ttl_seconds: u32,
+    triggers: Vec<serde_json::Value>,
+    pending_invite: Option<serde_json::Value>,
+    direct_links: Vec<serde_json::Value>,
+}
+
+async fn show(
+    auth: PublicKeyAuth,
+    ApiQuery(params): ApiQuery<ConfigParams>,
+) -> Result<Json<ConfigResponse>, ApiError> {
+    let reference_id = params.reference_id.unwrap_or_default();
+    if reference_id.trim().is_empty() || reference_id.len() > 256 {
+        let mut error = ApiError::bad_request(
+            "invalid_request",
+            "reference_id is required: the app user's id, at most 256 characters.",
+        );
+        error.field = Some("reference_id".into());
+        return Err(error);
+    }
+    tracing::debug!(project_id = %auth.project.id, "SDK configuration served");
+    Ok(Json(ConfigResponse {
+        ttl_seconds: TTL_SECONDS,
+        triggers: Vec::new(),
+        pending_invite: None,
+        direct_links: Vec::new(),
+    }))
+}

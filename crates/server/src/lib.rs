@@ -1,0 +1,13 @@
+//! The UserJourneys server: configuration, startup, the HTTP layer (REST API, SDK API and
+//! dashboard) and the application services they share.
+
+#![forbid(unsafe_code)]
+
+pub mod app_key;
+pub mod cli;
+pub mod config;
+mod http;
+pub mod services;
+pub mod startup;
+mod state;
+pub mod telemetry;

@@ -1,0 +1,191 @@
+//! First-run setup, sign-in, sessions, projects and invitations.
+
+use chrono::{Duration, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use uj_domain::accounts::{Account, Email, Role};
+use uj_domain::ids::{AccountId, ProjectId};
+use uj_domain::keys::{generate_public_key, token_hash, NewToken};
+use uj_domain::password::{self, Password};
+use uj_domain::projects::{Project, ProjectName};
+use uj_storage::{NewAccount, NewInvitation, Store, StoreError};
+
+use super::{blocking, ServiceError};
+
+/// How long a dashboard session lasts.
+pub const SESSION_TTL: Duration = Duration::days(14);
+/// How long an invitation link stays valid.
+pub const INVITATION_TTL: Duration = Duration::days(7);
+
+/// Creates the owner account and the first project. Fails with `already_set_up` once done.
+pub async fn set_up(
+    store: &dyn Store,
+    email: &str,
+    password: &str,
+    project_name: &str,
+) -> Result<(Account, Project), ServiceError> {
+    let email = Email::parse(email)?;
+    let project_name = ProjectName::parse(project_name)?;
+    let password = Password::parse(password)?;
+    let password_hash = blocking(move || password.hash()).await?;
+    let owner = NewAccount {
+        email: email.as_str().to_owned(),
+        password_hash,
+    };
+    store
+        .set_up(owner, project_name.as_str(), &generate_public_key())
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict(_) => ServiceError::Conflict {
+                code: "already_set_up",
+                message: "This server is already set up; sign in instead.".into(),
+            },
+            other => other.into(),
+        })
+}
+
+/// The account with this email and password, or `None`. Takes the same time whether or
+/// not the email exists.
+pub async fn authenticate(
+    store: &dyn Store,
+    email: &str,
+    password: &str,
+) -> Result<Option<Account>, ServiceError> {
+    let account = match Email::parse(email) {
+        Ok(email) => store.account_by_email(email.as_str()).await?,
+        Err(_) => None,
+    };
+    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    let candidate = SecretString::from(password.to_owned());
+    let valid =
+        blocking(move || password::verify(stored.as_deref(), candidate.expose_secret())).await?;
+    Ok(account.filter(|_| valid))
+}
+
+/// Starts a session; returns the token for the cookie (only its hash is stored).
+pub async fn start_session(
+    store: &dyn Store,
+    account: &AccountId,
+) -> Result<SecretString, ServiceError> {
+    let session = NewToken::generate("");
+    store
+        .create_session(&session.hash, account, Utc::now() + SESSION_TTL)
+        .await?;
+    Ok(session.token)
+}
+
+pub async fn session_account(
+    store: &dyn Store,
+    token: &str,
+) -> Result<Option<Account>, ServiceError> {
+    Ok(store
+        .session_account(&token_hash(token), Utc::now())
+        .await?)
+}
+
+pub async fn end_session(store: &dyn Store, token: &str) -> Result<(), ServiceError> {
+    Ok(store.delete_session(&token_hash(token)).await?)
+}
+
+pub async fn create_project(
+    store: &dyn Store,
+    owner: &AccountId,
+    name: &str,
+) -> Result<Project, ServiceError> {
+    let name = ProjectName::parse(name)?;
+    Ok(store
+        .create_project(owner, name.as_str(), &generate_public_key())
+        .await?)
+}
+
+/// What inviting an email address did.
+pub enum InviteOutcome {
+    /// The address already had an account, which is now a member.
+    Added { email: String },
+    /// The address already was a member.
+    AlreadyMember { email: String },
+    /// A new person: this link (shown once) lets them choose a password and join.
+    Invited { email: String, link: SecretString },
+}
+
+/// Invites `email` to `project`. Only the project's owner may invite.
+pub async fn invite(
+    store: &dyn Store,
+    public_url: &str,
+    project: &ProjectId,
+    inviter: &AccountId,
+    email: &str,
+) -> Result<InviteOutcome, ServiceError> {
+    if store.role(inviter, project).await? != Some(Role::Owner) {
+        return Err(ServiceError::Conflict {
+            code: "owner_only",
+            message: "Only the project's owner can invite people.".into(),
+        });
+    }
+    let email = Email::parse(email)?;
+    if let Some(existing) = store.account_by_email(email.as_str()).await? {
+        let added = store
+            .add_member(project, &existing.id, Role::Member)
+            .await?;
+        let email = existing.email;
+        return Ok(if added {
+            InviteOutcome::Added { email }
+        } else {
+            InviteOutcome::AlreadyMember { email }
+        });
+    }
+    let token = NewToken::generate("");
+    store
+        .create_invitation(NewInvitation {
+            project_id: project.clone(),
+            email: email.as_str().to_owned(),
+            token_hash: token.hash,
+            invited_by: inviter.clone(),
+            expires_at: Utc::now() + INVITATION_TTL,
+        })
+        .await?;
+    let link = format!("{public_url}/invitations/{}", token.token.expose_secret());
+    Ok(InviteOutcome::Invited {
+        email: email.as_str().to_owned(),
+        link: SecretString::from(link),
+    })
+}
+
+/// The open invitation behind a link, with its project's name.
+pub async fn open_invitation(
+    store: &dyn Store,
+    token: &str,
+) -> Result<Option<(uj_domain::projects::Invitation, Project)>, ServiceError> {
+    let Some(invitation) = store
+        .open_invitation(&token_hash(token), Utc::now())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let project = store
+        .project(&invitation.project_id)
+        .await?
+        .ok_or(ServiceError::NotFound("project"))?;
+    Ok(Some((invitation, project)))
+}
+
+/// Accepts an invitation: creates the account with the chosen password and joins it.
+pub async fn accept_invitation(
+    store: &dyn Store,
+    token: &str,
+    password: &str,
+) -> Result<Account, ServiceError> {
+    let password = Password::parse(password)?;
+    let password_hash = blocking(move || password.hash()).await?;
+    match store
+        .accept_invitation(&token_hash(token), &password_hash, Utc::now())
+        .await
+    {
+        Ok(Some(account)) => Ok(account),
+        Ok(None) => Err(ServiceError::NotFound("invitation")),
+        Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict {
+            code: "account_exists",
+            message: "An account with this email exists already; sign in instead.".into(),
+        }),
+        Err(other) => Err(other.into()),
+    }
+}

@@ -1,0 +1,79 @@
+//! The project's public SDK key and its named secret REST keys.
+
+use chrono::{Duration, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use uj_domain::ids::{ProjectId, SecretKeyId};
+use uj_domain::keys::{generate_public_key, token_hash, NewSecretKey};
+use uj_domain::projects::{KeyName, Project, SecretKey};
+use uj_storage::Store;
+
+use super::ServiceError;
+
+/// `last_used_at` is refreshed at most this often, so reads stay reads.
+const TOUCH_INTERVAL: Duration = Duration::seconds(60);
+
+/// A new secret key and its value, which exists nowhere else once this is dropped.
+pub struct CreatedSecretKey {
+    pub key: SecretKey,
+    pub secret: SecretString,
+}
+
+pub async fn create_secret_key(
+    store: &dyn Store,
+    project: &ProjectId,
+    name: &str,
+) -> Result<CreatedSecretKey, ServiceError> {
+    let name = KeyName::parse(name)?;
+    let minted = NewSecretKey::generate();
+    let key = store
+        .create_secret_key(project, name.as_str(), &minted.shown_prefix, &minted.hash)
+        .await?;
+    Ok(CreatedSecretKey {
+        key,
+        secret: minted.token,
+    })
+}
+
+pub async fn revoke_secret_key(
+    store: &dyn Store,
+    project: &ProjectId,
+    id: &str,
+) -> Result<SecretKey, ServiceError> {
+    store
+        .revoke_secret_key(project, &SecretKeyId::from_string(id))
+        .await?
+        .ok_or(ServiceError::NotFound("api_key"))
+}
+
+/// Replaces the public SDK key; apps holding the old one stop working at once.
+pub async fn rotate_public_key(
+    store: &dyn Store,
+    project: &ProjectId,
+) -> Result<Project, ServiceError> {
+    store
+        .set_public_key(project, &generate_public_key())
+        .await?
+        .ok_or(ServiceError::NotFound("project"))
+}
+
+/// The live secret key a bearer token stands for, if any.
+pub async fn authenticate_secret_key(
+    store: &dyn Store,
+    token: &SecretString,
+) -> Result<Option<SecretKey>, ServiceError> {
+    let Some(key) = store
+        .active_secret_key(&token_hash(token.expose_secret()))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let stale = key
+        .last_used_at
+        .is_none_or(|used| Utc::now() - used > TOUCH_INTERVAL);
+    if stale {
+        if let Err(error) = store.touch_secret_key(&key.id).await {
+            tracing::warn!(error = %error, key_id = %key.id, "could not record key use");
+        }
+    }
+    Ok(Some(key))
+}

@@ -1,0 +1,66 @@
+//! `userjourneys admin bootstrap`: headless setup for automation and tests.
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use uj_domain::accounts::Email;
+use uj_domain::password::Password;
+use uj_domain::projects::ProjectName;
+use uj_storage::{NewAccount, Store};
+
+use super::{accounts, api_keys, blocking, ServiceError};
+
+#[derive(Debug, Serialize)]
+pub struct BootstrapOutput {
+    pub project_id: String,
+    pub public_key: String,
+    pub secret_key: String,
+}
+
+/// Ensures the account and the project exist (creating them, and completing first-run
+/// setup, when absent) and mints a new secret key named "bootstrap".
+///
+/// Whoever can run this can read the database anyway, so an existing account's password
+/// is not checked; it is only used when the account is created.
+pub async fn run(
+    store: &dyn Store,
+    email: &str,
+    password: &str,
+    project_name: &str,
+) -> Result<BootstrapOutput, ServiceError> {
+    let email = Email::parse(email)?;
+    let project_name = ProjectName::parse(project_name)?;
+    let account = match store.account_by_email(email.as_str()).await? {
+        Some(account) => account,
+        None if !store.is_set_up().await? => {
+            let (account, _) =
+                accounts::set_up(store, email.as_str(), password, project_name.as_str()).await?;
+            account
+        }
+        None => {
+            let password = Password::parse(password)?;
+            let password_hash = blocking(move || password.hash()).await?;
+            store
+                .create_account(NewAccount {
+                    email: email.as_str().to_owned(),
+                    password_hash,
+                })
+                .await?
+        }
+    };
+    let existing = store
+        .memberships(&account.id)
+        .await?
+        .into_iter()
+        .map(|m| m.project)
+        .find(|p| p.name == project_name.as_str());
+    let project = match existing {
+        Some(project) => project,
+        None => accounts::create_project(store, &account.id, project_name.as_str()).await?,
+    };
+    let created = api_keys::create_secret_key(store, &project.id, "bootstrap").await?;
+    Ok(BootstrapOutput {
+        project_id: project.id.into_string(),
+        public_key: project.public_key,
+        secret_key: created.secret.expose_secret().to_owned(),
+    })
+}

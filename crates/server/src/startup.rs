@@ -1,0 +1,104 @@
+//! Building and running the application: `Application::build` binds the listener, opens
+//! and migrates the database and loads the key; `run_until_stopped` serves until SIGINT or
+//! SIGTERM and runs background jobs beside it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use uj_storage::Store;
+
+use crate::app_key::AppKey;
+use crate::config::Config;
+use crate::services::login_throttle::LoginThrottle;
+use crate::state::AppState;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let key = AppKey::load_or_create(&config.secret_key_path())?;
+        let store = open_store(config).await?;
+        let listener = TcpListener::bind(&config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let public_url = match &config.public_url {
+            Some(_) => config.public_url(),
+            // Port 0 in tests: report the port actually bound.
+            None => format!("http://{}", listener.local_addr()?),
+        };
+        let state = AppState {
+            store,
+            key,
+            public_url,
+            secure_cookies: config.secure_cookies(),
+            login_throttle: Arc::new(LoginThrottle::default()),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.state.public_url
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let jobs = tokio::spawn(background_jobs(self.state.store.clone()));
+        let router = crate::http::router(self.state);
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+        jobs.abort();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Opens the configured database and migrates it; the same for `serve` and `admin`.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    uj_storage::connect(&config.database_url)
+        .await
+        .context("cannot open the database (DATABASE_URL)")
+}
+
+/// Housekeeping that runs beside the server.
+async fn background_jobs(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match store.delete_expired_sessions(chrono::Utc::now()).await {
+            Ok(removed) => tracing::debug!(removed, "expired sessions removed"),
+            Err(error) => tracing::warn!(error = %error, "could not remove expired sessions"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,16 @@
+use std::sync::Arc;
+
+use uj_storage::Store;
+
+use crate::app_key::AppKey;
+use crate::services::login_throttle::LoginThrottle;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub key: AppKey,
+    pub public_url: String,
+    pub secure_cookies: bool,
+    pub login_throttle: Arc<LoginThrottle>,
+}
