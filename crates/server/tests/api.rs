@@ -1,0 +1,483 @@
+//! The REST and SDK APIs over HTTP: key kinds, key lifecycle, tenant isolation and every
+//! kind of bad input.
+
+mod helpers;
+
+use helpers::TestApp;
+use serde_json::{json, Value};
+
+async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON error body");
+    (status, body["error"].clone())
+}
+
+#[tokio::test]
+async fn project_endpoint_returns_the_projects_of_the_secret_key() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+
+    let response = app.get("/api/v1/project", &keys.secret_key).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let project: Value = response.json().await.unwrap();
+    assert_eq!(project["id"], keys.project_id);
+    assert_eq!(project["name"], "Shop");
+    assert_eq!(project["object"], "project");
+    let created = project["created_at"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+        "{created}"
+    );
+}
+
+#[tokio::test]
+async fn rest_requests_without_a_valid_secret_key_are_401_with_a_precise_code() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let url = app.url("/api/v1/project");
+
+    let missing = app.client.get(&url).send().await.unwrap();
+    assert_eq!(error_of(missing).await.1["code"], "missing_api_key");
+
+    let not_bearer = app
+        .client
+        .get(&url)
+        .header("authorization", format!("Basic {}", keys.secret_key))
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(not_bearer).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("invalid_authorization"))
+    );
+
+    let forged = format!("{}x", keys.secret_key);
+    let (status, error) = error_of(app.get("/api/v1/project", &forged).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+
+    let (status, error) = error_of(app.get("/api/v1/project", "sk_live_foreign").await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+}
+
+#[tokio::test]
+async fn a_public_key_on_the_rest_api_is_the_wrong_key_type() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let (status, error) = error_of(app.get("/api/v1/project", &keys.public_key).await).await;
+    assert_eq!(status, 401);
+    assert_eq!(error["code"], "wrong_key_type");
+    assert!(error["message"].as_str().unwrap().contains("uj_live_"));
+}
+
+#[tokio::test]
+async fn a_secret_key_on_the_sdk_api_is_the_wrong_key_type() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let (status, error) = error_of(
+        app.get("/sdk/v1/config?reference_id=u1", &keys.secret_key)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(error["code"], "wrong_key_type");
+
+    let response = app
+        .get("/sdk/v1/config?reference_id=u1", &keys.public_key)
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let config: Value = response.json().await.unwrap();
+    assert_eq!(config["pending_invite"], Value::Null);
+    assert!(config["ttl_seconds"].as_u64().unwrap() > 0);
+
+    let (status, error) = error_of(app.get("/sdk/v1/config", &keys.public_key).await).await;
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (400, Some("reference_id"))
+    );
+    let (status, _) = error_of(
+        app.get("/sdk/v1/config?reference_id=u1", "uj_pk_unknown")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_secret_key_is_shown_once_listed_by_prefix_and_stops_working_when_revoked() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+
+    let response = app
+        .post_json(
+            "/api/v1/api-keys",
+            &keys.secret_key,
+            json!({"name": "Backend"}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 201);
+    let created: Value = response.json().await.unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("uj_live_"));
+    assert!(secret.starts_with(created["prefix"].as_str().unwrap()));
+    assert_eq!(
+        app.get("/api/v1/project", &secret).await.status().as_u16(),
+        200
+    );
+
+    let listed: Value = app
+        .get("/api/v1/api-keys", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["object"], "list");
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bootstrap", "Backend"]);
+    assert!(
+        !listed.to_string().contains(&secret),
+        "a listing never contains a secret"
+    );
+    assert!(listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k.get("secret").is_none()));
+
+    let id = created["id"].as_str().unwrap();
+    let revoked = app
+        .delete(&format!("/api/v1/api-keys/{id}"), &keys.secret_key)
+        .await;
+    assert_eq!(revoked.status().as_u16(), 200);
+    let revoked: Value = revoked.json().await.unwrap();
+    assert!(revoked["revoked_at"].is_string());
+    let (status, error) = error_of(app.get("/api/v1/project", &secret).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+    // The other key is untouched.
+    assert_eq!(
+        app.get("/api/v1/project", &keys.secret_key)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn key_listing_pages_with_limit_and_starting_after() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    for name in ["a", "b", "c"] {
+        app.post_json("/api/v1/api-keys", &keys.secret_key, json!({"name": name}))
+            .await;
+    }
+    let first: Value = app
+        .get("/api/v1/api-keys?limit=2", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    assert_eq!(first["has_more"], true);
+    let last_id = first["data"][1]["id"].as_str().unwrap();
+    let rest: Value = app
+        .get(
+            &format!("/api/v1/api-keys?limit=2&starting_after={last_id}"),
+            &keys.secret_key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = rest["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b", "c"]);
+    assert_eq!(rest["has_more"], false);
+
+    let (status, error) =
+        error_of(app.get("/api/v1/api-keys?limit=0", &keys.secret_key).await).await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("limit")));
+    let (status, error) = error_of(
+        app.get("/api/v1/api-keys?limit=lots", &keys.secret_key)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn one_projects_key_cannot_touch_another_projects_keys() {
+    let app = TestApp::spawn().await;
+    let shop = app.bootstrap("ada@example.com", "Shop");
+    let blog = app.bootstrap("bob@example.com", "Blog");
+    let shop_keys: Value = app
+        .get("/api/v1/api-keys", &shop.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let shop_key_id = shop_keys["data"][0]["id"].as_str().unwrap();
+
+    let (status, error) = error_of(
+        app.delete(&format!("/api/v1/api-keys/{shop_key_id}"), &blog.secret_key)
+            .await,
+    )
+    .await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        app.get("/api/v1/project", &shop.secret_key)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let blog_keys: Value = app
+        .get("/api/v1/api-keys", &blog.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(!blog_keys.to_string().contains(shop_key_id));
+    let blog_project: Value = app
+        .get("/api/v1/project", &blog.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(blog_project["id"], blog.project_id);
+}
+
+#[tokio::test]
+async fn rotating_the_public_key_retires_the_old_one_at_once() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let shown: Value = app
+        .get("/api/v1/public-key", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["public_key"], keys.public_key);
+
+    let rotated: Value = app
+        .post_json("/api/v1/public-key/rotate", &keys.secret_key, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new_key = rotated["public_key"].as_str().unwrap();
+    assert!(new_key.starts_with("uj_pk_") && new_key != keys.public_key);
+    assert_eq!(
+        app.get("/sdk/v1/config?reference_id=u", &keys.public_key)
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        app.get("/sdk/v1/config?reference_id=u", new_key)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_get_precise_errors_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let url = app.url("/api/v1/api-keys");
+    let post = |body: String, content_type: &'static str| {
+        app.client
+            .post(&url)
+            .bearer_auth(&keys.secret_key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    let (status, error) = error_of(
+        post("{\"name\": ".into(), "application/json")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("malformed_json"))
+    );
+
+    let (status, error) = error_of(
+        post(r#"{"name": 5}"#.into(), "application/json")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("name"),
+        "{error}"
+    );
+
+    let (status, error) = error_of(post("{}".into(), "application/json").await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(
+        error["message"].as_str().unwrap().contains("name"),
+        "{error}"
+    );
+
+    let (status, error) = error_of(
+        post(r#"{"name": "x", "admin": true}"#.into(), "application/json")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        error["message"].as_str().unwrap().contains("admin"),
+        "{error}"
+    );
+
+    let (status, error) = error_of(
+        post(r#"{"name": "   "}"#.into(), "application/json")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str(), error["field"].as_str()),
+        (422, Some("validation_failed"), Some("name"))
+    );
+
+    let (status, error) =
+        error_of(post(r#"{"name": "x"}"#.into(), "text/plain").await.unwrap()).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+
+    let huge = format!(r#"{{"name": "{}"}}"#, "x".repeat(100 * 1024));
+    let (status, error) = error_of(post(huge, "application/json").await.unwrap()).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+
+    let listed: Value = app
+        .get("/api/v1/api-keys", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        1,
+        "no bad request created a key"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_are_json_under_the_apis_and_a_page_elsewhere() {
+    let app = TestApp::spawn().await;
+    let api = app
+        .client
+        .get(app.url("/api/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(api).await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
+
+    let sdk = app
+        .client
+        .get(app.url("/sdk/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(sdk).await.0, 404);
+
+    let page = app
+        .client
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 404);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("Page not found"));
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_and_every_response_has_a_request_id() {
+    let app = TestApp::spawn().await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let generated = health.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    assert_eq!(ready.headers()["x-request-id"], "trace-me-42");
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+}
+
+#[tokio::test]
+async fn concurrent_key_creation_loses_nothing() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let requests = (0..25).map(|i| {
+        app.post_json(
+            "/api/v1/api-keys",
+            &keys.secret_key,
+            json!({"name": format!("k{i}")}),
+        )
+    });
+    let responses = futures::future::join_all(requests).await;
+    assert!(responses.iter().all(|r| r.status().as_u16() == 201));
+    let listed: Value = app
+        .get("/api/v1/api-keys?limit=100", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 26);
+}

@@ -1,0 +1,250 @@
+//! Test harness: spawns the real application on a random port against a throwaway
+//! database (SQLite by default; PostgreSQL with `UJ_TEST_DATABASE=postgres`) and talks to
+//! it over HTTP.
+
+#![allow(dead_code)]
+
+use std::process::Command;
+
+use serde::Deserialize;
+use uj_storage::testing::TestDatabase;
+use userjourneys::config::{Config, LogFormat};
+use userjourneys::startup::Application;
+
+pub struct TestApp {
+    pub address: String,
+    /// A client that keeps cookies, like a browser.
+    pub client: reqwest::Client,
+    pub db: TestDatabase,
+    pub config: Config,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Bootstrap {
+    pub project_id: String,
+    pub public_key: String,
+    pub secret_key: String,
+}
+
+/// Whether this run targets PostgreSQL (`UJ_TEST_DATABASE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("UJ_TEST_DATABASE").is_ok_and(|v| v == "postgres")
+}
+
+pub async fn test_database() -> TestDatabase {
+    if on_postgres() {
+        TestDatabase::postgres()
+            .await
+            .expect("UJ_TEST_DATABASE=postgres needs a reachable PostgreSQL")
+    } else {
+        TestDatabase::sqlite()
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns the app after letting `adjust` change its configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let db = test_database().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            database_url: db.url.clone(),
+            bind: "127.0.0.1:0".into(),
+            public_url: None,
+            secret_key_file: Some(dir.path().join("app.key")),
+            log_format: LogFormat::Text,
+        };
+        adjust(&mut config);
+        let app = Application::build(&config).await.expect("the app builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            client: client(),
+            db,
+            config,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Runs `userjourneys admin bootstrap` against this app's database, as automation would.
+    pub fn bootstrap(&self, email: &str, project: &str) -> Bootstrap {
+        let output = self
+            .command()
+            .args([
+                "admin",
+                "bootstrap",
+                "--email",
+                email,
+                "--password",
+                "correct horse battery",
+                "--project",
+                project,
+            ])
+            .output()
+            .expect("run userjourneys");
+        assert!(
+            output.status.success(),
+            "bootstrap failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("bootstrap prints one JSON object")
+    }
+
+    /// The `userjourneys` binary configured like this app.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+        command
+            .env("DATABASE_URL", &self.config.database_url)
+            .env(
+                "UJ_SECRET_KEY_FILE",
+                self.config.secret_key_file.as_ref().unwrap(),
+            )
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json(
+        &self,
+        path: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    // --- Dashboard ----------------------------------------------------------------------
+
+    /// GETs a page with `client` and returns (status, body).
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> (u16, String) {
+        let response = client.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// Loads `form_page`, then posts `fields` to `action` with the page's CSRF token.
+    pub async fn submit(
+        &self,
+        client: &reqwest::Client,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let (_, html) = self.page(client, form_page).await;
+        let token = csrf_token(&html);
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+        form.extend_from_slice(fields);
+        client
+            .post(self.url(action))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Completes first-run setup with `client`, which ends up signed in; returns the
+    /// project's dashboard path.
+    pub async fn set_up(&self, client: &reqwest::Client, email: &str, project: &str) -> String {
+        let response = self
+            .submit(
+                client,
+                "/setup",
+                "/setup",
+                &[
+                    ("email", email),
+                    ("password", "correct horse battery"),
+                    ("project_name", project),
+                ],
+            )
+            .await;
+        assert_eq!(
+            response.status().as_u16(),
+            303,
+            "setup redirects to the project"
+        );
+        location(&response)
+    }
+
+    /// Signs `client` in; returns the response (303 on success).
+    pub async fn login(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.submit(
+            client,
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .expect("a redirect")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The CSRF token of the first form in `html`.
+pub fn csrf_token(html: &str) -> String {
+    let marker = r#"name="csrf_token" value=""#;
+    let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+/// The text of the element with `id` (first occurrence; enough for our pages).
+pub fn element_text(html: &str, id: &str) -> Option<String> {
+    let marker = format!(r#"id="{id}""#);
+    let start = html.find(&marker)?;
+    let open_end = html[start..].find('>')? + start + 1;
+    let close = html[open_end..].find('<')? + open_end;
+    Some(html[open_end..close].trim().to_owned())
+}
