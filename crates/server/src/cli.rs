@@ -46,7 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(&cli.config).await?;
             tracing::info!(url = %app.public_url(), "UserJourneys is running; open the dashboard");
-            eprintln!("UserJourneys dashboard: {}/", app.public_url());
+            println!("UserJourneys dashboard: {}/", app.public_url());
             app.run_until_stopped().await
         }
         Command::Admin {

@@ -57,7 +57,11 @@ impl TestApp {
 
     /// Spawns the app after letting `adjust` change its configuration.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let db = test_database().await;
+        Self::spawn_on(test_database().await, adjust).await
+    }
+
+    /// Spawns the app on a database of the test's choosing.
+    pub async fn spawn_on(db: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             database_url: db.url.clone(),
@@ -170,7 +174,8 @@ impl TestApp {
         action: &str,
         fields: &[(&str, &str)],
     ) -> reqwest::Response {
-        let (_, html) = self.page(client, form_page).await;
+        let (status, html) = self.page(client, form_page).await;
+        assert_eq!(status, 200, "{form_page} shows a form");
         let token = csrf_token(&html);
         let mut form: Vec<(&str, &str)> = vec![("csrf_token", &token)];
         form.extend_from_slice(fields);
@@ -235,7 +240,10 @@ pub fn location(response: &reqwest::Response) -> String {
 /// The CSRF token of the first form in `html`.
 pub fn csrf_token(html: &str) -> String {
     let marker = r#"name="csrf_token" value=""#;
-    let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("a form with a CSRF token in {html}"))
+        + marker.len();
     let end = html[start..].find('"').unwrap() + start;
     html[start..end].to_owned()
 }

@@ -1,0 +1,122 @@
+//! The `userjourneys` binary as an operator runs it.
+
+mod helpers;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use helpers::TestApp;
+
+#[tokio::test]
+async fn bootstrap_is_idempotent_and_mints_a_new_secret_key_each_time() {
+    let app = TestApp::spawn().await;
+    let first = app.bootstrap("ada@example.com", "Shop");
+    let second = app.bootstrap("ada@example.com", "Shop");
+    assert_eq!(first.project_id, second.project_id);
+    assert_eq!(first.public_key, second.public_key);
+    assert_ne!(first.secret_key, second.secret_key);
+    assert!(first.public_key.starts_with("uj_pk_") && first.secret_key.starts_with("uj_live_"));
+    for key in [&first.secret_key, &second.secret_key] {
+        let project: serde_json::Value =
+            app.get("/api/v1/project", key).await.json().await.unwrap();
+        assert_eq!(project["id"], first.project_id);
+    }
+    // A second project for the same account is a new project.
+    let other = app.bootstrap("ada@example.com", "Blog");
+    assert_ne!(other.project_id, first.project_id);
+}
+
+#[tokio::test]
+async fn bootstrap_rejects_invalid_input_with_a_message() {
+    let app = TestApp::spawn().await;
+    let output = app
+        .command()
+        .args([
+            "admin",
+            "bootstrap",
+            "--email",
+            "not-an-email",
+            "--password",
+            "correct horse battery",
+            "--project",
+            "Shop",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("email"));
+}
+
+/// Starts `userjourneys` with no arguments in an empty directory, as a newcomer would.
+#[test]
+fn serve_starts_with_defaults_prints_the_url_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .env("UJ_BIND", "127.0.0.1:0")
+        .env("UJ_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("UserJourneys dashboard: ")
+        .unwrap_or_else(|| panic!("the URL is printed: {line:?}"))
+        .to_owned();
+
+    let health = reqwest::blocking_get(&format!("{url}healthz"));
+    assert_eq!(health, 200);
+    assert!(
+        dir.path().join("userjourneys.db").exists(),
+        "SQLite file in the working directory"
+    );
+    let key = dir.path().join("userjourneys.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "stops within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("a JSON log line: {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["message"] == "stopped"), "{logs}");
+}
+
+mod reqwest {
+    /// One GET on a plain thread (this test has no async runtime): returns the status.
+    pub fn blocking_get(url: &str) -> u16 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async { ::reqwest::get(url).await.unwrap().status().as_u16() })
+    }
+}

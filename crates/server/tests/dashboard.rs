@@ -1,0 +1,468 @@
+//! The dashboard over HTTP, as a browser without JavaScript uses it: first-run setup,
+//! sessions, CSRF, sign-in throttling, API key pages, projects and invitations.
+
+mod helpers;
+
+use helpers::{client, csrf_token, element_text, location, TestApp};
+
+const PASSWORD: &str = "correct horse battery";
+
+#[tokio::test]
+async fn a_fresh_server_leads_to_setup_which_creates_the_owner_and_project_once() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let home = browser.get(app.url("/")).send().await.unwrap();
+    assert_eq!(
+        (home.status().as_u16(), location(&home)),
+        (303, "/setup".to_owned())
+    );
+    assert_eq!(
+        app.page(&browser, "/login").await.0,
+        303,
+        "no login before setup"
+    );
+
+    let project_path = app.set_up(&browser, "Ada@Example.com", "Shop").await;
+    let (status, overview) = app.page(&browser, &project_path).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        element_text(&overview, "project-name").as_deref(),
+        Some("Shop")
+    );
+    let public_key = element_text(&overview, "public-key").unwrap();
+    assert!(public_key.starts_with("uj_pk_"));
+    assert!(
+        overview.contains("ada@example.com"),
+        "the email is normalised"
+    );
+
+    // Setup is closed now, for everyone.
+    let stranger = client();
+    let again = app.page(&stranger, "/setup").await;
+    assert_eq!(again.0, 303);
+    let response = app
+        .submit(
+            &stranger,
+            "/login",
+            "/setup",
+            &[
+                ("email", "eve@example.com"),
+                ("password", PASSWORD),
+                ("project_name", "Evil"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/login");
+    assert_eq!(
+        app.login(&stranger, "eve@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn setup_with_invalid_fields_says_what_to_fix_and_keeps_the_input() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let response = app
+        .submit(
+            &browser,
+            "/setup",
+            "/setup",
+            &[
+                ("email", "ada@example.com"),
+                ("password", "short"),
+                ("project_name", "Shop"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    let html = response.text().await.unwrap();
+    assert!(element_text(&html, "form-error")
+        .unwrap()
+        .contains("password: must be at least 10 characters"));
+    assert!(html.contains(r#"value="ada@example.com""#));
+    assert_eq!(
+        app.page(&browser, "/setup").await.0,
+        200,
+        "still not set up"
+    );
+}
+
+#[tokio::test]
+async fn forms_without_a_valid_csrf_token_are_refused_with_403() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    app.page(&browser, "/setup").await;
+    let fields = [
+        ("email", "ada@example.com"),
+        ("password", PASSWORD),
+        ("project_name", "Shop"),
+    ];
+    let missing = browser
+        .post(app.url("/setup"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 403);
+    assert!(missing.text().await.unwrap().contains("Form expired"));
+
+    // A token minted for another browser does not work in this one.
+    let other = client();
+    let (_, html) = app.page(&other, "/setup").await;
+    let foreign = csrf_token(&html);
+    let mut form = vec![("csrf_token", foreign.as_str())];
+    form.extend_from_slice(&fields);
+    let forged = browser
+        .post(app.url("/setup"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert_eq!(
+        app.page(&browser, "/setup").await.0,
+        200,
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn session_cookies_are_http_only_and_same_site_lax() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let response = app
+        .submit(
+            &browser,
+            "/setup",
+            "/setup",
+            &[
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("project_name", "Shop"),
+            ],
+        )
+        .await;
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("uj_session="))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain http in tests: {cookie}");
+}
+
+#[tokio::test]
+async fn behind_https_cookies_are_secure() {
+    let app =
+        TestApp::spawn_with(|config| config.public_url = Some("https://uj.example.com".into()))
+            .await;
+    let response = client().get(app.url("/setup")).send().await.unwrap();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_get_the_same_answer() {
+    let app = TestApp::spawn().await;
+    app.set_up(&client(), "ada@example.com", "Shop").await;
+    let wrong = app
+        .login(&client(), "ada@example.com", "not the password")
+        .await;
+    let unknown = app.login(&client(), "nobody@example.com", PASSWORD).await;
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert_eq!(unknown.status().as_u16(), 401);
+    let wrong = element_text(&wrong.text().await.unwrap(), "form-error");
+    let unknown = element_text(&unknown.text().await.unwrap(), "form-error");
+    assert!(wrong.is_some());
+    assert_eq!(wrong, unknown);
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_after_repeated_failures() {
+    let app = TestApp::spawn().await;
+    app.set_up(&client(), "ada@example.com", "Shop").await;
+    let browser = client();
+    for _ in 0..5 {
+        assert_eq!(
+            app.login(&browser, "ada@example.com", "guess guess guess")
+                .await
+                .status()
+                .as_u16(),
+            401
+        );
+    }
+    let throttled = app.login(&browser, "ada@example.com", PASSWORD).await;
+    assert_eq!(
+        throttled.status().as_u16(),
+        429,
+        "even the right password waits"
+    );
+    assert!(throttled.text().await.unwrap().contains("Try again in"));
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_on_the_server() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let (_, html) = app.page(&browser, &project_path).await;
+    let token = csrf_token(&html);
+
+    // Keep a copy of the session cookie, as a thief would.
+    let response = app.login(&client(), "ada@example.com", PASSWORD).await;
+    assert_eq!(response.status().as_u16(), 303);
+
+    let logout = browser
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&logout), "/login");
+    let after = browser.get(app.url(&project_path)).send().await.unwrap();
+    assert_eq!(
+        (after.status().as_u16(), location(&after)),
+        (303, "/login".to_owned())
+    );
+
+    let back = app.login(&browser, "ada@example.com", PASSWORD).await;
+    assert_eq!(location(&back), "/");
+    let home = browser.get(app.url("/")).send().await.unwrap();
+    assert_eq!(location(&home), project_path);
+}
+
+#[tokio::test]
+async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys_path = format!("{project_path}/api-keys");
+
+    let created = app
+        .submit(
+            &browser,
+            &keys_path,
+            &keys_path,
+            &[("name", "Backend <prod>")],
+        )
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let html = created.text().await.unwrap();
+    let secret = element_text(&html, "new-secret-value").expect("the secret is shown");
+    assert!(secret.starts_with("uj_live_"));
+    assert!(html.contains("Backend &#60;prod&#62;"), "names are escaped");
+    assert!(!html.contains("<prod>"));
+
+    // The key works, and the page never shows it again.
+    let project = app
+        .client
+        .get(app.url("/api/v1/project"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(project.status().as_u16(), 200);
+    let (_, listing) = app.page(&browser, &keys_path).await;
+    assert!(!listing.contains(&secret));
+    assert!(listing.contains(&secret[..14]), "listed by prefix");
+
+    let key_id = listing
+        .split(r#"data-key-id=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let revoke_path = format!("{keys_path}/{key_id}/revoke");
+    let revoked = app.submit(&browser, &keys_path, &revoke_path, &[]).await;
+    assert_eq!(location(&revoked), keys_path);
+    let project = app
+        .client
+        .get(app.url("/api/v1/project"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(project.status().as_u16(), 401);
+    let (_, listing) = app.page(&browser, &keys_path).await;
+    assert!(listing.contains("Revoked"));
+}
+
+#[tokio::test]
+async fn the_public_key_can_be_rotated_from_the_page() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys_path = format!("{project_path}/api-keys");
+    let (_, before) = app.page(&browser, &keys_path).await;
+    let old = element_text(&before, "public-key").unwrap();
+    app.submit(
+        &browser,
+        &keys_path,
+        &format!("{project_path}/public-key/rotate"),
+        &[],
+    )
+    .await;
+    let (_, after) = app.page(&browser, &keys_path).await;
+    let new = element_text(&after, "public-key").unwrap();
+    assert!(new.starts_with("uj_pk_") && new != old);
+}
+
+#[tokio::test]
+async fn another_accounts_project_is_not_found() {
+    let app = TestApp::spawn().await;
+    let ada = client();
+    let ada_project = app.set_up(&ada, "ada@example.com", "Shop").await;
+    app.bootstrap("bob@example.com", "Blog");
+    let bob = client();
+    assert_eq!(
+        app.login(&bob, "bob@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
+
+    for path in [
+        ada_project.clone(),
+        format!("{ada_project}/api-keys"),
+        format!("{ada_project}/members"),
+    ] {
+        let (status, html) = app.page(&bob, &path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(!html.contains("Shop"));
+    }
+    let response = app
+        .submit(
+            &bob,
+            "/projects/new",
+            &format!("{ada_project}/api-keys"),
+            &[("name", "stolen")],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 404);
+    let (_, listing) = app.page(&ada, &format!("{ada_project}/api-keys")).await;
+    assert!(!listing.contains("stolen"));
+}
+
+#[tokio::test]
+async fn the_switcher_lists_every_project_of_the_account() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let shop = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let created = app
+        .submit(
+            &browser,
+            "/projects/new",
+            "/projects",
+            &[("name", "<b>Blog</b>")],
+        )
+        .await;
+    let blog = location(&created);
+    assert_ne!(blog, shop);
+    let (_, html) = app.page(&browser, &shop).await;
+    assert!(html.contains(&format!(r#"href="{blog}""#)));
+    assert!(html.contains("&#60;b&#62;Blog&#60;/b&#62;"), "escaped");
+    assert!(!html.contains("<b>Blog</b>"));
+
+    let empty = app
+        .submit(&browser, "/projects/new", "/projects", &[("name", " ")])
+        .await;
+    assert_eq!(empty.status().as_u16(), 422);
+}
+
+#[tokio::test]
+async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
+    let app = TestApp::spawn().await;
+    let owner = client();
+    let shop = app.set_up(&owner, "ada@example.com", "Shop").await;
+    let members = format!("{shop}/members");
+
+    let invited = app
+        .submit(&owner, &members, &members, &[("email", "bob@example.com")])
+        .await;
+    assert_eq!(invited.status().as_u16(), 201);
+    let link = element_text(&invited.text().await.unwrap(), "invite-link").unwrap();
+    let invitation_path = link
+        .strip_prefix(&app.address)
+        .expect("a link to this server")
+        .to_owned();
+
+    let bob = client();
+    let (status, page) = app.page(&bob, &invitation_path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("bob@example.com") && page.contains("Shop"));
+    let joined = app
+        .submit(
+            &bob,
+            &invitation_path,
+            &invitation_path,
+            &[("password", "bobs own password")],
+        )
+        .await;
+    assert_eq!(location(&joined), "/");
+    let (status, _) = app.page(&bob, &shop).await;
+    assert_eq!(status, 200, "bob is a member now");
+
+    // The link is spent.
+    assert_eq!(app.page(&client(), &invitation_path).await.0, 400);
+    // A member cannot invite.
+    let (_, html) = app.page(&bob, &members).await;
+    assert!(html.contains("Only the project's owner can invite"));
+    let refused = app
+        .submit(&bob, &members, &members, &[("email", "eve@example.com")])
+        .await;
+    assert_eq!(refused.status().as_u16(), 403);
+    // Bob signs in with his own password.
+    assert_eq!(
+        app.login(&client(), "bob@example.com", "bobs own password")
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn inviting_someone_with_an_account_adds_them_at_once() {
+    let app = TestApp::spawn().await;
+    let owner = client();
+    let shop = app.set_up(&owner, "ada@example.com", "Shop").await;
+    app.bootstrap("bob@example.com", "Blog");
+    let members = format!("{shop}/members");
+    let added = app
+        .submit(&owner, &members, &members, &[("email", "BOB@example.com")])
+        .await;
+    let html = added.text().await.unwrap();
+    assert!(element_text(&html, "invite-result")
+        .unwrap()
+        .contains("is now a member"));
+    assert!(element_text(&html, "invite-link").is_none());
+    let bob = client();
+    app.login(&bob, "bob@example.com", PASSWORD).await;
+    assert_eq!(app.page(&bob, &shop).await.0, 200);
+}
+
+#[tokio::test]
+async fn oversized_forms_are_refused_with_413() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let shop = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys_path = format!("{shop}/api-keys");
+    let huge = "x".repeat(64 * 1024);
+    let response = app
+        .submit(&browser, &keys_path, &keys_path, &[("name", &huge)])
+        .await;
+    assert_eq!(response.status().as_u16(), 413);
+}

@@ -1,0 +1,102 @@
+//! When the database goes away or is locked, requests get 503 `storage_unavailable`
+//! (never a hang, never a 500 with a stack trace) and nothing half-written remains.
+
+mod helpers;
+
+use helpers::TestApp;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use uj_storage::testing::TestDatabase;
+
+#[tokio::test]
+async fn a_locked_sqlite_database_answers_503_and_recovers() {
+    let app = TestApp::spawn_on(TestDatabase::sqlite(), |_| {}).await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    // Use the key once so that recording its use needs no write below.
+    app.get("/api/v1/project", &keys.secret_key).await;
+
+    // Another process takes the write lock and keeps it.
+    let mut other = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let response = app
+        .post_json(
+            "/api/v1/api-keys",
+            &keys.secret_key,
+            json!({"name": "blocked"}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "storage_unavailable");
+    // Reads still work while a writer holds the lock (WAL).
+    assert_eq!(
+        app.get("/api/v1/project", &keys.secret_key)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    let response = app
+        .post_json(
+            "/api/v1/api-keys",
+            &keys.secret_key,
+            json!({"name": "later"}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 201);
+    let listed: Value = app
+        .get("/api/v1/api-keys", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bootstrap", "later"]);
+}
+
+#[tokio::test]
+async fn a_vanished_postgres_database_answers_503() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return; // No PostgreSQL here; CI sets UJ_REQUIRE_POSTGRES so this cannot pass silently.
+    };
+    let app = TestApp::spawn_on(db, |_| {}).await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let name = app.db.url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = app.db.url.replace(&name, "postgres");
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let response = app.get("/api/v1/project", &keys.secret_key).await;
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "storage_unavailable");
+    let page = app.client.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 503);
+}
