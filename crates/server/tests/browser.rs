@@ -1,0 +1,226 @@
+//! The dashboard in a real browser: headless Chromium driven through chromedriver.
+//!
+//! Without Chromium and chromedriver these tests say so and skip, unless
+//! `UJ_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs both) makes that a failure.
+//! Screenshots land in `target/screenshots/`.
+
+mod helpers;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
+use helpers::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A chromedriver process and a session in headless Chromium; both end on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+async fn browser() -> Option<Browser> {
+    let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]);
+    let driver = find_program(&["chromedriver"]);
+    let (Some(chromium), Some(driver)) = (chromium, driver) else {
+        if std::env::var_os("UJ_REQUIRE_BROWSER").is_some() {
+            panic!("UJ_REQUIRE_BROWSER is set but chromium or chromedriver is missing");
+        }
+        eprintln!("SKIPPED: browser tests need chromium and chromedriver (apt-get install chromium chromium-driver)");
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let profile = tempfile::tempdir().unwrap();
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-quic", "--no-first-run",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }
+    });
+    let capabilities = capabilities.as_object().unwrap().clone();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let client = loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => break client,
+            Err(error) if started.elapsed() < Duration::from_secs(20) => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("cannot start a Chromium session: {error}"),
+        }
+    };
+    Some(Browser {
+        client,
+        driver,
+        _profile: profile,
+    })
+}
+
+impl Browser {
+    async fn find(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_owned()
+    }
+
+    async fn wait_for_path(&self, predicate: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let path = self.path().await;
+            if predicate(&path) {
+                return path;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "stuck at {path}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn setup_keys_sign_out_and_sign_in_in_a_real_browser() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+
+    // First visit: setup.
+    browser.client.goto(&app.url("/")).await.unwrap();
+    assert_eq!(browser.wait_for_path(|p| p == "/setup").await, "/setup");
+    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.fill("#project_name", "Shop").await;
+    browser.screenshot("01-setup").await;
+    browser.click("#submit").await;
+    let project_path = browser.wait_for_path(|p| p.starts_with("/p/prj_")).await;
+    assert_eq!(browser.text("#project-name").await, "Shop");
+    assert!(browser.text("#public-key").await.starts_with("uj_pk_"));
+    browser.screenshot("02-overview").await;
+
+    // API keys: create a secret key, copy it, use it.
+    browser.click("#nav-api-keys").await;
+    browser.wait_for_path(|p| p.ends_with("/api-keys")).await;
+    browser.fill("#key-name", "Backend").await;
+    browser.click("#create-secret-key").await;
+    let secret = browser.text("#new-secret-value").await;
+    assert!(secret.starts_with("uj_live_"), "{secret}");
+    browser.screenshot("03-secret-key-shown-once").await;
+    let project = app.get("/api/v1/project", &secret).await;
+    assert_eq!(project.status().as_u16(), 200);
+
+    // Shown once: a fresh load of the page lists the key by prefix only.
+    browser
+        .client
+        .goto(&app.url(&format!("{project_path}/api-keys")))
+        .await
+        .unwrap();
+    let source = browser.client.source().await.unwrap();
+    assert!(!source.contains(&secret));
+    assert!(browser.text("#secret-keys").await.contains(&secret[..14]));
+
+    // Revoke it, confirming the dialog.
+    browser.click("#secret-keys button.danger").await;
+    browser.client.accept_alert().await.unwrap();
+    browser.wait_for_path(|p| p.ends_with("/api-keys")).await;
+    let started = Instant::now();
+    while !browser.text("#secret-keys").await.contains("Revoked") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the key shows as revoked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.get("/api/v1/project", &secret).await.status().as_u16(),
+        401
+    );
+    browser.screenshot("04-secret-key-revoked").await;
+
+    // Sign out, fail once, sign in.
+    browser.click("#logout").await;
+    browser.wait_for_path(|p| p == "/login").await;
+    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#password", "not my password").await;
+    browser.click("#submit").await;
+    assert!(browser.text("#form-error").await.contains("do not match"));
+    browser.screenshot("05-login-failed").await;
+    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("#submit").await;
+    assert_eq!(
+        browser.wait_for_path(|p| p.starts_with("/p/")).await,
+        project_path
+    );
+    assert_eq!(browser.text("#project-name").await, "Shop");
+
+    browser.client.clone().close().await.unwrap();
+}
