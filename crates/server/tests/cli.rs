@@ -73,8 +73,34 @@ fn serve_starts_with_defaults_prints_the_url_and_stops_gracefully_on_sigterm() {
         .unwrap_or_else(|| panic!("the URL is printed: {line:?}"))
         .to_owned();
 
-    let health = reqwest::blocking_get(&format!("{url}healthz"));
+    let health = reqwest::blocking_get(&format!("{url}healthz"), None);
     assert_eq!(health, 200);
+
+    // Secrets in use never reach the logs, even when misplaced in a query string.
+    let bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .args([
+            "admin",
+            "bootstrap",
+            "--email",
+            "ada@example.com",
+            "--password",
+            "correct horse battery",
+            "--project",
+            "Shop",
+        ])
+        .output()
+        .unwrap();
+    let keys: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
+    let secret = keys["secret_key"].as_str().unwrap().to_owned();
+    let project =
+        reqwest::blocking_get(&format!("{url}api/v1/project?key={secret}"), Some(&secret));
+    assert_eq!(
+        project, 200,
+        "the server and the CLI share the default database and key"
+    );
     assert!(
         dir.path().join("userjourneys.db").exists(),
         "SQLite file in the working directory"
@@ -108,6 +134,12 @@ fn serve_starts_with_defaults_prints_the_url_and_stops_gracefully_on_sigterm() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("a JSON log line: {l}")))
         .collect();
     assert!(lines.iter().any(|l| l["message"] == "stopped"), "{logs}");
+    assert!(
+        lines.iter().any(|l| l["status"] == 200),
+        "responses are logged: {logs}"
+    );
+    assert!(!logs.contains(&secret[8..]), "no secret key in the logs");
+    assert!(!logs.contains("correct horse battery"));
 }
 
 mod reqwest {

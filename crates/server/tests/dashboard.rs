@@ -466,3 +466,19 @@ async fn oversized_forms_are_refused_with_413() {
         .await;
     assert_eq!(response.status().as_u16(), 413);
 }
+
+#[tokio::test]
+async fn the_dashboard_takes_only_a_session_not_an_api_key() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let response = client()
+        .get(app.url(&format!("/p/{}/api-keys", keys.project_id)))
+        .bearer_auth(&keys.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (response.status().as_u16(), location(&response)),
+        (303, "/login".to_owned())
+    );
+}
