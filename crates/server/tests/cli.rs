@@ -144,11 +144,17 @@ fn serve_starts_with_defaults_prints_the_url_and_stops_gracefully_on_sigterm() {
 
 mod reqwest {
     /// One GET on a plain thread (this test has no async runtime): returns the status.
-    pub fn blocking_get(url: &str) -> u16 {
+    pub fn blocking_get(url: &str, bearer: Option<&str>) -> u16 {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(async { ::reqwest::get(url).await.unwrap().status().as_u16() })
+        runtime.block_on(async {
+            let mut request = ::reqwest::Client::new().get(url);
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
+            }
+            request.send().await.unwrap().status().as_u16()
+        })
     }
 }
