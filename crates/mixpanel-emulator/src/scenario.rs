@@ -260,7 +260,10 @@ impl GeneratedMembers {
             let mut member = Member::new(format!("{}{n}", self.prefix))
                 .with("$email", format!("{}{n}@example.com", self.prefix))
                 .with("plan", if n % 3 == 0 { "pro" } else { "free" });
-            if self.reference_id_every.is_some_and(|every| every > 0 && n % every == 0) {
+            if self
+                .reference_id_every
+                .is_some_and(|every| every > 0 && n % every == 0)
+            {
                 member = member.with("reference_id", format!("ref_{n}"));
             }
             member
@@ -380,7 +383,11 @@ impl Scenario {
     pub(crate) fn initial_memberships(&self) -> BTreeMap<(u64, u64), Vec<Member>> {
         self.projects
             .iter()
-            .flat_map(|p| p.cohorts.iter().map(move |c| ((p.id, c.id), c.all_members())))
+            .flat_map(|p| {
+                p.cohorts
+                    .iter()
+                    .map(move |c| ((p.id, c.id), c.all_members()))
+            })
             .collect()
     }
 }

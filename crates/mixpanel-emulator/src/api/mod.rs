@@ -1,0 +1,155 @@
+//! Mixpanel's HTTP APIs, one set per region: the App and Query APIs under the region's API
+//! prefix (`/us`, `/eu`, `/in`), the Raw Export API under its data prefix (`/data-us`, …).
+
+mod auth;
+mod export;
+mod me;
+mod query;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::json;
+use tower_http::compression::predicate::SizeAbove;
+use tower_http::compression::CompressionLayer;
+
+use crate::faults::Action;
+use crate::state::Shared;
+use crate::Region;
+
+pub(crate) use auth::authorize_project;
+
+pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
+    let mut router = Router::new();
+    for region in Region::ALL {
+        router = router
+            .nest(region.api_prefix(), api_host(&shared, region))
+            .nest(region.data_prefix(), data_host(&shared, region));
+    }
+    router
+}
+
+fn api_host(shared: &Arc<Shared>, region: Region) -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/app/me", get(me::show))
+        .route("/api/app/me/", get(me::show))
+        .route(
+            "/api/query/cohorts/list",
+            get(query::cohorts).post(query::cohorts),
+        )
+        .route(
+            "/api/2.0/cohorts/list",
+            get(query::cohorts).post(query::cohorts),
+        )
+        .route("/api/query/engage", get(query::engage).post(query::engage))
+        .route("/api/2.0/engage", get(query::engage).post(query::engage))
+        .route("/api/query/events/names", get(query::event_names))
+        .fallback(invalid_endpoint)
+        .layer(from_fn_with_state(shared.clone(), inject_faults))
+        .layer(Extension(region))
+}
+
+fn data_host(shared: &Arc<Shared>, region: Region) -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/2.0/export", get(export::export))
+        .route("/api/2.0/export/", get(export::export))
+        .fallback(invalid_endpoint)
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .compress_when(SizeAbove::new(1400)),
+        )
+        .layer(from_fn_with_state(shared.clone(), inject_faults))
+        .layer(Extension(region))
+}
+
+async fn invalid_endpoint(request: Request) -> Response {
+    query_error(
+        StatusCode::NOT_FOUND,
+        request.uri().path(),
+        "Invalid API endpoint",
+    )
+}
+
+/// App API error body: `{"error": "…", "status": "error"}`.
+pub fn app_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message, "status": "error" }))).into_response()
+}
+
+/// Query and Export API error body: `{"request": "/api/…", "error": "…"}`.
+pub fn query_error(status: StatusCode, path: &str, message: &str) -> Response {
+    (status, Json(json!({ "request": path, "error": message }))).into_response()
+}
+
+/// 429 as Mixpanel sends it: a plain JSON error, `Retry-After` only when the scenario asks.
+pub fn rate_limited(shared: &Shared, path: &str, message: &str) -> Response {
+    let mut response = query_error(StatusCode::TOO_MANY_REQUESTS, path, message);
+    if let Some(seconds) = shared.limiter.limits().retry_after_seconds {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// A response whose body fails at once: the client sees the connection drop.
+pub fn dropped_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "fault injected: connection reset",
+        ))
+    });
+    Response::new(Body::from_stream(failing))
+}
+
+/// The injected latency, spent inside handlers while the request holds its rate-limit
+/// slot, as a slow Mixpanel query would.
+pub async fn processing_delay(shared: &Shared, region: Region) {
+    let latency = {
+        let faults = shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if faults.applies_to(region) {
+            faults.latency_ms
+        } else {
+            0
+        }
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+}
+
+async fn inject_faults(
+    State(shared): State<Arc<Shared>>,
+    Extension(region): Extension<Region>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (latency, action) = {
+        let mut faults = shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let latency = if faults.applies_to(region) {
+            faults.latency_ms
+        } else {
+            0
+        };
+        (latency, faults.next_action(region))
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    match action {
+        Action::Pass => next.run(request).await,
+        Action::Fail(status) => app_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "Internal server error (fault injected)",
+        ),
+        Action::Reset => dropped_connection(),
+    }
+}
