@@ -15,7 +15,7 @@ use mixpanel_emulator::{Emulator, Region, Scenario};
     about = "A local Mixpanel for tests and demos"
 )]
 struct Args {
-    /// Scenario file (JSON).
+    /// Scenario file (`.toml` or JSON).
     #[arg(long, env = "MIXPANEL_EMULATOR_SCENARIO")]
     scenario: std::path::PathBuf,
     #[arg(long, env = "MIXPANEL_EMULATOR_BIND", default_value = "127.0.0.1:7070")]
@@ -34,10 +34,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let text = std::fs::read_to_string(&args.scenario)
-        .with_context(|| format!("cannot read {}", args.scenario.display()))?;
-    let scenario = Scenario::from_json(&text)
-        .with_context(|| format!("{} is not a valid scenario", args.scenario.display()))?;
+    let scenario = Scenario::load(&args.scenario)?;
     let emulator = Emulator::start_on(scenario, &args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;

@@ -366,9 +366,53 @@ impl Default for SenderSettings {
     }
 }
 
+/// Why a scenario file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid JSON scenario: {source}")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("{path} is not a valid TOML scenario: {source}")]
+    Toml {
+        path: String,
+        source: toml::de::Error,
+    },
+}
+
 impl Scenario {
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Loads a scenario file: TOML when it ends in `.toml`, JSON otherwise.
+    pub fn load(path: &std::path::Path) -> Result<Self, ScenarioError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            Self::from_toml(&text).map_err(|source| ScenarioError::Toml {
+                path: shown,
+                source,
+            })
+        } else {
+            Self::from_json(&text).map_err(|source| ScenarioError::Json {
+                path: shown,
+                source,
+            })
+        }
     }
 
     pub fn project(&self, id: u64) -> Option<&Project> {

@@ -653,3 +653,23 @@ async fn the_control_surface_changes_membership_and_faults_over_http() {
         .unwrap();
     assert_eq!(overview["projects"][0]["cohorts"][0]["members"], 6);
 }
+
+#[test]
+fn the_shipped_example_scenario_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/example.toml");
+    let scenario = Scenario::load(&path).unwrap();
+    assert_eq!(scenario.projects.len(), 4);
+    let power_users = &scenario.projects[0].cohorts[1];
+    let members = power_users.all_members();
+    assert_eq!(members.len(), 2500);
+    assert_eq!(members[1].properties["reference_id"], "ref_2");
+    assert!(!members[0].properties.contains_key("reference_id"));
+    assert_eq!(scenario.destinations[0].cohort_id, 51234);
+    assert_eq!(scenario.limits.query_per_hour, 60);
+}
+
+#[test]
+fn unknown_scenario_fields_are_errors_not_silently_ignored() {
+    let error = Scenario::from_json(r#"{"projects": [], "colour": "blue"}"#).unwrap_err();
+    assert!(error.to_string().contains("colour"));
+}
