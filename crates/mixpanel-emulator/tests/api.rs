@@ -673,3 +673,105 @@ fn unknown_scenario_fields_are_errors_not_silently_ignored() {
     let error = Scenario::from_json(r#"{"projects": [], "colour": "blue"}"#).unwrap_err();
     assert!(error.to_string().contains("colour"));
 }
+
+/// A webhook receiver that accepts everything and keeps the bodies.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let kept = kept.clone();
+            async move {
+                let action = body["action"].clone();
+                kept.lock().unwrap().push(body);
+                axum::Json(json!({"action": action, "status": "success"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, bodies)
+}
+
+#[tokio::test]
+async fn a_destination_added_over_http_syncs_the_cohort_and_then_its_changes() {
+    let emulator = start(json!({})).await;
+    let base = emulator.base_url();
+    let (url, bodies) = receiver().await;
+    let added = client()
+        .post(format!("{base}/_emulator/destinations"))
+        .json(
+            &json!({"id": "uj", "project_id": 2301456, "cohort_id": 51234, "url": url,
+                      "basic_auth": {"username": "mixpanel", "password": "hunter2"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status().as_u16(), 201);
+    assert_eq!(
+        added.json::<Value>().await.unwrap()["basic_auth"]["password"],
+        "********"
+    );
+
+    let first: Value = client()
+        .post(format!("{base}/_emulator/destinations/uj/run"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (first["outcome"].as_str(), first["full"].as_bool()),
+        (Some("synced"), Some(true))
+    );
+    assert_eq!(
+        bodies.lock().unwrap()[0]["parameters"]["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+
+    emulator.remove_members(2301456, 51234, &["u1"]).unwrap();
+    let second = emulator.run_sync("uj").await.unwrap();
+    assert!(
+        matches!(
+            second,
+            mixpanel_emulator::RunOutcome::Synced {
+                full: false,
+                added: 0,
+                removed: 1,
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    let actions: Vec<String> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["members", "add_members", "remove_members"]);
+
+    let shown: Value = client()
+        .get(format!("{base}/_emulator/destinations/uj"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["state"]["snapshot_members"], 6);
+    assert_eq!(shown["deliveries"].as_array().unwrap().len(), 3);
+    assert!(!shown.to_string().contains("hunter2"));
+    let unknown = client()
+        .post(format!("{base}/_emulator/destinations/nope/run"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+}

@@ -1,0 +1,116 @@
+//! Working out what one run sends: full `members` pages, or diff batches.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+
+use crate::scenario::Member;
+
+pub(super) fn new_session_id(cohort_id: u64) -> String {
+    let started = Utc::now().format("%Y%m%dT%H%M%S");
+    format!("{cohort_id}-{started}-{:016x}", rand::random::<u64>())
+}
+
+/// What one run sends, worked out before anything is sent.
+pub(super) struct Plan {
+    pub(super) full: bool,
+    pub(super) batches: Vec<Batch>,
+    pub(super) added: usize,
+    pub(super) removed: usize,
+    /// The membership to remember once every batch is delivered.
+    pub(super) current: BTreeMap<String, Member>,
+}
+
+pub(super) struct Batch {
+    pub(super) action: Action,
+    pub(super) page_count: usize,
+    pub(super) total_pages: usize,
+    pub(super) members: Vec<Member>,
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum Action {
+    Members,
+    AddMembers,
+    RemoveMembers,
+}
+
+impl Action {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Action::Members => "members",
+            Action::AddMembers => "add_members",
+            Action::RemoveMembers => "remove_members",
+        }
+    }
+}
+
+impl Plan {
+    /// A full sync without a `previous` snapshot, else the diff against it. Members keep the
+    /// cohort's order; a repeated distinct id counts once (its first occurrence).
+    pub(super) fn new(
+        members: &[Member],
+        previous: Option<&BTreeMap<String, Member>>,
+        page_size: usize,
+    ) -> Self {
+        let mut current = BTreeMap::new();
+        let mut unique = Vec::new();
+        for member in members {
+            if !current.contains_key(&member.distinct_id) {
+                current.insert(member.distinct_id.clone(), member.clone());
+                unique.push(member.clone());
+            }
+        }
+        let Some(previous) = previous else {
+            return Plan {
+                full: true,
+                added: unique.len(),
+                removed: 0,
+                batches: paginate(Action::Members, unique, page_size),
+                current,
+            };
+        };
+        let entered: Vec<Member> = unique
+            .into_iter()
+            .filter(|member| !previous.contains_key(&member.distinct_id))
+            .collect();
+        let left: Vec<Member> = previous
+            .values()
+            .filter(|member| !current.contains_key(&member.distinct_id))
+            .cloned()
+            .collect();
+        let (added, removed) = (entered.len(), left.len());
+        let mut batches = paginate(Action::AddMembers, entered, page_size);
+        batches.extend(paginate(Action::RemoveMembers, left, page_size));
+        Plan {
+            full: false,
+            batches,
+            added,
+            removed,
+            current,
+        }
+    }
+}
+
+/// Splits members into pages numbered from 1; no members still make one empty page (§7.2).
+pub(super) fn paginate(action: Action, members: Vec<Member>, page_size: usize) -> Vec<Batch> {
+    let pages: Vec<Vec<Member>> = if members.is_empty() {
+        vec![Vec::new()]
+    } else {
+        members
+            .chunks(page_size.max(1))
+            .map(<[Member]>::to_vec)
+            .collect()
+    };
+    let total_pages = pages.len();
+    pages
+        .into_iter()
+        .enumerate()
+        .map(|(index, members)| Batch {
+            action,
+            page_count: index + 1,
+            total_pages,
+            members,
+        })
+        .collect()
+}
