@@ -1,0 +1,58 @@
+use std::time::Duration;
+
+/// What went wrong talking to Mixpanel, in the terms a customer can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum MixpanelError {
+    /// Wrong username or secret, an expired account, or (on one cluster) an account that
+    /// lives on another.
+    #[error("Mixpanel rejected the service account credentials")]
+    InvalidCredentials,
+    /// The credentials work but lack access to what was asked.
+    #[error("the service account lacks permission: {0}")]
+    MissingPermission(String),
+    #[error("Mixpanel's rate limit was reached")]
+    RateLimited { retry_after: Option<Duration> },
+    /// Network failure, timeout, or Mixpanel failing on its side.
+    #[error("Mixpanel could not be reached: {0}")]
+    Unreachable(String),
+    /// An answer we do not understand (a bug on one side or the other).
+    #[error("unexpected answer from Mixpanel ({status}): {detail}")]
+    Unexpected { status: u16, detail: String },
+}
+
+impl MixpanelError {
+    pub(crate) fn from_transport(error: reqwest::Error) -> Self {
+        // reqwest's message names the URL, never the credentials.
+        let kind = if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        MixpanelError::Unreachable(kind.to_owned())
+    }
+
+    /// Maps a non-success answer of a Query or App API call.
+    pub(crate) async fn from_response(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        let detail: String = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or(body)
+            .chars()
+            .take(300)
+            .collect();
+        match status {
+            401 => MixpanelError::InvalidCredentials,
+            400 if detail.contains("Unable to authenticate request") => {
+                MixpanelError::InvalidCredentials
+            }
+            402 | 403 => MixpanelError::MissingPermission(detail),
+            429 => MixpanelError::RateLimited { retry_after: None },
+            500..=599 => MixpanelError::Unreachable(format!("Mixpanel answered {status}")),
+            _ => MixpanelError::Unexpected { status, detail },
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! UserJourneys' client for Mixpanel's APIs with a service account: project and region
+//! discovery (`/api/app/me` on every cluster), cohorts, and top event names.
+//!
+//! Base URLs are configuration, so tests and the demo point it at the Mixpanel emulator.
+//! Credentials are `SecretString`s: never logged, never in error messages.
+
+#![forbid(unsafe_code)]
+
+mod discovery;
+mod error;
+mod query;
+mod region;
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use discovery::{DiscoveredProject, Discovery};
+pub use error::MixpanelError;
+pub use query::{Cohort, ProjectRef};
+pub use region::Region;
+
+/// Where each cluster's App/Query API and Raw Export API live.
+#[derive(Debug, Clone)]
+pub struct BaseUrls {
+    pub us_api: String,
+    pub eu_api: String,
+    pub in_api: String,
+    pub us_data: String,
+    pub eu_data: String,
+    pub in_data: String,
+}
+
+impl Default for BaseUrls {
+    /// Mixpanel's production hosts.
+    fn default() -> Self {
+        Self {
+            us_api: "https://mixpanel.com".into(),
+            eu_api: "https://eu.mixpanel.com".into(),
+            in_api: "https://in.mixpanel.com".into(),
+            us_data: "https://data.mixpanel.com".into(),
+            eu_data: "https://data-eu.mixpanel.com".into(),
+            in_data: "https://data-in.mixpanel.com".into(),
+        }
+    }
+}
+
+impl BaseUrls {
+    pub fn api(&self, region: Region) -> &str {
+        let url = match region {
+            Region::Us => &self.us_api,
+            Region::Eu => &self.eu_api,
+            Region::In => &self.in_api,
+        };
+        url.trim_end_matches('/')
+    }
+
+    pub fn data(&self, region: Region) -> &str {
+        let url = match region {
+            Region::Us => &self.us_data,
+            Region::Eu => &self.eu_data,
+            Region::In => &self.in_data,
+        };
+        url.trim_end_matches('/')
+    }
+}
+
+/// A service account's username and secret.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// How the client waits and retries.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Per request, connection included.
+    pub timeout: Duration,
+    /// Retries after a 429 (and 5xx) before giving up with `RateLimited` / `Unreachable`.
+    pub retries: u32,
+    /// First backoff when Mixpanel sends no `Retry-After`; doubles per retry.
+    pub backoff: Duration,
+    /// The longest `Retry-After` honoured inside one call; longer waits are reported.
+    pub max_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            retries: 2,
+            backoff: Duration::from_secs(1),
+            max_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    urls: BaseUrls,
+    settings: Settings,
+}
+
+impl Client {
+    pub fn new(urls: BaseUrls, settings: Settings) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .user_agent(concat!("UserJourneys/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with static settings");
+        Self {
+            http,
+            urls,
+            settings,
+        }
+    }
+
+    pub fn urls(&self) -> &BaseUrls {
+        &self.urls
+    }
+
+    /// Sends `request` with the service account, retrying 429 and 5xx as Mixpanel asks.
+    async fn send(
+        &self,
+        credentials: &Credentials,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, MixpanelError> {
+        let mut backoff = self.settings.backoff;
+        let mut attempt = 0;
+        loop {
+            let response = request()
+                .basic_auth(
+                    &credentials.username,
+                    Some(credentials.secret.expose_secret()),
+                )
+                .header("accept", "application/json")
+                .send()
+                .await
+                .map_err(MixpanelError::from_transport)?;
+            let status = response.status();
+            let retryable = status.as_u16() == 429 || status.is_server_error();
+            if !retryable {
+                return Ok(response);
+            }
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let wait = retry_after.unwrap_or(backoff);
+            if attempt >= self.settings.retries || wait > self.settings.max_wait {
+                return Err(if status.as_u16() == 429 {
+                    MixpanelError::RateLimited { retry_after }
+                } else {
+                    MixpanelError::Unreachable(format!("Mixpanel answered {status}"))
+                });
+            }
+            tracing::debug!(%status, wait_ms = wait.as_millis() as u64, "Mixpanel asked us to retry");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+            backoff *= 2;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Query API reads: the project's cohorts and its top event names. Each call spends from
+//! the project's budget of 60 queries an hour.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Client, Credentials, MixpanelError, Region};
+
+/// A cohort as `/api/query/cohorts/list` describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cohort {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub count: i64,
+    pub is_visible: bool,
+}
+
+/// The project a query is about.
+pub struct ProjectRef<'a> {
+    pub id: &'a str,
+    pub region: Region,
+    pub workspace_id: Option<&'a str>,
+}
+
+impl ProjectRef<'_> {
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let mut params = vec![("project_id", self.id.to_owned())];
+        if let Some(workspace) = self.workspace_id {
+            params.push(("workspace_id", workspace.to_owned()));
+        }
+        params
+    }
+}
+
+impl Client {
+    async fn query_json(
+        &self,
+        credentials: &Credentials,
+        url: String,
+        params: Vec<(&'static str, String)>,
+    ) -> Result<Value, MixpanelError> {
+        let response = self
+            .send(credentials, || self.http.get(&url).query(&params))
+            .await?;
+        if !response.status().is_success() {
+            return Err(MixpanelError::from_response(response).await);
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| MixpanelError::Unexpected {
+                status: 200,
+                detail: format!("not JSON: {e}"),
+            })
+    }
+
+    pub async fn cohorts(
+        &self,
+        credentials: &Credentials,
+        project: &ProjectRef<'_>,
+    ) -> Result<Vec<Cohort>, MixpanelError> {
+        let url = format!("{}/api/query/cohorts/list", self.urls.api(project.region));
+        let body = self.query_json(credentials, url, project.params()).await?;
+        let Some(list) = body.as_array() else {
+            return Err(MixpanelError::Unexpected {
+                status: 200,
+                detail: "cohorts/list is not a list".into(),
+            });
+        };
+        Ok(list
+            .iter()
+            .filter_map(|c| {
+                let id = match &c["id"] {
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => s.clone(),
+                    _ => return None,
+                };
+                Some(Cohort {
+                    id,
+                    name: c["name"].as_str().unwrap_or_default().to_owned(),
+                    description: c["description"].as_str().unwrap_or_default().to_owned(),
+                    count: c["count"].as_i64().unwrap_or_default(),
+                    is_visible: c["is_visible"].as_i64().is_none_or(|v| v != 0),
+                })
+            })
+            .collect())
+    }
+
+    /// The project's most common event names of the last 31 days.
+    pub async fn top_event_names(
+        &self,
+        credentials: &Credentials,
+        project: &ProjectRef<'_>,
+        limit: u32,
+    ) -> Result<Vec<String>, MixpanelError> {
+        let url = format!("{}/api/query/events/names", self.urls.api(project.region));
+        let mut params = project.params();
+        params.push(("type", "general".into()));
+        params.push(("limit", limit.to_string()));
+        let body = self.query_json(credentials, url, params).await?;
+        Ok(body
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}

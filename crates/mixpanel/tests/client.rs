@@ -1,0 +1,266 @@
+//! The client against the Mixpanel emulator: discovery across clusters and every way it
+//! can fail, cohorts and event names, rate limits and timeouts.
+
+use std::time::Duration;
+
+use mixpanel_emulator::{Emulator, Faults, Scenario};
+use secrecy::SecretString;
+use serde_json::json;
+use uj_mixpanel::{BaseUrls, Client, Credentials, MixpanelError, ProjectRef, Region, Settings};
+
+fn scenario() -> Scenario {
+    let now = chrono_now();
+    Scenario::from_json(
+        &json!({
+            "organizations": [{"id": 1, "name": "Acme Inc"}],
+            "service_accounts": [
+                {"username": "eu-only", "secret": "s", "organization_id": 1, "home_region": "eu",
+                 "grants": [{"project_id": 10, "role": "analyst"}]},
+                {"username": "multi", "secret": "s", "organization_id": 1, "home_region": "eu",
+                 "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"},
+                            {"project_id": 30, "role": "consumer", "permissions": []}]},
+                {"username": "india", "secret": "s", "organization_id": 1, "home_region": "in",
+                 "grants": [{"project_id": 40, "role": "analyst"}]},
+                {"username": "nothing", "secret": "s", "organization_id": 1, "home_region": "us", "grants": []},
+                {"username": "expired", "secret": "s", "organization_id": 1, "home_region": "eu",
+                 "expires_at": "2021-01-01T00:00:00Z", "grants": [{"project_id": 10, "role": "analyst"}]}
+            ],
+            "projects": [
+                {"id": 10, "name": "Shop EU", "organization_id": 1, "region": "eu", "timezone": "Europe/Berlin",
+                 "data_views": [{"id": 501, "name": "All", "is_global": true}],
+                 "cohorts": [{"id": 7, "name": "Buyers", "description": "Bought twice",
+                              "members": [{"distinct_id": "a"}, {"distinct_id": "b"}]}],
+                 "events": [{"event": "Order Completed", "properties": {"time": now - 60, "distinct_id": "a"}},
+                            {"event": "Order Completed", "properties": {"time": now - 50, "distinct_id": "b"}},
+                            {"event": "App Opened", "properties": {"time": now - 40, "distinct_id": "a"}}]},
+                {"id": 20, "name": "Shop US", "organization_id": 1, "region": "us", "timezone": "US/Pacific"},
+                {"id": 30, "name": "Finance", "organization_id": 1, "region": "eu", "domain": ""},
+                {"id": 40, "name": "Shop India", "organization_id": 1, "region": "in"}
+            ],
+            "limits": {"query_per_hour": 3}
+        })
+        .to_string(),
+    )
+    .unwrap()
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn client(emulator: &Emulator) -> Client {
+    let urls = BaseUrls {
+        us_api: emulator.api_url(mixpanel_emulator::Region::Us),
+        eu_api: emulator.api_url(mixpanel_emulator::Region::Eu),
+        in_api: emulator.api_url(mixpanel_emulator::Region::In),
+        us_data: emulator.data_url(mixpanel_emulator::Region::Us),
+        eu_data: emulator.data_url(mixpanel_emulator::Region::Eu),
+        in_data: emulator.data_url(mixpanel_emulator::Region::In),
+    };
+    Client::new(
+        urls,
+        Settings {
+            timeout: Duration::from_millis(500),
+            retries: 1,
+            backoff: Duration::from_millis(10),
+            max_wait: Duration::from_secs(1),
+        },
+    )
+}
+
+fn account(username: &str, secret: &str) -> Credentials {
+    Credentials {
+        username: username.into(),
+        secret: SecretString::from(secret.to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn an_eu_account_is_found_on_the_eu_cluster_with_its_region_and_data_view() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let found = client(&emulator)
+        .discover(&account("eu-only", "s"))
+        .await
+        .unwrap();
+    assert_eq!(found.projects.len(), 1);
+    let project = &found.projects[0];
+    assert_eq!((project.id.as_str(), project.region), ("10", Region::Eu));
+    assert_eq!(project.organization, "Acme Inc");
+    assert_eq!(project.timezone, "Europe/Berlin");
+    assert_eq!(project.workspace_id.as_deref(), Some("501"));
+    assert!(project.selectable);
+}
+
+#[tokio::test]
+async fn several_projects_across_regions_are_merged_with_reasons_for_the_unusable() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let found = client(&emulator)
+        .discover(&account("multi", "s"))
+        .await
+        .unwrap();
+    let summary: Vec<(&str, Region, bool)> = found
+        .projects
+        .iter()
+        .map(|p| (p.name.as_str(), p.region, p.selectable))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Finance", Region::Eu, false),
+            ("Shop EU", Region::Eu, true),
+            ("Shop US", Region::Us, true)
+        ]
+    );
+    assert!(found.projects[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("Analyst"));
+    assert_eq!(found.selectable().count(), 2);
+}
+
+#[tokio::test]
+async fn an_india_only_account_is_found_in_india() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let found = client(&emulator)
+        .discover(&account("india", "s"))
+        .await
+        .unwrap();
+    assert_eq!(found.projects[0].region, Region::In);
+}
+
+#[tokio::test]
+async fn wrong_and_expired_credentials_are_invalid_credentials() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    for (user, secret) in [("eu-only", "wrong"), ("expired", "s"), ("nobody", "s")] {
+        let error = client(&emulator)
+            .discover(&account(user, secret))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, MixpanelError::InvalidCredentials),
+            "{user}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_account_without_projects_discovers_an_empty_list() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let found = client(&emulator)
+        .discover(&account("nothing", "s"))
+        .await
+        .unwrap();
+    assert!(found.projects.is_empty());
+}
+
+#[tokio::test]
+async fn a_mixpanel_that_does_not_answer_in_time_is_unreachable() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    emulator.set_faults(Faults {
+        latency_ms: 2000,
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let error = client(&emulator)
+        .discover(&account("eu-only", "s"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, MixpanelError::Unreachable(_)), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the clusters are asked in parallel"
+    );
+
+    let nowhere = Client::new(
+        BaseUrls {
+            us_api: "http://127.0.0.1:9".into(),
+            eu_api: "http://127.0.0.1:9".into(),
+            in_api: "http://127.0.0.1:9".into(),
+            ..BaseUrls::default()
+        },
+        Settings::default(),
+    );
+    let error = nowhere
+        .discover(&account("eu-only", "s"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, MixpanelError::Unreachable(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    emulator.set_faults(Faults {
+        fail_next: 1,
+        only_region: Some(mixpanel_emulator::Region::Eu),
+        ..Faults::default()
+    });
+    let found = client(&emulator)
+        .discover(&account("eu-only", "s"))
+        .await
+        .unwrap();
+    assert_eq!(found.projects.len(), 1);
+}
+
+#[tokio::test]
+async fn cohorts_and_event_names_are_read_until_the_rate_limit_says_no() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let client = client(&emulator);
+    let credentials = account("eu-only", "s");
+    let project = ProjectRef {
+        id: "10",
+        region: Region::Eu,
+        workspace_id: Some("501"),
+    };
+    let cohorts = client.cohorts(&credentials, &project).await.unwrap();
+    assert_eq!(cohorts.len(), 1);
+    assert_eq!(
+        (
+            cohorts[0].id.as_str(),
+            cohorts[0].name.as_str(),
+            cohorts[0].count
+        ),
+        ("7", "Buyers", 2)
+    );
+    let names = client
+        .top_event_names(&credentials, &project, 10)
+        .await
+        .unwrap();
+    assert_eq!(names, ["Order Completed", "App Opened"]);
+    client.cohorts(&credentials, &project).await.unwrap();
+    let limited = client.cohorts(&credentials, &project).await.unwrap_err();
+    assert!(
+        matches!(limited, MixpanelError::RateLimited { .. }),
+        "{limited:?}"
+    );
+}
+
+#[tokio::test]
+async fn verify_confirms_access_to_the_connected_project() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let client = client(&emulator);
+    client
+        .verify(&account("eu-only", "s"), Region::Eu, "10")
+        .await
+        .unwrap();
+    let gone = client
+        .verify(&account("eu-only", "s"), Region::Eu, "20")
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, MixpanelError::MissingPermission(_)));
+    let rejected = client
+        .verify(&account("eu-only", "bad"), Region::Eu, "10")
+        .await
+        .unwrap_err();
+    assert!(matches!(rejected, MixpanelError::InvalidCredentials));
+}
+
+#[test]
+fn credentials_never_show_the_secret() {
+    let shown = format!("{:?}", account("eu-only", "super-secret-value"));
+    assert!(!shown.contains("super-secret-value"));
+}
