@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod ids;
 pub mod keys;
+pub mod mixpanel;
 pub mod password;
 pub mod projects;
 mod validation;

@@ -6,6 +6,7 @@ mod error;
 mod postgres;
 mod rows;
 mod shared;
+mod shared_mixpanel;
 mod sqlite;
 mod store;
 #[cfg(feature = "testing")]
@@ -17,7 +18,7 @@ use std::sync::Arc;
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use store::{NewAccount, NewInvitation, Page, PageRequest, Store};
+pub use store::{MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, Store};
 
 /// Which database a `DATABASE_URL` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
 
 use crate::rows::*;
 use crate::shared::{impl_store, Dialect};
+use crate::shared_mixpanel::impl_mixpanel_store;
 use crate::time::Ts;
 use crate::StoreError;
 
@@ -57,3 +58,4 @@ impl PgStore {
 }
 
 impl_store!(PgStore);
+impl_mixpanel_store!(PgStore);

@@ -2,6 +2,10 @@
 
 use uj_domain::accounts::{Account, Role};
 use uj_domain::ids::{AccountId, InvitationId, ProjectId, SecretKeyId};
+use uj_domain::mixpanel::{
+    CatalogEvent, ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection,
+    StoredConnection,
+};
 use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
 
 use crate::time::Ts;
@@ -144,6 +148,114 @@ impl From<InvitationRow> for Invitation {
             created_at: row.created_at.0,
             expires_at: row.expires_at.0,
             accepted_at: row.accepted_at.map(|t| t.0),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectionRow {
+    project_id: String,
+    username: String,
+    secret_ciphertext: String,
+    mixpanel_project_id: String,
+    mixpanel_project_name: String,
+    organization_name: String,
+    region: String,
+    timezone: String,
+    workspace_id: Option<String>,
+    status: String,
+    status_detail: Option<String>,
+    connected_at: Ts,
+    last_verified_at: Ts,
+}
+
+impl TryFrom<ConnectionRow> for StoredConnection {
+    type Error = StoreError;
+    fn try_from(row: ConnectionRow) -> Result<Self, StoreError> {
+        let status = ConnectionStatus::parse(&row.status).ok_or_else(|| {
+            StoreError::Corrupt(format!("unknown connection status {:?}", row.status))
+        })?;
+        Ok(StoredConnection {
+            secret_ciphertext: row.secret_ciphertext,
+            connection: MixpanelConnection {
+                project_id: ProjectId::from_string(row.project_id),
+                username: row.username,
+                mixpanel_project_id: row.mixpanel_project_id,
+                mixpanel_project_name: row.mixpanel_project_name,
+                organization: row.organization_name,
+                region: row.region,
+                timezone: row.timezone,
+                workspace_id: row.workspace_id,
+                status,
+                status_detail: row.status_detail,
+                connected_at: row.connected_at.0,
+                last_verified_at: row.last_verified_at.0,
+            },
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectAttemptRow {
+    project_id: String,
+    username: String,
+    secret_ciphertext: String,
+    candidates: String,
+    expires_at: Ts,
+}
+
+impl From<ConnectAttemptRow> for ConnectAttempt {
+    fn from(row: ConnectAttemptRow) -> Self {
+        ConnectAttempt {
+            project_id: ProjectId::from_string(row.project_id),
+            username: row.username,
+            secret_ciphertext: row.secret_ciphertext,
+            candidates: row.candidates,
+            expires_at: row.expires_at.0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CohortRow {
+    cohort_id: String,
+    name: String,
+    description: String,
+    member_count: i64,
+    is_visible: bool,
+    fetched_at: Ts,
+}
+
+impl From<CohortRow> for MixpanelCohort {
+    fn from(row: CohortRow) -> Self {
+        MixpanelCohort {
+            cohort_id: row.cohort_id,
+            name: row.name,
+            description: row.description,
+            member_count: row.member_count,
+            is_visible: row.is_visible,
+            fetched_at: row.fetched_at.0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CatalogRow {
+    name: String,
+    seen_in_mixpanel_at: Option<Ts>,
+    app_count: i64,
+    app_first_seen_at: Option<Ts>,
+    app_last_seen_at: Option<Ts>,
+}
+
+impl From<CatalogRow> for CatalogEvent {
+    fn from(row: CatalogRow) -> Self {
+        CatalogEvent {
+            name: row.name,
+            seen_in_mixpanel_at: row.seen_in_mixpanel_at.map(|t| t.0),
+            app_count: row.app_count,
+            app_first_seen_at: row.app_first_seen_at.map(|t| t.0),
+            app_last_seen_at: row.app_last_seen_at.map(|t| t.0),
         }
     }
 }

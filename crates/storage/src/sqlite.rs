@@ -18,6 +18,7 @@ use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
 
 use crate::rows::*;
 use crate::shared::{impl_store, Dialect};
+use crate::shared_mixpanel::impl_mixpanel_store;
 use crate::time::Ts;
 use crate::StoreError;
 
@@ -83,3 +84,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore);
+impl_mixpanel_store!(SqliteStore);

@@ -2,6 +2,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uj_domain::accounts::{Account, Role};
 use uj_domain::ids::{AccountId, ProjectId, SecretKeyId};
+use uj_domain::mixpanel::{
+    CatalogEvent, ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection,
+    StoredConnection,
+};
 use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
 
 use crate::StoreError;
@@ -42,7 +46,7 @@ pub struct Page<T> {
 ///
 /// Creation times are set by the store; `now` parameters are only used for comparisons.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MixpanelStore + Send + Sync + 'static {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -157,4 +161,68 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Account>, StoreError>;
+}
+
+/// A project's Mixpanel connection, pending connect attempts, the connected project's
+/// cohorts and the event catalog. Every method is scoped by `ProjectId`.
+#[async_trait]
+pub trait MixpanelStore: Send + Sync {
+    /// Creates or replaces the project's connection.
+    async fn save_mixpanel_connection(
+        &self,
+        connection: &MixpanelConnection,
+        secret_ciphertext: &str,
+    ) -> Result<(), StoreError>;
+    async fn mixpanel_connection(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Option<StoredConnection>, StoreError>;
+    /// Every project's connection (for the background check).
+    async fn mixpanel_connections(&self) -> Result<Vec<StoredConnection>, StoreError>;
+    /// Records a check's result; `verified_at` is set when Mixpanel answered. False when
+    /// the project has no connection.
+    async fn set_mixpanel_connection_status(
+        &self,
+        project: &ProjectId,
+        status: ConnectionStatus,
+        detail: Option<&str>,
+        verified_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
+    /// Removes the connection, its cohorts and pending attempts; false when there was none.
+    async fn delete_mixpanel_connection(&self, project: &ProjectId) -> Result<bool, StoreError>;
+
+    async fn save_connect_attempt(
+        &self,
+        token_hash: &str,
+        attempt: &ConnectAttempt,
+    ) -> Result<(), StoreError>;
+    /// An unexpired attempt of this project.
+    async fn connect_attempt(
+        &self,
+        project: &ProjectId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConnectAttempt>, StoreError>;
+    async fn delete_connect_attempts(&self, project: &ProjectId) -> Result<(), StoreError>;
+
+    /// Replaces the stored list of the connected project's cohorts.
+    async fn replace_mixpanel_cohorts(
+        &self,
+        project: &ProjectId,
+        cohorts: &[MixpanelCohort],
+    ) -> Result<(), StoreError>;
+    async fn mixpanel_cohorts(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Vec<MixpanelCohort>, StoreError>;
+
+    /// Marks event names as seen in Mixpanel at `seen_at` (adding them to the catalog).
+    async fn record_mixpanel_event_names(
+        &self,
+        project: &ProjectId,
+        names: &[String],
+        seen_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The project's event catalog, by name.
+    async fn event_catalog(&self, project: &ProjectId) -> Result<Vec<CatalogEvent>, StoreError>;
 }

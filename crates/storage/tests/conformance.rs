@@ -9,8 +9,9 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use uj_domain::accounts::Role;
 use uj_domain::ids::{ProjectId, SecretKeyId};
+use uj_domain::mixpanel::{ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_storage::testing::TestDatabase;
-use uj_storage::{NewAccount, NewInvitation, PageRequest, Store, StoreError};
+use uj_storage::{MixpanelStore, NewAccount, NewInvitation, PageRequest, Store, StoreError};
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -52,6 +53,9 @@ conformance!(
     stored_times_read_back_exactly,
     concurrent_writes_all_succeed,
     migrations_run_again_without_harm,
+    a_mixpanel_connection_is_saved_replaced_checked_and_deleted,
+    connect_attempts_expire_and_belong_to_their_project,
+    cohorts_are_replaced_and_event_names_recorded_per_project,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -513,4 +517,205 @@ async fn a_closed_postgres_store_reports_unavailable() {
     store.close().await;
     let error = store.ping().await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+}
+
+fn connection(project: &ProjectId, mixpanel_project: &str) -> MixpanelConnection {
+    let now = uj_now();
+    MixpanelConnection {
+        project_id: project.clone(),
+        username: "acme.mp-service-account".into(),
+        mixpanel_project_id: mixpanel_project.into(),
+        mixpanel_project_name: "Acme Web".into(),
+        organization: "Acme Inc".into(),
+        region: "eu".into(),
+        timezone: "Europe/Berlin".into(),
+        workspace_id: Some("3190001".into()),
+        status: ConnectionStatus::Connected,
+        status_detail: None,
+        connected_at: now,
+        last_verified_at: now,
+    }
+}
+
+/// Now at the microsecond precision both databases keep.
+fn uj_now() -> chrono::DateTime<Utc> {
+    use chrono::DurationRound;
+    Utc::now()
+        .duration_trunc(Duration::microseconds(1))
+        .unwrap()
+}
+
+async fn a_mixpanel_connection_is_saved_replaced_checked_and_deleted(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    assert!(store.mixpanel_connection(&shop).await.unwrap().is_none());
+
+    let first = connection(&shop, "111");
+    store
+        .save_mixpanel_connection(&first, "v1.cipher-one")
+        .await
+        .unwrap();
+    let stored = store.mixpanel_connection(&shop).await.unwrap().unwrap();
+    assert_eq!(stored.connection, first);
+    assert_eq!(stored.secret_ciphertext, "v1.cipher-one");
+    assert!(
+        store.mixpanel_connection(&blog).await.unwrap().is_none(),
+        "other projects see nothing"
+    );
+
+    let replaced = connection(&shop, "222");
+    store
+        .save_mixpanel_connection(&replaced, "v1.cipher-two")
+        .await
+        .unwrap();
+    let stored = store.mixpanel_connection(&shop).await.unwrap().unwrap();
+    assert_eq!(stored.connection.mixpanel_project_id, "222");
+    assert_eq!(store.mixpanel_connections().await.unwrap().len(), 1);
+
+    let later = uj_now() + Duration::minutes(5);
+    assert!(store
+        .set_mixpanel_connection_status(
+            &shop,
+            ConnectionStatus::CredentialsRejected,
+            Some("401"),
+            Some(later)
+        )
+        .await
+        .unwrap());
+    let stored = store
+        .mixpanel_connection(&shop)
+        .await
+        .unwrap()
+        .unwrap()
+        .connection;
+    assert_eq!(
+        (stored.status, stored.status_detail.as_deref()),
+        (ConnectionStatus::CredentialsRejected, Some("401"))
+    );
+    assert_eq!(stored.last_verified_at, later);
+    // Unreachable keeps the last time Mixpanel did answer.
+    store
+        .set_mixpanel_connection_status(&shop, ConnectionStatus::Unreachable, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .mixpanel_connection(&shop)
+            .await
+            .unwrap()
+            .unwrap()
+            .connection
+            .last_verified_at,
+        later
+    );
+    assert!(!store
+        .set_mixpanel_connection_status(&blog, ConnectionStatus::Connected, None, None)
+        .await
+        .unwrap());
+
+    assert!(!store.delete_mixpanel_connection(&blog).await.unwrap());
+    assert!(store.delete_mixpanel_connection(&shop).await.unwrap());
+    assert!(store.mixpanel_connection(&shop).await.unwrap().is_none());
+}
+
+async fn connect_attempts_expire_and_belong_to_their_project(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let attempt = ConnectAttempt {
+        project_id: shop.clone(),
+        username: "acme".into(),
+        secret_ciphertext: "v1.x".into(),
+        candidates: "[]".into(),
+        expires_at: now + Duration::minutes(15),
+    };
+    store.save_connect_attempt("tok", &attempt).await.unwrap();
+    let found = store
+        .connect_attempt(&shop, "tok", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.username.as_str(), found.candidates.as_str()),
+        ("acme", "[]")
+    );
+    assert!(store
+        .connect_attempt(&blog, "tok", now)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .connect_attempt(&shop, "tok", now + Duration::minutes(16))
+        .await
+        .unwrap()
+        .is_none());
+    store.delete_connect_attempts(&shop).await.unwrap();
+    assert!(store
+        .connect_attempt(&shop, "tok", now)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn cohorts_are_replaced_and_event_names_recorded_per_project(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let cohort = |id: &str, name: &str| MixpanelCohort {
+        cohort_id: id.into(),
+        name: name.into(),
+        description: String::new(),
+        member_count: 3,
+        is_visible: true,
+        fetched_at: now,
+    };
+    store
+        .replace_mixpanel_cohorts(&shop, &[cohort("1", "Buyers"), cohort("2", "Churn")])
+        .await
+        .unwrap();
+    store
+        .replace_mixpanel_cohorts(&shop, &[cohort("2", "Churn risk")])
+        .await
+        .unwrap();
+    let listed = store.mixpanel_cohorts(&shop).await.unwrap();
+    assert_eq!(listed, [cohort("2", "Churn risk")]);
+    assert!(store.mixpanel_cohorts(&blog).await.unwrap().is_empty());
+
+    let names = vec!["Order Completed".to_owned(), "App Opened".to_owned()];
+    store
+        .record_mixpanel_event_names(&shop, &names, now)
+        .await
+        .unwrap();
+    store
+        .record_mixpanel_event_names(&shop, &names[..1], now + Duration::hours(1))
+        .await
+        .unwrap();
+    let catalog = store.event_catalog(&shop).await.unwrap();
+    assert_eq!(
+        catalog.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        ["App Opened", "Order Completed"]
+    );
+    assert_eq!(
+        catalog[1].seen_in_mixpanel_at,
+        Some(now + Duration::hours(1))
+    );
+    assert_eq!(catalog[0].app_count, 0);
+    assert!(store.event_catalog(&blog).await.unwrap().is_empty());
+
+    // Deleting the connection forgets the cohorts read through it.
+    store
+        .save_mixpanel_connection(&connection(&shop, "1"), "v1.x")
+        .await
+        .unwrap();
+    store.delete_mixpanel_connection(&shop).await.unwrap();
+    assert!(store.mixpanel_cohorts(&shop).await.unwrap().is_empty());
 }

@@ -1,0 +1,52 @@
+-- Mixpanel connections (0 or 1 per project), pending connect attempts awaiting a project
+-- choice, the connected project's cohorts as last read, and the event catalog.
+
+CREATE TABLE mixpanel_connections (
+    project_id TEXT PRIMARY KEY REFERENCES projects (id) ON DELETE CASCADE,
+    username TEXT NOT NULL,
+    -- Versioned AEAD envelope under the application key, bound to this row.
+    secret_ciphertext TEXT NOT NULL,
+    mixpanel_project_id TEXT NOT NULL,
+    mixpanel_project_name TEXT NOT NULL,
+    organization_name TEXT NOT NULL,
+    region TEXT NOT NULL CHECK (region IN ('us', 'eu', 'in')),
+    timezone TEXT NOT NULL,
+    workspace_id TEXT,
+    status TEXT NOT NULL CHECK (status IN ('connected', 'credentials_rejected', 'unreachable')),
+    status_detail TEXT,
+    connected_at TIMESTAMPTZ NOT NULL,
+    last_verified_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE mixpanel_connect_attempts (
+    token_hash TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    username TEXT NOT NULL,
+    secret_ciphertext TEXT NOT NULL,
+    -- JSON array of the discovered projects offered in the picker.
+    candidates TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX mixpanel_connect_attempts_by_project ON mixpanel_connect_attempts (project_id);
+
+CREATE TABLE mixpanel_cohorts (
+    project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    cohort_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    member_count BIGINT NOT NULL,
+    is_visible BOOLEAN NOT NULL,
+    fetched_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (project_id, cohort_id)
+);
+
+CREATE TABLE event_catalog (
+    project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    seen_in_mixpanel_at TIMESTAMPTZ,
+    app_count BIGINT NOT NULL DEFAULT 0,
+    app_first_seen_at TIMESTAMPTZ,
+    app_last_seen_at TIMESTAMPTZ,
+    PRIMARY KEY (project_id, name)
+);

@@ -1,0 +1,247 @@
+//! The [`MixpanelStore`](crate::MixpanelStore) implementation both databases share (see
+//! `shared.rs` for how the expansion works).
+
+macro_rules! impl_mixpanel_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::MixpanelStore for $store {
+            async fn save_mixpanel_connection(
+                &self,
+                c: &uj_domain::mixpanel::MixpanelConnection,
+                secret_ciphertext: &str,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO mixpanel_connections (project_id, username, secret_ciphertext,
+                        mixpanel_project_id, mixpanel_project_name, organization_name, region, timezone,
+                        workspace_id, status, status_detail, connected_at, last_verified_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                     ON CONFLICT (project_id) DO UPDATE SET
+                        username = excluded.username, secret_ciphertext = excluded.secret_ciphertext,
+                        mixpanel_project_id = excluded.mixpanel_project_id,
+                        mixpanel_project_name = excluded.mixpanel_project_name,
+                        organization_name = excluded.organization_name, region = excluded.region,
+                        timezone = excluded.timezone, workspace_id = excluded.workspace_id,
+                        status = excluded.status, status_detail = excluded.status_detail,
+                        connected_at = excluded.connected_at, last_verified_at = excluded.last_verified_at",
+                )
+                .bind(c.project_id.as_str())
+                .bind(&c.username)
+                .bind(secret_ciphertext)
+                .bind(&c.mixpanel_project_id)
+                .bind(&c.mixpanel_project_name)
+                .bind(&c.organization)
+                .bind(&c.region)
+                .bind(&c.timezone)
+                .bind(c.workspace_id.as_deref())
+                .bind(c.status.as_str())
+                .bind(c.status_detail.as_deref())
+                .bind(Ts(c.connected_at))
+                .bind(Ts(c.last_verified_at))
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn mixpanel_connection(
+                &self,
+                project: &ProjectId,
+            ) -> Result<Option<uj_domain::mixpanel::StoredConnection>, $crate::StoreError> {
+                let row: Option<ConnectionRow> = sqlx::query_as(
+                    "SELECT * FROM mixpanel_connections WHERE project_id = $1",
+                )
+                .bind(project.as_str())
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn mixpanel_connections(
+                &self,
+            ) -> Result<Vec<uj_domain::mixpanel::StoredConnection>, $crate::StoreError> {
+                let rows: Vec<ConnectionRow> =
+                    sqlx::query_as("SELECT * FROM mixpanel_connections ORDER BY project_id")
+                        .fetch_all(self.reader())
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn set_mixpanel_connection_status(
+                &self,
+                project: &ProjectId,
+                status: uj_domain::mixpanel::ConnectionStatus,
+                detail: Option<&str>,
+                verified_at: Option<DateTime<Utc>>,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE mixpanel_connections
+                     SET status = $2, status_detail = $3, last_verified_at = COALESCE($4, last_verified_at)
+                     WHERE project_id = $1",
+                )
+                .bind(project.as_str())
+                .bind(status.as_str())
+                .bind(detail)
+                .bind(verified_at.map(Ts))
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_mixpanel_connection(&self, project: &ProjectId) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                for table in ["mixpanel_cohorts", "mixpanel_connect_attempts"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE project_id = $1"))
+                        .bind(project.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let done = sqlx::query("DELETE FROM mixpanel_connections WHERE project_id = $1")
+                    .bind(project.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn save_connect_attempt(
+                &self,
+                token_hash: &str,
+                attempt: &uj_domain::mixpanel::ConnectAttempt,
+            ) -> Result<(), $crate::StoreError> {
+                let now = crate::time::now();
+                let mut tx = self.begin().await?;
+                // Expired attempts of any project go when a new one arrives.
+                sqlx::query("DELETE FROM mixpanel_connect_attempts WHERE expires_at <= $1")
+                    .bind(Ts(now))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO mixpanel_connect_attempts
+                        (token_hash, project_id, username, secret_ciphertext, candidates, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(token_hash)
+                .bind(attempt.project_id.as_str())
+                .bind(&attempt.username)
+                .bind(&attempt.secret_ciphertext)
+                .bind(&attempt.candidates)
+                .bind(Ts(now))
+                .bind(Ts(attempt.expires_at))
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::StoreError::conflict_as("connect attempt"))?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn connect_attempt(
+                &self,
+                project: &ProjectId,
+                token_hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<uj_domain::mixpanel::ConnectAttempt>, $crate::StoreError> {
+                let row: Option<ConnectAttemptRow> = sqlx::query_as(
+                    "SELECT project_id, username, secret_ciphertext, candidates, expires_at
+                     FROM mixpanel_connect_attempts
+                     WHERE project_id = $1 AND token_hash = $2 AND expires_at > $3",
+                )
+                .bind(project.as_str())
+                .bind(token_hash)
+                .bind(Ts(now))
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn delete_connect_attempts(&self, project: &ProjectId) -> Result<(), $crate::StoreError> {
+                sqlx::query("DELETE FROM mixpanel_connect_attempts WHERE project_id = $1")
+                    .bind(project.as_str())
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn replace_mixpanel_cohorts(
+                &self,
+                project: &ProjectId,
+                cohorts: &[uj_domain::mixpanel::MixpanelCohort],
+            ) -> Result<(), $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                sqlx::query("DELETE FROM mixpanel_cohorts WHERE project_id = $1")
+                    .bind(project.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                for cohort in cohorts {
+                    sqlx::query(
+                        "INSERT INTO mixpanel_cohorts
+                            (project_id, cohort_id, name, description, member_count, is_visible, fetched_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (project_id, cohort_id) DO NOTHING",
+                    )
+                    .bind(project.as_str())
+                    .bind(&cohort.cohort_id)
+                    .bind(&cohort.name)
+                    .bind(&cohort.description)
+                    .bind(cohort.member_count)
+                    .bind(cohort.is_visible)
+                    .bind(Ts(cohort.fetched_at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn mixpanel_cohorts(
+                &self,
+                project: &ProjectId,
+            ) -> Result<Vec<uj_domain::mixpanel::MixpanelCohort>, $crate::StoreError> {
+                let rows: Vec<CohortRow> = sqlx::query_as(
+                    "SELECT cohort_id, name, description, member_count, is_visible, fetched_at
+                     FROM mixpanel_cohorts WHERE project_id = $1 ORDER BY name, cohort_id",
+                )
+                .bind(project.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn record_mixpanel_event_names(
+                &self,
+                project: &ProjectId,
+                names: &[String],
+                seen_at: DateTime<Utc>,
+            ) -> Result<(), $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                for name in names {
+                    sqlx::query(
+                        "INSERT INTO event_catalog (project_id, name, seen_in_mixpanel_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (project_id, name) DO UPDATE SET seen_in_mixpanel_at = excluded.seen_in_mixpanel_at",
+                    )
+                    .bind(project.as_str())
+                    .bind(name)
+                    .bind(Ts(seen_at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn event_catalog(
+                &self,
+                project: &ProjectId,
+            ) -> Result<Vec<uj_domain::mixpanel::CatalogEvent>, $crate::StoreError> {
+                let rows: Vec<CatalogRow> = sqlx::query_as(
+                    "SELECT name, seen_in_mixpanel_at, app_count, app_first_seen_at, app_last_seen_at
+                     FROM event_catalog WHERE project_id = $1 ORDER BY name",
+                )
+                .bind(project.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_mixpanel_store;
