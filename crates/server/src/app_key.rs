@@ -88,6 +88,15 @@ impl AppKey {
         hex::encode(self.mac(purpose, message).finalize().into_bytes())
     }
 
+    /// A 256-bit key for one purpose, derived from the application key (HMAC-SHA256), so
+    /// no two uses share key material.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        self.mac("derive", purpose.as_bytes())
+            .finalize()
+            .into_bytes()
+            .into()
+    }
+
     /// Checks a tag from [`AppKey::sign`] in constant time.
     pub fn verify(&self, purpose: &str, message: &[u8], tag: &str) -> bool {
         match hex::decode(tag) {

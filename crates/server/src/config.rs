@@ -45,6 +45,91 @@ pub struct Config {
         global = true
     )]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub mixpanel: MixpanelConfig,
+}
+
+/// Where Mixpanel lives (tests and the demo point these at the emulator) and how
+/// patiently we talk to it.
+#[derive(Debug, Clone, Args)]
+pub struct MixpanelConfig {
+    #[arg(
+        long,
+        env = "UJ_MIXPANEL_US_API",
+        default_value = "https://mixpanel.com",
+        global = true
+    )]
+    pub mixpanel_us_api: String,
+    #[arg(
+        long,
+        env = "UJ_MIXPANEL_EU_API",
+        default_value = "https://eu.mixpanel.com",
+        global = true
+    )]
+    pub mixpanel_eu_api: String,
+    #[arg(
+        long,
+        env = "UJ_MIXPANEL_IN_API",
+        default_value = "https://in.mixpanel.com",
+        global = true
+    )]
+    pub mixpanel_in_api: String,
+    #[arg(
+        long,
+        env = "UJ_MIXPANEL_US_DATA",
+        default_value = "https://data.mixpanel.com",
+        global = true
+    )]
+    pub mixpanel_us_data: String,
+    #[arg(
+        long,
+        env = "UJ_MIXPANEL_EU_DATA",
+        default_value = "https://data-eu.mixpanel.com",
+        global = true
+    )]
+    pub mixpanel_eu_data: String,
+    #[arg(
+        long,
+        env = "UJ_MIXPANEL_IN_DATA",
+        default_value = "https://data-in.mixpanel.com",
+        global = true
+    )]
+    pub mixpanel_in_data: String,
+    /// Seconds before a Mixpanel request counts as unreachable.
+    #[arg(
+        long,
+        env = "UJ_MIXPANEL_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub mixpanel_timeout_secs: u64,
+    /// How often connections are re-verified in the background (seconds; 0 = never).
+    #[arg(
+        long,
+        env = "UJ_MIXPANEL_CHECK_INTERVAL_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub mixpanel_check_interval_secs: u64,
+}
+
+impl MixpanelConfig {
+    pub fn client(&self) -> uj_mixpanel::Client {
+        let urls = uj_mixpanel::BaseUrls {
+            us_api: self.mixpanel_us_api.clone(),
+            eu_api: self.mixpanel_eu_api.clone(),
+            in_api: self.mixpanel_in_api.clone(),
+            us_data: self.mixpanel_us_data.clone(),
+            eu_data: self.mixpanel_eu_data.clone(),
+            in_data: self.mixpanel_in_data.clone(),
+        };
+        let settings = uj_mixpanel::Settings {
+            timeout: std::time::Duration::from_secs(self.mixpanel_timeout_secs.max(1)),
+            ..uj_mixpanel::Settings::default()
+        };
+        uj_mixpanel::Client::new(urls, settings)
+    }
 }
 
 impl Config {

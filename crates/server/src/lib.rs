@@ -6,6 +6,7 @@
 pub mod app_key;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 mod http;
 pub mod services;
 pub mod startup;

@@ -18,6 +18,7 @@ use crate::state::AppState;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    check_interval: Duration,
 }
 
 impl Application {
@@ -38,8 +39,14 @@ impl Application {
             public_url,
             secure_cookies: config.secure_cookies(),
             login_throttle: Arc::new(LoginThrottle::default()),
+            mixpanel: config.mixpanel.client(),
         };
-        Ok(Self { listener, state })
+        let check_interval = Duration::from_secs(config.mixpanel.mixpanel_check_interval_secs);
+        Ok(Self {
+            listener,
+            state,
+            check_interval,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -52,6 +59,12 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let jobs = tokio::spawn(background_jobs(self.state.store.clone()));
+        let checks = (!self.check_interval.is_zero()).then(|| {
+            tokio::spawn(crate::services::mixpanel::check_connections_every(
+                self.state.clone(),
+                self.check_interval,
+            ))
+        });
         let router = crate::http::router(self.state);
         axum::serve(
             self.listener,
@@ -61,6 +74,9 @@ impl Application {
         .await
         .context("HTTP server failed")?;
         jobs.abort();
+        if let Some(checks) = checks {
+            checks.abort();
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -13,4 +13,5 @@ pub struct AppState {
     pub public_url: String,
     pub secure_cookies: bool,
     pub login_throttle: Arc<LoginThrottle>,
+    pub mixpanel: uj_mixpanel::Client,
 }

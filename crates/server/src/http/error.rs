@@ -102,6 +102,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => {
                 ApiError::not_found(what, format!("No such {}.", what.replace('_', " ")))
             }
+            ServiceError::Mixpanel(problem) => {
+                use crate::services::mixpanel::MixpanelProblem;
+                let status = match problem {
+                    MixpanelProblem::Unreachable => StatusCode::BAD_GATEWAY,
+                    MixpanelProblem::RateLimited => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                ApiError::new(status, problem.code(), problem.message())
+            }
             ServiceError::Store(store) => store.into(),
             ServiceError::Internal(source) => ApiError::internal(source),
         }

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod bootstrap;
 pub mod login_throttle;
+pub mod mixpanel;
 
 use uj_domain::ValidationError;
 use uj_storage::StoreError;
@@ -18,6 +19,9 @@ pub enum ServiceError {
     Conflict { code: &'static str, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Mixpanel refused or could not be reached; the problem says what to fix.
+    #[error("{}", .0.message())]
+    Mixpanel(mixpanel::MixpanelProblem),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

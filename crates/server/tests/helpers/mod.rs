@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde::Deserialize;
 use uj_storage::testing::TestDatabase;
-use userjourneys::config::{Config, LogFormat};
+use userjourneys::config::{Config, LogFormat, MixpanelConfig};
 use userjourneys::startup::Application;
 
 pub struct TestApp {
@@ -69,6 +69,7 @@ impl TestApp {
             public_url: None,
             secret_key_file: Some(dir.path().join("app.key")),
             log_format: LogFormat::Text,
+            mixpanel: mixpanel_config(None),
         };
         adjust(&mut config);
         let app = Application::build(&config).await.expect("the app builds");
@@ -255,4 +256,32 @@ pub fn element_text(html: &str, id: &str) -> Option<String> {
     let open_end = html[start..].find('>')? + start + 1;
     let close = html[open_end..].find('<')? + open_end;
     Some(html[open_end..close].trim().to_owned())
+}
+
+/// Mixpanel settings pointing at `emulator`, or at a closed local port when there is none
+/// (so no test ever reaches the real Mixpanel).
+pub fn mixpanel_config(emulator: Option<&mixpanel_emulator::Emulator>) -> MixpanelConfig {
+    use mixpanel_emulator::Region::{Eu, In, Us};
+    let (api, data) = match emulator {
+        Some(e) => (
+            [e.api_url(Us), e.api_url(Eu), e.api_url(In)],
+            [e.data_url(Us), e.data_url(Eu), e.data_url(In)],
+        ),
+        None => (
+            std::array::from_fn(|_| "http://127.0.0.1:9".to_owned()),
+            std::array::from_fn(|_| "http://127.0.0.1:9".to_owned()),
+        ),
+    };
+    let [us_api, eu_api, in_api] = api;
+    let [us_data, eu_data, in_data] = data;
+    MixpanelConfig {
+        mixpanel_us_api: us_api,
+        mixpanel_eu_api: eu_api,
+        mixpanel_in_api: in_api,
+        mixpanel_us_data: us_data,
+        mixpanel_eu_data: eu_data,
+        mixpanel_in_data: in_data,
+        mixpanel_timeout_secs: 2,
+        mixpanel_check_interval_secs: 0,
+    }
 }

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`, authenticated with a live secret key.
 
 mod api_keys;
+mod mixpanel;
 mod project;
 
 use axum::extract::DefaultBodyLimit;
@@ -13,5 +14,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(project::router())
         .merge(api_keys::router())
+        .merge(mixpanel::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
 }

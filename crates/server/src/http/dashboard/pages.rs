@@ -87,6 +87,7 @@ impl From<ServiceError> for PageError {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::Store(store) => store.into(),
+            ServiceError::Mixpanel(problem) => PageError::BadRequest(problem.message()),
             ServiceError::NotFound(_) => PageError::NotFound,
             ServiceError::Invalid(invalid) => PageError::BadRequest(invalid.to_string()),
             ServiceError::Conflict { message, .. } => PageError::Forbidden(message),

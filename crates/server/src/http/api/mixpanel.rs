@@ -1,0 +1,221 @@
+//! `/api/v1/integrations/mixpanel`: connect with a service account (picking a project
+//! when several), status, re-check, cohorts, disconnect. The secret is accepted once and
+//! never returned.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uj_domain::mixpanel::{MixpanelCohort, MixpanelConnection};
+use uj_mixpanel::DiscoveredProject;
+
+use crate::http::auth::SecretKeyAuth;
+use crate::http::extract::ApiJson;
+use crate::http::ApiError;
+use crate::services::mixpanel::{self, ConnectOutcome};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/integrations/mixpanel", get(show).delete(disconnect))
+        .route("/integrations/mixpanel/connect", post(connect))
+        .route(
+            "/integrations/mixpanel/connect/project",
+            post(choose_project),
+        )
+        .route("/integrations/mixpanel/verify", post(verify))
+        .route("/integrations/mixpanel/cohorts", get(cohorts))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    username: String,
+    secret: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChooseProjectRequest {
+    connect_token: String,
+    project_id: String,
+}
+
+#[derive(Serialize)]
+pub struct ConnectionResponse {
+    object: &'static str,
+    mixpanel_project_id: String,
+    project_name: String,
+    organization: String,
+    region: String,
+    timezone: String,
+    username: String,
+    status: &'static str,
+    status_detail: Option<String>,
+    connected_at: DateTime<Utc>,
+    last_verified_at: DateTime<Utc>,
+    /// Set up with cohort sync (a later milestone).
+    cohort_sync: Option<Value>,
+}
+
+impl From<MixpanelConnection> for ConnectionResponse {
+    fn from(c: MixpanelConnection) -> Self {
+        Self {
+            object: "mixpanel_connection",
+            mixpanel_project_id: c.mixpanel_project_id,
+            project_name: c.mixpanel_project_name,
+            organization: c.organization,
+            region: c.region,
+            timezone: c.timezone,
+            username: c.username,
+            status: c.status.as_str(),
+            status_detail: c.status_detail,
+            connected_at: c.connected_at,
+            last_verified_at: c.last_verified_at,
+            cohort_sync: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PickerEntry {
+    id: String,
+    name: String,
+    region: &'static str,
+    organization: String,
+    timezone: String,
+    selectable: bool,
+    reason: Option<String>,
+}
+
+impl From<DiscoveredProject> for PickerEntry {
+    fn from(p: DiscoveredProject) -> Self {
+        Self {
+            id: p.id,
+            name: p.name,
+            region: p.region.as_str(),
+            organization: p.organization,
+            timezone: p.timezone,
+            selectable: p.selectable,
+            reason: p.reason,
+        }
+    }
+}
+
+fn connected(connection: MixpanelConnection) -> Json<Value> {
+    Json(json!({ "status": "connected", "connection": ConnectionResponse::from(connection) }))
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiJson(request): ApiJson<ConnectRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let outcome =
+        mixpanel::connect(&state, &auth.project.id, &request.username, &request.secret).await?;
+    Ok(match outcome {
+        ConnectOutcome::Connected(connection) => connected(*connection),
+        ConnectOutcome::ChooseProject { token, projects } => Json(json!({
+            "status": "choose_project",
+            "connect_token": token.expose_secret(),
+            "projects": projects.into_iter().map(PickerEntry::from).collect::<Vec<_>>(),
+        })),
+    })
+}
+
+async fn choose_project(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiJson(request): ApiJson<ChooseProjectRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let connection = mixpanel::choose_project(
+        &state,
+        &auth.project.id,
+        &request.connect_token,
+        &request.project_id,
+    )
+    .await?;
+    Ok(connected(connection))
+}
+
+fn not_connected() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_connected",
+        "This project has no Mixpanel connection; connect one first.",
+    )
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+) -> Result<Json<ConnectionResponse>, ApiError> {
+    let (connection, _) = mixpanel::status(&state, &auth.project.id)
+        .await?
+        .ok_or_else(not_connected)?;
+    Ok(Json(connection.into()))
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+) -> Result<Json<ConnectionResponse>, ApiError> {
+    match mixpanel::verify(&state, &auth.project.id).await {
+        Ok(connection) => Ok(Json(connection.into())),
+        Err(crate::services::ServiceError::NotFound(_)) => Err(not_connected()),
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Serialize)]
+pub struct CohortResponse {
+    object: &'static str,
+    id: String,
+    name: String,
+    description: String,
+    member_count: i64,
+    is_visible: bool,
+    fetched_at: DateTime<Utc>,
+}
+
+impl From<MixpanelCohort> for CohortResponse {
+    fn from(c: MixpanelCohort) -> Self {
+        Self {
+            object: "mixpanel_cohort",
+            id: c.cohort_id,
+            name: c.name,
+            description: c.description,
+            member_count: c.member_count,
+            is_visible: c.is_visible,
+            fetched_at: c.fetched_at,
+        }
+    }
+}
+
+async fn cohorts(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+) -> Result<Json<Value>, ApiError> {
+    let (_, cohorts) = mixpanel::status(&state, &auth.project.id)
+        .await?
+        .ok_or_else(not_connected)?;
+    let data: Vec<CohortResponse> = cohorts.into_iter().map(Into::into).collect();
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": false }),
+    ))
+}
+
+async fn disconnect(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+) -> Result<StatusCode, ApiError> {
+    match mixpanel::disconnect(&state, &auth.project.id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(crate::services::ServiceError::NotFound(_)) => Err(not_connected()),
+        Err(other) => Err(other.into()),
+    }
+}

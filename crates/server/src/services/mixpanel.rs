@@ -1,0 +1,400 @@
+//! Connecting a project to Mixpanel with a service account: discovery of the project and
+//! its region, the picker when there are several, the encrypted credentials, reading
+//! cohorts and event names through the connection, and re-verification.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use secrecy::SecretString;
+use uj_domain::ids::ProjectId;
+use uj_domain::keys::{token_hash, NewToken};
+use uj_domain::mixpanel::{
+    ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection, StoredConnection,
+};
+use uj_domain::ValidationError;
+use uj_mixpanel::{Credentials, DiscoveredProject, MixpanelError, ProjectRef, Region};
+
+use super::ServiceError;
+use crate::crypto;
+use crate::state::AppState;
+
+/// How long a customer has to pick a project after connecting.
+const CONNECT_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(15);
+/// How many top event names are read into the catalog.
+const EVENT_NAMES: u32 = 255;
+
+/// A Mixpanel-side reason a connection cannot be made or used, worded for the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MixpanelProblem {
+    InvalidCredentials,
+    NoProjects,
+    MissingPermission(String),
+    Unreachable,
+    RateLimited,
+}
+
+impl MixpanelProblem {
+    pub fn code(&self) -> &'static str {
+        match self {
+            MixpanelProblem::InvalidCredentials => "invalid_credentials",
+            MixpanelProblem::NoProjects => "no_projects",
+            MixpanelProblem::MissingPermission(_) => "missing_permission",
+            MixpanelProblem::Unreachable => "mixpanel_unreachable",
+            MixpanelProblem::RateLimited => "mixpanel_rate_limited",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            MixpanelProblem::InvalidCredentials => "Mixpanel did not accept this username and secret. Check that you copied both from Project Settings → Service Accounts, and that the service account has not expired.".into(),
+            MixpanelProblem::NoProjects => "This service account has no access to any Mixpanel project. In Mixpanel, open Project Settings → Service Accounts and add it to your project with the Analyst role.".into(),
+            MixpanelProblem::MissingPermission(reason) => format!("The service account cannot read this Mixpanel project: {reason}"),
+            MixpanelProblem::Unreachable => "Mixpanel could not be reached. Try again in a few minutes.".into(),
+            MixpanelProblem::RateLimited => "Mixpanel's rate limit for this project was reached. Try again in a few minutes.".into(),
+        }
+    }
+}
+
+impl From<MixpanelError> for MixpanelProblem {
+    fn from(error: MixpanelError) -> Self {
+        match error {
+            MixpanelError::InvalidCredentials => MixpanelProblem::InvalidCredentials,
+            MixpanelError::MissingPermission(detail) => MixpanelProblem::MissingPermission(
+                format!("{detail}. Give the service account the Analyst role on the project."),
+            ),
+            MixpanelError::RateLimited { .. } => MixpanelProblem::RateLimited,
+            MixpanelError::Unreachable(_) | MixpanelError::Unexpected { .. } => {
+                MixpanelProblem::Unreachable
+            }
+        }
+    }
+}
+
+/// What a connect request led to.
+pub enum ConnectOutcome {
+    Connected(Box<MixpanelConnection>),
+    /// Several projects: the customer picks one with this token (shown to them only).
+    ChooseProject {
+        token: SecretString,
+        projects: Vec<DiscoveredProject>,
+    },
+}
+
+fn connection_row(project: &ProjectId) -> String {
+    format!("mixpanel_connection:{project}")
+}
+
+fn attempt_row(project: &ProjectId, token_hash: &str) -> String {
+    format!("mixpanel_connect_attempt:{project}:{token_hash}")
+}
+
+fn credentials(username: &str, secret: &str) -> Result<Credentials, ServiceError> {
+    let username = username.trim();
+    let secret = secret.trim();
+    if username.is_empty() || username.len() > 255 {
+        return Err(ValidationError::new(
+            "username",
+            "must be the service account's username (1–255 characters)",
+        )
+        .into());
+    }
+    if secret.is_empty() || secret.len() > 1024 {
+        return Err(ValidationError::new(
+            "secret",
+            "must be the service account's secret (1–1024 characters)",
+        )
+        .into());
+    }
+    Ok(Credentials {
+        username: username.to_owned(),
+        secret: SecretString::from(secret.to_owned()),
+    })
+}
+
+/// Finds the service account's projects; connects at once when there is exactly one.
+#[tracing::instrument(skip_all, fields(project_id = %project))]
+pub async fn connect(
+    state: &AppState,
+    project: &ProjectId,
+    username: &str,
+    secret: &str,
+) -> Result<ConnectOutcome, ServiceError> {
+    let credentials = credentials(username, secret)?;
+    let discovery = state
+        .mixpanel
+        .discover(&credentials)
+        .await
+        .map_err(|e| ServiceError::Mixpanel(e.into()))?;
+    match discovery.projects.as_slice() {
+        [] => Err(ServiceError::Mixpanel(MixpanelProblem::NoProjects)),
+        [only] if !only.selectable => Err(ServiceError::Mixpanel(
+            MixpanelProblem::MissingPermission(only.reason.clone().unwrap_or_default()),
+        )),
+        [only] => finish(state, project, &credentials, only)
+            .await
+            .map(ConnectOutcome::Connected),
+        several => {
+            let token = NewToken::generate("mpc_");
+            let attempt = ConnectAttempt {
+                project_id: project.clone(),
+                username: credentials.username.clone(),
+                secret_ciphertext: crypto::seal(
+                    &state.key,
+                    &credentials.secret,
+                    &attempt_row(project, &token.hash),
+                ),
+                candidates: serde_json::to_string(several).map_err(anyhow::Error::from)?,
+                expires_at: Utc::now() + CONNECT_TOKEN_TTL,
+            };
+            state
+                .store
+                .save_connect_attempt(&token.hash, &attempt)
+                .await?;
+            Ok(ConnectOutcome::ChooseProject {
+                token: token.token,
+                projects: several.to_vec(),
+            })
+        }
+    }
+}
+
+/// Completes a connect that found several projects with the customer's choice.
+#[tracing::instrument(skip_all, fields(project_id = %project))]
+pub async fn choose_project(
+    state: &AppState,
+    project: &ProjectId,
+    connect_token: &str,
+    mixpanel_project_id: &str,
+) -> Result<MixpanelConnection, ServiceError> {
+    let hash = token_hash(connect_token);
+    let attempt = state
+        .store
+        .connect_attempt(project, &hash, Utc::now())
+        .await?
+        .ok_or(ServiceError::NotFound("connect_token"))?;
+    let candidates: Vec<DiscoveredProject> =
+        serde_json::from_str(&attempt.candidates).map_err(anyhow::Error::from)?;
+    let chosen = candidates
+        .iter()
+        .find(|p| p.id == mixpanel_project_id.trim())
+        .ok_or(ServiceError::NotFound("mixpanel_project"))?;
+    if !chosen.selectable {
+        return Err(ServiceError::Mixpanel(MixpanelProblem::MissingPermission(
+            chosen.reason.clone().unwrap_or_default(),
+        )));
+    }
+    let secret = crypto::open(
+        &state.key,
+        &attempt.secret_ciphertext,
+        &attempt_row(project, &hash),
+    )
+    .map_err(anyhow::Error::from)?;
+    let credentials = Credentials {
+        username: attempt.username,
+        secret,
+    };
+    finish(state, project, &credentials, chosen).await
+}
+
+async fn finish(
+    state: &AppState,
+    project: &ProjectId,
+    credentials: &Credentials,
+    chosen: &DiscoveredProject,
+) -> Result<MixpanelConnection, ServiceError> {
+    let now = Utc::now();
+    let connection = MixpanelConnection {
+        project_id: project.clone(),
+        username: credentials.username.clone(),
+        mixpanel_project_id: chosen.id.clone(),
+        mixpanel_project_name: chosen.name.clone(),
+        organization: chosen.organization.clone(),
+        region: chosen.region.as_str().to_owned(),
+        timezone: chosen.timezone.clone(),
+        workspace_id: chosen.workspace_id.clone(),
+        status: ConnectionStatus::Connected,
+        status_detail: None,
+        connected_at: now,
+        last_verified_at: now,
+    };
+    let sealed = crypto::seal(&state.key, &credentials.secret, &connection_row(project));
+    state
+        .store
+        .save_mixpanel_connection(&connection, &sealed)
+        .await?;
+    state.store.delete_connect_attempts(project).await?;
+    tracing::info!(mixpanel_project_id = %chosen.id, region = chosen.region.as_str(), "Mixpanel connected");
+    // Cohorts and event names are a bonus at this point: a rate limit must not undo the connect.
+    if let Err(error) = refresh(state, project).await {
+        tracing::warn!(error = %error, "could not read cohorts and events after connecting");
+    }
+    Ok(connection)
+}
+
+/// The stored connection with its decrypted credentials.
+async fn open_connection(
+    state: &AppState,
+    project: &ProjectId,
+) -> Result<(MixpanelConnection, Credentials), ServiceError> {
+    let StoredConnection {
+        connection,
+        secret_ciphertext,
+    } = state
+        .store
+        .mixpanel_connection(project)
+        .await?
+        .ok_or(ServiceError::NotFound("mixpanel_connection"))?;
+    let secret = crypto::open(&state.key, &secret_ciphertext, &connection_row(project))
+        .map_err(anyhow::Error::from)?;
+    let credentials = Credentials {
+        username: connection.username.clone(),
+        secret,
+    };
+    Ok((connection, credentials))
+}
+
+fn region_of(connection: &MixpanelConnection) -> Result<Region, ServiceError> {
+    Region::parse(&connection.region).ok_or_else(|| {
+        ServiceError::Internal(anyhow::anyhow!("stored region {:?}", connection.region))
+    })
+}
+
+/// Reads the connected project's cohorts and top event names into storage.
+pub async fn refresh(
+    state: &AppState,
+    project: &ProjectId,
+) -> Result<(usize, usize), ServiceError> {
+    let (connection, credentials) = open_connection(state, project).await?;
+    let target = ProjectRef {
+        id: &connection.mixpanel_project_id,
+        region: region_of(&connection)?,
+        workspace_id: connection.workspace_id.as_deref(),
+    };
+    let client = &state.mixpanel;
+    let problem = |e: MixpanelError| ServiceError::Mixpanel(e.into());
+    let now = Utc::now();
+    let cohorts: Vec<MixpanelCohort> = client
+        .cohorts(&credentials, &target)
+        .await
+        .map_err(problem)?
+        .into_iter()
+        .map(|c| MixpanelCohort {
+            cohort_id: c.id,
+            name: c.name,
+            description: c.description,
+            member_count: c.count,
+            is_visible: c.is_visible,
+            fetched_at: now,
+        })
+        .collect();
+    state
+        .store
+        .replace_mixpanel_cohorts(project, &cohorts)
+        .await?;
+    let names = client
+        .top_event_names(&credentials, &target, EVENT_NAMES)
+        .await
+        .map_err(problem)?;
+    state
+        .store
+        .record_mixpanel_event_names(project, &names, now)
+        .await?;
+    Ok((cohorts.len(), names.len()))
+}
+
+/// The project's connection and the cohorts last read through it.
+pub async fn status(
+    state: &AppState,
+    project: &ProjectId,
+) -> Result<Option<(MixpanelConnection, Vec<MixpanelCohort>)>, ServiceError> {
+    let Some(stored) = state.store.mixpanel_connection(project).await? else {
+        return Ok(None);
+    };
+    let cohorts = state.store.mixpanel_cohorts(project).await?;
+    Ok(Some((stored.connection, cohorts)))
+}
+
+pub async fn disconnect(state: &AppState, project: &ProjectId) -> Result<(), ServiceError> {
+    if state.store.delete_mixpanel_connection(project).await? {
+        tracing::info!(project_id = %project, "Mixpanel disconnected");
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound("mixpanel_connection"))
+    }
+}
+
+/// Asks Mixpanel whether the stored credentials still work, records the answer and
+/// returns the updated connection.
+#[tracing::instrument(skip_all, fields(project_id = %project))]
+pub async fn verify(
+    state: &AppState,
+    project: &ProjectId,
+) -> Result<MixpanelConnection, ServiceError> {
+    let (connection, credentials) = open_connection(state, project).await?;
+    let answer = state
+        .mixpanel
+        .verify(
+            &credentials,
+            region_of(&connection)?,
+            &connection.mixpanel_project_id,
+        )
+        .await;
+    let now = Utc::now();
+    let (status, detail, verified_at) = match answer {
+        Ok(()) => (ConnectionStatus::Connected, None, Some(now)),
+        Err(error) => match MixpanelProblem::from(error) {
+            problem @ (MixpanelProblem::InvalidCredentials
+            | MixpanelProblem::MissingPermission(_)) => (
+                ConnectionStatus::CredentialsRejected,
+                Some(problem.message()),
+                Some(now),
+            ),
+            problem => (ConnectionStatus::Unreachable, Some(problem.message()), None),
+        },
+    };
+    state
+        .store
+        .set_mixpanel_connection_status(project, status, detail.as_deref(), verified_at)
+        .await?;
+    if status != connection.status {
+        tracing::warn!(
+            from = connection.status.as_str(),
+            to = status.as_str(),
+            "Mixpanel connection status changed"
+        );
+    }
+    let (connection, _) = status_or_missing(state, project).await?;
+    Ok(connection)
+}
+
+async fn status_or_missing(
+    state: &AppState,
+    project: &ProjectId,
+) -> Result<(MixpanelConnection, Vec<MixpanelCohort>), ServiceError> {
+    status(state, project)
+        .await?
+        .ok_or(ServiceError::NotFound("mixpanel_connection"))
+}
+
+/// Re-verifies every connection each `interval`, so a project whose credentials Mixpanel
+/// now rejects shows it.
+pub async fn check_connections_every(state: AppState, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let connections = match state.store.mixpanel_connections().await {
+            Ok(connections) => connections,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot list Mixpanel connections to check");
+                continue;
+            }
+        };
+        for stored in connections {
+            let project = stored.connection.project_id;
+            if let Err(error) = verify(&state, &project).await {
+                tracing::warn!(project_id = %project, error = %error, "Mixpanel connection check failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! Connecting Mixpanel over the REST API, against the Mixpanel emulator: discovery across
+//! regions, the picker, every failure a customer can meet, tenant isolation, and the
+//! secret never coming back out.
+
+mod helpers;
+
+use std::time::Duration;
+
+use helpers::{mixpanel_config, TestApp};
+use mixpanel_emulator::{Emulator, Faults, Scenario};
+use serde_json::{json, Value};
+
+const SECRET: &str = "mp-secret-7f3a9c";
+
+fn scenario(extra_limits: Value) -> Scenario {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(2);
+    Scenario::from_json(
+        &json!({
+            "organizations": [{"id": 1, "name": "Acme Inc"}],
+            "service_accounts": [
+                {"username": "single", "secret": SECRET, "organization_id": 1, "home_region": "eu",
+                 "grants": [{"project_id": 10, "role": "analyst"}]},
+                {"username": "multi", "secret": SECRET, "organization_id": 1, "home_region": "us",
+                 "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"},
+                            {"project_id": 30, "role": "consumer", "permissions": []}]},
+                {"username": "india", "secret": SECRET, "organization_id": 1, "home_region": "in",
+                 "grants": [{"project_id": 40, "role": "analyst"}]},
+                {"username": "lonely", "secret": SECRET, "organization_id": 1, "home_region": "us", "grants": []},
+                {"username": "locked", "secret": SECRET, "organization_id": 1, "home_region": "eu",
+                 "grants": [{"project_id": 30, "role": "consumer", "permissions": []}]},
+                {"username": "expired", "secret": SECRET, "organization_id": 1, "home_region": "eu",
+                 "expires_at": "2020-01-01T00:00:00Z", "grants": [{"project_id": 10, "role": "analyst"}]},
+                {"username": "expiring", "secret": SECRET, "organization_id": 1, "home_region": "eu",
+                 "expires_at": soon, "grants": [{"project_id": 10, "role": "analyst"}]}
+            ],
+            "projects": [
+                {"id": 10, "name": "Shop EU", "organization_id": 1, "region": "eu", "timezone": "Europe/Berlin",
+                 "cohorts": [{"id": 7, "name": "Buyers", "description": "Bought twice",
+                              "members": [{"distinct_id": "a"}, {"distinct_id": "b"}]},
+                             {"id": 8, "name": "Churn risk"}],
+                 "events": [{"event": "Order Completed", "properties": {"time": now - 60, "distinct_id": "a"}},
+                            {"event": "App Opened", "properties": {"time": now - 30, "distinct_id": "a"}}]},
+                {"id": 20, "name": "Shop US", "organization_id": 1, "region": "us", "timezone": "US/Pacific"},
+                {"id": 30, "name": "Finance", "organization_id": 1, "region": "eu"},
+                {"id": 40, "name": "Shop India", "organization_id": 1, "region": "in", "timezone": "Asia/Kolkata"}
+            ],
+            "limits": extra_limits,
+        })
+        .to_string(),
+    )
+    .unwrap()
+}
+
+async fn setup(limits: Value) -> (Emulator, TestApp, String) {
+    let emulator = Emulator::start(scenario(limits)).await.unwrap();
+    let mixpanel = mixpanel_config(Some(&emulator));
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    (emulator, app, key)
+}
+
+async fn connect(app: &TestApp, key: &str, username: &str, secret: &str) -> (u16, Value) {
+    let response = app
+        .post_json(
+            "/api/v1/integrations/mixpanel/connect",
+            key,
+            json!({"username": username, "secret": secret}),
+        )
+        .await;
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_single_project_account_connects_at_once_with_region_and_timezone() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    let (status, body) = connect(&app, &key, "single", SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "connected");
+    let connection = &body["connection"];
+    assert_eq!(connection["mixpanel_project_id"], "10");
+    assert_eq!(connection["project_name"], "Shop EU");
+    assert_eq!(connection["region"], "eu");
+    assert_eq!(connection["timezone"], "Europe/Berlin");
+    assert_eq!(connection["username"], "single");
+    assert_eq!(connection["status"], "connected");
+    assert_eq!(connection["cohort_sync"], Value::Null);
+
+    let shown: Value = app
+        .get("/api/v1/integrations/mixpanel", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["mixpanel_project_id"], "10");
+    let cohorts: Value = app
+        .get("/api/v1/integrations/mixpanel/cohorts", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = cohorts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Buyers", "Churn risk"]);
+    assert_eq!(cohorts["data"][0]["member_count"], 2);
+}
+
+#[tokio::test]
+async fn several_projects_across_regions_are_offered_and_one_is_picked() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    let (status, body) = connect(&app, &key, "multi", SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "choose_project");
+    let projects = body["projects"].as_array().unwrap();
+    let listed: Vec<(&str, &str, bool)> = projects
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["region"].as_str().unwrap(),
+                p["selectable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("Finance", "eu", false),
+            ("Shop EU", "eu", true),
+            ("Shop US", "us", true)
+        ]
+    );
+    assert!(projects[0]["reason"].as_str().unwrap().contains("Analyst"));
+    assert_eq!(projects[1]["organization"], "Acme Inc");
+    let token = body["connect_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get("/api/v1/integrations/mixpanel", &key)
+            .await
+            .status()
+            .as_u16(),
+        404,
+        "not connected yet"
+    );
+
+    let pick = |project_id: &str, token: &str| {
+        app.post_json(
+            "/api/v1/integrations/mixpanel/connect/project",
+            &key,
+            json!({"connect_token": token, "project_id": project_id}),
+        )
+    };
+    let refused = pick("30", &token).await;
+    assert_eq!(refused.status().as_u16(), 422);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"]["code"],
+        "missing_permission"
+    );
+    let unknown = pick("99", &token).await;
+    assert_eq!(unknown.status().as_u16(), 404);
+    let forged = pick("20", "mpc_forged").await;
+    assert_eq!(forged.status().as_u16(), 404);
+
+    let picked = pick("20", &token).await;
+    assert_eq!(picked.status().as_u16(), 200);
+    let picked: Value = picked.json().await.unwrap();
+    assert_eq!(
+        (
+            picked["connection"]["project_name"].as_str(),
+            picked["connection"]["region"].as_str()
+        ),
+        (Some("Shop US"), Some("us"))
+    );
+    assert_eq!(
+        pick("10", &token).await.status().as_u16(),
+        404,
+        "a token is spent once used"
+    );
+}
+
+#[tokio::test]
+async fn india_only_credentials_connect_to_the_india_project() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    let (_, body) = connect(&app, &key, "india", SECRET).await;
+    assert_eq!(body["connection"]["region"], "in");
+    assert_eq!(body["connection"]["timezone"], "Asia/Kolkata");
+}
+
+#[tokio::test]
+async fn each_failure_has_its_code_and_a_sentence_that_says_what_to_fix() {
+    let (emulator, app, key) = setup(json!({})).await;
+    let cases = [
+        (
+            "single",
+            "wrong-secret",
+            422,
+            "invalid_credentials",
+            "username and secret",
+        ),
+        ("expired", SECRET, 422, "invalid_credentials", "expired"),
+        ("lonely", SECRET, 422, "no_projects", "Analyst"),
+        ("locked", SECRET, 422, "missing_permission", "Analyst"),
+    ];
+    for (username, secret, status, code, hint) in cases {
+        let (got, body) = connect(&app, &key, username, secret).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{username}: {body}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(hint),
+            "{username}: {body}"
+        );
+    }
+    emulator.set_faults(Faults {
+        latency_ms: 3000,
+        ..Faults::default()
+    });
+    let (status, body) = connect(&app, &key, "single", SECRET).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("mixpanel_unreachable")),
+        "{body}"
+    );
+
+    let (status, body) = connect(&app, &key, " ", SECRET).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("username"))
+    );
+    assert_eq!(
+        app.get("/api/v1/integrations/mixpanel", &key)
+            .await
+            .status()
+            .as_u16(),
+        404,
+        "nothing was stored"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_while_reading_cohorts_does_not_undo_the_connection() {
+    let (_emulator, app, key) = setup(json!({"query_per_hour": 0})).await;
+    let (status, body) = connect(&app, &key, "single", SECRET).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("connected")),
+        "{body}"
+    );
+    let cohorts: Value = app
+        .get("/api/v1/integrations/mixpanel/cohorts", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cohorts["data"], json!([]));
+}
+
+#[tokio::test]
+async fn disconnecting_forgets_the_connection_and_reconnecting_works() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    connect(&app, &key, "single", SECRET).await;
+    assert_eq!(
+        app.delete("/api/v1/integrations/mixpanel", &key)
+            .await
+            .status()
+            .as_u16(),
+        204
+    );
+    let gone = app.get("/api/v1/integrations/mixpanel", &key).await;
+    assert_eq!(gone.status().as_u16(), 404);
+    assert_eq!(
+        gone.json::<Value>().await.unwrap()["error"]["code"],
+        "not_connected"
+    );
+    assert_eq!(
+        app.delete("/api/v1/integrations/mixpanel", &key)
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+    let (status, body) = connect(&app, &key, "india", SECRET).await;
+    assert_eq!(
+        (status, body["connection"]["project_name"].as_str()),
+        (200, Some("Shop India"))
+    );
+}
+
+#[tokio::test]
+async fn one_projects_connection_is_invisible_to_another() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    connect(&app, &key, "single", SECRET).await;
+    let other = app.bootstrap("bob@example.com", "Blog").secret_key;
+    assert_eq!(
+        app.get("/api/v1/integrations/mixpanel", &other)
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        app.get("/api/v1/integrations/mixpanel/cohorts", &other)
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        app.delete("/api/v1/integrations/mixpanel", &other)
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        app.get("/api/v1/integrations/mixpanel", &key)
+            .await
+            .status()
+            .as_u16(),
+        200,
+        "untouched"
+    );
+
+    // A connect token works only for the project that started it.
+    let (_, body) = connect(&app, &other, "multi", SECRET).await;
+    let token = body["connect_token"].as_str().unwrap();
+    let stolen = app
+        .post_json(
+            "/api/v1/integrations/mixpanel/connect/project",
+            &key,
+            json!({"connect_token": token, "project_id": "20"}),
+        )
+        .await;
+    assert_eq!(stolen.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn verification_marks_rejected_and_unreachable_connections() {
+    let (emulator, app, key) = setup(json!({})).await;
+    let (_, body) = connect(&app, &key, "expiring", SECRET).await;
+    assert_eq!(body["connection"]["status"], "connected");
+    let checked: Value = app
+        .post_json("/api/v1/integrations/mixpanel/verify", &key, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(checked["status"], "connected");
+
+    emulator.set_faults(Faults {
+        fail_next: 10,
+        ..Faults::default()
+    });
+    let checked: Value = app
+        .post_json("/api/v1/integrations/mixpanel/verify", &key, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(checked["status"], "unreachable", "{checked}");
+    emulator.set_faults(Faults::default());
+
+    tokio::time::sleep(Duration::from_millis(2100)).await; // the account expires
+    let checked: Value = app
+        .post_json("/api/v1/integrations/mixpanel/verify", &key, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(checked["status"], "credentials_rejected", "{checked}");
+    assert!(checked["status_detail"]
+        .as_str()
+        .unwrap()
+        .contains("did not accept"));
+}
+
+#[tokio::test]
+async fn the_background_check_marks_a_connection_whose_credentials_are_rejected() {
+    let emulator = Emulator::start(scenario(json!({}))).await.unwrap();
+    let mut mixpanel = mixpanel_config(Some(&emulator));
+    mixpanel.mixpanel_check_interval_secs = 1;
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    connect(&app, &key, "expiring", SECRET).await;
+    let started = std::time::Instant::now();
+    loop {
+        let shown: Value = app
+            .get("/api/v1/integrations/mixpanel", &key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if shown["status"] == "credentials_rejected" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_secret_never_comes_back_out_nor_sits_in_the_database_in_plain_text() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    let (_, connected) = connect(&app, &key, "single", SECRET).await;
+    let (_, choose) = connect(&app, &key, "multi", SECRET).await;
+    let shown = app
+        .get("/api/v1/integrations/mixpanel", &key)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for body in [connected.to_string(), choose.to_string(), shown] {
+        assert!(!body.contains(SECRET), "{body}");
+    }
+    if !helpers::on_postgres() {
+        let path = app.db.url.strip_prefix("sqlite://").unwrap();
+        let mut stored = Vec::new();
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            stored.extend(std::fs::read(&file).unwrap_or_default());
+        }
+        let text = String::from_utf8_lossy(&stored);
+        assert!(
+            text.contains("Shop EU"),
+            "the scan covers the stored connection"
+        );
+        assert!(
+            !text.contains(SECRET),
+            "the database holds the secret in plain text"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_public_key_cannot_touch_the_connection() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    connect(&app, &key, "single", SECRET).await;
+    let public = app.bootstrap("ada@example.com", "Shop").public_key;
+    let response = app.get("/api/v1/integrations/mixpanel", &public).await;
+    assert_eq!(response.status().as_u16(), 401);
+}
