@@ -132,7 +132,7 @@ pub async fn connect(
         )),
         [only] => finish(state, project, &credentials, only)
             .await
-            .map(ConnectOutcome::Connected),
+            .map(|c| ConnectOutcome::Connected(Box::new(c))),
         several => {
             let token = NewToken::generate("mpc_");
             let attempt = ConnectAttempt {
