@@ -11,7 +11,7 @@ use uj_domain::accounts::Role;
 use uj_domain::ids::{ProjectId, SecretKeyId};
 use uj_domain::mixpanel::{ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_storage::testing::TestDatabase;
-use uj_storage::{MixpanelStore, NewAccount, NewInvitation, PageRequest, Store, StoreError};
+use uj_storage::{NewAccount, NewInvitation, PageRequest, Store, StoreError};
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
