@@ -224,3 +224,73 @@ async fn setup_keys_sign_out_and_sign_in_in_a_real_browser() {
 
     browser.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn connecting_mixpanel_with_a_multi_project_account_in_a_real_browser() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let scenario = mixpanel_emulator::Scenario::from_json(
+        &serde_json::json!({
+            "organizations": [{"id": 1, "name": "Acme Inc"}],
+            "service_accounts": [{"username": "acme.mp-service-account", "secret": "s3cret-value", "organization_id": 1,
+                "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"}]}],
+            "projects": [
+                {"id": 10, "name": "Acme Web", "organization_id": 1, "region": "eu", "timezone": "Europe/Berlin",
+                 "cohorts": [{"id": 7, "name": "Trial users", "members": [{"distinct_id": "u1"}]}]},
+                {"id": 20, "name": "Acme iOS", "organization_id": 1, "region": "us"}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = mixpanel_emulator::Emulator::start(scenario).await.unwrap();
+    let mixpanel = helpers::mixpanel_config(Some(&emulator));
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+
+    browser.client.goto(&app.url("/setup")).await.unwrap();
+    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.fill("#project_name", "Shop").await;
+    browser.click("#submit").await;
+    browser.wait_for_path(|p| p.starts_with("/p/prj_")).await;
+
+    browser.click("#nav-mixpanel").await;
+    browser
+        .wait_for_path(|p| p.ends_with("/integrations/mixpanel"))
+        .await;
+    browser
+        .fill("#mp-username", "acme.mp-service-account")
+        .await;
+    browser.fill("#mp-secret", "s3cret-value").await;
+    browser.screenshot("06-mixpanel-connect").await;
+    browser.click("#connect-mixpanel").await;
+    assert!(browser.text("#project-picker").await.contains("Acme iOS"));
+    browser.screenshot("07-mixpanel-picker").await;
+    browser.click("#pick-10").await;
+    browser.click("#choose-project").await;
+    let started = Instant::now();
+    while browser
+        .client
+        .find(Locator::Css("#connected-project"))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the connected state shows"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(browser.text("#connected-project").await, "Acme Web");
+    assert_eq!(browser.text("#connected-region").await, "EU");
+    assert!(browser.text("#cohorts").await.contains("Trial users"));
+    assert!(!browser
+        .client
+        .source()
+        .await
+        .unwrap()
+        .contains("s3cret-value"));
+    browser.screenshot("08-mixpanel-connected").await;
+    browser.client.clone().close().await.unwrap();
+}

@@ -446,3 +446,133 @@ async fn the_public_key_cannot_touch_the_connection() {
     let response = app.get("/api/v1/integrations/mixpanel", &public).await;
     assert_eq!(response.status().as_u16(), 401);
 }
+
+mod dashboard {
+    use super::*;
+    use helpers::{client, element_text, location};
+
+    async fn signed_in() -> (Emulator, TestApp, reqwest::Client, String) {
+        let emulator = Emulator::start(scenario(json!({}))).await.unwrap();
+        let mixpanel = mixpanel_config(Some(&emulator));
+        let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+        let browser = client();
+        let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+        (
+            emulator,
+            app,
+            browser,
+            format!("{project}/integrations/mixpanel"),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_page_connects_picks_a_project_and_shows_the_connected_state() {
+        let (_emulator, app, browser, page) = signed_in().await;
+        let (status, html) = app.page(&browser, &page).await;
+        assert_eq!(status, 200);
+        assert!(
+            html.contains("Project Settings → Service Accounts") && html.contains("Analyst"),
+            "the guide"
+        );
+
+        let picker = app
+            .submit(
+                &browser,
+                &page,
+                &page,
+                &[("username", "multi"), ("secret", SECRET)],
+            )
+            .await;
+        assert_eq!(picker.status().as_u16(), 200);
+        let html = picker.text().await.unwrap();
+        assert!(html.contains("Choose the Mixpanel project"));
+        assert!(
+            html.contains(r#"value="30" id="pick-30" disabled"#),
+            "unusable projects cannot be picked"
+        );
+        assert!(!html.contains(SECRET));
+        let token = html
+            .split(r#"name="connect_token" value=""#)
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
+
+        let chosen = app
+            .submit(
+                &browser,
+                &page,
+                &format!("{page}/project"),
+                &[("connect_token", &token), ("project_id", "20")],
+            )
+            .await;
+        assert_eq!(location(&chosen), page);
+        let (_, html) = app.page(&browser, &page).await;
+        assert_eq!(
+            element_text(&html, "connected-project").as_deref(),
+            Some("Shop US")
+        );
+        assert_eq!(
+            element_text(&html, "connected-region").as_deref(),
+            Some("US")
+        );
+        assert!(html.contains("multi"));
+        assert!(!html.contains(SECRET));
+
+        let tested = app
+            .submit(&browser, &page, &format!("{page}/verify"), &[])
+            .await;
+        assert!(element_text(&tested.text().await.unwrap(), "notice")
+            .unwrap()
+            .contains("accepts the credentials"));
+
+        let (status, confirm) = app.page(&browser, &format!("{page}/disconnect")).await;
+        assert_eq!(status, 200);
+        assert!(confirm.contains("Disconnect Mixpanel?"));
+        let done = app
+            .submit(
+                &browser,
+                &format!("{page}/disconnect"),
+                &format!("{page}/disconnect"),
+                &[],
+            )
+            .await;
+        assert_eq!(location(&done), page);
+        let (_, html) = app.page(&browser, &page).await;
+        assert!(element_text(&html, "connected-project").is_none());
+    }
+
+    #[tokio::test]
+    async fn errors_are_plain_sentences_that_say_what_to_fix() {
+        let (_emulator, app, browser, page) = signed_in().await;
+        let wrong = app
+            .submit(
+                &browser,
+                &page,
+                &page,
+                &[("username", "single"), ("secret", "nope")],
+            )
+            .await;
+        assert_eq!(wrong.status().as_u16(), 422);
+        let message = element_text(&wrong.text().await.unwrap(), "form-error").unwrap();
+        assert!(
+            message.contains("did not accept this username and secret"),
+            "{message}"
+        );
+        let lonely = app
+            .submit(
+                &browser,
+                &page,
+                &page,
+                &[("username", "lonely"), ("secret", SECRET)],
+            )
+            .await;
+        let message = element_text(&lonely.text().await.unwrap(), "form-error").unwrap();
+        assert!(
+            message.contains("add it to your project with the Analyst role"),
+            "{message}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ mod assets;
 mod invitations;
 mod login;
 mod members;
+mod mixpanel;
 mod pages;
 mod projects;
 mod session;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(projects::router())
         .merge(api_keys::router())
         .merge(members::router())
+        .merge(mixpanel::router())
         .merge(invitations::router())
         .layer(from_fn_with_state(state, session::csrf_binding))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY));
