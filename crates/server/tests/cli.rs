@@ -158,3 +158,124 @@ mod reqwest {
         })
     }
 }
+
+/// The server as a separate process with debug logs, connecting Mixpanel (the emulator,
+/// in this process): neither the Mixpanel secret nor a key reaches a log line.
+#[tokio::test]
+async fn connecting_mixpanel_logs_no_secret() {
+    const MIXPANEL_SECRET: &str = "mp-log-probe-5e1f";
+    let scenario = mixpanel_emulator::Scenario::from_json(
+        &serde_json::json!({
+            "organizations": [{"id": 1, "name": "Acme"}],
+            "service_accounts": [{"username": "probe", "secret": MIXPANEL_SECRET, "organization_id": 1,
+                "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "A", "organization_id": 1, "region": "eu"},
+                         {"id": 20, "name": "B", "organization_id": 1, "region": "us"}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = mixpanel_emulator::Emulator::start(scenario).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base = |command: &mut Command| {
+        command
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE");
+        for region in mixpanel_emulator::Region::ALL {
+            let name = region.as_str().to_uppercase();
+            command.env(format!("UJ_MIXPANEL_{name}_API"), emulator.api_url(region));
+            command.env(
+                format!("UJ_MIXPANEL_{name}_DATA"),
+                emulator.data_url(region),
+            );
+        }
+    };
+    let mut bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    base(&mut bootstrap);
+    let output = bootstrap
+        .args([
+            "admin",
+            "bootstrap",
+            "--email",
+            "ada@example.com",
+            "--password",
+            "correct horse battery",
+            "--project",
+            "Shop",
+        ])
+        .output()
+        .unwrap();
+    let keys: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let key = keys["secret_key"].as_str().unwrap().to_owned();
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    base(&mut serve);
+    let mut child = serve
+        .env("UJ_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("UserJourneys dashboard: ")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let http = ::reqwest::Client::new();
+    let chosen: serde_json::Value = http
+        .post(format!("{url}/api/v1/integrations/mixpanel/connect"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"username": "probe", "secret": MIXPANEL_SECRET}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = chosen["connect_token"].as_str().unwrap().to_owned();
+    let connected = http
+        .post(format!(
+            "{url}/api/v1/integrations/mixpanel/connect/project"
+        ))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"connect_token": token, "project_id": "10"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(connected.status().as_u16(), 200);
+    let verified = http
+        .post(format!("{url}/api/v1/integrations/mixpanel/verify"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status().as_u16(), 200);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    child.wait().unwrap();
+    assert!(
+        logs.contains("Mixpanel connected"),
+        "debug logs were captured: {logs}"
+    );
+    assert!(
+        !logs.contains(MIXPANEL_SECRET),
+        "the Mixpanel secret is in the logs"
+    );
+    assert!(!logs.contains(&key[8..]), "the API key is in the logs");
+    assert!(
+        !logs.contains(&token[4..]),
+        "the connect token is in the logs"
+    );
+}

@@ -110,6 +110,27 @@ async fn a_single_project_account_connects_at_once_with_region_and_timezone() {
         .collect();
     assert_eq!(names, ["Buyers", "Churn risk"]);
     assert_eq!(cohorts["data"][0]["member_count"], 2);
+
+    let events: Value = app.get("/api/v1/events", &key).await.json().await.unwrap();
+    let seen: Vec<(&str, bool, bool)> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap(),
+                e["seen_in_mixpanel"].as_bool().unwrap(),
+                e["seen_in_app"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("App Opened", true, false),
+            ("Order Completed", true, false)
+        ]
+    );
 }
 
 #[tokio::test]

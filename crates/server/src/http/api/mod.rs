@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`, authenticated with a live secret key.
 
 mod api_keys;
+mod events;
 mod mixpanel;
 mod project;
 
@@ -14,6 +15,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(project::router())
         .merge(api_keys::router())
+        .merge(events::router())
         .merge(mixpanel::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
 }

@@ -1,0 +1,53 @@
+//! `GET /api/v1/events`: the project's event catalog — names seen in Mixpanel through the
+//! connection, and (once the SDK sends them) names the app sent.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uj_domain::mixpanel::CatalogEvent;
+
+use crate::http::auth::SecretKeyAuth;
+use crate::http::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/events", get(list))
+}
+
+#[derive(Serialize)]
+pub struct EventResponse {
+    object: &'static str,
+    name: String,
+    seen_in_mixpanel: bool,
+    seen_in_mixpanel_at: Option<DateTime<Utc>>,
+    seen_in_app: bool,
+    app_count: i64,
+    app_first_seen_at: Option<DateTime<Utc>>,
+    app_last_seen_at: Option<DateTime<Utc>>,
+}
+
+impl From<CatalogEvent> for EventResponse {
+    fn from(e: CatalogEvent) -> Self {
+        Self {
+            object: "event",
+            seen_in_mixpanel: e.seen_in_mixpanel_at.is_some(),
+            seen_in_app: e.app_count > 0,
+            name: e.name,
+            seen_in_mixpanel_at: e.seen_in_mixpanel_at,
+            app_count: e.app_count,
+            app_first_seen_at: e.app_first_seen_at,
+            app_last_seen_at: e.app_last_seen_at,
+        }
+    }
+}
+
+async fn list(State(state): State<AppState>, auth: SecretKeyAuth) -> Result<Json<Value>, ApiError> {
+    let events = state.store.event_catalog(&auth.project.id).await?;
+    let data: Vec<EventResponse> = events.into_iter().map(Into::into).collect();
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": false }),
+    ))
+}
