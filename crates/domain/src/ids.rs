@@ -68,6 +68,18 @@ typed_id!(
     /// An invitation for someone to join a project.
     InvitationId, "inv"
 );
+typed_id!(
+    /// An audience: one synced Mixpanel cohort.
+    AudienceId, "aud"
+);
+typed_id!(
+    /// A member row of an audience.
+    AudienceMemberId, "mem"
+);
+typed_id!(
+    /// One cohort-sync delivery in the ledger.
+    LedgerEntryId, "syn"
+);
 
 #[cfg(test)]
 mod tests {

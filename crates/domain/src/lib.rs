@@ -5,6 +5,8 @@
 //! constructors; everything is plain data and pure functions.
 
 pub mod accounts;
+pub mod audiences;
+pub mod cohort_sync;
 pub mod ids;
 pub mod keys;
 pub mod mixpanel;

@@ -6,6 +6,7 @@ mod error;
 mod postgres;
 mod rows;
 mod shared;
+mod shared_cohort_sync;
 mod shared_mixpanel;
 mod sqlite;
 mod store;
@@ -18,7 +19,9 @@ use std::sync::Arc;
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use store::{MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, Store};
+pub use store::{
+    CohortSyncStore, MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, Store,
+};
 
 /// Which database a `DATABASE_URL` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,11 +6,12 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 use uj_domain::accounts::{Account, Role};
-use uj_domain::ids::{AccountId, InvitationId, ProjectId, SecretKeyId};
+use uj_domain::ids::{AccountId, AudienceId, InvitationId, ProjectId, SecretKeyId};
 use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
 
 use crate::rows::*;
 use crate::shared::{impl_store, Dialect};
+use crate::shared_cohort_sync::impl_cohort_sync_store;
 use crate::shared_mixpanel::impl_mixpanel_store;
 use crate::time::Ts;
 use crate::StoreError;
@@ -59,3 +60,4 @@ impl PgStore {
 
 impl_store!(PgStore);
 impl_mixpanel_store!(PgStore);
+impl_cohort_sync_store!(PgStore);

@@ -1,7 +1,12 @@
 //! Rows as the databases return them, and their conversion into domain records.
 
 use uj_domain::accounts::{Account, Role};
-use uj_domain::ids::{AccountId, InvitationId, ProjectId, SecretKeyId};
+use uj_domain::audiences::{
+    Audience, AudienceMember, CohortSyncConfig, LedgerEntry, LedgerOutcome,
+};
+use uj_domain::ids::{
+    AccountId, AudienceId, AudienceMemberId, InvitationId, LedgerEntryId, ProjectId, SecretKeyId,
+};
 use uj_domain::mixpanel::{
     CatalogEvent, ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection,
     StoredConnection,
@@ -257,5 +262,123 @@ impl From<CatalogRow> for CatalogEvent {
             app_first_seen_at: row.app_first_seen_at.map(|t| t.0),
             app_last_seen_at: row.app_last_seen_at.map(|t| t.0),
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SyncConfigRow {
+    project_id: String,
+    webhook_id: String,
+    username: String,
+    secret_hash: String,
+    created_at: Ts,
+    secret_rotated_at: Ts,
+    last_delivery_at: Option<Ts>,
+}
+
+impl From<SyncConfigRow> for CohortSyncConfig {
+    fn from(row: SyncConfigRow) -> Self {
+        CohortSyncConfig {
+            project_id: ProjectId::from_string(row.project_id),
+            webhook_id: row.webhook_id,
+            username: row.username,
+            secret_hash: row.secret_hash,
+            created_at: row.created_at.0,
+            secret_rotated_at: row.secret_rotated_at.0,
+            last_delivery_at: row.last_delivery_at.map(|t| t.0),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AudienceRow {
+    id: String,
+    project_id: String,
+    mixpanel_cohort_id: String,
+    name: String,
+    description: String,
+    member_count: i64,
+    created_at: Ts,
+    last_delivery_at: Option<Ts>,
+    last_synced_at: Option<Ts>,
+}
+
+impl From<AudienceRow> for Audience {
+    fn from(row: AudienceRow) -> Self {
+        Audience {
+            id: AudienceId::from_string(row.id),
+            project_id: ProjectId::from_string(row.project_id),
+            mixpanel_cohort_id: row.mixpanel_cohort_id,
+            name: row.name,
+            description: row.description,
+            member_count: row.member_count,
+            created_at: row.created_at.0,
+            last_delivery_at: row.last_delivery_at.map(|t| t.0),
+            last_synced_at: row.last_synced_at.map(|t| t.0),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AudienceMemberRow {
+    id: String,
+    provider_member_id: String,
+    reference_id: Option<String>,
+    traits: String,
+    entered_at: Ts,
+    exited_at: Option<Ts>,
+}
+
+impl TryFrom<AudienceMemberRow> for AudienceMember {
+    type Error = StoreError;
+    fn try_from(row: AudienceMemberRow) -> Result<Self, StoreError> {
+        let traits = serde_json::from_str(&row.traits)
+            .map_err(|e| StoreError::Corrupt(format!("member traits: {e}")))?;
+        Ok(AudienceMember {
+            id: AudienceMemberId::from_string(row.id),
+            provider_member_id: row.provider_member_id,
+            reference_id: row.reference_id,
+            traits,
+            entered_at: row.entered_at.0,
+            exited_at: row.exited_at.map(|t| t.0),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct LedgerRow {
+    id: String,
+    audience_id: Option<String>,
+    action: String,
+    session_id: Option<String>,
+    page: Option<i64>,
+    total_pages: Option<i64>,
+    members: i64,
+    added: i64,
+    removed: i64,
+    outcome: String,
+    error: Option<String>,
+    received_at: Ts,
+}
+
+impl TryFrom<LedgerRow> for LedgerEntry {
+    type Error = StoreError;
+    fn try_from(row: LedgerRow) -> Result<Self, StoreError> {
+        let outcome = LedgerOutcome::parse(&row.outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("ledger outcome {:?}", row.outcome)))?;
+        Ok(LedgerEntry {
+            id: LedgerEntryId::from_string(row.id),
+            audience_id: row.audience_id.map(AudienceId::from_string),
+            action: row.action,
+            session_id: row.session_id,
+            page: row.page,
+            total_pages: row.total_pages,
+            members: row.members,
+            added: row.added,
+            removed: row.removed,
+            outcome,
+            error: row.error,
+            received_at: row.received_at.0,
+        })
     }
 }

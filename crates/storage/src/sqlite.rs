@@ -13,11 +13,12 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use uj_domain::accounts::{Account, Role};
-use uj_domain::ids::{AccountId, InvitationId, ProjectId, SecretKeyId};
+use uj_domain::ids::{AccountId, AudienceId, InvitationId, ProjectId, SecretKeyId};
 use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
 
 use crate::rows::*;
 use crate::shared::{impl_store, Dialect};
+use crate::shared_cohort_sync::impl_cohort_sync_store;
 use crate::shared_mixpanel::impl_mixpanel_store;
 use crate::time::Ts;
 use crate::StoreError;
@@ -85,3 +86,4 @@ impl SqliteStore {
 
 impl_store!(SqliteStore);
 impl_mixpanel_store!(SqliteStore);
+impl_cohort_sync_store!(SqliteStore);

@@ -1,7 +1,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uj_domain::accounts::{Account, Role};
-use uj_domain::ids::{AccountId, ProjectId, SecretKeyId};
+use uj_domain::audiences::{
+    Audience, AudienceMember, CohortSyncConfig, LedgerEntry, MembershipChange, StagedSession,
+};
+use uj_domain::cohort_sync::SyncedMember;
+use uj_domain::ids::{AccountId, AudienceId, ProjectId, SecretKeyId};
 use uj_domain::mixpanel::{
     CatalogEvent, ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection,
     StoredConnection,
@@ -46,7 +50,7 @@ pub struct Page<T> {
 ///
 /// Creation times are set by the store; `now` parameters are only used for comparisons.
 #[async_trait]
-pub trait Store: MixpanelStore + Send + Sync + 'static {
+pub trait Store: MixpanelStore + CohortSyncStore + Send + Sync + 'static {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -225,4 +229,117 @@ pub trait MixpanelStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The project's event catalog, by name.
     async fn event_catalog(&self, project: &ProjectId) -> Result<Vec<CatalogEvent>, StoreError>;
+}
+
+/// Cohort sync: the webhook configuration, audiences and their members, staged pages of
+/// unfinished full syncs, and the ledger. Every method is scoped by project or by an
+/// audience the caller has already resolved within its project.
+#[async_trait]
+pub trait CohortSyncStore: Send + Sync {
+    /// Creates or replaces (regenerated secret) the project's configuration.
+    async fn save_cohort_sync_config(&self, config: &CohortSyncConfig) -> Result<(), StoreError>;
+    async fn cohort_sync_config(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Option<CohortSyncConfig>, StoreError>;
+    async fn cohort_sync_config_by_webhook(
+        &self,
+        webhook_id: &str,
+    ) -> Result<Option<CohortSyncConfig>, StoreError>;
+    async fn delete_cohort_sync_config(&self, project: &ProjectId) -> Result<bool, StoreError>;
+
+    /// Trait keys kept from synced members (JSON array in the project row).
+    async fn trait_allowlist(&self, project: &ProjectId) -> Result<Vec<String>, StoreError>;
+    async fn set_trait_allowlist(
+        &self,
+        project: &ProjectId,
+        keys: &[String],
+    ) -> Result<bool, StoreError>;
+
+    /// The audience of a cohort, created on first delivery; name and description follow
+    /// the cohort. Records the delivery time on the audience and the configuration.
+    async fn upsert_audience(
+        &self,
+        project: &ProjectId,
+        mixpanel_cohort_id: &str,
+        name: &str,
+        description: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Audience, StoreError>;
+    async fn audiences(
+        &self,
+        project: &ProjectId,
+        page: &PageRequest,
+    ) -> Result<Page<Audience>, StoreError>;
+    async fn audience(
+        &self,
+        project: &ProjectId,
+        id: &AudienceId,
+    ) -> Result<Option<Audience>, StoreError>;
+
+    /// `add_members`: members enter (or stay, with fresh traits). Idempotent.
+    async fn add_audience_members(
+        &self,
+        audience: &AudienceId,
+        members: &[SyncedMember],
+        at: DateTime<Utc>,
+    ) -> Result<MembershipChange, StoreError>;
+    /// `remove_members`: members exit (kept with `exited_at`). Idempotent.
+    async fn remove_audience_members(
+        &self,
+        audience: &AudienceId,
+        provider_member_ids: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<MembershipChange, StoreError>;
+
+    /// Stages one page of a full-sync session; other sessions' pages of the audience are
+    /// dropped (the newer session supersedes them). Returns whether the page was already
+    /// staged, and how many pages of the session are staged now.
+    async fn stage_sync_page(
+        &self,
+        audience: &AudienceId,
+        session_id: &str,
+        page: i64,
+        total_pages: i64,
+        members: &[SyncedMember],
+        at: DateTime<Utc>,
+    ) -> Result<(bool, i64), StoreError>;
+    /// Replaces the audience's membership with the complete staged session, atomically,
+    /// reading one page at a time; members absent from it exit.
+    async fn apply_sync_session(
+        &self,
+        audience: &AudienceId,
+        session_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<MembershipChange, StoreError>;
+    async fn staged_session(
+        &self,
+        audience: &AudienceId,
+    ) -> Result<Option<StagedSession>, StoreError>;
+    /// Drops staged pages received before `before`; returns how many.
+    async fn delete_stale_staging(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Current members (with `include_exited`, past ones too), in order of first entry.
+    async fn audience_members(
+        &self,
+        audience: &AudienceId,
+        include_exited: bool,
+        page: &PageRequest,
+    ) -> Result<Page<AudienceMember>, StoreError>;
+    /// Members whose provider id or match key equals `id`.
+    async fn find_audience_members(
+        &self,
+        audience: &AudienceId,
+        id: &str,
+    ) -> Result<Vec<AudienceMember>, StoreError>;
+
+    async fn record_sync(&self, project: &ProjectId, entry: &LedgerEntry)
+        -> Result<(), StoreError>;
+    /// Deliveries, newest first; only the audience's when given.
+    async fn sync_ledger(
+        &self,
+        project: &ProjectId,
+        audience: Option<&AudienceId>,
+        page: &PageRequest,
+    ) -> Result<Page<LedgerEntry>, StoreError>;
 }

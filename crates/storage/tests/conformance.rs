@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use uj_domain::accounts::Role;
+use uj_domain::audiences::{CohortSyncConfig, LedgerEntry, LedgerOutcome};
+use uj_domain::cohort_sync::SyncedMember;
+use uj_domain::ids::LedgerEntryId;
 use uj_domain::ids::{ProjectId, SecretKeyId};
 use uj_domain::mixpanel::{ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_storage::testing::TestDatabase;
@@ -56,6 +59,13 @@ conformance!(
     a_mixpanel_connection_is_saved_replaced_checked_and_deleted,
     connect_attempts_expire_and_belong_to_their_project,
     cohorts_are_replaced_and_event_names_recorded_per_project,
+    a_cohort_sync_config_is_found_by_webhook_and_replaced,
+    audiences_are_one_per_cohort_and_follow_its_name,
+    diffs_add_and_remove_members_idempotently_and_keep_history,
+    a_full_session_replaces_membership_only_once_complete,
+    a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
+    the_ledger_lists_deliveries_newest_first,
+    the_trait_allowlist_round_trips,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -718,4 +728,451 @@ async fn cohorts_are_replaced_and_event_names_recorded_per_project(
         .unwrap();
     store.delete_mixpanel_connection(&shop).await.unwrap();
     assert!(store.mixpanel_cohorts(&shop).await.unwrap().is_empty());
+}
+
+fn synced(id: &str, reference: Option<&str>) -> SyncedMember {
+    SyncedMember {
+        provider_member_id: id.into(),
+        reference_id: reference.map(Into::into),
+        traits: serde_json::json!({"plan": "pro"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    }
+}
+
+fn members(ids: &[&str]) -> Vec<SyncedMember> {
+    ids.iter().map(|id| synced(id, None)).collect()
+}
+
+async fn current(store: &Arc<dyn Store>, audience: &uj_domain::ids::AudienceId) -> Vec<String> {
+    let page = PageRequest {
+        limit: 100,
+        starting_after: None,
+    };
+    let mut ids: Vec<String> = store
+        .audience_members(audience, false, &page)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| m.provider_member_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn a_cohort_sync_config_is_found_by_webhook_and_replaced(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let mut config = CohortSyncConfig {
+        project_id: shop.clone(),
+        webhook_id: "whk_one".into(),
+        username: "mixpanel".into(),
+        secret_hash: "hash-1".into(),
+        created_at: now,
+        secret_rotated_at: now,
+        last_delivery_at: None,
+    };
+    store.save_cohort_sync_config(&config).await.unwrap();
+    assert_eq!(
+        store
+            .cohort_sync_config_by_webhook("whk_one")
+            .await
+            .unwrap()
+            .unwrap(),
+        config
+    );
+    config.secret_hash = "hash-2".into();
+    config.secret_rotated_at = now + Duration::minutes(1);
+    store.save_cohort_sync_config(&config).await.unwrap();
+    let stored = store.cohort_sync_config(&shop).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.secret_hash.as_str(), stored.created_at),
+        ("hash-2", now)
+    );
+    assert!(store
+        .cohort_sync_config_by_webhook("whk_other")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.delete_cohort_sync_config(&shop).await.unwrap());
+    assert!(store
+        .cohort_sync_config_by_webhook("whk_one")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn audiences_are_one_per_cohort_and_follow_its_name(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let first = store
+        .upsert_audience(&shop, "51234", "Trial", "Day 3", now)
+        .await
+        .unwrap();
+    let again = store
+        .upsert_audience(&shop, "51234", "Trial users", "Day 3, no purchase", now)
+        .await
+        .unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!(
+        (again.name.as_str(), again.description.as_str()),
+        ("Trial users", "Day 3, no purchase")
+    );
+    assert_eq!(again.last_delivery_at, Some(now));
+    let other = store
+        .upsert_audience(&blog, "51234", "Theirs", "", now)
+        .await
+        .unwrap();
+    assert_ne!(
+        other.id, first.id,
+        "the same cohort id in another project is another audience"
+    );
+    assert!(store.audience(&blog, &first.id).await.unwrap().is_none());
+    let listed = store
+        .audiences(
+            &shop,
+            &PageRequest {
+                limit: 10,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+}
+
+async fn diffs_add_and_remove_members_idempotently_and_keep_history(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = store
+        .upsert_audience(&shop, "1", "A", "", t0)
+        .await
+        .unwrap()
+        .id;
+    let change = store
+        .add_audience_members(
+            &audience,
+            &[
+                synced("a", Some("app-a")),
+                synced("b", None),
+                synced("b", None),
+            ],
+            t0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (change.added, change.removed, change.member_count),
+        (2, 0, 2)
+    );
+    let replay = store
+        .add_audience_members(&audience, &members(&["a", "b"]), t0 + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!((replay.added, replay.member_count), (0, 2));
+    let a = store.find_audience_members(&audience, "a").await.unwrap();
+    assert_eq!(a[0].entered_at, t0, "staying members keep their entry time");
+
+    let t1 = t0 + Duration::minutes(30);
+    let removed = store
+        .remove_audience_members(&audience, &["a".into(), "zzz".into()], t1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (removed.added, removed.removed, removed.member_count),
+        (0, 1, 1)
+    );
+    let again = store
+        .remove_audience_members(&audience, &["a".into()], t1)
+        .await
+        .unwrap();
+    assert_eq!(again.removed, 0);
+    assert_eq!(current(&store, &audience).await, ["b"]);
+    let history = store
+        .audience_members(
+            &audience,
+            true,
+            &PageRequest {
+                limit: 10,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let a = history
+        .items
+        .iter()
+        .find(|m| m.provider_member_id == "a")
+        .unwrap();
+    assert_eq!(a.exited_at, Some(t1));
+
+    let t2 = t1 + Duration::minutes(30);
+    store
+        .add_audience_members(&audience, &members(&["a"]), t2)
+        .await
+        .unwrap();
+    let back = store.find_audience_members(&audience, "a").await.unwrap();
+    assert_eq!(
+        (back[0].entered_at, back[0].exited_at),
+        (t2, None),
+        "a returning member enters anew"
+    );
+    assert_eq!(
+        store
+            .find_audience_members(&audience, "app-a")
+            .await
+            .unwrap()
+            .len(),
+        0,
+        "reference id dropped on re-add without it"
+    );
+    let audience_row = store.audience(&shop, &audience).await.unwrap().unwrap();
+    assert_eq!(
+        (audience_row.member_count, audience_row.last_synced_at),
+        (2, Some(t2))
+    );
+}
+
+async fn a_full_session_replaces_membership_only_once_complete(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = store
+        .upsert_audience(&shop, "1", "A", "", t0)
+        .await
+        .unwrap()
+        .id;
+    store
+        .add_audience_members(&audience, &members(&["old1", "keep"]), t0)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store
+            .stage_sync_page(&audience, "s1", 2, 3, &members(&["c", "d"]), t0)
+            .await
+            .unwrap(),
+        (false, 1)
+    );
+    assert_eq!(
+        store
+            .stage_sync_page(&audience, "s1", 2, 3, &members(&["c", "d"]), t0)
+            .await
+            .unwrap(),
+        (true, 1),
+        "a repeated page is a duplicate"
+    );
+    assert_eq!(
+        store
+            .stage_sync_page(
+                &audience,
+                "s1",
+                1,
+                3,
+                &[synced("keep", Some("app-keep")), synced("b", None)],
+                t0
+            )
+            .await
+            .unwrap(),
+        (false, 2)
+    );
+    assert_eq!(
+        current(&store, &audience).await,
+        ["keep", "old1"],
+        "an incomplete session changes nothing"
+    );
+    let staged = store.staged_session(&audience).await.unwrap().unwrap();
+    assert_eq!(
+        (staged.session_id.as_str(), staged.missing_pages()),
+        ("s1", vec![3])
+    );
+
+    assert_eq!(
+        store
+            .stage_sync_page(&audience, "s1", 3, 3, &members(&["e"]), t0)
+            .await
+            .unwrap(),
+        (false, 3)
+    );
+    let t1 = t0 + Duration::minutes(1);
+    let change = store.apply_sync_session(&audience, "s1", t1).await.unwrap();
+    assert_eq!(
+        (change.added, change.removed, change.member_count),
+        (4, 1, 5)
+    );
+    assert_eq!(
+        current(&store, &audience).await,
+        ["b", "c", "d", "e", "keep"]
+    );
+    assert!(
+        store.staged_session(&audience).await.unwrap().is_none(),
+        "staging is cleared"
+    );
+    let keep = store
+        .find_audience_members(&audience, "app-keep")
+        .await
+        .unwrap();
+    assert_eq!(
+        (keep.len(), keep[0].entered_at),
+        (1, t0),
+        "found by its match key, entry time kept"
+    );
+}
+
+async fn a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = store
+        .upsert_audience(&shop, "1", "A", "", t0)
+        .await
+        .unwrap()
+        .id;
+    store
+        .stage_sync_page(&audience, "old", 1, 2, &members(&["x"]), t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .stage_sync_page(&audience, "new", 1, 1, &members(&["y"]), t0)
+            .await
+            .unwrap(),
+        (false, 1)
+    );
+    let staged = store.staged_session(&audience).await.unwrap().unwrap();
+    assert_eq!(staged.session_id, "new");
+    store
+        .apply_sync_session(&audience, "new", t0)
+        .await
+        .unwrap();
+    assert_eq!(current(&store, &audience).await, ["y"]);
+
+    store
+        .stage_sync_page(&audience, "later", 1, 2, &members(&["z"]), t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete_stale_staging(t0 - Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_stale_staging(t0 + Duration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.staged_session(&audience).await.unwrap().is_none());
+}
+
+async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let audience = store
+        .upsert_audience(&shop, "1", "A", "", now)
+        .await
+        .unwrap()
+        .id;
+    let entry = |action: &str, audience_id| LedgerEntry {
+        id: LedgerEntryId::generate(),
+        audience_id,
+        action: action.into(),
+        session_id: Some("s".into()),
+        page: Some(1),
+        total_pages: Some(1),
+        members: 3,
+        added: 3,
+        removed: 0,
+        outcome: LedgerOutcome::Applied,
+        error: None,
+        received_at: now,
+    };
+    let first = entry("members", Some(audience.clone()));
+    let second = entry("add_members", Some(audience.clone()));
+    let rejected = LedgerEntry {
+        outcome: LedgerOutcome::Rejected,
+        error: Some("wrong project".into()),
+        ..entry("members", None)
+    };
+    for e in [&first, &second, &rejected] {
+        store.record_sync(&shop, e).await.unwrap();
+    }
+    let all = store
+        .sync_ledger(
+            &shop,
+            None,
+            &PageRequest {
+                limit: 2,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.items, [rejected.clone(), second.clone()]);
+    assert!(all.has_more);
+    let rest = store
+        .sync_ledger(
+            &shop,
+            None,
+            &PageRequest {
+                limit: 2,
+                starting_after: Some(second.id.to_string()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items, [first.clone()]);
+    let audience_only = store
+        .sync_ledger(
+            &shop,
+            Some(&audience),
+            &PageRequest {
+                limit: 10,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(audience_only.items.len(), 2);
+    assert!(store
+        .sync_ledger(
+            &blog,
+            None,
+            &PageRequest {
+                limit: 10,
+                starting_after: None
+            }
+        )
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+async fn the_trait_allowlist_round_trips(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    assert!(
+        store.trait_allowlist(&shop).await.unwrap().is_empty(),
+        "empty by default"
+    );
+    let keys = vec!["plan".to_owned(), "email".to_owned()];
+    assert!(store.set_trait_allowlist(&shop, &keys).await.unwrap());
+    assert_eq!(store.trait_allowlist(&shop).await.unwrap(), keys);
 }

@@ -1,0 +1,508 @@
+//! The [`CohortSyncStore`](crate::CohortSyncStore) implementation both databases share
+//! (see `shared.rs` for how the expansion works).
+
+/// Rows per multi-row statement: 1000 members × 8 columns stays under both databases'
+/// parameter limits.
+pub(crate) const MEMBER_BATCH: usize = 1000;
+
+/// Keeps the last occurrence of each provider id: one statement may not upsert a row twice.
+pub(crate) fn dedupe(
+    members: &[uj_domain::cohort_sync::SyncedMember],
+) -> Vec<&uj_domain::cohort_sync::SyncedMember> {
+    let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<_> = members
+        .iter()
+        .rev()
+        .filter(|m| seen.insert(m.provider_member_id.as_str()))
+        .collect();
+    unique.reverse();
+    unique
+}
+
+macro_rules! impl_cohort_sync_store {
+    ($store:ty) => {
+        type SyncDb = <$store as crate::shared::Dialect>::Db;
+
+        async fn active_members(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+        ) -> Result<i64, $crate::StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audience_members WHERE audience_id = $1 AND exited_at IS NULL",
+            )
+            .bind(audience.as_str())
+            .fetch_one(&mut **tx)
+            .await?)
+        }
+
+        /// Upserts members: new or returning ones enter at `at`, current ones keep their
+        /// entry time; all get fresh traits (and the session that listed them, if any).
+        async fn upsert_members(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+            members: &[uj_domain::cohort_sync::SyncedMember],
+            session: Option<&str>,
+            at: DateTime<Utc>,
+        ) -> Result<(), $crate::StoreError> {
+            let unique = crate::shared_cohort_sync::dedupe(members);
+            for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
+                let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
+                    "INSERT INTO audience_members (id, audience_id, provider_member_id, reference_id, \
+                     match_key, traits, entered_at, last_session) ",
+                );
+                builder.push_values(chunk, |mut row, member| {
+                    row.push_bind(uj_domain::ids::AudienceMemberId::generate().into_string())
+                        .push_bind(audience.as_str().to_owned())
+                        .push_bind(member.provider_member_id.clone())
+                        .push_bind(member.reference_id.clone())
+                        .push_bind(member.match_key().to_owned())
+                        .push_bind(serde_json::Value::Object(member.traits.clone()).to_string())
+                        .push_bind(Ts(at))
+                        .push_bind(session.map(str::to_owned));
+                });
+                builder.push(
+                    " ON CONFLICT (audience_id, provider_member_id) DO UPDATE SET \
+                     reference_id = excluded.reference_id, match_key = excluded.match_key, \
+                     traits = excluded.traits, \
+                     entered_at = CASE WHEN audience_members.exited_at IS NULL \
+                        THEN audience_members.entered_at ELSE excluded.entered_at END, \
+                     exited_at = NULL, \
+                     last_session = COALESCE(excluded.last_session, audience_members.last_session)",
+                );
+                builder.build().execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        async fn finish_change(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+            before: i64,
+            removed: i64,
+            at: DateTime<Utc>,
+        ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
+            let after = active_members(tx, audience).await?;
+            sqlx::query("UPDATE audiences SET member_count = $2, last_synced_at = $3 WHERE id = $1")
+                .bind(audience.as_str())
+                .bind(after)
+                .bind(Ts(at))
+                .execute(&mut **tx)
+                .await?;
+            Ok(uj_domain::audiences::MembershipChange {
+                added: after - before + removed,
+                removed,
+                member_count: after,
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::CohortSyncStore for $store {
+            async fn save_cohort_sync_config(
+                &self,
+                c: &uj_domain::audiences::CohortSyncConfig,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO cohort_sync_configs
+                        (project_id, webhook_id, username, secret_hash, created_at, secret_rotated_at, last_delivery_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (project_id) DO UPDATE SET
+                        webhook_id = excluded.webhook_id, username = excluded.username,
+                        secret_hash = excluded.secret_hash, secret_rotated_at = excluded.secret_rotated_at",
+                )
+                .bind(c.project_id.as_str())
+                .bind(&c.webhook_id)
+                .bind(&c.username)
+                .bind(&c.secret_hash)
+                .bind(Ts(c.created_at))
+                .bind(Ts(c.secret_rotated_at))
+                .bind(c.last_delivery_at.map(Ts))
+                .execute(self.writer())
+                .await
+                .map_err($crate::StoreError::conflict_as("webhook"))?;
+                Ok(())
+            }
+
+            async fn cohort_sync_config(
+                &self,
+                project: &ProjectId,
+            ) -> Result<Option<uj_domain::audiences::CohortSyncConfig>, $crate::StoreError> {
+                let row: Option<SyncConfigRow> =
+                    sqlx::query_as("SELECT * FROM cohort_sync_configs WHERE project_id = $1")
+                        .bind(project.as_str())
+                        .fetch_optional(self.reader())
+                        .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn cohort_sync_config_by_webhook(
+                &self,
+                webhook_id: &str,
+            ) -> Result<Option<uj_domain::audiences::CohortSyncConfig>, $crate::StoreError> {
+                let row: Option<SyncConfigRow> =
+                    sqlx::query_as("SELECT * FROM cohort_sync_configs WHERE webhook_id = $1")
+                        .bind(webhook_id)
+                        .fetch_optional(self.reader())
+                        .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn delete_cohort_sync_config(&self, project: &ProjectId) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query("DELETE FROM cohort_sync_configs WHERE project_id = $1")
+                    .bind(project.as_str())
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn trait_allowlist(&self, project: &ProjectId) -> Result<Vec<String>, $crate::StoreError> {
+                let raw: Option<String> =
+                    sqlx::query_scalar("SELECT trait_allowlist FROM projects WHERE id = $1")
+                        .bind(project.as_str())
+                        .fetch_optional(self.reader())
+                        .await?;
+                match raw {
+                    None => Ok(Vec::new()),
+                    Some(raw) => serde_json::from_str(&raw)
+                        .map_err(|e| $crate::StoreError::Corrupt(format!("trait allowlist: {e}"))),
+                }
+            }
+
+            async fn set_trait_allowlist(&self, project: &ProjectId, keys: &[String]) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query("UPDATE projects SET trait_allowlist = $2 WHERE id = $1")
+                    .bind(project.as_str())
+                    .bind(serde_json::Value::from(keys.to_vec()).to_string())
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn upsert_audience(
+                &self,
+                project: &ProjectId,
+                mixpanel_cohort_id: &str,
+                name: &str,
+                description: &str,
+                at: DateTime<Utc>,
+            ) -> Result<uj_domain::audiences::Audience, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                let row: AudienceRow = sqlx::query_as(
+                    "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6)
+                     ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
+                        name = CASE WHEN excluded.name = '' THEN audiences.name ELSE excluded.name END,
+                        description = excluded.description, last_delivery_at = excluded.last_delivery_at
+                     RETURNING *",
+                )
+                .bind(uj_domain::ids::AudienceId::generate().as_str())
+                .bind(project.as_str())
+                .bind(mixpanel_cohort_id)
+                .bind(name)
+                .bind(description)
+                .bind(Ts(at))
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE cohort_sync_configs SET last_delivery_at = $2 WHERE project_id = $1")
+                    .bind(project.as_str())
+                    .bind(Ts(at))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(row.into())
+            }
+
+            async fn audiences(
+                &self,
+                project: &ProjectId,
+                page: &$crate::PageRequest,
+            ) -> Result<$crate::Page<uj_domain::audiences::Audience>, $crate::StoreError> {
+                let rows: Vec<AudienceRow> = sqlx::query_as(
+                    "SELECT * FROM audiences WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(project.as_str())
+                .bind(page.starting_after.as_deref().unwrap_or(""))
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(self.reader())
+                .await?;
+                Ok(crate::shared::into_page(rows, page.limit))
+            }
+
+            async fn audience(
+                &self,
+                project: &ProjectId,
+                id: &AudienceId,
+            ) -> Result<Option<uj_domain::audiences::Audience>, $crate::StoreError> {
+                let row: Option<AudienceRow> =
+                    sqlx::query_as("SELECT * FROM audiences WHERE project_id = $1 AND id = $2")
+                        .bind(project.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(self.reader())
+                        .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn add_audience_members(
+                &self,
+                audience: &AudienceId,
+                members: &[uj_domain::cohort_sync::SyncedMember],
+                at: DateTime<Utc>,
+            ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                let before = active_members(&mut tx, audience).await?;
+                upsert_members(&mut tx, audience, members, None, at).await?;
+                let change = finish_change(&mut tx, audience, before, 0, at).await?;
+                tx.commit().await?;
+                Ok(change)
+            }
+
+            async fn remove_audience_members(
+                &self,
+                audience: &AudienceId,
+                provider_member_ids: &[String],
+                at: DateTime<Utc>,
+            ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                let before = active_members(&mut tx, audience).await?;
+                let mut removed = 0;
+                for chunk in provider_member_ids.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
+                    let mut builder = sqlx::QueryBuilder::<SyncDb>::new("UPDATE audience_members SET exited_at = ");
+                    builder.push_bind(Ts(at));
+                    builder.push(" WHERE audience_id = ");
+                    builder.push_bind(audience.as_str().to_owned());
+                    builder.push(" AND exited_at IS NULL AND provider_member_id IN (");
+                    let mut ids = builder.separated(", ");
+                    for id in chunk {
+                        ids.push_bind(id.clone());
+                    }
+                    builder.push(")");
+                    removed += builder.build().execute(&mut *tx).await?.rows_affected() as i64;
+                }
+                let change = finish_change(&mut tx, audience, before, removed, at).await?;
+                tx.commit().await?;
+                Ok(change)
+            }
+
+            async fn stage_sync_page(
+                &self,
+                audience: &AudienceId,
+                session_id: &str,
+                page: i64,
+                total_pages: i64,
+                members: &[uj_domain::cohort_sync::SyncedMember],
+                at: DateTime<Utc>,
+            ) -> Result<(bool, i64), $crate::StoreError> {
+                let encoded = serde_json::to_string(members)
+                    .map_err(|e| $crate::StoreError::Corrupt(format!("staged members: {e}")))?;
+                let mut tx = self.begin().await?;
+                // A newer session supersedes whatever an older one left unfinished.
+                sqlx::query("DELETE FROM sync_staging WHERE audience_id = $1 AND session_id <> $2")
+                    .bind(audience.as_str())
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, members, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (audience_id, session_id, page) DO NOTHING",
+                )
+                .bind(audience.as_str())
+                .bind(session_id)
+                .bind(page)
+                .bind(total_pages)
+                .bind(encoded)
+                .bind(Ts(at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let received: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2",
+                )
+                .bind(audience.as_str())
+                .bind(session_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok((inserted == 0, received))
+            }
+
+            async fn apply_sync_session(
+                &self,
+                audience: &AudienceId,
+                session_id: &str,
+                at: DateTime<Utc>,
+            ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                let before = active_members(&mut tx, audience).await?;
+                let pages: Vec<i64> = sqlx::query_scalar(
+                    "SELECT page FROM sync_staging WHERE audience_id = $1 AND session_id = $2 ORDER BY page",
+                )
+                .bind(audience.as_str())
+                .bind(session_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                // One page in memory at a time, however large the cohort.
+                for page in pages {
+                    let encoded: String = sqlx::query_scalar(
+                        "SELECT members FROM sync_staging WHERE audience_id = $1 AND session_id = $2 AND page = $3",
+                    )
+                    .bind(audience.as_str())
+                    .bind(session_id)
+                    .bind(page)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let members: Vec<uj_domain::cohort_sync::SyncedMember> = serde_json::from_str(&encoded)
+                        .map_err(|e| $crate::StoreError::Corrupt(format!("staged members: {e}")))?;
+                    upsert_members(&mut tx, audience, &members, Some(session_id), at).await?;
+                }
+                let removed = sqlx::query(
+                    "UPDATE audience_members SET exited_at = $3
+                     WHERE audience_id = $1 AND exited_at IS NULL
+                       AND (last_session IS NULL OR last_session <> $2)",
+                )
+                .bind(audience.as_str())
+                .bind(session_id)
+                .bind(Ts(at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() as i64;
+                sqlx::query("DELETE FROM sync_staging WHERE audience_id = $1")
+                    .bind(audience.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let change = finish_change(&mut tx, audience, before, removed, at).await?;
+                tx.commit().await?;
+                Ok(change)
+            }
+
+            async fn staged_session(
+                &self,
+                audience: &AudienceId,
+            ) -> Result<Option<uj_domain::audiences::StagedSession>, $crate::StoreError> {
+                let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                    "SELECT session_id, page, total_pages FROM sync_staging WHERE audience_id = $1 ORDER BY page",
+                )
+                .bind(audience.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                let Some((session_id, _, total_pages)) = rows.first().cloned() else {
+                    return Ok(None);
+                };
+                Ok(Some(uj_domain::audiences::StagedSession {
+                    received_pages: rows.iter().filter(|r| r.0 == session_id).map(|r| r.1).collect(),
+                    session_id,
+                    total_pages,
+                }))
+            }
+
+            async fn delete_stale_staging(&self, before: DateTime<Utc>) -> Result<u64, $crate::StoreError> {
+                let done = sqlx::query("DELETE FROM sync_staging WHERE received_at < $1")
+                    .bind(Ts(before))
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn audience_members(
+                &self,
+                audience: &AudienceId,
+                include_exited: bool,
+                page: &$crate::PageRequest,
+            ) -> Result<$crate::Page<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
+                let rows: Vec<AudienceMemberRow> = sqlx::query_as(
+                    "SELECT id, provider_member_id, reference_id, traits, entered_at, exited_at
+                     FROM audience_members
+                     WHERE audience_id = $1 AND ($2 OR exited_at IS NULL) AND id > $3
+                     ORDER BY id LIMIT $4",
+                )
+                .bind(audience.as_str())
+                .bind(include_exited)
+                .bind(page.starting_after.as_deref().unwrap_or(""))
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(self.reader())
+                .await?;
+                let has_more = rows.len() > page.limit as usize;
+                let items = rows
+                    .into_iter()
+                    .take(page.limit as usize)
+                    .map(TryInto::try_into)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::Page { items, has_more })
+            }
+
+            async fn find_audience_members(
+                &self,
+                audience: &AudienceId,
+                id: &str,
+            ) -> Result<Vec<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
+                let rows: Vec<AudienceMemberRow> = sqlx::query_as(
+                    "SELECT id, provider_member_id, reference_id, traits, entered_at, exited_at
+                     FROM audience_members
+                     WHERE audience_id = $1 AND (provider_member_id = $2 OR match_key = $2)
+                     ORDER BY id",
+                )
+                .bind(audience.as_str())
+                .bind(id)
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn record_sync(
+                &self,
+                project: &ProjectId,
+                e: &uj_domain::audiences::LedgerEntry,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO sync_ledger (id, project_id, audience_id, action, session_id, page, total_pages,
+                        members, added, removed, outcome, error, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(e.id.as_str())
+                .bind(project.as_str())
+                .bind(e.audience_id.as_ref().map(|a| a.as_str().to_owned()))
+                .bind(&e.action)
+                .bind(e.session_id.as_deref())
+                .bind(e.page)
+                .bind(e.total_pages)
+                .bind(e.members)
+                .bind(e.added)
+                .bind(e.removed)
+                .bind(e.outcome.as_str())
+                .bind(e.error.as_deref())
+                .bind(Ts(e.received_at))
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn sync_ledger(
+                &self,
+                project: &ProjectId,
+                audience: Option<&AudienceId>,
+                page: &$crate::PageRequest,
+            ) -> Result<$crate::Page<uj_domain::audiences::LedgerEntry>, $crate::StoreError> {
+                let rows: Vec<LedgerRow> = sqlx::query_as(
+                    "SELECT id, audience_id, action, session_id, page, total_pages, members, added, removed,
+                        outcome, error, received_at
+                     FROM sync_ledger
+                     WHERE project_id = $1 AND ($2 = '' OR audience_id = $2) AND ($3 = '' OR id < $3)
+                     ORDER BY id DESC LIMIT $4",
+                )
+                .bind(project.as_str())
+                .bind(audience.map(|a| a.as_str()).unwrap_or(""))
+                .bind(page.starting_after.as_deref().unwrap_or(""))
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(self.reader())
+                .await?;
+                let has_more = rows.len() > page.limit as usize;
+                let items = rows
+                    .into_iter()
+                    .take(page.limit as usize)
+                    .map(TryInto::try_into)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::Page { items, has_more })
+            }
+        }
+    };
+}
+
+pub(crate) use impl_cohort_sync_store;
