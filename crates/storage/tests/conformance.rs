@@ -1138,7 +1138,7 @@ async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &Tes
         )
         .await
         .unwrap();
-    assert_eq!(rest.items, [first.clone()]);
+    assert_eq!(rest.items, std::slice::from_ref(&first));
     let audience_only = store
         .sync_ledger(
             &shop,
