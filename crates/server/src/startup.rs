@@ -94,9 +94,18 @@ async fn background_jobs(store: Arc<dyn Store>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        match store.delete_expired_sessions(chrono::Utc::now()).await {
+        let now = chrono::Utc::now();
+        match store.delete_expired_sessions(now).await {
             Ok(removed) => tracing::debug!(removed, "expired sessions removed"),
             Err(error) => tracing::warn!(error = %error, "could not remove expired sessions"),
+        }
+        // A full sync unfinished for a day will not be finished: Mixpanel starts a new one.
+        match store
+            .delete_stale_staging(now - chrono::Duration::hours(24))
+            .await
+        {
+            Ok(removed) => tracing::debug!(removed, "stale cohort-sync staging removed"),
+            Err(error) => tracing::warn!(error = %error, "could not remove stale staging"),
         }
     }
 }

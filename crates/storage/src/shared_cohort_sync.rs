@@ -23,6 +23,20 @@ macro_rules! impl_cohort_sync_store {
     ($store:ty) => {
         type SyncDb = <$store as crate::shared::Dialect>::Db;
 
+        /// Serialises membership changes of one audience: on PostgreSQL the UPDATE holds
+        /// the audience row's lock until commit (SQLite already has a single writer), so
+        /// two pages finishing a session at once cannot both miss the last page.
+        async fn lock_audience(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+        ) -> Result<(), $crate::StoreError> {
+            sqlx::query("UPDATE audiences SET member_count = member_count WHERE id = $1")
+                .bind(audience.as_str())
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
         async fn active_members(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
@@ -247,6 +261,7 @@ macro_rules! impl_cohort_sync_store {
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
                 let mut tx = self.begin().await?;
+                lock_audience(&mut tx, audience).await?;
                 let before = active_members(&mut tx, audience).await?;
                 upsert_members(&mut tx, audience, members, None, at).await?;
                 let change = finish_change(&mut tx, audience, before, 0, at).await?;
@@ -261,6 +276,7 @@ macro_rules! impl_cohort_sync_store {
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
                 let mut tx = self.begin().await?;
+                lock_audience(&mut tx, audience).await?;
                 let before = active_members(&mut tx, audience).await?;
                 let mut removed = 0;
                 for chunk in provider_member_ids.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
@@ -293,6 +309,7 @@ macro_rules! impl_cohort_sync_store {
                 let encoded = serde_json::to_string(members)
                     .map_err(|e| $crate::StoreError::Corrupt(format!("staged members: {e}")))?;
                 let mut tx = self.begin().await?;
+                lock_audience(&mut tx, audience).await?;
                 // A newer session supersedes whatever an older one left unfinished.
                 sqlx::query("DELETE FROM sync_staging WHERE audience_id = $1 AND session_id <> $2")
                     .bind(audience.as_str())
@@ -331,6 +348,7 @@ macro_rules! impl_cohort_sync_store {
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
                 let mut tx = self.begin().await?;
+                lock_audience(&mut tx, audience).await?;
                 let before = active_members(&mut tx, audience).await?;
                 let pages: Vec<i64> = sqlx::query_scalar(
                     "SELECT page FROM sync_staging WHERE audience_id = $1 AND session_id = $2 ORDER BY page",

@@ -9,6 +9,7 @@ mod extract;
 mod health;
 mod middleware;
 mod sdk;
+mod webhooks;
 
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .nest("/api/v1", api::router())
         .nest("/sdk/v1", sdk::router())
+        .merge(webhooks::router())
         .merge(dashboard::router(state.clone()))
         .fallback(not_found);
     middleware::wrap(routes).with_state(state)

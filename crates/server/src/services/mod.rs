@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod bootstrap;
+pub mod cohort_sync;
 pub mod login_throttle;
 pub mod mixpanel;
 

@@ -62,6 +62,24 @@ pub struct ConnectionResponse {
     cohort_sync: Option<Value>,
 }
 
+impl ConnectionResponse {
+    /// The connection with its cohort-sync settings (never the secret).
+    async fn load(state: &AppState, c: MixpanelConnection) -> Result<Self, ApiError> {
+        let sync = state.store.cohort_sync_config(&c.project_id).await?;
+        let mut response = Self::from(c);
+        response.cohort_sync = sync.map(|config| {
+            json!({
+                "enabled": true,
+                "webhook_url": crate::services::cohort_sync::webhook_url(&state.public_url, &config.webhook_id),
+                "username": config.username,
+                "secret_rotated_at": config.secret_rotated_at,
+                "last_delivery_at": config.last_delivery_at,
+            })
+        });
+        Ok(response)
+    }
+}
+
 impl From<MixpanelConnection> for ConnectionResponse {
     fn from(c: MixpanelConnection) -> Self {
         Self {
@@ -106,8 +124,14 @@ impl From<DiscoveredProject> for PickerEntry {
     }
 }
 
-fn connected(connection: MixpanelConnection) -> Json<Value> {
-    Json(json!({ "status": "connected", "connection": ConnectionResponse::from(connection) }))
+async fn connected(
+    state: &AppState,
+    connection: MixpanelConnection,
+) -> Result<Json<Value>, ApiError> {
+    let connection = ConnectionResponse::load(state, connection).await?;
+    Ok(Json(
+        json!({ "status": "connected", "connection": connection }),
+    ))
 }
 
 async fn connect(
@@ -118,7 +142,7 @@ async fn connect(
     let outcome =
         mixpanel::connect(&state, &auth.project.id, &request.username, &request.secret).await?;
     Ok(match outcome {
-        ConnectOutcome::Connected(connection) => connected(*connection),
+        ConnectOutcome::Connected(connection) => connected(&state, *connection).await?,
         ConnectOutcome::ChooseProject { token, projects } => Json(json!({
             "status": "choose_project",
             "connect_token": token.expose_secret(),
@@ -139,7 +163,7 @@ async fn choose_project(
         &request.project_id,
     )
     .await?;
-    Ok(connected(connection))
+    connected(&state, connection).await
 }
 
 fn not_connected() -> ApiError {
@@ -157,7 +181,7 @@ async fn show(
     let (connection, _) = mixpanel::status(&state, &auth.project.id)
         .await?
         .ok_or_else(not_connected)?;
-    Ok(Json(connection.into()))
+    Ok(Json(ConnectionResponse::load(&state, connection).await?))
 }
 
 async fn verify(
@@ -165,7 +189,7 @@ async fn verify(
     auth: SecretKeyAuth,
 ) -> Result<Json<ConnectionResponse>, ApiError> {
     match mixpanel::verify(&state, &auth.project.id).await {
-        Ok(connection) => Ok(Json(connection.into())),
+        Ok(connection) => Ok(Json(ConnectionResponse::load(&state, connection).await?)),
         Err(crate::services::ServiceError::NotFound(_)) => Err(not_connected()),
         Err(other) => Err(other.into()),
     }

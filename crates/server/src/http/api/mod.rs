@@ -1,6 +1,8 @@
 //! The REST API under `/api/v1`, authenticated with a live secret key.
 
 mod api_keys;
+mod audiences;
+mod cohort_sync;
 mod events;
 mod mixpanel;
 mod project;
@@ -15,6 +17,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(project::router())
         .merge(api_keys::router())
+        .merge(audiences::router())
+        .merge(cohort_sync::router())
         .merge(events::router())
         .merge(mixpanel::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))

@@ -1,0 +1,272 @@
+//! `/api/v1/audiences`: synced cohorts, their members and their sync history.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use uj_domain::audiences::{Audience, AudienceMember, LedgerEntry, StagedSession};
+use uj_domain::ids::AudienceId;
+use uj_storage::PageRequest;
+
+use crate::http::auth::SecretKeyAuth;
+use crate::http::extract::{ApiQuery, ListParams};
+use crate::http::ApiError;
+use crate::state::AppState;
+
+/// Mixpanel resends everything only after three days of failures; warn well before.
+pub const STALE_AFTER: Duration = Duration::hours(24);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/audiences", get(list))
+        .route("/audiences/{id}", get(show))
+        .route("/audiences/{id}/members", get(members))
+        .route("/audiences/{id}/syncs", get(syncs))
+        .route("/syncs", get(all_syncs))
+}
+
+/// `ok`, `syncing` (a full sync is part-way), `stale` (no successful sync for a day) or
+/// `failing` (the last delivery was refused).
+pub fn sync_state(
+    audience: &Audience,
+    staged: Option<&StagedSession>,
+    last: Option<&LedgerEntry>,
+    now: DateTime<Utc>,
+) -> &'static str {
+    if last.is_some_and(|e| e.outcome == uj_domain::audiences::LedgerOutcome::Rejected) {
+        "failing"
+    } else if staged.is_some() {
+        "syncing"
+    } else if audience
+        .last_synced_at
+        .is_none_or(|at| now - at > STALE_AFTER)
+    {
+        "stale"
+    } else {
+        "ok"
+    }
+}
+
+#[derive(Serialize)]
+pub struct AudienceResponse {
+    object: &'static str,
+    id: String,
+    name: String,
+    description: String,
+    provider: &'static str,
+    mixpanel_cohort_id: String,
+    member_count: i64,
+    last_synced_at: Option<DateTime<Utc>>,
+    last_delivery_at: Option<DateTime<Utc>>,
+    sync_state: &'static str,
+    /// Pages not yet received of an unfinished full sync.
+    missing_pages: Vec<i64>,
+    created_at: DateTime<Utc>,
+}
+
+async fn describe(state: &AppState, audience: Audience) -> Result<AudienceResponse, ApiError> {
+    let staged = state.store.staged_session(&audience.id).await?;
+    let last = state
+        .store
+        .sync_ledger(
+            &audience.project_id,
+            Some(&audience.id),
+            &PageRequest {
+                limit: 1,
+                starting_after: None,
+            },
+        )
+        .await?
+        .items
+        .pop();
+    Ok(AudienceResponse {
+        object: "audience",
+        sync_state: sync_state(&audience, staged.as_ref(), last.as_ref(), Utc::now()),
+        missing_pages: staged.map(|s| s.missing_pages()).unwrap_or_default(),
+        id: audience.id.into_string(),
+        name: audience.name,
+        description: audience.description,
+        provider: "mixpanel",
+        mixpanel_cohort_id: audience.mixpanel_cohort_id,
+        member_count: audience.member_count,
+        last_synced_at: audience.last_synced_at,
+        last_delivery_at: audience.last_delivery_at,
+        created_at: audience.created_at,
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let page = state
+        .store
+        .audiences(&auth.project.id, &params.page()?)
+        .await?;
+    let mut data = Vec::new();
+    for audience in page.items {
+        data.push(describe(&state, audience).await?);
+    }
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": page.has_more }),
+    ))
+}
+
+async fn find(state: &AppState, auth: &SecretKeyAuth, id: String) -> Result<Audience, ApiError> {
+    state
+        .store
+        .audience(&auth.project.id, &AudienceId::from_string(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("audience", "No such audience."))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<AudienceResponse>, ApiError> {
+    let audience = find(&state, &auth, id).await?;
+    Ok(Json(describe(&state, audience).await?))
+}
+
+#[derive(Serialize)]
+pub struct MemberResponse {
+    object: &'static str,
+    id: String,
+    provider_member_id: String,
+    reference_id: Option<String>,
+    traits: Map<String, Value>,
+    entered_at: DateTime<Utc>,
+    exited_at: Option<DateTime<Utc>>,
+}
+
+impl From<AudienceMember> for MemberResponse {
+    fn from(m: AudienceMember) -> Self {
+        Self {
+            object: "audience_member",
+            id: m.id.into_string(),
+            provider_member_id: m.provider_member_id,
+            reference_id: m.reference_id,
+            traits: m.traits,
+            entered_at: m.entered_at,
+            exited_at: m.exited_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberParams {
+    limit: Option<u32>,
+    starting_after: Option<String>,
+    include_exited: Option<bool>,
+    /// Look a member up by provider id or reference id.
+    id: Option<String>,
+}
+
+async fn members(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<MemberParams>,
+) -> Result<Json<Value>, ApiError> {
+    let audience = find(&state, &auth, id).await?;
+    if let Some(lookup) = params.id {
+        let found = state
+            .store
+            .find_audience_members(&audience.id, &lookup)
+            .await?;
+        let data: Vec<MemberResponse> = found.into_iter().map(Into::into).collect();
+        return Ok(Json(
+            json!({ "object": "list", "data": data, "has_more": false }),
+        ));
+    }
+    let page = ListParams {
+        limit: params.limit,
+        starting_after: params.starting_after,
+    }
+    .page()?;
+    let members = state
+        .store
+        .audience_members(&audience.id, params.include_exited.unwrap_or(false), &page)
+        .await?;
+    let data: Vec<MemberResponse> = members.items.into_iter().map(Into::into).collect();
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": members.has_more }),
+    ))
+}
+
+#[derive(Serialize)]
+pub struct LedgerResponse {
+    object: &'static str,
+    id: String,
+    audience_id: Option<String>,
+    action: String,
+    session_id: Option<String>,
+    page: Option<i64>,
+    total_pages: Option<i64>,
+    members: i64,
+    added: i64,
+    removed: i64,
+    outcome: &'static str,
+    error: Option<String>,
+    received_at: DateTime<Utc>,
+}
+
+impl From<LedgerEntry> for LedgerResponse {
+    fn from(e: LedgerEntry) -> Self {
+        Self {
+            object: "sync",
+            id: e.id.into_string(),
+            audience_id: e.audience_id.map(AudienceId::into_string),
+            action: e.action,
+            session_id: e.session_id,
+            page: e.page,
+            total_pages: e.total_pages,
+            members: e.members,
+            added: e.added,
+            removed: e.removed,
+            outcome: e.outcome.as_str(),
+            error: e.error,
+            received_at: e.received_at,
+        }
+    }
+}
+
+async fn ledger(
+    state: &AppState,
+    auth: &SecretKeyAuth,
+    audience: Option<&AudienceId>,
+    params: ListParams,
+) -> Result<Json<Value>, ApiError> {
+    let page = state
+        .store
+        .sync_ledger(&auth.project.id, audience, &params.page()?)
+        .await?;
+    let data: Vec<LedgerResponse> = page.items.into_iter().map(Into::into).collect();
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": page.has_more }),
+    ))
+}
+
+async fn syncs(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let audience = find(&state, &auth, id).await?;
+    ledger(&state, &auth, Some(&audience.id), params).await
+}
+
+/// Every delivery of the project, rejected ones (which belong to no audience) included.
+async fn all_syncs(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    ledger(&state, &auth, None, params).await
+}

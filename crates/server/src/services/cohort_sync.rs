@@ -1,0 +1,328 @@
+//! Cohort sync: the webhook Mixpanel delivers cohorts to (set up, regenerate the secret,
+//! disable), and the receiver that turns deliveries into Audiences (SPEC §4).
+
+use base64::Engine;
+use chrono::Utc;
+use rand::{rngs::OsRng, RngCore};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use uj_domain::audiences::{CohortSyncConfig, LedgerEntry, LedgerOutcome, MembershipChange};
+use uj_domain::cohort_sync::{parse_delivery, SyncAction, SyncDelivery};
+use uj_domain::ids::{LedgerEntryId, ProjectId};
+use uj_domain::keys::{token_hash, NewToken};
+use uj_storage::StoreError;
+
+use super::ServiceError;
+use crate::state::AppState;
+
+/// The Basic Auth username Mixpanel is told to send.
+const USERNAME: &str = "mixpanel";
+
+/// What the customer pastes into Mixpanel. The secret appears only here, once.
+pub struct SyncCredentials {
+    pub webhook_url: String,
+    pub username: String,
+    pub secret: SecretString,
+}
+
+pub fn webhook_url(public_url: &str, webhook_id: &str) -> String {
+    format!("{public_url}/webhooks/mixpanel/{webhook_id}")
+}
+
+/// 256 random bits, hex-encoded.
+fn new_secret() -> SecretString {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    SecretString::from(hex::encode(bytes))
+}
+
+/// Sets up cohort sync for a connected project.
+pub async fn set_up(
+    state: &AppState,
+    project: &ProjectId,
+) -> Result<SyncCredentials, ServiceError> {
+    if state.store.mixpanel_connection(project).await?.is_none() {
+        return Err(ServiceError::Conflict {
+            code: "not_connected",
+            message:
+                "Connect Mixpanel first: cohort sync delivers the connected project's cohorts."
+                    .into(),
+        });
+    }
+    if state.store.cohort_sync_config(project).await?.is_some() {
+        return Err(ServiceError::Conflict {
+            code: "cohort_sync_exists",
+            message: "Cohort sync is already set up; regenerate the secret to see a new one."
+                .into(),
+        });
+    }
+    let now = Utc::now();
+    let secret = new_secret();
+    let config = CohortSyncConfig {
+        project_id: project.clone(),
+        webhook_id: NewToken::generate("whk_")
+            .token
+            .expose_secret()
+            .to_lowercase(),
+        username: USERNAME.into(),
+        secret_hash: token_hash(secret.expose_secret()),
+        created_at: now,
+        secret_rotated_at: now,
+        last_delivery_at: None,
+    };
+    state.store.save_cohort_sync_config(&config).await?;
+    Ok(SyncCredentials {
+        webhook_url: webhook_url(&state.public_url, &config.webhook_id),
+        username: config.username,
+        secret,
+    })
+}
+
+/// Issues a new secret; the old one stops working at once.
+pub async fn regenerate_secret(
+    state: &AppState,
+    project: &ProjectId,
+) -> Result<SyncCredentials, ServiceError> {
+    let mut config = state
+        .store
+        .cohort_sync_config(project)
+        .await?
+        .ok_or(ServiceError::NotFound("cohort_sync"))?;
+    let secret = new_secret();
+    config.secret_hash = token_hash(secret.expose_secret());
+    config.secret_rotated_at = Utc::now();
+    state.store.save_cohort_sync_config(&config).await?;
+    Ok(SyncCredentials {
+        webhook_url: webhook_url(&state.public_url, &config.webhook_id),
+        username: config.username,
+        secret,
+    })
+}
+
+/// Turns cohort sync off: the webhook answers 404 (Mixpanel pauses the sync). Audiences
+/// already synced stay.
+pub async fn disable(state: &AppState, project: &ProjectId) -> Result<(), ServiceError> {
+    if state.store.delete_cohort_sync_config(project).await? {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound("cohort_sync"))
+    }
+}
+
+/// A delivery refused, in Mixpanel's terms: the status decides whether Mixpanel pauses
+/// (400/401/403/404) or retries (429/5xx); the message is shown to the customer there.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => Refusal::new(
+                503,
+                "UserJourneys is briefly unavailable; the delivery will be retried.",
+            ),
+            other => {
+                tracing::error!(
+                    error = format!("{:#}", anyhow::Error::from(other)),
+                    "cohort sync delivery failed"
+                );
+                Refusal::new(
+                    500,
+                    "UserJourneys failed to store this delivery; it will be retried.",
+                )
+            }
+        }
+    }
+}
+
+/// Checks `Authorization: Basic` against the stored username and secret hash, in
+/// constant time.
+fn authorized(config: &CohortSyncConfig, header: Option<&str>) -> bool {
+    let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(decoded) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((username, secret)) = decoded.split_once(':') else {
+        return false;
+    };
+    let username_ok = username.as_bytes().ct_eq(config.username.as_bytes());
+    let secret_ok = token_hash(secret)
+        .as_bytes()
+        .ct_eq(config.secret_hash.as_bytes());
+    (username_ok & secret_ok).into()
+}
+
+/// Receives one delivery: authenticates it, checks it is for the connected Mixpanel
+/// project, applies or stages it, writes the ledger, and only then lets the caller
+/// acknowledge.
+#[tracing::instrument(skip_all, fields(webhook_id))]
+pub async fn receive(
+    state: &AppState,
+    webhook_id: &str,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<SyncAction, Refusal> {
+    let store = state.store.as_ref();
+    let config = store
+        .cohort_sync_config_by_webhook(webhook_id)
+        .await?
+        .ok_or_else(|| Refusal::new(404, "This webhook URL is unknown or cohort sync was turned off in UserJourneys. Set up cohort sync again and update the destination."))?;
+    if !authorized(&config, authorization) {
+        return Err(Refusal::new(401, "Basic Auth credentials were rejected by UserJourneys. Copy the username and the current secret from UserJourneys (Mixpanel → Cohort sync) into this destination."));
+    }
+    let project = config.project_id;
+    let allowlist = store.trait_allowlist(&project).await?;
+    let delivery = match parse_delivery(body, &allowlist) {
+        Ok(delivery) => delivery,
+        Err(error) => {
+            reject(state, &project, None, error.0.clone()).await?;
+            return Err(Refusal::new(400, error.0));
+        }
+    };
+    let connection = store.mixpanel_connection(&project).await?;
+    let connected = connection.as_ref().map(|c| &c.connection);
+    if connected.is_none_or(|c| c.mixpanel_project_id != delivery.mixpanel_project_id) {
+        let message = match connected {
+            Some(c) => format!(
+                "This UserJourneys project is connected to Mixpanel project {} ({}), not {}. Sync cohorts of {} to this webhook, or connect the other project.",
+                c.mixpanel_project_name, c.mixpanel_project_id, delivery.mixpanel_project_id, c.mixpanel_project_name
+            ),
+            None => "This UserJourneys project is not connected to Mixpanel any more. Connect it again in UserJourneys.".to_owned(),
+        };
+        reject(state, &project, Some(&delivery), message.clone()).await?;
+        return Err(Refusal::new(403, message));
+    }
+    apply(state, &project, &delivery).await?;
+    Ok(delivery.action)
+}
+
+async fn reject(
+    state: &AppState,
+    project: &ProjectId,
+    delivery: Option<&SyncDelivery>,
+    error: String,
+) -> Result<(), Refusal> {
+    let entry = LedgerEntry {
+        id: LedgerEntryId::generate(),
+        audience_id: None,
+        action: delivery.map_or("unknown", |d| d.action.as_str()).to_owned(),
+        session_id: delivery.and_then(|d| d.session_id.clone()),
+        page: delivery.map(|d| i64::from(d.page)),
+        total_pages: delivery.map(|d| i64::from(d.total_pages)),
+        members: delivery.map_or(0, |d| d.members.len() as i64),
+        added: 0,
+        removed: 0,
+        outcome: LedgerOutcome::Rejected,
+        error: Some(error),
+        received_at: Utc::now(),
+    };
+    state.store.record_sync(project, &entry).await?;
+    Ok(())
+}
+
+async fn apply(
+    state: &AppState,
+    project: &ProjectId,
+    delivery: &SyncDelivery,
+) -> Result<(), StoreError> {
+    let store = state.store.as_ref();
+    let now = Utc::now();
+    let audience = store
+        .upsert_audience(
+            project,
+            &delivery.mixpanel_cohort_id,
+            &delivery.cohort_name,
+            &delivery.cohort_description,
+            now,
+        )
+        .await?;
+    let (outcome, change) = match delivery.action {
+        SyncAction::AddMembers => (
+            LedgerOutcome::Applied,
+            store
+                .add_audience_members(&audience.id, &delivery.members, now)
+                .await?,
+        ),
+        SyncAction::RemoveMembers => {
+            let ids: Vec<String> = delivery
+                .members
+                .iter()
+                .map(|m| m.provider_member_id.clone())
+                .collect();
+            (
+                LedgerOutcome::Applied,
+                store
+                    .remove_audience_members(&audience.id, &ids, now)
+                    .await?,
+            )
+        }
+        SyncAction::Members => {
+            // A members without a session (one page of one) is its own session.
+            let session = delivery
+                .session_id
+                .clone()
+                .unwrap_or_else(|| format!("single-{}", LedgerEntryId::generate()));
+            let total = i64::from(delivery.total_pages);
+            let (duplicate, received) = store
+                .stage_sync_page(
+                    &audience.id,
+                    &session,
+                    i64::from(delivery.page),
+                    total,
+                    &delivery.members,
+                    now,
+                )
+                .await?;
+            if duplicate {
+                (LedgerOutcome::Duplicate, MembershipChange::default())
+            } else if received >= total {
+                (
+                    LedgerOutcome::Applied,
+                    store
+                        .apply_sync_session(&audience.id, &session, now)
+                        .await?,
+                )
+            } else {
+                (LedgerOutcome::Staged, MembershipChange::default())
+            }
+        }
+    };
+    let entry = LedgerEntry {
+        id: LedgerEntryId::generate(),
+        audience_id: Some(audience.id.clone()),
+        action: delivery.action.as_str().to_owned(),
+        session_id: delivery.session_id.clone(),
+        page: Some(i64::from(delivery.page)),
+        total_pages: Some(i64::from(delivery.total_pages)),
+        members: delivery.members.len() as i64,
+        added: change.added,
+        removed: change.removed,
+        outcome,
+        error: None,
+        received_at: now,
+    };
+    store.record_sync(project, &entry).await?;
+    tracing::info!(
+        audience_id = %audience.id, action = delivery.action.as_str(), outcome = outcome.as_str(),
+        page = delivery.page, total_pages = delivery.total_pages, added = change.added, removed = change.removed,
+        "cohort sync delivery"
+    );
+    Ok(())
+}

@@ -1,0 +1,619 @@
+//! Cohort sync end to end: the emulator's sender delivers cohorts over HTTP to the real
+//! server's webhook, exactly as Mixpanel would; some deliveries are hand-made to reach
+//! the cases a well-behaved sender never produces.
+
+mod helpers;
+
+use std::time::Duration;
+
+use helpers::{mixpanel_config, TestApp};
+use mixpanel_emulator::scenario::{BasicAuth, Destination};
+use mixpanel_emulator::{Emulator, Member, RunOutcome, Scenario};
+use serde_json::{json, Value};
+
+const SECRET: &str = "mp-secret";
+
+fn scenario(members: usize) -> Scenario {
+    Scenario::from_json(
+        &json!({
+            "organizations": [{"id": 1, "name": "Acme"}],
+            "service_accounts": [{"username": "acme", "secret": SECRET, "organization_id": 1, "home_region": "eu",
+                "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "Shop EU", "organization_id": 1, "region": "eu",
+                "cohorts": [{"id": 51234, "name": "Trial users", "description": "Day 3",
+                             "generate": {"count": members, "prefix": "user_", "reference_id_every": 2}},
+                            {"id": 51290, "name": "Churn risk", "members": [{"distinct_id": "c1"}]}]}],
+            "sender": {"backoff_initial_ms": 50, "retries": 5}
+        })
+        .to_string(),
+    )
+    .unwrap()
+}
+
+struct Synced {
+    emulator: Emulator,
+    app: TestApp,
+    key: String,
+    webhook_url: String,
+    username: String,
+    secret: String,
+}
+
+impl Synced {
+    async fn start(members: usize) -> Self {
+        Self::start_on(members, helpers::test_database().await).await
+    }
+
+    async fn start_on(members: usize, db: uj_storage::testing::TestDatabase) -> Self {
+        let emulator = Emulator::start(scenario(members)).await.unwrap();
+        let mixpanel = mixpanel_config(Some(&emulator));
+        let app = TestApp::spawn_on(db, |config| config.mixpanel = mixpanel).await;
+        let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+        let connected = app
+            .post_json(
+                "/api/v1/integrations/mixpanel/connect",
+                &key,
+                json!({"username": "acme", "secret": SECRET}),
+            )
+            .await;
+        assert_eq!(connected.status().as_u16(), 200);
+        let created = app
+            .post_json("/api/v1/integrations/mixpanel/cohort-sync", &key, json!({}))
+            .await;
+        assert_eq!(created.status().as_u16(), 201);
+        let credentials: Value = created.json().await.unwrap();
+        let synced = Self {
+            webhook_url: credentials["webhook_url"].as_str().unwrap().to_owned(),
+            username: credentials["username"].as_str().unwrap().to_owned(),
+            secret: credentials["secret"].as_str().unwrap().to_owned(),
+            emulator,
+            app,
+            key,
+        };
+        synced.add_destination("uj", 51234);
+        synced
+    }
+
+    fn add_destination(&self, id: &str, cohort_id: u64) {
+        self.emulator.add_destination(Destination {
+            id: id.into(),
+            project_id: 10,
+            cohort_id,
+            url: self.webhook_url.clone(),
+            basic_auth: Some(BasicAuth {
+                username: self.username.clone(),
+                password: self.secret.clone(),
+            }),
+        });
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = self.app.get(path, &self.key).await;
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        response.json().await.unwrap()
+    }
+
+    async fn audience(&self) -> Value {
+        let list = self.get("/api/v1/audiences").await;
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["mixpanel_cohort_id"] == "51234")
+            .cloned()
+            .expect("the audience")
+    }
+
+    async fn lookup(&self, audience_id: &str, id: &str) -> Vec<Value> {
+        let found = self
+            .get(&format!("/api/v1/audiences/{audience_id}/members?id={id}"))
+            .await;
+        found["data"].as_array().unwrap().clone()
+    }
+
+    /// Posts a hand-made delivery with the right credentials.
+    async fn deliver(&self, body: Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(&self.webhook_url)
+            .basic_auth(&self.username, Some(&self.secret))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+}
+
+fn page(session: &str, page: u32, total: u32, ids: &[&str]) -> Value {
+    let members: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"mixpanel_distinct_id": id, "email": format!("{id}@x.com")}))
+        .collect();
+    json!({"action": "members", "parameters": {
+        "mixpanel_project_id": "10", "mixpanel_cohort_id": "51234", "mixpanel_cohort_name": "Trial users",
+        "mixpanel_cohort_description": "Day 3", "mixpanel_session_id": session,
+        "page_info": {"total_pages": total, "page_count": page}, "members": members}})
+}
+
+async fn current_ids(synced: &Synced, audience_id: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let cursor = after
+            .as_ref()
+            .map(|a| format!("&starting_after={a}"))
+            .unwrap_or_default();
+        let page = synced
+            .get(&format!(
+                "/api/v1/audiences/{audience_id}/members?limit=100{cursor}"
+            ))
+            .await;
+        let data = page["data"].as_array().unwrap();
+        ids.extend(
+            data.iter()
+                .map(|m| m["provider_member_id"].as_str().unwrap().to_owned()),
+        );
+        if page["has_more"] != true {
+            break;
+        }
+        after = data.last().map(|m| m["id"].as_str().unwrap().to_owned());
+    }
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_first_full_sync_of_25000_members_becomes_an_audience() {
+    let synced = Synced::start(25_000).await;
+    let outcome = synced.emulator.run_sync("uj").await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            RunOutcome::Synced {
+                full: true,
+                requests: 25,
+                added: 25_000,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let audience = synced.audience().await;
+    assert_eq!(audience["name"], "Trial users");
+    assert_eq!(audience["description"], "Day 3");
+    assert_eq!(audience["member_count"], 25_000);
+    assert_eq!(audience["sync_state"], "ok");
+    assert_eq!(audience["provider"], "mixpanel");
+    let id = audience["id"].as_str().unwrap();
+
+    // By reference_id when the member has one, by distinct id otherwise.
+    let by_reference = synced.lookup(id, "ref_2").await;
+    assert_eq!(by_reference[0]["provider_member_id"], "user_2");
+    assert_eq!(
+        synced.lookup(id, "user_3").await[0]["reference_id"],
+        Value::Null
+    );
+    assert!(
+        by_reference[0]["traits"].as_object().unwrap().is_empty(),
+        "no trait is kept by default (email dropped)"
+    );
+
+    let history = synced
+        .get(&format!("/api/v1/audiences/{id}/syncs?limit=100"))
+        .await;
+    let outcomes: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 25);
+    assert_eq!(
+        outcomes[0], "applied",
+        "newest first: the page that completed the session"
+    );
+    assert!(outcomes[1..].iter().all(|o| *o == "staged"));
+    assert_eq!(history["data"][0]["added"], 25_000);
+    let connection = synced.get("/api/v1/integrations/mixpanel").await;
+    assert!(connection["cohort_sync"]["last_delivery_at"].is_string());
+}
+
+#[tokio::test]
+async fn later_runs_send_diffs_that_are_applied_and_an_unchanged_run_changes_nothing() {
+    let synced = Synced::start(10).await;
+    synced.emulator.run_sync("uj").await.unwrap();
+    synced
+        .emulator
+        .remove_members(10, 51234, &["user_1", "user_2"])
+        .unwrap();
+    synced
+        .emulator
+        .add_members(
+            10,
+            51234,
+            vec![Member::new("new_1").with("reference_id", "app-new")],
+        )
+        .unwrap();
+    let outcome = synced.emulator.run_sync("uj").await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            RunOutcome::Synced {
+                full: false,
+                added: 1,
+                removed: 2,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let audience = synced.audience().await;
+    let id = audience["id"].as_str().unwrap().to_owned();
+    assert_eq!(audience["member_count"], 9);
+    assert_eq!(synced.lookup(&id, "app-new").await.len(), 1);
+    let history = synced
+        .get(&format!(
+            "/api/v1/audiences/{id}/members?include_exited=true&limit=100"
+        ))
+        .await;
+    let exited: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["exited_at"].is_string())
+        .map(|m| m["provider_member_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(exited, ["user_1", "user_2"]);
+
+    let unchanged = synced.emulator.run_sync("uj").await.unwrap();
+    assert!(
+        matches!(
+            unchanged,
+            RunOutcome::Synced {
+                full: false,
+                added: 0,
+                removed: 0,
+                requests: 2
+            }
+        ),
+        "{unchanged:?}"
+    );
+    assert_eq!(synced.audience().await["member_count"], 9);
+}
+
+#[tokio::test]
+async fn a_replayed_full_run_changes_nothing() {
+    let synced = Synced::start(2500).await;
+    synced.emulator.run_sync("uj").await.unwrap();
+    let id = synced.audience().await["id"].as_str().unwrap().to_owned();
+    let before = current_ids(&synced, &id).await;
+    synced.emulator.expire_snapshot("uj");
+    let again = synced.emulator.run_sync("uj").await.unwrap();
+    assert!(matches!(again, RunOutcome::Synced { full: true, .. }));
+    assert_eq!(current_ids(&synced, &id).await, before);
+    let latest = synced
+        .get(&format!("/api/v1/audiences/{id}/syncs?limit=1"))
+        .await;
+    assert_eq!(
+        (
+            latest["data"][0]["added"].as_i64(),
+            latest["data"][0]["removed"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn pages_out_of_order_and_duplicated_give_the_full_membership_once() {
+    let synced = Synced::start(0).await;
+    let pages = [
+        (3, &["e"][..]),
+        (1, &["a", "b"][..]),
+        (3, &["e"][..]),
+        (2, &["c", "d"][..]),
+        (1, &["a", "b"][..]),
+    ];
+    let mut acks = Vec::new();
+    for (number, ids) in pages {
+        let (status, body) = synced.deliver(page("s-1", number, 3, ids)).await;
+        assert_eq!(
+            (status, body["status"].as_str(), body["action"].as_str()),
+            (200, Some("success"), Some("members"))
+        );
+        acks.push(status);
+    }
+    let audience = synced.audience().await;
+    let id = audience["id"].as_str().unwrap().to_owned();
+    assert_eq!(current_ids(&synced, &id).await, ["a", "b", "c", "d", "e"]);
+    let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
+    let outcomes: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["staged", "staged", "duplicate", "applied", "staged"]
+    );
+}
+
+#[tokio::test]
+async fn an_unfinished_session_never_shrinks_the_audience_and_a_newer_one_supersedes_it() {
+    let synced = Synced::start(5).await;
+    synced.emulator.run_sync("uj").await.unwrap();
+    let id = synced.audience().await["id"].as_str().unwrap().to_owned();
+
+    synced.deliver(page("s-old", 1, 3, &["user_1"])).await;
+    synced.deliver(page("s-old", 2, 3, &["user_2"])).await;
+    let audience = synced.audience().await;
+    assert_eq!(
+        audience["member_count"], 5,
+        "two of three pages change nothing"
+    );
+    assert_eq!(audience["sync_state"], "syncing");
+    assert_eq!(audience["missing_pages"], json!([3]));
+
+    let (status, _) = synced
+        .deliver(page("s-new", 1, 1, &["user_1", "fresh"]))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(current_ids(&synced, &id).await, ["fresh", "user_1"]);
+    // The old session's last page, arriving late, cannot complete it: its pages are gone.
+    synced.deliver(page("s-old", 3, 3, &["user_3"])).await;
+    assert_eq!(current_ids(&synced, &id).await, ["fresh", "user_1"]);
+    assert_eq!(synced.audience().await["missing_pages"], json!([1, 2]));
+}
+
+#[tokio::test]
+async fn a_regenerated_secret_refuses_the_old_one_and_mixpanel_pauses() {
+    let synced = Synced::start(3).await;
+    synced.emulator.run_sync("uj").await.unwrap();
+    let regenerated: Value = synced
+        .app
+        .post_json(
+            "/api/v1/integrations/mixpanel/cohort-sync/regenerate-secret",
+            &synced.key,
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(regenerated["secret"], synced.secret.as_str());
+    assert_eq!(
+        regenerated["webhook_url"],
+        synced.webhook_url.as_str(),
+        "the URL stays"
+    );
+    synced
+        .emulator
+        .remove_members(10, 51234, &["user_1"])
+        .unwrap();
+    let outcome = synced.emulator.run_sync("uj").await.unwrap();
+    match outcome {
+        RunOutcome::Paused { status, message } => {
+            assert_eq!(status, 401);
+            assert!(message.contains("current secret"), "{message}");
+        }
+        other => panic!("expected a pause, got {other:?}"),
+    }
+    assert_eq!(
+        synced.audience().await["member_count"],
+        3,
+        "nothing applied"
+    );
+}
+
+#[tokio::test]
+async fn a_cohort_of_another_mixpanel_project_is_refused_with_403_naming_the_connected_one() {
+    let synced = Synced::start(0).await;
+    let mut body = page("s", 1, 1, &["a"]);
+    body["parameters"]["mixpanel_project_id"] = json!(999);
+    let (status, reply) = synced.deliver(body).await;
+    assert_eq!(status, 403);
+    assert_eq!(reply["status"], "failure");
+    assert_eq!(reply["error"]["code"], 403);
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Shop EU (10)"),
+        "{reply}"
+    );
+    let syncs = synced.get("/api/v1/syncs").await;
+    assert_eq!(syncs["data"][0]["outcome"], "rejected");
+    assert_eq!(synced.get("/api/v1/audiences").await["data"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_requests_get_mixpanels_failure_format_with_the_right_status() {
+    let synced = Synced::start(0).await;
+    let client = reqwest::Client::new();
+    let send = |auth: Option<(&str, &str)>, body: Vec<u8>, url: &str| {
+        let mut request = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some((user, pass)) = auth {
+            request = request.basic_auth(user, Some(pass));
+        }
+        request.send()
+    };
+    let good = (synced.username.as_str(), synced.secret.as_str());
+    let valid = page("s", 1, 1, &["a"]).to_string().into_bytes();
+
+    type Case<'a> = (Option<(&'a str, &'a str)>, Vec<u8>, String, u16);
+    let cases: Vec<Case> = vec![
+        (None, valid.clone(), synced.webhook_url.clone(), 401),
+        (
+            Some((synced.username.as_str(), "wrong")),
+            valid.clone(),
+            synced.webhook_url.clone(),
+            401,
+        ),
+        (
+            Some(good),
+            valid.clone(),
+            synced.webhook_url.replace("whk_", "whk_x"),
+            404,
+        ),
+        (
+            Some(good),
+            b"{\"action\": \"members\", ".to_vec(),
+            synced.webhook_url.clone(),
+            400,
+        ),
+        (
+            Some(good),
+            br#"{"action": "explode", "parameters": {}}"#.to_vec(),
+            synced.webhook_url.clone(),
+            400,
+        ),
+        (
+            Some(good),
+            vec![b' '; 5 * 1024 * 1024],
+            synced.webhook_url.clone(),
+            413,
+        ),
+    ];
+    for (auth, body, url, expected) in cases {
+        let response = send(auth, body, &url).await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{url}");
+        let reply: Value = response.json().await.unwrap();
+        assert_eq!(
+            (reply["status"].as_str(), reply["error"]["code"].as_u64()),
+            (Some("failure"), Some(u64::from(expected)))
+        );
+        assert!(!reply["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let explode = send(
+        Some(good),
+        br#"{"action": "explode", "parameters": {}}"#.to_vec(),
+        &synced.webhook_url,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        explode.json::<Value>().await.unwrap()["action"],
+        "explode",
+        "the action is echoed"
+    );
+
+    // Disabled cohort sync answers 404, so Mixpanel pauses instead of retrying forever.
+    let disabled = synced
+        .app
+        .delete("/api/v1/integrations/mixpanel/cohort-sync", &synced.key)
+        .await;
+    assert_eq!(disabled.status().as_u16(), 204);
+    assert_eq!(
+        send(Some(good), valid, &synced.webhook_url)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        synced.get("/api/v1/audiences").await["data"],
+        json!([]),
+        "nothing was applied"
+    );
+}
+
+#[tokio::test]
+async fn a_locked_database_answers_503_and_the_senders_retries_then_succeed() {
+    let synced = Synced::start_on(4, uj_storage::testing::TestDatabase::sqlite()).await;
+    use sqlx::Connection;
+    let mut other = sqlx::SqliteConnection::connect(&synced.app.db.url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(6500)).await;
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    });
+    let outcome = synced.emulator.run_sync("uj").await.unwrap();
+    release.await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            RunOutcome::Synced {
+                full: true,
+                added: 4,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let statuses: Vec<Option<u16>> = synced
+        .emulator
+        .deliveries("uj")
+        .iter()
+        .map(|d| d.status)
+        .collect();
+    assert_eq!(statuses.first(), Some(&Some(503)), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&Some(200)), "{statuses:?}");
+    assert_eq!(synced.audience().await["member_count"], 4);
+}
+
+#[tokio::test]
+async fn cohort_sync_needs_a_connection_and_is_set_up_once() {
+    let emulator = Emulator::start(scenario(0)).await.unwrap();
+    let mixpanel = mixpanel_config(Some(&emulator));
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let refused = app
+        .post_json("/api/v1/integrations/mixpanel/cohort-sync", &key, json!({}))
+        .await;
+    assert_eq!(refused.status().as_u16(), 409);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"]["code"],
+        "not_connected"
+    );
+    app.post_json(
+        "/api/v1/integrations/mixpanel/connect",
+        &key,
+        json!({"username": "acme", "secret": SECRET}),
+    )
+    .await;
+    assert_eq!(
+        app.post_json("/api/v1/integrations/mixpanel/cohort-sync", &key, json!({}))
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+    let again = app
+        .post_json("/api/v1/integrations/mixpanel/cohort-sync", &key, json!({}))
+        .await;
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"]["code"],
+        "cohort_sync_exists"
+    );
+    let shown = app
+        .get("/api/v1/integrations/mixpanel", &key)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["cohort_sync"]["username"], "mixpanel");
+    assert!(
+        shown["cohort_sync"].get("secret").is_none(),
+        "the secret is never shown again"
+    );
+    // Another project's key sees no audiences of this one.
+    let other = app.bootstrap("bob@example.com", "Blog").secret_key;
+    assert_eq!(
+        app.get("/api/v1/audiences/aud_anything", &other)
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+}
