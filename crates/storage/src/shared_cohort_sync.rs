@@ -310,6 +310,18 @@ macro_rules! impl_cohort_sync_store {
                     .map_err(|e| $crate::StoreError::Corrupt(format!("staged members: {e}")))?;
                 let mut tx = self.begin().await?;
                 lock_audience(&mut tx, audience).await?;
+                // Mixpanel delivers at least once: a page of the session already applied
+                // is a duplicate, not the start of a new session.
+                let applied: Option<String> =
+                    sqlx::query_scalar("SELECT last_session_id FROM audiences WHERE id = $1")
+                        .bind(audience.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .flatten();
+                if applied.as_deref() == Some(session_id) {
+                    tx.commit().await?;
+                    return Ok((true, total_pages));
+                }
                 // A newer session supersedes whatever an older one left unfinished.
                 sqlx::query("DELETE FROM sync_staging WHERE audience_id = $1 AND session_id <> $2")
                     .bind(audience.as_str())
@@ -384,6 +396,11 @@ macro_rules! impl_cohort_sync_store {
                 .rows_affected() as i64;
                 sqlx::query("DELETE FROM sync_staging WHERE audience_id = $1")
                     .bind(audience.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE audiences SET last_session_id = $2 WHERE id = $1")
+                    .bind(audience.as_str())
+                    .bind(session_id)
                     .execute(&mut *tx)
                     .await?;
                 let change = finish_change(&mut tx, audience, before, removed, at).await?;

@@ -23,6 +23,8 @@ CREATE TABLE audiences (
     created_at TIMESTAMPTZ NOT NULL,
     last_delivery_at TIMESTAMPTZ,
     last_synced_at TIMESTAMPTZ,
+    -- The last full-sync session applied: its pages arriving again are duplicates.
+    last_session_id TEXT,
     UNIQUE (project_id, mixpanel_cohort_id)
 );
 

@@ -23,6 +23,8 @@ CREATE TABLE audiences (
     created_at TEXT NOT NULL,
     last_delivery_at TEXT,
     last_synced_at TEXT,
+    -- The last full-sync session applied: its pages arriving again are duplicates.
+    last_session_id TEXT,
     UNIQUE (project_id, mixpanel_cohort_id)
 );
 

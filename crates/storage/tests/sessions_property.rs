@@ -1,0 +1,145 @@
+//! Property: however the pages of one full-sync session arrive (any order, any page
+//! repeated), applying the session yields exactly the snapshot's membership, and no
+//! membership changes before the last missing page arrives.
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use uj_domain::cohort_sync::SyncedMember;
+use uj_storage::testing::TestDatabase;
+use uj_storage::{PageRequest, Store};
+
+fn member(id: String) -> SyncedMember {
+    SyncedMember {
+        provider_member_id: id,
+        reference_id: None,
+        traits: Default::default(),
+    }
+}
+
+async fn active(store: &dyn Store, audience: &uj_domain::ids::AudienceId) -> BTreeSet<String> {
+    let page = PageRequest {
+        limit: 1000,
+        starting_after: None,
+    };
+    store
+        .audience_members(audience, false, &page)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| m.provider_member_id)
+        .collect()
+}
+
+/// Delivers `order` (page numbers, repeats allowed, every page at least once) of a session
+/// whose pages hold `snapshot` split in `page_size`, on top of `before`.
+async fn deliver(before: Vec<String>, snapshot: Vec<String>, page_size: usize, order: Vec<usize>) {
+    let db = TestDatabase::sqlite();
+    let store = uj_storage::connect(&db.url).await.unwrap();
+    let owner = store
+        .create_account(uj_storage::NewAccount {
+            email: "a@example.com".into(),
+            password_hash: "x".into(),
+        })
+        .await
+        .unwrap();
+    let project = store
+        .create_project(&owner.id, "P", "uj_pk_p")
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let audience = store
+        .upsert_audience(&project.id, "1", "C", "", now)
+        .await
+        .unwrap()
+        .id;
+    store
+        .add_audience_members(
+            &audience,
+            &before.iter().cloned().map(member).collect::<Vec<_>>(),
+            now,
+        )
+        .await
+        .unwrap();
+    let initial = active(store.as_ref(), &audience).await;
+
+    let pages: Vec<Vec<SyncedMember>> = if snapshot.is_empty() {
+        vec![Vec::new()]
+    } else {
+        snapshot
+            .chunks(page_size)
+            .map(|c| c.iter().cloned().map(member).collect())
+            .collect()
+    };
+    let total = pages.len() as i64;
+    let mut received = BTreeSet::new();
+    let mut applied = false;
+    for index in order.into_iter().map(|i| i % pages.len()) {
+        let (duplicate, count) = store
+            .stage_sync_page(
+                &audience,
+                "session",
+                index as i64 + 1,
+                total,
+                &pages[index],
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            duplicate,
+            !received.insert(index),
+            "a page is a duplicate exactly when seen before"
+        );
+        if !applied && count == total {
+            store
+                .apply_sync_session(&audience, "session", now)
+                .await
+                .unwrap();
+            applied = true;
+        } else if !applied {
+            assert_eq!(
+                active(store.as_ref(), &audience).await,
+                initial,
+                "an unfinished session changes nothing"
+            );
+        }
+    }
+    // Every page arrived at least once (the strategy guarantees it).
+    let expected: BTreeSet<String> = snapshot.into_iter().collect();
+    assert_eq!(active(store.as_ref(), &audience).await, expected);
+}
+
+fn ids(max: usize) -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::btree_set("[a-e][0-9]{1,2}", 0..max).prop_map(|s| s.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_order_and_duplication_of_a_sessions_pages_gives_the_snapshot(
+        before in ids(20),
+        snapshot in ids(40),
+        page_size in 1usize..8,
+        shuffle in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12),
+        seed in any::<u64>(),
+    ) {
+        let pages = if snapshot.is_empty() { 1 } else { snapshot.len().div_ceil(page_size) };
+        // Every page once, in an order derived from `seed`, with extra repeats spliced in.
+        let mut order: Vec<usize> = (0..pages).collect();
+        let mut state = seed;
+        for i in (1..order.len()).rev() {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            order.swap(i, (state >> 33) as usize % (i + 1));
+        }
+        for index in shuffle {
+            let at = index.index(order.len() + 1);
+            let page = index.index(pages);
+            order.insert(at, page);
+        }
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+            .block_on(deliver(before, snapshot, page_size, order));
+    }
+}
