@@ -618,3 +618,46 @@ async fn cohort_sync_needs_a_connection_and_is_set_up_once() {
         404
     );
 }
+
+#[tokio::test]
+async fn only_allowlisted_primitive_traits_are_kept() {
+    let synced = Synced::start(0).await;
+    let patched = synced
+        .app
+        .client
+        .patch(synced.app.url("/api/v1/project"))
+        .bearer_auth(&synced.key)
+        .json(&json!({"trait_allowlist": ["plan", "email", "plan"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status().as_u16(), 200);
+    assert_eq!(
+        patched.json::<Value>().await.unwrap()["trait_allowlist"],
+        json!(["email", "plan"])
+    );
+    let body = json!({"action": "add_members", "parameters": {
+        "mixpanel_project_id": 10, "mixpanel_cohort_id": 51234, "mixpanel_cohort_name": "Trial users",
+        "members": [{"mixpanel_distinct_id": "u1", "email": "u1@x.com", "first_name": "Ann", "phone_number": "+1",
+                     "plan": "pro", "nested": {"x": 1}, "reference_id": "app-1"}]}});
+    let (status, _) = synced.deliver(body).await;
+    assert_eq!(status, 200);
+    let id = synced.audience().await["id"].as_str().unwrap().to_owned();
+    let member = &synced.lookup(&id, "app-1").await[0];
+    assert_eq!(
+        member["traits"],
+        json!({"email": "u1@x.com", "plan": "pro"})
+    );
+
+    let too_many: Vec<String> = (0..51).map(|i| format!("k{i}")).collect();
+    let refused = synced
+        .app
+        .client
+        .patch(synced.app.url("/api/v1/project"))
+        .bearer_auth(&synced.key)
+        .json(&json!({"trait_allowlist": too_many}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+}

@@ -1,16 +1,31 @@
-//! `GET /api/v1/project`: the key's project, so a client can check its key.
+//! `GET /api/v1/project`: the key's project, so a client can check its key;
+//! `PATCH` changes its settings (the trait allowlist).
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uj_domain::projects::Project;
 
 use crate::http::auth::SecretKeyAuth;
+use crate::http::extract::ApiJson;
+use crate::http::ApiError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/project", get(show))
+    Router::new().route("/project", get(show).patch(update))
+}
+
+/// At most this many trait keys, each at most 100 characters.
+const MAX_TRAITS: usize = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProjectRequest {
+    /// Member properties kept from synced cohorts (primitives only). Contact fields such as
+    /// `email` are kept only when listed here.
+    trait_allowlist: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -19,19 +34,51 @@ pub struct ProjectResponse {
     id: String,
     name: String,
     created_at: DateTime<Utc>,
+    trait_allowlist: Vec<String>,
 }
 
-impl From<Project> for ProjectResponse {
-    fn from(project: Project) -> Self {
-        Self {
-            object: "project",
-            id: project.id.into_string(),
-            name: project.name,
-            created_at: project.created_at,
+async fn response(state: &AppState, project: Project) -> Result<ProjectResponse, ApiError> {
+    let trait_allowlist = state.store.trait_allowlist(&project.id).await?;
+    Ok(ProjectResponse {
+        object: "project",
+        id: project.id.into_string(),
+        name: project.name,
+        created_at: project.created_at,
+        trait_allowlist,
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+) -> Result<Json<ProjectResponse>, ApiError> {
+    Ok(Json(response(&state, auth.project).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiJson(request): ApiJson<UpdateProjectRequest>,
+) -> Result<Json<ProjectResponse>, ApiError> {
+    if let Some(keys) = request.trait_allowlist {
+        let mut keys: Vec<String> = keys.into_iter().map(|k| k.trim().to_owned()).collect();
+        keys.sort();
+        keys.dedup();
+        let invalid =
+            keys.len() > MAX_TRAITS || keys.iter().any(|k| k.is_empty() || k.chars().count() > 100);
+        if invalid {
+            let mut error = ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!("trait_allowlist: at most {MAX_TRAITS} non-empty keys of at most 100 characters"),
+            );
+            error.field = Some("trait_allowlist".into());
+            return Err(error);
         }
+        state
+            .store
+            .set_trait_allowlist(&auth.project.id, &keys)
+            .await?;
     }
-}
-
-async fn show(auth: SecretKeyAuth) -> Json<ProjectResponse> {
-    Json(auth.project.into())
+    Ok(Json(response(&state, auth.project).await?))
 }
