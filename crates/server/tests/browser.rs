@@ -294,3 +294,102 @@ async fn connecting_mixpanel_with_a_multi_project_account_in_a_real_browser() {
     browser.screenshot("08-mixpanel-connected").await;
     browser.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn setting_up_cohort_sync_and_watching_an_audience_appear_in_a_real_browser() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let scenario = mixpanel_emulator::Scenario::from_json(
+        &serde_json::json!({
+            "organizations": [{"id": 1, "name": "Acme Inc"}],
+            "service_accounts": [{"username": "acme.mp-service-account", "secret": "s3cret-value", "organization_id": 1,
+                "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "Acme Web", "organization_id": 1, "region": "eu",
+                "cohorts": [{"id": 7, "name": "Trial users", "description": "Signed up 3 days ago",
+                             "generate": {"count": 1200, "reference_id_every": 3}}]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = mixpanel_emulator::Emulator::start(scenario).await.unwrap();
+    let mixpanel = helpers::mixpanel_config(Some(&emulator));
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+
+    browser.client.goto(&app.url("/setup")).await.unwrap();
+    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.fill("#project_name", "Shop").await;
+    browser.click("#submit").await;
+    browser.wait_for_path(|p| p.starts_with("/p/prj_")).await;
+    browser.click("#nav-mixpanel").await;
+    browser
+        .fill("#mp-username", "acme.mp-service-account")
+        .await;
+    browser.fill("#mp-secret", "s3cret-value").await;
+    browser.click("#connect-mixpanel").await;
+    browser.find("#connected-project").await;
+
+    // Expand the collapsed section and set up cohort sync.
+    browser.click("#cohort-sync summary").await;
+    browser.click("#set-up-sync").await;
+    let secret = browser.text("#webhook-secret").await;
+    let url = browser.text("#webhook-url").await;
+    assert_eq!(secret.len(), 64);
+    browser.screenshot("09-cohort-sync-secret-once").await;
+    // Load the page afresh (a refresh would re-send the form).
+    let page = browser.path().await.replace("/cohort-sync", "");
+    browser.client.goto(&app.url(&page)).await.unwrap();
+    assert!(
+        !browser.client.source().await.unwrap().contains(&secret),
+        "the secret is shown once"
+    );
+
+    // Regenerate, confirming on its own page: the old secret stops working.
+    browser.click("#cohort-sync summary").await;
+    browser.click("#regenerate-secret").await;
+    browser.click("#confirm").await;
+    let regenerated = browser.text("#webhook-secret").await;
+    assert_ne!(regenerated, secret);
+
+    emulator.add_destination(mixpanel_emulator::scenario::Destination {
+        id: "old".into(),
+        project_id: 10,
+        cohort_id: 7,
+        url: url.clone(),
+        basic_auth: Some(mixpanel_emulator::scenario::BasicAuth {
+            username: "mixpanel".into(),
+            password: secret,
+        }),
+    });
+    assert!(matches!(
+        emulator.run_sync("old").await.unwrap(),
+        mixpanel_emulator::RunOutcome::Paused { status: 401, .. }
+    ));
+    emulator.add_destination(mixpanel_emulator::scenario::Destination {
+        id: "new".into(),
+        project_id: 10,
+        cohort_id: 7,
+        url,
+        basic_auth: Some(mixpanel_emulator::scenario::BasicAuth {
+            username: "mixpanel".into(),
+            password: regenerated,
+        }),
+    });
+    assert!(matches!(
+        emulator.run_sync("new").await.unwrap(),
+        mixpanel_emulator::RunOutcome::Synced { .. }
+    ));
+
+    browser.click("#nav-audiences").await;
+    browser.wait_for_path(|p| p.ends_with("/audiences")).await;
+    assert!(browser.text("#audiences").await.contains("Trial users"));
+    browser.screenshot("10-audiences").await;
+    browser.click("#audiences a").await;
+    assert_eq!(browser.text("#member-count").await, "1200");
+    browser.fill("#member", "ref_3").await;
+    browser.click("#find-member").await;
+    assert!(browser.text("#lookup-result").await.contains("user_3"));
+    browser.screenshot("11-audience-detail").await;
+    browser.client.clone().close().await.unwrap();
+}

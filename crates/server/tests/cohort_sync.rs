@@ -661,3 +661,108 @@ async fn only_allowlisted_primitive_traits_are_kept() {
         .unwrap();
     assert_eq!(refused.status().as_u16(), 422);
 }
+
+mod dashboard {
+    use super::*;
+    use helpers::{client, element_text, location};
+
+    #[tokio::test]
+    async fn the_page_sets_up_sync_shows_the_secret_once_and_lists_audiences_with_history() {
+        let emulator = Emulator::start(scenario(6)).await.unwrap();
+        let mixpanel = mixpanel_config(Some(&emulator));
+        let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+        let browser = client();
+        let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+        let page = format!("{project}/integrations/mixpanel");
+        app.submit(
+            &browser,
+            &page,
+            &page,
+            &[("username", "acme"), ("secret", SECRET)],
+        )
+        .await;
+
+        let created = app
+            .submit(&browser, &page, &format!("{page}/cohort-sync"), &[])
+            .await;
+        assert_eq!(created.headers()["cache-control"], "no-store");
+        let html = created.text().await.unwrap();
+        let secret = element_text(&html, "webhook-secret").expect("the secret, once");
+        let url = element_text(&html, "webhook-url").unwrap();
+        assert_eq!(secret.len(), 64);
+        assert!(url.contains("/webhooks/mixpanel/whk_"));
+        let (_, later) = app.page(&browser, &page).await;
+        assert!(!later.contains(&secret), "never shown again");
+        assert!(later.contains("Not synced"));
+
+        emulator.add_destination(Destination {
+            id: "uj".into(),
+            project_id: 10,
+            cohort_id: 51234,
+            url,
+            basic_auth: Some(BasicAuth {
+                username: "mixpanel".into(),
+                password: secret.clone(),
+            }),
+        });
+        emulator.run_sync("uj").await.unwrap();
+        emulator.remove_members(10, 51234, &["user_1"]).unwrap();
+        emulator.run_sync("uj").await.unwrap();
+
+        let (_, later) = app.page(&browser, &page).await;
+        assert!(
+            later.contains(">Synced</a>"),
+            "the cohort list marks the synced cohort"
+        );
+        let (_, list) = app.page(&browser, &format!("{project}/audiences")).await;
+        assert!(list.contains("Trial users"));
+        let audience_path = list
+            .split(&format!("href=\"{project}/audiences/"))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let detail_path = format!("{project}/audiences/{audience_path}");
+        let (status, detail) = app.page(&browser, &detail_path).await;
+        assert_eq!(status, 200);
+        assert_eq!(element_text(&detail, "member-count").as_deref(), Some("5"));
+        assert!(
+            detail.contains("id=\"member-chart\""),
+            "the count over time"
+        );
+        assert!(detail.contains("remove_members"));
+        let (_, lookup) = app
+            .page(&browser, &format!("{detail_path}?member=ref_2"))
+            .await;
+        assert!(lookup.contains("user_2"));
+
+        // Regenerate (confirmed on its own page), then disable.
+        let (_, confirm) = app
+            .page(&browser, &format!("{page}/cohort-sync/regenerate"))
+            .await;
+        assert!(confirm.contains("stops working at once"));
+        let regenerated = app
+            .submit(
+                &browser,
+                &format!("{page}/cohort-sync/regenerate"),
+                &format!("{page}/cohort-sync/regenerate"),
+                &[],
+            )
+            .await;
+        let new_secret =
+            element_text(&regenerated.text().await.unwrap(), "webhook-secret").unwrap();
+        assert_ne!(new_secret, secret);
+        let disabled = app
+            .submit(
+                &browser,
+                &format!("{page}/cohort-sync/disable"),
+                &format!("{page}/cohort-sync/disable"),
+                &[],
+            )
+            .await;
+        assert_eq!(location(&disabled), page);
+        let (_, after) = app.page(&browser, &page).await;
+        assert!(after.contains("id=\"set-up-sync\""));
+    }
+}

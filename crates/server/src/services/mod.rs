@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audiences;
 pub mod bootstrap;
 pub mod cohort_sync;
 pub mod login_throttle;

@@ -3,20 +3,17 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use uj_domain::audiences::{Audience, AudienceMember, LedgerEntry, StagedSession};
+use uj_domain::audiences::{Audience, AudienceMember, LedgerEntry};
 use uj_domain::ids::AudienceId;
-use uj_storage::PageRequest;
 
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiQuery, ListParams};
 use crate::http::ApiError;
+use crate::services::audiences;
 use crate::state::AppState;
-
-/// Mixpanel resends everything only after three days of failures; warn well before.
-pub const STALE_AFTER: Duration = Duration::hours(24);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,28 +22,6 @@ pub fn router() -> Router<AppState> {
         .route("/audiences/{id}/members", get(members))
         .route("/audiences/{id}/syncs", get(syncs))
         .route("/syncs", get(all_syncs))
-}
-
-/// `ok`, `syncing` (a full sync is part-way), `stale` (no successful sync for a day) or
-/// `failing` (the last delivery was refused).
-pub fn sync_state(
-    audience: &Audience,
-    staged: Option<&StagedSession>,
-    last: Option<&LedgerEntry>,
-    now: DateTime<Utc>,
-) -> &'static str {
-    if last.is_some_and(|e| e.outcome == uj_domain::audiences::LedgerOutcome::Rejected) {
-        "failing"
-    } else if staged.is_some() {
-        "syncing"
-    } else if audience
-        .last_synced_at
-        .is_none_or(|at| now - at > STALE_AFTER)
-    {
-        "stale"
-    } else {
-        "ok"
-    }
 }
 
 #[derive(Serialize)]
@@ -67,24 +42,11 @@ pub struct AudienceResponse {
 }
 
 async fn describe(state: &AppState, audience: Audience) -> Result<AudienceResponse, ApiError> {
-    let staged = state.store.staged_session(&audience.id).await?;
-    let last = state
-        .store
-        .sync_ledger(
-            &audience.project_id,
-            Some(&audience.id),
-            &PageRequest {
-                limit: 1,
-                starting_after: None,
-            },
-        )
-        .await?
-        .items
-        .pop();
+    let health = audiences::health(state, &audience).await?;
     Ok(AudienceResponse {
         object: "audience",
-        sync_state: sync_state(&audience, staged.as_ref(), last.as_ref(), Utc::now()),
-        missing_pages: staged.map(|s| s.missing_pages()).unwrap_or_default(),
+        sync_state: health.state,
+        missing_pages: health.missing_pages,
         id: audience.id.into_string(),
         name: audience.name,
         description: audience.description,

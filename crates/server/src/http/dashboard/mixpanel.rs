@@ -12,10 +12,12 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uj_domain::mixpanel::{ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_mixpanel::DiscoveredProject;
+use uj_storage::PageRequest;
 
 use super::pages::{render, render_with, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
+use crate::services::cohort_sync::{self, SyncCredentials};
 use crate::services::mixpanel::{self, ConnectOutcome};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -34,6 +36,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/p/{project_id}/integrations/mixpanel/disconnect",
             get(confirm_disconnect).post(disconnect),
+        )
+        .route(
+            "/p/{project_id}/integrations/mixpanel/cohort-sync",
+            post(set_up_sync),
+        )
+        .route(
+            "/p/{project_id}/integrations/mixpanel/cohort-sync/regenerate",
+            get(confirm_regenerate).post(regenerate),
+        )
+        .route(
+            "/p/{project_id}/integrations/mixpanel/cohort-sync/disable",
+            get(confirm_disable).post(disable_sync),
+        )
+        .route(
+            "/p/{project_id}/integrations/mixpanel/cohort-sync/traits",
+            post(save_traits),
         )
 }
 
@@ -86,6 +104,8 @@ struct CohortView {
     description: String,
     members: i64,
     fetched_at: String,
+    /// The audience this cohort syncs into, once it has.
+    audience_id: Option<String>,
 }
 
 impl From<MixpanelCohort> for CohortView {
@@ -96,8 +116,23 @@ impl From<MixpanelCohort> for CohortView {
             description: c.description,
             members: c.member_count,
             fetched_at: when(c.fetched_at),
+            audience_id: None,
         }
     }
+}
+
+struct SyncView {
+    webhook_url: String,
+    username: String,
+    rotated_at: String,
+    last_delivery: String,
+}
+
+/// Shown once, right after setting up or regenerating.
+struct CredentialsView {
+    webhook_url: String,
+    username: String,
+    secret: String,
 }
 
 struct PickerView {
@@ -142,6 +177,10 @@ struct MixpanelPage {
     show_form: bool,
     error: Option<String>,
     notice: Option<String>,
+    sync: Option<SyncView>,
+    sync_credentials: Option<CredentialsView>,
+    sync_open: bool,
+    traits: String,
 }
 
 async fn page(
@@ -150,14 +189,53 @@ async fn page(
     csrf_token: String,
     replace: bool,
 ) -> Result<MixpanelPage, PageError> {
-    let status = mixpanel::status(state, &context.current.project.id).await?;
+    let project = &context.current.project.id;
+    let status = mixpanel::status(state, project).await?;
+    let synced: Vec<(String, String)> = state
+        .store
+        .audiences(
+            project,
+            &PageRequest {
+                limit: 1000,
+                starting_after: None,
+            },
+        )
+        .await?
+        .items
+        .into_iter()
+        .map(|a| (a.mixpanel_cohort_id, a.id.into_string()))
+        .collect();
     let (connection, cohorts) = match status {
-        Some((connection, cohorts)) => (
-            Some(connection.into()),
-            cohorts.into_iter().map(Into::into).collect(),
-        ),
+        Some((connection, cohorts)) => {
+            let cohorts = cohorts
+                .into_iter()
+                .map(|c| {
+                    let mut view = CohortView::from(c);
+                    view.audience_id = synced
+                        .iter()
+                        .find(|(cohort, _)| *cohort == view.id)
+                        .map(|(_, a)| a.clone());
+                    view
+                })
+                .collect();
+            (Some(connection.into()), cohorts)
+        }
         None => (None, Vec::new()),
     };
+    let sync = state
+        .store
+        .cohort_sync_config(project)
+        .await?
+        .map(|config| SyncView {
+            webhook_url: cohort_sync::webhook_url(&state.public_url, &config.webhook_id),
+            username: config.username,
+            rotated_at: when(config.secret_rotated_at),
+            last_delivery: config
+                .last_delivery_at
+                .map(when)
+                .unwrap_or_else(|| "none yet".into()),
+        });
+    let traits = state.store.trait_allowlist(project).await?.join(", ");
     Ok(MixpanelPage {
         title: "Mixpanel",
         nav: context.nav(),
@@ -169,6 +247,10 @@ async fn page(
         picker: None,
         error: None,
         notice: None,
+        sync,
+        sync_credentials: None,
+        sync_open: false,
+        traits,
     })
 }
 
@@ -246,12 +328,7 @@ async fn connect(
                 token: token.expose_secret().to_owned(),
                 projects: projects.into_iter().map(Into::into).collect(),
             });
-            let mut response = render(&page);
-            response.headers_mut().insert(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            );
-            Ok(response)
+            Ok(no_store(render(&page)))
         }
         Err(error) => with_error(&state, &context, csrf.0, error).await,
     }
@@ -312,16 +389,6 @@ async fn verify(
     Ok(render(&page))
 }
 
-#[derive(Template)]
-#[template(path = "mixpanel_disconnect.html")]
-struct DisconnectPage {
-    title: &'static str,
-    nav: Option<Nav>,
-    csrf_token: String,
-    project_id: String,
-    project_name: String,
-}
-
 async fn confirm_disconnect(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -332,12 +399,18 @@ async fn confirm_disconnect(
     let (connection, _) = mixpanel::status(&state, &context.current.project.id)
         .await?
         .ok_or(PageError::NotFound)?;
-    Ok(render(&DisconnectPage {
-        title: "Disconnect Mixpanel",
+    let message = format!(
+        "UserJourneys forgets the service account and stops reading {}. You can connect again at any time.",
+        connection.mixpanel_project_name
+    );
+    Ok(render(&ConfirmPage {
+        title: "Disconnect Mixpanel?",
         nav: context.nav(),
         csrf_token: csrf.0,
-        project_id: context.project_id(),
-        project_name: connection.mixpanel_project_name,
+        message,
+        action: format!("/p/{project_id}/integrations/mixpanel/disconnect"),
+        button: "Disconnect",
+        back: format!("/p/{project_id}/integrations/mixpanel"),
     }))
 }
 
@@ -349,5 +422,147 @@ async fn disconnect(
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     mixpanel::disconnect(&state, &context.current.project.id).await?;
+    Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
+}
+
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// The page with the webhook credentials shown, once.
+async fn with_credentials(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    credentials: SyncCredentials,
+) -> Result<Response, PageError> {
+    let mut page = page(state, context, csrf_token, false).await?;
+    page.sync_open = true;
+    page.sync_credentials = Some(CredentialsView {
+        webhook_url: credentials.webhook_url,
+        username: credentials.username,
+        secret: credentials.secret.expose_secret().to_owned(),
+    });
+    Ok(no_store(render(&page)))
+}
+
+async fn set_up_sync(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+    VerifiedForm(_): VerifiedForm<EmptyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    match cohort_sync::set_up(&state, &context.current.project.id).await {
+        Ok(credentials) => with_credentials(&state, &context, csrf.0, credentials).await,
+        Err(ServiceError::Conflict { message, .. }) => {
+            let mut page = page(&state, &context, csrf.0, false).await?;
+            page.error = Some(message);
+            page.sync_open = true;
+            Ok(render_with(StatusCode::CONFLICT, &page))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    csrf_token: String,
+    message: String,
+    action: String,
+    button: &'static str,
+    back: String,
+}
+
+async fn confirm_regenerate(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    Ok(render(&ConfirmPage {
+        title: "Regenerate the cohort-sync secret?",
+        nav: context.nav(),
+        csrf_token: csrf.0,
+        message: "The current secret stops working at once: Mixpanel's deliveries fail (and Mixpanel pauses the sync) until you paste the new secret into the webhook destination.".into(),
+        action: format!("/p/{project_id}/integrations/mixpanel/cohort-sync/regenerate"),
+        button: "Regenerate secret",
+        back: format!("/p/{project_id}/integrations/mixpanel"),
+    }))
+}
+
+async fn regenerate(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+    VerifiedForm(_): VerifiedForm<EmptyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let credentials = cohort_sync::regenerate_secret(&state, &context.current.project.id).await?;
+    with_credentials(&state, &context, csrf.0, credentials).await
+}
+
+async fn confirm_disable(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    Ok(render(&ConfirmPage {
+        title: "Disable cohort sync?",
+        nav: context.nav(),
+        csrf_token: csrf.0,
+        message: "The webhook stops accepting deliveries (Mixpanel pauses the sync). Audiences already synced stay as they are.".into(),
+        action: format!("/p/{project_id}/integrations/mixpanel/cohort-sync/disable"),
+        button: "Disable cohort sync",
+        back: format!("/p/{project_id}/integrations/mixpanel"),
+    }))
+}
+
+async fn disable_sync(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(project_id): Path<String>,
+    VerifiedForm(_): VerifiedForm<EmptyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    cohort_sync::disable(&state, &context.current.project.id).await?;
+    Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
+}
+
+#[derive(Deserialize)]
+struct TraitsForm {
+    traits: String,
+}
+
+async fn save_traits(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(project_id): Path<String>,
+    VerifiedForm(form): VerifiedForm<TraitsForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let keys: Vec<String> = form
+        .traits
+        .split(',')
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty() && k.chars().count() <= 100)
+        .take(50)
+        .collect();
+    state
+        .store
+        .set_trait_allowlist(&context.current.project.id, &keys)
+        .await?;
     Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
 }

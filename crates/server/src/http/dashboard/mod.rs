@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod assets;
+mod audiences;
 mod invitations;
 mod login;
 mod members;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(login::router())
         .merge(projects::router())
         .merge(api_keys::router())
+        .merge(audiences::router())
         .merge(members::router())
         .merge(mixpanel::router())
         .merge(invitations::router())

@@ -1,0 +1,294 @@
+//! Audiences: the list (name, members, last sync, state) and each audience's page
+//! (description, member count over time, sync history, member lookup).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uj_domain::audiences::{Audience, AudienceMember, LedgerEntry, LedgerOutcome};
+use uj_domain::ids::AudienceId;
+use uj_storage::PageRequest;
+
+use super::pages::{render, Nav, PageError};
+use super::projects::ProjectContext;
+use super::session::{CsrfToken, CurrentUser};
+use crate::services::audiences;
+use crate::state::AppState;
+
+/// History rows on an audience's page (and points of its chart).
+const HISTORY: u32 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/p/{project_id}/audiences", get(list))
+        .route("/p/{project_id}/audiences/{audience_id}", get(show))
+}
+
+fn when(time: Option<DateTime<Utc>>) -> String {
+    time.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "never".into())
+}
+
+struct AudienceRow {
+    id: String,
+    name: String,
+    description: String,
+    mixpanel_cohort_id: String,
+    member_count: i64,
+    last_synced_at: String,
+    state: &'static str,
+}
+
+async fn row(
+    state: &AppState,
+    audience: Audience,
+) -> Result<(AudienceRow, Option<String>), PageError> {
+    let health = audiences::health(state, &audience).await?;
+    let row = AudienceRow {
+        id: audience.id.into_string(),
+        name: audience.name,
+        description: audience.description,
+        mixpanel_cohort_id: audience.mixpanel_cohort_id,
+        member_count: audience.member_count,
+        last_synced_at: when(audience.last_synced_at),
+        state: health.state,
+    };
+    Ok((row, health.warning))
+}
+
+#[derive(Template)]
+#[template(path = "audiences.html")]
+struct AudiencesPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    csrf_token: String,
+    project_id: String,
+    audiences: Vec<AudienceRow>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let all = state
+        .store
+        .audiences(
+            &context.current.project.id,
+            &PageRequest {
+                limit: 1000,
+                starting_after: None,
+            },
+        )
+        .await?;
+    let mut rows = Vec::new();
+    for audience in all.items {
+        rows.push(row(&state, audience).await?.0);
+    }
+    Ok(render(&AudiencesPage {
+        title: "Audiences",
+        nav: context.nav(),
+        csrf_token: csrf.0,
+        project_id: context.project_id(),
+        audiences: rows,
+    }))
+}
+
+struct HistoryRow {
+    received_at: String,
+    action: String,
+    page: String,
+    members: i64,
+    added: i64,
+    removed: i64,
+    outcome: &'static str,
+    error: Option<String>,
+}
+
+impl From<&LedgerEntry> for HistoryRow {
+    fn from(e: &LedgerEntry) -> Self {
+        Self {
+            received_at: when(Some(e.received_at)),
+            action: e.action.clone(),
+            page: match (e.page, e.total_pages) {
+                (Some(p), Some(t)) => format!("{p} of {t}"),
+                _ => String::new(),
+            },
+            members: e.members,
+            added: e.added,
+            removed: e.removed,
+            outcome: e.outcome.as_str(),
+            error: e.error.clone(),
+        }
+    }
+}
+
+struct MemberRow {
+    provider_member_id: String,
+    reference_id: String,
+    entered_at: String,
+    exited_at: String,
+    traits: String,
+}
+
+impl From<AudienceMember> for MemberRow {
+    fn from(m: AudienceMember) -> Self {
+        Self {
+            provider_member_id: m.provider_member_id,
+            reference_id: m.reference_id.unwrap_or_default(),
+            entered_at: when(Some(m.entered_at)),
+            exited_at: m.exited_at.map(|t| when(Some(t))).unwrap_or_default(),
+            traits: serde_json::Value::Object(m.traits).to_string(),
+        }
+    }
+}
+
+/// SVG polyline points of the member count after each applied delivery, oldest first,
+/// in a 300×60 box.
+fn chart(history: &[LedgerEntry], current: i64) -> String {
+    let applied: Vec<&LedgerEntry> = history
+        .iter()
+        .filter(|e| e.outcome == LedgerOutcome::Applied)
+        .collect();
+    if applied.len() < 2 {
+        return String::new();
+    }
+    // Walk back from today's count: before each delivery the count was `after - added + removed`.
+    let mut counts = vec![current];
+    for entry in &applied[..applied.len() - 1] {
+        let after = *counts.last().unwrap_or(&0);
+        counts.push(after - entry.added + entry.removed);
+    }
+    counts.reverse();
+    let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let step = 300.0 / (counts.len() - 1) as f64;
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * step,
+                58.0 - (*c as f64 / max) * 56.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Template)]
+#[template(path = "audience.html")]
+struct AudiencePage {
+    title: String,
+    nav: Option<Nav>,
+    csrf_token: String,
+    project_id: String,
+    a: AudienceRow,
+    warning: Option<String>,
+    chart: String,
+    history: Vec<HistoryRow>,
+    lookup: String,
+    found: Option<Vec<MemberRow>>,
+}
+
+#[derive(Deserialize)]
+struct ShowParams {
+    member: Option<String>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, audience_id)): Path<(String, String)>,
+    Query(params): Query<ShowParams>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let project = &context.current.project.id;
+    let audience = state
+        .store
+        .audience(project, &AudienceId::from_string(audience_id))
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let history = state
+        .store
+        .sync_ledger(
+            project,
+            Some(&audience.id),
+            &PageRequest {
+                limit: HISTORY,
+                starting_after: None,
+            },
+        )
+        .await?
+        .items;
+    let lookup = params.member.unwrap_or_default().trim().to_owned();
+    let found = if lookup.is_empty() {
+        None
+    } else {
+        let members = state
+            .store
+            .find_audience_members(&audience.id, &lookup)
+            .await?;
+        Some(members.into_iter().map(Into::into).collect())
+    };
+    let chart = chart(&history, audience.member_count);
+    let (a, warning) = row(&state, audience).await?;
+    Ok(render(&AudiencePage {
+        title: a.name.clone(),
+        nav: context.nav(),
+        csrf_token: csrf.0,
+        project_id: context.project_id(),
+        a,
+        warning,
+        chart,
+        history: history.iter().map(Into::into).collect(),
+        lookup,
+        found,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uj_domain::ids::LedgerEntryId;
+
+    fn applied(added: i64, removed: i64) -> LedgerEntry {
+        LedgerEntry {
+            id: LedgerEntryId::generate(),
+            audience_id: None,
+            action: "add_members".into(),
+            session_id: None,
+            page: None,
+            total_pages: None,
+            members: added + removed,
+            added,
+            removed,
+            outcome: LedgerOutcome::Applied,
+            error: None,
+            received_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_chart_walks_back_from_todays_count() {
+        // Newest first: +5 -2 (now 13), +10 (was 10), +0 (was 0).
+        let history = [applied(5, 2), applied(10, 0), applied(0, 0)];
+        let points = chart(&history, 13);
+        let ys: Vec<f64> = points
+            .split(' ')
+            .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(ys.len(), 3);
+        assert!(
+            ys[0] > ys[1] && ys[1] > ys[2],
+            "rising counts draw a rising line: {points}"
+        );
+        assert_eq!(chart(&history[..1], 13), "", "one point is no chart");
+    }
+}
