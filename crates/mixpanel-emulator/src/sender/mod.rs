@@ -96,6 +96,8 @@ pub struct Delivery {
     pub status: Option<u16>,
     pub error: Option<String>,
     pub at: DateTime<Utc>,
+    /// From sending the request to the receiver's answer.
+    pub duration_ms: f64,
 }
 
 /// Mixpanel's webhook destinations: registered destinations, their snapshots, pauses and
@@ -305,7 +307,9 @@ impl Sender {
         let mut attempt = 0;
         loop {
             let at = Utc::now();
+            let started = std::time::Instant::now();
             let result = self.send_once(&slot.destination, body).await;
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             slot.record(Delivery {
                 action: batch.action.as_str().to_owned(),
                 session_id: session_id.to_owned(),
@@ -319,6 +323,7 @@ impl Sender {
                 },
                 error: result.as_ref().err().map(|f| f.message().to_owned()),
                 at,
+                duration_ms,
             });
             match result {
                 Ok(_) => return Ok(()),

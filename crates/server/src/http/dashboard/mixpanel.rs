@@ -181,6 +181,8 @@ struct MixpanelPage {
     sync_credentials: Option<CredentialsView>,
     sync_open: bool,
     traits: String,
+    /// `UJ_PUBLIC_URL` points at loopback: Mixpanel cannot deliver.
+    webhook_is_local: bool,
 }
 
 async fn page(
@@ -251,6 +253,9 @@ async fn page(
         sync_credentials: None,
         sync_open: false,
         traits,
+        webhook_is_local: ["http://127.", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|local| state.public_url.starts_with(local)),
     })
 }
 
