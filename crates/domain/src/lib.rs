@@ -10,6 +10,7 @@ pub mod cohort_sync;
 pub mod ids;
 pub mod keys;
 pub mod mixpanel;
+pub mod pacing;
 pub mod password;
 pub mod projects;
 mod validation;

@@ -1,0 +1,389 @@
+//! The pacing engine (SPEC §3): given the launch rules of a project, one user's history and
+//! the moment, decide which rule (if any) invites the user, or say for every rule why not.
+//!
+//! Pure: storage supplies the counts and history, this decides. The same gates answer
+//! "why not?" in the explain endpoint.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
+use sha2::{Digest, Sha256};
+
+/// A rule's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleStatus {
+    Draft,
+    Active,
+    Paused,
+    Archived,
+}
+
+/// A study's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudyStatus {
+    Active,
+    Paused,
+    Archived,
+}
+
+/// What makes a rule consider a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// The app sent this event.
+    AppEvent(String),
+    /// The user is a current member of this audience.
+    Audience(String),
+}
+
+/// A rule as the engine sees it.
+#[derive(Debug, Clone)]
+pub struct RuleFacts {
+    pub id: String,
+    pub study_id: String,
+    pub status: RuleStatus,
+    pub trigger: Trigger,
+    /// Higher wins; ties go to the older rule (earlier `created_at`).
+    pub priority: i32,
+    pub cooldown: Duration,
+    /// Total accepted invites allowed; `None` = no cap.
+    pub max_starts: Option<u32>,
+    /// Accepted invites so far.
+    pub starts: u32,
+    /// 0–100; sticky per user and rule.
+    pub sampling_percent: u8,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A study as the engine sees it, with its starts this week and month.
+#[derive(Debug, Clone)]
+pub struct StudyFacts {
+    pub id: String,
+    pub status: StudyStatus,
+    pub weekly_limit: Option<u32>,
+    pub monthly_limit: Option<u32>,
+    pub starts_this_week: u32,
+    pub starts_this_month: u32,
+}
+
+/// What is known about one user.
+#[derive(Debug, Clone, Default)]
+pub struct UserFacts {
+    pub reference_id: String,
+    /// When each rule last issued this user an invite.
+    pub last_invite_by_rule: HashMap<String, DateTime<Utc>>,
+    /// When any rule last issued this user an invite.
+    pub last_invite: Option<DateTime<Utc>>,
+    /// Studies the user started (accepted an invite to).
+    pub started_studies: HashSet<String>,
+    /// Audiences the user currently belongs to.
+    pub audiences: HashSet<String>,
+}
+
+/// The moment of the decision.
+#[derive(Debug, Clone)]
+pub struct Moment<'a> {
+    pub now: DateTime<Utc>,
+    /// The app event being handled, for app-event rules; `None` on a config load.
+    pub event: Option<&'a str>,
+    /// The project's contact limit: at most one invite per user per this period.
+    pub contact_limit: Option<Duration>,
+}
+
+/// Why a rule does not invite a user now. Codes are stable: the explain endpoint and the
+/// per-rule counters report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    RuleDraft,
+    RulePaused,
+    RuleArchived,
+    StudyPaused,
+    StudyArchived,
+    OutsideSchedule,
+    NotTriggered,
+    NotInAudience,
+    SampledOut,
+    AlreadyStarted,
+    Cooldown,
+    MaxStartsReached,
+    StudyLimit,
+    ContactLimit,
+    LostOnPriority,
+}
+
+impl Reason {
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::RuleDraft => "rule_draft",
+            Reason::RulePaused => "rule_paused",
+            Reason::RuleArchived => "rule_archived",
+            Reason::StudyPaused => "study_paused",
+            Reason::StudyArchived => "study_archived",
+            Reason::OutsideSchedule => "outside_schedule",
+            Reason::NotTriggered => "not_triggered",
+            Reason::NotInAudience => "not_in_audience",
+            Reason::SampledOut => "sampled_out",
+            Reason::AlreadyStarted => "already_started",
+            Reason::Cooldown => "cooldown",
+            Reason::MaxStartsReached => "max_starts_reached",
+            Reason::StudyLimit => "study_limit",
+            Reason::ContactLimit => "contact_limit",
+            Reason::LostOnPriority => "lost_on_priority",
+        }
+    }
+}
+
+/// One gate of one rule for one user, as "explain" shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    pub gate: &'static str,
+    pub passed: bool,
+    pub detail: String,
+    /// The reason reported when this gate fails.
+    pub reason: Reason,
+}
+
+/// The engine's answer for one user at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// This rule invites the user.
+    Invite { rule_id: String },
+    /// No rule does; for each rule, the first gate it failed.
+    NoInvite { reasons: Vec<(String, Reason)> },
+}
+
+/// The sticky sampling bucket of a user for a rule, in 0..10000.
+pub fn sampling_bucket(rule_id: &str, reference_id: &str) -> u32 {
+    let digest = Sha256::digest(format!("{rule_id}\u{0}{reference_id}").as_bytes());
+    let value = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    (value % 10_000) as u32
+}
+
+/// Monday 00:00 UTC of `now`'s week: weekly limits reset then.
+pub fn week_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    let days = i64::from(now.weekday().num_days_from_monday());
+    let date = now.date_naive() - Duration::days(days);
+    Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN))
+}
+
+/// The first of `now`'s month, 00:00 UTC: monthly limits reset then.
+pub fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    let date = now.date_naive().with_day(1).expect("day 1 exists");
+    Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN))
+}
+
+fn gate(gate: &'static str, passed: bool, reason: Reason, detail: impl Into<String>) -> Gate {
+    Gate {
+        gate,
+        passed,
+        detail: detail.into(),
+        reason,
+    }
+}
+
+/// Every gate of `rule` for `user` now, in order (priority against other rules aside).
+pub fn gates(
+    rule: &RuleFacts,
+    study: Option<&StudyFacts>,
+    user: &UserFacts,
+    moment: &Moment<'_>,
+) -> Vec<Gate> {
+    let now = moment.now;
+    let mut gates = Vec::new();
+    let (status_ok, status_reason, status_detail) = match rule.status {
+        RuleStatus::Active => (true, Reason::RulePaused, "the rule is active"),
+        RuleStatus::Draft => (false, Reason::RuleDraft, "the rule is a draft"),
+        RuleStatus::Paused => (false, Reason::RulePaused, "the rule is paused"),
+        RuleStatus::Archived => (false, Reason::RuleArchived, "the rule is archived"),
+    };
+    gates.push(gate("rule_status", status_ok, status_reason, status_detail));
+    let (study_ok, study_reason, study_detail) = match study.map(|s| s.status) {
+        Some(StudyStatus::Active) => (true, Reason::StudyPaused, "the study is active"),
+        Some(StudyStatus::Paused) => (false, Reason::StudyPaused, "the study is paused"),
+        Some(StudyStatus::Archived) | None => {
+            (false, Reason::StudyArchived, "the study is archived")
+        }
+    };
+    gates.push(gate("study_status", study_ok, study_reason, study_detail));
+    let scheduled = rule.starts_at.is_none_or(|s| now >= s) && rule.ends_at.is_none_or(|e| now < e);
+    gates.push(gate(
+        "schedule",
+        scheduled,
+        Reason::OutsideSchedule,
+        if scheduled {
+            "inside the schedule window"
+        } else {
+            "outside the schedule window"
+        },
+    ));
+    match &rule.trigger {
+        Trigger::AppEvent(name) => {
+            let fired = moment.event == Some(name.as_str());
+            gates.push(gate(
+                "trigger",
+                fired,
+                Reason::NotTriggered,
+                match moment.event {
+                    Some(event) if fired => format!("the app sent {event:?}"),
+                    Some(event) => format!("the app sent {event:?}, the rule waits for {name:?}"),
+                    None => format!("waiting for the app to send {name:?}"),
+                },
+            ));
+        }
+        Trigger::Audience(audience) => {
+            let member = user.audiences.contains(audience);
+            gates.push(gate(
+                "audience",
+                member,
+                Reason::NotInAudience,
+                if member {
+                    "the user is in the audience"
+                } else {
+                    "the user is not in the audience"
+                },
+            ));
+        }
+    }
+    let bucket = sampling_bucket(&rule.id, &user.reference_id);
+    let sampled = bucket < u32::from(rule.sampling_percent.min(100)) * 100;
+    gates.push(gate(
+        "sampling",
+        sampled,
+        Reason::SampledOut,
+        format!(
+            "bucket {:.2}% against {}%",
+            f64::from(bucket) / 100.0,
+            rule.sampling_percent
+        ),
+    ));
+    let started = user.started_studies.contains(&rule.study_id);
+    gates.push(gate(
+        "already_started",
+        !started,
+        Reason::AlreadyStarted,
+        if started {
+            "the user already started this study"
+        } else {
+            "the user has not started this study"
+        },
+    ));
+    let cooling = user
+        .last_invite_by_rule
+        .get(&rule.id)
+        .filter(|at| now < **at + rule.cooldown);
+    gates.push(gate(
+        "cooldown",
+        cooling.is_none(),
+        Reason::Cooldown,
+        match cooling {
+            Some(at) => format!("invited at {at}; cooldown ends at {}", *at + rule.cooldown),
+            None => "no invite from this rule within the cooldown".into(),
+        },
+    ));
+    let capped = rule.max_starts.is_some_and(|max| rule.starts >= max);
+    gates.push(gate(
+        "max_starts",
+        !capped,
+        Reason::MaxStartsReached,
+        match rule.max_starts {
+            Some(max) => format!("{} of {max} starts", rule.starts),
+            None => format!("{} starts, no cap", rule.starts),
+        },
+    ));
+    let study_capped = study.is_some_and(|s| {
+        s.weekly_limit.is_some_and(|l| s.starts_this_week >= l)
+            || s.monthly_limit.is_some_and(|l| s.starts_this_month >= l)
+    });
+    gates.push(gate(
+        "study_limit",
+        !study_capped,
+        Reason::StudyLimit,
+        match study {
+            Some(s) => format!(
+                "{} starts this week (limit {}), {} this month (limit {})",
+                s.starts_this_week,
+                limit_text(s.weekly_limit),
+                s.starts_this_month,
+                limit_text(s.monthly_limit)
+            ),
+            None => "no study".into(),
+        },
+    ));
+    let contacted = moment
+        .contact_limit
+        .zip(user.last_invite)
+        .filter(|(period, last)| now < *last + *period);
+    gates.push(gate(
+        "contact_limit",
+        contacted.is_none(),
+        Reason::ContactLimit,
+        match contacted {
+            Some((period, last)) => format!(
+                "invited at {last}; the project allows one invite per {} days",
+                period.num_days()
+            ),
+            None => "within the project's contact limit".into(),
+        },
+    ));
+    gates
+}
+
+fn limit_text(limit: Option<u32>) -> String {
+    limit.map_or_else(|| "none".into(), |l| l.to_string())
+}
+
+/// Decides which rule, if any, invites `user` now: the eligible rule with the highest
+/// priority (ties to the older rule) across all studies; one invite at most.
+pub fn decide(
+    rules: &[RuleFacts],
+    studies: &[StudyFacts],
+    user: &UserFacts,
+    moment: &Moment<'_>,
+) -> Decision {
+    let mut eligible: Vec<&RuleFacts> = Vec::new();
+    let mut reasons = Vec::new();
+    for rule in rules {
+        let study = studies.iter().find(|s| s.id == rule.study_id);
+        match gates(rule, study, user, moment)
+            .into_iter()
+            .find(|g| !g.passed)
+        {
+            Some(failed) => reasons.push((rule.id.clone(), failed.reason)),
+            None => eligible.push(rule),
+        }
+    }
+    let winner = eligible.iter().max_by(|a, b| {
+        a.priority
+            .cmp(&b.priority)
+            .then(b.created_at.cmp(&a.created_at))
+            .then(b.id.cmp(&a.id))
+    });
+    match winner {
+        Some(winner) => Decision::Invite {
+            rule_id: winner.id.clone(),
+        },
+        None => Decision::NoInvite { reasons },
+    }
+}
+
+/// Why each eligible rule other than the winner did not invite (`lost_on_priority`).
+pub fn losers(
+    rules: &[RuleFacts],
+    studies: &[StudyFacts],
+    user: &UserFacts,
+    moment: &Moment<'_>,
+) -> Vec<String> {
+    let Decision::Invite { rule_id } = decide(rules, studies, user, moment) else {
+        return Vec::new();
+    };
+    rules
+        .iter()
+        .filter(|r| r.id != rule_id)
+        .filter(|r| {
+            let study = studies.iter().find(|s| s.id == r.study_id);
+            gates(r, study, user, moment).iter().all(|g| g.passed)
+        })
+        .map(|r| r.id.clone())
+        .collect()
+}

@@ -1,0 +1,422 @@
+//! The pacing engine's promises, over random rules, users and histories.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use proptest::prelude::*;
+use uj_domain::pacing::{
+    decide, gates, month_start, sampling_bucket, week_start, Decision, Moment, Reason, RuleFacts,
+    RuleStatus, StudyFacts, StudyStatus, Trigger, UserFacts,
+};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+fn rule_strategy(index: usize) -> impl Strategy<Value = RuleFacts> {
+    (
+        prop_oneof![
+            Just(RuleStatus::Active),
+            Just(RuleStatus::Active),
+            Just(RuleStatus::Paused),
+            Just(RuleStatus::Draft)
+        ],
+        0usize..3,
+        prop_oneof![
+            Just(None),
+            Just(Some("Order Completed")),
+            Just(Some("App Opened"))
+        ],
+        -5i32..5,
+        0i64..5,
+        proptest::option::of(0u32..4),
+        prop_oneof![Just(100u8), 0u8..=100],
+        0i64..100,
+    )
+        .prop_map(
+            move |(status, study, event, priority, cooldown_hours, max_starts, sampling, age)| {
+                RuleFacts {
+                    id: format!("rule_{index}"),
+                    study_id: format!("study_{study}"),
+                    status,
+                    trigger: match event {
+                        Some(name) => Trigger::AppEvent(name.to_owned()),
+                        None => Trigger::Audience("aud_1".into()),
+                    },
+                    priority,
+                    cooldown: Duration::hours(cooldown_hours),
+                    max_starts,
+                    starts: 0,
+                    sampling_percent: sampling,
+                    starts_at: None,
+                    ends_at: None,
+                    created_at: t0() - Duration::days(age),
+                }
+            },
+        )
+}
+
+fn rules_strategy() -> impl Strategy<Value = Vec<RuleFacts>> {
+    (1usize..6).prop_flat_map(|n| (0..n).map(rule_strategy).collect::<Vec<_>>())
+}
+
+fn studies(weekly: Option<u32>) -> Vec<StudyFacts> {
+    (0..3)
+        .map(|i| StudyFacts {
+            id: format!("study_{i}"),
+            status: if i == 2 {
+                StudyStatus::Paused
+            } else {
+                StudyStatus::Active
+            },
+            weekly_limit: weekly,
+            monthly_limit: None,
+            starts_this_week: 0,
+            starts_this_month: 0,
+        })
+        .collect()
+}
+
+fn user(reference: &str, in_audience: bool) -> UserFacts {
+    UserFacts {
+        reference_id: reference.into(),
+        audiences: if in_audience {
+            HashSet::from(["aud_1".to_owned()])
+        } else {
+            HashSet::new()
+        },
+        ..UserFacts::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_chosen_rule_is_eligible_and_has_the_highest_priority(
+        rules in rules_strategy(),
+        in_audience in any::<bool>(),
+        event in prop_oneof![Just(None), Just(Some("Order Completed")), Just(Some("App Opened"))],
+        reference in "[a-z0-9]{1,12}",
+    ) {
+        let studies = studies(None);
+        let user = user(&reference, in_audience);
+        let moment = Moment { now: t0(), event, contact_limit: None };
+        let eligible: Vec<&RuleFacts> = rules
+            .iter()
+            .filter(|r| gates(r, studies.iter().find(|s| s.id == r.study_id), &user, &moment).iter().all(|g| g.passed))
+            .collect();
+        match decide(&rules, &studies, &user, &moment) {
+            Decision::Invite { rule_id } => {
+                let chosen = rules.iter().find(|r| r.id == rule_id).unwrap();
+                prop_assert!(eligible.iter().any(|r| r.id == rule_id), "the chosen rule passes every gate");
+                for other in &eligible {
+                    prop_assert!(
+                        other.priority < chosen.priority
+                            || (other.priority == chosen.priority && other.created_at >= chosen.created_at),
+                        "no eligible rule outranks the chosen one"
+                    );
+                }
+            }
+            Decision::NoInvite { reasons } => {
+                prop_assert!(eligible.is_empty());
+                prop_assert_eq!(reasons.len(), rules.len(), "every rule has its reason");
+            }
+        }
+    }
+
+    #[test]
+    fn cooldown_max_starts_started_studies_and_limits_hold_over_any_history(
+        mut rules in rules_strategy(),
+        steps in proptest::collection::vec((0i64..48, any::<bool>(), prop_oneof![Just(None), Just(Some("Order Completed")), Just(Some("App Opened"))]), 1..40),
+        contact_days in proptest::option::of(0i64..3),
+        weekly in proptest::option::of(1u32..3),
+    ) {
+        let mut studies = studies(weekly);
+        let mut user = user("u-1", true);
+        let contact_limit = contact_days.map(Duration::days);
+        let mut now = t0();
+        let mut invites: Vec<(String, DateTime<Utc>)> = Vec::new();
+        for (hours, accept, event) in steps {
+            now += Duration::hours(hours);
+            for study in &mut studies {
+                if week_start(now) > week_start(now - Duration::hours(hours)) {
+                    study.starts_this_week = 0;
+                }
+            }
+            let moment = Moment { now, event, contact_limit };
+            if let Decision::Invite { rule_id } = decide(&rules, &studies, &user, &moment) {
+                let rule = rules.iter_mut().find(|r| r.id == rule_id).unwrap();
+                // The promises, checked against what we recorded ourselves.
+                if let Some((_, last)) = invites.iter().rev().find(|(id, _)| *id == rule_id) {
+                    prop_assert!(now >= *last + rule.cooldown, "cooldown respected");
+                }
+                if let (Some(period), Some((_, last))) = (contact_limit, invites.last()) {
+                    prop_assert!(now >= *last + period, "contact limit respected");
+                }
+                prop_assert!(!user.started_studies.contains(&rule.study_id), "never invited to a started study");
+                prop_assert!(rule.max_starts.is_none_or(|max| rule.starts < max), "never past max starts");
+                let study = studies.iter_mut().find(|s| s.id == rule.study_id).unwrap();
+                prop_assert!(study.weekly_limit.is_none_or(|l| study.starts_this_week < l), "study limit respected");
+                invites.push((rule_id.clone(), now));
+                user.last_invite_by_rule.insert(rule_id.clone(), now);
+                user.last_invite = Some(now);
+                if accept {
+                    rule.starts += 1;
+                    study.starts_this_week += 1;
+                    study.starts_this_month += 1;
+                    user.started_studies.insert(rule.study_id.clone());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sampling_is_sticky_and_near_its_percentage() {
+    let rule = "rule_01";
+    for reference in ["a", "bb", "user-123"] {
+        assert_eq!(
+            sampling_bucket(rule, reference),
+            sampling_bucket(rule, reference)
+        );
+    }
+    let users: Vec<String> = (0..20_000).map(|i| format!("user-{i}")).collect();
+    for percent in [10u32, 50, 90] {
+        let inside = users
+            .iter()
+            .filter(|u| sampling_bucket(rule, u) < percent * 100)
+            .count();
+        let share = inside as f64 / users.len() as f64 * 100.0;
+        assert!(
+            (share - f64::from(percent)).abs() < 1.5,
+            "{percent}% sampled {share:.2}%"
+        );
+    }
+    // Another rule samples other users.
+    let overlap = users
+        .iter()
+        .filter(|u| {
+            (sampling_bucket("rule_01", u) < 5000) == (sampling_bucket("rule_02", u) < 5000)
+        })
+        .count();
+    assert!((overlap as f64 / users.len() as f64 - 0.5).abs() < 0.02);
+}
+
+#[test]
+fn weeks_start_on_monday_and_months_on_the_first_in_utc() {
+    let wednesday = Utc.with_ymd_and_hms(2026, 11, 25, 23, 59, 0).unwrap();
+    assert_eq!(
+        week_start(wednesday),
+        Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()
+    );
+    let monday = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+    assert_eq!(week_start(monday), monday);
+    assert_eq!(
+        month_start(wednesday),
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+    );
+}
+
+#[test]
+fn every_no_has_its_reason() {
+    let base = RuleFacts {
+        id: "r".into(),
+        study_id: "study_0".into(),
+        status: RuleStatus::Active,
+        trigger: Trigger::AppEvent("Order Completed".into()),
+        priority: 0,
+        cooldown: Duration::hours(24),
+        max_starts: Some(1),
+        starts: 0,
+        sampling_percent: 100,
+        starts_at: None,
+        ends_at: None,
+        created_at: t0(),
+    };
+    let studies = studies(None);
+    let moment = Moment {
+        now: t0(),
+        event: Some("Order Completed"),
+        contact_limit: None,
+    };
+    let first_failure = |rule: &RuleFacts, user: &UserFacts, moment: &Moment| {
+        gates(
+            rule,
+            studies.iter().find(|s| s.id == rule.study_id),
+            user,
+            moment,
+        )
+        .into_iter()
+        .find(|g| !g.passed)
+        .map(|g| g.reason)
+    };
+    let u = user("u", false);
+    assert_eq!(first_failure(&base, &u, &moment), None);
+    assert_eq!(
+        first_failure(
+            &RuleFacts {
+                status: RuleStatus::Paused,
+                ..base.clone()
+            },
+            &u,
+            &moment
+        ),
+        Some(Reason::RulePaused)
+    );
+    assert_eq!(
+        first_failure(
+            &RuleFacts {
+                study_id: "study_2".into(),
+                ..base.clone()
+            },
+            &u,
+            &moment
+        ),
+        Some(Reason::StudyPaused)
+    );
+    assert_eq!(
+        first_failure(
+            &RuleFacts {
+                ends_at: Some(t0()),
+                ..base.clone()
+            },
+            &u,
+            &moment
+        ),
+        Some(Reason::OutsideSchedule)
+    );
+    assert_eq!(
+        first_failure(
+            &base,
+            &u,
+            &Moment {
+                event: Some("Other"),
+                ..moment.clone()
+            }
+        ),
+        Some(Reason::NotTriggered)
+    );
+    assert_eq!(
+        first_failure(
+            &RuleFacts {
+                trigger: Trigger::Audience("aud_1".into()),
+                ..base.clone()
+            },
+            &u,
+            &moment
+        ),
+        Some(Reason::NotInAudience)
+    );
+    assert_eq!(
+        first_failure(
+            &RuleFacts {
+                sampling_percent: 0,
+                ..base.clone()
+            },
+            &u,
+            &moment
+        ),
+        Some(Reason::SampledOut)
+    );
+    assert_eq!(
+        first_failure(
+            &RuleFacts {
+                starts: 1,
+                ..base.clone()
+            },
+            &u,
+            &moment
+        ),
+        Some(Reason::MaxStartsReached)
+    );
+    let invited = UserFacts {
+        last_invite_by_rule: HashMap::from([("r".to_owned(), t0() - Duration::hours(1))]),
+        last_invite: Some(t0() - Duration::hours(1)),
+        ..u.clone()
+    };
+    assert_eq!(
+        first_failure(&base, &invited, &moment),
+        Some(Reason::Cooldown)
+    );
+    let other_rule = UserFacts {
+        last_invite: Some(t0() - Duration::hours(1)),
+        ..u.clone()
+    };
+    assert_eq!(
+        first_failure(
+            &base,
+            &other_rule,
+            &Moment {
+                contact_limit: Some(Duration::days(1)),
+                ..moment.clone()
+            }
+        ),
+        Some(Reason::ContactLimit)
+    );
+    let started = UserFacts {
+        started_studies: HashSet::from(["study_0".to_owned()]),
+        ..u.clone()
+    };
+    assert_eq!(
+        first_failure(&base, &started, &moment),
+        Some(Reason::AlreadyStarted)
+    );
+    let full_study = StudyFacts {
+        weekly_limit: Some(2),
+        starts_this_week: 2,
+        ..studies[0].clone()
+    };
+    assert_eq!(
+        gates(&base, Some(&full_study), &u, &moment)
+            .into_iter()
+            .find(|g| !g.passed)
+            .map(|g| g.reason),
+        Some(Reason::StudyLimit)
+    );
+    for reason in [Reason::RulePaused, Reason::Cooldown, Reason::LostOnPriority] {
+        assert!(reason
+            .code()
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_'));
+    }
+}
+
+#[test]
+fn an_eligible_rule_outranked_by_another_lost_on_priority() {
+    let rule = |id: &str, priority: i32, age_days: i64| RuleFacts {
+        id: id.into(),
+        study_id: "study_0".into(),
+        status: RuleStatus::Active,
+        trigger: Trigger::Audience("aud_1".into()),
+        priority,
+        cooldown: Duration::zero(),
+        max_starts: None,
+        starts: 0,
+        sampling_percent: 100,
+        starts_at: None,
+        ends_at: None,
+        created_at: t0() - Duration::days(age_days),
+    };
+    let rules = [
+        rule("low", 1, 9),
+        rule("high", 5, 1),
+        rule("tie_newer", 5, 0),
+    ];
+    let moment = Moment {
+        now: t0(),
+        event: None,
+        contact_limit: None,
+    };
+    let user = user("u", true);
+    assert_eq!(
+        decide(&rules, &studies(None), &user, &moment),
+        Decision::Invite {
+            rule_id: "high".into()
+        }
+    );
+    assert_eq!(
+        uj_domain::pacing::losers(&rules, &studies(None), &user, &moment),
+        ["low", "tie_newer"]
+    );
+}
