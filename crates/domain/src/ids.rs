@@ -80,6 +80,14 @@ typed_id!(
     /// One cohort-sync delivery in the ledger.
     LedgerEntryId, "syn"
 );
+typed_id!(
+    /// A study (an AI interview to launch).
+    StudyId, "std"
+);
+typed_id!(
+    /// A study launch rule.
+    LaunchRuleId, "rul"
+);
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ pub mod mixpanel;
 pub mod pacing;
 pub mod password;
 pub mod projects;
+pub mod studies;
 mod validation;
 
 pub use validation::ValidationError;

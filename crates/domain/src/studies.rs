@@ -1,0 +1,226 @@
+//! Studies and their launch rules, with the validation every write goes through.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::{LaunchRuleId, ProjectId, StudyId};
+use crate::pacing::{RuleStatus, StudyStatus, Trigger};
+use crate::validation::bounded_text;
+use crate::ValidationError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaunchMode {
+    InApp,
+    Browser,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    SdkPrompt,
+    DirectLink,
+}
+
+macro_rules! string_enum {
+    ($ty:ty, $field:literal, { $($variant:path => $text:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($variant => $text),* }
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+                match raw {
+                    $($text => Ok($variant),)*
+                    _ => Err(ValidationError::new($field, format!(
+                        "must be one of {}", [$($text),*].join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(StudyStatus, "status", { StudyStatus::Active => "active", StudyStatus::Paused => "paused", StudyStatus::Archived => "archived" });
+string_enum!(RuleStatus, "status", { RuleStatus::Draft => "draft", RuleStatus::Active => "active", RuleStatus::Paused => "paused", RuleStatus::Archived => "archived" });
+string_enum!(LaunchMode, "launch_mode", { LaunchMode::InApp => "in_app", LaunchMode::Browser => "browser" });
+string_enum!(Surface, "surface", { Surface::SdkPrompt => "sdk_prompt", Surface::DirectLink => "direct_link" });
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Study {
+    pub id: StudyId,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub status: StudyStatus,
+    pub interview_url: String,
+    pub launch_mode: LaunchMode,
+    pub weekly_limit: Option<i64>,
+    pub monthly_limit: Option<i64>,
+    /// Public, for `/i/{code}` links.
+    pub public_code: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Study {
+    /// Checks every field; the first problem names its field.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        bounded_text("name", &self.name, 200)?;
+        interview_url(&self.interview_url)?;
+        for (field, limit) in [("weekly_limit", self.weekly_limit), ("monthly_limit", self.monthly_limit)] {
+            if limit.is_some_and(|l| l < 1) {
+                return Err(ValidationError::new(field, "must be at least 1 (or null for no limit)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An `http(s)` URL of at most 2000 characters.
+pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
+    let ok = (raw.starts_with("https://") || raw.starts_with("http://"))
+        && raw.len() <= 2000
+        && raw.len() > "https://".len()
+        && !raw.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new("interview_url", "must be an http(s) URL"))
+    }
+}
+
+/// The prompt the SDK shows; empty fields mean the SDK's defaults.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PromptCopy {
+    pub title: String,
+    pub message: String,
+    pub start_label: String,
+    pub dismiss_label: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchRule {
+    pub id: LaunchRuleId,
+    pub project_id: ProjectId,
+    pub study_id: StudyId,
+    pub name: String,
+    pub status: RuleStatus,
+    /// Fixed at creation.
+    pub trigger: Trigger,
+    pub surface: Surface,
+    pub prompt: PromptCopy,
+    pub priority: i64,
+    pub cooldown_seconds: i64,
+    /// `None` = no cap.
+    pub max_starts: Option<i64>,
+    pub sampling_percent: i64,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl LaunchRule {
+    /// Checks every field (the audience's existence is checked by the caller, who can
+    /// see storage); the first problem names its field.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        bounded_text("name", &self.name, 200)?;
+        match &self.trigger {
+            Trigger::AppEvent(name) => {
+                bounded_text("trigger.event_name", name, 255)?;
+            }
+            Trigger::Audience(id) if id.trim().is_empty() => {
+                return Err(ValidationError::new("trigger.audience_id", "must name an audience"));
+            }
+            Trigger::Audience(_) => {}
+        }
+        for (field, text, max) in [
+            ("prompt.title", &self.prompt.title, 120),
+            ("prompt.message", &self.prompt.message, 500),
+            ("prompt.start_label", &self.prompt.start_label, 40),
+            ("prompt.dismiss_label", &self.prompt.dismiss_label, 40),
+        ] {
+            if text.chars().count() > max {
+                return Err(ValidationError::new(field, format!("must be at most {max} characters")));
+            }
+        }
+        if !(-1000..=1000).contains(&self.priority) {
+            return Err(ValidationError::new("priority", "must be between -1000 and 1000"));
+        }
+        if self.cooldown_seconds < 0 {
+            return Err(ValidationError::new("cooldown_seconds", "must not be negative"));
+        }
+        if self.max_starts.is_some_and(|m| m < 1) {
+            return Err(ValidationError::new("max_starts", "must be at least 1 (or null for no cap)"));
+        }
+        if !(0..=100).contains(&self.sampling_percent) {
+            return Err(ValidationError::new("sampling_percent", "must be between 0 and 100"));
+        }
+        if let (Some(start), Some(end)) = (self.starts_at, self.ends_at) {
+            if end <= start {
+                return Err(ValidationError::new("ends_at", "must be after starts_at"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> LaunchRule {
+        let now = Utc::now();
+        LaunchRule {
+            id: LaunchRuleId::generate(),
+            project_id: ProjectId::generate(),
+            study_id: StudyId::generate(),
+            name: "Checkout".into(),
+            status: RuleStatus::Draft,
+            trigger: Trigger::AppEvent("Order Completed".into()),
+            surface: Surface::SdkPrompt,
+            prompt: PromptCopy::default(),
+            priority: 0,
+            cooldown_seconds: 0,
+            max_starts: None,
+            sampling_percent: 100,
+            starts_at: None,
+            ends_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn every_invalid_field_is_named() {
+        let now = Utc::now();
+        let cases: Vec<(LaunchRule, &str)> = vec![
+            (LaunchRule { name: " ".into(), ..rule() }, "name"),
+            (LaunchRule { trigger: Trigger::AppEvent("".into()), ..rule() }, "trigger.event_name"),
+            (LaunchRule { trigger: Trigger::Audience(" ".into()), ..rule() }, "trigger.audience_id"),
+            (LaunchRule { cooldown_seconds: -1, ..rule() }, "cooldown_seconds"),
+            (LaunchRule { max_starts: Some(0), ..rule() }, "max_starts"),
+            (LaunchRule { sampling_percent: 101, ..rule() }, "sampling_percent"),
+            (LaunchRule { starts_at: Some(now), ends_at: Some(now), ..rule() }, "ends_at"),
+            (LaunchRule { prompt: PromptCopy { title: "x".repeat(121), ..PromptCopy::default() }, ..rule() }, "prompt.title"),
+        ];
+        for (rule, field) in cases {
+            assert_eq!(rule.validate().unwrap_err().field, field);
+        }
+        assert!(rule().validate().is_ok());
+    }
+
+    #[test]
+    fn enums_parse_their_names_and_refuse_others_naming_the_field() {
+        assert_eq!(Surface::parse("direct_link").unwrap(), Surface::DirectLink);
+        assert_eq!(RuleStatus::parse("archived").unwrap().as_str(), "archived");
+        let error = LaunchMode::parse("tv").unwrap_err();
+        assert_eq!(error.field, "launch_mode");
+        assert!(error.message.contains("in_app, browser"));
+    }
+
+    #[test]
+    fn interview_urls_must_be_http() {
+        assert!(interview_url("https://research.example.com/i/abc").is_ok());
+        for bad in ["", "ftp://x", "https://", "javascript:alert(1)", "https://a b"] {
+            assert!(interview_url(bad).is_err(), "{bad}");
+        }
+    }
+}
