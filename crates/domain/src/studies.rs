@@ -64,9 +64,15 @@ impl Study {
     pub fn validate(&self) -> Result<(), ValidationError> {
         bounded_text("name", &self.name, 200)?;
         interview_url(&self.interview_url)?;
-        for (field, limit) in [("weekly_limit", self.weekly_limit), ("monthly_limit", self.monthly_limit)] {
+        for (field, limit) in [
+            ("weekly_limit", self.weekly_limit),
+            ("monthly_limit", self.monthly_limit),
+        ] {
             if limit.is_some_and(|l| l < 1) {
-                return Err(ValidationError::new(field, "must be at least 1 (or null for no limit)"));
+                return Err(ValidationError::new(
+                    field,
+                    "must be at least 1 (or null for no limit)",
+                ));
             }
         }
         Ok(())
@@ -82,7 +88,10 @@ pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new("interview_url", "must be an http(s) URL"))
+        Err(ValidationError::new(
+            "interview_url",
+            "must be an http(s) URL",
+        ))
     }
 }
 
@@ -127,7 +136,10 @@ impl LaunchRule {
                 bounded_text("trigger.event_name", name, 255)?;
             }
             Trigger::Audience(id) if id.trim().is_empty() => {
-                return Err(ValidationError::new("trigger.audience_id", "must name an audience"));
+                return Err(ValidationError::new(
+                    "trigger.audience_id",
+                    "must name an audience",
+                ));
             }
             Trigger::Audience(_) => {}
         }
@@ -138,20 +150,35 @@ impl LaunchRule {
             ("prompt.dismiss_label", &self.prompt.dismiss_label, 40),
         ] {
             if text.chars().count() > max {
-                return Err(ValidationError::new(field, format!("must be at most {max} characters")));
+                return Err(ValidationError::new(
+                    field,
+                    format!("must be at most {max} characters"),
+                ));
             }
         }
         if !(-1000..=1000).contains(&self.priority) {
-            return Err(ValidationError::new("priority", "must be between -1000 and 1000"));
+            return Err(ValidationError::new(
+                "priority",
+                "must be between -1000 and 1000",
+            ));
         }
         if self.cooldown_seconds < 0 {
-            return Err(ValidationError::new("cooldown_seconds", "must not be negative"));
+            return Err(ValidationError::new(
+                "cooldown_seconds",
+                "must not be negative",
+            ));
         }
         if self.max_starts.is_some_and(|m| m < 1) {
-            return Err(ValidationError::new("max_starts", "must be at least 1 (or null for no cap)"));
+            return Err(ValidationError::new(
+                "max_starts",
+                "must be at least 1 (or null for no cap)",
+            ));
         }
         if !(0..=100).contains(&self.sampling_percent) {
-            return Err(ValidationError::new("sampling_percent", "must be between 0 and 100"));
+            return Err(ValidationError::new(
+                "sampling_percent",
+                "must be between 0 and 100",
+            ));
         }
         if let (Some(start), Some(end)) = (self.starts_at, self.ends_at) {
             if end <= start {
@@ -192,14 +219,66 @@ mod tests {
     fn every_invalid_field_is_named() {
         let now = Utc::now();
         let cases: Vec<(LaunchRule, &str)> = vec![
-            (LaunchRule { name: " ".into(), ..rule() }, "name"),
-            (LaunchRule { trigger: Trigger::AppEvent("".into()), ..rule() }, "trigger.event_name"),
-            (LaunchRule { trigger: Trigger::Audience(" ".into()), ..rule() }, "trigger.audience_id"),
-            (LaunchRule { cooldown_seconds: -1, ..rule() }, "cooldown_seconds"),
-            (LaunchRule { max_starts: Some(0), ..rule() }, "max_starts"),
-            (LaunchRule { sampling_percent: 101, ..rule() }, "sampling_percent"),
-            (LaunchRule { starts_at: Some(now), ends_at: Some(now), ..rule() }, "ends_at"),
-            (LaunchRule { prompt: PromptCopy { title: "x".repeat(121), ..PromptCopy::default() }, ..rule() }, "prompt.title"),
+            (
+                LaunchRule {
+                    name: " ".into(),
+                    ..rule()
+                },
+                "name",
+            ),
+            (
+                LaunchRule {
+                    trigger: Trigger::AppEvent("".into()),
+                    ..rule()
+                },
+                "trigger.event_name",
+            ),
+            (
+                LaunchRule {
+                    trigger: Trigger::Audience(" ".into()),
+                    ..rule()
+                },
+                "trigger.audience_id",
+            ),
+            (
+                LaunchRule {
+                    cooldown_seconds: -1,
+                    ..rule()
+                },
+                "cooldown_seconds",
+            ),
+            (
+                LaunchRule {
+                    max_starts: Some(0),
+                    ..rule()
+                },
+                "max_starts",
+            ),
+            (
+                LaunchRule {
+                    sampling_percent: 101,
+                    ..rule()
+                },
+                "sampling_percent",
+            ),
+            (
+                LaunchRule {
+                    starts_at: Some(now),
+                    ends_at: Some(now),
+                    ..rule()
+                },
+                "ends_at",
+            ),
+            (
+                LaunchRule {
+                    prompt: PromptCopy {
+                        title: "x".repeat(121),
+                        ..PromptCopy::default()
+                    },
+                    ..rule()
+                },
+                "prompt.title",
+            ),
         ];
         for (rule, field) in cases {
             assert_eq!(rule.validate().unwrap_err().field, field);
@@ -219,7 +298,13 @@ mod tests {
     #[test]
     fn interview_urls_must_be_http() {
         assert!(interview_url("https://research.example.com/i/abc").is_ok());
-        for bad in ["", "ftp://x", "https://", "javascript:alert(1)", "https://a b"] {
+        for bad in [
+            "",
+            "ftp://x",
+            "https://",
+            "javascript:alert(1)",
+            "https://a b",
+        ] {
             assert!(interview_url(bad).is_err(), "{bad}");
         }
     }

@@ -8,6 +8,7 @@ mod rows;
 mod shared;
 mod shared_cohort_sync;
 mod shared_mixpanel;
+mod shared_studies;
 mod sqlite;
 mod store;
 #[cfg(feature = "testing")]
@@ -20,7 +21,7 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
-    CohortSyncStore, MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, Store,
+    CohortSyncStore, MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, Store, StudyStore,
 };
 
 /// Which database a `DATABASE_URL` selects.

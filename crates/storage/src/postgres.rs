@@ -13,6 +13,7 @@ use crate::rows::*;
 use crate::shared::{impl_store, Dialect};
 use crate::shared_cohort_sync::impl_cohort_sync_store;
 use crate::shared_mixpanel::impl_mixpanel_store;
+use crate::shared_studies::impl_study_store;
 use crate::time::Ts;
 use crate::StoreError;
 
@@ -61,3 +62,4 @@ impl PgStore {
 impl_store!(PgStore);
 impl_mixpanel_store!(PgStore);
 impl_cohort_sync_store!(PgStore);
+impl_study_store!(PgStore);

@@ -5,13 +5,16 @@ use uj_domain::audiences::{
     Audience, AudienceMember, CohortSyncConfig, LedgerEntry, LedgerOutcome,
 };
 use uj_domain::ids::{
-    AccountId, AudienceId, AudienceMemberId, InvitationId, LedgerEntryId, ProjectId, SecretKeyId,
+    AccountId, AudienceId, AudienceMemberId, InvitationId, LaunchRuleId, LedgerEntryId, ProjectId,
+    SecretKeyId, StudyId,
 };
 use uj_domain::mixpanel::{
     CatalogEvent, ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection,
     StoredConnection,
 };
+use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
 use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
+use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 
 use crate::time::Ts;
 use crate::StoreError;
@@ -379,6 +382,102 @@ impl TryFrom<LedgerRow> for LedgerEntry {
             outcome,
             error: row.error,
             received_at: row.received_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct StudyRow {
+    id: String,
+    project_id: String,
+    name: String,
+    status: String,
+    interview_url: String,
+    launch_mode: String,
+    weekly_limit: Option<i64>,
+    monthly_limit: Option<i64>,
+    public_code: String,
+    created_at: Ts,
+    updated_at: Ts,
+}
+
+fn corrupt(error: uj_domain::ValidationError) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}
+
+impl TryFrom<StudyRow> for Study {
+    type Error = StoreError;
+    fn try_from(row: StudyRow) -> Result<Self, StoreError> {
+        Ok(Study {
+            id: StudyId::from_string(row.id),
+            project_id: ProjectId::from_string(row.project_id),
+            name: row.name,
+            status: StudyStatus::parse(&row.status).map_err(corrupt)?,
+            interview_url: row.interview_url,
+            launch_mode: LaunchMode::parse(&row.launch_mode).map_err(corrupt)?,
+            weekly_limit: row.weekly_limit,
+            monthly_limit: row.monthly_limit,
+            public_code: row.public_code,
+            created_at: row.created_at.0,
+            updated_at: row.updated_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RuleRow {
+    id: String,
+    project_id: String,
+    study_id: String,
+    name: String,
+    status: String,
+    trigger_type: String,
+    trigger_value: String,
+    surface: String,
+    prompt_title: String,
+    prompt_message: String,
+    prompt_start_label: String,
+    prompt_dismiss_label: String,
+    priority: i64,
+    cooldown_seconds: i64,
+    max_starts: Option<i64>,
+    sampling_percent: i64,
+    starts_at: Option<Ts>,
+    ends_at: Option<Ts>,
+    created_at: Ts,
+    updated_at: Ts,
+}
+
+impl TryFrom<RuleRow> for LaunchRule {
+    type Error = StoreError;
+    fn try_from(row: RuleRow) -> Result<Self, StoreError> {
+        let trigger = match row.trigger_type.as_str() {
+            "app_event" => Trigger::AppEvent(row.trigger_value),
+            "audience" => Trigger::Audience(row.trigger_value),
+            other => return Err(StoreError::Corrupt(format!("trigger type {other:?}"))),
+        };
+        Ok(LaunchRule {
+            id: LaunchRuleId::from_string(row.id),
+            project_id: ProjectId::from_string(row.project_id),
+            study_id: StudyId::from_string(row.study_id),
+            name: row.name,
+            status: RuleStatus::parse(&row.status).map_err(corrupt)?,
+            trigger,
+            surface: Surface::parse(&row.surface).map_err(corrupt)?,
+            prompt: PromptCopy {
+                title: row.prompt_title,
+                message: row.prompt_message,
+                start_label: row.prompt_start_label,
+                dismiss_label: row.prompt_dismiss_label,
+            },
+            priority: row.priority,
+            cooldown_seconds: row.cooldown_seconds,
+            max_starts: row.max_starts,
+            sampling_percent: row.sampling_percent,
+            starts_at: row.starts_at.map(|t| t.0),
+            ends_at: row.ends_at.map(|t| t.0),
+            created_at: row.created_at.0,
+            updated_at: row.updated_at.0,
         })
     }
 }

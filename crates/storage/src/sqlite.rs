@@ -20,6 +20,7 @@ use crate::rows::*;
 use crate::shared::{impl_store, Dialect};
 use crate::shared_cohort_sync::impl_cohort_sync_store;
 use crate::shared_mixpanel::impl_mixpanel_store;
+use crate::shared_studies::impl_study_store;
 use crate::time::Ts;
 use crate::StoreError;
 
@@ -87,3 +88,4 @@ impl SqliteStore {
 impl_store!(SqliteStore);
 impl_mixpanel_store!(SqliteStore);
 impl_cohort_sync_store!(SqliteStore);
+impl_study_store!(SqliteStore);

@@ -5,12 +5,13 @@ use uj_domain::audiences::{
     Audience, AudienceMember, CohortSyncConfig, LedgerEntry, MembershipChange, StagedSession,
 };
 use uj_domain::cohort_sync::SyncedMember;
-use uj_domain::ids::{AccountId, AudienceId, ProjectId, SecretKeyId};
+use uj_domain::ids::{AccountId, AudienceId, LaunchRuleId, ProjectId, SecretKeyId, StudyId};
 use uj_domain::mixpanel::{
     CatalogEvent, ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection,
     StoredConnection,
 };
 use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
+use uj_domain::studies::{LaunchRule, Study};
 
 use crate::StoreError;
 
@@ -50,7 +51,7 @@ pub struct Page<T> {
 ///
 /// Creation times are set by the store; `now` parameters are only used for comparisons.
 #[async_trait]
-pub trait Store: MixpanelStore + CohortSyncStore + Send + Sync + 'static {
+pub trait Store: MixpanelStore + CohortSyncStore + StudyStore + Send + Sync + 'static {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -342,4 +343,34 @@ pub trait CohortSyncStore: Send + Sync {
         audience: Option<&AudienceId>,
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, StoreError>;
+}
+
+/// Studies and their launch rules, scoped by project.
+#[async_trait]
+pub trait StudyStore: Send + Sync {
+    /// `Conflict("study code")` in the unlikely case the public code is taken.
+    async fn create_study(&self, study: &Study) -> Result<(), StoreError>;
+    async fn update_study(&self, study: &Study) -> Result<bool, StoreError>;
+    async fn study(&self, project: &ProjectId, id: &StudyId) -> Result<Option<Study>, StoreError>;
+    async fn studies(
+        &self,
+        project: &ProjectId,
+        page: &PageRequest,
+    ) -> Result<Page<Study>, StoreError>;
+
+    async fn create_launch_rule(&self, rule: &LaunchRule) -> Result<(), StoreError>;
+    async fn update_launch_rule(&self, rule: &LaunchRule) -> Result<bool, StoreError>;
+    async fn launch_rule(
+        &self,
+        project: &ProjectId,
+        id: &LaunchRuleId,
+    ) -> Result<Option<LaunchRule>, StoreError>;
+    /// A study's rules, oldest first.
+    async fn launch_rules_of_study(
+        &self,
+        project: &ProjectId,
+        study: &StudyId,
+    ) -> Result<Vec<LaunchRule>, StoreError>;
+    /// Every rule of the project that is not archived, oldest first (for the engine).
+    async fn live_launch_rules(&self, project: &ProjectId) -> Result<Vec<LaunchRule>, StoreError>;
 }

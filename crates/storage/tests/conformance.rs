@@ -66,6 +66,7 @@ conformance!(
     a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
     the_ledger_lists_deliveries_newest_first,
     the_trait_allowlist_round_trips,
+    studies_and_rules_round_trip_and_stay_in_their_project,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -1175,4 +1176,115 @@ async fn the_trait_allowlist_round_trips(store: Arc<dyn Store>, _: &TestDatabase
     let keys = vec!["plan".to_owned(), "email".to_owned()];
     assert!(store.set_trait_allowlist(&shop, &keys).await.unwrap());
     assert_eq!(store.trait_allowlist(&shop).await.unwrap(), keys);
+}
+
+async fn studies_and_rules_round_trip_and_stay_in_their_project(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::ids::{LaunchRuleId, StudyId};
+    use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
+    use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let mut study = Study {
+        id: StudyId::generate(),
+        project_id: shop.clone(),
+        name: "Checkout interviews".into(),
+        status: StudyStatus::Active,
+        interview_url: "https://research.example.com/i/checkout".into(),
+        launch_mode: LaunchMode::InApp,
+        weekly_limit: Some(20),
+        monthly_limit: None,
+        public_code: "ck7Qx2pLm9".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_study(&study).await.unwrap();
+    assert_eq!(store.study(&shop, &study.id).await.unwrap().unwrap(), study);
+    assert!(store.study(&blog, &study.id).await.unwrap().is_none());
+    let clash = Study {
+        id: StudyId::generate(),
+        ..study.clone()
+    };
+    assert!(matches!(
+        store.create_study(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    study.status = StudyStatus::Paused;
+    study.updated_at = now + Duration::seconds(1);
+    assert!(store.update_study(&study).await.unwrap());
+    assert_eq!(
+        store.study(&shop, &study.id).await.unwrap().unwrap().status,
+        StudyStatus::Paused
+    );
+    assert!(!store
+        .update_study(&Study {
+            project_id: blog.clone(),
+            ..study.clone()
+        })
+        .await
+        .unwrap());
+
+    let mut rule = LaunchRule {
+        id: LaunchRuleId::generate(),
+        project_id: shop.clone(),
+        study_id: study.id.clone(),
+        name: "After checkout".into(),
+        status: RuleStatus::Draft,
+        trigger: Trigger::AppEvent("Order Completed".into()),
+        surface: Surface::SdkPrompt,
+        prompt: PromptCopy {
+            title: "Got 5 minutes?".into(),
+            ..PromptCopy::default()
+        },
+        priority: 3,
+        cooldown_seconds: 86400,
+        max_starts: Some(50),
+        sampling_percent: 25,
+        starts_at: Some(now),
+        ends_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_launch_rule(&rule).await.unwrap();
+    assert_eq!(
+        store.launch_rule(&shop, &rule.id).await.unwrap().unwrap(),
+        rule
+    );
+    assert!(store.launch_rule(&blog, &rule.id).await.unwrap().is_none());
+    rule.status = RuleStatus::Archived;
+    rule.trigger = Trigger::Audience("aud_x".into());
+    store.update_launch_rule(&rule).await.unwrap();
+    let stored = store.launch_rule(&shop, &rule.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RuleStatus::Archived);
+    assert_eq!(
+        stored.trigger,
+        Trigger::AppEvent("Order Completed".into()),
+        "the trigger is never rewritten"
+    );
+    assert_eq!(
+        store
+            .launch_rules_of_study(&shop, &study.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store.live_launch_rules(&shop).await.unwrap().is_empty(),
+        "archived rules are not live"
+    );
+    let page = store
+        .studies(
+            &shop,
+            &PageRequest {
+                limit: 10,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
 }

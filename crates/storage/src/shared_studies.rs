@@ -1,0 +1,202 @@
+//! The [`StudyStore`](crate::StudyStore) implementation both databases share (see
+//! `shared.rs` for how the expansion works).
+
+/// The stored form of a trigger: its type and its value (event name or audience id).
+pub(crate) fn trigger_columns(trigger: &uj_domain::pacing::Trigger) -> (&'static str, &str) {
+    match trigger {
+        uj_domain::pacing::Trigger::AppEvent(name) => ("app_event", name),
+        uj_domain::pacing::Trigger::Audience(id) => ("audience", id),
+    }
+}
+
+macro_rules! impl_study_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::StudyStore for $store {
+            async fn create_study(&self, s: &uj_domain::studies::Study) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO studies (id, project_id, name, status, interview_url, launch_mode, weekly_limit,
+                        monthly_limit, public_code, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(s.id.as_str())
+                .bind(s.project_id.as_str())
+                .bind(&s.name)
+                .bind(s.status.as_str())
+                .bind(&s.interview_url)
+                .bind(s.launch_mode.as_str())
+                .bind(s.weekly_limit)
+                .bind(s.monthly_limit)
+                .bind(&s.public_code)
+                .bind(Ts(s.created_at))
+                .bind(Ts(s.updated_at))
+                .execute(self.writer())
+                .await
+                .map_err($crate::StoreError::conflict_as("study code"))?;
+                Ok(())
+            }
+
+            async fn update_study(&self, s: &uj_domain::studies::Study) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE studies SET name = $3, status = $4, interview_url = $5, launch_mode = $6,
+                        weekly_limit = $7, monthly_limit = $8, updated_at = $9
+                     WHERE id = $1 AND project_id = $2",
+                )
+                .bind(s.id.as_str())
+                .bind(s.project_id.as_str())
+                .bind(&s.name)
+                .bind(s.status.as_str())
+                .bind(&s.interview_url)
+                .bind(s.launch_mode.as_str())
+                .bind(s.weekly_limit)
+                .bind(s.monthly_limit)
+                .bind(Ts(s.updated_at))
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn study(
+                &self,
+                project: &ProjectId,
+                id: &uj_domain::ids::StudyId,
+            ) -> Result<Option<uj_domain::studies::Study>, $crate::StoreError> {
+                let row: Option<StudyRow> = sqlx::query_as("SELECT * FROM studies WHERE project_id = $1 AND id = $2")
+                    .bind(project.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn studies(
+                &self,
+                project: &ProjectId,
+                page: &$crate::PageRequest,
+            ) -> Result<$crate::Page<uj_domain::studies::Study>, $crate::StoreError> {
+                let rows: Vec<StudyRow> = sqlx::query_as(
+                    "SELECT * FROM studies WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(project.as_str())
+                .bind(page.starting_after.as_deref().unwrap_or(""))
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(self.reader())
+                .await?;
+                let has_more = rows.len() > page.limit as usize;
+                let items = rows
+                    .into_iter()
+                    .take(page.limit as usize)
+                    .map(TryInto::try_into)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::Page { items, has_more })
+            }
+
+            async fn create_launch_rule(&self, r: &uj_domain::studies::LaunchRule) -> Result<(), $crate::StoreError> {
+                let (trigger_type, trigger_value) = crate::shared_studies::trigger_columns(&r.trigger);
+                sqlx::query(
+                    "INSERT INTO launch_rules (id, project_id, study_id, name, status, trigger_type, trigger_value,
+                        surface, prompt_title, prompt_message, prompt_start_label, prompt_dismiss_label, priority,
+                        cooldown_seconds, max_starts, sampling_percent, starts_at, ends_at, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                )
+                .bind(r.id.as_str())
+                .bind(r.project_id.as_str())
+                .bind(r.study_id.as_str())
+                .bind(&r.name)
+                .bind(r.status.as_str())
+                .bind(trigger_type)
+                .bind(trigger_value)
+                .bind(r.surface.as_str())
+                .bind(&r.prompt.title)
+                .bind(&r.prompt.message)
+                .bind(&r.prompt.start_label)
+                .bind(&r.prompt.dismiss_label)
+                .bind(r.priority)
+                .bind(r.cooldown_seconds)
+                .bind(r.max_starts)
+                .bind(r.sampling_percent)
+                .bind(r.starts_at.map(Ts))
+                .bind(r.ends_at.map(Ts))
+                .bind(Ts(r.created_at))
+                .bind(Ts(r.updated_at))
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn update_launch_rule(&self, r: &uj_domain::studies::LaunchRule) -> Result<bool, $crate::StoreError> {
+                // The trigger is fixed at creation and never written here.
+                let done = sqlx::query(
+                    "UPDATE launch_rules SET name = $3, status = $4, surface = $5, prompt_title = $6,
+                        prompt_message = $7, prompt_start_label = $8, prompt_dismiss_label = $9, priority = $10,
+                        cooldown_seconds = $11, max_starts = $12, sampling_percent = $13, starts_at = $14,
+                        ends_at = $15, updated_at = $16
+                     WHERE id = $1 AND project_id = $2",
+                )
+                .bind(r.id.as_str())
+                .bind(r.project_id.as_str())
+                .bind(&r.name)
+                .bind(r.status.as_str())
+                .bind(r.surface.as_str())
+                .bind(&r.prompt.title)
+                .bind(&r.prompt.message)
+                .bind(&r.prompt.start_label)
+                .bind(&r.prompt.dismiss_label)
+                .bind(r.priority)
+                .bind(r.cooldown_seconds)
+                .bind(r.max_starts)
+                .bind(r.sampling_percent)
+                .bind(r.starts_at.map(Ts))
+                .bind(r.ends_at.map(Ts))
+                .bind(Ts(r.updated_at))
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn launch_rule(
+                &self,
+                project: &ProjectId,
+                id: &uj_domain::ids::LaunchRuleId,
+            ) -> Result<Option<uj_domain::studies::LaunchRule>, $crate::StoreError> {
+                let row: Option<RuleRow> =
+                    sqlx::query_as("SELECT * FROM launch_rules WHERE project_id = $1 AND id = $2")
+                        .bind(project.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(self.reader())
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn launch_rules_of_study(
+                &self,
+                project: &ProjectId,
+                study: &uj_domain::ids::StudyId,
+            ) -> Result<Vec<uj_domain::studies::LaunchRule>, $crate::StoreError> {
+                let rows: Vec<RuleRow> = sqlx::query_as(
+                    "SELECT * FROM launch_rules WHERE project_id = $1 AND study_id = $2 ORDER BY id",
+                )
+                .bind(project.as_str())
+                .bind(study.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn live_launch_rules(
+                &self,
+                project: &ProjectId,
+            ) -> Result<Vec<uj_domain::studies::LaunchRule>, $crate::StoreError> {
+                let rows: Vec<RuleRow> = sqlx::query_as(
+                    "SELECT * FROM launch_rules WHERE project_id = $1 AND status <> 'archived' ORDER BY id",
+                )
+                .bind(project.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+        }
+    };
+}
+
+pub(crate) use impl_study_store;
