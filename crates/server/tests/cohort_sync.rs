@@ -766,3 +766,71 @@ mod dashboard {
         assert!(after.contains("id=\"set-up-sync\""));
     }
 }
+
+#[tokio::test]
+async fn an_audience_rule_explains_membership_by_match_key() {
+    let synced = Synced::start(4).await;
+    synced.emulator.run_sync("uj").await.unwrap();
+    let audience = synced.audience().await["id"].as_str().unwrap().to_owned();
+    let study: Value = synced
+        .app
+        .post_json(
+            "/api/v1/studies",
+            &synced.key,
+            json!({"name": "S", "interview_url": "https://r.example.com/i/s"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rule: Value = synced
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", study["id"].as_str().unwrap()),
+            &synced.key,
+            json!({"name": "Trial", "status": "active", "trigger": {"type": "audience", "audience_id": audience}, "surface": "sdk_prompt"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = rule["id"].as_str().unwrap();
+    let audience_gate = |explained: &Value| {
+        explained["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["gate"] == "audience")
+            .unwrap()["passed"]
+            .as_bool()
+            .unwrap()
+    };
+    // user_2 has reference_id ref_2 (every second member); user_1 has none.
+    for (reference, member) in [
+        ("ref_2", true),
+        ("user_2", false),
+        ("user_1", true),
+        ("stranger", false),
+    ] {
+        let explained = synced
+            .get(&format!(
+                "/api/v1/launch-rules/{id}/explain?reference_id={reference}"
+            ))
+            .await;
+        assert_eq!(audience_gate(&explained), member, "{reference}");
+    }
+    synced
+        .emulator
+        .remove_members(10, 51234, &["user_2"])
+        .unwrap();
+    synced.emulator.run_sync("uj").await.unwrap();
+    let explained = synced
+        .get(&format!(
+            "/api/v1/launch-rules/{id}/explain?reference_id=ref_2"
+        ))
+        .await;
+    assert!(
+        !audience_gate(&explained),
+        "a member who left is no longer in the audience"
+    );
+}

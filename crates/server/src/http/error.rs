@@ -102,6 +102,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => {
                 ApiError::not_found(what, format!("No such {}.", what.replace('_', " ")))
             }
+            ServiceError::Refused { code, message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
             ServiceError::Mixpanel(problem) => {
                 use crate::services::mixpanel::MixpanelProblem;
                 let status = match problem {

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cohort_sync;
 pub mod login_throttle;
 pub mod mixpanel;
+pub mod studies;
 
 use uj_domain::ValidationError;
 use uj_storage::StoreError;
@@ -21,6 +22,9 @@ pub enum ServiceError {
     Conflict { code: &'static str, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A well-formed request the product refuses (422), e.g. changing a fixed trigger.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     /// Mixpanel refused or could not be reached; the problem says what to fix.
     #[error("{}", .0.message())]
     Mixpanel(mixpanel::MixpanelProblem),

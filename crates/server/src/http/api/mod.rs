@@ -6,6 +6,7 @@ mod cohort_sync;
 mod events;
 mod mixpanel;
 mod project;
+mod studies;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -21,5 +22,6 @@ pub fn router() -> Router<AppState> {
         .merge(cohort_sync::router())
         .merge(events::router())
         .merge(mixpanel::router())
+        .merge(studies::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
 }

@@ -91,6 +91,7 @@ impl From<ServiceError> for PageError {
             ServiceError::NotFound(_) => PageError::NotFound,
             ServiceError::Invalid(invalid) => PageError::BadRequest(invalid.to_string()),
             ServiceError::Conflict { message, .. } => PageError::Forbidden(message),
+            ServiceError::Refused { message, .. } => PageError::BadRequest(message),
             ServiceError::Internal(source) => PageError::Internal(source),
         }
     }

@@ -1,0 +1,423 @@
+//! `/api/v1/studies` and `/api/v1/launch-rules`: studies, their launch rules, archiving,
+//! and `explain` (every gate and its verdict for one user now).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{json, Value};
+use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
+use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
+
+use crate::http::auth::SecretKeyAuth;
+use crate::http::extract::{ApiJson, ApiQuery, ListParams};
+use crate::http::ApiError;
+use crate::services::studies::{self, NewRule, NewStudy, RuleChange, StudyChange};
+use crate::services::ServiceError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/studies", get(list_studies).post(create_study))
+        .route("/studies/{id}", get(show_study).patch(update_study))
+        .route(
+            "/studies/{id}/launch-rules",
+            get(list_rules).post(create_rule),
+        )
+        .route("/launch-rules/{id}", get(show_rule).patch(update_rule))
+        .route("/launch-rules/{id}/archive", post(archive_rule))
+        .route("/launch-rules/{id}/explain", get(explain))
+}
+
+/// Tells a field that was sent as `null` (`Some(None)`) from one not sent (`None`).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn parsed<T>(
+    raw: Option<String>,
+    parse: fn(&str) -> Result<T, uj_domain::ValidationError>,
+) -> Result<Option<T>, ApiError> {
+    raw.map(|r| parse(&r))
+        .transpose()
+        .map_err(|e| ServiceError::Invalid(e).into())
+}
+
+#[derive(Serialize)]
+pub struct StudyResponse {
+    object: &'static str,
+    id: String,
+    name: String,
+    status: &'static str,
+    interview_url: String,
+    launch_mode: &'static str,
+    weekly_limit: Option<i64>,
+    monthly_limit: Option<i64>,
+    public_code: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Study> for StudyResponse {
+    fn from(s: Study) -> Self {
+        Self {
+            object: "study",
+            id: s.id.into_string(),
+            name: s.name,
+            status: s.status.as_str(),
+            interview_url: s.interview_url,
+            launch_mode: s.launch_mode.as_str(),
+            weekly_limit: s.weekly_limit,
+            monthly_limit: s.monthly_limit,
+            public_code: s.public_code,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStudyRequest {
+    name: String,
+    interview_url: String,
+    status: Option<String>,
+    launch_mode: Option<String>,
+    weekly_limit: Option<i64>,
+    monthly_limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStudyRequest {
+    name: Option<String>,
+    interview_url: Option<String>,
+    status: Option<String>,
+    launch_mode: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    weekly_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    monthly_limit: Option<Option<i64>>,
+}
+
+async fn create_study(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiJson(r): ApiJson<CreateStudyRequest>,
+) -> Result<(StatusCode, Json<StudyResponse>), ApiError> {
+    let new = NewStudy {
+        name: r.name,
+        interview_url: r.interview_url,
+        status: parsed(r.status, StudyStatus::parse)?,
+        launch_mode: parsed(r.launch_mode, LaunchMode::parse)?,
+        weekly_limit: r.weekly_limit,
+        monthly_limit: r.monthly_limit,
+    };
+    let study = studies::create_study(&state, &auth.project.id, new).await?;
+    Ok((StatusCode::CREATED, Json(study.into())))
+}
+
+async fn list_studies(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let page = state
+        .store
+        .studies(&auth.project.id, &params.page()?)
+        .await?;
+    let data: Vec<StudyResponse> = page.items.into_iter().map(Into::into).collect();
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": page.has_more }),
+    ))
+}
+
+async fn show_study(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<StudyResponse>, ApiError> {
+    Ok(Json(
+        studies::study(&state, &auth.project.id, &id).await?.into(),
+    ))
+}
+
+async fn update_study(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<UpdateStudyRequest>,
+) -> Result<Json<StudyResponse>, ApiError> {
+    let change = StudyChange {
+        name: r.name,
+        interview_url: r.interview_url,
+        status: parsed(r.status, StudyStatus::parse)?,
+        launch_mode: parsed(r.launch_mode, LaunchMode::parse)?,
+        weekly_limit: r.weekly_limit,
+        monthly_limit: r.monthly_limit,
+    };
+    Ok(Json(
+        studies::update_study(&state, &auth.project.id, &id, change)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TriggerBody {
+    AppEvent { event_name: String },
+    Audience { audience_id: String },
+}
+
+impl From<TriggerBody> for Trigger {
+    fn from(t: TriggerBody) -> Self {
+        match t {
+            TriggerBody::AppEvent { event_name } => Trigger::AppEvent(event_name),
+            TriggerBody::Audience { audience_id } => Trigger::Audience(audience_id),
+        }
+    }
+}
+
+impl From<Trigger> for TriggerBody {
+    fn from(t: Trigger) -> Self {
+        match t {
+            Trigger::AppEvent(event_name) => TriggerBody::AppEvent { event_name },
+            Trigger::Audience(audience_id) => TriggerBody::Audience { audience_id },
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PromptBody {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    start_label: String,
+    #[serde(default)]
+    dismiss_label: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptChange {
+    title: Option<String>,
+    message: Option<String>,
+    start_label: Option<String>,
+    dismiss_label: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct RuleResponse {
+    object: &'static str,
+    id: String,
+    study_id: String,
+    name: String,
+    status: &'static str,
+    trigger: TriggerBody,
+    surface: &'static str,
+    prompt: PromptBody,
+    priority: i64,
+    cooldown_seconds: i64,
+    max_starts: Option<i64>,
+    sampling_percent: i64,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<LaunchRule> for RuleResponse {
+    fn from(r: LaunchRule) -> Self {
+        Self {
+            object: "launch_rule",
+            id: r.id.into_string(),
+            study_id: r.study_id.into_string(),
+            name: r.name,
+            status: r.status.as_str(),
+            trigger: r.trigger.into(),
+            surface: r.surface.as_str(),
+            prompt: PromptBody {
+                title: r.prompt.title,
+                message: r.prompt.message,
+                start_label: r.prompt.start_label,
+                dismiss_label: r.prompt.dismiss_label,
+            },
+            priority: r.priority,
+            cooldown_seconds: r.cooldown_seconds,
+            max_starts: r.max_starts,
+            sampling_percent: r.sampling_percent,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRuleRequest {
+    name: String,
+    trigger: TriggerBody,
+    surface: String,
+    status: Option<String>,
+    #[serde(default)]
+    prompt: PromptBody,
+    priority: Option<i64>,
+    cooldown_seconds: Option<i64>,
+    max_starts: Option<i64>,
+    sampling_percent: Option<i64>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRuleRequest {
+    name: Option<String>,
+    trigger: Option<TriggerBody>,
+    surface: Option<String>,
+    status: Option<String>,
+    prompt: Option<PromptChange>,
+    priority: Option<i64>,
+    cooldown_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_starts: Option<Option<i64>>,
+    sampling_percent: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    starts_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    ends_at: Option<Option<DateTime<Utc>>>,
+}
+
+async fn create_rule(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(study_id): Path<String>,
+    ApiJson(r): ApiJson<CreateRuleRequest>,
+) -> Result<(StatusCode, Json<RuleResponse>), ApiError> {
+    let new = NewRule {
+        name: r.name,
+        trigger: r.trigger.into(),
+        surface: Surface::parse(&r.surface).map_err(ServiceError::Invalid)?,
+        status: parsed(r.status, RuleStatus::parse)?,
+        prompt: PromptCopy {
+            title: r.prompt.title,
+            message: r.prompt.message,
+            start_label: r.prompt.start_label,
+            dismiss_label: r.prompt.dismiss_label,
+        },
+        priority: r.priority,
+        cooldown_seconds: r.cooldown_seconds,
+        max_starts: r.max_starts,
+        sampling_percent: r.sampling_percent,
+        starts_at: r.starts_at,
+        ends_at: r.ends_at,
+    };
+    let rule = studies::create_rule(&state, &auth.project.id, &study_id, new).await?;
+    Ok((StatusCode::CREATED, Json(rule.into())))
+}
+
+async fn list_rules(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(study_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let study = studies::study(&state, &auth.project.id, &study_id).await?;
+    let rules = state
+        .store
+        .launch_rules_of_study(&auth.project.id, &study.id)
+        .await?;
+    let data: Vec<RuleResponse> = rules.into_iter().map(Into::into).collect();
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": false }),
+    ))
+}
+
+async fn show_rule(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<RuleResponse>, ApiError> {
+    Ok(Json(
+        studies::rule(&state, &auth.project.id, &id).await?.into(),
+    ))
+}
+
+async fn update_rule(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<UpdateRuleRequest>,
+) -> Result<Json<RuleResponse>, ApiError> {
+    let prompt = r.prompt;
+    let change = RuleChange {
+        name: r.name,
+        trigger: r.trigger.map(Into::into),
+        surface: parsed(r.surface, Surface::parse)?,
+        status: parsed(r.status, RuleStatus::parse)?,
+        prompt_title: prompt.as_ref().and_then(|p| p.title.clone()),
+        prompt_message: prompt.as_ref().and_then(|p| p.message.clone()),
+        prompt_start_label: prompt.as_ref().and_then(|p| p.start_label.clone()),
+        prompt_dismiss_label: prompt.as_ref().and_then(|p| p.dismiss_label.clone()),
+        priority: r.priority,
+        cooldown_seconds: r.cooldown_seconds,
+        max_starts: r.max_starts,
+        sampling_percent: r.sampling_percent,
+        starts_at: r.starts_at,
+        ends_at: r.ends_at,
+    };
+    Ok(Json(
+        studies::update_rule(&state, &auth.project.id, &id, change)
+            .await?
+            .into(),
+    ))
+}
+
+async fn archive_rule(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<RuleResponse>, ApiError> {
+    Ok(Json(
+        studies::archive_rule(&state, &auth.project.id, &id)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainParams {
+    reference_id: Option<String>,
+}
+
+async fn explain(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<ExplainParams>,
+) -> Result<Json<Value>, ApiError> {
+    let reference_id = params.reference_id.unwrap_or_default();
+    let (rule, gates) = studies::explain(&state, &auth.project.id, &id, &reference_id).await?;
+    let eligible = gates.iter().all(|g| g.passed);
+    let gates: Vec<Value> = gates
+        .into_iter()
+        .map(|g| json!({ "gate": g.gate, "passed": g.passed, "detail": g.detail, "reason": (!g.passed).then_some(g.reason.code()) }))
+        .collect();
+    Ok(Json(json!({
+        "object": "explanation",
+        "rule_id": rule.id,
+        "reference_id": reference_id.trim(),
+        "eligible": eligible,
+        "gates": gates,
+    })))
+}

@@ -1,0 +1,380 @@
+//! Studies and their launch rules: creation, changes (the trigger is fixed), archiving,
+//! and "why (not)?" for one user through the pacing engine.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use secrecy::ExposeSecret;
+use uj_domain::ids::{AudienceId, LaunchRuleId, ProjectId, StudyId};
+use uj_domain::keys::NewToken;
+use uj_domain::pacing::{
+    self, Gate, Moment, RuleFacts, RuleStatus, StudyFacts, StudyStatus, Trigger, UserFacts,
+};
+use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
+use uj_domain::ValidationError;
+
+use super::ServiceError;
+use crate::state::AppState;
+
+/// Fields of a new study; absent ones take defaults.
+pub struct NewStudy {
+    pub name: String,
+    pub interview_url: String,
+    pub status: Option<StudyStatus>,
+    pub launch_mode: Option<LaunchMode>,
+    pub weekly_limit: Option<i64>,
+    pub monthly_limit: Option<i64>,
+}
+
+/// A change to a study: `None` leaves a field, `Some(None)` clears a limit.
+#[derive(Default)]
+pub struct StudyChange {
+    pub name: Option<String>,
+    pub interview_url: Option<String>,
+    pub status: Option<StudyStatus>,
+    pub launch_mode: Option<LaunchMode>,
+    pub weekly_limit: Option<Option<i64>>,
+    pub monthly_limit: Option<Option<i64>>,
+}
+
+pub async fn create_study(
+    state: &AppState,
+    project: &ProjectId,
+    new: NewStudy,
+) -> Result<Study, ServiceError> {
+    let now = Utc::now();
+    let study = Study {
+        id: StudyId::generate(),
+        project_id: project.clone(),
+        name: new.name.trim().to_owned(),
+        status: new.status.unwrap_or(StudyStatus::Active),
+        interview_url: new.interview_url.trim().to_owned(),
+        launch_mode: new.launch_mode.unwrap_or(LaunchMode::InApp),
+        weekly_limit: new.weekly_limit,
+        monthly_limit: new.monthly_limit,
+        // Public and short: it is typed into `/i/{code}` links.
+        public_code: NewToken::generate("").token.expose_secret()[..10].to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    study.validate()?;
+    state.store.create_study(&study).await?;
+    Ok(study)
+}
+
+pub async fn study(state: &AppState, project: &ProjectId, id: &str) -> Result<Study, ServiceError> {
+    state
+        .store
+        .study(project, &StudyId::from_string(id))
+        .await?
+        .ok_or(ServiceError::NotFound("study"))
+}
+
+pub async fn update_study(
+    state: &AppState,
+    project: &ProjectId,
+    id: &str,
+    change: StudyChange,
+) -> Result<Study, ServiceError> {
+    let mut study = self::study(state, project, id).await?;
+    if let Some(name) = change.name {
+        study.name = name.trim().to_owned();
+    }
+    if let Some(url) = change.interview_url {
+        study.interview_url = url.trim().to_owned();
+    }
+    if let Some(status) = change.status {
+        study.status = status;
+    }
+    if let Some(mode) = change.launch_mode {
+        study.launch_mode = mode;
+    }
+    if let Some(limit) = change.weekly_limit {
+        study.weekly_limit = limit;
+    }
+    if let Some(limit) = change.monthly_limit {
+        study.monthly_limit = limit;
+    }
+    study.updated_at = Utc::now();
+    study.validate()?;
+    state.store.update_study(&study).await?;
+    Ok(study)
+}
+
+/// Fields of a new rule; only name, trigger and surface are required.
+pub struct NewRule {
+    pub name: String,
+    pub trigger: Trigger,
+    pub surface: Surface,
+    pub status: Option<RuleStatus>,
+    pub prompt: PromptCopy,
+    pub priority: Option<i64>,
+    pub cooldown_seconds: Option<i64>,
+    pub max_starts: Option<i64>,
+    pub sampling_percent: Option<i64>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+/// A change to a rule; `Some(None)` clears a nullable field. A trigger, when given, must
+/// equal the rule's.
+#[derive(Default)]
+pub struct RuleChange {
+    pub name: Option<String>,
+    pub trigger: Option<Trigger>,
+    pub surface: Option<Surface>,
+    pub status: Option<RuleStatus>,
+    pub prompt_title: Option<String>,
+    pub prompt_message: Option<String>,
+    pub prompt_start_label: Option<String>,
+    pub prompt_dismiss_label: Option<String>,
+    pub priority: Option<i64>,
+    pub cooldown_seconds: Option<i64>,
+    pub max_starts: Option<Option<i64>>,
+    pub sampling_percent: Option<i64>,
+    pub starts_at: Option<Option<DateTime<Utc>>>,
+    pub ends_at: Option<Option<DateTime<Utc>>>,
+}
+
+async fn check_audience(
+    state: &AppState,
+    project: &ProjectId,
+    trigger: &Trigger,
+) -> Result<(), ServiceError> {
+    if let Trigger::Audience(id) = trigger {
+        if state
+            .store
+            .audience(project, &AudienceId::from_string(id.as_str()))
+            .await?
+            .is_none()
+        {
+            return Err(ValidationError::new(
+                "trigger.audience_id",
+                "is not an audience of this project",
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+pub async fn create_rule(
+    state: &AppState,
+    project: &ProjectId,
+    study_id: &str,
+    new: NewRule,
+) -> Result<LaunchRule, ServiceError> {
+    let study = self::study(state, project, study_id).await?;
+    if new.status == Some(RuleStatus::Archived) {
+        return Err(ValidationError::new("status", "a new rule cannot be archived").into());
+    }
+    let now = Utc::now();
+    let rule = LaunchRule {
+        id: LaunchRuleId::generate(),
+        project_id: project.clone(),
+        study_id: study.id,
+        name: new.name.trim().to_owned(),
+        status: new.status.unwrap_or(RuleStatus::Draft),
+        trigger: match new.trigger {
+            Trigger::AppEvent(name) => Trigger::AppEvent(name.trim().to_owned()),
+            other => other,
+        },
+        surface: new.surface,
+        prompt: new.prompt,
+        priority: new.priority.unwrap_or(0),
+        cooldown_seconds: new.cooldown_seconds.unwrap_or(7 * 24 * 3600),
+        max_starts: new.max_starts,
+        sampling_percent: new.sampling_percent.unwrap_or(100),
+        starts_at: new.starts_at,
+        ends_at: new.ends_at,
+        created_at: now,
+        updated_at: now,
+    };
+    rule.validate()?;
+    check_audience(state, project, &rule.trigger).await?;
+    state.store.create_launch_rule(&rule).await?;
+    Ok(rule)
+}
+
+pub async fn rule(
+    state: &AppState,
+    project: &ProjectId,
+    id: &str,
+) -> Result<LaunchRule, ServiceError> {
+    state
+        .store
+        .launch_rule(project, &LaunchRuleId::from_string(id))
+        .await?
+        .ok_or(ServiceError::NotFound("launch_rule"))
+}
+
+pub async fn update_rule(
+    state: &AppState,
+    project: &ProjectId,
+    id: &str,
+    change: RuleChange,
+) -> Result<LaunchRule, ServiceError> {
+    let mut rule = self::rule(state, project, id).await?;
+    if rule.status == RuleStatus::Archived {
+        return Err(ServiceError::Conflict {
+            code: "rule_archived",
+            message: "An archived rule cannot change; create a new one.".into(),
+        });
+    }
+    if change.trigger.as_ref().is_some_and(|t| *t != rule.trigger) {
+        return Err(ServiceError::Refused {
+            code: "trigger_immutable",
+            message:
+                "A rule's trigger is fixed at creation; create a new rule for another trigger."
+                    .into(),
+        });
+    }
+    if change.status == Some(RuleStatus::Archived) {
+        return Err(ValidationError::new(
+            "status",
+            "archive a rule with POST /api/v1/launch-rules/{id}/archive",
+        )
+        .into());
+    }
+    if let Some(name) = change.name {
+        rule.name = name.trim().to_owned();
+    }
+    if let Some(surface) = change.surface {
+        rule.surface = surface;
+    }
+    if let Some(status) = change.status {
+        rule.status = status;
+    }
+    for (field, value) in [
+        (&mut rule.prompt.title, change.prompt_title),
+        (&mut rule.prompt.message, change.prompt_message),
+        (&mut rule.prompt.start_label, change.prompt_start_label),
+        (&mut rule.prompt.dismiss_label, change.prompt_dismiss_label),
+    ] {
+        if let Some(value) = value {
+            *field = value;
+        }
+    }
+    if let Some(priority) = change.priority {
+        rule.priority = priority;
+    }
+    if let Some(cooldown) = change.cooldown_seconds {
+        rule.cooldown_seconds = cooldown;
+    }
+    if let Some(max) = change.max_starts {
+        rule.max_starts = max;
+    }
+    if let Some(sampling) = change.sampling_percent {
+        rule.sampling_percent = sampling;
+    }
+    if let Some(at) = change.starts_at {
+        rule.starts_at = at;
+    }
+    if let Some(at) = change.ends_at {
+        rule.ends_at = at;
+    }
+    rule.updated_at = Utc::now();
+    rule.validate()?;
+    state.store.update_launch_rule(&rule).await?;
+    Ok(rule)
+}
+
+pub async fn archive_rule(
+    state: &AppState,
+    project: &ProjectId,
+    id: &str,
+) -> Result<LaunchRule, ServiceError> {
+    let mut rule = self::rule(state, project, id).await?;
+    if rule.status != RuleStatus::Archived {
+        rule.status = RuleStatus::Archived;
+        rule.updated_at = Utc::now();
+        state.store.update_launch_rule(&rule).await?;
+    }
+    Ok(rule)
+}
+
+/// The engine's view of a rule.
+pub fn rule_facts(rule: &LaunchRule) -> RuleFacts {
+    RuleFacts {
+        id: rule.id.to_string(),
+        study_id: rule.study_id.to_string(),
+        status: rule.status,
+        trigger: rule.trigger.clone(),
+        priority: rule
+            .priority
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+        cooldown: Duration::seconds(rule.cooldown_seconds),
+        max_starts: rule
+            .max_starts
+            .map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
+        // Starts are counted once invites exist (the SDK milestone); none yet.
+        starts: 0,
+        sampling_percent: rule.sampling_percent.clamp(0, 100) as u8,
+        starts_at: rule.starts_at,
+        ends_at: rule.ends_at,
+        created_at: rule.created_at,
+    }
+}
+
+/// Every gate of a rule for one user now. For an app-event rule, as if the app sent the
+/// rule's event at this moment.
+pub async fn explain(
+    state: &AppState,
+    project: &ProjectId,
+    id: &str,
+    reference_id: &str,
+) -> Result<(LaunchRule, Vec<Gate>), ServiceError> {
+    let reference_id = reference_id.trim();
+    if reference_id.is_empty() || reference_id.len() > 256 {
+        return Err(ValidationError::new(
+            "reference_id",
+            "is required: the app user's id, at most 256 characters",
+        )
+        .into());
+    }
+    let rule = self::rule(state, project, id).await?;
+    let study = state.store.study(project, &rule.study_id).await?;
+    let mut audiences = HashSet::new();
+    if let Trigger::Audience(audience) = &rule.trigger {
+        let members = state
+            .store
+            .find_audience_members(&AudienceId::from_string(audience.as_str()), reference_id)
+            .await?;
+        // The match key: reference_id when the member has one, else the distinct id.
+        let matched = members.iter().any(|m| {
+            m.exited_at.is_none()
+                && m.reference_id.as_deref().unwrap_or(&m.provider_member_id) == reference_id
+        });
+        if matched {
+            audiences.insert(audience.clone());
+        }
+    }
+    let user = UserFacts {
+        reference_id: reference_id.to_owned(),
+        audiences,
+        ..UserFacts::default()
+    };
+    let study_facts = study.map(|s| StudyFacts {
+        id: s.id.to_string(),
+        status: s.status,
+        weekly_limit: s
+            .weekly_limit
+            .map(|l| l.clamp(0, i64::from(u32::MAX)) as u32),
+        monthly_limit: s
+            .monthly_limit
+            .map(|l| l.clamp(0, i64::from(u32::MAX)) as u32),
+        starts_this_week: 0,
+        starts_this_month: 0,
+    });
+    let event = match &rule.trigger {
+        Trigger::AppEvent(name) => Some(name.as_str()),
+        Trigger::Audience(_) => None,
+    };
+    let moment = Moment {
+        now: Utc::now(),
+        event,
+        contact_limit: None,
+    };
+    let gates = pacing::gates(&rule_facts(&rule), study_facts.as_ref(), &user, &moment);
+    Ok((rule, gates))
+}

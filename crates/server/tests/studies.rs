@@ -1,0 +1,420 @@
+//! Studies and launch rules over REST: every field, transition and validation error,
+//! tenant isolation, and `explain` against a synced audience.
+
+mod helpers;
+
+use helpers::TestApp;
+use serde_json::{json, Value};
+
+async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn patch(app: &TestApp, path: &str, key: &str, body: Value) -> (u16, Value) {
+    json_of(
+        app.client
+            .patch(app.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn study(app: &TestApp, key: &str) -> String {
+    let (status, body) = json_of(
+        app.post_json("/api/v1/studies", key, json!({"name": "Checkout interviews", "interview_url": "https://research.example.com/i/ck"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_study_is_created_with_defaults_changed_and_listed() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let (status, created) = json_of(
+        app.post_json("/api/v1/studies", &key, json!({"name": " Checkout ", "interview_url": "https://r.example.com/i/1", "weekly_limit": 20}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        (
+            created["name"].as_str(),
+            created["status"].as_str(),
+            created["launch_mode"].as_str()
+        ),
+        (Some("Checkout"), Some("active"), Some("in_app"))
+    );
+    assert_eq!(created["weekly_limit"], 20);
+    assert_eq!(created["public_code"].as_str().unwrap().len(), 10);
+    let id = created["id"].as_str().unwrap();
+
+    let (status, changed) = patch(&app, &format!("/api/v1/studies/{id}"), &key, json!({"status": "paused", "launch_mode": "browser", "weekly_limit": null, "monthly_limit": 100})).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (changed["status"].as_str(), changed["launch_mode"].as_str()),
+        (Some("paused"), Some("browser"))
+    );
+    assert_eq!(
+        (
+            changed["weekly_limit"].clone(),
+            changed["monthly_limit"].clone()
+        ),
+        (Value::Null, json!(100))
+    );
+
+    let listed: Value = app.get("/api/v1/studies", &key).await.json().await.unwrap();
+    assert_eq!(listed["data"][0]["id"], id);
+    let shown: Value = app
+        .get(&format!("/api/v1/studies/{id}"), &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["monthly_limit"], 100);
+}
+
+#[tokio::test]
+async fn invalid_studies_name_the_field() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let cases = [
+        (
+            json!({"name": "", "interview_url": "https://x.example"}),
+            "name",
+        ),
+        (
+            json!({"name": "A", "interview_url": "javascript:alert(1)"}),
+            "interview_url",
+        ),
+        (
+            json!({"name": "A", "interview_url": "https://x.example", "weekly_limit": 0}),
+            "weekly_limit",
+        ),
+        (
+            json!({"name": "A", "interview_url": "https://x.example", "launch_mode": "tv"}),
+            "launch_mode",
+        ),
+        (
+            json!({"name": "A", "interview_url": "https://x.example", "status": "deleted"}),
+            "status",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, error) =
+            json_of(app.post_json("/api/v1/studies", &key, body.clone()).await).await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}"
+        );
+    }
+    let (status, _) = json_of(
+        app.post_json("/api/v1/studies", &key, json!({"name": "A"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400, "interview_url is required");
+}
+
+#[tokio::test]
+async fn rules_take_every_field_and_refuse_a_changed_trigger() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let body = json!({
+        "name": "After checkout", "trigger": {"type": "app_event", "event_name": " Order Completed "},
+        "surface": "sdk_prompt", "prompt": {"title": "Got 5 minutes?", "start_label": "Sure"},
+        "priority": 7, "cooldown_seconds": 3600, "max_starts": 50, "sampling_percent": 25,
+        "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2027-01-01T00:00:00Z"
+    });
+    let (status, rule) = json_of(
+        app.post_json(&format!("/api/v1/studies/{study}/launch-rules"), &key, body)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+    assert_eq!(rule["status"], "draft");
+    assert_eq!(
+        rule["trigger"],
+        json!({"type": "app_event", "event_name": "Order Completed"})
+    );
+    assert_eq!(
+        rule["prompt"],
+        json!({"title": "Got 5 minutes?", "message": "", "start_label": "Sure", "dismiss_label": ""})
+    );
+    assert_eq!(
+        (
+            rule["priority"].as_i64(),
+            rule["cooldown_seconds"].as_i64(),
+            rule["max_starts"].as_i64(),
+            rule["sampling_percent"].as_i64()
+        ),
+        (Some(7), Some(3600), Some(50), Some(25))
+    );
+    let id = rule["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/launch-rules/{id}");
+
+    let (status, active) = patch(
+        &app,
+        &path,
+        &key,
+        json!({"status": "active", "max_starts": null, "prompt": {"message": "Tell us"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{active}");
+    assert_eq!(
+        (active["status"].as_str(), active["max_starts"].clone()),
+        (Some("active"), Value::Null)
+    );
+    assert_eq!(
+        active["prompt"]["title"], "Got 5 minutes?",
+        "untouched prompt fields stay"
+    );
+    assert_eq!(active["prompt"]["message"], "Tell us");
+
+    let same = patch(&app, &path, &key, json!({"trigger": {"type": "app_event", "event_name": "Order Completed"}, "status": "paused"})).await;
+    assert_eq!(
+        (same.0, same.1["status"].as_str()),
+        (200, Some("paused")),
+        "the same trigger is fine"
+    );
+    let (status, error) = patch(
+        &app,
+        &path,
+        &key,
+        json!({"trigger": {"type": "app_event", "event_name": "Signed Up"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("trigger_immutable"))
+    );
+
+    let (status, error) = patch(&app, &path, &key, json!({"status": "archived"})).await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("status"))
+    );
+    let (status, archived) = json_of(
+        app.post_json(&format!("{path}/archive"), &key, json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, archived["status"].as_str()),
+        (200, Some("archived"))
+    );
+    let (status, error) = patch(&app, &path, &key, json!({"name": "revived"})).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (409, Some("rule_archived"))
+    );
+    let listed: Value = app
+        .get(&format!("/api/v1/studies/{study}/launch-rules"), &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"][0]["status"], "archived");
+}
+
+#[tokio::test]
+async fn invalid_rules_name_the_field() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let base = json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt"});
+    let with = |patch: Value| {
+        let mut body = base.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let cases = [
+        (
+            with(json!({"trigger": {"type": "app_event", "event_name": ""}})),
+            "trigger.event_name",
+        ),
+        (
+            with(json!({"trigger": {"type": "audience", "audience_id": "aud_unknown"}})),
+            "trigger.audience_id",
+        ),
+        (with(json!({"cooldown_seconds": -1})), "cooldown_seconds"),
+        (with(json!({"max_starts": 0})), "max_starts"),
+        (with(json!({"sampling_percent": 101})), "sampling_percent"),
+        (
+            with(json!({"starts_at": "2026-06-01T00:00:00Z", "ends_at": "2026-05-01T00:00:00Z"})),
+            "ends_at",
+        ),
+        (with(json!({"surface": "billboard"})), "surface"),
+        (with(json!({"name": " "})), "name"),
+    ];
+    let url = format!("/api/v1/studies/{study}/launch-rules");
+    for (body, field) in cases {
+        let (status, error) = json_of(app.post_json(&url, &key, body.clone()).await).await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}"
+        );
+    }
+    let (status, _) = json_of(
+        app.post_json(&url, &key, json!({"name": "R", "surface": "sdk_prompt"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400, "the trigger is required");
+    let (status, _) = json_of(
+        app.post_json(&url, &key, with(json!({"trigger": {"type": "weather"}})))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = json_of(
+        app.post_json("/api/v1/studies/std_missing/launch-rules", &key, base)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn another_projects_studies_and_rules_are_not_found() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let other = app.bootstrap("bob@example.com", "Blog").secret_key;
+    let study = study(&app, &key).await;
+    let (_, rule) = json_of(
+        app.post_json(&format!("/api/v1/studies/{study}/launch-rules"), &key, json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "direct_link"}))
+            .await,
+    )
+    .await;
+    let rule = rule["id"].as_str().unwrap();
+    for path in [
+        format!("/api/v1/studies/{study}"),
+        format!("/api/v1/studies/{study}/launch-rules"),
+        format!("/api/v1/launch-rules/{rule}"),
+        format!("/api/v1/launch-rules/{rule}/explain?reference_id=u"),
+    ] {
+        assert_eq!(
+            app.get(&path, &other).await.status().as_u16(),
+            404,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        patch(
+            &app,
+            &format!("/api/v1/launch-rules/{rule}"),
+            &other,
+            json!({"name": "x"})
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        app.post_json(
+            &format!("/api/v1/launch-rules/{rule}/archive"),
+            &other,
+            json!({})
+        )
+        .await
+        .status()
+        .as_u16(),
+        404
+    );
+    let mine: Value = app
+        .get(&format!("/api/v1/launch-rules/{rule}"), &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["status"], "draft", "untouched");
+    let theirs: Value = app
+        .get("/api/v1/studies", &other)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["data"], json!([]));
+}
+
+#[tokio::test]
+async fn explain_shows_every_gate_for_a_user_now() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let (_, rule) = json_of(
+        app.post_json(&format!("/api/v1/studies/{study}/launch-rules"), &key, json!({"name": "R", "trigger": {"type": "app_event", "event_name": "Order Completed"}, "surface": "sdk_prompt", "sampling_percent": 100}))
+            .await,
+    )
+    .await;
+    let id = rule["id"].as_str().unwrap();
+    let explained: Value = app
+        .get(
+            &format!("/api/v1/launch-rules/{id}/explain?reference_id=user-1"),
+            &key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(explained["eligible"], false);
+    assert_eq!(explained["reference_id"], "user-1");
+    let gates: Vec<(&str, bool)> = explained["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["gate"].as_str().unwrap(), g["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(gates[0], ("rule_status", false), "a draft");
+    assert_eq!(explained["gates"][0]["reason"], "rule_draft");
+    assert!(gates.iter().skip(1).all(|(_, passed)| *passed), "{gates:?}");
+    assert_eq!(
+        gates.iter().map(|g| g.0).collect::<Vec<_>>(),
+        [
+            "rule_status",
+            "study_status",
+            "schedule",
+            "trigger",
+            "sampling",
+            "already_started",
+            "cooldown",
+            "max_starts",
+            "study_limit",
+            "contact_limit"
+        ]
+    );
+
+    patch(
+        &app,
+        &format!("/api/v1/launch-rules/{id}"),
+        &key,
+        json!({"status": "active"}),
+    )
+    .await;
+    let explained: Value = app
+        .get(
+            &format!("/api/v1/launch-rules/{id}/explain?reference_id=user-1"),
+            &key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(explained["eligible"], true);
+    let missing = app
+        .get(&format!("/api/v1/launch-rules/{id}/explain"), &key)
+        .await;
+    assert_eq!(missing.status().as_u16(), 422);
+}
