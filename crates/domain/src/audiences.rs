@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::ids::{AudienceId, AudienceMemberId, LedgerEntryId, ProjectId};
+use crate::ids::{AudienceId, LedgerEntryId, ProjectId};
 
 /// The webhook Mixpanel delivers a project's cohorts to. The secret exists only as its
 /// SHA-256 hash.
@@ -36,7 +36,7 @@ pub struct Audience {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudienceMember {
-    pub id: AudienceMemberId,
+    /// Unique within its audience; members are listed in its order.
     pub provider_member_id: String,
     pub reference_id: Option<String>,
     pub traits: Map<String, Value>,

@@ -73,10 +73,6 @@ typed_id!(
     AudienceId, "aud"
 );
 typed_id!(
-    /// A member row of an audience.
-    AudienceMemberId, "mem"
-);
-typed_id!(
     /// One cohort-sync delivery in the ledger.
     LedgerEntryId, "syn"
 );

@@ -5,8 +5,8 @@ use uj_domain::audiences::{
     Audience, AudienceMember, CohortSyncConfig, LedgerEntry, LedgerOutcome,
 };
 use uj_domain::ids::{
-    AccountId, AudienceId, AudienceMemberId, InvitationId, LaunchRuleId, LedgerEntryId, ProjectId,
-    SecretKeyId, StudyId,
+    AccountId, AudienceId, InvitationId, LaunchRuleId, LedgerEntryId, ProjectId, SecretKeyId,
+    StudyId,
 };
 use uj_domain::mixpanel::{
     CatalogEvent, ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection,
@@ -324,7 +324,6 @@ impl From<AudienceRow> for Audience {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AudienceMemberRow {
-    id: String,
     provider_member_id: String,
     reference_id: Option<String>,
     traits: String,
@@ -338,7 +337,6 @@ impl TryFrom<AudienceMemberRow> for AudienceMember {
         let traits = serde_json::from_str(&row.traits)
             .map_err(|e| StoreError::Corrupt(format!("member traits: {e}")))?;
         Ok(AudienceMember {
-            id: AudienceMemberId::from_string(row.id),
             provider_member_id: row.provider_member_id,
             reference_id: row.reference_id,
             traits,

@@ -61,12 +61,11 @@ macro_rules! impl_cohort_sync_store {
             let unique = crate::shared_cohort_sync::dedupe(members);
             for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
                 let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
-                    "INSERT INTO audience_members (id, audience_id, provider_member_id, reference_id, \
+                    "INSERT INTO audience_members (audience_id, provider_member_id, reference_id, \
                      match_key, traits, entered_at, last_session) ",
                 );
                 builder.push_values(chunk, |mut row, member| {
-                    row.push_bind(uj_domain::ids::AudienceMemberId::generate().into_string())
-                        .push_bind(audience.as_str().to_owned())
+                    row.push_bind(audience.as_str().to_owned())
                         .push_bind(member.provider_member_id.clone())
                         .push_bind(member.reference_id.clone())
                         .push_bind(member.match_key().to_owned())
@@ -306,8 +305,6 @@ macro_rules! impl_cohort_sync_store {
                 members: &[uj_domain::cohort_sync::SyncedMember],
                 at: DateTime<Utc>,
             ) -> Result<(bool, i64), $crate::StoreError> {
-                let encoded = serde_json::to_string(members)
-                    .map_err(|e| $crate::StoreError::Corrupt(format!("staged members: {e}")))?;
                 let mut tx = self.begin().await?;
                 lock_audience(&mut tx, audience).await?;
                 // Mixpanel delivers at least once: a page of the session already applied
@@ -323,25 +320,50 @@ macro_rules! impl_cohort_sync_store {
                     return Ok((true, total_pages));
                 }
                 // A newer session supersedes whatever an older one left unfinished.
-                sqlx::query("DELETE FROM sync_staging WHERE audience_id = $1 AND session_id <> $2")
-                    .bind(audience.as_str())
-                    .bind(session_id)
-                    .execute(&mut *tx)
-                    .await?;
+                for table in ["sync_staging", "sync_staged_members"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE audience_id = $1 AND session_id <> $2"))
+                        .bind(audience.as_str())
+                        .bind(session_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let inserted = sqlx::query(
-                    "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, members, received_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)
+                    "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
+                     VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (audience_id, session_id, page) DO NOTHING",
                 )
                 .bind(audience.as_str())
                 .bind(session_id)
                 .bind(page)
                 .bind(total_pages)
-                .bind(encoded)
                 .bind(Ts(at))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                if inserted == 1 {
+                    let unique = crate::shared_cohort_sync::dedupe(members);
+                    for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
+                        let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
+                            "INSERT INTO sync_staged_members (audience_id, session_id, provider_member_id, \
+                             reference_id, match_key, traits) ",
+                        );
+                        builder.push_values(chunk, |mut row, member| {
+                            row.push_bind(audience.as_str().to_owned())
+                                .push_bind(session_id.to_owned())
+                                .push_bind(member.provider_member_id.clone())
+                                .push_bind(member.reference_id.clone())
+                                .push_bind(member.match_key().to_owned())
+                                .push_bind(serde_json::Value::Object(member.traits.clone()).to_string());
+                        });
+                        // A member listed on two pages of one session counts once (last wins).
+                        builder.push(
+                            " ON CONFLICT (audience_id, session_id, provider_member_id) DO UPDATE SET \
+                             reference_id = excluded.reference_id, match_key = excluded.match_key, \
+                             traits = excluded.traits",
+                        );
+                        builder.build().execute(&mut *tx).await?;
+                    }
+                }
                 let received: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2",
                 )
@@ -362,27 +384,25 @@ macro_rules! impl_cohort_sync_store {
                 let mut tx = self.begin().await?;
                 lock_audience(&mut tx, audience).await?;
                 let before = active_members(&mut tx, audience).await?;
-                let pages: Vec<i64> = sqlx::query_scalar(
-                    "SELECT page FROM sync_staging WHERE audience_id = $1 AND session_id = $2 ORDER BY page",
+                // One set-based statement, however large the cohort: nothing passes
+                // through this process's memory.
+                sqlx::query(
+                    "INSERT INTO audience_members
+                        (audience_id, provider_member_id, reference_id, match_key, traits, entered_at, last_session)
+                     SELECT audience_id, provider_member_id, reference_id, match_key, traits, $3, $2
+                     FROM sync_staged_members WHERE audience_id = $1 AND session_id = $2
+                     ON CONFLICT (audience_id, provider_member_id) DO UPDATE SET
+                        reference_id = excluded.reference_id, match_key = excluded.match_key,
+                        traits = excluded.traits,
+                        entered_at = CASE WHEN audience_members.exited_at IS NULL
+                            THEN audience_members.entered_at ELSE excluded.entered_at END,
+                        exited_at = NULL, last_session = excluded.last_session",
                 )
                 .bind(audience.as_str())
                 .bind(session_id)
-                .fetch_all(&mut *tx)
+                .bind(Ts(at))
+                .execute(&mut *tx)
                 .await?;
-                // One page in memory at a time, however large the cohort.
-                for page in pages {
-                    let encoded: String = sqlx::query_scalar(
-                        "SELECT members FROM sync_staging WHERE audience_id = $1 AND session_id = $2 AND page = $3",
-                    )
-                    .bind(audience.as_str())
-                    .bind(session_id)
-                    .bind(page)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let members: Vec<uj_domain::cohort_sync::SyncedMember> = serde_json::from_str(&encoded)
-                        .map_err(|e| $crate::StoreError::Corrupt(format!("staged members: {e}")))?;
-                    upsert_members(&mut tx, audience, &members, Some(session_id), at).await?;
-                }
                 let removed = sqlx::query(
                     "UPDATE audience_members SET exited_at = $3
                      WHERE audience_id = $1 AND exited_at IS NULL
@@ -394,10 +414,12 @@ macro_rules! impl_cohort_sync_store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected() as i64;
-                sqlx::query("DELETE FROM sync_staging WHERE audience_id = $1")
-                    .bind(audience.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                for table in ["sync_staging", "sync_staged_members"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE audience_id = $1"))
+                        .bind(audience.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query("UPDATE audiences SET last_session_id = $2 WHERE id = $1")
                     .bind(audience.as_str())
                     .bind(session_id)
@@ -429,10 +451,20 @@ macro_rules! impl_cohort_sync_store {
             }
 
             async fn delete_stale_staging(&self, before: DateTime<Utc>) -> Result<u64, $crate::StoreError> {
+                let mut tx = self.begin().await?;
                 let done = sqlx::query("DELETE FROM sync_staging WHERE received_at < $1")
                     .bind(Ts(before))
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await?;
+                sqlx::query(
+                    "DELETE FROM sync_staged_members WHERE NOT EXISTS (
+                        SELECT 1 FROM sync_staging s
+                        WHERE s.audience_id = sync_staged_members.audience_id
+                          AND s.session_id = sync_staged_members.session_id)",
+                )
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 Ok(done.rows_affected())
             }
 
@@ -443,10 +475,10 @@ macro_rules! impl_cohort_sync_store {
                 page: &$crate::PageRequest,
             ) -> Result<$crate::Page<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
                 let rows: Vec<AudienceMemberRow> = sqlx::query_as(
-                    "SELECT id, provider_member_id, reference_id, traits, entered_at, exited_at
+                    "SELECT provider_member_id, reference_id, traits, entered_at, exited_at
                      FROM audience_members
-                     WHERE audience_id = $1 AND ($2 OR exited_at IS NULL) AND id > $3
-                     ORDER BY id LIMIT $4",
+                     WHERE audience_id = $1 AND ($2 OR exited_at IS NULL) AND provider_member_id > $3
+                     ORDER BY provider_member_id LIMIT $4",
                 )
                 .bind(audience.as_str())
                 .bind(include_exited)
@@ -469,10 +501,10 @@ macro_rules! impl_cohort_sync_store {
                 id: &str,
             ) -> Result<Vec<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
                 let rows: Vec<AudienceMemberRow> = sqlx::query_as(
-                    "SELECT id, provider_member_id, reference_id, traits, entered_at, exited_at
+                    "SELECT provider_member_id, reference_id, traits, entered_at, exited_at
                      FROM audience_members
                      WHERE audience_id = $1 AND (provider_member_id = $2 OR match_key = $2)
-                     ORDER BY id",
+                     ORDER BY provider_member_id",
                 )
                 .bind(audience.as_str())
                 .bind(id)

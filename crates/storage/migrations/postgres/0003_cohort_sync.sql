@@ -29,7 +29,6 @@ CREATE TABLE audiences (
 );
 
 CREATE TABLE audience_members (
-    id TEXT PRIMARY KEY,
     audience_id TEXT NOT NULL REFERENCES audiences (id) ON DELETE CASCADE,
     provider_member_id TEXT NOT NULL,
     reference_id TEXT,
@@ -39,18 +38,29 @@ CREATE TABLE audience_members (
     exited_at TIMESTAMPTZ,
     -- The full-sync session that last listed this member.
     last_session TEXT,
-    UNIQUE (audience_id, provider_member_id)
+    PRIMARY KEY (audience_id, provider_member_id)
 );
 CREATE INDEX audience_members_by_match_key ON audience_members (audience_id, match_key);
 
+-- Pages received of unfinished full-sync sessions, and their members as rows, so the
+-- final apply is one set-based statement.
 CREATE TABLE sync_staging (
     audience_id TEXT NOT NULL REFERENCES audiences (id) ON DELETE CASCADE,
     session_id TEXT NOT NULL,
     page BIGINT NOT NULL,
     total_pages BIGINT NOT NULL,
-    members TEXT NOT NULL,
     received_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (audience_id, session_id, page)
+);
+
+CREATE TABLE sync_staged_members (
+    audience_id TEXT NOT NULL REFERENCES audiences (id) ON DELETE CASCADE,
+    session_id TEXT NOT NULL,
+    provider_member_id TEXT NOT NULL,
+    reference_id TEXT,
+    match_key TEXT NOT NULL,
+    traits TEXT NOT NULL,
+    PRIMARY KEY (audience_id, session_id, provider_member_id)
 );
 
 CREATE TABLE sync_ledger (

@@ -109,7 +109,8 @@ impl From<AudienceMember> for MemberResponse {
     fn from(m: AudienceMember) -> Self {
         Self {
             object: "audience_member",
-            id: m.id.into_string(),
+            // Unique within the audience: the member's id and its list cursor.
+            id: m.provider_member_id.clone(),
             provider_member_id: m.provider_member_id,
             reference_id: m.reference_id,
             traits: m.traits,
