@@ -294,6 +294,8 @@ async fn ingest(server_binary: PathBuf, members: usize, postgres: bool) -> anyho
     let ours = members as f64 / elapsed.as_secs_f64();
     let base = members as f64 / baseline.as_secs_f64();
     println!("pages acknowledged: {}", acks.len());
+    let waiting: f64 = acks.iter().sum::<f64>() / 1000.0;
+    println!("of which waiting for the server's acknowledgements: {waiting:.1}s (the rest is the sender's own work)");
     println!("ingest: {:.1}s, {ours:.0} members/s", elapsed.as_secs_f64());
     println!(
         "page acknowledgement: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

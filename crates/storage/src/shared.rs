@@ -439,6 +439,22 @@ pub(crate) trait Dialect {
     type Db: sqlx::Database;
 }
 
+/// Like [`into_page`], for rows whose conversion can fail.
+pub(crate) fn try_into_page<R, T: TryFrom<R, Error = crate::StoreError>>(
+    mut rows: Vec<R>,
+    limit: u32,
+) -> Result<crate::Page<T>, crate::StoreError> {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Ok(crate::Page {
+        items: rows
+            .into_iter()
+            .map(T::try_from)
+            .collect::<Result<_, _>>()?,
+        has_more,
+    })
+}
+
 /// Turns `limit + 1` fetched rows into a page and whether more follow.
 pub(crate) fn into_page<R, T: From<R>>(mut rows: Vec<R>, limit: u32) -> crate::Page<T> {
     let has_more = rows.len() > limit as usize;

@@ -319,13 +319,24 @@ macro_rules! impl_cohort_sync_store {
                     tx.commit().await?;
                     return Ok((true, total_pages));
                 }
-                // A newer session supersedes whatever an older one left unfinished.
-                for table in ["sync_staging", "sync_staged_members"] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE audience_id = $1 AND session_id <> $2"))
-                        .bind(audience.as_str())
-                        .bind(session_id)
-                        .execute(&mut *tx)
-                        .await?;
+                // A newer session supersedes whatever an older one left unfinished. The
+                // page index is small; members are deleted by exact session (an index seek),
+                // never by scanning this session's own rows.
+                let superseded: Vec<String> = sqlx::query_scalar(
+                    "SELECT DISTINCT session_id FROM sync_staging WHERE audience_id = $1 AND session_id <> $2",
+                )
+                .bind(audience.as_str())
+                .bind(session_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for old in superseded {
+                    for table in ["sync_staging", "sync_staged_members"] {
+                        sqlx::query(&format!("DELETE FROM {table} WHERE audience_id = $1 AND session_id = $2"))
+                            .bind(audience.as_str())
+                            .bind(&old)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
@@ -486,13 +497,7 @@ macro_rules! impl_cohort_sync_store {
                 .bind(i64::from(page.limit) + 1)
                 .fetch_all(self.reader())
                 .await?;
-                let has_more = rows.len() > page.limit as usize;
-                let items = rows
-                    .into_iter()
-                    .take(page.limit as usize)
-                    .map(TryInto::try_into)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok($crate::Page { items, has_more })
+                crate::shared::try_into_page(rows, page.limit)
             }
 
             async fn find_audience_members(
@@ -560,13 +565,7 @@ macro_rules! impl_cohort_sync_store {
                 .bind(i64::from(page.limit) + 1)
                 .fetch_all(self.reader())
                 .await?;
-                let has_more = rows.len() > page.limit as usize;
-                let items = rows
-                    .into_iter()
-                    .take(page.limit as usize)
-                    .map(TryInto::try_into)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok($crate::Page { items, has_more })
+                crate::shared::try_into_page(rows, page.limit)
             }
         }
     };

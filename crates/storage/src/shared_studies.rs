@@ -82,13 +82,7 @@ macro_rules! impl_study_store {
                 .bind(i64::from(page.limit) + 1)
                 .fetch_all(self.reader())
                 .await?;
-                let has_more = rows.len() > page.limit as usize;
-                let items = rows
-                    .into_iter()
-                    .take(page.limit as usize)
-                    .map(TryInto::try_into)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok($crate::Page { items, has_more })
+                crate::shared::try_into_page(rows, page.limit)
             }
 
             async fn create_launch_rule(&self, r: &uj_domain::studies::LaunchRule) -> Result<(), $crate::StoreError> {

@@ -408,15 +408,14 @@ async fn confirm_disconnect(
         "UserJourneys forgets the service account and stops reading {}. You can connect again at any time.",
         connection.mixpanel_project_name
     );
-    Ok(render(&ConfirmPage {
-        title: "Disconnect Mixpanel?",
-        nav: context.nav(),
-        csrf_token: csrf.0,
+    Ok(confirm(
+        &context,
+        csrf.0,
+        "Disconnect Mixpanel?",
         message,
-        action: format!("/p/{project_id}/integrations/mixpanel/disconnect"),
-        button: "Disconnect",
-        back: format!("/p/{project_id}/integrations/mixpanel"),
-    }))
+        "/disconnect",
+        "Disconnect",
+    ))
 }
 
 async fn disconnect(
@@ -487,6 +486,27 @@ struct ConfirmPage {
     back: String,
 }
 
+/// A page asking to confirm a destructive action, posting to `action` on this page.
+fn confirm(
+    context: &ProjectContext,
+    csrf_token: String,
+    title: &'static str,
+    message: String,
+    action: &str,
+    button: &'static str,
+) -> Response {
+    let project_id = context.project_id();
+    render(&ConfirmPage {
+        title,
+        nav: context.nav(),
+        csrf_token,
+        message,
+        action: format!("/p/{project_id}/integrations/mixpanel{action}"),
+        button,
+        back: format!("/p/{project_id}/integrations/mixpanel"),
+    })
+}
+
 async fn confirm_regenerate(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -494,15 +514,15 @@ async fn confirm_regenerate(
     Path(project_id): Path<String>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
-    Ok(render(&ConfirmPage {
-        title: "Regenerate the cohort-sync secret?",
-        nav: context.nav(),
-        csrf_token: csrf.0,
-        message: "The current secret stops working at once: Mixpanel's deliveries fail (and Mixpanel pauses the sync) until you paste the new secret into the webhook destination.".into(),
-        action: format!("/p/{project_id}/integrations/mixpanel/cohort-sync/regenerate"),
-        button: "Regenerate secret",
-        back: format!("/p/{project_id}/integrations/mixpanel"),
-    }))
+    let message = "The current secret stops working at once: Mixpanel's deliveries fail (and Mixpanel pauses the sync) until you paste the new secret into the webhook destination.";
+    Ok(confirm(
+        &context,
+        csrf.0,
+        "Regenerate the cohort-sync secret?",
+        message.into(),
+        "/cohort-sync/regenerate",
+        "Regenerate secret",
+    ))
 }
 
 async fn regenerate(
@@ -524,15 +544,15 @@ async fn confirm_disable(
     Path(project_id): Path<String>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
-    Ok(render(&ConfirmPage {
-        title: "Disable cohort sync?",
-        nav: context.nav(),
-        csrf_token: csrf.0,
-        message: "The webhook stops accepting deliveries (Mixpanel pauses the sync). Audiences already synced stay as they are.".into(),
-        action: format!("/p/{project_id}/integrations/mixpanel/cohort-sync/disable"),
-        button: "Disable cohort sync",
-        back: format!("/p/{project_id}/integrations/mixpanel"),
-    }))
+    let message = "The webhook stops accepting deliveries (Mixpanel pauses the sync). Audiences already synced stay as they are.";
+    Ok(confirm(
+        &context,
+        csrf.0,
+        "Disable cohort sync?",
+        message.into(),
+        "/cohort-sync/disable",
+        "Disable cohort sync",
+    ))
 }
 
 async fn disable_sync(
