@@ -14,3 +14,10 @@ document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 });
+// Live preview of the prompt card while its copy is edited.
+document.addEventListener("input", (event) => {
+  const target = event.target.dataset && event.target.dataset.preview;
+  if (!target) return;
+  const preview = document.querySelector(target);
+  if (preview) preview.textContent = event.target.value || preview.dataset.default;
+});

@@ -393,3 +393,117 @@ async fn setting_up_cohort_sync_and_watching_an_audience_appear_in_a_real_browse
     browser.screenshot("11-audience-detail").await;
     browser.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_in_a_real_browser()
+{
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let scenario = mixpanel_emulator::Scenario::from_json(
+        &serde_json::json!({
+            "organizations": [{"id": 1, "name": "Acme"}],
+            "service_accounts": [{"username": "acme", "secret": "s", "organization_id": 1, "home_region": "us",
+                "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "Acme Web", "organization_id": 1, "region": "us",
+                "cohorts": [{"id": 7, "name": "Power users", "generate": {"count": 30}}]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = mixpanel_emulator::Emulator::start(scenario).await.unwrap();
+    let mixpanel = helpers::mixpanel_config(Some(&emulator));
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+
+    browser.client.goto(&app.url("/setup")).await.unwrap();
+    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.fill("#project_name", "Shop").await;
+    browser.click("#submit").await;
+    browser.wait_for_path(|p| p.starts_with("/p/prj_")).await;
+    // An audience to target: connect and sync through the API, as a backend would.
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    app.post_json(
+        "/api/v1/integrations/mixpanel/connect",
+        &key,
+        serde_json::json!({"username": "acme", "secret": "s"}),
+    )
+    .await;
+    let sync: serde_json::Value = app
+        .post_json(
+            "/api/v1/integrations/mixpanel/cohort-sync",
+            &key,
+            serde_json::json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    emulator.add_destination(mixpanel_emulator::scenario::Destination {
+        id: "uj".into(),
+        project_id: 10,
+        cohort_id: 7,
+        url: sync["webhook_url"].as_str().unwrap().into(),
+        basic_auth: Some(mixpanel_emulator::scenario::BasicAuth {
+            username: "mixpanel".into(),
+            password: sync["secret"].as_str().unwrap().into(),
+        }),
+    });
+    emulator.run_sync("uj").await.unwrap();
+
+    browser.click("#nav-studies").await;
+    browser.fill("#study-name", "Checkout interviews").await;
+    browser
+        .fill("#interview-url", "https://research.example.com/i/checkout")
+        .await;
+    browser.click("#create-study").await;
+    browser.wait_for_path(|p| p.contains("/studies/std_")).await;
+    assert!(browser
+        .text("#sdk-setup")
+        .await
+        .contains("Set up the SDK first"));
+
+    // An app-event rule: activate, then pause.
+    browser.fill("#rule-name", "After checkout").await;
+    browser.click("#trigger-app-event").await;
+    browser.fill("#event-name", "Order Completed").await;
+    browser.click("#create-rule").await;
+    browser.wait_for_path(|p| p.contains("/rules/rul_")).await;
+    assert_eq!(browser.text("#rule-status").await, "draft");
+    browser.fill("#prompt_title", "Got 5 minutes?").await;
+    assert_eq!(
+        browser.text("#preview-title").await,
+        "Got 5 minutes?",
+        "the preview follows the copy"
+    );
+    browser.screenshot("12-rule-editor").await;
+    browser.click("#save-rule").await;
+    browser.click("#status-active").await;
+    assert_eq!(browser.text("#rule-status").await, "active");
+    browser.click("#status-paused").await;
+    assert_eq!(browser.text("#rule-status").await, "paused");
+
+    // An audience rule: activate, then archive with confirmation.
+    browser.client.back().await.unwrap();
+    let study = browser.find("a[href*='/studies/std_']").await;
+    study.click().await.unwrap();
+    browser.wait_for_path(|p| p.contains("/studies/std_")).await;
+    browser.fill("#rule-name", "Power users").await;
+    browser.click("#trigger-audience").await;
+    browser
+        .find("#audience")
+        .await
+        .select_by_index(1)
+        .await
+        .unwrap();
+    browser.click("#create-rule").await;
+    browser.wait_for_path(|p| p.contains("/rules/rul_")).await;
+    assert!(browser.text("#rule-trigger").await.contains("Power users"));
+    browser.click("#status-active").await;
+    assert_eq!(browser.text("#rule-status").await, "active");
+    browser.click("#archive-rule").await;
+    browser.click("#confirm").await;
+    assert_eq!(browser.text("#rule-status").await, "archived");
+    browser.screenshot("13-rule-archived").await;
+    browser.client.clone().close().await.unwrap();
+}

@@ -418,3 +418,117 @@ async fn explain_shows_every_gate_for_a_user_now() {
         .await;
     assert_eq!(missing.status().as_u16(), 422);
 }
+
+mod dashboard {
+    use super::*;
+    use helpers::{client, element_text, location};
+
+    #[tokio::test]
+    async fn the_targeting_tab_leads_with_sdk_setup_drafts_rules_and_warns_about_overlaps() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+        let studies = format!("{project}/studies");
+        let created = app
+            .submit(
+                &browser,
+                &studies,
+                &studies,
+                &[
+                    ("name", "Checkout"),
+                    ("interview_url", "https://r.example.com/i/1"),
+                    ("launch_mode", "in_app"),
+                ],
+            )
+            .await;
+        let study_path = location(&created);
+        let (_, page) = app.page(&browser, &study_path).await;
+        let public_key = element_text(&page, "sdk-public-key").expect("SDK setup comes first");
+        assert!(public_key.starts_with("uj_pk_"));
+
+        // Two rules on the same event; the newer one, at equal priority, is outranked.
+        let rules = format!("{study_path}/rules");
+        let mut rule_paths = Vec::new();
+        for name in ["First", "Second"] {
+            let made = app
+                .submit(
+                    &browser,
+                    &study_path,
+                    &rules,
+                    &[
+                        ("name", name),
+                        ("trigger_type", "app_event"),
+                        ("event_name", "Order Completed"),
+                        ("surface", "sdk_prompt"),
+                    ],
+                )
+                .await;
+            rule_paths.push(location(&made));
+        }
+        app.submit(
+            &browser,
+            &rule_paths[0],
+            &format!("{}/status", rule_paths[0]),
+            &[("status", "active")],
+        )
+        .await;
+        let (_, second) = app.page(&browser, &rule_paths[1]).await;
+        assert!(
+            element_text(&second, "overlap-warning").is_some(),
+            "the second rule is warned"
+        );
+        assert!(second.contains("First"));
+        assert_eq!(
+            element_text(&second, "rule-status").as_deref(),
+            Some("draft")
+        );
+
+        // Validation errors are shown on the editor and nothing changes.
+        let fields = |cooldown: &'static str| {
+            vec![
+                ("name", "Second"),
+                ("surface", "sdk_prompt"),
+                ("prompt_title", "Got 5 minutes?"),
+                ("prompt_message", ""),
+                ("prompt_start_label", ""),
+                ("prompt_dismiss_label", ""),
+                ("priority", "0"),
+                ("cooldown_hours", cooldown),
+                ("max_starts", ""),
+                ("sampling_percent", "100"),
+                ("starts_at", ""),
+                ("ends_at", ""),
+            ]
+        };
+        let refused = app
+            .submit(&browser, &rule_paths[1], &rule_paths[1], &fields("-1"))
+            .await;
+        assert_eq!(refused.status().as_u16(), 422);
+        assert!(element_text(&refused.text().await.unwrap(), "form-error")
+            .unwrap()
+            .contains("cooldown_seconds"));
+        let saved = app
+            .submit(&browser, &rule_paths[1], &rule_paths[1], &fields("24"))
+            .await;
+        assert_eq!(location(&saved), rule_paths[1]);
+        let (_, page) = app.page(&browser, &rule_paths[1]).await;
+        assert_eq!(
+            element_text(&page, "preview-title").as_deref(),
+            Some("Got 5 minutes?")
+        );
+        assert!(page.contains(r#"value="24""#));
+
+        // Once the app calls the SDK API, the setup steps give way.
+        let keys = app.bootstrap("ada@example.com", "Shop");
+        assert_eq!(
+            app.get("/sdk/v1/config?reference_id=u1", &keys.public_key)
+                .await
+                .status()
+                .as_u16(),
+            200
+        );
+        let (_, page) = app.page(&browser, &study_path).await;
+        assert!(element_text(&page, "sdk-public-key").is_none());
+        assert!(page.contains("First") && page.contains("Second"));
+    }
+}

@@ -189,6 +189,23 @@ macro_rules! impl_study_store {
                 .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
             }
+
+            async fn sdk_contacted_at(&self, project: &ProjectId) -> Result<Option<DateTime<Utc>>, $crate::StoreError> {
+                let at: Option<Option<Ts>> = sqlx::query_scalar("SELECT sdk_contacted_at FROM projects WHERE id = $1")
+                    .bind(project.as_str())
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(at.flatten().map(|t| t.0))
+            }
+
+            async fn mark_sdk_contact(&self, project: &ProjectId, at: DateTime<Utc>) -> Result<(), $crate::StoreError> {
+                sqlx::query("UPDATE projects SET sdk_contacted_at = $2 WHERE id = $1 AND sdk_contacted_at IS NULL")
+                    .bind(project.as_str())
+                    .bind(Ts(at))
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
         }
     };
 }

@@ -373,4 +373,16 @@ pub trait StudyStore: Send + Sync {
     ) -> Result<Vec<LaunchRule>, StoreError>;
     /// Every rule of the project that is not archived, oldest first (for the engine).
     async fn live_launch_rules(&self, project: &ProjectId) -> Result<Vec<LaunchRule>, StoreError>;
+
+    /// When the project's app first called the SDK API.
+    async fn sdk_contacted_at(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Records the first SDK call (later calls change nothing).
+    async fn mark_sdk_contact(
+        &self,
+        project: &ProjectId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }

@@ -1287,4 +1287,17 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);
+
+    assert_eq!(store.sdk_contacted_at(&shop).await.unwrap(), None);
+    store.mark_sdk_contact(&shop, now).await.unwrap();
+    store
+        .mark_sdk_contact(&shop, now + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.sdk_contacted_at(&shop).await.unwrap(),
+        Some(now),
+        "the first contact is kept"
+    );
+    assert_eq!(store.sdk_contacted_at(&blog).await.unwrap(), None);
 }

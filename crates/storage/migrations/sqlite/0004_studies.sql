@@ -1,4 +1,6 @@
--- Studies and their launch rules.
+-- Studies and their launch rules; when the project's app first called the SDK API.
+
+ALTER TABLE projects ADD COLUMN sdk_contacted_at TEXT;
 
 CREATE TABLE studies (
     id TEXT PRIMARY KEY,

@@ -14,7 +14,7 @@ use uj_domain::mixpanel::{ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_mixpanel::DiscoveredProject;
 use uj_storage::PageRequest;
 
-use super::pages::{render, render_with, Nav, PageError};
+use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::cohort_sync::{self, SyncCredentials};
@@ -472,18 +472,6 @@ async fn set_up_sync(
         }
         Err(other) => Err(other.into()),
     }
-}
-
-#[derive(Template)]
-#[template(path = "confirm.html")]
-struct ConfirmPage {
-    title: &'static str,
-    nav: Option<Nav>,
-    csrf_token: String,
-    message: String,
-    action: String,
-    button: &'static str,
-    back: String,
 }
 
 /// A page asking to confirm a destructive action, posting to `action` on this page.

@@ -12,6 +12,7 @@ mod pages;
 mod projects;
 mod session;
 mod setup;
+mod studies;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(members::router())
         .merge(mixpanel::router())
         .merge(invitations::router())
+        .merge(studies::router())
         .layer(from_fn_with_state(state, session::csrf_binding))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY));
     Router::new().merge(pages).merge(assets::router())

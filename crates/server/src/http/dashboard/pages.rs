@@ -52,6 +52,19 @@ impl Nav {
     }
 }
 
+/// A page asking to confirm a destructive action before it is posted to `action`.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub title: &'static str,
+    pub nav: Option<Nav>,
+    pub csrf_token: String,
+    pub message: String,
+    pub action: String,
+    pub button: &'static str,
+    pub back: String,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {

@@ -1,8 +1,10 @@
 //! `GET /sdk/v1/config?reference_id=…`: what the app should listen for and show.
 //!
-//! Until studies and launch rules exist (a later milestone), a project has no triggers,
-//! invites or direct links, so the answer is the empty configuration in its final shape.
+//! Until invites are served (the SDK milestone), the answer has no triggers, invites or
+//! direct links: the empty configuration in its final shape. The first call marks the
+//! project as having contacted the SDK API.
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,7 @@ pub struct ConfigResponse {
 }
 
 async fn show(
+    State(state): State<AppState>,
     auth: PublicKeyAuth,
     ApiQuery(params): ApiQuery<ConfigParams>,
 ) -> Result<Json<ConfigResponse>, ApiError> {
@@ -46,6 +49,18 @@ async fn show(
         return Err(error);
     }
     tracing::debug!(project_id = %auth.project.id, "SDK configuration served");
+    // The dashboard leads with the SDK setup steps until the app has called once.
+    if state
+        .store
+        .sdk_contacted_at(&auth.project.id)
+        .await?
+        .is_none()
+    {
+        state
+            .store
+            .mark_sdk_contact(&auth.project.id, chrono::Utc::now())
+            .await?;
+    }
     Ok(Json(ConfigResponse {
         ttl_seconds: TTL_SECONDS,
         triggers: Vec::new(),

@@ -1,0 +1,807 @@
+//! Studies and their targeting rules: the study list, a study's page with Configuration →
+//! Targeting rules (SDK setup first while the app has not called, the rules, a new-rule
+//! form with the event and audience pickers), and the rule editor with a live prompt
+//! preview, status actions, an overlap warning and "why (not)?".
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde::Deserialize;
+use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
+use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
+use uj_domain::ValidationError;
+use uj_storage::PageRequest;
+
+use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
+use super::projects::ProjectContext;
+use super::session::{CsrfToken, CurrentUser, VerifiedForm};
+use crate::services::studies::{self, NewRule, NewStudy, RuleChange, StudyChange};
+use crate::services::ServiceError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/p/{project_id}/studies", get(list).post(create_study))
+        .route(
+            "/p/{project_id}/studies/{study_id}",
+            get(show_study).post(update_study),
+        )
+        .route(
+            "/p/{project_id}/studies/{study_id}/rules",
+            post(create_rule),
+        )
+        .route(
+            "/p/{project_id}/rules/{rule_id}",
+            get(show_rule).post(update_rule),
+        )
+        .route("/p/{project_id}/rules/{rule_id}/status", post(set_status))
+        .route(
+            "/p/{project_id}/rules/{rule_id}/archive",
+            get(confirm_archive).post(archive),
+        )
+}
+
+/// A form's validation problem shown on the page; anything else is an error page.
+fn form_error(error: ServiceError) -> Result<String, PageError> {
+    match error {
+        ServiceError::Invalid(invalid) => Ok(invalid.to_string()),
+        ServiceError::Refused { message, .. } | ServiceError::Conflict { message, .. } => {
+            Ok(message)
+        }
+        other => Err(other.into()),
+    }
+}
+
+struct StudyRow {
+    id: String,
+    name: String,
+    status: &'static str,
+    launch_mode: &'static str,
+    public_code: String,
+    interview_url: String,
+    weekly_limit: String,
+    monthly_limit: String,
+}
+
+impl From<Study> for StudyRow {
+    fn from(s: Study) -> Self {
+        Self {
+            id: s.id.into_string(),
+            name: s.name,
+            status: s.status.as_str(),
+            launch_mode: s.launch_mode.as_str(),
+            public_code: s.public_code,
+            interview_url: s.interview_url,
+            weekly_limit: s.weekly_limit.map(|l| l.to_string()).unwrap_or_default(),
+            monthly_limit: s.monthly_limit.map(|l| l.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "studies.html")]
+struct StudiesPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    csrf_token: String,
+    project_id: String,
+    studies: Vec<StudyRow>,
+    error: Option<String>,
+}
+
+async fn studies_page(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    error: Option<String>,
+) -> Result<StudiesPage, PageError> {
+    let all = state
+        .store
+        .studies(
+            &context.current.project.id,
+            &PageRequest {
+                limit: 100,
+                starting_after: None,
+            },
+        )
+        .await?;
+    Ok(StudiesPage {
+        title: "Studies",
+        nav: context.nav(),
+        csrf_token,
+        project_id: context.project_id(),
+        studies: all.items.into_iter().map(Into::into).collect(),
+        error,
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    Ok(render(&studies_page(&state, &context, csrf.0, None).await?))
+}
+
+#[derive(Deserialize)]
+struct NewStudyForm {
+    name: String,
+    interview_url: String,
+    launch_mode: String,
+}
+
+async fn create_study(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+    VerifiedForm(form): VerifiedForm<NewStudyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let created = match LaunchMode::parse(&form.launch_mode) {
+        Ok(mode) => {
+            let new = NewStudy {
+                name: form.name,
+                interview_url: form.interview_url,
+                status: None,
+                launch_mode: Some(mode),
+                weekly_limit: None,
+                monthly_limit: None,
+            };
+            studies::create_study(&state, &context.current.project.id, new).await
+        }
+        Err(invalid) => Err(invalid.into()),
+    };
+    match created {
+        Ok(study) => {
+            Ok(Redirect::to(&format!("/p/{project_id}/studies/{}", study.id)).into_response())
+        }
+        Err(error) => {
+            let message = form_error(error)?;
+            Ok(render_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &studies_page(&state, &context, csrf.0, Some(message)).await?,
+            ))
+        }
+    }
+}
+
+struct StatusOption {
+    value: &'static str,
+    selected: bool,
+}
+
+struct RuleRow {
+    id: String,
+    name: String,
+    trigger: String,
+    surface: &'static str,
+    priority: i64,
+    status: &'static str,
+}
+
+fn describe_trigger(trigger: &Trigger, audiences: &[(String, String, i64)]) -> String {
+    match trigger {
+        Trigger::AppEvent(name) => format!("app event “{name}”"),
+        Trigger::Audience(id) => {
+            let name = audiences
+                .iter()
+                .find(|(a, _, _)| a == id)
+                .map_or(id.as_str(), |(_, n, _)| n.as_str());
+            format!("audience “{name}”")
+        }
+    }
+}
+
+struct EventOption {
+    name: String,
+    label: &'static str,
+}
+
+struct AudienceOption {
+    id: String,
+    name: String,
+    member_count: i64,
+}
+
+#[derive(Template)]
+#[template(path = "study.html")]
+struct StudyPage {
+    title: String,
+    nav: Option<Nav>,
+    csrf_token: String,
+    project_id: String,
+    study: StudyRow,
+    status_options: Vec<StatusOption>,
+    rules: Vec<RuleRow>,
+    events: Vec<EventOption>,
+    audiences: Vec<AudienceOption>,
+    /// The public key while the app has not called the SDK API yet.
+    sdk_setup: Option<String>,
+    api_url: String,
+    error: Option<String>,
+}
+
+async fn audience_list(
+    state: &AppState,
+    context: &ProjectContext,
+) -> Result<Vec<(String, String, i64)>, PageError> {
+    Ok(state
+        .store
+        .audiences(
+            &context.current.project.id,
+            &PageRequest {
+                limit: 1000,
+                starting_after: None,
+            },
+        )
+        .await?
+        .items
+        .into_iter()
+        .map(|a| (a.id.into_string(), a.name, a.member_count))
+        .collect())
+}
+
+async fn study_page(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    study: Study,
+    error: Option<String>,
+) -> Result<StudyPage, PageError> {
+    let project = &context.current.project;
+    let rules = state
+        .store
+        .launch_rules_of_study(&project.id, &study.id)
+        .await?;
+    let audiences = audience_list(state, context).await?;
+    let events = state
+        .store
+        .event_catalog(&project.id)
+        .await?
+        .into_iter()
+        .map(|e| EventOption {
+            label: match (e.app_count > 0, e.seen_in_mixpanel_at.is_some()) {
+                (true, true) => "seen in app and Mixpanel",
+                (true, false) => "seen in app",
+                _ => "seen in Mixpanel",
+            },
+            name: e.name,
+        })
+        .collect();
+    let contacted = state.store.sdk_contacted_at(&project.id).await?.is_some();
+    let current = study.status;
+    Ok(StudyPage {
+        title: study.name.clone(),
+        nav: context.nav(),
+        csrf_token,
+        project_id: context.project_id(),
+        status_options: [
+            StudyStatus::Active,
+            StudyStatus::Paused,
+            StudyStatus::Archived,
+        ]
+        .into_iter()
+        .map(|s| StatusOption {
+            value: s.as_str(),
+            selected: s == current,
+        })
+        .collect(),
+        rules: rules
+            .iter()
+            .map(|r| RuleRow {
+                id: r.id.to_string(),
+                name: r.name.clone(),
+                trigger: describe_trigger(&r.trigger, &audiences),
+                surface: r.surface.as_str(),
+                priority: r.priority,
+                status: r.status.as_str(),
+            })
+            .collect(),
+        events,
+        audiences: audiences
+            .into_iter()
+            .map(|(id, name, member_count)| AudienceOption {
+                id,
+                name,
+                member_count,
+            })
+            .collect(),
+        sdk_setup: (!contacted).then(|| project.public_key.clone()),
+        api_url: state.public_url.clone(),
+        study: study.into(),
+        error,
+    })
+}
+
+async fn show_study(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, study_id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let study = studies::study(&state, &context.current.project.id, &study_id).await?;
+    Ok(render(
+        &study_page(&state, &context, csrf.0, study, None).await?,
+    ))
+}
+
+fn optional_number(field: &'static str, raw: &str) -> Result<Option<i64>, ValidationError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse()
+        .map(Some)
+        .map_err(|_| ValidationError::new(field, "must be a whole number"))
+}
+
+#[derive(Deserialize)]
+struct StudyForm {
+    name: String,
+    interview_url: String,
+    status: String,
+    weekly_limit: String,
+    monthly_limit: String,
+}
+
+async fn update_study(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, study_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<StudyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let project = &context.current.project.id;
+    let change = (|| -> Result<StudyChange, ValidationError> {
+        Ok(StudyChange {
+            name: Some(form.name),
+            interview_url: Some(form.interview_url),
+            status: Some(StudyStatus::parse(&form.status)?),
+            launch_mode: None,
+            weekly_limit: Some(optional_number("weekly_limit", &form.weekly_limit)?),
+            monthly_limit: Some(optional_number("monthly_limit", &form.monthly_limit)?),
+        })
+    })();
+    let result = match change {
+        Ok(change) => studies::update_study(&state, project, &study_id, change).await,
+        Err(invalid) => Err(invalid.into()),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/studies/{study_id}")).into_response()),
+        Err(error) => {
+            let message = form_error(error)?;
+            let study = studies::study(&state, project, &study_id).await?;
+            Ok(render_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &study_page(&state, &context, csrf.0, study, Some(message)).await?,
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NewRuleForm {
+    name: String,
+    trigger_type: String,
+    #[serde(default)]
+    event_name: String,
+    #[serde(default)]
+    audience_id: String,
+    surface: String,
+}
+
+async fn create_rule(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, study_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<NewRuleForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let project = &context.current.project.id;
+    let trigger = match form.trigger_type.as_str() {
+        "audience" => Trigger::Audience(form.audience_id),
+        _ => Trigger::AppEvent(form.event_name),
+    };
+    let result = match Surface::parse(&form.surface) {
+        Ok(surface) => {
+            let new = NewRule {
+                name: form.name,
+                trigger,
+                surface,
+                status: None,
+                prompt: PromptCopy::default(),
+                priority: None,
+                cooldown_seconds: None,
+                max_starts: None,
+                sampling_percent: None,
+                starts_at: None,
+                ends_at: None,
+            };
+            studies::create_rule(&state, project, &study_id, new).await
+        }
+        Err(invalid) => Err(invalid.into()),
+    };
+    match result {
+        Ok(rule) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{}", rule.id)).into_response()),
+        Err(error) => {
+            let message = form_error(error)?;
+            let study = studies::study(&state, project, &study_id).await?;
+            Ok(render_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &study_page(&state, &context, csrf.0, study, Some(message)).await?,
+            ))
+        }
+    }
+}
+
+struct RuleView {
+    id: String,
+    study_id: String,
+    name: String,
+    status: &'static str,
+    trigger: String,
+    direct_link: bool,
+    prompt_title: String,
+    prompt_message: String,
+    prompt_start_label: String,
+    prompt_dismiss_label: String,
+    preview_title: String,
+    preview_message: String,
+    preview_start: String,
+    preview_dismiss: String,
+    priority: i64,
+    cooldown_hours: String,
+    max_starts: String,
+    sampling_percent: i64,
+    starts_at: String,
+    ends_at: String,
+}
+
+fn local(at: Option<DateTime<Utc>>) -> String {
+    at.map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn or_default(text: &str, default: &str) -> String {
+    if text.is_empty() {
+        default.to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+struct Named {
+    id: String,
+    name: String,
+}
+
+struct StatusAction {
+    value: &'static str,
+    label: &'static str,
+}
+
+struct GateRow {
+    gate: &'static str,
+    passed: bool,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "rule.html")]
+struct RulePage {
+    title: String,
+    nav: Option<Nav>,
+    csrf_token: String,
+    project_id: String,
+    study_name: String,
+    rule: RuleView,
+    archived: bool,
+    status_actions: Vec<StatusAction>,
+    overlaps: Vec<Named>,
+    explain_for: String,
+    gates: Vec<GateRow>,
+    error: Option<String>,
+}
+
+/// Active rules with the same trigger that outrank `rule` (higher priority, or equal and
+/// older): they reach the same users first.
+fn overlapping(rule: &LaunchRule, live: &[LaunchRule]) -> Vec<Named> {
+    live.iter()
+        .filter(|other| {
+            other.id != rule.id
+                && other.status == RuleStatus::Active
+                && other.trigger == rule.trigger
+        })
+        .filter(|other| {
+            other.priority > rule.priority
+                || (other.priority == rule.priority && other.created_at < rule.created_at)
+        })
+        .map(|other| Named {
+            id: other.id.to_string(),
+            name: other.name.clone(),
+        })
+        .collect()
+}
+
+async fn rule_page(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    rule: LaunchRule,
+    explain_for: String,
+    error: Option<String>,
+) -> Result<RulePage, PageError> {
+    let project = &context.current.project.id;
+    let study_name = state
+        .store
+        .study(project, &rule.study_id)
+        .await?
+        .map(|s| s.name)
+        .unwrap_or_default();
+    let live = state.store.live_launch_rules(project).await?;
+    let audiences = audience_list(state, context).await?;
+    let gates = if explain_for.trim().is_empty() {
+        Vec::new()
+    } else {
+        let (_, gates) = studies::explain(state, project, rule.id.as_str(), &explain_for).await?;
+        gates
+            .into_iter()
+            .map(|g| GateRow {
+                gate: g.gate,
+                passed: g.passed,
+                detail: g.detail,
+            })
+            .collect()
+    };
+    let status_actions = match rule.status {
+        RuleStatus::Active => vec![StatusAction {
+            value: "paused",
+            label: "Pause",
+        }],
+        RuleStatus::Paused | RuleStatus::Draft => vec![StatusAction {
+            value: "active",
+            label: "Activate",
+        }],
+        RuleStatus::Archived => Vec::new(),
+    };
+    let p = &rule.prompt;
+    let view = RuleView {
+        id: rule.id.to_string(),
+        study_id: rule.study_id.to_string(),
+        name: rule.name.clone(),
+        status: rule.status.as_str(),
+        trigger: describe_trigger(&rule.trigger, &audiences),
+        direct_link: rule.surface == Surface::DirectLink,
+        preview_title: or_default(&p.title, "Help us improve"),
+        preview_message: or_default(
+            &p.message,
+            "Would you answer a few questions about your experience?",
+        ),
+        preview_start: or_default(&p.start_label, "Start"),
+        preview_dismiss: or_default(&p.dismiss_label, "Not now"),
+        prompt_title: p.title.clone(),
+        prompt_message: p.message.clone(),
+        prompt_start_label: p.start_label.clone(),
+        prompt_dismiss_label: p.dismiss_label.clone(),
+        priority: rule.priority,
+        cooldown_hours: format!("{}", rule.cooldown_seconds as f64 / 3600.0),
+        max_starts: rule.max_starts.map(|m| m.to_string()).unwrap_or_default(),
+        sampling_percent: rule.sampling_percent,
+        starts_at: local(rule.starts_at),
+        ends_at: local(rule.ends_at),
+    };
+    Ok(RulePage {
+        title: rule.name.clone(),
+        nav: context.nav(),
+        csrf_token,
+        project_id: context.project_id(),
+        study_name,
+        archived: rule.status == RuleStatus::Archived,
+        status_actions,
+        overlaps: overlapping(&rule, &live),
+        rule: view,
+        explain_for,
+        gates,
+        error,
+    })
+}
+
+#[derive(Deserialize)]
+struct ExplainParams {
+    reference_id: Option<String>,
+}
+
+async fn show_rule(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    Query(params): Query<ExplainParams>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let rule = studies::rule(&state, &context.current.project.id, &rule_id).await?;
+    Ok(render(
+        &rule_page(
+            &state,
+            &context,
+            csrf.0,
+            rule,
+            params.reference_id.unwrap_or_default(),
+            None,
+        )
+        .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct RuleForm {
+    name: String,
+    surface: String,
+    prompt_title: String,
+    prompt_message: String,
+    prompt_start_label: String,
+    prompt_dismiss_label: String,
+    priority: String,
+    cooldown_hours: String,
+    max_starts: String,
+    sampling_percent: String,
+    starts_at: String,
+    ends_at: String,
+}
+
+fn utc_minute(field: &'static str, raw: &str) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .map(|t| Some(Utc.from_utc_datetime(&t)))
+        .map_err(|_| ValidationError::new(field, "must be a date and time"))
+}
+
+impl RuleForm {
+    fn change(self) -> Result<RuleChange, ValidationError> {
+        let number = |field: &'static str, raw: &str| -> Result<i64, ValidationError> {
+            raw.trim()
+                .parse()
+                .map_err(|_| ValidationError::new(field, "must be a whole number"))
+        };
+        let hours: f64 =
+            self.cooldown_hours.trim().parse().map_err(|_| {
+                ValidationError::new("cooldown_seconds", "must be a number of hours")
+            })?;
+        Ok(RuleChange {
+            name: Some(self.name),
+            surface: Some(Surface::parse(&self.surface)?),
+            prompt_title: Some(self.prompt_title),
+            prompt_message: Some(self.prompt_message),
+            prompt_start_label: Some(self.prompt_start_label),
+            prompt_dismiss_label: Some(self.prompt_dismiss_label),
+            priority: Some(number("priority", &self.priority)?),
+            cooldown_seconds: Some((hours * 3600.0).round() as i64),
+            max_starts: Some(optional_number("max_starts", &self.max_starts)?),
+            sampling_percent: Some(number("sampling_percent", &self.sampling_percent)?),
+            starts_at: Some(utc_minute("starts_at", &self.starts_at)?),
+            ends_at: Some(utc_minute("ends_at", &self.ends_at)?),
+            ..RuleChange::default()
+        })
+    }
+}
+
+async fn rerender(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    rule_id: &str,
+    error: ServiceError,
+) -> Result<Response, PageError> {
+    let message = form_error(error)?;
+    let rule = studies::rule(state, &context.current.project.id, rule_id).await?;
+    Ok(render_with(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &rule_page(
+            state,
+            context,
+            csrf_token,
+            rule,
+            String::new(),
+            Some(message),
+        )
+        .await?,
+    ))
+}
+
+async fn update_rule(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<RuleForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let result = match form.change() {
+        Ok(change) => {
+            studies::update_rule(&state, &context.current.project.id, &rule_id, change).await
+        }
+        Err(invalid) => Err(invalid.into()),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response()),
+        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    status: String,
+}
+
+async fn set_status(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<StatusForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let result = match RuleStatus::parse(&form.status) {
+        Ok(status) => {
+            let change = RuleChange {
+                status: Some(status),
+                ..RuleChange::default()
+            };
+            studies::update_rule(&state, &context.current.project.id, &rule_id, change).await
+        }
+        Err(invalid) => Err(invalid.into()),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response()),
+        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error).await,
+    }
+}
+
+async fn confirm_archive(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let rule = studies::rule(&state, &context.current.project.id, &rule_id).await?;
+    Ok(render(&ConfirmPage {
+        title: "Archive this rule?",
+        nav: context.nav(),
+        csrf_token: csrf.0,
+        message: format!(
+            "“{}” stops inviting anyone and cannot be changed again. Its history stays.",
+            rule.name
+        ),
+        action: format!("/p/{project_id}/rules/{rule_id}/archive"),
+        button: "Archive rule",
+        back: format!("/p/{project_id}/rules/{rule_id}"),
+    }))
+}
+
+#[derive(Deserialize)]
+struct EmptyForm {}
+
+async fn archive(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    VerifiedForm(_): VerifiedForm<EmptyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    studies::archive_rule(&state, &context.current.project.id, &rule_id).await?;
+    Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response())
+}
