@@ -15,7 +15,7 @@ use uj_storage::PageRequest;
 
 use super::pages::{render_with, Nav, PageError};
 use super::projects::ProjectContext;
-use super::session::{CsrfToken, CurrentUser, VerifiedForm};
+use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::{api_keys, ServiceError};
 use crate::state::AppState;
 
@@ -149,9 +149,6 @@ async fn create(
     );
     Ok(response)
 }
-
-#[derive(Deserialize)]
-struct EmptyForm {}
 
 async fn revoke(
     State(state): State<AppState>,

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::pages::{render, render_with, Nav, PageError};
 use super::session::{
-    expired_session_cookie, session_cookie, CsrfToken, CurrentUser, VerifiedForm, SESSION_COOKIE,
+    expired_session_cookie, session_cookie, CsrfToken, CurrentUser, EmptyForm, VerifiedForm,
+    SESSION_COOKIE,
 };
 use crate::services::accounts;
 use crate::state::AppState;
@@ -97,9 +98,6 @@ async fn submit(
     let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
     Ok((jar, Redirect::to("/")).into_response())
 }
-
-#[derive(Deserialize)]
-struct EmptyForm {}
 
 async fn logout(
     State(state): State<AppState>,

@@ -16,7 +16,7 @@ use uj_storage::PageRequest;
 
 use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
-use super::session::{CsrfToken, CurrentUser, VerifiedForm};
+use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::cohort_sync::{self, SyncCredentials};
 use crate::services::mixpanel::{self, ConnectOutcome};
 use crate::services::ServiceError;
@@ -368,9 +368,6 @@ async fn choose_project(
         Err(error) => with_error(&state, &context, csrf.0, error).await,
     }
 }
-
-#[derive(Deserialize)]
-struct EmptyForm {}
 
 async fn verify(
     State(state): State<AppState>,

@@ -102,6 +102,10 @@ struct CsrfField {
     csrf_token: Option<String>,
 }
 
+/// The body of a form that carries nothing but its CSRF token (a button).
+#[derive(Deserialize)]
+pub struct EmptyForm {}
+
 /// A form body whose CSRF token checked out.
 pub struct VerifiedForm<T>(pub T);
 

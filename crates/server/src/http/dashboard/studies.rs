@@ -18,7 +18,7 @@ use uj_storage::PageRequest;
 
 use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
-use super::session::{CsrfToken, CurrentUser, VerifiedForm};
+use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::studies::{self, NewRule, NewStudy, RuleChange, StudyChange};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -791,9 +791,6 @@ async fn confirm_archive(
         back: format!("/p/{project_id}/rules/{rule_id}"),
     }))
 }
-
-#[derive(Deserialize)]
-struct EmptyForm {}
 
 async fn archive(
     State(state): State<AppState>,
