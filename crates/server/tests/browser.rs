@@ -115,6 +115,21 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
+    /// Clicks a submit button and waits until the browser has left the current page (its
+    /// document goes stale), so the next lookup reads the new page.
+    async fn submit(&self, css: &str) {
+        let old = self.find("html").await;
+        self.click(css).await;
+        let started = Instant::now();
+        while old.tag_name().await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{css} did not load a new page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap()
     }
@@ -477,10 +492,10 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
         "the preview follows the copy"
     );
     browser.screenshot("12-rule-editor").await;
-    browser.click("#save-rule").await;
-    browser.click("#status-active").await;
+    browser.submit("#save-rule").await;
+    browser.submit("#status-active").await;
     assert_eq!(browser.text("#rule-status").await, "active");
-    browser.click("#status-paused").await;
+    browser.submit("#status-paused").await;
     assert_eq!(browser.text("#rule-status").await, "paused");
 
     // An audience rule: activate, then archive with confirmation.
@@ -499,10 +514,10 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
     browser.click("#create-rule").await;
     browser.wait_for_path(|p| p.contains("/rules/rul_")).await;
     assert!(browser.text("#rule-trigger").await.contains("Power users"));
-    browser.click("#status-active").await;
+    browser.submit("#status-active").await;
     assert_eq!(browser.text("#rule-status").await, "active");
-    browser.click("#archive-rule").await;
-    browser.click("#confirm").await;
+    browser.submit("#archive-rule").await;
+    browser.submit("#confirm").await;
     assert_eq!(browser.text("#rule-status").await, "archived");
     browser.screenshot("13-rule-archived").await;
     browser.client.clone().close().await.unwrap();
