@@ -49,7 +49,34 @@ fn span_for(request: &Request) -> tracing::Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     // The path only: query strings may carry user identifiers.
-    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+    let path = loggable_path(request.uri().path());
+    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %path)
+}
+
+/// The path as logs may show it: invitation links carry their secret token in the path.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/invitations/") {
+        Some(token) if !token.is_empty() => "/invitations/[redacted]".into(),
+        _ => path.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn invitation_tokens_never_reach_the_logs() {
+        assert_eq!(
+            loggable_path("/invitations/AbC123secret"),
+            "/invitations/[redacted]"
+        );
+        assert_eq!(loggable_path("/api/v1/project"), "/api/v1/project");
+        assert_eq!(
+            loggable_path("/webhooks/mixpanel/whk_public"),
+            "/webhooks/mixpanel/whk_public"
+        );
+    }
 }
 
 fn static_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
