@@ -61,24 +61,6 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::loggable_path;
-
-    #[test]
-    fn invitation_tokens_never_reach_the_logs() {
-        assert_eq!(
-            loggable_path("/invitations/AbC123secret"),
-            "/invitations/[redacted]"
-        );
-        assert_eq!(loggable_path("/api/v1/project"), "/api/v1/project");
-        assert_eq!(
-            loggable_path("/webhooks/mixpanel/whk_public"),
-            "/webhooks/mixpanel/whk_public"
-        );
-    }
-}
-
 fn static_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
@@ -104,4 +86,22 @@ pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
                 "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
             )),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn invitation_tokens_never_reach_the_logs() {
+        assert_eq!(
+            loggable_path("/invitations/AbC123secret"),
+            "/invitations/[redacted]"
+        );
+        assert_eq!(loggable_path("/api/v1/project"), "/api/v1/project");
+        assert_eq!(
+            loggable_path("/webhooks/mixpanel/whk_public"),
+            "/webhooks/mixpanel/whk_public"
+        );
+    }
 }
