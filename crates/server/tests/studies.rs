@@ -532,3 +532,70 @@ mod dashboard {
         assert!(page.contains("First") && page.contains("Second"));
     }
 }
+
+#[tokio::test]
+async fn the_project_contact_limit_is_a_setting_the_engine_reads() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let project: Value = app.get("/api/v1/project", &key).await.json().await.unwrap();
+    assert_eq!(project["contact_limit_days"], Value::Null, "off by default");
+    let (status, set) = patch(
+        &app,
+        "/api/v1/project",
+        &key,
+        json!({"contact_limit_days": 14}),
+    )
+    .await;
+    assert_eq!(
+        (status, set["contact_limit_days"].as_i64()),
+        (200, Some(14))
+    );
+    let (status, error) = patch(
+        &app,
+        "/api/v1/project",
+        &key,
+        json!({"contact_limit_days": 0}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("contact_limit_days"))
+    );
+    let study = study(&app, &key).await;
+    let (_, rule) = json_of(
+        app.post_json(&format!("/api/v1/studies/{study}/launch-rules"), &key, json!({"name": "R", "status": "active", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt"}))
+            .await,
+    )
+    .await;
+    let explained: Value = app
+        .get(
+            &format!(
+                "/api/v1/launch-rules/{}/explain?reference_id=u",
+                rule["id"].as_str().unwrap()
+            ),
+            &key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let gate = explained["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "contact_limit")
+        .unwrap()
+        .clone();
+    assert_eq!(gate["passed"], true, "no invite yet, so within the limit");
+    let (status, off) = patch(
+        &app,
+        "/api/v1/project",
+        &key,
+        json!({"contact_limit_days": null}),
+    )
+    .await;
+    assert_eq!(
+        (status, off["contact_limit_days"].clone()),
+        (200, Value::Null)
+    );
+}

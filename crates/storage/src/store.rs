@@ -385,4 +385,12 @@ pub trait StudyStore: Send + Sync {
         project: &ProjectId,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// The project contact limit in days (`None` = off).
+    async fn contact_limit_days(&self, project: &ProjectId) -> Result<Option<i64>, StoreError>;
+    async fn set_contact_limit_days(
+        &self,
+        project: &ProjectId,
+        days: Option<i64>,
+    ) -> Result<bool, StoreError>;
 }

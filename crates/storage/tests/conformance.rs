@@ -1300,4 +1300,15 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
         "the first contact is kept"
     );
     assert_eq!(store.sdk_contacted_at(&blog).await.unwrap(), None);
+
+    assert_eq!(
+        store.contact_limit_days(&shop).await.unwrap(),
+        None,
+        "off by default"
+    );
+    assert!(store.set_contact_limit_days(&shop, Some(14)).await.unwrap());
+    assert_eq!(store.contact_limit_days(&shop).await.unwrap(), Some(14));
+    assert_eq!(store.contact_limit_days(&blog).await.unwrap(), None);
+    store.set_contact_limit_days(&shop, None).await.unwrap();
+    assert_eq!(store.contact_limit_days(&shop).await.unwrap(), None);
 }

@@ -1,6 +1,8 @@
 -- Studies and their launch rules; when the project's app first called the SDK API.
 
 ALTER TABLE projects ADD COLUMN sdk_contacted_at TEXT;
+-- The project contact limit: at most one invite per user per this many days (NULL = off).
+ALTER TABLE projects ADD COLUMN contact_limit_days BIGINT;
 
 CREATE TABLE studies (
     id TEXT PRIMARY KEY,

@@ -26,6 +26,16 @@ pub struct UpdateProjectRequest {
     /// Member properties kept from synced cohorts (primitives only). Contact fields such as
     /// `email` are kept only when listed here.
     trait_allowlist: Option<Vec<String>>,
+    /// At most one invite per user per this many days across all rules; `null` turns it off.
+    #[serde(default, deserialize_with = "nullable")]
+    contact_limit_days: Option<Option<i64>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Serialize)]
@@ -35,11 +45,14 @@ pub struct ProjectResponse {
     name: String,
     created_at: DateTime<Utc>,
     trait_allowlist: Vec<String>,
+    contact_limit_days: Option<i64>,
 }
 
 async fn response(state: &AppState, project: Project) -> Result<ProjectResponse, ApiError> {
     let trait_allowlist = state.store.trait_allowlist(&project.id).await?;
+    let contact_limit_days = state.store.contact_limit_days(&project.id).await?;
     Ok(ProjectResponse {
+        contact_limit_days,
         object: "project",
         id: project.id.into_string(),
         name: project.name,
@@ -78,6 +91,21 @@ async fn update(
         state
             .store
             .set_trait_allowlist(&auth.project.id, &keys)
+            .await?;
+    }
+    if let Some(days) = request.contact_limit_days {
+        if days.is_some_and(|d| !(1..=365).contains(&d)) {
+            let mut error = ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "contact_limit_days: must be between 1 and 365, or null to turn it off",
+            );
+            error.field = Some("contact_limit_days".into());
+            return Err(error);
+        }
+        state
+            .store
+            .set_contact_limit_days(&auth.project.id, days)
             .await?;
     }
     Ok(Json(response(&state, auth.project).await?))
