@@ -13,11 +13,18 @@ use serde_json::{json, Value};
 const SECRET: &str = "mp-secret-7f3a9c";
 
 fn scenario(extra_limits: Value) -> Scenario {
+    scenario_expiring_at(
+        extra_limits,
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    )
+}
+
+/// The scenario with the `expiring` account expiring at `expires_at`.
+fn scenario_expiring_at(extra_limits: Value, soon: chrono::DateTime<chrono::Utc>) -> Scenario {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let soon = chrono::Utc::now() + chrono::Duration::seconds(2);
     Scenario::from_json(
         &json!({
             "organizations": [{"id": 1, "name": "Acme Inc"}],
@@ -365,7 +372,14 @@ async fn one_projects_connection_is_invisible_to_another() {
 
 #[tokio::test]
 async fn verification_marks_rejected_and_unreachable_connections() {
-    let (emulator, app, key) = setup(json!({})).await;
+    // Far enough ahead that a loaded machine still connects before it passes.
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(6);
+    let emulator = Emulator::start(scenario_expiring_at(json!({}), expires))
+        .await
+        .unwrap();
+    let mixpanel = mixpanel_config(Some(&emulator));
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
     let (_, body) = connect(&app, &key, "expiring", SECRET).await;
     assert_eq!(body["connection"]["status"], "connected");
     let checked: Value = app
@@ -389,7 +403,9 @@ async fn verification_marks_rejected_and_unreachable_connections() {
     assert_eq!(checked["status"], "unreachable", "{checked}");
     emulator.set_faults(Faults::default());
 
-    tokio::time::sleep(Duration::from_millis(2100)).await; // the account expires
+    // Wait for the account to expire.
+    let left = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(left + Duration::from_millis(100)).await;
     let checked: Value = app
         .post_json("/api/v1/integrations/mixpanel/verify", &key, json!({}))
         .await
@@ -405,7 +421,10 @@ async fn verification_marks_rejected_and_unreachable_connections() {
 
 #[tokio::test]
 async fn the_background_check_marks_a_connection_whose_credentials_are_rejected() {
-    let emulator = Emulator::start(scenario(json!({}))).await.unwrap();
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(6);
+    let emulator = Emulator::start(scenario_expiring_at(json!({}), expires))
+        .await
+        .unwrap();
     let mut mixpanel = mixpanel_config(Some(&emulator));
     mixpanel.mixpanel_check_interval_secs = 1;
     let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
@@ -422,7 +441,7 @@ async fn the_background_check_marks_a_connection_whose_credentials_are_rejected(
         if shown["status"] == "credentials_rejected" {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "still {shown}");
+        assert!(started.elapsed() < Duration::from_secs(20), "still {shown}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
