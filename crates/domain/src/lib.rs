@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod audiences;
 pub mod cohort_sync;
 pub mod ids;
+pub mod invites;
 pub mod keys;
 pub mod mixpanel;
 pub mod pacing;

@@ -7,6 +7,7 @@ mod postgres;
 mod rows;
 mod shared;
 mod shared_cohort_sync;
+mod shared_invites;
 mod shared_mixpanel;
 mod shared_studies;
 mod sqlite;
@@ -21,7 +22,8 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
-    CohortSyncStore, MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, Store, StudyStore,
+    CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page, PageRequest,
+    Store, StudyStore,
 };
 
 /// Which database a `DATABASE_URL` selects.

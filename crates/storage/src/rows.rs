@@ -8,6 +8,7 @@ use uj_domain::ids::{
     AccountId, AudienceId, InvitationId, LaunchRuleId, LedgerEntryId, ProjectId, SecretKeyId,
     StudyId,
 };
+use uj_domain::invites::{Invite, InviteState};
 use uj_domain::mixpanel::{
     CatalogEvent, ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection,
     StoredConnection,
@@ -476,6 +477,58 @@ impl TryFrom<RuleRow> for LaunchRule {
             ends_at: row.ends_at.map(|t| t.0),
             created_at: row.created_at.0,
             updated_at: row.updated_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InviteRow {
+    code: String,
+    project_id: String,
+    rule_id: String,
+    study_id: String,
+    reference_id: String,
+    source: String,
+    audience_id: Option<String>,
+    audience_member_id: Option<String>,
+    event_name: Option<String>,
+    metadata: String,
+    traits: String,
+    state: String,
+    issued_at: Ts,
+    expires_at: Ts,
+    accepted_at: Option<Ts>,
+    dismissed_at: Option<Ts>,
+}
+
+impl TryFrom<InviteRow> for Invite {
+    type Error = StoreError;
+    fn try_from(row: InviteRow) -> Result<Self, StoreError> {
+        let json = |raw: &str| {
+            serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("invite json: {e}")))
+        };
+        Ok(Invite {
+            code: row.code,
+            project_id: ProjectId::from_string(row.project_id),
+            rule_id: LaunchRuleId::from_string(row.rule_id),
+            study_id: StudyId::from_string(row.study_id),
+            reference_id: row.reference_id,
+            source: if row.source == "audience" {
+                "audience"
+            } else {
+                "app_event"
+            },
+            audience_id: row.audience_id,
+            audience_member_id: row.audience_member_id,
+            event_name: row.event_name,
+            metadata: json(&row.metadata)?,
+            traits: json(&row.traits)?,
+            state: InviteState::parse(&row.state)
+                .ok_or_else(|| StoreError::Corrupt(format!("invite state {:?}", row.state)))?,
+            issued_at: row.issued_at.0,
+            expires_at: row.expires_at.0,
+            accepted_at: row.accepted_at.map(|t| t.0),
+            dismissed_at: row.dismissed_at.map(|t| t.0),
         })
     }
 }

@@ -6,6 +6,7 @@ use uj_domain::audiences::{
 };
 use uj_domain::cohort_sync::SyncedMember;
 use uj_domain::ids::{AccountId, AudienceId, LaunchRuleId, ProjectId, SecretKeyId, StudyId};
+use uj_domain::invites::{AcceptOutcome, Invite};
 use uj_domain::mixpanel::{
     CatalogEvent, ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection,
     StoredConnection,
@@ -51,7 +52,9 @@ pub struct Page<T> {
 ///
 /// Creation times are set by the store; `now` parameters are only used for comparisons.
 #[async_trait]
-pub trait Store: MixpanelStore + CohortSyncStore + StudyStore + Send + Sync + 'static {
+pub trait Store:
+    MixpanelStore + CohortSyncStore + StudyStore + InviteStore + Send + Sync + 'static
+{
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -393,4 +396,53 @@ pub trait StudyStore: Send + Sync {
         project: &ProjectId,
         days: Option<i64>,
     ) -> Result<bool, StoreError>;
+}
+
+/// Invites and the starts they reserve, scoped by project.
+#[async_trait]
+pub trait InviteStore: Send + Sync {
+    /// The user's issued, unexpired invite.
+    async fn pending_invite(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Invite>, StoreError>;
+    /// The user's invites, newest first (their history for the pacing engine).
+    async fn invites_of_user(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+    ) -> Result<Vec<Invite>, StoreError>;
+    /// Accepted invites of a study since `since`.
+    async fn study_starts_since(
+        &self,
+        study: &StudyId,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+    /// Accepted invites of a rule.
+    async fn rule_starts(&self, rule: &LaunchRuleId) -> Result<i64, StoreError>;
+    /// Issues an invite unless the user already has an issued one (expired ones are
+    /// marked expired first); returns the user's pending invite either way.
+    async fn issue_invite(&self, invite: &Invite, now: DateTime<Utc>)
+        -> Result<Invite, StoreError>;
+    async fn invite(&self, project: &ProjectId, code: &str) -> Result<Option<Invite>, StoreError>;
+    /// An invite by its respondent code alone (browser routes carry no key).
+    async fn invite_by_code(&self, code: &str) -> Result<Option<Invite>, StoreError>;
+    /// A study by its public code (browser routes).
+    async fn study_by_public_code(&self, code: &str) -> Result<Option<Study>, StoreError>;
+    /// Accepts atomically: reserves one of the rule's starts, never more than its cap.
+    async fn accept_invite(
+        &self,
+        project: &ProjectId,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AcceptOutcome>, StoreError>;
+    /// Dismisses an issued invite; `None` when the project has no such invite.
+    async fn dismiss_invite(
+        &self,
+        project: &ProjectId,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Invite>, StoreError>;
 }

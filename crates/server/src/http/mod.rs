@@ -7,6 +7,7 @@ mod dashboard;
 mod error;
 mod extract;
 mod health;
+mod launch;
 mod middleware;
 mod sdk;
 mod webhooks;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .nest("/sdk/v1", sdk::router())
         .merge(webhooks::router())
+        .merge(launch::router())
         .merge(dashboard::router(state.clone()))
         .fallback(not_found);
     middleware::wrap(routes).with_state(state)

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audiences;
 pub mod bootstrap;
 pub mod cohort_sync;
+pub mod invites;
 pub mod login_throttle;
 pub mod mixpanel;
 pub mod studies;

@@ -44,3 +44,17 @@ pub fn router(state: AppState) -> Router<AppState> {
 pub fn not_found_page() -> impl IntoResponse {
     pages::PageError::NotFound
 }
+
+/// A plain page with a title and a sentence (the browser routes' answers).
+pub fn message_page(
+    status: axum::http::StatusCode,
+    title: &'static str,
+    message: &'static str,
+) -> axum::response::Response {
+    pages::message(status, title, message)
+}
+
+/// The page for an error outside the dashboard's own handlers.
+pub fn page_error(error: pages::PageError) -> axum::response::Response {
+    error.into_response()
+}

@@ -110,6 +110,20 @@ impl From<ServiceError> for PageError {
     }
 }
 
+/// A page with a title and a message, outside any project.
+pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
+    let page = ErrorPage {
+        title,
+        nav: None,
+        csrf_token: String::new(),
+        message,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => (status, message.to_owned()).into_response(),
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, title, message) = match &self {

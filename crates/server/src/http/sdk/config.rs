@@ -1,8 +1,9 @@
 //! `GET /sdk/v1/config?reference_id=…`: what the app should listen for and show.
 //!
-//! Until invites are served (the SDK milestone), the answer has no triggers, invites or
-//! direct links: the empty configuration in its final shape. The first call marks the
-//! project as having contacted the SDK API.
+//! The user's pending audience invite (issued now through the pacing engine when an active
+//! audience rule selects the user; the same one again on later loads until it is accepted,
+//! dismissed or expires). App-event triggers and direct links are not served yet. The first
+//! call marks the project as having contacted the SDK API.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiQuery;
 use crate::http::ApiError;
+use crate::services::invites;
 use crate::state::AppState;
 
 /// How long an app may cache the configuration before asking again.
@@ -61,10 +63,25 @@ async fn show(
             .mark_sdk_contact(&auth.project.id, chrono::Utc::now())
             .await?;
     }
+    let pending = invites::pending_for(&state, &auth.project.id, reference_id.trim()).await?;
     Ok(Json(ConfigResponse {
         ttl_seconds: TTL_SECONDS,
         triggers: Vec::new(),
-        pending_invite: None,
+        pending_invite: pending.map(|(invite, rule)| {
+            serde_json::json!({
+                "code": invite.code,
+                "rule_id": invite.rule_id,
+                "study_id": invite.study_id,
+                "source": invite.source,
+                "prompt": {
+                    "title": rule.prompt.title,
+                    "message": rule.prompt.message,
+                    "start_label": rule.prompt.start_label,
+                    "dismiss_label": rule.prompt.dismiss_label,
+                },
+                "expires_at": invite.expires_at,
+            })
+        }),
         direct_links: Vec::new(),
     }))
 }

@@ -2,6 +2,7 @@
 //! apps, so it answers browsers' CORS requests too (added with the web SDK endpoints).
 
 mod config;
+mod invites;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -12,5 +13,6 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(config::router())
+        .merge(invites::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
 }

@@ -1,0 +1,86 @@
+//! Invites: a respondent code offered to one app user for one rule and study, with the
+//! attribution of why they were chosen.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::ids::{LaunchRuleId, ProjectId, StudyId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteState {
+    Issued,
+    Accepted,
+    Dismissed,
+    Expired,
+    /// The user left the audience before accepting.
+    Withdrawn,
+}
+
+impl InviteState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InviteState::Issued => "issued",
+            InviteState::Accepted => "accepted",
+            InviteState::Dismissed => "dismissed",
+            InviteState::Expired => "expired",
+            InviteState::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            InviteState::Issued,
+            InviteState::Accepted,
+            InviteState::Dismissed,
+            InviteState::Expired,
+            InviteState::Withdrawn,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+/// An invite and its attribution record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invite {
+    /// The respondent code: unguessable, in links and URLs.
+    pub code: String,
+    pub project_id: ProjectId,
+    pub rule_id: LaunchRuleId,
+    pub study_id: StudyId,
+    pub reference_id: String,
+    /// `audience` or `app_event`.
+    pub source: &'static str,
+    pub audience_id: Option<String>,
+    /// The audience member's Mixpanel distinct id.
+    pub audience_member_id: Option<String>,
+    pub event_name: Option<String>,
+    pub metadata: Map<String, Value>,
+    /// The member's allowlisted traits at the time of the invite.
+    pub traits: Map<String, Value>,
+    pub state: InviteState,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub dismissed_at: Option<DateTime<Utc>>,
+}
+
+impl Invite {
+    /// Issued and not expired at `now`.
+    pub fn is_pending(&self, now: DateTime<Utc>) -> bool {
+        self.state == InviteState::Issued && now < self.expires_at
+    }
+}
+
+/// What accepting an invite did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcceptOutcome {
+    /// A start was reserved now.
+    Accepted(Invite),
+    /// It was accepted before: the same answer again.
+    AlreadyAccepted(Invite),
+    /// The rule's max starts were reached meanwhile; no start.
+    CapReached(Invite),
+    /// Dismissed, expired or withdrawn.
+    NotPending(Invite),
+}

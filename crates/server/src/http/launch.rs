@@ -1,0 +1,62 @@
+//! Browser routes that open an interview: the signed, expiring `/launch/{code}` an app opens
+//! in a webview, and `/interviews/{code}` and `/i/{code}` (a respondent code of an accepted
+//! invite, or a study's public code). Anything invalid gets a friendly page, never a trace.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::dashboard::message_page;
+use crate::services::invites;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/launch/{code}", get(launch))
+        .route("/interviews/{code}", get(open))
+        .route("/i/{code}", get(open))
+}
+
+fn not_found() -> Response {
+    message_page(
+        StatusCode::NOT_FOUND,
+        "Link not found",
+        "This interview link is not valid. Ask for a new one in the app.",
+    )
+}
+
+async fn open(State(state): State<AppState>, Path(code): Path<String>) -> Response {
+    match invites::destination(&state, &code).await {
+        Ok(Some(url)) => Redirect::to(&url).into_response(),
+        Ok(None) => not_found(),
+        Err(error) => crate::http::dashboard::page_error(error.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Signature {
+    exp: Option<i64>,
+    sig: Option<String>,
+}
+
+async fn launch(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    Query(signature): Query<Signature>,
+) -> Response {
+    let (Some(expires), Some(sig)) = (signature.exp, signature.sig) else {
+        return not_found();
+    };
+    if !invites::launch_is_valid(&state, &code, expires, &sig, Utc::now()) {
+        return message_page(
+            StatusCode::FORBIDDEN,
+            "Link expired",
+            "This interview link has expired or is not valid. Go back to the app and start the interview again.",
+        );
+    }
+    open(State(state), Path(code)).await
+}

@@ -1,0 +1,323 @@
+//! From a synced audience to an opened interview, over HTTP as an app would: config loads
+//! issue the pending invite, accept reserves a start (never past max starts, however many
+//! accept at once), the signed launch URL redirects to the interview.
+
+mod helpers;
+
+use helpers::{client, mixpanel_config, TestApp};
+use mixpanel_emulator::scenario::{BasicAuth, Destination};
+use mixpanel_emulator::{Emulator, Scenario};
+use serde_json::{json, Value};
+
+struct World {
+    _emulator: Emulator,
+    app: TestApp,
+    key: String,
+    public_key: String,
+    rule: String,
+    study: String,
+}
+
+/// A synced audience of `members` (every second one with `reference_id` `ref_{n}`), a study
+/// and an active audience rule with an in-app prompt.
+async fn world(members: usize, max_starts: Option<i64>, launch_mode: &str) -> World {
+    let scenario = Scenario::from_json(
+        &json!({
+            "organizations": [{"id": 1, "name": "Acme"}],
+            "service_accounts": [{"username": "acme", "secret": "s", "organization_id": 1, "home_region": "eu",
+                "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "Shop", "organization_id": 1, "region": "eu",
+                "cohorts": [{"id": 7, "name": "Trial users", "generate": {"count": members, "reference_id_every": 2}}]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = Emulator::start(scenario).await.unwrap();
+    let mixpanel = mixpanel_config(Some(&emulator));
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let key = keys.secret_key.clone();
+    app.post_json(
+        "/api/v1/integrations/mixpanel/connect",
+        &key,
+        json!({"username": "acme", "secret": "s"}),
+    )
+    .await;
+    let sync: Value = app
+        .post_json("/api/v1/integrations/mixpanel/cohort-sync", &key, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    emulator.add_destination(Destination {
+        id: "uj".into(),
+        project_id: 10,
+        cohort_id: 7,
+        url: sync["webhook_url"].as_str().unwrap().into(),
+        basic_auth: Some(BasicAuth {
+            username: "mixpanel".into(),
+            password: sync["secret"].as_str().unwrap().into(),
+        }),
+    });
+    emulator.run_sync("uj").await.unwrap();
+    let audiences: Value = app
+        .get("/api/v1/audiences", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let audience = audiences["data"][0]["id"].as_str().unwrap().to_owned();
+    let study: Value = app
+        .post_json("/api/v1/studies", &key, json!({"name": "Trial interviews", "interview_url": "https://research.example.com/i/trial?lang=en", "launch_mode": launch_mode}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let study = study["id"].as_str().unwrap().to_owned();
+    let rule: Value = app
+        .post_json(
+            &format!("/api/v1/studies/{study}/launch-rules"),
+            &key,
+            json!({"name": "Trial", "status": "active", "trigger": {"type": "audience", "audience_id": audience},
+                   "surface": "sdk_prompt", "max_starts": max_starts, "prompt": {"title": "Got 5 minutes?"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    World {
+        _emulator: emulator,
+        app,
+        key,
+        public_key: keys.public_key,
+        rule: rule["id"].as_str().unwrap().to_owned(),
+        study,
+    }
+}
+
+impl World {
+    async fn config(&self, reference_id: &str) -> Value {
+        let response = self
+            .app
+            .get(
+                &format!("/sdk/v1/config?reference_id={reference_id}"),
+                &self.public_key,
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn accept(&self, code: &str, reference_id: &str) -> Value {
+        let response = self
+            .app
+            .post_json(
+                &format!("/sdk/v1/invites/{code}/accept"),
+                &self.public_key,
+                json!({"reference_id": reference_id, "supports_webview": true}),
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_member_gets_the_invite_by_reference_id_or_distinct_id_and_others_do_not() {
+    let world = world(6, None, "in_app").await;
+    let by_reference = world.config("ref_2").await;
+    let invite = &by_reference["pending_invite"];
+    assert_eq!(invite["rule_id"], world.rule.as_str());
+    assert_eq!(invite["study_id"], world.study.as_str());
+    assert_eq!(invite["source"], "audience");
+    assert_eq!(invite["prompt"]["title"], "Got 5 minutes?");
+    assert!(invite["code"].as_str().unwrap().len() >= 12);
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"]["code"],
+        invite["code"],
+        "loads are idempotent"
+    );
+
+    assert!(
+        world.config("user_1").await["pending_invite"].is_object(),
+        "no reference_id: the distinct id matches"
+    );
+    assert_eq!(
+        world.config("user_2").await["pending_invite"],
+        Value::Null,
+        "user_2's match key is ref_2"
+    );
+    assert_eq!(
+        world.config("stranger").await["pending_invite"],
+        Value::Null
+    );
+}
+
+#[tokio::test]
+async fn accepting_opens_a_signed_launch_url_that_redirects_to_the_interview() {
+    let world = world(4, None, "in_app").await;
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let accepted = world.accept(&code, "ref_2").await;
+    assert_eq!(accepted["outcome"], "webview");
+    let url = accepted["url"].as_str().unwrap().to_owned();
+    assert!(url.contains("/launch/") && url.contains("sig="), "{url}");
+    assert_eq!(
+        world.accept(&code, "ref_2").await["outcome"],
+        "webview",
+        "a second accept is the same answer"
+    );
+
+    let browser = client();
+    let redirect = browser.get(&url).send().await.unwrap();
+    assert!(redirect.status().is_redirection());
+    let location = redirect.headers()["location"].to_str().unwrap();
+    assert_eq!(
+        location,
+        format!("https://research.example.com/i/trial?lang=en&invite={code}&reference_id=ref_2")
+    );
+
+    let tampered = browser
+        .get(url.replace("sig=", "sig=00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status().as_u16(), 403);
+    assert!(tampered
+        .text()
+        .await
+        .unwrap()
+        .contains("expired or is not valid"));
+    let unknown = browser
+        .get(world.app.url("/i/no-such-code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    assert!(unknown.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+
+    // A started study is not offered again.
+    assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
+    // The wrong user cannot accept someone else's invite.
+    let other = world.config("ref_4").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stolen = world
+        .app
+        .post_json(
+            &format!("/sdk/v1/invites/{other}/accept"),
+            &world.public_key,
+            json!({"reference_id": "ref_2"}),
+        )
+        .await;
+    assert_eq!(stolen.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn a_browser_study_opens_through_the_respondent_code() {
+    let world = world(2, None, "browser").await;
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let accepted = world.accept(&code, "ref_2").await;
+    assert_eq!(accepted["outcome"], "external_browser");
+    let url = accepted["url"].as_str().unwrap();
+    assert!(url.ends_with(&format!("/interviews/{code}")));
+    let redirect = client().get(url).send().await.unwrap();
+    assert!(redirect.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains(&format!("invite={code}")));
+}
+
+#[tokio::test]
+async fn a_dismissed_invite_is_not_offered_again_within_the_cooldown_and_a_paused_rule_offers_none()
+{
+    let world = world(6, None, "in_app").await;
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dismissed = world
+        .app
+        .post_json(
+            &format!("/sdk/v1/invites/{code}/dismiss"),
+            &world.public_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(dismissed.status().as_u16(), 204);
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"],
+        Value::Null,
+        "cooldown"
+    );
+    assert_eq!(
+        world.accept(&code, "ref_2").await["reason"],
+        "invite_dismissed"
+    );
+
+    let paused = world
+        .app
+        .client
+        .patch(
+            world
+                .app
+                .url(&format!("/api/v1/launch-rules/{}", world.rule)),
+        )
+        .bearer_auth(&world.key)
+        .json(&json!({"status": "paused"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status().as_u16(), 200);
+    assert_eq!(world.config("ref_4").await["pending_invite"], Value::Null);
+    assert_eq!(
+        world
+            .app
+            .post_json("/sdk/v1/invites/nope/dismiss", &world.public_key, json!({}))
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_accepts_with_max_starts_ten_start_exactly_ten() {
+    let world = world(100, Some(10), "in_app").await;
+    let mut codes = Vec::new();
+    for n in (2..=100).step_by(2) {
+        let reference = format!("ref_{n}");
+        let code = world.config(&reference).await["pending_invite"]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        codes.push((code, reference));
+    }
+    assert_eq!(codes.len(), 50);
+    let outcomes = futures::future::join_all(
+        codes
+            .iter()
+            .map(|(code, reference)| world.accept(code, reference)),
+    )
+    .await;
+    let started = outcomes
+        .iter()
+        .filter(|o| o["outcome"] == "webview")
+        .count();
+    let capped = outcomes
+        .iter()
+        .filter(|o| o["reason"] == "max_starts_reached")
+        .count();
+    assert_eq!((started, capped), (10, 40));
+    // At the cap the rule issues no more invites.
+    assert_eq!(world.config("user_1").await["pending_invite"], Value::Null);
+}

@@ -1,0 +1,209 @@
+//! The [`InviteStore`](crate::InviteStore) implementation both databases share (see
+//! `shared.rs` for how the expansion works).
+
+macro_rules! impl_invite_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::InviteStore for $store {
+            async fn pending_invite(
+                &self,
+                project: &ProjectId,
+                reference_id: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
+                let row: Option<InviteRow> = sqlx::query_as(
+                    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 AND state = 'issued' AND expires_at > $3",
+                )
+                .bind(project.as_str())
+                .bind(reference_id)
+                .bind(Ts(now))
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn invites_of_user(
+                &self,
+                project: &ProjectId,
+                reference_id: &str,
+            ) -> Result<Vec<uj_domain::invites::Invite>, $crate::StoreError> {
+                let rows: Vec<InviteRow> = sqlx::query_as(
+                    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 ORDER BY issued_at DESC LIMIT 500",
+                )
+                .bind(project.as_str())
+                .bind(reference_id)
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn study_starts_since(
+                &self,
+                study: &uj_domain::ids::StudyId,
+                since: DateTime<Utc>,
+            ) -> Result<i64, $crate::StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM invites WHERE study_id = $1 AND state = 'accepted' AND accepted_at >= $2",
+                )
+                .bind(study.as_str())
+                .bind(Ts(since))
+                .fetch_one(self.reader())
+                .await?)
+            }
+
+            async fn rule_starts(&self, rule: &uj_domain::ids::LaunchRuleId) -> Result<i64, $crate::StoreError> {
+                let starts: Option<i64> = sqlx::query_scalar("SELECT starts FROM launch_rules WHERE id = $1")
+                    .bind(rule.as_str())
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(starts.unwrap_or(0))
+            }
+
+            async fn issue_invite(
+                &self,
+                i: &uj_domain::invites::Invite,
+                now: DateTime<Utc>,
+            ) -> Result<uj_domain::invites::Invite, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "UPDATE invites SET state = 'expired'
+                     WHERE project_id = $1 AND reference_id = $2 AND state = 'issued' AND expires_at <= $3",
+                )
+                .bind(i.project_id.as_str())
+                .bind(&i.reference_id)
+                .bind(Ts(now))
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,
+                        audience_member_id, event_name, metadata, traits, state, issued_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'issued', $12, $13)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&i.code)
+                .bind(i.project_id.as_str())
+                .bind(i.rule_id.as_str())
+                .bind(i.study_id.as_str())
+                .bind(&i.reference_id)
+                .bind(i.source)
+                .bind(i.audience_id.as_deref())
+                .bind(i.audience_member_id.as_deref())
+                .bind(i.event_name.as_deref())
+                .bind(serde_json::Value::Object(i.metadata.clone()).to_string())
+                .bind(serde_json::Value::Object(i.traits.clone()).to_string())
+                .bind(Ts(i.issued_at))
+                .bind(Ts(i.expires_at))
+                .execute(&mut *tx)
+                .await?;
+                // Ours, or the one a concurrent load for the same user issued first.
+                let row: InviteRow = sqlx::query_as(
+                    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 AND state = 'issued'",
+                )
+                .bind(i.project_id.as_str())
+                .bind(&i.reference_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                row.try_into()
+            }
+
+            async fn invite(&self, project: &ProjectId, code: &str) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
+                let row: Option<InviteRow> = sqlx::query_as("SELECT * FROM invites WHERE project_id = $1 AND code = $2")
+                    .bind(project.as_str())
+                    .bind(code)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn invite_by_code(&self, code: &str) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
+                let row: Option<InviteRow> = sqlx::query_as("SELECT * FROM invites WHERE code = $1")
+                    .bind(code)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn study_by_public_code(&self, code: &str) -> Result<Option<uj_domain::studies::Study>, $crate::StoreError> {
+                let row: Option<StudyRow> = sqlx::query_as("SELECT * FROM studies WHERE public_code = $1")
+                    .bind(code)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn accept_invite(
+                &self,
+                project: &ProjectId,
+                code: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<uj_domain::invites::AcceptOutcome>, $crate::StoreError> {
+                use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
+                let mut tx = self.begin().await?;
+                // Locks the invite row (PostgreSQL) so two accepts of one invite serialise.
+                let row: Option<InviteRow> = sqlx::query_as(
+                    "UPDATE invites SET state = state WHERE project_id = $1 AND code = $2 RETURNING *",
+                )
+                .bind(project.as_str())
+                .bind(code)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(invite) = row.map(Invite::try_from).transpose()? else {
+                    return Ok(None);
+                };
+                let outcome = if invite.state == InviteState::Accepted {
+                    AcceptOutcome::AlreadyAccepted(invite)
+                } else if !invite.is_pending(now) {
+                    AcceptOutcome::NotPending(invite)
+                } else {
+                    // The cap holds under any concurrency: the row's own UPDATE checks it.
+                    let reserved = sqlx::query(
+                        "UPDATE launch_rules SET starts = starts + 1
+                         WHERE id = $1 AND (max_starts IS NULL OR starts < max_starts)",
+                    )
+                    .bind(invite.rule_id.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if reserved == 1 {
+                        let row: InviteRow = sqlx::query_as(
+                            "UPDATE invites SET state = 'accepted', accepted_at = $3
+                             WHERE project_id = $1 AND code = $2 RETURNING *",
+                        )
+                        .bind(project.as_str())
+                        .bind(code)
+                        .bind(Ts(now))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        AcceptOutcome::Accepted(row.try_into()?)
+                    } else {
+                        AcceptOutcome::CapReached(invite)
+                    }
+                };
+                tx.commit().await?;
+                Ok(Some(outcome))
+            }
+
+            async fn dismiss_invite(
+                &self,
+                project: &ProjectId,
+                code: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
+                let row: Option<InviteRow> = sqlx::query_as(
+                    "UPDATE invites SET state = CASE WHEN state = 'issued' THEN 'dismissed' ELSE state END,
+                        dismissed_at = CASE WHEN state = 'issued' THEN $3 ELSE dismissed_at END
+                     WHERE project_id = $1 AND code = $2 RETURNING *",
+                )
+                .bind(project.as_str())
+                .bind(code)
+                .bind(Ts(now))
+                .fetch_optional(self.writer())
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+        }
+    };
+}
+
+pub(crate) use impl_invite_store;
