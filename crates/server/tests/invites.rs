@@ -10,7 +10,7 @@ use mixpanel_emulator::{Emulator, Scenario};
 use serde_json::{json, Value};
 
 struct World {
-    _emulator: Emulator,
+    emulator: Emulator,
     app: TestApp,
     key: String,
     public_key: String,
@@ -86,7 +86,7 @@ async fn world(members: usize, max_starts: Option<i64>, launch_mode: &str) -> Wo
         .await
         .unwrap();
     World {
-        _emulator: emulator,
+        emulator,
         app,
         key,
         public_key: keys.public_key,
@@ -320,4 +320,20 @@ async fn fifty_concurrent_accepts_with_max_starts_ten_start_exactly_ten() {
     assert_eq!((started, capped), (10, 40));
     // At the cap the rule issues no more invites.
     assert_eq!(world.config("user_1").await["pending_invite"], Value::Null);
+}
+
+#[tokio::test]
+async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
+    let world = world(6, None, "in_app").await;
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    world.emulator.remove_members(10, 7, &["user_2"]).unwrap();
+    world.emulator.run_sync("uj").await.unwrap();
+    assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
+    assert_eq!(
+        world.accept(&code, "ref_2").await["reason"],
+        "invite_withdrawn"
+    );
 }

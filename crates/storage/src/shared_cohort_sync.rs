@@ -94,6 +94,18 @@ macro_rules! impl_cohort_sync_store {
             removed: i64,
             at: DateTime<Utc>,
         ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
+            if removed > 0 {
+                // Members who left lose their unaccepted invites of this audience.
+                sqlx::query(
+                    "UPDATE invites SET state = 'withdrawn'
+                     WHERE audience_id = $1 AND state = 'issued' AND audience_member_id IN (
+                        SELECT provider_member_id FROM audience_members
+                        WHERE audience_id = $1 AND exited_at IS NOT NULL)",
+                )
+                .bind(audience.as_str())
+                .execute(&mut **tx)
+                .await?;
+            }
             let after = active_members(tx, audience).await?;
             sqlx::query("UPDATE audiences SET member_count = $2, last_synced_at = $3 WHERE id = $1")
                 .bind(audience.as_str())
