@@ -17,4 +17,5 @@ pub mod projects;
 pub mod studies;
 mod validation;
 
+pub use validation::bounded_text as validation_text;
 pub use validation::ValidationError;

@@ -15,8 +15,9 @@ impl ValidationError {
     }
 }
 
-/// Trims `raw` and checks its length in characters.
-pub(crate) fn bounded_text(
+/// Trims `raw` and checks it is non-empty, at most `max_chars` characters, and free of
+/// control characters; errors name `field`.
+pub fn bounded_text(
     field: &'static str,
     raw: &str,
     max_chars: usize,

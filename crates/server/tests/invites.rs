@@ -337,3 +337,101 @@ async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
         "invite_withdrawn"
     );
 }
+
+#[tokio::test]
+async fn an_app_event_rule_invites_on_its_event_and_the_catalog_counts_it() {
+    let world = world(2, None, "in_app").await;
+    let rule: Value = world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "After checkout", "status": "active", "trigger": {"type": "app_event", "event_name": "Order Completed"},
+                   "surface": "sdk_prompt", "priority": 5, "prompt": {"title": "How was checkout?"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let send = |event: &'static str, reference: &'static str| {
+        world.app.post_json("/sdk/v1/events", &world.public_key, json!({"event_name": event, "reference_id": reference, "metadata": {"amount": 49, "nested": {"x": 1}}}))
+    };
+    let other = send("App Opened", "app-user-9").await;
+    assert_eq!(other.status().as_u16(), 200);
+    assert_eq!(
+        other.json::<Value>().await.unwrap(),
+        json!({"outcome": "not_eligible", "reason": "no_matching_rule"})
+    );
+
+    let invited: Value = send("Order Completed", "app-user-9")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(invited["outcome"], "webview");
+    assert_eq!(invited["pending_invite"]["rule_id"], rule["id"]);
+    assert_eq!(
+        invited["pending_invite"]["prompt"]["title"],
+        "How was checkout?"
+    );
+    let code = invited["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        world.config("app-user-9").await["pending_invite"]["code"],
+        code.as_str(),
+        "the config returns it too"
+    );
+    assert_eq!(
+        world.accept(&code, "app-user-9").await["outcome"],
+        "webview"
+    );
+
+    let again: Value = send("Order Completed", "app-user-9")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["outcome"], "not_eligible", "the study was started");
+    let catalog: Value = world
+        .app
+        .get("/api/v1/events", &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let opened = catalog["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Order Completed")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            opened["seen_in_app"].as_bool(),
+            opened["app_count"].as_i64()
+        ),
+        (Some(true), Some(2))
+    );
+
+    let bad = world
+        .app
+        .post_json(
+            "/sdk/v1/events",
+            &world.public_key,
+            json!({"event_name": "", "reference_id": "u"}),
+        )
+        .await;
+    assert_eq!(bad.status().as_u16(), 422);
+    let secret = world
+        .app
+        .post_json(
+            "/sdk/v1/events",
+            &world.key,
+            json!({"event_name": "E", "reference_id": "u"}),
+        )
+        .await;
+    assert_eq!(secret.status().as_u16(), 401, "only the public key");
+}

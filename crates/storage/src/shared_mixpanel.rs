@@ -227,6 +227,28 @@ macro_rules! impl_mixpanel_store {
                 Ok(())
             }
 
+            async fn record_app_event(
+                &self,
+                project: &ProjectId,
+                name: &str,
+                at: DateTime<Utc>,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO event_catalog (project_id, name, app_count, app_first_seen_at, app_last_seen_at)
+                     VALUES ($1, $2, 1, $3, $3)
+                     ON CONFLICT (project_id, name) DO UPDATE SET
+                        app_count = event_catalog.app_count + 1,
+                        app_first_seen_at = COALESCE(event_catalog.app_first_seen_at, excluded.app_first_seen_at),
+                        app_last_seen_at = excluded.app_last_seen_at",
+                )
+                .bind(project.as_str())
+                .bind(name)
+                .bind(Ts(at))
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
             async fn event_catalog(
                 &self,
                 project: &ProjectId,

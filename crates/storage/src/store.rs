@@ -231,6 +231,13 @@ pub trait MixpanelStore: Send + Sync {
         names: &[String],
         seen_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Counts one event the project's app sent (adding it to the catalog).
+    async fn record_app_event(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// The project's event catalog, by name.
     async fn event_catalog(&self, project: &ProjectId) -> Result<Vec<CatalogEvent>, StoreError>;
 }

@@ -10,7 +10,7 @@ use serde_json::Map;
 use uj_domain::ids::{AudienceId, ProjectId};
 use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
 use uj_domain::keys::NewToken;
-use uj_domain::pacing::{self, Decision, Moment, RuleStatus, StudyFacts, Trigger, UserFacts};
+use uj_domain::pacing::{self, Decision, Moment, StudyFacts, Trigger, UserFacts};
 use uj_domain::studies::{LaunchMode, LaunchRule, Surface};
 
 use super::studies::rule_facts;
@@ -23,13 +23,31 @@ pub const INVITE_TTL: Duration = Duration::hours(24);
 pub const LAUNCH_TTL: Duration = Duration::minutes(15);
 const LAUNCH_PURPOSE: &str = "launch";
 
-/// The user's pending audience invite: the one already issued, else one the pacing engine
-/// issues now among the active audience rules with an in-app prompt.
-pub async fn pending_for(
+/// An app event the SDK reported.
+pub struct AppEvent<'a> {
+    pub name: &'a str,
+    /// Primitive properties, kept in the attribution record.
+    pub metadata: Map<String, serde_json::Value>,
+}
+
+/// What the pacing engine decided for one user now.
+pub enum Evaluation {
+    /// The user's invite: already pending, or issued now.
+    Invite(Box<(Invite, LaunchRule)>),
+    /// No invite; the reason of the first rule that considered the user (or
+    /// `no_matching_rule`).
+    None(&'static str),
+}
+
+/// The user's pending invite, or the one the pacing engine issues now: on a config load
+/// (`event` = `None`) among active audience rules with an in-app prompt; on an app event
+/// among active rules waiting for that event.
+pub async fn evaluate(
     state: &AppState,
     project: &ProjectId,
     reference_id: &str,
-) -> Result<Option<(Invite, LaunchRule)>, ServiceError> {
+    event: Option<AppEvent<'_>>,
+) -> Result<Evaluation, ServiceError> {
     let now = Utc::now();
     let store = state.store.as_ref();
     if let Some(invite) = store.pending_invite(project, reference_id, now).await? {
@@ -37,22 +55,23 @@ pub async fn pending_for(
             .launch_rule(project, &invite.rule_id)
             .await?
             .ok_or(ServiceError::NotFound("launch_rule"))?;
-        return Ok(Some((invite, rule)));
+        return Ok(Evaluation::Invite(Box::new((invite, rule))));
     }
+    let event_name = event.as_ref().map(|e| e.name);
     let rules: Vec<LaunchRule> = store
         .live_launch_rules(project)
         .await?
         .into_iter()
-        .filter(|r| {
-            r.status == RuleStatus::Active
-                && r.surface == Surface::SdkPrompt
-                && matches!(r.trigger, Trigger::Audience(_))
+        .filter(|r| match (&r.trigger, event_name) {
+            (Trigger::Audience(_), None) => r.surface == Surface::SdkPrompt,
+            (Trigger::AppEvent(name), Some(sent)) => name == sent,
+            _ => false,
         })
         .collect();
     if rules.is_empty() {
-        return Ok(None);
+        return Ok(Evaluation::None("no_matching_rule"));
     }
-    // Which of these audiences the user is in, by match key.
+    // Which of the rules' audiences the user is in, by match key.
     let mut audiences = HashSet::new();
     let mut membership = Vec::new();
     for rule in &rules {
@@ -69,9 +88,6 @@ pub async fn pending_for(
                 membership.push((id.clone(), member));
             }
         }
-    }
-    if audiences.is_empty() {
-        return Ok(None);
     }
     let history = store.invites_of_user(project, reference_id).await?;
     let mut user = UserFacts {
@@ -109,35 +125,51 @@ pub async fn pending_for(
     let contact_limit = store.contact_limit_days(project).await?.map(Duration::days);
     let moment = Moment {
         now,
-        event: None,
+        event: event_name,
         contact_limit,
     };
-    let Decision::Invite { rule_id } = pacing::decide(&facts, &studies, &user, &moment) else {
-        return Ok(None);
+    let rule_id = match pacing::decide(&facts, &studies, &user, &moment) {
+        Decision::Invite { rule_id } => rule_id,
+        Decision::NoInvite { reasons } => {
+            return Ok(Evaluation::None(
+                reasons
+                    .first()
+                    .map_or("no_matching_rule", |(_, reason)| reason.code()),
+            ));
+        }
     };
     let rule = rules
         .into_iter()
         .find(|r| r.id.as_str() == rule_id)
         .ok_or(ServiceError::NotFound("launch_rule"))?;
-    let Trigger::Audience(audience_id) = &rule.trigger else {
-        return Ok(None);
+    let (source, audience_id, member, event_name, metadata) = match (&rule.trigger, event) {
+        (Trigger::Audience(id), _) => {
+            let member = membership
+                .iter()
+                .find(|(a, _)| a == id)
+                .map(|(_, m)| m.clone());
+            ("audience", Some(id.clone()), member, None, Map::new())
+        }
+        (Trigger::AppEvent(name), event) => (
+            "app_event",
+            None,
+            None,
+            Some(name.clone()),
+            event.map(|e| e.metadata).unwrap_or_default(),
+        ),
     };
-    let member = membership
-        .iter()
-        .find(|(id, _)| id == audience_id)
-        .map(|(_, m)| m);
     let invite = Invite {
         code: NewToken::generate("").token.expose_secret()[..16].to_owned(),
         project_id: project.clone(),
         rule_id: rule.id.clone(),
         study_id: rule.study_id.clone(),
         reference_id: reference_id.to_owned(),
-        source: "audience",
-        audience_id: Some(audience_id.clone()),
-        audience_member_id: member.map(|m| m.provider_member_id.clone()),
-        event_name: None,
-        metadata: Map::new(),
-        traits: member.map(|m| m.traits.clone()).unwrap_or_default(),
+        source,
+        audience_id,
+        audience_member_id: member.as_ref().map(|m| m.provider_member_id.clone()),
+        event_name,
+        metadata,
+        traits: member.map(|m| m.traits).unwrap_or_default(),
         state: InviteState::Issued,
         issued_at: now,
         expires_at: now + INVITE_TTL,
@@ -153,7 +185,21 @@ pub async fn pending_for(
             .await?
             .ok_or(ServiceError::NotFound("launch_rule"))?
     };
-    Ok(Some((issued, rule)))
+    Ok(Evaluation::Invite(Box::new((issued, rule))))
+}
+
+/// The study's launch mode, for the SDK's `outcome`.
+pub async fn opens_in_app(
+    state: &AppState,
+    project: &ProjectId,
+    invite: &Invite,
+) -> Result<bool, ServiceError> {
+    let study = state
+        .store
+        .study(project, &invite.study_id)
+        .await?
+        .ok_or(ServiceError::NotFound("study"))?;
+    Ok(study.launch_mode == LaunchMode::InApp)
 }
 
 async fn study_facts(

@@ -63,25 +63,35 @@ async fn show(
             .mark_sdk_contact(&auth.project.id, chrono::Utc::now())
             .await?;
     }
-    let pending = invites::pending_for(&state, &auth.project.id, reference_id.trim()).await?;
+    let pending =
+        match invites::evaluate(&state, &auth.project.id, reference_id.trim(), None).await? {
+            invites::Evaluation::Invite(found) => Some(*found),
+            invites::Evaluation::None(_) => None,
+        };
     Ok(Json(ConfigResponse {
         ttl_seconds: TTL_SECONDS,
         triggers: Vec::new(),
-        pending_invite: pending.map(|(invite, rule)| {
-            serde_json::json!({
-                "code": invite.code,
-                "rule_id": invite.rule_id,
-                "study_id": invite.study_id,
-                "source": invite.source,
-                "prompt": {
-                    "title": rule.prompt.title,
-                    "message": rule.prompt.message,
-                    "start_label": rule.prompt.start_label,
-                    "dismiss_label": rule.prompt.dismiss_label,
-                },
-                "expires_at": invite.expires_at,
-            })
-        }),
+        pending_invite: pending.map(|(invite, rule)| invite_json(&invite, &rule)),
         direct_links: Vec::new(),
     }))
+}
+
+/// An invite as the SDK shows it.
+pub fn invite_json(
+    invite: &uj_domain::invites::Invite,
+    rule: &uj_domain::studies::LaunchRule,
+) -> serde_json::Value {
+    serde_json::json!({
+        "code": invite.code,
+        "rule_id": invite.rule_id,
+        "study_id": invite.study_id,
+        "source": invite.source,
+        "prompt": {
+            "title": rule.prompt.title,
+            "message": rule.prompt.message,
+            "start_label": rule.prompt.start_label,
+            "dismiss_label": rule.prompt.dismiss_label,
+        },
+        "expires_at": invite.expires_at,
+    })
 }

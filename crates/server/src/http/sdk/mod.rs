@@ -2,6 +2,7 @@
 //! apps, so it answers browsers' CORS requests too (added with the web SDK endpoints).
 
 mod config;
+mod events;
 mod invites;
 
 use axum::extract::DefaultBodyLimit;
@@ -13,6 +14,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(config::router())
+        .merge(events::router())
         .merge(invites::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
 }
