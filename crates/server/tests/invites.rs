@@ -435,3 +435,55 @@ async fn an_app_event_rule_invites_on_its_event_and_the_catalog_counts_it() {
         .await;
     assert_eq!(secret.status().as_u16(), 401, "only the public key");
 }
+
+#[tokio::test]
+async fn the_config_lists_active_triggers_and_honours_its_etag() {
+    let world = world(2, None, "in_app").await;
+    for (name, status) in [
+        ("Order Completed", "active"),
+        ("Signed Up", "draft"),
+        ("Order Completed", "active"),
+    ] {
+        world
+            .app
+            .post_json(
+                &format!("/api/v1/studies/{}/launch-rules", world.study),
+                &world.key,
+                json!({"name": name, "status": status, "trigger": {"type": "app_event", "event_name": name}, "surface": "sdk_prompt"}),
+            )
+            .await;
+    }
+    let first = world
+        .app
+        .get("/sdk/v1/config?reference_id=nobody", &world.public_key)
+        .await;
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(
+        body["triggers"],
+        json!([{"event_name": "Order Completed"}]),
+        "active rules only, once each"
+    );
+
+    let cached = world
+        .app
+        .client
+        .get(world.app.url("/sdk/v1/config?reference_id=nobody"))
+        .bearer_auth(&world.public_key)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status().as_u16(), 304);
+    // A member's config differs (it carries the invite), so the old tag does not match.
+    let member = world
+        .app
+        .client
+        .get(world.app.url("/sdk/v1/config?reference_id=ref_2"))
+        .bearer_auth(&world.public_key)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(member.status().as_u16(), 200);
+}

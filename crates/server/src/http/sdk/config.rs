@@ -6,9 +6,12 @@
 //! call marks the project as having contacted the SDK API.
 
 use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::{Deserialize, Serialize};
+use uj_domain::pacing::{RuleStatus, Trigger};
 
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiQuery;
@@ -39,8 +42,9 @@ pub struct ConfigResponse {
 async fn show(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
+    headers: HeaderMap,
     ApiQuery(params): ApiQuery<ConfigParams>,
-) -> Result<Json<ConfigResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let reference_id = params.reference_id.unwrap_or_default();
     if reference_id.trim().is_empty() || reference_id.len() > 256 {
         let mut error = ApiError::bad_request(
@@ -68,12 +72,49 @@ async fn show(
             invites::Evaluation::Invite(found) => Some(*found),
             invites::Evaluation::None(_) => None,
         };
-    Ok(Json(ConfigResponse {
+    // The event names the app should report: those active rules wait for.
+    let mut triggers: Vec<String> = state
+        .store
+        .live_launch_rules(&auth.project.id)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == RuleStatus::Active)
+        .filter_map(|r| match r.trigger {
+            Trigger::AppEvent(name) => Some(name),
+            Trigger::Audience(_) => None,
+        })
+        .collect();
+    triggers.sort();
+    triggers.dedup();
+    let body = ConfigResponse {
         ttl_seconds: TTL_SECONDS,
-        triggers: Vec::new(),
+        triggers: triggers
+            .into_iter()
+            .map(|event_name| serde_json::json!({ "event_name": event_name }))
+            .collect(),
         pending_invite: pending.map(|(invite, rule)| invite_json(&invite, &rule)),
         direct_links: Vec::new(),
-    }))
+    };
+    // An ETag of the body: an app that sends it back gets 304 while nothing changed.
+    let bytes =
+        serde_json::to_vec(&body).map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
+    let etag = format!(
+        "\"{}\"",
+        &uj_domain::keys::token_hash(&String::from_utf8_lossy(&bytes))[..32]
+    );
+    let cached = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    let mut response = if cached {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+    };
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
 }
 
 /// An invite as the SDK shows it.
