@@ -46,6 +46,15 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
+    /// Requests each public SDK key may make per minute (per server process).
+    #[arg(
+        long,
+        env = "UJ_SDK_REQUESTS_PER_MINUTE",
+        default_value_t = 1200,
+        global = true
+    )]
+    pub sdk_requests_per_minute: u32,
+
     #[command(flatten)]
     pub mixpanel: MixpanelConfig,
 }

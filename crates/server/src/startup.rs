@@ -40,6 +40,8 @@ impl Application {
             secure_cookies: config.secure_cookies(),
             login_throttle: Arc::new(LoginThrottle::default()),
             mixpanel: config.mixpanel.client(),
+            sdk_limiter: Arc::default(),
+            sdk_requests_per_minute: config.sdk_requests_per_minute.max(1),
         };
         let check_interval = Duration::from_secs(config.mixpanel.mixpanel_check_interval_secs);
         Ok(Self {

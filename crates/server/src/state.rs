@@ -3,6 +3,7 @@ use std::sync::Arc;
 use uj_storage::Store;
 
 use crate::app_key::AppKey;
+use crate::http::SdkRateLimiter;
 use crate::services::login_throttle::LoginThrottle;
 
 /// What every request handler can reach.
@@ -14,4 +15,7 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub login_throttle: Arc<LoginThrottle>,
     pub mixpanel: uj_mixpanel::Client,
+    pub sdk_limiter: Arc<SdkRateLimiter>,
+    /// Requests each public key may make per minute.
+    pub sdk_requests_per_minute: u32,
 }

@@ -481,3 +481,82 @@ async fn concurrent_key_creation_loses_nothing() {
         .unwrap();
     assert_eq!(listed["data"].as_array().unwrap().len(), 26);
 }
+
+#[tokio::test]
+async fn web_apps_may_call_the_sdk_api_from_any_origin() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let preflight = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url("/sdk/v1/config?reference_id=u"),
+        )
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let actual = app
+        .client
+        .get(app.url("/sdk/v1/config?reference_id=u"))
+        .bearer_auth(&keys.public_key)
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(actual.headers()["access-control-allow-origin"], "*");
+    assert!(actual.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("etag"));
+    // The REST API is for servers: no CORS there.
+    let rest = app
+        .client
+        .get(app.url("/api/v1/project"))
+        .bearer_auth(&keys.secret_key)
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(rest.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
+    let app = TestApp::spawn_with(|config| config.sdk_requests_per_minute = 3).await;
+    let shop = app.bootstrap("ada@example.com", "Shop");
+    let blog = app.bootstrap("bob@example.com", "Blog");
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/sdk/v1/config?reference_id=u", &shop.public_key)
+                .await
+                .status()
+                .as_u16(),
+            200
+        );
+    }
+    let limited = app
+        .get("/sdk/v1/config?reference_id=u", &shop.public_key)
+        .await;
+    assert_eq!(limited.status().as_u16(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait));
+    let (_, error) = error_of(limited).await;
+    assert_eq!(error["code"], "rate_limited");
+    assert_eq!(
+        app.get("/sdk/v1/config?reference_id=u", &blog.public_key)
+            .await
+            .status()
+            .as_u16(),
+        200,
+        "another key is not affected"
+    );
+}

@@ -18,12 +18,13 @@ use axum::Router;
 
 use crate::state::AppState;
 pub(crate) use error::ApiError;
+pub(crate) use sdk::SdkRateLimiter;
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(health::router())
         .nest("/api/v1", api::router())
-        .nest("/sdk/v1", sdk::router())
+        .nest("/sdk/v1", sdk::router(state.clone()))
         .merge(webhooks::router())
         .merge(launch::router())
         .merge(dashboard::router(state.clone()))

@@ -69,6 +69,7 @@ impl TestApp {
             public_url: None,
             secret_key_file: Some(dir.path().join("app.key")),
             log_format: LogFormat::Text,
+            sdk_requests_per_minute: 1200,
             mixpanel: mixpanel_config(None),
         };
         adjust(&mut config);
