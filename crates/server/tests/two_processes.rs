@@ -1,0 +1,176 @@
+//! Two server processes on one PostgreSQL database, as a team outgrowing one machine runs
+//! them behind a load balancer: a change made through one is served by the other, and max
+//! starts hold across both.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+use uj_storage::testing::TestDatabase;
+
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(db: &str, key: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    command
+        .env("DATABASE_URL", db)
+        .env("UJ_SECRET_KEY_FILE", key)
+        .env("RUST_LOG", "warn");
+    command
+}
+
+fn start(db: &str, key: &std::path::Path) -> Process {
+    let mut child = command(db, key)
+        .env("UJ_BIND", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("UserJourneys dashboard: ")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    Process { child, url }
+}
+
+#[tokio::test]
+async fn two_processes_share_rules_and_never_overshoot_max_starts() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("app.key");
+    let keys: Value = serde_json::from_slice(
+        &command(&db.url, &key)
+            .args([
+                "admin",
+                "bootstrap",
+                "--email",
+                "ada@example.com",
+                "--password",
+                "correct horse battery",
+                "--project",
+                "Shop",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let (secret, public) = (
+        keys["secret_key"].as_str().unwrap(),
+        keys["public_key"].as_str().unwrap(),
+    );
+    let a = start(&db.url, &key);
+    let b = start(&db.url, &key);
+    let http = reqwest::Client::new();
+
+    let study: Value = http
+        .post(format!("{}/api/v1/studies", a.url))
+        .bearer_auth(secret)
+        .json(&json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rule: Value = http.post(format!("{}/api/v1/studies/{}/launch-rules", a.url, study["id"].as_str().unwrap())).bearer_auth(secret)
+        .json(&json!({"name": "R", "status": "active", "trigger": {"type": "app_event", "event_name": "Order Completed"}, "surface": "sdk_prompt", "max_starts": 5}))
+        .send().await.unwrap().json().await.unwrap();
+    let rule_id = rule["id"].as_str().unwrap();
+
+    // Made through A, served by B at once.
+    let config: Value = http
+        .get(format!("{}/sdk/v1/config?reference_id=u", b.url))
+        .bearer_auth(public)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config["triggers"],
+        json!([{"event_name": "Order Completed"}])
+    );
+
+    // Twenty users invited through either process, all accepting at once through either.
+    let mut codes = Vec::new();
+    for n in 0..20 {
+        let base = if n % 2 == 0 { &a.url } else { &b.url };
+        let invited: Value = http
+            .post(format!("{base}/sdk/v1/events"))
+            .bearer_auth(public)
+            .json(&json!({"event_name": "Order Completed", "reference_id": format!("user-{n}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        codes.push((
+            invited["pending_invite"]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            format!("user-{n}"),
+            if n % 3 == 0 {
+                a.url.clone()
+            } else {
+                b.url.clone()
+            },
+        ));
+    }
+    let accepts = codes.iter().map(|(code, user, base)| {
+        http.post(format!("{base}/sdk/v1/invites/{code}/accept"))
+            .bearer_auth(public)
+            .json(&json!({"reference_id": user, "supports_webview": true}))
+            .send()
+    });
+    let mut started = 0;
+    for response in futures::future::join_all(accepts).await {
+        let body: Value = response.unwrap().json().await.unwrap();
+        if body["outcome"] == "webview" {
+            started += 1;
+        } else {
+            assert_eq!(body["reason"], "max_starts_reached");
+        }
+    }
+    assert_eq!(started, 5);
+
+    // Paused through B: A issues nothing more.
+    let paused = http
+        .patch(format!("{}/api/v1/launch-rules/{rule_id}", b.url))
+        .bearer_auth(secret)
+        .json(&json!({"status": "paused"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status().as_u16(), 200);
+    let config: Value = http
+        .get(format!("{}/sdk/v1/config?reference_id=u", a.url))
+        .bearer_auth(public)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["triggers"], json!([]));
+}
