@@ -153,6 +153,17 @@ impl Browser {
         }
     }
 
+    /// First-run setup as the owner (ada@example.com, project "Shop"); returns the
+    /// project's path.
+    async fn set_up(&self, app: &TestApp) -> String {
+        self.client.goto(&app.url("/setup")).await.unwrap();
+        self.fill("#email", "ada@example.com").await;
+        self.fill("#password", PASSWORD).await;
+        self.fill("#project_name", "Shop").await;
+        self.click("#submit").await;
+        self.wait_for_path(|p| p.starts_with("/p/prj_")).await
+    }
+
     async fn screenshot(&self, name: &str) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
         std::fs::create_dir_all(&dir).unwrap();
@@ -263,12 +274,7 @@ async fn connecting_mixpanel_with_a_multi_project_account_in_a_real_browser() {
     let mixpanel = helpers::mixpanel_config(Some(&emulator));
     let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
 
-    browser.client.goto(&app.url("/setup")).await.unwrap();
-    browser.fill("#email", "ada@example.com").await;
-    browser.fill("#password", PASSWORD).await;
-    browser.fill("#project_name", "Shop").await;
-    browser.click("#submit").await;
-    browser.wait_for_path(|p| p.starts_with("/p/prj_")).await;
+    browser.set_up(&app).await;
 
     browser.click("#nav-mixpanel").await;
     browser
@@ -331,12 +337,7 @@ async fn setting_up_cohort_sync_and_watching_an_audience_appear_in_a_real_browse
     let mixpanel = helpers::mixpanel_config(Some(&emulator));
     let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
 
-    browser.client.goto(&app.url("/setup")).await.unwrap();
-    browser.fill("#email", "ada@example.com").await;
-    browser.fill("#password", PASSWORD).await;
-    browser.fill("#project_name", "Shop").await;
-    browser.click("#submit").await;
-    browser.wait_for_path(|p| p.starts_with("/p/prj_")).await;
+    browser.set_up(&app).await;
     browser.click("#nav-mixpanel").await;
     browser
         .fill("#mp-username", "acme.mp-service-account")
@@ -430,12 +431,7 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
     let mixpanel = helpers::mixpanel_config(Some(&emulator));
     let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
 
-    browser.client.goto(&app.url("/setup")).await.unwrap();
-    browser.fill("#email", "ada@example.com").await;
-    browser.fill("#password", PASSWORD).await;
-    browser.fill("#project_name", "Shop").await;
-    browser.click("#submit").await;
-    browser.wait_for_path(|p| p.starts_with("/p/prj_")).await;
+    browser.set_up(&app).await;
     // An audience to target: connect and sync through the API, as a backend would.
     let key = app.bootstrap("ada@example.com", "Shop").secret_key;
     app.post_json(

@@ -58,9 +58,10 @@ pub fn authorize_project<'a>(
     region: Region,
     headers: &HeaderMap,
     path: &str,
-    project_id: Option<&str>,
-    workspace_id: Option<&str>,
+    params: &std::collections::HashMap<String, String>,
 ) -> Result<ProjectAccess<'a>, Response> {
+    let project_id = params.get("project_id").map(String::as_str);
+    let workspace_id = params.get("workspace_id").map(String::as_str);
     let account = authenticate(shared, region, headers)?;
     let Some(raw) = project_id.filter(|p| !p.is_empty()) else {
         return Err(query_error(

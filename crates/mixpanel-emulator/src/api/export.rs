@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use futures_util::stream;
 use serde_json::{json, Value};
 
-use super::{authorize_project, processing_delay, query_error, rate_limited};
+use super::{admit, authorize_project, query_error};
 use crate::faults::TruncateMode;
 use crate::limits::Api;
 use crate::state::Shared;
@@ -54,14 +54,7 @@ pub async fn export(
         .query()
         .and_then(|q| serde_urlencoded::from_str(q).ok())
         .unwrap_or_default();
-    let access = match authorize_project(
-        &shared,
-        region,
-        &headers,
-        path,
-        params.get("project_id").map(String::as_str),
-        params.get("workspace_id").map(String::as_str),
-    ) {
+    let access = match authorize_project(&shared, region, &headers, path, &params) {
         Ok(access) => access,
         Err(response) => return response,
     };
@@ -118,11 +111,10 @@ pub async fn export(
         );
     }
     let time_in_ms = params.get("time_in_ms").is_some_and(|v| v == "true");
-    let permit = match shared.limiter.acquire(access.project.id, Api::Export) {
+    let permit = match admit(&shared, region, path, access.project.id, Api::Export).await {
         Ok(permit) => permit,
-        Err(limited) => return rate_limited(&shared, path, limited.0),
+        Err(response) => return response,
     };
-    processing_delay(&shared, region).await;
 
     let mut events: Vec<_> = access
         .project

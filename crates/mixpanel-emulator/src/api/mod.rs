@@ -102,6 +102,23 @@ pub fn rate_limited(shared: &Shared, path: &str, message: &str) -> Response {
     response
 }
 
+/// Counts a Query or Export request against the project's limits (429 when over), then
+/// spends the injected latency while holding the slot, as a slow Mixpanel query would.
+pub async fn admit(
+    shared: &Shared,
+    region: Region,
+    path: &str,
+    project: u64,
+    api: crate::limits::Api,
+) -> Result<crate::limits::Permit, Response> {
+    let permit = shared
+        .limiter
+        .acquire(project, api)
+        .map_err(|limited| rate_limited(shared, path, limited.0))?;
+    processing_delay(shared, region).await;
+    Ok(permit)
+}
+
 /// A response whose body fails at once: the client sees the connection drop.
 pub fn dropped_connection() -> Response {
     let failing = futures_util::stream::once(async {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 
-use super::{authorize_project, processing_delay, query_error, rate_limited};
+use super::{admit, authorize_project, query_error};
 use crate::limits::Api;
 use crate::scenario::Member;
 use crate::state::Shared;
@@ -38,22 +38,14 @@ pub async fn cohorts(
 ) -> Response {
     let params = params(&uri, &body);
     let path = uri.path();
-    let access = match authorize_project(
-        &shared,
-        region,
-        &headers,
-        path,
-        params.get("project_id").map(String::as_str),
-        params.get("workspace_id").map(String::as_str),
-    ) {
+    let access = match authorize_project(&shared, region, &headers, path, &params) {
         Ok(access) => access,
         Err(response) => return response,
     };
-    let _permit = match shared.limiter.acquire(access.project.id, Api::Query) {
+    let _permit = match admit(&shared, region, path, access.project.id, Api::Query).await {
         Ok(permit) => permit,
-        Err(limited) => return rate_limited(&shared, path, limited.0),
+        Err(response) => return response,
     };
-    processing_delay(&shared, region).await;
     let cohorts: Vec<Value> = access
         .project
         .cohorts
@@ -109,14 +101,7 @@ pub async fn engage(
 ) -> Response {
     let params = params(&uri, &body);
     let path = uri.path();
-    let access = match authorize_project(
-        &shared,
-        region,
-        &headers,
-        path,
-        params.get("project_id").map(String::as_str),
-        params.get("workspace_id").map(String::as_str),
-    ) {
+    let access = match authorize_project(&shared, region, &headers, path, &params) {
         Ok(access) => access,
         Err(response) => return response,
     };
@@ -145,11 +130,10 @@ pub async fn engage(
             }
         },
     };
-    let _permit = match shared.limiter.acquire(project_id, Api::Query) {
+    let _permit = match admit(&shared, region, path, project_id, Api::Query).await {
         Ok(permit) => permit,
-        Err(limited) => return rate_limited(&shared, path, limited.0),
+        Err(response) => return response,
     };
-    processing_delay(&shared, region).await;
 
     let (session_id, members) = if page == 0 {
         let members = match params.get("filter_by_cohort") {
@@ -223,14 +207,7 @@ pub async fn event_names(
 ) -> Response {
     let params = params(&uri, &[]);
     let path = uri.path();
-    let access = match authorize_project(
-        &shared,
-        region,
-        &headers,
-        path,
-        params.get("project_id").map(String::as_str),
-        params.get("workspace_id").map(String::as_str),
-    ) {
+    let access = match authorize_project(&shared, region, &headers, path, &params) {
         Ok(access) => access,
         Err(response) => return response,
     };
@@ -251,11 +228,10 @@ pub async fn event_names(
             return query_error(StatusCode::BAD_REQUEST, path, "limit must be an integer")
         }
     };
-    let _permit = match shared.limiter.acquire(access.project.id, Api::Query) {
+    let _permit = match admit(&shared, region, path, access.project.id, Api::Query).await {
         Ok(permit) => permit,
-        Err(limited) => return rate_limited(&shared, path, limited.0),
+        Err(response) => return response,
     };
-    processing_delay(&shared, region).await;
     // The most common events of the last 31 days, most frequent first.
     let since = chrono::Utc::now().timestamp() - 31 * 24 * 3600;
     let mut counts: HashMap<&str, usize> = HashMap::new();
