@@ -66,6 +66,14 @@ pub fn payload_too_large() -> ApiError {
     )
 }
 
+/// For PATCH bodies: tells a field sent as `null` (`Some(None)`, clear it) from one not
+/// sent (`None`, leave it). Use as `#[serde(default, deserialize_with = "…::nullable")]`.
+pub fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// `Query<T>` whose failure is `400 invalid_request` naming the parameter.
 pub struct ApiQuery<T>(pub T);
 

@@ -27,15 +27,8 @@ pub struct UpdateProjectRequest {
     /// `email` are kept only when listed here.
     trait_allowlist: Option<Vec<String>>,
     /// At most one invite per user per this many days across all rules; `null` turns it off.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     contact_limit_days: Option<Option<i64>>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
-fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Serialize)]

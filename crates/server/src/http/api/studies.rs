@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
@@ -29,13 +29,6 @@ pub fn router() -> Router<AppState> {
         .route("/launch-rules/{id}", get(show_rule).patch(update_rule))
         .route("/launch-rules/{id}/archive", post(archive_rule))
         .route("/launch-rules/{id}/explain", get(explain))
-}
-
-/// Tells a field that was sent as `null` (`Some(None)`) from one not sent (`None`).
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 fn parsed<T>(
@@ -98,9 +91,9 @@ pub struct UpdateStudyRequest {
     interview_url: Option<String>,
     status: Option<String>,
     launch_mode: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     weekly_limit: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     monthly_limit: Option<Option<i64>>,
 }
 
@@ -289,12 +282,12 @@ pub struct UpdateRuleRequest {
     prompt: Option<PromptChange>,
     priority: Option<i64>,
     cooldown_seconds: Option<i64>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     max_starts: Option<Option<i64>>,
     sampling_percent: Option<i64>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     starts_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     ends_at: Option<Option<DateTime<Utc>>>,
 }
 
