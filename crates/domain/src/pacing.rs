@@ -89,6 +89,8 @@ pub struct Moment<'a> {
     pub event: Option<&'a str>,
     /// The project's contact limit: at most one invite per user per this period.
     pub contact_limit: Option<Duration>,
+    /// The user opened a direct link: it stands for a direct-link rule's app event.
+    pub link_opened: bool,
 }
 
 /// Why a rule does not invite a user now. Codes are stable: the explain endpoint and the
@@ -147,10 +149,24 @@ pub struct Gate {
 /// The engine's answer for one user at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// This rule invites the user.
-    Invite { rule_id: String },
+    /// This rule invites the user; every other rule with the reason it did not
+    /// (`lost_on_priority` for the eligible ones it outranked).
+    Invite {
+        rule_id: String,
+        suppressed: Vec<(String, Reason)>,
+    },
     /// No rule does; for each rule, the first gate it failed.
     NoInvite { reasons: Vec<(String, Reason)> },
+}
+
+impl Decision {
+    /// Each rule that did not invite, with its reason: what the per-rule counters count.
+    pub fn suppressed(&self) -> &[(String, Reason)] {
+        match self {
+            Decision::Invite { suppressed, .. } => suppressed,
+            Decision::NoInvite { reasons } => reasons,
+        }
+    }
 }
 
 /// The sticky sampling bucket of a user for a rule, in 0..10000.
@@ -219,12 +235,13 @@ pub fn gates(
     ));
     match &rule.trigger {
         Trigger::AppEvent(name) => {
-            let fired = moment.event == Some(name.as_str());
+            let fired = moment.event == Some(name.as_str()) || moment.link_opened;
             gates.push(gate(
                 "trigger",
                 fired,
                 Reason::NotTriggered,
                 match moment.event {
+                    _ if moment.link_opened => "the user opened the study's link".into(),
                     Some(event) if fired => format!("the app sent {event:?}"),
                     Some(event) => format!("the app sent {event:?}, the rule waits for {name:?}"),
                     None => format!("waiting for the app to send {name:?}"),
@@ -353,37 +370,28 @@ pub fn decide(
             None => eligible.push(rule),
         }
     }
-    let winner = eligible.iter().max_by(|a, b| {
-        a.priority
-            .cmp(&b.priority)
-            .then(b.created_at.cmp(&a.created_at))
-            .then(b.id.cmp(&a.id))
-    });
+    let winner = eligible
+        .iter()
+        .max_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then(b.created_at.cmp(&a.created_at))
+                .then(b.id.cmp(&a.id))
+        })
+        .map(|w| w.id.clone());
     match winner {
-        Some(winner) => Decision::Invite {
-            rule_id: winner.id.clone(),
-        },
+        Some(rule_id) => {
+            reasons.extend(
+                eligible
+                    .iter()
+                    .filter(|r| r.id != rule_id)
+                    .map(|r| (r.id.clone(), Reason::LostOnPriority)),
+            );
+            Decision::Invite {
+                rule_id,
+                suppressed: reasons,
+            }
+        }
         None => Decision::NoInvite { reasons },
     }
-}
-
-/// Why each eligible rule other than the winner did not invite (`lost_on_priority`).
-pub fn losers(
-    rules: &[RuleFacts],
-    studies: &[StudyFacts],
-    user: &UserFacts,
-    moment: &Moment<'_>,
-) -> Vec<String> {
-    let Decision::Invite { rule_id } = decide(rules, studies, user, moment) else {
-        return Vec::new();
-    };
-    rules
-        .iter()
-        .filter(|r| r.id != rule_id)
-        .filter(|r| {
-            let study = studies.iter().find(|s| s.id == r.study_id);
-            gates(r, study, user, moment).iter().all(|g| g.passed)
-        })
-        .map(|r| r.id.clone())
-        .collect()
 }

@@ -101,14 +101,22 @@ proptest! {
     ) {
         let studies = studies(None);
         let user = user(&reference, in_audience);
-        let moment = Moment { now: t0(), event, contact_limit: None };
+        let moment = Moment { now: t0(), event, contact_limit: None, link_opened: false };
         let eligible: Vec<&RuleFacts> = rules
             .iter()
             .filter(|r| gates(r, studies.iter().find(|s| s.id == r.study_id), &user, &moment).iter().all(|g| g.passed))
             .collect();
         match decide(&rules, &studies, &user, &moment) {
-            Decision::Invite { rule_id } => {
+            Decision::Invite { rule_id, suppressed } => {
                 let chosen = rules.iter().find(|r| r.id == rule_id).unwrap();
+                prop_assert_eq!(suppressed.len(), rules.len() - 1, "every other rule has its reason");
+                for (id, reason) in &suppressed {
+                    prop_assert_eq!(
+                        *reason == Reason::LostOnPriority,
+                        eligible.iter().any(|r| r.id == *id),
+                        "lost_on_priority exactly for the eligible rules that lost"
+                    );
+                }
                 prop_assert!(eligible.iter().any(|r| r.id == rule_id), "the chosen rule passes every gate");
                 for other in &eligible {
                     prop_assert!(
@@ -144,8 +152,8 @@ proptest! {
                     study.starts_this_week = 0;
                 }
             }
-            let moment = Moment { now, event, contact_limit };
-            if let Decision::Invite { rule_id } = decide(&rules, &studies, &user, &moment) {
+            let moment = Moment { now, event, contact_limit, link_opened: false };
+            if let Decision::Invite { rule_id, .. } = decide(&rules, &studies, &user, &moment) {
                 let rule = rules.iter_mut().find(|r| r.id == rule_id).unwrap();
                 // The promises, checked against what we recorded ourselves.
                 if let Some((_, last)) = invites.iter().rev().find(|(id, _)| *id == rule_id) {
@@ -239,6 +247,7 @@ fn every_no_has_its_reason() {
         now: t0(),
         event: Some("Order Completed"),
         contact_limit: None,
+        link_opened: false,
     };
     let first_failure = |rule: &RuleFacts, user: &UserFacts, moment: &Moment| {
         gates(
@@ -296,6 +305,19 @@ fn every_no_has_its_reason() {
             }
         ),
         Some(Reason::NotTriggered)
+    );
+    assert_eq!(
+        first_failure(
+            &base,
+            &u,
+            &Moment {
+                event: None,
+                link_opened: true,
+                ..moment.clone()
+            }
+        ),
+        None,
+        "an opened direct link stands for the app event"
     );
     assert_eq!(
         first_failure(
@@ -407,16 +429,17 @@ fn an_eligible_rule_outranked_by_another_lost_on_priority() {
         now: t0(),
         event: None,
         contact_limit: None,
+        link_opened: false,
     };
     let user = user("u", true);
     assert_eq!(
         decide(&rules, &studies(None), &user, &moment),
         Decision::Invite {
-            rule_id: "high".into()
+            rule_id: "high".into(),
+            suppressed: vec![
+                ("low".into(), Reason::LostOnPriority),
+                ("tie_newer".into(), Reason::LostOnPriority)
+            ],
         }
-    );
-    assert_eq!(
-        uj_domain::pacing::losers(&rules, &studies(None), &user, &moment),
-        ["low", "tie_newer"]
     );
 }

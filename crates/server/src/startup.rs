@@ -42,6 +42,7 @@ impl Application {
             mixpanel: config.mixpanel.client(),
             sdk_limiter: Arc::default(),
             sdk_requests_per_minute: config.sdk_requests_per_minute.max(1),
+            suppressions: Arc::default(),
         };
         let check_interval = Duration::from_secs(config.mixpanel.mixpanel_check_interval_secs);
         Ok(Self {
@@ -67,6 +68,8 @@ impl Application {
                 self.check_interval,
             ))
         });
+        let counters = tokio::spawn(crate::services::rule_stats::flush_every(self.state.clone()));
+        let state = self.state.clone();
         let router = crate::http::router(self.state);
         axum::serve(
             self.listener,
@@ -76,6 +79,11 @@ impl Application {
         .await
         .context("HTTP server failed")?;
         jobs.abort();
+        counters.abort();
+        // The last counted decisions, so a restart loses none.
+        if let Err(error) = state.suppressions.flush(state.store.as_ref()).await {
+            tracing::warn!(error = %error, "could not save rule statistics at shutdown");
+        }
         if let Some(checks) = checks {
             checks.abort();
         }

@@ -5,6 +5,7 @@ use uj_storage::Store;
 use crate::app_key::AppKey;
 use crate::http::SdkRateLimiter;
 use crate::services::login_throttle::LoginThrottle;
+use crate::services::rule_stats::SuppressionCounter;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -18,4 +19,6 @@ pub struct AppState {
     pub sdk_limiter: Arc<SdkRateLimiter>,
     /// Requests each public key may make per minute.
     pub sdk_requests_per_minute: u32,
+    /// Pacing decisions counted per rule and reason, flushed in the background.
+    pub suppressions: Arc<SuppressionCounter>,
 }

@@ -433,7 +433,8 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
 
     browser.set_up(&app).await;
     // An audience to target: connect and sync through the API, as a backend would.
-    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let key = keys.secret_key.clone();
     app.post_json(
         "/api/v1/integrations/mixpanel/connect",
         &key,
@@ -512,6 +513,16 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
     assert!(browser.text("#rule-trigger").await.contains("Power users"));
     browser.submit("#status-active").await;
     assert_eq!(browser.text("#rule-status").await, "active");
+    // The app loads its config for a member: the rule's stats show the invite.
+    let config: serde_json::Value = app
+        .get("/sdk/v1/config?reference_id=user_1", &keys.public_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["pending_invite"]["source"], "audience");
+    browser.client.refresh().await.unwrap();
+    assert_eq!(browser.text("#stat-issued").await, "1");
     browser.submit("#archive-rule").await;
     browser.submit("#confirm").await;
     assert_eq!(browser.text("#rule-status").await, "archived");

@@ -487,3 +487,158 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
         .unwrap();
     assert_eq!(member.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn rule_stats_count_invites_by_state_and_every_suppression_reason() {
+    let world = world(6, None, "in_app").await;
+    let patch = |rule: String, body: Value| {
+        world
+            .app
+            .client
+            .patch(world.app.url(&format!("/api/v1/launch-rules/{rule}")))
+            .bearer_auth(&world.key)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        patch(world.rule.clone(), json!({"cooldown_seconds": 3600}))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let audience = world.config("ref_2").await; // ref_2 gets the main rule's invite
+    let trial = world
+        .app
+        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let fallback: Value = world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "Fallback", "status": "active", "priority": -1, "trigger": trial["trigger"], "surface": "sdk_prompt"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fallback = fallback["id"].as_str().unwrap().to_owned();
+    let code = |v: &Value| v["pending_invite"]["code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        world.accept(&code(&audience), "ref_2").await["outcome"],
+        "webview"
+    );
+    let ref_4 = world.config("ref_4").await;
+    assert_eq!(ref_4["pending_invite"]["rule_id"], world.rule.as_str());
+    let dismissed = world
+        .app
+        .post_json(
+            &format!("/sdk/v1/invites/{}/dismiss", code(&ref_4)),
+            &world.public_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(dismissed.status().as_u16(), 204);
+    // In the main rule's cooldown, the fallback invites ref_4.
+    assert_eq!(
+        world.config("ref_4").await["pending_invite"]["rule_id"],
+        fallback.as_str()
+    );
+    // Explain reads the same history: ref_4 is in the main rule's cooldown.
+    let explained: Value = world
+        .app
+        .get(
+            &format!(
+                "/api/v1/launch-rules/{}/explain?reference_id=ref_4",
+                world.rule
+            ),
+            &world.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(explained["eligible"], false);
+    let failed: Vec<&Value> = explained["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["passed"] == false)
+        .map(|g| &g["reason"])
+        .collect();
+    assert_eq!(failed, [&json!("cooldown")]);
+    let ref_6 = world.config("ref_6").await;
+    assert_eq!(
+        world.config("ref_6").await,
+        ref_6,
+        "a pending invite is returned, not decided again"
+    );
+    assert_eq!(
+        world.config("stranger").await["pending_invite"],
+        Value::Null
+    );
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"],
+        Value::Null,
+        "started"
+    );
+
+    let world = &world;
+    let stats = |rule: String| async move {
+        let response = world
+            .app
+            .get(&format!("/api/v1/launch-rules/{rule}/stats"), &world.key)
+            .await;
+        assert_eq!(response.status().as_u16(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+    assert_eq!(
+        stats(world.rule.clone()).await,
+        json!({"object": "launch_rule_stats", "rule_id": world.rule,
+               "invites": {"issued": 3, "pending": 1, "accepted": 1, "dismissed": 1, "expired": 0, "withdrawn": 0},
+               "suppressions": {"already_started": 1, "cooldown": 1, "not_in_audience": 1}})
+    );
+    assert_eq!(
+        stats(fallback.clone()).await,
+        json!({"object": "launch_rule_stats", "rule_id": fallback,
+               "invites": {"issued": 1, "pending": 1, "accepted": 0, "dismissed": 0, "expired": 0, "withdrawn": 0},
+               // Outranked for ref_4 and ref_6 (ref_2 was invited before it existed).
+               "suppressions": {"already_started": 1, "lost_on_priority": 2, "not_in_audience": 1}})
+    );
+
+    let other = world.app.bootstrap("bob@example.com", "Blog");
+    for (key, path) in [
+        (
+            &other.secret_key,
+            format!("/api/v1/launch-rules/{}/stats", world.rule),
+        ),
+        (
+            &world.key,
+            "/api/v1/launch-rules/rul_unknown/stats".to_owned(),
+        ),
+    ] {
+        let response = world.app.get(&path, key).await;
+        assert_eq!(response.status().as_u16(), 404);
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["error"]["code"],
+            "not_found"
+        );
+    }
+    assert_eq!(
+        world
+            .app
+            .get(
+                &format!("/api/v1/launch-rules/{}/stats", world.rule),
+                &world.public_key
+            )
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+}

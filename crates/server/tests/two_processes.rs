@@ -154,6 +154,42 @@ async fn two_processes_share_rules_and_never_overshoot_max_starts() {
     }
     assert_eq!(started, 5);
 
+    // At the cap, A says no; its counted decisions reach the database and B reports them.
+    for n in 20..23 {
+        let refused: Value = http
+            .post(format!("{}/sdk/v1/events", a.url))
+            .bearer_auth(public)
+            .json(&json!({"event_name": "Order Completed", "reference_id": format!("user-{n}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(refused["reason"], "max_starts_reached");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let stats: Value = http
+            .get(format!("{}/api/v1/launch-rules/{rule_id}/stats", b.url))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stats["suppressions"]["max_starts_reached"] == 3 {
+            assert_eq!(stats["invites"]["accepted"], 5);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A's counts never reached B: {stats}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+
     // Paused through B: A issues nothing more.
     let paused = http
         .patch(format!("{}/api/v1/launch-rules/{rule_id}", b.url))

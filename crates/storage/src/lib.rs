@@ -23,7 +23,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page, PageRequest,
-    Store, StudyStore,
+    RuleStats, Store, StudyStore,
 };
 
 /// Which database a `DATABASE_URL` selects.

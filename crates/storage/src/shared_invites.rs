@@ -184,6 +184,53 @@ macro_rules! impl_invite_store {
                 Ok(Some(outcome))
             }
 
+            async fn start_invite(
+                &self,
+                i: &uj_domain::invites::Invite,
+                now: DateTime<Utc>,
+            ) -> Result<uj_domain::invites::AcceptOutcome, $crate::StoreError> {
+                use uj_domain::invites::{AcceptOutcome, InviteState};
+                let mut tx = self.begin().await?;
+                let reserved = sqlx::query(
+                    "UPDATE launch_rules SET starts = starts + 1
+                     WHERE id = $1 AND (max_starts IS NULL OR starts < max_starts)",
+                )
+                .bind(i.rule_id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if reserved != 1 {
+                    return Ok(AcceptOutcome::CapReached(i.clone()));
+                }
+                sqlx::query(
+                    "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,
+                        audience_member_id, event_name, metadata, traits, state, issued_at, expires_at, accepted_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'accepted', $12, $13, $12)",
+                )
+                .bind(&i.code)
+                .bind(i.project_id.as_str())
+                .bind(i.rule_id.as_str())
+                .bind(i.study_id.as_str())
+                .bind(&i.reference_id)
+                .bind(i.source)
+                .bind(i.audience_id.as_deref())
+                .bind(i.audience_member_id.as_deref())
+                .bind(i.event_name.as_deref())
+                .bind(serde_json::Value::Object(i.metadata.clone()).to_string())
+                .bind(serde_json::Value::Object(i.traits.clone()).to_string())
+                .bind(Ts(now))
+                .bind(Ts(i.expires_at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(AcceptOutcome::Accepted(uj_domain::invites::Invite {
+                    state: InviteState::Accepted,
+                    issued_at: now,
+                    accepted_at: Some(now),
+                    ..i.clone()
+                }))
+            }
+
             async fn dismiss_invite(
                 &self,
                 project: &ProjectId,
@@ -201,6 +248,61 @@ macro_rules! impl_invite_store {
                 .fetch_optional(self.writer())
                 .await?;
                 row.map(TryInto::try_into).transpose()
+            }
+
+            async fn add_suppressions(&self, counts: &[(String, String, i64)]) -> Result<(), $crate::StoreError> {
+                if counts.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin().await?;
+                for (rule, reason, count) in counts {
+                    // Through a SELECT so a rule deleted meanwhile adds nothing.
+                    sqlx::query(
+                        "INSERT INTO rule_suppressions (rule_id, reason, count)
+                         SELECT id, $2, $3 FROM launch_rules WHERE id = $1
+                         ON CONFLICT (rule_id, reason) DO UPDATE SET count = rule_suppressions.count + excluded.count",
+                    )
+                    .bind(rule)
+                    .bind(reason)
+                    .bind(count)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rule_stats(
+                &self,
+                rule: &uj_domain::ids::LaunchRuleId,
+                now: DateTime<Utc>,
+            ) -> Result<$crate::RuleStats, $crate::StoreError> {
+                let states: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT CASE WHEN state = 'issued' AND expires_at <= $2 THEN 'expired' ELSE state END AS s, COUNT(*)
+                     FROM invites WHERE rule_id = $1 GROUP BY s",
+                )
+                .bind(rule.as_str())
+                .bind(Ts(now))
+                .fetch_all(self.reader())
+                .await?;
+                let mut stats = $crate::RuleStats::default();
+                for (state, count) in states {
+                    stats.issued += count;
+                    match state.as_str() {
+                        "issued" => stats.pending += count,
+                        "accepted" => stats.accepted += count,
+                        "dismissed" => stats.dismissed += count,
+                        "expired" => stats.expired += count,
+                        _ => stats.withdrawn += count,
+                    }
+                }
+                stats.suppressions = sqlx::query_as(
+                    "SELECT reason, count FROM rule_suppressions WHERE rule_id = $1 ORDER BY reason",
+                )
+                .bind(rule.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                Ok(stats)
             }
         }
     };

@@ -445,6 +445,14 @@ pub trait InviteStore: Send + Sync {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<AcceptOutcome>, StoreError>;
+    /// Records an invite accepted at once (a resolved direct link): reserves one of the
+    /// rule's starts like [`accept_invite`](Self::accept_invite) and stores the invite as
+    /// accepted, or stores nothing when the cap is reached.
+    async fn start_invite(
+        &self,
+        invite: &Invite,
+        now: DateTime<Utc>,
+    ) -> Result<AcceptOutcome, StoreError>;
     /// Dismisses an issued invite; `None` when the project has no such invite.
     async fn dismiss_invite(
         &self,
@@ -452,4 +460,29 @@ pub trait InviteStore: Send + Sync {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Invite>, StoreError>;
+    /// Adds counted pacing decisions: `(rule id, reason code, count)`. Rules deleted
+    /// meanwhile are skipped.
+    async fn add_suppressions(&self, counts: &[(String, String, i64)]) -> Result<(), StoreError>;
+    /// A rule's invites per state (an open invite past its expiry counts as expired) and
+    /// its suppression counters.
+    async fn rule_stats(
+        &self,
+        rule: &LaunchRuleId,
+        now: DateTime<Utc>,
+    ) -> Result<RuleStats, StoreError>;
+}
+
+/// What a launch rule has done: its invites per state and how often each reason stopped it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    /// Every invite the rule issued, in any state now.
+    pub issued: i64,
+    /// Issued and still open.
+    pub pending: i64,
+    pub accepted: i64,
+    pub dismissed: i64,
+    pub expired: i64,
+    pub withdrawn: i64,
+    /// `(reason code, count)`, by reason.
+    pub suppressions: Vec<(String, i64)>,
 }

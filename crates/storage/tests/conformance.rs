@@ -67,6 +67,7 @@ conformance!(
     the_ledger_lists_deliveries_newest_first,
     the_trait_allowlist_round_trips,
     studies_and_rules_round_trip_and_stay_in_their_project,
+    rule_stats_count_invites_by_state_and_suppressions_add_up,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -1311,4 +1312,156 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
     assert_eq!(store.contact_limit_days(&blog).await.unwrap(), None);
     store.set_contact_limit_days(&shop, None).await.unwrap();
     assert_eq!(store.contact_limit_days(&shop).await.unwrap(), None);
+}
+
+async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::ids::{LaunchRuleId, StudyId};
+    use uj_domain::invites::{Invite, InviteState};
+    use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
+    use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let study = Study {
+        id: StudyId::generate(),
+        project_id: shop.clone(),
+        name: "Checkout".into(),
+        status: StudyStatus::Active,
+        interview_url: "https://research.example.com/i/checkout".into(),
+        launch_mode: LaunchMode::InApp,
+        weekly_limit: None,
+        monthly_limit: None,
+        public_code: "stats7Qx2p".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_study(&study).await.unwrap();
+    let rule = LaunchRule {
+        id: LaunchRuleId::generate(),
+        project_id: shop.clone(),
+        study_id: study.id.clone(),
+        name: "After checkout".into(),
+        status: RuleStatus::Active,
+        trigger: Trigger::AppEvent("Order Completed".into()),
+        surface: Surface::SdkPrompt,
+        prompt: PromptCopy::default(),
+        priority: 0,
+        cooldown_seconds: 0,
+        max_starts: None,
+        sampling_percent: 100,
+        starts_at: None,
+        ends_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_launch_rule(&rule).await.unwrap();
+    let invite = |code: &str, user: &str, issued_at| Invite {
+        code: code.into(),
+        project_id: shop.clone(),
+        rule_id: rule.id.clone(),
+        study_id: study.id.clone(),
+        reference_id: user.into(),
+        source: "app_event",
+        audience_id: None,
+        audience_member_id: None,
+        event_name: Some("Order Completed".into()),
+        metadata: Default::default(),
+        traits: Default::default(),
+        state: InviteState::Issued,
+        issued_at,
+        expires_at: issued_at + Duration::hours(24),
+        accepted_at: None,
+        dismissed_at: None,
+    };
+    for (code, user) in [("c-open", "u1"), ("c-took", "u2"), ("c-no", "u3")] {
+        store
+            .issue_invite(&invite(code, user, now), now)
+            .await
+            .unwrap();
+    }
+    let old = now - Duration::days(2);
+    store
+        .issue_invite(&invite("c-old", "u4", old), old)
+        .await
+        .unwrap();
+    store.accept_invite(&shop, "c-took", now).await.unwrap();
+    store.dismiss_invite(&shop, "c-no", now).await.unwrap();
+
+    store
+        .add_suppressions(&[
+            (rule.id.to_string(), "cooldown".into(), 3),
+            (rule.id.to_string(), "sampled_out".into(), 1),
+            ("rul_deleted".into(), "cooldown".into(), 9),
+        ])
+        .await
+        .unwrap();
+    store
+        .add_suppressions(&[(rule.id.to_string(), "cooldown".into(), 2)])
+        .await
+        .unwrap();
+    let stats = store.rule_stats(&rule.id, now).await.unwrap();
+    assert_eq!(
+        stats,
+        uj_storage::RuleStats {
+            issued: 4,
+            pending: 1,
+            accepted: 1,
+            dismissed: 1,
+            expired: 1,
+            withdrawn: 0,
+            suppressions: vec![("cooldown".into(), 5), ("sampled_out".into(), 1)],
+        },
+        "an open invite past its expiry counts as expired; counts add up"
+    );
+    assert_eq!(
+        store
+            .rule_stats(&LaunchRuleId::generate(), now)
+            .await
+            .unwrap(),
+        uj_storage::RuleStats::default()
+    );
+
+    // A direct link starts at once, within the cap, beside the user's open invite.
+    let capped = LaunchRule {
+        id: LaunchRuleId::generate(),
+        max_starts: Some(1),
+        surface: Surface::DirectLink,
+        ..rule.clone()
+    };
+    store.create_launch_rule(&capped).await.unwrap();
+    let direct = |code: &str, user: &str| Invite {
+        rule_id: capped.id.clone(),
+        ..invite(code, user, now)
+    };
+    let first = store.start_invite(&direct("d-1", "u1"), now).await.unwrap();
+    assert!(
+        matches!(&first, uj_domain::invites::AcceptOutcome::Accepted(i) if i.state == InviteState::Accepted)
+    );
+    let second = store.start_invite(&direct("d-2", "u2"), now).await.unwrap();
+    assert!(matches!(
+        second,
+        uj_domain::invites::AcceptOutcome::CapReached(_)
+    ));
+    assert!(
+        store.invite(&shop, "d-2").await.unwrap().is_none(),
+        "nothing stored at the cap"
+    );
+    assert_eq!(
+        store.invite(&shop, "d-1").await.unwrap().unwrap().state,
+        InviteState::Accepted
+    );
+    assert_eq!(
+        store
+            .pending_invite(&shop, "u1", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .code,
+        "c-open",
+        "u1's open invite stays"
+    );
+    let stats = store.rule_stats(&capped.id, now).await.unwrap();
+    assert_eq!((stats.issued, stats.accepted), (1, 1));
 }

@@ -2,23 +2,17 @@
 //! pacing engine for audience rules), accepting it (an atomic start reservation) with its
 //! signed launch URL, and dismissing it.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Duration, Utc};
-use secrecy::ExposeSecret;
 use serde_json::Map;
-use uj_domain::ids::{AudienceId, ProjectId};
+use uj_domain::ids::ProjectId;
 use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
-use uj_domain::keys::NewToken;
-use uj_domain::pacing::{self, Decision, Moment, StudyFacts, Trigger, UserFacts};
+use uj_domain::pacing::{Decision, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, Surface};
 
-use super::studies::rule_facts;
+use super::pacing;
 use super::ServiceError;
 use crate::state::AppState;
 
-/// How long an invite stays open.
-pub const INVITE_TTL: Duration = Duration::hours(24);
 /// How long a signed launch URL works.
 pub const LAUNCH_TTL: Duration = Duration::minutes(15);
 const LAUNCH_PURPOSE: &str = "launch";
@@ -48,9 +42,11 @@ pub async fn evaluate(
     reference_id: &str,
     event: Option<AppEvent<'_>>,
 ) -> Result<Evaluation, ServiceError> {
-    let now = Utc::now();
     let store = state.store.as_ref();
-    if let Some(invite) = store.pending_invite(project, reference_id, now).await? {
+    if let Some(invite) = store
+        .pending_invite(project, reference_id, Utc::now())
+        .await?
+    {
         let rule = store
             .launch_rule(project, &invite.rule_id)
             .await?
@@ -58,78 +54,19 @@ pub async fn evaluate(
         return Ok(Evaluation::Invite(Box::new((invite, rule))));
     }
     let event_name = event.as_ref().map(|e| e.name);
+    // Prompts only: direct-link rules offer links (see `links`).
     let rules: Vec<LaunchRule> = store
         .live_launch_rules(project)
         .await?
         .into_iter()
-        .filter(|r| match (&r.trigger, event_name) {
-            (Trigger::Audience(_), None) => r.surface == Surface::SdkPrompt,
-            (Trigger::AppEvent(name), Some(sent)) => name == sent,
-            _ => false,
-        })
+        .filter(|r| r.surface == Surface::SdkPrompt && waits_for(r, event_name))
         .collect();
     if rules.is_empty() {
         return Ok(Evaluation::None("no_matching_rule"));
     }
-    // Which of the rules' audiences the user is in, by match key.
-    let mut audiences = HashSet::new();
-    let mut membership = Vec::new();
-    for rule in &rules {
-        if let Trigger::Audience(id) = &rule.trigger {
-            let members = store
-                .find_audience_members(&AudienceId::from_string(id.as_str()), reference_id)
-                .await?;
-            let current = members.into_iter().find(|m| {
-                m.exited_at.is_none()
-                    && m.reference_id.as_deref().unwrap_or(&m.provider_member_id) == reference_id
-            });
-            if let Some(member) = current {
-                audiences.insert(id.clone());
-                membership.push((id.clone(), member));
-            }
-        }
-    }
-    let history = store.invites_of_user(project, reference_id).await?;
-    let mut user = UserFacts {
-        reference_id: reference_id.to_owned(),
-        audiences,
-        ..UserFacts::default()
-    };
-    for invite in &history {
-        user.last_invite_by_rule
-            .entry(invite.rule_id.to_string())
-            .or_insert(invite.issued_at);
-        user.last_invite = user.last_invite.max(Some(invite.issued_at));
-        if invite.state == InviteState::Accepted {
-            user.started_studies.insert(invite.study_id.to_string());
-        }
-    }
-    let mut facts = Vec::new();
-    let mut studies = Vec::new();
-    for rule in &rules {
-        let mut f = rule_facts(rule);
-        f.starts = store
-            .rule_starts(&rule.id)
-            .await?
-            .clamp(0, i64::from(u32::MAX)) as u32;
-        facts.push(f);
-        if studies
-            .iter()
-            .all(|s: &StudyFacts| s.id != rule.study_id.as_str())
-        {
-            if let Some(study) = store.study(project, &rule.study_id).await? {
-                studies.push(study_facts(state, &study, now).await?);
-            }
-        }
-    }
-    let contact_limit = store.contact_limit_days(project).await?.map(Duration::days);
-    let moment = Moment {
-        now,
-        event: event_name,
-        contact_limit,
-    };
-    let rule_id = match pacing::decide(&facts, &studies, &user, &moment) {
-        Decision::Invite { rule_id } => rule_id,
+    let facts = pacing::gather(state, project, reference_id, &rules).await?;
+    let rule_id = match facts.decide(state, &facts.moment(event_name, false)) {
+        Decision::Invite { rule_id, .. } => rule_id,
         Decision::NoInvite { reasons } => {
             return Ok(Evaluation::None(
                 reasons
@@ -142,41 +79,9 @@ pub async fn evaluate(
         .into_iter()
         .find(|r| r.id.as_str() == rule_id)
         .ok_or(ServiceError::NotFound("launch_rule"))?;
-    let (source, audience_id, member, event_name, metadata) = match (&rule.trigger, event) {
-        (Trigger::Audience(id), _) => {
-            let member = membership
-                .iter()
-                .find(|(a, _)| a == id)
-                .map(|(_, m)| m.clone());
-            ("audience", Some(id.clone()), member, None, Map::new())
-        }
-        (Trigger::AppEvent(name), event) => (
-            "app_event",
-            None,
-            None,
-            Some(name.clone()),
-            event.map(|e| e.metadata).unwrap_or_default(),
-        ),
-    };
-    let invite = Invite {
-        code: NewToken::generate("").token.expose_secret()[..16].to_owned(),
-        project_id: project.clone(),
-        rule_id: rule.id.clone(),
-        study_id: rule.study_id.clone(),
-        reference_id: reference_id.to_owned(),
-        source,
-        audience_id,
-        audience_member_id: member.as_ref().map(|m| m.provider_member_id.clone()),
-        event_name,
-        metadata,
-        traits: member.map(|m| m.traits).unwrap_or_default(),
-        state: InviteState::Issued,
-        issued_at: now,
-        expires_at: now + INVITE_TTL,
-        accepted_at: None,
-        dismissed_at: None,
-    };
-    let issued = store.issue_invite(&invite, now).await?;
+    let metadata = event.map(|e| e.metadata).unwrap_or_default();
+    let invite = pacing::new_invite(&facts, project, &rule, metadata);
+    let issued = store.issue_invite(&invite, facts.now).await?;
     let rule = if issued.rule_id == rule.id {
         rule
     } else {
@@ -186,6 +91,16 @@ pub async fn evaluate(
             .ok_or(ServiceError::NotFound("launch_rule"))?
     };
     Ok(Evaluation::Invite(Box::new((issued, rule))))
+}
+
+/// Whether a rule considers this moment: audience rules on a config load (`event` =
+/// `None`), app-event rules on their event.
+pub fn waits_for(rule: &LaunchRule, event: Option<&str>) -> bool {
+    match (&rule.trigger, event) {
+        (Trigger::Audience(_), None) => true,
+        (Trigger::AppEvent(name), Some(sent)) => name == sent,
+        _ => false,
+    }
 }
 
 /// The study's launch mode, for the SDK's `outcome`.
@@ -200,33 +115,6 @@ pub async fn opens_in_app(
         .await?
         .ok_or(ServiceError::NotFound("study"))?;
     Ok(study.launch_mode == LaunchMode::InApp)
-}
-
-async fn study_facts(
-    state: &AppState,
-    study: &uj_domain::studies::Study,
-    now: DateTime<Utc>,
-) -> Result<StudyFacts, ServiceError> {
-    let count = |n: i64| n.clamp(0, i64::from(u32::MAX)) as u32;
-    let limit = |l: Option<i64>| l.map(count);
-    Ok(StudyFacts {
-        id: study.id.to_string(),
-        status: study.status,
-        weekly_limit: limit(study.weekly_limit),
-        monthly_limit: limit(study.monthly_limit),
-        starts_this_week: count(
-            state
-                .store
-                .study_starts_since(&study.id, pacing::week_start(now))
-                .await?,
-        ),
-        starts_this_month: count(
-            state
-                .store
-                .study_starts_since(&study.id, pacing::month_start(now))
-                .await?,
-        ),
-    })
 }
 
 /// A signed, expiring launch URL for an accepted invite.

@@ -9,6 +9,8 @@ pub mod cohort_sync;
 pub mod invites;
 pub mod login_throttle;
 pub mod mixpanel;
+pub mod pacing;
+pub mod rule_stats;
 pub mod studies;
 
 use uj_domain::ValidationError;

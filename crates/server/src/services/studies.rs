@@ -1,15 +1,11 @@
 //! Studies and their launch rules: creation, changes (the trigger is fixed), archiving,
 //! and "why (not)?" for one user through the pacing engine.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Duration, Utc};
 use secrecy::ExposeSecret;
 use uj_domain::ids::{AudienceId, LaunchRuleId, ProjectId, StudyId};
 use uj_domain::keys::NewToken;
-use uj_domain::pacing::{
-    self, Gate, Moment, RuleFacts, RuleStatus, StudyFacts, StudyStatus, Trigger, UserFacts,
-};
+use uj_domain::pacing::{self, Gate, RuleFacts, RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
 
@@ -307,7 +303,7 @@ pub fn rule_facts(rule: &LaunchRule) -> RuleFacts {
         max_starts: rule
             .max_starts
             .map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
-        // Starts are counted once invites exist (the SDK milestone); none yet.
+        // Read from the store where a decision needs it (`services::pacing`).
         starts: 0,
         sampling_percent: rule.sampling_percent.clamp(0, 100) as u8,
         starts_at: rule.starts_at,
@@ -316,8 +312,8 @@ pub fn rule_facts(rule: &LaunchRule) -> RuleFacts {
     }
 }
 
-/// Every gate of a rule for one user now. For an app-event rule, as if the app sent the
-/// rule's event at this moment.
+/// Every gate of a rule for one user now, from the same facts the SDK's decisions use. For
+/// an app-event rule, as if the app sent the rule's event at this moment.
 pub async fn explain(
     state: &AppState,
     project: &ProjectId,
@@ -333,48 +329,17 @@ pub async fn explain(
         .into());
     }
     let rule = self::rule(state, project, id).await?;
-    let study = state.store.study(project, &rule.study_id).await?;
-    let mut audiences = HashSet::new();
-    if let Trigger::Audience(audience) = &rule.trigger {
-        let members = state
-            .store
-            .find_audience_members(&AudienceId::from_string(audience.as_str()), reference_id)
-            .await?;
-        // The match key: reference_id when the member has one, else the distinct id.
-        let matched = members.iter().any(|m| {
-            m.exited_at.is_none()
-                && m.reference_id.as_deref().unwrap_or(&m.provider_member_id) == reference_id
-        });
-        if matched {
-            audiences.insert(audience.clone());
-        }
-    }
-    let user = UserFacts {
-        reference_id: reference_id.to_owned(),
-        audiences,
-        ..UserFacts::default()
-    };
-    let study_facts = study.map(|s| StudyFacts {
-        id: s.id.to_string(),
-        status: s.status,
-        weekly_limit: s
-            .weekly_limit
-            .map(|l| l.clamp(0, i64::from(u32::MAX)) as u32),
-        monthly_limit: s
-            .monthly_limit
-            .map(|l| l.clamp(0, i64::from(u32::MAX)) as u32),
-        starts_this_week: 0,
-        starts_this_month: 0,
-    });
+    let facts =
+        super::pacing::gather(state, project, reference_id, std::slice::from_ref(&rule)).await?;
     let event = match &rule.trigger {
         Trigger::AppEvent(name) => Some(name.as_str()),
         Trigger::Audience(_) => None,
     };
-    let moment = Moment {
-        now: Utc::now(),
-        event,
-        contact_limit: None,
-    };
-    let gates = pacing::gates(&rule_facts(&rule), study_facts.as_ref(), &user, &moment);
+    let gates = pacing::gates(
+        &facts.rules[0],
+        facts.studies.first(),
+        &facts.user,
+        &facts.moment(event, false),
+    );
     Ok((rule, gates))
 }

@@ -1,5 +1,5 @@
 //! `/api/v1/studies` and `/api/v1/launch-rules`: studies, their launch rules, archiving,
-//! and `explain` (every gate and its verdict for one user now).
+//! `explain` (every gate and its verdict for one user now) and `stats`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/launch-rules/{id}", get(show_rule).patch(update_rule))
         .route("/launch-rules/{id}/archive", post(archive_rule))
         .route("/launch-rules/{id}/explain", get(explain))
+        .route("/launch-rules/{id}/stats", get(stats))
 }
 
 fn parsed<T>(
@@ -412,5 +413,33 @@ async fn explain(
         "reference_id": reference_id.trim(),
         "eligible": eligible,
         "gates": gates,
+    })))
+}
+
+/// What the rule has done: invites per state and its pacing decisions that said no, per
+/// reason (`lost_on_priority` included).
+async fn stats(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (rule, stats) = crate::services::rule_stats::of_rule(&state, &auth.project.id, &id).await?;
+    let suppressions: serde_json::Map<String, Value> = stats
+        .suppressions
+        .into_iter()
+        .map(|(reason, count)| (reason, count.into()))
+        .collect();
+    Ok(Json(json!({
+        "object": "launch_rule_stats",
+        "rule_id": rule.id,
+        "invites": {
+            "issued": stats.issued,
+            "pending": stats.pending,
+            "accepted": stats.accepted,
+            "dismissed": stats.dismissed,
+            "expired": stats.expired,
+            "withdrawn": stats.withdrawn,
+        },
+        "suppressions": suppressions,
     })))
 }

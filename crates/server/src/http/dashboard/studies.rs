@@ -19,6 +19,7 @@ use uj_storage::PageRequest;
 use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
+use crate::services::rule_stats;
 use crate::services::studies::{self, NewRule, NewStudy, RuleChange, StudyChange};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -184,6 +185,8 @@ struct RuleRow {
     surface: &'static str,
     priority: i64,
     status: &'static str,
+    invites: i64,
+    starts: i64,
 }
 
 fn describe_trigger(trigger: &Trigger, audiences: &[(String, String, i64)]) -> String {
@@ -277,6 +280,20 @@ async fn study_page(
         .collect();
     let contacted = state.store.sdk_contacted_at(&project.id).await?.is_some();
     let current = study.status;
+    let mut rows = Vec::with_capacity(rules.len());
+    for r in &rules {
+        let stats = state.store.rule_stats(&r.id, chrono::Utc::now()).await?;
+        rows.push(RuleRow {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+            trigger: describe_trigger(&r.trigger, &audiences),
+            surface: r.surface.as_str(),
+            priority: r.priority,
+            status: r.status.as_str(),
+            invites: stats.issued,
+            starts: stats.accepted,
+        });
+    }
     Ok(StudyPage {
         title: study.name.clone(),
         nav: context.nav(),
@@ -293,17 +310,7 @@ async fn study_page(
             selected: s == current,
         })
         .collect(),
-        rules: rules
-            .iter()
-            .map(|r| RuleRow {
-                id: r.id.to_string(),
-                name: r.name.clone(),
-                trigger: describe_trigger(&r.trigger, &audiences),
-                surface: r.surface.as_str(),
-                priority: r.priority,
-                status: r.status.as_str(),
-            })
-            .collect(),
+        rules: rows,
         events,
         audiences: audiences
             .into_iter()
@@ -510,6 +517,7 @@ struct RulePage {
     overlaps: Vec<Named>,
     explain_for: String,
     gates: Vec<GateRow>,
+    stats: uj_storage::RuleStats,
     error: Option<String>,
 }
 
@@ -550,6 +558,7 @@ async fn rule_page(
         .unwrap_or_default();
     let live = state.store.live_launch_rules(project).await?;
     let audiences = audience_list(state, context).await?;
+    let (_, stats) = rule_stats::of_rule(state, project, rule.id.as_str()).await?;
     let gates = if explain_for.trim().is_empty() {
         Vec::new()
     } else {
@@ -612,6 +621,7 @@ async fn rule_page(
         rule: view,
         explain_for,
         gates,
+        stats,
         error,
     })
 }
