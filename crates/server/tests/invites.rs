@@ -642,3 +642,206 @@ async fn rule_stats_count_invites_by_state_and_every_suppression_reason() {
         401
     );
 }
+
+#[tokio::test]
+async fn direct_links_are_offered_to_eligible_users_and_resolve_to_an_attributed_start() {
+    let world = world(6, None, "in_app").await;
+    let trial: Value = world
+        .app
+        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let beta: Value = world
+        .app
+        .post_json("/api/v1/studies", &world.key, json!({"name": "Beta feedback", "interview_url": "https://research.example.com/i/beta"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let link_rule: Value = world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", beta["id"].as_str().unwrap()),
+            &world.key,
+            json!({"name": "Beta link", "status": "active", "trigger": trial["trigger"], "surface": "direct_link",
+                   "max_starts": 1, "prompt": {"title": "Shape the beta", "start_label": "Talk to us"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let resolve = |url: String, reference: &'static str| {
+        world.app.post_json(
+            "/sdk/v1/links/resolve",
+            &world.public_key,
+            json!({"url": url, "reference_id": reference, "metadata": {"placement": "settings", "nested": [1]}}),
+        )
+    };
+
+    // A member gets the prompt of one study and the link of the other; a stranger neither.
+    let config = world.config("ref_2").await;
+    assert_eq!(config["pending_invite"]["rule_id"], world.rule.as_str());
+    let link = &config["direct_links"][0];
+    assert_eq!(
+        (
+            &link["rule_id"],
+            &link["study_id"],
+            &link["prompt"]["start_label"]
+        ),
+        (&link_rule["id"], &beta["id"], &json!("Talk to us"))
+    );
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.ends_with(&format!("/i/{}", beta["public_code"].as_str().unwrap())),
+        "{url}"
+    );
+    assert_eq!(world.config("stranger").await["direct_links"], json!([]));
+
+    // Opening it starts the study for that user, in the webview, attributed.
+    let opened: Value = resolve(url.clone(), "ref_2").await.json().await.unwrap();
+    assert_eq!(opened["outcome"], "webview", "{opened}");
+    let redirect = client()
+        .get(opened["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("https://research.example.com/i/beta?invite=")
+            && location.ends_with("&reference_id=ref_2"),
+        "{location}"
+    );
+    let stats: Value = world
+        .app
+        .get(
+            &format!(
+                "/api/v1/launch-rules/{}/stats",
+                link_rule["id"].as_str().unwrap()
+            ),
+            &world.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&stats["invites"]["issued"], &stats["invites"]["accepted"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(
+        world.config("ref_2").await["direct_links"],
+        json!([]),
+        "a started study is not offered again"
+    );
+    let again: Value = resolve(url.clone(), "ref_2").await.json().await.unwrap();
+    assert_eq!(
+        again,
+        json!({"outcome": "not_eligible", "reason": "already_started"})
+    );
+
+    // The pacing engine decides: outside the audience, then at the cap.
+    let stranger: Value = resolve(url.clone(), "stranger").await.json().await.unwrap();
+    assert_eq!(stranger["reason"], "not_in_audience");
+    let capped: Value = resolve(url.clone(), "ref_4").await.json().await.unwrap();
+    assert_eq!(capped["reason"], "max_starts_reached");
+
+    // A respondent code resolves like accepting it, for its own user only.
+    let code = world.config("ref_4").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let theirs = resolve(world.app.url(&format!("/interviews/{code}")), "ref_6").await;
+    assert_eq!(theirs.status().as_u16(), 404);
+    let accepted: Value = resolve(format!("/i/{code}"), "ref_4")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(accepted["outcome"], "webview");
+
+    // Bad links get precise errors; another project's study is unknown here.
+    let bad = resolve("https://example.com/pricing".into(), "ref_2").await;
+    assert_eq!(bad.status().as_u16(), 422);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["error"]["field"], "url", "{bad}");
+    let unknown = resolve(world.app.url("/i/nosuchcode"), "ref_2").await;
+    assert_eq!(unknown.status().as_u16(), 404);
+    let other = world.app.bootstrap("bob@example.com", "Blog");
+    let blog_study: Value = world
+        .app
+        .post_json(
+            "/api/v1/studies",
+            &other.secret_key,
+            json!({"name": "Blog", "interview_url": "https://r.example.com/b"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let foreign = resolve(
+        world.app.url(&format!(
+            "/i/{}",
+            blog_study["public_code"].as_str().unwrap()
+        )),
+        "ref_2",
+    )
+    .await;
+    assert_eq!(foreign.status().as_u16(), 404);
+    let secret = world
+        .app
+        .post_json(
+            "/sdk/v1/links/resolve",
+            &world.key,
+            json!({"url": url, "reference_id": "ref_2"}),
+        )
+        .await;
+    assert_eq!(secret.status().as_u16(), 401, "only the public key");
+}
+
+#[tokio::test]
+async fn an_app_event_direct_link_rule_offers_its_link_on_that_event() {
+    let world = world(2, None, "browser").await;
+    let rule: Value = world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "Link after export", "status": "active", "trigger": {"type": "app_event", "event_name": "Report Exported"},
+                   "surface": "direct_link"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sent: Value = world
+        .app
+        .post_json(
+            "/sdk/v1/events",
+            &world.public_key,
+            json!({"event_name": "Report Exported", "reference_id": "app-user-1"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["outcome"], "not_eligible", "no prompt: {sent}");
+    assert_eq!(sent["direct_links"][0]["rule_id"], rule["id"]);
+    let opened: Value = world
+        .app
+        .post_json(
+            "/sdk/v1/links/resolve",
+            &world.public_key,
+            json!({"url": sent["direct_links"][0]["url"], "reference_id": "app-user-1"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        opened["outcome"], "external_browser",
+        "a browser study: {opened}"
+    );
+    assert!(opened["url"].as_str().unwrap().contains("/interviews/"));
+}

@@ -7,7 +7,7 @@ use serde_json::Map;
 use uj_domain::ids::ProjectId;
 use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
 use uj_domain::pacing::{Decision, Trigger};
-use uj_domain::studies::{LaunchMode, LaunchRule, Surface};
+use uj_domain::studies::{LaunchMode, LaunchRule, Study, Surface};
 
 use super::pacing;
 use super::ServiceError;
@@ -190,13 +190,25 @@ pub async fn accept(
         .study(project, &invite.study_id)
         .await?
         .ok_or(ServiceError::NotFound("study"))?;
+    Ok(open(state, &study, code, supports_webview, now))
+}
+
+/// Where an accepted invite opens: a signed launch URL in the app's webview for an in-app
+/// study (when the app supports one), else the respondent link in the browser.
+pub fn open(
+    state: &AppState,
+    study: &Study,
+    code: &str,
+    supports_webview: bool,
+    now: DateTime<Utc>,
+) -> Acceptance {
     let webview = study.launch_mode == LaunchMode::InApp && supports_webview;
     let url = if webview {
         launch_url(state, code, now)
     } else {
         format!("{}/interviews/{code}", state.public_url)
     };
-    Ok(Acceptance::Open { url, webview })
+    Acceptance::Open { url, webview }
 }
 
 pub async fn dismiss(

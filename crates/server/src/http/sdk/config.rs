@@ -2,8 +2,8 @@
 //!
 //! The user's pending audience invite (issued now through the pacing engine when an active
 //! audience rule selects the user; the same one again on later loads until it is accepted,
-//! dismissed or expires). App-event triggers and direct links are not served yet. The first
-//! call marks the project as having contacted the SDK API.
+//! dismissed or expires), the app-event triggers to report, and the direct links the user
+//! may open now. The first call marks the project as having contacted the SDK API.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -17,6 +17,7 @@ use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiQuery;
 use crate::http::ApiError;
 use crate::services::invites;
+use crate::services::links::{self, DirectLink};
 use crate::state::AppState;
 
 /// How long an app may cache the configuration before asking again.
@@ -93,7 +94,11 @@ async fn show(
             .map(|event_name| serde_json::json!({ "event_name": event_name }))
             .collect(),
         pending_invite: pending.map(|(invite, rule)| invite_json(&invite, &rule)),
-        direct_links: Vec::new(),
+        direct_links: links::eligible(&state, &auth.project.id, reference_id.trim(), None)
+            .await?
+            .iter()
+            .map(link_json)
+            .collect(),
     };
     // An ETag of the body: an app that sends it back gets 304 while nothing changed.
     let bytes =
@@ -127,12 +132,28 @@ pub fn invite_json(
         "rule_id": invite.rule_id,
         "study_id": invite.study_id,
         "source": invite.source,
-        "prompt": {
-            "title": rule.prompt.title,
-            "message": rule.prompt.message,
-            "start_label": rule.prompt.start_label,
-            "dismiss_label": rule.prompt.dismiss_label,
-        },
+        "prompt": prompt_json(&rule.prompt),
         "expires_at": invite.expires_at,
+    })
+}
+
+/// A direct link as the SDK shows it: the rule's copy and the link to open through
+/// `POST /sdk/v1/links/resolve`.
+pub fn link_json(link: &DirectLink) -> serde_json::Value {
+    serde_json::json!({
+        "rule_id": link.rule.id,
+        "study_id": link.rule.study_id,
+        "url": link.url,
+        "prompt": prompt_json(&link.rule.prompt),
+    })
+}
+
+/// The rule's copy; empty strings mean the SDK's defaults.
+fn prompt_json(prompt: &uj_domain::studies::PromptCopy) -> serde_json::Value {
+    serde_json::json!({
+        "title": prompt.title,
+        "message": prompt.message,
+        "start_label": prompt.start_label,
+        "dismiss_label": prompt.dismiss_label,
     })
 }

@@ -1,5 +1,6 @@
 //! `POST /sdk/v1/events`: the app reports an event. It joins the event catalog, and the
-//! rules waiting for it decide through the pacing engine whether the user is invited.
+//! rules waiting for it decide through the pacing engine whether the user is invited (a
+//! prompt), and which direct links it opens.
 
 use axum::extract::State;
 use axum::routing::post;
@@ -9,11 +10,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uj_domain::validation_text;
 
-use super::config::invite_json;
+use super::config::{invite_json, link_json};
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiJson;
 use crate::http::ApiError;
 use crate::services::invites::{self, AppEvent, Evaluation};
+use crate::services::links;
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -40,13 +42,7 @@ async fn record(
         validation_text("event_name", &request.event_name, 255).map_err(ServiceError::Invalid)?;
     let reference_id = validation_text("reference_id", &request.reference_id, 256)
         .map_err(ServiceError::Invalid)?;
-    // Only primitives are kept for attribution.
-    let metadata: Map<String, Value> = request
-        .metadata
-        .into_iter()
-        .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
-        .take(50)
-        .collect();
+    let metadata = primitives(request.metadata);
     state
         .store
         .record_app_event(project, &name, Utc::now())
@@ -61,7 +57,7 @@ async fn record(
         }),
     )
     .await?;
-    Ok(Json(match evaluation {
+    let mut body = match evaluation {
         Evaluation::Invite(found) => {
             let (invite, rule) = *found;
             let in_app = invites::opens_in_app(&state, project, &invite).await?;
@@ -71,5 +67,20 @@ async fn record(
             })
         }
         Evaluation::None(reason) => json!({ "outcome": "not_eligible", "reason": reason }),
-    }))
+    };
+    // Direct-link rules waiting for this event offer their links.
+    let direct = links::eligible(&state, project, &reference_id, Some(&name)).await?;
+    if !direct.is_empty() {
+        body["direct_links"] = direct.iter().map(link_json).collect();
+    }
+    Ok(Json(body))
+}
+
+/// The primitive properties of `metadata` (at most 50), kept for attribution.
+pub(super) fn primitives(metadata: Map<String, Value>) -> Map<String, Value> {
+    metadata
+        .into_iter()
+        .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+        .take(50)
+        .collect()
 }

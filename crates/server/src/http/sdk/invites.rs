@@ -1,5 +1,7 @@
 //! `POST /sdk/v1/invites/{code}/accept` and `/dismiss`: the app user takes or declines an
 //! invite. Accepting reserves a start atomically and answers where to open the interview.
+//! `POST /sdk/v1/links/resolve`: the user opened an interview link in the app; it answers
+//! the same way.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,12 +14,15 @@ use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiJson;
 use crate::http::ApiError;
 use crate::services::invites::{self, Acceptance};
+use crate::services::links;
+use crate::services::ServiceError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/invites/{code}/accept", post(accept))
         .route("/invites/{code}/dismiss", post(dismiss))
+        .route("/links/resolve", post(resolve))
 }
 
 #[derive(Deserialize)]
@@ -42,13 +47,17 @@ async fn accept(
         request.supports_webview,
     )
     .await?;
-    Ok(Json(match outcome {
+    Ok(Json(acceptance_json(outcome)))
+}
+
+fn acceptance_json(outcome: Acceptance) -> Value {
+    match outcome {
         Acceptance::Open { url, webview } => json!({
             "outcome": if webview { "webview" } else { "external_browser" },
             "url": url,
         }),
         Acceptance::NotEligible(reason) => json!({ "outcome": "not_eligible", "reason": reason }),
-    }))
+    }
 }
 
 async fn dismiss(
@@ -58,4 +67,41 @@ async fn dismiss(
 ) -> Result<StatusCode, ApiError> {
     invites::dismiss(&state, &auth.project.id, &code).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    url: String,
+    reference_id: String,
+    #[serde(default)]
+    metadata: serde_json::Map<String, Value>,
+    /// Whether the app can open an in-app study in a webview; yes unless it says not.
+    #[serde(default = "yes")]
+    supports_webview: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    auth: PublicKeyAuth,
+    ApiJson(request): ApiJson<ResolveRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let reference_id = uj_domain::validation_text("reference_id", &request.reference_id, 256)
+        .map_err(ServiceError::Invalid)?;
+    let url =
+        uj_domain::validation_text("url", &request.url, 2048).map_err(ServiceError::Invalid)?;
+    let outcome = links::resolve(
+        &state,
+        &auth.project.id,
+        &url,
+        &reference_id,
+        super::events::primitives(request.metadata),
+        request.supports_webview,
+    )
+    .await?;
+    Ok(Json(acceptance_json(outcome)))
 }

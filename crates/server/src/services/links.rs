@@ -1,0 +1,160 @@
+//! Direct links: rules with the `direct_link` surface do not prompt; they offer the user a
+//! link to the study (`/i/{study code}`) that the app places where it likes. Opening it
+//! through `POST /sdk/v1/links/resolve` decides through the pacing engine (the opened link
+//! stands for an app-event rule's event), records the start with its attribution, and
+//! answers where to open the interview. A respondent code (`/i/{code}`,
+//! `/interviews/{code}`) resolves like accepting that invite.
+
+use serde_json::Map;
+use uj_domain::ids::ProjectId;
+use uj_domain::invites::{AcceptOutcome, InviteState};
+use uj_domain::pacing::{self as engine, Decision};
+use uj_domain::studies::{LaunchRule, Surface};
+use uj_domain::ValidationError;
+
+use super::invites::{self, waits_for, Acceptance};
+use super::{pacing, ServiceError};
+use crate::state::AppState;
+
+/// A link the app may show the user now.
+pub struct DirectLink {
+    pub url: String,
+    pub rule: LaunchRule,
+}
+
+/// The direct links eligible for the user: audience rules on a config load (`event` =
+/// `None`), the event's rules on an app event. Listing one issues nothing.
+pub async fn eligible(
+    state: &AppState,
+    project: &ProjectId,
+    reference_id: &str,
+    event: Option<&str>,
+) -> Result<Vec<DirectLink>, ServiceError> {
+    let rules: Vec<LaunchRule> = state
+        .store
+        .live_launch_rules(project)
+        .await?
+        .into_iter()
+        .filter(|r| r.surface == Surface::DirectLink && waits_for(r, event))
+        .collect();
+    if rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let facts = pacing::gather(state, project, reference_id, &rules).await?;
+    let moment = facts.moment(event, false);
+    let mut links = Vec::new();
+    for (rule, rule_facts) in rules.into_iter().zip(&facts.rules) {
+        let study = facts.studies.iter().find(|s| s.id == rule_facts.study_id);
+        if !engine::gates(rule_facts, study, &facts.user, &moment)
+            .iter()
+            .all(|g| g.passed)
+        {
+            continue;
+        }
+        if let Some(study) = state.store.study(project, &rule.study_id).await? {
+            links.push(DirectLink {
+                url: format!("{}/i/{}", state.public_url, study.public_code),
+                rule,
+            });
+        }
+    }
+    links.sort_by_key(|l| std::cmp::Reverse(l.rule.priority));
+    Ok(links)
+}
+
+/// The code of an interview link: `…/i/{code}` or `…/interviews/{code}`, absolute or a
+/// path, query and fragment ignored.
+pub fn link_code(url: &str) -> Option<&str> {
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => url,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let path = path.trim_end_matches('/');
+    let (prefix, code) = path.rsplit_once('/')?;
+    let valid = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (valid && (prefix.ends_with("/i") || prefix.ends_with("/interviews"))).then_some(code)
+}
+
+/// Resolves an interview link the user opened in the app.
+pub async fn resolve(
+    state: &AppState,
+    project: &ProjectId,
+    url: &str,
+    reference_id: &str,
+    metadata: Map<String, serde_json::Value>,
+    supports_webview: bool,
+) -> Result<Acceptance, ServiceError> {
+    let code = link_code(url).ok_or_else(|| {
+        ValidationError::new(
+            "url",
+            "is not an interview link: expected …/i/{code} or …/interviews/{code}",
+        )
+    })?;
+    let store = state.store.as_ref();
+    if store.invite(project, code).await?.is_some() {
+        return invites::accept(state, project, code, reference_id, supports_webview).await;
+    }
+    let study = store
+        .study_by_public_code(code)
+        .await?
+        .filter(|s| &s.project_id == project)
+        .ok_or(ServiceError::NotFound("link"))?;
+    // An invite of this study already waiting for the user: the link accepts it.
+    if let Some(pending) = store
+        .pending_invite(project, reference_id, chrono::Utc::now())
+        .await?
+        .filter(|i| i.study_id == study.id)
+    {
+        return invites::accept(
+            state,
+            project,
+            &pending.code,
+            reference_id,
+            supports_webview,
+        )
+        .await;
+    }
+    let rules: Vec<LaunchRule> = store
+        .live_launch_rules(project)
+        .await?
+        .into_iter()
+        .filter(|r| r.study_id == study.id && r.surface == Surface::DirectLink)
+        .collect();
+    if rules.is_empty() {
+        return Ok(Acceptance::NotEligible("no_matching_rule"));
+    }
+    let facts = pacing::gather(state, project, reference_id, &rules).await?;
+    let rule_id = match facts.decide(state, &facts.moment(None, true)) {
+        Decision::Invite { rule_id, .. } => rule_id,
+        Decision::NoInvite { reasons } => {
+            return Ok(Acceptance::NotEligible(
+                reasons
+                    .first()
+                    .map_or("no_matching_rule", |(_, reason)| reason.code()),
+            ))
+        }
+    };
+    let rule = rules
+        .iter()
+        .find(|r| r.id.as_str() == rule_id)
+        .ok_or(ServiceError::NotFound("launch_rule"))?;
+    let invite = pacing::new_invite(&facts, project, rule, metadata);
+    match store.start_invite(&invite, facts.now).await? {
+        AcceptOutcome::Accepted(started) => {
+            debug_assert_eq!(started.state, InviteState::Accepted);
+            Ok(invites::open(
+                state,
+                &study,
+                &started.code,
+                supports_webview,
+                facts.now,
+            ))
+        }
+        _ => Ok(Acceptance::NotEligible("max_starts_reached")),
+    }
+}
