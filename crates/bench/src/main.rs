@@ -3,9 +3,13 @@
 //! peak memory, against a baseline measured in the same run: the same number of member
 //! rows written by a bare batched insert into the same database.
 //!
-//! Run it through `scripts/bench`, which builds everything in release mode first.
+//! `uj-bench sdk-config` and `sdk-events` load the SDK API (see `sdk.rs`).
+//!
+//! Run them through `scripts/bench`, which builds everything in release mode first.
 
 #![forbid(unsafe_code)]
+
+mod sdk;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -38,9 +42,42 @@ enum Bench {
         #[arg(long)]
         postgres: bool,
     },
+    /// `GET /sdk/v1/config` under load, against `/healthz`.
+    SdkConfig(SdkArgs),
+    /// `POST /sdk/v1/events` under load, against `/healthz`.
+    SdkEvents(SdkArgs),
 }
 
-const SECRET: &str = "bench-mixpanel-secret";
+#[derive(clap::Args)]
+struct SdkArgs {
+    /// The `userjourneys` binary to measure (release build).
+    #[arg(long)]
+    server: PathBuf,
+    /// Audience members in all, over 20 audiences.
+    #[arg(long, default_value_t = 1_000_000)]
+    members: usize,
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds each phase (baseline, then the SDK call) runs.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    #[arg(long)]
+    postgres: bool,
+}
+
+impl SdkArgs {
+    async fn run(self, target: sdk::Target) -> anyhow::Result<()> {
+        let load = sdk::Load {
+            members: self.members,
+            connections: self.connections,
+            seconds: self.seconds,
+            postgres: self.postgres,
+        };
+        sdk::run(self.server, target, load).await
+    }
+}
+
+pub const SECRET: &str = "bench-mixpanel-secret";
 const PASSWORD: &str = "bench password 123";
 
 fn scenario(members: usize) -> anyhow::Result<Scenario> {
@@ -59,9 +96,9 @@ fn scenario(members: usize) -> anyhow::Result<Scenario> {
 }
 
 /// The server as its own process, configured like an operator would.
-struct Server {
+pub struct Server {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Server {
@@ -82,13 +119,16 @@ impl Server {
         command
     }
 
-    fn start(
+    /// Starts `serve` with extra environment `env`.
+    pub fn start(
         binary: &PathBuf,
         db: &str,
         key: &std::path::Path,
         emulator: &Emulator,
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let mut child = Self::command(binary, db, key, emulator)
+            .envs(env.iter().copied())
             .env("UJ_BIND", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .spawn()
@@ -105,7 +145,7 @@ impl Server {
     }
 
     /// Peak resident memory so far (VmHWM), in MiB.
-    fn peak_memory_mib(&self) -> anyhow::Result<f64> {
+    pub fn peak_memory_mib(&self) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let line = status
             .lines()
@@ -127,7 +167,95 @@ impl Drop for Server {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The keys `admin bootstrap` prints.
+pub struct Keys {
+    pub secret_key: String,
+    pub public_key: String,
+}
+
+/// Creates the owner and the project through the binary, as an operator would.
+pub fn bootstrap(
+    binary: &PathBuf,
+    db: &str,
+    key: &std::path::Path,
+    emulator: &Emulator,
+) -> anyhow::Result<Keys> {
+    let bootstrap = Server::command(binary, db, key, emulator)
+        .args([
+            "admin",
+            "bootstrap",
+            "--email",
+            "bench@example.com",
+            "--password",
+            PASSWORD,
+            "--project",
+            "Bench",
+        ])
+        .output()?;
+    if !bootstrap.status.success() {
+        bail!(
+            "bootstrap failed: {}",
+            String::from_utf8_lossy(&bootstrap.stderr)
+        );
+    }
+    let keys: Value = serde_json::from_slice(&bootstrap.stdout)?;
+    let key = |name: &str| -> anyhow::Result<String> {
+        Ok(keys[name].as_str().context("bootstrap keys")?.to_owned())
+    };
+    Ok(Keys {
+        secret_key: key("secret_key")?,
+        public_key: key("public_key")?,
+    })
+}
+
+/// Connects the emulator's project 10 and points a cohort-sync destination
+/// (`cohort-{id}`) at the server for each cohort.
+pub async fn connect_cohorts(
+    http: &reqwest::Client,
+    server: &Server,
+    secret_key: &str,
+    emulator: &Emulator,
+    cohorts: &[u64],
+) -> anyhow::Result<()> {
+    let post = |path: &str, body: Value| {
+        http.post(format!("{}{path}", server.url))
+            .bearer_auth(secret_key)
+            .json(&body)
+            .send()
+    };
+    post(
+        "/api/v1/integrations/mixpanel/connect",
+        json!({"username": "bench", "secret": SECRET}),
+    )
+    .await?
+    .error_for_status()?;
+    let credentials: Value = post("/api/v1/integrations/mixpanel/cohort-sync", json!({}))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    for cohort in cohorts {
+        emulator.add_destination(Destination {
+            id: format!("cohort-{cohort}"),
+            project_id: 10,
+            cohort_id: *cohort,
+            url: credentials["webhook_url"]
+                .as_str()
+                .context("webhook url")?
+                .to_owned(),
+            basic_auth: Some(BasicAuth {
+                username: credentials["username"]
+                    .as_str()
+                    .context("username")?
+                    .to_owned(),
+                password: credentials["secret"].as_str().context("secret")?.to_owned(),
+            }),
+        });
+    }
+    Ok(())
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -205,66 +333,14 @@ async fn ingest(server_binary: PathBuf, members: usize, postgres: bool) -> anyho
         started.elapsed().as_secs_f64()
     );
 
-    let bootstrap = Server::command(&server_binary, &db.url, &key, &emulator)
-        .args([
-            "admin",
-            "bootstrap",
-            "--email",
-            "bench@example.com",
-            "--password",
-            PASSWORD,
-            "--project",
-            "Bench",
-        ])
-        .output()?;
-    if !bootstrap.status.success() {
-        bail!(
-            "bootstrap failed: {}",
-            String::from_utf8_lossy(&bootstrap.stderr)
-        );
-    }
-    let secret_key = serde_json::from_slice::<Value>(&bootstrap.stdout)?["secret_key"]
-        .as_str()
-        .context("secret key")?
-        .to_owned();
-    let server = Server::start(&server_binary, &db.url, &key, &emulator)?;
+    let keys = bootstrap(&server_binary, &db.url, &key, &emulator)?;
+    let secret_key = keys.secret_key;
+    let server = Server::start(&server_binary, &db.url, &key, &emulator, &[])?;
     let http = reqwest::Client::new();
-    let post = |path: &str, body: Value| {
-        http.post(format!("{}{path}", server.url))
-            .bearer_auth(&secret_key)
-            .json(&body)
-            .send()
-    };
-    post(
-        "/api/v1/integrations/mixpanel/connect",
-        json!({"username": "bench", "secret": SECRET}),
-    )
-    .await?
-    .error_for_status()?;
-    let credentials: Value = post("/api/v1/integrations/mixpanel/cohort-sync", json!({}))
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    emulator.add_destination(Destination {
-        id: "bench".into(),
-        project_id: 10,
-        cohort_id: 1,
-        url: credentials["webhook_url"]
-            .as_str()
-            .context("webhook url")?
-            .to_owned(),
-        basic_auth: Some(BasicAuth {
-            username: credentials["username"]
-                .as_str()
-                .context("username")?
-                .to_owned(),
-            password: credentials["secret"].as_str().context("secret")?.to_owned(),
-        }),
-    });
+    connect_cohorts(&http, &server, &secret_key, &emulator, &[1]).await?;
 
     let started = Instant::now();
-    let outcome = emulator.run_sync("bench").await?;
+    let outcome = emulator.run_sync("cohort-1").await?;
     let elapsed = started.elapsed();
     if !matches!(outcome, RunOutcome::Synced { .. }) {
         bail!("the sync did not complete: {outcome:?}");
@@ -282,7 +358,7 @@ async fn ingest(server_binary: PathBuf, members: usize, postgres: bool) -> anyho
         bail!("the audience has {count} members, expected {members}");
     }
     let mut acks: Vec<f64> = emulator
-        .deliveries("bench")
+        .deliveries("cohort-1")
         .iter()
         .filter(|d| d.status == Some(200))
         .map(|d| d.duration_ms)
@@ -321,5 +397,7 @@ async fn main() -> anyhow::Result<()> {
             members,
             postgres,
         } => ingest(server, members, postgres).await,
+        Bench::SdkConfig(args) => args.run(sdk::Target::Config).await,
+        Bench::SdkEvents(args) => args.run(sdk::Target::Events).await,
     }
 }

@@ -42,7 +42,8 @@ impl Application {
             mixpanel: config.mixpanel.client(),
             sdk_limiter: Arc::default(),
             sdk_requests_per_minute: config.sdk_requests_per_minute.max(1),
-            suppressions: Arc::default(),
+            counters: Arc::default(),
+            snapshots: Arc::default(),
         };
         let check_interval = Duration::from_secs(config.mixpanel.mixpanel_check_interval_secs);
         Ok(Self {
@@ -68,7 +69,7 @@ impl Application {
                 self.check_interval,
             ))
         });
-        let counters = tokio::spawn(crate::services::rule_stats::flush_every(self.state.clone()));
+        let counters = tokio::spawn(crate::services::counters::flush_every(self.state.clone()));
         let state = self.state.clone();
         let router = crate::http::router(self.state);
         axum::serve(
@@ -81,8 +82,8 @@ impl Application {
         jobs.abort();
         counters.abort();
         // The last counted decisions, so a restart loses none.
-        if let Err(error) = state.suppressions.flush(state.store.as_ref()).await {
-            tracing::warn!(error = %error, "could not save rule statistics at shutdown");
+        if let Err(error) = state.counters.flush(state.store.as_ref()).await {
+            tracing::warn!(error = %error, "could not save counts at shutdown");
         }
         if let Some(checks) = checks {
             checks.abort();

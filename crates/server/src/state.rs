@@ -4,8 +4,9 @@ use uj_storage::Store;
 
 use crate::app_key::AppKey;
 use crate::http::SdkRateLimiter;
+use crate::services::counters::Counters;
 use crate::services::login_throttle::LoginThrottle;
-use crate::services::rule_stats::SuppressionCounter;
+use crate::services::snapshot::Snapshots;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct AppState {
     pub sdk_limiter: Arc<SdkRateLimiter>,
     /// Requests each public key may make per minute.
     pub sdk_requests_per_minute: u32,
-    /// Pacing decisions counted per rule and reason, flushed in the background.
-    pub suppressions: Arc<SuppressionCounter>,
+    /// Suppressions and app events counted in memory, flushed in the background.
+    pub counters: Arc<Counters>,
+    /// Each project's rules as the SDK path reads them, kept for a second.
+    pub snapshots: Arc<Snapshots>,
 }

@@ -22,8 +22,8 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
-    CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page, PageRequest,
-    RuleStats, Store, StudyStore,
+    AppEventCount, CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page,
+    PageRequest, RuleStats, Store, StudyStore,
 };
 
 /// Which database a `DATABASE_URL` selects.

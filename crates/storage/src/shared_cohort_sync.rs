@@ -512,6 +512,26 @@ macro_rules! impl_cohort_sync_store {
                 crate::shared::try_into_page(rows, page.limit)
             }
 
+            async fn audience_memberships(
+                &self,
+                project: &ProjectId,
+                match_key: &str,
+            ) -> Result<Vec<(String, uj_domain::audiences::AudienceMember)>, $crate::StoreError> {
+                // One index seek per audience of the project (audience_id, match_key).
+                let rows: Vec<AudienceMembershipRow> = sqlx::query_as(
+                    "SELECT m.audience_id, m.provider_member_id, m.reference_id, m.traits, m.entered_at, m.exited_at
+                     FROM audiences a JOIN audience_members m ON m.audience_id = a.id AND m.match_key = $2
+                     WHERE a.project_id = $1 AND m.exited_at IS NULL",
+                )
+                .bind(project.as_str())
+                .bind(match_key)
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter()
+                    .map(|row| Ok((row.audience_id, row.member.try_into()?)))
+                    .collect()
+            }
+
             async fn find_audience_members(
                 &self,
                 audience: &AudienceId,

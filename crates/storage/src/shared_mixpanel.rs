@@ -227,25 +227,30 @@ macro_rules! impl_mixpanel_store {
                 Ok(())
             }
 
-            async fn record_app_event(
-                &self,
-                project: &ProjectId,
-                name: &str,
-                at: DateTime<Utc>,
-            ) -> Result<(), $crate::StoreError> {
-                sqlx::query(
-                    "INSERT INTO event_catalog (project_id, name, app_count, app_first_seen_at, app_last_seen_at)
-                     VALUES ($1, $2, 1, $3, $3)
-                     ON CONFLICT (project_id, name) DO UPDATE SET
-                        app_count = event_catalog.app_count + 1,
-                        app_first_seen_at = COALESCE(event_catalog.app_first_seen_at, excluded.app_first_seen_at),
-                        app_last_seen_at = excluded.app_last_seen_at",
-                )
-                .bind(project.as_str())
-                .bind(name)
-                .bind(Ts(at))
-                .execute(self.writer())
-                .await?;
+            async fn record_app_events(&self, events: &[$crate::AppEventCount]) -> Result<(), $crate::StoreError> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin().await?;
+                for e in events {
+                    // Through a SELECT so a project deleted meanwhile adds nothing.
+                    sqlx::query(
+                        "INSERT INTO event_catalog (project_id, name, app_count, app_first_seen_at, app_last_seen_at)
+                         SELECT id, $2, $3, $4, $5 FROM projects WHERE id = $1
+                         ON CONFLICT (project_id, name) DO UPDATE SET
+                            app_count = event_catalog.app_count + excluded.app_count,
+                            app_first_seen_at = COALESCE(event_catalog.app_first_seen_at, excluded.app_first_seen_at),
+                            app_last_seen_at = excluded.app_last_seen_at",
+                    )
+                    .bind(e.project.as_str())
+                    .bind(&e.name)
+                    .bind(e.count)
+                    .bind(Ts(e.first))
+                    .bind(Ts(e.last))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

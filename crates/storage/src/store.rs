@@ -231,13 +231,9 @@ pub trait MixpanelStore: Send + Sync {
         names: &[String],
         seen_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Counts one event the project's app sent (adding it to the catalog).
-    async fn record_app_event(
-        &self,
-        project: &ProjectId,
-        name: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    /// Adds counted app events to the catalog: each `(project, name)` seen `count` times
+    /// between `first` and `last`.
+    async fn record_app_events(&self, events: &[AppEventCount]) -> Result<(), StoreError>;
     /// The project's event catalog, by name.
     async fn event_catalog(&self, project: &ProjectId) -> Result<Vec<CatalogEvent>, StoreError>;
 }
@@ -337,6 +333,13 @@ pub trait CohortSyncStore: Send + Sync {
         include_exited: bool,
         page: &PageRequest,
     ) -> Result<Page<AudienceMember>, StoreError>;
+    /// The user's current memberships across the project's audiences: `(audience id,
+    /// member)` for each audience with a current member whose match key is `match_key`.
+    async fn audience_memberships(
+        &self,
+        project: &ProjectId,
+        match_key: &str,
+    ) -> Result<Vec<(String, AudienceMember)>, StoreError>;
     /// Members whose provider id or match key equals `id`.
     async fn find_audience_members(
         &self,
@@ -470,6 +473,16 @@ pub trait InviteStore: Send + Sync {
         rule: &LaunchRuleId,
         now: DateTime<Utc>,
     ) -> Result<RuleStats, StoreError>;
+}
+
+/// App events counted in memory, added to the catalog in batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppEventCount {
+    pub project: ProjectId,
+    pub name: String,
+    pub count: i64,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
 }
 
 /// What a launch rule has done: its invites per state and how often each reason stopped it.

@@ -68,6 +68,7 @@ conformance!(
     the_trait_allowlist_round_trips,
     studies_and_rules_round_trip_and_stay_in_their_project,
     rule_stats_count_invites_by_state_and_suppressions_add_up,
+    app_events_add_up_in_the_catalog_in_batches,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -1464,4 +1465,43 @@ async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
     );
     let stats = store.rule_stats(&capped.id, now).await.unwrap();
     assert_eq!((stats.issued, stats.accepted), (1, 1));
+}
+
+async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let t0 = uj_now();
+    let t1 = t0 + Duration::minutes(5);
+    let count = |project: &ProjectId, name: &str, count, first, last| uj_storage::AppEventCount {
+        project: project.clone(),
+        name: name.into(),
+        count,
+        first,
+        last,
+    };
+    store
+        .record_app_events(&[
+            count(&shop, "Order Completed", 3, t0, t0),
+            count(&blog, "Post Read", 1, t0, t0),
+            count(&ProjectId::generate(), "Ghost", 1, t0, t0),
+        ])
+        .await
+        .unwrap();
+    store
+        .record_app_events(&[count(&shop, "Order Completed", 2, t1, t1)])
+        .await
+        .unwrap();
+    let catalog = store.event_catalog(&shop).await.unwrap();
+    assert_eq!(catalog.len(), 1, "one project's events only");
+    let order = &catalog[0];
+    assert_eq!(
+        (
+            order.name.as_str(),
+            order.app_count,
+            order.app_first_seen_at,
+            order.app_last_seen_at
+        ),
+        ("Order Completed", 5, Some(t0), Some(t1))
+    );
+    assert_eq!(store.event_catalog(&blog).await.unwrap().len(), 1);
 }

@@ -43,28 +43,27 @@ pub async fn evaluate(
     event: Option<AppEvent<'_>>,
 ) -> Result<Evaluation, ServiceError> {
     let store = state.store.as_ref();
-    if let Some(invite) = store
-        .pending_invite(project, reference_id, Utc::now())
-        .await?
-    {
-        let rule = store
-            .launch_rule(project, &invite.rule_id)
-            .await?
-            .ok_or(ServiceError::NotFound("launch_rule"))?;
-        return Ok(Evaluation::Invite(Box::new((invite, rule))));
+    let snapshot = state.snapshots.get(store, project).await?;
+    let history = store.invites_of_user(project, reference_id).await?;
+    if let Some(invite) = pacing::pending(&history, Utc::now()) {
+        let rule = match snapshot.rules.iter().find(|r| r.id == invite.rule_id) {
+            Some(rule) => rule.clone(),
+            None => store
+                .launch_rule(project, &invite.rule_id)
+                .await?
+                .ok_or(ServiceError::NotFound("launch_rule"))?,
+        };
+        return Ok(Evaluation::Invite(Box::new((invite.clone(), rule))));
     }
     let event_name = event.as_ref().map(|e| e.name);
     // Prompts only: direct-link rules offer links (see `links`).
-    let rules: Vec<LaunchRule> = store
-        .live_launch_rules(project)
-        .await?
-        .into_iter()
-        .filter(|r| r.surface == Surface::SdkPrompt && waits_for(r, event_name))
-        .collect();
+    let (rules, facts) = pacing::gather(state, project, reference_id, &snapshot, &history, |r| {
+        r.surface == Surface::SdkPrompt && waits_for(r, event_name)
+    })
+    .await?;
     if rules.is_empty() {
         return Ok(Evaluation::None("no_matching_rule"));
     }
-    let facts = pacing::gather(state, project, reference_id, &rules).await?;
     let rule_id = match facts.decide(state, &facts.moment(event_name, false)) {
         Decision::Invite { rule_id, .. } => rule_id,
         Decision::NoInvite { reasons } => {
@@ -174,6 +173,10 @@ pub async fn accept(
         .accept_invite(project, code, now)
         .await?
         .ok_or(ServiceError::NotFound("invite"))?;
+    if matches!(outcome, AcceptOutcome::Accepted(_)) {
+        // A start changes the rule's and the study's counts.
+        state.snapshots.forget(project);
+    }
     let invite = match outcome {
         AcceptOutcome::Accepted(invite) | AcceptOutcome::AlreadyAccepted(invite) => invite,
         AcceptOutcome::CapReached(_) => return Ok(Acceptance::NotEligible("max_starts_reached")),

@@ -30,17 +30,15 @@ pub async fn eligible(
     reference_id: &str,
     event: Option<&str>,
 ) -> Result<Vec<DirectLink>, ServiceError> {
-    let rules: Vec<LaunchRule> = state
-        .store
-        .live_launch_rules(project)
-        .await?
-        .into_iter()
-        .filter(|r| r.surface == Surface::DirectLink && waits_for(r, event))
-        .collect();
-    if rules.is_empty() {
+    let store = state.store.as_ref();
+    let snapshot = state.snapshots.get(store, project).await?;
+    let wanted = |r: &LaunchRule| r.surface == Surface::DirectLink && waits_for(r, event);
+    if !snapshot.rules.iter().any(wanted) {
         return Ok(Vec::new());
     }
-    let facts = pacing::gather(state, project, reference_id, &rules).await?;
+    let history = store.invites_of_user(project, reference_id).await?;
+    let (rules, facts) =
+        pacing::gather(state, project, reference_id, &snapshot, &history, wanted).await?;
     let moment = facts.moment(event, false);
     let mut links = Vec::new();
     for (rule, rule_facts) in rules.into_iter().zip(&facts.rules) {
@@ -104,11 +102,11 @@ pub async fn resolve(
         .await?
         .filter(|s| &s.project_id == project)
         .ok_or(ServiceError::NotFound("link"))?;
+    let snapshot = state.snapshots.get(store, project).await?;
+    let history = store.invites_of_user(project, reference_id).await?;
     // An invite of this study already waiting for the user: the link accepts it.
-    if let Some(pending) = store
-        .pending_invite(project, reference_id, chrono::Utc::now())
-        .await?
-        .filter(|i| i.study_id == study.id)
+    if let Some(pending) =
+        pacing::pending(&history, chrono::Utc::now()).filter(|i| i.study_id == study.id)
     {
         return invites::accept(
             state,
@@ -119,16 +117,13 @@ pub async fn resolve(
         )
         .await;
     }
-    let rules: Vec<LaunchRule> = store
-        .live_launch_rules(project)
-        .await?
-        .into_iter()
-        .filter(|r| r.study_id == study.id && r.surface == Surface::DirectLink)
-        .collect();
+    let (rules, facts) = pacing::gather(state, project, reference_id, &snapshot, &history, |r| {
+        r.study_id == study.id && r.surface == Surface::DirectLink
+    })
+    .await?;
     if rules.is_empty() {
         return Ok(Acceptance::NotEligible("no_matching_rule"));
     }
-    let facts = pacing::gather(state, project, reference_id, &rules).await?;
     let rule_id = match facts.decide(state, &facts.moment(None, true)) {
         Decision::Invite { rule_id, .. } => rule_id,
         Decision::NoInvite { reasons } => {
@@ -147,6 +142,7 @@ pub async fn resolve(
     match store.start_invite(&invite, facts.now).await? {
         AcceptOutcome::Accepted(started) => {
             debug_assert_eq!(started.state, InviteState::Accepted);
+            state.snapshots.forget(project);
             Ok(invites::open(
                 state,
                 &study,

@@ -6,12 +6,13 @@ pub mod api_keys;
 pub mod audiences;
 pub mod bootstrap;
 pub mod cohort_sync;
+pub mod counters;
 pub mod invites;
 pub mod links;
 pub mod login_throttle;
 pub mod mixpanel;
 pub mod pacing;
-pub mod rule_stats;
+pub mod snapshot;
 pub mod studies;
 
 use uj_domain::ValidationError;

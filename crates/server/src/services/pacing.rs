@@ -3,19 +3,17 @@
 //! project's contact limit. Config loads, app events, link resolution and "explain" all
 //! decide from the same facts.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Duration, Utc};
 use secrecy::ExposeSecret;
 use serde_json::Map;
 use uj_domain::audiences::AudienceMember;
-use uj_domain::ids::{AudienceId, ProjectId};
+use uj_domain::ids::ProjectId;
 use uj_domain::invites::{Invite, InviteState};
 use uj_domain::keys::NewToken;
 use uj_domain::pacing::{self, Decision, Moment, RuleFacts, StudyFacts, Trigger, UserFacts};
-use uj_domain::studies::{LaunchRule, Study};
+use uj_domain::studies::LaunchRule;
 
-use super::studies::rule_facts;
+use super::snapshot::ProjectRules;
 use super::ServiceError;
 use crate::state::AppState;
 
@@ -47,47 +45,64 @@ impl Facts {
     /// The engine's decision, its suppressions counted for the rules' stats.
     pub fn decide(&self, state: &AppState, moment: &Moment<'_>) -> Decision {
         let decision = pacing::decide(&self.rules, &self.studies, &self.user, moment);
-        state.suppressions.record(decision.suppressed());
+        state.counters.suppressed(decision.suppressed());
         decision
     }
 }
 
-/// Reads the facts for `reference_id` and `rules`.
+/// The rules of `snapshot` that `keep` selects, and the facts about them and the user (their
+/// invite `history`, newest first): the user's memberships are read now (when an audience
+/// rule is kept), the rest comes from the snapshot.
 pub async fn gather(
     state: &AppState,
     project: &ProjectId,
     reference_id: &str,
-    rules: &[LaunchRule],
-) -> Result<Facts, ServiceError> {
-    let now = Utc::now();
+    snapshot: &ProjectRules,
+    history: &[Invite],
+    keep: impl Fn(&LaunchRule) -> bool,
+) -> Result<(Vec<LaunchRule>, Facts), ServiceError> {
     let store = state.store.as_ref();
-    // Which of the rules' audiences the user is in, by match key.
-    let mut audiences = HashSet::new();
-    let mut membership = Vec::new();
-    for rule in rules {
-        if let Trigger::Audience(id) = &rule.trigger {
-            if audiences.contains(id) {
-                continue;
-            }
-            let members = store
-                .find_audience_members(&AudienceId::from_string(id.as_str()), reference_id)
-                .await?;
-            let current = members.into_iter().find(|m| {
-                m.exited_at.is_none()
-                    && m.reference_id.as_deref().unwrap_or(&m.provider_member_id) == reference_id
-            });
-            if let Some(member) = current {
-                audiences.insert(id.clone());
-                membership.push((id.clone(), member));
-            }
+    let mut rules = Vec::new();
+    let mut facts = Vec::new();
+    for (rule, f) in snapshot.rules.iter().zip(&snapshot.facts) {
+        if keep(rule) {
+            rules.push(rule.clone());
+            facts.push(f.clone());
         }
+    }
+    let now = Utc::now();
+    if rules.is_empty() {
+        // Nothing to decide: no user facts to read.
+        let user = UserFacts {
+            reference_id: reference_id.to_owned(),
+            ..UserFacts::default()
+        };
+        let facts = Facts {
+            user,
+            membership: Vec::new(),
+            rules: Vec::new(),
+            studies: snapshot.studies.clone(),
+            contact_limit: snapshot.contact_limit,
+            now,
+        };
+        return Ok((rules, facts));
     }
     let mut user = UserFacts {
         reference_id: reference_id.to_owned(),
-        audiences,
         ..UserFacts::default()
     };
-    for invite in store.invites_of_user(project, reference_id).await? {
+    let mut membership = Vec::new();
+    if rules
+        .iter()
+        .any(|r| matches!(r.trigger, Trigger::Audience(_)))
+    {
+        // By match key: `reference_id` when the member has one, else the distinct id.
+        for (audience, member) in store.audience_memberships(project, reference_id).await? {
+            user.audiences.insert(audience.clone());
+            membership.push((audience, member));
+        }
+    }
+    for invite in history {
         user.last_invite_by_rule
             .entry(invite.rule_id.to_string())
             .or_insert(invite.issued_at);
@@ -96,46 +111,15 @@ pub async fn gather(
             user.started_studies.insert(invite.study_id.to_string());
         }
     }
-    let mut facts = Vec::new();
-    let mut studies: Vec<StudyFacts> = Vec::new();
-    for rule in rules {
-        let mut f = rule_facts(rule);
-        f.starts = count(store.rule_starts(&rule.id).await?);
-        facts.push(f);
-        if studies.iter().all(|s| s.id != rule.study_id.as_str()) {
-            if let Some(study) = store.study(project, &rule.study_id).await? {
-                studies.push(study_facts(state, &study, now).await?);
-            }
-        }
-    }
-    Ok(Facts {
+    let facts = Facts {
         user,
         membership,
         rules: facts,
-        studies,
-        contact_limit: store.contact_limit_days(project).await?.map(Duration::days),
+        studies: snapshot.studies.clone(),
+        contact_limit: snapshot.contact_limit,
         now,
-    })
-}
-
-fn count(n: i64) -> u32 {
-    n.clamp(0, i64::from(u32::MAX)) as u32
-}
-
-async fn study_facts(
-    state: &AppState,
-    study: &Study,
-    now: DateTime<Utc>,
-) -> Result<StudyFacts, ServiceError> {
-    let starts = |since| state.store.study_starts_since(&study.id, since);
-    Ok(StudyFacts {
-        id: study.id.to_string(),
-        status: study.status,
-        weekly_limit: study.weekly_limit.map(count),
-        monthly_limit: study.monthly_limit.map(count),
-        starts_this_week: count(starts(pacing::week_start(now)).await?),
-        starts_this_month: count(starts(pacing::month_start(now)).await?),
-    })
+    };
+    Ok((rules, facts))
 }
 
 /// A new invite of `rule` for the user, with its attribution: the audience member for an
@@ -175,4 +159,9 @@ pub fn new_invite(
         accepted_at: None,
         dismissed_at: None,
     }
+}
+
+/// The user's open invite in `history`.
+pub fn pending(history: &[Invite], now: DateTime<Utc>) -> Option<&Invite> {
+    history.iter().find(|i| i.is_pending(now))
 }

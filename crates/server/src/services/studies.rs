@@ -55,6 +55,7 @@ pub async fn create_study(
     };
     study.validate()?;
     state.store.create_study(&study).await?;
+    state.snapshots.forget(project);
     Ok(study)
 }
 
@@ -94,6 +95,7 @@ pub async fn update_study(
     study.updated_at = Utc::now();
     study.validate()?;
     state.store.update_study(&study).await?;
+    state.snapshots.forget(project);
     Ok(study)
 }
 
@@ -189,6 +191,7 @@ pub async fn create_rule(
     rule.validate()?;
     check_audience(state, project, &rule.trigger).await?;
     state.store.create_launch_rule(&rule).await?;
+    state.snapshots.forget(project);
     Ok(rule)
 }
 
@@ -272,6 +275,7 @@ pub async fn update_rule(
     rule.updated_at = Utc::now();
     rule.validate()?;
     state.store.update_launch_rule(&rule).await?;
+    state.snapshots.forget(project);
     Ok(rule)
 }
 
@@ -285,6 +289,8 @@ pub async fn archive_rule(
         rule.status = RuleStatus::Archived;
         rule.updated_at = Utc::now();
         state.store.update_launch_rule(&rule).await?;
+        state.snapshots.forget(project);
+        state.snapshots.forget(project);
     }
     Ok(rule)
 }
@@ -329,15 +335,28 @@ pub async fn explain(
         .into());
     }
     let rule = self::rule(state, project, id).await?;
-    let facts =
-        super::pacing::gather(state, project, reference_id, std::slice::from_ref(&rule)).await?;
+    // Read now, not from the SDK path's snapshot: explain answers for this moment.
+    let snapshot = super::snapshot::ProjectRules::load(state.store.as_ref(), project).await?;
+    let history = state.store.invites_of_user(project, reference_id).await?;
+    let (_, mut facts) =
+        super::pacing::gather(state, project, reference_id, &snapshot, &history, |r| {
+            r.id == rule.id
+        })
+        .await?;
+    if facts.rules.is_empty() {
+        // Archived: not among the live rules; its status gate says so.
+        facts.rules.push(rule_facts(&rule));
+    }
     let event = match &rule.trigger {
         Trigger::AppEvent(name) => Some(name.as_str()),
         Trigger::Audience(_) => None,
     };
     let gates = pacing::gates(
         &facts.rules[0],
-        facts.studies.first(),
+        facts
+            .studies
+            .iter()
+            .find(|s| s.id == rule.study_id.as_str()),
         &facts.user,
         &facts.moment(event, false),
     );

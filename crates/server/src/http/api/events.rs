@@ -45,7 +45,7 @@ impl From<CatalogEvent> for EventResponse {
 }
 
 async fn list(State(state): State<AppState>, auth: SecretKeyAuth) -> Result<Json<Value>, ApiError> {
-    let events = state.store.event_catalog(&auth.project.id).await?;
+    let events = crate::services::counters::event_catalog(&state, &auth.project.id).await?;
     let data: Vec<EventResponse> = events.into_iter().map(Into::into).collect();
     Ok(Json(
         json!({ "object": "list", "data": data, "has_more": false }),

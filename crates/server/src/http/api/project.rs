@@ -100,6 +100,7 @@ async fn update(
             .store
             .set_contact_limit_days(&auth.project.id, days)
             .await?;
+        state.snapshots.forget(&auth.project.id);
     }
     Ok(Json(response(&state, auth.project).await?))
 }

@@ -423,7 +423,8 @@ async fn stats(
     auth: SecretKeyAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (rule, stats) = crate::services::rule_stats::of_rule(&state, &auth.project.id, &id).await?;
+    let (rule, stats) =
+        crate::services::counters::rule_stats(&state, &auth.project.id, &id).await?;
     let suppressions: serde_json::Map<String, Value> = stats
         .suppressions
         .into_iter()

@@ -19,7 +19,7 @@ use uj_storage::PageRequest;
 use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
-use crate::services::rule_stats;
+use crate::services::counters;
 use crate::services::studies::{self, NewRule, NewStudy, RuleChange, StudyChange};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -264,9 +264,7 @@ async fn study_page(
         .launch_rules_of_study(&project.id, &study.id)
         .await?;
     let audiences = audience_list(state, context).await?;
-    let events = state
-        .store
-        .event_catalog(&project.id)
+    let events = counters::event_catalog(state, &project.id)
         .await?
         .into_iter()
         .map(|e| EventOption {
@@ -558,7 +556,7 @@ async fn rule_page(
         .unwrap_or_default();
     let live = state.store.live_launch_rules(project).await?;
     let audiences = audience_list(state, context).await?;
-    let (_, stats) = rule_stats::of_rule(state, project, rule.id.as_str()).await?;
+    let (_, stats) = counters::rule_stats(state, project, rule.id.as_str()).await?;
     let gates = if explain_for.trim().is_empty() {
         Vec::new()
     } else {

@@ -56,32 +56,27 @@ async fn show(
         return Err(error);
     }
     tracing::debug!(project_id = %auth.project.id, "SDK configuration served");
+    let project = &auth.project.id;
+    let snapshot = state.snapshots.get(state.store.as_ref(), project).await?;
     // The dashboard leads with the SDK setup steps until the app has called once.
-    if state
-        .store
-        .sdk_contacted_at(&auth.project.id)
-        .await?
-        .is_none()
-    {
+    if !snapshot.sdk_contacted {
         state
             .store
-            .mark_sdk_contact(&auth.project.id, chrono::Utc::now())
+            .mark_sdk_contact(project, chrono::Utc::now())
             .await?;
+        state.snapshots.forget(project);
     }
-    let pending =
-        match invites::evaluate(&state, &auth.project.id, reference_id.trim(), None).await? {
-            invites::Evaluation::Invite(found) => Some(*found),
-            invites::Evaluation::None(_) => None,
-        };
+    let pending = match invites::evaluate(&state, project, reference_id.trim(), None).await? {
+        invites::Evaluation::Invite(found) => Some(*found),
+        invites::Evaluation::None(_) => None,
+    };
     // The event names the app should report: those active rules wait for.
-    let mut triggers: Vec<String> = state
-        .store
-        .live_launch_rules(&auth.project.id)
-        .await?
-        .into_iter()
+    let mut triggers: Vec<&str> = snapshot
+        .rules
+        .iter()
         .filter(|r| r.status == RuleStatus::Active)
-        .filter_map(|r| match r.trigger {
-            Trigger::AppEvent(name) => Some(name),
+        .filter_map(|r| match &r.trigger {
+            Trigger::AppEvent(name) => Some(name.as_str()),
             Trigger::Audience(_) => None,
         })
         .collect();
@@ -94,7 +89,7 @@ async fn show(
             .map(|event_name| serde_json::json!({ "event_name": event_name }))
             .collect(),
         pending_invite: pending.map(|(invite, rule)| invite_json(&invite, &rule)),
-        direct_links: links::eligible(&state, &auth.project.id, reference_id.trim(), None)
+        direct_links: links::eligible(&state, project, reference_id.trim(), None)
             .await?
             .iter()
             .map(link_json)

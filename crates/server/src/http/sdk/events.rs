@@ -43,10 +43,8 @@ async fn record(
     let reference_id = validation_text("reference_id", &request.reference_id, 256)
         .map_err(ServiceError::Invalid)?;
     let metadata = primitives(request.metadata);
-    state
-        .store
-        .record_app_event(project, &name, Utc::now())
-        .await?;
+    // Counted in memory, saved in batches (services::counters).
+    state.counters.app_event(project, &name, Utc::now());
     let evaluation = invites::evaluate(
         &state,
         project,

@@ -1,0 +1,146 @@
+//! Counts the SDK path makes without writing to the database on each request: how often
+//! each reason held back a rule (its stats) and the app events the catalog counts. They add
+//! up in memory; a background task adds them to the database every few seconds, and at
+//! shutdown. Reading stats or the catalog adds this process's counts first; other
+//! processes' counts arrive within [`FLUSH_INTERVAL`]. A crash loses at most the last
+//! interval's counts, never an invite.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uj_domain::ids::ProjectId;
+use uj_domain::mixpanel::CatalogEvent;
+use uj_domain::pacing::Reason;
+use uj_domain::studies::LaunchRule;
+use uj_storage::{AppEventCount, RuleStats, Store, StoreError};
+
+use super::ServiceError;
+use crate::state::AppState;
+
+/// How often counts reach the database.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// An event's count with its first and last time seen.
+type Seen = (i64, DateTime<Utc>, DateTime<Utc>);
+
+#[derive(Default)]
+struct Pending {
+    /// By rule and reason.
+    suppressions: HashMap<(String, &'static str), i64>,
+    /// By project and event name: count, first and last seen.
+    events: HashMap<(String, String), Seen>,
+}
+
+/// Counts not yet in the database.
+#[derive(Default)]
+pub struct Counters {
+    pending: Mutex<Pending>,
+}
+
+impl Counters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts the rules a pacing decision held back, with their reasons.
+    pub fn suppressed(&self, suppressed: &[(String, Reason)]) {
+        if suppressed.is_empty() {
+            return;
+        }
+        let mut pending = self.lock();
+        for (rule, reason) in suppressed {
+            *pending
+                .suppressions
+                .entry((rule.clone(), reason.code()))
+                .or_default() += 1;
+        }
+    }
+
+    /// Counts one event the project's app sent.
+    pub fn app_event(&self, project: &ProjectId, name: &str, at: DateTime<Utc>) {
+        let mut pending = self.lock();
+        let entry = pending
+            .events
+            .entry((project.to_string(), name.to_owned()))
+            .or_insert((0, at, at));
+        entry.0 += 1;
+        entry.1 = entry.1.min(at);
+        entry.2 = entry.2.max(at);
+    }
+
+    /// Adds the counts to the database; on failure they are kept for the next try.
+    pub async fn flush(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let taken = std::mem::take(&mut *self.lock());
+        let suppressions: Vec<(String, String, i64)> = taken
+            .suppressions
+            .iter()
+            .map(|((rule, reason), n)| (rule.clone(), (*reason).to_owned(), *n))
+            .collect();
+        let events: Vec<AppEventCount> = taken
+            .events
+            .iter()
+            .map(|((project, name), (count, first, last))| AppEventCount {
+                project: ProjectId::from_string(project),
+                name: name.clone(),
+                count: *count,
+                first: *first,
+                last: *last,
+            })
+            .collect();
+        let suppressions_saved = store.add_suppressions(&suppressions).await;
+        let events_saved = store.record_app_events(&events).await;
+        if suppressions_saved.is_ok() && events_saved.is_ok() {
+            return Ok(());
+        }
+        // What was not saved goes back for the next flush; what was saved is not added twice.
+        let mut pending = self.lock();
+        if suppressions_saved.is_err() {
+            for (key, n) in taken.suppressions {
+                *pending.suppressions.entry(key).or_default() += n;
+            }
+        }
+        if events_saved.is_err() {
+            for (key, (count, first, last)) in taken.events {
+                let entry = pending.events.entry(key).or_insert((0, first, last));
+                entry.0 += count;
+                entry.1 = entry.1.min(first);
+                entry.2 = entry.2.max(last);
+            }
+        }
+        suppressions_saved.and(events_saved)
+    }
+}
+
+/// Flushes the counters every [`FLUSH_INTERVAL`] for as long as the server runs.
+pub async fn flush_every(state: AppState) {
+    let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(error) = state.counters.flush(state.store.as_ref()).await {
+            tracing::warn!(error = %error, "could not save counts; retrying");
+        }
+    }
+}
+
+/// A rule's statistics, this process's latest counts included.
+pub async fn rule_stats(
+    state: &AppState,
+    project: &ProjectId,
+    id: &str,
+) -> Result<(LaunchRule, RuleStats), ServiceError> {
+    let rule = super::studies::rule(state, project, id).await?;
+    state.counters.flush(state.store.as_ref()).await?;
+    let stats = state.store.rule_stats(&rule.id, Utc::now()).await?;
+    Ok((rule, stats))
+}
+
+/// The project's event catalog, this process's latest counts included.
+pub async fn event_catalog(
+    state: &AppState,
+    project: &ProjectId,
+) -> Result<Vec<CatalogEvent>, ServiceError> {
+    state.counters.flush(state.store.as_ref()).await?;
+    Ok(state.store.event_catalog(project).await?)
+}

@@ -1,0 +1,124 @@
+//! A project's rules as the SDK path reads them, kept in memory for a second: the
+//! non-archived rules with their starts, their studies' starts this week and month, the
+//! contact limit and whether the app has called yet. Per request only the user's own facts
+//! (memberships, invite history) are read from the database.
+//!
+//! A change made through this process replaces the snapshot at once ([`Snapshots::forget`]);
+//! other processes see it within [`SNAPSHOT_TTL`], well inside the config's `ttl_seconds`.
+//! Starts read from a snapshot can be a second old; accepting reserves the start atomically
+//! in the database, so max starts and study limits still never overshoot.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use uj_domain::ids::ProjectId;
+use uj_domain::pacing::{self, RuleFacts, StudyFacts};
+use uj_domain::studies::LaunchRule;
+use uj_storage::Store;
+
+use super::studies::rule_facts;
+use super::ServiceError;
+
+/// How long a snapshot serves before it is read again.
+pub const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
+
+/// One project's rules and what the engine needs to know about them.
+pub struct ProjectRules {
+    /// Non-archived rules (drafts and paused ones too: they report their reason).
+    pub rules: Vec<LaunchRule>,
+    /// The engine's view of `rules`, in the same order, with their starts.
+    pub facts: Vec<RuleFacts>,
+    pub studies: Vec<StudyFacts>,
+    pub contact_limit: Option<chrono::Duration>,
+    pub sdk_contacted: bool,
+    loaded: Instant,
+}
+
+impl ProjectRules {
+    /// Reads a project's rules now.
+    pub async fn load(store: &dyn Store, project: &ProjectId) -> Result<Self, ServiceError> {
+        let now = Utc::now();
+        let rules = store.live_launch_rules(project).await?;
+        let mut facts = Vec::with_capacity(rules.len());
+        let mut studies: Vec<StudyFacts> = Vec::new();
+        for rule in &rules {
+            let mut f = rule_facts(rule);
+            f.starts = count(store.rule_starts(&rule.id).await?);
+            facts.push(f);
+            if studies.iter().any(|s| s.id == rule.study_id.as_str()) {
+                continue;
+            }
+            if let Some(study) = store.study(project, &rule.study_id).await? {
+                let starts = |since| store.study_starts_since(&study.id, since);
+                studies.push(StudyFacts {
+                    id: study.id.to_string(),
+                    status: study.status,
+                    weekly_limit: study.weekly_limit.map(count),
+                    monthly_limit: study.monthly_limit.map(count),
+                    starts_this_week: count(starts(pacing::week_start(now)).await?),
+                    starts_this_month: count(starts(pacing::month_start(now)).await?),
+                });
+            }
+        }
+        Ok(Self {
+            rules,
+            facts,
+            studies,
+            contact_limit: store
+                .contact_limit_days(project)
+                .await?
+                .map(chrono::Duration::days),
+            sdk_contacted: store.sdk_contacted_at(project).await?.is_some(),
+            loaded: Instant::now(),
+        })
+    }
+}
+
+fn count(n: i64) -> u32 {
+    n.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// The snapshots of the projects this process serves: one each, so memory stays bounded by
+/// the number of projects.
+#[derive(Default)]
+pub struct Snapshots {
+    projects: RwLock<HashMap<String, Arc<ProjectRules>>>,
+    /// Bumped by every `forget`: a snapshot read while a change happened is not kept.
+    generation: AtomicU64,
+}
+
+impl Snapshots {
+    /// The project's snapshot, read again when older than [`SNAPSHOT_TTL`].
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        project: &ProjectId,
+    ) -> Result<Arc<ProjectRules>, ServiceError> {
+        let cached = self
+            .projects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(project.as_str())
+            .cloned();
+        if let Some(snapshot) = cached.filter(|s| s.loaded.elapsed() < SNAPSHOT_TTL) {
+            return Ok(snapshot);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let fresh = Arc::new(ProjectRules::load(store, project).await?);
+        let mut projects = self.projects.write().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Acquire) == generation {
+            projects.insert(project.to_string(), fresh.clone());
+        }
+        Ok(fresh)
+    }
+
+    /// Drops the project's snapshot after a change made through this process.
+    pub fn forget(&self, project: &ProjectId) {
+        let mut projects = self.projects.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        projects.remove(project.as_str());
+    }
+}
