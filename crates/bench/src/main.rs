@@ -58,6 +58,9 @@ struct SdkArgs {
     members: usize,
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Percent of requests for known users (members); the rest are unknown ids.
+    #[arg(long, default_value_t = 50)]
+    known_percent: u64,
     /// Seconds each phase (baseline, then the SDK call) runs.
     #[arg(long, default_value_t = 15)]
     seconds: u64,
@@ -69,6 +72,7 @@ impl SdkArgs {
     async fn run(self, target: sdk::Target) -> anyhow::Result<()> {
         let load = sdk::Load {
             members: self.members,
+            known_percent: self.known_percent.min(100),
             connections: self.connections,
             seconds: self.seconds,
             postgres: self.postgres,

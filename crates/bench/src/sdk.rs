@@ -38,6 +38,8 @@ impl Target {
 
 pub struct Load {
     pub members: usize,
+    /// Share of requests for known users (members), in percent; the rest are unknown.
+    pub known_percent: u64,
     pub connections: usize,
     pub seconds: u64,
     pub postgres: bool,
@@ -81,14 +83,16 @@ impl Rng {
     }
 }
 
-/// A random user: half known (a member by `reference_id`, or by distinct id when the
-/// member has none), half unknown.
-fn reference_id(rng: &mut Rng, per_audience: usize) -> String {
+/// A random user: known (a member by `reference_id`, or by distinct id when the member
+/// has none) `known_percent` of the time, else unknown.
+fn reference_id(rng: &mut Rng, per_audience: usize, known_percent: u64) -> String {
     let n = rng.below(per_audience) + 1;
-    match rng.below(4) {
-        0 | 1 => format!("stranger_{}", rng.next() % 10_000_000),
-        _ if n.is_multiple_of(2) => format!("ref_{n}"),
-        _ => format!("c{}_{n}", rng.below(AUDIENCES) + 1),
+    if rng.next() % 100 >= known_percent {
+        format!("stranger_{}", rng.next() % 10_000_000)
+    } else if n.is_multiple_of(2) {
+        format!("ref_{n}")
+    } else {
+        format!("c{}_{n}", rng.below(AUDIENCES) + 1)
     }
 }
 
@@ -186,12 +190,13 @@ pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::
         "SQLite"
     };
     println!(
-        "{}: {} members over {AUDIENCES} audiences, {} active rules, {} connections, {}s per phase, {backend}",
+        "{}: {} members over {AUDIENCES} audiences, {} active rules, {} connections, {}s per phase, {}% known users, {backend}",
         target.name(),
         load.members,
         AUDIENCES + EVENT_RULES,
         load.connections,
-        load.seconds
+        load.seconds,
+        load.known_percent
     );
     let emulator = Emulator::start(scenario(load.members)?).await?;
     let keys = bootstrap(&server_binary, &db.url, &key, &emulator)?;
@@ -230,6 +235,7 @@ pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::
     };
     healthz.report("baseline GET /healthz");
     let per_audience = load.members / AUDIENCES;
+    let known = load.known_percent;
     let public_key = keys.public_key.clone();
     let measured = match target {
         Target::Config => {
@@ -237,7 +243,7 @@ pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::
                 client
                     .get(format!(
                         "{base}/sdk/v1/config?reference_id={}",
-                        reference_id(rng, per_audience)
+                        reference_id(rng, per_audience, known)
                     ))
                     .bearer_auth(&public_key)
             })
@@ -250,7 +256,7 @@ pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::
                     .bearer_auth(&public_key)
                     .json(&json!({
                         "event_name": format!("Event {}", rng.below(3)),
-                        "reference_id": reference_id(rng, per_audience),
+                        "reference_id": reference_id(rng, per_audience, known),
                         "metadata": {"screen": "checkout", "amount": 42},
                     }))
             })

@@ -1,6 +1,32 @@
 //! The [`InviteStore`](crate::InviteStore) implementation both databases share (see
 //! `shared.rs` for how the expansion works).
 
+/// The INSERT of a new issued invite, doing nothing when the user already has one issued.
+macro_rules! insert_invite {
+    ($i:expr) => {{
+        let i = $i;
+        sqlx::query(
+            "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,
+                audience_member_id, event_name, metadata, traits, state, issued_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'issued', $12, $13)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&i.code)
+        .bind(i.project_id.as_str())
+        .bind(i.rule_id.as_str())
+        .bind(i.study_id.as_str())
+        .bind(&i.reference_id)
+        .bind(i.source)
+        .bind(i.audience_id.as_deref())
+        .bind(i.audience_member_id.as_deref())
+        .bind(i.event_name.as_deref())
+        .bind(serde_json::Value::Object(i.metadata.clone()).to_string())
+        .bind(serde_json::Value::Object(i.traits.clone()).to_string())
+        .bind(Ts(i.issued_at))
+        .bind(Ts(i.expires_at))
+    }};
+}
+
 macro_rules! impl_invite_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -64,6 +90,16 @@ macro_rules! impl_invite_store {
                 i: &uj_domain::invites::Invite,
                 now: DateTime<Utc>,
             ) -> Result<uj_domain::invites::Invite, $crate::StoreError> {
+                // Usually the user has no issued invite: one statement does it.
+                if $crate::shared_invites::insert_invite!(i).execute(self.writer()).await?.rows_affected() == 1 {
+                    // As read back: times to the microsecond.
+                    return Ok(uj_domain::invites::Invite {
+                        issued_at: $crate::time::stored(i.issued_at),
+                        expires_at: $crate::time::stored(i.expires_at),
+                        ..i.clone()
+                    });
+                }
+                // An issued one exists: expired (mark it so, then insert) or still open.
                 let mut tx = self.begin().await?;
                 sqlx::query(
                     "UPDATE invites SET state = 'expired'
@@ -74,27 +110,7 @@ macro_rules! impl_invite_store {
                 .bind(Ts(now))
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,
-                        audience_member_id, event_name, metadata, traits, state, issued_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'issued', $12, $13)
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&i.code)
-                .bind(i.project_id.as_str())
-                .bind(i.rule_id.as_str())
-                .bind(i.study_id.as_str())
-                .bind(&i.reference_id)
-                .bind(i.source)
-                .bind(i.audience_id.as_deref())
-                .bind(i.audience_member_id.as_deref())
-                .bind(i.event_name.as_deref())
-                .bind(serde_json::Value::Object(i.metadata.clone()).to_string())
-                .bind(serde_json::Value::Object(i.traits.clone()).to_string())
-                .bind(Ts(i.issued_at))
-                .bind(Ts(i.expires_at))
-                .execute(&mut *tx)
-                .await?;
+                $crate::shared_invites::insert_invite!(i).execute(&mut *tx).await?;
                 // Ours, or the one a concurrent load for the same user issued first.
                 let row: InviteRow = sqlx::query_as(
                     "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 AND state = 'issued'",
@@ -223,9 +239,11 @@ macro_rules! impl_invite_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                let now = $crate::time::stored(now);
                 Ok(AcceptOutcome::Accepted(uj_domain::invites::Invite {
                     state: InviteState::Accepted,
                     issued_at: now,
+                    expires_at: $crate::time::stored(i.expires_at),
                     accepted_at: Some(now),
                     ..i.clone()
                 }))
@@ -309,3 +327,4 @@ macro_rules! impl_invite_store {
 }
 
 pub(crate) use impl_invite_store;
+pub(crate) use insert_invite;

@@ -64,8 +64,12 @@ impl<'r> Decode<'r, Postgres> for Ts {
 /// Now, truncated to the microsecond both databases keep, so a value read back equals
 /// the value written.
 pub(crate) fn now() -> DateTime<Utc> {
+    stored(Utc::now())
+}
+
+/// `at` as the databases keep it: to the microsecond.
+pub(crate) fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::DurationRound;
-    Utc::now()
-        .duration_trunc(chrono::Duration::microseconds(1))
+    at.duration_trunc(chrono::Duration::microseconds(1))
         .expect("truncating to microseconds cannot overflow")
 }

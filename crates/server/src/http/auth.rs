@@ -93,8 +93,8 @@ impl FromRequestParts<AppState> for PublicKeyAuth {
             KeyKind::Unknown => return Err(invalid_key()),
         }
         let project = state
-            .store
-            .project_by_public_key(token)
+            .snapshots
+            .project_by_public_key(state.store.as_ref(), token)
             .await?
             .ok_or_else(invalid_key)?;
         Ok(Self { project })

@@ -8,6 +8,7 @@ use uj_domain::projects::{KeyName, Project, SecretKey};
 use uj_storage::Store;
 
 use super::ServiceError;
+use crate::state::AppState;
 
 /// `last_used_at` is refreshed at most this often, so reads stay reads.
 const TOUCH_INTERVAL: Duration = Duration::seconds(60);
@@ -47,13 +48,16 @@ pub async fn revoke_secret_key(
 
 /// Replaces the public SDK key; apps holding the old one stop working at once.
 pub async fn rotate_public_key(
-    store: &dyn Store,
+    state: &AppState,
     project: &ProjectId,
 ) -> Result<Project, ServiceError> {
-    store
+    let rotated = state
+        .store
         .set_public_key(project, &generate_public_key())
         .await?
-        .ok_or(ServiceError::NotFound("project"))
+        .ok_or(ServiceError::NotFound("project"))?;
+    state.snapshots.forget_key(project);
+    Ok(rotated)
 }
 
 /// The live secret key a bearer token stands for, if any.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use uj_domain::ids::ProjectId;
 use uj_domain::pacing::{self, RuleFacts, StudyFacts};
+use uj_domain::projects::Project;
 use uj_domain::studies::LaunchRule;
 use uj_storage::Store;
 
@@ -86,8 +87,14 @@ fn count(n: i64) -> u32 {
 #[derive(Default)]
 pub struct Snapshots {
     projects: RwLock<HashMap<String, Arc<ProjectRules>>>,
+    /// Public key → its project, for keys seen within [`SNAPSHOT_TTL`] (unknown keys are
+    /// never kept, so random keys cannot grow it).
+    public_keys: RwLock<HashMap<String, (Project, Instant)>>,
     /// Bumped by every `forget`: a snapshot read while a change happened is not kept.
     generation: AtomicU64,
+    /// Held while a snapshot is read, so an expiry does not send every request to the
+    /// database at once.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Snapshots {
@@ -103,8 +110,23 @@ impl Snapshots {
             .unwrap_or_else(|e| e.into_inner())
             .get(project.as_str())
             .cloned();
-        if let Some(snapshot) = cached.filter(|s| s.loaded.elapsed() < SNAPSHOT_TTL) {
-            return Ok(snapshot);
+        if let Some(snapshot) = cached.as_ref().filter(|s| s.loaded.elapsed() < SNAPSHOT_TTL) {
+            return Ok(snapshot.clone());
+        }
+        // One reload at a time; meanwhile the others serve the expiring snapshot.
+        let _reloading = match (self.reloading.try_lock(), cached) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some(stale)) => return Ok(stale),
+            (Err(_), None) => self.reloading.lock().await,
+        };
+        if let Some(fresh) = self
+            .projects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(project.as_str())
+            .filter(|s| s.loaded.elapsed() < SNAPSHOT_TTL)
+        {
+            return Ok(fresh.clone());
         }
         let generation = self.generation.load(Ordering::Acquire);
         let fresh = Arc::new(ProjectRules::load(store, project).await?);
@@ -113,6 +135,42 @@ impl Snapshots {
             projects.insert(project.to_string(), fresh.clone());
         }
         Ok(fresh)
+    }
+
+    /// The project a public key belongs to.
+    pub async fn project_by_public_key(
+        &self,
+        store: &dyn Store,
+        key: &str,
+    ) -> Result<Option<Project>, ServiceError> {
+        let cached = self
+            .public_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < SNAPSHOT_TTL)
+            .map(|(project, _)| project.clone());
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let found = store.project_by_public_key(key).await?;
+        if let Some(project) = &found {
+            let mut keys = self.public_keys.write().unwrap_or_else(|e| e.into_inner());
+            if self.generation.load(Ordering::Acquire) == generation {
+                keys.retain(|_, (_, at)| at.elapsed() < SNAPSHOT_TTL);
+                keys.insert(key.to_owned(), (project.clone(), Instant::now()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Forgets the project's public key after it was rotated through this process: the old
+    /// key stops working at once here, within [`SNAPSHOT_TTL`] on other processes.
+    pub fn forget_key(&self, project: &ProjectId) {
+        let mut keys = self.public_keys.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        keys.retain(|_, (p, _)| &p.id != project);
     }
 
     /// Drops the project's snapshot after a change made through this process.

@@ -120,7 +120,7 @@ async fn rotate_public_key(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
 ) -> Result<Json<PublicKeyResponse>, ApiError> {
-    let project = api_keys::rotate_public_key(state.store.as_ref(), &auth.project.id).await?;
+    let project = api_keys::rotate_public_key(&state, &auth.project.id).await?;
     Ok(Json(PublicKeyResponse {
         object: "public_key",
         public_key: project.public_key,

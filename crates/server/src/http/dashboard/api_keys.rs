@@ -168,6 +168,6 @@ async fn rotate_public_key(
     VerifiedForm(_): VerifiedForm<EmptyForm>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
-    api_keys::rotate_public_key(state.store.as_ref(), &context.current.project.id).await?;
+    api_keys::rotate_public_key(&state, &context.current.project.id).await?;
     Ok(Redirect::to(&format!("/p/{project_id}/api-keys")).into_response())
 }
