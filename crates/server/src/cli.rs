@@ -19,6 +19,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Try UserJourneys: the server on a temporary database beside a simulated Mixpanel,
+    /// with credentials and next steps printed. Leaves the configured database alone.
+    Demo,
     /// Administrative tasks for automation.
     Admin {
         #[command(subcommand)]
@@ -49,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("UserJourneys dashboard: {}/", app.public_url());
             app.run_until_stopped().await
         }
+        Command::Demo => crate::demo::run(cli.config).await,
         Command::Admin {
             command:
                 AdminCommand::Bootstrap {

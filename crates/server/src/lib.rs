@@ -7,6 +7,7 @@ pub mod app_key;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 mod http;
 pub mod services;
 pub mod startup;

@@ -44,6 +44,7 @@ impl Application {
             sdk_requests_per_minute: config.sdk_requests_per_minute.max(1),
             counters: Arc::default(),
             snapshots: Arc::default(),
+            demo: None,
         };
         let check_interval = Duration::from_secs(config.mixpanel.mixpanel_check_interval_secs);
         Ok(Self {
@@ -51,6 +52,12 @@ impl Application {
             state,
             check_interval,
         })
+    }
+
+    /// Serves the demo panel for this simulated Mixpanel (`userjourneys demo`).
+    pub fn with_demo(mut self, emulator: Arc<mixpanel_emulator::Emulator>) -> Self {
+        self.state.demo = Some(emulator);
+        self
     }
 
     pub fn port(&self) -> u16 {

@@ -24,4 +24,6 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     /// Each project's rules as the SDK path reads them, kept for a second.
     pub snapshots: Arc<Snapshots>,
+    /// The simulated Mixpanel of `userjourneys demo` (its panel); `None` otherwise.
+    pub demo: Option<Arc<mixpanel_emulator::Emulator>>,
 }

@@ -110,7 +110,10 @@ impl Snapshots {
             .unwrap_or_else(|e| e.into_inner())
             .get(project.as_str())
             .cloned();
-        if let Some(snapshot) = cached.as_ref().filter(|s| s.loaded.elapsed() < SNAPSHOT_TTL) {
+        if let Some(snapshot) = cached
+            .as_ref()
+            .filter(|s| s.loaded.elapsed() < SNAPSHOT_TTL)
+        {
             return Ok(snapshot.clone());
         }
         // One reload at a time; meanwhile the others serve the expiring snapshot.

@@ -4,6 +4,7 @@
 mod api_keys;
 mod assets;
 mod audiences;
+mod demo;
 mod invitations;
 mod login;
 mod members;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(mixpanel::router())
         .merge(invitations::router())
         .merge(studies::router())
+        .merge(demo::router())
         .layer(from_fn_with_state(state, session::csrf_binding))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY));
     Router::new().merge(pages).merge(assets::router())

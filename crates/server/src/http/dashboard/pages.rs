@@ -36,6 +36,8 @@ pub struct Nav {
     pub email: String,
     pub projects: Vec<NavProject>,
     pub current: Option<NavProject>,
+    /// `userjourneys demo`: link the demo panel.
+    pub demo: bool,
 }
 
 impl Nav {
@@ -48,6 +50,7 @@ impl Nav {
             email: email.to_owned(),
             projects: memberships.iter().map(entry).collect(),
             current: current.map(entry),
+            demo: false,
         }
     }
 }

@@ -27,6 +27,7 @@ pub struct ProjectContext {
     pub current: Membership,
     memberships: Vec<Membership>,
     email: String,
+    demo: bool,
 }
 
 impl ProjectContext {
@@ -45,15 +46,14 @@ impl ProjectContext {
             current,
             memberships,
             email: user.account.email.clone(),
+            demo: state.demo.is_some(),
         })
     }
 
     pub fn nav(&self) -> Option<Nav> {
-        Some(Nav::new(
-            &self.email,
-            &self.memberships,
-            Some(&self.current),
-        ))
+        let mut nav = Nav::new(&self.email, &self.memberships, Some(&self.current));
+        nav.demo = self.demo;
+        Some(nav)
     }
 
     pub fn project_id(&self) -> String {

@@ -1,0 +1,334 @@
+//! `userjourneys demo`, as a newcomer runs it: the printed credentials sign in, the
+//! simulated Mixpanel connects (with the project picker), the demo panel points a cohort at
+//! the webhook and syncs it, and membership changes arrive as diffs.
+
+mod helpers;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use helpers::{client, csrf_token, element_text, location, TestApp};
+
+struct Demo {
+    child: Child,
+    url: String,
+    password: String,
+    project: String,
+    public_key: String,
+    directory: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The word after `label` on the first printed line containing it.
+fn after<'a>(lines: &'a [String], label: &str) -> &'a str {
+    let line = lines
+        .iter()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("{label:?} in {lines:#?}"));
+    let rest = &line[line.find(label).unwrap() + label.len()..];
+    rest.split_whitespace().next().unwrap()
+}
+
+fn start() -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .args(["demo", "--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the demo printed {lines:#?}"
+        );
+        let done = line.contains("curl ");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let url = after(&lines, "UserJourneys demo:")
+        .trim_end_matches('/')
+        .to_owned();
+    let panel = after(&lines, "Open the demo panel,").trim_end_matches(':');
+    Demo {
+        url: url.clone(),
+        password: after(&lines, "password").to_owned(),
+        project: panel
+            .strip_prefix(&url)
+            .unwrap()
+            .trim_end_matches("/demo")
+            .to_owned(),
+        public_key: after(&lines, "Bearer").trim_end_matches('\'').to_owned(),
+        directory: after(&lines, "the data lives in").to_owned(),
+        child,
+    }
+}
+
+impl Demo {
+    /// Stops the demo as Ctrl-C or a service manager would (SIGTERM), and waits for it.
+    fn stop(&mut self) {
+        let sent = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the demo stops on SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    async fn page(&self, browser: &reqwest::Client, path: &str) -> String {
+        let response = browser
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        response.text().await.unwrap()
+    }
+
+    async fn submit(
+        &self,
+        browser: &reqwest::Client,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let token = csrf_token(&self.page(browser, form_page).await);
+        let mut form = vec![("csrf_token", token.as_str())];
+        form.extend_from_slice(fields);
+        browser
+            .post(format!("{}{action}", self.url))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
+    let demo = start();
+    assert!(std::path::Path::new(&demo.directory).exists());
+    let browser = client();
+    let signed_in = demo
+        .submit(
+            &browser,
+            "/login",
+            "/login",
+            &[
+                ("email", "demo@userjourneys.test"),
+                ("password", &demo.password),
+            ],
+        )
+        .await;
+    assert_eq!(
+        signed_in.status().as_u16(),
+        303,
+        "the printed credentials sign in"
+    );
+
+    // Connect the simulated Mixpanel: the account sees several projects, so the picker.
+    let page = format!("{}/integrations/mixpanel", demo.project);
+    let picker = demo
+        .submit(
+            &browser,
+            &page,
+            &page,
+            &[
+                ("username", "acme-connector.3fa2c1.mp-service-account"),
+                ("secret", "demo-secret-eu"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(picker.contains("Acme App (staging)"), "the picker");
+    let token = picker
+        .split(r#"name="connect_token" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let chosen = demo
+        .submit(
+            &browser,
+            &page,
+            &format!("{page}/project"),
+            &[("connect_token", &token), ("project_id", "2301456")],
+        )
+        .await;
+    assert_eq!(location(&chosen), page);
+    let created = demo
+        .submit(&browser, &page, &format!("{page}/cohort-sync"), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let secret = element_text(&created, "webhook-secret").unwrap();
+    let webhook = element_text(&created, "webhook-url").unwrap();
+
+    // The panel, linked from every project page, prefills the webhook.
+    let panel = format!("{}/demo", demo.project);
+    let html = demo.page(&browser, &panel).await;
+    assert!(html.contains(r#"id="nav-demo""#));
+    assert!(html.contains(&webhook));
+    assert_eq!(
+        element_text(&html, "demo-connected").as_deref(),
+        Some("Acme App (prod) (2301456)")
+    );
+    let wrong = demo
+        .submit(
+            &browser,
+            &panel,
+            &format!("{panel}/destinations"),
+            &[
+                ("cohort", "2301456:51290"),
+                ("webhook_url", &webhook),
+                ("username", "mixpanel"),
+                ("secret", "not-the-secret"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        element_text(&wrong, "demo-message")
+            .unwrap()
+            .starts_with("Paused by UserJourneys (401)"),
+        "a wrong secret pauses the sync, as Mixpanel would"
+    );
+    let synced = demo
+        .submit(
+            &browser,
+            &panel,
+            &format!("{panel}/destinations"),
+            &[
+                ("cohort", "2301456:51290"),
+                ("webhook_url", &webhook),
+                ("username", "mixpanel"),
+                ("secret", &secret),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        element_text(&synced, "demo-message").as_deref(),
+        Some("Synced: the full cohort in 3 request(s), 3000 added, 0 removed.")
+    );
+    let audiences = demo
+        .page(&browser, &format!("{}/audiences", demo.project))
+        .await;
+    assert!(
+        audiences.contains("Power users") && audiences.contains("<td>3000</td>"),
+        "{audiences}"
+    );
+
+    // People leave in Mixpanel; the next sync sends the difference.
+    let changed = demo
+        .submit(
+            &browser,
+            &panel,
+            &format!("{panel}/membership"),
+            &[
+                ("cohort", "2301456:51290"),
+                ("change", "remove"),
+                ("count", "5"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(element_text(&changed, "demo-message")
+        .unwrap()
+        .starts_with("5 left the cohort; it has 2995 members"));
+    let diff = demo
+        .submit(
+            &browser,
+            &panel,
+            &format!("{panel}/sync"),
+            &[("destination", "cohort-51290")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        element_text(&diff, "demo-message")
+            .unwrap()
+            .contains("5 removed"),
+        "{diff}"
+    );
+    let audiences = demo
+        .page(&browser, &format!("{}/audiences", demo.project))
+        .await;
+    assert!(audiences.contains("<td>2995</td>"));
+    let bad = demo
+        .submit(
+            &browser,
+            &panel,
+            &format!("{panel}/membership"),
+            &[
+                ("cohort", "2301456:51290"),
+                ("change", "add"),
+                ("count", "0"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(element_text(&bad, "form-error")
+        .unwrap()
+        .contains("between 1 and 1000"));
+
+    // The printed public key works against the SDK API, as the printed curl does.
+    let config = browser
+        .get(format!("{}/sdk/v1/config?reference_id=ref_2", demo.url))
+        .bearer_auth(&demo.public_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(config.status().as_u16(), 200);
+
+    let mut demo = demo;
+    demo.stop();
+    assert!(
+        !std::path::Path::new(&demo.directory).exists(),
+        "the demo's data is removed when it stops"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_panel_exists_only_in_the_demo() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let (status, _) = app.page(&browser, &format!("{project}/demo")).await;
+    assert_eq!(status, 404);
+    let (_, html) = app.page(&browser, &project).await;
+    assert!(!html.contains("nav-demo"));
+}
