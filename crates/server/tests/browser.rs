@@ -164,6 +164,23 @@ impl Browser {
         self.wait_for_path(|p| p.starts_with("/p/prj_")).await
     }
 
+    /// Waits until the element's text satisfies `predicate` (pages that change without
+    /// loading, like the SDK playground); returns the text.
+    async fn wait_for_text(&self, css: &str, predicate: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text(css).await;
+            if predicate(&text) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{css} reads {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn screenshot(&self, name: &str) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
         std::fs::create_dir_all(&dir).unwrap();
@@ -528,4 +545,118 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
     assert_eq!(browser.text("#rule-status").await, "archived");
     browser.screenshot("13-rule-archived").await;
     browser.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_demo_path_from_sign_in_to_an_app_user_seeing_the_prompt_in_a_real_browser() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let mut demo = helpers::demo::start();
+
+    // Sign in with what the demo printed.
+    browser
+        .client
+        .goto(&format!("{}/login", demo.url))
+        .await
+        .unwrap();
+    browser.fill("#email", "demo@userjourneys.test").await;
+    browser.fill("#password", &demo.password).await;
+    browser.click("#submit").await;
+    browser.wait_for_path(|p| p.starts_with("/p/prj_")).await;
+
+    // Connect the simulated Mixpanel: several projects, so the picker.
+    browser.click("#nav-mixpanel").await;
+    browser
+        .fill("#mp-username", "acme-connector.3fa2c1.mp-service-account")
+        .await;
+    browser.fill("#mp-secret", "demo-secret-eu").await;
+    browser.click("#connect-mixpanel").await;
+    assert!(browser
+        .text("#project-picker")
+        .await
+        .contains("Acme App (staging)"));
+    browser.screenshot("demo-01-picker").await;
+    browser.click("#pick-2301456").await;
+    browser.submit("#choose-project").await;
+    assert_eq!(browser.text("#connected-project").await, "Acme App (prod)");
+
+    // Cohort sync: the secret, once.
+    browser.click("#cohort-sync summary").await;
+    browser.submit("#set-up-sync").await;
+    let secret = browser.text("#webhook-secret").await;
+    browser.screenshot("demo-02-cohort-sync").await;
+
+    // The demo panel plays Mixpanel: sync the Power users cohort.
+    browser.click("#nav-demo").await;
+    browser.wait_for_path(|p| p.ends_with("/demo")).await;
+    browser
+        .find("#demo-cohort")
+        .await
+        .select_by_value("2301456:51290")
+        .await
+        .unwrap();
+    browser.fill("#demo-secret", &secret).await;
+    browser.submit("#demo-start-sync").await;
+    assert!(browser
+        .text("#demo-message")
+        .await
+        .starts_with("Synced: the full cohort"));
+    browser.screenshot("demo-03-panel-synced").await;
+    browser.click("#nav-audiences").await;
+    assert!(browser.text("#audiences").await.contains("Power users"));
+
+    // A study with an active audience rule.
+    browser.click("#nav-studies").await;
+    browser.fill("#study-name", "Power user interviews").await;
+    browser
+        .fill("#interview-url", "https://research.example.com/i/power")
+        .await;
+    browser.submit("#create-study").await;
+    browser.fill("#rule-name", "Power users").await;
+    browser.click("#trigger-audience").await;
+    browser
+        .find("#audience")
+        .await
+        .select_by_index(1)
+        .await
+        .unwrap();
+    browser.submit("#create-rule").await;
+    browser.fill("#prompt_title", "Got 5 minutes?").await;
+    browser.submit("#save-rule").await;
+    browser.submit("#status-active").await;
+    assert_eq!(browser.text("#rule-status").await, "active");
+
+    // Be the app in the SDK playground: ref_2 is a power user.
+    browser.click("#nav-playground").await;
+    browser.wait_for_path(|p| p.ends_with("/playground")).await;
+    browser.fill("#pg-reference", "ref_2").await;
+    browser.click("#pg-load").await;
+    browser
+        .wait_for_text("#pg-title", |t| t == "Got 5 minutes?")
+        .await;
+    assert_eq!(
+        browser.text("#pg-accept").await,
+        "Start",
+        "the SDK default label"
+    );
+    browser.screenshot("demo-04-playground-prompt").await;
+    browser.click("#pg-accept").await;
+    browser
+        .wait_for_text("#pg-status", |t| t.starts_with("Outcome: webview"))
+        .await;
+    let launch = browser
+        .find("#pg-launch-url")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        launch.contains("/launch/") && launch.contains("sig="),
+        "{launch}"
+    );
+    browser.screenshot("demo-05-playground-accepted").await;
+    browser.client.clone().close().await.unwrap();
+    demo.stop();
 }

@@ -1,4 +1,5 @@
-//! The stylesheet and the small script, compiled into the binary.
+//! The stylesheet and the scripts (progressive enhancement, the SDK playground), compiled
+//! into the binary.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -11,6 +12,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
+        .route("/static/playground.js", get(playground))
 }
 
 async fn css() -> impl IntoResponse {
@@ -30,5 +32,15 @@ async fn js() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../../static/app.js"),
+    )
+}
+
+async fn playground() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/playground.js"),
     )
 }

@@ -10,6 +10,7 @@ mod login;
 mod members;
 mod mixpanel;
 mod pages;
+mod playground;
 mod projects;
 mod session;
 mod setup;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(invitations::router())
         .merge(studies::router())
         .merge(demo::router())
+        .merge(playground::router())
         .layer(from_fn_with_state(state, session::csrf_binding))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY));
     Router::new().merge(pages).merge(assets::router())
