@@ -42,6 +42,13 @@ pub enum AdminCommand {
         #[arg(long)]
         project: String,
     },
+    /// Copy the SQLite database (consistently, while the server runs) and the application
+    /// key file into an empty directory, and print where they went. PostgreSQL: use pg_dump.
+    Backup {
+        /// The directory to write `userjourneys.db` and `app.key` into.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -63,6 +70,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let store = crate::startup::open_store(&cli.config).await?;
             let output = bootstrap::run(store.as_ref(), &email, &password, &project).await?;
+            println!("{}", serde_json::to_string(&output)?);
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Backup { to },
+        } => {
+            let output = crate::backup::run(&cli.config, &to).await?;
             println!("{}", serde_json::to_string(&output)?);
             Ok(())
         }

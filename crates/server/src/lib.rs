@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app_key;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -279,3 +279,130 @@ async fn connecting_mixpanel_logs_no_secret() {
         "the connect token is in the logs"
     );
 }
+
+/// `admin backup` while the server runs, then a server started on the copy: the data is
+/// there and the Mixpanel secret, sealed with the application key, still opens.
+#[tokio::test]
+async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
+    use mixpanel_emulator::{Emulator, Region, Scenario};
+    let scenario = Scenario::from_json(
+        &serde_json::json!({
+            "organizations": [{"id": 1, "name": "Acme"}],
+            "service_accounts": [{"username": "acme", "secret": "s3cret", "organization_id": 1, "home_region": "eu",
+                "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "Shop", "organization_id": 1, "region": "eu"}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = Emulator::start(scenario).await.unwrap();
+    let mixpanel = helpers::mixpanel_config(Some(&emulator));
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let connected = app
+        .post_json(
+            "/api/v1/integrations/mixpanel/connect",
+            &keys.secret_key,
+            serde_json::json!({"username": "acme", "secret": "s3cret"}),
+        )
+        .await;
+    assert_eq!(connected.status().as_u16(), 200);
+    let study: serde_json::Value = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            serde_json::json!({"name": "Checkout", "interview_url": "https://r.example.com/c"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("backup");
+    let output = app
+        .command()
+        .args(["admin", "backup", "--to"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    if helpers::on_postgres() {
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
+        return;
+    }
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let key_file = target.join("app.key");
+    assert_eq!(printed["key_file"], key_file.to_string_lossy().as_ref());
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the copied key is private");
+    let again = app
+        .command()
+        .args(["admin", "backup", "--to"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "never overwrites a backup");
+
+    // Restore: a server on the copy and its key.
+    let mut restored = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    restored
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", target.join("userjourneys.db").display()),
+        )
+        .env("UJ_SECRET_KEY_FILE", &key_file)
+        .env("UJ_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped());
+    for region in Region::ALL {
+        let name = region.as_str().to_uppercase();
+        restored.env(format!("UJ_MIXPANEL_{name}_API"), emulator.api_url(region));
+        restored.env(
+            format!("UJ_MIXPANEL_{name}_DATA"),
+            emulator.data_url(region),
+        );
+    }
+    let mut child = restored.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("UserJourneys dashboard: ")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let http = ::reqwest::Client::new();
+    let studies: serde_json::Value = http
+        .get(format!("{url}/api/v1/studies"))
+        .bearer_auth(&keys.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(studies["data"][0]["id"], study["id"]);
+    let verified: serde_json::Value = http
+        .post(format!("{url}/api/v1/integrations/mixpanel/verify"))
+        .bearer_auth(&keys.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        verified["status"], "connected",
+        "the sealed secret opens with the copied key: {verified}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -67,6 +67,17 @@ impl SqliteStore {
         Ok(Self { read, write })
     }
 
+    /// Writes a consistent copy of the whole database to `target` (which must not exist)
+    /// with `VACUUM INTO`, while the server keeps running: readers and the writer of other
+    /// processes carry on; the copy is as of one instant.
+    pub async fn backup_into(&self, target: &std::path::Path) -> Result<(), StoreError> {
+        sqlx::query("VACUUM INTO $1")
+            .bind(target.to_string_lossy().into_owned())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     fn reader(&self) -> &SqlitePool {
         &self.read
     }

@@ -1,0 +1,72 @@
+//! `userjourneys admin backup --to DIR`: a consistent copy of a SQLite database, taken
+//! while the server runs, together with the application key file (without it the copy's
+//! Mixpanel secrets cannot be decrypted and signed links do not verify). PostgreSQL is
+//! backed up with its own tools (`pg_dump`); see `docs/backup.md`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use uj_storage::{Backend, SqliteStore};
+
+use crate::config::Config;
+
+#[derive(Debug, Serialize)]
+pub struct BackupOutput {
+    pub database: PathBuf,
+    pub key_file: PathBuf,
+}
+
+pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
+    let key = config.secret_key_path();
+    if Backend::of(&config.database_url) == Backend::Postgres {
+        bail!(
+            "the database is PostgreSQL: back it up with pg_dump (see docs/backup.md), and keep a copy of the key file {}",
+            key.display()
+        );
+    }
+    if !key.exists() {
+        bail!(
+            "no application key at {}: has the server run with this configuration?",
+            key.display()
+        );
+    }
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    let database = to.join("userjourneys.db");
+    let key_file = to.join("app.key");
+    for path in [&database, &key_file] {
+        if path.exists() {
+            bail!(
+                "{} exists already: back up into an empty directory",
+                path.display()
+            );
+        }
+    }
+    let store = SqliteStore::connect(&config.database_url)
+        .await
+        .context("cannot open the database (DATABASE_URL)")?;
+    store
+        .backup_into(&database)
+        .await
+        .context("the database could not be copied")?;
+    copy_private(&key, &key_file)?;
+    Ok(BackupOutput { database, key_file })
+}
+
+/// Copies the key file, readable by its owner only.
+fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(to)
+        .with_context(|| format!("cannot create {}", to.display()))?;
+    std::io::Write::write_all(&mut file, &bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
