@@ -9,6 +9,7 @@ mod extract;
 mod health;
 mod launch;
 mod middleware;
+pub(crate) mod openapi;
 mod sdk;
 mod webhooks;
 
@@ -21,15 +22,25 @@ pub(crate) use error::ApiError;
 pub(crate) use sdk::SdkRateLimiter;
 
 pub fn router(state: AppState) -> Router {
+    let (apis, document) = apis(&state);
     let routes = Router::new()
         .merge(health::router())
-        .nest("/api/v1", api::router())
-        .nest("/sdk/v1", sdk::router(state.clone()))
+        .merge(apis)
+        .merge(openapi::router(openapi::Rendered::new(&document)))
         .merge(webhooks::router())
         .merge(launch::router())
         .merge(dashboard::router(state.clone()))
         .fallback(not_found);
     middleware::wrap(routes).with_state(state)
+}
+
+/// The REST and SDK APIs, and their OpenAPI document gathered from the same routes.
+fn apis(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", api::router())
+        .nest("/sdk/v1", sdk::router(state.clone()))
+        .split_for_parts()
 }
 
 /// Unknown paths: JSON under the APIs, a page everywhere else.

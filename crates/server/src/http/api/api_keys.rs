@@ -3,8 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -15,22 +14,24 @@ use crate::http::extract::{ApiJson, ApiQuery, ListParams};
 use crate::http::ApiError;
 use crate::services::api_keys;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api-keys", get(list).post(create))
-        .route("/api-keys/{id}", delete(revoke))
-        .route("/public-key", get(show_public_key))
-        .route("/public-key/rotate", post(rotate_public_key))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+        .routes(routes!(show_public_key))
+        .routes(routes!(rotate_public_key))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ApiKeyResponse {
     object: &'static str,
     id: String,
@@ -59,19 +60,28 @@ impl From<SecretKey> for ApiKeyResponse {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ListResponse<T> {
     object: &'static str,
     data: Vec<T>,
     has_more: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PublicKeyResponse {
     object: &'static str,
     public_key: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    tag = "API keys",
+    summary = "List secret keys (by prefix; never the secret)",
+    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    responses((status = 200, description = "The keys", body = ListResponse<ApiKeyResponse>), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -88,6 +98,15 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    tag = "API keys",
+    summary = "Create a secret key (shown once)",
+    request_body = CreateApiKeyRequest,
+    responses((status = 201, description = "The key, with its secret this once", body = ApiKeyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -100,6 +119,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(response)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    tag = "API keys",
+    summary = "Revoke a secret key",
+    params(("id" = String, Path, description = "The key id")),
+    responses((status = 200, description = "The revoked key", body = ApiKeyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn revoke(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -109,6 +137,14 @@ async fn revoke(
     Ok(Json(key.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/public-key",
+    tag = "API keys",
+    summary = "The public SDK key",
+    responses((status = 200, description = "The public key", body = PublicKeyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn show_public_key(auth: SecretKeyAuth) -> Json<PublicKeyResponse> {
     Json(PublicKeyResponse {
         object: "public_key",
@@ -116,6 +152,14 @@ async fn show_public_key(auth: SecretKeyAuth) -> Json<PublicKeyResponse> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/public-key/rotate",
+    tag = "API keys",
+    summary = "Rotate the public SDK key (the old one stops working)",
+    responses((status = 200, description = "The new public key", body = PublicKeyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn rotate_public_key(
     State(state): State<AppState>,
     auth: SecretKeyAuth,

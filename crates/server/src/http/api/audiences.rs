@@ -1,8 +1,7 @@
 //! `/api/v1/audiences`: synced cohorts, their members and their sync history.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -14,17 +13,19 @@ use crate::http::extract::{ApiQuery, ListParams};
 use crate::http::ApiError;
 use crate::services::audiences;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/audiences", get(list))
-        .route("/audiences/{id}", get(show))
-        .route("/audiences/{id}/members", get(members))
-        .route("/audiences/{id}/syncs", get(syncs))
-        .route("/syncs", get(all_syncs))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(members))
+        .routes(routes!(syncs))
+        .routes(routes!(all_syncs))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AudienceResponse {
     object: &'static str,
     id: String,
@@ -59,6 +60,15 @@ async fn describe(state: &AppState, audience: Audience) -> Result<AudienceRespon
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/audiences",
+    tag = "Audiences",
+    summary = "List audiences",
+    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    responses((status = 200, description = "A list of audiences", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -85,6 +95,15 @@ async fn find(state: &AppState, auth: &SecretKeyAuth, id: String) -> Result<Audi
         .ok_or_else(|| ApiError::not_found("audience", "No such audience."))
 }
 
+#[utoipa::path(
+    get,
+    path = "/audiences/{id}",
+    tag = "Audiences",
+    summary = "An audience",
+    params(("id" = String, Path, description = "The audience id")),
+    responses((status = 200, description = "The audience", body = AudienceResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -130,6 +149,15 @@ pub struct MemberParams {
     id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/audiences/{id}/members",
+    tag = "Audiences",
+    summary = "List current members (`include_exited=true` adds past ones)",
+    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left")),
+    responses((status = 200, description = "A list of members", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn members(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -215,6 +243,15 @@ async fn ledger(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/audiences/{id}/syncs",
+    tag = "Audiences",
+    summary = "An audience's sync ledger, newest first",
+    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    responses((status = 200, description = "A list of ledger entries", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn syncs(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -226,6 +263,15 @@ async fn syncs(
 }
 
 /// Every delivery of the project, rejected ones (which belong to no audience) included.
+#[utoipa::path(
+    get,
+    path = "/syncs",
+    tag = "Audiences",
+    summary = "The project's sync ledger (rejected deliveries included), newest first",
+    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    responses((status = 200, description = "A list of ledger entries", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn all_syncs(
     State(state): State<AppState>,
     auth: SecretKeyAuth,

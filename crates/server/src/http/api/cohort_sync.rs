@@ -3,8 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
@@ -12,20 +11,16 @@ use crate::http::auth::SecretKeyAuth;
 use crate::http::ApiError;
 use crate::services::cohort_sync::{self, SyncCredentials};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/integrations/mixpanel/cohort-sync",
-            post(set_up).delete(disable),
-        )
-        .route(
-            "/integrations/mixpanel/cohort-sync/regenerate-secret",
-            post(regenerate),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(set_up, disable))
+        .routes(routes!(regenerate))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CredentialsResponse {
     object: &'static str,
     webhook_url: String,
@@ -45,6 +40,14 @@ impl From<SyncCredentials> for CredentialsResponse {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/integrations/mixpanel/cohort-sync",
+    tag = "Cohort sync",
+    summary = "Set up cohort sync: the webhook URL, username and secret (shown once)",
+    responses((status = 201, description = "The credentials for Mixpanel", body = CredentialsResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn set_up(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -53,6 +56,14 @@ async fn set_up(
     Ok((StatusCode::CREATED, Json(credentials.into())))
 }
 
+#[utoipa::path(
+    post,
+    path = "/integrations/mixpanel/cohort-sync/regenerate-secret",
+    tag = "Cohort sync",
+    summary = "Regenerate the secret (the old one stops working at once)",
+    responses((status = 200, description = "The new credentials", body = CredentialsResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn regenerate(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -61,6 +72,14 @@ async fn regenerate(
     Ok(Json(credentials.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/integrations/mixpanel/cohort-sync",
+    tag = "Cohort sync",
+    summary = "Turn cohort sync off",
+    responses((status = 204, description = "Turned off"), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn disable(
     State(state): State<AppState>,
     auth: SecretKeyAuth,

@@ -2,8 +2,7 @@
 //! connection, and (once the SDK sends them) names the app sent.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -12,9 +11,11 @@ use uj_domain::mixpanel::CatalogEvent;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::ApiError;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/events", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
 #[derive(Serialize)]
@@ -44,6 +45,14 @@ impl From<CatalogEvent> for EventResponse {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "Events",
+    summary = "The event catalog: seen in the app and in Mixpanel",
+    responses((status = 200, description = "A list of events", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn list(State(state): State<AppState>, auth: SecretKeyAuth) -> Result<Json<Value>, ApiError> {
     let events = crate::services::counters::event_catalog(&state, &auth.project.id).await?;
     let data: Vec<EventResponse> = events.into_iter().map(Into::into).collect();

@@ -4,8 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -18,34 +17,33 @@ use crate::http::extract::ApiJson;
 use crate::http::ApiError;
 use crate::services::mixpanel::{self, ConnectOutcome};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/integrations/mixpanel", get(show).delete(disconnect))
-        .route("/integrations/mixpanel/connect", post(connect))
-        .route(
-            "/integrations/mixpanel/connect/project",
-            post(choose_project),
-        )
-        .route("/integrations/mixpanel/verify", post(verify))
-        .route("/integrations/mixpanel/cohorts", get(cohorts))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, disconnect))
+        .routes(routes!(connect))
+        .routes(routes!(choose_project))
+        .routes(routes!(verify))
+        .routes(routes!(cohorts))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectRequest {
     username: String,
     secret: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChooseProjectRequest {
     connect_token: String,
     project_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConnectionResponse {
     object: &'static str,
     mixpanel_project_id: String,
@@ -134,6 +132,15 @@ async fn connected(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/integrations/mixpanel/connect",
+    tag = "Mixpanel",
+    summary = "Connect with a service account (the project is found; a picker when several)",
+    request_body = ConnectRequest,
+    responses((status = 200, description = "`connected` with the connection, or `choose_project` with a connect token and the projects", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn connect(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -151,6 +158,15 @@ async fn connect(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/integrations/mixpanel/connect/project",
+    tag = "Mixpanel",
+    summary = "Pick the project after `choose_project`",
+    request_body = ChooseProjectRequest,
+    responses((status = 200, description = "`connected` with the connection", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn choose_project(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -174,6 +190,14 @@ fn not_connected() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/integrations/mixpanel",
+    tag = "Mixpanel",
+    summary = "The Mixpanel connection",
+    responses((status = 200, description = "The connection", body = ConnectionResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -184,6 +208,14 @@ async fn show(
     Ok(Json(ConnectionResponse::load(&state, connection).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/integrations/mixpanel/verify",
+    tag = "Mixpanel",
+    summary = "Test the connection now",
+    responses((status = 200, description = "The connection and its status", body = ConnectionResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn verify(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -220,6 +252,14 @@ impl From<MixpanelCohort> for CohortResponse {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/integrations/mixpanel/cohorts",
+    tag = "Mixpanel",
+    summary = "The connected project's cohorts",
+    responses((status = 200, description = "A list of cohorts", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn cohorts(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -233,6 +273,14 @@ async fn cohorts(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/integrations/mixpanel",
+    tag = "Mixpanel",
+    summary = "Disconnect Mixpanel",
+    responses((status = 204, description = "Disconnected"), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn disconnect(
     State(state): State<AppState>,
     auth: SecretKeyAuth,

@@ -9,13 +9,13 @@ mod project;
 mod studies;
 
 use axum::extract::DefaultBodyLimit;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use super::extract::MAX_JSON_BODY;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(project::router())
         .merge(api_keys::router())
         .merge(audiences::router())

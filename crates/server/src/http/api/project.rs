@@ -2,8 +2,7 @@
 //! `PATCH` changes its settings (the trait allowlist).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uj_domain::projects::Project;
@@ -12,15 +11,17 @@ use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::ApiJson;
 use crate::http::ApiError;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/project", get(show).patch(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show, update))
 }
 
 /// At most this many trait keys, each at most 100 characters.
 const MAX_TRAITS: usize = 50;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProjectRequest {
     /// Member properties kept from synced cohorts (primitives only). Contact fields such as
@@ -31,7 +32,7 @@ pub struct UpdateProjectRequest {
     contact_limit_days: Option<Option<i64>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProjectResponse {
     object: &'static str,
     id: String,
@@ -54,6 +55,14 @@ async fn response(state: &AppState, project: Project) -> Result<ProjectResponse,
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/project",
+    tag = "Project",
+    summary = "The key's project and its settings",
+    responses((status = 200, description = "The project", body = ProjectResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -61,6 +70,15 @@ async fn show(
     Ok(Json(response(&state, auth.project).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/project",
+    tag = "Project",
+    summary = "Change settings (trait allowlist, contact limit)",
+    request_body = UpdateProjectRequest,
+    responses((status = 200, description = "The project", body = ProjectResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn update(
     State(state): State<AppState>,
     auth: SecretKeyAuth,

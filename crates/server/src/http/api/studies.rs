@@ -3,8 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -17,19 +16,18 @@ use crate::http::ApiError;
 use crate::services::studies::{self, NewRule, NewStudy, RuleChange, StudyChange};
 use crate::services::ServiceError;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/studies", get(list_studies).post(create_study))
-        .route("/studies/{id}", get(show_study).patch(update_study))
-        .route(
-            "/studies/{id}/launch-rules",
-            get(list_rules).post(create_rule),
-        )
-        .route("/launch-rules/{id}", get(show_rule).patch(update_rule))
-        .route("/launch-rules/{id}/archive", post(archive_rule))
-        .route("/launch-rules/{id}/explain", get(explain))
-        .route("/launch-rules/{id}/stats", get(stats))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_studies, create_study))
+        .routes(routes!(show_study, update_study))
+        .routes(routes!(list_rules, create_rule))
+        .routes(routes!(show_rule, update_rule))
+        .routes(routes!(archive_rule))
+        .routes(routes!(explain))
+        .routes(routes!(stats))
 }
 
 fn parsed<T>(
@@ -41,7 +39,7 @@ fn parsed<T>(
         .map_err(|e| ServiceError::Invalid(e).into())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StudyResponse {
     object: &'static str,
     id: String,
@@ -74,7 +72,7 @@ impl From<Study> for StudyResponse {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStudyRequest {
     name: String,
@@ -85,7 +83,7 @@ pub struct CreateStudyRequest {
     monthly_limit: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStudyRequest {
     name: Option<String>,
@@ -98,6 +96,15 @@ pub struct UpdateStudyRequest {
     monthly_limit: Option<Option<i64>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/studies",
+    tag = "Studies",
+    summary = "Create a study",
+    request_body = CreateStudyRequest,
+    responses((status = 201, description = "The study", body = StudyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn create_study(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -115,6 +122,15 @@ async fn create_study(
     Ok((StatusCode::CREATED, Json(study.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/studies",
+    tag = "Studies",
+    summary = "List studies",
+    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    responses((status = 200, description = "A list of studies", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn list_studies(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -130,6 +146,15 @@ async fn list_studies(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/studies/{id}",
+    tag = "Studies",
+    summary = "A study",
+    params(("id" = String, Path, description = "The study id")),
+    responses((status = 200, description = "The study", body = StudyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn show_study(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -140,6 +165,16 @@ async fn show_study(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/studies/{id}",
+    tag = "Studies",
+    summary = "Change a study (any subset)",
+    params(("id" = String, Path, description = "The study id")),
+    request_body = UpdateStudyRequest,
+    responses((status = 200, description = "The study", body = StudyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn update_study(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -161,7 +196,7 @@ async fn update_study(
     ))
 }
 
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TriggerBody {
     AppEvent { event_name: String },
@@ -186,7 +221,7 @@ impl From<Trigger> for TriggerBody {
     }
 }
 
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromptBody {
     #[serde(default)]
@@ -199,7 +234,7 @@ pub struct PromptBody {
     dismiss_label: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromptChange {
     title: Option<String>,
@@ -208,7 +243,7 @@ pub struct PromptChange {
     dismiss_label: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RuleResponse {
     object: &'static str,
     id: String,
@@ -256,7 +291,7 @@ impl From<LaunchRule> for RuleResponse {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRuleRequest {
     name: String,
@@ -273,7 +308,7 @@ pub struct CreateRuleRequest {
     ends_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRuleRequest {
     name: Option<String>,
@@ -292,6 +327,16 @@ pub struct UpdateRuleRequest {
     ends_at: Option<Option<DateTime<Utc>>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/studies/{id}/launch-rules",
+    tag = "Studies",
+    summary = "Create a launch rule (draft unless a status is given)",
+    params(("id" = String, Path, description = "The study id")),
+    request_body = CreateRuleRequest,
+    responses((status = 201, description = "The rule", body = RuleResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn create_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -320,6 +365,15 @@ async fn create_rule(
     Ok((StatusCode::CREATED, Json(rule.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/studies/{id}/launch-rules",
+    tag = "Studies",
+    summary = "A study's launch rules",
+    params(("id" = String, Path, description = "The study id")),
+    responses((status = 200, description = "A list of rules", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn list_rules(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -336,6 +390,15 @@ async fn list_rules(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/launch-rules/{id}",
+    tag = "Studies",
+    summary = "A launch rule",
+    params(("id" = String, Path, description = "The rule id")),
+    responses((status = 200, description = "The rule", body = RuleResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn show_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -346,6 +409,16 @@ async fn show_rule(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/launch-rules/{id}",
+    tag = "Studies",
+    summary = "Change a rule (any subset; the trigger is fixed: 422 trigger_immutable)",
+    params(("id" = String, Path, description = "The rule id")),
+    request_body = UpdateRuleRequest,
+    responses((status = 200, description = "The rule", body = RuleResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn update_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -376,6 +449,15 @@ async fn update_rule(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/launch-rules/{id}/archive",
+    tag = "Studies",
+    summary = "Archive a rule (final)",
+    params(("id" = String, Path, description = "The rule id")),
+    responses((status = 200, description = "The archived rule", body = RuleResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn archive_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -394,6 +476,15 @@ pub struct ExplainParams {
     reference_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/launch-rules/{id}/explain",
+    tag = "Studies",
+    summary = "Every pacing gate and its verdict for one user now",
+    params(("id" = String, Path, description = "The rule id"), ("reference_id" = String, Query, description = "The app user's id")),
+    responses((status = 200, description = "`{rule_id, reference_id, eligible, gates: [{gate, passed, detail, reason}]}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn explain(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
@@ -418,6 +509,15 @@ async fn explain(
 
 /// What the rule has done: invites per state and its pacing decisions that said no, per
 /// reason (`lost_on_priority` included).
+#[utoipa::path(
+    get,
+    path = "/launch-rules/{id}/stats",
+    tag = "Studies",
+    summary = "Invites per state and suppressions per reason",
+    params(("id" = String, Path, description = "The rule id")),
+    responses((status = 200, description = "`{rule_id, invites: {issued, pending, accepted, dismissed, expired, withdrawn}, suppressions: {reason: count}}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("secret_key" = []))
+)]
 async fn stats(
     State(state): State<AppState>,
     auth: SecretKeyAuth,

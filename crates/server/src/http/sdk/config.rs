@@ -8,8 +8,6 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use uj_domain::pacing::{RuleStatus, Trigger};
 
@@ -19,12 +17,14 @@ use crate::http::ApiError;
 use crate::services::invites;
 use crate::services::links::{self, DirectLink};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// How long an app may cache the configuration before asking again.
 const TTL_SECONDS: u32 = 300;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/config", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show))
 }
 
 #[derive(Deserialize)]
@@ -40,6 +40,15 @@ pub struct ConfigResponse {
     direct_links: Vec<serde_json::Value>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/config",
+    tag = "SDK",
+    summary = "The app user's configuration: triggers, pending invite, direct links",
+    params(("reference_id" = String, Query, description = "The app user's id"), ("If-None-Match" = Option<String>, Header, description = "The ETag of the previous answer")),
+    responses((status = 200, description = "`{ttl_seconds, triggers, pending_invite, direct_links}` with an ETag (304 when unchanged)", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("public_key" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     auth: PublicKeyAuth,

@@ -3,8 +3,7 @@
 //! prompt), and which direct links it opens.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -18,12 +17,14 @@ use crate::services::invites::{self, AppEvent, Evaluation};
 use crate::services::links;
 use crate::services::ServiceError;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/events", post(record))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(record))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventRequest {
     event_name: String,
@@ -32,6 +33,15 @@ pub struct EventRequest {
     metadata: Map<String, Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "SDK",
+    summary = "Report an app event: the rules waiting for it decide",
+    request_body = EventRequest,
+    responses((status = 200, description = "`{outcome: webview|external_browser|not_eligible, reason?, pending_invite?, direct_links?}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("public_key" = []))
+)]
 async fn record(
     State(state): State<AppState>,
     auth: PublicKeyAuth,

@@ -5,8 +5,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -17,15 +16,17 @@ use crate::services::invites::{self, Acceptance};
 use crate::services::links;
 use crate::services::ServiceError;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/invites/{code}/accept", post(accept))
-        .route("/invites/{code}/dismiss", post(dismiss))
-        .route("/links/resolve", post(resolve))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(accept))
+        .routes(routes!(dismiss))
+        .routes(routes!(resolve))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
     reference_id: String,
@@ -33,6 +34,16 @@ pub struct AcceptRequest {
     supports_webview: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/invites/{code}/accept",
+    tag = "SDK",
+    summary = "Accept an invite: a start, and the URL to open",
+    params(("code" = String, Path, description = "The invite code")),
+    request_body = AcceptRequest,
+    responses((status = 200, description = "`{outcome, url}` or `{outcome: not_eligible, reason}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("public_key" = []))
+)]
 async fn accept(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
@@ -60,6 +71,15 @@ fn acceptance_json(outcome: Acceptance) -> Value {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/invites/{code}/dismiss",
+    tag = "SDK",
+    summary = "Dismiss an invite",
+    params(("code" = String, Path, description = "The invite code")),
+    responses((status = 204, description = "Dismissed"), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("public_key" = []))
+)]
 async fn dismiss(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
@@ -69,7 +89,7 @@ async fn dismiss(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     url: String,
@@ -85,6 +105,15 @@ fn yes() -> bool {
     true
 }
 
+#[utoipa::path(
+    post,
+    path = "/links/resolve",
+    tag = "SDK",
+    summary = "Open an interview link (a direct link or a respondent link)",
+    request_body = ResolveRequest,
+    responses((status = 200, description = "`{outcome, url}` or `{outcome: not_eligible, reason}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
+    security(("public_key" = []))
+)]
 async fn resolve(
     State(state): State<AppState>,
     auth: PublicKeyAuth,

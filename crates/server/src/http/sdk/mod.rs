@@ -12,13 +12,13 @@ pub(crate) use rate_limit::SdkRateLimiter;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method};
 use axum::middleware::from_fn_with_state;
-use axum::Router;
 use tower_http::cors::{Any, CorsLayer};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::extract::MAX_JSON_BODY;
 use crate::state::AppState;
 
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(state: AppState) -> OpenApiRouter<AppState> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
@@ -32,7 +32,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             HeaderName::from_static("x-request-id"),
             header::RETRY_AFTER,
         ]);
-    Router::new()
+    OpenApiRouter::new()
         .merge(config::router())
         .merge(events::router())
         .merge(invites::router())

@@ -1,0 +1,78 @@
+//! The OpenAPI document: generated from the routed handlers, checked against a snapshot
+//! (a change to the API shows up in review as a change to `tests/snapshots/openapi.json`;
+//! `UPDATE_SNAPSHOTS=1` rewrites it), and every operation it lists is really served.
+
+mod helpers;
+
+use helpers::TestApp;
+use serde_json::Value;
+
+const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
+
+async fn document(app: &TestApp) -> Value {
+    let response = app.client.get(app.url("/api/openapi.json")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_document_matches_its_snapshot() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(SNAPSHOT, &pretty).unwrap();
+    }
+    let expected = std::fs::read_to_string(SNAPSHOT).unwrap_or_default();
+    assert!(
+        pretty == expected,
+        "the OpenAPI document changed; review the difference and run \
+         `UPDATE_SNAPSHOTS=1 cargo nextest run -p userjourneys --test openapi` to accept it"
+    );
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_served_and_asks_for_its_key() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    assert_eq!(served["openapi"], "3.1.0");
+    let paths = served["paths"].as_object().unwrap();
+    assert!(paths.len() >= 30, "REST and SDK operations: {}", paths.len());
+    let mut checked = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "x").replace("{code}", "x");
+        for (method, operation) in item.as_object().unwrap() {
+            let scheme = operation["security"][0].as_object().unwrap();
+            let expected = if path.starts_with("/sdk/") { "public_key" } else { "secret_key" };
+            assert!(scheme.contains_key(expected), "{method} {path} names its key");
+            assert!(
+                !operation["summary"].as_str().unwrap_or_default().is_empty(),
+                "{method} {path} says what it does"
+            );
+            let request = app
+                .client
+                .request(method.to_uppercase().parse().unwrap(), app.url(&concrete));
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                401,
+                "{method} {path} is routed and asks for a key"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 38, "{checked} operations");
+}
+
+#[tokio::test]
+async fn the_reference_page_lists_every_operation() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    let (status, html) = app.page(&app.client, "/api/reference").await;
+    assert_eq!(status, 200);
+    for path in served["paths"].as_object().unwrap().keys() {
+        assert!(html.contains(&format!("<code>{path}</code>")), "{path}");
+    }
+    assert!(html.contains(r#"href="/api/openapi.json""#));
+}
