@@ -211,23 +211,8 @@ async fn connecting_mixpanel_logs_no_secret() {
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
     base(&mut serve);
-    let mut child = serve
-        .env("UJ_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("UserJourneys dashboard: ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let (mut child, url) =
+        helpers::spawn_serving(serve.env("RUST_LOG", "debug").stderr(Stdio::piped()));
     let http = ::reqwest::Client::new();
     let chosen: serde_json::Value = http
         .post(format!("{url}/api/v1/integrations/mixpanel/connect"))
@@ -357,9 +342,7 @@ async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
             format!("sqlite://{}", target.join("userjourneys.db").display()),
         )
         .env("UJ_SECRET_KEY_FILE", &key_file)
-        .env("UJ_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped());
+        .env("RUST_LOG", "warn");
     for region in Region::ALL {
         let name = region.as_str().to_uppercase();
         restored.env(format!("UJ_MIXPANEL_{name}_API"), emulator.api_url(region));
@@ -368,17 +351,7 @@ async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
             emulator.data_url(region),
         );
     }
-    let mut child = restored.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("UserJourneys dashboard: ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let (mut child, url) = helpers::spawn_serving(&mut restored);
     let http = ::reqwest::Client::new();
     let studies: serde_json::Value = http
         .get(format!("{url}/api/v1/studies"))

@@ -10,7 +10,12 @@ use serde_json::Value;
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
 
 async fn document(app: &TestApp) -> Value {
-    let response = app.client.get(app.url("/api/openapi.json")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     response.json().await.unwrap()
@@ -38,14 +43,25 @@ async fn every_documented_operation_is_served_and_asks_for_its_key() {
     let served = document(&app).await;
     assert_eq!(served["openapi"], "3.1.0");
     let paths = served["paths"].as_object().unwrap();
-    assert!(paths.len() >= 30, "REST and SDK operations: {}", paths.len());
+    assert!(
+        paths.len() >= 30,
+        "REST and SDK operations: {}",
+        paths.len()
+    );
     let mut checked = 0;
     for (path, item) in paths {
         let concrete = path.replace("{id}", "x").replace("{code}", "x");
         for (method, operation) in item.as_object().unwrap() {
             let scheme = operation["security"][0].as_object().unwrap();
-            let expected = if path.starts_with("/sdk/") { "public_key" } else { "secret_key" };
-            assert!(scheme.contains_key(expected), "{method} {path} names its key");
+            let expected = if path.starts_with("/sdk/") {
+                "public_key"
+            } else {
+                "secret_key"
+            };
+            assert!(
+                scheme.contains_key(expected),
+                "{method} {path} names its key"
+            );
             assert!(
                 !operation["summary"].as_str().unwrap_or_default().is_empty(),
                 "{method} {path} says what it does"

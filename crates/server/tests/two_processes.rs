@@ -2,8 +2,9 @@
 //! them behind a load balancer: a change made through one is served by the other, and max
 //! starts hold across both.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod helpers;
+
+use std::process::{Child, Command};
 
 use serde_json::{json, Value};
 use uj_storage::testing::TestDatabase;
@@ -30,21 +31,7 @@ fn command(db: &str, key: &std::path::Path) -> Command {
 }
 
 fn start(db: &str, key: &std::path::Path) -> Process {
-    let mut child = command(db, key)
-        .env("UJ_BIND", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("UserJourneys dashboard: ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let (child, url) = helpers::spawn_serving(&mut command(db, key));
     Process { child, url }
 }
 

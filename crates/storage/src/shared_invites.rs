@@ -1,14 +1,18 @@
 //! The [`InviteStore`](crate::InviteStore) implementation both databases share (see
 //! `shared.rs` for how the expansion works).
 
-/// The INSERT of a new issued invite, doing nothing when the user already has one issued.
+/// The INSERT of a new invite: issued (doing nothing when the user already has one issued),
+/// or in the given state.
 macro_rules! insert_invite {
-    ($i:expr) => {{
+    ($i:expr) => {
+        $crate::shared_invites::insert_invite!($i, "issued", None::<Ts>)
+    };
+    ($i:expr, $state:expr, $accepted_at:expr) => {{
         let i = $i;
         sqlx::query(
             "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,
-                audience_member_id, event_name, metadata, traits, state, issued_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'issued', $12, $13)
+                audience_member_id, event_name, metadata, traits, state, issued_at, expires_at, accepted_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $14, $12, $13, $15)
              ON CONFLICT DO NOTHING",
         )
         .bind(&i.code)
@@ -24,6 +28,8 @@ macro_rules! insert_invite {
         .bind(serde_json::Value::Object(i.traits.clone()).to_string())
         .bind(Ts(i.issued_at))
         .bind(Ts(i.expires_at))
+        .bind($state)
+        .bind($accepted_at)
     }};
 }
 
@@ -218,26 +224,14 @@ macro_rules! impl_invite_store {
                 if reserved != 1 {
                     return Ok(AcceptOutcome::CapReached(i.clone()));
                 }
-                sqlx::query(
-                    "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,
-                        audience_member_id, event_name, metadata, traits, state, issued_at, expires_at, accepted_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'accepted', $12, $13, $12)",
-                )
-                .bind(&i.code)
-                .bind(i.project_id.as_str())
-                .bind(i.rule_id.as_str())
-                .bind(i.study_id.as_str())
-                .bind(&i.reference_id)
-                .bind(i.source)
-                .bind(i.audience_id.as_deref())
-                .bind(i.audience_member_id.as_deref())
-                .bind(i.event_name.as_deref())
-                .bind(serde_json::Value::Object(i.metadata.clone()).to_string())
-                .bind(serde_json::Value::Object(i.traits.clone()).to_string())
-                .bind(Ts(now))
-                .bind(Ts(i.expires_at))
-                .execute(&mut *tx)
-                .await?;
+                let inserted = $crate::shared_invites::insert_invite!(i, "accepted", Some(Ts(now)))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if inserted != 1 {
+                    // The code is random; a clash is as unlikely as a guessed key.
+                    return Err($crate::StoreError::Conflict("invite code"));
+                }
                 tx.commit().await?;
                 let now = $crate::time::stored(now);
                 Ok(AcceptOutcome::Accepted(uj_domain::invites::Invite {

@@ -241,6 +241,28 @@ pub fn location(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// Spawns `command` (a `userjourneys` serving on port 0, stdout piped) and reads the URL it
+/// prints; the caller keeps the child (and kills it).
+pub fn spawn_serving(command: &mut Command) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .env("UJ_BIND", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start userjourneys");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("UserJourneys dashboard: ")
+        .unwrap_or_else(|| panic!("the server prints its URL, not {line:?}"))
+        .trim_end_matches('/')
+        .to_owned();
+    (child, url)
+}
+
 /// The CSRF token of the first form in `html`.
 pub fn csrf_token(html: &str) -> String {
     let marker = r#"name="csrf_token" value=""#;

@@ -86,6 +86,16 @@ fn describe(outcome: &RunOutcome) -> String {
     }
 }
 
+/// Runs the destination's sync now (resuming it if an earlier run paused it) and says how
+/// it went.
+async fn run_now(emulator: &Emulator, destination: &str) -> String {
+    emulator.resume_sync(destination);
+    match emulator.run_sync(destination).await {
+        Ok(outcome) => describe(&outcome),
+        Err(error) => format!("The sync could not run: {error}"),
+    }
+}
+
 async fn page(
     state: &AppState,
     context: &ProjectContext,
@@ -213,11 +223,7 @@ async fn point(
             password: form.secret.trim().to_owned(),
         }),
     });
-    emulator.resume_sync(&id);
-    let message = match emulator.run_sync(&id).await {
-        Ok(outcome) => describe(&outcome),
-        Err(error) => format!("The sync could not run: {error}"),
-    };
+    let message = run_now(&emulator, &id).await;
     page(&state, &context, csrf.0, Some(message), None).await
 }
 
@@ -246,11 +252,7 @@ async fn sync(
         )
         .await;
     }
-    emulator.resume_sync(&form.destination);
-    let message = match emulator.run_sync(&form.destination).await {
-        Ok(outcome) => describe(&outcome),
-        Err(error) => format!("The sync could not run: {error}"),
-    };
+    let message = run_now(&emulator, &form.destination).await;
     page(&state, &context, csrf.0, Some(message), None).await
 }
 
