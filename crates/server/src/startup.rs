@@ -34,6 +34,9 @@ impl Application {
             None => format!("http://{}", listener.local_addr()?),
         };
         let state = AppState {
+            invite_writer: Arc::new(crate::services::invite_writer::InviteWriter::start(
+                store.clone(),
+            )),
             store,
             key,
             public_url,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     /// Each project's rules as the SDK path reads them, kept for a second.
     pub snapshots: Arc<Snapshots>,
+    /// Issues invites in groups (one statement for all waiting at once).
+    pub invite_writer: Arc<crate::services::invite_writer::InviteWriter>,
     /// The simulated Mixpanel of `userjourneys demo` (its panel); `None` otherwise.
     pub demo: Option<Arc<mixpanel_emulator::Emulator>>,
 }

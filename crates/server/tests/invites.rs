@@ -845,3 +845,38 @@ async fn an_app_event_direct_link_rule_offers_its_link_on_that_event() {
     );
     assert!(opened["url"].as_str().unwrap().contains("/interviews/"));
 }
+
+#[tokio::test]
+async fn concurrent_config_loads_issue_one_invite_per_user() {
+    let world = world(100, None, "in_app").await;
+    // Fifty members at once: each gets an invite of their own.
+    let members: Vec<String> = (2..=100).step_by(2).map(|n| format!("ref_{n}")).collect();
+    let configs = futures::future::join_all(members.iter().map(|m| world.config(m))).await;
+    let codes: std::collections::HashSet<&str> = configs
+        .iter()
+        .map(|c| {
+            c["pending_invite"]["code"]
+                .as_str()
+                .expect("an invite each")
+        })
+        .collect();
+    assert_eq!(codes.len(), 50);
+    // One user loading twenty times at once gets one invite, the same in every answer.
+    let same = futures::future::join_all((0..20).map(|_| world.config("user_1"))).await;
+    let codes: std::collections::HashSet<&str> = same
+        .iter()
+        .map(|c| c["pending_invite"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 1, "{codes:?}");
+    let stats: Value = world
+        .app
+        .get(
+            &format!("/api/v1/launch-rules/{}/stats", world.rule),
+            &world.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["invites"]["issued"], 51);
+}

@@ -129,6 +129,53 @@ macro_rules! impl_invite_store {
                 row.try_into()
             }
 
+            async fn issue_new_invites(
+                &self,
+                invites: &[uj_domain::invites::Invite],
+            ) -> Result<Vec<Option<uj_domain::invites::Invite>>, $crate::StoreError> {
+                if invites.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut builder = sqlx::QueryBuilder::new(
+                    "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,
+                        audience_member_id, event_name, metadata, traits, state, issued_at, expires_at) ",
+                );
+                builder.push_values(invites, |mut row, i| {
+                    row.push_bind(i.code.clone())
+                        .push_bind(i.project_id.as_str().to_owned())
+                        .push_bind(i.rule_id.as_str().to_owned())
+                        .push_bind(i.study_id.as_str().to_owned())
+                        .push_bind(i.reference_id.clone())
+                        .push_bind(i.source)
+                        .push_bind(i.audience_id.clone())
+                        .push_bind(i.audience_member_id.clone())
+                        .push_bind(i.event_name.clone())
+                        .push_bind(serde_json::Value::Object(i.metadata.clone()).to_string())
+                        .push_bind(serde_json::Value::Object(i.traits.clone()).to_string())
+                        .push_bind("issued")
+                        .push_bind(Ts(i.issued_at))
+                        .push_bind(Ts(i.expires_at));
+                });
+                // Later rows of one user conflict with the first: only that one is issued.
+                builder.push(" ON CONFLICT DO NOTHING RETURNING code");
+                let issued: std::collections::HashSet<String> = builder
+                    .build_query_scalar::<String>()
+                    .fetch_all(self.writer())
+                    .await?
+                    .into_iter()
+                    .collect();
+                Ok(invites
+                    .iter()
+                    .map(|i| {
+                        issued.contains(&i.code).then(|| uj_domain::invites::Invite {
+                            issued_at: $crate::time::stored(i.issued_at),
+                            expires_at: $crate::time::stored(i.expires_at),
+                            ..i.clone()
+                        })
+                    })
+                    .collect())
+            }
+
             async fn invite(&self, project: &ProjectId, code: &str) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
                 let row: Option<InviteRow> = sqlx::query_as("SELECT * FROM invites WHERE project_id = $1 AND code = $2")
                     .bind(project.as_str())

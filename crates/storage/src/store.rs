@@ -436,6 +436,13 @@ pub trait InviteStore: Send + Sync {
     /// marked expired first); returns the user's pending invite either way.
     async fn issue_invite(&self, invite: &Invite, now: DateTime<Utc>)
         -> Result<Invite, StoreError>;
+    /// Issues many invites in one statement, for users without an issued invite: for each,
+    /// the stored invite, or `None` when its user already has one issued (then
+    /// [`issue_invite`](Self::issue_invite) settles it). Group commit for busy SDK traffic.
+    async fn issue_new_invites(
+        &self,
+        invites: &[Invite],
+    ) -> Result<Vec<Option<Invite>>, StoreError>;
     async fn invite(&self, project: &ProjectId, code: &str) -> Result<Option<Invite>, StoreError>;
     /// An invite by its respondent code alone (browser routes carry no key).
     async fn invite_by_code(&self, code: &str) -> Result<Option<Invite>, StoreError>;

@@ -1465,6 +1465,35 @@ async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
     );
     let stats = store.rule_stats(&capped.id, now).await.unwrap();
     assert_eq!((stats.issued, stats.accepted), (1, 1));
+
+    // A batch: one invite per user; a user with an issued invite (u1) or listed twice (u9,
+    // the first wins) gets no second one.
+    let batch = [
+        invite("b-1", "u9", now),
+        invite("b-2", "u1", now),
+        invite("b-3", "u9", now),
+        invite("b-4", "u8", now),
+    ];
+    let issued: Vec<Option<String>> = store
+        .issue_new_invites(&batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.map(|i| i.code))
+        .collect();
+    assert_eq!(issued, [Some("b-1".into()), None, None, Some("b-4".into())]);
+    let pending = store
+        .pending_invite(&shop, "u9", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pending.code, "b-1");
+    assert_eq!(
+        store.issue_new_invites(&[batch[0].clone()]).await.unwrap(),
+        [None],
+        "issuing again is a no-op"
+    );
+    assert!(store.issue_new_invites(&[]).await.unwrap().is_empty());
 }
 
 async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &TestDatabase) {

@@ -80,7 +80,7 @@ pub async fn evaluate(
         .ok_or(ServiceError::NotFound("launch_rule"))?;
     let metadata = event.map(|e| e.metadata).unwrap_or_default();
     let invite = pacing::new_invite(&facts, project, &rule, metadata);
-    let issued = store.issue_invite(&invite, facts.now).await?;
+    let issued = state.invite_writer.issue(invite, facts.now).await?;
     let rule = if issued.rule_id == rule.id {
         rule
     } else {

@@ -1,0 +1,77 @@
+//! Group commit for issued invites. Under load many config loads and app events issue
+//! invites at once, and with SQLite's single writer each would wait for its own statement.
+//! Requests hand their invite to one task, which issues every invite waiting at that moment
+//! in one statement; an invite whose user already has one issued (or a batch that failed)
+//! goes through the one-by-one path, which settles it exactly as before.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+use uj_domain::invites::Invite;
+use uj_storage::{Store, StoreError};
+
+/// At most this many invites share a statement.
+const BATCH: usize = 200;
+
+struct Job {
+    invite: Invite,
+    now: DateTime<Utc>,
+    reply: oneshot::Sender<Result<Invite, StoreError>>,
+}
+
+/// The handle requests issue invites through.
+pub struct InviteWriter {
+    jobs: mpsc::Sender<Job>,
+    store: Arc<dyn Store>,
+}
+
+impl InviteWriter {
+    /// Starts the writing task on the current runtime.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (jobs, queue) = mpsc::channel(4 * BATCH);
+        tokio::spawn(write(store.clone(), queue));
+        Self { jobs, store }
+    }
+
+    /// Issues the invite unless its user has one issued already; returns the user's
+    /// pending invite either way (like [`Store::issue_invite`]).
+    pub async fn issue(&self, invite: Invite, now: DateTime<Utc>) -> Result<Invite, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { invite, now, reply };
+        match self.jobs.send(job).await {
+            Ok(()) => match answer.await {
+                Ok(answer) => answer,
+                Err(_) => Err(StoreError::Corrupt("the invite writer stopped".into())),
+            },
+            // The task is gone (the runtime is shutting down): write it ourselves.
+            Err(mpsc::error::SendError(job)) => self.store.issue_invite(&job.invite, job.now).await,
+        }
+    }
+}
+
+async fn write(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut jobs, BATCH).await > 0 {
+        let batch: Vec<Job> = std::mem::take(&mut jobs);
+        let invites: Vec<Invite> = batch.iter().map(|j| j.invite.clone()).collect();
+        match store.issue_new_invites(&invites).await {
+            Ok(issued) => {
+                for (job, issued) in batch.into_iter().zip(issued) {
+                    let answer = match issued {
+                        Some(invite) => Ok(invite),
+                        None => store.issue_invite(&job.invite, job.now).await,
+                    };
+                    let _ = job.reply.send(answer);
+                }
+            }
+            Err(_) => {
+                // Each on its own: every request gets its own answer (or precise error).
+                for job in batch {
+                    let answer = store.issue_invite(&job.invite, job.now).await;
+                    let _ = job.reply.send(answer);
+                }
+            }
+        }
+    }
+}
