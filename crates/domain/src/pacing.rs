@@ -189,15 +189,6 @@ pub fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
     Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN))
 }
 
-fn gate(gate: &'static str, passed: bool, reason: Reason, detail: impl Into<String>) -> Gate {
-    Gate {
-        gate,
-        passed,
-        detail: detail.into(),
-        reason,
-    }
-}
-
 /// Every gate of `rule` for `user` now, in order (priority against other rules aside).
 pub fn gates(
     rule: &RuleFacts,
@@ -205,15 +196,80 @@ pub fn gates(
     user: &UserFacts,
     moment: &Moment<'_>,
 ) -> Vec<Gate> {
+    check(rule, study, user, moment, true)
+}
+
+/// The first gate `rule` fails for `user` now, if any: what a decision needs, without the
+/// details explain shows (the SDK path asks this of every rule on every request).
+pub fn first_failure(
+    rule: &RuleFacts,
+    study: Option<&StudyFacts>,
+    user: &UserFacts,
+    moment: &Moment<'_>,
+) -> Option<Reason> {
+    check(rule, study, user, moment, false)
+        .first()
+        .map(|g| g.reason)
+}
+
+/// Gates in the order they are checked: all of them with details (explain), or only the
+/// first failing one, without details, checking no further.
+struct Checked {
+    explain: bool,
+    list: Vec<Gate>,
+}
+
+impl Checked {
+    /// Records a gate; `false` when checking stops here.
+    fn push<D: Into<String>>(
+        &mut self,
+        gate: &'static str,
+        passed: bool,
+        reason: Reason,
+        detail: impl FnOnce() -> D,
+    ) -> bool {
+        if self.explain {
+            self.list.push(Gate {
+                gate,
+                passed,
+                detail: detail().into(),
+                reason,
+            });
+            return true;
+        }
+        if !passed {
+            self.list.push(Gate {
+                gate,
+                passed,
+                detail: String::new(),
+                reason,
+            });
+        }
+        passed
+    }
+}
+
+fn check(
+    rule: &RuleFacts,
+    study: Option<&StudyFacts>,
+    user: &UserFacts,
+    moment: &Moment<'_>,
+    explain: bool,
+) -> Vec<Gate> {
     let now = moment.now;
-    let mut gates = Vec::new();
+    let mut c = Checked {
+        explain,
+        list: Vec::new(),
+    };
     let (status_ok, status_reason, status_detail) = match rule.status {
         RuleStatus::Active => (true, Reason::RulePaused, "the rule is active"),
         RuleStatus::Draft => (false, Reason::RuleDraft, "the rule is a draft"),
         RuleStatus::Paused => (false, Reason::RulePaused, "the rule is paused"),
         RuleStatus::Archived => (false, Reason::RuleArchived, "the rule is archived"),
     };
-    gates.push(gate("rule_status", status_ok, status_reason, status_detail));
+    if !c.push("rule_status", status_ok, status_reason, || status_detail) {
+        return c.list;
+    }
     let (study_ok, study_reason, study_detail) = match study.map(|s| s.status) {
         Some(StudyStatus::Active) => (true, Reason::StudyPaused, "the study is active"),
         Some(StudyStatus::Paused) => (false, Reason::StudyPaused, "the study is paused"),
@@ -221,102 +277,103 @@ pub fn gates(
             (false, Reason::StudyArchived, "the study is archived")
         }
     };
-    gates.push(gate("study_status", study_ok, study_reason, study_detail));
+    if !c.push("study_status", study_ok, study_reason, || study_detail) {
+        return c.list;
+    }
     let scheduled = rule.starts_at.is_none_or(|s| now >= s) && rule.ends_at.is_none_or(|e| now < e);
-    gates.push(gate(
-        "schedule",
-        scheduled,
-        Reason::OutsideSchedule,
+    if !c.push("schedule", scheduled, Reason::OutsideSchedule, || {
         if scheduled {
             "inside the schedule window"
         } else {
             "outside the schedule window"
-        },
-    ));
+        }
+    }) {
+        return c.list;
+    }
     match &rule.trigger {
         Trigger::AppEvent(name) => {
             let fired = moment.event == Some(name.as_str()) || moment.link_opened;
-            gates.push(gate(
-                "trigger",
-                fired,
-                Reason::NotTriggered,
+            if !c.push("trigger", fired, Reason::NotTriggered, || {
                 match moment.event {
                     _ if moment.link_opened => "the user opened the study's link".into(),
                     Some(event) if fired => format!("the app sent {event:?}"),
                     Some(event) => format!("the app sent {event:?}, the rule waits for {name:?}"),
                     None => format!("waiting for the app to send {name:?}"),
-                },
-            ));
+                }
+            }) {
+                return c.list;
+            }
         }
         Trigger::Audience(audience) => {
             let member = user.audiences.contains(audience);
-            gates.push(gate(
-                "audience",
-                member,
-                Reason::NotInAudience,
+            if !c.push("audience", member, Reason::NotInAudience, || {
                 if member {
                     "the user is in the audience"
                 } else {
                     "the user is not in the audience"
-                },
-            ));
+                }
+            }) {
+                return c.list;
+            }
         }
     }
     let bucket = sampling_bucket(&rule.id, &user.reference_id);
     let sampled = bucket < u32::from(rule.sampling_percent.min(100)) * 100;
-    gates.push(gate(
-        "sampling",
-        sampled,
-        Reason::SampledOut,
+    if !c.push("sampling", sampled, Reason::SampledOut, || {
         format!(
             "bucket {:.2}% against {}%",
             f64::from(bucket) / 100.0,
             rule.sampling_percent
-        ),
-    ));
+        )
+    }) {
+        return c.list;
+    }
     let started = user.started_studies.contains(&rule.study_id);
-    gates.push(gate(
-        "already_started",
-        !started,
-        Reason::AlreadyStarted,
+    if !c.push("already_started", !started, Reason::AlreadyStarted, || {
         if started {
             "the user already started this study"
         } else {
             "the user has not started this study"
-        },
-    ));
+        }
+    }) {
+        return c.list;
+    }
     let cooling = user
         .last_invite_by_rule
         .get(&rule.id)
         .filter(|at| now < **at + rule.cooldown);
-    gates.push(gate(
+    if !c.push(
         "cooldown",
         cooling.is_none(),
         Reason::Cooldown,
-        match cooling {
+        || match cooling {
             Some(at) => format!("invited at {at}; cooldown ends at {}", *at + rule.cooldown),
             None => "no invite from this rule within the cooldown".into(),
         },
-    ));
+    ) {
+        return c.list;
+    }
     let capped = rule.max_starts.is_some_and(|max| rule.starts >= max);
-    gates.push(gate(
+    if !c.push(
         "max_starts",
         !capped,
         Reason::MaxStartsReached,
-        match rule.max_starts {
+        || match rule.max_starts {
             Some(max) => format!("{} of {max} starts", rule.starts),
             None => format!("{} starts, no cap", rule.starts),
         },
-    ));
+    ) {
+        return c.list;
+    }
     let study_capped = study.is_some_and(|s| {
         s.weekly_limit.is_some_and(|l| s.starts_this_week >= l)
             || s.monthly_limit.is_some_and(|l| s.starts_this_month >= l)
     });
-    gates.push(gate(
+    if !c.push(
         "study_limit",
         !study_capped,
         Reason::StudyLimit,
-        match study {
+        || match study {
             Some(s) => format!(
                 "{} starts this week (limit {}), {} this month (limit {})",
                 s.starts_this_week,
@@ -326,24 +383,28 @@ pub fn gates(
             ),
             None => "no study".into(),
         },
-    ));
+    ) {
+        return c.list;
+    }
     let contacted = moment
         .contact_limit
         .zip(user.last_invite)
         .filter(|(period, last)| now < *last + *period);
-    gates.push(gate(
+    if !c.push(
         "contact_limit",
         contacted.is_none(),
         Reason::ContactLimit,
-        match contacted {
+        || match contacted {
             Some((period, last)) => format!(
                 "invited at {last}; the project allows one invite per {} days",
                 period.num_days()
             ),
             None => "within the project's contact limit".into(),
         },
-    ));
-    gates
+    ) {
+        return c.list;
+    }
+    c.list
 }
 
 fn limit_text(limit: Option<u32>) -> String {
@@ -362,11 +423,8 @@ pub fn decide(
     let mut reasons = Vec::new();
     for rule in rules {
         let study = studies.iter().find(|s| s.id == rule.study_id);
-        match gates(rule, study, user, moment)
-            .into_iter()
-            .find(|g| !g.passed)
-        {
-            Some(failed) => reasons.push((rule.id.clone(), failed.reason)),
+        match first_failure(rule, study, user, moment) {
+            Some(reason) => reasons.push((rule.id.clone(), reason)),
             None => eligible.push(rule),
         }
     }

@@ -443,3 +443,36 @@ fn an_eligible_rule_outranked_by_another_lost_on_priority() {
         }
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Decisions use the fast check; explain lists every gate. They never disagree.
+    #[test]
+    fn the_fast_check_fails_on_the_first_gate_explain_fails(
+        rules in rules_strategy(),
+        in_audience in any::<bool>(),
+        event in prop_oneof![Just(None), Just(Some("Order Completed")), Just(Some("App Opened"))],
+        link_opened in any::<bool>(),
+        contact_days in proptest::option::of(0i64..3),
+        weekly in proptest::option::of(0u32..2),
+        hours_since_invite in proptest::option::of(0i64..72),
+        reference in "[a-z0-9]{1,12}",
+    ) {
+        let studies = studies(weekly);
+        let mut user = user(&reference, in_audience);
+        if let Some(hours) = hours_since_invite {
+            let at = t0() - Duration::hours(hours);
+            user.last_invite = Some(at);
+            for rule in &rules {
+                user.last_invite_by_rule.insert(rule.id.clone(), at);
+            }
+        }
+        let moment = Moment { now: t0(), event, contact_limit: contact_days.map(Duration::days), link_opened };
+        for rule in &rules {
+            let study = studies.iter().find(|s| s.id == rule.study_id);
+            let explained = gates(rule, study, &user, &moment).into_iter().find(|g| !g.passed).map(|g| g.reason);
+            prop_assert_eq!(uj_domain::pacing::first_failure(rule, study, &user, &moment), explained);
+        }
+    }
+}

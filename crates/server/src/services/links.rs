@@ -43,10 +43,7 @@ pub async fn eligible(
     let mut links = Vec::new();
     for (rule, rule_facts) in rules.into_iter().zip(&facts.rules) {
         let study = facts.studies.iter().find(|s| s.id == rule_facts.study_id);
-        if !engine::gates(rule_facts, study, &facts.user, &moment)
-            .iter()
-            .all(|g| g.passed)
-        {
+        if engine::first_failure(rule_facts, study, &facts.user, &moment).is_some() {
             continue;
         }
         if let Some(study) = state.store.study(project, &rule.study_id).await? {
