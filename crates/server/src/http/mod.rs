@@ -37,10 +37,13 @@ pub fn router(state: AppState) -> Router {
 /// The REST and SDK APIs, and their OpenAPI document gathered from the same routes.
 fn apis(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi;
-    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .nest("/api/v1", api::router())
-        .nest("/sdk/v1", sdk::router(state.clone()))
-        .split_for_parts()
+    let (routes, mut document) =
+        utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+            .nest("/api/v1", api::router())
+            .nest("/sdk/v1", sdk::router(state.clone()))
+            .split_for_parts();
+    openapi::complete(&mut document);
+    (routes, document)
 }
 
 /// Unknown paths: JSON under the APIs, a page everywhere else.

@@ -64,6 +64,44 @@ impl Modify for Security {
     }
 }
 
+/// What every operation shares, added once instead of on each handler: the key it takes
+/// (the public key under `/sdk/`, a secret key elsewhere) and the error answer.
+pub fn complete(document: &mut Document) {
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = ResponseBuilder::new()
+        .description("A precise error: code, message, field")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for (path, item) in document.paths.paths.iter_mut() {
+        let key = if path.starts_with("/sdk/") {
+            "public_key"
+        } else {
+            "secret_key"
+        };
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security = Some(vec![SecurityRequirement::new::<_, _, &str>(key, [])]);
+            operation
+                .responses
+                .responses
+                .insert("4XX".into(), error.clone().into());
+        }
+    }
+}
+
 /// Every error answer.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {

@@ -79,8 +79,7 @@ pub struct PublicKeyResponse {
     tag = "API keys",
     summary = "List secret keys (by prefix; never the secret)",
     params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "The keys", body = ListResponse<ApiKeyResponse>), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The keys", body = ListResponse<ApiKeyResponse>))
 )]
 async fn list(
     State(state): State<AppState>,
@@ -104,8 +103,7 @@ async fn list(
     tag = "API keys",
     summary = "Create a secret key (shown once)",
     request_body = CreateApiKeyRequest,
-    responses((status = 201, description = "The key, with its secret this once", body = ApiKeyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 201, description = "The key, with its secret this once", body = ApiKeyResponse))
 )]
 async fn create(
     State(state): State<AppState>,
@@ -125,8 +123,7 @@ async fn create(
     tag = "API keys",
     summary = "Revoke a secret key",
     params(("id" = String, Path, description = "The key id")),
-    responses((status = 200, description = "The revoked key", body = ApiKeyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The revoked key", body = ApiKeyResponse))
 )]
 async fn revoke(
     State(state): State<AppState>,
@@ -142,8 +139,7 @@ async fn revoke(
     path = "/public-key",
     tag = "API keys",
     summary = "The public SDK key",
-    responses((status = 200, description = "The public key", body = PublicKeyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The public key", body = PublicKeyResponse))
 )]
 async fn show_public_key(auth: SecretKeyAuth) -> Json<PublicKeyResponse> {
     Json(PublicKeyResponse {
@@ -157,8 +153,7 @@ async fn show_public_key(auth: SecretKeyAuth) -> Json<PublicKeyResponse> {
     path = "/public-key/rotate",
     tag = "API keys",
     summary = "Rotate the public SDK key (the old one stops working)",
-    responses((status = 200, description = "The new public key", body = PublicKeyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The new public key", body = PublicKeyResponse))
 )]
 async fn rotate_public_key(
     State(state): State<AppState>,

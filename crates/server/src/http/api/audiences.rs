@@ -66,8 +66,7 @@ async fn describe(state: &AppState, audience: Audience) -> Result<AudienceRespon
     tag = "Audiences",
     summary = "List audiences",
     params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of audiences", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "A list of audiences", body = Value))
 )]
 async fn list(
     State(state): State<AppState>,
@@ -101,8 +100,7 @@ async fn find(state: &AppState, auth: &SecretKeyAuth, id: String) -> Result<Audi
     tag = "Audiences",
     summary = "An audience",
     params(("id" = String, Path, description = "The audience id")),
-    responses((status = 200, description = "The audience", body = AudienceResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The audience", body = AudienceResponse))
 )]
 async fn show(
     State(state): State<AppState>,
@@ -155,8 +153,7 @@ pub struct MemberParams {
     tag = "Audiences",
     summary = "List current members (`include_exited=true` adds past ones)",
     params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left")),
-    responses((status = 200, description = "A list of members", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "A list of members", body = Value))
 )]
 async fn members(
     State(state): State<AppState>,
@@ -249,8 +246,7 @@ async fn ledger(
     tag = "Audiences",
     summary = "An audience's sync ledger, newest first",
     params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of ledger entries", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "A list of ledger entries", body = Value))
 )]
 async fn syncs(
     State(state): State<AppState>,
@@ -269,8 +265,7 @@ async fn syncs(
     tag = "Audiences",
     summary = "The project's sync ledger (rejected deliveries included), newest first",
     params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of ledger entries", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "A list of ledger entries", body = Value))
 )]
 async fn all_syncs(
     State(state): State<AppState>,

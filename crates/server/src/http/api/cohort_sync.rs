@@ -45,8 +45,7 @@ impl From<SyncCredentials> for CredentialsResponse {
     path = "/integrations/mixpanel/cohort-sync",
     tag = "Cohort sync",
     summary = "Set up cohort sync: the webhook URL, username and secret (shown once)",
-    responses((status = 201, description = "The credentials for Mixpanel", body = CredentialsResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 201, description = "The credentials for Mixpanel", body = CredentialsResponse))
 )]
 async fn set_up(
     State(state): State<AppState>,
@@ -61,8 +60,7 @@ async fn set_up(
     path = "/integrations/mixpanel/cohort-sync/regenerate-secret",
     tag = "Cohort sync",
     summary = "Regenerate the secret (the old one stops working at once)",
-    responses((status = 200, description = "The new credentials", body = CredentialsResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The new credentials", body = CredentialsResponse))
 )]
 async fn regenerate(
     State(state): State<AppState>,
@@ -77,8 +75,7 @@ async fn regenerate(
     path = "/integrations/mixpanel/cohort-sync",
     tag = "Cohort sync",
     summary = "Turn cohort sync off",
-    responses((status = 204, description = "Turned off"), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 204, description = "Turned off"))
 )]
 async fn disable(
     State(state): State<AppState>,

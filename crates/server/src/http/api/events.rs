@@ -50,8 +50,7 @@ impl From<CatalogEvent> for EventResponse {
     path = "/events",
     tag = "Events",
     summary = "The event catalog: seen in the app and in Mixpanel",
-    responses((status = 200, description = "A list of events", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "A list of events", body = Value))
 )]
 async fn list(State(state): State<AppState>, auth: SecretKeyAuth) -> Result<Json<Value>, ApiError> {
     let events = crate::services::counters::event_catalog(&state, &auth.project.id).await?;

@@ -138,8 +138,7 @@ async fn connected(
     tag = "Mixpanel",
     summary = "Connect with a service account (the project is found; a picker when several)",
     request_body = ConnectRequest,
-    responses((status = 200, description = "`connected` with the connection, or `choose_project` with a connect token and the projects", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "`connected` with the connection, or `choose_project` with a connect token and the projects", body = Value))
 )]
 async fn connect(
     State(state): State<AppState>,
@@ -164,8 +163,7 @@ async fn connect(
     tag = "Mixpanel",
     summary = "Pick the project after `choose_project`",
     request_body = ChooseProjectRequest,
-    responses((status = 200, description = "`connected` with the connection", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "`connected` with the connection", body = Value))
 )]
 async fn choose_project(
     State(state): State<AppState>,
@@ -195,8 +193,7 @@ fn not_connected() -> ApiError {
     path = "/integrations/mixpanel",
     tag = "Mixpanel",
     summary = "The Mixpanel connection",
-    responses((status = 200, description = "The connection", body = ConnectionResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The connection", body = ConnectionResponse))
 )]
 async fn show(
     State(state): State<AppState>,
@@ -213,8 +210,7 @@ async fn show(
     path = "/integrations/mixpanel/verify",
     tag = "Mixpanel",
     summary = "Test the connection now",
-    responses((status = 200, description = "The connection and its status", body = ConnectionResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The connection and its status", body = ConnectionResponse))
 )]
 async fn verify(
     State(state): State<AppState>,
@@ -257,8 +253,7 @@ impl From<MixpanelCohort> for CohortResponse {
     path = "/integrations/mixpanel/cohorts",
     tag = "Mixpanel",
     summary = "The connected project's cohorts",
-    responses((status = 200, description = "A list of cohorts", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "A list of cohorts", body = Value))
 )]
 async fn cohorts(
     State(state): State<AppState>,
@@ -278,8 +273,7 @@ async fn cohorts(
     path = "/integrations/mixpanel",
     tag = "Mixpanel",
     summary = "Disconnect Mixpanel",
-    responses((status = 204, description = "Disconnected"), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 204, description = "Disconnected"))
 )]
 async fn disconnect(
     State(state): State<AppState>,

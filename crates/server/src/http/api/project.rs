@@ -60,8 +60,7 @@ async fn response(state: &AppState, project: Project) -> Result<ProjectResponse,
     path = "/project",
     tag = "Project",
     summary = "The key's project and its settings",
-    responses((status = 200, description = "The project", body = ProjectResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The project", body = ProjectResponse))
 )]
 async fn show(
     State(state): State<AppState>,
@@ -76,8 +75,7 @@ async fn show(
     tag = "Project",
     summary = "Change settings (trait allowlist, contact limit)",
     request_body = UpdateProjectRequest,
-    responses((status = 200, description = "The project", body = ProjectResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The project", body = ProjectResponse))
 )]
 async fn update(
     State(state): State<AppState>,

@@ -102,8 +102,7 @@ pub struct UpdateStudyRequest {
     tag = "Studies",
     summary = "Create a study",
     request_body = CreateStudyRequest,
-    responses((status = 201, description = "The study", body = StudyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 201, description = "The study", body = StudyResponse))
 )]
 async fn create_study(
     State(state): State<AppState>,
@@ -128,8 +127,7 @@ async fn create_study(
     tag = "Studies",
     summary = "List studies",
     params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of studies", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "A list of studies", body = Value))
 )]
 async fn list_studies(
     State(state): State<AppState>,
@@ -152,8 +150,7 @@ async fn list_studies(
     tag = "Studies",
     summary = "A study",
     params(("id" = String, Path, description = "The study id")),
-    responses((status = 200, description = "The study", body = StudyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The study", body = StudyResponse))
 )]
 async fn show_study(
     State(state): State<AppState>,
@@ -172,8 +169,7 @@ async fn show_study(
     summary = "Change a study (any subset)",
     params(("id" = String, Path, description = "The study id")),
     request_body = UpdateStudyRequest,
-    responses((status = 200, description = "The study", body = StudyResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The study", body = StudyResponse))
 )]
 async fn update_study(
     State(state): State<AppState>,
@@ -334,8 +330,7 @@ pub struct UpdateRuleRequest {
     summary = "Create a launch rule (draft unless a status is given)",
     params(("id" = String, Path, description = "The study id")),
     request_body = CreateRuleRequest,
-    responses((status = 201, description = "The rule", body = RuleResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 201, description = "The rule", body = RuleResponse))
 )]
 async fn create_rule(
     State(state): State<AppState>,
@@ -371,8 +366,7 @@ async fn create_rule(
     tag = "Studies",
     summary = "A study's launch rules",
     params(("id" = String, Path, description = "The study id")),
-    responses((status = 200, description = "A list of rules", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "A list of rules", body = Value))
 )]
 async fn list_rules(
     State(state): State<AppState>,
@@ -396,8 +390,7 @@ async fn list_rules(
     tag = "Studies",
     summary = "A launch rule",
     params(("id" = String, Path, description = "The rule id")),
-    responses((status = 200, description = "The rule", body = RuleResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The rule", body = RuleResponse))
 )]
 async fn show_rule(
     State(state): State<AppState>,
@@ -416,8 +409,7 @@ async fn show_rule(
     summary = "Change a rule (any subset; the trigger is fixed: 422 trigger_immutable)",
     params(("id" = String, Path, description = "The rule id")),
     request_body = UpdateRuleRequest,
-    responses((status = 200, description = "The rule", body = RuleResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The rule", body = RuleResponse))
 )]
 async fn update_rule(
     State(state): State<AppState>,
@@ -455,8 +447,7 @@ async fn update_rule(
     tag = "Studies",
     summary = "Archive a rule (final)",
     params(("id" = String, Path, description = "The rule id")),
-    responses((status = 200, description = "The archived rule", body = RuleResponse), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "The archived rule", body = RuleResponse))
 )]
 async fn archive_rule(
     State(state): State<AppState>,
@@ -482,8 +473,7 @@ pub struct ExplainParams {
     tag = "Studies",
     summary = "Every pacing gate and its verdict for one user now",
     params(("id" = String, Path, description = "The rule id"), ("reference_id" = String, Query, description = "The app user's id")),
-    responses((status = 200, description = "`{rule_id, reference_id, eligible, gates: [{gate, passed, detail, reason}]}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "`{rule_id, reference_id, eligible, gates: [{gate, passed, detail, reason}]}`", body = Value))
 )]
 async fn explain(
     State(state): State<AppState>,
@@ -515,8 +505,7 @@ async fn explain(
     tag = "Studies",
     summary = "Invites per state and suppressions per reason",
     params(("id" = String, Path, description = "The rule id")),
-    responses((status = 200, description = "`{rule_id, invites: {issued, pending, accepted, dismissed, expired, withdrawn}, suppressions: {reason: count}}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("secret_key" = []))
+    responses((status = 200, description = "`{rule_id, invites: {issued, pending, accepted, dismissed, expired, withdrawn}, suppressions: {reason: count}}`", body = Value))
 )]
 async fn stats(
     State(state): State<AppState>,

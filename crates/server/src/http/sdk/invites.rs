@@ -41,8 +41,7 @@ pub struct AcceptRequest {
     summary = "Accept an invite: a start, and the URL to open",
     params(("code" = String, Path, description = "The invite code")),
     request_body = AcceptRequest,
-    responses((status = 200, description = "`{outcome, url}` or `{outcome: not_eligible, reason}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("public_key" = []))
+    responses((status = 200, description = "`{outcome, url}` or `{outcome: not_eligible, reason}`", body = Value))
 )]
 async fn accept(
     State(state): State<AppState>,
@@ -77,8 +76,7 @@ fn acceptance_json(outcome: Acceptance) -> Value {
     tag = "SDK",
     summary = "Dismiss an invite",
     params(("code" = String, Path, description = "The invite code")),
-    responses((status = 204, description = "Dismissed"), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("public_key" = []))
+    responses((status = 204, description = "Dismissed"))
 )]
 async fn dismiss(
     State(state): State<AppState>,
@@ -111,8 +109,7 @@ fn yes() -> bool {
     tag = "SDK",
     summary = "Open an interview link (a direct link or a respondent link)",
     request_body = ResolveRequest,
-    responses((status = 200, description = "`{outcome, url}` or `{outcome: not_eligible, reason}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("public_key" = []))
+    responses((status = 200, description = "`{outcome, url}` or `{outcome: not_eligible, reason}`", body = Value))
 )]
 async fn resolve(
     State(state): State<AppState>,
