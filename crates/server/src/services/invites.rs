@@ -38,15 +38,13 @@ pub enum Evaluation {
 /// among active rules waiting for that event.
 pub async fn evaluate(
     state: &AppState,
-    project: &ProjectId,
-    reference_id: &str,
+    user: &mut pacing::UserView,
     event: Option<AppEvent<'_>>,
 ) -> Result<Evaluation, ServiceError> {
     let store = state.store.as_ref();
-    let snapshot = state.snapshots.get(store, project).await?;
-    let history = store.invites_of_user(project, reference_id).await?;
-    if let Some(invite) = pacing::pending(&history, Utc::now()) {
-        let rule = match snapshot.rules.iter().find(|r| r.id == invite.rule_id) {
+    let project = &user.project.clone();
+    if let Some(invite) = user.pending(Utc::now()) {
+        let rule = match user.snapshot.rules.iter().find(|r| r.id == invite.rule_id) {
             Some(rule) => rule.clone(),
             None => store
                 .launch_rule(project, &invite.rule_id)
@@ -57,10 +55,11 @@ pub async fn evaluate(
     }
     let event_name = event.as_ref().map(|e| e.name);
     // Prompts only: direct-link rules offer links (see `links`).
-    let (rules, facts) = pacing::gather(state, project, reference_id, &snapshot, &history, |r| {
-        r.surface == Surface::SdkPrompt && waits_for(r, event_name)
-    })
-    .await?;
+    let (rules, facts) = user
+        .gather(state, |r| {
+            r.surface == Surface::SdkPrompt && waits_for(r, event_name)
+        })
+        .await?;
     if rules.is_empty() {
         return Ok(Evaluation::None("no_matching_rule"));
     }
@@ -81,6 +80,8 @@ pub async fn evaluate(
     let metadata = event.map(|e| e.metadata).unwrap_or_default();
     let invite = pacing::new_invite(&facts, project, &rule, metadata);
     let issued = state.invite_writer.issue(invite, facts.now).await?;
+    // The request's later decisions (its direct links) see the invite just issued.
+    user.history.insert(0, issued.clone());
     let rule = if issued.rule_id == rule.id {
         rule
     } else {

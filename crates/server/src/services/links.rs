@@ -26,19 +26,15 @@ pub struct DirectLink {
 /// `None`), the event's rules on an app event. Listing one issues nothing.
 pub async fn eligible(
     state: &AppState,
-    project: &ProjectId,
-    reference_id: &str,
+    user: &mut pacing::UserView,
     event: Option<&str>,
 ) -> Result<Vec<DirectLink>, ServiceError> {
-    let store = state.store.as_ref();
-    let snapshot = state.snapshots.get(store, project).await?;
     let wanted = |r: &LaunchRule| r.surface == Surface::DirectLink && waits_for(r, event);
-    if !snapshot.rules.iter().any(wanted) {
+    if !user.snapshot.rules.iter().any(wanted) {
         return Ok(Vec::new());
     }
-    let history = store.invites_of_user(project, reference_id).await?;
-    let (rules, facts) =
-        pacing::gather(state, project, reference_id, &snapshot, &history, wanted).await?;
+    let project = user.project.clone();
+    let (rules, facts) = user.gather(state, wanted).await?;
     let moment = facts.moment(event, false);
     let mut links = Vec::new();
     for (rule, rule_facts) in rules.into_iter().zip(&facts.rules) {
@@ -46,7 +42,7 @@ pub async fn eligible(
         if engine::first_failure(rule_facts, study, &facts.user, &moment).is_some() {
             continue;
         }
-        if let Some(study) = state.store.study(project, &rule.study_id).await? {
+        if let Some(study) = state.store.study(&project, &rule.study_id).await? {
             links.push(DirectLink {
                 url: format!("{}/i/{}", state.public_url, study.public_code),
                 rule,
@@ -99,25 +95,20 @@ pub async fn resolve(
         .await?
         .filter(|s| &s.project_id == project)
         .ok_or(ServiceError::NotFound("link"))?;
-    let snapshot = state.snapshots.get(store, project).await?;
-    let history = store.invites_of_user(project, reference_id).await?;
+    let mut user = pacing::UserView::load(state, project, reference_id).await?;
     // An invite of this study already waiting for the user: the link accepts it.
-    if let Some(pending) =
-        pacing::pending(&history, chrono::Utc::now()).filter(|i| i.study_id == study.id)
+    if let Some(pending) = user
+        .pending(chrono::Utc::now())
+        .filter(|i| i.study_id == study.id)
     {
-        return invites::accept(
-            state,
-            project,
-            &pending.code,
-            reference_id,
-            supports_webview,
-        )
-        .await;
+        let code = pending.code.clone();
+        return invites::accept(state, project, &code, reference_id, supports_webview).await;
     }
-    let (rules, facts) = pacing::gather(state, project, reference_id, &snapshot, &history, |r| {
-        r.study_id == study.id && r.surface == Surface::DirectLink
-    })
-    .await?;
+    let (rules, facts) = user
+        .gather(state, |r| {
+            r.study_id == study.id && r.surface == Surface::DirectLink
+        })
+        .await?;
     if rules.is_empty() {
         return Ok(Acceptance::NotEligible("no_matching_rule"));
     }

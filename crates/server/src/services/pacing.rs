@@ -3,6 +3,8 @@
 //! project's contact limit. Config loads, app events, link resolution and "explain" all
 //! decide from the same facts.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use secrecy::ExposeSecret;
 use serde_json::Map;
@@ -50,76 +52,104 @@ impl Facts {
     }
 }
 
-/// The rules of `snapshot` that `keep` selects, and the facts about them and the user (their
-/// invite `history`, newest first): the user's memberships are read now (when an audience
-/// rule is kept), the rest comes from the snapshot.
-pub async fn gather(
-    state: &AppState,
-    project: &ProjectId,
-    reference_id: &str,
-    snapshot: &ProjectRules,
-    history: &[Invite],
-    keep: impl Fn(&LaunchRule) -> bool,
-) -> Result<(Vec<LaunchRule>, Facts), ServiceError> {
-    let store = state.store.as_ref();
-    let mut rules = Vec::new();
-    let mut facts = Vec::new();
-    for (rule, f) in snapshot.rules.iter().zip(&snapshot.facts) {
-        if keep(rule) {
-            rules.push(rule.clone());
-            facts.push(f.clone());
-        }
+/// One user's facts for one request, read once and shared by the request's decisions (its
+/// prompt and its direct links): the project's snapshot, the user's invites (newest first),
+/// and, when a decision involves an audience rule, their memberships.
+pub struct UserView {
+    pub project: ProjectId,
+    pub reference_id: String,
+    pub snapshot: Arc<ProjectRules>,
+    pub history: Vec<Invite>,
+    memberships: Option<Vec<(String, AudienceMember)>>,
+}
+
+impl UserView {
+    /// The user seen through this process's snapshot of the project (the SDK path).
+    pub async fn load(
+        state: &AppState,
+        project: &ProjectId,
+        reference_id: &str,
+    ) -> Result<Self, ServiceError> {
+        let snapshot = state.snapshots.get(state.store.as_ref(), project).await?;
+        Self::with(state, project, reference_id, snapshot).await
     }
-    let now = Utc::now();
-    if rules.is_empty() {
-        // Nothing to decide: no user facts to read.
-        let user = UserFacts {
+
+    /// The user seen through `snapshot` (explain reads one now).
+    pub async fn with(
+        state: &AppState,
+        project: &ProjectId,
+        reference_id: &str,
+        snapshot: Arc<ProjectRules>,
+    ) -> Result<Self, ServiceError> {
+        Ok(Self {
+            project: project.clone(),
             reference_id: reference_id.to_owned(),
+            snapshot,
+            history: state.store.invites_of_user(project, reference_id).await?,
+            memberships: None,
+        })
+    }
+
+    /// The user's open invite.
+    pub fn pending(&self, now: DateTime<Utc>) -> Option<&Invite> {
+        self.history.iter().find(|i| i.is_pending(now))
+    }
+
+    /// The snapshot's rules that `keep` selects, and the facts about them and the user.
+    /// Memberships are read (once) only when a kept rule targets an audience.
+    pub async fn gather(
+        &mut self,
+        state: &AppState,
+        keep: impl Fn(&LaunchRule) -> bool,
+    ) -> Result<(Vec<LaunchRule>, Facts), ServiceError> {
+        let mut rules = Vec::new();
+        let mut facts = Vec::new();
+        for (rule, f) in self.snapshot.rules.iter().zip(&self.snapshot.facts) {
+            if keep(rule) {
+                rules.push(rule.clone());
+                facts.push(f.clone());
+            }
+        }
+        let mut user = UserFacts {
+            reference_id: self.reference_id.clone(),
             ..UserFacts::default()
         };
+        let audience_rules = rules
+            .iter()
+            .any(|r| matches!(r.trigger, Trigger::Audience(_)));
+        if audience_rules && self.memberships.is_none() {
+            // By match key: `reference_id` when the member has one, else the distinct id.
+            self.memberships = Some(
+                state
+                    .store
+                    .audience_memberships(&self.project, &self.reference_id)
+                    .await?,
+            );
+        }
+        let membership = match (&self.memberships, audience_rules) {
+            (Some(all), true) => all.clone(),
+            _ => Vec::new(),
+        };
+        user.audiences = membership.iter().map(|(a, _)| a.clone()).collect();
+        for invite in &self.history {
+            user.last_invite_by_rule
+                .entry(invite.rule_id.to_string())
+                .or_insert(invite.issued_at);
+            user.last_invite = user.last_invite.max(Some(invite.issued_at));
+            if invite.state == InviteState::Accepted {
+                user.started_studies.insert(invite.study_id.to_string());
+            }
+        }
         let facts = Facts {
             user,
-            membership: Vec::new(),
-            rules: Vec::new(),
-            studies: snapshot.studies.clone(),
-            contact_limit: snapshot.contact_limit,
-            now,
+            membership,
+            rules: facts,
+            studies: self.snapshot.studies.clone(),
+            contact_limit: self.snapshot.contact_limit,
+            now: Utc::now(),
         };
-        return Ok((rules, facts));
+        Ok((rules, facts))
     }
-    let mut user = UserFacts {
-        reference_id: reference_id.to_owned(),
-        ..UserFacts::default()
-    };
-    let mut membership = Vec::new();
-    if rules
-        .iter()
-        .any(|r| matches!(r.trigger, Trigger::Audience(_)))
-    {
-        // By match key: `reference_id` when the member has one, else the distinct id.
-        for (audience, member) in store.audience_memberships(project, reference_id).await? {
-            user.audiences.insert(audience.clone());
-            membership.push((audience, member));
-        }
-    }
-    for invite in history {
-        user.last_invite_by_rule
-            .entry(invite.rule_id.to_string())
-            .or_insert(invite.issued_at);
-        user.last_invite = user.last_invite.max(Some(invite.issued_at));
-        if invite.state == InviteState::Accepted {
-            user.started_studies.insert(invite.study_id.to_string());
-        }
-    }
-    let facts = Facts {
-        user,
-        membership,
-        rules: facts,
-        studies: snapshot.studies.clone(),
-        contact_limit: snapshot.contact_limit,
-        now,
-    };
-    Ok((rules, facts))
 }
 
 /// A new invite of `rule` for the user, with its attribution: the audience member for an
@@ -159,9 +189,4 @@ pub fn new_invite(
         accepted_at: None,
         dismissed_at: None,
     }
-}
-
-/// The user's open invite in `history`.
-pub fn pending(history: &[Invite], now: DateTime<Utc>) -> Option<&Invite> {
-    history.iter().find(|i| i.is_pending(now))
 }

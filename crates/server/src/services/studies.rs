@@ -337,12 +337,10 @@ pub async fn explain(
     let rule = self::rule(state, project, id).await?;
     // Read now, not from the SDK path's snapshot: explain answers for this moment.
     let snapshot = super::snapshot::ProjectRules::load(state.store.as_ref(), project).await?;
-    let history = state.store.invites_of_user(project, reference_id).await?;
-    let (_, mut facts) =
-        super::pacing::gather(state, project, reference_id, &snapshot, &history, |r| {
-            r.id == rule.id
-        })
-        .await?;
+    let mut user =
+        super::pacing::UserView::with(state, project, reference_id, std::sync::Arc::new(snapshot))
+            .await?;
+    let (_, mut facts) = user.gather(state, |r| r.id == rule.id).await?;
     if facts.rules.is_empty() {
         // Archived: not among the live rules; its status gate says so.
         facts.rules.push(rule_facts(&rule));

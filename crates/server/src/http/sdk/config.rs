@@ -16,6 +16,7 @@ use crate::http::extract::ApiQuery;
 use crate::http::ApiError;
 use crate::services::invites;
 use crate::services::links::{self, DirectLink};
+use crate::services::pacing::UserView;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -46,8 +47,7 @@ pub struct ConfigResponse {
     tag = "SDK",
     summary = "The app user's configuration: triggers, pending invite, direct links",
     params(("reference_id" = String, Query, description = "The app user's id"), ("If-None-Match" = Option<String>, Header, description = "The ETag of the previous answer")),
-    responses((status = 200, description = "`{ttl_seconds, triggers, pending_invite, direct_links}` with an ETag (304 when unchanged)", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("public_key" = []))
+    responses((status = 200, description = "`{ttl_seconds, triggers, pending_invite, direct_links}` with an ETag (304 when unchanged)", body = Value))
 )]
 async fn show(
     State(state): State<AppState>,
@@ -66,21 +66,27 @@ async fn show(
     }
     tracing::debug!(project_id = %auth.project.id, "SDK configuration served");
     let project = &auth.project.id;
-    let snapshot = state.snapshots.get(state.store.as_ref(), project).await?;
+    let mut user = UserView::load(&state, project, reference_id.trim()).await?;
     // The dashboard leads with the SDK setup steps until the app has called once.
-    if !snapshot.sdk_contacted {
+    if !user.snapshot.sdk_contacted {
         state
             .store
             .mark_sdk_contact(project, chrono::Utc::now())
             .await?;
         state.snapshots.forget(project);
     }
-    let pending = match invites::evaluate(&state, project, reference_id.trim(), None).await? {
+    let pending = match invites::evaluate(&state, &mut user, None).await? {
         invites::Evaluation::Invite(found) => Some(*found),
         invites::Evaluation::None(_) => None,
     };
+    let direct_links: Vec<serde_json::Value> = links::eligible(&state, &mut user, None)
+        .await?
+        .iter()
+        .map(link_json)
+        .collect();
     // The event names the app should report: those active rules wait for.
-    let mut triggers: Vec<&str> = snapshot
+    let mut triggers: Vec<&str> = user
+        .snapshot
         .rules
         .iter()
         .filter(|r| r.status == RuleStatus::Active)
@@ -98,11 +104,7 @@ async fn show(
             .map(|event_name| serde_json::json!({ "event_name": event_name }))
             .collect(),
         pending_invite: pending.map(|(invite, rule)| invite_json(&invite, &rule)),
-        direct_links: links::eligible(&state, project, reference_id.trim(), None)
-            .await?
-            .iter()
-            .map(link_json)
-            .collect(),
+        direct_links,
     };
     // An ETag of the body: an app that sends it back gets 304 while nothing changed.
     let bytes =

@@ -15,6 +15,7 @@ use crate::http::extract::ApiJson;
 use crate::http::ApiError;
 use crate::services::invites::{self, AppEvent, Evaluation};
 use crate::services::links;
+use crate::services::pacing::UserView;
 use crate::services::ServiceError;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -39,8 +40,7 @@ pub struct EventRequest {
     tag = "SDK",
     summary = "Report an app event: the rules waiting for it decide",
     request_body = EventRequest,
-    responses((status = 200, description = "`{outcome: webview|external_browser|not_eligible, reason?, pending_invite?, direct_links?}`", body = Value), (status = "4XX", description = "A precise error: code, message, field", body = crate::http::openapi::ErrorBody)),
-    security(("public_key" = []))
+    responses((status = 200, description = "`{outcome: webview|external_browser|not_eligible, reason?, pending_invite?, direct_links?}`", body = Value))
 )]
 async fn record(
     State(state): State<AppState>,
@@ -55,10 +55,10 @@ async fn record(
     let metadata = primitives(request.metadata);
     // Counted in memory, saved in batches (services::counters).
     state.counters.app_event(project, &name, Utc::now());
+    let mut user = UserView::load(&state, project, &reference_id).await?;
     let evaluation = invites::evaluate(
         &state,
-        project,
-        &reference_id,
+        &mut user,
         Some(AppEvent {
             name: &name,
             metadata,
@@ -77,7 +77,7 @@ async fn record(
         Evaluation::None(reason) => json!({ "outcome": "not_eligible", "reason": reason }),
     };
     // Direct-link rules waiting for this event offer their links.
-    let direct = links::eligible(&state, project, &reference_id, Some(&name)).await?;
+    let direct = links::eligible(&state, &mut user, Some(&name)).await?;
     if !direct.is_empty() {
         body["direct_links"] = direct.iter().map(link_json).collect();
     }
