@@ -148,6 +148,11 @@ impl Server {
         Ok(Self { child, url })
     }
 
+    /// CPU time the server has used so far (user and system, all threads), in seconds.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// Peak resident memory so far (VmHWM), in MiB.
     pub fn peak_memory_mib(&self) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
@@ -169,6 +174,22 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// User and system CPU time of the process whose `/proc/…/stat` is `path`, in seconds
+/// (Linux counts them in USER_HZ, 100 per second on every architecture's ABI).
+pub fn cpu_seconds(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("stat format")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
+        + fields.get(12).context("stime")?.parse::<u64>()?;
+    Ok(ticks as f64 / 100.0)
 }
 
 /// The keys `admin bootstrap` prints.

@@ -14,7 +14,7 @@ use mixpanel_emulator::{Emulator, RunOutcome, Scenario};
 use serde_json::{json, Value};
 use uj_storage::testing::TestDatabase;
 
-use crate::{bootstrap, connect_cohorts, percentile, Server, SECRET};
+use crate::{bootstrap, connect_cohorts, cpu_seconds, percentile, Server, SECRET};
 
 const AUDIENCES: usize = 20;
 const STUDIES: usize = 5;
@@ -98,6 +98,9 @@ fn reference_id(rng: &mut Rng, per_audience: usize, known_percent: u64) -> Strin
 
 struct Measured {
     requests: usize,
+    /// CPU time the server and the load generator used during the phase, in seconds.
+    server_cpu: f64,
+    client_cpu: f64,
     errors: usize,
     elapsed: Duration,
     latencies_ms: Vec<f64>,
@@ -110,23 +113,32 @@ impl Measured {
 
     fn report(&self, label: &str) {
         println!(
-            "{label}: {} requests in {:.1}s, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+            "{label}: {} requests in {:.1}s, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, CPU per request: server {:.0} µs, load generator {:.0} µs",
             self.requests,
             self.elapsed.as_secs_f64(),
             self.per_second(),
             percentile(&self.latencies_ms, 0.5),
             percentile(&self.latencies_ms, 0.99),
-            self.errors
+            self.errors,
+            self.server_cpu_us(),
+            self.client_cpu * 1e6 / self.requests.max(1) as f64,
         );
+    }
+
+    /// The server's CPU time per request, in microseconds: steadier than req/s on a shared
+    /// machine.
+    fn server_cpu_us(&self) -> f64 {
+        self.server_cpu * 1e6 / self.requests.max(1) as f64
     }
 }
 
 /// `connections` loops sending `request` for `seconds`; returns what they measured.
-async fn drive<F>(load: &Load, request: F) -> Measured
+async fn drive<F>(load: &Load, server: &Server, request: F) -> anyhow::Result<Measured>
 where
     F: Fn(&mut Rng) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
     let request = Arc::new(request);
+    let (server_cpu, client_cpu) = (server.cpu_seconds()?, cpu_seconds("/proc/self/stat")?);
     let deadline = Instant::now() + Duration::from_secs(load.seconds);
     let started = Instant::now();
     let tasks: Vec<_> = (0..load.connections)
@@ -165,12 +177,14 @@ where
     }
     let elapsed = started.elapsed();
     latencies_ms.sort_by(f64::total_cmp);
-    Measured {
+    Ok(Measured {
         requests: latencies_ms.len(),
+        server_cpu: server.cpu_seconds()? - server_cpu,
+        client_cpu: cpu_seconds("/proc/self/stat")? - client_cpu,
         errors,
         elapsed,
         latencies_ms,
-    }
+    })
 }
 
 pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::Result<()> {
@@ -231,7 +245,10 @@ pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::
         .build()?;
     let healthz = {
         let (client, base) = (client.clone(), base.clone());
-        drive(&load, move |_| client.get(format!("{base}/healthz"))).await
+        drive(&load, &server, move |_| {
+            client.get(format!("{base}/healthz"))
+        })
+        .await?
     };
     healthz.report("baseline GET /healthz");
     let per_audience = load.members / AUDIENCES;
@@ -239,7 +256,7 @@ pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::
     let public_key = keys.public_key.clone();
     let measured = match target {
         Target::Config => {
-            drive(&load, move |rng| {
+            drive(&load, &server, move |rng| {
                 client
                     .get(format!(
                         "{base}/sdk/v1/config?reference_id={}",
@@ -247,10 +264,10 @@ pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::
                     ))
                     .bearer_auth(&public_key)
             })
-            .await
+            .await?
         }
         Target::Events => {
-            drive(&load, move |rng| {
+            drive(&load, &server, move |rng| {
                 client
                     .post(format!("{base}/sdk/v1/events"))
                     .bearer_auth(&public_key)
@@ -260,7 +277,7 @@ pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::
                         "metadata": {"screen": "checkout", "amount": 42},
                     }))
             })
-            .await
+            .await?
         }
     };
     let label = match target {
@@ -272,6 +289,10 @@ pub async fn run(server_binary: PathBuf, target: Target, load: Load) -> anyhow::
     if measured.errors > 0 {
         bail!("{} requests failed", measured.errors);
     }
+    println!(
+        "server CPU per request against /healthz: {:.1}x",
+        measured.server_cpu_us() / healthz.server_cpu_us()
+    );
     println!(
         "RESULT {} {:.0} req/s ratio={:.2}",
         target.name(),

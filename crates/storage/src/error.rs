@@ -1,3 +1,6 @@
+/// The driver's own error, kept as the source.
+pub type DriverError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a storage call failed, in the terms callers act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -6,14 +9,14 @@ pub enum StoreError {
     Conflict(&'static str),
     /// The database cannot be reached or is too busy right now; retrying later may work.
     #[error("the database is unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] DriverError),
     /// Stored data that does not decode into the domain (a bug or manual edit).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("schema migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("database error")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] DriverError),
 }
 
 impl StoreError {
@@ -29,9 +32,9 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         if is_transient(&error) {
-            StoreError::Unavailable(error)
+            StoreError::Unavailable(error.into())
         } else {
-            StoreError::Database(error)
+            StoreError::Database(error.into())
         }
     }
 }

@@ -58,6 +58,35 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    async fn user_invites(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+    ) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
+        let rows: Vec<InviteRow> = sqlx::query_as(crate::shared_invites::USER_INVITES)
+            .bind(project.as_str())
+            .bind(reference_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn user_memberships(
+        &self,
+        project: &ProjectId,
+        match_key: &str,
+    ) -> Result<Vec<(String, uj_domain::audiences::AudienceMember)>, StoreError> {
+        let rows: Vec<AudienceMembershipRow> =
+            sqlx::query_as(crate::shared_cohort_sync::USER_MEMBERSHIPS)
+                .bind(project.as_str())
+                .bind(match_key)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|row| Ok((row.audience_id, row.member.try_into()?)))
+            .collect()
+    }
 }
 
 impl_store!(PgStore);

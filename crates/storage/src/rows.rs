@@ -325,11 +325,11 @@ impl From<AudienceRow> for Audience {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AudienceMemberRow {
-    provider_member_id: String,
-    reference_id: Option<String>,
-    traits: String,
-    entered_at: Ts,
-    exited_at: Option<Ts>,
+    pub(crate) provider_member_id: String,
+    pub(crate) reference_id: Option<String>,
+    pub(crate) traits: String,
+    pub(crate) entered_at: Ts,
+    pub(crate) exited_at: Option<Ts>,
 }
 
 /// A member with its audience.
@@ -491,22 +491,22 @@ impl TryFrom<RuleRow> for LaunchRule {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct InviteRow {
-    code: String,
-    project_id: String,
-    rule_id: String,
-    study_id: String,
-    reference_id: String,
-    source: String,
-    audience_id: Option<String>,
-    audience_member_id: Option<String>,
-    event_name: Option<String>,
-    metadata: String,
-    traits: String,
-    state: String,
-    issued_at: Ts,
-    expires_at: Ts,
-    accepted_at: Option<Ts>,
-    dismissed_at: Option<Ts>,
+    pub(crate) code: String,
+    pub(crate) project_id: String,
+    pub(crate) rule_id: String,
+    pub(crate) study_id: String,
+    pub(crate) reference_id: String,
+    pub(crate) source: String,
+    pub(crate) audience_id: Option<String>,
+    pub(crate) audience_member_id: Option<String>,
+    pub(crate) event_name: Option<String>,
+    pub(crate) metadata: String,
+    pub(crate) traits: String,
+    pub(crate) state: String,
+    pub(crate) issued_at: Ts,
+    pub(crate) expires_at: Ts,
+    pub(crate) accepted_at: Option<Ts>,
+    pub(crate) dismissed_at: Option<Ts>,
 }
 
 impl TryFrom<InviteRow> for Invite {

@@ -3,6 +3,13 @@
 
 /// Rows per multi-row statement: 1000 members × 8 columns stays under both databases'
 /// parameter limits.
+/// The current members with match key `$2` in the audiences of project `$1`: one index
+/// seek per audience (audience_id, match_key).
+pub(crate) const USER_MEMBERSHIPS: &str =
+    "SELECT m.audience_id, m.provider_member_id, m.reference_id, m.traits, m.entered_at, m.exited_at
+     FROM audiences a JOIN audience_members m ON m.audience_id = a.id AND m.match_key = $2
+     WHERE a.project_id = $1 AND m.exited_at IS NULL";
+
 pub(crate) const MEMBER_BATCH: usize = 1000;
 
 /// Keeps the last occurrence of each provider id: one statement may not upsert a row twice.
@@ -517,19 +524,7 @@ macro_rules! impl_cohort_sync_store {
                 project: &ProjectId,
                 match_key: &str,
             ) -> Result<Vec<(String, uj_domain::audiences::AudienceMember)>, $crate::StoreError> {
-                // One index seek per audience of the project (audience_id, match_key).
-                let rows: Vec<AudienceMembershipRow> = sqlx::query_as(
-                    "SELECT m.audience_id, m.provider_member_id, m.reference_id, m.traits, m.entered_at, m.exited_at
-                     FROM audiences a JOIN audience_members m ON m.audience_id = a.id AND m.match_key = $2
-                     WHERE a.project_id = $1 AND m.exited_at IS NULL",
-                )
-                .bind(project.as_str())
-                .bind(match_key)
-                .fetch_all(self.reader())
-                .await?;
-                rows.into_iter()
-                    .map(|row| Ok((row.audience_id, row.member.try_into()?)))
-                    .collect()
+                self.user_memberships(project, match_key).await
             }
 
             async fn find_audience_members(

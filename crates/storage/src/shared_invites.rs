@@ -3,6 +3,10 @@
 
 /// The INSERT of a new invite: issued (doing nothing when the user already has one issued),
 /// or in the given state.
+/// The user's invites, newest first: `$1` project, `$2` reference id.
+pub(crate) const USER_INVITES: &str =
+    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 ORDER BY issued_at DESC LIMIT 500";
+
 macro_rules! insert_invite {
     ($i:expr) => {
         $crate::shared_invites::insert_invite!($i, "issued", None::<Ts>)
@@ -59,14 +63,7 @@ macro_rules! impl_invite_store {
                 project: &ProjectId,
                 reference_id: &str,
             ) -> Result<Vec<uj_domain::invites::Invite>, $crate::StoreError> {
-                let rows: Vec<InviteRow> = sqlx::query_as(
-                    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 ORDER BY issued_at DESC LIMIT 500",
-                )
-                .bind(project.as_str())
-                .bind(reference_id)
-                .fetch_all(self.reader())
-                .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                self.user_invites(project, reference_id).await
             }
 
             async fn study_starts_since(

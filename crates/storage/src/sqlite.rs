@@ -7,6 +7,7 @@
 //! never wait in WAL mode.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,8 +23,12 @@ use crate::shared_cohort_sync::impl_cohort_sync_store;
 use crate::shared_invites::impl_invite_store;
 use crate::shared_mixpanel::impl_mixpanel_store;
 use crate::shared_studies::impl_study_store;
+use crate::sqlite_inline::{from_rusqlite, InlineReader};
+// The shared SQL's `$1`, `$2` are names to SQLite, numbered in order of appearance: bind
+// them by name.
 use crate::time::Ts;
 use crate::StoreError;
+use rusqlite::named_params;
 
 /// How long a statement waits for a lock held by another process before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,6 +39,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// The SDK path's point reads, without sqlx's thread hand-offs.
+    inline: Arc<InlineReader>,
 }
 
 impl Dialect for SqliteStore {
@@ -55,16 +62,27 @@ impl SqliteStore {
             .foreign_keys(true);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
+            // A local file does not drop connections; sqlx's default ping before every
+            // acquire was a second round trip to the connection's thread per query.
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read,
+            write,
+            // The file itself: sqlx took any `?…` options above.
+            inline: Arc::new(InlineReader::new(
+                path.split('?').next().unwrap_or(path).into(),
+            )),
+        })
     }
 
     /// Writes a consistent copy of the whole database to `target` (which must not exist)
@@ -92,8 +110,82 @@ impl SqliteStore {
 
     /// Closes both pools; later calls fail as if the database had gone away.
     pub async fn close(&self) {
+        self.inline.close();
         self.read.close().await;
         self.write.close().await;
+    }
+
+    async fn user_invites(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+    ) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
+        self.inline.read(|db| {
+            let mut statement = db
+                .prepare_cached(crate::shared_invites::USER_INVITES)
+                .map_err(from_rusqlite)?;
+            let rows = statement
+                .query_map(
+                    named_params! {"$1": project.as_str(), "$2": reference_id},
+                    |row| {
+                        Ok(InviteRow {
+                            code: row.get("code")?,
+                            project_id: row.get("project_id")?,
+                            rule_id: row.get("rule_id")?,
+                            study_id: row.get("study_id")?,
+                            reference_id: row.get("reference_id")?,
+                            source: row.get("source")?,
+                            audience_id: row.get("audience_id")?,
+                            audience_member_id: row.get("audience_member_id")?,
+                            event_name: row.get("event_name")?,
+                            metadata: row.get("metadata")?,
+                            traits: row.get("traits")?,
+                            state: row.get("state")?,
+                            issued_at: row.get("issued_at")?,
+                            expires_at: row.get("expires_at")?,
+                            accepted_at: row.get("accepted_at")?,
+                            dismissed_at: row.get("dismissed_at")?,
+                        })
+                    },
+                )
+                .map_err(from_rusqlite)?;
+            rows.map(|row| row.map_err(from_rusqlite)?.try_into())
+                .collect()
+        })
+    }
+
+    async fn user_memberships(
+        &self,
+        project: &ProjectId,
+        match_key: &str,
+    ) -> Result<Vec<(String, uj_domain::audiences::AudienceMember)>, StoreError> {
+        self.inline.read(|db| {
+            let mut statement = db
+                .prepare_cached(crate::shared_cohort_sync::USER_MEMBERSHIPS)
+                .map_err(from_rusqlite)?;
+            let rows = statement
+                .query_map(
+                    named_params! {"$1": project.as_str(), "$2": match_key},
+                    |row| {
+                        Ok((
+                            row.get::<_, String>("audience_id")?,
+                            AudienceMemberRow {
+                                provider_member_id: row.get("provider_member_id")?,
+                                reference_id: row.get("reference_id")?,
+                                traits: row.get("traits")?,
+                                entered_at: row.get("entered_at")?,
+                                exited_at: row.get("exited_at")?,
+                            },
+                        ))
+                    },
+                )
+                .map_err(from_rusqlite)?;
+            rows.map(|row| {
+                let (audience, member) = row.map_err(from_rusqlite)?;
+                Ok((audience, member.try_into()?))
+            })
+            .collect()
+        })
     }
 }
 

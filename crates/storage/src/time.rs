@@ -61,6 +61,15 @@ impl<'r> Decode<'r, Postgres> for Ts {
     }
 }
 
+/// rusqlite reads the same text (the SDK path's inline reads, `sqlite_inline`).
+impl rusqlite::types::FromSql for Ts {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        DateTime::parse_from_rfc3339(value.as_str()?)
+            .map(|at| Ts(at.with_timezone(&Utc)))
+            .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
+}
+
 /// Now, truncated to the microsecond both databases keep, so a value read back equals
 /// the value written.
 pub(crate) fn now() -> DateTime<Utc> {

@@ -14,7 +14,9 @@ use uj_domain::ids::LedgerEntryId;
 use uj_domain::ids::{ProjectId, SecretKeyId};
 use uj_domain::mixpanel::{ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_storage::testing::TestDatabase;
-use uj_storage::{NewAccount, NewInvitation, PageRequest, Store, StoreError};
+use uj_storage::{
+    CohortSyncStore, InviteStore, NewAccount, NewInvitation, PageRequest, Store, StoreError,
+};
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -68,6 +70,7 @@ conformance!(
     the_trait_allowlist_round_trips,
     studies_and_rules_round_trip_and_stay_in_their_project,
     rule_stats_count_invites_by_state_and_suppressions_add_up,
+    a_users_memberships_and_invites_are_read_for_the_sdk,
     app_events_add_up_in_the_catalog_in_batches,
 );
 
@@ -518,6 +521,15 @@ async fn a_closed_sqlite_store_reports_unavailable() {
     let store = uj_storage::SqliteStore::connect(&db.url).await.unwrap();
     store.close().await;
     let error = store.ping().await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    // The SDK path's inline reads too.
+    let project = ProjectId::generate();
+    let error = store.invites_of_user(&project, "ref").await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    let error = store
+        .audience_memberships(&project, "ref")
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
 
@@ -1315,16 +1327,15 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
     assert_eq!(store.contact_limit_days(&shop).await.unwrap(), None);
 }
 
-async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
-    store: Arc<dyn Store>,
-    _: &TestDatabase,
-) {
+/// An active in-app study with an active app-event rule (`Order Completed`), stored.
+async fn study_with_event_rule(
+    store: &Arc<dyn Store>,
+    shop: &ProjectId,
+    now: chrono::DateTime<Utc>,
+) -> (uj_domain::studies::Study, uj_domain::studies::LaunchRule) {
     use uj_domain::ids::{LaunchRuleId, StudyId};
-    use uj_domain::invites::{Invite, InviteState};
     use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
     use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
-    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
-    let now = uj_now();
     let study = Study {
         id: StudyId::generate(),
         project_id: shop.clone(),
@@ -1358,6 +1369,136 @@ async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
         updated_at: now,
     };
     store.create_launch_rule(&rule).await.unwrap();
+    (study, rule)
+}
+
+/// The two reads every SDK request makes: the user's memberships by match key and their
+/// invites, newest first, each within its project.
+async fn a_users_memberships_and_invites_are_read_for_the_sdk(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::{Invite, InviteState};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, other) = owner_with_project(&store, "bob@example.com").await;
+    let t0 = uj_now();
+    let mut audiences = Vec::new();
+    for (project, cohort) in [(&shop, "1"), (&shop, "2"), (&other, "1")] {
+        let audience = store
+            .upsert_audience(project, cohort, "A", "", t0)
+            .await
+            .unwrap()
+            .id;
+        store
+            .add_audience_members(
+                &audience,
+                &[synced("a", Some("app-a")), synced("b", None)],
+                t0,
+            )
+            .await
+            .unwrap();
+        audiences.push(audience);
+    }
+    let mut found = store.audience_memberships(&shop, "app-a").await.unwrap();
+    found.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut expected: Vec<String> = audiences[..2].iter().map(|a| a.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        found.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(),
+        expected,
+        "one membership per audience of the project, none of another project"
+    );
+    let (_, member) = &found[0];
+    assert_eq!(
+        (
+            member.provider_member_id.as_str(),
+            member.reference_id.as_deref(),
+            member.traits.get("plan").and_then(|v| v.as_str()),
+            member.entered_at,
+            member.exited_at
+        ),
+        ("a", Some("app-a"), Some("pro"), t0, None)
+    );
+    assert!(
+        store
+            .audience_memberships(&shop, "a")
+            .await
+            .unwrap()
+            .is_empty(),
+        "a member with a reference id is matched by it, not by the distinct id"
+    );
+    assert_eq!(
+        store.audience_memberships(&shop, "b").await.unwrap().len(),
+        2
+    );
+    store
+        .remove_audience_members(&audiences[0], &["a".into()], t0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    let left = store.audience_memberships(&shop, "app-a").await.unwrap();
+    assert_eq!(
+        left.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
+        [audiences[1].as_str()],
+        "a member who left is no longer found"
+    );
+
+    let (study, rule) = study_with_event_rule(&store, &shop, t0).await;
+    let invite = |code: &str, user: &str, issued_at| Invite {
+        code: code.into(),
+        project_id: shop.clone(),
+        rule_id: rule.id.clone(),
+        study_id: study.id.clone(),
+        reference_id: user.into(),
+        source: "app_event",
+        audience_id: None,
+        audience_member_id: None,
+        event_name: Some("Order Completed".into()),
+        metadata: serde_json::json!({"screen": "cart"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        traits: Default::default(),
+        state: InviteState::Issued,
+        issued_at,
+        expires_at: issued_at + Duration::hours(24),
+        accepted_at: None,
+        dismissed_at: None,
+    };
+    let older = invite("c-older", "u1", t0 - Duration::days(2));
+    let newer = invite("c-newer", "u1", t0);
+    for i in [&older, &newer, &invite("c-u2", "u2", t0)] {
+        store.issue_invite(i, i.issued_at).await.unwrap();
+    }
+    store.accept_invite(&shop, "c-newer", t0).await.unwrap();
+    let history = store.invites_of_user(&shop, "u1").await.unwrap();
+    let accepted = Invite {
+        state: InviteState::Accepted,
+        accepted_at: Some(t0),
+        ..newer
+    };
+    let expired = Invite {
+        state: InviteState::Expired,
+        ..older
+    };
+    assert_eq!(history, [accepted, expired], "newest first, as stored");
+    assert!(store
+        .invites_of_user(&other, "u1")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.invites_of_user(&shop, "u3").await.unwrap().is_empty());
+}
+
+async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::ids::LaunchRuleId;
+    use uj_domain::invites::{Invite, InviteState};
+    use uj_domain::studies::{LaunchRule, Surface};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (study, rule) = study_with_event_rule(&store, &shop, now).await;
     let invite = |code: &str, user: &str, issued_at| Invite {
         code: code.into(),
         project_id: shop.clone(),

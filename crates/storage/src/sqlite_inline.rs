@@ -1,0 +1,95 @@
+//! The SDK path's point reads on SQLite, made on the calling thread.
+//!
+//! sqlx runs each SQLite connection on a thread of its own: a query is a message to that
+//! thread, every row one back, and returning the connection to the pool a ping there and
+//! back. For the reads every SDK request makes (the user's invites, their memberships:
+//! index seeks answered from the page cache in microseconds) those thread hand-offs cost
+//! ten times the read (`docs/benchmarks.md`). These reads use rusqlite on the same SQLite
+//! library instead, on the async worker that asks: WAL readers never wait for the writer,
+//! and a short busy timeout bounds the rare wait (WAL recovery) before the store reports
+//! itself unavailable.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::StoreError;
+
+/// How long a read waits for a lock (only WAL recovery takes one readers wait for).
+const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+/// Idle connections kept; more are opened while more threads read at once.
+const KEPT: usize = 8;
+/// Pages mapped instead of copied through `read(2)`.
+const MMAP_BYTES: i64 = 256 * 1024 * 1024;
+
+/// Read-only connections to one SQLite file, lent to one call at a time.
+#[derive(Debug)]
+pub(crate) struct InlineReader {
+    path: PathBuf,
+    /// `None` once closed: later reads fail as if the database had gone away.
+    idle: Mutex<Option<Vec<Connection>>>,
+}
+
+impl InlineReader {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    /// Runs `read` on an idle connection (opening one if none is idle).
+    pub(crate) fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let taken = match self.idle.lock().expect("poisoned").as_mut() {
+            None => return Err(closed()),
+            Some(idle) => idle.pop(),
+        };
+        let connection = match taken {
+            Some(connection) => connection,
+            None => self.open().map_err(from_rusqlite)?,
+        };
+        let result = read(&connection);
+        if let Some(idle) = self.idle.lock().expect("poisoned").as_mut() {
+            if idle.len() < KEPT {
+                idle.push(connection);
+            }
+        }
+        result
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(BUSY_TIMEOUT)?;
+        connection.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+        Ok(connection)
+    }
+
+    /// Drops the idle connections; later reads fail.
+    pub(crate) fn close(&self) {
+        self.idle.lock().expect("poisoned").take();
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the database was closed".into())
+}
+
+/// A busy, locked, unreadable or vanished file is the database being unavailable; other
+/// errors are bugs or corruption.
+pub(crate) fn from_rusqlite(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match error.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen) => {
+            StoreError::Unavailable(error.into())
+        }
+        _ => StoreError::Database(error.into()),
+    }
+}
