@@ -6,7 +6,7 @@
 //!   bearer secrets of 238 random bits. Only their SHA-256 is stored: with that much
 //!   entropy a fast hash is enough, and a lookup by hash leaks nothing usable in timing.
 
-use rand::{distributions::Alphanumeric, rngs::OsRng, Rng};
+use rand::{distributions::Alphanumeric, Rng};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -36,8 +36,16 @@ pub fn classify(token: &str) -> KeyKind {
     }
 }
 
+/// `n` random letters and digits for a code that must not be guessed (an invite's code, a
+/// study's public code), without a key's hash.
+pub fn random_code(n: usize) -> String {
+    random_chars(n)
+}
+
+/// From the thread's CSPRNG (ChaCha, seeded and periodically reseeded from the operating
+/// system): the OS generator directly cost a system call per character.
 fn random_chars(n: usize) -> String {
-    OsRng
+    rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(n)
         .map(char::from)

@@ -413,8 +413,8 @@ fn limit_text(limit: Option<u32>) -> String {
 
 /// Decides which rule, if any, invites `user` now: the eligible rule with the highest
 /// priority (ties to the older rule) across all studies; one invite at most.
-pub fn decide(
-    rules: &[RuleFacts],
+pub fn decide<'r>(
+    rules: impl IntoIterator<Item = &'r RuleFacts>,
     studies: &[StudyFacts],
     user: &UserFacts,
     moment: &Moment<'_>,

@@ -33,7 +33,7 @@ impl Application {
             // Port 0 in tests: report the port actually bound.
             None => format!("http://{}", listener.local_addr()?),
         };
-        let state = AppState {
+        let state = AppState::new(crate::state::Shared {
             invite_writer: Arc::new(crate::services::invite_writer::InviteWriter::start(
                 store.clone(),
             )),
@@ -48,7 +48,7 @@ impl Application {
             counters: Arc::default(),
             snapshots: Arc::default(),
             demo: None,
-        };
+        });
         let check_interval = Duration::from_secs(config.mixpanel.mixpanel_check_interval_secs);
         Ok(Self {
             listener,
@@ -59,7 +59,7 @@ impl Application {
 
     /// Serves the demo panel for this simulated Mixpanel (`userjourneys demo`).
     pub fn with_demo(mut self, emulator: Arc<mixpanel_emulator::Emulator>) -> Self {
-        self.state.demo = Some(emulator);
+        self.state.before_serving().demo = Some(emulator);
         self
     }
 

@@ -8,9 +8,30 @@ use crate::services::counters::Counters;
 use crate::services::login_throttle::LoginThrottle;
 use crate::services::snapshot::Snapshots;
 
-/// What every request handler can reach.
+/// What every request handler can reach. Routers clone it for every request and layer, so
+/// it is one shared pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
+    /// The state to change before serving starts (nothing else holds it yet).
+    pub fn before_serving(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.0).expect("the state is changed only before serving")
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub key: AppKey,
     pub public_url: String,

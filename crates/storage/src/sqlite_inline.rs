@@ -21,8 +21,6 @@ use crate::StoreError;
 const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 /// Idle connections kept; more are opened while more threads read at once.
 const KEPT: usize = 8;
-/// Pages mapped instead of copied through `read(2)`.
-const MMAP_BYTES: i64 = 256 * 1024 * 1024;
 
 /// Read-only connections to one SQLite file, lent to one call at a time.
 #[derive(Debug)]
@@ -67,8 +65,10 @@ impl InlineReader {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        // No `mmap_size`: SQLite unmaps the whole file whenever another connection has
+        // written since, which under the SDK's steady invite writes cost more (page
+        // faults, TLB shootdowns) than the copies it saves.
         connection.busy_timeout(BUSY_TIMEOUT)?;
-        connection.pragma_update(None, "mmap_size", MMAP_BYTES)?;
         Ok(connection)
     }
 

@@ -2,6 +2,8 @@
 //! pacing engine for audience rules), accepting it (an atomic start reservation) with its
 //! signed launch URL, and dismissing it.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
 use uj_domain::ids::ProjectId;
@@ -27,7 +29,7 @@ pub struct AppEvent<'a> {
 /// What the pacing engine decided for one user now.
 pub enum Evaluation {
     /// The user's invite: already pending, or issued now.
-    Invite(Box<(Invite, LaunchRule)>),
+    Invite(Box<(Invite, Arc<LaunchRule>)>),
     /// No invite; the reason of the first rule that considered the user (or
     /// `no_matching_rule`).
     None(&'static str),
@@ -46,10 +48,12 @@ pub async fn evaluate(
     if let Some(invite) = user.pending(Utc::now()) {
         let rule = match user.snapshot.rules.iter().find(|r| r.id == invite.rule_id) {
             Some(rule) => rule.clone(),
-            None => store
-                .launch_rule(project, &invite.rule_id)
-                .await?
-                .ok_or(ServiceError::NotFound("launch_rule"))?,
+            None => Arc::new(
+                store
+                    .launch_rule(project, &invite.rule_id)
+                    .await?
+                    .ok_or(ServiceError::NotFound("launch_rule"))?,
+            ),
         };
         return Ok(Evaluation::Invite(Box::new((invite.clone(), rule))));
     }
@@ -85,10 +89,12 @@ pub async fn evaluate(
     let rule = if issued.rule_id == rule.id {
         rule
     } else {
-        store
-            .launch_rule(project, &issued.rule_id)
-            .await?
-            .ok_or(ServiceError::NotFound("launch_rule"))?
+        Arc::new(
+            store
+                .launch_rule(project, &issued.rule_id)
+                .await?
+                .ok_or(ServiceError::NotFound("launch_rule"))?,
+        )
     };
     Ok(Evaluation::Invite(Box::new((issued, rule))))
 }

@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// A link the app may show the user now.
 pub struct DirectLink {
     pub url: String,
-    pub rule: LaunchRule,
+    pub rule: std::sync::Arc<LaunchRule>,
 }
 
 /// The direct links eligible for the user: audience rules on a config load (`event` =
@@ -30,7 +30,7 @@ pub async fn eligible(
     event: Option<&str>,
 ) -> Result<Vec<DirectLink>, ServiceError> {
     let wanted = |r: &LaunchRule| r.surface == Surface::DirectLink && waits_for(r, event);
-    if !user.snapshot.rules.iter().any(wanted) {
+    if !user.snapshot.rules.iter().any(|r| wanted(r)) {
         return Ok(Vec::new());
     }
     let project = user.project.clone();

@@ -6,12 +6,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use secrecy::ExposeSecret;
 use serde_json::Map;
 use uj_domain::audiences::AudienceMember;
 use uj_domain::ids::ProjectId;
 use uj_domain::invites::{Invite, InviteState};
-use uj_domain::keys::NewToken;
 use uj_domain::pacing::{self, Decision, Moment, RuleFacts, StudyFacts, Trigger, UserFacts};
 use uj_domain::studies::LaunchRule;
 
@@ -26,9 +24,9 @@ pub const INVITE_TTL: Duration = Duration::hours(24);
 pub struct Facts {
     pub user: UserFacts,
     /// The user's current membership in each rule audience they belong to.
-    pub membership: Vec<(String, AudienceMember)>,
-    pub rules: Vec<RuleFacts>,
-    pub studies: Vec<StudyFacts>,
+    pub membership: Arc<Vec<(String, AudienceMember)>>,
+    pub rules: Vec<Arc<RuleFacts>>,
+    pub studies: Arc<[StudyFacts]>,
     pub contact_limit: Option<Duration>,
     pub now: DateTime<Utc>,
 }
@@ -46,7 +44,12 @@ impl Facts {
 
     /// The engine's decision, its suppressions counted for the rules' stats.
     pub fn decide(&self, state: &AppState, moment: &Moment<'_>) -> Decision {
-        let decision = pacing::decide(&self.rules, &self.studies, &self.user, moment);
+        let decision = pacing::decide(
+            self.rules.iter().map(|r| &**r),
+            &self.studies,
+            &self.user,
+            moment,
+        );
         state.counters.suppressed(decision.suppressed());
         decision
     }
@@ -60,7 +63,7 @@ pub struct UserView {
     pub reference_id: String,
     pub snapshot: Arc<ProjectRules>,
     pub history: Vec<Invite>,
-    memberships: Option<Vec<(String, AudienceMember)>>,
+    memberships: Option<Arc<Vec<(String, AudienceMember)>>>,
 }
 
 impl UserView {
@@ -101,13 +104,13 @@ impl UserView {
         &mut self,
         state: &AppState,
         keep: impl Fn(&LaunchRule) -> bool,
-    ) -> Result<(Vec<LaunchRule>, Facts), ServiceError> {
+    ) -> Result<(Vec<Arc<LaunchRule>>, Facts), ServiceError> {
         let mut rules = Vec::new();
         let mut facts = Vec::new();
         for (rule, f) in self.snapshot.rules.iter().zip(&self.snapshot.facts) {
             if keep(rule) {
-                rules.push(rule.clone());
-                facts.push(f.clone());
+                rules.push(Arc::clone(rule));
+                facts.push(Arc::clone(f));
             }
         }
         let mut user = UserFacts {
@@ -119,16 +122,16 @@ impl UserView {
             .any(|r| matches!(r.trigger, Trigger::Audience(_)));
         if audience_rules && self.memberships.is_none() {
             // By match key: `reference_id` when the member has one, else the distinct id.
-            self.memberships = Some(
+            self.memberships = Some(Arc::new(
                 state
                     .store
                     .audience_memberships(&self.project, &self.reference_id)
                     .await?,
-            );
+            ));
         }
         let membership = match (&self.memberships, audience_rules) {
-            (Some(all), true) => all.clone(),
-            _ => Vec::new(),
+            (Some(all), true) => Arc::clone(all),
+            _ => Arc::default(),
         };
         user.audiences = membership.iter().map(|(a, _)| a.clone()).collect();
         for invite in &self.history {
@@ -144,7 +147,7 @@ impl UserView {
             user,
             membership,
             rules: facts,
-            studies: self.snapshot.studies.clone(),
+            studies: Arc::clone(&self.snapshot.studies),
             contact_limit: self.snapshot.contact_limit,
             now: Utc::now(),
         };
@@ -172,7 +175,7 @@ pub fn new_invite(
         Trigger::AppEvent(name) => ("app_event", None, None, Some(name.clone())),
     };
     Invite {
-        code: NewToken::generate("").token.expose_secret()[..16].to_owned(),
+        code: uj_domain::keys::random_code(16),
         project_id: project.clone(),
         rule_id: rule.id.clone(),
         study_id: rule.study_id.clone(),

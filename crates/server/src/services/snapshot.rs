@@ -28,11 +28,12 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
 
 /// One project's rules and what the engine needs to know about them.
 pub struct ProjectRules {
-    /// Non-archived rules (drafts and paused ones too: they report their reason).
-    pub rules: Vec<LaunchRule>,
+    /// Non-archived rules (drafts and paused ones too: they report their reason). Shared,
+    /// so that a request picks rules without copying them.
+    pub rules: Vec<Arc<LaunchRule>>,
     /// The engine's view of `rules`, in the same order, with their starts.
-    pub facts: Vec<RuleFacts>,
-    pub studies: Vec<StudyFacts>,
+    pub facts: Vec<Arc<RuleFacts>>,
+    pub studies: Arc<[StudyFacts]>,
     pub contact_limit: Option<chrono::Duration>,
     pub sdk_contacted: bool,
     loaded: Instant,
@@ -48,7 +49,7 @@ impl ProjectRules {
         for rule in &rules {
             let mut f = rule_facts(rule);
             f.starts = count(store.rule_starts(&rule.id).await?);
-            facts.push(f);
+            facts.push(Arc::new(f));
             if studies.iter().any(|s| s.id == rule.study_id.as_str()) {
                 continue;
             }
@@ -65,9 +66,9 @@ impl ProjectRules {
             }
         }
         Ok(Self {
-            rules,
+            rules: rules.into_iter().map(Arc::new).collect(),
             facts,
-            studies,
+            studies: studies.into(),
             contact_limit: store
                 .contact_limit_days(project)
                 .await?

@@ -2,9 +2,7 @@
 //! and "why (not)?" for one user through the pacing engine.
 
 use chrono::{DateTime, Duration, Utc};
-use secrecy::ExposeSecret;
 use uj_domain::ids::{AudienceId, LaunchRuleId, ProjectId, StudyId};
-use uj_domain::keys::NewToken;
 use uj_domain::pacing::{self, Gate, RuleFacts, RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
@@ -49,7 +47,7 @@ pub async fn create_study(
         weekly_limit: new.weekly_limit,
         monthly_limit: new.monthly_limit,
         // Public and short: it is typed into `/i/{code}` links.
-        public_code: NewToken::generate("").token.expose_secret()[..10].to_owned(),
+        public_code: uj_domain::keys::random_code(10),
         created_at: now,
         updated_at: now,
     };
@@ -343,7 +341,7 @@ pub async fn explain(
     let (_, mut facts) = user.gather(state, |r| r.id == rule.id).await?;
     if facts.rules.is_empty() {
         // Archived: not among the live rules; its status gate says so.
-        facts.rules.push(rule_facts(&rule));
+        facts.rules.push(rule_facts(&rule).into());
     }
     let event = match &rule.trigger {
         Trigger::AppEvent(name) => Some(name.as_str()),
