@@ -1,12 +1,12 @@
 //! The [`InviteStore`](crate::InviteStore) implementation both databases share (see
 //! `shared.rs` for how the expansion works).
 
-/// The INSERT of a new invite: issued (doing nothing when the user already has one issued),
-/// or in the given state.
 /// The user's invites, newest first: `$1` project, `$2` reference id.
 pub(crate) const USER_INVITES: &str =
     "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 ORDER BY issued_at DESC LIMIT 500";
 
+/// The INSERT of a new invite: issued (doing nothing when the user already has one issued),
+/// or in the given state.
 macro_rules! insert_invite {
     ($i:expr) => {
         $crate::shared_invites::insert_invite!($i, "issued", None::<Ts>)

@@ -20,7 +20,7 @@ use serde_json::Value;
 mod payload;
 mod plan;
 
-use payload::{member_payload, PageInfo, SyncParameters, SyncRequest, WireId};
+use payload::{MemberPayload, PageInfo, SyncParameters, SyncRequest, WireId};
 use plan::{new_session_id, Batch, Plan};
 
 use crate::scenario::{Destination, Member, SenderSettings};
@@ -362,7 +362,7 @@ impl Sender {
         &self,
         cohort: &'a CohortSnapshot,
         session_id: &'a str,
-        batch: &Batch,
+        batch: &'a Batch,
     ) -> SyncRequest<'a> {
         let id = |id: u64| {
             if self.settings.ids_as_numbers {
@@ -383,7 +383,7 @@ impl Sender {
                     total_pages: batch.total_pages,
                     page_count: batch.page_count,
                 },
-                members: batch.members.iter().map(member_payload).collect(),
+                members: batch.members.iter().map(MemberPayload).collect(),
             },
         }
     }

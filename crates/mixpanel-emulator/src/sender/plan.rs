@@ -92,16 +92,17 @@ impl Plan {
     }
 }
 
-/// Splits members into pages numbered from 1; no members still make one empty page (§7.2).
+/// Splits members into pages numbered from 1, moving them (a million-member cohort is not
+/// copied again); no members still make one empty page (§7.2).
 pub(super) fn paginate(action: Action, members: Vec<Member>, page_size: usize) -> Vec<Batch> {
-    let pages: Vec<Vec<Member>> = if members.is_empty() {
-        vec![Vec::new()]
-    } else {
-        members
-            .chunks(page_size.max(1))
-            .map(<[Member]>::to_vec)
-            .collect()
-    };
+    let mut pages: Vec<Vec<Member>> = Vec::new();
+    let mut members = members.into_iter().peekable();
+    while members.peek().is_some() {
+        pages.push(members.by_ref().take(page_size.max(1)).collect());
+    }
+    if pages.is_empty() {
+        pages.push(Vec::new());
+    }
     let total_pages = pages.len();
     pages
         .into_iter()
