@@ -24,8 +24,6 @@ use crate::shared_invites::impl_invite_store;
 use crate::shared_mixpanel::impl_mixpanel_store;
 use crate::shared_studies::impl_study_store;
 use crate::sqlite_inline::{from_rusqlite, InlineReader};
-// The shared SQL's `$1`, `$2` are names to SQLite, numbered in order of appearance: bind
-// them by name.
 use crate::time::Ts;
 use crate::StoreError;
 use rusqlite::named_params;
@@ -114,6 +112,10 @@ impl SqliteStore {
         self.read.close().await;
         self.write.close().await;
     }
+
+    // The two reads below share their SQL with PostgreSQL. Its `$1`, `$2` are names to
+    // SQLite, numbered in order of appearance (`$2` comes first in the memberships read), so
+    // they are bound by name.
 
     async fn user_invites(
         &self,
