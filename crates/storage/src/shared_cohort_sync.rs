@@ -1,15 +1,16 @@
 //! The [`CohortSyncStore`](crate::CohortSyncStore) implementation both databases share
 //! (see `shared.rs` for how the expansion works).
 
-/// Rows per multi-row statement: 1000 members × 8 columns stays under both databases'
-/// parameter limits.
-/// The current members with match key `$2` in the audiences of project `$1`: one index
-/// seek per audience (audience_id, match_key).
+/// The current members with match key `$2` in the audiences of project `$1`: one seek in
+/// `audience_members_by_match_key`, then each entry's audience by its key. (`CROSS JOIN` makes
+/// SQLite keep that order; to PostgreSQL it is a plain join.)
 pub(crate) const USER_MEMBERSHIPS: &str =
     "SELECT m.audience_id, m.provider_member_id, m.reference_id, m.traits, m.entered_at, m.exited_at
-     FROM audiences a JOIN audience_members m ON m.audience_id = a.id AND m.match_key = $2
-     WHERE a.project_id = $1 AND m.exited_at IS NULL";
+     FROM audience_members m CROSS JOIN audiences a
+     WHERE m.match_key = $2 AND m.exited_at IS NULL AND a.id = m.audience_id AND a.project_id = $1";
 
+/// Rows per multi-row statement: 1000 members × 8 columns stays under both databases'
+/// parameter limits.
 pub(crate) const MEMBER_BATCH: usize = 1000;
 
 /// Keeps the last occurrence of each provider id: one statement may not upsert a row twice.
@@ -532,11 +533,16 @@ macro_rules! impl_cohort_sync_store {
                 audience: &AudienceId,
                 id: &str,
             ) -> Result<Vec<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
+                // Two index seeks (by provider id, by match key); written as one `OR`, SQLite
+                // walked the audience's whole key range instead.
                 let rows: Vec<AudienceMemberRow> = sqlx::query_as(
-                    "SELECT provider_member_id, reference_id, traits, entered_at, exited_at
-                     FROM audience_members
-                     WHERE audience_id = $1 AND (provider_member_id = $2 OR match_key = $2)
-                     ORDER BY provider_member_id",
+                    "SELECT * FROM (
+                        SELECT provider_member_id, reference_id, traits, entered_at, exited_at
+                        FROM audience_members WHERE audience_id = $1 AND provider_member_id = $2
+                        UNION
+                        SELECT provider_member_id, reference_id, traits, entered_at, exited_at
+                        FROM audience_members WHERE match_key = $2 AND audience_id = $1
+                     ) AS found ORDER BY provider_member_id",
                 )
                 .bind(audience.as_str())
                 .bind(id)
