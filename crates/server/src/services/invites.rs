@@ -109,18 +109,25 @@ pub fn waits_for(rule: &LaunchRule, event: Option<&str>) -> bool {
     }
 }
 
-/// The study's launch mode, for the SDK's `outcome`.
+/// The study's launch mode, for the SDK's `outcome`: from the user's snapshot of the
+/// project, read from the store for a study no live rule leads to.
 pub async fn opens_in_app(
     state: &AppState,
-    project: &ProjectId,
+    user: &pacing::UserView,
     invite: &Invite,
 ) -> Result<bool, ServiceError> {
-    let study = state
-        .store
-        .study(project, &invite.study_id)
-        .await?
-        .ok_or(ServiceError::NotFound("study"))?;
-    Ok(study.launch_mode == LaunchMode::InApp)
+    let mode = match user.snapshot.study_records.get(invite.study_id.as_str()) {
+        Some(study) => study.launch_mode,
+        None => {
+            state
+                .store
+                .study(&user.project, &invite.study_id)
+                .await?
+                .ok_or(ServiceError::NotFound("study"))?
+                .launch_mode
+        }
+    };
+    Ok(mode == LaunchMode::InApp)
 }
 
 /// A signed, expiring launch URL for an accepted invite.

@@ -42,9 +42,17 @@ pub async fn eligible(
         if engine::first_failure(rule_facts, study, &facts.user, &moment).is_some() {
             continue;
         }
-        if let Some(study) = state.store.study(&project, &rule.study_id).await? {
+        let public_code = match user.snapshot.study_records.get(rule.study_id.as_str()) {
+            Some(study) => Some(study.public_code.clone()),
+            None => state
+                .store
+                .study(&project, &rule.study_id)
+                .await?
+                .map(|s| s.public_code),
+        };
+        if let Some(code) = public_code {
             links.push(DirectLink {
-                url: format!("{}/i/{}", state.public_url, study.public_code),
+                url: format!("{}/i/{code}", state.public_url),
                 rule,
             });
         }

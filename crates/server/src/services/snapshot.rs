@@ -17,7 +17,7 @@ use chrono::Utc;
 use uj_domain::ids::ProjectId;
 use uj_domain::pacing::{self, RuleFacts, StudyFacts};
 use uj_domain::projects::Project;
-use uj_domain::studies::LaunchRule;
+use uj_domain::studies::{LaunchRule, Study};
 use uj_storage::Store;
 
 use super::studies::rule_facts;
@@ -34,6 +34,8 @@ pub struct ProjectRules {
     /// The engine's view of `rules`, in the same order, with their starts.
     pub facts: Vec<Arc<RuleFacts>>,
     pub studies: Arc<[StudyFacts]>,
+    /// The rules' studies as stored (launch mode, public code), by id.
+    pub study_records: HashMap<String, Study>,
     pub contact_limit: Option<chrono::Duration>,
     pub sdk_contacted: bool,
     loaded: Instant,
@@ -46,6 +48,7 @@ impl ProjectRules {
         let rules = store.live_launch_rules(project).await?;
         let mut facts = Vec::with_capacity(rules.len());
         let mut studies: Vec<StudyFacts> = Vec::new();
+        let mut study_records = HashMap::new();
         for rule in &rules {
             let mut f = rule_facts(rule);
             f.starts = count(store.rule_starts(&rule.id).await?);
@@ -63,12 +66,14 @@ impl ProjectRules {
                     starts_this_week: count(starts(pacing::week_start(now)).await?),
                     starts_this_month: count(starts(pacing::month_start(now)).await?),
                 });
+                study_records.insert(study.id.to_string(), study);
             }
         }
         Ok(Self {
             rules: rules.into_iter().map(Arc::new).collect(),
             facts,
             studies: studies.into(),
+            study_records,
             contact_limit: store
                 .contact_limit_days(project)
                 .await?

@@ -68,7 +68,7 @@ async fn record(
     let mut body = match evaluation {
         Evaluation::Invite(found) => {
             let (invite, rule) = *found;
-            let in_app = invites::opens_in_app(&state, project, &invite).await?;
+            let in_app = invites::opens_in_app(&state, &user, &invite).await?;
             json!({
                 "outcome": if in_app { "webview" } else { "external_browser" },
                 "pending_invite": invite_json(&invite, &rule),
