@@ -1635,6 +1635,14 @@ async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
         "issuing again is a no-op"
     );
     assert!(store.issue_new_invites(&[]).await.unwrap().is_empty());
+    // A batch of new users only: all written.
+    let fresh = [invite("f-1", "u20", now), invite("f-2", "u21", now)];
+    let issued = store.issue_new_invites(&fresh).await.unwrap();
+    assert_eq!(issued, [Some(fresh[0].clone()), Some(fresh[1].clone())]);
+    assert_eq!(
+        store.pending_invite(&shop, "u21", now).await.unwrap(),
+        Some(fresh[1].clone())
+    );
 }
 
 async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &TestDatabase) {
