@@ -111,7 +111,10 @@ impl Server {
         command
             .env("DATABASE_URL", db)
             .env("UJ_SECRET_KEY_FILE", key)
-            .env("RUST_LOG", "warn");
+            .env(
+                "RUST_LOG",
+                std::env::var("UJ_BENCH_LOG").unwrap_or("warn".into()),
+            );
         for region in Region::ALL {
             let name = region.as_str().to_uppercase();
             command.env(format!("UJ_MIXPANEL_{name}_API"), emulator.api_url(region));
