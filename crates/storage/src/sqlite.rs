@@ -58,6 +58,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // The file as sqlx reads the URL (percent-decoded, without its `?…` options).
+        let file = options.get_filename().to_path_buf();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
@@ -76,10 +78,7 @@ impl SqliteStore {
         Ok(Self {
             read,
             write,
-            // The file itself: sqlx took any `?…` options above.
-            inline: Arc::new(InlineReader::new(
-                path.split('?').next().unwrap_or(path).into(),
-            )),
+            inline: Arc::new(InlineReader::new(file)),
         })
     }
 

@@ -533,6 +533,40 @@ async fn a_closed_sqlite_store_reports_unavailable() {
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
 
+/// The file name is as sqlx reads the URL (percent-decoded, options after `?`): the SDK's
+/// inline reads open that same file.
+#[tokio::test]
+async fn the_sdk_reads_open_the_file_the_url_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/my%20data.db?mode=rwc", dir.path().display());
+    let store: Arc<dyn Store> = Arc::new(uj_storage::SqliteStore::connect(&url).await.unwrap());
+    assert!(dir.path().join("my data.db").exists());
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = store
+        .upsert_audience(&shop, "1", "A", "", t0)
+        .await
+        .unwrap()
+        .id;
+    store
+        .add_audience_members(&audience, &[synced("a", Some("app-a"))], t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .audience_memberships(&shop, "app-a")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .invites_of_user(&shop, "app-a")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 #[tokio::test]
 async fn a_closed_postgres_store_reports_unavailable() {
     let Some(db) = TestDatabase::postgres().await else {
