@@ -1406,6 +1406,36 @@ async fn study_with_event_rule(
     (study, rule)
 }
 
+/// An issued invite of `rule` (an app-event rule) for `user`, with some metadata.
+fn event_invite(
+    rule: &uj_domain::studies::LaunchRule,
+    code: &str,
+    user: &str,
+    issued_at: chrono::DateTime<Utc>,
+) -> uj_domain::invites::Invite {
+    uj_domain::invites::Invite {
+        code: code.into(),
+        project_id: rule.project_id.clone(),
+        rule_id: rule.id.clone(),
+        study_id: rule.study_id.clone(),
+        reference_id: user.into(),
+        source: "app_event",
+        audience_id: None,
+        audience_member_id: None,
+        event_name: Some("Order Completed".into()),
+        metadata: serde_json::json!({"screen": "cart"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        traits: Default::default(),
+        state: uj_domain::invites::InviteState::Issued,
+        issued_at,
+        expires_at: issued_at + Duration::hours(24),
+        accepted_at: None,
+        dismissed_at: None,
+    }
+}
+
 /// The two reads every SDK request makes: the user's memberships by match key and their
 /// invites, newest first, each within its project.
 async fn a_users_memberships_and_invites_are_read_for_the_sdk(
@@ -1476,28 +1506,8 @@ async fn a_users_memberships_and_invites_are_read_for_the_sdk(
         "a member who left is no longer found"
     );
 
-    let (study, rule) = study_with_event_rule(&store, &shop, t0).await;
-    let invite = |code: &str, user: &str, issued_at| Invite {
-        code: code.into(),
-        project_id: shop.clone(),
-        rule_id: rule.id.clone(),
-        study_id: study.id.clone(),
-        reference_id: user.into(),
-        source: "app_event",
-        audience_id: None,
-        audience_member_id: None,
-        event_name: Some("Order Completed".into()),
-        metadata: serde_json::json!({"screen": "cart"})
-            .as_object()
-            .unwrap()
-            .clone(),
-        traits: Default::default(),
-        state: InviteState::Issued,
-        issued_at,
-        expires_at: issued_at + Duration::hours(24),
-        accepted_at: None,
-        dismissed_at: None,
-    };
+    let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    let invite = |code: &str, user: &str, issued_at| event_invite(&rule, code, user, issued_at);
     let older = invite("c-older", "u1", t0 - Duration::days(2));
     let newer = invite("c-newer", "u1", t0);
     for i in [&older, &newer, &invite("c-u2", "u2", t0)] {
@@ -1532,25 +1542,8 @@ async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
     use uj_domain::studies::{LaunchRule, Surface};
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let now = uj_now();
-    let (study, rule) = study_with_event_rule(&store, &shop, now).await;
-    let invite = |code: &str, user: &str, issued_at| Invite {
-        code: code.into(),
-        project_id: shop.clone(),
-        rule_id: rule.id.clone(),
-        study_id: study.id.clone(),
-        reference_id: user.into(),
-        source: "app_event",
-        audience_id: None,
-        audience_member_id: None,
-        event_name: Some("Order Completed".into()),
-        metadata: Default::default(),
-        traits: Default::default(),
-        state: InviteState::Issued,
-        issued_at,
-        expires_at: issued_at + Duration::hours(24),
-        accepted_at: None,
-        dismissed_at: None,
-    };
+    let (_, rule) = study_with_event_rule(&store, &shop, now).await;
+    let invite = |code: &str, user: &str, issued_at| event_invite(&rule, code, user, issued_at);
     for (code, user) in [("c-open", "u1"), ("c-took", "u2"), ("c-no", "u3")] {
         store
             .issue_invite(&invite(code, user, now), now)
