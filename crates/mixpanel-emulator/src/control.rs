@@ -121,10 +121,7 @@ async fn add_destination(
     State(shared): State<Arc<Shared>>,
     Json(destination): Json<Destination>,
 ) -> Response {
-    if shared
-        .members(destination.project_id, destination.cohort_id)
-        .is_none()
-    {
+    if !shared.has_cohort(destination.project_id, destination.cohort_id) {
         return not_found("cohort");
     }
     shared.sender.add_destination(destination.clone());

@@ -15,7 +15,9 @@ const ENGAGE_SESSION_TTL: Duration = Duration::from_secs(3600);
 
 pub struct Shared {
     pub scenario: Scenario,
-    memberships: Mutex<BTreeMap<(u64, u64), BTreeMap<String, Member>>>,
+    /// Members are shared with the sender's runs and snapshots: a run of a million-member
+    /// cohort copies pointers, not profiles.
+    memberships: Mutex<BTreeMap<(u64, u64), BTreeMap<String, Arc<Member>>>>,
     pub limiter: RateLimiter,
     pub faults: Mutex<Faults>,
     engage_sessions: Mutex<HashMap<String, EngageSession>>,
@@ -37,7 +39,7 @@ impl Shared {
             .map(|(key, members)| {
                 let by_id = members
                     .into_iter()
-                    .map(|m| (m.distinct_id.clone(), m))
+                    .map(|m| (m.distinct_id.clone(), Arc::new(m)))
                     .collect();
                 (key, by_id)
             })
@@ -61,7 +63,13 @@ impl Shared {
         let memberships = self.memberships.lock().unwrap_or_else(|e| e.into_inner());
         memberships
             .get(&(project_id, cohort_id))
-            .map(|m| m.values().cloned().collect())
+            .map(|m| m.values().map(|member| Member::clone(member)).collect())
+    }
+
+    /// Whether the project has the cohort.
+    pub fn has_cohort(&self, project_id: u64, cohort_id: u64) -> bool {
+        let memberships = self.memberships.lock().unwrap_or_else(|e| e.into_inner());
+        memberships.contains_key(&(project_id, cohort_id))
     }
 
     pub fn member_count(&self, project_id: u64, cohort_id: u64) -> usize {
@@ -78,7 +86,8 @@ impl Shared {
         for ((project, _), members) in memberships.iter() {
             if *project == project_id {
                 for (id, member) in members {
-                    all.entry(id.clone()).or_insert_with(|| member.clone());
+                    all.entry(id.clone())
+                        .or_insert_with(|| Member::clone(member));
                 }
             }
         }
@@ -97,7 +106,7 @@ impl Shared {
         let mut memberships = self.memberships.lock().unwrap_or_else(|e| e.into_inner());
         let cohort = memberships.get_mut(&(project_id, cohort_id))?;
         for member in add {
-            cohort.insert(member.distinct_id.clone(), member);
+            cohort.insert(member.distinct_id.clone(), Arc::new(member));
         }
         for id in remove {
             cohort.remove(id);
@@ -118,7 +127,14 @@ impl Shared {
             cohort_id,
             name: cohort.name.clone(),
             description: cohort.description.clone(),
-            members: self.members(project_id, cohort_id)?,
+            members: {
+                let memberships = self.memberships.lock().unwrap_or_else(|e| e.into_inner());
+                memberships
+                    .get(&(project_id, cohort_id))?
+                    .values()
+                    .cloned()
+                    .collect()
+            },
         })
     }
 

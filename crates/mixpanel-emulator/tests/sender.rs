@@ -73,9 +73,11 @@ async fn empty_cohort_is_sent_as_one_empty_members_page() {
 async fn changed_membership_is_sent_as_add_batches_then_remove_batches() {
     let (receiver, sender) = start(settings(2)).await;
     let mut before = cohort(&["u1", "u2", "u3", "u4", "u5"]);
-    before.members[1] = Member::new("u2")
-        .with("$first_name", "Li")
-        .with("plan", "trial");
+    before.members[1] = Arc::new(
+        Member::new("u2")
+            .with("$first_name", "Li")
+            .with("plan", "trial"),
+    );
     sender.run(DESTINATION, before).await.unwrap();
     let first_session = session_id(&receiver.take_requests()[0]);
 
@@ -372,7 +374,7 @@ async fn members_carry_the_standard_fields_and_custom_properties() {
         .with("plan", "trial");
     let bare = Member::new("u_456");
     let cohort = CohortSnapshot {
-        members: vec![full, bare],
+        members: vec![Arc::new(full), Arc::new(bare)],
         ..cohort(&[])
     };
 
@@ -595,7 +597,7 @@ fn cohort(ids: &[&str]) -> CohortSnapshot {
         description: "Day 3, no purchase".into(),
         members: ids
             .iter()
-            .map(|id| Member::new(*id).with("$email", format!("{id}@example.com")))
+            .map(|id| Arc::new(Member::new(*id).with("$email", format!("{id}@example.com"))))
             .collect(),
     }
 }

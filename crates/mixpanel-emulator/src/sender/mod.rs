@@ -37,7 +37,8 @@ pub struct CohortSnapshot {
     pub cohort_id: u64,
     pub name: String,
     pub description: String,
-    pub members: Vec<Member>,
+    /// Shared with the emulator's state: a run copies pointers, not profiles.
+    pub members: Vec<Arc<Member>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +129,7 @@ struct DestinationState {
 
 /// The membership Mixpanel remembers after a successful sync, to diff the next run against.
 struct Snapshot {
-    members: BTreeMap<String, Member>,
+    members: BTreeMap<String, Arc<Member>>,
     taken_at: DateTime<Utc>,
     /// Set by [`Sender::expire_snapshot`]: counts as older than the TTL.
     expired: bool,
@@ -272,14 +273,20 @@ impl Sender {
     /// Sends the plan's batches in order under one session id, stopping at the first failure.
     async fn deliver(&self, slot: &Slot, cohort: &CohortSnapshot, plan: Plan) -> RunOutcome {
         let session_id = new_session_id(cohort.cohort_id);
-        for batch in &plan.batches {
-            let body = self.request_body(cohort, &session_id, batch);
-            if let Err(failure) = self
-                .send_with_retries(slot, &session_id, batch, &body)
-                .await
-            {
+        let encode = |batch: &Batch| self.encode(cohort, &session_id, batch);
+        let mut next = plan.batches.first().map(encode);
+        for (index, batch) in plan.batches.iter().enumerate() {
+            let body = next.take().unwrap_or_default();
+            // The next page is written while this one is in flight, as a real sender's
+            // work would not hold up the receiver's.
+            let (sent, following) = tokio::join!(
+                self.send_with_retries(slot, &session_id, batch, &body),
+                async { plan.batches.get(index + 1).map(encode) }
+            );
+            if let Err(failure) = sent {
                 return slot.fail(failure);
             }
+            next = following;
         }
         let (added, removed) = (plan.added, plan.removed);
         tracing::info!(full = plan.full, added, removed, "cohort synced");
@@ -302,7 +309,7 @@ impl Sender {
         slot: &Slot,
         session_id: &str,
         batch: &Batch,
-        body: &SyncRequest<'_>,
+        body: &[u8],
     ) -> Result<(), Failure> {
         let mut attempt = 0;
         loop {
@@ -337,12 +344,12 @@ impl Sender {
     }
 
     /// One POST; the 2xx status on success.
-    async fn send_once(
-        &self,
-        destination: &Destination,
-        body: &SyncRequest<'_>,
-    ) -> Result<u16, Failure> {
-        let mut request = self.client.post(&destination.url).json(body);
+    async fn send_once(&self, destination: &Destination, body: &[u8]) -> Result<u16, Failure> {
+        let mut request = self
+            .client
+            .post(&destination.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec());
         if let Some(auth) = &destination.basic_auth {
             request = request.basic_auth(&auth.username, Some(&auth.password));
         }
@@ -356,6 +363,12 @@ impl Sender {
         }
         let message = receiver_message(status, &response.text().await.unwrap_or_default());
         Err(Failure::classify(status, message))
+    }
+
+    /// The request body of one batch, as JSON.
+    fn encode(&self, cohort: &CohortSnapshot, session_id: &str, batch: &Batch) -> Vec<u8> {
+        serde_json::to_vec(&self.request_body(cohort, session_id, batch))
+            .expect("a request body of strings and JSON values always serializes")
     }
 
     fn request_body<'a>(
@@ -383,7 +396,7 @@ impl Sender {
                     total_pages: batch.total_pages,
                     page_count: batch.page_count,
                 },
-                members: batch.members.iter().map(MemberPayload).collect(),
+                members: batch.members.iter().map(|m| MemberPayload(m)).collect(),
             },
         }
     }

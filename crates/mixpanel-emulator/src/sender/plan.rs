@@ -1,6 +1,7 @@
 //! Working out what one run sends: full `members` pages, or diff batches.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 
@@ -18,14 +19,14 @@ pub(super) struct Plan {
     pub(super) added: usize,
     pub(super) removed: usize,
     /// The membership to remember once every batch is delivered.
-    pub(super) current: BTreeMap<String, Member>,
+    pub(super) current: BTreeMap<String, Arc<Member>>,
 }
 
 pub(super) struct Batch {
     pub(super) action: Action,
     pub(super) page_count: usize,
     pub(super) total_pages: usize,
-    pub(super) members: Vec<Member>,
+    pub(super) members: Vec<Arc<Member>>,
 }
 
 #[derive(Clone, Copy)]
@@ -49,16 +50,16 @@ impl Plan {
     /// A full sync without a `previous` snapshot, else the diff against it. Members keep the
     /// cohort's order; a repeated distinct id counts once (its first occurrence).
     pub(super) fn new(
-        members: &[Member],
-        previous: Option<&BTreeMap<String, Member>>,
+        members: &[Arc<Member>],
+        previous: Option<&BTreeMap<String, Arc<Member>>>,
         page_size: usize,
     ) -> Self {
         let mut current = BTreeMap::new();
         let mut unique = Vec::new();
         for member in members {
             if !current.contains_key(&member.distinct_id) {
-                current.insert(member.distinct_id.clone(), member.clone());
-                unique.push(member.clone());
+                current.insert(member.distinct_id.clone(), Arc::clone(member));
+                unique.push(Arc::clone(member));
             }
         }
         let Some(previous) = previous else {
@@ -70,11 +71,11 @@ impl Plan {
                 current,
             };
         };
-        let entered: Vec<Member> = unique
+        let entered: Vec<Arc<Member>> = unique
             .into_iter()
             .filter(|member| !previous.contains_key(&member.distinct_id))
             .collect();
-        let left: Vec<Member> = previous
+        let left: Vec<Arc<Member>> = previous
             .values()
             .filter(|member| !current.contains_key(&member.distinct_id))
             .cloned()
@@ -94,8 +95,8 @@ impl Plan {
 
 /// Splits members into pages numbered from 1, moving them (a million-member cohort is not
 /// copied again); no members still make one empty page (§7.2).
-pub(super) fn paginate(action: Action, members: Vec<Member>, page_size: usize) -> Vec<Batch> {
-    let mut pages: Vec<Vec<Member>> = Vec::new();
+pub(super) fn paginate(action: Action, members: Vec<Arc<Member>>, page_size: usize) -> Vec<Batch> {
+    let mut pages: Vec<Vec<Arc<Member>>> = Vec::new();
     let mut members = members.into_iter().peekable();
     while members.peek().is_some() {
         pages.push(members.by_ref().take(page_size.max(1)).collect());
