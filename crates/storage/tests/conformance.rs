@@ -66,6 +66,7 @@ conformance!(
     diffs_add_and_remove_members_idempotently_and_keep_history,
     a_full_session_replaces_membership_only_once_complete,
     a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
+    members_of_an_unfinished_session_are_seen_nowhere_until_it_completes,
     the_ledger_lists_deliveries_newest_first,
     the_trait_allowlist_round_trips,
     studies_and_rules_round_trip_and_stay_in_their_project,
@@ -1077,6 +1078,161 @@ async fn a_full_session_replaces_membership_only_once_complete(
         (1, t0),
         "found by its match key, entry time kept"
     );
+}
+
+/// Everything that reads members: the listing (with and without exited members), the
+/// lookup, the SDK's memberships and the audience's count.
+async fn seen(
+    store: &Arc<dyn Store>,
+    project: &ProjectId,
+    audience: &uj_domain::ids::AudienceId,
+    id: &str,
+) -> (bool, bool, bool, bool, i64) {
+    let page = PageRequest {
+        limit: 100,
+        starting_after: None,
+    };
+    let page = &page;
+    let listed = |all: bool| async move {
+        store
+            .audience_members(audience, all, page)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|m| m.provider_member_id == id)
+    };
+    let found = !store
+        .find_audience_members(audience, id)
+        .await
+        .unwrap()
+        .is_empty();
+    let member_of = store
+        .audience_memberships(project, id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|(a, _)| a == audience.as_str());
+    let count = store
+        .audience(project, audience)
+        .await
+        .unwrap()
+        .unwrap()
+        .member_count;
+    (
+        listed(false).await,
+        listed(true).await,
+        found,
+        member_of,
+        count,
+    )
+}
+
+async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = store
+        .upsert_audience(&shop, "1", "A", "", t0)
+        .await
+        .unwrap()
+        .id;
+    store
+        .add_audience_members(&audience, &members(&["kept", "leaves"]), t0)
+        .await
+        .unwrap();
+    let stage = |session: &'static str, page: i64, total: i64, ids: &'static [&'static str]| {
+        let (store, audience) = (store.clone(), audience.clone());
+        async move {
+            store
+                .stage_sync_page(&audience, session, page, total, &members(ids), t0)
+                .await
+                .unwrap()
+        }
+    };
+
+    stage("s1", 1, 2, &["kept", "new"]).await;
+    assert_eq!(
+        seen(&store, &shop, &audience, "new").await,
+        (false, false, false, false, 2),
+        "a member staged by an unfinished session"
+    );
+    assert_eq!(
+        seen(&store, &shop, &audience, "leaves").await,
+        (true, true, true, true, 2)
+    );
+    // A newer session supersedes s1: what s1 staged never shows, not even once the newer
+    // session completes.
+    stage("s2", 1, 2, &["kept", "other"]).await;
+    stage("s2", 2, 2, &["third"]).await;
+    let t1 = t0 + Duration::minutes(1);
+    let change = store.apply_sync_session(&audience, "s2", t1).await.unwrap();
+    assert_eq!(
+        (change.added, change.removed, change.member_count),
+        (2, 1, 3)
+    );
+    assert_eq!(
+        seen(&store, &shop, &audience, "new").await,
+        (false, false, false, false, 3),
+        "a superseded session's member"
+    );
+    assert_eq!(
+        seen(&store, &shop, &audience, "other").await,
+        (true, true, true, true, 3)
+    );
+    assert_eq!(
+        seen(&store, &shop, &audience, "leaves").await,
+        (false, true, true, false, 3),
+        "a member absent from the full sync exits and stays in the history"
+    );
+    let entered = store
+        .find_audience_members(&audience, "third")
+        .await
+        .unwrap()[0]
+        .entered_at;
+
+    // The next full sync: members of the previous one stay, keep their entry time, or exit;
+    // an unfinished session's member stays unseen after its staging went stale.
+    stage("s3", 1, 2, &["kept", "third", "staged"]).await;
+    assert_eq!(
+        seen(&store, &shop, &audience, "staged").await,
+        (false, false, false, false, 3)
+    );
+    store
+        .delete_stale_staging(t1 + Duration::seconds(1))
+        .await
+        .unwrap();
+    stage("s4", 1, 1, &["kept", "third"]).await;
+    let t2 = t1 + Duration::minutes(1);
+    let change = store.apply_sync_session(&audience, "s4", t2).await.unwrap();
+    assert_eq!(
+        (change.added, change.removed, change.member_count),
+        (0, 1, 2)
+    );
+    assert_eq!(
+        seen(&store, &shop, &audience, "staged").await,
+        (false, false, false, false, 2)
+    );
+    assert_eq!(
+        seen(&store, &shop, &audience, "other").await,
+        (false, true, true, false, 2)
+    );
+    let third = store
+        .find_audience_members(&audience, "third")
+        .await
+        .unwrap();
+    assert_eq!(
+        (third.len(), third[0].entered_at, third[0].exited_at),
+        (1, entered, None),
+        "a member of both full syncs keeps the entry time of the first"
+    );
+    let kept = store
+        .find_audience_members(&audience, "kept")
+        .await
+        .unwrap();
+    assert_eq!((kept[0].entered_at, kept[0].exited_at), (t0, None));
 }
 
 async fn a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes(
