@@ -7,7 +7,13 @@
 pub(crate) const USER_MEMBERSHIPS: &str =
     "SELECT m.audience_id, m.provider_member_id, m.reference_id, m.traits, m.entered_at, m.exited_at
      FROM audience_members m CROSS JOIN audiences a
-     WHERE m.match_key = $2 AND m.exited_at IS NULL AND a.id = m.audience_id AND a.project_id = $1";
+     WHERE m.match_key = $2 AND m.exited_at IS NULL AND a.id = m.audience_id AND a.project_id = $1
+       AND (m.staged_session IS NULL OR m.staged_session = a.last_session_id)";
+
+/// Whether a row of `audience_members` of audience `$1` counts: rows a full-sync session
+/// staged in place count once that session is the audience's applied one (migration 0008).
+pub(crate) const COUNTS: &str = "(staged_session IS NULL \
+     OR staged_session = (SELECT last_session_id FROM audiences WHERE id = $1))";
 
 /// Rows per multi-row statement: 1000 members × 8 columns stays under both databases'
 /// parameter limits.
@@ -49,9 +55,11 @@ macro_rules! impl_cohort_sync_store {
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
         ) -> Result<i64, $crate::StoreError> {
-            Ok(sqlx::query_scalar(
-                "SELECT COUNT(*) FROM audience_members WHERE audience_id = $1 AND exited_at IS NULL",
-            )
+            let sql = format!(
+                "SELECT COUNT(*) FROM audience_members WHERE audience_id = $1 AND exited_at IS NULL AND {}",
+                crate::shared_cohort_sync::COUNTS
+            );
+            Ok(sqlx::query_scalar(&sql)
             .bind(audience.as_str())
             .fetch_one(&mut **tx)
             .await?)
@@ -87,8 +95,123 @@ macro_rules! impl_cohort_sync_store {
                      traits = excluded.traits, \
                      entered_at = CASE WHEN audience_members.exited_at IS NULL \
                         THEN audience_members.entered_at ELSE excluded.entered_at END, \
-                     exited_at = NULL, \
+                     exited_at = NULL, staged_session = NULL, \
                      last_session = COALESCE(excluded.last_session, audience_members.last_session)",
+                );
+                builder.build().execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Drops an unfinished session: its pages, its staged copies and the rows it wrote in
+        /// place (a scan of the audience's rows; sessions are superseded or go stale rarely).
+        /// The number of pages dropped.
+        async fn discard_session(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+            session_id: &str,
+        ) -> Result<u64, $crate::StoreError> {
+            sqlx::query(
+                "DELETE FROM audience_members WHERE audience_id = $1 AND staged_session = $2
+                   AND staged_session <> COALESCE((SELECT last_session_id FROM audiences WHERE id = $1), '')",
+            )
+            .bind(audience.as_str())
+            .bind(session_id)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("DELETE FROM sync_staged_members WHERE audience_id = $1 AND session_id = $2")
+                .bind(audience.as_str())
+                .bind(session_id)
+                .execute(&mut **tx)
+                .await?;
+            let pages = sqlx::query("DELETE FROM sync_staging WHERE audience_id = $1 AND session_id = $2")
+                .bind(audience.as_str())
+                .bind(session_id)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            Ok(pages)
+        }
+
+        /// Stages one page's members. Members without a row yet (and rows this session wrote
+        /// before: a member listed twice counts once, last wins) are written in place under
+        /// the session, counted only once it is applied; members with a row of their own are
+        /// staged as copies, applied over their row when the session completes.
+        async fn stage_members(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+            session_id: &str,
+            members: &[uj_domain::cohort_sync::SyncedMember],
+            at: DateTime<Utc>,
+        ) -> Result<(), $crate::StoreError> {
+            let unique = crate::shared_cohort_sync::dedupe(members);
+            for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
+                let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
+                    "INSERT INTO audience_members (audience_id, provider_member_id, reference_id, \
+                     match_key, traits, entered_at, last_session, staged_session) ",
+                );
+                builder.push_values(chunk, |mut row, member| {
+                    row.push_bind(audience.as_str().to_owned())
+                        .push_bind(member.provider_member_id.clone())
+                        .push_bind(member.reference_id.clone())
+                        .push_bind(member.match_key().to_owned())
+                        .push_bind(serde_json::Value::Object(member.traits.clone()).to_string())
+                        .push_bind(Ts(at))
+                        .push_bind(session_id.to_owned())
+                        .push_bind(session_id.to_owned());
+                });
+                builder.push(
+                    " ON CONFLICT (audience_id, provider_member_id) DO UPDATE SET \
+                     reference_id = excluded.reference_id, match_key = excluded.match_key, \
+                     traits = excluded.traits \
+                     WHERE audience_members.staged_session = excluded.staged_session",
+                );
+                let written = builder.build().execute(&mut **tx).await?.rows_affected();
+                if written == chunk.len() as u64 {
+                    continue;
+                }
+                // Some have rows of their own (current, exited, or of the applied session).
+                let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
+                    "SELECT provider_member_id FROM audience_members WHERE audience_id = ",
+                );
+                builder.push_bind(audience.as_str().to_owned());
+                builder.push(" AND (staged_session IS NULL OR staged_session <> ");
+                builder.push_bind(session_id.to_owned());
+                builder.push(") AND provider_member_id IN (");
+                let mut ids = builder.separated(", ");
+                for member in chunk {
+                    ids.push_bind(member.provider_member_id.clone());
+                }
+                builder.push(")");
+                let own: std::collections::HashSet<String> = builder
+                    .build_query_scalar()
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+                let copies: Vec<_> = chunk
+                    .iter()
+                    .filter(|m| own.contains(&m.provider_member_id))
+                    .collect();
+                if copies.is_empty() {
+                    continue;
+                }
+                let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
+                    "INSERT INTO sync_staged_members (audience_id, session_id, provider_member_id, \
+                     reference_id, match_key, traits) ",
+                );
+                builder.push_values(copies, |mut row, member| {
+                    row.push_bind(audience.as_str().to_owned())
+                        .push_bind(session_id.to_owned())
+                        .push_bind(member.provider_member_id.clone())
+                        .push_bind(member.reference_id.clone())
+                        .push_bind(member.match_key().to_owned())
+                        .push_bind(serde_json::Value::Object(member.traits.clone()).to_string());
+                });
+                builder.push(
+                    " ON CONFLICT (audience_id, session_id, provider_member_id) DO UPDATE SET \
+                     reference_id = excluded.reference_id, match_key = excluded.match_key, \
+                     traits = excluded.traits",
                 );
                 builder.build().execute(&mut **tx).await?;
             }
@@ -303,7 +426,10 @@ macro_rules! impl_cohort_sync_store {
                     builder.push_bind(Ts(at));
                     builder.push(" WHERE audience_id = ");
                     builder.push_bind(audience.as_str().to_owned());
-                    builder.push(" AND exited_at IS NULL AND provider_member_id IN (");
+                    builder.push(" AND exited_at IS NULL AND (staged_session IS NULL OR staged_session = \
+                        (SELECT last_session_id FROM audiences WHERE id = ");
+                    builder.push_bind(audience.as_str().to_owned());
+                    builder.push(")) AND provider_member_id IN (");
                     let mut ids = builder.separated(", ");
                     for id in chunk {
                         ids.push_bind(id.clone());
@@ -350,13 +476,7 @@ macro_rules! impl_cohort_sync_store {
                 .fetch_all(&mut *tx)
                 .await?;
                 for old in superseded {
-                    for table in ["sync_staging", "sync_staged_members"] {
-                        sqlx::query(&format!("DELETE FROM {table} WHERE audience_id = $1 AND session_id = $2"))
-                            .bind(audience.as_str())
-                            .bind(&old)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    discard_session(&mut tx, audience, &old).await?;
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
@@ -372,28 +492,7 @@ macro_rules! impl_cohort_sync_store {
                 .await?
                 .rows_affected();
                 if inserted == 1 {
-                    let unique = crate::shared_cohort_sync::dedupe(members);
-                    for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
-                        let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
-                            "INSERT INTO sync_staged_members (audience_id, session_id, provider_member_id, \
-                             reference_id, match_key, traits) ",
-                        );
-                        builder.push_values(chunk, |mut row, member| {
-                            row.push_bind(audience.as_str().to_owned())
-                                .push_bind(session_id.to_owned())
-                                .push_bind(member.provider_member_id.clone())
-                                .push_bind(member.reference_id.clone())
-                                .push_bind(member.match_key().to_owned())
-                                .push_bind(serde_json::Value::Object(member.traits.clone()).to_string());
-                        });
-                        // A member listed on two pages of one session counts once (last wins).
-                        builder.push(
-                            " ON CONFLICT (audience_id, session_id, provider_member_id) DO UPDATE SET \
-                             reference_id = excluded.reference_id, match_key = excluded.match_key, \
-                             traits = excluded.traits",
-                        );
-                        builder.build().execute(&mut *tx).await?;
-                    }
+                    stage_members(&mut tx, audience, session_id, members, at).await?;
                 }
                 let received: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2",
@@ -415,8 +514,13 @@ macro_rules! impl_cohort_sync_store {
                 let mut tx = self.begin().await?;
                 lock_audience(&mut tx, audience).await?;
                 let before = active_members(&mut tx, audience).await?;
-                // One set-based statement, however large the cohort: nothing passes
-                // through this process's memory.
+                let previous: Option<String> =
+                    sqlx::query_scalar("SELECT last_session_id FROM audiences WHERE id = $1")
+                        .bind(audience.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                // Members that were current already take their staged copy; one set-based
+                // statement, nothing passes through this process's memory.
                 sqlx::query(
                     "INSERT INTO audience_members
                         (audience_id, provider_member_id, reference_id, match_key, traits, entered_at, last_session)
@@ -427,35 +531,55 @@ macro_rules! impl_cohort_sync_store {
                         traits = excluded.traits,
                         entered_at = CASE WHEN audience_members.exited_at IS NULL
                             THEN audience_members.entered_at ELSE excluded.entered_at END,
-                        exited_at = NULL, last_session = excluded.last_session",
+                        exited_at = NULL, last_session = excluded.last_session, staged_session = NULL",
                 )
                 .bind(audience.as_str())
                 .bind(session_id)
                 .bind(Ts(at))
                 .execute(&mut *tx)
                 .await?;
-                let removed = sqlx::query(
-                    "UPDATE audience_members SET exited_at = $3
-                     WHERE audience_id = $1 AND exited_at IS NULL
-                       AND (last_session IS NULL OR last_session <> $2)",
-                )
-                .bind(audience.as_str())
-                .bind(session_id)
-                .bind(Ts(at))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected() as i64;
-                for table in ["sync_staging", "sync_staged_members"] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE audience_id = $1"))
-                        .bind(audience.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+                // Current members the session did not list exit (none to look for when the
+                // audience had no current members).
+                let removed = if before == 0 {
+                    0
+                } else {
+                    sqlx::query(
+                        "UPDATE audience_members SET exited_at = $3
+                         WHERE audience_id = $1 AND exited_at IS NULL
+                           AND (staged_session IS NULL OR staged_session = $4)
+                           AND (last_session IS NULL OR last_session <> $2)",
+                    )
+                    .bind(audience.as_str())
+                    .bind(session_id)
+                    .bind(Ts(at))
+                    .bind(previous.as_deref())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected() as i64
+                };
+                // The previous session's rows stop counting through it: they become plain
+                // rows before the audience switches to this session's.
+                if let Some(previous) = previous.as_deref() {
+                    sqlx::query(
+                        "UPDATE audience_members SET staged_session = NULL
+                         WHERE audience_id = $1 AND staged_session = $2",
+                    )
+                    .bind(audience.as_str())
+                    .bind(previous)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 sqlx::query("UPDATE audiences SET last_session_id = $2 WHERE id = $1")
                     .bind(audience.as_str())
                     .bind(session_id)
                     .execute(&mut *tx)
                     .await?;
+                for table in ["sync_staging", "sync_staged_members"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE audience_id = $1"))
+                        .bind(audience.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let change = finish_change(&mut tx, audience, before, removed, at).await?;
                 tx.commit().await?;
                 Ok(change)
@@ -483,20 +607,21 @@ macro_rules! impl_cohort_sync_store {
 
             async fn delete_stale_staging(&self, before: DateTime<Utc>) -> Result<u64, $crate::StoreError> {
                 let mut tx = self.begin().await?;
-                let done = sqlx::query("DELETE FROM sync_staging WHERE received_at < $1")
-                    .bind(Ts(before))
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "DELETE FROM sync_staged_members WHERE NOT EXISTS (
-                        SELECT 1 FROM sync_staging s
-                        WHERE s.audience_id = sync_staged_members.audience_id
-                          AND s.session_id = sync_staged_members.session_id)",
+                // A session is stale when its latest page is.
+                let stale: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT audience_id, session_id FROM sync_staging
+                     GROUP BY audience_id, session_id HAVING MAX(received_at) < $1",
                 )
-                .execute(&mut *tx)
+                .bind(Ts(before))
+                .fetch_all(&mut *tx)
                 .await?;
+                let mut pages = 0;
+                for (audience, session) in stale {
+                    let audience = AudienceId::from_string(audience);
+                    pages += discard_session(&mut tx, &audience, &session).await?;
+                }
                 tx.commit().await?;
-                Ok(done.rows_affected())
+                Ok(pages)
             }
 
             async fn audience_members(
@@ -505,12 +630,15 @@ macro_rules! impl_cohort_sync_store {
                 include_exited: bool,
                 page: &$crate::PageRequest,
             ) -> Result<$crate::Page<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
-                let rows: Vec<AudienceMemberRow> = sqlx::query_as(
+                let sql = format!(
                     "SELECT provider_member_id, reference_id, traits, entered_at, exited_at
                      FROM audience_members
                      WHERE audience_id = $1 AND ($2 OR exited_at IS NULL) AND provider_member_id > $3
+                       AND {}
                      ORDER BY provider_member_id LIMIT $4",
-                )
+                    crate::shared_cohort_sync::COUNTS
+                );
+                let rows: Vec<AudienceMemberRow> = sqlx::query_as(&sql)
                 .bind(audience.as_str())
                 .bind(include_exited)
                 .bind(page.starting_after.as_deref().unwrap_or(""))
@@ -535,15 +663,17 @@ macro_rules! impl_cohort_sync_store {
             ) -> Result<Vec<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
                 // Two index seeks (by provider id, by match key); written as one `OR`, SQLite
                 // walked the audience's whole key range instead.
-                let rows: Vec<AudienceMemberRow> = sqlx::query_as(
+                let sql = format!(
                     "SELECT * FROM (
                         SELECT provider_member_id, reference_id, traits, entered_at, exited_at
-                        FROM audience_members WHERE audience_id = $1 AND provider_member_id = $2
+                        FROM audience_members WHERE audience_id = $1 AND provider_member_id = $2 AND {counts}
                         UNION
                         SELECT provider_member_id, reference_id, traits, entered_at, exited_at
-                        FROM audience_members WHERE match_key = $2 AND audience_id = $1
+                        FROM audience_members WHERE match_key = $2 AND audience_id = $1 AND {counts}
                      ) AS found ORDER BY provider_member_id",
-                )
+                    counts = crate::shared_cohort_sync::COUNTS
+                );
+                let rows: Vec<AudienceMemberRow> = sqlx::query_as(&sql)
                 .bind(audience.as_str())
                 .bind(id)
                 .fetch_all(self.reader())
