@@ -3,8 +3,12 @@
 //! Parsing also filters traits: only JSON primitives, only allowlisted keys, and the
 //! contact fields (email, names, phone) only when explicitly allowlisted.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 /// What a delivery asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,21 +85,143 @@ pub struct PayloadError(pub String);
 pub const MAX_TOTAL_PAGES: u32 = 100_000;
 
 #[derive(Deserialize)]
-struct RawDelivery {
+struct RawDelivery<'a> {
     action: Option<String>,
-    parameters: Option<RawParameters>,
+    #[serde(borrow)]
+    parameters: Option<RawParameters<'a>>,
 }
 
 #[derive(Deserialize)]
-struct RawParameters {
+struct RawParameters<'a> {
     mixpanel_project_id: Option<Value>,
     mixpanel_cohort_id: Option<Value>,
     mixpanel_cohort_name: Option<String>,
     mixpanel_cohort_description: Option<String>,
     mixpanel_session_id: Option<Value>,
     page_info: Option<RawPageInfo>,
-    #[serde(default)]
-    members: Option<Vec<Map<String, Value>>>,
+    #[serde(default, borrow)]
+    members: Option<Vec<RawMember<'a>>>,
+}
+
+/// One member's fields in arrival order, borrowed from the body where JSON allows it (no
+/// escapes): a page of 1000 members is read without a map or a string per field. Nested
+/// values are skipped, as traits are primitives.
+struct RawMember<'a>(Vec<(Cow<'a, str>, Field<'a>)>);
+
+enum Field<'a> {
+    Text(Cow<'a, str>),
+    Number(Number),
+    Bool(bool),
+    /// `null`, an array or an object.
+    Other,
+}
+
+impl Field<'_> {
+    /// An id: a non-blank string (trimmed) or a number.
+    fn id_text(&self) -> Option<String> {
+        match self {
+            Field::Text(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Field::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn into_value(self) -> Option<Value> {
+        match self {
+            Field::Text(s) => Some(Value::String(s.into_owned())),
+            Field::Number(n) => Some(Value::Number(n)),
+            Field::Bool(b) => Some(Value::Bool(b)),
+            Field::Other => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawMember<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = RawMember<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a member object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Text(key)) = map.next_key()? {
+                    let FieldOf(value) = map.next_value()?;
+                    fields.push((key, value));
+                }
+                Ok(RawMember(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A string borrowed from the body when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl<'de> Visitor<'de> for Key {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(Key).map(Text)
+    }
+}
+
+/// A field's value, strings borrowed like [`Text`].
+struct FieldOf<'a>(Field<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FieldOf<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Any;
+        impl<'de> Visitor<'de> for Any {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Field::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Field::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Field::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Field::Number(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Field::Number(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Number::from_f64(v).map_or(Field::Other, Field::Number))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+        }
+        deserializer.deserialize_any(Any).map(FieldOf)
+    }
 }
 
 #[derive(Deserialize)]
@@ -197,28 +323,36 @@ pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery,
 
 fn member_of(
     index: usize,
-    mut fields: Map<String, Value>,
+    RawMember(fields): RawMember<'_>,
     allowlist: &[String],
 ) -> Result<SyncedMember, PayloadError> {
-    let provider_member_id = fields
-        .remove("mixpanel_distinct_id")
-        .as_ref()
-        .and_then(id_text)
+    // A key given twice counts with its last value, as in a JSON object read into a map.
+    let last = |name: &str| fields.iter().rposition(|(key, _)| key == name);
+    let provider_member_id = last("mixpanel_distinct_id")
+        .and_then(|i| fields[i].1.id_text())
         .ok_or_else(|| bad(format!("members[{index}] has no mixpanel_distinct_id.")))?;
-    let reference_id = fields
-        .remove("reference_id")
-        .or_else(|| fields.remove("$reference_id"))
-        .as_ref()
-        .and_then(id_text);
-    let traits = fields
-        .into_iter()
+    // `$reference_id` stands in only when there is no `reference_id` key at all.
+    let reference_key = if last("reference_id").is_some() {
+        "reference_id"
+    } else {
+        "$reference_id"
+    };
+    let reference_id = last(reference_key).and_then(|i| fields[i].1.id_text());
+    let mut traits = Map::new();
+    for (key, value) in fields {
         // Only allowlisted keys survive, so the contact fields Mixpanel always sends
         // (email, first_name, last_name, phone_number) are dropped unless named there.
-        .filter(|(key, value)| {
-            matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
-                && allowlist.iter().any(|k| k == key)
-        })
-        .collect();
+        if key == "mixpanel_distinct_id" || key == reference_key {
+            continue;
+        }
+        if !allowlist.iter().any(|k| *k == key) {
+            continue;
+        }
+        match value.into_value() {
+            Some(value) => traits.insert(key.into_owned(), value),
+            None => traits.remove(key.as_ref()),
+        };
+    }
     Ok(SyncedMember {
         provider_member_id,
         reference_id,
@@ -296,6 +430,64 @@ mod tests {
         let keys: Vec<&str> = some.members[0].traits.keys().map(String::as_str).collect();
         assert_eq!(keys, ["email", "plan", "score"]);
         assert_eq!(some.members[0].match_key(), "u");
+    }
+
+    #[test]
+    fn members_are_read_alike_however_their_json_is_spelled() {
+        // Escapes in keys and values, a repeated key (the last counts), `$reference_id` when
+        // there is no `reference_id`, numbers and booleans as traits, ids with whitespace.
+        let body = r#"{"action": "add_members", "parameters": {"mixpanel_project_id": 1,
+            "mixpanel_cohort_id": 2, "members": [
+              {"mixpanel_distinct_id": " u1 ", "pl\u0061n": "pr\"o", "plan": "team", "score": 2.5,
+               "vip": true, "$reference_id": 7},
+              {"mixpanel_distinct_id": 9, "reference_id": "app-9", "$reference_id": "x",
+               "tags": ["a"], "score": {"nested": [1, {"deep": null}]}},
+              {"mixpanel_distinct_id": "u3", "reference_id": null, "$reference_id": "ignored"}
+            ]}}"#;
+        let allowlist = ["plan", "score", "vip", "$reference_id"].map(String::from);
+        let delivery = parse_delivery(body.as_bytes(), &allowlist).unwrap();
+        let [first, second, third] = &delivery.members[..] else {
+            panic!("three members: {:?}", delivery.members);
+        };
+        assert_eq!(first.provider_member_id, "u1");
+        assert_eq!(first.reference_id.as_deref(), Some("7"));
+        assert_eq!(
+            Value::Object(first.traits.clone()),
+            json!({"plan": "team", "score": 2.5, "vip": true})
+        );
+        assert_eq!(
+            (
+                second.provider_member_id.as_str(),
+                second.reference_id.as_deref()
+            ),
+            ("9", Some("app-9"))
+        );
+        assert_eq!(
+            Value::Object(second.traits.clone()),
+            json!({"$reference_id": "x"})
+        );
+        assert_eq!(
+            (
+                third.provider_member_id.as_str(),
+                third.reference_id.as_deref()
+            ),
+            ("u3", None)
+        );
+        assert_eq!(
+            Value::Object(third.traits.clone()),
+            json!({"$reference_id": "ignored"})
+        );
+
+        let escaped = r#"{"action": "add_members", "parameters": {"mixpanel_project_id": 1,
+            "mixpanel_cohort_id": 2, "members": [{"mixpanel_distinct_id": "a\nb", "plan": "\u00e9"}]}}"#;
+        let delivery = parse_delivery(escaped.as_bytes(), &allowlist).unwrap();
+        assert_eq!(delivery.members[0].provider_member_id, "a\nb");
+        assert_eq!(delivery.members[0].traits["plan"], "é");
+
+        let not_an_object = r#"{"action": "add_members", "parameters": {"mixpanel_project_id": 1,
+            "mixpanel_cohort_id": 2, "members": ["u1"]}}"#;
+        let error = parse_delivery(not_an_object.as_bytes(), &allowlist).unwrap_err();
+        assert!(error.0.contains("not valid JSON"), "{error}");
     }
 
     #[test]
