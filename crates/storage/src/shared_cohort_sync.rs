@@ -452,31 +452,36 @@ macro_rules! impl_cohort_sync_store {
                 at: DateTime<Utc>,
             ) -> Result<(bool, i64), $crate::StoreError> {
                 let mut tx = self.begin().await?;
-                lock_audience(&mut tx, audience).await?;
-                // Mixpanel delivers at least once: a page of the session already applied
-                // is a duplicate, not the start of a new session.
-                let applied: Option<String> =
-                    sqlx::query_scalar("SELECT last_session_id FROM audiences WHERE id = $1")
-                        .bind(audience.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .flatten();
+                // Takes the audience's lock (see `lock_audience`) and reads its applied
+                // session in one statement. Mixpanel delivers at least once: a page of the
+                // session already applied is a duplicate, not the start of a new session.
+                let applied: Option<String> = sqlx::query_scalar(
+                    "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING last_session_id",
+                )
+                .bind(audience.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .flatten();
                 if applied.as_deref() == Some(session_id) {
                     tx.commit().await?;
                     return Ok((true, total_pages));
                 }
-                // A newer session supersedes whatever an older one left unfinished. The
-                // page index is small; members are deleted by exact session (an index seek),
-                // never by scanning this session's own rows.
-                let superseded: Vec<String> = sqlx::query_scalar(
-                    "SELECT DISTINCT session_id FROM sync_staging WHERE audience_id = $1 AND session_id <> $2",
+                // The pages received so far, by session: this session's count, and the
+                // sessions it supersedes (whatever an older one left unfinished). The page
+                // index is small; members are deleted by exact session.
+                let sessions: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT session_id, COUNT(*) FROM sync_staging WHERE audience_id = $1 GROUP BY session_id",
                 )
                 .bind(audience.as_str())
-                .bind(session_id)
                 .fetch_all(&mut *tx)
                 .await?;
-                for old in superseded {
-                    discard_session(&mut tx, audience, &old).await?;
+                let mut received = 0;
+                for (other, pages) in sessions {
+                    if other == session_id {
+                        received = pages;
+                    } else {
+                        discard_session(&mut tx, audience, &other).await?;
+                    }
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
@@ -494,15 +499,8 @@ macro_rules! impl_cohort_sync_store {
                 if inserted == 1 {
                     stage_members(&mut tx, audience, session_id, members, at).await?;
                 }
-                let received: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2",
-                )
-                .bind(audience.as_str())
-                .bind(session_id)
-                .fetch_one(&mut *tx)
-                .await?;
                 tx.commit().await?;
-                Ok((inserted == 0, received))
+                Ok((inserted == 0, received + inserted as i64))
             }
 
             async fn apply_sync_session(

@@ -188,7 +188,11 @@ pub async fn receive(
         return Err(Refusal::new(401, "Basic Auth credentials were rejected by UserJourneys. Copy the username and the current secret from UserJourneys (Mixpanel → Cohort sync) into this destination."));
     }
     let project = config.project_id;
-    let allowlist = store.trait_allowlist(&project).await?;
+    // Both are needed for any delivery we accept; read at once on two connections.
+    let (allowlist, connection) = tokio::try_join!(
+        store.trait_allowlist(&project),
+        store.mixpanel_connection(&project)
+    )?;
     let delivery = match parse_delivery(body, &allowlist) {
         Ok(delivery) => delivery,
         Err(error) => {
@@ -196,7 +200,6 @@ pub async fn receive(
             return Err(Refusal::new(400, error.0));
         }
     };
-    let connection = store.mixpanel_connection(&project).await?;
     let connected = connection.as_ref().map(|c| &c.connection);
     if connected.is_none_or(|c| c.mixpanel_project_id != delivery.mixpanel_project_id) {
         let message = match connected {
