@@ -129,7 +129,8 @@ struct DestinationState {
 
 /// The membership Mixpanel remembers after a successful sync, to diff the next run against.
 struct Snapshot {
-    members: BTreeMap<String, Arc<Member>>,
+    /// Sorted by distinct id, each once.
+    members: Vec<Arc<Member>>,
     taken_at: DateTime<Utc>,
     /// Set by [`Sender::expire_snapshot`]: counts as older than the TTL.
     expired: bool,
@@ -208,7 +209,7 @@ impl Sender {
             state.paused.is_none().then(|| {
                 Plan::new(
                     &cohort.members,
-                    fresh.map(|s| &s.members),
+                    fresh.map(|s| &s.members[..]),
                     self.settings.page_size,
                 )
             })

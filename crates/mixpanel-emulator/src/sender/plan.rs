@@ -1,6 +1,6 @@
 //! Working out what one run sends: full `members` pages, or diff batches.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -18,8 +18,9 @@ pub(super) struct Plan {
     pub(super) batches: Vec<Batch>,
     pub(super) added: usize,
     pub(super) removed: usize,
-    /// The membership to remember once every batch is delivered.
-    pub(super) current: BTreeMap<String, Arc<Member>>,
+    /// The membership to remember once every batch is delivered: sorted by distinct id,
+    /// each once.
+    pub(super) current: Vec<Arc<Member>>,
 }
 
 pub(super) struct Batch {
@@ -51,17 +52,27 @@ impl Plan {
     /// cohort's order; a repeated distinct id counts once (its first occurrence).
     pub(super) fn new(
         members: &[Arc<Member>],
-        previous: Option<&BTreeMap<String, Arc<Member>>>,
+        previous: Option<&[Arc<Member>]>,
         page_size: usize,
     ) -> Self {
-        let mut current = BTreeMap::new();
-        let mut unique = Vec::new();
-        for member in members {
-            if !current.contains_key(&member.distinct_id) {
-                current.insert(member.distinct_id.clone(), Arc::clone(member));
-                unique.push(Arc::clone(member));
-            }
-        }
+        // The emulator's cohorts come sorted by distinct id, each once: nothing to dedupe
+        // or sort then (a million members are not copied into a map).
+        let sorted = members
+            .windows(2)
+            .all(|pair| pair[0].distinct_id < pair[1].distinct_id);
+        let (unique, current) = if sorted {
+            (members.to_vec(), members.to_vec())
+        } else {
+            let mut seen = HashSet::new();
+            let unique: Vec<Arc<Member>> = members
+                .iter()
+                .filter(|member| seen.insert(member.distinct_id.as_str()))
+                .cloned()
+                .collect();
+            let mut current = unique.clone();
+            current.sort_by(|a, b| a.distinct_id.cmp(&b.distinct_id));
+            (unique, current)
+        };
         let Some(previous) = previous else {
             return Plan {
                 full: true,
@@ -73,11 +84,11 @@ impl Plan {
         };
         let entered: Vec<Arc<Member>> = unique
             .into_iter()
-            .filter(|member| !previous.contains_key(&member.distinct_id))
+            .filter(|member| !contains(previous, &member.distinct_id))
             .collect();
         let left: Vec<Arc<Member>> = previous
-            .values()
-            .filter(|member| !current.contains_key(&member.distinct_id))
+            .iter()
+            .filter(|member| !contains(&current, &member.distinct_id))
             .cloned()
             .collect();
         let (added, removed) = (entered.len(), left.len());
@@ -91,6 +102,13 @@ impl Plan {
             current,
         }
     }
+}
+
+/// Whether members sorted by distinct id hold `id`.
+fn contains(sorted: &[Arc<Member>], id: &str) -> bool {
+    sorted
+        .binary_search_by(|member| member.distinct_id.as_str().cmp(id))
+        .is_ok()
 }
 
 /// Splits members into pages numbered from 1, moving them (a million-member cohort is not
