@@ -17,12 +17,15 @@ pub struct Shared {
     pub scenario: Scenario,
     /// Members are shared with the sender's runs and snapshots: a run of a million-member
     /// cohort copies pointers, not profiles.
-    memberships: Mutex<BTreeMap<(u64, u64), BTreeMap<String, Arc<Member>>>>,
+    memberships: Mutex<BTreeMap<(u64, u64), Cohort>>,
     pub limiter: RateLimiter,
     pub faults: Mutex<Faults>,
     engage_sessions: Mutex<HashMap<String, EngageSession>>,
     pub sender: Sender,
 }
+
+/// A cohort's members by distinct id.
+type Cohort = BTreeMap<String, Arc<Member>>;
 
 /// An Engage query's result list, frozen at page 0 so later pages stay consistent.
 pub struct EngageSession {

@@ -24,7 +24,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     AppEventCount, CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page,
-    PageRequest, RuleStats, Store, StudyStore,
+    PageRequest, RuleStats, Store, StudyStore, SyncPage,
 };
 
 /// Which database a `DATABASE_URL` selects.

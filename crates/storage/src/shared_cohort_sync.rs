@@ -218,6 +218,169 @@ macro_rules! impl_cohort_sync_store {
             Ok(())
         }
 
+        /// Stages one page: whether it was a duplicate, and the session's pages staged now.
+        async fn stage_page(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+            sync_page: &$crate::SyncPage<'_>,
+            at: DateTime<Utc>,
+        ) -> Result<(bool, i64), $crate::StoreError> {
+            let $crate::SyncPage { session_id, page, total_pages, members } = *sync_page;
+            // Takes the audience's lock (see `lock_audience`) and reads its applied
+            // session in one statement. Mixpanel delivers at least once: a page of the
+            // session already applied is a duplicate, not the start of a new session.
+            let applied: Option<String> = sqlx::query_scalar(
+                "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING last_session_id",
+            )
+            .bind(audience.as_str())
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten();
+            if applied.as_deref() == Some(session_id) {
+                return Ok((true, total_pages));
+            }
+            // The pages received so far, by session: this session's count, and the
+            // sessions it supersedes (whatever an older one left unfinished). The page
+            // index is small; members are deleted by exact session.
+            let sessions: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT session_id, COUNT(*) FROM sync_staging WHERE audience_id = $1 GROUP BY session_id",
+            )
+            .bind(audience.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+            let mut received = 0;
+            for (other, pages) in sessions {
+                if other == session_id {
+                    received = pages;
+                } else {
+                    discard_session(tx, audience, &other).await?;
+                }
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (audience_id, session_id, page) DO NOTHING",
+            )
+            .bind(audience.as_str())
+            .bind(session_id)
+            .bind(page)
+            .bind(total_pages)
+            .bind(Ts(at))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                stage_members(tx, audience, session_id, members, at).await?;
+            }
+            Ok((inserted == 0, received + inserted as i64))
+        }
+
+        /// Applies a complete session: the audience's lock is held (its page was just
+        /// staged in this transaction).
+        async fn apply_session(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+            session_id: &str,
+            at: DateTime<Utc>,
+        ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
+            let before = active_members(tx, audience).await?;
+            let previous: Option<String> =
+                sqlx::query_scalar("SELECT last_session_id FROM audiences WHERE id = $1")
+                    .bind(audience.as_str())
+                    .fetch_one(&mut **tx)
+                    .await?;
+            // Members that were current already take their staged copy; one set-based
+            // statement, nothing passes through this process's memory.
+            sqlx::query(
+                "INSERT INTO audience_members
+                    (audience_id, provider_member_id, reference_id, match_key, traits, entered_at, last_session)
+                 SELECT audience_id, provider_member_id, reference_id, match_key, traits, $3, $2
+                 FROM sync_staged_members WHERE audience_id = $1 AND session_id = $2
+                 ON CONFLICT (audience_id, provider_member_id) DO UPDATE SET
+                    reference_id = excluded.reference_id, match_key = excluded.match_key,
+                    traits = excluded.traits,
+                    entered_at = CASE WHEN audience_members.exited_at IS NULL
+                        THEN audience_members.entered_at ELSE excluded.entered_at END,
+                    exited_at = NULL, last_session = excluded.last_session, staged_session = NULL",
+            )
+            .bind(audience.as_str())
+            .bind(session_id)
+            .bind(Ts(at))
+            .execute(&mut **tx)
+            .await?;
+            // Current members the session did not list exit (none to look for when the
+            // audience had no current members).
+            let removed = if before == 0 {
+                0
+            } else {
+                sqlx::query(
+                    "UPDATE audience_members SET exited_at = $3
+                     WHERE audience_id = $1 AND exited_at IS NULL
+                       AND (staged_session IS NULL OR staged_session = $4)
+                       AND (last_session IS NULL OR last_session <> $2)",
+                )
+                .bind(audience.as_str())
+                .bind(session_id)
+                .bind(Ts(at))
+                .bind(previous.as_deref())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected() as i64
+            };
+            // The previous session's rows stop counting through it: they become plain
+            // rows before the audience switches to this session's.
+            if let Some(previous) = previous.as_deref() {
+                sqlx::query(
+                    "UPDATE audience_members SET staged_session = NULL
+                     WHERE audience_id = $1 AND staged_session = $2",
+                )
+                .bind(audience.as_str())
+                .bind(previous)
+                .execute(&mut **tx)
+                .await?;
+            }
+            sqlx::query("UPDATE audiences SET last_session_id = $2 WHERE id = $1")
+                .bind(audience.as_str())
+                .bind(session_id)
+                .execute(&mut **tx)
+                .await?;
+            for table in ["sync_staging", "sync_staged_members"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE audience_id = $1"))
+                    .bind(audience.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            finish_change(tx, audience, before, removed, at).await
+        }
+
+        async fn insert_ledger<'e, E: sqlx::Executor<'e, Database = SyncDb>>(
+            executor: E,
+            project: &ProjectId,
+            e: &uj_domain::audiences::LedgerEntry,
+        ) -> Result<(), $crate::StoreError> {
+            sqlx::query(
+                "INSERT INTO sync_ledger (id, project_id, audience_id, action, session_id, page, total_pages,
+                    members, added, removed, outcome, error, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(e.id.as_str())
+            .bind(project.as_str())
+            .bind(e.audience_id.as_ref().map(|a| a.as_str().to_owned()))
+            .bind(&e.action)
+            .bind(e.session_id.as_deref())
+            .bind(e.page)
+            .bind(e.total_pages)
+            .bind(e.members)
+            .bind(e.added)
+            .bind(e.removed)
+            .bind(e.outcome.as_str())
+            .bind(e.error.as_deref())
+            .bind(Ts(e.received_at))
+            .execute(executor)
+            .await?;
+            Ok(())
+        }
+
         async fn finish_change(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
@@ -442,145 +605,36 @@ macro_rules! impl_cohort_sync_store {
                 Ok(change)
             }
 
-            async fn stage_sync_page(
+            async fn receive_sync_page(
                 &self,
+                project: &ProjectId,
                 audience: &AudienceId,
-                session_id: &str,
-                page: i64,
-                total_pages: i64,
-                members: &[uj_domain::cohort_sync::SyncedMember],
-                at: DateTime<Utc>,
-            ) -> Result<(bool, i64), $crate::StoreError> {
+                page: &$crate::SyncPage<'_>,
+                entry: uj_domain::audiences::LedgerEntry,
+            ) -> Result<uj_domain::audiences::LedgerEntry, $crate::StoreError> {
+                use uj_domain::audiences::{LedgerOutcome, MembershipChange};
+                let at = entry.received_at;
                 let mut tx = self.begin().await?;
-                // Takes the audience's lock (see `lock_audience`) and reads its applied
-                // session in one statement. Mixpanel delivers at least once: a page of the
-                // session already applied is a duplicate, not the start of a new session.
-                let applied: Option<String> = sqlx::query_scalar(
-                    "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING last_session_id",
-                )
-                .bind(audience.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-                .flatten();
-                if applied.as_deref() == Some(session_id) {
-                    tx.commit().await?;
-                    return Ok((true, total_pages));
-                }
-                // The pages received so far, by session: this session's count, and the
-                // sessions it supersedes (whatever an older one left unfinished). The page
-                // index is small; members are deleted by exact session.
-                let sessions: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT session_id, COUNT(*) FROM sync_staging WHERE audience_id = $1 GROUP BY session_id",
-                )
-                .bind(audience.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut received = 0;
-                for (other, pages) in sessions {
-                    if other == session_id {
-                        received = pages;
-                    } else {
-                        discard_session(&mut tx, audience, &other).await?;
-                    }
-                }
-                let inserted = sqlx::query(
-                    "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (audience_id, session_id, page) DO NOTHING",
-                )
-                .bind(audience.as_str())
-                .bind(session_id)
-                .bind(page)
-                .bind(total_pages)
-                .bind(Ts(at))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    stage_members(&mut tx, audience, session_id, members, at).await?;
-                }
-                tx.commit().await?;
-                Ok((inserted == 0, received + inserted as i64))
-            }
-
-            async fn apply_sync_session(
-                &self,
-                audience: &AudienceId,
-                session_id: &str,
-                at: DateTime<Utc>,
-            ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
-                let mut tx = self.begin().await?;
-                lock_audience(&mut tx, audience).await?;
-                let before = active_members(&mut tx, audience).await?;
-                let previous: Option<String> =
-                    sqlx::query_scalar("SELECT last_session_id FROM audiences WHERE id = $1")
-                        .bind(audience.as_str())
-                        .fetch_one(&mut *tx)
-                        .await?;
-                // Members that were current already take their staged copy; one set-based
-                // statement, nothing passes through this process's memory.
-                sqlx::query(
-                    "INSERT INTO audience_members
-                        (audience_id, provider_member_id, reference_id, match_key, traits, entered_at, last_session)
-                     SELECT audience_id, provider_member_id, reference_id, match_key, traits, $3, $2
-                     FROM sync_staged_members WHERE audience_id = $1 AND session_id = $2
-                     ON CONFLICT (audience_id, provider_member_id) DO UPDATE SET
-                        reference_id = excluded.reference_id, match_key = excluded.match_key,
-                        traits = excluded.traits,
-                        entered_at = CASE WHEN audience_members.exited_at IS NULL
-                            THEN audience_members.entered_at ELSE excluded.entered_at END,
-                        exited_at = NULL, last_session = excluded.last_session, staged_session = NULL",
-                )
-                .bind(audience.as_str())
-                .bind(session_id)
-                .bind(Ts(at))
-                .execute(&mut *tx)
-                .await?;
-                // Current members the session did not list exit (none to look for when the
-                // audience had no current members).
-                let removed = if before == 0 {
-                    0
+                let (duplicate, received) = stage_page(&mut tx, audience, page, at).await?;
+                let (outcome, change) = if duplicate {
+                    (LedgerOutcome::Duplicate, MembershipChange::default())
+                } else if received >= page.total_pages {
+                    (
+                        LedgerOutcome::Applied,
+                        apply_session(&mut tx, audience, page.session_id, at).await?,
+                    )
                 } else {
-                    sqlx::query(
-                        "UPDATE audience_members SET exited_at = $3
-                         WHERE audience_id = $1 AND exited_at IS NULL
-                           AND (staged_session IS NULL OR staged_session = $4)
-                           AND (last_session IS NULL OR last_session <> $2)",
-                    )
-                    .bind(audience.as_str())
-                    .bind(session_id)
-                    .bind(Ts(at))
-                    .bind(previous.as_deref())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected() as i64
+                    (LedgerOutcome::Staged, MembershipChange::default())
                 };
-                // The previous session's rows stop counting through it: they become plain
-                // rows before the audience switches to this session's.
-                if let Some(previous) = previous.as_deref() {
-                    sqlx::query(
-                        "UPDATE audience_members SET staged_session = NULL
-                         WHERE audience_id = $1 AND staged_session = $2",
-                    )
-                    .bind(audience.as_str())
-                    .bind(previous)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                sqlx::query("UPDATE audiences SET last_session_id = $2 WHERE id = $1")
-                    .bind(audience.as_str())
-                    .bind(session_id)
-                    .execute(&mut *tx)
-                    .await?;
-                for table in ["sync_staging", "sync_staged_members"] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE audience_id = $1"))
-                        .bind(audience.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let change = finish_change(&mut tx, audience, before, removed, at).await?;
+                let entry = uj_domain::audiences::LedgerEntry {
+                    outcome,
+                    added: change.added,
+                    removed: change.removed,
+                    ..entry
+                };
+                insert_ledger(&mut *tx, project, &entry).await?;
                 tx.commit().await?;
-                Ok(change)
+                Ok(entry)
             }
 
             async fn staged_session(
@@ -684,27 +738,7 @@ macro_rules! impl_cohort_sync_store {
                 project: &ProjectId,
                 e: &uj_domain::audiences::LedgerEntry,
             ) -> Result<(), $crate::StoreError> {
-                sqlx::query(
-                    "INSERT INTO sync_ledger (id, project_id, audience_id, action, session_id, page, total_pages,
-                        members, added, removed, outcome, error, received_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(e.id.as_str())
-                .bind(project.as_str())
-                .bind(e.audience_id.as_ref().map(|a| a.as_str().to_owned()))
-                .bind(&e.action)
-                .bind(e.session_id.as_deref())
-                .bind(e.page)
-                .bind(e.total_pages)
-                .bind(e.members)
-                .bind(e.added)
-                .bind(e.removed)
-                .bind(e.outcome.as_str())
-                .bind(e.error.as_deref())
-                .bind(Ts(e.received_at))
-                .execute(self.writer())
-                .await?;
-                Ok(())
+                insert_ledger(self.writer(), project, e).await
             }
 
             async fn sync_ledger(

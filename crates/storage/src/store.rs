@@ -299,26 +299,19 @@ pub trait CohortSyncStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<MembershipChange, StoreError>;
 
-    /// Stages one page of a full-sync session; other sessions' pages of the audience are
-    /// dropped (the newer session supersedes them). Returns whether the page was already
-    /// staged, and how many pages of the session are staged now.
-    async fn stage_sync_page(
+    /// Receives one page of a full-sync session in one transaction: stages it (dropping
+    /// other sessions' unfinished pages of the audience: the newer session supersedes them),
+    /// applies the session when this page completes it (members absent from it exit), and
+    /// records `entry` (received at `entry.received_at`) in the ledger with the outcome and
+    /// the change. A page already staged, or of the session already applied, is a
+    /// duplicate. Returns the entry as recorded.
+    async fn receive_sync_page(
         &self,
+        project: &ProjectId,
         audience: &AudienceId,
-        session_id: &str,
-        page: i64,
-        total_pages: i64,
-        members: &[SyncedMember],
-        at: DateTime<Utc>,
-    ) -> Result<(bool, i64), StoreError>;
-    /// Replaces the audience's membership with the complete staged session, atomically,
-    /// reading one page at a time; members absent from it exit.
-    async fn apply_sync_session(
-        &self,
-        audience: &AudienceId,
-        session_id: &str,
-        at: DateTime<Utc>,
-    ) -> Result<MembershipChange, StoreError>;
+        page: &SyncPage<'_>,
+        entry: LedgerEntry,
+    ) -> Result<LedgerEntry, StoreError>;
     async fn staged_session(
         &self,
         audience: &AudienceId,
@@ -356,6 +349,16 @@ pub trait CohortSyncStore: Send + Sync {
         audience: Option<&AudienceId>,
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, StoreError>;
+}
+
+/// One page of a full-sync (`members`) session.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncPage<'a> {
+    pub session_id: &'a str,
+    /// 1-based.
+    pub page: i64,
+    pub total_pages: i64,
+    pub members: &'a [SyncedMember],
 }
 
 /// Studies and their launch rules, scoped by project.

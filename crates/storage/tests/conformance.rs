@@ -795,6 +795,44 @@ fn members(ids: &[&str]) -> Vec<SyncedMember> {
     ids.iter().map(|id| synced(id, None)).collect()
 }
 
+/// Receives page `page` of `total` of full-sync session `session` at `at`: the ledger entry.
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    store: &Arc<dyn Store>,
+    project: &ProjectId,
+    audience: &uj_domain::ids::AudienceId,
+    session: &str,
+    page: i64,
+    total: i64,
+    members: &[SyncedMember],
+    at: chrono::DateTime<Utc>,
+) -> LedgerEntry {
+    let entry = LedgerEntry {
+        id: LedgerEntryId::generate(),
+        audience_id: Some(audience.clone()),
+        action: "members".into(),
+        session_id: Some(session.into()),
+        page: Some(page),
+        total_pages: Some(total),
+        members: members.len() as i64,
+        added: 0,
+        removed: 0,
+        outcome: LedgerOutcome::Staged,
+        error: None,
+        received_at: at,
+    };
+    let sync_page = uj_storage::SyncPage {
+        session_id: session,
+        page,
+        total_pages: total,
+        members,
+    };
+    store
+        .receive_sync_page(project, audience, &sync_page, entry)
+        .await
+        .unwrap()
+}
+
 async fn current(store: &Arc<dyn Store>, audience: &uj_domain::ids::AudienceId) -> Vec<String> {
     let page = PageRequest {
         limit: 100,
@@ -1008,35 +1046,37 @@ async fn a_full_session_replaces_membership_only_once_complete(
         .await
         .unwrap();
 
+    let first = receive(
+        &store,
+        &shop,
+        &audience,
+        "s1",
+        2,
+        3,
+        &members(&["c", "d"]),
+        t0,
+    )
+    .await;
+    assert_eq!(first.outcome, LedgerOutcome::Staged);
+    let again = receive(
+        &store,
+        &shop,
+        &audience,
+        "s1",
+        2,
+        3,
+        &members(&["c", "d"]),
+        t0,
+    )
+    .await;
     assert_eq!(
-        store
-            .stage_sync_page(&audience, "s1", 2, 3, &members(&["c", "d"]), t0)
-            .await
-            .unwrap(),
-        (false, 1)
-    );
-    assert_eq!(
-        store
-            .stage_sync_page(&audience, "s1", 2, 3, &members(&["c", "d"]), t0)
-            .await
-            .unwrap(),
-        (true, 1),
+        again.outcome,
+        LedgerOutcome::Duplicate,
         "a repeated page is a duplicate"
     );
-    assert_eq!(
-        store
-            .stage_sync_page(
-                &audience,
-                "s1",
-                1,
-                3,
-                &[synced("keep", Some("app-keep")), synced("b", None)],
-                t0
-            )
-            .await
-            .unwrap(),
-        (false, 2)
-    );
+    let listed = [synced("keep", Some("app-keep")), synced("b", None)];
+    let second = receive(&store, &shop, &audience, "s1", 1, 3, &listed, t0).await;
+    assert_eq!(second.outcome, LedgerOutcome::Staged);
     assert_eq!(
         current(&store, &audience).await,
         ["keep", "old1"],
@@ -1048,18 +1088,43 @@ async fn a_full_session_replaces_membership_only_once_complete(
         ("s1", vec![3])
     );
 
+    let t1 = t0 + Duration::minutes(1);
+    let last = receive(&store, &shop, &audience, "s1", 3, 3, &members(&["e"]), t1).await;
+    assert_eq!(
+        (last.outcome, last.added, last.removed),
+        (LedgerOutcome::Applied, 4, 1),
+        "the last page applies the session"
+    );
     assert_eq!(
         store
-            .stage_sync_page(&audience, "s1", 3, 3, &members(&["e"]), t0)
+            .audience(&shop, &audience)
             .await
-            .unwrap(),
-        (false, 3)
+            .unwrap()
+            .unwrap()
+            .member_count,
+        5
     );
-    let t1 = t0 + Duration::minutes(1);
-    let change = store.apply_sync_session(&audience, "s1", t1).await.unwrap();
+    let ledger = store
+        .sync_ledger(
+            &shop,
+            Some(&audience),
+            &PageRequest {
+                limit: 10,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let outcomes: Vec<LedgerOutcome> = ledger.items.iter().map(|e| e.outcome).collect();
     assert_eq!(
-        (change.added, change.removed, change.member_count),
-        (4, 1, 5)
+        outcomes,
+        [
+            LedgerOutcome::Applied,
+            LedgerOutcome::Staged,
+            LedgerOutcome::Duplicate,
+            LedgerOutcome::Staged
+        ],
+        "every page is in the ledger, newest first"
     );
     assert_eq!(
         current(&store, &audience).await,
@@ -1143,17 +1208,24 @@ async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
         .add_audience_members(&audience, &members(&["kept", "leaves"]), t0)
         .await
         .unwrap();
-    let stage = |session: &'static str, page: i64, total: i64, ids: &'static [&'static str]| {
-        let (store, audience) = (store.clone(), audience.clone());
+    let stage = |session: &'static str, page: i64, total: i64, ids: &'static [&'static str], at| {
+        let (store, shop, audience) = (store.clone(), shop.clone(), audience.clone());
         async move {
-            store
-                .stage_sync_page(&audience, session, page, total, &members(ids), t0)
-                .await
-                .unwrap()
+            receive(
+                &store,
+                &shop,
+                &audience,
+                session,
+                page,
+                total,
+                &members(ids),
+                at,
+            )
+            .await
         }
     };
 
-    stage("s1", 1, 2, &["kept", "new"]).await;
+    stage("s1", 1, 2, &["kept", "new"], t0).await;
     assert_eq!(
         seen(&store, &shop, &audience, "new").await,
         (false, false, false, false, 2),
@@ -1165,13 +1237,12 @@ async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
     );
     // A newer session supersedes s1: what s1 staged never shows, not even once the newer
     // session completes.
-    stage("s2", 1, 2, &["kept", "other"]).await;
-    stage("s2", 2, 2, &["third"]).await;
+    stage("s2", 1, 2, &["kept", "other"], t0).await;
     let t1 = t0 + Duration::minutes(1);
-    let change = store.apply_sync_session(&audience, "s2", t1).await.unwrap();
+    let applied = stage("s2", 2, 2, &["third"], t1).await;
     assert_eq!(
-        (change.added, change.removed, change.member_count),
-        (2, 1, 3)
+        (applied.outcome, applied.added, applied.removed),
+        (LedgerOutcome::Applied, 2, 1)
     );
     assert_eq!(
         seen(&store, &shop, &audience, "new").await,
@@ -1195,7 +1266,7 @@ async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
 
     // The next full sync: members of the previous one stay, keep their entry time, or exit;
     // an unfinished session's member stays unseen after its staging went stale.
-    stage("s3", 1, 2, &["kept", "third", "staged"]).await;
+    stage("s3", 1, 2, &["kept", "third", "staged"], t0).await;
     assert_eq!(
         seen(&store, &shop, &audience, "staged").await,
         (false, false, false, false, 3)
@@ -1204,12 +1275,11 @@ async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
         .delete_stale_staging(t1 + Duration::seconds(1))
         .await
         .unwrap();
-    stage("s4", 1, 1, &["kept", "third"]).await;
     let t2 = t1 + Duration::minutes(1);
-    let change = store.apply_sync_session(&audience, "s4", t2).await.unwrap();
+    let applied = stage("s4", 1, 1, &["kept", "third"], t2).await;
     assert_eq!(
-        (change.added, change.removed, change.member_count),
-        (0, 1, 2)
+        (applied.outcome, applied.added, applied.removed),
+        (LedgerOutcome::Applied, 0, 1)
     );
     assert_eq!(
         seen(&store, &shop, &audience, "staged").await,
@@ -1246,29 +1316,29 @@ async fn a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes(
         .await
         .unwrap()
         .id;
-    store
-        .stage_sync_page(&audience, "old", 1, 2, &members(&["x"]), t0)
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .stage_sync_page(&audience, "new", 1, 1, &members(&["y"]), t0)
-            .await
-            .unwrap(),
-        (false, 1)
-    );
+    receive(&store, &shop, &audience, "old", 1, 2, &members(&["x"]), t0).await;
+    let newer = receive(&store, &shop, &audience, "new", 1, 2, &members(&["y"]), t0).await;
+    assert_eq!(newer.outcome, LedgerOutcome::Staged);
     let staged = store.staged_session(&audience).await.unwrap().unwrap();
-    assert_eq!(staged.session_id, "new");
-    store
-        .apply_sync_session(&audience, "new", t0)
-        .await
-        .unwrap();
+    assert_eq!(
+        (staged.session_id.as_str(), staged.missing_pages()),
+        ("new", vec![2])
+    );
+    let last = receive(&store, &shop, &audience, "new", 2, 2, &[], t0).await;
+    assert_eq!(last.outcome, LedgerOutcome::Applied);
     assert_eq!(current(&store, &audience).await, ["y"]);
 
-    store
-        .stage_sync_page(&audience, "later", 1, 2, &members(&["z"]), t0)
-        .await
-        .unwrap();
+    receive(
+        &store,
+        &shop,
+        &audience,
+        "later",
+        1,
+        2,
+        &members(&["z"]),
+        t0,
+    )
+    .await;
     assert_eq!(
         store
             .delete_stale_staging(t0 - Duration::hours(1))

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
+use uj_domain::audiences::{LedgerEntry, LedgerOutcome};
 use uj_domain::cohort_sync::SyncedMember;
+use uj_domain::ids::LedgerEntryId;
 use uj_storage::testing::TestDatabase;
 use uj_storage::{PageRequest, Store};
 
@@ -76,27 +78,42 @@ async fn deliver(before: Vec<String>, snapshot: Vec<String>, page_size: usize, o
     let mut received = BTreeSet::new();
     let mut applied = false;
     for index in order.into_iter().map(|i| i % pages.len()) {
-        let (duplicate, count) = store
-            .stage_sync_page(
-                &audience,
-                "session",
-                index as i64 + 1,
-                total,
-                &pages[index],
-                now,
-            )
+        let entry = LedgerEntry {
+            id: LedgerEntryId::generate(),
+            audience_id: Some(audience.clone()),
+            action: "members".into(),
+            session_id: Some("session".into()),
+            page: Some(index as i64 + 1),
+            total_pages: Some(total),
+            members: pages[index].len() as i64,
+            added: 0,
+            removed: 0,
+            outcome: LedgerOutcome::Staged,
+            error: None,
+            received_at: now,
+        };
+        let page = uj_storage::SyncPage {
+            session_id: "session",
+            page: index as i64 + 1,
+            total_pages: total,
+            members: &pages[index],
+        };
+        let outcome = store
+            .receive_sync_page(&project.id, &audience, &page, entry)
             .await
-            .unwrap();
+            .unwrap()
+            .outcome;
+        let first_time = received.insert(index);
         assert_eq!(
-            duplicate,
-            !received.insert(index),
+            outcome == LedgerOutcome::Duplicate,
+            !first_time,
             "a page is a duplicate exactly when seen before"
         );
-        if !applied && count == total {
-            store
-                .apply_sync_session(&audience, "session", now)
-                .await
-                .unwrap();
+        if outcome == LedgerOutcome::Applied {
+            assert!(
+                !applied && received.len() == pages.len(),
+                "applied once, by the page that completes the session"
+            );
             applied = true;
         } else if !applied {
             assert_eq!(

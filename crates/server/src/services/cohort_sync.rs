@@ -10,7 +10,7 @@ use uj_domain::audiences::{CohortSyncConfig, LedgerEntry, LedgerOutcome, Members
 use uj_domain::cohort_sync::{parse_delivery, SyncAction, SyncDelivery};
 use uj_domain::ids::{LedgerEntryId, ProjectId};
 use uj_domain::keys::{token_hash, NewToken};
-use uj_storage::StoreError;
+use uj_storage::{StoreError, SyncPage};
 
 use super::ServiceError;
 use crate::state::AppState;
@@ -240,6 +240,22 @@ async fn reject(
     Ok(())
 }
 
+/// Records an applied diff in the ledger.
+async fn record(
+    store: &dyn uj_storage::Store,
+    project: &ProjectId,
+    entry: LedgerEntry,
+    change: MembershipChange,
+) -> Result<LedgerEntry, StoreError> {
+    let entry = LedgerEntry {
+        added: change.added,
+        removed: change.removed,
+        ..entry
+    };
+    store.record_sync(project, &entry).await?;
+    Ok(entry)
+}
+
 async fn apply(
     state: &AppState,
     project: &ProjectId,
@@ -256,57 +272,6 @@ async fn apply(
             now,
         )
         .await?;
-    let (outcome, change) = match delivery.action {
-        SyncAction::AddMembers => (
-            LedgerOutcome::Applied,
-            store
-                .add_audience_members(&audience.id, &delivery.members, now)
-                .await?,
-        ),
-        SyncAction::RemoveMembers => {
-            let ids: Vec<String> = delivery
-                .members
-                .iter()
-                .map(|m| m.provider_member_id.clone())
-                .collect();
-            (
-                LedgerOutcome::Applied,
-                store
-                    .remove_audience_members(&audience.id, &ids, now)
-                    .await?,
-            )
-        }
-        SyncAction::Members => {
-            // A members without a session (one page of one) is its own session.
-            let session = delivery
-                .session_id
-                .clone()
-                .unwrap_or_else(|| format!("single-{}", LedgerEntryId::generate()));
-            let total = i64::from(delivery.total_pages);
-            let (duplicate, received) = store
-                .stage_sync_page(
-                    &audience.id,
-                    &session,
-                    i64::from(delivery.page),
-                    total,
-                    &delivery.members,
-                    now,
-                )
-                .await?;
-            if duplicate {
-                (LedgerOutcome::Duplicate, MembershipChange::default())
-            } else if received >= total {
-                (
-                    LedgerOutcome::Applied,
-                    store
-                        .apply_sync_session(&audience.id, &session, now)
-                        .await?,
-                )
-            } else {
-                (LedgerOutcome::Staged, MembershipChange::default())
-            }
-        }
-    };
     let entry = LedgerEntry {
         id: LedgerEntryId::generate(),
         audience_id: Some(audience.id.clone()),
@@ -315,16 +280,51 @@ async fn apply(
         page: Some(i64::from(delivery.page)),
         total_pages: Some(i64::from(delivery.total_pages)),
         members: delivery.members.len() as i64,
-        added: change.added,
-        removed: change.removed,
-        outcome,
+        added: 0,
+        removed: 0,
+        outcome: LedgerOutcome::Applied,
         error: None,
         received_at: now,
     };
-    store.record_sync(project, &entry).await?;
+    let entry = match delivery.action {
+        SyncAction::AddMembers => {
+            let change = store
+                .add_audience_members(&audience.id, &delivery.members, now)
+                .await?;
+            record(store, project, entry, change).await?
+        }
+        SyncAction::RemoveMembers => {
+            let ids: Vec<String> = delivery
+                .members
+                .iter()
+                .map(|m| m.provider_member_id.clone())
+                .collect();
+            let change = store
+                .remove_audience_members(&audience.id, &ids, now)
+                .await?;
+            record(store, project, entry, change).await?
+        }
+        SyncAction::Members => {
+            // A members without a session (one page of one) is its own session.
+            let session = delivery
+                .session_id
+                .clone()
+                .unwrap_or_else(|| format!("single-{}", LedgerEntryId::generate()));
+            let page = SyncPage {
+                session_id: &session,
+                page: i64::from(delivery.page),
+                total_pages: i64::from(delivery.total_pages),
+                members: &delivery.members,
+            };
+            // Staged, applied when complete, and recorded in one transaction.
+            store
+                .receive_sync_page(project, &audience.id, &page, entry)
+                .await?
+        }
+    };
     tracing::info!(
-        audience_id = %audience.id, action = delivery.action.as_str(), outcome = outcome.as_str(),
-        page = delivery.page, total_pages = delivery.total_pages, added = change.added, removed = change.removed,
+        audience_id = %audience.id, action = delivery.action.as_str(), outcome = entry.outcome.as_str(),
+        page = delivery.page, total_pages = delivery.total_pages, added = entry.added, removed = entry.removed,
         "cohort sync delivery"
     );
     Ok(())
