@@ -27,6 +27,7 @@ pub struct PgStore {
 
 impl Dialect for PgStore {
     type Db = Postgres;
+    const CHEAP_UPSERT: bool = false;
 }
 
 impl PgStore {

@@ -43,6 +43,7 @@ pub struct SqliteStore {
 
 impl Dialect for SqliteStore {
     type Db = Sqlite;
+    const CHEAP_UPSERT: bool = true;
 }
 
 impl SqliteStore {

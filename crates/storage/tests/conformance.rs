@@ -1089,7 +1089,9 @@ async fn a_full_session_replaces_membership_only_once_complete(
     );
 
     let t1 = t0 + Duration::minutes(1);
-    let last = receive(&store, &shop, &audience, "s1", 3, 3, &members(&["e"]), t1).await;
+    // "b" again, on another page of the session: the later listing counts.
+    let listed = [synced("e", None), synced("b", Some("app-b"))];
+    let last = receive(&store, &shop, &audience, "s1", 3, 3, &listed, t1).await;
     assert_eq!(
         (last.outcome, last.added, last.removed),
         (LedgerOutcome::Applied, 4, 1),
@@ -1133,6 +1135,15 @@ async fn a_full_session_replaces_membership_only_once_complete(
     assert!(
         store.staged_session(&audience).await.unwrap().is_none(),
         "staging is cleared"
+    );
+    let b = store
+        .find_audience_members(&audience, "app-b")
+        .await
+        .unwrap();
+    assert_eq!(
+        b.len(),
+        1,
+        "a member listed on two pages counts with the later listing"
     );
     let keep = store
         .find_audience_members(&audience, "app-keep")
