@@ -27,7 +27,6 @@ pub struct PgStore {
 
 impl Dialect for PgStore {
     type Db = Postgres;
-    const CHEAP_UPSERT: bool = false;
 }
 
 impl PgStore {

@@ -437,9 +437,6 @@ pub(crate) use impl_store;
 /// Names the sqlx database a store type runs on.
 pub(crate) trait Dialect {
     type Db: sqlx::Database;
-    /// Whether `INSERT … ON CONFLICT` costs about what a plain insert does (SQLite), or more
-    /// (PostgreSQL's speculative insertion: another index probe and WAL record per row).
-    const CHEAP_UPSERT: bool;
 }
 
 /// Like [`into_page`], for rows whose conversion can fail.

@@ -133,37 +133,6 @@ macro_rules! impl_cohort_sync_store {
             Ok(pages)
         }
 
-        /// Inserts the members who have no row in the audience yet, under the session, with a
-        /// plain insert; how many.
-        async fn insert_new(
-            tx: &mut sqlx::Transaction<'static, SyncDb>,
-            audience: &AudienceId,
-            session_id: &str,
-            chunk: &[&uj_domain::cohort_sync::SyncedMember],
-            at: DateTime<Utc>,
-        ) -> Result<u64, $crate::StoreError> {
-            let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
-                "INSERT INTO audience_members (audience_id, provider_member_id, reference_id, \
-                 match_key, traits, entered_at, last_session, staged_session) SELECT * FROM (",
-            );
-            builder.push_values(chunk, |mut row, member| {
-                row.push_bind(audience.as_str().to_owned())
-                    .push_bind(member.provider_member_id.clone())
-                    .push_bind(member.reference_id.clone())
-                    .push_bind(member.match_key().to_owned())
-                    .push_bind(serde_json::Value::Object(member.traits.clone()).to_string())
-                    .push_bind(Ts(at))
-                    .push_bind(session_id.to_owned())
-                    .push_bind(session_id.to_owned());
-            });
-            // Both databases name a VALUES list's columns column1, column2, …
-            builder.push(
-                ") AS v WHERE NOT EXISTS (SELECT 1 FROM audience_members m \
-                 WHERE m.audience_id = v.column1 AND m.provider_member_id = v.column2)",
-            );
-            Ok(builder.build().execute(&mut **tx).await?.rows_affected())
-        }
-
         /// Stages one page's members. Members without a row yet (and rows this session wrote
         /// before: a member listed twice counts once, last wins) are written in place under
         /// the session, counted only once it is applied; members with a row of their own are
@@ -177,16 +146,6 @@ macro_rules! impl_cohort_sync_store {
         ) -> Result<(), $crate::StoreError> {
             let unique = crate::shared_cohort_sync::dedupe(members);
             for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
-                // Under the audience's lock nobody else writes its members, so where an upsert
-                // is dear (PostgreSQL) the members without a row are inserted plainly first;
-                // a first sync ends there.
-                let cheap_upsert = <$store as crate::shared::Dialect>::CHEAP_UPSERT;
-                if !cheap_upsert
-                    && insert_new(tx, audience, session_id, chunk, at).await? == chunk.len() as u64
-                {
-                    continue;
-                }
-                // Rows of this session take the new values (a member listed twice: last wins).
                 let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
                     "INSERT INTO audience_members (audience_id, provider_member_id, reference_id, \
                      match_key, traits, entered_at, last_session, staged_session) ",
@@ -208,7 +167,7 @@ macro_rules! impl_cohort_sync_store {
                      WHERE audience_members.staged_session = excluded.staged_session",
                 );
                 let written = builder.build().execute(&mut **tx).await?.rows_affected();
-                if cheap_upsert && written == chunk.len() as u64 {
+                if written == chunk.len() as u64 {
                     continue;
                 }
                 // Some have rows of their own (current, exited, or of the applied session).

@@ -43,7 +43,6 @@ pub struct SqliteStore {
 
 impl Dialect for SqliteStore {
     type Db = Sqlite;
-    const CHEAP_UPSERT: bool = true;
 }
 
 impl SqliteStore {
