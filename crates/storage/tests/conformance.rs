@@ -1046,36 +1046,20 @@ async fn a_full_session_replaces_membership_only_once_complete(
         .await
         .unwrap();
 
-    let first = receive(
-        &store,
-        &shop,
-        &audience,
-        "s1",
-        2,
-        3,
-        &members(&["c", "d"]),
-        t0,
-    )
-    .await;
+    let s1 = |page: i64, listed: Vec<SyncedMember>, at| {
+        let (store, shop, audience) = (store.clone(), shop.clone(), audience.clone());
+        async move { receive(&store, &shop, &audience, "s1", page, 3, &listed, at).await }
+    };
+    let first = s1(2, members(&["c", "d"]), t0).await;
     assert_eq!(first.outcome, LedgerOutcome::Staged);
-    let again = receive(
-        &store,
-        &shop,
-        &audience,
-        "s1",
-        2,
-        3,
-        &members(&["c", "d"]),
-        t0,
-    )
-    .await;
+    let again = s1(2, members(&["c", "d"]), t0).await;
     assert_eq!(
         again.outcome,
         LedgerOutcome::Duplicate,
         "a repeated page is a duplicate"
     );
-    let listed = [synced("keep", Some("app-keep")), synced("b", None)];
-    let second = receive(&store, &shop, &audience, "s1", 1, 3, &listed, t0).await;
+    let listed = vec![synced("keep", Some("app-keep")), synced("b", None)];
+    let second = s1(1, listed, t0).await;
     assert_eq!(second.outcome, LedgerOutcome::Staged);
     assert_eq!(
         current(&store, &audience).await,
@@ -1090,8 +1074,7 @@ async fn a_full_session_replaces_membership_only_once_complete(
 
     let t1 = t0 + Duration::minutes(1);
     // "b" again, on another page of the session: the later listing counts.
-    let listed = [synced("e", None), synced("b", Some("app-b"))];
-    let last = receive(&store, &shop, &audience, "s1", 3, 3, &listed, t1).await;
+    let last = s1(3, vec![synced("e", None), synced("b", Some("app-b"))], t1).await;
     assert_eq!(
         (last.outcome, last.added, last.removed),
         (LedgerOutcome::Applied, 4, 1),
