@@ -24,7 +24,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     AppEventCount, CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page,
-    PageRequest, RuleStats, Store, StudyStore, SyncPage,
+    PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage,
 };
 
 /// Which database a `DATABASE_URL` selects.

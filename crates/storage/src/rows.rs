@@ -294,6 +294,14 @@ impl From<SyncConfigRow> for CohortSyncConfig {
     }
 }
 
+/// An audience and the full-sync session last applied to it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AudienceSessionRow {
+    #[sqlx(flatten)]
+    pub(crate) audience: AudienceRow,
+    pub(crate) last_session_id: Option<String>,
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct AudienceRow {
     id: String,

@@ -218,25 +218,52 @@ macro_rules! impl_cohort_sync_store {
             Ok(())
         }
 
+        /// Creates the cohort's audience on its first delivery, else follows its name and
+        /// description; notes the delivery's time (on the audience and the webhook). On
+        /// PostgreSQL the upsert holds the audience row's lock until commit (see
+        /// `lock_audience`).
+        async fn upsert_audience_in(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            project: &ProjectId,
+            cohort: &$crate::SyncCohort<'_>,
+            at: DateTime<Utc>,
+        ) -> Result<AudienceSessionRow, $crate::StoreError> {
+            let row: AudienceSessionRow = sqlx::query_as(
+                "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)
+                 ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
+                    name = CASE WHEN excluded.name = '' THEN audiences.name ELSE excluded.name END,
+                    description = excluded.description, last_delivery_at = excluded.last_delivery_at
+                 RETURNING *",
+            )
+            .bind(uj_domain::ids::AudienceId::generate().as_str())
+            .bind(project.as_str())
+            .bind(cohort.mixpanel_cohort_id)
+            .bind(cohort.name)
+            .bind(cohort.description)
+            .bind(Ts(at))
+            .fetch_one(&mut **tx)
+            .await?;
+            sqlx::query("UPDATE cohort_sync_configs SET last_delivery_at = $2 WHERE project_id = $1")
+                .bind(project.as_str())
+                .bind(Ts(at))
+                .execute(&mut **tx)
+                .await?;
+            Ok(row)
+        }
+
         /// Stages one page: whether it was a duplicate, and the session's pages staged now.
         async fn stage_page(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
+            applied: Option<&str>,
             sync_page: &$crate::SyncPage<'_>,
             at: DateTime<Utc>,
         ) -> Result<(bool, i64), $crate::StoreError> {
             let $crate::SyncPage { session_id, page, total_pages, members } = *sync_page;
-            // Takes the audience's lock (see `lock_audience`) and reads its applied
-            // session in one statement. Mixpanel delivers at least once: a page of the
-            // session already applied is a duplicate, not the start of a new session.
-            let applied: Option<String> = sqlx::query_scalar(
-                "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING last_session_id",
-            )
-            .bind(audience.as_str())
-            .fetch_optional(&mut **tx)
-            .await?
-            .flatten();
-            if applied.as_deref() == Some(session_id) {
+            // Mixpanel delivers at least once: a page of the session already applied is a
+            // duplicate, not the start of a new session.
+            if applied == Some(session_id) {
                 return Ok((true, total_pages));
             }
             // The pages received so far, by session: this session's count, and the
@@ -503,30 +530,11 @@ macro_rules! impl_cohort_sync_store {
                 description: &str,
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::Audience, $crate::StoreError> {
+                let cohort = $crate::SyncCohort { mixpanel_cohort_id, name, description };
                 let mut tx = self.begin().await?;
-                let row: AudienceRow = sqlx::query_as(
-                    "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6)
-                     ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
-                        name = CASE WHEN excluded.name = '' THEN audiences.name ELSE excluded.name END,
-                        description = excluded.description, last_delivery_at = excluded.last_delivery_at
-                     RETURNING *",
-                )
-                .bind(uj_domain::ids::AudienceId::generate().as_str())
-                .bind(project.as_str())
-                .bind(mixpanel_cohort_id)
-                .bind(name)
-                .bind(description)
-                .bind(Ts(at))
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE cohort_sync_configs SET last_delivery_at = $2 WHERE project_id = $1")
-                    .bind(project.as_str())
-                    .bind(Ts(at))
-                    .execute(&mut *tx)
-                    .await?;
+                let row = upsert_audience_in(&mut tx, project, &cohort, at).await?;
                 tx.commit().await?;
-                Ok(row.into())
+                Ok(row.audience.into())
             }
 
             async fn audiences(
@@ -608,14 +616,18 @@ macro_rules! impl_cohort_sync_store {
             async fn receive_sync_page(
                 &self,
                 project: &ProjectId,
-                audience: &AudienceId,
+                cohort: &$crate::SyncCohort<'_>,
                 page: &$crate::SyncPage<'_>,
                 entry: uj_domain::audiences::LedgerEntry,
             ) -> Result<uj_domain::audiences::LedgerEntry, $crate::StoreError> {
                 use uj_domain::audiences::{LedgerOutcome, MembershipChange};
                 let at = entry.received_at;
                 let mut tx = self.begin().await?;
-                let (duplicate, received) = stage_page(&mut tx, audience, page, at).await?;
+                let row = upsert_audience_in(&mut tx, project, cohort, at).await?;
+                let applied = row.last_session_id;
+                let audience = &uj_domain::audiences::Audience::from(row.audience).id;
+                let (duplicate, received) =
+                    stage_page(&mut tx, audience, applied.as_deref(), page, at).await?;
                 let (outcome, change) = if duplicate {
                     (LedgerOutcome::Duplicate, MembershipChange::default())
                 } else if received >= page.total_pages {
@@ -627,6 +639,7 @@ macro_rules! impl_cohort_sync_store {
                     (LedgerOutcome::Staged, MembershipChange::default())
                 };
                 let entry = uj_domain::audiences::LedgerEntry {
+                    audience_id: Some(audience.clone()),
                     outcome,
                     added: change.added,
                     removed: change.removed,

@@ -299,16 +299,17 @@ pub trait CohortSyncStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<MembershipChange, StoreError>;
 
-    /// Receives one page of a full-sync session in one transaction: stages it (dropping
+    /// Receives one page of a full-sync session in one transaction: upserts the cohort's
+    /// audience (as [`CohortSyncStore::upsert_audience`]), stages the page (dropping
     /// other sessions' unfinished pages of the audience: the newer session supersedes them),
     /// applies the session when this page completes it (members absent from it exit), and
     /// records `entry` (received at `entry.received_at`) in the ledger with the outcome and
     /// the change. A page already staged, or of the session already applied, is a
-    /// duplicate. Returns the entry as recorded.
+    /// duplicate. Returns the entry as recorded (with the audience's id).
     async fn receive_sync_page(
         &self,
         project: &ProjectId,
-        audience: &AudienceId,
+        cohort: &SyncCohort<'_>,
         page: &SyncPage<'_>,
         entry: LedgerEntry,
     ) -> Result<LedgerEntry, StoreError>;
@@ -349,6 +350,15 @@ pub trait CohortSyncStore: Send + Sync {
         audience: Option<&AudienceId>,
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, StoreError>;
+}
+
+/// The Mixpanel cohort a delivery is for, as it names it.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncCohort<'a> {
+    pub mixpanel_cohort_id: &'a str,
+    /// Empty keeps the audience's name.
+    pub name: &'a str,
+    pub description: &'a str,
 }
 
 /// One page of a full-sync (`members`) session.

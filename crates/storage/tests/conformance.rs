@@ -795,7 +795,8 @@ fn members(ids: &[&str]) -> Vec<SyncedMember> {
     ids.iter().map(|id| synced(id, None)).collect()
 }
 
-/// Receives page `page` of `total` of full-sync session `session` at `at`: the ledger entry.
+/// Receives page `page` of `total` of full-sync session `session` at `at` for cohort "1"
+/// (audience "A", which must be `audience`): the ledger entry.
 #[allow(clippy::too_many_arguments)]
 async fn receive(
     store: &Arc<dyn Store>,
@@ -809,7 +810,7 @@ async fn receive(
 ) -> LedgerEntry {
     let entry = LedgerEntry {
         id: LedgerEntryId::generate(),
-        audience_id: Some(audience.clone()),
+        audience_id: None,
         action: "members".into(),
         session_id: Some(session.into()),
         page: Some(page),
@@ -827,10 +828,21 @@ async fn receive(
         total_pages: total,
         members,
     };
-    store
-        .receive_sync_page(project, audience, &sync_page, entry)
+    let cohort = uj_storage::SyncCohort {
+        mixpanel_cohort_id: "1",
+        name: "A",
+        description: "",
+    };
+    let entry = store
+        .receive_sync_page(project, &cohort, &sync_page, entry)
         .await
-        .unwrap()
+        .unwrap();
+    assert_eq!(
+        entry.audience_id.as_ref(),
+        Some(audience),
+        "the cohort's audience"
+    );
+    entry
 }
 
 async fn current(store: &Arc<dyn Store>, audience: &uj_domain::ids::AudienceId) -> Vec<String> {

@@ -80,7 +80,7 @@ async fn deliver(before: Vec<String>, snapshot: Vec<String>, page_size: usize, o
     for index in order.into_iter().map(|i| i % pages.len()) {
         let entry = LedgerEntry {
             id: LedgerEntryId::generate(),
-            audience_id: Some(audience.clone()),
+            audience_id: None,
             action: "members".into(),
             session_id: Some("session".into()),
             page: Some(index as i64 + 1),
@@ -98,8 +98,13 @@ async fn deliver(before: Vec<String>, snapshot: Vec<String>, page_size: usize, o
             total_pages: total,
             members: &pages[index],
         };
+        let cohort = uj_storage::SyncCohort {
+            mixpanel_cohort_id: "1",
+            name: "C",
+            description: "",
+        };
         let outcome = store
-            .receive_sync_page(&project.id, &audience, &page, entry)
+            .receive_sync_page(&project.id, &cohort, &page, entry)
             .await
             .unwrap()
             .outcome;

@@ -6,11 +6,11 @@ use chrono::Utc;
 use rand::{rngs::OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use uj_domain::audiences::{CohortSyncConfig, LedgerEntry, LedgerOutcome, MembershipChange};
+use uj_domain::audiences::{CohortSyncConfig, LedgerEntry, LedgerOutcome};
 use uj_domain::cohort_sync::{parse_delivery, SyncAction, SyncDelivery};
 use uj_domain::ids::{LedgerEntryId, ProjectId};
 use uj_domain::keys::{token_hash, NewToken};
-use uj_storage::{StoreError, SyncPage};
+use uj_storage::{StoreError, SyncCohort, SyncPage};
 
 use super::ServiceError;
 use crate::state::AppState;
@@ -240,22 +240,6 @@ async fn reject(
     Ok(())
 }
 
-/// Records an applied diff in the ledger.
-async fn record(
-    store: &dyn uj_storage::Store,
-    project: &ProjectId,
-    entry: LedgerEntry,
-    change: MembershipChange,
-) -> Result<LedgerEntry, StoreError> {
-    let entry = LedgerEntry {
-        added: change.added,
-        removed: change.removed,
-        ..entry
-    };
-    store.record_sync(project, &entry).await?;
-    Ok(entry)
-}
-
 async fn apply(
     state: &AppState,
     project: &ProjectId,
@@ -263,18 +247,14 @@ async fn apply(
 ) -> Result<(), StoreError> {
     let store = state.store.as_ref();
     let now = Utc::now();
-    let audience = store
-        .upsert_audience(
-            project,
-            &delivery.mixpanel_cohort_id,
-            &delivery.cohort_name,
-            &delivery.cohort_description,
-            now,
-        )
-        .await?;
+    let cohort = SyncCohort {
+        mixpanel_cohort_id: &delivery.mixpanel_cohort_id,
+        name: &delivery.cohort_name,
+        description: &delivery.cohort_description,
+    };
     let entry = LedgerEntry {
         id: LedgerEntryId::generate(),
-        audience_id: Some(audience.id.clone()),
+        audience_id: None,
         action: delivery.action.as_str().to_owned(),
         session_id: delivery.session_id.clone(),
         page: Some(i64::from(delivery.page)),
@@ -287,23 +267,6 @@ async fn apply(
         received_at: now,
     };
     let entry = match delivery.action {
-        SyncAction::AddMembers => {
-            let change = store
-                .add_audience_members(&audience.id, &delivery.members, now)
-                .await?;
-            record(store, project, entry, change).await?
-        }
-        SyncAction::RemoveMembers => {
-            let ids: Vec<String> = delivery
-                .members
-                .iter()
-                .map(|m| m.provider_member_id.clone())
-                .collect();
-            let change = store
-                .remove_audience_members(&audience.id, &ids, now)
-                .await?;
-            record(store, project, entry, change).await?
-        }
         SyncAction::Members => {
             // A members without a session (one page of one) is its own session.
             let session = delivery
@@ -316,14 +279,48 @@ async fn apply(
                 total_pages: i64::from(delivery.total_pages),
                 members: &delivery.members,
             };
-            // Staged, applied when complete, and recorded in one transaction.
+            // The audience, the page (applied when it completes the session) and the
+            // ledger entry, in one transaction.
             store
-                .receive_sync_page(project, &audience.id, &page, entry)
+                .receive_sync_page(project, &cohort, &page, entry)
                 .await?
+        }
+        SyncAction::AddMembers | SyncAction::RemoveMembers => {
+            let audience = store
+                .upsert_audience(
+                    project,
+                    cohort.mixpanel_cohort_id,
+                    cohort.name,
+                    cohort.description,
+                    now,
+                )
+                .await?;
+            let change = if delivery.action == SyncAction::AddMembers {
+                store
+                    .add_audience_members(&audience.id, &delivery.members, now)
+                    .await?
+            } else {
+                let ids: Vec<String> = delivery
+                    .members
+                    .iter()
+                    .map(|m| m.provider_member_id.clone())
+                    .collect();
+                store
+                    .remove_audience_members(&audience.id, &ids, now)
+                    .await?
+            };
+            let entry = LedgerEntry {
+                audience_id: Some(audience.id),
+                added: change.added,
+                removed: change.removed,
+                ..entry
+            };
+            store.record_sync(project, &entry).await?;
+            entry
         }
     };
     tracing::info!(
-        audience_id = %audience.id, action = delivery.action.as_str(), outcome = entry.outcome.as_str(),
+        audience_id = ?entry.audience_id.as_ref().map(|a| a.as_str()), action = delivery.action.as_str(), outcome = entry.outcome.as_str(),
         page = delivery.page, total_pages = delivery.total_pages, added = entry.added, removed = entry.removed,
         "cohort sync delivery"
     );
