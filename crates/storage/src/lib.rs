@@ -11,6 +11,7 @@ mod shared_invites;
 mod shared_mixpanel;
 mod shared_studies;
 mod sqlite;
+mod sqlite_checkpoint;
 mod sqlite_inline;
 mod store;
 #[cfg(feature = "testing")]

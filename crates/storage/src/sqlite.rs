@@ -23,6 +23,7 @@ use crate::shared_cohort_sync::impl_cohort_sync_store;
 use crate::shared_invites::impl_invite_store;
 use crate::shared_mixpanel::impl_mixpanel_store;
 use crate::shared_studies::impl_study_store;
+use crate::sqlite_checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT};
 use crate::sqlite_inline::{from_rusqlite, InlineReader};
 use crate::time::Ts;
 use crate::StoreError;
@@ -39,6 +40,8 @@ pub struct SqliteStore {
     write: SqlitePool,
     /// The SDK path's point reads, without sqlx's thread hand-offs.
     inline: Arc<InlineReader>,
+    /// WAL checkpoints off the writer's path.
+    checkpointer: Arc<Checkpointer>,
 }
 
 impl Dialect for SqliteStore {
@@ -64,7 +67,11 @@ impl SqliteStore {
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string()),
+            )
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
@@ -78,7 +85,8 @@ impl SqliteStore {
         Ok(Self {
             read,
             write,
-            inline: Arc::new(InlineReader::new(file)),
+            inline: Arc::new(InlineReader::new(file.clone())),
+            checkpointer: Arc::new(Checkpointer::start(file)),
         })
     }
 
@@ -108,6 +116,7 @@ impl SqliteStore {
     /// Closes both pools; later calls fail as if the database had gone away.
     pub async fn close(&self) {
         self.inline.close();
+        self.checkpointer.close();
         self.read.close().await;
         self.write.close().await;
     }

@@ -568,6 +568,40 @@ async fn the_sdk_reads_open_the_file_the_url_names() {
         .is_empty());
 }
 
+/// WAL checkpoints run off the writer's path (`sqlite_checkpoint.rs`): the writer's own
+/// automatic checkpoint waits for 10,000 pages (40 MB), yet the WAL stays small under a
+/// steady trickle of writes because another thread checkpoints it every 100 ms.
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/uj.db", dir.path().display());
+    let store: Arc<dyn Store> = Arc::new(uj_storage::SqliteStore::connect(&url).await.unwrap());
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = store
+        .upsert_audience(&shop, "1", "A", "", t0)
+        .await
+        .unwrap()
+        .id;
+    let wal = dir.path().join("uj.db-wal");
+    let mut largest = 0;
+    for batch in 0..30 {
+        let ids: Vec<String> = (0..1000).map(|n| format!("member-{batch}-{n}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        store
+            .add_audience_members(&audience, &members(&ids), t0)
+            .await
+            .unwrap();
+        largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    // 30,000 members wrote well over 4 MB to the WAL in all.
+    assert!(
+        largest < 4 * 1024 * 1024,
+        "the WAL grew to {largest} bytes: nobody checkpointed it"
+    );
+}
+
 #[tokio::test]
 async fn a_closed_postgres_store_reports_unavailable() {
     let Some(db) = TestDatabase::postgres().await else {
