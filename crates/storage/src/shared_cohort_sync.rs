@@ -303,20 +303,16 @@ macro_rules! impl_cohort_sync_store {
             Ok((inserted == 0, received + inserted as i64))
         }
 
-        /// Applies a complete session: the audience's lock is held (its page was just
-        /// staged in this transaction).
+        /// Applies a complete session over the `previous` one: the audience's lock is held
+        /// (its page was just staged in this transaction).
         async fn apply_session(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
+            previous: Option<&str>,
             session_id: &str,
             at: DateTime<Utc>,
         ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
             let before = active_members(tx, audience).await?;
-            let previous: Option<String> =
-                sqlx::query_scalar("SELECT last_session_id FROM audiences WHERE id = $1")
-                    .bind(audience.as_str())
-                    .fetch_one(&mut **tx)
-                    .await?;
             // Members that were current already take their staged copy; one set-based
             // statement, nothing passes through this process's memory.
             sqlx::query(
@@ -350,14 +346,14 @@ macro_rules! impl_cohort_sync_store {
                 .bind(audience.as_str())
                 .bind(session_id)
                 .bind(Ts(at))
-                .bind(previous.as_deref())
+                .bind(previous)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected() as i64
             };
             // The previous session's rows stop counting through it: they become plain
             // rows before the audience switches to this session's.
-            if let Some(previous) = previous.as_deref() {
+            if let Some(previous) = previous {
                 sqlx::query(
                     "UPDATE audience_members SET staged_session = NULL
                      WHERE audience_id = $1 AND staged_session = $2",
@@ -634,7 +630,8 @@ macro_rules! impl_cohort_sync_store {
                 } else if received >= page.total_pages {
                     (
                         LedgerOutcome::Applied,
-                        apply_session(&mut tx, audience, page.session_id, at).await?,
+                        apply_session(&mut tx, audience, applied.as_deref(), page.session_id, at)
+                            .await?,
                     )
                 } else {
                     (LedgerOutcome::Staged, MembershipChange::default())
