@@ -38,8 +38,9 @@ macro_rules! impl_cohort_sync_store {
         type SyncDb = <$store as crate::shared::Dialect>::Db;
 
         /// Serialises membership changes of one audience: on PostgreSQL the UPDATE holds
-        /// the audience row's lock until commit (SQLite already has a single writer), so
-        /// two pages finishing a session at once cannot both miss the last page.
+        /// the audience row's lock until commit (SQLite already has a single writer). Diffs
+        /// take it here; a `members` page takes it with its audience upsert
+        /// (`upsert_audience_in`), so a diff and a page, or two last pages, never interleave.
         async fn lock_audience(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
@@ -60,34 +61,33 @@ macro_rules! impl_cohort_sync_store {
                 crate::shared_cohort_sync::COUNTS
             );
             Ok(sqlx::query_scalar(&sql)
-            .bind(audience.as_str())
-            .fetch_one(&mut **tx)
-            .await?)
+                .bind(audience.as_str())
+                .fetch_one(&mut **tx)
+                .await?)
         }
 
         /// Upserts members: new or returning ones enter at `at`, current ones keep their
-        /// entry time; all get fresh traits (and the session that listed them, if any).
+        /// entry time; all get fresh traits and count at once (a row an unfinished session
+        /// staged in place becomes a plain current row).
         async fn upsert_members(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
             members: &[uj_domain::cohort_sync::SyncedMember],
-            session: Option<&str>,
             at: DateTime<Utc>,
         ) -> Result<(), $crate::StoreError> {
             let unique = crate::shared_cohort_sync::dedupe(members);
             for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
                 let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
                     "INSERT INTO audience_members (audience_id, provider_member_id, reference_id, \
-                     match_key, traits, entered_at, last_session) ",
+                     match_key, traits, entered_at) ",
                 );
                 builder.push_values(chunk, |mut row, member| {
-                    row.push_bind(audience.as_str().to_owned())
-                        .push_bind(member.provider_member_id.clone())
-                        .push_bind(member.reference_id.clone())
-                        .push_bind(member.match_key().to_owned())
+                    row.push_bind(audience.as_str())
+                        .push_bind(member.provider_member_id.as_str())
+                        .push_bind(member.reference_id.as_deref())
+                        .push_bind(member.match_key())
                         .push_bind(serde_json::Value::Object(member.traits.clone()).to_string())
-                        .push_bind(Ts(at))
-                        .push_bind(session.map(str::to_owned));
+                        .push_bind(Ts(at));
                 });
                 builder.push(
                     " ON CONFLICT (audience_id, provider_member_id) DO UPDATE SET \
@@ -95,8 +95,7 @@ macro_rules! impl_cohort_sync_store {
                      traits = excluded.traits, \
                      entered_at = CASE WHEN audience_members.exited_at IS NULL \
                         THEN audience_members.entered_at ELSE excluded.entered_at END, \
-                     exited_at = NULL, staged_session = NULL, \
-                     last_session = COALESCE(excluded.last_session, audience_members.last_session)",
+                     exited_at = NULL, staged_session = NULL",
                 );
                 builder.build().execute(&mut **tx).await?;
             }
@@ -573,7 +572,7 @@ macro_rules! impl_cohort_sync_store {
                 let mut tx = self.begin().await?;
                 lock_audience(&mut tx, audience).await?;
                 let before = active_members(&mut tx, audience).await?;
-                upsert_members(&mut tx, audience, members, None, at).await?;
+                upsert_members(&mut tx, audience, members, at).await?;
                 let change = finish_change(&mut tx, audience, before, 0, at).await?;
                 tx.commit().await?;
                 Ok(change)
