@@ -86,7 +86,7 @@ macro_rules! impl_cohort_sync_store {
                         .push_bind(member.provider_member_id.as_str())
                         .push_bind(member.reference_id.as_deref())
                         .push_bind(member.match_key())
-                        .push_bind(serde_json::Value::Object(member.traits.clone()).to_string())
+                        .push_bind(crate::shared::traits_json(&member.traits))
                         .push_bind(Ts(at));
                 });
                 builder.push(
@@ -147,17 +147,18 @@ macro_rules! impl_cohort_sync_store {
             for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
                 let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
                     "INSERT INTO audience_members (audience_id, provider_member_id, reference_id, \
-                     match_key, traits, entered_at, last_session, staged_session) ",
+                     match_key, traits, entered_at, staged_session) ",
                 );
-                // Borrowed, not copied: a page binds 8,000 values.
+                // Borrowed, not copied: a page binds 7,000 values. `last_session` stays
+                // NULL: a row written in place is listed by its `staged_session`, and the
+                // apply's removals only look at `last_session` for rows that are not.
                 builder.push_values(chunk, |mut row, member| {
                     row.push_bind(audience.as_str())
                         .push_bind(member.provider_member_id.as_str())
                         .push_bind(member.reference_id.as_deref())
                         .push_bind(member.match_key())
-                        .push_bind(serde_json::Value::Object(member.traits.clone()).to_string())
+                        .push_bind(crate::shared::traits_json(&member.traits))
                         .push_bind(Ts(at))
-                        .push_bind(session_id)
                         .push_bind(session_id);
                 });
                 builder.push(
@@ -206,7 +207,7 @@ macro_rules! impl_cohort_sync_store {
                         .push_bind(member.provider_member_id.clone())
                         .push_bind(member.reference_id.clone())
                         .push_bind(member.match_key().to_owned())
-                        .push_bind(serde_json::Value::Object(member.traits.clone()).to_string());
+                        .push_bind(crate::shared::traits_json(&member.traits));
                 });
                 builder.push(
                     " ON CONFLICT (audience_id, session_id, provider_member_id) DO UPDATE SET \
@@ -252,54 +253,55 @@ macro_rules! impl_cohort_sync_store {
             Ok(row)
         }
 
-        /// Stages one page: whether it was a duplicate, and the session's pages staged now.
+        /// Stages one page: the session's pages staged now, or `None` for a duplicate.
         async fn stage_page(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
             applied: Option<&str>,
             sync_page: &$crate::SyncPage<'_>,
             at: DateTime<Utc>,
-        ) -> Result<(bool, i64), $crate::StoreError> {
+        ) -> Result<Option<i64>, $crate::StoreError> {
             let $crate::SyncPage { session_id, page, total_pages, members } = *sync_page;
             // Mixpanel delivers at least once: a page of the session already applied is a
             // duplicate, not the start of a new session.
             if applied == Some(session_id) {
-                return Ok((true, total_pages));
+                return Ok(None);
             }
-            // The pages received so far, by session: this session's count, and the
-            // sessions it supersedes (whatever an older one left unfinished). The page
-            // index is small; members are deleted by exact session.
-            let sessions: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT session_id, COUNT(*) FROM sync_staging WHERE audience_id = $1 GROUP BY session_id",
-            )
-            .bind(audience.as_str())
-            .fetch_all(&mut **tx)
-            .await?;
-            let mut received = 0;
-            for (other, pages) in sessions {
-                if other == session_id {
-                    received = pages;
-                } else {
-                    discard_session(tx, audience, &other).await?;
-                }
-            }
-            let inserted = sqlx::query(
+            // One statement notes the page and answers what was there before it: this
+            // session's other pages, and whether another session left pages (this page
+            // supersedes it). Neither count can see the row it inserts, on either database.
+            let staged: Option<(i64, bool)> = sqlx::query_as(
                 "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
                  VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (audience_id, session_id, page) DO NOTHING",
+                 ON CONFLICT (audience_id, session_id, page) DO NOTHING
+                 RETURNING
+                    (SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2 AND page <> $3),
+                    EXISTS (SELECT 1 FROM sync_staging WHERE audience_id = $1 AND session_id <> $2)",
             )
             .bind(audience.as_str())
             .bind(session_id)
             .bind(page)
             .bind(total_pages)
             .bind(Ts(at))
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                stage_members(tx, audience, session_id, members, at).await?;
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some((before, superseding)) = staged else {
+                return Ok(None);
+            };
+            if superseding {
+                let older: Vec<String> = sqlx::query_scalar(
+                    "SELECT DISTINCT session_id FROM sync_staging WHERE audience_id = $1 AND session_id <> $2",
+                )
+                .bind(audience.as_str())
+                .bind(session_id)
+                .fetch_all(&mut **tx)
+                .await?;
+                for other in older {
+                    discard_session(tx, audience, &other).await?;
+                }
             }
-            Ok((inserted == 0, received + inserted as i64))
+            stage_members(tx, audience, session_id, members, at).await?;
+            Ok(Some(before + 1))
         }
 
         /// Applies a complete session over the `previous` one: the audience's lock is held
@@ -622,18 +624,15 @@ macro_rules! impl_cohort_sync_store {
                 let row = upsert_audience_in(&mut tx, project, cohort, at).await?;
                 let applied = row.last_session_id;
                 let audience = &uj_domain::audiences::Audience::from(row.audience).id;
-                let (duplicate, received) =
-                    stage_page(&mut tx, audience, applied.as_deref(), page, at).await?;
-                let (outcome, change) = if duplicate {
-                    (LedgerOutcome::Duplicate, MembershipChange::default())
-                } else if received >= page.total_pages {
-                    (
+                let received = stage_page(&mut tx, audience, applied.as_deref(), page, at).await?;
+                let (outcome, change) = match received {
+                    None => (LedgerOutcome::Duplicate, MembershipChange::default()),
+                    Some(received) if received >= page.total_pages => (
                         LedgerOutcome::Applied,
                         apply_session(&mut tx, audience, applied.as_deref(), page.session_id, at)
                             .await?,
-                    )
-                } else {
-                    (LedgerOutcome::Staged, MembershipChange::default())
+                    ),
+                    Some(_) => (LedgerOutcome::Staged, MembershipChange::default()),
                 };
                 let entry = uj_domain::audiences::LedgerEntry {
                     audience_id: Some(audience.clone()),

@@ -29,7 +29,7 @@ macro_rules! insert_invite {
         .bind(i.audience_member_id.as_deref())
         .bind(i.event_name.as_deref())
         .bind(serde_json::Value::Object(i.metadata.clone()).to_string())
-        .bind(serde_json::Value::Object(i.traits.clone()).to_string())
+        .bind(crate::shared::traits_json(&i.traits))
         .bind(Ts(i.issued_at))
         .bind(Ts(i.expires_at))
         .bind($state)
@@ -148,7 +148,7 @@ macro_rules! impl_invite_store {
                         .push_bind(i.audience_member_id.clone())
                         .push_bind(i.event_name.clone())
                         .push_bind(serde_json::Value::Object(i.metadata.clone()).to_string())
-                        .push_bind(serde_json::Value::Object(i.traits.clone()).to_string())
+                        .push_bind(crate::shared::traits_json(&i.traits))
                         .push_bind("issued")
                         .push_bind(Ts(i.issued_at))
                         .push_bind(Ts(i.expires_at));
