@@ -68,7 +68,7 @@ macro_rules! impl_cohort_sync_store {
 
         /// Upserts members: new or returning ones enter at `at`, current ones keep their
         /// entry time; all get fresh traits and count at once (a row an unfinished session
-        /// staged in place becomes a plain current row).
+        /// staged in place becomes a plain current row that session still lists).
         async fn upsert_members(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
@@ -95,7 +95,9 @@ macro_rules! impl_cohort_sync_store {
                      traits = excluded.traits, \
                      entered_at = CASE WHEN audience_members.exited_at IS NULL \
                         THEN audience_members.entered_at ELSE excluded.entered_at END, \
-                     exited_at = NULL, staged_session = NULL",
+                     exited_at = NULL, \
+                     last_session = COALESCE(audience_members.staged_session, audience_members.last_session), \
+                     staged_session = NULL",
                 );
                 builder.build().execute(&mut **tx).await?;
             }

@@ -64,6 +64,7 @@ conformance!(
     a_cohort_sync_config_is_found_by_webhook_and_replaced,
     audiences_are_one_per_cohort_and_follow_its_name,
     diffs_add_and_remove_members_idempotently_and_keep_history,
+    diffs_beside_full_sessions_keep_membership_and_its_count_exact,
     a_full_session_replaces_membership_only_once_complete,
     a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
     members_of_an_unfinished_session_are_seen_nowhere_until_it_completes,
@@ -1074,6 +1075,88 @@ async fn diffs_add_and_remove_members_idempotently_and_keep_history(
         (audience_row.member_count, audience_row.last_synced_at),
         (2, Some(t2))
     );
+}
+
+/// Diffs that touch rows a full-sync session wrote in place: of the applied session
+/// (current) and of an unfinished one (not current yet, but listed by it).
+async fn diffs_beside_full_sessions_keep_membership_and_its_count_exact(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = store
+        .upsert_audience(&shop, "1", "A", "", t0)
+        .await
+        .unwrap()
+        .id;
+    let count = |store: Arc<dyn Store>| {
+        let (shop, audience) = (shop.clone(), audience.clone());
+        async move {
+            let listed = current(&store, &audience).await.len() as i64;
+            let counted = store
+                .audience(&shop, &audience)
+                .await
+                .unwrap()
+                .unwrap()
+                .member_count;
+            assert_eq!(counted, listed, "the stored count is the members listed");
+            counted
+        }
+    };
+    receive(
+        &store,
+        &shop,
+        &audience,
+        "s1",
+        1,
+        1,
+        &members(&["a", "b"]),
+        t0,
+    )
+    .await;
+    let t1 = t0 + Duration::minutes(1);
+    receive(
+        &store,
+        &shop,
+        &audience,
+        "s2",
+        1,
+        2,
+        &members(&["c", "d"]),
+        t1,
+    )
+    .await;
+    assert_eq!(count(store.clone()).await, 2);
+
+    // b is current (s1's row), c and d are s2's rows, not current yet; e is new.
+    let t2 = t1 + Duration::minutes(1);
+    let added = store
+        .add_audience_members(&audience, &members(&["b", "c", "e", "e"]), t2)
+        .await
+        .unwrap();
+    assert_eq!((added.added, added.removed, added.member_count), (2, 0, 4));
+    assert_eq!(count(store.clone()).await, 4);
+    assert_eq!(current(&store, &audience).await, ["a", "b", "c", "e"]);
+
+    let t3 = t2 + Duration::minutes(1);
+    let removed = store
+        .remove_audience_members(&audience, &["a".into(), "d".into(), "zzz".into()], t3)
+        .await
+        .unwrap();
+    assert_eq!(
+        (removed.added, removed.removed, removed.member_count),
+        (0, 1, 3)
+    );
+    assert_eq!(count(store.clone()).await, 3);
+
+    // s2 completes: it listed c, d and a; b and e leave.
+    let t4 = t3 + Duration::minutes(1);
+    let applied = receive(&store, &shop, &audience, "s2", 2, 2, &members(&["a"]), t4).await;
+    assert_eq!(applied.outcome, LedgerOutcome::Applied);
+    assert_eq!(current(&store, &audience).await, ["a", "c", "d"]);
+    assert_eq!(count(store.clone()).await, 3);
+    assert_eq!((applied.added, applied.removed), (2, 2));
 }
 
 async fn a_full_session_replaces_membership_only_once_complete(
