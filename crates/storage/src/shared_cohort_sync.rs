@@ -41,17 +41,21 @@ macro_rules! impl_cohort_sync_store {
         /// the audience row's lock until commit (SQLite already has a single writer). Diffs
         /// take it here; a `members` page takes it with its audience upsert
         /// (`upsert_audience_in`), so a diff and a page, or two last pages, never interleave.
+        /// Answers the audience's member count, exact while the lock is held: every change
+        /// of membership updates it before it commits.
         async fn lock_audience(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
-        ) -> Result<(), $crate::StoreError> {
-            sqlx::query("UPDATE audiences SET member_count = member_count WHERE id = $1")
-                .bind(audience.as_str())
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
+        ) -> Result<i64, $crate::StoreError> {
+            Ok(sqlx::query_scalar(
+                "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING member_count",
+            )
+            .bind(audience.as_str())
+            .fetch_one(&mut **tx)
+            .await?)
         }
 
+        /// Counts the audience's current members row by row (a scan of the audience).
         async fn active_members(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
@@ -69,14 +73,32 @@ macro_rules! impl_cohort_sync_store {
         /// Upserts members: new or returning ones enter at `at`, current ones keep their
         /// entry time; all get fresh traits and count at once (a row an unfinished session
         /// staged in place becomes a plain current row that session still lists).
+        /// How many did not count before (each chunk's current ones are counted by key
+        /// first, so a diff costs its own members, not the audience's).
         async fn upsert_members(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
             members: &[uj_domain::cohort_sync::SyncedMember],
             at: DateTime<Utc>,
-        ) -> Result<(), $crate::StoreError> {
+        ) -> Result<i64, $crate::StoreError> {
             let unique = crate::shared_cohort_sync::dedupe(members);
+            let mut added = 0;
             for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
+                let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
+                    "SELECT COUNT(*) FROM audience_members WHERE audience_id = ",
+                );
+                builder.push_bind(audience.as_str());
+                builder.push(" AND exited_at IS NULL AND (staged_session IS NULL OR staged_session = \
+                    (SELECT last_session_id FROM audiences WHERE id = ");
+                builder.push_bind(audience.as_str());
+                builder.push(")) AND provider_member_id IN (");
+                let mut ids = builder.separated(", ");
+                for member in chunk {
+                    ids.push_bind(member.provider_member_id.as_str());
+                }
+                builder.push(")");
+                let counted: i64 = builder.build_query_scalar().fetch_one(&mut **tx).await?;
+                added += chunk.len() as i64 - counted;
                 let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
                     "INSERT INTO audience_members (audience_id, provider_member_id, reference_id, \
                      match_key, traits, entered_at) ",
@@ -101,7 +123,7 @@ macro_rules! impl_cohort_sync_store {
                 );
                 builder.build().execute(&mut **tx).await?;
             }
-            Ok(())
+            Ok(added)
         }
 
         /// Drops an unfinished session: its pages, its staged copies and the rows it wrote in
@@ -313,9 +335,9 @@ macro_rules! impl_cohort_sync_store {
             audience: &AudienceId,
             previous: Option<&str>,
             session_id: &str,
+            before: i64,
             at: DateTime<Utc>,
         ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
-            let before = active_members(tx, audience).await?;
             // Members that were current already take their staged copy; one set-based
             // statement, nothing passes through this process's memory.
             sqlx::query(
@@ -377,7 +399,13 @@ macro_rules! impl_cohort_sync_store {
                     .execute(&mut **tx)
                     .await?;
             }
-            finish_change(tx, audience, before, removed, at).await
+            let after = active_members(tx, audience).await?;
+            let change = uj_domain::audiences::MembershipChange {
+                added: after - before + removed,
+                removed,
+                member_count: after,
+            };
+            finish_change(tx, audience, change, at).await
         }
 
         async fn insert_ledger<'e, E: sqlx::Executor<'e, Database = SyncDb>>(
@@ -408,14 +436,14 @@ macro_rules! impl_cohort_sync_store {
             Ok(())
         }
 
+        /// Withdraws the invites of members who left and stores the new count.
         async fn finish_change(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
-            before: i64,
-            removed: i64,
+            change: uj_domain::audiences::MembershipChange,
             at: DateTime<Utc>,
         ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
-            if removed > 0 {
+            if change.removed > 0 {
                 // Members who left lose their unaccepted invites of this audience.
                 sqlx::query(
                     "UPDATE invites SET state = 'withdrawn'
@@ -427,18 +455,13 @@ macro_rules! impl_cohort_sync_store {
                 .execute(&mut **tx)
                 .await?;
             }
-            let after = active_members(tx, audience).await?;
             sqlx::query("UPDATE audiences SET member_count = $2, last_synced_at = $3 WHERE id = $1")
                 .bind(audience.as_str())
-                .bind(after)
+                .bind(change.member_count)
                 .bind(Ts(at))
                 .execute(&mut **tx)
                 .await?;
-            Ok(uj_domain::audiences::MembershipChange {
-                added: after - before + removed,
-                removed,
-                member_count: after,
-            })
+            Ok(change)
         }
 
         #[async_trait::async_trait]
@@ -574,10 +597,14 @@ macro_rules! impl_cohort_sync_store {
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
                 let mut tx = self.begin().await?;
-                lock_audience(&mut tx, audience).await?;
-                let before = active_members(&mut tx, audience).await?;
-                upsert_members(&mut tx, audience, members, at).await?;
-                let change = finish_change(&mut tx, audience, before, 0, at).await?;
+                let before = lock_audience(&mut tx, audience).await?;
+                let added = upsert_members(&mut tx, audience, members, at).await?;
+                let change = uj_domain::audiences::MembershipChange {
+                    added,
+                    removed: 0,
+                    member_count: before + added,
+                };
+                let change = finish_change(&mut tx, audience, change, at).await?;
                 tx.commit().await?;
                 Ok(change)
             }
@@ -589,8 +616,7 @@ macro_rules! impl_cohort_sync_store {
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
                 let mut tx = self.begin().await?;
-                lock_audience(&mut tx, audience).await?;
-                let before = active_members(&mut tx, audience).await?;
+                let before = lock_audience(&mut tx, audience).await?;
                 let mut removed = 0;
                 for chunk in provider_member_ids.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
                     let mut builder = sqlx::QueryBuilder::<SyncDb>::new("UPDATE audience_members SET exited_at = ");
@@ -608,7 +634,12 @@ macro_rules! impl_cohort_sync_store {
                     builder.push(")");
                     removed += builder.build().execute(&mut *tx).await?.rows_affected() as i64;
                 }
-                let change = finish_change(&mut tx, audience, before, removed, at).await?;
+                let change = uj_domain::audiences::MembershipChange {
+                    added: 0,
+                    removed,
+                    member_count: before - removed,
+                };
+                let change = finish_change(&mut tx, audience, change, at).await?;
                 tx.commit().await?;
                 Ok(change)
             }
@@ -625,13 +656,15 @@ macro_rules! impl_cohort_sync_store {
                 let mut tx = self.begin().await?;
                 let row = upsert_audience_in(&mut tx, project, cohort, at).await?;
                 let applied = row.last_session_id;
-                let audience = &uj_domain::audiences::Audience::from(row.audience).id;
+                // Exact: the upsert holds the audience's lock (see `lock_audience`).
+                let audience = uj_domain::audiences::Audience::from(row.audience);
+                let (audience, before) = (&audience.id, audience.member_count);
                 let received = stage_page(&mut tx, audience, applied.as_deref(), page, at).await?;
                 let (outcome, change) = match received {
                     None => (LedgerOutcome::Duplicate, MembershipChange::default()),
                     Some(received) if received >= page.total_pages => (
                         LedgerOutcome::Applied,
-                        apply_session(&mut tx, audience, applied.as_deref(), page.session_id, at)
+                        apply_session(&mut tx, audience, applied.as_deref(), page.session_id, before, at)
                             .await?,
                     ),
                     Some(_) => (LedgerOutcome::Staged, MembershipChange::default()),
