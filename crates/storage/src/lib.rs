@@ -25,7 +25,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     AppEventCount, CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page,
-    PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage,
+    PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage, WebhookReceiver,
 };
 
 /// Which database a `DATABASE_URL` selects.

@@ -294,6 +294,33 @@ impl From<SyncConfigRow> for CohortSyncConfig {
     }
 }
 
+/// A webhook's configuration with its project's allowlist and connection.
+#[derive(sqlx::FromRow)]
+pub(crate) struct WebhookReceiverRow {
+    #[sqlx(flatten)]
+    config: SyncConfigRow,
+    trait_allowlist: String,
+    mixpanel_project_id: Option<String>,
+    mixpanel_project_name: Option<String>,
+}
+
+impl TryFrom<WebhookReceiverRow> for crate::WebhookReceiver {
+    type Error = StoreError;
+
+    fn try_from(row: WebhookReceiverRow) -> Result<Self, StoreError> {
+        Ok(crate::WebhookReceiver {
+            config: row.config.into(),
+            trait_allowlist: trait_allowlist(&row.trait_allowlist)?,
+            connected_project: row.mixpanel_project_id.zip(row.mixpanel_project_name),
+        })
+    }
+}
+
+/// A project's trait allowlist as stored (a JSON array).
+pub(crate) fn trait_allowlist(raw: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("trait allowlist: {e}")))
+}
+
 /// An audience and the full-sync session last applied to it.
 #[derive(sqlx::FromRow)]
 pub(crate) struct AudienceSessionRow {

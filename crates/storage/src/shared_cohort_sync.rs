@@ -10,6 +10,13 @@ pub(crate) const USER_MEMBERSHIPS: &str =
      WHERE m.match_key = $2 AND m.exited_at IS NULL AND a.id = m.audience_id AND a.project_id = $1
        AND (m.staged_session IS NULL OR m.staged_session = a.last_session_id)";
 
+/// A cohort sync configuration's columns (table alias `c`): its last delivery is the latest
+/// of its project's audiences since it was set up (migration 0009).
+pub(crate) const SYNC_CONFIG: &str =
+    "c.project_id, c.webhook_id, c.username, c.secret_hash, c.created_at, c.secret_rotated_at,
+     (SELECT MAX(a.last_delivery_at) FROM audiences a
+      WHERE a.project_id = c.project_id AND a.last_delivery_at >= c.created_at) AS last_delivery_at";
+
 /// Whether a row of `audience_members` of audience `$1` counts: rows a full-sync session
 /// staged in place count once that session is the audience's applied one (migration 0008).
 pub(crate) const COUNTS: &str = "(staged_session IS NULL \
@@ -244,7 +251,8 @@ macro_rules! impl_cohort_sync_store {
         }
 
         /// Creates the cohort's audience on its first delivery, else follows its name and
-        /// description; notes the delivery's time (on the audience and the webhook). On
+        /// description; notes the delivery's time (the webhook's last delivery is its
+        /// audiences' latest, `SYNC_CONFIG`). On
         /// PostgreSQL the upsert holds the audience row's lock until commit (see
         /// `lock_audience`).
         async fn upsert_audience_in(
@@ -269,11 +277,6 @@ macro_rules! impl_cohort_sync_store {
             .bind(Ts(at))
             .fetch_one(&mut **tx)
             .await?;
-            sqlx::query("UPDATE cohort_sync_configs SET last_delivery_at = $2 WHERE project_id = $1")
-                .bind(project.as_str())
-                .bind(Ts(at))
-                .execute(&mut **tx)
-                .await?;
             Ok(row)
         }
 
@@ -472,8 +475,8 @@ macro_rules! impl_cohort_sync_store {
             ) -> Result<(), $crate::StoreError> {
                 sqlx::query(
                     "INSERT INTO cohort_sync_configs
-                        (project_id, webhook_id, username, secret_hash, created_at, secret_rotated_at, last_delivery_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                        (project_id, webhook_id, username, secret_hash, created_at, secret_rotated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (project_id) DO UPDATE SET
                         webhook_id = excluded.webhook_id, username = excluded.username,
                         secret_hash = excluded.secret_hash, secret_rotated_at = excluded.secret_rotated_at",
@@ -484,7 +487,6 @@ macro_rules! impl_cohort_sync_store {
                 .bind(&c.secret_hash)
                 .bind(Ts(c.created_at))
                 .bind(Ts(c.secret_rotated_at))
-                .bind(c.last_delivery_at.map(Ts))
                 .execute(self.writer())
                 .await
                 .map_err($crate::StoreError::conflict_as("webhook"))?;
@@ -496,23 +498,31 @@ macro_rules! impl_cohort_sync_store {
                 project: &ProjectId,
             ) -> Result<Option<uj_domain::audiences::CohortSyncConfig>, $crate::StoreError> {
                 let row: Option<SyncConfigRow> =
-                    sqlx::query_as("SELECT * FROM cohort_sync_configs WHERE project_id = $1")
+                    sqlx::query_as(&format!(
+                        "SELECT {} FROM cohort_sync_configs c WHERE c.project_id = $1",
+                        crate::shared_cohort_sync::SYNC_CONFIG
+                    ))
                         .bind(project.as_str())
                         .fetch_optional(self.reader())
                         .await?;
                 Ok(row.map(Into::into))
             }
 
-            async fn cohort_sync_config_by_webhook(
+            async fn webhook_receiver(
                 &self,
                 webhook_id: &str,
-            ) -> Result<Option<uj_domain::audiences::CohortSyncConfig>, $crate::StoreError> {
-                let row: Option<SyncConfigRow> =
-                    sqlx::query_as("SELECT * FROM cohort_sync_configs WHERE webhook_id = $1")
-                        .bind(webhook_id)
-                        .fetch_optional(self.reader())
-                        .await?;
-                Ok(row.map(Into::into))
+            ) -> Result<Option<$crate::WebhookReceiver>, $crate::StoreError> {
+                let row: Option<WebhookReceiverRow> = sqlx::query_as(&format!(
+                    "SELECT {}, p.trait_allowlist, m.mixpanel_project_id, m.mixpanel_project_name
+                     FROM cohort_sync_configs c JOIN projects p ON p.id = c.project_id
+                     LEFT JOIN mixpanel_connections m ON m.project_id = c.project_id
+                     WHERE c.webhook_id = $1",
+                    crate::shared_cohort_sync::SYNC_CONFIG
+                ))
+                .bind(webhook_id)
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(TryInto::try_into).transpose()
             }
 
             async fn delete_cohort_sync_config(&self, project: &ProjectId) -> Result<bool, $crate::StoreError> {
@@ -529,11 +539,7 @@ macro_rules! impl_cohort_sync_store {
                         .bind(project.as_str())
                         .fetch_optional(self.reader())
                         .await?;
-                match raw {
-                    None => Ok(Vec::new()),
-                    Some(raw) => serde_json::from_str(&raw)
-                        .map_err(|e| $crate::StoreError::Corrupt(format!("trait allowlist: {e}"))),
-                }
+                raw.map_or(Ok(Vec::new()), |raw| trait_allowlist(&raw))
             }
 
             async fn set_trait_allowlist(&self, project: &ProjectId, keys: &[String]) -> Result<bool, $crate::StoreError> {

@@ -249,10 +249,11 @@ pub trait CohortSyncStore: Send + Sync {
         &self,
         project: &ProjectId,
     ) -> Result<Option<CohortSyncConfig>, StoreError>;
-    async fn cohort_sync_config_by_webhook(
+    /// Everything a delivery to the webhook is checked against, in one read.
+    async fn webhook_receiver(
         &self,
         webhook_id: &str,
-    ) -> Result<Option<CohortSyncConfig>, StoreError>;
+    ) -> Result<Option<WebhookReceiver>, StoreError>;
     async fn delete_cohort_sync_config(&self, project: &ProjectId) -> Result<bool, StoreError>;
 
     /// Trait keys kept from synced members (JSON array in the project row).
@@ -350,6 +351,16 @@ pub trait CohortSyncStore: Send + Sync {
         audience: Option<&AudienceId>,
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, StoreError>;
+}
+
+/// A webhook's configuration and what its deliveries are checked against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookReceiver {
+    pub config: CohortSyncConfig,
+    /// The project's trait allowlist.
+    pub trait_allowlist: Vec<String>,
+    /// The Mixpanel project the project is connected to (id, name), if still connected.
+    pub connected_project: Option<(String, String)>,
 }
 
 /// The Mixpanel cohort a delivery is for, as it names it.

@@ -914,12 +914,24 @@ async fn a_cohort_sync_config_is_found_by_webhook_and_replaced(
     };
     store.save_cohort_sync_config(&config).await.unwrap();
     assert_eq!(
-        store
-            .cohort_sync_config_by_webhook("whk_one")
-            .await
-            .unwrap()
-            .unwrap(),
-        config
+        store.webhook_receiver("whk_one").await.unwrap().unwrap(),
+        uj_storage::WebhookReceiver {
+            config: config.clone(),
+            trait_allowlist: vec![],
+            connected_project: None,
+        }
+    );
+    // The receiver brings the project's allowlist and connection along.
+    let keys = vec!["plan".to_owned(), "country".to_owned()];
+    store.set_trait_allowlist(&shop, &keys).await.unwrap();
+    store
+        .save_mixpanel_connection(&connection(&shop, "111"), "v1.cipher")
+        .await
+        .unwrap();
+    let receiver = store.webhook_receiver("whk_one").await.unwrap().unwrap();
+    assert_eq!(
+        (receiver.trait_allowlist, receiver.connected_project),
+        (keys, Some(("111".to_owned(), "Acme Web".to_owned())))
     );
     config.secret_hash = "hash-2".into();
     config.secret_rotated_at = now + Duration::minutes(1);
@@ -929,17 +941,43 @@ async fn a_cohort_sync_config_is_found_by_webhook_and_replaced(
         (stored.secret_hash.as_str(), stored.created_at),
         ("hash-2", now)
     );
-    assert!(store
-        .cohort_sync_config_by_webhook("whk_other")
+    assert!(store.webhook_receiver("whk_other").await.unwrap().is_none());
+
+    // The last delivery is the latest of the project's audiences since the webhook was set up.
+    assert_eq!(stored.last_delivery_at, None);
+    let delivered = now + Duration::minutes(2);
+    store
+        .upsert_audience(&shop, "1", "A", "", delivered)
         .await
-        .unwrap()
-        .is_none());
+        .unwrap();
+    store
+        .upsert_audience(&shop, "2", "B", "", now + Duration::minutes(1))
+        .await
+        .unwrap();
+    let config_of = |store: Arc<dyn Store>, project: ProjectId| async move {
+        store.cohort_sync_config(&project).await.unwrap().unwrap()
+    };
+    assert_eq!(
+        config_of(store.clone(), shop.clone())
+            .await
+            .last_delivery_at,
+        Some(delivered)
+    );
+    let receiver = store.webhook_receiver("whk_one").await.unwrap().unwrap();
+    assert_eq!(receiver.config.last_delivery_at, Some(delivered));
+
     assert!(store.delete_cohort_sync_config(&shop).await.unwrap());
-    assert!(store
-        .cohort_sync_config_by_webhook("whk_one")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.webhook_receiver("whk_one").await.unwrap().is_none());
+    // Set up again: deliveries to the old webhook are not this one's.
+    config.webhook_id = "whk_two".into();
+    config.created_at = delivered + Duration::seconds(1);
+    store.save_cohort_sync_config(&config).await.unwrap();
+    assert_eq!(
+        config_of(store.clone(), shop.clone())
+            .await
+            .last_delivery_at,
+        None
+    );
 }
 
 async fn audiences_are_one_per_cohort_and_follow_its_name(store: Arc<dyn Store>, _: &TestDatabase) {

@@ -180,32 +180,29 @@ pub async fn receive(
     body: &[u8],
 ) -> Result<SyncAction, Refusal> {
     let store = state.store.as_ref();
-    let config = store
-        .cohort_sync_config_by_webhook(webhook_id)
+    // The configuration, the allowlist and the connection in one read: nothing but the
+    // authentication is looked at until it passes.
+    let receiver = store
+        .webhook_receiver(webhook_id)
         .await?
         .ok_or_else(|| Refusal::new(404, "This webhook URL is unknown or cohort sync was turned off in UserJourneys. Set up cohort sync again and update the destination."))?;
-    if !authorized(&config, authorization) {
+    if !authorized(&receiver.config, authorization) {
         return Err(Refusal::new(401, "Basic Auth credentials were rejected by UserJourneys. Copy the username and the current secret from UserJourneys (Mixpanel → Cohort sync) into this destination."));
     }
-    let project = config.project_id;
-    // Both are needed for any delivery we accept; read at once on two connections.
-    let (allowlist, connection) = tokio::try_join!(
-        store.trait_allowlist(&project),
-        store.mixpanel_connection(&project)
-    )?;
-    let delivery = match parse_delivery(body, &allowlist) {
+    let project = receiver.config.project_id;
+    let delivery = match parse_delivery(body, &receiver.trait_allowlist) {
         Ok(delivery) => delivery,
         Err(error) => {
             reject(state, &project, None, error.0.clone()).await?;
             return Err(Refusal::new(400, error.0));
         }
     };
-    let connected = connection.as_ref().map(|c| &c.connection);
-    if connected.is_none_or(|c| c.mixpanel_project_id != delivery.mixpanel_project_id) {
+    let connected = receiver.connected_project.as_ref();
+    if connected.is_none_or(|(id, _)| *id != delivery.mixpanel_project_id) {
         let message = match connected {
-            Some(c) => format!(
-                "This UserJourneys project is connected to Mixpanel project {} ({}), not {}. Sync cohorts of {} to this webhook, or connect the other project.",
-                c.mixpanel_project_name, c.mixpanel_project_id, delivery.mixpanel_project_id, c.mixpanel_project_name
+            Some((id, name)) => format!(
+                "This UserJourneys project is connected to Mixpanel project {name} ({id}), not {}. Sync cohorts of {name} to this webhook, or connect the other project.",
+                delivery.mixpanel_project_id
             ),
             None => "This UserJourneys project is not connected to Mixpanel any more. Connect it again in UserJourneys.".to_owned(),
         };
