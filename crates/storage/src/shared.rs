@@ -465,7 +465,7 @@ pub(crate) fn into_page<R, T: From<R>>(mut rows: Vec<R>, limit: u32) -> crate::P
     }
 }
 
-/// Traits as stored: their JSON text, written straight from the map.
+/// Traits (or an invite's metadata) as stored: their JSON text, written straight from the map.
 pub(crate) fn traits_json(traits: &serde_json::Map<String, serde_json::Value>) -> String {
     serde_json::to_string(traits).expect("a JSON map always serialises")
 }
