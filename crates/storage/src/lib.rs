@@ -13,6 +13,7 @@ mod shared_studies;
 mod sqlite;
 mod sqlite_checkpoint;
 mod sqlite_inline;
+mod sqlite_pages;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

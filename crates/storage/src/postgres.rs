@@ -59,6 +59,17 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// SQLite's shortcut for first-sync pages; here every page takes the shared path.
+    async fn receive_first_sync_page(
+        &self,
+        _: &ProjectId,
+        _: &crate::SyncCohort<'_>,
+        _: &crate::SyncPage<'_>,
+        _: &uj_domain::audiences::LedgerEntry,
+    ) -> Result<Option<uj_domain::audiences::LedgerEntry>, StoreError> {
+        Ok(None)
+    }
+
     async fn user_invites(
         &self,
         project: &ProjectId,

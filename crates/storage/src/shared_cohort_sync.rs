@@ -22,6 +22,34 @@ pub(crate) const SYNC_CONFIG: &str =
 pub(crate) const COUNTS: &str = "(staged_session IS NULL \
      OR staged_session = (SELECT last_session_id FROM audiences WHERE id = $1))";
 
+/// Creates the cohort's audience (`$1` a new id, `$2` project, `$3` cohort id, `$4` name,
+/// `$5` description, `$6` now) or follows its name and description: the row.
+pub(crate) const UPSERT_AUDIENCE: &str =
+    "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6)
+     ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
+        name = CASE WHEN excluded.name = '' THEN audiences.name ELSE excluded.name END,
+        description = excluded.description, last_delivery_at = excluded.last_delivery_at
+     RETURNING *";
+
+/// Notes page `$3` of `$4` of session `$2` of audience `$1` received at `$5`, and answers
+/// what was there before it: this session's other pages, and whether another session left
+/// pages (this page supersedes it). Neither can see the row it inserts, on either database.
+/// No row: the page was there already.
+pub(crate) const STAGE_PAGE: &str =
+    "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (audience_id, session_id, page) DO NOTHING
+     RETURNING
+        (SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2 AND page <> $3),
+        EXISTS (SELECT 1 FROM sync_staging WHERE audience_id = $1 AND session_id <> $2)";
+
+/// One delivery's ledger entry.
+pub(crate) const INSERT_LEDGER: &str =
+    "INSERT INTO sync_ledger (id, project_id, audience_id, action, session_id, page, total_pages,
+        members, added, removed, outcome, error, received_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
 /// Rows per multi-row statement: 1000 members × 8 columns stays under both databases'
 /// parameter limits.
 pub(crate) const MEMBER_BATCH: usize = 1000;
@@ -261,14 +289,7 @@ macro_rules! impl_cohort_sync_store {
             cohort: &$crate::SyncCohort<'_>,
             at: DateTime<Utc>,
         ) -> Result<AudienceSessionRow, $crate::StoreError> {
-            let row: AudienceSessionRow = sqlx::query_as(
-                "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)
-                 ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
-                    name = CASE WHEN excluded.name = '' THEN audiences.name ELSE excluded.name END,
-                    description = excluded.description, last_delivery_at = excluded.last_delivery_at
-                 RETURNING *",
-            )
+            let row: AudienceSessionRow = sqlx::query_as(crate::shared_cohort_sync::UPSERT_AUDIENCE)
             .bind(uj_domain::ids::AudienceId::generate().as_str())
             .bind(project.as_str())
             .bind(cohort.mixpanel_cohort_id)
@@ -294,17 +315,7 @@ macro_rules! impl_cohort_sync_store {
             if applied == Some(session_id) {
                 return Ok(None);
             }
-            // One statement notes the page and answers what was there before it: this
-            // session's other pages, and whether another session left pages (this page
-            // supersedes it). Neither count can see the row it inserts, on either database.
-            let staged: Option<(i64, bool)> = sqlx::query_as(
-                "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (audience_id, session_id, page) DO NOTHING
-                 RETURNING
-                    (SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2 AND page <> $3),
-                    EXISTS (SELECT 1 FROM sync_staging WHERE audience_id = $1 AND session_id <> $2)",
-            )
+            let staged: Option<(i64, bool)> = sqlx::query_as(crate::shared_cohort_sync::STAGE_PAGE)
             .bind(audience.as_str())
             .bind(session_id)
             .bind(page)
@@ -416,11 +427,7 @@ macro_rules! impl_cohort_sync_store {
             project: &ProjectId,
             e: &uj_domain::audiences::LedgerEntry,
         ) -> Result<(), $crate::StoreError> {
-            sqlx::query(
-                "INSERT INTO sync_ledger (id, project_id, audience_id, action, session_id, page, total_pages,
-                    members, added, removed, outcome, error, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
+            sqlx::query(crate::shared_cohort_sync::INSERT_LEDGER)
             .bind(e.id.as_str())
             .bind(project.as_str())
             .bind(e.audience_id.as_ref().map(|a| a.as_str().to_owned()))
@@ -658,6 +665,9 @@ macro_rules! impl_cohort_sync_store {
                 entry: uj_domain::audiences::LedgerEntry,
             ) -> Result<uj_domain::audiences::LedgerEntry, $crate::StoreError> {
                 use uj_domain::audiences::{LedgerOutcome, MembershipChange};
+                if let Some(entry) = self.receive_first_sync_page(project, cohort, page, &entry).await? {
+                    return Ok(entry);
+                }
                 let at = entry.received_at;
                 let mut tx = self.begin().await?;
                 let row = upsert_audience_in(&mut tx, project, cohort, at).await?;

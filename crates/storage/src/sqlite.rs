@@ -25,6 +25,7 @@ use crate::shared_mixpanel::impl_mixpanel_store;
 use crate::shared_studies::impl_study_store;
 use crate::sqlite_checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT};
 use crate::sqlite_inline::{from_rusqlite, InlineReader};
+use crate::sqlite_pages::PageWriter;
 use crate::time::Ts;
 use crate::StoreError;
 use rusqlite::named_params;
@@ -42,6 +43,8 @@ pub struct SqliteStore {
     inline: Arc<InlineReader>,
     /// WAL checkpoints off the writer's path.
     checkpointer: Arc<Checkpointer>,
+    /// First-sync pages without sqlx's thread hand-offs.
+    pages: Arc<PageWriter>,
 }
 
 impl Dialect for SqliteStore {
@@ -86,6 +89,7 @@ impl SqliteStore {
             read,
             write,
             inline: Arc::new(InlineReader::new(file.clone())),
+            pages: Arc::new(PageWriter::new(file.clone())),
             checkpointer: Arc::new(Checkpointer::start(file)),
         })
     }
@@ -116,9 +120,32 @@ impl SqliteStore {
     /// Closes both pools; later calls fail as if the database had gone away.
     pub async fn close(&self) {
         self.inline.close();
+        self.pages.close();
         self.checkpointer.close();
         self.read.close().await;
         self.write.close().await;
+    }
+
+    /// A plain page of an audience's first full sync, written on this thread
+    /// (`sqlite_pages.rs`); `None` for the shared implementation to take it.
+    async fn receive_first_sync_page(
+        &self,
+        project: &ProjectId,
+        cohort: &crate::SyncCohort<'_>,
+        page: &crate::SyncPage<'_>,
+        entry: &uj_domain::audiences::LedgerEntry,
+    ) -> Result<Option<uj_domain::audiences::LedgerEntry>, StoreError> {
+        // Held, the writer connection keeps this the only write under way.
+        let _writer = self.write.acquire().await?;
+        let write = || {
+            self.pages
+                .write_first_sync_page(project, cohort, page, entry)
+        };
+        // A page takes milliseconds: the runtime moves other tasks off this worker first.
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),
+            _ => write(),
+        }
     }
 
     // The two reads below share their SQL with PostgreSQL. Its `$1`, `$2` are names to

@@ -30,10 +30,16 @@ impl Type<Sqlite> for Ts {
     }
 }
 
+impl Ts {
+    /// The text SQLite keeps.
+    pub(crate) fn text(&self) -> String {
+        self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+}
+
 impl<'q> Encode<'q, Sqlite> for Ts {
     fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
-        let text = self.0.to_rfc3339_opts(SecondsFormat::Micros, true);
-        <String as Encode<'q, Sqlite>>::encode(text, buf)
+        <String as Encode<'q, Sqlite>>::encode(self.text(), buf)
     }
 }
 
@@ -61,7 +67,13 @@ impl<'r> Decode<'r, Postgres> for Ts {
     }
 }
 
-/// rusqlite reads the same text (the SDK path's inline reads, `sqlite_inline`).
+/// rusqlite writes and reads the same text (`sqlite_inline`, `sqlite_pages`).
+impl rusqlite::types::ToSql for Ts {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.text().into())
+    }
+}
+
 impl rusqlite::types::FromSql for Ts {
     fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
         DateTime::parse_from_rfc3339(value.as_str()?)

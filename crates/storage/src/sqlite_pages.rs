@@ -1,0 +1,165 @@
+//! An audience's first full sync on SQLite, page by page on the calling thread.
+//!
+//! A `members` page is one transaction of seven statements. Through sqlx each statement is
+//! a hop to the connection's thread and back, and the page's 7,000 values are copied on the
+//! way there: a quarter of a page's time (`docs/benchmarks.md`). The common page of a first
+//! sync (new members, neither a repeat nor the page that completes or supersedes a session)
+//! is written here with rusqlite instead, while the store's writer connection is held, so
+//! writes stay one at a time. Any other page rolls back and goes through the shared
+//! implementation, which handles every case: this is only a faster way to the same rows,
+//! and the shared conformance tests run through both.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{named_params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use uj_domain::audiences::{LedgerEntry, LedgerOutcome};
+use uj_domain::ids::{AudienceId, ProjectId};
+
+use crate::shared_cohort_sync::{dedupe, INSERT_LEDGER, MEMBER_BATCH, STAGE_PAGE, UPSERT_AUDIENCE};
+use crate::sqlite_checkpoint::WRITER_AUTOCHECKPOINT;
+use crate::sqlite_inline::from_rusqlite;
+use crate::time::Ts;
+use crate::{StoreError, SyncCohort, SyncPage};
+
+/// As long as the store's writer waits for another process's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The connection first-sync pages are written on.
+#[derive(Debug)]
+pub(crate) struct PageWriter {
+    path: PathBuf,
+    /// `Err` once closed: later pages fail as if the database had gone away.
+    connection: Mutex<Result<Option<Connection>, ()>>,
+}
+
+impl PageWriter {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            connection: Mutex::new(Ok(None)),
+        }
+    }
+
+    /// Writes `page` if it is a plain page of the audience's first full sync: its ledger
+    /// entry, or `None` (nothing written) for the shared implementation to take it. The
+    /// caller holds the store's writer connection.
+    pub(crate) fn write_first_sync_page(
+        &self,
+        project: &ProjectId,
+        cohort: &SyncCohort<'_>,
+        page: &SyncPage<'_>,
+        entry: &LedgerEntry,
+    ) -> Result<Option<LedgerEntry>, StoreError> {
+        let mut guard = self.connection.lock().expect("poisoned");
+        let connection = match &mut *guard {
+            Err(()) => return Err(StoreError::Unavailable("the database was closed".into())),
+            Ok(Some(connection)) => connection,
+            Ok(idle) => idle.insert(self.open().map_err(from_rusqlite)?),
+        };
+        write(connection, project, cohort, page, entry).map_err(from_rusqlite)
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(BUSY_TIMEOUT)?;
+        // As the store's writer (`SqliteStore::connect`).
+        connection.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+             PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT};"
+        ))?;
+        Ok(connection)
+    }
+
+    /// Drops the connection; later pages fail.
+    pub(crate) fn close(&self) {
+        *self.connection.lock().expect("poisoned") = Err(());
+    }
+}
+
+/// The page's transaction; returning before the commit rolls it back.
+fn write(
+    connection: &mut Connection,
+    project: &ProjectId,
+    cohort: &SyncCohort<'_>,
+    page: &SyncPage<'_>,
+    entry: &LedgerEntry,
+) -> rusqlite::Result<Option<LedgerEntry>> {
+    let at = Ts(entry.received_at);
+    let entered_at = at.text();
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (audience, applied): (String, Option<String>) =
+        tx.prepare_cached(UPSERT_AUDIENCE)?.query_row(
+            named_params! {
+                "$1": AudienceId::generate().as_str(), "$2": project.as_str(),
+                "$3": cohort.mixpanel_cohort_id, "$4": cohort.name, "$5": cohort.description,
+                "$6": at,
+            },
+            |row| Ok((row.get("id")?, row.get("last_session_id")?)),
+        )?;
+    if applied.is_some() {
+        // Not a first sync: members may have rows of their own.
+        return Ok(None);
+    }
+    let staged: Option<(i64, bool)> = tx
+        .prepare_cached(STAGE_PAGE)?
+        .query_row(
+            named_params! {
+                "$1": audience, "$2": page.session_id, "$3": page.page,
+                "$4": page.total_pages, "$5": at,
+            },
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let Some((before, false)) = staged else {
+        // A repeat, or a page that supersedes another session.
+        return Ok(None);
+    };
+    if before + 1 >= page.total_pages {
+        // It completes the session: the apply is the shared implementation's.
+        return Ok(None);
+    }
+    for chunk in dedupe(page.members).chunks(MEMBER_BATCH) {
+        let sql = format!(
+            "INSERT INTO audience_members (audience_id, provider_member_id, reference_id, \
+             match_key, traits, entered_at, staged_session) VALUES {} ON CONFLICT DO NOTHING",
+            vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut insert = tx.prepare_cached(&sql)?;
+        for (n, member) in chunk.iter().enumerate() {
+            let first = n * 7 + 1;
+            insert.raw_bind_parameter(first, &audience)?;
+            insert.raw_bind_parameter(first + 1, &member.provider_member_id)?;
+            insert.raw_bind_parameter(first + 2, &member.reference_id)?;
+            insert.raw_bind_parameter(first + 3, member.match_key())?;
+            insert.raw_bind_parameter(first + 4, crate::shared::traits_json(&member.traits))?;
+            insert.raw_bind_parameter(first + 5, &entered_at)?;
+            insert.raw_bind_parameter(first + 6, page.session_id)?;
+        }
+        if insert.raw_execute()? != chunk.len() {
+            // Some have rows already (a diff added them, or they left): the shared
+            // implementation stages those as copies.
+            return Ok(None);
+        }
+    }
+    let entry = LedgerEntry {
+        audience_id: Some(AudienceId::from_string(audience)),
+        outcome: LedgerOutcome::Staged,
+        added: 0,
+        removed: 0,
+        ..entry.clone()
+    };
+    tx.prepare_cached(INSERT_LEDGER)?.execute(named_params! {
+        "$1": entry.id.as_str(), "$2": project.as_str(),
+        "$3": entry.audience_id.as_ref().map(|a| a.as_str()), "$4": entry.action,
+        "$5": entry.session_id, "$6": entry.page, "$7": entry.total_pages,
+        "$8": entry.members, "$9": entry.added, "$10": entry.removed,
+        "$11": entry.outcome.as_str(), "$12": entry.error, "$13": at,
+    })?;
+    tx.commit()?;
+    Ok(Some(entry))
+}
