@@ -545,11 +545,7 @@ async fn the_sdk_reads_open_the_file_the_url_names() {
     assert!(dir.path().join("my data.db").exists());
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
-    let audience = store
-        .upsert_audience(&shop, "1", "A", "", t0)
-        .await
-        .unwrap()
-        .id;
+    let audience = audience_a(&store, &shop, t0).await;
     store
         .add_audience_members(&audience, &[synced("a", Some("app-a"))], t0)
         .await
@@ -579,11 +575,7 @@ async fn the_wal_is_checkpointed_in_the_background() {
     let store: Arc<dyn Store> = Arc::new(uj_storage::SqliteStore::connect(&url).await.unwrap());
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
-    let audience = store
-        .upsert_audience(&shop, "1", "A", "", t0)
-        .await
-        .unwrap()
-        .id;
+    let audience = audience_a(&store, &shop, t0).await;
     let wal = dir.path().join("uj.db-wal");
     let mut largest = 0;
     for batch in 0..30 {
@@ -826,6 +818,19 @@ fn synced(id: &str, reference: Option<&str>) -> SyncedMember {
     }
 }
 
+/// Cohort "1"'s audience "A" in `project`, created at `at`.
+async fn audience_a(
+    store: &Arc<dyn Store>,
+    project: &ProjectId,
+    at: chrono::DateTime<Utc>,
+) -> uj_domain::ids::AudienceId {
+    store
+        .upsert_audience(project, "1", "A", "", at)
+        .await
+        .unwrap()
+        .id
+}
+
 fn members(ids: &[&str]) -> Vec<SyncedMember> {
     ids.iter().map(|id| synced(id, None)).collect()
 }
@@ -1026,11 +1031,7 @@ async fn diffs_add_and_remove_members_idempotently_and_keep_history(
 ) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
-    let audience = store
-        .upsert_audience(&shop, "1", "A", "", t0)
-        .await
-        .unwrap()
-        .id;
+    let audience = audience_a(&store, &shop, t0).await;
     let change = store
         .add_audience_members(
             &audience,
@@ -1123,11 +1124,7 @@ async fn diffs_beside_full_sessions_keep_membership_and_its_count_exact(
 ) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
-    let audience = store
-        .upsert_audience(&shop, "1", "A", "", t0)
-        .await
-        .unwrap()
-        .id;
+    let audience = audience_a(&store, &shop, t0).await;
     let count = |store: Arc<dyn Store>| {
         let (shop, audience) = (shop.clone(), audience.clone());
         async move {
@@ -1203,11 +1200,7 @@ async fn a_full_session_replaces_membership_only_once_complete(
 ) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
-    let audience = store
-        .upsert_audience(&shop, "1", "A", "", t0)
-        .await
-        .unwrap()
-        .id;
+    let audience = audience_a(&store, &shop, t0).await;
     store
         .add_audience_members(&audience, &members(&["old1", "keep"]), t0)
         .await
@@ -1360,11 +1353,7 @@ async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
 ) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
-    let audience = store
-        .upsert_audience(&shop, "1", "A", "", t0)
-        .await
-        .unwrap()
-        .id;
+    let audience = audience_a(&store, &shop, t0).await;
     store
         .add_audience_members(&audience, &members(&["kept", "leaves"]), t0)
         .await
@@ -1472,11 +1461,7 @@ async fn a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes(
 ) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
-    let audience = store
-        .upsert_audience(&shop, "1", "A", "", t0)
-        .await
-        .unwrap()
-        .id;
+    let audience = audience_a(&store, &shop, t0).await;
     receive(&store, &shop, &audience, "old", 1, 2, &members(&["x"]), t0).await;
     let newer = receive(&store, &shop, &audience, "new", 1, 2, &members(&["y"]), t0).await;
     assert_eq!(newer.outcome, LedgerOutcome::Staged);
@@ -1521,11 +1506,7 @@ async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &Tes
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let (_, blog) = owner_with_project(&store, "bob@example.com").await;
     let now = uj_now();
-    let audience = store
-        .upsert_audience(&shop, "1", "A", "", now)
-        .await
-        .unwrap()
-        .id;
+    let audience = audience_a(&store, &shop, now).await;
     let entry = |action: &str, audience_id| LedgerEntry {
         id: LedgerEntryId::generate(),
         audience_id,
