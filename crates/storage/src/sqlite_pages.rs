@@ -1,13 +1,13 @@
 //! An audience's first full sync on SQLite, page by page on the calling thread.
 //!
-//! A `members` page is one transaction of seven statements. Through sqlx each statement is
-//! a hop to the connection's thread and back, and the page's 7,000 values are copied on the
-//! way there: a quarter of a page's time (`docs/benchmarks.md`). The common page of a first
-//! sync (new members, neither a repeat nor the page that completes or supersedes a session)
-//! is written here with rusqlite instead, while the store's writer connection is held, so
-//! writes stay one at a time. Any other page rolls back and goes through the shared
-//! implementation, which handles every case: this is only a faster way to the same rows,
-//! and the shared conformance tests run through both.
+//! A `members` page is one transaction of six statements (with `BEGIN` and `COMMIT`).
+//! Through sqlx each is a hop to the connection's thread and back, and the page's 7,000
+//! values are copied on the way there: a quarter of a page's time (`docs/benchmarks.md`).
+//! The common page of a first sync (new members, neither a repeat nor the page that
+//! completes or supersedes a session) is written here with rusqlite instead, while the
+//! store's writer connection is held, so writes stay one at a time. Any other page rolls
+//! back and goes through the shared implementation, which handles every case: this is only
+//! a faster way to the same rows, and the shared conformance tests run through both.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
