@@ -68,6 +68,7 @@ conformance!(
     a_full_session_replaces_membership_only_once_complete,
     a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
     members_of_an_unfinished_session_are_seen_nowhere_until_it_completes,
+    a_first_sync_that_lists_a_member_twice_keeps_the_later_listing,
     the_ledger_lists_deliveries_newest_first,
     the_trait_allowlist_round_trips,
     studies_and_rules_round_trip_and_stay_in_their_project,
@@ -1345,6 +1346,51 @@ async fn seen(
         member_of,
         count,
     )
+}
+
+/// A first sync whose middle pages list one member twice: on SQLite the second listing
+/// leaves the first-sync shortcut (`sqlite_pages.rs`) for the shared path mid-session.
+async fn a_first_sync_that_lists_a_member_twice_keeps_the_later_listing(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&store, &shop, t0).await;
+    let pages = [
+        members(&["a", "b"]),
+        vec![synced("b", Some("app-b")), synced("c", None)],
+        members(&["d"]),
+        members(&["e"]),
+    ];
+    for (n, listed) in pages.iter().enumerate() {
+        let page = n as i64 + 1;
+        let entry = receive(&store, &shop, &audience, "s1", page, 4, listed, t0).await;
+        let expected = if page < 4 {
+            LedgerOutcome::Staged
+        } else {
+            LedgerOutcome::Applied
+        };
+        assert_eq!(entry.outcome, expected, "page {page}");
+    }
+    assert_eq!(current(&store, &audience).await, ["a", "b", "c", "d", "e"]);
+    let b = store
+        .find_audience_members(&audience, "app-b")
+        .await
+        .unwrap();
+    assert_eq!(
+        b.len(),
+        1,
+        "b is found by the reference id of its later listing"
+    );
+    assert_eq!(b[0].provider_member_id, "b");
+    let count = store
+        .audience(&shop, &audience)
+        .await
+        .unwrap()
+        .unwrap()
+        .member_count;
+    assert_eq!(count, 5);
 }
 
 async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
