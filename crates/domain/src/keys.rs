@@ -42,6 +42,28 @@ pub fn random_code(n: usize) -> String {
     random_chars(n)
 }
 
+/// Digits of a respondent code's time part: base 36 milliseconds since 1970, enough until
+/// the year 5000.
+const TIME_DIGITS: usize = 9;
+
+/// An invite's code: the time `at` in milliseconds (9 lower-case base-36 digits, so codes
+/// sort by issue time in any collation) and `n` random letters and digits, the part that
+/// must not be guessed. Invites issued together have neighbouring codes, so a batch of them
+/// adds to one page of the code index instead of one random page each
+/// (`docs/benchmarks.md`). The code tells when it was issued, as its invite does.
+pub fn time_ordered_code(at: chrono::DateTime<chrono::Utc>, n: usize) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let mut time = [b'0'; TIME_DIGITS];
+    for digit in time.iter_mut().rev() {
+        *digit = DIGITS[(millis % 36) as usize];
+        millis /= 36;
+    }
+    let mut code = String::from_utf8(time.to_vec()).expect("ASCII digits");
+    code.push_str(&random_chars(n));
+    code
+}
+
 /// From the thread's CSPRNG (ChaCha, seeded and periodically reseeded from the operating
 /// system): the OS generator directly cost a system call per character.
 fn random_chars(n: usize) -> String {
@@ -102,6 +124,29 @@ impl NewSecretKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invite_codes_sort_by_issue_time_and_end_random() {
+        use chrono::{Duration, TimeZone, Utc};
+        let at = Utc.with_ymd_and_hms(2026, 11, 27, 18, 0, 0).unwrap();
+        let first = time_ordered_code(at, 16);
+        let same_ms = time_ordered_code(at, 16);
+        let later = time_ordered_code(at + Duration::milliseconds(1), 16);
+        let much_later = time_ordered_code(at + Duration::days(10_000), 16);
+        assert_eq!(first.len(), 9 + 16);
+        assert!(first.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(
+            first[..9],
+            same_ms[..9],
+            "the same millisecond, the same time part"
+        );
+        assert_ne!(first[9..], same_ms[9..], "the random part differs");
+        assert!(first < later && later < much_later, "codes sort by time");
+        let epoch = time_ordered_code(Utc.timestamp_millis_opt(0).unwrap(), 4);
+        assert_eq!(&epoch[..9], "000000000");
+        let ms = Utc.timestamp_millis_opt(36 * 36 + 36 + 35).unwrap();
+        assert_eq!(&time_ordered_code(ms, 4)[..9], "00000011z");
+    }
 
     #[test]
     fn secret_keys_are_prefixed_unique_and_hashed() {

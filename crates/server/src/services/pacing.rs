@@ -175,7 +175,7 @@ pub fn new_invite(
         Trigger::AppEvent(name) => ("app_event", None, None, Some(name.clone())),
     };
     Invite {
-        code: uj_domain::keys::random_code(16),
+        code: uj_domain::keys::time_ordered_code(facts.now, 16),
         project_id: project.clone(),
         rule_id: rule.id.clone(),
         study_id: rule.study_id.clone(),
