@@ -455,11 +455,15 @@ macro_rules! impl_cohort_sync_store {
         ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
             if change.removed > 0 {
                 // Members who left lose their unaccepted invites of this audience.
+                // The audience's issued invites (`invites_issued_by_audience`), each checked
+                // against its member's row.
                 sqlx::query(
                     "UPDATE invites SET state = 'withdrawn'
-                     WHERE audience_id = $1 AND state = 'issued' AND audience_member_id IN (
-                        SELECT provider_member_id FROM audience_members
-                        WHERE audience_id = $1 AND exited_at IS NOT NULL)",
+                     WHERE audience_id = $1 AND state = 'issued' AND EXISTS (
+                        SELECT 1 FROM audience_members m
+                        WHERE m.audience_id = invites.audience_id
+                          AND m.provider_member_id = invites.audience_member_id
+                          AND m.exited_at IS NOT NULL)",
                 )
                 .bind(audience.as_str())
                 .execute(&mut **tx)

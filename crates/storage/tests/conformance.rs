@@ -69,6 +69,7 @@ conformance!(
     a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
     members_of_an_unfinished_session_are_seen_nowhere_until_it_completes,
     a_first_sync_that_lists_a_member_twice_keeps_the_later_listing,
+    members_who_leave_lose_their_issued_invites_of_that_audience_only,
     the_ledger_lists_deliveries_newest_first,
     the_trait_allowlist_round_trips,
     studies_and_rules_round_trip_and_stay_in_their_project,
@@ -1848,6 +1849,65 @@ fn event_invite(
         accepted_at: None,
         dismissed_at: None,
     }
+}
+
+async fn members_who_leave_lose_their_issued_invites_of_that_audience_only(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::{Invite, InviteState};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    let a = audience_a(&store, &shop, t0).await;
+    let b = store
+        .upsert_audience(&shop, "2", "B", "", t0)
+        .await
+        .unwrap()
+        .id;
+    store
+        .add_audience_members(&a, &members(&["x", "y"]), t0)
+        .await
+        .unwrap();
+    store
+        .add_audience_members(&b, &members(&["z"]), t0)
+        .await
+        .unwrap();
+    let of_audience = |code: &str, audience: &uj_domain::ids::AudienceId, member: &str| Invite {
+        source: "audience",
+        audience_id: Some(audience.to_string()),
+        audience_member_id: Some(member.into()),
+        event_name: None,
+        ..event_invite(&rule, code, member, t0)
+    };
+    for invite in [
+        of_audience("c-x", &a, "x"),
+        of_audience("c-y", &a, "y"),
+        of_audience("c-z", &b, "z"),
+        event_invite(&rule, "c-w", "w", t0),
+    ] {
+        store.issue_invite(&invite, t0).await.unwrap();
+    }
+    let t1 = t0 + Duration::minutes(1);
+    // z is not a member of A: nothing of theirs changes.
+    store
+        .remove_audience_members(&a, &["x".into(), "z".into()], t1)
+        .await
+        .unwrap();
+    let mut states = Vec::new();
+    for code in ["c-x", "c-y", "c-z", "c-w"] {
+        let invite = store.invite(&shop, code).await.unwrap().unwrap();
+        states.push((code, invite.state));
+    }
+    assert_eq!(
+        states,
+        [
+            ("c-x", InviteState::Withdrawn),
+            ("c-y", InviteState::Issued),
+            ("c-z", InviteState::Issued),
+            ("c-w", InviteState::Issued),
+        ]
+    );
 }
 
 /// The two reads every SDK request makes: the user's memberships by match key and their
