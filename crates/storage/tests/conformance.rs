@@ -313,16 +313,7 @@ async fn secret_keys_of_one_project_are_invisible_to_another(
         .unwrap()
         .is_none());
     assert!(store.active_secret_key("hash-1").await.unwrap().is_some());
-    let listed = store
-        .secret_keys(
-            &blog,
-            &PageRequest {
-                limit: 10,
-                starting_after: None,
-            },
-        )
-        .await
-        .unwrap();
+    let listed = store.secret_keys(&blog, &first_page(10)).await.unwrap();
     assert!(listed.items.is_empty());
     let missing = SecretKeyId::from_string("key_missing");
     assert!(store
@@ -347,16 +338,7 @@ async fn secret_key_listing_pages_in_creation_order(store: Arc<dyn Store>, _: &T
             .unwrap();
         created.push(key.id);
     }
-    let first = store
-        .secret_keys(
-            &shop,
-            &PageRequest {
-                limit: 2,
-                starting_after: None,
-            },
-        )
-        .await
-        .unwrap();
+    let first = store.secret_keys(&shop, &first_page(2)).await.unwrap();
     assert_eq!(
         first.items.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
         created[..2]
@@ -499,16 +481,7 @@ async fn concurrent_writes_all_succeed(store: Arc<dyn Store>, _: &TestDatabase) 
             .unwrap()
             .expect("no write fails under concurrency");
     }
-    let all = store
-        .secret_keys(
-            &shop,
-            &PageRequest {
-                limit: 100,
-                starting_after: None,
-            },
-        )
-        .await
-        .unwrap();
+    let all = store.secret_keys(&shop, &first_page(100)).await.unwrap();
     assert_eq!(all.items.len(), 40);
     assert!(all.items.iter().all(|k| k.revoked_at.is_some()));
 }
@@ -833,6 +806,14 @@ async fn audience_a(
         .id
 }
 
+/// The first page of at most `limit` items.
+fn first_page(limit: u32) -> PageRequest {
+    PageRequest {
+        limit,
+        starting_after: None,
+    }
+}
+
 fn members(ids: &[&str]) -> Vec<SyncedMember> {
     ids.iter().map(|id| synced(id, None)).collect()
 }
@@ -1014,16 +995,7 @@ async fn audiences_are_one_per_cohort_and_follow_its_name(store: Arc<dyn Store>,
         "the same cohort id in another project is another audience"
     );
     assert!(store.audience(&blog, &first.id).await.unwrap().is_none());
-    let listed = store
-        .audiences(
-            &shop,
-            &PageRequest {
-                limit: 10,
-                starting_after: None,
-            },
-        )
-        .await
-        .unwrap();
+    let listed = store.audiences(&shop, &first_page(10)).await.unwrap();
     assert_eq!(listed.items.len(), 1);
 }
 
@@ -1074,14 +1046,7 @@ async fn diffs_add_and_remove_members_idempotently_and_keep_history(
     assert_eq!(again.removed, 0);
     assert_eq!(current(&store, &audience).await, ["b"]);
     let history = store
-        .audience_members(
-            &audience,
-            true,
-            &PageRequest {
-                limit: 10,
-                starting_after: None,
-            },
-        )
+        .audience_members(&audience, true, &first_page(10))
         .await
         .unwrap();
     let a = history
@@ -1252,14 +1217,7 @@ async fn a_full_session_replaces_membership_only_once_complete(
         5
     );
     let ledger = store
-        .sync_ledger(
-            &shop,
-            Some(&audience),
-            &PageRequest {
-                limit: 10,
-                starting_after: None,
-            },
-        )
+        .sync_ledger(&shop, Some(&audience), &first_page(10))
         .await
         .unwrap();
     let outcomes: Vec<LedgerOutcome> = ledger.items.iter().map(|e| e.outcome).collect();
@@ -1579,14 +1537,7 @@ async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &Tes
         store.record_sync(&shop, e).await.unwrap();
     }
     let all = store
-        .sync_ledger(
-            &shop,
-            None,
-            &PageRequest {
-                limit: 2,
-                starting_after: None,
-            },
-        )
+        .sync_ledger(&shop, None, &first_page(2))
         .await
         .unwrap();
     assert_eq!(all.items, [rejected.clone(), second.clone()]);
@@ -1604,26 +1555,12 @@ async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &Tes
         .unwrap();
     assert_eq!(rest.items, std::slice::from_ref(&first));
     let audience_only = store
-        .sync_ledger(
-            &shop,
-            Some(&audience),
-            &PageRequest {
-                limit: 10,
-                starting_after: None,
-            },
-        )
+        .sync_ledger(&shop, Some(&audience), &first_page(10))
         .await
         .unwrap();
     assert_eq!(audience_only.items.len(), 2);
     assert!(store
-        .sync_ledger(
-            &blog,
-            None,
-            &PageRequest {
-                limit: 10,
-                starting_after: None
-            }
-        )
+        .sync_ledger(&blog, None, &first_page(10))
         .await
         .unwrap()
         .items
@@ -1739,16 +1676,7 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
         store.live_launch_rules(&shop).await.unwrap().is_empty(),
         "archived rules are not live"
     );
-    let page = store
-        .studies(
-            &shop,
-            &PageRequest {
-                limit: 10,
-                starting_after: None,
-            },
-        )
-        .await
-        .unwrap();
+    let page = store.studies(&shop, &first_page(10)).await.unwrap();
     assert_eq!(page.items.len(), 1);
 
     assert_eq!(store.sdk_contacted_at(&shop).await.unwrap(), None);
