@@ -21,6 +21,16 @@ struct World {
 /// A synced audience of `members` (every second one with `reference_id` `ref_{n}`), a study
 /// and an active audience rule with an in-app prompt.
 async fn world(members: usize, max_starts: Option<i64>, launch_mode: &str) -> World {
+    world_keeping(members, max_starts, launch_mode, &[]).await
+}
+
+/// [`world`], the members synced with the traits `trait_allowlist` names.
+async fn world_keeping(
+    members: usize,
+    max_starts: Option<i64>,
+    launch_mode: &str,
+    trait_allowlist: &[&str],
+) -> World {
     let scenario = Scenario::from_json(
         &json!({
             "organizations": [{"id": 1, "name": "Acme"}],
@@ -43,6 +53,9 @@ async fn world(members: usize, max_starts: Option<i64>, launch_mode: &str) -> Wo
         json!({"username": "acme", "secret": "s"}),
     )
     .await;
+    if !trait_allowlist.is_empty() {
+        set_trait_allowlist(&app, &key, trait_allowlist).await;
+    }
     let sync: Value = app
         .post_json("/api/v1/integrations/mixpanel/cohort-sync", &key, json!({}))
         .await
@@ -93,6 +106,18 @@ async fn world(members: usize, max_starts: Option<i64>, launch_mode: &str) -> Wo
         rule: rule["id"].as_str().unwrap().to_owned(),
         study,
     }
+}
+
+async fn set_trait_allowlist(app: &TestApp, key: &str, keys: &[&str]) {
+    let patched = app
+        .client
+        .patch(app.url("/api/v1/project"))
+        .bearer_auth(key)
+        .json(&json!({ "trait_allowlist": keys }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status().as_u16(), 200);
 }
 
 impl World {
@@ -879,4 +904,51 @@ async fn concurrent_config_loads_issue_one_invite_per_user() {
         .await
         .unwrap();
     assert_eq!(stats["invites"]["issued"], 51);
+}
+
+/// An audience invite's attribution record names the member and carries the traits the
+/// project's allowlist names when the invite is issued.
+#[tokio::test]
+async fn an_audience_invite_is_attributed_to_its_member_with_the_allowlisted_traits() {
+    let world = world_keeping(6, None, "in_app", &["plan", "email"]).await;
+    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
+    let attribution = |reference_id: &'static str| {
+        let (world, store) = (&world, &store);
+        async move {
+            let config = world.config(reference_id).await;
+            let code = config["pending_invite"]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let invite = store.invite_by_code(&code).await.unwrap().unwrap();
+            (
+                invite.source,
+                invite.audience_member_id,
+                serde_json::Value::Object(invite.traits),
+            )
+        }
+    };
+    assert_eq!(
+        attribution("ref_2").await,
+        (
+            "audience",
+            Some("user_2".to_owned()),
+            json!({"email": "user_2@example.com", "plan": "free"})
+        )
+    );
+    // A key taken off the allowlist leaves new attribution records at once.
+    set_trait_allowlist(&world.app, &world.key, &["plan"]).await;
+    assert_eq!(
+        attribution("ref_6").await,
+        (
+            "audience",
+            Some("user_6".to_owned()),
+            json!({"plan": "pro"})
+        )
+    );
+    set_trait_allowlist(&world.app, &world.key, &[]).await;
+    assert_eq!(
+        attribution("ref_4").await,
+        ("audience", Some("user_4".to_owned()), json!({}))
+    );
 }

@@ -87,16 +87,26 @@ impl PgStore {
         &self,
         project: &ProjectId,
         match_key: &str,
-    ) -> Result<Vec<(String, uj_domain::audiences::AudienceMember)>, StoreError> {
-        let rows: Vec<AudienceMembershipRow> =
-            sqlx::query_as(crate::shared_cohort_sync::USER_MEMBERSHIPS)
-                .bind(project.as_str())
-                .bind(match_key)
-                .fetch_all(&self.pool)
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(crate::shared_cohort_sync::USER_MEMBERSHIPS)
+            .bind(project.as_str())
+            .bind(match_key)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn member_by_key(
+        &self,
+        audience: &AudienceId,
+        provider_member_id: &str,
+    ) -> Result<Option<uj_domain::audiences::AudienceMember>, StoreError> {
+        let row: Option<AudienceMemberRow> =
+            sqlx::query_as(crate::shared_cohort_sync::AUDIENCE_MEMBER)
+                .bind(audience.as_str())
+                .bind(provider_member_id)
+                .fetch_optional(&self.pool)
                 .await?;
-        rows.into_iter()
-            .map(|row| Ok((row.audience_id, row.member.try_into()?)))
-            .collect()
+        row.map(TryInto::try_into).transpose()
     }
 }
 

@@ -367,14 +367,6 @@ pub(crate) struct AudienceMemberRow {
     pub(crate) exited_at: Option<Ts>,
 }
 
-/// A member with its audience.
-#[derive(sqlx::FromRow)]
-pub(crate) struct AudienceMembershipRow {
-    pub audience_id: String,
-    #[sqlx(flatten)]
-    pub member: AudienceMemberRow,
-}
-
 impl TryFrom<AudienceMemberRow> for AudienceMember {
     type Error = StoreError;
     fn try_from(row: AudienceMemberRow) -> Result<Self, StoreError> {

@@ -1,14 +1,28 @@
 //! The [`CohortSyncStore`](crate::CohortSyncStore) implementation both databases share
 //! (see `shared.rs` for how the expansion works).
 
-/// The current members with match key `$2` in the audiences of project `$1`: one seek in
-/// `audience_members_by_match_key`, then each entry's audience by its key. (`CROSS JOIN` makes
-/// SQLite keep that order; to PostgreSQL it is a plain join.)
+/// The current memberships with match key `$2` in the audiences of project `$1`, as
+/// `(audience_id, provider_member_id)`: one seek in `audience_members_by_match_key`, which
+/// holds all the columns needed (migration 0012), then each entry's audience by its key.
+/// Rows a full-sync session staged in place count once the session is applied (migration
+/// 0008); such rows exist only while the audience has pages of an unfinished session in
+/// `sync_staging`, so only then is a member's row read to tell. (`CROSS JOIN` makes SQLite
+/// keep that order; to PostgreSQL it is a plain join.)
 pub(crate) const USER_MEMBERSHIPS: &str =
-    "SELECT m.audience_id, m.provider_member_id, m.reference_id, m.traits, m.entered_at, m.exited_at
-     FROM audience_members m CROSS JOIN audiences a
-     WHERE m.match_key = $2 AND m.exited_at IS NULL AND a.id = m.audience_id AND a.project_id = $1
-       AND (m.staged_session IS NULL OR m.staged_session = a.last_session_id)";
+    "SELECT k.audience_id, k.provider_member_id
+     FROM audience_members k CROSS JOIN audiences a
+     WHERE k.match_key = $2 AND k.exited_at IS NULL AND a.id = k.audience_id AND a.project_id = $1
+       AND (NOT EXISTS (SELECT 1 FROM sync_staging s WHERE s.audience_id = a.id)
+            OR EXISTS (SELECT 1 FROM audience_members m
+                       WHERE m.audience_id = k.audience_id AND m.provider_member_id = k.provider_member_id
+                         AND (m.staged_session IS NULL OR m.staged_session = a.last_session_id)))";
+
+/// One member by its key, `$1` audience and `$2` provider member id, if it counts (see
+/// [`COUNTS`]).
+pub(crate) const AUDIENCE_MEMBER: &str =
+    "SELECT provider_member_id, reference_id, traits, entered_at, exited_at FROM audience_members
+     WHERE audience_id = $1 AND provider_member_id = $2
+       AND (staged_session IS NULL OR staged_session = (SELECT last_session_id FROM audiences WHERE id = $1))";
 
 /// A cohort sync configuration's columns (table alias `c`): its last delivery is the latest
 /// of its project's audiences since it was set up (migration 0009).
@@ -768,8 +782,16 @@ macro_rules! impl_cohort_sync_store {
                 &self,
                 project: &ProjectId,
                 match_key: &str,
-            ) -> Result<Vec<(String, uj_domain::audiences::AudienceMember)>, $crate::StoreError> {
+            ) -> Result<Vec<(String, String)>, $crate::StoreError> {
                 self.user_memberships(project, match_key).await
+            }
+
+            async fn audience_member(
+                &self,
+                audience: &AudienceId,
+                provider_member_id: &str,
+            ) -> Result<Option<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
+                self.member_by_key(audience, provider_member_id).await
             }
 
             async fn find_audience_members(

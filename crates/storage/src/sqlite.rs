@@ -195,7 +195,7 @@ impl SqliteStore {
         &self,
         project: &ProjectId,
         match_key: &str,
-    ) -> Result<Vec<(String, uj_domain::audiences::AudienceMember)>, StoreError> {
+    ) -> Result<Vec<(String, String)>, StoreError> {
         self.inline.read(|db| {
             let mut statement = db
                 .prepare_cached(crate::shared_cohort_sync::USER_MEMBERSHIPS)
@@ -203,25 +203,39 @@ impl SqliteStore {
             let rows = statement
                 .query_map(
                     named_params! {"$1": project.as_str(), "$2": match_key},
-                    |row| {
-                        Ok((
-                            row.get::<_, String>("audience_id")?,
-                            AudienceMemberRow {
-                                provider_member_id: row.get("provider_member_id")?,
-                                reference_id: row.get("reference_id")?,
-                                traits: row.get("traits")?,
-                                entered_at: row.get("entered_at")?,
-                                exited_at: row.get("exited_at")?,
-                            },
-                        ))
-                    },
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .map_err(from_rusqlite)?;
-            rows.map(|row| {
-                let (audience, member) = row.map_err(from_rusqlite)?;
-                Ok((audience, member.try_into()?))
-            })
-            .collect()
+            rows.map(|row| row.map_err(from_rusqlite)).collect()
+        })
+    }
+
+    async fn member_by_key(
+        &self,
+        audience: &AudienceId,
+        provider_member_id: &str,
+    ) -> Result<Option<uj_domain::audiences::AudienceMember>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.inline.read(|db| {
+            let mut statement = db
+                .prepare_cached(crate::shared_cohort_sync::AUDIENCE_MEMBER)
+                .map_err(from_rusqlite)?;
+            let row = statement
+                .query_row(
+                    named_params! {"$1": audience.as_str(), "$2": provider_member_id},
+                    |row| {
+                        Ok(AudienceMemberRow {
+                            provider_member_id: row.get("provider_member_id")?,
+                            reference_id: row.get("reference_id")?,
+                            traits: row.get("traits")?,
+                            entered_at: row.get("entered_at")?,
+                            exited_at: row.get("exited_at")?,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(from_rusqlite)?;
+            row.map(TryInto::try_into).transpose()
         })
     }
 }

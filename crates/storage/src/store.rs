@@ -329,12 +329,19 @@ pub trait CohortSyncStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<AudienceMember>, StoreError>;
     /// The user's current memberships across the project's audiences: `(audience id,
-    /// member)` for each audience with a current member whose match key is `match_key`.
+    /// provider member id)` for each audience with a current member whose match key is
+    /// `match_key`.
     async fn audience_memberships(
         &self,
         project: &ProjectId,
         match_key: &str,
-    ) -> Result<Vec<(String, AudienceMember)>, StoreError>;
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    /// One member of the audience by their provider id (current or past).
+    async fn audience_member(
+        &self,
+        audience: &AudienceId,
+        provider_member_id: &str,
+    ) -> Result<Option<AudienceMember>, StoreError>;
     /// Members whose provider id or match key equals `id`.
     async fn find_audience_members(
         &self,

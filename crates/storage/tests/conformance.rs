@@ -11,7 +11,7 @@ use uj_domain::accounts::Role;
 use uj_domain::audiences::{CohortSyncConfig, LedgerEntry, LedgerOutcome};
 use uj_domain::cohort_sync::SyncedMember;
 use uj_domain::ids::LedgerEntryId;
-use uj_domain::ids::{ProjectId, SecretKeyId};
+use uj_domain::ids::{AudienceId, ProjectId, SecretKeyId};
 use uj_domain::mixpanel::{ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_storage::testing::TestDatabase;
 use uj_storage::{
@@ -1874,7 +1874,14 @@ async fn a_users_memberships_and_invites_are_read_for_the_sdk(
         expected,
         "one membership per audience of the project, none of another project"
     );
-    let (_, member) = &found[0];
+    assert!(found.iter().all(|(_, member_id)| member_id == "a"));
+    // The member itself, by its key, for an invite's attribution.
+    let audience = AudienceId::from_string(found[0].0.clone());
+    let member = store
+        .audience_member(&audience, "a")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (
             member.provider_member_id.as_str(),
@@ -1885,6 +1892,11 @@ async fn a_users_memberships_and_invites_are_read_for_the_sdk(
         ),
         ("a", Some("app-a"), Some("pro"), t0, None)
     );
+    assert!(store
+        .audience_member(&audience, "app-a")
+        .await
+        .unwrap()
+        .is_none());
     assert!(
         store
             .audience_memberships(&shop, "a")

@@ -82,7 +82,7 @@ pub async fn evaluate(
         .find(|r| r.id.as_str() == rule_id)
         .ok_or(ServiceError::NotFound("launch_rule"))?;
     let metadata = event.map(|e| e.metadata).unwrap_or_default();
-    let invite = pacing::new_invite(&facts, project, &rule, metadata);
+    let invite = pacing::new_invite(state, &facts, project, &rule, metadata).await?;
     let issued = state.invite_writer.issue(invite, facts.now).await?;
     // The request's later decisions (its direct links) see the invite just issued.
     user.history.insert(0, issued.clone());

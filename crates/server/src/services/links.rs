@@ -134,7 +134,7 @@ pub async fn resolve(
         .iter()
         .find(|r| r.id.as_str() == rule_id)
         .ok_or(ServiceError::NotFound("launch_rule"))?;
-    let invite = pacing::new_invite(&facts, project, rule, metadata);
+    let invite = pacing::new_invite(state, &facts, project, rule, metadata).await?;
     match store.start_invite(&invite, facts.now).await? {
         AcceptOutcome::Accepted(started) => {
             debug_assert_eq!(started.state, InviteState::Accepted);

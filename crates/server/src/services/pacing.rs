@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
-use uj_domain::audiences::AudienceMember;
-use uj_domain::ids::ProjectId;
+use uj_domain::ids::{AudienceId, ProjectId};
 use uj_domain::invites::{Invite, InviteState};
 use uj_domain::pacing::{self, Decision, Moment, RuleFacts, StudyFacts, Trigger, UserFacts};
 use uj_domain::studies::LaunchRule;
@@ -23,11 +22,14 @@ pub const INVITE_TTL: Duration = Duration::hours(24);
 /// The facts about one user and a set of rules at one moment.
 pub struct Facts {
     pub user: UserFacts,
-    /// The user's current membership in each rule audience they belong to.
-    pub membership: Arc<Vec<(String, AudienceMember)>>,
+    /// The user's current memberships in the project's audiences: `(audience id, provider
+    /// member id)`.
+    pub membership: Arc<Vec<(String, String)>>,
     pub rules: Vec<Arc<RuleFacts>>,
     pub studies: Arc<[StudyFacts]>,
     pub contact_limit: Option<Duration>,
+    /// The project's trait allowlist: what an attribution record may carry.
+    pub trait_allowlist: Arc<[String]>,
     pub now: DateTime<Utc>,
 }
 
@@ -63,7 +65,7 @@ pub struct UserView {
     pub reference_id: String,
     pub snapshot: Arc<ProjectRules>,
     pub history: Vec<Invite>,
-    memberships: Option<Arc<Vec<(String, AudienceMember)>>>,
+    memberships: Option<Arc<Vec<(String, String)>>>,
 }
 
 impl UserView {
@@ -149,32 +151,46 @@ impl UserView {
             rules: facts,
             studies: Arc::clone(&self.snapshot.studies),
             contact_limit: self.snapshot.contact_limit,
+            trait_allowlist: Arc::clone(&self.snapshot.trait_allowlist),
             now: Utc::now(),
         };
         Ok((rules, facts))
     }
 }
 
-/// A new invite of `rule` for the user, with its attribution: the audience member for an
-/// audience rule, the event for an app-event rule, and the primitive metadata the app sent.
-pub fn new_invite(
+/// A new invite of `rule` for the user, with its attribution: for an audience rule the
+/// audience member and their traits the allowlist names now (read from the member's row;
+/// with an empty allowlist there is nothing to read), for an app-event rule the event; and
+/// the primitive metadata the app sent.
+pub async fn new_invite(
+    state: &AppState,
     facts: &Facts,
     project: &ProjectId,
     rule: &LaunchRule,
     metadata: Map<String, serde_json::Value>,
-) -> Invite {
-    let (source, audience_id, member, event_name) = match &rule.trigger {
+) -> Result<Invite, ServiceError> {
+    let (source, audience_id, member_id, event_name) = match &rule.trigger {
         Trigger::Audience(id) => {
-            let member = facts
+            let member_id = facts
                 .membership
                 .iter()
                 .find(|(a, _)| a == id)
                 .map(|(_, m)| m.clone());
-            ("audience", Some(id.clone()), member, None)
+            ("audience", Some(id.clone()), member_id, None)
         }
         Trigger::AppEvent(name) => ("app_event", None, None, Some(name.clone())),
     };
-    Invite {
+    let mut traits = Map::new();
+    if let (Some(audience), Some(member_id), false) =
+        (&audience_id, &member_id, facts.trait_allowlist.is_empty())
+    {
+        let audience = AudienceId::from_string(audience.clone());
+        if let Some(member) = state.store.audience_member(&audience, member_id).await? {
+            traits = member.traits;
+            traits.retain(|key, _| facts.trait_allowlist.contains(key));
+        }
+    }
+    Ok(Invite {
         code: uj_domain::keys::time_ordered_code(facts.now, 16),
         project_id: project.clone(),
         rule_id: rule.id.clone(),
@@ -182,14 +198,14 @@ pub fn new_invite(
         reference_id: facts.user.reference_id.clone(),
         source,
         audience_id,
-        audience_member_id: member.as_ref().map(|m| m.provider_member_id.clone()),
+        audience_member_id: member_id,
         event_name,
         metadata,
-        traits: member.map(|m| m.traits).unwrap_or_default(),
+        traits,
         state: InviteState::Issued,
         issued_at: facts.now,
         expires_at: facts.now + INVITE_TTL,
         accepted_at: None,
         dismissed_at: None,
-    }
+    })
 }

@@ -37,6 +37,9 @@ pub struct ProjectRules {
     /// The rules' studies as stored (launch mode, public code), by id.
     pub study_records: HashMap<String, Study>,
     pub contact_limit: Option<chrono::Duration>,
+    /// The trait keys an invite's attribution may carry (empty: none, and the member's row
+    /// is not read).
+    pub trait_allowlist: Arc<[String]>,
     pub sdk_contacted: bool,
     loaded: Instant,
 }
@@ -78,6 +81,7 @@ impl ProjectRules {
                 .contact_limit_days(project)
                 .await?
                 .map(chrono::Duration::days),
+            trait_allowlist: store.trait_allowlist(project).await?.into(),
             sdk_contacted: store.sdk_contacted_at(project).await?.is_some(),
             loaded: Instant::now(),
         })

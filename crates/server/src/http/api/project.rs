@@ -101,6 +101,8 @@ async fn update(
             .store
             .set_trait_allowlist(&auth.project.id, &keys)
             .await?;
+        // New invites' attribution follows the allowlist at once.
+        state.snapshots.forget(&auth.project.id);
     }
     if let Some(days) = request.contact_limit_days {
         if days.is_some_and(|d| !(1..=365).contains(&d)) {

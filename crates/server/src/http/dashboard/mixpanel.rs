@@ -574,5 +574,6 @@ async fn save_traits(
         .store
         .set_trait_allowlist(&context.current.project.id, &keys)
         .await?;
+    state.snapshots.forget(&context.current.project.id);
     Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
 }
