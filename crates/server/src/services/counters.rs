@@ -144,3 +144,59 @@ pub async fn event_catalog(
     state.counters.flush(state.store.as_ref()).await?;
     Ok(state.store.event_catalog(project).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uj_storage::testing::TestDatabase;
+    use uj_storage::{MixpanelStore, NewAccount, SqliteStore};
+
+    /// Counts a failed flush could not save are saved by the next one, added to what came
+    /// in between, never twice.
+    #[tokio::test]
+    async fn counts_a_flush_could_not_save_wait_for_the_next() {
+        let db = TestDatabase::sqlite();
+        let store = SqliteStore::connect(&db.url).await.unwrap();
+        let owner = store
+            .create_account(NewAccount {
+                email: "ada@example.com".into(),
+                password_hash: "$argon2id$fake".into(),
+            })
+            .await
+            .unwrap();
+        let project = store
+            .create_project(&owner.id, "Shop", "uj_pk_counters")
+            .await
+            .unwrap()
+            .id;
+        // Whole seconds: as the databases keep them.
+        let t0 = chrono::DurationRound::duration_trunc(Utc::now(), chrono::Duration::seconds(1))
+            .unwrap();
+        let counters = Counters::default();
+        counters.app_event(&project, "Checkout", t0);
+        counters.app_event(&project, "Checkout", t0 + chrono::Duration::seconds(1));
+        let closed = SqliteStore::connect(&db.url).await.unwrap();
+        closed.close().await;
+        assert!(counters.flush(&closed).await.is_err());
+        counters.app_event(&project, "Checkout", t0 + chrono::Duration::seconds(2));
+        counters.app_event(&project, "Signup", t0);
+        counters.flush(&store).await.unwrap();
+        counters.flush(&store).await.unwrap();
+        let mut catalog: Vec<_> = store
+            .event_catalog(&project)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.app_count, e.app_first_seen_at, e.app_last_seen_at))
+            .collect();
+        catalog.sort();
+        let last = t0 + chrono::Duration::seconds(2);
+        assert_eq!(
+            catalog,
+            [
+                ("Checkout".to_owned(), 3, Some(t0), Some(last)),
+                ("Signup".to_owned(), 1, Some(t0), Some(t0))
+            ]
+        );
+    }
+}
