@@ -76,7 +76,12 @@ fn random_chars(n: usize) -> String {
 
 /// Hex SHA-256 of a bearer secret, the form in which it is stored and looked up.
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    bytes_hash(token.as_bytes())
+}
+
+/// The SHA-256 of `bytes`, in hex.
+pub fn bytes_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 pub fn generate_public_key() -> String {

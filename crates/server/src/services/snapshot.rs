@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use uj_domain::ids::ProjectId;
-use uj_domain::pacing::{self, RuleFacts, StudyFacts};
+use uj_domain::pacing::{self, RuleFacts, RuleStatus, StudyFacts, Trigger};
 use uj_domain::projects::Project;
 use uj_domain::studies::{LaunchRule, Study};
 use uj_storage::Store;
@@ -37,6 +37,9 @@ pub struct ProjectRules {
     /// The rules' studies as stored (launch mode, public code), by id.
     pub study_records: HashMap<String, Study>,
     pub contact_limit: Option<chrono::Duration>,
+    /// The event names active app-event rules wait for, sorted, each once: what the app
+    /// should report.
+    pub triggers: Arc<[String]>,
     /// The trait keys an invite's attribution may carry (empty: none, and the member's row
     /// is not read).
     pub trait_allowlist: Arc<[String]>,
@@ -72,7 +75,18 @@ impl ProjectRules {
                 study_records.insert(study.id.to_string(), study);
             }
         }
+        let mut triggers: Vec<String> = rules
+            .iter()
+            .filter(|r| r.status == RuleStatus::Active)
+            .filter_map(|r| match &r.trigger {
+                Trigger::AppEvent(name) => Some(name.clone()),
+                Trigger::Audience(_) => None,
+            })
+            .collect();
+        triggers.sort();
+        triggers.dedup();
         Ok(Self {
+            triggers: triggers.into(),
             rules: rules.into_iter().map(Arc::new).collect(),
             facts,
             studies: studies.into(),

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use uj_domain::pacing::{RuleStatus, Trigger};
 
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiQuery;
@@ -34,11 +33,24 @@ pub struct ConfigParams {
 }
 
 #[derive(Serialize)]
-pub struct ConfigResponse {
+pub struct ConfigResponse<'a> {
     ttl_seconds: u32,
-    triggers: Vec<serde_json::Value>,
+    triggers: Triggers<'a>,
     pending_invite: Option<serde_json::Value>,
     direct_links: Vec<serde_json::Value>,
+}
+
+/// The event names to report, as `[{"event_name": …}, …]`.
+pub struct Triggers<'a>(&'a [String]);
+
+impl Serialize for Triggers<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Trigger<'a> {
+            event_name: &'a str,
+        }
+        serializer.collect_seq(self.0.iter().map(|event_name| Trigger { event_name }))
+    }
 }
 
 #[utoipa::path(
@@ -84,35 +96,16 @@ async fn show(
         .iter()
         .map(link_json)
         .collect();
-    // The event names the app should report: those active rules wait for.
-    let mut triggers: Vec<&str> = user
-        .snapshot
-        .rules
-        .iter()
-        .filter(|r| r.status == RuleStatus::Active)
-        .filter_map(|r| match &r.trigger {
-            Trigger::AppEvent(name) => Some(name.as_str()),
-            Trigger::Audience(_) => None,
-        })
-        .collect();
-    triggers.sort();
-    triggers.dedup();
     let body = ConfigResponse {
         ttl_seconds: TTL_SECONDS,
-        triggers: triggers
-            .into_iter()
-            .map(|event_name| serde_json::json!({ "event_name": event_name }))
-            .collect(),
+        triggers: Triggers(&user.snapshot.triggers),
         pending_invite: pending.map(|(invite, rule)| invite_json(&invite, &rule)),
         direct_links,
     };
     // An ETag of the body: an app that sends it back gets 304 while nothing changed.
     let bytes =
         serde_json::to_vec(&body).map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
-    let etag = format!(
-        "\"{}\"",
-        &uj_domain::keys::token_hash(&String::from_utf8_lossy(&bytes))[..32]
-    );
+    let etag = format!("\"{}\"", &uj_domain::keys::bytes_hash(&bytes)[..32]);
     let cached = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
