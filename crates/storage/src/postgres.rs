@@ -75,12 +75,22 @@ impl PgStore {
         project: &ProjectId,
         reference_id: &str,
     ) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
-        let rows: Vec<InviteRow> = sqlx::query_as(crate::shared_invites::USER_INVITES)
-            .bind(project.as_str())
-            .bind(reference_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        use crate::shared_invites::{newest_first, HISTORY, USER_INVITES, USER_INVITES_NEWEST};
+        let read = |sql, limit: usize| async move {
+            let rows: Vec<InviteRow> = sqlx::query_as(sql)
+                .bind(project.as_str())
+                .bind(reference_id)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<Vec<_>, StoreError>>()
+        };
+        match newest_first(read(USER_INVITES, HISTORY + 1).await?) {
+            Some(invites) => Ok(invites),
+            None => read(USER_INVITES_NEWEST, HISTORY).await,
+        }
     }
 
     async fn user_memberships(

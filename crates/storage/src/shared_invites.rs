@@ -1,9 +1,31 @@
 //! The [`InviteStore`](crate::InviteStore) implementation both databases share (see
 //! `shared.rs` for how the expansion works).
 
-/// The user's invites, newest first: `$1` project, `$2` reference id.
+/// How many of a user's invites make their history: the newest.
+pub(crate) const HISTORY: usize = 500;
+
+/// The user's invites in no order, at most `$3`: `$1` project, `$2` reference id. Ordering
+/// them in SQL made SQLite open a temporary b-tree per read, a third of a read that finds
+/// one or none (the SDK path reads this on every request); they are ordered by
+/// [`newest_first`] instead.
 pub(crate) const USER_INVITES: &str =
-    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 ORDER BY issued_at DESC LIMIT 500";
+    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 LIMIT $3";
+
+/// The user's `$3` newest invites: for the rare user with more than [`HISTORY`].
+pub(crate) const USER_INVITES_NEWEST: &str =
+    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 ORDER BY issued_at DESC LIMIT $3";
+
+/// A user's invites as read with [`USER_INVITES`] (limit `HISTORY + 1`), newest first; `None`
+/// when there were more than [`HISTORY`], to be read again with [`USER_INVITES_NEWEST`].
+pub(crate) fn newest_first(
+    mut invites: Vec<uj_domain::invites::Invite>,
+) -> Option<Vec<uj_domain::invites::Invite>> {
+    if invites.len() > HISTORY {
+        return None;
+    }
+    invites.sort_by_key(|i| std::cmp::Reverse(i.issued_at));
+    Some(invites)
+}
 
 /// The INSERT of a new invite: issued (doing nothing when the user already has one issued),
 /// or in the given state.

@@ -157,37 +157,42 @@ impl SqliteStore {
         project: &ProjectId,
         reference_id: &str,
     ) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
+        use crate::shared_invites::{newest_first, HISTORY, USER_INVITES, USER_INVITES_NEWEST};
         self.inline.read(|db| {
-            let mut statement = db
-                .prepare_cached(crate::shared_invites::USER_INVITES)
-                .map_err(from_rusqlite)?;
-            let rows = statement
-                .query_map(
-                    named_params! {"$1": project.as_str(), "$2": reference_id},
-                    |row| {
-                        Ok(InviteRow {
-                            code: row.get("code")?,
-                            project_id: row.get("project_id")?,
-                            rule_id: row.get("rule_id")?,
-                            study_id: row.get("study_id")?,
-                            reference_id: row.get("reference_id")?,
-                            source: row.get("source")?,
-                            audience_id: row.get("audience_id")?,
-                            audience_member_id: row.get("audience_member_id")?,
-                            event_name: row.get("event_name")?,
-                            metadata: row.get("metadata")?,
-                            traits: row.get("traits")?,
-                            state: row.get("state")?,
-                            issued_at: row.get("issued_at")?,
-                            expires_at: row.get("expires_at")?,
-                            accepted_at: row.get("accepted_at")?,
-                            dismissed_at: row.get("dismissed_at")?,
-                        })
-                    },
-                )
-                .map_err(from_rusqlite)?;
-            rows.map(|row| row.map_err(from_rusqlite)?.try_into())
-                .collect()
+            let read = |sql, limit: usize| {
+                let mut statement = db.prepare_cached(sql).map_err(from_rusqlite)?;
+                let rows = statement
+                    .query_map(
+                        named_params! {"$1": project.as_str(), "$2": reference_id, "$3": limit as i64},
+                        |row| {
+                            Ok(InviteRow {
+                                code: row.get("code")?,
+                                project_id: row.get("project_id")?,
+                                rule_id: row.get("rule_id")?,
+                                study_id: row.get("study_id")?,
+                                reference_id: row.get("reference_id")?,
+                                source: row.get("source")?,
+                                audience_id: row.get("audience_id")?,
+                                audience_member_id: row.get("audience_member_id")?,
+                                event_name: row.get("event_name")?,
+                                metadata: row.get("metadata")?,
+                                traits: row.get("traits")?,
+                                state: row.get("state")?,
+                                issued_at: row.get("issued_at")?,
+                                expires_at: row.get("expires_at")?,
+                                accepted_at: row.get("accepted_at")?,
+                                dismissed_at: row.get("dismissed_at")?,
+                            })
+                        },
+                    )
+                    .map_err(from_rusqlite)?;
+                rows.map(|row| row.map_err(from_rusqlite)?.try_into())
+                    .collect::<Result<Vec<_>, StoreError>>()
+            };
+            match newest_first(read(USER_INVITES, HISTORY + 1)?) {
+                Some(invites) => Ok(invites),
+                None => read(USER_INVITES_NEWEST, HISTORY),
+            }
         })
     }
 

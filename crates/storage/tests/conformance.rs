@@ -75,6 +75,7 @@ conformance!(
     studies_and_rules_round_trip_and_stay_in_their_project,
     rule_stats_count_invites_by_state_and_suppressions_add_up,
     a_users_memberships_and_invites_are_read_for_the_sdk,
+    a_users_history_is_their_newest_five_hundred_invites,
     app_events_add_up_in_the_catalog_in_batches,
 );
 
@@ -1945,6 +1946,29 @@ async fn a_users_memberships_and_invites_are_read_for_the_sdk(
         .unwrap()
         .is_empty());
     assert!(store.invites_of_user(&shop, "u3").await.unwrap().is_empty());
+}
+
+/// The pacing engine sees at most a user's 500 newest invites, newest first, however they
+/// were stored.
+async fn a_users_history_is_their_newest_five_hundred_invites(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    // 502 started invites, stored in shuffled order of issue time (k * 193 mod 502 visits
+    // every k once).
+    for n in 0..502 {
+        let k = n * 193 % 502;
+        let issued_at = t0 - Duration::hours(502 - k);
+        let invite = event_invite(&rule, &format!("c-{k:03}"), "u1", issued_at);
+        store.start_invite(&invite, issued_at).await.unwrap();
+    }
+    let history = store.invites_of_user(&shop, "u1").await.unwrap();
+    let codes: Vec<String> = history.iter().map(|i| i.code.clone()).collect();
+    let newest: Vec<String> = (2..502).rev().map(|k| format!("c-{k:03}")).collect();
+    assert_eq!(codes, newest, "the 500 newest, newest first");
 }
 
 async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
