@@ -17,8 +17,8 @@ pub(crate) const USER_MEMBERSHIPS: &str =
                        WHERE m.audience_id = k.audience_id AND m.provider_member_id = k.provider_member_id
                          AND (m.staged_session IS NULL OR m.staged_session = a.last_session_id)))";
 
-/// One member by its key, `$1` audience and `$2` provider member id, if it counts (see
-/// [`COUNTS`]).
+/// One member by its key, `$1` audience and `$2` provider member id, current or past, if
+/// their row counts ([`COUNTS`]'s condition, written out: a `const` cannot splice another).
 pub(crate) const AUDIENCE_MEMBER: &str =
     "SELECT provider_member_id, reference_id, traits, entered_at, exited_at FROM audience_members
      WHERE audience_id = $1 AND provider_member_id = $2

@@ -1387,6 +1387,11 @@ async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
         (false, false, false, false, 2),
         "a member staged by an unfinished session"
     );
+    assert!(store
+        .audience_member(&audience, "new")
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
         seen(&store, &shop, &audience, "leaves").await,
         (true, true, true, true, 2)
@@ -1919,6 +1924,12 @@ async fn a_users_memberships_and_invites_are_read_for_the_sdk(
         left.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
         [audiences[1].as_str()],
         "a member who left is no longer found"
+    );
+    let past = store.audience_member(&audiences[0], "a").await.unwrap();
+    assert_eq!(
+        past.map(|m| m.exited_at),
+        Some(Some(t0 + Duration::minutes(1))),
+        "by its key, a member who left is still found, with the time they left"
     );
 
     let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
