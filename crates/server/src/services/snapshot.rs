@@ -38,8 +38,8 @@ pub struct ProjectRules {
     pub study_records: HashMap<String, Study>,
     pub contact_limit: Option<chrono::Duration>,
     /// The event names active app-event rules wait for, sorted, each once: what the app
-    /// should report.
-    pub triggers: Arc<[String]>,
+    /// should report, as the config answers it (`[{"event_name": …}, …]`).
+    pub triggers_json: Box<serde_json::value::RawValue>,
     /// The trait keys an invite's attribution may carry (empty: none, and the member's row
     /// is not read).
     pub trait_allowlist: Arc<[String]>,
@@ -85,8 +85,13 @@ impl ProjectRules {
             .collect();
         triggers.sort();
         triggers.dedup();
+        let triggers: Vec<_> = triggers
+            .iter()
+            .map(|name| serde_json::json!({ "event_name": name }))
+            .collect();
         Ok(Self {
-            triggers: triggers.into(),
+            triggers_json: serde_json::value::to_raw_value(&triggers)
+                .map_err(|e| ServiceError::Internal(e.into()))?,
             rules: rules.into_iter().map(Arc::new).collect(),
             facts,
             studies: studies.into(),

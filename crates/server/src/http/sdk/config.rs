@@ -35,22 +35,10 @@ pub struct ConfigParams {
 #[derive(Serialize)]
 pub struct ConfigResponse<'a> {
     ttl_seconds: u32,
-    triggers: Triggers<'a>,
-    pending_invite: Option<serde_json::Value>,
-    direct_links: Vec<serde_json::Value>,
-}
-
-/// The event names to report, as `[{"event_name": …}, …]`.
-pub struct Triggers<'a>(&'a [String]);
-
-impl Serialize for Triggers<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Trigger<'a> {
-            event_name: &'a str,
-        }
-        serializer.collect_seq(self.0.iter().map(|event_name| Trigger { event_name }))
-    }
+    /// `[{"event_name": …}, …]`, serialised once per rule snapshot.
+    triggers: &'a serde_json::value::RawValue,
+    pending_invite: Option<InviteJson<'a>>,
+    direct_links: Vec<LinkJson<'a>>,
 }
 
 #[utoipa::path(
@@ -91,16 +79,14 @@ async fn show(
         invites::Evaluation::Invite(found) => Some(*found),
         invites::Evaluation::None(_) => None,
     };
-    let direct_links: Vec<serde_json::Value> = links::eligible(&state, &mut user, None)
-        .await?
-        .iter()
-        .map(link_json)
-        .collect();
+    let links = links::eligible(&state, &mut user, None).await?;
     let body = ConfigResponse {
         ttl_seconds: TTL_SECONDS,
-        triggers: Triggers(&user.snapshot.triggers),
-        pending_invite: pending.map(|(invite, rule)| invite_json(&invite, &rule)),
-        direct_links,
+        triggers: &user.snapshot.triggers_json,
+        pending_invite: pending
+            .as_ref()
+            .map(|(invite, rule)| invite_json(invite, rule)),
+        direct_links: links.iter().map(link_json).collect(),
     };
     // An ETag of the body: an app that sends it back gets 304 while nothing changed.
     let bytes =
@@ -121,38 +107,64 @@ async fn show(
     Ok(response)
 }
 
-/// An invite as the SDK shows it.
-pub fn invite_json(
-    invite: &uj_domain::invites::Invite,
-    rule: &uj_domain::studies::LaunchRule,
-) -> serde_json::Value {
-    serde_json::json!({
-        "code": invite.code,
-        "rule_id": invite.rule_id,
-        "study_id": invite.study_id,
-        "source": invite.source,
-        "prompt": prompt_json(&rule.prompt),
-        "expires_at": invite.expires_at,
-    })
+/// An invite as the SDK shows it (keys in alphabetical order, as they always were).
+#[derive(Serialize)]
+pub struct InviteJson<'a> {
+    code: &'a str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    prompt: PromptJson<'a>,
+    rule_id: &'a str,
+    source: &'a str,
+    study_id: &'a str,
+}
+
+pub fn invite_json<'a>(
+    invite: &'a uj_domain::invites::Invite,
+    rule: &'a uj_domain::studies::LaunchRule,
+) -> InviteJson<'a> {
+    InviteJson {
+        code: &invite.code,
+        expires_at: invite.expires_at,
+        prompt: prompt_json(&rule.prompt),
+        rule_id: invite.rule_id.as_str(),
+        source: invite.source,
+        study_id: invite.study_id.as_str(),
+    }
 }
 
 /// A direct link as the SDK shows it: the rule's copy and the link to open through
 /// `POST /sdk/v1/links/resolve`.
-pub fn link_json(link: &DirectLink) -> serde_json::Value {
-    serde_json::json!({
-        "rule_id": link.rule.id,
-        "study_id": link.rule.study_id,
-        "url": link.url,
-        "prompt": prompt_json(&link.rule.prompt),
-    })
+#[derive(Serialize)]
+pub struct LinkJson<'a> {
+    prompt: PromptJson<'a>,
+    rule_id: &'a str,
+    study_id: &'a str,
+    url: &'a str,
+}
+
+pub fn link_json(link: &DirectLink) -> LinkJson<'_> {
+    LinkJson {
+        prompt: prompt_json(&link.rule.prompt),
+        rule_id: link.rule.id.as_str(),
+        study_id: link.rule.study_id.as_str(),
+        url: &link.url,
+    }
 }
 
 /// The rule's copy; empty strings mean the SDK's defaults.
-fn prompt_json(prompt: &uj_domain::studies::PromptCopy) -> serde_json::Value {
-    serde_json::json!({
-        "title": prompt.title,
-        "message": prompt.message,
-        "start_label": prompt.start_label,
-        "dismiss_label": prompt.dismiss_label,
-    })
+#[derive(Serialize)]
+pub struct PromptJson<'a> {
+    dismiss_label: &'a str,
+    message: &'a str,
+    start_label: &'a str,
+    title: &'a str,
+}
+
+fn prompt_json(prompt: &uj_domain::studies::PromptCopy) -> PromptJson<'_> {
+    PromptJson {
+        dismiss_label: &prompt.dismiss_label,
+        message: &prompt.message,
+        start_label: &prompt.start_label,
+        title: &prompt.title,
+    }
 }

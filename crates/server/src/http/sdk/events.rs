@@ -3,13 +3,14 @@
 //! prompt), and which direct links it opens.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use uj_domain::validation_text;
 
-use super::config::{invite_json, link_json};
+use super::config::{invite_json, link_json, InviteJson, LinkJson};
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiJson;
 use crate::http::ApiError;
@@ -46,7 +47,7 @@ async fn record(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
     ApiJson(request): ApiJson<EventRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let project = &auth.project.id;
     let name =
         validation_text("event_name", &request.event_name, 255).map_err(ServiceError::Invalid)?;
@@ -65,23 +66,41 @@ async fn record(
         }),
     )
     .await?;
-    let mut body = match evaluation {
+    let (outcome, reason, found) = match evaluation {
         Evaluation::Invite(found) => {
-            let (invite, rule) = *found;
-            let in_app = invites::opens_in_app(&state, &user, &invite).await?;
-            json!({
-                "outcome": if in_app { "webview" } else { "external_browser" },
-                "pending_invite": invite_json(&invite, &rule),
-            })
+            let in_app = invites::opens_in_app(&state, &user, &found.0).await?;
+            let outcome = if in_app {
+                "webview"
+            } else {
+                "external_browser"
+            };
+            (outcome, None, Some(*found))
         }
-        Evaluation::None(reason) => json!({ "outcome": "not_eligible", "reason": reason }),
+        Evaluation::None(reason) => ("not_eligible", Some(reason), None),
     };
     // Direct-link rules waiting for this event offer their links.
     let direct = links::eligible(&state, &mut user, Some(&name)).await?;
-    if !direct.is_empty() {
-        body["direct_links"] = direct.iter().map(link_json).collect();
-    }
-    Ok(Json(body))
+    Ok(Json(EventResponse {
+        direct_links: direct.iter().map(link_json).collect(),
+        outcome,
+        pending_invite: found
+            .as_ref()
+            .map(|(invite, rule)| invite_json(invite, rule)),
+        reason,
+    })
+    .into_response())
+}
+
+/// What an event answers (keys in alphabetical order, as they always were).
+#[derive(Serialize)]
+struct EventResponse<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    direct_links: Vec<LinkJson<'a>>,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_invite: Option<InviteJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 /// The primitive properties of `metadata` (at most 50), kept for attribution.
