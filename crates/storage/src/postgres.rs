@@ -70,6 +70,14 @@ impl PgStore {
         Ok(None)
     }
 
+    /// SQLite's shortcut for issuing invites; here the shared statement issues them.
+    async fn issue_new_invites_inline(
+        &self,
+        _: &[uj_domain::invites::Invite],
+    ) -> Result<Option<Vec<Option<uj_domain::invites::Invite>>>, StoreError> {
+        Ok(None)
+    }
+
     async fn user_invites(
         &self,
         project: &ProjectId,

@@ -27,6 +27,14 @@ pub(crate) fn newest_first(
     Some(invites)
 }
 
+/// One new invite, issued unless its user has one issued already (`$1`…`$13` as
+/// [`insert_invite!`] binds them, in order).
+pub(crate) const INSERT_ISSUED: &str =
+    "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,
+        audience_member_id, event_name, metadata, traits, state, issued_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'issued', $12, $13)
+     ON CONFLICT DO NOTHING";
+
 /// The INSERT of a new invite: issued (doing nothing when the user already has one issued),
 /// or in the given state.
 macro_rules! insert_invite {
@@ -154,6 +162,9 @@ macro_rules! impl_invite_store {
             ) -> Result<Vec<Option<uj_domain::invites::Invite>>, $crate::StoreError> {
                 if invites.is_empty() {
                     return Ok(Vec::new());
+                }
+                if let Some(issued) = self.issue_new_invites_inline(invites).await? {
+                    return Ok(issued);
                 }
                 let mut builder = sqlx::QueryBuilder::new(
                     "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,

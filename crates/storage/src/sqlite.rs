@@ -148,6 +148,17 @@ impl SqliteStore {
         }
     }
 
+    /// New invites in one transaction on the first-sync pages' connection
+    /// (`sqlite_pages.rs`), without sqlx's thread hand-offs.
+    async fn issue_new_invites_inline(
+        &self,
+        invites: &[uj_domain::invites::Invite],
+    ) -> Result<Option<Vec<Option<uj_domain::invites::Invite>>>, StoreError> {
+        // Held, the writer connection keeps this the only write under way.
+        let _writer = self.write.acquire().await?;
+        self.pages.issue_new_invites(invites).map(Some)
+    }
+
     // The two reads below share their SQL with PostgreSQL. Its `$1`, `$2` are names to
     // SQLite, numbered in order of appearance (`$2` comes first in the memberships read), so
     // they are bound by name.

@@ -8,6 +8,11 @@
 //! store's writer connection is held, so writes stay one at a time. Any other page rolls
 //! back and goes through the shared implementation, which handles every case: this is only
 //! a faster way to the same rows, and the shared conformance tests run through both.
+//!
+//! The SDK's group-committed invites (`Store::issue_new_invites`) are written on the same
+//! connection, the shared statement a row at a time in one transaction: through sqlx the
+//! batch's values were copied to the connection's thread and its answer sent back row by
+//! row (`docs/benchmarks.md`).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -26,7 +31,7 @@ use crate::{StoreError, SyncCohort, SyncPage};
 /// As long as the store's writer waits for another process's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The connection first-sync pages are written on.
+/// The connection first-sync pages and new invites are written on.
 #[derive(Debug)]
 pub(crate) struct PageWriter {
     path: PathBuf,
@@ -59,6 +64,21 @@ impl PageWriter {
             Ok(idle) => idle.insert(self.open().map_err(from_rusqlite)?),
         };
         write(connection, project, cohort, page, entry).map_err(from_rusqlite)
+    }
+
+    /// Issues new invites (each unless its user has one issued) in one transaction. The
+    /// caller holds the store's writer connection.
+    pub(crate) fn issue_new_invites(
+        &self,
+        invites: &[uj_domain::invites::Invite],
+    ) -> Result<Vec<Option<uj_domain::invites::Invite>>, StoreError> {
+        let mut guard = self.connection.lock().expect("poisoned");
+        let connection = match &mut *guard {
+            Err(()) => return Err(StoreError::Unavailable("the database was closed".into())),
+            Ok(Some(connection)) => connection,
+            Ok(idle) => idle.insert(self.open().map_err(from_rusqlite)?),
+        };
+        insert_new_invites(connection, invites).map_err(from_rusqlite)
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
@@ -162,4 +182,40 @@ fn write(
     })?;
     tx.commit()?;
     Ok(Some(entry))
+}
+
+/// Each invite inserted unless its user has one issued; one transaction.
+fn insert_new_invites(
+    connection: &mut Connection,
+    invites: &[uj_domain::invites::Invite],
+) -> rusqlite::Result<Vec<Option<uj_domain::invites::Invite>>> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut issued = Vec::with_capacity(invites.len());
+    {
+        let mut insert = tx.prepare_cached(crate::shared_invites::INSERT_ISSUED)?;
+        for i in invites {
+            let inserted = insert.execute(rusqlite::params![
+                i.code,
+                i.project_id.as_str(),
+                i.rule_id.as_str(),
+                i.study_id.as_str(),
+                i.reference_id,
+                i.source,
+                i.audience_id,
+                i.audience_member_id,
+                i.event_name,
+                crate::shared::traits_json(&i.metadata),
+                crate::shared::traits_json(&i.traits),
+                Ts(i.issued_at),
+                Ts(i.expires_at),
+            ])?;
+            issued.push((inserted == 1).then(|| uj_domain::invites::Invite {
+                issued_at: crate::time::stored(i.issued_at),
+                expires_at: crate::time::stored(i.expires_at),
+                ..i.clone()
+            }));
+        }
+    }
+    tx.commit()?;
+    Ok(issued)
 }

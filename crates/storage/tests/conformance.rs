@@ -2119,6 +2119,18 @@ async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
         store.pending_invite(&shop, "u21", now).await.unwrap(),
         Some(fresh[1].clone())
     );
+    // A batch that cannot be written as a whole writes nothing: here its last invite's
+    // rule does not exist.
+    let orphan = uj_domain::invites::Invite {
+        rule_id: LaunchRuleId::from_string("rul_missing"),
+        ..invite("x-2", "u31", now)
+    };
+    assert!(store
+        .issue_new_invites(&[invite("x-1", "u30", now), orphan])
+        .await
+        .is_err());
+    assert_eq!(store.invite(&shop, "x-1").await.unwrap(), None);
+    assert_eq!(store.pending_invite(&shop, "u30", now).await.unwrap(), None);
 }
 
 async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &TestDatabase) {
