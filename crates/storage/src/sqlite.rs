@@ -156,7 +156,14 @@ impl SqliteStore {
     ) -> Result<Option<Vec<Option<uj_domain::invites::Invite>>>, StoreError> {
         // Held, the writer connection keeps this the only write under way.
         let _writer = self.write.acquire().await?;
-        self.pages.issue_new_invites(invites).map(Some)
+        let write = || self.pages.issue_new_invites(invites);
+        // Usually a millisecond, but up to the busy timeout while another process holds the
+        // file's lock: the runtime moves other tasks off this worker first.
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),
+            _ => write(),
+        }
+        .map(Some)
     }
 
     // The two reads below share their SQL with PostgreSQL. Its `$1`, `$2` are names to
