@@ -27,6 +27,15 @@ pub(crate) fn newest_first(
     Some(invites)
 }
 
+/// An invite as the database gives it back: its times to the microsecond.
+pub(crate) fn as_stored(invite: &uj_domain::invites::Invite) -> uj_domain::invites::Invite {
+    uj_domain::invites::Invite {
+        issued_at: crate::time::stored(invite.issued_at),
+        expires_at: crate::time::stored(invite.expires_at),
+        ..invite.clone()
+    }
+}
+
 /// One new invite, issued unless its user has one issued already (`$1`…`$13` as
 /// [`insert_invite!`] binds them, in order).
 pub(crate) const INSERT_ISSUED: &str =
@@ -125,12 +134,7 @@ macro_rules! impl_invite_store {
             ) -> Result<uj_domain::invites::Invite, $crate::StoreError> {
                 // Usually the user has no issued invite: one statement does it.
                 if $crate::shared_invites::insert_invite!(i).execute(self.writer()).await?.rows_affected() == 1 {
-                    // As read back: times to the microsecond.
-                    return Ok(uj_domain::invites::Invite {
-                        issued_at: $crate::time::stored(i.issued_at),
-                        expires_at: $crate::time::stored(i.expires_at),
-                        ..i.clone()
-                    });
+                    return Ok($crate::shared_invites::as_stored(i));
                 }
                 // An issued one exists: expired (mark it so, then insert) or still open.
                 let mut tx = self.begin().await?;
@@ -197,11 +201,7 @@ macro_rules! impl_invite_store {
                 Ok(invites
                     .iter()
                     .map(|i| {
-                        issued.contains(&i.code).then(|| uj_domain::invites::Invite {
-                            issued_at: $crate::time::stored(i.issued_at),
-                            expires_at: $crate::time::stored(i.expires_at),
-                            ..i.clone()
-                        })
+                        issued.contains(&i.code).then(|| $crate::shared_invites::as_stored(i))
                     })
                     .collect())
             }

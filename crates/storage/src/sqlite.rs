@@ -137,15 +137,11 @@ impl SqliteStore {
     ) -> Result<Option<uj_domain::audiences::LedgerEntry>, StoreError> {
         // Held, the writer connection keeps this the only write under way.
         let _writer = self.write.acquire().await?;
-        let write = || {
+        // A page takes milliseconds.
+        blocking(|| {
             self.pages
                 .write_first_sync_page(project, cohort, page, entry)
-        };
-        // A page takes milliseconds: the runtime moves other tasks off this worker first.
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),
-            _ => write(),
-        }
+        })
     }
 
     /// New invites in one transaction on the first-sync pages' connection
@@ -156,14 +152,9 @@ impl SqliteStore {
     ) -> Result<Option<Vec<Option<uj_domain::invites::Invite>>>, StoreError> {
         // Held, the writer connection keeps this the only write under way.
         let _writer = self.write.acquire().await?;
-        let write = || self.pages.issue_new_invites(invites);
         // Usually a millisecond, but up to the busy timeout while another process holds the
-        // file's lock: the runtime moves other tasks off this worker first.
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),
-            _ => write(),
-        }
-        .map(Some)
+        // file's lock.
+        blocking(|| self.pages.issue_new_invites(invites)).map(Some)
     }
 
     // The two reads below share their SQL with PostgreSQL. Its `$1`, `$2` are names to
@@ -260,6 +251,15 @@ impl SqliteStore {
                 .map_err(from_rusqlite)?;
             row.map(TryInto::try_into).transpose()
         })
+    }
+}
+
+/// Runs a write that blocks on this thread for a while: on the multi-threaded runtime its
+/// other tasks move off this worker first.
+fn blocking<T>(write: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),
+        _ => write(),
     }
 }
 

@@ -57,13 +57,7 @@ impl PageWriter {
         page: &SyncPage<'_>,
         entry: &LedgerEntry,
     ) -> Result<Option<LedgerEntry>, StoreError> {
-        let mut guard = self.connection.lock().expect("poisoned");
-        let connection = match &mut *guard {
-            Err(()) => return Err(StoreError::Unavailable("the database was closed".into())),
-            Ok(Some(connection)) => connection,
-            Ok(idle) => idle.insert(self.open().map_err(from_rusqlite)?),
-        };
-        write(connection, project, cohort, page, entry).map_err(from_rusqlite)
+        self.with_connection(|connection| write(connection, project, cohort, page, entry))
     }
 
     /// Issues new invites (each unless its user has one issued) in one transaction. The
@@ -72,13 +66,21 @@ impl PageWriter {
         &self,
         invites: &[uj_domain::invites::Invite],
     ) -> Result<Vec<Option<uj_domain::invites::Invite>>, StoreError> {
+        self.with_connection(|connection| insert_new_invites(connection, invites))
+    }
+
+    /// Runs `write` on the connection, opening it first if needed.
+    fn with_connection<T>(
+        &self,
+        write: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let mut guard = self.connection.lock().expect("poisoned");
         let connection = match &mut *guard {
             Err(()) => return Err(StoreError::Unavailable("the database was closed".into())),
             Ok(Some(connection)) => connection,
             Ok(idle) => idle.insert(self.open().map_err(from_rusqlite)?),
         };
-        insert_new_invites(connection, invites).map_err(from_rusqlite)
+        write(connection).map_err(from_rusqlite)
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
@@ -209,11 +211,7 @@ fn insert_new_invites(
                 Ts(i.issued_at),
                 Ts(i.expires_at),
             ])?;
-            issued.push((inserted == 1).then(|| uj_domain::invites::Invite {
-                issued_at: crate::time::stored(i.issued_at),
-                expires_at: crate::time::stored(i.expires_at),
-                ..i.clone()
-            }));
+            issued.push((inserted == 1).then(|| crate::shared_invites::as_stored(i)));
         }
     }
     tx.commit()?;
