@@ -27,6 +27,22 @@ const INSERT: &str =
     VALUES ($1, 'p', 'r', 's', 'ref-1', 'audience', 'a', 'm', NULL, '{}', '{\"plan\":\"pro\"}', $2,
     '2026-11-01T00:00:00.000000Z', '2026-11-08T00:00:00.000000Z', $3, NULL)";
 
+/// One invite of user `ref-1`, in `state`.
+async fn insert(
+    db: &mut SqliteConnection,
+    code: &str,
+    state: &str,
+    accepted_at: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(INSERT)
+        .bind(code)
+        .bind(state)
+        .bind(accepted_at)
+        .execute(db)
+        .await
+        .map(drop)
+}
+
 #[tokio::test]
 async fn rebuilding_invites_keeps_every_invite_and_still_rejects_unknown_states() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,13 +61,7 @@ async fn rebuilding_invites_keeps_every_invite_and_still_rejects_unknown_states(
             Some("2026-11-02T00:00:00.000000Z"),
         ),
     ] {
-        sqlx::query(INSERT)
-            .bind(code)
-            .bind(state)
-            .bind(accepted_at)
-            .execute(&mut db)
-            .await
-            .unwrap();
+        insert(&mut db, code, state, accepted_at).await.unwrap();
     }
     MIGRATIONS.run(&mut db).await.unwrap();
 
@@ -104,19 +114,11 @@ async fn rebuilding_invites_keeps_every_invite_and_still_rejects_unknown_states(
 
     // Every state the domain knows is accepted, anything else is not.
     for state in ["dismissed", "expired", "withdrawn"] {
-        sqlx::query(INSERT)
-            .bind(format!("c-{state}"))
-            .bind(state)
-            .bind(None::<String>)
-            .execute(&mut db)
+        insert(&mut db, &format!("c-{state}"), state, None)
             .await
             .unwrap_or_else(|e| panic!("{state}: {e}"));
     }
-    let error = sqlx::query(INSERT)
-        .bind("c-bogus")
-        .bind("pending")
-        .bind(None::<String>)
-        .execute(&mut db)
+    let error = insert(&mut db, "c-bogus", "pending", None)
         .await
         .unwrap_err();
     assert!(
@@ -124,11 +126,7 @@ async fn rebuilding_invites_keeps_every_invite_and_still_rejects_unknown_states(
         "{error}"
     );
     // The indexes are back: at most one issued invite per user.
-    let error = sqlx::query(INSERT)
-        .bind("c-issued-again")
-        .bind("issued")
-        .bind(None::<String>)
-        .execute(&mut db)
+    let error = insert(&mut db, "c-issued-again", "issued", None)
         .await
         .unwrap_err();
     assert!(
