@@ -147,21 +147,22 @@ pub struct Gate {
 }
 
 /// The engine's answer for one user at one moment.
+/// Rule ids are borrowed from the rules decided on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Decision<'r> {
     /// This rule invites the user; every other rule with the reason it did not
     /// (`lost_on_priority` for the eligible ones it outranked).
     Invite {
-        rule_id: String,
-        suppressed: Vec<(String, Reason)>,
+        rule_id: &'r str,
+        suppressed: Vec<(&'r str, Reason)>,
     },
     /// No rule does; for each rule, the first gate it failed.
-    NoInvite { reasons: Vec<(String, Reason)> },
+    NoInvite { reasons: Vec<(&'r str, Reason)> },
 }
 
-impl Decision {
+impl<'r> Decision<'r> {
     /// Each rule that did not invite, with its reason: what the per-rule counters count.
-    pub fn suppressed(&self) -> &[(String, Reason)] {
+    pub fn suppressed(&self) -> &[(&'r str, Reason)] {
         match self {
             Decision::Invite { suppressed, .. } => suppressed,
             Decision::NoInvite { reasons } => reasons,
@@ -317,12 +318,15 @@ fn check(
             }
         }
     }
-    let bucket = sampling_bucket(&rule.id, &user.reference_id);
-    let sampled = bucket < u32::from(rule.sampling_percent.min(100)) * 100;
+    // A rule that samples everyone needs no bucket, unless explain shows it.
+    let percent = u32::from(rule.sampling_percent.min(100));
+    let bucket =
+        (percent < 100 || c.explain).then(|| sampling_bucket(&rule.id, &user.reference_id));
+    let sampled = bucket.is_none_or(|b| b < percent * 100);
     if !c.push("sampling", sampled, Reason::SampledOut, || {
         format!(
             "bucket {:.2}% against {}%",
-            f64::from(bucket) / 100.0,
+            f64::from(bucket.unwrap_or_default()) / 100.0,
             rule.sampling_percent
         )
     }) {
@@ -418,13 +422,13 @@ pub fn decide<'r>(
     studies: &[StudyFacts],
     user: &UserFacts,
     moment: &Moment<'_>,
-) -> Decision {
+) -> Decision<'r> {
     let mut eligible: Vec<&RuleFacts> = Vec::new();
     let mut reasons = Vec::new();
     for rule in rules {
         let study = studies.iter().find(|s| s.id == rule.study_id);
         match first_failure(rule, study, user, moment) {
-            Some(reason) => reasons.push((rule.id.clone(), reason)),
+            Some(reason) => reasons.push((rule.id.as_str(), reason)),
             None => eligible.push(rule),
         }
     }
@@ -436,14 +440,14 @@ pub fn decide<'r>(
                 .then(b.created_at.cmp(&a.created_at))
                 .then(b.id.cmp(&a.id))
         })
-        .map(|w| w.id.clone());
+        .map(|w| w.id.as_str());
     match winner {
         Some(rule_id) => {
             reasons.extend(
                 eligible
                     .iter()
                     .filter(|r| r.id != rule_id)
-                    .map(|r| (r.id.clone(), Reason::LostOnPriority)),
+                    .map(|r| (r.id.as_str(), Reason::LostOnPriority)),
             );
             Decision::Invite {
                 rule_id,

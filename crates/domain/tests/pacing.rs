@@ -154,6 +154,7 @@ proptest! {
             }
             let moment = Moment { now, event, contact_limit, link_opened: false };
             if let Decision::Invite { rule_id, .. } = decide(&rules, &studies, &user, &moment) {
+                let rule_id = rule_id.to_owned();
                 let rule = rules.iter_mut().find(|r| r.id == rule_id).unwrap();
                 // The promises, checked against what we recorded ourselves.
                 if let Some((_, last)) = invites.iter().rev().find(|(id, _)| *id == rule_id) {
@@ -209,6 +210,39 @@ fn sampling_is_sticky_and_near_its_percentage() {
         })
         .count();
     assert!((overlap as f64 / users.len() as f64 - 0.5).abs() < 0.02);
+}
+
+#[test]
+fn explain_shows_the_bucket_even_when_the_rule_samples_everyone() {
+    let rule = RuleFacts {
+        id: "rule_01".into(),
+        study_id: "study_0".into(),
+        status: RuleStatus::Active,
+        trigger: Trigger::AppEvent("Order Completed".into()),
+        priority: 0,
+        cooldown: Duration::hours(24),
+        max_starts: None,
+        starts: 0,
+        sampling_percent: 100,
+        starts_at: None,
+        ends_at: None,
+        created_at: t0(),
+    };
+    let moment = Moment {
+        now: t0(),
+        event: Some("Order Completed"),
+        contact_limit: None,
+        link_opened: false,
+    };
+    let user = user("user-123", false);
+    let studies = studies(None);
+    let sampling = gates(&rule, studies.first(), &user, &moment)
+        .into_iter()
+        .find(|g| g.gate == "sampling")
+        .expect("a sampling gate");
+    let bucket = f64::from(sampling_bucket("rule_01", "user-123")) / 100.0;
+    assert!(sampling.passed);
+    assert_eq!(sampling.detail, format!("bucket {bucket:.2}% against 100%"));
 }
 
 #[test]
@@ -435,10 +469,10 @@ fn an_eligible_rule_outranked_by_another_lost_on_priority() {
     assert_eq!(
         decide(&rules, &studies(None), &user, &moment),
         Decision::Invite {
-            rule_id: "high".into(),
+            rule_id: "high",
             suppressed: vec![
-                ("low".into(), Reason::LostOnPriority),
-                ("tie_newer".into(), Reason::LostOnPriority)
+                ("low", Reason::LostOnPriority),
+                ("tie_newer", Reason::LostOnPriority)
             ],
         }
     );

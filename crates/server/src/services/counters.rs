@@ -27,8 +27,8 @@ type Seen = (i64, DateTime<Utc>, DateTime<Utc>);
 
 #[derive(Default)]
 struct Pending {
-    /// By rule and reason.
-    suppressions: HashMap<(String, &'static str), i64>,
+    /// By rule, then reason (looked up by `&str`: no allocation per counted rule).
+    suppressions: HashMap<String, HashMap<&'static str, i64>>,
     /// By project and event name: count, first and last seen.
     events: HashMap<(String, String), Seen>,
 }
@@ -45,16 +45,17 @@ impl Counters {
     }
 
     /// Counts the rules a pacing decision held back, with their reasons.
-    pub fn suppressed(&self, suppressed: &[(String, Reason)]) {
+    pub fn suppressed(&self, suppressed: &[(&str, Reason)]) {
         if suppressed.is_empty() {
             return;
         }
         let mut pending = self.lock();
         for (rule, reason) in suppressed {
-            *pending
-                .suppressions
-                .entry((rule.clone(), reason.code()))
-                .or_default() += 1;
+            let by_reason = match pending.suppressions.get_mut(*rule) {
+                Some(by_reason) => by_reason,
+                None => pending.suppressions.entry((*rule).to_owned()).or_default(),
+            };
+            *by_reason.entry(reason.code()).or_default() += 1;
         }
     }
 
@@ -76,7 +77,11 @@ impl Counters {
         let suppressions: Vec<(String, String, i64)> = taken
             .suppressions
             .iter()
-            .map(|((rule, reason), n)| (rule.clone(), (*reason).to_owned(), *n))
+            .flat_map(|(rule, by_reason)| {
+                by_reason
+                    .iter()
+                    .map(|(reason, n)| (rule.clone(), (*reason).to_owned(), *n))
+            })
             .collect();
         let events: Vec<AppEventCount> = taken
             .events
@@ -97,8 +102,11 @@ impl Counters {
         // What was not saved goes back for the next flush; what was saved is not added twice.
         let mut pending = self.lock();
         if suppressions_saved.is_err() {
-            for (key, n) in taken.suppressions {
-                *pending.suppressions.entry(key).or_default() += n;
+            for (rule, by_reason) in taken.suppressions {
+                let kept = pending.suppressions.entry(rule).or_default();
+                for (reason, n) in by_reason {
+                    *kept.entry(reason).or_default() += n;
+                }
             }
         }
         if events_saved.is_err() {

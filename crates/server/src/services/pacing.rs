@@ -45,7 +45,7 @@ impl Facts {
     }
 
     /// The engine's decision, its suppressions counted for the rules' stats.
-    pub fn decide(&self, state: &AppState, moment: &Moment<'_>) -> Decision {
+    pub fn decide(&self, state: &AppState, moment: &Moment<'_>) -> Decision<'_> {
         let decision = pacing::decide(
             self.rules.iter().map(|r| &**r),
             &self.studies,

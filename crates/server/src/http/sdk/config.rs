@@ -5,8 +5,10 @@
 //! dismissed or expires), the app-event triggers to report, and the direct links the user
 //! may open now. The first call marks the project as having contacted the SDK API.
 
+use axum::extract::FromRequestParts;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -52,7 +54,7 @@ pub struct ConfigResponse<'a> {
 async fn show(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
-    headers: HeaderMap,
+    IfNoneMatch(if_none_match): IfNoneMatch,
     ApiQuery(params): ApiQuery<ConfigParams>,
 ) -> Result<Response, ApiError> {
     let reference_id = params.reference_id.unwrap_or_default();
@@ -92,8 +94,8 @@ async fn show(
     let bytes =
         serde_json::to_vec(&body).map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
     let etag = format!("\"{}\"", &uj_domain::keys::bytes_hash(&bytes)[..32]);
-    let cached = headers
-        .get(header::IF_NONE_MATCH)
+    let cached = if_none_match
+        .as_ref()
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
     let mut response = if cached {
@@ -105,6 +107,18 @@ async fn show(
         response.headers_mut().insert(header::ETAG, value);
     }
     Ok(response)
+}
+
+/// The request's `If-None-Match`, taken alone (axum's `HeaderMap` extractor copies every
+/// header of every request).
+pub struct IfNoneMatch(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
 }
 
 /// An invite as the SDK shows it (keys in alphabetical order, as they always were).
