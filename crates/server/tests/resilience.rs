@@ -100,3 +100,71 @@ async fn a_vanished_postgres_database_answers_503() {
     let page = app.client.get(app.url("/login")).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 503);
 }
+
+/// PostgreSQL ends the server's connections (a restart, a failover, an administrator): the
+/// pool replaces them. Connections are checked before use only once they have been idle for
+/// a while (a check per query would cost a round trip each), so a request that meets a
+/// connection cut a moment ago gets 503 and the next ones are served.
+#[tokio::test]
+async fn postgres_connections_cut_by_the_server_are_replaced() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return; // No PostgreSQL here; CI sets UJ_REQUIRE_POSTGRES so this cannot pass silently.
+    };
+    let app = TestApp::spawn_on(db, |_| {}).await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let name = app.db.url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = app.db.url.replace(&name, "postgres");
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    let status = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (503, Some("storage_unavailable"))
+            );
+        }
+        status
+    };
+
+    // Connections idle past the check are tested before use: nothing fails.
+    for _ in 0..5 {
+        assert_eq!(
+            status(app.get("/api/v1/project", &keys.secret_key).await).await,
+            200
+        );
+    }
+    cut_connections(&mut admin, &name).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for _ in 0..20 {
+        assert_eq!(
+            status(app.get("/api/v1/project", &keys.secret_key).await).await,
+            200
+        );
+    }
+
+    // Cut while in use: at most one failure per cut connection, then all served.
+    cut_connections(&mut admin, &name).await;
+    let mut statuses = Vec::new();
+    for _ in 0..60 {
+        statuses.push(status(app.get("/api/v1/project", &keys.secret_key).await).await);
+    }
+    assert!(
+        statuses[40..].iter().all(|s| *s == 200),
+        "served again after the cut: {statuses:?}"
+    );
+}
+
+/// Ends every connection to database `name` but the caller's, as PostgreSQL does when it
+/// restarts.
+async fn cut_connections(admin: &mut sqlx::PgConnection, name: &str) {
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(name)
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty(), "the app holds connections to cut");
+}
