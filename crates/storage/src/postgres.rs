@@ -39,10 +39,10 @@ impl PgStore {
             .max_connections(16)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // sqlx checks a connection with a round trip when it returns to the pool, and by
-            // default again before handing it out: two extra round trips per query, a
-            // quarter of an SDK request's cost (docs/benchmarks.md). A connection checked at
-            // its return less than `CHECKED_RECENTLY` ago is handed out as it is; one idle
-            // longer (PostgreSQL may have restarted meanwhile) is checked first.
+            // default again before handing it out: two extra round trips per query (the
+            // second cost the SDK config a sixth of its server CPU, docs/benchmarks.md). A
+            // connection checked at its return less than `CHECKED_RECENTLY` ago is handed
+            // out as it is; one idle longer (PostgreSQL may have restarted since) is checked.
             .test_before_acquire(false)
             .before_acquire(|connection, meta| {
                 Box::pin(async move {
