@@ -83,9 +83,7 @@ async fn a_vanished_postgres_database_answers_503() {
         200
     );
 
-    let name = app.db.url.rsplit('/').next().unwrap().to_owned();
-    let admin_url = app.db.url.replace(&name, "postgres");
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    let (mut admin, name) = postgres_admin(&app).await;
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await
@@ -112,9 +110,7 @@ async fn postgres_connections_cut_by_the_server_are_replaced() {
     };
     let app = TestApp::spawn_on(db, |_| {}).await;
     let keys = app.bootstrap("ada@example.com", "Shop");
-    let name = app.db.url.rsplit('/').next().unwrap().to_owned();
-    let admin_url = app.db.url.replace(&name, "postgres");
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    let (mut admin, name) = postgres_admin(&app).await;
     let status = |response: reqwest::Response| async move {
         let status = response.status().as_u16();
         if status != 200 {
@@ -167,4 +163,11 @@ async fn cut_connections(admin: &mut sqlx::PgConnection, name: &str) {
     .await
     .unwrap();
     assert!(!ended.is_empty(), "the app holds connections to cut");
+}
+
+/// A connection to the server's `postgres` database, and the name of the app's database.
+async fn postgres_admin(app: &TestApp) -> (sqlx::PgConnection, String) {
+    let name = app.db.url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = app.db.url.replace(&name, "postgres");
+    (sqlx::PgConnection::connect(&admin_url).await.unwrap(), name)
 }
