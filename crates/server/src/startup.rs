@@ -24,7 +24,9 @@ pub struct Application {
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let key = AppKey::load_or_create(&config.secret_key_path())?;
-        let store = open_store(config).await?;
+        let store = uj_storage::connect_as_server(&config.database_url)
+            .await
+            .context("cannot open the database (DATABASE_URL)")?;
         let listener = TcpListener::bind(&config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -103,7 +105,8 @@ impl Application {
     }
 }
 
-/// Opens the configured database and migrates it; the same for `serve` and `admin`.
+/// Opens the configured database and migrates it, for an admin command (beside the server
+/// that may be serving it).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     uj_storage::connect(&config.database_url)
         .await

@@ -109,6 +109,27 @@ fn serve_starts_with_defaults_prints_the_url_and_stops_gracefully_on_sigterm() {
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
+    // A second server on the same SQLite file waits for the first to stop, then gives up
+    // and says why (one server per SQLite file; several run on PostgreSQL).
+    let second = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .env("UJ_BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("another userjourneys server is serving") && said.contains("userjourneys.db"),
+        "{said}"
+    );
+    assert_eq!(
+        reqwest::blocking_get(&format!("{url}healthz"), None),
+        200,
+        "the first server carries on"
+    );
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -3,6 +3,7 @@
 //! `shared.rs`) and are held to one conformance suite (`tests/conformance.rs`).
 
 mod error;
+mod key_filter;
 mod postgres;
 mod rows;
 mod shared;
@@ -47,10 +48,20 @@ impl Backend {
 }
 
 /// Opens the database named by `url` (a `postgres://` URL, or a SQLite file as
-/// `sqlite://path` or a plain path) and brings its schema up to date.
+/// `sqlite://path` or a plain path) and brings its schema up to date, beside the server
+/// that may be serving it ([`SqliteStore::connect`]).
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match Backend::of(url) {
         Backend::Postgres => Arc::new(PgStore::connect(url).await?),
         Backend::Sqlite => Arc::new(SqliteStore::connect(url).await?),
+    })
+}
+
+/// Opens the database for the server process: on SQLite as the file's one server
+/// ([`SqliteStore::connect_as_server`]); PostgreSQL is shared by any number.
+pub async fn connect_as_server(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match Backend::of(url) {
+        Backend::Postgres => Arc::new(PgStore::connect(url).await?),
+        Backend::Sqlite => Arc::new(SqliteStore::connect_as_server(url).await?),
     })
 }

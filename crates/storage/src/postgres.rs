@@ -9,6 +9,7 @@ use uj_domain::accounts::{Account, Role};
 use uj_domain::ids::{AccountId, AudienceId, InvitationId, ProjectId, SecretKeyId};
 use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
 
+use crate::key_filter::Keys;
 use crate::rows::*;
 use crate::shared::{impl_store, Dialect};
 use crate::shared_cohort_sync::impl_cohort_sync_store;
@@ -57,6 +58,9 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// Several processes share a PostgreSQL database: no key filter (`key_filter.rs`).
+    fn note<'k>(&self, _keys: Keys, _each: impl IntoIterator<Item = &'k str>) {}
 
     fn reader(&self) -> &PgPool {
         &self.pool

@@ -627,6 +627,7 @@ macro_rules! impl_cohort_sync_store {
                 members: &[uj_domain::cohort_sync::SyncedMember],
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
+                self.note(crate::key_filter::Keys::MatchKeys, members.iter().map(|m| m.match_key()));
                 let mut tx = self.begin().await?;
                 let before = lock_audience(&mut tx, audience).await?;
                 let added = upsert_members(&mut tx, audience, members, at).await?;
@@ -683,6 +684,8 @@ macro_rules! impl_cohort_sync_store {
                 entry: uj_domain::audiences::LedgerEntry,
             ) -> Result<uj_domain::audiences::LedgerEntry, $crate::StoreError> {
                 use uj_domain::audiences::{LedgerOutcome, MembershipChange};
+                // Members staged now and applied later were noted with their page.
+                self.note(crate::key_filter::Keys::MatchKeys, page.members.iter().map(|m| m.match_key()));
                 if let Some(entry) = self.receive_first_sync_page(project, cohort, page, &entry).await? {
                     return Ok(entry);
                 }

@@ -132,6 +132,7 @@ macro_rules! impl_invite_store {
                 i: &uj_domain::invites::Invite,
                 now: DateTime<Utc>,
             ) -> Result<uj_domain::invites::Invite, $crate::StoreError> {
+                self.note(crate::key_filter::Keys::Invitees, [i.reference_id.as_str()]);
                 // Usually the user has no issued invite: one statement does it.
                 if $crate::shared_invites::insert_invite!(i).execute(self.writer()).await?.rows_affected() == 1 {
                     return Ok($crate::shared_invites::as_stored(i));
@@ -167,6 +168,7 @@ macro_rules! impl_invite_store {
                 if invites.is_empty() {
                     return Ok(Vec::new());
                 }
+                self.note(crate::key_filter::Keys::Invitees, invites.iter().map(|i| i.reference_id.as_str()));
                 if let Some(issued) = self.issue_new_invites_inline(invites).await? {
                     return Ok(issued);
                 }
@@ -289,6 +291,7 @@ macro_rules! impl_invite_store {
                 now: DateTime<Utc>,
             ) -> Result<uj_domain::invites::AcceptOutcome, $crate::StoreError> {
                 use uj_domain::invites::{AcceptOutcome, InviteState};
+                self.note(crate::key_filter::Keys::Invitees, [i.reference_id.as_str()]);
                 let mut tx = self.begin().await?;
                 let reserved = sqlx::query(
                     "UPDATE launch_rules SET starts = starts + 1

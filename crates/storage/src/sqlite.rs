@@ -17,6 +17,7 @@ use uj_domain::accounts::{Account, Role};
 use uj_domain::ids::{AccountId, AudienceId, InvitationId, ProjectId, SecretKeyId};
 use uj_domain::projects::{Invitation, Member, Membership, Project, SecretKey};
 
+use crate::key_filter::{KeyFilter, Keys};
 use crate::rows::*;
 use crate::shared::{impl_store, Dialect};
 use crate::shared_cohort_sync::impl_cohort_sync_store;
@@ -45,6 +46,17 @@ pub struct SqliteStore {
     checkpointer: Arc<Checkpointer>,
     /// First-sync pages without sqlx's thread hand-offs.
     pages: Arc<PageWriter>,
+    /// A server's store: the file's lock and the SDK reads' key filter.
+    serving: Option<Arc<Serving>>,
+}
+
+/// What a server's store holds beyond the connections.
+#[derive(Debug)]
+struct Serving {
+    /// Which users may have invites or memberships (`key_filter.rs`).
+    filter: KeyFilter,
+    /// Locked (`flock`) while this process serves the file; released when it exits.
+    _lock: std::fs::File,
 }
 
 impl Dialect for SqliteStore {
@@ -52,8 +64,24 @@ impl Dialect for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the SQLite file named by `url` and migrates it.
+    /// How long a server waits for another one serving the file to stop (a restart).
+    pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+    /// Opens (creating if needed) the SQLite file named by `url` and migrates it, beside
+    /// the server that may be serving it (admin commands, tests): writes of invites and
+    /// audience members through it would go unseen by that server's key filter.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, false).await
+    }
+
+    /// Opens the file as its one server: locks it against a second server (waiting up to
+    /// [`SqliteStore::LOCK_WAIT`] for one shutting down), and keeps the key filter that lets the SDK's
+    /// reads skip the database for users without invites or memberships.
+    pub async fn connect_as_server(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, true).await
+    }
+
+    async fn open(url: &str, serving: bool) -> Result<Self, StoreError> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -66,6 +94,10 @@ impl SqliteStore {
             .foreign_keys(true);
         // The file as sqlx reads the URL (percent-decoded, without its `?…` options).
         let file = options.get_filename().to_path_buf();
+        let lock = match serving {
+            true => Some(lock_for_serving(&file).await?),
+            false => None,
+        };
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
@@ -85,13 +117,47 @@ impl SqliteStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.read_only(true))
             .await?;
+        let inline = Arc::new(InlineReader::new(file.clone()));
+        let serving = match lock {
+            Some(lock) => {
+                let started = std::time::Instant::now();
+                let filter = blocking(|| inline.read(key_filter_of_file))?;
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    capacity = filter.capacity(),
+                    "SDK key filter built from the file"
+                );
+                Some(Arc::new(Serving {
+                    filter,
+                    _lock: lock,
+                }))
+            }
+            None => None,
+        };
         Ok(Self {
             read,
             write,
-            inline: Arc::new(InlineReader::new(file.clone())),
+            inline,
             pages: Arc::new(PageWriter::new(file.clone())),
             checkpointer: Arc::new(Checkpointer::start(file)),
+            serving,
         })
+    }
+
+    /// Notes keys about to get rows, before their write commits (`key_filter.rs`).
+    fn note<'k>(&self, keys: Keys, each: impl IntoIterator<Item = &'k str>) {
+        if let Some(serving) = &self.serving {
+            for key in each {
+                serving.filter.note(keys, key);
+            }
+        }
+    }
+
+    /// Whether `key` may have rows (always, without a key filter).
+    fn may_have(&self, keys: Keys, key: &str) -> bool {
+        self.serving
+            .as_ref()
+            .is_none_or(|serving| serving.filter.may_have(keys, key))
     }
 
     /// Writes a consistent copy of the whole database to `target` (which must not exist)
@@ -167,6 +233,9 @@ impl SqliteStore {
         reference_id: &str,
     ) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
         use crate::shared_invites::{newest_first, HISTORY, USER_INVITES, USER_INVITES_NEWEST};
+        if !self.may_have(Keys::Invitees, reference_id) {
+            return self.inline.check_open().map(|()| Vec::new());
+        }
         self.inline.read(|db| {
             let read = |sql, limit: usize| {
                 let mut statement = db.prepare_cached(sql).map_err(from_rusqlite)?;
@@ -210,6 +279,9 @@ impl SqliteStore {
         project: &ProjectId,
         match_key: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
+        if !self.may_have(Keys::MatchKeys, match_key) {
+            return self.inline.check_open().map(|()| Vec::new());
+        }
         self.inline.read(|db| {
             let mut statement = db
                 .prepare_cached(crate::shared_cohort_sync::USER_MEMBERSHIPS)
@@ -268,3 +340,68 @@ impl_mixpanel_store!(SqliteStore);
 impl_cohort_sync_store!(SqliteStore);
 impl_study_store!(SqliteStore);
 impl_invite_store!(SqliteStore);
+
+/// Locks `<file>.lock` for this process, waiting up to [`SqliteStore::LOCK_WAIT`] for another server to
+/// let go of it. `flock` locks belong to the open file: the process's exit releases them,
+/// and they are independent of the POSIX locks SQLite takes on the database itself.
+async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let mut path = file.as_os_str().to_owned();
+    path.push(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| StoreError::Unavailable(error.into()))?;
+    let deadline = tokio::time::Instant::now() + SqliteStore::LOCK_WAIT;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Unavailable(
+                    format!(
+                        "another userjourneys server is serving {} (it holds {}); one server \
+                     per SQLite file: stop it first, or run several on PostgreSQL",
+                        file.display(),
+                        std::path::Path::new(&path).display()
+                    )
+                    .into(),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(StoreError::Unavailable(error.into()))
+            }
+        }
+    }
+}
+
+/// The key filter of what the file holds: sized for its keys, then filled with them (one
+/// pass over each index, a row at a time).
+fn key_filter_of_file(db: &rusqlite::Connection) -> Result<KeyFilter, StoreError> {
+    let present: i64 = db
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM audience_members) + (SELECT COUNT(*) FROM invites)",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(from_rusqlite)?;
+    let filter = KeyFilter::for_keys(usize::try_from(present).unwrap_or(0));
+    for (keys, sql) in [
+        (Keys::MatchKeys, "SELECT match_key FROM audience_members"),
+        (Keys::Invitees, "SELECT reference_id FROM invites"),
+    ] {
+        let mut statement = db.prepare(sql).map_err(from_rusqlite)?;
+        let mut rows = statement.query([]).map_err(from_rusqlite)?;
+        while let Some(row) = rows.next().map_err(from_rusqlite)? {
+            let key = row
+                .get_ref(0)
+                .and_then(|v| Ok(v.as_str()?))
+                .map_err(from_rusqlite)?;
+            filter.note(keys, key);
+        }
+    }
+    Ok(filter)
+}

@@ -60,6 +60,14 @@ impl InlineReader {
         result
     }
 
+    /// `Ok` unless closed: what a read answers without reading.
+    pub(crate) fn check_open(&self) -> Result<(), StoreError> {
+        match self.idle.lock().expect("poisoned").as_ref() {
+            Some(_) => Ok(()),
+            None => Err(closed()),
+        }
+    }
+
     fn open(&self) -> rusqlite::Result<Connection> {
         let connection = Connection::open_with_flags(
             &self.path,

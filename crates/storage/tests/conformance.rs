@@ -25,7 +25,8 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let db = uj_storage::testing::TestDatabase::sqlite();
-                    let store = uj_storage::connect(&db.url).await.expect("open SQLite");
+                    // As the server opens it: with the SDK reads' key filter.
+                    let store = uj_storage::connect_as_server(&db.url).await.expect("open SQLite");
                     super::$case(store, &db).await;
                 }
             )*
@@ -76,6 +77,7 @@ conformance!(
     rule_stats_count_invites_by_state_and_suppressions_add_up,
     a_users_memberships_and_invites_are_read_for_the_sdk,
     a_users_history_is_their_newest_five_hundred_invites,
+    every_write_that_gives_a_user_rows_reaches_the_sdk_reads,
     app_events_add_up_in_the_catalog_in_batches,
 );
 
@@ -496,7 +498,10 @@ async fn migrations_run_again_without_harm(store: Arc<dyn Store>, db: &TestDatab
 #[tokio::test]
 async fn a_closed_sqlite_store_reports_unavailable() {
     let db = TestDatabase::sqlite();
-    let store = uj_storage::SqliteStore::connect(&db.url).await.unwrap();
+    // A server's store answers most SDK reads from its key filter: closed, those fail too.
+    let store = uj_storage::SqliteStore::connect_as_server(&db.url)
+        .await
+        .unwrap();
     store.close().await;
     let error = store.ping().await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
@@ -517,7 +522,11 @@ async fn a_closed_sqlite_store_reports_unavailable() {
 async fn the_sdk_reads_open_the_file_the_url_names() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/my%20data.db?mode=rwc", dir.path().display());
-    let store: Arc<dyn Store> = Arc::new(uj_storage::SqliteStore::connect(&url).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        uj_storage::SqliteStore::connect_as_server(&url)
+            .await
+            .unwrap(),
+    );
     assert!(dir.path().join("my data.db").exists());
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
@@ -1959,6 +1968,76 @@ async fn a_users_memberships_and_invites_are_read_for_the_sdk(
     assert!(store.invites_of_user(&shop, "u3").await.unwrap().is_empty());
 }
 
+/// Every write that gives a user rows reaches the SDK's two reads at once, however the rows
+/// came: a first full sync, a later one (staged, applied with its last page), a diff, a
+/// reference id that arrives later (a new match key), and invites issued alone, in a batch,
+/// or started directly. (A SQLite server's store skips these reads for keys it has not
+/// seen written, `key_filter.rs`: this is the write side of that promise.)
+async fn every_write_that_gives_a_user_rows_reaches_the_sdk_reads(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&store, &shop, t0).await;
+    let memberships = |key: &'static str| {
+        let (store, shop) = (&store, &shop);
+        async move { store.audience_memberships(shop, key).await.unwrap().len() }
+    };
+    let first = [synced("first", Some("ref-first"))];
+    receive(&store, &shop, &audience, "s1", 1, 1, &first, t0).await;
+    assert_eq!(memberships("ref-first").await, 1, "a first full sync");
+    let t1 = t0 + Duration::minutes(1);
+    let page_1 = [synced("first", Some("ref-first")), synced("later", None)];
+    receive(&store, &shop, &audience, "s2", 1, 2, &page_1, t1).await;
+    let page_2 = [synced("staged", Some("ref-staged"))];
+    receive(&store, &shop, &audience, "s2", 2, 2, &page_2, t1).await;
+    assert_eq!(
+        (memberships("later").await, memberships("ref-staged").await),
+        (1, 1),
+        "a later full sync, once complete"
+    );
+    let t2 = t0 + Duration::minutes(2);
+    store
+        .add_audience_members(&audience, &[synced("diff", None)], t2)
+        .await
+        .unwrap();
+    assert_eq!(memberships("diff").await, 1, "a diff");
+    store
+        .add_audience_members(&audience, &[synced("diff", Some("ref-diff"))], t2)
+        .await
+        .unwrap();
+    assert_eq!(
+        memberships("ref-diff").await,
+        1,
+        "a reference id that came later"
+    );
+    assert_eq!(memberships("nobody").await, 0);
+
+    let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    store
+        .issue_invite(&event_invite(&rule, "c-alone", "alone", t0), t0)
+        .await
+        .unwrap();
+    store
+        .issue_new_invites(&[event_invite(&rule, "c-batch", "batch", t0)])
+        .await
+        .unwrap();
+    store
+        .start_invite(&event_invite(&rule, "c-started", "started", t0), t0)
+        .await
+        .unwrap();
+    for user in ["alone", "batch", "started"] {
+        let invites = store.invites_of_user(&shop, user).await.unwrap();
+        assert_eq!(invites.len(), 1, "{user}'s invite");
+    }
+    assert!(store
+        .invites_of_user(&shop, "nobody")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 /// The pacing engine sees at most a user's 500 newest invites, newest first, however they
 /// were stored.
 async fn a_users_history_is_their_newest_five_hundred_invites(
@@ -2170,4 +2249,74 @@ async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &
         ("Order Completed", 5, Some(t0), Some(t1))
     );
     assert_eq!(store.event_catalog(&blog).await.unwrap().len(), 1);
+}
+
+/// One server per SQLite file (its key filter must see every write): a second waits for
+/// the first to let go, up to `LOCK_WAIT`, then gives up with a message that says why.
+/// Admin commands and tests open the file beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_has_one_server_at_a_time() {
+    let db = TestDatabase::sqlite();
+    let first = uj_storage::connect_as_server(&db.url).await.unwrap();
+    let beside = uj_storage::connect(&db.url).await.unwrap();
+    assert!(!beside.is_set_up().await.unwrap());
+    let started = std::time::Instant::now();
+    let Err(error) = uj_storage::connect_as_server(&db.url).await else {
+        panic!("a second server opened the file");
+    };
+    assert!(started.elapsed() >= uj_storage::SqliteStore::LOCK_WAIT);
+    let why = std::error::Error::source(&error).map(ToString::to_string);
+    assert!(
+        matches!(error, StoreError::Unavailable(_))
+            && why
+                .as_deref()
+                .is_some_and(|why| why.contains("another userjourneys server is serving")),
+        "{error:?}"
+    );
+    // A server stopping while the next one waits: the next one takes over.
+    let next = tokio::spawn({
+        let url = db.url.clone();
+        async move { uj_storage::connect_as_server(&url).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(first);
+    let next = next.await.unwrap().expect("the next server takes over");
+    assert!(!next.is_set_up().await.unwrap());
+}
+
+/// A server's key filter starts from what the file holds: rows written before it opened
+/// (by an earlier server, or beside it) are read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_server_reads_what_was_written_before_it_opened() {
+    let db = TestDatabase::sqlite();
+    let earlier = uj_storage::connect_as_server(&db.url).await.unwrap();
+    let (_, shop) = owner_with_project(&earlier, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&earlier, &shop, t0).await;
+    earlier
+        .add_audience_members(&audience, &[synced("a", Some("app-a"))], t0)
+        .await
+        .unwrap();
+    let (_, rule) = study_with_event_rule(&earlier, &shop, t0).await;
+    earlier
+        .issue_invite(&event_invite(&rule, "c-1", "app-a", t0), t0)
+        .await
+        .unwrap();
+    drop(earlier);
+    let beside = uj_storage::connect(&db.url).await.unwrap();
+    beside
+        .add_audience_members(&audience, &[synced("b", None)], t0)
+        .await
+        .unwrap();
+    let server = uj_storage::connect_as_server(&db.url).await.unwrap();
+    for (key, memberships, invites) in [("app-a", 1, 1), ("b", 1, 0), ("nobody", 0, 0)] {
+        assert_eq!(
+            (
+                server.audience_memberships(&shop, key).await.unwrap().len(),
+                server.invites_of_user(&shop, key).await.unwrap().len()
+            ),
+            (memberships, invites),
+            "{key}"
+        );
+    }
 }
