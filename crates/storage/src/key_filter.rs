@@ -29,8 +29,9 @@ pub(crate) enum Keys {
 
 /// Bits per key at the size the filter is made for: about 1% false "maybe"s.
 const BITS_PER_KEY: usize = 10;
-/// The smallest filter is made for at least this many keys (2 MiB, 1.6 million keys).
-const MIN_KEYS: usize = 1 << 20;
+/// The smallest filter is made for at least this many keys (8 MiB, 6.7 million keys):
+/// enough for a young installation to grow into before a restart sizes it again.
+const MIN_KEYS: usize = 4 << 20;
 /// The largest filter: 32 MiB, made for 27 million keys. It stays correct beyond, and
 /// skips fewer reads.
 const MAX_BITS: usize = 1 << 28;
@@ -127,10 +128,10 @@ mod tests {
 
     #[test]
     fn its_size_follows_the_keys_present_within_bounds() {
-        assert_eq!(KeyFilter::for_keys(0).capacity, (1 << 24) / BITS_PER_KEY);
+        assert_eq!(KeyFilter::for_keys(0).capacity, (1 << 26) / BITS_PER_KEY);
         assert_eq!(
-            KeyFilter::for_keys(3_000_000).capacity,
-            (1 << 26) / BITS_PER_KEY
+            KeyFilter::for_keys(5_000_000).capacity,
+            (1 << 27) / BITS_PER_KEY
         );
         assert_eq!(
             KeyFilter::for_keys(usize::MAX / 4).capacity,
