@@ -40,7 +40,9 @@ fn apis(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut document) =
         utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
             .nest("/api/v1", api::router())
-            .nest("/sdk/v1", sdk::router(state.clone()))
+            // Merged at its full paths, not nested: a nested router strips its prefix
+            // (a new URI) and routes again, on every SDK request.
+            .merge(sdk::router(state.clone()))
             .split_for_parts();
     openapi::complete(&mut document);
     (routes, document)

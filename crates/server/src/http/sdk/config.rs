@@ -45,7 +45,7 @@ pub struct ConfigResponse<'a> {
 
 #[utoipa::path(
     get,
-    path = "/config",
+    path = "/sdk/v1/config",
     tag = "SDK",
     summary = "The app user's configuration: triggers, pending invite, direct links",
     params(("reference_id" = String, Query, description = "The app user's id"), ("If-None-Match" = Option<String>, Header, description = "The ETag of the previous answer")),

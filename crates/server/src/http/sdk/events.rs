@@ -37,7 +37,7 @@ pub struct EventRequest {
 
 #[utoipa::path(
     post,
-    path = "/events",
+    path = "/sdk/v1/events",
     tag = "SDK",
     summary = "Report an app event: the rules waiting for it decide",
     request_body = EventRequest,

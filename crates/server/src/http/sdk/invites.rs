@@ -36,7 +36,7 @@ pub struct AcceptRequest {
 
 #[utoipa::path(
     post,
-    path = "/invites/{code}/accept",
+    path = "/sdk/v1/invites/{code}/accept",
     tag = "SDK",
     summary = "Accept an invite: a start, and the URL to open",
     params(("code" = String, Path, description = "The invite code")),
@@ -72,7 +72,7 @@ fn acceptance_json(outcome: Acceptance) -> Value {
 
 #[utoipa::path(
     post,
-    path = "/invites/{code}/dismiss",
+    path = "/sdk/v1/invites/{code}/dismiss",
     tag = "SDK",
     summary = "Dismiss an invite",
     params(("code" = String, Path, description = "The invite code")),
@@ -105,7 +105,7 @@ fn yes() -> bool {
 
 #[utoipa::path(
     post,
-    path = "/links/resolve",
+    path = "/sdk/v1/links/resolve",
     tag = "SDK",
     summary = "Open an interview link (a direct link or a respondent link)",
     request_body = ResolveRequest,
