@@ -75,8 +75,8 @@ impl SqliteStore {
     }
 
     /// Opens the file as its one server: locks it against a second server (waiting up to
-    /// [`SqliteStore::LOCK_WAIT`] for one shutting down), and keeps the key filter that lets the SDK's
-    /// reads skip the database for users without invites or memberships.
+    /// [`SqliteStore::LOCK_WAIT`] for one shutting down), and keeps the key filter that
+    /// lets the SDK's reads skip the database for users without invites or memberships.
     pub async fn connect_as_server(url: &str) -> Result<Self, StoreError> {
         Self::open(url, true).await
     }
@@ -341,9 +341,10 @@ impl_cohort_sync_store!(SqliteStore);
 impl_study_store!(SqliteStore);
 impl_invite_store!(SqliteStore);
 
-/// Locks `<file>.lock` for this process, waiting up to [`SqliteStore::LOCK_WAIT`] for another server to
-/// let go of it. `flock` locks belong to the open file: the process's exit releases them,
-/// and they are independent of the POSIX locks SQLite takes on the database itself.
+/// Locks `<file>.lock` for this process, waiting up to [`SqliteStore::LOCK_WAIT`] for
+/// another server to let go of it. `flock` locks belong to the open file: the process's
+/// exit releases them, and they are independent of the POSIX locks SQLite takes on the
+/// database itself.
 async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
     let mut path = file.as_os_str().to_owned();
     path.push(".lock");
@@ -378,8 +379,8 @@ async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, Store
     }
 }
 
-/// The key filter of what the file holds: sized for its keys, then filled with them (one
-/// pass over each index, a row at a time).
+/// The key filter of what the file holds: sized by its rows (a key with several rows
+/// counts several times), then filled with their keys, a row at a time.
 fn key_filter_of_file(db: &rusqlite::Connection) -> Result<KeyFilter, StoreError> {
     let present: i64 = db
         .query_row(

@@ -26,7 +26,8 @@ macro_rules! conformance {
                 async fn $case() {
                     let db = uj_storage::testing::TestDatabase::sqlite();
                     // As the server opens it: with the SDK reads' key filter.
-                    let store = uj_storage::connect_as_server(&db.url).await.expect("open SQLite");
+                    let store =
+                        uj_storage::connect_as_server(&db.url).await.expect("open SQLite");
                     super::$case(store, &db).await;
                 }
             )*
