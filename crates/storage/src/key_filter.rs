@@ -12,6 +12,11 @@
 //! commits, by this process: the store notes keys where writes of invites and members
 //! enter it, and a lock on the file (`sqlite.rs`) keeps a second server, with a filter of
 //! its own, away from it. Keys are never taken out: rows that go away stay "maybe".
+//!
+//! The bits are set with relaxed atomics. A request that depends on a write (a config load
+//! after the sync delivery that added the member was answered) reaches the filter through
+//! that answer and a new request, system calls and SQLite's own locks in between, each a
+//! full barrier on the machines we run on.
 
 use std::hash::RandomState;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

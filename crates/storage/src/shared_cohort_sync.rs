@@ -684,7 +684,8 @@ macro_rules! impl_cohort_sync_store {
                 entry: uj_domain::audiences::LedgerEntry,
             ) -> Result<uj_domain::audiences::LedgerEntry, $crate::StoreError> {
                 use uj_domain::audiences::{LedgerOutcome, MembershipChange};
-                // Members staged now and applied later were noted with their page.
+                // Members staged now and applied later are noted with their page (or, staged
+                // before this process started, were read into its filter then).
                 self.note(crate::key_filter::Keys::MatchKeys, page.members.iter().map(|m| m.match_key()));
                 if let Some(entry) = self.receive_first_sync_page(project, cohort, page, &entry).await? {
                     return Ok(entry);

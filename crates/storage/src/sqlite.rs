@@ -342,18 +342,30 @@ impl_study_store!(SqliteStore);
 impl_invite_store!(SqliteStore);
 
 /// Locks `<file>.lock` for this process, waiting up to [`SqliteStore::LOCK_WAIT`] for
-/// another server to let go of it. `flock` locks belong to the open file: the process's
-/// exit releases them, and they are independent of the POSIX locks SQLite takes on the
-/// database itself.
+/// another server to let go of it. The file is named as resolved (symbolic links followed),
+/// so two names of one database share one lock. `flock` locks belong to the open file: the
+/// process's exit releases them, and they are independent of the POSIX locks SQLite takes
+/// on the database itself.
 async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
-    let mut path = file.as_os_str().to_owned();
+    let mut path = resolved(file).into_os_string();
     path.push(".lock");
-    let lock = std::fs::OpenOptions::new()
+    let path = std::path::PathBuf::from(path);
+    let cannot = |error: std::io::Error| {
+        StoreError::Unavailable(format!("cannot open {}: {error}", path.display()).into())
+    };
+    // Reading is enough to lock: a lock file another user created is still usable.
+    let lock = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
         .create(true)
         .truncate(false)
-        .write(true)
         .open(&path)
-        .map_err(|error| StoreError::Unavailable(error.into()))?;
+    {
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            std::fs::File::open(&path).map_err(cannot)?
+        }
+        opened => opened.map_err(cannot)?,
+    };
     let deadline = tokio::time::Instant::now() + SqliteStore::LOCK_WAIT;
     loop {
         match lock.try_lock() {
@@ -365,18 +377,27 @@ async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, Store
                 return Err(StoreError::Unavailable(
                     format!(
                         "another userjourneys server is serving {} (it holds {}); one server \
-                     per SQLite file: stop it first, or run several on PostgreSQL",
+                         per SQLite file: stop it first, or run several on PostgreSQL",
                         file.display(),
-                        std::path::Path::new(&path).display()
+                        path.display()
                     )
                     .into(),
                 ))
             }
-            Err(std::fs::TryLockError::Error(error)) => {
-                return Err(StoreError::Unavailable(error.into()))
-            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(cannot(error)),
         }
     }
+}
+
+/// `file` with symbolic links followed; for a file not created yet, its directory's.
+fn resolved(file: &std::path::Path) -> std::path::PathBuf {
+    std::fs::canonicalize(file)
+        .or_else(|_| {
+            let dir = file.parent().filter(|dir| !dir.as_os_str().is_empty());
+            let name = file.file_name().unwrap_or_default();
+            std::fs::canonicalize(dir.unwrap_or(std::path::Path::new("."))).map(|d| d.join(name))
+        })
+        .unwrap_or_else(|_| file.to_path_buf())
 }
 
 /// The key filter of what the file holds: sized by its rows (a key with several rows
@@ -384,7 +405,8 @@ async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, Store
 fn key_filter_of_file(db: &rusqlite::Connection) -> Result<KeyFilter, StoreError> {
     let present: i64 = db
         .query_row(
-            "SELECT (SELECT COUNT(*) FROM audience_members) + (SELECT COUNT(*) FROM invites)",
+            "SELECT (SELECT COUNT(*) FROM audience_members) + (SELECT COUNT(*) FROM invites)
+                  + (SELECT COUNT(*) FROM sync_staged_members)",
             [],
             |row| row.get(0),
         )
@@ -392,6 +414,9 @@ fn key_filter_of_file(db: &rusqlite::Connection) -> Result<KeyFilter, StoreError
     let filter = KeyFilter::for_keys(usize::try_from(present).unwrap_or(0));
     for (keys, sql) in [
         (Keys::MatchKeys, "SELECT match_key FROM audience_members"),
+        // Copies an unfinished full sync staged (an earlier process may have received
+        // them): completing the session writes them into `audience_members`, keys and all.
+        (Keys::MatchKeys, "SELECT match_key FROM sync_staged_members"),
         (Keys::Invitees, "SELECT reference_id FROM invites"),
     ] {
         let mut statement = db.prepare(sql).map_err(from_rusqlite)?;

@@ -2261,8 +2261,12 @@ async fn a_sqlite_file_has_one_server_at_a_time() {
     let first = uj_storage::connect_as_server(&db.url).await.unwrap();
     let beside = uj_storage::connect(&db.url).await.unwrap();
     assert!(!beside.is_set_up().await.unwrap());
+    // The second one names the file through a symbolic link: the lock is the file's.
+    let path = db.url.strip_prefix("sqlite://").unwrap();
+    let link = format!("{path}-link");
+    std::os::unix::fs::symlink(path, &link).unwrap();
     let started = std::time::Instant::now();
-    let Err(error) = uj_storage::connect_as_server(&db.url).await else {
+    let Err(error) = uj_storage::connect_as_server(&format!("sqlite://{link}")).await else {
         panic!("a second server opened the file");
     };
     assert!(started.elapsed() >= uj_storage::SqliteStore::LOCK_WAIT);
@@ -2286,7 +2290,8 @@ async fn a_sqlite_file_has_one_server_at_a_time() {
 }
 
 /// A server's key filter starts from what the file holds: rows written before it opened
-/// (by an earlier server, or beside it) are read.
+/// (by an earlier server, or beside it) are read, and so are members an earlier server
+/// staged in an unfinished full sync that this one completes, under their new key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_server_reads_what_was_written_before_it_opened() {
     let db = TestDatabase::sqlite();
@@ -2303,6 +2308,13 @@ async fn a_sqlite_server_reads_what_was_written_before_it_opened() {
         .issue_invite(&event_invite(&rule, "c-1", "app-a", t0), t0)
         .await
         .unwrap();
+    // An unfinished full sync stages a member's new reference id (their row keeps the old
+    // key until the session completes).
+    let t1 = t0 + Duration::minutes(1);
+    let first = [synced("c", None)];
+    receive(&earlier, &shop, &audience, "s1", 1, 1, &first, t0).await;
+    let page_1 = [synced("a", Some("app-a")), synced("c", Some("app-c"))];
+    receive(&earlier, &shop, &audience, "s2", 1, 2, &page_1, t1).await;
     drop(earlier);
     let beside = uj_storage::connect(&db.url).await.unwrap();
     beside
@@ -2310,7 +2322,14 @@ async fn a_sqlite_server_reads_what_was_written_before_it_opened() {
         .await
         .unwrap();
     let server = uj_storage::connect_as_server(&db.url).await.unwrap();
-    for (key, memberships, invites) in [("app-a", 1, 1), ("b", 1, 0), ("nobody", 0, 0)] {
+    let page_2 = [synced("b", None)];
+    receive(&server, &shop, &audience, "s2", 2, 2, &page_2, t1).await;
+    for (key, memberships, invites) in [
+        ("app-a", 1, 1),
+        ("b", 1, 0),
+        ("app-c", 1, 0),
+        ("nobody", 0, 0),
+    ] {
         assert_eq!(
             (
                 server.audience_memberships(&shop, key).await.unwrap().len(),
