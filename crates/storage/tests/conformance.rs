@@ -1985,9 +1985,16 @@ async fn every_write_that_gives_a_user_rows_reaches_the_sdk_reads(
         let (store, shop) = (&store, &shop);
         async move { store.audience_memberships(shop, key).await.unwrap().len() }
     };
+    // A first full sync of two pages (on SQLite, written in place page by page).
     let first = [synced("first", Some("ref-first"))];
-    receive(&store, &shop, &audience, "s1", 1, 1, &first, t0).await;
-    assert_eq!(memberships("ref-first").await, 1, "a first full sync");
+    receive(&store, &shop, &audience, "s1", 1, 2, &first, t0).await;
+    let second = [synced("second", None)];
+    receive(&store, &shop, &audience, "s1", 2, 2, &second, t0).await;
+    assert_eq!(
+        (memberships("ref-first").await, memberships("second").await),
+        (1, 1),
+        "a first full sync"
+    );
     let t1 = t0 + Duration::minutes(1);
     let page_1 = [synced("first", Some("ref-first")), synced("later", None)];
     receive(&store, &shop, &audience, "s2", 1, 2, &page_1, t1).await;
