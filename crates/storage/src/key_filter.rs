@@ -4,10 +4,10 @@
 //! audience memberships: index seeks that, for most users (no invite yet, or in no
 //! audience), find nothing. Skipping them took an unknown user's config load from 33 / 51
 //! to 27 / 30 µs of server CPU (`docs/benchmarks.md`). A serving SQLite store keeps a
-//! Bloom filter of the keys
-//! those reads look up (reference ids with invites, match keys with audience rows): a key
-//! the filter has never seen has no rows, and the read is skipped; a key it may have seen
-//! is read as before (about one in a hundred wrongly, at the size it is made for).
+//! Bloom filter of the keys those reads look up (reference ids with invites, match keys
+//! with audience rows): a key the filter has never seen has no rows, and the read is
+//! skipped; a key it may have seen is read as before (about one in a hundred wrongly, at
+//! the size it is made for).
 //!
 //! "Never seen" is exact only while every row's key is noted before its transaction
 //! commits, by this process: the store notes keys where writes of invites and members
