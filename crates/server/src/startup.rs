@@ -45,8 +45,9 @@ impl Application {
             secure_cookies: config.secure_cookies(),
             login_throttle: Arc::new(LoginThrottle::default()),
             mixpanel: config.mixpanel.client(),
-            sdk_limiter: Arc::default(),
-            sdk_requests_per_minute: config.sdk_requests_per_minute.max(1),
+            sdk_limiter: Arc::new(crate::http::SdkRateLimiter::new(
+                config.sdk_requests_per_minute,
+            )),
             counters: Arc::default(),
             snapshots: Arc::default(),
             demo: None,

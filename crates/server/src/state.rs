@@ -38,9 +38,8 @@ pub struct Shared {
     pub secure_cookies: bool,
     pub login_throttle: Arc<LoginThrottle>,
     pub mixpanel: uj_mixpanel::Client,
+    /// Each public key's request budget (`sdk_requests_per_minute`).
     pub sdk_limiter: Arc<SdkRateLimiter>,
-    /// Requests each public key may make per minute.
-    pub sdk_requests_per_minute: u32,
     /// Suppressions and app events counted in memory, flushed in the background.
     pub counters: Arc<Counters>,
     /// Each project's rules as the SDK path reads them, kept for a second.

@@ -1,50 +1,44 @@
-//! A per-key request budget for the SDK API: each public key gets `sdk_requests_per_minute`
-//! requests in any sliding minute; beyond that, `429 rate_limited` with `Retry-After`.
-//! Counted in memory per server process.
+//! A per-key request budget for the SDK API: each public key may make
+//! `sdk_requests_per_minute` requests at once, and its budget refills evenly over the minute
+//! (GCRA, from `governor`); beyond it, `429 rate_limited` with `Retry-After`. Counted in memory
+//! per server process, one timestamp per key however high the limit.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::http::ApiError;
 use crate::state::AppState;
 
-const WINDOW: Duration = Duration::from_secs(60);
-/// Keys tracked at most; idle ones are swept as the map grows.
+/// Keys tracked before those with a full budget again are forgotten.
 const MAX_KEYS: usize = 100_000;
 
-#[derive(Default)]
 pub struct SdkRateLimiter {
-    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+    limiter: DefaultKeyedRateLimiter<String>,
 }
 
 impl SdkRateLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)),
+        }
+    }
+
     /// `Err(wait)` when `key` has used its budget.
-    fn check(&self, key: &str, per_minute: u32) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if windows.len() >= MAX_KEYS {
-            windows.retain(|_, w| w.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
+    fn check(&self, key: &str) -> Result<(), std::time::Duration> {
+        if self.limiter.len() >= MAX_KEYS {
+            self.limiter.retain_recent();
         }
-        let window = windows.entry(key.to_owned()).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
-        {
-            window.pop_front();
-        }
-        if window.len() >= per_minute as usize {
-            let oldest = *window.front().expect("a full window has a first entry");
-            return Err(WINDOW.saturating_sub(now.duration_since(oldest)));
-        }
-        window.push_back(now);
-        Ok(())
+        self.limiter
+            .check_key(&key.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 }
 
@@ -55,18 +49,18 @@ pub async fn per_key(State(state): State<AppState>, request: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .unwrap_or_default()
-        .to_owned();
+        .unwrap_or_default();
     if !key.is_empty() {
-        if let Err(wait) = state.sdk_limiter.check(&key, state.sdk_requests_per_minute) {
+        if let Err(wait) = state.sdk_limiter.check(key) {
             let mut response = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Too many requests with this key; retry after the time in Retry-After.",
             )
             .into_response();
-            let seconds = wait.as_secs().max(1);
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            // Whole seconds, rounded up: a client that waits that long gets through.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
                 response.headers_mut().insert(RETRY_AFTER, value);
             }
             return response;
@@ -80,13 +74,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_key_has_its_own_budget() {
-        let limiter = SdkRateLimiter::default();
+    fn each_key_has_its_own_budget_refilled_over_the_minute() {
+        let limiter = SdkRateLimiter::new(3);
         for _ in 0..3 {
-            assert!(limiter.check("a", 3).is_ok());
+            assert!(limiter.check("a").is_ok());
         }
-        let wait = limiter.check("a", 3).unwrap_err();
-        assert!(wait <= WINDOW && wait > Duration::from_secs(50));
-        assert!(limiter.check("b", 3).is_ok());
+        // Three a minute: the next request is one twenty seconds from the first.
+        let wait = limiter.check("a").unwrap_err();
+        assert!(
+            wait <= std::time::Duration::from_secs(20) && wait > std::time::Duration::from_secs(19),
+            "{wait:?}"
+        );
+        assert!(limiter.check("b").is_ok());
+    }
+
+    #[test]
+    fn keys_with_a_full_budget_are_forgotten_past_the_cap() {
+        let limiter = SdkRateLimiter::new(1_000_000);
+        for i in 0..MAX_KEYS + 10 {
+            limiter.check(&format!("key{i}")).unwrap();
+        }
+        // A million a minute refills a request in 60 µs: every earlier key is whole again.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        limiter.check("one more").unwrap();
+        assert!(limiter.limiter.len() < 100, "{}", limiter.limiter.len());
     }
 }
