@@ -548,8 +548,9 @@ async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
         .unwrap()
         .parse()
         .unwrap();
-    // Three a minute, refilled evenly: the next request is one twenty seconds on.
-    assert!((19..=20).contains(&wait), "Retry-After: {wait}");
+    // Three a minute, refilled evenly: the next request is one twenty seconds after the
+    // first (a slow machine may have spent a few of them already).
+    assert!((15..=20).contains(&wait), "Retry-After: {wait}");
     let (_, error) = error_of(limited).await;
     assert_eq!(error["code"], "rate_limited");
     assert_eq!(
