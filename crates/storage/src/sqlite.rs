@@ -217,16 +217,20 @@ impl SqliteStore {
         invites: &[uj_domain::invites::Invite],
     ) -> Result<Option<Vec<Option<uj_domain::invites::Invite>>>, StoreError> {
         // Held, the writer connection keeps this the only write under way.
-        let _writer = self.write.acquire().await?;
+        let writer = self.write.acquire().await?;
         // Usually a millisecond, but up to the busy timeout while another process holds the
         // file's lock: on the blocking pool's thread, so no worker waits for it. (With
         // `block_in_place` each batch handed its worker's tasks to another thread:
-        // docs/benchmarks.md.)
+        // docs/benchmarks.md.) The writer goes with it, held until the batch is written even
+        // if this call is dropped meanwhile.
         let (pages, invites) = (self.pages.clone(), invites.to_vec());
-        tokio::task::spawn_blocking(move || pages.issue_new_invites(&invites))
-            .await
-            .map_err(|error| StoreError::Database(error.into()))?
-            .map(Some)
+        tokio::task::spawn_blocking(move || {
+            let _writer = writer;
+            pages.issue_new_invites(&invites)
+        })
+        .await
+        .map_err(|error| StoreError::Database(error.into()))?
+        .map(Some)
     }
 
     // The two reads below share their SQL with PostgreSQL. Its `$1`, `$2` are names to
