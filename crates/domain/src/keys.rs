@@ -36,6 +36,15 @@ pub fn classify(token: &str) -> KeyKind {
     }
 }
 
+/// Whether `token` has the shape of a public key this server makes: the prefix and 40
+/// letters and digits. Nothing else can be one, so it is turned away without a lookup and
+/// never tracked per key (a bearer token may be as long as a request's headers).
+pub fn is_public_key_shaped(token: &str) -> bool {
+    token.strip_prefix(PUBLIC_KEY_PREFIX).is_some_and(|rest| {
+        rest.len() == RANDOM_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
 /// `n` random letters and digits for a code that must not be guessed (an invite's code, a
 /// study's public code), without a key's hash.
 pub fn random_code(n: usize) -> String {
@@ -129,6 +138,23 @@ impl NewSecretKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_generated_public_keys_are_public_key_shaped() {
+        assert!(is_public_key_shaped(&generate_public_key()));
+        let secret = NewToken::generate(SECRET_KEY_PREFIX);
+        for token in [
+            PUBLIC_KEY_PREFIX.to_owned(),
+            format!("{PUBLIC_KEY_PREFIX}unknown"),
+            format!("{}x", generate_public_key()),
+            format!("{PUBLIC_KEY_PREFIX}{}", "é".repeat(20)),
+            format!("{PUBLIC_KEY_PREFIX}{}", "-".repeat(RANDOM_CHARS)),
+            format!("{PUBLIC_KEY_PREFIX}{}", "a".repeat(100_000)),
+            secret.token.expose_secret().to_owned(),
+        ] {
+            assert!(!is_public_key_shaped(&token), "{token:.60}");
+        }
+    }
 
     #[test]
     fn invite_codes_sort_by_issue_time_and_end_random() {

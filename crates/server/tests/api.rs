@@ -101,12 +101,16 @@ async fn a_secret_key_on_the_sdk_api_is_the_wrong_key_type() {
         (status, error["field"].as_str()),
         (400, Some("reference_id"))
     );
-    let (status, _) = error_of(
-        app.get("/sdk/v1/config?reference_id=u1", "uj_pk_unknown")
-            .await,
-    )
-    .await;
-    assert_eq!(status, 401);
+    // Unknown keys, of a public key's shape or not (a long one too), are the same 401.
+    let unknown_shaped = format!("uj_pk_{}", "0".repeat(40));
+    let long = format!("uj_pk_{}", "x".repeat(8_000));
+    for key in ["uj_pk_unknown", unknown_shaped.as_str(), long.as_str()] {
+        let (status, error) = error_of(app.get("/sdk/v1/config?reference_id=u1", key).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (401, Some("invalid_api_key"))
+        );
+    }
 }
 
 #[tokio::test]

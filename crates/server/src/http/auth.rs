@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use secrecy::SecretString;
-use uj_domain::keys::{classify, KeyKind};
+use uj_domain::keys::{classify, is_public_key_shaped, KeyKind};
 use uj_domain::projects::Project;
 
 use super::ApiError;
@@ -83,7 +83,8 @@ impl FromRequestParts<AppState> for PublicKeyAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         match classify(token) {
-            KeyKind::Public => {}
+            KeyKind::Public if is_public_key_shaped(token) => {}
+            KeyKind::Public => return Err(invalid_key()),
             KeyKind::Secret => {
                 return Err(ApiError::unauthorized(
                     "wrong_key_type",

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
+use uj_domain::keys::is_public_key_shaped;
 
 use crate::http::ApiError;
 use crate::state::AppState;
@@ -31,8 +32,13 @@ impl SdkRateLimiter {
         }
     }
 
-    /// `Err(wait)` when `key` has used its budget.
+    /// `Err(wait)` when `key` has used its budget. Only keys shaped like public keys are
+    /// counted: anything else is refused by authentication without a lookup, and counting
+    /// it would let a client fill memory with long junk tokens.
     fn check(&self, key: &str) -> Result<(), std::time::Duration> {
+        if !is_public_key_shaped(key) {
+            return Ok(());
+        }
         if self.limiter.len() >= MAX_KEYS {
             self.limiter.retain_recent();
         }
@@ -50,21 +56,19 @@ pub async fn per_key(State(state): State<AppState>, request: Request, next: Next
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .unwrap_or_default();
-    if !key.is_empty() {
-        if let Err(wait) = state.sdk_limiter.check(key) {
-            let mut response = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many requests with this key; retry after the time in Retry-After.",
-            )
-            .into_response();
-            // Whole seconds, rounded up: a client that waits that long gets through.
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-                response.headers_mut().insert(RETRY_AFTER, value);
-            }
-            return response;
+    if let Err(wait) = state.sdk_limiter.check(key) {
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests with this key; retry after the time in Retry-After.",
+        )
+        .into_response();
+        // Whole seconds, rounded up: a client that waits that long gets through.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+            response.headers_mut().insert(RETRY_AFTER, value);
         }
+        return response;
     }
     next.run(request).await
 }
@@ -73,31 +77,48 @@ pub async fn per_key(State(state): State<AppState>, request: Request, next: Next
 mod tests {
     use super::*;
 
+    /// A key shaped like a public key, numbered.
+    fn key(n: usize) -> String {
+        format!("uj_pk_{n:040}")
+    }
+
     #[test]
     fn each_key_has_its_own_budget_refilled_over_the_minute() {
         let limiter = SdkRateLimiter::new(3);
         for _ in 0..3 {
-            assert!(limiter.check("a").is_ok());
+            assert!(limiter.check(&key(1)).is_ok());
         }
         // Three a minute: the next request is one twenty seconds from the first.
-        let wait = limiter.check("a").unwrap_err();
+        let wait = limiter.check(&key(1)).unwrap_err();
         assert!(
             wait <= std::time::Duration::from_secs(20) && wait > std::time::Duration::from_secs(15),
             "{wait:?}"
         );
-        assert!(limiter.check("b").is_ok());
+        assert!(limiter.check(&key(2)).is_ok());
     }
 
     #[test]
     fn keys_with_a_full_budget_are_forgotten_past_the_cap() {
         let limiter = SdkRateLimiter::new(1_000_000);
         for i in 0..MAX_KEYS {
-            limiter.check(&format!("key{i}")).unwrap();
+            limiter.check(&key(i)).unwrap();
         }
         assert_eq!(limiter.limiter.len(), MAX_KEYS);
         // A million a minute refills a request in 60 µs: after this, every key is whole again.
         std::thread::sleep(std::time::Duration::from_millis(5));
-        limiter.check("one more").unwrap();
+        limiter.check(&key(MAX_KEYS)).unwrap();
         assert_eq!(limiter.limiter.len(), 1);
+    }
+
+    #[test]
+    fn tokens_that_cannot_be_public_keys_are_not_tracked() {
+        let limiter = SdkRateLimiter::new(1);
+        let junk = "x".repeat(100_000);
+        for token in [junk.as_str(), "uj_pk_short", "uj_live_secret", ""] {
+            for _ in 0..3 {
+                assert!(limiter.check(token).is_ok());
+            }
+        }
+        assert_eq!(limiter.limiter.len(), 0);
     }
 }
