@@ -23,6 +23,19 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled connection idle for less than this is used without a check first.
 const CHECKED_RECENTLY: Duration = Duration::from_secs(1);
 
+/// [`USER_INVITES`](crate::shared_invites::USER_INVITES) (`$3` rows at most) and
+/// [`USER_MEMBERSHIPS`](crate::shared_cohort_sync::USER_MEMBERSHIPS) in one statement: the
+/// memberships as two arrays in the same order (`NULL` for none), repeated on each invite's
+/// row, and one row with `NULL` invite columns when the user has no invite.
+const USER_HISTORY_AND_MEMBERSHIPS: &str = concat!(
+    "WITH m AS (SELECT array_agg(audience_id) AS m_audiences, \
+                       array_agg(provider_member_id) AS m_members FROM (",
+    crate::shared_cohort_sync::user_memberships_sql!(),
+    ") u) SELECT i.*, m.m_audiences, m.m_members FROM m LEFT JOIN LATERAL (",
+    crate::shared_invites::user_invites_sql!(),
+    ") i ON true"
+);
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -119,6 +132,68 @@ impl PgStore {
             Some(invites) => Ok(invites),
             None => read(USER_INVITES_NEWEST, HISTORY).await,
         }
+    }
+
+    /// The user's invites and, if `with_memberships`, their memberships in one round trip
+    /// ([`USER_HISTORY_AND_MEMBERSHIPS`]): each query is a round trip, and sqlx adds one
+    /// more when the connection returns to the pool.
+    async fn user_invites_and_memberships(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+        with_memberships: bool,
+    ) -> Result<
+        (
+            Vec<uj_domain::invites::Invite>,
+            Option<Vec<(String, String)>>,
+        ),
+        StoreError,
+    > {
+        use crate::shared_invites::{newest_first, HISTORY, USER_INVITES_NEWEST};
+        use sqlx::{FromRow, Row};
+        if !with_memberships {
+            return Ok((self.user_invites(project, reference_id).await?, None));
+        }
+        let rows = sqlx::query(USER_HISTORY_AND_MEMBERSHIPS)
+            .bind(project.as_str())
+            .bind(reference_id)
+            .bind((HISTORY + 1) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut invites = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // One row with no invite when the user has none.
+            if row.try_get::<Option<String>, _>("code")?.is_some() {
+                invites.push(InviteRow::from_row(row)?.try_into()?);
+            }
+        }
+        let memberships = match rows.first() {
+            Some(row) => {
+                let audiences: Option<Vec<String>> = row.try_get("m_audiences")?;
+                let members: Option<Vec<String>> = row.try_get("m_members")?;
+                audiences
+                    .unwrap_or_default()
+                    .into_iter()
+                    .zip(members.unwrap_or_default())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let invites = match newest_first(invites) {
+            Some(invites) => invites,
+            None => {
+                let rows: Vec<InviteRow> = sqlx::query_as(USER_INVITES_NEWEST)
+                    .bind(project.as_str())
+                    .bind(reference_id)
+                    .bind(HISTORY as i64)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter()
+                    .map(TryInto::try_into)
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            }
+        };
+        Ok((invites, Some(memberships)))
     }
 
     async fn user_memberships(

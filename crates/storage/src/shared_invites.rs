@@ -4,12 +4,19 @@
 /// How many of a user's invites make their history: the newest.
 pub(crate) const HISTORY: usize = 500;
 
+/// [`USER_INVITES`] as a literal, for statements that read it with more (`concat!`).
+macro_rules! user_invites_sql {
+    () => {
+        "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 LIMIT $3"
+    };
+}
+pub(crate) use user_invites_sql;
+
 /// The user's invites in no order, at most `$3`: `$1` project, `$2` reference id. Ordering
 /// them in SQL made SQLite open a temporary b-tree per read, a third of a read that finds
 /// one or none (the SDK path reads this on every request); they are ordered by
 /// [`newest_first`] instead.
-pub(crate) const USER_INVITES: &str =
-    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 LIMIT $3";
+pub(crate) const USER_INVITES: &str = user_invites_sql!();
 
 /// The user's `$3` newest invites: for the rare user with more than [`HISTORY`].
 pub(crate) const USER_INVITES_NEWEST: &str =
@@ -103,6 +110,19 @@ macro_rules! impl_invite_store {
                 reference_id: &str,
             ) -> Result<Vec<uj_domain::invites::Invite>, $crate::StoreError> {
                 self.user_invites(project, reference_id).await
+            }
+
+            async fn user_history(
+                &self,
+                project: &ProjectId,
+                reference_id: &str,
+                with_memberships: bool,
+            ) -> Result<
+                (Vec<uj_domain::invites::Invite>, Option<Vec<(String, String)>>),
+                $crate::StoreError,
+            > {
+                self.user_invites_and_memberships(project, reference_id, with_memberships)
+                    .await
             }
 
             async fn study_starts_since(

@@ -284,6 +284,23 @@ impl SqliteStore {
         })
     }
 
+    /// Each read is a lookup on the calling thread (and often none, `key_filter.rs`), so
+    /// memberships are left to be read when needed.
+    async fn user_invites_and_memberships(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+        _with_memberships: bool,
+    ) -> Result<
+        (
+            Vec<uj_domain::invites::Invite>,
+            Option<Vec<(String, String)>>,
+        ),
+        StoreError,
+    > {
+        Ok((self.user_invites(project, reference_id).await?, None))
+    }
+
     async fn user_memberships(
         &self,
         project: &ProjectId,

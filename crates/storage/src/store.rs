@@ -455,6 +455,18 @@ pub trait InviteStore: Send + Sync {
         project: &ProjectId,
         reference_id: &str,
     ) -> Result<Vec<Invite>, StoreError>;
+    /// The user's invites as [`invites_of_user`](Self::invites_of_user) gives them, and, if
+    /// `with_memberships` and the database answers both in one round trip (PostgreSQL),
+    /// their current memberships by `reference_id` as
+    /// [`audience_memberships`](crate::CohortSyncStore::audience_memberships) gives them.
+    /// `None` where they were not read: SQLite reads each on the calling thread, so the
+    /// caller reads them only when it needs them.
+    async fn user_history(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+        with_memberships: bool,
+    ) -> Result<(Vec<Invite>, Option<Vec<(String, String)>>), StoreError>;
     /// Accepted invites of a study since `since`.
     async fn study_starts_since(
         &self,

@@ -1858,7 +1858,7 @@ async fn members_who_leave_lose_their_issued_invites_of_that_audience_only(
 /// invites, newest first, each within its project.
 async fn a_users_memberships_and_invites_are_read_for_the_sdk(
     store: Arc<dyn Store>,
-    _: &TestDatabase,
+    db: &TestDatabase,
 ) {
     use uj_domain::invites::{Invite, InviteState};
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
@@ -1967,6 +1967,41 @@ async fn a_users_memberships_and_invites_are_read_for_the_sdk(
         .unwrap()
         .is_empty());
     assert!(store.invites_of_user(&shop, "u3").await.unwrap().is_empty());
+
+    // Both reads at once: the same answers, the memberships read where the database answers
+    // both in one round trip (PostgreSQL) and left to be read otherwise.
+    store
+        .issue_invite(&invite("c-app-a", "app-a", t0), t0)
+        .await
+        .unwrap();
+    let sorted = |mut memberships: Vec<(String, String)>| {
+        memberships.sort();
+        memberships
+    };
+    let one_round_trip = db.url.starts_with("postgres");
+    for (project, user, invites, memberships) in [
+        (&shop, "app-a", 1, 1),
+        (&shop, "b", 0, 2),
+        (&shop, "u1", 2, 0),
+        (&shop, "u3", 0, 0),
+        (&other, "app-a", 0, 1),
+    ] {
+        let history = store.invites_of_user(project, user).await.unwrap();
+        let current = sorted(store.audience_memberships(project, user).await.unwrap());
+        assert_eq!(
+            (history.len(), current.len()),
+            (invites, memberships),
+            "{user}"
+        );
+        let (alone, none) = store.user_history(project, user, false).await.unwrap();
+        assert_eq!((&alone, none), (&history, None), "{user}: invites alone");
+        let (with, read) = store.user_history(project, user, true).await.unwrap();
+        assert_eq!(with, history, "{user}: invites with memberships");
+        match read {
+            Some(read) => assert_eq!(sorted(read), current, "{user}: memberships"),
+            None => assert!(!one_round_trip, "{user}: PostgreSQL reads both at once"),
+        }
+    }
 }
 
 /// Every write that gives a user rows reaches the SDK's two reads at once, however the rows
@@ -2067,6 +2102,9 @@ async fn a_users_history_is_their_newest_five_hundred_invites(
     let codes: Vec<String> = history.iter().map(|i| i.code.clone()).collect();
     let newest: Vec<String> = (2..502).rev().map(|k| format!("c-{k:03}")).collect();
     assert_eq!(codes, newest, "the 500 newest, newest first");
+    let (history, _) = store.user_history(&shop, "u1", true).await.unwrap();
+    let codes: Vec<String> = history.iter().map(|i| i.code.clone()).collect();
+    assert_eq!(codes, newest, "the same when read with the memberships");
 }
 
 async fn rule_stats_count_invites_by_state_and_suppressions_add_up(

@@ -103,7 +103,8 @@ pub async fn resolve(
         .await?
         .filter(|s| &s.project_id == project)
         .ok_or(ServiceError::NotFound("link"))?;
-    let mut user = pacing::UserView::load(state, project, reference_id).await?;
+    let links_here = |r: &LaunchRule| r.study_id == study.id && r.surface == Surface::DirectLink;
+    let mut user = pacing::UserView::load(state, project, reference_id, links_here).await?;
     // An invite of this study already waiting for the user: the link accepts it.
     if let Some(pending) = user
         .pending(chrono::Utc::now())
@@ -112,11 +113,7 @@ pub async fn resolve(
         let code = pending.code.clone();
         return invites::accept(state, project, &code, reference_id, supports_webview).await;
     }
-    let (rules, facts) = user
-        .gather(state, |r| {
-            r.study_id == study.id && r.surface == Surface::DirectLink
-        })
-        .await?;
+    let (rules, facts) = user.gather(state, links_here).await?;
     if rules.is_empty() {
         return Ok(Acceptance::NotEligible("no_matching_rule"));
     }

@@ -70,28 +70,41 @@ pub struct UserView {
 
 impl UserView {
     /// The user seen through this process's snapshot of the project (the SDK path).
+    /// `considers` says which rules the request may decide on (as `gather` will be asked).
     pub async fn load(
         state: &AppState,
         project: &ProjectId,
         reference_id: &str,
+        considers: impl Fn(&LaunchRule) -> bool,
     ) -> Result<Self, ServiceError> {
         let snapshot = state.snapshots.get(state.store.as_ref(), project).await?;
-        Self::with(state, project, reference_id, snapshot).await
+        Self::with(state, project, reference_id, snapshot, considers).await
     }
 
-    /// The user seen through `snapshot` (explain reads one now).
+    /// The user seen through `snapshot` (explain reads one now). When a rule the request
+    /// `considers` targets an audience, the memberships are read with the invites where the
+    /// database answers both in one round trip (PostgreSQL); otherwise when first needed.
     pub async fn with(
         state: &AppState,
         project: &ProjectId,
         reference_id: &str,
         snapshot: Arc<ProjectRules>,
+        considers: impl Fn(&LaunchRule) -> bool,
     ) -> Result<Self, ServiceError> {
+        let audiences = snapshot
+            .rules
+            .iter()
+            .any(|r| matches!(r.trigger, Trigger::Audience(_)) && considers(r));
+        let (history, memberships) = state
+            .store
+            .user_history(project, reference_id, audiences)
+            .await?;
         Ok(Self {
             project: project.clone(),
             reference_id: reference_id.to_owned(),
             snapshot,
-            history: state.store.invites_of_user(project, reference_id).await?,
-            memberships: None,
+            history,
+            memberships: memberships.map(Arc::new),
         })
     }
 

@@ -335,10 +335,11 @@ pub async fn explain(
     let rule = self::rule(state, project, id).await?;
     // Read now, not from the SDK path's snapshot: explain answers for this moment.
     let snapshot = super::snapshot::ProjectRules::load(state.store.as_ref(), project).await?;
+    let this_rule = |r: &LaunchRule| r.id == rule.id;
+    let snapshot = std::sync::Arc::new(snapshot);
     let mut user =
-        super::pacing::UserView::with(state, project, reference_id, std::sync::Arc::new(snapshot))
-            .await?;
-    let (_, mut facts) = user.gather(state, |r| r.id == rule.id).await?;
+        super::pacing::UserView::with(state, project, reference_id, snapshot, this_rule).await?;
+    let (_, mut facts) = user.gather(state, this_rule).await?;
     if facts.rules.is_empty() {
         // Archived: not among the live rules; its status gate says so.
         facts.rules.push(rule_facts(&rule).into());

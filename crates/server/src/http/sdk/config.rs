@@ -68,7 +68,9 @@ async fn show(
     }
     tracing::debug!(project_id = %auth.project.id, "SDK configuration served");
     let project = &auth.project.id;
-    let mut user = UserView::load(&state, project, reference_id.trim()).await?;
+    // A config load considers audience rules (its prompt and its direct links).
+    let audience_rules = |r: &uj_domain::studies::LaunchRule| invites::waits_for(r, None);
+    let mut user = UserView::load(&state, project, reference_id.trim(), audience_rules).await?;
     // The dashboard leads with the SDK setup steps until the app has called once.
     if !user.snapshot.sdk_contacted {
         state

@@ -56,7 +56,8 @@ async fn record(
     let metadata = primitives(request.metadata);
     // Counted in memory, saved in batches (services::counters).
     state.counters.app_event(project, &name, Utc::now());
-    let mut user = UserView::load(&state, project, &reference_id).await?;
+    let event_rules = |r: &uj_domain::studies::LaunchRule| invites::waits_for(r, Some(&name));
+    let mut user = UserView::load(&state, project, &reference_id, event_rules).await?;
     let evaluation = invites::evaluate(
         &state,
         &mut user,
