@@ -23,14 +23,33 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled connection idle for less than this is used without a check first.
 const CHECKED_RECENTLY: Duration = Duration::from_secs(1);
 
+/// The current memberships with match key `$2` in the audiences of project `$1`, as
+/// SQLite's [`USER_MEMBERSHIPS`](crate::shared_cohort_sync::USER_MEMBERSHIPS) reads them,
+/// written for PostgreSQL's planner: `OFFSET 0` keeps the user's rows found first, by one
+/// seek in `audience_members_by_match_key` (without statistics, as before the first
+/// `ANALYZE`, it probed the index once per audience of the project), and a row's own
+/// `staged_session` settles it before `sync_staging` is looked at.
+macro_rules! user_memberships_sql {
+    () => {
+        "SELECT k.audience_id, k.provider_member_id
+         FROM (SELECT audience_id, provider_member_id, staged_session FROM audience_members
+               WHERE match_key = $2 AND exited_at IS NULL OFFSET 0) k
+         JOIN audiences a ON a.id = k.audience_id
+         WHERE a.project_id = $1
+           AND (k.staged_session IS NULL OR k.staged_session = a.last_session_id
+                OR NOT EXISTS (SELECT 1 FROM sync_staging s WHERE s.audience_id = a.id))"
+    };
+}
+const USER_MEMBERSHIPS: &str = user_memberships_sql!();
+
 /// [`USER_INVITES`](crate::shared_invites::USER_INVITES) (`$3` rows at most) and
-/// [`USER_MEMBERSHIPS`](crate::shared_cohort_sync::USER_MEMBERSHIPS) in one statement: the
-/// memberships as two arrays in the same order (`NULL` for none), repeated on each invite's
-/// row, and one row with `NULL` invite columns when the user has no invite.
+/// [`USER_MEMBERSHIPS`] in one statement: the memberships as two arrays in the same order
+/// (`NULL` for none), repeated on each invite's row, and one row with `NULL` invite columns
+/// when the user has no invite.
 const USER_HISTORY_AND_MEMBERSHIPS: &str = concat!(
     "WITH m AS (SELECT array_agg(audience_id) AS m_audiences, \
                        array_agg(provider_member_id) AS m_members FROM (",
-    crate::shared_cohort_sync::user_memberships_sql!(),
+    user_memberships_sql!(),
     ") u) SELECT i.*, m.m_audiences, m.m_members FROM m LEFT JOIN LATERAL (",
     crate::shared_invites::user_invites_sql!(),
     ") i ON true"
@@ -201,7 +220,7 @@ impl PgStore {
         project: &ProjectId,
         match_key: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(crate::shared_cohort_sync::USER_MEMBERSHIPS)
+        Ok(sqlx::query_as(USER_MEMBERSHIPS)
             .bind(project.as_str())
             .bind(match_key)
             .fetch_all(&self.pool)

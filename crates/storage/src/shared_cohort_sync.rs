@@ -1,28 +1,21 @@
 //! The [`CohortSyncStore`](crate::CohortSyncStore) implementation both databases share
 //! (see `shared.rs` for how the expansion works).
 
-/// [`USER_MEMBERSHIPS`] as a literal, for statements that read it with more (`concat!`).
-macro_rules! user_memberships_sql {
-    () => {
-        "SELECT k.audience_id, k.provider_member_id
-         FROM audience_members k CROSS JOIN audiences a
-         WHERE k.match_key = $2 AND k.exited_at IS NULL AND a.id = k.audience_id AND a.project_id = $1
-           AND (NOT EXISTS (SELECT 1 FROM sync_staging s WHERE s.audience_id = a.id)
-                OR EXISTS (SELECT 1 FROM audience_members m
-                           WHERE m.audience_id = k.audience_id AND m.provider_member_id = k.provider_member_id
-                             AND (m.staged_session IS NULL OR m.staged_session = a.last_session_id)))"
-    };
-}
-pub(crate) use user_memberships_sql;
-
 /// The current memberships with match key `$2` in the audiences of project `$1`, as
 /// `(audience_id, provider_member_id)`: one seek in `audience_members_by_match_key`, which
 /// holds all the columns needed (migration 0012), then each entry's audience by its key.
 /// Rows a full-sync session staged in place count once the session is applied (migration
 /// 0008); such rows exist only while the audience has pages of an unfinished session in
 /// `sync_staging`, so only then is a member's row read to tell. (`CROSS JOIN` makes SQLite
-/// keep that order; to PostgreSQL it is a plain join.)
-pub(crate) const USER_MEMBERSHIPS: &str = user_memberships_sql!();
+/// keep that order; PostgreSQL reads its own, `postgres.rs`.)
+pub(crate) const USER_MEMBERSHIPS: &str =
+    "SELECT k.audience_id, k.provider_member_id
+     FROM audience_members k CROSS JOIN audiences a
+     WHERE k.match_key = $2 AND k.exited_at IS NULL AND a.id = k.audience_id AND a.project_id = $1
+       AND (NOT EXISTS (SELECT 1 FROM sync_staging s WHERE s.audience_id = a.id)
+            OR EXISTS (SELECT 1 FROM audience_members m
+                       WHERE m.audience_id = k.audience_id AND m.provider_member_id = k.provider_member_id
+                         AND (m.staged_session IS NULL OR m.staged_session = a.last_session_id)))";
 
 /// One member by its key, `$1` audience and `$2` provider member id, current or past, if
 /// their row counts ([`COUNTS`]'s condition, written out: a `const` cannot splice another).

@@ -1442,6 +1442,13 @@ async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
         seen(&store, &shop, &audience, "staged").await,
         (false, false, false, false, 3)
     );
+    for current in ["kept", "third", "other"] {
+        assert_eq!(
+            seen(&store, &shop, &audience, current).await,
+            (true, true, true, true, 3),
+            "{current}: a member of the applied sync stays one while the next is unfinished"
+        );
+    }
     store
         .delete_stale_staging(t1 + Duration::seconds(1))
         .await
