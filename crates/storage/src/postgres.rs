@@ -168,7 +168,7 @@ impl PgStore {
         ),
         StoreError,
     > {
-        use crate::shared_invites::{newest_first, HISTORY, USER_INVITES_NEWEST};
+        use crate::shared_invites::{newest_first, HISTORY};
         use sqlx::{FromRow, Row};
         if !with_memberships {
             return Ok((self.user_invites(project, reference_id).await?, None));
@@ -200,17 +200,8 @@ impl PgStore {
         };
         let invites = match newest_first(invites) {
             Some(invites) => invites,
-            None => {
-                let rows: Vec<InviteRow> = sqlx::query_as(USER_INVITES_NEWEST)
-                    .bind(project.as_str())
-                    .bind(reference_id)
-                    .bind(HISTORY as i64)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.into_iter()
-                    .map(TryInto::try_into)
-                    .collect::<Result<Vec<_>, StoreError>>()?
-            }
+            // More than a history: the rare user whose newest are read on their own.
+            None => self.user_invites(project, reference_id).await?,
         };
         Ok((invites, Some(memberships)))
     }
