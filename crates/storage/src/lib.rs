@@ -27,7 +27,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     AppEventCount, CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page,
-    PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage, WebhookReceiver,
+    PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage, UserHistory, WebhookReceiver,
 };
 
 /// Which database a `DATABASE_URL` selects.

@@ -161,13 +161,7 @@ impl PgStore {
         project: &ProjectId,
         reference_id: &str,
         with_memberships: bool,
-    ) -> Result<
-        (
-            Vec<uj_domain::invites::Invite>,
-            Option<Vec<(String, String)>>,
-        ),
-        StoreError,
-    > {
+    ) -> Result<crate::UserHistory, StoreError> {
         use crate::shared_invites::{newest_first, HISTORY};
         use sqlx::{FromRow, Row};
         if !with_memberships {

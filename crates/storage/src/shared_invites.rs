@@ -117,10 +117,7 @@ macro_rules! impl_invite_store {
                 project: &ProjectId,
                 reference_id: &str,
                 with_memberships: bool,
-            ) -> Result<
-                (Vec<uj_domain::invites::Invite>, Option<Vec<(String, String)>>),
-                $crate::StoreError,
-            > {
+            ) -> Result<$crate::UserHistory, $crate::StoreError> {
                 self.user_invites_and_memberships(project, reference_id, with_memberships)
                     .await
             }

@@ -233,9 +233,10 @@ impl SqliteStore {
         .map(Some)
     }
 
-    // The two reads below share their SQL with PostgreSQL. Its `$1`, `$2` are names to
-    // SQLite, numbered in order of appearance (`$2` comes first in the memberships read), so
-    // they are bound by name.
+    // The SDK's two reads below: the invites read's SQL is PostgreSQL's too, the memberships
+    // read is SQLite's own (`USER_MEMBERSHIPS`). `$1`, `$2` are names to SQLite, numbered in
+    // order of appearance (`$2` comes first in the memberships read), so they are bound by
+    // name.
 
     async fn user_invites(
         &self,
@@ -284,23 +285,6 @@ impl SqliteStore {
         })
     }
 
-    /// Each read is a lookup on the calling thread (and often none, `key_filter.rs`), so
-    /// memberships are left to be read when needed.
-    async fn user_invites_and_memberships(
-        &self,
-        project: &ProjectId,
-        reference_id: &str,
-        _with_memberships: bool,
-    ) -> Result<
-        (
-            Vec<uj_domain::invites::Invite>,
-            Option<Vec<(String, String)>>,
-        ),
-        StoreError,
-    > {
-        Ok((self.user_invites(project, reference_id).await?, None))
-    }
-
     async fn user_memberships(
         &self,
         project: &ProjectId,
@@ -321,6 +305,17 @@ impl SqliteStore {
                 .map_err(from_rusqlite)?;
             rows.map(|row| row.map_err(from_rusqlite)).collect()
         })
+    }
+
+    /// Each read is a lookup on the calling thread (and often none, `key_filter.rs`), so
+    /// memberships are left to be read when needed.
+    async fn user_invites_and_memberships(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+        _with_memberships: bool,
+    ) -> Result<crate::UserHistory, StoreError> {
+        Ok((self.user_invites(project, reference_id).await?, None))
     }
 
     async fn member_by_key(

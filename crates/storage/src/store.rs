@@ -439,6 +439,10 @@ pub trait StudyStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// A user's invites, newest first, and their memberships (`(audience id, provider member
+/// id)`) when read with them ([`InviteStore::user_history`]).
+pub type UserHistory = (Vec<Invite>, Option<Vec<(String, String)>>);
+
 /// Invites and the starts they reserve, scoped by project.
 #[async_trait]
 pub trait InviteStore: Send + Sync {
@@ -466,7 +470,7 @@ pub trait InviteStore: Send + Sync {
         project: &ProjectId,
         reference_id: &str,
         with_memberships: bool,
-    ) -> Result<(Vec<Invite>, Option<Vec<(String, String)>>), StoreError>;
+    ) -> Result<UserHistory, StoreError>;
     /// Accepted invites of a study since `since`.
     async fn study_starts_since(
         &self,
