@@ -115,6 +115,25 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, each at its own index (`reason as usize`).
+    pub const ALL: [Reason; 15] = [
+        Reason::RuleDraft,
+        Reason::RulePaused,
+        Reason::RuleArchived,
+        Reason::StudyPaused,
+        Reason::StudyArchived,
+        Reason::OutsideSchedule,
+        Reason::NotTriggered,
+        Reason::NotInAudience,
+        Reason::SampledOut,
+        Reason::AlreadyStarted,
+        Reason::Cooldown,
+        Reason::MaxStartsReached,
+        Reason::StudyLimit,
+        Reason::ContactLimit,
+        Reason::LostOnPriority,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             Reason::RuleDraft => "rule_draft",
@@ -197,7 +216,7 @@ pub fn gates(
     user: &UserFacts,
     moment: &Moment<'_>,
 ) -> Vec<Gate> {
-    check(rule, study, user, moment, true)
+    check(rule, study, user, moment, true).list
 }
 
 /// The first gate `rule` fails for `user` now, if any: what a decision needs, without the
@@ -208,16 +227,15 @@ pub fn first_failure(
     user: &UserFacts,
     moment: &Moment<'_>,
 ) -> Option<Reason> {
-    check(rule, study, user, moment, false)
-        .first()
-        .map(|g| g.reason)
+    check(rule, study, user, moment, false).failed
 }
 
 /// Gates in the order they are checked: all of them with details (explain), or only the
-/// first failing one, without details, checking no further.
+/// first failing one's reason, checking no further (and allocating nothing).
 struct Checked {
     explain: bool,
     list: Vec<Gate>,
+    failed: Option<Reason>,
 }
 
 impl Checked {
@@ -239,12 +257,7 @@ impl Checked {
             return true;
         }
         if !passed {
-            self.list.push(Gate {
-                gate,
-                passed,
-                detail: String::new(),
-                reason,
-            });
+            self.failed = Some(reason);
         }
         passed
     }
@@ -256,11 +269,12 @@ fn check(
     user: &UserFacts,
     moment: &Moment<'_>,
     explain: bool,
-) -> Vec<Gate> {
+) -> Checked {
     let now = moment.now;
     let mut c = Checked {
         explain,
         list: Vec::new(),
+        failed: None,
     };
     let (status_ok, status_reason, status_detail) = match rule.status {
         RuleStatus::Active => (true, Reason::RulePaused, "the rule is active"),
@@ -269,7 +283,7 @@ fn check(
         RuleStatus::Archived => (false, Reason::RuleArchived, "the rule is archived"),
     };
     if !c.push("rule_status", status_ok, status_reason, || status_detail) {
-        return c.list;
+        return c;
     }
     let (study_ok, study_reason, study_detail) = match study.map(|s| s.status) {
         Some(StudyStatus::Active) => (true, Reason::StudyPaused, "the study is active"),
@@ -279,7 +293,7 @@ fn check(
         }
     };
     if !c.push("study_status", study_ok, study_reason, || study_detail) {
-        return c.list;
+        return c;
     }
     let scheduled = rule.starts_at.is_none_or(|s| now >= s) && rule.ends_at.is_none_or(|e| now < e);
     if !c.push("schedule", scheduled, Reason::OutsideSchedule, || {
@@ -289,7 +303,7 @@ fn check(
             "outside the schedule window"
         }
     }) {
-        return c.list;
+        return c;
     }
     match &rule.trigger {
         Trigger::AppEvent(name) => {
@@ -302,7 +316,7 @@ fn check(
                     None => format!("waiting for the app to send {name:?}"),
                 }
             }) {
-                return c.list;
+                return c;
             }
         }
         Trigger::Audience(audience) => {
@@ -314,7 +328,7 @@ fn check(
                     "the user is not in the audience"
                 }
             }) {
-                return c.list;
+                return c;
             }
         }
     }
@@ -330,7 +344,7 @@ fn check(
             rule.sampling_percent
         )
     }) {
-        return c.list;
+        return c;
     }
     let started = user.started_studies.contains(&rule.study_id);
     if !c.push("already_started", !started, Reason::AlreadyStarted, || {
@@ -340,7 +354,7 @@ fn check(
             "the user has not started this study"
         }
     }) {
-        return c.list;
+        return c;
     }
     let cooling = user
         .last_invite_by_rule
@@ -355,7 +369,7 @@ fn check(
             None => "no invite from this rule within the cooldown".into(),
         },
     ) {
-        return c.list;
+        return c;
     }
     let capped = rule.max_starts.is_some_and(|max| rule.starts >= max);
     if !c.push(
@@ -367,7 +381,7 @@ fn check(
             None => format!("{} starts, no cap", rule.starts),
         },
     ) {
-        return c.list;
+        return c;
     }
     let study_capped = study.is_some_and(|s| {
         s.weekly_limit.is_some_and(|l| s.starts_this_week >= l)
@@ -388,7 +402,7 @@ fn check(
             None => "no study".into(),
         },
     ) {
-        return c.list;
+        return c;
     }
     let contacted = moment
         .contact_limit
@@ -406,9 +420,9 @@ fn check(
             None => "within the project's contact limit".into(),
         },
     ) {
-        return c.list;
+        return c;
     }
-    c.list
+    c
 }
 
 fn limit_text(limit: Option<u32>) -> String {

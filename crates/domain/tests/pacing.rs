@@ -510,3 +510,14 @@ proptest! {
         }
     }
 }
+
+/// The per-rule counters count each reason at `reason as usize`: every reason is listed
+/// once, at its own index, with its own code.
+#[test]
+fn every_reason_is_listed_at_its_own_index() {
+    let codes: HashSet<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
+    assert_eq!(codes.len(), Reason::ALL.len());
+    for (index, reason) in Reason::ALL.iter().enumerate() {
+        assert_eq!(*reason as usize, index, "{reason:?}");
+    }
+}

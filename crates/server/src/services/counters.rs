@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 use uj_domain::ids::ProjectId;
 use uj_domain::mixpanel::CatalogEvent;
 use uj_domain::pacing::Reason;
@@ -25,10 +26,15 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// An event's count with its first and last time seen.
 type Seen = (i64, DateTime<Utc>, DateTime<Utc>);
 
+/// A rule's counts, one per [`Reason`] at `reason as usize`.
+type ByReason = [i64; Reason::ALL.len()];
+
 #[derive(Default)]
 struct Pending {
-    /// By rule, then reason (looked up by `&str`: no allocation per counted rule).
-    suppressions: HashMap<String, HashMap<&'static str, i64>>,
+    /// By rule (looked up by `&str`: no allocation per counted rule), then reason. Every
+    /// decision counts each rule it held back, so this is one lookup per rule with a fast
+    /// hash (rule ids are ours, not the caller's).
+    suppressions: FxHashMap<String, ByReason>,
     /// By project and event name: count, first and last seen.
     events: HashMap<(String, String), Seen>,
 }
@@ -55,7 +61,7 @@ impl Counters {
                 Some(by_reason) => by_reason,
                 None => pending.suppressions.entry((*rule).to_owned()).or_default(),
             };
-            *by_reason.entry(reason.code()).or_default() += 1;
+            by_reason[*reason as usize] += 1;
         }
     }
 
@@ -78,9 +84,11 @@ impl Counters {
             .suppressions
             .iter()
             .flat_map(|(rule, by_reason)| {
-                by_reason
+                Reason::ALL
                     .iter()
-                    .map(|(reason, n)| (rule.clone(), (*reason).to_owned(), *n))
+                    .zip(by_reason)
+                    .filter(|(_, n)| **n != 0)
+                    .map(|(reason, n)| (rule.clone(), reason.code().to_owned(), *n))
             })
             .collect();
         let events: Vec<AppEventCount> = taken
@@ -104,8 +112,8 @@ impl Counters {
         if suppressions_saved.is_err() {
             for (rule, by_reason) in taken.suppressions {
                 let kept = pending.suppressions.entry(rule).or_default();
-                for (reason, n) in by_reason {
-                    *kept.entry(reason).or_default() += n;
+                for (kept, n) in kept.iter_mut().zip(by_reason) {
+                    *kept += n;
                 }
             }
         }
