@@ -4,7 +4,7 @@
 //! Pure: storage supplies the counts and history, this decides. The same gates answer
 //! "why not?" in the explain endpoint.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use sha2::{Digest, Sha256};
@@ -71,14 +71,15 @@ pub struct StudyFacts {
 #[derive(Debug, Clone, Default)]
 pub struct UserFacts {
     pub reference_id: String,
-    /// When each rule last issued this user an invite.
-    pub last_invite_by_rule: HashMap<String, DateTime<Utc>>,
+    /// When each rule last issued this user an invite. (These sets are looked up once per
+    /// rule per decision, so with a fast hash; their keys are our own ids.)
+    pub last_invite_by_rule: FxHashMap<String, DateTime<Utc>>,
     /// When any rule last issued this user an invite.
     pub last_invite: Option<DateTime<Utc>>,
     /// Studies the user started (accepted an invite to).
-    pub started_studies: HashSet<String>,
+    pub started_studies: FxHashSet<String>,
     /// Audiences the user currently belongs to.
-    pub audiences: HashSet<String>,
+    pub audiences: FxHashSet<String>,
 }
 
 /// The moment of the decision.

@@ -1,6 +1,6 @@
 //! The pacing engine's promises, over random rules, users and histories.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
@@ -81,9 +81,9 @@ fn user(reference: &str, in_audience: bool) -> UserFacts {
     UserFacts {
         reference_id: reference.into(),
         audiences: if in_audience {
-            HashSet::from(["aud_1".to_owned()])
+            ["aud_1".to_owned()].into_iter().collect()
         } else {
-            HashSet::new()
+            Default::default()
         },
         ..UserFacts::default()
     }
@@ -387,7 +387,9 @@ fn every_no_has_its_reason() {
         Some(Reason::MaxStartsReached)
     );
     let invited = UserFacts {
-        last_invite_by_rule: HashMap::from([("r".to_owned(), t0() - Duration::hours(1))]),
+        last_invite_by_rule: [("r".to_owned(), t0() - Duration::hours(1))]
+            .into_iter()
+            .collect(),
         last_invite: Some(t0() - Duration::hours(1)),
         ..u.clone()
     };
@@ -411,7 +413,7 @@ fn every_no_has_its_reason() {
         Some(Reason::ContactLimit)
     );
     let started = UserFacts {
-        started_studies: HashSet::from(["study_0".to_owned()]),
+        started_studies: ["study_0".to_owned()].into_iter().collect(),
         ..u.clone()
     };
     assert_eq!(
