@@ -253,24 +253,25 @@ impl SqliteStore {
                 let rows = statement
                     .query_map(
                         named_params! {"$1": project.as_str(), "$2": reference_id, "$3": limit as i64},
+                        // By position: the statements list `invite_columns!()`.
                         |row| {
                             Ok(InviteRow {
-                                code: row.get("code")?,
-                                project_id: row.get("project_id")?,
-                                rule_id: row.get("rule_id")?,
-                                study_id: row.get("study_id")?,
-                                reference_id: row.get("reference_id")?,
-                                source: row.get("source")?,
-                                audience_id: row.get("audience_id")?,
-                                audience_member_id: row.get("audience_member_id")?,
-                                event_name: row.get("event_name")?,
-                                metadata: row.get("metadata")?,
-                                traits: row.get("traits")?,
-                                state: row.get("state")?,
-                                issued_at: row.get("issued_at")?,
-                                expires_at: row.get("expires_at")?,
-                                accepted_at: row.get("accepted_at")?,
-                                dismissed_at: row.get("dismissed_at")?,
+                                code: row.get(0)?,
+                                project_id: row.get(1)?,
+                                rule_id: row.get(2)?,
+                                study_id: row.get(3)?,
+                                reference_id: row.get(4)?,
+                                source: row.get(5)?,
+                                audience_id: row.get(6)?,
+                                audience_member_id: row.get(7)?,
+                                event_name: row.get(8)?,
+                                metadata: row.get(9)?,
+                                traits: row.get(10)?,
+                                state: row.get(11)?,
+                                issued_at: row.get(12)?,
+                                expires_at: row.get(13)?,
+                                accepted_at: row.get(14)?,
+                                dismissed_at: row.get(15)?,
                             })
                         },
                     )
