@@ -189,11 +189,22 @@ mod tests {
         let t0 = chrono::DurationRound::duration_trunc(Utc::now(), chrono::Duration::seconds(1))
             .unwrap();
         let counters = Counters::default();
+        counters.suppressed(&[("r1", Reason::Cooldown), ("r1", Reason::NotInAudience)]);
+        counters.suppressed(&[("r1", Reason::Cooldown), ("r2", Reason::Cooldown)]);
         counters.app_event(&project, "Checkout", t0);
         counters.app_event(&project, "Checkout", t0 + chrono::Duration::seconds(1));
         let closed = SqliteStore::connect(&db.url).await.unwrap();
         closed.close().await;
         assert!(counters.flush(&closed).await.is_err());
+        counters.suppressed(&[("r1", Reason::Cooldown)]);
+        {
+            let kept = &counters.lock().suppressions;
+            let count = |rule: &str, reason: Reason| kept[rule][reason as usize];
+            assert_eq!(count("r1", Reason::Cooldown), 3);
+            assert_eq!(count("r1", Reason::NotInAudience), 1);
+            assert_eq!(count("r2", Reason::Cooldown), 1);
+            assert_eq!(kept["r1"].iter().sum::<i64>(), 4);
+        }
         counters.app_event(&project, "Checkout", t0 + chrono::Duration::seconds(2));
         counters.app_event(&project, "Signup", t0);
         counters.flush(&store).await.unwrap();
