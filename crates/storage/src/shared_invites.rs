@@ -8,23 +8,23 @@ pub(crate) const HISTORY: usize = 500;
 macro_rules! user_invites_sql {
     () => {
         concat!(
-            $crate::shared_invites::invite_columns!(),
+            $crate::shared_invites::select_invite!(),
             " FROM invites WHERE project_id = $1 AND reference_id = $2 LIMIT $3"
         )
     };
 }
 
-/// An invite's columns in the table's order, named: the SDK's reads on SQLite take them by
+/// `SELECT` of an invite's columns, named, in the table's order: the SDK's reads on SQLite take them by
 /// position (rusqlite finds a column by name by walking the names before it, for each value
 /// of each row).
-macro_rules! invite_columns {
+macro_rules! select_invite {
     () => {
         "SELECT code, project_id, rule_id, study_id, reference_id, source, audience_id, \
          audience_member_id, event_name, metadata, traits, state, issued_at, expires_at, \
          accepted_at, dismissed_at"
     };
 }
-pub(crate) use invite_columns;
+pub(crate) use select_invite;
 pub(crate) use user_invites_sql;
 
 /// The user's invites in no order, at most `$3`: `$1` project, `$2` reference id. Ordering
@@ -35,7 +35,7 @@ pub(crate) const USER_INVITES: &str = user_invites_sql!();
 
 /// The user's `$3` newest invites: for the rare user with more than [`HISTORY`].
 pub(crate) const USER_INVITES_NEWEST: &str = concat!(
-    invite_columns!(),
+    select_invite!(),
     " FROM invites WHERE project_id = $1 AND reference_id = $2 ORDER BY issued_at DESC LIMIT $3"
 );
 

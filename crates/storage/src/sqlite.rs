@@ -253,7 +253,7 @@ impl SqliteStore {
                 let rows = statement
                     .query_map(
                         named_params! {"$1": project.as_str(), "$2": reference_id, "$3": limit as i64},
-                        // By position: the statements list `invite_columns!()`.
+                        // By position: the statements list `select_invite!()`.
                         |row| {
                             Ok(InviteRow {
                                 code: row.get(0)?,
