@@ -1,7 +1,7 @@
 //! Group commit for issued invites. Under load many config loads and app events issue
 //! invites at once, and with SQLite's single writer each would wait for its own statement.
 //! Requests hand their invite to one task, which issues every invite waiting at that moment
-//! (and those handed in while it steps aside, [`GATHER_ROUNDS`]) in one transaction; an
+//! (and those handed in while it steps aside, `GATHER_ROUNDS`) in one transaction; an
 //! invite whose user already has one issued (or a batch that failed) goes through the
 //! one-by-one path, which settles it exactly as before.
 
