@@ -264,6 +264,19 @@ impl Checked {
     }
 }
 
+/// Why a rule cannot start anyone now because it or its study (`None`: gone) is not
+/// active; `None` when both are. What an invite it issued earlier answers when accepted.
+pub fn closed_because(rule: RuleStatus, study: Option<StudyStatus>) -> Option<Reason> {
+    match (rule, study) {
+        (RuleStatus::Draft, _) => Some(Reason::RuleDraft),
+        (RuleStatus::Paused, _) => Some(Reason::RulePaused),
+        (RuleStatus::Archived, _) => Some(Reason::RuleArchived),
+        (RuleStatus::Active, Some(StudyStatus::Active)) => None,
+        (RuleStatus::Active, Some(StudyStatus::Paused)) => Some(Reason::StudyPaused),
+        (RuleStatus::Active, Some(StudyStatus::Archived) | None) => Some(Reason::StudyArchived),
+    }
+}
+
 fn check(
     rule: &RuleFacts,
     study: Option<&StudyFacts>,

@@ -523,3 +523,24 @@ fn every_reason_is_listed_at_its_own_index() {
         assert_eq!(*reason as usize, index, "{reason:?}");
     }
 }
+
+#[test]
+fn an_invite_of_a_rule_or_study_that_stopped_is_refused_with_its_reason() {
+    use uj_domain::pacing::{closed_because, RuleStatus as R, StudyStatus as S};
+    let cases = [
+        (R::Active, Some(S::Active), None),
+        (R::Draft, Some(S::Active), Some("rule_draft")),
+        (R::Paused, Some(S::Active), Some("rule_paused")),
+        (R::Archived, Some(S::Paused), Some("rule_archived")),
+        (R::Active, Some(S::Paused), Some("study_paused")),
+        (R::Active, Some(S::Archived), Some("study_archived")),
+        (R::Active, None, Some("study_archived")),
+    ];
+    for (rule, study, expected) in cases {
+        assert_eq!(
+            closed_because(rule, study).map(|r| r.code()),
+            expected,
+            "{rule:?} {study:?}"
+        );
+    }
+}

@@ -316,6 +316,75 @@ async fn a_dismissed_invite_is_not_offered_again_within_the_cooldown_and_a_pause
 }
 
 #[tokio::test]
+async fn pausing_a_rule_or_its_study_withdraws_the_invites_it_issued() {
+    let world = world(8, None, "in_app").await;
+    let code_of = |config: Value| {
+        config["pending_invite"]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let patch = |path: String, body: Value| {
+        let request = world
+            .app
+            .client
+            .patch(world.app.url(&path))
+            .bearer_auth(&world.key)
+            .json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let rule = format!("/api/v1/launch-rules/{}", world.rule);
+    let first = code_of(world.config("ref_2").await);
+    let second = code_of(world.config("ref_4").await);
+
+    assert_eq!(patch(rule.clone(), json!({"status": "paused"})).await, 200);
+    assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
+    assert_eq!(
+        world.accept(&first, "ref_2").await["reason"],
+        "invite_withdrawn"
+    );
+    // An invite issued after the pause, as by a process still reading the rule as active
+    // (snapshots live a second), is neither offered nor accepted.
+    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
+    let now = chrono::Utc::now();
+    let late = uj_domain::invites::Invite {
+        code: "late0000000000000000000001".into(),
+        state: uj_domain::invites::InviteState::Issued,
+        issued_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        ..store.invite_by_code(&first).await.unwrap().unwrap()
+    };
+    store.issue_invite(&late, now).await.unwrap();
+    assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
+    assert_eq!(
+        world.accept(&late.code, "ref_2").await["reason"],
+        "rule_paused"
+    );
+
+    // Active again: new users are invited; the study paused withdraws theirs too.
+    assert_eq!(patch(rule, json!({"status": "active"})).await, 200);
+    let third = code_of(world.config("ref_6").await);
+    let study = format!("/api/v1/studies/{}", world.study);
+    assert_eq!(patch(study, json!({"status": "paused"})).await, 200);
+    assert_eq!(world.config("ref_6").await["pending_invite"], Value::Null);
+    for (code, user) in [(&second, "ref_4"), (&third, "ref_6")] {
+        assert_eq!(world.accept(code, user).await["reason"], "invite_withdrawn");
+    }
+    let stats: Value = world
+        .app
+        .get(
+            &format!("/api/v1/launch-rules/{}/stats", world.rule),
+            &world.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["invites"]["accepted"], 0, "{stats}");
+    assert_eq!(stats["invites"]["withdrawn"], 4, "{stats}");
+}
+
+#[tokio::test]
 async fn fifty_concurrent_accepts_with_max_starts_ten_start_exactly_ten() {
     let world = world(100, Some(10), "in_app").await;
     let mut codes = Vec::new();

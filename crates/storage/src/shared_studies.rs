@@ -37,6 +37,7 @@ macro_rules! impl_study_store {
             }
 
             async fn update_study(&self, s: &uj_domain::studies::Study) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.begin().await?;
                 let done = sqlx::query(
                     "UPDATE studies SET name = $3, status = $4, interview_url = $5, launch_mode = $6,
                         weekly_limit = $7, monthly_limit = $8, updated_at = $9
@@ -51,8 +52,20 @@ macro_rules! impl_study_store {
                 .bind(s.weekly_limit)
                 .bind(s.monthly_limit)
                 .bind(Ts(s.updated_at))
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await?;
+                if s.status != uj_domain::pacing::StudyStatus::Active {
+                    // A study that stops takes back the invites its rules offered.
+                    sqlx::query(
+                        "UPDATE invites SET state = 'withdrawn'
+                         WHERE state = 'issued'
+                           AND rule_id IN (SELECT id FROM launch_rules WHERE study_id = $1)",
+                    )
+                    .bind(s.id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -120,6 +133,7 @@ macro_rules! impl_study_store {
 
             async fn update_launch_rule(&self, r: &uj_domain::studies::LaunchRule) -> Result<bool, $crate::StoreError> {
                 // The trigger is fixed at creation and never written here.
+                let mut tx = self.begin().await?;
                 let done = sqlx::query(
                     "UPDATE launch_rules SET name = $3, status = $4, surface = $5, prompt_title = $6,
                         prompt_message = $7, prompt_start_label = $8, prompt_dismiss_label = $9, priority = $10,
@@ -143,8 +157,18 @@ macro_rules! impl_study_store {
                 .bind(r.starts_at.map(Ts))
                 .bind(r.ends_at.map(Ts))
                 .bind(Ts(r.updated_at))
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await?;
+                if r.status != uj_domain::pacing::RuleStatus::Active {
+                    // A rule that stops takes back the invites it offered (`invites_by_rule`).
+                    sqlx::query(
+                        "UPDATE invites SET state = 'withdrawn' WHERE rule_id = $1 AND state = 'issued'",
+                    )
+                    .bind(r.id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 

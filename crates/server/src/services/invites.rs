@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
 use uj_domain::ids::ProjectId;
 use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
-use uj_domain::pacing::{Decision, Trigger};
+use uj_domain::pacing::{closed_because, Decision, Reason, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, Study, Surface};
 
 use super::pacing;
@@ -46,16 +46,17 @@ pub async fn evaluate(
     let store = state.store.as_ref();
     let project = &user.project.clone();
     if let Some(invite) = user.pending(Utc::now()) {
-        let rule = match user.snapshot.rules.iter().find(|r| r.id == invite.rule_id) {
-            Some(rule) => rule.clone(),
-            None => Arc::new(
-                store
-                    .launch_rule(project, &invite.rule_id)
-                    .await?
-                    .ok_or(ServiceError::NotFound("launch_rule"))?,
-            ),
+        // The snapshot holds every rule not archived, with its study.
+        let Some(rule) = user.snapshot.rules.iter().find(|r| r.id == invite.rule_id) else {
+            return Ok(Evaluation::None(Reason::RuleArchived.code()));
         };
-        return Ok(Evaluation::Invite(Box::new((invite.clone(), rule))));
+        let study = user.snapshot.study_records.get(invite.study_id.as_str());
+        // Stopping a rule or study withdraws its invites; one issued meanwhile (from a
+        // snapshot a second old) is not offered either.
+        if let Some(reason) = closed_because(rule.status, study.map(|s| s.status)) {
+            return Ok(Evaluation::None(reason.code()));
+        }
+        return Ok(Evaluation::Invite(Box::new((invite.clone(), rule.clone()))));
     }
     let event_name = event.as_ref().map(|e| e.name);
     // Prompts only: direct-link rules offer links (see `links`).
@@ -181,6 +182,17 @@ pub async fn accept(
         .ok_or(ServiceError::NotFound("invite"))?;
     if existing.reference_id != reference_id {
         return Err(ServiceError::NotFound("invite"));
+    }
+    if existing.state == InviteState::Issued {
+        // Stopping a rule or study withdraws its invites; this refuses one issued meanwhile.
+        let rule = state.store.launch_rule(project, &existing.rule_id).await?;
+        let study = state.store.study(project, &existing.study_id).await?;
+        let closed = rule.map_or(Some(Reason::RuleArchived), |rule| {
+            closed_because(rule.status, study.map(|s| s.status))
+        });
+        if let Some(reason) = closed {
+            return Ok(Acceptance::NotEligible(reason.code()));
+        }
     }
     let outcome = state
         .store
