@@ -385,6 +385,51 @@ async fn pausing_a_rule_or_its_study_withdraws_the_invites_it_issued() {
 }
 
 #[tokio::test]
+async fn a_stopped_study_s_public_link_opens_nothing_and_a_start_made_stays_open() {
+    let world = world(4, None, "browser").await;
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        world.accept(&code, "ref_2").await["outcome"],
+        "external_browser"
+    );
+    let study: Value = world
+        .app
+        .get(&format!("/api/v1/studies/{}", world.study), &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let public = world
+        .app
+        .url(&format!("/i/{}", study["public_code"].as_str().unwrap()));
+    let respondent = world.app.url(&format!("/interviews/{code}"));
+    let browser = client();
+    let status = |url: String| {
+        let request = browser.get(url);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(public.clone()).await, 303);
+
+    let paused = world
+        .app
+        .client
+        .patch(world.app.url(&format!("/api/v1/studies/{}", world.study)))
+        .bearer_auth(&world.key)
+        .json(&json!({"status": "paused"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status().as_u16(), 200);
+    let closed = browser.get(&public).send().await.unwrap();
+    assert_eq!(closed.status().as_u16(), 404);
+    assert!(closed.text().await.unwrap().contains("not valid"));
+    assert_eq!(status(respondent).await, 303);
+}
+
+#[tokio::test]
 async fn fifty_concurrent_accepts_with_max_starts_ten_start_exactly_ten() {
     let world = world(100, Some(10), "in_app").await;
     let mut codes = Vec::new();

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
 use uj_domain::ids::ProjectId;
 use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
-use uj_domain::pacing::{closed_because, Decision, Reason, Trigger};
+use uj_domain::pacing::{closed_because, Decision, Reason, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, Study, Surface};
 
 use super::pacing;
@@ -253,20 +253,32 @@ pub async fn dismiss(
     Ok(())
 }
 
-/// The interview URL an invite leads to, carrying the invite code and the user's id.
+/// The interview URL an invite leads to, carrying the invite code and the user's id: added
+/// to the study URL's query (any `invite` or `reference_id` already there replaced), before
+/// its fragment, which stays last (RFC 3986: the query ends at the first `#`).
 pub fn interview_url(interview_url: &str, code: &str, reference_id: &str) -> String {
-    let separator = if interview_url.contains('?') {
-        '&'
-    } else {
-        '?'
+    let (rest, fragment) = match interview_url.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (interview_url, None),
     };
-    let query = serde_urlencoded::to_string([("invite", code), ("reference_id", reference_id)])
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let ours = serde_urlencoded::to_string([("invite", code), ("reference_id", reference_id)])
         .unwrap_or_default();
-    format!("{interview_url}{separator}{query}")
+    let kept = query.split('&').filter(|pair| {
+        let key = pair.split('=').next().unwrap_or_default();
+        !key.is_empty() && key != "invite" && key != "reference_id"
+    });
+    let query: Vec<&str> = kept.chain([ours.as_str()]).collect();
+    let mut url = format!("{path}?{}", query.join("&"));
+    if let Some(fragment) = fragment {
+        url.push('#');
+        url.push_str(fragment);
+    }
+    url
 }
 
-/// Where a browser route leads: a respondent code of an accepted invite, or a study's
-/// public code. `None` for anything else.
+/// Where a browser route leads: a respondent code of an accepted invite, or an active
+/// study's public code. `None` for anything else.
 pub async fn destination(state: &AppState, code: &str) -> Result<Option<String>, ServiceError> {
     if let Some(invite) = state.store.invite_by_code(code).await? {
         if invite.state != InviteState::Accepted {
@@ -283,9 +295,46 @@ pub async fn destination(state: &AppState, code: &str) -> Result<Option<String>,
             &invite.reference_id,
         )));
     }
+    // A study's public link opens while the study is active; a start already made (above)
+    // stays open.
     Ok(state
         .store
         .study_by_public_code(code)
         .await?
+        .filter(|study| study.status == StudyStatus::Active)
         .map(|study| study.interview_url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interview_url;
+
+    #[test]
+    fn the_code_and_user_join_the_query_before_any_fragment_replacing_stale_ones() {
+        let cases = [
+            (
+                "https://r.example.com/i/trial?lang=en",
+                "https://r.example.com/i/trial?lang=en&invite=C0DE&reference_id=u1%26x",
+            ),
+            (
+                "https://r.example.com/b",
+                "https://r.example.com/b?invite=C0DE&reference_id=u1%26x",
+            ),
+            (
+                "https://r.example.com/s?lang=en&invite=OLD&reference_id=someone#step2",
+                "https://r.example.com/s?lang=en&invite=C0DE&reference_id=u1%26x#step2",
+            ),
+            (
+                "https://r.example.com/app#/interview?x=1",
+                "https://r.example.com/app?invite=C0DE&reference_id=u1%26x#/interview?x=1",
+            ),
+            (
+                "https://r.example.com/s?&a=%20b&&invite=",
+                "https://r.example.com/s?a=%20b&invite=C0DE&reference_id=u1%26x",
+            ),
+        ];
+        for (study_url, expected) in cases {
+            assert_eq!(interview_url(study_url, "C0DE", "u1&x"), expected);
+        }
+    }
 }
