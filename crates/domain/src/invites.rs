@@ -79,8 +79,10 @@ pub enum AcceptOutcome {
     Accepted(Invite),
     /// It was accepted before: the same answer again.
     AlreadyAccepted(Invite),
-    /// The rule's max starts were reached meanwhile; no start.
-    CapReached(Invite),
+    /// No start, checked as it would have been made: the rule's max starts
+    /// (`max_starts_reached`), the study's weekly or monthly limit (`study_limit`) were
+    /// reached meanwhile, or the user started the study meanwhile (`already_started`).
+    Refused(Invite, crate::pacing::Reason),
     /// Dismissed, expired or withdrawn.
     NotPending(Invite),
 }

@@ -430,6 +430,91 @@ async fn a_stopped_study_s_public_link_opens_nothing_and_a_start_made_stays_open
 }
 
 #[tokio::test]
+async fn a_study_limit_holds_at_accept_for_invites_issued_before_it_was_reached() {
+    let world = world(8, None, "in_app").await;
+    let mut codes = Vec::new();
+    for user in ["ref_2", "ref_4", "ref_6"] {
+        let config = world.config(user).await;
+        codes.push((
+            config["pending_invite"]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            user,
+        ));
+    }
+    let limited = world
+        .app
+        .client
+        .patch(world.app.url(&format!("/api/v1/studies/{}", world.study)))
+        .bearer_auth(&world.key)
+        .json(&json!({"weekly_limit": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status().as_u16(), 200);
+    let answers =
+        futures::future::join_all(codes.iter().map(|(code, user)| world.accept(code, user))).await;
+    let started = answers.iter().filter(|a| a["outcome"] == "webview").count();
+    let refused = answers
+        .iter()
+        .filter(|a| a["reason"] == "study_limit")
+        .count();
+    assert_eq!((started, refused), (1, 2), "{answers:?}");
+}
+
+#[tokio::test]
+async fn one_user_opening_a_link_many_times_at_once_starts_the_study_once() {
+    let world = world(6, None, "in_app").await;
+    let trial: Value = world
+        .app
+        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let beta: Value = world
+        .app
+        .post_json("/api/v1/studies", &world.key, json!({"name": "Beta feedback", "interview_url": "https://research.example.com/i/beta"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let created = world
+        .app
+        .post_json(
+            &format!(
+                "/api/v1/studies/{}/launch-rules",
+                beta["id"].as_str().unwrap()
+            ),
+            &world.key,
+            json!({"name": "Beta link", "status": "active", "trigger": trial["trigger"],
+                   "surface": "direct_link", "max_starts": 5}),
+        )
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let url = format!("/i/{}", beta["public_code"].as_str().unwrap());
+    let opens = (0..8).map(|_| {
+        world.app.post_json(
+            "/sdk/v1/links/resolve",
+            &world.public_key,
+            json!({"url": url, "reference_id": "ref_2"}),
+        )
+    });
+    let mut answers = Vec::new();
+    for response in futures::future::join_all(opens).await {
+        assert_eq!(response.status().as_u16(), 200);
+        answers.push(response.json::<Value>().await.unwrap());
+    }
+    let started = answers.iter().filter(|a| a["outcome"] == "webview").count();
+    let refused = answers
+        .iter()
+        .filter(|a| a["reason"] == "already_started")
+        .count();
+    assert_eq!((started, refused), (1, 7), "{answers:?}");
+}
+
+#[tokio::test]
 async fn fifty_concurrent_accepts_with_max_starts_ten_start_exactly_ten() {
     let world = world(100, Some(10), "in_app").await;
     let mut codes = Vec::new();

@@ -102,6 +102,52 @@ macro_rules! insert_invite {
 
 macro_rules! impl_invite_store {
     ($store:ty) => {
+        /// Why `invite` cannot become a start now, checked in the transaction that would
+        /// make it: its study's weekly and monthly limits and the user not having started
+        /// the study. The study row's lock (PostgreSQL; SQLite has one writer) serialises
+        /// every start of the study, so neither is overshot by starts made at once.
+        async fn start_refused(
+            tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
+            invite: &uj_domain::invites::Invite,
+            now: DateTime<Utc>,
+        ) -> Result<Option<uj_domain::pacing::Reason>, $crate::StoreError> {
+            use uj_domain::pacing::{month_start, week_start, Reason};
+            let limits: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+                "UPDATE studies SET weekly_limit = weekly_limit WHERE id = $1
+                 RETURNING weekly_limit, monthly_limit",
+            )
+            .bind(invite.study_id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            let (weekly, monthly) = limits.unwrap_or_default();
+            for (limit, since) in [(weekly, week_start(now)), (monthly, month_start(now))] {
+                let Some(limit) = limit else { continue };
+                let starts: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM invites
+                     WHERE study_id = $1 AND state = 'accepted' AND accepted_at >= $2",
+                )
+                .bind(invite.study_id.as_str())
+                .bind(Ts(since))
+                .fetch_one(&mut **tx)
+                .await?;
+                if starts >= limit {
+                    return Ok(Some(Reason::StudyLimit));
+                }
+            }
+            let started: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM invites
+                 WHERE project_id = $1 AND reference_id = $2 AND study_id = $3
+                   AND state = 'accepted' AND code <> $4",
+            )
+            .bind(invite.project_id.as_str())
+            .bind(&invite.reference_id)
+            .bind(invite.study_id.as_str())
+            .bind(&invite.code)
+            .fetch_optional(&mut **tx)
+            .await?;
+            Ok(started.map(|_| Reason::AlreadyStarted))
+        }
+
         #[async_trait::async_trait]
         impl $crate::InviteStore for $store {
             async fn pending_invite(
@@ -290,6 +336,8 @@ macro_rules! impl_invite_store {
                     AcceptOutcome::AlreadyAccepted(invite)
                 } else if !invite.is_pending(now) {
                     AcceptOutcome::NotPending(invite)
+                } else if let Some(reason) = start_refused(&mut tx, &invite, now).await? {
+                    AcceptOutcome::Refused(invite, reason)
                 } else {
                     // The cap holds under any concurrency: the row's own UPDATE checks it.
                     let reserved = sqlx::query(
@@ -312,7 +360,7 @@ macro_rules! impl_invite_store {
                         .await?;
                         AcceptOutcome::Accepted(row.try_into()?)
                     } else {
-                        AcceptOutcome::CapReached(invite)
+                        AcceptOutcome::Refused(invite, uj_domain::pacing::Reason::MaxStartsReached)
                     }
                 };
                 tx.commit().await?;
@@ -327,6 +375,9 @@ macro_rules! impl_invite_store {
                 use uj_domain::invites::{AcceptOutcome, InviteState};
                 self.note(crate::key_filter::Keys::Invitees, [i.reference_id.as_str()]);
                 let mut tx = self.begin().await?;
+                if let Some(reason) = start_refused(&mut tx, i, now).await? {
+                    return Ok(AcceptOutcome::Refused(i.clone(), reason));
+                }
                 let reserved = sqlx::query(
                     "UPDATE launch_rules SET starts = starts + 1
                      WHERE id = $1 AND (max_starts IS NULL OR starts < max_starts)",
@@ -336,7 +387,10 @@ macro_rules! impl_invite_store {
                 .await?
                 .rows_affected();
                 if reserved != 1 {
-                    return Ok(AcceptOutcome::CapReached(i.clone()));
+                    return Ok(AcceptOutcome::Refused(
+                        i.clone(),
+                        uj_domain::pacing::Reason::MaxStartsReached,
+                    ));
                 }
                 let inserted = $crate::shared_invites::insert_invite!(i, "accepted", Some(Ts(now)))
                     .execute(&mut *tx)

@@ -499,7 +499,9 @@ pub trait InviteStore: Send + Sync {
     async fn invite_by_code(&self, code: &str) -> Result<Option<Invite>, StoreError>;
     /// A study by its public code (browser routes).
     async fn study_by_public_code(&self, code: &str) -> Result<Option<Study>, StoreError>;
-    /// Accepts atomically: reserves one of the rule's starts, never more than its cap.
+    /// Accepts atomically: reserves one of the rule's starts, never more than its cap, nor
+    /// past its study's weekly and monthly limits, nor a second start of the study for the
+    /// user (`Refused` with the reason).
     async fn accept_invite(
         &self,
         project: &ProjectId,
@@ -508,7 +510,8 @@ pub trait InviteStore: Send + Sync {
     ) -> Result<Option<AcceptOutcome>, StoreError>;
     /// Records an invite accepted at once (a resolved direct link): reserves one of the
     /// rule's starts like [`accept_invite`](Self::accept_invite) and stores the invite as
-    /// accepted, or stores nothing when the cap is reached.
+    /// accepted (`Accepted`), or stores nothing (`Refused`: the rule's cap, the study's
+    /// limits, or the user's start of the study made meanwhile).
     async fn start_invite(
         &self,
         invite: &Invite,

@@ -2097,13 +2097,19 @@ async fn a_users_history_is_their_newest_five_hundred_invites(
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
     let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
-    // 502 started invites, stored in shuffled order of issue time (k * 193 mod 502 visits
+    // 502 dismissed invites, stored in shuffled order of issue time (k * 193 mod 502 visits
     // every k once).
     for n in 0..502 {
         let k = n * 193 % 502;
         let issued_at = t0 - Duration::hours(502 - k);
         let invite = event_invite(&rule, &format!("c-{k:03}"), "u1", issued_at);
-        store.start_invite(&invite, issued_at).await.unwrap();
+        let issued = store.issue_invite(&invite, issued_at).await.unwrap();
+        assert_eq!(issued.code, invite.code);
+        store
+            .dismiss_invite(&shop, &invite.code, issued_at)
+            .await
+            .unwrap()
+            .unwrap();
     }
     let history = store.invites_of_user(&shop, "u1").await.unwrap();
     let codes: Vec<String> = history.iter().map(|i| i.code.clone()).collect();
@@ -2189,10 +2195,16 @@ async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
     assert!(
         matches!(&first, uj_domain::invites::AcceptOutcome::Accepted(i) if i.state == InviteState::Accepted)
     );
-    let second = store.start_invite(&direct("d-2", "u2"), now).await.unwrap();
+    let second = store.start_invite(&direct("d-2", "u3"), now).await.unwrap();
     assert!(matches!(
         second,
-        uj_domain::invites::AcceptOutcome::CapReached(_)
+        uj_domain::invites::AcceptOutcome::Refused(_, uj_domain::pacing::Reason::MaxStartsReached)
+    ));
+    // u2 started the study through their invite: no second start, whatever the cap.
+    let again = store.start_invite(&direct("d-3", "u2"), now).await.unwrap();
+    assert!(matches!(
+        again,
+        uj_domain::invites::AcceptOutcome::Refused(_, uj_domain::pacing::Reason::AlreadyStarted)
     ));
     assert!(
         store.invite(&shop, "d-2").await.unwrap().is_none(),

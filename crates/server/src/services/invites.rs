@@ -205,7 +205,7 @@ pub async fn accept(
     }
     let invite = match outcome {
         AcceptOutcome::Accepted(invite) | AcceptOutcome::AlreadyAccepted(invite) => invite,
-        AcceptOutcome::CapReached(_) => return Ok(Acceptance::NotEligible("max_starts_reached")),
+        AcceptOutcome::Refused(_, reason) => return Ok(Acceptance::NotEligible(reason.code())),
         AcceptOutcome::NotPending(invite) => {
             return Ok(Acceptance::NotEligible(match invite.state {
                 InviteState::Dismissed => "invite_dismissed",

@@ -144,6 +144,10 @@ pub async fn resolve(
                 facts.now,
             ))
         }
-        _ => Ok(Acceptance::NotEligible("max_starts_reached")),
+        AcceptOutcome::Refused(_, reason) => Ok(Acceptance::NotEligible(reason.code())),
+        AcceptOutcome::AlreadyAccepted(_) | AcceptOutcome::NotPending(_) => Err(anyhow::anyhow!(
+            "a new invite was answered as accepted before or not pending"
+        )
+        .into()),
     }
 }
