@@ -79,12 +79,13 @@ impl Study {
     }
 }
 
-/// An `http(s)` URL of at most 2000 characters.
+/// An `http(s)` URL of at most 2000 characters, free of whitespace and control characters
+/// (a redirect carries it in a `Location` header).
 pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
     let ok = (raw.starts_with("https://") || raw.starts_with("http://"))
         && raw.len() <= 2000
         && raw.len() > "https://".len()
-        && !raw.chars().any(char::is_whitespace);
+        && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())
     } else {
@@ -306,6 +307,17 @@ mod tests {
             "https://a b",
         ] {
             assert!(interview_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn interview_urls_refuse_control_characters() {
+        for bad in [
+            "https://research.example.com/a\u{1}b",
+            "https://r.example.com/\u{7f}",
+        ] {
+            let error = interview_url(bad).unwrap_err();
+            assert_eq!(error.field, "interview_url", "{bad:?}");
         }
     }
 }

@@ -566,3 +566,158 @@ async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
         "another key is not affected"
     );
 }
+
+#[tokio::test]
+async fn config_validates_reference_id_exactly_like_events() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let config = |reference_id: &str| {
+        let path = format!("/sdk/v1/config?reference_id={reference_id}");
+        let (app, key) = (&app, &keys.public_key);
+        async move { app.get(&path, key).await }
+    };
+    let event = |reference_id: &str| {
+        app.post_json(
+            "/sdk/v1/events",
+            &keys.public_key,
+            json!({"event_name": "checkout", "reference_id": reference_id}),
+        )
+    };
+
+    // 100 characters, 300 bytes: within the 256-character limit.
+    let wide = "用".repeat(100);
+    assert_eq!(config(&wide).await.status().as_u16(), 200);
+    assert_eq!(event(&wide).await.status().as_u16(), 200);
+
+    let long = "a".repeat(257);
+    let (status, error) = error_of(config(&long).await).await;
+    assert_eq!(
+        (status, error["code"].as_str(), error["field"].as_str()),
+        (422, Some("validation_failed"), Some("reference_id"))
+    );
+    assert_eq!((status, error), error_of(event(&long).await).await);
+
+    let (status, error) = error_of(config("a%0Ab").await).await;
+    assert_eq!(
+        (status, error["code"].as_str(), error["field"].as_str()),
+        (422, Some("validation_failed"), Some("reference_id"))
+    );
+    assert_eq!((status, error), error_of(event("a\nb").await).await);
+}
+
+#[tokio::test]
+async fn an_invite_code_that_does_not_decode_is_a_json_400() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    for action in ["accept", "dismiss"] {
+        let response = app
+            .post_json(
+                &format!("/sdk/v1/invites/%FF/{action}"),
+                &keys.public_key,
+                json!({"reference_id": "u"}),
+            )
+            .await;
+        let (status, error) = error_of(response).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{action}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_the_apis_is_a_json_405_with_allow() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let cases = [
+        (
+            reqwest::Method::GET,
+            "/sdk/v1/invites/x/accept",
+            &keys.public_key,
+            "POST",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/sdk/v1/config",
+            &keys.public_key,
+            "GET",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/project",
+            &keys.secret_key,
+            "GET",
+        ),
+    ];
+    for (method, path, key, allowed) in cases {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+        assert!(allow.contains(allowed), "{method} {path}: Allow: {allow}");
+        let (status, error) = error_of(response).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_launch_links_get_the_friendly_page() {
+    let app = &TestApp::spawn().await;
+    let page = |path: &'static str| async move {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        let html = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html");
+        (status, html, response.text().await.unwrap())
+    };
+
+    // What a well-formed but tampered signature and an unknown code get.
+    let tampered = page("/launch/abc?exp=1&sig=x").await;
+    assert_eq!((tampered.0, tampered.1), (403, true));
+    let unknown = page("/i/no-such-code").await;
+    assert_eq!((unknown.0, unknown.1), (404, true));
+
+    for path in [
+        "/launch/abc?exp=abc&sig=x",
+        "/launch/abc?exp=1&sig=x&sig=y",
+        "/launch/abc?exp=99999999999999999999&sig=x",
+    ] {
+        assert_eq!(page(path).await, tampered, "{path}");
+    }
+    for path in [
+        "/i/%ff%fe",
+        "/interviews/%ff%fe",
+        "/launch/%ff%fe?exp=1&sig=x",
+    ] {
+        assert_eq!(page(path).await, unknown, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_interview_url_with_a_control_character_is_refused() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let response = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            json!({"name": "A", "interview_url": "https://research.example.com/a\u{1}b"}),
+        )
+        .await;
+    let (status, error) = error_of(response).await;
+    assert_eq!(
+        (status, error["code"].as_str(), error["field"].as_str()),
+        (422, Some("validation_failed"), Some("interview_url"))
+    );
+}

@@ -1,7 +1,7 @@
 //! Request extractors whose rejections speak the API's error format.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -93,6 +93,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 ))
             }
             Err(other) => Err(ApiError::bad_request("invalid_request", other.body_text())),
+        }
+    }
+}
+
+/// `Path<T>` whose failure is `400 invalid_request` naming the segment (one that is not
+/// UTF-8 once percent-decoded, say).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(error))
+                if error.status() == StatusCode::BAD_REQUEST =>
+            {
+                Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!("Invalid path: {}", error.kind()),
+                ))
+            }
+            // The route and the handler disagree: our bug, not the client's.
+            Err(other) => Err(ApiError::internal(other)),
         }
     }
 }

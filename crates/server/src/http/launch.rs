@@ -2,7 +2,9 @@
 //! in a webview, and `/interviews/{code}` and `/i/{code}` (a respondent code of an accepted
 //! invite, or a study's public code). Anything invalid gets a friendly page, never a trace.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -29,7 +31,29 @@ fn not_found() -> Response {
     )
 }
 
-async fn open(State(state): State<AppState>, Path(code): Path<String>) -> Response {
+fn expired() -> Response {
+    message_page(
+        StatusCode::FORBIDDEN,
+        "Link expired",
+        "This interview link has expired or is not valid. Go back to the app and start the interview again.",
+    )
+}
+
+/// The link's `{code}`; one that does not decode is no code we issued: not found.
+struct LinkCode(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for LinkCode {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(code)) => Ok(Self(code)),
+            Err(_) => Err(not_found()),
+        }
+    }
+}
+
+async fn open(State(state): State<AppState>, LinkCode(code): LinkCode) -> Response {
     match invites::destination(&state, &code).await {
         Ok(Some(url)) => Redirect::to(&url).into_response(),
         Ok(None) => not_found(),
@@ -45,18 +69,18 @@ struct Signature {
 
 async fn launch(
     State(state): State<AppState>,
-    Path(code): Path<String>,
-    Query(signature): Query<Signature>,
+    LinkCode(code): LinkCode,
+    signature: Result<Query<Signature>, QueryRejection>,
 ) -> Response {
+    // A signature that does not parse (a doubled or non-numeric parameter) was tampered with.
+    let Ok(Query(signature)) = signature else {
+        return expired();
+    };
     let (Some(expires), Some(sig)) = (signature.exp, signature.sig) else {
         return not_found();
     };
     if !invites::launch_is_valid(&state, &code, expires, &sig, Utc::now()) {
-        return message_page(
-            StatusCode::FORBIDDEN,
-            "Link expired",
-            "This interview link has expired or is not valid. Go back to the app and start the interview again.",
-        );
+        return expired();
     }
-    open(State(state), Path(code)).await
+    open(State(state), LinkCode(code)).await
 }

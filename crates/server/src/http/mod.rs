@@ -13,7 +13,7 @@ pub(crate) mod openapi;
 mod sdk;
 mod webhooks;
 
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
@@ -23,11 +23,14 @@ pub(crate) use sdk::SdkRateLimiter;
 
 pub fn router(state: AppState) -> Router {
     let (apis, document) = apis(&state);
-    let routes = Router::new()
-        .merge(health::router())
-        .merge(apis)
+    // The JSON surfaces answer a wrong method in their error format too.
+    let json_routes = apis
         .merge(openapi::router(openapi::Rendered::new(&document)))
         .merge(webhooks::router())
+        .layer(axum::middleware::map_response(method_not_allowed));
+    let routes = Router::new()
+        .merge(health::router())
+        .merge(json_routes)
         .merge(launch::router())
         .merge(dashboard::router(state.clone()))
         .fallback(not_found);
@@ -46,6 +49,22 @@ fn apis(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .split_for_parts();
     openapi::complete(&mut document);
     (routes, document)
+}
+
+/// axum answers a known path asked with a method it does not serve with an empty 405 (and
+/// adds `Allow` on the way out); the JSON surfaces answer it in their error format. Not
+/// `Router::method_not_allowed_fallback`: it would replace the SDK routes' default
+/// fallback, through which their CORS layer answers preflight requests.
+async fn method_not_allowed(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This endpoint does not accept that method; see the Allow header and the API reference.",
+    )
+    .into_response()
 }
 
 /// Unknown paths: JSON under the APIs, a page everywhere else.

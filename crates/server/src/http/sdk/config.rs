@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use uj_domain::validation_text;
 
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiQuery;
@@ -18,6 +19,7 @@ use crate::http::ApiError;
 use crate::services::invites;
 use crate::services::links::{self, DirectLink};
 use crate::services::pacing::UserView;
+use crate::services::ServiceError;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -57,20 +59,22 @@ async fn show(
     IfNoneMatch(if_none_match): IfNoneMatch,
     ApiQuery(params): ApiQuery<ConfigParams>,
 ) -> Result<Response, ApiError> {
-    let reference_id = params.reference_id.unwrap_or_default();
-    if reference_id.trim().is_empty() || reference_id.len() > 256 {
+    let Some(reference_id) = params.reference_id else {
         let mut error = ApiError::bad_request(
             "invalid_request",
             "reference_id is required: the app user's id, at most 256 characters.",
         );
         error.field = Some("reference_id".into());
         return Err(error);
-    }
+    };
+    // Validated as `POST /sdk/v1/events` validates it, so both accept the same ids.
+    let reference_id =
+        validation_text("reference_id", &reference_id, 256).map_err(ServiceError::Invalid)?;
     tracing::debug!(project_id = %auth.project.id, "SDK configuration served");
     let project = &auth.project.id;
     // A config load considers audience rules (its prompt and its direct links).
     let audience_rules = |r: &uj_domain::studies::LaunchRule| invites::waits_for(r, None);
-    let mut user = UserView::load(&state, project, reference_id.trim(), audience_rules).await?;
+    let mut user = UserView::load(&state, project, &reference_id, audience_rules).await?;
     // The dashboard leads with the SDK setup steps until the app has called once.
     if !user.snapshot.sdk_contacted {
         state

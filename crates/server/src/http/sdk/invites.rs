@@ -3,14 +3,14 @@
 //! `POST /sdk/v1/links/resolve`: the user opened an interview link in the app; it answers
 //! the same way.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::http::auth::PublicKeyAuth;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::ApiError;
 use crate::services::invites::{self, Acceptance};
 use crate::services::links;
@@ -46,7 +46,7 @@ pub struct AcceptRequest {
 async fn accept(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(request): ApiJson<AcceptRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let outcome = invites::accept(
@@ -81,7 +81,7 @@ fn acceptance_json(outcome: Acceptance) -> Value {
 async fn dismiss(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     invites::dismiss(&state, &auth.project.id, &code).await?;
     Ok(StatusCode::NO_CONTENT)
