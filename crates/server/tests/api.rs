@@ -606,7 +606,7 @@ async fn config_validates_reference_id_exactly_like_events() {
 }
 
 #[tokio::test]
-async fn an_invite_code_that_does_not_decode_is_a_json_400() {
+async fn an_id_or_code_that_does_not_decode_is_a_json_400() {
     let app = TestApp::spawn().await;
     let keys = app.bootstrap("ada@example.com", "Shop");
     for action in ["accept", "dismiss"] {
@@ -622,6 +622,18 @@ async fn an_invite_code_that_does_not_decode_is_a_json_400() {
             (status, error["code"].as_str()),
             (400, Some("invalid_request")),
             "{action}: {error}"
+        );
+    }
+    for path in [
+        "/api/v1/studies/%FF",
+        "/api/v1/launch-rules/%FF/stats",
+        "/api/v1/audiences/%FF/members",
+    ] {
+        let (status, error) = error_of(app.get(path, &keys.secret_key).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {error}"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! API keys over REST: the public SDK key (read, rotate) and named secret keys (create,
 //! list, revoke). A secret key's value appears only in the response that creates it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uj_domain::projects::SecretKey;
 
 use crate::http::auth::SecretKeyAuth;
-use crate::http::extract::{ApiJson, ApiQuery, ListParams};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
 use crate::http::ApiError;
 use crate::services::api_keys;
 use crate::state::AppState;
@@ -128,7 +128,7 @@ async fn create(
 async fn revoke(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ApiKeyResponse>, ApiError> {
     let key = api_keys::revoke_secret_key(state.store.as_ref(), &auth.project.id, &id).await?;
     Ok(Json(key.into()))

@@ -1,6 +1,6 @@
 //! `/api/v1/audiences`: synced cohorts, their members and their sync history.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use uj_domain::audiences::{Audience, AudienceMember, LedgerEntry};
 use uj_domain::ids::AudienceId;
 
 use crate::http::auth::SecretKeyAuth;
-use crate::http::extract::{ApiQuery, ListParams};
+use crate::http::extract::{ApiPath, ApiQuery, ListParams};
 use crate::http::ApiError;
 use crate::services::audiences;
 use crate::state::AppState;
@@ -105,7 +105,7 @@ async fn find(state: &AppState, auth: &SecretKeyAuth, id: String) -> Result<Audi
 async fn show(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AudienceResponse>, ApiError> {
     let audience = find(&state, &auth, id).await?;
     Ok(Json(describe(&state, audience).await?))
@@ -158,7 +158,7 @@ pub struct MemberParams {
 async fn members(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<MemberParams>,
 ) -> Result<Json<Value>, ApiError> {
     let audience = find(&state, &auth, id).await?;
@@ -251,7 +251,7 @@ async fn ledger(
 async fn syncs(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let audience = find(&state, &auth, id).await?;

@@ -1,7 +1,7 @@
 //! `/api/v1/studies` and `/api/v1/launch-rules`: studies, their launch rules, archiving,
 //! `explain` (every gate and its verdict for one user now) and `stats`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 
 use crate::http::auth::SecretKeyAuth;
-use crate::http::extract::{ApiJson, ApiQuery, ListParams};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
 use crate::http::ApiError;
 use crate::services::studies::{self, NewRule, NewStudy, RuleChange, StudyChange};
 use crate::services::ServiceError;
@@ -155,7 +155,7 @@ async fn list_studies(
 async fn show_study(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<StudyResponse>, ApiError> {
     Ok(Json(
         studies::study(&state, &auth.project.id, &id).await?.into(),
@@ -174,7 +174,7 @@ async fn show_study(
 async fn update_study(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(r): ApiJson<UpdateStudyRequest>,
 ) -> Result<Json<StudyResponse>, ApiError> {
     let change = StudyChange {
@@ -335,7 +335,7 @@ pub struct UpdateRuleRequest {
 async fn create_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(study_id): Path<String>,
+    ApiPath(study_id): ApiPath<String>,
     ApiJson(r): ApiJson<CreateRuleRequest>,
 ) -> Result<(StatusCode, Json<RuleResponse>), ApiError> {
     let new = NewRule {
@@ -371,7 +371,7 @@ async fn create_rule(
 async fn list_rules(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(study_id): Path<String>,
+    ApiPath(study_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let study = studies::study(&state, &auth.project.id, &study_id).await?;
     let rules = state
@@ -395,7 +395,7 @@ async fn list_rules(
 async fn show_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RuleResponse>, ApiError> {
     Ok(Json(
         studies::rule(&state, &auth.project.id, &id).await?.into(),
@@ -414,7 +414,7 @@ async fn show_rule(
 async fn update_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(r): ApiJson<UpdateRuleRequest>,
 ) -> Result<Json<RuleResponse>, ApiError> {
     let prompt = r.prompt;
@@ -452,7 +452,7 @@ async fn update_rule(
 async fn archive_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RuleResponse>, ApiError> {
     Ok(Json(
         studies::archive_rule(&state, &auth.project.id, &id)
@@ -478,7 +478,7 @@ pub struct ExplainParams {
 async fn explain(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ExplainParams>,
 ) -> Result<Json<Value>, ApiError> {
     let reference_id = params.reference_id.unwrap_or_default();
@@ -510,7 +510,7 @@ async fn explain(
 async fn stats(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (rule, stats) =
         crate::services::counters::rule_stats(&state, &auth.project.id, &id).await?;
