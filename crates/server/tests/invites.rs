@@ -562,6 +562,44 @@ async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
     );
 }
 
+/// A user is a member through any of their distinct ids (Mixpanel may list one person
+/// under two): the invite is withdrawn when the last of them leaves, not the first.
+#[tokio::test]
+async fn an_invite_is_withdrawn_when_its_user_leaves_not_one_of_their_distinct_ids() {
+    let world = world(6, None, "in_app").await;
+    let second =
+        mixpanel_emulator::scenario::Member::new("user_2_phone").with("reference_id", "ref_2");
+    world.emulator.add_members(10, 7, vec![second]).unwrap();
+    world.emulator.run_sync("uj").await.unwrap();
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
+    let named = store.invite_by_code(&code).await.unwrap().unwrap();
+    let named = named.audience_member_id.unwrap();
+    let other = if named == "user_2" {
+        "user_2_phone"
+    } else {
+        "user_2"
+    };
+
+    world.emulator.remove_members(10, 7, &[&named]).unwrap();
+    world.emulator.run_sync("uj").await.unwrap();
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"]["code"],
+        code.as_str(),
+        "still a member through {other}"
+    );
+    world.emulator.remove_members(10, 7, &[other]).unwrap();
+    world.emulator.run_sync("uj").await.unwrap();
+    assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
+    assert_eq!(
+        world.accept(&code, "ref_2").await["reason"],
+        "invite_withdrawn"
+    );
+}
+
 #[tokio::test]
 async fn an_app_event_rule_invites_on_its_event_and_the_catalog_counts_it() {
     let world = world(2, None, "in_app").await;

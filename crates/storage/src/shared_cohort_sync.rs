@@ -468,16 +468,26 @@ macro_rules! impl_cohort_sync_store {
             at: DateTime<Utc>,
         ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
             if change.removed > 0 {
-                // Members who left lose their unaccepted invites of this audience.
-                // The audience's issued invites (`invites_issued_by_audience`), each checked
-                // against its member's row.
+                // Members who left lose their unaccepted invites of this audience, unless
+                // they are still in it under another distinct id with the same match key
+                // (the user the SDK knows). The audience's issued invites
+                // (`invites_issued_by_audience`), each checked against its member's row and
+                // the current rows of that match key (`audience_members_by_match_key`; a
+                // row staged by a session counts once the session is applied, as in the
+                // SDK's read).
                 sqlx::query(
                     "UPDATE invites SET state = 'withdrawn'
                      WHERE audience_id = $1 AND state = 'issued' AND EXISTS (
                         SELECT 1 FROM audience_members m
                         WHERE m.audience_id = invites.audience_id
                           AND m.provider_member_id = invites.audience_member_id
-                          AND m.exited_at IS NOT NULL)",
+                          AND m.exited_at IS NOT NULL
+                          AND NOT EXISTS (
+                            SELECT 1 FROM audience_members c
+                            WHERE c.match_key = m.match_key AND c.audience_id = m.audience_id
+                              AND c.exited_at IS NULL
+                              AND (c.staged_session IS NULL OR c.staged_session =
+                                   (SELECT last_session_id FROM audiences WHERE id = $1))))",
                 )
                 .bind(audience.as_str())
                 .execute(&mut **tx)
