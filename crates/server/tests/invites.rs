@@ -560,6 +560,22 @@ async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
         world.accept(&code, "ref_2").await["reason"],
         "invite_withdrawn"
     );
+    // One issued as the member left (decided on the membership read before the removal
+    // committed) cannot be accepted either.
+    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
+    let now = chrono::Utc::now();
+    let late = uj_domain::invites::Invite {
+        code: "late0000000000000000000002".into(),
+        state: uj_domain::invites::InviteState::Issued,
+        issued_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        ..store.invite_by_code(&code).await.unwrap().unwrap()
+    };
+    store.issue_invite(&late, now).await.unwrap();
+    assert_eq!(
+        world.accept(&late.code, "ref_2").await["reason"],
+        "not_in_audience"
+    );
 }
 
 /// A user is a member through any of their distinct ids (Mixpanel may list one person

@@ -193,6 +193,17 @@ pub async fn accept(
         if let Some(reason) = closed {
             return Ok(Acceptance::NotEligible(reason.code()));
         }
+        // Leaving the audience withdraws its invites; this refuses one issued as the
+        // member left (its decision read the membership before the removal committed).
+        if let Some(audience) = &existing.audience_id {
+            let current = state
+                .store
+                .audience_memberships(project, reference_id)
+                .await?;
+            if !current.iter().any(|(a, _)| a == audience) {
+                return Ok(Acceptance::NotEligible(Reason::NotInAudience.code()));
+            }
+        }
     }
     let outcome = state
         .store
