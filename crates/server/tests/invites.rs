@@ -121,6 +121,59 @@ async fn set_trait_allowlist(app: &TestApp, key: &str, keys: &[&str]) {
 }
 
 impl World {
+    /// A second study, "Beta feedback", and an active direct-link rule for it with the
+    /// audience rule's trigger and `fields` (a name at least): the study and the rule.
+    async fn beta_link(&self, fields: Value) -> (Value, Value) {
+        let trial: Value = self
+            .app
+            .get(&format!("/api/v1/launch-rules/{}", self.rule), &self.key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let beta: Value = self
+            .app
+            .post_json("/api/v1/studies", &self.key, json!({"name": "Beta feedback", "interview_url": "https://research.example.com/i/beta"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut rule =
+            json!({"status": "active", "trigger": trial["trigger"], "surface": "direct_link"});
+        rule.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let created = self
+            .app
+            .post_json(
+                &format!(
+                    "/api/v1/studies/{}/launch-rules",
+                    beta["id"].as_str().unwrap()
+                ),
+                &self.key,
+                rule,
+            )
+            .await;
+        assert_eq!(created.status().as_u16(), 201);
+        (beta, created.json().await.unwrap())
+    }
+
+    /// Stores an issued copy of invite `of` under `code` straight into the database, as a
+    /// writer that decided a moment earlier would (another process, a request in flight).
+    async fn issue_copy(&self, of: &str, code: &str) -> String {
+        let store = uj_storage::connect(&self.app.db.url).await.unwrap();
+        let now = chrono::Utc::now();
+        let copy = uj_domain::invites::Invite {
+            code: code.into(),
+            state: uj_domain::invites::InviteState::Issued,
+            issued_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            ..store.invite_by_code(of).await.unwrap().unwrap()
+        };
+        store.issue_invite(&copy, now).await.unwrap();
+        copy.code
+    }
+
     async fn config(&self, reference_id: &str) -> Value {
         let response = self
             .app
@@ -345,21 +398,9 @@ async fn pausing_a_rule_or_its_study_withdraws_the_invites_it_issued() {
     );
     // An invite issued after the pause, as by a process still reading the rule as active
     // (snapshots live a second), is neither offered nor accepted.
-    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
-    let now = chrono::Utc::now();
-    let late = uj_domain::invites::Invite {
-        code: "late0000000000000000000001".into(),
-        state: uj_domain::invites::InviteState::Issued,
-        issued_at: now,
-        expires_at: now + chrono::Duration::hours(1),
-        ..store.invite_by_code(&first).await.unwrap().unwrap()
-    };
-    store.issue_invite(&late, now).await.unwrap();
+    let late = world.issue_copy(&first, "late0000000000000000000001").await;
     assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
-    assert_eq!(
-        world.accept(&late.code, "ref_2").await["reason"],
-        "rule_paused"
-    );
+    assert_eq!(world.accept(&late, "ref_2").await["reason"], "rule_paused");
 
     // Active again: new users are invited; the study paused withdraws theirs too.
     assert_eq!(patch(rule, json!({"status": "active"})).await, 200);
@@ -466,33 +507,9 @@ async fn a_study_limit_holds_at_accept_for_invites_issued_before_it_was_reached(
 #[tokio::test]
 async fn one_user_opening_a_link_many_times_at_once_starts_the_study_once() {
     let world = world(6, None, "in_app").await;
-    let trial: Value = world
-        .app
-        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let beta: Value = world
-        .app
-        .post_json("/api/v1/studies", &world.key, json!({"name": "Beta feedback", "interview_url": "https://research.example.com/i/beta"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let created = world
-        .app
-        .post_json(
-            &format!(
-                "/api/v1/studies/{}/launch-rules",
-                beta["id"].as_str().unwrap()
-            ),
-            &world.key,
-            json!({"name": "Beta link", "status": "active", "trigger": trial["trigger"],
-                   "surface": "direct_link", "max_starts": 5}),
-        )
+    let (beta, _) = world
+        .beta_link(json!({"name": "Beta link", "max_starts": 5}))
         .await;
-    assert_eq!(created.status().as_u16(), 201);
     let url = format!("/i/{}", beta["public_code"].as_str().unwrap());
     let opens = (0..8).map(|_| {
         world.app.post_json(
@@ -562,18 +579,9 @@ async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
     );
     // One issued as the member left (decided on the membership read before the removal
     // committed) cannot be accepted either.
-    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
-    let now = chrono::Utc::now();
-    let late = uj_domain::invites::Invite {
-        code: "late0000000000000000000002".into(),
-        state: uj_domain::invites::InviteState::Issued,
-        issued_at: now,
-        expires_at: now + chrono::Duration::hours(1),
-        ..store.invite_by_code(&code).await.unwrap().unwrap()
-    };
-    store.issue_invite(&late, now).await.unwrap();
+    let late = world.issue_copy(&code, "late0000000000000000000002").await;
     assert_eq!(
-        world.accept(&late.code, "ref_2").await["reason"],
+        world.accept(&late, "ref_2").await["reason"],
         "not_in_audience"
     );
 }
@@ -924,32 +932,10 @@ async fn rule_stats_count_invites_by_state_and_every_suppression_reason() {
 #[tokio::test]
 async fn direct_links_are_offered_to_eligible_users_and_resolve_to_an_attributed_start() {
     let world = world(6, None, "in_app").await;
-    let trial: Value = world
-        .app
-        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let beta: Value = world
-        .app
-        .post_json("/api/v1/studies", &world.key, json!({"name": "Beta feedback", "interview_url": "https://research.example.com/i/beta"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let link_rule: Value = world
-        .app
-        .post_json(
-            &format!("/api/v1/studies/{}/launch-rules", beta["id"].as_str().unwrap()),
-            &world.key,
-            json!({"name": "Beta link", "status": "active", "trigger": trial["trigger"], "surface": "direct_link",
-                   "max_starts": 1, "prompt": {"title": "Shape the beta", "start_label": "Talk to us"}}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (beta, link_rule) = world
+        .beta_link(json!({"name": "Beta link", "max_starts": 1,
+                          "prompt": {"title": "Shape the beta", "start_label": "Talk to us"}}))
+        .await;
     let resolve = |url: String, reference: &'static str| {
         world.app.post_json(
             "/sdk/v1/links/resolve",
