@@ -584,6 +584,18 @@ async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
         world.accept(&late, "ref_2").await["reason"],
         "not_in_audience"
     );
+    // Nor offered: the config load that finds it withdraws it, freeing the user's place.
+    let later = world.issue_copy(&code, "late0000000000000000000003").await;
+    assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
+    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
+    for code in [&late, &later] {
+        let invite = store.invite_by_code(code).await.unwrap().unwrap();
+        assert_eq!(
+            invite.state,
+            uj_domain::invites::InviteState::Withdrawn,
+            "{code}"
+        );
+    }
 }
 
 /// A user is a member through any of their distinct ids (Mixpanel may list one person

@@ -430,6 +430,22 @@ macro_rules! impl_invite_store {
                 row.map(TryInto::try_into).transpose()
             }
 
+            async fn withdraw_invite(
+                &self,
+                project: &ProjectId,
+                code: &str,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE invites SET state = 'withdrawn'
+                     WHERE project_id = $1 AND code = $2 AND state = 'issued'",
+                )
+                .bind(project.as_str())
+                .bind(code)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn add_suppressions(&self, counts: &[(String, String, i64)]) -> Result<(), $crate::StoreError> {
                 if counts.is_empty() {
                     return Ok(());

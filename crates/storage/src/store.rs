@@ -524,6 +524,9 @@ pub trait InviteStore: Send + Sync {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Invite>, StoreError>;
+    /// Withdraws an issued invite of the project (its user was found to have left its
+    /// audience); `false` when there is no such invite or it is no longer issued.
+    async fn withdraw_invite(&self, project: &ProjectId, code: &str) -> Result<bool, StoreError>;
     /// Adds counted pacing decisions: `(rule id, reason code, count)`. Rules deleted
     /// meanwhile are skipped.
     async fn add_suppressions(&self, counts: &[(String, String, i64)]) -> Result<(), StoreError>;

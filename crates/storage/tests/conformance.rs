@@ -78,6 +78,7 @@ conformance!(
     rule_stats_count_invites_by_state_and_suppressions_add_up,
     a_users_memberships_and_invites_are_read_for_the_sdk,
     a_users_history_is_their_newest_five_hundred_invites,
+    only_an_issued_invite_of_the_project_can_be_withdrawn,
     every_write_that_gives_a_user_rows_reaches_the_sdk_reads,
     app_events_add_up_in_the_catalog_in_batches,
 );
@@ -2118,6 +2119,48 @@ async fn a_users_history_is_their_newest_five_hundred_invites(
     let (history, _) = store.user_history(&shop, "u1", true).await.unwrap();
     let codes: Vec<String> = history.iter().map(|i| i.code.clone()).collect();
     assert_eq!(codes, newest, "the same when read with the memberships");
+}
+
+/// Withdrawing (the user left the invite's audience) takes an issued invite out of play, and
+/// only that: an answered invite or another project's code is left alone.
+async fn only_an_issued_invite_of_the_project_can_be_withdrawn(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::InviteState;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, other) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, now).await;
+    for (code, user) in [("c-open", "u1"), ("c-took", "u2")] {
+        let invite = event_invite(&rule, code, user, now);
+        store.issue_invite(&invite, now).await.unwrap();
+    }
+    store.accept_invite(&shop, "c-took", now).await.unwrap();
+
+    assert!(!store.withdraw_invite(&other, "c-open").await.unwrap());
+    assert!(!store.withdraw_invite(&shop, "c-took").await.unwrap());
+    assert!(!store.withdraw_invite(&shop, "c-none").await.unwrap());
+    let state = |code: &'static str| {
+        let store = store.clone();
+        let shop = shop.clone();
+        async move { store.invite(&shop, code).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state("c-open").await, InviteState::Issued);
+    assert_eq!(state("c-took").await, InviteState::Accepted);
+
+    assert!(store.withdraw_invite(&shop, "c-open").await.unwrap());
+    assert_eq!(state("c-open").await, InviteState::Withdrawn);
+    assert!(
+        !store.withdraw_invite(&shop, "c-open").await.unwrap(),
+        "once"
+    );
+    // The user may be invited again: no issued invite holds their place.
+    let again = event_invite(&rule, "c-again", "u1", now);
+    assert_eq!(
+        store.issue_invite(&again, now).await.unwrap().code,
+        "c-again"
+    );
 }
 
 async fn rule_stats_count_invites_by_state_and_suppressions_add_up(

@@ -45,7 +45,7 @@ pub async fn evaluate(
 ) -> Result<Evaluation, ServiceError> {
     let store = state.store.as_ref();
     let project = &user.project.clone();
-    if let Some(invite) = user.pending(Utc::now()) {
+    if let Some(invite) = user.pending(Utc::now()).cloned() {
         // The snapshot holds every rule not archived, with its study.
         let Some(rule) = user.snapshot.rules.iter().find(|r| r.id == invite.rule_id) else {
             return Ok(Evaluation::None(Reason::RuleArchived.code()));
@@ -56,7 +56,11 @@ pub async fn evaluate(
         if let Some(reason) = closed_because(rule.status, study.map(|s| s.status)) {
             return Ok(Evaluation::None(reason.code()));
         }
-        return Ok(Evaluation::Invite(Box::new((invite.clone(), rule.clone()))));
+        let rule = rule.clone();
+        if still_a_member(state, user, &invite).await? {
+            return Ok(Evaluation::Invite(Box::new((invite, rule))));
+        }
+        // Issued as the user left its audience: withdrawn now, the user is decided afresh.
     }
     let event_name = event.as_ref().map(|e| e.name);
     // Prompts only: direct-link rules offer links (see `links`).
@@ -98,6 +102,36 @@ pub async fn evaluate(
         )
     };
     Ok(Evaluation::Invite(Box::new((issued, rule))))
+}
+
+/// Whether the user is still a member of the audience their pending invite came from.
+/// Leaving an audience withdraws its invites (cohort sync), but a decision that read the
+/// membership before the removal committed issues one after: such an invite is withdrawn
+/// where it is found (here, and on accept), never offered.
+async fn still_a_member(
+    state: &AppState,
+    user: &mut pacing::UserView,
+    invite: &Invite,
+) -> Result<bool, ServiceError> {
+    let Some(audience) = &invite.audience_id else {
+        return Ok(true);
+    };
+    if user
+        .memberships(state)
+        .await?
+        .iter()
+        .any(|(a, _)| a == audience)
+    {
+        return Ok(true);
+    }
+    state
+        .store
+        .withdraw_invite(&user.project, &invite.code)
+        .await?;
+    if let Some(held) = user.history.iter_mut().find(|i| i.code == invite.code) {
+        held.state = InviteState::Withdrawn;
+    }
+    Ok(false)
 }
 
 /// Whether a rule considers this moment: audience rules on a config load (`event` =
@@ -193,14 +227,14 @@ pub async fn accept(
         if let Some(reason) = closed {
             return Ok(Acceptance::NotEligible(reason.code()));
         }
-        // Leaving the audience withdraws its invites; this refuses one issued as the
-        // member left (its decision read the membership before the removal committed).
+        // As in `still_a_member`: one issued as its user left the audience is withdrawn.
         if let Some(audience) = &existing.audience_id {
             let current = state
                 .store
                 .audience_memberships(project, reference_id)
                 .await?;
             if !current.iter().any(|(a, _)| a == audience) {
+                state.store.withdraw_invite(project, code).await?;
                 return Ok(Acceptance::NotEligible(Reason::NotInAudience.code()));
             }
         }

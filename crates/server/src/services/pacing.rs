@@ -113,6 +113,25 @@ impl UserView {
         self.history.iter().find(|i| i.is_pending(now))
     }
 
+    /// The user's current memberships: `(audience id, provider member id)`, read once.
+    pub async fn memberships(
+        &mut self,
+        state: &AppState,
+    ) -> Result<Arc<Vec<(String, String)>>, ServiceError> {
+        if let Some(all) = &self.memberships {
+            return Ok(Arc::clone(all));
+        }
+        // By match key: `reference_id` when the member has one, else the distinct id.
+        let all = Arc::new(
+            state
+                .store
+                .audience_memberships(&self.project, &self.reference_id)
+                .await?,
+        );
+        self.memberships = Some(Arc::clone(&all));
+        Ok(all)
+    }
+
     /// The snapshot's rules that `keep` selects, and the facts about them and the user.
     /// Memberships are read (once) only when a kept rule targets an audience.
     pub async fn gather(
@@ -135,18 +154,9 @@ impl UserView {
         let audience_rules = rules
             .iter()
             .any(|r| matches!(r.trigger, Trigger::Audience(_)));
-        if audience_rules && self.memberships.is_none() {
-            // By match key: `reference_id` when the member has one, else the distinct id.
-            self.memberships = Some(Arc::new(
-                state
-                    .store
-                    .audience_memberships(&self.project, &self.reference_id)
-                    .await?,
-            ));
-        }
-        let membership = match (&self.memberships, audience_rules) {
-            (Some(all), true) => Arc::clone(all),
-            _ => Arc::default(),
+        let membership = match audience_rules {
+            true => self.memberships(state).await?,
+            false => Arc::default(),
         };
         user.audiences = membership.iter().map(|(a, _)| a.clone()).collect();
         for invite in &self.history {
