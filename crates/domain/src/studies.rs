@@ -105,6 +105,10 @@ pub struct PromptCopy {
     pub dismiss_label: String,
 }
 
+/// The longest cooldown a rule may have: ten years. Beyond it "never again" is meant, and
+/// the pacing engine's date arithmetic stays far from its limits.
+pub const MAX_COOLDOWN_SECONDS: i64 = 10 * 366 * 86_400;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchRule {
     pub id: LaunchRuleId,
@@ -163,10 +167,10 @@ impl LaunchRule {
                 "must be between -1000 and 1000",
             ));
         }
-        if self.cooldown_seconds < 0 {
+        if !(0..=MAX_COOLDOWN_SECONDS).contains(&self.cooldown_seconds) {
             return Err(ValidationError::new(
                 "cooldown_seconds",
-                "must not be negative",
+                "must be between 0 and 316224000 (ten years)",
             ));
         }
         if self.max_starts.is_some_and(|m| m < 1) {

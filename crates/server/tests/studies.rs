@@ -249,6 +249,16 @@ async fn invalid_rules_name_the_field() {
             "trigger.audience_id",
         ),
         (with(json!({"cooldown_seconds": -1})), "cooldown_seconds"),
+        // Beyond ten years: a cooldown that large overflowed the date arithmetic of every
+        // SDK request of the project (a 500 for all its users), even as a draft.
+        (
+            with(json!({"cooldown_seconds": i64::MAX})),
+            "cooldown_seconds",
+        ),
+        (
+            with(json!({"cooldown_seconds": 10 * 366 * 86_400 + 1})),
+            "cooldown_seconds",
+        ),
         (with(json!({"max_starts": 0})), "max_starts"),
         (with(json!({"sampling_percent": 101})), "sampling_percent"),
         (
@@ -500,13 +510,18 @@ mod dashboard {
                 ("ends_at", ""),
             ]
         };
-        let refused = app
-            .submit(&browser, &rule_paths[1], &rule_paths[1], &fields("-1"))
-            .await;
-        assert_eq!(refused.status().as_u16(), 422);
-        assert!(element_text(&refused.text().await.unwrap(), "form-error")
-            .unwrap()
-            .contains("cooldown_seconds"));
+        for hours in ["-1", "inf", "NaN", "1e300"] {
+            let refused = app
+                .submit(&browser, &rule_paths[1], &rule_paths[1], &fields(hours))
+                .await;
+            assert_eq!(refused.status().as_u16(), 422, "{hours}");
+            assert!(
+                element_text(&refused.text().await.unwrap(), "form-error")
+                    .unwrap()
+                    .contains("cooldown_seconds"),
+                "{hours}"
+            );
+        }
         let saved = app
             .submit(&browser, &rule_paths[1], &rule_paths[1], &fields("24"))
             .await;

@@ -303,7 +303,11 @@ pub fn rule_facts(rule: &LaunchRule) -> RuleFacts {
         priority: rule
             .priority
             .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
-        cooldown: Duration::seconds(rule.cooldown_seconds),
+        // Clamped: a rule stored before cooldowns were bounded must not overflow.
+        cooldown: Duration::seconds(
+            rule.cooldown_seconds
+                .clamp(0, uj_domain::studies::MAX_COOLDOWN_SECONDS),
+        ),
         max_starts: rule
             .max_starts
             .map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),

@@ -684,10 +684,13 @@ impl RuleForm {
                 .parse()
                 .map_err(|_| ValidationError::new(field, "must be a whole number"))
         };
-        let hours: f64 =
-            self.cooldown_hours.trim().parse().map_err(|_| {
-                ValidationError::new("cooldown_seconds", "must be a number of hours")
-            })?;
+        let hours: f64 = self
+            .cooldown_hours
+            .trim()
+            .parse()
+            .ok()
+            .filter(|h: &f64| h.is_finite())
+            .ok_or_else(|| ValidationError::new("cooldown_seconds", "must be a number of hours"))?;
         Ok(RuleChange {
             name: Some(self.name),
             surface: Some(Surface::parse(&self.surface)?),
