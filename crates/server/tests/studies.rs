@@ -565,17 +565,21 @@ async fn the_project_contact_limit_is_a_setting_the_engine_reads() {
         (status, set["contact_limit_days"].as_i64()),
         (200, Some(14))
     );
+    // A refused body changes nothing, its valid fields included.
     let (status, error) = patch(
         &app,
         "/api/v1/project",
         &key,
-        json!({"contact_limit_days": 0}),
+        json!({"trait_allowlist": ["plan"], "contact_limit_days": 0}),
     )
     .await;
     assert_eq!(
         (status, error["error"]["field"].as_str()),
         (422, Some("contact_limit_days"))
     );
+    let project: Value = app.get("/api/v1/project", &key).await.json().await.unwrap();
+    assert_eq!(project["trait_allowlist"], json!([]), "{project}");
+    assert_eq!(project["contact_limit_days"], 14);
     let study = study(&app, &key).await;
     let (_, rule) = json_of(
         app.post_json(&format!("/api/v1/studies/{study}/launch-rules"), &key, json!({"name": "R", "status": "active", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt"}))

@@ -82,43 +82,54 @@ async fn update(
     auth: SecretKeyAuth,
     ApiJson(request): ApiJson<UpdateProjectRequest>,
 ) -> Result<Json<ProjectResponse>, ApiError> {
-    if let Some(keys) = request.trait_allowlist {
-        let mut keys: Vec<String> = keys.into_iter().map(|k| k.trim().to_owned()).collect();
-        keys.sort();
-        keys.dedup();
-        let invalid =
-            keys.len() > MAX_TRAITS || keys.iter().any(|k| k.is_empty() || k.chars().count() > 100);
-        if invalid {
-            let mut error = ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                format!("trait_allowlist: at most {MAX_TRAITS} non-empty keys of at most 100 characters"),
-            );
-            error.field = Some("trait_allowlist".into());
-            return Err(error);
+    // Every field is checked before any is written: a refused body changes nothing.
+    let invalid = |field: &str, message: String| {
+        let mut error = ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("{field}: {message}"),
+        );
+        error.field = Some(field.into());
+        error
+    };
+    let allowlist = match request.trait_allowlist {
+        Some(keys) => {
+            let mut keys: Vec<String> = keys.into_iter().map(|k| k.trim().to_owned()).collect();
+            keys.sort();
+            keys.dedup();
+            if keys.len() > MAX_TRAITS
+                || keys.iter().any(|k| k.is_empty() || k.chars().count() > 100)
+            {
+                return Err(invalid(
+                    "trait_allowlist",
+                    format!("at most {MAX_TRAITS} non-empty keys of at most 100 characters"),
+                ));
+            }
+            Some(keys)
         }
+        None => None,
+    };
+    if let Some(Some(days)) = request.contact_limit_days {
+        if !(1..=365).contains(&days) {
+            return Err(invalid(
+                "contact_limit_days",
+                "must be between 1 and 365, or null to turn it off".into(),
+            ));
+        }
+    }
+    if let Some(keys) = allowlist {
         state
             .store
             .set_trait_allowlist(&auth.project.id, &keys)
             .await?;
-        // New invites' attribution follows the allowlist at once.
-        state.snapshots.forget(&auth.project.id);
     }
     if let Some(days) = request.contact_limit_days {
-        if days.is_some_and(|d| !(1..=365).contains(&d)) {
-            let mut error = ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                "contact_limit_days: must be between 1 and 365, or null to turn it off",
-            );
-            error.field = Some("contact_limit_days".into());
-            return Err(error);
-        }
         state
             .store
             .set_contact_limit_days(&auth.project.id, days)
             .await?;
-        state.snapshots.forget(&auth.project.id);
     }
+    // New decisions and invites' attribution follow the settings at once.
+    state.snapshots.forget(&auth.project.id);
     Ok(Json(response(&state, auth.project).await?))
 }
