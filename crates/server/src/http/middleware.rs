@@ -71,12 +71,26 @@ fn span_for(request: &Request) -> tracing::Span {
     tracing::info_span!("request", request_id = %id, method = %request.method(), path = %path)
 }
 
-/// The path as logs may show it: invitation links carry their secret token in the path.
+/// The path as logs may show it: invitation links carry their secret token in the path,
+/// and invite and launch routes a respondent code, the credential of a start (docs/api.md).
 fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    match path.strip_prefix("/invitations/") {
-        Some(token) if !token.is_empty() => "/invitations/[redacted]".into(),
-        _ => path.into(),
+    const SECRET_SEGMENT_AFTER: [&str; 5] = [
+        "/invitations/",
+        "/interviews/",
+        "/i/",
+        "/launch/",
+        "/sdk/v1/invites/",
+    ];
+    for prefix in SECRET_SEGMENT_AFTER {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            if rest.is_empty() {
+                break;
+            }
+            let tail = rest.find('/').map_or("", |at| &rest[at..]);
+            return format!("{prefix}[redacted]{tail}").into();
+        }
     }
+    path.into()
 }
 
 fn static_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -117,6 +131,22 @@ mod tests {
             "/invitations/[redacted]"
         );
         assert_eq!(loggable_path("/api/v1/project"), "/api/v1/project");
+        // Respondent codes open a start's interview: never logged either.
+        for (path, logged) in [
+            ("/interviews/abc123respondent", "/interviews/[redacted]"),
+            ("/i/abc123respondent", "/i/[redacted]"),
+            ("/launch/abc123respondent", "/launch/[redacted]"),
+            (
+                "/sdk/v1/invites/abc123respondent/accept",
+                "/sdk/v1/invites/[redacted]/accept",
+            ),
+            (
+                "/sdk/v1/invites/abc123respondent/dismiss",
+                "/sdk/v1/invites/[redacted]/dismiss",
+            ),
+        ] {
+            assert_eq!(loggable_path(path), logged);
+        }
         assert_eq!(
             loggable_path("/webhooks/mixpanel/whk_public"),
             "/webhooks/mixpanel/whk_public"
