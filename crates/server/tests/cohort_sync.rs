@@ -834,3 +834,21 @@ async fn an_audience_rule_explains_membership_by_match_key() {
         "a member who left is no longer in the audience"
     );
 }
+
+/// Setting up cohort sync twice at once (a double click) gives one webhook: the other
+/// request is told it exists, rather than getting a URL and secret that never work.
+#[tokio::test]
+async fn concurrent_set_ups_give_one_webhook_and_a_conflict() {
+    let synced = Synced::start(0).await;
+    let path = "/api/v1/integrations/mixpanel/cohort-sync";
+    let deleted = synced.app.delete(path, &synced.key).await;
+    assert_eq!(deleted.status().as_u16(), 204);
+    let attempts = (0..8).map(|_| synced.app.post_json(path, &synced.key, json!({})));
+    let mut statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+}

@@ -504,17 +504,15 @@ macro_rules! impl_cohort_sync_store {
 
         #[async_trait::async_trait]
         impl $crate::CohortSyncStore for $store {
-            async fn save_cohort_sync_config(
+            async fn create_cohort_sync_config(
                 &self,
                 c: &uj_domain::audiences::CohortSyncConfig,
-            ) -> Result<(), $crate::StoreError> {
-                sqlx::query(
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
                     "INSERT INTO cohort_sync_configs
                         (project_id, webhook_id, username, secret_hash, created_at, secret_rotated_at)
                      VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (project_id) DO UPDATE SET
-                        webhook_id = excluded.webhook_id, username = excluded.username,
-                        secret_hash = excluded.secret_hash, secret_rotated_at = excluded.secret_rotated_at",
+                     ON CONFLICT (project_id) DO NOTHING",
                 )
                 .bind(c.project_id.as_str())
                 .bind(&c.webhook_id)
@@ -525,7 +523,24 @@ macro_rules! impl_cohort_sync_store {
                 .execute(self.writer())
                 .await
                 .map_err($crate::StoreError::conflict_as("webhook"))?;
-                Ok(())
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn rotate_cohort_sync_secret(
+                &self,
+                project: &ProjectId,
+                secret_hash: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Option<String>, $crate::StoreError> {
+                Ok(sqlx::query_scalar(
+                    "UPDATE cohort_sync_configs SET secret_hash = $2, secret_rotated_at = $3
+                     WHERE project_id = $1 RETURNING webhook_id",
+                )
+                .bind(project.as_str())
+                .bind(secret_hash)
+                .bind(Ts(at))
+                .fetch_optional(self.writer())
+                .await?)
             }
 
             async fn cohort_sync_config(

@@ -243,8 +243,19 @@ pub trait MixpanelStore: Send + Sync {
 /// audience the caller has already resolved within its project.
 #[async_trait]
 pub trait CohortSyncStore: Send + Sync {
-    /// Creates or replaces (regenerated secret) the project's configuration.
-    async fn save_cohort_sync_config(&self, config: &CohortSyncConfig) -> Result<(), StoreError>;
+    /// Creates the project's configuration; `false` (nothing written) when it has one.
+    async fn create_cohort_sync_config(
+        &self,
+        config: &CohortSyncConfig,
+    ) -> Result<bool, StoreError>;
+    /// Replaces the secret of the project's configuration; its webhook id, or `None` when
+    /// the project has none (nothing written).
+    async fn rotate_cohort_sync_secret(
+        &self,
+        project: &ProjectId,
+        secret_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
     async fn cohort_sync_config(
         &self,
         project: &ProjectId,

@@ -912,7 +912,19 @@ async fn a_cohort_sync_config_is_found_by_webhook_and_replaced(
         secret_rotated_at: now,
         last_delivery_at: None,
     };
-    store.save_cohort_sync_config(&config).await.unwrap();
+    assert!(store.create_cohort_sync_config(&config).await.unwrap());
+    // A second set-up (two racing) writes nothing: the first one's secret keeps working.
+    let second = CohortSyncConfig {
+        webhook_id: "whk_second".into(),
+        secret_hash: "hash-second".into(),
+        ..config.clone()
+    };
+    assert!(!store.create_cohort_sync_config(&second).await.unwrap());
+    assert!(store
+        .webhook_receiver("whk_second")
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
         store.webhook_receiver("whk_one").await.unwrap().unwrap(),
         uj_storage::WebhookReceiver {
@@ -933,9 +945,11 @@ async fn a_cohort_sync_config_is_found_by_webhook_and_replaced(
         (receiver.trait_allowlist, receiver.connected_project),
         (keys, Some(("111".to_owned(), "Acme Web".to_owned())))
     );
-    config.secret_hash = "hash-2".into();
-    config.secret_rotated_at = now + Duration::minutes(1);
-    store.save_cohort_sync_config(&config).await.unwrap();
+    let rotated = store
+        .rotate_cohort_sync_secret(&shop, "hash-2", now + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(rotated.as_deref(), Some("whk_one"));
     let stored = store.cohort_sync_config(&shop).await.unwrap().unwrap();
     assert_eq!(
         (stored.secret_hash.as_str(), stored.created_at),
@@ -968,10 +982,17 @@ async fn a_cohort_sync_config_is_found_by_webhook_and_replaced(
 
     assert!(store.delete_cohort_sync_config(&shop).await.unwrap());
     assert!(store.webhook_receiver("whk_one").await.unwrap().is_none());
+    // Rotating a secret after sync was turned off brings nothing back.
+    let rotated = store
+        .rotate_cohort_sync_secret(&shop, "hash-3", now)
+        .await
+        .unwrap();
+    assert_eq!(rotated, None);
+    assert!(store.cohort_sync_config(&shop).await.unwrap().is_none());
     // Set up again: deliveries to the old webhook are not this one's.
     config.webhook_id = "whk_two".into();
     config.created_at = delivered + Duration::seconds(1);
-    store.save_cohort_sync_config(&config).await.unwrap();
+    assert!(store.create_cohort_sync_config(&config).await.unwrap());
     assert_eq!(
         config_of(store.clone(), shop.clone())
             .await

@@ -50,11 +50,7 @@ pub async fn set_up(
         });
     }
     if state.store.cohort_sync_config(project).await?.is_some() {
-        return Err(ServiceError::Conflict {
-            code: "cohort_sync_exists",
-            message: "Cohort sync is already set up; regenerate the secret to see a new one."
-                .into(),
-        });
+        return Err(exists());
     }
     let now = Utc::now();
     let secret = new_secret();
@@ -70,7 +66,10 @@ pub async fn set_up(
         secret_rotated_at: now,
         last_delivery_at: None,
     };
-    state.store.save_cohort_sync_config(&config).await?;
+    // Checked above for a clear answer; this is what holds when two set-ups race.
+    if !state.store.create_cohort_sync_config(&config).await? {
+        return Err(exists());
+    }
     Ok(SyncCredentials {
         webhook_url: webhook_url(&state.public_url, &config.webhook_id),
         username: config.username,
@@ -78,23 +77,28 @@ pub async fn set_up(
     })
 }
 
+fn exists() -> ServiceError {
+    ServiceError::Conflict {
+        code: "cohort_sync_exists",
+        message: "Cohort sync is already set up; regenerate the secret to see a new one.".into(),
+    }
+}
+
 /// Issues a new secret; the old one stops working at once.
 pub async fn regenerate_secret(
     state: &AppState,
     project: &ProjectId,
 ) -> Result<SyncCredentials, ServiceError> {
-    let mut config = state
+    let secret = new_secret();
+    // One statement: a secret regenerated as sync is turned off does not turn it back on.
+    let webhook_id = state
         .store
-        .cohort_sync_config(project)
+        .rotate_cohort_sync_secret(project, &token_hash(secret.expose_secret()), Utc::now())
         .await?
         .ok_or(ServiceError::NotFound("cohort_sync"))?;
-    let secret = new_secret();
-    config.secret_hash = token_hash(secret.expose_secret());
-    config.secret_rotated_at = Utc::now();
-    state.store.save_cohort_sync_config(&config).await?;
     Ok(SyncCredentials {
-        webhook_url: webhook_url(&state.public_url, &config.webhook_id),
-        username: config.username,
+        webhook_url: webhook_url(&state.public_url, &webhook_id),
+        username: USERNAME.into(),
         secret,
     })
 }
