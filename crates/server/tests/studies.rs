@@ -618,3 +618,45 @@ async fn the_project_contact_limit_is_a_setting_the_engine_reads() {
         (200, Value::Null)
     );
 }
+
+/// Archiving is final however requests interleave: a PATCH read before the archive and
+/// written after it must not bring the rule back (nor lose another PATCH's field).
+#[tokio::test]
+async fn concurrent_changes_never_undo_an_archive_or_each_other() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    for round in 0..15 {
+        let (_, rule) = json_of(
+            app.post_json(
+                &format!("/api/v1/studies/{study}/launch-rules"),
+                &key,
+                json!({"name": "R", "status": "active", "surface": "sdk_prompt",
+                       "trigger": {"type": "app_event", "event_name": "E"}}),
+            )
+            .await,
+        )
+        .await;
+        let path = format!("/api/v1/launch-rules/{}", rule["id"].as_str().unwrap());
+        let archive = format!("{path}/archive");
+        let (archived, priority, title) = tokio::join!(
+            app.post_json(&archive, &key, json!({})),
+            patch(&app, &path, &key, json!({"priority": 5})),
+            patch(&app, &path, &key, json!({"prompt": {"title": "Hi"}})),
+        );
+        assert_eq!(archived.status().as_u16(), 200, "round {round}");
+        let stored: Value = app.get(&path, &key).await.json().await.unwrap();
+        assert_eq!(stored["status"], "archived", "round {round}: {stored}");
+        // Each PATCH either landed before the archive (and stays) or was refused.
+        for ((status, _), field, value) in [
+            (priority, &stored["priority"], json!(5)),
+            (title, &stored["prompt"]["title"], json!("Hi")),
+        ] {
+            match status {
+                200 => assert_eq!(*field, value, "round {round}: {stored}"),
+                409 => {}
+                other => panic!("round {round}: {other}"),
+            }
+        }
+    }
+}

@@ -36,12 +36,16 @@ macro_rules! impl_study_store {
                 Ok(())
             }
 
-            async fn update_study(&self, s: &uj_domain::studies::Study) -> Result<bool, $crate::StoreError> {
+            async fn update_study(
+                &self,
+                s: &uj_domain::studies::Study,
+                read_at: DateTime<Utc>,
+            ) -> Result<bool, $crate::StoreError> {
                 let mut tx = self.begin().await?;
                 let done = sqlx::query(
                     "UPDATE studies SET name = $3, status = $4, interview_url = $5, launch_mode = $6,
                         weekly_limit = $7, monthly_limit = $8, updated_at = $9
-                     WHERE id = $1 AND project_id = $2",
+                     WHERE id = $1 AND project_id = $2 AND updated_at = $10",
                 )
                 .bind(s.id.as_str())
                 .bind(s.project_id.as_str())
@@ -52,9 +56,10 @@ macro_rules! impl_study_store {
                 .bind(s.weekly_limit)
                 .bind(s.monthly_limit)
                 .bind(Ts(s.updated_at))
+                .bind(Ts(read_at))
                 .execute(&mut *tx)
                 .await?;
-                if s.status != uj_domain::pacing::StudyStatus::Active {
+                if done.rows_affected() == 1 && s.status != uj_domain::pacing::StudyStatus::Active {
                     // A study that stops takes back the invites its rules offered.
                     sqlx::query(
                         "UPDATE invites SET state = 'withdrawn'
@@ -131,7 +136,11 @@ macro_rules! impl_study_store {
                 Ok(())
             }
 
-            async fn update_launch_rule(&self, r: &uj_domain::studies::LaunchRule) -> Result<bool, $crate::StoreError> {
+            async fn update_launch_rule(
+                &self,
+                r: &uj_domain::studies::LaunchRule,
+                read_at: DateTime<Utc>,
+            ) -> Result<bool, $crate::StoreError> {
                 // The trigger is fixed at creation and never written here.
                 let mut tx = self.begin().await?;
                 let done = sqlx::query(
@@ -139,7 +148,7 @@ macro_rules! impl_study_store {
                         prompt_message = $7, prompt_start_label = $8, prompt_dismiss_label = $9, priority = $10,
                         cooldown_seconds = $11, max_starts = $12, sampling_percent = $13, starts_at = $14,
                         ends_at = $15, updated_at = $16
-                     WHERE id = $1 AND project_id = $2",
+                     WHERE id = $1 AND project_id = $2 AND updated_at = $17",
                 )
                 .bind(r.id.as_str())
                 .bind(r.project_id.as_str())
@@ -157,9 +166,10 @@ macro_rules! impl_study_store {
                 .bind(r.starts_at.map(Ts))
                 .bind(r.ends_at.map(Ts))
                 .bind(Ts(r.updated_at))
+                .bind(Ts(read_at))
                 .execute(&mut *tx)
                 .await?;
-                if r.status != uj_domain::pacing::RuleStatus::Active {
+                if done.rows_affected() == 1 && r.status != uj_domain::pacing::RuleStatus::Active {
                     // A rule that stops takes back the invites it offered (`invites_by_rule`).
                     sqlx::query(
                         "UPDATE invites SET state = 'withdrawn' WHERE rule_id = $1 AND state = 'issued'",

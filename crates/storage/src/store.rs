@@ -405,9 +405,11 @@ pub struct SyncPage<'a> {
 pub trait StudyStore: Send + Sync {
     /// `Conflict("study code")` in the unlikely case the public code is taken.
     async fn create_study(&self, study: &Study) -> Result<(), StoreError>;
-    /// Writes the study; one that is no longer active withdraws its rules' issued invites
-    /// in the same transaction.
-    async fn update_study(&self, study: &Study) -> Result<bool, StoreError>;
+    /// Writes the study if it is as read (its stored `updated_at` is `read_at`); one that is
+    /// no longer active withdraws its rules' issued invites in the same transaction. `false`
+    /// (nothing written) when it changed meanwhile or is not the project's.
+    async fn update_study(&self, study: &Study, read_at: DateTime<Utc>)
+        -> Result<bool, StoreError>;
     async fn study(&self, project: &ProjectId, id: &StudyId) -> Result<Option<Study>, StoreError>;
     async fn studies(
         &self,
@@ -416,9 +418,14 @@ pub trait StudyStore: Send + Sync {
     ) -> Result<Page<Study>, StoreError>;
 
     async fn create_launch_rule(&self, rule: &LaunchRule) -> Result<(), StoreError>;
-    /// Writes the rule; one that is no longer active withdraws its issued invites in the
-    /// same transaction.
-    async fn update_launch_rule(&self, rule: &LaunchRule) -> Result<bool, StoreError>;
+    /// Writes the rule if it is as read (its stored `updated_at` is `read_at`); one that is
+    /// no longer active withdraws its issued invites in the same transaction. `false`
+    /// (nothing written) when it changed meanwhile or is not the project's.
+    async fn update_launch_rule(
+        &self,
+        rule: &LaunchRule,
+        read_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     async fn launch_rule(
         &self,
         project: &ProjectId,

@@ -1659,16 +1659,26 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
     ));
     study.status = StudyStatus::Paused;
     study.updated_at = now + Duration::seconds(1);
-    assert!(store.update_study(&study).await.unwrap());
+    assert!(store.update_study(&study, now).await.unwrap());
+    // Written over the row as read only: a change made from an older read writes nothing.
+    let stale = Study {
+        status: StudyStatus::Active,
+        updated_at: now + Duration::seconds(2),
+        ..study.clone()
+    };
+    assert!(!store.update_study(&stale, now).await.unwrap());
     assert_eq!(
         store.study(&shop, &study.id).await.unwrap().unwrap().status,
         StudyStatus::Paused
     );
     assert!(!store
-        .update_study(&Study {
-            project_id: blog.clone(),
-            ..study.clone()
-        })
+        .update_study(
+            &Study {
+                project_id: blog.clone(),
+                ..study.clone()
+            },
+            study.updated_at
+        )
         .await
         .unwrap());
 
@@ -1701,7 +1711,10 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
     assert!(store.launch_rule(&blog, &rule.id).await.unwrap().is_none());
     rule.status = RuleStatus::Archived;
     rule.trigger = Trigger::Audience("aud_x".into());
-    store.update_launch_rule(&rule).await.unwrap();
+    rule.updated_at = now + Duration::seconds(1);
+    let stale = now - Duration::seconds(1);
+    assert!(!store.update_launch_rule(&rule, stale).await.unwrap());
+    assert!(store.update_launch_rule(&rule, now).await.unwrap());
     let stored = store.launch_rule(&shop, &rule.id).await.unwrap().unwrap();
     assert_eq!(stored.status, RuleStatus::Archived);
     assert_eq!(

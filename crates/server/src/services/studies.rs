@@ -71,30 +71,46 @@ pub async fn update_study(
     id: &str,
     change: StudyChange,
 ) -> Result<Study, ServiceError> {
-    let mut study = self::study(state, project, id).await?;
-    if let Some(name) = change.name {
-        study.name = name.trim().to_owned();
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut study = self::study(state, project, id).await?;
+        let read_at = study.updated_at;
+        if let Some(name) = &change.name {
+            study.name = name.trim().to_owned();
+        }
+        if let Some(url) = &change.interview_url {
+            study.interview_url = url.trim().to_owned();
+        }
+        if let Some(status) = change.status {
+            study.status = status;
+        }
+        if let Some(mode) = change.launch_mode {
+            study.launch_mode = mode;
+        }
+        if let Some(limit) = change.weekly_limit {
+            study.weekly_limit = limit;
+        }
+        if let Some(limit) = change.monthly_limit {
+            study.monthly_limit = limit;
+        }
+        study.updated_at = Utc::now();
+        study.validate()?;
+        if state.store.update_study(&study, read_at).await? {
+            state.snapshots.forget(project);
+            return Ok(study);
+        }
     }
-    if let Some(url) = change.interview_url {
-        study.interview_url = url.trim().to_owned();
+    Err(changed_meanwhile())
+}
+
+/// Changes are written only over the row they were read from (`updated_at`); a change that
+/// lost a race is applied again to the new row, this many times at most.
+const WRITE_ATTEMPTS: usize = 5;
+
+fn changed_meanwhile() -> ServiceError {
+    ServiceError::Conflict {
+        code: "changed_meanwhile",
+        message: "It kept changing while this change was written; read it again and retry.".into(),
     }
-    if let Some(status) = change.status {
-        study.status = status;
-    }
-    if let Some(mode) = change.launch_mode {
-        study.launch_mode = mode;
-    }
-    if let Some(limit) = change.weekly_limit {
-        study.weekly_limit = limit;
-    }
-    if let Some(limit) = change.monthly_limit {
-        study.monthly_limit = limit;
-    }
-    study.updated_at = Utc::now();
-    study.validate()?;
-    state.store.update_study(&study).await?;
-    state.snapshots.forget(project);
-    Ok(study)
 }
 
 /// Fields of a new rule; only name, trigger and surface are required.
@@ -211,7 +227,22 @@ pub async fn update_rule(
     id: &str,
     change: RuleChange,
 ) -> Result<LaunchRule, ServiceError> {
-    let mut rule = self::rule(state, project, id).await?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut rule = self::rule(state, project, id).await?;
+        let read_at = rule.updated_at;
+        apply(&mut rule, &change)?;
+        rule.updated_at = Utc::now();
+        rule.validate()?;
+        if state.store.update_launch_rule(&rule, read_at).await? {
+            state.snapshots.forget(project);
+            return Ok(rule);
+        }
+    }
+    Err(changed_meanwhile())
+}
+
+/// Applies `change` to `rule`, or refuses it.
+fn apply(rule: &mut LaunchRule, change: &RuleChange) -> Result<(), ServiceError> {
     if rule.status == RuleStatus::Archived {
         return Err(ServiceError::Conflict {
             code: "rule_archived",
@@ -233,7 +264,7 @@ pub async fn update_rule(
         )
         .into());
     }
-    if let Some(name) = change.name {
+    if let Some(name) = &change.name {
         rule.name = name.trim().to_owned();
     }
     if let Some(surface) = change.surface {
@@ -243,13 +274,13 @@ pub async fn update_rule(
         rule.status = status;
     }
     for (field, value) in [
-        (&mut rule.prompt.title, change.prompt_title),
-        (&mut rule.prompt.message, change.prompt_message),
-        (&mut rule.prompt.start_label, change.prompt_start_label),
-        (&mut rule.prompt.dismiss_label, change.prompt_dismiss_label),
+        (&mut rule.prompt.title, &change.prompt_title),
+        (&mut rule.prompt.message, &change.prompt_message),
+        (&mut rule.prompt.start_label, &change.prompt_start_label),
+        (&mut rule.prompt.dismiss_label, &change.prompt_dismiss_label),
     ] {
         if let Some(value) = value {
-            *field = value;
+            value.clone_into(field);
         }
     }
     if let Some(priority) = change.priority {
@@ -270,11 +301,7 @@ pub async fn update_rule(
     if let Some(at) = change.ends_at {
         rule.ends_at = at;
     }
-    rule.updated_at = Utc::now();
-    rule.validate()?;
-    state.store.update_launch_rule(&rule).await?;
-    state.snapshots.forget(project);
-    Ok(rule)
+    Ok(())
 }
 
 pub async fn archive_rule(
@@ -282,15 +309,20 @@ pub async fn archive_rule(
     project: &ProjectId,
     id: &str,
 ) -> Result<LaunchRule, ServiceError> {
-    let mut rule = self::rule(state, project, id).await?;
-    if rule.status != RuleStatus::Archived {
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut rule = self::rule(state, project, id).await?;
+        if rule.status == RuleStatus::Archived {
+            return Ok(rule);
+        }
+        let read_at = rule.updated_at;
         rule.status = RuleStatus::Archived;
         rule.updated_at = Utc::now();
-        state.store.update_launch_rule(&rule).await?;
-        state.snapshots.forget(project);
-        state.snapshots.forget(project);
+        if state.store.update_launch_rule(&rule, read_at).await? {
+            state.snapshots.forget(project);
+            return Ok(rule);
+        }
     }
-    Ok(rule)
+    Err(changed_meanwhile())
 }
 
 /// The engine's view of a rule.
