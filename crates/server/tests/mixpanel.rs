@@ -138,6 +138,37 @@ async fn a_single_project_account_connects_at_once_with_region_and_timezone() {
             ("Order Completed", true, false)
         ]
     );
+    // Paged by name like every list.
+    let first: Value = app
+        .get("/api/v1/events?limit=1", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            &first["data"][0]["name"],
+            first["data"].as_array().unwrap().len(),
+            &first["has_more"]
+        ),
+        (&json!("App Opened"), 1, &json!(true))
+    );
+    let next: Value = app
+        .get("/api/v1/events?limit=1&starting_after=App%20Opened", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            &next["data"][0]["name"],
+            next["data"].as_array().unwrap().len(),
+            &next["has_more"]
+        ),
+        (&json!("Order Completed"), 1, &json!(false))
+    );
+    let refused = app.get("/api/v1/events?limit=0", &key).await;
+    assert_eq!(refused.status().as_u16(), 400);
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ pub use sqlite::SqliteStore;
 pub use store::{
     AppEventCount, CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page,
     PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage, UserHistory, WebhookReceiver,
+    MAX_APP_EVENT_NAMES,
 };
 
 /// Which database a `DATABASE_URL` selects.

@@ -233,10 +233,14 @@ macro_rules! impl_mixpanel_store {
                 }
                 let mut tx = self.begin().await?;
                 for e in events {
-                    // Through a SELECT so a project deleted meanwhile adds nothing.
+                    // Through a SELECT so a project deleted meanwhile adds nothing, nor a new
+                    // name to a full catalog (`MAX_APP_EVENT_NAMES`).
                     sqlx::query(
                         "INSERT INTO event_catalog (project_id, name, app_count, app_first_seen_at, app_last_seen_at)
                          SELECT id, $2, $3, $4, $5 FROM projects WHERE id = $1
+                           AND (EXISTS (SELECT 1 FROM event_catalog WHERE project_id = $1 AND name = $2)
+                                OR (SELECT COUNT(*) FROM event_catalog
+                                    WHERE project_id = $1 AND app_first_seen_at IS NOT NULL) < $6)
                          ON CONFLICT (project_id, name) DO UPDATE SET
                             app_count = event_catalog.app_count + excluded.app_count,
                             app_first_seen_at = COALESCE(event_catalog.app_first_seen_at, excluded.app_first_seen_at),
@@ -247,6 +251,7 @@ macro_rules! impl_mixpanel_store {
                     .bind(e.count)
                     .bind(Ts(e.first))
                     .bind(Ts(e.last))
+                    .bind($crate::MAX_APP_EVENT_NAMES as i64)
                     .execute(&mut *tx)
                     .await?;
                 }

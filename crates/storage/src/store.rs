@@ -232,7 +232,8 @@ pub trait MixpanelStore: Send + Sync {
         seen_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Adds counted app events to the catalog: each `(project, name)` seen `count` times
-    /// between `first` and `last`.
+    /// between `first` and `last`. A name new to a project that has
+    /// [`MAX_APP_EVENT_NAMES`] names already is not added.
     async fn record_app_events(&self, events: &[AppEventCount]) -> Result<(), StoreError>;
     /// The project's event catalog, by name.
     async fn event_catalog(&self, project: &ProjectId) -> Result<Vec<CatalogEvent>, StoreError>;
@@ -556,6 +557,10 @@ pub trait InviteStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<RuleStats, StoreError>;
 }
+
+/// The most event names a project's catalog takes from its app (the SDK's public key sends
+/// them; without a bound anyone holding it could grow the catalog without end).
+pub const MAX_APP_EVENT_NAMES: usize = 1000;
 
 /// App events counted in memory, added to the catalog in batches.
 #[derive(Debug, Clone, PartialEq, Eq)]

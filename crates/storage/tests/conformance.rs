@@ -2391,6 +2391,27 @@ async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &
         ("Order Completed", 5, Some(t0), Some(t1))
     );
     assert_eq!(store.event_catalog(&blog).await.unwrap().len(), 1);
+
+    // The public key sends event names: a project keeps at most MAX_APP_EVENT_NAMES of
+    // them, so junk names cannot grow the catalog without end. Known names still count.
+    // Names read from Mixpanel are not the app's: they take no room.
+    let from_mixpanel: Vec<String> = (0..10).map(|n| format!("mixpanel {n}")).collect();
+    store
+        .record_mixpanel_event_names(&blog, &from_mixpanel, t1)
+        .await
+        .unwrap();
+    let junk: Vec<_> = (0..uj_storage::MAX_APP_EVENT_NAMES + 5)
+        .map(|n| count(&blog, &format!("junk {n:05}"), 1, t1, t1))
+        .collect();
+    store.record_app_events(&junk).await.unwrap();
+    store
+        .record_app_events(&[count(&blog, "Post Read", 1, t1, t1)])
+        .await
+        .unwrap();
+    let catalog = store.event_catalog(&blog).await.unwrap();
+    assert_eq!(catalog.len(), uj_storage::MAX_APP_EVENT_NAMES + 10);
+    let post = catalog.iter().find(|e| e.name == "Post Read").unwrap();
+    assert_eq!(post.app_count, 2);
 }
 
 /// One server per SQLite file (its key filter must see every write): a second waits for

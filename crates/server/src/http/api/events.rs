@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use uj_domain::mixpanel::CatalogEvent;
 
 use crate::http::auth::SecretKeyAuth;
+use crate::http::extract::{ApiQuery, ListParams};
 use crate::http::ApiError;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -50,12 +51,31 @@ impl From<CatalogEvent> for EventResponse {
     path = "/events",
     tag = "Events",
     summary = "The event catalog: seen in the app and in Mixpanel",
-    responses((status = 200, description = "A list of events", body = Value))
+    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last name of the previous page")),
+    responses((status = 200, description = "A list of events, by name", body = Value))
 )]
-async fn list(State(state): State<AppState>, auth: SecretKeyAuth) -> Result<Json<Value>, ApiError> {
-    let events = crate::services::counters::event_catalog(&state, &auth.project.id).await?;
-    let data: Vec<EventResponse> = events.into_iter().map(Into::into).collect();
+async fn list(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let page = params.page()?;
+    // The catalog is bounded (`MAX_APP_EVENT_NAMES` from the
+    // app, plus Mixpanel's names), so it is paged here.
+    let mut events = crate::services::counters::event_catalog(&state, &auth.project.id).await?;
+    // In byte order whatever the database's collation, as `starting_after` compares.
+    events.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let mut rest = events
+        .into_iter()
+        .skip_while(|e| {
+            page.starting_after
+                .as_ref()
+                .is_some_and(|after| e.name <= *after)
+        })
+        .map(EventResponse::from);
+    let data: Vec<EventResponse> = rest.by_ref().take(page.limit as usize).collect();
+    let has_more = rest.next().is_some();
     Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": false }),
+        json!({ "object": "list", "data": data, "has_more": has_more }),
     ))
 }
