@@ -154,9 +154,13 @@ impl From<StoreError> for Refusal {
 /// Checks `Authorization: Basic` against the stored username and secret hash, in
 /// constant time.
 fn authorized(config: &CohortSyncConfig, header: Option<&str>) -> bool {
-    let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
+    // The scheme is case-insensitive (RFC 7235), the credentials follow after spaces.
+    let Some((scheme, encoded)) = header.and_then(|h| h.trim().split_once(' ')) else {
         return false;
     };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
         return false;
     };
@@ -326,4 +330,42 @@ async fn apply(
         "cohort sync delivery"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_takes_the_scheme_in_any_case_and_only_the_current_secret() {
+        let now = Utc::now();
+        let config = CohortSyncConfig {
+            project_id: ProjectId::generate(),
+            webhook_id: "whk_test".into(),
+            username: USERNAME.into(),
+            secret_hash: token_hash("s3cret"),
+            created_at: now,
+            secret_rotated_at: now,
+            last_delivery_at: None,
+        };
+        let encode = |pair: &str| base64::engine::general_purpose::STANDARD.encode(pair);
+        let right = encode(&format!("{USERNAME}:s3cret"));
+        for header in [
+            format!("Basic {right}"),
+            format!("basic {right}"),
+            format!("BASIC  {right}"),
+        ] {
+            assert!(authorized(&config, Some(&header)), "{header}");
+        }
+        let wrong = encode(&format!("{USERNAME}:other"));
+        for header in [
+            format!("Basic {wrong}"),
+            format!("Bearer {right}"),
+            right.clone(),
+            "Basic".into(),
+        ] {
+            assert!(!authorized(&config, Some(&header)), "{header}");
+        }
+        assert!(!authorized(&config, None));
+    }
 }
