@@ -561,6 +561,18 @@ async fn fifty_concurrent_accepts_with_max_starts_ten_start_exactly_ten() {
     assert_eq!((started, capped), (10, 40));
     // At the cap the rule issues no more invites.
     assert_eq!(world.config("user_1").await["pending_invite"], Value::Null);
+    // A refused invite is withdrawn: not offered again to its user.
+    let (code, reference) = codes
+        .iter()
+        .zip(&outcomes)
+        .find(|(_, o)| o["reason"] == "max_starts_reached")
+        .map(|(c, _)| c)
+        .unwrap();
+    assert_eq!(world.config(reference).await["pending_invite"], Value::Null);
+    assert_eq!(
+        world.accept(code, reference).await["reason"],
+        "invite_withdrawn"
+    );
 }
 
 #[tokio::test]

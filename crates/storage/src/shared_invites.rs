@@ -363,6 +363,14 @@ macro_rules! impl_invite_store {
                         AcceptOutcome::Refused(invite, uj_domain::pacing::Reason::MaxStartsReached)
                     }
                 };
+                if let AcceptOutcome::Refused(invite, _) = &outcome {
+                    // A refused invite can never start: withdrawn, it is not offered again and
+                    // frees the user for other rules.
+                    sqlx::query("UPDATE invites SET state = 'withdrawn' WHERE code = $1 AND state = 'issued'")
+                        .bind(&invite.code)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(Some(outcome))
             }
