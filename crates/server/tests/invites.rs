@@ -1215,3 +1215,80 @@ async fn an_audience_invite_is_attributed_to_its_member_with_the_allowlisted_tra
         ("audience", Some("user_4".to_owned()), json!({}))
     );
 }
+
+/// Accepts racing the pause of their rule and of their study: each side locks the rows the
+/// other holds, so on PostgreSQL the order of those locks decides whether the database has
+/// to break a deadlock (answered 500). Every answer stays a decision, and each start the
+/// SDK was told about is stored.
+#[tokio::test]
+async fn accepts_racing_pauses_of_their_rule_and_study_all_get_answers() {
+    let world = world(120, None, "in_app").await;
+    let mut codes = Vec::new();
+    for n in (2..=120).step_by(2) {
+        let reference = format!("ref_{n}");
+        let code = world.config(&reference).await["pending_invite"]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        codes.push((code, reference));
+    }
+    let patch = |path: String, body: Value| {
+        let app = &world.app;
+        let key = world.key.clone();
+        async move {
+            let response = app
+                .client
+                .patch(app.url(&path))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    let rule_path = format!("/api/v1/launch-rules/{}", world.rule);
+    let study_path = format!("/api/v1/studies/{}", world.study);
+    let world = &world;
+    let accepts = futures::future::join_all(codes.iter().map(|(code, reference)| async move {
+        let response = world
+            .app
+            .post_json(
+                &format!("/sdk/v1/invites/{code}/accept"),
+                &world.public_key,
+                json!({"reference_id": reference, "supports_webview": true}),
+            )
+            .await;
+        (response.status().as_u16(), response.text().await.unwrap())
+    }));
+    let pauses = futures::future::join_all([
+        patch(rule_path.clone(), json!({"status": "paused"})),
+        patch(study_path.clone(), json!({"status": "paused"})),
+        patch(rule_path, json!({"status": "paused"})),
+        patch(study_path, json!({"status": "paused"})),
+    ]);
+    let (answers, pauses) = futures::future::join(accepts, pauses).await;
+    for status in pauses {
+        assert!(status == 200 || status == 409, "pause answered {status}");
+    }
+    let mut started = Vec::new();
+    for ((code, _), (status, body)) in codes.iter().zip(&answers) {
+        assert_eq!(*status, 200, "{body}");
+        let answer: Value = serde_json::from_str(body).unwrap();
+        if answer["outcome"] == "webview" {
+            started.push(code);
+        } else {
+            assert_eq!(answer["reason"], "invite_withdrawn", "{answer}");
+        }
+    }
+    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
+    for (code, _) in &codes {
+        let state = store.invite_by_code(code).await.unwrap().unwrap().state;
+        let told = started.contains(&code);
+        assert_eq!(
+            state == uj_domain::invites::InviteState::Accepted,
+            told,
+            "{code}: {state:?}"
+        );
+    }
+}

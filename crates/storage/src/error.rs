@@ -52,13 +52,15 @@ fn is_transient(error: &sqlx::Error) -> bool {
             // SQLITE_FULL (13), SQLITE_CANTOPEN (14).
             // PostgreSQL: connection exceptions (08…), insufficient resources (53…),
             // operator intervention such as admin shutdown (57P…), serialization failure,
-            // and a database that no longer exists (3D000).
+            // a transaction chosen to break a deadlock (40P01), and a database that no
+            // longer exists (3D000).
             let sqlite_primary = code.parse::<i32>().ok().map(|c| c & 0xff);
             matches!(sqlite_primary, Some(5 | 6 | 10 | 13 | 14))
                 || code.starts_with("08")
                 || code.starts_with("53")
                 || code.starts_with("57P")
                 || code == "40001"
+                || code == "40P01"
                 || code == "3D000"
         }
         _ => false,

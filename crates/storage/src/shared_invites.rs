@@ -321,6 +321,27 @@ macro_rules! impl_invite_store {
             ) -> Result<Option<uj_domain::invites::AcceptOutcome>, $crate::StoreError> {
                 use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
                 let mut tx = self.begin().await?;
+                // Rows are locked (PostgreSQL) in the order every writer takes them: the
+                // study, its rule, then their invites, as a pause does. Locking the invite
+                // first deadlocked with a pause of its rule or study (one side answered 500).
+                let owners: Option<(String, String)> = sqlx::query_as(
+                    "SELECT study_id, rule_id FROM invites WHERE project_id = $1 AND code = $2",
+                )
+                .bind(project.as_str())
+                .bind(code)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((study, rule)) = owners else {
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE studies SET weekly_limit = weekly_limit WHERE id = $1")
+                    .bind(&study)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE launch_rules SET starts = starts WHERE id = $1")
+                    .bind(&rule)
+                    .execute(&mut *tx)
+                    .await?;
                 // Locks the invite row (PostgreSQL) so two accepts of one invite serialise.
                 let row: Option<InviteRow> = sqlx::query_as(
                     "UPDATE invites SET state = state WHERE project_id = $1 AND code = $2 RETURNING *",
