@@ -117,12 +117,12 @@ enum Field<'a> {
 }
 
 impl Field<'_> {
-    /// An id: a non-blank string (trimmed) or a number.
-    fn id_text(&self) -> Option<String> {
+    /// An id ([`id_of`]); `None` for blank text, `null` and nested values.
+    fn id_text(&self) -> Result<Option<String>, UnusableId> {
         match self {
-            Field::Text(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Field::Number(n) => Some(n.to_string()),
-            _ => None,
+            Field::Text(s) => id_of_text(s),
+            Field::Number(n) => id_of_number(n),
+            _ => Ok(None),
         }
     }
 
@@ -230,12 +230,61 @@ struct RawPageInfo {
     page_count: Option<Value>,
 }
 
-fn id_text(value: &Value) -> Option<String> {
+/// A value that cannot be an id: a number that is not an integer of 64 bits (one past 64
+/// bits arrives rounded through a float, so two such ids could become one), or text with a
+/// NUL character (which PostgreSQL cannot store in text).
+#[derive(Debug)]
+struct UnusableId;
+
+/// What every id must be, for messages.
+const ID_RULE: &str =
+    "ids are integers of at most 64 bits or non-blank strings without NUL characters";
+
+/// An id: a non-blank string (trimmed) or an integer; `None` for blank text, `null` and
+/// nested values.
+fn id_of(value: &Value) -> Result<Option<String>, UnusableId> {
     match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+        Value::String(s) => id_of_text(s),
+        Value::Number(n) => id_of_number(n),
+        _ => Ok(None),
     }
+}
+
+fn id_of_text(s: &str) -> Result<Option<String>, UnusableId> {
+    let s = s.trim();
+    if s.contains('\0') {
+        Err(UnusableId)
+    } else {
+        Ok((!s.is_empty()).then(|| s.to_owned()))
+    }
+}
+
+fn id_of_number(n: &Number) -> Result<Option<String>, UnusableId> {
+    if n.is_i64() || n.is_u64() {
+        Ok(Some(n.to_string()))
+    } else {
+        Err(UnusableId)
+    }
+}
+
+/// `parameters.{name}` as an id; a message naming it when it is there but unusable.
+fn parameter_id(value: Option<&Value>, name: &str) -> Result<Option<String>, PayloadError> {
+    value
+        .map(id_of)
+        .transpose()
+        .map(Option::flatten)
+        .map_err(|UnusableId| bad(format!("parameters.{name} is not a usable id: {ID_RULE}.")))
+}
+
+/// Free text Mixpanel sends (a cohort's name and description), refused with a NUL.
+fn parameter_text(value: Option<String>, name: &str) -> Result<String, PayloadError> {
+    let text = value.unwrap_or_default();
+    if text.contains('\0') {
+        return Err(bad(format!(
+            "parameters.{name} must not contain NUL characters."
+        )));
+    }
+    Ok(text)
 }
 
 fn count(value: Option<&Value>) -> Option<u32> {
@@ -268,18 +317,36 @@ pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery,
     let p = raw
         .parameters
         .ok_or_else(|| bad("The body has no \"parameters\"."))?;
-    let mixpanel_project_id = p
-        .mixpanel_project_id
-        .as_ref()
-        .and_then(id_text)
+    let mixpanel_project_id = parameter_id(p.mixpanel_project_id.as_ref(), "mixpanel_project_id")?
         .ok_or_else(|| bad("parameters.mixpanel_project_id is missing."))?;
-    let mixpanel_cohort_id = p
-        .mixpanel_cohort_id
-        .as_ref()
-        .and_then(id_text)
+    let mixpanel_cohort_id = parameter_id(p.mixpanel_cohort_id.as_ref(), "mixpanel_cohort_id")?
         .ok_or_else(|| bad("parameters.mixpanel_cohort_id is missing."))?;
+    let members = p.members.unwrap_or_default();
     let (page, total_pages) = match &p.page_info {
         None => (1, 1),
+        // A diff is applied as it comes, page numbers unused: one whose page_info is off
+        // (an empty diff saying 0 pages) is still applied, recorded as one page.
+        Some(info) if action != SyncAction::Members => {
+            match (
+                count(info.page_count.as_ref()),
+                count(info.total_pages.as_ref()),
+            ) {
+                (Some(page), Some(total))
+                    if 0 < page && page <= total && total <= MAX_TOTAL_PAGES =>
+                {
+                    (page, total)
+                }
+                _ => (1, 1),
+            }
+        }
+        // An empty cohort's snapshot may say it has no pages.
+        Some(info)
+            if members.is_empty()
+                && count(info.total_pages.as_ref()) == Some(0)
+                && count(info.page_count.as_ref()).is_some_and(|page| page <= 1) =>
+        {
+            (1, 1)
+        }
         Some(info) => {
             let total = count(info.total_pages.as_ref()).ok_or_else(|| {
                 bad("parameters.page_info.total_pages must be a positive integer.")
@@ -295,15 +362,13 @@ pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery,
             "page_info says page {page} of {total_pages}; pages count from 1 up to total_pages (at most {MAX_TOTAL_PAGES})."
         )));
     }
-    let session_id = p.mixpanel_session_id.as_ref().and_then(id_text);
+    let session_id = parameter_id(p.mixpanel_session_id.as_ref(), "mixpanel_session_id")?;
     if action == SyncAction::Members && total_pages > 1 && session_id.is_none() {
         return Err(bad(
             "A members sync of several pages needs parameters.mixpanel_session_id.",
         ));
     }
-    let members = p
-        .members
-        .unwrap_or_default()
+    let members = members
         .into_iter()
         .enumerate()
         .map(|(index, member)| member_of(index, member, allowlist))
@@ -312,8 +377,11 @@ pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery,
         action,
         mixpanel_project_id,
         mixpanel_cohort_id,
-        cohort_name: p.mixpanel_cohort_name.unwrap_or_default(),
-        cohort_description: p.mixpanel_cohort_description.unwrap_or_default(),
+        cohort_name: parameter_text(p.mixpanel_cohort_name, "mixpanel_cohort_name")?,
+        cohort_description: parameter_text(
+            p.mixpanel_cohort_description,
+            "mixpanel_cohort_description",
+        )?,
         session_id,
         page,
         total_pages,
@@ -328,8 +396,18 @@ fn member_of(
 ) -> Result<SyncedMember, PayloadError> {
     // A key given twice counts with its last value, as in a JSON object read into a map.
     let last = |name: &str| fields.iter().rposition(|(key, _)| key == name);
-    let provider_member_id = last("mixpanel_distinct_id")
-        .and_then(|i| fields[i].1.id_text())
+    let id = |key: &str| {
+        last(key)
+            .map(|i| fields[i].1.id_text())
+            .transpose()
+            .map(Option::flatten)
+            .map_err(|UnusableId| {
+                bad(format!(
+                    "members[{index}].{key} is not a usable id: {ID_RULE}."
+                ))
+            })
+    };
+    let provider_member_id = id("mixpanel_distinct_id")?
         .ok_or_else(|| bad(format!("members[{index}] has no mixpanel_distinct_id.")))?;
     // `$reference_id` stands in only when there is no `reference_id` key at all.
     let reference_key = if last("reference_id").is_some() {
@@ -337,7 +415,7 @@ fn member_of(
     } else {
         "$reference_id"
     };
-    let reference_id = last(reference_key).and_then(|i| fields[i].1.id_text());
+    let reference_id = id(reference_key)?;
     let mut traits = Map::new();
     for (key, value) in fields {
         // Only allowlisted keys survive, so the contact fields Mixpanel always sends
@@ -501,6 +579,69 @@ mod tests {
         assert_eq!(delivery.session_id, None);
     }
 
+    /// serde_json reads an integer past 64 bits as a float, rounded: two such ids would
+    /// become one member, so they are refused instead.
+    #[test]
+    fn ids_past_64_bits_are_refused_not_rounded() {
+        let body = br#"{"action": "add_members", "parameters": {"mixpanel_project_id": 1,
+            "mixpanel_cohort_id": 2, "members": [{"mixpanel_distinct_id": 18446744073709551617}]}}"#;
+        let error = parse_delivery(body, &[]).unwrap_err();
+        assert!(error.0.contains("integers of at most 64 bits"), "{error}");
+        let body = br#"{"action": "add_members", "parameters": {"mixpanel_project_id": 1,
+            "mixpanel_cohort_id": 2, "members": [{"mixpanel_distinct_id": 18446744073709551615},
+            {"mixpanel_distinct_id": -9223372036854775808}]}}"#;
+        let ids: Vec<String> = parse_delivery(body, &[])
+            .unwrap()
+            .members
+            .into_iter()
+            .map(|m| m.provider_member_id)
+            .collect();
+        assert_eq!(ids, ["18446744073709551615", "-9223372036854775808"]);
+    }
+
+    /// Page numbers matter only to a `members` session; a diff or an empty cohort's
+    /// snapshot that says "0 pages" is applied (a 400 would pause the customer's sync).
+    #[test]
+    fn diffs_and_empty_snapshots_saying_zero_pages_are_one_page() {
+        for action in ["add_members", "remove_members"] {
+            for info in [
+                json!({"total_pages": 0, "page_count": 0}),
+                json!({"total_pages": 0, "page_count": 1}),
+                json!({"total_pages": "x"}),
+            ] {
+                let body = page(action, info.clone(), json!([{"mixpanel_distinct_id": "a"}]));
+                let delivery = parse(body, &[]).unwrap();
+                assert_eq!(
+                    (delivery.page, delivery.total_pages),
+                    (1, 1),
+                    "{action} {info}"
+                );
+                assert_eq!(delivery.members.len(), 1);
+            }
+        }
+        let diff = parse(
+            page(
+                "add_members",
+                json!({"total_pages": 3, "page_count": 2}),
+                json!([]),
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (diff.page, diff.total_pages),
+            (2, 3),
+            "kept when it makes sense"
+        );
+        for info in [
+            json!({"total_pages": 0, "page_count": 0}),
+            json!({"total_pages": 0, "page_count": 1}),
+        ] {
+            let empty = parse(page("members", info.clone(), json!([])), &[]).unwrap();
+            assert_eq!((empty.page, empty.total_pages), (1, 1), "{info}");
+        }
+    }
+
     #[test]
     fn malformed_bodies_say_what_is_wrong() {
         let cases = [
@@ -527,9 +668,43 @@ mod tests {
                 page(
                     "members",
                     json!({"total_pages": 0, "page_count": 0}),
-                    json!([]),
+                    json!([{"mixpanel_distinct_id": "a"}]),
                 ),
                 "page 0 of 0",
+            ),
+            (
+                page(
+                    "add_members",
+                    json!({"total_pages": 1, "page_count": 1}),
+                    json!([{"mixpanel_distinct_id": "a\u{0}b"}]),
+                ),
+                "members[0].mixpanel_distinct_id is not a usable id",
+            ),
+            (
+                page(
+                    "add_members",
+                    json!({"total_pages": 1, "page_count": 1}),
+                    json!([{"mixpanel_distinct_id": "a", "reference_id": "\u{0}"}]),
+                ),
+                "members[0].reference_id is not a usable id",
+            ),
+            (
+                page(
+                    "members",
+                    json!({"total_pages": 1, "page_count": 1}),
+                    json!([{"mixpanel_distinct_id": 1.5}]),
+                ),
+                "members[0].mixpanel_distinct_id is not a usable id",
+            ),
+            (
+                json!({"action": "members", "parameters": {"mixpanel_project_id": 1,
+                    "mixpanel_cohort_id": 2, "mixpanel_cohort_name": "Tri\u{0}al"}}),
+                "mixpanel_cohort_name must not contain NUL",
+            ),
+            (
+                json!({"action": "members", "parameters": {"mixpanel_project_id": 1,
+                    "mixpanel_cohort_id": 2, "mixpanel_session_id": "s\u{0}"}}),
+                "parameters.mixpanel_session_id is not a usable id",
             ),
             (
                 page(

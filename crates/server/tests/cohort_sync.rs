@@ -472,6 +472,22 @@ async fn bad_requests_get_mixpanels_failure_format_with_the_right_status() {
             synced.webhook_url.clone(),
             400,
         ),
+        // PostgreSQL stores no NUL in text: refused as bad input, not a 500 retried for ever.
+        (
+            Some(good),
+            page("s", 1, 1, &["a\u{0}"]).to_string().into_bytes(),
+            synced.webhook_url.clone(),
+            400,
+        ),
+        (
+            Some(good),
+            page("s", 1, 1, &["a"])
+                .to_string()
+                .replace("Trial users", "Trial\\u0000users")
+                .into_bytes(),
+            synced.webhook_url.clone(),
+            400,
+        ),
         (
             Some(good),
             vec![b' '; 5 * 1024 * 1024],
