@@ -593,6 +593,19 @@ async fn a_closed_postgres_store_reports_unavailable() {
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
 
+/// PostgreSQL refuses a NUL in text (SQLSTATE 22021). That is the caller's bug, not a
+/// database to retry: read as a SQLite code (22021 & 0xff is SQLITE_BUSY) it was
+/// "unavailable", and every API answered such input 503.
+#[tokio::test]
+async fn a_postgres_error_is_not_read_as_a_sqlite_code() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let store = uj_storage::PgStore::connect(&db.url).await.unwrap();
+    let error = store.invite_by_code("a\0b").await.unwrap_err();
+    assert!(matches!(error, StoreError::Database(_)), "{error:?}");
+}
+
 fn connection(project: &ProjectId, mixpanel_project: &str) -> MixpanelConnection {
     let now = uj_now();
     MixpanelConnection {
