@@ -638,6 +638,108 @@ async fn an_id_or_code_that_does_not_decode_is_a_json_400() {
     }
 }
 
+/// No id, code or name holds a NUL: PostgreSQL cannot store one in text, and reading one
+/// there answered 503 ("retry shortly") on every surface. Both databases refuse it alike.
+#[tokio::test]
+async fn a_nul_character_anywhere_in_a_request_is_a_400() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let study: Value = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            json!({"name": "S", "interview_url": "https://research.example.com/s"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let study = study["id"].as_str().unwrap();
+    for path in [
+        "/api/v1/studies/std_%00",
+        "/api/v1/launch-rules/x%00/explain?reference_id=a",
+        "/api/v1/audiences/a%00",
+        "/api/v1/studies?starting_after=%00",
+        "/api/v1/syncs?starting_after=a%00b",
+    ] {
+        let (status, error) = error_of(app.get(path, &keys.secret_key).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {error}"
+        );
+    }
+    let rules = format!("/api/v1/studies/{study}/launch-rules");
+    let bodies = [
+        (
+            rules.as_str(),
+            keys.secret_key.as_str(),
+            r#"{"name": "R", "trigger": {"type": "audience", "audience_id": "aud_\u0000"}, "surface": "sdk_prompt", "prompt": {"title": "t"}}"#,
+        ),
+        (
+            "/sdk/v1/invites/abc/accept",
+            keys.public_key.as_str(),
+            r#"{"reference_id": "a\u0000"}"#,
+        ),
+        (
+            "/sdk/v1/invites/a%00/accept",
+            keys.public_key.as_str(),
+            r#"{"reference_id": "a"}"#,
+        ),
+        (
+            "/sdk/v1/events",
+            keys.public_key.as_str(),
+            r#"{"reference_id": "a", "event_name": "e", "metadata": {"k": "\u0000"}}"#,
+        ),
+    ];
+    for (path, key, body) in bodies {
+        let response = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = error_of(response).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path} {body}: {error}"
+        );
+    }
+    let rules = app.get(&rules, &keys.secret_key).await;
+    assert_eq!(rules.json::<Value>().await.unwrap()["data"], json!([]));
+    // An escaped backslash before "u0000" is not a NUL.
+    let named: Value = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            json!({"name": "C:\\u0000", "interview_url": "https://research.example.com/s"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(named["name"], "C:\\u0000");
+    // The browser routes and the dashboard's forms answer with a page.
+    let browser = helpers::client();
+    for path in ["/i/a%00", "/interviews/a%00", "/launch/a%00?sig=x"] {
+        let (status, html) = app.page(&browser, path).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(html.contains("This link is damaged"), "{path}: {html}");
+    }
+    let login = browser
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=ada%00%40example.com&password=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 400);
+}
+
 #[tokio::test]
 async fn a_wrong_method_on_the_apis_is_a_json_405_with_allow() {
     let app = TestApp::spawn().await;

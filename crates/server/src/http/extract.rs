@@ -1,9 +1,10 @@
 //! Request extractors whose rejections speak the API's error format.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use uj_storage::PageRequest;
@@ -21,11 +22,65 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
+        if !is_json(request.headers()) {
+            return Err(unsupported_media_type());
+        }
+        let body =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+                    _ => ApiError::bad_request("invalid_request", rejection.body_text()),
+                })?;
+        if holds_nul(&body) {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "Text in the body must not contain NUL characters (\\u0000).",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&body) {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// `Content-Type: application/json` or `application/…+json`, as `axum::Json` requires.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5
+                && subtype.is_char_boundary(subtype.len() - 5)
+                && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Whether a JSON text holds a NUL character, which can only be written `\u0000` (raw
+/// control characters are not JSON). No id, name or code may hold one: PostgreSQL cannot
+/// store it in text, so it is refused here for both databases alike.
+pub fn holds_nul(json: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(at) = json
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
+    {
+        let escape = from + at + 1;
+        if json.get(escape..escape + 5) == Some(&b"u0000"[..]) {
+            return true;
+        }
+        // Past the escaped character, so the second backslash of `\\` starts nothing.
+        from = escape + 1;
+    }
+    false
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -45,14 +100,18 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
                 error.body_text().rsplit(": ").next().unwrap_or_default()
             ),
         ),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send the body as JSON with Content-Type: application/json.",
-        ),
+        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
         other => ApiError::bad_request("invalid_request", other.body_text()),
     }
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "Send the body as JSON with Content-Type: application/json.",
+    )
 }
 
 pub fn payload_too_large() -> ApiError {
@@ -147,5 +206,48 @@ impl ListParams {
             limit,
             starting_after: self.starting_after,
         })
+    }
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::{holds_nul, is_json};
+    use axum::http::{header, HeaderMap, HeaderValue};
+
+    #[test]
+    fn a_nul_is_found_only_where_json_escapes_one() {
+        for (json, nul) in [
+            (r#"{"a": "x\u0000y"}"#, true),
+            (r#"{"a\u0000": 1}"#, true),
+            (r#"{"a": "\\\u0000"}"#, true),
+            (r#"{"a": "\\u0000"}"#, false),
+            (r#"{"a": "\\\\u0000"}"#, false),
+            (r#"{"a": "\u00001"}"#, true),
+            (r#"{"a": "\u0001"}"#, false),
+            (r#"{"a": "\"u0000"}"#, false),
+            (r#"{"a": "u0000"}"#, false),
+            ("\\", false),
+            ("", false),
+        ] {
+            assert_eq!(holds_nul(json.as_bytes()), nul, "{json}");
+        }
+    }
+
+    #[test]
+    fn json_content_types_are_recognised_as_axum_does() {
+        for (value, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/merge-patch+json", true),
+            ("application/+json", false),
+            ("text/json", false),
+            ("application/jsonx", false),
+            ("application/x-www-form-urlencoded", false),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            assert_eq!(is_json(&headers), json, "{value}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
     }
 }

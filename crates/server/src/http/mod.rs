@@ -33,8 +33,37 @@ pub fn router(state: AppState) -> Router {
         .merge(json_routes)
         .merge(launch::router())
         .merge(dashboard::router(state.clone()))
-        .fallback(not_found);
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(refuse_nul));
     middleware::wrap(routes).with_state(state)
+}
+
+/// A NUL character (`%00`) in the path or query: no id, code or name holds one (PostgreSQL
+/// cannot store it in text), so it is refused before any handler reads it, on both
+/// databases alike. A NUL in a body is refused by the body's extractor.
+async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri = request.uri();
+    let nul = |text: &str| text.contains("%00");
+    if !nul(uri.path()) && !uri.query().is_some_and(nul) {
+        return next.run(request).await;
+    }
+    if is_api_path(uri.path()) {
+        ApiError::bad_request(
+            "invalid_request",
+            "The URL contains a NUL character (%00); no id or parameter may hold one.",
+        )
+        .into_response()
+    } else {
+        dashboard::message_page(
+            StatusCode::BAD_REQUEST,
+            "This link is damaged",
+            "It contains a character no link of ours holds. Check that it was copied whole.",
+        )
+    }
+}
+
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/sdk/") || path.starts_with("/webhooks/")
 }
 
 /// The REST and SDK APIs, and their OpenAPI document gathered from the same routes.
@@ -69,8 +98,7 @@ async fn method_not_allowed(response: Response) -> Response {
 
 /// Unknown paths: JSON under the APIs, a page everywhere else.
 async fn not_found(uri: Uri) -> Response {
-    let path = uri.path();
-    if path.starts_with("/api/") || path.starts_with("/sdk/") || path.starts_with("/webhooks/") {
+    if is_api_path(uri.path()) {
         ApiError::not_found("route", "No such endpoint; see the API reference.").into_response()
     } else {
         dashboard::not_found_page().into_response()

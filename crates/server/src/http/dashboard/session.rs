@@ -124,6 +124,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for VerifiedForm<T> {
                 StatusCode::PAYLOAD_TOO_LARGE => PageError::TooLarge,
                 _ => PageError::BadRequest("The form could not be read.".into()),
             })?;
+        // A NUL (`%00`) is in no field of ours; PostgreSQL cannot store one in text.
+        if body.windows(3).any(|w| w == b"%00") {
+            return Err(PageError::BadRequest(
+                "The form contains a NUL character (%00), which no field accepts.".into(),
+            ));
+        }
         let field: CsrfField = serde_urlencoded::from_bytes(&body)
             .map_err(|_| PageError::BadRequest("The form could not be read.".into()))?;
         let valid = field
