@@ -277,6 +277,36 @@ pub fn closed_because(rule: RuleStatus, study: Option<StudyStatus>) -> Option<Re
     }
 }
 
+/// Why an invite `rule` issued earlier can no longer become a start: the rule or its study
+/// stopped (`closed_because`), the rule's schedule window ended, its starts or its study's
+/// limits are used up, or the user started the study meanwhile (`started_study`). `None`
+/// while it still can. Config loads withdraw such an invite rather than offer a prompt that
+/// accepting would refuse; it would also hold the user's one open invite until it expired.
+pub fn invite_closed_because(
+    rule: &RuleFacts,
+    study: Option<&StudyFacts>,
+    started_study: bool,
+    now: DateTime<Utc>,
+) -> Option<Reason> {
+    if let Some(reason) = closed_because(rule.status, study.map(|s| s.status)) {
+        return Some(reason);
+    }
+    if rule.ends_at.is_some_and(|end| now >= end) {
+        return Some(Reason::OutsideSchedule);
+    }
+    if started_study {
+        return Some(Reason::AlreadyStarted);
+    }
+    if rule.max_starts.is_some_and(|max| rule.starts >= max) {
+        return Some(Reason::MaxStartsReached);
+    }
+    let study_capped = study.is_some_and(|s| {
+        s.weekly_limit.is_some_and(|l| s.starts_this_week >= l)
+            || s.monthly_limit.is_some_and(|l| s.starts_this_month >= l)
+    });
+    study_capped.then_some(Reason::StudyLimit)
+}
+
 fn check(
     rule: &RuleFacts,
     study: Option<&StudyFacts>,

@@ -544,3 +544,72 @@ fn an_invite_of_a_rule_or_study_that_stopped_is_refused_with_its_reason() {
         );
     }
 }
+
+#[test]
+fn a_pending_invite_closes_when_it_could_no_longer_start() {
+    use uj_domain::pacing::invite_closed_because;
+    let rule = RuleFacts {
+        id: "rule_0".into(),
+        study_id: "study_0".into(),
+        status: RuleStatus::Active,
+        trigger: Trigger::Audience("aud_1".into()),
+        priority: 0,
+        cooldown: Duration::hours(1),
+        max_starts: Some(3),
+        starts: 2,
+        sampling_percent: 100,
+        starts_at: None,
+        ends_at: Some(t0() + Duration::hours(1)),
+        created_at: t0() - Duration::days(1),
+    };
+    let study = StudyFacts {
+        weekly_limit: Some(5),
+        starts_this_week: 4,
+        ..studies(None).remove(0)
+    };
+    let closed = |rule: &RuleFacts, study: Option<&StudyFacts>, started: bool, at| {
+        invite_closed_because(rule, study, started, at).map(Reason::code)
+    };
+    assert_eq!(closed(&rule, Some(&study), false, t0()), None);
+    // Cooldown, sampling and the contact limit concern issuing, not an issued invite.
+    let paused = RuleFacts {
+        status: RuleStatus::Paused,
+        ..rule.clone()
+    };
+    assert_eq!(
+        closed(&paused, Some(&study), false, t0()),
+        Some("rule_paused")
+    );
+    assert_eq!(closed(&rule, None, false, t0()), Some("study_archived"));
+    let later = t0() + Duration::hours(1);
+    assert_eq!(
+        closed(&rule, Some(&study), false, later),
+        Some("outside_schedule")
+    );
+    assert_eq!(
+        closed(&rule, Some(&study), true, t0()),
+        Some("already_started")
+    );
+    let full = RuleFacts {
+        starts: 3,
+        ..rule.clone()
+    };
+    assert_eq!(
+        closed(&full, Some(&study), false, t0()),
+        Some("max_starts_reached")
+    );
+    let week = StudyFacts {
+        starts_this_week: 5,
+        ..study.clone()
+    };
+    assert_eq!(closed(&rule, Some(&week), false, t0()), Some("study_limit"));
+    let month = StudyFacts {
+        monthly_limit: Some(9),
+        starts_this_month: 9,
+        ..study
+    };
+    assert_eq!(
+        closed(&rule, Some(&month), false, t0()),
+        Some("study_limit")
+    );
+}

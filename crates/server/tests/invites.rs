@@ -397,10 +397,20 @@ async fn pausing_a_rule_or_its_study_withdraws_the_invites_it_issued() {
         "invite_withdrawn"
     );
     // An invite issued after the pause, as by a process still reading the rule as active
-    // (snapshots live a second), is neither offered nor accepted.
+    // (snapshots live a second), is neither offered (the config load withdraws it) nor
+    // accepted (refused with the rule's state, and withdrawn).
     let late = world.issue_copy(&first, "late0000000000000000000001").await;
     assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
-    assert_eq!(world.accept(&late, "ref_2").await["reason"], "rule_paused");
+    assert_eq!(
+        world.accept(&late, "ref_2").await["reason"],
+        "invite_withdrawn"
+    );
+    let later = world.issue_copy(&first, "late0000000000000000000002").await;
+    assert_eq!(world.accept(&later, "ref_2").await["reason"], "rule_paused");
+    assert_eq!(
+        world.accept(&later, "ref_2").await["reason"],
+        "invite_withdrawn"
+    );
 
     // Active again: new users are invited; the study paused withdraws theirs too.
     assert_eq!(patch(rule, json!({"status": "active"})).await, 200);
@@ -422,7 +432,7 @@ async fn pausing_a_rule_or_its_study_withdraws_the_invites_it_issued() {
         .await
         .unwrap();
     assert_eq!(stats["invites"]["accepted"], 0, "{stats}");
-    assert_eq!(stats["invites"]["withdrawn"], 4, "{stats}");
+    assert_eq!(stats["invites"]["withdrawn"], 5, "{stats}");
 }
 
 #[tokio::test]
@@ -1289,6 +1299,87 @@ async fn accepts_racing_pauses_of_their_rule_and_study_all_get_answers() {
             state == uj_domain::invites::InviteState::Accepted,
             told,
             "{code}: {state:?}"
+        );
+    }
+}
+
+/// A pending invite that could no longer start is withdrawn where it is found instead of
+/// offered as a prompt that accepting would refuse: its rule's starts are used up, or its
+/// schedule ended. Withdrawn, it no longer holds its user's one open invite: another rule
+/// may invite them at once.
+#[tokio::test]
+async fn a_pending_invite_that_can_no_longer_start_is_withdrawn_and_frees_its_user() {
+    let world = world(10, Some(1), "in_app").await;
+    let code = |v: &Value| v["pending_invite"]["code"].as_str().unwrap().to_owned();
+    let first = code(&world.config("ref_2").await);
+    let capped = code(&world.config("ref_4").await);
+    let trial = world
+        .app
+        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let fallback: Value = world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "Fallback", "status": "active", "priority": -1, "trigger": trial["trigger"], "surface": "sdk_prompt"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fallback = fallback["id"].as_str().unwrap().to_owned();
+    assert_eq!(world.accept(&first, "ref_2").await["outcome"], "webview");
+
+    // The main rule is at its cap: ref_4's invite from it is withdrawn, the fallback's offered.
+    let ref_4 = world.config("ref_4").await;
+    assert_eq!(
+        ref_4["pending_invite"]["rule_id"],
+        fallback.as_str(),
+        "{ref_4}"
+    );
+    assert_eq!(
+        world.accept(&capped, "ref_4").await["reason"],
+        "invite_withdrawn"
+    );
+    let ref_6 = code(&world.config("ref_6").await);
+    let ref_8 = code(&world.config("ref_8").await);
+
+    // The fallback's schedule ends: its pending invites close too, on config or on accept.
+    let ended = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    let patched = world
+        .app
+        .client
+        .patch(world.app.url(&format!("/api/v1/launch-rules/{fallback}")))
+        .bearer_auth(&world.key)
+        .json(&json!({"ends_at": ended}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status().as_u16(), 200);
+    assert_eq!(world.config("ref_6").await["pending_invite"], Value::Null);
+    assert_eq!(
+        world.accept(&ref_6, "ref_6").await["reason"],
+        "invite_withdrawn"
+    );
+    assert_eq!(
+        world.accept(&ref_8, "ref_8").await["reason"],
+        "outside_schedule"
+    );
+    assert_eq!(
+        world.accept(&ref_8, "ref_8").await["reason"],
+        "invite_withdrawn"
+    );
+    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
+    for code in [&capped, &ref_6, &ref_8] {
+        let invite = store.invite_by_code(code).await.unwrap().unwrap();
+        assert_eq!(
+            invite.state,
+            uj_domain::invites::InviteState::Withdrawn,
+            "{code}"
         );
     }
 }

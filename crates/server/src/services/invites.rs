@@ -46,21 +46,10 @@ pub async fn evaluate(
     let store = state.store.as_ref();
     let project = &user.project.clone();
     if let Some(invite) = user.pending(Utc::now()).cloned() {
-        // The snapshot holds every rule not archived, with its study.
-        let Some(rule) = user.snapshot.rules.iter().find(|r| r.id == invite.rule_id) else {
-            return Ok(Evaluation::None(Reason::RuleArchived.code()));
-        };
-        let study = user.snapshot.study_records.get(invite.study_id.as_str());
-        // Stopping a rule or study withdraws its invites; one issued meanwhile (from a
-        // snapshot a second old) is not offered either.
-        if let Some(reason) = closed_because(rule.status, study.map(|s| s.status)) {
-            return Ok(Evaluation::None(reason.code()));
-        }
-        let rule = rule.clone();
-        if still_a_member(state, user, &invite).await? {
+        if let Some(rule) = still_offered(state, user, &invite).await? {
             return Ok(Evaluation::Invite(Box::new((invite, rule))));
         }
-        // Issued as the user left its audience: withdrawn now, the user is decided afresh.
+        // Withdrawn: the user is decided afresh.
     }
     let event_name = event.as_ref().map(|e| e.name);
     // Prompts only: direct-link rules offer links (see `links`).
@@ -104,25 +93,40 @@ pub async fn evaluate(
     Ok(Evaluation::Invite(Box::new((issued, rule))))
 }
 
-/// Whether the user is still a member of the audience their pending invite came from.
-/// Leaving an audience withdraws its invites (cohort sync), but a decision that read the
-/// membership before the removal committed issues one after: such an invite is withdrawn
-/// where it is found (here, and on accept), never offered.
-async fn still_a_member(
+/// The rule of the user's pending invite, when the invite may still be offered: it can
+/// still become a start (`invite_closed_because`, judged on this process's snapshot, as
+/// every decision is) and its user is still in the audience it came from. Otherwise it is
+/// withdrawn, and `None`. Stopping a rule or study, and leaving an audience, withdraw
+/// invites where they happen; this catches one issued meanwhile (from a snapshot or a
+/// membership read a moment old), and those that used-up starts or limits, an ended
+/// schedule or a start elsewhere closed.
+async fn still_offered(
     state: &AppState,
     user: &mut pacing::UserView,
     invite: &Invite,
-) -> Result<bool, ServiceError> {
-    let Some(audience) = &invite.audience_id else {
-        return Ok(true);
-    };
-    if user
-        .memberships(state)
-        .await?
+) -> Result<Option<Arc<LaunchRule>>, ServiceError> {
+    let snapshot = Arc::clone(&user.snapshot);
+    // The snapshot holds every rule not archived.
+    let found = snapshot
+        .rules
         .iter()
-        .any(|(a, _)| a == audience)
-    {
-        return Ok(true);
+        .zip(&snapshot.facts)
+        .find(|(rule, _)| rule.id == invite.rule_id);
+    if let Some((rule, facts)) = found {
+        let study = snapshot
+            .studies
+            .iter()
+            .find(|s| s.id == invite.study_id.as_str());
+        let started = user.history.iter().any(|i| {
+            i.state == InviteState::Accepted
+                && i.study_id == invite.study_id
+                && i.code != invite.code
+        });
+        let open =
+            uj_domain::pacing::invite_closed_because(facts, study, started, Utc::now()).is_none();
+        if open && still_a_member(state, user, invite).await? {
+            return Ok(Some(Arc::clone(rule)));
+        }
     }
     state
         .store
@@ -131,7 +135,25 @@ async fn still_a_member(
     if let Some(held) = user.history.iter_mut().find(|i| i.code == invite.code) {
         held.state = InviteState::Withdrawn;
     }
-    Ok(false)
+    Ok(None)
+}
+
+/// Whether the user is still a member of the audience their pending invite came from.
+/// Leaving an audience withdraws its invites (cohort sync), but a decision that read the
+/// membership before the removal committed issues one after.
+async fn still_a_member(
+    state: &AppState,
+    user: &mut pacing::UserView,
+    invite: &Invite,
+) -> Result<bool, ServiceError> {
+    let Some(audience) = &invite.audience_id else {
+        return Ok(true);
+    };
+    Ok(user
+        .memberships(state)
+        .await?
+        .iter()
+        .any(|(a, _)| a == audience))
 }
 
 /// Whether a rule considers this moment: audience rules on a config load (`event` =
@@ -222,9 +244,14 @@ pub async fn accept(
         let rule = state.store.launch_rule(project, &existing.rule_id).await?;
         let study = state.store.study(project, &existing.study_id).await?;
         let closed = rule.map_or(Some(Reason::RuleArchived), |rule| {
-            closed_because(rule.status, study.map(|s| s.status))
+            closed_because(rule.status, study.map(|s| s.status)).or(rule
+                .ends_at
+                .is_some_and(|end| now >= end)
+                .then_some(Reason::OutsideSchedule))
         });
         if let Some(reason) = closed {
+            // Never to start: not offered again either.
+            state.store.withdraw_invite(project, code).await?;
             return Ok(Acceptance::NotEligible(reason.code()));
         }
         // As in `still_a_member`: one issued as its user left the audience is withdrawn.
