@@ -477,7 +477,7 @@ macro_rules! impl_cohort_sync_store {
                 // SDK's read).
                 sqlx::query(
                     "UPDATE invites SET state = 'withdrawn'
-                     WHERE audience_id = $1 AND state = 'issued' AND EXISTS (
+                     WHERE audience_id = $1 AND state = 'issued' AND expires_at > $2 AND EXISTS (
                         SELECT 1 FROM audience_members m
                         WHERE m.audience_id = invites.audience_id
                           AND m.provider_member_id = invites.audience_member_id
@@ -490,6 +490,7 @@ macro_rules! impl_cohort_sync_store {
                                    (SELECT last_session_id FROM audiences WHERE id = $1))))",
                 )
                 .bind(audience.as_str())
+                .bind(Ts(at))
                 .execute(&mut **tx)
                 .await?;
             }

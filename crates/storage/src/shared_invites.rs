@@ -387,8 +387,12 @@ macro_rules! impl_invite_store {
                 if let AcceptOutcome::Refused(invite, _) = &outcome {
                     // A refused invite can never start: withdrawn, it is not offered again and
                     // frees the user for other rules.
-                    sqlx::query("UPDATE invites SET state = 'withdrawn' WHERE code = $1 AND state = 'issued'")
+                    sqlx::query(
+                        "UPDATE invites SET state = 'withdrawn'
+                         WHERE code = $1 AND state = 'issued' AND expires_at > $2",
+                    )
                         .bind(&invite.code)
+                        .bind(Ts(now))
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -447,8 +451,9 @@ macro_rules! impl_invite_store {
                 now: DateTime<Utc>,
             ) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
                 let row: Option<InviteRow> = sqlx::query_as(
-                    "UPDATE invites SET state = CASE WHEN state = 'issued' THEN 'dismissed' ELSE state END,
-                        dismissed_at = CASE WHEN state = 'issued' THEN $3 ELSE dismissed_at END
+                    "UPDATE invites SET
+                        state = CASE WHEN state = 'issued' AND expires_at > $3 THEN 'dismissed' ELSE state END,
+                        dismissed_at = CASE WHEN state = 'issued' AND expires_at > $3 THEN $3 ELSE dismissed_at END
                      WHERE project_id = $1 AND code = $2 RETURNING *",
                 )
                 .bind(project.as_str())
@@ -463,13 +468,15 @@ macro_rules! impl_invite_store {
                 &self,
                 project: &ProjectId,
                 code: &str,
+                now: DateTime<Utc>,
             ) -> Result<bool, $crate::StoreError> {
                 let done = sqlx::query(
                     "UPDATE invites SET state = 'withdrawn'
-                     WHERE project_id = $1 AND code = $2 AND state = 'issued'",
+                     WHERE project_id = $1 AND code = $2 AND state = 'issued' AND expires_at > $3",
                 )
                 .bind(project.as_str())
                 .bind(code)
+                .bind(Ts(now))
                 .execute(self.writer())
                 .await?;
                 Ok(done.rows_affected() > 0)

@@ -63,10 +63,11 @@ macro_rules! impl_study_store {
                     // A study that stops takes back the invites its rules offered.
                     sqlx::query(
                         "UPDATE invites SET state = 'withdrawn'
-                         WHERE state = 'issued'
+                         WHERE state = 'issued' AND expires_at > $2
                            AND rule_id IN (SELECT id FROM launch_rules WHERE study_id = $1)",
                     )
                     .bind(s.id.as_str())
+                    .bind(Ts(s.updated_at))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -172,9 +173,11 @@ macro_rules! impl_study_store {
                 if done.rows_affected() == 1 && r.status != uj_domain::pacing::RuleStatus::Active {
                     // A rule that stops takes back the invites it offered (`invites_by_rule`).
                     sqlx::query(
-                        "UPDATE invites SET state = 'withdrawn' WHERE rule_id = $1 AND state = 'issued'",
+                        "UPDATE invites SET state = 'withdrawn'
+                         WHERE rule_id = $1 AND state = 'issued' AND expires_at > $2",
                     )
                     .bind(r.id.as_str())
+                    .bind(Ts(r.updated_at))
                     .execute(&mut *tx)
                     .await?;
                 }

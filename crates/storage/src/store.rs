@@ -407,7 +407,8 @@ pub trait StudyStore: Send + Sync {
     /// `Conflict("study code")` in the unlikely case the public code is taken.
     async fn create_study(&self, study: &Study) -> Result<(), StoreError>;
     /// Writes the study if it is as read (its stored `updated_at` is `read_at`); one that is
-    /// no longer active withdraws its rules' issued invites in the same transaction. `false`
+    /// no longer active withdraws its rules' open invites in the same transaction (expired
+    /// ones stay expired). `false`
     /// (nothing written) when it changed meanwhile or is not the project's.
     async fn update_study(&self, study: &Study, read_at: DateTime<Utc>)
         -> Result<bool, StoreError>;
@@ -420,7 +421,8 @@ pub trait StudyStore: Send + Sync {
 
     async fn create_launch_rule(&self, rule: &LaunchRule) -> Result<(), StoreError>;
     /// Writes the rule if it is as read (its stored `updated_at` is `read_at`); one that is
-    /// no longer active withdraws its issued invites in the same transaction. `false`
+    /// no longer active withdraws its open invites in the same transaction (expired ones
+    /// stay expired). `false`
     /// (nothing written) when it changed meanwhile or is not the project's.
     async fn update_launch_rule(
         &self,
@@ -536,16 +538,23 @@ pub trait InviteStore: Send + Sync {
         invite: &Invite,
         now: DateTime<Utc>,
     ) -> Result<AcceptOutcome, StoreError>;
-    /// Dismisses an issued invite; `None` when the project has no such invite.
+    /// Dismisses an open invite (issued, not expired at `now`; any other is left as it is);
+    /// `None` when the project has no such invite.
     async fn dismiss_invite(
         &self,
         project: &ProjectId,
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Invite>, StoreError>;
-    /// Withdraws an issued invite of the project (its user was found to have left its
-    /// audience); `false` when there is no such invite or it is no longer issued.
-    async fn withdraw_invite(&self, project: &ProjectId, code: &str) -> Result<bool, StoreError>;
+    /// Withdraws an open invite of the project (one that can no longer start); `false` when
+    /// there is no such invite or it is no longer open at `now` (answered, or expired: it
+    /// stays expired in the rule's stats).
+    async fn withdraw_invite(
+        &self,
+        project: &ProjectId,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Adds counted pacing decisions: `(rule id, reason code, count)`. Rules deleted
     /// meanwhile are skipped.
     async fn add_suppressions(&self, counts: &[(String, String, i64)]) -> Result<(), StoreError>;

@@ -79,6 +79,7 @@ conformance!(
     a_users_memberships_and_invites_are_read_for_the_sdk,
     a_users_history_is_their_newest_five_hundred_invites,
     only_an_issued_invite_of_the_project_can_be_withdrawn,
+    an_expired_invite_is_neither_dismissed_nor_withdrawn,
     every_write_that_gives_a_user_rows_reaches_the_sdk_reads,
     app_events_add_up_in_the_catalog_in_batches,
 );
@@ -2185,9 +2186,9 @@ async fn only_an_issued_invite_of_the_project_can_be_withdrawn(
     }
     store.accept_invite(&shop, "c-took", now).await.unwrap();
 
-    assert!(!store.withdraw_invite(&other, "c-open").await.unwrap());
-    assert!(!store.withdraw_invite(&shop, "c-took").await.unwrap());
-    assert!(!store.withdraw_invite(&shop, "c-none").await.unwrap());
+    assert!(!store.withdraw_invite(&other, "c-open", now).await.unwrap());
+    assert!(!store.withdraw_invite(&shop, "c-took", now).await.unwrap());
+    assert!(!store.withdraw_invite(&shop, "c-none", now).await.unwrap());
     let state = |code: &'static str| {
         let store = store.clone();
         let shop = shop.clone();
@@ -2196,10 +2197,10 @@ async fn only_an_issued_invite_of_the_project_can_be_withdrawn(
     assert_eq!(state("c-open").await, InviteState::Issued);
     assert_eq!(state("c-took").await, InviteState::Accepted);
 
-    assert!(store.withdraw_invite(&shop, "c-open").await.unwrap());
+    assert!(store.withdraw_invite(&shop, "c-open", now).await.unwrap());
     assert_eq!(state("c-open").await, InviteState::Withdrawn);
     assert!(
-        !store.withdraw_invite(&shop, "c-open").await.unwrap(),
+        !store.withdraw_invite(&shop, "c-open", now).await.unwrap(),
         "once"
     );
     // The user may be invited again: no issued invite holds their place.
@@ -2208,6 +2209,69 @@ async fn only_an_issued_invite_of_the_project_can_be_withdrawn(
         store.issue_invite(&again, now).await.unwrap().code,
         "c-again"
     );
+}
+
+/// An invite left open past its expiry is expired: dismissing or withdrawing it, one by
+/// one or with its rule or study stopping, leaves it so (it counted as withdrawn or
+/// dismissed in the rule's stats instead, and got a `dismissed_at` nobody sent).
+async fn an_expired_invite_is_neither_dismissed_nor_withdrawn(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::InviteState;
+    use uj_domain::pacing::{RuleStatus, StudyStatus};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (study, rule) = study_with_event_rule(&store, &shop, now).await;
+    let old = now - Duration::days(2);
+    for (code, user, at) in [
+        ("c-old", "u1", old),
+        ("c-old2", "u2", old),
+        ("c-new", "u3", now),
+    ] {
+        store
+            .issue_invite(&event_invite(&rule, code, user, at), at)
+            .await
+            .unwrap();
+    }
+    let state = |code: &'static str| {
+        let store = store.clone();
+        let shop = shop.clone();
+        async move { store.invite(&shop, code).await.unwrap().unwrap() }
+    };
+    assert!(!store.withdraw_invite(&shop, "c-old", now).await.unwrap());
+    let dismissed = store.dismiss_invite(&shop, "c-old2", now).await.unwrap();
+    assert_eq!(dismissed.map(|i| i.state), Some(InviteState::Issued));
+    let later = now + Duration::seconds(1);
+    let paused = uj_domain::studies::LaunchRule {
+        status: RuleStatus::Paused,
+        updated_at: later,
+        ..rule.clone()
+    };
+    assert!(store
+        .update_launch_rule(&paused, rule.updated_at)
+        .await
+        .unwrap());
+    let stopped = uj_domain::studies::Study {
+        status: StudyStatus::Archived,
+        updated_at: later,
+        ..study.clone()
+    };
+    assert!(store
+        .update_study(&stopped, study.updated_at)
+        .await
+        .unwrap());
+    for code in ["c-old", "c-old2"] {
+        let invite = state(code).await;
+        assert_eq!(
+            (invite.state, invite.dismissed_at),
+            (InviteState::Issued, None),
+            "{code}"
+        );
+    }
+    assert_eq!(state("c-new").await.state, InviteState::Withdrawn);
+    let stats = store.rule_stats(&rule.id, later).await.unwrap();
+    assert_eq!((stats.expired, stats.withdrawn, stats.dismissed), (2, 1, 0));
 }
 
 async fn rule_stats_count_invites_by_state_and_suppressions_add_up(

@@ -130,7 +130,7 @@ async fn still_offered(
     }
     state
         .store
-        .withdraw_invite(&user.project, &invite.code)
+        .withdraw_invite(&user.project, &invite.code, Utc::now())
         .await?;
     if let Some(held) = user.history.iter_mut().find(|i| i.code == invite.code) {
         held.state = InviteState::Withdrawn;
@@ -251,7 +251,7 @@ pub async fn accept(
         });
         if let Some(reason) = closed {
             // Never to start: not offered again either.
-            state.store.withdraw_invite(project, code).await?;
+            state.store.withdraw_invite(project, code, now).await?;
             return Ok(Acceptance::NotEligible(reason.code()));
         }
         // As in `still_a_member`: one issued as its user left the audience is withdrawn.
@@ -261,7 +261,7 @@ pub async fn accept(
                 .audience_memberships(project, reference_id)
                 .await?;
             if !current.iter().any(|(a, _)| a == audience) {
-                state.store.withdraw_invite(project, code).await?;
+                state.store.withdraw_invite(project, code, now).await?;
                 return Ok(Acceptance::NotEligible(Reason::NotInAudience.code()));
             }
         }
