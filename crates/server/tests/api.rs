@@ -603,6 +603,49 @@ async fn config_validates_reference_id_exactly_like_events() {
         (422, Some("validation_failed"), Some("reference_id"))
     );
     assert_eq!((status, error), error_of(event("a\nb").await).await);
+
+    // Explain takes the ids the SDK does, by the same rule.
+    let study: Value = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            json!({"name": "S", "interview_url": "https://research.example.com/s"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rule: Value = app
+        .post_json(
+            &format!(
+                "/api/v1/studies/{}/launch-rules",
+                study["id"].as_str().unwrap()
+            ),
+            &keys.secret_key,
+            json!({"name": "R", "trigger": {"type": "app_event", "event_name": "checkout"},
+                   "surface": "sdk_prompt", "prompt": {"title": "t"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let explain = |reference_id: &str| {
+        let path = format!(
+            "/api/v1/launch-rules/{}/explain?reference_id={reference_id}",
+            rule["id"].as_str().unwrap()
+        );
+        let (app, key) = (&app, &keys.secret_key);
+        async move { app.get(&path, key).await }
+    };
+    assert_eq!(explain(&wide).await.status().as_u16(), 200);
+    for bad in [long.as_str(), "a%0Ab", ""] {
+        let (status, error) = error_of(explain(bad).await).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (422, Some("validation_failed"), Some("reference_id")),
+            "{bad}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -360,14 +360,8 @@ pub async fn explain(
     id: &str,
     reference_id: &str,
 ) -> Result<(LaunchRule, Vec<Gate>), ServiceError> {
-    let reference_id = reference_id.trim();
-    if reference_id.is_empty() || reference_id.len() > 256 {
-        return Err(ValidationError::new(
-            "reference_id",
-            "is required: the app user's id, at most 256 characters",
-        )
-        .into());
-    }
+    // As the SDK takes it: at most 256 characters, no control characters.
+    let reference_id = &uj_domain::validation_text("reference_id", reference_id, 256)?;
     let rule = self::rule(state, project, id).await?;
     // Read now, not from the SDK path's snapshot: explain answers for this moment.
     let snapshot = super::snapshot::ProjectRules::load(state.store.as_ref(), project).await?;
