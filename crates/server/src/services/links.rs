@@ -64,11 +64,12 @@ pub async fn eligible(
 /// The code of an interview link: `…/i/{code}` or `…/interviews/{code}`, absolute or a
 /// path, query and fragment ignored.
 pub fn link_code(url: &str) -> Option<&str> {
+    // The query and fragment go first: either may hold a URL of its own.
+    let url = url.split(['?', '#']).next().unwrap_or_default();
     let path = match url.split_once("://") {
         Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
         None => url,
     };
-    let path = path.split(['?', '#']).next().unwrap_or_default();
     let path = path.trim_end_matches('/');
     let (prefix, code) = path.rsplit_once('/')?;
     let valid = !code.is_empty()
@@ -149,5 +150,31 @@ pub async fn resolve(
             "a new invite was answered as accepted before or not pending"
         )
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_code;
+
+    #[test]
+    fn a_link_s_code_is_read_from_its_path_alone() {
+        for (url, code) in [
+            ("https://app.example.com/i/abc123", Some("abc123")),
+            (
+                "https://app.example.com/interviews/r_x-1/?utm=1#top",
+                Some("r_x-1"),
+            ),
+            ("/i/abc123", Some("abc123")),
+            ("/i/abc123?next=https://example.com/y", Some("abc123")),
+            ("/interviews/abc#https://example.com/z", Some("abc")),
+            ("https://example.com?to=/i/abc", None),
+            ("https://example.com", None),
+            ("/x/abc", None),
+            ("/i/", None),
+            ("/i/a b", None),
+        ] {
+            assert_eq!(link_code(url), code, "{url}");
+        }
     }
 }
