@@ -121,9 +121,10 @@ pub struct Snapshots {
     public_keys: RwLock<HashMap<String, (Project, Instant)>>,
     /// Bumped by every `forget`: a snapshot read while a change happened is not kept.
     generation: AtomicU64,
-    /// Held while a snapshot is read, so an expiry does not send every request to the
-    /// database at once.
-    reloading: tokio::sync::Mutex<()>,
+    /// Per project, held while its snapshot is read, so an expiry does not send every
+    /// request to the database at once. One lock per project: with one for all, a project
+    /// waited for (or kept serving a stale snapshot through) every other project's reloads.
+    reloading: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Snapshots {
@@ -145,11 +146,13 @@ impl Snapshots {
         {
             return Ok(snapshot.clone());
         }
-        // One reload at a time; meanwhile the others serve the expiring snapshot.
-        let _reloading = match (self.reloading.try_lock(), cached) {
+        // One reload of a project at a time; meanwhile its other requests serve the
+        // expiring snapshot.
+        let lock = self.reload_lock(project);
+        let _reloading = match (lock.try_lock(), cached) {
             (Ok(guard), _) => guard,
             (Err(_), Some(stale)) => return Ok(stale),
-            (Err(_), None) => self.reloading.lock().await,
+            (Err(_), None) => lock.lock().await,
         };
         if let Some(fresh) = self
             .projects
@@ -167,6 +170,11 @@ impl Snapshots {
             projects.insert(project.to_string(), fresh.clone());
         }
         Ok(fresh)
+    }
+
+    fn reload_lock(&self, project: &ProjectId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(project.to_string()).or_default())
     }
 
     /// The project a public key belongs to.
@@ -210,5 +218,27 @@ impl Snapshots {
         let mut projects = self.projects.write().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         projects.remove(project.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A project's reload does not hold up another's: each is read again once it expired,
+    /// while a reload of the other is under way.
+    #[tokio::test]
+    async fn a_reload_of_one_project_leaves_another_s_to_go_ahead() {
+        let db = uj_storage::testing::TestDatabase::sqlite();
+        let store = uj_storage::connect(&db.url).await.unwrap();
+        let snapshots = Snapshots::default();
+        let (busy, other) = (ProjectId::generate(), ProjectId::generate());
+        let first = snapshots.get(store.as_ref(), &other).await.unwrap();
+        tokio::time::sleep(SNAPSHOT_TTL + Duration::from_millis(50)).await;
+        let lock = snapshots.reload_lock(&busy);
+        let _reloading = lock.lock().await;
+        let second = snapshots.get(store.as_ref(), &other).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &second), "served the expired snapshot");
+        assert!(second.loaded.elapsed() < SNAPSHOT_TTL);
     }
 }
