@@ -113,11 +113,13 @@ pub enum Reason {
     StudyLimit,
     ContactLimit,
     LostOnPriority,
+    /// The user has an open invite from another rule (one at a time): explain's reason.
+    OpenInvite,
 }
 
 impl Reason {
     /// Every reason, each at its own index (`reason as usize`).
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::RuleDraft,
         Reason::RulePaused,
         Reason::RuleArchived,
@@ -133,6 +135,7 @@ impl Reason {
         Reason::StudyLimit,
         Reason::ContactLimit,
         Reason::LostOnPriority,
+        Reason::OpenInvite,
     ];
 
     pub fn code(self) -> &'static str {
@@ -152,6 +155,7 @@ impl Reason {
             Reason::StudyLimit => "study_limit",
             Reason::ContactLimit => "contact_limit",
             Reason::LostOnPriority => "lost_on_priority",
+            Reason::OpenInvite => "open_invite",
         }
     }
 }
@@ -218,6 +222,49 @@ pub fn gates(
     moment: &Moment<'_>,
 ) -> Vec<Gate> {
     check(rule, study, user, moment, true).list
+}
+
+/// The gates that set a prompt rule against the others, for explain after the rule's own
+/// (`gates`) all pass: the user's open invite (`open_invite`, its rule's id: a user has one
+/// at a time, offered until answered) and priority among the rules decided with it at this
+/// moment (`decision`, over all of `rivals`, this rule among them).
+pub fn contest_gates(
+    rule: &RuleFacts,
+    open_invite: Option<&str>,
+    rivals: &[&RuleFacts],
+    decision: &Decision<'_>,
+) -> [Gate; 2] {
+    let open = Gate {
+        gate: "open_invite",
+        passed: open_invite.is_none_or(|id| id == rule.id),
+        detail: match open_invite {
+            None => "the user has no open invite".into(),
+            Some(id) if id == rule.id => "the user's open invite is from this rule".into(),
+            Some(id) => format!("the user's open invite from rule {id} is offered until answered"),
+        },
+        reason: Reason::OpenInvite,
+    };
+    let winner = match decision {
+        Decision::Invite { rule_id, .. } => rivals.iter().find(|r| r.id == *rule_id),
+        Decision::NoInvite { .. } => None,
+    };
+    let priority = Gate {
+        gate: "priority",
+        passed: winner.is_none_or(|w| w.id == rule.id),
+        detail: match winner {
+            Some(w) if w.id != rule.id => format!(
+                "rule {} (priority {}) outranks it (priority {})",
+                w.id, w.priority, rule.priority
+            ),
+            _ => format!(
+                "highest priority (priority {}) among {} rules decided together",
+                rule.priority,
+                rivals.len()
+            ),
+        },
+        reason: Reason::LostOnPriority,
+    };
+    [open, priority]
 }
 
 /// The first gate `rule` fails for `user` now, if any: what a decision needs, without the

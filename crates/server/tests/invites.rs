@@ -1383,3 +1383,89 @@ async fn a_pending_invite_that_can_no_longer_start_is_withdrawn_and_frees_its_us
         );
     }
 }
+
+/// Explain answers as the SDK decides: a rule that passes its own gates can still lose on
+/// priority to another, or wait behind the user's open invite from another; each "no" has
+/// its gate and reason.
+#[tokio::test]
+async fn explain_shows_priority_and_the_user_s_open_invite() {
+    let world = world(8, None, "in_app").await;
+    let trial = world
+        .app
+        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let fallback: Value = world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "Fallback", "status": "active", "priority": -1, "trigger": trial["trigger"], "surface": "sdk_prompt"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fallback = fallback["id"].as_str().unwrap().to_owned();
+    let explain = |rule: &str| {
+        let path = format!("/api/v1/launch-rules/{rule}/explain?reference_id=ref_6");
+        let world = &world;
+        async move {
+            let answer: Value = world.app.get(&path, &world.key).await.json().await.unwrap();
+            let gate = |name: &str| {
+                answer["gates"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|g| g["gate"] == name)
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            (
+                answer["eligible"].clone(),
+                gate("open_invite"),
+                gate("priority"),
+            )
+        }
+    };
+    let (eligible, open, priority) = explain(&world.rule).await;
+    assert_eq!(
+        (eligible, &open["passed"], &priority["passed"]),
+        (json!(true), &json!(true), &json!(true))
+    );
+    let (eligible, open, priority) = explain(&fallback).await;
+    assert_eq!(eligible, false);
+    assert_eq!(open["passed"], true);
+    assert_eq!(
+        (&priority["passed"], &priority["reason"]),
+        (&json!(false), &json!("lost_on_priority"))
+    );
+    assert!(
+        priority["detail"].as_str().unwrap().contains(&world.rule),
+        "{priority}"
+    );
+
+    // The main rule invites ref_6 (and is then in its cooldown): the fallback would win now,
+    // but the user's open invite comes first.
+    let config = world.config("ref_6").await;
+    assert_eq!(config["pending_invite"]["rule_id"], world.rule.as_str());
+    let (eligible, open, priority) = explain(&fallback).await;
+    assert_eq!(eligible, false);
+    assert_eq!(
+        (&open["passed"], &open["reason"]),
+        (&json!(false), &json!("open_invite"))
+    );
+    assert!(
+        open["detail"].as_str().unwrap().contains(&world.rule),
+        "{open}"
+    );
+    assert_eq!(priority["passed"], true, "{priority}");
+    let (eligible, open, _) = explain(&world.rule).await;
+    assert_eq!(
+        (eligible, open),
+        (json!(false), Value::Null),
+        "its own cooldown fails first"
+    );
+}

@@ -378,7 +378,7 @@ pub async fn explain(
         Trigger::AppEvent(name) => Some(name.as_str()),
         Trigger::Audience(_) => None,
     };
-    let gates = pacing::gates(
+    let mut gates = pacing::gates(
         &facts.rules[0],
         facts
             .studies
@@ -387,5 +387,28 @@ pub async fn explain(
         &facts.user,
         &facts.moment(event, false),
     );
+    if rule.surface == Surface::SdkPrompt && gates.iter().all(|g| g.passed) {
+        // As the SDK decides a prompt: the user's open invite first, then priority among
+        // the prompt rules waiting for the same moment. (Direct links are all listed.)
+        let open = user.pending(facts.now).map(|i| i.rule_id.to_string());
+        let (_, rivals) = user
+            .gather(state, |r| {
+                r.surface == Surface::SdkPrompt && super::invites::waits_for(r, event)
+            })
+            .await?;
+        let rivals_facts: Vec<&RuleFacts> = rivals.rules.iter().map(|r| &**r).collect();
+        let decision = pacing::decide(
+            rivals_facts.iter().copied(),
+            &rivals.studies,
+            &rivals.user,
+            &rivals.moment(event, false),
+        );
+        gates.extend(pacing::contest_gates(
+            &facts.rules[0],
+            open.as_deref(),
+            &rivals_facts,
+            &decision,
+        ));
+    }
     Ok((rule, gates))
 }
