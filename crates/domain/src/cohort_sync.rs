@@ -299,6 +299,13 @@ fn bad(message: impl Into<String>) -> PayloadError {
     PayloadError(message.into())
 }
 
+/// The cohort a body that [`parse_delivery`] refused was about, where it is JSON that
+/// names one: `parameters.mixpanel_cohort_id`.
+pub fn cohort_of(body: &[u8]) -> Option<String> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    id_of(body.get("parameters")?.get("mixpanel_cohort_id")?).ok()?
+}
+
 /// Parses a delivery body, keeping only traits named in `allowlist`.
 pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery, PayloadError> {
     let raw: RawDelivery = serde_json::from_slice(body).map_err(|e| {
@@ -639,6 +646,26 @@ mod tests {
         ] {
             let empty = parse(page("members", info.clone(), json!([])), &[]).unwrap();
             assert_eq!((empty.page, empty.total_pages), (1, 1), "{info}");
+        }
+    }
+
+    #[test]
+    fn a_refused_body_still_names_its_cohort_where_it_can() {
+        let cases: [(&[u8], Option<&str>); 5] = [
+            (
+                br#"{"parameters": {"mixpanel_cohort_id": 51234}}"#,
+                Some("51234"),
+            ),
+            (
+                br#"{"action": "x", "parameters": {"mixpanel_cohort_id": " 7 "}}"#,
+                Some("7"),
+            ),
+            (br#"{"parameters": {"mixpanel_cohort_id": 1.5}}"#, None),
+            (br#"{"parameters": {}}"#, None),
+            (b"{not json", None),
+        ];
+        for (body, cohort) in cases {
+            assert_eq!(cohort_of(body).as_deref(), cohort);
         }
     }
 

@@ -868,3 +868,47 @@ async fn concurrent_set_ups_give_one_webhook_and_a_conflict() {
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
 }
+
+/// A refused delivery of a known cohort shows where the customer looks: in its audience's
+/// history, and as the audience's sync state `failing` with the message Mixpanel showed,
+/// until a delivery succeeds again.
+#[tokio::test]
+async fn a_refused_delivery_of_a_cohort_marks_its_audience_failing() {
+    let synced = Synced::start(3).await;
+    synced.emulator.run_sync("uj").await.unwrap();
+    let audience = synced.audience().await;
+    assert_eq!(audience["sync_state"], "ok");
+    let id = audience["id"].as_str().unwrap().to_owned();
+
+    // Unusable past its cohort id (page 3 of 2): refused, and tied to the audience.
+    let (status, _) = synced.deliver(page("s", 3, 2, &["user_1"])).await;
+    assert_eq!(status, 400);
+    let audience = synced.audience().await;
+    assert_eq!(audience["sync_state"], "failing", "{audience}");
+    let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
+    assert_eq!(history["data"][0]["outcome"], "rejected", "{history}");
+    assert!(history["data"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("page 3 of 2"));
+
+    // A cohort of another Mixpanel project (403) names its cohort too.
+    let mut foreign = page("s2", 1, 1, &["user_1"]);
+    foreign["parameters"]["mixpanel_project_id"] = json!("999");
+    let (status, _) = synced.deliver(foreign).await;
+    assert_eq!(status, 403);
+    let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
+    assert_eq!(history["data"][0]["outcome"], "rejected", "{history}");
+
+    // A body naming no cohort of the project stays in the project's list only.
+    let mut unknown = page("s3", 3, 2, &["user_1"]);
+    unknown["parameters"]["mixpanel_cohort_id"] = json!(77);
+    assert_eq!(synced.deliver(unknown).await.0, 400);
+    let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
+    assert_eq!(history["data"].as_array().unwrap().len(), 3, "{history}");
+    let all = synced.get("/api/v1/syncs").await;
+    assert_eq!(all["data"][0]["audience_id"], Value::Null, "{all}");
+
+    synced.emulator.run_sync("uj").await.unwrap();
+    assert_eq!(synced.audience().await["sync_state"], "ok");
+}

@@ -853,8 +853,25 @@ macro_rules! impl_cohort_sync_store {
                 &self,
                 project: &ProjectId,
                 e: &uj_domain::audiences::LedgerEntry,
+                mixpanel_cohort_id: Option<&str>,
             ) -> Result<(), $crate::StoreError> {
-                insert_ledger(self.writer(), project, e).await
+                let audience: Option<String> = match (&e.audience_id, mixpanel_cohort_id) {
+                    (None, Some(cohort)) => {
+                        sqlx::query_scalar(
+                            "SELECT id FROM audiences WHERE project_id = $1 AND mixpanel_cohort_id = $2",
+                        )
+                        .bind(project.as_str())
+                        .bind(cohort)
+                        .fetch_optional(self.reader())
+                        .await?
+                    }
+                    _ => None,
+                };
+                let entry = uj_domain::audiences::LedgerEntry {
+                    audience_id: audience.map(AudienceId::from_string).or_else(|| e.audience_id.clone()),
+                    ..e.clone()
+                };
+                insert_ledger(self.writer(), project, &entry).await
             }
 
             async fn sync_ledger(

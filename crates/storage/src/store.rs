@@ -361,8 +361,15 @@ pub trait CohortSyncStore: Send + Sync {
         id: &str,
     ) -> Result<Vec<AudienceMember>, StoreError>;
 
-    async fn record_sync(&self, project: &ProjectId, entry: &LedgerEntry)
-        -> Result<(), StoreError>;
+    /// Writes a delivery's ledger entry. One that names no audience is tied to the audience
+    /// of `mixpanel_cohort_id` when the project has one: a refused delivery then shows in
+    /// that audience's history, and turns its sync state to `failing`.
+    async fn record_sync(
+        &self,
+        project: &ProjectId,
+        entry: &LedgerEntry,
+        mixpanel_cohort_id: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Deliveries, newest first; only the audience's when given.
     async fn sync_ledger(
         &self,

@@ -1593,7 +1593,7 @@ async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &Tes
         ..entry("members", None)
     };
     for e in [&first, &second, &rejected] {
-        store.record_sync(&shop, e).await.unwrap();
+        store.record_sync(&shop, e, None).await.unwrap();
     }
     let all = store
         .sync_ledger(&shop, None, &first_page(2))

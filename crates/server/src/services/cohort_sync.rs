@@ -201,7 +201,8 @@ pub async fn receive(
     let delivery = match parse_delivery(body, &receiver.trait_allowlist) {
         Ok(delivery) => delivery,
         Err(error) => {
-            reject(state, &project, None, error.0.clone()).await?;
+            let cohort = uj_domain::cohort_sync::cohort_of(body);
+            reject(state, &project, None, cohort.as_deref(), error.0.clone()).await?;
             return Err(Refusal::new(400, error.0));
         }
     };
@@ -214,17 +215,21 @@ pub async fn receive(
             ),
             None => "This UserJourneys project is not connected to Mixpanel any more. Connect it again in UserJourneys.".to_owned(),
         };
-        reject(state, &project, Some(&delivery), message.clone()).await?;
+        let cohort = Some(delivery.mixpanel_cohort_id.as_str());
+        reject(state, &project, Some(&delivery), cohort, message.clone()).await?;
         return Err(Refusal::new(403, message));
     }
     apply(state, &project, &delivery).await?;
     Ok(delivery.action)
 }
 
+/// Records a refused delivery, in its audience's history when its cohort (`cohort`, read
+/// from the body as far as it goes) is one of the project's audiences.
 async fn reject(
     state: &AppState,
     project: &ProjectId,
     delivery: Option<&SyncDelivery>,
+    cohort: Option<&str>,
     error: String,
 ) -> Result<(), Refusal> {
     let entry = LedgerEntry {
@@ -241,7 +246,7 @@ async fn reject(
         error: Some(error),
         received_at: Utc::now(),
     };
-    state.store.record_sync(project, &entry).await?;
+    state.store.record_sync(project, &entry, cohort).await?;
     Ok(())
 }
 
@@ -320,7 +325,7 @@ async fn apply(
                 removed: change.removed,
                 ..entry
             };
-            store.record_sync(project, &entry).await?;
+            store.record_sync(project, &entry, None).await?;
             entry
         }
     };
