@@ -770,7 +770,8 @@ macro_rules! impl_cohort_sync_store {
                 // A session is stale when its latest page is.
                 let stale: Vec<(String, String)> = sqlx::query_as(
                     "SELECT audience_id, session_id FROM sync_staging
-                     GROUP BY audience_id, session_id HAVING MAX(received_at) < $1",
+                     GROUP BY audience_id, session_id HAVING MAX(received_at) < $1
+                     ORDER BY audience_id, session_id",
                 )
                 .bind(Ts(before))
                 .fetch_all(&mut *tx)
@@ -778,7 +779,22 @@ macro_rules! impl_cohort_sync_store {
                 let mut pages = 0;
                 for (audience, session) in stale {
                     let audience = AudienceId::from_string(audience);
-                    pages += discard_session(&mut tx, &audience, &session).await?;
+                    // Under the audience's lock, as a page takes it, and looked at again: a
+                    // page of the session that arrived meanwhile keeps it. (Discarded under
+                    // such a page, the session left the members it wrote in place.)
+                    lock_audience(&mut tx, &audience).await?;
+                    let still_stale: bool = sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(received_at) < $3, FALSE) FROM sync_staging
+                         WHERE audience_id = $1 AND session_id = $2",
+                    )
+                    .bind(audience.as_str())
+                    .bind(&session)
+                    .bind(Ts(before))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if still_stale {
+                        pages += discard_session(&mut tx, &audience, &session).await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(pages)

@@ -607,6 +607,55 @@ async fn a_postgres_error_is_not_read_as_a_sqlite_code() {
     assert!(matches!(error, StoreError::Database(_)), "{error:?}");
 }
 
+/// The hourly expiry of stale staging takes each audience's lock, as a page does, and
+/// looks again under it: a page of the session arriving meanwhile keeps the session. It
+/// discarded the session under such a page, which then left the members it wrote in place.
+#[tokio::test]
+async fn stale_staging_expiry_waits_for_a_page_in_flight() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let store = uj_storage::connect(&db.url).await.unwrap();
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now() - Duration::days(2);
+    let audience = audience_a(&store, &shop, t0).await;
+    receive(&store, &shop, &audience, "s", 1, 3, &members(&["x"]), t0).await;
+
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut page = pool.begin().await.unwrap();
+    sqlx::query("UPDATE audiences SET member_count = member_count WHERE id = $1")
+        .bind(audience.as_str())
+        .execute(&mut *page)
+        .await
+        .unwrap();
+    let expiry = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .delete_stale_staging(uj_now() - Duration::hours(24))
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !expiry.is_finished(),
+        "the expiry waits for the page's lock"
+    );
+    sqlx::query(
+        "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
+         VALUES ($1, 's', 2, 3, $2)",
+    )
+    .bind(audience.as_str())
+    .bind(Utc::now())
+    .execute(&mut *page)
+    .await
+    .unwrap();
+    page.commit().await.unwrap();
+    assert_eq!(expiry.await.unwrap().unwrap(), 0);
+    let staged = store.staged_session(&audience).await.unwrap().unwrap();
+    assert_eq!(staged.missing_pages(), vec![3]);
+}
+
 fn connection(project: &ProjectId, mixpanel_project: &str) -> MixpanelConnection {
     let now = uj_now();
     MixpanelConnection {
