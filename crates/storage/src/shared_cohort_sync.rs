@@ -47,16 +47,18 @@ pub(crate) const UPSERT_AUDIENCE: &str =
      RETURNING *";
 
 /// Notes page `$3` of `$4` of session `$2` of audience `$1` received at `$5`, and answers
-/// what was there before it: this session's other pages, and whether another session left
-/// pages (this page supersedes it). Neither can see the row it inserts, on either database.
-/// No row: the page was there already.
+/// what was there before it: this session's other pages, and whether pages of another
+/// session, or of this one announcing another page count, are staged (this page supersedes
+/// them). Neither can see the row it inserts, on either database. No row: the page was
+/// there already.
 pub(crate) const STAGE_PAGE: &str =
     "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
      VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (audience_id, session_id, page) DO NOTHING
      RETURNING
         (SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2 AND page <> $3),
-        EXISTS (SELECT 1 FROM sync_staging WHERE audience_id = $1 AND session_id <> $2)";
+        EXISTS (SELECT 1 FROM sync_staging
+                WHERE audience_id = $1 AND (session_id <> $2 OR total_pages <> $4))";
 
 /// One delivery's ledger entry.
 pub(crate) const INSERT_LEDGER: &str =
@@ -328,6 +330,22 @@ macro_rules! impl_cohort_sync_store {
             // duplicate, not the start of a new session.
             if applied == Some(session_id) {
                 return Ok(None);
+            }
+            // Pages of this session announcing another page count are an earlier run of it
+            // (a run restarted from the top, the cohort grown meanwhile): this page starts
+            // the session afresh, as a newer session would. Completing it with the earlier
+            // run's pages counted would apply a membership missing pages.
+            let rerun: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM sync_staging
+                                WHERE audience_id = $1 AND session_id = $2 AND total_pages <> $3)",
+            )
+            .bind(audience.as_str())
+            .bind(session_id)
+            .bind(total_pages)
+            .fetch_one(&mut **tx)
+            .await?;
+            if rerun {
+                discard_session(tx, audience, session_id).await?;
             }
             let staged: Option<(i64, bool)> = sqlx::query_as(crate::shared_cohort_sync::STAGE_PAGE)
             .bind(audience.as_str())

@@ -69,6 +69,7 @@ conformance!(
     diffs_beside_full_sessions_keep_membership_and_its_count_exact,
     a_full_session_replaces_membership_only_once_complete,
     a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
+    a_session_rerun_with_another_page_count_starts_afresh,
     members_of_an_unfinished_session_are_seen_nowhere_until_it_completes,
     a_first_sync_that_lists_a_member_twice_keeps_the_later_listing,
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
@@ -1612,6 +1613,30 @@ async fn a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes(
             .unwrap(),
         1
     );
+    assert!(store.staged_session(&audience).await.unwrap().is_none());
+}
+
+/// A session's pages announcing another page count than its earlier pages start it
+/// afresh (Mixpanel restarts a failed run from the top; the cohort may have grown): the
+/// earlier run's pages neither complete it early nor make the new run's pages repeats.
+async fn a_session_rerun_with_another_page_count_starts_afresh(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&store, &shop, t0).await;
+    for (page, id) in [(1, "x"), (2, "y")] {
+        let entry = receive(&store, &shop, &audience, "s", page, 3, &members(&[id]), t0).await;
+        assert_eq!(entry.outcome, LedgerOutcome::Staged);
+    }
+    let first = receive(&store, &shop, &audience, "s", 1, 2, &members(&["x"]), t0).await;
+    assert_eq!(first.outcome, LedgerOutcome::Staged, "not a repeat");
+    let staged = store.staged_session(&audience).await.unwrap().unwrap();
+    assert_eq!((staged.total_pages, staged.missing_pages()), (2, vec![2]));
+    let last = receive(&store, &shop, &audience, "s", 2, 2, &members(&["z"]), t0).await;
+    assert_eq!(last.outcome, LedgerOutcome::Applied);
+    assert_eq!(current(&store, &audience).await, ["x", "z"]);
     assert!(store.staged_session(&audience).await.unwrap().is_none());
 }
 
