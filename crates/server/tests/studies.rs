@@ -297,6 +297,70 @@ async fn invalid_rules_name_the_field() {
     assert_eq!(status, 404);
 }
 
+/// A PATCH sending `null` for a field that cannot be cleared is refused naming the field;
+/// it was read as "not sent" and answered 200 with nothing changed. Fields that can be
+/// cleared (limits, max starts, the schedule, the contact limit) take `null`.
+#[tokio::test]
+async fn null_for_a_field_that_cannot_be_cleared_is_a_400_naming_it() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let (status, rule) = json_of(
+        app.post_json(
+            &format!("/api/v1/studies/{study}/launch-rules"),
+            &key,
+            json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+    let rule = format!("/api/v1/launch-rules/{}", rule["id"].as_str().unwrap());
+    let study = format!("/api/v1/studies/{study}");
+    let cases = [
+        (&study, json!({"name": null}), "name"),
+        (&study, json!({"status": null}), "status"),
+        (&rule, json!({"priority": null}), "priority"),
+        (&rule, json!({"prompt": {"title": null}}), "prompt.title"),
+        (&rule, json!({"cooldown_seconds": null}), "cooldown_seconds"),
+    ];
+    for (path, body, field) in cases {
+        let (status, error) = patch(&app, path, &key, body.clone()).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}: {error}"
+        );
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(field) && message.contains("null"),
+            "{message}"
+        );
+    }
+    let (status, error) = patch(
+        &app,
+        "/api/v1/project",
+        &key,
+        json!({"trait_allowlist": null}),
+    )
+    .await;
+    assert_eq!(status, 400, "{error}");
+    for (path, body) in [
+        (&study, json!({"weekly_limit": null})),
+        (&rule, json!({"max_starts": null, "ends_at": null})),
+    ] {
+        assert_eq!(patch(&app, path, &key, body).await.0, 200);
+    }
+    let (status, _) = patch(
+        &app,
+        "/api/v1/project",
+        &key,
+        json!({"contact_limit_days": null}),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
 #[tokio::test]
 async fn another_projects_studies_and_rules_are_not_found() {
     let app = TestApp::spawn().await;

@@ -133,6 +133,15 @@ pub fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// For PATCH fields that cannot be cleared: one sent as `null` is refused (`400
+/// invalid_request` naming it) instead of read as not sent. Use as
+/// `#[serde(default, deserialize_with = "…::present")]` on an `Option<T>`.
+pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// `Query<T>` whose failure is `400 invalid_request` naming the parameter.
 pub struct ApiQuery<T>(pub T);
 

@@ -86,9 +86,13 @@ pub struct CreateStudyRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStudyRequest {
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     interview_url: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     status: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     launch_mode: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     weekly_limit: Option<Option<i64>>,
@@ -233,9 +237,13 @@ pub struct PromptBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromptChange {
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     title: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     message: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     start_label: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     dismiss_label: Option<String>,
 }
 
@@ -307,15 +315,23 @@ pub struct CreateRuleRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRuleRequest {
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     trigger: Option<TriggerBody>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     surface: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     status: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     prompt: Option<PromptChange>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     priority: Option<i64>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     cooldown_seconds: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     max_starts: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     sampling_percent: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     starts_at: Option<Option<DateTime<Utc>>>,
