@@ -434,24 +434,69 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     );
 }
 
+/// Anyone can make an account for any address (through an invitation of a project of their
+/// own), so having one proves nothing: an account is never added to a project without its
+/// own consent. Invited, it joins by opening the link while signed in as itself.
 #[tokio::test]
-async fn inviting_someone_with_an_account_adds_them_at_once() {
+async fn someone_with_an_account_joins_only_by_accepting_while_signed_in() {
     let app = TestApp::spawn().await;
     let owner = client();
     let shop = app.set_up(&owner, "ada@example.com", "Shop").await;
     app.bootstrap("bob@example.com", "Blog");
+    app.bootstrap("eve@example.com", "Eve's");
     let members = format!("{shop}/members");
-    let added = app
+    let invited = app
         .submit(&owner, &members, &members, &[("email", "BOB@example.com")])
         .await;
-    let html = added.text().await.unwrap();
+    assert_eq!(invited.status().as_u16(), 201);
+    let html = invited.text().await.unwrap();
     assert!(element_text(&html, "invite-result")
         .unwrap()
-        .contains("is now a member"));
-    assert!(element_text(&html, "invite-link").is_none());
+        .contains("They have an account"));
+    let link = element_text(&html, "invite-link").unwrap();
+    let invitation = link.strip_prefix(&app.address).unwrap().to_owned();
     let bob = client();
     app.login(&bob, "bob@example.com", PASSWORD).await;
+    assert_ne!(app.page(&bob, &shop).await.0, 200, "not a member yet");
+
+    // Whoever holds the link cannot take over the account with a password of their own.
+    let stranger = client();
+    let (status, html) = app.page(&stranger, &invitation).await;
+    assert_eq!(status, 200);
+    assert!(element_text(&html, "sign-in-first").is_some(), "{html}");
+    let taken = app
+        .submit(
+            &stranger,
+            "/login",
+            &invitation,
+            &[("password", "a new password")],
+        )
+        .await;
+    assert_eq!(taken.status().as_u16(), 409);
+    assert_eq!(
+        app.login(&client(), "bob@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        303,
+        "bob's password is his own"
+    );
+    // Another account cannot join with it either.
+    let eve = client();
+    app.login(&eve, "eve@example.com", PASSWORD).await;
+    let (_, html) = app.page(&eve, &invitation).await;
+    assert!(html.contains("You are signed in as eve@example.com"), "{html}");
+    let refused = app.submit(&eve, "/login", &invitation, &[]).await;
+    assert_eq!(refused.status().as_u16(), 403);
+    assert_ne!(app.page(&eve, &shop).await.0, 200);
+
+    // Bob, signed in, accepts.
+    let (_, html) = app.page(&bob, &invitation).await;
+    assert!(html.contains(r#"id="join""#), "{html}");
+    let joined = app.submit(&bob, &invitation, &invitation, &[]).await;
+    assert_eq!(location(&joined), shop);
     assert_eq!(app.page(&bob, &shop).await.0, 200);
+    assert_eq!(app.page(&client(), &invitation).await.0, 400, "spent");
 }
 
 #[tokio::test]

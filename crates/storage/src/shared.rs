@@ -153,25 +153,6 @@ macro_rules! impl_store {
                 row.map(TryInto::try_into).transpose()
             }
 
-            async fn add_member(
-                &self,
-                project: &ProjectId,
-                account: &AccountId,
-                role: Role,
-            ) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query(
-                    "INSERT INTO project_members (project_id, account_id, role, created_at)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, account_id) DO NOTHING",
-                )
-                .bind(project.as_str())
-                .bind(account.as_str())
-                .bind(role.as_str())
-                .bind(Ts(crate::time::now()))
-                .execute(self.writer())
-                .await?;
-                Ok(done.rows_affected() == 1)
-            }
-
             async fn members(&self, project: &ProjectId) -> Result<Vec<Member>, $crate::StoreError> {
                 let rows: Vec<MemberRow> = sqlx::query_as(
                     "SELECT a.id AS account_id, a.email, m.role, m.created_at AS joined_at
@@ -396,6 +377,41 @@ macro_rules! impl_store {
                 .await?;
                 tx.commit().await?;
                 Ok(Some(account))
+            }
+
+            async fn join_by_invitation(
+                &self,
+                token_hash: &str,
+                account: &AccountId,
+                now: DateTime<Utc>,
+            ) -> Result<Option<ProjectId>, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                let project: Option<String> = sqlx::query_scalar(
+                    "UPDATE invitations SET accepted_at = $2
+                     WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2
+                       AND email = (SELECT email FROM accounts WHERE id = $3)
+                     RETURNING project_id",
+                )
+                .bind(token_hash)
+                .bind(Ts(now))
+                .bind(account.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(project) = project.map(ProjectId::from_string) else {
+                    return Ok(None);
+                };
+                sqlx::query(
+                    "INSERT INTO project_members (project_id, account_id, role, created_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, account_id) DO NOTHING",
+                )
+                .bind(project.as_str())
+                .bind(account.as_str())
+                .bind(Role::Member.as_str())
+                .bind(Ts(crate::time::now()))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(project))
             }
         }
 

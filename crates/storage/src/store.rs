@@ -98,13 +98,6 @@ pub trait Store:
         account: &AccountId,
         project: &ProjectId,
     ) -> Result<Option<Role>, StoreError>;
-    /// Adds `account` to `project`; false when it already was a member.
-    async fn add_member(
-        &self,
-        project: &ProjectId,
-        account: &AccountId,
-        role: Role,
-    ) -> Result<bool, StoreError>;
     async fn members(&self, project: &ProjectId) -> Result<Vec<Member>, StoreError>;
 
     // --- Secret keys --------------------------------------------------------------------
@@ -169,6 +162,15 @@ pub trait Store:
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Account>, StoreError>;
+    /// Atomically accepts an open invitation for the existing `account` whose email it was
+    /// sent to, making it a member (a member already stays one). `None` when the invitation
+    /// is not open or is for another email.
+    async fn join_by_invitation(
+        &self,
+        token_hash: &str,
+        account: &AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ProjectId>, StoreError>;
 }
 
 /// A project's Mixpanel connection, pending connect attempts, the connected project's

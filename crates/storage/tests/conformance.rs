@@ -50,7 +50,7 @@ conformance!(
     concurrent_setups_have_exactly_one_winner,
     emails_are_unique,
     projects_list_their_members_and_roles,
-    adding_a_member_twice_is_a_no_op,
+    an_account_joins_only_by_an_invitation_to_its_email,
     rotating_the_public_key_retires_the_old_one,
     secret_keys_are_found_by_hash_until_revoked,
     secret_keys_of_one_project_are_invisible_to_another,
@@ -195,10 +195,21 @@ async fn projects_list_their_members_and_roles(store: Arc<dyn Store>, _: &TestDa
         .create_account(account("bob@example.com"))
         .await
         .unwrap();
-    assert!(store
-        .add_member(&shop, &bob.id, Role::Member)
-        .await
-        .unwrap());
+    let invitation = NewInvitation {
+        project_id: shop.clone(),
+        email: "bob@example.com".into(),
+        token_hash: "tok-bob".into(),
+        invited_by: ada.id.clone(),
+        expires_at: Utc::now() + Duration::days(1),
+    };
+    store.create_invitation(invitation).await.unwrap();
+    assert_eq!(
+        store
+            .join_by_invitation("tok-bob", &bob.id, Utc::now())
+            .await
+            .unwrap(),
+        Some(shop.clone())
+    );
 
     let adas: Vec<_> = store.memberships(&ada.id).await.unwrap();
     assert_eq!(
@@ -225,12 +236,53 @@ async fn projects_list_their_members_and_roles(store: Arc<dyn Store>, _: &TestDa
     );
 }
 
-async fn adding_a_member_twice_is_a_no_op(store: Arc<dyn Store>, _: &TestDatabase) {
+/// An existing account joins only through an open invitation sent to its own email (an
+/// account for any address can be made by anyone, so the link is the consent); joining a
+/// project it is in already keeps its role.
+async fn an_account_joins_only_by_an_invitation_to_its_email(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
     let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
-    assert!(!store
-        .add_member(&shop, &ada.id, Role::Member)
-        .await
-        .unwrap());
+    let (bob, _) = owner_with_project(&store, "bob@example.com").await;
+    let now = Utc::now();
+    for (token, email, expires_at) in [
+        ("to-bob", "bob@example.com", now + Duration::days(1)),
+        ("to-ada", "ada@example.com", now + Duration::days(1)),
+        ("stale", "bob@example.com", now - Duration::seconds(1)),
+    ] {
+        let invitation = NewInvitation {
+            project_id: shop.clone(),
+            email: email.into(),
+            token_hash: token.into(),
+            invited_by: ada.id.clone(),
+            expires_at,
+        };
+        store.create_invitation(invitation).await.unwrap();
+    }
+    let join = |token: &'static str, account: uj_domain::ids::AccountId| {
+        let store = store.clone();
+        async move {
+            store
+                .join_by_invitation(token, &account, now)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        join("to-ada", bob.id.clone()).await,
+        None,
+        "another email's"
+    );
+    assert_eq!(join("stale", bob.id.clone()).await, None, "expired");
+    assert_eq!(store.role(&bob.id, &shop).await.unwrap(), None);
+    assert_eq!(join("to-bob", bob.id.clone()).await, Some(shop.clone()));
+    assert_eq!(
+        store.role(&bob.id, &shop).await.unwrap(),
+        Some(Role::Member)
+    );
+    assert_eq!(join("to-bob", bob.id.clone()).await, None, "once");
+    assert_eq!(join("to-ada", ada.id.clone()).await, Some(shop.clone()));
     assert_eq!(store.role(&ada.id, &shop).await.unwrap(), Some(Role::Owner));
 }
 

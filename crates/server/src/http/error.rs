@@ -105,6 +105,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Refused { code, message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
+            ServiceError::Busy(message) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+            }
             ServiceError::Mixpanel(problem) => {
                 use crate::services::mixpanel::MixpanelProblem;
                 let status = match problem {

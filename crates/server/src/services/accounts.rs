@@ -26,6 +26,14 @@ pub async fn set_up(
     let email = Email::parse(email)?;
     let project_name = ProjectName::parse(project_name)?;
     let password = Password::parse(password)?;
+    let already_set_up = || ServiceError::Conflict {
+        code: "already_set_up",
+        message: "This server is already set up; sign in instead.".into(),
+    };
+    // Looked at before hashing: the form needs no account to send.
+    if store.is_set_up().await? {
+        return Err(already_set_up());
+    }
     let password_hash = blocking(move || password.hash()).await?;
     let owner = NewAccount {
         email: email.as_str().to_owned(),
@@ -35,10 +43,7 @@ pub async fn set_up(
         .set_up(owner, project_name.as_str(), &generate_public_key())
         .await
         .map_err(|error| match error {
-            StoreError::Conflict(_) => ServiceError::Conflict {
-                code: "already_set_up",
-                message: "This server is already set up; sign in instead.".into(),
-            },
+            StoreError::Conflict(_) => already_set_up(),
             other => other.into(),
         })
 }
@@ -99,12 +104,17 @@ pub async fn create_project(
 
 /// What inviting an email address did.
 pub enum InviteOutcome {
-    /// The address already had an account, which is now a member.
-    Added { email: String },
     /// The address already was a member.
     AlreadyMember { email: String },
-    /// A new person: this link (shown once) lets them choose a password and join.
-    Invited { email: String, link: SecretString },
+    /// This link (shown once, for the owner to send) lets them join: a new person chooses a
+    /// password; one who has an account (`has_account`) signs in and accepts. An account is
+    /// never added without its own consent: anyone may create an account for any address
+    /// through an invitation of their own project, so having one proves nothing.
+    Invited {
+        email: String,
+        link: SecretString,
+        has_account: bool,
+    },
 }
 
 /// Invites `email` to `project`. Only the project's owner may invite.
@@ -122,16 +132,13 @@ pub async fn invite(
         });
     }
     let email = Email::parse(email)?;
-    if let Some(existing) = store.account_by_email(email.as_str()).await? {
-        let added = store
-            .add_member(project, &existing.id, Role::Member)
-            .await?;
-        let email = existing.email;
-        return Ok(if added {
-            InviteOutcome::Added { email }
-        } else {
-            InviteOutcome::AlreadyMember { email }
-        });
+    let existing = store.account_by_email(email.as_str()).await?;
+    if let Some(account) = &existing {
+        if store.role(&account.id, project).await?.is_some() {
+            return Ok(InviteOutcome::AlreadyMember {
+                email: account.email.clone(),
+            });
+        }
     }
     let token = NewToken::generate("");
     store
@@ -147,6 +154,7 @@ pub async fn invite(
     Ok(InviteOutcome::Invited {
         email: email.as_str().to_owned(),
         link: SecretString::from(link),
+        has_account: existing.is_some(),
     })
 }
 
@@ -175,6 +183,14 @@ pub async fn accept_invitation(
     password: &str,
 ) -> Result<Account, ServiceError> {
     let password = Password::parse(password)?;
+    // Looked at before hashing: the form needs no account to send.
+    let invitation = store
+        .open_invitation(&token_hash(token), Utc::now())
+        .await?
+        .ok_or(ServiceError::NotFound("invitation"))?;
+    if store.account_by_email(&invitation.email).await?.is_some() {
+        return Err(account_exists());
+    }
     let password_hash = blocking(move || password.hash()).await?;
     match store
         .accept_invitation(&token_hash(token), &password_hash, Utc::now())
@@ -182,10 +198,27 @@ pub async fn accept_invitation(
     {
         Ok(Some(account)) => Ok(account),
         Ok(None) => Err(ServiceError::NotFound("invitation")),
-        Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict {
-            code: "account_exists",
-            message: "An account with this email exists already; sign in instead.".into(),
-        }),
+        Err(StoreError::Conflict(_)) => Err(account_exists()),
         Err(other) => Err(other.into()),
     }
+}
+
+fn account_exists() -> ServiceError {
+    ServiceError::Conflict {
+        code: "account_exists",
+        message: "An account with this email exists already: sign in as it, then open the invitation link again.".into(),
+    }
+}
+
+/// Accepts an invitation for the signed-in `account`, which must be the one it was sent
+/// to; the project it joined.
+pub async fn join_invitation(
+    store: &dyn Store,
+    token: &str,
+    account: &Account,
+) -> Result<ProjectId, ServiceError> {
+    store
+        .join_by_invitation(&token_hash(token), &account.id, Utc::now())
+        .await?
+        .ok_or(ServiceError::NotFound("invitation"))
 }

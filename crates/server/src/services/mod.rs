@@ -34,16 +34,31 @@ pub enum ServiceError {
     /// Mixpanel refused or could not be reached; the problem says what to fix.
     #[error("{}", .0.message())]
     Mixpanel(mixpanel::MixpanelProblem),
+    /// Too much of this work is under way at once; the message says to retry (503).
+    #[error("{0}")]
+    Busy(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
-/// Runs CPU-heavy work (password hashing) off the async threads.
+/// Password hashes computed at once, at most: each takes ~19 MiB and a core for a moment,
+/// and the forms that ask for one (sign-in, setup, invitations) need no account to send.
+const PASSWORD_SLOTS: usize = 4;
+static PASSWORD_WORK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSWORD_SLOTS);
+/// How long a password check waits for a slot before the answer is "busy, retry".
+const PASSWORD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs password hashing or checking off the async threads, a few at a time: a burst of
+/// forms queues briefly, then is answered `Busy` instead of using up memory and threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ServiceError> {
+    let _slot = tokio::time::timeout(PASSWORD_WAIT, PASSWORD_WORK.acquire())
+        .await
+        .map_err(|_| ServiceError::Busy("Too many sign-ins at once. Try again in a moment."))?
+        .map_err(|error| ServiceError::Internal(error.into()))?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| ServiceError::Internal(anyhow::anyhow!("blocking task failed: {error}")))

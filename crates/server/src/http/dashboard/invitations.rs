@@ -1,4 +1,5 @@
-//! `/invitations/{token}`: an invited person chooses a password and joins the project.
+//! `/invitations/{token}`: an invited person joins the project: a new person by choosing a
+//! password, someone with an account by accepting while signed in as it.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -11,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::pages::{render, render_with, Nav, PageError};
-use super::session::{session_cookie, CsrfToken, VerifiedForm};
+use super::session::{session_cookie, signed_in, CsrfToken, VerifiedForm};
 use crate::services::{accounts, ServiceError};
 use crate::state::AppState;
 
@@ -28,7 +29,18 @@ struct InvitationPage {
     token: String,
     email: String,
     project_name: String,
+    /// The invited email has an account: it joins by signing in, not with a new password.
+    has_account: bool,
+    /// The email of the account signed in on this browser, if any.
+    signed_in_as: Option<String>,
     error: Option<String>,
+}
+
+impl InvitationPage {
+    /// The signed-in account is the invited one: it may join with a click.
+    fn can_join(&self) -> bool {
+        self.has_account && self.signed_in_as.as_deref() == Some(self.email.as_str())
+    }
 }
 
 fn invalid_link() -> PageError {
@@ -40,12 +52,19 @@ fn invalid_link() -> PageError {
 
 async fn load(
     state: &AppState,
+    jar: &CookieJar,
     token: &str,
     csrf_token: String,
 ) -> Result<InvitationPage, PageError> {
     let (invitation, project) = accounts::open_invitation(state.store.as_ref(), token)
         .await?
         .ok_or_else(invalid_link)?;
+    let has_account = state
+        .store
+        .account_by_email(&invitation.email)
+        .await?
+        .is_some();
+    let signed_in_as = signed_in(state, jar).await?.map(|account| account.email);
     Ok(InvitationPage {
         title: "Join a project",
         nav: None,
@@ -53,21 +72,25 @@ async fn load(
         token: token.to_owned(),
         email: invitation.email,
         project_name: project.name,
+        has_account,
+        signed_in_as,
         error: None,
     })
 }
 
 async fn show(
     State(state): State<AppState>,
+    jar: CookieJar,
     csrf: CsrfToken,
     Path(token): Path<String>,
 ) -> Result<Response, PageError> {
-    Ok(render(&load(&state, &token, csrf.0).await?))
+    Ok(render(&load(&state, &jar, &token, csrf.0).await?))
 }
 
 #[derive(Deserialize)]
 struct AcceptForm {
-    password: String,
+    /// A new account's password; absent when an existing account joins.
+    password: Option<String>,
 }
 
 async fn accept(
@@ -78,16 +101,36 @@ async fn accept(
     VerifiedForm(form): VerifiedForm<AcceptForm>,
 ) -> Result<Response, PageError> {
     let store = state.store.as_ref();
-    match accounts::accept_invitation(store, &token, &form.password).await {
+    let Some(password) = form.password else {
+        // An existing account joins: only when signed in as the invited email.
+        let Some(account) = signed_in(&state, &jar).await? else {
+            return Ok(render(&load(&state, &jar, &token, csrf.0).await?));
+        };
+        return match accounts::join_invitation(store, &token, &account).await {
+            Ok(project) => Ok(Redirect::to(&format!("/p/{project}")).into_response()),
+            Err(ServiceError::NotFound(_)) => {
+                // Not open, or for another account: the page says which.
+                let page = load(&state, &jar, &token, csrf.0).await?;
+                Ok(render_with(StatusCode::FORBIDDEN, &page))
+            }
+            Err(other) => Err(other.into()),
+        };
+    };
+    match accounts::accept_invitation(store, &token, &password).await {
         Ok(account) => {
             let session = accounts::start_session(store, &account.id).await?;
             let jar = jar.add(session_cookie(&state, session.expose_secret().to_owned()));
             Ok((jar, Redirect::to("/")).into_response())
         }
         Err(ServiceError::Invalid(invalid)) => {
-            let mut page = load(&state, &token, csrf.0).await?;
+            let mut page = load(&state, &jar, &token, csrf.0).await?;
             page.error = Some(invalid.to_string());
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(ServiceError::Conflict { .. }) => {
+            // The email has an account: the page now asks to sign in as it.
+            let page = load(&state, &jar, &token, csrf.0).await?;
+            Ok(render_with(StatusCode::CONFLICT, &page))
         }
         Err(ServiceError::NotFound(_)) => Err(invalid_link()),
         Err(other) => Err(other.into()),

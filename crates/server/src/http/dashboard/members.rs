@@ -107,23 +107,23 @@ async fn invite(
     )
     .await;
     let (status, notice, link, error) = match outcome {
-        Ok(InviteOutcome::Added { email }) => (
-            StatusCode::OK,
-            Some(format!(
-                "{email} already had an account and is now a member."
-            )),
-            None,
-            None,
-        ),
         Ok(InviteOutcome::AlreadyMember { email }) => (
             StatusCode::OK,
             Some(format!("{email} is already a member.")),
             None,
             None,
         ),
-        Ok(InviteOutcome::Invited { email, link }) => (
+        Ok(InviteOutcome::Invited {
+            email,
+            link,
+            has_account,
+        }) => (
             StatusCode::CREATED,
-            Some(format!("{email} is invited.")),
+            Some(if has_account {
+                format!("{email} is invited. They have an account: they join by opening the link while signed in.")
+            } else {
+                format!("{email} is invited.")
+            }),
             Some(link.expose_secret().to_owned()),
             None,
         ),

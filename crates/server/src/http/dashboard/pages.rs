@@ -87,6 +87,7 @@ pub enum PageError {
     TooLarge,
     TooManyAttempts { minutes: u64 },
     Unavailable,
+    Busy(&'static str),
     Internal(anyhow::Error),
 }
 
@@ -108,6 +109,7 @@ impl From<ServiceError> for PageError {
             ServiceError::Invalid(invalid) => PageError::BadRequest(invalid.to_string()),
             ServiceError::Conflict { message, .. } => PageError::Forbidden(message),
             ServiceError::Refused { message, .. } => PageError::BadRequest(message),
+            ServiceError::Busy(message) => PageError::Busy(message),
             ServiceError::Internal(source) => PageError::Internal(source),
         }
     }
@@ -156,6 +158,11 @@ impl IntoResponse for PageError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",
                 "The database is unavailable right now. Try again in a moment.".to_owned(),
+            ),
+            PageError::Busy(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                (*message).to_owned(),
             ),
             PageError::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "page failed");

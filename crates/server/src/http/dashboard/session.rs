@@ -150,17 +150,23 @@ pub struct CurrentUser {
     pub account: Account,
 }
 
+/// The account this request's session cookie signs in, if any (pages anyone may open).
+pub async fn signed_in(state: &AppState, jar: &CookieJar) -> Result<Option<Account>, PageError> {
+    match jar.get(SESSION_COOKIE) {
+        Some(token) => Ok(accounts::session_account(state.store.as_ref(), token.value()).await?),
+        None => Ok(None),
+    }
+}
+
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let jar = CookieJar::from_headers(&parts.headers);
-        if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) {
-            match accounts::session_account(state.store.as_ref(), &token).await {
-                Ok(Some(account)) => return Ok(CurrentUser { account }),
-                Ok(None) => {}
-                Err(error) => return Err(PageError::from(error).into_response()),
-            }
+        match signed_in(state, &jar).await {
+            Ok(Some(account)) => return Ok(CurrentUser { account }),
+            Ok(None) => {}
+            Err(error) => return Err(error.into_response()),
         }
         match state.store.is_set_up().await {
             Ok(false) => Err(Redirect::to("/setup").into_response()),
