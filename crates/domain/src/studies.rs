@@ -160,6 +160,16 @@ impl LaunchRule {
                     format!("must be at most {max} characters"),
                 ));
             }
+            // Line breaks and tabs may shape the copy; no other control character.
+            if text
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            {
+                return Err(ValidationError::new(
+                    field,
+                    "must not contain control characters other than line breaks and tabs",
+                ));
+            }
         }
         if !(-1000..=1000).contains(&self.priority) {
             return Err(ValidationError::new(

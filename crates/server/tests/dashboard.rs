@@ -485,7 +485,10 @@ async fn someone_with_an_account_joins_only_by_accepting_while_signed_in() {
     let eve = client();
     app.login(&eve, "eve@example.com", PASSWORD).await;
     let (_, html) = app.page(&eve, &invitation).await;
-    assert!(html.contains("You are signed in as eve@example.com"), "{html}");
+    assert!(
+        html.contains("You are signed in as eve@example.com"),
+        "{html}"
+    );
     let refused = app.submit(&eve, "/login", &invitation, &[]).await;
     assert_eq!(refused.status().as_u16(), 403);
     assert_ne!(app.page(&eve, &shop).await.0, 200);
@@ -526,4 +529,46 @@ async fn the_dashboard_takes_only_a_session_not_an_api_key() {
         (response.status().as_u16(), location(&response)),
         (303, "/login".to_owned())
     );
+}
+
+/// Signing in on a browser that holds another session ends that session on the server: it
+/// stayed valid for its 14 days, usable by whoever had copied its cookie.
+#[tokio::test]
+async fn signing_in_again_ends_the_session_the_browser_had() {
+    let app = TestApp::spawn().await;
+    let shop = app.set_up(&client(), "ada@example.com", "Shop").await;
+    app.bootstrap("bob@example.com", "Blog");
+    let browser = client();
+    let first = app.login(&browser, "ada@example.com", PASSWORD).await;
+    let session = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("uj_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let with_old_session = || async {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(app.url(&shop))
+            .header("cookie", format!("uj_session={session}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(with_old_session().await, 200);
+    assert_eq!(
+        app.login(&browser, "bob@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
+    assert_eq!(with_old_session().await, 303, "ended: sent to sign in");
 }

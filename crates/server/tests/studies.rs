@@ -267,6 +267,10 @@ async fn invalid_rules_name_the_field() {
         ),
         (with(json!({"surface": "billboard"})), "surface"),
         (with(json!({"name": " "})), "name"),
+        (
+            with(json!({"prompt": {"title": "Got a\u{7} minute?"}})),
+            "prompt.title",
+        ),
     ];
     let url = format!("/api/v1/studies/{study}/launch-rules");
     for (body, field) in cases {
@@ -277,6 +281,13 @@ async fn invalid_rules_name_the_field() {
             "{body}"
         );
     }
+    let shaped =
+        with(json!({"prompt": {"title": "Hi", "message": "Line one\nLine two\r\n\tthree"}}));
+    let (status, created) = json_of(app.post_json(&url, &key, shaped).await).await;
+    assert_eq!(
+        status, 201,
+        "line breaks and tabs shape the copy: {created}"
+    );
     let (status, _) = json_of(
         app.post_json(&url, &key, json!({"name": "R", "surface": "sdk_prompt"}))
             .await,

@@ -34,28 +34,25 @@ impl LoginThrottle {
         ]
     }
 
-    /// `Err(wait)` when this email or client must wait before trying again.
-    pub fn check(&self, email: &str, client: &str) -> Result<(), Duration> {
-        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+    /// Counts a sign-in attempt for this email from this client, in one step with the
+    /// check, so attempts sent at once cannot all pass it: `Err(wait)` (nothing counted)
+    /// when either must wait. The attempt counts as failed until [`Self::succeeded`].
+    pub fn attempt(&self, email: &str, client: &str) -> Result<(), Duration> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        for (key, limit) in Self::keys(email, client) {
-            if let Some(window) = windows.get(&key) {
+        let keys = Self::keys(email, client);
+        for (key, limit) in &keys {
+            if let Some(window) = windows.get(key) {
                 let elapsed = now.duration_since(window.started);
-                if elapsed < WINDOW && window.failures >= limit {
+                if elapsed < WINDOW && window.failures >= *limit {
                     return Err(WINDOW - elapsed);
                 }
             }
         }
-        Ok(())
-    }
-
-    pub fn record_failure(&self, email: &str, client: &str) {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
         if windows.len() >= MAX_TRACKED {
             windows.retain(|_, w| now.duration_since(w.started) < WINDOW);
         }
-        for (key, _) in Self::keys(email, client) {
+        for (key, _) in keys {
             let window = windows.entry(key).or_insert(Window {
                 started: now,
                 failures: 0,
@@ -68,12 +65,18 @@ impl LoginThrottle {
             }
             window.failures += 1;
         }
+        Ok(())
     }
 
-    /// A successful sign-in clears the email's count (not the client's).
-    pub fn record_success(&self, email: &str) {
+    /// The attempt signed in: the email's count is cleared, and the client's takes the
+    /// attempt back.
+    pub fn succeeded(&self, email: &str, client: &str) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        windows.remove(&format!("email:{}", email.trim().to_lowercase()));
+        let [(email_key, _), (client_key, _)] = Self::keys(email, client);
+        windows.remove(&email_key);
+        if let Some(window) = windows.get_mut(&client_key) {
+            window.failures = window.failures.saturating_sub(1);
+        }
     }
 }
 
@@ -85,32 +88,58 @@ mod tests {
     fn an_email_is_locked_after_five_failures_and_others_are_not() {
         let throttle = LoginThrottle::default();
         for _ in 0..MAX_FAILURES_PER_EMAIL {
-            assert!(throttle.check("ada@example.com", "1.2.3.4").is_ok());
-            throttle.record_failure("Ada@Example.com", "1.2.3.4");
+            assert!(throttle.attempt("Ada@Example.com", "1.2.3.4").is_ok());
         }
-        let wait = throttle.check("ada@example.com", "5.6.7.8").unwrap_err();
+        let wait = throttle.attempt("ada@example.com", "5.6.7.8").unwrap_err();
         assert!(wait > Duration::from_secs(14 * 60));
-        assert!(throttle.check("bob@example.com", "1.2.3.4").is_ok());
+        assert!(throttle.attempt("bob@example.com", "1.2.3.4").is_ok());
     }
 
     #[test]
     fn a_client_is_locked_after_many_failures_across_emails() {
         let throttle = LoginThrottle::default();
         for i in 0..MAX_FAILURES_PER_CLIENT {
-            throttle.record_failure(&format!("user{i}@example.com"), "1.2.3.4");
+            assert!(throttle
+                .attempt(&format!("user{i}@example.com"), "1.2.3.4")
+                .is_ok());
         }
-        assert!(throttle.check("new@example.com", "1.2.3.4").is_err());
-        assert!(throttle.check("new@example.com", "9.9.9.9").is_ok());
+        assert!(throttle.attempt("new@example.com", "1.2.3.4").is_err());
+        assert!(throttle.attempt("new@example.com", "9.9.9.9").is_ok());
     }
 
     #[test]
     fn success_clears_the_email_count() {
         let throttle = LoginThrottle::default();
         for _ in 0..4 {
-            throttle.record_failure("ada@example.com", "1.2.3.4");
+            throttle.attempt("ada@example.com", "1.2.3.4").unwrap();
         }
-        throttle.record_success("ada@example.com");
-        throttle.record_failure("ada@example.com", "1.2.3.4");
-        assert!(throttle.check("ada@example.com", "1.2.3.4").is_ok());
+        throttle.attempt("ada@example.com", "1.2.3.4").unwrap();
+        throttle.succeeded("ada@example.com", "1.2.3.4");
+        for _ in 0..4 {
+            throttle.attempt("ada@example.com", "1.2.3.4").unwrap();
+        }
+        assert!(throttle.attempt("ada@example.com", "1.2.3.4").is_ok());
+    }
+
+    /// Attempts sent at once are counted as they are checked: only as many as the limit
+    /// get to try a password (checking, then counting after the slow hash, let a burst of
+    /// a thousand through).
+    #[test]
+    fn attempts_at_once_cannot_pass_the_check_together() {
+        let throttle = std::sync::Arc::new(LoginThrottle::default());
+        let passed: usize = std::thread::scope(|scope| {
+            let tries: Vec<_> = (0..8)
+                .map(|_| {
+                    let throttle = &throttle;
+                    scope.spawn(move || {
+                        (0..25)
+                            .filter(|_| throttle.attempt("ada@example.com", "1.2.3.4").is_ok())
+                            .count()
+                    })
+                })
+                .collect();
+            tries.into_iter().map(|t| t.join().unwrap()).sum()
+        });
+        assert_eq!(passed, MAX_FAILURES_PER_EMAIL as usize);
     }
 }

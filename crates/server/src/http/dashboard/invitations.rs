@@ -8,11 +8,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use axum_extra::extract::CookieJar;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::pages::{render, render_with, Nav, PageError};
-use super::session::{session_cookie, signed_in, CsrfToken, VerifiedForm};
+use super::session::{sign_in, signed_in, CsrfToken, VerifiedForm};
 use crate::services::{accounts, ServiceError};
 use crate::state::AppState;
 
@@ -118,8 +117,7 @@ async fn accept(
     };
     match accounts::accept_invitation(store, &token, &password).await {
         Ok(account) => {
-            let session = accounts::start_session(store, &account.id).await?;
-            let jar = jar.add(session_cookie(&state, session.expose_secret().to_owned()));
+            let jar = sign_in(&state, jar, &account.id).await?;
             Ok((jar, Redirect::to("/")).into_response())
         }
         Err(ServiceError::Invalid(invalid)) => {

@@ -9,12 +9,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::CookieJar;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::pages::{render, render_with, Nav, PageError};
 use super::session::{
-    expired_session_cookie, session_cookie, CsrfToken, CurrentUser, EmptyForm, VerifiedForm,
+    expired_session_cookie, sign_in, CsrfToken, CurrentUser, EmptyForm, VerifiedForm,
     SESSION_COOKIE,
 };
 use crate::services::accounts;
@@ -73,14 +72,13 @@ async fn submit(
     VerifiedForm(form): VerifiedForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let client = client.ip().to_string();
-    if let Err(wait) = state.login_throttle.check(&form.email, &client) {
+    if let Err(wait) = state.login_throttle.attempt(&form.email, &client) {
         return Err(PageError::TooManyAttempts {
             minutes: wait.as_secs().div_ceil(60),
         });
     }
     let store = state.store.as_ref();
     let Some(account) = accounts::authenticate(store, &form.email, &form.password).await? else {
-        state.login_throttle.record_failure(&form.email, &client);
         // One message for unknown emails and wrong passwords: nothing to enumerate.
         return Ok(render_with(
             StatusCode::UNAUTHORIZED,
@@ -93,9 +91,8 @@ async fn submit(
             },
         ));
     };
-    state.login_throttle.record_success(&form.email);
-    let token = accounts::start_session(store, &account.id).await?;
-    let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
+    state.login_throttle.succeeded(&form.email, &client);
+    let jar = sign_in(&state, jar, &account.id).await?;
     Ok((jar, Redirect::to("/")).into_response())
 }
 

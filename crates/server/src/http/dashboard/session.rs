@@ -38,8 +38,24 @@ fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static
         .build()
 }
 
+/// Signs `account` in on this browser: a new session, its cookie added to `jar`. The
+/// session the browser held before (another account's, say) is ended on the server, not
+/// just no longer sent.
+pub async fn sign_in(
+    state: &AppState,
+    jar: CookieJar,
+    account: &uj_domain::ids::AccountId,
+) -> Result<CookieJar, PageError> {
+    let store = state.store.as_ref();
+    if let Some(previous) = jar.get(SESSION_COOKIE) {
+        accounts::end_session(store, previous.value()).await?;
+    }
+    let token = accounts::start_session(store, account).await?;
+    Ok(jar.add(session_cookie(state, token.expose_secret().to_owned())))
+}
+
 /// The session cookie for a new session.
-pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
+fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
     let mut cookie = cookie(state, SESSION_COOKIE, token);
     cookie.set_max_age(cookie::time::Duration::seconds(SESSION_TTL.num_seconds()));
     cookie
@@ -124,8 +140,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for VerifiedForm<T> {
                 StatusCode::PAYLOAD_TOO_LARGE => PageError::TooLarge,
                 _ => PageError::BadRequest("The form could not be read.".into()),
             })?;
-        // A NUL (`%00`) is in no field of ours; PostgreSQL cannot store one in text.
-        if body.windows(3).any(|w| w == b"%00") {
+        // A NUL (`%00`, or the raw byte) is in no field of ours; PostgreSQL cannot store
+        // one in text.
+        if body.contains(&0) || body.windows(3).any(|w| w == b"%00") {
             return Err(PageError::BadRequest(
                 "The form contains a NUL character (%00), which no field accepts.".into(),
             ));

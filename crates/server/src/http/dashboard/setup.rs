@@ -7,11 +7,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use axum_extra::extract::CookieJar;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::pages::{render, render_with, Nav, PageError};
-use super::session::{session_cookie, CsrfToken, VerifiedForm};
+use super::session::{sign_in, CsrfToken, VerifiedForm};
 use crate::services::{accounts, ServiceError};
 use crate::state::AppState;
 
@@ -60,8 +59,7 @@ async fn submit(
     let store = state.store.as_ref();
     match accounts::set_up(store, &form.email, &form.password, &form.project_name).await {
         Ok((owner, project)) => {
-            let token = accounts::start_session(store, &owner.id).await?;
-            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
+            let jar = sign_in(&state, jar, &owner.id).await?;
             Ok((jar, Redirect::to(&format!("/p/{}", project.id))).into_response())
         }
         Err(ServiceError::Conflict { .. }) => Ok(Redirect::to("/login").into_response()),
