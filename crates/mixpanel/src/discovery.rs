@@ -97,6 +97,14 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
         .collect()
 }
 
+/// Why a project on `region` cannot be read with an account that cluster refuses (no
+/// final stop: a problem's message goes on after it).
+fn not_accepted_in(region: Region) -> String {
+    format!(
+        "Mixpanel's {region} servers, where this project's data lives, do not accept this service account; use one that works in the {region} region"
+    )
+}
+
 impl Client {
     /// `GET /api/app/me` on one cluster.
     async fn me(&self, credentials: &Credentials, region: Region) -> Result<Value, MixpanelError> {
@@ -132,6 +140,7 @@ impl Client {
         let mut projects: Vec<DiscoveredProject> = Vec::new();
         let mut errors = Vec::new();
         let mut answered = false;
+        let mut refused_by = Vec::new();
         for (region, answer) in answers {
             match answer {
                 Ok(body) => {
@@ -144,6 +153,9 @@ impl Client {
                 }
                 Err(error) => {
                     tracing::debug!(region = region.as_str(), %error, "no discovery answer");
+                    if matches!(error, MixpanelError::InvalidCredentials) {
+                        refused_by.push(region);
+                    }
                     errors.push(error);
                 }
             }
@@ -170,8 +182,32 @@ impl Client {
                 None => errors.swap_remove(0),
             });
         }
+        // Listed by one cluster, living on another that refuses the account: it can be seen
+        // but not read (every later call goes to the project's own cluster).
+        for project in &mut projects {
+            if project.selectable && refused_by.contains(&project.region) {
+                project.selectable = false;
+                project.reason = Some(format!("{}.", not_accepted_in(project.region)));
+            }
+        }
         projects.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         Ok(Discovery { projects })
+    }
+
+    /// Checks that the project's own cluster accepts the account and lists the project: what
+    /// connecting it needs (discovery may have seen it through another cluster).
+    pub async fn confirm(
+        &self,
+        credentials: &Credentials,
+        region: Region,
+        project_id: &str,
+    ) -> Result<(), MixpanelError> {
+        match self.verify(credentials, region, project_id).await {
+            Err(MixpanelError::InvalidCredentials) => {
+                Err(MixpanelError::MissingPermission(not_accepted_in(region)))
+            }
+            other => other,
+        }
     }
 
     /// Re-checks credentials on the connected project's cluster: Ok when the project is

@@ -34,6 +34,8 @@ fn scenario_expiring_at(extra_limits: Value, soon: chrono::DateTime<chrono::Utc>
                 {"username": "multi", "secret": SECRET, "organization_id": 1, "home_region": "us",
                  "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"},
                             {"project_id": 30, "role": "consumer", "permissions": []}]},
+                {"username": "roaming", "secret": SECRET, "organization_id": 1, "home_region": "us",
+                 "also_valid_in": ["eu"], "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"}]},
                 {"username": "india", "secret": SECRET, "organization_id": 1, "home_region": "in",
                  "grants": [{"project_id": 40, "role": "analyst"}]},
                 {"username": "lonely", "secret": SECRET, "organization_id": 1, "home_region": "us", "grants": []},
@@ -192,11 +194,21 @@ async fn several_projects_across_regions_are_offered_and_one_is_picked() {
         listed,
         [
             ("Finance", "eu", false),
-            ("Shop EU", "eu", true),
+            ("Shop EU", "eu", false),
             ("Shop US", "us", true)
         ]
     );
     assert!(projects[0]["reason"].as_str().unwrap().contains("Analyst"));
+    // Listed by the account's US cluster, Shop EU lives on the EU cluster, which refuses the
+    // account: connected, it would read nothing.
+    assert!(
+        projects[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("EU servers"),
+        "{}",
+        projects[1]
+    );
     assert_eq!(projects[1]["organization"], "Acme Inc");
     let token = body["connect_token"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -215,12 +227,14 @@ async fn several_projects_across_regions_are_offered_and_one_is_picked() {
             json!({"connect_token": token, "project_id": project_id}),
         )
     };
-    let refused = pick("30", &token).await;
-    assert_eq!(refused.status().as_u16(), 422);
-    assert_eq!(
-        refused.json::<Value>().await.unwrap()["error"]["code"],
-        "missing_permission"
-    );
+    for project in ["30", "10"] {
+        let refused = pick(project, &token).await;
+        assert_eq!(refused.status().as_u16(), 422);
+        assert_eq!(
+            refused.json::<Value>().await.unwrap()["error"]["code"],
+            "missing_permission"
+        );
+    }
     let unknown = pick("99", &token).await;
     assert_eq!(unknown.status().as_u16(), 404);
     let forged = pick("20", "mpc_forged").await;
@@ -241,6 +255,25 @@ async fn several_projects_across_regions_are_offered_and_one_is_picked() {
         404,
         "a token is spent once used"
     );
+}
+
+/// An account both clusters accept can connect a project of either.
+#[tokio::test]
+async fn an_account_accepted_in_both_regions_connects_a_project_of_either() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    let (_, body) = connect(&app, &key, "roaming", SECRET).await;
+    let projects = body["projects"].as_array().unwrap();
+    assert!(projects.iter().all(|p| p["selectable"] == true), "{body}");
+    let picked = app
+        .post_json(
+            "/api/v1/integrations/mixpanel/connect/project",
+            &key,
+            json!({"connect_token": body["connect_token"], "project_id": "10"}),
+        )
+        .await;
+    assert_eq!(picked.status().as_u16(), 200);
+    let picked: Value = picked.json().await.unwrap();
+    assert_eq!(picked["connection"]["region"], "eu");
 }
 
 #[tokio::test]

@@ -202,6 +202,13 @@ async fn finish(
     credentials: &Credentials,
     chosen: &DiscoveredProject,
 ) -> Result<MixpanelConnection, ServiceError> {
+    // Every later call goes to the project's own cluster: it must accept the account now,
+    // or the connection would say "connected" and read nothing.
+    state
+        .mixpanel
+        .confirm(credentials, chosen.region, &chosen.id)
+        .await
+        .map_err(|e| ServiceError::Mixpanel(e.into()))?;
     let now = Utc::now();
     let connection = MixpanelConnection {
         project_id: project.clone(),
