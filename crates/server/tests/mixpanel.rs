@@ -36,6 +36,8 @@ fn scenario_expiring_at(extra_limits: Value, soon: chrono::DateTime<chrono::Utc>
                             {"project_id": 30, "role": "consumer", "permissions": []}]},
                 {"username": "roaming", "secret": SECRET, "organization_id": 1, "home_region": "us",
                  "also_valid_in": ["eu"], "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"}]},
+                {"username": "stranded", "secret": SECRET, "organization_id": 1, "home_region": "us",
+                 "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 30, "role": "consumer", "permissions": []}]},
                 {"username": "india", "secret": SECRET, "organization_id": 1, "home_region": "in",
                  "grants": [{"project_id": 40, "role": "analyst"}]},
                 {"username": "lonely", "secret": SECRET, "organization_id": 1, "home_region": "us", "grants": []},
@@ -298,6 +300,14 @@ async fn each_failure_has_its_code_and_a_sentence_that_says_what_to_fix() {
         ("expired", SECRET, 422, "invalid_credentials", "expired"),
         ("lonely", SECRET, 422, "no_projects", "Analyst"),
         ("locked", SECRET, 422, "missing_permission", "Analyst"),
+        // Several projects, none of them readable: no picker of disabled choices.
+        (
+            "stranded",
+            SECRET,
+            422,
+            "missing_permission",
+            "Shop EU: Mixpanel's EU servers",
+        ),
     ];
     for (username, secret, status, code, hint) in cases {
         let (got, body) = connect(&app, &key, username, secret).await;

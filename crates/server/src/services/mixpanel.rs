@@ -127,9 +127,16 @@ pub async fn connect(
         .map_err(|e| ServiceError::Mixpanel(e.into()))?;
     match discovery.projects.as_slice() {
         [] => Err(ServiceError::Mixpanel(MixpanelProblem::NoProjects)),
-        [only] if !only.selectable => Err(ServiceError::Mixpanel(
-            MixpanelProblem::MissingPermission(only.reason.clone().unwrap_or_default()),
-        )),
+        // Nothing to pick: a picker of disabled choices would only say it later.
+        all if discovery.selectable().next().is_none() => {
+            let reasons: Vec<String> = all
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.reason.as_deref().unwrap_or_default()))
+                .collect();
+            Err(ServiceError::Mixpanel(MixpanelProblem::MissingPermission(
+                reasons.join(" "),
+            )))
+        }
         [only] => finish(state, project, &credentials, only)
             .await
             .map(|c| ConnectOutcome::Connected(Box::new(c))),
