@@ -690,3 +690,47 @@ mod dashboard {
         );
     }
 }
+
+/// A stored secret that no longer decrypts (the application key file was replaced or lost)
+/// is a connection whose credentials must be entered again, as `verify` records and says;
+/// it answered 500 and stayed "connected".
+#[tokio::test]
+async fn a_secret_that_no_longer_decrypts_asks_for_it_again() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    assert_eq!(connect(&app, &key, "single", SECRET).await.0, 200);
+    let sealed_by_another_key = "UPDATE mixpanel_connections SET secret_ciphertext = 'v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'";
+    if helpers::on_postgres() {
+        let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+        sqlx::query(sealed_by_another_key)
+            .execute(&pool)
+            .await
+            .unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+        sqlx::query(sealed_by_another_key)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let verified = app
+        .post_json("/api/v1/integrations/mixpanel/verify", &key, json!({}))
+        .await;
+    assert_eq!(verified.status().as_u16(), 200);
+    let verified: Value = verified.json().await.unwrap();
+    let shown: Value = app
+        .get("/api/v1/integrations/mixpanel", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for connection in [&verified, &shown] {
+        assert_eq!(connection["status"], "credentials_rejected", "{connection}");
+        assert!(
+            connection["status_detail"]
+                .as_str()
+                .unwrap()
+                .contains("Connect Mixpanel again"),
+            "{connection}"
+        );
+    }
+}

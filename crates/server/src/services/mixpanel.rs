@@ -31,6 +31,8 @@ pub enum MixpanelProblem {
     MissingPermission(String),
     Unreachable,
     RateLimited,
+    /// The stored secret does not decrypt: the server's application key changed or was lost.
+    SecretUnreadable,
 }
 
 impl MixpanelProblem {
@@ -41,6 +43,7 @@ impl MixpanelProblem {
             MixpanelProblem::MissingPermission(_) => "missing_permission",
             MixpanelProblem::Unreachable => "mixpanel_unreachable",
             MixpanelProblem::RateLimited => "mixpanel_rate_limited",
+            MixpanelProblem::SecretUnreadable => "credentials_unreadable",
         }
     }
 
@@ -51,6 +54,7 @@ impl MixpanelProblem {
             MixpanelProblem::MissingPermission(reason) => format!("The service account cannot read this Mixpanel project: {reason}"),
             MixpanelProblem::Unreachable => "Mixpanel could not be reached. Try again in a few minutes.".into(),
             MixpanelProblem::RateLimited => "Mixpanel's rate limit for this project was reached. Try again in a few minutes.".into(),
+            MixpanelProblem::SecretUnreadable => "The stored service account secret cannot be read: this server's application key changed (UJ_SECRET_KEY_FILE). Connect Mixpanel again with the secret.".into(),
         }
     }
 }
@@ -259,7 +263,7 @@ async fn open_connection(
         .await?
         .ok_or(ServiceError::NotFound("mixpanel_connection"))?;
     let secret = crypto::open(&state.key, &secret_ciphertext, &connection_row(project))
-        .map_err(anyhow::Error::from)?;
+        .map_err(|_| ServiceError::Mixpanel(MixpanelProblem::SecretUnreadable))?;
     let credentials = Credentials {
         username: connection.username.clone(),
         secret,
@@ -344,7 +348,25 @@ pub async fn verify(
     state: &AppState,
     project: &ProjectId,
 ) -> Result<MixpanelConnection, ServiceError> {
-    let (connection, credentials) = open_connection(state, project).await?;
+    let (connection, credentials) = match open_connection(state, project).await {
+        Ok(opened) => opened,
+        Err(ServiceError::Mixpanel(problem @ MixpanelProblem::SecretUnreadable)) => {
+            // Nothing works until the secret is entered again: the status says so.
+            state
+                .store
+                .set_mixpanel_connection_status(
+                    project,
+                    ConnectionStatus::CredentialsRejected,
+                    Some(&problem.message()),
+                    None,
+                )
+                .await?;
+            tracing::warn!("the stored Mixpanel secret does not decrypt");
+            let (connection, _) = status_or_missing(state, project).await?;
+            return Ok(connection);
+        }
+        Err(other) => return Err(other),
+    };
     let answer = state
         .mixpanel
         .verify(
