@@ -734,3 +734,46 @@ async fn a_secret_that_no_longer_decrypts_asks_for_it_again() {
         );
     }
 }
+
+/// One connect token, one connection: of picks sent at once with it, one connects and the
+/// others find the token used (each answered "connected", the last one's project winning).
+#[tokio::test]
+async fn picks_sent_at_once_with_one_token_connect_once() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    let (_, body) = connect(&app, &key, "roaming", SECRET).await;
+    let token = body["connect_token"].as_str().unwrap().to_owned();
+    let picks = ["10", "20", "10", "20"].map(|project| {
+        let (app, key, token) = (&app, &key, &token);
+        async move {
+            let response = app
+                .post_json(
+                    "/api/v1/integrations/mixpanel/connect/project",
+                    key,
+                    json!({"connect_token": token, "project_id": project}),
+                )
+                .await;
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures::future::join_all(picks).await;
+    let connected: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(connected.len(), 1, "{answers:?}");
+    assert!(answers
+        .iter()
+        .all(|(status, _)| *status == 200 || *status == 404));
+    let shown: Value = app
+        .get("/api/v1/integrations/mixpanel", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["mixpanel_project_id"],
+        connected[0]["connection"]["mixpanel_project_id"]
+    );
+}

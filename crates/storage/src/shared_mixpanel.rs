@@ -152,6 +152,24 @@ macro_rules! impl_mixpanel_store {
                 Ok(row.map(Into::into))
             }
 
+            async fn take_connect_attempt(
+                &self,
+                project: &ProjectId,
+                token_hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM mixpanel_connect_attempts
+                     WHERE project_id = $1 AND token_hash = $2 AND expires_at > $3",
+                )
+                .bind(project.as_str())
+                .bind(token_hash)
+                .bind(Ts(now))
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn delete_connect_attempts(&self, project: &ProjectId) -> Result<(), $crate::StoreError> {
                 sqlx::query("DELETE FROM mixpanel_connect_attempts WHERE project_id = $1")
                     .bind(project.as_str())

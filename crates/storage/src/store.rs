@@ -213,6 +213,14 @@ pub trait MixpanelStore: Send + Sync {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<ConnectAttempt>, StoreError>;
+    /// Uses up an unexpired attempt of this project: `false` when there is none (expired,
+    /// or taken by a request made at the same time).
+    async fn take_connect_attempt(
+        &self,
+        project: &ProjectId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     async fn delete_connect_attempts(&self, project: &ProjectId) -> Result<(), StoreError>;
 
     /// Replaces the stored list of the connected project's cohorts.

@@ -204,6 +204,15 @@ pub async fn choose_project(
         username: attempt.username,
         secret,
     };
+    // Used up before connecting: of two picks sent at once, one connects and the other
+    // finds no token (both connected, the last one's project winning).
+    if !state
+        .store
+        .take_connect_attempt(project, &hash, Utc::now())
+        .await?
+    {
+        return Err(ServiceError::NotFound("connect_token"));
+    }
     finish(state, project, &credentials, chosen).await
 }
 
