@@ -3,6 +3,26 @@
 
 macro_rules! impl_mixpanel_store {
     ($store:ty) => {
+        /// Drops what was read through the project's connection: its cohorts, and the event
+        /// names the catalog has from Mixpanel only (names the app sent stay, unmarked).
+        async fn forget_mixpanel_reads(
+            tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
+            project: &ProjectId,
+        ) -> Result<(), $crate::StoreError> {
+            for statement in [
+                "DELETE FROM mixpanel_cohorts WHERE project_id = $1",
+                "DELETE FROM event_catalog WHERE project_id = $1 AND app_count = 0",
+                "UPDATE event_catalog SET seen_in_mixpanel_at = NULL
+                 WHERE project_id = $1 AND seen_in_mixpanel_at IS NOT NULL",
+            ] {
+                sqlx::query(statement)
+                    .bind(project.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(())
+        }
+
         #[async_trait::async_trait]
         impl $crate::MixpanelStore for $store {
             async fn save_mixpanel_connection(
@@ -10,6 +30,8 @@ macro_rules! impl_mixpanel_store {
                 c: &uj_domain::mixpanel::MixpanelConnection,
                 secret_ciphertext: &str,
             ) -> Result<(), $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                forget_mixpanel_reads(&mut tx, &c.project_id).await?;
                 sqlx::query(
                     "INSERT INTO mixpanel_connections (project_id, username, secret_ciphertext,
                         mixpanel_project_id, mixpanel_project_name, organization_name, region, timezone,
@@ -37,8 +59,9 @@ macro_rules! impl_mixpanel_store {
                 .bind(c.status_detail.as_deref())
                 .bind(Ts(c.connected_at))
                 .bind(Ts(c.last_verified_at))
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -68,6 +91,7 @@ macro_rules! impl_mixpanel_store {
             async fn set_mixpanel_connection_status(
                 &self,
                 project: &ProjectId,
+                connected_at: DateTime<Utc>,
                 status: uj_domain::mixpanel::ConnectionStatus,
                 detail: Option<&str>,
                 verified_at: Option<DateTime<Utc>>,
@@ -75,12 +99,13 @@ macro_rules! impl_mixpanel_store {
                 let done = sqlx::query(
                     "UPDATE mixpanel_connections
                      SET status = $2, status_detail = $3, last_verified_at = COALESCE($4, last_verified_at)
-                     WHERE project_id = $1",
+                     WHERE project_id = $1 AND connected_at = $5",
                 )
                 .bind(project.as_str())
                 .bind(status.as_str())
                 .bind(detail)
                 .bind(verified_at.map(Ts))
+                .bind(Ts(connected_at))
                 .execute(self.writer())
                 .await?;
                 Ok(done.rows_affected() == 1)
@@ -88,12 +113,11 @@ macro_rules! impl_mixpanel_store {
 
             async fn delete_mixpanel_connection(&self, project: &ProjectId) -> Result<bool, $crate::StoreError> {
                 let mut tx = self.begin().await?;
-                for table in ["mixpanel_cohorts", "mixpanel_connect_attempts"] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE project_id = $1"))
-                        .bind(project.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                forget_mixpanel_reads(&mut tx, project).await?;
+                sqlx::query("DELETE FROM mixpanel_connect_attempts WHERE project_id = $1")
+                    .bind(project.as_str())
+                    .execute(&mut *tx)
+                    .await?;
                 let done = sqlx::query("DELETE FROM mixpanel_connections WHERE project_id = $1")
                     .bind(project.as_str())
                     .execute(&mut *tx)

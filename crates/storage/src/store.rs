@@ -177,7 +177,8 @@ pub trait Store:
 /// cohorts and the event catalog. Every method is scoped by `ProjectId`.
 #[async_trait]
 pub trait MixpanelStore: Send + Sync {
-    /// Creates or replaces the project's connection.
+    /// Creates or replaces the project's connection. What was read through the one it
+    /// replaces (cohorts, the catalog's Mixpanel event names) goes with it.
     async fn save_mixpanel_connection(
         &self,
         connection: &MixpanelConnection,
@@ -189,16 +190,19 @@ pub trait MixpanelStore: Send + Sync {
     ) -> Result<Option<StoredConnection>, StoreError>;
     /// Every project's connection (for the background check).
     async fn mixpanel_connections(&self) -> Result<Vec<StoredConnection>, StoreError>;
-    /// Records a check's result; `verified_at` is set when Mixpanel answered. False when
-    /// the project has no connection.
+    /// Records a check's result on the connection made at `connected_at`; `verified_at` is
+    /// set when Mixpanel answered. False when the project has no connection, or one made
+    /// since (a check that took a while must not mark new credentials rejected).
     async fn set_mixpanel_connection_status(
         &self,
         project: &ProjectId,
+        connected_at: DateTime<Utc>,
         status: ConnectionStatus,
         detail: Option<&str>,
         verified_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
-    /// Removes the connection, its cohorts and pending attempts; false when there was none.
+    /// Removes the connection, its cohorts, the catalog's Mixpanel event names and pending
+    /// attempts; false when there was none.
     async fn delete_mixpanel_connection(&self, project: &ProjectId) -> Result<bool, StoreError>;
 
     async fn save_connect_attempt(

@@ -62,6 +62,7 @@ conformance!(
     migrations_run_again_without_harm,
     a_mixpanel_connection_is_saved_replaced_checked_and_deleted,
     connect_attempts_expire_and_belong_to_their_project,
+    a_new_or_removed_connection_forgets_what_the_old_one_read,
     cohorts_are_replaced_and_event_names_recorded_per_project,
     a_cohort_sync_config_is_found_by_webhook_and_replaced,
     audiences_are_one_per_cohort_and_follow_its_name,
@@ -766,9 +767,31 @@ async fn a_mixpanel_connection_is_saved_replaced_checked_and_deleted(
     assert_eq!(store.mixpanel_connections().await.unwrap().len(), 1);
 
     let later = uj_now() + Duration::minutes(5);
+    // A check of the connection replaced meanwhile records nothing.
+    assert!(!store
+        .set_mixpanel_connection_status(
+            &shop,
+            replaced.connected_at - Duration::seconds(1),
+            ConnectionStatus::CredentialsRejected,
+            Some("401"),
+            Some(later)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .mixpanel_connection(&shop)
+            .await
+            .unwrap()
+            .unwrap()
+            .connection
+            .status,
+        ConnectionStatus::Connected
+    );
     assert!(store
         .set_mixpanel_connection_status(
             &shop,
+            replaced.connected_at,
             ConnectionStatus::CredentialsRejected,
             Some("401"),
             Some(later)
@@ -788,7 +811,13 @@ async fn a_mixpanel_connection_is_saved_replaced_checked_and_deleted(
     assert_eq!(stored.last_verified_at, later);
     // Unreachable keeps the last time Mixpanel did answer.
     store
-        .set_mixpanel_connection_status(&shop, ConnectionStatus::Unreachable, None, None)
+        .set_mixpanel_connection_status(
+            &shop,
+            replaced.connected_at,
+            ConnectionStatus::Unreachable,
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -802,13 +831,85 @@ async fn a_mixpanel_connection_is_saved_replaced_checked_and_deleted(
         later
     );
     assert!(!store
-        .set_mixpanel_connection_status(&blog, ConnectionStatus::Connected, None, None)
+        .set_mixpanel_connection_status(
+            &blog,
+            replaced.connected_at,
+            ConnectionStatus::Connected,
+            None,
+            None,
+        )
         .await
         .unwrap());
 
     assert!(!store.delete_mixpanel_connection(&blog).await.unwrap());
     assert!(store.delete_mixpanel_connection(&shop).await.unwrap());
     assert!(store.mixpanel_connection(&shop).await.unwrap().is_none());
+}
+
+/// What was read through a connection goes with it: a new connection (another Mixpanel
+/// project, say) or none at all shows neither the old project's cohorts nor its event
+/// names; names the app sent stay in the catalog.
+async fn a_new_or_removed_connection_forgets_what_the_old_one_read(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let read_through = |store: Arc<dyn Store>, shop: ProjectId| async move {
+        let cohort = MixpanelCohort {
+            cohort_id: "7".into(),
+            name: "Buyers".into(),
+            description: String::new(),
+            member_count: 3,
+            is_visible: true,
+            fetched_at: now,
+        };
+        store
+            .replace_mixpanel_cohorts(&shop, &[cohort])
+            .await
+            .unwrap();
+        let names = ["Order Completed".to_owned(), "App Opened".to_owned()];
+        store
+            .record_mixpanel_event_names(&shop, &names, now)
+            .await
+            .unwrap();
+    };
+    store
+        .save_mixpanel_connection(&connection(&shop, "111"), "v1.one")
+        .await
+        .unwrap();
+    read_through(store.clone(), shop.clone()).await;
+    let sent = uj_storage::AppEventCount {
+        project: shop.clone(),
+        name: "App Opened".into(),
+        count: 2,
+        first: now,
+        last: now,
+    };
+    store.record_app_events(&[sent]).await.unwrap();
+    let forgotten = |store: Arc<dyn Store>, shop: ProjectId| async move {
+        assert!(store.mixpanel_cohorts(&shop).await.unwrap().is_empty());
+        let catalog = store.event_catalog(&shop).await.unwrap();
+        let kept: Vec<(&str, bool, i64)> = catalog
+            .iter()
+            .map(|e| {
+                (
+                    e.name.as_str(),
+                    e.seen_in_mixpanel_at.is_some(),
+                    e.app_count,
+                )
+            })
+            .collect();
+        assert_eq!(kept, [("App Opened", false, 2)]);
+    };
+    store
+        .save_mixpanel_connection(&connection(&shop, "222"), "v1.two")
+        .await
+        .unwrap();
+    forgotten(store.clone(), shop.clone()).await;
+    read_through(store.clone(), shop.clone()).await;
+    assert!(store.delete_mixpanel_connection(&shop).await.unwrap());
+    forgotten(store.clone(), shop.clone()).await;
 }
 
 async fn connect_attempts_expire_and_belong_to_their_project(

@@ -361,10 +361,12 @@ pub async fn verify(
         Ok(opened) => opened,
         Err(ServiceError::Mixpanel(problem @ MixpanelProblem::SecretUnreadable)) => {
             // Nothing works until the secret is entered again: the status says so.
+            let (connection, _) = status_or_missing(state, project).await?;
             state
                 .store
                 .set_mixpanel_connection_status(
                     project,
+                    connection.connected_at,
                     ConnectionStatus::CredentialsRejected,
                     Some(&problem.message()),
                     None,
@@ -399,7 +401,13 @@ pub async fn verify(
     };
     state
         .store
-        .set_mixpanel_connection_status(project, status, detail.as_deref(), verified_at)
+        .set_mixpanel_connection_status(
+            project,
+            connection.connected_at,
+            status,
+            detail.as_deref(),
+            verified_at,
+        )
         .await?;
     if status != connection.status {
         tracing::warn!(
