@@ -161,9 +161,12 @@ impl Client {
             }
         }
         if !answered {
-            let forbidden = errors
-                .iter()
-                .position(|e| matches!(e, MixpanelError::MissingPermission(_)));
+            let forbidden = errors.iter().position(|e| {
+                matches!(
+                    e,
+                    MixpanelError::MissingPermission(_) | MixpanelError::PlanLimited(_)
+                )
+            });
             let unreachable = errors.iter().position(|e| {
                 matches!(
                     e,

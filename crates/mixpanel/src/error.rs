@@ -10,6 +10,9 @@ pub enum MixpanelError {
     /// The credentials work but lack access to what was asked.
     #[error("the service account lacks permission: {0}")]
     MissingPermission(String),
+    /// 402: the project's plan does not include what was asked.
+    #[error("the project's Mixpanel plan does not allow this: {0}")]
+    PlanLimited(String),
     #[error("Mixpanel's rate limit was reached")]
     RateLimited { retry_after: Option<Duration> },
     /// Network failure, timeout, or Mixpanel failing on its side.
@@ -49,7 +52,8 @@ impl MixpanelError {
             400 if detail.contains("Unable to authenticate request") => {
                 MixpanelError::InvalidCredentials
             }
-            402 | 403 => MixpanelError::MissingPermission(detail),
+            402 => MixpanelError::PlanLimited(detail),
+            403 => MixpanelError::MissingPermission(detail),
             429 => MixpanelError::RateLimited { retry_after: None },
             500..=599 => MixpanelError::Unreachable(format!("Mixpanel answered {status}")),
             _ => MixpanelError::Unexpected { status, detail },

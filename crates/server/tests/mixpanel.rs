@@ -321,6 +321,28 @@ async fn each_failure_has_its_code_and_a_sentence_that_says_what_to_fix() {
             "{username}: {body}"
         );
     }
+    // A plan refusal (402) says so, not "give it the Analyst role"; an answer that is
+    // neither a refusal nor a failure is "unexpected", not "unreachable".
+    for (fail_status, status, code) in [
+        (402, 422, "mixpanel_plan_limit"),
+        (404, 502, "mixpanel_unexpected_answer"),
+    ] {
+        emulator.set_faults(Faults {
+            fail_next: 3,
+            fail_status: Some(fail_status),
+            ..Faults::default()
+        });
+        let (got, body) = connect(&app, &key, "single", SECRET).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+        assert!(!body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Analyst"));
+    }
     emulator.set_faults(Faults {
         latency_ms: 3000,
         ..Faults::default()

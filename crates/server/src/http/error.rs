@@ -111,7 +111,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Mixpanel(problem) => {
                 use crate::services::mixpanel::MixpanelProblem;
                 let status = match problem {
-                    MixpanelProblem::Unreachable => StatusCode::BAD_GATEWAY,
+                    MixpanelProblem::Unreachable | MixpanelProblem::UnexpectedAnswer(_) => {
+                        StatusCode::BAD_GATEWAY
+                    }
                     MixpanelProblem::RateLimited => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };

@@ -31,6 +31,10 @@ pub enum MixpanelProblem {
     MissingPermission(String),
     Unreachable,
     RateLimited,
+    /// Mixpanel refused because of the project's plan (402): what it said.
+    PlanLimited(String),
+    /// An answer neither a refusal nor a failure we know (its HTTP status).
+    UnexpectedAnswer(u16),
     /// The stored secret does not decrypt: the server's application key changed or was lost.
     SecretUnreadable,
 }
@@ -44,6 +48,8 @@ impl MixpanelProblem {
             MixpanelProblem::Unreachable => "mixpanel_unreachable",
             MixpanelProblem::RateLimited => "mixpanel_rate_limited",
             MixpanelProblem::SecretUnreadable => "credentials_unreadable",
+            MixpanelProblem::PlanLimited(_) => "mixpanel_plan_limit",
+            MixpanelProblem::UnexpectedAnswer(_) => "mixpanel_unexpected_answer",
         }
     }
 
@@ -54,6 +60,8 @@ impl MixpanelProblem {
             MixpanelProblem::MissingPermission(reason) => format!("The service account cannot read this Mixpanel project: {reason}"),
             MixpanelProblem::Unreachable => "Mixpanel could not be reached. Try again in a few minutes.".into(),
             MixpanelProblem::RateLimited => "Mixpanel's rate limit for this project was reached. Try again in a few minutes.".into(),
+            MixpanelProblem::PlanLimited(detail) => format!("Mixpanel refused because of the project's plan ({detail}). Check that the project's Mixpanel plan includes API access."),
+            MixpanelProblem::UnexpectedAnswer(status) => format!("Mixpanel gave an answer UserJourneys did not expect (HTTP {status}). Try again in a few minutes; if it keeps happening, check the project in Mixpanel."),
             MixpanelProblem::SecretUnreadable => "The stored service account secret cannot be read: this server's application key changed (UJ_SECRET_KEY_FILE). Connect Mixpanel again with the secret.".into(),
         }
     }
@@ -67,9 +75,9 @@ impl From<MixpanelError> for MixpanelProblem {
                 format!("{detail}. Give the service account the Analyst role on the project."),
             ),
             MixpanelError::RateLimited { .. } => MixpanelProblem::RateLimited,
-            MixpanelError::Unreachable(_) | MixpanelError::Unexpected { .. } => {
-                MixpanelProblem::Unreachable
-            }
+            MixpanelError::PlanLimited(detail) => MixpanelProblem::PlanLimited(detail),
+            MixpanelError::Unreachable(_) => MixpanelProblem::Unreachable,
+            MixpanelError::Unexpected { status, .. } => MixpanelProblem::UnexpectedAnswer(status),
         }
     }
 }
@@ -391,7 +399,8 @@ pub async fn verify(
         Ok(()) => (ConnectionStatus::Connected, None, Some(now)),
         Err(error) => match MixpanelProblem::from(error) {
             problem @ (MixpanelProblem::InvalidCredentials
-            | MixpanelProblem::MissingPermission(_)) => (
+            | MixpanelProblem::MissingPermission(_)
+            | MixpanelProblem::PlanLimited(_)) => (
                 ConnectionStatus::CredentialsRejected,
                 Some(problem.message()),
                 Some(now),
