@@ -176,7 +176,10 @@ impl Config {
 
     /// Whether browsers reach us over HTTPS, so cookies must be `Secure`.
     pub fn secure_cookies(&self) -> bool {
-        self.public_url().starts_with("https://")
+        // URL schemes are case-insensitive (RFC 3986).
+        self.public_url()
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     }
 }
 
@@ -220,5 +223,7 @@ mod tests {
         let config = parse(&["--public-url", "https://uj.example.com/"]);
         assert!(config.secure_cookies());
         assert_eq!(config.public_url(), "https://uj.example.com");
+        assert!(parse(&["--public-url", "HTTPS://uj.example.com"]).secure_cookies());
+        assert!(!parse(&["--public-url", "http://uj.example.com"]).secure_cookies());
     }
 }
