@@ -55,6 +55,13 @@ pub struct Config {
     )]
     pub sdk_requests_per_minute: u32,
 
+    /// Reverse proxies (load balancers) in front of this server, each appending the
+    /// address it was reached from to `X-Forwarded-For`. Sign-in throttling counts per
+    /// client by the address the outermost one saw. With 0 (the default) it counts by the
+    /// connecting address: behind a proxy, every client would share the proxy's.
+    #[arg(long, env = "UJ_TRUSTED_PROXIES", default_value_t = 0, global = true)]
+    pub trusted_proxies: u8,
+
     #[command(flatten)]
     pub mixpanel: MixpanelConfig,
 }

@@ -43,6 +43,7 @@ impl Application {
             key,
             public_url,
             secure_cookies: config.secure_cookies(),
+            trusted_proxies: config.trusted_proxies,
             login_throttle: Arc::new(LoginThrottle::default()),
             mixpanel: config.mixpanel.client(),
             sdk_limiter: Arc::new(crate::http::SdkRateLimiter::new(

@@ -36,6 +36,8 @@ pub struct Shared {
     pub key: AppKey,
     pub public_url: String,
     pub secure_cookies: bool,
+    /// How many proxies' `X-Forwarded-For` entries to trust (`Config::trusted_proxies`).
+    pub trusted_proxies: u8,
     pub login_throttle: Arc<LoginThrottle>,
     pub mixpanel: uj_mixpanel::Client,
     /// Each public key's request budget (`sdk_requests_per_minute`).

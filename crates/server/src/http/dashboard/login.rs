@@ -1,10 +1,10 @@
 //! Signing in and out, and the dashboard's front door.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use askama::Template;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -67,11 +67,12 @@ async fn show(State(state): State<AppState>, csrf: CsrfToken) -> Result<Response
 async fn submit(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     jar: CookieJar,
     csrf: CsrfToken,
     VerifiedForm(form): VerifiedForm<LoginForm>,
 ) -> Result<Response, PageError> {
-    let client = client.ip().to_string();
+    let client = client_address(&headers, client.ip(), state.trusted_proxies);
     if let Err(wait) = state.login_throttle.attempt(&form.email, &client) {
         return Err(PageError::TooManyAttempts {
             minutes: wait.as_secs().div_ceil(60),
@@ -106,4 +107,53 @@ async fn logout(
     }
     let jar = jar.add(expired_session_cookie(&state));
     Ok((jar, Redirect::to("/login")).into_response())
+}
+
+/// The client's address as the outermost of `trusted` proxies saw it: the `trusted`-th
+/// `X-Forwarded-For` entry from the right (each proxy appends the address it was reached
+/// from; entries further left may be written by the client itself). Without trusted
+/// proxies, or without the header, the connecting address.
+fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: u8) -> String {
+    if trusted == 0 {
+        return peer.to_string();
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .nth(usize::from(trusted) - 1)
+        .or(forwarded.first())
+        .map_or_else(|| peer.to_string(), |entry| (*entry).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+    use axum::http::{HeaderMap, HeaderValue};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn the_client_is_who_the_outermost_trusted_proxy_saw() {
+        let proxy = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 1.2.3.4"),
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.9"));
+        // Not trusted: the connecting address, whatever the header says.
+        assert_eq!(client_address(&headers, proxy, 0), "10.0.0.2");
+        // One load balancer: the address it appended, not the one the client wrote.
+        assert_eq!(client_address(&headers, proxy, 1), "10.0.0.9");
+        assert_eq!(client_address(&headers, proxy, 2), "1.2.3.4");
+        assert_eq!(client_address(&headers, proxy, 9), "6.6.6.6");
+        assert_eq!(client_address(&HeaderMap::new(), proxy, 1), "10.0.0.2");
+    }
 }
