@@ -72,6 +72,7 @@ impl TestApp {
             secret_key_file: Some(dir.path().join("app.key")),
             log_format: LogFormat::Text,
             sdk_requests_per_minute: 1200,
+            trusted_proxies: 0,
             mixpanel: mixpanel_config(None),
         };
         adjust(&mut config);
