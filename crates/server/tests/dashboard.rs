@@ -572,3 +572,28 @@ async fn signing_in_again_ends_the_session_the_browser_had() {
     );
     assert_eq!(with_old_session().await, 303, "ended: sent to sign in");
 }
+
+/// A path segment or query that does not decode gets the dashboard's page, not axum's
+/// plain-text rejection.
+#[tokio::test]
+async fn an_address_that_does_not_decode_gets_a_page() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let shop = app.set_up(&browser, "ada@example.com", "Shop").await;
+    for path in [
+        "/p/%FF".to_owned(),
+        format!("{shop}/audiences/aud_x?member=a&member=b"),
+    ] {
+        let response = browser.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{path}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("text/html"),
+            "{path}: {content_type}"
+        );
+        assert!(response.text().await.unwrap().contains("Bad request"));
+    }
+}

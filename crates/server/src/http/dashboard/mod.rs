@@ -40,8 +40,27 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(demo::router())
         .merge(playground::router())
         .layer(from_fn_with_state(state, session::csrf_binding))
-        .layer(DefaultBodyLimit::max(MAX_FORM_BODY));
+        .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
+        .layer(axum::middleware::map_response(rejections_as_pages));
     Router::new().merge(pages).merge(assets::router())
+}
+
+/// axum's own rejections (a path segment or query that does not decode, a form that does
+/// not parse) are plain text: the dashboard answers them with its page, the text escaped.
+async fn rejections_as_pages(response: axum::response::Response) -> axum::response::Response {
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain || !response.status().is_client_error() {
+        return response;
+    }
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    pages::message(status, "Bad request", &String::from_utf8_lossy(&text))
 }
 
 /// The page for an unknown dashboard path.
