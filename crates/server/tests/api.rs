@@ -6,6 +6,21 @@ mod helpers;
 use helpers::TestApp;
 use serde_json::{json, Value};
 
+/// A study of the key's project; its id.
+async fn create_study(app: &TestApp, key: &str) -> String {
+    let study: Value = app
+        .post_json(
+            "/api/v1/studies",
+            key,
+            json!({"name": "S", "interview_url": "https://research.example.com/s"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    study["id"].as_str().unwrap().to_owned()
+}
+
 async fn error_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("a JSON error body");
@@ -605,22 +620,10 @@ async fn config_validates_reference_id_exactly_like_events() {
     assert_eq!((status, error), error_of(event("a\nb").await).await);
 
     // Explain takes the ids the SDK does, by the same rule.
-    let study: Value = app
-        .post_json(
-            "/api/v1/studies",
-            &keys.secret_key,
-            json!({"name": "S", "interview_url": "https://research.example.com/s"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let study = create_study(&app, &keys.secret_key).await;
     let rule: Value = app
         .post_json(
-            &format!(
-                "/api/v1/studies/{}/launch-rules",
-                study["id"].as_str().unwrap()
-            ),
+            &format!("/api/v1/studies/{study}/launch-rules"),
             &keys.secret_key,
             json!({"name": "R", "trigger": {"type": "app_event", "event_name": "checkout"},
                    "surface": "sdk_prompt", "prompt": {"title": "t"}}),
@@ -687,17 +690,7 @@ async fn an_id_or_code_that_does_not_decode_is_a_json_400() {
 async fn a_nul_character_anywhere_in_a_request_is_a_400() {
     let app = TestApp::spawn().await;
     let keys = app.bootstrap("ada@example.com", "Shop");
-    let study: Value = app
-        .post_json(
-            "/api/v1/studies",
-            &keys.secret_key,
-            json!({"name": "S", "interview_url": "https://research.example.com/s"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let study = study["id"].as_str().unwrap();
+    let study = create_study(&app, &keys.secret_key).await;
     for path in [
         "/api/v1/studies/std_%00",
         "/api/v1/launch-rules/x%00/explain?reference_id=a",

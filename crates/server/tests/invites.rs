@@ -174,6 +174,30 @@ impl World {
         copy.code
     }
 
+    /// A second active prompt rule of the study, for the main rule's audience, of lower
+    /// priority; its id.
+    async fn fallback_rule(&self) -> String {
+        let main = self
+            .app
+            .get(&format!("/api/v1/launch-rules/{}", self.rule), &self.key)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        let fallback: Value = self
+            .app
+            .post_json(
+                &format!("/api/v1/studies/{}/launch-rules", self.study),
+                &self.key,
+                json!({"name": "Fallback", "status": "active", "priority": -1, "trigger": main["trigger"], "surface": "sdk_prompt"}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        fallback["id"].as_str().unwrap().to_owned()
+    }
+
     async fn config(&self, reference_id: &str) -> Value {
         let response = self
             .app
@@ -829,25 +853,7 @@ async fn rule_stats_count_invites_by_state_and_every_suppression_reason() {
         200
     );
     let audience = world.config("ref_2").await; // ref_2 gets the main rule's invite
-    let trial = world
-        .app
-        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    let fallback: Value = world
-        .app
-        .post_json(
-            &format!("/api/v1/studies/{}/launch-rules", world.study),
-            &world.key,
-            json!({"name": "Fallback", "status": "active", "priority": -1, "trigger": trial["trigger"], "surface": "sdk_prompt"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let fallback = fallback["id"].as_str().unwrap().to_owned();
+    let fallback = world.fallback_rule().await;
     let code = |v: &Value| v["pending_invite"]["code"].as_str().unwrap().to_owned();
     assert_eq!(
         world.accept(&code(&audience), "ref_2").await["outcome"],
@@ -1313,25 +1319,7 @@ async fn a_pending_invite_that_can_no_longer_start_is_withdrawn_and_frees_its_us
     let code = |v: &Value| v["pending_invite"]["code"].as_str().unwrap().to_owned();
     let first = code(&world.config("ref_2").await);
     let capped = code(&world.config("ref_4").await);
-    let trial = world
-        .app
-        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    let fallback: Value = world
-        .app
-        .post_json(
-            &format!("/api/v1/studies/{}/launch-rules", world.study),
-            &world.key,
-            json!({"name": "Fallback", "status": "active", "priority": -1, "trigger": trial["trigger"], "surface": "sdk_prompt"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let fallback = fallback["id"].as_str().unwrap().to_owned();
+    let fallback = world.fallback_rule().await;
     assert_eq!(world.accept(&first, "ref_2").await["outcome"], "webview");
 
     // The main rule is at its cap: ref_4's invite from it is withdrawn, the fallback's offered.
@@ -1390,25 +1378,7 @@ async fn a_pending_invite_that_can_no_longer_start_is_withdrawn_and_frees_its_us
 #[tokio::test]
 async fn explain_shows_priority_and_the_user_s_open_invite() {
     let world = world(8, None, "in_app").await;
-    let trial = world
-        .app
-        .get(&format!("/api/v1/launch-rules/{}", world.rule), &world.key)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    let fallback: Value = world
-        .app
-        .post_json(
-            &format!("/api/v1/studies/{}/launch-rules", world.study),
-            &world.key,
-            json!({"name": "Fallback", "status": "active", "priority": -1, "trigger": trial["trigger"], "surface": "sdk_prompt"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let fallback = fallback["id"].as_str().unwrap().to_owned();
+    let fallback = world.fallback_rule().await;
     let explain = |rule: &str| {
         let path = format!("/api/v1/launch-rules/{rule}/explain?reference_id=ref_6");
         let world = &world;
