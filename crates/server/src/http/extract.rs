@@ -67,7 +67,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Whether a JSON text holds a NUL character, which can only be written `\u0000` (raw
 /// control characters are not JSON). No id, name or code may hold one: PostgreSQL cannot
 /// store it in text, so it is refused here for both databases alike.
-pub fn holds_nul(json: &[u8]) -> bool {
+fn holds_nul(json: &[u8]) -> bool {
     let mut from = 0;
     while let Some(at) = json
         .get(from..)
