@@ -198,6 +198,19 @@ impl World {
         fallback["id"].as_str().unwrap().to_owned()
     }
 
+    /// Asserts each invite is stored as withdrawn.
+    async fn assert_withdrawn(&self, codes: &[&str]) {
+        let store = uj_storage::connect(&self.app.db.url).await.unwrap();
+        for code in codes {
+            let invite = store.invite_by_code(code).await.unwrap().unwrap();
+            assert_eq!(
+                invite.state,
+                uj_domain::invites::InviteState::Withdrawn,
+                "{code}"
+            );
+        }
+    }
+
     async fn config(&self, reference_id: &str) -> Value {
         let response = self
             .app
@@ -633,15 +646,7 @@ async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
     // Nor offered: the config load that finds it withdraws it, freeing the user's place.
     let later = world.issue_copy(&code, "late0000000000000000000003").await;
     assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
-    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
-    for code in [&late, &later] {
-        let invite = store.invite_by_code(code).await.unwrap().unwrap();
-        assert_eq!(
-            invite.state,
-            uj_domain::invites::InviteState::Withdrawn,
-            "{code}"
-        );
-    }
+    world.assert_withdrawn(&[&late, &later]).await;
 }
 
 /// A user is a member through any of their distinct ids (Mixpanel may list one person
@@ -1361,15 +1366,7 @@ async fn a_pending_invite_that_can_no_longer_start_is_withdrawn_and_frees_its_us
         world.accept(&ref_8, "ref_8").await["reason"],
         "invite_withdrawn"
     );
-    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
-    for code in [&capped, &ref_6, &ref_8] {
-        let invite = store.invite_by_code(code).await.unwrap().unwrap();
-        assert_eq!(
-            invite.state,
-            uj_domain::invites::InviteState::Withdrawn,
-            "{code}"
-        );
-    }
+    world.assert_withdrawn(&[&capped, &ref_6, &ref_8]).await;
 }
 
 /// Explain answers as the SDK decides: a rule that passes its own gates can still lose on
