@@ -15,6 +15,9 @@ pub struct Faults {
     pub fail_status: Option<u16>,
     /// The next N API requests have their connection dropped before a complete response.
     pub reset_next: u32,
+    /// The next N API requests are answered 200 with a JSON body that never ends (spaces
+    /// after `[`), as a broken proxy or a misbehaving cluster might.
+    pub endless_next: u32,
     /// Cut raw exports short.
     pub truncate_export: Option<Truncate>,
     /// Limit the faults above to one region's hosts.
@@ -43,6 +46,7 @@ pub enum Action {
     Pass,
     Fail(u16),
     Reset,
+    Endless,
 }
 
 impl Faults {
@@ -58,6 +62,10 @@ impl Faults {
         if self.reset_next > 0 {
             self.reset_next -= 1;
             return Action::Reset;
+        }
+        if self.endless_next > 0 {
+            self.endless_next -= 1;
+            return Action::Endless;
         }
         if self.fail_next > 0 {
             self.fail_next -= 1;

@@ -39,7 +39,11 @@ impl MixpanelError {
     /// Maps a non-success answer of a Query or App API call.
     pub(crate) async fn from_response(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
+        // Only the start of an error's text is kept; a longer one is read no further.
+        let body = crate::read_capped(response, 64 << 10)
+            .await
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
         let detail: String = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))

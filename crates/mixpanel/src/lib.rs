@@ -81,6 +81,38 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The most of one answer the client reads. `/api/app/me` of a large organisation and a
+/// project's cohort list stay far below; an answer past it is a fault, not data.
+pub(crate) const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+/// Reads `response`'s body, refusing one longer than `limit` bytes as soon as it says so
+/// or grows past it, so a broken answer cannot fill the server's memory.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, MixpanelError> {
+    let status = response.status().as_u16();
+    let too_large = || MixpanelError::Unexpected {
+        status,
+        detail: format!("an answer longer than {} MiB", limit >> 20),
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(MixpanelError::from_transport)?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// How the client waits and retries.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -129,6 +161,16 @@ impl Client {
 
     pub fn urls(&self) -> &BaseUrls {
         &self.urls
+    }
+
+    /// Reads a successful answer as JSON, at most [`MAX_ANSWER_BYTES`] of it.
+    async fn json(response: reqwest::Response) -> Result<serde_json::Value, MixpanelError> {
+        let status = response.status().as_u16();
+        let body = read_capped(response, MAX_ANSWER_BYTES).await?;
+        serde_json::from_slice(&body).map_err(|e| MixpanelError::Unexpected {
+            status,
+            detail: format!("not JSON: {e}"),
+        })
     }
 
     /// Sends `request` with the service account, retrying 429 and 5xx as Mixpanel asks.

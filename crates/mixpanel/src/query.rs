@@ -46,13 +46,7 @@ impl Client {
         if !response.status().is_success() {
             return Err(MixpanelError::from_response(response).await);
         }
-        response
-            .json()
-            .await
-            .map_err(|e| MixpanelError::Unexpected {
-                status: 200,
-                detail: format!("not JSON: {e}"),
-            })
+        Self::json(response).await
     }
 
     pub async fn cohorts(

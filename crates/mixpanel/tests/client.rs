@@ -271,3 +271,42 @@ fn credentials_never_show_the_secret() {
     let shown = format!("{:?}", account("eu-only", "super-secret-value"));
     assert!(!shown.contains("super-secret-value"));
 }
+
+#[tokio::test]
+async fn an_answer_that_does_not_end_is_refused_once_it_passes_the_cap() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let client = Client::new(
+        client(&emulator).urls().clone(),
+        Settings {
+            // Long enough to read far past the cap on loopback: the cap must end the read,
+            // not the timeout.
+            timeout: Duration::from_secs(30),
+            ..Settings::default()
+        },
+    );
+    emulator.set_faults(Faults {
+        endless_next: 1,
+        ..Faults::default()
+    });
+    let project = ProjectRef {
+        id: "10",
+        region: Region::Eu,
+        workspace_id: None,
+    };
+    let started = std::time::Instant::now();
+    let error = client
+        .cohorts(&account("eu-only", "s"), &project)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, MixpanelError::Unexpected { status: 200, detail } if detail.contains("longer than 16 MiB")),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // The next answer is whole again.
+    let cohorts = client
+        .cohorts(&account("eu-only", "s"), &project)
+        .await
+        .unwrap();
+    assert_eq!(cohorts.len(), 1);
+}

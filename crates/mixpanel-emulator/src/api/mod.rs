@@ -19,6 +19,7 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use futures_util::StreamExt;
 use serde_json::json;
 use tower_http::compression::predicate::SizeAbove;
 use tower_http::compression::CompressionLayer;
@@ -171,5 +172,19 @@ async fn inject_faults(
             "Internal server error (fault injected)",
         ),
         Action::Reset => dropped_connection(),
+        Action::Endless => endless_answer(),
     }
+}
+
+/// `[` and then spaces for as long as the client reads.
+fn endless_answer() -> Response {
+    let spaces = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
+    let body = futures_util::stream::once(async { Ok(axum::body::Bytes::from_static(b"[")) })
+        .chain(futures_util::stream::repeat(spaces).map(Ok::<_, std::io::Error>));
+    let mut response = Response::new(Body::from_stream(body));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
