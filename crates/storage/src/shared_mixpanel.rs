@@ -23,6 +23,25 @@ macro_rules! impl_mixpanel_store {
             Ok(())
         }
 
+        /// Locks the project's connection if it is still the one made at `connected_at`:
+        /// false when it was removed or replaced since. What was read through it is written
+        /// in the same transaction, so a disconnect or a new connection cannot come between.
+        async fn reading_through(
+            tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
+            project: &ProjectId,
+            connected_at: DateTime<Utc>,
+        ) -> Result<bool, $crate::StoreError> {
+            let locked = sqlx::query(
+                "UPDATE mixpanel_connections SET connected_at = connected_at
+                 WHERE project_id = $1 AND connected_at = $2",
+            )
+            .bind(project.as_str())
+            .bind(Ts(connected_at))
+            .execute(&mut **tx)
+            .await?;
+            Ok(locked.rows_affected() == 1)
+        }
+
         #[async_trait::async_trait]
         impl $crate::MixpanelStore for $store {
             async fn save_mixpanel_connection(
@@ -30,8 +49,10 @@ macro_rules! impl_mixpanel_store {
                 c: &uj_domain::mixpanel::MixpanelConnection,
                 secret_ciphertext: &str,
             ) -> Result<(), $crate::StoreError> {
+                // The connection's row first, then what was read through the old one: a
+                // read being recorded holds that row (see `reading_through`), so it either
+                // lands before this and is forgotten, or finds its connection gone.
                 let mut tx = self.begin().await?;
-                forget_mixpanel_reads(&mut tx, &c.project_id).await?;
                 sqlx::query(
                     "INSERT INTO mixpanel_connections (project_id, username, secret_ciphertext,
                         mixpanel_project_id, mixpanel_project_name, organization_name, region, timezone,
@@ -61,6 +82,7 @@ macro_rules! impl_mixpanel_store {
                 .bind(Ts(c.last_verified_at))
                 .execute(&mut *tx)
                 .await?;
+                forget_mixpanel_reads(&mut tx, &c.project_id).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -112,13 +134,14 @@ macro_rules! impl_mixpanel_store {
             }
 
             async fn delete_mixpanel_connection(&self, project: &ProjectId) -> Result<bool, $crate::StoreError> {
+                // The connection's row first (see `save_mixpanel_connection`).
                 let mut tx = self.begin().await?;
-                forget_mixpanel_reads(&mut tx, project).await?;
-                sqlx::query("DELETE FROM mixpanel_connect_attempts WHERE project_id = $1")
+                let done = sqlx::query("DELETE FROM mixpanel_connections WHERE project_id = $1")
                     .bind(project.as_str())
                     .execute(&mut *tx)
                     .await?;
-                let done = sqlx::query("DELETE FROM mixpanel_connections WHERE project_id = $1")
+                forget_mixpanel_reads(&mut tx, project).await?;
+                sqlx::query("DELETE FROM mixpanel_connect_attempts WHERE project_id = $1")
                     .bind(project.as_str())
                     .execute(&mut *tx)
                     .await?;
@@ -205,9 +228,13 @@ macro_rules! impl_mixpanel_store {
             async fn replace_mixpanel_cohorts(
                 &self,
                 project: &ProjectId,
+                connected_at: DateTime<Utc>,
                 cohorts: &[uj_domain::mixpanel::MixpanelCohort],
-            ) -> Result<(), $crate::StoreError> {
+            ) -> Result<bool, $crate::StoreError> {
                 let mut tx = self.begin().await?;
+                if !reading_through(&mut tx, project, connected_at).await? {
+                    return Ok(false);
+                }
                 sqlx::query("DELETE FROM mixpanel_cohorts WHERE project_id = $1")
                     .bind(project.as_str())
                     .execute(&mut *tx)
@@ -230,7 +257,7 @@ macro_rules! impl_mixpanel_store {
                     .await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn mixpanel_cohorts(
@@ -250,10 +277,14 @@ macro_rules! impl_mixpanel_store {
             async fn record_mixpanel_event_names(
                 &self,
                 project: &ProjectId,
+                connected_at: DateTime<Utc>,
                 names: &[String],
                 seen_at: DateTime<Utc>,
-            ) -> Result<(), $crate::StoreError> {
+            ) -> Result<bool, $crate::StoreError> {
                 let mut tx = self.begin().await?;
+                if !reading_through(&mut tx, project, connected_at).await? {
+                    return Ok(false);
+                }
                 for name in names {
                     sqlx::query(
                         "INSERT INTO event_catalog (project_id, name, seen_in_mixpanel_at) VALUES ($1, $2, $3)
@@ -266,7 +297,7 @@ macro_rules! impl_mixpanel_store {
                     .await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn record_app_events(&self, events: &[$crate::AppEventCount]) -> Result<(), $crate::StoreError> {

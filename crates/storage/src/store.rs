@@ -227,24 +227,31 @@ pub trait MixpanelStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     async fn delete_connect_attempts(&self, project: &ProjectId) -> Result<(), StoreError>;
 
-    /// Replaces the stored list of the connected project's cohorts.
+    /// Replaces the stored list of the connected project's cohorts, read through the
+    /// connection made at `connected_at`. False, and nothing written, when that connection
+    /// was removed or replaced since (a read that took a while must not bring back what a
+    /// disconnect forgot, nor give a new connection the old project's cohorts).
     async fn replace_mixpanel_cohorts(
         &self,
         project: &ProjectId,
+        connected_at: DateTime<Utc>,
         cohorts: &[MixpanelCohort],
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     async fn mixpanel_cohorts(
         &self,
         project: &ProjectId,
     ) -> Result<Vec<MixpanelCohort>, StoreError>;
 
-    /// Marks event names as seen in Mixpanel at `seen_at` (adding them to the catalog).
+    /// Marks event names read through the connection made at `connected_at` as seen in
+    /// Mixpanel at `seen_at` (adding them to the catalog). False, and nothing written, as
+    /// for [`Self::replace_mixpanel_cohorts`].
     async fn record_mixpanel_event_names(
         &self,
         project: &ProjectId,
+        connected_at: DateTime<Utc>,
         names: &[String],
         seen_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Adds counted app events to the catalog: each `(project, name)` seen `count` times
     /// between `first` and `last`. A name new to a project that has
     /// [`MAX_APP_EVENT_NAMES`] names already is not added.

@@ -63,6 +63,7 @@ conformance!(
     a_mixpanel_connection_is_saved_replaced_checked_and_deleted,
     connect_attempts_expire_and_belong_to_their_project,
     a_new_or_removed_connection_forgets_what_the_old_one_read,
+    a_disconnect_racing_a_read_leaves_nothing_behind,
     cohorts_are_replaced_and_event_names_recorded_per_project,
     a_cohort_sync_config_is_found_by_webhook_and_replaced,
     audiences_are_one_per_cohort_and_follow_its_name,
@@ -848,14 +849,16 @@ async fn a_mixpanel_connection_is_saved_replaced_checked_and_deleted(
 
 /// What was read through a connection goes with it: a new connection (another Mixpanel
 /// project, say) or none at all shows neither the old project's cohorts nor its event
-/// names; names the app sent stay in the catalog.
+/// names; names the app sent stay in the catalog. A read through the old connection that
+/// ends after it was replaced or removed writes nothing.
 async fn a_new_or_removed_connection_forgets_what_the_old_one_read(
     store: Arc<dyn Store>,
     _: &TestDatabase,
 ) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let now = uj_now();
-    let read_through = |store: Arc<dyn Store>, shop: ProjectId| async move {
+    // Whether the cohorts and the event names were written.
+    let read_through = |store: Arc<dyn Store>, shop: ProjectId, connected_at| async move {
         let cohort = MixpanelCohort {
             cohort_id: "7".into(),
             name: "Buyers".into(),
@@ -864,21 +867,26 @@ async fn a_new_or_removed_connection_forgets_what_the_old_one_read(
             is_visible: true,
             fetched_at: now,
         };
-        store
-            .replace_mixpanel_cohorts(&shop, &[cohort])
+        let cohorts = store
+            .replace_mixpanel_cohorts(&shop, connected_at, &[cohort])
             .await
             .unwrap();
         let names = ["Order Completed".to_owned(), "App Opened".to_owned()];
-        store
-            .record_mixpanel_event_names(&shop, &names, now)
+        let names = store
+            .record_mixpanel_event_names(&shop, connected_at, &names, now)
             .await
             .unwrap();
+        (cohorts, names)
     };
+    let first = connection(&shop, "111");
     store
-        .save_mixpanel_connection(&connection(&shop, "111"), "v1.one")
+        .save_mixpanel_connection(&first, "v1.one")
         .await
         .unwrap();
-    read_through(store.clone(), shop.clone()).await;
+    assert_eq!(
+        read_through(store.clone(), shop.clone(), first.connected_at).await,
+        (true, true)
+    );
     let sent = uj_storage::AppEventCount {
         project: shop.clone(),
         name: "App Opened".into(),
@@ -902,14 +910,68 @@ async fn a_new_or_removed_connection_forgets_what_the_old_one_read(
             .collect();
         assert_eq!(kept, [("App Opened", false, 2)]);
     };
+    let second = MixpanelConnection {
+        connected_at: first.connected_at + Duration::seconds(1),
+        ..connection(&shop, "222")
+    };
     store
-        .save_mixpanel_connection(&connection(&shop, "222"), "v1.two")
+        .save_mixpanel_connection(&second, "v1.two")
         .await
         .unwrap();
     forgotten(store.clone(), shop.clone()).await;
-    read_through(store.clone(), shop.clone()).await;
+    assert_eq!(
+        read_through(store.clone(), shop.clone(), first.connected_at).await,
+        (false, false),
+        "a read through the replaced connection"
+    );
+    forgotten(store.clone(), shop.clone()).await;
+    assert_eq!(
+        read_through(store.clone(), shop.clone(), second.connected_at).await,
+        (true, true)
+    );
     assert!(store.delete_mixpanel_connection(&shop).await.unwrap());
     forgotten(store.clone(), shop.clone()).await;
+    assert_eq!(
+        read_through(store.clone(), shop.clone(), second.connected_at).await,
+        (false, false),
+        "a read through the removed connection"
+    );
+    forgotten(store.clone(), shop.clone()).await;
+}
+
+/// A read through a connection being recorded while the connection is removed: whichever
+/// commits first, nothing read through it is left once it is gone.
+async fn a_disconnect_racing_a_read_leaves_nothing_behind(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let cohorts: Vec<MixpanelCohort> = (0..50)
+        .map(|n| MixpanelCohort {
+            cohort_id: n.to_string(),
+            name: format!("Cohort {n}"),
+            description: String::new(),
+            member_count: 3,
+            is_visible: true,
+            fetched_at: uj_now(),
+        })
+        .collect();
+    for _ in 0..20 {
+        let connected = connection(&shop, "111");
+        store
+            .save_mixpanel_connection(&connected, "v1.one")
+            .await
+            .unwrap();
+        let read = tokio::spawn({
+            let (store, shop, cohorts) = (store.clone(), shop.clone(), cohorts.clone());
+            async move {
+                store
+                    .replace_mixpanel_cohorts(&shop, connected.connected_at, &cohorts)
+                    .await
+                    .unwrap()
+            }
+        });
+        assert!(store.delete_mixpanel_connection(&shop).await.unwrap());
+        read.await.unwrap();
+        assert_eq!(store.mixpanel_cohorts(&shop).await.unwrap(), []);
+    }
 }
 
 async fn connect_attempts_expire_and_belong_to_their_project(
@@ -969,27 +1031,42 @@ async fn cohorts_are_replaced_and_event_names_recorded_per_project(
         is_visible: true,
         fetched_at: now,
     };
+    let connected = connection(&shop, "1");
     store
-        .replace_mixpanel_cohorts(&shop, &[cohort("1", "Buyers"), cohort("2", "Churn")])
+        .save_mixpanel_connection(&connected, "v1.x")
         .await
         .unwrap();
-    store
-        .replace_mixpanel_cohorts(&shop, &[cohort("2", "Churn risk")])
+    let at = connected.connected_at;
+    assert!(store
+        .replace_mixpanel_cohorts(&shop, at, &[cohort("1", "Buyers"), cohort("2", "Churn")])
         .await
-        .unwrap();
+        .unwrap());
+    assert!(store
+        .replace_mixpanel_cohorts(&shop, at, &[cohort("2", "Churn risk")])
+        .await
+        .unwrap());
     let listed = store.mixpanel_cohorts(&shop).await.unwrap();
     assert_eq!(listed, [cohort("2", "Churn risk")]);
+    // Another project, with no connection of its own, gets nothing written.
+    assert!(!store
+        .replace_mixpanel_cohorts(&blog, at, &[cohort("9", "Theirs")])
+        .await
+        .unwrap());
     assert!(store.mixpanel_cohorts(&blog).await.unwrap().is_empty());
 
     let names = vec!["Order Completed".to_owned(), "App Opened".to_owned()];
-    store
-        .record_mixpanel_event_names(&shop, &names, now)
+    assert!(store
+        .record_mixpanel_event_names(&shop, at, &names, now)
         .await
-        .unwrap();
-    store
-        .record_mixpanel_event_names(&shop, &names[..1], now + Duration::hours(1))
+        .unwrap());
+    assert!(store
+        .record_mixpanel_event_names(&shop, at, &names[..1], now + Duration::hours(1))
         .await
-        .unwrap();
+        .unwrap());
+    assert!(!store
+        .record_mixpanel_event_names(&blog, at, &names, now)
+        .await
+        .unwrap());
     let catalog = store.event_catalog(&shop).await.unwrap();
     assert_eq!(
         catalog.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
@@ -1003,10 +1080,6 @@ async fn cohorts_are_replaced_and_event_names_recorded_per_project(
     assert!(store.event_catalog(&blog).await.unwrap().is_empty());
 
     // Deleting the connection forgets the cohorts read through it.
-    store
-        .save_mixpanel_connection(&connection(&shop, "1"), "v1.x")
-        .await
-        .unwrap();
     store.delete_mixpanel_connection(&shop).await.unwrap();
     assert!(store.mixpanel_cohorts(&shop).await.unwrap().is_empty());
 }
@@ -2700,10 +2773,15 @@ async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &
     // them, so junk names cannot grow the catalog without end. Known names still count.
     // Names read from Mixpanel are not the app's: they take no room.
     let from_mixpanel: Vec<String> = (0..10).map(|n| format!("mixpanel {n}")).collect();
+    let connected = connection(&blog, "2");
     store
-        .record_mixpanel_event_names(&blog, &from_mixpanel, t1)
+        .save_mixpanel_connection(&connected, "v1.x")
         .await
         .unwrap();
+    assert!(store
+        .record_mixpanel_event_names(&blog, connected.connected_at, &from_mixpanel, t1)
+        .await
+        .unwrap());
     let junk: Vec<_> = (0..uj_storage::MAX_APP_EVENT_NAMES + 5)
         .map(|n| count(&blog, &format!("junk {n:05}"), 1, t1, t1))
         .collect();

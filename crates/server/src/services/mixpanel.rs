@@ -322,18 +322,27 @@ pub async fn refresh(
             fetched_at: now,
         })
         .collect();
-    state
+    // Written only if the connection read through is still the project's.
+    let gone = || ServiceError::NotFound("mixpanel_connection");
+    let connected_at = connection.connected_at;
+    if !state
         .store
-        .replace_mixpanel_cohorts(project, &cohorts)
-        .await?;
+        .replace_mixpanel_cohorts(project, connected_at, &cohorts)
+        .await?
+    {
+        return Err(gone());
+    }
     let names = client
         .top_event_names(&credentials, &target, EVENT_NAMES)
         .await
         .map_err(problem)?;
-    state
+    if !state
         .store
-        .record_mixpanel_event_names(project, &names, now)
-        .await?;
+        .record_mixpanel_event_names(project, connected_at, &names, now)
+        .await?
+    {
+        return Err(gone());
+    }
     Ok((cohorts.len(), names.len()))
 }
 
