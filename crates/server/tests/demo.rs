@@ -81,6 +81,36 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
         element_text(&html, "demo-connected").as_deref(),
         Some("Acme App (prod) (2301456)")
     );
+    // The simulated Mixpanel posts from the server's process: only to its own webhook.
+    let elsewhere = format!("{}/api/v1/project", demo.url);
+    for url in [
+        "http://127.0.0.1:9/webhooks/mixpanel/whk_x",
+        elsewhere.as_str(),
+    ] {
+        let refused = demo
+            .submit(
+                &browser,
+                &panel,
+                &format!("{panel}/destinations"),
+                &[
+                    ("cohort", "2301456:51290"),
+                    ("webhook_url", url),
+                    ("username", "mixpanel"),
+                    ("secret", &secret),
+                ],
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            element_text(&refused, "form-error")
+                .unwrap()
+                .starts_with("The demo sends cohorts only to this server"),
+            "{url}"
+        );
+        assert!(element_text(&refused, "demo-message").is_none());
+    }
     let wrong = demo
         .submit(
             &browser,

@@ -31,8 +31,9 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(health::router())
         .merge(json_routes)
-        .merge(launch::router())
-        .merge(dashboard::router(state.clone()))
+        .merge(dashboard::pages_catch_panics(
+            launch::router().merge(dashboard::router(state.clone())),
+        ))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(refuse_nul));
     middleware::wrap(routes).with_state(state)

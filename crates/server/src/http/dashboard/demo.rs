@@ -212,6 +212,11 @@ async fn point(
         let error = "Paste the webhook URL and the secret from Mixpanel → Cohort sync (set it up there first).";
         return page(&state, &context, csrf.0, None, Some(error.into())).await;
     }
+    if !is_own_webhook(&state.public_url, form.webhook_url.trim()) {
+        // The simulated Mixpanel posts from this server: it must not be pointed elsewhere.
+        let error = "The demo sends cohorts only to this server's cohort-sync webhook: paste the webhook URL shown under Mixpanel → Cohort sync.";
+        return page(&state, &context, csrf.0, None, Some(error.into())).await;
+    }
     let id = destination_id(cohort);
     emulator.add_destination(Destination {
         id: id.clone(),
@@ -225,6 +230,17 @@ async fn point(
     });
     let message = run_now(&emulator, &id).await;
     page(&state, &context, csrf.0, Some(message), None).await
+}
+
+/// A cohort-sync webhook URL of this server: `{public_url}/webhooks/mixpanel/` and an id.
+fn is_own_webhook(public_url: &str, url: &str) -> bool {
+    let prefix = cohort_sync::webhook_url(public_url, "");
+    url.strip_prefix(prefix.as_str()).is_some_and(|id| {
+        !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
 
 #[derive(Deserialize)]

@@ -63,6 +63,17 @@ async fn rejections_as_pages(response: axum::response::Response) -> axum::respon
     pages::message(status, "Bad request", &String::from_utf8_lossy(&text))
 }
 
+/// Adds to `router` (the pages people open: the dashboard, the interview links) an answer
+/// for a handler that panics: the error page, with the request id to report. Without it
+/// the common layers' catch answers the API's JSON error.
+pub fn pages_catch_panics<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |_: Box<dyn std::any::Any + Send + 'static>| {
+            pages::PageError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        },
+    ))
+}
+
 /// The page for an unknown dashboard path.
 pub fn not_found_page() -> impl IntoResponse {
     pages::PageError::NotFound
@@ -80,4 +91,35 @@ pub fn message_page(
 /// The page for an error outside the dashboard's own handlers.
 pub fn page_error(error: pages::PageError) -> axum::response::Response {
     error.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_page_whose_handler_panics_answers_the_error_page() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let boom = Router::new().route("/boom", get(boom));
+        let router = crate::http::middleware::wrap(super::pages_catch_panics(boom));
+        let response = router
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap();
+        assert!(content_type.starts_with("text/html"), "{content_type}");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let page = String::from_utf8_lossy(&body);
+        assert!(page.contains("Something went wrong"), "{page}");
+        assert!(page.contains("report request id"), "{page}");
+    }
 }
