@@ -325,7 +325,8 @@ pub fn closed_because(rule: RuleStatus, study: Option<StudyStatus>) -> Option<Re
 }
 
 /// Why an invite `rule` issued earlier can no longer become a start: the rule or its study
-/// stopped (`closed_because`), the rule's schedule window ended, its starts or its study's
+/// stopped (`closed_because`), the rule's schedule window does not hold `now` (ended, or
+/// moved to start later), its starts or its study's
 /// limits are used up, or the user started the study meanwhile (`started_study`). `None`
 /// while it still can. Config loads withdraw such an invite rather than offer a prompt that
 /// accepting would refuse; it would also hold the user's one open invite until it expired.
@@ -338,7 +339,9 @@ pub fn invite_closed_because(
     if let Some(reason) = closed_because(rule.status, study.map(|s| s.status)) {
         return Some(reason);
     }
-    if rule.ends_at.is_some_and(|end| now >= end) {
+    let outside = rule.starts_at.is_some_and(|start| now < start)
+        || rule.ends_at.is_some_and(|end| now >= end);
+    if outside {
         return Some(Reason::OutsideSchedule);
     }
     if started_study {

@@ -132,6 +132,16 @@ pub struct LaunchRule {
 }
 
 impl LaunchRule {
+    /// Whether a prompt it issued may still be shown and accepted at `now`: the rule is
+    /// active, prompts in the app, and its schedule window holds `now`. A rule that stops
+    /// being so withdraws the prompts it offered.
+    pub fn offers_prompts_at(&self, now: DateTime<Utc>) -> bool {
+        self.status == RuleStatus::Active
+            && self.surface == Surface::SdkPrompt
+            && self.starts_at.is_none_or(|start| start <= now)
+            && self.ends_at.is_none_or(|end| now < end)
+    }
+
     /// Checks every field (the audience's existence is checked by the caller, who can
     /// see storage); the first problem names its field.
     pub fn validate(&self) -> Result<(), ValidationError> {

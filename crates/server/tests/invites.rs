@@ -473,6 +473,64 @@ async fn pausing_a_rule_or_its_study_withdraws_the_invites_it_issued() {
 }
 
 #[tokio::test]
+async fn a_rule_moved_to_a_direct_link_or_a_later_start_takes_back_its_prompts() {
+    let world = world(8, None, "in_app").await;
+    let rule = format!("/api/v1/launch-rules/{}", world.rule);
+    let patch = |body: Value| {
+        let request = world
+            .app
+            .client
+            .patch(world.app.url(&rule))
+            .bearer_auth(&world.key)
+            .json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let code_of = |config: Value| config["pending_invite"]["code"].as_str().map(str::to_owned);
+
+    // A direct link shows no prompt: the one offered is taken back, and one issued from
+    // an older snapshot is not offered either.
+    let first = code_of(world.config("ref_2").await).unwrap();
+    assert_eq!(patch(json!({"surface": "direct_link"})).await, 200);
+    assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
+    // Another member gets the link (ref_2 was prompted: the rule's cooldown holds).
+    let config = world.config("ref_6").await;
+    assert_eq!(config["pending_invite"], Value::Null, "{config}");
+    assert_eq!(
+        config["direct_links"].as_array().unwrap().len(),
+        1,
+        "{config}"
+    );
+    assert_eq!(
+        world.accept(&first, "ref_2").await["reason"],
+        "invite_withdrawn"
+    );
+    let late = world.issue_copy(&first, "late0000000000000000000011").await;
+    assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
+    assert_eq!(
+        world.accept(&late, "ref_2").await["reason"],
+        "invite_withdrawn"
+    );
+
+    // Scheduled to start next month: nothing starts now.
+    assert_eq!(patch(json!({"surface": "sdk_prompt"})).await, 200);
+    let second = code_of(world.config("ref_4").await).unwrap();
+    let next_month = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    assert_eq!(patch(json!({"starts_at": next_month})).await, 200);
+    assert_eq!(world.config("ref_4").await["pending_invite"], Value::Null);
+    assert_eq!(
+        world.accept(&second, "ref_4").await["reason"],
+        "invite_withdrawn"
+    );
+    let later = world
+        .issue_copy(&second, "late0000000000000000000012")
+        .await;
+    assert_eq!(
+        world.accept(&later, "ref_4").await["reason"],
+        "outside_schedule"
+    );
+}
+
+#[tokio::test]
 async fn a_stopped_study_s_public_link_opens_nothing_and_a_start_made_stays_open() {
     let world = world(4, None, "browser").await;
     let code = world.config("ref_2").await["pending_invite"]["code"]
@@ -1341,7 +1399,7 @@ async fn a_pending_invite_that_can_no_longer_start_is_withdrawn_and_frees_its_us
     let ref_6 = code(&world.config("ref_6").await);
     let ref_8 = code(&world.config("ref_8").await);
 
-    // The fallback's schedule ends: its pending invites close too, on config or on accept.
+    // The fallback's schedule ends: the change takes back its pending invites.
     let ended = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
     let patched = world
         .app
@@ -1354,18 +1412,9 @@ async fn a_pending_invite_that_can_no_longer_start_is_withdrawn_and_frees_its_us
         .unwrap();
     assert_eq!(patched.status().as_u16(), 200);
     assert_eq!(world.config("ref_6").await["pending_invite"], Value::Null);
-    assert_eq!(
-        world.accept(&ref_6, "ref_6").await["reason"],
-        "invite_withdrawn"
-    );
-    assert_eq!(
-        world.accept(&ref_8, "ref_8").await["reason"],
-        "outside_schedule"
-    );
-    assert_eq!(
-        world.accept(&ref_8, "ref_8").await["reason"],
-        "invite_withdrawn"
-    );
+    for (code, user) in [(&ref_6, "ref_6"), (&ref_8, "ref_8")] {
+        assert_eq!(world.accept(code, user).await["reason"], "invite_withdrawn");
+    }
     world.assert_withdrawn(&[&capped, &ref_6, &ref_8]).await;
 }
 

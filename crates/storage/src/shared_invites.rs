@@ -100,27 +100,86 @@ macro_rules! insert_invite {
     }};
 }
 
+/// What decides whether a start may happen, read under the locks that keep it so until the
+/// start commits: the study's status and weekly and monthly limits, the rule's status and
+/// schedule window. A status is `None` when its row is gone.
+#[derive(Default)]
+pub(crate) struct StartOwners {
+    pub study_status: Option<uj_domain::pacing::StudyStatus>,
+    pub weekly_limit: Option<i64>,
+    pub monthly_limit: Option<i64>,
+    pub rule_status: Option<uj_domain::pacing::RuleStatus>,
+    pub starts_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub ends_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 macro_rules! impl_invite_store {
     ($store:ty) => {
+        /// Locks a start's study, then its rule, in the order every writer takes rows
+        /// (PostgreSQL; SQLite has one writer): the study, its rules, then their invites,
+        /// as a pause does. A pause or a schedule change of either then commits before this
+        /// transaction reads them, or waits for it. The study row's lock also serialises
+        /// every start of the study, so its limits are not overshot by starts made at once.
+        async fn lock_owners(
+            tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
+            study: &str,
+            rule: &str,
+        ) -> Result<$crate::shared_invites::StartOwners, $crate::StoreError> {
+            let study: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+                "UPDATE studies SET weekly_limit = weekly_limit WHERE id = $1
+                 RETURNING status, weekly_limit, monthly_limit",
+            )
+            .bind(study)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let rule: Option<(String, Option<Ts>, Option<Ts>)> = sqlx::query_as(
+                "UPDATE launch_rules SET starts = starts WHERE id = $1
+                 RETURNING status, starts_at, ends_at",
+            )
+            .bind(rule)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let corrupt = |e: uj_domain::ValidationError| $crate::StoreError::Corrupt(e.to_string());
+            let mut owners = $crate::shared_invites::StartOwners::default();
+            if let Some((status, weekly, monthly)) = study {
+                owners.study_status = Some(uj_domain::pacing::StudyStatus::parse(&status).map_err(corrupt)?);
+                (owners.weekly_limit, owners.monthly_limit) = (weekly, monthly);
+            }
+            if let Some((status, starts_at, ends_at)) = rule {
+                owners.rule_status = Some(uj_domain::pacing::RuleStatus::parse(&status).map_err(corrupt)?);
+                owners.starts_at = starts_at.map(|t| t.0);
+                owners.ends_at = ends_at.map(|t| t.0);
+            }
+            Ok(owners)
+        }
+
         /// Why `invite` cannot become a start now, checked in the transaction that would
-        /// make it: its study's weekly and monthly limits and the user not having started
-        /// the study. The study row's lock (PostgreSQL; SQLite has one writer) serialises
-        /// every start of the study, so neither is overshot by starts made at once.
+        /// make it, under [`lock_owners`]' locks: its rule or study stopped, the rule's
+        /// schedule window does not hold `now`, the study's weekly or monthly limit is used
+        /// up, or the user started the study with another invite.
         async fn start_refused(
             tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
             invite: &uj_domain::invites::Invite,
+            owners: &$crate::shared_invites::StartOwners,
             now: DateTime<Utc>,
         ) -> Result<Option<uj_domain::pacing::Reason>, $crate::StoreError> {
-            use uj_domain::pacing::{month_start, week_start, Reason};
-            let limits: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
-                "UPDATE studies SET weekly_limit = weekly_limit WHERE id = $1
-                 RETURNING weekly_limit, monthly_limit",
-            )
-            .bind(invite.study_id.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-            let (weekly, monthly) = limits.unwrap_or_default();
-            for (limit, since) in [(weekly, week_start(now)), (monthly, month_start(now))] {
+            use uj_domain::pacing::{closed_because, month_start, week_start, Reason};
+            let Some(rule_status) = owners.rule_status else {
+                return Ok(Some(Reason::RuleArchived));
+            };
+            if let Some(reason) = closed_because(rule_status, owners.study_status) {
+                return Ok(Some(reason));
+            }
+            let outside = owners.starts_at.is_some_and(|start| now < start)
+                || owners.ends_at.is_some_and(|end| now >= end);
+            if outside {
+                return Ok(Some(Reason::OutsideSchedule));
+            }
+            let limits = [
+                (owners.weekly_limit, week_start(now)),
+                (owners.monthly_limit, month_start(now)),
+            ];
+            for (limit, since) in limits {
                 let Some(limit) = limit else { continue };
                 let starts: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM invites
@@ -334,14 +393,7 @@ macro_rules! impl_invite_store {
                 let Some((study, rule)) = owners else {
                     return Ok(None);
                 };
-                sqlx::query("UPDATE studies SET weekly_limit = weekly_limit WHERE id = $1")
-                    .bind(&study)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE launch_rules SET starts = starts WHERE id = $1")
-                    .bind(&rule)
-                    .execute(&mut *tx)
-                    .await?;
+                let owners = lock_owners(&mut tx, &study, &rule).await?;
                 // Locks the invite row (PostgreSQL) so two accepts of one invite serialise.
                 let row: Option<InviteRow> = sqlx::query_as(
                     "UPDATE invites SET state = state WHERE project_id = $1 AND code = $2 RETURNING *",
@@ -357,7 +409,7 @@ macro_rules! impl_invite_store {
                     AcceptOutcome::AlreadyAccepted(invite)
                 } else if !invite.is_pending(now) {
                     AcceptOutcome::NotPending(invite)
-                } else if let Some(reason) = start_refused(&mut tx, &invite, now).await? {
+                } else if let Some(reason) = start_refused(&mut tx, &invite, &owners, now).await? {
                     AcceptOutcome::Refused(invite, reason)
                 } else {
                     // The cap holds under any concurrency: the row's own UPDATE checks it.
@@ -408,7 +460,8 @@ macro_rules! impl_invite_store {
                 use uj_domain::invites::{AcceptOutcome, InviteState};
                 self.note(crate::key_filter::Keys::Invitees, [i.reference_id.as_str()]);
                 let mut tx = self.begin().await?;
-                if let Some(reason) = start_refused(&mut tx, i, now).await? {
+                let owners = lock_owners(&mut tx, i.study_id.as_str(), i.rule_id.as_str()).await?;
+                if let Some(reason) = start_refused(&mut tx, i, &owners, now).await? {
                     return Ok(AcceptOutcome::Refused(i.clone(), reason));
                 }
                 let reserved = sqlx::query(

@@ -170,8 +170,9 @@ macro_rules! impl_study_store {
                 .bind(Ts(read_at))
                 .execute(&mut *tx)
                 .await?;
-                if done.rows_affected() == 1 && r.status != uj_domain::pacing::RuleStatus::Active {
-                    // A rule that stops takes back the invites it offered (`invites_by_rule`).
+                if done.rows_affected() == 1 && !r.offers_prompts_at(r.updated_at) {
+                    // A rule that stops, stops prompting (a direct link now) or is scheduled
+                    // elsewhere takes back the prompts it offered (`invites_by_rule`).
                     sqlx::query(
                         "UPDATE invites SET state = 'withdrawn'
                          WHERE rule_id = $1 AND state = 'issued' AND expires_at > $2",

@@ -550,7 +550,8 @@ pub trait InviteStore: Send + Sync {
     async fn study_by_public_code(&self, code: &str) -> Result<Option<Study>, StoreError>;
     /// Accepts atomically: reserves one of the rule's starts, never more than its cap, nor
     /// past its study's weekly and monthly limits, nor a second start of the study for the
-    /// user (`Refused` with the reason).
+    /// user, nor while its rule or study is not active or the rule's schedule window does
+    /// not hold `now` (`Refused` with the reason; the invite is then withdrawn).
     async fn accept_invite(
         &self,
         project: &ProjectId,
@@ -560,7 +561,8 @@ pub trait InviteStore: Send + Sync {
     /// Records an invite accepted at once (a resolved direct link): reserves one of the
     /// rule's starts like [`accept_invite`](Self::accept_invite) and stores the invite as
     /// accepted (`Accepted`), or stores nothing (`Refused`: the rule's cap, the study's
-    /// limits, or the user's start of the study made meanwhile).
+    /// limits, the user's start of the study made meanwhile, or the rule or study stopped
+    /// or the schedule moved since the decision's snapshot was read).
     async fn start_invite(
         &self,
         invite: &Invite,

@@ -83,6 +83,7 @@ conformance!(
     a_users_history_is_their_newest_five_hundred_invites,
     only_an_issued_invite_of_the_project_can_be_withdrawn,
     an_expired_invite_is_neither_dismissed_nor_withdrawn,
+    no_start_once_its_rule_or_study_stopped_or_its_schedule_moved,
     every_write_that_gives_a_user_rows_reaches_the_sdk_reads,
     app_events_add_up_in_the_catalog_in_batches,
 );
@@ -2119,6 +2120,131 @@ async fn study_with_event_rule(
     };
     store.create_launch_rule(&rule).await.unwrap();
     (study, rule)
+}
+
+/// A decision made from a snapshot read before a pause (a second old, or another
+/// process's) issues an invite or resolves a direct link after it: the start is refused in
+/// the transaction that would make it, with the reason, and nothing is counted. A rule
+/// moved to a direct link or to a later start takes back the prompts it offered.
+async fn no_start_once_its_rule_or_study_stopped_or_its_schedule_moved(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::AcceptOutcome;
+    use uj_domain::pacing::{Reason, RuleStatus, StudyStatus};
+    use uj_domain::studies::Surface;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (study, rule) = study_with_event_rule(&store, &shop, now).await;
+    let refused = |outcome: Option<AcceptOutcome>| match outcome {
+        Some(AcceptOutcome::Refused(_, reason)) => Some(reason),
+        _ => None,
+    };
+    let mut version = 0;
+    let mut change_rule = |store: Arc<dyn Store>, changed: uj_domain::studies::LaunchRule| {
+        version += 1;
+        let read_at = rule.updated_at + Duration::seconds(version - 1);
+        async move {
+            let changed = uj_domain::studies::LaunchRule {
+                updated_at: read_at + Duration::seconds(1),
+                ..changed
+            };
+            assert!(store.update_launch_rule(&changed, read_at).await.unwrap());
+        }
+    };
+
+    let paused = uj_domain::studies::LaunchRule {
+        status: RuleStatus::Paused,
+        ..rule.clone()
+    };
+    change_rule(store.clone(), paused).await;
+    store
+        .issue_invite(&event_invite(&rule, "late-1", "u1", now), now)
+        .await
+        .unwrap();
+    let accepted = store.accept_invite(&shop, "late-1", now).await.unwrap();
+    assert_eq!(refused(accepted), Some(Reason::RulePaused));
+    let late = store.invite(&shop, "late-1").await.unwrap().unwrap();
+    assert_eq!(late.state, uj_domain::invites::InviteState::Withdrawn);
+    let direct = |code: &str| event_invite(&rule, code, "u2", now);
+    let started = store.start_invite(&direct("link-1"), now).await.unwrap();
+    assert_eq!(refused(Some(started)), Some(Reason::RulePaused));
+
+    // The rule active again; its study paused.
+    change_rule(store.clone(), rule.clone()).await;
+    let paused_study = uj_domain::studies::Study {
+        status: StudyStatus::Paused,
+        updated_at: now + Duration::seconds(1),
+        ..study.clone()
+    };
+    assert!(store.update_study(&paused_study, now).await.unwrap());
+    let started = store.start_invite(&direct("link-2"), now).await.unwrap();
+    assert_eq!(refused(Some(started)), Some(Reason::StudyPaused));
+    let active_study = uj_domain::studies::Study {
+        updated_at: now + Duration::seconds(2),
+        ..study.clone()
+    };
+    assert!(store
+        .update_study(&active_study, now + Duration::seconds(1))
+        .await
+        .unwrap());
+
+    // The schedule window: not yet open, or closed.
+    let mut issued = Vec::new();
+    for (n, (starts_at, ends_at)) in [
+        (Some(now + Duration::days(30)), None),
+        (None, Some(now - Duration::seconds(1))),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let code = format!("open-{n}");
+        store
+            .issue_invite(&event_invite(&rule, &code, &format!("s{n}"), now), now)
+            .await
+            .unwrap();
+        issued.push(code.clone());
+        let moved = uj_domain::studies::LaunchRule {
+            starts_at,
+            ends_at,
+            ..rule.clone()
+        };
+        change_rule(store.clone(), moved).await;
+        let withdrawn = store.invite(&shop, &code).await.unwrap().unwrap();
+        assert_eq!(
+            withdrawn.state,
+            uj_domain::invites::InviteState::Withdrawn,
+            "a rule scheduled elsewhere takes back its prompts"
+        );
+        let started = store
+            .start_invite(&direct(&format!("link-s{n}")), now)
+            .await
+            .unwrap();
+        assert_eq!(refused(Some(started)), Some(Reason::OutsideSchedule));
+        change_rule(store.clone(), rule.clone()).await;
+    }
+
+    // A rule moved to a direct link takes back its prompts too.
+    store
+        .issue_invite(&event_invite(&rule, "prompt-1", "u5", now), now)
+        .await
+        .unwrap();
+    let linked = uj_domain::studies::LaunchRule {
+        surface: Surface::DirectLink,
+        ..rule.clone()
+    };
+    change_rule(store.clone(), linked).await;
+    let withdrawn = store.invite(&shop, "prompt-1").await.unwrap().unwrap();
+    assert_eq!(withdrawn.state, uj_domain::invites::InviteState::Withdrawn);
+
+    // Nothing started, nothing counted; once all holds again, a start is made.
+    let stats = store.rule_stats(&rule.id, now).await.unwrap();
+    assert_eq!(stats.accepted, 0);
+    for code in ["link-1", "link-2", "link-s0", "link-s1"] {
+        assert!(store.invite(&shop, code).await.unwrap().is_none(), "{code}");
+    }
+    let started = store.start_invite(&direct("link-ok"), now).await.unwrap();
+    assert!(matches!(started, AcceptOutcome::Accepted(_)));
 }
 
 /// An issued invite of `rule` (an app-event rule) for `user`, with some metadata.

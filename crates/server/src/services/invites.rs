@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
 use uj_domain::ids::ProjectId;
 use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
-use uj_domain::pacing::{closed_because, Decision, Reason, StudyStatus, Trigger};
+use uj_domain::pacing::{Decision, Reason, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, Study, Surface};
 
 use super::pacing;
@@ -122,8 +122,10 @@ async fn still_offered(
                 && i.study_id == invite.study_id
                 && i.code != invite.code
         });
-        let open =
-            uj_domain::pacing::invite_closed_because(facts, study, started, Utc::now()).is_none();
+        // A rule that now opens by direct link shows no prompt.
+        let open = rule.surface == Surface::SdkPrompt
+            && uj_domain::pacing::invite_closed_because(facts, study, started, Utc::now())
+                .is_none();
         if open && still_a_member(state, user, invite).await? {
             return Ok(Some(Arc::clone(rule)));
         }
@@ -239,21 +241,9 @@ pub async fn accept(
     if existing.reference_id != reference_id {
         return Err(ServiceError::NotFound("invite"));
     }
+    // A rule or study stopped, or a schedule moved, since the invite was issued: the
+    // store refuses the start (and withdraws the invite) under the locks a pause takes.
     if existing.state == InviteState::Issued {
-        // Stopping a rule or study withdraws its invites; this refuses one issued meanwhile.
-        let rule = state.store.launch_rule(project, &existing.rule_id).await?;
-        let study = state.store.study(project, &existing.study_id).await?;
-        let closed = rule.map_or(Some(Reason::RuleArchived), |rule| {
-            closed_because(rule.status, study.map(|s| s.status)).or(rule
-                .ends_at
-                .is_some_and(|end| now >= end)
-                .then_some(Reason::OutsideSchedule))
-        });
-        if let Some(reason) = closed {
-            // Never to start: not offered again either.
-            state.store.withdraw_invite(project, code, now).await?;
-            return Ok(Acceptance::NotEligible(reason.code()));
-        }
         // As in `still_a_member`: one issued as its user left the audience is withdrawn.
         if let Some(audience) = &existing.audience_id {
             let current = state
