@@ -177,7 +177,7 @@ async fn a_single_project_account_connects_at_once_with_region_and_timezone() {
 
 #[tokio::test]
 async fn several_projects_across_regions_are_offered_and_one_is_picked() {
-    let (_emulator, app, key) = setup(json!({})).await;
+    let (emulator, app, key) = setup(json!({})).await;
     let (status, body) = connect(&app, &key, "multi", SECRET).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "choose_project");
@@ -241,6 +241,18 @@ async fn several_projects_across_regions_are_offered_and_one_is_picked() {
     assert_eq!(unknown.status().as_u16(), 404);
     let forged = pick("20", "mpc_forged").await;
     assert_eq!(forged.status().as_u16(), 404);
+    // Mixpanel failing as the pick is confirmed: "try again" works with the same token.
+    emulator.set_faults(Faults {
+        fail_next: 3,
+        only_region: Some(mixpanel_emulator::Region::Us),
+        ..Faults::default()
+    });
+    let failed = pick("20", &token).await;
+    assert_eq!(failed.status().as_u16(), 502);
+    assert_eq!(
+        failed.json::<Value>().await.unwrap()["error"]["code"],
+        "mixpanel_unreachable"
+    );
 
     let picked = pick("20", &token).await;
     assert_eq!(picked.status().as_u16(), 200);

@@ -149,9 +149,12 @@ pub async fn connect(
                 reasons.join(" "),
             )))
         }
-        [only] => finish(state, project, &credentials, only)
-            .await
-            .map(|c| ConnectOutcome::Connected(Box::new(c))),
+        [only] => {
+            confirm(state, &credentials, only).await?;
+            finish(state, project, &credentials, only)
+                .await
+                .map(|c| ConnectOutcome::Connected(Box::new(c)))
+        }
         several => {
             let token = NewToken::generate("mpc_");
             let attempt = ConnectAttempt {
@@ -212,6 +215,9 @@ pub async fn choose_project(
         username: attempt.username,
         secret,
     };
+    // Mixpanel is asked first: a failure there (unreachable, rate limited) leaves the token
+    // for another try, as the error's message invites.
+    confirm(state, &credentials, chosen).await?;
     // Used up before connecting: of two picks sent at once, one connects and the other
     // finds no token (both connected, the last one's project winning).
     if !state
@@ -224,19 +230,27 @@ pub async fn choose_project(
     finish(state, project, &credentials, chosen).await
 }
 
+/// Every later call goes to the project's own cluster: it must accept the account now, or
+/// the connection would say "connected" and read nothing.
+async fn confirm(
+    state: &AppState,
+    credentials: &Credentials,
+    chosen: &DiscoveredProject,
+) -> Result<(), ServiceError> {
+    state
+        .mixpanel
+        .confirm(credentials, chosen.region, &chosen.id)
+        .await
+        .map_err(|e| ServiceError::Mixpanel(e.into()))
+}
+
+/// Saves the connection to `chosen`, confirmed on its cluster.
 async fn finish(
     state: &AppState,
     project: &ProjectId,
     credentials: &Credentials,
     chosen: &DiscoveredProject,
 ) -> Result<MixpanelConnection, ServiceError> {
-    // Every later call goes to the project's own cluster: it must accept the account now,
-    // or the connection would say "connected" and read nothing.
-    state
-        .mixpanel
-        .confirm(credentials, chosen.region, &chosen.id)
-        .await
-        .map_err(|e| ServiceError::Mixpanel(e.into()))?;
     let now = Utc::now();
     let connection = MixpanelConnection {
         project_id: project.clone(),
