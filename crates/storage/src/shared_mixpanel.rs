@@ -307,7 +307,8 @@ macro_rules! impl_mixpanel_store {
                 let mut tx = self.begin().await?;
                 for e in events {
                     // Through a SELECT so a project deleted meanwhile adds nothing, nor a new
-                    // name to a full catalog (`MAX_APP_EVENT_NAMES`).
+                    // name to a full catalog (`MAX_APP_EVENT_NAMES`). Batches may commit out
+                    // of time order (two flushes, two processes): first and last seen widen.
                     sqlx::query(
                         "INSERT INTO event_catalog (project_id, name, app_count, app_first_seen_at, app_last_seen_at)
                          SELECT id, $2, $3, $4, $5 FROM projects WHERE id = $1
@@ -316,8 +317,14 @@ macro_rules! impl_mixpanel_store {
                                     WHERE project_id = $1 AND app_first_seen_at IS NOT NULL) < $6)
                          ON CONFLICT (project_id, name) DO UPDATE SET
                             app_count = event_catalog.app_count + excluded.app_count,
-                            app_first_seen_at = COALESCE(event_catalog.app_first_seen_at, excluded.app_first_seen_at),
-                            app_last_seen_at = excluded.app_last_seen_at",
+                            app_first_seen_at = CASE
+                                WHEN event_catalog.app_first_seen_at IS NULL
+                                  OR excluded.app_first_seen_at < event_catalog.app_first_seen_at
+                                THEN excluded.app_first_seen_at ELSE event_catalog.app_first_seen_at END,
+                            app_last_seen_at = CASE
+                                WHEN event_catalog.app_last_seen_at IS NULL
+                                  OR excluded.app_last_seen_at > event_catalog.app_last_seen_at
+                                THEN excluded.app_last_seen_at ELSE event_catalog.app_last_seen_at END",
                     )
                     .bind(e.project.as_str())
                     .bind(&e.name)

@@ -2894,6 +2894,22 @@ async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &
         ("Order Completed", 5, Some(t0), Some(t1))
     );
     assert_eq!(store.event_catalog(&blog).await.unwrap().len(), 1);
+    // A batch counted earlier that commits later (another flush, another process) widens
+    // first and last seen; it does not move them back.
+    let (early, between) = (t0 - Duration::minutes(1), t0 + Duration::minutes(2));
+    store
+        .record_app_events(&[count(&shop, "Order Completed", 1, early, between)])
+        .await
+        .unwrap();
+    let order = &store.event_catalog(&shop).await.unwrap()[0];
+    assert_eq!(
+        (
+            order.app_count,
+            order.app_first_seen_at,
+            order.app_last_seen_at
+        ),
+        (6, Some(early), Some(t1))
+    );
 
     // The public key sends event names: a project keeps at most MAX_APP_EVENT_NAMES of
     // them, so junk names cannot grow the catalog without end. Known names still count.
