@@ -35,6 +35,16 @@ pub enum Trigger {
     Audience(String),
 }
 
+impl Trigger {
+    /// As a rule stores it: an app event's name without surrounding spaces.
+    pub fn trimmed(self) -> Self {
+        match self {
+            Trigger::AppEvent(name) => Trigger::AppEvent(name.trim().to_owned()),
+            other => other,
+        }
+    }
+}
+
 /// A rule as the engine sees it.
 #[derive(Debug, Clone)]
 pub struct RuleFacts {

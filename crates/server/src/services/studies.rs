@@ -187,10 +187,7 @@ pub async fn create_rule(
         study_id: study.id,
         name: new.name.trim().to_owned(),
         status: new.status.unwrap_or(RuleStatus::Draft),
-        trigger: match new.trigger {
-            Trigger::AppEvent(name) => Trigger::AppEvent(name.trim().to_owned()),
-            other => other,
-        },
+        trigger: new.trigger.trimmed(),
         surface: new.surface,
         prompt: new.prompt,
         priority: new.priority.unwrap_or(0),
@@ -249,7 +246,8 @@ fn apply(rule: &mut LaunchRule, change: &RuleChange) -> Result<(), ServiceError>
             message: "An archived rule cannot change; create a new one.".into(),
         });
     }
-    if change.trigger.as_ref().is_some_and(|t| *t != rule.trigger) {
+    let trigger = change.trigger.clone().map(Trigger::trimmed);
+    if trigger.is_some_and(|t| t != rule.trigger) {
         return Err(ServiceError::Refused {
             code: "trigger_immutable",
             message:
