@@ -355,6 +355,7 @@ async fn an_unfinished_session_never_shrinks_the_audience_and_a_newer_one_supers
     );
     assert_eq!(audience["sync_state"], "syncing");
     assert_eq!(audience["missing_pages"], json!([3]));
+    assert_eq!(audience["missing_page_count"], 1);
 
     let (status, _) = synced
         .deliver(page("s-new", 1, 1, &["user_1", "fresh"]))

@@ -37,8 +37,10 @@ pub struct AudienceResponse {
     last_synced_at: Option<DateTime<Utc>>,
     last_delivery_at: Option<DateTime<Utc>>,
     sync_state: &'static str,
-    /// Pages not yet received of an unfinished full sync.
+    /// The first 100 pages not yet received of an unfinished full sync.
     missing_pages: Vec<i64>,
+    /// How many pages it misses in all.
+    missing_page_count: i64,
     created_at: DateTime<Utc>,
 }
 
@@ -48,6 +50,7 @@ async fn describe(state: &AppState, audience: Audience) -> Result<AudienceRespon
         object: "audience",
         sync_state: health.state,
         missing_pages: health.missing_pages,
+        missing_page_count: health.missing_page_count,
         id: audience.id.into_string(),
         name: audience.name,
         description: audience.description,
