@@ -225,6 +225,40 @@ async fn rules_take_every_field_and_refuse_a_changed_trigger() {
         .await
         .unwrap();
     assert_eq!(listed["data"][0]["status"], "archived");
+
+    // The list pages, as every list does.
+    for n in 0..2 {
+        let body = json!({"name": format!("R{n}"), "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt"});
+        let created = app
+            .post_json(&format!("/api/v1/studies/{study}/launch-rules"), &key, body)
+            .await;
+        assert_eq!(created.status().as_u16(), 201);
+    }
+    let list = |query: String| {
+        let (app, key, study) = (&app, &key, &study);
+        async move {
+            let url = format!("/api/v1/studies/{study}/launch-rules?{query}");
+            app.get(&url, key).await.json::<Value>().await.unwrap()
+        }
+    };
+    let first = list("limit=2".into()).await;
+    assert_eq!(
+        (first["data"].as_array().unwrap().len(), &first["has_more"]),
+        (2, &json!(true))
+    );
+    let last_id = first["data"][1]["id"].as_str().unwrap();
+    let next = list(format!("limit=2&starting_after={last_id}")).await;
+    assert_eq!(
+        (next["data"].as_array().unwrap().len(), &next["has_more"]),
+        (1, &json!(false))
+    );
+    let too_many = app
+        .get(
+            &format!("/api/v1/studies/{study}/launch-rules?limit=1000"),
+            &key,
+        )
+        .await;
+    assert_eq!(too_many.status().as_u16(), 400);
 }
 
 #[tokio::test]

@@ -204,15 +204,19 @@ macro_rules! impl_study_store {
                 &self,
                 project: &ProjectId,
                 study: &uj_domain::ids::StudyId,
-            ) -> Result<Vec<uj_domain::studies::LaunchRule>, $crate::StoreError> {
+                page: &$crate::PageRequest,
+            ) -> Result<$crate::Page<uj_domain::studies::LaunchRule>, $crate::StoreError> {
                 let rows: Vec<RuleRow> = sqlx::query_as(
-                    "SELECT * FROM launch_rules WHERE project_id = $1 AND study_id = $2 ORDER BY id",
+                    "SELECT * FROM launch_rules WHERE project_id = $1 AND study_id = $2 AND id > $3
+                     ORDER BY id LIMIT $4",
                 )
                 .bind(project.as_str())
                 .bind(study.as_str())
+                .bind(page.starting_after.as_deref().unwrap_or(""))
+                .bind(i64::from(page.limit) + 1)
                 .fetch_all(self.reader())
                 .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                crate::shared::try_into_page(rows, page.limit)
             }
 
             async fn live_launch_rules(

@@ -462,12 +462,13 @@ pub trait StudyStore: Send + Sync {
         project: &ProjectId,
         id: &LaunchRuleId,
     ) -> Result<Option<LaunchRule>, StoreError>;
-    /// A study's rules, oldest first.
+    /// A page of a study's rules, oldest first (by id).
     async fn launch_rules_of_study(
         &self,
         project: &ProjectId,
         study: &StudyId,
-    ) -> Result<Vec<LaunchRule>, StoreError>;
+        page: &PageRequest,
+    ) -> Result<Page<LaunchRule>, StoreError>;
     /// Every rule of the project that is not archived, oldest first (for the engine).
     async fn live_launch_rules(&self, project: &ProjectId) -> Result<Vec<LaunchRule>, StoreError>;
 

@@ -2040,14 +2040,47 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
         Trigger::AppEvent("Order Completed".into()),
         "the trigger is never rewritten"
     );
-    assert_eq!(
-        store
-            .launch_rules_of_study(&shop, &study.id)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let listed = store
+        .launch_rules_of_study(&shop, &study.id, &first_page(10))
+        .await
+        .unwrap();
+    assert_eq!((listed.items.len(), listed.has_more), (1, false));
+    // Pages of a study's rules, oldest first, one after the other.
+    let mut ids = vec![rule.id.clone()];
+    for n in 0..2 {
+        let more = LaunchRule {
+            id: uj_domain::ids::LaunchRuleId::generate(),
+            name: format!("More {n}"),
+            ..rule.clone()
+        };
+        store.create_launch_rule(&more).await.unwrap();
+        ids.push(more.id);
+    }
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let first = store
+        .launch_rules_of_study(&shop, &study.id, &first_page(2))
+        .await
+        .unwrap();
+    assert!(first.has_more);
+    let next = store
+        .launch_rules_of_study(
+            &shop,
+            &study.id,
+            &uj_storage::PageRequest {
+                limit: 2,
+                starting_after: Some(first.items[1].id.to_string()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!next.has_more);
+    let paged: Vec<_> = first
+        .items
+        .iter()
+        .chain(&next.items)
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(paged, ids);
     assert!(
         store.live_launch_rules(&shop).await.unwrap().is_empty(),
         "archived rules are not live"

@@ -381,22 +381,24 @@ async fn create_rule(
     path = "/studies/{id}/launch-rules",
     tag = "Studies",
     summary = "A study's launch rules",
-    params(("id" = String, Path, description = "The study id")),
-    responses((status = 200, description = "A list of rules", body = Value))
+    params(("id" = String, Path, description = "The study id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    responses((status = 200, description = "A list of rules, oldest first", body = Value))
 )]
 async fn list_rules(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(study_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let page = params.page()?;
     let study = studies::study(&state, &auth.project.id, &study_id).await?;
     let rules = state
         .store
-        .launch_rules_of_study(&auth.project.id, &study.id)
+        .launch_rules_of_study(&auth.project.id, &study.id, &page)
         .await?;
-    let data: Vec<RuleResponse> = rules.into_iter().map(Into::into).collect();
+    let data: Vec<RuleResponse> = rules.items.into_iter().map(Into::into).collect();
     Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": false }),
+        json!({ "object": "list", "data": data, "has_more": rules.has_more }),
     ))
 }
 

@@ -213,6 +213,9 @@ struct AudienceOption {
     member_count: i64,
 }
 
+/// How many rules a study's page lists; the API pages through all of them.
+const RULES_SHOWN: u32 = 200;
+
 #[derive(Template)]
 #[template(path = "study.html")]
 struct StudyPage {
@@ -223,6 +226,8 @@ struct StudyPage {
     study: StudyRow,
     status_options: Vec<StatusOption>,
     rules: Vec<RuleRow>,
+    /// The study has more than [`RULES_SHOWN`] rules.
+    more_rules: bool,
     events: Vec<EventOption>,
     audiences: Vec<AudienceOption>,
     /// The public key while the app has not called the SDK API yet.
@@ -259,10 +264,17 @@ async fn study_page(
     error: Option<String>,
 ) -> Result<StudyPage, PageError> {
     let project = &context.current.project;
+    // Each row reads its rule's stats: a page shows the first RULES_SHOWN.
+    let first = PageRequest {
+        limit: RULES_SHOWN,
+        starting_after: None,
+    };
     let rules = state
         .store
-        .launch_rules_of_study(&project.id, &study.id)
+        .launch_rules_of_study(&project.id, &study.id, &first)
         .await?;
+    let more_rules = rules.has_more;
+    let rules = rules.items;
     let audiences = audience_list(state, context).await?;
     let events = counters::event_catalog(state, &project.id)
         .await?
@@ -309,6 +321,7 @@ async fn study_page(
         })
         .collect(),
         rules: rows,
+        more_rules,
         events,
         audiences: audiences
             .into_iter()
