@@ -537,6 +537,36 @@ async fn explain_shows_every_gate_for_a_user_now() {
         .get(&format!("/api/v1/launch-rules/{id}/explain"), &key)
         .await;
     assert_eq!(missing.status().as_u16(), 422);
+
+    // Archived, and its study's only rule: the rule's gate says so; the study's is still
+    // read (it said "archived" for a study no live rule held).
+    let archived = app
+        .post_json(
+            &format!("/api/v1/launch-rules/{id}/archive"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(archived.status().as_u16(), 200);
+    let explained: Value = app
+        .get(
+            &format!("/api/v1/launch-rules/{id}/explain?reference_id=user-1"),
+            &key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let gates = explained["gates"].as_array().unwrap();
+    assert_eq!(
+        (&gates[0]["reason"], &gates[1]["gate"], &gates[1]["passed"]),
+        (
+            &json!("rule_archived"),
+            &json!("study_status"),
+            &json!(true)
+        ),
+        "{explained}"
+    );
 }
 
 mod dashboard {

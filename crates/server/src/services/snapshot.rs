@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uj_domain::ids::ProjectId;
 use uj_domain::pacing::{self, RuleFacts, RuleStatus, StudyFacts, Trigger};
 use uj_domain::projects::Project;
@@ -56,22 +56,12 @@ impl ProjectRules {
         let mut studies: Vec<StudyFacts> = Vec::new();
         let mut study_records = HashMap::new();
         for rule in &rules {
-            let mut f = rule_facts(rule);
-            f.starts = count(store.rule_starts(&rule.id).await?);
-            facts.push(Arc::new(f));
+            facts.push(Arc::new(counted_rule_facts(store, rule).await?));
             if studies.iter().any(|s| s.id == rule.study_id.as_str()) {
                 continue;
             }
             if let Some(study) = store.study(project, &rule.study_id).await? {
-                let starts = |since| store.study_starts_since(&study.id, since);
-                studies.push(StudyFacts {
-                    id: study.id.to_string(),
-                    status: study.status,
-                    weekly_limit: study.weekly_limit.map(count),
-                    monthly_limit: study.monthly_limit.map(count),
-                    starts_this_week: count(starts(pacing::week_start(now)).await?),
-                    starts_this_month: count(starts(pacing::month_start(now)).await?),
-                });
+                studies.push(study_facts(store, &study, now).await?);
                 study_records.insert(study.id.to_string(), study);
             }
         }
@@ -105,6 +95,33 @@ impl ProjectRules {
             loaded: Instant::now(),
         })
     }
+}
+
+/// A rule as the engine sees it, with its starts so far.
+pub async fn counted_rule_facts(
+    store: &dyn Store,
+    rule: &LaunchRule,
+) -> Result<RuleFacts, ServiceError> {
+    let mut facts = rule_facts(rule);
+    facts.starts = count(store.rule_starts(&rule.id).await?);
+    Ok(facts)
+}
+
+/// A study as the engine sees it, with its starts this week and month.
+pub async fn study_facts(
+    store: &dyn Store,
+    study: &Study,
+    now: DateTime<Utc>,
+) -> Result<StudyFacts, ServiceError> {
+    let starts = |since| store.study_starts_since(&study.id, since);
+    Ok(StudyFacts {
+        id: study.id.to_string(),
+        status: study.status,
+        weekly_limit: study.weekly_limit.map(count),
+        monthly_limit: study.monthly_limit.map(count),
+        starts_this_week: count(starts(pacing::week_start(now)).await?),
+        starts_this_month: count(starts(pacing::month_start(now)).await?),
+    })
 }
 
 fn count(n: i64) -> u32 {

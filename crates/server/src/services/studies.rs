@@ -369,8 +369,20 @@ pub async fn explain(
         super::pacing::UserView::with(state, project, reference_id, snapshot, this_rule).await?;
     let (_, mut facts) = user.gather(state, this_rule).await?;
     if facts.rules.is_empty() {
-        // Archived: not among the live rules; its status gate says so.
-        facts.rules.push(rule_facts(&rule).into());
+        // Archived: not among the live rules; its status gate says so. Its starts and its
+        // study (which no live rule may hold) are read for the other gates.
+        let store = state.store.as_ref();
+        facts.rules.push(
+            super::snapshot::counted_rule_facts(store, &rule)
+                .await?
+                .into(),
+        );
+        let held = facts.studies.iter().any(|s| s.id == rule.study_id.as_str());
+        if let (false, Some(study)) = (held, store.study(project, &rule.study_id).await?) {
+            let mut studies = facts.studies.to_vec();
+            studies.push(super::snapshot::study_facts(store, &study, facts.now).await?);
+            facts.studies = studies.into();
+        }
     }
     let event = match &rule.trigger {
         Trigger::AppEvent(name) => Some(name.as_str()),
