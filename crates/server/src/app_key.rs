@@ -97,6 +97,12 @@ impl AppKey {
             .into()
     }
 
+    /// Names this key without revealing it (an HMAC of a constant): what the database
+    /// records to recognise the key it belongs to.
+    pub fn fingerprint(&self) -> String {
+        self.sign("fingerprint", b"userjourneys application key")[..32].to_owned()
+    }
+
     /// Checks a tag from [`AppKey::sign`] in constant time.
     pub fn verify(&self, purpose: &str, message: &[u8], tag: &str) -> bool {
         match hex::decode(tag) {

@@ -49,6 +49,11 @@ pub enum AdminCommand {
         #[arg(long)]
         to: std::path::PathBuf,
     },
+    /// Make the configured application key this database's own, when the key it belonged to
+    /// is lost for good. What the old key sealed or signed stays unreadable: connect Mixpanel
+    /// again; open sessions and launch links stop working. The server refuses another key
+    /// until this is run.
+    AdoptKey,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -78,6 +83,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let output = crate::backup::run(&cli.config, &to).await?;
             println!("{}", serde_json::to_string(&output)?);
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::AdoptKey,
+        } => {
+            let key = crate::app_key::AppKey::load_or_create(&cli.config.secret_key_path())?;
+            let store = crate::startup::open_store(&cli.config).await?;
+            store.adopt_key_fingerprint(&key.fingerprint()).await?;
+            eprintln!(
+                "{} is now this database's application key. Connect Mixpanel again in each project: \
+                 the secrets sealed with the old key cannot be read.",
+                cli.config.secret_key_path().display()
+            );
             Ok(())
         }
     }

@@ -27,6 +27,17 @@ impl Application {
         let store = uj_storage::connect_as_server(&config.database_url)
             .await
             .context("cannot open the database (DATABASE_URL)")?;
+        // A database belongs to one key: with another, every stored secret is unreadable.
+        let recorded = store.claim_key_fingerprint(&key.fingerprint()).await?;
+        if recorded != key.fingerprint() {
+            anyhow::bail!(
+                "the application key in {} is not the key this database belongs to: the secrets it \
+                 stores (Mixpanel credentials) could not be read. Put back the key file kept with this \
+                 database (admin backup writes one beside each copy) or point UJ_SECRET_KEY_FILE at it; \
+                 see docs/backup.md",
+                config.secret_key_path().display()
+            );
+        }
         let listener = TcpListener::bind(&config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;

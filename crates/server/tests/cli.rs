@@ -400,3 +400,58 @@ async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A database belongs to the key that sealed its secrets: started with another key (the
+/// key file lost and replaced, a restore that left it behind), the server refuses to start
+/// and says which key to put back, instead of finding every stored secret unreadable.
+#[test]
+fn a_database_refuses_a_key_that_is_not_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |key: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env("DATABASE_URL", "sqlite://shop.db")
+            .env("UJ_SECRET_KEY_FILE", key)
+            .env("UJ_BIND", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let started = line.starts_with("UserJourneys dashboard: ");
+        if started {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        (
+            started,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    assert!(serve("first.key").0, "the first key is the database's");
+    assert!(serve("first.key").0, "and stays so");
+    let (started, said) = serve("second.key");
+    assert!(!started);
+    assert!(
+        said.contains("second.key") && said.contains("is not the key this database belongs to"),
+        "{said}"
+    );
+    // The first key lost for good: the operator adopts the second, knowingly.
+    let adopted = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "sqlite://shop.db")
+        .env("UJ_SECRET_KEY_FILE", "second.key")
+        .args(["admin", "adopt-key"])
+        .output()
+        .unwrap();
+    assert!(adopted.status.success());
+    assert!(String::from_utf8_lossy(&adopted.stderr).contains("Connect Mixpanel again"));
+    assert!(serve("second.key").0);
+    assert!(!serve("first.key").0, "one key at a time");
+}

@@ -15,6 +15,34 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn adopt_key_fingerprint(&self, fingerprint: &str) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO application_key (singleton, fingerprint) VALUES (1, $1)
+                     ON CONFLICT (singleton) DO UPDATE SET fingerprint = excluded.fingerprint",
+                )
+                .bind(fingerprint)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn claim_key_fingerprint(&self, fingerprint: &str) -> Result<String, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "INSERT INTO application_key (singleton, fingerprint) VALUES (1, $1)
+                     ON CONFLICT (singleton) DO NOTHING",
+                )
+                .bind(fingerprint)
+                .execute(&mut *tx)
+                .await?;
+                let recorded: String =
+                    sqlx::query_scalar("SELECT fingerprint FROM application_key WHERE singleton = 1")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                Ok(recorded)
+            }
+
             async fn is_set_up(&self) -> Result<bool, $crate::StoreError> {
                 let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM installation")
                     .fetch_one(self.reader())

@@ -57,6 +57,12 @@ pub trait Store:
 {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The fingerprint of the application key this database belongs to: the one recorded
+    /// first, `fingerprint` when none was (this call records it).
+    async fn claim_key_fingerprint(&self, fingerprint: &str) -> Result<String, StoreError>;
+    /// Records `fingerprint` as the database's key, replacing the one recorded (the old key
+    /// is lost for good; `userjourneys admin adopt-key`).
+    async fn adopt_key_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError>;
 
     // --- Accounts -------------------------------------------------------------------
 

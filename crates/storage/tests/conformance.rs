@@ -64,6 +64,7 @@ conformance!(
     connect_attempts_expire_and_belong_to_their_project,
     a_new_or_removed_connection_forgets_what_the_old_one_read,
     a_disconnect_racing_a_read_leaves_nothing_behind,
+    the_first_key_fingerprint_recorded_stays,
     cohorts_are_replaced_and_event_names_recorded_per_project,
     a_cohort_sync_config_is_found_by_webhook_and_replaced,
     audiences_are_one_per_cohort_and_follow_its_name,
@@ -938,6 +939,14 @@ async fn a_new_or_removed_connection_forgets_what_the_old_one_read(
         "a read through the removed connection"
     );
     forgotten(store.clone(), shop.clone()).await;
+}
+
+async fn the_first_key_fingerprint_recorded_stays(store: Arc<dyn Store>, _: &TestDatabase) {
+    assert_eq!(store.claim_key_fingerprint("aaaa").await.unwrap(), "aaaa");
+    assert_eq!(store.claim_key_fingerprint("aaaa").await.unwrap(), "aaaa");
+    assert_eq!(store.claim_key_fingerprint("bbbb").await.unwrap(), "aaaa");
+    store.adopt_key_fingerprint("bbbb").await.unwrap();
+    assert_eq!(store.claim_key_fingerprint("cccc").await.unwrap(), "bbbb");
 }
 
 /// A read through a connection being recorded while the connection is removed: whichever
