@@ -28,7 +28,7 @@ pub struct Config {
 
     /// The URL users and Mixpanel reach this server at (base of webhook and invite URLs).
     /// Defaults to `http://` + the bind address. With `https://`, cookies are `Secure`.
-    #[arg(long, env = "UJ_PUBLIC_URL", global = true)]
+    #[arg(long, env = "UJ_PUBLIC_URL", global = true, value_parser = absolute_http_url)]
     pub public_url: Option<String>,
 
     /// File holding the application key (encrypts stored credentials, signs URLs).
@@ -51,7 +51,8 @@ pub struct Config {
         long,
         env = "UJ_SDK_REQUESTS_PER_MINUTE",
         default_value_t = 1200,
-        global = true
+        global = true,
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub sdk_requests_per_minute: u32,
 
@@ -190,6 +191,25 @@ impl Config {
     }
 }
 
+/// `UJ_PUBLIC_URL` as links need it: `http://` or `https://` and a host (without a scheme
+/// every invite, launch and webhook URL handed out would be unusable).
+fn absolute_http_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    let rest = ["http://", "https://"].iter().find_map(|scheme| {
+        url.get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+            .map(|_| &url[scheme.len()..])
+    });
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace) => {
+            Ok(url.to_owned())
+        }
+        _ => Err(format!(
+            "{raw:?} is not an absolute http(s) URL; give the address users and Mixpanel reach, e.g. https://uj.example.com"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +252,25 @@ mod tests {
         assert_eq!(config.public_url(), "https://uj.example.com");
         assert!(parse(&["--public-url", "HTTPS://uj.example.com"]).secure_cookies());
         assert!(!parse(&["--public-url", "http://uj.example.com"]).secure_cookies());
+    }
+
+    #[test]
+    fn settings_that_would_break_links_or_the_sdk_are_refused() {
+        let refused = |args: &[&str]| {
+            Probe::try_parse_from(std::iter::once("userjourneys").chain(args.iter().copied()))
+                .is_err()
+        };
+        for url in [
+            "uj.example.com",
+            "https://",
+            "ftp://uj.example.com",
+            "https:// x",
+        ] {
+            assert!(refused(&["--public-url", url]), "{url}");
+        }
+        assert!(!refused(&["--public-url", "HTTPS://uj.example.com/base"]));
+        // 0 would mean one request a minute for the whole app, not "no limit".
+        assert!(refused(&["--sdk-requests-per-minute", "0"]));
+        assert!(!refused(&["--sdk-requests-per-minute", "1"]));
     }
 }

@@ -44,7 +44,16 @@ impl Application {
         let public_url = match &config.public_url {
             Some(_) => config.public_url(),
             // Port 0 in tests: report the port actually bound.
-            None => format!("http://{}", listener.local_addr()?),
+            None => {
+                let bound = listener.local_addr()?;
+                if bound.ip().is_unspecified() {
+                    anyhow::bail!(
+                        "UJ_BIND listens on every interface ({bound}): set UJ_PUBLIC_URL to the address \
+                         users and Mixpanel reach; it is the base of every invite, launch and webhook link"
+                    );
+                }
+                format!("http://{bound}")
+            }
         };
         let state = AppState::new(crate::state::Shared {
             invite_writer: Arc::new(crate::services::invite_writer::InviteWriter::start(

@@ -455,3 +455,21 @@ fn a_database_refuses_a_key_that_is_not_its_own() {
     assert!(serve("second.key").0);
     assert!(!serve("first.key").0, "one key at a time");
 }
+
+/// Bound to every interface with no public URL, every link handed out would point at
+/// `http://0.0.0.0:…`: the server says what to set instead of starting.
+#[test]
+fn listening_everywhere_needs_a_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .env_remove("UJ_PUBLIC_URL")
+        .env("UJ_BIND", "0.0.0.0:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("set UJ_PUBLIC_URL"), "{said}");
+}
