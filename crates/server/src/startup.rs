@@ -116,7 +116,7 @@ impl Application {
         jobs.abort();
         counters.abort();
         // The last counted decisions, so a restart loses none.
-        if let Err(error) = state.counters.flush(state.store.as_ref()).await {
+        if let Err(error) = state.counters.flush(&state.store).await {
             tracing::warn!(error = %error, "could not save counts at shutdown");
         }
         if let Some(checks) = checks {

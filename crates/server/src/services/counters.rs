@@ -6,7 +6,7 @@
 //! interval's counts, never an invite.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -43,6 +43,8 @@ struct Pending {
 #[derive(Default)]
 pub struct Counters {
     pending: Mutex<Pending>,
+    /// Held by the flush in progress: flushes run one at a time.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Counters {
@@ -77,8 +79,23 @@ impl Counters {
         entry.2 = entry.2.max(at);
     }
 
-    /// Adds the counts to the database; on failure they are kept for the next try.
-    pub async fn flush(&self, store: &dyn Store) -> Result<(), StoreError> {
+    /// Adds the counts to the database; on failure they are kept for the next try. The
+    /// flush runs to its end in a task of its own even when the caller stops waiting (a
+    /// request given up, the flusher stopped at shutdown): counts it took are saved or put
+    /// back, never dropped. Flushes run one at a time, so a read that flushes first sees
+    /// every count taken before it.
+    pub async fn flush(self: &Arc<Self>, store: &Arc<dyn Store>) -> Result<(), StoreError> {
+        let (counters, store) = (Arc::clone(self), Arc::clone(store));
+        let flushing = tokio::spawn(async move { counters.flush_in_turn(store.as_ref()).await });
+        match flushing.await {
+            Ok(saved) => saved,
+            // Cancelled only as the runtime shuts down, when no one waits any more.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+
+    async fn flush_in_turn(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _in_turn = self.flushing.lock().await;
         let taken = std::mem::take(&mut *self.lock());
         let suppressions: Vec<(String, String, i64)> = taken
             .suppressions
@@ -134,7 +151,7 @@ pub async fn flush_every(state: AppState) {
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     loop {
         tick.tick().await;
-        if let Err(error) = state.counters.flush(state.store.as_ref()).await {
+        if let Err(error) = state.counters.flush(&state.store).await {
             tracing::warn!(error = %error, "could not save counts; retrying");
         }
     }
@@ -147,7 +164,7 @@ pub async fn rule_stats(
     id: &str,
 ) -> Result<(LaunchRule, RuleStats), ServiceError> {
     let rule = super::studies::rule(state, project, id).await?;
-    state.counters.flush(state.store.as_ref()).await?;
+    state.counters.flush(&state.store).await?;
     let stats = state.store.rule_stats(&rule.id, Utc::now()).await?;
     Ok((rule, stats))
 }
@@ -157,7 +174,7 @@ pub async fn event_catalog(
     state: &AppState,
     project: &ProjectId,
 ) -> Result<Vec<CatalogEvent>, ServiceError> {
-    state.counters.flush(state.store.as_ref()).await?;
+    state.counters.flush(&state.store).await?;
     Ok(state.store.event_catalog(project).await?)
 }
 
@@ -165,7 +182,7 @@ pub async fn event_catalog(
 mod tests {
     use super::*;
     use uj_storage::testing::TestDatabase;
-    use uj_storage::{MixpanelStore, NewAccount, SqliteStore};
+    use uj_storage::{NewAccount, SqliteStore};
 
     /// Counts a failed flush could not save are saved by the next one, added to what came
     /// in between, never twice.
@@ -188,13 +205,14 @@ mod tests {
         // Whole seconds: as the databases keep them.
         let t0 = chrono::DurationRound::duration_trunc(Utc::now(), chrono::Duration::seconds(1))
             .unwrap();
-        let counters = Counters::default();
+        let counters = Arc::new(Counters::default());
         counters.suppressed(&[("r1", Reason::Cooldown), ("r1", Reason::NotInAudience)]);
         counters.suppressed(&[("r1", Reason::Cooldown), ("r2", Reason::Cooldown)]);
         counters.app_event(&project, "Checkout", t0);
         counters.app_event(&project, "Checkout", t0 + chrono::Duration::seconds(1));
         let closed = SqliteStore::connect(&db.url).await.unwrap();
         closed.close().await;
+        let closed: Arc<dyn Store> = Arc::new(closed);
         assert!(counters.flush(&closed).await.is_err());
         counters.suppressed(&[("r1", Reason::Cooldown)]);
         {
@@ -207,6 +225,7 @@ mod tests {
         }
         counters.app_event(&project, "Checkout", t0 + chrono::Duration::seconds(2));
         counters.app_event(&project, "Signup", t0);
+        let store: Arc<dyn Store> = Arc::new(store);
         counters.flush(&store).await.unwrap();
         counters.flush(&store).await.unwrap();
         let mut catalog: Vec<_> = store
@@ -225,5 +244,39 @@ mod tests {
                 ("Signup".to_owned(), 1, Some(t0), Some(t0))
             ]
         );
+    }
+
+    /// A caller that stops waiting for its flush (a stats request given up, the flusher
+    /// stopped at shutdown) loses no count: the flush carries on, and the next one waits
+    /// for it.
+    #[tokio::test]
+    async fn a_flush_no_one_waits_for_still_saves_its_counts() {
+        let db = TestDatabase::sqlite();
+        let store = SqliteStore::connect(&db.url).await.unwrap();
+        let owner = store
+            .create_account(NewAccount {
+                email: "ada@example.com".into(),
+                password_hash: "$argon2id$fake".into(),
+            })
+            .await
+            .unwrap();
+        let project = store
+            .create_project(&owner.id, "Shop", "uj_pk_counters")
+            .await
+            .unwrap()
+            .id;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let counters = Arc::new(Counters::default());
+        counters.suppressed(&[("r1", Reason::Cooldown)]);
+        counters.app_event(&project, "Checkout", Utc::now());
+        tokio::select! {
+            biased;
+            _ = counters.flush(&store) => {}
+            () = std::future::ready(()) => {}
+        }
+        counters.flush(&store).await.unwrap();
+        let catalog = store.event_catalog(&project).await.unwrap();
+        assert_eq!(catalog.len(), 1, "{catalog:?}");
+        assert_eq!(catalog[0].app_count, 1);
     }
 }
