@@ -25,6 +25,13 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
             key.display()
         );
     }
+    let source = SqliteStore::file_of(&config.database_url)?;
+    if !source.exists() {
+        bail!(
+            "no database at {}: check DATABASE_URL (the backup creates nothing)",
+            source.display()
+        );
+    }
     if !key.exists() {
         bail!(
             "no application key at {}: has the server run with this configuration?",
@@ -42,11 +49,7 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
             );
         }
     }
-    let store = SqliteStore::connect(&config.database_url)
-        .await
-        .context("cannot open the database (DATABASE_URL)")?;
-    store
-        .backup_into(&database)
+    SqliteStore::backup(&config.database_url, &database)
         .await
         .context("the database could not be copied")?;
     copy_private(&key, &key_file)?;

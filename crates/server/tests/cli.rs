@@ -354,6 +354,19 @@ async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
         .output()
         .unwrap();
     assert!(!again.status.success(), "never overwrites a backup");
+    // A DATABASE_URL naming no database (a typo, a cron job's environment) is an error,
+    // not an empty database created and backed up.
+    let nowhere = dir.path().join("typo.db");
+    let missing = app
+        .command()
+        .env("DATABASE_URL", format!("sqlite://{}", nowhere.display()))
+        .args(["admin", "backup", "--to"])
+        .arg(dir.path().join("backup-2"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no database at"));
+    assert!(!nowhere.exists(), "nothing created");
 
     // Restore: a server on the copy and its key.
     let mut restored = Command::new(env!("CARGO_BIN_EXE_userjourneys"));

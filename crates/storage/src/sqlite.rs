@@ -81,12 +81,22 @@ impl SqliteStore {
         Self::open(url, true).await
     }
 
-    async fn open(url: &str, serving: bool) -> Result<Self, StoreError> {
+    /// The options every connection to the file `url` names starts from.
+    fn file_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+        Ok(SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?)
+    }
+
+    /// The database file `url` names.
+    pub fn file_of(url: &str) -> Result<std::path::PathBuf, StoreError> {
+        Ok(Self::file_options(url)?.get_filename().to_path_buf())
+    }
+
+    async fn open(url: &str, serving: bool) -> Result<Self, StoreError> {
+        let options = Self::file_options(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -160,14 +170,23 @@ impl SqliteStore {
             .is_none_or(|serving| serving.filter.may_have(keys, key))
     }
 
-    /// Writes a consistent copy of the whole database to `target` (which must not exist)
-    /// with `VACUUM INTO`, while the server keeps running: readers and the writer of other
-    /// processes carry on; the copy is as of one instant.
-    pub async fn backup_into(&self, target: &std::path::Path) -> Result<(), StoreError> {
+    /// Writes a consistent copy of the database file `url` names to `target` (which must
+    /// not exist) with `VACUUM INTO`, while a server keeps running: its readers and writer
+    /// carry on; the copy is as of one instant. The database is neither created (a wrong
+    /// path fails) nor migrated: a backup taken before an upgrade is the old version's,
+    /// and the old version can restore it.
+    pub async fn backup(url: &str, target: &std::path::Path) -> Result<(), StoreError> {
+        use sqlx::{ConnectOptions, Connection};
+        let mut connection = Self::file_options(url)?
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT)
+            .connect()
+            .await?;
         sqlx::query("VACUUM INTO $1")
             .bind(target.to_string_lossy().into_owned())
-            .execute(&self.write)
+            .execute(&mut connection)
             .await?;
+        connection.close().await?;
         Ok(())
     }
 
