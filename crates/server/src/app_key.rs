@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::Context;
@@ -35,6 +35,9 @@ impl AppKey {
         }
     }
 
+    /// Writes a new key beside `path`, then links it into place: the file appears whole or
+    /// not at all, so a process starting at the same moment reads either nothing (and
+    /// links its own, which fails) or the complete key.
     fn create(path: &Path) -> anyhow::Result<Self> {
         let mut bytes = [0u8; 32];
         OsRng.fill_bytes(&mut bytes);
@@ -42,16 +45,24 @@ impl AppKey {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let file = std::fs::OpenOptions::new()
+        let mut nonce = [0u8; 8];
+        OsRng.fill_bytes(&mut nonce);
+        let mut draft = path.as_os_str().to_owned();
+        draft.push(format!(".{}.new", hex::encode(nonce)));
+        let draft = std::path::PathBuf::from(draft);
+        let written = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(path);
-        match file {
-            Ok(mut file) => {
-                writeln!(file, "{}", hex::encode(bytes))
-                    .and_then(|()| file.sync_all())
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+            .open(&draft)
+            .and_then(|mut file| {
+                writeln!(file, "{}", hex::encode(bytes))?;
+                file.sync_all()
+            });
+        let linked = written.and_then(|()| std::fs::hard_link(&draft, path));
+        let _ = std::fs::remove_file(&draft);
+        match linked {
+            Ok(()) => {
                 tracing::info!(path = %path.display(), "generated a new application key");
                 Ok(Self(bytes))
             }
@@ -61,9 +72,6 @@ impl AppKey {
             }
             Err(error) => Err(error).with_context(|| format!("cannot create {}", path.display())),
         }
-        .inspect(|_| {
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        })
     }
 
     fn parse(text: &str) -> anyhow::Result<Self> {
@@ -115,6 +123,7 @@ impl AppKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_key_is_created_once_with_owner_only_permissions_and_reused() {
@@ -125,6 +134,28 @@ mod tests {
         assert_eq!(mode, 0o600);
         let second = AppKey::load_or_create(&path).unwrap();
         assert_eq!(first.0, second.0);
+    }
+
+    /// Processes starting at once on a new key file all end up with the one key, none
+    /// reading a file half written.
+    #[test]
+    fn keys_created_at_once_are_one_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("userjourneys.key");
+            let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+                let started: Vec<_> = (0..8)
+                    .map(|_| scope.spawn(|| AppKey::load_or_create(&path).map(|k| k.0)))
+                    .collect();
+                started
+                    .into_iter()
+                    .map(|t| t.join().unwrap().unwrap())
+                    .collect()
+            });
+            assert!(keys.iter().all(|k| *k == keys[0]));
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert_eq!(left.len(), 1, "no draft left behind");
+        }
     }
 
     #[test]
