@@ -685,6 +685,35 @@ mod dashboard {
         let (_, page) = app.page(&browser, &study_path).await;
         assert!(element_text(&page, "sdk-public-key").is_none());
         assert!(page.contains("First") && page.contains("Second"));
+        assert!(element_text(&page, "rules-more").is_none());
+
+        // A study with more rules than a page lists says where the rest are.
+        let store = uj_storage::connect(&app.db.url).await.unwrap();
+        let project_id =
+            uj_domain::ids::ProjectId::from_string(project.rsplit('/').next().unwrap());
+        let study_id = uj_domain::ids::StudyId::from_string(study_path.rsplit('/').next().unwrap());
+        let first_page = uj_storage::PageRequest {
+            limit: 1,
+            starting_after: None,
+        };
+        let model = store
+            .launch_rules_of_study(&project_id, &study_id, &first_page)
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        for n in 0..199 {
+            let more = uj_domain::studies::LaunchRule {
+                id: uj_domain::ids::LaunchRuleId::generate(),
+                name: format!("More {n}"),
+                ..model.clone()
+            };
+            store.create_launch_rule(&more).await.unwrap();
+        }
+        let (_, page) = app.page(&browser, &study_path).await;
+        let more = element_text(&page, "rules-more").expect("the note");
+        assert!(more.starts_with("Only the first 200 rules"), "{more}");
+        assert_eq!(page.matches("/rules/rul_").count(), 200);
     }
 }
 
