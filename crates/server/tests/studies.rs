@@ -480,15 +480,17 @@ async fn explain_shows_every_gate_for_a_user_now() {
     )
     .await;
     let id = rule["id"].as_str().unwrap();
-    let explained: Value = app
-        .get(
+    let explain = || async {
+        app.get(
             &format!("/api/v1/launch-rules/{id}/explain?reference_id=user-1"),
             &key,
         )
         .await
-        .json()
+        .json::<Value>()
         .await
-        .unwrap();
+        .unwrap()
+    };
+    let explained = explain().await;
     assert_eq!(explained["eligible"], false);
     assert_eq!(explained["reference_id"], "user-1");
     let gates: Vec<(&str, bool)> = explained["gates"]
@@ -523,15 +525,7 @@ async fn explain_shows_every_gate_for_a_user_now() {
         json!({"status": "active"}),
     )
     .await;
-    let explained: Value = app
-        .get(
-            &format!("/api/v1/launch-rules/{id}/explain?reference_id=user-1"),
-            &key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let explained = explain().await;
     assert_eq!(explained["eligible"], true);
     let missing = app
         .get(&format!("/api/v1/launch-rules/{id}/explain"), &key)
@@ -548,15 +542,7 @@ async fn explain_shows_every_gate_for_a_user_now() {
         )
         .await;
     assert_eq!(archived.status().as_u16(), 200);
-    let explained: Value = app
-        .get(
-            &format!("/api/v1/launch-rules/{id}/explain?reference_id=user-1"),
-            &key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let explained = explain().await;
     let gates = explained["gates"].as_array().unwrap();
     assert_eq!(
         (&gates[0]["reason"], &gates[1]["gate"], &gates[1]["passed"]),

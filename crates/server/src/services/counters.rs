@@ -184,11 +184,8 @@ mod tests {
     use uj_storage::testing::TestDatabase;
     use uj_storage::{NewAccount, SqliteStore};
 
-    /// Counts a failed flush could not save are saved by the next one, added to what came
-    /// in between, never twice.
-    #[tokio::test]
-    async fn counts_a_flush_could_not_save_wait_for_the_next() {
-        let db = TestDatabase::sqlite();
+    /// A SQLite store holding one project.
+    async fn store_with_project(db: &TestDatabase) -> (SqliteStore, ProjectId) {
         let store = SqliteStore::connect(&db.url).await.unwrap();
         let owner = store
             .create_account(NewAccount {
@@ -202,6 +199,15 @@ mod tests {
             .await
             .unwrap()
             .id;
+        (store, project)
+    }
+
+    /// Counts a failed flush could not save are saved by the next one, added to what came
+    /// in between, never twice.
+    #[tokio::test]
+    async fn counts_a_flush_could_not_save_wait_for_the_next() {
+        let db = TestDatabase::sqlite();
+        let (store, project) = store_with_project(&db).await;
         // Whole seconds: as the databases keep them.
         let t0 = chrono::DurationRound::duration_trunc(Utc::now(), chrono::Duration::seconds(1))
             .unwrap();
@@ -252,19 +258,7 @@ mod tests {
     #[tokio::test]
     async fn a_flush_no_one_waits_for_still_saves_its_counts() {
         let db = TestDatabase::sqlite();
-        let store = SqliteStore::connect(&db.url).await.unwrap();
-        let owner = store
-            .create_account(NewAccount {
-                email: "ada@example.com".into(),
-                password_hash: "$argon2id$fake".into(),
-            })
-            .await
-            .unwrap();
-        let project = store
-            .create_project(&owner.id, "Shop", "uj_pk_counters")
-            .await
-            .unwrap()
-            .id;
+        let (store, project) = store_with_project(&db).await;
         let store: Arc<dyn Store> = Arc::new(store);
         let counters = Arc::new(Counters::default());
         counters.suppressed(&[("r1", Reason::Cooldown)]);
