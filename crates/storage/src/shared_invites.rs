@@ -287,17 +287,25 @@ macro_rules! impl_invite_store {
                 .bind(Ts(now))
                 .execute(&mut *tx)
                 .await?;
-                $crate::shared_invites::insert_invite!(i).execute(&mut *tx).await?;
-                // Ours, or the one a concurrent load for the same user issued first.
-                let row: InviteRow = sqlx::query_as(
-                    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 AND state = 'issued'",
-                )
-                .bind(i.project_id.as_str())
-                .bind(&i.reference_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                row.try_into()
+                // Ours, or the one a concurrent load for the same user issued first. Between
+                // the insert and the read (PostgreSQL reads each statement's own snapshot)
+                // the open invite that kept ours out may be dismissed, accepted or
+                // withdrawn: then there is room for ours, and the insert goes again.
+                for _ in 0..3 {
+                    $crate::shared_invites::insert_invite!(i).execute(&mut *tx).await?;
+                    let row: Option<InviteRow> = sqlx::query_as(
+                        "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 AND state = 'issued'",
+                    )
+                    .bind(i.project_id.as_str())
+                    .bind(&i.reference_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = row {
+                        tx.commit().await?;
+                        return row.try_into();
+                    }
+                }
+                Err($crate::StoreError::Conflict("invite for this user"))
             }
 
             async fn issue_new_invites(

@@ -83,6 +83,7 @@ conformance!(
     a_users_memberships_and_invites_are_read_for_the_sdk,
     a_users_history_is_their_newest_five_hundred_invites,
     only_an_issued_invite_of_the_project_can_be_withdrawn,
+    an_invite_issued_while_the_open_one_is_dismissed_answers_one_of_them,
     an_expired_invite_is_neither_dismissed_nor_withdrawn,
     no_start_once_its_rule_or_study_stopped_or_its_schedule_moved,
     every_write_that_gives_a_user_rows_reaches_the_sdk_reads,
@@ -2680,6 +2681,50 @@ async fn only_an_issued_invite_of_the_project_can_be_withdrawn(
         store.issue_invite(&again, now).await.unwrap().code,
         "c-again"
     );
+}
+
+/// A user's invite is dismissed (or accepted, withdrawn) while another load issues them one:
+/// the load answers the open invite or its own, never an error. (On PostgreSQL the load's
+/// insert could lose to the open invite, which the dismissal then closed before the load
+/// read it back: no issued invite to answer, a 500.)
+async fn an_invite_issued_while_the_open_one_is_dismissed_answers_one_of_them(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, now).await;
+    for round in 0..1000 {
+        let user = format!("u{round}");
+        let (open, next) = (format!("open-{round}"), format!("next-{round}"));
+        store
+            .issue_invite(&event_invite(&rule, &open, &user, now), now)
+            .await
+            .unwrap();
+        let dismiss = {
+            let (store, shop, open) = (store.clone(), shop.clone(), open.clone());
+            // Delayed 0 to 800 µs, so the dismissal lands at every point of the load (a
+            // few round trips); spun, as timers are only as fine as a millisecond.
+            let delay = std::time::Duration::from_micros((round * 7) % 800);
+            tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                while started.elapsed() < delay {
+                    std::hint::spin_loop();
+                }
+                tokio::runtime::Handle::current().block_on(store.dismiss_invite(&shop, &open, now))
+            })
+        };
+        let issued = store
+            .issue_invite(&event_invite(&rule, &next, &user, now), now)
+            .await
+            .unwrap_or_else(|error| panic!("round {round}: {error}"));
+        assert!(
+            issued.code == open || issued.code == next,
+            "round {round}: {}",
+            issued.code
+        );
+        dismiss.await.unwrap().unwrap();
+    }
 }
 
 /// An invite left open past its expiry is expired: dismissing or withdrawing it, one by
