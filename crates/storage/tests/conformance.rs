@@ -2683,8 +2683,8 @@ async fn only_an_issued_invite_of_the_project_can_be_withdrawn(
     );
 }
 
-/// A user's invite is dismissed (or accepted, withdrawn) while another load issues them one:
-/// the load answers the open invite or its own, never an error. (On PostgreSQL the load's
+/// A user's open invite is dismissed while another load issues them one (an accept or a
+/// withdrawal closes it the same way): the load answers the open invite or its own, never an error. (On PostgreSQL the load's
 /// insert could lose to the open invite, which the dismissal then closed before the load
 /// read it back: no issued invite to answer, a 500.)
 async fn an_invite_issued_while_the_open_one_is_dismissed_answers_one_of_them(
