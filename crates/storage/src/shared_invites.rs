@@ -323,7 +323,12 @@ macro_rules! impl_invite_store {
                     "INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, audience_id,
                         audience_member_id, event_name, metadata, traits, state, issued_at, expires_at) ",
                 );
-                builder.push_values(invites, |mut row, i| {
+                // Users in one order whoever writes (a stable sort: of one user's rows the
+                // first listed still wins), so two processes' batches for the same users
+                // wait for each other in line, never in a cycle.
+                let mut sorted: Vec<_> = invites.iter().collect();
+                sorted.sort_by(|a, b| (&a.project_id, &a.reference_id).cmp(&(&b.project_id, &b.reference_id)));
+                builder.push_values(sorted, |mut row, i| {
                     row.push_bind(i.code.as_str())
                         .push_bind(i.project_id.as_str())
                         .push_bind(i.rule_id.as_str())
@@ -547,8 +552,11 @@ macro_rules! impl_invite_store {
                 if counts.is_empty() {
                     return Ok(());
                 }
+                // In one order whoever flushes (see `record_app_events`).
+                let mut sorted: Vec<_> = counts.iter().collect();
+                sorted.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
                 let mut tx = self.begin().await?;
-                for (rule, reason, count) in counts {
+                for (rule, reason, count) in sorted {
                     // Through a SELECT so a rule deleted meanwhile adds nothing.
                     sqlx::query(
                         "INSERT INTO rule_suppressions (rule_id, reason, count)

@@ -304,8 +304,12 @@ macro_rules! impl_mixpanel_store {
                 if events.is_empty() {
                     return Ok(());
                 }
+                // In one order whoever flushes: two processes' batches lock the same rows
+                // in the same order, so on PostgreSQL neither waits for the other in a cycle.
+                let mut sorted: Vec<_> = events.iter().collect();
+                sorted.sort_unstable_by(|a, b| (&a.project, &a.name).cmp(&(&b.project, &b.name)));
                 let mut tx = self.begin().await?;
-                for e in events {
+                for e in sorted {
                     // Through a SELECT so a project deleted meanwhile adds nothing, nor a new
                     // name to a full catalog (`MAX_APP_EVENT_NAMES`). Batches may commit out
                     // of time order (two flushes, two processes): first and last seen widen.

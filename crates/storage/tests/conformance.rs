@@ -88,6 +88,8 @@ conformance!(
     no_start_once_its_rule_or_study_stopped_or_its_schedule_moved,
     every_write_that_gives_a_user_rows_reaches_the_sdk_reads,
     app_events_add_up_in_the_catalog_in_batches,
+    counts_flushed_at_once_in_any_order_add_up,
+    batches_issued_at_once_in_any_order_give_each_user_one_invite,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -2684,9 +2686,9 @@ async fn only_an_issued_invite_of_the_project_can_be_withdrawn(
 }
 
 /// A user's open invite is dismissed while another load issues them one (an accept or a
-/// withdrawal closes it the same way): the load answers the open invite or its own, never an error. (On PostgreSQL the load's
-/// insert could lose to the open invite, which the dismissal then closed before the load
-/// read it back: no issued invite to answer, a 500.)
+/// withdrawal closes it the same way): the load answers the open invite or its own, never
+/// an error. (On PostgreSQL the load's insert could lose to the open invite, which the
+/// dismissal then closed before the load read it back: no issued invite to answer, a 500.)
 async fn an_invite_issued_while_the_open_one_is_dismissed_answers_one_of_them(
     store: Arc<dyn Store>,
     _: &TestDatabase,
@@ -3026,6 +3028,108 @@ async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &
     assert_eq!(catalog.len(), uj_storage::MAX_APP_EVENT_NAMES + 10);
     let post = catalog.iter().find(|e| e.name == "Post Read").unwrap();
     assert_eq!(post.app_count, 2);
+}
+
+/// Two processes flush their counts at the same moment, each in its own order (a hash
+/// map's): both batches land. (On PostgreSQL, rows updated in opposite orders by two
+/// transactions deadlocked; one flush failed and waited for the next interval.)
+async fn counts_flushed_at_once_in_any_order_add_up(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, now).await;
+    let events: Vec<_> = (0..40)
+        .map(|n| uj_storage::AppEventCount {
+            project: shop.clone(),
+            name: format!("Event {n:02}"),
+            count: 1,
+            first: now,
+            last: now,
+        })
+        .collect();
+    let suppressions: Vec<_> = uj_domain::pacing::Reason::ALL
+        .iter()
+        .map(|reason| (rule.id.to_string(), reason.code().to_owned(), 1))
+        .collect();
+    const ROUNDS: i64 = 30;
+    for round in 0..ROUNDS {
+        let mut flushes = Vec::new();
+        for reversed in [false, true] {
+            let (store, mut events, mut suppressions) =
+                (Arc::clone(&store), events.clone(), suppressions.clone());
+            if reversed {
+                events.reverse();
+                suppressions.reverse();
+            }
+            flushes.push(tokio::spawn(async move {
+                store.record_app_events(&events).await?;
+                store.add_suppressions(&suppressions).await
+            }));
+        }
+        for flush in flushes {
+            flush
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+    }
+    let catalog = store.event_catalog(&shop).await.unwrap();
+    assert_eq!(catalog.len(), events.len());
+    assert!(catalog.iter().all(|e| e.app_count == 2 * ROUNDS));
+    let stats = store.rule_stats(&rule.id, now).await.unwrap();
+    assert_eq!(stats.suppressions.len(), suppressions.len());
+    assert!(stats.suppressions.iter().all(|(_, n)| *n == 2 * ROUNDS));
+}
+
+/// Two processes' invite writers issue batches for the same users at the same moment, in
+/// opposite orders: both batches are written, and each user gets one invite. (On
+/// PostgreSQL the two inserts waited for each other's users and one deadlocked.)
+async fn batches_issued_at_once_in_any_order_give_each_user_one_invite(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, now).await;
+    for round in 0..30 {
+        let mut batches = Vec::new();
+        for (side, reversed) in [("a", false), ("b", true)] {
+            let mut batch: Vec<_> = (0..40)
+                .map(|n| {
+                    event_invite(
+                        &rule,
+                        &format!("{side}-{round}-{n}"),
+                        &format!("u{round}-{n}"),
+                        now,
+                    )
+                })
+                .collect();
+            if reversed {
+                batch.reverse();
+            }
+            let store = Arc::clone(&store);
+            batches.push(tokio::spawn(async move {
+                let issued = store.issue_new_invites(&batch).await;
+                (batch, issued)
+            }));
+        }
+        let mut winners = std::collections::HashMap::new();
+        for batch in batches {
+            let (batch, issued) = batch.await.unwrap();
+            let issued = issued.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+            for (invite, issued) in batch.iter().zip(issued) {
+                if let Some(issued) = issued {
+                    assert_eq!(issued.code, invite.code);
+                    let first = winners.insert(invite.reference_id.clone(), issued.code);
+                    assert_eq!(first, None, "round {round}: two invites for one user");
+                }
+            }
+        }
+        assert_eq!(winners.len(), 40, "round {round}: a user without an invite");
+        for (user, code) in winners {
+            let pending = store.pending_invite(&shop, &user, now).await.unwrap();
+            assert_eq!(pending.map(|i| i.code), Some(code));
+        }
+    }
 }
 
 /// One server per SQLite file (its key filter must see every write): a second waits for
