@@ -157,9 +157,7 @@ impl SqliteStore {
     /// Notes keys about to get rows, before their write commits (`key_filter.rs`).
     fn note<'k>(&self, keys: Keys, each: impl IntoIterator<Item = &'k str>) {
         if let Some(serving) = &self.serving {
-            for key in each {
-                serving.filter.note(keys, key);
-            }
+            serving.filter.note(keys, each);
         }
     }
 
@@ -468,7 +466,7 @@ fn key_filter_of_file(db: &rusqlite::Connection) -> Result<KeyFilter, StoreError
                 .get_ref(0)
                 .and_then(|v| Ok(v.as_str()?))
                 .map_err(from_rusqlite)?;
-            filter.note(keys, key);
+            filter.note(keys, [key]);
         }
     }
     Ok(filter)
