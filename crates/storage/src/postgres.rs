@@ -62,6 +62,7 @@ pub struct PgStore {
 
 impl Dialect for PgStore {
     type Db = Postgres;
+    const ROW_LOCKS: bool = true;
 }
 
 impl PgStore {

@@ -481,6 +481,9 @@ pub(crate) use impl_store;
 /// Names the sqlx database a store type runs on.
 pub(crate) trait Dialect {
     type Db: sqlx::Database;
+    /// Whether writers take row locks (PostgreSQL), so that a write of many rows must take
+    /// them in one order; SQLite has one writer at a time.
+    const ROW_LOCKS: bool;
 }
 
 /// Like [`into_page`], for rows whose conversion can fail.

@@ -493,9 +493,9 @@ macro_rules! impl_cohort_sync_store {
                 // the current rows of that match key (`audience_members_by_match_key`; a
                 // row staged by a session counts once the session is applied, as in the
                 // SDK's read).
-                sqlx::query(
-                    "UPDATE invites SET state = 'withdrawn'
-                     WHERE audience_id = $1 AND state = 'issued' AND expires_at > $2 AND EXISTS (
+                withdraw_invites(
+                    tx,
+                    "audience_id = $1 AND state = 'issued' AND expires_at > $2 AND EXISTS (
                         SELECT 1 FROM audience_members m
                         WHERE m.audience_id = invites.audience_id
                           AND m.provider_member_id = invites.audience_member_id
@@ -506,10 +506,9 @@ macro_rules! impl_cohort_sync_store {
                               AND c.exited_at IS NULL
                               AND (c.staged_session IS NULL OR c.staged_session =
                                    (SELECT last_session_id FROM audiences WHERE id = $1))))",
+                    audience.as_str(),
+                    at,
                 )
-                .bind(audience.as_str())
-                .bind(Ts(at))
-                .execute(&mut **tx)
                 .await?;
             }
             sqlx::query("UPDATE audiences SET member_count = $2, last_synced_at = $3 WHERE id = $1")

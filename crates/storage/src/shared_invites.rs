@@ -115,6 +115,31 @@ pub(crate) struct StartOwners {
 
 macro_rules! impl_invite_store {
     ($store:ty) => {
+        /// Withdraws the open invites `filter` selects (`$1` is `id`, `$2` the time). A study
+        /// that stops, a rule that stops and members who leave find their invites through
+        /// different indexes, so on PostgreSQL the rows are locked in code order first: two
+        /// such withdrawals of overlapping invites then wait in line, never in a cycle.
+        async fn withdraw_invites(
+            tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
+            filter: &str,
+            id: &str,
+            at: DateTime<Utc>,
+        ) -> Result<(), $crate::StoreError> {
+            if <$store as crate::shared::Dialect>::ROW_LOCKS {
+                sqlx::query(&format!("SELECT code FROM invites WHERE {filter} ORDER BY code FOR UPDATE"))
+                    .bind(id)
+                    .bind(Ts(at))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            sqlx::query(&format!("UPDATE invites SET state = 'withdrawn' WHERE {filter}"))
+                .bind(id)
+                .bind(Ts(at))
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
         /// Locks a start's study, then its rule, in the order every writer takes rows
         /// (PostgreSQL; SQLite has one writer): the study, its rules, then their invites,
         /// as a pause does. A pause or a schedule change of either then commits before this

@@ -61,14 +61,13 @@ macro_rules! impl_study_store {
                 .await?;
                 if done.rows_affected() == 1 && s.status != uj_domain::pacing::StudyStatus::Active {
                     // A study that stops takes back the invites its rules offered.
-                    sqlx::query(
-                        "UPDATE invites SET state = 'withdrawn'
-                         WHERE state = 'issued' AND expires_at > $2
-                           AND rule_id IN (SELECT id FROM launch_rules WHERE study_id = $1)",
+                    withdraw_invites(
+                        &mut tx,
+                        "state = 'issued' AND expires_at > $2
+                         AND rule_id IN (SELECT id FROM launch_rules WHERE study_id = $1)",
+                        s.id.as_str(),
+                        s.updated_at,
                     )
-                    .bind(s.id.as_str())
-                    .bind(Ts(s.updated_at))
-                    .execute(&mut *tx)
                     .await?;
                 }
                 tx.commit().await?;
@@ -173,13 +172,12 @@ macro_rules! impl_study_store {
                 if done.rows_affected() == 1 && !r.offers_prompts_at(r.updated_at) {
                     // A rule that stops, stops prompting (a direct link now) or is scheduled
                     // elsewhere takes back the prompts it offered (`invites_by_rule`).
-                    sqlx::query(
-                        "UPDATE invites SET state = 'withdrawn'
-                         WHERE rule_id = $1 AND state = 'issued' AND expires_at > $2",
+                    withdraw_invites(
+                        &mut tx,
+                        "rule_id = $1 AND state = 'issued' AND expires_at > $2",
+                        r.id.as_str(),
+                        r.updated_at,
                     )
-                    .bind(r.id.as_str())
-                    .bind(Ts(r.updated_at))
-                    .execute(&mut *tx)
                     .await?;
                 }
                 tx.commit().await?;

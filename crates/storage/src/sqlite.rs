@@ -61,6 +61,7 @@ struct Serving {
 
 impl Dialect for SqliteStore {
     type Db = Sqlite;
+    const ROW_LOCKS: bool = false;
 }
 
 impl SqliteStore {

@@ -90,6 +90,7 @@ conformance!(
     app_events_add_up_in_the_catalog_in_batches,
     counts_flushed_at_once_in_any_order_add_up,
     batches_issued_at_once_in_any_order_give_each_user_one_invite,
+    a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -3128,6 +3129,103 @@ async fn batches_issued_at_once_in_any_order_give_each_user_one_invite(
         for (user, code) in winners {
             let pending = store.pending_invite(&shop, &user, now).await.unwrap();
             assert_eq!(pending.map(|i| i.code), Some(code));
+        }
+    }
+}
+
+/// A study with two rules on one audience is paused while members leave that audience:
+/// both withdraw the same invites, each found through its own index. Both commit, and every
+/// invite ends withdrawn. (On PostgreSQL each took the rows in its index's order, so the two
+/// could wait for each other.)
+async fn a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::ids::{LaunchRuleId, StudyId};
+    use uj_domain::invites::{Invite, InviteState};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (template, rule) = study_with_event_rule(&store, &shop, now).await;
+    const USERS: usize = 400;
+    for round in 0..32 {
+        let study = uj_domain::studies::Study {
+            id: StudyId::generate(),
+            public_code: format!("round{round:05}"),
+            ..template.clone()
+        };
+        store.create_study(&study).await.unwrap();
+        let mut rules = Vec::new();
+        for _ in 0..2 {
+            let rule = uj_domain::studies::LaunchRule {
+                id: LaunchRuleId::generate(),
+                study_id: study.id.clone(),
+                ..rule.clone()
+            };
+            store.create_launch_rule(&rule).await.unwrap();
+            rules.push(rule);
+        }
+        let audience = store
+            .upsert_audience(&shop, &format!("c{round}"), "A", "", now)
+            .await
+            .unwrap()
+            .id;
+        let ids: Vec<String> = (0..USERS).map(|n| format!("m{round}-{n:04}")).collect();
+        let listed: Vec<&str> = ids.iter().map(String::as_str).collect();
+        store
+            .add_audience_members(&audience, &members(&listed), now)
+            .await
+            .unwrap();
+        // The rules' invites interleaved, which one comes first changing with the round.
+        let invites: Vec<Invite> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| Invite {
+                source: "audience",
+                audience_id: Some(audience.to_string()),
+                audience_member_id: Some(id.clone()),
+                event_name: None,
+                ..event_invite(
+                    &rules[(n + round) % 2],
+                    &format!("w{round}-{n:04}"),
+                    id,
+                    now,
+                )
+            })
+            .collect();
+        store.issue_new_invites(&invites).await.unwrap();
+        let paused = uj_domain::studies::Study {
+            status: uj_domain::pacing::StudyStatus::Paused,
+            updated_at: now + Duration::seconds(1),
+            ..study.clone()
+        };
+        // The pause starts 0–3 ms later, so that the two withdrawals overlap in some round.
+        let delay = std::time::Duration::from_micros((round as u64 * 397) % 3000);
+        let pause = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                tokio::task::spawn_blocking(move || std::thread::sleep(delay))
+                    .await
+                    .unwrap();
+                store.update_study(&paused, now).await
+            }
+        });
+        let leave = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .remove_audience_members(&audience, &ids, now + Duration::seconds(1))
+                    .await
+            }
+        });
+        let paused = pause.await.unwrap();
+        let left = leave.await.unwrap();
+        assert!(
+            matches!(paused, Ok(true)) && left.is_ok(),
+            "round {round}: {paused:?} / {left:?}"
+        );
+        for invite in &invites {
+            let stored = store.invite(&shop, &invite.code).await.unwrap().unwrap();
+            assert_eq!(stored.state, InviteState::Withdrawn, "round {round}");
         }
     }
 }
