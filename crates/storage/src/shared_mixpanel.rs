@@ -285,7 +285,10 @@ macro_rules! impl_mixpanel_store {
                 if !reading_through(&mut tx, project, connected_at).await? {
                     return Ok(false);
                 }
-                for name in names {
+                // In the order the app's counts take the same rows (`record_app_events`).
+                let mut sorted: Vec<&String> = names.iter().collect();
+                sorted.sort_unstable();
+                for name in sorted {
                     sqlx::query(
                         "INSERT INTO event_catalog (project_id, name, seen_in_mixpanel_at) VALUES ($1, $2, $3)
                          ON CONFLICT (project_id, name) DO UPDATE SET seen_in_mixpanel_at = excluded.seen_in_mixpanel_at",

@@ -3032,8 +3032,9 @@ async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &
 }
 
 /// Two processes flush their counts at the same moment, each in its own order (a hash
-/// map's): both batches land. (On PostgreSQL, rows updated in opposite orders by two
-/// transactions deadlocked; one flush failed and waited for the next interval.)
+/// map's), while a third records the names Mixpanel lists (in Mixpanel's order): all land.
+/// (On PostgreSQL, rows updated in opposite orders by two transactions deadlocked; one
+/// flush failed and waited for the next interval.)
 async fn counts_flushed_at_once_in_any_order_add_up(store: Arc<dyn Store>, _: &TestDatabase) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let now = uj_now();
@@ -3051,9 +3052,26 @@ async fn counts_flushed_at_once_in_any_order_add_up(store: Arc<dyn Store>, _: &T
         .iter()
         .map(|reason| (rule.id.to_string(), reason.code().to_owned(), 1))
         .collect();
+    let connected = connection(&shop, "2");
+    store
+        .save_mixpanel_connection(&connected, "v1.x")
+        .await
+        .unwrap();
+    let mut from_mixpanel: Vec<String> = events.iter().map(|e| e.name.clone()).collect();
+    from_mixpanel.reverse();
     const ROUNDS: i64 = 30;
     for round in 0..ROUNDS {
-        let mut flushes = Vec::new();
+        let mut flushes = vec![tokio::spawn({
+            let (store, shop, names) = (Arc::clone(&store), shop.clone(), from_mixpanel.clone());
+            let connected_at = connected.connected_at;
+            async move {
+                let recorded = store
+                    .record_mixpanel_event_names(&shop, connected_at, &names, now)
+                    .await?;
+                assert!(recorded, "the connection is current");
+                Ok(())
+            }
+        })];
         for reversed in [false, true] {
             let (store, mut events, mut suppressions) =
                 (Arc::clone(&store), events.clone(), suppressions.clone());
@@ -3075,7 +3093,9 @@ async fn counts_flushed_at_once_in_any_order_add_up(store: Arc<dyn Store>, _: &T
     }
     let catalog = store.event_catalog(&shop).await.unwrap();
     assert_eq!(catalog.len(), events.len());
-    assert!(catalog.iter().all(|e| e.app_count == 2 * ROUNDS));
+    assert!(catalog
+        .iter()
+        .all(|e| e.app_count == 2 * ROUNDS && e.seen_in_mixpanel_at == Some(now)));
     let stats = store.rule_stats(&rule.id, now).await.unwrap();
     assert_eq!(stats.suppressions.len(), suppressions.len());
     assert!(stats.suppressions.iter().all(|(_, n)| *n == 2 * ROUNDS));
