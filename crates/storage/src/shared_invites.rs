@@ -126,7 +126,7 @@ macro_rules! impl_invite_store {
             at: DateTime<Utc>,
         ) -> Result<(), $crate::StoreError> {
             if <$store as crate::shared::Dialect>::ROW_LOCKS {
-                sqlx::query(&format!("SELECT code FROM invites WHERE {filter} ORDER BY code FOR UPDATE"))
+                sqlx::query(&format!("SELECT 1 FROM invites WHERE {filter} ORDER BY code FOR UPDATE"))
                     .bind(id)
                     .bind(Ts(at))
                     .execute(&mut **tx)
