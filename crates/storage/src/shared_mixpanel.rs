@@ -5,10 +5,21 @@ macro_rules! impl_mixpanel_store {
     ($store:ty) => {
         /// Drops what was read through the project's connection: its cohorts, and the event
         /// names the catalog has from Mixpanel only (names the app sent stay, unmarked).
+        /// The two catalog statements walk the names twice, so on PostgreSQL the rows are
+        /// locked first in byte order, the order a flush of counts takes them in.
         async fn forget_mixpanel_reads(
             tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
             project: &ProjectId,
         ) -> Result<(), $crate::StoreError> {
+            if <$store as crate::shared::Dialect>::ROW_LOCKS {
+                sqlx::query(
+                    r#"SELECT 1 FROM event_catalog WHERE project_id = $1
+                       ORDER BY name COLLATE "C" FOR UPDATE"#,
+                )
+                .bind(project.as_str())
+                .execute(&mut **tx)
+                .await?;
+            }
             for statement in [
                 "DELETE FROM mixpanel_cohorts WHERE project_id = $1",
                 "DELETE FROM event_catalog WHERE project_id = $1 AND app_count = 0",

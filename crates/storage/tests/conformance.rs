@@ -91,6 +91,7 @@ conformance!(
     counts_flushed_at_once_in_any_order_add_up,
     batches_issued_at_once_in_any_order_give_each_user_one_invite,
     a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once,
+    a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -3336,5 +3337,83 @@ async fn a_sqlite_server_reads_what_was_written_before_it_opened() {
             (memberships, invites),
             "{key}"
         );
+    }
+}
+
+/// Mixpanel is disconnected (or reconnected) while another process flushes the app's
+/// counts for the same names: both commit, every count is kept and nothing stays marked
+/// as seen in Mixpanel. (On PostgreSQL forgetting Mixpanel's names deleted the names only
+/// Mixpanel knew, then unmarked the rest, while the flush took the same rows by name: a
+/// deadlock.)
+async fn a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (owner, _) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    for round in 0..30 {
+        let shop = store
+            .create_project(&owner.id, "Shop", &uj_domain::keys::generate_public_key())
+            .await
+            .unwrap()
+            .id;
+        let counts = |names: &mut dyn Iterator<Item = usize>| -> Vec<_> {
+            names
+                .map(|n| uj_storage::AppEventCount {
+                    project: shop.clone(),
+                    name: format!("Event {n:02}"),
+                    count: 1,
+                    first: now,
+                    last: now,
+                })
+                .collect()
+        };
+        let all = counts(&mut (0..40));
+        let names: Vec<String> = all.iter().map(|e| e.name.clone()).collect();
+        let connected = connection(&shop, "2");
+        store
+            .save_mixpanel_connection(&connected, "v1.x")
+            .await
+            .unwrap();
+        assert!(store
+            .record_mixpanel_event_names(&shop, connected.connected_at, &names, now)
+            .await
+            .unwrap());
+        // Half the names the app has sent too; the other half only Mixpanel knows.
+        store
+            .record_app_events(&counts(&mut (0..40).step_by(2)))
+            .await
+            .unwrap();
+        let forget = tokio::spawn({
+            let (store, shop) = (Arc::clone(&store), shop.clone());
+            async move {
+                if round % 2 == 0 {
+                    store.delete_mixpanel_connection(&shop).await.map(|_| ())
+                } else {
+                    let again = MixpanelConnection {
+                        mixpanel_project_id: "3".into(),
+                        ..connection(&shop, "3")
+                    };
+                    store.save_mixpanel_connection(&again, "v1.y").await
+                }
+            }
+        });
+        let flush = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.record_app_events(&all).await }
+        });
+        for task in [forget, flush] {
+            task.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+        let catalog = store.event_catalog(&shop).await.unwrap();
+        assert_eq!(catalog.len(), 40, "round {round}");
+        for (n, event) in catalog.iter().enumerate() {
+            assert_eq!(event.name, format!("Event {n:02}"));
+            let sent = if n % 2 == 0 { 2 } else { 1 };
+            assert_eq!(event.app_count, sent, "round {round}: {}", event.name);
+            assert_eq!(event.seen_in_mixpanel_at, None, "round {round}");
+        }
     }
 }
