@@ -118,21 +118,24 @@ macro_rules! impl_invite_store {
         /// Withdraws the open invites `filter` selects (`$1` is `id`, `$2` the time). A study
         /// that stops, a rule that stops and members who leave find their invites through
         /// different indexes, so on PostgreSQL the rows are locked in code order first: two
-        /// such withdrawals of overlapping invites then wait in line, never in a cycle.
+        /// such withdrawals of overlapping invites then wait in line, never in a cycle. The
+        /// locks and the update are one statement, so they see the same invites (a second
+        /// statement could find one committed in between, out of order).
         async fn withdraw_invites(
             tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
             filter: &str,
             id: &str,
             at: DateTime<Utc>,
         ) -> Result<(), $crate::StoreError> {
-            if <$store as crate::shared::Dialect>::ROW_LOCKS {
-                sqlx::query(&format!("SELECT 1 FROM invites WHERE {filter} ORDER BY code FOR UPDATE"))
-                    .bind(id)
-                    .bind(Ts(at))
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            sqlx::query(&format!("UPDATE invites SET state = 'withdrawn' WHERE {filter}"))
+            let statement = if <$store as crate::shared::Dialect>::ROW_LOCKS {
+                format!(
+                    "UPDATE invites SET state = 'withdrawn' WHERE code IN
+                        (SELECT code FROM invites WHERE {filter} ORDER BY code FOR UPDATE)"
+                )
+            } else {
+                format!("UPDATE invites SET state = 'withdrawn' WHERE {filter}")
+            };
+            sqlx::query(&statement)
                 .bind(id)
                 .bind(Ts(at))
                 .execute(&mut **tx)

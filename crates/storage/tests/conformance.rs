@@ -3156,8 +3156,10 @@ async fn batches_issued_at_once_in_any_order_give_each_user_one_invite(
 
 /// A study with two rules on one audience is paused while members leave that audience:
 /// both withdraw the same invites, each found through its own index. Both commit, and every
-/// invite ends withdrawn. (On PostgreSQL each took the rows in its index's order, so the two
-/// could wait for each other.)
+/// invite ends withdrawn, while other leaving members get invites one by one. (On
+/// PostgreSQL each took the rows in its index's order, so the two could wait for each
+/// other; later, each locked the rows it had found, then withdrew what a second statement
+/// found, which could include an invite committed in between, locked out of order.)
 async fn a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once(
     store: Arc<dyn Store>,
     _: &TestDatabase,
@@ -3168,6 +3170,9 @@ async fn a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once(
     let now = uj_now();
     let (template, rule) = study_with_event_rule(&store, &shop, now).await;
     const USERS: usize = 400;
+    // Members who get their invites while the study stops and they leave, with codes that
+    // come before the others'.
+    const LATE: usize = 100;
     for round in 0..32 {
         let study = uj_domain::studies::Study {
             id: StudyId::generate(),
@@ -3190,7 +3195,9 @@ async fn a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once(
             .await
             .unwrap()
             .id;
-        let ids: Vec<String> = (0..USERS).map(|n| format!("m{round}-{n:04}")).collect();
+        let ids: Vec<String> = (0..USERS + LATE)
+            .map(|n| format!("m{round}-{n:04}"))
+            .collect();
         let listed: Vec<&str> = ids.iter().map(String::as_str).collect();
         store
             .add_audience_members(&audience, &members(&listed), now)
@@ -3200,20 +3207,24 @@ async fn a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once(
         let invites: Vec<Invite> = ids
             .iter()
             .enumerate()
-            .map(|(n, id)| Invite {
+            .map(|(n, id)| {
+                let code = if n < USERS {
+                    format!("w{round}-{n:04}")
+                } else {
+                    format!("a{round}-{n:04}")
+                };
+                (n, id, code)
+            })
+            .map(|(n, id, code)| Invite {
                 source: "audience",
                 audience_id: Some(audience.to_string()),
                 audience_member_id: Some(id.clone()),
                 event_name: None,
-                ..event_invite(
-                    &rules[(n + round) % 2],
-                    &format!("w{round}-{n:04}"),
-                    id,
-                    now,
-                )
+                ..event_invite(&rules[(n + round) % 2], &code, id, now)
             })
             .collect();
-        store.issue_new_invites(&invites).await.unwrap();
+        let (invites, late) = invites.split_at(USERS);
+        store.issue_new_invites(invites).await.unwrap();
         let paused = uj_domain::studies::Study {
             status: uj_domain::pacing::StudyStatus::Paused,
             updated_at: now + Duration::seconds(1),
@@ -3238,13 +3249,23 @@ async fn a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once(
                     .await
             }
         });
+        let issue = tokio::spawn({
+            let (store, late) = (Arc::clone(&store), late.to_vec());
+            async move {
+                for invite in late {
+                    store.issue_new_invites(&[invite]).await?;
+                }
+                Ok::<_, StoreError>(())
+            }
+        });
         let paused = pause.await.unwrap();
         let left = leave.await.unwrap();
+        let issued = issue.await.unwrap();
         assert!(
-            matches!(paused, Ok(true)) && left.is_ok(),
-            "round {round}: {paused:?} / {left:?}"
+            matches!(paused, Ok(true)) && left.is_ok() && issued.is_ok(),
+            "round {round}: {paused:?} / {left:?} / {issued:?}"
         );
-        for invite in &invites {
+        for invite in invites {
             let stored = store.invite(&shop, &invite.code).await.unwrap().unwrap();
             assert_eq!(stored.state, InviteState::Withdrawn, "round {round}");
         }
