@@ -544,6 +544,93 @@ async fn web_apps_may_call_the_sdk_api_from_any_origin() {
     assert!(rest.headers().get("access-control-allow-origin").is_none());
 }
 
+/// A web app reads the SDK API's errors too: a wrong method, an unknown path and a damaged
+/// URL carry the CORS headers like any other answer (the browser hides an answer without
+/// them, leaving the app a bare network error), and an app may send its own request id.
+#[tokio::test]
+async fn the_sdk_apis_errors_reach_web_apps_too() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let origin = "https://shop.example.com";
+    for (method, path, status, code) in [
+        (
+            reqwest::Method::DELETE,
+            "/sdk/v1/config",
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            "/sdk/v1/nothing-here",
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::GET,
+            "/sdk/v1/config?reference_id=u%00",
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(&keys.public_key)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap()),
+            Some("*"),
+            "{method} {path}"
+        );
+        assert!(response.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-request-id"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+    }
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/sdk/v1/events"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,x-request-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(allowed.contains("x-request-id"), "{allowed}");
+    // The dashboard's and the REST API's errors stay without CORS.
+    for path in ["/api/v1/nothing-here", "/nothing-here"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404);
+        assert!(response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
+    }
+}
+
 #[tokio::test]
 async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
     let app = TestApp::spawn_with(|config| config.sdk_requests_per_minute = 3).await;

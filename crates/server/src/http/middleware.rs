@@ -19,7 +19,7 @@ use tracing::Level;
 
 use super::ApiError;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
     static CURRENT_REQUEST_ID: String;

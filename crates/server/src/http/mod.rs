@@ -35,8 +35,23 @@ pub fn router(state: AppState) -> Router {
             launch::router().merge(dashboard::router(state.clone())),
         ))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(refuse_nul));
+        .layer(axum::middleware::from_fn(refuse_nul))
+        .layer(axum::middleware::from_fn(sdk_cors));
     middleware::wrap(routes).with_state(state)
+}
+
+/// CORS for the SDK API (`sdk::cors`), around everything that may answer an `/sdk/` path.
+async fn sdk_cors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tower::{Layer, Service};
+    static CORS: std::sync::LazyLock<tower_http::cors::CorsLayer> =
+        std::sync::LazyLock::new(sdk::cors);
+    if !request.uri().path().starts_with("/sdk/") {
+        return next.run(request).await;
+    }
+    match CORS.layer(next).call(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// A NUL character (`%00`) in the path or query: no id, code or name holds one (PostgreSQL
@@ -82,9 +97,7 @@ fn apis(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// axum answers a known path asked with a method it does not serve with an empty 405 (and
-/// adds `Allow` on the way out); the JSON surfaces answer it in their error format. Not
-/// `Router::method_not_allowed_fallback`: it would replace the SDK routes' default
-/// fallback, through which their CORS layer answers preflight requests.
+/// adds `Allow` on the way out); the JSON surfaces answer it in their error format.
 async fn method_not_allowed(response: Response) -> Response {
     if response.status() != StatusCode::METHOD_NOT_ALLOWED {
         return response;
