@@ -737,6 +737,24 @@ fn connection(project: &ProjectId, mixpanel_project: &str) -> MixpanelConnection
 }
 
 /// Now at the microsecond precision both databases keep.
+/// Connects the project to Mixpanel and records `names` as read through that connection.
+async fn connected_with_names(
+    store: &Arc<dyn Store>,
+    project: &ProjectId,
+    names: &[String],
+    seen_at: chrono::DateTime<Utc>,
+) {
+    let connected = connection(project, "2");
+    store
+        .save_mixpanel_connection(&connected, "v1.x")
+        .await
+        .unwrap();
+    assert!(store
+        .record_mixpanel_event_names(project, connected.connected_at, names, seen_at)
+        .await
+        .unwrap());
+}
+
 fn uj_now() -> chrono::DateTime<Utc> {
     use chrono::DurationRound;
     Utc::now()
@@ -3009,15 +3027,7 @@ async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &
     // them, so junk names cannot grow the catalog without end. Known names still count.
     // Names read from Mixpanel are not the app's: they take no room.
     let from_mixpanel: Vec<String> = (0..10).map(|n| format!("mixpanel {n}")).collect();
-    let connected = connection(&blog, "2");
-    store
-        .save_mixpanel_connection(&connected, "v1.x")
-        .await
-        .unwrap();
-    assert!(store
-        .record_mixpanel_event_names(&blog, connected.connected_at, &from_mixpanel, t1)
-        .await
-        .unwrap());
+    connected_with_names(&store, &blog, &from_mixpanel, t1).await;
     let junk: Vec<_> = (0..uj_storage::MAX_APP_EVENT_NAMES + 5)
         .map(|n| count(&blog, &format!("junk {n:05}"), 1, t1, t1))
         .collect();
@@ -3391,15 +3401,7 @@ async fn a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count(
         };
         let all = counts(&mut (0..40));
         let names: Vec<String> = all.iter().map(|e| e.name.clone()).collect();
-        let connected = connection(&shop, "2");
-        store
-            .save_mixpanel_connection(&connected, "v1.x")
-            .await
-            .unwrap();
-        assert!(store
-            .record_mixpanel_event_names(&shop, connected.connected_at, &names, now)
-            .await
-            .unwrap());
+        connected_with_names(&store, &shop, &names, now).await;
         // Half the names the app has sent too; the other half only Mixpanel knows.
         store
             .record_app_events(&counts(&mut (0..40).step_by(2)))

@@ -41,9 +41,5 @@ pub fn cors() -> CorsLayer {
             header::IF_NONE_MATCH,
             REQUEST_ID,
         ])
-        .expose_headers([
-            header::ETAG,
-            REQUEST_ID,
-            header::RETRY_AFTER,
-        ])
+        .expose_headers([header::ETAG, REQUEST_ID, header::RETRY_AFTER])
 }
