@@ -362,10 +362,14 @@ async fn an_unfinished_session_never_shrinks_the_audience_and_a_newer_one_supers
         .await;
     assert_eq!(status, 200);
     assert_eq!(current_ids(&synced, &id).await, ["fresh", "user_1"]);
-    // The old session's last page, arriving late, cannot complete it: its pages are gone.
-    synced.deliver(page("s-old", 3, 3, &["user_3"])).await;
+    // The old session's last page, arriving late, is a duplicate: it neither completes the
+    // replaced session nor starts it again.
+    let (status, _) = synced.deliver(page("s-old", 3, 3, &["user_3"])).await;
+    assert_eq!(status, 200);
     assert_eq!(current_ids(&synced, &id).await, ["fresh", "user_1"]);
-    assert_eq!(synced.audience().await["missing_pages"], json!([1, 2]));
+    let audience = synced.audience().await;
+    assert_eq!(audience["missing_pages"], json!([]));
+    assert_ne!(audience["sync_state"], "syncing");
 }
 
 #[tokio::test]

@@ -331,6 +331,26 @@ macro_rules! impl_cohort_sync_store {
             if applied == Some(session_id) {
                 return Ok(None);
             }
+            // So is a page starting a run the ledger has seen: that run was applied, replaced
+            // by a newer one or dropped as stale, and this page comes late (retried after a
+            // 503, or in flight in another process). Taken as a new run it would discard the
+            // run being staged, or apply an older membership again. A run is its session and
+            // page count.
+            let late: bool = sqlx::query_scalar(
+                "SELECT NOT EXISTS (SELECT 1 FROM sync_staging
+                                    WHERE audience_id = $1 AND session_id = $2 AND total_pages = $3)
+                    AND EXISTS (SELECT 1 FROM sync_ledger
+                                WHERE audience_id = $1 AND action = 'members' AND session_id = $2
+                                  AND total_pages = $3 AND outcome <> 'rejected')",
+            )
+            .bind(audience.as_str())
+            .bind(session_id)
+            .bind(total_pages)
+            .fetch_one(&mut **tx)
+            .await?;
+            if late {
+                return Ok(None);
+            }
             // Pages of this session announcing another page count are an earlier run of it
             // (a run restarted from the top, the cohort grown meanwhile): this page starts
             // the session afresh, as a newer session would. Completing it with the earlier

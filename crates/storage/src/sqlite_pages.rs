@@ -141,6 +141,11 @@ fn write(
         // A repeat, or a page that supersedes another session.
         return Ok(None);
     };
+    if before == 0 {
+        // The first page of a run: whether it is a late page of a run seen before is the
+        // shared implementation's to tell (`stage_page`).
+        return Ok(None);
+    }
     if before + 1 >= page.total_pages {
         // It completes the session: the apply is the shared implementation's.
         return Ok(None);

@@ -92,6 +92,7 @@ conformance!(
     batches_issued_at_once_in_any_order_give_each_user_one_invite,
     a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once,
     a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count,
+    late_pages_of_a_replaced_or_applied_run_change_nothing,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -1900,6 +1901,79 @@ async fn a_session_rerun_with_another_page_count_starts_afresh(
     assert_eq!(last.outcome, LedgerOutcome::Applied);
     assert_eq!(current(&store, &audience).await, ["x", "z"]);
     assert!(store.staged_session(&audience).await.unwrap().is_none());
+}
+
+/// Mixpanel delivers at least once, and a page can arrive late (retried after a 503, or
+/// still in flight in another process): a page of a run that was replaced or applied is a
+/// duplicate. It neither discards the newer run being staged (which then never completed)
+/// nor applies an older membership again.
+async fn late_pages_of_a_replaced_or_applied_run_change_nothing(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&store, &shop, t0).await;
+    let outcome = |session: &'static str, page, total, ids: &'static [&'static str]| {
+        let (store, shop, audience) = (Arc::clone(&store), shop.clone(), audience.clone());
+        async move {
+            receive(
+                &store,
+                &shop,
+                &audience,
+                session,
+                page,
+                total,
+                &members(ids),
+                t0,
+            )
+            .await
+            .outcome
+        }
+    };
+    assert_eq!(outcome("old", 1, 2, &["x"]).await, LedgerOutcome::Staged);
+    assert_eq!(outcome("new", 1, 3, &["y"]).await, LedgerOutcome::Staged);
+    // The replaced session's last page.
+    assert_eq!(outcome("old", 2, 2, &["w"]).await, LedgerOutcome::Duplicate);
+    // The session rerun with two pages, then a late page of its first run.
+    assert_eq!(outcome("new", 1, 2, &["y"]).await, LedgerOutcome::Staged);
+    assert_eq!(outcome("new", 3, 3, &["w"]).await, LedgerOutcome::Duplicate);
+    let staged = store.staged_session(&audience).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            staged.session_id.as_str(),
+            staged.total_pages,
+            staged.missing_pages(100)
+        ),
+        ("new", 2, vec![2])
+    );
+    assert_eq!(outcome("new", 2, 2, &["z"]).await, LedgerOutcome::Applied);
+    assert_eq!(current(&store, &audience).await, ["y", "z"]);
+    // A later session applied, then the one before it delivered again.
+    assert_eq!(outcome("next", 1, 1, &["q"]).await, LedgerOutcome::Applied);
+    for page in [1, 2] {
+        assert_eq!(
+            outcome("new", page, 2, &["y", "z"]).await,
+            LedgerOutcome::Duplicate
+        );
+    }
+    assert_eq!(current(&store, &audience).await, ["q"]);
+    assert!(store.staged_session(&audience).await.unwrap().is_none());
+
+    // A first sync's run dropped as stale, then its last page.
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let first = audience_a(&store, &blog, t0).await;
+    let early = receive(&store, &blog, &first, "early", 1, 2, &members(&["x"]), t0).await;
+    assert_eq!(early.outcome, LedgerOutcome::Staged);
+    let stale = store
+        .delete_stale_staging(t0 + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(stale, 1);
+    let late = receive(&store, &blog, &first, "early", 2, 2, &members(&["y"]), t0).await;
+    assert_eq!(late.outcome, LedgerOutcome::Duplicate);
+    assert!(store.staged_session(&first).await.unwrap().is_none());
+    assert!(current(&store, &first).await.is_empty());
 }
 
 async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &TestDatabase) {
