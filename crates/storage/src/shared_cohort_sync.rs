@@ -43,7 +43,9 @@ pub(crate) const UPSERT_AUDIENCE: &str =
      VALUES ($1, $2, $3, $4, $5, $6, $6)
      ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
         name = CASE WHEN excluded.name = '' THEN audiences.name ELSE excluded.name END,
-        description = excluded.description, last_delivery_at = excluded.last_delivery_at
+        description = excluded.description,
+        last_delivery_at = CASE WHEN audiences.last_delivery_at > excluded.last_delivery_at
+            THEN audiences.last_delivery_at ELSE excluded.last_delivery_at END
      RETURNING *";
 
 /// Notes page `$3` of `$4` of session `$2` of audience `$1` received at `$5`, and answers
@@ -59,6 +61,17 @@ pub(crate) const STAGE_PAGE: &str =
         (SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2 AND page <> $3),
         EXISTS (SELECT 1 FROM sync_staging
                 WHERE audience_id = $1 AND (session_id <> $2 OR total_pages <> $4))";
+
+/// The time a change of an audience timed `at` (when its delivery arrived) is recorded
+/// at: no earlier than the audience's last change (`last`). A delivery that waited for the
+/// audience behind one timed later would otherwise record a member leaving before they
+/// entered, and move the audience's last sync back.
+pub(crate) fn not_before(
+    at: chrono::DateTime<chrono::Utc>,
+    last: Option<chrono::DateTime<chrono::Utc>>,
+) -> chrono::DateTime<chrono::Utc> {
+    last.map_or(at, |last| at.max(last))
+}
 
 /// One delivery's ledger entry.
 pub(crate) const INSERT_LEDGER: &str =
@@ -93,17 +106,21 @@ macro_rules! impl_cohort_sync_store {
         /// take it here; a `members` page takes it with its audience upsert
         /// (`upsert_audience_in`), so a diff and a page, or two last pages, never interleave.
         /// Answers the audience's member count, exact while the lock is held: every change
-        /// of membership updates it before it commits.
+        /// of membership updates it before it commits; and the time to record a change
+        /// timed `at` at (`not_before`).
         async fn lock_audience(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
-        ) -> Result<i64, $crate::StoreError> {
-            Ok(sqlx::query_scalar(
-                "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING member_count",
+            at: DateTime<Utc>,
+        ) -> Result<(i64, DateTime<Utc>), $crate::StoreError> {
+            let (count, last): (i64, Option<Ts>) = sqlx::query_as(
+                "UPDATE audiences SET member_count = member_count WHERE id = $1
+                 RETURNING member_count, last_synced_at",
             )
             .bind(audience.as_str())
             .fetch_one(&mut **tx)
-            .await?)
+            .await?;
+            Ok((count, crate::shared_cohort_sync::not_before(at, last.map(|t| t.0))))
         }
 
         /// Counts the audience's current members row by row (a scan of the audience).
@@ -692,7 +709,7 @@ macro_rules! impl_cohort_sync_store {
             ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
                 self.note(crate::key_filter::Keys::MatchKeys, members.iter().map(|m| m.match_key()));
                 let mut tx = self.begin().await?;
-                let before = lock_audience(&mut tx, audience).await?;
+                let (before, at) = lock_audience(&mut tx, audience, at).await?;
                 let added = upsert_members(&mut tx, audience, members, at).await?;
                 let change = uj_domain::audiences::MembershipChange {
                     added,
@@ -711,7 +728,7 @@ macro_rules! impl_cohort_sync_store {
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
                 let mut tx = self.begin().await?;
-                let before = lock_audience(&mut tx, audience).await?;
+                let (before, at) = lock_audience(&mut tx, audience, at).await?;
                 let mut removed = 0;
                 for chunk in provider_member_ids.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
                     let mut builder = sqlx::QueryBuilder::<SyncDb>::new("UPDATE audience_members SET exited_at = ");
@@ -759,6 +776,7 @@ macro_rules! impl_cohort_sync_store {
                 let applied = row.last_session_id;
                 // Exact: the upsert holds the audience's lock (see `lock_audience`).
                 let audience = uj_domain::audiences::Audience::from(row.audience);
+                let at = crate::shared_cohort_sync::not_before(at, audience.last_synced_at);
                 let (audience, before) = (&audience.id, audience.member_count);
                 let received = stage_page(&mut tx, audience, applied.as_deref(), page, at).await?;
                 let (outcome, change) = match received {
@@ -819,7 +837,7 @@ macro_rules! impl_cohort_sync_store {
                     // Under the audience's lock, as a page takes it, and looked at again: a
                     // page of the session that arrived meanwhile keeps it. (Discarded under
                     // such a page, the session left the members it wrote in place.)
-                    lock_audience(&mut tx, &audience).await?;
+                    lock_audience(&mut tx, &audience, before).await?;
                     let still_stale: bool = sqlx::query_scalar(
                         "SELECT COALESCE(MAX(received_at) < $3, FALSE) FROM sync_staging
                          WHERE audience_id = $1 AND session_id = $2",

@@ -93,6 +93,7 @@ conformance!(
     a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once,
     a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count,
     late_pages_of_a_replaced_or_applied_run_change_nothing,
+    changes_that_waited_for_the_audience_never_move_its_times_back,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -1974,6 +1975,68 @@ async fn late_pages_of_a_replaced_or_applied_run_change_nothing(
     assert_eq!(late.outcome, LedgerOutcome::Duplicate);
     assert!(store.staged_session(&first).await.unwrap().is_none());
     assert!(current(&store, &first).await.is_empty());
+}
+
+/// Deliveries are timed when they arrive and may then wait for the audience (another
+/// delivery, another process): a change that waited is recorded no earlier than the change
+/// before it, so a member never leaves before entering and the audience's last sync never
+/// goes back.
+async fn changes_that_waited_for_the_audience_never_move_its_times_back(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&store, &shop, t0).await;
+    let (t1, t2) = (t0 + Duration::seconds(1), t0 + Duration::seconds(2));
+    // The add came second but got the audience first; the removal waited for it.
+    store
+        .add_audience_members(&audience, &members(&["m"]), t2)
+        .await
+        .unwrap();
+    store
+        .remove_audience_members(&audience, &["m".to_owned()], t1)
+        .await
+        .unwrap();
+    let member = store
+        .audience_member(&audience, "m")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(member.entered_at, t2);
+    assert_eq!(member.exited_at, Some(t2), "not before it entered");
+    // Back, with a change timed earlier still.
+    store
+        .add_audience_members(&audience, &members(&["m"]), t0)
+        .await
+        .unwrap();
+    let member = store
+        .audience_member(&audience, "m")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((member.entered_at, member.exited_at), (t2, None));
+    let synced = store.audience(&shop, &audience).await.unwrap().unwrap();
+    assert_eq!(synced.last_synced_at, Some(t2));
+    // A full session's page that waited as well.
+    let applied = receive(&store, &shop, &audience, "s", 1, 1, &members(&["n"]), t1).await;
+    assert_eq!(applied.outcome, LedgerOutcome::Applied);
+    let left = store
+        .audience_member(&audience, "m")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(left.exited_at, Some(t2));
+    let entered = store
+        .audience_member(&audience, "n")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entered.entered_at, t2);
+    // A delivery timed before the last one does not make it older.
+    receive(&store, &shop, &audience, "t", 1, 2, &members(&["o"]), t0).await;
+    let audience = store.audience(&shop, &audience).await.unwrap().unwrap();
+    assert_eq!(audience.last_delivery_at, Some(t1));
 }
 
 async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &TestDatabase) {
