@@ -243,6 +243,67 @@ async fn key_listing_pages_with_limit_and_starting_after() {
         (status, error["code"].as_str()),
         (400, Some("invalid_request"))
     );
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("limit"), "names the parameter: {message}");
+}
+
+/// Query strings and bodies of the wrong shape: refused with `400 invalid_request`, never
+/// read leniently. (A `reference_id` that is not UTF-8 was decoded lossily, so different
+/// users became one; a JSON array was read as the object's fields in order.)
+#[tokio::test]
+async fn query_strings_and_bodies_of_the_wrong_shape_are_refused() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    for (path, key) in [
+        ("/sdk/v1/config?reference_id=%ff%fe", &keys.public_key),
+        ("/sdk/v1/config?reference_id=u&x=%c3", &keys.public_key),
+        ("/sdk/v1/config?reference_id=u&extra=1", &keys.public_key),
+        ("/api/v1/api-keys?starting_after=%ff", &keys.secret_key),
+        ("/api/v1/launch-rules/lr_unknown/explain", &keys.secret_key),
+    ] {
+        let (status, error) = error_of(app.get(path, key).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {error}"
+        );
+    }
+    for (path, key, body) in [
+        ("/api/v1/api-keys", &keys.secret_key, json!(["arrkey"])),
+        (
+            "/sdk/v1/events",
+            &keys.public_key,
+            json!(["Signed up", "u", {}]),
+        ),
+        ("/api/v1/api-keys", &keys.secret_key, json!("name")),
+    ] {
+        let (status, error) = error_of(app.post_json(path, key, body.clone()).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path} {body}: {error}"
+        );
+    }
+    let listed: Value = app
+        .get("/api/v1/api-keys", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        1,
+        "nothing created"
+    );
+    // The APIs' roots are theirs too: JSON, not the dashboard's page.
+    for path in ["/api", "/sdk", "/webhooks"] {
+        let (status, error) = error_of(app.get(path, &keys.secret_key).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]

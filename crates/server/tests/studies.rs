@@ -527,10 +527,18 @@ async fn explain_shows_every_gate_for_a_user_now() {
     .await;
     let explained = explain().await;
     assert_eq!(explained["eligible"], true);
+    // Missing, the parameter is a bad request, as everywhere; empty, an invalid value.
     let missing = app
         .get(&format!("/api/v1/launch-rules/{id}/explain"), &key)
         .await;
-    assert_eq!(missing.status().as_u16(), 422);
+    assert_eq!(missing.status().as_u16(), 400);
+    let empty = app
+        .get(
+            &format!("/api/v1/launch-rules/{id}/explain?reference_id="),
+            &key,
+        )
+        .await;
+    assert_eq!(empty.status().as_u16(), 422);
 
     // Archived, and its study's only rule: the rule's gate says so; the study's is still
     // read (it said "archived" for a study no live rule held).

@@ -32,6 +32,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                     StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
                     _ => ApiError::bad_request("invalid_request", rejection.body_text()),
                 })?;
+        // Request bodies are objects: serde would also read an array as the fields in order.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "Invalid request body: send a JSON object, not an array.",
+            ));
+        }
         if holds_nul(&body) {
             return Err(ApiError::bad_request(
                 "invalid_request",
@@ -149,15 +156,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // axum decodes what is not UTF-8 lossily (as U+FFFD), which would make different
+        // ids one. Separators are ASCII, so the whole query decodes iff each part does.
+        let query = parts.uri.query().unwrap_or_default();
+        if percent_encoding::percent_decode_str(query)
+            .decode_utf8()
+            .is_err()
+        {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "Invalid query parameter: a value is not UTF-8 once percent-decoded.",
+            ));
+        }
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(ApiQuery(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(error)) => {
+                // serde_path_to_error's text names the parameter: "limit: invalid digit …".
+                let detail = error.body_text();
+                let detail = detail
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&detail);
                 Err(ApiError::bad_request(
                     "invalid_request",
-                    format!(
-                        "Invalid query parameter: {}",
-                        error.body_text().rsplit(": ").next().unwrap_or_default()
-                    ),
+                    format!("Invalid query parameter: {detail}"),
                 ))
             }
             Err(other) => Err(ApiError::bad_request("invalid_request", other.body_text())),

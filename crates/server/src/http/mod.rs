@@ -79,7 +79,10 @@ async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Nex
 }
 
 fn is_api_path(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/sdk/") || path.starts_with("/webhooks/")
+    ["/api", "/sdk", "/webhooks"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// The REST and SDK APIs, and their OpenAPI document gathered from the same routes.

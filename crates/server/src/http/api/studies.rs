@@ -499,7 +499,14 @@ async fn explain(
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ExplainParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let reference_id = params.reference_id.unwrap_or_default();
+    let Some(reference_id) = params.reference_id else {
+        let mut error = ApiError::bad_request(
+            "invalid_request",
+            "reference_id is required: the app user's id to explain the rule for.",
+        );
+        error.field = Some("reference_id".into());
+        return Err(error);
+    };
     let (rule, gates) = studies::explain(&state, &auth.project.id, &id, &reference_id).await?;
     let eligible = gates.iter().all(|g| g.passed);
     let gates: Vec<Value> = gates
