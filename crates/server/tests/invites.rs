@@ -1485,3 +1485,29 @@ async fn explain_shows_priority_and_the_user_s_open_invite() {
         "its own cooldown fails first"
     );
 }
+
+/// One user's config loaded many times at once (an app retrying, several tabs): one invite,
+/// and one decision in the rules' stats; the loads that got another load's invite decided
+/// nothing. (Each counted its losing rules, so stats grew with the retries.)
+#[tokio::test]
+async fn loads_of_one_user_at_once_count_one_decision() {
+    let world = world(6, None, "in_app").await;
+    let fallback = world.fallback_rule().await;
+    let answers = futures::future::join_all((0..20).map(|_| world.config("ref_4"))).await;
+    let codes: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|a| a["pending_invite"]["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 1, "one invite");
+    let stats: Value = world
+        .app
+        .get(
+            &format!("/api/v1/launch-rules/{fallback}/stats"),
+            &world.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["suppressions"], json!({"lost_on_priority": 1}));
+}

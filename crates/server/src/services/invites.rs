@@ -61,9 +61,13 @@ pub async fn evaluate(
     if rules.is_empty() {
         return Ok(Evaluation::None("no_matching_rule"));
     }
-    let rule_id = match facts.decide(state, &facts.moment(event_name, false)) {
-        Decision::Invite { rule_id, .. } => rule_id,
+    let (rule_id, suppressed) = match facts.decide(&facts.moment(event_name, false)) {
+        Decision::Invite {
+            rule_id,
+            suppressed,
+        } => (rule_id, suppressed),
         Decision::NoInvite { reasons } => {
+            state.counters.suppressed(&reasons);
             return Ok(Evaluation::None(
                 reasons
                     .first()
@@ -77,7 +81,12 @@ pub async fn evaluate(
         .ok_or(ServiceError::NotFound("launch_rule"))?;
     let metadata = event.map(|e| e.metadata).unwrap_or_default();
     let invite = pacing::new_invite(state, &facts, project, &rule, metadata).await?;
+    let ours = invite.code.clone();
     let issued = state.invite_writer.issue(invite, facts.now).await?;
+    if issued.code == ours {
+        // Otherwise a request for the same user issued first: this one decided nothing.
+        state.counters.suppressed(&suppressed);
+    }
     // The request's later decisions (its direct links) see the invite just issued.
     user.history.insert(0, issued.clone());
     let rule = if issued.rule_id == rule.id {

@@ -118,7 +118,9 @@ pub async fn resolve(
     if rules.is_empty() {
         return Ok(Acceptance::NotEligible("no_matching_rule"));
     }
-    let rule_id = match facts.decide(state, &facts.moment(None, true)) {
+    let decision = facts.decide(&facts.moment(None, true));
+    state.counters.suppressed(decision.suppressed());
+    let rule_id = match decision {
         Decision::Invite { rule_id, .. } => rule_id,
         Decision::NoInvite { reasons } => {
             return Ok(Acceptance::NotEligible(

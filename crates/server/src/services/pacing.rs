@@ -44,16 +44,15 @@ impl Facts {
         }
     }
 
-    /// The engine's decision, its suppressions counted for the rules' stats.
-    pub fn decide(&self, state: &AppState, moment: &Moment<'_>) -> Decision<'_> {
-        let decision = pacing::decide(
+    /// The engine's decision. Its suppressions count in the rules' stats once it stands
+    /// (`Counters::suppressed`): an invite another request issued first makes it none.
+    pub fn decide(&self, moment: &Moment<'_>) -> Decision<'_> {
+        pacing::decide(
             self.rules.iter().map(|r| &**r),
             &self.studies,
             &self.user,
             moment,
-        );
-        state.counters.suppressed(decision.suppressed());
-        decision
+        )
     }
 }
 
