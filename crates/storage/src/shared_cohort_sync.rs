@@ -821,7 +821,6 @@ macro_rules! impl_cohort_sync_store {
             }
 
             async fn delete_stale_staging(&self, before: DateTime<Utc>) -> Result<u64, $crate::StoreError> {
-                let mut tx = self.begin().await?;
                 // A session is stale when its latest page is.
                 let stale: Vec<(String, String)> = sqlx::query_as(
                     "SELECT audience_id, session_id FROM sync_staging
@@ -829,11 +828,14 @@ macro_rules! impl_cohort_sync_store {
                      ORDER BY audience_id, session_id",
                 )
                 .bind(Ts(before))
-                .fetch_all(&mut *tx)
+                .fetch_all(self.reader())
                 .await?;
                 let mut pages = 0;
+                // One transaction per session: a discard can be a large delete, and the
+                // deliveries of the audiences done before it need not wait for it.
                 for (audience, session) in stale {
                     let audience = AudienceId::from_string(audience);
+                    let mut tx = self.begin().await?;
                     // Under the audience's lock, as a page takes it, and looked at again: a
                     // page of the session that arrived meanwhile keeps it. (Discarded under
                     // such a page, the session left the members it wrote in place.)
@@ -850,8 +852,8 @@ macro_rules! impl_cohort_sync_store {
                     if still_stale {
                         pages += discard_session(&mut tx, &audience, &session).await?;
                     }
+                    tx.commit().await?;
                 }
-                tx.commit().await?;
                 Ok(pages)
             }
 
