@@ -1,6 +1,8 @@
 //! Finding the service account's projects and their regions without asking the customer:
 //! `/api/app/me` on all three clusters at once, merged (reference §2.4).
 
+use std::collections::{HashMap, HashSet};
+
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -49,10 +51,17 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
     let Some(projects) = results["projects"].as_object() else {
         return Vec::new();
     };
-    let workspaces: Vec<&Value> = results["workspaces"]
+    // Each project's data views, gathered in one pass: an account may see thousands.
+    let mut views_of: HashMap<String, Vec<&Value>> = HashMap::new();
+    for view in results["workspaces"]
         .as_object()
-        .map(|w| w.values().collect())
-        .unwrap_or_default();
+        .into_iter()
+        .flat_map(|w| w.values())
+    {
+        if let Some(project) = id_of(&view["project_id"]) {
+            views_of.entry(project).or_default().push(view);
+        }
+    }
     projects
         .iter()
         .map(|(id, project)| {
@@ -63,10 +72,7 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
             let organization = id_of(&project["organization_id"])
                 .and_then(|org| results["organizations"][&org]["name"].as_str().map(str::to_owned))
                 .unwrap_or_default();
-            let views: Vec<&&Value> = workspaces
-                .iter()
-                .filter(|w| id_of(&w["project_id"]).as_deref() == Some(id))
-                .collect();
+            let views = views_of.get(id).map_or(&[][..], Vec::as_slice);
             let workspace_id = views
                 .iter()
                 .find(|w| w["is_global"] == true)
@@ -124,14 +130,15 @@ impl Client {
 
     /// Asks every cluster at once and merges the answers. A 401 from some clusters is
     /// normal (an account lives on one); only when none answers is it an error:
-    /// any 403 → missing permission, any network failure → unreachable, else invalid
-    /// credentials.
+    /// any 403 → missing permission, any network failure → unreachable, any other answer
+    /// than a refusal → that answer, else invalid credentials.
     pub async fn discover(&self, credentials: &Credentials) -> Result<Discovery, MixpanelError> {
         let answers = join_all(
             Region::ALL.map(|region| async move { (region, self.me(credentials, region).await) }),
         )
         .await;
         let mut projects: Vec<DiscoveredProject> = Vec::new();
+        let mut seen = HashSet::new();
         let mut errors = Vec::new();
         let mut answered = false;
         let mut refused_by = Vec::new();
@@ -140,7 +147,7 @@ impl Client {
                 Ok(body) => {
                     answered = true;
                     for project in projects_of(&body, region) {
-                        if !projects.iter().any(|p| p.id == project.id) {
+                        if seen.insert(project.id.clone()) {
                             projects.push(project);
                         }
                     }
@@ -170,13 +177,15 @@ impl Client {
             let chosen = forbidden.or(unreachable);
             return Err(match chosen {
                 Some(index) => errors.swap_remove(index),
-                None if errors
+                // Refused everywhere; or some cluster (the account's own, as the others
+                // refuse it) answered something else, which is then the error.
+                None => match errors
                     .iter()
-                    .all(|e| matches!(e, MixpanelError::InvalidCredentials)) =>
+                    .position(|e| !matches!(e, MixpanelError::InvalidCredentials))
                 {
-                    MixpanelError::InvalidCredentials
-                }
-                None => errors.swap_remove(0),
+                    Some(index) => errors.swap_remove(index),
+                    None => MixpanelError::InvalidCredentials,
+                },
             });
         }
         // Listed by one cluster, living on another that refuses the account: it can be seen
@@ -222,6 +231,49 @@ impl Client {
             Err(MixpanelError::MissingPermission(
                 "the service account no longer has access to the connected project".into(),
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::projects_of;
+    use crate::Region;
+
+    /// Each project gets its own global data view, however many projects and views the
+    /// account sees (views are grouped by project once, not searched per project).
+    #[test]
+    fn each_project_gets_its_own_data_view_among_thousands() {
+        const PROJECTS: u64 = 5_000;
+        let mut projects = serde_json::Map::new();
+        let mut workspaces = serde_json::Map::new();
+        for id in 1..=PROJECTS {
+            projects.insert(
+                id.to_string(),
+                json!({"name": format!("P{id}"), "permissions": ["view_base_reports"]}),
+            );
+            for (n, global) in [(0, false), (1, true), (2, false)] {
+                let view = id * 10 + n;
+                // Project ids as numbers and as strings, as Mixpanel sends either.
+                let project = if id % 2 == 0 {
+                    json!(id)
+                } else {
+                    json!(id.to_string())
+                };
+                workspaces.insert(
+                    view.to_string(),
+                    json!({"id": view, "project_id": project, "is_global": global}),
+                );
+            }
+        }
+        let body = json!({"results": {"projects": projects, "workspaces": workspaces}});
+        let found = projects_of(&body, Region::Us);
+        assert_eq!(found.len(), PROJECTS as usize);
+        for project in found {
+            let id: u64 = project.id.parse().unwrap();
+            assert_eq!(project.workspace_id, Some((id * 10 + 1).to_string()));
         }
     }
 }

@@ -310,3 +310,22 @@ async fn an_answer_that_does_not_end_is_refused_once_it_passes_the_cap() {
         .unwrap();
     assert_eq!(cohorts.len(), 1);
 }
+
+/// The account's own cluster answering something odd (a 404, a proxy's page) while the
+/// others refuse the account, as they always do: that answer is the error, not "invalid
+/// credentials", which would send the customer to re-copy a secret that is right.
+#[tokio::test]
+async fn an_odd_answer_from_the_accounts_cluster_is_not_invalid_credentials() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    emulator.set_faults(Faults {
+        fail_next: 1,
+        fail_status: Some(404),
+        only_region: Some(mixpanel_emulator::Region::Eu),
+        ..Faults::default()
+    });
+    let found = client(&emulator).discover(&account("eu-only", "s")).await;
+    assert!(
+        matches!(found, Err(MixpanelError::Unexpected { status: 404, .. })),
+        "{found:?}"
+    );
+}
