@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use secrecy::SecretString;
+use tracing::Instrument;
 use uj_domain::ids::ProjectId;
 use uj_domain::keys::{token_hash, NewToken};
 use uj_domain::mixpanel::{
@@ -244,6 +245,9 @@ async fn confirm(
         .map_err(|e| ServiceError::Mixpanel(e.into()))
 }
 
+/// How long a connect waits for its first read of cohorts and event names.
+const FIRST_READ_WAIT: Duration = Duration::from_secs(5);
+
 /// Saves the connection to `chosen`, confirmed on its cluster.
 async fn finish(
     state: &AppState,
@@ -273,10 +277,19 @@ async fn finish(
         .await?;
     state.store.delete_connect_attempts(project).await?;
     tracing::info!(mixpanel_project_id = %chosen.id, region = chosen.region.as_str(), "Mixpanel connected");
-    // Cohorts and event names are a bonus at this point: a rate limit must not undo the connect.
-    if let Err(error) = refresh(state, project).await {
-        tracing::warn!(error = %error, "could not read cohorts and events after connecting");
-    }
+    // Cohorts and event names are a bonus at this point: a rate limit must not undo the
+    // connect, nor a slow Mixpanel (each read may retry and wait out a rate limit) hold
+    // the answer past `FIRST_READ_WAIT`; the reads go on behind it.
+    let reads = tokio::spawn({
+        let (state, project) = (state.clone(), project.clone());
+        async move {
+            if let Err(error) = refresh(&state, &project).await {
+                tracing::warn!(error = %error, "could not read cohorts and events after connecting");
+            }
+        }
+        .in_current_span()
+    });
+    let _ = tokio::time::timeout(FIRST_READ_WAIT, reads).await;
     Ok(connection)
 }
 
