@@ -25,10 +25,13 @@ pub struct DiscoveredProject {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Discovery {
     /// De-duplicated by id, ordered by name.
     pub projects: Vec<DiscoveredProject>,
+    /// Why a cluster that may accept the account did not answer (a failure, not a
+    /// refusal), when one did not: `projects` may then be short of what the account sees.
+    pub incomplete: Option<MixpanelError>,
 }
 
 impl Discovery {
@@ -197,7 +200,13 @@ impl Client {
             }
         }
         projects.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        Ok(Discovery { projects })
+        let incomplete = errors
+            .into_iter()
+            .find(|e| !matches!(e, MixpanelError::InvalidCredentials));
+        Ok(Discovery {
+            projects,
+            incomplete,
+        })
     }
 
     /// Checks that the project's own cluster accepts the account and lists the project: what

@@ -36,6 +36,10 @@ fn scenario_expiring_at(extra_limits: Value, soon: chrono::DateTime<chrono::Utc>
                             {"project_id": 30, "role": "consumer", "permissions": []}]},
                 {"username": "roaming", "secret": SECRET, "organization_id": 1, "home_region": "us",
                  "also_valid_in": ["eu"], "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"}]},
+                {"username": "roaming-one", "secret": SECRET, "organization_id": 1, "home_region": "us",
+                 "also_valid_in": ["eu"], "grants": [{"project_id": 20, "role": "analyst"}]},
+                {"username": "roaming-none", "secret": SECRET, "organization_id": 1, "home_region": "us",
+                 "also_valid_in": ["eu"], "grants": []},
                 {"username": "stranded", "secret": SECRET, "organization_id": 1, "home_region": "us",
                  "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 30, "role": "consumer", "permissions": []}]},
                 {"username": "india", "secret": SECRET, "organization_id": 1, "home_region": "in",
@@ -288,6 +292,46 @@ async fn an_account_accepted_in_both_regions_connects_a_project_of_either() {
     assert_eq!(picked.status().as_u16(), 200);
     let picked: Value = picked.json().await.unwrap();
     assert_eq!(picked["connection"]["region"], "eu");
+}
+
+/// A cluster that accepts the account failing while another answers: what the answer
+/// lists may be short of what the account can see (Mixpanel may list only a cluster's own
+/// projects; reference, Uncertain 1). So a single project found is offered in the picker,
+/// not connected unasked, and none found is the failure, not "no projects".
+#[tokio::test]
+async fn a_cluster_failing_during_discovery_is_never_taken_for_a_complete_answer() {
+    let (emulator, app, key) = setup(json!({})).await;
+    let failing_eu = || {
+        emulator.set_faults(Faults {
+            fail_next: 10,
+            only_region: Some(mixpanel_emulator::Region::Eu),
+            ..Faults::default()
+        })
+    };
+    failing_eu();
+    let (status, body) = connect(&app, &key, "roaming-one", SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "choose_project", "{body}");
+    let listed: Vec<&str> = body["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["20"]);
+    failing_eu();
+    let (status, body) = connect(&app, &key, "roaming-none", SECRET).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("mixpanel_unreachable")),
+        "{body}"
+    );
+    // With every cluster answering, as before.
+    emulator.set_faults(Faults::default());
+    let (_, body) = connect(&app, &key, "roaming-one", SECRET).await;
+    assert_eq!(body["status"], "connected", "{body}");
+    let (_, body) = connect(&app, &key, "roaming-none", SECRET).await;
+    assert_eq!(body["error"]["code"], "no_projects", "{body}");
 }
 
 #[tokio::test]

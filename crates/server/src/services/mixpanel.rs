@@ -138,6 +138,14 @@ pub async fn connect(
         .discover(&credentials)
         .await
         .map_err(|e| ServiceError::Mixpanel(e.into()))?;
+    // A cluster that failed (rather than refused the account) may hold what is missing: the
+    // answer is no reason to say "no projects" nor to connect the one project found unasked.
+    let complete = discovery.incomplete.is_none();
+    if discovery.selectable().next().is_none() {
+        if let Some(failure) = discovery.incomplete {
+            return Err(ServiceError::Mixpanel(failure.into()));
+        }
+    }
     match discovery.projects.as_slice() {
         [] => Err(ServiceError::Mixpanel(MixpanelProblem::NoProjects)),
         // Nothing to pick: a picker of disabled choices would only say it later.
@@ -150,7 +158,7 @@ pub async fn connect(
                 reasons.join(" "),
             )))
         }
-        [only] => {
+        [only] if complete => {
             confirm(state, &credentials, only).await?;
             finish(state, project, &credentials, only)
                 .await
