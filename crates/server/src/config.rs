@@ -63,6 +63,22 @@ pub struct Config {
     #[arg(long, env = "UJ_TRUSTED_PROXIES", default_value_t = 0, global = true)]
     pub trusted_proxies: u8,
 
+    /// Seconds a connection has to send a request's headers; a slower one is closed, so
+    /// idle or trickling connections cannot pile up.
+    #[arg(long, env = "UJ_HEADER_TIMEOUT_SECS", default_value_t = 30, global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a stop (SIGTERM, SIGINT) waits for requests in flight before closing their
+    /// connections.
+    #[arg(
+        long,
+        env = "UJ_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_grace_secs: u64,
+
     #[command(flatten)]
     pub mixpanel: MixpanelConfig,
 }

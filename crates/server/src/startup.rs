@@ -2,7 +2,6 @@
 //! and migrates the database and loads the key; `run_until_stopped` serves until SIGINT or
 //! SIGTERM and runs background jobs beside it.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     check_interval: Duration,
+    header_timeout: Duration,
+    shutdown_grace: Duration,
 }
 
 impl Application {
@@ -78,6 +79,8 @@ impl Application {
             listener,
             state,
             check_interval,
+            header_timeout: Duration::from_secs(config.header_timeout_secs),
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
 
@@ -106,13 +109,13 @@ impl Application {
         let counters = tokio::spawn(crate::services::counters::flush_every(self.state.clone()));
         let state = self.state.clone();
         let router = crate::http::router(self.state);
-        axum::serve(
+        serve(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            self.header_timeout,
+            self.shutdown_grace,
         )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+        .await;
         jobs.abort();
         counters.abort();
         // The last counted decisions, so a restart loses none.
@@ -125,6 +128,69 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Serves `router` on HTTP/1 until SIGINT or SIGTERM, as `axum::serve` would, with two
+/// deadlines it does not set: a connection has `header_timeout` to send a request's headers
+/// (else it is closed), and a stop waits `grace` at most for the requests in flight.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    grace: Duration,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::Layer;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // The client's address for the handlers that read it (sign-in throttling).
+        let service = axum::Extension(axum::extract::ConnectInfo(client)).layer(router.clone());
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::trace!(error = %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period: closing their connections");
+        }
+    }
+}
+
+/// A failed accept: one connection's trouble is skipped; anything else (too many open
+/// files, say) pauses accepting for a moment instead of spinning.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %error, "cannot accept connections; retrying in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Opens the configured database and migrates it, for an admin command (beside the server

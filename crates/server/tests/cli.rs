@@ -486,3 +486,83 @@ fn listening_everywhere_needs_a_public_url() {
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("set UJ_PUBLIC_URL"), "{said}");
 }
+
+/// Connections that hold the server without finishing a request: one that never ends its
+/// headers is closed after `UJ_HEADER_TIMEOUT_SECS`, and a shutdown waits for a request
+/// whose body never arrives no longer than `UJ_SHUTDOWN_GRACE_SECS`. (Both were held
+/// forever: a slow sender kept a connection, and a stop, for as long as it liked.)
+#[test]
+fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .args(["admin", "bootstrap", "--email", "ada@example.com"])
+        .args(["--password", "correct horse battery", "--project", "Shop"])
+        .output()
+        .unwrap();
+    let keys: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
+    let public_key = keys["public_key"].as_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .env("UJ_BIND", "127.0.0.1:0")
+        .env("UJ_HEADER_TIMEOUT_SECS", "1")
+        .env("UJ_SHUTDOWN_GRACE_SECS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("UserJourneys dashboard: http://")
+        .unwrap_or_else(|| panic!("the URL is printed: {line:?}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&url).unwrap();
+        // Bounds the test, not the server: a read still blocked after this fails it.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+    };
+
+    let mut slow = connect();
+    slow.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    slow.read_to_end(&mut answer)
+        .expect("the server closes a connection whose headers do not end");
+
+    let mut stalled = connect();
+    let request = format!(
+        "POST /sdk/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {public_key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"event_name\""
+    );
+    stalled.write_all(request.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("the server still waits for a request whose body never comes");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+}

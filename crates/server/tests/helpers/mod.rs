@@ -73,6 +73,8 @@ impl TestApp {
             log_format: LogFormat::Text,
             sdk_requests_per_minute: 1200,
             trusted_proxies: 0,
+            header_timeout_secs: 30,
+            shutdown_grace_secs: 30,
             mixpanel: mixpanel_config(None),
         };
         adjust(&mut config);
