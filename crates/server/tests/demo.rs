@@ -180,12 +180,44 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
     assert!(element_text(&changed, "demo-message")
         .unwrap()
         .starts_with("5 left the cohort; it has 2995 members"));
+    let html = demo.page(&browser, &panel).await;
+    let destination = html
+        .split(r#"name="destination" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    // Another project's panel neither shows nor runs this project's sync.
+    let other = demo
+        .submit(&browser, "/projects/new", "/projects", &[("name", "Other")])
+        .await;
+    let other_panel = format!("{}/demo", location(&other));
+    let html = demo.page(&browser, &other_panel).await;
+    assert!(!html.contains(&destination), "{html}");
+    assert!(!html.contains("3000 added"));
+    let refused = demo
+        .submit(
+            &browser,
+            &other_panel,
+            &format!("{other_panel}/sync"),
+            &[("destination", &destination)],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        element_text(&refused, "form-error").as_deref(),
+        Some("That cohort is not synced yet.")
+    );
     let diff = demo
         .submit(
             &browser,
             &panel,
             &format!("{panel}/sync"),
-            &[("destination", "cohort-51290")],
+            &[("destination", &destination)],
         )
         .await
         .text()

@@ -12,6 +12,7 @@ use axum::Router;
 use mixpanel_emulator::scenario::{BasicAuth, Destination, Member};
 use mixpanel_emulator::{Emulator, RunOutcome};
 use serde::Deserialize;
+use uj_domain::ids::ProjectId;
 
 use super::pages::{render, Nav, PageError};
 use super::projects::ProjectContext;
@@ -56,8 +57,10 @@ fn emulator(state: &AppState) -> Result<Arc<Emulator>, PageError> {
     state.demo.clone().ok_or(PageError::NotFound)
 }
 
-fn destination_id(cohort: u64) -> String {
-    format!("cohort-{cohort}")
+/// A project's destination for a cohort: each project of the demo syncs a cohort to its
+/// own webhook, and its panel sees and runs only its own destinations.
+fn destination_id(project: &ProjectId, cohort: u64) -> String {
+    format!("{project}:cohort-{cohort}")
 }
 
 fn describe(outcome: &RunOutcome) -> String {
@@ -112,7 +115,7 @@ async fn page(
     let mut cohorts = Vec::new();
     for p in &emulator.scenario().projects {
         for c in &p.cohorts {
-            let destination = destination_id(c.id);
+            let destination = destination_id(project, c.id);
             let state = emulator.sync_state(&destination);
             cohorts.push(CohortRow {
                 key: format!("{}:{}", p.id, c.id),
@@ -217,7 +220,7 @@ async fn point(
         let error = "The demo sends cohorts only to this server's cohort-sync webhook: paste the webhook URL shown under Mixpanel → Cohort sync.";
         return page(&state, &context, csrf.0, None, Some(error.into())).await;
     }
-    let id = destination_id(cohort);
+    let id = destination_id(&context.current.project.id, cohort);
     emulator.add_destination(Destination {
         id: id.clone(),
         project_id: mixpanel_project,
@@ -258,7 +261,11 @@ async fn sync(
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let emulator = emulator(&state)?;
-    if emulator.sync_state(&form.destination).is_none() {
+    let own = form
+        .destination
+        .strip_prefix(context.current.project.id.as_str())
+        .is_some_and(|rest| rest.starts_with(":cohort-"));
+    if !own || emulator.sync_state(&form.destination).is_none() {
         return page(
             &state,
             &context,
