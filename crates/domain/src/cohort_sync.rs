@@ -231,14 +231,20 @@ struct RawPageInfo {
 }
 
 /// A value that cannot be an id: a number that is not an integer of 64 bits (one past 64
-/// bits arrives rounded through a float, so two such ids could become one), or text with a
-/// NUL character (which PostgreSQL cannot store in text).
+/// bits arrives rounded through a float, so two such ids could become one), text with a
+/// NUL character (which PostgreSQL cannot store in text), or text longer than
+/// [`MAX_ID_BYTES`].
 #[derive(Debug)]
 struct UnusableId;
 
+/// The longest id kept: ids are keys of indexes, and PostgreSQL's b-tree rows stop near
+/// 2.7 KB (a member's row key holds its audience, session and id). Mixpanel's distinct ids
+/// are far shorter.
+pub const MAX_ID_BYTES: usize = 1024;
+
 /// What every id must be, for messages.
-const ID_RULE: &str =
-    "ids are integers of at most 64 bits or non-blank strings without NUL characters";
+const ID_RULE: &str = "ids are integers of at most 64 bits or non-blank strings of at most \
+    1024 bytes without NUL characters";
 
 /// An id: a non-blank string (trimmed) or an integer; `None` for blank text, `null` and
 /// nested values.
@@ -252,7 +258,7 @@ fn id_of(value: &Value) -> Result<Option<String>, UnusableId> {
 
 fn id_of_text(s: &str) -> Result<Option<String>, UnusableId> {
     let s = s.trim();
-    if s.contains('\0') {
+    if s.contains('\0') || s.len() > MAX_ID_BYTES {
         Err(UnusableId)
     } else {
         Ok((!s.is_empty()).then(|| s.to_owned()))
@@ -732,6 +738,19 @@ mod tests {
                 json!({"action": "members", "parameters": {"mixpanel_project_id": 1,
                     "mixpanel_cohort_id": 2, "mixpanel_session_id": "s\u{0}"}}),
                 "parameters.mixpanel_session_id is not a usable id",
+            ),
+            (
+                json!({"action": "members", "parameters": {"mixpanel_project_id": 1,
+                    "mixpanel_cohort_id": "c".repeat(MAX_ID_BYTES + 1)}}),
+                "parameters.mixpanel_cohort_id is not a usable id",
+            ),
+            (
+                page(
+                    "add_members",
+                    json!({"total_pages": 1, "page_count": 1}),
+                    json!([{"mixpanel_distinct_id": "é".repeat(MAX_ID_BYTES / 2 + 1)}]),
+                ),
+                "members[0].mixpanel_distinct_id is not a usable id",
             ),
             (
                 page(
