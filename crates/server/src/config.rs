@@ -63,9 +63,11 @@ pub struct Config {
     #[arg(long, env = "UJ_TRUSTED_PROXIES", default_value_t = 0, global = true)]
     pub trusted_proxies: u8,
 
-    /// Seconds a connection has to send a request's headers; a slower one is closed, so
-    /// idle or trickling connections cannot pile up.
-    #[arg(long, env = "UJ_HEADER_TIMEOUT_SECS", default_value_t = 30, global = true,
+    /// Seconds a connection has to send a request's headers, counted from the end of its
+    /// previous request on a kept-alive connection; a slower one is closed, so idle or
+    /// trickling connections cannot pile up. Keep it above a load balancer's idle timeout
+    /// for its connections to this server (75 s is above AWS's default of 60 s).
+    #[arg(long, env = "UJ_HEADER_TIMEOUT_SECS", default_value_t = 75, global = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,
 

@@ -132,7 +132,8 @@ impl Application {
 
 /// Serves `router` on HTTP/1 until SIGINT or SIGTERM, as `axum::serve` would, with two
 /// deadlines it does not set: a connection has `header_timeout` to send a request's headers
-/// (else it is closed), and a stop waits `grace` at most for the requests in flight.
+/// (else it is closed; hyper counts an idle kept-alive connection's wait for its next request
+/// too), and a stop waits `grace` at most for the requests in flight.
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
@@ -174,7 +175,7 @@ async fn serve(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(grace) => {
-            tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period: closing their connections");
+            tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period: stopping without them");
         }
     }
 }

@@ -35,9 +35,11 @@ pub fn router(state: AppState) -> Router {
             launch::router().merge(dashboard::router(state.clone())),
         ))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(refuse_nul))
-        .layer(axum::middleware::from_fn(sdk_cors));
-    middleware::wrap(routes).with_state(state)
+        .layer(axum::middleware::from_fn(refuse_nul));
+    // Outermost, so that even the answer to a panic carries it.
+    middleware::wrap(routes)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(sdk_cors))
 }
 
 /// CORS for the SDK API (`sdk::cors`), around everything that may answer an `/sdk/` path.

@@ -73,7 +73,7 @@ impl TestApp {
             log_format: LogFormat::Text,
             sdk_requests_per_minute: 1200,
             trusted_proxies: 0,
-            header_timeout_secs: 30,
+            header_timeout_secs: 75,
             shutdown_grace_secs: 30,
             mixpanel: mixpanel_config(None),
         };
