@@ -334,6 +334,56 @@ macro_rules! impl_cohort_sync_store {
             Ok(row)
         }
 
+        /// `add_members` under the audience's lock (`before` its member count): members enter.
+        async fn enter(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+            before: i64,
+            members: &[uj_domain::cohort_sync::SyncedMember],
+            at: DateTime<Utc>,
+        ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
+            let added = upsert_members(tx, audience, members, at).await?;
+            let change = uj_domain::audiences::MembershipChange {
+                added,
+                removed: 0,
+                member_count: before + added,
+            };
+            finish_change(tx, audience, change, at).await
+        }
+
+        /// `remove_members` under the audience's lock (`before` its member count): members exit.
+        async fn leave(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+            before: i64,
+            provider_member_ids: &[&str],
+            at: DateTime<Utc>,
+        ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
+            let mut removed = 0;
+            for chunk in provider_member_ids.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
+                let mut builder = sqlx::QueryBuilder::<SyncDb>::new("UPDATE audience_members SET exited_at = ");
+                builder.push_bind(Ts(at));
+                builder.push(" WHERE audience_id = ");
+                builder.push_bind(audience.as_str().to_owned());
+                builder.push(" AND exited_at IS NULL AND (staged_session IS NULL OR staged_session = \
+                    (SELECT last_session_id FROM audiences WHERE id = ");
+                builder.push_bind(audience.as_str().to_owned());
+                builder.push(")) AND provider_member_id IN (");
+                let mut ids = builder.separated(", ");
+                for id in chunk {
+                    ids.push_bind((*id).to_owned());
+                }
+                builder.push(")");
+                removed += builder.build().execute(&mut **tx).await?.rows_affected() as i64;
+            }
+            let change = uj_domain::audiences::MembershipChange {
+                added: 0,
+                removed,
+                member_count: before - removed,
+            };
+            finish_change(tx, audience, change, at).await
+        }
+
         /// Stages one page: the session's pages staged now, or `None` for a duplicate.
         async fn stage_page(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
@@ -710,13 +760,7 @@ macro_rules! impl_cohort_sync_store {
                 self.note(crate::key_filter::Keys::MatchKeys, members.iter().map(|m| m.match_key()));
                 let mut tx = self.begin().await?;
                 let (before, at) = lock_audience(&mut tx, audience, at).await?;
-                let added = upsert_members(&mut tx, audience, members, at).await?;
-                let change = uj_domain::audiences::MembershipChange {
-                    added,
-                    removed: 0,
-                    member_count: before + added,
-                };
-                let change = finish_change(&mut tx, audience, change, at).await?;
+                let change = enter(&mut tx, audience, before, members, at).await?;
                 tx.commit().await?;
                 Ok(change)
             }
@@ -729,31 +773,44 @@ macro_rules! impl_cohort_sync_store {
             ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
                 let mut tx = self.begin().await?;
                 let (before, at) = lock_audience(&mut tx, audience, at).await?;
-                let mut removed = 0;
-                for chunk in provider_member_ids.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
-                    let mut builder = sqlx::QueryBuilder::<SyncDb>::new("UPDATE audience_members SET exited_at = ");
-                    builder.push_bind(Ts(at));
-                    builder.push(" WHERE audience_id = ");
-                    builder.push_bind(audience.as_str().to_owned());
-                    builder.push(" AND exited_at IS NULL AND (staged_session IS NULL OR staged_session = \
-                        (SELECT last_session_id FROM audiences WHERE id = ");
-                    builder.push_bind(audience.as_str().to_owned());
-                    builder.push(")) AND provider_member_id IN (");
-                    let mut ids = builder.separated(", ");
-                    for id in chunk {
-                        ids.push_bind(id.clone());
-                    }
-                    builder.push(")");
-                    removed += builder.build().execute(&mut *tx).await?.rows_affected() as i64;
-                }
-                let change = uj_domain::audiences::MembershipChange {
-                    added: 0,
-                    removed,
-                    member_count: before - removed,
-                };
-                let change = finish_change(&mut tx, audience, change, at).await?;
+                let ids: Vec<&str> = provider_member_ids.iter().map(String::as_str).collect();
+                let change = leave(&mut tx, audience, before, &ids, at).await?;
                 tx.commit().await?;
                 Ok(change)
+            }
+
+            async fn receive_sync_diff(
+                &self,
+                project: &ProjectId,
+                cohort: &$crate::SyncCohort<'_>,
+                members: &[uj_domain::cohort_sync::SyncedMember],
+                leaving: bool,
+                entry: uj_domain::audiences::LedgerEntry,
+            ) -> Result<uj_domain::audiences::LedgerEntry, $crate::StoreError> {
+                if !leaving {
+                    self.note(crate::key_filter::Keys::MatchKeys, members.iter().map(|m| m.match_key()));
+                }
+                let mut tx = self.begin().await?;
+                let row = upsert_audience_in(&mut tx, project, cohort, entry.received_at).await?;
+                // Exact: the upsert holds the audience's lock (see `lock_audience`).
+                let audience = uj_domain::audiences::Audience::from(row.audience);
+                let at = crate::shared_cohort_sync::not_before(entry.received_at, audience.last_synced_at);
+                let (audience, before) = (&audience.id, audience.member_count);
+                let change = if leaving {
+                    let ids: Vec<&str> = members.iter().map(|m| m.provider_member_id.as_str()).collect();
+                    leave(&mut tx, audience, before, &ids, at).await?
+                } else {
+                    enter(&mut tx, audience, before, members, at).await?
+                };
+                let entry = uj_domain::audiences::LedgerEntry {
+                    audience_id: Some(audience.clone()),
+                    added: change.added,
+                    removed: change.removed,
+                    ..entry
+                };
+                insert_ledger(&mut *tx, project, &entry).await?;
+                tx.commit().await?;
+                Ok(entry)
             }
 
             async fn receive_sync_page(

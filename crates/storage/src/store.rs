@@ -339,6 +339,20 @@ pub trait CohortSyncStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<MembershipChange, StoreError>;
 
+    /// Receives a diff in one transaction: upserts the cohort's audience (as
+    /// [`CohortSyncStore::upsert_audience`]), lets `members` enter (as
+    /// [`CohortSyncStore::add_audience_members`]) or, when `leaving`, exit (as
+    /// [`CohortSyncStore::remove_audience_members`]), and records `entry` in the ledger with
+    /// the change. Nothing of it stays when a part fails. Returns the entry as recorded.
+    async fn receive_sync_diff(
+        &self,
+        project: &ProjectId,
+        cohort: &SyncCohort<'_>,
+        members: &[SyncedMember],
+        leaving: bool,
+        entry: LedgerEntry,
+    ) -> Result<LedgerEntry, StoreError>;
+
     /// Receives one page of a full-sync session in one transaction: upserts the cohort's
     /// audience (as [`CohortSyncStore::upsert_audience`]), stages the page (dropping
     /// other sessions' unfinished pages of the audience: the newer session supersedes them),

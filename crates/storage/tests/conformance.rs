@@ -94,6 +94,7 @@ conformance!(
     a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count,
     late_pages_of_a_replaced_or_applied_run_change_nothing,
     changes_that_waited_for_the_audience_never_move_its_times_back,
+    a_diff_lands_whole_or_not_at_all,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -2037,6 +2038,88 @@ async fn changes_that_waited_for_the_audience_never_move_its_times_back(
     receive(&store, &shop, &audience, "t", 1, 2, &members(&["o"]), t0).await;
     let audience = store.audience(&shop, &audience).await.unwrap().unwrap();
     assert_eq!(audience.last_delivery_at, Some(t1));
+}
+
+/// A diff (`add_members`, `remove_members`) is one transaction: its audience, its members
+/// and its ledger entry all land, or none of them does. (They were three: a failure after
+/// the members changed left them changed with no entry, answered 5xx.)
+async fn a_diff_lands_whole_or_not_at_all(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let cohort = |id| uj_storage::SyncCohort {
+        mixpanel_cohort_id: id,
+        name: "Nine",
+        description: "",
+    };
+    let entry = |action: &str| LedgerEntry {
+        id: LedgerEntryId::generate(),
+        audience_id: None,
+        action: action.into(),
+        session_id: None,
+        page: Some(1),
+        total_pages: Some(1),
+        members: 1,
+        added: 0,
+        removed: 0,
+        outcome: LedgerOutcome::Applied,
+        error: None,
+        received_at: t0,
+    };
+    let first = entry("add_members");
+    let added = store
+        .receive_sync_diff(
+            &shop,
+            &cohort("9"),
+            &members(&["a", "b"]),
+            false,
+            first.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((added.added, added.removed), (2, 0));
+    let audience = added.audience_id.clone().unwrap();
+    assert_eq!(current(&store, &audience).await, ["a", "b"]);
+    // An entry that cannot be recorded (its id is taken): the members stay as they were,
+    // and a new cohort's audience is not created.
+    let taken = LedgerEntry {
+        action: "remove_members".into(),
+        ..first.clone()
+    };
+    assert!(store
+        .receive_sync_diff(&shop, &cohort("9"), &members(&["a"]), true, taken.clone())
+        .await
+        .is_err());
+    assert_eq!(current(&store, &audience).await, ["a", "b"]);
+    assert!(store
+        .receive_sync_diff(&shop, &cohort("10"), &members(&["c"]), false, first.clone())
+        .await
+        .is_err());
+    assert_eq!(
+        store
+            .audiences(&shop, &first_page(10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let left = store
+        .receive_sync_diff(
+            &shop,
+            &cohort("9"),
+            &members(&["b"]),
+            true,
+            entry("remove_members"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((left.added, left.removed), (0, 1));
+    assert_eq!(current(&store, &audience).await, ["a"]);
+    let ledger = store
+        .sync_ledger(&shop, Some(&audience), &first_page(10))
+        .await
+        .unwrap();
+    assert_eq!(ledger.items.len(), 2);
 }
 
 async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &TestDatabase) {

@@ -295,38 +295,13 @@ async fn apply(
                 .receive_sync_page(project, &cohort, &page, entry)
                 .await?
         }
+        // The audience, the members entering or leaving and the ledger entry, in one
+        // transaction.
         SyncAction::AddMembers | SyncAction::RemoveMembers => {
-            let audience = store
-                .upsert_audience(
-                    project,
-                    cohort.mixpanel_cohort_id,
-                    cohort.name,
-                    cohort.description,
-                    now,
-                )
-                .await?;
-            let change = if delivery.action == SyncAction::AddMembers {
-                store
-                    .add_audience_members(&audience.id, &delivery.members, now)
-                    .await?
-            } else {
-                let ids: Vec<String> = delivery
-                    .members
-                    .iter()
-                    .map(|m| m.provider_member_id.clone())
-                    .collect();
-                store
-                    .remove_audience_members(&audience.id, &ids, now)
-                    .await?
-            };
-            let entry = LedgerEntry {
-                audience_id: Some(audience.id),
-                added: change.added,
-                removed: change.removed,
-                ..entry
-            };
-            store.record_sync(project, &entry, None).await?;
-            entry
+            let leaving = delivery.action == SyncAction::RemoveMembers;
+            store
+                .receive_sync_diff(project, &cohort, &delivery.members, leaving, entry)
+                .await?
         }
     };
     tracing::info!(
