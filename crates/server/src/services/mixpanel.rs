@@ -219,7 +219,7 @@ pub async fn choose_project(
         &attempt.secret_ciphertext,
         &attempt_row(project, &hash),
     )
-    .map_err(anyhow::Error::from)?;
+    .map_err(|_| ServiceError::Mixpanel(MixpanelProblem::SecretUnreadable))?;
     let credentials = Credentials {
         username: attempt.username,
         secret,
