@@ -198,7 +198,18 @@ impl SqliteStore {
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.write.begin_with("BEGIN IMMEDIATE").await
+        match self.write.begin_with("BEGIN IMMEDIATE").await {
+            // A statement that found the disk full made SQLite roll its transaction back by
+            // itself; sqlx's own rollback then failed and left the writer connection counting
+            // an open transaction, so no transaction could begin on it again. It is closed,
+            // and the pool opens a sound one.
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                tracing::warn!("the SQLite writer connection lost track of a rolled-back transaction; reopening it");
+                self.write.acquire().await?.close().await?;
+                self.write.begin_with("BEGIN IMMEDIATE").await
+            }
+            begun => begun,
+        }
     }
 
     /// Closes both pools; later calls fail as if the database had gone away.
