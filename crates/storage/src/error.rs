@@ -49,22 +49,25 @@ fn is_transient(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes, SQLITE_IOERR
-                // (10), SQLITE_FULL (13), SQLITE_CANTOPEN (14).
+                // SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes, SQLITE_READONLY
+                // (8, the file made read-only), SQLITE_IOERR (10), SQLITE_FULL (13),
+                // SQLITE_CANTOPEN (14).
                 let primary = code.parse::<i32>().ok().map(|c| c & 0xff);
-                return matches!(primary, Some(5 | 6 | 10 | 13 | 14));
+                return matches!(primary, Some(5 | 6 | 8 | 10 | 13 | 14));
             }
             // PostgreSQL's SQLSTATEs (read as SQLite's numbers, 22021, a NUL in text, was
             // "busy"): connection exceptions (08…), insufficient resources (53…), operator
             // intervention such as admin shutdown (57P…), serialization failure, a
-            // transaction chosen to break a deadlock (40P01), and a database that no longer
-            // exists (3D000).
+            // transaction chosen to break a deadlock (40P01), a database that no longer
+            // exists (3D000), and one that takes no writes (25006: a standby after a
+            // failover, or read-only mode).
             code.starts_with("08")
                 || code.starts_with("53")
                 || code.starts_with("57P")
                 || code == "40001"
                 || code == "40P01"
                 || code == "3D000"
+                || code == "25006"
         }
         _ => false,
     }
