@@ -68,6 +68,17 @@ impl LoginThrottle {
         Ok(())
     }
 
+    /// The attempt could not be checked (the database did not answer): it decided
+    /// nothing, so both counts take it back.
+    pub fn undecided(&self, email: &str, client: &str) {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, _) in Self::keys(email, client) {
+            if let Some(window) = windows.get_mut(&key) {
+                window.failures = window.failures.saturating_sub(1);
+            }
+        }
+    }
+
     /// The attempt signed in: the email's count is cleared, and the client's takes the
     /// attempt back.
     pub fn succeeded(&self, email: &str, client: &str) {
@@ -83,6 +94,18 @@ impl LoginThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attempts the database could not answer (an outage) decide nothing: they are taken
+    /// back, so a user who tried during it is not locked out after it.
+    #[test]
+    fn attempts_that_could_not_be_checked_are_taken_back() {
+        let throttle = LoginThrottle::default();
+        for _ in 0..MAX_FAILURES_PER_EMAIL * 2 {
+            assert!(throttle.attempt("ada@example.com", "1.2.3.4").is_ok());
+            throttle.undecided("ada@example.com", "1.2.3.4");
+        }
+        assert!(throttle.attempt("ada@example.com", "1.2.3.4").is_ok());
+    }
 
     #[test]
     fn an_email_is_locked_after_five_failures_and_others_are_not() {

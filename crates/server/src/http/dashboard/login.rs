@@ -79,7 +79,11 @@ async fn submit(
         });
     }
     let store = state.store.as_ref();
-    let Some(account) = accounts::authenticate(store, &form.email, &form.password).await? else {
+    let checked = accounts::authenticate(store, &form.email, &form.password).await;
+    if checked.is_err() {
+        state.login_throttle.undecided(&form.email, &client);
+    }
+    let Some(account) = checked? else {
         // One message for unknown emails and wrong passwords: nothing to enumerate.
         return Ok(render_with(
             StatusCode::UNAUTHORIZED,
