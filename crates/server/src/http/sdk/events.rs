@@ -54,8 +54,7 @@ async fn record(
     let reference_id = validation_text("reference_id", &request.reference_id, 256)
         .map_err(ServiceError::Invalid)?;
     let metadata = primitives(request.metadata);
-    // Counted in memory, saved in batches (services::counters).
-    state.counters.app_event(project, &name, Utc::now());
+    let received = Utc::now();
     let event_rules = |r: &uj_domain::studies::LaunchRule| invites::waits_for(r, Some(&name));
     let mut user = UserView::load(&state, project, &reference_id, event_rules).await?;
     let evaluation = invites::evaluate(
@@ -81,6 +80,9 @@ async fn record(
     };
     // Direct-link rules waiting for this event offer their links.
     let direct = links::eligible(&state, &mut user, Some(&name)).await?;
+    // Counted in memory, saved in batches (services::counters); only once answered, so an
+    // event answered 503 and sent again counts once.
+    state.counters.app_event(project, &name, received);
     Ok(Json(EventResponse {
         direct_links: direct.iter().map(link_json).collect(),
         outcome,
