@@ -505,29 +505,18 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
         .unwrap();
     let keys: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
     let public_key = keys["public_key"].as_str().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("UJ_SECRET_KEY_FILE")
-        .env("UJ_BIND", "127.0.0.1:0")
-        .env("UJ_HEADER_TIMEOUT_SECS", "1")
-        .env("UJ_SHUTDOWN_GRACE_SECS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("UserJourneys dashboard: http://")
-        .unwrap_or_else(|| panic!("the URL is printed: {line:?}"))
-        .trim_end_matches('/')
-        .to_owned();
+    let (mut child, url) = helpers::spawn_serving(
+        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env("UJ_HEADER_TIMEOUT_SECS", "1")
+            .env("UJ_SHUTDOWN_GRACE_SECS", "1")
+            .stderr(Stdio::null()),
+    );
+    let address = url.strip_prefix("http://").unwrap().to_owned();
     let connect = || {
-        let stream = std::net::TcpStream::connect(&url).unwrap();
+        let stream = std::net::TcpStream::connect(&address).unwrap();
         // Bounds the test, not the server: a read still blocked after this fails it.
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))

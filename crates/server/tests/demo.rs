@@ -5,7 +5,7 @@
 mod helpers;
 
 use helpers::demo;
-use helpers::{client, element_text, location, TestApp};
+use helpers::{client, element_text, input_value, location, TestApp};
 
 #[tokio::test]
 async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
@@ -46,14 +46,7 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
         .await
         .unwrap();
     assert!(picker.contains("Acme App (staging)"), "the picker");
-    let token = picker
-        .split(r#"name="connect_token" value=""#)
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = input_value(&picker, "connect_token");
     let chosen = demo
         .submit(
             &browser,
@@ -180,15 +173,7 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
     assert!(element_text(&changed, "demo-message")
         .unwrap()
         .starts_with("5 left the cohort; it has 2995 members"));
-    let html = demo.page(&browser, &panel).await;
-    let destination = html
-        .split(r#"name="destination" value=""#)
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let destination = input_value(&demo.page(&browser, &panel).await, "destination");
     // Another project's panel neither shows nor runs this project's sync.
     let other = demo
         .submit(&browser, "/projects/new", "/projects", &[("name", "Other")])

@@ -268,10 +268,15 @@ pub fn spawn_serving(command: &mut Command) -> (std::process::Child, String) {
 
 /// The CSRF token of the first form in `html`.
 pub fn csrf_token(html: &str) -> String {
-    let marker = r#"name="csrf_token" value=""#;
+    input_value(html, "csrf_token")
+}
+
+/// The value of the first input named `name` in `html`.
+pub fn input_value(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
     let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("a form with a CSRF token in {html}"))
+        .find(&marker)
+        .unwrap_or_else(|| panic!("an input named {name} in {html}"))
         + marker.len();
     let end = html[start..].find('"').unwrap() + start;
     html[start..end].to_owned()
