@@ -772,24 +772,60 @@ mod dashboard {
 /// A stored secret that no longer decrypts (the application key file was replaced or lost)
 /// is a connection whose credentials must be entered again, as `verify` records and says;
 /// it answered 500 and stayed "connected".
+/// Replaces the sealed secrets in `table` with one sealed by another application key, as
+/// after the key file was lost or replaced.
+async fn seal_by_another_key(app: &TestApp, table: &str) {
+    let sql = format!("UPDATE {table} SET secret_ciphertext = 'v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'");
+    if helpers::on_postgres() {
+        let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    }
+}
+
+/// A pick whose connect attempt's secret no longer opens (the application key changed
+/// between the listing and the pick) says what to do, and connects nothing.
+#[tokio::test]
+async fn a_pick_whose_secret_no_longer_decrypts_asks_for_it_again() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    let (status, body) = connect(&app, &key, "multi", SECRET).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("choose_project"))
+    );
+    seal_by_another_key(&app, "mixpanel_connect_attempts").await;
+    let picked = app
+        .post_json(
+            "/api/v1/integrations/mixpanel/connect/project",
+            &key,
+            json!({"connect_token": body["connect_token"], "project_id": "20"}),
+        )
+        .await;
+    let status = picked.status().as_u16();
+    let picked: Value = picked.json().await.unwrap();
+    assert_eq!(
+        (status, picked["error"]["code"].as_str()),
+        (422, Some("credentials_unreadable")),
+        "{picked}"
+    );
+    assert!(
+        picked["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Connect Mixpanel again"),
+        "{picked}"
+    );
+    let shown = app.get("/api/v1/integrations/mixpanel", &key).await;
+    assert_eq!(shown.status().as_u16(), 404, "nothing connected");
+}
+
 #[tokio::test]
 async fn a_secret_that_no_longer_decrypts_asks_for_it_again() {
     let (_emulator, app, key) = setup(json!({})).await;
     assert_eq!(connect(&app, &key, "single", SECRET).await.0, 200);
-    let sealed_by_another_key = "UPDATE mixpanel_connections SET secret_ciphertext = 'v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'";
-    if helpers::on_postgres() {
-        let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-        sqlx::query(sealed_by_another_key)
-            .execute(&pool)
-            .await
-            .unwrap();
-    } else {
-        let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-        sqlx::query(sealed_by_another_key)
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
+    seal_by_another_key(&app, "mixpanel_connections").await;
     let verified = app
         .post_json("/api/v1/integrations/mixpanel/verify", &key, json!({}))
         .await;
