@@ -25,6 +25,9 @@ use super::ServiceError;
 
 /// How long a snapshot serves before it is read again.
 pub const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
+/// The oldest a snapshot may be and still serve while another request reads it again:
+/// past this, requests wait for the new one (an idle project's snapshot can be hours old).
+const STALE_AT_MOST: Duration = Duration::from_secs(2);
 
 /// One project's rules and what the engine needs to know about them.
 pub struct ProjectRules {
@@ -164,9 +167,10 @@ impl Snapshots {
             return Ok(snapshot.clone());
         }
         // One reload of a project at a time; meanwhile its other requests serve the
-        // expiring snapshot.
+        // expiring snapshot if it only just expired, or wait for the new one.
         let lock = self.reload_lock(project);
-        let _reloading = match (lock.try_lock(), cached) {
+        let stale = cached.filter(|s| s.loaded.elapsed() < STALE_AT_MOST);
+        let _reloading = match (lock.try_lock(), stale) {
             (Ok(guard), _) => guard,
             (Err(_), Some(stale)) => return Ok(stale),
             (Err(_), None) => lock.lock().await,
@@ -241,6 +245,32 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// While another request reads a project's snapshot again, one that only just expired
+    /// serves; an older one (a project idle for a while, its rules changed meanwhile by
+    /// another process) waits for the new read instead of deciding on old rules.
+    #[tokio::test]
+    async fn a_snapshot_long_expired_is_not_served_while_it_is_read_again() {
+        let db = uj_storage::testing::TestDatabase::sqlite();
+        let store = uj_storage::connect(&db.url).await.unwrap();
+        let snapshots = Snapshots::default();
+        let project = ProjectId::generate();
+        let old = snapshots.get(store.as_ref(), &project).await.unwrap();
+        tokio::time::sleep(STALE_AT_MOST + Duration::from_millis(50)).await;
+        let reloading = snapshots.reload_lock(&project).lock_owned().await;
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(reloading);
+        });
+        let served = snapshots.get(store.as_ref(), &project).await.unwrap();
+        release.await.unwrap();
+        assert!(
+            !Arc::ptr_eq(&old, &served),
+            "served a snapshot read {:?} ago",
+            old.loaded.elapsed()
+        );
+        assert!(served.loaded.elapsed() < SNAPSHOT_TTL);
+    }
 
     /// A project's reload does not hold up another's: each is read again once it expired,
     /// while a reload of the other is under way.
