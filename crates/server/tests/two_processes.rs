@@ -35,11 +35,19 @@ fn start(db: &str, key: &std::path::Path) -> Process {
     Process { child, url }
 }
 
-#[tokio::test]
-async fn two_processes_share_rules_and_never_overshoot_max_starts() {
-    let Some(db) = TestDatabase::postgres().await else {
-        return;
-    };
+/// Two processes on a new database with one project: `(a, b, secret key, public key)`, and
+/// what must outlive them.
+struct Pair {
+    a: Process,
+    b: Process,
+    secret: String,
+    public: String,
+    _db: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+async fn two_processes() -> Option<Pair> {
+    let db = TestDatabase::postgres().await?;
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("app.key");
     let keys: Value = serde_json::from_slice(
@@ -59,16 +67,27 @@ async fn two_processes_share_rules_and_never_overshoot_max_starts() {
             .stdout,
     )
     .unwrap();
-    let (secret, public) = (
-        keys["secret_key"].as_str().unwrap(),
-        keys["public_key"].as_str().unwrap(),
-    );
-    let a = start(&db.url, &key);
-    let b = start(&db.url, &key);
-    let http = reqwest::Client::new();
+    Some(Pair {
+        a: start(&db.url, &key),
+        b: start(&db.url, &key),
+        secret: keys["secret_key"].as_str().unwrap().to_owned(),
+        public: keys["public_key"].as_str().unwrap().to_owned(),
+        _db: db,
+        _dir: dir,
+    })
+}
 
+/// A study with one active app-event rule waiting for `event`, made through `base`: the
+/// rule's id.
+async fn event_rule(
+    http: &reqwest::Client,
+    base: &str,
+    secret: &str,
+    event: &str,
+    extra: Value,
+) -> String {
     let study: Value = http
-        .post(format!("{}/api/v1/studies", a.url))
+        .post(format!("{base}/api/v1/studies"))
         .bearer_auth(secret)
         .json(&json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"}))
         .send()
@@ -77,10 +96,42 @@ async fn two_processes_share_rules_and_never_overshoot_max_starts() {
         .json()
         .await
         .unwrap();
-    let rule: Value = http.post(format!("{}/api/v1/studies/{}/launch-rules", a.url, study["id"].as_str().unwrap())).bearer_auth(secret)
-        .json(&json!({"name": "R", "status": "active", "trigger": {"type": "app_event", "event_name": "Order Completed"}, "surface": "sdk_prompt", "max_starts": 5}))
-        .send().await.unwrap().json().await.unwrap();
-    let rule_id = rule["id"].as_str().unwrap();
+    let mut rule = json!({"name": "R", "status": "active", "trigger": {"type": "app_event", "event_name": event}, "surface": "sdk_prompt"});
+    rule.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let rule: Value = http
+        .post(format!(
+            "{base}/api/v1/studies/{}/launch-rules",
+            study["id"].as_str().unwrap()
+        ))
+        .bearer_auth(secret)
+        .json(&rule)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rule["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn two_processes_share_rules_and_never_overshoot_max_starts() {
+    let Some(pair) = two_processes().await else {
+        return;
+    };
+    let (a, b, secret, public) = (&pair.a, &pair.b, pair.secret.as_str(), pair.public.as_str());
+    let http = reqwest::Client::new();
+
+    let rule_id = &event_rule(
+        &http,
+        &a.url,
+        secret,
+        "Order Completed",
+        json!({"max_starts": 5}),
+    )
+    .await;
 
     // Made through A, served by B (which has not read the project yet) at once.
     let config: Value = http
@@ -220,5 +271,52 @@ async fn two_processes_share_rules_and_never_overshoot_max_starts() {
             "A still serves the paused rule"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// An invite issued through one process a moment after a rule was made there is served by
+/// the other, whose snapshot (read just before) does not know the rule yet: it reads the
+/// rule before judging the invite closed, and neither withdraws it nor holds the user in the
+/// rule's cooldown.
+#[tokio::test]
+async fn an_invite_from_a_rule_newer_than_the_other_process_s_snapshot_is_kept() {
+    let Some(pair) = two_processes().await else {
+        return;
+    };
+    let (a, b, secret, public) = (&pair.a, &pair.b, pair.secret.as_str(), pair.public.as_str());
+    let http = reqwest::Client::new();
+    let config = |base: &str, user: &str| {
+        http.get(format!("{base}/sdk/v1/config?reference_id={user}"))
+            .bearer_auth(public)
+            .send()
+    };
+    // B reads the project's rules: none yet (the first load marks the SDK contacted, which
+    // drops B's snapshot; the second keeps one).
+    for _ in 0..2 {
+        let warm: Value = config(&b.url, "warm").await.unwrap().json().await.unwrap();
+        assert_eq!(warm["triggers"], json!([]));
+    }
+    event_rule(&http, &a.url, secret, "Signed Up", json!({})).await;
+    let invited: Value = http
+        .post(format!("{}/sdk/v1/events", a.url))
+        .bearer_auth(public)
+        .json(&json!({"event_name": "Signed Up", "reference_id": "u"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = invited["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for base in [&b.url, &a.url] {
+        let loaded: Value = config(base, "u").await.unwrap().json().await.unwrap();
+        assert_eq!(
+            loaded["pending_invite"]["code"],
+            code.as_str(),
+            "{base}: {loaded}"
+        );
     }
 }

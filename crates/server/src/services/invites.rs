@@ -103,40 +103,30 @@ pub async fn evaluate(
 }
 
 /// The rule of the user's pending invite, when the invite may still be offered: it can
-/// still become a start (`invite_closed_because`, judged on this process's snapshot, as
-/// every decision is) and its user is still in the audience it came from. Otherwise it is
-/// withdrawn, and `None`. Stopping a rule or study, and leaving an audience, withdraw
-/// invites where they happen; this catches one issued meanwhile (from a snapshot or a
-/// membership read a moment old), and those that used-up starts or limits, an ended
-/// schedule or a start elsewhere closed.
+/// still become a start (`invite_closed_because`) and its user is still in the audience it
+/// came from. Otherwise it is withdrawn, and `None`. Stopping a rule or study, and leaving
+/// an audience, withdraw invites where they happen; this catches one issued meanwhile (from
+/// a snapshot or a membership read a moment old), and those that used-up starts or limits,
+/// an ended schedule or a start elsewhere closed. A verdict of "closed" is read again from
+/// the database first: the invite may come from another process whose snapshot is newer
+/// than this one's (a rule created or resumed there a moment ago), and withdrawing it
+/// would also hold the user in the rule's cooldown.
 async fn still_offered(
     state: &AppState,
     user: &mut pacing::UserView,
     invite: &Invite,
 ) -> Result<Option<Arc<LaunchRule>>, ServiceError> {
-    let snapshot = Arc::clone(&user.snapshot);
-    // The snapshot holds every rule not archived.
-    let found = snapshot
-        .rules
-        .iter()
-        .zip(&snapshot.facts)
-        .find(|(rule, _)| rule.id == invite.rule_id);
-    if let Some((rule, facts)) = found {
-        let study = snapshot
-            .studies
-            .iter()
-            .find(|s| s.id == invite.study_id.as_str());
-        let started = user.history.iter().any(|i| {
-            i.state == InviteState::Accepted
-                && i.study_id == invite.study_id
-                && i.code != invite.code
-        });
-        // A rule that now opens by direct link shows no prompt.
-        let open = rule.surface == Surface::SdkPrompt
-            && uj_domain::pacing::invite_closed_because(facts, study, started, Utc::now())
-                .is_none();
-        if open && still_a_member(state, user, invite).await? {
-            return Ok(Some(Arc::clone(rule)));
+    let mut rule = offered_by(user, invite);
+    if rule.is_none() {
+        user.snapshot = state
+            .snapshots
+            .reload(state.store.as_ref(), &user.project)
+            .await?;
+        rule = offered_by(user, invite);
+    }
+    if let Some(rule) = rule {
+        if still_a_member(state, user, invite).await? {
+            return Ok(Some(rule));
         }
     }
     state
@@ -147,6 +137,28 @@ async fn still_offered(
         held.state = InviteState::Withdrawn;
     }
     Ok(None)
+}
+
+/// The rule of the pending `invite`, if by the user's snapshot it can still become a start.
+fn offered_by(user: &pacing::UserView, invite: &Invite) -> Option<Arc<LaunchRule>> {
+    // The snapshot holds every rule not archived.
+    let snapshot = &user.snapshot;
+    let (rule, facts) = snapshot
+        .rules
+        .iter()
+        .zip(&snapshot.facts)
+        .find(|(rule, _)| rule.id == invite.rule_id)?;
+    let study = snapshot
+        .studies
+        .iter()
+        .find(|s| s.id == invite.study_id.as_str());
+    let started = user.history.iter().any(|i| {
+        i.state == InviteState::Accepted && i.study_id == invite.study_id && i.code != invite.code
+    });
+    // A rule that now opens by direct link shows no prompt.
+    let open = rule.surface == Surface::SdkPrompt
+        && uj_domain::pacing::invite_closed_because(facts, study, started, Utc::now()).is_none();
+    open.then(|| Arc::clone(rule))
 }
 
 /// Whether the user is still a member of the audience their pending invite came from.

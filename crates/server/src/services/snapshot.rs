@@ -184,6 +184,16 @@ impl Snapshots {
         {
             return Ok(fresh.clone());
         }
+        self.reload(store, project).await
+    }
+
+    /// The project's snapshot read now (replacing this process's), for a decision that must
+    /// not rest on one a second old.
+    pub async fn reload(
+        &self,
+        store: &dyn Store,
+        project: &ProjectId,
+    ) -> Result<Arc<ProjectRules>, ServiceError> {
         let generation = self.generation.load(Ordering::Acquire);
         let fresh = Arc::new(ProjectRules::load(store, project).await?);
         let mut projects = self.projects.write().unwrap_or_else(|e| e.into_inner());
