@@ -71,6 +71,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,
 
+    /// Seconds an SDK request (and `/readyz`) may take before it is answered 503
+    /// `storage_unavailable`: a database that stops answering (frozen, cut off) makes apps
+    /// wait this long, not for the whole outage.
+    #[arg(long, env = "UJ_SDK_TIMEOUT_SECS", default_value_t = 10, global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub sdk_timeout_secs: u64,
+
     /// Seconds a stop (SIGTERM, SIGINT) waits for requests in flight before closing their
     /// connections.
     #[arg(

@@ -171,3 +171,111 @@ async fn postgres_admin(app: &TestApp) -> (sqlx::PgConnection, String) {
     let admin_url = app.db.url.replace(&name, "postgres");
     (sqlx::PgConnection::connect(&admin_url).await.unwrap(), name)
 }
+
+/// A database that stops answering (here: a lock another connection holds) gets the SDK a
+/// 503 within `UJ_SDK_TIMEOUT_SECS`, not a wait as long as the outage; once it answers again,
+/// so does the SDK.
+#[tokio::test]
+async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
+    let app = TestApp::spawn_with(|config| config.sdk_timeout_secs = 2).await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let study: Value = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rule = app
+        .post_json(
+            &format!(
+                "/api/v1/studies/{}/launch-rules",
+                study["id"].as_str().unwrap()
+            ),
+            &keys.secret_key,
+            json!({"name": "R", "status": "active", "surface": "sdk_prompt",
+                   "trigger": {"type": "app_event", "event_name": "Signed Up"}}),
+        )
+        .await;
+    assert_eq!(rule.status().as_u16(), 201);
+    let event = |user: &str| {
+        app.client
+            .post(app.url("/sdk/v1/events"))
+            .bearer_auth(&keys.public_key)
+            .json(&json!({"event_name": "Signed Up", "reference_id": user}))
+            .send()
+    };
+    assert_eq!(event("first").await.unwrap().status().as_u16(), 200);
+
+    // Another connection holds the invites: PostgreSQL makes the user's read wait, SQLite
+    // the invite's write.
+    let lock = if helpers::on_postgres() {
+        "LOCK TABLE invites IN ACCESS EXCLUSIVE MODE"
+    } else {
+        "SELECT 1"
+    };
+    let mut other = Other::connect(&app.db.url).await;
+    other.hold(lock).await;
+    let asked = std::time::Instant::now();
+    let answer = event("second").await.unwrap();
+    let waited = asked.elapsed();
+    assert_eq!(answer.status().as_u16(), 503);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "storage_unavailable");
+    assert!(
+        waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(4),
+        "answered after {waited:?}"
+    );
+    other.release().await;
+    let answer = event("third").await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert!(body["pending_invite"]["code"].is_string(), "{body}");
+}
+
+/// A connection of another process to the app's database, holding a transaction open.
+enum Other {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Other {
+    async fn connect(url: &str) -> Self {
+        if helpers::on_postgres() {
+            Self::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
+        } else {
+            Self::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap())
+        }
+    }
+
+    /// Begins a transaction that takes the write lock (SQLite) and runs `sql` in it.
+    async fn hold(&mut self, sql: &str) {
+        match self {
+            Self::Postgres(c) => {
+                sqlx::query("BEGIN").execute(&mut *c).await.unwrap();
+                sqlx::query(sql).execute(&mut *c).await.unwrap();
+            }
+            Self::Sqlite(c) => {
+                sqlx::query("BEGIN EXCLUSIVE")
+                    .execute(&mut *c)
+                    .await
+                    .unwrap();
+                sqlx::query(sql).execute(&mut *c).await.unwrap();
+            }
+        }
+    }
+
+    async fn release(&mut self) {
+        match self {
+            Self::Postgres(c) => {
+                sqlx::query("ROLLBACK").execute(c).await.unwrap();
+            }
+            Self::Sqlite(c) => {
+                sqlx::query("ROLLBACK").execute(c).await.unwrap();
+            }
+        }
+    }
+}

@@ -19,7 +19,9 @@ use crate::shared_studies::impl_study_store;
 use crate::time::Ts;
 use crate::StoreError;
 
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a query waits for a connection. While PostgreSQL refuses connections (down,
+/// restarting), sqlx retries until then: each request waits this long before its 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A pooled connection idle for less than this is used without a check first.
 const CHECKED_RECENTLY: Duration = Duration::from_secs(1);
 

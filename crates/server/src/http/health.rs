@@ -18,7 +18,11 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Answers within `sdk_timeout` too: a database that stops answering is not ready.
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.store.ping().await.map_err(ApiError::unavailable)?;
+    tokio::time::timeout(state.sdk_timeout, state.store.ping())
+        .await
+        .map_err(|_| ApiError::unavailable(anyhow::anyhow!("no answer from the database")))?
+        .map_err(ApiError::unavailable)?;
     Ok(Json(json!({ "status": "ok", "database": "ok" })))
 }

@@ -72,6 +72,7 @@ impl TestApp {
             secret_key_file: Some(dir.path().join("app.key")),
             log_format: LogFormat::Text,
             sdk_requests_per_minute: 1200,
+            sdk_timeout_secs: 10,
             trusted_proxies: 0,
             header_timeout_secs: 75,
             shutdown_grace_secs: 30,

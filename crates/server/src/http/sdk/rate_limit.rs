@@ -48,6 +48,9 @@ impl SdkRateLimiter {
     }
 }
 
+/// Each SDK request: refused beyond its key's budget, and answered within
+/// `sdk_timeout` (a database that stops answering would otherwise hold every app's call for
+/// the whole outage). One layer for both: each layer costs every request a little.
 pub async fn per_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let key = request
         .headers()
@@ -70,7 +73,13 @@ pub async fn per_key(State(state): State<AppState>, request: Request, next: Next
         }
         return response;
     }
-    next.run(request).await
+    match tokio::time::timeout(state.sdk_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            ApiError::unavailable(anyhow::anyhow!("no answer within {:?}", state.sdk_timeout))
+                .into_response()
+        }
+    }
 }
 
 #[cfg(test)]
