@@ -860,6 +860,37 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
             )
             .await;
     }
+    // An active rule of a paused study fires nothing: the app need not report its event.
+    let paused: Value = world
+        .app
+        .post_json(
+            "/api/v1/studies",
+            &world.key,
+            json!({"name": "Later", "interview_url": "https://r.example.com/i/later"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paused = paused["id"].as_str().unwrap();
+    world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{paused}/launch-rules"),
+            &world.key,
+            json!({"name": "Later", "status": "active", "trigger": {"type": "app_event", "event_name": "Trial Ended"}, "surface": "sdk_prompt"}),
+        )
+        .await;
+    let status = world
+        .app
+        .client
+        .patch(world.app.url(&format!("/api/v1/studies/{paused}")))
+        .bearer_auth(&world.key)
+        .json(&json!({"status": "paused"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status().as_u16(), 200);
     let first = world
         .app
         .get("/sdk/v1/config?reference_id=nobody", &world.public_key)
@@ -869,7 +900,7 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
     assert_eq!(
         body["triggers"],
         json!([{"event_name": "Order Completed"}]),
-        "active rules only, once each"
+        "active rules of active studies only, once each"
     );
 
     let cached = world
@@ -882,6 +913,23 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
         .await
         .unwrap();
     assert_eq!(cached.status().as_u16(), 304);
+    // If-None-Match compares weakly (RFC 9110 §13.1.2), and `*` matches any answer.
+    for tag in [
+        format!("W/{etag}"),
+        format!("\"other\", W/{etag}"),
+        "*".to_owned(),
+    ] {
+        let cached = world
+            .app
+            .client
+            .get(world.app.url("/sdk/v1/config?reference_id=nobody"))
+            .bearer_auth(&world.public_key)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cached.status().as_u16(), 304, "{tag}");
+    }
     // A member's config differs (it carries the invite), so the old tag does not match.
     let member = world
         .app

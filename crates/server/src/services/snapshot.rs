@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use uj_domain::ids::ProjectId;
-use uj_domain::pacing::{self, RuleFacts, RuleStatus, StudyFacts, Trigger};
+use uj_domain::pacing::{self, RuleFacts, RuleStatus, StudyFacts, StudyStatus, Trigger};
 use uj_domain::projects::Project;
 use uj_domain::studies::{LaunchRule, Study};
 use uj_storage::Store;
@@ -68,9 +68,16 @@ impl ProjectRules {
                 study_records.insert(study.id.to_string(), study);
             }
         }
+        // What the app should report: events an active rule of an active study waits for.
+        let live = |r: &LaunchRule| {
+            r.status == RuleStatus::Active
+                && studies
+                    .iter()
+                    .any(|s| s.id == r.study_id.as_str() && s.status == StudyStatus::Active)
+        };
         let mut triggers: Vec<String> = rules
             .iter()
-            .filter(|r| r.status == RuleStatus::Active)
+            .filter(|r| live(r))
             .filter_map(|r| match &r.trigger {
                 Trigger::AppEvent(name) => Some(name.clone()),
                 Trigger::Audience(_) => None,

@@ -101,10 +101,15 @@ async fn show(
     let bytes =
         serde_json::to_vec(&body).map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
     let etag = format!("\"{}\"", &uj_domain::keys::bytes_hash(&bytes)[..32]);
+    // Compared weakly (RFC 9110 §13.1.2: `W/` ignored), and `*` matches any answer.
     let cached = if_none_match
         .as_ref()
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+        .is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+        });
     let mut response = if cached {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
