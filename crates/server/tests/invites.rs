@@ -1559,3 +1559,48 @@ async fn loads_of_one_user_at_once_count_one_decision() {
         .unwrap();
     assert_eq!(stats["suppressions"], json!({"lost_on_priority": 1}));
 }
+
+/// An app event no active prompt rule waits for answers `no_matching_rule`, even for a user
+/// with an open invite: an app that reports every event would otherwise show the card again
+/// on each one. The invite stays open for the config and for the events rules wait for.
+#[tokio::test]
+async fn an_event_no_rule_waits_for_does_not_show_the_open_invite_again() {
+    let world = world(2, None, "in_app").await;
+    let invited = world.config("ref_2").await;
+    let code = invited["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event = |name: &str| {
+        world.app.post_json(
+            "/sdk/v1/events",
+            &world.public_key,
+            json!({"event_name": name, "reference_id": "ref_2"}),
+        )
+    };
+    let answer: Value = event("Screen Viewed").await.json().await.unwrap();
+    assert_eq!(
+        (answer["outcome"].as_str(), answer["reason"].as_str()),
+        (Some("not_eligible"), Some("no_matching_rule")),
+        "{answer}"
+    );
+    assert!(
+        answer.get("pending_invite").is_none_or(Value::is_null),
+        "{answer}"
+    );
+    // An active rule waiting for an event offers the open invite (a user has one at most).
+    world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "Buy", "status": "active", "trigger": {"type": "app_event", "event_name": "Order Completed"}, "surface": "sdk_prompt"}),
+        )
+        .await;
+    let answer: Value = event("Order Completed").await.json().await.unwrap();
+    assert_eq!(answer["pending_invite"]["code"], code.as_str(), "{answer}");
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"]["code"],
+        code.as_str()
+    );
+}

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
 use uj_domain::ids::ProjectId;
 use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
-use uj_domain::pacing::{Decision, Reason, StudyStatus, Trigger};
+use uj_domain::pacing::{Decision, Reason, RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, Study, Surface};
 
 use super::pacing;
@@ -45,13 +45,21 @@ pub async fn evaluate(
 ) -> Result<Evaluation, ServiceError> {
     let store = state.store.as_ref();
     let project = &user.project.clone();
-    if let Some(invite) = user.pending(Utc::now()).cloned() {
+    let event_name = event.as_ref().map(|e| e.name);
+    // An app event shows the user's open invite again only when an active prompt rule waits
+    // for it: an app reporting every event would otherwise show the card on each one.
+    let offers = event_name.is_none()
+        || user.snapshot.rules.iter().any(|r| {
+            r.surface == Surface::SdkPrompt
+                && r.status == RuleStatus::Active
+                && waits_for(r, event_name)
+        });
+    if let Some(invite) = user.pending(Utc::now()).cloned().filter(|_| offers) {
         if let Some(rule) = still_offered(state, user, &invite).await? {
             return Ok(Evaluation::Invite(Box::new((invite, rule))));
         }
         // Withdrawn: the user is decided afresh.
     }
-    let event_name = event.as_ref().map(|e| e.name);
     // Prompts only: direct-link rules offer links (see `links`).
     let (rules, facts) = user
         .gather(state, |r| {
