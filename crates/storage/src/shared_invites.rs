@@ -1,7 +1,8 @@
 //! The [`InviteStore`](crate::InviteStore) implementation both databases share (see
 //! `shared.rs` for how the expansion works).
 
-/// How many of a user's invites make their history: the newest.
+/// How many of a user's invites make their history: the newest (and, past that, the older
+/// ones that decide something, [`USER_INVITES_NEWEST`]).
 pub(crate) const HISTORY: usize = 500;
 
 /// [`USER_INVITES`] as a literal, for statements that read it with more (`concat!`).
@@ -33,10 +34,20 @@ pub(crate) use user_invites_sql;
 /// [`newest_first`] instead.
 pub(crate) const USER_INVITES: &str = user_invites_sql!();
 
-/// The user's `$3` newest invites: for the rare user with more than [`HISTORY`].
+/// For the rare user with more than [`HISTORY`] invites: their `$3` newest, and of the older
+/// ones those that still decide something (their accepted invites, a started study never
+/// invites again; each rule's newest, its cooldown), newest first.
 pub(crate) const USER_INVITES_NEWEST: &str = concat!(
     select_invite!(),
-    " FROM invites WHERE project_id = $1 AND reference_id = $2 ORDER BY issued_at DESC LIMIT $3"
+    " FROM invites WHERE code IN (
+        SELECT code FROM (SELECT code FROM invites WHERE project_id = $1 AND reference_id = $2
+                          ORDER BY issued_at DESC LIMIT $3) AS newest
+        UNION
+        SELECT code FROM (SELECT code, state,
+                                 ROW_NUMBER() OVER (PARTITION BY rule_id ORDER BY issued_at DESC) AS n
+                          FROM invites WHERE project_id = $1 AND reference_id = $2) AS deciding
+        WHERE n = 1 OR state = 'accepted')
+     ORDER BY issued_at DESC"
 );
 
 /// A user's invites as read with [`USER_INVITES`] (limit `HISTORY + 1`), newest first; `None`

@@ -81,7 +81,7 @@ conformance!(
     studies_and_rules_round_trip_and_stay_in_their_project,
     rule_stats_count_invites_by_state_and_suppressions_add_up,
     a_users_memberships_and_invites_are_read_for_the_sdk,
-    a_users_history_is_their_newest_five_hundred_invites,
+    a_users_history_is_their_newest_five_hundred_invites_and_the_older_that_decide,
     only_an_issued_invite_of_the_project_can_be_withdrawn,
     an_invite_issued_while_the_open_one_is_dismissed_answers_one_of_them,
     an_expired_invite_is_neither_dismissed_nor_withdrawn,
@@ -2851,15 +2851,40 @@ async fn every_write_that_gives_a_user_rows_reaches_the_sdk_reads(
         .is_empty());
 }
 
-/// The pacing engine sees at most a user's 500 newest invites, newest first, however they
-/// were stored.
-async fn a_users_history_is_their_newest_five_hundred_invites(
+/// The pacing engine sees a user's 500 newest invites, newest first, however they were
+/// stored; of older ones, those that still decide: an accepted invite (a started study is
+/// never offered again) and each rule's newest (its cooldown).
+async fn a_users_history_is_their_newest_five_hundred_invites_and_the_older_that_decide(
     store: Arc<dyn Store>,
     _: &TestDatabase,
 ) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
     let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    let other = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        ..rule.clone()
+    };
+    store.create_launch_rule(&other).await.unwrap();
+    // Older than all below: a start of the other rule, and a later dismissed invite of it.
+    let started_at = t0 - Duration::hours(600);
+    let started = event_invite(&other, "started", "u1", started_at);
+    store.issue_invite(&started, started_at).await.unwrap();
+    assert!(matches!(
+        store
+            .accept_invite(&shop, "started", started_at)
+            .await
+            .unwrap(),
+        Some(uj_domain::invites::AcceptOutcome::Accepted(_))
+    ));
+    let later_at = t0 - Duration::hours(550);
+    let later = event_invite(&other, "later", "u1", later_at);
+    store.issue_invite(&later, later_at).await.unwrap();
+    store
+        .dismiss_invite(&shop, "later", later_at)
+        .await
+        .unwrap()
+        .unwrap();
     // 502 dismissed invites, stored in shuffled order of issue time (k * 193 mod 502 visits
     // every k once).
     for n in 0..502 {
@@ -2876,8 +2901,15 @@ async fn a_users_history_is_their_newest_five_hundred_invites(
     }
     let history = store.invites_of_user(&shop, "u1").await.unwrap();
     let codes: Vec<String> = history.iter().map(|i| i.code.clone()).collect();
-    let newest: Vec<String> = (2..502).rev().map(|k| format!("c-{k:03}")).collect();
-    assert_eq!(codes, newest, "the 500 newest, newest first");
+    let newest: Vec<String> = (2..502)
+        .rev()
+        .map(|k| format!("c-{k:03}"))
+        .chain(["later".to_owned(), "started".to_owned()])
+        .collect();
+    assert_eq!(
+        codes, newest,
+        "the 500 newest, then the older that decide, newest first"
+    );
     let (history, _) = store.user_history(&shop, "u1", true).await.unwrap();
     let codes: Vec<String> = history.iter().map(|i| i.code.clone()).collect();
     assert_eq!(codes, newest, "the same when read with the memberships");
