@@ -112,14 +112,15 @@ macro_rules! insert_invite {
 }
 
 /// What decides whether a start may happen, read under the locks that keep it so until the
-/// start commits: the study's status and weekly and monthly limits, the rule's status and
-/// schedule window. A status is `None` when its row is gone.
+/// start commits: the study's status and weekly and monthly limits, the rule's status,
+/// surface and schedule window. A status is `None` when its row is gone.
 #[derive(Default)]
 pub(crate) struct StartOwners {
     pub study_status: Option<uj_domain::pacing::StudyStatus>,
     pub weekly_limit: Option<i64>,
     pub monthly_limit: Option<i64>,
     pub rule_status: Option<uj_domain::pacing::RuleStatus>,
+    pub surface: Option<uj_domain::studies::Surface>,
     pub starts_at: Option<chrono::DateTime<chrono::Utc>>,
     pub ends_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -171,9 +172,9 @@ macro_rules! impl_invite_store {
             .bind(study)
             .fetch_optional(&mut **tx)
             .await?;
-            let rule: Option<(String, Option<Ts>, Option<Ts>)> = sqlx::query_as(
+            let rule: Option<(String, String, Option<Ts>, Option<Ts>)> = sqlx::query_as(
                 "UPDATE launch_rules SET starts = starts WHERE id = $1
-                 RETURNING status, starts_at, ends_at",
+                 RETURNING status, surface, starts_at, ends_at",
             )
             .bind(rule)
             .fetch_optional(&mut **tx)
@@ -184,8 +185,9 @@ macro_rules! impl_invite_store {
                 owners.study_status = Some(uj_domain::pacing::StudyStatus::parse(&status).map_err(corrupt)?);
                 (owners.weekly_limit, owners.monthly_limit) = (weekly, monthly);
             }
-            if let Some((status, starts_at, ends_at)) = rule {
+            if let Some((status, surface, starts_at, ends_at)) = rule {
                 owners.rule_status = Some(uj_domain::pacing::RuleStatus::parse(&status).map_err(corrupt)?);
+                owners.surface = Some(uj_domain::studies::Surface::parse(&surface).map_err(corrupt)?);
                 owners.starts_at = starts_at.map(|t| t.0);
                 owners.ends_at = ends_at.map(|t| t.0);
             }
@@ -461,6 +463,17 @@ macro_rules! impl_invite_store {
                     AcceptOutcome::AlreadyAccepted(invite)
                 } else if !invite.is_pending(now) {
                     AcceptOutcome::NotPending(invite)
+                } else if owners.surface == Some(uj_domain::studies::Surface::DirectLink) {
+                    // Its rule moved to a direct link, which took back its prompts; this one
+                    // was issued from a snapshot older than the move (another process's).
+                    sqlx::query("UPDATE invites SET state = 'withdrawn' WHERE code = $1")
+                        .bind(&invite.code)
+                        .execute(&mut *tx)
+                        .await?;
+                    AcceptOutcome::NotPending(Invite {
+                        state: InviteState::Withdrawn,
+                        ..invite
+                    })
                 } else if let Some(reason) = start_refused(&mut tx, &invite, &owners, now).await? {
                     AcceptOutcome::Refused(invite, reason)
                 } else {

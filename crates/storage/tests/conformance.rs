@@ -2524,6 +2524,18 @@ async fn no_start_once_its_rule_or_study_stopped_or_its_schedule_moved(
     change_rule(store.clone(), linked).await;
     let withdrawn = store.invite(&shop, "prompt-1").await.unwrap().unwrap();
     assert_eq!(withdrawn.state, uj_domain::invites::InviteState::Withdrawn);
+    // A prompt issued after the move (from another process's older snapshot) cannot start.
+    store
+        .issue_invite(&event_invite(&rule, "prompt-2", "u6", now), now)
+        .await
+        .unwrap();
+    let accepted = store.accept_invite(&shop, "prompt-2", now).await.unwrap();
+    assert!(
+        matches!(&accepted, Some(AcceptOutcome::NotPending(i)) if i.state == uj_domain::invites::InviteState::Withdrawn),
+        "{accepted:?}"
+    );
+    let withdrawn = store.invite(&shop, "prompt-2").await.unwrap().unwrap();
+    assert_eq!(withdrawn.state, uj_domain::invites::InviteState::Withdrawn);
 
     // Nothing started, nothing counted; once all holds again, a start is made.
     let stats = store.rule_stats(&rule.id, now).await.unwrap();
