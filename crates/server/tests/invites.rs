@@ -1604,3 +1604,64 @@ async fn an_event_no_rule_waits_for_does_not_show_the_open_invite_again() {
         code.as_str()
     );
 }
+
+/// Direct links resolved at once past a rule's cap: exactly the cap starts, and every "no"
+/// is counted in the rule's stats with its reason, also those the start's own check gave
+/// after the engine said yes from its snapshot.
+#[tokio::test]
+async fn direct_links_refused_at_the_cap_are_each_counted() {
+    let world = world(2, None, "browser").await;
+    let rule: Value = world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "Link", "status": "active", "max_starts": 1, "surface": "direct_link",
+                   "trigger": {"type": "app_event", "event_name": "Report Exported"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let study: Value = world
+        .app
+        .get(&format!("/api/v1/studies/{}", world.study), &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = world
+        .app
+        .url(&format!("/i/{}", study["public_code"].as_str().unwrap()));
+    let resolves = (0..10).map(|n| {
+        world.app.post_json(
+            "/sdk/v1/links/resolve",
+            &world.public_key,
+            json!({"url": url, "reference_id": format!("linker-{n}")}),
+        )
+    });
+    let mut refused = 0;
+    for answer in futures::future::join_all(resolves).await {
+        let answer: Value = answer.json().await.unwrap();
+        if answer["outcome"] == "not_eligible" {
+            assert_eq!(answer["reason"], "max_starts_reached", "{answer}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 9);
+    let stats: Value = world
+        .app
+        .get(
+            &format!(
+                "/api/v1/launch-rules/{}/stats",
+                rule["id"].as_str().unwrap()
+            ),
+            &world.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["invites"]["accepted"], 1, "{stats}");
+    assert_eq!(stats["suppressions"]["max_starts_reached"], 9, "{stats}");
+}

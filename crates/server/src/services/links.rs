@@ -147,7 +147,12 @@ pub async fn resolve(
                 facts.now,
             ))
         }
-        AcceptOutcome::Refused(_, reason) => Ok(Acceptance::NotEligible(reason.code())),
+        AcceptOutcome::Refused(_, reason) => {
+            // The engine said yes from its snapshot; the start's own check said no (the
+            // last starts taken meanwhile): the answer is this rule's "no".
+            state.counters.suppressed(&[(rule.id.as_str(), reason)]);
+            Ok(Acceptance::NotEligible(reason.code()))
+        }
         AcceptOutcome::AlreadyAccepted(_) | AcceptOutcome::NotPending(_) => Err(anyhow::anyhow!(
             "a new invite was answered as accepted before or not pending"
         )
