@@ -55,10 +55,17 @@ impl<S: Send + Sync> FromRequestParts<S> for LinkCode {
 
 async fn open(State(state): State<AppState>, LinkCode(code): LinkCode) -> Response {
     match invites::destination(&state, &code).await {
-        Ok(Some(url)) => Redirect::to(&url).into_response(),
+        Ok(Some(url)) => Redirect::to(&location(&url)).into_response(),
         Ok(None) => not_found(),
         Err(error) => crate::http::dashboard::page_error(error.into()),
     }
+}
+
+/// `url` as a `Location` may carry it: ASCII only (RFC 9110 §10.2.2, a URI), so non-ASCII
+/// characters a study's URL may hold (`https://r.example.com/ü`) are percent-encoded as
+/// UTF-8; everything else, existing escapes included, is left as it is.
+fn location(url: &str) -> String {
+    percent_encoding::utf8_percent_encode(url, percent_encoding::CONTROLS).to_string()
 }
 
 #[derive(Deserialize)]
@@ -83,4 +90,17 @@ async fn launch(
         return expired();
     }
     open(State(state), LinkCode(code)).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_location_is_ascii_with_the_url_s_own_escapes_kept() {
+        assert_eq!(
+            super::location("https://r.example.com/ü?x=é&y=%20#ß"),
+            "https://r.example.com/%C3%BC?x=%C3%A9&y=%20#%C3%9F"
+        );
+        let ascii = "https://r.example.com/i/c?lang=en&invite=C0DE&reference_id=u1%26x#/step?x=1";
+        assert_eq!(super::location(ascii), ascii);
+    }
 }
