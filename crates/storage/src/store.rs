@@ -374,7 +374,8 @@ pub trait CohortSyncStore: Send + Sync {
     /// Drops staged pages received before `before`; returns how many.
     async fn delete_stale_staging(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// Current members (with `include_exited`, past ones too), in order of first entry.
+    /// Current members (with `include_exited`, past ones too), ordered by provider member id
+    /// (the page cursor).
     async fn audience_members(
         &self,
         audience: &AudienceId,
