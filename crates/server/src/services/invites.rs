@@ -115,17 +115,19 @@ pub async fn evaluate(
 /// came from. Otherwise it is withdrawn, and `None`. Stopping a rule or study, and leaving
 /// an audience, withdraw invites where they happen; this catches one issued meanwhile (from
 /// a snapshot or a membership read a moment old), and those that used-up starts or limits,
-/// an ended schedule or a start elsewhere closed. A verdict of "closed" is read again from
-/// the database first: the invite may come from another process whose snapshot is newer
-/// than this one's (a rule created or resumed there a moment ago), and withdrawing it
-/// would also hold the user in the rule's cooldown.
+/// an ended schedule or a start elsewhere closed. A verdict of "closed" from a snapshot read
+/// before the invite was issued (or about then: `SNAPSHOT_TTL` covers the processes' clocks
+/// differing) is read again from the database first: the invite may come from another
+/// process whose snapshot is newer than this one's (a rule created or resumed there a moment
+/// ago), and withdrawing it would also hold the user in the rule's cooldown.
 async fn still_offered(
     state: &AppState,
     user: &mut pacing::UserView,
     invite: &Invite,
 ) -> Result<Option<Arc<LaunchRule>>, ServiceError> {
     let mut rule = offered_by(user, invite);
-    if rule.is_none() {
+    let margin = Duration::from_std(super::snapshot::SNAPSHOT_TTL).unwrap_or_default();
+    if rule.is_none() && user.snapshot.read_at < invite.issued_at + margin {
         user.snapshot = state
             .snapshots
             .reload(state.store.as_ref(), &user.project)

@@ -48,6 +48,8 @@ pub struct ProjectRules {
     pub trait_allowlist: Arc<[String]>,
     pub sdk_contacted: bool,
     loaded: Instant,
+    /// When it was read, by this process's clock (to compare with stored times).
+    pub read_at: DateTime<Utc>,
 }
 
 impl ProjectRules {
@@ -103,6 +105,7 @@ impl ProjectRules {
             trait_allowlist: store.trait_allowlist(project).await?.into(),
             sdk_contacted: store.sdk_contacted_at(project).await?.is_some(),
             loaded: Instant::now(),
+            read_at: now,
         })
     }
 }
