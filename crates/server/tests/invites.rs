@@ -1588,6 +1588,46 @@ async fn an_event_no_rule_waits_for_does_not_show_the_open_invite_again() {
         answer.get("pending_invite").is_none_or(Value::is_null),
         "{answer}"
     );
+    // Nor does an event whose rule cannot invite now: its study is paused.
+    let paused: Value = world
+        .app
+        .post_json(
+            "/api/v1/studies",
+            &world.key,
+            json!({"name": "Later", "interview_url": "https://r.example.com/i/later"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paused = paused["id"].as_str().unwrap();
+    world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{paused}/launch-rules"),
+            &world.key,
+            json!({"name": "Later", "status": "active", "trigger": {"type": "app_event", "event_name": "Trial Ended"}, "surface": "sdk_prompt"}),
+        )
+        .await;
+    world
+        .app
+        .client
+        .patch(world.app.url(&format!("/api/v1/studies/{paused}")))
+        .bearer_auth(&world.key)
+        .json(&json!({"status": "paused"}))
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = event("Trial Ended").await.json().await.unwrap();
+    assert_eq!(
+        (answer["outcome"].as_str(), answer["reason"].as_str()),
+        (Some("not_eligible"), Some("study_paused")),
+        "{answer}"
+    );
+    assert!(
+        answer.get("pending_invite").is_none_or(Value::is_null),
+        "{answer}"
+    );
     // An active rule waiting for an event offers the open invite (a user has one at most).
     world
         .app
@@ -1664,4 +1704,79 @@ async fn direct_links_refused_at_the_cap_are_each_counted() {
         .unwrap();
     assert_eq!(stats["invites"]["accepted"], 1, "{stats}");
     assert_eq!(stats["suppressions"]["max_starts_reached"], 9, "{stats}");
+}
+
+/// Explain and the SDK agree about an open invite that can no longer start (its study
+/// reached its weekly limit): explain does not count it as offered first, and the SDK
+/// withdraws it and lets the next rule invite.
+#[tokio::test]
+async fn explain_passes_over_an_open_invite_that_can_no_longer_start_as_the_sdk_does() {
+    let world = world(2, None, "in_app").await;
+    let mut rules = Vec::new();
+    for (name, priority, weekly) in [("High", 10, Some(1)), ("Low", 0, None)] {
+        let study: Value = world
+            .app
+            .post_json(
+                "/api/v1/studies",
+                &world.key,
+                json!({"name": name, "interview_url": "https://r.example.com/i/x", "weekly_limit": weekly}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let rule: Value = world
+            .app
+            .post_json(
+                &format!("/api/v1/studies/{}/launch-rules", study["id"].as_str().unwrap()),
+                &world.key,
+                json!({"name": name, "status": "active", "priority": priority, "surface": "sdk_prompt",
+                       "trigger": {"type": "app_event", "event_name": "Checkout"}}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        rules.push(rule["id"].as_str().unwrap().to_owned());
+    }
+    let event = |user: &str| {
+        world.app.post_json(
+            "/sdk/v1/events",
+            &world.public_key,
+            json!({"event_name": "Checkout", "reference_id": user}),
+        )
+    };
+    let mut codes = Vec::new();
+    for user in ["ra", "rb"] {
+        let answer: Value = event(user).await.json().await.unwrap();
+        assert_eq!(
+            answer["pending_invite"]["rule_id"],
+            rules[0].as_str(),
+            "{answer}"
+        );
+        codes.push(
+            answer["pending_invite"]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(world.accept(&codes[0], "ra").await["outcome"], "webview");
+    let explained: Value = world
+        .app
+        .get(
+            &format!("/api/v1/launch-rules/{}/explain?reference_id=rb", rules[1]),
+            &world.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(explained["eligible"], true, "{explained}");
+    let answer: Value = event("rb").await.json().await.unwrap();
+    assert_eq!(
+        answer["pending_invite"]["rule_id"],
+        rules[1].as_str(),
+        "{answer}"
+    );
 }

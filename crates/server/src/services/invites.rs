@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
 use uj_domain::ids::ProjectId;
 use uj_domain::invites::{AcceptOutcome, Invite, InviteState};
-use uj_domain::pacing::{Decision, Reason, RuleStatus, StudyStatus, Trigger};
+use uj_domain::pacing::{Decision, Reason, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, Study, Surface};
 
 use super::pacing;
@@ -46,15 +46,26 @@ pub async fn evaluate(
     let store = state.store.as_ref();
     let project = &user.project.clone();
     let event_name = event.as_ref().map(|e| e.name);
-    // An app event shows the user's open invite again only when an active prompt rule waits
-    // for it: an app reporting every event would otherwise show the card on each one.
+    // An app event shows the user's open invite again only when a prompt rule waiting for it
+    // could invite now (active, its study active, inside its window, starts left): an app
+    // reporting every event would otherwise show the card on each one.
+    let now = Utc::now();
+    let snapshot = &user.snapshot;
     let offers = event_name.is_none()
-        || user.snapshot.rules.iter().any(|r| {
-            r.surface == Surface::SdkPrompt
-                && r.status == RuleStatus::Active
-                && waits_for(r, event_name)
-        });
-    if let Some(invite) = user.pending(Utc::now()).cloned().filter(|_| offers) {
+        || snapshot
+            .rules
+            .iter()
+            .zip(&snapshot.facts)
+            .any(|(r, facts)| {
+                let study = snapshot
+                    .studies
+                    .iter()
+                    .find(|s| s.id == r.study_id.as_str());
+                r.surface == Surface::SdkPrompt
+                    && waits_for(r, event_name)
+                    && uj_domain::pacing::invite_closed_because(facts, study, false, now).is_none()
+            });
+    if let Some(invite) = user.pending(now).cloned().filter(|_| offers) {
         if let Some(rule) = still_offered(state, user, &invite).await? {
             return Ok(Evaluation::Invite(Box::new((invite, rule))));
         }
@@ -147,6 +158,17 @@ async fn still_offered(
         held.state = InviteState::Withdrawn;
     }
     Ok(None)
+}
+
+/// Whether the user's pending `invite` is offered first (explain's `open_invite` gate): it
+/// can still become a start and the user is still in its audience, as [`still_offered`]
+/// judges, without withdrawing it.
+pub async fn offerable(
+    state: &AppState,
+    user: &mut pacing::UserView,
+    invite: &Invite,
+) -> Result<bool, ServiceError> {
+    Ok(offered_by(user, invite).is_some() && still_a_member(state, user, invite).await?)
 }
 
 /// The rule of the pending `invite`, if by the user's snapshot it can still become a start.

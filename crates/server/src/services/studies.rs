@@ -400,7 +400,13 @@ pub async fn explain(
     if rule.surface == Surface::SdkPrompt && gates.iter().all(|g| g.passed) {
         // As the SDK decides a prompt: the user's open invite first, then priority among
         // the prompt rules waiting for the same moment. (Direct links are all listed.)
-        let open = user.pending(facts.now).map(|i| i.rule_id.to_string());
+        // An invite that can no longer start is withdrawn by the SDK's next look, not offered.
+        let open = match user.pending(facts.now).cloned() {
+            Some(i) if super::invites::offerable(state, &mut user, &i).await? => {
+                Some(i.rule_id.to_string())
+            }
+            _ => None,
+        };
         let (_, rivals) = user
             .gather(state, |r| {
                 r.surface == Surface::SdkPrompt && super::invites::waits_for(r, event)
