@@ -565,7 +565,66 @@ async fn explain_shows_every_gate_for_a_user_now() {
 
 mod dashboard {
     use super::*;
-    use helpers::{client, element_text, location};
+    use helpers::{client, csrf_token, element_text, input_value, location};
+
+    /// Two tabs on one study: a save from the older page is refused with the current
+    /// version shown, never applied over the newer change (it un-paused the study).
+    #[tokio::test]
+    async fn a_save_from_a_page_older_than_the_study_is_refused() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+        let studies = format!("{project}/studies");
+        let created = app
+            .submit(
+                &browser,
+                &studies,
+                &studies,
+                &[
+                    ("name", "Checkout"),
+                    ("interview_url", "https://r.example.com/i/1"),
+                    ("launch_mode", "in_app"),
+                ],
+            )
+            .await;
+        let study = location(&created);
+        let (_, first_tab) = app.page(&browser, &study).await;
+        let (_, second_tab) = app.page(&browser, &study).await;
+        let save = |page: &str, status: &'static str, weekly: &'static str| {
+            let form = [
+                ("csrf_token", csrf_token(page)),
+                ("version", input_value(page, "version")),
+                ("name", "Checkout".to_owned()),
+                ("interview_url", "https://r.example.com/i/1".to_owned()),
+                ("status", status.to_owned()),
+                ("weekly_limit", weekly.to_owned()),
+                ("monthly_limit", String::new()),
+            ];
+            browser.post(app.url(&study)).form(&form).send()
+        };
+        let paused = save(&first_tab, "paused", "").await.unwrap();
+        assert_eq!(location(&paused), study);
+        let stale = save(&second_tab, "active", "20").await.unwrap();
+        assert_eq!(stale.status().as_u16(), 422);
+        let page = stale.text().await.unwrap();
+        assert!(
+            element_text(&page, "form-error")
+                .unwrap()
+                .contains("changed after this page was opened"),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<option value="paused" selected>"#),
+            "the current version"
+        );
+        // From the current page, the change goes through.
+        let (_, current) = app.page(&browser, &study).await;
+        let saved = save(&current, "paused", "20").await.unwrap();
+        assert_eq!(location(&saved), study);
+        let (_, page) = app.page(&browser, &study).await;
+        assert!(page.contains(r#"<option value="paused" selected>"#));
+        assert!(page.contains(r#"value="20""#));
+    }
 
     #[tokio::test]
     async fn the_targeting_tab_leads_with_sdk_setup_drafts_rules_and_warns_about_overlaps() {

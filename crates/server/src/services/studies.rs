@@ -29,6 +29,9 @@ pub struct StudyChange {
     pub launch_mode: Option<LaunchMode>,
     pub weekly_limit: Option<Option<i64>>,
     pub monthly_limit: Option<Option<i64>>,
+    /// The study as the change was made on (its `updated_at`, a form's): refused if it has
+    /// changed since, rather than applied over what changed.
+    pub version: Option<DateTime<Utc>>,
 }
 
 pub async fn create_study(
@@ -74,6 +77,9 @@ pub async fn update_study(
     for _ in 0..WRITE_ATTEMPTS {
         let mut study = self::study(state, project, id).await?;
         let read_at = study.updated_at;
+        if change.version.is_some_and(|v| v != read_at) {
+            return Err(changed_since());
+        }
         if let Some(name) = &change.name {
             study.name = name.trim().to_owned();
         }
@@ -105,6 +111,14 @@ pub async fn update_study(
 /// Changes are written only over the row they were read from (`updated_at`); a change that
 /// lost a race is applied again to the new row, this many times at most.
 const WRITE_ATTEMPTS: usize = 5;
+
+/// A change made on a version that is no longer the current one (a page open in two tabs).
+fn changed_since() -> ServiceError {
+    ServiceError::Conflict {
+        code: "changed_meanwhile",
+        message: "It was changed after this page was opened (in another tab, or by someone else); this is the current version. Make your change again.".into(),
+    }
+}
 
 fn changed_meanwhile() -> ServiceError {
     ServiceError::Conflict {
@@ -146,6 +160,9 @@ pub struct RuleChange {
     pub sampling_percent: Option<i64>,
     pub starts_at: Option<Option<DateTime<Utc>>>,
     pub ends_at: Option<Option<DateTime<Utc>>>,
+    /// The rule as the change was made on (its `updated_at`, a form's): refused if it has
+    /// changed since, rather than applied over what changed.
+    pub version: Option<DateTime<Utc>>,
 }
 
 async fn check_audience(
@@ -227,6 +244,9 @@ pub async fn update_rule(
     for _ in 0..WRITE_ATTEMPTS {
         let mut rule = self::rule(state, project, id).await?;
         let read_at = rule.updated_at;
+        if change.version.is_some_and(|v| v != read_at) {
+            return Err(changed_since());
+        }
         apply(&mut rule, &change)?;
         rule.updated_at = Utc::now();
         rule.validate()?;

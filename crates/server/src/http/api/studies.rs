@@ -188,6 +188,7 @@ async fn update_study(
         launch_mode: parsed(r.launch_mode, LaunchMode::parse)?,
         weekly_limit: r.weekly_limit,
         monthly_limit: r.monthly_limit,
+        version: None,
     };
     Ok(Json(
         studies::update_study(&state, &auth.project.id, &id, change)
@@ -451,6 +452,7 @@ async fn update_rule(
         sampling_percent: r.sampling_percent,
         starts_at: r.starts_at,
         ends_at: r.ends_at,
+        version: None,
     };
     Ok(Json(
         studies::update_rule(&state, &auth.project.id, &id, change)

@@ -66,6 +66,8 @@ struct StudyRow {
     interview_url: String,
     weekly_limit: String,
     monthly_limit: String,
+    /// `updated_at` in microseconds: the version an edit form sends back.
+    version: i64,
 }
 
 impl From<Study> for StudyRow {
@@ -79,6 +81,7 @@ impl From<Study> for StudyRow {
             interview_url: s.interview_url,
             weekly_limit: s.weekly_limit.map(|l| l.to_string()).unwrap_or_default(),
             monthly_limit: s.monthly_limit.map(|l| l.to_string()).unwrap_or_default(),
+            version: s.updated_at.timestamp_micros(),
         }
     }
 }
@@ -368,6 +371,18 @@ struct StudyForm {
     status: String,
     weekly_limit: String,
     monthly_limit: String,
+    /// The study's version the page showed (`updated_at` in microseconds).
+    #[serde(default)]
+    version: String,
+}
+
+/// A form's `version` (the row's `updated_at` in microseconds, as the page wrote it); none
+/// from a page that carried none.
+fn form_version(raw: &str) -> Option<DateTime<Utc>> {
+    raw.trim()
+        .parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
 }
 
 async fn update_study(
@@ -387,6 +402,7 @@ async fn update_study(
             launch_mode: None,
             weekly_limit: Some(optional_number("weekly_limit", &form.weekly_limit)?),
             monthly_limit: Some(optional_number("monthly_limit", &form.monthly_limit)?),
+            version: form_version(&form.version),
         })
     })();
     let result = match change {
@@ -483,6 +499,8 @@ struct RuleView {
     sampling_percent: i64,
     starts_at: String,
     ends_at: String,
+    /// `updated_at` in microseconds: the version the editor sends back.
+    version: i64,
 }
 
 fn local(at: Option<DateTime<Utc>>) -> String {
@@ -619,6 +637,7 @@ async fn rule_page(
         sampling_percent: rule.sampling_percent,
         starts_at: local(rule.starts_at),
         ends_at: local(rule.ends_at),
+        version: rule.updated_at.timestamp_micros(),
     };
     Ok(RulePage {
         title: rule.name.clone(),
@@ -678,6 +697,9 @@ struct RuleForm {
     sampling_percent: String,
     starts_at: String,
     ends_at: String,
+    /// The rule's version the page showed (`updated_at` in microseconds).
+    #[serde(default)]
+    version: String,
 }
 
 fn utc_minute(field: &'static str, raw: &str) -> Result<Option<DateTime<Utc>>, ValidationError> {
@@ -717,6 +739,7 @@ impl RuleForm {
             sampling_percent: Some(number("sampling_percent", &self.sampling_percent)?),
             starts_at: Some(utc_minute("starts_at", &self.starts_at)?),
             ends_at: Some(utc_minute("ends_at", &self.ends_at)?),
+            version: form_version(&self.version),
             ..RuleChange::default()
         })
     }
