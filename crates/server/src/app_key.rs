@@ -26,11 +26,19 @@ impl fmt::Debug for AppKey {
 impl AppKey {
     /// Reads the key at `path`, creating it (mode 0600) on first run.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        match Self::load(path)? {
+            Some(key) => Ok(key),
+            None => Self::create(path),
+        }
+    }
+
+    /// Reads the key at `path`; `None` when there is no such file.
+    pub fn load(path: &Path) -> anyhow::Result<Option<Self>> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text).with_context(|| {
+            Ok(text) => Self::parse(&text).map(Some).with_context(|| {
                 format!("{} does not hold a valid application key", path.display())
             }),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Self::create(path),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
         }
     }
@@ -38,7 +46,7 @@ impl AppKey {
     /// Writes a new key beside `path`, then links it into place: the file appears whole or
     /// not at all, so a process starting at the same moment reads either nothing (and
     /// links its own, which fails) or the complete key.
-    fn create(path: &Path) -> anyhow::Result<Self> {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
         let mut bytes = [0u8; 32];
         OsRng.fill_bytes(&mut bytes);
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {

@@ -32,9 +32,18 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
             source.display()
         );
     }
-    if !key.exists() {
+    let Some(app_key) = crate::app_key::AppKey::load(&key)? else {
         bail!(
             "no application key at {}: has the server run with this configuration?",
+            key.display()
+        );
+    };
+    // A copy with another key could not be restored: its sealed secrets would not open.
+    let recorded = SqliteStore::recorded_key_fingerprint(&config.database_url).await?;
+    if recorded.is_some_and(|recorded| recorded != app_key.fingerprint()) {
+        bail!(
+            "the application key in {} is not this database's key: a copy with it could not be \
+             restored. Point UJ_SECRET_KEY_FILE at the key the server runs with",
             key.display()
         );
     }

@@ -24,10 +24,23 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let key = AppKey::load_or_create(&config.secret_key_path())?;
         let store = uj_storage::connect_as_server(&config.database_url)
             .await
             .context("cannot open the database (DATABASE_URL)")?;
+        let key_path = config.secret_key_path();
+        let key = match AppKey::load(&key_path)? {
+            Some(key) => key,
+            // A new key only for a database no key has sealed anything in yet: a lost key
+            // file replaced by a new one would leave every stored secret unreadable.
+            None if store.key_fingerprint().await?.is_some() => anyhow::bail!(
+                "there is no application key file at {}, and this database belongs to a key (the \
+                 secrets it stores, Mixpanel credentials, are sealed with it). Put back the key file \
+                 kept with this database (admin backup writes one beside each copy) or point \
+                 UJ_SECRET_KEY_FILE at it; see docs/backup.md",
+                key_path.display()
+            ),
+            None => AppKey::create(&key_path)?,
+        };
         // A database belongs to one key: with another, every stored secret is unreadable.
         let recorded = store.claim_key_fingerprint(&key.fingerprint()).await?;
         if recorded != key.fingerprint() {

@@ -449,12 +449,40 @@ fn a_database_refuses_a_key_that_is_not_its_own() {
     };
     assert!(serve("first.key").0, "the first key is the database's");
     assert!(serve("first.key").0, "and stays so");
+    // A key file missing (lost, or a restore that left it behind) is not replaced by a new one.
+    let (started, said) = serve("second.key");
+    assert!(!started);
+    assert!(
+        said.contains("second.key") && said.contains("there is no application key file"),
+        "{said}"
+    );
+    assert!(!dir.path().join("second.key").exists(), "no new key made");
+    // Another key: refused, and so is a backup that would pair the database with it.
+    std::fs::write(
+        dir.path().join("second.key"),
+        format!("{}\n", "ab".repeat(32)),
+    )
+    .unwrap();
     let (started, said) = serve("second.key");
     assert!(!started);
     assert!(
         said.contains("second.key") && said.contains("is not the key this database belongs to"),
         "{said}"
     );
+    let backup = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "sqlite://shop.db")
+        .env("UJ_SECRET_KEY_FILE", "second.key")
+        .args(["admin", "backup", "--to", "copy"])
+        .output()
+        .unwrap();
+    assert!(!backup.status.success());
+    assert!(
+        String::from_utf8_lossy(&backup.stderr).contains("is not this database's key"),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert!(!dir.path().join("copy").exists(), "nothing copied");
     // The first key lost for good: the operator adopts the second, knowingly.
     let adopted = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
         .current_dir(dir.path())

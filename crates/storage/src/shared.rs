@@ -43,6 +43,12 @@ macro_rules! impl_store {
                 Ok(recorded)
             }
 
+            async fn key_fingerprint(&self) -> Result<Option<String>, $crate::StoreError> {
+                Ok(sqlx::query_scalar("SELECT fingerprint FROM application_key WHERE singleton = 1")
+                    .fetch_optional(self.reader())
+                    .await?)
+            }
+
             async fn is_set_up(&self) -> Result<bool, $crate::StoreError> {
                 let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM installation")
                     .fetch_one(self.reader())

@@ -174,6 +174,29 @@ impl SqliteStore {
     /// carry on; the copy is as of one instant. The database is neither created (a wrong
     /// path fails) nor migrated: a backup taken before an upgrade is the old version's,
     /// and the old version can restore it.
+    /// The fingerprint of the application key the database at `url` belongs to, read without
+    /// migrating it (`None` when none is recorded, as in a database older than the record).
+    pub async fn recorded_key_fingerprint(url: &str) -> Result<Option<String>, StoreError> {
+        use sqlx::{ConnectOptions, Connection};
+        let mut connection = Self::file_options(url)?
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .connect()
+            .await?;
+        let recorded =
+            match sqlx::query_scalar("SELECT fingerprint FROM application_key WHERE singleton = 1")
+                .fetch_optional(&mut connection)
+                .await
+            {
+                Ok(recorded) => recorded,
+                Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => None,
+                Err(e) => return Err(e.into()),
+            };
+        connection.close().await?;
+        Ok(recorded)
+    }
+
     pub async fn backup(url: &str, target: &std::path::Path) -> Result<(), StoreError> {
         use sqlx::{ConnectOptions, Connection};
         let mut connection = Self::file_options(url)?

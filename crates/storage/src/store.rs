@@ -60,6 +60,8 @@ pub trait Store:
     /// The fingerprint of the application key this database belongs to: the one recorded
     /// first, `fingerprint` when none was (this call records it).
     async fn claim_key_fingerprint(&self, fingerprint: &str) -> Result<String, StoreError>;
+    /// The fingerprint of the application key this database belongs to, if one is recorded.
+    async fn key_fingerprint(&self) -> Result<Option<String>, StoreError>;
     /// Records `fingerprint` as the database's key, replacing the one recorded (the old key
     /// is lost for good; `userjourneys admin adopt-key`).
     async fn adopt_key_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError>;
