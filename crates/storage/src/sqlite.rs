@@ -119,7 +119,12 @@ impl SqliteStore {
                     .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string()),
             )
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        {
+            // One process migrates at a time (admin commands start beside the server): two
+            // applying the same migration at once, one failed half-way through it.
+            let _migrating = lock_for_migrating(&file).await?;
+            sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        }
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             // A local file does not drop connections; sqlx's default ping before every
@@ -421,6 +426,35 @@ impl_invite_store!(SqliteStore);
 /// so two names of one database share one lock. `flock` locks belong to the open file: the
 /// process's exit releases them, and they are independent of the POSIX locks SQLite takes
 /// on the database itself.
+/// An exclusive lock on `<file>.migrate-lock`, waited for: held while migrating, so that
+/// processes opening a new or older file at once apply each migration once, one after the
+/// other (PostgreSQL's migrations take an advisory lock for the same reason).
+async fn lock_for_migrating(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let mut path = resolved(file).into_os_string();
+    path.push(".migrate-lock");
+    let path = std::path::PathBuf::from(path);
+    let cannot = |error: std::io::Error| {
+        StoreError::Unavailable(format!("cannot lock {}: {error}", path.display()).into())
+    };
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(cannot)?;
+    // Polled, not waited for on the thread: the holder may be a task of this process.
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(cannot(error)),
+        }
+    }
+}
+
 async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
     let mut path = resolved(file).into_os_string();
     path.push(".lock");
