@@ -597,6 +597,15 @@ mod dashboard {
                 ("name", "Checkout".to_owned()),
                 ("interview_url", "https://r.example.com/i/1".to_owned()),
                 ("status", status.to_owned()),
+                (
+                    "launch_mode",
+                    if weekly.is_empty() {
+                        "in_app"
+                    } else {
+                        "browser"
+                    }
+                    .to_owned(),
+                ),
                 ("weekly_limit", weekly.to_owned()),
                 ("monthly_limit", String::new()),
             ];
@@ -624,6 +633,16 @@ mod dashboard {
         let (_, page) = app.page(&browser, &study).await;
         assert!(page.contains(r#"<option value="paused" selected>"#));
         assert!(page.contains(r#"value="20""#));
+        // The study page shows and edits every field of the study, as the API does.
+        assert!(
+            page.contains(r#"<option value="browser" selected>"#),
+            "{page}"
+        );
+        let link = element_text(&page, "study-public-link").unwrap();
+        let code = link
+            .strip_prefix(&app.url("/i/"))
+            .expect("the server's own link");
+        assert_eq!(code.len(), 10, "{link}");
     }
 
     #[tokio::test]

@@ -181,6 +181,12 @@ struct StatusOption {
     selected: bool,
 }
 
+struct LaunchModeOption {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
 struct RuleRow {
     id: String,
     name: String,
@@ -228,6 +234,7 @@ struct StudyPage {
     project_id: String,
     study: StudyRow,
     status_options: Vec<StatusOption>,
+    launch_mode_options: Vec<LaunchModeOption>,
     rules: Vec<RuleRow>,
     /// The study has more than [`RULES_SHOWN`] rules.
     more_rules: bool,
@@ -323,6 +330,20 @@ async fn study_page(
             selected: s == current,
         })
         .collect(),
+        launch_mode_options: [
+            (
+                LaunchMode::InApp,
+                "in the app (a webview, when the app can open one)",
+            ),
+            (LaunchMode::Browser, "in the browser"),
+        ]
+        .into_iter()
+        .map(|(mode, label)| LaunchModeOption {
+            value: mode.as_str(),
+            label,
+            selected: mode == study.launch_mode,
+        })
+        .collect(),
         rules: rows,
         more_rules,
         events,
@@ -371,6 +392,9 @@ struct StudyForm {
     status: String,
     weekly_limit: String,
     monthly_limit: String,
+    /// Empty (a page without the field) changes nothing.
+    #[serde(default)]
+    launch_mode: String,
     /// The study's version the page showed (`updated_at` in microseconds).
     #[serde(default)]
     version: String,
@@ -399,7 +423,10 @@ async fn update_study(
             name: Some(form.name),
             interview_url: Some(form.interview_url),
             status: Some(StudyStatus::parse(&form.status)?),
-            launch_mode: None,
+            launch_mode: match form.launch_mode.trim() {
+                "" => None,
+                mode => Some(LaunchMode::parse(mode)?),
+            },
             weekly_limit: Some(optional_number("weekly_limit", &form.weekly_limit)?),
             monthly_limit: Some(optional_number("monthly_limit", &form.monthly_limit)?),
             version: form_version(&form.version),
