@@ -11,8 +11,12 @@ document.addEventListener("click", (event) => {
   });
 });
 document.addEventListener("submit", (event) => {
-  const message = event.target.dataset.confirm;
-  if (message && !window.confirm(message)) event.preventDefault();
+  const form = event.target;
+  const message = form.dataset.confirm;
+  if (!message) return;
+  if (!window.confirm(message)) event.preventDefault();
+  // Confirmed here: the server skips its own confirmation page (shown without JavaScript).
+  else if (form.elements.confirmed) form.elements.confirmed.value = "yes";
 });
 // Live preview of the prompt card while its copy is edited.
 document.addEventListener("input", (event) => {

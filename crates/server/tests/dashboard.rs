@@ -3,7 +3,7 @@
 
 mod helpers;
 
-use helpers::{client, csrf_token, element_text, location, TestApp};
+use helpers::{client, csrf_token, element_text, input_value, location, TestApp};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -285,7 +285,26 @@ async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
         .unwrap()
         .to_owned();
     let revoke_path = format!("{keys_path}/{key_id}/revoke");
-    let revoked = app.submit(&browser, &keys_path, &revoke_path, &[]).await;
+    // Without JavaScript's dialog, the button leads to a confirmation page first.
+    let asked = app.submit(&browser, &keys_path, &revoke_path, &[]).await;
+    assert_eq!(asked.status().as_u16(), 200);
+    let asked = asked.text().await.unwrap();
+    assert!(asked.contains("Revoke this key?"), "{asked}");
+    assert_eq!(
+        app.get("/api/v1/project", &secret).await.status().as_u16(),
+        200,
+        "not revoked before it is confirmed"
+    );
+    let form = [
+        ("csrf_token", csrf_token(&asked)),
+        ("confirmed", input_value(&asked, "confirmed")),
+    ];
+    let revoked = browser
+        .post(app.url(&revoke_path))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(location(&revoked), keys_path);
     let project = app
         .client
@@ -307,13 +326,15 @@ async fn the_public_key_can_be_rotated_from_the_page() {
     let keys_path = format!("{project_path}/api-keys");
     let (_, before) = app.page(&browser, &keys_path).await;
     let old = element_text(&before, "public-key").unwrap();
-    app.submit(
-        &browser,
-        &keys_path,
-        &format!("{project_path}/public-key/rotate"),
-        &[],
-    )
-    .await;
+    let rotate = format!("{project_path}/public-key/rotate");
+    // Without JavaScript's dialog, the button leads to a confirmation page first.
+    let asked = app.submit(&browser, &keys_path, &rotate, &[]).await;
+    let asked = asked.text().await.unwrap();
+    assert!(asked.contains("Rotate the public key?"), "{asked}");
+    let (_, unchanged) = app.page(&browser, &keys_path).await;
+    assert_eq!(element_text(&unchanged, "public-key").unwrap(), old);
+    app.submit(&browser, &keys_path, &rotate, &[("confirmed", "yes")])
+        .await;
     let (_, after) = app.page(&browser, &keys_path).await;
     let new = element_text(&after, "public-key").unwrap();
     assert!(new.starts_with("uj_pk_") && new != old);

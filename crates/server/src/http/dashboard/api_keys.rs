@@ -13,9 +13,9 @@ use serde::Deserialize;
 use uj_domain::projects::SecretKey;
 use uj_storage::PageRequest;
 
-use super::pages::{render_with, Nav, PageError};
+use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
-use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
+use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::{api_keys, ServiceError};
 use crate::state::AppState;
 
@@ -150,13 +150,39 @@ async fn create(
     Ok(response)
 }
 
+/// A destructive button's form: `confirmed=yes` once the person confirmed (in the page's
+/// dialog, or on the confirmation page shown without JavaScript).
+#[derive(Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    confirmed: String,
+}
+
+impl ConfirmForm {
+    fn confirmed(&self) -> bool {
+        self.confirmed == "yes"
+    }
+}
+
 async fn revoke(
     State(state): State<AppState>,
     user: CurrentUser,
+    csrf: CsrfToken,
     Path((project_id, key_id)): Path<(String, String)>,
-    VerifiedForm(_): VerifiedForm<EmptyForm>,
+    VerifiedForm(form): VerifiedForm<ConfirmForm>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
+    if !form.confirmed() {
+        return Ok(render(&ConfirmPage {
+            title: "Revoke this key?",
+            nav: context.nav(),
+            csrf_token: csrf.0,
+            message: "Requests using it will fail at once.".into(),
+            action: format!("/p/{project_id}/api-keys/{key_id}/revoke"),
+            button: "Revoke key",
+            back: format!("/p/{project_id}/api-keys"),
+        }));
+    }
     api_keys::revoke_secret_key(state.store.as_ref(), &context.current.project.id, &key_id).await?;
     Ok(Redirect::to(&format!("/p/{project_id}/api-keys")).into_response())
 }
@@ -164,10 +190,22 @@ async fn revoke(
 async fn rotate_public_key(
     State(state): State<AppState>,
     user: CurrentUser,
+    csrf: CsrfToken,
     Path(project_id): Path<String>,
-    VerifiedForm(_): VerifiedForm<EmptyForm>,
+    VerifiedForm(form): VerifiedForm<ConfirmForm>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
+    if !form.confirmed() {
+        return Ok(render(&ConfirmPage {
+            title: "Rotate the public key?",
+            nav: context.nav(),
+            csrf_token: csrf.0,
+            message: "Apps using the current key stop working until they ship the new one.".into(),
+            action: format!("/p/{project_id}/public-key/rotate"),
+            button: "Rotate public key",
+            back: format!("/p/{project_id}/api-keys"),
+        }));
+    }
     api_keys::rotate_public_key(&state, &context.current.project.id).await?;
     Ok(Redirect::to(&format!("/p/{project_id}/api-keys")).into_response())
 }
