@@ -618,3 +618,41 @@ async fn an_address_that_does_not_decode_gets_a_page() {
         assert!(response.text().await.unwrap().contains("Bad request"));
     }
 }
+
+/// A project with more studies than a page lists pages through them: none is out of reach
+/// (the newest were hidden).
+#[tokio::test]
+async fn the_studies_page_pages_through_every_study() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    for n in 0..101 {
+        let created = app
+            .post_json(
+                "/api/v1/studies",
+                &keys.secret_key,
+                serde_json::json!({"name": format!("Study {n:03}"), "interview_url": "https://r.example.com/i/1"}),
+            )
+            .await;
+        assert_eq!(created.status().as_u16(), 201);
+    }
+    let (_, first) = app.page(&browser, &format!("{project_path}/studies")).await;
+    assert!(first.contains("Study 000") && !first.contains("Study 100"));
+    let more = first
+        .split(r#"id="studies-more" href=""#)
+        .nth(1)
+        .expect("a link to the rest")
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#61;", "=")
+        .replace("&#63;", "?");
+    let (status, second) = app.page(&browser, &more).await;
+    assert_eq!(status, 200, "{more}");
+    assert!(
+        second.contains("Study 100") && !second.contains("Study 000"),
+        "{more}"
+    );
+    assert!(!second.contains("studies-more"));
+}

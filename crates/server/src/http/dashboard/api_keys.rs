@@ -2,7 +2,7 @@
 //! once; list by name and prefix; revoke).
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use uj_domain::projects::SecretKey;
 use uj_storage::PageRequest;
 
-use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
+use super::pages::{render, render_with, ConfirmPage, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::{api_keys, ServiceError};
@@ -70,6 +70,8 @@ struct ApiKeysPage {
     project_id: String,
     public_key: String,
     keys: Vec<KeyRow>,
+    /// The last key listed, when more follow (the next page starts after it).
+    next: Option<String>,
     created: Option<CreatedKey>,
     error: Option<String>,
 }
@@ -78,15 +80,20 @@ async fn page(
     state: &AppState,
     context: &ProjectContext,
     csrf_token: String,
+    after: Option<String>,
     created: Option<CreatedKey>,
     error: Option<String>,
 ) -> Result<ApiKeysPage, PageError> {
     let project = &context.current.project;
     let listed = PageRequest {
         limit: LISTED_KEYS,
-        starting_after: None,
+        starting_after: after,
     };
     let keys = state.store.secret_keys(&project.id, &listed).await?;
+    let next = keys
+        .has_more
+        .then(|| keys.items.last().map(|k| k.id.to_string()))
+        .flatten();
     Ok(ApiKeysPage {
         title: "API keys",
         nav: context.nav(),
@@ -94,6 +101,7 @@ async fn page(
         project_id: context.project_id(),
         public_key: project.public_key.clone(),
         keys: keys.items.into_iter().map(Into::into).collect(),
+        next,
         created,
         error,
     })
@@ -104,9 +112,10 @@ async fn show(
     user: CurrentUser,
     csrf: CsrfToken,
     Path(project_id): Path<String>,
+    Query(ListAfter { after }): Query<ListAfter>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
-    let page = page(&state, &context, csrf.0, None, None).await?;
+    let page = page(&state, &context, csrf.0, after, None, None).await?;
     Ok(render_with(StatusCode::OK, &page))
 }
 
@@ -140,7 +149,7 @@ async fn create(
             ),
             Err(other) => return Err(other.into()),
         };
-    let page = page(&state, &context, csrf.0, created, error).await?;
+    let page = page(&state, &context, csrf.0, None, created, error).await?;
     // Never cache the one response that carries the secret.
     let mut response = render_with(status, &page);
     response.headers_mut().insert(

@@ -56,6 +56,12 @@ impl Nav {
 }
 
 /// A page asking to confirm a destructive action before it is posted to `action`.
+/// `?after=ID`: the page of a list that starts after that item.
+#[derive(serde::Deserialize)]
+pub struct ListAfter {
+    pub after: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "confirm.html")]
 pub struct ConfirmPage {

@@ -16,7 +16,7 @@ use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
 use uj_storage::PageRequest;
 
-use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
+use super::pages::{render, render_with, ConfirmPage, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::counters;
@@ -94,31 +94,42 @@ struct StudiesPage {
     csrf_token: String,
     project_id: String,
     studies: Vec<StudyRow>,
+    /// The last study listed, when more follow (the next page starts after it).
+    next: Option<String>,
     error: Option<String>,
 }
+
+/// Studies listed per page.
+const STUDIES_SHOWN: u32 = 100;
 
 async fn studies_page(
     state: &AppState,
     context: &ProjectContext,
     csrf_token: String,
+    after: Option<String>,
     error: Option<String>,
 ) -> Result<StudiesPage, PageError> {
-    let all = state
+    let page = state
         .store
         .studies(
             &context.current.project.id,
             &PageRequest {
-                limit: 100,
-                starting_after: None,
+                limit: STUDIES_SHOWN,
+                starting_after: after,
             },
         )
         .await?;
+    let next = page
+        .has_more
+        .then(|| page.items.last().map(|s| s.id.to_string()))
+        .flatten();
     Ok(StudiesPage {
         title: "Studies",
         nav: context.nav(),
         csrf_token,
         project_id: context.project_id(),
-        studies: all.items.into_iter().map(Into::into).collect(),
+        studies: page.items.into_iter().map(Into::into).collect(),
+        next,
         error,
     })
 }
@@ -128,9 +139,12 @@ async fn list(
     user: CurrentUser,
     csrf: CsrfToken,
     Path(project_id): Path<String>,
+    Query(ListAfter { after }): Query<ListAfter>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
-    Ok(render(&studies_page(&state, &context, csrf.0, None).await?))
+    Ok(render(
+        &studies_page(&state, &context, csrf.0, after, None).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -170,7 +184,7 @@ async fn create_study(
             let message = form_error(error)?;
             Ok(render_with(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &studies_page(&state, &context, csrf.0, Some(message)).await?,
+                &studies_page(&state, &context, csrf.0, None, Some(message)).await?,
             ))
         }
     }
