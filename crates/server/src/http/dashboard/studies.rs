@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Timelike, Utc};
 use serde::Deserialize;
 use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
@@ -544,9 +544,14 @@ struct RuleView {
     version: i64,
 }
 
+/// A schedule time as the editor's `datetime-local` input shows it: to the minute, or to the
+/// second when it has seconds (set over REST), so that saving the form keeps them.
 fn local(at: Option<DateTime<Utc>>) -> String {
-    at.map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
-        .unwrap_or_default()
+    at.map(|t| match t.second() {
+        0 => t.format("%Y-%m-%dT%H:%M").to_string(),
+        _ => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+    })
+    .unwrap_or_default()
 }
 
 fn or_default(text: &str, default: &str) -> String {
@@ -749,6 +754,7 @@ fn utc_minute(field: &'static str, raw: &str) -> Result<Option<DateTime<Utc>>, V
         return Ok(None);
     }
     NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
         .map(|t| Some(Utc.from_utc_datetime(&t)))
         .map_err(|_| ValidationError::new(field, "must be a date and time"))
 }
@@ -889,4 +895,30 @@ async fn archive(
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     studies::archive_rule(&state, &context.current.project.id, &rule_id).await?;
     Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schedule time goes through the editor unchanged: to the minute, or with the seconds
+    /// a time set over REST has (saving the form cut them, and a window of seconds closed).
+    #[test]
+    fn schedule_times_go_through_the_editor_unchanged() {
+        for raw in ["2027-01-01T10:00:00Z", "2027-01-01T10:00:30Z"] {
+            let at: DateTime<Utc> = raw.parse().unwrap();
+            let shown = local(Some(at));
+            assert_eq!(
+                utc_minute("starts_at", &shown).unwrap(),
+                Some(at),
+                "{shown}"
+            );
+        }
+        assert_eq!(
+            local(Some("2027-01-01T10:00:00Z".parse().unwrap())),
+            "2027-01-01T10:00"
+        );
+        assert_eq!(utc_minute("ends_at", " ").unwrap(), None);
+        assert!(utc_minute("ends_at", "tomorrow").is_err());
+    }
 }
