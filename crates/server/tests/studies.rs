@@ -626,6 +626,36 @@ mod dashboard {
             page.contains(r#"<option value="paused" selected>"#),
             "the current version"
         );
+        // A refused value comes back with what was typed, the field named by its label.
+        let (_, current) = app.page(&browser, &study).await;
+        let typo = [
+            ("csrf_token", csrf_token(&current)),
+            ("version", input_value(&current, "version")),
+            ("name", "Checkout, renamed".to_owned()),
+            ("interview_url", "ftp://r.example.com/i/1".to_owned()),
+            ("status", "paused".to_owned()),
+            ("weekly_limit", "7".to_owned()),
+            ("monthly_limit", String::new()),
+        ];
+        let refused = browser
+            .post(app.url(&study))
+            .form(&typo)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 422);
+        let page = refused.text().await.unwrap();
+        assert!(
+            element_text(&page, "form-error")
+                .unwrap()
+                .starts_with("Interview URL: "),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"value="Checkout, renamed""#)
+                && page.contains(r#"value="ftp://r.example.com/i/1""#)
+        );
+        assert!(page.contains(r#"value="7""#));
         // From the current page, the change goes through.
         let (_, current) = app.page(&browser, &study).await;
         let saved = save(&current, "paused", "20").await.unwrap();
@@ -727,12 +757,16 @@ mod dashboard {
                 .submit(&browser, &rule_paths[1], &rule_paths[1], &fields(hours))
                 .await;
             assert_eq!(refused.status().as_u16(), 422, "{hours}");
+            let page = refused.text().await.unwrap();
+            let said = element_text(&page, "form-error").unwrap();
+            assert!(said.starts_with("Cooldown per user: "), "{hours}: {said}");
             assert!(
-                element_text(&refused.text().await.unwrap(), "form-error")
-                    .unwrap()
-                    .contains("cooldown_seconds"),
-                "{hours}"
+                !said.contains("seconds") && !said.contains("316224000"),
+                "{said}"
             );
+            // What was typed comes back to be corrected.
+            assert!(page.contains(r#"value="Got 5 minutes?""#), "{hours}");
+            assert!(page.contains(&format!(r#"value="{hours}""#)), "{hours}");
         }
         let saved = app
             .submit(&browser, &rule_paths[1], &rule_paths[1], &fields("24"))

@@ -49,12 +49,49 @@ pub fn router() -> Router<AppState> {
 /// A form's validation problem shown on the page; anything else is an error page.
 fn form_error(error: ServiceError) -> Result<String, PageError> {
     match error {
-        ServiceError::Invalid(invalid) => Ok(invalid.to_string()),
+        ServiceError::Invalid(invalid) => Ok(field_error(&invalid)),
         ServiceError::Refused { message, .. } | ServiceError::Conflict { message, .. } => {
             Ok(message)
         }
         other => Err(other.into()),
     }
+}
+
+/// A validation error as the forms put it: the field by its label, in the form's units.
+fn field_error(invalid: &ValidationError) -> String {
+    let label = match invalid.field {
+        "name" => "Name",
+        "interview_url" => "Interview URL",
+        "status" => "Status",
+        "launch_mode" => "The interview opens",
+        "weekly_limit" => "Weekly start limit",
+        "monthly_limit" => "Monthly start limit",
+        "surface" => "Surface",
+        "prompt.title" => "Title",
+        "prompt.message" => "Message",
+        "prompt.start_label" => "Start button",
+        "prompt.dismiss_label" => "Dismiss button",
+        "priority" => "Priority",
+        "cooldown_seconds" => "Cooldown per user",
+        "max_starts" => "Max starts",
+        "sampling_percent" => "Sampling",
+        "starts_at" => "Starts",
+        "ends_at" => "Ends",
+        "trigger.event_name" => "Event name",
+        "trigger.audience_id" | "audience_id" => "Audience",
+        other => other,
+    };
+    let message = match invalid.field {
+        // The form takes hours; the rule stores seconds.
+        "cooldown_seconds" if invalid.message.starts_with("must be between") => {
+            format!(
+                "must be between 0 and {} hours",
+                uj_domain::studies::MAX_COOLDOWN_SECONDS / 3600
+            )
+        }
+        _ => invalid.message.replace("(or null ", "(or empty "),
+    };
+    format!("{label}: {message}")
 }
 
 struct StudyRow {
@@ -399,7 +436,7 @@ fn optional_number(field: &'static str, raw: &str) -> Result<Option<i64>, Valida
         .map_err(|_| ValidationError::new(field, "must be a whole number"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct StudyForm {
     name: String,
     interview_url: String,
@@ -432,6 +469,7 @@ async fn update_study(
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let project = &context.current.project.id;
+    let entered = form.clone();
     let change = (|| -> Result<StudyChange, ValidationError> {
         Ok(StudyChange {
             name: Some(form.name),
@@ -453,14 +491,32 @@ async fn update_study(
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/studies/{study_id}")).into_response()),
         Err(error) => {
+            let changed_since = is_changed_since(&error);
             let message = form_error(error)?;
             let study = studies::study(&state, project, &study_id).await?;
-            Ok(render_with(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &study_page(&state, &context, csrf.0, study, Some(message)).await?,
-            ))
+            let mut page = study_page(&state, &context, csrf.0, study, Some(message)).await?;
+            // What was typed comes back to be corrected, unless the study changed since the
+            // page was opened: then the page shows the current version to start from.
+            if !changed_since {
+                page.study.name = entered.name;
+                page.study.interview_url = entered.interview_url;
+                page.study.weekly_limit = entered.weekly_limit;
+                page.study.monthly_limit = entered.monthly_limit;
+            }
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
     }
+}
+
+/// A change refused because the row changed after its page was opened.
+fn is_changed_since(error: &ServiceError) -> bool {
+    matches!(
+        error,
+        ServiceError::Conflict {
+            code: "changed_meanwhile",
+            ..
+        }
+    )
 }
 
 #[derive(Deserialize)]
@@ -534,10 +590,10 @@ struct RuleView {
     preview_message: String,
     preview_start: String,
     preview_dismiss: String,
-    priority: i64,
+    priority: String,
     cooldown_hours: String,
     max_starts: String,
-    sampling_percent: i64,
+    sampling_percent: String,
     starts_at: String,
     ends_at: String,
     /// `updated_at` in microseconds: the version the editor sends back.
@@ -677,10 +733,10 @@ async fn rule_page(
         prompt_message: p.message.clone(),
         prompt_start_label: p.start_label.clone(),
         prompt_dismiss_label: p.dismiss_label.clone(),
-        priority: rule.priority,
+        priority: rule.priority.to_string(),
         cooldown_hours: format!("{}", rule.cooldown_seconds as f64 / 3600.0),
         max_starts: rule.max_starts.map(|m| m.to_string()).unwrap_or_default(),
-        sampling_percent: rule.sampling_percent,
+        sampling_percent: rule.sampling_percent.to_string(),
         starts_at: local(rule.starts_at),
         ends_at: local(rule.ends_at),
         version: rule.updated_at.timestamp_micros(),
@@ -729,7 +785,7 @@ async fn show_rule(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct RuleForm {
     name: String,
     surface: String,
@@ -798,21 +854,35 @@ async fn rerender(
     csrf_token: String,
     rule_id: &str,
     error: ServiceError,
+    entered: Option<RuleForm>,
 ) -> Result<Response, PageError> {
     let message = form_error(error)?;
     let rule = studies::rule(state, &context.current.project.id, rule_id).await?;
-    Ok(render_with(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &rule_page(
-            state,
-            context,
-            csrf_token,
-            rule,
-            String::new(),
-            Some(message),
-        )
-        .await?,
-    ))
+    let mut page = rule_page(
+        state,
+        context,
+        csrf_token,
+        rule,
+        String::new(),
+        Some(message),
+    )
+    .await?;
+    if let Some(entered) = entered {
+        let shown = &mut page.rule;
+        shown.name = entered.name;
+        shown.direct_link = entered.surface == Surface::DirectLink.as_str();
+        shown.prompt_title = entered.prompt_title;
+        shown.prompt_message = entered.prompt_message;
+        shown.prompt_start_label = entered.prompt_start_label;
+        shown.prompt_dismiss_label = entered.prompt_dismiss_label;
+        shown.priority = entered.priority;
+        shown.cooldown_hours = entered.cooldown_hours;
+        shown.max_starts = entered.max_starts;
+        shown.sampling_percent = entered.sampling_percent;
+        shown.starts_at = entered.starts_at;
+        shown.ends_at = entered.ends_at;
+    }
+    Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
 }
 
 async fn update_rule(
@@ -823,6 +893,7 @@ async fn update_rule(
     VerifiedForm(form): VerifiedForm<RuleForm>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let entered = form.clone();
     let result = match form.change() {
         Ok(change) => {
             studies::update_rule(&state, &context.current.project.id, &rule_id, change).await
@@ -831,7 +902,12 @@ async fn update_rule(
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response()),
-        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error).await,
+        // What was typed comes back to be corrected, unless the rule changed since the
+        // page was opened: then the page shows the current version to start from.
+        Err(error) => {
+            let entered = (!is_changed_since(&error)).then_some(entered);
+            rerender(&state, &context, csrf.0, &rule_id, error, entered).await
+        }
     }
 }
 
@@ -860,7 +936,7 @@ async fn set_status(
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response()),
-        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error).await,
+        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, None).await,
     }
 }
 
