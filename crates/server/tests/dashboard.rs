@@ -656,3 +656,44 @@ async fn the_studies_page_pages_through_every_study() {
     );
     assert!(!second.contains("studies-more"));
 }
+
+/// The project's contact limit, a pacing setting of the API, is set on the overview too.
+#[tokio::test]
+async fn the_contact_limit_is_set_on_the_overview() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let action = format!("{project_path}/contact-limit");
+    let limit = || async {
+        let project: serde_json::Value = app
+            .get("/api/v1/project", &keys.secret_key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        project["contact_limit_days"].clone()
+    };
+    let saved = app
+        .submit(&browser, &project_path, &action, &[("days", "7")])
+        .await;
+    assert_eq!(location(&saved), project_path);
+    assert_eq!(limit().await, 7);
+    let (_, page) = app.page(&browser, &project_path).await;
+    assert_eq!(input_value(&page, "days"), "7");
+    for wrong in ["abc", "0", "366"] {
+        let refused = app
+            .submit(&browser, &project_path, &action, &[("days", wrong)])
+            .await;
+        assert_eq!(refused.status().as_u16(), 422, "{wrong}");
+        let page = refused.text().await.unwrap();
+        assert!(element_text(&page, "form-error")
+            .unwrap()
+            .starts_with("Contact limit: "));
+        assert_eq!(input_value(&page, "days"), wrong);
+        assert_eq!(limit().await, 7, "unchanged");
+    }
+    app.submit(&browser, &project_path, &action, &[("days", "")])
+        .await;
+    assert!(limit().await.is_null(), "empty turns it off");
+}

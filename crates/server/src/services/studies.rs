@@ -448,3 +448,22 @@ pub async fn explain(
     }
     Ok((rule, gates))
 }
+
+/// The project's contact limit (at most one invite per user per `days` across all rules;
+/// `None` turns it off), 1 to 365 days. New decisions follow it at once.
+pub async fn set_contact_limit(
+    state: &AppState,
+    project: &ProjectId,
+    days: Option<i64>,
+) -> Result<(), ServiceError> {
+    if days.is_some_and(|d| !(1..=365).contains(&d)) {
+        return Err(uj_domain::ValidationError::new(
+            "contact_limit_days",
+            "must be between 1 and 365, or null to turn it off",
+        )
+        .into());
+    }
+    state.store.set_contact_limit_days(project, days).await?;
+    state.snapshots.forget(project);
+    Ok(())
+}

@@ -125,10 +125,7 @@ async fn update(
             .await?;
     }
     if let Some(days) = request.contact_limit_days {
-        state
-            .store
-            .set_contact_limit_days(&auth.project.id, days)
-            .await?;
+        crate::services::studies::set_contact_limit(&state, &auth.project.id, days).await?;
     }
     // New decisions and invites' attribution follow the settings at once.
     state.snapshots.forget(&auth.project.id);

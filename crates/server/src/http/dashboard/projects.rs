@@ -17,6 +17,10 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/p/{project_id}", get(overview))
+        .route(
+            "/p/{project_id}/contact-limit",
+            axum::routing::post(set_contact_limit),
+        )
         .route("/projects/new", get(new))
         .route("/projects", axum::routing::post(create))
 }
@@ -71,6 +75,30 @@ struct OverviewPage {
     project_name: String,
     public_key: String,
     api_url: String,
+    /// The contact limit in days, as the form shows it (empty: off).
+    contact_limit_days: String,
+    error: Option<String>,
+}
+
+async fn overview_page(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    error: Option<String>,
+) -> Result<OverviewPage, PageError> {
+    let project = &context.current.project;
+    let days = state.store.contact_limit_days(&project.id).await?;
+    Ok(OverviewPage {
+        title: project.name.clone(),
+        nav: context.nav(),
+        csrf_token,
+        project_id: context.project_id(),
+        project_name: project.name.clone(),
+        public_key: project.public_key.clone(),
+        api_url: state.public_url.clone(),
+        contact_limit_days: days.map(|d| d.to_string()).unwrap_or_default(),
+        error,
+    })
 }
 
 async fn overview(
@@ -80,16 +108,53 @@ async fn overview(
     Path(project_id): Path<String>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
-    let project = &context.current.project;
-    Ok(render(&OverviewPage {
-        title: project.name.clone(),
-        nav: context.nav(),
-        csrf_token: csrf.0,
-        project_id: context.project_id(),
-        project_name: project.name.clone(),
-        public_key: project.public_key.clone(),
-        api_url: state.public_url.clone(),
-    }))
+    Ok(render(
+        &overview_page(&state, &context, csrf.0, None).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct ContactLimitForm {
+    days: String,
+}
+
+async fn set_contact_limit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(project_id): Path<String>,
+    VerifiedForm(form): VerifiedForm<ContactLimitForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let project = &context.current.project.id;
+    let days = match form.days.trim() {
+        "" => Ok(None),
+        raw => raw.parse().map(Some).map_err(|_| {
+            ServiceError::from(uj_domain::ValidationError::new(
+                "contact_limit_days",
+                "must be a whole number of days",
+            ))
+        }),
+    };
+    let result = match days {
+        Ok(days) => crate::services::studies::set_contact_limit(&state, project, days).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/p/{project_id}")).into_response()),
+        Err(ServiceError::Invalid(invalid)) => {
+            let message = format!(
+                "Contact limit: {}",
+                invalid
+                    .message
+                    .replace(", or null to turn it off", "; empty turns it off")
+            );
+            let mut page = overview_page(&state, &context, csrf.0, Some(message)).await?;
+            page.contact_limit_days = form.days;
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[derive(Template)]
