@@ -82,8 +82,13 @@ impl Study {
 /// An `http(s)` URL of at most 2000 characters, free of whitespace and control characters
 /// (a redirect carries it in a `Location` header).
 pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
+    if raw.chars().count() > 2000 {
+        return Err(ValidationError::new(
+            "interview_url",
+            "must be at most 2000 characters",
+        ));
+    }
     let ok = (raw.starts_with("https://") || raw.starts_with("http://"))
-        && raw.len() <= 2000
         && raw.len() > "https://".len()
         && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
@@ -332,6 +337,18 @@ mod tests {
         ] {
             assert!(interview_url(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A URL too long is told so, not that it is no http(s) URL.
+    #[test]
+    fn an_interview_url_too_long_says_so() {
+        let long = format!("https://r.example.com/{}", "a".repeat(2000));
+        assert_eq!(
+            interview_url(&long).unwrap_err().message,
+            "must be at most 2000 characters"
+        );
+        let longest = format!("https://r.example.com/{}", "a".repeat(2000 - 22));
+        assert!(interview_url(&longest).is_ok());
     }
 
     #[test]

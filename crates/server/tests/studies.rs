@@ -729,6 +729,18 @@ mod dashboard {
             element_text(&second, "overlap-warning").is_some(),
             "the second rule is warned"
         );
+        // "Why (not)?" for an id no app could send says so beside the field.
+        let long = "x".repeat(300);
+        let (status, page) = app
+            .page(&browser, &format!("{}?reference_id={long}", rule_paths[1]))
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            element_text(&page, "explain-error")
+                .unwrap()
+                .contains("at most 256 characters"),
+            "{page}"
+        );
         assert!(second.contains("First"));
         assert_eq!(
             element_text(&second, "rule-status").as_deref(),

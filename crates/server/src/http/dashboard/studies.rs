@@ -648,6 +648,8 @@ struct RulePage {
     overlaps: Vec<Named>,
     explain_for: String,
     gates: Vec<GateRow>,
+    /// Why the user id given could not be explained (too long, a control character).
+    explain_error: Option<String>,
     stats: uj_storage::RuleStats,
     error: Option<String>,
 }
@@ -690,18 +692,26 @@ async fn rule_page(
     let live = state.store.live_launch_rules(project).await?;
     let audiences = audience_list(state, context).await?;
     let (_, stats) = counters::rule_stats(state, project, rule.id.as_str()).await?;
+    let mut explain_error = None;
     let gates = if explain_for.trim().is_empty() {
         Vec::new()
     } else {
-        let (_, gates) = studies::explain(state, project, rule.id.as_str(), &explain_for).await?;
-        gates
-            .into_iter()
-            .map(|g| GateRow {
-                gate: g.gate,
-                passed: g.passed,
-                detail: g.detail,
-            })
-            .collect()
+        match studies::explain(state, project, rule.id.as_str(), &explain_for).await {
+            Ok((_, gates)) => gates
+                .into_iter()
+                .map(|g| GateRow {
+                    gate: g.gate,
+                    passed: g.passed,
+                    detail: g.detail,
+                })
+                .collect(),
+            // An id no app could send: said beside the field, the rule's page still shown.
+            Err(ServiceError::Invalid(invalid)) => {
+                explain_error = Some(format!("User id: {}", invalid.message));
+                Vec::new()
+            }
+            Err(other) => return Err(other.into()),
+        }
     };
     let status_actions = match rule.status {
         RuleStatus::Active => vec![StatusAction {
@@ -752,6 +762,7 @@ async fn rule_page(
         overlaps: overlapping(&rule, &live),
         rule: view,
         explain_for,
+        explain_error,
         gates,
         stats,
         error,
