@@ -641,7 +641,7 @@ async fn the_public_key_cannot_touch_the_connection() {
 
 mod dashboard {
     use super::*;
-    use helpers::{client, element_text, location};
+    use helpers::{client, element_text, input_value, location};
 
     async fn signed_in() -> (Emulator, TestApp, reqwest::Client, String) {
         let emulator = Emulator::start(scenario(json!({}))).await.unwrap();
@@ -719,6 +719,35 @@ mod dashboard {
         assert!(element_text(&tested.text().await.unwrap(), "notice")
             .unwrap()
             .contains("accepts the credentials"));
+
+        // The trait allowlist (with cohort sync set up): refused whole when a key is too
+        // long, never kept in part.
+        let set_up = app
+            .submit(&browser, &page, &format!("{page}/cohort-sync"), &[])
+            .await;
+        assert!(set_up.status().is_success(), "{}", set_up.status());
+        let traits = format!("{page}/cohort-sync/traits");
+        let too_long = format!("plan, {}", "x".repeat(101));
+        let refused = app
+            .submit(&browser, &page, &traits, &[("traits", &too_long)])
+            .await;
+        assert_eq!(refused.status().as_u16(), 422);
+        assert!(element_text(&refused.text().await.unwrap(), "form-error")
+            .unwrap()
+            .contains("at most 50 non-empty keys of at most 100 characters"));
+        let (_, html) = app.page(&browser, &page).await;
+        assert_eq!(input_value(&html, "traits"), "", "nothing saved");
+        let saved = app
+            .submit(
+                &browser,
+                &page,
+                &traits,
+                &[("traits", "plan, country, plan,")],
+            )
+            .await;
+        assert_eq!(location(&saved), page);
+        let (_, html) = app.page(&browser, &page).await;
+        assert_eq!(input_value(&html, "traits"), "country, plan");
 
         let (status, confirm) = app.page(&browser, &format!("{page}/disconnect")).await;
         assert_eq!(status, 200);

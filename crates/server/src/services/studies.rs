@@ -467,3 +467,35 @@ pub async fn set_contact_limit(
     state.snapshots.forget(project);
     Ok(())
 }
+
+/// Trait keys an allowlist may hold, at most.
+pub const MAX_TRAITS: usize = 50;
+
+/// The project's trait allowlist: trimmed, sorted, each once; at most [`MAX_TRAITS`]
+/// non-empty keys of at most 100 characters, or refused whole. New invites' attribution
+/// follows it at once.
+pub async fn set_trait_allowlist(
+    state: &AppState,
+    project: &ProjectId,
+    keys: Vec<String>,
+) -> Result<Vec<String>, ServiceError> {
+    let keys = trait_keys(keys)?;
+    state.store.set_trait_allowlist(project, &keys).await?;
+    state.snapshots.forget(project);
+    Ok(keys)
+}
+
+/// [`set_trait_allowlist`]'s check alone.
+pub fn trait_keys(keys: Vec<String>) -> Result<Vec<String>, ServiceError> {
+    let mut keys: Vec<String> = keys.into_iter().map(|k| k.trim().to_owned()).collect();
+    keys.sort();
+    keys.dedup();
+    if keys.len() > MAX_TRAITS || keys.iter().any(|k| k.is_empty() || k.chars().count() > 100) {
+        return Err(uj_domain::ValidationError::new(
+            "trait_allowlist",
+            format!("at most {MAX_TRAITS} non-empty keys of at most 100 characters"),
+        )
+        .into());
+    }
+    Ok(keys)
+}

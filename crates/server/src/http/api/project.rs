@@ -18,9 +18,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show, update))
 }
 
-/// At most this many trait keys, each at most 100 characters.
-const MAX_TRAITS: usize = 50;
-
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProjectRequest {
@@ -94,20 +91,7 @@ async fn update(
         error
     };
     let allowlist = match request.trait_allowlist {
-        Some(keys) => {
-            let mut keys: Vec<String> = keys.into_iter().map(|k| k.trim().to_owned()).collect();
-            keys.sort();
-            keys.dedup();
-            if keys.len() > MAX_TRAITS
-                || keys.iter().any(|k| k.is_empty() || k.chars().count() > 100)
-            {
-                return Err(invalid(
-                    "trait_allowlist",
-                    format!("at most {MAX_TRAITS} non-empty keys of at most 100 characters"),
-                ));
-            }
-            Some(keys)
-        }
+        Some(keys) => Some(crate::services::studies::trait_keys(keys)?),
         None => None,
     };
     if let Some(Some(days)) = request.contact_limit_days {
@@ -119,10 +103,7 @@ async fn update(
         }
     }
     if let Some(keys) = allowlist {
-        state
-            .store
-            .set_trait_allowlist(&auth.project.id, &keys)
-            .await?;
+        crate::services::studies::set_trait_allowlist(&state, &auth.project.id, keys).await?;
     }
     if let Some(days) = request.contact_limit_days {
         crate::services::studies::set_contact_limit(&state, &auth.project.id, days).await?;

@@ -19,7 +19,7 @@ use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::cohort_sync::{self, SyncCredentials};
 use crate::services::mixpanel::{self, ConnectOutcome};
-use crate::services::ServiceError;
+use crate::services::{studies, ServiceError};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -559,21 +559,25 @@ struct TraitsForm {
 async fn save_traits(
     State(state): State<AppState>,
     user: CurrentUser,
+    csrf: CsrfToken,
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<TraitsForm>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
+    // Commas separate keys; empty entries (a trailing comma) are none. A key too long, or
+    // too many, refuses the list whole rather than keeping part of it unsaid.
     let keys: Vec<String> = form
         .traits
         .split(',')
-        .map(|k| k.trim().to_owned())
-        .filter(|k| !k.is_empty() && k.chars().count() <= 100)
-        .take(50)
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
         .collect();
-    state
-        .store
-        .set_trait_allowlist(&context.current.project.id, &keys)
-        .await?;
-    state.snapshots.forget(&context.current.project.id);
-    Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
+    let saved = studies::set_trait_allowlist(&state, &context.current.project.id, keys).await;
+    match saved {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
+        }
+        Err(error) => with_error(&state, &context, csrf.0, error).await,
+    }
 }
