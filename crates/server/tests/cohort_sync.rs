@@ -410,6 +410,24 @@ async fn a_regenerated_secret_refuses_the_old_one_and_mixpanel_pauses() {
         3,
         "nothing applied"
     );
+    // Disconnected, no secret is regenerated (nothing would accept it, and the page shows
+    // none to copy): the current one stays.
+    let disconnected = synced
+        .app
+        .delete("/api/v1/integrations/mixpanel", &synced.key)
+        .await;
+    assert!(disconnected.status().is_success());
+    let refused = synced
+        .app
+        .post_json(
+            "/api/v1/integrations/mixpanel/cohort-sync/regenerate-secret",
+            &synced.key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 409);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "not_connected");
 }
 
 #[tokio::test]

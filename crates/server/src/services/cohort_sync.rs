@@ -41,14 +41,7 @@ pub async fn set_up(
     state: &AppState,
     project: &ProjectId,
 ) -> Result<SyncCredentials, ServiceError> {
-    if state.store.mixpanel_connection(project).await?.is_none() {
-        return Err(ServiceError::Conflict {
-            code: "not_connected",
-            message:
-                "Connect Mixpanel first: cohort sync delivers the connected project's cohorts."
-                    .into(),
-        });
-    }
+    connected(state, project).await?;
     if state.store.cohort_sync_config(project).await?.is_some() {
         return Err(exists());
     }
@@ -85,10 +78,27 @@ fn exists() -> ServiceError {
 }
 
 /// Issues a new secret; the old one stops working at once.
+/// `Ok` while Mixpanel is connected: cohort sync delivers the connected project's cohorts.
+async fn connected(state: &AppState, project: &ProjectId) -> Result<(), ServiceError> {
+    if state.store.mixpanel_connection(project).await?.is_none() {
+        return Err(ServiceError::Conflict {
+            code: "not_connected",
+            message:
+                "Connect Mixpanel first: cohort sync delivers the connected project's cohorts."
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
+/// A new secret for the webhook (the old one stops working at once), while Mixpanel is
+/// connected: disconnected, no cohort would be accepted with it, and the dashboard shows no
+/// secret to copy.
 pub async fn regenerate_secret(
     state: &AppState,
     project: &ProjectId,
 ) -> Result<SyncCredentials, ServiceError> {
+    connected(state, project).await?;
     let secret = new_secret();
     // One statement: a secret regenerated as sync is turned off does not turn it back on.
     let webhook_id = state
