@@ -223,6 +223,41 @@ impl World {
         response.json().await.unwrap()
     }
 
+    /// A paused study, "Later", with an active prompt rule waiting for `event`.
+    async fn paused_study_waiting_for(&self, event: &str) {
+        let study: Value = self
+            .app
+            .post_json(
+                "/api/v1/studies",
+                &self.key,
+                json!({"name": "Later", "interview_url": "https://r.example.com/i/later"}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let study = study["id"].as_str().unwrap();
+        let rule = self
+            .app
+            .post_json(
+                &format!("/api/v1/studies/{study}/launch-rules"),
+                &self.key,
+                json!({"name": "Later", "status": "active", "trigger": {"type": "app_event", "event_name": event}, "surface": "sdk_prompt"}),
+            )
+            .await;
+        assert_eq!(rule.status().as_u16(), 201);
+        let paused = self
+            .app
+            .client
+            .patch(self.app.url(&format!("/api/v1/studies/{study}")))
+            .bearer_auth(&self.key)
+            .json(&json!({"status": "paused"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(paused.status().as_u16(), 200);
+    }
+
     async fn accept(&self, code: &str, reference_id: &str) -> Value {
         let response = self
             .app
@@ -861,36 +896,7 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
             .await;
     }
     // An active rule of a paused study fires nothing: the app need not report its event.
-    let paused: Value = world
-        .app
-        .post_json(
-            "/api/v1/studies",
-            &world.key,
-            json!({"name": "Later", "interview_url": "https://r.example.com/i/later"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let paused = paused["id"].as_str().unwrap();
-    world
-        .app
-        .post_json(
-            &format!("/api/v1/studies/{paused}/launch-rules"),
-            &world.key,
-            json!({"name": "Later", "status": "active", "trigger": {"type": "app_event", "event_name": "Trial Ended"}, "surface": "sdk_prompt"}),
-        )
-        .await;
-    let status = world
-        .app
-        .client
-        .patch(world.app.url(&format!("/api/v1/studies/{paused}")))
-        .bearer_auth(&world.key)
-        .json(&json!({"status": "paused"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status.status().as_u16(), 200);
+    world.paused_study_waiting_for("Trial Ended").await;
     let first = world
         .app
         .get("/sdk/v1/config?reference_id=nobody", &world.public_key)
@@ -1589,35 +1595,7 @@ async fn an_event_no_rule_waits_for_does_not_show_the_open_invite_again() {
         "{answer}"
     );
     // Nor does an event whose rule cannot invite now: its study is paused.
-    let paused: Value = world
-        .app
-        .post_json(
-            "/api/v1/studies",
-            &world.key,
-            json!({"name": "Later", "interview_url": "https://r.example.com/i/later"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let paused = paused["id"].as_str().unwrap();
-    world
-        .app
-        .post_json(
-            &format!("/api/v1/studies/{paused}/launch-rules"),
-            &world.key,
-            json!({"name": "Later", "status": "active", "trigger": {"type": "app_event", "event_name": "Trial Ended"}, "surface": "sdk_prompt"}),
-        )
-        .await;
-    world
-        .app
-        .client
-        .patch(world.app.url(&format!("/api/v1/studies/{paused}")))
-        .bearer_auth(&world.key)
-        .json(&json!({"status": "paused"}))
-        .send()
-        .await
-        .unwrap();
+    world.paused_study_waiting_for("Trial Ended").await;
     let answer: Value = event("Trial Ended").await.json().await.unwrap();
     assert_eq!(
         (answer["outcome"].as_str(), answer["reason"].as_str()),
