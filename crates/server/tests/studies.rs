@@ -567,17 +567,14 @@ mod dashboard {
     use super::*;
     use helpers::{client, csrf_token, element_text, input_value, location};
 
-    /// Two tabs on one study: a save from the older page is refused with the current
-    /// version shown, never applied over the newer change (it un-paused the study).
-    #[tokio::test]
-    async fn a_save_from_a_page_older_than_the_study_is_refused() {
-        let app = TestApp::spawn().await;
-        let browser = client();
-        let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+    /// A new server set up through its pages, and a study "Checkout" made there: the
+    /// project's path and the study's.
+    async fn a_study(app: &TestApp, browser: &reqwest::Client) -> (String, String) {
+        let project = app.set_up(browser, "ada@example.com", "Shop").await;
         let studies = format!("{project}/studies");
         let created = app
             .submit(
-                &browser,
+                browser,
                 &studies,
                 &studies,
                 &[
@@ -588,6 +585,16 @@ mod dashboard {
             )
             .await;
         let study = location(&created);
+        (project, study)
+    }
+
+    /// Two tabs on one study: a save from the older page is refused with the current
+    /// version shown, never applied over the newer change (it un-paused the study).
+    #[tokio::test]
+    async fn a_save_from_a_page_older_than_the_study_is_refused() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
         let (_, first_tab) = app.page(&browser, &study).await;
         let (_, second_tab) = app.page(&browser, &study).await;
         let save = |page: &str, status: &'static str, weekly: &'static str| {
@@ -679,21 +686,7 @@ mod dashboard {
     async fn the_targeting_tab_leads_with_sdk_setup_drafts_rules_and_warns_about_overlaps() {
         let app = TestApp::spawn().await;
         let browser = client();
-        let project = app.set_up(&browser, "ada@example.com", "Shop").await;
-        let studies = format!("{project}/studies");
-        let created = app
-            .submit(
-                &browser,
-                &studies,
-                &studies,
-                &[
-                    ("name", "Checkout"),
-                    ("interview_url", "https://r.example.com/i/1"),
-                    ("launch_mode", "in_app"),
-                ],
-            )
-            .await;
-        let study_path = location(&created);
+        let (project, study_path) = a_study(&app, &browser).await;
         let (_, page) = app.page(&browser, &study_path).await;
         let public_key = element_text(&page, "sdk-public-key").expect("SDK setup comes first");
         assert!(public_key.starts_with("uj_pk_"));
