@@ -697,3 +697,20 @@ async fn the_contact_limit_is_set_on_the_overview() {
         .await;
     assert!(limit().await.is_null(), "empty turns it off");
 }
+
+/// A form's address visited (a bookmark, a reload after a redirect) gets a page that says
+/// what to do, not a blank one.
+#[tokio::test]
+async fn a_form_address_visited_gets_a_page() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    app.set_up(&browser, "ada@example.com", "Shop").await;
+    let visited = browser.get(app.url("/logout")).send().await.unwrap();
+    assert_eq!(visited.status().as_u16(), 405);
+    assert!(visited.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = visited.text().await.unwrap();
+    assert!(page.contains("not a visit"), "{page}");
+}
