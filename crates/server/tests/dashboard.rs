@@ -714,3 +714,49 @@ async fn a_form_address_visited_gets_a_page() {
     let page = visited.text().await.unwrap();
     assert!(page.contains("not a visit"), "{page}");
 }
+
+/// An empty session cookie (cleared by a proxy or a script) does not break every form: the
+/// browser's CSRF cookie binds its token as without one.
+#[tokio::test]
+async fn an_empty_session_cookie_leaves_forms_working() {
+    let app = TestApp::spawn().await;
+    app.bootstrap("ada@example.com", "Shop");
+    let bare = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = bare
+        .get(app.url("/login"))
+        .header("cookie", "uj_session=")
+        .send()
+        .await
+        .unwrap();
+    let issued = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("uj_csrf="))
+        .expect("a CSRF cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = csrf_token(&login.text().await.unwrap());
+    let signed_in = bare
+        .post(app.url("/login"))
+        .header("cookie", format!("uj_session=; {issued}"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "ada@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        signed_in.status().as_u16(),
+        303,
+        "not refused as a forged form"
+    );
+}

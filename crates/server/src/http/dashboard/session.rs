@@ -76,11 +76,13 @@ pub async fn csrf_binding(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let existing = jar
-        .get(SESSION_COOKIE)
-        .or_else(|| jar.get(CSRF_COOKIE))
-        .map(|c| c.value().to_owned())
-        .filter(|v| !v.is_empty());
+    // An empty cookie (cleared by something else) binds nothing: the next one is used.
+    let existing = [SESSION_COOKIE, CSRF_COOKIE]
+        .into_iter()
+        .filter_map(|name| jar.get(name))
+        .map(|c| c.value())
+        .find(|v| !v.is_empty())
+        .map(str::to_owned);
     let (binding, issued) = match existing {
         Some(binding) => (binding, None),
         None => {
