@@ -88,7 +88,9 @@ pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
             "must be at most 2000 characters",
         ));
     }
-    let ok = (raw.starts_with("https://") || raw.starts_with("http://"))
+    // The scheme in any case (`HTTPS://` is a URL too).
+    let scheme = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    let ok = (scheme.starts_with("https://") || scheme.starts_with("http://"))
         && raw.len() > "https://".len()
         && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
@@ -328,6 +330,8 @@ mod tests {
     #[test]
     fn interview_urls_must_be_http() {
         assert!(interview_url("https://research.example.com/i/abc").is_ok());
+        assert!(interview_url("HTTPS://research.example.com/i/abc").is_ok());
+        assert!(interview_url("Http://research.example.com/i/abc").is_ok());
         for bad in [
             "",
             "ftp://x",

@@ -588,6 +588,34 @@ mod dashboard {
         (project, study)
     }
 
+    /// A new rule's trigger is one of the two kinds: anything else is refused, not taken for
+    /// an app event.
+    #[tokio::test]
+    async fn a_rule_of_an_unknown_trigger_kind_is_refused() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
+        let refused = app
+            .submit(
+                &browser,
+                &study,
+                &format!("{study}/rules"),
+                &[
+                    ("name", "Odd"),
+                    ("trigger_type", "bogus"),
+                    ("event_name", "Order Completed"),
+                    ("surface", "sdk_prompt"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let page = refused.text().await.unwrap();
+        assert!(element_text(&page, "form-error")
+            .unwrap()
+            .starts_with("Trigger: "));
+        assert!(element_text(&page, "no-rules").is_some(), "no rule made");
+    }
+
     /// Two tabs on one study: a save from the older page is refused with the current
     /// version shown, never applied over the newer change (it un-paused the study).
     #[tokio::test]

@@ -77,6 +77,7 @@ fn field_error(invalid: &ValidationError) -> String {
         "sampling_percent" => "Sampling",
         "starts_at" => "Starts",
         "ends_at" => "Ends",
+        "trigger.type" => "Trigger",
         "trigger.event_name" => "Event name",
         "trigger.audience_id" | "audience_id" => "Audience",
         other => other,
@@ -540,11 +541,15 @@ async fn create_rule(
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let project = &context.current.project.id;
     let trigger = match form.trigger_type.as_str() {
-        "audience" => Trigger::Audience(form.audience_id),
-        _ => Trigger::AppEvent(form.event_name),
+        "audience" => Ok(Trigger::Audience(form.audience_id)),
+        "app_event" => Ok(Trigger::AppEvent(form.event_name)),
+        _ => Err(ValidationError::new(
+            "trigger.type",
+            "must be an app event or an audience",
+        )),
     };
-    let result = match Surface::parse(&form.surface) {
-        Ok(surface) => {
+    let result = match trigger.and_then(|trigger| Ok((trigger, Surface::parse(&form.surface)?))) {
+        Ok((trigger, surface)) => {
             let new = NewRule {
                 name: form.name,
                 trigger,
