@@ -61,6 +61,13 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
     SqliteStore::backup(&config.database_url, &database)
         .await
         .context("the database could not be copied")?;
+    // The copy holds what the database does (sessions, sealed secrets): its owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", database.display()))?;
+    }
     copy_private(&key, &key_file)?;
     Ok(BackupOutput { database, key_file })
 }

@@ -376,6 +376,9 @@ async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
     assert_eq!(printed["key_file"], key_file.to_string_lossy().as_ref());
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the copied key is private");
+    let copy = target.join("userjourneys.db");
+    let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "so is the copied database");
     let again = app
         .command()
         .args(["admin", "backup", "--to"])
