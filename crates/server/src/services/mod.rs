@@ -13,6 +13,7 @@ pub mod links;
 pub mod login_throttle;
 pub mod mixpanel;
 pub mod pacing;
+pub mod settings;
 pub mod snapshot;
 pub mod studies;
 

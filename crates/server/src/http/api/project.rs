@@ -10,6 +10,7 @@ use uj_domain::projects::Project;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::ApiJson;
 use crate::http::ApiError;
+use crate::services::settings;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -81,34 +82,19 @@ async fn update(
     ApiJson(request): ApiJson<UpdateProjectRequest>,
 ) -> Result<Json<ProjectResponse>, ApiError> {
     // Every field is checked before any is written: a refused body changes nothing.
-    let invalid = |field: &str, message: String| {
-        let mut error = ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            format!("{field}: {message}"),
-        );
-        error.field = Some(field.into());
-        error
-    };
-    let allowlist = match request.trait_allowlist {
-        Some(keys) => Some(crate::services::studies::trait_keys(keys)?),
-        None => None,
-    };
-    if let Some(Some(days)) = request.contact_limit_days {
-        if !(1..=365).contains(&days) {
-            return Err(invalid(
-                "contact_limit_days",
-                "must be between 1 and 365, or null to turn it off".into(),
-            ));
-        }
-    }
+    let allowlist = request
+        .trait_allowlist
+        .map(settings::trait_keys)
+        .transpose()?;
+    let contact_limit = request
+        .contact_limit_days
+        .map(settings::contact_limit)
+        .transpose()?;
     if let Some(keys) = allowlist {
-        crate::services::studies::set_trait_allowlist(&state, &auth.project.id, keys).await?;
+        settings::set_trait_allowlist(&state, &auth.project.id, keys).await?;
     }
-    if let Some(days) = request.contact_limit_days {
-        crate::services::studies::set_contact_limit(&state, &auth.project.id, days).await?;
+    if let Some(days) = contact_limit {
+        settings::set_contact_limit(&state, &auth.project.id, days).await?;
     }
-    // New decisions and invites' attribution follow the settings at once.
-    state.snapshots.forget(&auth.project.id);
     Ok(Json(response(&state, auth.project).await?))
 }

@@ -19,7 +19,7 @@ use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::cohort_sync::{self, SyncCredentials};
 use crate::services::mixpanel::{self, ConnectOutcome};
-use crate::services::{studies, ServiceError};
+use crate::services::{settings, ServiceError};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -573,7 +573,7 @@ async fn save_traits(
         .filter(|k| !k.is_empty())
         .map(str::to_owned)
         .collect();
-    let saved = studies::set_trait_allowlist(&state, &context.current.project.id, keys).await;
+    let saved = settings::set_trait_allowlist(&state, &context.current.project.id, keys).await;
     match saved {
         Ok(_) => {
             Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())

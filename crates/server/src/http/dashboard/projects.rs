@@ -11,7 +11,7 @@ use uj_domain::projects::Membership;
 
 use super::pages::{render, render_with, Nav, PageError};
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
-use crate::services::{accounts, ServiceError};
+use crate::services::{accounts, settings, ServiceError};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -137,18 +137,13 @@ async fn set_contact_limit(
         }),
     };
     let result = match days {
-        Ok(days) => crate::services::studies::set_contact_limit(&state, project, days).await,
+        Ok(days) => settings::set_contact_limit(&state, project, days).await,
         Err(error) => Err(error),
     };
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/p/{project_id}")).into_response()),
         Err(ServiceError::Invalid(invalid)) => {
-            let message = format!(
-                "Contact limit: {}",
-                invalid
-                    .message
-                    .replace(", or null to turn it off", "; empty turns it off")
-            );
+            let message = format!("Contact limit: {}", invalid.message);
             let mut page = overview_page(&state, &context, csrf.0, Some(message)).await?;
             page.contact_limit_days = form.days;
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
