@@ -430,37 +430,45 @@ impl_invite_store!(SqliteStore);
 /// processes opening a new or older file at once apply each migration once, one after the
 /// other (PostgreSQL's migrations take an advisory lock for the same reason).
 async fn lock_for_migrating(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
-    let mut path = resolved(file).into_os_string();
-    path.push(".migrate-lock");
-    let path = std::path::PathBuf::from(path);
-    let cannot = |error: std::io::Error| {
-        StoreError::Unavailable(format!("cannot lock {}: {error}", path.display()).into())
-    };
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(cannot)?;
-    // Polled, not waited for on the thread: the holder may be a task of this process.
-    loop {
-        match lock.try_lock() {
-            Ok(()) => return Ok(lock),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(std::fs::TryLockError::Error(error)) => return Err(cannot(error)),
-        }
-    }
+    let path = beside(file, ".migrate-lock");
+    // Without a deadline the wait ends only with the lock.
+    lock(&path, None)
+        .await?
+        .ok_or_else(|| StoreError::Unavailable(format!("cannot lock {}", path.display()).into()))
 }
 
 async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let path = beside(file, ".lock");
+    lock(&path, Some(SqliteStore::LOCK_WAIT))
+        .await?
+        .ok_or_else(|| {
+            StoreError::Unavailable(
+                format!(
+                    "another userjourneys server is serving {} (it holds {}); one server \
+                     per SQLite file: stop it first, or run several on PostgreSQL",
+                    file.display(),
+                    path.display()
+                )
+                .into(),
+            )
+        })
+}
+
+/// `file` (links followed) with `suffix` added to its name.
+fn beside(file: &std::path::Path, suffix: &str) -> std::path::PathBuf {
     let mut path = resolved(file).into_os_string();
-    path.push(".lock");
-    let path = std::path::PathBuf::from(path);
+    path.push(suffix);
+    path.into()
+}
+
+/// An exclusive lock on the file at `path` (created if needed), polled rather than waited
+/// for on the thread (its holder may be a task of this process); `None` once `wait` passed.
+async fn lock(
+    path: &std::path::Path,
+    wait: Option<Duration>,
+) -> Result<Option<std::fs::File>, StoreError> {
     let cannot = |error: std::io::Error| {
-        StoreError::Unavailable(format!("cannot open {}: {error}", path.display()).into())
+        StoreError::Unavailable(format!("cannot lock {}: {error}", path.display()).into())
     };
     // Reading is enough to lock: a lock file another user created is still usable.
     let lock = match std::fs::OpenOptions::new()
@@ -468,30 +476,22 @@ async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, Store
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
+        .open(path)
     {
         Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
-            std::fs::File::open(&path).map_err(cannot)?
+            std::fs::File::open(path).map_err(cannot)?
         }
         opened => opened.map_err(cannot)?,
     };
-    let deadline = tokio::time::Instant::now() + SqliteStore::LOCK_WAIT;
+    let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
     loop {
         match lock.try_lock() {
-            Ok(()) => return Ok(lock),
-            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            Ok(()) => return Ok(Some(lock)),
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Unavailable(
-                    format!(
-                        "another userjourneys server is serving {} (it holds {}); one server \
-                         per SQLite file: stop it first, or run several on PostgreSQL",
-                        file.display(),
-                        path.display()
-                    )
-                    .into(),
-                ))
+                if deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+                    return Ok(None);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(std::fs::TryLockError::Error(error)) => return Err(cannot(error)),
         }

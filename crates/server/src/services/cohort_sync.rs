@@ -77,7 +77,6 @@ fn exists() -> ServiceError {
     }
 }
 
-/// Issues a new secret; the old one stops working at once.
 /// `Ok` while Mixpanel is connected: cohort sync delivers the connected project's cohorts.
 async fn connected(state: &AppState, project: &ProjectId) -> Result<(), ServiceError> {
     if state.store.mixpanel_connection(project).await?.is_none() {
