@@ -12,6 +12,7 @@ use uj_domain::pacing::{Decision, Reason, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, Study, Surface};
 
 use super::pacing;
+use super::snapshot::ProjectRules;
 use super::ServiceError;
 use crate::state::AppState;
 
@@ -47,25 +48,13 @@ pub async fn evaluate(
     let project = &user.project.clone();
     let event_name = event.as_ref().map(|e| e.name);
     // An app event shows the user's open invite again only when a prompt rule waiting for it
-    // could invite now (active, its study active, inside its window, starts left): an app
-    // reporting every event would otherwise show the card on each one.
+    // could invite now: an app reporting every event would otherwise show the card on each.
     let now = Utc::now();
-    let snapshot = &user.snapshot;
-    let offers = event_name.is_none()
-        || snapshot
-            .rules
-            .iter()
-            .zip(&snapshot.facts)
-            .any(|(r, facts)| {
-                let study = snapshot
-                    .studies
-                    .iter()
-                    .find(|s| s.id == r.study_id.as_str());
-                r.surface == Surface::SdkPrompt
-                    && waits_for(r, event_name)
-                    && uj_domain::pacing::invite_closed_because(facts, study, false, now).is_none()
-            });
-    if let Some(invite) = user.pending(now).cloned().filter(|_| offers) {
+    let pending = user
+        .pending(now)
+        .filter(|_| event_name.is_none() || could_invite_on(&user.snapshot, event_name, now))
+        .cloned();
+    if let Some(invite) = pending {
         if let Some(rule) = still_offered(state, user, &invite).await? {
             return Ok(Evaluation::Invite(Box::new((invite, rule))));
         }
@@ -209,6 +198,24 @@ async fn still_a_member(
         .await?
         .iter()
         .any(|(a, _)| a == audience))
+}
+
+/// Whether a prompt rule waiting for `event` could invite at `now` by the snapshot: active,
+/// its study active, inside its window, starts left.
+fn could_invite_on(snapshot: &ProjectRules, event: Option<&str>, now: DateTime<Utc>) -> bool {
+    snapshot
+        .rules
+        .iter()
+        .zip(&snapshot.facts)
+        .any(|(rule, facts)| {
+            let study = snapshot
+                .studies
+                .iter()
+                .find(|s| s.id == rule.study_id.as_str());
+            rule.surface == Surface::SdkPrompt
+                && waits_for(rule, event)
+                && uj_domain::pacing::invite_closed_because(facts, study, false, now).is_none()
+        })
 }
 
 /// Whether a rule considers this moment: audience rules on a config load (`event` =
