@@ -75,6 +75,16 @@ impl Study {
                 ));
             }
         }
+        // A month holds every week's starts, so a lower monthly limit would silently
+        // replace the weekly one.
+        if let (Some(weekly), Some(monthly)) = (self.weekly_limit, self.monthly_limit) {
+            if monthly < weekly {
+                return Err(ValidationError::new(
+                    "monthly_limit",
+                    format!("must be at least the weekly limit ({weekly})"),
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -99,6 +99,10 @@ async fn invalid_studies_name_the_field() {
             "weekly_limit",
         ),
         (
+            json!({"name": "A", "interview_url": "https://x.example", "weekly_limit": 10, "monthly_limit": 5}),
+            "monthly_limit",
+        ),
+        (
             json!({"name": "A", "interview_url": "https://x.example", "launch_mode": "tv"}),
             "launch_mode",
         ),
@@ -122,6 +126,27 @@ async fn invalid_studies_name_the_field() {
     )
     .await;
     assert_eq!(status, 400, "interview_url is required");
+
+    // A change to one limit is checked against the other one already stored.
+    let (status, created) = json_of(
+        app.post_json(
+            "/api/v1/studies",
+            &key,
+            json!({"name": "A", "interview_url": "https://x.example", "weekly_limit": 10}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/api/v1/studies/{}", created["id"].as_str().unwrap());
+    let (status, error) = patch(&app, &path, &key, json!({"monthly_limit": 4})).await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("monthly_limit")),
+        "{error}"
+    );
+    let (_, unchanged) = json_of(app.get(&path, &key).await).await;
+    assert_eq!(unchanged["monthly_limit"], Value::Null);
 }
 
 #[tokio::test]
@@ -785,7 +810,8 @@ mod dashboard {
                 ("ends_at", ""),
             ]
         };
-        for hours in ["-1", "inf", "NaN", "1e300"] {
+        // A cooldown shorter than a second would be stored as none at all.
+        for hours in ["-1", "inf", "NaN", "1e300", "0.0001"] {
             let refused = app
                 .submit(&browser, &rule_paths[1], &rule_paths[1], &fields(hours))
                 .await;

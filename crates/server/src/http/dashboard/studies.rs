@@ -845,6 +845,14 @@ impl RuleForm {
             .ok()
             .filter(|h: &f64| h.is_finite())
             .ok_or_else(|| ValidationError::new("cooldown_seconds", "must be a number of hours"))?;
+        let cooldown_seconds = (hours * 3600.0).round() as i64;
+        // A cooldown under half a second would be stored as none at all.
+        if hours > 0.0 && cooldown_seconds == 0 {
+            return Err(ValidationError::new(
+                "cooldown_seconds",
+                "must be at least one second (0.0003 hours), or 0 for none",
+            ));
+        }
         Ok(RuleChange {
             name: Some(self.name),
             surface: Some(Surface::parse(&self.surface)?),
@@ -853,7 +861,7 @@ impl RuleForm {
             prompt_start_label: Some(self.prompt_start_label),
             prompt_dismiss_label: Some(self.prompt_dismiss_label),
             priority: Some(number("priority", &self.priority)?),
-            cooldown_seconds: Some((hours * 3600.0).round() as i64),
+            cooldown_seconds: Some(cooldown_seconds),
             max_starts: Some(optional_number("max_starts", &self.max_starts)?),
             sampling_percent: Some(number("sampling_percent", &self.sampling_percent)?),
             starts_at: Some(utc_minute("starts_at", &self.starts_at)?),
