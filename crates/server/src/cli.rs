@@ -20,7 +20,8 @@ pub enum Command {
     /// Run the server (the default).
     Serve,
     /// Try UserJourneys: the server on a temporary database beside a simulated Mixpanel,
-    /// with credentials and next steps printed. Leaves the configured database alone.
+    /// with credentials and next steps printed. Leaves the configured database alone: it
+    /// ignores `--database-url`, `--secret-key-file` and the `--mixpanel-*` addresses.
     Demo,
     /// Administrative tasks for automation.
     Admin {
