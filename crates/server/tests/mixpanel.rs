@@ -692,6 +692,26 @@ mod dashboard {
             .unwrap()
             .to_owned();
 
+        // A refused pick (none chosen, or one the account cannot read) shows the list again
+        // with the reason, and the token still works.
+        for chosen in [
+            vec![("connect_token", token.as_str())],
+            vec![("connect_token", &token), ("project_id", "30")],
+        ] {
+            let refused = app
+                .submit(&browser, &page, &format!("{page}/project"), &chosen)
+                .await;
+            assert_eq!(refused.status().as_u16(), 422);
+            let html = refused.text().await.unwrap();
+            assert!(element_text(&html, "form-error").is_some(), "{html}");
+            assert!(
+                html.contains("Choose the Mixpanel project"),
+                "{chosen:?}: {html}"
+            );
+            assert!(html.contains(r#"value="20" id="pick-20""#), "{html}");
+            assert!(html.contains(&token));
+        }
+
         let chosen = app
             .submit(
                 &browser,

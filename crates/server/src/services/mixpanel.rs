@@ -203,8 +203,7 @@ pub async fn choose_project(
         .connect_attempt(project, &hash, Utc::now())
         .await?
         .ok_or(ServiceError::NotFound("connect_token"))?;
-    let candidates: Vec<DiscoveredProject> =
-        serde_json::from_str(&attempt.candidates).map_err(anyhow::Error::from)?;
+    let candidates = candidates_of(&attempt)?;
     let chosen = candidates
         .iter()
         .find(|p| p.id == mixpanel_project_id.trim())
@@ -237,6 +236,24 @@ pub async fn choose_project(
         return Err(ServiceError::NotFound("connect_token"));
     }
     finish(state, project, &credentials, chosen).await
+}
+
+/// The projects a pending choice offers while its token is valid: the picker shown again
+/// after a refused pick.
+pub async fn offered_projects(
+    state: &AppState,
+    project: &ProjectId,
+    connect_token: &str,
+) -> Result<Option<Vec<DiscoveredProject>>, ServiceError> {
+    let attempt = state
+        .store
+        .connect_attempt(project, &token_hash(connect_token), Utc::now())
+        .await?;
+    attempt.as_ref().map(candidates_of).transpose()
+}
+
+fn candidates_of(attempt: &ConnectAttempt) -> Result<Vec<DiscoveredProject>, ServiceError> {
+    Ok(serde_json::from_str(&attempt.candidates).map_err(anyhow::Error::from)?)
 }
 
 /// Every later call goes to the project's own cluster: it must accept the account now, or

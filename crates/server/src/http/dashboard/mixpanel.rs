@@ -282,6 +282,7 @@ async fn with_error(
     context: &ProjectContext,
     csrf_token: String,
     error: ServiceError,
+    picker: Option<PickerView>,
 ) -> Result<Response, PageError> {
     let (status, message) = match error {
         ServiceError::Mixpanel(problem) => (StatusCode::UNPROCESSABLE_ENTITY, problem.message()),
@@ -298,6 +299,10 @@ async fn with_error(
     };
     let mut page = page(state, context, csrf_token, true).await?;
     page.error = Some(message);
+    if picker.is_some() {
+        page.show_form = false;
+        page.picker = picker;
+    }
     Ok(render_with(status, &page))
 }
 
@@ -335,7 +340,7 @@ async fn connect(
             });
             Ok(no_store(render(&page)))
         }
-        Err(error) => with_error(&state, &context, csrf.0, error).await,
+        Err(error) => with_error(&state, &context, csrf.0, error, None).await,
     }
 }
 
@@ -365,7 +370,20 @@ async fn choose_project(
         Ok(_) => {
             Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
         }
-        Err(error) => with_error(&state, &context, csrf.0, error).await,
+        Err(error) => {
+            // While the token holds, the list stays on screen beside the reason.
+            let offered = mixpanel::offered_projects(
+                &state,
+                &context.current.project.id,
+                &form.connect_token,
+            )
+            .await?;
+            let picker = offered.map(|projects| PickerView {
+                token: form.connect_token,
+                projects: projects.into_iter().map(Into::into).collect(),
+            });
+            with_error(&state, &context, csrf.0, error, picker).await
+        }
     }
 }
 
@@ -578,6 +596,6 @@ async fn save_traits(
         Ok(_) => {
             Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
         }
-        Err(error) => with_error(&state, &context, csrf.0, error).await,
+        Err(error) => with_error(&state, &context, csrf.0, error, None).await,
     }
 }
