@@ -92,9 +92,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let key = crate::app_key::AppKey::load_or_create(&cli.config.secret_key_path())?;
             let store = crate::startup::open_store(&cli.config).await?;
             store.adopt_key_fingerprint(&key.fingerprint()).await?;
+            let unreadable =
+                crate::services::mixpanel::mark_unreadable_secrets(store.as_ref(), &key).await?;
             eprintln!(
-                "{} is now this database's application key. Connect Mixpanel again in each project: \
-                 the secrets sealed with the old key cannot be read.",
+                "{} is now this database's application key. {unreadable} Mixpanel connection(s) \
+                 hold a secret sealed with the old key. Connect Mixpanel again in those projects.",
                 cli.config.secret_key_path().display()
             );
             Ok(())

@@ -444,6 +444,46 @@ async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
     );
     let _ = child.kill();
     let _ = child.wait();
+
+    // The copy's key lost for good: once another key is adopted, the connection says at
+    // once that its secret must be entered again (it said "connected" until the next
+    // hourly check).
+    let adopted = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", target.join("userjourneys.db").display()),
+        )
+        .env("UJ_SECRET_KEY_FILE", dir.path().join("new.key"))
+        .args(["admin", "adopt-key"])
+        .output()
+        .unwrap();
+    assert!(adopted.status.success());
+    assert!(
+        String::from_utf8_lossy(&adopted.stderr).contains("1 Mixpanel connection"),
+        "{}",
+        String::from_utf8_lossy(&adopted.stderr)
+    );
+    restored.env("UJ_SECRET_KEY_FILE", dir.path().join("new.key"));
+    let (mut child, url) = helpers::spawn_serving(&mut restored);
+    let shown: serde_json::Value = http
+        .get(format!("{url}/api/v1/integrations/mixpanel"))
+        .bearer_auth(&keys.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "credentials_rejected", "{shown}");
+    assert!(
+        shown["status_detail"]
+            .as_str()
+            .unwrap()
+            .contains("application key changed"),
+        "{shown}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A database belongs to the key that sealed its secrets: started with another key (the

@@ -501,6 +501,33 @@ async fn status_or_missing(
 
 /// Re-verifies every connection each `interval`, so a project whose credentials Mixpanel
 /// now rejects shows it.
+/// After `admin adopt-key`: every connection whose stored secret the adopted key cannot open
+/// says so at once (the periodic check would find it only later). Returns how many.
+pub async fn mark_unreadable_secrets(
+    store: &dyn uj_storage::Store,
+    key: &crate::app_key::AppKey,
+) -> Result<usize, ServiceError> {
+    let mut marked = 0;
+    for stored in store.mixpanel_connections().await? {
+        let connection = &stored.connection;
+        let project = &connection.project_id;
+        if crypto::open(key, &stored.secret_ciphertext, &connection_row(project)).is_ok() {
+            continue;
+        }
+        store
+            .set_mixpanel_connection_status(
+                project,
+                connection.connected_at,
+                ConnectionStatus::CredentialsRejected,
+                Some(&MixpanelProblem::SecretUnreadable.message()),
+                None,
+            )
+            .await?;
+        marked += 1;
+    }
+    Ok(marked)
+}
+
 pub async fn check_connections_every(state: AppState, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.tick().await;
