@@ -28,6 +28,44 @@ async fn bootstrap_is_idempotent_and_mints_a_new_secret_key_each_time() {
     assert_ne!(other.project_id, first.project_id);
 }
 
+/// Provisioning scripts run bootstrap at once (replicas starting together): on a new
+/// install, for an existing account, and for a new account, every run succeeds and they all
+/// name one project. (The first-run setup, the account and the project were each made by
+/// every run that found them absent: all but one failed, or the project was duplicated.)
+#[tokio::test]
+async fn bootstraps_at_once_make_one_account_and_one_project() {
+    let app = TestApp::spawn().await;
+    for (email, project) in [
+        ("ada@example.com", "Shop"),
+        ("ada@example.com", "Blog"),
+        ("bob@example.com", "Forum"),
+    ] {
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                app.command()
+                    .args(["admin", "bootstrap", "--email", email])
+                    .args(["--password", "correct horse battery", "--project", project])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut ids = std::collections::BTreeSet::new();
+        for run in runs {
+            let output = run.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "{project}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            ids.insert(printed["project_id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(ids.len(), 1, "{project}: {ids:?}");
+    }
+}
+
 /// Admin commands run at once on a new SQLite file (a provisioning script, a server
 /// starting beside them) migrate it one after the other: each succeeds. (Two applying one
 /// migration at once, one failed with "table installation already exists".)

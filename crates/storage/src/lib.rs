@@ -26,9 +26,9 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
-    AppEventCount, CohortSyncStore, InviteStore, MixpanelStore, NewAccount, NewInvitation, Page,
-    PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage, UserHistory, WebhookReceiver,
-    MAX_APP_EVENT_NAMES,
+    AppEventCount, CohortSyncStore, Exclusive, InviteStore, MixpanelStore, NewAccount,
+    NewInvitation, Page, PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage,
+    UserHistory, WebhookReceiver, MAX_APP_EVENT_NAMES,
 };
 
 /// Which database a `DATABASE_URL` selects.

@@ -57,6 +57,9 @@ const USER_HISTORY_AND_MEMBERSHIPS: &str = concat!(
     ") i ON true"
 );
 
+/// The advisory lock key of [`crate::Store::exclusive`] ("ujadmin" in ASCII).
+const ADMIN_LOCK: i64 = 0x756a_6164_6d69_6e;
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -107,6 +110,17 @@ impl PgStore {
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    /// A transaction-level advisory lock, waited for; the transaction (rolled back when the
+    /// guard drops, or ended with its connection) holds it.
+    async fn lock_exclusive(&self) -> Result<crate::Exclusive, StoreError> {
+        let mut held = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ADMIN_LOCK)
+            .execute(&mut *held)
+            .await?;
+        Ok(crate::Exclusive(Box::new(held)))
     }
 
     /// Closes the pool; later calls fail as if the database had gone away.

@@ -26,6 +26,10 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn exclusive(&self) -> Result<$crate::Exclusive, $crate::StoreError> {
+                self.lock_exclusive().await
+            }
+
             async fn claim_key_fingerprint(&self, fingerprint: &str) -> Result<String, $crate::StoreError> {
                 let mut tx = self.begin().await?;
                 sqlx::query(

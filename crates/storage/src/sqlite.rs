@@ -38,6 +38,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// The database file, as sqlx reads the URL.
+    file: std::path::PathBuf,
     read: SqlitePool,
     write: SqlitePool,
     /// The SDK path's point reads, without sqlx's thread hand-offs.
@@ -151,6 +153,7 @@ impl SqliteStore {
             None => None,
         };
         Ok(Self {
+            file: file.clone(),
             read,
             write,
             inline,
@@ -158,6 +161,15 @@ impl SqliteStore {
             checkpointer: Arc::new(Checkpointer::start(file)),
             serving,
         })
+    }
+
+    /// `<file>.admin-lock`, waited for.
+    async fn lock_exclusive(&self) -> Result<crate::Exclusive, StoreError> {
+        let path = beside(&self.file, ".admin-lock");
+        let held = lock(&path, None).await?.ok_or_else(|| {
+            StoreError::Unavailable(format!("cannot lock {}", path.display()).into())
+        })?;
+        Ok(crate::Exclusive(Box::new(held)))
     }
 
     /// Notes keys about to get rows, before their write commits (`key_filter.rs`).

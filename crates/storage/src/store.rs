@@ -16,6 +16,9 @@ use uj_domain::studies::{LaunchRule, Study};
 
 use crate::StoreError;
 
+/// Held by [`Store::exclusive`]'s caller; dropping it lets the next one in.
+pub struct Exclusive(#[allow(dead_code)] pub(crate) Box<dyn Send + Sync>);
+
 /// An account to create; the password is already hashed.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
@@ -65,6 +68,9 @@ pub trait Store:
     /// Records `fingerprint` as the database's key, replacing the one recorded (the old key
     /// is lost for good; `userjourneys admin adopt-key`).
     async fn adopt_key_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError>;
+    /// Waits until no other holder (in any process on this database) has it, and holds it
+    /// until the guard drops: for admin commands that create what they find absent.
+    async fn exclusive(&self) -> Result<Exclusive, StoreError>;
 
     // --- Accounts -------------------------------------------------------------------
 

@@ -65,6 +65,7 @@ conformance!(
     a_new_or_removed_connection_forgets_what_the_old_one_read,
     a_disconnect_racing_a_read_leaves_nothing_behind,
     the_first_key_fingerprint_recorded_stays,
+    one_holder_at_a_time_across_connections,
     cohorts_are_replaced_and_event_names_recorded_per_project,
     a_cohort_sync_config_is_found_by_webhook_and_replaced,
     audiences_are_one_per_cohort_and_follow_its_name,
@@ -973,6 +974,21 @@ async fn the_first_key_fingerprint_recorded_stays(store: Arc<dyn Store>, _: &Tes
     assert_eq!(store.claim_key_fingerprint("bbbb").await.unwrap(), "aaaa");
     store.adopt_key_fingerprint("bbbb").await.unwrap();
     assert_eq!(store.claim_key_fingerprint("cccc").await.unwrap(), "bbbb");
+}
+
+/// `exclusive` holds every other store on the database (another process) until dropped.
+async fn one_holder_at_a_time_across_connections(store: Arc<dyn Store>, db: &TestDatabase) {
+    let other = uj_storage::connect(&db.url).await.unwrap();
+    let held = store.exclusive().await.unwrap();
+    let waiting = tokio::spawn(async move { other.exclusive().await.map(|_| ()) });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a second holder waits");
+    drop(held);
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("the second holder gets its turn")
+        .unwrap()
+        .unwrap();
 }
 
 /// A read through a connection being recorded while the connection is removed: whichever

@@ -29,6 +29,9 @@ pub async fn run(
 ) -> Result<BootstrapOutput, ServiceError> {
     let email = Email::parse(email)?;
     let project_name = ProjectName::parse(project_name)?;
+    // Runs at once (replicas provisioning together) take turns: each finds what the one
+    // before it made, instead of all making the account and the project.
+    let _turn = store.exclusive().await?;
     let account = match store.account_by_email(email.as_str()).await? {
         Some(account) => account,
         None if !store.is_set_up().await? => {
