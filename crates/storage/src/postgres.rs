@@ -58,7 +58,7 @@ const USER_HISTORY_AND_MEMBERSHIPS: &str = concat!(
 );
 
 /// The advisory lock key of [`crate::Store::exclusive`] ("ujadmin" in ASCII).
-const ADMIN_LOCK: i64 = 0x756a_6164_6d69_6e;
+const ADMIN_LOCK: i64 = 0x0075_6a61_646d_696e;
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
