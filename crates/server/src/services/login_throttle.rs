@@ -2,9 +2,13 @@
 //! one client address within a window, further attempts are refused until it passes.
 //!
 //! Kept in memory: each server process counts on its own, which bounds guessing per
-//! process. The map is bounded; expired windows are swept as it grows.
+//! process. The map is bounded whatever is sent: an email address is kept as a hash (the
+//! form takes 16 KiB of it), an IPv6 client by its /64 (what one host is given), expired
+//! windows are swept as it grows, and when it is full of live ones the oldest tenth goes.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,20 +22,44 @@ struct Window {
     failures: u32,
 }
 
+/// An email address or a client, hashed with this process's random keys.
+type Key = u64;
+
 #[derive(Default)]
 pub struct LoginThrottle {
-    windows: Mutex<HashMap<String, Window>>,
+    windows: Mutex<HashMap<Key, Window>>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl LoginThrottle {
-    fn keys(email: &str, client: &str) -> [(String, u32); 2] {
+    fn keys(&self, email: &str, client: &str) -> [(Key, u32); 2] {
+        let client = match client.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+                let prefix = u128::from(v6) >> 64;
+                format!("client:{prefix:x}::/64")
+            }
+            _ => format!("client:{client}"),
+        };
         [
             (
-                format!("email:{}", email.trim().to_lowercase()),
+                self.hasher
+                    .hash_one(format!("email:{}", email.trim().to_lowercase())),
                 MAX_FAILURES_PER_EMAIL,
             ),
-            (format!("client:{client}"), MAX_FAILURES_PER_CLIENT),
+            (self.hasher.hash_one(client), MAX_FAILURES_PER_CLIENT),
         ]
+    }
+
+    /// Room for new windows: expired ones swept, then the oldest tenth of the live ones.
+    fn make_room(windows: &mut HashMap<Key, Window>, now: Instant) {
+        windows.retain(|_, w| now.duration_since(w.started) < WINDOW);
+        if windows.len() >= MAX_TRACKED {
+            let mut starts: Vec<Instant> = windows.values().map(|w| w.started).collect();
+            let tenth = starts.len() / 10;
+            let (_, cutoff, _) = starts.select_nth_unstable(tenth);
+            let cutoff = *cutoff;
+            windows.retain(|_, w| w.started > cutoff);
+        }
     }
 
     /// Counts a sign-in attempt for this email from this client, in one step with the
@@ -40,7 +68,7 @@ impl LoginThrottle {
     pub fn attempt(&self, email: &str, client: &str) -> Result<(), Duration> {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let keys = Self::keys(email, client);
+        let keys = self.keys(email, client);
         for (key, limit) in &keys {
             if let Some(window) = windows.get(key) {
                 let elapsed = now.duration_since(window.started);
@@ -50,7 +78,7 @@ impl LoginThrottle {
             }
         }
         if windows.len() >= MAX_TRACKED {
-            windows.retain(|_, w| now.duration_since(w.started) < WINDOW);
+            Self::make_room(&mut windows, now);
         }
         for (key, _) in keys {
             let window = windows.entry(key).or_insert(Window {
@@ -72,7 +100,7 @@ impl LoginThrottle {
     /// nothing, so both counts take it back.
     pub fn undecided(&self, email: &str, client: &str) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, _) in Self::keys(email, client) {
+        for (key, _) in self.keys(email, client) {
             if let Some(window) = windows.get_mut(&key) {
                 window.failures = window.failures.saturating_sub(1);
             }
@@ -83,7 +111,7 @@ impl LoginThrottle {
     /// attempt back.
     pub fn succeeded(&self, email: &str, client: &str) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let [(email_key, _), (client_key, _)] = Self::keys(email, client);
+        let [(email_key, _), (client_key, _)] = self.keys(email, client);
         windows.remove(&email_key);
         if let Some(window) = windows.get_mut(&client_key) {
             window.failures = window.failures.saturating_sub(1);
@@ -128,6 +156,41 @@ mod tests {
         }
         assert!(throttle.attempt("new@example.com", "1.2.3.4").is_err());
         assert!(throttle.attempt("new@example.com", "9.9.9.9").is_ok());
+    }
+
+    /// One host is given a whole IPv6 /64: its addresses count as one client.
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_prefix() {
+        let throttle = LoginThrottle::default();
+        for i in 0..MAX_FAILURES_PER_CLIENT {
+            let address = format!("2001:db8:1:2::{i:x}");
+            assert!(throttle
+                .attempt(&format!("u{i}@example.com"), &address)
+                .is_ok());
+        }
+        assert!(throttle
+            .attempt("new@example.com", "2001:db8:1:2:ffff::1")
+            .is_err());
+        assert!(throttle
+            .attempt("new@example.com", "2001:db8:1:3::1")
+            .is_ok());
+    }
+
+    /// Whatever is sent (long "emails", ever new addresses), the map stays bounded, and a
+    /// window just opened survives the eviction. (Raw 16 KiB emails were kept, and the map
+    /// grew past its bound while its windows were live.)
+    #[test]
+    fn the_map_stays_bounded_by_count_and_size() {
+        let throttle = LoginThrottle::default();
+        let long = "a".repeat(300);
+        for i in 0..MAX_TRACKED as u32 + 20_000 {
+            let _ = throttle.attempt(&format!("{long}{i}@ex.com"), &format!("10.{i}"));
+        }
+        assert!(throttle.windows.lock().unwrap().len() <= MAX_TRACKED);
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            assert!(throttle.attempt("ada@example.com", "1.2.3.4").is_ok());
+        }
+        assert!(throttle.attempt("ada@example.com", "5.6.7.8").is_err());
     }
 
     #[test]
