@@ -71,6 +71,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,
 
+    /// Seconds a request's body may take to arrive once its headers are in, and an answer
+    /// may wait for the client to read it; a slower connection is closed, so stalled
+    /// uploads or unread answers cannot pile up.
+    #[arg(long, env = "UJ_BODY_TIMEOUT_SECS", default_value_t = 30, global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_secs: u64,
+
     /// Seconds an SDK request (and `/readyz`) may take before it is answered 503
     /// `storage_unavailable`: a database that stops answering (frozen, cut off) makes apps
     /// wait this long, not for the whole outage.

@@ -19,6 +19,7 @@ pub struct Application {
     state: AppState,
     check_interval: Duration,
     header_timeout: Duration,
+    body_timeout: Duration,
     shutdown_grace: Duration,
 }
 
@@ -94,6 +95,7 @@ impl Application {
             state,
             check_interval,
             header_timeout: Duration::from_secs(config.header_timeout_secs),
+            body_timeout: Duration::from_secs(config.body_timeout_secs),
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
@@ -123,13 +125,11 @@ impl Application {
         let counters = tokio::spawn(crate::services::counters::flush_every(self.state.clone()));
         let state = self.state.clone();
         let router = crate::http::router(self.state);
-        serve(
-            self.listener,
-            router,
-            self.header_timeout,
-            self.shutdown_grace,
-        )
-        .await;
+        let deadlines = Deadlines {
+            header: self.header_timeout,
+            body: self.body_timeout,
+        };
+        serve(self.listener, router, deadlines, self.shutdown_grace).await;
         jobs.abort();
         counters.abort();
         // The last counted decisions, so a restart loses none.
@@ -148,17 +148,21 @@ impl Application {
 /// deadlines it does not set: a connection has `header_timeout` to send a request's headers
 /// (else it is closed; hyper counts an idle kept-alive connection's wait for its next request
 /// too), and a stop waits `grace` at most for the requests in flight.
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    header_timeout: Duration,
-    grace: Duration,
-) {
+/// How long a connection may keep the server waiting at each stage of a request.
+struct Deadlines {
+    /// For a request's headers.
+    header: Duration,
+    /// For its body once the headers are in, and for each write of the answer.
+    body: Duration,
+}
+
+async fn serve(listener: TcpListener, router: axum::Router, deadlines: Deadlines, grace: Duration) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::Layer;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(deadlines.header);
+    let router = crate::http::with_body_deadline(router, deadlines.body);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stop = std::pin::pin!(shutdown_signal());
     loop {
@@ -174,8 +178,12 @@ async fn serve(
         };
         // The client's address for the handlers that read it (sign-in throttling).
         let service = axum::Extension(axum::extract::ConnectInfo(client)).layer(router.clone());
+        // An answer the client does not read (its window closed) fails the connection
+        // after the deadline instead of holding it.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(deadlines.body));
         let connection = http.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(Box::pin(stream)),
             hyper_util::service::TowerToHyperService::new(service),
         );
         let connection = graceful.watch(connection);

@@ -693,3 +693,93 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
     };
     assert!(exit.success(), "{exit:?}");
 }
+
+/// Connections that hold the server after their headers: a body that stops coming (a
+/// sign-in form, a webhook delivery), and a client that sends requests but never reads the
+/// answers. Each is closed after `UJ_BODY_TIMEOUT_SECS`; a webhook delivery is
+/// authenticated before its body is read, so a stranger's is refused at once. (All were
+/// held for as long as the client liked: a thousand of them used up the server's files,
+/// and each webhook one 4 MiB of memory.)
+#[test]
+fn stalled_bodies_and_unread_answers_do_not_hold_a_connection() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = helpers::spawn_serving(
+        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env("UJ_BODY_TIMEOUT_SECS", "1")
+            .stderr(Stdio::null()),
+    );
+    let address = url.strip_prefix("http://").unwrap().to_owned();
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&address).unwrap();
+        // Bounds the test, not the server: a read still blocked after this fails it.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+    };
+    let closed_within = |mut stream: std::net::TcpStream, request: &[u8]| {
+        stream.write_all(request).unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    };
+
+    let (took, _) = closed_within(
+        connect(),
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100\r\n\r\nemail=ada",
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "a stalled form body: {took:?}"
+    );
+
+    let (took, answer) = closed_within(
+        connect(),
+        b"POST /webhooks/mixpanel/whk_unknown HTTP/1.1\r\nHost: x\r\n\
+          Authorization: Basic eDp5\r\nContent-Type: application/json\r\n\
+          Content-Length: 4000000\r\n\r\n{\"action\": \"members\", ",
+    );
+    assert!(
+        took < Duration::from_millis(900) && answer.starts_with("HTTP/1.1 404"),
+        "a stranger's delivery is refused before its body: {took:?} {answer}"
+    );
+
+    // Requests sent on and on while no answer is read: once the answers stop moving for
+    // the timeout, the connection is closed.
+    let mut pipelined = connect();
+    let writer = {
+        let mut stream = pipelined.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..3000 {
+                if stream
+                    .write_all(b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    let mut answers = Vec::new();
+    let ended = pipelined.read_to_end(&mut answers);
+    let _ = writer.join();
+    let answered = String::from_utf8_lossy(&answers)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(
+        answered < 3000,
+        "the connection was closed before every answer went: {answered}, {ended:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -120,6 +120,66 @@ pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     )
 }
 
+/// Every request's body must have arrived `limit` after its headers: one that stalls or
+/// trickles past it ends in an error (its extractor answers, and the connection, its body
+/// unread, is closed) instead of holding a connection for as long as the client likes.
+pub fn with_body_deadline(router: Router, limit: std::time::Duration) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let deadline = tokio::time::Instant::now() + limit;
+            let request = request.map(|body| {
+                Body::new(DeadlineBody {
+                    body,
+                    deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                    expired: false,
+                })
+            });
+            next.run(request)
+        },
+    ))
+}
+
+struct DeadlineBody {
+    body: Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    expired: bool,
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = std::pin::Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.expired = true;
+            return Poll::Ready(Some(Err(axum::Error::new(
+                "the request body did not arrive in time",
+            ))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.expired || self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::loggable_path;

@@ -13,6 +13,8 @@ pub(crate) mod openapi;
 mod sdk;
 mod webhooks;
 
+pub use middleware::with_body_deadline;
+
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;

@@ -2,8 +2,7 @@
 //! The reply is Mixpanel's format, `{"action", "status": "success"}` or `"failure"` with
 //! `{"error": {"message", "code"}}`, and the HTTP status equals the code.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
@@ -24,18 +23,38 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_DELIVERY_BODY))
 }
 
-/// The action named in a body we may not be able to parse, to echo it back. Read alone: the
-/// rest is skipped, not built into a tree (refusals come before authentication, and a
-/// body of a few MiB of small values would take tens of MiB as one).
+/// The action named in a body we may not be able to parse, or in its first bytes, to echo
+/// it back. Read alone: the rest is skipped, not built into a tree (a body of a few MiB of
+/// small values would take tens of MiB as one).
 fn action_of(body: &[u8]) -> Value {
     #[derive(serde::Deserialize)]
     struct Named {
         action: Option<String>,
     }
-    serde_json::from_slice::<Named>(body)
-        .ok()
-        .and_then(|named| named.action)
-        .map_or(Value::Null, Value::String)
+    if let Ok(named) = serde_json::from_slice::<Named>(body) {
+        return named.action.map_or(Value::Null, Value::String);
+    }
+    // A beginning only: Mixpanel sends the action first.
+    let text = String::from_utf8_lossy(body);
+    let value = text.find("\"action\"").and_then(|at| {
+        let rest = text[at + "\"action\"".len()..]
+            .trim_start()
+            .strip_prefix(':')?;
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<String>();
+        values.next()?.ok()
+    });
+    value.map_or(Value::Null, Value::String)
+}
+
+/// The delivery's first bytes (what came with its headers, waited for a moment at most),
+/// for the action a refusal echoes; the rest of a refused body is never read.
+async fn first_bytes(body: Body) -> Bytes {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    match tokio::time::timeout(std::time::Duration::from_millis(200), body.frame()).await {
+        Ok(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
 }
 
 fn failure(status: u16, action: Value, message: &str) -> Response {
@@ -52,24 +71,43 @@ async fn receive(
     State(state): State<AppState>,
     Path(webhook_id): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    let body = match body {
+    let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let receiver = match cohort_sync::authenticate(&state, &webhook_id, authorization).await {
+        Ok(receiver) => receiver,
+        Err(refusal) => {
+            let action = action_of(&first_bytes(body).await);
+            return failure(refusal.status, action, &refusal.message);
+        }
+    };
+    let body = match axum::body::to_bytes(body, MAX_DELIVERY_BODY).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(error) if is_too_large(&error) => {
             return failure(
                 413,
                 Value::Null,
                 &format!("The delivery is larger than the {} MiB UserJourneys accepts; sync pages of at most 1000 members.", MAX_DELIVERY_BODY / 1024 / 1024),
             )
         }
-        Err(_) => return failure(400, Value::Null, "The request body could not be read."),
+        Err(_) => return failure(400, Value::Null, "The request body could not be read whole."),
     };
-    let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match cohort_sync::receive(&state, &webhook_id, authorization, &body).await {
+    match cohort_sync::receive(&state, receiver, &body).await {
         Ok(action) => {
             Json(json!({ "action": action.as_str(), "status": "success" })).into_response()
         }
         Err(refusal) => failure(refusal.status, action_of(&body), &refusal.message),
     }
+}
+
+/// Whether reading the body stopped at the size limit.
+fn is_too_large(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }

@@ -10,7 +10,7 @@ use uj_domain::audiences::{CohortSyncConfig, LedgerEntry, LedgerOutcome};
 use uj_domain::cohort_sync::{parse_delivery, SyncAction, SyncDelivery};
 use uj_domain::ids::{LedgerEntryId, ProjectId};
 use uj_domain::keys::{token_hash, NewToken};
-use uj_storage::{StoreError, SyncCohort, SyncPage};
+use uj_storage::{StoreError, SyncCohort, SyncPage, WebhookReceiver};
 
 use super::ServiceError;
 use crate::state::AppState;
@@ -190,22 +190,32 @@ fn authorized(config: &CohortSyncConfig, header: Option<&str>) -> bool {
 /// project, applies or stages it, writes the ledger, and only then lets the caller
 /// acknowledge.
 #[tracing::instrument(skip_all, fields(webhook_id))]
-pub async fn receive(
+/// The webhook's receiver, when `authorization` is its Basic Auth: looked at before the
+/// delivery's body is read, so a stranger's body is never taken in.
+pub async fn authenticate(
     state: &AppState,
     webhook_id: &str,
     authorization: Option<&str>,
-    body: &[u8],
-) -> Result<SyncAction, Refusal> {
-    let store = state.store.as_ref();
+) -> Result<WebhookReceiver, Refusal> {
     // The configuration, the allowlist and the connection in one read: nothing but the
     // authentication is looked at until it passes.
-    let receiver = store
+    let receiver = state
+        .store
         .webhook_receiver(webhook_id)
         .await?
         .ok_or_else(|| Refusal::new(404, "This webhook URL is unknown or cohort sync was turned off in UserJourneys. Set up cohort sync again and update the destination."))?;
     if !authorized(&receiver.config, authorization) {
         return Err(Refusal::new(401, "Basic Auth credentials were rejected by UserJourneys. Copy the username and the current secret from UserJourneys (Mixpanel → Cohort sync) into this destination."));
     }
+    Ok(receiver)
+}
+
+/// Applies an authenticated delivery (see [`authenticate`]).
+pub async fn receive(
+    state: &AppState,
+    receiver: WebhookReceiver,
+    body: &[u8],
+) -> Result<SyncAction, Refusal> {
     let project = receiver.config.project_id;
     let delivery = match parse_delivery(body, &receiver.trait_allowlist) {
         Ok(delivery) => delivery,

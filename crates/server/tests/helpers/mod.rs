@@ -75,6 +75,7 @@ impl TestApp {
             sdk_timeout_secs: 10,
             trusted_proxies: 0,
             header_timeout_secs: 75,
+            body_timeout_secs: 30,
             shutdown_grace_secs: 30,
             mixpanel: mixpanel_config(None),
         };
