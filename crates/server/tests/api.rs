@@ -692,6 +692,27 @@ async fn the_sdk_apis_errors_reach_web_apps_too() {
     }
 }
 
+/// An HTTP/1.1 answer's status line, the rest of the answer read past.
+async fn status_line(reader: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).await.unwrap();
+        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+        if header == "\r\n" || header.is_empty() {
+            break;
+        }
+    }
+    let mut rest = vec![0; length];
+    reader.read_exact(&mut rest).await.unwrap();
+    line
+}
+
 #[tokio::test]
 async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
     let app = TestApp::spawn_with(|config| config.sdk_requests_per_minute = 3).await;
@@ -728,6 +749,30 @@ async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
         200,
         "another key is not affected"
     );
+
+    // A refused POST whose body follows its headers (as many HTTP clients send it): the
+    // 429 is read, and the connection serves the next request. (The answer came before the
+    // body, and the connection was dropped under the client: a reset, not a 429.)
+    let stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
+    let body = r#"{"reference_id": "u", "event_name": "Checkout"}"#;
+    let head = format!(
+        "POST /sdk/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        shop.public_key,
+        body.len()
+    );
+    use tokio::io::AsyncWriteExt;
+    for _ in 0..2 {
+        writer.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        writer.write_all(body.as_bytes()).await.unwrap();
+        let line = status_line(&mut reader).await;
+        assert!(line.starts_with("HTTP/1.1 429"), "{line}");
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 use std::num::NonZeroU32;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::http::header::{AUTHORIZATION, CONNECTION, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use uj_domain::keys::is_public_key_shaped;
 
+use crate::http::extract::MAX_JSON_BODY;
 use crate::http::ApiError;
 use crate::state::AppState;
 
@@ -70,6 +71,19 @@ pub async fn per_key(State(state): State<AppState>, request: Request, next: Next
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
             response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        // The body is read first (up to the SDK's limit, within the deadline): a client that
+        // sends it after its headers then reads this answer on a connection still usable,
+        // instead of a reset.
+        let read = tokio::time::timeout(
+            state.sdk_timeout,
+            axum::body::to_bytes(request.into_body(), MAX_JSON_BODY),
+        )
+        .await;
+        if !matches!(read, Ok(Ok(_))) {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         return response;
     }
