@@ -284,6 +284,29 @@ async fn query_strings_and_bodies_of_the_wrong_shape_are_refused() {
             "{path} {body}: {error}"
         );
     }
+    // A body of the right shape with a field at fault names it in `field`, as api.md says.
+    for (path, body, field) in [
+        ("/api/v1/api-keys", json!({"name": 5}), "name"),
+        ("/api/v1/api-keys", json!({}), "name"),
+        (
+            "/api/v1/api-keys",
+            json!({"name": "k", "colour": "red"}),
+            "colour",
+        ),
+        (
+            "/api/v1/studies",
+            json!({"name": "A", "interview_url": "https://x.example", "weekly_limit": "x"}),
+            "weekly_limit",
+        ),
+    ] {
+        let (status, error) =
+            error_of(app.post_json(path, &keys.secret_key, body.clone()).await).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (400, Some("invalid_request"), Some(field)),
+            "{path} {body}: {error}"
+        );
+    }
     let listed: Value = app
         .get("/api/v1/api-keys", &keys.secret_key)
         .await

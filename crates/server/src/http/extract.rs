@@ -98,7 +98,10 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             let detail = detail
                 .strip_prefix("Failed to deserialize the JSON body into the target type: ")
                 .unwrap_or(&detail);
-            ApiError::bad_request("invalid_request", format!("Invalid request body: {detail}"))
+            let mut error =
+                ApiError::bad_request("invalid_request", format!("Invalid request body: {detail}"));
+            error.field = field_of(detail);
+            error
         }
         JsonRejection::JsonSyntaxError(error) => ApiError::bad_request(
             "malformed_json",
@@ -110,6 +113,27 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
         other => ApiError::bad_request("invalid_request", other.body_text()),
+    }
+}
+
+/// The field a deserialization error is about: the path serde_path_to_error puts first
+/// ("weekly_limit: invalid type…", "prompt.title: …"), joined with the field serde names
+/// when the fault is a field missing ("missing field `name`"; an unknown one ends the path).
+fn field_of(detail: &str) -> Option<String> {
+    let (path, message) = match detail.split_once(": ") {
+        Some((path, message)) if !path.contains(' ') && path != "." => (Some(path), message),
+        _ => (None, detail),
+    };
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
+    match (path, named) {
+        // An unknown field is the path's last step already; a missing one is not.
+        (Some(path), Some(name)) if path.rsplit('.').next() == Some(name) => Some(path.to_owned()),
+        (Some(path), Some(name)) => Some(format!("{path}.{name}")),
+        (None, Some(name)) => Some(name.to_owned()),
+        (Some(path), None) => Some(path.to_owned()),
+        (None, None) => None,
     }
 }
 
