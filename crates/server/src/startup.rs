@@ -34,10 +34,12 @@ impl Application {
             // A new key only for a database no key has sealed anything in yet: a lost key
             // file replaced by a new one would leave every stored secret unreadable.
             None if store.key_fingerprint().await?.is_some() => anyhow::bail!(
-                "there is no application key file at {}, and this database belongs to a key (the \
-                 secrets it stores, Mixpanel credentials, are sealed with it). Put back the key file \
-                 kept with this database (admin backup writes one beside each copy) or point \
-                 UJ_SECRET_KEY_FILE at it; see docs/backup.md",
+                "there is no application key file at {}, and this database belongs to the key it \
+                 was first started with (stored Mixpanel credentials are sealed with it, launch \
+                 links signed). Put back the key file kept with this database (admin backup writes \
+                 one beside each copy) or point UJ_SECRET_KEY_FILE at it; if it is lost for good, \
+                 `userjourneys admin adopt-key` makes a new one the database's (then connect \
+                 Mixpanel again). See docs/backup.md",
                 key_path.display()
             ),
             None => AppKey::create(&key_path)?,
@@ -49,7 +51,8 @@ impl Application {
                 "the application key in {} is not the key this database belongs to: the secrets it \
                  stores (Mixpanel credentials) could not be read. Put back the key file kept with this \
                  database (admin backup writes one beside each copy) or point UJ_SECRET_KEY_FILE at it; \
-                 see docs/backup.md",
+                 if it is lost for good, `userjourneys admin adopt-key` makes this one the database's \
+                 (then connect Mixpanel again). See docs/backup.md",
                 config.secret_key_path().display()
             );
         }
