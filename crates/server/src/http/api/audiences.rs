@@ -155,7 +155,7 @@ pub struct MemberParams {
     path = "/audiences/{id}/members",
     tag = "Audiences",
     summary = "List current members (`include_exited=true` adds past ones)",
-    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left")),
+    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left"), ("id" = Option<String>, Query, description = "Only the member with this provider id or reference id")),
     responses((status = 200, description = "A list of members", body = Value))
 )]
 async fn members(

@@ -56,7 +56,8 @@ pub struct ConnectionResponse {
     status_detail: Option<String>,
     connected_at: DateTime<Utc>,
     last_verified_at: DateTime<Utc>,
-    /// Set up with cohort sync (a later milestone).
+    /// `{enabled, webhook_url, username, secret_rotated_at, last_delivery_at}` once cohort
+    /// sync is set up, else null.
     cohort_sync: Option<Value>,
 }
 
