@@ -445,6 +445,30 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
         .submit(&bob, &members, &members, &[("email", "eve@example.com")])
         .await;
     assert_eq!(refused.status().as_u16(), 403);
+    // Nor manage the project's keys, Mixpanel credentials or cohort sync: a member could
+    // otherwise revoke the keys the app and the integrations run on.
+    let keys = format!("{shop}/api-keys");
+    let mixpanel = format!("{shop}/integrations/mixpanel");
+    for (page, action, fields) in [
+        (&keys, keys.clone(), vec![("name", "mine")]),
+        (&keys, format!("{shop}/public-key/rotate"), vec![("confirmed", "yes")]),
+        (
+            &mixpanel,
+            mixpanel.clone(),
+            vec![("username", "u"), ("secret", "s")],
+        ),
+        (&mixpanel, format!("{mixpanel}/cohort-sync"), vec![]),
+        (&mixpanel, format!("{mixpanel}/disconnect"), vec![]),
+    ] {
+        let refused = app.submit(&bob, page, &action, &fields).await;
+        assert_eq!(refused.status().as_u16(), 403, "{action}");
+        assert!(
+            refused.text().await.unwrap().contains("owners can"),
+            "{action}"
+        );
+    }
+    let created = app.submit(&owner, &keys, &keys, &[("name", "ci")]).await;
+    assert!(created.status().is_success(), "the owner still can");
     // Bob signs in with his own password.
     assert_eq!(
         app.login(&client(), "bob@example.com", "bobs own password")

@@ -131,7 +131,8 @@ async fn create(
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<CreateKeyForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "manage API keys").await?;
     let project = &context.current.project.id;
     let (status, created, error) =
         match api_keys::create_secret_key(state.store.as_ref(), project, &form.name).await {
@@ -180,7 +181,8 @@ async fn revoke(
     Path((project_id, key_id)): Path<(String, String)>,
     VerifiedForm(form): VerifiedForm<ConfirmForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "manage API keys").await?;
     if !form.confirmed() {
         return Ok(render(&ConfirmPage {
             title: "Revoke this key?",
@@ -203,7 +205,8 @@ async fn rotate_public_key(
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<ConfirmForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "manage API keys").await?;
     if !form.confirmed() {
         return Ok(render(&ConfirmPage {
             title: "Rotate the public key?",

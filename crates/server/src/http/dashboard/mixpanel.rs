@@ -319,7 +319,8 @@ async fn connect(
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<ConnectForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "connect Mixpanel").await?;
     match mixpanel::connect(
         &state,
         &context.current.project.id,
@@ -357,7 +358,8 @@ async fn choose_project(
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<ChooseForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "connect Mixpanel").await?;
     let chosen = form.project_id.unwrap_or_default();
     match mixpanel::choose_project(
         &state,
@@ -439,7 +441,8 @@ async fn disconnect(
     Path(project_id): Path<String>,
     VerifiedForm(_): VerifiedForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "disconnect Mixpanel").await?;
     mixpanel::disconnect(&state, &context.current.project.id).await?;
     Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
 }
@@ -476,7 +479,8 @@ async fn set_up_sync(
     Path(project_id): Path<String>,
     VerifiedForm(_): VerifiedForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "set up cohort sync").await?;
     match cohort_sync::set_up(&state, &context.current.project.id).await {
         Ok(credentials) => with_credentials(&state, &context, csrf.0, credentials).await,
         Err(ServiceError::Conflict { message, .. }) => {
@@ -535,7 +539,13 @@ async fn regenerate(
     Path(project_id): Path<String>,
     VerifiedForm(_): VerifiedForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context = ProjectContext::load_as_owner(
+        &state,
+        &user,
+        &project_id,
+        "regenerate the cohort-sync secret",
+    )
+    .await?;
     let credentials = cohort_sync::regenerate_secret(&state, &context.current.project.id).await?;
     with_credentials(&state, &context, csrf.0, credentials).await
 }
@@ -564,7 +574,8 @@ async fn disable_sync(
     Path(project_id): Path<String>,
     VerifiedForm(_): VerifiedForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "turn off cohort sync").await?;
     cohort_sync::disable(&state, &context.current.project.id).await?;
     Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
 }
@@ -581,7 +592,9 @@ async fn save_traits(
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<TraitsForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "change the trait allowlist")
+            .await?;
     // Commas separate keys; empty entries (a trailing comma) are none. A key too long, or
     // too many, refuses the list whole rather than keeping part of it unsaid.
     let keys: Vec<String> = form

@@ -54,6 +54,23 @@ impl ProjectContext {
         })
     }
 
+    /// [`Self::load`], for what only the project's owners may do (its keys, its Mixpanel
+    /// credentials and cohort sync, its people): a member is told so.
+    pub async fn load_as_owner(
+        state: &AppState,
+        user: &CurrentUser,
+        project_id: &str,
+        doing: &str,
+    ) -> Result<Self, PageError> {
+        let context = Self::load(state, user, project_id).await?;
+        if context.current.role != uj_domain::accounts::Role::Owner {
+            return Err(PageError::Forbidden(format!(
+                "Only the project's owners can {doing}. Ask one of them."
+            )));
+        }
+        Ok(context)
+    }
+
     pub fn nav(&self) -> Option<Nav> {
         let mut nav = Nav::new(&self.email, &self.memberships, Some(&self.current));
         nav.demo = self.demo;
