@@ -440,7 +440,8 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     assert_eq!(app.page(&client(), &invitation_path).await.0, 400);
     // A member cannot invite.
     let (_, html) = app.page(&bob, &members).await;
-    assert!(html.contains("Only the project's owner can invite"));
+    assert!(html.contains("Only the project's owners can invite"));
+    assert!(!html.contains("/remove"), "nor remove anyone");
     let refused = app
         .submit(&bob, &members, &members, &[("email", "eve@example.com")])
         .await;
@@ -451,7 +452,11 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     let mixpanel = format!("{shop}/integrations/mixpanel");
     for (page, action, fields) in [
         (&keys, keys.clone(), vec![("name", "mine")]),
-        (&keys, format!("{shop}/public-key/rotate"), vec![("confirmed", "yes")]),
+        (
+            &keys,
+            format!("{shop}/public-key/rotate"),
+            vec![("confirmed", "yes")],
+        ),
         (
             &mixpanel,
             mixpanel.clone(),
@@ -469,6 +474,26 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     }
     let created = app.submit(&owner, &keys, &keys, &[("name", "ci")]).await;
     assert!(created.status().is_success(), "the owner still can");
+    // The owner removes Bob (after confirming): he loses the project at once, and can
+    // still sign in to his account.
+    let (_, html) = app.page(&owner, &members).await;
+    let remove = html
+        .split(r#"action=""#)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|action| action.ends_with("/remove"))
+        .expect("a remove button beside bob")
+        .to_owned();
+    let asked = app.submit(&owner, &members, &remove, &[]).await;
+    assert_eq!(asked.status().as_u16(), 200);
+    assert!(asked.text().await.unwrap().contains("Remove this member?"));
+    assert_eq!(app.page(&bob, &shop).await.0, 200, "not before confirming");
+    let removed = app
+        .submit(&owner, &members, &remove, &[("confirmed", "yes")])
+        .await;
+    assert_eq!(location(&removed), members);
+    assert_eq!(app.page(&bob, &shop).await.0, 404);
+    let (_, html) = app.page(&owner, &members).await;
+    assert!(!html.contains("bob@example.com"));
     // Bob signs in with his own password.
     assert_eq!(
         app.login(&client(), "bob@example.com", "bobs own password")

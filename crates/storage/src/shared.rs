@@ -203,6 +203,22 @@ macro_rules! impl_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn remove_member(
+                &self,
+                project: &ProjectId,
+                account: &AccountId,
+            ) -> Result<bool, $crate::StoreError> {
+                let removed = sqlx::query(
+                    "DELETE FROM project_members
+                     WHERE project_id = $1 AND account_id = $2 AND role = 'member'",
+                )
+                .bind(project.as_str())
+                .bind(account.as_str())
+                .execute(self.writer())
+                .await?;
+                Ok(removed.rows_affected() == 1)
+            }
+
             async fn create_secret_key(
                 &self,
                 project: &ProjectId,

@@ -113,6 +113,12 @@ pub trait Store:
         project: &ProjectId,
     ) -> Result<Option<Role>, StoreError>;
     async fn members(&self, project: &ProjectId) -> Result<Vec<Member>, StoreError>;
+    /// Removes `account` from `project` when it is a member (not an owner): whether it was.
+    async fn remove_member(
+        &self,
+        project: &ProjectId,
+        account: &AccountId,
+    ) -> Result<bool, StoreError>;
 
     // --- Secret keys --------------------------------------------------------------------
 

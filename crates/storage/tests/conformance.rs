@@ -247,6 +247,15 @@ async fn projects_list_their_members_and_roles(store: Arc<dyn Store>, _: &TestDa
             ("bob@example.com", Role::Member)
         ]
     );
+
+    // A member can be removed, from that project only; an owner cannot.
+    assert!(!store.remove_member(&second.id, &bob.id).await.unwrap());
+    assert!(!store.remove_member(&shop, &ada.id).await.unwrap());
+    assert!(store.remove_member(&shop, &bob.id).await.unwrap());
+    assert!(!store.remove_member(&shop, &bob.id).await.unwrap(), "once");
+    assert_eq!(store.role(&bob.id, &shop).await.unwrap(), None);
+    assert!(store.memberships(&bob.id).await.unwrap().is_empty());
+    assert_eq!(store.members(&shop).await.unwrap().len(), 1);
 }
 
 /// An existing account joins only through an open invitation sent to its own email (an

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use uj_domain::projects::SecretKey;
 use uj_storage::PageRequest;
 
-use super::pages::{render, render_with, ConfirmPage, ListAfter, Nav, PageError};
+use super::pages::{render, render_with, ConfirmForm, ConfirmPage, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::{api_keys, ServiceError};
@@ -158,20 +158,6 @@ async fn create(
         axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(response)
-}
-
-/// A destructive button's form: `confirmed=yes` once the person confirmed (in the page's
-/// dialog, or on the confirmation page shown without JavaScript).
-#[derive(Deserialize)]
-struct ConfirmForm {
-    #[serde(default)]
-    confirmed: String,
-}
-
-impl ConfirmForm {
-    fn confirmed(&self) -> bool {
-        self.confirmed == "yes"
-    }
 }
 
 async fn revoke(

@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uj_domain::accounts::Role;
 
-use super::pages::{render_with, Nav, PageError};
+use super::pages::{render, render_with, ConfirmForm, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::accounts::{self, InviteOutcome};
@@ -19,10 +19,17 @@ use crate::services::ServiceError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/p/{project_id}/members", get(show).post(invite))
+    Router::new()
+        .route("/p/{project_id}/members", get(show).post(invite))
+        .route(
+            "/p/{project_id}/members/{account_id}/remove",
+            axum::routing::post(remove),
+        )
 }
 
 struct MemberRow {
+    account_id: String,
+    removable: bool,
     email: String,
     role: &'static str,
     joined_at: String,
@@ -52,6 +59,7 @@ async fn page(
     csrf_token: String,
 ) -> Result<MembersPage, PageError> {
     let members = state.store.members(&context.current.project.id).await?;
+    let is_owner = context.current.role == Role::Owner;
     Ok(MembersPage {
         title: "Members",
         nav: context.nav(),
@@ -60,12 +68,14 @@ async fn page(
         members: members
             .into_iter()
             .map(|m| MemberRow {
+                account_id: m.account_id.as_str().to_owned(),
+                removable: is_owner && m.role == Role::Member,
                 email: m.email,
                 role: m.role.as_str(),
                 joined_at: date(m.joined_at),
             })
             .collect(),
-        is_owner: context.current.role == Role::Owner,
+        is_owner,
         notice: None,
         invite_link: None,
         error: None,
@@ -146,4 +156,44 @@ async fn invite(
         axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(response)
+}
+
+/// An owner removes a member (owners stay): they lose the project at once, their open
+/// sessions included; their account stays for their other projects.
+async fn remove(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, account_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<ConfirmForm>,
+) -> Result<Response, PageError> {
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "remove members").await?;
+    let project = &context.current.project.id;
+    let member = state
+        .store
+        .members(project)
+        .await?
+        .into_iter()
+        .find(|m| m.account_id.as_str() == account_id && m.role == Role::Member)
+        .ok_or(PageError::NotFound)?;
+    if !form.confirmed() {
+        return Ok(render(&ConfirmPage {
+            title: "Remove this member?",
+            nav: context.nav(),
+            csrf_token: csrf.0,
+            message: format!(
+                "{} loses access to this project at once. Invite them again to bring them back.",
+                member.email
+            ),
+            action: format!("/p/{project_id}/members/{account_id}/remove"),
+            button: "Remove member",
+            back: format!("/p/{project_id}/members"),
+        }));
+    }
+    state
+        .store
+        .remove_member(project, &member.account_id)
+        .await?;
+    Ok(axum::response::Redirect::to(&format!("/p/{project_id}/members")).into_response())
 }

@@ -74,6 +74,20 @@ pub struct ConfirmPage {
     pub back: String,
 }
 
+/// A destructive button's form: `confirmed=yes` once the person confirmed (in the page's
+/// dialog, or on the confirmation page shown without JavaScript).
+#[derive(serde::Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    confirmed: String,
+}
+
+impl ConfirmForm {
+    pub fn confirmed(&self) -> bool {
+        self.confirmed == "yes"
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
