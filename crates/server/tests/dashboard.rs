@@ -240,6 +240,72 @@ async fn signing_out_ends_the_session_on_the_server() {
     assert_eq!(location(&home), project_path);
 }
 
+/// A person changes their password on the account page, given the current one; every other
+/// browser (a stolen session too) is signed out, this one stays signed in.
+#[tokio::test]
+async fn a_password_change_signs_out_every_other_browser() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let other = client();
+    assert_eq!(
+        app.login(&other, "ada@example.com", PASSWORD).await.status().as_u16(),
+        303
+    );
+    let (status, html) = app.page(&browser, "/account").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        element_text(&html, "account-email").as_deref(),
+        Some("ada@example.com")
+    );
+    for (current, new, said) in [
+        ("not my password", "a brand new password", "Current password: "),
+        (PASSWORD, "short", "New password: must be at least 10"),
+    ] {
+        let refused = app
+            .submit(
+                &browser,
+                "/account",
+                "/account",
+                &[("current_password", current), ("new_password", new)],
+            )
+            .await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let error = element_text(&refused.text().await.unwrap(), "form-error").unwrap();
+        assert!(error.starts_with(said), "{error}");
+    }
+    assert_eq!(app.page(&other, &project_path).await.0, 200, "nothing changed yet");
+
+    let changed = app
+        .submit(
+            &browser,
+            "/account",
+            "/account",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&changed), "/account?changed=1");
+    let (_, html) = app.page(&browser, "/account?changed=1").await;
+    assert!(element_text(&html, "notice").unwrap().contains("Password changed"));
+    assert_eq!(app.page(&browser, &project_path).await.0, 200, "still signed in here");
+    let elsewhere = other.get(app.url(&project_path)).send().await.unwrap();
+    assert_eq!(location(&elsewhere), "/login", "signed out elsewhere");
+    assert_eq!(
+        app.login(&client(), "ada@example.com", PASSWORD).await.status().as_u16(),
+        401
+    );
+    assert_eq!(
+        app.login(&client(), "ada@example.com", "a brand new password")
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
+}
+
 #[tokio::test]
 async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
     let app = TestApp::spawn().await;

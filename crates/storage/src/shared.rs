@@ -203,6 +203,25 @@ macro_rules! impl_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn change_password(
+                &self,
+                account: &AccountId,
+                password_hash: &str,
+            ) -> Result<(), $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")
+                    .bind(account.as_str())
+                    .bind(password_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+                    .bind(account.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn remove_member(
                 &self,
                 project: &ProjectId,

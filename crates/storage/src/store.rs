@@ -113,6 +113,12 @@ pub trait Store:
         project: &ProjectId,
     ) -> Result<Option<Role>, StoreError>;
     async fn members(&self, project: &ProjectId) -> Result<Vec<Member>, StoreError>;
+    /// Sets `account`'s password hash and ends every session it has, at once.
+    async fn change_password(
+        &self,
+        account: &AccountId,
+        password_hash: &str,
+    ) -> Result<(), StoreError>;
     /// Removes `account` from `project` when it is a member (not an owner): whether it was.
     async fn remove_member(
         &self,

@@ -56,6 +56,7 @@ conformance!(
     secret_keys_of_one_project_are_invisible_to_another,
     secret_key_listing_pages_in_creation_order,
     sessions_expire_and_can_be_deleted,
+    a_new_password_ends_every_session,
     invitations_are_accepted_once_and_expire,
     stored_times_read_back_exactly,
     concurrent_writes_all_succeed,
@@ -983,6 +984,34 @@ async fn the_first_key_fingerprint_recorded_stays(store: Arc<dyn Store>, _: &Tes
     assert_eq!(store.claim_key_fingerprint("bbbb").await.unwrap(), "aaaa");
     store.adopt_key_fingerprint("bbbb").await.unwrap();
     assert_eq!(store.claim_key_fingerprint("cccc").await.unwrap(), "bbbb");
+}
+
+async fn a_new_password_ends_every_session(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (ada, _) = owner_with_project(&store, "ada@example.com").await;
+    let (bob, _) = owner_with_project(&store, "bob@example.com").await;
+    let later = Utc::now() + Duration::days(1);
+    for (token, account) in [("s1", &ada), ("s2", &ada), ("s3", &bob)] {
+        store
+            .create_session(token, &account.id, later)
+            .await
+            .unwrap();
+    }
+    store.change_password(&ada.id, "new-hash").await.unwrap();
+    for token in ["s1", "s2"] {
+        assert!(store
+            .session_account(token, Utc::now())
+            .await
+            .unwrap()
+            .is_none());
+    }
+    let bobs = store.session_account("s3", Utc::now()).await.unwrap();
+    assert_eq!(bobs.map(|a| a.id), Some(bob.id), "another account's stays");
+    let ada = store
+        .account_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ada.password_hash, "new-hash");
 }
 
 /// `exclusive` holds every other store on the database (another process) until dropped.

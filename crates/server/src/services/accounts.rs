@@ -7,6 +7,7 @@ use uj_domain::ids::{AccountId, ProjectId};
 use uj_domain::keys::{generate_public_key, token_hash, NewToken};
 use uj_domain::password::{self, Password};
 use uj_domain::projects::{Project, ProjectName};
+use uj_domain::ValidationError;
 use uj_storage::{NewAccount, NewInvitation, Store, StoreError};
 
 use super::{blocking, ServiceError};
@@ -64,6 +65,30 @@ pub async fn authenticate(
     let valid =
         blocking(move || password::verify(stored.as_deref(), candidate.expose_secret())).await?;
     Ok(account.filter(|_| valid))
+}
+
+/// Changes `account`'s password, given its current one: `current_password` is named when
+/// it is wrong, `new_password` when it is not a valid password. Every session of the account
+/// ends (a stolen one included); the caller signs this browser in again.
+pub async fn change_password(
+    store: &dyn Store,
+    account: &Account,
+    current: &str,
+    new: &str,
+) -> Result<(), ServiceError> {
+    let stored = account.password_hash.clone();
+    let candidate = SecretString::from(current.to_owned());
+    let valid =
+        blocking(move || password::verify(Some(&stored), candidate.expose_secret())).await?;
+    if !valid {
+        return Err(
+            ValidationError::new("current_password", "is not your current password").into(),
+        );
+    }
+    let new = Password::parse(new)
+        .map_err(|invalid| ValidationError::new("new_password", invalid.message))?;
+    let hash = blocking(move || new.hash()).await?;
+    Ok(store.change_password(&account.id, &hash).await?)
 }
 
 /// Starts a session; returns the token for the cookie (only its hash is stored).

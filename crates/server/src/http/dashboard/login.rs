@@ -117,7 +117,7 @@ async fn logout(
 /// `X-Forwarded-For` entry from the right (each proxy appends the address it was reached
 /// from; entries further left may be written by the client itself). Without trusted
 /// proxies, or without the header, the connecting address.
-fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: u8) -> String {
+pub(super) fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: u8) -> String {
     if trusted == 0 {
         return peer.to_string();
     }

@@ -1,6 +1,7 @@
 //! The dashboard: server-rendered pages that work without JavaScript, signed-in with a
 //! session cookie, every form CSRF-protected.
 
+mod account;
 mod api_keys;
 mod assets;
 mod audiences;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let pages = Router::new()
         .merge(setup::router())
         .merge(login::router())
+        .merge(account::router())
         .merge(projects::router())
         .merge(api_keys::router())
         .merge(audiences::router())

@@ -1,0 +1,124 @@
+//! The signed-in person's account: changing the password (which signs out every other
+//! browser, a stolen session included).
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use super::login::client_address;
+use super::pages::{render_with, Nav, PageError};
+use super::session::{sign_in, CsrfToken, CurrentUser, VerifiedForm};
+use crate::services::{accounts, ServiceError};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/account", get(show).post(change_password))
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    csrf_token: String,
+    email: String,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+async fn page(
+    state: &AppState,
+    user: &CurrentUser,
+    csrf_token: String,
+) -> Result<AccountPage, PageError> {
+    let memberships = state.store.memberships(&user.account.id).await?;
+    Ok(AccountPage {
+        title: "Account",
+        nav: Some(Nav::new(&user.account.email, &memberships, None)),
+        csrf_token,
+        email: user.account.email.clone(),
+        notice: None,
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+struct Shown {
+    changed: Option<String>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Query(shown): Query<Shown>,
+) -> Result<Response, PageError> {
+    let mut page = page(&state, &user, csrf.0).await?;
+    if shown.changed.is_some() {
+        page.notice = Some("Password changed. Every other browser was signed out.");
+    }
+    Ok(render_with(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    VerifiedForm(form): VerifiedForm<PasswordForm>,
+) -> Result<Response, PageError> {
+    // Guessing the current password here counts as guessing it at sign-in.
+    let client = client_address(&headers, client.ip(), state.trusted_proxies);
+    let email = &user.account.email;
+    if let Err(wait) = state.login_throttle.attempt(email, &client) {
+        return Err(PageError::TooManyAttempts {
+            minutes: wait.as_secs().div_ceil(60),
+        });
+    }
+    let changed = accounts::change_password(
+        state.store.as_ref(),
+        &user.account,
+        &form.current_password,
+        &form.new_password,
+    )
+    .await;
+    match changed {
+        Ok(()) => {
+            state.login_throttle.succeeded(email, &client);
+            let jar = sign_in(&state, jar, &user.account.id).await?;
+            Ok((jar, Redirect::to("/account?changed=1")).into_response())
+        }
+        Err(ServiceError::Invalid(invalid)) => {
+            if invalid.field == "new_password" {
+                // The current password was right: not a guess.
+                state.login_throttle.succeeded(email, &client);
+            }
+            let label = match invalid.field {
+                "current_password" => "Current password",
+                _ => "New password",
+            };
+            let mut page = page(&state, &user, csrf.0).await?;
+            page.error = Some(format!("{label}: {}", invalid.message));
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(other) => {
+            state.login_throttle.undecided(email, &client);
+            Err(other.into())
+        }
+    }
+}
