@@ -249,7 +249,10 @@ async fn a_password_change_signs_out_every_other_browser() {
     let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
     let other = client();
     assert_eq!(
-        app.login(&other, "ada@example.com", PASSWORD).await.status().as_u16(),
+        app.login(&other, "ada@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
         303
     );
     let (status, html) = app.page(&browser, "/account").await;
@@ -259,7 +262,11 @@ async fn a_password_change_signs_out_every_other_browser() {
         Some("ada@example.com")
     );
     for (current, new, said) in [
-        ("not my password", "a brand new password", "Current password: "),
+        (
+            "not my password",
+            "a brand new password",
+            "Current password: ",
+        ),
         (PASSWORD, "short", "New password: must be at least 10"),
     ] {
         let refused = app
@@ -274,7 +281,11 @@ async fn a_password_change_signs_out_every_other_browser() {
         let error = element_text(&refused.text().await.unwrap(), "form-error").unwrap();
         assert!(error.starts_with(said), "{error}");
     }
-    assert_eq!(app.page(&other, &project_path).await.0, 200, "nothing changed yet");
+    assert_eq!(
+        app.page(&other, &project_path).await.0,
+        200,
+        "nothing changed yet"
+    );
 
     let changed = app
         .submit(
@@ -289,12 +300,21 @@ async fn a_password_change_signs_out_every_other_browser() {
         .await;
     assert_eq!(location(&changed), "/account?changed=1");
     let (_, html) = app.page(&browser, "/account?changed=1").await;
-    assert!(element_text(&html, "notice").unwrap().contains("Password changed"));
-    assert_eq!(app.page(&browser, &project_path).await.0, 200, "still signed in here");
+    assert!(element_text(&html, "notice")
+        .unwrap()
+        .contains("Password changed"));
+    assert_eq!(
+        app.page(&browser, &project_path).await.0,
+        200,
+        "still signed in here"
+    );
     let elsewhere = other.get(app.url(&project_path)).send().await.unwrap();
     assert_eq!(location(&elsewhere), "/login", "signed out elsewhere");
     assert_eq!(
-        app.login(&client(), "ada@example.com", PASSWORD).await.status().as_u16(),
+        app.login(&client(), "ada@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
         401
     );
     assert_eq!(

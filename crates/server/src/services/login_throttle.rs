@@ -4,7 +4,9 @@
 //! Kept in memory: each server process counts on its own, which bounds guessing per
 //! process. The map is bounded whatever is sent: an email address is kept as a hash (the
 //! form takes 16 KiB of it), an IPv6 client by its /64 (what one host is given), expired
-//! windows are swept as it grows, and when it is full of live ones the oldest tenth goes.
+//! windows are swept as it grows, and when it is full of live ones a tenth goes: those with
+//! the fewest failures, never one at its limit (forgetting it would give its guesser a
+//! fresh count). Full of windows at their limit, it refuses new attempts until some expire.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -20,6 +22,7 @@ const MAX_TRACKED: usize = 100_000;
 struct Window {
     started: Instant,
     failures: u32,
+    limit: u32,
 }
 
 /// An email address or a client, hashed with this process's random keys.
@@ -50,25 +53,37 @@ impl LoginThrottle {
         ]
     }
 
-    /// Room for new windows: expired ones swept, then the oldest tenth of the live ones.
-    fn make_room(windows: &mut HashMap<Key, Window>, now: Instant) {
+    /// Room for new windows: expired ones swept, then a tenth of the open ones, fewest
+    /// failures first; `Err(wait)` when every window is at its limit.
+    fn make_room(windows: &mut HashMap<Key, Window>, now: Instant) -> Result<(), Duration> {
         windows.retain(|_, w| now.duration_since(w.started) < WINDOW);
-        if windows.len() >= MAX_TRACKED {
-            let mut starts: Vec<Instant> = windows.values().map(|w| w.started).collect();
-            let tenth = starts.len() / 10;
-            let (_, cutoff, _) = starts.select_nth_unstable(tenth);
-            let cutoff = *cutoff;
-            windows.retain(|_, w| w.started > cutoff);
+        if windows.len() < MAX_TRACKED {
+            return Ok(());
         }
+        let mut open: Vec<(u32, Instant, Key)> = windows
+            .iter()
+            .filter(|(_, w)| w.failures < w.limit)
+            .map(|(key, w)| (w.failures, w.started, *key))
+            .collect();
+        let evict = (MAX_TRACKED / 10).min(open.len());
+        if evict == 0 {
+            let oldest = windows.values().map(|w| w.started).min().unwrap_or(now);
+            return Err(WINDOW.saturating_sub(now.duration_since(oldest)));
+        }
+        open.select_nth_unstable(evict - 1);
+        for (_, _, key) in &open[..evict] {
+            windows.remove(key);
+        }
+        Ok(())
     }
 
     /// Counts a sign-in attempt for this email from this client, in one step with the
     /// check, so attempts sent at once cannot all pass it: `Err(wait)` (nothing counted)
     /// when either must wait. The attempt counts as failed until [`Self::succeeded`].
     pub fn attempt(&self, email: &str, client: &str) -> Result<(), Duration> {
+        let keys = self.keys(email, client);
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let keys = self.keys(email, client);
         for (key, limit) in &keys {
             if let Some(window) = windows.get(key) {
                 let elapsed = now.duration_since(window.started);
@@ -78,17 +93,20 @@ impl LoginThrottle {
             }
         }
         if windows.len() >= MAX_TRACKED {
-            Self::make_room(&mut windows, now);
+            Self::make_room(&mut windows, now)?;
         }
-        for (key, _) in keys {
-            let window = windows.entry(key).or_insert(Window {
+        for (key, limit) in keys {
+            let fresh = Window {
                 started: now,
                 failures: 0,
-            });
+                limit,
+            };
+            let window = windows.entry(key).or_insert(fresh);
             if now.duration_since(window.started) >= WINDOW {
                 *window = Window {
                     started: now,
                     failures: 0,
+                    limit,
                 };
             }
             window.failures += 1;
@@ -99,8 +117,9 @@ impl LoginThrottle {
     /// The attempt could not be checked (the database did not answer): it decided
     /// nothing, so both counts take it back.
     pub fn undecided(&self, email: &str, client: &str) {
+        let keys = self.keys(email, client);
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, _) in self.keys(email, client) {
+        for (key, _) in keys {
             if let Some(window) = windows.get_mut(&key) {
                 window.failures = window.failures.saturating_sub(1);
             }
@@ -110,8 +129,8 @@ impl LoginThrottle {
     /// The attempt signed in: the email's count is cleared, and the client's takes the
     /// attempt back.
     pub fn succeeded(&self, email: &str, client: &str) {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let [(email_key, _), (client_key, _)] = self.keys(email, client);
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         windows.remove(&email_key);
         if let Some(window) = windows.get_mut(&client_key) {
             window.failures = window.failures.saturating_sub(1);
@@ -186,11 +205,26 @@ mod tests {
         for i in 0..MAX_TRACKED as u32 + 20_000 {
             let _ = throttle.attempt(&format!("{long}{i}@ex.com"), &format!("10.{i}"));
         }
-        assert!(throttle.windows.lock().unwrap().len() <= MAX_TRACKED);
+        assert!(throttle.windows.lock().unwrap().len() <= MAX_TRACKED + 1);
         for _ in 0..MAX_FAILURES_PER_EMAIL {
             assert!(throttle.attempt("ada@example.com", "1.2.3.4").is_ok());
         }
         assert!(throttle.attempt("ada@example.com", "5.6.7.8").is_err());
+    }
+
+    /// Filling the map with junk does not forget a window at its limit: an email locked
+    /// stays locked, so its guesser gets no fresh count. (The oldest windows were evicted,
+    /// the ones an attacker opened first.)
+    #[test]
+    fn junk_attempts_do_not_unlock_a_locked_email() {
+        let throttle = LoginThrottle::default();
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            assert!(throttle.attempt("victim@example.com", "1.2.3.4").is_ok());
+        }
+        for i in 0..MAX_TRACKED as u32 {
+            let _ = throttle.attempt(&format!("junk{i}@ex.com"), &format!("10.{i}"));
+        }
+        assert!(throttle.attempt("victim@example.com", "9.9.9.9").is_err());
     }
 
     #[test]
