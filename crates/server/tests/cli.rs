@@ -697,7 +697,7 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
 /// Connections that hold the server after their headers: a body that stops coming (a
 /// sign-in form, a webhook delivery), and a client that sends requests but never reads the
 /// answers. Each is closed after `UJ_BODY_TIMEOUT_SECS`; a webhook delivery is
-/// authenticated before its body is read, so a stranger's is refused at once. (All were
+/// authenticated before its body is taken in, so a stranger's is read past, never kept. (All were
 /// held for as long as the client liked: a thousand of them used up the server's files,
 /// and each webhook one 4 MiB of memory.)
 #[test]
@@ -749,8 +749,8 @@ fn stalled_bodies_and_unread_answers_do_not_hold_a_connection() {
           Content-Length: 4000000\r\n\r\n{\"action\": \"members\", ",
     );
     assert!(
-        took < Duration::from_millis(900) && answer.starts_with("HTTP/1.1 404"),
-        "a stranger's delivery is refused before its body: {took:?} {answer}"
+        took < Duration::from_secs(10) && answer.starts_with("HTTP/1.1 404"),
+        "a stranger's stalled delivery is refused and closed: {took:?} {answer}"
     );
 
     // Requests sent on and on while no answer is read: once the answers stop moving for

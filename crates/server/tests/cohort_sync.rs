@@ -478,6 +478,8 @@ async fn bad_requests_get_mixpanels_failure_format_with_the_right_status() {
         &format!(r#""mixpanel_distinct_id":"a","reference_id":"{long_id}""#),
     );
     assert!(long_reference.contains(&long_id));
+    let big_ids: Vec<String> = (0..40_000).map(|n| format!("member-{n:08}")).collect();
+    let big_page: Vec<&str> = big_ids.iter().map(String::as_str).collect();
     type Case<'a> = (Option<(&'a str, &'a str)>, Vec<u8>, String, u16);
     let cases: Vec<Case> = vec![
         (
@@ -544,6 +546,14 @@ async fn bad_requests_get_mixpanels_failure_format_with_the_right_status() {
             vec![b' '; 5 * 1024 * 1024],
             synced.webhook_url.clone(),
             413,
+        ),
+        // A whole delivery with a stale secret: its 401 is read, not a reset under a
+        // client still sending (the refusal came before the body was read).
+        (
+            Some((synced.username.as_str(), "stale")),
+            page("s", 1, 1, &big_page).to_string().into_bytes(),
+            synced.webhook_url.clone(),
+            401,
         ),
     ];
     for (auth, body, url, expected) in cases {

@@ -14,6 +14,38 @@ use super::ApiError;
 /// Largest JSON body the REST and SDK APIs accept.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
+/// Reads and drops what is left of a refused request's body (at most `limit` bytes; the
+/// body deadline bounds the time), keeping its first `keep` bytes, so that a client still
+/// sending it reads the answer rather than a reset. Whether it was read to its end: when
+/// not (too long, stalled, or a client waiting for `100 Continue`, whose body is not asked
+/// for), the answer should close the connection.
+pub async fn discard_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    keep: usize,
+) -> (Bytes, bool) {
+    use http_body_util::BodyExt;
+    if headers.contains_key(header::EXPECT) {
+        return (Bytes::new(), false);
+    }
+    let (mut body, mut read, mut kept) = (body, 0, Vec::new());
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return (kept.into(), false);
+        };
+        if let Some(data) = frame.data_ref() {
+            let room = keep.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..room.min(data.len())]);
+            read += data.len();
+            if read > limit {
+                return (kept.into(), false);
+            }
+        }
+    }
+    (kept.into(), true)
+}
+
 /// `Json<T>` whose failures are `400 malformed_json` / `400 invalid_request` (naming the
 /// field), `413 payload_too_large` or `415 unsupported_media_type`.
 pub struct ApiJson<T>(pub T);

@@ -2,25 +2,26 @@
 //! The reply is Mixpanel's format, `{"action", "status": "success"}` or `"failure"` with
 //! `{"error": {"message", "code"}}`, and the HTTP status equals the code.
 
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{AUTHORIZATION, CONNECTION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::extract::discard_body;
 use crate::services::cohort_sync;
 use crate::state::AppState;
 
 /// 1000 members with a few dozen properties each fit with room to spare.
 pub const MAX_DELIVERY_BODY: usize = 4 * 1024 * 1024;
+/// How far into a refused delivery its action is looked for (Mixpanel sends it first).
+const ACTION_WITHIN: usize = 4096;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/mixpanel/{webhook_id}", post(receive))
-        .layer(DefaultBodyLimit::max(MAX_DELIVERY_BODY))
+    Router::new().route("/webhooks/mixpanel/{webhook_id}", post(receive))
 }
 
 /// The action named in a body we may not be able to parse, or in its first bytes, to echo
@@ -46,17 +47,6 @@ fn action_of(body: &[u8]) -> Value {
     value.map_or(Value::Null, Value::String)
 }
 
-/// The delivery's first bytes (what came with its headers, waited for a moment at most),
-/// for the action a refusal echoes; the rest of a refused body is never read.
-async fn first_bytes(body: Body) -> Bytes {
-    use http_body_util::BodyExt;
-    let mut body = body;
-    match tokio::time::timeout(std::time::Duration::from_millis(200), body.frame()).await {
-        Ok(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
-        _ => Bytes::new(),
-    }
-}
-
 fn failure(status: u16, action: Value, message: &str) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = json!({
@@ -77,8 +67,16 @@ async fn receive(
     let receiver = match cohort_sync::authenticate(&state, &webhook_id, authorization).await {
         Ok(receiver) => receiver,
         Err(refusal) => {
-            let action = action_of(&first_bytes(body).await);
-            return failure(refusal.status, action, &refusal.message);
+            // Never taken in: read past, its beginning kept for the action echoed back.
+            let (beginning, whole) =
+                discard_body(&headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
+            let mut response = failure(refusal.status, action_of(&beginning), &refusal.message);
+            if !whole {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
         }
     };
     let body = match axum::body::to_bytes(body, MAX_DELIVERY_BODY).await {

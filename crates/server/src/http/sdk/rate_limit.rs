@@ -14,7 +14,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use uj_domain::keys::is_public_key_shaped;
 
-use crate::http::extract::MAX_JSON_BODY;
+use crate::http::extract::{discard_body, MAX_JSON_BODY};
 use crate::http::ApiError;
 use crate::state::AppState;
 
@@ -72,15 +72,19 @@ pub async fn per_key(State(state): State<AppState>, request: Request, next: Next
         if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
             response.headers_mut().insert(RETRY_AFTER, value);
         }
-        // The body is read first (up to the SDK's limit, within the deadline): a client that
-        // sends it after its headers then reads this answer on a connection still usable,
-        // instead of a reset.
+        // The body is read past first (up to the SDK's limit, within the deadline): a client
+        // that sends it after its headers then reads this answer on a connection still
+        // usable, instead of a reset.
+        let (headers, body) = {
+            let (parts, body) = request.into_parts();
+            (parts.headers, body)
+        };
         let read = tokio::time::timeout(
             state.sdk_timeout,
-            axum::body::to_bytes(request.into_body(), MAX_JSON_BODY),
+            discard_body(&headers, body, MAX_JSON_BODY, 0),
         )
         .await;
-        if !matches!(read, Ok(Ok(_))) {
+        if !matches!(read, Ok((_, true))) {
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
