@@ -60,8 +60,14 @@ pub struct Study {
 }
 
 impl Study {
-    /// Checks every field; the first problem names its field.
+    /// Checks every field and the limits together; the first problem names its field.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_fields()?;
+        self.validate_limits()
+    }
+
+    /// Checks each field on its own.
+    pub fn validate_fields(&self) -> Result<(), ValidationError> {
         bounded_text("name", &self.name, 200)?;
         interview_url(&self.interview_url)?;
         for (field, limit) in [
@@ -75,8 +81,12 @@ impl Study {
                 ));
             }
         }
-        // A month holds every week's starts, so a lower monthly limit would silently
-        // replace the weekly one.
+        Ok(())
+    }
+
+    /// Checks the limits agree: a month holds every week's starts, so a lower monthly
+    /// limit would silently replace the weekly one.
+    pub fn validate_limits(&self) -> Result<(), ValidationError> {
         if let (Some(weekly), Some(monthly)) = (self.weekly_limit, self.monthly_limit) {
             if monthly < weekly {
                 return Err(ValidationError::new(

@@ -84,7 +84,8 @@ async fn a_study_is_created_with_defaults_changed_and_listed() {
 #[tokio::test]
 async fn invalid_studies_name_the_field() {
     let app = TestApp::spawn().await;
-    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let key = keys.secret_key.clone();
     let cases = [
         (
             json!({"name": "", "interview_url": "https://x.example"}),
@@ -147,6 +148,22 @@ async fn invalid_studies_name_the_field() {
     );
     let (_, unchanged) = json_of(app.get(&path, &key).await).await;
     assert_eq!(unchanged["monthly_limit"], Value::Null);
+
+    // A study stored before that check, with limits that disagree, can still be paused:
+    // only a change to a limit is held to it.
+    let store = uj_storage::connect(&app.db.url).await.unwrap();
+    let project = uj_domain::ids::ProjectId::from_string(&keys.project_id);
+    let id = uj_domain::ids::StudyId::from_string(created["id"].as_str().unwrap());
+    let mut old = store.study(&project, &id).await.unwrap().unwrap();
+    let read_at = old.updated_at;
+    old.monthly_limit = Some(5);
+    assert!(store.update_study(&old, read_at).await.unwrap());
+    let (status, paused) = patch(&app, &path, &key, json!({"status": "paused"})).await;
+    assert_eq!(
+        (status, paused["status"].as_str()),
+        (200, Some("paused")),
+        "{paused}"
+    );
 }
 
 #[tokio::test]
@@ -811,7 +828,7 @@ mod dashboard {
             ]
         };
         // A cooldown shorter than a second would be stored as none at all.
-        for hours in ["-1", "inf", "NaN", "1e300", "0.0001"] {
+        for hours in ["-1", "inf", "NaN", "1e300", "0.0001", "-0.0001"] {
             let refused = app
                 .submit(&browser, &rule_paths[1], &rule_paths[1], &fields(hours))
                 .await;

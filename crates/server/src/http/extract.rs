@@ -149,23 +149,19 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// The field a deserialization error is about: the path serde_path_to_error puts first
-/// ("weekly_limit: invalid type…", "prompt.title: …"), joined with the field serde names
-/// when the fault is a field missing ("missing field `name`"; an unknown one ends the path).
+/// ("weekly_limit: invalid type…", "prompt.title: …", ending with the field when it is
+/// unknown), with the field serde names added when it is missing ("missing field `name`").
 fn field_of(detail: &str) -> Option<String> {
     let (path, message) = match detail.split_once(": ") {
         Some((path, message)) if !path.contains(' ') && path != "." => (Some(path), message),
         _ => (None, detail),
     };
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
-    match (path, named) {
-        // An unknown field is the path's last step already; a missing one is not.
-        (Some(path), Some(name)) if path.rsplit('.').next() == Some(name) => Some(path.to_owned()),
-        (Some(path), Some(name)) => Some(format!("{path}.{name}")),
-        (None, Some(name)) => Some(name.to_owned()),
-        (Some(path), None) => Some(path.to_owned()),
-        (None, None) => None,
+    let named = |prefix: &str| message.strip_prefix(prefix)?.split('`').next();
+    match (path, named("missing field `"), named("unknown field `")) {
+        (Some(path), Some(missing), _) => Some(format!("{path}.{missing}")),
+        (None, Some(missing), _) => Some(missing.to_owned()),
+        (None, None, Some(unknown)) => Some(unknown.to_owned()),
+        (path, None, _) => path.map(str::to_owned),
     }
 }
 
@@ -335,5 +331,28 @@ mod nul_tests {
             assert_eq!(is_json(&headers), json, "{value}");
         }
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_field_is_read_off_serde_path_to_errors_text() {
+        for (detail, field) in [
+            (
+                "weekly_limit: invalid type: string \"x\", expected i64",
+                Some("weekly_limit"),
+            ),
+            ("missing field `name` at line 1 column 2", Some("name")),
+            (
+                "name: missing field `name` at line 1 column 12",
+                Some("name.name"),
+            ),
+            (
+                "colour: unknown field `colour`, expected `name`",
+                Some("colour"),
+            ),
+            ("members[1]: missing field `id`", Some("members[1].id")),
+            ("invalid type: map, expected a string", None),
+        ] {
+            assert_eq!(super::field_of(detail).as_deref(), field, "{detail}");
+        }
     }
 }

@@ -57,6 +57,7 @@ fn failure(status: u16, action: Value, message: &str) -> Response {
     (code, Json(body)).into_response()
 }
 
+#[tracing::instrument(skip_all, fields(webhook_id = %webhook_id))]
 async fn receive(
     State(state): State<AppState>,
     Path(webhook_id): Path<String>,

@@ -186,10 +186,6 @@ fn authorized(config: &CohortSyncConfig, header: Option<&str>) -> bool {
     (username_ok & secret_ok).into()
 }
 
-/// Receives one delivery: authenticates it, checks it is for the connected Mixpanel
-/// project, applies or stages it, writes the ledger, and only then lets the caller
-/// acknowledge.
-#[tracing::instrument(skip_all, fields(webhook_id))]
 /// The webhook's receiver, when `authorization` is its Basic Auth: looked at before the
 /// delivery's body is read, so a stranger's body is never taken in.
 pub async fn authenticate(
@@ -210,7 +206,9 @@ pub async fn authenticate(
     Ok(receiver)
 }
 
-/// Applies an authenticated delivery (see [`authenticate`]).
+/// Receives one authenticated delivery (see [`authenticate`]): checks it is for the
+/// connected Mixpanel project, applies or stages it, writes the ledger, and only then lets
+/// the caller acknowledge.
 pub async fn receive(
     state: &AppState,
     receiver: WebhookReceiver,

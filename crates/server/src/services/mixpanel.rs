@@ -499,8 +499,6 @@ async fn status_or_missing(
         .ok_or(ServiceError::NotFound("mixpanel_connection"))
 }
 
-/// Re-verifies every connection each `interval`, so a project whose credentials Mixpanel
-/// now rejects shows it.
 /// After `admin adopt-key`: every connection whose stored secret the adopted key cannot open
 /// says so at once (the periodic check would find it only later). Returns how many.
 pub async fn mark_unreadable_secrets(
@@ -528,6 +526,8 @@ pub async fn mark_unreadable_secrets(
     Ok(marked)
 }
 
+/// Re-verifies every connection each `interval`, so a project whose credentials Mixpanel
+/// now rejects shows it.
 pub async fn check_connections_every(state: AppState, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.tick().await;

@@ -99,7 +99,12 @@ pub async fn update_study(
             study.monthly_limit = limit;
         }
         study.updated_at = Utc::now();
-        study.validate()?;
+        study.validate_fields()?;
+        // Held to a change of a limit only: a study stored before the check can still be
+        // paused or renamed.
+        if change.weekly_limit.is_some() || change.monthly_limit.is_some() {
+            study.validate_limits()?;
+        }
         if state.store.update_study(&study, read_at).await? {
             state.snapshots.forget(project);
             return Ok(study);

@@ -846,8 +846,8 @@ impl RuleForm {
             .filter(|h: &f64| h.is_finite())
             .ok_or_else(|| ValidationError::new("cooldown_seconds", "must be a number of hours"))?;
         let cooldown_seconds = (hours * 3600.0).round() as i64;
-        // A cooldown under half a second would be stored as none at all.
-        if hours > 0.0 && cooldown_seconds == 0 {
+        // A cooldown under half a second (either way) would be stored as none at all.
+        if hours != 0.0 && cooldown_seconds == 0 {
             return Err(ValidationError::new(
                 "cooldown_seconds",
                 "must be at least one second (0.0003 hours), or 0 for none",
