@@ -126,14 +126,22 @@ pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
 pub fn with_body_deadline(router: Router, limit: std::time::Duration) -> Router {
     router.layer(axum::middleware::from_fn(
         move |request: Request, next: Next| {
-            let deadline = tokio::time::Instant::now() + limit;
-            let request = request.map(|body| {
-                Body::new(DeadlineBody {
-                    body,
-                    deadline: Box::pin(tokio::time::sleep_until(deadline)),
-                    expired: false,
-                })
-            });
+            use hyper::body::Body as _;
+            // Most requests (every GET) have no body: nothing to wait for, nothing to wrap.
+            let request = match request.body().is_end_stream() {
+                true => request,
+                false => {
+                    let deadline = tokio::time::Instant::now() + limit;
+                    request.map(|body| {
+                        Body::new(DeadlineBody {
+                            body,
+                            deadline,
+                            timer: None,
+                            expired: false,
+                        })
+                    })
+                }
+            };
             next.run(request)
         },
     ))
@@ -141,7 +149,9 @@ pub fn with_body_deadline(router: Router, limit: std::time::Duration) -> Router 
 
 struct DeadlineBody {
     body: Body,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    /// Started the first time the body keeps the reader waiting.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     expired: bool,
 }
 
@@ -162,7 +172,11 @@ impl hyper::body::Body for DeadlineBody {
         if let Poll::Ready(frame) = std::pin::Pin::new(&mut this.body).poll_frame(cx) {
             return Poll::Ready(frame);
         }
-        if this.deadline.as_mut().poll(cx).is_ready() {
+        let deadline = this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
             this.expired = true;
             return Poll::Ready(Some(Err(axum::Error::new(
                 "the request body did not arrive in time",
@@ -176,7 +190,10 @@ impl hyper::body::Body for DeadlineBody {
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
+        match self.expired {
+            true => hyper::body::SizeHint::with_exact(0),
+            false => self.body.size_hint(),
+        }
     }
 }
 
