@@ -536,6 +536,9 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     // otherwise revoke the keys the app and the integrations run on.
     let keys = format!("{shop}/api-keys");
     let mixpanel = format!("{shop}/integrations/mixpanel");
+    let (_, html) = app.page(&bob, &keys).await;
+    assert!(element_text(&html, "owners-only").is_some());
+    assert!(!html.contains("create-secret-key") && !html.contains("rotate-public-key"));
     for (page, action, fields) in [
         (&keys, keys.clone(), vec![("name", "mine")]),
         (

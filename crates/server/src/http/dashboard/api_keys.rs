@@ -74,6 +74,8 @@ struct ApiKeysPage {
     next: Option<String>,
     created: Option<CreatedKey>,
     error: Option<String>,
+    /// Only owners manage keys: members see them without the buttons.
+    is_owner: bool,
 }
 
 async fn page(
@@ -104,6 +106,7 @@ async fn page(
         next,
         created,
         error,
+        is_owner: context.current.role == uj_domain::accounts::Role::Owner,
     })
 }
 
