@@ -65,7 +65,8 @@ pub struct SyncDelivery {
     pub mixpanel_project_id: String,
     pub mixpanel_cohort_id: String,
     pub cohort_name: String,
-    pub cohort_description: String,
+    /// None when the delivery carries none: the audience keeps its own.
+    pub cohort_description: Option<String>,
     pub session_id: Option<String>,
     /// 1-based page number and the session's page count; `members` without `page_info` is
     /// page 1 of 1.
@@ -391,10 +392,10 @@ pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery,
         mixpanel_project_id,
         mixpanel_cohort_id,
         cohort_name: parameter_text(p.mixpanel_cohort_name, "mixpanel_cohort_name")?,
-        cohort_description: parameter_text(
-            p.mixpanel_cohort_description,
-            "mixpanel_cohort_description",
-        )?,
+        cohort_description: match p.mixpanel_cohort_description {
+            Some(text) => Some(parameter_text(Some(text), "mixpanel_cohort_description")?),
+            None => None,
+        },
         session_id,
         page,
         total_pages,

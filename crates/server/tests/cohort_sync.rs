@@ -340,6 +340,55 @@ async fn pages_out_of_order_and_duplicated_give_the_full_membership_once() {
     );
 }
 
+/// The audience follows the cohort's latest name and description, and a page that comes
+/// late (a retry of an applied session) is not the latest: it renames nothing. A delivery
+/// without a description keeps the one there. A member who left is found by `?id=` only
+/// with `include_exited=true`, as the list shows them. (A retried page renamed the audience
+/// back, a delivery without a description emptied it, and the lookup returned leavers.)
+#[tokio::test]
+async fn late_pages_rename_nothing_and_a_lookup_finds_leavers_only_when_asked() {
+    let synced = Synced::start(0).await;
+    let named = |body: Value, name: &str| {
+        serde_json::from_str::<Value>(&body.to_string().replace("Trial users", name)).unwrap()
+    };
+    let old = named(page("s-1", 1, 1, &["a", "gone"]), "Old name");
+    assert_eq!(synced.deliver(old.clone()).await.0, 200);
+    let mut diff = named(page("s-2", 1, 1, &["b"]), "New name");
+    diff["action"] = json!("add_members");
+    assert_eq!(synced.deliver(diff.clone()).await.0, 200);
+    assert_eq!(synced.audience().await["name"], "New name");
+    let (status, reply) = synced.deliver(old).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("success")));
+    let audience = synced.audience().await;
+    assert_eq!(
+        (audience["name"].as_str(), audience["description"].as_str()),
+        (Some("New name"), Some("Day 3")),
+        "the late page changed nothing"
+    );
+    diff["parameters"]
+        .as_object_mut()
+        .unwrap()
+        .remove("mixpanel_cohort_description");
+    assert_eq!(synced.deliver(diff).await.0, 200);
+    assert_eq!(synced.audience().await["description"], "Day 3");
+
+    let mut leave = page("s-3", 1, 1, &["gone"]);
+    leave["action"] = json!("remove_members");
+    assert_eq!(synced.deliver(leave).await.0, 200);
+    let id = audience["id"].as_str().unwrap();
+    assert!(
+        synced.lookup(id, "gone").await.is_empty(),
+        "not a member now"
+    );
+    let past = synced
+        .get(&format!(
+            "/api/v1/audiences/{id}/members?id=gone&include_exited=true"
+        ))
+        .await;
+    assert_eq!(past["data"][0]["provider_member_id"], "gone");
+    assert!(!past["data"][0]["exited_at"].is_null());
+}
+
 #[tokio::test]
 async fn an_unfinished_session_never_shrinks_the_audience_and_a_newer_one_supersedes_it() {
     let synced = Synced::start(5).await;

@@ -37,16 +37,25 @@ pub(crate) const COUNTS: &str = "(staged_session IS NULL \
      OR staged_session = (SELECT last_session_id FROM audiences WHERE id = $1))";
 
 /// Creates the cohort's audience (`$1` a new id, `$2` project, `$3` cohort id, `$4` name,
-/// `$5` description, `$6` now) or follows its name and description: the row.
+/// `$5` description or NULL, `$6` now) or, when `$7`, follows its name and description (an
+/// empty name, a NULL description keep the audience's): the row.
 pub(crate) const UPSERT_AUDIENCE: &str =
     "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $6)
+     VALUES ($1, $2, $3, $4, COALESCE($5, ''), $6, $6)
      ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
-        name = CASE WHEN excluded.name = '' THEN audiences.name ELSE excluded.name END,
-        description = excluded.description,
+        name = CASE WHEN $7 AND excluded.name <> '' THEN excluded.name ELSE audiences.name END,
+        description = CASE WHEN $7 AND $5 IS NOT NULL THEN excluded.description
+            ELSE audiences.description END,
         last_delivery_at = CASE WHEN audiences.last_delivery_at > excluded.last_delivery_at
             THEN audiences.last_delivery_at ELSE excluded.last_delivery_at END
      RETURNING *";
+
+/// Follows the cohort's name (`$2`, empty keeps it) and description (`$3`, NULL keeps it)
+/// on audience `$1`.
+pub(crate) const FOLLOW_COHORT: &str =
+    "UPDATE audiences SET name = CASE WHEN $2 = '' THEN name ELSE $2 END,
+        description = COALESCE($3, description)
+     WHERE id = $1";
 
 /// Notes page `$3` of `$4` of session `$2` of audience `$1` received at `$5`, and answers
 /// what was there before it: this session's other pages, and whether pages of another
@@ -321,6 +330,7 @@ macro_rules! impl_cohort_sync_store {
             project: &ProjectId,
             cohort: &$crate::SyncCohort<'_>,
             at: DateTime<Utc>,
+            follow: bool,
         ) -> Result<AudienceSessionRow, $crate::StoreError> {
             let row: AudienceSessionRow = sqlx::query_as(crate::shared_cohort_sync::UPSERT_AUDIENCE)
             .bind(uj_domain::ids::AudienceId::generate().as_str())
@@ -329,6 +339,7 @@ macro_rules! impl_cohort_sync_store {
             .bind(cohort.name)
             .bind(cohort.description)
             .bind(Ts(at))
+            .bind(follow)
             .fetch_one(&mut **tx)
             .await?;
             Ok(row)
@@ -714,9 +725,9 @@ macro_rules! impl_cohort_sync_store {
                 description: &str,
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::Audience, $crate::StoreError> {
-                let cohort = $crate::SyncCohort { mixpanel_cohort_id, name, description };
+                let cohort = $crate::SyncCohort { mixpanel_cohort_id, name, description: Some(description) };
                 let mut tx = self.begin().await?;
-                let row = upsert_audience_in(&mut tx, project, &cohort, at).await?;
+                let row = upsert_audience_in(&mut tx, project, &cohort, at, true).await?;
                 tx.commit().await?;
                 Ok(row.audience.into())
             }
@@ -791,7 +802,7 @@ macro_rules! impl_cohort_sync_store {
                     self.note(crate::key_filter::Keys::MatchKeys, members.iter().map(|m| m.match_key()));
                 }
                 let mut tx = self.begin().await?;
-                let row = upsert_audience_in(&mut tx, project, cohort, entry.received_at).await?;
+                let row = upsert_audience_in(&mut tx, project, cohort, entry.received_at, true).await?;
                 // Exact: the upsert holds the audience's lock (see `lock_audience`).
                 let audience = uj_domain::audiences::Audience::from(row.audience);
                 let at = crate::shared_cohort_sync::not_before(entry.received_at, audience.last_synced_at);
@@ -829,7 +840,8 @@ macro_rules! impl_cohort_sync_store {
                 }
                 let at = entry.received_at;
                 let mut tx = self.begin().await?;
-                let row = upsert_audience_in(&mut tx, project, cohort, at).await?;
+                // The cohort's name is followed once the page is known not to come late.
+                let row = upsert_audience_in(&mut tx, project, cohort, at, false).await?;
                 let applied = row.last_session_id;
                 // Exact: the upsert holds the audience's lock (see `lock_audience`).
                 let audience = uj_domain::audiences::Audience::from(row.audience);
@@ -845,6 +857,14 @@ macro_rules! impl_cohort_sync_store {
                     ),
                     Some(_) => (LedgerOutcome::Staged, MembershipChange::default()),
                 };
+                if outcome != LedgerOutcome::Duplicate {
+                    sqlx::query(crate::shared_cohort_sync::FOLLOW_COHORT)
+                        .bind(audience.as_str())
+                        .bind(cohort.name)
+                        .bind(cohort.description)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let entry = uj_domain::audiences::LedgerEntry {
                     audience_id: Some(audience.clone()),
                     outcome,

@@ -119,7 +119,7 @@ fn write(
             named_params! {
                 "$1": AudienceId::generate().as_str(), "$2": project.as_str(),
                 "$3": cohort.mixpanel_cohort_id, "$4": cohort.name, "$5": cohort.description,
-                "$6": at,
+                "$6": at, "$7": true,
             },
             |row| Ok((row.get("id")?, row.get("last_session_id")?)),
         )?;

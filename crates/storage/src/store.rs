@@ -457,7 +457,8 @@ pub struct SyncCohort<'a> {
     pub mixpanel_cohort_id: &'a str,
     /// Empty keeps the audience's name.
     pub name: &'a str,
-    pub description: &'a str,
+    /// None keeps the audience's description.
+    pub description: Option<&'a str>,
 }
 
 /// One page of a full-sync (`members`) session.

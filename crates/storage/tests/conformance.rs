@@ -1246,7 +1246,7 @@ async fn receive(
     let cohort = uj_storage::SyncCohort {
         mixpanel_cohort_id: "1",
         name: "A",
-        description: "",
+        description: Some(""),
     };
     let entry = store
         .receive_sync_page(project, &cohort, &sync_page, entry)
@@ -2103,7 +2103,7 @@ async fn a_diff_lands_whole_or_not_at_all(store: Arc<dyn Store>, _: &TestDatabas
     let cohort = |id| uj_storage::SyncCohort {
         mixpanel_cohort_id: id,
         name: "Nine",
-        description: "",
+        description: Some(""),
     };
     let entry = |action: &str| LedgerEntry {
         id: LedgerEntryId::generate(),

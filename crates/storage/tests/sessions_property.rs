@@ -101,7 +101,7 @@ async fn deliver(before: Vec<String>, snapshot: Vec<String>, page_size: usize, o
         let cohort = uj_storage::SyncCohort {
             mixpanel_cohort_id: "1",
             name: "C",
-            description: "",
+            description: Some(""),
         };
         let outcome = store
             .receive_sync_page(&project.id, &cohort, &page, entry)

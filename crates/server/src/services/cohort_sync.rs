@@ -277,7 +277,7 @@ async fn apply(
     let cohort = SyncCohort {
         mixpanel_cohort_id: &delivery.mixpanel_cohort_id,
         name: &delivery.cohort_name,
-        description: &delivery.cohort_description,
+        description: delivery.cohort_description.as_deref(),
     };
     let entry = LedgerEntry {
         id: LedgerEntryId::generate(),

@@ -170,7 +170,13 @@ async fn members(
             .store
             .find_audience_members(&audience.id, &lookup)
             .await?;
-        let data: Vec<MemberResponse> = found.into_iter().map(Into::into).collect();
+        // As the list: members who left only when asked for.
+        let with_exited = params.include_exited.unwrap_or(false);
+        let data: Vec<MemberResponse> = found
+            .into_iter()
+            .filter(|member| with_exited || member.exited_at.is_none())
+            .map(Into::into)
+            .collect();
         return Ok(Json(
             json!({ "object": "list", "data": data, "has_more": false }),
         ));
