@@ -125,6 +125,43 @@ async fn a_single_project_account_connects_at_once_with_region_and_timezone() {
         .collect();
     assert_eq!(names, ["Buyers", "Churn risk"]);
     assert_eq!(cohorts["data"][0]["member_count"], 2);
+    // A list like the others: paged, and its query checked.
+    let first: Value = app
+        .get("/api/v1/integrations/mixpanel/cohorts?limit=1", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            first["data"][0]["name"].as_str(),
+            first["has_more"].as_bool()
+        ),
+        (Some("Buyers"), Some(true))
+    );
+    let after = first["data"][0]["id"].as_str().unwrap();
+    let rest: Value = app
+        .get(
+            &format!("/api/v1/integrations/mixpanel/cohorts?limit=1&starting_after={after}"),
+            &key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (rest["data"][0]["name"].as_str(), rest["has_more"].as_bool()),
+        (Some("Churn risk"), Some(false))
+    );
+    for query in ["limit=abc", "bogus=1", "limit=0"] {
+        let refused = app
+            .get(
+                &format!("/api/v1/integrations/mixpanel/cohorts?{query}"),
+                &key,
+            )
+            .await;
+        assert_eq!(refused.status().as_u16(), 400, "{query}");
+    }
 
     let events: Value = app.get("/api/v1/events", &key).await.json().await.unwrap();
     let seen: Vec<(&str, bool, bool)> = events["data"]

@@ -13,7 +13,7 @@ use uj_domain::mixpanel::{MixpanelCohort, MixpanelConnection};
 use uj_mixpanel::DiscoveredProject;
 
 use crate::http::auth::SecretKeyAuth;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiQuery, ListParams};
 use crate::http::ApiError;
 use crate::services::mixpanel::{self, ConnectOutcome};
 use crate::state::AppState;
@@ -253,19 +253,48 @@ impl From<MixpanelCohort> for CohortResponse {
     get,
     path = "/integrations/mixpanel/cohorts",
     tag = "Mixpanel",
-    summary = "The connected project's cohorts",
+    summary = "The connected project's cohorts, by name",
+    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of cohorts", body = Value))
 )]
 async fn cohorts(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let page = params.page()?;
     let (_, cohorts) = mixpanel::status(&state, &auth.project.id)
         .await?
         .ok_or_else(not_connected)?;
-    let data: Vec<CohortResponse> = cohorts.into_iter().map(Into::into).collect();
+    // Read whole from the connection's copy (one row per cohort of the Mixpanel project),
+    // listed by name: a page starts after the cohort named.
+    let start = match &page.starting_after {
+        None => 0,
+        Some(after) => {
+            let at = cohorts
+                .iter()
+                .position(|c| c.cohort_id == *after)
+                .ok_or_else(|| {
+                    let mut error = ApiError::bad_request(
+                        "invalid_request",
+                        "starting_after is not the id of one of these cohorts",
+                    );
+                    error.field = Some("starting_after".into());
+                    error
+                })?;
+            at + 1
+        }
+    };
+    let limit = page.limit as usize;
+    let has_more = cohorts.len() > start + limit;
+    let data: Vec<CohortResponse> = cohorts
+        .into_iter()
+        .skip(start)
+        .take(limit)
+        .map(Into::into)
+        .collect();
     Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": false }),
+        json!({ "object": "list", "data": data, "has_more": has_more }),
     ))
 }
 
