@@ -306,11 +306,54 @@ fn bad(message: impl Into<String>) -> PayloadError {
     PayloadError(message.into())
 }
 
-/// The cohort a body that [`parse_delivery`] refused was about, where it is JSON that
-/// names one: `parameters.mixpanel_cohort_id`.
-pub fn cohort_of(body: &[u8]) -> Option<String> {
-    let body: Value = serde_json::from_slice(body).ok()?;
-    id_of(body.get("parameters")?.get("mixpanel_cohort_id")?).ok()?
+/// What a delivery says of itself as far as it reads: for the sync history's entry of a
+/// refusal, so the customer sees which run, page and cohort Mixpanel must send again.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outline {
+    pub cohort: Option<String>,
+    pub action: Option<SyncAction>,
+    pub session_id: Option<String>,
+    pub page: Option<u32>,
+    pub total_pages: Option<u32>,
+    pub members: usize,
+}
+
+impl Outline {
+    /// A body that [`parse_delivery`] refused, where it is JSON: each part that reads as
+    /// it should (ids usable, numbers whole, the action a known one), the rest left out.
+    pub fn of_body(body: &[u8]) -> Self {
+        let Ok(body) = serde_json::from_slice::<Value>(body) else {
+            return Self::default();
+        };
+        let parameter = |name: &str| body.get("parameters").and_then(|p| p.get(name));
+        let usable_id = |name: &str| parameter(name).and_then(|v| id_of(v).ok().flatten());
+        let page_info = |name: &str| parameter("page_info").and_then(|i| count(i.get(name)));
+        Self {
+            cohort: usable_id("mixpanel_cohort_id"),
+            action: body
+                .get("action")
+                .and_then(Value::as_str)
+                .and_then(SyncAction::parse),
+            session_id: usable_id("mixpanel_session_id"),
+            page: page_info("page_count"),
+            total_pages: page_info("total_pages"),
+            members: parameter("members")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len),
+        }
+    }
+
+    /// A delivery that parsed (and was refused for another reason).
+    pub fn of_delivery(delivery: &SyncDelivery) -> Self {
+        Self {
+            cohort: Some(delivery.mixpanel_cohort_id.clone()),
+            action: Some(delivery.action),
+            session_id: delivery.session_id.clone(),
+            page: Some(delivery.page),
+            total_pages: Some(delivery.total_pages),
+            members: delivery.members.len(),
+        }
+    }
 }
 
 /// Parses a delivery body, keeping only traits named in `allowlist`.
@@ -672,8 +715,25 @@ mod tests {
             (b"{not json", None),
         ];
         for (body, cohort) in cases {
-            assert_eq!(cohort_of(body).as_deref(), cohort);
+            assert_eq!(Outline::of_body(body).cohort.as_deref(), cohort);
         }
+        // The rest of what a refused page says of itself, as far as it reads.
+        let refused = br#"{"action": "members", "parameters": {"mixpanel_cohort_id": 7,
+            "mixpanel_session_id": "s-1", "page_info": {"page_count": 3, "total_pages": 2},
+            "members": [{}, {}]}}"#;
+        assert_eq!(
+            Outline::of_body(refused),
+            Outline {
+                cohort: Some("7".into()),
+                action: Some(SyncAction::Members),
+                session_id: Some("s-1".into()),
+                page: Some(3),
+                total_pages: Some(2),
+                members: 2,
+            }
+        );
+        let odd = br#"{"action": "explode", "parameters": {"mixpanel_session_id": "a\u0000"}}"#;
+        assert_eq!(Outline::of_body(odd), Outline::default());
     }
 
     #[test]

@@ -1015,6 +1015,19 @@ async fn a_refused_delivery_of_a_cohort_marks_its_audience_failing() {
         .as_str()
         .unwrap()
         .contains("page 3 of 2"));
+    // The entry says which run and page it was, so the customer knows what to resend.
+    let entry = &history["data"][0];
+    assert_eq!(
+        (
+            entry["action"].as_str(),
+            entry["session_id"].as_str(),
+            entry["page"].as_i64(),
+            entry["total_pages"].as_i64(),
+            entry["members"].as_i64()
+        ),
+        (Some("members"), Some("s"), Some(3), Some(2), Some(1)),
+        "{entry}"
+    );
 
     // A cohort of another Mixpanel project (403) names its cohort too.
     let mut foreign = page("s2", 1, 1, &["user_1"]);

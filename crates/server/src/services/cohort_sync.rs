@@ -7,7 +7,7 @@ use rand::{rngs::OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use uj_domain::audiences::{CohortSyncConfig, LedgerEntry, LedgerOutcome};
-use uj_domain::cohort_sync::{parse_delivery, SyncAction, SyncDelivery};
+use uj_domain::cohort_sync::{parse_delivery, Outline, SyncAction, SyncDelivery};
 use uj_domain::ids::{LedgerEntryId, ProjectId};
 use uj_domain::keys::{token_hash, NewToken};
 use uj_storage::{StoreError, SyncCohort, SyncPage, WebhookReceiver};
@@ -218,8 +218,8 @@ pub async fn receive(
     let delivery = match parse_delivery(body, &receiver.trait_allowlist) {
         Ok(delivery) => delivery,
         Err(error) => {
-            let cohort = uj_domain::cohort_sync::cohort_of(body);
-            reject(state, &project, None, cohort.as_deref(), error.0.clone()).await?;
+            let outline = Outline::of_body(body);
+            reject(state, &project, &outline, error.0.clone()).await?;
             return Err(Refusal::new(400, error.0));
         }
     };
@@ -232,38 +232,40 @@ pub async fn receive(
             ),
             None => "This UserJourneys project is not connected to Mixpanel any more. Connect it again in UserJourneys.".to_owned(),
         };
-        let cohort = Some(delivery.mixpanel_cohort_id.as_str());
-        reject(state, &project, Some(&delivery), cohort, message.clone()).await?;
+        let outline = Outline::of_delivery(&delivery);
+        reject(state, &project, &outline, message.clone()).await?;
         return Err(Refusal::new(403, message));
     }
     apply(state, &project, &delivery).await?;
     Ok(delivery.action)
 }
 
-/// Records a refused delivery, in its audience's history when its cohort (`cohort`, read
-/// from the body as far as it goes) is one of the project's audiences.
+/// Records a refused delivery (what it says of itself, as far as it reads), in its
+/// audience's history when its cohort is one of the project's audiences.
 async fn reject(
     state: &AppState,
     project: &ProjectId,
-    delivery: Option<&SyncDelivery>,
-    cohort: Option<&str>,
+    outline: &Outline,
     error: String,
 ) -> Result<(), Refusal> {
     let entry = LedgerEntry {
         id: LedgerEntryId::generate(),
         audience_id: None,
-        action: delivery.map_or("unknown", |d| d.action.as_str()).to_owned(),
-        session_id: delivery.and_then(|d| d.session_id.clone()),
-        page: delivery.map(|d| i64::from(d.page)),
-        total_pages: delivery.map(|d| i64::from(d.total_pages)),
-        members: delivery.map_or(0, |d| d.members.len() as i64),
+        action: outline.action.map_or("unknown", |a| a.as_str()).to_owned(),
+        session_id: outline.session_id.clone(),
+        page: outline.page.map(i64::from),
+        total_pages: outline.total_pages.map(i64::from),
+        members: outline.members as i64,
         added: 0,
         removed: 0,
         outcome: LedgerOutcome::Rejected,
         error: Some(error),
         received_at: Utc::now(),
     };
-    state.store.record_sync(project, &entry, cohort).await?;
+    state
+        .store
+        .record_sync(project, &entry, outline.cohort.as_deref())
+        .await?;
     Ok(())
 }
 
