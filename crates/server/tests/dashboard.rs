@@ -506,6 +506,59 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
         .expect("a link to this server")
         .to_owned();
 
+    // The owner sees it open; inviting the same email again replaces its link, and a
+    // withdrawn invitation's link opens nothing.
+    let open_invitations = |html: &str| {
+        let table = html.split(r#"id="invitations""#).nth(1).unwrap_or_default();
+        table
+            .split("</table>")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (_, html) = app.page(&owner, &members).await;
+    assert!(open_invitations(&html).contains("bob@example.com"));
+    let carol = app
+        .submit(
+            &owner,
+            &members,
+            &members,
+            &[("email", "carol@example.com")],
+        )
+        .await;
+    let carol_link = element_text(&carol.text().await.unwrap(), "invite-link").unwrap();
+    let carol_path = carol_link.strip_prefix(&app.address).unwrap().to_owned();
+    let again = app
+        .submit(
+            &owner,
+            &members,
+            &members,
+            &[("email", "carol@example.com")],
+        )
+        .await;
+    let newer = element_text(&again.text().await.unwrap(), "invite-link").unwrap();
+    assert_eq!(
+        app.page(&client(), &carol_path).await.0,
+        400,
+        "the earlier link died"
+    );
+    let newer_path = newer.strip_prefix(&app.address).unwrap().to_owned();
+    assert_eq!(app.page(&client(), &newer_path).await.0, 200);
+    let (_, html) = app.page(&owner, &members).await;
+    let withdraw = html
+        .split(r#"action=""#)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|action| action.ends_with("/withdraw"))
+        .expect("a withdraw button")
+        .to_owned();
+    let withdrawn = app.submit(&owner, &members, &withdraw, &[]).await;
+    assert_eq!(location(&withdrawn), members);
+    // Newest first: Carol's went, Bob's stays.
+    assert_eq!(app.page(&client(), &newer_path).await.0, 400);
+    let (_, html) = app.page(&owner, &members).await;
+    let listed = open_invitations(&html);
+    assert!(listed.contains("bob@example.com") && !listed.contains("carol"));
+
     let bob = client();
     let (status, page) = app.page(&bob, &invitation_path).await;
     assert_eq!(status, 200);

@@ -373,6 +373,15 @@ macro_rules! impl_store {
                 &self,
                 new: $crate::NewInvitation,
             ) -> Result<Invitation, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "DELETE FROM invitations
+                     WHERE project_id = $1 AND email = $2 AND accepted_at IS NULL",
+                )
+                .bind(new.project_id.as_str())
+                .bind(&new.email)
+                .execute(&mut *tx)
+                .await?;
                 let row: InvitationRow = sqlx::query_as(
                     "INSERT INTO invitations (id, project_id, email, token_hash, invited_by, created_at, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -385,10 +394,43 @@ macro_rules! impl_store {
                 .bind(new.invited_by.as_str())
                 .bind(Ts(crate::time::now()))
                 .bind(Ts(new.expires_at))
-                .fetch_one(self.writer())
+                .fetch_one(&mut *tx)
                 .await
                 .map_err($crate::StoreError::conflict_as("invitation"))?;
+                tx.commit().await?;
                 Ok(row.into())
+            }
+
+            async fn open_invitations(
+                &self,
+                project: &ProjectId,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<Invitation>, $crate::StoreError> {
+                let rows: Vec<InvitationRow> = sqlx::query_as(
+                    "SELECT id, project_id, email, invited_by, created_at, expires_at, accepted_at
+                     FROM invitations WHERE project_id = $1 AND accepted_at IS NULL AND expires_at > $2
+                     ORDER BY created_at DESC, id DESC LIMIT 100",
+                )
+                .bind(project.as_str())
+                .bind(Ts(now))
+                .fetch_all(self.reader())
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn withdraw_invitation(
+                &self,
+                project: &ProjectId,
+                id: &str,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM invitations WHERE project_id = $1 AND id = $2 AND accepted_at IS NULL",
+                )
+                .bind(project.as_str())
+                .bind(id)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn open_invitation(

@@ -172,7 +172,17 @@ pub trait Store:
 
     // --- Invitations --------------------------------------------------------------------
 
+    /// Creates an invitation, withdrawing the project's open one to the same email (a new
+    /// link replaces the earlier one, which may have leaked).
     async fn create_invitation(&self, invitation: NewInvitation) -> Result<Invitation, StoreError>;
+    /// The project's invitations neither accepted nor expired, newest first (100 at most).
+    async fn open_invitations(
+        &self,
+        project: &ProjectId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Invitation>, StoreError>;
+    /// Withdraws an invitation not yet accepted: its link stops working. Whether there was.
+    async fn withdraw_invitation(&self, project: &ProjectId, id: &str) -> Result<bool, StoreError>;
     /// An invitation that is neither accepted nor expired.
     async fn open_invitation(
         &self,

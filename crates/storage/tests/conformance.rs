@@ -485,21 +485,56 @@ async fn sessions_expire_and_can_be_deleted(store: Arc<dyn Store>, _: &TestDatab
 async fn invitations_are_accepted_once_and_expire(store: Arc<dyn Store>, _: &TestDatabase) {
     let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
     let now = Utc::now();
-    let invite = |token: &str, expires_at| NewInvitation {
+    let invite = |token: &str, email: &str, expires_at| NewInvitation {
         project_id: shop.clone(),
-        email: "bob@example.com".into(),
+        email: email.into(),
         token_hash: token.into(),
         invited_by: ada.id.clone(),
         expires_at,
     };
+    // A second invitation to one email replaces the first: its link stops working.
+    let first = store
+        .create_invitation(invite("first", "bob@example.com", now + Duration::days(7)))
+        .await
+        .unwrap();
     let created = store
-        .create_invitation(invite("tok", now + Duration::days(7)))
+        .create_invitation(invite("tok", "bob@example.com", now + Duration::days(7)))
         .await
         .unwrap();
+    assert!(store.open_invitation("first", now).await.unwrap().is_none());
     store
-        .create_invitation(invite("stale", now - Duration::seconds(1)))
+        .create_invitation(invite(
+            "stale",
+            "carol@example.com",
+            now - Duration::seconds(1),
+        ))
         .await
         .unwrap();
+    let dave = store
+        .create_invitation(invite("dave", "dave@example.com", now + Duration::days(7)))
+        .await
+        .unwrap();
+    // Open ones are listed (not the expired one), and one can be withdrawn.
+    let listed: Vec<_> = store
+        .open_invitations(&shop, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.email)
+        .collect();
+    assert_eq!(listed, ["dave@example.com", "bob@example.com"]);
+    assert!(
+        !store
+            .withdraw_invitation(&shop, first.id.as_str())
+            .await
+            .unwrap(),
+        "gone already"
+    );
+    assert!(store
+        .withdraw_invitation(&shop, dave.id.as_str())
+        .await
+        .unwrap());
+    assert!(store.open_invitation("dave", now).await.unwrap().is_none());
     assert_eq!(created.email, "bob@example.com");
 
     let open = store.open_invitation("tok", now).await.unwrap().unwrap();

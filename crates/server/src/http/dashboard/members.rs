@@ -25,6 +25,16 @@ pub fn router() -> Router<AppState> {
             "/p/{project_id}/members/{account_id}/remove",
             axum::routing::post(remove),
         )
+        .route(
+            "/p/{project_id}/invitations/{invitation_id}/withdraw",
+            axum::routing::post(withdraw),
+        )
+}
+
+struct InvitationRow {
+    id: String,
+    email: String,
+    expires_at: String,
 }
 
 struct MemberRow {
@@ -43,6 +53,8 @@ struct MembersPage {
     csrf_token: String,
     project_id: String,
     members: Vec<MemberRow>,
+    /// Open invitations, shown to owners.
+    invitations: Vec<InvitationRow>,
     is_owner: bool,
     notice: Option<String>,
     invite_link: Option<String>,
@@ -60,6 +72,15 @@ async fn page(
 ) -> Result<MembersPage, PageError> {
     let members = state.store.members(&context.current.project.id).await?;
     let is_owner = context.current.role == Role::Owner;
+    let invitations = match is_owner {
+        true => {
+            state
+                .store
+                .open_invitations(&context.current.project.id, Utc::now())
+                .await?
+        }
+        false => Vec::new(),
+    };
     Ok(MembersPage {
         title: "Members",
         nav: context.nav(),
@@ -73,6 +94,14 @@ async fn page(
                 email: m.email,
                 role: m.role.as_str(),
                 joined_at: date(m.joined_at),
+            })
+            .collect(),
+        invitations: invitations
+            .into_iter()
+            .map(|i| InvitationRow {
+                id: i.id.as_str().to_owned(),
+                email: i.email,
+                expires_at: date(i.expires_at),
             })
             .collect(),
         is_owner,
@@ -195,5 +224,24 @@ async fn remove(
         .store
         .remove_member(project, &member.account_id)
         .await?;
+    Ok(axum::response::Redirect::to(&format!("/p/{project_id}/members")).into_response())
+}
+
+/// An owner withdraws an open invitation: its link stops working at once.
+async fn withdraw(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project_id, invitation_id)): Path<(String, String)>,
+    VerifiedForm(_): VerifiedForm<super::session::EmptyForm>,
+) -> Result<Response, PageError> {
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "withdraw invitations").await?;
+    if !state
+        .store
+        .withdraw_invitation(&context.current.project.id, &invitation_id)
+        .await?
+    {
+        return Err(PageError::NotFound);
+    }
     Ok(axum::response::Redirect::to(&format!("/p/{project_id}/members")).into_response())
 }
