@@ -78,6 +78,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout_secs: u64,
 
+    /// Seconds a REST API request or a dashboard page may take before it is answered 503
+    /// (`storage_unavailable`): a database that stops answering holds them this long, not
+    /// for the whole outage. Connecting Mixpanel takes up to ~30 s; webhook deliveries are
+    /// not cut (an apply cut short would be retried from the start).
+    #[arg(long, env = "UJ_REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+
     /// Seconds an SDK request (and `/readyz`) may take before it is answered 503
     /// `storage_unavailable`: a database that stops answering (frozen, cut off) makes apps
     /// wait this long, not for the whole outage.

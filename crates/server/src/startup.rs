@@ -85,6 +85,7 @@ impl Application {
             login_throttle: Arc::new(LoginThrottle::default()),
             mixpanel: config.mixpanel.client(),
             sdk_timeout: Duration::from_secs(config.sdk_timeout_secs),
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
             sdk_limiter: Arc::new(crate::http::SdkRateLimiter::new(
                 config.sdk_requests_per_minute,
             )),

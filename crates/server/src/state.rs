@@ -42,6 +42,8 @@ pub struct Shared {
     pub mixpanel: uj_mixpanel::Client,
     /// How long an SDK request (and `/readyz`) may take (`sdk_timeout_secs`).
     pub sdk_timeout: std::time::Duration,
+    /// How long a REST request or a dashboard page may take (`request_timeout_secs`).
+    pub request_timeout: std::time::Duration,
     /// Each public key's request budget (`sdk_requests_per_minute`).
     pub sdk_limiter: Arc<SdkRateLimiter>,
     /// Suppressions and app events counted in memory, flushed in the background.

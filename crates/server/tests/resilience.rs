@@ -236,6 +236,51 @@ async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
     assert!(body["pending_invite"]["code"].is_string(), "{body}");
 }
 
+/// The REST API (and the dashboard) end a request the database does not answer after
+/// `UJ_REQUEST_TIMEOUT_SECS` with 503 `storage_unavailable`, and nothing of it is written.
+/// (They waited for as long as the database did: on PostgreSQL, a lock held for an hour
+/// held every such request for the hour.)
+#[tokio::test]
+async fn a_rest_request_the_database_does_not_answer_gets_503_in_time() {
+    let app = TestApp::spawn_with(|config| config.request_timeout_secs = 2).await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let lock = if helpers::on_postgres() {
+        "LOCK TABLE studies IN ACCESS EXCLUSIVE MODE"
+    } else {
+        "SELECT 1"
+    };
+    let mut other = Other::connect(&app.db.url).await;
+    other.hold(lock).await;
+    let asked = std::time::Instant::now();
+    let answer = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"}),
+        )
+        .await;
+    let waited = asked.elapsed();
+    assert_eq!(answer.status().as_u16(), 503);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "storage_unavailable");
+    assert!(
+        waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(4),
+        "answered after {waited:?}"
+    );
+    other.release().await;
+    let studies: Value = app
+        .get("/api/v1/studies", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        studies["data"].as_array().unwrap().len(),
+        0,
+        "nothing written"
+    );
+}
+
 /// A connection of another process to the app's database, holding a transaction open.
 enum Other {
     Postgres(sqlx::PgConnection),

@@ -15,6 +15,7 @@ mod webhooks;
 
 pub use middleware::with_body_deadline;
 
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -37,7 +38,11 @@ pub fn router(state: AppState) -> Router {
             launch::router().merge(dashboard::router(state.clone())),
         ))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(refuse_nul));
+        .layer(axum::middleware::from_fn(refuse_nul))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_deadline,
+        ));
     // Outermost, so that even the answer to a panic carries it.
     middleware::wrap(routes)
         .with_state(state)
@@ -55,6 +60,35 @@ async fn sdk_cors(request: axum::extract::Request, next: axum::middleware::Next)
     match CORS.layer(next).call(request).await {
         Ok(response) => response,
         Err(never) => match never {},
+    }
+}
+
+/// REST requests and dashboard pages end after `request_timeout` with a 503: a database
+/// that stops answering (a lock held, a frozen server) would otherwise hold them for the
+/// whole outage. The SDK and `/readyz` have a shorter deadline of their own; a webhook
+/// delivery is not cut (Mixpanel would send its page again, and the apply start over).
+async fn request_deadline(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/sdk/") || path.starts_with("/webhooks/") || path == "/readyz" {
+        return next.run(request).await;
+    }
+    let api = is_api_path(path);
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) if api => ApiError::unavailable(anyhow::anyhow!(
+            "no answer within {:?}",
+            state.request_timeout
+        ))
+        .into_response(),
+        Err(_) => dashboard::message_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not available right now",
+            "The database did not answer in time. Try again in a moment.",
+        ),
     }
 }
 

@@ -73,6 +73,7 @@ impl TestApp {
             log_format: LogFormat::Text,
             sdk_requests_per_minute: 1200,
             sdk_timeout_secs: 10,
+            request_timeout_secs: 60,
             trusted_proxies: 0,
             header_timeout_secs: 75,
             body_timeout_secs: 30,
