@@ -269,13 +269,23 @@ async fn an_account_joins_only_by_an_invitation_to_its_email(
     let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
     let (bob, _) = owner_with_project(&store, "bob@example.com").await;
     let now = Utc::now();
-    for (token, email, expires_at) in [
-        ("to-bob", "bob@example.com", now + Duration::days(1)),
-        ("to-ada", "ada@example.com", now + Duration::days(1)),
-        ("stale", "bob@example.com", now - Duration::seconds(1)),
+    // The expired one to another project: a second invitation to Shop would replace Bob's.
+    let blog = store
+        .create_project(&ada.id, "Blog", "uj_pk_blog")
+        .await
+        .unwrap();
+    for (token, email, expires_at, project) in [
+        ("to-bob", "bob@example.com", now + Duration::days(1), &shop),
+        ("to-ada", "ada@example.com", now + Duration::days(1), &shop),
+        (
+            "stale",
+            "bob@example.com",
+            now - Duration::seconds(1),
+            &blog.id,
+        ),
     ] {
         let invitation = NewInvitation {
-            project_id: shop.clone(),
+            project_id: project.clone(),
             email: email.into(),
             token_hash: token.into(),
             invited_by: ada.id.clone(),
