@@ -625,6 +625,16 @@ fn listening_everywhere_needs_a_public_url() {
     assert!(said.contains("set UJ_PUBLIC_URL"), "{said}");
 }
 
+/// A plain TCP connection to the server, its reads bounded: the bound is the test's, not
+/// the server's (a read still blocked after it fails the test).
+fn raw_connection(address: &str) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+}
+
 /// Connections that hold the server without finishing a request: one that never ends its
 /// headers is closed after `UJ_HEADER_TIMEOUT_SECS`, and a shutdown waits for a request
 /// whose body never arrives no longer than `UJ_SHUTDOWN_GRACE_SECS`. (Both were held
@@ -653,14 +663,7 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
             .stderr(Stdio::null()),
     );
     let address = url.strip_prefix("http://").unwrap().to_owned();
-    let connect = || {
-        let stream = std::net::TcpStream::connect(&address).unwrap();
-        // Bounds the test, not the server: a read still blocked after this fails it.
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        stream
-    };
+    let connect = || raw_connection(&address);
 
     let mut slow = connect();
     slow.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\n")
@@ -713,14 +716,7 @@ fn stalled_bodies_and_unread_answers_do_not_hold_a_connection() {
             .stderr(Stdio::null()),
     );
     let address = url.strip_prefix("http://").unwrap().to_owned();
-    let connect = || {
-        let stream = std::net::TcpStream::connect(&address).unwrap();
-        // Bounds the test, not the server: a read still blocked after this fails it.
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        stream
-    };
+    let connect = || raw_connection(&address);
     let closed_within = |mut stream: std::net::TcpStream, request: &[u8]| {
         stream.write_all(request).unwrap();
         let started = Instant::now();

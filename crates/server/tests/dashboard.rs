@@ -489,6 +489,14 @@ async fn the_switcher_lists_every_project_of_the_account() {
     assert_eq!(empty.status().as_u16(), 422);
 }
 
+/// The address of the page's first form whose action ends with `ending`.
+fn form_action(html: &str, ending: &str) -> Option<String> {
+    html.split(r#"action=""#)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|action| action.ends_with(ending))
+        .map(str::to_owned)
+}
+
 #[tokio::test]
 async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     let app = TestApp::spawn().await;
@@ -518,39 +526,28 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     };
     let (_, html) = app.page(&owner, &members).await;
     assert!(open_invitations(&html).contains("bob@example.com"));
-    let carol = app
-        .submit(
-            &owner,
-            &members,
-            &members,
-            &[("email", "carol@example.com")],
-        )
-        .await;
-    let carol_link = element_text(&carol.text().await.unwrap(), "invite-link").unwrap();
-    let carol_path = carol_link.strip_prefix(&app.address).unwrap().to_owned();
-    let again = app
-        .submit(
-            &owner,
-            &members,
-            &members,
-            &[("email", "carol@example.com")],
-        )
-        .await;
-    let newer = element_text(&again.text().await.unwrap(), "invite-link").unwrap();
+    let invite_carol = || async {
+        let invited = app
+            .submit(
+                &owner,
+                &members,
+                &members,
+                &[("email", "carol@example.com")],
+            )
+            .await;
+        let link = element_text(&invited.text().await.unwrap(), "invite-link").unwrap();
+        link.strip_prefix(&app.address).unwrap().to_owned()
+    };
+    let carol_path = invite_carol().await;
+    let newer_path = invite_carol().await;
     assert_eq!(
         app.page(&client(), &carol_path).await.0,
         400,
         "the earlier link died"
     );
-    let newer_path = newer.strip_prefix(&app.address).unwrap().to_owned();
     assert_eq!(app.page(&client(), &newer_path).await.0, 200);
     let (_, html) = app.page(&owner, &members).await;
-    let withdraw = html
-        .split(r#"action=""#)
-        .filter_map(|rest| rest.split('"').next())
-        .find(|action| action.ends_with("/withdraw"))
-        .expect("a withdraw button")
-        .to_owned();
+    let withdraw = form_action(&html, "/withdraw").expect("a withdraw button");
     let withdrawn = app.submit(&owner, &members, &withdraw, &[]).await;
     assert_eq!(location(&withdrawn), members);
     // Newest first: Carol's went, Bob's stays.
@@ -619,12 +616,7 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     // The owner removes Bob (after confirming): he loses the project at once, and can
     // still sign in to his account.
     let (_, html) = app.page(&owner, &members).await;
-    let remove = html
-        .split(r#"action=""#)
-        .filter_map(|rest| rest.split('"').next())
-        .find(|action| action.ends_with("/remove"))
-        .expect("a remove button beside bob")
-        .to_owned();
+    let remove = form_action(&html, "/remove").expect("a remove button beside bob");
     let asked = app.submit(&owner, &members, &remove, &[]).await;
     assert_eq!(asked.status().as_u16(), 200);
     assert!(asked.text().await.unwrap().contains("Remove this member?"));

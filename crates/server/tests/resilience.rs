@@ -219,16 +219,7 @@ async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
     };
     let mut other = Other::connect(&app.db.url).await;
     other.hold(lock).await;
-    let asked = std::time::Instant::now();
-    let answer = event("second").await.unwrap();
-    let waited = asked.elapsed();
-    assert_eq!(answer.status().as_u16(), 503);
-    let body: Value = answer.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "storage_unavailable");
-    assert!(
-        waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(4),
-        "answered after {waited:?}"
-    );
+    unavailable_after_two_seconds(async { event("second").await.unwrap() }).await;
     other.release().await;
     let answer = event("third").await.unwrap();
     assert_eq!(answer.status().as_u16(), 200);
@@ -251,22 +242,12 @@ async fn a_rest_request_the_database_does_not_answer_gets_503_in_time() {
     };
     let mut other = Other::connect(&app.db.url).await;
     other.hold(lock).await;
-    let asked = std::time::Instant::now();
-    let answer = app
-        .post_json(
-            "/api/v1/studies",
-            &keys.secret_key,
-            json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"}),
-        )
-        .await;
-    let waited = asked.elapsed();
-    assert_eq!(answer.status().as_u16(), 503);
-    let body: Value = answer.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "storage_unavailable");
-    assert!(
-        waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(4),
-        "answered after {waited:?}"
-    );
+    unavailable_after_two_seconds(app.post_json(
+        "/api/v1/studies",
+        &keys.secret_key,
+        json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"}),
+    ))
+    .await;
     other.release().await;
     let studies: Value = app
         .get("/api/v1/studies", &keys.secret_key)
@@ -278,6 +259,23 @@ async fn a_rest_request_the_database_does_not_answer_gets_503_in_time() {
         studies["data"].as_array().unwrap().len(),
         0,
         "nothing written"
+    );
+}
+
+/// Asserts `request` is answered 503 `storage_unavailable` by a deadline of 2 s: not
+/// before it, and not long after.
+async fn unavailable_after_two_seconds(
+    request: impl std::future::Future<Output = reqwest::Response>,
+) {
+    let asked = std::time::Instant::now();
+    let answer = request.await;
+    let waited = asked.elapsed();
+    assert_eq!(answer.status().as_u16(), 503);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "storage_unavailable");
+    assert!(
+        waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(4),
+        "answered after {waited:?}"
     );
 }
 
