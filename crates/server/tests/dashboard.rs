@@ -324,6 +324,45 @@ async fn a_password_change_signs_out_every_other_browser() {
             .as_u16(),
         303
     );
+    // Two changes at once from two browsers, both given the current password: one wins,
+    // the other is told, and the winner's password is the one that works. (Both were told
+    // "changed", and one of them was then locked out.)
+    let first = client();
+    let second = client();
+    for browser in [&first, &second] {
+        let signed_in = app
+            .login(browser, "ada@example.com", "a brand new password")
+            .await;
+        assert_eq!(signed_in.status().as_u16(), 303);
+    }
+    let app = &app;
+    let change = |browser, new: &'static str| async move {
+        let fields = [
+            ("current_password", "a brand new password"),
+            ("new_password", new),
+        ];
+        app.submit(browser, "/account", "/account", &fields).await
+    };
+    let (a, b) = tokio::join!(
+        change(&first, "first browser's password"),
+        change(&second, "second browser's password")
+    );
+    let outcomes = [a.status().as_u16(), b.status().as_u16()];
+    assert!(
+        outcomes == [303, 422] || outcomes == [422, 303],
+        "{outcomes:?}"
+    );
+    let winner = match outcomes[0] {
+        303 => "first browser's password",
+        _ => "second browser's password",
+    };
+    assert_eq!(
+        app.login(&client(), "ada@example.com", winner)
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
 }
 
 #[tokio::test]

@@ -206,20 +206,26 @@ macro_rules! impl_store {
             async fn change_password(
                 &self,
                 account: &AccountId,
-                password_hash: &str,
-            ) -> Result<(), $crate::StoreError> {
+                old: &str,
+                new: &str,
+            ) -> Result<bool, $crate::StoreError> {
                 let mut tx = self.begin().await?;
-                sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")
-                    .bind(account.as_str())
-                    .bind(password_hash)
-                    .execute(&mut *tx)
-                    .await?;
+                let changed =
+                    sqlx::query("UPDATE accounts SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+                        .bind(account.as_str())
+                        .bind(old)
+                        .bind(new)
+                        .execute(&mut *tx)
+                        .await?;
+                if changed.rows_affected() != 1 {
+                    return Ok(false);
+                }
                 sqlx::query("DELETE FROM sessions WHERE account_id = $1")
                     .bind(account.as_str())
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn remove_member(
@@ -322,7 +328,22 @@ macro_rules! impl_store {
                 token_hash: &str,
                 account: &AccountId,
                 expires_at: DateTime<Utc>,
-            ) -> Result<(), $crate::StoreError> {
+                password_hash: &str,
+            ) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                // Holds the account's row (a no-op write) while its hash is the one checked:
+                // a password change waits for this session, then ends it.
+                let held = sqlx::query(
+                    "UPDATE accounts SET password_hash = password_hash
+                     WHERE id = $1 AND password_hash = $2",
+                )
+                .bind(account.as_str())
+                .bind(password_hash)
+                .execute(&mut *tx)
+                .await?;
+                if held.rows_affected() != 1 {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -330,10 +351,11 @@ macro_rules! impl_store {
                 .bind(account.as_str())
                 .bind(Ts(crate::time::now()))
                 .bind(Ts(expires_at))
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await
                 .map_err($crate::StoreError::conflict_as("session"))?;
-                Ok(())
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn session_account(

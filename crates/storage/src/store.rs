@@ -113,12 +113,15 @@ pub trait Store:
         project: &ProjectId,
     ) -> Result<Option<Role>, StoreError>;
     async fn members(&self, project: &ProjectId) -> Result<Vec<Member>, StoreError>;
-    /// Sets `account`'s password hash and ends every session it has, at once.
+    /// Replaces `account`'s password hash `old` (the one just checked) by `new` and ends
+    /// every session it has, at once: false, and nothing changed, when `old` is no longer
+    /// its hash (another change came first).
     async fn change_password(
         &self,
         account: &AccountId,
-        password_hash: &str,
-    ) -> Result<(), StoreError>;
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
     /// Removes `account` from `project` when it is a member (not an owner): whether it was.
     async fn remove_member(
         &self,
@@ -154,12 +157,16 @@ pub trait Store:
 
     // --- Sessions -----------------------------------------------------------------------
 
+    /// Starts a session for `account` while its password hash is still `password_hash` (the
+    /// one just checked): false, and no session, when a password change came first. A
+    /// change waits for it, and ends it.
     async fn create_session(
         &self,
         token_hash: &str,
         account: &AccountId,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+        password_hash: &str,
+    ) -> Result<bool, StoreError>;
     /// The account of an unexpired session.
     async fn session_account(
         &self,

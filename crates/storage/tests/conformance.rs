@@ -459,11 +459,21 @@ async fn sessions_expire_and_can_be_deleted(store: Arc<dyn Store>, _: &TestDatab
     let (ada, _) = owner_with_project(&store, "ada@example.com").await;
     let now = Utc::now();
     store
-        .create_session("live", &ada.id, now + Duration::hours(1))
+        .create_session(
+            "live",
+            &ada.id,
+            now + Duration::hours(1),
+            &ada.password_hash,
+        )
         .await
         .unwrap();
     store
-        .create_session("old", &ada.id, now - Duration::seconds(1))
+        .create_session(
+            "old",
+            &ada.id,
+            now - Duration::seconds(1),
+            &ada.password_hash,
+        )
         .await
         .unwrap();
 
@@ -477,7 +487,12 @@ async fn sessions_expire_and_can_be_deleted(store: Arc<dyn Store>, _: &TestDatab
         .is_none());
     // Sub-second precision counts: a session expiring half a second from now is live.
     store
-        .create_session("short", &ada.id, now + Duration::milliseconds(500))
+        .create_session(
+            "short",
+            &ada.id,
+            now + Duration::milliseconds(500),
+            &ada.password_hash,
+        )
         .await
         .unwrap();
     assert!(store.session_account("short", now).await.unwrap().is_some());
@@ -1036,12 +1051,30 @@ async fn a_new_password_ends_every_session(store: Arc<dyn Store>, _: &TestDataba
     let (bob, _) = owner_with_project(&store, "bob@example.com").await;
     let later = Utc::now() + Duration::days(1);
     for (token, account) in [("s1", &ada), ("s2", &ada), ("s3", &bob)] {
-        store
-            .create_session(token, &account.id, later)
+        let started = store
+            .create_session(token, &account.id, later, &account.password_hash)
             .await
             .unwrap();
+        assert!(started);
     }
-    store.change_password(&ada.id, "new-hash").await.unwrap();
+    assert!(store
+        .change_password(&ada.id, &ada.password_hash, "new-hash")
+        .await
+        .unwrap());
+    // A change or a sign-in that checked the old password, coming second, does nothing.
+    assert!(!store
+        .change_password(&ada.id, &ada.password_hash, "other-hash")
+        .await
+        .unwrap());
+    assert!(!store
+        .create_session("s4", &ada.id, later, &ada.password_hash)
+        .await
+        .unwrap());
+    assert!(store
+        .session_account("s4", Utc::now())
+        .await
+        .unwrap()
+        .is_none());
     for token in ["s1", "s2"] {
         assert!(store
             .session_account(token, Utc::now())

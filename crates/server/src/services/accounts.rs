@@ -68,14 +68,15 @@ pub async fn authenticate(
 }
 
 /// Changes `account`'s password, given its current one: `current_password` is named when
-/// it is wrong, `new_password` when it is not a valid password. Every session of the account
-/// ends (a stolen one included); the caller signs this browser in again.
+/// it is wrong (or another change came first), `new_password` when it is not a valid
+/// password. Every session of the account ends (a stolen one included); returns the account
+/// as it is now, for the caller to sign this browser in again.
 pub async fn change_password(
     store: &dyn Store,
     account: &Account,
     current: &str,
     new: &str,
-) -> Result<(), ServiceError> {
+) -> Result<Account, ServiceError> {
     let stored = account.password_hash.clone();
     let candidate = SecretString::from(current.to_owned());
     let valid =
@@ -88,18 +89,45 @@ pub async fn change_password(
     let new = Password::parse(new)
         .map_err(|invalid| ValidationError::new("new_password", invalid.message))?;
     let hash = blocking(move || new.hash()).await?;
-    Ok(store.change_password(&account.id, &hash).await?)
+    if !store
+        .change_password(&account.id, &account.password_hash, &hash)
+        .await?
+    {
+        return Err(ValidationError::new(
+            "current_password",
+            "was changed meanwhile (in another browser); sign in with the new one",
+        )
+        .into());
+    }
+    Ok(Account {
+        password_hash: hash,
+        ..account.clone()
+    })
 }
 
-/// Starts a session; returns the token for the cookie (only its hash is stored).
+/// Starts a session for `account` as it was read (its password just checked); returns the
+/// token for the cookie (only its hash is stored). Refused when the password was changed
+/// meanwhile: a sign-in with the old one never outlives the change.
 pub async fn start_session(
     store: &dyn Store,
-    account: &AccountId,
+    account: &Account,
 ) -> Result<SecretString, ServiceError> {
     let session = NewToken::generate("");
-    store
-        .create_session(&session.hash, account, Utc::now() + SESSION_TTL)
-        .await?;
+    let expires_at = Utc::now() + SESSION_TTL;
+    if !store
+        .create_session(
+            &session.hash,
+            &account.id,
+            expires_at,
+            &account.password_hash,
+        )
+        .await?
+    {
+        return Err(ServiceError::Conflict {
+            code: "password_changed",
+            message: "The password was changed meanwhile. Sign in with the new one.".into(),
+        });
+    }
     Ok(session.token)
 }
 

@@ -98,9 +98,9 @@ async fn change_password(
     )
     .await;
     match changed {
-        Ok(()) => {
+        Ok(account) => {
             state.login_throttle.succeeded(email, &client);
-            let jar = sign_in(&state, jar, &user.account.id).await?;
+            let jar = sign_in(&state, jar, &account).await?;
             Ok((jar, Redirect::to("/account?changed=1")).into_response())
         }
         Err(ServiceError::Invalid(invalid)) => {

@@ -117,7 +117,7 @@ async fn accept(
     };
     match accounts::accept_invitation(store, &token, &password).await {
         Ok(account) => {
-            let jar = sign_in(&state, jar, &account.id).await?;
+            let jar = sign_in(&state, jar, &account).await?;
             Ok((jar, Redirect::to("/")).into_response())
         }
         Err(ServiceError::Invalid(invalid)) => {

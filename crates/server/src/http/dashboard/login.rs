@@ -97,7 +97,7 @@ async fn submit(
         ));
     };
     state.login_throttle.succeeded(&form.email, &client);
-    let jar = sign_in(&state, jar, &account.id).await?;
+    let jar = sign_in(&state, jar, &account).await?;
     Ok((jar, Redirect::to("/")).into_response())
 }
 

@@ -44,7 +44,7 @@ fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static
 pub async fn sign_in(
     state: &AppState,
     jar: CookieJar,
-    account: &uj_domain::ids::AccountId,
+    account: &uj_domain::accounts::Account,
 ) -> Result<CookieJar, PageError> {
     let store = state.store.as_ref();
     if let Some(previous) = jar.get(SESSION_COOKIE) {

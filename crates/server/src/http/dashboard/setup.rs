@@ -59,7 +59,7 @@ async fn submit(
     let store = state.store.as_ref();
     match accounts::set_up(store, &form.email, &form.password, &form.project_name).await {
         Ok((owner, project)) => {
-            let jar = sign_in(&state, jar, &owner.id).await?;
+            let jar = sign_in(&state, jar, &owner).await?;
             Ok((jar, Redirect::to(&format!("/p/{}", project.id))).into_response())
         }
         Err(ServiceError::Conflict { .. }) => Ok(Redirect::to("/login").into_response()),
