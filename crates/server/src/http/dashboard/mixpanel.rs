@@ -183,6 +183,9 @@ struct MixpanelPage {
     traits: String,
     /// `UJ_PUBLIC_URL` points at loopback: Mixpanel cannot deliver.
     webhook_is_local: bool,
+    /// Only owners change the connection and cohort sync: members see them without the
+    /// forms.
+    is_owner: bool,
 }
 
 async fn page(
@@ -256,6 +259,7 @@ async fn page(
         webhook_is_local: ["http://127.", "http://localhost", "http://[::1]"]
             .iter()
             .any(|local| state.public_url.starts_with(local)),
+        is_owner: context.current.role == uj_domain::accounts::Role::Owner,
     })
 }
 
@@ -417,7 +421,8 @@ async fn confirm_disconnect(
     csrf: CsrfToken,
     Path(project_id): Path<String>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "disconnect Mixpanel").await?;
     let (connection, _) = mixpanel::status(&state, &context.current.project.id)
         .await?
         .ok_or(PageError::NotFound)?;
@@ -520,7 +525,13 @@ async fn confirm_regenerate(
     csrf: CsrfToken,
     Path(project_id): Path<String>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context = ProjectContext::load_as_owner(
+        &state,
+        &user,
+        &project_id,
+        "regenerate the cohort-sync secret",
+    )
+    .await?;
     let message = "The current secret stops working at once: Mixpanel's deliveries fail (and Mixpanel pauses the sync) until you paste the new secret into the webhook destination.";
     Ok(confirm(
         &context,
@@ -556,7 +567,8 @@ async fn confirm_disable(
     csrf: CsrfToken,
     Path(project_id): Path<String>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "turn off cohort sync").await?;
     let message = "The webhook stops accepting deliveries (Mixpanel pauses the sync). Audiences already synced stay as they are.";
     Ok(confirm(
         &context,
