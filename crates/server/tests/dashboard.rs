@@ -628,13 +628,21 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     let (_, html) = app.page(&bob, &keys).await;
     assert!(element_text(&html, "owners-only").is_some());
     assert!(!html.contains("create-secret-key") && !html.contains("rotate-public-key"));
-    let (_, html) = app.page(&bob, &format!("{shop}/integrations/mixpanel")).await;
+    let (_, html) = app
+        .page(&bob, &format!("{shop}/integrations/mixpanel"))
+        .await;
     assert!(element_text(&html, "owners-only").is_some());
-    assert!(!html.contains(r#"id="connect-mixpanel""#), "no connect form");
+    assert!(
+        !html.contains(r#"id="connect-mixpanel""#),
+        "no connect form"
+    );
     let (status, _) = app
         .page(&bob, &format!("{shop}/integrations/mixpanel/disconnect"))
         .await;
-    assert_eq!(status, 403, "nor the confirmation page of an owner's action");
+    assert_eq!(
+        status, 403,
+        "nor the confirmation page of an owner's action"
+    );
     for (page, action, fields) in [
         (&keys, keys.clone(), vec![("name", "mine")]),
         (

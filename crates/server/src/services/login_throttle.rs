@@ -53,16 +53,20 @@ impl LoginThrottle {
         ]
     }
 
-    /// Room for new windows: expired ones swept, then a tenth of the open ones, fewest
-    /// failures first; `Err(wait)` when every window is at its limit.
-    fn make_room(windows: &mut HashMap<Key, Window>, now: Instant) -> Result<(), Duration> {
+    /// Room for new windows: expired ones swept, then up to a tenth of the open ones, fewest
+    /// failures first, never one of `keep` (this attempt's); `Err(wait)` when none can go.
+    fn make_room(
+        windows: &mut HashMap<Key, Window>,
+        keep: &[Key],
+        now: Instant,
+    ) -> Result<(), Duration> {
         windows.retain(|_, w| now.duration_since(w.started) < WINDOW);
         if windows.len() < MAX_TRACKED {
             return Ok(());
         }
         let mut open: Vec<(u32, Instant, Key)> = windows
             .iter()
-            .filter(|(_, w)| w.failures < w.limit)
+            .filter(|(key, w)| w.failures < w.limit && !keep.contains(key))
             .map(|(key, w)| (w.failures, w.started, *key))
             .collect();
         let evict = (MAX_TRACKED / 10).min(open.len());
@@ -92,8 +96,11 @@ impl LoginThrottle {
                 }
             }
         }
-        if windows.len() >= MAX_TRACKED {
-            Self::make_room(&mut windows, now)?;
+        // Only a new key needs room: an attempt on windows already kept evicts nothing
+        // (a flood of them cannot clear the way for its own guesses).
+        if windows.len() >= MAX_TRACKED && keys.iter().any(|(key, _)| !windows.contains_key(key)) {
+            let keep = [keys[0].0, keys[1].0];
+            Self::make_room(&mut windows, &keep, now)?;
         }
         for (key, limit) in keys {
             let fresh = Window {
