@@ -164,6 +164,19 @@ async fn invalid_studies_name_the_field() {
         (200, Some("paused")),
         "{paused}"
     );
+    // Sent unchanged (as the dashboard's form sends both), the limits are not held to it.
+    let (status, renamed) = patch(
+        &app,
+        &path,
+        &key,
+        json!({"name": "B", "weekly_limit": 10, "monthly_limit": 5}),
+    )
+    .await;
+    assert_eq!(
+        (status, renamed["name"].as_str()),
+        (200, Some("B")),
+        "{renamed}"
+    );
 }
 
 #[tokio::test]

@@ -396,6 +396,13 @@ macro_rules! impl_store {
                 new: $crate::NewInvitation,
             ) -> Result<Invitation, $crate::StoreError> {
                 let mut tx = self.begin().await?;
+                // Invitations of one project one at a time (a no-op write holds its row on
+                // PostgreSQL): two at once to one email would each delete before the other's
+                // insert, and both links would stay open.
+                sqlx::query("UPDATE projects SET name = name WHERE id = $1")
+                    .bind(new.project_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "DELETE FROM invitations
                      WHERE project_id = $1 AND email = $2 AND accepted_at IS NULL",

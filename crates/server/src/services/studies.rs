@@ -92,6 +92,7 @@ pub async fn update_study(
         if let Some(mode) = change.launch_mode {
             study.launch_mode = mode;
         }
+        let limits_before = (study.weekly_limit, study.monthly_limit);
         if let Some(limit) = change.weekly_limit {
             study.weekly_limit = limit;
         }
@@ -102,7 +103,7 @@ pub async fn update_study(
         study.validate_fields()?;
         // Held to a change of a limit only: a study stored before the check can still be
         // paused or renamed.
-        if change.weekly_limit.is_some() || change.monthly_limit.is_some() {
+        if (study.weekly_limit, study.monthly_limit) != limits_before {
             study.validate_limits()?;
         }
         if state.store.update_study(&study, read_at).await? {
