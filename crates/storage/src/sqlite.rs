@@ -111,6 +111,10 @@ impl SqliteStore {
             true => Some(lock_for_serving(&file).await?),
             false => None,
         };
+        // One process opens and migrates at a time (admin commands start beside the server):
+        // two turning a new file to WAL at once, one failed with "database is locked", and
+        // two applying the same migration at once, one failed half-way through it.
+        let migrating = lock_for_migrating(&file).await?;
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
@@ -121,12 +125,8 @@ impl SqliteStore {
                     .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string()),
             )
             .await?;
-        {
-            // One process migrates at a time (admin commands start beside the server): two
-            // applying the same migration at once, one failed half-way through it.
-            let _migrating = lock_for_migrating(&file).await?;
-            sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-        }
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        drop(migrating);
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             // A local file does not drop connections; sqlx's default ping before every
