@@ -389,6 +389,39 @@ async fn late_pages_rename_nothing_and_a_lookup_finds_leavers_only_when_asked() 
     assert!(!past["data"][0]["exited_at"].is_null());
 }
 
+/// Mixpanel delivers at least once: a diff it sends again after a later run was applied is
+/// a duplicate. It neither brings back a member who left since nor renames the audience back
+/// to the cohort's older name. (Both happened: a retried diff was applied again.)
+#[tokio::test]
+async fn a_diff_delivered_again_after_a_later_run_changes_nothing() {
+    let synced = Synced::start(0).await;
+    let diff = |action: &str, session: &str, name: &str, ids: &[&str]| {
+        let mut body = page(session, 1, 1, ids);
+        body["action"] = json!(action);
+        body["parameters"]["mixpanel_cohort_name"] = json!(name);
+        body
+    };
+    assert_eq!(synced.deliver(page("s-1", 1, 1, &["a"])).await.0, 200);
+    let entered = diff("add_members", "s-2", "Old name", &["b"]);
+    assert_eq!(synced.deliver(entered.clone()).await.0, 200);
+    let left = diff("remove_members", "s-3", "New name", &["b"]);
+    assert_eq!(synced.deliver(left).await.0, 200);
+    let id = synced.audience().await["id"].as_str().unwrap().to_owned();
+    assert_eq!(current_ids(&synced, &id).await, ["a"]);
+
+    let (status, reply) = synced.deliver(entered).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("success")));
+    assert_eq!(current_ids(&synced, &id).await, ["a"], "b stays out");
+    let audience = synced.audience().await;
+    assert_eq!(
+        (audience["name"].as_str(), audience["member_count"].as_i64()),
+        (Some("New name"), Some(1))
+    );
+    let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
+    assert_eq!(history["data"][0]["outcome"], "duplicate");
+    assert_eq!(history["data"][0]["added"], 0);
+}
+
 #[tokio::test]
 async fn an_unfinished_session_never_shrinks_the_audience_and_a_newer_one_supersedes_it() {
     let synced = Synced::start(5).await;

@@ -57,6 +57,12 @@ pub(crate) const FOLLOW_COHORT: &str =
         description = COALESCE($3, description)
      WHERE id = $1";
 
+/// Whether the ledger holds diff `$3` (its action) page `$4` of session `$2` as applied to
+/// audience `$1` (index `sync_ledger_by_diff`).
+pub(crate) const DIFF_APPLIED: &str = "SELECT EXISTS (SELECT 1 FROM sync_ledger
+     WHERE audience_id = $1 AND session_id = $2 AND action = $3 AND page = $4
+       AND action <> 'members' AND outcome = 'applied')";
+
 /// Notes page `$3` of `$4` of session `$2` of audience `$1` received at `$5`, and answers
 /// what was there before it: this session's other pages, and whether pages of another
 /// session, or of this one announcing another page count, are staged (this page supersedes
@@ -802,19 +808,43 @@ macro_rules! impl_cohort_sync_store {
                     self.note(crate::key_filter::Keys::MatchKeys, members.iter().map(|m| m.match_key()));
                 }
                 let mut tx = self.begin().await?;
-                let row = upsert_audience_in(&mut tx, project, cohort, entry.received_at, true).await?;
+                // The cohort's name is followed once the diff is known to be new.
+                let row = upsert_audience_in(&mut tx, project, cohort, entry.received_at, false).await?;
                 // Exact: the upsert holds the audience's lock (see `lock_audience`).
                 let audience = uj_domain::audiences::Audience::from(row.audience);
                 let at = crate::shared_cohort_sync::not_before(entry.received_at, audience.last_synced_at);
                 let (audience, before) = (&audience.id, audience.member_count);
-                let change = if leaving {
-                    let ids: Vec<&str> = members.iter().map(|m| m.provider_member_id.as_str()).collect();
-                    leave(&mut tx, audience, before, &ids, at).await?
-                } else {
-                    enter(&mut tx, audience, before, members, at).await?
+                // Mixpanel delivers at least once: a diff applied before is a duplicate, which
+                // applied again could bring back members who left since, or an older name.
+                let repeated: bool = match entry.session_id.as_deref() {
+                    Some(session_id) => sqlx::query_scalar(crate::shared_cohort_sync::DIFF_APPLIED)
+                        .bind(audience.as_str())
+                        .bind(session_id)
+                        .bind(&entry.action)
+                        .bind(entry.page)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                    None => false,
                 };
+                let (outcome, change) = if repeated {
+                    (uj_domain::audiences::LedgerOutcome::Duplicate, Default::default())
+                } else if leaving {
+                    let ids: Vec<&str> = members.iter().map(|m| m.provider_member_id.as_str()).collect();
+                    (entry.outcome, leave(&mut tx, audience, before, &ids, at).await?)
+                } else {
+                    (entry.outcome, enter(&mut tx, audience, before, members, at).await?)
+                };
+                if !repeated {
+                    sqlx::query(crate::shared_cohort_sync::FOLLOW_COHORT)
+                        .bind(audience.as_str())
+                        .bind(cohort.name)
+                        .bind(cohort.description)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let entry = uj_domain::audiences::LedgerEntry {
                     audience_id: Some(audience.clone()),
+                    outcome,
                     added: change.added,
                     removed: change.removed,
                     ..entry
