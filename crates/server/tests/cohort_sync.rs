@@ -422,6 +422,54 @@ async fn a_diff_delivered_again_after_a_later_run_changes_nothing() {
     assert_eq!(history["data"][0]["added"], 0);
 }
 
+/// A delivery announcing more than the webhook's 4 MiB is answered at once, 413 with the
+/// right secret and 401 (its action echoed) with a stale one, closing the connection: a body
+/// that will not be taken in is not waited for. (Both read up to 4 MiB first, and waited for
+/// the body deadline when the sender paused.)
+#[tokio::test]
+async fn a_delivery_announcing_too_much_is_answered_before_its_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let synced = Synced::start(0).await;
+    let url = reqwest::Url::parse(&synced.webhook_url).unwrap();
+    // Its first 8 KiB: a stranger's is read as far as its action, no further.
+    let beginning = format!("{:<8192}", page("s", 1, 1, &["a"]).to_string());
+    for (secret, expected) in [(synced.secret.as_str(), 413), ("stale", 401)] {
+        let request = reqwest::Client::new()
+            .post(url.clone())
+            .basic_auth(&synced.username, Some(secret))
+            .build()
+            .unwrap();
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            url.path(),
+            request.headers()["authorization"].to_str().unwrap(),
+            5 * 1024 * 1024
+        );
+        let mut stream = tokio::net::TcpStream::connect(url.socket_addrs(|| None).unwrap()[0])
+            .await
+            .unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(beginning.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{expected}: answered without the rest of the body"))
+            .unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {expected}")),
+            "{answer}"
+        );
+        assert!(answer.to_ascii_lowercase().contains("connection: close"));
+        let reply: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(reply["error"]["code"], expected);
+        if expected == 401 {
+            assert_eq!(reply["action"], "members");
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_unfinished_session_never_shrinks_the_audience_and_a_newer_one_supersedes_it() {
     let synced = Synced::start(5).await;

@@ -14,11 +14,20 @@ use super::ApiError;
 /// Largest JSON body the REST and SDK APIs accept.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
+/// Whether the request's `Content-Length` announces more than `limit` bytes.
+pub fn announces_more_than(headers: &HeaderMap, limit: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|length| length > limit as u64)
+}
+
 /// Reads and drops what is left of a refused request's body (at most `limit` bytes; the
 /// body deadline bounds the time), keeping its first `keep` bytes, so that a client still
 /// sending it reads the answer rather than a reset. Whether it was read to its end: when
 /// not (too long, stalled, or a client waiting for `100 Continue`, whose body is not asked
-/// for), the answer should close the connection.
+/// for), the answer should close the connection. A body announced longer than `limit` is
+/// read only as far as `keep`.
 pub async fn discard_body(
     headers: &HeaderMap,
     body: axum::body::Body,
@@ -29,8 +38,16 @@ pub async fn discard_body(
     if headers.contains_key(header::EXPECT) {
         return (Bytes::new(), false);
     }
+    // Read past `limit`, or as far as `keep` when the body is announced longer.
+    let stop_at = match announces_more_than(headers, limit) {
+        true => keep,
+        false => limit + 1,
+    };
     let (mut body, mut read, mut kept) = (body, 0, Vec::new());
-    while let Some(frame) = body.frame().await {
+    while read < stop_at {
+        let Some(frame) = body.frame().await else {
+            return (kept.into(), true);
+        };
         let Ok(frame) = frame else {
             return (kept.into(), false);
         };
@@ -38,12 +55,9 @@ pub async fn discard_body(
             let room = keep.saturating_sub(kept.len());
             kept.extend_from_slice(&data[..room.min(data.len())]);
             read += data.len();
-            if read > limit {
-                return (kept.into(), false);
-            }
         }
     }
-    (kept.into(), true)
+    (kept.into(), false)
 }
 
 /// `Json<T>` whose failures are `400 malformed_json` / `400 invalid_request` (naming the

@@ -11,7 +11,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::extract::discard_body;
+use super::extract::{announces_more_than, discard_body};
 use crate::services::cohort_sync;
 use crate::state::AppState;
 
@@ -80,16 +80,29 @@ async fn receive(
             return response;
         }
     };
+    // One announced too long is not waited for; either way the rest is not read, so the
+    // connection closes.
+    let too_large = || {
+        let message = format!("The delivery is larger than the {} MiB UserJourneys accepts; sync pages of at most 1000 members.", MAX_DELIVERY_BODY / 1024 / 1024);
+        let mut response = failure(413, Value::Null, &message);
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        response
+    };
+    if announces_more_than(&headers, MAX_DELIVERY_BODY) {
+        return too_large();
+    }
     let body = match axum::body::to_bytes(body, MAX_DELIVERY_BODY).await {
         Ok(body) => body,
-        Err(error) if is_too_large(&error) => {
+        Err(error) if is_too_large(&error) => return too_large(),
+        Err(_) => {
             return failure(
-                413,
+                400,
                 Value::Null,
-                &format!("The delivery is larger than the {} MiB UserJourneys accepts; sync pages of at most 1000 members.", MAX_DELIVERY_BODY / 1024 / 1024),
+                "The request body could not be read whole.",
             )
         }
-        Err(_) => return failure(400, Value::Null, "The request body could not be read whole."),
     };
     match cohort_sync::receive(&state, receiver, &body).await {
         Ok(action) => {
