@@ -79,7 +79,7 @@ pub struct Config {
     pub body_timeout_secs: u64,
 
     /// Seconds a REST API request or a dashboard page may take before it is answered 503
-    /// (`storage_unavailable`): a database that stops answering holds them this long, not
+    /// (`timed_out`): a database or Mixpanel that stops answering holds them this long, not
     /// for the whole outage. Connecting Mixpanel takes up to ~30 s; webhook deliveries are
     /// not cut (an apply cut short would be retried from the start).
     #[arg(long, env = "UJ_REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true,

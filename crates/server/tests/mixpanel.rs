@@ -462,6 +462,46 @@ async fn each_failure_has_its_code_and_a_sentence_that_says_what_to_fix() {
     );
 }
 
+/// A request Mixpanel keeps past `UJ_REQUEST_TIMEOUT_SECS` is answered 503 `timed_out`,
+/// naming Mixpanel as well as the database, and stores nothing. (It said the database was
+/// unavailable, sending the customer to look at the wrong thing.)
+#[tokio::test]
+async fn a_request_mixpanel_keeps_past_the_deadline_does_not_blame_the_database() {
+    let emulator = Emulator::start(scenario(json!({}))).await.unwrap();
+    let mut mixpanel = mixpanel_config(Some(&emulator));
+    mixpanel.mixpanel_timeout_secs = 10;
+    let app = TestApp::spawn_with(|config| {
+        config.mixpanel = mixpanel;
+        config.request_timeout_secs = 2;
+    })
+    .await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    emulator.set_faults(Faults {
+        latency_ms: 4000,
+        ..Faults::default()
+    });
+    let (status, body) = connect(&app, &key, "single", SECRET).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("timed_out")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Mixpanel") && message.contains("database"),
+        "{message}"
+    );
+    emulator.set_faults(Faults::default());
+    assert_eq!(
+        app.get("/api/v1/integrations/mixpanel", &key)
+            .await
+            .status()
+            .as_u16(),
+        404,
+        "nothing was stored"
+    );
+}
+
 #[tokio::test]
 async fn a_rate_limit_while_reading_cohorts_does_not_undo_the_connection() {
     let (_emulator, app, key) = setup(json!({"query_per_hour": 0})).await;

@@ -219,7 +219,10 @@ async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
     };
     let mut other = Other::connect(&app.db.url).await;
     other.hold(lock).await;
-    unavailable_after_two_seconds(async { event("second").await.unwrap() }).await;
+    unavailable_after_two_seconds("storage_unavailable", async {
+        event("second").await.unwrap()
+    })
+    .await;
     other.release().await;
     let answer = event("third").await.unwrap();
     assert_eq!(answer.status().as_u16(), 200);
@@ -228,7 +231,7 @@ async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
 }
 
 /// The REST API (and the dashboard) end a request the database does not answer after
-/// `UJ_REQUEST_TIMEOUT_SECS` with 503 `storage_unavailable`, and nothing of it is written.
+/// `UJ_REQUEST_TIMEOUT_SECS` with 503 `timed_out`, and nothing of it is written.
 /// (They waited for as long as the database did: on PostgreSQL, a lock held for an hour
 /// held every such request for the hour.)
 #[tokio::test]
@@ -242,11 +245,14 @@ async fn a_rest_request_the_database_does_not_answer_gets_503_in_time() {
     };
     let mut other = Other::connect(&app.db.url).await;
     other.hold(lock).await;
-    unavailable_after_two_seconds(app.post_json(
-        "/api/v1/studies",
-        &keys.secret_key,
-        json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"}),
-    ))
+    unavailable_after_two_seconds(
+        "timed_out",
+        app.post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"}),
+        ),
+    )
     .await;
     other.release().await;
     let studies: Value = app
@@ -262,9 +268,10 @@ async fn a_rest_request_the_database_does_not_answer_gets_503_in_time() {
     );
 }
 
-/// Asserts `request` is answered 503 `storage_unavailable` by a deadline of 2 s: not
-/// before it, and not long after.
+/// Asserts `request` is answered 503 `code` by a deadline of 2 s: not before it, and not
+/// long after.
 async fn unavailable_after_two_seconds(
+    code: &str,
     request: impl std::future::Future<Output = reqwest::Response>,
 ) {
     let asked = std::time::Instant::now();
@@ -272,7 +279,7 @@ async fn unavailable_after_two_seconds(
     let waited = asked.elapsed();
     assert_eq!(answer.status().as_u16(), 503);
     let body: Value = answer.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "storage_unavailable");
+    assert_eq!(body["error"]["code"], code);
     assert!(
         waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(4),
         "answered after {waited:?}"

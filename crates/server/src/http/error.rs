@@ -58,6 +58,18 @@ impl ApiError {
         }
     }
 
+    /// A request that outlasted the request deadline: either the database or Mixpanel kept it.
+    pub fn timed_out(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timed_out",
+            format!(
+                "No answer within {} s: the database or Mixpanel was too slow to answer. Retry shortly.",
+                limit.as_secs()
+            ),
+        )
+    }
+
     pub fn unavailable(source: impl Into<anyhow::Error>) -> Self {
         Self {
             source: Some(source.into()),

@@ -63,9 +63,9 @@ async fn sdk_cors(request: axum::extract::Request, next: axum::middleware::Next)
     }
 }
 
-/// REST requests and dashboard pages end after `request_timeout` with a 503: a database
-/// that stops answering (a lock held, a frozen server) would otherwise hold them for the
-/// whole outage. The SDK and `/readyz` have a shorter deadline of their own; a webhook
+/// REST requests and dashboard pages end after `request_timeout` with a 503 `timed_out`: a
+/// database that stops answering (a lock held, a frozen server), or Mixpanel, would
+/// otherwise hold them for the whole outage. The SDK and `/readyz` have a shorter deadline of their own; a webhook
 /// delivery is not cut (Mixpanel would send its page again, and the apply start over).
 async fn request_deadline(
     State(state): State<AppState>,
@@ -79,15 +79,11 @@ async fn request_deadline(
     let api = is_api_path(path);
     match tokio::time::timeout(state.request_timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) if api => ApiError::unavailable(anyhow::anyhow!(
-            "no answer within {:?}",
-            state.request_timeout
-        ))
-        .into_response(),
+        Err(_) if api => ApiError::timed_out(state.request_timeout).into_response(),
         Err(_) => dashboard::message_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Not available right now",
-            "The database did not answer in time. Try again in a moment.",
+            "The database or Mixpanel did not answer in time. Try again in a moment.",
         ),
     }
 }
