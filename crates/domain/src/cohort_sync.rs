@@ -75,6 +75,26 @@ pub struct SyncDelivery {
     pub members: Vec<SyncedMember>,
 }
 
+/// Who a diff's members are, as a digest (SHA-256 of their ids in the order sent): a call
+/// delivered again has the same one, whatever its `page_info` says.
+pub fn members_digest(members: &[SyncedMember]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for member in members {
+        hasher.update(member.provider_member_id.as_bytes());
+        hasher.update([0]);
+        hasher.update(
+            member
+                .reference_id
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
 /// Why a body is not a Mixpanel cohort-sync delivery; the message is shown to the
 /// customer inside Mixpanel.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

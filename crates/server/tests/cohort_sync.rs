@@ -420,6 +420,35 @@ async fn a_diff_delivered_again_after_a_later_run_changes_nothing() {
     let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
     assert_eq!(history["data"][0]["outcome"], "duplicate");
     assert_eq!(history["data"][0]["added"], 0);
+
+    // Calls of one run that say no page, or the same page, are told apart by who is in them.
+    for ids in [&["c"][..], &["d", "e"][..], &["f", "g"][..]] {
+        let mut call = diff("add_members", "s-4", "New name", ids);
+        call["parameters"]
+            .as_object_mut()
+            .unwrap()
+            .remove("page_info");
+        assert_eq!(synced.deliver(call).await.0, 200);
+    }
+    assert_eq!(
+        current_ids(&synced, &id).await,
+        ["a", "c", "d", "e", "f", "g"]
+    );
+
+    // The same call twice at once: one applies it, the other finds it applied.
+    let twice = diff("remove_members", "s-5", "New name", &["g"]);
+    let (first, second) = tokio::join!(synced.deliver(twice.clone()), synced.deliver(twice));
+    assert_eq!((first.0, second.0), (200, 200));
+    let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
+    let mut outcomes = [&history["data"][0], &history["data"][1]].map(|e| {
+        (
+            e["outcome"].as_str().unwrap(),
+            e["removed"].as_i64().unwrap(),
+        )
+    });
+    outcomes.sort();
+    assert_eq!(outcomes, [("applied", 1), ("duplicate", 0)]);
+    assert_eq!(synced.audience().await["member_count"], 5);
 }
 
 /// A delivery announcing more than the webhook's 4 MiB is answered at once, 413 with the

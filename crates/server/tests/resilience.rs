@@ -1,5 +1,6 @@
-//! When the database goes away or is locked, requests get 503 `storage_unavailable`
-//! (never a hang, never a 500 with a stack trace) and nothing half-written remains.
+//! When the database goes away or is locked, requests get 503 `storage_unavailable` (or
+//! `timed_out`, a REST request cut by its deadline), never a hang, never a 500 with a stack
+//! trace, and nothing half-written remains.
 
 mod helpers;
 

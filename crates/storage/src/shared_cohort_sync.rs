@@ -57,10 +57,10 @@ pub(crate) const FOLLOW_COHORT: &str =
         description = COALESCE($3, description)
      WHERE id = $1";
 
-/// Whether the ledger holds diff `$3` (its action) page `$4` of session `$2` as applied to
-/// audience `$1` (index `sync_ledger_by_diff`).
+/// Whether the ledger holds a diff `$3` (its action) of session `$2` with members `$4`
+/// (`members_digest`) as applied to audience `$1` (index `sync_ledger_by_diff`).
 pub(crate) const DIFF_APPLIED: &str = "SELECT EXISTS (SELECT 1 FROM sync_ledger
-     WHERE audience_id = $1 AND session_id = $2 AND action = $3 AND page = $4
+     WHERE audience_id = $1 AND session_id = $2 AND action = $3 AND members_digest = $4
        AND action <> 'members' AND outcome = 'applied')";
 
 /// Notes page `$3` of `$4` of session `$2` of audience `$1` received at `$5`, and answers
@@ -91,8 +91,8 @@ pub(crate) fn not_before(
 /// One delivery's ledger entry.
 pub(crate) const INSERT_LEDGER: &str =
     "INSERT INTO sync_ledger (id, project_id, audience_id, action, session_id, page, total_pages,
-        members, added, removed, outcome, error, received_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+        members, added, removed, outcome, error, received_at, members_digest)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 /// Rows per multi-row statement: 1000 members × 8 columns stays under both databases'
 /// parameter limits.
@@ -558,10 +558,12 @@ macro_rules! impl_cohort_sync_store {
             finish_change(tx, audience, change, at).await
         }
 
+        /// The entry, with a diff's `members_digest` (`DIFF_APPLIED`).
         async fn insert_ledger<'e, E: sqlx::Executor<'e, Database = SyncDb>>(
             executor: E,
             project: &ProjectId,
             e: &uj_domain::audiences::LedgerEntry,
+            members_digest: Option<&str>,
         ) -> Result<(), $crate::StoreError> {
             sqlx::query(crate::shared_cohort_sync::INSERT_LEDGER)
             .bind(e.id.as_str())
@@ -577,6 +579,7 @@ macro_rules! impl_cohort_sync_store {
             .bind(e.outcome.as_str())
             .bind(e.error.as_deref())
             .bind(Ts(e.received_at))
+            .bind(members_digest)
             .execute(executor)
             .await?;
             Ok(())
@@ -814,14 +817,18 @@ macro_rules! impl_cohort_sync_store {
                 let audience = uj_domain::audiences::Audience::from(row.audience);
                 let at = crate::shared_cohort_sync::not_before(entry.received_at, audience.last_synced_at);
                 let (audience, before) = (&audience.id, audience.member_count);
-                // Mixpanel delivers at least once: a diff applied before is a duplicate, which
-                // applied again could bring back members who left since, or an older name.
+                // Mixpanel delivers at least once: a diff applied before (its session, action
+                // and members) is a duplicate, which applied again could bring back members
+                // who left since, or an older name. Calls of one run are told apart by their
+                // members, not their page_info (which a diff may lack); two calls with the
+                // same members are one change, so skipping the second loses nothing.
+                let digest = uj_domain::cohort_sync::members_digest(members);
                 let repeated: bool = match entry.session_id.as_deref() {
                     Some(session_id) => sqlx::query_scalar(crate::shared_cohort_sync::DIFF_APPLIED)
                         .bind(audience.as_str())
                         .bind(session_id)
                         .bind(&entry.action)
-                        .bind(entry.page)
+                        .bind(&digest)
                         .fetch_one(&mut *tx)
                         .await?,
                     None => false,
@@ -849,7 +856,7 @@ macro_rules! impl_cohort_sync_store {
                     removed: change.removed,
                     ..entry
                 };
-                insert_ledger(&mut *tx, project, &entry).await?;
+                insert_ledger(&mut *tx, project, &entry, Some(&digest)).await?;
                 tx.commit().await?;
                 Ok(entry)
             }
@@ -902,7 +909,7 @@ macro_rules! impl_cohort_sync_store {
                     removed: change.removed,
                     ..entry
                 };
-                insert_ledger(&mut *tx, project, &entry).await?;
+                insert_ledger(&mut *tx, project, &entry, None).await?;
                 tx.commit().await?;
                 Ok(entry)
             }
@@ -1051,7 +1058,7 @@ macro_rules! impl_cohort_sync_store {
                     audience_id: audience.map(AudienceId::from_string).or_else(|| e.audience_id.clone()),
                     ..e.clone()
                 };
-                insert_ledger(self.writer(), project, &entry).await
+                insert_ledger(self.writer(), project, &entry, None).await
             }
 
             async fn sync_ledger(
