@@ -303,6 +303,18 @@ fn parameter_id(value: Option<&Value>, name: &str) -> Result<Option<String>, Pay
         .map_err(|UnusableId| bad(format!("parameters.{name} is not a usable id: {ID_RULE}.")))
 }
 
+/// `parameters.{name}`, one of Mixpanel's ids: a string of digits (or a number).
+fn mixpanel_id(value: Option<&Value>, name: &str) -> Result<String, PayloadError> {
+    let id =
+        parameter_id(value, name)?.ok_or_else(|| bad(format!("parameters.{name} is missing.")))?;
+    if !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(format!(
+            "parameters.{name} is not a Mixpanel id: Mixpanel's ids are strings of digits."
+        )));
+    }
+    Ok(id)
+}
+
 /// Free text Mixpanel sends (a cohort's name and description), refused with a NUL.
 fn parameter_text(value: Option<String>, name: &str) -> Result<String, PayloadError> {
     let text = value.unwrap_or_default();
@@ -394,10 +406,8 @@ pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery,
     let p = raw
         .parameters
         .ok_or_else(|| bad("The body has no \"parameters\"."))?;
-    let mixpanel_project_id = parameter_id(p.mixpanel_project_id.as_ref(), "mixpanel_project_id")?
-        .ok_or_else(|| bad("parameters.mixpanel_project_id is missing."))?;
-    let mixpanel_cohort_id = parameter_id(p.mixpanel_cohort_id.as_ref(), "mixpanel_cohort_id")?
-        .ok_or_else(|| bad("parameters.mixpanel_cohort_id is missing."))?;
+    let mixpanel_project_id = mixpanel_id(p.mixpanel_project_id.as_ref(), "mixpanel_project_id")?;
+    let mixpanel_cohort_id = mixpanel_id(p.mixpanel_cohort_id.as_ref(), "mixpanel_cohort_id")?;
     let members = p.members.unwrap_or_default();
     let (page, total_pages) = match &p.page_info {
         None => (1, 1),
@@ -824,6 +834,22 @@ mod tests {
                 json!({"action": "members", "parameters": {"mixpanel_project_id": 1,
                     "mixpanel_cohort_id": "c".repeat(MAX_ID_BYTES + 1)}}),
                 "parameters.mixpanel_cohort_id is not a usable id",
+            ),
+            // Mixpanel's ids are strings of digits: anything else would become an audience.
+            (
+                json!({"action": "members", "parameters": {"mixpanel_project_id": 1,
+                    "mixpanel_cohort_id": "abc"}}),
+                "parameters.mixpanel_cohort_id is not a Mixpanel id",
+            ),
+            (
+                json!({"action": "members", "parameters": {"mixpanel_project_id": 1,
+                    "mixpanel_cohort_id": -5}}),
+                "parameters.mixpanel_cohort_id is not a Mixpanel id",
+            ),
+            (
+                json!({"action": "members", "parameters": {"mixpanel_project_id": "p1",
+                    "mixpanel_cohort_id": 5}}),
+                "parameters.mixpanel_project_id is not a Mixpanel id",
             ),
             (
                 page(
