@@ -17,6 +17,7 @@ pub struct Config {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://userjourneys.db",
         global = true
     )]

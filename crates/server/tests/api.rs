@@ -141,6 +141,8 @@ async fn a_secret_key_is_shown_once_listed_by_prefix_and_stops_working_when_revo
         )
         .await;
     assert_eq!(response.status().as_u16(), 201);
+    // No cache keeps the answer that shows the secret (REST answers are never cached).
+    assert_eq!(response.headers()["cache-control"], "no-store");
     let created: Value = response.json().await.unwrap();
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("uj_live_"));

@@ -95,6 +95,48 @@ fn admin_commands_at_once_on_a_new_sqlite_file_all_succeed() {
     }
 }
 
+/// A new SQLite file, and the write-ahead log SQLite gives the same mode, can be read by
+/// its owner only: it holds password hashes, respondent codes and members' traits. Help
+/// text never shows the password of the database URL it was given. (The file was readable
+/// by every local user, and `--help` printed `DATABASE_URL` with three letters of its
+/// password.)
+#[test]
+fn the_database_file_and_url_stay_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "sqlite://new.db")
+        .env("UJ_SECRET_KEY_FILE", "app.key")
+        .args(["admin", "adopt-key"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in ["new.db", "new.db-wal"] {
+        let Ok(metadata) = std::fs::metadata(dir.path().join(file)) else {
+            assert_ne!(file, "new.db", "the database was created");
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{file}: mode {mode:o}");
+    }
+
+    for args in [&["--help"][..], &["admin", "bootstrap", "--help"][..]] {
+        let help = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .env("DATABASE_URL", "postgres://app:hunter2@db.example.com/uj")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("DATABASE_URL"), "{args:?}: {text}");
+        assert!(!text.contains("hun"), "{args:?}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn bootstrap_rejects_invalid_input_with_a_message() {
     let app = TestApp::spawn().await;

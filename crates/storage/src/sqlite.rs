@@ -107,6 +107,7 @@ impl SqliteStore {
             .foreign_keys(true);
         // The file as sqlx reads the URL (percent-decoded, without its `?…` options).
         let file = options.get_filename().to_path_buf();
+        create_private(&file);
         let lock = match serving {
             true => Some(lock_for_serving(&file).await?),
             false => None,
@@ -441,6 +442,19 @@ impl_invite_store!(SqliteStore);
 /// An exclusive lock on `<file>.migrate-lock`, waited for: held while migrating, so that
 /// processes opening a new or older file at once apply each migration once, one after the
 /// other (PostgreSQL's migrations take an advisory lock for the same reason).
+/// Creates `file` if missing, readable and writable by its owner only: it holds password
+/// hashes, respondent codes and members' traits. SQLite gives the `-wal` and `-shm` files it
+/// creates beside it the same mode. An empty file is an empty database; a failure here is
+/// left for SQLite to report.
+fn create_private(file: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file);
+}
+
 async fn lock_for_migrating(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
     let path = beside(file, ".migrate-lock");
     // Without a deadline the wait ends only with the lock.

@@ -9,6 +9,8 @@ mod project;
 mod studies;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use super::extract::MAX_JSON_BODY;
@@ -24,4 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(mixpanel::router())
         .merge(studies::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        // Answers show secrets once (keys, the webhook secret, a connect token) and private
+        // data: no cache keeps them.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
