@@ -18,6 +18,8 @@ pub struct CohortSyncConfig {
     pub created_at: DateTime<Utc>,
     pub secret_rotated_at: DateTime<Utc>,
     pub last_delivery_at: Option<DateTime<Utc>>,
+    /// Off, deliveries are refused; the webhook and its secret stay for when it is on again.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

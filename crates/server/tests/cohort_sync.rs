@@ -949,7 +949,7 @@ mod dashboard {
             id: "uj".into(),
             project_id: 10,
             cohort_id: 51234,
-            url,
+            url: url.clone(),
             basic_auth: Some(BasicAuth {
                 username: "mixpanel".into(),
                 password: secret.clone(),
@@ -1013,7 +1013,18 @@ mod dashboard {
             .await;
         assert_eq!(location(&disabled), page);
         let (_, after) = app.page(&browser, &page).await;
-        assert!(after.contains("id=\"set-up-sync\""));
+        assert_eq!(element_text(&after, "sync-status").as_deref(), Some(""));
+        assert!(after.contains("<strong>Off</strong>"));
+        assert!(after.contains(&url), "the same webhook URL");
+        // Turned on again from the page: the same URL, no secret shown again.
+        let enabled = app
+            .submit(&browser, &page, &format!("{page}/cohort-sync"), &[])
+            .await;
+        assert_eq!(enabled.status().as_u16(), 200);
+        let html = enabled.text().await.unwrap();
+        assert!(element_text(&html, "notice").unwrap().contains("on again"));
+        assert_eq!(element_text(&html, "sync-status").as_deref(), Some("On"));
+        assert!(!html.contains(&new_secret) && element_text(&html, "webhook-secret").is_none());
     }
 }
 
@@ -1085,10 +1096,10 @@ async fn an_audience_rule_explains_membership_by_match_key() {
     );
 }
 
-/// Setting up cohort sync twice at once (a double click) gives one webhook: the other
-/// request is told it exists, rather than getting a URL and secret that never work.
+/// Turning cohort sync on twice at once (a double click) turns it on once: the other
+/// requests are told it is on.
 #[tokio::test]
-async fn concurrent_set_ups_give_one_webhook_and_a_conflict() {
+async fn concurrent_set_ups_turn_it_on_once_and_conflict() {
     let synced = Synced::start(0).await;
     let path = "/api/v1/integrations/mixpanel/cohort-sync";
     let deleted = synced.app.delete(path, &synced.key).await;
@@ -1100,7 +1111,59 @@ async fn concurrent_set_ups_give_one_webhook_and_a_conflict() {
         .map(|r| r.status().as_u16())
         .collect();
     statuses.sort();
-    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409]);
+}
+
+/// Turning cohort sync off keeps its webhook URL, username and secret (Mixpanel's
+/// destination URL cannot be edited): deliveries are refused 404 saying it is off, so
+/// Mixpanel pauses the sync; turned on again, the same destination delivers with the same
+/// secret, and no new secret is shown. (Off deleted the webhook: on again made a new URL,
+/// and every sync in Mixpanel had to be set up again on a new destination.)
+#[tokio::test]
+async fn cohort_sync_turned_off_and_on_keeps_its_url_and_secret() {
+    let synced = Synced::start(2).await;
+    let path = "/api/v1/integrations/mixpanel/cohort-sync";
+    let status_of =
+        || async { synced.get("/api/v1/integrations/mixpanel").await["cohort_sync"].clone() };
+    assert_eq!(status_of().await["enabled"], true);
+    let off = synced.app.delete(path, &synced.key).await;
+    assert_eq!(off.status().as_u16(), 204);
+    let sync = status_of().await;
+    assert_eq!(
+        (sync["enabled"].as_bool(), sync["webhook_url"].as_str()),
+        (Some(false), Some(synced.webhook_url.as_str()))
+    );
+    let paused = synced.emulator.run_sync("uj").await.unwrap();
+    let RunOutcome::Paused { status, message } = paused else {
+        panic!("{paused:?}")
+    };
+    assert_eq!(status, 404);
+    assert!(message.contains("turned off"), "{message}");
+    // Off twice is still off.
+    assert_eq!(
+        synced.app.delete(path, &synced.key).await.status().as_u16(),
+        204
+    );
+
+    let on = synced.app.post_json(path, &synced.key, json!({})).await;
+    assert_eq!(on.status().as_u16(), 200);
+    let on: Value = on.json().await.unwrap();
+    assert_eq!(
+        (on["webhook_url"].as_str(), on["username"].as_str()),
+        (
+            Some(synced.webhook_url.as_str()),
+            Some(synced.username.as_str())
+        )
+    );
+    assert!(on["secret"].is_null(), "the saved secret still works: {on}");
+    assert_eq!(status_of().await["enabled"], true);
+    assert!(synced.emulator.resume_sync("uj"));
+    let outcome = synced.emulator.run_sync("uj").await.unwrap();
+    assert!(matches!(outcome, RunOutcome::Synced { .. }), "{outcome:?}");
+    assert_eq!(synced.audience().await["member_count"], 2);
+    // On, a second set-up is a conflict, as before.
+    let again = synced.app.post_json(path, &synced.key, json!({})).await;
+    assert_eq!(again.status().as_u16(), 409);
 }
 
 /// A refused delivery of a known cohort shows where the customer looks: in its audience's

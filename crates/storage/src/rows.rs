@@ -278,6 +278,7 @@ pub(crate) struct SyncConfigRow {
     created_at: Ts,
     secret_rotated_at: Ts,
     last_delivery_at: Option<Ts>,
+    enabled: bool,
 }
 
 impl From<SyncConfigRow> for CohortSyncConfig {
@@ -290,6 +291,7 @@ impl From<SyncConfigRow> for CohortSyncConfig {
             created_at: row.created_at.0,
             secret_rotated_at: row.secret_rotated_at.0,
             last_delivery_at: row.last_delivery_at.map(|t| t.0),
+            enabled: row.enabled,
         }
     }
 }

@@ -27,7 +27,7 @@ pub(crate) const AUDIENCE_MEMBER: &str =
 /// A cohort sync configuration's columns (table alias `c`): its last delivery is the latest
 /// of its project's audiences since it was set up (migration 0009).
 pub(crate) const SYNC_CONFIG: &str =
-    "c.project_id, c.webhook_id, c.username, c.secret_hash, c.created_at, c.secret_rotated_at,
+    "c.project_id, c.webhook_id, c.username, c.secret_hash, c.created_at, c.secret_rotated_at, c.enabled,
      (SELECT MAX(a.last_delivery_at) FROM audiences a
       WHERE a.project_id = c.project_id AND a.last_delivery_at >= c.created_at) AS last_delivery_at";
 
@@ -700,12 +700,22 @@ macro_rules! impl_cohort_sync_store {
                 row.map(TryInto::try_into).transpose()
             }
 
-            async fn delete_cohort_sync_config(&self, project: &ProjectId) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query("DELETE FROM cohort_sync_configs WHERE project_id = $1")
+            async fn disable_cohort_sync(&self, project: &ProjectId) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query("UPDATE cohort_sync_configs SET enabled = FALSE WHERE project_id = $1")
                     .bind(project.as_str())
                     .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn enable_cohort_sync(&self, project: &ProjectId) -> Result<Option<String>, $crate::StoreError> {
+                Ok(sqlx::query_scalar(
+                    "UPDATE cohort_sync_configs SET enabled = TRUE
+                     WHERE project_id = $1 AND NOT enabled RETURNING webhook_id",
+                )
+                .bind(project.as_str())
+                .fetch_optional(self.writer())
+                .await?)
             }
 
             async fn trait_allowlist(&self, project: &ProjectId) -> Result<Vec<String>, $crate::StoreError> {

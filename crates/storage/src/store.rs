@@ -330,7 +330,12 @@ pub trait CohortSyncStore: Send + Sync {
         &self,
         webhook_id: &str,
     ) -> Result<Option<WebhookReceiver>, StoreError>;
-    async fn delete_cohort_sync_config(&self, project: &ProjectId) -> Result<bool, StoreError>;
+    /// Turns the project's cohort sync off (its webhook and secret stay); `false` when the
+    /// project has none.
+    async fn disable_cohort_sync(&self, project: &ProjectId) -> Result<bool, StoreError>;
+    /// Turns the project's cohort sync back on: its webhook id, or `None` when it has none
+    /// or it is on (nothing written).
+    async fn enable_cohort_sync(&self, project: &ProjectId) -> Result<Option<String>, StoreError>;
 
     /// Trait keys kept from synced members (JSON array in the project row).
     async fn trait_allowlist(&self, project: &ProjectId) -> Result<Vec<String>, StoreError>;

@@ -1369,6 +1369,7 @@ async fn a_cohort_sync_config_is_found_by_webhook_and_replaced(
         created_at: now,
         secret_rotated_at: now,
         last_delivery_at: None,
+        enabled: true,
     };
     assert!(store.create_cohort_sync_config(&config).await.unwrap());
     // A second set-up (two racing) writes nothing: the first one's secret keeps working.
@@ -1438,25 +1439,45 @@ async fn a_cohort_sync_config_is_found_by_webhook_and_replaced(
     let receiver = store.webhook_receiver("whk_one").await.unwrap().unwrap();
     assert_eq!(receiver.config.last_delivery_at, Some(delivered));
 
-    assert!(store.delete_cohort_sync_config(&shop).await.unwrap());
-    assert!(store.webhook_receiver("whk_one").await.unwrap().is_none());
-    // Rotating a secret after sync was turned off brings nothing back.
+    // Off keeps the webhook and its secret; the receiver says it is off.
+    assert!(store.disable_cohort_sync(&shop).await.unwrap());
+    assert!(store.disable_cohort_sync(&shop).await.unwrap(), "off twice");
+    let receiver = store.webhook_receiver("whk_one").await.unwrap().unwrap();
+    assert!(!receiver.config.enabled);
+    assert_eq!(receiver.config.secret_hash, "hash-2");
+    // A secret rotated while off leaves it off.
     let rotated = store
         .rotate_cohort_sync_secret(&shop, "hash-3", now)
         .await
         .unwrap();
-    assert_eq!(rotated, None);
-    assert!(store.cohort_sync_config(&shop).await.unwrap().is_none());
-    // Set up again: deliveries to the old webhook are not this one's.
-    config.webhook_id = "whk_two".into();
-    config.created_at = delivered + Duration::seconds(1);
-    assert!(store.create_cohort_sync_config(&config).await.unwrap());
+    assert_eq!(rotated.as_deref(), Some("whk_one"));
+    assert!(!config_of(store.clone(), shop.clone()).await.enabled);
+    // On again: once, with the same webhook.
     assert_eq!(
-        config_of(store.clone(), shop.clone())
-            .await
-            .last_delivery_at,
-        None
+        store.enable_cohort_sync(&shop).await.unwrap().as_deref(),
+        Some("whk_one")
     );
+    assert_eq!(
+        store.enable_cohort_sync(&shop).await.unwrap(),
+        None,
+        "on already"
+    );
+    let stored = config_of(store.clone(), shop.clone()).await;
+    assert_eq!(
+        (
+            stored.enabled,
+            stored.webhook_id.as_str(),
+            stored.secret_hash.as_str()
+        ),
+        (true, "whk_one", "hash-3")
+    );
+    // A second set-up still writes nothing.
+    config.webhook_id = "whk_two".into();
+    assert!(!store.create_cohort_sync_config(&config).await.unwrap());
+    // A project without cohort sync has nothing to turn on or off.
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    assert!(!store.disable_cohort_sync(&blog).await.unwrap());
+    assert_eq!(store.enable_cohort_sync(&blog).await.unwrap(), None);
 }
 
 async fn audiences_are_one_per_cohort_and_follow_its_name(store: Arc<dyn Store>, _: &TestDatabase) {

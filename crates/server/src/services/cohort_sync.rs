@@ -18,11 +18,12 @@ use crate::state::AppState;
 /// The Basic Auth username Mixpanel is told to send.
 const USERNAME: &str = "mixpanel";
 
-/// What the customer pastes into Mixpanel. The secret appears only here, once.
+/// What the customer pastes into Mixpanel. The secret appears only here, once; `None` when
+/// cohort sync was turned on again, with the secret Mixpanel already has.
 pub struct SyncCredentials {
     pub webhook_url: String,
     pub username: String,
-    pub secret: SecretString,
+    pub secret: Option<SecretString>,
 }
 
 pub fn webhook_url(public_url: &str, webhook_id: &str) -> String {
@@ -36,12 +37,20 @@ fn new_secret() -> SecretString {
     SecretString::from(hex::encode(bytes))
 }
 
-/// Sets up cohort sync for a connected project.
+/// Sets up cohort sync for a connected project, or turns it on again: then with the webhook
+/// URL and secret it had (Mixpanel's destination URL cannot be edited), and no secret shown.
 pub async fn set_up(
     state: &AppState,
     project: &ProjectId,
 ) -> Result<SyncCredentials, ServiceError> {
     connected(state, project).await?;
+    if let Some(webhook_id) = state.store.enable_cohort_sync(project).await? {
+        return Ok(SyncCredentials {
+            webhook_url: webhook_url(&state.public_url, &webhook_id),
+            username: USERNAME.into(),
+            secret: None,
+        });
+    }
     if state.store.cohort_sync_config(project).await?.is_some() {
         return Err(exists());
     }
@@ -58,6 +67,7 @@ pub async fn set_up(
         created_at: now,
         secret_rotated_at: now,
         last_delivery_at: None,
+        enabled: true,
     };
     // Checked above for a clear answer; this is what holds when two set-ups race.
     if !state.store.create_cohort_sync_config(&config).await? {
@@ -66,14 +76,15 @@ pub async fn set_up(
     Ok(SyncCredentials {
         webhook_url: webhook_url(&state.public_url, &config.webhook_id),
         username: config.username,
-        secret,
+        secret: Some(secret),
     })
 }
 
 fn exists() -> ServiceError {
     ServiceError::Conflict {
         code: "cohort_sync_exists",
-        message: "Cohort sync is already set up; regenerate the secret to see a new one.".into(),
+        message: "Cohort sync is already set up and on; regenerate the secret to see a new one."
+            .into(),
     }
 }
 
@@ -92,7 +103,7 @@ async fn connected(state: &AppState, project: &ProjectId) -> Result<(), ServiceE
 
 /// A new secret for the webhook (the old one stops working at once), while Mixpanel is
 /// connected: disconnected, no cohort would be accepted with it, and the dashboard shows no
-/// secret to copy.
+/// secret to copy. Cohort sync turned off stays off.
 pub async fn regenerate_secret(
     state: &AppState,
     project: &ProjectId,
@@ -108,14 +119,14 @@ pub async fn regenerate_secret(
     Ok(SyncCredentials {
         webhook_url: webhook_url(&state.public_url, &webhook_id),
         username: USERNAME.into(),
-        secret,
+        secret: Some(secret),
     })
 }
 
-/// Turns cohort sync off: the webhook answers 404 (Mixpanel pauses the sync). Audiences
-/// already synced stay.
+/// Turns cohort sync off: the webhook answers 404 (Mixpanel pauses the sync) until it is
+/// turned on again, with the same URL and secret. Audiences already synced stay.
 pub async fn disable(state: &AppState, project: &ProjectId) -> Result<(), ServiceError> {
-    if state.store.delete_cohort_sync_config(project).await? {
+    if state.store.disable_cohort_sync(project).await? {
         Ok(())
     } else {
         Err(ServiceError::NotFound("cohort_sync"))
@@ -199,9 +210,12 @@ pub async fn authenticate(
         .store
         .webhook_receiver(webhook_id)
         .await?
-        .ok_or_else(|| Refusal::new(404, "This webhook URL is unknown or cohort sync was turned off in UserJourneys. Set up cohort sync again and update the destination."))?;
+        .ok_or_else(|| Refusal::new(404, "This webhook URL is unknown to UserJourneys. Copy the webhook URL shown in UserJourneys (Mixpanel → Cohort sync) into a new destination."))?;
     if !authorized(&receiver.config, authorization) {
         return Err(Refusal::new(401, "Basic Auth credentials were rejected by UserJourneys. Copy the username and the current secret from UserJourneys (Mixpanel → Cohort sync) into this destination."));
+    }
+    if !receiver.config.enabled {
+        return Err(Refusal::new(404, "Cohort sync is turned off in UserJourneys. Turn it on there (Mixpanel → Cohort sync; the URL and secret stay the same), then resume this sync."));
     }
     Ok(receiver)
 }
@@ -346,6 +360,7 @@ mod tests {
             created_at: now,
             secret_rotated_at: now,
             last_delivery_at: None,
+            enabled: true,
         };
         let encode = |pair: &str| base64::engine::general_purpose::STANDARD.encode(pair);
         let right = encode(&format!("{USERNAME}:s3cret"));

@@ -25,8 +25,9 @@ pub struct CredentialsResponse {
     object: &'static str,
     webhook_url: String,
     username: String,
-    /// Shown only in this response.
-    secret: String,
+    /// Shown only in this response; `null` when cohort sync was turned on again (the secret
+    /// Mixpanel has keeps working).
+    secret: Option<String>,
 }
 
 impl From<SyncCredentials> for CredentialsResponse {
@@ -35,7 +36,7 @@ impl From<SyncCredentials> for CredentialsResponse {
             object: "cohort_sync_credentials",
             webhook_url: c.webhook_url,
             username: c.username,
-            secret: c.secret.expose_secret().to_owned(),
+            secret: c.secret.map(|s| s.expose_secret().to_owned()),
         }
     }
 }
@@ -44,15 +45,22 @@ impl From<SyncCredentials> for CredentialsResponse {
     post,
     path = "/integrations/mixpanel/cohort-sync",
     tag = "Cohort sync",
-    summary = "Set up cohort sync: the webhook URL, username and secret (shown once)",
-    responses((status = 201, description = "The credentials for Mixpanel", body = CredentialsResponse))
+    summary = "Set up cohort sync: the webhook URL, username and secret (shown once); or turn it on again",
+    responses(
+        (status = 201, description = "Set up: the credentials for Mixpanel", body = CredentialsResponse),
+        (status = 200, description = "Turned on again: the same webhook URL and username, `secret` null (the one Mixpanel has still works)", body = CredentialsResponse)
+    )
 )]
 async fn set_up(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
 ) -> Result<(StatusCode, Json<CredentialsResponse>), ApiError> {
     let credentials = cohort_sync::set_up(&state, &auth.project.id).await?;
-    Ok((StatusCode::CREATED, Json(credentials.into())))
+    let status = match credentials.secret {
+        Some(_) => StatusCode::CREATED,
+        None => StatusCode::OK,
+    };
+    Ok((status, Json(credentials.into())))
 }
 
 #[utoipa::path(
@@ -74,7 +82,7 @@ async fn regenerate(
     delete,
     path = "/integrations/mixpanel/cohort-sync",
     tag = "Cohort sync",
-    summary = "Turn cohort sync off",
+    summary = "Turn cohort sync off (its webhook URL and secret stay for when it is turned on again)",
     responses((status = 204, description = "Turned off"))
 )]
 async fn disable(

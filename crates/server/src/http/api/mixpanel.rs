@@ -68,7 +68,7 @@ impl ConnectionResponse {
         let mut response = Self::from(c);
         response.cohort_sync = sync.map(|config| {
             json!({
-                "enabled": true,
+                "enabled": config.enabled,
                 "webhook_url": crate::services::cohort_sync::webhook_url(&state.public_url, &config.webhook_id),
                 "username": config.username,
                 "secret_rotated_at": config.secret_rotated_at,

@@ -126,6 +126,7 @@ struct SyncView {
     username: String,
     rotated_at: String,
     last_delivery: String,
+    enabled: bool,
 }
 
 /// Shown once, right after setting up or regenerating.
@@ -239,6 +240,7 @@ async fn page(
                 .last_delivery_at
                 .map(when)
                 .unwrap_or_else(|| "none yet".into()),
+            enabled: config.enabled,
         });
     let traits = state.store.trait_allowlist(project).await?.join(", ");
     Ok(MixpanelPage {
@@ -460,7 +462,8 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// The page with the webhook credentials shown, once.
+/// The page with the webhook credentials shown, once (or, turned on again, saying the
+/// secret Mixpanel has still works).
 async fn with_credentials(
     state: &AppState,
     context: &ProjectContext,
@@ -469,10 +472,14 @@ async fn with_credentials(
 ) -> Result<Response, PageError> {
     let mut page = page(state, context, csrf_token, false).await?;
     page.sync_open = true;
+    let Some(secret) = credentials.secret else {
+        page.notice = Some("Cohort sync is on again with the same webhook URL and secret: resume the sync in Mixpanel (Data → Destinations).".into());
+        return Ok(render(&page));
+    };
     page.sync_credentials = Some(CredentialsView {
         webhook_url: credentials.webhook_url,
         username: credentials.username,
-        secret: credentials.secret.expose_secret().to_owned(),
+        secret: secret.expose_secret().to_owned(),
     });
     Ok(no_store(render(&page)))
 }
@@ -569,7 +576,7 @@ async fn confirm_disable(
 ) -> Result<Response, PageError> {
     let context =
         ProjectContext::load_as_owner(&state, &user, &project_id, "turn off cohort sync").await?;
-    let message = "The webhook stops accepting deliveries (Mixpanel pauses the sync). Audiences already synced stay as they are.";
+    let message = "The webhook stops accepting deliveries (Mixpanel pauses the sync). Audiences already synced stay as they are. Turned on again, it keeps its URL and secret.";
     Ok(confirm(
         &context,
         csrf.0,
