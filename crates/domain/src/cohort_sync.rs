@@ -28,7 +28,7 @@ impl SyncAction {
         }
     }
 
-    fn parse(raw: &str) -> Option<Self> {
+    pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "members" => Some(SyncAction::Members),
             "add_members" => Some(SyncAction::AddMembers),

@@ -91,6 +91,9 @@ impl Application {
             )),
             counters: Arc::default(),
             snapshots: Arc::default(),
+            refusal_notes: governor::DefaultKeyedRateLimiter::keyed(governor::Quota::per_minute(
+                std::num::NonZeroU32::MIN,
+            )),
             demo: None,
         });
         let check_interval = Duration::from_secs(config.mixpanel.mixpanel_check_interval_secs);

@@ -569,6 +569,34 @@ async fn a_regenerated_secret_refuses_the_old_one_and_mixpanel_pauses() {
         3,
         "nothing applied"
     );
+    // The refusal is in the project's sync history, where the customer looks, once a
+    // minute however many arrive (a stranger's guesses cannot fill it). (Refusals before
+    // authentication left no trace but Mixpanel's email.)
+    let refused_entries = || async {
+        let history = synced.get("/api/v1/syncs?limit=100").await;
+        history["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["outcome"] == "rejected")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    let refused = refused_entries().await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0]["audience_id"].is_null());
+    assert_eq!(
+        refused[0]["action"], "add_members",
+        "the first call of the run"
+    );
+    assert!(refused[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("Basic Auth credentials were rejected"));
+    for _ in 0..3 {
+        assert_eq!(synced.deliver(page("s-9", 1, 1, &["x"])).await.0, 401);
+    }
+    assert_eq!(refused_entries().await.len(), 1);
     // Disconnected, no secret is regenerated (nothing would accept it, and the page shows
     // none to copy): the current one stays.
     let disconnected = synced
@@ -1003,6 +1031,14 @@ mod dashboard {
         let new_secret =
             element_text(&regenerated.text().await.unwrap(), "webhook-secret").unwrap();
         assert_ne!(new_secret, secret);
+        // Mixpanel still sends the old secret: the page says why its sync paused.
+        let paused = emulator.run_sync("uj").await.unwrap();
+        assert!(matches!(paused, RunOutcome::Paused { status: 401, .. }));
+        let (_, html) = app.page(&browser, &page).await;
+        let table = &html[html
+            .find("id=\"refused-deliveries\"")
+            .expect("the refusals")..];
+        assert!(table.contains("Basic Auth credentials were rejected"));
         let disabled = app
             .submit(
                 &browser,

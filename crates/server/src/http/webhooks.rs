@@ -71,7 +71,9 @@ async fn receive(
             // Never taken in: read past, its beginning kept for the action echoed back.
             let (beginning, whole) =
                 discard_body(&headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
-            let mut response = failure(refusal.status, action_of(&beginning), &refusal.message);
+            let action = action_of(&beginning);
+            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
+            let mut response = failure(refusal.status, action, &refusal.message);
             if !whole {
                 response
                     .headers_mut()

@@ -139,6 +139,9 @@ pub async fn disable(state: &AppState, project: &ProjectId) -> Result<(), Servic
 pub struct Refusal {
     pub status: u16,
     pub message: String,
+    /// The project of a known webhook that refused a delivery before reading it (wrong
+    /// credentials, sync turned off): [`note_refusal`] records it there.
+    pub unread_for: Option<ProjectId>,
 }
 
 impl Refusal {
@@ -146,7 +149,41 @@ impl Refusal {
         Self {
             status,
             message: message.into(),
+            unread_for: None,
         }
+    }
+
+    fn unread(status: u16, message: impl Into<String>, project: &ProjectId) -> Self {
+        Self {
+            unread_for: Some(project.clone()),
+            ..Self::new(status, message)
+        }
+    }
+}
+
+/// Records a delivery a known webhook refused before reading it in the project's sync
+/// history (`GET /api/v1/syncs`, the Mixpanel page), so the customer sees why Mixpanel paused:
+/// its action as the sender named it (`beginning`: the body's first bytes), nothing else of
+/// a body no one vouched for. At most one a minute per project, so that a stranger's
+/// guesses neither fill the history nor make a write each. Best effort: the answer stands
+/// whether it is written or not.
+pub async fn note_refusal(state: &AppState, refusal: &Refusal, action: Option<&str>) {
+    let Some(project) = &refusal.unread_for else {
+        return;
+    };
+    if state
+        .refusal_notes
+        .check_key(&project.as_str().to_owned())
+        .is_err()
+    {
+        return;
+    }
+    let outline = Outline {
+        action: action.and_then(SyncAction::parse),
+        ..Outline::default()
+    };
+    if let Err(error) = reject(state, project, &outline, refusal.message.clone()).await {
+        tracing::warn!(status = error.status, "a refused delivery was not recorded");
     }
 }
 
@@ -211,11 +248,12 @@ pub async fn authenticate(
         .webhook_receiver(webhook_id)
         .await?
         .ok_or_else(|| Refusal::new(404, "This webhook URL is unknown to UserJourneys. Copy the webhook URL shown in UserJourneys (Mixpanel → Cohort sync) into a new destination."))?;
+    let project = &receiver.config.project_id;
     if !authorized(&receiver.config, authorization) {
-        return Err(Refusal::new(401, "Basic Auth credentials were rejected by UserJourneys. Copy the username and the current secret from UserJourneys (Mixpanel → Cohort sync) into this destination."));
+        return Err(Refusal::unread(401, "Basic Auth credentials were rejected by UserJourneys. Copy the username and the current secret from UserJourneys (Mixpanel → Cohort sync) into this destination.", project));
     }
     if !receiver.config.enabled {
-        return Err(Refusal::new(404, "Cohort sync is turned off in UserJourneys. Turn it on there (Mixpanel → Cohort sync; the URL and secret stay the same), then resume this sync."));
+        return Err(Refusal::unread(404, "Cohort sync is turned off in UserJourneys. Turn it on there (Mixpanel → Cohort sync; the URL and secret stay the same), then resume this sync.", project));
     }
     Ok(receiver)
 }

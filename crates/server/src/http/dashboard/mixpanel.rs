@@ -127,6 +127,18 @@ struct SyncView {
     rotated_at: String,
     last_delivery: String,
     enabled: bool,
+    /// The latest deliveries the webhook refused, newest first (of the project's last
+    /// [`RECENT_DELIVERIES`]).
+    refused: Vec<RefusedView>,
+}
+
+/// How many of the project's latest deliveries are looked through for refused ones.
+const RECENT_DELIVERIES: u32 = 20;
+
+struct RefusedView {
+    received: String,
+    action: String,
+    error: String,
 }
 
 /// Shown once, right after setting up or regenerating.
@@ -228,6 +240,27 @@ async fn page(
         }
         None => (None, Vec::new()),
     };
+    let refused = state
+        .store
+        .sync_ledger(
+            project,
+            None,
+            &PageRequest {
+                limit: RECENT_DELIVERIES,
+                starting_after: None,
+            },
+        )
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.outcome == uj_domain::audiences::LedgerOutcome::Rejected)
+        .take(5)
+        .map(|e| RefusedView {
+            received: when(e.received_at),
+            action: e.action,
+            error: e.error.unwrap_or_default(),
+        })
+        .collect();
     let sync = state
         .store
         .cohort_sync_config(project)
@@ -241,6 +274,7 @@ async fn page(
                 .map(when)
                 .unwrap_or_else(|| "none yet".into()),
             enabled: config.enabled,
+            refused,
         });
     let traits = state.store.trait_allowlist(project).await?.join(", ");
     Ok(MixpanelPage {
