@@ -1307,27 +1307,29 @@ async fn concurrent_config_loads_issue_one_invite_per_user() {
 #[tokio::test]
 async fn an_audience_invite_is_attributed_to_its_member_with_the_allowlisted_traits() {
     let world = world_keeping(6, None, "in_app", &["plan", "email"]).await;
-    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
     let attribution = |reference_id: &'static str| {
-        let (world, store) = (&world, &store);
+        let world = &world;
         async move {
             let config = world.config(reference_id).await;
-            let code = config["pending_invite"]["code"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            let invite = store.invite_by_code(&code).await.unwrap().unwrap();
+            let code = config["pending_invite"]["code"].as_str().unwrap();
+            let invite: Value = world
+                .app
+                .get(&format!("/api/v1/invites/{code}"), &world.key)
+                .await
+                .json()
+                .await
+                .unwrap();
             (
-                invite.source,
-                invite.audience_member_id,
-                serde_json::Value::Object(invite.traits),
+                invite["source"].as_str().unwrap().to_owned(),
+                invite["audience_member_id"].as_str().map(str::to_owned),
+                invite["traits"].clone(),
             )
         }
     };
     assert_eq!(
         attribution("ref_2").await,
         (
-            "audience",
+            "audience".to_owned(),
             Some("user_2".to_owned()),
             json!({"email": "user_2@example.com", "plan": "free"})
         )
@@ -1337,7 +1339,7 @@ async fn an_audience_invite_is_attributed_to_its_member_with_the_allowlisted_tra
     assert_eq!(
         attribution("ref_6").await,
         (
-            "audience",
+            "audience".to_owned(),
             Some("user_6".to_owned()),
             json!({"plan": "pro"})
         )
@@ -1345,8 +1347,120 @@ async fn an_audience_invite_is_attributed_to_its_member_with_the_allowlisted_tra
     set_trait_allowlist(&world.app, &world.key, &[]).await;
     assert_eq!(
         attribution("ref_4").await,
-        ("audience", Some("user_4".to_owned()), json!({}))
+        ("audience".to_owned(), Some("user_4".to_owned()), json!({}))
     );
+}
+
+/// The attribution records are the customer's to read over REST: a user's invites, newest
+/// first, each with why it was made and what became of it; one by its code. Another
+/// project's key finds none of them. (They were stored but no route read them.)
+#[tokio::test]
+async fn a_users_invites_are_read_with_their_attribution() {
+    let world = world(4, None, "in_app").await;
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let accepted = world
+        .app
+        .client
+        .post(world.app.url(&format!("/sdk/v1/invites/{code}/accept")))
+        .bearer_auth(&world.public_key)
+        .json(&json!({"reference_id": "ref_2", "supports_webview": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status().as_u16(), 200);
+
+    let listed: Value = world
+        .app
+        .get("/api/v1/invites?reference_id=ref_2", &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (listed["object"].as_str(), listed["has_more"].as_bool()),
+        (Some("list"), Some(false))
+    );
+    let invite = &listed["data"][0];
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            invite["object"].as_str(),
+            invite["code"].as_str(),
+            invite["rule_id"].as_str(),
+            invite["study_id"].as_str(),
+            invite["reference_id"].as_str(),
+            invite["source"].as_str(),
+            invite["audience_member_id"].as_str(),
+            invite["state"].as_str(),
+        ),
+        (
+            Some("invite"),
+            Some(code.as_str()),
+            Some(world.rule.as_str()),
+            Some(world.study.as_str()),
+            Some("ref_2"),
+            Some("audience"),
+            Some("user_2"),
+            Some("accepted"),
+        )
+    );
+    assert!(invite["audience_id"].is_string() && invite["event_name"].is_null());
+    assert!(invite["issued_at"].is_string() && invite["accepted_at"].is_string());
+    let one: Value = world
+        .app
+        .get(&format!("/api/v1/invites/{code}"), &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(&one, invite);
+
+    let (status, body) = status_and_body(
+        world
+            .app
+            .get("/api/v1/invites?reference_id=nobody", &world.key)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let (status, body) = status_and_body(world.app.get("/api/v1/invites", &world.key).await).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("reference_id"))
+    );
+    let other = world.app.bootstrap("eve@example.com", "Other").secret_key;
+    let (status, body) = status_and_body(
+        world
+            .app
+            .get(&format!("/api/v1/invites/{code}"), &other)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, body) = status_and_body(
+        world
+            .app
+            .get("/api/v1/invites?reference_id=ref_2", &other)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+}
+
+async fn status_and_body(response: reqwest::Response) -> (u16, Value) {
+    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 /// Accepts racing the pause of their rule and of their study: each side locks the rows the

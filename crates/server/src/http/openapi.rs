@@ -32,6 +32,7 @@ use crate::state::AppState;
         (name = "Audiences", description = "Synced cohorts, their members and sync history"),
         (name = "Events", description = "The event catalog"),
         (name = "Studies", description = "Studies and their launch rules"),
+        (name = "Invites", description = "Invites and their attribution: why each was made, what became of it"),
         (name = "SDK", description = "For apps, with the public key"),
     )
 )]

@@ -4,6 +4,7 @@ mod api_keys;
 mod audiences;
 mod cohort_sync;
 mod events;
+mod invites;
 mod mixpanel;
 mod project;
 mod studies;
@@ -23,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(audiences::router())
         .merge(cohort_sync::router())
         .merge(events::router())
+        .merge(invites::router())
         .merge(mixpanel::router())
         .merge(studies::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))

@@ -1,0 +1,163 @@
+//! `GET /api/v1/invites?reference_id=…` and `GET /api/v1/invites/{code}`: the attribution
+//! records of materialised invites (SPEC §2): which rule, study, audience member or event
+//! made each, the allowlisted traits at the time, and what became of it.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use uj_domain::invites::{Invite, InviteState};
+use uj_domain::validation_text;
+
+use crate::http::auth::SecretKeyAuth;
+use crate::http::extract::{ApiPath, ApiQuery, ListParams};
+use crate::http::ApiError;
+use crate::services::ServiceError;
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InviteResponse {
+    object: &'static str,
+    /// The respondent code.
+    code: String,
+    rule_id: String,
+    study_id: String,
+    reference_id: String,
+    /// `audience` or `app_event`.
+    source: &'static str,
+    audience_id: Option<String>,
+    /// The audience member's Mixpanel distinct id (audience rules).
+    audience_member_id: Option<String>,
+    /// The event that made it (app-event rules), with its primitive metadata.
+    event_name: Option<String>,
+    #[schema(value_type = Object)]
+    metadata: Map<String, Value>,
+    /// The member's allowlisted traits when it was issued.
+    #[schema(value_type = Object)]
+    traits: Map<String, Value>,
+    /// `issued`, `accepted`, `dismissed`, `expired` or `withdrawn` (the user left the
+    /// audience first).
+    state: &'static str,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    accepted_at: Option<DateTime<Utc>>,
+    dismissed_at: Option<DateTime<Utc>>,
+}
+
+impl InviteResponse {
+    /// An issued invite past its expiry is reported as expired, as the SDK treats it.
+    fn new(invite: Invite, now: DateTime<Utc>) -> Self {
+        let state = match invite.state {
+            InviteState::Issued if !invite.is_pending(now) => InviteState::Expired,
+            state => state,
+        };
+        Self {
+            object: "invite",
+            code: invite.code,
+            rule_id: invite.rule_id.into_string(),
+            study_id: invite.study_id.into_string(),
+            reference_id: invite.reference_id,
+            source: invite.source,
+            audience_id: invite.audience_id,
+            audience_member_id: invite.audience_member_id,
+            event_name: invite.event_name,
+            metadata: invite.metadata,
+            traits: invite.traits,
+            state: state.as_str(),
+            issued_at: invite.issued_at,
+            expires_at: invite.expires_at,
+            accepted_at: invite.accepted_at,
+            dismissed_at: invite.dismissed_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListInvitesParams {
+    reference_id: Option<String>,
+    limit: Option<u32>,
+    starting_after: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/invites",
+    tag = "Invites",
+    summary = "An app user's invites with their attribution, newest first",
+    params(("reference_id" = String, Query, description = "The app user's id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last code of the previous page")),
+    responses((status = 200, description = "A list of invites", body = Value))
+)]
+async fn list(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiQuery(params): ApiQuery<ListInvitesParams>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(reference_id) = params.reference_id else {
+        let mut error = ApiError::bad_request(
+            "invalid_request",
+            "reference_id is required: the app user's id whose invites to list.",
+        );
+        error.field = Some("reference_id".into());
+        return Err(error);
+    };
+    let reference_id =
+        validation_text("reference_id", &reference_id, 256).map_err(ServiceError::Invalid)?;
+    let page = ListParams {
+        limit: params.limit,
+        starting_after: params.starting_after,
+    }
+    .page()?;
+    // A user's invites are few (one at a time, each for a day at most, then cooldowns): the
+    // history the pacing engine reads, paged here.
+    let invites = state
+        .store
+        .invites_of_user(&auth.project.id, &reference_id)
+        .await?;
+    let now = Utc::now();
+    let after = page
+        .starting_after
+        .as_deref()
+        .and_then(|code| invites.iter().position(|i| i.code == code))
+        .map_or(0, |at| at + 1);
+    let mut rest = invites.into_iter().skip(after);
+    let data: Vec<InviteResponse> = rest
+        .by_ref()
+        .take(page.limit as usize)
+        .map(|i| InviteResponse::new(i, now))
+        .collect();
+    let has_more = rest.next().is_some();
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": has_more }),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/invites/{code}",
+    tag = "Invites",
+    summary = "An invite with its attribution, by its respondent code",
+    params(("code" = String, Path, description = "The respondent code")),
+    responses((status = 200, description = "The invite", body = InviteResponse))
+)]
+async fn show(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(code): ApiPath<String>,
+) -> Result<Json<InviteResponse>, ApiError> {
+    let invite = state
+        .store
+        .invite(&auth.project.id, &code)
+        .await?
+        .ok_or_else(|| ApiError::not_found("invite", "No invite of this project has that code."))?;
+    Ok(Json(InviteResponse::new(invite, Utc::now())))
+}
