@@ -12,7 +12,7 @@ use axum::Router;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::dashboard::message_page;
+use super::dashboard::respondent_page;
 use crate::services::invites;
 use crate::state::AppState;
 
@@ -24,7 +24,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn not_found() -> Response {
-    message_page(
+    respondent_page(
         StatusCode::NOT_FOUND,
         "Link not found",
         "This interview link is not valid. Ask for a new one in the app.",
@@ -32,7 +32,7 @@ fn not_found() -> Response {
 }
 
 fn expired() -> Response {
-    message_page(
+    respondent_page(
         StatusCode::FORBIDDEN,
         "Link expired",
         "This interview link has expired or is not valid. Go back to the app and start the interview again.",

@@ -108,6 +108,15 @@ pub fn message_page(
     pages::message(status, title, message)
 }
 
+/// [`message_page`] for a respondent who followed an interview link.
+pub fn respondent_page(
+    status: axum::http::StatusCode,
+    title: &'static str,
+    message: &'static str,
+) -> axum::response::Response {
+    pages::respondent_message(status, title, message)
+}
+
 /// The page for an error outside the dashboard's own handlers.
 pub fn page_error(error: pages::PageError) -> axum::response::Response {
     error.into_response()

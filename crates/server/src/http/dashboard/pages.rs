@@ -95,6 +95,8 @@ struct ErrorPage<'a> {
     nav: Option<Nav>,
     csrf_token: String,
     message: &'a str,
+    /// A page of the interview links: their visitors have no dashboard to go back to.
+    for_respondent: bool,
 }
 
 /// Why a page could not be shown; each renders as a page that says what to do.
@@ -137,11 +139,26 @@ impl From<ServiceError> for PageError {
 
 /// A page with a title and a message, outside any project.
 pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
+    render_message(status, title, message, false)
+}
+
+/// [`message`] for a respondent who followed an interview link: no way to the dashboard.
+pub fn respondent_message(status: StatusCode, title: &str, message: &str) -> Response {
+    render_message(status, title, message, true)
+}
+
+fn render_message(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    for_respondent: bool,
+) -> Response {
     let page = ErrorPage {
         title,
         nav: None,
         csrf_token: String::new(),
         message,
+        for_respondent,
     };
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
@@ -194,15 +211,6 @@ impl IntoResponse for PageError {
                 )
             }
         };
-        let page = ErrorPage {
-            title,
-            nav: None,
-            csrf_token: String::new(),
-            message: &message,
-        };
-        match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, message).into_response(),
-        }
+        render_message(status, title, &message, false)
     }
 }
