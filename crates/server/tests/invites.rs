@@ -1421,6 +1421,20 @@ async fn a_users_invites_are_read_with_their_attribution() {
         .await
         .unwrap();
     assert_eq!(&one, invite);
+    // After the only one (or a code not among them), nothing.
+    for after in [code.as_str(), "unknown"] {
+        let page: Value = world
+            .app
+            .get(
+                &format!("/api/v1/invites?reference_id=ref_2&starting_after={after}"),
+                &world.key,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["data"], json!([]), "{after}");
+    }
 
     let (status, body) = status_and_body(
         world

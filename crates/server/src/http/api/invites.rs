@@ -124,11 +124,14 @@ async fn list(
         .invites_of_user(&auth.project.id, &reference_id)
         .await?;
     let now = Utc::now();
-    let after = page
-        .starting_after
-        .as_deref()
-        .and_then(|code| invites.iter().position(|i| i.code == code))
-        .map_or(0, |at| at + 1);
+    // After the code given; after a code not among them, nothing (as every list answers).
+    let after = match page.starting_after.as_deref() {
+        None => 0,
+        Some(code) => invites
+            .iter()
+            .position(|i| i.code == code)
+            .map_or(invites.len(), |at| at + 1),
+    };
     let mut rest = invites.into_iter().skip(after);
     let data: Vec<InviteResponse> = rest
         .by_ref()
