@@ -74,12 +74,13 @@ fn span_for(request: &Request) -> tracing::Span {
 /// The path as logs may show it: invitation links carry their secret token in the path,
 /// and invite and launch routes a respondent code, the credential of a start (docs/api.md).
 fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    const SECRET_SEGMENT_AFTER: [&str; 5] = [
+    const SECRET_SEGMENT_AFTER: [&str; 6] = [
         "/invitations/",
         "/interviews/",
         "/i/",
         "/launch/",
         "/sdk/v1/invites/",
+        "/api/v1/invites/",
     ];
     for prefix in SECRET_SEGMENT_AFTER {
         if let Some(rest) = path.strip_prefix(prefix) {
@@ -221,6 +222,7 @@ mod tests {
                 "/sdk/v1/invites/abc123respondent/dismiss",
                 "/sdk/v1/invites/[redacted]/dismiss",
             ),
+            ("/api/v1/invites/abc123respondent", "/api/v1/invites/[redacted]"),
         ] {
             assert_eq!(loggable_path(path), logged);
         }
