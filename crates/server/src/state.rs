@@ -52,8 +52,8 @@ pub struct Shared {
     pub snapshots: Arc<Snapshots>,
     /// Issues invites in groups (one statement for all waiting at once).
     pub invite_writer: Arc<crate::services::invite_writer::InviteWriter>,
-    /// One refused, unread webhook delivery a minute per project is recorded
-    /// (`cohort_sync::note_refusal`); keyed by project id.
+    /// One refused, unread webhook delivery a minute per project and status is recorded
+    /// (`cohort_sync::note_refusal`); keyed by `project:status`.
     pub refusal_notes: governor::DefaultKeyedRateLimiter<String>,
     /// The simulated Mixpanel of `userjourneys demo` (its panel); `None` otherwise.
     pub demo: Option<Arc<mixpanel_emulator::Emulator>>,

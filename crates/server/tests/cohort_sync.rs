@@ -1169,12 +1169,38 @@ async fn cohort_sync_turned_off_and_on_keeps_its_url_and_secret() {
         (sync["enabled"].as_bool(), sync["webhook_url"].as_str()),
         (Some(false), Some(synced.webhook_url.as_str()))
     );
+    // Only the right credentials learn that it is off: a stranger's are refused as ever.
+    let stranger = reqwest::Client::new()
+        .post(&synced.webhook_url)
+        .basic_auth(&synced.username, Some("guess"))
+        .json(&page("s-0", 1, 1, &["a"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status().as_u16(), 401);
     let paused = synced.emulator.run_sync("uj").await.unwrap();
     let RunOutcome::Paused { status, message } = paused else {
         panic!("{paused:?}")
     };
     assert_eq!(status, 404);
     assert!(message.contains("turned off"), "{message}");
+    // Both refusals are in the history: the stranger's in the same minute did not hide
+    // Mixpanel's.
+    let history = synced.get("/api/v1/syncs").await;
+    let errors: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["error"].as_str())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("turned off")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("Basic Auth")),
+        "{errors:?}"
+    );
     // Off twice is still off.
     assert_eq!(
         synced.app.delete(path, &synced.key).await.status().as_u16(),
@@ -1200,6 +1226,19 @@ async fn cohort_sync_turned_off_and_on_keeps_its_url_and_secret() {
     // On, a second set-up is a conflict, as before.
     let again = synced.app.post_json(path, &synced.key, json!({})).await;
     assert_eq!(again.status().as_u16(), 409);
+    // A secret regenerated while off is shown, and sync stays off.
+    assert_eq!(
+        synced.app.delete(path, &synced.key).await.status().as_u16(),
+        204
+    );
+    let regenerated = synced
+        .app
+        .post_json(&format!("{path}/regenerate-secret"), &synced.key, json!({}))
+        .await;
+    assert_eq!(regenerated.status().as_u16(), 200);
+    let regenerated: Value = regenerated.json().await.unwrap();
+    assert_eq!(regenerated["secret"].as_str().map(str::len), Some(64));
+    assert_eq!(status_of().await["enabled"], false);
 }
 
 /// A refused delivery of a known cohort shows where the customer looks: in its audience's

@@ -434,14 +434,6 @@ impl_cohort_sync_store!(SqliteStore);
 impl_study_store!(SqliteStore);
 impl_invite_store!(SqliteStore);
 
-/// Locks `<file>.lock` for this process, waiting up to [`SqliteStore::LOCK_WAIT`] for
-/// another server to let go of it. The file is named as resolved (symbolic links followed),
-/// so two names of one database share one lock. `flock` locks belong to the open file: the
-/// process's exit releases them, and they are independent of the POSIX locks SQLite takes
-/// on the database itself.
-/// An exclusive lock on `<file>.migrate-lock`, waited for: held while migrating, so that
-/// processes opening a new or older file at once apply each migration once, one after the
-/// other (PostgreSQL's migrations take an advisory lock for the same reason).
 /// Creates `file` if missing, readable and writable by its owner only: it holds password
 /// hashes, respondent codes and members' traits. SQLite gives the `-wal` and `-shm` files it
 /// creates beside it the same mode. An empty file is an empty database; a failure here is
@@ -455,6 +447,9 @@ fn create_private(file: &std::path::Path) {
         .open(file);
 }
 
+/// An exclusive lock on `<file>.migrate-lock`, waited for: held while migrating, so that
+/// processes opening a new or older file at once apply each migration once, one after the
+/// other (PostgreSQL's migrations take an advisory lock for the same reason).
 async fn lock_for_migrating(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
     let path = beside(file, ".migrate-lock");
     // Without a deadline the wait ends only with the lock.
@@ -463,6 +458,11 @@ async fn lock_for_migrating(file: &std::path::Path) -> Result<std::fs::File, Sto
         .ok_or_else(|| StoreError::Unavailable(format!("cannot lock {}", path.display()).into()))
 }
 
+/// Locks `<file>.lock` for this process, waiting up to [`SqliteStore::LOCK_WAIT`] for
+/// another server to let go of it. The file is named as resolved (symbolic links followed),
+/// so two names of one database share one lock. `flock` locks belong to the open file: the
+/// process's exit releases them, and they are independent of the POSIX locks SQLite takes
+/// on the database itself.
 async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
     let path = beside(file, ".lock");
     lock(&path, Some(SqliteStore::LOCK_WAIT))

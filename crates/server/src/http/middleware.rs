@@ -222,7 +222,10 @@ mod tests {
                 "/sdk/v1/invites/abc123respondent/dismiss",
                 "/sdk/v1/invites/[redacted]/dismiss",
             ),
-            ("/api/v1/invites/abc123respondent", "/api/v1/invites/[redacted]"),
+            (
+                "/api/v1/invites/abc123respondent",
+                "/api/v1/invites/[redacted]",
+            ),
         ] {
             assert_eq!(loggable_path(path), logged);
         }

@@ -163,17 +163,17 @@ impl Refusal {
 
 /// Records a delivery a known webhook refused before reading it in the project's sync
 /// history (`GET /api/v1/syncs`, the Mixpanel page), so the customer sees why Mixpanel paused:
-/// its action as the sender named it (`beginning`: the body's first bytes), nothing else of
-/// a body no one vouched for. At most one a minute per project, so that a stranger's
-/// guesses neither fill the history nor make a write each. Best effort: the answer stands
-/// whether it is written or not.
+/// its action as the sender named it, nothing else of a body no one vouched for. At most one
+/// a minute per project and status in each process, so that a stranger's guesses (401s)
+/// neither make a write each nor hide Mixpanel's own 404 while sync is off (only the right
+/// credentials reach that). Best effort: the answer stands whether it is written or not.
 pub async fn note_refusal(state: &AppState, refusal: &Refusal, action: Option<&str>) {
     let Some(project) = &refusal.unread_for else {
         return;
     };
     if state
         .refusal_notes
-        .check_key(&project.as_str().to_owned())
+        .check_key(&format!("{}:{}", project.as_str(), refusal.status))
         .is_err()
     {
         return;

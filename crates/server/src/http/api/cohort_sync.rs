@@ -27,6 +27,7 @@ pub struct CredentialsResponse {
     username: String,
     /// Shown only in this response; `null` when cohort sync was turned on again (the secret
     /// Mixpanel has keeps working).
+    #[schema(required)]
     secret: Option<String>,
 }
 

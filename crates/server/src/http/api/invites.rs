@@ -118,7 +118,8 @@ async fn list(
     }
     .page()?;
     // A user's invites are few (one at a time, each for a day at most, then cooldowns): the
-    // history the pacing engine reads, paged here.
+    // history the pacing engine reads, paged here. It holds a user's newest 500 and, of older
+    // ones, those that still decide something (docs/api.md).
     let invites = state
         .store
         .invites_of_user(&auth.project.id, &reference_id)
