@@ -57,7 +57,14 @@ async fn open(State(state): State<AppState>, LinkCode(code): LinkCode) -> Respon
     match invites::destination(&state, &code).await {
         Ok(Some(url)) => Redirect::to(&location(&url)).into_response(),
         Ok(None) => not_found(),
-        Err(error) => crate::http::dashboard::page_error(error.into()),
+        Err(error) => {
+            tracing::warn!(error = %error, "an interview link could not be looked up");
+            respondent_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not available right now",
+                "This interview link cannot be opened right now. Try again in a moment.",
+            )
+        }
     }
 }
 
