@@ -117,11 +117,6 @@ pub fn respondent_page(
     pages::respondent_message(status, title, message)
 }
 
-/// The page for an error outside the dashboard's own handlers.
-pub fn page_error(error: pages::PageError) -> axum::response::Response {
-    error.into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
