@@ -1132,22 +1132,48 @@ async fn an_audience_rule_explains_membership_by_match_key() {
     );
 }
 
-/// Turning cohort sync on twice at once (a double click) turns it on once: the other
-/// requests are told it is on.
+/// Setting up cohort sync twice at once (a double click) gives one webhook, and turning it
+/// on again twice at once turns it on once: the other requests are told it is on, rather
+/// than getting a URL and secret that never work.
 #[tokio::test]
-async fn concurrent_set_ups_turn_it_on_once_and_conflict() {
+async fn concurrent_set_ups_give_one_webhook_and_a_conflict() {
     let synced = Synced::start(0).await;
     let path = "/api/v1/integrations/mixpanel/cohort-sync";
+    let statuses = |key: String| {
+        let app = &synced.app;
+        async move {
+            let attempts = (0..8).map(|_| app.post_json(path, &key, json!({})));
+            let mut statuses: Vec<u16> = futures::future::join_all(attempts)
+                .await
+                .iter()
+                .map(|r| r.status().as_u16())
+                .collect();
+            statuses.sort();
+            statuses
+        }
+    };
+    // A project never set up.
+    let blog = synced.app.bootstrap("bob@example.com", "Blog").secret_key;
+    let connected = synced
+        .app
+        .post_json(
+            "/api/v1/integrations/mixpanel/connect",
+            &blog,
+            json!({"username": "acme", "secret": SECRET}),
+        )
+        .await;
+    assert_eq!(connected.status().as_u16(), 200);
+    assert_eq!(
+        statuses(blog).await,
+        [201, 409, 409, 409, 409, 409, 409, 409]
+    );
+    // One turned off.
     let deleted = synced.app.delete(path, &synced.key).await;
     assert_eq!(deleted.status().as_u16(), 204);
-    let attempts = (0..8).map(|_| synced.app.post_json(path, &synced.key, json!({})));
-    let mut statuses: Vec<u16> = futures::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
-    statuses.sort();
-    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(
+        statuses(synced.key.clone()).await,
+        [200, 409, 409, 409, 409, 409, 409, 409]
+    );
 }
 
 /// Turning cohort sync off keeps its webhook URL, username and secret (Mixpanel's

@@ -353,7 +353,10 @@ async fn accepting_opens_a_signed_launch_url_that_redirects_to_the_interview() {
     // A respondent's page sends them back to the app, not to a dashboard they cannot use.
     let html = unknown.text().await.unwrap();
     assert!(html.contains("Ask for a new one in the app"));
-    assert!(!html.contains("dashboard") && !html.contains("href=\"/\""), "{html}");
+    assert!(
+        !html.contains("dashboard") && !html.contains("href=\"/\""),
+        "{html}"
+    );
 
     // A started study is not offered again.
     assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
