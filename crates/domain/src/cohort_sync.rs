@@ -303,16 +303,21 @@ fn parameter_id(value: Option<&Value>, name: &str) -> Result<Option<String>, Pay
         .map_err(|UnusableId| bad(format!("parameters.{name} is not a usable id: {ID_RULE}.")))
 }
 
-/// `parameters.{name}`, one of Mixpanel's ids: a string of digits (or a number).
+/// `parameters.{name}`, one of Mixpanel's ids: a string of digits (or a number), written
+/// without leading zeros, so that `"0051290"` and `51290` name one cohort.
 fn mixpanel_id(value: Option<&Value>, name: &str) -> Result<String, PayloadError> {
     let id =
         parameter_id(value, name)?.ok_or_else(|| bad(format!("parameters.{name} is missing.")))?;
-    if !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad(format!(
+    match id
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| id.parse::<u64>())
+    {
+        Some(Ok(number)) => Ok(number.to_string()),
+        _ => Err(bad(format!(
             "parameters.{name} is not a Mixpanel id: Mixpanel's ids are strings of digits."
-        )));
+        ))),
     }
-    Ok(id)
 }
 
 /// Free text Mixpanel sends (a cohort's name and description), refused with a NUL.
@@ -559,6 +564,14 @@ mod tests {
             ("2301456", "51234")
         );
         assert_eq!((delivery.page, delivery.total_pages), (2, 3));
+        // Written with leading zeros, an id is the same id.
+        let mut zeros = page(
+            "members",
+            json!({"total_pages": 1, "page_count": 1}),
+            json!([]),
+        );
+        zeros["parameters"]["mixpanel_cohort_id"] = json!("0051234");
+        assert_eq!(parse(zeros, &[]).unwrap().mixpanel_cohort_id, "51234");
         let member = &delivery.members[0];
         assert_eq!(member.provider_member_id, "42");
         assert_eq!(member.reference_id.as_deref(), Some("app-1"));

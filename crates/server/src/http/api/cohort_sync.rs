@@ -25,8 +25,8 @@ pub struct CredentialsResponse {
     object: &'static str,
     webhook_url: String,
     username: String,
-    /// Shown only in this response; `null` when cohort sync was turned on again (the secret
-    /// Mixpanel has keeps working).
+    /// Shown only in this response; `null` when cohort sync was turned on again (its current
+    /// secret, the last one shown, works again).
     #[schema(required)]
     secret: Option<String>,
 }
@@ -49,7 +49,7 @@ impl From<SyncCredentials> for CredentialsResponse {
     summary = "Set up cohort sync: the webhook URL, username and secret (shown once); or turn it on again",
     responses(
         (status = 201, description = "Set up: the credentials for Mixpanel", body = CredentialsResponse),
-        (status = 200, description = "Turned on again: the same webhook URL and username, `secret` null (the one Mixpanel has still works)", body = CredentialsResponse)
+        (status = 200, description = "Turned on again: the same webhook URL and username, `secret` null (its current secret, the last one shown, works again)", body = CredentialsResponse)
     )
 )]
 async fn set_up(

@@ -497,7 +497,7 @@ fn no_store(mut response: Response) -> Response {
 }
 
 /// The page with the webhook credentials shown, once (or, turned on again, saying the
-/// secret Mixpanel has still works).
+/// current secret works again).
 async fn with_credentials(
     state: &AppState,
     context: &ProjectContext,
@@ -507,7 +507,7 @@ async fn with_credentials(
     let mut page = page(state, context, csrf_token, false).await?;
     page.sync_open = true;
     let Some(secret) = credentials.secret else {
-        page.notice = Some("Cohort sync is on again with the same webhook URL and secret: resume the sync in Mixpanel (Data → Destinations). If you connected another Mixpanel project meanwhile, regenerate the secret and add a destination there.".into());
+        page.notice = Some("Cohort sync is on again with the same webhook URL and its current secret (the last one shown): resume the sync in Mixpanel (Data → Destinations). If you connected another Mixpanel project meanwhile, regenerate the secret and add a destination there.".into());
         return Ok(render(&page));
     };
     page.sync_credentials = Some(CredentialsView {
