@@ -275,6 +275,35 @@ macro_rules! impl_invite_store {
                 self.user_invites(project, reference_id).await
             }
 
+            async fn user_invites_page(
+                &self,
+                project: &ProjectId,
+                reference_id: &str,
+                page: &$crate::PageRequest,
+            ) -> Result<$crate::Page<uj_domain::invites::Invite>, $crate::StoreError> {
+                // By `invites_by_user` (project, reference id, issue time).
+                let rows: Vec<InviteRow> = sqlx::query_as(
+                    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2
+                       AND ($3 IS NULL OR (issued_at, code) <
+                            (SELECT issued_at, code FROM invites
+                             WHERE project_id = $1 AND reference_id = $2 AND code = $3))
+                     ORDER BY issued_at DESC, code DESC LIMIT $4",
+                )
+                .bind(project.as_str())
+                .bind(reference_id)
+                .bind(page.starting_after.as_deref())
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(self.reader())
+                .await?;
+                let has_more = rows.len() > page.limit as usize;
+                let items = rows
+                    .into_iter()
+                    .take(page.limit as usize)
+                    .map(TryInto::try_into)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::Page { items, has_more })
+            }
+
             async fn user_history(
                 &self,
                 project: &ProjectId,

@@ -577,6 +577,14 @@ pub trait InviteStore: Send + Sync {
         project: &ProjectId,
         reference_id: &str,
     ) -> Result<Vec<Invite>, StoreError>;
+    /// A page of all the user's invites, newest first (by issue time, then code); a page
+    /// after a code that is not one of them is empty.
+    async fn user_invites_page(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Invite>, StoreError>;
     /// The user's invites as [`invites_of_user`](Self::invites_of_user) gives them, and, if
     /// `with_memberships` and the database answers both in one round trip (PostgreSQL),
     /// their current memberships by `reference_id` as

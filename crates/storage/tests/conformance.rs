@@ -46,6 +46,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    a_users_invites_are_paged_newest_first,
     first_run_setup_happens_exactly_once,
     concurrent_setups_have_exactly_one_winner,
     emails_are_unique,
@@ -2701,6 +2702,68 @@ async fn no_start_once_its_rule_or_study_stopped_or_its_schedule_moved(
 }
 
 /// An issued invite of `rule` (an app-event rule) for `user`, with some metadata.
+async fn a_users_invites_are_paged_newest_first(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, other) = owner_with_project(&store, "bob@example.com").await;
+    let t0 = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    // Five over eight days (each expired before the next), and another user's.
+    for n in 0..5 {
+        let issued = t0 - Duration::days(8 - 2 * n);
+        let invite = event_invite(&rule, &format!("c{n}"), "u1", issued);
+        store.issue_invite(&invite, issued).await.unwrap();
+    }
+    let theirs = event_invite(&rule, "c-u2", "u2", t0);
+    store.issue_invite(&theirs, t0).await.unwrap();
+    let page = |after: Option<&str>| PageRequest {
+        limit: 2,
+        starting_after: after.map(str::to_owned),
+    };
+    let codes = |page: &uj_storage::Page<uj_domain::invites::Invite>| {
+        (
+            page.items
+                .iter()
+                .map(|i| i.code.clone())
+                .collect::<Vec<_>>(),
+            page.has_more,
+        )
+    };
+    let read = |project: ProjectId, after: Option<&'static str>| {
+        let store = store.clone();
+        let page = page(after);
+        async move {
+            store
+                .user_invites_page(&project, "u1", &page)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        codes(&read(shop.clone(), None).await),
+        (vec!["c4".into(), "c3".into()], true)
+    );
+    assert_eq!(
+        codes(&read(shop.clone(), Some("c3")).await),
+        (vec!["c2".into(), "c1".into()], true)
+    );
+    assert_eq!(
+        codes(&read(shop.clone(), Some("c1")).await),
+        (vec!["c0".into()], false)
+    );
+    for after in ["unknown", "c-u2"] {
+        assert_eq!(
+            codes(&read(shop.clone(), Some(after)).await),
+            (vec![], false),
+            "{after}"
+        );
+    }
+    assert_eq!(
+        codes(&read(other, None).await),
+        (vec![], false),
+        "another project's"
+    );
+}
+
 fn event_invite(
     rule: &uj_domain::studies::LaunchRule,
     code: &str,

@@ -117,29 +117,17 @@ async fn list(
         starting_after: params.starting_after,
     }
     .page()?;
-    // A user's invites are few (one at a time, each for a day at most, then cooldowns): the
-    // history the pacing engine reads, paged here. It holds a user's newest 500 and, of older
-    // ones, those that still decide something (docs/api.md).
     let invites = state
         .store
-        .invites_of_user(&auth.project.id, &reference_id)
+        .user_invites_page(&auth.project.id, &reference_id, &page)
         .await?;
     let now = Utc::now();
-    // After the code given; after a code not among them, nothing (as every list answers).
-    let after = match page.starting_after.as_deref() {
-        None => 0,
-        Some(code) => invites
-            .iter()
-            .position(|i| i.code == code)
-            .map_or(invites.len(), |at| at + 1),
-    };
-    let mut rest = invites.into_iter().skip(after);
-    let data: Vec<InviteResponse> = rest
-        .by_ref()
-        .take(page.limit as usize)
+    let data: Vec<InviteResponse> = invites
+        .items
+        .into_iter()
         .map(|i| InviteResponse::new(i, now))
         .collect();
-    let has_more = rest.next().is_some();
+    let has_more = invites.has_more;
     Ok(Json(
         json!({ "object": "list", "data": data, "has_more": has_more }),
     ))
