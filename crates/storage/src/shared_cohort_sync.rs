@@ -351,6 +351,22 @@ macro_rules! impl_cohort_sync_store {
             Ok(row)
         }
 
+        /// Follows the cohort's name and description (`FOLLOW_COHORT`), for a delivery known
+        /// not to come late.
+        async fn follow_cohort(
+            tx: &mut sqlx::Transaction<'static, SyncDb>,
+            audience: &AudienceId,
+            cohort: &$crate::SyncCohort<'_>,
+        ) -> Result<(), $crate::StoreError> {
+            sqlx::query(crate::shared_cohort_sync::FOLLOW_COHORT)
+                .bind(audience.as_str())
+                .bind(cohort.name)
+                .bind(cohort.description)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
         /// `add_members` under the audience's lock (`before` its member count): members enter.
         async fn enter(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
@@ -852,12 +868,7 @@ macro_rules! impl_cohort_sync_store {
                     (entry.outcome, enter(&mut tx, audience, before, members, at).await?)
                 };
                 if !repeated {
-                    sqlx::query(crate::shared_cohort_sync::FOLLOW_COHORT)
-                        .bind(audience.as_str())
-                        .bind(cohort.name)
-                        .bind(cohort.description)
-                        .execute(&mut *tx)
-                        .await?;
+                    follow_cohort(&mut tx, audience, cohort).await?;
                 }
                 let entry = uj_domain::audiences::LedgerEntry {
                     audience_id: Some(audience.clone()),
@@ -905,12 +916,7 @@ macro_rules! impl_cohort_sync_store {
                     Some(_) => (LedgerOutcome::Staged, MembershipChange::default()),
                 };
                 if outcome != LedgerOutcome::Duplicate {
-                    sqlx::query(crate::shared_cohort_sync::FOLLOW_COHORT)
-                        .bind(audience.as_str())
-                        .bind(cohort.name)
-                        .bind(cohort.description)
-                        .execute(&mut *tx)
-                        .await?;
+                    follow_cohort(&mut tx, audience, cohort).await?;
                 }
                 let entry = uj_domain::audiences::LedgerEntry {
                     audience_id: Some(audience.clone()),
