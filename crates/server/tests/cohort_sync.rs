@@ -1052,6 +1052,18 @@ mod dashboard {
         assert_eq!(element_text(&after, "sync-status").as_deref(), Some(""));
         assert!(after.contains("<strong>Off</strong>"));
         assert!(after.contains(&url), "the same webhook URL");
+        // A secret regenerated while off says that sync is still off.
+        let regenerated = app
+            .submit(
+                &browser,
+                &format!("{page}/cohort-sync/regenerate"),
+                &format!("{page}/cohort-sync/regenerate"),
+                &[],
+            )
+            .await;
+        let html = regenerated.text().await.unwrap();
+        let new_secret = element_text(&html, "webhook-secret").unwrap();
+        assert!(element_text(&html, "still-off").is_some());
         // Turned on again from the page: the same URL, no secret shown again.
         let enabled = app
             .submit(&browser, &page, &format!("{page}/cohort-sync"), &[])

@@ -19,7 +19,7 @@ use crate::state::AppState;
 const USERNAME: &str = "mixpanel";
 
 /// What the customer pastes into Mixpanel. The secret appears only here, once; `None` when
-/// cohort sync was turned on again, with the secret Mixpanel already has.
+/// cohort sync was turned on again, with its current secret (the last one shown).
 pub struct SyncCredentials {
     pub webhook_url: String,
     pub username: String,
