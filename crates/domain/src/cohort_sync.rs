@@ -315,7 +315,7 @@ fn mixpanel_id(value: Option<&Value>, name: &str) -> Result<String, PayloadError
     {
         Some(Ok(number)) => Ok(number.to_string()),
         _ => Err(bad(format!(
-            "parameters.{name} is not a Mixpanel id: Mixpanel's ids are strings of digits."
+            "parameters.{name} is not a Mixpanel id: Mixpanel's ids are strings of digits, at most 18446744073709551615."
         ))),
     }
 }

@@ -357,6 +357,19 @@ async fn accepting_opens_a_signed_launch_url_that_redirects_to_the_interview() {
         !html.contains("dashboard") && !html.contains("href=\"/\""),
         "{html}"
     );
+    // So does the page of a link damaged on the way (a NUL in it).
+    let damaged = browser
+        .get(world.app.url("/i/abc%00def"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(damaged.status().as_u16(), 400);
+    let html = damaged.text().await.unwrap();
+    assert!(html.contains("This link is damaged"));
+    assert!(
+        !html.contains("dashboard") && !html.contains("href=\"/\""),
+        "{html}"
+    );
 
     // A started study is not offered again.
     assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);

@@ -281,7 +281,8 @@ macro_rules! impl_invite_store {
                 reference_id: &str,
                 page: &$crate::PageRequest,
             ) -> Result<$crate::Page<uj_domain::invites::Invite>, $crate::StoreError> {
-                // By `invites_by_user` (project, reference id, issue time).
+                // Seeks the user's invites by `invites_by_user` and sorts them (a user has
+                // few; an index in this order would cost every invite the SDK writes).
                 let rows: Vec<InviteRow> = sqlx::query_as(
                     "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2
                        AND ($3 IS NULL OR (issued_at, code) <

@@ -2701,7 +2701,8 @@ async fn no_start_once_its_rule_or_study_stopped_or_its_schedule_moved(
     assert!(matches!(started, AcceptOutcome::Accepted(_)));
 }
 
-/// An issued invite of `rule` (an app-event rule) for `user`, with some metadata.
+/// A user's invites page newest first by issue time, after a code of theirs; after any other
+/// code, nothing; another project sees none.
 async fn a_users_invites_are_paged_newest_first(store: Arc<dyn Store>, _: &TestDatabase) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let (_, other) = owner_with_project(&store, "bob@example.com").await;
@@ -2710,7 +2711,8 @@ async fn a_users_invites_are_paged_newest_first(store: Arc<dyn Store>, _: &TestD
     // Five over eight days (each expired before the next), and another user's.
     for n in 0..5 {
         let issued = t0 - Duration::days(8 - 2 * n);
-        let invite = event_invite(&rule, &format!("c{n}"), "u1", issued);
+        // Codes sort against issue time: the order must come from the time.
+        let invite = event_invite(&rule, &format!("c{}", 4 - n), "u1", issued);
         store.issue_invite(&invite, issued).await.unwrap();
     }
     let theirs = event_invite(&rule, "c-u2", "u2", t0);
@@ -2740,15 +2742,15 @@ async fn a_users_invites_are_paged_newest_first(store: Arc<dyn Store>, _: &TestD
     };
     assert_eq!(
         codes(&read(shop.clone(), None).await),
-        (vec!["c4".into(), "c3".into()], true)
-    );
-    assert_eq!(
-        codes(&read(shop.clone(), Some("c3")).await),
-        (vec!["c2".into(), "c1".into()], true)
+        (vec!["c0".into(), "c1".into()], true)
     );
     assert_eq!(
         codes(&read(shop.clone(), Some("c1")).await),
-        (vec!["c0".into()], false)
+        (vec!["c2".into(), "c3".into()], true)
+    );
+    assert_eq!(
+        codes(&read(shop.clone(), Some("c3")).await),
+        (vec!["c4".into()], false)
     );
     for after in ["unknown", "c-u2"] {
         assert_eq!(
@@ -2764,6 +2766,7 @@ async fn a_users_invites_are_paged_newest_first(store: Arc<dyn Store>, _: &TestD
     );
 }
 
+/// An issued invite of `rule` (an app-event rule) for `user`, with some metadata.
 fn event_invite(
     rule: &uj_domain::studies::LaunchRule,
     code: &str,

@@ -12,8 +12,10 @@ use axum::Router;
 use chrono::Utc;
 use serde::Deserialize;
 
+use uj_storage::StoreError;
+
 use super::dashboard::respondent_page;
-use crate::services::invites;
+use crate::services::{invites, ServiceError};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -21,6 +23,14 @@ pub fn router() -> Router<AppState> {
         .route("/launch/{code}", get(launch))
         .route("/interviews/{code}", get(open))
         .route("/i/{code}", get(open))
+}
+
+/// Whether `path` is one of the links respondents follow (their pages lead back to the app,
+/// not to the dashboard).
+pub fn is_link_path(path: &str) -> bool {
+    ["/i/", "/interviews/", "/launch/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
 }
 
 fn not_found() -> Response {
@@ -57,12 +67,24 @@ async fn open(State(state): State<AppState>, LinkCode(code): LinkCode) -> Respon
     match invites::destination(&state, &code).await {
         Ok(Some(url)) => Redirect::to(&location(&url)).into_response(),
         Ok(None) => not_found(),
-        Err(error) => {
+        Err(ServiceError::NotFound(_)) => not_found(),
+        Err(ServiceError::Store(StoreError::Unavailable(error))) => {
             tracing::warn!(error = %error, "an interview link could not be looked up");
             respondent_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Not available right now",
                 "This interview link cannot be opened right now. Try again in a moment.",
+            )
+        }
+        Err(error) => {
+            tracing::error!(
+                error = format!("{:#}", anyhow::Error::from(error)),
+                "an interview link failed"
+            );
+            respondent_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "This interview link cannot be opened right now. Try again later.",
             )
         }
     }

@@ -76,10 +76,15 @@ async fn request_deadline(
     if path.starts_with("/sdk/") || path.starts_with("/webhooks/") || path == "/readyz" {
         return next.run(request).await;
     }
-    let api = is_api_path(path);
+    let (api, link) = (is_api_path(path), launch::is_link_path(path));
     match tokio::time::timeout(state.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) if api => ApiError::timed_out(state.request_timeout).into_response(),
+        Err(_) if link => dashboard::respondent_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not available right now",
+            "This interview link cannot be opened right now. Try again in a moment.",
+        ),
         Err(_) => dashboard::message_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Not available right now",
@@ -103,6 +108,12 @@ async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Nex
             "The URL contains a NUL character (%00); no id or parameter may hold one.",
         )
         .into_response()
+    } else if launch::is_link_path(uri.path()) {
+        dashboard::respondent_page(
+            StatusCode::BAD_REQUEST,
+            "This link is damaged",
+            "It contains a character no link of ours holds. Check that it was copied whole.",
+        )
     } else {
         dashboard::message_page(
             StatusCode::BAD_REQUEST,
