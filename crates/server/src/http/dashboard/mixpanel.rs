@@ -201,6 +201,36 @@ struct MixpanelPage {
     is_owner: bool,
 }
 
+/// The latest refused deliveries among the project's last [`RECENT_DELIVERIES`], newest
+/// first.
+async fn recently_refused(
+    state: &AppState,
+    project: &uj_domain::ids::ProjectId,
+) -> Result<Vec<RefusedView>, PageError> {
+    let recent = state
+        .store
+        .sync_ledger(
+            project,
+            None,
+            &PageRequest {
+                limit: RECENT_DELIVERIES,
+                starting_after: None,
+            },
+        )
+        .await?;
+    Ok(recent
+        .items
+        .into_iter()
+        .filter(|e| e.outcome == uj_domain::audiences::LedgerOutcome::Rejected)
+        .take(5)
+        .map(|e| RefusedView {
+            received: when(e.received_at),
+            action: e.action,
+            error: e.error.unwrap_or_default(),
+        })
+        .collect())
+}
+
 async fn page(
     state: &AppState,
     context: &ProjectContext,
@@ -240,32 +270,8 @@ async fn page(
         }
         None => (None, Vec::new()),
     };
-    let refused = state
-        .store
-        .sync_ledger(
-            project,
-            None,
-            &PageRequest {
-                limit: RECENT_DELIVERIES,
-                starting_after: None,
-            },
-        )
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.outcome == uj_domain::audiences::LedgerOutcome::Rejected)
-        .take(5)
-        .map(|e| RefusedView {
-            received: when(e.received_at),
-            action: e.action,
-            error: e.error.unwrap_or_default(),
-        })
-        .collect();
-    let sync = state
-        .store
-        .cohort_sync_config(project)
-        .await?
-        .map(|config| SyncView {
+    let sync = match state.store.cohort_sync_config(project).await? {
+        Some(config) => Some(SyncView {
             webhook_url: cohort_sync::webhook_url(&state.public_url, &config.webhook_id),
             username: config.username,
             rotated_at: when(config.secret_rotated_at),
@@ -274,8 +280,10 @@ async fn page(
                 .map(when)
                 .unwrap_or_else(|| "none yet".into()),
             enabled: config.enabled,
-            refused,
-        });
+            refused: recently_refused(state, project).await?,
+        }),
+        None => None,
+    };
     let traits = state.store.trait_allowlist(project).await?.join(", ");
     Ok(MixpanelPage {
         title: "Mixpanel",
