@@ -94,6 +94,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sdk_timeout_secs: u64,
 
+    /// Connections served at once; more wait in the listen queue until one closes, so a
+    /// flood of connections cannot take the file descriptors the database and Mixpanel
+    /// need. By default 10,000, or fewer when the open-files limit (raised to its hard
+    /// limit at startup) leaves less than that beside 256 for the server's own files.
+    #[arg(long, env = "UJ_MAX_CONNECTIONS", global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
     /// Seconds a stop (SIGTERM, SIGINT) waits for requests in flight before closing their
     /// connections.
     #[arg(

@@ -21,6 +21,7 @@ pub struct Application {
     header_timeout: Duration,
     body_timeout: Duration,
     shutdown_grace: Duration,
+    max_connections: usize,
 }
 
 impl Application {
@@ -104,6 +105,7 @@ impl Application {
             header_timeout: Duration::from_secs(config.header_timeout_secs),
             body_timeout: Duration::from_secs(config.body_timeout_secs),
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            max_connections: connection_limit(config.max_connections),
         })
     }
 
@@ -132,11 +134,12 @@ impl Application {
         let counters = tokio::spawn(crate::services::counters::flush_every(self.state.clone()));
         let state = self.state.clone();
         let router = crate::http::router(self.state);
-        let deadlines = Deadlines {
+        let limits = Limits {
             header: self.header_timeout,
             body: self.body_timeout,
+            connections: self.max_connections,
         };
-        serve(self.listener, router, deadlines, self.shutdown_grace).await;
+        serve(self.listener, router, limits, self.shutdown_grace).await;
         jobs.abort();
         counters.abort();
         // The last counted decisions, so a restart loses none.
@@ -151,28 +154,52 @@ impl Application {
     }
 }
 
-/// Serves `router` on HTTP/1 until SIGINT or SIGTERM, as `axum::serve` would, with two
-/// deadlines it does not set: a connection has `header_timeout` to send a request's headers
-/// (else it is closed; hyper counts an idle kept-alive connection's wait for its next request
-/// too), and a stop waits `grace` at most for the requests in flight.
-/// How long a connection may keep the server waiting at each stage of a request.
-struct Deadlines {
+/// How long a connection may keep the server waiting at each stage of a request, and how
+/// many connections it serves at once.
+struct Limits {
     /// For a request's headers.
     header: Duration,
     /// For its body once the headers are in, and for each write of the answer.
     body: Duration,
+    /// Connections open at once; the next is accepted when one closes.
+    connections: usize,
 }
 
-async fn serve(listener: TcpListener, router: axum::Router, deadlines: Deadlines, grace: Duration) {
+/// Serves `router` on HTTP/1 until SIGINT or SIGTERM, as `axum::serve` would, with limits
+/// it does not set: a connection has `limits.header` to send a request's headers (else it is
+/// closed; hyper counts an idle kept-alive connection's wait for its next request too), at
+/// most `limits.connections` are open at once, and a stop waits `grace` at most for the
+/// requests in flight.
+async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, grace: Duration) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::Layer;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(deadlines.header);
-    let router = crate::http::with_body_deadline(router, deadlines.body);
+        .header_read_timeout(limits.header);
+    let router = crate::http::with_body_deadline(router, limits.body);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections));
+    let mut full_since_warned: Option<std::time::Instant> = None;
     let mut stop = std::pin::pin!(shutdown_signal());
     loop {
+        // A connection past the limit waits in the listen queue (and its client with it)
+        // until one closes: accepting it would take a file descriptor the database may need.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if full_since_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        max_connections = limits.connections,
+                        "connection limit reached: new connections wait until one closes (UJ_MAX_CONNECTIONS)"
+                    );
+                    full_since_warned = Some(std::time::Instant::now());
+                }
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                    () = &mut stop => break,
+                }
+            }
+        };
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -188,7 +215,7 @@ async fn serve(listener: TcpListener, router: axum::Router, deadlines: Deadlines
         // An answer the client does not read (its window closed) fails the connection
         // after the deadline instead of holding it.
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
-        stream.set_write_timeout(Some(deadlines.body));
+        stream.set_write_timeout(Some(limits.body));
         let connection = http.serve_connection(
             TokioIo::new(Box::pin(stream)),
             hyper_util::service::TowerToHyperService::new(service),
@@ -198,6 +225,7 @@ async fn serve(listener: TcpListener, router: axum::Router, deadlines: Deadlines
             if let Err(error) = connection.await {
                 tracing::trace!(error = %error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -207,6 +235,65 @@ async fn serve(listener: TcpListener, router: axum::Router, deadlines: Deadlines
             tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period: stopping without them");
         }
     }
+}
+
+/// Connections the server serves at once: `configured`, or 10,000 by default, less where
+/// the open-files limit leaves fewer beside the 256 kept for the server's own files (the
+/// database, Mixpanel, logs). The soft limit is raised to the hard one first, as Go's
+/// runtime does: Debian's default of 1024 would cap a server far below what it can serve.
+fn connection_limit(configured: Option<u32>) -> usize {
+    let open_files = raise_open_files_limit();
+    let available = open_files.map(|files| files.saturating_sub(RESERVED_FILES));
+    match configured {
+        Some(configured) => {
+            let configured = configured as usize;
+            if available.is_some_and(|available| (configured as u64) > available) {
+                tracing::warn!(
+                    max_connections = configured,
+                    open_files,
+                    "UJ_MAX_CONNECTIONS leaves fewer than {RESERVED_FILES} of the open-files limit \
+                     for the database and Mixpanel: a flood of connections can make them fail"
+                );
+            }
+            configured
+        }
+        None => default_connection_limit(available),
+    }
+}
+
+/// File descriptors kept for what the server opens itself.
+const RESERVED_FILES: u64 = 256;
+
+fn default_connection_limit(available: Option<u64>) -> usize {
+    const DEFAULT: u64 = 10_000;
+    available.map_or(DEFAULT, |available| available.clamp(1, DEFAULT)) as usize
+}
+
+/// The process's open-files limit after raising its soft limit to its hard limit (`None`:
+/// unlimited, or not a Unix).
+#[cfg(unix)]
+fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum) {
+        if current >= maximum {
+            return Some(current);
+        }
+        let raised = rustix::process::Rlimit {
+            current: Some(maximum),
+            maximum: Some(maximum),
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => limit = getrlimit(Resource::Nofile),
+            Err(error) => tracing::debug!(error = %error, "could not raise the open-files limit"),
+        }
+    }
+    limit.current
+}
+
+#[cfg(not(unix))]
+fn raise_open_files_limit() -> Option<u64> {
+    None
 }
 
 /// A failed accept: one connection's trouble is skipped; anything else (too many open
@@ -268,4 +355,17 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_connection_limit;
+
+    #[test]
+    fn the_default_connection_limit_leaves_the_reserve_and_stays_bounded() {
+        assert_eq!(default_connection_limit(None), 10_000);
+        assert_eq!(default_connection_limit(Some(1024 - 256)), 768);
+        assert_eq!(default_connection_limit(Some(1_048_576 - 256)), 10_000);
+        assert_eq!(default_connection_limit(Some(0)), 1);
+    }
 }

@@ -739,6 +739,65 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
     assert!(exit.success(), "{exit:?}");
 }
 
+/// At most `UJ_MAX_CONNECTIONS` connections are served at once: one more waits, unanswered,
+/// until one of them closes, and is served then. (There was no limit: a flood of idle
+/// connections took every file descriptor, and the database's and Mixpanel's with them.)
+#[test]
+fn a_connection_past_the_limit_waits_for_one_to_close() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = helpers::spawn_serving(
+        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env("UJ_MAX_CONNECTIONS", "2")
+            .stderr(Stdio::null()),
+    );
+    let address = url.strip_prefix("http://").unwrap().to_owned();
+    let health = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+    // Two kept-alive connections, each answered once and then idle, fill the limit.
+    let mut idle: Vec<_> = (0..2)
+        .map(|_| {
+            let mut connection = raw_connection(&address);
+            connection
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut answer = [0; 12];
+            connection.read_exact(&mut answer).unwrap();
+            assert_eq!(&answer, b"HTTP/1.1 200");
+            connection
+        })
+        .collect();
+
+    let mut third = raw_connection(&address);
+    third.write_all(health).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let waited = third.read_to_end(&mut answer);
+    assert!(
+        waited.is_err() && answer.is_empty(),
+        "a third connection is not served while two are open: {waited:?} {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    drop(idle.pop());
+    third
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    third.read_to_end(&mut answer).unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "served once a connection closed: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Connections that hold the server after their headers: a body that stops coming (a
 /// sign-in form, a webhook delivery), and a client that sends requests but never reads the
 /// answers. Each is closed after `UJ_BODY_TIMEOUT_SECS`; a webhook delivery is

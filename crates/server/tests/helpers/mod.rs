@@ -78,6 +78,7 @@ impl TestApp {
             header_timeout_secs: 75,
             body_timeout_secs: 30,
             shutdown_grace_secs: 30,
+            max_connections: None,
             mixpanel: mixpanel_config(None),
         };
         adjust(&mut config);
