@@ -15,6 +15,8 @@ mod sqlite;
 mod sqlite_checkpoint;
 mod sqlite_inline;
 mod sqlite_pages;
+#[cfg(test)]
+mod sqlite_plans;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1744,6 +1744,15 @@ async fn a_full_session_replaces_membership_only_once_complete(
         ],
         "every page is in the ledger, newest first"
     );
+    let (_, other) = owner_with_project(&store, "bob@example.com").await;
+    let foreign = store
+        .sync_ledger(&other, Some(&audience), &first_page(10))
+        .await
+        .unwrap();
+    assert!(
+        foreign.items.is_empty(),
+        "another project reads none of this audience's history"
+    );
     assert_eq!(
         current(&store, &audience).await,
         ["b", "c", "d", "e", "keep"]

@@ -1,0 +1,68 @@
+//! The plans SQLite chooses for queries whose cost must not grow with the rest of the data:
+//! read on an empty database, as SQLite plans without statistics (no `ANALYZE` runs here),
+//! so the plan is the one every database of this schema gets.
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::Connection;
+
+/// The query plan's steps for `sql`, as `EXPLAIN QUERY PLAN` words them.
+async fn plan(sql: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("plans.db").display()
+    );
+    let mut db = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&mut db)
+        .await
+        .unwrap();
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    rows.into_iter().map(|row| row.3).collect()
+}
+
+#[tokio::test]
+async fn a_member_is_found_by_two_seeks_never_by_walking_the_audience() {
+    let steps = plan(crate::shared_cohort_sync::FIND_AUDIENCE_MEMBERS).await;
+    let members: Vec<_> = steps
+        .iter()
+        .filter(|s| s.contains("audience_members"))
+        .collect();
+    assert_eq!(members.len(), 2, "{steps:#?}");
+    assert!(
+        members
+            .iter()
+            .all(|s| s.ends_with("(audience_id=? AND provider_member_id=?)")
+                || s.ends_with("(match_key=? AND audience_id=?)")),
+        "{steps:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_audience_s_sync_history_is_read_from_its_own_index_in_order() {
+    let steps = plan(crate::shared_cohort_sync::AUDIENCE_LEDGER_PAGE).await;
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.contains("USING INDEX sync_ledger_by_audience (audience_id=?)")),
+        "{steps:#?}"
+    );
+    assert!(
+        !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+        "{steps:#?}"
+    );
+    let steps = plan(crate::shared_cohort_sync::PROJECT_LEDGER_PAGE).await;
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.contains("USING INDEX sync_ledger_by_project (project_id=?)")),
+        "{steps:#?}"
+    );
+    assert!(
+        !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+        "{steps:#?}"
+    );
+}
