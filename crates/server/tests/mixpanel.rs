@@ -436,6 +436,23 @@ async fn each_failure_has_its_code_and_a_sentence_that_says_what_to_fix() {
             .unwrap()
             .contains("Analyst"));
     }
+    // Mixpanel's rate limit: a 503 that says when to try again (its limits count per hour).
+    emulator.set_faults(Faults {
+        fail_next: 30,
+        fail_status: Some(429),
+        ..Faults::default()
+    });
+    let limited = app
+        .post_json(
+            "/api/v1/integrations/mixpanel/connect",
+            &key,
+            json!({"username": "single", "secret": SECRET}),
+        )
+        .await;
+    assert_eq!(limited.status().as_u16(), 503);
+    assert_eq!(limited.headers()["retry-after"], "60");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "mixpanel_rate_limited", "{body}");
     emulator.set_faults(Faults {
         latency_ms: 3000,
         ..Faults::default()

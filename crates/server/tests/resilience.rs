@@ -31,6 +31,11 @@ async fn a_locked_sqlite_database_answers_503_and_recovers() {
         )
         .await;
     assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response.headers()["retry-after"],
+        "5",
+        "a 503 says when to retry"
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "storage_unavailable");
     // Reads still work while a writer holds the lock (WAL).

@@ -1,7 +1,7 @@
 //! The one error type of the JSON APIs: `{"error": {"code", "message"}}` with a stable
 //! snake_case code and an HTTP status that matches it.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -159,6 +159,21 @@ impl IntoResponse for ApiError {
         if let Some(field) = self.field {
             error["field"] = json!(field);
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after(self.code));
+        }
+        response
+    }
+}
+
+/// When a 503 may be retried, in seconds: Mixpanel's rate limits count per hour (60 queries), so
+/// a minute; a database outage, a lock held or a deadline passed, a few seconds.
+fn retry_after(code: &str) -> HeaderValue {
+    match code {
+        "mixpanel_rate_limited" => HeaderValue::from_static("60"),
+        _ => HeaderValue::from_static("5"),
     }
 }
