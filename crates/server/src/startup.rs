@@ -238,57 +238,67 @@ async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, grac
 }
 
 /// Connections the server serves at once: `configured`, or 10,000 by default, less where
-/// the open-files limit leaves fewer beside the 256 kept for the server's own files (the
-/// database, Mixpanel, logs). The soft limit is raised to the hard one first, as Go's
-/// runtime does: Debian's default of 1024 would cap a server far below what it can serve.
+/// the open-files limit leaves fewer beside the descriptors kept for the server's own files
+/// (the database, Mixpanel, logs: 256, or a quarter of a smaller limit). The soft limit is
+/// raised first (to the hard limit, or to 65,536 when that is unlimited), as Go's runtime
+/// does: Debian's default of 1024 would cap a server far below what it can serve.
 fn connection_limit(configured: Option<u32>) -> usize {
     let open_files = raise_open_files_limit();
-    let available = open_files.map(|files| files.saturating_sub(RESERVED_FILES));
-    match configured {
+    let limit = match configured {
         Some(configured) => {
             let configured = configured as usize;
-            if available.is_some_and(|available| (configured as u64) > available) {
+            if open_files.is_some_and(|files| configured as u64 > files - reserved_files(files)) {
                 tracing::warn!(
                     max_connections = configured,
                     open_files,
-                    "UJ_MAX_CONNECTIONS leaves fewer than {RESERVED_FILES} of the open-files limit \
-                     for the database and Mixpanel: a flood of connections can make them fail"
+                    "UJ_MAX_CONNECTIONS leaves too few of the open-files limit for the database \
+                     and Mixpanel: a flood of connections can make them fail"
                 );
             }
             configured
         }
-        None => default_connection_limit(available),
-    }
+        None => default_connection_limit(open_files),
+    };
+    tracing::info!(
+        max_connections = limit,
+        open_files,
+        "connections served at once"
+    );
+    limit
 }
 
-/// File descriptors kept for what the server opens itself.
-const RESERVED_FILES: u64 = 256;
+/// File descriptors kept for what the server opens itself, of an open-files limit of `files`.
+fn reserved_files(files: u64) -> u64 {
+    (files / 4).min(256)
+}
 
-fn default_connection_limit(available: Option<u64>) -> usize {
+fn default_connection_limit(open_files: Option<u64>) -> usize {
     const DEFAULT: u64 = 10_000;
-    available.map_or(DEFAULT, |available| available.clamp(1, DEFAULT)) as usize
+    open_files.map_or(DEFAULT, |files| {
+        (files - reserved_files(files)).clamp(1, DEFAULT)
+    }) as usize
 }
 
-/// The process's open-files limit after raising its soft limit to its hard limit (`None`:
-/// unlimited, or not a Unix).
+/// The process's open-files limit after raising its soft limit (`None`: unlimited, or not a
+/// Unix).
 #[cfg(unix)]
 fn raise_open_files_limit() -> Option<u64> {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum) {
-        if current >= maximum {
-            return Some(current);
-        }
-        let raised = rustix::process::Rlimit {
-            current: Some(maximum),
-            maximum: Some(maximum),
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    /// Where an unlimited hard limit is raised to.
+    const UNLIMITED_TO: u64 = 65_536;
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current?;
+    let target = limit.maximum.unwrap_or(UNLIMITED_TO.max(current));
+    if current < target {
+        let raised = Rlimit {
+            current: Some(target),
+            maximum: limit.maximum,
         };
-        match setrlimit(Resource::Nofile, raised) {
-            Ok(()) => limit = getrlimit(Resource::Nofile),
-            Err(error) => tracing::debug!(error = %error, "could not raise the open-files limit"),
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %error, "could not raise the open-files limit");
         }
     }
-    limit.current
+    getrlimit(Resource::Nofile).current
 }
 
 #[cfg(not(unix))]
@@ -364,8 +374,10 @@ mod tests {
     #[test]
     fn the_default_connection_limit_leaves_the_reserve_and_stays_bounded() {
         assert_eq!(default_connection_limit(None), 10_000);
-        assert_eq!(default_connection_limit(Some(1024 - 256)), 768);
-        assert_eq!(default_connection_limit(Some(1_048_576 - 256)), 10_000);
-        assert_eq!(default_connection_limit(Some(0)), 1);
+        assert_eq!(default_connection_limit(Some(1024)), 768);
+        assert_eq!(default_connection_limit(Some(1_048_576)), 10_000);
+        // A small limit (macOS's 256) keeps a quarter for the server's own files.
+        assert_eq!(default_connection_limit(Some(256)), 192);
+        assert_eq!(default_connection_limit(Some(1)), 1);
     }
 }

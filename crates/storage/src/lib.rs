@@ -5,6 +5,8 @@
 mod error;
 mod key_filter;
 mod postgres;
+#[cfg(test)]
+mod postgres_plans;
 mod rows;
 mod shared;
 mod shared_cohort_sync;

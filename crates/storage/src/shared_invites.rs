@@ -5,14 +5,12 @@
 /// ones that decide something, [`USER_INVITES_NEWEST`]).
 pub(crate) const HISTORY: usize = 500;
 
-/// How many invites of rule `$1` are in each state, read from `invites_by_rule` alone.
+/// How many invites of rule `$1` are in each state, and how many of them expire after `$2`
+/// (an issued one that does not has expired, though its row still says issued): one
+/// statement, so both counts are of one moment, read from `invites_by_rule` alone.
 pub(crate) const RULE_INVITES_BY_STATE: &str =
-    "SELECT state, COUNT(*) FROM invites WHERE rule_id = $1 GROUP BY state";
-
-/// How many issued invites of rule `$1` are still open at `$2` (the rest of the issued ones
-/// have expired), read from `invites_by_rule` alone: a range of the rule's open prompts.
-pub(crate) const RULE_INVITES_OPEN: &str =
-    "SELECT COUNT(*) FROM invites WHERE rule_id = $1 AND state = 'issued' AND expires_at > $2";
+    "SELECT state, COUNT(*), COUNT(CASE WHEN expires_at > $2 THEN 1 END)
+     FROM invites WHERE rule_id = $1 GROUP BY state";
 
 /// [`USER_INVITES`] as a literal, for statements that read it with more (`concat!`).
 macro_rules! user_invites_sql {
@@ -669,21 +667,16 @@ macro_rules! impl_invite_store {
                 rule: &uj_domain::ids::LaunchRuleId,
                 now: DateTime<Utc>,
             ) -> Result<$crate::RuleStats, $crate::StoreError> {
-                let states: Vec<(String, i64)> =
+                let states: Vec<(String, i64, i64)> =
                     sqlx::query_as(crate::shared_invites::RULE_INVITES_BY_STATE)
                         .bind(rule.as_str())
+                        .bind(Ts(now))
                         .fetch_all(self.reader())
                         .await?;
-                let open: i64 = sqlx::query_scalar(crate::shared_invites::RULE_INVITES_OPEN)
-                    .bind(rule.as_str())
-                    .bind(Ts(now))
-                    .fetch_one(self.reader())
-                    .await?;
                 let mut stats = $crate::RuleStats::default();
-                for (state, count) in states {
+                for (state, count, open) in states {
                     stats.issued += count;
                     match state.as_str() {
-                        // Issued and past its expiry: expired, though its row still says issued.
                         "issued" => {
                             stats.pending += open;
                             stats.expired += count - open;

@@ -1,0 +1,48 @@
+//! The plans PostgreSQL chooses, once it has statistics (autovacuum's `ANALYZE`), for
+//! queries whose cost must not grow with the rest of the data. Unlike SQLite, PostgreSQL
+//! plans by the data, so each test loads the shape that misled it. Skipped without a
+//! PostgreSQL server unless `UJ_REQUIRE_POSTGRES` is set.
+
+use sqlx::postgres::PgConnection;
+use sqlx::Connection;
+
+use crate::testing::TestDatabase;
+
+#[tokio::test]
+async fn a_quiet_audience_s_sync_history_is_read_from_its_own_index() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    crate::connect(&db.url).await.expect("migrated");
+    let mut pg = PgConnection::connect(&db.url).await.unwrap();
+    // A busy audience got 40,000 deliveries since the quiet one's two.
+    sqlx::raw_sql(
+        "INSERT INTO projects (id, name, public_key, created_at) VALUES ('p', 'Shop', 'pk', now());
+         INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at)
+         VALUES ('quiet', 'p', '1', 'Quiet', '', now()), ('busy', 'p', '2', 'Busy', '', now());
+         INSERT INTO sync_ledger (id, project_id, audience_id, action, members, added, removed, outcome, received_at)
+         SELECT 'l' || lpad(i::text, 6, '0'), 'p', CASE WHEN i <= 2 THEN 'quiet' ELSE 'busy' END,
+                'add_members', 1, 1, 0, 'applied', now()
+         FROM generate_series(1, 40000) AS i;
+         ANALYZE;",
+    )
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    let explain = format!(
+        "EXPLAIN (FORMAT JSON) {}",
+        crate::shared_cohort_sync::AUDIENCE_LEDGER_PAGE
+    );
+    let plan: serde_json::Value = sqlx::query_scalar(&explain)
+        .persistent(false)
+        .bind("p")
+        .bind("")
+        .bind(2_i64)
+        .bind("quiet")
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
+    let plan = plan.to_string();
+    assert!(plan.contains("sync_ledger_by_audience"), "{plan}");
+    assert!(!plan.contains("sync_ledger_pkey"), "{plan}");
+}
