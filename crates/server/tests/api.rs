@@ -249,6 +249,31 @@ async fn key_listing_pages_with_limit_and_starting_after() {
     assert!(message.contains("limit"), "names the parameter: {message}");
 }
 
+/// A query parameter that does not parse is named in `field`, as one out of bounds is
+/// (`limit=abc` had no `field` while `limit=0` had).
+#[tokio::test]
+async fn a_query_parameter_that_does_not_parse_is_named_in_field() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    for (path, field) in [
+        ("/api/v1/studies?limit=abc", "limit"),
+        ("/api/v1/studies?limit=-1", "limit"),
+        ("/api/v1/api-keys?limit=lots", "limit"),
+        (
+            "/api/v1/audiences/aud_x/members?include_exited=maybe",
+            "include_exited",
+        ),
+        ("/api/v1/studies?colour=red", "colour"),
+    ] {
+        let (status, error) = error_of(app.get(path, &keys.secret_key).await).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (400, Some("invalid_request"), Some(field)),
+            "{path}: {error}"
+        );
+    }
+}
+
 /// Query strings and bodies of the wrong shape: refused with `400 invalid_request`, never
 /// read leniently. (A `reference_id` that is not UTF-8 was decoded lossily, so different
 /// users became one; a JSON array was read as the object's fields in order.)

@@ -242,10 +242,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 let detail = detail
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&detail);
-                Err(ApiError::bad_request(
+                let mut error = ApiError::bad_request(
                     "invalid_request",
                     format!("Invalid query parameter: {detail}"),
-                ))
+                );
+                error.field = field_of(detail);
+                Err(error)
             }
             Err(other) => Err(ApiError::bad_request("invalid_request", other.body_text())),
         }
