@@ -56,9 +56,9 @@ pub struct RuleFacts {
     pub priority: i32,
     pub cooldown: Duration,
     /// Total accepted invites allowed; `None` = no cap.
-    pub max_starts: Option<u32>,
+    pub max_starts: Option<u64>,
     /// Accepted invites so far.
-    pub starts: u32,
+    pub starts: u64,
     /// 0–100; sticky per user and rule.
     pub sampling_percent: u8,
     pub starts_at: Option<DateTime<Utc>>,
@@ -71,10 +71,10 @@ pub struct RuleFacts {
 pub struct StudyFacts {
     pub id: String,
     pub status: StudyStatus,
-    pub weekly_limit: Option<u32>,
-    pub monthly_limit: Option<u32>,
-    pub starts_this_week: u32,
-    pub starts_this_month: u32,
+    pub weekly_limit: Option<u64>,
+    pub monthly_limit: Option<u64>,
+    pub starts_this_week: u64,
+    pub starts_this_month: u64,
 }
 
 /// What is known about one user.
@@ -529,7 +529,7 @@ fn check(
     c
 }
 
-fn limit_text(limit: Option<u32>) -> String {
+fn limit_text(limit: Option<u64>) -> String {
     limit.map_or_else(|| "none".into(), |l| l.to_string())
 }
 

@@ -84,9 +84,15 @@ impl Study {
         Ok(())
     }
 
-    /// Checks the limits agree: a month holds every week's starts, so a lower monthly
-    /// limit would silently replace the weekly one.
+    /// Checks the limits: each at most [`MAX_STARTS`], and they agree (a month holds
+    /// every week's starts, so a lower monthly limit would silently replace the weekly one).
     pub fn validate_limits(&self) -> Result<(), ValidationError> {
+        for (field, limit) in [
+            ("weekly_limit", self.weekly_limit),
+            ("monthly_limit", self.monthly_limit),
+        ] {
+            at_most_max_starts(field, limit, "(or null for no limit)")?;
+        }
         if let (Some(weekly), Some(monthly)) = (self.weekly_limit, self.monthly_limit) {
             if monthly < weekly {
                 return Err(ValidationError::new(
@@ -121,6 +127,26 @@ pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
             "must be an http(s) URL",
         ))
     }
+}
+
+/// The largest start cap a rule (`max_starts`) or a study (`weekly_limit`,
+/// `monthly_limit`) may have: a billion, far beyond any real study, so that a cap is a
+/// number people mean, not a stand-in for "no cap" (that is null). Caps stored before the
+/// bound (up to 2^63−1) are still read as they are.
+pub const MAX_STARTS: i64 = 1_000_000_000;
+
+fn at_most_max_starts(
+    field: &'static str,
+    cap: Option<i64>,
+    otherwise: &str,
+) -> Result<(), ValidationError> {
+    if cap.is_some_and(|c| c > MAX_STARTS) {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most 1000000000 {otherwise}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The prompt the SDK shows; empty fields mean the SDK's defaults.
@@ -172,6 +198,19 @@ impl LaunchRule {
     /// Checks every field (the audience's existence is checked by the caller, who can
     /// see storage); the first problem names its field.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_fields()?;
+        self.validate_max_starts()
+    }
+
+    /// Checks the start cap is at most [`MAX_STARTS`]. Apart from the other fields, so
+    /// that a change holds only a changed cap to it: a rule stored before the bound can
+    /// still be paused or renamed.
+    pub fn validate_max_starts(&self) -> Result<(), ValidationError> {
+        at_most_max_starts("max_starts", self.max_starts, "(or null for no cap)")
+    }
+
+    /// Checks every field but the start cap's upper bound.
+    pub fn validate_fields(&self) -> Result<(), ValidationError> {
         bounded_text("name", &self.name, 200)?;
         match &self.trigger {
             Trigger::AppEvent(name) => {
@@ -302,6 +341,13 @@ mod tests {
             (
                 LaunchRule {
                     max_starts: Some(0),
+                    ..rule()
+                },
+                "max_starts",
+            ),
+            (
+                LaunchRule {
+                    max_starts: Some(MAX_STARTS + 1),
                     ..rule()
                 },
                 "max_starts",

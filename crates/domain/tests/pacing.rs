@@ -29,7 +29,7 @@ fn rule_strategy(index: usize) -> impl Strategy<Value = RuleFacts> {
         ],
         -5i32..5,
         0i64..5,
-        proptest::option::of(0u32..4),
+        proptest::option::of(0u64..4),
         prop_oneof![Just(100u8), 0u8..=100],
         0i64..100,
     )
@@ -60,7 +60,7 @@ fn rules_strategy() -> impl Strategy<Value = Vec<RuleFacts>> {
     (1usize..6).prop_flat_map(|n| (0..n).map(rule_strategy).collect::<Vec<_>>())
 }
 
-fn studies(weekly: Option<u32>) -> Vec<StudyFacts> {
+fn studies(weekly: Option<u64>) -> Vec<StudyFacts> {
     (0..3)
         .map(|i| StudyFacts {
             id: format!("study_{i}"),
@@ -138,7 +138,7 @@ proptest! {
         mut rules in rules_strategy(),
         steps in proptest::collection::vec((0i64..48, any::<bool>(), prop_oneof![Just(None), Just(Some("Order Completed")), Just(Some("App Opened"))]), 1..40),
         contact_days in proptest::option::of(0i64..3),
-        weekly in proptest::option::of(1u32..3),
+        weekly in proptest::option::of(1u64..3),
     ) {
         let mut studies = studies(weekly);
         let mut user = user("u-1", true);
@@ -491,7 +491,7 @@ proptest! {
         event in prop_oneof![Just(None), Just(Some("Order Completed")), Just(Some("App Opened"))],
         link_opened in any::<bool>(),
         contact_days in proptest::option::of(0i64..3),
-        weekly in proptest::option::of(0u32..2),
+        weekly in proptest::option::of(0u64..2),
         hours_since_invite in proptest::option::of(0i64..72),
         reference in "[a-z0-9]{1,12}",
     ) {

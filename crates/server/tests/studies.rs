@@ -1053,3 +1053,197 @@ async fn a_study_url_with_non_ascii_characters_redirects_percent_encoded() {
         b"https://r.example.com/%C3%BC?x=%C3%A9#%C3%9F"
     );
 }
+
+/// Start caps and study limits are at most 1,000,000,000, on creation and on a change
+/// (`422` naming the field). They were taken up to 2^63−1 and then read by the pacing
+/// engine as 4,294,967,295, so `explain` showed another cap than the one set.
+#[tokio::test]
+async fn start_caps_and_study_limits_above_a_billion_are_refused() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let too_many = json!(1_000_000_001_i64);
+    let most = json!(9_223_372_036_854_775_807_i64);
+    for (field, value) in [
+        ("weekly_limit", &too_many),
+        ("monthly_limit", &too_many),
+        ("weekly_limit", &most),
+        ("monthly_limit", &most),
+    ] {
+        let mut body = json!({"name": "A", "interview_url": "https://x.example"});
+        body[field] = value.clone();
+        let (status, error) = json_of(app.post_json("/api/v1/studies", &key, body).await).await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{field} {value}: {error}"
+        );
+    }
+    let (status, created) = json_of(
+        app.post_json(
+            "/api/v1/studies",
+            &key,
+            json!({"name": "A", "interview_url": "https://x.example",
+                "weekly_limit": 1_000_000_000, "monthly_limit": 1_000_000_000}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let study = created["id"].as_str().unwrap();
+    for field in ["weekly_limit", "monthly_limit"] {
+        let (status, error) = patch(
+            &app,
+            &format!("/api/v1/studies/{study}"),
+            &key,
+            json!({ field: too_many }),
+        )
+        .await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{error}"
+        );
+    }
+
+    let rules = format!("/api/v1/studies/{study}/launch-rules");
+    let new_rule = |max_starts: &Value| {
+        json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"},
+            "surface": "sdk_prompt", "max_starts": max_starts})
+    };
+    for value in [&too_many, &most] {
+        let (status, error) = json_of(app.post_json(&rules, &key, new_rule(value)).await).await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (422, Some("max_starts")),
+            "{value}: {error}"
+        );
+    }
+    let (status, rule) = json_of(
+        app.post_json(&rules, &key, new_rule(&json!(1_000_000_000)))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+    let rule = rule["id"].as_str().unwrap();
+    let (status, error) = patch(
+        &app,
+        &format!("/api/v1/launch-rules/{rule}"),
+        &key,
+        json!({ "max_starts": too_many }),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("max_starts")),
+        "{error}"
+    );
+
+    let (_, explained) = json_of(
+        app.get(
+            &format!("/api/v1/launch-rules/{rule}/explain?reference_id=u"),
+            &key,
+        )
+        .await,
+    )
+    .await;
+    let detail = |gate: &str| {
+        explained["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["gate"] == gate)
+            .map(|g| g["detail"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(detail("max_starts"), "0 of 1000000000 starts");
+    assert_eq!(
+        detail("study_limit"),
+        "0 starts this week (limit 1000000000), 0 this month (limit 1000000000)"
+    );
+}
+
+/// A cap or limit stored before the bound (up to 2^63−1) is read as it is, never clamped
+/// or a panic, and does not stand in the way of other changes to its study or rule.
+#[tokio::test]
+async fn caps_and_limits_stored_before_the_bound_are_read_as_they_are() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let (status, rule) = json_of(
+        app.post_json(&format!("/api/v1/studies/{study}/launch-rules"), &key, json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt", "max_starts": 5}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+    let rule = rule["id"].as_str().unwrap();
+    let most = i64::MAX;
+    for sql in [
+        format!("UPDATE launch_rules SET max_starts = {most}"),
+        format!("UPDATE studies SET weekly_limit = {most}, monthly_limit = {most}"),
+    ] {
+        if helpers::on_postgres() {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        } else {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        }
+    }
+
+    let (status, explained) = json_of(
+        app.get(
+            &format!("/api/v1/launch-rules/{rule}/explain?reference_id=u"),
+            &key,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{explained}");
+    let details: Vec<&str> = explained["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["gate"] == "max_starts" || g["gate"] == "study_limit")
+        .map(|g| g["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        details,
+        [
+            format!("0 of {most} starts"),
+            format!("0 starts this week (limit {most}), 0 this month (limit {most})")
+        ]
+    );
+
+    let (status, renamed) = patch(
+        &app,
+        &format!("/api/v1/launch-rules/{rule}"),
+        &key,
+        json!({"name": "Renamed", "status": "active"}),
+    )
+    .await;
+    assert_eq!(
+        (status, renamed["max_starts"].as_i64()),
+        (200, Some(most)),
+        "{renamed}"
+    );
+    let (status, paused) = patch(
+        &app,
+        &format!("/api/v1/studies/{study}"),
+        &key,
+        json!({"status": "paused"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{paused}");
+    let (status, error) = patch(
+        &app,
+        &format!("/api/v1/launch-rules/{rule}"),
+        &key,
+        json!({"max_starts": most - 1}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("max_starts")),
+        "a change is held to the bound: {error}"
+    );
+}

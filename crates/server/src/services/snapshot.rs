@@ -137,8 +137,11 @@ pub async fn study_facts(
     })
 }
 
-fn count(n: i64) -> u32 {
-    n.clamp(0, i64::from(u32::MAX)) as u32
+/// A stored count or cap as the engine reads it: as it is, for every value a BIGINT holds
+/// (caps stored before their bound reach 2^63−1). None is negative, validation holds caps
+/// to at least 1; one would read as 0.
+pub(super) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 /// The snapshots of the projects this process serves: one each, so memory stays bounded by

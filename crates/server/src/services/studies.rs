@@ -253,9 +253,15 @@ pub async fn update_rule(
         if change.version.is_some_and(|v| v != read_at) {
             return Err(changed_since());
         }
+        let cap_before = rule.max_starts;
         apply(&mut rule, &change)?;
         rule.updated_at = Utc::now();
-        rule.validate()?;
+        rule.validate_fields()?;
+        // Held to a change of the cap only: a rule stored before the bound can still be
+        // paused or renamed.
+        if rule.max_starts != cap_before {
+            rule.validate_max_starts()?;
+        }
         if state.store.update_launch_rule(&rule, read_at).await? {
             state.snapshots.forget(project);
             return Ok(rule);
@@ -364,9 +370,7 @@ pub fn rule_facts(rule: &LaunchRule) -> RuleFacts {
             rule.cooldown_seconds
                 .clamp(0, uj_domain::studies::MAX_COOLDOWN_SECONDS),
         ),
-        max_starts: rule
-            .max_starts
-            .map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
+        max_starts: rule.max_starts.map(super::snapshot::count),
         // Read from the store where a decision needs it (`services::pacing`).
         starts: 0,
         sampling_percent: rule.sampling_percent.clamp(0, 100) as u8,
