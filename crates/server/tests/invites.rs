@@ -816,7 +816,7 @@ async fn an_app_event_rule_invites_on_its_event_and_the_catalog_counts_it() {
         .await
         .unwrap();
     let send = |event: &'static str, reference: &'static str| {
-        world.app.post_json("/sdk/v1/events", &world.public_key, json!({"event_name": event, "reference_id": reference, "metadata": {"amount": 49, "nested": {"x": 1}}}))
+        world.app.post_json("/sdk/v1/events", &world.public_key, json!({"event_name": event, "reference_id": reference, "metadata": {"amount": 49, "coupon": null, "nested": {"x": 1}}}))
     };
     let other = send("App Opened", "app-user-9").await;
     assert_eq!(other.status().as_u16(), 200);
@@ -844,6 +844,31 @@ async fn an_app_event_rule_invites_on_its_event_and_the_catalog_counts_it() {
         world.config("app-user-9").await["pending_invite"]["code"],
         code.as_str(),
         "the config returns it too"
+    );
+    let attributed: Value = world
+        .app
+        .get(&format!("/api/v1/invites/{code}"), &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        attributed["metadata"],
+        json!({"amount": 49}),
+        "primitive metadata is kept; null and nested values are dropped"
+    );
+    let refused = world
+        .app
+        .post_json(
+            "/sdk/v1/events",
+            &world.public_key,
+            json!({"event_name": "Order Completed", "reference_id": "app-user-9", "metadata": null}),
+        )
+        .await;
+    assert_eq!(
+        refused.status().as_u16(),
+        400,
+        "metadata, when sent, is an object"
     );
     assert_eq!(
         world.accept(&code, "app-user-9").await["outcome"],
