@@ -92,3 +92,30 @@ async fn the_reference_page_lists_every_operation() {
     }
     assert!(html.contains(r#"href="/api/openapi.json""#));
 }
+
+/// `limit` is documented with the bounds the server holds it to (1–100; 0 and 101 are 400).
+#[tokio::test]
+async fn every_limit_parameter_is_documented_between_1_and_100() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    let mut checked = 0;
+    for (path, item) in served["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let parameters = operation["parameters"].as_array();
+            for parameter in parameters.into_iter().flatten() {
+                if parameter["name"] == "limit" {
+                    assert_eq!(
+                        (
+                            &parameter["schema"]["minimum"],
+                            &parameter["schema"]["maximum"]
+                        ),
+                        (&1.into(), &100.into()),
+                        "{method} {path}: {parameter}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "{checked} limit parameters");
+}

@@ -68,7 +68,7 @@ async fn describe(state: &AppState, audience: Audience) -> Result<AudienceRespon
     path = "/audiences",
     tag = "Audiences",
     summary = "List audiences",
-    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of audiences", body = Value))
 )]
 async fn list(
@@ -155,7 +155,7 @@ pub struct MemberParams {
     path = "/audiences/{id}/members",
     tag = "Audiences",
     summary = "List current members (`include_exited=true` adds past ones)",
-    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left"), ("id" = Option<String>, Query, description = "Only the member with this provider id or reference id")),
+    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left"), ("id" = Option<String>, Query, description = "Only the member with this provider id or reference id")),
     responses((status = 200, description = "A list of members", body = Value))
 )]
 async fn members(
@@ -254,7 +254,7 @@ async fn ledger(
     path = "/audiences/{id}/syncs",
     tag = "Audiences",
     summary = "An audience's sync ledger, newest first",
-    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of ledger entries", body = Value))
 )]
 async fn syncs(
@@ -273,7 +273,7 @@ async fn syncs(
     path = "/syncs",
     tag = "Audiences",
     summary = "The project's sync ledger (rejected deliveries included), newest first",
-    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of ledger entries", body = Value))
 )]
 async fn all_syncs(

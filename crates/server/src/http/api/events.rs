@@ -51,7 +51,7 @@ impl From<CatalogEvent> for EventResponse {
     path = "/events",
     tag = "Events",
     summary = "The event catalog: seen in the app and in Mixpanel",
-    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last name of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last name of the previous page")),
     responses((status = 200, description = "A list of events, by name", body = Value))
 )]
 async fn list(

@@ -130,7 +130,7 @@ async fn create_study(
     path = "/studies",
     tag = "Studies",
     summary = "List studies",
-    params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of studies", body = Value))
 )]
 async fn list_studies(
@@ -382,7 +382,7 @@ async fn create_rule(
     path = "/studies/{id}/launch-rules",
     tag = "Studies",
     summary = "A study's launch rules",
-    params(("id" = String, Path, description = "The study id"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("id" = String, Path, description = "The study id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of rules, oldest first", body = Value))
 )]
 async fn list_rules(
