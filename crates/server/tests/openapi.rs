@@ -93,6 +93,119 @@ async fn the_reference_page_lists_every_operation() {
     assert!(html.contains(r#"href="/api/openapi.json""#));
 }
 
+/// Whether a property's schema admits `null`: `"type": [.., "null"]` or a `oneOf` with a
+/// `null` branch, as utoipa writes an `Option`.
+fn admits_null(schema: &Value) -> bool {
+    let typed = schema["type"]
+        .as_array()
+        .is_some_and(|types| types.iter().any(|t| t == "null"));
+    let branched = schema["oneOf"]
+        .as_array()
+        .is_some_and(|branches| branches.iter().any(|b| b["type"] == "null"));
+    typed || branched || schema["type"] == "null"
+}
+
+/// A PATCH field the server refuses as `null` (400 `invalid_request`) is not nullable in
+/// the document, and one it clears with `null` is: each property of each PATCH body is sent
+/// as `null` to the live server and its answer compared with the document.
+#[tokio::test]
+async fn patch_fields_are_nullable_in_the_document_exactly_when_the_server_takes_null() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = app
+        .post_json(
+            "/api/v1/studies",
+            &key,
+            serde_json::json!({"name": "Checkout", "interview_url": "https://r.example.com/i/1"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rule = app
+        .post_json(
+            &format!("/api/v1/studies/{study}/launch-rules"),
+            &key,
+            serde_json::json!({"name": "After checkout", "surface": "sdk_prompt",
+                "trigger": {"type": "app_event", "event_name": "checkout"}}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let served = document(&app).await;
+    let schemas = &served["components"]["schemas"];
+    let mut nullable = Vec::new();
+    for (schema, path, nest) in [
+        (
+            "UpdateStudyRequest",
+            format!("/api/v1/studies/{study}"),
+            None,
+        ),
+        (
+            "UpdateRuleRequest",
+            format!("/api/v1/launch-rules/{rule}"),
+            None,
+        ),
+        (
+            "PromptChange",
+            format!("/api/v1/launch-rules/{rule}"),
+            Some("prompt"),
+        ),
+        ("UpdateProjectRequest", "/api/v1/project".to_owned(), None),
+    ] {
+        let properties = schemas[schema]["properties"].as_object().unwrap();
+        assert!(!properties.is_empty(), "{schema}");
+        for (field, property) in properties {
+            let mut body = serde_json::json!({ field: null });
+            if let Some(outer) = nest {
+                body = serde_json::json!({ outer: body });
+            }
+            let response = app
+                .client
+                .patch(app.url(&path))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap();
+            let taken = status == 200;
+            assert!(
+                taken || (status, &answer["error"]["code"]) == (400, &"invalid_request".into()),
+                "{schema}.{field}: {status} {answer}"
+            );
+            assert_eq!(
+                admits_null(property),
+                taken,
+                "{schema}.{field} is nullable in the document exactly when null is taken: {property}; {status} {answer}"
+            );
+            if taken {
+                nullable.push(format!("{schema}.{field}"));
+            }
+        }
+    }
+    nullable.sort();
+    assert_eq!(
+        nullable,
+        [
+            "UpdateProjectRequest.contact_limit_days",
+            "UpdateRuleRequest.ends_at",
+            "UpdateRuleRequest.max_starts",
+            "UpdateRuleRequest.starts_at",
+            "UpdateStudyRequest.monthly_limit",
+            "UpdateStudyRequest.weekly_limit",
+        ]
+    );
+}
+
 /// `limit` is documented with the bounds the server holds it to (1–100; 0 and 101 are 400).
 #[tokio::test]
 async fn every_limit_parameter_is_documented_between_1_and_100() {

@@ -208,7 +208,8 @@ pub fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 
 /// For PATCH fields that cannot be cleared: one sent as `null` is refused (`400
 /// invalid_request` naming it) instead of read as not sent. Use as
-/// `#[serde(default, deserialize_with = "…::present")]` on an `Option<T>`.
+/// `#[serde(default, deserialize_with = "…::present")]` on an `Option<T>`, with
+/// `#[schema(nullable = false)]`: utoipa documents every `Option` as nullable otherwise.
 pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<T>, D::Error> {

@@ -25,6 +25,7 @@ pub struct UpdateProjectRequest {
     /// Member properties kept from synced cohorts (primitives only). Contact fields such as
     /// `email` are kept only when listed here.
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     trait_allowlist: Option<Vec<String>>,
     /// At most one invite per user per this many days across all rules; `null` turns it off.
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]

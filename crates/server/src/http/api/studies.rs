@@ -87,12 +87,16 @@ pub struct CreateStudyRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateStudyRequest {
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     name: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     interview_url: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     status: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     launch_mode: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     weekly_limit: Option<Option<i64>>,
@@ -239,12 +243,16 @@ pub struct PromptBody {
 #[serde(deny_unknown_fields)]
 pub struct PromptChange {
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     title: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     message: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     start_label: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     dismiss_label: Option<String>,
 }
 
@@ -317,22 +325,30 @@ pub struct CreateRuleRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateRuleRequest {
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     name: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     trigger: Option<TriggerBody>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     surface: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     status: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     prompt: Option<PromptChange>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     priority: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     cooldown_seconds: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     max_starts: Option<Option<i64>>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     sampling_percent: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     starts_at: Option<Option<DateTime<Utc>>>,
