@@ -105,6 +105,37 @@ fn admits_null(schema: &Value) -> bool {
     typed || branched || schema["type"] == "null"
 }
 
+/// Every operation also documents the server errors it can answer with the error body (a
+/// client generated from the document otherwise has no type for a 503 `storage_unavailable`).
+#[tokio::test]
+async fn every_operation_documents_its_server_errors_with_the_error_body() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    let mut checked = 0;
+    for (path, item) in served["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let answer = &operation["responses"]["5XX"];
+            assert_eq!(
+                answer["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path}: {answer}"
+            );
+            let description = answer["description"].as_str().unwrap_or_default();
+            for code in [
+                "internal_error",
+                "storage_unavailable",
+                "timed_out",
+                "mixpanel_unreachable",
+                "mixpanel_rate_limited",
+            ] {
+                assert!(description.contains(code), "{method} {path}: {description}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 38, "{checked} operations");
+}
+
 /// A PATCH field the server refuses as `null` (400 `invalid_request`) is not nullable in
 /// the document, and one it clears with `null` is: each property of each PATCH body is sent
 /// as `null` to the live server and its answer compared with the document.

@@ -66,19 +66,30 @@ impl Modify for Security {
 }
 
 /// What every operation shares, added once instead of on each handler: the key it takes
-/// (the public key under `/sdk/`, a secret key elsewhere) and the error answer.
+/// (the public key under `/sdk/`, a secret key elsewhere) and the error answers, the
+/// client's (`4XX`) and the server's (`5XX`: any request can meet an unavailable database
+/// or the request deadline, so a client generated from the document needs both).
 pub fn complete(document: &mut Document) {
     use utoipa::openapi::security::SecurityRequirement;
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    let error = ResponseBuilder::new()
-        .description("A precise error: code, message, field")
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build();
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let client_error = error("A precise error: code, message, field");
+    let server_error = error(
+        "A server error: 503 `storage_unavailable` (the database is unreachable or busy), \
+         `timed_out` (no answer within the request deadline) or `mixpanel_rate_limited`, and \
+         502 `mixpanel_unreachable` or `mixpanel_unexpected_answer`, all worth a retry; 500 \
+         `internal_error` (quote the request id the message carries)",
+    );
     for (path, item) in document.paths.paths.iter_mut() {
         let key = if path.starts_with("/sdk/") {
             "public_key"
@@ -95,10 +106,9 @@ pub fn complete(document: &mut Document) {
         .flatten()
         {
             operation.security = Some(vec![SecurityRequirement::new::<_, _, &str>(key, [])]);
-            operation
-                .responses
-                .responses
-                .insert("4XX".into(), error.clone().into());
+            let responses = &mut operation.responses.responses;
+            responses.insert("4XX".into(), client_error.clone().into());
+            responses.insert("5XX".into(), server_error.clone().into());
         }
     }
 }
