@@ -997,3 +997,92 @@ async fn an_empty_session_cookie_leaves_forms_working() {
         "not refused as a forged form"
     );
 }
+
+/// The study and rule forms hold start limits and caps to 1,000,000,000 as the REST API
+/// does, naming the field by its label.
+#[tokio::test]
+async fn the_forms_refuse_start_limits_and_caps_above_a_billion() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let study: serde_json::Value = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            serde_json::json!({"name": "Checkout", "interview_url": "https://r.example.com/i/1"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let study_path = format!("{project_path}/studies/{}", study["id"].as_str().unwrap());
+    for (weekly, monthly, label) in [
+        ("1000000001", "", "Weekly start limit"),
+        ("", "1000000001", "Monthly start limit"),
+    ] {
+        let refused = app
+            .submit(
+                &browser,
+                &study_path,
+                &study_path,
+                &[
+                    ("name", "Checkout"),
+                    ("interview_url", "https://r.example.com/i/1"),
+                    ("status", "active"),
+                    ("weekly_limit", weekly),
+                    ("monthly_limit", monthly),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status().as_u16(), 422, "{label}");
+        let error = element_text(&refused.text().await.unwrap(), "form-error").unwrap();
+        assert!(
+            error.starts_with(&format!("{label}: must be at most 1000000000")),
+            "{error}"
+        );
+    }
+
+    let rule: serde_json::Value = app
+        .post_json(
+            &format!(
+                "/api/v1/studies/{}/launch-rules",
+                study["id"].as_str().unwrap()
+            ),
+            &keys.secret_key,
+            serde_json::json!({"name": "R", "surface": "sdk_prompt",
+                "trigger": {"type": "app_event", "event_name": "E"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rule_path = format!("{project_path}/rules/{}", rule["id"].as_str().unwrap());
+    let refused = app
+        .submit(
+            &browser,
+            &rule_path,
+            &rule_path,
+            &[
+                ("name", "R"),
+                ("surface", "sdk_prompt"),
+                ("prompt_title", ""),
+                ("prompt_message", ""),
+                ("prompt_start_label", ""),
+                ("prompt_dismiss_label", ""),
+                ("priority", "0"),
+                ("cooldown_hours", "168"),
+                ("max_starts", "1000000001"),
+                ("sampling_percent", "100"),
+                ("starts_at", ""),
+                ("ends_at", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let error = element_text(&refused.text().await.unwrap(), "form-error").unwrap();
+    assert!(
+        error.starts_with("Max starts: must be at most 1000000000"),
+        "{error}"
+    );
+}
