@@ -919,13 +919,7 @@ mod dashboard {
 /// after the key file was lost or replaced.
 async fn seal_by_another_key(app: &TestApp, table: &str) {
     let sql = format!("UPDATE {table} SET secret_ciphertext = 'v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'");
-    if helpers::on_postgres() {
-        let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-        sqlx::query(&sql).execute(&pool).await.unwrap();
-    } else {
-        let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-        sqlx::query(&sql).execute(&pool).await.unwrap();
-    }
+    app.execute_sql(&sql).await;
 }
 
 /// A pick whose connect attempt's secret no longer opens (the application key changed

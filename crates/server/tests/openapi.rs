@@ -93,6 +93,17 @@ async fn the_reference_page_lists_every_operation() {
     assert!(html.contains(r#"href="/api/openapi.json""#));
 }
 
+/// Every operation of the document: (method, path, operation).
+fn operations(document: &Value) -> Vec<(&str, &str, &Value)> {
+    let paths = document["paths"].as_object().unwrap().iter();
+    paths
+        .flat_map(|(path, item)| {
+            let methods = item.as_object().unwrap().iter();
+            methods.map(move |(method, operation)| (method.as_str(), path.as_str(), operation))
+        })
+        .collect()
+}
+
 /// Whether a property's schema admits `null`: `"type": [.., "null"]` or a `oneOf` with a
 /// `null` branch, as utoipa writes an `Option`.
 fn admits_null(schema: &Value) -> bool {
@@ -111,29 +122,26 @@ fn admits_null(schema: &Value) -> bool {
 async fn every_operation_documents_its_server_errors_with_the_error_body() {
     let app = TestApp::spawn().await;
     let served = document(&app).await;
-    let mut checked = 0;
-    for (path, item) in served["paths"].as_object().unwrap() {
-        for (method, operation) in item.as_object().unwrap() {
-            let answer = &operation["responses"]["5XX"];
-            assert_eq!(
-                answer["content"]["application/json"]["schema"]["$ref"],
-                "#/components/schemas/ErrorBody",
-                "{method} {path}: {answer}"
-            );
-            let description = answer["description"].as_str().unwrap_or_default();
-            for code in [
-                "internal_error",
-                "storage_unavailable",
-                "timed_out",
-                "mixpanel_unreachable",
-                "mixpanel_rate_limited",
-            ] {
-                assert!(description.contains(code), "{method} {path}: {description}");
-            }
-            checked += 1;
+    let operations = operations(&served);
+    for (method, path, operation) in &operations {
+        let answer = &operation["responses"]["5XX"];
+        assert_eq!(
+            answer["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ErrorBody",
+            "{method} {path}: {answer}"
+        );
+        let description = answer["description"].as_str().unwrap_or_default();
+        for code in [
+            "internal_error",
+            "storage_unavailable",
+            "timed_out",
+            "mixpanel_unreachable",
+            "mixpanel_rate_limited",
+        ] {
+            assert!(description.contains(code), "{method} {path}: {description}");
         }
     }
-    assert!(checked >= 38, "{checked} operations");
+    assert!(operations.len() >= 38, "{} operations", operations.len());
 }
 
 /// A PATCH field the server refuses as `null` (400 `invalid_request`) is not nullable in
@@ -243,21 +251,17 @@ async fn every_limit_parameter_is_documented_between_1_and_100() {
     let app = TestApp::spawn().await;
     let served = document(&app).await;
     let mut checked = 0;
-    for (path, item) in served["paths"].as_object().unwrap() {
-        for (method, operation) in item.as_object().unwrap() {
-            let parameters = operation["parameters"].as_array();
-            for parameter in parameters.into_iter().flatten() {
-                if parameter["name"] == "limit" {
-                    assert_eq!(
-                        (
-                            &parameter["schema"]["minimum"],
-                            &parameter["schema"]["maximum"]
-                        ),
-                        (&1.into(), &100.into()),
-                        "{method} {path}: {parameter}"
-                    );
-                    checked += 1;
-                }
+    for (method, path, operation) in operations(&served) {
+        let parameters = operation["parameters"].as_array();
+        for parameter in parameters.into_iter().flatten() {
+            if parameter["name"] == "limit" {
+                let schema = &parameter["schema"];
+                assert_eq!(
+                    (&schema["minimum"], &schema["maximum"]),
+                    (&1.into(), &100.into()),
+                    "{method} {path}: {parameter}"
+                );
+                checked += 1;
             }
         }
     }

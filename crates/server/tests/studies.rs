@@ -1181,13 +1181,7 @@ async fn caps_and_limits_stored_before_the_bound_are_read_as_they_are() {
         format!("UPDATE launch_rules SET max_starts = {most}"),
         format!("UPDATE studies SET weekly_limit = {most}, monthly_limit = {most}"),
     ] {
-        if helpers::on_postgres() {
-            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-            sqlx::query(&sql).execute(&pool).await.unwrap();
-        } else {
-            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-            sqlx::query(&sql).execute(&pool).await.unwrap();
-        }
+        app.execute_sql(&sql).await;
     }
 
     let (status, explained) = json_of(

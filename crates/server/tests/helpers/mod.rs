@@ -122,6 +122,18 @@ impl TestApp {
         serde_json::from_slice(&output.stdout).expect("bootstrap prints one JSON object")
     }
 
+    /// Runs `sql` on this app's database directly, beside the server: for rows the API
+    /// would no longer write (stored before a bound, sealed by another key).
+    pub async fn execute_sql(&self, sql: &str) {
+        if on_postgres() {
+            let pool = sqlx::PgPool::connect(&self.db.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.db.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    }
+
     /// The `userjourneys` binary configured like this app.
     pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
