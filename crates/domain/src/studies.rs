@@ -87,11 +87,23 @@ impl Study {
     /// Checks the limits: each at most [`MAX_STARTS`], and they agree (a month holds
     /// every week's starts, so a lower monthly limit would silently replace the weekly one).
     pub fn validate_limits(&self) -> Result<(), ValidationError> {
-        for (field, limit) in [
-            ("weekly_limit", self.weekly_limit),
-            ("monthly_limit", self.monthly_limit),
+        self.validate_limits_changed_from((None, None))
+    }
+
+    /// [`Self::validate_limits`] for a change from the limits `before` (weekly, monthly):
+    /// only a limit the change set is held to [`MAX_STARTS`], so that one stored before the
+    /// bound does not block a change of the other.
+    pub fn validate_limits_changed_from(
+        &self,
+        before: (Option<i64>, Option<i64>),
+    ) -> Result<(), ValidationError> {
+        for (field, limit, was) in [
+            ("weekly_limit", self.weekly_limit, before.0),
+            ("monthly_limit", self.monthly_limit, before.1),
         ] {
-            at_most_max_starts(field, limit, "(or null for no limit)")?;
+            if limit != was {
+                at_most_max_starts(field, limit, "(or null for no limit)")?;
+            }
         }
         if let (Some(weekly), Some(monthly)) = (self.weekly_limit, self.monthly_limit) {
             if monthly < weekly {

@@ -387,6 +387,17 @@ async fn late_pages_rename_nothing_and_a_lookup_finds_leavers_only_when_asked() 
         .await;
     assert_eq!(past["data"][0]["provider_member_id"], "gone");
     assert!(!past["data"][0]["exited_at"].is_null());
+    // A lookup's limit is held to the documented 1–100 as the list's is.
+    let refused = synced
+        .app
+        .get(
+            &format!("/api/v1/audiences/{id}/members?id=gone&limit=0"),
+            &synced.key,
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["field"], "limit", "{refused}");
 }
 
 /// Mixpanel delivers at least once: a diff it sends again after a later run was applied is

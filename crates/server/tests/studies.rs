@@ -1228,6 +1228,31 @@ async fn caps_and_limits_stored_before_the_bound_are_read_as_they_are() {
     )
     .await;
     assert_eq!(status, 200, "{paused}");
+    // One limit changed is held to the bound, not the other one kept as it was.
+    let (status, changed) = patch(
+        &app,
+        &format!("/api/v1/studies/{study}"),
+        &key,
+        json!({"weekly_limit": 100}),
+    )
+    .await;
+    assert_eq!(
+        (status, changed["monthly_limit"].as_i64()),
+        (200, Some(most)),
+        "{changed}"
+    );
+    let (status, error) = patch(
+        &app,
+        &format!("/api/v1/studies/{study}"),
+        &key,
+        json!({"weekly_limit": most - 1}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("weekly_limit")),
+        "{error}"
+    );
     let (status, error) = patch(
         &app,
         &format!("/api/v1/launch-rules/{rule}"),

@@ -102,9 +102,9 @@ pub async fn update_study(
         study.updated_at = Utc::now();
         study.validate_fields()?;
         // Held to a change of a limit only: a study stored before the check can still be
-        // paused or renamed.
+        // paused or renamed, and either limit changed while the other stays.
         if (study.weekly_limit, study.monthly_limit) != limits_before {
-            study.validate_limits()?;
+            study.validate_limits_changed_from(limits_before)?;
         }
         if state.store.update_study(&study, read_at).await? {
             state.snapshots.forget(project);

@@ -165,6 +165,12 @@ async fn members(
     ApiQuery(params): ApiQuery<MemberParams>,
 ) -> Result<Json<Value>, ApiError> {
     let audience = find(&state, &auth, id).await?;
+    // Checked with a lookup too, though it answers every match on one page.
+    let page = ListParams {
+        limit: params.limit,
+        starting_after: params.starting_after,
+    }
+    .page()?;
     if let Some(lookup) = params.id {
         let found = state
             .store
@@ -181,11 +187,6 @@ async fn members(
             json!({ "object": "list", "data": data, "has_more": false }),
         ));
     }
-    let page = ListParams {
-        limit: params.limit,
-        starting_after: params.starting_after,
-    }
-    .page()?;
     let members = state
         .store
         .audience_members(&audience.id, params.include_exited.unwrap_or(false), &page)
