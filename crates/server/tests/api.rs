@@ -264,6 +264,7 @@ async fn a_query_parameter_that_does_not_parse_is_named_in_field() {
             "include_exited",
         ),
         ("/api/v1/studies?colour=red", "colour"),
+        ("/api/v1/studies?limit=1&limit=2", "limit"),
     ] {
         let (status, error) = error_of(app.get(path, &keys.secret_key).await).await;
         assert_eq!(

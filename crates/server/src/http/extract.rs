@@ -171,7 +171,8 @@ fn field_of(detail: &str) -> Option<String> {
         _ => (None, detail),
     };
     let named = |prefix: &str| message.strip_prefix(prefix)?.split('`').next();
-    match (path, named("missing field `"), named("unknown field `")) {
+    let unknown = named("unknown field `").or_else(|| named("duplicate field `"));
+    match (path, named("missing field `"), unknown) {
         (Some(path), Some(missing), _) => Some(format!("{path}.{missing}")),
         (None, Some(missing), _) => Some(missing.to_owned()),
         (None, None, Some(unknown)) => Some(unknown.to_owned()),
