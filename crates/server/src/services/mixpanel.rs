@@ -104,14 +104,14 @@ fn attempt_row(project: &ProjectId, token_hash: &str) -> String {
 fn credentials(username: &str, secret: &str) -> Result<Credentials, ServiceError> {
     let username = username.trim();
     let secret = secret.trim();
-    if username.is_empty() || username.len() > 255 {
+    if username.is_empty() || username.chars().count() > 255 {
         return Err(ValidationError::new(
             "username",
             "must be the service account's username (1–255 characters)",
         )
         .into());
     }
-    if secret.is_empty() || secret.len() > 1024 {
+    if secret.is_empty() || secret.chars().count() > 1024 {
         return Err(ValidationError::new(
             "secret",
             "must be the service account's secret (1–1024 characters)",

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
 }
 

@@ -32,7 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectRequest {
+    #[schema(min_length = 1, max_length = 255)]
     username: String,
+    #[schema(min_length = 1, max_length = 1024)]
     secret: String,
 }
 

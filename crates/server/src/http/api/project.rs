@@ -22,14 +22,33 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProjectRequest {
-    /// Member properties kept from synced cohorts (primitives only). Contact fields such as
-    /// `email` are kept only when listed here.
+    // Described by its schema, `trait_allowlist()`.
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = trait_allowlist)]
     trait_allowlist: Option<Vec<String>>,
     /// At most one invite per user per this many days across all rules; `null` turns it off.
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
+    #[schema(minimum = 1, maximum = 365)]
     contact_limit_days: Option<Option<i64>>,
+}
+
+/// The allowlist's schema, with the bounds the server holds it to
+/// ([`settings::trait_keys`]): utoipa bounds the items of a field's list only through a
+/// schema of its own.
+fn trait_allowlist() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let key = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(100));
+    ArrayBuilder::new()
+        .description(Some(
+            "Member properties kept from synced cohorts (primitives only). Contact fields such \
+             as `email` are kept only when listed here. At most 50 keys of 1 to 100 characters.",
+        ))
+        .items(key)
+        .max_items(Some(settings::MAX_TRAITS))
+        .build()
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -75,11 +75,15 @@ impl From<Study> for StudyResponse {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStudyRequest {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    #[schema(max_length = 2000)]
     interview_url: String,
     status: Option<String>,
     launch_mode: Option<String>,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     weekly_limit: Option<i64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     monthly_limit: Option<i64>,
 }
 
@@ -87,10 +91,10 @@ pub struct CreateStudyRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateStudyRequest {
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 2000)]
     interview_url: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(nullable = false)]
@@ -99,8 +103,10 @@ pub struct UpdateStudyRequest {
     #[schema(nullable = false)]
     launch_mode: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     weekly_limit: Option<Option<i64>>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     monthly_limit: Option<Option<i64>>,
 }
 
@@ -204,8 +210,13 @@ async fn update_study(
 #[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TriggerBody {
-    AppEvent { event_name: String },
-    Audience { audience_id: String },
+    AppEvent {
+        #[schema(min_length = 1, max_length = 255)]
+        event_name: String,
+    },
+    Audience {
+        audience_id: String,
+    },
 }
 
 impl From<TriggerBody> for Trigger {
@@ -230,12 +241,16 @@ impl From<Trigger> for TriggerBody {
 #[serde(deny_unknown_fields)]
 pub struct PromptBody {
     #[serde(default)]
+    #[schema(max_length = 120)]
     title: String,
     #[serde(default)]
+    #[schema(max_length = 500)]
     message: String,
     #[serde(default)]
+    #[schema(max_length = 40)]
     start_label: String,
     #[serde(default)]
+    #[schema(max_length = 40)]
     dismiss_label: String,
 }
 
@@ -243,16 +258,16 @@ pub struct PromptBody {
 #[serde(deny_unknown_fields)]
 pub struct PromptChange {
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 120)]
     title: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 500)]
     message: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 40)]
     start_label: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 40)]
     dismiss_label: Option<String>,
 }
 
@@ -307,15 +322,21 @@ impl From<LaunchRule> for RuleResponse {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRuleRequest {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     trigger: TriggerBody,
     surface: String,
     status: Option<String>,
     #[serde(default)]
     prompt: PromptBody,
+    #[schema(minimum = -1000, maximum = 1000)]
     priority: Option<i64>,
+    /// Seconds, at most ten years.
+    #[schema(minimum = 0, maximum = 316_224_000)]
     cooldown_seconds: Option<i64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     max_starts: Option<i64>,
+    #[schema(minimum = 0, maximum = 100)]
     sampling_percent: Option<i64>,
     starts_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
@@ -325,7 +346,7 @@ pub struct CreateRuleRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateRuleRequest {
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(nullable = false)]
@@ -340,15 +361,17 @@ pub struct UpdateRuleRequest {
     #[schema(nullable = false)]
     prompt: Option<PromptChange>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = -1000, maximum = 1000)]
     priority: Option<i64>,
+    /// Seconds, at most ten years.
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 0, maximum = 316_224_000)]
     cooldown_seconds: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     max_starts: Option<Option<i64>>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 0, maximum = 100)]
     sampling_percent: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     starts_at: Option<Option<DateTime<Utc>>>,

@@ -29,7 +29,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventRequest {
+    #[schema(min_length = 1, max_length = 255)]
     event_name: String,
+    #[schema(min_length = 1, max_length = 256)]
     reference_id: String,
     #[serde(default)]
     metadata: Map<String, Value>,

@@ -91,6 +91,7 @@ async fn dismiss(
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     url: String,
+    #[schema(min_length = 1, max_length = 256)]
     reference_id: String,
     #[serde(default)]
     metadata: serde_json::Map<String, Value>,
