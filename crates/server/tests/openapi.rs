@@ -513,3 +513,49 @@ async fn every_bound_on_a_request_body_is_documented_and_held_at_its_edge() {
     }
     assert!(checked >= 50, "{checked} bounds");
 }
+
+/// `reference_id` in a query is documented with the bounds the server holds it to (1–256
+/// characters), and each operation agrees at the edges (no rule is needed: the id is checked
+/// first).
+#[tokio::test]
+async fn every_reference_id_parameter_is_documented_and_held_at_its_edges() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let served = document(&app).await;
+    let mut checked = 0;
+    for (method, path, operation) in operations(&served) {
+        let parameters = operation["parameters"].as_array().into_iter().flatten();
+        for parameter in parameters.filter(|p| p["name"] == "reference_id") {
+            let schema = &parameter["schema"];
+            assert_eq!(
+                (&schema["minLength"], &schema["maxLength"]),
+                (&1.into(), &256.into()),
+                "{method} {path}: {parameter}"
+            );
+            let key = if path.starts_with("/sdk/") {
+                &keys.public_key
+            } else {
+                &keys.secret_key
+            };
+            for (length, taken) in [(0, false), (1, true), (256, true), (257, false)] {
+                let reference_id = "é".repeat(length);
+                let url = app.url(&path.replace("{id}", "rul_x"));
+                let request = app
+                    .client
+                    .get(url)
+                    .query(&[("reference_id", &reference_id)]);
+                let response = request.bearer_auth(key).send().await.unwrap();
+                let status = response.status().as_u16();
+                let answer: Value = response.json().await.unwrap();
+                let refused = (status, &answer["error"]["code"], &answer["error"]["field"])
+                    == (422, &"validation_failed".into(), &"reference_id".into());
+                assert_eq!(
+                    !refused, taken,
+                    "{method} {path} with {length} characters: {status} {answer}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "{checked} reference_id parameters");
+}

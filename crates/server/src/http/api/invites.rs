@@ -94,7 +94,7 @@ pub struct ListInvitesParams {
     path = "/invites",
     tag = "Invites",
     summary = "An app user's invites with their attribution, newest first",
-    params(("reference_id" = String, Query, description = "The app user's id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last code of the previous page")),
+    params(("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last code of the previous page")),
     responses((status = 200, description = "A list of invites", body = Value))
 )]
 async fn list(

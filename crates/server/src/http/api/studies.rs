@@ -531,7 +531,7 @@ pub struct ExplainParams {
     path = "/launch-rules/{id}/explain",
     tag = "Studies",
     summary = "Every pacing gate and its verdict for one user now",
-    params(("id" = String, Path, description = "The rule id"), ("reference_id" = String, Query, description = "The app user's id")),
+    params(("id" = String, Path, description = "The rule id"), ("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)")),
     responses((status = 200, description = "`{rule_id, reference_id, eligible, gates: [{gate, passed, detail, reason}]}`", body = Value))
 )]
 async fn explain(

@@ -51,7 +51,7 @@ pub struct ConfigResponse<'a> {
     path = "/sdk/v1/config",
     tag = "SDK",
     summary = "The app user's configuration: triggers, pending invite, direct links",
-    params(("reference_id" = String, Query, description = "The app user's id"), ("If-None-Match" = Option<String>, Header, description = "The ETag of the previous answer")),
+    params(("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)"), ("If-None-Match" = Option<String>, Header, description = "The ETag of the previous answer")),
     responses((status = 200, description = "`{ttl_seconds, triggers, pending_invite, direct_links}` with an ETag", body = Value), (status = 304, description = "Unchanged since the ETag sent in If-None-Match"))
 )]
 async fn show(
