@@ -1,0 +1,271 @@
+//! The OpenAPI document: generated from the routed handlers, checked against a snapshot
+//! (a change to the API shows up in review as a change to `tests/snapshots/openapi.json`;
+//! `UPDATE_SNAPSHOTS=1` rewrites it), and every operation it lists is really served.
+
+mod bounds;
+#[path = "../helpers/mod.rs"]
+mod helpers;
+
+use helpers::TestApp;
+use serde_json::Value;
+
+const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
+
+async fn document(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_document_matches_its_snapshot() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(SNAPSHOT, &pretty).unwrap();
+    }
+    let expected = std::fs::read_to_string(SNAPSHOT).unwrap_or_default();
+    assert!(
+        pretty == expected,
+        "the OpenAPI document changed; review the difference and run \
+         `UPDATE_SNAPSHOTS=1 cargo nextest run -p userjourneys --test openapi` to accept it"
+    );
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_served_and_asks_for_its_key() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    assert_eq!(served["openapi"], "3.1.0");
+    let paths = served["paths"].as_object().unwrap();
+    assert!(
+        paths.len() >= 30,
+        "REST and SDK operations: {}",
+        paths.len()
+    );
+    let mut checked = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "x").replace("{code}", "x");
+        for (method, operation) in item.as_object().unwrap() {
+            let scheme = operation["security"][0].as_object().unwrap();
+            let expected = if path.starts_with("/sdk/") {
+                "public_key"
+            } else {
+                "secret_key"
+            };
+            assert!(
+                scheme.contains_key(expected),
+                "{method} {path} names its key"
+            );
+            assert!(
+                !operation["summary"].as_str().unwrap_or_default().is_empty(),
+                "{method} {path} says what it does"
+            );
+            let request = app
+                .client
+                .request(method.to_uppercase().parse().unwrap(), app.url(&concrete));
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                401,
+                "{method} {path} is routed and asks for a key"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 38, "{checked} operations");
+}
+
+#[tokio::test]
+async fn the_reference_page_lists_every_operation() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    let (status, html) = app.page(&app.client, "/api/reference").await;
+    assert_eq!(status, 200);
+    for path in served["paths"].as_object().unwrap().keys() {
+        assert!(html.contains(&format!("<code>{path}</code>")), "{path}");
+    }
+    assert!(html.contains(r#"href="/api/openapi.json""#));
+}
+
+/// Every operation of the document: (method, path, operation).
+fn operations(document: &Value) -> Vec<(&str, &str, &Value)> {
+    let paths = document["paths"].as_object().unwrap().iter();
+    paths
+        .flat_map(|(path, item)| {
+            let methods = item.as_object().unwrap().iter();
+            methods.map(move |(method, operation)| (method.as_str(), path.as_str(), operation))
+        })
+        .collect()
+}
+
+/// Whether a property's schema admits `null`: `"type": [.., "null"]` or a `oneOf` with a
+/// `null` branch, as utoipa writes an `Option`.
+fn admits_null(schema: &Value) -> bool {
+    let typed = schema["type"]
+        .as_array()
+        .is_some_and(|types| types.iter().any(|t| t == "null"));
+    let branched = schema["oneOf"]
+        .as_array()
+        .is_some_and(|branches| branches.iter().any(|b| b["type"] == "null"));
+    typed || branched || schema["type"] == "null"
+}
+
+/// Every operation also documents the server errors it can answer with the error body (a
+/// client generated from the document otherwise has no type for a 503 `storage_unavailable`).
+#[tokio::test]
+async fn every_operation_documents_its_server_errors_with_the_error_body() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    let operations = operations(&served);
+    for (method, path, operation) in &operations {
+        let answer = &operation["responses"]["5XX"];
+        assert_eq!(
+            answer["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ErrorBody",
+            "{method} {path}: {answer}"
+        );
+        let description = answer["description"].as_str().unwrap_or_default();
+        for code in [
+            "internal_error",
+            "storage_unavailable",
+            "timed_out",
+            "mixpanel_unreachable",
+            "mixpanel_rate_limited",
+        ] {
+            assert!(description.contains(code), "{method} {path}: {description}");
+        }
+    }
+    assert!(operations.len() >= 38, "{} operations", operations.len());
+}
+
+/// A PATCH field the server refuses as `null` (400 `invalid_request`) is not nullable in
+/// the document, and one it clears with `null` is: each property of each PATCH body is sent
+/// as `null` to the live server and its answer compared with the document.
+#[tokio::test]
+async fn patch_fields_are_nullable_in_the_document_exactly_when_the_server_takes_null() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = app
+        .post_json(
+            "/api/v1/studies",
+            &key,
+            serde_json::json!({"name": "Checkout", "interview_url": "https://r.example.com/i/1"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rule = app
+        .post_json(
+            &format!("/api/v1/studies/{study}/launch-rules"),
+            &key,
+            serde_json::json!({"name": "After checkout", "surface": "sdk_prompt",
+                "trigger": {"type": "app_event", "event_name": "checkout"}}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let served = document(&app).await;
+    let schemas = &served["components"]["schemas"];
+    let mut nullable = Vec::new();
+    for (schema, path, nest) in [
+        (
+            "UpdateStudyRequest",
+            format!("/api/v1/studies/{study}"),
+            None,
+        ),
+        (
+            "UpdateRuleRequest",
+            format!("/api/v1/launch-rules/{rule}"),
+            None,
+        ),
+        (
+            "PromptChange",
+            format!("/api/v1/launch-rules/{rule}"),
+            Some("prompt"),
+        ),
+        ("UpdateProjectRequest", "/api/v1/project".to_owned(), None),
+    ] {
+        let properties = schemas[schema]["properties"].as_object().unwrap();
+        assert!(!properties.is_empty(), "{schema}");
+        for (field, property) in properties {
+            let mut body = serde_json::json!({ field: null });
+            if let Some(outer) = nest {
+                body = serde_json::json!({ outer: body });
+            }
+            let response = app
+                .client
+                .patch(app.url(&path))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap();
+            let taken = status == 200;
+            assert!(
+                taken || (status, &answer["error"]["code"]) == (400, &"invalid_request".into()),
+                "{schema}.{field}: {status} {answer}"
+            );
+            assert_eq!(
+                admits_null(property),
+                taken,
+                "{schema}.{field} is nullable in the document exactly when null is taken: {property}; {status} {answer}"
+            );
+            if taken {
+                nullable.push(format!("{schema}.{field}"));
+            }
+        }
+    }
+    nullable.sort();
+    assert_eq!(
+        nullable,
+        [
+            "UpdateProjectRequest.contact_limit_days",
+            "UpdateRuleRequest.ends_at",
+            "UpdateRuleRequest.max_starts",
+            "UpdateRuleRequest.starts_at",
+            "UpdateStudyRequest.monthly_limit",
+            "UpdateStudyRequest.weekly_limit",
+        ]
+    );
+}
+
+/// `limit` is documented with the bounds the server holds it to (1–100; 0 and 101 are 400).
+#[tokio::test]
+async fn every_limit_parameter_is_documented_between_1_and_100() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    let mut checked = 0;
+    for (method, path, operation) in operations(&served) {
+        let parameters = operation["parameters"].as_array();
+        for parameter in parameters.into_iter().flatten() {
+            if parameter["name"] == "limit" {
+                let schema = &parameter["schema"];
+                assert_eq!(
+                    (&schema["minimum"], &schema["maximum"]),
+                    (&1.into(), &100.into()),
+                    "{method} {path}: {parameter}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "{checked} limit parameters");
+}
