@@ -269,3 +269,35 @@ async fn every_limit_parameter_is_documented_between_1_and_100() {
     }
     assert!(checked >= 10, "{checked} limit parameters");
 }
+
+/// A trigger is refused with a field the server does not know (400), so each of its
+/// variants says `additionalProperties: false`, as every request body does (found by
+/// schemathesis: extra fields were generated as valid).
+#[tokio::test]
+async fn trigger_variants_are_closed_in_the_document_as_the_server_holds_them() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = serde_json::json!({"name": "S", "interview_url": "https://r.example.com/i/1"});
+    let study = app.post_json("/api/v1/studies", &key, study).await;
+    let study = study.json::<Value>().await.unwrap()["id"].clone();
+    let rules = format!("/api/v1/studies/{}/launch-rules", study.as_str().unwrap());
+    let served = document(&app).await;
+    let variants = served["components"]["schemas"]["TriggerBody"]["oneOf"]
+        .as_array()
+        .unwrap();
+    assert_eq!(variants.len(), 2);
+    for variant in variants {
+        assert_eq!(variant["additionalProperties"], false, "{variant}");
+        let tag = &variant["properties"]["type"]["enum"][0];
+        let trigger = serde_json::json!({"type": tag, "event_name": "e", "audience_id": "a"});
+        let rule = serde_json::json!({"name": "R", "surface": "sdk_prompt", "trigger": trigger});
+        let response = app.post_json(&rules, &key, rule).await;
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (400, &"invalid_request".into()),
+            "{tag}: {answer}"
+        );
+    }
+}

@@ -207,17 +207,41 @@ async fn update_study(
     ))
 }
 
-#[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Clone)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TriggerBody {
-    AppEvent {
-        #[schema(min_length = 1, max_length = 255)]
-        event_name: String,
-    },
-    Audience {
-        audience_id: String,
-    },
+    AppEvent { event_name: String },
+    Audience { audience_id: String },
 }
+
+/// Written by hand: utoipa cannot close the variants of a tagged enum
+/// (`additionalProperties: false`, as `deny_unknown_fields` holds them).
+impl utoipa::PartialSchema for TriggerBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let variant = |tag: &str, field: &str, max_length: Option<usize>| {
+            let text = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(max_length);
+            let tag = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([tag]));
+            ObjectBuilder::new()
+                .property("type", tag)
+                .property(field, text)
+                .required(field)
+                .required("type")
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .item(variant("app_event", "event_name", Some(255)))
+            .item(variant("audience", "audience_id", None))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TriggerBody {}
 
 impl From<TriggerBody> for Trigger {
     fn from(t: TriggerBody) -> Self {
