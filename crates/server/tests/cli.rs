@@ -669,6 +669,20 @@ fn listening_everywhere_needs_a_public_url() {
 
 /// A plain TCP connection to the server, its reads bounded: the bound is the test's, not
 /// the server's (a read still blocked after it fails the test).
+/// `userjourneys` serving its default SQLite file in `dir` with `settings` in its
+/// environment, and the address it listens on (`host:port`).
+fn serve_in(dir: &std::path::Path, settings: &[(&str, &str)]) -> (std::process::Child, String) {
+    let (child, url) = helpers::spawn_serving(
+        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .envs(settings.iter().copied())
+            .stderr(Stdio::null()),
+    );
+    (child, url.strip_prefix("http://").unwrap().to_owned())
+}
+
 fn raw_connection(address: &str) -> std::net::TcpStream {
     let stream = std::net::TcpStream::connect(address).unwrap();
     stream
@@ -695,16 +709,13 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
         .unwrap();
     let keys: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
     let public_key = keys["public_key"].as_str().unwrap();
-    let (mut child, url) = helpers::spawn_serving(
-        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-            .current_dir(dir.path())
-            .env_remove("DATABASE_URL")
-            .env_remove("UJ_SECRET_KEY_FILE")
-            .env("UJ_HEADER_TIMEOUT_SECS", "1")
-            .env("UJ_SHUTDOWN_GRACE_SECS", "1")
-            .stderr(Stdio::null()),
+    let (mut child, address) = serve_in(
+        dir.path(),
+        &[
+            ("UJ_HEADER_TIMEOUT_SECS", "1"),
+            ("UJ_SHUTDOWN_GRACE_SECS", "1"),
+        ],
     );
-    let address = url.strip_prefix("http://").unwrap().to_owned();
     let connect = || raw_connection(&address);
 
     let mut slow = connect();
@@ -746,15 +757,7 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
 fn a_connection_past_the_limit_waits_for_one_to_close() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = helpers::spawn_serving(
-        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-            .current_dir(dir.path())
-            .env_remove("DATABASE_URL")
-            .env_remove("UJ_SECRET_KEY_FILE")
-            .env("UJ_MAX_CONNECTIONS", "2")
-            .stderr(Stdio::null()),
-    );
-    let address = url.strip_prefix("http://").unwrap().to_owned();
+    let (mut child, address) = serve_in(dir.path(), &[("UJ_MAX_CONNECTIONS", "2")]);
     let health = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
     // Two kept-alive connections, each answered once and then idle, fill the limit.
@@ -808,15 +811,7 @@ fn a_connection_past_the_limit_waits_for_one_to_close() {
 fn stalled_bodies_and_unread_answers_do_not_hold_a_connection() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = helpers::spawn_serving(
-        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-            .current_dir(dir.path())
-            .env_remove("DATABASE_URL")
-            .env_remove("UJ_SECRET_KEY_FILE")
-            .env("UJ_BODY_TIMEOUT_SECS", "1")
-            .stderr(Stdio::null()),
-    );
-    let address = url.strip_prefix("http://").unwrap().to_owned();
+    let (mut child, address) = serve_in(dir.path(), &[("UJ_BODY_TIMEOUT_SECS", "1")]);
     let connect = || raw_connection(&address);
     let closed_within = |mut stream: std::net::TcpStream, request: &[u8]| {
         stream.write_all(request).unwrap();
