@@ -669,9 +669,20 @@ fn listening_everywhere_needs_a_public_url() {
 
 /// A plain TCP connection to the server, its reads bounded: the bound is the test's, not
 /// the server's (a read still blocked after it fails the test).
+/// A server process, stopped when the test ends, whether it passes or fails (a failed
+/// assertion left it running).
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `userjourneys` serving its default SQLite file in `dir` with `settings` in its
 /// environment, and the address it listens on (`host:port`).
-fn serve_in(dir: &std::path::Path, settings: &[(&str, &str)]) -> (std::process::Child, String) {
+fn serve_in(dir: &std::path::Path, settings: &[(&str, &str)]) -> (Served, String) {
     let (child, url) = helpers::spawn_serving(
         Command::new(env!("CARGO_BIN_EXE_userjourneys"))
             .current_dir(dir)
@@ -680,7 +691,10 @@ fn serve_in(dir: &std::path::Path, settings: &[(&str, &str)]) -> (std::process::
             .envs(settings.iter().copied())
             .stderr(Stdio::null()),
     );
-    (child, url.strip_prefix("http://").unwrap().to_owned())
+    (
+        Served(child),
+        url.strip_prefix("http://").unwrap().to_owned(),
+    )
 }
 
 fn raw_connection(address: &str) -> std::net::TcpStream {
@@ -709,7 +723,7 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
         .unwrap();
     let keys: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
     let public_key = keys["public_key"].as_str().unwrap();
-    let (mut child, address) = serve_in(
+    let (mut served, address) = serve_in(
         dir.path(),
         &[
             ("UJ_HEADER_TIMEOUT_SECS", "1"),
@@ -733,16 +747,16 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
     stalled.write_all(request.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &served.0.id().to_string()])
         .status()
         .unwrap();
     let started = Instant::now();
     let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
+        if let Some(exit) = served.0.try_wait().unwrap() {
             break exit;
         }
         if started.elapsed() > Duration::from_secs(15) {
-            let _ = child.kill();
+            let _ = served.0.kill();
             panic!("the server still waits for a request whose body never comes");
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -757,7 +771,7 @@ fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
 fn a_connection_past_the_limit_waits_for_one_to_close() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, address) = serve_in(dir.path(), &[("UJ_MAX_CONNECTIONS", "2")]);
+    let (_served, address) = serve_in(dir.path(), &[("UJ_MAX_CONNECTIONS", "2")]);
     let health = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
     // Two kept-alive connections, each answered once and then idle, fill the limit.
@@ -797,8 +811,6 @@ fn a_connection_past_the_limit_waits_for_one_to_close() {
         "served once a connection closed: {:?}",
         String::from_utf8_lossy(&answer)
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// Connections that hold the server after their headers: a body that stops coming (a
@@ -811,7 +823,7 @@ fn a_connection_past_the_limit_waits_for_one_to_close() {
 fn stalled_bodies_and_unread_answers_do_not_hold_a_connection() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, address) = serve_in(dir.path(), &[("UJ_BODY_TIMEOUT_SECS", "1")]);
+    let (_served, address) = serve_in(dir.path(), &[("UJ_BODY_TIMEOUT_SECS", "1")]);
     let connect = || raw_connection(&address);
     let closed_within = |mut stream: std::net::TcpStream, request: &[u8]| {
         stream.write_all(request).unwrap();
@@ -872,6 +884,4 @@ fn stalled_bodies_and_unread_answers_do_not_hold_a_connection() {
         answered < 3000,
         "the connection was closed before every answer went: {answered}, {ended:?}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
