@@ -62,50 +62,54 @@ pub struct Study {
 impl Study {
     /// Checks every field and the limits together; the first problem names its field.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.validate_fields()?;
-        self.validate_limits()
+        self.check(None)
     }
 
-    /// Checks each field on its own.
-    pub fn validate_fields(&self) -> Result<(), ValidationError> {
-        bounded_text("name", &self.name, 200)?;
-        interview_url(&self.interview_url)?;
-        for (field, limit) in [
-            ("weekly_limit", self.weekly_limit),
-            ("monthly_limit", self.monthly_limit),
+    /// [`Self::validate`] for a change from `before`: only the fields the change set are
+    /// held to today's bounds, so that a study stored before a bound can still be paused or
+    /// renamed.
+    pub fn validate_change_from(&self, before: &Study) -> Result<(), ValidationError> {
+        self.check(Some(before))
+    }
+
+    fn check(&self, before: Option<&Study>) -> Result<(), ValidationError> {
+        let changed = |same: fn(&Study, &Study) -> bool| before.is_none_or(|b| !same(self, b));
+        if changed(|a, b| a.name == b.name) {
+            bounded_text("name", &self.name, 200)?;
+        }
+        if changed(|a, b| a.interview_url == b.interview_url) {
+            interview_url(&self.interview_url)?;
+        }
+        let limits_changed =
+            changed(|a, b| (a.weekly_limit, a.monthly_limit) == (b.weekly_limit, b.monthly_limit));
+        for (field, limit, is_changed) in [
+            (
+                "weekly_limit",
+                self.weekly_limit,
+                changed(|a, b| a.weekly_limit == b.weekly_limit),
+            ),
+            (
+                "monthly_limit",
+                self.monthly_limit,
+                changed(|a, b| a.monthly_limit == b.monthly_limit),
+            ),
         ] {
+            if !is_changed {
+                continue;
+            }
             if limit.is_some_and(|l| l < 1) {
                 return Err(ValidationError::new(
                     field,
                     "must be at least 1 (or null for no limit)",
                 ));
             }
+            at_most_max_starts(field, limit, "(or null for no limit)")?;
         }
-        Ok(())
-    }
-
-    /// Checks the limits: each at most [`MAX_STARTS`], and they agree (a month holds
-    /// every week's starts, so a lower monthly limit would silently replace the weekly one).
-    pub fn validate_limits(&self) -> Result<(), ValidationError> {
-        self.validate_limits_changed_from((None, None))
-    }
-
-    /// [`Self::validate_limits`] for a change from the limits `before` (weekly, monthly):
-    /// only a limit the change set is held to [`MAX_STARTS`], so that one stored before the
-    /// bound does not block a change of the other.
-    pub fn validate_limits_changed_from(
-        &self,
-        before: (Option<i64>, Option<i64>),
-    ) -> Result<(), ValidationError> {
-        for (field, limit, was) in [
-            ("weekly_limit", self.weekly_limit, before.0),
-            ("monthly_limit", self.monthly_limit, before.1),
-        ] {
-            if limit != was {
-                at_most_max_starts(field, limit, "(or null for no limit)")?;
-            }
-        }
-        if let (Some(weekly), Some(monthly)) = (self.weekly_limit, self.monthly_limit) {
+        // A month holds every week's starts, so a lower monthly limit would silently
+        // replace the weekly one.
+        if let (true, Some(weekly), Some(monthly)) =
+            (limits_changed, self.weekly_limit, self.monthly_limit)
+        {
             if monthly < weekly {
                 return Err(ValidationError::new(
                     "monthly_limit",
@@ -126,10 +130,14 @@ pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
             "must be at most 2000 characters",
         ));
     }
-    // The scheme in any case (`HTTPS://` is a URL too).
+    // The scheme in any case (`HTTPS://` is a URL too), then a host.
     let scheme = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
-    let ok = (scheme.starts_with("https://") || scheme.starts_with("http://"))
-        && raw.len() > "https://".len()
+    let rest = ["https://", "http://"]
+        .into_iter()
+        .find(|prefix| scheme.starts_with(prefix))
+        .map_or("", |prefix| &raw[prefix.len()..]);
+    let ok = !rest.is_empty()
+        && !rest.starts_with('/')
         && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())
@@ -210,38 +218,63 @@ impl LaunchRule {
     /// Checks every field (the audience's existence is checked by the caller, who can
     /// see storage); the first problem names its field.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.validate_fields()?;
-        self.validate_max_starts()
+        self.check(None)
     }
 
-    /// Checks the start cap is at most [`MAX_STARTS`]. Apart from the other fields, so
-    /// that a change holds only a changed cap to it: a rule stored before the bound can
-    /// still be paused or renamed.
-    pub fn validate_max_starts(&self) -> Result<(), ValidationError> {
-        at_most_max_starts("max_starts", self.max_starts, "(or null for no cap)")
+    /// [`Self::validate`] for a change from `before`: only the fields the change set are
+    /// held to today's bounds, so that a rule stored before a bound (a longer cooldown, a
+    /// higher cap) can still be paused or renamed.
+    pub fn validate_change_from(&self, before: &LaunchRule) -> Result<(), ValidationError> {
+        self.check(Some(before))
     }
 
-    /// Checks every field but the start cap's upper bound.
-    pub fn validate_fields(&self) -> Result<(), ValidationError> {
-        bounded_text("name", &self.name, 200)?;
-        match &self.trigger {
-            Trigger::AppEvent(name) => {
-                bounded_text("trigger.event_name", name, 255)?;
-            }
-            Trigger::Audience(id) if id.trim().is_empty() => {
-                return Err(ValidationError::new(
-                    "trigger.audience_id",
-                    "must name an audience",
-                ));
-            }
-            Trigger::Audience(_) => {}
+    fn check(&self, before: Option<&LaunchRule>) -> Result<(), ValidationError> {
+        let changed =
+            |same: fn(&LaunchRule, &LaunchRule) -> bool| before.is_none_or(|b| !same(self, b));
+        if changed(|a, b| a.name == b.name) {
+            bounded_text("name", &self.name, 200)?;
         }
-        for (field, text, max) in [
-            ("prompt.title", &self.prompt.title, 120),
-            ("prompt.message", &self.prompt.message, 500),
-            ("prompt.start_label", &self.prompt.start_label, 40),
-            ("prompt.dismiss_label", &self.prompt.dismiss_label, 40),
-        ] {
+        if changed(|a, b| a.trigger == b.trigger) {
+            match &self.trigger {
+                Trigger::AppEvent(name) => {
+                    bounded_text("trigger.event_name", name, 255)?;
+                }
+                Trigger::Audience(id) if id.trim().is_empty() => {
+                    return Err(ValidationError::new(
+                        "trigger.audience_id",
+                        "must name an audience",
+                    ));
+                }
+                Trigger::Audience(_) => {}
+            }
+        }
+        let prompt = [
+            (
+                "prompt.title",
+                &self.prompt.title,
+                120,
+                changed(|a, b| a.prompt.title == b.prompt.title),
+            ),
+            (
+                "prompt.message",
+                &self.prompt.message,
+                500,
+                changed(|a, b| a.prompt.message == b.prompt.message),
+            ),
+            (
+                "prompt.start_label",
+                &self.prompt.start_label,
+                40,
+                changed(|a, b| a.prompt.start_label == b.prompt.start_label),
+            ),
+            (
+                "prompt.dismiss_label",
+                &self.prompt.dismiss_label,
+                40,
+                changed(|a, b| a.prompt.dismiss_label == b.prompt.dismiss_label),
+            ),
+        ];
+        for (field, text, max, _) in prompt.into_iter().filter(|(.., is_changed)| *is_changed) {
             if text.chars().count() > max {
                 return Err(ValidationError::new(
                     field,
@@ -259,31 +292,42 @@ impl LaunchRule {
                 ));
             }
         }
-        if !(-1000..=1000).contains(&self.priority) {
+        if changed(|a, b| a.priority == b.priority) && !(-1000..=1000).contains(&self.priority) {
             return Err(ValidationError::new(
                 "priority",
                 "must be between -1000 and 1000",
             ));
         }
-        if !(0..=MAX_COOLDOWN_SECONDS).contains(&self.cooldown_seconds) {
+        if changed(|a, b| a.cooldown_seconds == b.cooldown_seconds)
+            && !(0..=MAX_COOLDOWN_SECONDS).contains(&self.cooldown_seconds)
+        {
             return Err(ValidationError::new(
                 "cooldown_seconds",
                 "must be between 0 and 316224000 (ten years)",
             ));
         }
-        if self.max_starts.is_some_and(|m| m < 1) {
-            return Err(ValidationError::new(
-                "max_starts",
-                "must be at least 1 (or null for no cap)",
-            ));
+        if changed(|a, b| a.max_starts == b.max_starts) {
+            if self.max_starts.is_some_and(|m| m < 1) {
+                return Err(ValidationError::new(
+                    "max_starts",
+                    "must be at least 1 (or null for no cap)",
+                ));
+            }
+            at_most_max_starts("max_starts", self.max_starts, "(or null for no cap)")?;
         }
-        if !(0..=100).contains(&self.sampling_percent) {
+        if changed(|a, b| a.sampling_percent == b.sampling_percent)
+            && !(0..=100).contains(&self.sampling_percent)
+        {
             return Err(ValidationError::new(
                 "sampling_percent",
                 "must be between 0 and 100",
             ));
         }
-        if let (Some(start), Some(end)) = (self.starts_at, self.ends_at) {
+        if let (true, Some(start), Some(end)) = (
+            changed(|a, b| (a.starts_at, a.ends_at) == (b.starts_at, b.ends_at)),
+            self.starts_at,
+            self.ends_at,
+        ) {
             if end <= start {
                 return Err(ValidationError::new("ends_at", "must be after starts_at"));
             }
@@ -396,6 +440,53 @@ mod tests {
         assert!(rule().validate().is_ok());
     }
 
+    /// A change holds only the fields it sets to today's bounds: a rule stored before a
+    /// bound can still be paused or renamed, and a changed field is still checked.
+    #[test]
+    fn a_change_checks_the_fields_it_sets() {
+        let stored = LaunchRule {
+            cooldown_seconds: MAX_COOLDOWN_SECONDS * 2,
+            priority: 5000,
+            max_starts: Some(i64::MAX),
+            ..rule()
+        };
+        assert_eq!(stored.validate().unwrap_err().field, "priority");
+        let renamed = LaunchRule {
+            name: "Renamed".into(),
+            status: RuleStatus::Paused,
+            ..stored.clone()
+        };
+        assert!(renamed.validate_change_from(&stored).is_ok());
+        for (changed, field) in [
+            (
+                LaunchRule {
+                    cooldown_seconds: MAX_COOLDOWN_SECONDS + 1,
+                    ..stored.clone()
+                },
+                "cooldown_seconds",
+            ),
+            (
+                LaunchRule {
+                    max_starts: Some(MAX_STARTS + 1),
+                    ..stored.clone()
+                },
+                "max_starts",
+            ),
+            (
+                LaunchRule {
+                    name: String::new(),
+                    ..stored.clone()
+                },
+                "name",
+            ),
+        ] {
+            assert_eq!(
+                changed.validate_change_from(&stored).unwrap_err().field,
+                field
+            );
+        }
+    }
+
     #[test]
     fn enums_parse_their_names_and_refuse_others_naming_the_field() {
         assert_eq!(Surface::parse("direct_link").unwrap(), Surface::DirectLink);
@@ -410,10 +501,14 @@ mod tests {
         assert!(interview_url("https://research.example.com/i/abc").is_ok());
         assert!(interview_url("HTTPS://research.example.com/i/abc").is_ok());
         assert!(interview_url("Http://research.example.com/i/abc").is_ok());
+        assert!(interview_url("http://x").is_ok(), "as https://x is");
+        assert!(interview_url("https://x").is_ok());
         for bad in [
             "",
             "ftp://x",
             "https://",
+            "http://",
+            "https:///path",
             "javascript:alert(1)",
             "https://a b",
         ] {

@@ -1266,3 +1266,105 @@ async fn caps_and_limits_stored_before_the_bound_are_read_as_they_are() {
         "a change is held to the bound: {error}"
     );
 }
+
+/// A rule or study stored before a field's bound (a cooldown past ten years, a priority past
+/// 1000, a longer prompt or name) can still be paused and renamed: a change holds only the
+/// fields it sets to today's bounds.
+#[tokio::test]
+async fn fields_stored_before_their_bounds_do_not_block_other_changes() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let (status, rule) = json_of(
+        app.post_json(&format!("/api/v1/studies/{study}/launch-rules"), &key, json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+    let rule = rule["id"].as_str().unwrap();
+    let long = "x".repeat(300);
+    for sql in [
+        format!(
+            "UPDATE launch_rules SET cooldown_seconds = 999999999999, priority = 5000, \
+             prompt_title = '{long}', name = '{long}'"
+        ),
+        format!("UPDATE studies SET name = '{long}'"),
+    ] {
+        app.execute_sql(&sql).await;
+    }
+
+    let (status, paused) = patch(
+        &app,
+        &format!("/api/v1/launch-rules/{rule}"),
+        &key,
+        json!({"status": "paused"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(
+        (
+            paused["cooldown_seconds"].as_i64(),
+            paused["priority"].as_i64(),
+            paused["prompt"]["title"].as_str().map(str::len),
+        ),
+        (Some(999_999_999_999), Some(5000), Some(300)),
+        "kept as stored: {paused}"
+    );
+    let (status, renamed) = patch(
+        &app,
+        &format!("/api/v1/launch-rules/{rule}"),
+        &key,
+        json!({"name": "Renamed", "cooldown_seconds": 999_999_999_999_i64}),
+    )
+    .await;
+    assert_eq!(
+        (status, renamed["name"].as_str()),
+        (200, Some("Renamed")),
+        "the stored cooldown sent back unchanged is no change: {renamed}"
+    );
+    let (status, error) = patch(
+        &app,
+        &format!("/api/v1/launch-rules/{rule}"),
+        &key,
+        json!({"cooldown_seconds": 999_999_999_998_i64}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("cooldown_seconds")),
+        "a change is held to the bound: {error}"
+    );
+    let (status, error) = patch(
+        &app,
+        &format!("/api/v1/launch-rules/{rule}"),
+        &key,
+        json!({"priority": 4999}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("priority")),
+        "{error}"
+    );
+
+    let (status, paused) = patch(
+        &app,
+        &format!("/api/v1/studies/{study}"),
+        &key,
+        json!({"status": "paused"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{paused}");
+    let (status, error) = patch(
+        &app,
+        &format!("/api/v1/studies/{study}"),
+        &key,
+        json!({"name": long.clone() + "y"}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("name")),
+        "{error}"
+    );
+}

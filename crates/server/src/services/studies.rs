@@ -80,6 +80,7 @@ pub async fn update_study(
         if change.version.is_some_and(|v| v != read_at) {
             return Err(changed_since());
         }
+        let before = study.clone();
         if let Some(name) = &change.name {
             study.name = name.trim().to_owned();
         }
@@ -92,7 +93,6 @@ pub async fn update_study(
         if let Some(mode) = change.launch_mode {
             study.launch_mode = mode;
         }
-        let limits_before = (study.weekly_limit, study.monthly_limit);
         if let Some(limit) = change.weekly_limit {
             study.weekly_limit = limit;
         }
@@ -100,12 +100,7 @@ pub async fn update_study(
             study.monthly_limit = limit;
         }
         study.updated_at = Utc::now();
-        study.validate_fields()?;
-        // Held to a change of a limit only: a study stored before the check can still be
-        // paused or renamed, and either limit changed while the other stays.
-        if (study.weekly_limit, study.monthly_limit) != limits_before {
-            study.validate_limits_changed_from(limits_before)?;
-        }
+        study.validate_change_from(&before)?;
         if state.store.update_study(&study, read_at).await? {
             state.snapshots.forget(project);
             return Ok(study);
@@ -253,15 +248,10 @@ pub async fn update_rule(
         if change.version.is_some_and(|v| v != read_at) {
             return Err(changed_since());
         }
-        let cap_before = rule.max_starts;
+        let before = rule.clone();
         apply(&mut rule, &change)?;
         rule.updated_at = Utc::now();
-        rule.validate_fields()?;
-        // Held to a change of the cap only: a rule stored before the bound can still be
-        // paused or renamed.
-        if rule.max_starts != cap_before {
-            rule.validate_max_starts()?;
-        }
+        rule.validate_change_from(&before)?;
         if state.store.update_launch_rule(&rule, read_at).await? {
             state.snapshots.forget(project);
             return Ok(rule);
