@@ -103,6 +103,49 @@ async fn a_vanished_postgres_database_answers_503() {
     assert_eq!(body["error"]["code"], "storage_unavailable");
     let page = app.client.get(app.url("/login")).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 503);
+    let link = app.client.get(app.url("/i/S0MEC0DE")).send().await.unwrap();
+    assert_eq!(link.status().as_u16(), 503);
+    assert!(
+        link.text()
+            .await
+            .unwrap()
+            .contains("Not available right now"),
+        "a respondent gets the friendly page"
+    );
+}
+
+/// A link whose lookup fails for a reason other than the database being away (here a
+/// table renamed under the running server) gets the friendly page with 500: no database
+/// error, no trace.
+#[tokio::test]
+async fn a_link_whose_lookup_fails_gets_the_friendly_page() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let study: Value = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            json!({"name": "Trial", "interview_url": "https://r.example.com/t"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let link = format!("/i/{}", study["public_code"].as_str().unwrap());
+    let opened = app.client.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(opened.status().as_u16(), 303);
+
+    app.execute_sql("ALTER TABLE studies RENAME TO studies_elsewhere")
+        .await;
+    let failed = app.client.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(failed.status().as_u16(), 500);
+    assert!(failed.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = failed.text().await.unwrap();
+    assert!(page.contains("Something went wrong"), "{page}");
+    assert!(!page.contains("studies"), "no database error: {page}");
 }
 
 /// PostgreSQL ends the server's connections (a restart, a failover, an administrator): the
