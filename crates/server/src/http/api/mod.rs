@@ -5,6 +5,7 @@ mod audiences;
 mod cohort_sync;
 mod events;
 mod invites;
+mod launch_rules;
 mod mixpanel;
 mod project;
 mod studies;
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(cohort_sync::router())
         .merge(events::router())
         .merge(invites::router())
+        .merge(launch_rules::router())
         .merge(mixpanel::router())
         .merge(studies::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))

@@ -1,0 +1,447 @@
+//! `/api/v1/studies/{id}/launch-rules` and `/api/v1/launch-rules`: a study's launch rules,
+//! archiving, `explain` (every gate and its verdict for one user now) and `stats`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uj_domain::pacing::{RuleStatus, Trigger};
+use uj_domain::studies::{LaunchRule, PromptCopy, Surface};
+
+use super::studies::parsed;
+use crate::http::auth::SecretKeyAuth;
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
+use crate::http::ApiError;
+use crate::services::studies::{self, NewRule, RuleChange};
+use crate::services::ServiceError;
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rules, create_rule))
+        .routes(routes!(show_rule, update_rule))
+        .routes(routes!(archive_rule))
+        .routes(routes!(explain))
+        .routes(routes!(stats))
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TriggerBody {
+    AppEvent { event_name: String },
+    Audience { audience_id: String },
+}
+
+/// Written by hand: utoipa cannot close the variants of a tagged enum
+/// (`additionalProperties: false`, as `deny_unknown_fields` holds them).
+impl utoipa::PartialSchema for TriggerBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let variant = |tag: &str, field: &str, max_length: Option<usize>| {
+            let text = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(max_length);
+            let tag = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([tag]));
+            ObjectBuilder::new()
+                .property("type", tag)
+                .property(field, text)
+                .required(field)
+                .required("type")
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .item(variant("app_event", "event_name", Some(255)))
+            .item(variant("audience", "audience_id", None))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TriggerBody {}
+
+impl From<TriggerBody> for Trigger {
+    fn from(t: TriggerBody) -> Self {
+        match t {
+            TriggerBody::AppEvent { event_name } => Trigger::AppEvent(event_name),
+            TriggerBody::Audience { audience_id } => Trigger::Audience(audience_id),
+        }
+    }
+}
+
+impl From<Trigger> for TriggerBody {
+    fn from(t: Trigger) -> Self {
+        match t {
+            Trigger::AppEvent(event_name) => TriggerBody::AppEvent { event_name },
+            Trigger::Audience(audience_id) => TriggerBody::Audience { audience_id },
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptBody {
+    #[serde(default)]
+    #[schema(max_length = 120)]
+    title: String,
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    message: String,
+    #[serde(default)]
+    #[schema(max_length = 40)]
+    start_label: String,
+    #[serde(default)]
+    #[schema(max_length = 40)]
+    dismiss_label: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptChange {
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, max_length = 120)]
+    title: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, max_length = 500)]
+    message: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, max_length = 40)]
+    start_label: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, max_length = 40)]
+    dismiss_label: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RuleResponse {
+    object: &'static str,
+    id: String,
+    study_id: String,
+    name: String,
+    status: &'static str,
+    trigger: TriggerBody,
+    surface: &'static str,
+    prompt: PromptBody,
+    priority: i64,
+    cooldown_seconds: i64,
+    max_starts: Option<i64>,
+    sampling_percent: i64,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<LaunchRule> for RuleResponse {
+    fn from(r: LaunchRule) -> Self {
+        Self {
+            object: "launch_rule",
+            id: r.id.into_string(),
+            study_id: r.study_id.into_string(),
+            name: r.name,
+            status: r.status.as_str(),
+            trigger: r.trigger.into(),
+            surface: r.surface.as_str(),
+            prompt: PromptBody {
+                title: r.prompt.title,
+                message: r.prompt.message,
+                start_label: r.prompt.start_label,
+                dismiss_label: r.prompt.dismiss_label,
+            },
+            priority: r.priority,
+            cooldown_seconds: r.cooldown_seconds,
+            max_starts: r.max_starts,
+            sampling_percent: r.sampling_percent,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRuleRequest {
+    #[schema(min_length = 1, max_length = 200)]
+    name: String,
+    trigger: TriggerBody,
+    surface: String,
+    status: Option<String>,
+    #[serde(default)]
+    prompt: PromptBody,
+    #[schema(minimum = -1000, maximum = 1000)]
+    priority: Option<i64>,
+    /// Seconds, at most ten years.
+    #[schema(minimum = 0, maximum = 316_224_000)]
+    cooldown_seconds: Option<i64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    max_starts: Option<i64>,
+    #[schema(minimum = 0, maximum = 100)]
+    sampling_percent: Option<i64>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRuleRequest {
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
+    trigger: Option<TriggerBody>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
+    surface: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
+    prompt: Option<PromptChange>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, minimum = -1000, maximum = 1000)]
+    priority: Option<i64>,
+    /// Seconds, at most ten years.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, minimum = 0, maximum = 316_224_000)]
+    cooldown_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    max_starts: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, minimum = 0, maximum = 100)]
+    sampling_percent: Option<i64>,
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
+    starts_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
+    ends_at: Option<Option<DateTime<Utc>>>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/studies/{id}/launch-rules",
+    tag = "Studies",
+    summary = "Create a launch rule (draft unless a status is given)",
+    params(("id" = String, Path, description = "The study id")),
+    request_body = CreateRuleRequest,
+    responses((status = 201, description = "The rule", body = RuleResponse))
+)]
+async fn create_rule(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(study_id): ApiPath<String>,
+    ApiJson(r): ApiJson<CreateRuleRequest>,
+) -> Result<(StatusCode, Json<RuleResponse>), ApiError> {
+    let new = NewRule {
+        name: r.name,
+        trigger: r.trigger.into(),
+        surface: Surface::parse(&r.surface).map_err(ServiceError::Invalid)?,
+        status: parsed(r.status, RuleStatus::parse)?,
+        prompt: PromptCopy {
+            title: r.prompt.title,
+            message: r.prompt.message,
+            start_label: r.prompt.start_label,
+            dismiss_label: r.prompt.dismiss_label,
+        },
+        priority: r.priority,
+        cooldown_seconds: r.cooldown_seconds,
+        max_starts: r.max_starts,
+        sampling_percent: r.sampling_percent,
+        starts_at: r.starts_at,
+        ends_at: r.ends_at,
+    };
+    let rule = studies::create_rule(&state, &auth.project.id, &study_id, new).await?;
+    Ok((StatusCode::CREATED, Json(rule.into())))
+}
+
+#[utoipa::path(
+    get,
+    path = "/studies/{id}/launch-rules",
+    tag = "Studies",
+    summary = "A study's launch rules",
+    params(("id" = String, Path, description = "The study id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    responses((status = 200, description = "A list of rules, oldest first", body = Value))
+)]
+async fn list_rules(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(study_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let page = params.page()?;
+    let study = studies::study(&state, &auth.project.id, &study_id).await?;
+    let rules = state
+        .store
+        .launch_rules_of_study(&auth.project.id, &study.id, &page)
+        .await?;
+    let data: Vec<RuleResponse> = rules.items.into_iter().map(Into::into).collect();
+    Ok(Json(
+        json!({ "object": "list", "data": data, "has_more": rules.has_more }),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/launch-rules/{id}",
+    tag = "Studies",
+    summary = "A launch rule",
+    params(("id" = String, Path, description = "The rule id")),
+    responses((status = 200, description = "The rule", body = RuleResponse))
+)]
+async fn show_rule(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RuleResponse>, ApiError> {
+    Ok(Json(
+        studies::rule(&state, &auth.project.id, &id).await?.into(),
+    ))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/launch-rules/{id}",
+    tag = "Studies",
+    summary = "Change a rule (any subset; the trigger is fixed: 422 trigger_immutable)",
+    params(("id" = String, Path, description = "The rule id")),
+    request_body = UpdateRuleRequest,
+    responses((status = 200, description = "The rule", body = RuleResponse))
+)]
+async fn update_rule(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(r): ApiJson<UpdateRuleRequest>,
+) -> Result<Json<RuleResponse>, ApiError> {
+    let prompt = r.prompt;
+    let change = RuleChange {
+        name: r.name,
+        trigger: r.trigger.map(Into::into),
+        surface: parsed(r.surface, Surface::parse)?,
+        status: parsed(r.status, RuleStatus::parse)?,
+        prompt_title: prompt.as_ref().and_then(|p| p.title.clone()),
+        prompt_message: prompt.as_ref().and_then(|p| p.message.clone()),
+        prompt_start_label: prompt.as_ref().and_then(|p| p.start_label.clone()),
+        prompt_dismiss_label: prompt.as_ref().and_then(|p| p.dismiss_label.clone()),
+        priority: r.priority,
+        cooldown_seconds: r.cooldown_seconds,
+        max_starts: r.max_starts,
+        sampling_percent: r.sampling_percent,
+        starts_at: r.starts_at,
+        ends_at: r.ends_at,
+        version: None,
+    };
+    Ok(Json(
+        studies::update_rule(&state, &auth.project.id, &id, change)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/launch-rules/{id}/archive",
+    tag = "Studies",
+    summary = "Archive a rule (final)",
+    params(("id" = String, Path, description = "The rule id")),
+    responses((status = 200, description = "The archived rule", body = RuleResponse))
+)]
+async fn archive_rule(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RuleResponse>, ApiError> {
+    Ok(Json(
+        studies::archive_rule(&state, &auth.project.id, &id)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainParams {
+    reference_id: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/launch-rules/{id}/explain",
+    tag = "Studies",
+    summary = "Every pacing gate and its verdict for one user now",
+    params(("id" = String, Path, description = "The rule id"), ("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)")),
+    responses((status = 200, description = "`{rule_id, reference_id, eligible, gates: [{gate, passed, detail, reason}]}`", body = Value))
+)]
+async fn explain(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ExplainParams>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(reference_id) = params.reference_id else {
+        let mut error = ApiError::bad_request(
+            "invalid_request",
+            "reference_id is required: the app user's id to explain the rule for.",
+        );
+        error.field = Some("reference_id".into());
+        return Err(error);
+    };
+    let (rule, gates) = studies::explain(&state, &auth.project.id, &id, &reference_id).await?;
+    let eligible = gates.iter().all(|g| g.passed);
+    let gates: Vec<Value> = gates
+        .into_iter()
+        .map(|g| json!({ "gate": g.gate, "passed": g.passed, "detail": g.detail, "reason": (!g.passed).then_some(g.reason.code()) }))
+        .collect();
+    Ok(Json(json!({
+        "object": "explanation",
+        "rule_id": rule.id,
+        "reference_id": reference_id.trim(),
+        "eligible": eligible,
+        "gates": gates,
+    })))
+}
+
+/// What the rule has done: invites per state and its pacing decisions that said no, per
+/// reason (`lost_on_priority` included).
+#[utoipa::path(
+    get,
+    path = "/launch-rules/{id}/stats",
+    tag = "Studies",
+    summary = "Invites per state and suppressions per reason",
+    params(("id" = String, Path, description = "The rule id")),
+    responses((status = 200, description = "`{rule_id, invites: {issued, pending, accepted, dismissed, expired, withdrawn}, suppressions: {reason: count}}`", body = Value))
+)]
+async fn stats(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (rule, stats) =
+        crate::services::counters::rule_stats(&state, &auth.project.id, &id).await?;
+    let suppressions: serde_json::Map<String, Value> = stats
+        .suppressions
+        .into_iter()
+        .map(|(reason, count)| (reason, count.into()))
+        .collect();
+    Ok(Json(json!({
+        "object": "launch_rule_stats",
+        "rule_id": rule.id,
+        "invites": {
+            "issued": stats.issued,
+            "pending": stats.pending,
+            "accepted": stats.accepted,
+            "dismissed": stats.dismissed,
+            "expired": stats.expired,
+            "withdrawn": stats.withdrawn,
+        },
+        "suppressions": suppressions,
+    })))
+}
