@@ -22,6 +22,9 @@ pub enum Surface {
 macro_rules! string_enum {
     ($ty:ty, $field:literal, { $($variant:path => $text:literal),* $(,)? }) => {
         impl $ty {
+            /// Every value's name, as `as_str` writes it and `parse` takes it.
+            pub const NAMES: &'static [&'static str] = &[$($text),*];
+
             pub fn as_str(self) -> &'static str {
                 match self { $($variant => $text),* }
             }
@@ -30,7 +33,7 @@ macro_rules! string_enum {
                 match raw {
                     $($text => Ok($variant),)*
                     _ => Err(ValidationError::new($field, format!(
-                        "must be one of {}", [$($text),*].join(", ")
+                        "must be one of {}", Self::NAMES.join(", ")
                     ))),
                 }
             }

@@ -297,3 +297,103 @@ async fn every_reference_id_parameter_is_documented_and_held_at_its_edges() {
     }
     assert!(checked >= 3, "{checked} reference_id parameters");
 }
+
+/// Each field the server takes one of a few names for (a study's status and launch mode, a
+/// rule's status and surface) lists them in the document, and the live server takes every
+/// name listed and refuses another with `422 validation_failed` naming the field.
+#[tokio::test]
+async fn every_named_value_a_request_body_documents_is_taken_and_no_other() {
+    use serde_json::json;
+    let app = TestApp::spawn().await;
+    let key = &app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = json!({"name": "S", "interview_url": "https://r.example.com/i/1"});
+    let answer = app.post_json("/api/v1/studies", key, study.clone()).await;
+    let study_path = format!(
+        "/api/v1/studies/{}",
+        answer.json::<Value>().await.unwrap()["id"]
+    );
+    let study_path = study_path.replace('"', "");
+    let rules = format!("{study_path}/launch-rules");
+    let rule = json!({"name": "R", "surface": "sdk_prompt",
+        "trigger": {"type": "app_event", "event_name": "checkout"}});
+    let answer = app.post_json(&rules, key, rule.clone()).await;
+    let rule_path = format!(
+        "/api/v1/launch-rules/{}",
+        answer.json::<Value>().await.unwrap()["id"]
+    );
+    let rule_path = rule_path.replace('"', "");
+    let table = [
+        (
+            "post",
+            "/api/v1/studies",
+            &study,
+            "CreateStudyRequest",
+            "status",
+        ),
+        (
+            "post",
+            "/api/v1/studies",
+            &study,
+            "CreateStudyRequest",
+            "launch_mode",
+        ),
+        (
+            "patch",
+            &study_path,
+            &json!({}),
+            "UpdateStudyRequest",
+            "status",
+        ),
+        (
+            "patch",
+            &study_path,
+            &json!({}),
+            "UpdateStudyRequest",
+            "launch_mode",
+        ),
+        ("post", &rules, &rule, "CreateRuleRequest", "status"),
+        ("post", &rules, &rule, "CreateRuleRequest", "surface"),
+        (
+            "patch",
+            &rule_path,
+            &json!({}),
+            "UpdateRuleRequest",
+            "status",
+        ),
+        (
+            "patch",
+            &rule_path,
+            &json!({}),
+            "UpdateRuleRequest",
+            "surface",
+        ),
+    ];
+    let served = document(&app).await;
+    for (method, path, body, schema, field) in table {
+        let documented = &served["components"]["schemas"][schema]["properties"][field];
+        let names = documented["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema}.{field} lists its values: {documented}"));
+        let others = [json!("bogus"), json!("ACTIVE")];
+        for (value, listed) in names
+            .iter()
+            .map(|n| (n, true))
+            .chain(others.iter().map(|o| (o, false)))
+        {
+            let mut body = body.clone();
+            body[field] = value.clone();
+            let request = app
+                .client
+                .request(method.to_uppercase().parse().unwrap(), app.url(path));
+            let response = request.bearer_auth(key).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap();
+            let refused = (status, &answer["error"]["code"], &answer["error"]["field"])
+                == (422, &"validation_failed".into(), &field.into());
+            assert_eq!(
+                refused, !listed,
+                "{method} {path} with {field} {value}: {status} {answer}"
+            );
+        }
+    }
+}

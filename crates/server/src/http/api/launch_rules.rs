@@ -117,14 +117,34 @@ pub struct PromptChange {
     dismiss_label: Option<String>,
 }
 
+fn rule_status() -> utoipa::openapi::schema::Object {
+    super::one_of(RuleStatus::NAMES.iter().copied())
+}
+
+/// A rule is archived through its own route, never by a status written.
+fn settable_rule_status() -> utoipa::openapi::schema::Object {
+    super::one_of(
+        RuleStatus::NAMES
+            .iter()
+            .copied()
+            .filter(|name| *name != RuleStatus::Archived.as_str()),
+    )
+}
+
+fn surface() -> utoipa::openapi::schema::Object {
+    super::one_of(Surface::NAMES.iter().copied())
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RuleResponse {
     object: &'static str,
     id: String,
     study_id: String,
     name: String,
+    #[schema(schema_with = rule_status)]
     status: &'static str,
     trigger: TriggerBody,
+    #[schema(schema_with = surface)]
     surface: &'static str,
     prompt: PromptBody,
     priority: i64,
@@ -171,7 +191,9 @@ pub struct CreateRuleRequest {
     #[schema(min_length = 1, max_length = 200)]
     name: String,
     trigger: TriggerBody,
+    #[schema(schema_with = surface)]
     surface: String,
+    #[schema(schema_with = settable_rule_status)]
     status: Option<String>,
     #[serde(default)]
     prompt: PromptBody,
@@ -198,10 +220,10 @@ pub struct UpdateRuleRequest {
     #[schema(nullable = false)]
     trigger: Option<TriggerBody>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = surface)]
     surface: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = settable_rule_status)]
     status: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(nullable = false)]

@@ -37,3 +37,13 @@ pub fn router() -> OpenApiRouter<AppState> {
             HeaderValue::from_static("no-store"),
         ))
 }
+
+/// A string that is one of `names`, for the OpenAPI document. The handlers parse such
+/// fields themselves, so that a wrong value is a 422 naming its field.
+fn one_of<'a>(names: impl IntoIterator<Item = &'a str>) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
+        .build()
+}

@@ -35,13 +35,23 @@ pub(super) fn parsed<T>(
         .map_err(|e| ServiceError::Invalid(e).into())
 }
 
+fn study_status() -> utoipa::openapi::schema::Object {
+    super::one_of(StudyStatus::NAMES.iter().copied())
+}
+
+fn launch_mode() -> utoipa::openapi::schema::Object {
+    super::one_of(LaunchMode::NAMES.iter().copied())
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StudyResponse {
     object: &'static str,
     id: String,
     name: String,
+    #[schema(schema_with = study_status)]
     status: &'static str,
     interview_url: String,
+    #[schema(schema_with = launch_mode)]
     launch_mode: &'static str,
     weekly_limit: Option<i64>,
     monthly_limit: Option<i64>,
@@ -75,7 +85,9 @@ pub struct CreateStudyRequest {
     name: String,
     #[schema(max_length = 2000)]
     interview_url: String,
+    #[schema(schema_with = study_status)]
     status: Option<String>,
+    #[schema(schema_with = launch_mode)]
     launch_mode: Option<String>,
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     weekly_limit: Option<i64>,
@@ -93,10 +105,10 @@ pub struct UpdateStudyRequest {
     #[schema(nullable = false, max_length = 2000)]
     interview_url: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = study_status)]
     status: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = launch_mode)]
     launch_mode: Option<String>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     #[schema(minimum = 1, maximum = 1_000_000_000)]
