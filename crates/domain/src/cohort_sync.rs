@@ -393,6 +393,14 @@ impl Outline {
     }
 }
 
+/// Keeps only the traits `allowlist` names (a key taken off it is no longer served nor kept);
+/// whether any was dropped.
+pub fn keep_allowlisted(traits: &mut Map<String, Value>, allowlist: &[String]) -> bool {
+    let before = traits.len();
+    traits.retain(|key, _| allowlist.iter().any(|k| k == key));
+    traits.len() != before
+}
+
 /// Parses a delivery body, keeping only traits named in `allowlist`.
 pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery, PayloadError> {
     let raw: RawDelivery = serde_json::from_slice(body).map_err(|e| {

@@ -951,6 +951,86 @@ async fn only_allowlisted_primitive_traits_are_kept() {
     assert_eq!(refused.status().as_u16(), 422);
 }
 
+/// A key taken off the allowlist is served no more at once (members, invites' attribution)
+/// and is erased from what is stored in the background.
+#[tokio::test]
+async fn traits_taken_off_the_allowlist_are_no_longer_served_nor_kept() {
+    let synced = Synced::start(0).await;
+    let (app, key) = (&synced.app, synced.key.as_str());
+    let allow = |keys: Value| async move {
+        let patched = app
+            .client
+            .patch(app.url("/api/v1/project"))
+            .bearer_auth(key)
+            .json(&json!({ "trait_allowlist": keys }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status().as_u16(), 200);
+        patched.json::<Value>().await.unwrap()
+    };
+    allow(json!(["email", "plan"])).await;
+    let body = json!({"action": "add_members", "parameters": {
+        "mixpanel_project_id": 10, "mixpanel_cohort_id": 51234, "mixpanel_cohort_name": "Trial users",
+        "members": [{"mixpanel_distinct_id": "u1", "email": "u1@x.com", "plan": "pro", "reference_id": "app-1"}]}});
+    assert_eq!(synced.deliver(body).await.0, 200);
+    let audience = synced.audience().await["id"].as_str().unwrap().to_owned();
+    let study: Value = app
+        .post_json(
+            "/api/v1/studies",
+            &synced.key,
+            json!({"name": "S", "interview_url": "https://r.example.com/s"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rule = app
+        .post_json(
+            &format!(
+                "/api/v1/studies/{}/launch-rules",
+                study["id"].as_str().unwrap()
+            ),
+            &synced.key,
+            json!({"name": "R", "status": "active", "surface": "sdk_prompt",
+                "trigger": {"type": "audience", "audience_id": audience}}),
+        )
+        .await;
+    assert_eq!(rule.status().as_u16(), 201);
+    // Bootstrap again (idempotent) for the project's public key.
+    let public_key = &app.bootstrap("ada@example.com", "Shop").public_key;
+    let config: Value = app
+        .get("/sdk/v1/config?reference_id=app-1", public_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let invite = format!(
+        "/api/v1/invites/{}",
+        config["pending_invite"]["code"].as_str().unwrap()
+    );
+    let traits = |path: String| async move {
+        let answer: Value = app.get(&path, key).await.json().await.unwrap();
+        answer["traits"].clone()
+    };
+    let both = json!({"email": "u1@x.com", "plan": "pro"});
+    assert_eq!(traits(invite.clone()).await, both);
+    assert_eq!(synced.lookup(&audience, "app-1").await[0]["traits"], both);
+
+    allow(json!(["plan"])).await;
+    let plan = json!({"plan": "pro"});
+    assert_eq!(synced.lookup(&audience, "app-1").await[0]["traits"], plan);
+    assert_eq!(traits(invite).await, plan);
+    let stored = "SELECT (SELECT COUNT(*) FROM audience_members WHERE traits LIKE '%email%') \
+                  + (SELECT COUNT(*) FROM invites WHERE traits LIKE '%email%')";
+    let mut waited = 0;
+    while app.count_sql(stored).await > 0 {
+        assert!(waited < 100, "erased within ten seconds");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+}
+
 mod dashboard {
     use super::*;
     use helpers::{client, element_text, location};

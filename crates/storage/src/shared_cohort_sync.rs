@@ -1,6 +1,18 @@
 //! The [`CohortSyncStore`](crate::CohortSyncStore) implementation both databases share
 //! (see `shared.rs` for how the expansion works).
 
+/// Stored traits `stored` (a JSON object) with only the keys in `keep`, or `None` when
+/// they hold no other.
+pub(crate) fn kept_traits(
+    stored: &str,
+    keep: &[String],
+) -> Result<Option<String>, crate::StoreError> {
+    let mut traits: serde_json::Map<String, serde_json::Value> = serde_json::from_str(stored)
+        .map_err(|e| crate::StoreError::Corrupt(format!("stored traits: {e}")))?;
+    Ok(uj_domain::cohort_sync::keep_allowlisted(&mut traits, keep)
+        .then(|| crate::shared::traits_json(&traits)))
+}
+
 /// The current memberships with match key `$2` in the audiences of project `$1`, as
 /// `(audience_id, provider_member_id)`: one seek in `audience_members_by_match_key`, which
 /// holds all the columns needed (migration 0012), then each entry's audience by its key.
@@ -793,6 +805,79 @@ macro_rules! impl_cohort_sync_store {
                     .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn erase_member_traits(
+                &self,
+                project: &ProjectId,
+                keep: &[String],
+                after: Option<(String, String)>,
+                limit: i64,
+            ) -> Result<Option<(String, String)>, $crate::StoreError> {
+                let (audience, member) = after.unwrap_or_default();
+                let mut tx = self.begin().await?;
+                let rows: Vec<(String, String, String)> = sqlx::query_as(
+                    "SELECT audience_id, provider_member_id, traits FROM audience_members
+                     WHERE audience_id IN (SELECT id FROM audiences WHERE project_id = $1)
+                       AND (audience_id, provider_member_id) > ($2, $3) AND traits <> '{}'
+                     ORDER BY audience_id, provider_member_id LIMIT $4",
+                )
+                .bind(project.as_str())
+                .bind(&audience)
+                .bind(&member)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (audience, member, stored) in &rows {
+                    let Some(kept) = crate::shared_cohort_sync::kept_traits(stored, keep)? else {
+                        continue;
+                    };
+                    sqlx::query(
+                        "UPDATE audience_members SET traits = $3
+                         WHERE audience_id = $1 AND provider_member_id = $2 AND traits = $4",
+                    )
+                    .bind(audience)
+                    .bind(member)
+                    .bind(kept)
+                    .bind(stored)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(rows.last().map(|(audience, member, _)| (audience.clone(), member.clone())))
+            }
+
+            async fn erase_invite_traits(
+                &self,
+                project: &ProjectId,
+                keep: &[String],
+                after: Option<String>,
+                limit: i64,
+            ) -> Result<Option<String>, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT code, traits FROM invites
+                     WHERE project_id = $1 AND code > $2 AND traits <> '{}'
+                     ORDER BY code LIMIT $3",
+                )
+                .bind(project.as_str())
+                .bind(after.unwrap_or_default())
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (code, stored) in &rows {
+                    let Some(kept) = crate::shared_cohort_sync::kept_traits(stored, keep)? else {
+                        continue;
+                    };
+                    sqlx::query("UPDATE invites SET traits = $2 WHERE code = $1 AND traits = $3")
+                        .bind(code)
+                        .bind(kept)
+                        .bind(stored)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(rows.last().map(|(code, _)| code.clone()))
             }
 
             async fn upsert_audience(

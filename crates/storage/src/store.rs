@@ -344,6 +344,27 @@ pub trait CohortSyncStore: Send + Sync {
         project: &ProjectId,
         keys: &[String],
     ) -> Result<bool, StoreError>;
+    /// Erases every trait key not in `keep` from the members of project `project`'s
+    /// audiences, current or past: the next `limit` members with traits after `after`
+    /// (audience id, provider member id), in key order. Answers the last member read, or
+    /// `None` once none is left. A member whose traits a sync rewrote meanwhile keeps what
+    /// the sync wrote (filtered by the allowlist it read).
+    async fn erase_member_traits(
+        &self,
+        project: &ProjectId,
+        keep: &[String],
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> Result<Option<(String, String)>, StoreError>;
+    /// [`erase_member_traits`](Self::erase_member_traits) for the traits on the attribution
+    /// records of project `project`'s invites, after invite code `after`.
+    async fn erase_invite_traits(
+        &self,
+        project: &ProjectId,
+        keep: &[String],
+        after: Option<String>,
+        limit: i64,
+    ) -> Result<Option<String>, StoreError>;
 
     /// The audience of a cohort, created on first delivery; name and description follow
     /// the cohort. Records the delivery time on the audience and the configuration.

@@ -81,6 +81,7 @@ conformance!(
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
     the_ledger_lists_deliveries_newest_first,
     the_trait_allowlist_round_trips,
+    traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_project,
     studies_and_rules_round_trip_and_stay_in_their_project,
     rule_stats_count_invites_by_state_and_suppressions_add_up,
     a_users_memberships_and_invites_are_read_for_the_sdk,
@@ -2354,6 +2355,116 @@ async fn the_trait_allowlist_round_trips(store: Arc<dyn Store>, _: &TestDatabase
     let keys = vec!["plan".to_owned(), "email".to_owned()];
     assert!(store.set_trait_allowlist(&shop, &keys).await.unwrap());
     assert_eq!(store.trait_allowlist(&shop).await.unwrap(), keys);
+}
+
+/// Taking keys off the allowlist erases them, in batches, from the stored traits of the
+/// project's members (current and past) and its invites' attribution records; another
+/// project's are untouched.
+async fn traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_project(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let t0 = uj_now();
+    let traits = serde_json::json!({"plan": "pro", "email": "a@example.com"});
+    let member = |id: &str| SyncedMember {
+        provider_member_id: id.into(),
+        reference_id: None,
+        traits: traits.as_object().unwrap().clone(),
+    };
+    let mut audiences = Vec::new();
+    for (project, cohort) in [(&shop, "1"), (&shop, "2"), (&blog, "1")] {
+        let audience = store
+            .upsert_audience(project, cohort, "A", "", t0)
+            .await
+            .unwrap()
+            .id;
+        let listed: Vec<SyncedMember> = ["a", "b", "c"].map(member).into();
+        store
+            .add_audience_members(&audience, &listed, t0)
+            .await
+            .unwrap();
+        audiences.push(audience);
+    }
+    store
+        .remove_audience_members(&audiences[0], &["c".into()], t0)
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    let (study, rule) = study_with_event_rule(&store, &shop, t0).await;
+    let blog_study = uj_domain::studies::Study {
+        id: uj_domain::ids::StudyId::generate(),
+        project_id: blog.clone(),
+        public_code: "blog7Qx2pL".into(),
+        ..study
+    };
+    store.create_study(&blog_study).await.unwrap();
+    let blog_rule = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        project_id: blog.clone(),
+        study_id: blog_study.id.clone(),
+        ..rule.clone()
+    };
+    store.create_launch_rule(&blog_rule).await.unwrap();
+    for (tag, rule) in [("shop", &rule), ("blog", &blog_rule)] {
+        for user in ["u1", "u2", "u3"] {
+            let code = format!("{tag}-{user}-traits");
+            let mut invite = event_invite(rule, &code, user, t0);
+            invite.traits = traits.as_object().unwrap().clone();
+            store.issue_invite(&invite, t0).await.unwrap();
+            codes.push(code);
+        }
+    }
+
+    let keep = vec!["plan".to_owned()];
+    let mut after = None;
+    let mut batches = 0;
+    loop {
+        after = store
+            .erase_member_traits(&shop, &keep, after, 2)
+            .await
+            .unwrap();
+        batches += 1;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(batches, 4, "six members in batches of two, then none left");
+    let mut after = None;
+    while let Some(code) = store
+        .erase_invite_traits(&shop, &keep, after, 2)
+        .await
+        .unwrap()
+    {
+        after = Some(code);
+    }
+
+    let plan_only = serde_json::json!({"plan": "pro"});
+    for (audience, erased) in [
+        (&audiences[0], true),
+        (&audiences[1], true),
+        (&audiences[2], false),
+    ] {
+        for id in ["a", "b", "c"] {
+            let stored = store.audience_member(audience, id).await.unwrap().unwrap();
+            let expected = if erased { &plan_only } else { &traits };
+            assert_eq!(
+                &serde_json::Value::Object(stored.traits),
+                expected,
+                "member {id} of {audience} (past members too)"
+            );
+        }
+    }
+    for (i, code) in codes.iter().enumerate() {
+        let stored = store.invite_by_code(code).await.unwrap().unwrap();
+        let expected = if i < 3 { &plan_only } else { &traits };
+        assert_eq!(
+            &serde_json::Value::Object(stored.traits),
+            expected,
+            "{code}"
+        );
+    }
 }
 
 async fn studies_and_rules_round_trip_and_stay_in_their_project(

@@ -2,8 +2,13 @@
 //! an audience member) and the contact limit (the pacing engine's cap across all rules).
 //! Each is checked whole before anything is written; new decisions follow a change at once.
 
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use uj_domain::cohort_sync::keep_allowlisted;
 use uj_domain::ids::ProjectId;
 use uj_domain::ValidationError;
+use uj_storage::{Store, StoreError};
 
 use super::ServiceError;
 use crate::state::AppState;
@@ -49,7 +54,58 @@ pub async fn set_trait_allowlist(
     let keys = trait_keys(keys)?;
     state.store.set_trait_allowlist(project, &keys).await?;
     state.snapshots.forget(project);
+    erase_traits_off_the_allowlist(state.store.clone(), project.clone());
     Ok(keys)
+}
+
+/// Members and invites erased of traits off the allowlist per batch.
+const ERASE_BATCH: i64 = 500;
+
+/// Erases, in the background, every trait key the project's allowlist does not name from
+/// its stored members (current and past) and its invites' attribution records. Each batch
+/// reads the allowlist afresh, so a key put back meanwhile is kept. Until it is done, reads
+/// filter what they serve by the allowlist ([`keep_allowlisted`]). Run at every save of the
+/// allowlist, so saving it again resumes an erase the database cut short.
+fn erase_traits_off_the_allowlist(store: Arc<dyn Store>, project: ProjectId) {
+    tokio::spawn(async move {
+        let erased = async {
+            let mut after = None;
+            loop {
+                let keep = store.trait_allowlist(&project).await?;
+                after = store
+                    .erase_member_traits(&project, &keep, after, ERASE_BATCH)
+                    .await?;
+                if after.is_none() {
+                    break;
+                }
+            }
+            let mut after = None;
+            loop {
+                let keep = store.trait_allowlist(&project).await?;
+                after = store
+                    .erase_invite_traits(&project, &keep, after, ERASE_BATCH)
+                    .await?;
+                if after.is_none() {
+                    break;
+                }
+            }
+            Ok::<_, StoreError>(())
+        };
+        match erased.await {
+            Ok(()) => tracing::info!(project = %project, "traits off the allowlist are erased"),
+            Err(error) => tracing::warn!(
+                project = %project,
+                error = %error,
+                "erasing traits off the allowlist stopped; saving the allowlist again resumes it"
+            ),
+        }
+    });
+}
+
+/// `traits` with only the keys `allowlist` names, as every read serves them.
+pub fn allowlisted(mut traits: Map<String, Value>, allowlist: &[String]) -> Map<String, Value> {
+    keep_allowlisted(&mut traits, allowlist);
+    traits
 }
 
 /// Sets the project's contact limit ([`contact_limit`]).

@@ -134,6 +134,17 @@ impl TestApp {
         }
     }
 
+    /// The count `sql` answers on this app's database, read beside the server.
+    pub async fn count_sql(&self, sql: &str) -> i64 {
+        if on_postgres() {
+            let pool = sqlx::PgPool::connect(&self.db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        }
+    }
+
     /// The `userjourneys` binary configured like this app.
     pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_userjourneys"));

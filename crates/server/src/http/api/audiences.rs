@@ -11,7 +11,7 @@ use uj_domain::ids::AudienceId;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiPath, ApiQuery, ListParams};
 use crate::http::ApiError;
-use crate::services::audiences;
+use crate::services::{audiences, settings};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -125,15 +125,16 @@ pub struct MemberResponse {
     exited_at: Option<DateTime<Utc>>,
 }
 
-impl From<AudienceMember> for MemberResponse {
-    fn from(m: AudienceMember) -> Self {
+impl MemberResponse {
+    /// `m` with the traits `allowlist` names.
+    fn new(m: AudienceMember, allowlist: &[String]) -> Self {
         Self {
             object: "audience_member",
             // Unique within the audience: the member's id and its list cursor.
             id: m.provider_member_id.clone(),
             provider_member_id: m.provider_member_id,
             reference_id: m.reference_id,
-            traits: m.traits,
+            traits: settings::allowlisted(m.traits, allowlist),
             entered_at: m.entered_at,
             exited_at: m.exited_at,
         }
@@ -171,6 +172,7 @@ async fn members(
         starting_after: params.starting_after,
     }
     .page()?;
+    let allowlist = state.store.trait_allowlist(&auth.project.id).await?;
     if let Some(lookup) = params.id {
         let found = state
             .store
@@ -181,7 +183,7 @@ async fn members(
         let data: Vec<MemberResponse> = found
             .into_iter()
             .filter(|member| with_exited || member.exited_at.is_none())
-            .map(Into::into)
+            .map(|member| MemberResponse::new(member, &allowlist))
             .collect();
         return Ok(Json(
             json!({ "object": "list", "data": data, "has_more": false }),
@@ -191,7 +193,11 @@ async fn members(
         .store
         .audience_members(&audience.id, params.include_exited.unwrap_or(false), &page)
         .await?;
-    let data: Vec<MemberResponse> = members.items.into_iter().map(Into::into).collect();
+    let data: Vec<MemberResponse> = members
+        .items
+        .into_iter()
+        .map(|member| MemberResponse::new(member, &allowlist))
+        .collect();
     Ok(Json(
         json!({ "object": "list", "data": data, "has_more": members.has_more }),
     ))

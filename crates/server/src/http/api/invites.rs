@@ -13,7 +13,7 @@ use uj_domain::validation_text;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiPath, ApiQuery, ListParams};
 use crate::http::ApiError;
-use crate::services::ServiceError;
+use crate::services::{settings, ServiceError};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -55,7 +55,8 @@ pub struct InviteResponse {
 
 impl InviteResponse {
     /// An issued invite past its expiry is reported as expired, as the SDK treats it.
-    fn new(invite: Invite, now: DateTime<Utc>) -> Self {
+    /// `invite` as at `now`, with the traits `allowlist` names.
+    fn new(invite: Invite, now: DateTime<Utc>, allowlist: &[String]) -> Self {
         let state = match invite.state {
             InviteState::Issued if !invite.is_pending(now) => InviteState::Expired,
             state => state,
@@ -71,7 +72,7 @@ impl InviteResponse {
             audience_member_id: invite.audience_member_id,
             event_name: invite.event_name,
             metadata: invite.metadata,
-            traits: invite.traits,
+            traits: settings::allowlisted(invite.traits, allowlist),
             state: state.as_str(),
             issued_at: invite.issued_at,
             expires_at: invite.expires_at,
@@ -122,10 +123,11 @@ async fn list(
         .user_invites_page(&auth.project.id, &reference_id, &page)
         .await?;
     let now = Utc::now();
+    let allowlist = state.store.trait_allowlist(&auth.project.id).await?;
     let data: Vec<InviteResponse> = invites
         .items
         .into_iter()
-        .map(|i| InviteResponse::new(i, now))
+        .map(|i| InviteResponse::new(i, now, &allowlist))
         .collect();
     let has_more = invites.has_more;
     Ok(Json(
@@ -151,5 +153,6 @@ async fn show(
         .invite(&auth.project.id, &code)
         .await?
         .ok_or_else(|| ApiError::not_found("invite", "No invite of this project has that code."))?;
-    Ok(Json(InviteResponse::new(invite, Utc::now())))
+    let allowlist = state.store.trait_allowlist(&auth.project.id).await?;
+    Ok(Json(InviteResponse::new(invite, Utc::now(), &allowlist)))
 }

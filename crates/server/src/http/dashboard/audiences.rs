@@ -15,7 +15,7 @@ use uj_storage::PageRequest;
 use super::pages::{render, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser};
-use crate::services::audiences;
+use crate::services::{audiences, settings};
 use crate::state::AppState;
 
 /// History rows on an audience's page (and points of its chart).
@@ -136,14 +136,16 @@ struct MemberRow {
     traits: String,
 }
 
-impl From<AudienceMember> for MemberRow {
-    fn from(m: AudienceMember) -> Self {
+impl MemberRow {
+    /// `m` with the traits `allowlist` names.
+    fn new(m: AudienceMember, allowlist: &[String]) -> Self {
         Self {
             provider_member_id: m.provider_member_id,
             reference_id: m.reference_id.unwrap_or_default(),
             entered_at: when(Some(m.entered_at)),
             exited_at: m.exited_at.map(|t| when(Some(t))).unwrap_or_default(),
-            traits: serde_json::Value::Object(m.traits).to_string(),
+            traits: serde_json::Value::Object(settings::allowlisted(m.traits, allowlist))
+                .to_string(),
         }
     }
 }
@@ -235,7 +237,9 @@ async fn show(
             .store
             .find_audience_members(&audience.id, &lookup)
             .await?;
-        Some(members.into_iter().map(Into::into).collect())
+        let allowlist = state.store.trait_allowlist(project).await?;
+        let rows = members.into_iter().map(|m| MemberRow::new(m, &allowlist));
+        Some(rows.collect())
     };
     let chart = chart(&history, audience.member_count);
     let (a, warning) = row(&state, audience).await?;
