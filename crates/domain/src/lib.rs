@@ -18,4 +18,13 @@ pub mod studies;
 mod validation;
 
 pub use validation::bounded_text as validation_text;
+
+/// Now, to the microsecond both databases keep: a time a write answers at once equals the
+/// one reads answer later.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::DurationRound;
+    chrono::Utc::now()
+        .duration_trunc(chrono::Duration::microseconds(1))
+        .expect("truncating to microseconds cannot overflow")
+}
 pub use validation::ValidationError;

@@ -111,6 +111,12 @@ async fn a_single_project_account_connects_at_once_with_region_and_timezone() {
         .await
         .unwrap();
     assert_eq!(shown["mixpanel_project_id"], "10");
+    for time in ["connected_at", "last_verified_at"] {
+        assert_eq!(
+            shown[time], connection[time],
+            "{time} as answered at connect"
+        );
+    }
     let cohorts: Value = app
         .get("/api/v1/integrations/mixpanel/cohorts", &key)
         .await

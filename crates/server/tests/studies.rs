@@ -1368,3 +1368,40 @@ async fn fields_stored_before_their_bounds_do_not_block_other_changes() {
         "{error}"
     );
 }
+
+/// A time a write answers is the time later reads answer, to the digit: the databases keep
+/// microseconds, so a create or change must not answer nanoseconds it then loses (a client
+/// comparing `updated_at` would see a change that did not happen).
+#[tokio::test]
+async fn times_a_write_answers_are_the_times_reads_answer() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let (status, created) = json_of(
+        app.post_json(
+            "/api/v1/studies",
+            &key,
+            json!({"name": "S", "interview_url": "https://r.example.com/s"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let study = format!("/api/v1/studies/{}", created["id"].as_str().unwrap());
+    let (status, rule) = json_of(
+        app.post_json(&format!("{study}/launch-rules"), &key, json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+    let rule = format!("/api/v1/launch-rules/{}", rule["id"].as_str().unwrap());
+    let (_, patched_study) = patch(&app, &study, &key, json!({"name": "S2"})).await;
+    let (_, patched_rule) = patch(&app, &rule, &key, json!({"name": "R2"})).await;
+    for (path, written) in [(&study, &patched_study), (&rule, &patched_rule)] {
+        let (_, read) = json_of(app.get(path, &key).await).await;
+        for field in ["created_at", "updated_at"] {
+            assert_eq!(read[field], written[field], "{path} {field}");
+        }
+    }
+    let (_, read) = json_of(app.get(&study, &key).await).await;
+    assert_eq!(read["created_at"], created["created_at"]);
+}

@@ -85,7 +85,7 @@ impl rusqlite::types::FromSql for Ts {
 /// Now, truncated to the microsecond both databases keep, so a value read back equals
 /// the value written.
 pub(crate) fn now() -> DateTime<Utc> {
-    stored(Utc::now())
+    uj_domain::now()
 }
 
 /// `at` as the databases keep it: to the microsecond.

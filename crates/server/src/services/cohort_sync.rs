@@ -54,7 +54,7 @@ pub async fn set_up(
     if state.store.cohort_sync_config(project).await?.is_some() {
         return Err(exists());
     }
-    let now = Utc::now();
+    let now = uj_domain::now();
     let secret = new_secret();
     let config = CohortSyncConfig {
         project_id: project.clone(),
@@ -113,7 +113,11 @@ pub async fn regenerate_secret(
     // One statement: a secret regenerated as sync is turned off does not turn it back on.
     let webhook_id = state
         .store
-        .rotate_cohort_sync_secret(project, &token_hash(secret.expose_secret()), Utc::now())
+        .rotate_cohort_sync_secret(
+            project,
+            &token_hash(secret.expose_secret()),
+            uj_domain::now(),
+        )
         .await?
         .ok_or(ServiceError::NotFound("cohort_sync"))?;
     Ok(SyncCredentials {
@@ -327,7 +331,7 @@ async fn apply(
     delivery: &SyncDelivery,
 ) -> Result<(), StoreError> {
     let store = state.store.as_ref();
-    let now = Utc::now();
+    let now = uj_domain::now();
     let cohort = SyncCohort {
         mixpanel_cohort_id: &delivery.mixpanel_cohort_id,
         name: &delivery.cohort_name,
@@ -389,7 +393,7 @@ mod tests {
 
     #[test]
     fn basic_auth_takes_the_scheme_in_any_case_and_only_the_current_secret() {
-        let now = Utc::now();
+        let now = uj_domain::now();
         let config = CohortSyncConfig {
             project_id: ProjectId::generate(),
             webhook_id: "whk_test".into(),

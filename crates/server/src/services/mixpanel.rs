@@ -280,7 +280,7 @@ async fn finish(
     credentials: &Credentials,
     chosen: &DiscoveredProject,
 ) -> Result<MixpanelConnection, ServiceError> {
-    let now = Utc::now();
+    let now = uj_domain::now();
     let connection = MixpanelConnection {
         project_id: project.clone(),
         username: credentials.username.clone(),
@@ -359,7 +359,7 @@ pub async fn refresh(
     };
     let client = &state.mixpanel;
     let problem = |e: MixpanelError| ServiceError::Mixpanel(e.into());
-    let now = Utc::now();
+    let now = uj_domain::now();
     let cohorts: Vec<MixpanelCohort> = client
         .cohorts(&credentials, &target)
         .await
@@ -455,7 +455,7 @@ pub async fn verify(
             &connection.mixpanel_project_id,
         )
         .await;
-    let now = Utc::now();
+    let now = uj_domain::now();
     let (status, detail, verified_at) = match answer {
         Ok(()) => (ConnectionStatus::Connected, None, Some(now)),
         Err(error) => match MixpanelProblem::from(error) {

@@ -39,7 +39,7 @@ pub async fn create_study(
     project: &ProjectId,
     new: NewStudy,
 ) -> Result<Study, ServiceError> {
-    let now = Utc::now();
+    let now = uj_domain::now();
     let study = Study {
         id: StudyId::generate(),
         project_id: project.clone(),
@@ -99,7 +99,7 @@ pub async fn update_study(
         if let Some(limit) = change.monthly_limit {
             study.monthly_limit = limit;
         }
-        study.updated_at = Utc::now();
+        study.updated_at = uj_domain::now();
         study.validate_change_from(&before)?;
         if state.store.update_study(&study, read_at).await? {
             state.snapshots.forget(project);
@@ -198,7 +198,7 @@ pub async fn create_rule(
     if new.status == Some(RuleStatus::Archived) {
         return Err(ValidationError::new("status", "a new rule cannot be archived").into());
     }
-    let now = Utc::now();
+    let now = uj_domain::now();
     let rule = LaunchRule {
         id: LaunchRuleId::generate(),
         project_id: project.clone(),
@@ -250,7 +250,7 @@ pub async fn update_rule(
         }
         let before = rule.clone();
         apply(&mut rule, &change)?;
-        rule.updated_at = Utc::now();
+        rule.updated_at = uj_domain::now();
         rule.validate_change_from(&before)?;
         if state.store.update_launch_rule(&rule, read_at).await? {
             state.snapshots.forget(project);
@@ -336,7 +336,7 @@ pub async fn archive_rule(
         }
         let read_at = rule.updated_at;
         rule.status = RuleStatus::Archived;
-        rule.updated_at = Utc::now();
+        rule.updated_at = uj_domain::now();
         if state.store.update_launch_rule(&rule, read_at).await? {
             state.snapshots.forget(project);
             return Ok(rule);
