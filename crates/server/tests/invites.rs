@@ -415,15 +415,28 @@ async fn a_dismissed_invite_is_not_offered_again_within_the_cooldown_and_a_pause
         .as_str()
         .unwrap()
         .to_owned();
-    let dismissed = world
-        .app
-        .post_json(
-            &format!("/sdk/v1/invites/{code}/dismiss"),
+    let path = format!("/sdk/v1/invites/{code}/dismiss");
+    let dismiss = |reference_id: &'static str| {
+        world.app.post_json(
+            &path,
             &world.public_key,
-            json!({}),
+            json!({ "reference_id": reference_id }),
         )
-        .await;
-    assert_eq!(dismissed.status().as_u16(), 204);
+    };
+    let refused = dismiss("ref_4").await;
+    let status = refused.status().as_u16();
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "another user's invite: {error}"
+    );
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"]["code"],
+        code.as_str(),
+        "still pending"
+    );
+    assert_eq!(dismiss("ref_2").await.status().as_u16(), 204);
     assert_eq!(
         world.config("ref_2").await["pending_invite"],
         Value::Null,
@@ -449,15 +462,16 @@ async fn a_dismissed_invite_is_not_offered_again_within_the_cooldown_and_a_pause
         .unwrap();
     assert_eq!(paused.status().as_u16(), 200);
     assert_eq!(world.config("ref_4").await["pending_invite"], Value::Null);
-    assert_eq!(
-        world
-            .app
-            .post_json("/sdk/v1/invites/nope/dismiss", &world.public_key, json!({}))
-            .await
-            .status()
-            .as_u16(),
-        404
-    );
+    // Without a body the code alone names the invite.
+    let nope = world
+        .app
+        .client
+        .post(world.app.url("/sdk/v1/invites/nope/dismiss"))
+        .bearer_auth(&world.public_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nope.status().as_u16(), 404);
 }
 
 #[tokio::test]

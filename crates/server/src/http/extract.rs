@@ -98,6 +98,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// [`ApiJson`] for a body that may be left out: a request without one is `None`.
+pub struct OptionalApiJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = request.headers();
+        let bodiless = headers
+            .get(header::CONTENT_LENGTH)
+            .map_or(!headers.contains_key(header::TRANSFER_ENCODING), |length| {
+                length == "0"
+            });
+        if bodiless {
+            return Ok(Self(None));
+        }
+        let ApiJson(value) = ApiJson::from_request(request, state).await?;
+        Ok(Self(Some(value)))
+    }
+}
+
 /// `Content-Type: application/json` or `application/…+json`, as `axum::Json` requires.
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers

@@ -362,11 +362,20 @@ pub fn open(
     Acceptance::Open { url, webview }
 }
 
+/// Dismisses invite `code`; when the app names its user, another user's invite is not
+/// found, as at accept (an invite's user never changes, so reading it first is enough).
 pub async fn dismiss(
     state: &AppState,
     project: &ProjectId,
     code: &str,
+    reference_id: Option<&str>,
 ) -> Result<(), ServiceError> {
+    if let Some(reference_id) = reference_id {
+        let invite = state.store.invite(project, code).await?;
+        if invite.is_none_or(|invite| invite.reference_id != reference_id) {
+            return Err(ServiceError::NotFound("invite"));
+        }
+    }
     state
         .store
         .dismiss_invite(project, code, Utc::now())

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::http::auth::PublicKeyAuth;
-use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::extract::{ApiJson, ApiPath, OptionalApiJson};
 use crate::http::ApiError;
 use crate::services::invites::{self, Acceptance};
 use crate::services::links;
@@ -70,20 +70,33 @@ fn acceptance_json(outcome: Acceptance) -> Value {
     }
 }
 
+/// The body of a dismiss, which may be left out.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct DismissRequest {
+    /// The app user's id: when sent, another user's invite is not found (404), as at
+    /// accept. Without it, the code alone names the invite.
+    #[schema(min_length = 1, max_length = 256)]
+    reference_id: Option<String>,
+}
+
 #[utoipa::path(
     post,
     path = "/sdk/v1/invites/{code}/dismiss",
     tag = "SDK",
     summary = "Dismiss an invite",
     params(("code" = String, Path, description = "The invite code")),
+    request_body(content = Option<DismissRequest>, description = "Optional: the app user's id, checked against the invite's"),
     responses((status = 204, description = "Dismissed"))
 )]
 async fn dismiss(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
     ApiPath(code): ApiPath<String>,
+    OptionalApiJson(request): OptionalApiJson<DismissRequest>,
 ) -> Result<StatusCode, ApiError> {
-    invites::dismiss(&state, &auth.project.id, &code).await?;
+    let reference_id = request.and_then(|r| r.reference_id);
+    let reference_id = reference_id.as_deref().map(str::trim);
+    invites::dismiss(&state, &auth.project.id, &code, reference_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
