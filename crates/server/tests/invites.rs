@@ -829,8 +829,17 @@ async fn an_app_event_rule_invites_on_its_event_and_the_catalog_counts_it() {
         .json()
         .await
         .unwrap();
+    // Values and keys past their bounds are dropped too: a public key cannot store more
+    // than a few kilobytes per invite.
+    let (long_key, long_value) = ("k".repeat(65), "é".repeat(257));
+    let metadata = json!({"amount": 49, "coupon": null, "nested": {"x": 1},
+        "note": "é".repeat(256), long_key: 1, "essay": long_value});
     let send = |event: &'static str, reference: &'static str| {
-        world.app.post_json("/sdk/v1/events", &world.public_key, json!({"event_name": event, "reference_id": reference, "metadata": {"amount": 49, "coupon": null, "nested": {"x": 1}}}))
+        world.app.post_json(
+            "/sdk/v1/events",
+            &world.public_key,
+            json!({"event_name": event, "reference_id": reference, "metadata": metadata}),
+        )
     };
     let other = send("App Opened", "app-user-9").await;
     assert_eq!(other.status().as_u16(), 200);
@@ -868,8 +877,8 @@ async fn an_app_event_rule_invites_on_its_event_and_the_catalog_counts_it() {
         .unwrap();
     assert_eq!(
         attributed["metadata"],
-        json!({"amount": 49}),
-        "primitive metadata is kept; null and nested values are dropped"
+        json!({"amount": 49, "note": "é".repeat(256)}),
+        "primitive metadata is kept; null, nested and oversized values are dropped"
     );
     let refused = world
         .app

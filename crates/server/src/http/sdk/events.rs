@@ -108,11 +108,21 @@ struct EventResponse<'a> {
     reason: Option<&'static str>,
 }
 
-/// The primitive properties of `metadata` (at most 50), kept for attribution.
+/// The primitive properties of `metadata` kept for attribution: at most 50, keys of at most
+/// 64 characters, text of at most 256; others are dropped, so that what a public key (it
+/// ships in apps) can store per invite stays a few kilobytes.
 pub(super) fn primitives(metadata: Map<String, Value>) -> Map<String, Value> {
+    let short = |text: &str, most: usize| text.chars().count() <= most;
     metadata
         .into_iter()
-        .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+        .filter(|(key, value)| {
+            short(key, 64)
+                && match value {
+                    Value::String(text) => short(text, 256),
+                    Value::Number(_) | Value::Bool(_) => true,
+                    Value::Null | Value::Array(_) | Value::Object(_) => false,
+                }
+        })
         .take(50)
         .collect()
 }
