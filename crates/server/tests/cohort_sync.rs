@@ -45,9 +45,21 @@ impl Synced {
     }
 
     async fn start_on(members: usize, db: uj_storage::testing::TestDatabase) -> Self {
+        Self::start_configured(members, db, |_| {}).await
+    }
+
+    async fn start_configured(
+        members: usize,
+        db: uj_storage::testing::TestDatabase,
+        configure: impl FnOnce(&mut userjourneys::config::Config),
+    ) -> Self {
         let emulator = Emulator::start(scenario(members)).await.unwrap();
         let mixpanel = mixpanel_config(Some(&emulator));
-        let app = TestApp::spawn_on(db, |config| config.mixpanel = mixpanel).await;
+        let app = TestApp::spawn_on(db, |config| {
+            config.mixpanel = mixpanel;
+            configure(config);
+        })
+        .await;
         let key = app.bootstrap("ada@example.com", "Shop").secret_key;
         let connected = app
             .post_json(
@@ -1029,6 +1041,37 @@ async fn traits_taken_off_the_allowlist_are_no_longer_served_nor_kept() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         waited += 1;
     }
+}
+
+/// A delivery whose body stops coming is answered 503 once the body deadline passes, so
+/// Mixpanel retries it: a 400 would pause the customer's sync for what is a transient
+/// problem (SPEC §4).
+#[tokio::test]
+async fn a_delivery_whose_body_stalls_is_answered_503_for_mixpanel_to_retry() {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = helpers::test_database().await;
+    let synced = Synced::start_configured(0, db, |config| config.body_timeout_secs = 1).await;
+    let path = synced.webhook_url.split_once("/webhooks/").unwrap().1;
+    let credentials = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", synced.username, synced.secret));
+    let host = synced.app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "POST /webhooks/{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {credentials}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"action\": \"members\", "
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("answered within the deadline")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 5"), "{answer}");
+    assert!(answer.contains("\"status\":\"failure\""), "{answer}");
 }
 
 mod dashboard {

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header::{AUTHORIZATION, CONNECTION};
+use axum::http::header::{AUTHORIZATION, CONNECTION, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -54,7 +54,14 @@ fn failure(status: u16, action: Value, message: &str) -> Response {
         "status": "failure",
         "error": { "message": message, "code": status },
     });
-    (code, Json(body)).into_response()
+    let mut response = (code, Json(body)).into_response();
+    if code == StatusCode::SERVICE_UNAVAILABLE {
+        // As every 503 of the APIs: when to try again (Mixpanel keeps its own backoff).
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    response
 }
 
 #[tracing::instrument(skip_all, fields(webhook_id = %webhook_id))]
@@ -98,12 +105,19 @@ async fn receive(
     let body = match axum::body::to_bytes(body, MAX_DELIVERY_BODY).await {
         Ok(body) => body,
         Err(error) if is_too_large(&error) => return too_large(),
+        // Stalled past the body deadline, or cut: a transient problem, so a 5xx, which
+        // Mixpanel retries (a 400 would pause the customer's sync). The rest is unread, so
+        // the connection closes.
         Err(_) => {
-            return failure(
-                400,
+            let mut response = failure(
+                503,
                 Value::Null,
-                "The request body could not be read whole.",
-            )
+                "The delivery's body did not arrive whole in time; it will be retried.",
+            );
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
     };
     match cohort_sync::receive(&state, receiver, &body).await {
