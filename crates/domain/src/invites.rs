@@ -63,6 +63,8 @@ pub struct Invite {
     pub expires_at: DateTime<Utc>,
     pub accepted_at: Option<DateTime<Utc>>,
     pub dismissed_at: Option<DateTime<Utc>>,
+    /// When it was withdrawn (unknown for invites withdrawn before this was recorded).
+    pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
 impl Invite {

@@ -758,6 +758,18 @@ async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
         .to_owned();
     world.emulator.remove_members(10, 7, &["user_2"]).unwrap();
     world.emulator.run_sync("uj").await.unwrap();
+    let attributed: Value = world
+        .app
+        .get(&format!("/api/v1/invites/{code}"), &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(attributed["state"], "withdrawn");
+    assert!(
+        attributed["withdrawn_at"].is_string(),
+        "the attribution record says when: {attributed}"
+    );
     assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
     assert_eq!(
         world.accept(&code, "ref_2").await["reason"],

@@ -536,6 +536,7 @@ pub(crate) struct InviteRow {
     pub(crate) expires_at: Ts,
     pub(crate) accepted_at: Option<Ts>,
     pub(crate) dismissed_at: Option<Ts>,
+    pub(crate) withdrawn_at: Option<Ts>,
 }
 
 impl TryFrom<InviteRow> for Invite {
@@ -566,6 +567,7 @@ impl TryFrom<InviteRow> for Invite {
             expires_at: row.expires_at.0,
             accepted_at: row.accepted_at.map(|t| t.0),
             dismissed_at: row.dismissed_at.map(|t| t.0),
+            withdrawn_at: row.withdrawn_at.map(|t| t.0),
         })
     }
 }

@@ -29,7 +29,7 @@ macro_rules! select_invite {
     () => {
         "SELECT code, project_id, rule_id, study_id, reference_id, source, audience_id, \
          audience_member_id, event_name, metadata, traits, state, issued_at, expires_at, \
-         accepted_at, dismissed_at"
+         accepted_at, dismissed_at, withdrawn_at"
     };
 }
 pub(crate) use select_invite;
@@ -148,11 +148,11 @@ macro_rules! impl_invite_store {
         ) -> Result<(), $crate::StoreError> {
             let statement = if <$store as crate::shared::Dialect>::ROW_LOCKS {
                 format!(
-                    "UPDATE invites SET state = 'withdrawn' WHERE code IN
+                    "UPDATE invites SET state = 'withdrawn', withdrawn_at = $2 WHERE code IN
                         (SELECT code FROM invites WHERE {filter} ORDER BY code FOR UPDATE)"
                 )
             } else {
-                format!("UPDATE invites SET state = 'withdrawn' WHERE {filter}")
+                format!("UPDATE invites SET state = 'withdrawn', withdrawn_at = $2 WHERE {filter}")
             };
             sqlx::query(&statement)
                 .bind(id)
@@ -503,12 +503,14 @@ macro_rules! impl_invite_store {
                 } else if owners.surface == Some(uj_domain::studies::Surface::DirectLink) {
                     // Its rule moved to a direct link, which took back its prompts; this one
                     // was issued from a snapshot older than the move (another process's).
-                    sqlx::query("UPDATE invites SET state = 'withdrawn' WHERE code = $1")
+                    sqlx::query("UPDATE invites SET state = 'withdrawn', withdrawn_at = $2 WHERE code = $1")
                         .bind(&invite.code)
+                        .bind(Ts(now))
                         .execute(&mut *tx)
                         .await?;
                     AcceptOutcome::NotPending(Invite {
                         state: InviteState::Withdrawn,
+                        withdrawn_at: Some(now),
                         ..invite
                     })
                 } else if let Some(reason) = start_refused(&mut tx, &invite, &owners, now).await? {
@@ -542,7 +544,7 @@ macro_rules! impl_invite_store {
                     // A refused invite can never start: withdrawn, it is not offered again and
                     // frees the user for other rules.
                     sqlx::query(
-                        "UPDATE invites SET state = 'withdrawn'
+                        "UPDATE invites SET state = 'withdrawn', withdrawn_at = $2
                          WHERE code = $1 AND state = 'issued' AND expires_at > $2",
                     )
                         .bind(&invite.code)
@@ -626,7 +628,7 @@ macro_rules! impl_invite_store {
                 now: DateTime<Utc>,
             ) -> Result<bool, $crate::StoreError> {
                 let done = sqlx::query(
-                    "UPDATE invites SET state = 'withdrawn'
+                    "UPDATE invites SET state = 'withdrawn', withdrawn_at = $3
                      WHERE project_id = $1 AND code = $2 AND state = 'issued' AND expires_at > $3",
                 )
                 .bind(project.as_str())

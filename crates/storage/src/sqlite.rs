@@ -342,6 +342,7 @@ impl SqliteStore {
                                 expires_at: row.get(13)?,
                                 accepted_at: row.get(14)?,
                                 dismissed_at: row.get(15)?,
+                                withdrawn_at: row.get(16)?,
                             })
                         },
                     )

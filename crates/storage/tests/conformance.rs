@@ -2727,7 +2727,11 @@ async fn no_start_once_its_rule_or_study_stopped_or_its_schedule_moved(
     let accepted = store.accept_invite(&shop, "late-1", now).await.unwrap();
     assert_eq!(refused(accepted), Some(Reason::RulePaused));
     let late = store.invite(&shop, "late-1").await.unwrap().unwrap();
-    assert_eq!(late.state, uj_domain::invites::InviteState::Withdrawn);
+    assert_eq!(
+        (late.state, late.withdrawn_at),
+        (uj_domain::invites::InviteState::Withdrawn, Some(now)),
+        "withdrawn when its start was refused, and when"
+    );
     let direct = |code: &str| event_invite(&rule, code, "u2", now);
     let started = store.start_invite(&direct("link-1"), now).await.unwrap();
     assert_eq!(refused(Some(started)), Some(Reason::RulePaused));
@@ -2778,6 +2782,10 @@ async fn no_start_once_its_rule_or_study_stopped_or_its_schedule_moved(
             uj_domain::invites::InviteState::Withdrawn,
             "a rule scheduled elsewhere takes back its prompts"
         );
+        assert!(
+            withdrawn.withdrawn_at.is_some_and(|at| at > now),
+            "at the rule's change: {withdrawn:?}"
+        );
         let started = store
             .start_invite(&direct(&format!("link-s{n}")), now)
             .await
@@ -2809,7 +2817,10 @@ async fn no_start_once_its_rule_or_study_stopped_or_its_schedule_moved(
         "{accepted:?}"
     );
     let withdrawn = store.invite(&shop, "prompt-2").await.unwrap().unwrap();
-    assert_eq!(withdrawn.state, uj_domain::invites::InviteState::Withdrawn);
+    assert_eq!(
+        (withdrawn.state, withdrawn.withdrawn_at),
+        (uj_domain::invites::InviteState::Withdrawn, Some(now))
+    );
 
     // Nothing started, nothing counted; once all holds again, a start is made.
     let stats = store.rule_stats(&rule.id, now).await.unwrap();
@@ -2913,6 +2924,7 @@ fn event_invite(
         expires_at: issued_at + Duration::hours(24),
         accepted_at: None,
         dismissed_at: None,
+        withdrawn_at: None,
     }
 }
 
@@ -3296,6 +3308,8 @@ async fn only_an_issued_invite_of_the_project_can_be_withdrawn(
 
     assert!(store.withdraw_invite(&shop, "c-open", now).await.unwrap());
     assert_eq!(state("c-open").await, InviteState::Withdrawn);
+    let withdrawn = store.invite(&shop, "c-open").await.unwrap().unwrap();
+    assert_eq!(withdrawn.withdrawn_at, Some(now), "the time is recorded");
     assert!(
         !store.withdraw_invite(&shop, "c-open", now).await.unwrap(),
         "once"

@@ -229,5 +229,6 @@ pub async fn new_invite(
         expires_at: facts.now + INVITE_TTL,
         accepted_at: None,
         dismissed_at: None,
+        withdrawn_at: None,
     })
 }

@@ -44,18 +44,21 @@ pub struct InviteResponse {
     /// The member's allowlisted traits when it was issued.
     #[schema(value_type = Object)]
     traits: Map<String, Value>,
-    /// `issued`, `accepted`, `dismissed`, `expired` or `withdrawn` (the user left the
-    /// audience first).
+    /// `issued`, `accepted`, `dismissed`, `expired` or `withdrawn` (it could no longer
+    /// become a start: its user left the audience, its rule or study stopped, or its start
+    /// was refused).
     state: &'static str,
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     accepted_at: Option<DateTime<Utc>>,
     dismissed_at: Option<DateTime<Utc>>,
+    /// Null for invites withdrawn before the time was recorded (migration 0020).
+    withdrawn_at: Option<DateTime<Utc>>,
 }
 
 impl InviteResponse {
-    /// An issued invite past its expiry is reported as expired, as the SDK treats it.
-    /// `invite` as at `now`, with the traits `allowlist` names.
+    /// `invite` as at `now`, with the traits `allowlist` names. An issued invite past its
+    /// expiry is reported as expired, as the SDK treats it.
     fn new(invite: Invite, now: DateTime<Utc>, allowlist: &[String]) -> Self {
         let state = match invite.state {
             InviteState::Issued if !invite.is_pending(now) => InviteState::Expired,
@@ -78,6 +81,7 @@ impl InviteResponse {
             expires_at: invite.expires_at,
             accepted_at: invite.accepted_at,
             dismissed_at: invite.dismissed_at,
+            withdrawn_at: invite.withdrawn_at,
         }
     }
 }
