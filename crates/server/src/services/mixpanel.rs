@@ -58,7 +58,7 @@ impl MixpanelProblem {
         match self {
             MixpanelProblem::InvalidCredentials => "Mixpanel did not accept this username and secret. Check that you copied both from Project Settings → Service Accounts, and that the service account has not expired.".into(),
             MixpanelProblem::NoProjects => "This service account has no access to any Mixpanel project. In Mixpanel, open Project Settings → Service Accounts and add it to your project with the Analyst role.".into(),
-            MixpanelProblem::MissingPermission(reason) => format!("The service account cannot read this Mixpanel project: {reason}"),
+            MixpanelProblem::MissingPermission(reason) => reason.clone(),
             MixpanelProblem::Unreachable => "Mixpanel could not be reached. Try again in a few minutes.".into(),
             MixpanelProblem::RateLimited => "Mixpanel's rate limit for this project was reached. Try again in a few minutes.".into(),
             MixpanelProblem::PlanLimited(detail) => format!("Mixpanel refused because of the project's plan ({detail}). Check that the project's Mixpanel plan includes API access."),
@@ -73,7 +73,7 @@ impl From<MixpanelError> for MixpanelProblem {
         match error {
             MixpanelError::InvalidCredentials => MixpanelProblem::InvalidCredentials,
             MixpanelError::MissingPermission(detail) => MixpanelProblem::MissingPermission(
-                format!("{detail}. Give the service account the Analyst role on the project."),
+                format!("The service account cannot read this Mixpanel project: {detail}. Give the service account the Analyst role on the project."),
             ),
             MixpanelError::RateLimited { .. } => MixpanelProblem::RateLimited,
             MixpanelError::PlanLimited(detail) => MixpanelProblem::PlanLimited(detail),
@@ -155,7 +155,10 @@ pub async fn connect(
                 .map(|p| format!("{}: {}", p.name, p.reason.as_deref().unwrap_or_default()))
                 .collect();
             Err(ServiceError::Mixpanel(MixpanelProblem::MissingPermission(
-                reasons.join(" "),
+                format!(
+                    "The service account cannot read any of its Mixpanel projects. {}",
+                    reasons.join(" ")
+                ),
             )))
         }
         [only] if complete => {
