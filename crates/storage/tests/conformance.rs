@@ -90,6 +90,7 @@ conformance!(
     an_invite_issued_while_the_open_one_is_dismissed_answers_one_of_them,
     an_expired_invite_is_neither_dismissed_nor_withdrawn,
     no_start_once_its_rule_or_study_stopped_or_its_schedule_moved,
+    study_limits_hold_at_accept_and_reset_on_monday_and_the_first,
     every_write_that_gives_a_user_rows_reaches_the_sdk_reads,
     app_events_add_up_in_the_catalog_in_batches,
     counts_flushed_at_once_in_any_order_add_up,
@@ -2682,6 +2683,77 @@ async fn study_with_event_rule(
     };
     store.create_launch_rule(&rule).await.unwrap();
     (study, rule)
+}
+
+/// A study's weekly limit counts starts since Monday 00:00 UTC and its monthly limit since
+/// the first of the month, both checked in the accept's transaction: a start past either is
+/// refused with `study_limit` (the invite withdrawn), and each resets on its boundary.
+async fn study_limits_hold_at_accept_and_reset_on_monday_and_the_first(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use chrono::TimeZone;
+    use uj_domain::invites::AcceptOutcome;
+    use uj_domain::pacing::Reason;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let at = |day: u32, hour: u32, minute: u32| {
+        let (month, day) = if day > 30 { (12, day - 30) } else { (11, day) };
+        Utc.with_ymd_and_hms(2026, month, day, hour, minute, 0)
+            .unwrap()
+    };
+    // Monday 30 November 2026; December starts on the Tuesday.
+    let created = at(1, 0, 0);
+    let (study, rule) = study_with_event_rule(&store, &shop, created).await;
+    let limited = uj_domain::studies::Study {
+        weekly_limit: Some(1),
+        monthly_limit: Some(2),
+        updated_at: created + Duration::seconds(1),
+        ..study.clone()
+    };
+    assert!(store.update_study(&limited, created).await.unwrap());
+    let starts = [
+        ("Mon 30 Nov", at(30, 10, 0), None),
+        (
+            "Sun 6 Dec, 23:59, the same week",
+            at(36, 23, 59),
+            Some(Reason::StudyLimit),
+        ),
+        ("Mon 7 Dec, 00:00: the week resets", at(37, 0, 0), None),
+        ("Sun 13 Dec", at(43, 12, 0), Some(Reason::StudyLimit)),
+        ("Mon 14 Dec: December's second", at(44, 0, 0), None),
+        (
+            "Mon 21 Dec: a new week, December full",
+            at(51, 9, 0),
+            Some(Reason::StudyLimit),
+        ),
+    ];
+    for (n, (when, now, refused)) in starts.into_iter().enumerate() {
+        let code = format!("limit-{n}");
+        let invite = event_invite(&rule, &code, &format!("u{n}"), now);
+        store.issue_invite(&invite, now).await.unwrap();
+        let outcome = store.accept_invite(&shop, &code, now).await.unwrap();
+        let got = match outcome {
+            Some(AcceptOutcome::Accepted(_)) => None,
+            Some(AcceptOutcome::Refused(_, reason)) => Some(reason),
+            other => panic!("{when}: {other:?}"),
+        };
+        assert_eq!(got, refused, "{when}");
+    }
+    let now = at(51, 9, 0);
+    assert_eq!(
+        store
+            .study_starts_since(&study.id, uj_domain::pacing::week_start(now))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .study_starts_since(&study.id, uj_domain::pacing::month_start(now))
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 /// A decision made from a snapshot read before a pause (a second old, or another
