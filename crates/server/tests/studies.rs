@@ -1405,3 +1405,69 @@ async fn times_a_write_answers_are_the_times_reads_answer() {
     let (_, read) = json_of(app.get(&study, &key).await).await;
     assert_eq!(read["created_at"], created["created_at"]);
 }
+
+/// Over the SDK, as the engine decides: the project's contact limit keeps a user another
+/// rule invited within the limit from a second invite (`contact_limit`), until it is turned
+/// off; a rule sampling 0 % invites no one (`sampled_out`).
+#[tokio::test]
+async fn the_contact_limit_and_sampling_refuse_invites_over_the_sdk() {
+    let app = &TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let (key, public_key) = (&keys.secret_key, &keys.public_key);
+    let study = study(app, key).await;
+    for (event, sampling) in [("A", 100), ("B", 100), ("C", 0)] {
+        let (status, rule) = json_of(
+            app.post_json(&format!("/api/v1/studies/{study}/launch-rules"), key, json!({"name": event, "status": "active", "trigger": {"type": "app_event", "event_name": event}, "surface": "sdk_prompt", "sampling_percent": sampling}))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{rule}");
+    }
+    let limit = |days: Value| {
+        patch(
+            app,
+            "/api/v1/project",
+            key,
+            json!({ "contact_limit_days": days }),
+        )
+    };
+    assert_eq!(limit(json!(14)).await.0, 200);
+    let event = |name: &'static str, user: &'static str| async move {
+        let answer = app
+            .post_json(
+                "/sdk/v1/events",
+                public_key,
+                json!({"event_name": name, "reference_id": user}),
+            )
+            .await;
+        json_of(answer).await.1
+    };
+
+    let invited = event("A", "u1").await;
+    let code = invited["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dismissed = app
+        .post_json(
+            &format!("/sdk/v1/invites/{code}/dismiss"),
+            public_key,
+            json!({"reference_id": "u1"}),
+        )
+        .await;
+    assert_eq!(dismissed.status().as_u16(), 204);
+    assert_eq!(
+        event("B", "u1").await,
+        json!({"outcome": "not_eligible", "reason": "contact_limit"}),
+        "rule A invited u1 within the project's limit"
+    );
+    assert_eq!(
+        event("C", "u2").await,
+        json!({"outcome": "not_eligible", "reason": "sampled_out"})
+    );
+    assert_eq!(limit(Value::Null).await.0, 200);
+    assert!(
+        event("B", "u1").await["pending_invite"].is_object(),
+        "the limit turned off, rule B invites"
+    );
+}
