@@ -194,10 +194,14 @@ pub async fn note_refusal(state: &AppState, refusal: &Refusal, action: Option<&s
 impl From<StoreError> for Refusal {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(_) => Refusal::new(
-                503,
-                "UserJourneys is briefly unavailable; the delivery will be retried.",
-            ),
+            StoreError::Unavailable(error) => {
+                // As the APIs log their 503s: the operator sees why deliveries are refused.
+                tracing::warn!(error = %error, "a cohort sync delivery could not be stored");
+                Refusal::new(
+                    503,
+                    "UserJourneys is briefly unavailable; the delivery will be retried.",
+                )
+            }
             other => {
                 tracing::error!(
                     error = format!("{:#}", anyhow::Error::from(other)),
