@@ -1143,7 +1143,24 @@ mod dashboard {
             detail.contains("id=\"member-chart\""),
             "the count over time"
         );
+        assert_eq!(
+            element_text(&detail, "member-chart-range").as_deref(),
+            Some("5 to 6 members"),
+            "the chart says what it spans"
+        );
         assert!(detail.contains("remove_members"));
+        // The current members, a page at a time, in distinct-id order.
+        let listed = &detail[detail.find("id=\"members\"").expect("the member list")..];
+        let listed = &listed[..listed.find("</table>").unwrap()];
+        for (id, shown) in [("user_1", false), ("user_2", true), ("user_6", true)] {
+            assert_eq!(listed.contains(&format!(">{id}<")), shown, "{id}: {listed}");
+        }
+        assert!(!detail.contains("id=\"members-next\""), "one page");
+        let (_, later_page) = app
+            .page(&browser, &format!("{detail_path}?after=user_4"))
+            .await;
+        let listed = &later_page[later_page.find("id=\"members\"").unwrap()..];
+        assert!(listed.contains(">user_5<") && !listed.contains(">user_4<"));
         let (_, lookup) = app
             .page(&browser, &format!("{detail_path}?member=ref_2"))
             .await;

@@ -1,5 +1,6 @@
 //! Audiences: the list (name, members, last sync, state) and each audience's page
-//! (description, member count over time, sync history, member lookup).
+//! (description, member count over time, current members a page at a time, member
+//! lookup, sync history).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -20,6 +21,9 @@ use crate::state::AppState;
 
 /// History rows on an audience's page (and points of its chart).
 const HISTORY: u32 = 100;
+
+/// Current members listed per page on an audience's page.
+const MEMBERS: u32 = 50;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -150,15 +154,23 @@ impl MemberRow {
     }
 }
 
-/// SVG polyline points of the member count after each applied delivery, oldest first,
-/// in a 300×60 box.
-fn chart(history: &[LedgerEntry], current: i64) -> String {
+/// The member count after each applied delivery, oldest first, drawn as an SVG polyline in
+/// a 300×60 box between its lowest and highest count (a change of 25 in 3,000 shows), which
+/// the page states beside it.
+#[derive(Default)]
+struct Chart {
+    points: String,
+    low: i64,
+    high: i64,
+}
+
+fn chart(history: &[LedgerEntry], current: i64) -> Chart {
     let applied: Vec<&LedgerEntry> = history
         .iter()
         .filter(|e| e.outcome == LedgerOutcome::Applied)
         .collect();
     if applied.len() < 2 {
-        return String::new();
+        return Chart::default();
     }
     // Walk back from today's count: before each delivery the count was `after - added + removed`.
     let mut counts = vec![current];
@@ -167,20 +179,25 @@ fn chart(history: &[LedgerEntry], current: i64) -> String {
         counts.push(after - entry.added + entry.removed);
     }
     counts.reverse();
-    let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let low = counts.iter().copied().min().unwrap_or(0);
+    let high = counts.iter().copied().max().unwrap_or(0);
+    // A flat line sits in the middle.
+    let span = (high - low).max(1) as f64;
     let step = 300.0 / (counts.len() - 1) as f64;
-    counts
+    let points = counts
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            format!(
-                "{:.1},{:.1}",
-                i as f64 * step,
-                58.0 - (*c as f64 / max) * 56.0
-            )
+            let y = if high == low {
+                30.0
+            } else {
+                58.0 - ((c - low) as f64 / span) * 56.0
+            };
+            format!("{:.1},{y:.1}", i as f64 * step)
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    Chart { points, low, high }
 }
 
 #[derive(Template)]
@@ -192,15 +209,20 @@ struct AudiencePage {
     project_id: String,
     a: AudienceRow,
     warning: Option<String>,
-    chart: String,
+    chart: Chart,
     history: Vec<HistoryRow>,
     lookup: String,
     found: Option<Vec<MemberRow>>,
+    members: Vec<MemberRow>,
+    /// The cursor of the next page of members, if there is one.
+    next: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ShowParams {
     member: Option<String>,
+    /// The last distinct id of the previous page of members.
+    after: Option<String>,
 }
 
 async fn show(
@@ -229,6 +251,7 @@ async fn show(
         )
         .await?
         .items;
+    let allowlist = state.store.trait_allowlist(project).await?;
     let lookup = params.member.unwrap_or_default().trim().to_owned();
     let found = if lookup.is_empty() {
         None
@@ -237,10 +260,29 @@ async fn show(
             .store
             .find_audience_members(&audience.id, &lookup)
             .await?;
-        let allowlist = state.store.trait_allowlist(project).await?;
         let rows = members.into_iter().map(|m| MemberRow::new(m, &allowlist));
         Some(rows.collect())
     };
+    let page = state
+        .store
+        .audience_members(
+            &audience.id,
+            false,
+            &PageRequest {
+                limit: MEMBERS,
+                starting_after: params.after.filter(|after| !after.is_empty()),
+            },
+        )
+        .await?;
+    let next = page
+        .has_more
+        .then(|| page.items.last().map(|m| m.provider_member_id.clone()))
+        .flatten();
+    let members = page
+        .items
+        .into_iter()
+        .map(|m| MemberRow::new(m, &allowlist))
+        .collect();
     let chart = chart(&history, audience.member_count);
     let (a, warning) = row(&state, audience).await?;
     Ok(render(&AudiencePage {
@@ -254,6 +296,8 @@ async fn show(
         history: history.iter().map(Into::into).collect(),
         lookup,
         found,
+        members,
+        next,
     }))
 }
 
@@ -283,7 +327,9 @@ mod tests {
     fn the_chart_walks_back_from_todays_count() {
         // Newest first: +5 -2 (now 13), +10 (was 10), +0 (was 0).
         let history = [applied(5, 2), applied(10, 0), applied(0, 0)];
-        let points = chart(&history, 13);
+        let drawn = chart(&history, 13);
+        assert_eq!((drawn.low, drawn.high), (0, 13));
+        let points = drawn.points;
         let ys: Vec<f64> = points
             .split(' ')
             .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
@@ -293,6 +339,6 @@ mod tests {
             ys[0] > ys[1] && ys[1] > ys[2],
             "rising counts draw a rising line: {points}"
         );
-        assert_eq!(chart(&history[..1], 13), "", "one point is no chart");
+        assert_eq!(chart(&history[..1], 13).points, "", "one point is no chart");
     }
 }
