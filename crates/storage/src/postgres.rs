@@ -92,7 +92,17 @@ impl PgStore {
                 })
             })
             .connect(url)
-            .await?;
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            // The pool retried until its timeout, which hides why no connection opened
+            // (refused, unknown host, bad password): one more attempt says.
+            Err(sqlx::Error::PoolTimedOut) => {
+                let why = <sqlx::PgConnection as sqlx::Connection>::connect(url).await;
+                return Err(why.err().unwrap_or(sqlx::Error::PoolTimedOut).into());
+            }
+            Err(error) => return Err(error.into()),
+        };
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }

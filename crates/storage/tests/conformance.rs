@@ -733,6 +733,25 @@ async fn a_closed_postgres_store_reports_unavailable() {
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
 
+/// A server that cannot reach PostgreSQL at startup says why (the pool's own error is only
+/// "pool timed out while waiting for an open connection"), without the URL's password.
+#[tokio::test]
+async fn an_unreachable_postgres_says_why() {
+    let error = uj_storage::PgStore::connect("postgres://app:hunter2@127.0.0.1:1/uj")
+        .await
+        .unwrap_err();
+    // As the server prints it: the error and its causes.
+    let mut said = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(error) = cause {
+        said += &format!(": {error}");
+        cause = error.source();
+    }
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(said.contains("refused"), "{said}");
+    assert!(!said.contains("hunter2"), "{said}");
+}
+
 /// PostgreSQL refuses a NUL in text (SQLSTATE 22021). That is the caller's bug, not a
 /// database to retry: read as a SQLite code (22021 & 0xff is SQLITE_BUSY) it was
 /// "unavailable", and every API answered such input 503.
