@@ -643,6 +643,148 @@ mod dashboard {
         (project, study)
     }
 
+    /// "Power users", an audience of the project at `project` as a cohort sync makes it:
+    /// its id.
+    async fn an_audience(app: &TestApp, project: &str) -> String {
+        let store = uj_storage::connect(&app.db.url).await.unwrap();
+        let project = uj_domain::ids::ProjectId::from_string(project.rsplit('/').next().unwrap());
+        store
+            .upsert_audience(&project, "7", "Power users", "", uj_domain::now())
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    }
+
+    /// The opening tag of the element with `id` in `html`.
+    fn tag<'a>(html: &'a str, id: &str) -> &'a str {
+        let at = html
+            .find(&format!(r#"id="{id}""#))
+            .unwrap_or_else(|| panic!("no #{id} in {html}"));
+        let start = html[..at].rfind('<').unwrap();
+        let end = at + html[at..].find('>').unwrap();
+        &html[start..=end]
+    }
+
+    /// The study page's new-rule form as a browser sends it: both trigger fields, whichever
+    /// radio is checked.
+    fn new_rule<'a>(
+        name: &'a str,
+        trigger_type: &'a str,
+        event_name: &'a str,
+        audience_id: &'a str,
+    ) -> [(&'a str, &'a str); 5] {
+        [
+            ("name", name),
+            ("trigger_type", trigger_type),
+            ("event_name", event_name),
+            ("audience_id", audience_id),
+            ("surface", "sdk_prompt"),
+        ]
+    }
+
+    /// Picking an audience without JavaScript leaves the default "app event" radio checked:
+    /// the one trigger field filled says which trigger is meant (the rule was refused with
+    /// "Event name: must not be empty"), and the same the other way round.
+    #[tokio::test]
+    async fn the_filled_trigger_field_decides_when_the_checked_radio_s_field_is_empty() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (project, study) = a_study(&app, &browser).await;
+        let audience = an_audience(&app, &project).await;
+        let rules = format!("{study}/rules");
+        for (form, trigger) in [
+            (
+                new_rule("Power users", "app_event", "", &audience),
+                "audience “Power users”",
+            ),
+            (
+                new_rule("After checkout", "audience", "Order Completed", ""),
+                "app event “Order Completed”",
+            ),
+        ] {
+            let made = app.submit(&browser, &study, &rules, &form).await;
+            assert_eq!(made.status().as_u16(), 303, "{trigger}");
+            let (_, page) = app.page(&browser, &location(&made)).await;
+            assert_eq!(
+                element_text(&page, "rule-trigger").as_deref(),
+                Some(trigger)
+            );
+        }
+    }
+
+    /// With both trigger fields filled, or neither, which trigger is meant is not known (and
+    /// it cannot be changed later): refused, the field to fix named, no rule made.
+    #[tokio::test]
+    async fn a_new_rule_with_both_trigger_fields_or_neither_is_refused_naming_the_field() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (project, study) = a_study(&app, &browser).await;
+        let audience = an_audience(&app, &project).await;
+        let rules = format!("{study}/rules");
+        for (trigger_type, event, audience, said) in [
+            (
+                "app_event",
+                "Order Completed",
+                audience.as_str(),
+                "Trigger: ",
+            ),
+            ("audience", "Order Completed", &audience, "Trigger: "),
+            ("app_event", "", "", "Event name: "),
+            ("audience", "", "", "Audience: "),
+        ] {
+            let form = new_rule("R", trigger_type, event, audience);
+            let refused = app.submit(&browser, &study, &rules, &form).await;
+            assert_eq!(refused.status().as_u16(), 422, "{form:?}");
+            let page = refused.text().await.unwrap();
+            let error = element_text(&page, "form-error").unwrap();
+            assert!(error.starts_with(said), "{form:?}: {error}");
+            if said == "Trigger: " {
+                assert!(
+                    error.contains("event name") && error.contains("audience"),
+                    "{error}"
+                );
+            }
+            assert!(element_text(&page, "no-rules").is_some(), "no rule made");
+        }
+    }
+
+    /// A refused new rule comes back with everything entered: the name, the trigger chosen,
+    /// the event name, the audience and the surface (the name and audience were cleared).
+    #[tokio::test]
+    async fn a_refused_new_rule_comes_back_as_entered() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (project, study) = a_study(&app, &browser).await;
+        let audience = an_audience(&app, &project).await;
+        let rules = format!("{study}/rules");
+        // Refused for another field than the trigger: the trigger stays as chosen.
+        let form = new_rule(" ", "app_event", "Order Completed", "");
+        let refused = app.submit(&browser, &study, &rules, &form).await;
+        let page = refused.text().await.unwrap();
+        assert!(element_text(&page, "form-error")
+            .unwrap()
+            .starts_with("Name: "));
+        assert!(tag(&page, "trigger-app-event").contains("checked"));
+        assert!(tag(&page, "event-name").contains(r#"value="Order Completed""#));
+        assert!(!page.contains(&format!(r#"<option value="{audience}" selected>"#)));
+        // Refused for its trigger: all of it comes back.
+        let mut form = new_rule("Power users <3", "audience", "Order Completed", &audience);
+        form[4] = ("surface", "direct_link");
+        let refused = app.submit(&browser, &study, &rules, &form).await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let page = refused.text().await.unwrap();
+        assert!(
+            tag(&page, "rule-name").contains(r#"value="Power users &#60;3""#),
+            "{page}"
+        );
+        assert!(tag(&page, "trigger-audience").contains("checked"));
+        assert!(!tag(&page, "trigger-app-event").contains("checked"));
+        assert!(tag(&page, "event-name").contains(r#"value="Order Completed""#));
+        assert!(page.contains(&format!(r#"<option value="{audience}" selected>"#)));
+        assert!(page.contains(r#"<option value="direct_link" selected>"#));
+    }
+
     /// A new rule's trigger is one of the two kinds: anything else is refused, not taken for
     /// an app event.
     #[tokio::test]

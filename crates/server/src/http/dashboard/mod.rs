@@ -10,6 +10,7 @@ mod invitations;
 mod login;
 mod members;
 mod mixpanel;
+mod new_rule;
 mod pages;
 mod playground;
 mod projects;

@@ -16,6 +16,7 @@ use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
 use uj_storage::PageRequest;
 
+use super::new_rule::{NewRuleForm, NewRuleView};
 use super::pages::{render, render_with, ConfirmPage, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
@@ -292,6 +293,7 @@ struct StudyPage {
     more_rules: bool,
     events: Vec<EventOption>,
     audiences: Vec<AudienceOption>,
+    new_rule: NewRuleView,
     /// The public key while the app has not called the SDK API yet.
     sdk_setup: Option<String>,
     api_url: String,
@@ -407,6 +409,7 @@ async fn study_page(
                 member_count,
             })
             .collect(),
+        new_rule: NewRuleView::default(),
         sdk_setup: (!contacted).then(|| project.public_key.clone()),
         api_url: state.public_url.clone(),
         study: study.into(),
@@ -520,17 +523,6 @@ fn is_changed_since(error: &ServiceError) -> bool {
     )
 }
 
-#[derive(Deserialize)]
-struct NewRuleForm {
-    name: String,
-    trigger_type: String,
-    #[serde(default)]
-    event_name: String,
-    #[serde(default)]
-    audience_id: String,
-    surface: String,
-}
-
 async fn create_rule(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -540,18 +532,10 @@ async fn create_rule(
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let project = &context.current.project.id;
-    let trigger = match form.trigger_type.as_str() {
-        "audience" => Ok(Trigger::Audience(form.audience_id)),
-        "app_event" => Ok(Trigger::AppEvent(form.event_name)),
-        _ => Err(ValidationError::new(
-            "trigger.type",
-            "must be an app event or an audience",
-        )),
-    };
-    let result = match trigger.and_then(|trigger| Ok((trigger, Surface::parse(&form.surface)?))) {
+    let result = match form.trigger().and_then(|t| Ok((t, form.surface()?))) {
         Ok((trigger, surface)) => {
             let new = NewRule {
-                name: form.name,
+                name: form.name.clone(),
                 trigger,
                 surface,
                 status: None,
@@ -569,13 +553,13 @@ async fn create_rule(
     };
     match result {
         Ok(rule) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{}", rule.id)).into_response()),
+        // What was entered comes back to be corrected.
         Err(error) => {
             let message = form_error(error)?;
             let study = studies::study(&state, project, &study_id).await?;
-            Ok(render_with(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &study_page(&state, &context, csrf.0, study, Some(message)).await?,
-            ))
+            let mut page = study_page(&state, &context, csrf.0, study, Some(message)).await?;
+            page.new_rule = form.into();
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
     }
 }
