@@ -25,3 +25,26 @@ document.addEventListener("input", (event) => {
   const preview = document.querySelector(target);
   if (preview) preview.textContent = event.target.value || preview.dataset.default;
 });
+// A field filled in selects its option's radio (the field names the radio in data-selects):
+// picking an audience left the trigger on "app event". On submit, a chosen option whose field
+// is filled is sent alone, so another field left filled does not make the choice ambiguous.
+const selectOwnRadio = (event) => {
+  const radio = event.target.dataset && event.target.dataset.selects;
+  if (!radio || !event.target.value.trim()) return;
+  const input = document.querySelector(radio);
+  if (input) input.checked = true;
+};
+document.addEventListener("input", selectOwnRadio);
+document.addEventListener("change", selectOwnRadio);
+document.addEventListener("submit", (event) => {
+  const fields = [...event.target.querySelectorAll("[data-selects]")];
+  const chosen = fields.find((field) => {
+    const radio = document.querySelector(field.dataset.selects);
+    return field.value.trim() && radio && radio.checked;
+  });
+  if (!chosen) return;
+  const others = fields.filter((field) => field !== chosen);
+  others.forEach((field) => { field.disabled = true; });
+  // The form's data is read as this event ends; back on the page, the fields work again.
+  setTimeout(() => others.forEach((field) => { field.disabled = false; }));
+});

@@ -130,6 +130,10 @@ impl Browser {
         }
     }
 
+    async fn is_selected(&self, css: &str) -> bool {
+        self.find(css).await.is_selected().await.unwrap()
+    }
+
     async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap()
     }
@@ -544,6 +548,70 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
     browser.submit("#confirm").await;
     assert_eq!(browser.text("#rule-status").await, "archived");
     browser.screenshot("13-rule-archived").await;
+    browser.client.clone().close().await.unwrap();
+}
+
+/// On the new-rule form, choosing an audience or typing an event name selects that trigger's
+/// radio (an audience picked left the radio on "app event" and the rule was refused), and the
+/// radios sit beside their labels (every input was 100% wide: each radio was drawn centred
+/// across the form, far from its text). Both fields filled, the radio chosen decides.
+#[tokio::test]
+async fn filling_a_trigger_s_field_selects_its_radio_in_a_real_browser() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let project_path = browser.set_up(&app).await;
+    // An audience to target, as a cohort sync makes it.
+    let store = uj_storage::connect(&app.db.url).await.unwrap();
+    let project = uj_domain::ids::ProjectId::from_string(project_path.rsplit('/').next().unwrap());
+    store
+        .upsert_audience(&project, "7", "Power users", "", uj_domain::now())
+        .await
+        .unwrap();
+
+    browser.click("#nav-studies").await;
+    browser.fill("#study-name", "Power user interviews").await;
+    browser
+        .fill("#interview-url", "https://research.example.com/i/power")
+        .await;
+    browser.submit("#create-study").await;
+    for radio in ["#trigger-app-event", "#trigger-audience"] {
+        let (x, _, width, _) = browser.find(radio).await.rectangle().await.unwrap();
+        let label = format!("label:has({radio})");
+        let (label_x, _, _, _) = browser.find(&label).await.rectangle().await.unwrap();
+        assert!(width < 40.0, "{radio} is {width}px wide");
+        assert!(
+            x - label_x < 20.0,
+            "{radio} starts {}px into its label",
+            x - label_x
+        );
+    }
+
+    browser.fill("#rule-name", "Power users").await;
+    browser
+        .find("#audience")
+        .await
+        .select_by_index(1)
+        .await
+        .unwrap();
+    assert!(
+        browser.is_selected("#trigger-audience").await,
+        "choosing an audience selects its trigger"
+    );
+    browser.screenshot("14-new-rule-audience-chosen").await;
+    browser.fill("#event-name", "Order Completed").await;
+    assert!(
+        browser.is_selected("#trigger-app-event").await,
+        "typing an event name selects its trigger"
+    );
+    browser.click("#trigger-audience").await;
+    browser.submit("#create-rule").await;
+    assert!(
+        browser.text("#rule-trigger").await.contains("Power users"),
+        "{}",
+        browser.client.source().await.unwrap()
+    );
     browser.client.clone().close().await.unwrap();
 }
 
