@@ -785,6 +785,35 @@ mod dashboard {
         assert!(page.contains(r#"<option value="direct_link" selected>"#));
     }
 
+    /// A refused study comes back with the status and the launch mode chosen, as its text
+    /// fields do (the stored ones were shown, and saving again undid the choice).
+    #[tokio::test]
+    async fn a_refused_study_comes_back_with_the_status_and_launch_mode_chosen() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
+        let form = [
+            ("name", "Checkout"),
+            ("interview_url", "ftp://r.example.com/i/1"),
+            ("status", "paused"),
+            ("launch_mode", "browser"),
+            ("weekly_limit", ""),
+            ("monthly_limit", ""),
+        ];
+        let refused = app.submit(&browser, &study, &study, &form).await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let page = refused.text().await.unwrap();
+        assert!(
+            page.contains(r#"<option value="paused" selected>"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<option value="browser" selected>"#),
+            "{page}"
+        );
+        assert!(!page.contains(r#"<option value="active" selected>"#));
+    }
+
     /// A new rule's trigger is one of the two kinds: anything else is refused, not taken for
     /// an app event.
     #[tokio::test]

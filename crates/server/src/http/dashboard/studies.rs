@@ -506,6 +506,15 @@ async fn update_study(
                 page.study.interview_url = entered.interview_url;
                 page.study.weekly_limit = entered.weekly_limit;
                 page.study.monthly_limit = entered.monthly_limit;
+                for option in &mut page.status_options {
+                    option.selected = option.value == entered.status;
+                }
+                // A page without the launch mode field sent none: the stored one stays.
+                if !entered.launch_mode.trim().is_empty() {
+                    for option in &mut page.launch_mode_options {
+                        option.selected = option.value == entered.launch_mode.trim();
+                    }
+                }
             }
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
