@@ -814,6 +814,27 @@ mod dashboard {
         assert!(!page.contains(r#"<option value="active" selected>"#));
     }
 
+    /// The rule's stats call withdrawn invites "Withdrawn" and say what it covers: the user
+    /// left the audience, or the rule or its study stopped (it read "left the audience", for
+    /// app-event rules too).
+    #[tokio::test]
+    async fn the_rule_page_says_what_withdrawn_covers() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
+        let form = new_rule("After checkout", "app_event", "Order Completed", "");
+        let made = app
+            .submit(&browser, &study, &format!("{study}/rules"), &form)
+            .await;
+        let (_, page) = app.page(&browser, &location(&made)).await;
+        assert_eq!(
+            element_text(&page, "withdrawn-label").as_deref(),
+            Some("Withdrawn")
+        );
+        assert!(page.contains("the user left the audience, or the rule or its study stopped"));
+        assert!(!page.contains("Withdrawn (left the audience)"));
+    }
+
     /// A new rule's trigger is one of the two kinds: anything else is refused, not taken for
     /// an app event.
     #[tokio::test]
