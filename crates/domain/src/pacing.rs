@@ -178,6 +178,9 @@ pub struct Gate {
     pub detail: String,
     /// The reason reported when this gate fails.
     pub reason: Reason,
+    /// Another rule the detail names by its id (the rule of the user's open invite, the one
+    /// that wins on priority), for a page to show by name.
+    pub other_rule: Option<String>,
 }
 
 /// The engine's answer for one user at one moment.
@@ -253,6 +256,7 @@ pub fn contest_gates(
             Some(id) => format!("the user's open invite from rule {id} is offered until answered"),
         },
         reason: Reason::OpenInvite,
+        other_rule: open_invite.filter(|id| *id != rule.id).map(str::to_owned),
     };
     let winner = match decision {
         Decision::Invite { rule_id, .. } => rivals.iter().find(|r| r.id == *rule_id),
@@ -273,6 +277,7 @@ pub fn contest_gates(
             ),
         },
         reason: Reason::LostOnPriority,
+        other_rule: winner.filter(|w| w.id != rule.id).map(|w| w.id.clone()),
     };
     [open, priority]
 }
@@ -311,6 +316,7 @@ impl Checked {
                 passed,
                 detail: detail().into(),
                 reason,
+                other_rule: None,
             });
             return true;
         }

@@ -835,6 +835,67 @@ mod dashboard {
         assert!(!page.contains("Withdrawn (left the audience)"));
     }
 
+    /// "Why (not)?" names another rule a gate is about (the winner on priority, the rule
+    /// of the user's open invite) by its name, escaped, linking to its page: it showed the
+    /// raw `rul_…` id.
+    #[tokio::test]
+    async fn why_not_names_and_links_the_rule_that_wins() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (project, study) = a_study(&app, &browser).await;
+        let keys = app.bootstrap("ada@example.com", "Shop");
+        let study_id = study.rsplit('/').next().unwrap();
+        let mut ids = Vec::new();
+        for (name, priority) in [("Winner <b>", 5), ("Runner-up", 0)] {
+            let (status, rule) = json_of(
+                app.post_json(
+                    &format!("/api/v1/studies/{study_id}/launch-rules"),
+                    &keys.secret_key,
+                    json!({"name": name, "status": "active", "priority": priority,
+                        "surface": "sdk_prompt",
+                        "trigger": {"type": "app_event", "event_name": "Order Completed"}}),
+                )
+                .await,
+            )
+            .await;
+            assert_eq!(status, 201, "{rule}");
+            ids.push(rule["id"].as_str().unwrap().to_owned());
+        }
+        let (winner, runner_up) = (&ids[0], &ids[1]);
+        let link = format!(r#"<a href="{project}/rules/{winner}">Winner &#60;b&#62;</a>"#);
+        let gates = |page: &str| {
+            let table = page.split(r#"id="gates""#).nth(1).expect("the gates");
+            table.split("</table>").next().unwrap().to_owned()
+        };
+        let explained = format!("{project}/rules/{runner_up}?reference_id=u1");
+        let (_, page) = app.page(&browser, &explained).await;
+        let table = gates(&page);
+        let priority = table
+            .split("<tr>")
+            .find(|row| row.contains("priority"))
+            .unwrap();
+        assert!(priority.contains(&link), "{table}");
+        assert!(!table.contains(&format!("rule {winner}")), "{table}");
+
+        // The winner invites u1: its open invite holds the runner-up back.
+        let sent = app
+            .post_json(
+                "/sdk/v1/events",
+                &keys.public_key,
+                json!({"event_name": "Order Completed", "reference_id": "u1"}),
+            )
+            .await;
+        assert_eq!(sent.status().as_u16(), 200);
+        let (_, page) = app.page(&browser, &explained).await;
+        let table = gates(&page);
+        let open = table
+            .split("<tr>")
+            .find(|row| row.contains("open_invite"))
+            .unwrap();
+        assert!(open.contains(&link), "{table}");
+        assert!(!table.contains(&format!("rule {winner}")), "{table}");
+    }
+
     /// A new rule's trigger is one of the two kinds: anything else is refused, not taken for
     /// an app event.
     #[tokio::test]

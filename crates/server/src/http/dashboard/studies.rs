@@ -11,7 +11,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Timelike, Utc};
 use serde::Deserialize;
-use uj_domain::pacing::{RuleStatus, StudyStatus, Trigger};
+use uj_domain::ids::{LaunchRuleId, ProjectId};
+use uj_domain::pacing::{Gate, RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
 use uj_storage::PageRequest;
@@ -629,7 +630,43 @@ struct StatusAction {
 struct GateRow {
     gate: &'static str,
     passed: bool,
+    /// The detail; when it names another rule, the text before that rule.
     detail: String,
+    /// The other rule the detail names, shown by its name with a link, and the text after.
+    other_rule: Option<(Named, String)>,
+}
+
+/// A gate as the page shows it: another rule its detail names by id (the winner on
+/// priority, the rule of the open invite) is named by its name, linked to its page.
+async fn gate_row(
+    state: &AppState,
+    project: &ProjectId,
+    live: &[LaunchRule],
+    gate: Gate,
+) -> Result<GateRow, PageError> {
+    let mut row = GateRow {
+        gate: gate.gate,
+        passed: gate.passed,
+        detail: gate.detail,
+        other_rule: None,
+    };
+    let Some(id) = gate.other_rule else {
+        return Ok(row);
+    };
+    let name = match live.iter().find(|r| r.id.as_str() == id) {
+        Some(rule) => Some(rule.name.clone()),
+        None => state
+            .store
+            .launch_rule(project, &LaunchRuleId::from_string(&id))
+            .await?
+            .map(|rule| rule.name),
+    };
+    if let (Some(name), Some((before, after))) = (name, row.detail.split_once(id.as_str())) {
+        let after = after.to_owned();
+        row.detail = before.to_owned();
+        row.other_rule = Some((Named { id, name }, after));
+    }
+    Ok(row)
 }
 
 #[derive(Template)]
@@ -695,14 +732,13 @@ async fn rule_page(
         Vec::new()
     } else {
         match studies::explain(state, project, rule.id.as_str(), &explain_for).await {
-            Ok((_, gates)) => gates
-                .into_iter()
-                .map(|g| GateRow {
-                    gate: g.gate,
-                    passed: g.passed,
-                    detail: g.detail,
-                })
-                .collect(),
+            Ok((_, gates)) => {
+                let mut rows = Vec::with_capacity(gates.len());
+                for gate in gates {
+                    rows.push(gate_row(state, project, &live, gate).await?);
+                }
+                rows
+            }
             // An id no app could send: said beside the field, the rule's page still shown.
             Err(ServiceError::Invalid(invalid)) => {
                 explain_error = Some(format!("User id: {}", invalid.message));
