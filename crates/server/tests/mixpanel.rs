@@ -888,23 +888,29 @@ mod dashboard {
         assert!(element_text(&html, "connected-project").is_none());
     }
 
+    /// Errors say what to fix; a refused secret comes back to be retyped beside the username
+    /// entered (the username came back empty too), the secret never.
     #[tokio::test]
-    async fn errors_are_plain_sentences_that_say_what_to_fix() {
+    async fn errors_say_what_to_fix_and_keep_the_username_never_the_secret() {
         let (_emulator, app, browser, page) = signed_in().await;
         let wrong = app
             .submit(
                 &browser,
                 &page,
                 &page,
-                &[("username", "single"), ("secret", "nope")],
+                &[("username", "single"), ("secret", "wrong-secret-1234")],
             )
             .await;
         assert_eq!(wrong.status().as_u16(), 422);
-        let message = element_text(&wrong.text().await.unwrap(), "form-error").unwrap();
+        let html = wrong.text().await.unwrap();
+        let message = element_text(&html, "form-error").unwrap();
         assert!(
             message.contains("did not accept this username and secret"),
             "{message}"
         );
+        assert_eq!(input_value(&html, "username"), "single");
+        assert!(!html.contains("wrong-secret-1234"));
+        assert!(!html.contains(r#"name="secret" value"#));
         let lonely = app
             .submit(
                 &browser,

@@ -188,6 +188,9 @@ struct MixpanelPage {
     cohorts: Vec<CohortView>,
     picker: Option<PickerView>,
     show_form: bool,
+    /// The username the connection form shows again when Mixpanel refused it (never the
+    /// secret).
+    username: String,
     error: Option<String>,
     notice: Option<String>,
     sync: Option<SyncView>,
@@ -294,6 +297,7 @@ async fn page(
         connection,
         cohorts,
         picker: None,
+        username: String::new(),
         error: None,
         notice: None,
         sync,
@@ -332,6 +336,18 @@ async fn with_error(
     error: ServiceError,
     picker: Option<PickerView>,
 ) -> Result<Response, PageError> {
+    let (status, page) = error_page(state, context, csrf_token, error, picker).await?;
+    Ok(render_with(status, &page))
+}
+
+/// The page with a plain-sentence error about what to fix, and its status.
+async fn error_page(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    error: ServiceError,
+    picker: Option<PickerView>,
+) -> Result<(StatusCode, MixpanelPage), PageError> {
     let (status, message) = match error {
         ServiceError::Mixpanel(problem) => (StatusCode::UNPROCESSABLE_ENTITY, problem.message()),
         ServiceError::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.to_string()),
@@ -351,7 +367,7 @@ async fn with_error(
         page.show_form = false;
         page.picker = picker;
     }
-    Ok(render_with(status, &page))
+    Ok((status, page))
 }
 
 #[derive(Deserialize)]
@@ -389,7 +405,11 @@ async fn connect(
             });
             Ok(no_store(render(&page)))
         }
-        Err(error) => with_error(&state, &context, csrf.0, error, None).await,
+        Err(error) => {
+            let (status, mut page) = error_page(&state, &context, csrf.0, error, None).await?;
+            page.username = form.username;
+            Ok(render_with(status, &page))
+        }
     }
 }
 
