@@ -683,6 +683,42 @@ mod dashboard {
         ]
     }
 
+    /// The study form as its page posts it.
+    fn study_form<'a>(
+        interview_url: &'a str,
+        status: &'a str,
+        launch_mode: &'a str,
+        weekly_limit: &'a str,
+    ) -> [(&'a str, &'a str); 6] {
+        [
+            ("name", "Checkout"),
+            ("interview_url", interview_url),
+            ("status", status),
+            ("launch_mode", launch_mode),
+            ("weekly_limit", weekly_limit),
+            ("monthly_limit", ""),
+        ]
+    }
+
+    /// The rule editor's form as its page posts it: the title "Got 5 minutes?", the
+    /// cooldown given, the rest as a new rule has them.
+    fn editor_form<'a>(name: &'a str, cooldown_hours: &'a str) -> [(&'a str, &'a str); 12] {
+        [
+            ("name", name),
+            ("surface", "sdk_prompt"),
+            ("prompt_title", "Got 5 minutes?"),
+            ("prompt_message", ""),
+            ("prompt_start_label", ""),
+            ("prompt_dismiss_label", ""),
+            ("priority", "0"),
+            ("cooldown_hours", cooldown_hours),
+            ("max_starts", ""),
+            ("sampling_percent", "100"),
+            ("starts_at", ""),
+            ("ends_at", ""),
+        ]
+    }
+
     /// Picking an audience without JavaScript leaves the default "app event" radio checked:
     /// the one trigger field filled says which trigger is meant (the rule was refused with
     /// "Event name: must not be empty"), and the same the other way round.
@@ -792,14 +828,7 @@ mod dashboard {
         let app = TestApp::spawn().await;
         let browser = client();
         let (_, study) = a_study(&app, &browser).await;
-        let form = [
-            ("name", "Checkout"),
-            ("interview_url", "ftp://r.example.com/i/1"),
-            ("status", "paused"),
-            ("launch_mode", "browser"),
-            ("weekly_limit", ""),
-            ("monthly_limit", ""),
-        ];
+        let form = study_form("ftp://r.example.com/i/1", "paused", "browser", "");
         let refused = app.submit(&browser, &study, &study, &form).await;
         assert_eq!(refused.status().as_u16(), 422);
         let page = refused.text().await.unwrap();
@@ -896,6 +925,51 @@ mod dashboard {
         assert!(!table.contains(&format!("rule {winner}")), "{table}");
     }
 
+    /// "Save study" and "Save rule" say so on the page they land on (nothing said the save
+    /// went through); the page opened afresh says nothing.
+    #[tokio::test]
+    async fn saving_a_study_or_a_rule_says_saved_on_the_page_it_lands_on() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
+        let form = study_form("https://r.example.com/i/1", "active", "in_app", "5");
+        let saved = app.submit(&browser, &study, &study, &form).await;
+        assert_eq!(saved.status().as_u16(), 303);
+        let (_, page) = app.page(&browser, &location(&saved)).await;
+        assert_eq!(
+            element_text(&page, "saved-notice").as_deref(),
+            Some("Study saved.")
+        );
+        assert!(page.contains(r#"value="5""#));
+        let (_, page) = app.page(&browser, &study).await;
+        assert!(element_text(&page, "saved-notice").is_none());
+
+        let form = new_rule("After checkout", "app_event", "Order Completed", "");
+        let made = app
+            .submit(&browser, &study, &format!("{study}/rules"), &form)
+            .await;
+        let rule = location(&made);
+        let (_, page) = app.page(&browser, &rule).await;
+        assert!(
+            element_text(&page, "saved-notice").is_none(),
+            "created, not saved"
+        );
+        let form = editor_form("After checkout", "24");
+        let saved = app.submit(&browser, &rule, &rule, &form).await;
+        assert_eq!(saved.status().as_u16(), 303);
+        let (_, page) = app.page(&browser, &location(&saved)).await;
+        assert_eq!(
+            element_text(&page, "saved-notice").as_deref(),
+            Some("Rule saved.")
+        );
+        assert_eq!(
+            element_text(&page, "preview-title").as_deref(),
+            Some("Got 5 minutes?")
+        );
+        let (_, page) = app.page(&browser, &rule).await;
+        assert!(element_text(&page, "saved-notice").is_none());
+    }
+
     /// A new rule's trigger is one of the two kinds: anything else is refused, not taken for
     /// an app event.
     #[tokio::test]
@@ -955,7 +1029,7 @@ mod dashboard {
             browser.post(app.url(&study)).form(&form).send()
         };
         let paused = save(&first_tab, "paused", "").await.unwrap();
-        assert_eq!(location(&paused), study);
+        assert_eq!(location(&paused), format!("{study}?saved=1"));
         let stale = save(&second_tab, "active", "20").await.unwrap();
         assert_eq!(stale.status().as_u16(), 422);
         let page = stale.text().await.unwrap();
@@ -1002,7 +1076,7 @@ mod dashboard {
         // From the current page, the change goes through.
         let (_, current) = app.page(&browser, &study).await;
         let saved = save(&current, "paused", "20").await.unwrap();
-        assert_eq!(location(&saved), study);
+        assert_eq!(location(&saved), format!("{study}?saved=1"));
         let (_, page) = app.page(&browser, &study).await;
         assert!(page.contains(r#"<option value="paused" selected>"#));
         assert!(page.contains(r#"value="20""#));
@@ -1076,27 +1150,16 @@ mod dashboard {
             Some("draft")
         );
 
-        // Validation errors are shown on the editor and nothing changes.
-        let fields = |cooldown: &'static str| {
-            vec![
-                ("name", "Second"),
-                ("surface", "sdk_prompt"),
-                ("prompt_title", "Got 5 minutes?"),
-                ("prompt_message", ""),
-                ("prompt_start_label", ""),
-                ("prompt_dismiss_label", ""),
-                ("priority", "0"),
-                ("cooldown_hours", cooldown),
-                ("max_starts", ""),
-                ("sampling_percent", "100"),
-                ("starts_at", ""),
-                ("ends_at", ""),
-            ]
-        };
-        // A cooldown shorter than a second would be stored as none at all.
+        // Validation errors are shown on the editor and nothing changes; a cooldown shorter
+        // than a second would be stored as none at all.
         for hours in ["-1", "inf", "NaN", "1e300", "0.0001", "-0.0001"] {
             let refused = app
-                .submit(&browser, &rule_paths[1], &rule_paths[1], &fields(hours))
+                .submit(
+                    &browser,
+                    &rule_paths[1],
+                    &rule_paths[1],
+                    &editor_form("Second", hours),
+                )
                 .await;
             assert_eq!(refused.status().as_u16(), 422, "{hours}");
             let page = refused.text().await.unwrap();
@@ -1111,9 +1174,14 @@ mod dashboard {
             assert!(page.contains(&format!(r#"value="{hours}""#)), "{hours}");
         }
         let saved = app
-            .submit(&browser, &rule_paths[1], &rule_paths[1], &fields("24"))
+            .submit(
+                &browser,
+                &rule_paths[1],
+                &rule_paths[1],
+                &editor_form("Second", "24"),
+            )
             .await;
-        assert_eq!(location(&saved), rule_paths[1]);
+        assert_eq!(location(&saved), format!("{}?saved=1", rule_paths[1]));
         let (_, page) = app.page(&browser, &rule_paths[1]).await;
         assert_eq!(
             element_text(&page, "preview-title").as_deref(),

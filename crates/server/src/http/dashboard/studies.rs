@@ -298,6 +298,8 @@ struct StudyPage {
     /// The public key while the app has not called the SDK API yet.
     sdk_setup: Option<String>,
     api_url: String,
+    /// Landed on after "Save study": the page says it was saved.
+    saved: bool,
     error: Option<String>,
 }
 
@@ -414,8 +416,17 @@ async fn study_page(
         sdk_setup: (!contacted).then(|| project.public_key.clone()),
         api_url: state.public_url.clone(),
         study: study.into(),
+        saved: false,
         error,
     })
+}
+
+/// A page's address after a save: the page says it was saved.
+const SAVED: &str = "?saved=1";
+
+#[derive(Deserialize)]
+struct SavedParams {
+    saved: Option<String>,
 }
 
 async fn show_study(
@@ -423,12 +434,13 @@ async fn show_study(
     user: CurrentUser,
     csrf: CsrfToken,
     Path((project_id, study_id)): Path<(String, String)>,
+    Query(params): Query<SavedParams>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let study = studies::study(&state, &context.current.project.id, &study_id).await?;
-    Ok(render(
-        &study_page(&state, &context, csrf.0, study, None).await?,
-    ))
+    let mut page = study_page(&state, &context, csrf.0, study, None).await?;
+    page.saved = params.saved.is_some();
+    Ok(render(&page))
 }
 
 fn optional_number(field: &'static str, raw: &str) -> Result<Option<i64>, ValidationError> {
@@ -494,7 +506,9 @@ async fn update_study(
         Err(invalid) => Err(invalid.into()),
     };
     match result {
-        Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/studies/{study_id}")).into_response()),
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/p/{project_id}/studies/{study_id}{SAVED}")).into_response())
+        }
         Err(error) => {
             let changed_since = is_changed_since(&error);
             let message = form_error(error)?;
@@ -686,6 +700,8 @@ struct RulePage {
     /// Why the user id given could not be explained (too long, a control character).
     explain_error: Option<String>,
     stats: uj_storage::RuleStats,
+    /// Landed on after "Save rule": the page says it was saved.
+    saved: bool,
     error: Option<String>,
 }
 
@@ -799,13 +815,15 @@ async fn rule_page(
         explain_error,
         gates,
         stats,
+        saved: false,
         error,
     })
 }
 
 #[derive(Deserialize)]
-struct ExplainParams {
+struct RuleParams {
     reference_id: Option<String>,
+    saved: Option<String>,
 }
 
 async fn show_rule(
@@ -813,21 +831,14 @@ async fn show_rule(
     user: CurrentUser,
     csrf: CsrfToken,
     Path((project_id, rule_id)): Path<(String, String)>,
-    Query(params): Query<ExplainParams>,
+    Query(params): Query<RuleParams>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let rule = studies::rule(&state, &context.current.project.id, &rule_id).await?;
-    Ok(render(
-        &rule_page(
-            &state,
-            &context,
-            csrf.0,
-            rule,
-            params.reference_id.unwrap_or_default(),
-            None,
-        )
-        .await?,
-    ))
+    let explain_for = params.reference_id.unwrap_or_default();
+    let mut page = rule_page(&state, &context, csrf.0, rule, explain_for, None).await?;
+    page.saved = params.saved.is_some();
+    Ok(render(&page))
 }
 
 #[derive(Deserialize, Clone)]
@@ -954,7 +965,9 @@ async fn update_rule(
         Err(invalid) => Err(invalid.into()),
     };
     match result {
-        Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response()),
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}{SAVED}")).into_response())
+        }
         // What was typed comes back to be corrected, unless the rule changed since the
         // page was opened: then the page shows the current version to start from.
         Err(error) => {
