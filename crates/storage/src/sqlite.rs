@@ -505,8 +505,13 @@ async fn lock(
         .truncate(false)
         .open(path)
     {
+        // Not allowed to create it: one that exists may still be read. One that does not
+        // is reported as the refusal to create it, not as "no such file".
         Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
-            std::fs::File::open(path).map_err(cannot)?
+            std::fs::File::open(path).map_err(|reading| match reading.kind() {
+                std::io::ErrorKind::NotFound => cannot(error),
+                _ => cannot(reading),
+            })?
         }
         opened => opened.map_err(cannot)?,
     };
