@@ -1103,6 +1103,10 @@ mod dashboard {
         let url = element_text(&html, "webhook-url").unwrap();
         assert_eq!(secret.len(), 64);
         assert!(url.contains("/webhooks/mixpanel/whk_"));
+        assert!(
+            html.contains("id=\"local-url-warning\""),
+            "a webhook URL on this machine only is flagged outside the demo"
+        );
         let (_, later) = app.page(&browser, &page).await;
         assert!(!later.contains(&secret), "never shown again");
         assert!(later.contains("Not synced"));

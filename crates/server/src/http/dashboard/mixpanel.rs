@@ -199,6 +199,8 @@ struct MixpanelPage {
     traits: String,
     /// `UJ_PUBLIC_URL` points at loopback: Mixpanel cannot deliver.
     webhook_is_local: bool,
+    /// `userjourneys demo`, whose simulated Mixpanel runs on this machine.
+    in_demo: bool,
     /// Only owners change the connection and cohort sync: members see them without the
     /// forms.
     is_owner: bool,
@@ -307,6 +309,7 @@ async fn page(
         webhook_is_local: ["http://127.", "http://localhost", "http://[::1]"]
             .iter()
             .any(|local| state.public_url.starts_with(local)),
+        in_demo: state.demo.is_some(),
         is_owner: context.current.role == uj_domain::accounts::Role::Owner,
     })
 }
