@@ -591,6 +591,48 @@ async fn health_and_readiness_answer_and_every_response_has_a_request_id() {
     assert_eq!(body["database"], "ok");
 }
 
+/// A client's request id is echoed and written into every log line of its request: one
+/// that could forge a log line (spaces and `key=value` pairs, quotes, bytes beyond ASCII, any
+/// length) is replaced by a fresh id, as when none is sent. (Any id was taken as sent: a
+/// 20,000-character one, or `fake method=DELETE path=… status=204`.)
+#[tokio::test]
+async fn a_request_id_unsafe_to_log_is_replaced_by_a_fresh_one() {
+    use reqwest::header::HeaderValue;
+    let app = TestApp::spawn().await;
+    let echoed = |id: HeaderValue| {
+        let request = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", id);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            String::from_utf8_lossy(response.headers()["x-request-id"].as_bytes()).into_owned()
+        }
+    };
+    let longest = "a".repeat(64);
+    for kept in ["trace-me-42", "A.b_c-9", &longest] {
+        assert_eq!(echoed(HeaderValue::from_str(kept).unwrap()).await, kept);
+    }
+    let too_long = "a".repeat(65);
+    let huge = "x".repeat(20_000);
+    for refused in [
+        "fake method=DELETE path=/api/v1/api-keys/key_FORGED status=204",
+        "a\"b",
+        "",
+        &too_long,
+        &huge,
+    ]
+    .map(|id| HeaderValue::from_str(id).unwrap())
+    .into_iter()
+    .chain([HeaderValue::from_bytes("café".as_bytes()).unwrap()])
+    {
+        let sent = String::from_utf8_lossy(refused.as_bytes()).into_owned();
+        let fresh = echoed(refused).await;
+        assert!(fresh.len() == 36 && fresh != sent, "a UUID, not {fresh:?}");
+    }
+}
+
 #[tokio::test]
 async fn concurrent_key_creation_loses_nothing() {
     let app = TestApp::spawn().await;

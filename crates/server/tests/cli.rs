@@ -184,6 +184,10 @@ fn serve_starts_with_defaults_prints_the_url_and_stops_gracefully_on_sigterm() {
 
     let health = reqwest::blocking_get(&format!("{url}healthz"), None);
     assert_eq!(health, 200);
+    // A request id that would forge a log line is not logged (a fresh one is).
+    let forged = "fake method=DELETE path=/api/v1/api-keys/key_FORGED status=204";
+    let echoed = reqwest::blocking_get_with_request_id(&format!("{url}healthz"), forged);
+    assert_ne!(echoed, forged);
 
     // Secrets in use never reach the logs, even when misplaced in a query string.
     let bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
@@ -268,6 +272,11 @@ fn serve_starts_with_defaults_prints_the_url_and_stops_gracefully_on_sigterm() {
         lines.iter().any(|l| l["status"] == 200),
         "responses are logged: {logs}"
     );
+    assert!(!logs.contains("key_FORGED"), "a forged log line: {logs}");
+    assert!(
+        logs.contains(&format!("\"request_id\":\"{echoed}\"")),
+        "the fresh id is logged: {logs}"
+    );
     assert!(!logs.contains(&secret[8..]), "no secret key in the logs");
     assert!(!logs.contains("correct horse battery"));
 }
@@ -285,6 +294,26 @@ mod reqwest {
                 request = request.bearer_auth(token);
             }
             request.send().await.unwrap().status().as_u16()
+        })
+    }
+
+    /// One GET sending `request_id`: returns the request id the answer carries.
+    pub fn blocking_get_with_request_id(url: &str, request_id: &str) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let response = ::reqwest::Client::new()
+                .get(url)
+                .header("x-request-id", request_id)
+                .send()
+                .await
+                .unwrap();
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
         })
     }
 }

@@ -1,5 +1,5 @@
-//! The layers every request passes: a request id (generated unless the client sent one,
-//! echoed in `x-request-id` and carried by every log line), tracing, panic capture and
+//! The layers every request passes: a request id (generated unless the client sent a safe
+//! one, echoed in `x-request-id` and carried by every log line), tracing, panic capture and
 //! security headers.
 
 use axum::body::Body;
@@ -38,6 +38,30 @@ async fn scope_request_id(request: Request, next: Next) -> Response {
         .unwrap_or_default()
         .to_owned();
     CURRENT_REQUEST_ID.scope(id, next.run(request)).await
+}
+
+/// Drops a client's request id unless it is a single header of 1–64 `A-Z a-z 0-9 . _ -`: it
+/// goes into every log line of the request as it is, so spaces, quotes or `key=value` pairs
+/// would forge log lines, and any length would bloat each of them. A fresh id is made
+/// instead, as when none is sent.
+async fn keep_safe_request_id(mut request: Request) -> Request {
+    let mut ids = request.headers().get_all(&REQUEST_ID).iter();
+    let safe = match (ids.next(), ids.next()) {
+        (Some(id), None) => is_safe_request_id(id.as_bytes()),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !safe {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+fn is_safe_request_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Random (version 4) UUIDs from the thread's generator: tower-http's own asks the
@@ -102,6 +126,7 @@ fn static_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLaye
 pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     router.layer(
         ServiceBuilder::new()
+            .layer(axum::middleware::map_request(keep_safe_request_id))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(
                 TraceLayer::new_for_http()
@@ -200,7 +225,19 @@ impl hyper::body::Body for DeadlineBody {
 
 #[cfg(test)]
 mod tests {
-    use super::loggable_path;
+    use super::{is_safe_request_id, loggable_path};
+
+    #[test]
+    fn request_ids_safe_to_log_are_short_and_plain() {
+        let longest = "a".repeat(64);
+        for safe in ["trace-me-42", "A.b_c-9", "0", &longest] {
+            assert!(is_safe_request_id(safe.as_bytes()), "{safe}");
+        }
+        let too_long = "a".repeat(65);
+        for forged in ["", "a b", "a=b", "a\"b", "caf\u{e9}", "a\tb", &too_long] {
+            assert!(!is_safe_request_id(forged.as_bytes()), "{forged:?}");
+        }
+    }
 
     #[test]
     fn invitation_tokens_never_reach_the_logs() {
