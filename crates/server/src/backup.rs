@@ -19,7 +19,7 @@ pub struct BackupOutput {
 
 pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
     let key = config.secret_key_path();
-    if Backend::of(&config.database_url) == Backend::Postgres {
+    if Backend::of(&config.database_url)? == Backend::Postgres {
         bail!(
             "the database is PostgreSQL: back it up with pg_dump (see docs/backup.md), and keep a copy of the key file {}",
             key.display()

@@ -19,7 +19,8 @@ pub struct Config {
         env = "DATABASE_URL",
         hide_env_values = true,
         default_value = "sqlite://userjourneys.db",
-        global = true
+        global = true,
+        value_parser = DatabaseUrl
     )]
     pub database_url: String,
 
@@ -206,19 +207,16 @@ impl Config {
             return path.clone();
         }
         let dir = match uj_storage::Backend::of(&self.database_url) {
-            uj_storage::Backend::Sqlite => {
-                let path = self
-                    .database_url
-                    .strip_prefix("sqlite://")
-                    .or_else(|| self.database_url.strip_prefix("sqlite:"))
-                    .unwrap_or(&self.database_url);
+            Ok(uj_storage::Backend::Sqlite) => {
+                let path = uj_storage::SqliteStore::path_in_url(&self.database_url);
                 let path = path.split('?').next().unwrap_or(path);
                 PathBuf::from(path)
                     .parent()
                     .map(PathBuf::from)
                     .unwrap_or_default()
             }
-            uj_storage::Backend::Postgres => PathBuf::new(),
+            // No database opens for an unsupported URL: the key is never used.
+            Ok(uj_storage::Backend::Postgres) | Err(_) => PathBuf::new(),
         };
         dir.join("userjourneys.key")
     }
@@ -237,6 +235,36 @@ impl Config {
         self.public_url()
             .get(..8)
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    }
+}
+
+/// `DATABASE_URL` naming a database we serve ([`uj_storage::Backend::of`]), refused at
+/// startup otherwise. Not a plain function: clap's error for one repeats the value, and a
+/// PostgreSQL URL may carry a password.
+#[derive(Clone)]
+struct DatabaseUrl;
+
+impl clap::builder::TypedValueParser for DatabaseUrl {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        _: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let refuse = |message: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("DATABASE_URL {message}\n"),
+            )
+            .with_cmd(command)
+        };
+        let url = value
+            .to_str()
+            .ok_or_else(|| refuse("is not UTF-8".into()))?;
+        uj_storage::Backend::of(url).map_err(|error| refuse(error.to_string()))?;
+        Ok(url.to_owned())
     }
 }
 
@@ -277,6 +305,11 @@ mod tests {
     #[test]
     fn the_key_file_sits_beside_the_sqlite_file() {
         let config = parse(&["--database-url", "sqlite://data/uj.db"]);
+        assert_eq!(
+            config.secret_key_path(),
+            PathBuf::from("data/userjourneys.key")
+        );
+        let config = parse(&["--database-url", "SQLITE://data/uj.db?mode=rwc"]);
         assert_eq!(
             config.secret_key_path(),
             PathBuf::from("data/userjourneys.key")

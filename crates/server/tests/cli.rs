@@ -137,6 +137,73 @@ fn the_database_file_and_url_stay_private() {
     }
 }
 
+/// `DATABASE_URL`'s scheme picks the database in any case (RFC 3986: `POSTGRES://` is
+/// PostgreSQL, `SQLITE://` SQLite); any other is refused, naming the forms accepted, and no
+/// message shows the URL's password. (Any scheme but exactly `postgres://` and
+/// `postgresql://` was taken as a SQLite file name: `POSTGRES://`, `mysql://` or a misspelt
+/// `postgress://` URL failed with "cannot lock POSTGRES://u:TopSecretPw@…/db.lock".)
+#[test]
+fn database_urls_pick_their_database_by_scheme_and_never_show_a_password() {
+    const PASSWORD: &str = "TopSecretPw";
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env("DATABASE_URL", url)
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env("UJ_BIND", "127.0.0.1:0")
+            .output()
+            .unwrap()
+    };
+    for url in [
+        "mysql://u:TopSecretPw@127.0.0.1:1/db",
+        "postgress://u:TopSecretPw@127.0.0.1:1/db",
+        "Postgres:/u:TopSecretPw@127.0.0.1:1/db",
+    ] {
+        let output = serve(url);
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{url}: {said}");
+        assert!(
+            said.contains("postgres://") && said.contains("sqlite://"),
+            "{url}: the accepted forms are named: {said}"
+        );
+        assert!(!said.contains(PASSWORD), "{url}: {said}");
+    }
+    // Upper case is still PostgreSQL: it is tried (nothing answers on port 1), not a file.
+    let output = serve("POSTGRES://u:TopSecretPw@127.0.0.1:1/db");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("cannot open the database") && !said.contains("lock"),
+        "{said}"
+    );
+    assert!(!said.contains(PASSWORD), "{said}");
+    let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(made.is_empty(), "nothing is created: {made:?}");
+
+    for (url, file) in [
+        ("SQLITE://upper.db", "upper.db"),
+        ("sqlite:plain.db", "plain.db"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env("DATABASE_URL", url)
+            .env("UJ_SECRET_KEY_FILE", "app.key")
+            .args(["admin", "adopt-key"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            dir.path().join(file).exists(),
+            "{url} is the SQLite file {file}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bootstrap_rejects_invalid_input_with_a_message() {
     let app = TestApp::spawn().await;

@@ -17,6 +17,14 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("database error")]
     Database(#[source] DriverError),
+    /// The database URL's scheme (named; never the URL, which may carry a password) is
+    /// neither PostgreSQL's nor SQLite's.
+    #[error(
+        "{0}:… names no database served here: give postgres://… or \
+         postgresql://… for PostgreSQL, or sqlite://PATH, sqlite:PATH or a plain file path for \
+         SQLite"
+    )]
+    UnsupportedUrl(String),
 }
 
 impl StoreError {

@@ -43,20 +43,43 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn of(url: &str) -> Self {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
+    /// The database `url` names: PostgreSQL for `postgres://` and `postgresql://`, SQLite
+    /// for `sqlite:` URLs and plain paths, schemes in any case (RFC 3986). Anything else that
+    /// starts like a URL (`mysql://`, a misspelt `postgress://`) is refused: taken as a file
+    /// name, it made a SQLite file, and errors about that file showed the URL's password. A
+    /// file whose name has a colon in its first segment is written `./this:that` (as RFC 3986
+    /// has relative references).
+    pub fn of(url: &str) -> Result<Self, StoreError> {
+        let Some(scheme) = scheme_of(url) else {
+            return Ok(Backend::Sqlite);
+        };
+        let is = |name: &str| scheme.eq_ignore_ascii_case(name);
+        let after = &url[scheme.len() + 1..];
+        if is("sqlite") {
+            Ok(Backend::Sqlite)
+        } else if (is("postgres") || is("postgresql")) && after.starts_with("//") {
+            Ok(Backend::Postgres)
         } else {
-            Backend::Sqlite
+            Err(StoreError::UnsupportedUrl(scheme.to_owned()))
         }
     }
 }
 
+/// The scheme `url` starts with (`letter *(letter / digit / "+" / "-" / ".") ":"`), if any.
+/// One letter is a Windows drive (`C:\…`), not a scheme.
+fn scheme_of(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (valid && scheme.len() > 1).then_some(scheme)
+}
+
 /// Opens the database named by `url` (a `postgres://` URL, or a SQLite file as
-/// `sqlite://path` or a plain path) and brings its schema up to date, beside the server
-/// that may be serving it ([`SqliteStore::connect`]).
+/// `sqlite://path` or a plain path; [`Backend::of`]) and brings its schema up to date,
+/// beside the server that may be serving it ([`SqliteStore::connect`]).
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match Backend::of(url) {
+    Ok(match Backend::of(url)? {
         Backend::Postgres => Arc::new(PgStore::connect(url).await?),
         Backend::Sqlite => Arc::new(SqliteStore::connect(url).await?),
     })
@@ -65,8 +88,40 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// Opens the database for the server process: on SQLite as the file's one server
 /// ([`SqliteStore::connect_as_server`]); PostgreSQL is shared by any number.
 pub async fn connect_as_server(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match Backend::of(url) {
+    Ok(match Backend::of(url)? {
         Backend::Postgres => Arc::new(PgStore::connect(url).await?),
         Backend::Sqlite => Arc::new(SqliteStore::connect_as_server(url).await?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn a_url_names_its_database_by_scheme_in_any_case() {
+        for (url, backend) in [
+            ("postgres://u:p@db/uj", Backend::Postgres),
+            ("POSTGRES://u:p@db/uj", Backend::Postgres),
+            ("PostgreSQL://db/uj", Backend::Postgres),
+            ("sqlite://data/uj.db", Backend::Sqlite),
+            ("SQLite:uj.db", Backend::Sqlite),
+            ("uj.db", Backend::Sqlite),
+            ("/var/lib/uj/uj.db", Backend::Sqlite),
+            ("./this:that.db", Backend::Sqlite),
+            ("C:\\uj\\uj.db", Backend::Sqlite),
+        ] {
+            assert_eq!(Backend::of(url).unwrap(), backend, "{url}");
+        }
+        for url in [
+            "mysql://u:secret@db/uj",
+            "postgress://u:secret@db/uj",
+            "postgres:/u:secret@db/uj",
+            "this:that.db",
+        ] {
+            let error = Backend::of(url).unwrap_err().to_string();
+            assert!(!error.contains("secret"), "{error}");
+            assert!(error.contains("postgres://"), "{error}");
+        }
+    }
 }

@@ -86,11 +86,19 @@ impl SqliteStore {
 
     /// The options every connection to the file `url` names starts from.
     fn file_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
+        let path = Self::path_in_url(url);
         Ok(SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?)
+    }
+
+    /// What follows the scheme of `url` (`sqlite://path` or `sqlite:path`, the scheme in any
+    /// case), or `url` itself, a plain path; with its `?…` options, still percent-encoded.
+    pub fn path_in_url(url: &str) -> &str {
+        match url.get(..7) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("sqlite:") => {
+                url[7..].strip_prefix("//").unwrap_or(&url[7..])
+            }
+            _ => url,
+        }
     }
 
     /// The database file `url` names.
