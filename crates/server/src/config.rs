@@ -29,7 +29,8 @@ pub struct Config {
     pub bind: String,
 
     /// The URL users and Mixpanel reach this server at (base of webhook and invite URLs).
-    /// Defaults to `http://` + the bind address. With `https://`, cookies are `Secure`.
+    /// Defaults to `http://` + the bind address. With `https://`, cookies are `Secure` and
+    /// `__Host-` named, and answers carry HSTS.
     #[arg(long, env = "UJ_PUBLIC_URL", global = true, value_parser = absolute_http_url)]
     pub public_url: Option<String>,
 
@@ -229,8 +230,9 @@ impl Config {
         }
     }
 
-    /// Whether browsers reach us over HTTPS, so cookies must be `Secure`.
-    pub fn secure_cookies(&self) -> bool {
+    /// Whether browsers reach us over HTTPS: cookies are then `Secure` and `__Host-` named,
+    /// and answers carry HSTS.
+    pub fn https(&self) -> bool {
         // URL schemes are case-insensitive (RFC 3986).
         self.public_url()
             .get(..8)
@@ -326,14 +328,14 @@ mod tests {
     }
 
     #[test]
-    fn cookies_are_secure_only_behind_https() {
-        assert!(!parse(&[]).secure_cookies());
+    fn https_is_read_from_the_public_url() {
+        assert!(!parse(&[]).https());
         assert_eq!(parse(&[]).public_url(), "http://127.0.0.1:8080");
         let config = parse(&["--public-url", "https://uj.example.com/"]);
-        assert!(config.secure_cookies());
+        assert!(config.https());
         assert_eq!(config.public_url(), "https://uj.example.com");
-        assert!(parse(&["--public-url", "HTTPS://uj.example.com"]).secure_cookies());
-        assert!(!parse(&["--public-url", "http://uj.example.com"]).secure_cookies());
+        assert!(parse(&["--public-url", "HTTPS://uj.example.com"]).https());
+        assert!(!parse(&["--public-url", "http://uj.example.com"]).https());
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl Application {
             store,
             key,
             public_url,
-            secure_cookies: config.secure_cookies(),
+            https: config.https(),
             trusted_proxies: config.trusted_proxies,
             login_throttle: Arc::new(LoginThrottle::default()),
             mixpanel: config.mixpanel.client(),

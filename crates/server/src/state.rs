@@ -35,7 +35,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub key: AppKey,
     pub public_url: String,
-    pub secure_cookies: bool,
+    /// Whether browsers reach us over HTTPS (`Config::https`).
+    pub https: bool,
     /// How many proxies' `X-Forwarded-For` entries to trust (`Config::trusted_proxies`).
     pub trusted_proxies: u8,
     pub login_throttle: Arc<LoginThrottle>,

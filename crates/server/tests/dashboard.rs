@@ -158,16 +158,88 @@ async fn session_cookies_are_http_only_and_same_site_lax() {
         "{cookie}"
     );
     assert!(!cookie.contains("Secure"), "plain http in tests: {cookie}");
+    // Plain http (local development): HSTS would be ignored, or pin a local name to https.
+    assert!(response
+        .headers()
+        .get("strict-transport-security")
+        .is_none());
 }
 
+/// Behind HTTPS the cookies are named `__Host-…`, which browsers take only from this very
+/// host (`Secure`, `Path=/`, no `Domain`): a sibling subdomain cannot plant a session or a
+/// CSRF binding of its choosing, and a cookie of the plain name is not read. Answers tell
+/// browsers to come back over HTTPS only (HSTS), without binding the subdomains. (The cookies
+/// were `uj_session` and `uj_csrf`, which any sibling subdomain could set, and no HSTS was
+/// sent.)
 #[tokio::test]
-async fn behind_https_cookies_are_secure() {
+async fn behind_https_cookies_are_host_only_and_browsers_keep_to_https() {
     let app =
         TestApp::spawn_with(|config| config.public_url = Some("https://uj.example.com".into()))
             .await;
-    let response = client().get(app.url("/setup")).send().await.unwrap();
+    let browser = client();
+    let response = browser.get(app.url("/setup")).send().await.unwrap();
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.starts_with("__Host-uj_csrf="), "{cookie}");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    let token = csrf_token(&response.text().await.unwrap());
+    let set_up = browser
+        .post(app.url("/setup"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "ada@example.com"),
+            ("password", PASSWORD),
+            ("project_name", "Shop"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set_up.status().as_u16(), 303);
+    let project = location(&set_up);
+    let session = set_up
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("__Host-uj_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a __Host- session cookie")
+        .to_owned();
+    assert_eq!(app.page(&browser, &project).await.0, 200, "signed in");
+
+    let bare = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let with_cookie = |cookie: String| bare.get(app.url(&project)).header("cookie", cookie).send();
+    let planted = with_cookie(format!("uj_session={session}")).await.unwrap();
+    assert_eq!(
+        (planted.status().as_u16(), location(&planted)),
+        (303, "/login".to_owned()),
+        "a cookie of the plain name is not read"
+    );
+    let host_only = with_cookie(format!("__Host-uj_session={session}"))
+        .await
+        .unwrap();
+    assert_eq!(host_only.status().as_u16(), 200);
+    // A planted CSRF cookie binds nothing: the browser is issued one of its own.
+    let login = bare
+        .get(app.url("/login"))
+        .header("cookie", "uj_csrf=planted-by-a-sibling")
+        .send()
+        .await
+        .unwrap();
+    assert!(login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("__Host-uj_csrf=")));
 }
 
 #[tokio::test]

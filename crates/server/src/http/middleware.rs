@@ -1,6 +1,6 @@
 //! The layers every request passes: a request id (generated unless the client sent a safe
 //! one, echoed in `x-request-id` and carried by every log line), tracing, panic capture and
-//! security headers.
+//! security headers (HSTS too behind HTTPS).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -123,7 +123,16 @@ fn static_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLaye
 }
 
 /// Wraps `router` in the common layers. `ServiceBuilder` lists them outermost first.
-pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+/// Behind HTTPS (`https`), browsers are told to come back over HTTPS only for a year; not
+/// the subdomains, which may be served by others.
+pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>, https: bool) -> Router<S> {
+    let router = match https {
+        true => router.layer(static_header(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000",
+        )),
+        false => router,
+    };
     router.layer(
         ServiceBuilder::new()
             .layer(axum::middleware::map_request(keep_safe_request_id))

@@ -44,7 +44,7 @@ pub fn router(state: AppState) -> Router {
             request_deadline,
         ));
     // Outermost, so that even the answer to a panic carries it.
-    middleware::wrap(routes)
+    middleware::wrap(routes, state.https)
         .with_state(state)
         .layer(axum::middleware::from_fn(sdk_cors))
 }

@@ -106,7 +106,10 @@ async fn logout(
     jar: CookieJar,
     VerifiedForm(_): VerifiedForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) {
+    if let Some(token) = jar
+        .get(SESSION_COOKIE.on(&state))
+        .map(|c| c.value().to_owned())
+    {
         accounts::end_session(state.store.as_ref(), &token).await?;
     }
     let jar = jar.add(expired_session_cookie(&state));

@@ -132,7 +132,7 @@ mod tests {
             panic!("boom")
         }
         let boom = Router::new().route("/boom", get(boom));
-        let router = crate::http::middleware::wrap(super::pages_catch_panics(boom));
+        let router = crate::http::middleware::wrap(super::pages_catch_panics(boom), false);
         let response = router
             .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
             .await

@@ -1,9 +1,10 @@
 //! Dashboard sessions and CSRF protection.
 //!
-//! A session is a random token in an HttpOnly, SameSite=Lax cookie (Secure behind HTTPS);
-//! only its hash is stored. Every form carries a CSRF token: an HMAC, under the application
-//! key, of the session token, or before sign-in of a random `uj_csrf` cookie. A form from
-//! another site cannot know it, and a token minted for one browser fails in another.
+//! A session is a random token in an HttpOnly, SameSite=Lax cookie (Secure and `__Host-`
+//! named behind HTTPS); only its hash is stored. Every form carries a CSRF token: an HMAC,
+//! under the application key, of the session token, or before sign-in of a random `uj_csrf`
+//! cookie. A form from another site cannot know it, and a token minted for one browser fails
+//! in another.
 
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -21,20 +22,35 @@ use super::pages::PageError;
 use crate::services::accounts::{self, SESSION_TTL};
 use crate::state::AppState;
 
-pub const SESSION_COOKIE: &str = "uj_session";
-const CSRF_COOKIE: &str = "uj_csrf";
+pub const SESSION_COOKIE: CookieName = CookieName("uj_session", "__Host-uj_session");
+const CSRF_COOKIE: CookieName = CookieName("uj_csrf", "__Host-uj_csrf");
 const CSRF_PURPOSE: &str = "csrf";
+
+/// A cookie's name over plain http and behind HTTPS. Browsers take a `__Host-` cookie only
+/// from this very host (`Secure`, `Path=/`, no `Domain`), so a sibling subdomain cannot plant
+/// a session or a CSRF binding of its choosing; plain http (local development) cannot use
+/// the prefix.
+pub struct CookieName(&'static str, &'static str);
+
+impl CookieName {
+    pub fn on(&self, state: &AppState) -> &'static str {
+        match state.https {
+            true => self.1,
+            false => self.0,
+        }
+    }
+}
 
 /// What this request's CSRF token is bound to (set by [`csrf_binding`]).
 #[derive(Clone)]
 struct CsrfBinding(String);
 
-fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
-    Cookie::build((name, value))
+fn cookie(state: &AppState, name: &CookieName, value: String) -> Cookie<'static> {
+    Cookie::build((name.on(state), value))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(state.secure_cookies)
+        .secure(state.https)
         .build()
 }
 
@@ -47,7 +63,7 @@ pub async fn sign_in(
     account: &uj_domain::accounts::Account,
 ) -> Result<CookieJar, PageError> {
     let store = state.store.as_ref();
-    if let Some(previous) = jar.get(SESSION_COOKIE) {
+    if let Some(previous) = jar.get(SESSION_COOKIE.on(state)) {
         accounts::end_session(store, previous.value()).await?;
     }
     let token = accounts::start_session(store, account).await?;
@@ -56,14 +72,14 @@ pub async fn sign_in(
 
 /// The session cookie for a new session.
 fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
-    let mut cookie = cookie(state, SESSION_COOKIE, token);
+    let mut cookie = cookie(state, &SESSION_COOKIE, token);
     cookie.set_max_age(cookie::time::Duration::seconds(SESSION_TTL.num_seconds()));
     cookie
 }
 
 /// A cookie that removes the session cookie.
 pub fn expired_session_cookie(state: &AppState) -> Cookie<'static> {
-    let mut cookie = cookie(state, SESSION_COOKIE, String::new());
+    let mut cookie = cookie(state, &SESSION_COOKIE, String::new());
     cookie.make_removal();
     cookie
 }
@@ -79,7 +95,7 @@ pub async fn csrf_binding(
     // An empty cookie (cleared by something else) binds nothing: the next one is used.
     let existing = [SESSION_COOKIE, CSRF_COOKIE]
         .into_iter()
-        .filter_map(|name| jar.get(name))
+        .filter_map(|name| jar.get(name.on(&state)))
         .map(|c| c.value())
         .find(|v| !v.is_empty())
         .map(str::to_owned);
@@ -87,7 +103,7 @@ pub async fn csrf_binding(
         Some(binding) => (binding, None),
         None => {
             let value = NewToken::generate("").token.expose_secret().to_owned();
-            (value.clone(), Some(cookie(&state, CSRF_COOKIE, value)))
+            (value.clone(), Some(cookie(&state, &CSRF_COOKIE, value)))
         }
     };
     request.extensions_mut().insert(CsrfBinding(binding));
@@ -171,7 +187,7 @@ pub struct CurrentUser {
 
 /// The account this request's session cookie signs in, if any (pages anyone may open).
 pub async fn signed_in(state: &AppState, jar: &CookieJar) -> Result<Option<Account>, PageError> {
-    match jar.get(SESSION_COOKIE) {
+    match jar.get(SESSION_COOKIE.on(state)) {
         Some(token) => Ok(accounts::session_account(state.store.as_ref(), token.value()).await?),
         None => Ok(None),
     }
