@@ -1346,33 +1346,45 @@ async fn concurrent_changes_never_undo_an_archive_or_each_other() {
     }
 }
 
-/// A study URL with non-ASCII characters opens through its public link: the `Location` is
-/// ASCII, those characters percent-encoded as UTF-8 (a raw byte there is no URI).
+/// A study URL with non-ASCII characters, or characters no URI holds, opens through its
+/// public link: the `Location` is a URI, those characters percent-encoded (as UTF-8). (Quotes
+/// and angle brackets were copied raw: `…/s"><script>…` reached the header as written.)
 #[tokio::test]
-async fn a_study_url_with_non_ascii_characters_redirects_percent_encoded() {
+async fn a_study_url_redirects_with_what_no_uri_holds_percent_encoded() {
     let app = TestApp::spawn().await;
     let key = app.bootstrap("ada@example.com", "Shop").secret_key;
-    let (status, created) = json_of(
-        app.post_json(
-            "/api/v1/studies",
-            &key,
-            json!({"name": "Umfrage", "interview_url": "https://r.example.com/ü?x=é#ß"}),
+    for (url, location) in [
+        (
+            "https://r.example.com/ü?x=é#ß",
+            "https://r.example.com/%C3%BC?x=%C3%A9#%C3%9F",
+        ),
+        (
+            r#"https://r.example.com/s"><script>alert(1)</script>"#,
+            "https://r.example.com/s%22%3E%3Cscript%3Ealert(1)%3C/script%3E",
+        ),
+    ] {
+        let (status, created) = json_of(
+            app.post_json(
+                "/api/v1/studies",
+                &key,
+                json!({"name": "Umfrage", "interview_url": url}),
+            )
+            .await,
         )
-        .await,
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    let opened = app
-        .client
-        .get(app.url(&format!("/i/{}", created["public_code"].as_str().unwrap())))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(opened.status().as_u16(), 303);
-    assert_eq!(
-        opened.headers()["location"].as_bytes(),
-        b"https://r.example.com/%C3%BC?x=%C3%A9#%C3%9F"
-    );
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let opened = app
+            .client
+            .get(app.url(&format!("/i/{}", created["public_code"].as_str().unwrap())))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(opened.status().as_u16(), 303);
+        assert_eq!(
+            String::from_utf8_lossy(opened.headers()["location"].as_bytes()),
+            location
+        );
+    }
 }
 
 /// Start caps and study limits are at most 1,000,000,000, on creation and on a change

@@ -90,11 +90,36 @@ async fn open(State(state): State<AppState>, LinkCode(code): LinkCode) -> Respon
     }
 }
 
-/// `url` as a `Location` may carry it: ASCII only (RFC 9110 §10.2.2, a URI), so non-ASCII
-/// characters a study's URL may hold (`https://r.example.com/ü`) are percent-encoded as
-/// UTF-8; everything else, existing escapes included, is left as it is.
+/// What no URI holds (RFC 3986 §2, appendix A) besides bytes beyond ASCII: controls, space
+/// and ``"<>\^`{|}``.
+const NOT_IN_A_URI: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// `url` as a `Location` may carry it: a URI (RFC 9110 §10.2.2), so what a study's URL may
+/// hold beyond one (`https://r.example.com/ü`, quotes, angle brackets) is percent-encoded,
+/// as UTF-8, and so is a `%` that starts no escape (`100%`); everything else, existing
+/// escapes, reserved characters and the fragment included, is left as it is.
 fn location(url: &str) -> String {
-    percent_encoding::utf8_percent_encode(url, percent_encoding::CONTROLS).to_string()
+    let encoded = percent_encoding::utf8_percent_encode(url, NOT_IN_A_URI).to_string();
+    let bytes = encoded.as_bytes();
+    let mut location = String::with_capacity(encoded.len());
+    for (at, c) in encoded.char_indices() {
+        let escape = bytes.get(at + 1..at + 3);
+        match c == '%' && !escape.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
+            true => location.push_str("%25"),
+            false => location.push(c),
+        }
+    }
+    location
 }
 
 #[derive(Deserialize)]
@@ -131,5 +156,26 @@ mod tests {
         );
         let ascii = "https://r.example.com/i/c?lang=en&invite=C0DE&reference_id=u1%26x#/step?x=1";
         assert_eq!(super::location(ascii), ascii);
+    }
+
+    /// Characters no URI holds are escaped, so a study's URL cannot write markup or quotes
+    /// into `Location` (it was copied there raw: `http://x"><script>…`); the URL's reserved
+    /// characters, its escapes and its fragment are kept.
+    #[test]
+    fn a_location_escapes_what_no_uri_holds() {
+        assert_eq!(
+            super::location(r#"http://x"><script>alert(1)</script>"#),
+            "http://x%22%3E%3Cscript%3Ealert(1)%3C/script%3E"
+        );
+        assert_eq!(
+            super::location("https://r.example.com/a b\\c^d`e{f|g}h\u{7f}"),
+            "https://r.example.com/a%20b%5Cc%5Ed%60e%7Bf%7Cg%7Dh%7F"
+        );
+        let reserved = "https://u@[::1]:8443/p;q=1,2/*!$'()+?a=%2F&b=~._-#f:/?@[]";
+        assert_eq!(super::location(reserved), reserved);
+        assert_eq!(
+            super::location("https://r.example.com/100%?a=%2f%zz%"),
+            "https://r.example.com/100%25?a=%2f%25zz%25"
+        );
     }
 }
