@@ -124,8 +124,8 @@ impl Study {
     }
 }
 
-/// An `http(s)` URL of at most 2000 characters, free of whitespace and control characters
-/// (a redirect carries it in a `Location` header).
+/// An `http(s)` URL of at most 2000 characters naming a host, free of whitespace and control
+/// characters (a redirect carries it in a `Location` header).
 pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
     if raw.chars().count() > 2000 {
         return Err(ValidationError::new(
@@ -139,17 +139,51 @@ pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
         .into_iter()
         .find(|prefix| scheme.starts_with(prefix))
         .map_or("", |prefix| &raw[prefix.len()..]);
-    let ok = !rest.is_empty()
-        && !rest.starts_with('/')
-        && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let ok =
+        is_host_and_port(authority) && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())
     } else {
         Err(ValidationError::new(
             "interview_url",
-            "must be an http(s) URL",
+            "must be an http(s) URL naming a host (a domain name or an IP address)",
         ))
     }
+}
+
+/// Whether `authority` (what follows `scheme://` up to the path, query or fragment) is a
+/// host, maybe with a port: a name of letters (of any script), digits, `.`, `-` and `_`, or an
+/// IP address (in brackets for IPv6). No user name or password: a study's URL needs none.
+fn is_host_and_port(authority: &str) -> bool {
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(literal) => match literal.split_once(']') {
+            Some((ip, port)) => (
+                !ip.is_empty()
+                    && ip
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.')),
+                port,
+            ),
+            None => return false,
+        },
+        None => {
+            let (name, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            (
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_')),
+                port,
+            )
+        }
+    };
+    // A port is digits up to 65535 (`parse` alone would take a sign).
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|digits| {
+            digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u16>().is_ok()
+        });
+    host_ok && port_ok
 }
 
 /// The largest start cap a rule (`max_starts`) or a study (`weekly_limit`,
@@ -506,6 +540,15 @@ mod tests {
         assert!(interview_url("Http://research.example.com/i/abc").is_ok());
         assert!(interview_url("http://x").is_ok(), "as https://x is");
         assert!(interview_url("https://x").is_ok());
+        for good in [
+            "http://localhost:3000/i?x=1#f",
+            "https://r_1.example.com:8443/i",
+            "https://[2001:db8::1]:8443/i",
+            "https://192.0.2.1/i",
+            "https://bücher.example/i",
+        ] {
+            assert!(interview_url(good).is_ok(), "{good}");
+        }
         for bad in [
             "",
             "ftp://x",
@@ -517,6 +560,64 @@ mod tests {
         ] {
             assert!(interview_url(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The host is a name or an IP address, maybe with a port: not markup, quotes, a user
+    /// name and password, or nothing before the query. (Anything but whitespace and controls
+    /// was taken: `http://x"><script>alert(1)</script>`.)
+    #[test]
+    fn interview_urls_name_a_host() {
+        for bad in [
+            r#"http://x"><script>alert(1)</script>"#,
+            "https://x<y/",
+            "https://?x=1",
+            "https://#f",
+            "https://user:pw@r.example.com/i",
+            "https://r.example.com:/i",
+            "https://r.example.com:99999/i",
+            "https://r.example.com:80x/i",
+            "https://[zz]/i",
+            "https://[::1/i",
+            "https://a%20b/i",
+        ] {
+            let error = interview_url(bad).unwrap_err();
+            assert_eq!(error.field, "interview_url", "{bad}");
+        }
+    }
+
+    /// A study stored before a bound (a URL without a valid host) can still be renamed or
+    /// paused; a changed URL is held to it.
+    #[test]
+    fn a_study_change_checks_the_fields_it_sets() {
+        let now = Utc::now();
+        let stored = Study {
+            id: StudyId::generate(),
+            project_id: ProjectId::generate(),
+            name: "S".into(),
+            status: StudyStatus::Active,
+            interview_url: r#"http://x"><script>alert(1)</script>"#.into(),
+            launch_mode: LaunchMode::InApp,
+            weekly_limit: None,
+            monthly_limit: None,
+            public_code: "p".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        assert_eq!(stored.validate().unwrap_err().field, "interview_url");
+        let renamed = Study {
+            name: "Renamed".into(),
+            status: StudyStatus::Paused,
+            ..stored.clone()
+        };
+        assert!(renamed.validate_change_from(&stored).is_ok());
+        let moved = Study {
+            interview_url: "http://y\"/".into(),
+            ..stored.clone()
+        };
+        assert_eq!(
+            moved.validate_change_from(&stored).unwrap_err().field,
+            "interview_url"
+        );
     }
 
     /// A URL too long is told so, not that it is no http(s) URL.

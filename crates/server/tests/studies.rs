@@ -1601,8 +1601,8 @@ async fn caps_and_limits_stored_before_the_bound_are_read_as_they_are() {
 }
 
 /// A rule or study stored before a field's bound (a cooldown past ten years, a priority past
-/// 1000, a longer prompt or name) can still be paused and renamed: a change holds only the
-/// fields it sets to today's bounds.
+/// 1000, a longer prompt or name, an interview URL without a valid host) can still be paused
+/// and renamed: a change holds only the fields it sets to today's bounds.
 #[tokio::test]
 async fn fields_stored_before_their_bounds_do_not_block_other_changes() {
     let app = TestApp::spawn().await;
@@ -1616,12 +1616,13 @@ async fn fields_stored_before_their_bounds_do_not_block_other_changes() {
     assert_eq!(status, 201, "{rule}");
     let rule = rule["id"].as_str().unwrap();
     let long = "x".repeat(300);
+    let stored_url = r#"http://x"><script>alert(1)</script>"#;
     for sql in [
         format!(
             "UPDATE launch_rules SET cooldown_seconds = 999999999999, priority = 5000, \
              prompt_title = '{long}', name = '{long}'"
         ),
-        format!("UPDATE studies SET name = '{long}'"),
+        format!("UPDATE studies SET name = '{long}', interview_url = '{stored_url}'"),
     ] {
         app.execute_sql(&sql).await;
     }
@@ -1688,6 +1689,7 @@ async fn fields_stored_before_their_bounds_do_not_block_other_changes() {
     )
     .await;
     assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["interview_url"], stored_url, "kept as stored");
     let (status, error) = patch(
         &app,
         &format!("/api/v1/studies/{study}"),
@@ -1698,6 +1700,30 @@ async fn fields_stored_before_their_bounds_do_not_block_other_changes() {
     assert_eq!(
         (status, error["error"]["field"].as_str()),
         (422, Some("name")),
+        "{error}"
+    );
+    let (status, renamed) = patch(
+        &app,
+        &format!("/api/v1/studies/{study}"),
+        &key,
+        json!({"name": "Renamed", "interview_url": stored_url}),
+    )
+    .await;
+    assert_eq!(
+        (status, renamed["name"].as_str()),
+        (200, Some("Renamed")),
+        "the stored URL sent back unchanged is no change: {renamed}"
+    );
+    let (status, error) = patch(
+        &app,
+        &format!("/api/v1/studies/{study}"),
+        &key,
+        json!({"interview_url": "http://y\"/"}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("interview_url")),
         "{error}"
     );
 }
