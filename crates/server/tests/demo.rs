@@ -65,7 +65,10 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
     let secret = element_text(&created, "webhook-secret").unwrap();
     let webhook = element_text(&created, "webhook-url").unwrap();
     // A local webhook URL is what the demo needs: said so, not shown as an error.
-    assert!(!created.contains("local-url-warning"), "no alarm in the demo");
+    assert!(
+        !created.contains("local-url-warning"),
+        "no alarm in the demo"
+    );
     assert!(created.contains("id=\"local-url-demo\""));
 
     // The panel, linked from every project page, prefills the webhook.
