@@ -1107,6 +1107,19 @@ mod dashboard {
             html.contains("id=\"local-url-warning\""),
             "a webhook URL on this machine only is flagged outside the demo"
         );
+        // The form's address left in the address bar, opened again: the page, not a 405.
+        let reopened = browser
+            .get(app.url(&format!("{page}/cohort-sync")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&reopened), page);
+        let odd = browser
+            .get(app.url("/p/a%0Ab/integrations/mixpanel/cohort-sync"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&odd), "/p/a%0Ab/integrations/mixpanel");
         let (_, later) = app.page(&browser, &page).await;
         assert!(!later.contains(&secret), "never shown again");
         assert!(later.contains("Not synced"));

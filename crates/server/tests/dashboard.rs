@@ -40,6 +40,12 @@ async fn a_fresh_server_leads_to_setup_which_creates_the_owner_and_project_once(
     let stranger = client();
     let again = app.page(&stranger, "/setup").await;
     assert_eq!(again.0, 303);
+    let home = app.client.get(app.url("/setup")).send().await.unwrap();
+    assert_eq!(
+        home.headers()["location"],
+        "/",
+        "home: the project once signed in, else sign-in"
+    );
     let response = app
         .submit(
             &stranger,

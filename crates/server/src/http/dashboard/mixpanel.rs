@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -30,16 +30,19 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/p/{project_id}/integrations/mixpanel/project",
-            post(choose_project),
+            get(to_page).post(choose_project),
         )
-        .route("/p/{project_id}/integrations/mixpanel/verify", post(verify))
+        .route(
+            "/p/{project_id}/integrations/mixpanel/verify",
+            get(to_page).post(verify),
+        )
         .route(
             "/p/{project_id}/integrations/mixpanel/disconnect",
             get(confirm_disconnect).post(disconnect),
         )
         .route(
             "/p/{project_id}/integrations/mixpanel/cohort-sync",
-            post(set_up_sync),
+            get(to_page).post(set_up_sync),
         )
         .route(
             "/p/{project_id}/integrations/mixpanel/cohort-sync/regenerate",
@@ -51,8 +54,20 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/p/{project_id}/integrations/mixpanel/cohort-sync/traits",
-            post(save_traits),
+            get(to_page).post(save_traits),
         )
+}
+
+/// A form's address opened as a page (the address bar after the form answered in place,
+/// with the secret shown once; a reload): the Mixpanel page it belongs to, which checks who
+/// may see it.
+async fn to_page(Path(project_id): Path<String>) -> Redirect {
+    // Encoded but for what ids hold: it is whatever the address held (a `Location` takes
+    // no raw controls).
+    const KEPT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'-');
+    let project_id = percent_encoding::utf8_percent_encode(&project_id, KEPT);
+    Redirect::to(&format!("/p/{project_id}/integrations/mixpanel"))
 }
 
 fn when(time: DateTime<Utc>) -> String {

@@ -37,8 +37,9 @@ struct SetupForm {
 }
 
 async fn show(State(state): State<AppState>, csrf: CsrfToken) -> Result<Response, PageError> {
+    // Set up already: home, which is the project for who is signed in, else sign-in.
     if state.store.is_set_up().await? {
-        return Ok(Redirect::to("/login").into_response());
+        return Ok(Redirect::to("/").into_response());
     }
     Ok(render(&SetupPage {
         title: "Set up",
