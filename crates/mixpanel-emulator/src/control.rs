@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::faults::Faults;
 use crate::scenario::{Destination, Member};
-use crate::state::Shared;
+use crate::state::{ApiRequest, Shared};
 
 pub fn router() -> Router<Arc<Shared>> {
     Router::new()
@@ -33,6 +33,7 @@ pub fn router() -> Router<Arc<Shared>> {
             "/_emulator/destinations/{id}/expire-snapshot",
             post(expire_snapshot),
         )
+        .route("/_emulator/requests", get(requests))
         .route("/_emulator/faults", get(faults).put(set_faults))
         .route("/_emulator/limits/reset", post(reset_limits))
 }
@@ -163,6 +164,10 @@ async fn expire_snapshot(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     }
     let expired = shared.sender.expire_snapshot(&id);
     Json(json!({ "expired": expired })).into_response()
+}
+
+async fn requests(State(shared): State<Arc<Shared>>) -> Json<Vec<ApiRequest>> {
+    Json(shared.requests())
 }
 
 async fn faults(State(shared): State<Arc<Shared>>) -> Json<Faults> {

@@ -34,6 +34,7 @@ pub use faults::{Faults, Truncate, TruncateMode};
 pub use region::Region;
 pub use scenario::{Member, Scenario};
 pub use sender::{CohortSnapshot, Delivery, RunOutcome, SenderError, SyncState};
+pub use state::ApiRequest;
 
 use state::Shared;
 
@@ -163,6 +164,12 @@ impl Emulator {
 
     pub fn expire_snapshot(&self, destination_id: &str) -> bool {
         self.shared.sender.expire_snapshot(destination_id)
+    }
+
+    /// The last 1000 requests to Mixpanel's APIs (not the `/_emulator/` controls), oldest
+    /// first: which method and path a client used.
+    pub fn requests(&self) -> Vec<ApiRequest> {
+        self.shared.requests()
     }
 
     pub fn set_faults(&self, faults: Faults) {

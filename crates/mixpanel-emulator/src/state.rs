@@ -1,9 +1,12 @@
 //! The emulator's run-time state: the scenario, current cohort memberships (which the
-//! control surface changes), rate limits, faults, Engage paging sessions and the sender.
+//! control surface changes), rate limits, faults, Engage paging sessions, the log of API
+//! requests and the sender.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::faults::Faults;
 use crate::limits::RateLimiter;
@@ -12,6 +15,8 @@ use crate::sender::{CohortSnapshot, Sender};
 
 /// How long an Engage `session_id` stays valid.
 const ENGAGE_SESSION_TTL: Duration = Duration::from_secs(3600);
+/// API requests kept for [`Shared::requests`]; older ones are dropped.
+const REQUEST_LOG_CAPACITY: usize = 1000;
 
 pub struct Shared {
     pub scenario: Scenario,
@@ -21,7 +26,17 @@ pub struct Shared {
     pub limiter: RateLimiter,
     pub faults: Mutex<Faults>,
     engage_sessions: Mutex<HashMap<String, EngageSession>>,
+    requests: Mutex<VecDeque<ApiRequest>>,
     pub sender: Sender,
+}
+
+/// One request to Mixpanel's APIs as the emulator received it, so tests can see how a
+/// client called (Mixpanel accepts some calls with either method, as the emulator does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiRequest {
+    pub method: String,
+    /// With the host's prefix: `/eu/api/query/cohorts/list`, `/data-eu/api/2.0/export`.
+    pub path: String,
 }
 
 /// A cohort's members by distinct id.
@@ -56,6 +71,7 @@ impl Shared {
             memberships: Mutex::new(memberships),
             faults: Mutex::default(),
             engage_sessions: Mutex::default(),
+            requests: Mutex::default(),
             sender,
             scenario,
         }
@@ -178,5 +194,39 @@ impl Shared {
             .get(id)
             .filter(|s| s.created.elapsed() < ENGAGE_SESSION_TTL)
             .map(|s| (s.project_id, s.members.clone()))
+    }
+
+    pub fn record_request(&self, request: ApiRequest) {
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        if requests.len() == REQUEST_LOG_CAPACITY {
+            requests.pop_front();
+        }
+        requests.push_back(request);
+    }
+
+    /// The last 1000 API requests, oldest first.
+    pub fn requests(&self) -> Vec<ApiRequest> {
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        requests.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_log_keeps_the_last_thousand_requests() {
+        let shared = Shared::new(Scenario::default());
+        for n in 0..=REQUEST_LOG_CAPACITY {
+            shared.record_request(ApiRequest {
+                method: "GET".into(),
+                path: format!("/eu/{n}"),
+            });
+        }
+        let requests = shared.requests();
+        assert_eq!(requests.len(), REQUEST_LOG_CAPACITY);
+        assert_eq!(requests[0].path, "/eu/1");
+        assert_eq!(requests[REQUEST_LOG_CAPACITY - 1].path, "/eu/1000");
     }
 }

@@ -194,6 +194,46 @@ async fn cohorts_list_answers_get_and_post_and_needs_a_queryable_project() {
 }
 
 #[tokio::test]
+async fn every_api_request_is_logged_with_its_method_and_path_but_not_the_controls() {
+    let emulator = start(json!({})).await;
+    let base = emulator.api_url(Region::Eu);
+    get(format!("{base}/api/query/cohorts/list?project_id=2301456")).await;
+    client()
+        .post(format!("{base}/api/query/cohorts/list?project_id=2301456"))
+        .send()
+        .await
+        .unwrap();
+    get(format!("{}/_emulator", emulator.base_url())).await;
+    get(export_url(
+        &emulator,
+        "from_date=2020-01-01&to_date=2020-01-01",
+    ))
+    .await;
+    let logged: Vec<String> = emulator
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "GET /eu/api/query/cohorts/list",
+            "POST /eu/api/query/cohorts/list",
+            "GET /data-eu/api/2.0/export"
+        ]
+    );
+    let shown: Value = get(format!("{}/_emulator/requests", emulator.base_url()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown[1],
+        json!({"method": "POST", "path": "/eu/api/query/cohorts/list"})
+    );
+}
+
+#[tokio::test]
 async fn engage_pages_cohort_members_with_a_session() {
     let emulator = start(json!({"engage_page_size": 3})).await;
     let url = format!(

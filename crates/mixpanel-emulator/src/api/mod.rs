@@ -25,7 +25,7 @@ use tower_http::compression::predicate::SizeAbove;
 use tower_http::compression::CompressionLayer;
 
 use crate::faults::Action;
-use crate::state::Shared;
+use crate::state::{ApiRequest, Shared};
 use crate::Region;
 
 pub(crate) use auth::authorize_project;
@@ -37,7 +37,16 @@ pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
             .nest(region.api_prefix(), api_host(&shared, region))
             .nest(region.data_prefix(), data_host(&shared, region));
     }
-    router
+    router.layer(from_fn_with_state(shared, log_request))
+}
+
+/// Records every API request's method and path, whatever the answer.
+async fn log_request(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    shared.record_request(ApiRequest {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    });
+    next.run(request).await
 }
 
 fn api_host(shared: &Arc<Shared>, region: Region) -> Router<Arc<Shared>> {
