@@ -1,6 +1,7 @@
 //! Query API reads: the project's cohorts and its top event names. Each call spends from
 //! the project's budget of 60 queries an hour.
 
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -34,14 +35,18 @@ impl ProjectRef<'_> {
 }
 
 impl Client {
+    /// Calls a Query API endpoint with `method`, the parameters in the query string.
     async fn query_json(
         &self,
         credentials: &Credentials,
+        method: Method,
         url: String,
         params: Vec<(&'static str, String)>,
     ) -> Result<Value, MixpanelError> {
         let response = self
-            .send(credentials, || self.http.get(&url).query(&params))
+            .send(credentials, || {
+                self.http.request(method.clone(), &url).query(&params)
+            })
             .await?;
         if !response.status().is_success() {
             return Err(MixpanelError::from_response(response).await);
@@ -55,7 +60,10 @@ impl Client {
         project: &ProjectRef<'_>,
     ) -> Result<Vec<Cohort>, MixpanelError> {
         let url = format!("{}/api/query/cohorts/list", self.urls.api(project.region));
-        let body = self.query_json(credentials, url, project.params()).await?;
+        // POST as Mixpanel documents it (reference §5.1); GET is only seen to work.
+        let body = self
+            .query_json(credentials, Method::POST, url, project.params())
+            .await?;
         let Some(list) = body.as_array() else {
             return Err(MixpanelError::Unexpected {
                 status: 200,
@@ -92,7 +100,9 @@ impl Client {
         let mut params = project.params();
         params.push(("type", "general".into()));
         params.push(("limit", limit.to_string()));
-        let body = self.query_json(credentials, url, params).await?;
+        let body = self
+            .query_json(credentials, Method::GET, url, params)
+            .await?;
         Ok(body
             .as_array()
             .map(|names| {

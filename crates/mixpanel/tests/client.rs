@@ -246,6 +246,40 @@ async fn cohorts_and_event_names_are_read_until_the_rate_limit_says_no() {
     );
 }
 
+/// Mixpanel documents `cohorts/list` as POST (GET is only seen to work) and `events/names` as
+/// GET; each is called the documented way, with its parameters in the query string.
+#[tokio::test]
+async fn cohorts_are_listed_with_post_and_event_names_read_with_get() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let client = client(&emulator);
+    let credentials = account("eu-only", "s");
+    let project = ProjectRef {
+        id: "10",
+        region: Region::Eu,
+        workspace_id: Some("501"),
+    };
+    assert_eq!(
+        client.cohorts(&credentials, &project).await.unwrap().len(),
+        1
+    );
+    client
+        .top_event_names(&credentials, &project, 10)
+        .await
+        .unwrap();
+    let calls: Vec<String> = emulator
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /eu/api/query/cohorts/list",
+            "GET /eu/api/query/events/names"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn verify_confirms_access_to_the_connected_project() {
     let emulator = Emulator::start(scenario()).await.unwrap();
