@@ -125,6 +125,38 @@ async fn wrong_missing_and_expired_credentials_get_401() {
     assert_eq!(raw.status().as_u16(), 200);
 }
 
+/// Older Query endpoints have been seen refusing bad or expired credentials with 400
+/// "Unable to authenticate request" (reference §2.3); the current paths answer 401.
+#[tokio::test]
+async fn the_legacy_query_paths_refuse_credentials_with_400_unable_to_authenticate_request() {
+    let emulator = start(json!({})).await;
+    let base = emulator.api_url(Region::Eu);
+    for (path, user, secret) in [
+        ("/api/2.0/cohorts/list", EU_USER, "nope"),
+        ("/api/2.0/engage", "old.mp-service-account", "s"),
+    ] {
+        let refused = client()
+            .post(format!("{base}{path}?project_id=2301456"))
+            .basic_auth(user, Some(secret))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 400, "{path}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"request": path, "error": "Unable to authenticate request"})
+        );
+    }
+    let current = client()
+        .post(format!("{base}/api/query/cohorts/list?project_id=2301456"))
+        .basic_auth(EU_USER, Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status().as_u16(), 401);
+}
+
 #[tokio::test]
 async fn cohorts_list_answers_get_and_post_and_needs_a_queryable_project() {
     let emulator = start(json!({})).await;

@@ -64,3 +64,54 @@ impl MixpanelError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mixpanel_emulator::{Emulator, Region, Scenario};
+    use serde_json::json;
+
+    use super::MixpanelError;
+
+    /// Older Query endpoints refuse bad or expired credentials with a 400 that says "Unable
+    /// to authenticate request" (reference §2.3; the emulator answers so on its legacy
+    /// `/api/2.0/` paths): that is invalid credentials, while any other 400 is not.
+    #[tokio::test]
+    async fn a_400_unable_to_authenticate_request_is_invalid_credentials() {
+        let scenario = json!({
+            "organizations": [{"id": 1, "name": "Acme"}],
+            "service_accounts": [{"username": "acme", "secret": "s", "organization_id": 1,
+                                  "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "Shop", "organization_id": 1, "region": "eu"}]
+        });
+        let emulator = Emulator::start(Scenario::from_json(&scenario.to_string()).unwrap())
+            .await
+            .unwrap();
+        let url = format!("{}/api/2.0/cohorts/list", emulator.api_url(Region::Eu));
+        let http = reqwest::Client::new();
+        let refused = http
+            .post(&url)
+            .query(&[("project_id", "10")])
+            .basic_auth("acme", Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 400);
+        let error = MixpanelError::from_response(refused).await;
+        assert!(
+            matches!(error, MixpanelError::InvalidCredentials),
+            "{error:?}"
+        );
+
+        let no_project = http
+            .post(&url)
+            .basic_auth("acme", Some("s"))
+            .send()
+            .await
+            .unwrap();
+        let error = MixpanelError::from_response(no_project).await;
+        assert!(
+            matches!(&error, MixpanelError::Unexpected { status: 400, detail } if detail.contains("project_id")),
+            "{error:?}"
+        );
+    }
+}

@@ -51,6 +51,13 @@ pub fn authenticate<'a>(
     account.ok_or_else(|| app_error(StatusCode::UNAUTHORIZED, "Invalid username or secret"))
 }
 
+/// The older Query paths (`/api/2.0/engage`, `/api/2.0/cohorts/list`), which have been seen
+/// refusing credentials with 400 "Unable to authenticate request" rather than 401
+/// (reference §2.3). Raw Export, also under `/api/2.0/`, is documented with 401.
+fn is_legacy_query(path: &str) -> bool {
+    path.starts_with("/api/2.0/") && !path.starts_with("/api/2.0/export")
+}
+
 /// Authenticates, then checks `project_id` (required with a service account), the
 /// account's grant and permission on it, that it lives on this cluster, and `workspace_id`.
 pub fn authorize_project<'a>(
@@ -62,7 +69,17 @@ pub fn authorize_project<'a>(
 ) -> Result<ProjectAccess<'a>, Response> {
     let project_id = params.get("project_id").map(String::as_str);
     let workspace_id = params.get("workspace_id").map(String::as_str);
-    let account = authenticate(shared, region, headers)?;
+    let account = authenticate(shared, region, headers).map_err(|refused| {
+        if is_legacy_query(path) {
+            query_error(
+                StatusCode::BAD_REQUEST,
+                path,
+                "Unable to authenticate request",
+            )
+        } else {
+            refused
+        }
+    })?;
     let Some(raw) = project_id.filter(|p| !p.is_empty()) else {
         return Err(query_error(
             StatusCode::BAD_REQUEST,
