@@ -560,8 +560,8 @@ async fn export_rejects_bad_parameters_with_400_and_lives_only_on_data_hosts() {
 }
 
 #[tokio::test]
-async fn export_is_gzipped_when_asked_and_large_enough() {
-    let emulator = start(json!({})).await;
+async fn export_is_gzipped_when_asked_and_above_1400_bytes() {
+    let emulator = start(json!({"export_per_second": 10})).await;
     let today = Utc::now().date_naive();
     let url = export_url(
         &emulator,
@@ -591,6 +591,28 @@ async fn export_is_gzipped_when_asked_and_large_enough() {
         .read_to_end(&mut unzipped)
         .unwrap();
     assert_eq!(unzipped, plain);
+
+    // A streamed export's size is not known up front; a small one must still go out plain.
+    for query in [
+        format!(
+            "from_date={}&to_date={today}&limit=1",
+            today - Duration::days(3)
+        ),
+        "from_date=2020-01-01&to_date=2020-01-01".to_owned(),
+    ] {
+        let small = client()
+            .get(export_url(&emulator, &query))
+            .basic_auth(EU_USER, Some(EU_SECRET))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(small.status().as_u16(), 200, "{query}");
+        assert!(small.headers().get("content-encoding").is_none(), "{query}");
+        let body = small.text().await.unwrap();
+        assert!(body.len() <= 1400, "{query}");
+        assert_eq!(body.lines().count(), usize::from(query.contains("limit")));
+    }
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Raw Event Export: `GET /api/2.0/export` on the data hosts, JSONL streamed line by line
-//! (gzip when asked and over 1400 bytes), with Mixpanel's parameter validation.
+//! once past 1400 bytes (gzip when asked and over 1400 bytes), with Mixpanel's parameter
+//! validation.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use crate::state::Shared;
 use crate::Region;
 
 const MAX_LIMIT: u64 = 100_000;
+/// Mixpanel gzips exports larger than this (when asked to).
+pub const GZIP_ABOVE_BYTES: u16 = 1400;
 
 fn date(params: &HashMap<String, String>, name: &str, path: &str) -> Result<NaiveDate, Response> {
     let Some(raw) = params.get(name) else {
@@ -145,7 +148,7 @@ pub async fn export(
         let line: Value = json!({ "event": event.event, "properties": event.properties });
         Ok::<_, std::io::Error>(Bytes::from(format!("{line}\n")))
     });
-    let body: Box<dyn Iterator<Item = Result<Bytes, std::io::Error>> + Send> = match truncate {
+    let mut body: Box<dyn Iterator<Item = Result<Bytes, std::io::Error>> + Send> = match truncate {
         None => Box::new(lines),
         Some(cut) => {
             let head = lines.take(cut.after_lines);
@@ -162,12 +165,36 @@ pub async fn export(
             }
         }
     };
+    // The compression layer gzips any stream, whose size it cannot know: an export that ends
+    // within the threshold is answered whole, with its size, so that it goes out plain.
+    let mut head = Vec::new();
+    let mut size = 0;
+    let mut cut = None;
+    while size <= usize::from(GZIP_ABOVE_BYTES) {
+        match body.next() {
+            Some(Ok(line)) => {
+                size += line.len();
+                head.push(line);
+            }
+            Some(Err(error)) => {
+                cut = Some(error);
+                break;
+            }
+            None => return jsonl(Body::from(head.concat())),
+        }
+    }
+    let body = head.into_iter().map(Ok).chain(cut.map(Err)).chain(body);
     // The permit travels with the stream: the request counts as running until it ends.
     let stream = stream::iter(body.inspect(move |_| {
         let _held = &permit;
     }));
+    jsonl(Body::from_stream(stream))
+}
+
+/// A 200 of JSONL, served as `text/plain` as Mixpanel serves it.
+fn jsonl(body: Body) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::from_stream(stream))
+        .body(body)
         .expect("static response parts are valid")
 }

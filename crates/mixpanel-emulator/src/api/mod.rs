@@ -77,7 +77,8 @@ fn data_host(shared: &Arc<Shared>, region: Region) -> Router<Arc<Shared>> {
         .layer(
             CompressionLayer::new()
                 .gzip(true)
-                .compress_when(SizeAbove::new(1400)),
+                // SizeAbove compresses from its size on; Mixpanel only above it.
+                .compress_when(SizeAbove::new(export::GZIP_ABOVE_BYTES + 1)),
         )
         .layer(from_fn_with_state(shared.clone(), inject_faults))
         .layer(Extension(region))
