@@ -7,7 +7,8 @@ use crate::Region;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Faults {
-    /// Added to every API request.
+    /// Added to every API request, once; an admitted Query or Export request spends it
+    /// holding its rate-limit slot.
     pub latency_ms: u64,
     /// The next N API requests fail with `fail_status`.
     pub fail_next: u32,

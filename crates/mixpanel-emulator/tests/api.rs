@@ -429,6 +429,30 @@ async fn concurrent_queries_beyond_the_cap_get_429() {
     );
 }
 
+/// The injected latency is added to every API request once, whether the request is answered
+/// (holding its rate-limit slot meanwhile) or refused.
+#[tokio::test]
+async fn injected_latency_is_added_to_each_api_request_once() {
+    let emulator = start(json!({})).await;
+    let latency = std::time::Duration::from_millis(200);
+    emulator.set_faults(Faults {
+        latency_ms: 200,
+        ..Faults::default()
+    });
+    let eu = emulator.api_url(Region::Eu);
+    for url in [
+        format!("{eu}/api/query/cohorts/list?project_id=2301456"),
+        format!("{eu}/api/app/me"),
+        export_url(&emulator, "from_date=2020-01-01&to_date=2020-01-01"),
+        format!("{}/api/app/me", emulator.api_url(Region::Us)),
+    ] {
+        let started = std::time::Instant::now();
+        get(url.clone()).await.bytes().await.unwrap();
+        let took = started.elapsed();
+        assert!(took >= latency && took < 2 * latency, "{url}: {took:?}");
+    }
+}
+
 fn export_url(emulator: &Emulator, query: &str) -> String {
     format!(
         "{}/api/2.0/export?project_id=2301456&{query}",

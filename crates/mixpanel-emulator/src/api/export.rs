@@ -114,7 +114,7 @@ pub async fn export(
         );
     }
     let time_in_ms = params.get("time_in_ms").is_some_and(|v| v == "true");
-    let permit = match admit(&shared, region, path, access.project.id, Api::Export).await {
+    let permit = match admit(&shared, path, access.project.id, Api::Export).await {
         Ok(permit) => permit,
         Err(response) => return response,
     };

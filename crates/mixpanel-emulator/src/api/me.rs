@@ -10,7 +10,6 @@ use axum::{Extension, Json};
 use serde_json::json;
 
 use super::auth::authenticate;
-use super::processing_delay;
 use crate::state::Shared;
 use crate::Region;
 
@@ -25,7 +24,6 @@ pub async fn show(
         Ok(account) => account,
         Err(response) => return response,
     };
-    processing_delay(&shared, region).await;
     let scenario = &shared.scenario;
     let mut organizations = BTreeMap::new();
     if let Some(org) = scenario.organization(account.organization_id) {

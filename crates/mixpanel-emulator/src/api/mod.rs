@@ -9,6 +9,7 @@ mod export;
 mod me;
 mod query;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,7 +118,6 @@ pub fn rate_limited(shared: &Shared, path: &str, message: &str) -> Response {
 /// spends the injected latency while holding the slot, as a slow Mixpanel query would.
 pub async fn admit(
     shared: &Shared,
-    region: Region,
     path: &str,
     project: u64,
     api: crate::limits::Api,
@@ -126,7 +126,7 @@ pub async fn admit(
         .limiter
         .acquire(project, api)
         .map_err(|limited| rate_limited(shared, path, limited.0))?;
-    processing_delay(shared, region).await;
+    spend_latency().await;
     Ok(permit)
 }
 
@@ -141,22 +141,29 @@ pub fn dropped_connection() -> Response {
     Response::new(Body::from_stream(failing))
 }
 
-/// The injected latency, spent inside handlers while the request holds its rate-limit
-/// slot, as a slow Mixpanel query would.
-pub async fn processing_delay(shared: &Shared, region: Region) {
-    let latency = {
-        let faults = shared.faults.lock().unwrap_or_else(|e| e.into_inner());
-        if faults.applies_to(region) {
-            faults.latency_ms
-        } else {
-            0
-        }
-    };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
+tokio::task_local! {
+    /// The injected latency, in milliseconds, that the request being answered has still to
+    /// spend: [`inject_faults`] sets it, [`admit`] spends it inside the rate-limit slot, and
+    /// what a handler leaves is spent once the handler has answered.
+    static LATENCY_DUE: Arc<AtomicU64>;
+}
+
+/// Spends what is left of the request's injected latency: at most once per request.
+async fn spend_latency() {
+    let due = LATENCY_DUE
+        .try_with(|due| due.swap(0, Ordering::Relaxed))
+        .unwrap_or(0);
+    sleep_ms(due).await;
+}
+
+async fn sleep_ms(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 }
 
+/// Gives one API request its injected faults: the latency, spent once (see [`LATENCY_DUE`]),
+/// and the next queued failure, if any.
 async fn inject_faults(
     State(shared): State<Arc<Shared>>,
     Extension(region): Extension<Region>,
@@ -172,18 +179,18 @@ async fn inject_faults(
         };
         (latency, faults.next_action(region))
     };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
-    match action {
-        Action::Pass => next.run(request).await,
+    let due = Arc::new(AtomicU64::new(latency));
+    let response = match action {
+        Action::Pass => LATENCY_DUE.scope(due.clone(), next.run(request)).await,
         Action::Fail(status) => app_error(
             StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             "Internal server error (fault injected)",
         ),
         Action::Reset => dropped_connection(),
         Action::Endless => endless_answer(),
-    }
+    };
+    sleep_ms(due.swap(0, Ordering::Relaxed)).await;
+    response
 }
 
 /// `[` and then spaces for as long as the client reads.

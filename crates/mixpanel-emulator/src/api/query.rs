@@ -42,7 +42,7 @@ pub async fn cohorts(
         Ok(access) => access,
         Err(response) => return response,
     };
-    let _permit = match admit(&shared, region, path, access.project.id, Api::Query).await {
+    let _permit = match admit(&shared, path, access.project.id, Api::Query).await {
         Ok(permit) => permit,
         Err(response) => return response,
     };
@@ -130,7 +130,7 @@ pub async fn engage(
             }
         },
     };
-    let _permit = match admit(&shared, region, path, project_id, Api::Query).await {
+    let _permit = match admit(&shared, path, project_id, Api::Query).await {
         Ok(permit) => permit,
         Err(response) => return response,
     };
@@ -228,7 +228,7 @@ pub async fn event_names(
             return query_error(StatusCode::BAD_REQUEST, path, "limit must be an integer")
         }
     };
-    let _permit = match admit(&shared, region, path, access.project.id, Api::Query).await {
+    let _permit = match admit(&shared, path, access.project.id, Api::Query).await {
         Ok(permit) => permit,
         Err(response) => return response,
     };
