@@ -526,3 +526,23 @@ fn receiver_message(status: StatusCode, body: &str) -> String {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Scenario;
+
+    /// Mixpanel retries a 429 or 5xx 5 times over about a minute with exponential backoff
+    /// (reference §7.5): a scenario that says nothing gets 2, 4, 8, 16 and 32 seconds.
+    #[test]
+    fn by_default_a_failed_request_is_retried_five_times_over_about_a_minute() {
+        let settings = Scenario::from_json("{}").unwrap().sender;
+        assert_eq!(settings.retries, 5);
+        let retries = settings.retries;
+        let sender = Sender::new(settings);
+        let waits: Vec<u64> = (0..retries)
+            .map(|attempt| sender.backoff(attempt).as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32]);
+    }
+}
