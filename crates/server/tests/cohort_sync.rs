@@ -1032,7 +1032,7 @@ async fn traits_taken_off_the_allowlist_are_no_longer_served_nor_kept() {
     allow(json!(["plan"])).await;
     let plan = json!({"plan": "pro"});
     assert_eq!(synced.lookup(&audience, "app-1").await[0]["traits"], plan);
-    assert_eq!(traits(invite).await, plan);
+    assert_eq!(traits(invite.clone()).await, plan);
     let stored = "SELECT (SELECT COUNT(*) FROM audience_members WHERE traits LIKE '%email%') \
                   + (SELECT COUNT(*) FROM invites WHERE traits LIKE '%email%')";
     let mut waited = 0;
@@ -1041,6 +1041,17 @@ async fn traits_taken_off_the_allowlist_are_no_longer_served_nor_kept() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         waited += 1;
     }
+    // Stored again (as a delivery read with the old allowlist could store it): reads
+    // still never serve it.
+    let both_stored = "'{\"email\": \"u1@x.com\", \"plan\": \"pro\"}'";
+    app.execute_sql(&format!(
+        "UPDATE audience_members SET traits = {both_stored}"
+    ))
+    .await;
+    app.execute_sql(&format!("UPDATE invites SET traits = {both_stored}"))
+        .await;
+    assert_eq!(synced.lookup(&audience, "app-1").await[0]["traits"], plan);
+    assert_eq!(traits(invite).await, plan);
 }
 
 /// A delivery whose body stops coming is answered 503 once the body deadline passes, so

@@ -13,6 +13,36 @@ pub(crate) fn kept_traits(
         .then(|| crate::shared::traits_json(&traits)))
 }
 
+/// The next `$4` members of audience `$1` (if it is project `$3`'s) with traits, after
+/// provider member id `$2`: one seek in the audience's key, walked in order.
+pub(crate) const ERASE_MEMBERS_PAGE: &str =
+    "SELECT provider_member_id, traits FROM audience_members
+    WHERE audience_id = $1 AND provider_member_id > $2 AND traits <> '{}'
+    AND EXISTS (SELECT 1 FROM audiences WHERE id = $1 AND project_id = $3)
+    ORDER BY provider_member_id LIMIT $4";
+
+/// [`ERASE_MEMBERS_PAGE`] for the members audience `$1`'s unfinished full syncs staged,
+/// after (session, provider member id) (`$2`, `$3`), if it is project `$4`'s.
+pub(crate) const ERASE_STAGED_PAGE: &str =
+    "SELECT session_id, provider_member_id, traits FROM sync_staged_members
+    WHERE audience_id = $1 AND (session_id, provider_member_id) > ($2, $3)
+    AND traits <> '{}'
+    AND EXISTS (SELECT 1 FROM audiences WHERE id = $1 AND project_id = $4)
+    ORDER BY session_id, provider_member_id LIMIT $5";
+
+/// The last of the next `$3` app users of project `$1` with invites after reference id `$2`,
+/// read from `invites_by_user` in order.
+pub(crate) const ERASE_NEXT_USERS: &str = "SELECT MAX(reference_id) FROM (
+    SELECT DISTINCT reference_id FROM invites
+    WHERE project_id = $1 AND reference_id > $2
+    ORDER BY reference_id LIMIT $3) AS next_users";
+
+/// The invites with traits of project `$1`'s users after reference id `$2` up to `$3`: a
+/// range of `invites_by_user`.
+pub(crate) const ERASE_USERS_INVITES: &str = "SELECT code, traits FROM invites
+    WHERE project_id = $1 AND reference_id > $2 AND reference_id <= $3
+    AND traits <> '{}'";
+
 /// The current memberships with match key `$2` in the audiences of project `$1`, as
 /// `(audience_id, provider_member_id)`: one seek in `audience_members_by_match_key`, which
 /// holds all the columns needed (migration 0012), then each entry's audience by its key.
@@ -698,6 +728,57 @@ macro_rules! impl_cohort_sync_store {
             Ok(change)
         }
 
+        /// Rewrites the stored traits of `rows` (each its key, bound first in `update`, and
+        /// its traits as read) to the keys project `project`'s allowlist names: `update`
+        /// takes the key, then the new traits, then the traits as read, and changes a row
+        /// only if they are still what was read (a sync that wrote since keeps its write).
+        /// Rows that keep every key are left alone; the others are rewritten in one short
+        /// write that reads the allowlist itself (on PostgreSQL holding it against a change
+        /// until the commit), so that a key put back meanwhile is kept.
+        async fn rewrite_traits(
+            store: &$store,
+            project: &ProjectId,
+            rows: impl IntoIterator<Item = (Vec<String>, String)>,
+            update: &str,
+        ) -> Result<(), $crate::StoreError> {
+            use crate::shared_cohort_sync::kept_traits;
+            let allowlist = |raw: Option<String>| raw.map_or(Ok(Vec::new()), |raw| trait_allowlist(&raw));
+            let read = "SELECT trait_allowlist FROM projects WHERE id = $1";
+            let keep = allowlist(
+                sqlx::query_scalar(read).bind(project.as_str()).fetch_optional(store.reader()).await?,
+            )?;
+            let mut candidates = Vec::new();
+            for (key, traits) in rows {
+                if kept_traits(&traits, &keep)?.is_some() {
+                    candidates.push((key, traits));
+                }
+            }
+            if candidates.is_empty() {
+                return Ok(());
+            }
+            let mut tx = store.begin().await?;
+            let locked = if <$store as crate::shared::Dialect>::ROW_LOCKS {
+                format!("{read} FOR SHARE")
+            } else {
+                read.to_owned()
+            };
+            let keep = allowlist(
+                sqlx::query_scalar(&locked).bind(project.as_str()).fetch_optional(&mut *tx).await?,
+            )?;
+            for (key, traits) in &candidates {
+                let Some(kept) = kept_traits(traits, &keep)? else {
+                    continue;
+                };
+                let mut query = sqlx::query(update);
+                for part in key {
+                    query = query.bind(part);
+                }
+                query.bind(kept).bind(traits).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
         #[async_trait::async_trait]
         impl $crate::CohortSyncStore for $store {
             async fn create_cohort_sync_config(
@@ -810,74 +891,88 @@ macro_rules! impl_cohort_sync_store {
             async fn erase_member_traits(
                 &self,
                 project: &ProjectId,
-                keep: &[String],
+                audience: &AudienceId,
+                after: Option<String>,
+                limit: i64,
+            ) -> Result<Option<String>, $crate::StoreError> {
+                // Read without the writer, in the key's order (one seek per batch).
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    crate::shared_cohort_sync::ERASE_MEMBERS_PAGE,
+                )
+                .bind(audience.as_str())
+                .bind(after.unwrap_or_default())
+                .bind(project.as_str())
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await?;
+                let last = rows.last().map(|(member, _)| member.clone());
+                let update = "UPDATE audience_members SET traits = $3
+                              WHERE audience_id = $1 AND provider_member_id = $2 AND traits = $4";
+                let keyed = rows.into_iter().map(|(member, traits)| (vec![audience.to_string(), member], traits));
+                rewrite_traits(self, project, keyed, update).await?;
+                Ok(last)
+            }
+
+            async fn erase_staged_traits(
+                &self,
+                project: &ProjectId,
+                audience: &AudienceId,
                 after: Option<(String, String)>,
                 limit: i64,
             ) -> Result<Option<(String, String)>, $crate::StoreError> {
-                let (audience, member) = after.unwrap_or_default();
-                let mut tx = self.begin().await?;
+                let (session, member) = after.unwrap_or_default();
                 let rows: Vec<(String, String, String)> = sqlx::query_as(
-                    "SELECT audience_id, provider_member_id, traits FROM audience_members
-                     WHERE audience_id IN (SELECT id FROM audiences WHERE project_id = $1)
-                       AND (audience_id, provider_member_id) > ($2, $3) AND traits <> '{}'
-                     ORDER BY audience_id, provider_member_id LIMIT $4",
+                    crate::shared_cohort_sync::ERASE_STAGED_PAGE,
                 )
-                .bind(project.as_str())
-                .bind(&audience)
+                .bind(audience.as_str())
+                .bind(&session)
                 .bind(&member)
+                .bind(project.as_str())
                 .bind(limit)
-                .fetch_all(&mut *tx)
+                .fetch_all(self.reader())
                 .await?;
-                for (audience, member, stored) in &rows {
-                    let Some(kept) = crate::shared_cohort_sync::kept_traits(stored, keep)? else {
-                        continue;
-                    };
-                    sqlx::query(
-                        "UPDATE audience_members SET traits = $3
-                         WHERE audience_id = $1 AND provider_member_id = $2 AND traits = $4",
-                    )
-                    .bind(audience)
-                    .bind(member)
-                    .bind(kept)
-                    .bind(stored)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(rows.last().map(|(audience, member, _)| (audience.clone(), member.clone())))
+                let last = rows.last().map(|(session, member, _)| (session.clone(), member.clone()));
+                let update = "UPDATE sync_staged_members SET traits = $4
+                              WHERE audience_id = $1 AND session_id = $2 AND provider_member_id = $3
+                                AND traits = $5";
+                let keyed = rows.into_iter().map(|(session, member, traits)| {
+                    (vec![audience.to_string(), session, member], traits)
+                });
+                rewrite_traits(self, project, keyed, update).await?;
+                Ok(last)
             }
 
             async fn erase_invite_traits(
                 &self,
                 project: &ProjectId,
-                keep: &[String],
                 after: Option<String>,
-                limit: i64,
+                users: i64,
             ) -> Result<Option<String>, $crate::StoreError> {
-                let mut tx = self.begin().await?;
-                let rows: Vec<(String, String)> = sqlx::query_as(
-                    "SELECT code, traits FROM invites
-                     WHERE project_id = $1 AND code > $2 AND traits <> '{}'
-                     ORDER BY code LIMIT $3",
+                let after = after.unwrap_or_default();
+                // The next `users` users' invites, as a range of `invites_by_user`.
+                let last: Option<String> = sqlx::query_scalar(
+                    crate::shared_cohort_sync::ERASE_NEXT_USERS,
                 )
                 .bind(project.as_str())
-                .bind(after.unwrap_or_default())
-                .bind(limit)
-                .fetch_all(&mut *tx)
+                .bind(&after)
+                .bind(users)
+                .fetch_one(self.reader())
                 .await?;
-                for (code, stored) in &rows {
-                    let Some(kept) = crate::shared_cohort_sync::kept_traits(stored, keep)? else {
-                        continue;
-                    };
-                    sqlx::query("UPDATE invites SET traits = $2 WHERE code = $1 AND traits = $3")
-                        .bind(code)
-                        .bind(kept)
-                        .bind(stored)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(rows.last().map(|(code, _)| code.clone()))
+                let Some(last) = last else {
+                    return Ok(None);
+                };
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    crate::shared_cohort_sync::ERASE_USERS_INVITES,
+                )
+                .bind(project.as_str())
+                .bind(&after)
+                .bind(&last)
+                .fetch_all(self.reader())
+                .await?;
+                let update = "UPDATE invites SET traits = $2 WHERE code = $1 AND traits = $3";
+                let keyed = rows.into_iter().map(|(code, traits)| (vec![code], traits));
+                rewrite_traits(self, project, keyed, update).await?;
+                Ok(Some(last))
             }
 
             async fn upsert_audience(

@@ -81,3 +81,35 @@ async fn a_rule_s_invites_are_counted_from_its_index_alone() {
         "{steps:#?}"
     );
 }
+
+/// The erase of traits off the allowlist reads each batch from where the last one ended:
+/// one seek, never the audience or the project's invites from their start (which made the
+/// erase quadratic: 99 s of reads for a million members).
+#[tokio::test]
+async fn the_trait_erase_seeks_each_batch() {
+    for (sql, seek) in [
+        (
+            crate::shared_cohort_sync::ERASE_MEMBERS_PAGE,
+            "audience_members USING PRIMARY KEY (audience_id=? AND provider_member_id>?)",
+        ),
+        (
+            crate::shared_cohort_sync::ERASE_STAGED_PAGE,
+            "sync_staged_members USING INDEX sqlite_autoindex_sync_staged_members_1 (audience_id=? AND (session_id,provider_member_id)>(?,?))",
+        ),
+        (
+            crate::shared_cohort_sync::ERASE_NEXT_USERS,
+            "invites USING COVERING INDEX invites_by_user (project_id=? AND reference_id>?)",
+        ),
+        (
+            crate::shared_cohort_sync::ERASE_USERS_INVITES,
+            "invites USING INDEX invites_by_user (project_id=? AND reference_id>? AND reference_id<?)",
+        ),
+    ] {
+        let steps = plan(sql).await;
+        assert!(steps.iter().any(|s| s.ends_with(seek)), "{seek}: {steps:#?}");
+        assert!(
+            !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+            "{steps:#?}"
+        );
+    }
+}

@@ -344,28 +344,38 @@ pub trait CohortSyncStore: Send + Sync {
         project: &ProjectId,
         keys: &[String],
     ) -> Result<bool, StoreError>;
-    /// Erases every trait key not in `keep` from the members of project `project`'s
-    /// audiences, current or past: the next `limit` members with traits after `after`
-    /// (audience id, provider member id), in key order. Answers the last member read, or
-    /// `None` once none is left. A member whose traits a sync rewrote meanwhile keeps what
-    /// the sync wrote (filtered by the allowlist it read).
+    /// Erases, from the stored traits of `audience`'s members (current and past), the keys
+    /// project `project`'s allowlist does not name: the next `limit` members with traits
+    /// after provider member id `after`, read without holding the writer and rewritten in
+    /// one short write that reads the allowlist itself (a key put back meanwhile is kept; a
+    /// member a sync wrote since keeps what it wrote). Answers the last member read, `None`
+    /// once none is left. Nothing is read of an audience of another project.
     async fn erase_member_traits(
         &self,
         project: &ProjectId,
-        keep: &[String],
-        after: Option<(String, String)>,
-        limit: i64,
-    ) -> Result<Option<(String, String)>, StoreError>;
-    /// [`erase_member_traits`](Self::erase_member_traits) for the traits on the attribution
-    /// records of project `project`'s invites, after invite code `after`.
-    async fn erase_invite_traits(
-        &self,
-        project: &ProjectId,
-        keep: &[String],
+        audience: &AudienceId,
         after: Option<String>,
         limit: i64,
     ) -> Result<Option<String>, StoreError>;
-
+    /// [`erase_member_traits`](Self::erase_member_traits) for the members an unfinished
+    /// full sync of `audience` staged (copied into the audience when it applies), after
+    /// (session id, provider member id) `after`.
+    async fn erase_staged_traits(
+        &self,
+        project: &ProjectId,
+        audience: &AudienceId,
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> Result<Option<(String, String)>, StoreError>;
+    /// [`erase_member_traits`](Self::erase_member_traits) for the attribution records of
+    /// project `project`'s invites: those of the next `users` app users after reference id
+    /// `after` (a range of the invites' user index). Answers the last user read.
+    async fn erase_invite_traits(
+        &self,
+        project: &ProjectId,
+        after: Option<String>,
+        users: i64,
+    ) -> Result<Option<String>, StoreError>;
     /// The audience of a cohort, created on first delivery; name and description follow
     /// the cohort. Records the delivery time on the audience and the configuration.
     async fn upsert_audience(

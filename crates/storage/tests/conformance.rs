@@ -2437,29 +2437,91 @@ async fn traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_pro
         }
     }
 
-    let keep = vec!["plan".to_owned()];
-    let mut after = None;
-    let mut batches = 0;
-    loop {
-        after = store
-            .erase_member_traits(&shop, &keep, after, 2)
-            .await
-            .unwrap();
-        batches += 1;
-        if after.is_none() {
-            break;
+    // A full sync under way on the first audience stages "a", a current member, with the
+    // traits it lists: copied into the audience when the sync applies.
+    receive(
+        &store,
+        &shop,
+        &audiences[0],
+        "s1",
+        1,
+        2,
+        &["a"].map(member),
+        t0,
+    )
+    .await;
+    store
+        .set_trait_allowlist(&shop, &["email".to_owned(), "plan".to_owned()])
+        .await
+        .unwrap();
+    let erase_all = |store: Arc<dyn Store>, batch: i64| {
+        let audiences = audiences.clone();
+        let shop = shop.clone();
+        async move {
+            let mut batches = 0;
+            for audience in &audiences {
+                let mut after = None;
+                loop {
+                    after = store
+                        .erase_member_traits(&shop, audience, after, batch)
+                        .await
+                        .unwrap();
+                    batches += 1;
+                    if after.is_none() {
+                        break;
+                    }
+                }
+                let mut after = None;
+                while let Some(last) = store
+                    .erase_staged_traits(&shop, audience, after, batch)
+                    .await
+                    .unwrap()
+                {
+                    after = Some(last);
+                }
+            }
+            let mut after = None;
+            while let Some(last) = store
+                .erase_invite_traits(&shop, after, batch)
+                .await
+                .unwrap()
+            {
+                after = Some(last);
+            }
+            batches
         }
-    }
-    assert_eq!(batches, 4, "six members in batches of two, then none left");
-    let mut after = None;
-    while let Some(code) = store
-        .erase_invite_traits(&shop, &keep, after, 2)
+    };
+    // Every key on the allowlist: nothing changes.
+    erase_all(store.clone(), 2).await;
+    let stored = store
+        .audience_member(&audiences[0], "a")
         .await
         .unwrap()
-    {
-        after = Some(code);
-    }
+        .unwrap();
+    assert_eq!(serde_json::Value::Object(stored.traits), traits);
 
+    store
+        .set_trait_allowlist(&shop, &["plan".to_owned()])
+        .await
+        .unwrap();
+    let batches = erase_all(store.clone(), 2).await;
+    assert_eq!(
+        batches, 7,
+        "three members per audience in batches of two (3 calls each); none read of another \
+         project's audience (1 call)"
+    );
+    // The sync applies: the staged traits it copies were erased too.
+    receive(
+        &store,
+        &shop,
+        &audiences[0],
+        "s1",
+        2,
+        2,
+        &[synced("b", None)],
+        t0,
+    )
+    .await;
     let plan_only = serde_json::json!({"plan": "pro"});
     for (audience, erased) in [
         (&audiences[0], true),

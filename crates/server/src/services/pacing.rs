@@ -209,7 +209,7 @@ pub async fn new_invite(
         let audience = AudienceId::from_string(audience.clone());
         if let Some(member) = state.store.audience_member(&audience, member_id).await? {
             traits = member.traits;
-            traits.retain(|key, _| facts.trait_allowlist.contains(key));
+            uj_domain::cohort_sync::keep_allowlisted(&mut traits, &facts.trait_allowlist);
         }
     }
     Ok(Invite {

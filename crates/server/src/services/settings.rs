@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use uj_domain::cohort_sync::keep_allowlisted;
 use uj_domain::ids::ProjectId;
 use uj_domain::ValidationError;
-use uj_storage::{Store, StoreError};
+use uj_storage::{PageRequest, Store, StoreError};
 
 use super::ServiceError;
 use crate::state::AppState;
@@ -58,48 +58,75 @@ pub async fn set_trait_allowlist(
     Ok(keys)
 }
 
-/// Members and invites erased of traits off the allowlist per batch.
+/// Members (or users' invites) read per batch of the erase of traits off the allowlist.
 const ERASE_BATCH: i64 = 500;
 
+/// How long after a save the erase runs once more: a delivery being received as the
+/// allowlist changed (its body may take `UJ_BODY_TIMEOUT_SECS`, 30 s by default) was read
+/// with the allowlist before.
+const ERASE_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// Erases, in the background, every trait key the project's allowlist does not name from
-/// its stored members (current and past) and its invites' attribution records. Each batch
+/// its stored members (current, past, and staged by an unfinished full sync) and its
+/// invites' attribution records; then once more [`ERASE_AGAIN_AFTER`] later. Each batch
 /// reads the allowlist afresh, so a key put back meanwhile is kept. Until it is done, reads
-/// filter what they serve by the allowlist ([`keep_allowlisted`]). Run at every save of the
-/// allowlist, so saving it again resumes an erase the database cut short.
+/// filter what they serve by the allowlist ([`allowlisted`]). Run at every save of the
+/// allowlist, so saving it again resumes an erase the database or a restart cut short.
 fn erase_traits_off_the_allowlist(store: Arc<dyn Store>, project: ProjectId) {
     tokio::spawn(async move {
-        let erased = async {
-            let mut after = None;
-            loop {
-                let keep = store.trait_allowlist(&project).await?;
-                after = store
-                    .erase_member_traits(&project, &keep, after, ERASE_BATCH)
-                    .await?;
-                if after.is_none() {
-                    break;
+        for pass in [std::time::Duration::ZERO, ERASE_AGAIN_AFTER] {
+            tokio::time::sleep(pass).await;
+            match erase_pass(store.as_ref(), &project).await {
+                Ok(()) => tracing::info!(project = %project, "traits off the allowlist are erased"),
+                Err(error) => {
+                    tracing::warn!(
+                        project = %project,
+                        error = %error,
+                        "erasing traits off the allowlist stopped; saving the allowlist again resumes it"
+                    );
+                    return;
                 }
             }
-            let mut after = None;
-            loop {
-                let keep = store.trait_allowlist(&project).await?;
-                after = store
-                    .erase_invite_traits(&project, &keep, after, ERASE_BATCH)
-                    .await?;
-                if after.is_none() {
-                    break;
-                }
-            }
-            Ok::<_, StoreError>(())
-        };
-        match erased.await {
-            Ok(()) => tracing::info!(project = %project, "traits off the allowlist are erased"),
-            Err(error) => tracing::warn!(
-                project = %project,
-                error = %error,
-                "erasing traits off the allowlist stopped; saving the allowlist again resumes it"
-            ),
         }
     });
+}
+
+async fn erase_pass(store: &dyn Store, project: &ProjectId) -> Result<(), StoreError> {
+    let mut page = PageRequest {
+        limit: 100,
+        starting_after: None,
+    };
+    loop {
+        let audiences = store.audiences(project, &page).await?;
+        for audience in &audiences.items {
+            let mut after = None;
+            while let Some(last) = store
+                .erase_member_traits(project, &audience.id, after, ERASE_BATCH)
+                .await?
+            {
+                after = Some(last);
+            }
+            let mut after = None;
+            while let Some(last) = store
+                .erase_staged_traits(project, &audience.id, after, ERASE_BATCH)
+                .await?
+            {
+                after = Some(last);
+            }
+        }
+        match (audiences.has_more, audiences.items.last()) {
+            (true, Some(last)) => page.starting_after = Some(last.id.to_string()),
+            _ => break,
+        }
+    }
+    let mut after = None;
+    while let Some(last) = store
+        .erase_invite_traits(project, after, ERASE_BATCH)
+        .await?
+    {
+        after = Some(last);
+    }
+    Ok(())
 }
 
 /// `traits` with only the keys `allowlist` names, as every read serves them.
