@@ -462,16 +462,30 @@ async fn a_dismissed_invite_is_not_offered_again_within_the_cooldown_and_a_pause
         .unwrap();
     assert_eq!(paused.status().as_u16(), 200);
     assert_eq!(world.config("ref_4").await["pending_invite"], Value::Null);
-    // Without a body the code alone names the invite.
-    let nope = world
-        .app
-        .client
-        .post(world.app.url("/sdk/v1/invites/nope/dismiss"))
-        .bearer_auth(&world.public_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(nope.status().as_u16(), 404);
+    // Without a body the code alone names the invite; so it does when the body is empty,
+    // `null`, or not JSON by its type (ignored, as `fetch` sends `text/plain` unless told):
+    // each reaches the lookup (404 for this code), none is refused for its body.
+    for (content_type, body) in [
+        (None, ""),
+        (Some("application/json"), ""),
+        (Some("application/json"), " null "),
+        (
+            Some("text/plain;charset=UTF-8"),
+            r#"{"reference_id": "ref_2"}"#,
+        ),
+    ] {
+        let mut request = world
+            .app
+            .client
+            .post(world.app.url("/sdk/v1/invites/nope/dismiss"))
+            .bearer_auth(&world.public_key)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let nope = request.send().await.unwrap();
+        assert_eq!(nope.status().as_u16(), 404, "{content_type:?} {body:?}");
+    }
 }
 
 #[tokio::test]

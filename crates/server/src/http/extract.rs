@@ -71,51 +71,57 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json(request.headers()) {
             return Err(unsupported_media_type());
         }
-        let body =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection| match rejection.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
-                    _ => ApiError::bad_request("invalid_request", rejection.body_text()),
-                })?;
-        // Request bodies are objects: serde would also read an array as the fields in order.
-        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "Invalid request body: send a JSON object, not an array.",
-            ));
-        }
-        if holds_nul(&body) {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "Text in the body must not contain NUL characters (\\u0000).",
-            ));
-        }
-        match axum::Json::<T>::from_bytes(&body) {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let body = body_bytes(request, state).await?;
+        json_body(&body).map(ApiJson)
     }
 }
 
-/// [`ApiJson`] for a body that may be left out: a request without one is `None`.
+/// [`ApiJson`] for a body that may be left out: `None` for an empty body (or whitespace, or
+/// `null`), and for a body that is not JSON by its `Content-Type` (ignored, as such bodies
+/// always were where the body is optional: `fetch` sends `text/plain` unless told).
 pub struct OptionalApiJson<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let headers = request.headers();
-        let bodiless = headers
-            .get(header::CONTENT_LENGTH)
-            .map_or(!headers.contains_key(header::TRANSFER_ENCODING), |length| {
-                length == "0"
-            });
-        if bodiless {
+        let json = is_json(request.headers());
+        let body = body_bytes(request, state).await?;
+        if !json || body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        let ApiJson(value) = ApiJson::from_request(request, state).await?;
-        Ok(Self(Some(value)))
+        json_body(&body).map(Self)
+    }
+}
+
+/// The request's body, at most the route's limit.
+async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+            _ => ApiError::bad_request("invalid_request", rejection.body_text()),
+        })
+}
+
+/// A JSON body parsed, or why not.
+fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Request bodies are objects: serde would also read an array as the fields in order.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "Invalid request body: send a JSON object, not an array.",
+        ));
+    }
+    if holds_nul(body) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "Text in the body must not contain NUL characters (\\u0000).",
+        ));
+    }
+    match axum::Json::<T>::from_bytes(body) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(rejection) => Err(json_rejection(rejection)),
     }
 }
 

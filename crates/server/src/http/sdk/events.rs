@@ -109,20 +109,57 @@ struct EventResponse<'a> {
 }
 
 /// The primitive properties of `metadata` kept for attribution: at most 50, keys of at most
-/// 64 characters, text of at most 256; others are dropped, so that what a public key (it
-/// ships in apps) can store per invite stays a few kilobytes.
+/// 64 characters, text of at most 256, and 4 KiB in all (keys and values as UTF-8, the
+/// first by name); others are dropped, so that what a public key (it ships in apps) can
+/// store per invite stays a few kilobytes.
 pub(super) fn primitives(metadata: Map<String, Value>) -> Map<String, Value> {
     let short = |text: &str, most: usize| text.chars().count() <= most;
+    let mut room = METADATA_BYTES;
     metadata
         .into_iter()
         .filter(|(key, value)| {
-            short(key, 64)
-                && match value {
-                    Value::String(text) => short(text, 256),
-                    Value::Number(_) | Value::Bool(_) => true,
-                    Value::Null | Value::Array(_) | Value::Object(_) => false,
-                }
+            let size = match value {
+                Value::String(text) if short(text, 256) => text.len(),
+                Value::Number(number) => number.to_string().len(),
+                Value::Bool(_) => 5,
+                _ => return false,
+            };
+            let size = key.len() + size;
+            let fits = short(key, 64) && size <= room;
+            if fits {
+                room -= size;
+            }
+            fits
         })
         .take(50)
         .collect()
+}
+
+/// The most metadata kept per invite, keys and values together.
+const METADATA_BYTES: usize = 4096;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map, Value};
+
+    /// However the characters are chosen (four bytes each here), what is kept of an event's
+    /// metadata stays within 4 KiB: the 64 KiB a body may hold once was stored whole.
+    #[test]
+    fn metadata_kept_is_at_most_four_kibibytes() {
+        let key = |i: usize| format!("{i:02}{}", "😀".repeat(62));
+        let metadata: Map<String, Value> =
+            (0..50).map(|i| (key(i), json!("😀".repeat(256)))).collect();
+        let kept = super::primitives(metadata);
+        let bytes: usize = kept
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().unwrap().len())
+            .sum();
+        assert!(
+            !kept.is_empty() && bytes <= 4096,
+            "{} kept, {bytes} bytes",
+            kept.len()
+        );
+        let small: Map<String, Value> = (0..50).map(|i| (format!("k{i}"), json!(i))).collect();
+        assert_eq!(super::primitives(small).len(), 50, "small values all fit");
+    }
 }
