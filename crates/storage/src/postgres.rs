@@ -98,8 +98,13 @@ impl PgStore {
             // The pool retried until its timeout, which hides why no connection opened
             // (refused, unknown host, bad password): one more attempt says.
             Err(sqlx::Error::PoolTimedOut) => {
-                let why = <sqlx::PgConnection as sqlx::Connection>::connect(url).await;
-                return Err(why.err().unwrap_or(sqlx::Error::PoolTimedOut).into());
+                let connect = <sqlx::PgConnection as sqlx::Connection>::connect(url);
+                let why = match tokio::time::timeout(ACQUIRE_TIMEOUT, connect).await {
+                    Ok(Err(error)) => error,
+                    // Connected this time, or no answer in time either: the pool's error.
+                    Ok(Ok(_)) | Err(_) => sqlx::Error::PoolTimedOut,
+                };
+                return Err(why.into());
             }
             Err(error) => return Err(error.into()),
         };

@@ -156,7 +156,7 @@ pub async fn connect(
                 .collect();
             Err(ServiceError::Mixpanel(MixpanelProblem::MissingPermission(
                 format!(
-                    "The service account cannot read any of its Mixpanel projects. {}",
+                    "None of the service account's Mixpanel projects can be used. {}",
                     reasons.join(" ")
                 ),
             )))
