@@ -138,6 +138,14 @@ impl Browser {
         self.find(css).await.text().await.unwrap()
     }
 
+    /// The element's text if it can be read now: `None` while the page is being replaced
+    /// (an element found on the old page goes stale before its text is read), for loops
+    /// that wait for a page to change.
+    async fn text_if_there(&self, css: &str) -> Option<String> {
+        let element = self.client.find(Locator::Css(css)).await.ok()?;
+        element.text().await.ok()
+    }
+
     async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
     }
@@ -173,7 +181,7 @@ impl Browser {
     async fn wait_for_text(&self, css: &str, predicate: impl Fn(&str) -> bool) -> String {
         let started = Instant::now();
         loop {
-            let text = self.text(css).await;
+            let text = self.text_if_there(css).await.unwrap_or_default();
             if predicate(&text) {
                 return text;
             }
@@ -239,7 +247,12 @@ async fn setup_keys_sign_out_and_sign_in_in_a_real_browser() {
     browser.client.accept_alert().await.unwrap();
     browser.wait_for_path(|p| p.ends_with("/api-keys")).await;
     let started = Instant::now();
-    while !browser.text("#secret-keys").await.contains("Revoked") {
+    // The page reloads after the revoke: polled without failing on the old page's elements.
+    while !browser
+        .text_if_there("#secret-keys")
+        .await
+        .is_some_and(|text| text.contains("Revoked"))
+    {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "the key shows as revoked"
