@@ -969,34 +969,13 @@ async fn only_allowlisted_primitive_traits_are_kept() {
 async fn traits_taken_off_the_allowlist_are_no_longer_served_nor_kept() {
     let synced = Synced::start(0).await;
     let (app, key) = (&synced.app, synced.key.as_str());
-    let allow = |keys: Value| async move {
-        let patched = app
-            .client
-            .patch(app.url("/api/v1/project"))
-            .bearer_auth(key)
-            .json(&json!({ "trait_allowlist": keys }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(patched.status().as_u16(), 200);
-        patched.json::<Value>().await.unwrap()
-    };
-    allow(json!(["email", "plan"])).await;
+    app.set_trait_allowlist(key, &["email", "plan"]).await;
     let body = json!({"action": "add_members", "parameters": {
         "mixpanel_project_id": 10, "mixpanel_cohort_id": 51234, "mixpanel_cohort_name": "Trial users",
         "members": [{"mixpanel_distinct_id": "u1", "email": "u1@x.com", "plan": "pro", "reference_id": "app-1"}]}});
     assert_eq!(synced.deliver(body).await.0, 200);
     let audience = synced.audience().await["id"].as_str().unwrap().to_owned();
-    let study: Value = app
-        .post_json(
-            "/api/v1/studies",
-            &synced.key,
-            json!({"name": "S", "interview_url": "https://r.example.com/s"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let study = app.create_study(key, "https://r.example.com/s").await;
     let rule = app
         .post_json(
             &format!(
@@ -1029,7 +1008,7 @@ async fn traits_taken_off_the_allowlist_are_no_longer_served_nor_kept() {
     assert_eq!(traits(invite.clone()).await, both);
     assert_eq!(synced.lookup(&audience, "app-1").await[0]["traits"], both);
 
-    allow(json!(["plan"])).await;
+    app.set_trait_allowlist(key, &["plan"]).await;
     let plan = json!({"plan": "pro"});
     assert_eq!(synced.lookup(&audience, "app-1").await[0]["traits"], plan);
     assert_eq!(traits(invite.clone()).await, plan);

@@ -54,7 +54,7 @@ async fn world_keeping(
     )
     .await;
     if !trait_allowlist.is_empty() {
-        set_trait_allowlist(&app, &key, trait_allowlist).await;
+        app.set_trait_allowlist(&key, trait_allowlist).await;
     }
     let sync: Value = app
         .post_json("/api/v1/integrations/mixpanel/cohort-sync", &key, json!({}))
@@ -106,18 +106,6 @@ async fn world_keeping(
         rule: rule["id"].as_str().unwrap().to_owned(),
         study,
     }
-}
-
-async fn set_trait_allowlist(app: &TestApp, key: &str, keys: &[&str]) {
-    let patched = app
-        .client
-        .patch(app.url("/api/v1/project"))
-        .bearer_auth(key)
-        .json(&json!({ "trait_allowlist": keys }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status().as_u16(), 200);
 }
 
 impl World {
@@ -1429,7 +1417,7 @@ async fn an_audience_invite_is_attributed_to_its_member_with_the_allowlisted_tra
         )
     );
     // A key taken off the allowlist leaves new attribution records at once.
-    set_trait_allowlist(&world.app, &world.key, &["plan"]).await;
+    world.app.set_trait_allowlist(&world.key, &["plan"]).await;
     assert_eq!(
         attribution("ref_6").await,
         (
@@ -1438,7 +1426,7 @@ async fn an_audience_invite_is_attributed_to_its_member_with_the_allowlisted_tra
             json!({"plan": "pro"})
         )
     );
-    set_trait_allowlist(&world.app, &world.key, &[]).await;
+    world.app.set_trait_allowlist(&world.key, &[]).await;
     assert_eq!(
         attribution("ref_4").await,
         ("audience".to_owned(), Some("user_4".to_owned()), json!({}))

@@ -121,16 +121,9 @@ async fn a_vanished_postgres_database_answers_503() {
 async fn a_link_whose_lookup_fails_gets_the_friendly_page() {
     let app = TestApp::spawn().await;
     let keys = app.bootstrap("ada@example.com", "Shop");
-    let study: Value = app
-        .post_json(
-            "/api/v1/studies",
-            &keys.secret_key,
-            json!({"name": "Trial", "interview_url": "https://r.example.com/t"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let study = app
+        .create_study(&keys.secret_key, "https://r.example.com/t")
+        .await;
     let link = format!("/i/{}", study["public_code"].as_str().unwrap());
     let opened = app.client.get(app.url(&link)).send().await.unwrap();
     assert_eq!(opened.status().as_u16(), 303);

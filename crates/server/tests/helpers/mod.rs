@@ -167,6 +167,32 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Sets the project's trait allowlist through the REST API.
+    pub async fn set_trait_allowlist(&self, key: &str, keys: &[&str]) {
+        let patched = self
+            .client
+            .patch(self.url("/api/v1/project"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({ "trait_allowlist": keys }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status().as_u16(), 200);
+    }
+
+    /// Creates a study through the REST API: the study as answered.
+    pub async fn create_study(&self, key: &str, interview_url: &str) -> serde_json::Value {
+        let created = self
+            .post_json(
+                "/api/v1/studies",
+                key,
+                serde_json::json!({"name": "Study", "interview_url": interview_url}),
+            )
+            .await;
+        assert_eq!(created.status().as_u16(), 201);
+        created.json().await.unwrap()
+    }
+
     pub async fn post_json(
         &self,
         path: &str,
