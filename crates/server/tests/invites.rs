@@ -258,6 +258,16 @@ impl World {
         assert_eq!(response.status().as_u16(), 200);
         response.json().await.unwrap()
     }
+
+    /// The invite's attribution record, read with the project's secret key.
+    async fn attribution(&self, code: &str) -> Value {
+        let response = self
+            .app
+            .get(&format!("/api/v1/invites/{code}"), &self.key)
+            .await;
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().await.unwrap()
+    }
 }
 
 #[tokio::test]
@@ -760,13 +770,7 @@ async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
         .to_owned();
     world.emulator.remove_members(10, 7, &["user_2"]).unwrap();
     world.emulator.run_sync("uj").await.unwrap();
-    let attributed: Value = world
-        .app
-        .get(&format!("/api/v1/invites/{code}"), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let attributed = world.attribution(&code).await;
     assert_eq!(attributed["state"], "withdrawn");
     assert!(
         attributed["withdrawn_at"].is_string(),
@@ -882,13 +886,7 @@ async fn an_app_event_rule_invites_on_its_event_and_the_catalog_counts_it() {
         code.as_str(),
         "the config returns it too"
     );
-    let attributed: Value = world
-        .app
-        .get(&format!("/api/v1/invites/{code}"), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let attributed = world.attribution(&code).await;
     assert_eq!(
         attributed["metadata"],
         json!({"amount": 49, "note": "é".repeat(256)}),
@@ -1394,13 +1392,7 @@ async fn an_audience_invite_is_attributed_to_its_member_with_the_allowlisted_tra
         async move {
             let config = world.config(reference_id).await;
             let code = config["pending_invite"]["code"].as_str().unwrap();
-            let invite: Value = world
-                .app
-                .get(&format!("/api/v1/invites/{code}"), &world.key)
-                .await
-                .json()
-                .await
-                .unwrap();
+            let invite = world.attribution(code).await;
             (
                 invite["source"].as_str().unwrap().to_owned(),
                 invite["audience_member_id"].as_str().map(str::to_owned),
@@ -1491,13 +1483,7 @@ async fn a_users_invites_are_read_with_their_attribution() {
     );
     assert!(invite["audience_id"].is_string() && invite["event_name"].is_null());
     assert!(invite["issued_at"].is_string() && invite["accepted_at"].is_string());
-    let one: Value = world
-        .app
-        .get(&format!("/api/v1/invites/{code}"), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one = world.attribution(&code).await;
     assert_eq!(&one, invite);
     // After the only one (or a code not among them), nothing.
     for after in [code.as_str(), "unknown"] {
