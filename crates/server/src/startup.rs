@@ -92,6 +92,7 @@ impl Application {
             )),
             counters: Arc::default(),
             snapshots: Arc::default(),
+            trait_erasures: Arc::default(),
             refusal_notes: governor::DefaultKeyedRateLimiter::keyed(governor::Quota::per_minute(
                 std::num::NonZeroU32::MIN,
             )),
@@ -132,6 +133,12 @@ impl Application {
             ))
         });
         let counters = tokio::spawn(crate::services::counters::flush_every(self.state.clone()));
+        let erasures = self.state.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::services::settings::resume_trait_erasures(&erasures).await {
+                tracing::warn!(error = %error, "could not read which trait erases are due; the next save of an allowlist or start resumes them");
+            }
+        });
         let state = self.state.clone();
         let router = crate::http::router(self.state);
         let limits = Limits {

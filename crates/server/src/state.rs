@@ -51,6 +51,8 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     /// Each project's rules as the SDK path reads them, kept for a second.
     pub snapshots: Arc<Snapshots>,
+    /// The erases of trait keys taken off an allowlist, running in the background.
+    pub trait_erasures: Arc<crate::services::settings::TraitErasures>,
     /// Issues invites in groups (one statement for all waiting at once).
     pub invite_writer: Arc<crate::services::invite_writer::InviteWriter>,
     /// One refused, unread webhook delivery a minute per project and status is recorded

@@ -1033,6 +1033,67 @@ async fn traits_taken_off_the_allowlist_are_no_longer_served_nor_kept() {
     assert_eq!(traits(invite).await, plan);
 }
 
+/// An erase of traits off the allowlist that a stop cut short (its save marked it due,
+/// nothing marked it done) resumes when the server starts again, and is then marked done.
+#[tokio::test]
+async fn an_erase_a_stop_cut_short_resumes_at_the_next_start() {
+    let db = helpers::test_database().await;
+    let store = uj_storage::connect(&db.url).await.unwrap();
+    let owner = store
+        .create_account(uj_storage::NewAccount {
+            email: "ada@example.com".into(),
+            password_hash: "$argon2id$unused".into(),
+        })
+        .await
+        .unwrap();
+    let project = store
+        .create_project(&owner.id, "Shop", "uj_pk_resume")
+        .await
+        .unwrap()
+        .id;
+    let now = uj_domain::now();
+    let audience = store
+        .upsert_audience(&project, "7", "Trial users", "", now)
+        .await
+        .unwrap()
+        .id;
+    let traits = json!({"email": "u1@x.com", "plan": "pro"});
+    let member = uj_domain::cohort_sync::SyncedMember {
+        provider_member_id: "u1".into(),
+        reference_id: Some("app-1".into()),
+        traits: traits.as_object().unwrap().clone(),
+    };
+    store
+        .add_audience_members(&audience, &[member], now)
+        .await
+        .unwrap();
+    // The allowlist saved, and the server stopped before erasing anything.
+    assert!(store
+        .set_trait_allowlist(&project, &["plan".to_owned()], now)
+        .await
+        .unwrap());
+    drop(store);
+
+    let app = TestApp::spawn_on(db, |_| {}).await;
+    let left = "SELECT (SELECT COUNT(*) FROM audience_members WHERE traits LIKE '%email%') \
+                + (SELECT COUNT(*) FROM projects WHERE trait_erase_due IS NOT NULL)";
+    let mut waited = 0;
+    while app.count_sql(left).await > 0 {
+        assert!(
+            waited < 100,
+            "erased and marked done within ten seconds of the start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let plan = "SELECT COUNT(*) FROM audience_members WHERE traits LIKE '%\"plan\"%'";
+    assert_eq!(
+        app.count_sql(plan).await,
+        1,
+        "the allowlisted trait is kept"
+    );
+}
+
 /// A delivery whose body stops coming is answered 503 once the body deadline passes, so
 /// Mixpanel retries it: a 400 would pause the customer's sync for what is a transient
 /// problem (SPEC §4).

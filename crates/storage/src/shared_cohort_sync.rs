@@ -879,12 +879,56 @@ macro_rules! impl_cohort_sync_store {
                 raw.map_or(Ok(Vec::new()), |raw| trait_allowlist(&raw))
             }
 
-            async fn set_trait_allowlist(&self, project: &ProjectId, keys: &[String]) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query("UPDATE projects SET trait_allowlist = $2 WHERE id = $1")
-                    .bind(project.as_str())
-                    .bind(serde_json::Value::from(keys.to_vec()).to_string())
-                    .execute(self.writer())
-                    .await?;
+            async fn set_trait_allowlist(
+                &self,
+                project: &ProjectId,
+                keys: &[String],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE projects SET trait_allowlist = $2, trait_erase_due = $3 WHERE id = $1",
+                )
+                .bind(project.as_str())
+                .bind(serde_json::Value::from(keys.to_vec()).to_string())
+                .bind(at)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn trait_erase_due(
+                &self,
+                project: &ProjectId,
+            ) -> Result<Option<chrono::DateTime<chrono::Utc>>, $crate::StoreError> {
+                let due: Option<Option<chrono::DateTime<chrono::Utc>>> =
+                    sqlx::query_scalar("SELECT trait_erase_due FROM projects WHERE id = $1")
+                        .bind(project.as_str())
+                        .fetch_optional(self.reader())
+                        .await?;
+                Ok(due.flatten())
+            }
+
+            async fn trait_erases_due(&self) -> Result<Vec<ProjectId>, $crate::StoreError> {
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM projects WHERE trait_erase_due IS NOT NULL ORDER BY id",
+                )
+                .fetch_all(self.reader())
+                .await?;
+                Ok(ids.into_iter().map(ProjectId::from_string).collect())
+            }
+
+            async fn trait_erase_done(
+                &self,
+                project: &ProjectId,
+                due: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE projects SET trait_erase_due = NULL WHERE id = $1 AND trait_erase_due = $2",
+                )
+                .bind(project.as_str())
+                .bind(due)
+                .execute(self.writer())
+                .await?;
                 Ok(done.rows_affected() == 1)
             }
 

@@ -339,10 +339,29 @@ pub trait CohortSyncStore: Send + Sync {
 
     /// Trait keys kept from synced members (JSON array in the project row).
     async fn trait_allowlist(&self, project: &ProjectId) -> Result<Vec<String>, StoreError>;
+    /// Saves the allowlist and marks the project's trait erase due since `at` (the keys it
+    /// no longer names may be stored until an erase completes); `false` for an unknown
+    /// project.
     async fn set_trait_allowlist(
         &self,
         project: &ProjectId,
         keys: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Since when the project's trait erase is due (the last save of its allowlist whose
+    /// erase has not completed), or `None`.
+    async fn trait_erase_due(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// The projects whose trait erase is due (a server stopped mid-erase).
+    async fn trait_erases_due(&self) -> Result<Vec<ProjectId>, StoreError>;
+    /// Marks the erase due since `due` done; `false` (nothing written) when a save since
+    /// made another due.
+    async fn trait_erase_done(
+        &self,
+        project: &ProjectId,
+        due: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Erases, from the stored traits of `audience`'s members (current and past), the keys
     /// project `project`'s allowlist does not name: the next `limit` members with traits

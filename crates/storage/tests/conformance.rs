@@ -1416,7 +1416,10 @@ async fn a_cohort_sync_config_is_found_by_webhook_and_replaced(
     );
     // The receiver brings the project's allowlist and connection along.
     let keys = vec!["plan".to_owned(), "country".to_owned()];
-    store.set_trait_allowlist(&shop, &keys).await.unwrap();
+    store
+        .set_trait_allowlist(&shop, &keys, uj_domain::now())
+        .await
+        .unwrap();
     store
         .save_mixpanel_connection(&connection(&shop, "111"), "v1.cipher")
         .await
@@ -2373,8 +2376,37 @@ async fn the_trait_allowlist_round_trips(store: Arc<dyn Store>, _: &TestDatabase
         "empty by default"
     );
     let keys = vec!["plan".to_owned(), "email".to_owned()];
-    assert!(store.set_trait_allowlist(&shop, &keys).await.unwrap());
+    assert!(store.trait_erase_due(&shop).await.unwrap().is_none());
+    assert!(store.trait_erases_due().await.unwrap().is_empty());
+    let first = uj_domain::now();
+    assert!(store
+        .set_trait_allowlist(&shop, &keys, first)
+        .await
+        .unwrap());
     assert_eq!(store.trait_allowlist(&shop).await.unwrap(), keys);
+    // The save marks an erase due; only that save's erase marks it done.
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    assert_eq!(store.trait_erase_due(&shop).await.unwrap(), Some(first));
+    assert!(store.trait_erase_due(&blog).await.unwrap().is_none());
+    assert_eq!(store.trait_erases_due().await.unwrap(), vec![shop.clone()]);
+    let second = first + Duration::seconds(1);
+    assert!(store
+        .set_trait_allowlist(&shop, &keys, second)
+        .await
+        .unwrap());
+    assert!(
+        !store.trait_erase_done(&shop, first).await.unwrap(),
+        "an erase that began before the last save is not the last save's"
+    );
+    assert!(!store.trait_erase_done(&blog, second).await.unwrap());
+    assert_eq!(store.trait_erases_due().await.unwrap(), vec![shop.clone()]);
+    assert!(store.trait_erase_done(&shop, second).await.unwrap());
+    assert!(store.trait_erase_due(&shop).await.unwrap().is_none());
+    assert!(store.trait_erases_due().await.unwrap().is_empty());
+    assert!(!store
+        .set_trait_allowlist(&ProjectId::from_string("prj_missing"), &keys, second)
+        .await
+        .unwrap());
 }
 
 /// Taking keys off the allowlist erases them, in batches, from the stored traits of the
@@ -2451,7 +2483,7 @@ async fn traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_pro
     )
     .await;
     store
-        .set_trait_allowlist(&shop, &["email".to_owned(), "plan".to_owned()])
+        .set_trait_allowlist(&shop, &["email".to_owned(), "plan".to_owned()], t0)
         .await
         .unwrap();
     let erase_all = |store: Arc<dyn Store>, batch: i64| {
@@ -2501,7 +2533,7 @@ async fn traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_pro
     assert_eq!(serde_json::Value::Object(stored.traits), traits);
 
     store
-        .set_trait_allowlist(&shop, &["plan".to_owned()])
+        .set_trait_allowlist(&shop, &["plan".to_owned()], t0)
         .await
         .unwrap();
     let batches = erase_all(store.clone(), 2).await;

@@ -2,9 +2,13 @@
 //! an audience member) and the contact limit (the pacing engine's cap across all rules).
 //! Each is checked whole before anything is written; new decisions follow a change at once.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 use uj_domain::cohort_sync::keep_allowlisted;
 use uj_domain::ids::ProjectId;
 use uj_domain::ValidationError;
@@ -52,43 +56,166 @@ pub async fn set_trait_allowlist(
     keys: Vec<String>,
 ) -> Result<Vec<String>, ServiceError> {
     let keys = trait_keys(keys)?;
-    state.store.set_trait_allowlist(project, &keys).await?;
+    state
+        .store
+        .set_trait_allowlist(project, &keys, uj_domain::now())
+        .await?;
     state.snapshots.forget(project);
-    erase_traits_off_the_allowlist(state.store.clone(), project.clone());
+    state.trait_erasures.request(&state.store, project, true);
     Ok(keys)
 }
 
 /// Members (or users' invites) read per batch of the erase of traits off the allowlist.
 const ERASE_BATCH: i64 = 500;
 
-/// How long after a save the erase runs once more: a delivery being received as the
+/// How long after an erase starts it runs once more: a delivery being received as the
 /// allowlist changed (its body may take `UJ_BODY_TIMEOUT_SECS`, 30 s by default) was read
 /// with the allowlist before.
-const ERASE_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_secs(90);
+const ERASE_AGAIN_AFTER: Duration = Duration::from_secs(90);
 
-/// Erases, in the background, every trait key the project's allowlist does not name from
-/// its stored members (current, past, and staged by an unfinished full sync) and its
-/// invites' attribution records; then once more [`ERASE_AGAIN_AFTER`] later. Each batch
-/// reads the allowlist afresh, so a key put back meanwhile is kept. Until it is done, reads
-/// filter what they serve by the allowlist ([`allowlisted`]). Run at every save of the
-/// allowlist, so saving it again resumes an erase the database or a restart cut short.
-fn erase_traits_off_the_allowlist(store: Arc<dyn Store>, project: ProjectId) {
-    tokio::spawn(async move {
-        for pass in [std::time::Duration::ZERO, ERASE_AGAIN_AFTER] {
-            tokio::time::sleep(pass).await;
-            match erase_pass(store.as_ref(), &project).await {
-                Ok(()) => tracing::info!(project = %project, "traits off the allowlist are erased"),
-                Err(error) => {
-                    tracing::warn!(
-                        project = %project,
-                        error = %error,
-                        "erasing traits off the allowlist stopped; saving the allowlist again resumes it"
-                    );
+/// The erases of traits off the allowlist, one task per project at most. Each save of an
+/// allowlist asks for one ([`request`](Self::request)): a pass over the project's stored
+/// members (current, past, and staged by an unfinished full sync) and its invites'
+/// attribution records, erasing every key the allowlist does not name, then a second pass
+/// [`ERASE_AGAIN_AFTER`] later. Saves made while a pass runs are served by one more pass
+/// after it, however many they are. Each batch reads the allowlist afresh, so a key put back
+/// meanwhile is kept. Until an erase is done, reads filter what they serve by the allowlist
+/// ([`allowlisted`]). The last pass, once complete, marks the erase done in the project's
+/// row; a server stopped before that resumes it at its next start with one pass
+/// ([`resume_trait_erasures`]: no delivery read before the save is still in flight then),
+/// and a pass the database cut short is tried again by the next.
+#[derive(Default)]
+pub struct TraitErasures {
+    projects: Mutex<HashMap<ProjectId, Wanted>>,
+}
+
+/// What a project's erase task has still to do.
+#[derive(Default)]
+struct Wanted {
+    /// A pass, as soon as the one running (if any) is done.
+    now: bool,
+    /// The pass asked for is to be followed by a second one.
+    twice: bool,
+    /// The second pass, at this time.
+    again_at: Option<Instant>,
+    /// Wakes the task from its wait for the second pass when a pass is asked for.
+    wake: Arc<Notify>,
+}
+
+/// The next step of a project's erase task.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// A pass; `last` when no other follows it (it marks the erase done).
+    Pass {
+        last: bool,
+    },
+    Wait(Instant),
+    Stop,
+}
+
+impl Wanted {
+    /// Asks for a pass, followed by a second one when `twice`.
+    fn ask(&mut self, twice: bool) {
+        self.now = true;
+        self.twice |= twice;
+        self.wake.notify_one();
+    }
+
+    /// The next step at `now`.
+    fn next(&mut self, now: Instant) -> Step {
+        if self.now {
+            self.now = false;
+            if std::mem::take(&mut self.twice) {
+                self.again_at = Some(now + ERASE_AGAIN_AFTER);
+            }
+            return Step::Pass {
+                last: self.again_at.is_none(),
+            };
+        }
+        match self.again_at {
+            Some(at) if at <= now => {
+                self.again_at = None;
+                Step::Pass { last: true }
+            }
+            Some(at) => Step::Wait(at),
+            None => Step::Stop,
+        }
+    }
+}
+
+impl TraitErasures {
+    /// Asks for an erase of the project's traits off its allowlist: two passes after a
+    /// save, one at a start (see [`TraitErasures`]).
+    pub fn request(self: &Arc<Self>, store: &Arc<dyn Store>, project: &ProjectId, twice: bool) {
+        let mut projects = self.projects.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(wanted) = projects.get_mut(project) {
+            wanted.ask(twice);
+            return;
+        }
+        let mut wanted = Wanted::default();
+        wanted.ask(twice);
+        projects.insert(project.clone(), wanted);
+        let (erasures, store, project) = (Arc::clone(self), Arc::clone(store), project.clone());
+        tokio::spawn(async move { erasures.run(store.as_ref(), &project).await });
+    }
+
+    async fn run(&self, store: &dyn Store, project: &ProjectId) {
+        loop {
+            // Decided under the lock `request` takes: a request is either seen here or
+            // starts a task of its own once this one has forgotten the project.
+            let (step, wake) = {
+                let mut projects = self.projects.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(wanted) = projects.get_mut(project) else {
                     return;
+                };
+                let step = wanted.next(Instant::now());
+                let wake = Arc::clone(&wanted.wake);
+                if step == Step::Stop {
+                    projects.remove(project);
                 }
+                (step, wake)
+            };
+            match step {
+                Step::Pass { last } => erase(store, project, last).await,
+                Step::Wait(at) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at) => {}
+                        () = wake.notified() => {}
+                    }
+                }
+                Step::Stop => return,
             }
         }
-    });
+    }
+}
+
+/// Starts the erases a stopped server left due ([`TraitErasures`]).
+pub async fn resume_trait_erasures(state: &AppState) -> Result<(), StoreError> {
+    for project in state.store.trait_erases_due().await? {
+        tracing::info!(project = %project, "resuming the erase of traits off the allowlist");
+        state.trait_erasures.request(&state.store, &project, false);
+    }
+    Ok(())
+}
+
+/// One pass of a project's erase; the `last` marks it done when it completes.
+async fn erase(store: &dyn Store, project: &ProjectId, last: bool) {
+    let erased = async {
+        let due = store.trait_erase_due(project).await?;
+        erase_pass(store, project).await?;
+        if let (true, Some(due)) = (last, due) {
+            store.trait_erase_done(project, due).await?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    match erased.await {
+        Ok(()) => tracing::info!(project = %project, "traits off the allowlist are erased"),
+        Err(error) => tracing::warn!(
+            project = %project,
+            error = %error,
+            "erasing traits off the allowlist stopped; the next pass, save or start resumes it"
+        ),
+    }
 }
 
 async fn erase_pass(store: &dyn Store, project: &ProjectId) -> Result<(), StoreError> {
@@ -145,4 +272,45 @@ pub async fn set_contact_limit(
     state.store.set_contact_limit_days(project, days).await?;
     state.snapshots.forget(project);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_save_asks_for_two_passes_and_saves_meanwhile_for_one_more() {
+        let t0 = Instant::now();
+        let mut wanted = Wanted::default();
+        wanted.ask(true);
+        assert_eq!(wanted.next(t0), Step::Pass { last: false });
+        // Three saves while the first pass runs: one pass more, after it.
+        for _ in 0..3 {
+            wanted.ask(true);
+        }
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(wanted.next(t1), Step::Pass { last: false });
+        // The second pass waits from the last pass asked for by a save.
+        let again = t1 + ERASE_AGAIN_AFTER;
+        assert_eq!(wanted.next(t1), Step::Wait(again));
+        assert_eq!(wanted.next(again), Step::Pass { last: true });
+        assert_eq!(wanted.next(again), Step::Stop);
+    }
+
+    #[test]
+    fn a_start_asks_for_one_pass_unless_a_save_wants_two() {
+        let t0 = Instant::now();
+        let mut wanted = Wanted::default();
+        wanted.ask(false);
+        assert_eq!(wanted.next(t0), Step::Pass { last: true });
+        assert_eq!(wanted.next(t0), Step::Stop);
+
+        wanted.ask(false);
+        wanted.ask(true);
+        assert_eq!(wanted.next(t0), Step::Pass { last: false });
+        // A start's pass during the wait for the second is not the last.
+        wanted.ask(false);
+        assert_eq!(wanted.next(t0), Step::Pass { last: false });
+        assert_eq!(wanted.next(t0), Step::Wait(t0 + ERASE_AGAIN_AFTER));
+    }
 }

@@ -1,0 +1,5 @@
+-- Since when the project's members and attribution records may hold trait keys its allowlist
+-- no longer names: set by every save of the allowlist, cleared by the erase that followed it
+-- once it completed (unless a later save set it again). A server that stops mid-erase
+-- resumes the erase at its next start. NULL: nothing to erase.
+ALTER TABLE projects ADD COLUMN trait_erase_due TEXT;
