@@ -63,6 +63,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(&cli.config).await?;
             tracing::info!(url = %app.public_url(), "UserJourneys is running; open the dashboard");
             println!("UserJourneys dashboard: {}/", app.public_url());
+            if let Some(port) = app.metrics_port() {
+                tracing::info!(port, "metrics are served at /metrics (UJ_METRICS_BIND)");
+            }
             app.run_until_stopped().await
         }
         Command::Demo => crate::demo::run(cli.config).await,

@@ -114,6 +114,12 @@ pub struct Config {
     )]
     pub shutdown_grace_secs: u64,
 
+    /// Address of a second listener serving `GET /metrics` (request counts and latencies
+    /// for Prometheus), e.g. `127.0.0.1:9464`; off when unset. It has no authentication:
+    /// bind it where only your monitoring reaches.
+    #[arg(long, env = "UJ_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<String>,
+
     #[command(flatten)]
     pub mixpanel: MixpanelConfig,
 }

@@ -17,6 +17,8 @@ use crate::state::AppState;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// `GET /metrics`, when `UJ_METRICS_BIND` asks for it.
+    metrics_listener: Option<TcpListener>,
     check_interval: Duration,
     header_timeout: Duration,
     body_timeout: Duration,
@@ -93,14 +95,22 @@ impl Application {
             counters: Arc::default(),
             snapshots: Arc::default(),
             trait_erasures: Arc::default(),
+            metrics: crate::http::metrics::Metrics::default(),
             refusal_notes: governor::DefaultKeyedRateLimiter::keyed(governor::Quota::per_minute(
                 std::num::NonZeroU32::MIN,
             )),
             demo: None,
         });
+        let metrics_listener = match &config.metrics_bind {
+            Some(bind) => Some(TcpListener::bind(bind).await.with_context(|| {
+                format!("cannot listen on {bind} for metrics (UJ_METRICS_BIND)")
+            })?),
+            None => None,
+        };
         let check_interval = Duration::from_secs(config.mixpanel.mixpanel_check_interval_secs);
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             check_interval,
             header_timeout: Duration::from_secs(config.header_timeout_secs),
@@ -118,6 +128,12 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The port `GET /metrics` is served on, if it is.
+    pub fn metrics_port(&self) -> Option<u16> {
+        let listener = self.metrics_listener.as_ref()?;
+        listener.local_addr().ok().map(|a| a.port())
     }
 
     pub fn public_url(&self) -> &str {
@@ -139,6 +155,14 @@ impl Application {
                 tracing::warn!(error = %error, "could not read which trait erases are due; the next save of an allowlist or start resumes them");
             }
         });
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = crate::http::metrics::router(self.state.clone());
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, router).await {
+                    tracing::error!(error = %error, "the metrics listener stopped");
+                }
+            })
+        });
         let state = self.state.clone();
         let router = crate::http::router(self.state);
         let limits = Limits {
@@ -149,6 +173,9 @@ impl Application {
         serve(self.listener, router, limits, self.shutdown_grace).await;
         jobs.abort();
         counters.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         // The last counted decisions, so a restart loses none.
         if let Err(error) = state.counters.flush(&state.store).await {
             tracing::warn!(error = %error, "could not save counts at shutdown");

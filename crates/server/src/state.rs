@@ -53,6 +53,8 @@ pub struct Shared {
     pub snapshots: Arc<Snapshots>,
     /// The erases of trait keys taken off an allowlist, running in the background.
     pub trait_erasures: Arc<crate::services::settings::TraitErasures>,
+    /// Request counts and latencies (`UJ_METRICS_BIND`).
+    pub metrics: crate::http::metrics::Metrics,
     /// Issues invites in groups (one statement for all waiting at once).
     pub invite_writer: Arc<crate::services::invite_writer::InviteWriter>,
     /// One refused, unread webhook delivery a minute per project and status is recorded

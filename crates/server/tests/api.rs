@@ -1162,3 +1162,69 @@ async fn an_interview_url_with_a_control_character_is_refused() {
         (422, Some("validation_failed"), Some("interview_url"))
     );
 }
+
+/// With `UJ_METRICS_BIND`, a second listener serves request counts by part of the server
+/// and status, and their latencies, for Prometheus; the public listener does not serve them.
+#[tokio::test]
+async fn metrics_count_every_answer_on_their_own_listener() {
+    let app = TestApp::spawn_with(|config| config.metrics_bind = Some("127.0.0.1:0".into())).await;
+    let metrics = app.metrics_address.clone().expect("metrics are served");
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for _ in 0..2 {
+        let refused = app
+            .client
+            .get(app.url("/sdk/v1/config?reference_id=u1"))
+            .send()
+            .await;
+        assert_eq!(refused.unwrap().status(), 401);
+    }
+    assert_eq!(
+        app.get("/api/v1/studies", &keys.secret_key).await.status(),
+        200
+    );
+    // Not on the public listener: that is a page like any unknown address.
+    assert_eq!(
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let answer = app
+        .client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = answer.text().await.unwrap();
+    for line in [
+        "uj_http_requests_total{api=\"health\",status=\"200\"} 1",
+        "uj_http_requests_total{api=\"sdk\",status=\"401\"} 2",
+        "uj_http_requests_total{api=\"rest\",status=\"200\"} 1",
+        "uj_http_requests_total{api=\"dashboard\",status=\"404\"} 1",
+        "uj_http_request_duration_seconds_count{api=\"sdk\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    assert!(
+        !text.contains("webhook"),
+        "nothing counted that was not asked: {text}"
+    );
+}

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod health;
 mod launch;
+pub(crate) mod metrics;
 mod middleware;
 pub(crate) mod openapi;
 mod sdk;
@@ -43,24 +44,37 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             request_deadline,
         ));
-    // Outermost, so that even the answer to a panic carries it.
+    // Outermost, so that even the answer to a panic carries CORS and is counted.
     middleware::wrap(routes, state.https)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(sdk_cors))
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state, outermost))
 }
 
-/// CORS for the SDK API (`sdk::cors`), around everything that may answer an `/sdk/` path.
-async fn sdk_cors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// Around everything that may answer: each answer counted in the metrics (refusals by the
+/// layers inside too), and CORS for the SDK API (`sdk::cors`) on `/sdk/` paths. One layer
+/// for both: each layer costs every request a little.
+async fn outermost(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     use tower::{Layer, Service};
     static CORS: std::sync::LazyLock<tower_http::cors::CorsLayer> =
         std::sync::LazyLock::new(sdk::cors);
-    if !request.uri().path().starts_with("/sdk/") {
-        return next.run(request).await;
-    }
-    match CORS.layer(next).call(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
+    let path = request.uri().path();
+    let (api, cors) = (metrics::Api::of(path), path.starts_with("/sdk/"));
+    let started = std::time::Instant::now();
+    let response = match cors {
+        false => next.run(request).await,
+        true => match CORS.layer(next).call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+    };
+    state
+        .metrics
+        .observe(api, response.status().as_u16(), started);
+    response
 }
 
 /// REST requests and dashboard pages end after `request_timeout` with a 503 `timed_out`: a

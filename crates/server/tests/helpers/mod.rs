@@ -15,6 +15,8 @@ use userjourneys::startup::Application;
 
 pub struct TestApp {
     pub address: String,
+    /// Where `GET /metrics` is served, when the configuration asks for it.
+    pub metrics_address: Option<String>,
     /// A client that keeps cookies, like a browser.
     pub client: reqwest::Client,
     pub db: TestDatabase,
@@ -79,14 +81,19 @@ impl TestApp {
             body_timeout_secs: 30,
             shutdown_grace_secs: 30,
             max_connections: None,
+            metrics_bind: None,
             mixpanel: mixpanel_config(None),
         };
         adjust(&mut config);
         let app = Application::build(&config).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let metrics_address = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
+            metrics_address,
             client: client(),
             db,
             config,

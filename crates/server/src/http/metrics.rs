@@ -1,0 +1,163 @@
+//! Request counts and latencies in the OpenMetrics text format, for Prometheus: counted for
+//! every answer of the server (`super::outermost`), served on a listener of their own
+//! (`UJ_METRICS_BIND`, off by default) that only the operator's network should reach.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+
+/// Which part of the server a request reached.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Api {
+    /// `/sdk/…`, the apps' calls.
+    sdk,
+    /// `/api/…`, the REST API and its reference.
+    rest,
+    /// `/webhooks/…`, Mixpanel's cohort sync deliveries.
+    webhook,
+    /// `/i/…`, `/interviews/…`, `/launch/…`: respondents opening interviews.
+    link,
+    /// `/healthz`, `/readyz`.
+    health,
+    /// Everything else: the dashboard's pages and assets, unknown addresses.
+    dashboard,
+}
+
+impl Api {
+    pub fn of(path: &str) -> Self {
+        let under = |root: &str| {
+            path.strip_prefix(root)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if under("/sdk") {
+            Api::sdk
+        } else if under("/api") {
+            Api::rest
+        } else if under("/webhooks") {
+            Api::webhook
+        } else if under("/i") || under("/interviews") || under("/launch") {
+            Api::link
+        } else if path == "/healthz" || path == "/readyz" {
+            Api::health
+        } else {
+            Api::dashboard
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Answered {
+    api: Api,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reached {
+    api: Api,
+}
+
+type Latencies = Family<Reached, Histogram, fn() -> Histogram>;
+
+/// The server's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Answered, Counter>,
+    durations: Latencies,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("uj");
+        let requests = Family::<Answered, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Requests answered, by part of the server and HTTP status",
+            requests.clone(),
+        );
+        // 0.5 ms to about 8 s, doubling.
+        let durations: Latencies =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 15)));
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from a request's headers to its answer's, by part of the server",
+            durations.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            durations,
+        }
+    }
+}
+
+impl Metrics {
+    /// One answer of `api` with `status`, to a request whose headers came at `started`.
+    pub fn observe(&self, api: Api, status: u16, started: Instant) {
+        self.requests.get_or_create(&Answered { api, status }).inc();
+        self.durations
+            .get_or_create(&Reached { api })
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Every metric, in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a `String` cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// The metrics listener's one route: `GET /metrics`.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(serve))
+        .with_state(state)
+}
+
+async fn serve(State(state): State<AppState>) -> Response {
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_path_counts_for_its_part_of_the_server() {
+        for (path, api) in [
+            ("/sdk/v1/config", Api::sdk),
+            ("/api/v1/studies", Api::rest),
+            ("/api/openapi.json", Api::rest),
+            ("/webhooks/mixpanel/abc", Api::webhook),
+            ("/i/abc", Api::link),
+            ("/interviews/abc", Api::link),
+            ("/launch/abc", Api::link),
+            ("/healthz", Api::health),
+            ("/readyz", Api::health),
+            ("/", Api::dashboard),
+            ("/images/x", Api::dashboard),
+            ("/sdkx", Api::dashboard),
+            ("/apis", Api::dashboard),
+        ] {
+            assert_eq!(Api::of(path), api, "{path}");
+        }
+    }
+}
