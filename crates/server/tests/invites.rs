@@ -44,7 +44,11 @@ async fn world_keeping(
     .unwrap();
     let emulator = Emulator::start(scenario).await.unwrap();
     let mixpanel = mixpanel_config(Some(&emulator));
-    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+    let app = TestApp::spawn_with(|config| {
+        config.mixpanel = mixpanel;
+        config.metrics_bind = Some("127.0.0.1:0".into());
+    })
+    .await;
     let keys = app.bootstrap("ada@example.com", "Shop");
     let key = keys.secret_key.clone();
     app.post_json(
@@ -299,6 +303,73 @@ async fn a_member_gets_the_invite_by_reference_id_or_distinct_id_and_others_do_n
         world.config("stranger").await["pending_invite"],
         Value::Null
     );
+}
+
+/// The metrics count what the server did, not what it was asked: a delivery and the members
+/// it added, one invite however often the config is loaded, one start however often it is
+/// accepted or its link opened.
+#[tokio::test]
+async fn metrics_count_deliveries_invites_and_starts_once_each() {
+    let world = world(4, None, "in_app").await;
+    let metrics = || async {
+        let address = world.app.metrics_address.as_deref().unwrap();
+        let text = world
+            .app
+            .client
+            .get(format!("{address}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mut counted: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("uj_") && !l.starts_with("uj_http"))
+            .map(str::to_owned)
+            .collect();
+        counted.sort();
+        counted
+    };
+    let synced = [
+        "uj_cohort_sync_deliveries_total{action=\"members\",outcome=\"applied\"} 1",
+        "uj_cohort_sync_members_total{change=\"added\"} 4",
+    ];
+    assert_eq!(
+        metrics().await,
+        [&synced[..], &["uj_starts_total 0"]].concat()
+    );
+    let first = world.config("ref_2").await;
+    let code = first["pending_invite"]["code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"]["code"],
+        code.as_str()
+    );
+    for _ in 0..2 {
+        assert_eq!(world.accept(&code, "ref_2").await["outcome"], "webview");
+    }
+    // A direct link starts at once: an invite and a start, once however often it is opened.
+    let (beta, _) = world.beta_link(json!({"name": "Beta link"})).await;
+    let url = format!("/i/{}", beta["public_code"].as_str().unwrap());
+    for _ in 0..2 {
+        let opened = world
+            .app
+            .post_json(
+                "/sdk/v1/links/resolve",
+                &world.public_key,
+                json!({"url": url, "reference_id": "ref_4"}),
+            )
+            .await;
+        assert_eq!(opened.status().as_u16(), 200);
+    }
+    let mut expected = vec![
+        "uj_invites_issued_total{via=\"config\"} 1",
+        "uj_invites_issued_total{via=\"link\"} 1",
+        "uj_starts_total 2",
+    ];
+    expected.extend(synced);
+    expected.sort();
+    assert_eq!(metrics().await, expected);
 }
 
 #[tokio::test]

@@ -68,11 +68,33 @@ struct Reached {
 
 type Latencies = Family<Reached, Histogram, fn() -> Histogram>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Issued {
+    /// `config` (a config load's audience prompt), `event` (an app event's prompt) or
+    /// `link` (a direct link, started at once).
+    via: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Delivered {
+    action: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Moved {
+    change: &'static str,
+}
+
 /// The server's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
     requests: Family<Answered, Counter>,
     durations: Latencies,
+    invites: Family<Issued, Counter>,
+    starts: Counter,
+    deliveries: Family<Delivered, Counter>,
+    members: Family<Moved, Counter>,
 }
 
 impl Default for Metrics {
@@ -92,10 +114,38 @@ impl Default for Metrics {
             "Time from a request's headers to its answer's, by part of the server",
             durations.clone(),
         );
+        let invites = Family::<Issued, Counter>::default();
+        registry.register(
+            "invites_issued",
+            "Invites issued, by the call that issued them",
+            invites.clone(),
+        );
+        let starts = Counter::default();
+        registry.register(
+            "starts",
+            "Interviews started (invites accepted, links opened)",
+            starts.clone(),
+        );
+        let deliveries = Family::<Delivered, Counter>::default();
+        registry.register(
+            "cohort_sync_deliveries",
+            "Cohort sync deliveries read, by action and outcome (as in the sync history)",
+            deliveries.clone(),
+        );
+        let members = Family::<Moved, Counter>::default();
+        registry.register(
+            "cohort_sync_members",
+            "Audience members that entered or left with a delivery",
+            members.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
+            invites,
+            starts,
+            deliveries,
+            members,
         }
     }
 }
@@ -107,6 +157,28 @@ impl Metrics {
         self.durations
             .get_or_create(&Reached { api })
             .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// An invite issued `via` a config load, an app event or a link ([`Issued`]).
+    pub fn invite_issued(&self, via: &'static str) {
+        self.invites.get_or_create(&Issued { via }).inc();
+    }
+
+    /// An interview started.
+    pub fn started(&self) {
+        self.starts.inc();
+    }
+
+    /// A cohort sync delivery read and recorded in the sync history.
+    pub fn delivery(&self, action: &'static str, outcome: &'static str, added: i64, removed: i64) {
+        self.deliveries
+            .get_or_create(&Delivered { action, outcome })
+            .inc();
+        for (change, count) in [("added", added), ("removed", removed)] {
+            if let Ok(count @ 1..) = u64::try_from(count) {
+                self.members.get_or_create(&Moved { change }).inc_by(count);
+            }
+        }
     }
 
     /// Every metric, in the OpenMetrics text format.

@@ -326,6 +326,8 @@ async fn reject(
         .store
         .record_sync(project, &entry, outline.cohort.as_deref())
         .await?;
+    let action = outline.action.map_or("unknown", |a| a.as_str());
+    state.metrics.delivery(action, entry.outcome.as_str(), 0, 0);
     Ok(())
 }
 
@@ -383,6 +385,12 @@ async fn apply(
                 .await?
         }
     };
+    state.metrics.delivery(
+        delivery.action.as_str(),
+        entry.outcome.as_str(),
+        entry.added,
+        entry.removed,
+    );
     tracing::info!(
         audience_id = ?entry.audience_id.as_ref().map(|a| a.as_str()), action = delivery.action.as_str(), outcome = entry.outcome.as_str(),
         page = delivery.page, total_pages = delivery.total_pages, added = entry.added, removed = entry.removed,

@@ -94,6 +94,12 @@ pub async fn evaluate(
     if issued.code == ours {
         // Otherwise a request for the same user issued first: this one decided nothing.
         state.counters.suppressed(&suppressed);
+        let via = if event_name.is_some() {
+            "event"
+        } else {
+            "config"
+        };
+        state.metrics.invite_issued(via);
     }
     // The request's later decisions (its direct links) see the invite just issued.
     user.history.insert(0, issued.clone());
@@ -324,6 +330,7 @@ pub async fn accept(
     if matches!(outcome, AcceptOutcome::Accepted(_)) {
         // A start changes the rule's and the study's counts.
         state.snapshots.forget(project);
+        state.metrics.started();
     }
     let invite = match outcome {
         AcceptOutcome::Accepted(invite) | AcceptOutcome::AlreadyAccepted(invite) => invite,

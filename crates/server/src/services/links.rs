@@ -139,6 +139,8 @@ pub async fn resolve(
         AcceptOutcome::Accepted(started) => {
             debug_assert_eq!(started.state, InviteState::Accepted);
             state.snapshots.forget(project);
+            state.metrics.invite_issued("link");
+            state.metrics.started();
             Ok(invites::open(
                 state,
                 &study,
