@@ -40,7 +40,15 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
     };
     // A copy with another key could not be restored: its sealed secrets would not open.
     let recorded = SqliteStore::recorded_key_fingerprint(&config.database_url).await?;
-    if recorded.is_some_and(|recorded| recorded != app_key.fingerprint()) {
+    // Not recorded yet (a database from before migration 0015): known by what it sealed.
+    let sealed = match recorded {
+        Some(_) => Vec::new(),
+        None => SqliteStore::sealed_secrets(&config.database_url).await?,
+    };
+    let sealed = sealed.iter().map(|(p, s)| (p.as_str(), s.as_str()));
+    if recorded.is_some_and(|recorded| recorded != app_key.fingerprint())
+        || !crate::services::mixpanel::sealed_with(&app_key, sealed)
+    {
         bail!(
             "the application key in {} is not this database's key: a copy with it could not be \
              restored. Point UJ_SECRET_KEY_FILE at the key the server runs with",

@@ -32,11 +32,18 @@ impl Application {
             .await
             .context("cannot open the database (DATABASE_URL)")?;
         let key_path = config.secret_key_path();
+        let recorded = store.key_fingerprint().await?;
+        // A database from before its key was recorded (migration 0015) may hold Mixpanel
+        // secrets sealed with one: it belongs to the key that opens them.
+        let sealed = match recorded {
+            Some(_) => Vec::new(),
+            None => store.mixpanel_connections().await?,
+        };
         let key = match AppKey::load(&key_path)? {
             Some(key) => key,
             // A new key only for a database no key has sealed anything in yet: a lost key
             // file replaced by a new one would leave every stored secret unreadable.
-            None if store.key_fingerprint().await?.is_some() => anyhow::bail!(
+            None if recorded.is_some() || !sealed.is_empty() => anyhow::bail!(
                 "there is no application key file at {}, and this database belongs to the key it \
                  was first started with (stored Mixpanel credentials are sealed with it, launch \
                  links signed). Put back the key file kept with this database (admin backup writes \
@@ -47,17 +54,18 @@ impl Application {
             ),
             None => AppKey::create(&key_path)?,
         };
+        let sealed = sealed.iter().map(|s| {
+            (
+                s.connection.project_id.as_str(),
+                s.secret_ciphertext.as_str(),
+            )
+        });
+        if recorded.is_none() && !crate::services::mixpanel::sealed_with(&key, sealed) {
+            return Err(not_its_key(&key_path));
+        }
         // A database belongs to one key: with another, every stored secret is unreadable.
-        let recorded = store.claim_key_fingerprint(&key.fingerprint()).await?;
-        if recorded != key.fingerprint() {
-            anyhow::bail!(
-                "the application key in {} is not the key this database belongs to: the secrets it \
-                 stores (Mixpanel credentials) could not be read. Put back the key file kept with this \
-                 database (admin backup writes one beside each copy) or point UJ_SECRET_KEY_FILE at it; \
-                 if it is lost for good, `userjourneys admin adopt-key` makes this one the database's \
-                 (then connect Mixpanel again). See docs/backup.md",
-                config.secret_key_path().display()
-            );
+        if store.claim_key_fingerprint(&key.fingerprint()).await? != key.fingerprint() {
+            return Err(not_its_key(&key_path));
         }
         let listener = TcpListener::bind(&config.bind)
             .await
@@ -186,6 +194,19 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Refusing a key that is not the database's (found by its recorded fingerprint, or by the
+/// stored secrets it cannot open).
+fn not_its_key(key_path: &std::path::Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the application key in {} is not the key this database belongs to: the secrets it \
+         stores (Mixpanel credentials) could not be read. Put back the key file kept with this \
+         database (admin backup writes one beside each copy) or point UJ_SECRET_KEY_FILE at it; \
+         if it is lost for good, `userjourneys admin adopt-key` makes this one the database's \
+         (then connect Mixpanel again). See docs/backup.md",
+        key_path.display()
+    )
 }
 
 /// How long a connection may keep the server waiting at each stage of a request, and how

@@ -745,6 +745,141 @@ fn a_database_refuses_a_key_that_is_not_its_own() {
     assert!(!serve("first.key").0, "one key at a time");
 }
 
+/// A database from before its key was recorded (migration 0015) that holds a Mixpanel
+/// secret belongs to the key that sealed it: started without that key file, or with
+/// another key, the server refuses (it made a new key and lost the secret), and so does a
+/// backup that would pair the database with another key; with its key, it starts and
+/// records it.
+#[tokio::test]
+async fn a_database_from_before_its_key_was_recorded_keeps_the_key_that_sealed_its_secrets() {
+    const MIXPANEL_SECRET: &str = "mp-old-db-3c9a";
+    let scenario = mixpanel_emulator::Scenario::from_json(
+        &serde_json::json!({
+            "organizations": [{"id": 1, "name": "Acme"}],
+            "service_accounts": [{"username": "probe", "secret": MIXPANEL_SECRET, "organization_id": 1,
+                "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "A", "organization_id": 1, "region": "eu"}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = mixpanel_emulator::Emulator::start(scenario).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let command = |key: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+        command
+            .current_dir(dir.path())
+            .env("DATABASE_URL", "sqlite://shop.db")
+            .env("UJ_SECRET_KEY_FILE", key)
+            .env("RUST_LOG", "warn");
+        for region in mixpanel_emulator::Region::ALL {
+            let name = region.as_str().to_uppercase();
+            command.env(format!("UJ_MIXPANEL_{name}_API"), emulator.api_url(region));
+            command.env(
+                format!("UJ_MIXPANEL_{name}_DATA"),
+                emulator.data_url(region),
+            );
+        }
+        command
+    };
+    let output = command("first.key")
+        .args(["admin", "bootstrap", "--email", "ada@example.com"])
+        .args(["--password", "correct horse battery", "--project", "Shop"])
+        .output()
+        .unwrap();
+    let keys: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let secret_key = keys["secret_key"].as_str().unwrap().to_owned();
+    let http = ::reqwest::Client::new();
+    let verify = |url: String| {
+        let http = http.clone();
+        let secret_key = secret_key.clone();
+        async move {
+            let answer: serde_json::Value = http
+                .post(format!("{url}/api/v1/integrations/mixpanel/verify"))
+                .bearer_auth(&secret_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["status"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    {
+        let (child, url) = helpers::spawn_serving(command("first.key").stderr(Stdio::null()));
+        let _served = Served(child);
+        let connected = http
+            .post(format!("{url}/api/v1/integrations/mixpanel/connect"))
+            .bearer_auth(&secret_key)
+            .json(&serde_json::json!({"username": "probe", "secret": MIXPANEL_SECRET}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(connected.status().as_u16(), 200);
+        assert_eq!(verify(url).await, "connected");
+    }
+    // As the database was before migration 0015: no key recorded.
+    let database = format!("sqlite://{}", dir.path().join("shop.db").display());
+    let pool = sqlx::SqlitePool::connect(&database).await.unwrap();
+    sqlx::query("DELETE FROM application_key")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // What a start with `key` says on stderr, once it has refused (a start that serves
+    // is stopped, and fails the test).
+    let refused = |key: &str| {
+        let mut child = command(key)
+            .env("UJ_BIND", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        assert!(line.is_empty(), "{key} refused, but it served: {line}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let said = refused("second.key");
+    assert!(said.contains("there is no application key file"), "{said}");
+    assert!(!dir.path().join("second.key").exists(), "no new key made");
+    std::fs::write(
+        dir.path().join("second.key"),
+        format!("{}\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let said = refused("second.key");
+    assert!(
+        said.contains("is not the key this database belongs to"),
+        "{said}"
+    );
+    let backup = command("second.key")
+        .args(["admin", "backup", "--to", "copy"])
+        .output()
+        .unwrap();
+    assert!(!backup.status.success());
+    assert!(!dir.path().join("copy").exists(), "nothing copied");
+
+    // Its own key: it starts, the secret opens, and the key is recorded from then on.
+    {
+        let (child, url) = helpers::spawn_serving(command("first.key").stderr(Stdio::null()));
+        let _served = Served(child);
+        assert_eq!(verify(url).await, "connected");
+    }
+    let pool = sqlx::SqlitePool::connect(&database).await.unwrap();
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM application_key")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
+}
+
 /// Bound to every interface with no public URL, every link handed out would point at
 /// `http://0.0.0.0:…`: the server says what to set instead of starting.
 #[test]

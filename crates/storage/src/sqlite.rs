@@ -195,11 +195,31 @@ impl SqliteStore {
             .is_none_or(|serving| serving.filter.may_have(keys, key))
     }
 
-    /// Writes a consistent copy of the database file `url` names to `target` (which must
-    /// not exist) with `VACUUM INTO`, while a server keeps running: its readers and writer
-    /// carry on; the copy is as of one instant. The database is neither created (a wrong
-    /// path fails) nor migrated: a backup taken before an upgrade is the old version's,
-    /// and the old version can restore it.
+    /// The Mixpanel secrets the database at `url` holds, `(project id, sealed secret)`,
+    /// read without migrating it (for a backup of a database whose key is not recorded yet).
+    pub async fn sealed_secrets(url: &str) -> Result<Vec<(String, String)>, StoreError> {
+        use sqlx::{ConnectOptions, Connection};
+        let mut connection = Self::file_options(url)?
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .connect()
+            .await?;
+        let sealed =
+            match sqlx::query_as("SELECT project_id, secret_ciphertext FROM mixpanel_connections")
+                .fetch_all(&mut connection)
+                .await
+            {
+                Ok(sealed) => sealed,
+                Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => {
+                    Vec::new()
+                }
+                Err(e) => return Err(e.into()),
+            };
+        connection.close().await?;
+        Ok(sealed)
+    }
+
     /// The fingerprint of the application key the database at `url` belongs to, read without
     /// migrating it (`None` when none is recorded, as in a database older than the record).
     pub async fn recorded_key_fingerprint(url: &str) -> Result<Option<String>, StoreError> {
@@ -223,6 +243,11 @@ impl SqliteStore {
         Ok(recorded)
     }
 
+    /// Writes a consistent copy of the database file `url` names to `target` (which must
+    /// not exist) with `VACUUM INTO`, while a server keeps running: its readers and writer
+    /// carry on; the copy is as of one instant. The database is neither created (a wrong
+    /// path fails) nor migrated: a backup taken before an upgrade is the old version's,
+    /// and the old version can restore it.
     pub async fn backup(url: &str, target: &std::path::Path) -> Result<(), StoreError> {
         use sqlx::{ConnectOptions, Connection};
         let mut connection = Self::file_options(url)?

@@ -529,6 +529,20 @@ pub async fn mark_unreadable_secrets(
     Ok(marked)
 }
 
+/// Whether the Mixpanel secrets a database holds, `(project id, sealed secret)`, were sealed
+/// with `key`: true when it holds none, or when any opens with it (a key that opens one is
+/// the database's; a secret that does not is damaged, as `mark_unreadable_secrets` finds).
+pub fn sealed_with<'a>(
+    key: &crate::app_key::AppKey,
+    mut sealed: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+) -> bool {
+    sealed.len() == 0
+        || sealed.any(|(project, secret)| {
+            let row = connection_row(&ProjectId::from_string(project.to_owned()));
+            crypto::open(key, secret, &row).is_ok()
+        })
+}
+
 /// Re-verifies every connection each `interval`, so a project whose credentials Mixpanel
 /// now rejects shows it.
 pub async fn check_connections_every(state: AppState, interval: Duration) {
