@@ -3,3 +3,6 @@
 -- once it completed (unless a later save set it again). A server that stops mid-erase
 -- resumes the erase at its next start. NULL: nothing to erase.
 ALTER TABLE projects ADD COLUMN trait_erase_due TIMESTAMPTZ;
+-- Servers before this migration kept the keys taken off an allowlist (they only stopped
+-- serving them): the first start after it erases them.
+UPDATE projects SET trait_erase_due = date_trunc('microseconds', now());
