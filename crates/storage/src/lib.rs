@@ -94,6 +94,48 @@ pub async fn connect_as_server(url: &str) -> Result<Arc<dyn Store>, StoreError> 
     })
 }
 
+/// Applies `migrator`'s migrations the database behind `pool` lacks, saying in the log which
+/// (and how long they took) when there are any: after an upgrade, a big database can take
+/// seconds, during which the server does not listen yet.
+async fn migrate<DB>(
+    migrator: &sqlx::migrate::Migrator,
+    pool: &sqlx::Pool<DB>,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+{
+    use sqlx::migrate::Migrate;
+    // Read before the migrations' own lock, for the log only (a database without the
+    // migrations' table has applied none).
+    let applied = match pool.acquire().await?.list_applied_migrations().await {
+        Ok(applied) => applied.into_iter().map(|m| m.version).collect(),
+        Err(_) => Vec::new(),
+    };
+    let pending: Vec<i64> = migrator
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if let (Some(first), Some(last)) = (pending.first(), pending.last()) {
+        tracing::info!(
+            count = pending.len(),
+            first,
+            last,
+            "applying database migrations; the server listens once they are done"
+        );
+    }
+    let started = std::time::Instant::now();
+    migrator.run(pool).await?;
+    if !pending.is_empty() {
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "database migrations applied"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Backend;

@@ -108,7 +108,7 @@ impl PgStore {
             }
             Err(error) => return Err(error.into()),
         };
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        crate::migrate(&sqlx::migrate!("./migrations/postgres"), &pool).await?;
         Ok(Self { pool })
     }
 

@@ -134,7 +134,7 @@ impl SqliteStore {
                     .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string()),
             )
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        crate::migrate(&sqlx::migrate!("./migrations/sqlite"), &write).await?;
         drop(migrating);
         let read = SqlitePoolOptions::new()
             .max_connections(8)
