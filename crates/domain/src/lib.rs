@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod audiences;
 pub mod cohort_sync;
+pub mod idempotency;
 pub mod ids;
 pub mod invites;
 pub mod keys;

@@ -401,6 +401,16 @@ async fn background_jobs(store: Arc<dyn Store>) {
             Ok(removed) => tracing::debug!(removed, "stale cohort-sync staging removed"),
             Err(error) => tracing::warn!(error = %error, "could not remove stale staging"),
         }
+        // Past their lifetime they answer nothing (a create with the key replaces its own).
+        match store
+            .delete_stale_idempotency_records(now - uj_domain::idempotency::KEY_LIFETIME)
+            .await
+        {
+            Ok(removed) => tracing::debug!(removed, "stale idempotency records removed"),
+            Err(error) => {
+                tracing::warn!(error = %error, "could not remove stale idempotency records")
+            }
+        }
     }
 }
 

@@ -1224,7 +1224,7 @@ mod dashboard {
                 name: format!("More {n}"),
                 ..model.clone()
             };
-            store.create_launch_rule(&more).await.unwrap();
+            store.create_launch_rule(&more, None).await.unwrap();
         }
         let (_, page) = app.page(&browser, &study_path).await;
         let more = element_text(&page, "rules-more").expect("the note");

@@ -4,6 +4,7 @@ use uj_domain::accounts::{Account, Role};
 use uj_domain::audiences::{
     Audience, AudienceMember, CohortSyncConfig, LedgerEntry, LedgerOutcome,
 };
+use uj_domain::idempotency::IdempotencyRecord;
 use uj_domain::ids::{
     AccountId, AudienceId, InvitationId, LaunchRuleId, LedgerEntryId, ProjectId, SecretKeyId,
     StudyId,
@@ -456,6 +457,33 @@ impl TryFrom<StudyRow> for Study {
             public_code: row.public_code,
             created_at: row.created_at.0,
             updated_at: row.updated_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct IdempotencyRow {
+    project_id: String,
+    idempotency_key: String,
+    fingerprint: String,
+    resource_id: String,
+    status: i64,
+    body: Vec<u8>,
+    created_at: Ts,
+}
+
+impl TryFrom<IdempotencyRow> for IdempotencyRecord {
+    type Error = StoreError;
+    fn try_from(row: IdempotencyRow) -> Result<Self, StoreError> {
+        Ok(IdempotencyRecord {
+            project_id: ProjectId::from_string(row.project_id),
+            key: row.idempotency_key,
+            fingerprint: row.fingerprint,
+            resource_id: row.resource_id,
+            status: u16::try_from(row.status)
+                .map_err(|_| StoreError::Corrupt(format!("answer status {}", row.status)))?,
+            body: row.body,
+            created_at: row.created_at.0,
         })
     }
 }

@@ -13,7 +13,15 @@ macro_rules! impl_study_store {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::StudyStore for $store {
-            async fn create_study(&self, s: &uj_domain::studies::Study) -> Result<(), $crate::StoreError> {
+            async fn create_study(
+                &self,
+                s: &uj_domain::studies::Study,
+                once: Option<&uj_domain::idempotency::IdempotencyRecord>,
+            ) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                if !record_once(&mut tx, once).await? {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "INSERT INTO studies (id, project_id, name, status, interview_url, launch_mode, weekly_limit,
                         monthly_limit, public_code, created_at, updated_at)
@@ -30,10 +38,11 @@ macro_rules! impl_study_store {
                 .bind(&s.public_code)
                 .bind(Ts(s.created_at))
                 .bind(Ts(s.updated_at))
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await
                 .map_err($crate::StoreError::conflict_as("study code"))?;
-                Ok(())
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn update_study(
@@ -103,8 +112,16 @@ macro_rules! impl_study_store {
                 crate::shared::try_into_page(rows, page.limit)
             }
 
-            async fn create_launch_rule(&self, r: &uj_domain::studies::LaunchRule) -> Result<(), $crate::StoreError> {
+            async fn create_launch_rule(
+                &self,
+                r: &uj_domain::studies::LaunchRule,
+                once: Option<&uj_domain::idempotency::IdempotencyRecord>,
+            ) -> Result<bool, $crate::StoreError> {
                 let (trigger_type, trigger_value) = crate::shared_studies::trigger_columns(&r.trigger);
+                let mut tx = self.begin().await?;
+                if !record_once(&mut tx, once).await? {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "INSERT INTO launch_rules (id, project_id, study_id, name, status, trigger_type, trigger_value,
                         surface, prompt_title, prompt_message, prompt_start_label, prompt_dismiss_label, priority,
@@ -131,9 +148,39 @@ macro_rules! impl_study_store {
                 .bind(r.ends_at.map(Ts))
                 .bind(Ts(r.created_at))
                 .bind(Ts(r.updated_at))
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await?;
-                Ok(())
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn idempotency_record(
+                &self,
+                project: &ProjectId,
+                key: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<uj_domain::idempotency::IdempotencyRecord>, $crate::StoreError> {
+                let row: Option<IdempotencyRow> = sqlx::query_as(
+                    "SELECT * FROM idempotency_keys
+                     WHERE project_id = $1 AND idempotency_key = $2 AND created_at > $3",
+                )
+                .bind(project.as_str())
+                .bind(key)
+                .bind(Ts(now - uj_domain::idempotency::KEY_LIFETIME))
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn delete_stale_idempotency_records(
+                &self,
+                before: DateTime<Utc>,
+            ) -> Result<u64, $crate::StoreError> {
+                let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1")
+                    .bind(Ts(before))
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn update_launch_rule(
@@ -263,6 +310,39 @@ macro_rules! impl_study_store {
                     .await?;
                 Ok(())
             }
+        }
+
+        /// Records `once` (when given) in `tx`: `false`, and nothing written, when its key
+        /// has a record within the key's lifetime (the request that came first made it;
+        /// PostgreSQL waits here for that request's transaction to end). An older record of
+        /// the key is replaced, as if it had been purged.
+        async fn record_once(
+            tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
+            once: Option<&uj_domain::idempotency::IdempotencyRecord>,
+        ) -> Result<bool, $crate::StoreError> {
+            let Some(once) = once else {
+                return Ok(true);
+            };
+            let done = sqlx::query(
+                "INSERT INTO idempotency_keys (project_id, idempotency_key, fingerprint, resource_id,
+                    status, body, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (project_id, idempotency_key) DO UPDATE SET fingerprint = excluded.fingerprint,
+                    resource_id = excluded.resource_id, status = excluded.status, body = excluded.body,
+                    created_at = excluded.created_at
+                 WHERE idempotency_keys.created_at <= $8",
+            )
+            .bind(once.project_id.as_str())
+            .bind(&once.key)
+            .bind(&once.fingerprint)
+            .bind(&once.resource_id)
+            .bind(i64::from(once.status))
+            .bind(&once.body)
+            .bind(Ts(once.created_at))
+            .bind(Ts(once.created_at - uj_domain::idempotency::KEY_LIFETIME))
+            .execute(&mut **tx)
+            .await?;
+            Ok(done.rows_affected() == 1)
         }
     };
 }

@@ -5,6 +5,7 @@ use uj_domain::audiences::{
     Audience, AudienceMember, CohortSyncConfig, LedgerEntry, MembershipChange, StagedSession,
 };
 use uj_domain::cohort_sync::SyncedMember;
+use uj_domain::idempotency::IdempotencyRecord;
 use uj_domain::ids::{AccountId, AudienceId, LaunchRuleId, ProjectId, SecretKeyId, StudyId};
 use uj_domain::invites::{AcceptOutcome, Invite};
 use uj_domain::mixpanel::{
@@ -546,8 +547,17 @@ pub struct SyncPage<'a> {
 /// Studies and their launch rules, scoped by project.
 #[async_trait]
 pub trait StudyStore: Send + Sync {
-    /// `Conflict("study code")` in the unlikely case the public code is taken.
-    async fn create_study(&self, study: &Study) -> Result<(), StoreError>;
+    /// `Conflict("study code")` in the unlikely case the public code is taken. `once`, the
+    /// answer of a create sent with an idempotency key, is recorded in the same
+    /// transaction: `false`, and nothing written, when the project's key has a record made
+    /// within the key's lifetime before `once`'s (a request with it came first); an older
+    /// record of the key is replaced
+    /// ([`KEY_LIFETIME`](uj_domain::idempotency::KEY_LIFETIME)).
+    async fn create_study(
+        &self,
+        study: &Study,
+        once: Option<&IdempotencyRecord>,
+    ) -> Result<bool, StoreError>;
     /// Writes the study if it is as read (its stored `updated_at` is `read_at`); one that is
     /// no longer active withdraws its rules' open invites in the same transaction (expired
     /// ones stay expired). `false`
@@ -561,7 +571,25 @@ pub trait StudyStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Study>, StoreError>;
 
-    async fn create_launch_rule(&self, rule: &LaunchRule) -> Result<(), StoreError>;
+    /// `once` as for [`create_study`](Self::create_study).
+    async fn create_launch_rule(
+        &self,
+        rule: &LaunchRule,
+        once: Option<&IdempotencyRecord>,
+    ) -> Result<bool, StoreError>;
+    /// The project's record of `key` made within the key's lifetime before `now`
+    /// ([`KEY_LIFETIME`](uj_domain::idempotency::KEY_LIFETIME)).
+    async fn idempotency_record(
+        &self,
+        project: &ProjectId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Drops idempotency records made at or before `before`, of every project; how many.
+    async fn delete_stale_idempotency_records(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
     /// Writes the rule if it is as read (its stored `updated_at` is `read_at`); one that is
     /// no longer active withdraws its open invites in the same transaction (expired ones
     /// stay expired). `false`

@@ -100,6 +100,8 @@ conformance!(
     late_pages_of_a_replaced_or_applied_run_change_nothing,
     changes_that_waited_for_the_audience_never_move_its_times_back,
     a_diff_lands_whole_or_not_at_all,
+    an_idempotency_record_lands_with_its_create_once_per_key_and_project,
+    creates_racing_with_one_idempotency_key_make_one,
 );
 
 fn account(email: &str) -> NewAccount {
@@ -2451,14 +2453,14 @@ async fn traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_pro
         public_code: "blog7Qx2pL".into(),
         ..study
     };
-    store.create_study(&blog_study).await.unwrap();
+    store.create_study(&blog_study, None).await.unwrap();
     let blog_rule = uj_domain::studies::LaunchRule {
         id: uj_domain::ids::LaunchRuleId::generate(),
         project_id: blog.clone(),
         study_id: blog_study.id.clone(),
         ..rule.clone()
     };
-    store.create_launch_rule(&blog_rule).await.unwrap();
+    store.create_launch_rule(&blog_rule, None).await.unwrap();
     for (tag, rule) in [("shop", &rule), ("blog", &blog_rule)] {
         for user in ["u1", "u2", "u3"] {
             let code = format!("{tag}-{user}-traits");
@@ -2604,7 +2606,7 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
         created_at: now,
         updated_at: now,
     };
-    store.create_study(&study).await.unwrap();
+    store.create_study(&study, None).await.unwrap();
     assert_eq!(store.study(&shop, &study.id).await.unwrap().unwrap(), study);
     assert!(store.study(&blog, &study.id).await.unwrap().is_none());
     let clash = Study {
@@ -2612,7 +2614,7 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
         ..study.clone()
     };
     assert!(matches!(
-        store.create_study(&clash).await,
+        store.create_study(&clash, None).await,
         Err(StoreError::Conflict(_))
     ));
     study.status = StudyStatus::Paused;
@@ -2661,7 +2663,7 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
         created_at: now,
         updated_at: now,
     };
-    store.create_launch_rule(&rule).await.unwrap();
+    store.create_launch_rule(&rule, None).await.unwrap();
     assert_eq!(
         store.launch_rule(&shop, &rule.id).await.unwrap().unwrap(),
         rule
@@ -2693,7 +2695,7 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
             name: format!("More {n}"),
             ..rule.clone()
         };
-        store.create_launch_rule(&more).await.unwrap();
+        store.create_launch_rule(&more, None).await.unwrap();
         ids.push(more.id);
     }
     ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -2775,7 +2777,7 @@ async fn study_with_event_rule(
         created_at: now,
         updated_at: now,
     };
-    store.create_study(&study).await.unwrap();
+    store.create_study(&study, None).await.unwrap();
     let rule = LaunchRule {
         id: LaunchRuleId::generate(),
         project_id: shop.clone(),
@@ -2794,7 +2796,7 @@ async fn study_with_event_rule(
         created_at: now,
         updated_at: now,
     };
-    store.create_launch_rule(&rule).await.unwrap();
+    store.create_launch_rule(&rule, None).await.unwrap();
     (study, rule)
 }
 
@@ -3413,7 +3415,7 @@ async fn a_users_history_is_their_newest_five_hundred_invites_and_the_older_that
         id: uj_domain::ids::LaunchRuleId::generate(),
         ..rule.clone()
     };
-    store.create_launch_rule(&other).await.unwrap();
+    store.create_launch_rule(&other, None).await.unwrap();
     // Older than all below: a start of the other rule, and a later dismissed invite of it.
     let started_at = t0 - Duration::hours(600);
     let started = event_invite(&other, "started", "u1", started_at);
@@ -3680,7 +3682,7 @@ async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
         surface: Surface::DirectLink,
         ..rule.clone()
     };
-    store.create_launch_rule(&capped).await.unwrap();
+    store.create_launch_rule(&capped, None).await.unwrap();
     let direct = |code: &str, user: &str| Invite {
         rule_id: capped.id.clone(),
         ..invite(code, user, now)
@@ -3991,7 +3993,7 @@ async fn a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once(
             public_code: format!("round{round:05}"),
             ..template.clone()
         };
-        store.create_study(&study).await.unwrap();
+        store.create_study(&study, None).await.unwrap();
         let mut rules = Vec::new();
         for _ in 0..2 {
             let rule = uj_domain::studies::LaunchRule {
@@ -3999,7 +4001,7 @@ async fn a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once(
                 study_id: study.id.clone(),
                 ..rule.clone()
             };
-            store.create_launch_rule(&rule).await.unwrap();
+            store.create_launch_rule(&rule, None).await.unwrap();
             rules.push(rule);
         }
         let audience = store
@@ -4241,4 +4243,210 @@ async fn a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count(
             assert_eq!(event.seen_in_mixpanel_at, None, "round {round}");
         }
     }
+}
+
+/// A study of `project` (public code `code`) created at `now`, not stored.
+fn new_study(
+    project: &ProjectId,
+    code: &str,
+    now: chrono::DateTime<Utc>,
+) -> uj_domain::studies::Study {
+    uj_domain::studies::Study {
+        id: uj_domain::ids::StudyId::generate(),
+        project_id: project.clone(),
+        name: "Checkout".into(),
+        status: uj_domain::pacing::StudyStatus::Active,
+        interview_url: "https://research.example.com/i/checkout".into(),
+        launch_mode: uj_domain::studies::LaunchMode::InApp,
+        weekly_limit: None,
+        monthly_limit: None,
+        public_code: code.into(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The answer of a create sent with `key`, for `resource_id`, made at `at`.
+fn answer_record(
+    project: &ProjectId,
+    key: &str,
+    fingerprint: &str,
+    resource_id: &str,
+    at: chrono::DateTime<Utc>,
+) -> uj_domain::idempotency::IdempotencyRecord {
+    uj_domain::idempotency::IdempotencyRecord {
+        project_id: project.clone(),
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+        resource_id: resource_id.into(),
+        status: 201,
+        // Bytes as they are, not text.
+        body: [
+            b"{\"id\":\"".as_slice(),
+            resource_id.as_bytes(),
+            b"\"}\x00\xff",
+        ]
+        .concat(),
+        created_at: at,
+    }
+}
+
+/// A create sent with an idempotency key records its answer in the create's transaction:
+/// the key then refuses another create of the project (study or rule) for 24 hours, and
+/// nothing of a refused or failed create stays; another project's key is its own.
+async fn an_idempotency_record_lands_with_its_create_once_per_key_and_project(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::idempotency::KEY_LIFETIME;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let first = new_study(&shop, "idem000001", now);
+    let recorded = answer_record(&shop, "k-1", "fp-a", first.id.as_str(), now);
+    assert!(store.create_study(&first, Some(&recorded)).await.unwrap());
+    assert_eq!(
+        store.idempotency_record(&shop, "k-1", now).await.unwrap(),
+        Some(recorded.clone())
+    );
+    assert_eq!(
+        store.idempotency_record(&blog, "k-1", now).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.idempotency_record(&shop, "k-2", now).await.unwrap(),
+        None
+    );
+
+    // The key is taken: nothing of the second create is written, the record stays.
+    let second = new_study(&shop, "idem000002", now);
+    let other = answer_record(&shop, "k-1", "fp-b", second.id.as_str(), now);
+    assert!(!store.create_study(&second, Some(&other)).await.unwrap());
+    assert_eq!(store.study(&shop, &second.id).await.unwrap(), None);
+    assert_eq!(
+        store.idempotency_record(&shop, "k-1", now).await.unwrap(),
+        Some(recorded.clone())
+    );
+    // Studies and rules share the project's keys.
+    let (_, stored_rule) = study_with_event_rule(&store, &shop, now).await;
+    let rule = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        ..stored_rule
+    };
+    let rule_record = answer_record(&shop, "k-1", "fp-c", rule.id.as_str(), now);
+    assert!(
+        !store
+            .create_launch_rule(&rule, Some(&rule_record))
+            .await
+            .unwrap(),
+        "one key space per project, studies and rules alike"
+    );
+    assert_eq!(store.launch_rule(&shop, &rule.id).await.unwrap(), None);
+    let rule_record = answer_record(&shop, "k-rule", "fp-c", rule.id.as_str(), now);
+    assert!(store
+        .create_launch_rule(&rule, Some(&rule_record))
+        .await
+        .unwrap());
+    assert!(store.launch_rule(&shop, &rule.id).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .idempotency_record(&shop, "k-rule", now)
+            .await
+            .unwrap(),
+        Some(rule_record)
+    );
+
+    // Another project's key of the same name is its own.
+    let theirs = new_study(&blog, "idem000003", now);
+    let their_record = answer_record(&blog, "k-1", "fp-b", theirs.id.as_str(), now);
+    assert!(store
+        .create_study(&theirs, Some(&their_record))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.idempotency_record(&blog, "k-1", now).await.unwrap(),
+        Some(their_record)
+    );
+
+    // A create that fails records nothing: the same transaction.
+    let clash = new_study(&shop, "idem000001", now);
+    let clash_record = answer_record(&shop, "k-clash", "fp-d", clash.id.as_str(), now);
+    assert!(matches!(
+        store.create_study(&clash, Some(&clash_record)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .idempotency_record(&shop, "k-clash", now)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A record answers for 24 hours; then its key makes a new create, replacing it.
+    let last_moment = now + KEY_LIFETIME - Duration::microseconds(1);
+    assert!(store
+        .idempotency_record(&shop, "k-1", last_moment)
+        .await
+        .unwrap()
+        .is_some());
+    let later = now + KEY_LIFETIME;
+    assert_eq!(
+        store.idempotency_record(&shop, "k-1", later).await.unwrap(),
+        None
+    );
+    let again = new_study(&shop, "idem000004", later);
+    let again_record = answer_record(&shop, "k-1", "fp-e", again.id.as_str(), later);
+    assert!(store
+        .create_study(&again, Some(&again_record))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.idempotency_record(&shop, "k-1", later).await.unwrap(),
+        Some(again_record)
+    );
+
+    // The purge drops what is past its lifetime, of every project.
+    assert_eq!(
+        store
+            .delete_stale_idempotency_records(later - KEY_LIFETIME)
+            .await
+            .unwrap(),
+        2,
+        "shop's k-rule and blog's k-1; shop's k-1 was replaced"
+    );
+    assert!(store
+        .idempotency_record(&shop, "k-1", later)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.idempotency_record(&blog, "k-1", now).await.unwrap(),
+        None
+    );
+}
+
+/// Creates sent at once with one key: one lands with its record, the others write nothing.
+async fn creates_racing_with_one_idempotency_key_make_one(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let racers = (0..12).map(|n| {
+        let store = store.clone();
+        let study = new_study(&shop, &format!("idemrace{n:02}"), now);
+        let record = answer_record(&shop, "k-race", "fp", study.id.as_str(), now);
+        tokio::spawn(async move { store.create_study(&study, Some(&record)).await })
+    });
+    let mut landed = 0;
+    for racer in racers {
+        landed += usize::from(racer.await.unwrap().expect("no create fails"));
+    }
+    assert_eq!(landed, 1);
+    let studies = store.studies(&shop, &first_page(100)).await.unwrap();
+    assert_eq!(studies.items.len(), 1);
+    let record = store
+        .idempotency_record(&shop, "k-race", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.resource_id, studies.items[0].id.as_str());
 }

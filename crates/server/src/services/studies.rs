@@ -55,7 +55,7 @@ pub async fn create_study(
         updated_at: now,
     };
     study.validate()?;
-    state.store.create_study(&study).await?;
+    state.store.create_study(&study, None).await?;
     state.snapshots.forget(project);
     Ok(study)
 }
@@ -219,7 +219,7 @@ pub async fn create_rule(
     };
     rule.validate()?;
     check_audience(state, project, &rule.trigger).await?;
-    state.store.create_launch_rule(&rule).await?;
+    state.store.create_launch_rule(&rule, None).await?;
     state.snapshots.forget(project);
     Ok(rule)
 }
