@@ -68,12 +68,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        if !is_json(request.headers()) {
-            return Err(unsupported_media_type());
-        }
-        let body = body_bytes(request, state).await?;
-        json_body(&body).map(ApiJson)
+        json_and_bytes(request, state)
+            .await
+            .map(|(value, _)| ApiJson(value))
     }
+}
+
+/// [`ApiJson`]'s value, and the body's bytes it was read from.
+pub async fn json_and_bytes<S: Send + Sync, T: DeserializeOwned>(
+    request: Request,
+    state: &S,
+) -> Result<(T, Bytes), ApiError> {
+    if !is_json(request.headers()) {
+        return Err(unsupported_media_type());
+    }
+    let body = body_bytes(request, state).await?;
+    json_body(&body).map(|value| (value, body))
 }
 
 /// [`ApiJson`] for a body that may be left out: `None` for an empty body (or whitespace, or

@@ -7,6 +7,7 @@ mod dashboard;
 mod error;
 mod extract;
 mod health;
+mod idempotency;
 mod launch;
 pub(crate) mod metrics;
 mod middleware;

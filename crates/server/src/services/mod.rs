@@ -7,6 +7,7 @@ pub mod audiences;
 pub mod bootstrap;
 pub mod cohort_sync;
 pub mod counters;
+pub mod idempotency;
 pub mod invite_writer;
 pub mod invites;
 pub mod links;

@@ -7,6 +7,7 @@ use uj_domain::pacing::{self, Gate, RuleFacts, RuleStatus, StudyStatus, Trigger}
 use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
 
+use super::idempotency::{self, Answer, KeyedRequest};
 use super::ServiceError;
 use crate::state::AppState;
 
@@ -39,6 +40,38 @@ pub async fn create_study(
     project: &ProjectId,
     new: NewStudy,
 ) -> Result<Study, ServiceError> {
+    let study = new_study(project, new)?;
+    state.store.create_study(&study, None).await?;
+    state.snapshots.forget(project);
+    Ok(study)
+}
+
+/// [`create_study`] answered as `answer` renders the study, and, sent with a key
+/// (`request`), at most once (see `services::idempotency`): a retry is answered as the
+/// first request was, whatever became of the study since.
+pub async fn create_study_answered(
+    state: &AppState,
+    project: &ProjectId,
+    new: NewStudy,
+    request: Option<&KeyedRequest>,
+    answer: impl FnOnce(&Study) -> Answer,
+) -> Result<Answer, ServiceError> {
+    if let Some(replayed) = idempotency::replay(state, project, request).await? {
+        return Ok(replayed);
+    }
+    let study = new_study(project, new)?;
+    let answer = answer(&study);
+    let record = request.map(|r| r.record(project, study.id.as_str(), &answer, study.created_at));
+    let landed = state.store.create_study(&study, record.as_ref()).await?;
+    if let (false, Some(request)) = (landed, request) {
+        return idempotency::replay_winner(state, project, request).await;
+    }
+    state.snapshots.forget(project);
+    Ok(answer)
+}
+
+/// A new study of `project` from `new`, validated.
+fn new_study(project: &ProjectId, new: NewStudy) -> Result<Study, ServiceError> {
     let now = uj_domain::now();
     let study = Study {
         id: StudyId::generate(),
@@ -55,8 +88,6 @@ pub async fn create_study(
         updated_at: now,
     };
     study.validate()?;
-    state.store.create_study(&study, None).await?;
-    state.snapshots.forget(project);
     Ok(study)
 }
 
@@ -194,6 +225,45 @@ pub async fn create_rule(
     study_id: &str,
     new: NewRule,
 ) -> Result<LaunchRule, ServiceError> {
+    let rule = new_rule(state, project, study_id, new).await?;
+    state.store.create_launch_rule(&rule, None).await?;
+    state.snapshots.forget(project);
+    Ok(rule)
+}
+
+/// [`create_rule`] answered and keyed as [`create_study_answered`].
+pub async fn create_rule_answered(
+    state: &AppState,
+    project: &ProjectId,
+    study_id: &str,
+    new: NewRule,
+    request: Option<&KeyedRequest>,
+    answer: impl FnOnce(&LaunchRule) -> Answer,
+) -> Result<Answer, ServiceError> {
+    if let Some(replayed) = idempotency::replay(state, project, request).await? {
+        return Ok(replayed);
+    }
+    let rule = new_rule(state, project, study_id, new).await?;
+    let answer = answer(&rule);
+    let record = request.map(|r| r.record(project, rule.id.as_str(), &answer, rule.created_at));
+    let landed = state
+        .store
+        .create_launch_rule(&rule, record.as_ref())
+        .await?;
+    if let (false, Some(request)) = (landed, request) {
+        return idempotency::replay_winner(state, project, request).await;
+    }
+    state.snapshots.forget(project);
+    Ok(answer)
+}
+
+/// A new rule of the project's study `study_id` from `new`, validated.
+async fn new_rule(
+    state: &AppState,
+    project: &ProjectId,
+    study_id: &str,
+    new: NewRule,
+) -> Result<LaunchRule, ServiceError> {
     let study = self::study(state, project, study_id).await?;
     if new.status == Some(RuleStatus::Archived) {
         return Err(ValidationError::new("status", "a new rule cannot be archived").into());
@@ -219,8 +289,6 @@ pub async fn create_rule(
     };
     rule.validate()?;
     check_audience(state, project, &rule.trigger).await?;
-    state.store.create_launch_rule(&rule, None).await?;
-    state.snapshots.forget(project);
     Ok(rule)
 }
 

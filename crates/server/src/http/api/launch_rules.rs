@@ -2,7 +2,6 @@
 //! archiving, `explain` (every gate and its verdict for one user now) and `stats`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,7 +12,9 @@ use uj_domain::studies::{LaunchRule, PromptCopy, Surface};
 use super::studies::parsed;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
+use crate::http::idempotency::{created, KeyedJson, IDEMPOTENCY_KEY_DOC};
 use crate::http::ApiError;
+use crate::services::idempotency::Answer;
 use crate::services::studies::{self, NewRule, RuleChange};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -252,16 +253,16 @@ pub struct UpdateRuleRequest {
     path = "/studies/{id}/launch-rules",
     tag = "Studies",
     summary = "Create a launch rule (draft unless a status is given)",
-    params(("id" = String, Path, description = "The study id")),
+    params(("id" = String, Path, description = "The study id"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = IDEMPOTENCY_KEY_DOC)),
     request_body = CreateRuleRequest,
-    responses((status = 201, description = "The rule", body = RuleResponse))
+    responses((status = 201, description = "The rule", body = RuleResponse, headers(("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
 )]
 async fn create_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(study_id): ApiPath<String>,
-    ApiJson(r): ApiJson<CreateRuleRequest>,
-) -> Result<(StatusCode, Json<RuleResponse>), ApiError> {
+    KeyedJson { body: r, keyed }: KeyedJson<CreateRuleRequest>,
+) -> Result<Answer, ApiError> {
     let new = NewRule {
         name: r.name,
         trigger: r.trigger.into(),
@@ -280,8 +281,10 @@ async fn create_rule(
         starts_at: r.starts_at,
         ends_at: r.ends_at,
     };
-    let rule = studies::create_rule(&state, &auth.project.id, &study_id, new).await?;
-    Ok((StatusCode::CREATED, Json(rule.into())))
+    let answer = |rule: &LaunchRule| created(RuleResponse::from(rule.clone()));
+    let project = &auth.project.id;
+    let keyed = keyed.as_ref();
+    Ok(studies::create_rule_answered(&state, project, &study_id, new, keyed, answer).await?)
 }
 
 #[utoipa::path(

@@ -2,7 +2,6 @@
 //! launch rules are in `launch_rules`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,7 +11,9 @@ use uj_domain::studies::{LaunchMode, Study};
 
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
+use crate::http::idempotency::{created, KeyedJson, IDEMPOTENCY_KEY_DOC};
 use crate::http::ApiError;
+use crate::services::idempotency::Answer;
 use crate::services::studies::{self, NewStudy, StudyChange};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -123,14 +124,15 @@ pub struct UpdateStudyRequest {
     path = "/studies",
     tag = "Studies",
     summary = "Create a study",
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = IDEMPOTENCY_KEY_DOC)),
     request_body = CreateStudyRequest,
-    responses((status = 201, description = "The study", body = StudyResponse))
+    responses((status = 201, description = "The study", body = StudyResponse, headers(("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
 )]
 async fn create_study(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
-    ApiJson(r): ApiJson<CreateStudyRequest>,
-) -> Result<(StatusCode, Json<StudyResponse>), ApiError> {
+    KeyedJson { body: r, keyed }: KeyedJson<CreateStudyRequest>,
+) -> Result<Answer, ApiError> {
     let new = NewStudy {
         name: r.name,
         interview_url: r.interview_url,
@@ -139,8 +141,9 @@ async fn create_study(
         weekly_limit: r.weekly_limit,
         monthly_limit: r.monthly_limit,
     };
-    let study = studies::create_study(&state, &auth.project.id, new).await?;
-    Ok((StatusCode::CREATED, Json(study.into())))
+    let answer = |study: &Study| created(StudyResponse::from(study.clone()));
+    let project = &auth.project.id;
+    Ok(studies::create_study_answered(&state, project, new, keyed.as_ref(), answer).await?)
 }
 
 #[utoipa::path(
