@@ -102,6 +102,7 @@ impl Application {
             )),
             counters: Arc::default(),
             snapshots: Arc::default(),
+            user_turns: Default::default(),
             trait_erasures: Arc::default(),
             metrics: crate::http::metrics::Metrics::default(),
             refusal_notes: governor::DefaultKeyedRateLimiter::keyed(governor::Quota::per_minute(

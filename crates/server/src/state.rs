@@ -51,6 +51,8 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     /// Each project's rules as the SDK path reads them, kept for a second.
     pub snapshots: Arc<Snapshots>,
+    /// One user's SDK decisions one after the other (`services::pacing::UserTurns`).
+    pub user_turns: crate::services::pacing::UserTurns,
     /// The erases of trait keys taken off an allowlist, running in the background.
     pub trait_erasures: Arc<crate::services::settings::TraitErasures>,
     /// Request counts and latencies (`UJ_METRICS_BIND`).

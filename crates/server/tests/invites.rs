@@ -47,6 +47,8 @@ async fn world_keeping(
     let app = TestApp::spawn_with(|config| {
         config.mixpanel = mixpanel;
         config.metrics_bind = Some("127.0.0.1:0".into());
+        // The tests here drive many requests with one public key.
+        config.sdk_requests_per_minute = 1_000_000;
     })
     .await;
     let keys = app.bootstrap("ada@example.com", "Shop");
@@ -303,6 +305,60 @@ async fn a_member_gets_the_invite_by_reference_id_or_distinct_id_and_others_do_n
         world.config("stranger").await["pending_invite"],
         Value::Null
     );
+}
+
+/// An app that loads its config several times at once while its user answers the first
+/// card ("Not now") is not shown a second card within the rule's cooldown: each user's
+/// decisions are made one after the other, each reading what the one before issued (a soak
+/// test found users with two dismissed invites 0.3 ms apart).
+#[tokio::test]
+async fn concurrent_loads_while_the_user_dismisses_issue_one_invite_within_the_cooldown() {
+    let world = world(40, None, "in_app").await;
+    let cooled = world
+        .app
+        .client
+        .patch(
+            world
+                .app
+                .url(&format!("/api/v1/launch-rules/{}", world.rule)),
+        )
+        .bearer_auth(&world.key)
+        .json(&json!({"cooldown_seconds": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cooled.status().as_u16(), 200);
+    for n in (2..=40).step_by(2) {
+        let user = format!("ref_{n}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+        let loads = (0..16).map(|_| {
+            let (world, user) = (&world, user.as_str());
+            async move {
+                while std::time::Instant::now() < deadline {
+                    let config = world.config(user).await;
+                    if let Some(code) = config["pending_invite"]["code"].as_str() {
+                        let dismissed = world
+                            .app
+                            .post_json(
+                                &format!("/sdk/v1/invites/{code}/dismiss"),
+                                &world.public_key,
+                                json!({"reference_id": user}),
+                            )
+                            .await;
+                        assert_eq!(dismissed.status().as_u16(), 204);
+                    }
+                }
+            }
+        });
+        futures::future::join_all(loads).await;
+        let issued = world
+            .app
+            .count_sql(&format!(
+                "SELECT COUNT(*) FROM invites WHERE reference_id = '{user}'"
+            ))
+            .await;
+        assert_eq!(issued, 1, "{user}: one invite within the cooldown");
+    }
 }
 
 /// The metrics count what the server did, not what it was asked: a delivery and the members

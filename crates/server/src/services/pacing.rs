@@ -65,6 +65,41 @@ pub struct UserView {
     pub snapshot: Arc<ProjectRules>,
     pub history: Vec<Invite>,
     memberships: Option<Arc<Vec<(String, String)>>>,
+    /// This user's turn ([`UserTurns`]), held by the SDK path until its answer.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// Locks that make one user's SDK decisions in this process one after the other: a decision
+/// reads the user's invites, decides, then writes its invite, and one made on a history
+/// read before another request's invite was issued (and dismissed, or accepted, at once)
+/// would invite again within the cooldown, past the contact limit, or to a study just
+/// started (found by a soak test: an app loading its config twice at once, its user
+/// answering the first card). Striped: a user's turn is one of [`USER_TURNS`] locks, by
+/// hash, so memory stays fixed however many users; two users sharing a lock only wait for
+/// each other's decision (tens of microseconds, or an invite's commit).
+pub struct UserTurns(Box<[Arc<tokio::sync::Mutex<()>>]>);
+
+/// How many locks [`UserTurns`] stripes users over.
+const USER_TURNS: usize = 4096;
+
+impl Default for UserTurns {
+    fn default() -> Self {
+        Self((0..USER_TURNS).map(|_| Arc::default()).collect())
+    }
+}
+
+impl UserTurns {
+    /// Waits for the user's turn; it lasts as long as the guard.
+    pub async fn take(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        use std::hash::BuildHasher;
+        let hash = rustc_hash::FxBuildHasher.hash_one((project.as_str(), reference_id));
+        let stripe = (hash % self.0.len() as u64) as usize;
+        Arc::clone(&self.0[stripe]).lock_owned().await
+    }
 }
 
 impl UserView {
@@ -76,8 +111,13 @@ impl UserView {
         reference_id: &str,
         considers: impl Fn(&LaunchRule) -> bool,
     ) -> Result<Self, ServiceError> {
+        // Taken before the user's invites are read, so the read sees every invite an
+        // earlier decision for the user issued (and what became of it).
+        let turn = state.user_turns.take(project, reference_id).await;
         let snapshot = state.snapshots.get(state.store.as_ref(), project).await?;
-        Self::with(state, project, reference_id, snapshot, considers).await
+        let mut view = Self::with(state, project, reference_id, snapshot, considers).await?;
+        view._turn = Some(turn);
+        Ok(view)
     }
 
     /// The user seen through `snapshot` (explain reads one now). When a rule the request
@@ -104,6 +144,7 @@ impl UserView {
             snapshot,
             history,
             memberships: memberships.map(Arc::new),
+            _turn: None,
         })
     }
 
