@@ -183,7 +183,10 @@ pub(crate) const INSERT_LEDGER: &str =
 /// parameter limits.
 pub(crate) const MEMBER_BATCH: usize = 1000;
 
-/// Keeps the last occurrence of each provider id: one statement may not upsert a row twice.
+/// Keeps the last occurrence of each provider id (one statement may not upsert a row
+/// twice), in the ids' order: every write of an audience's members then locks their rows in
+/// key order, as the trait erase does, so on PostgreSQL the two wait for each other in line
+/// instead of deadlocking (a soak test found deliveries answered 503 for it).
 pub(crate) fn dedupe(
     members: &[uj_domain::cohort_sync::SyncedMember],
 ) -> Vec<&uj_domain::cohort_sync::SyncedMember> {
@@ -193,7 +196,7 @@ pub(crate) fn dedupe(
         .rev()
         .filter(|m| seen.insert(m.provider_member_id.as_str()))
         .collect();
-    unique.reverse();
+    unique.sort_unstable_by(|a, b| a.provider_member_id.cmp(&b.provider_member_id));
     unique
 }
 

@@ -100,6 +100,7 @@ conformance!(
     late_pages_of_a_replaced_or_applied_run_change_nothing,
     changes_that_waited_for_the_audience_never_move_its_times_back,
     a_diff_lands_whole_or_not_at_all,
+    erasing_traits_while_diffs_rewrite_the_members_never_deadlocks,
     an_idempotency_record_lands_with_its_create_once_per_key_and_project,
     creates_racing_with_one_idempotency_key_make_one,
 );
@@ -2227,6 +2228,87 @@ async fn changes_that_waited_for_the_audience_never_move_its_times_back(
     receive(&store, &shop, &audience, "t", 1, 2, &members(&["o"]), t0).await;
     let audience = store.audience(&shop, &audience).await.unwrap().unwrap();
     assert_eq!(audience.last_delivery_at, Some(t1));
+}
+
+/// The trait erase rewrites an audience's members in key order while diffs rewrite them too
+/// (listed in any order, here backwards): on PostgreSQL each locks rows as it writes them,
+/// and two writers locking in opposite orders deadlock (a soak test had deliveries answered
+/// 503 for it). Every write here must land.
+async fn erasing_traits_while_diffs_rewrite_the_members_never_deadlocks(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    store
+        .set_trait_allowlist(&shop, &["plan".to_owned()], t0)
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..300).map(|n| format!("m{n:04}")).collect();
+    let traits = serde_json::json!({"plan": "pro", "email": "a@example.com"});
+    // Backwards, with the key taken off the allowlist (as a delivery read before the save).
+    let backwards: Vec<SyncedMember> = ids
+        .iter()
+        .rev()
+        .map(|id| SyncedMember {
+            provider_member_id: id.clone(),
+            reference_id: None,
+            traits: traits.as_object().unwrap().clone(),
+        })
+        .collect();
+    let diff = move |store: Arc<dyn Store>, shop: ProjectId, members: Vec<SyncedMember>| async move {
+        let cohort = uj_storage::SyncCohort {
+            mixpanel_cohort_id: "1",
+            name: "A",
+            description: Some(""),
+        };
+        let entry = LedgerEntry {
+            id: LedgerEntryId::generate(),
+            audience_id: None,
+            action: "add_members".into(),
+            session_id: None,
+            page: Some(1),
+            total_pages: Some(1),
+            members: members.len() as i64,
+            added: 0,
+            removed: 0,
+            outcome: LedgerOutcome::Applied,
+            error: None,
+            received_at: t0,
+        };
+        store
+            .receive_sync_diff(&shop, &cohort, &members, false, entry)
+            .await
+    };
+    let audience = diff(store.clone(), shop.clone(), backwards.clone())
+        .await
+        .unwrap()
+        .audience_id
+        .unwrap();
+    let diffs = tokio::spawn({
+        let (store, shop) = (store.clone(), shop.clone());
+        async move {
+            for _ in 0..20 {
+                diff(store.clone(), shop.clone(), backwards.clone())
+                    .await
+                    .expect("a diff lands");
+            }
+        }
+    });
+    let mut passes = 0;
+    while !diffs.is_finished() {
+        let mut after = None;
+        while let Some(last) = store
+            .erase_member_traits(&shop, &audience, after, 50)
+            .await
+            .expect("an erase batch lands")
+        {
+            after = Some(last);
+        }
+        passes += 1;
+    }
+    diffs.await.unwrap();
+    assert!(passes > 1, "the erase ran beside the diffs");
 }
 
 /// A diff (`add_members`, `remove_members`) is one transaction: its audience, its members
