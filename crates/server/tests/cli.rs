@@ -408,14 +408,7 @@ async fn connecting_mixpanel_logs_no_secret() {
             .current_dir(dir.path())
             .env_remove("DATABASE_URL")
             .env_remove("UJ_SECRET_KEY_FILE");
-        for region in mixpanel_emulator::Region::ALL {
-            let name = region.as_str().to_uppercase();
-            command.env(format!("UJ_MIXPANEL_{name}_API"), emulator.api_url(region));
-            command.env(
-                format!("UJ_MIXPANEL_{name}_DATA"),
-                emulator.data_url(region),
-            );
-        }
+        helpers::point_at_emulator(command, &emulator);
     };
     let mut bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
     base(&mut bootstrap);
@@ -495,7 +488,7 @@ async fn connecting_mixpanel_logs_no_secret() {
 /// there and the Mixpanel secret, sealed with the application key, still opens.
 #[tokio::test]
 async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
-    use mixpanel_emulator::{Emulator, Region, Scenario};
+    use mixpanel_emulator::{Emulator, Scenario};
     let scenario = Scenario::from_json(
         &serde_json::json!({
             "organizations": [{"id": 1, "name": "Acme"}],
@@ -585,14 +578,7 @@ async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
         )
         .env("UJ_SECRET_KEY_FILE", &key_file)
         .env("RUST_LOG", "warn");
-    for region in Region::ALL {
-        let name = region.as_str().to_uppercase();
-        restored.env(format!("UJ_MIXPANEL_{name}_API"), emulator.api_url(region));
-        restored.env(
-            format!("UJ_MIXPANEL_{name}_DATA"),
-            emulator.data_url(region),
-        );
-    }
+    helpers::point_at_emulator(&mut restored, &emulator);
     let (mut child, url) = helpers::spawn_serving(&mut restored);
     let http = ::reqwest::Client::new();
     let studies: serde_json::Value = http
@@ -669,30 +655,11 @@ async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
 fn a_database_refuses_a_key_that_is_not_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let serve = |key: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-            .current_dir(dir.path())
-            .env("DATABASE_URL", "sqlite://shop.db")
-            .env("UJ_SECRET_KEY_FILE", key)
-            .env("UJ_BIND", "127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let started = line.starts_with("UserJourneys dashboard: ");
-        if started {
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
-        }
-        let output = child.wait_with_output().unwrap();
-        (
-            started,
-            String::from_utf8_lossy(&output.stderr).into_owned(),
+        start_or_refusal(
+            Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+                .current_dir(dir.path())
+                .env("DATABASE_URL", "sqlite://shop.db")
+                .env("UJ_SECRET_KEY_FILE", key),
         )
     };
     assert!(serve("first.key").0, "the first key is the database's");
@@ -772,14 +739,7 @@ async fn a_database_from_before_its_key_was_recorded_keeps_the_key_that_sealed_i
             .env("DATABASE_URL", "sqlite://shop.db")
             .env("UJ_SECRET_KEY_FILE", key)
             .env("RUST_LOG", "warn");
-        for region in mixpanel_emulator::Region::ALL {
-            let name = region.as_str().to_uppercase();
-            command.env(format!("UJ_MIXPANEL_{name}_API"), emulator.api_url(region));
-            command.env(
-                format!("UJ_MIXPANEL_{name}_DATA"),
-                emulator.data_url(region),
-            );
-        }
+        helpers::point_at_emulator(&mut command, &emulator);
         command
     };
     let output = command("first.key")
@@ -828,23 +788,12 @@ async fn a_database_from_before_its_key_was_recorded_keeps_the_key_that_sealed_i
         .unwrap();
     pool.close().await;
 
-    // What a start with `key` says on stderr, once it has refused (a start that serves
-    // is stopped, and fails the test).
+    // What a start with `key` says on stderr, once it has refused (one that serves fails
+    // the test).
     let refused = |key: &str| {
-        let mut child = command(key)
-            .env("UJ_BIND", "127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let _ = child.kill();
-        let output = child.wait_with_output().unwrap();
-        assert!(line.is_empty(), "{key} refused, but it served: {line}");
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        let (started, said) = start_or_refusal(&mut command(key));
+        assert!(!started, "{key} refused, but it served");
+        said
     };
     let said = refused("second.key");
     assert!(said.contains("there is no application key file"), "{said}");
@@ -878,6 +827,33 @@ async fn a_database_from_before_its_key_was_recorded_keeps_the_key_that_sealed_i
         .await
         .unwrap();
     assert_eq!(recorded, 1);
+}
+
+/// Starts `command` (a `userjourneys` serving on port 0) and, once it has printed its URL or
+/// exited, answers whether it served (it is then stopped) and what it wrote on stderr.
+fn start_or_refusal(command: &mut Command) -> (bool, String) {
+    let mut child = command
+        .env("UJ_BIND", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started = line.starts_with("UserJourneys dashboard: ");
+    if started {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        started,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// Bound to every interface with no public URL, every link handed out would point at

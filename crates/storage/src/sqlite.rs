@@ -195,16 +195,23 @@ impl SqliteStore {
             .is_none_or(|serving| serving.filter.may_have(keys, key))
     }
 
-    /// The Mixpanel secrets the database at `url` holds, `(project id, sealed secret)`,
-    /// read without migrating it (for a backup of a database whose key is not recorded yet).
-    pub async fn sealed_secrets(url: &str) -> Result<Vec<(String, String)>, StoreError> {
-        use sqlx::{ConnectOptions, Connection};
-        let mut connection = Self::file_options(url)?
+    /// A read-only connection to the existing database file `url` names, beside a server
+    /// that may be running and without migrating it.
+    async fn read_only(url: &str) -> Result<sqlx::SqliteConnection, StoreError> {
+        use sqlx::ConnectOptions;
+        Ok(Self::file_options(url)?
             .create_if_missing(false)
             .read_only(true)
             .busy_timeout(BUSY_TIMEOUT)
             .connect()
-            .await?;
+            .await?)
+    }
+
+    /// The Mixpanel secrets the database at `url` holds, `(project id, sealed secret)`,
+    /// read without migrating it (for a backup of a database whose key is not recorded yet).
+    pub async fn sealed_secrets(url: &str) -> Result<Vec<(String, String)>, StoreError> {
+        use sqlx::Connection;
+        let mut connection = Self::read_only(url).await?;
         let sealed =
             match sqlx::query_as("SELECT project_id, secret_ciphertext FROM mixpanel_connections")
                 .fetch_all(&mut connection)
@@ -223,13 +230,8 @@ impl SqliteStore {
     /// The fingerprint of the application key the database at `url` belongs to, read without
     /// migrating it (`None` when none is recorded, as in a database older than the record).
     pub async fn recorded_key_fingerprint(url: &str) -> Result<Option<String>, StoreError> {
-        use sqlx::{ConnectOptions, Connection};
-        let mut connection = Self::file_options(url)?
-            .create_if_missing(false)
-            .read_only(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .connect()
-            .await?;
+        use sqlx::Connection;
+        let mut connection = Self::read_only(url).await?;
         let recorded =
             match sqlx::query_scalar("SELECT fingerprint FROM application_key WHERE singleton = 1")
                 .fetch_optional(&mut connection)

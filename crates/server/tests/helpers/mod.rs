@@ -351,6 +351,18 @@ pub fn element_text(html: &str, id: &str) -> Option<String> {
     Some(html[open_end..close].trim().to_owned())
 }
 
+/// `command` (a `userjourneys` process) pointed at `emulator` for every Mixpanel region.
+pub fn point_at_emulator(command: &mut Command, emulator: &mixpanel_emulator::Emulator) {
+    for region in mixpanel_emulator::Region::ALL {
+        let name = region.as_str().to_uppercase();
+        command.env(format!("UJ_MIXPANEL_{name}_API"), emulator.api_url(region));
+        command.env(
+            format!("UJ_MIXPANEL_{name}_DATA"),
+            emulator.data_url(region),
+        );
+    }
+}
+
 /// Mixpanel settings pointing at `emulator`, or at a closed local port when there is none
 /// (so no test ever reaches the real Mixpanel).
 pub fn mixpanel_config(emulator: Option<&mixpanel_emulator::Emulator>) -> MixpanelConfig {
