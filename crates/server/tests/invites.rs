@@ -242,13 +242,12 @@ impl World {
         assert_eq!(rule.status().as_u16(), 201);
         let paused = self
             .app
-            .client
-            .patch(self.app.url(&format!("/api/v1/studies/{study}")))
-            .bearer_auth(&self.key)
-            .json(&json!({"status": "paused"}))
-            .send()
-            .await
-            .unwrap();
+            .patch_json(
+                &format!("/api/v1/studies/{study}"),
+                &self.key,
+                json!({"status": "paused"}),
+            )
+            .await;
         assert_eq!(paused.status().as_u16(), 200);
     }
 
@@ -316,17 +315,12 @@ async fn concurrent_loads_while_the_user_dismisses_issue_one_invite_within_the_c
     let world = world(40, None, "in_app").await;
     let cooled = world
         .app
-        .client
-        .patch(
-            world
-                .app
-                .url(&format!("/api/v1/launch-rules/{}", world.rule)),
+        .patch_json(
+            &format!("/api/v1/launch-rules/{}", world.rule),
+            &world.key,
+            json!({"cooldown_seconds": 3600}),
         )
-        .bearer_auth(&world.key)
-        .json(&json!({"cooldown_seconds": 3600}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(cooled.status().as_u16(), 200);
     for n in (2..=40).step_by(2) {
         let user = format!("ref_{n}");
@@ -574,17 +568,12 @@ async fn a_dismissed_invite_is_not_offered_again_within_the_cooldown_and_a_pause
 
     let paused = world
         .app
-        .client
-        .patch(
-            world
-                .app
-                .url(&format!("/api/v1/launch-rules/{}", world.rule)),
+        .patch_json(
+            &format!("/api/v1/launch-rules/{}", world.rule),
+            &world.key,
+            json!({"status": "paused"}),
         )
-        .bearer_auth(&world.key)
-        .json(&json!({"status": "paused"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(paused.status().as_u16(), 200);
     assert_eq!(world.config("ref_4").await["pending_invite"], Value::Null);
     // Without a body the code alone names the invite; so it does when the body is empty,
@@ -769,13 +758,12 @@ async fn a_stopped_study_s_public_link_opens_nothing_and_a_start_made_stays_open
 
     let paused = world
         .app
-        .client
-        .patch(world.app.url(&format!("/api/v1/studies/{}", world.study)))
-        .bearer_auth(&world.key)
-        .json(&json!({"status": "paused"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_json(
+            &format!("/api/v1/studies/{}", world.study),
+            &world.key,
+            json!({"status": "paused"}),
+        )
+        .await;
     assert_eq!(paused.status().as_u16(), 200);
     let closed = browser.get(&public).send().await.unwrap();
     assert_eq!(closed.status().as_u16(), 404);
@@ -799,13 +787,12 @@ async fn a_study_limit_holds_at_accept_for_invites_issued_before_it_was_reached(
     }
     let limited = world
         .app
-        .client
-        .patch(world.app.url(&format!("/api/v1/studies/{}", world.study)))
-        .bearer_auth(&world.key)
-        .json(&json!({"weekly_limit": 1}))
-        .send()
-        .await
-        .unwrap();
+        .patch_json(
+            &format!("/api/v1/studies/{}", world.study),
+            &world.key,
+            json!({"weekly_limit": 1}),
+        )
+        .await;
     assert_eq!(limited.status().as_u16(), 200);
     let answers =
         futures::future::join_all(codes.iter().map(|(code, user)| world.accept(code, user))).await;
@@ -1780,13 +1767,12 @@ async fn a_pending_invite_that_can_no_longer_start_is_withdrawn_and_frees_its_us
     let ended = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
     let patched = world
         .app
-        .client
-        .patch(world.app.url(&format!("/api/v1/launch-rules/{fallback}")))
-        .bearer_auth(&world.key)
-        .json(&json!({"ends_at": ended}))
-        .send()
-        .await
-        .unwrap();
+        .patch_json(
+            &format!("/api/v1/launch-rules/{fallback}"),
+            &world.key,
+            json!({"ends_at": ended}),
+        )
+        .await;
     assert_eq!(patched.status().as_u16(), 200);
     assert_eq!(world.config("ref_6").await["pending_invite"], Value::Null);
     for (code, user) in [(&ref_6, "ref_6"), (&ref_8, "ref_8")] {

@@ -45,7 +45,7 @@ impl Api {
             Api::rest
         } else if under("/webhooks") {
             Api::webhook
-        } else if under("/i") || under("/interviews") || under("/launch") {
+        } else if super::launch::is_link_path(path) {
             Api::link
         } else if path == "/healthz" || path == "/readyz" {
             Api::health

@@ -200,6 +200,21 @@ impl TestApp {
         created.json().await.unwrap()
     }
 
+    pub async fn patch_json(
+        &self,
+        path: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn post_json(
         &self,
         path: &str,
