@@ -108,6 +108,7 @@ impl Application {
             refusal_notes: governor::DefaultKeyedRateLimiter::keyed(governor::Quota::per_minute(
                 std::num::NonZeroU32::MIN,
             )),
+            database_lost: std::sync::OnceLock::new(),
             demo: None,
         });
         let metrics_listener = match &config.metrics_bind {
@@ -158,6 +159,7 @@ impl Application {
             ))
         });
         let counters = tokio::spawn(crate::services::counters::flush_every(self.state.clone()));
+        let watch = tokio::spawn(watch_database_file(self.state.clone()));
         let erasures = self.state.clone();
         tokio::spawn(async move {
             if let Err(error) = crate::services::settings::resume_trait_erasures(&erasures).await {
@@ -182,6 +184,7 @@ impl Application {
         serve(self.listener, router, limits, self.shutdown_grace).await;
         jobs.abort();
         counters.abort();
+        watch.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
         }
@@ -194,6 +197,42 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often the SQLite file's path is checked against the file the server opened.
+const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A SQLite file deleted or replaced while the server runs: its open files keep the old one,
+/// so it would go on answering (and acknowledging writes) from a file no later start finds.
+/// Once that is seen, every request but `/healthz` is refused (`http::outermost`), and the
+/// database as the server has it is copied beside its path for the operator to put back.
+async fn watch_database_file(state: AppState) {
+    let mut every = tokio::time::interval(FILE_CHECK_INTERVAL);
+    let what = loop {
+        every.tick().await;
+        if let Some(what) = state.store.file_lost() {
+            break what;
+        }
+    };
+    let _ = state.database_lost.set(what);
+    tracing::error!(
+        "the database file was {what} while the server ran: it stops serving (every request \
+         but /healthz answers 503) so that nothing more is written where no later start would find it"
+    );
+    match state.store.rescue().await {
+        Ok(copy) => tracing::error!(
+            copy = %copy.display(),
+            "the database as this server had it is saved: stop the server, delete the -wal and \
+             -shm files beside the database's path (they are the lost file's), move the copy to \
+             that path (the key file stays as it is) and start it again"
+        ),
+        Err(error) => tracing::error!(
+            error = %error,
+            "could not save the database as this server had it; while the server runs, its open \
+             files are under /proc/{}/fd",
+            std::process::id()
+        ),
     }
 }
 

@@ -1092,3 +1092,150 @@ fn stalled_bodies_and_unread_answers_do_not_hold_a_connection() {
         "the connection was closed before every answer went: {answered}, {ended:?}"
     );
 }
+
+/// The SQLite file deleted, or replaced by another, while the server runs: it went on
+/// answering, and acknowledging writes, from the file it had open, which no later start
+/// finds. Now it stops serving (every request but `/healthz` answers 503) and saves the
+/// database as it had it beside the path, where the log says.
+#[tokio::test]
+async fn a_database_file_deleted_or_replaced_under_the_server_stops_it_and_is_saved() {
+    for replaced in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let (child, url) = helpers::spawn_serving(
+            Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+                .current_dir(dir.path())
+                .env_remove("DATABASE_URL")
+                .env_remove("UJ_SECRET_KEY_FILE")
+                .env("UJ_LOG_FORMAT", "json")
+                .stderr(std::fs::File::create(&log).unwrap()),
+        );
+        let _served = Served(child);
+        let bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env("UJ_BOOTSTRAP_PASSWORD", "correct horse battery")
+            .args(["admin", "bootstrap", "--email", "ada@example.com"])
+            .args(["--project", "Shop"])
+            .output()
+            .unwrap();
+        let keys: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
+        let (secret, public) = (
+            keys["secret_key"].as_str().unwrap(),
+            keys["public_key"].as_str().unwrap(),
+        );
+        let client = ::reqwest::Client::new();
+        let created = client
+            .post(format!("{url}/api/v1/studies"))
+            .bearer_auth(secret)
+            .json(&serde_json::json!({"name": "Checkout", "interview_url": "https://r.example.com/c"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status().as_u16(), 201);
+
+        let file = dir.path().join("userjourneys.db");
+        let what = match replaced {
+            false => {
+                std::fs::remove_file(&file).unwrap();
+                "deleted"
+            }
+            true => {
+                // A restore over the live file: another database moved into its place.
+                let other = dir.path().join("other.db");
+                std::fs::write(&other, b"").unwrap();
+                std::fs::rename(&other, &file).unwrap();
+                "replaced by another file"
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let ready = loop {
+            let ready = client.get(format!("{url}/readyz")).send().await.unwrap();
+            if ready.status() != 200 || Instant::now() > deadline {
+                break ready;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(ready.status().as_u16(), 503, "the loss is noticed ({what})");
+        let body: serde_json::Value = ready.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "storage_unavailable");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("was {what}")), "{message}");
+        // Nothing more is acknowledged: writes, the SDK, the dashboard and links are refused.
+        let refused = client
+            .post(format!("{url}/api/v1/studies"))
+            .bearer_auth(secret)
+            .json(&serde_json::json!({"name": "Lost", "interview_url": "https://r.example.com/l"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 503);
+        let config = client
+            .get(format!("{url}/sdk/v1/config?reference_id=u1"))
+            .bearer_auth(public)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(config.status().as_u16(), 503);
+        for page in ["/", "/i/abc"] {
+            let page = client.get(format!("{url}{page}")).send().await.unwrap();
+            assert_eq!(page.status().as_u16(), 503);
+            assert!(page.text().await.unwrap().contains("<html"));
+        }
+        let health = client.get(format!("{url}/healthz")).send().await.unwrap();
+        assert_eq!(health.status().as_u16(), 200, "the process itself is up");
+
+        // The database as the server had it, saved where the log says.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let copy = loop {
+            let logged = std::fs::read_to_string(&log).unwrap();
+            let copy = logged.lines().find_map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).ok()?;
+                Some(line["copy"].as_str()?.to_owned())
+            });
+            match copy {
+                Some(copy) => break copy,
+                None if Instant::now() > deadline => panic!("no saved copy logged: {logged}"),
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        assert!(copy.starts_with(&*dir.path().canonicalize().unwrap().to_string_lossy()));
+
+        // As the log says: stop, remove what the old file left beside the path, move the
+        // copy into place, start again.
+        drop(_served);
+        for left in ["userjourneys.db-wal", "userjourneys.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(left));
+        }
+        std::fs::rename(&copy, &file).unwrap();
+        let (child, url) = helpers::spawn_serving(
+            Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+                .current_dir(dir.path())
+                .env_remove("DATABASE_URL")
+                .env_remove("UJ_SECRET_KEY_FILE")
+                .stderr(Stdio::null()),
+        );
+        let _served = Served(child);
+        let studies: serde_json::Value = client
+            .get(format!("{url}/api/v1/studies"))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let names: Vec<_> = studies["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| &s["name"])
+            .collect();
+        assert_eq!(
+            names,
+            ["Checkout"],
+            "everything acknowledged is back: {studies}"
+        );
+    }
+}

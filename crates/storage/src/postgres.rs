@@ -143,6 +143,18 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// A SQLite file's fate; PostgreSQL has no file at a path of ours.
+    fn file_lost_here(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Nothing to rescue: [`Self::file_lost_here`] never reports a loss.
+    async fn rescue_here(&self) -> Result<std::path::PathBuf, StoreError> {
+        Err(StoreError::Unavailable(
+            "PostgreSQL keeps no file to rescue: use pg_dump".into(),
+        ))
+    }
+
     /// SQLite's shortcut for first-sync pages; here every page takes the shared path.
     async fn receive_first_sync_page(
         &self,

@@ -15,6 +15,14 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            fn file_lost(&self) -> Option<&'static str> {
+                self.file_lost_here()
+            }
+
+            async fn rescue(&self) -> Result<std::path::PathBuf, $crate::StoreError> {
+                self.rescue_here().await
+            }
+
             async fn adopt_key_fingerprint(&self, fingerprint: &str) -> Result<(), $crate::StoreError> {
                 sqlx::query(
                     "INSERT INTO application_key (singleton, fingerprint) VALUES (1, $1)

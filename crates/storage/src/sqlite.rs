@@ -59,6 +59,18 @@ struct Serving {
     filter: KeyFilter,
     /// Locked (`flock`) while this process serves the file; released when it exits.
     _lock: std::fs::File,
+    /// The file opened, `(device, inode)`: another (or none) at its path is not ours.
+    opened: Option<(u64, u64)>,
+}
+
+/// The identity of the file at `path` (links followed), `None` when there is none.
+fn identity(path: &std::path::Path) -> std::io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(metadata) => Ok(Some((metadata.dev(), metadata.ino()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl Dialect for SqliteStore {
@@ -124,8 +136,12 @@ impl SqliteStore {
         // two turning a new file to WAL at once, one failed with "database is locked", and
         // two applying the same migration at once, one failed half-way through it.
         let migrating = lock_for_migrating(&file).await?;
+        // The one writer stays open while the process runs (no idle or age limit): a file
+        // deleted under the server is still open through it, for its rescue.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(
@@ -157,6 +173,7 @@ impl SqliteStore {
                 Some(Arc::new(Serving {
                     filter,
                     _lock: lock,
+                    opened: identity(&file).ok().flatten(),
                 }))
             }
             None => None,
@@ -263,6 +280,32 @@ impl SqliteStore {
             .await?;
         connection.close().await?;
         Ok(())
+    }
+
+    /// Whether the file this server opened is still the one at its path
+    /// ([`crate::Store::file_lost`]).
+    fn file_lost_here(&self) -> Option<&'static str> {
+        let opened = self.serving.as_ref()?.opened?;
+        match identity(&self.file) {
+            Ok(Some(now)) if now == opened => None,
+            Ok(Some(_)) => Some("replaced by another file"),
+            Ok(None) => Some("deleted"),
+            // Unreadable for a moment (permissions changed, say): not known to be lost.
+            Err(_) => None,
+        }
+    }
+
+    /// A copy of the database as the writer's connection has it open, to
+    /// `<file>.rescued-<UTC time>` ([`crate::Store::rescue`]): the file it opened, wherever
+    /// its path now points.
+    async fn rescue_here(&self) -> Result<std::path::PathBuf, StoreError> {
+        let at = Utc::now().format("%Y%m%dT%H%M%SZ");
+        let target = beside(&self.file, &format!(".rescued-{at}"));
+        sqlx::query("VACUUM INTO $1")
+            .bind(target.to_string_lossy().into_owned())
+            .execute(self.writer())
+            .await?;
+        Ok(target)
     }
 
     fn reader(&self) -> &SqlitePool {

@@ -61,6 +61,14 @@ pub trait Store:
 {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// What became of the database this server opened, if it is no longer at its path: a
+    /// SQLite file deleted or replaced while the server runs (its open files keep the old
+    /// one, which nothing reaches after this process ends). `None` while it is there, and
+    /// always on PostgreSQL.
+    fn file_lost(&self) -> Option<&'static str>;
+    /// Writes a consistent copy of the database as this process has it open to a new file
+    /// beside its path, and names it: SQLite's file lost from its path ([`Store::file_lost`]).
+    async fn rescue(&self) -> Result<std::path::PathBuf, StoreError>;
     /// The fingerprint of the application key this database belongs to: the one recorded
     /// first, `fingerprint` when none was (this call records it).
     async fn claim_key_fingerprint(&self, fingerprint: &str) -> Result<String, StoreError>;

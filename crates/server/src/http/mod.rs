@@ -65,9 +65,10 @@ async fn outermost(
     let path = request.uri().path();
     let (api, cors) = (metrics::Api::of(path), path.starts_with("/sdk/"));
     let started = std::time::Instant::now();
-    let response = match cors {
-        false => next.run(request).await,
-        true => match CORS.layer(next).call(request).await {
+    let response = match (cors, state.database_lost.get()) {
+        (_, Some(what)) if path != "/healthz" => database_lost(path, what),
+        (false, _) => next.run(request).await,
+        (true, _) => match CORS.layer(next).call(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         },
@@ -76,6 +77,33 @@ async fn outermost(
         .metrics
         .observe(api, response.status().as_u16(), started);
     response
+}
+
+/// The answer to every request but `/healthz` once the SQLite file was deleted or replaced
+/// under the server (`startup::watch_database_file`).
+fn database_lost(path: &str, what: &str) -> Response {
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    if is_api_path(path) || path == "/readyz" {
+        let message = format!(
+            "The database file was {what} while the server ran; it stopped serving so that \
+             nothing more is lost. Its operator must restart it (the server's log says how)."
+        );
+        ApiError::new(status, "storage_unavailable", message).into_response()
+    } else if launch::is_link_path(path) {
+        dashboard::respondent_page(
+            status,
+            "Not available right now",
+            "This interview link cannot be opened right now. Try again later.",
+        )
+    } else {
+        dashboard::message_page(
+            status,
+            "Not available",
+            "The database file was deleted or replaced while the server ran, so it stopped \
+             serving to keep anything more from being lost. Its operator must restart it (the \
+             server's log says how).",
+        )
+    }
 }
 
 /// REST requests and dashboard pages end after `request_timeout` with a 503 `timed_out`: a
