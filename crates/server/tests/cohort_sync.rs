@@ -1554,3 +1554,89 @@ async fn a_refused_delivery_of_a_cohort_marks_its_audience_failing() {
     synced.emulator.run_sync("uj").await.unwrap();
     assert_eq!(synced.audience().await["sync_state"], "ok");
 }
+
+/// Mixpanel stops waiting for an answer after a while and closes the connection. A last page
+/// whose apply outlasted that (a big snapshot's; here one kept waiting by a lock) was cut
+/// with the connection and rolled back, and so at every retry: a big snapshot never landed.
+/// Now the apply runs to its end, and the retry finds it applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_page_applies_even_when_mixpanel_stops_waiting_for_the_answer() {
+    use tokio::io::AsyncWriteExt;
+    const PAGES: u32 = 3;
+    let synced = Synced::start(0).await;
+    let ids = |prefix: &str, page: u32| -> Vec<String> {
+        (0..1000).map(|i| format!("{prefix}{page}-{i}")).collect()
+    };
+    let session = |name: &str, page_no: u32| {
+        let ids = ids(name, page_no);
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        page(name, page_no, PAGES, &ids)
+    };
+    for page_no in 1..=PAGES {
+        assert_eq!(synced.deliver(session("old", page_no)).await.0, 200);
+    }
+    assert_eq!(synced.audience().await["member_count"], 3_000);
+    // A replacement of every member.
+    for page_no in 1..PAGES {
+        assert_eq!(synced.deliver(session("new", page_no)).await.0, 200);
+    }
+    // Another connection holds the members, so the apply waits (SQLite: the write lock).
+    let lock = match helpers::on_postgres() {
+        true => "LOCK TABLE audience_members IN ACCESS EXCLUSIVE MODE",
+        false => "SELECT 1",
+    };
+    let mut other = helpers::Other::connect(&synced.app.db.url).await;
+    other.hold(lock).await;
+    let last = session("new", PAGES).to_string();
+    let request = reqwest::Client::new()
+        .post(&synced.webhook_url)
+        .basic_auth(&synced.username, Some(&synced.secret))
+        .build()
+        .unwrap();
+    let url = reqwest::Url::parse(&synced.webhook_url).unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        url.path(),
+        request.headers()["authorization"].to_str().unwrap(),
+        last.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(url.socket_addrs(|| None).unwrap()[0])
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(last.as_bytes()).await.unwrap();
+    // The sender gives up before the answer and closes the connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    other.release().await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let audience = loop {
+        let audience = synced.audience().await;
+        if audience["sync_state"] != "syncing" || std::time::Instant::now() > deadline {
+            break audience;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        audience["sync_state"],
+        "ok",
+        "{audience} {}",
+        synced.get("/api/v1/syncs").await
+    );
+    let id = audience["id"].as_str().unwrap();
+    assert!(
+        synced.lookup(id, "new1-0").await.len() == 1,
+        "the new members are in"
+    );
+    assert!(
+        synced.lookup(id, "old1-0").await.is_empty(),
+        "the old ones left"
+    );
+    // Mixpanel's retry of the page is answered as done.
+    let (status, reply) = synced.deliver(session("new", PAGES)).await;
+    assert_eq!((status, &reply["status"]), (200, &json!("success")));
+    assert_eq!(synced.audience().await["member_count"], 3_000);
+}

@@ -4,7 +4,7 @@
 
 mod helpers;
 
-use helpers::TestApp;
+use helpers::{Other, TestApp};
 use serde_json::{json, Value};
 use sqlx::Connection;
 use uj_storage::testing::TestDatabase;
@@ -326,48 +326,4 @@ async fn unavailable_after_two_seconds(
         waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(4),
         "answered after {waited:?}"
     );
-}
-
-/// A connection of another process to the app's database, holding a transaction open.
-enum Other {
-    Postgres(sqlx::PgConnection),
-    Sqlite(sqlx::SqliteConnection),
-}
-
-impl Other {
-    async fn connect(url: &str) -> Self {
-        if helpers::on_postgres() {
-            Self::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
-        } else {
-            Self::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap())
-        }
-    }
-
-    /// Begins a transaction that takes the write lock (SQLite) and runs `sql` in it.
-    async fn hold(&mut self, sql: &str) {
-        match self {
-            Self::Postgres(c) => {
-                sqlx::query("BEGIN").execute(&mut *c).await.unwrap();
-                sqlx::query(sql).execute(&mut *c).await.unwrap();
-            }
-            Self::Sqlite(c) => {
-                sqlx::query("BEGIN EXCLUSIVE")
-                    .execute(&mut *c)
-                    .await
-                    .unwrap();
-                sqlx::query(sql).execute(&mut *c).await.unwrap();
-            }
-        }
-    }
-
-    async fn release(&mut self) {
-        match self {
-            Self::Postgres(c) => {
-                sqlx::query("ROLLBACK").execute(c).await.unwrap();
-            }
-            Self::Sqlite(c) => {
-                sqlx::query("ROLLBACK").execute(c).await.unwrap();
-            }
-        }
-    }
 }

@@ -92,7 +92,7 @@ async fn receive(
     // One announced too long is not waited for; either way the rest is not read, so the
     // connection closes.
     let too_large = || {
-        let message = format!("The delivery is larger than the {} MiB UserJourneys accepts; sync pages of at most 1000 members.", MAX_DELIVERY_BODY / 1024 / 1024);
+        let message = format!("The delivery is larger than the {} MiB UserJourneys accepts; export fewer user properties with the cohort.", MAX_DELIVERY_BODY / 1024 / 1024);
         let mut response = failure(413, Value::Null, &message);
         response
             .headers_mut()
@@ -120,11 +120,26 @@ async fn receive(
             return response;
         }
     };
-    match cohort_sync::receive(&state, receiver, &body).await {
-        Ok(action) => {
+    // Mixpanel stops waiting after a while (how long is not documented) and closes the
+    // connection, which drops this handler: an apply cut there was rolled back, and started
+    // over (and cut again) at every retry, so a big snapshot never landed. It runs to its end
+    // in a task of its own; a retry finds it applied, or waits its turn behind it.
+    let delivery = body.clone();
+    let applied =
+        tokio::spawn(async move { cohort_sync::receive(&state, receiver, &delivery).await });
+    match applied.await {
+        Ok(Ok(action)) => {
             Json(json!({ "action": action.as_str(), "status": "success" })).into_response()
         }
-        Err(refusal) => failure(refusal.status, action_of(&body), &refusal.message),
+        Ok(Err(refusal)) => failure(refusal.status, action_of(&body), &refusal.message),
+        Err(panicked) => {
+            tracing::error!(error = %panicked, "a cohort-sync delivery failed");
+            failure(
+                500,
+                action_of(&body),
+                "Something went wrong on our side; the delivery will be retried.",
+            )
+        }
     }
 }
 

@@ -405,3 +405,55 @@ pub fn mixpanel_config(emulator: Option<&mixpanel_emulator::Emulator>) -> Mixpan
         mixpanel_check_interval_secs: 0,
     }
 }
+
+/// A connection of another process to the app's database, holding a transaction open.
+pub enum Other {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Other {
+    pub async fn connect(url: &str) -> Self {
+        if on_postgres() {
+            Self::Postgres(
+                <sqlx::PgConnection as sqlx::Connection>::connect(url)
+                    .await
+                    .unwrap(),
+            )
+        } else {
+            Self::Sqlite(
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(url)
+                    .await
+                    .unwrap(),
+            )
+        }
+    }
+
+    /// Begins a transaction that takes the write lock (SQLite) and runs `sql` in it.
+    pub async fn hold(&mut self, sql: &str) {
+        match self {
+            Self::Postgres(c) => {
+                sqlx::query("BEGIN").execute(&mut *c).await.unwrap();
+                sqlx::query(sql).execute(&mut *c).await.unwrap();
+            }
+            Self::Sqlite(c) => {
+                sqlx::query("BEGIN EXCLUSIVE")
+                    .execute(&mut *c)
+                    .await
+                    .unwrap();
+                sqlx::query(sql).execute(&mut *c).await.unwrap();
+            }
+        }
+    }
+
+    pub async fn release(&mut self) {
+        match self {
+            Self::Postgres(c) => {
+                sqlx::query("ROLLBACK").execute(c).await.unwrap();
+            }
+            Self::Sqlite(c) => {
+                sqlx::query("ROLLBACK").execute(c).await.unwrap();
+            }
+        }
+    }
+}
