@@ -906,6 +906,22 @@ async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
     let later = world.issue_copy(&code, "late0000000000000000000003").await;
     assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
     world.assert_withdrawn(&[&late, &later]).await;
+    // One that expired before its user left says so when accepted (it said
+    // `not_in_audience`, as if it could have started otherwise).
+    let store = uj_storage::connect(&world.app.db.url).await.unwrap();
+    let now = chrono::Utc::now();
+    let expired = uj_domain::invites::Invite {
+        code: "late0000000000000000000004".into(),
+        state: uj_domain::invites::InviteState::Issued,
+        issued_at: now - chrono::Duration::hours(25),
+        expires_at: now - chrono::Duration::hours(1),
+        ..store.invite_by_code(&code).await.unwrap().unwrap()
+    };
+    store.issue_invite(&expired, now).await.unwrap();
+    assert_eq!(
+        world.accept(&expired.code, "ref_2").await["reason"],
+        "invite_expired"
+    );
 }
 
 /// A user is a member through any of their distinct ids (Mixpanel may list one person

@@ -309,8 +309,9 @@ pub async fn accept(
     }
     // A rule or study stopped, or a schedule moved, since the invite was issued: the
     // store refuses the start (and withdraws the invite) under the locks a pause takes.
-    if existing.state == InviteState::Issued {
-        // As in `still_a_member`: one issued as its user left the audience is withdrawn.
+    if existing.state == InviteState::Issued && existing.expires_at > now {
+        // As in `still_a_member`: one issued as its user left the audience is withdrawn (one
+        // expired meanwhile is answered as expired, below).
         if let Some(audience) = &existing.audience_id {
             let current = state
                 .store
