@@ -48,8 +48,28 @@ pub struct ProjectRules {
     pub trait_allowlist: Arc<[String]>,
     pub sdk_contacted: bool,
     loaded: Instant,
+    /// How long it serves, and how long it may serve while read again
+    /// ([`SNAPSHOT_TTL`], [`STALE_AT_MOST`]; shorter before a study limit's week or month
+    /// ends: [`lifetimes`]).
+    ttl: Duration,
+    stale_at_most: Duration,
     /// When it was read, by this process's clock (to compare with stored times).
     pub read_at: DateTime<Utc>,
+}
+
+/// How long a snapshot read at `now` serves, and serves while read again: at most until the
+/// week or month ends, when its studies' starts this week or month start over at zero. (One
+/// read a second before Monday 00:00 UTC went on deciding with last week's starts: a study at
+/// its weekly limit withdrew a pending invite as `study_limit` in the new week.)
+fn lifetimes(now: DateTime<Utc>) -> (Duration, Duration) {
+    let next_week = pacing::week_start(now) + chrono::Duration::days(7);
+    let next_month = pacing::month_start(now)
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(next_week);
+    let left = (next_week.min(next_month) - now)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    (SNAPSHOT_TTL.min(left), STALE_AT_MOST.min(left))
 }
 
 impl ProjectRules {
@@ -105,6 +125,8 @@ impl ProjectRules {
             trait_allowlist: store.trait_allowlist(project).await?.into(),
             sdk_contacted: store.sdk_contacted_at(project).await?.is_some(),
             loaded: Instant::now(),
+            ttl: lifetimes(now).0,
+            stale_at_most: lifetimes(now).1,
             read_at: now,
         })
     }
@@ -173,16 +195,13 @@ impl Snapshots {
             .unwrap_or_else(|e| e.into_inner())
             .get(project.as_str())
             .cloned();
-        if let Some(snapshot) = cached
-            .as_ref()
-            .filter(|s| s.loaded.elapsed() < SNAPSHOT_TTL)
-        {
+        if let Some(snapshot) = cached.as_ref().filter(|s| s.loaded.elapsed() < s.ttl) {
             return Ok(snapshot.clone());
         }
         // One reload of a project at a time; meanwhile its other requests serve the
         // expiring snapshot if it only just expired, or wait for the new one.
         let lock = self.reload_lock(project);
-        let stale = cached.filter(|s| s.loaded.elapsed() < STALE_AT_MOST);
+        let stale = cached.filter(|s| s.loaded.elapsed() < s.stale_at_most);
         let _reloading = match (lock.try_lock(), stale) {
             (Ok(guard), _) => guard,
             (Err(_), Some(stale)) => return Ok(stale),
@@ -193,7 +212,7 @@ impl Snapshots {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(project.as_str())
-            .filter(|s| s.loaded.elapsed() < SNAPSHOT_TTL)
+            .filter(|s| s.loaded.elapsed() < s.ttl)
         {
             return Ok(fresh.clone());
         }
@@ -268,6 +287,29 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot serves no longer than its studies' weekly and monthly starts hold.
+    #[test]
+    fn a_snapshot_read_before_a_week_or_month_ends_serves_only_until_then() {
+        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+        let ms = Duration::from_millis;
+        // A Wednesday mid-month: the usual second (two while read again).
+        assert_eq!(
+            lifetimes(at("2026-12-09T12:00:00Z")),
+            (SNAPSHOT_TTL, STALE_AT_MOST)
+        );
+        // Sunday 23:59:59.4: the week ends in 600 ms.
+        assert_eq!(lifetimes(at("2026-12-13T23:59:59.4Z")), (ms(600), ms(600)));
+        // Sunday 23:59:58.5: it serves its second, but not stale past the week.
+        assert_eq!(
+            lifetimes(at("2026-12-13T23:59:58.5Z")),
+            (SNAPSHOT_TTL, ms(1500))
+        );
+        // Wednesday 30 September 23:59:59.75: the month ends first.
+        assert_eq!(lifetimes(at("2026-09-30T23:59:59.75Z")), (ms(250), ms(250)));
+        // Sunday 30 April: both end at once.
+        assert_eq!(lifetimes(at("2028-04-30T23:59:59.9Z")), (ms(100), ms(100)));
+    }
 
     /// While another request reads a project's snapshot again, one that only just expired
     /// serves; an older one (a project idle for a while, its rules changed meanwhile by
