@@ -81,9 +81,12 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
                 .find(|w| w["is_global"] == true)
                 .or_else(|| views.iter().find(|w| w["is_default"] == true))
                 .and_then(|w| id_of(&w["id"]));
+            // Only a list of permissions without the one reports need rules a project out:
+            // `/me`'s schema is not published, and an answer without the list (or with it in
+            // another shape) says nothing against the account; reading its cohorts will.
             let can_view = project["permissions"]
                 .as_array()
-                .is_some_and(|p| p.iter().any(|p| p == "view_base_reports"));
+                .is_none_or(|p| p.iter().any(|p| p == "view_base_reports"));
             let rollup = project["type"].as_str() == Some("ROLLUP");
             let reason = if rollup {
                 Some("Roll-up projects cannot be connected; pick the project itself.".to_owned())
@@ -250,6 +253,34 @@ mod tests {
 
     use super::projects_of;
     use crate::Region;
+
+    /// A project is ruled out for a missing permission only when `/me` lists its
+    /// permissions: without the list (its schema is not published), every project was
+    /// shown as needing the Analyst role.
+    #[test]
+    fn a_project_without_a_permissions_list_can_be_picked() {
+        let body = json!({"results": {"projects": {
+            "1": {"name": "Listed", "permissions": ["view_base_reports"]},
+            "2": {"name": "Without", "permissions": ["view_events"]},
+            "3": {"name": "Unlisted"},
+            "4": {"name": "Odd", "permissions": "view_base_reports"}
+        }}});
+        let mut found = projects_of(&body, Region::Eu);
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        let selectable: Vec<_> = found
+            .iter()
+            .map(|p| (p.name.as_str(), p.selectable))
+            .collect();
+        assert_eq!(
+            selectable,
+            [
+                ("Listed", true),
+                ("Without", false),
+                ("Unlisted", true),
+                ("Odd", true)
+            ]
+        );
+    }
 
     /// Each project gets its own global data view, however many projects and views the
     /// account sees (views are grouped by project once, not searched per project).
