@@ -264,6 +264,61 @@ impl World {
         response.json().await.unwrap()
     }
 
+    /// Two active rules of the study waiting for "Order Completed": a prompt rule with
+    /// `fields` and a direct-link rule; the prompt rule's id.
+    async fn prompt_and_link_on_order(&self, fields: Value) -> String {
+        let mut prompt = json!({"name": "Prompt", "status": "active", "surface": "sdk_prompt",
+                                "trigger": {"type": "app_event", "event_name": "Order Completed"}});
+        prompt
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let link = json!({"name": "Link", "status": "active", "surface": "direct_link",
+                          "trigger": {"type": "app_event", "event_name": "Order Completed"}});
+        let mut ids = Vec::new();
+        for rule in [prompt, link] {
+            let created = self
+                .app
+                .post_json(
+                    &format!("/api/v1/studies/{}/launch-rules", self.study),
+                    &self.key,
+                    rule,
+                )
+                .await;
+            assert_eq!(created.status().as_u16(), 201);
+            ids.push(created.json::<Value>().await.unwrap()["id"].clone());
+        }
+        ids[0].as_str().unwrap().to_owned()
+    }
+
+    /// The answer to "Order Completed" reported for the user.
+    async fn order_completed(&self, reference_id: &str) -> Value {
+        self.app
+            .post_json(
+                "/sdk/v1/events",
+                &self.public_key,
+                json!({"event_name": "Order Completed", "reference_id": reference_id}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The answer to the user opening `url` in the app.
+    async fn resolve(&self, url: &str, reference_id: &str) -> Value {
+        self.app
+            .post_json(
+                "/sdk/v1/links/resolve",
+                &self.public_key,
+                json!({"url": url, "reference_id": reference_id}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The invite's attribution record, read with the project's secret key.
     async fn attribution(&self, code: &str) -> Value {
         let response = self
@@ -1475,6 +1530,70 @@ async fn an_app_event_direct_link_rule_offers_its_link_on_that_event() {
         "a browser study: {opened}"
     );
     assert!(opened["url"].as_str().unwrap().contains("/interviews/"));
+}
+
+/// A direct link the server listed opens through the study's direct-link rules even while
+/// the user holds a prompt invite of the same study that can no longer start (its rule's
+/// schedule ended): the link first tries that invite, and its refused start withdraws it.
+/// The link was refused with the prompt's reason, and opened at the second try.
+#[tokio::test]
+async fn an_eligible_direct_link_is_not_refused_for_a_stale_prompt_of_the_same_study() {
+    let world = world(2, None, "in_app").await;
+    let ends_at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    world
+        .prompt_and_link_on_order(json!({ "ends_at": ends_at }))
+        .await;
+    let answer = world.order_completed("u1").await;
+    let code = answer["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = answer["direct_links"][0]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a direct link is offered: {answer}"))
+        .to_owned();
+    // The prompt rule's schedule ends; the link rule has none.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let opened = world.resolve(&url, "u1").await;
+    assert_eq!(opened["outcome"], "webview", "{opened}");
+    world.assert_withdrawn(&[&code]).await;
+}
+
+/// As above, the prompt rule's one start taken by another user: the link still starts the
+/// study through its own rule, and the prompt rule's cap holds.
+#[tokio::test]
+async fn a_direct_link_starts_through_its_rule_when_the_prompt_of_the_same_study_is_capped() {
+    let world = world(2, None, "in_app").await;
+    let prompt = world
+        .prompt_and_link_on_order(json!({"max_starts": 1}))
+        .await;
+    let answer = world.order_completed("u1").await;
+    let url = answer["direct_links"][0]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a direct link is offered: {answer}"))
+        .to_owned();
+    let other = world.order_completed("u2").await;
+    let other = other["pending_invite"]["code"].as_str().unwrap();
+    assert_eq!(world.accept(other, "u2").await["outcome"], "webview");
+    let opened = world.resolve(&url, "u1").await;
+    assert_eq!(opened["outcome"], "webview", "{opened}");
+    let stats: Value = world
+        .app
+        .get(&format!("/api/v1/launch-rules/{prompt}/stats"), &world.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // u1's refused start is no decision of the prompt rule: nothing is suppressed.
+    assert_eq!(
+        (
+            &stats["invites"]["accepted"],
+            &stats["invites"]["withdrawn"],
+            &stats["suppressions"]
+        ),
+        (&json!(1), &json!(1), &json!({})),
+        "{stats}"
+    );
 }
 
 #[tokio::test]

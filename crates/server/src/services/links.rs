@@ -106,17 +106,27 @@ pub async fn resolve(
         .ok_or(ServiceError::NotFound("link"))?;
     let links_here = |r: &LaunchRule| r.study_id == study.id && r.surface == Surface::DirectLink;
     let mut user = pacing::UserView::load(state, project, reference_id, links_here).await?;
-    // An invite of this study already waiting for the user: the link accepts it.
+    // An invite of this study already waiting for the user: the link accepts it. One that
+    // can no longer start (its rule's schedule ended, its cap reached) is withdrawn by the
+    // refusal, and the link is decided as if it were not there: the server may have listed
+    // the link to this user beside it.
+    let mut refused = None;
     if let Some(pending) = user
         .pending(chrono::Utc::now())
         .filter(|i| i.study_id == study.id)
     {
         let code = pending.code.clone();
-        return invites::accept(state, project, &code, reference_id, supports_webview).await;
+        match invites::accept(state, project, &code, reference_id, supports_webview).await? {
+            Acceptance::NotEligible(reason) => refused = Some(reason),
+            opened => return Ok(opened),
+        }
     }
     let (rules, facts) = user.gather(state, links_here).await?;
     if rules.is_empty() {
-        return Ok(Acceptance::NotEligible("no_matching_rule"));
+        // No direct-link rule: the invite's "no" says more than no rule.
+        return Ok(Acceptance::NotEligible(
+            refused.unwrap_or("no_matching_rule"),
+        ));
     }
     let decision = facts.decide(&facts.moment(None, true));
     state.counters.suppressed(decision.suppressed());
