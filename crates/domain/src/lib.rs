@@ -23,9 +23,14 @@ pub use validation::bounded_text as validation_text;
 /// Now, to the microsecond both databases keep: a time a write answers at once equals the
 /// one reads answer later.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
+    stored(chrono::Utc::now())
+}
+
+/// `at` as the databases keep it: cut to the microsecond. A time taken from a client is cut
+/// before it is checked, so the check holds for the value stored.
+pub fn stored(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     use chrono::DurationRound;
-    chrono::Utc::now()
-        .duration_trunc(chrono::Duration::microseconds(1))
+    at.duration_trunc(chrono::Duration::microseconds(1))
         .expect("truncating to microseconds cannot overflow")
 }
 pub use validation::ValidationError;

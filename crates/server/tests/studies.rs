@@ -1765,6 +1765,84 @@ async fn times_a_write_answers_are_the_times_reads_answer() {
     assert_eq!(read["created_at"], created["created_at"]);
 }
 
+/// Schedule times are kept to the microsecond, as the databases keep them: finer digits are
+/// cut before the window is checked, so a create or change answers the window stored, and a
+/// window that holds no whole microsecond is refused as empty. It was checked to the
+/// nanosecond, stored empty (`ends_at == starts_at`) and answered with times the rule did not
+/// have.
+#[tokio::test]
+async fn a_schedule_window_is_stored_as_validated_and_answered() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let rules = format!("/api/v1/studies/{study}/launch-rules");
+    let window = |starts_at: &str, ends_at: &str| {
+        json!({"name": "Window", "surface": "sdk_prompt",
+               "trigger": {"type": "app_event", "event_name": "X"},
+               "starts_at": starts_at, "ends_at": ends_at})
+    };
+    let empty = json!({"error": {"code": "validation_failed",
+                                 "message": "ends_at: must be after starts_at", "field": "ends_at"}});
+    let (status, error) = json_of(
+        app.post_json(
+            &rules,
+            &key,
+            window(
+                "2030-01-01T00:00:00.0000001Z",
+                "2030-01-01T00:00:00.0000009Z",
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, &error), (422, &empty), "{error}");
+
+    let (status, created) = json_of(
+        app.post_json(
+            &rules,
+            &key,
+            window(
+                "2030-01-01T00:00:00.0000001Z",
+                "2030-01-01T00:00:00.0000019Z",
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let answered = |rule: &Value| (rule["starts_at"].clone(), rule["ends_at"].clone());
+    assert_eq!(
+        answered(&created),
+        (
+            json!("2030-01-01T00:00:00Z"),
+            json!("2030-01-01T00:00:00.000001Z")
+        )
+    );
+    let rule = format!("/api/v1/launch-rules/{}", created["id"].as_str().unwrap());
+    let (_, read) = json_of(app.get(&rule, &key).await).await;
+    assert_eq!(answered(&read), answered(&created));
+
+    let (status, error) = patch(
+        &app,
+        &rule,
+        &key,
+        json!({"starts_at": "2030-01-01T00:00:00.0000021Z", "ends_at": "2030-01-01T00:00:00.0000029Z"}),
+    )
+    .await;
+    assert_eq!((status, &error), (422, &empty), "{error}");
+    let (status, patched) = patch(
+        &app,
+        &rule,
+        &key,
+        json!({"ends_at": "2030-01-01T00:00:00.0000029Z"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["ends_at"], "2030-01-01T00:00:00.000002Z");
+    let (_, read) = json_of(app.get(&rule, &key).await).await;
+    assert_eq!(answered(&read), answered(&patched));
+}
+
 /// Over the SDK, as the engine decides: the project's contact limit keeps a user another
 /// rule invited within the limit from a second invite (`contact_limit`), until it is turned
 /// off; a rule sampling 0 % invites no one (`sampled_out`).

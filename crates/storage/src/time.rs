@@ -90,7 +90,5 @@ pub(crate) fn now() -> DateTime<Utc> {
 
 /// `at` as the databases keep it: to the microsecond.
 pub(crate) fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::DurationRound;
-    at.duration_trunc(chrono::Duration::microseconds(1))
-        .expect("truncating to microseconds cannot overflow")
+    uj_domain::stored(at)
 }

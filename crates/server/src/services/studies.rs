@@ -282,8 +282,8 @@ async fn new_rule(
         cooldown_seconds: new.cooldown_seconds.unwrap_or(7 * 24 * 3600),
         max_starts: new.max_starts,
         sampling_percent: new.sampling_percent.unwrap_or(100),
-        starts_at: new.starts_at,
-        ends_at: new.ends_at,
+        starts_at: new.starts_at.map(uj_domain::stored),
+        ends_at: new.ends_at.map(uj_domain::stored),
         created_at: now,
         updated_at: now,
     };
@@ -384,10 +384,10 @@ fn apply(rule: &mut LaunchRule, change: &RuleChange) -> Result<(), ServiceError>
         rule.sampling_percent = sampling;
     }
     if let Some(at) = change.starts_at {
-        rule.starts_at = at;
+        rule.starts_at = at.map(uj_domain::stored);
     }
     if let Some(at) = change.ends_at {
-        rule.ends_at = at;
+        rule.ends_at = at.map(uj_domain::stored);
     }
     Ok(())
 }
