@@ -4,9 +4,11 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
+use uj_domain::ids::{LaunchRuleId, ProjectId, StudyId};
+use uj_domain::invites::{Invite, InviteState};
 use uj_domain::pacing::{
-    decide, gates, month_start, sampling_bucket, week_start, Decision, Moment, Reason, RuleFacts,
-    RuleStatus, StudyFacts, StudyStatus, Trigger, UserFacts,
+    decide, first_failure, gates, invite_closed_because, month_start, sampling_bucket, week_start,
+    Decision, Moment, Reason, RuleFacts, RuleStatus, StudyFacts, StudyStatus, Trigger, UserFacts,
 };
 
 fn t0() -> DateTime<Utc> {
@@ -255,9 +257,166 @@ fn weeks_start_on_monday_and_months_on_the_first_in_utc() {
     let monday = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
     assert_eq!(week_start(monday), monday);
     assert_eq!(
+        week_start(monday - Duration::nanoseconds(1)),
+        monday - Duration::weeks(1),
+        "Sunday's last instant is the week before"
+    );
+    assert_eq!(
         month_start(wednesday),
         Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
     );
+    // A week across a month's end starts in November; its days in December count in
+    // December's month.
+    let december_2 = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+    assert_eq!(
+        week_start(december_2),
+        Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap()
+    );
+    assert_eq!(
+        month_start(december_2),
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+    );
+}
+
+/// An active rule of `study_0` waiting for "E", an hour's cooldown, created a day before
+/// `t0`.
+fn active_rule(id: &str) -> RuleFacts {
+    RuleFacts {
+        id: id.into(),
+        study_id: "study_0".into(),
+        status: RuleStatus::Active,
+        trigger: Trigger::AppEvent("E".into()),
+        priority: 0,
+        cooldown: Duration::hours(1),
+        max_starts: None,
+        starts: 0,
+        sampling_percent: 100,
+        starts_at: None,
+        ends_at: None,
+        created_at: t0() - Duration::days(1),
+    }
+}
+
+/// The moment "E" happens at `now`.
+fn event_at(now: DateTime<Utc>) -> Moment<'static> {
+    Moment {
+        now,
+        event: Some("E"),
+        contact_limit: None,
+        link_opened: false,
+    }
+}
+
+#[test]
+fn the_cooldown_and_the_contact_limit_end_the_instant_they_have_passed() {
+    let rule = active_rule("r");
+    let studies = studies(None);
+    let invited = UserFacts {
+        last_invite_by_rule: [("r".to_owned(), t0())].into_iter().collect(),
+        ..user("u", false)
+    };
+    let end = t0() + Duration::hours(1);
+    let us = Duration::microseconds(1);
+    let reason = |now| first_failure(&rule, studies.first(), &invited, &event_at(now));
+    assert_eq!(reason(end - us), Some(Reason::Cooldown));
+    assert_eq!(reason(end), None);
+
+    let other_rule = UserFacts {
+        last_invite: Some(t0()),
+        ..user("u", false)
+    };
+    let end = t0() + Duration::days(7);
+    let reason = |now| {
+        let moment = Moment {
+            contact_limit: Some(Duration::days(7)),
+            ..event_at(now)
+        };
+        first_failure(&rule, studies.first(), &other_rule, &moment)
+    };
+    assert_eq!(reason(end - us), Some(Reason::ContactLimit));
+    assert_eq!(reason(end), None);
+}
+
+/// A decision and an open invite agree on the schedule: open from `starts_at`, closed from
+/// `ends_at` on.
+#[test]
+fn the_schedule_window_is_half_open_for_decisions_and_open_invites_alike() {
+    let end = t0() + Duration::hours(1);
+    let rule = RuleFacts {
+        starts_at: Some(t0()),
+        ends_at: Some(end),
+        ..active_rule("r")
+    };
+    let studies = studies(None);
+    let user = user("u", false);
+    let us = Duration::microseconds(1);
+    for (now, open) in [
+        (t0() - us, false),
+        (t0(), true),
+        (end - us, true),
+        (end, false),
+    ] {
+        let decided = first_failure(&rule, studies.first(), &user, &event_at(now)).is_none();
+        let offered = invite_closed_because(&rule, studies.first(), false, now).is_none();
+        assert_eq!((decided, offered), (open, open), "{now}");
+    }
+}
+
+#[test]
+fn an_invite_stops_being_pending_at_its_expiry() {
+    let invite = Invite {
+        code: "c".into(),
+        project_id: ProjectId::generate(),
+        rule_id: LaunchRuleId::generate(),
+        study_id: StudyId::generate(),
+        reference_id: "u".into(),
+        source: "app_event",
+        audience_id: None,
+        audience_member_id: None,
+        event_name: None,
+        metadata: Default::default(),
+        traits: Default::default(),
+        state: InviteState::Issued,
+        issued_at: t0(),
+        expires_at: t0() + Duration::hours(24),
+        accepted_at: None,
+        dismissed_at: None,
+        withdrawn_at: None,
+    };
+    assert!(invite.is_pending(invite.expires_at - Duration::microseconds(1)));
+    assert!(!invite.is_pending(invite.expires_at));
+}
+
+/// Equal priorities go to the older rule, then (created at the same instant) to the smaller
+/// id, whatever order the rules come in.
+#[test]
+fn priority_ties_go_to_the_older_rule_then_the_smaller_id_in_any_order() {
+    let older = RuleFacts {
+        priority: 5,
+        created_at: t0() - Duration::days(2),
+        ..active_rule("b_older")
+    };
+    let newer = RuleFacts {
+        priority: 5,
+        ..active_rule("a_newer")
+    };
+    let twin = RuleFacts {
+        priority: 5,
+        ..active_rule("c_twin")
+    };
+    let studies = studies(None);
+    let user = user("u", false);
+    for (rules, winner) in [
+        ([older.clone(), newer.clone()], "b_older"),
+        ([newer.clone(), older], "b_older"),
+        ([newer.clone(), twin.clone()], "a_newer"),
+        ([twin, newer], "a_newer"),
+    ] {
+        match decide(&rules, &studies, &user, &event_at(t0())) {
+            Decision::Invite { rule_id, .. } => assert_eq!(rule_id, winner),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[test]
