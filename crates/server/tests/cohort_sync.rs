@@ -134,6 +134,19 @@ impl Synced {
             .unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
+
+    /// Posts hand-made bytes (JSON a `Value` cannot hold) with the right credentials.
+    async fn deliver_bytes(&self, body: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(&self.webhook_url)
+            .basic_auth(&self.username, Some(&self.secret))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
 }
 
 fn page(session: &str, page: u32, total: u32, ids: &[&str]) -> Value {
@@ -1639,4 +1652,26 @@ async fn a_last_page_applies_even_when_mixpanel_stops_waiting_for_the_answer() {
     let (status, reply) = synced.deliver(session("new", PAGES)).await;
     assert_eq!((status, &reply["status"]), (200, &json!("success")));
     assert_eq!(synced.audience().await["member_count"], 3_000);
+}
+
+/// A string Mixpanel cut in the middle of an emoji (half of a UTF-16 pair) is read with
+/// U+FFFD in its place, wherever it is, rather than answered 400 (which pauses the sync).
+#[tokio::test]
+async fn a_string_cut_in_half_an_emoji_is_applied_not_paused() {
+    let synced = Synced::start(0).await;
+    let body = r#"{"action": "members", "parameters": {"mixpanel_project_id": "10",
+        "mixpanel_cohort_id": "51234", "mixpanel_cohort_name": "Fans \ud83d",
+        "mixpanel_session_id": "s", "page_info": {"total_pages": 1, "page_count": 1},
+        "members": [{"mixpanel_distinct_id": "u1", "first_name": "Ana \ud83d"},
+                    {"mixpanel_distinct_id": "u2", "bio": "\\ud83d \udc00"}]}}"#;
+    let (status, reply) = synced.deliver_bytes(body).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("success")),
+        "{reply}"
+    );
+    let audience = synced.audience().await;
+    assert_eq!(audience["name"], "Fans \u{FFFD}", "{audience}");
+    let id = audience["id"].as_str().unwrap();
+    assert_eq!(current_ids(&synced, id).await, ["u1", "u2"]);
 }
