@@ -28,13 +28,16 @@ impl SyncAction {
         }
     }
 
+    /// Mixpanel's name of an action, in any case (`Add_Members` too: a 400 would pause the
+    /// customer's sync).
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "members" => Some(SyncAction::Members),
-            "add_members" => Some(SyncAction::AddMembers),
-            "remove_members" => Some(SyncAction::RemoveMembers),
-            _ => None,
-        }
+        [
+            SyncAction::Members,
+            SyncAction::AddMembers,
+            SyncAction::RemoveMembers,
+        ]
+        .into_iter()
+        .find(|action| action.as_str().eq_ignore_ascii_case(raw))
     }
 }
 
@@ -902,6 +905,24 @@ mod tests {
             "mixpanel_cohort_name": "\ud83d"}}"#;
         assert!(parse_delivery(refused, &[]).is_err());
         assert_eq!(Outline::of_body(refused).cohort.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn actions_are_read_in_any_case() {
+        for (raw, action) in [
+            ("Add_Members", SyncAction::AddMembers),
+            ("REMOVE_MEMBERS", SyncAction::RemoveMembers),
+            ("MEMBERS", SyncAction::Members),
+            ("Members", SyncAction::Members),
+        ] {
+            let delivery = parse(
+                page(raw, json!({"total_pages": 1, "page_count": 1}), json!([])),
+                &[],
+            )
+            .unwrap();
+            assert_eq!(delivery.action, action, "{raw}");
+        }
+        assert_eq!(SyncAction::parse("add members"), None);
     }
 
     #[test]

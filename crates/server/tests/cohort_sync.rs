@@ -1675,3 +1675,19 @@ async fn a_string_cut_in_half_an_emoji_is_applied_not_paused() {
     let id = audience["id"].as_str().unwrap();
     assert_eq!(current_ids(&synced, id).await, ["u1", "u2"]);
 }
+
+/// Mixpanel's action names in another case are read as theirs.
+#[tokio::test]
+async fn an_action_in_capitals_is_applied() {
+    let synced = Synced::start(0).await;
+    let mut add = page("s", 1, 1, &["a", "b"]);
+    add["action"] = json!("Add_Members");
+    let (status, reply) = synced.deliver(add).await;
+    assert_eq!(status, 200, "{reply}");
+    let id = synced.audience().await["id"].as_str().unwrap().to_owned();
+    assert_eq!(current_ids(&synced, &id).await, ["a", "b"]);
+    let mut snapshot = page("s2", 1, 1, &["b"]);
+    snapshot["action"] = json!("MEMBERS");
+    assert_eq!(synced.deliver(snapshot).await.0, 200);
+    assert_eq!(current_ids(&synced, &id).await, ["b"], "a snapshot");
+}
