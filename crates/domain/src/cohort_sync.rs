@@ -334,9 +334,16 @@ fn parameter_text(value: Option<String>, name: &str) -> Result<String, PayloadEr
     Ok(text)
 }
 
+/// A page number or count: a whole number of 32 bits, also written as text (`"3"`) or as
+/// a float (`3.0`); `1.5` is none.
 fn count(value: Option<&Value>) -> Option<u32> {
+    let whole =
+        |f: f64| (f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f)).then_some(f as u32);
     match value? {
-        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::Number(n) => match n.as_u64() {
+            Some(n) => u32::try_from(n).ok(),
+            None => n.as_f64().and_then(whole),
+        },
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -923,6 +930,47 @@ mod tests {
             assert_eq!(delivery.action, action, "{raw}");
         }
         assert_eq!(SyncAction::parse("add members"), None);
+    }
+
+    #[test]
+    fn page_numbers_written_as_whole_floats_are_read() {
+        let delivery = parse(
+            page(
+                "members",
+                json!({"total_pages": 3.0, "page_count": 1.0}),
+                json!([{"mixpanel_distinct_id": "a"}]),
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!((delivery.page, delivery.total_pages), (1, 3));
+        let diff = parse(
+            page(
+                "add_members",
+                json!({"total_pages": 2.0, "page_count": 2.0}),
+                json!([]),
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!((diff.page, diff.total_pages), (2, 2));
+        for info in [
+            json!({"total_pages": 3, "page_count": 1.5}),
+            json!({"total_pages": 2.5, "page_count": 1}),
+            json!({"total_pages": 3, "page_count": -1.0}),
+            json!({"total_pages": 1e300, "page_count": 1}),
+        ] {
+            let error = parse(
+                page(
+                    "members",
+                    info.clone(),
+                    json!([{"mixpanel_distinct_id": "a"}]),
+                ),
+                &[],
+            )
+            .unwrap_err();
+            assert!(error.0.contains("positive integer"), "{info}: {error}");
+        }
     }
 
     #[test]

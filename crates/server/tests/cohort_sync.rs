@@ -1691,3 +1691,19 @@ async fn an_action_in_capitals_is_applied() {
     assert_eq!(synced.deliver(snapshot).await.0, 200);
     assert_eq!(current_ids(&synced, &id).await, ["b"], "a snapshot");
 }
+
+#[tokio::test]
+async fn page_numbers_as_whole_floats_complete_a_snapshot() {
+    let synced = Synced::start(0).await;
+    for (number, ids) in [(2.0, ["c", "d"]), (1.0, ["a", "b"])] {
+        let mut body = page("s", 1, 2, &ids);
+        body["parameters"]["page_info"] = json!({"total_pages": 2.0, "page_count": number});
+        let (status, reply) = synced.deliver(body).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let id = synced.audience().await["id"].as_str().unwrap().to_owned();
+    assert_eq!(current_ids(&synced, &id).await, ["a", "b", "c", "d"]);
+    let mut half = page("s2", 1, 2, &["a"]);
+    half["parameters"]["page_info"] = json!({"total_pages": 2, "page_count": 1.5});
+    assert_eq!(synced.deliver(half).await.0, 400);
+}
