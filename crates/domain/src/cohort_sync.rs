@@ -119,8 +119,8 @@ struct RawDelivery<'a> {
 struct RawParameters<'a> {
     mixpanel_project_id: Option<Value>,
     mixpanel_cohort_id: Option<Value>,
-    mixpanel_cohort_name: Option<String>,
-    mixpanel_cohort_description: Option<String>,
+    mixpanel_cohort_name: Option<Value>,
+    mixpanel_cohort_description: Option<Value>,
     mixpanel_session_id: Option<Value>,
     page_info: Option<RawPageInfo>,
     #[serde(default, borrow)]
@@ -323,15 +323,22 @@ fn mixpanel_id(value: Option<&Value>, name: &str) -> Result<String, PayloadError
     }
 }
 
-/// Free text Mixpanel sends (a cohort's name and description), refused with a NUL.
-fn parameter_text(value: Option<String>, name: &str) -> Result<String, PayloadError> {
-    let text = value.unwrap_or_default();
+/// Free text Mixpanel sends (a cohort's name and description): a number or a boolean is
+/// read as its text, `null` as none; refused with a NUL, or when it is an array or an object.
+fn parameter_text(value: Option<Value>, name: &str) -> Result<Option<String>, PayloadError> {
+    let text = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(text)) => text,
+        Some(Value::Number(number)) => number.to_string(),
+        Some(Value::Bool(flag)) => flag.to_string(),
+        Some(_) => return Err(bad(format!("parameters.{name} must be text."))),
+    };
     if text.contains('\0') {
         return Err(bad(format!(
             "parameters.{name} must not contain NUL characters."
         )));
     }
-    Ok(text)
+    Ok(Some(text))
 }
 
 /// A page number or count: a whole number of 32 bits, also written as text (`"3"`) or as
@@ -549,11 +556,12 @@ fn delivery_of(raw: RawDelivery<'_>, allowlist: &[String]) -> Result<SyncDeliver
         action,
         mixpanel_project_id,
         mixpanel_cohort_id,
-        cohort_name: parameter_text(p.mixpanel_cohort_name, "mixpanel_cohort_name")?,
-        cohort_description: match p.mixpanel_cohort_description {
-            Some(text) => Some(parameter_text(Some(text), "mixpanel_cohort_description")?),
-            None => None,
-        },
+        cohort_name: parameter_text(p.mixpanel_cohort_name, "mixpanel_cohort_name")?
+            .unwrap_or_default(),
+        cohort_description: parameter_text(
+            p.mixpanel_cohort_description,
+            "mixpanel_cohort_description",
+        )?,
         session_id,
         page,
         total_pages,
@@ -971,6 +979,33 @@ mod tests {
             .unwrap_err();
             assert!(error.0.contains("positive integer"), "{info}: {error}");
         }
+    }
+
+    #[test]
+    fn a_cohort_name_or_description_sent_as_a_number_is_its_text() {
+        let mut body = page(
+            "members",
+            json!({"total_pages": 1, "page_count": 1}),
+            json!([]),
+        );
+        body["parameters"]["mixpanel_cohort_name"] = json!(2024);
+        body["parameters"]["mixpanel_cohort_description"] = json!(1.5);
+        let delivery = parse(body.clone(), &[]).unwrap();
+        assert_eq!(delivery.cohort_name, "2024");
+        assert_eq!(delivery.cohort_description.as_deref(), Some("1.5"));
+        body["parameters"]["mixpanel_cohort_name"] = json!(null);
+        body["parameters"]["mixpanel_cohort_description"] = json!(null);
+        let delivery = parse(body.clone(), &[]).unwrap();
+        assert_eq!(
+            (delivery.cohort_name.as_str(), delivery.cohort_description),
+            ("", None)
+        );
+        body["parameters"]["mixpanel_cohort_name"] = json!({"en": "Trial"});
+        let error = parse(body, &[]).unwrap_err();
+        assert!(
+            error.0.contains("mixpanel_cohort_name must be text"),
+            "{error}"
+        );
     }
 
     #[test]

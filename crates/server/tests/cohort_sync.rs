@@ -1707,3 +1707,19 @@ async fn page_numbers_as_whole_floats_complete_a_snapshot() {
     half["parameters"]["page_info"] = json!({"total_pages": 2, "page_count": 1.5});
     assert_eq!(synced.deliver(half).await.0, 400);
 }
+
+#[tokio::test]
+async fn a_cohort_name_sent_as_a_number_names_the_audience() {
+    let synced = Synced::start(0).await;
+    let mut body = page("s", 1, 1, &["a"]);
+    body["parameters"]["mixpanel_cohort_name"] = json!(2024);
+    body["parameters"]["mixpanel_cohort_description"] = json!(7);
+    let (status, reply) = synced.deliver(body).await;
+    assert_eq!(status, 200, "{reply}");
+    let audience = synced.audience().await;
+    assert_eq!(
+        (audience["name"].as_str(), audience["description"].as_str()),
+        (Some("2024"), Some("7")),
+        "{audience}"
+    );
+}
