@@ -76,6 +76,24 @@ pub struct SyncDelivery {
     pub page: u32,
     pub total_pages: u32,
     pub members: Vec<SyncedMember>,
+    /// Members listed without any id (no distinct id, no reference id), which cannot be
+    /// addressed: left out of `members`.
+    pub skipped_members: usize,
+}
+
+impl SyncDelivery {
+    /// What the sync history says of the members left out, if any.
+    pub fn skipped_note(&self) -> Option<String> {
+        match self.skipped_members {
+            0 => None,
+            1 => Some(
+                "Skipped 1 member without a mixpanel_distinct_id; the rest was applied.".into(),
+            ),
+            n => Some(format!(
+                "Skipped {n} members without a mixpanel_distinct_id; the rest was applied."
+            )),
+        }
+    }
 }
 
 /// Who a diff's members are, as a digest (SHA-256 of their ids in the order sent): a call
@@ -547,11 +565,18 @@ fn delivery_of(raw: RawDelivery<'_>, allowlist: &[String]) -> Result<SyncDeliver
             "A members sync of several pages needs parameters.mixpanel_session_id.",
         ));
     }
-    let members = members
-        .into_iter()
-        .enumerate()
-        .map(|(index, member)| member_of(index, member, allowlist))
-        .collect::<Result<Vec<_>, _>>()?;
+    let listed = members.len();
+    let mut kept = Vec::with_capacity(listed);
+    for (index, member) in members.into_iter().enumerate() {
+        kept.extend(member_of(index, member, allowlist)?);
+    }
+    // A snapshot's absent members exit: a page listing members none of whom can be addressed
+    // (the id's field renamed, say) would remove everyone it meant to keep.
+    if action == SyncAction::Members && listed > 0 && kept.is_empty() {
+        return Err(bad(format!(
+            "This page of a full sync lists members, but none of its {listed} members has a mixpanel_distinct_id; applied, it would remove them all. Export mixpanel_distinct_id in this sync."
+        )));
+    }
     Ok(SyncDelivery {
         action,
         mixpanel_project_id,
@@ -565,15 +590,18 @@ fn delivery_of(raw: RawDelivery<'_>, allowlist: &[String]) -> Result<SyncDeliver
         session_id,
         page,
         total_pages,
-        members,
+        skipped_members: listed - kept.len(),
+        members: kept,
     })
 }
 
+/// The member, or `None` for one with no id at all, which cannot be addressed: skipped
+/// rather than refusing the page (a 400 pauses the customer's whole sync).
 fn member_of(
     index: usize,
     RawMember(fields): RawMember<'_>,
     allowlist: &[String],
-) -> Result<SyncedMember, PayloadError> {
+) -> Result<Option<SyncedMember>, PayloadError> {
     // A key given twice counts with its last value, as in a JSON object read into a map.
     let last = |name: &str| fields.iter().rposition(|(key, _)| key == name);
     let id = |key: &str| {
@@ -587,15 +615,24 @@ fn member_of(
                 ))
             })
     };
-    let provider_member_id = id("mixpanel_distinct_id")?
-        .ok_or_else(|| bad(format!("members[{index}] has no mixpanel_distinct_id.")))?;
     // `$reference_id` stands in only when there is no `reference_id` key at all.
     let reference_key = if last("reference_id").is_some() {
         "reference_id"
     } else {
         "$reference_id"
     };
+    let distinct_id = id("mixpanel_distinct_id")?;
     let reference_id = id(reference_key)?;
+    let Some(provider_member_id) = distinct_id else {
+        // A member with a reference id is someone real, whom a snapshot would drop (members
+        // are kept by distinct id): refused, not skipped.
+        return match reference_id {
+            Some(_) => Err(bad(format!(
+                "members[{index}] has a {reference_key} but no mixpanel_distinct_id."
+            ))),
+            None => Ok(None),
+        };
+    };
     let mut traits = Map::new();
     for (key, value) in fields {
         // Only allowlisted keys survive, so the contact fields Mixpanel always sends
@@ -611,11 +648,11 @@ fn member_of(
             None => traits.remove(key.as_ref()),
         };
     }
-    Ok(SyncedMember {
+    Ok(Some(SyncedMember {
         provider_member_id,
         reference_id,
         traits,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -1008,6 +1045,79 @@ mod tests {
         );
     }
 
+    /// A profile without a distinct id cannot be addressed: it is skipped (and counted)
+    /// rather than pausing the customer's whole sync.
+    #[test]
+    fn members_without_any_id_are_skipped_and_counted() {
+        for action in ["members", "add_members", "remove_members"] {
+            let delivery = parse(
+                page(
+                    action,
+                    json!({"total_pages": 2, "page_count": 1}),
+                    json!([{"mixpanel_distinct_id": null, "email": "x"}, {"mixpanel_distinct_id": "a"},
+                           {"email": "y"}, {"mixpanel_distinct_id": "  "}, {"mixpanel_distinct_id": ""}]),
+                ),
+                &[],
+            )
+            .unwrap();
+            let ids: Vec<&str> = delivery
+                .members
+                .iter()
+                .map(|m| m.provider_member_id.as_str())
+                .collect();
+            assert_eq!(ids, ["a"], "{action}");
+            assert_eq!(delivery.skipped_members, 4, "{action}");
+        }
+        let diff = parse(
+            page(
+                "remove_members",
+                json!({"total_pages": 1, "page_count": 1}),
+                json!([{"mixpanel_distinct_id": null}]),
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!((diff.members.len(), diff.skipped_members), (0, 1));
+    }
+
+    /// A snapshot's absent members exit: a page none of whose members has an id (the field
+    /// renamed, say) would empty the audience, so it is refused; a page of 0 pages saying
+    /// it has members stays a contradiction; and a member Mixpanel identifies by a
+    /// reference id alone is a real one, refused rather than dropped.
+    #[test]
+    fn skipping_never_lets_a_snapshot_drop_members_it_names() {
+        let cases = [
+            (
+                page(
+                    "members",
+                    json!({"total_pages": 1, "page_count": 1}),
+                    json!([{"distinct_id": "a"}, {"distinct_id": "b"}]),
+                ),
+                "none of its 2 members has a mixpanel_distinct_id",
+            ),
+            (
+                page(
+                    "members",
+                    json!({"total_pages": 0, "page_count": 0}),
+                    json!([{"mixpanel_distinct_id": null}]),
+                ),
+                "page 0 of 0",
+            ),
+            (
+                page(
+                    "add_members",
+                    json!({"total_pages": 1, "page_count": 1}),
+                    json!([{"mixpanel_distinct_id": "a"}, {"reference_id": "app-1"}]),
+                ),
+                "members[1] has a reference_id but no mixpanel_distinct_id",
+            ),
+        ];
+        for (body, expected) in cases {
+            let error = parse(body.clone(), &[]).unwrap_err();
+            assert!(error.0.contains(expected), "{body}: {error}");
+        }
+    }
+
     #[test]
     fn malformed_bodies_say_what_is_wrong() {
         let cases = [
@@ -1100,14 +1210,6 @@ mod tests {
                     json!([{"mixpanel_distinct_id": "é".repeat(MAX_ID_BYTES / 2 + 1)}]),
                 ),
                 "members[0].mixpanel_distinct_id is not a usable id",
-            ),
-            (
-                page(
-                    "add_members",
-                    json!({"total_pages": 1, "page_count": 1}),
-                    json!([{"email": "x"}]),
-                ),
-                "members[0] has no mixpanel_distinct_id",
             ),
         ];
         for (body, expected) in cases {

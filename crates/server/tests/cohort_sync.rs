@@ -1723,3 +1723,60 @@ async fn a_cohort_name_sent_as_a_number_names_the_audience() {
         "{audience}"
     );
 }
+
+/// A member Mixpanel sends without a distinct id cannot be addressed: it is skipped, the
+/// rest applied, and the sync history says how many were skipped. A snapshot page with no
+/// addressable member at all is refused: applied, it would empty the audience.
+#[tokio::test]
+async fn members_without_a_distinct_id_are_skipped_and_the_history_says_so() {
+    let synced = Synced::start(0).await;
+    assert_eq!(
+        synced.deliver(page("s1", 1, 1, &["a", "b", "c"])).await.0,
+        200
+    );
+    let id = synced.audience().await["id"].as_str().unwrap().to_owned();
+
+    let mut snapshot = page("s2", 1, 1, &["a", "b"]);
+    let members = snapshot["parameters"]["members"].as_array_mut().unwrap();
+    members.insert(1, json!({"mixpanel_distinct_id": null, "email": "x@x.com"}));
+    members.push(json!({"mixpanel_distinct_id": "", "email": "y@x.com"}));
+    members.push(json!({"email": "z@x.com"}));
+    let (status, reply) = synced.deliver(snapshot).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("success")),
+        "{reply}"
+    );
+    assert_eq!(current_ids(&synced, &id).await, ["a", "b"], "c left");
+    let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
+    let entry = &history["data"][0];
+    assert_eq!(
+        (entry["outcome"].as_str(), entry["members"].as_i64()),
+        (Some("applied"), Some(2)),
+        "{entry}"
+    );
+    assert!(
+        entry["error"]
+            .as_str()
+            .is_some_and(|note| note.contains("3 members without a mixpanel_distinct_id")),
+        "{entry}"
+    );
+
+    // A diff of unaddressable members changes nothing and is not refused.
+    let mut remove = page("s3", 1, 1, &[]);
+    remove["action"] = json!("remove_members");
+    remove["parameters"]["members"] = json!([{"mixpanel_distinct_id": null}]);
+    assert_eq!(synced.deliver(remove).await.0, 200);
+    assert_eq!(current_ids(&synced, &id).await, ["a", "b"]);
+
+    // A snapshot none of whose members can be addressed (the field renamed, say).
+    let mut renamed = page("s4", 1, 1, &[]);
+    renamed["parameters"]["members"] = json!([{"distinct_id": "a"}, {"distinct_id": "b"}]);
+    let (status, reply) = synced.deliver(renamed).await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(
+        current_ids(&synced, &id).await,
+        ["a", "b"],
+        "nobody dropped"
+    );
+}

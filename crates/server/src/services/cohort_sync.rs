@@ -354,7 +354,8 @@ async fn apply(
         added: 0,
         removed: 0,
         outcome: LedgerOutcome::Applied,
-        error: None,
+        // Applied, with a word on the members it left out, for the customer to see.
+        error: delivery.skipped_note(),
         received_at: now,
     };
     let entry = match delivery.action {
@@ -394,6 +395,7 @@ async fn apply(
     tracing::info!(
         audience_id = ?entry.audience_id.as_ref().map(|a| a.as_str()), action = delivery.action.as_str(), outcome = entry.outcome.as_str(),
         page = delivery.page, total_pages = delivery.total_pages, added = entry.added, removed = entry.removed,
+        skipped = delivery.skipped_members,
         "cohort sync delivery"
     );
     Ok(())
