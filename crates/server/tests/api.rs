@@ -81,6 +81,47 @@ async fn rest_requests_without_a_valid_secret_key_are_401_with_a_precise_code() 
     );
 }
 
+/// The scheme of `Authorization` is case-insensitive (RFC 9110 §11.1): `bearer` and
+/// `BEARER` are the scheme a client library may send, on the REST API and the SDK alike.
+/// (Both answered 401 `invalid_authorization` / `missing_public_key`.)
+#[tokio::test]
+async fn keys_are_read_whatever_the_case_of_their_scheme() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    for scheme in ["bearer", "BEARER", "Bearer ", "bEaReR"] {
+        let rest = app
+            .client
+            .get(app.url("/api/v1/project"))
+            .header("authorization", format!("{scheme} {}", keys.secret_key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rest.status().as_u16(), 200, "{scheme:?}");
+        let sdk = app
+            .client
+            .get(app.url("/sdk/v1/config?reference_id=u1"))
+            .header("authorization", format!("{scheme} {}", keys.public_key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sdk.status().as_u16(), 200, "{scheme:?}");
+    }
+    // A scheme that only begins like one is still not it.
+    let (status, error) = error_of(
+        app.client
+            .get(app.url("/api/v1/project"))
+            .header("authorization", format!("Bearerx {}", keys.secret_key))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("invalid_authorization"))
+    );
+}
+
 #[tokio::test]
 async fn a_public_key_on_the_rest_api_is_the_wrong_key_type() {
     let app = TestApp::spawn().await;

@@ -13,6 +13,14 @@ use super::ApiError;
 use crate::services::api_keys;
 use crate::state::AppState;
 
+/// The token of an `Authorization` value of the `Bearer` scheme, named in any case (RFC 9110
+/// §11.1); `None` for another scheme or an empty token.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthorized(
@@ -20,18 +28,12 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
             "Send your key as `Authorization: Bearer <key>`.",
         )
     })?;
-    header
-        .to_str()
-        .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "invalid_authorization",
-                "The Authorization header must read `Bearer <key>`.",
-            )
-        })
+    header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+        ApiError::unauthorized(
+            "invalid_authorization",
+            "The Authorization header must read `Bearer <key>`.",
+        )
+    })
 }
 
 fn invalid_key() -> ApiError {

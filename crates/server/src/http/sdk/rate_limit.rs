@@ -57,8 +57,7 @@ pub async fn per_key(State(state): State<AppState>, request: Request, next: Next
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(crate::http::auth::bearer_token)
         .unwrap_or_default();
     if let Err(wait) = state.sdk_limiter.check(key) {
         let mut response = ApiError::new(
