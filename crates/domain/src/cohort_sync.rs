@@ -374,8 +374,21 @@ fn count(value: Option<&Value>) -> Option<u32> {
     }
 }
 
+/// The longest refusal message, in bytes: it may quote the body (an unknown action, a value
+/// of the wrong type), and it is answered and kept in the sync history.
+pub const MAX_MESSAGE: usize = 1000;
+
 fn bad(message: impl Into<String>) -> PayloadError {
-    PayloadError(message.into())
+    let mut message = message.into();
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE - '…'.len_utf8();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    PayloadError(message)
 }
 
 /// What a delivery says of itself as far as it reads: for the sync history's entry of a
@@ -509,8 +522,12 @@ fn delivery_of(raw: RawDelivery<'_>, allowlist: &[String]) -> Result<SyncDeliver
         .action
         .ok_or_else(|| bad("The body has no \"action\"."))?;
     let action = SyncAction::parse(&action_text).ok_or_else(|| {
+        let mut shown: String = action_text.chars().take(64).collect();
+        if shown.len() < action_text.len() {
+            shown.push('…');
+        }
         bad(format!(
-            "Unknown action {action_text:?}; expected members, add_members or remove_members."
+            "Unknown action {shown:?}; expected members, add_members or remove_members."
         ))
     })?;
     let p = raw

@@ -1780,3 +1780,30 @@ async fn members_without_a_distinct_id_are_skipped_and_the_history_says_so() {
         "nobody dropped"
     );
 }
+
+/// A refused delivery's message keeps what it quotes of the body short: an unknown action,
+/// or a value of the wrong type, a megabyte long was stored whole in the sync history (and
+/// served by every read of it).
+#[tokio::test]
+async fn a_refusal_quotes_at_most_a_little_of_the_body() {
+    let synced = Synced::start(0).await;
+    let long = "A".repeat(1_000_000);
+    let mut wrong_type = page("s", 1, 1, &["a"]);
+    wrong_type["parameters"]["page_info"] = json!(long);
+    for body in [json!({"action": long, "parameters": {}}), wrong_type] {
+        let (status, reply) = synced.deliver(body).await;
+        assert_eq!(status, 400);
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.len() <= 1024, "{} bytes answered", message.len());
+        if message.starts_with("Unknown action") {
+            assert!(message.contains("expected members"), "{message}");
+        }
+    }
+    let history = synced.get("/api/v1/syncs").await;
+    let refused = history["data"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{history}");
+    for entry in refused {
+        let error = entry["error"].as_str().unwrap();
+        assert!(error.len() <= 1024, "{} bytes kept", error.len());
+    }
+}
