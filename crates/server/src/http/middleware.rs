@@ -97,7 +97,26 @@ fn span_for(request: &Request) -> tracing::Span {
 
 /// The path as logs may show it: invitation links carry their secret token in the path,
 /// and invite and launch routes a respondent code, the credential of a start (docs/api.md).
+/// Its characters that could end a field or a span of a text log line (a quote, a backslash,
+/// a brace) or break it (a space, a control, a Unicode line separator: anything not ASCII)
+/// are percent-encoded, as the client could have sent them: the request line passes them.
 fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+    const ENCODED: &AsciiSet = &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'\\')
+        .add(b'{')
+        .add(b'}')
+        .add(b'`');
+    match std::borrow::Cow::from(utf8_percent_encode(path, ENCODED)) {
+        std::borrow::Cow::Borrowed(plain) => redacted(plain),
+        std::borrow::Cow::Owned(encoded) => redacted(&encoded).into_owned().into(),
+    }
+}
+
+/// `path` with the secret segment of a link or an invitation replaced.
+fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
     const SECRET_SEGMENT_AFTER: [&str; 6] = [
         "/invitations/",
         "/interviews/",
@@ -279,5 +298,23 @@ mod tests {
             loggable_path("/webhooks/mixpanel/whk_public"),
             "/webhooks/mixpanel/whk_public"
         );
+    }
+
+    /// A path is written into text log lines: what could fake a field or a line is
+    /// percent-encoded (it was written as sent: `path=/x"}:status=500"`, and a Unicode line
+    /// separator started what viewers show as a new line).
+    #[test]
+    fn a_path_cannot_forge_a_field_or_a_line_of_the_log() {
+        for (path, logged) in [
+            ("/x\"}:status=500\"", "/x%22%7D:status=500%22"),
+            ("/x\u{2028}FAKE-LINE", "/x%E2%80%A8FAKE-LINE"),
+            ("/x\u{85}NEL", "/x%C2%85NEL"),
+            ("/a\\b{c}`d", "/a%5Cb%7Bc%7D%60d"),
+            ("/i/code\"}x/y", "/i/[redacted]/y"),
+            ("/api/v1/studies/stu_1?x=1", "/api/v1/studies/stu_1?x=1"),
+            ("/caf%C3%A9-already-encoded", "/caf%C3%A9-already-encoded"),
+        ] {
+            assert_eq!(loggable_path(path), logged, "{path:?}");
+        }
     }
 }
