@@ -55,7 +55,15 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
             key.display()
         );
     }
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    // The directories made for it are the owner's only, whatever the umask: anyone who could
+    // write in one could swap the key or the copy before a restore.
+    let mut directories = std::fs::DirBuilder::new();
+    directories.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut directories, 0o700);
+    directories
+        .create(to)
+        .with_context(|| format!("cannot create {}", to.display()))?;
     let database = to.join("userjourneys.db");
     let key_file = to.join("app.key");
     for path in [&database, &key_file] {
@@ -69,13 +77,8 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
     SqliteStore::backup(&config.database_url, &database)
         .await
         .context("the database could not be copied")?;
-    // The copy holds what the database does (sessions, sealed secrets): its owner's only.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict {}", database.display()))?;
-    }
+    // The copy holds what the database does (sessions, sealed secrets): `backup` makes it the
+    // owner's only.
     copy_private(&key, &key_file)?;
     Ok(BackupOutput { database, key_file })
 }

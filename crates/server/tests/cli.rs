@@ -568,6 +568,31 @@ async fn a_backup_taken_while_serving_restores_data_and_sealed_secrets() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no database at"));
     assert!(!nowhere.exists(), "nothing created");
+    // Under a permissive umask the directories made for a backup are still the owner's only
+    // (they came out rwxrwxrwx: anyone could swap the key or the copy before a restore).
+    let nested = dir.path().join("open").join("nested");
+    let mut open = Command::new("sh");
+    open.args(["-c", "umask 000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_userjourneys"))
+        .args(["admin", "backup", "--to"])
+        .arg(&nested);
+    for (name, value) in app.command().get_envs() {
+        if let Some(value) = value {
+            open.env(name, value);
+        }
+    }
+    let output = open.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("open")), 0o700);
+    assert_eq!(mode(&nested), 0o700);
+    assert_eq!(mode(&nested.join("userjourneys.db")), 0o600);
+    assert_eq!(mode(&nested.join("app.key")), 0o600);
 
     // Restore: a server on the copy and its key.
     let mut restored = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
@@ -1201,6 +1226,11 @@ async fn a_database_file_deleted_or_replaced_under_the_server_stops_it_and_is_sa
             }
         };
         assert!(copy.starts_with(&*dir.path().canonicalize().unwrap().to_string_lossy()));
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o600,
+            "the copy holds what the database did: its owner's only"
+        );
 
         // As the log says: stop, remove what the old file left beside the path, move the
         // copy into place, start again.

@@ -274,6 +274,8 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .connect()
             .await?;
+        // Empty and the owner's only from the start: it will hold what the database does.
+        create_private(target);
         sqlx::query("VACUUM INTO $1")
             .bind(target.to_string_lossy().into_owned())
             .execute(&mut connection)
@@ -301,6 +303,7 @@ impl SqliteStore {
     async fn rescue_here(&self) -> Result<std::path::PathBuf, StoreError> {
         let at = Utc::now().format("%Y%m%dT%H%M%SZ");
         let target = beside(&self.file, &format!(".rescued-{at}"));
+        create_private(&target);
         sqlx::query("VACUUM INTO $1")
             .bind(target.to_string_lossy().into_owned())
             .execute(self.writer())
