@@ -28,6 +28,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        // Settings first: a refusal leaves no database or key behind.
+        let everywhere = config
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|bind| bind.ip().is_unspecified());
+        if everywhere && config.public_url.is_none() {
+            return Err(listening_everywhere(&config.bind));
+        }
         let store = uj_storage::connect_as_server(&config.database_url)
             .await
             .context("cannot open the database (DATABASE_URL)")?;
@@ -76,10 +84,7 @@ impl Application {
             None => {
                 let bound = listener.local_addr()?;
                 if bound.ip().is_unspecified() {
-                    anyhow::bail!(
-                        "UJ_BIND listens on every interface ({bound}): set UJ_PUBLIC_URL to the address \
-                         users and Mixpanel reach; it is the base of every invite, launch and webhook link"
-                    );
+                    return Err(listening_everywhere(&bound.to_string()));
                 }
                 format!("http://{bound}")
             }
@@ -234,6 +239,14 @@ async fn watch_database_file(state: AppState) {
             std::process::id()
         ),
     }
+}
+
+/// Refusing to guess the public address of a server listening on every interface.
+fn listening_everywhere(bind: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "UJ_BIND listens on every interface ({bind}): set UJ_PUBLIC_URL to the address users \
+         and Mixpanel reach; it is the base of every invite, launch and webhook link"
+    )
 }
 
 /// Refusing a key that is not the database's (found by its recorded fingerprint, or by the

@@ -897,6 +897,9 @@ fn listening_everywhere_needs_a_public_url() {
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("set UJ_PUBLIC_URL"), "{said}");
+    // Refused before anything is made: it created a database bound to a new key first.
+    let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(made.is_empty(), "{made:?}");
 }
 
 /// A plain TCP connection to the server, its reads bounded: the bound is the test's, not
