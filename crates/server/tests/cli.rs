@@ -1154,14 +1154,19 @@ async fn a_database_file_deleted_or_replaced_under_the_server_stops_it_and_is_sa
             keys["public_key"].as_str().unwrap(),
         );
         let client = ::reqwest::Client::new();
-        let created = client
-            .post(format!("{url}/api/v1/studies"))
-            .bearer_auth(secret)
-            .json(&serde_json::json!({"name": "Checkout", "interview_url": "https://r.example.com/c"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status().as_u16(), 201);
+        let create_study = |name: &str| {
+            client
+                .post(format!("{url}/api/v1/studies"))
+                .bearer_auth(secret)
+                .json(
+                    &serde_json::json!({"name": name, "interview_url": "https://r.example.com/c"}),
+                )
+                .send()
+        };
+        assert_eq!(
+            create_study("Checkout").await.unwrap().status().as_u16(),
+            201
+        );
 
         let file = dir.path().join("userjourneys.db");
         let what = match replaced {
@@ -1191,14 +1196,7 @@ async fn a_database_file_deleted_or_replaced_under_the_server_stops_it_and_is_sa
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(&format!("was {what}")), "{message}");
         // Nothing more is acknowledged: writes, the SDK, the dashboard and links are refused.
-        let refused = client
-            .post(format!("{url}/api/v1/studies"))
-            .bearer_auth(secret)
-            .json(&serde_json::json!({"name": "Lost", "interview_url": "https://r.example.com/l"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(refused.status().as_u16(), 503);
+        assert_eq!(create_study("Lost").await.unwrap().status().as_u16(), 503);
         let config = client
             .get(format!("{url}/sdk/v1/config?reference_id=u1"))
             .bearer_auth(public)
@@ -1242,16 +1240,9 @@ async fn a_database_file_deleted_or_replaced_under_the_server_stops_it_and_is_sa
             let _ = std::fs::remove_file(dir.path().join(left));
         }
         std::fs::rename(&copy, &file).unwrap();
-        let (child, url) = helpers::spawn_serving(
-            Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-                .current_dir(dir.path())
-                .env_remove("DATABASE_URL")
-                .env_remove("UJ_SECRET_KEY_FILE")
-                .stderr(Stdio::null()),
-        );
-        let _served = Served(child);
+        let (_served, address) = serve_in(dir.path(), &[]);
         let studies: serde_json::Value = client
-            .get(format!("{url}/api/v1/studies"))
+            .get(format!("http://{address}/api/v1/studies"))
             .bearer_auth(secret)
             .send()
             .await
