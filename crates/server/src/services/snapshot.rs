@@ -111,6 +111,7 @@ impl ProjectRules {
             .iter()
             .map(|name| serde_json::json!({ "event_name": name }))
             .collect();
+        let (ttl, stale_at_most) = lifetimes(now);
         Ok(Self {
             triggers_json: serde_json::value::to_raw_value(&triggers)
                 .map_err(|e| ServiceError::Internal(e.into()))?,
@@ -125,8 +126,8 @@ impl ProjectRules {
             trait_allowlist: store.trait_allowlist(project).await?.into(),
             sdk_contacted: store.sdk_contacted_at(project).await?.is_some(),
             loaded: Instant::now(),
-            ttl: lifetimes(now).0,
-            stale_at_most: lifetimes(now).1,
+            ttl,
+            stale_at_most,
             read_at: now,
         })
     }
