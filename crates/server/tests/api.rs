@@ -1033,29 +1033,46 @@ async fn a_nul_character_anywhere_in_a_request_is_a_400() {
         );
     }
     let rules = format!("/api/v1/studies/{study}/launch-rules");
+    // A body's error names the field that holds the NUL, as any other invalid field's.
     let bodies = [
         (
             rules.as_str(),
             keys.secret_key.as_str(),
             r#"{"name": "R", "trigger": {"type": "audience", "audience_id": "aud_\u0000"}, "surface": "sdk_prompt", "prompt": {"title": "t"}}"#,
+            Some("trigger.audience_id"),
         ),
         (
             "/sdk/v1/invites/abc/accept",
             keys.public_key.as_str(),
             r#"{"reference_id": "a\u0000"}"#,
+            Some("reference_id"),
         ),
         (
             "/sdk/v1/invites/a%00/accept",
             keys.public_key.as_str(),
             r#"{"reference_id": "a"}"#,
+            None,
         ),
         (
             "/sdk/v1/events",
             keys.public_key.as_str(),
             r#"{"reference_id": "a", "event_name": "e", "metadata": {"k": "\u0000"}}"#,
+            Some("metadata.k"),
+        ),
+        (
+            "/sdk/v1/events",
+            keys.public_key.as_str(),
+            r#"{"reference_id": "a", "event_name": "e", "metadata": {"k\u0000": 1}}"#,
+            Some("metadata"),
+        ),
+        (
+            "/sdk/v1/events",
+            keys.public_key.as_str(),
+            r#"{"reference_id": "a", "event_name": "e", "metadata": {"k": ["a", "b\u0000"]}}"#,
+            Some("metadata.k[1]"),
         ),
     ];
-    for (path, key, body) in bodies {
+    for (path, key, body, field) in bodies {
         let response = app
             .client
             .post(app.url(path))
@@ -1071,6 +1088,7 @@ async fn a_nul_character_anywhere_in_a_request_is_a_400() {
             (400, Some("invalid_request")),
             "{path} {body}: {error}"
         );
+        assert_eq!(error["field"].as_str(), field, "{path} {body}: {error}");
     }
     let rules = app.get(&rules, &keys.secret_key).await;
     assert_eq!(rules.json::<Value>().await.unwrap()["data"], json!([]));

@@ -124,15 +124,44 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ));
     }
     if holds_nul(body) {
-        return Err(ApiError::bad_request(
+        let mut error = ApiError::bad_request(
             "invalid_request",
             "Text in the body must not contain NUL characters (\\u0000).",
-        ));
+        );
+        error.field = serde_json::from_slice(body)
+            .ok()
+            .and_then(|value| nul_field(&value, String::new()));
+        return Err(error);
     }
     match axum::Json::<T>::from_bytes(body) {
         Ok(axum::Json(value)) => Ok(value),
         Err(rejection) => Err(json_rejection(rejection)),
     }
+}
+
+/// Where in a JSON value a NUL is, named as serde names a field at fault (`prompt.title`,
+/// `metadata.k[1]`); a key holding one is named by its object. `None` for the body itself.
+fn nul_field(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let within = |path: &str, part: &str| match (path, part.starts_with('[')) {
+        ("", _) | (_, true) => format!("{path}{part}"),
+        _ => format!("{path}.{part}"),
+    };
+    match value {
+        Value::String(text) if text.contains('\0') => Some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_field(item, within(&path, &format!("[{i}]")))),
+        Value::Object(fields) => fields
+            .iter()
+            .find_map(|(key, item)| match key.contains('\0') {
+                true => Some(path.clone()),
+                false => nul_field(item, within(&path, key)),
+            }),
+        _ => None,
+    }
+    .filter(|path| !path.is_empty())
 }
 
 /// `Content-Type: application/json` or `application/…+json`, as `axum::Json` requires.
