@@ -503,7 +503,7 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
         .fill("#interview-url", "https://research.example.com/i/checkout")
         .await;
     browser.click("#create-study").await;
-    browser.wait_for_path(|p| p.contains("/studies/std_")).await;
+    let study_path = browser.wait_for_path(|p| p.contains("/studies/std_")).await;
     assert!(browser
         .text("#sdk-setup")
         .await
@@ -561,6 +561,69 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
     browser.submit("#confirm").await;
     assert_eq!(browser.text("#rule-status").await, "archived");
     browser.screenshot("13-rule-archived").await;
+
+    // At a phone's width no page scrolls sideways: the rule's preview goes below its form,
+    // and a wide table scrolls within its own box.
+    let rule_path = browser.path().await;
+    let project = study_path.split("/studies/").next().unwrap().to_owned();
+    browser
+        .client
+        .goto(&app.url(&format!("{project}/audiences")))
+        .await
+        .unwrap();
+    browser.click("a[href*='/audiences/aud_']").await;
+    let audience_path = browser
+        .wait_for_path(|p| p.contains("/audiences/aud_"))
+        .await;
+    browser.client.set_window_size(375, 800).await.unwrap();
+    for path in [
+        project.clone(),
+        study_path,
+        rule_path,
+        format!("{project}/studies"),
+        format!("{project}/audiences"),
+        audience_path,
+        format!("{project}/integrations/mixpanel"),
+        format!("{project}/api-keys"),
+        format!("{project}/members"),
+        format!("{project}/playground"),
+        "/account".to_owned(),
+    ] {
+        browser.client.goto(&app.url(&path)).await.unwrap();
+        let overflow = browser
+            .client
+            .execute(
+                "const page = document.documentElement; return page.scrollWidth - page.clientWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            overflow.as_i64(),
+            Some(0),
+            "{path} scrolls sideways at 375px"
+        );
+        // Every field a person fills has a name a screen reader can say.
+        let unlabelled = browser
+            .client
+            .execute(
+                "return [...document.querySelectorAll('input, select, textarea')]
+                    .filter(f => !['hidden', 'submit'].includes(f.type))
+                    .filter(f => !f.closest('label') && !f.getAttribute('aria-label')
+                        && !f.getAttribute('aria-labelledby')
+                        && !(f.id && document.querySelector(`label[for='${f.id}']`)))
+                    .map(f => f.id || f.name);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            unlabelled,
+            serde_json::json!([]),
+            "{path}: fields without a label"
+        );
+    }
+    browser.screenshot("14-account-at-phone-width").await;
     browser.client.clone().close().await.unwrap();
 }
 

@@ -162,6 +162,9 @@ struct Chart {
     points: String,
     low: i64,
     high: i64,
+    /// The count after the oldest delivery drawn, and today's.
+    first: i64,
+    last: i64,
 }
 
 fn chart(history: &[LedgerEntry], current: i64) -> Chart {
@@ -197,7 +200,13 @@ fn chart(history: &[LedgerEntry], current: i64) -> Chart {
         })
         .collect::<Vec<_>>()
         .join(" ");
-    Chart { points, low, high }
+    Chart {
+        points,
+        low,
+        high,
+        first: counts[0],
+        last: current,
+    }
 }
 
 #[derive(Template)]
@@ -329,6 +338,9 @@ mod tests {
         let history = [applied(5, 2), applied(10, 0), applied(0, 0)];
         let drawn = chart(&history, 13);
         assert_eq!((drawn.low, drawn.high), (0, 13));
+        assert_eq!((drawn.first, drawn.last), (0, 13), "oldest first");
+        let falling = chart(&[applied(0, 5), applied(3000, 0)], 2995);
+        assert_eq!((falling.first, falling.last), (3000, 2995));
         let points = drawn.points;
         let ys: Vec<f64> = points
             .split(' ')
