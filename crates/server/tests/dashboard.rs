@@ -292,6 +292,15 @@ async fn signing_out_ends_the_session_on_the_server() {
     let app = TestApp::spawn().await;
     let browser = client();
     let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    // No signed-in page is kept by a cache: Back after signing out shows none of them.
+    for path in [
+        project_path.clone(),
+        format!("{project_path}/studies"),
+        "/account".to_owned(),
+    ] {
+        let page = browser.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(page.headers()["cache-control"], "no-store", "{path}");
+    }
     let (_, html) = app.page(&browser, &project_path).await;
     let token = csrf_token(&html);
 

@@ -154,13 +154,7 @@ async fn create(
             Err(other) => return Err(other.into()),
         };
     let page = page(&state, &context, csrf.0, None, created, error).await?;
-    // Never cache the one response that carries the secret.
-    let mut response = render_with(status, &page);
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    Ok(render_with(status, &page))
 }
 
 async fn revoke(

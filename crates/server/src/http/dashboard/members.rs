@@ -179,12 +179,7 @@ async fn invite(
     page.notice = notice;
     page.invite_link = link;
     page.error = error;
-    let mut response = render_with(status, &page);
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    Ok(render_with(status, &page))
 }
 
 /// An owner removes a member (owners stay): they lose the project at once, their open

@@ -421,7 +421,7 @@ async fn connect(
                 token: token.expose_secret().to_owned(),
                 projects: projects.into_iter().map(Into::into).collect(),
             });
-            Ok(no_store(render(&page)))
+            Ok(render(&page))
         }
         Err(error) => {
             let (status, mut page) = error_page(&state, &context, csrf.0, error, None).await?;
@@ -534,14 +534,6 @@ async fn disconnect(
     Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
 }
 
-fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
 /// The page with the webhook credentials shown, once (or, turned on again, saying the
 /// current secret works again).
 async fn with_credentials(
@@ -561,7 +553,7 @@ async fn with_credentials(
         username: credentials.username,
         secret: secret.expose_secret().to_owned(),
     });
-    Ok(no_store(render(&page)))
+    Ok(render(&page))
 }
 
 async fn set_up_sync(

@@ -44,7 +44,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(playground::router())
         .layer(from_fn_with_state(state, session::csrf_binding))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
-        .layer(axum::middleware::map_response(rejections_as_pages));
+        .layer(axum::middleware::map_response(rejections_as_pages))
+        // Pages show private data and, once, secrets: no cache keeps them, and the browser's
+        // Back button shows none of them again after signing out.
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        ));
     Router::new().merge(pages).merge(assets::router())
 }
 
