@@ -127,10 +127,10 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
         .await
         .unwrap();
     assert!(
-        element_text(&wrong, "demo-message")
+        element_text(&wrong, "form-error")
             .unwrap()
             .starts_with("Paused by UserJourneys (401)"),
-        "a wrong secret pauses the sync, as Mixpanel would"
+        "a wrong secret pauses the sync, as Mixpanel would, shown as an error"
     );
     let synced = demo
         .submit(
@@ -150,7 +150,7 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
         .unwrap();
     assert_eq!(
         element_text(&synced, "demo-message").as_deref(),
-        Some("Synced: the full cohort in 3 request(s), 3000 added, 0 removed.")
+        Some("Synced: the full cohort, 3000 members, in 3 requests.")
     );
     let audiences = demo
         .page(&browser, &format!("{}/audiences", demo.project))
@@ -187,7 +187,7 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
     let other_panel = format!("{}/demo", location(&other));
     let html = demo.page(&browser, &other_panel).await;
     assert!(!html.contains(&destination), "{html}");
-    assert!(!html.contains("3000 added"));
+    assert!(!html.contains("3000 members"));
     let refused = demo
         .submit(
             &browser,

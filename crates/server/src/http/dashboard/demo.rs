@@ -64,19 +64,29 @@ fn destination_id(project: &ProjectId, cohort: u64) -> String {
 }
 
 fn describe(outcome: &RunOutcome) -> String {
+    let requests = |n: &usize| match n {
+        1 => "1 request".to_owned(),
+        n => format!("{n} requests"),
+    };
     match outcome {
+        // What Mixpanel sent: a full sync sends every member, whether new or not.
         RunOutcome::Synced {
-            full,
-            requests,
+            full: true,
+            requests: n,
+            added,
+            ..
+        } => format!(
+            "Synced: the full cohort, {added} members, in {}.",
+            requests(n)
+        ),
+        RunOutcome::Synced {
+            full: false,
+            requests: n,
             added,
             removed,
         } => format!(
-            "Synced: {} in {requests} request(s), {added} added, {removed} removed.",
-            if *full {
-                "the full cohort"
-            } else {
-                "the changes"
-            }
+            "Synced: the changes, {added} added and {removed} removed, in {}.",
+            requests(n)
         ),
         RunOutcome::Paused { status, message } => {
             format!("Paused by UserJourneys ({status}): {message}")
@@ -90,12 +100,21 @@ fn describe(outcome: &RunOutcome) -> String {
 }
 
 /// Runs the destination's sync now (resuming it if an earlier run paused it) and says how
-/// it went.
-async fn run_now(emulator: &Emulator, destination: &str) -> String {
+/// it went: a notice when it synced, an error when it was refused or could not run.
+async fn run_now(emulator: &Emulator, destination: &str) -> Result<String, String> {
     emulator.resume_sync(destination);
     match emulator.run_sync(destination).await {
-        Ok(outcome) => describe(&outcome),
-        Err(error) => format!("The sync could not run: {error}"),
+        Ok(outcome @ RunOutcome::Synced { .. }) => Ok(describe(&outcome)),
+        Ok(outcome) => Err(describe(&outcome)),
+        Err(error) => Err(format!("The sync could not run: {error}")),
+    }
+}
+
+/// A run's notice or error, as the page shows them.
+fn split(outcome: Result<String, String>) -> (Option<String>, Option<String>) {
+    match outcome {
+        Ok(message) => (Some(message), None),
+        Err(error) => (None, Some(error)),
     }
 }
 
@@ -231,8 +250,8 @@ async fn point(
             password: form.secret.trim().to_owned(),
         }),
     });
-    let message = run_now(&emulator, &id).await;
-    page(&state, &context, csrf.0, Some(message), None).await
+    let (message, error) = split(run_now(&emulator, &id).await);
+    page(&state, &context, csrf.0, message, error).await
 }
 
 /// A cohort-sync webhook URL of this server: `{public_url}/webhooks/mixpanel/` and an id.
@@ -275,8 +294,8 @@ async fn sync(
         )
         .await;
     }
-    let message = run_now(&emulator, &form.destination).await;
-    page(&state, &context, csrf.0, Some(message), None).await
+    let (message, error) = split(run_now(&emulator, &form.destination).await);
+    page(&state, &context, csrf.0, message, error).await
 }
 
 #[derive(Deserialize)]
