@@ -294,7 +294,9 @@ async fn connecting_mixpanel_with_a_multi_project_account_in_a_real_browser() {
         &serde_json::json!({
             "organizations": [{"id": 1, "name": "Acme Inc"}],
             "service_accounts": [{"username": "acme.mp-service-account", "secret": "s3cret-value", "organization_id": 1,
-                "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"}]}],
+                "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}, {"project_id": 20, "role": "analyst"}]},
+                {"username": "ios.mp-service-account", "secret": "ios-secret", "organization_id": 1,
+                "home_region": "us", "grants": [{"project_id": 20, "role": "analyst"}]}],
             "projects": [
                 {"id": 10, "name": "Acme Web", "organization_id": 1, "region": "eu", "timezone": "Europe/Berlin",
                  "cohorts": [{"id": 7, "name": "Trial users", "members": [{"distinct_id": "u1"}]}]},
@@ -347,6 +349,27 @@ async fn connecting_mixpanel_with_a_multi_project_account_in_a_real_browser() {
         .unwrap()
         .contains("s3cret-value"));
     browser.screenshot("08-mixpanel-connected").await;
+
+    // Replacing the credentials with an account of another project is refused, saying how
+    // to switch projects; the connection stays as it was.
+    browser.click("#replace-credentials").await;
+    browser.fill("#mp-username", "ios.mp-service-account").await;
+    browser.fill("#mp-secret", "ios-secret").await;
+    browser.submit("#connect-mixpanel").await;
+    let error = browser.text("#form-error").await;
+    assert!(
+        error.contains("Acme Web (10)") && error.contains("disconnect first"),
+        "{error}"
+    );
+    assert_eq!(browser.text("#connected-project").await, "Acme Web");
+    // An account that reaches the connected project replaces the credentials, unasked.
+    browser
+        .fill("#mp-username", "acme.mp-service-account")
+        .await;
+    browser.fill("#mp-secret", "s3cret-value").await;
+    browser.submit("#connect-mixpanel").await;
+    assert_eq!(browser.text("#connected-project").await, "Acme Web");
+    assert!(browser.text_if_there("#project-picker").await.is_none());
     browser.client.clone().close().await.unwrap();
 }
 

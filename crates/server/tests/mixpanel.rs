@@ -1003,6 +1003,92 @@ async fn a_secret_that_no_longer_decrypts_asks_for_it_again() {
 
 /// One connect token, one connection: of picks sent at once with it, one connects and the
 /// others find the token used (each answered "connected", the last one's project winning).
+/// Connecting again replaces the credentials of the connected Mixpanel project; it never
+/// moves the project to another one unasked (its audiences would stop updating and its
+/// deliveries be refused): that takes a disconnect first.
+#[tokio::test]
+async fn connecting_again_keeps_the_connected_mixpanel_project() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    async fn connected_to(app: &TestApp, key: &str) -> (String, String) {
+        let shown: Value = app
+            .get("/api/v1/integrations/mixpanel", key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        (
+            shown["mixpanel_project_id"].as_str().unwrap().to_owned(),
+            shown["username"].as_str().unwrap().to_owned(),
+        )
+    }
+    // A choice offered before any connection…
+    let (_, offered) = connect(&app, &key, "multi", SECRET).await;
+    assert_eq!(offered["status"], "choose_project");
+    let token = offered["connect_token"].as_str().unwrap().to_owned();
+    let (status, _) = connect(&app, &key, "single", SECRET).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        connected_to(&app, &key).await,
+        ("10".into(), "single".into())
+    );
+
+    // Credentials that do not reach the connected project are refused, whatever they reach.
+    for username in ["india", "roaming-one"] {
+        let (status, body) = connect(&app, &key, username, SECRET).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("mixpanel_project_mismatch")),
+            "{username}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("Shop EU (10)") && message.contains("disconnect"),
+            "{message}"
+        );
+        assert_eq!(
+            connected_to(&app, &key).await,
+            ("10".into(), "single".into())
+        );
+    }
+    // …ends when a connection is made (the choice would move it to another project).
+    let pick = |project: &'static str| {
+        let (app, key, token) = (&app, &key, &token);
+        async move {
+            let response = app
+                .post_json(
+                    "/api/v1/integrations/mixpanel/connect/project",
+                    key,
+                    json!({"connect_token": token, "project_id": project}),
+                )
+                .await;
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = pick("20").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (404, Some("connect_token")),
+        "{body}"
+    );
+    assert_eq!(
+        connected_to(&app, &key).await,
+        ("10".into(), "single".into())
+    );
+    // An account that sees the connected project among others replaces the credentials at
+    // once: there is nothing to pick.
+    let (status, body) = connect(&app, &key, "roaming", SECRET).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("connected")),
+        "{body}"
+    );
+    assert_eq!(
+        connected_to(&app, &key).await,
+        ("10".into(), "roaming".into())
+    );
+}
+
 #[tokio::test]
 async fn picks_sent_at_once_with_one_token_connect_once() {
     let (_emulator, app, key) = setup(json!({})).await;

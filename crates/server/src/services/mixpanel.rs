@@ -147,49 +147,76 @@ pub async fn connect(
         }
     }
     match discovery.projects.as_slice() {
-        [] => Err(ServiceError::Mixpanel(MixpanelProblem::NoProjects)),
+        [] => return Err(ServiceError::Mixpanel(MixpanelProblem::NoProjects)),
         // Nothing to pick: a picker of disabled choices would only say it later.
         all if discovery.selectable().next().is_none() => {
             let reasons: Vec<String> = all
                 .iter()
                 .map(|p| format!("{}: {}", p.name, p.reason.as_deref().unwrap_or_default()))
                 .collect();
-            Err(ServiceError::Mixpanel(MixpanelProblem::MissingPermission(
+            return Err(ServiceError::Mixpanel(MixpanelProblem::MissingPermission(
                 format!(
                     "None of the service account's Mixpanel projects can be used. {}",
                     reasons.join(" ")
                 ),
-            )))
+            )));
         }
-        [only] if complete => {
-            confirm(state, &credentials, only).await?;
-            finish(state, project, &credentials, only)
-                .await
-                .map(|c| ConnectOutcome::Connected(Box::new(c)))
-        }
-        several => {
-            let token = NewToken::generate("mpc_");
-            let attempt = ConnectAttempt {
-                project_id: project.clone(),
-                username: credentials.username.clone(),
-                secret_ciphertext: crypto::seal(
-                    &state.key,
-                    &credentials.secret,
-                    &attempt_row(project, &token.hash),
-                ),
-                candidates: serde_json::to_string(several).map_err(anyhow::Error::from)?,
-                expires_at: Utc::now() + CONNECT_TOKEN_TTL,
-            };
-            state
-                .store
-                .save_connect_attempt(&token.hash, &attempt)
-                .await?;
-            Ok(ConnectOutcome::ChooseProject {
-                token: token.token,
-                projects: several.to_vec(),
-            })
-        }
+        _ => {}
     }
+    // Connected already: the new credentials replace those of the connected project, and
+    // must reach it; a different project takes a disconnect first.
+    let chosen = match connected(state, project).await? {
+        Some(current) => {
+            match discovery
+                .projects
+                .iter()
+                .find(|p| p.id == current.mixpanel_project_id)
+            {
+                Some(same) if same.selectable => Some(same),
+                Some(same) => {
+                    return Err(ServiceError::Mixpanel(MixpanelProblem::MissingPermission(
+                        same.reason.clone().unwrap_or_default(),
+                    )))
+                }
+                // The cluster that failed may be the one that lists it.
+                None => {
+                    return Err(match discovery.incomplete {
+                        Some(failure) => ServiceError::Mixpanel(failure.into()),
+                        None => project_mismatch(&current),
+                    })
+                }
+            }
+        }
+        None => match discovery.projects.as_slice() {
+            [only] if complete => Some(only),
+            _ => None,
+        },
+    };
+    if let Some(chosen) = chosen {
+        confirm(state, &credentials, chosen).await?;
+        let connection = finish(state, project, &credentials, chosen).await?;
+        return Ok(ConnectOutcome::Connected(Box::new(connection)));
+    }
+    let token = NewToken::generate("mpc_");
+    let attempt = ConnectAttempt {
+        project_id: project.clone(),
+        username: credentials.username.clone(),
+        secret_ciphertext: crypto::seal(
+            &state.key,
+            &credentials.secret,
+            &attempt_row(project, &token.hash),
+        ),
+        candidates: serde_json::to_string(&discovery.projects).map_err(anyhow::Error::from)?,
+        expires_at: Utc::now() + CONNECT_TOKEN_TTL,
+    };
+    state
+        .store
+        .save_connect_attempt(&token.hash, &attempt)
+        .await?;
+    Ok(ConnectOutcome::ChooseProject {
+        token: token.token,
+        projects: discovery.projects,
+    })
 }
 
 /// Completes a connect that found several projects with the customer's choice.
@@ -253,6 +280,30 @@ pub async fn offered_projects(
         .connect_attempt(project, &token_hash(connect_token), Utc::now())
         .await?;
     attempt.as_ref().map(candidates_of).transpose()
+}
+
+/// The project's Mixpanel connection, if it has one.
+async fn connected(
+    state: &AppState,
+    project: &ProjectId,
+) -> Result<Option<MixpanelConnection>, ServiceError> {
+    let stored = state.store.mixpanel_connection(project).await?;
+    Ok(stored.map(|stored| stored.connection))
+}
+
+/// Credentials that would move a connection to another Mixpanel project: its audiences
+/// would stop updating and its deliveries be refused, so that is never done unasked.
+fn project_mismatch(current: &MixpanelConnection) -> ServiceError {
+    ServiceError::Conflict {
+        code: "mixpanel_project_mismatch",
+        message: format!(
+            "This UserJourneys project is connected to Mixpanel project {} ({}), which these \
+             credentials do not reach. Replacing credentials keeps the connected project: use a \
+             service account of {0}. To connect another Mixpanel project, disconnect first; \
+             the audiences synced from {0} then stop updating.",
+            current.mixpanel_project_name, current.mixpanel_project_id
+        ),
+    }
 }
 
 fn candidates_of(attempt: &ConnectAttempt) -> Result<Vec<DiscoveredProject>, ServiceError> {

@@ -369,6 +369,7 @@ async fn error_page(
     let (status, message) = match error {
         ServiceError::Mixpanel(problem) => (StatusCode::UNPROCESSABLE_ENTITY, problem.message()),
         ServiceError::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.to_string()),
+        ServiceError::Conflict { message, .. } => (StatusCode::CONFLICT, message),
         ServiceError::NotFound("connect_token") => (
             StatusCode::UNPROCESSABLE_ENTITY,
             "The project choice expired. Enter the service account again.".to_owned(),
