@@ -4,8 +4,9 @@
 //! (memberships, invite history) are read from the database.
 //!
 //! A change made through this process replaces the snapshot at once ([`Snapshots::forget`]);
-//! other processes see it within [`SNAPSHOT_TTL`], well inside the config's `ttl_seconds`.
-//! Starts read from a snapshot can be a second old; accepting reserves the start atomically
+//! other processes see it within [`SNAPSHOT_TTL`], or [`STALE_AT_MOST`] while a snapshot
+//! is being read again, well inside the config's `ttl_seconds`. Starts read from a snapshot
+//! can be that old; accepting reserves the start atomically
 //! in the database, so max starts and study limits still never overshoot.
 
 use std::collections::HashMap;
