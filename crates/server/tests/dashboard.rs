@@ -630,6 +630,20 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     let shop = app.set_up(&owner, "ada@example.com", "Shop").await;
     let members = format!("{shop}/members");
 
+    // A mistyped email comes back to be corrected, its error by the field's label.
+    let refused = app
+        .submit(&owner, &members, &members, &[("email", "bob@example")])
+        .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(
+        element_text(&html, "form-error")
+            .unwrap()
+            .starts_with("Email: "),
+        "{html}"
+    );
+    assert_eq!(input_value(&html, "email"), "bob@example");
+
     let invited = app
         .submit(&owner, &members, &members, &[("email", "bob@example.com")])
         .await;

@@ -643,6 +643,38 @@ mod dashboard {
         (project, study)
     }
 
+    /// A new study the page refuses comes back with what was typed, to correct it.
+    #[tokio::test]
+    async fn a_refused_new_study_keeps_what_was_typed() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+        let studies = format!("{project}/studies");
+        let refused = app
+            .submit(
+                &browser,
+                &studies,
+                &studies,
+                &[
+                    ("name", "Checkout <q>"),
+                    ("interview_url", "ftp://x.example.com/a"),
+                    ("launch_mode", "browser"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let html = refused.text().await.unwrap();
+        assert!(element_text(&html, "form-error")
+            .unwrap()
+            .starts_with("Interview URL"));
+        assert_eq!(input_value(&html, "name"), "Checkout &#60;q&#62;");
+        assert_eq!(input_value(&html, "interview_url"), "ftp://x.example.com/a");
+        assert!(
+            html.contains(r#"<option value="browser" selected>"#),
+            "{html}"
+        );
+    }
+
     /// "Power users", an audience of the project at `project` as a cohort sync makes it:
     /// its id.
     async fn an_audience(app: &TestApp, project: &str) -> String {

@@ -59,6 +59,8 @@ struct MembersPage {
     notice: Option<String>,
     invite_link: Option<String>,
     error: Option<String>,
+    /// The email an invitation was refused for, shown again to correct it.
+    typed_email: String,
 }
 
 fn date(time: DateTime<Utc>) -> String {
@@ -82,6 +84,7 @@ async fn page(
         false => Vec::new(),
     };
     Ok(MembersPage {
+        typed_email: String::new(),
         title: "Members",
         nav: context.nav(),
         csrf_token,
@@ -166,11 +169,12 @@ async fn invite(
             Some(link.expose_secret().to_owned()),
             None,
         ),
+        // The form's one field, by its label.
         Err(ServiceError::Invalid(invalid)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             None,
             None,
-            Some(invalid.to_string()),
+            Some(format!("Email: {}", invalid.message)),
         ),
         Err(ServiceError::Conflict { message, .. }) => return Err(PageError::Forbidden(message)),
         Err(other) => return Err(other.into()),
@@ -178,6 +182,9 @@ async fn invite(
     let mut page = page(&state, &context, csrf.0).await?;
     page.notice = notice;
     page.invite_link = link;
+    if error.is_some() {
+        page.typed_email = form.email;
+    }
     page.error = error;
     Ok(render_with(status, &page))
 }

@@ -137,6 +137,8 @@ struct StudiesPage {
     /// The last study listed, when more follow (the next page starts after it).
     next: Option<String>,
     error: Option<String>,
+    /// The new-study form as sent, shown again with its error.
+    new_study: NewStudyForm,
 }
 
 /// Studies listed per page.
@@ -171,6 +173,7 @@ async fn studies_page(
         studies: page.items.into_iter().map(Into::into).collect(),
         next,
         error,
+        new_study: NewStudyForm::default(),
     })
 }
 
@@ -187,7 +190,7 @@ async fn list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct NewStudyForm {
     name: String,
     interview_url: String,
@@ -205,8 +208,8 @@ async fn create_study(
     let created = match LaunchMode::parse(&form.launch_mode) {
         Ok(mode) => {
             let new = NewStudy {
-                name: form.name,
-                interview_url: form.interview_url,
+                name: form.name.clone(),
+                interview_url: form.interview_url.clone(),
                 status: None,
                 launch_mode: Some(mode),
                 weekly_limit: None,
@@ -222,10 +225,9 @@ async fn create_study(
         }
         Err(error) => {
             let message = form_error(error)?;
-            Ok(render_with(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &studies_page(&state, &context, csrf.0, None, Some(message)).await?,
-            ))
+            let mut page = studies_page(&state, &context, csrf.0, None, Some(message)).await?;
+            page.new_study = form;
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
     }
 }
