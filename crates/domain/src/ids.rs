@@ -23,8 +23,6 @@ macro_rules! typed_id {
         pub struct $name(String);
 
         impl $name {
-            pub const PREFIX: &'static str = $prefix;
-
             pub fn generate() -> Self {
                 Self(format!("{}_{}", $prefix, next_ulid().to_string().to_lowercase()))
             }

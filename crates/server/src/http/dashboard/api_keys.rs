@@ -7,13 +7,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uj_domain::projects::SecretKey;
 use uj_storage::PageRequest;
 
-use super::pages::{render, render_with, ConfirmForm, ConfirmPage, ListAfter, Nav, PageError};
+use super::pages::{
+    render, render_with, when, ConfirmForm, ConfirmPage, ListAfter, Nav, PageError,
+};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::{api_keys, ServiceError};
@@ -36,11 +37,6 @@ struct KeyRow {
     created_at: String,
     last_used_at: String,
     revoked: bool,
-}
-
-fn when(time: Option<DateTime<Utc>>) -> String {
-    time.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| "never".into())
 }
 
 impl From<SecretKey> for KeyRow {

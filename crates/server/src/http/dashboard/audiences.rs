@@ -7,13 +7,12 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uj_domain::audiences::{Audience, AudienceMember, LedgerEntry, LedgerOutcome};
 use uj_domain::ids::AudienceId;
 use uj_storage::PageRequest;
 
-use super::pages::{render, Nav, PageError};
+use super::pages::{render, when, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser};
 use crate::services::{audiences, settings};
@@ -29,11 +28,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/p/{project_id}/audiences", get(list))
         .route("/p/{project_id}/audiences/{audience_id}", get(show))
-}
-
-fn when(time: Option<DateTime<Utc>>) -> String {
-    time.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| "never".into())
 }
 
 struct AudienceRow {
@@ -328,7 +322,7 @@ mod tests {
             removed,
             outcome: LedgerOutcome::Applied,
             error: None,
-            received_at: Utc::now(),
+            received_at: chrono::Utc::now(),
         }
     }
 

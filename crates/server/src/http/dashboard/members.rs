@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uj_domain::accounts::Role;
 
-use super::pages::{render, render_with, ConfirmForm, ConfirmPage, Nav, PageError};
+use super::pages::{minute, render, render_with, ConfirmForm, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::accounts::{self, InviteOutcome};
@@ -63,10 +63,6 @@ struct MembersPage {
     typed_email: String,
 }
 
-fn date(time: DateTime<Utc>) -> String {
-    time.format("%Y-%m-%d").to_string()
-}
-
 async fn page(
     state: &AppState,
     context: &ProjectContext,
@@ -96,7 +92,7 @@ async fn page(
                 removable: is_owner && m.role == Role::Member,
                 email: m.email,
                 role: m.role.as_str(),
-                joined_at: date(m.joined_at),
+                joined_at: minute(m.joined_at),
             })
             .collect(),
         invitations: invitations
@@ -104,7 +100,7 @@ async fn page(
             .map(|i| InvitationRow {
                 id: i.id.as_str().to_owned(),
                 email: i.email,
-                expires_at: date(i.expires_at),
+                expires_at: minute(i.expires_at),
             })
             .collect(),
         is_owner,

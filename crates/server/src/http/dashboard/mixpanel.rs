@@ -7,14 +7,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uj_domain::mixpanel::{ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_mixpanel::DiscoveredProject;
 use uj_storage::PageRequest;
 
-use super::pages::{render, render_with, ConfirmPage, Nav, PageError};
+use super::pages::{minute, render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::cohort_sync::{self, SyncCredentials};
@@ -70,10 +69,6 @@ async fn to_page(Path(project_id): Path<String>) -> Redirect {
     Redirect::to(&format!("/p/{project_id}/integrations/mixpanel"))
 }
 
-fn when(time: DateTime<Utc>) -> String {
-    time.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 struct ConnectionView {
     project_name: String,
     mixpanel_project_id: String,
@@ -107,8 +102,8 @@ impl From<MixpanelConnection> for ConnectionView {
             status: c.status.as_str(),
             status_label,
             status_detail: c.status_detail,
-            connected_at: when(c.connected_at),
-            last_verified_at: when(c.last_verified_at),
+            connected_at: minute(c.connected_at),
+            last_verified_at: minute(c.last_verified_at),
         }
     }
 }
@@ -130,7 +125,7 @@ impl From<MixpanelCohort> for CohortView {
             name: c.name,
             description: c.description,
             members: c.member_count,
-            fetched_at: when(c.fetched_at),
+            fetched_at: minute(c.fetched_at),
             audience_id: None,
         }
     }
@@ -244,7 +239,7 @@ async fn recently_refused(
         .filter(|e| e.outcome == uj_domain::audiences::LedgerOutcome::Rejected)
         .take(5)
         .map(|e| RefusedView {
-            received: when(e.received_at),
+            received: minute(e.received_at),
             action: e.action,
             error: e.error.unwrap_or_default(),
         })
@@ -294,10 +289,10 @@ async fn page(
         Some(config) => Some(SyncView {
             webhook_url: cohort_sync::webhook_url(&state.public_url, &config.webhook_id),
             username: config.username,
-            rotated_at: when(config.secret_rotated_at),
+            rotated_at: minute(config.secret_rotated_at),
             last_delivery: config
                 .last_delivery_at
-                .map(when)
+                .map(minute)
                 .unwrap_or_else(|| "none yet".into()),
             enabled: config.enabled,
             refused: recently_refused(state, project).await?,

@@ -8,6 +8,16 @@ use uj_storage::StoreError;
 
 use crate::services::ServiceError;
 
+/// A time as the dashboard shows it: to the minute, in UTC.
+pub fn minute(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// [`minute`], or "never".
+pub fn when(time: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    time.map_or_else(|| "never".into(), minute)
+}
+
 /// Renders a template as an HTML response.
 pub fn render(template: &impl Template) -> Response {
     match template.render() {
