@@ -257,31 +257,6 @@ macro_rules! impl_invite_store {
 
         #[async_trait::async_trait]
         impl $crate::InviteStore for $store {
-            async fn pending_invite(
-                &self,
-                project: &ProjectId,
-                reference_id: &str,
-                now: DateTime<Utc>,
-            ) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
-                let row: Option<InviteRow> = sqlx::query_as(
-                    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 AND state = 'issued' AND expires_at > $3",
-                )
-                .bind(project.as_str())
-                .bind(reference_id)
-                .bind(Ts(now))
-                .fetch_optional(self.reader())
-                .await?;
-                row.map(TryInto::try_into).transpose()
-            }
-
-            async fn invites_of_user(
-                &self,
-                project: &ProjectId,
-                reference_id: &str,
-            ) -> Result<Vec<uj_domain::invites::Invite>, $crate::StoreError> {
-                self.user_invites(project, reference_id).await
-            }
-
             async fn user_invites_page(
                 &self,
                 project: &ProjectId,

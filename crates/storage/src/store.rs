@@ -650,19 +650,6 @@ pub type UserHistory = (Vec<Invite>, Option<Vec<(String, String)>>);
 /// Invites and the starts they reserve, scoped by project.
 #[async_trait]
 pub trait InviteStore: Send + Sync {
-    /// The user's issued, unexpired invite.
-    async fn pending_invite(
-        &self,
-        project: &ProjectId,
-        reference_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Invite>, StoreError>;
-    /// The user's invites, newest first (their history for the pacing engine).
-    async fn invites_of_user(
-        &self,
-        project: &ProjectId,
-        reference_id: &str,
-    ) -> Result<Vec<Invite>, StoreError>;
     /// A page of all the user's invites, newest first (by issue time, then code); a page
     /// after a code that is not one of them is empty.
     async fn user_invites_page(
@@ -671,7 +658,7 @@ pub trait InviteStore: Send + Sync {
         reference_id: &str,
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError>;
-    /// The user's invites as [`invites_of_user`](Self::invites_of_user) gives them, and, if
+    /// The user's invites, newest first (their history for the pacing engine), and, if
     /// `with_memberships` and the database answers both in one round trip (PostgreSQL),
     /// their current memberships by `reference_id` as
     /// [`audience_memberships`](crate::CohortSyncStore::audience_memberships) gives them.

@@ -18,6 +18,48 @@ use uj_storage::{
     CohortSyncStore, InviteStore, NewAccount, NewInvitation, PageRequest, Store, StoreError,
 };
 
+/// A user's invites as the server reads them (`user_history`, as the SDK path does), for
+/// the tests' assertions.
+#[async_trait::async_trait]
+trait UserInvites {
+    /// Newest first.
+    async fn invites_of_user(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+    ) -> Result<Vec<uj_domain::invites::Invite>, StoreError>;
+    /// The issued, unexpired one.
+    async fn pending_invite(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<uj_domain::invites::Invite>, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl<S: Store + ?Sized> UserInvites for S {
+    async fn invites_of_user(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+    ) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
+        Ok(self.user_history(project, reference_id, false).await?.0)
+    }
+
+    async fn pending_invite(
+        &self,
+        project: &ProjectId,
+        reference_id: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<uj_domain::invites::Invite>, StoreError> {
+        let invites = self.invites_of_user(project, reference_id).await?;
+        Ok(invites
+            .into_iter()
+            .find(|i| i.state == uj_domain::invites::InviteState::Issued && i.expires_at > now))
+    }
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
