@@ -301,6 +301,13 @@ async fn signing_out_ends_the_session_on_the_server() {
         let page = browser.get(app.url(&path)).send().await.unwrap();
         assert_eq!(page.headers()["cache-control"], "no-store", "{path}");
     }
+    // Tabs of two projects tell apart: a project's pages name it in their title.
+    let (_, studies) = app.page(&browser, &format!("{project_path}/studies")).await;
+    assert!(
+        studies.contains("<title>Studies · Shop · UserJourneys</title>"),
+        "{studies}"
+    );
+    assert!(studies.contains(r##"<a class="skip" href="#content">"##));
     let (_, html) = app.page(&browser, &project_path).await;
     let token = csrf_token(&html);
 

@@ -930,6 +930,11 @@ mod dashboard {
         };
         let explained = format!("{project}/rules/{runner_up}?reference_id=u1");
         let (_, page) = app.page(&browser, &explained).await;
+        // Said in a sentence first, then check by check.
+        assert_eq!(
+            element_text(&page, "explain-verdict").as_deref(),
+            Some("u1 is held back now by: priority.")
+        );
         let table = gates(&page);
         let priority = table
             .split("<tr>")

@@ -699,6 +699,8 @@ struct RulePage {
     overlaps: Vec<Named>,
     explain_for: String,
     gates: Vec<GateRow>,
+    /// The gates' outcome in a sentence: passes every check, or which hold the user back.
+    verdict: Option<String>,
     /// Why the user id given could not be explained (too long, a control character).
     explain_error: Option<String>,
     stats: uj_storage::RuleStats,
@@ -765,6 +767,19 @@ async fn rule_page(
             Err(other) => return Err(other.into()),
         }
     };
+    let failed: Vec<&str> = gates.iter().filter(|g| !g.passed).map(|g| g.gate).collect();
+    let verdict = match (gates.is_empty(), failed.as_slice()) {
+        (true, _) => None,
+        (false, []) => Some(format!(
+            "{} passes every check of this rule now.",
+            explain_for.trim()
+        )),
+        (false, failed) => Some(format!(
+            "{} is held back now by: {}.",
+            explain_for.trim(),
+            failed.join(", ")
+        )),
+    };
     let status_actions = match rule.status {
         RuleStatus::Active => vec![StatusAction {
             value: "paused",
@@ -816,6 +831,7 @@ async fn rule_page(
         explain_for,
         explain_error,
         gates,
+        verdict,
         stats,
         saved: false,
         error,
