@@ -781,6 +781,111 @@ mod dashboard {
         }
     }
 
+    /// Pausing a rule withdraws its open invites: the page asks first (a confirmation page
+    /// without JavaScript) and then says how many were withdrawn. One without asks nothing.
+    #[tokio::test]
+    async fn pausing_a_rule_with_open_invites_asks_first_and_says_what_it_withdrew() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
+        let keys = app.bootstrap("ada@example.com", "Shop");
+        let made = app
+            .submit(
+                &browser,
+                &study,
+                &format!("{study}/rules"),
+                &new_rule("After checkout", "app_event", "Order Completed", ""),
+            )
+            .await;
+        let rule = location(&made);
+        let status = |status: &'static str| {
+            let (app, browser, rule) = (&app, &browser, &rule);
+            async move {
+                let (_, html) = app.page(browser, rule).await;
+                browser
+                    .post(app.url(&format!("{rule}/status")))
+                    .form(&[
+                        ("csrf_token", csrf_token(&html).as_str()),
+                        ("status", status),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        let pause = |confirmed: &'static str| {
+            let (app, browser, rule) = (&app, &browser, &rule);
+            async move {
+                let (_, html) = app.page(browser, rule).await;
+                browser
+                    .post(app.url(&format!("{rule}/pause")))
+                    .form(&[
+                        ("csrf_token", csrf_token(&html).as_str()),
+                        ("status", "paused"),
+                        ("confirmed", confirmed),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        let rule_status = |html: &str| element_text(html, "rule-status").unwrap();
+        assert_eq!(status("active").await.status().as_u16(), 303);
+        // No open invite: paused at once.
+        let paused = pause("").await;
+        assert_eq!(location(&paused), format!("{rule}?paused=0"));
+        let (_, html) = app.page(&browser, &location(&paused)).await;
+        assert_eq!(
+            (
+                rule_status(&html).as_str(),
+                element_text(&html, "paused-notice").as_deref()
+            ),
+            ("paused", Some("Rule paused."))
+        );
+
+        // Two users invited: the page's Pause asks first, naming them.
+        assert_eq!(status("active").await.status().as_u16(), 303);
+        for user in ["u1", "u2"] {
+            let sent = app
+                .post_json(
+                    "/sdk/v1/events",
+                    &keys.public_key,
+                    json!({"event_name": "Order Completed", "reference_id": user}),
+                )
+                .await;
+            let answer: Value = sent.json().await.unwrap();
+            assert!(answer["pending_invite"].is_object(), "{answer}");
+        }
+        let (_, html) = app.page(&browser, &rule).await;
+        assert!(
+            tag(&html, "status-paused").contains("button")
+                && html.contains(r#"data-confirm="Pause this rule? It stops inviting, and its 2 open invites are withdrawn"#),
+            "{html}"
+        );
+        let asked = pause("").await;
+        assert_eq!(asked.status().as_u16(), 200);
+        let html = asked.text().await.unwrap();
+        assert!(html.contains("its 2 open invites are withdrawn"), "{html}");
+        assert!(
+            html.contains(&format!(r#"action="{rule}/pause""#)),
+            "{html}"
+        );
+        let (_, page) = app.page(&browser, &rule).await;
+        assert_eq!(
+            rule_status(&page),
+            "active",
+            "nothing paused before confirming"
+        );
+        let paused = pause("yes").await;
+        assert_eq!(location(&paused), format!("{rule}?paused=2"));
+        let (_, html) = app.page(&browser, &location(&paused)).await;
+        assert_eq!(rule_status(&html), "paused");
+        assert_eq!(
+            element_text(&html, "paused-notice").as_deref(),
+            Some("Rule paused. Its 2 open invites were withdrawn.")
+        );
+    }
+
     /// With both trigger fields filled, or neither, which trigger is meant is not known (and
     /// it cannot be changed later): refused, the field to fix named, no rule made.
     #[tokio::test]

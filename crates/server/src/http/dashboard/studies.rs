@@ -18,7 +18,7 @@ use uj_domain::ValidationError;
 use uj_storage::PageRequest;
 
 use super::new_rule::{NewRuleForm, NewRuleView};
-use super::pages::{render, render_with, ConfirmPage, ListAfter, Nav, PageError};
+use super::pages::{render, render_with, ConfirmForm, ConfirmPage, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::counters;
@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
             get(show_rule).post(update_rule),
         )
         .route("/p/{project_id}/rules/{rule_id}/status", post(set_status))
+        .route("/p/{project_id}/rules/{rule_id}/pause", post(pause))
         .route(
             "/p/{project_id}/rules/{rule_id}/archive",
             get(confirm_archive).post(archive),
@@ -641,6 +642,11 @@ struct Named {
 struct StatusAction {
     value: &'static str,
     label: &'static str,
+    /// Where its form posts, under the rule's path (`status`, or `pause`, which asks first
+    /// when open invites would be withdrawn).
+    path: &'static str,
+    /// What the page's dialog asks first, if anything.
+    confirm: Option<String>,
 }
 
 struct GateRow {
@@ -706,6 +712,8 @@ struct RulePage {
     stats: uj_storage::RuleStats,
     /// Landed on after "Save rule": the page says it was saved.
     saved: bool,
+    /// Landed on after "Pause": the page says so, and how many open invites it withdrew.
+    paused: Option<i64>,
     error: Option<String>,
 }
 
@@ -784,10 +792,14 @@ async fn rule_page(
         RuleStatus::Active => vec![StatusAction {
             value: "paused",
             label: "Pause",
+            path: "pause",
+            confirm: (stats.pending > 0).then(|| pause_question(stats.pending)),
         }],
         RuleStatus::Paused | RuleStatus::Draft => vec![StatusAction {
             value: "active",
             label: "Activate",
+            path: "status",
+            confirm: None,
         }],
         RuleStatus::Archived => Vec::new(),
     };
@@ -832,6 +844,7 @@ async fn rule_page(
         explain_error,
         gates,
         verdict,
+        paused: None,
         stats,
         saved: false,
         error,
@@ -842,6 +855,8 @@ async fn rule_page(
 struct RuleParams {
     reference_id: Option<String>,
     saved: Option<String>,
+    /// Landed on after pausing: how many open invites that withdrew.
+    paused: Option<i64>,
 }
 
 async fn show_rule(
@@ -856,6 +871,7 @@ async fn show_rule(
     let explain_for = params.reference_id.unwrap_or_default();
     let mut page = rule_page(&state, &context, csrf.0, rule, explain_for, None).await?;
     page.saved = params.saved.is_some();
+    page.paused = params.paused;
     Ok(render(&page))
 }
 
@@ -1020,6 +1036,53 @@ async fn set_status(
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response()),
+        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, None).await,
+    }
+}
+
+/// What pausing a rule with open invites does, asked before it is done.
+fn pause_question(open: i64) -> String {
+    let invites = match open {
+        1 => "its open invite is".to_owned(),
+        n => format!("its {n} open invites are"),
+    };
+    format!(
+        "Pause this rule? It stops inviting, and {invites} withdrawn: apps stop showing them. \
+         Those users' cooldown still counts from their invite. You can activate it again."
+    )
+}
+
+/// Pauses a rule; one with open invites asks first (they are withdrawn), in the page's
+/// dialog or, without JavaScript, on a confirmation page.
+async fn pause(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<ConfirmForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let project = &context.current.project.id;
+    let rule = studies::rule(&state, project, &rule_id).await?;
+    let (_, stats) = counters::rule_stats(&state, project, rule.id.as_str()).await?;
+    let path = format!("/p/{project_id}/rules/{rule_id}");
+    if stats.pending > 0 && !form.confirmed() {
+        return Ok(render(&ConfirmPage {
+            title: "Pause this rule?",
+            nav: context.nav(),
+            csrf_token: csrf.0,
+            message: format!("“{}”: {}", rule.name, pause_question(stats.pending)),
+            action: format!("{path}/pause"),
+            button: "Pause rule",
+            back: path,
+        }));
+    }
+    let change = RuleChange {
+        status: Some(RuleStatus::Paused),
+        ..RuleChange::default()
+    };
+    match studies::update_rule(&state, project, &rule_id, change).await {
+        Ok(_) => Ok(Redirect::to(&format!("{path}?paused={}", stats.pending)).into_response()),
         Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, None).await,
     }
 }
