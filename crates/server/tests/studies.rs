@@ -978,6 +978,12 @@ mod dashboard {
             "{page}"
         );
         assert!(!page.contains(r#"<option value="active" selected>"#));
+        // The URL is the field at fault, and only it.
+        assert!(tag(&page, "interview_url").contains(r#"aria-invalid="true""#));
+        assert_eq!(page.matches("aria-invalid").count(), 1);
+        assert!(element_text(&page, "field-error")
+            .unwrap()
+            .starts_with("Interview URL"));
     }
 
     /// The rule's stats call withdrawn invites "Withdrawn" and say what it covers: the user
@@ -1314,6 +1320,17 @@ mod dashboard {
             // What was typed comes back to be corrected.
             assert!(page.contains(r#"value="Got 5 minutes?""#), "{hours}");
             assert!(page.contains(&format!(r#"value="{hours}""#)), "{hours}");
+            // The field at fault is marked, focused, and says why right below it; no other
+            // field is marked.
+            let field = tag(&page, "cooldown_hours");
+            assert!(
+                field.contains(r#"aria-invalid="true""#)
+                    && field.contains(r#"aria-describedby="field-error""#)
+                    && field.contains("autofocus"),
+                "{field}"
+            );
+            assert_eq!(element_text(&page, "field-error"), Some(said.clone()));
+            assert_eq!(page.matches("aria-invalid").count(), 1, "{hours}");
         }
         let saved = app
             .submit(

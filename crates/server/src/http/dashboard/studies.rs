@@ -60,6 +60,21 @@ fn form_error(error: ServiceError) -> Result<String, PageError> {
     }
 }
 
+/// The form field a validation error is about, by the name of its input.
+fn invalid_input(error: &ServiceError) -> Option<&'static str> {
+    let ServiceError::Invalid(invalid) = error else {
+        return None;
+    };
+    Some(match invalid.field {
+        "prompt.title" => "prompt_title",
+        "prompt.message" => "prompt_message",
+        "prompt.start_label" => "prompt_start_label",
+        "prompt.dismiss_label" => "prompt_dismiss_label",
+        "cooldown_seconds" => "cooldown_hours",
+        other => other,
+    })
+}
+
 /// A validation error as the forms put it: the field by its label, in the form's units.
 fn field_error(invalid: &ValidationError) -> String {
     let label = match invalid.field {
@@ -304,6 +319,8 @@ struct StudyPage {
     /// Landed on after "Save study": the page says it was saved.
     saved: bool,
     error: Option<String>,
+    /// The study form's field the error is about (`fields.html`).
+    error_field: Option<&'static str>,
 }
 
 async fn audience_list(
@@ -421,6 +438,7 @@ async fn study_page(
         study: study.into(),
         saved: false,
         error,
+        error_field: None,
     })
 }
 
@@ -514,9 +532,11 @@ async fn update_study(
         }
         Err(error) => {
             let changed_since = is_changed_since(&error);
+            let field = invalid_input(&error);
             let message = form_error(error)?;
             let study = studies::study(&state, project, &study_id).await?;
             let mut page = study_page(&state, &context, csrf.0, study, Some(message)).await?;
+            page.error_field = field;
             // What was typed comes back to be corrected, unless the study changed since the
             // page was opened: then the page shows the current version to start from.
             if !changed_since {
@@ -715,6 +735,8 @@ struct RulePage {
     /// Landed on after "Pause": the page says so, and how many open invites it withdrew.
     paused: Option<i64>,
     error: Option<String>,
+    /// The editor's field the error is about (`fields.html`).
+    error_field: Option<&'static str>,
 }
 
 /// Active rules with the same trigger that outrank `rule` (higher priority, or equal and
@@ -845,6 +867,7 @@ async fn rule_page(
         gates,
         verdict,
         paused: None,
+        error_field: None,
         stats,
         saved: false,
         error,
@@ -954,6 +977,7 @@ async fn rerender(
     error: ServiceError,
     entered: Option<RuleForm>,
 ) -> Result<Response, PageError> {
+    let field = invalid_input(&error);
     let message = form_error(error)?;
     let rule = studies::rule(state, &context.current.project.id, rule_id).await?;
     let mut page = rule_page(
@@ -965,6 +989,7 @@ async fn rerender(
         Some(message),
     )
     .await?;
+    page.error_field = field;
     if let Some(entered) = entered {
         let shown = &mut page.rule;
         shown.name = entered.name;
