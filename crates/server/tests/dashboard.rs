@@ -719,8 +719,13 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     let (status, _) = app.page(&bob, &shop).await;
     assert_eq!(status, 200, "bob is a member now");
 
-    // The link is spent.
-    assert_eq!(app.page(&client(), &invitation_path).await.0, 400);
+    // The link is spent, and the page says so.
+    let (status, html) = app.page(&client(), &invitation_path).await;
+    assert_eq!(status, 400);
+    assert!(
+        html.contains("<h1>Invitation link not valid</h1>"),
+        "{html}"
+    );
     // A member cannot invite.
     let (_, html) = app.page(&bob, &members).await;
     assert!(html.contains("Only the project's owners can invite"));

@@ -43,10 +43,10 @@ impl InvitationPage {
 }
 
 fn invalid_link() -> PageError {
-    PageError::BadRequest(
-        "This invitation link is invalid, already used or expired. Ask the project's owner for a new one."
-            .into(),
-    )
+    PageError::Refused {
+        title: "Invitation link not valid",
+        message: "This invitation link is invalid, already used or expired. Ask the project's owner for a new one.",
+    }
 }
 
 async fn load(

@@ -115,9 +115,16 @@ pub enum PageError {
     NotFound,
     Forbidden(String),
     BadRequest(String),
+    /// A 400 with a title of its own.
+    Refused {
+        title: &'static str,
+        message: &'static str,
+    },
     CsrfFailed,
     TooLarge,
-    TooManyAttempts { minutes: u64 },
+    TooManyAttempts {
+        minutes: u64,
+    },
     Unavailable,
     Busy(&'static str),
     Internal(anyhow::Error),
@@ -186,6 +193,7 @@ impl IntoResponse for PageError {
             ),
             PageError::Forbidden(message) => (StatusCode::FORBIDDEN, "Not allowed", message.clone()),
             PageError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Bad request", message.clone()),
+            PageError::Refused { title, message } => (StatusCode::BAD_REQUEST, *title, (*message).to_owned()),
             PageError::CsrfFailed => (
                 StatusCode::FORBIDDEN,
                 "Form expired",
