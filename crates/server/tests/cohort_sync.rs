@@ -1267,6 +1267,8 @@ mod dashboard {
         let paused = emulator.run_sync("uj").await.unwrap();
         assert!(matches!(paused, RunOutcome::Paused { status: 401, .. }));
         let (_, html) = app.page(&browser, &page).await;
+        // The section that says why is open.
+        assert!(html.contains(r#"<details class="card" id="cohort-sync" open>"#));
         let table = &html[html
             .find("id=\"refused-deliveries\"")
             .expect("the refusals")..];

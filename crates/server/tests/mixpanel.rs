@@ -855,9 +855,13 @@ mod dashboard {
             .submit(&browser, &page, &traits, &[("traits", &too_long)])
             .await;
         assert_eq!(refused.status().as_u16(), 422);
-        assert!(element_text(&refused.text().await.unwrap(), "form-error")
+        // Said beside the field, its section open, what was typed kept to correct.
+        let html = refused.text().await.unwrap();
+        assert!(element_text(&html, "traits-error")
             .unwrap()
             .contains("at most 50 non-empty keys of at most 100 characters"));
+        assert!(html.contains(r#"<details class="card" id="cohort-sync" open>"#));
+        assert_eq!(input_value(&html, "traits"), too_long);
         let (_, html) = app.page(&browser, &page).await;
         assert_eq!(input_value(&html, "traits"), "", "nothing saved");
         let saved = app
@@ -868,9 +872,14 @@ mod dashboard {
                 &[("traits", "plan, country, plan,")],
             )
             .await;
-        assert_eq!(location(&saved), page);
-        let (_, html) = app.page(&browser, &page).await;
+        assert_eq!(
+            location(&saved),
+            format!("{page}?traits_saved=1#cohort-sync")
+        );
+        let (_, html) = app.page(&browser, &location(&saved)).await;
         assert_eq!(input_value(&html, "traits"), "country, plan");
+        assert!(element_text(&html, "traits-saved").is_some());
+        assert!(html.contains(r#"<details class="card" id="cohort-sync" open>"#));
 
         let (status, confirm) = app.page(&browser, &format!("{page}/disconnect")).await;
         assert_eq!(status, 200);

@@ -207,6 +207,9 @@ struct MixpanelPage {
     sync_credentials: Option<CredentialsView>,
     sync_open: bool,
     traits: String,
+    /// The trait allowlist was just saved, or why it was not (beside its field).
+    traits_saved: bool,
+    traits_error: Option<String>,
     /// `UJ_PUBLIC_URL` points at loopback: Mixpanel cannot deliver.
     webhook_is_local: bool,
     /// `userjourneys demo`, whose simulated Mixpanel runs on this machine.
@@ -300,6 +303,8 @@ async fn page(
         None => None,
     };
     let traits = state.store.trait_allowlist(project).await?.join(", ");
+    // Open when deliveries were refused: the reason Mixpanel paused the sync is in it.
+    let sync_open = sync.as_ref().is_some_and(|s| !s.refused.is_empty());
     Ok(MixpanelPage {
         title: "Mixpanel",
         nav: context.nav(),
@@ -313,9 +318,11 @@ async fn page(
         error: None,
         notice: None,
         sync,
+        sync_open,
         sync_credentials: None,
-        sync_open: false,
         traits,
+        traits_saved: false,
+        traits_error: None,
         webhook_is_local: ["http://127.", "http://localhost", "http://[::1]"]
             .iter()
             .any(|local| state.public_url.starts_with(local)),
@@ -327,6 +334,7 @@ async fn page(
 #[derive(Deserialize)]
 struct ShowParams {
     replace: Option<String>,
+    traits_saved: Option<String>,
 }
 
 async fn show(
@@ -337,7 +345,9 @@ async fn show(
     Query(params): Query<ShowParams>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
-    let page = page(&state, &context, csrf.0, params.replace.is_some()).await?;
+    let mut page = page(&state, &context, csrf.0, params.replace.is_some()).await?;
+    page.traits_saved = params.traits_saved.is_some();
+    page.sync_open |= page.traits_saved;
     Ok(render(&page))
 }
 
@@ -693,9 +703,17 @@ async fn save_traits(
         .collect();
     let saved = settings::set_trait_allowlist(&state, &context.current.project.id, keys).await;
     match saved {
-        Ok(_) => {
-            Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/p/{project_id}/integrations/mixpanel?traits_saved=1#cohort-sync"
+        ))
+        .into_response()),
+        // Said beside the field, in its open section, with what was typed.
+        Err(error) => {
+            let (status, mut page) = error_page(&state, &context, csrf.0, error, None).await?;
+            page.traits_error = page.error.take();
+            page.traits = form.traits;
+            page.sync_open = true;
+            Ok(render_with(status, &page))
         }
-        Err(error) => with_error(&state, &context, csrf.0, error, None).await,
     }
 }
