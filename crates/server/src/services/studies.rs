@@ -141,8 +141,9 @@ pub async fn update_study(
 }
 
 /// Changes are written only over the row they were read from (`updated_at`); a change that
-/// lost a race is applied again to the new row, this many times at most.
-const WRITE_ATTEMPTS: usize = 5;
+/// lost a race is applied again to the new row, this many times at most. Each loss is
+/// another change landing, so up to this many clients writing one row at once all land.
+const WRITE_ATTEMPTS: usize = 20;
 
 /// A change made on a version that is no longer the current one (a page open in two tabs).
 fn changed_since() -> ServiceError {
