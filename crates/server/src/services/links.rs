@@ -110,6 +110,22 @@ pub async fn resolve(
     // can no longer start (its rule's schedule ended, its cap reached) is withdrawn by the
     // refusal, and the link is decided as if it were not there: the server may have listed
     // the link to this user beside it.
+    // Started already (through a link or a card): the link opens that start again, as
+    // accepting its invite again does, so an app whose answer was lost can reopen it.
+    let started = user
+        .history
+        .iter()
+        .find(|i| i.study_id == study.id && i.state == InviteState::Accepted);
+    if let Some(started) = started {
+        let now = chrono::Utc::now();
+        return Ok(invites::open(
+            state,
+            &study,
+            &started.code,
+            supports_webview,
+            now,
+        ));
+    }
     let mut refused = None;
     if let Some(pending) = user
         .pending(chrono::Utc::now())
