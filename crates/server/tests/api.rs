@@ -910,7 +910,7 @@ async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
 }
 
 #[tokio::test]
-async fn config_validates_reference_id_exactly_like_events() {
+async fn every_sdk_call_validates_reference_id_alike() {
     let app = TestApp::spawn().await;
     let keys = app.bootstrap("ada@example.com", "Shop");
     let config = |reference_id: &str| {
@@ -945,6 +945,28 @@ async fn config_validates_reference_id_exactly_like_events() {
         (422, Some("validation_failed"), Some("reference_id"))
     );
     assert_eq!((status, error), error_of(event("a\nb").await).await);
+
+    // Accept, dismiss and resolve name the field too (accept and dismiss answered "no such
+    // invite"), whatever the code.
+    for bad in [long.as_str(), "", "a\nb"] {
+        for path in [
+            "/sdk/v1/invites/abc/accept",
+            "/sdk/v1/invites/abc/dismiss",
+            "/sdk/v1/links/resolve",
+        ] {
+            let body = json!({"reference_id": bad, "url": "/i/abc"});
+            let body = match path.ends_with("resolve") {
+                true => body,
+                false => json!({"reference_id": bad}),
+            };
+            let (status, error) = error_of(app.post_json(path, &keys.public_key, body).await).await;
+            assert_eq!(
+                (status, error["code"].as_str(), error["field"].as_str()),
+                (422, Some("validation_failed"), Some("reference_id")),
+                "{path} {bad:?}: {error}"
+            );
+        }
+    }
 
     // Explain takes the ids the SDK does, by the same rule.
     let study = create_study(&app, &keys.secret_key).await;

@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
+    #[schema(min_length = 1, max_length = 256)]
     reference_id: String,
     #[serde(default)]
     supports_webview: bool,
@@ -49,11 +50,15 @@ async fn accept(
     ApiPath(code): ApiPath<String>,
     ApiJson(request): ApiJson<AcceptRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    // Validated as config and events validate it: an id no app could send is named, not
+    // answered "no such invite".
+    let reference_id = uj_domain::validation_text("reference_id", &request.reference_id, 256)
+        .map_err(ServiceError::Invalid)?;
     let outcome = invites::accept(
         &state,
         &auth.project.id,
         &code,
-        request.reference_id.trim(),
+        &reference_id,
         request.supports_webview,
     )
     .await?;
@@ -94,9 +99,12 @@ async fn dismiss(
     ApiPath(code): ApiPath<String>,
     OptionalApiJson(request): OptionalApiJson<DismissRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let reference_id = request.and_then(|r| r.reference_id);
-    let reference_id = reference_id.as_deref().map(str::trim);
-    invites::dismiss(&state, &auth.project.id, &code, reference_id).await?;
+    let reference_id = request
+        .and_then(|r| r.reference_id)
+        .map(|id| uj_domain::validation_text("reference_id", &id, 256))
+        .transpose()
+        .map_err(ServiceError::Invalid)?;
+    invites::dismiss(&state, &auth.project.id, &code, reference_id.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
