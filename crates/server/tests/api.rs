@@ -517,6 +517,27 @@ async fn bad_bodies_get_precise_errors_and_change_nothing() {
         "{error}"
     );
 
+    // A body that is JSON but no object says so in plain words (it quoted serde: "invalid
+    // type: null, expected struct …").
+    for (body, kind) in [
+        ("null", "null"),
+        (" [1]", "an array"),
+        ("\"x\"", "a string"),
+        ("5", "a number"),
+        ("true", "true or false"),
+    ] {
+        let (status, error) = error_of(post(body.into(), "application/json").await.unwrap()).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["message"].as_str()),
+            (
+                400,
+                Some("invalid_request"),
+                Some(format!("Invalid request body: send a JSON object, not {kind}.").as_str())
+            ),
+            "{body}"
+        );
+    }
+
     let (status, error) = error_of(post("{}".into(), "application/json").await.unwrap()).await;
     assert_eq!(status, 400);
     assert!(
@@ -798,7 +819,7 @@ async fn the_sdk_apis_errors_reach_web_apps_too() {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "authorization,content-type,x-request-id",
+            "authorization,content-type,x-request-id,cache-control,sentry-trace",
         )
         .send()
         .await
@@ -808,7 +829,16 @@ async fn the_sdk_apis_errors_reach_web_apps_too() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(allowed.contains("x-request-id"), "{allowed}");
+    // Whatever headers the app's stack adds (a tracing SDK's too), and kept for an hour.
+    for header in [
+        "x-request-id",
+        "authorization",
+        "cache-control",
+        "sentry-trace",
+    ] {
+        assert!(allowed.contains(header), "{header}: {allowed}");
+    }
+    assert_eq!(preflight.headers()["access-control-max-age"], "3600");
     // The dashboard's and the REST API's errors stay without CORS.
     for path in ["/api/v1/nothing-here", "/nothing-here"] {
         let response = app

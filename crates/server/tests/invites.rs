@@ -1188,6 +1188,9 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
         .get("/sdk/v1/config?reference_id=nobody", &world.public_key)
         .await;
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    // Per user, and checked with its ETag before any reuse: no shared cache keeps it, and a
+    // browser's cache asks again (a 304 while unchanged).
+    assert_eq!(first.headers()["cache-control"], "private, no-cache");
     let body: Value = first.json().await.unwrap();
     assert_eq!(
         body["triggers"],
@@ -1205,6 +1208,7 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
         .await
         .unwrap();
     assert_eq!(cached.status().as_u16(), 304);
+    assert_eq!(cached.headers()["cache-control"], "private, no-cache");
     // If-None-Match compares weakly (RFC 9110 §13.1.2), and `*` matches any answer.
     for tag in [
         format!("W/{etag}"),

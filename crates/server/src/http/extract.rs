@@ -97,10 +97,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalApiJson<T> 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let json = is_json(request.headers());
         let body = body_bytes(request, state).await?;
-        if !json || body.iter().all(u8::is_ascii_whitespace) {
+        if !json || body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
             return Ok(Self(None));
         }
-        json_body(&body).map(Self)
+        json_body(&body).map(|value| Self(Some(value)))
     }
 }
 
@@ -116,11 +116,23 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
 
 /// A JSON body parsed, or why not.
 fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    // Request bodies are objects: serde would also read an array as the fields in order.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+    // Request bodies are objects: serde would also read an array as the fields in order,
+    // and describe anything else in its own terms ("expected struct EventRequest").
+    let kind = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Some("an array"),
+        Some(b'n') => Some("null"),
+        Some(b'"') => Some("a string"),
+        Some(b't' | b'f') => Some("true or false"),
+        Some(b'-' | b'0'..=b'9') => Some("a number"),
+        _ => None,
+    };
+    // Only what parses as that value: a body cut short or mistyped is malformed JSON.
+    if let Some(kind) =
+        kind.filter(|_| serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok())
+    {
         return Err(ApiError::bad_request(
             "invalid_request",
-            "Invalid request body: send a JSON object, not an array.",
+            format!("Invalid request body: send a JSON object, not {kind}."),
         ));
     }
     if holds_nul(body) {

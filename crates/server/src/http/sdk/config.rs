@@ -118,6 +118,12 @@ async fn show(
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
+    // Per user (it may carry their invite): no shared cache keeps it, and an HTTP cache
+    // reuses it only after asking with its ETag (`ttl_seconds` says when the app should).
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
     Ok(response)
 }
 

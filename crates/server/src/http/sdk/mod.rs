@@ -12,7 +12,7 @@ pub(crate) use rate_limit::SdkRateLimiter;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method};
 use axum::middleware::from_fn_with_state;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::extract::MAX_JSON_BODY;
@@ -31,15 +31,15 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
 /// Any origin may call the SDK API. Applied around the whole router, not the SDK routes
 /// alone: the answers made outside them (a wrong method, an unknown `/sdk/` path, a
 /// damaged URL) reach web apps too, and preflight requests are answered before routing.
+/// Any request header is allowed (no credentials ride on these requests, only the public
+/// key): a header a fixed list left out (`Cache-Control`, a tracing SDK's `sentry-trace`)
+/// failed the whole request as a bare network error. Browsers keep a preflight's answer
+/// for an hour rather than asking before every call.
 pub fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_NONE_MATCH,
-            REQUEST_ID,
-        ])
+        .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([header::ETAG, REQUEST_ID, header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(3600))
 }
