@@ -106,10 +106,6 @@ pub async fn resolve(
         .ok_or(ServiceError::NotFound("link"))?;
     let links_here = |r: &LaunchRule| r.study_id == study.id && r.surface == Surface::DirectLink;
     let mut user = pacing::UserView::load(state, project, reference_id, links_here).await?;
-    // An invite of this study already waiting for the user: the link accepts it. One that
-    // can no longer start (its rule's schedule ended, its cap reached) is withdrawn by the
-    // refusal, and the link is decided as if it were not there: the server may have listed
-    // the link to this user beside it.
     // Started already (through a link or a card): the link opens that start again, as
     // accepting its invite again does, so an app whose answer was lost can reopen it.
     let started = user
@@ -126,6 +122,10 @@ pub async fn resolve(
             now,
         ));
     }
+    // An invite of this study already waiting for the user: the link accepts it. One that
+    // can no longer start (its rule's schedule ended, its cap reached) is withdrawn by the
+    // refusal, and the link is decided as if it were not there: the server may have listed
+    // the link to this user beside it.
     let mut refused = None;
     if let Some(pending) = user
         .pending(chrono::Utc::now())
