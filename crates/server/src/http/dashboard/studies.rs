@@ -132,7 +132,11 @@ impl From<Study> for StudyRow {
             id: s.id.into_string(),
             name: s.name,
             status: s.status.as_str(),
-            launch_mode: s.launch_mode.as_str(),
+            // As the forms name it.
+            launch_mode: match s.launch_mode {
+                LaunchMode::InApp => "in the app",
+                LaunchMode::Browser => "in the browser",
+            },
             public_code: s.public_code,
             interview_url: s.interview_url,
             weekly_limit: s.weekly_limit.map(|l| l.to_string()).unwrap_or_default(),
@@ -384,7 +388,10 @@ async fn study_page(
             id: r.id.to_string(),
             name: r.name.clone(),
             trigger: describe_trigger(&r.trigger, &audiences),
-            surface: r.surface.as_str(),
+            surface: match r.surface {
+                Surface::SdkPrompt => "In-app prompt",
+                Surface::DirectLink => "Direct link",
+            },
             priority: r.priority,
             status: r.status.as_str(),
             invites: stats.issued,
