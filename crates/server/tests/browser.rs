@@ -557,6 +557,17 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
     let study = browser.find("a[href*='/studies/std_']").await;
     study.click().await.unwrap();
     browser.wait_for_path(|p| p.contains("/studies/std_")).await;
+    // The study's rules table names the surface as the forms do.
+    let source = browser.client.source().await.unwrap();
+    let table = source
+        .split(r#"id="rules""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .unwrap_or_default();
+    assert!(
+        table.contains("In-app prompt") && !table.contains("sdk_prompt"),
+        "{table}"
+    );
     browser.fill("#rule-name", "Power users").await;
     browser.click("#trigger-audience").await;
     browser

@@ -989,6 +989,8 @@ async fn the_studies_page_pages_through_every_study() {
     }
     let (_, first) = app.page(&browser, &format!("{project_path}/studies")).await;
     assert!(first.contains("Study 000") && !first.contains("Study 100"));
+    // Named as the forms name it, not by the API's code.
+    assert!(first.contains("<td>in the app</td>") && !first.contains("<td>in_app</td>"));
     let more = first
         .split(r#"id="studies-more" href=""#)
         .nth(1)
