@@ -306,6 +306,12 @@ impl World {
     }
 
     /// The answer to the user opening `url` in the app.
+    /// A rule's stats, as the REST API answers them.
+    async fn stats(&self, rule: &str) -> Value {
+        let path = format!("/api/v1/launch-rules/{rule}/stats");
+        self.app.get(&path, &self.key).await.json().await.unwrap()
+    }
+
     async fn resolve(&self, url: &str, reference_id: &str) -> Value {
         self.app
             .post_json(
@@ -710,16 +716,7 @@ async fn pausing_a_rule_or_its_study_withdraws_the_invites_it_issued() {
     for (code, user) in [(&second, "ref_4"), (&third, "ref_6")] {
         assert_eq!(world.accept(code, user).await["reason"], "invite_withdrawn");
     }
-    let stats: Value = world
-        .app
-        .get(
-            &format!("/api/v1/launch-rules/{}/stats", world.rule),
-            &world.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = world.stats(&world.rule).await;
     assert_eq!(stats["invites"]["accepted"], 0, "{stats}");
     assert_eq!(stats["invites"]["withdrawn"], 5, "{stats}");
 }
@@ -887,19 +884,7 @@ async fn one_user_opening_a_link_many_times_at_once_starts_the_study_once() {
         })
         .collect();
     assert_eq!(starts.len(), 1, "{answers:?}");
-    let stats: Value = world
-        .app
-        .get(
-            &format!(
-                "/api/v1/launch-rules/{}/stats",
-                rule["id"].as_str().unwrap()
-            ),
-            &world.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = world.stats(rule["id"].as_str().unwrap()).await;
     assert_eq!(
         (&stats["invites"]["issued"], &stats["invites"]["accepted"]),
         (&json!(1), &json!(1)),
@@ -1424,19 +1409,7 @@ async fn direct_links_are_offered_to_eligible_users_and_resolve_to_an_attributed
             && location.ends_with("&reference_id=ref_2"),
         "{location}"
     );
-    let stats: Value = world
-        .app
-        .get(
-            &format!(
-                "/api/v1/launch-rules/{}/stats",
-                link_rule["id"].as_str().unwrap()
-            ),
-            &world.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = world.stats(link_rule["id"].as_str().unwrap()).await;
     assert_eq!(
         (&stats["invites"]["issued"], &stats["invites"]["accepted"]),
         (&json!(1), &json!(1))
@@ -1699,16 +1672,7 @@ async fn concurrent_config_loads_issue_one_invite_per_user() {
         .map(|c| c["pending_invite"]["code"].as_str().unwrap())
         .collect();
     assert_eq!(codes.len(), 1, "{codes:?}");
-    let stats: Value = world
-        .app
-        .get(
-            &format!("/api/v1/launch-rules/{}/stats", world.rule),
-            &world.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = world.stats(&world.rule).await;
     assert_eq!(stats["invites"]["issued"], 51);
 }
 
@@ -2192,19 +2156,7 @@ async fn direct_links_refused_at_the_cap_are_each_counted() {
         }
     }
     assert_eq!(refused, 9);
-    let stats: Value = world
-        .app
-        .get(
-            &format!(
-                "/api/v1/launch-rules/{}/stats",
-                rule["id"].as_str().unwrap()
-            ),
-            &world.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = world.stats(rule["id"].as_str().unwrap()).await;
     assert_eq!(stats["invites"]["accepted"], 1, "{stats}");
     assert_eq!(stats["suppressions"]["max_starts_reached"], 9, "{stats}");
 }

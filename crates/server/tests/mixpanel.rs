@@ -78,6 +78,18 @@ async fn setup(limits: Value) -> (Emulator, TestApp, String) {
     (emulator, app, key)
 }
 
+/// Picks a project of a connect's choice.
+async fn pick(app: &TestApp, key: &str, token: &str, project: &str) -> (u16, Value) {
+    let response = app
+        .post_json(
+            "/api/v1/integrations/mixpanel/connect/project",
+            key,
+            json!({"connect_token": token, "project_id": project}),
+        )
+        .await;
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 async fn connect(app: &TestApp, key: &str, username: &str, secret: &str) -> (u16, Value) {
     let response = app
         .post_json(
@@ -1060,21 +1072,7 @@ async fn connecting_again_keeps_the_connected_mixpanel_project() {
         );
     }
     // …ends when a connection is made (the choice would move it to another project).
-    let pick = |project: &'static str| {
-        let (app, key, token) = (&app, &key, &token);
-        async move {
-            let response = app
-                .post_json(
-                    "/api/v1/integrations/mixpanel/connect/project",
-                    key,
-                    json!({"connect_token": token, "project_id": project}),
-                )
-                .await;
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, body) = pick("20").await;
+    let (status, body) = pick(&app, &key, &token, "20").await;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (404, Some("connect_token")),
@@ -1103,20 +1101,7 @@ async fn picks_sent_at_once_with_one_token_connect_once() {
     let (_emulator, app, key) = setup(json!({})).await;
     let (_, body) = connect(&app, &key, "roaming", SECRET).await;
     let token = body["connect_token"].as_str().unwrap().to_owned();
-    let picks = ["10", "20", "10", "20"].map(|project| {
-        let (app, key, token) = (&app, &key, &token);
-        async move {
-            let response = app
-                .post_json(
-                    "/api/v1/integrations/mixpanel/connect/project",
-                    key,
-                    json!({"connect_token": token, "project_id": project}),
-                )
-                .await;
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
-    });
+    let picks = ["10", "20", "10", "20"].map(|project| pick(&app, &key, &token, project));
     let answers = futures::future::join_all(picks).await;
     let connected: Vec<&Value> = answers
         .iter()
