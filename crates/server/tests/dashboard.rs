@@ -494,6 +494,14 @@ async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
     let (_, listing) = app.page(&browser, &keys_path).await;
     assert!(!listing.contains(&secret));
     assert!(listing.contains(&secret[..14]), "listed by prefix");
+    // Revoking asks about this key by its name and prefix.
+    assert!(
+        listing.contains(&format!(
+            "Revoke “Backend &#60;prod&#62;” ({}…)?",
+            &secret[..14]
+        )),
+        "{listing}"
+    );
 
     let key_id = listing
         .split(r#"data-key-id=""#)

@@ -643,6 +643,21 @@ mod dashboard {
         (project, study)
     }
 
+    /// A direct-link rule's copy labels its link: its editor says so (it said "Prompt copy").
+    #[tokio::test]
+    async fn a_direct_link_rule_s_copy_is_called_link_copy() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
+        let mut form = new_rule("Beta link", "app_event", "Order Completed", "");
+        form[4] = ("surface", "direct_link");
+        let made = app
+            .submit(&browser, &study, &format!("{study}/rules"), &form)
+            .await;
+        let (_, page) = app.page(&browser, &location(&made)).await;
+        assert!(page.contains("<h2>Link copy") && !page.contains("<h2>Prompt copy"));
+    }
+
     /// A new study the page refuses comes back with what was typed, to correct it.
     #[tokio::test]
     async fn a_refused_new_study_keeps_what_was_typed() {
