@@ -643,6 +643,56 @@ mod dashboard {
         (project, study)
     }
 
+    /// A save from a rule page older than the rule shows the current version, and lists
+    /// what was typed that it does not hold (it was dropped: "make your change again").
+    #[tokio::test]
+    async fn a_save_from_an_older_rule_page_keeps_what_was_typed_beside_the_current_version() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
+        let made = app
+            .submit(
+                &browser,
+                &study,
+                &format!("{study}/rules"),
+                &new_rule("Checkout", "app_event", "Order Completed", ""),
+            )
+            .await;
+        let rule = location(&made);
+        let (_, first_tab) = app.page(&browser, &rule).await;
+        let (_, second_tab) = app.page(&browser, &rule).await;
+        let save = |page: &str, title: &'static str, priority: &'static str| {
+            let mut form: Vec<(&str, String)> = editor_form("Checkout", "24")
+                .into_iter()
+                .map(|(k, v)| (k, v.to_owned()))
+                .collect();
+            form.retain(|(k, _)| !matches!(*k, "prompt_title" | "priority"));
+            form.push(("prompt_title", title.to_owned()));
+            form.push(("priority", priority.to_owned()));
+            form.push(("csrf_token", csrf_token(page)));
+            form.push(("version", input_value(page, "version")));
+            browser.post(app.url(&rule)).form(&form).send()
+        };
+        let saved = save(&first_tab, "From the first tab", "5").await.unwrap();
+        assert_eq!(location(&saved), format!("{rule}?saved=1"));
+        let stale = save(&second_tab, "From <the second>", "3").await.unwrap();
+        assert_eq!(stale.status().as_u16(), 422);
+        let page = stale.text().await.unwrap();
+        assert!(tag(&page, "prompt_title").contains(r#"value="From the first tab""#));
+        let unsaved = page
+            .split(r#"id="unsaved""#)
+            .nth(1)
+            .and_then(|rest| rest.split("</div>").next())
+            .unwrap_or_else(|| panic!("what was typed is listed: {page}"));
+        assert!(
+            unsaved
+                .contains("<li>Title: “From &#60;the second&#62;” (now “From the first tab”)</li>")
+                && unsaved.contains("<li>Priority: “3” (now “5”)</li>")
+                && !unsaved.contains("Name"),
+            "{unsaved}"
+        );
+    }
+
     /// A direct-link rule's copy labels its link: its editor says so (it said "Prompt copy").
     #[tokio::test]
     async fn a_direct_link_rule_s_copy_is_called_link_copy() {

@@ -744,6 +744,8 @@ struct RulePage {
     error: Option<String>,
     /// The editor's field the error is about (`fields.html`).
     error_field: Option<&'static str>,
+    /// What a save from an older page typed that the rule does not hold.
+    unsaved: Vec<Unsaved>,
 }
 
 /// Active rules with the same trigger that outrank `rule` (higher priority, or equal and
@@ -875,6 +877,7 @@ async fn rule_page(
         verdict,
         paused: None,
         error_field: None,
+        unsaved: Vec::new(),
         stats,
         saved: false,
         error,
@@ -976,6 +979,60 @@ impl RuleForm {
     }
 }
 
+/// A field typed on an editor page older than the rule, that the rule now holds otherwise:
+/// shown beside the current version so that the change can be made again.
+struct Unsaved {
+    label: &'static str,
+    typed: String,
+    now: String,
+}
+
+fn unsaved(entered: &RuleForm, now: &RuleView) -> Vec<Unsaved> {
+    let surface = |direct_link: bool| match direct_link {
+        true => "Direct link",
+        false => "In-app prompt",
+    };
+    let typed_surface = surface(entered.surface == Surface::DirectLink.as_str());
+    [
+        ("Name", entered.name.as_str(), now.name.as_str()),
+        ("Surface", typed_surface, surface(now.direct_link)),
+        ("Title", &entered.prompt_title, &now.prompt_title),
+        ("Message", &entered.prompt_message, &now.prompt_message),
+        (
+            "Start button",
+            &entered.prompt_start_label,
+            &now.prompt_start_label,
+        ),
+        (
+            "Dismiss button",
+            &entered.prompt_dismiss_label,
+            &now.prompt_dismiss_label,
+        ),
+        ("Priority", &entered.priority, &now.priority),
+        (
+            "Cooldown per user (hours)",
+            &entered.cooldown_hours,
+            &now.cooldown_hours,
+        ),
+        ("Max starts", &entered.max_starts, &now.max_starts),
+        (
+            "Sampling (%)",
+            &entered.sampling_percent,
+            &now.sampling_percent,
+        ),
+        ("Starts", &entered.starts_at, &now.starts_at),
+        ("Ends", &entered.ends_at, &now.ends_at),
+    ]
+    .into_iter()
+    .filter(|(_, typed, now)| typed.trim() != now.trim())
+    .map(|(label, typed, now)| Unsaved {
+        label,
+        typed: typed.to_owned(),
+        now: now.to_owned(),
+    })
+    .collect()
+}
+
 async fn rerender(
     state: &AppState,
     context: &ProjectContext,
@@ -985,6 +1042,7 @@ async fn rerender(
     entered: Option<RuleForm>,
 ) -> Result<Response, PageError> {
     let field = invalid_input(&error);
+    let changed_since = is_changed_since(&error);
     let message = form_error(error)?;
     let rule = studies::rule(state, &context.current.project.id, rule_id).await?;
     let mut page = rule_page(
@@ -997,6 +1055,10 @@ async fn rerender(
     )
     .await?;
     page.error_field = field;
+    if let (true, Some(entered)) = (changed_since, &entered) {
+        page.unsaved = unsaved(entered, &page.rule);
+        return Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
     if let Some(entered) = entered {
         let shown = &mut page.rule;
         shown.name = entered.name;
@@ -1035,11 +1097,9 @@ async fn update_rule(
             Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}{SAVED}")).into_response())
         }
         // What was typed comes back to be corrected, unless the rule changed since the
-        // page was opened: then the page shows the current version to start from.
-        Err(error) => {
-            let entered = (!is_changed_since(&error)).then_some(entered);
-            rerender(&state, &context, csrf.0, &rule_id, error, entered).await
-        }
+        // page was opened: then the page shows the current version to start from, and
+        // lists what was typed that it does not hold, so nothing typed is lost.
+        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, Some(entered)).await,
     }
 }
 
