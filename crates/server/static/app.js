@@ -48,3 +48,15 @@ document.addEventListener("submit", (event) => {
   // The form's data is read as this event ends; back on the page, the fields work again.
   setTimeout(() => others.forEach((field) => { field.disabled = false; }));
 });
+// The navigation marks the section this page belongs to (the longest link the path starts
+// with; a rule's page belongs to Studies).
+(() => {
+  const here = location.pathname.replace(/\/rules\/[^/]+$/, "/studies");
+  const links = [...document.querySelectorAll("nav.sections a")];
+  const within = (link) => {
+    const path = new URL(link.href).pathname;
+    return here === path || here.startsWith(path + "/");
+  };
+  const current = links.filter(within).sort((a, b) => b.href.length - a.href.length)[0];
+  if (current) current.setAttribute("aria-current", "page");
+})();

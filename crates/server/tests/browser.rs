@@ -557,6 +557,11 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
     let study = browser.find("a[href*='/studies/std_']").await;
     study.click().await.unwrap();
     browser.wait_for_path(|p| p.contains("/studies/std_")).await;
+    // The navigation marks where the page belongs.
+    assert_eq!(
+        browser.text("nav.sections a[aria-current='page']").await,
+        "Studies"
+    );
     // The study's rules table names the surface as the forms do.
     let source = browser.client.source().await.unwrap();
     let table = source
