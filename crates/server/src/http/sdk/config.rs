@@ -37,12 +37,18 @@ pub struct ConfigParams {
     reference_id: Option<String>,
 }
 
-#[derive(Serialize)]
+/// What a config load answers.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConfigResponse<'a> {
+    /// How long the app may use this answer before loading it again.
     ttl_seconds: u32,
-    /// `[{"event_name": …}, …]`, serialised once per rule snapshot.
+    /// The app events worth reporting: `[{"event_name": …}, …]` (serialised once per rule
+    /// snapshot).
+    #[schema(value_type = Vec<Object>)]
     triggers: &'a serde_json::value::RawValue,
+    /// The card to show the user now, if any.
     pending_invite: Option<InviteJson<'a>>,
+    /// Links to studies the user may open now.
     direct_links: Vec<LinkJson<'a>>,
 }
 
@@ -52,7 +58,7 @@ pub struct ConfigResponse<'a> {
     tag = "SDK",
     summary = "The app user's configuration: triggers, pending invite, direct links",
     params(("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)"), ("If-None-Match" = Option<String>, Header, description = "The ETag of the previous answer")),
-    responses((status = 200, description = "`{ttl_seconds, triggers, pending_invite, direct_links}` with an ETag", body = Value), (status = 304, description = "Unchanged since the ETag sent in If-None-Match"))
+    responses((status = 200, description = "The user's configuration, with an `ETag`", body = ConfigResponse, headers(("ETag" = String, description = "Send it back as If-None-Match"))), (status = 304, description = "Unchanged since the ETag sent in If-None-Match"))
 )]
 async fn show(
     State(state): State<AppState>,
@@ -139,13 +145,16 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     }
 }
 
-/// An invite as the SDK shows it (keys in alphabetical order, as they always were).
-#[derive(Serialize)]
+/// An invite: the card to show.
+// Keys in alphabetical order, as they always were.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct InviteJson<'a> {
+    /// The invite's code, to accept or dismiss it.
     code: &'a str,
     expires_at: chrono::DateTime<chrono::Utc>,
     prompt: PromptJson<'a>,
     rule_id: &'a str,
+    /// `audience` or `app_event`.
     source: &'a str,
     study_id: &'a str,
 }
@@ -166,7 +175,7 @@ pub fn invite_json<'a>(
 
 /// A direct link as the SDK shows it: the rule's copy and the link to open through
 /// `POST /sdk/v1/links/resolve`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LinkJson<'a> {
     prompt: PromptJson<'a>,
     rule_id: &'a str,
@@ -184,7 +193,7 @@ pub fn link_json(link: &DirectLink) -> LinkJson<'_> {
 }
 
 /// The rule's copy; empty strings mean the SDK's defaults.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PromptJson<'a> {
     dismiss_label: &'a str,
     message: &'a str,

@@ -43,7 +43,7 @@ pub struct EventRequest {
     tag = "SDK",
     summary = "Report an app event: the rules waiting for it decide",
     request_body = EventRequest,
-    responses((status = 200, description = "`{outcome: webview|external_browser|not_eligible, reason?, pending_invite?, direct_links?}`", body = Value))
+    responses((status = 200, description = "What the rules waiting for the event decided", body = EventResponse))
 )]
 async fn record(
     State(state): State<AppState>,
@@ -96,14 +96,24 @@ async fn record(
     .into_response())
 }
 
-/// What an event answers (keys in alphabetical order, as they always were).
-#[derive(Serialize)]
-struct EventResponse<'a> {
+/// What an event answers.
+// Keys in alphabetical order, as they always were.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventResponse<'a> {
+    /// Links to studies the user may open now, offered by direct-link rules waiting for
+    /// this event (left out when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     direct_links: Vec<LinkJson<'a>>,
+    /// `webview` or `external_browser` (where the card's study opens once accepted), or
+    /// `not_eligible`.
     outcome: &'static str,
+    /// The card to show now, with `webview` or `external_browser`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pending_invite: Option<InviteJson<'a>>,
+    /// Why not, with `not_eligible`: `no_matching_rule`, `cooldown`, `contact_limit`,
+    /// `max_starts_reached`, `study_limit`, `already_started`, `not_in_audience`,
+    /// `outside_schedule`, `sampled_out`, `lost_on_priority`, … (docs/launch-rules.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
 }

@@ -6,8 +6,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, OptionalApiJson};
@@ -42,14 +42,14 @@ pub struct AcceptRequest {
     summary = "Accept an invite: a start, and the URL to open",
     params(("code" = String, Path, description = "The invite code")),
     request_body = AcceptRequest,
-    responses((status = 200, description = "`{outcome, url}` or `{outcome: not_eligible, reason}`", body = Value))
+    responses((status = 200, description = "Where to open the interview, or why not", body = AcceptanceResponse))
 )]
 async fn accept(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
     ApiPath(code): ApiPath<String>,
     ApiJson(request): ApiJson<AcceptRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AcceptanceResponse>, ApiError> {
     // Validated as config and events validate it: an id no app could send is named, not
     // answered "no such invite".
     let reference_id = uj_domain::validation_text("reference_id", &request.reference_id, 256)
@@ -65,13 +65,39 @@ async fn accept(
     Ok(Json(acceptance_json(outcome)))
 }
 
-fn acceptance_json(outcome: Acceptance) -> Value {
+/// What an accept or a resolved link answers.
+// Keys in alphabetical order, as they always were.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AcceptanceResponse {
+    /// `webview` (open `url` in an in-app webview), `external_browser` (open it in the
+    /// browser), or `not_eligible`.
+    outcome: &'static str,
+    /// Why not, with `not_eligible`: `invite_dismissed`, `invite_withdrawn`,
+    /// `invite_expired`, `max_starts_reached`, `study_limit`, `already_started`,
+    /// `not_in_audience`, `rule_paused`, `study_paused`, `no_matching_rule`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    /// Where to open the interview (a signed webview URL lasts 15 minutes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+
+fn acceptance_json(outcome: Acceptance) -> AcceptanceResponse {
     match outcome {
-        Acceptance::Open { url, webview } => json!({
-            "outcome": if webview { "webview" } else { "external_browser" },
-            "url": url,
-        }),
-        Acceptance::NotEligible(reason) => json!({ "outcome": "not_eligible", "reason": reason }),
+        Acceptance::Open { url, webview } => AcceptanceResponse {
+            outcome: if webview {
+                "webview"
+            } else {
+                "external_browser"
+            },
+            reason: None,
+            url: Some(url),
+        },
+        Acceptance::NotEligible(reason) => AcceptanceResponse {
+            outcome: "not_eligible",
+            reason: Some(reason),
+            url: None,
+        },
     }
 }
 
@@ -131,13 +157,13 @@ fn yes() -> bool {
     tag = "SDK",
     summary = "Open an interview link (a direct link or a respondent link)",
     request_body = ResolveRequest,
-    responses((status = 200, description = "`{outcome, url}` or `{outcome: not_eligible, reason}`", body = Value))
+    responses((status = 200, description = "Where to open the interview, or why not", body = AcceptanceResponse))
 )]
 async fn resolve(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
     ApiJson(request): ApiJson<ResolveRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AcceptanceResponse>, ApiError> {
     let reference_id = uj_domain::validation_text("reference_id", &request.reference_id, 256)
         .map_err(ServiceError::Invalid)?;
     let url =
