@@ -1589,13 +1589,7 @@ async fn a_study_link_opened_beside_its_open_card_accepts_the_card_once() {
     );
     let opened = world.resolve(&link, "ref_2").await;
     assert_eq!(opened["outcome"], "webview", "{opened}");
-    let invite: Value = world
-        .app
-        .get(&format!("/api/v1/invites/{code}"), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let invite = world.attribution(&code).await;
     assert_eq!(invite["state"], "accepted", "{invite}");
     let again = world.resolve(&link, "ref_2").await;
     assert_eq!(again["outcome"], "webview", "{again}");
@@ -1631,13 +1625,7 @@ async fn a_direct_link_starts_through_its_rule_when_the_prompt_of_the_same_study
     assert_eq!(world.accept(other, "u2").await["outcome"], "webview");
     let opened = world.resolve(&url, "u1").await;
     assert_eq!(opened["outcome"], "webview", "{opened}");
-    let stats: Value = world
-        .app
-        .get(&format!("/api/v1/launch-rules/{prompt}/stats"), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats = world.stats(&prompt).await;
     // u1's refused start is no decision of the prompt rule: nothing is suppressed.
     assert_eq!(
         (
