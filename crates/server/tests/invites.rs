@@ -306,6 +306,14 @@ impl World {
     }
 
     /// The answer to the user opening `url` in the app.
+    /// The study's public link, `{address}/i/{public code}`.
+    async fn public_link(&self) -> String {
+        let path = format!("/api/v1/studies/{}", self.study);
+        let study: Value = self.app.get(&path, &self.key).await.json().await.unwrap();
+        self.app
+            .url(&format!("/i/{}", study["public_code"].as_str().unwrap()))
+    }
+
     /// A rule's stats, as the REST API answers them.
     async fn stats(&self, rule: &str) -> Value {
         let path = format!("/api/v1/launch-rules/{rule}/stats");
@@ -790,16 +798,7 @@ async fn a_stopped_study_s_public_link_opens_nothing_and_a_start_made_stays_open
         world.accept(&code, "ref_2").await["outcome"],
         "external_browser"
     );
-    let study: Value = world
-        .app
-        .get(&format!("/api/v1/studies/{}", world.study), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let public = world
-        .app
-        .url(&format!("/i/{}", study["public_code"].as_str().unwrap()));
+    let public = world.public_link().await;
     let respondent = world.app.url(&format!("/interviews/{code}"));
     let browser = client();
     let status = |url: String| {
@@ -1575,18 +1574,7 @@ async fn a_study_link_opened_beside_its_open_card_accepts_the_card_once() {
         .as_str()
         .unwrap_or_else(|| panic!("a card: {config}"))
         .to_owned();
-    let study: Value = world
-        .app
-        .get(&format!("/api/v1/studies/{}", world.study), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let link = format!(
-        "{}/i/{}",
-        world.app.address,
-        study["public_code"].as_str().unwrap()
-    );
+    let link = world.public_link().await;
     let opened = world.resolve(&link, "ref_2").await;
     assert_eq!(opened["outcome"], "webview", "{opened}");
     let invite = world.attribution(&code).await;
@@ -2118,16 +2106,7 @@ async fn direct_links_refused_at_the_cap_are_each_counted() {
         .json()
         .await
         .unwrap();
-    let study: Value = world
-        .app
-        .get(&format!("/api/v1/studies/{}", world.study), &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let url = world
-        .app
-        .url(&format!("/i/{}", study["public_code"].as_str().unwrap()));
+    let url = world.public_link().await;
     let resolves = (0..10).map(|n| {
         world.app.post_json(
             "/sdk/v1/links/resolve",
