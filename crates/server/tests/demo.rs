@@ -31,7 +31,7 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
 
     // Connect the simulated Mixpanel: the account sees several projects, so the picker.
     let page = format!("{}/integrations/mixpanel", demo.project);
-    let picker = demo
+    let connected = demo
         .submit(
             &browser,
             &page,
@@ -41,10 +41,9 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
                 ("secret", "demo-secret-eu"),
             ],
         )
-        .await
-        .text()
-        .await
-        .unwrap();
+        .await;
+    assert_eq!(location(&connected), page);
+    let picker = demo.page(&browser, &page).await;
     assert!(picker.contains("Acme App (staging)"), "the picker");
     let token = input_value(&picker, "connect_token");
     let chosen = demo

@@ -782,7 +782,7 @@ mod dashboard {
             "the guide"
         );
 
-        let picker = app
+        let connected = app
             .submit(
                 &browser,
                 &page,
@@ -790,9 +790,28 @@ mod dashboard {
                 &[("username", "multi"), ("secret", SECRET)],
             )
             .await;
-        assert_eq!(picker.status().as_u16(), 200);
-        let html = picker.text().await.unwrap();
+        // The picker is the page's: a reload, or a visit elsewhere and back, shows it
+        // again (it was in the form's answer only, and the secret had to be typed again).
+        assert_eq!(location(&connected), page);
+        let (status, html) = app.page(&browser, &page).await;
+        assert_eq!(status, 200);
         assert!(html.contains("Choose the Mixpanel project"));
+        let overview = page.trim_end_matches("/integrations/mixpanel");
+        assert_eq!(app.page(&browser, overview).await.0, 200);
+        let (_, again) = app.page(&browser, &page).await;
+        assert!(again.contains("Choose the Mixpanel project"));
+        assert_eq!(
+            input_value(&again, "connect_token"),
+            input_value(&html, "connect_token")
+        );
+        // Only in this browser: its cookie holds the choice, as its form did.
+        let elsewhere = client();
+        let signed_in = app
+            .login(&elsewhere, "ada@example.com", "correct horse battery")
+            .await;
+        assert_eq!(signed_in.status().as_u16(), 303);
+        let (_, html_elsewhere) = app.page(&elsewhere, &page).await;
+        assert!(!html_elsewhere.contains("Choose the Mixpanel project"));
         assert!(
             html.contains(r#"value="30" id="pick-30" disabled"#),
             "unusable projects cannot be picked"
@@ -841,6 +860,7 @@ mod dashboard {
             element_text(&html, "connected-project").as_deref(),
             Some("Shop US")
         );
+        assert!(!html.contains("Choose the Mixpanel project"), "chosen");
         assert_eq!(
             element_text(&html, "connected-region").as_deref(),
             Some("US")

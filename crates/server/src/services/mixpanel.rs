@@ -20,7 +20,7 @@ use crate::crypto;
 use crate::state::AppState;
 
 /// How long a customer has to pick a project after connecting.
-const CONNECT_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(15);
+pub const CONNECT_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(15);
 /// How many top event names are read into the catalog.
 const EVENT_NAMES: u32 = 255;
 

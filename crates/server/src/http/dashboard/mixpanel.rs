@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uj_domain::mixpanel::{ConnectionStatus, MixpanelCohort, MixpanelConnection};
@@ -17,7 +18,7 @@ use super::pages::{minute, render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::cohort_sync::{self, SyncCredentials};
-use crate::services::mixpanel::{self, ConnectOutcome};
+use crate::services::mixpanel::{self, ConnectOutcome, CONNECT_TOKEN_TTL};
 use crate::services::{settings, ServiceError};
 use crate::state::AppState;
 
@@ -55,6 +56,28 @@ pub fn router() -> Router<AppState> {
             "/p/{project_id}/integrations/mixpanel/cohort-sync/traits",
             get(to_page).post(save_traits),
         )
+}
+
+/// The browser's pending project choice: the connect token, in a cookie only this project's
+/// Mixpanel pages receive, so the picker survives a reload, Back, or a visit to another page
+/// until the choice is made or expires (it was shown once, in the answer to the form).
+const PICK_COOKIE: &str = "uj_mixpanel_pick";
+
+fn pick_cookie(state: &AppState, context: &ProjectContext, token: String) -> Cookie<'static> {
+    Cookie::build((PICK_COOKIE, token))
+        .path(format!("/p/{}/integrations/mixpanel", context.project_id()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.https)
+        .max_age(cookie::time::Duration::seconds(
+            CONNECT_TOKEN_TTL.num_seconds(),
+        ))
+        .build()
+}
+
+/// The pick cookie's removal (the choice was made, or is gone).
+fn forget_pick(state: &AppState, context: &ProjectContext, jar: CookieJar) -> CookieJar {
+    jar.remove(pick_cookie(state, context, String::new()))
 }
 
 /// A form's address opened as a page (the address bar after the form answered in place,
@@ -341,6 +364,7 @@ async fn show(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
+    jar: CookieJar,
     Path(project_id): Path<String>,
     Query(params): Query<ShowParams>,
 ) -> Result<Response, PageError> {
@@ -348,6 +372,22 @@ async fn show(
     let mut page = page(&state, &context, csrf.0, params.replace.is_some()).await?;
     page.traits_saved = params.traits_saved.is_some();
     page.sync_open |= page.traits_saved;
+    let Some(token) = jar.get(PICK_COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(render(&page));
+    };
+    // A choice this browser has pending is offered again while it holds.
+    let offered = match page.is_owner {
+        true => mixpanel::offered_projects(&state, &context.current.project.id, &token).await?,
+        false => None,
+    };
+    let Some(projects) = offered else {
+        return Ok((forget_pick(&state, &context, jar), render(&page)).into_response());
+    };
+    page.show_form = false;
+    page.picker = Some(PickerView {
+        token,
+        projects: projects.into_iter().map(Into::into).collect(),
+    });
     Ok(render(&page))
 }
 
@@ -404,6 +444,7 @@ async fn connect(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
+    jar: CookieJar,
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<ConnectForm>,
 ) -> Result<Response, PageError> {
@@ -420,14 +461,16 @@ async fn connect(
         Ok(ConnectOutcome::Connected(_)) => {
             Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
         }
-        Ok(ConnectOutcome::ChooseProject { token, projects }) => {
-            let mut page = page(&state, &context, csrf.0, false).await?;
-            page.show_form = false;
-            page.picker = Some(PickerView {
-                token: token.expose_secret().to_owned(),
-                projects: projects.into_iter().map(Into::into).collect(),
-            });
-            Ok(render(&page))
+        // The picker is the page's, opened from the cookie: a reload shows it again rather
+        // than posting the secret a second time.
+        Ok(ConnectOutcome::ChooseProject { token, .. }) => {
+            let jar = jar.add(pick_cookie(
+                &state,
+                &context,
+                token.expose_secret().to_owned(),
+            ));
+            let page = format!("/p/{}/integrations/mixpanel", context.project_id());
+            Ok((jar, Redirect::to(&page)).into_response())
         }
         Err(error) => {
             let (status, mut page) = error_page(&state, &context, csrf.0, error, None).await?;
@@ -447,6 +490,7 @@ async fn choose_project(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
+    jar: CookieJar,
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<ChooseForm>,
 ) -> Result<Response, PageError> {
@@ -462,7 +506,9 @@ async fn choose_project(
     .await
     {
         Ok(_) => {
-            Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
+            let jar = forget_pick(&state, &context, jar);
+            let page = format!("/p/{project_id}/integrations/mixpanel");
+            Ok((jar, Redirect::to(&page)).into_response())
         }
         Err(error) => {
             // While the token holds, the list stays on screen beside the reason.
@@ -472,11 +518,19 @@ async fn choose_project(
                 &form.connect_token,
             )
             .await?;
+            let jar = match offered {
+                Some(_) => jar,
+                None => forget_pick(&state, &context, jar),
+            };
             let picker = offered.map(|projects| PickerView {
                 token: form.connect_token,
                 projects: projects.into_iter().map(Into::into).collect(),
             });
-            with_error(&state, &context, csrf.0, error, picker).await
+            Ok((
+                jar,
+                with_error(&state, &context, csrf.0, error, picker).await?,
+            )
+                .into_response())
         }
     }
 }
