@@ -703,7 +703,15 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
     assert_eq!(app.page(&client(), &newer_path).await.0, 200);
     let (_, html) = app.page(&owner, &members).await;
     let withdraw = form_action(&html, "/withdraw").expect("a withdraw button");
-    let withdrawn = app.submit(&owner, &members, &withdraw, &[]).await;
+    // Asked first, naming whose link dies (the answer to the form, without JavaScript).
+    let asked = app.submit(&owner, &members, &withdraw, &[]).await;
+    assert_eq!(asked.status().as_u16(), 200);
+    let asked = asked.text().await.unwrap();
+    assert!(asked.contains("Withdraw this invitation?") && asked.contains("carol@example.com"));
+    assert_eq!(app.page(&client(), &newer_path).await.0, 200, "not yet");
+    let withdrawn = app
+        .submit(&owner, &members, &withdraw, &[("confirmed", "yes")])
+        .await;
     assert_eq!(location(&withdrawn), members);
     // Newest first: Carol's went, Bob's stays.
     assert_eq!(app.page(&client(), &newer_path).await.0, 400);

@@ -225,18 +225,42 @@ async fn remove(
     Ok(axum::response::Redirect::to(&format!("/p/{project_id}/members")).into_response())
 }
 
-/// An owner withdraws an open invitation: its link stops working at once.
+/// An owner withdraws an open invitation: its link stops working at once. Asked first (the
+/// link already sent would have to be sent again), as removing a member is.
 async fn withdraw(
     State(state): State<AppState>,
     user: CurrentUser,
+    csrf: CsrfToken,
     Path((project_id, invitation_id)): Path<(String, String)>,
-    VerifiedForm(_): VerifiedForm<super::session::EmptyForm>,
+    VerifiedForm(form): VerifiedForm<ConfirmForm>,
 ) -> Result<Response, PageError> {
     let context =
         ProjectContext::load_as_owner(&state, &user, &project_id, "withdraw invitations").await?;
+    let project = &context.current.project.id;
+    if !form.confirmed() {
+        let invitation = state
+            .store
+            .open_invitations(project, Utc::now())
+            .await?
+            .into_iter()
+            .find(|i| i.id.as_str() == invitation_id)
+            .ok_or(PageError::NotFound)?;
+        return Ok(render(&ConfirmPage {
+            title: "Withdraw this invitation?",
+            nav: context.nav(),
+            csrf_token: csrf.0,
+            message: format!(
+                "The link sent to {} stops working at once. Invite them again for a new link.",
+                invitation.email
+            ),
+            action: format!("/p/{project_id}/invitations/{invitation_id}/withdraw"),
+            button: "Withdraw invitation",
+            back: format!("/p/{project_id}/members"),
+        }));
+    }
     if !state
         .store
-        .withdraw_invitation(&context.current.project.id, &invitation_id)
+        .withdraw_invitation(project, &invitation_id)
         .await?
     {
         return Err(PageError::NotFound);
