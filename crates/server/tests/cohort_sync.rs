@@ -1237,11 +1237,14 @@ mod dashboard {
             assert_eq!(listed.contains(&format!(">{id}<")), shown, "{id}: {listed}");
         }
         assert!(!detail.contains("id=\"members-next\""), "one page");
+        assert!(!detail.contains("id=\"members-first\""), "the first page");
         let (_, later_page) = app
             .page(&browser, &format!("{detail_path}?after=user_4"))
             .await;
         let listed = &later_page[later_page.find("id=\"members\"").unwrap()..];
         assert!(listed.contains(">user_5<") && !listed.contains(">user_4<"));
+        // A later page leads back to the first (there is no "previous" to a cursor).
+        assert!(later_page.contains(&format!(r#"<a id="members-first" href="{detail_path}">"#)));
         let (_, lookup) = app
             .page(&browser, &format!("{detail_path}?member=ref_2"))
             .await;

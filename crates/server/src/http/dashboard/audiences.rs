@@ -219,6 +219,8 @@ struct AudiencePage {
     members: Vec<MemberRow>,
     /// The cursor of the next page of members, if there is one.
     next: Option<String>,
+    /// A later page is shown: a link back to the first.
+    paged: bool,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +268,7 @@ async fn show(
         let rows = members.into_iter().map(|m| MemberRow::new(m, &allowlist));
         Some(rows.collect())
     };
+    let after = params.after.filter(|after| !after.is_empty());
     let page = state
         .store
         .audience_members(
@@ -273,7 +276,7 @@ async fn show(
             false,
             &PageRequest {
                 limit: MEMBERS,
-                starting_after: params.after.filter(|after| !after.is_empty()),
+                starting_after: after.clone(),
             },
         )
         .await?;
@@ -298,6 +301,7 @@ async fn show(
         chart,
         history: history.iter().map(Into::into).collect(),
         lookup,
+        paged: after.is_some(),
         found,
         members,
         next,
