@@ -86,10 +86,32 @@ async fn setup_with_invalid_fields_says_what_to_fix_and_keeps_the_input() {
         .await;
     assert_eq!(response.status().as_u16(), 422);
     let html = response.text().await.unwrap();
+    // By the field's label, and said below the field, which is marked and focused.
     assert!(element_text(&html, "form-error")
         .unwrap()
-        .contains("password: must be at least 10 characters"));
+        .starts_with("Password: must be at least 10 characters"));
+    assert!(html.contains(r#"autocomplete="new-password" minlength="10" required aria-invalid="true" aria-describedby="field-error" autofocus>"#));
+    assert!(element_text(&html, "field-error").is_some());
     assert!(html.contains(r#"value="ada@example.com""#));
+    let unnamed = app
+        .submit(
+            &browser,
+            "/setup",
+            "/setup",
+            &[
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("project_name", " "),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(element_text(&unnamed, "form-error")
+        .unwrap()
+        .starts_with("Project name: must not be empty"));
+    assert!(unnamed.contains(r#"placeholder="My app" aria-invalid="true""#));
     assert_eq!(
         app.page(&browser, "/setup").await.0,
         200,
@@ -372,8 +394,25 @@ async fn a_password_change_signs_out_every_other_browser() {
             )
             .await;
         assert_eq!(refused.status().as_u16(), 422);
-        let error = element_text(&refused.text().await.unwrap(), "form-error").unwrap();
+        let html = refused.text().await.unwrap();
+        let error = element_text(&html, "form-error").unwrap();
         assert!(error.starts_with(said), "{error}");
+        // Beside the field at fault.
+        let field = if said.starts_with("Current") {
+            "current_password"
+        } else {
+            "new_password"
+        };
+        assert!(html.contains(&format!(r#"id="{field}" name="{field}""#)));
+        let marked = html.split(&format!(r#"id="{field}""#)).nth(1).unwrap();
+        assert!(
+            marked
+                .split('>')
+                .next()
+                .unwrap()
+                .contains(r#"aria-invalid="true""#),
+            "{field}"
+        );
     }
     assert_eq!(
         app.page(&other, &project_path).await.0,

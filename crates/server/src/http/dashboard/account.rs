@@ -31,6 +31,8 @@ struct AccountPage {
     email: String,
     notice: Option<&'static str>,
     error: Option<String>,
+    /// The field the error is about, by its form name.
+    error_field: Option<&'static str>,
 }
 
 async fn page(
@@ -46,6 +48,7 @@ async fn page(
         email: user.account.email.clone(),
         notice: None,
         error: None,
+        error_field: None,
     })
 }
 
@@ -108,12 +111,13 @@ async fn change_password(
                 // The current password was right: not a guess.
                 state.login_throttle.succeeded(email, &client);
             }
-            let label = match invalid.field {
-                "current_password" => "Current password",
-                _ => "New password",
+            let (field, label) = match invalid.field {
+                "current_password" => ("current_password", "Current password"),
+                _ => ("new_password", "New password"),
             };
             let mut page = page(&state, &user, csrf.0).await?;
             page.error = Some(format!("{label}: {}", invalid.message));
+            page.error_field = Some(field);
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(other) => {

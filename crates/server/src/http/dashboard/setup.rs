@@ -25,6 +25,8 @@ struct SetupPage {
     nav: Option<Nav>,
     csrf_token: String,
     error: Option<String>,
+    /// The field the error is about, by its form name.
+    error_field: Option<&'static str>,
     email: String,
     project_name: String,
 }
@@ -46,6 +48,7 @@ async fn show(State(state): State<AppState>, csrf: CsrfToken) -> Result<Response
         nav: None,
         csrf_token: csrf.0,
         error: None,
+        error_field: None,
         email: String::new(),
         project_name: String::new(),
     }))
@@ -64,17 +67,26 @@ async fn submit(
             Ok((jar, Redirect::to(&format!("/p/{}", project.id))).into_response())
         }
         Err(ServiceError::Conflict { .. }) => Ok(Redirect::to("/login").into_response()),
-        Err(ServiceError::Invalid(invalid)) => Ok(render_with(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &SetupPage {
-                title: "Set up",
-                nav: None,
-                csrf_token: csrf.0,
-                error: Some(invalid.to_string()),
-                email: form.email,
-                project_name: form.project_name,
-            },
-        )),
+        // Said by the field's label, and beside it.
+        Err(ServiceError::Invalid(invalid)) => {
+            let (field, label) = match invalid.field {
+                "email" => ("email", "Your email"),
+                "password" => ("password", "Password"),
+                _ => ("project_name", "Project name"),
+            };
+            Ok(render_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &SetupPage {
+                    title: "Set up",
+                    nav: None,
+                    csrf_token: csrf.0,
+                    error: Some(format!("{label}: {}", invalid.message)),
+                    error_field: Some(field),
+                    email: form.email,
+                    project_name: form.project_name,
+                },
+            ))
+        }
         Err(other) => Err(other.into()),
     }
 }
