@@ -29,8 +29,8 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
 /// `at` as the databases keep it: cut to the microsecond. A time taken from a client is cut
 /// before it is checked, so the check holds for the value stored.
 pub fn stored(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
-    use chrono::DurationRound;
-    at.duration_trunc(chrono::Duration::microseconds(1))
-        .expect("truncating to microseconds cannot overflow")
+    // In microseconds, which hold every time chrono does (nanoseconds end in 2262).
+    chrono::DateTime::from_timestamp_micros(at.timestamp_micros())
+        .expect("a time chrono holds, to the microsecond")
 }
 pub use validation::ValidationError;

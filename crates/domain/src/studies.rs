@@ -1,6 +1,6 @@
 //! Studies and their launch rules, with the validation every write goes through.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use crate::ids::{LaunchRuleId, ProjectId, StudyId};
 use crate::pacing::{RuleStatus, StudyStatus, Trigger};
@@ -359,6 +359,26 @@ impl LaunchRule {
                 "sampling_percent",
                 "must be between 0 and 100",
             ));
+        }
+        // Four-digit years from 1970: 9999-12-31 is how "no end" is often said.
+        for (field, at, is_changed) in [
+            (
+                "starts_at",
+                self.starts_at,
+                changed(|a, b| a.starts_at == b.starts_at),
+            ),
+            (
+                "ends_at",
+                self.ends_at,
+                changed(|a, b| a.ends_at == b.ends_at),
+            ),
+        ] {
+            if is_changed && at.is_some_and(|at| !(1970..=9999).contains(&at.year())) {
+                return Err(ValidationError::new(
+                    field,
+                    "must be between 1970 and 9999 (9999-12-31T23:59:59Z for no end)",
+                ));
+            }
         }
         if let (true, Some(start), Some(end)) = (
             changed(|a, b| (a.starts_at, a.ends_at) == (b.starts_at, b.ends_at)),

@@ -2188,3 +2188,61 @@ async fn the_contact_limit_and_sampling_refuse_invites_over_the_sdk() {
         "the limit turned off, rule B invites"
     );
 }
+
+/// A schedule that ends far off ("forever": 9999-12-31) is kept like any other, and a time
+/// before 1970 is refused naming its field. Past 2262 or before 1678 the server answered 500
+/// (a time no nanosecond count holds).
+#[tokio::test]
+async fn far_off_schedule_times_are_kept_or_refused_never_a_500() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let (status, created) = json_of(
+        app.post_json(
+            &format!("/api/v1/studies/{study}/launch-rules"),
+            &key,
+            json!({"name": "Forever", "surface": "sdk_prompt", "status": "active",
+                   "trigger": {"type": "app_event", "event_name": "X"},
+                   "ends_at": "9999-12-31T23:59:59Z"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["ends_at"], "9999-12-31T23:59:59Z");
+    let rule = format!("/api/v1/launch-rules/{}", created["id"].as_str().unwrap());
+    let (status, patched) = patch(
+        &app,
+        &rule,
+        &key,
+        json!({"starts_at": "2262-04-12T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    let (_, read) = json_of(app.get(&rule, &key).await).await;
+    assert_eq!(
+        (&read["starts_at"], &read["ends_at"]),
+        (
+            &json!("2262-04-12T00:00:00Z"),
+            &json!("9999-12-31T23:59:59Z")
+        )
+    );
+    for (field, at) in [
+        ("starts_at", "0001-01-01T00:00:00Z"),
+        ("ends_at", "1969-12-31T23:59:59Z"),
+        ("starts_at", "1677-09-21T00:12:43Z"),
+    ] {
+        let (status, error) = patch(&app, &rule, &key, json!({ field: at })).await;
+        assert_eq!(status, 422, "{field} {at}: {error}");
+        assert_eq!(error["error"]["field"], field, "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("between 1970 and 9999"),
+            "{error}"
+        );
+    }
+    let (_, unchanged) = json_of(app.get(&rule, &key).await).await;
+    assert_eq!(unchanged["starts_at"], read["starts_at"]);
+}
