@@ -661,6 +661,18 @@ async fn app_event_and_audience_rules_are_created_activated_paused_and_archived_
             serde_json::json!([]),
             "{path}: fields without a label"
         );
+        // A browser's length cap counts UTF-16 units, the server characters: 60 emoji
+        // filled a title of 120. Only passwords (bounded in bytes) are capped here.
+        let capped = browser
+            .client
+            .execute(
+                "return [...document.querySelectorAll('[maxlength]')]
+                    .filter(f => f.type !== 'password').map(f => f.id || f.name);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(capped, serde_json::json!([]), "{path}: length caps");
     }
     browser.screenshot("14-account-at-phone-width").await;
     browser.client.clone().close().await.unwrap();

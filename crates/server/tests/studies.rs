@@ -620,7 +620,7 @@ async fn explain_shows_every_gate_for_a_user_now() {
 
 mod dashboard {
     use super::*;
-    use helpers::{client, csrf_token, element_text, input_value, location};
+    use helpers::{client, csrf_token, element_text, input_value, location, textarea_value};
 
     /// A new server set up through its pages, and a study "Checkout" made there: the
     /// project's path and the study's.
@@ -678,7 +678,7 @@ mod dashboard {
         let stale = save(&second_tab, "From <the second>", "3").await.unwrap();
         assert_eq!(stale.status().as_u16(), 422);
         let page = stale.text().await.unwrap();
-        assert!(tag(&page, "prompt_title").contains(r#"value="From the first tab""#));
+        assert_eq!(textarea_value(&page, "prompt_title"), "From the first tab");
         let unsaved = page
             .split(r#"id="unsaved""#)
             .nth(1)
@@ -690,6 +690,62 @@ mod dashboard {
                 && unsaved.contains("<li>Priority: “3” (now “5”)</li>")
                 && !unsaved.contains("Name"),
             "{unsaved}"
+        );
+    }
+
+    /// Prompt copy keeps its line breaks through the editor: its one-line inputs dropped them
+    /// on every save (a browser strips them from an input's value). A browser sends a text
+    /// area's breaks as CRLF; they are kept as LF.
+    #[tokio::test]
+    async fn prompt_copy_keeps_its_line_breaks_through_the_editor() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
+        let made = app
+            .submit(
+                &browser,
+                &study,
+                &format!("{study}/rules"),
+                &new_rule("Checkout", "app_event", "Order Completed", ""),
+            )
+            .await;
+        let rule = location(&made);
+        // What a browser sends from the page: every field as shown, one changed.
+        let save = |page: String, field: &'static str, value: String| {
+            let mut form: Vec<(&str, String)> = editor_form("Checkout", "24")
+                .into_iter()
+                .map(|(k, v)| (k, v.to_owned()))
+                .collect();
+            for (name, shown) in form.iter_mut() {
+                if name.starts_with("prompt_") {
+                    *shown = textarea_value(&page, name).replace('\n', "\r\n");
+                }
+            }
+            form.retain(|(k, _)| *k != field);
+            form.push((field, value));
+            form.push(("csrf_token", csrf_token(&page)));
+            form.push(("version", input_value(&page, "version")));
+            browser.post(app.url(&rule)).form(&form).send()
+        };
+        let (_, page) = app.page(&browser, &rule).await;
+        let saved = save(page, "prompt_message", "\r\nLine one\r\nLine two".into())
+            .await
+            .unwrap();
+        assert_eq!(location(&saved), format!("{rule}?saved=1"));
+        let (_, page) = app.page(&browser, &rule).await;
+        assert_eq!(
+            textarea_value(&page, "prompt_message"),
+            "\nLine one\nLine two"
+        );
+        let saved = save(page, "priority", "7".into()).await.unwrap();
+        assert_eq!(location(&saved), format!("{rule}?saved=1"));
+        let (_, page) = app.page(&browser, &rule).await;
+        assert_eq!(
+            (
+                textarea_value(&page, "prompt_message"),
+                input_value(&page, "priority")
+            ),
+            ("\nLine one\nLine two".to_owned(), "7".to_owned())
         );
     }
 
@@ -1383,7 +1439,7 @@ mod dashboard {
                 "{said}"
             );
             // What was typed comes back to be corrected.
-            assert!(page.contains(r#"value="Got 5 minutes?""#), "{hours}");
+            assert_eq!(textarea_value(&page, "prompt_title"), "Got 5 minutes?");
             assert!(page.contains(&format!(r#"value="{hours}""#)), "{hours}");
             // The field at fault is marked, focused, and says why right below it; no other
             // field is marked.

@@ -357,6 +357,19 @@ pub fn input_value(html: &str, name: &str) -> String {
     html[start..end].to_owned()
 }
 
+/// The text of the text area named `name`, as its page writes it (escaped; the line break
+/// after the opening tag, which browsers drop, left out).
+pub fn textarea_value(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}""#);
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("a text area named {name} in {html}"));
+    let open_end = html[start..].find('>').unwrap() + start + 1;
+    let end = html[open_end..].find("</textarea>").unwrap() + open_end;
+    let text = &html[open_end..end];
+    text.strip_prefix('\n').unwrap_or(text).to_owned()
+}
+
 /// The text of the element with `id` (first occurrence; enough for our pages).
 pub fn element_text(html: &str, id: &str) -> Option<String> {
     let marker = format!(r#"id="{id}""#);

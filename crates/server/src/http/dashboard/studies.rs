@@ -939,6 +939,21 @@ fn utc_minute(field: &'static str, raw: &str) -> Result<Option<DateTime<Utc>>, V
 }
 
 impl RuleForm {
+    /// The copy's line breaks as the app gets them: browsers send a text area's as CRLF.
+    fn with_plain_line_breaks(mut self) -> Self {
+        for text in [
+            &mut self.prompt_title,
+            &mut self.prompt_message,
+            &mut self.prompt_start_label,
+            &mut self.prompt_dismiss_label,
+        ] {
+            if text.contains('\r') {
+                *text = text.replace("\r\n", "\n");
+            }
+        }
+        self
+    }
+
     fn change(self) -> Result<RuleChange, ValidationError> {
         let number = |field: &'static str, raw: &str| -> Result<i64, ValidationError> {
             raw.trim()
@@ -1085,6 +1100,7 @@ async fn update_rule(
     VerifiedForm(form): VerifiedForm<RuleForm>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let form = form.with_plain_line_breaks();
     let entered = form.clone();
     let result = match form.change() {
         Ok(change) => {
