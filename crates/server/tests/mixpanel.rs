@@ -756,7 +756,7 @@ async fn the_public_key_cannot_touch_the_connection() {
 
 mod dashboard {
     use super::*;
-    use helpers::{client, element_text, input_value, location};
+    use helpers::{client, element_text, input_value, location, textarea_value};
 
     async fn signed_in() -> (Emulator, TestApp, reqwest::Client, String) {
         let emulator = Emulator::start(scenario(json!({}))).await.unwrap();
@@ -882,7 +882,7 @@ mod dashboard {
             .await;
         assert!(set_up.status().is_success(), "{}", set_up.status());
         let traits = format!("{page}/cohort-sync/traits");
-        let too_long = format!("plan, {}", "x".repeat(101));
+        let too_long = format!("plan\r\n{}", "x".repeat(101));
         let refused = app
             .submit(&browser, &page, &traits, &[("traits", &too_long)])
             .await;
@@ -893,15 +893,17 @@ mod dashboard {
             .unwrap()
             .contains("at most 50 non-empty keys of at most 100 characters"));
         assert!(html.contains(r#"<details class="card" id="cohort-sync" open>"#));
-        assert_eq!(input_value(&html, "traits"), too_long);
+        assert_eq!(textarea_value(&html, "traits"), too_long);
         let (_, html) = app.page(&browser, &page).await;
-        assert_eq!(input_value(&html, "traits"), "", "nothing saved");
+        assert_eq!(textarea_value(&html, "traits"), "", "nothing saved");
+        // A key a line, as a browser sends a text area's lines; a key may hold a comma
+        // (they were split at commas, so saving the page unchanged broke such a key up).
         let saved = app
             .submit(
                 &browser,
                 &page,
                 &traits,
-                &[("traits", "plan, country, plan,")],
+                &[("traits", "plan\r\nPlan, tier\r\n\r\nplan\r\n")],
             )
             .await;
         assert_eq!(
@@ -909,9 +911,18 @@ mod dashboard {
             format!("{page}?traits_saved=1#cohort-sync")
         );
         let (_, html) = app.page(&browser, &location(&saved)).await;
-        assert_eq!(input_value(&html, "traits"), "country, plan");
+        assert_eq!(textarea_value(&html, "traits"), "Plan, tier\nplan");
         assert!(element_text(&html, "traits-saved").is_some());
         assert!(html.contains(r#"<details class="card" id="cohort-sync" open>"#));
+        let again = textarea_value(&html, "traits").replace('\n', "\r\n");
+        app.submit(&browser, &page, &traits, &[("traits", &again)])
+            .await;
+        let (_, unchanged) = app.page(&browser, &page).await;
+        assert_eq!(
+            textarea_value(&unchanged, "traits"),
+            "Plan, tier\nplan",
+            "saved unchanged"
+        );
 
         let (status, confirm) = app.page(&browser, &format!("{page}/disconnect")).await;
         assert_eq!(status, 200);

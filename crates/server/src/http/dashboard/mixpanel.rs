@@ -230,6 +230,8 @@ struct MixpanelPage {
     sync_credentials: Option<CredentialsView>,
     sync_open: bool,
     traits: String,
+    /// The allowlist as saved (shown to members, who cannot change it).
+    traits_kept: Vec<String>,
     /// The trait allowlist was just saved, or why it was not (beside its field).
     traits_saved: bool,
     traits_error: Option<String>,
@@ -325,7 +327,9 @@ async fn page(
         }),
         None => None,
     };
-    let traits = state.store.trait_allowlist(project).await?.join(", ");
+    let traits_kept = state.store.trait_allowlist(project).await?;
+    // One key a line: a key may hold a comma (Mixpanel's property names may).
+    let traits = traits_kept.join("\n");
     // Open when deliveries were refused: the reason Mixpanel paused the sync is in it.
     let sync_open = sync.as_ref().is_some_and(|s| !s.refused.is_empty());
     Ok(MixpanelPage {
@@ -344,6 +348,7 @@ async fn page(
         sync_open,
         sync_credentials: None,
         traits,
+        traits_kept,
         traits_saved: false,
         traits_error: None,
         webhook_is_local: ["http://127.", "http://localhost", "http://[::1]"]
@@ -746,11 +751,11 @@ async fn save_traits(
     let context =
         ProjectContext::load_as_owner(&state, &user, &project_id, "change the trait allowlist")
             .await?;
-    // Commas separate keys; empty entries (a trailing comma) are none. A key too long, or
+    // A key a line (a comma may be part of one); empty lines are none. A key too long, or
     // too many, refuses the list whole rather than keeping part of it unsaid.
     let keys: Vec<String> = form
         .traits
-        .split(',')
+        .lines()
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .map(str::to_owned)
