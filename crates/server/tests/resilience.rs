@@ -193,6 +193,46 @@ async fn postgres_connections_cut_by_the_server_are_replaced() {
     );
 }
 
+/// PostgreSQL refusing new connections to the database (an administrator's
+/// `ALLOW_CONNECTIONS false`, SQLSTATE 55000) is the database being away, not our bug: 503
+/// `storage_unavailable` (it was 500 `internal_error`), and served again once it lets the
+/// server in, without a restart.
+#[tokio::test]
+async fn a_postgres_database_refusing_connections_answers_503_then_recovers() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return; // No PostgreSQL here; CI sets UJ_REQUIRE_POSTGRES so this cannot pass silently.
+    };
+    let app = TestApp::spawn_on(db, |_| {}).await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let (mut admin, name) = postgres_admin(&app).await;
+    let allow = |allowed: bool| format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed}");
+    sqlx::query(&allow(false))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    cut_connections(&mut admin, &name).await;
+    for _ in 0..5 {
+        let response = app.get("/api/v1/project", &keys.secret_key).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("storage_unavailable")),
+            "{body}"
+        );
+    }
+    sqlx::query(&allow(true)).execute(&mut admin).await.unwrap();
+    let mut served = false;
+    for _ in 0..20 {
+        if app.get("/api/v1/project", &keys.secret_key).await.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(served, "served again once connections are allowed");
+}
+
 /// Ends every connection to database `name` but the caller's, as PostgreSQL does when it
 /// restarts.
 async fn cut_connections(admin: &mut sqlx::PgConnection, name: &str) {

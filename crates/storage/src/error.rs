@@ -67,9 +67,13 @@ fn is_transient(error: &sqlx::Error) -> bool {
             // "busy"): connection exceptions (08…), insufficient resources (53…), operator
             // intervention such as admin shutdown (57P…), serialization failure, a
             // transaction chosen to break a deadlock (40P01), a database that no longer
-            // exists (3D000), and one that takes no writes (25006: a standby after a
-            // failover, or read-only mode).
+            // exists (3D000), one that takes no writes (25006: a standby after a
+            // failover, or read-only mode), one that takes no connections (55000:
+            // `ALLOW_CONNECTIONS false`), and a login it refuses (28…: the role's password
+            // changed or its access revoked, which an operator fixes without us).
             code.starts_with("08")
+                || code.starts_with("28")
+                || code == "55000"
                 || code.starts_with("53")
                 || code.starts_with("57P")
                 || code == "40001"
