@@ -77,6 +77,7 @@ pub struct PublicKeyResponse {
 #[utoipa::path(
     get,
     path = "/api-keys",
+    operation_id = "list_api_keys",
     tag = "API keys",
     summary = "List secret keys (by prefix; never the secret)",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
@@ -101,6 +102,7 @@ async fn list(
 #[utoipa::path(
     post,
     path = "/api-keys",
+    operation_id = "create_api_key",
     tag = "API keys",
     summary = "Create a secret key (shown once)",
     request_body = CreateApiKeyRequest,
@@ -121,6 +123,7 @@ async fn create(
 #[utoipa::path(
     delete,
     path = "/api-keys/{id}",
+    operation_id = "revoke_api_key",
     tag = "API keys",
     summary = "Revoke a secret key",
     params(("id" = String, Path, description = "The key id")),
@@ -138,6 +141,7 @@ async fn revoke(
 #[utoipa::path(
     get,
     path = "/public-key",
+    operation_id = "show_public_key",
     tag = "API keys",
     summary = "The public SDK key",
     responses((status = 200, description = "The public key", body = PublicKeyResponse))
@@ -152,6 +156,7 @@ async fn show_public_key(auth: SecretKeyAuth) -> Json<PublicKeyResponse> {
 #[utoipa::path(
     post,
     path = "/public-key/rotate",
+    operation_id = "rotate_public_key",
     tag = "API keys",
     summary = "Rotate the public SDK key (the old one stops working)",
     responses((status = 200, description = "The new public key", body = PublicKeyResponse))

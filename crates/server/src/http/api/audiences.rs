@@ -66,6 +66,7 @@ async fn describe(state: &AppState, audience: Audience) -> Result<AudienceRespon
 #[utoipa::path(
     get,
     path = "/audiences",
+    operation_id = "list_audiences",
     tag = "Audiences",
     summary = "List audiences",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
@@ -100,6 +101,7 @@ async fn find(state: &AppState, auth: &SecretKeyAuth, id: String) -> Result<Audi
 #[utoipa::path(
     get,
     path = "/audiences/{id}",
+    operation_id = "show_audience",
     tag = "Audiences",
     summary = "An audience",
     params(("id" = String, Path, description = "The audience id")),
@@ -154,6 +156,7 @@ pub struct MemberParams {
 #[utoipa::path(
     get,
     path = "/audiences/{id}/members",
+    operation_id = "list_audience_members",
     tag = "Audiences",
     summary = "List current members (`include_exited=true` adds past ones)",
     params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left"), ("id" = Option<String>, Query, description = "Only the member with this provider id or reference id")),
@@ -259,6 +262,7 @@ async fn ledger(
 #[utoipa::path(
     get,
     path = "/audiences/{id}/syncs",
+    operation_id = "list_audience_syncs",
     tag = "Audiences",
     summary = "An audience's sync ledger, newest first",
     params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
@@ -278,6 +282,7 @@ async fn syncs(
 #[utoipa::path(
     get,
     path = "/syncs",
+    operation_id = "list_syncs",
     tag = "Audiences",
     summary = "The project's sync ledger (rejected deliveries included), newest first",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),

@@ -45,6 +45,7 @@ impl From<SyncCredentials> for CredentialsResponse {
 #[utoipa::path(
     post,
     path = "/integrations/mixpanel/cohort-sync",
+    operation_id = "set_up_cohort_sync",
     tag = "Cohort sync",
     summary = "Set up cohort sync: the webhook URL, username and secret (shown once); or turn it on again",
     responses(
@@ -67,6 +68,7 @@ async fn set_up(
 #[utoipa::path(
     post,
     path = "/integrations/mixpanel/cohort-sync/regenerate-secret",
+    operation_id = "regenerate_cohort_sync_secret",
     tag = "Cohort sync",
     summary = "Regenerate the secret (the old one stops working at once)",
     responses((status = 200, description = "The new credentials", body = CredentialsResponse))
@@ -82,6 +84,7 @@ async fn regenerate(
 #[utoipa::path(
     delete,
     path = "/integrations/mixpanel/cohort-sync",
+    operation_id = "disable_cohort_sync",
     tag = "Cohort sync",
     summary = "Turn cohort sync off (its webhook URL and secret stay for when it is turned on again)",
     responses((status = 204, description = "Turned off"))

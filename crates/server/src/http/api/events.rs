@@ -49,6 +49,7 @@ impl From<CatalogEvent> for EventResponse {
 #[utoipa::path(
     get,
     path = "/events",
+    operation_id = "list_events",
     tag = "Events",
     summary = "The event catalog: seen in the app and in Mixpanel",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last name of the previous page")),

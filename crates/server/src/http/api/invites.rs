@@ -97,6 +97,7 @@ pub struct ListInvitesParams {
 #[utoipa::path(
     get,
     path = "/invites",
+    operation_id = "list_invites",
     tag = "Invites",
     summary = "An app user's invites with their attribution, newest first",
     params(("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last code of the previous page")),
@@ -142,6 +143,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/invites/{code}",
+    operation_id = "show_invite",
     tag = "Invites",
     summary = "An invite with its attribution, by its respondent code",
     params(("code" = String, Path, description = "The respondent code")),

@@ -251,6 +251,7 @@ pub struct UpdateRuleRequest {
 #[utoipa::path(
     post,
     path = "/studies/{id}/launch-rules",
+    operation_id = "create_rule",
     tag = "Studies",
     summary = "Create a launch rule (draft unless a status is given)",
     params(("id" = String, Path, description = "The study id"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = IDEMPOTENCY_KEY_DOC)),
@@ -290,6 +291,7 @@ async fn create_rule(
 #[utoipa::path(
     get,
     path = "/studies/{id}/launch-rules",
+    operation_id = "list_rules",
     tag = "Studies",
     summary = "A study's launch rules",
     params(("id" = String, Path, description = "The study id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
@@ -316,6 +318,7 @@ async fn list_rules(
 #[utoipa::path(
     get,
     path = "/launch-rules/{id}",
+    operation_id = "show_rule",
     tag = "Studies",
     summary = "A launch rule",
     params(("id" = String, Path, description = "The rule id")),
@@ -334,6 +337,7 @@ async fn show_rule(
 #[utoipa::path(
     patch,
     path = "/launch-rules/{id}",
+    operation_id = "update_rule",
     tag = "Studies",
     summary = "Change a rule (any subset; the trigger is fixed: 422 trigger_immutable)",
     params(("id" = String, Path, description = "The rule id")),
@@ -374,6 +378,7 @@ async fn update_rule(
 #[utoipa::path(
     post,
     path = "/launch-rules/{id}/archive",
+    operation_id = "archive_rule",
     tag = "Studies",
     summary = "Archive a rule (final)",
     params(("id" = String, Path, description = "The rule id")),
@@ -400,6 +405,7 @@ pub struct ExplainParams {
 #[utoipa::path(
     get,
     path = "/launch-rules/{id}/explain",
+    operation_id = "explain_rule",
     tag = "Studies",
     summary = "Every pacing gate and its verdict for one user now",
     params(("id" = String, Path, description = "The rule id"), ("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)")),
@@ -439,6 +445,7 @@ async fn explain(
 #[utoipa::path(
     get,
     path = "/launch-rules/{id}/stats",
+    operation_id = "rule_stats",
     tag = "Studies",
     summary = "Invites per state and suppressions per reason",
     params(("id" = String, Path, description = "The rule id")),

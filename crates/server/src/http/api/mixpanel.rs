@@ -138,6 +138,7 @@ async fn connected(
 #[utoipa::path(
     post,
     path = "/integrations/mixpanel/connect",
+    operation_id = "connect_mixpanel",
     tag = "Mixpanel",
     summary = "Connect with a service account (the project is found; a picker when several)",
     request_body = ConnectRequest,
@@ -163,6 +164,7 @@ async fn connect(
 #[utoipa::path(
     post,
     path = "/integrations/mixpanel/connect/project",
+    operation_id = "choose_mixpanel_project",
     tag = "Mixpanel",
     summary = "Pick the project after `choose_project`",
     request_body = ChooseProjectRequest,
@@ -194,6 +196,7 @@ fn not_connected() -> ApiError {
 #[utoipa::path(
     get,
     path = "/integrations/mixpanel",
+    operation_id = "show_mixpanel_connection",
     tag = "Mixpanel",
     summary = "The Mixpanel connection",
     responses((status = 200, description = "The connection", body = ConnectionResponse))
@@ -211,6 +214,7 @@ async fn show(
 #[utoipa::path(
     post,
     path = "/integrations/mixpanel/verify",
+    operation_id = "verify_mixpanel_connection",
     tag = "Mixpanel",
     summary = "Test the connection now",
     responses((status = 200, description = "The connection and its status", body = ConnectionResponse))
@@ -254,6 +258,7 @@ impl From<MixpanelCohort> for CohortResponse {
 #[utoipa::path(
     get,
     path = "/integrations/mixpanel/cohorts",
+    operation_id = "list_mixpanel_cohorts",
     tag = "Mixpanel",
     summary = "The connected project's cohorts, by name",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
@@ -303,6 +308,7 @@ async fn cohorts(
 #[utoipa::path(
     delete,
     path = "/integrations/mixpanel",
+    operation_id = "disconnect_mixpanel",
     tag = "Mixpanel",
     summary = "Disconnect Mixpanel",
     responses((status = 204, description = "Disconnected"))

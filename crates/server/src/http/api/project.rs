@@ -77,6 +77,7 @@ async fn response(state: &AppState, project: Project) -> Result<ProjectResponse,
 #[utoipa::path(
     get,
     path = "/project",
+    operation_id = "show_project",
     tag = "Project",
     summary = "The key's project and its settings",
     responses((status = 200, description = "The project", body = ProjectResponse))
@@ -91,6 +92,7 @@ async fn show(
 #[utoipa::path(
     patch,
     path = "/project",
+    operation_id = "update_project",
     tag = "Project",
     summary = "Change settings (trait allowlist, contact limit)",
     request_body = UpdateProjectRequest,

@@ -122,6 +122,7 @@ pub struct UpdateStudyRequest {
 #[utoipa::path(
     post,
     path = "/studies",
+    operation_id = "create_study",
     tag = "Studies",
     summary = "Create a study",
     params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = IDEMPOTENCY_KEY_DOC)),
@@ -149,6 +150,7 @@ async fn create_study(
 #[utoipa::path(
     get,
     path = "/studies",
+    operation_id = "list_studies",
     tag = "Studies",
     summary = "List studies",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
@@ -172,6 +174,7 @@ async fn list_studies(
 #[utoipa::path(
     get,
     path = "/studies/{id}",
+    operation_id = "show_study",
     tag = "Studies",
     summary = "A study",
     params(("id" = String, Path, description = "The study id")),
@@ -190,6 +193,7 @@ async fn show_study(
 #[utoipa::path(
     patch,
     path = "/studies/{id}",
+    operation_id = "update_study",
     tag = "Studies",
     summary = "Change a study (any subset)",
     params(("id" = String, Path, description = "The study id")),

@@ -55,6 +55,7 @@ pub struct ConfigResponse<'a> {
 #[utoipa::path(
     get,
     path = "/sdk/v1/config",
+    operation_id = "sdk_config",
     tag = "SDK",
     summary = "The app user's configuration: triggers, pending invite, direct links",
     params(("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)"), ("If-None-Match" = Option<String>, Header, description = "The ETag of the previous answer")),

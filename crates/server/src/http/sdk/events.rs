@@ -40,6 +40,7 @@ pub struct EventRequest {
 #[utoipa::path(
     post,
     path = "/sdk/v1/events",
+    operation_id = "sdk_record_event",
     tag = "SDK",
     summary = "Report an app event: the rules waiting for it decide",
     request_body = EventRequest,

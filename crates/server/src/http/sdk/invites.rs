@@ -38,6 +38,7 @@ pub struct AcceptRequest {
 #[utoipa::path(
     post,
     path = "/sdk/v1/invites/{code}/accept",
+    operation_id = "sdk_accept_invite",
     tag = "SDK",
     summary = "Accept an invite: a start, and the URL to open",
     params(("code" = String, Path, description = "The invite code")),
@@ -113,6 +114,7 @@ pub struct DismissRequest {
 #[utoipa::path(
     post,
     path = "/sdk/v1/invites/{code}/dismiss",
+    operation_id = "sdk_dismiss_invite",
     tag = "SDK",
     summary = "Dismiss an invite",
     params(("code" = String, Path, description = "The invite code")),
@@ -154,6 +156,7 @@ fn yes() -> bool {
 #[utoipa::path(
     post,
     path = "/sdk/v1/links/resolve",
+    operation_id = "sdk_resolve_link",
     tag = "SDK",
     summary = "Open an interview link (a direct link or a respondent link)",
     request_body = ResolveRequest,
