@@ -277,21 +277,35 @@ impl clap::builder::TypedValueParser for DatabaseUrl {
 }
 
 /// `UJ_PUBLIC_URL` as links need it: `http://` or `https://` and a host (without a scheme
-/// every invite, launch and webhook URL handed out would be unusable).
+/// every invite, launch and webhook URL handed out would be unusable), and nothing after
+/// them: links are this base and a path, so a query, fragment or credentials would break
+/// each one, and the dashboard's own links and redirects are absolute paths, so a path
+/// prefix (a proxy serving the server under `/uj`) would send browsers out of it.
 fn absolute_http_url(raw: &str) -> Result<String, String> {
     let url = raw.trim();
-    let rest = ["http://", "https://"].iter().find_map(|scheme| {
-        url.get(..scheme.len())
-            .filter(|s| s.eq_ignore_ascii_case(scheme))
-            .map(|_| &url[scheme.len()..])
-    });
-    match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace) => {
-            Ok(url.to_owned())
-        }
-        _ => Err(format!(
-            "{raw:?} is not an absolute http(s) URL; give the address users and Mixpanel reach, e.g. https://uj.example.com"
+    let example = "give the address users and Mixpanel reach, e.g. https://uj.example.com";
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+        })
+        .ok_or_else(|| format!("{raw:?} is not an absolute http(s) URL; {example}"))?;
+    let extra = if !parsed.username().is_empty() || parsed.password().is_some() {
+        Some("credentials")
+    } else if parsed.query().is_some() {
+        Some("a query")
+    } else if parsed.fragment().is_some() {
+        Some("a fragment")
+    } else if parsed.path() != "/" {
+        Some("a path (the server is served at the root of its host, not under a prefix)")
+    } else {
+        None
+    };
+    match extra {
+        Some(extra) => Err(format!(
+            "{raw:?} has {extra}; give only the scheme, host and port, e.g. https://uj.example.com"
         )),
+        None => Ok(url.trim_end_matches('/').to_owned()),
     }
 }
 
@@ -355,10 +369,24 @@ mod tests {
             "https://",
             "ftp://uj.example.com",
             "https:// x",
+            // Links are the base and a path: each of these broke every one.
+            "https://uj.example.com/base",
+            "https://uj.example.com?x=1",
+            "https://uj.example.com#top",
+            "https://user:pw@uj.example.com",
+            "https://uj.example.com:port",
+            "http://[::1",
         ] {
             assert!(refused(&["--public-url", url]), "{url}");
         }
-        assert!(!refused(&["--public-url", "HTTPS://uj.example.com/base"]));
+        for url in [
+            "HTTPS://uj.example.com",
+            "https://uj.example.com/",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+        ] {
+            assert!(!refused(&["--public-url", url]), "{url}");
+        }
         // 0 would mean one request a minute for the whole app, not "no limit".
         assert!(refused(&["--sdk-requests-per-minute", "0"]));
         assert!(!refused(&["--sdk-requests-per-minute", "1"]));
