@@ -207,11 +207,13 @@ async fn setup_keys_sign_out_and_sign_in_in_a_real_browser() {
         return;
     };
     let app = TestApp::spawn().await;
+    const EMAIL: &str = "Zoë@Müller.example";
 
-    // First visit: setup.
+    // First visit: setup, by someone whose address is not ASCII (an email field refused
+    // "zoë@…" and sent "müller" as punycode, which the server keeps as typed).
     browser.client.goto(&app.url("/")).await.unwrap();
     assert_eq!(browser.wait_for_path(|p| p == "/setup").await, "/setup");
-    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#email", EMAIL).await;
     browser.fill("#password", PASSWORD).await;
     browser.fill("#project_name", "Shop").await;
     browser.screenshot("01-setup").await;
@@ -268,12 +270,12 @@ async fn setup_keys_sign_out_and_sign_in_in_a_real_browser() {
     // Sign out, fail once, sign in.
     browser.click("#logout").await;
     browser.wait_for_path(|p| p == "/login").await;
-    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#email", EMAIL).await;
     browser.fill("#password", "not my password").await;
     browser.click("#submit").await;
     assert!(browser.text("#form-error").await.contains("do not match"));
     browser.screenshot("05-login-failed").await;
-    browser.fill("#email", "ada@example.com").await;
+    browser.fill("#email", EMAIL).await;
     browser.fill("#password", PASSWORD).await;
     browser.click("#submit").await;
     assert_eq!(
