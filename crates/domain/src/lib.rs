@@ -10,6 +10,7 @@ pub mod cohort_sync;
 pub mod idempotency;
 pub mod ids;
 pub mod invites;
+pub mod json;
 pub mod keys;
 pub mod mixpanel;
 pub mod pacing;

@@ -1811,6 +1811,47 @@ async fn a_users_invites_are_read_with_their_attribution() {
     );
 }
 
+/// An app's text cut in the middle of an emoji (`"…".slice(0, n)`) leaves half of a UTF-16
+/// pair, which JSON.stringify writes as `\ud83d`: the event still counts, and the half is
+/// kept as U+FFFD, as a browser's encoder writes it. It was `400 malformed_json`, and the
+/// event was lost.
+#[tokio::test]
+async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
+    let world = world(1, None, "in_app").await;
+    world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "After checkout", "status": "active", "surface": "sdk_prompt",
+                   "trigger": {"type": "app_event", "event_name": "Order Completed"}}),
+        )
+        .await;
+    let body = r#"{"event_name": "Order Completed", "reference_id": "app-user-9",
+                   "metadata": {"comment": "Great app \ud83d", "plan": "pro"}}"#;
+    let response = world
+        .app
+        .client
+        .post(world.app.url("/sdk/v1/events"))
+        .bearer_auth(&world.public_key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = status_and_body(response).await;
+    assert_eq!(
+        (status, &answer["outcome"]),
+        (200, &json!("webview")),
+        "{answer}"
+    );
+    let code = answer["pending_invite"]["code"].as_str().unwrap();
+    assert_eq!(
+        world.attribution(code).await["metadata"],
+        json!({"comment": "Great app \u{fffd}", "plan": "pro"})
+    );
+}
+
 async fn status_and_body(response: reqwest::Response) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }

@@ -147,7 +147,12 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     }
     match axum::Json::<T>::from_bytes(body) {
         Ok(axum::Json(value)) => Ok(value),
-        Err(rejection) => Err(json_rejection(rejection)),
+        // Half an emoji (an app's text cut in the middle of one) is read as U+FFFD, as a
+        // browser's encoder writes it: the event is not lost over one character.
+        Err(rejection) => match uj_domain::json::repair_lone_surrogates(body) {
+            Some(repaired) => json_body(&repaired),
+            None => Err(json_rejection(rejection)),
+        },
     }
 }
 
