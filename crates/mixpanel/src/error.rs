@@ -25,7 +25,6 @@ pub enum MixpanelError {
 
 impl MixpanelError {
     pub(crate) fn from_transport(error: reqwest::Error) -> Self {
-        // reqwest's message names the URL, never the credentials.
         let kind = if error.is_timeout() {
             "timed out"
         } else if error.is_connect() {
@@ -33,6 +32,16 @@ impl MixpanelError {
         } else {
             "request failed"
         };
+        // Why, for the operator (a wrong base URL, DNS, TLS, a proxy): the error and its
+        // causes. reqwest's message names the URL, never the credentials (sent in a header).
+        let mut cause = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(inner) = source {
+            cause.push_str(": ");
+            cause.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        tracing::warn!(%cause, "Mixpanel could not be reached ({kind})");
         MixpanelError::Unreachable(kind.to_owned())
     }
 

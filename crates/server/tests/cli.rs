@@ -1263,3 +1263,86 @@ async fn a_database_file_deleted_or_replaced_under_the_server_stops_it_and_is_sa
         );
     }
 }
+
+/// Logs written to a file or a pipe (journald, `docker logs`) carry no colour codes, and a
+/// `RUST_LOG` that is no filter is said, not silently replaced by `info`.
+#[test]
+fn logs_to_a_pipe_are_plain_and_a_wrong_filter_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    serve
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .env_remove("UJ_LOG_FORMAT")
+        .env("RUST_LOG", "info,sqlx=[")
+        .stderr(Stdio::piped());
+    let (mut child, _) = helpers::spawn_serving(&mut serve);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    child.wait().unwrap();
+    assert!(
+        logs.contains(r#"RUST_LOG="info,sqlx=[" is not a log filter"#),
+        "{logs}"
+    );
+    assert!(logs.contains("INFO"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "colour codes: {logs:?}");
+}
+
+/// Mixpanel unreachable (here a base URL nothing listens at) tells the customer to try again
+/// later, and the operator's log says why: the URL and the cause, never the secret.
+#[tokio::test]
+async fn the_log_says_why_mixpanel_could_not_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let base = |command: &mut Command| {
+        command
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env_remove("UJ_LOG_FORMAT")
+            .env_remove("RUST_LOG");
+        for region in ["US", "EU", "IN"] {
+            command.env(format!("UJ_MIXPANEL_{region}_API"), &nowhere);
+        }
+    };
+    let mut bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    base(&mut bootstrap);
+    let output = bootstrap
+        .args(["admin", "bootstrap", "--email", "ada@example.com"])
+        .args(["--password", "correct horse battery", "--project", "Shop"])
+        .output()
+        .unwrap();
+    let keys: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let key = keys["secret_key"].as_str().unwrap().to_owned();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    base(&mut serve);
+    let (mut child, url) = helpers::spawn_serving(serve.stderr(Stdio::piped()));
+    let answer = ::reqwest::Client::new()
+        .post(format!("{url}/api/v1/integrations/mixpanel/connect"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"username": "probe", "secret": "a-secret-never-logged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 502, "{:?}", answer.text().await);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    child.wait().unwrap();
+    let said = logs
+        .lines()
+        .find(|line| line.contains("Mixpanel could not be reached (connection failed)"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(said.contains(&nowhere), "{said}");
+    assert!(!logs.contains("a-secret-never-logged"));
+}

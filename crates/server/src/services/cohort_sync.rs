@@ -393,8 +393,13 @@ async fn apply(
         entry.removed,
     );
     tracing::info!(
-        audience_id = ?entry.audience_id.as_ref().map(|a| a.as_str()), action = delivery.action.as_str(), outcome = entry.outcome.as_str(),
-        page = delivery.page, total_pages = delivery.total_pages, added = entry.added, removed = entry.removed,
+        audience_id = entry.audience_id.as_ref().map(|a| a.as_str()),
+        action = delivery.action.as_str(),
+        outcome = entry.outcome.as_str(),
+        page = delivery.page,
+        total_pages = delivery.total_pages,
+        added = entry.added,
+        removed = entry.removed,
         skipped = delivery.skipped_members,
         "cohort sync delivery"
     );
