@@ -51,8 +51,27 @@ async fn rest_requests_without_a_valid_secret_key_are_401_with_a_precise_code() 
     let keys = app.bootstrap("ada@example.com", "Shop");
     let url = app.url("/api/v1/project");
 
+    // Each 401 says which scheme to use (RFC 9110 §11.6.1: a 401 must), and a key that was
+    // sent and refused is an invalid token (RFC 6750 §3.1).
     let missing = app.client.get(&url).send().await.unwrap();
+    assert_eq!(
+        missing.headers()["www-authenticate"],
+        r#"Bearer realm="userjourneys""#
+    );
     assert_eq!(error_of(missing).await.1["code"], "missing_api_key");
+    let refused = app.get("/api/v1/project", "uj_live_unknown").await;
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        r#"Bearer realm="userjourneys", error="invalid_token""#
+    );
+    let sdk = app
+        .client
+        .get(app.url("/sdk/v1/config?reference_id=u1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sdk.status().as_u16(), 401);
+    assert!(sdk.headers().contains_key("www-authenticate"));
 
     let not_bearer = app
         .client

@@ -531,6 +531,10 @@ async fn a_delivery_announcing_too_much_is_answered_before_its_body() {
         assert_eq!(reply["error"]["code"], expected);
         if expected == 401 {
             assert_eq!(reply["action"], "members");
+            assert!(
+                answer.contains(r#"www-authenticate: Basic realm="userjourneys cohort sync""#),
+                "{answer}"
+            );
         }
     }
 }

@@ -160,6 +160,18 @@ impl IntoResponse for ApiError {
             error["field"] = json!(field);
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        // A 401 names the scheme to use (RFC 9110 §11.6.1); a key sent and refused is an
+        // invalid token (RFC 6750 §3.1).
+        if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = match self.code {
+                "missing_api_key" => r#"Bearer realm="userjourneys""#,
+                _ => r#"Bearer realm="userjourneys", error="invalid_token""#,
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

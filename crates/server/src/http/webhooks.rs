@@ -55,6 +55,13 @@ fn failure(status: u16, action: Value, message: &str) -> Response {
         "error": { "message": message, "code": status },
     });
     let mut response = (code, Json(body)).into_response();
+    if code == StatusCode::UNAUTHORIZED {
+        // The scheme the destination must use (RFC 9110 §11.6.1).
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="userjourneys cohort sync""#),
+        );
+    }
     if code == StatusCode::SERVICE_UNAVAILABLE {
         // As every 503 of the APIs: when to try again (Mixpanel keeps its own backoff).
         response
