@@ -154,6 +154,57 @@ async fn every_operation_documents_its_server_errors_with_the_error_body() {
     assert!(operations.len() >= 38, "{} operations", operations.len());
 }
 
+/// Every JSON answer a client gets on success has its shape in the document, as a generated
+/// client needs (the lists, stats, explain and connect answers were `{}`: any value), and a
+/// field always sent, even as null, is required.
+#[tokio::test]
+async fn every_success_answer_is_typed_and_lists_share_one_shape() {
+    let app = TestApp::spawn().await;
+    let served = document(&app).await;
+    let schemas = &served["components"]["schemas"];
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(at) => schemas[at.trim_start_matches("#/components/schemas/")].clone(),
+            None => schema.clone(),
+        }
+    };
+    for (method, path, operation) in operations(&served) {
+        for (status, answer) in operation["responses"].as_object().unwrap() {
+            let Some(schema) = answer["content"]["application/json"]["schema"].as_object() else {
+                continue;
+            };
+            if !status.starts_with('2') {
+                continue;
+            }
+            let schema = resolve(&Value::Object(schema.clone()));
+            assert!(
+                schema["properties"].is_object(),
+                "{method} {path} {status}: untyped {schema}"
+            );
+            if path.ends_with('s') && method == "get" && schema["properties"]["data"].is_object() {
+                assert_eq!(
+                    schema["required"],
+                    serde_json::json!(["object", "data", "has_more"]),
+                    "{method} {path}"
+                );
+                let item = resolve(&schema["properties"]["data"]["items"]);
+                assert!(item["properties"].is_object(), "{method} {path}: {item}");
+            }
+        }
+    }
+    // Fields always sent, null when unset, are required (generators made them optional).
+    let rule = &schemas["RuleResponse"];
+    for field in ["max_starts", "starts_at", "ends_at", "prompt"] {
+        assert!(
+            rule["required"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(field)),
+            "RuleResponse.{field}"
+        );
+    }
+}
+
 /// A PATCH field the server refuses as `null` (400 `invalid_request`) is not nullable in
 /// the document, and one it clears with `null` is: each property of each PATCH body is sent
 /// as `null` to the live server and its answer compared with the document.

@@ -9,6 +9,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uj_domain::projects::SecretKey;
 
+use super::ListResponse;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
 use crate::http::ApiError;
@@ -39,7 +40,9 @@ pub struct ApiKeyResponse {
     name: String,
     prefix: String,
     created_at: DateTime<Utc>,
+    #[schema(required = true)]
     last_used_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     revoked_at: Option<DateTime<Utc>>,
     /// Only in the response to creation.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,13 +62,6 @@ impl From<SecretKey> for ApiKeyResponse {
             secret: None,
         }
     }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ListResponse<T> {
-    object: &'static str,
-    data: Vec<T>,
-    has_more: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -92,11 +88,8 @@ async fn list(
         .store
         .secret_keys(&auth.project.id, &params.page()?)
         .await?;
-    Ok(Json(ListResponse {
-        object: "list",
-        data: page.items.into_iter().map(Into::into).collect(),
-        has_more: page.has_more,
-    }))
+    let data = page.items.into_iter().map(Into::into).collect();
+    Ok(ListResponse::of(data, page.has_more))
 }
 
 #[utoipa::path(

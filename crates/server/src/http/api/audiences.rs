@@ -4,10 +4,11 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use uj_domain::audiences::{Audience, AudienceMember, LedgerEntry};
 use uj_domain::ids::AudienceId;
 
+use super::ListResponse;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiPath, ApiQuery, ListParams};
 use crate::http::ApiError;
@@ -34,7 +35,9 @@ pub struct AudienceResponse {
     provider: &'static str,
     mixpanel_cohort_id: String,
     member_count: i64,
+    #[schema(required = true)]
     last_synced_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     last_delivery_at: Option<DateTime<Utc>>,
     sync_state: &'static str,
     /// The first 100 pages not yet received of an unfinished full sync.
@@ -70,13 +73,13 @@ async fn describe(state: &AppState, audience: Audience) -> Result<AudienceRespon
     tag = "Audiences",
     summary = "List audiences",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of audiences", body = Value))
+    responses((status = 200, description = "A list of audiences", body = ListResponse<AudienceResponse>))
 )]
 async fn list(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<AudienceResponse>>, ApiError> {
     let page = state
         .store
         .audiences(&auth.project.id, &params.page()?)
@@ -85,9 +88,7 @@ async fn list(
     for audience in page.items {
         data.push(describe(&state, audience).await?);
     }
-    Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": page.has_more }),
-    ))
+    Ok(ListResponse::of(data, page.has_more))
 }
 
 async fn find(state: &AppState, auth: &SecretKeyAuth, id: String) -> Result<Audience, ApiError> {
@@ -116,14 +117,18 @@ async fn show(
     Ok(Json(describe(&state, audience).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MemberResponse {
     object: &'static str,
     id: String,
     provider_member_id: String,
+    #[schema(required = true)]
     reference_id: Option<String>,
+    /// The member's properties the project's trait allowlist names.
+    #[schema(value_type = Object)]
     traits: Map<String, Value>,
     entered_at: DateTime<Utc>,
+    #[schema(required = true)]
     exited_at: Option<DateTime<Utc>>,
 }
 
@@ -160,14 +165,14 @@ pub struct MemberParams {
     tag = "Audiences",
     summary = "List current members (`include_exited=true` adds past ones)",
     params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left"), ("id" = Option<String>, Query, description = "Only the member with this provider id or reference id")),
-    responses((status = 200, description = "A list of members", body = Value))
+    responses((status = 200, description = "A list of members", body = ListResponse<MemberResponse>))
 )]
 async fn members(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<MemberParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<MemberResponse>>, ApiError> {
     let audience = find(&state, &auth, id).await?;
     // Checked with a lookup too, though it answers every match on one page.
     let page = ListParams {
@@ -188,9 +193,7 @@ async fn members(
             .filter(|member| with_exited || member.exited_at.is_none())
             .map(|member| MemberResponse::new(member, &allowlist))
             .collect();
-        return Ok(Json(
-            json!({ "object": "list", "data": data, "has_more": false }),
-        ));
+        return Ok(ListResponse::of(data, false));
     }
     let members = state
         .store
@@ -201,24 +204,27 @@ async fn members(
         .into_iter()
         .map(|member| MemberResponse::new(member, &allowlist))
         .collect();
-    Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": members.has_more }),
-    ))
+    Ok(ListResponse::of(data, members.has_more))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LedgerResponse {
     object: &'static str,
     id: String,
+    #[schema(required = true)]
     audience_id: Option<String>,
     action: String,
+    #[schema(required = true)]
     session_id: Option<String>,
+    #[schema(required = true)]
     page: Option<i64>,
+    #[schema(required = true)]
     total_pages: Option<i64>,
     members: i64,
     added: i64,
     removed: i64,
     outcome: &'static str,
+    #[schema(required = true)]
     error: Option<String>,
     received_at: DateTime<Utc>,
 }
@@ -248,15 +254,13 @@ async fn ledger(
     auth: &SecretKeyAuth,
     audience: Option<&AudienceId>,
     params: ListParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<LedgerResponse>>, ApiError> {
     let page = state
         .store
         .sync_ledger(&auth.project.id, audience, &params.page()?)
         .await?;
     let data: Vec<LedgerResponse> = page.items.into_iter().map(Into::into).collect();
-    Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": page.has_more }),
-    ))
+    Ok(ListResponse::of(data, page.has_more))
 }
 
 #[utoipa::path(
@@ -266,14 +270,14 @@ async fn ledger(
     tag = "Audiences",
     summary = "An audience's sync ledger, newest first",
     params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of ledger entries", body = Value))
+    responses((status = 200, description = "A list of ledger entries", body = ListResponse<LedgerResponse>))
 )]
 async fn syncs(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<LedgerResponse>>, ApiError> {
     let audience = find(&state, &auth, id).await?;
     ledger(&state, &auth, Some(&audience.id), params).await
 }
@@ -286,12 +290,12 @@ async fn syncs(
     tag = "Audiences",
     summary = "The project's sync ledger (rejected deliveries included), newest first",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of ledger entries", body = Value))
+    responses((status = 200, description = "A list of ledger entries", body = ListResponse<LedgerResponse>))
 )]
 async fn all_syncs(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<LedgerResponse>>, ApiError> {
     ledger(&state, &auth, None, params).await
 }

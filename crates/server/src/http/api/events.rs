@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
 use uj_domain::mixpanel::CatalogEvent;
 
+use super::ListResponse;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiQuery, ListParams};
 use crate::http::ApiError;
@@ -19,15 +19,18 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EventResponse {
     object: &'static str,
     name: String,
     seen_in_mixpanel: bool,
+    #[schema(required = true)]
     seen_in_mixpanel_at: Option<DateTime<Utc>>,
     seen_in_app: bool,
     app_count: i64,
+    #[schema(required = true)]
     app_first_seen_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     app_last_seen_at: Option<DateTime<Utc>>,
 }
 
@@ -53,13 +56,13 @@ impl From<CatalogEvent> for EventResponse {
     tag = "Events",
     summary = "The event catalog: seen in the app and in Mixpanel",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last name of the previous page")),
-    responses((status = 200, description = "A list of events, by name", body = Value))
+    responses((status = 200, description = "A list of events, by name", body = ListResponse<EventResponse>))
 )]
 async fn list(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<EventResponse>>, ApiError> {
     let page = params.page()?;
     // The catalog is bounded (`MAX_APP_EVENT_NAMES` from the
     // app, plus Mixpanel's names), so it is paged here.
@@ -76,7 +79,5 @@ async fn list(
         .map(EventResponse::from);
     let data: Vec<EventResponse> = rest.by_ref().take(page.limit as usize).collect();
     let has_more = rest.next().is_some();
-    Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": has_more }),
-    ))
+    Ok(ListResponse::of(data, has_more))
 }

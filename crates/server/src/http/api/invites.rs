@@ -6,10 +6,11 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use uj_domain::invites::{Invite, InviteState};
 use uj_domain::validation_text;
 
+use super::ListResponse;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiPath, ApiQuery, ListParams};
 use crate::http::ApiError;
@@ -34,10 +35,13 @@ pub struct InviteResponse {
     reference_id: String,
     /// `audience` or `app_event`.
     source: &'static str,
+    #[schema(required = true)]
     audience_id: Option<String>,
     /// The audience member's Mixpanel distinct id (audience rules).
+    #[schema(required = true)]
     audience_member_id: Option<String>,
     /// The event that made it (app-event rules), with its primitive metadata.
+    #[schema(required = true)]
     event_name: Option<String>,
     #[schema(value_type = Object)]
     metadata: Map<String, Value>,
@@ -50,9 +54,12 @@ pub struct InviteResponse {
     state: &'static str,
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    #[schema(required = true)]
     accepted_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     dismissed_at: Option<DateTime<Utc>>,
     /// Null for invites withdrawn before the time was recorded (migration 0020).
+    #[schema(required = true)]
     withdrawn_at: Option<DateTime<Utc>>,
 }
 
@@ -101,13 +108,13 @@ pub struct ListInvitesParams {
     tag = "Invites",
     summary = "An app user's invites with their attribution, newest first",
     params(("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last code of the previous page")),
-    responses((status = 200, description = "A list of invites", body = Value))
+    responses((status = 200, description = "A list of invites", body = ListResponse<InviteResponse>))
 )]
 async fn list(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiQuery(params): ApiQuery<ListInvitesParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<InviteResponse>>, ApiError> {
     let Some(reference_id) = params.reference_id else {
         let mut error = ApiError::bad_request(
             "invalid_request",
@@ -135,9 +142,7 @@ async fn list(
         .map(|i| InviteResponse::new(i, now, &allowlist))
         .collect();
     let has_more = invites.has_more;
-    Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": has_more }),
-    ))
+    Ok(ListResponse::of(data, has_more))
 }
 
 #[utoipa::path(

@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use uj_domain::pacing::{RuleStatus, Trigger};
 use uj_domain::studies::{LaunchRule, PromptCopy, Surface};
 
 use super::studies::parsed;
+use super::ListResponse;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
 use crate::http::idempotency::{created, KeyedJson, IDEMPOTENCY_KEY_DOC};
@@ -101,6 +101,15 @@ pub struct PromptBody {
     dismiss_label: String,
 }
 
+/// A rule's copy as stored; empty means the SDK's default.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PromptResponse {
+    title: String,
+    message: String,
+    start_label: String,
+    dismiss_label: String,
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromptChange {
@@ -147,12 +156,15 @@ pub struct RuleResponse {
     trigger: TriggerBody,
     #[schema(schema_with = surface)]
     surface: &'static str,
-    prompt: PromptBody,
+    prompt: PromptResponse,
     priority: i64,
     cooldown_seconds: i64,
+    #[schema(required = true)]
     max_starts: Option<i64>,
     sampling_percent: i64,
+    #[schema(required = true)]
     starts_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     ends_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -168,7 +180,7 @@ impl From<LaunchRule> for RuleResponse {
             status: r.status.as_str(),
             trigger: r.trigger.into(),
             surface: r.surface.as_str(),
-            prompt: PromptBody {
+            prompt: PromptResponse {
                 title: r.prompt.title,
                 message: r.prompt.message,
                 start_label: r.prompt.start_label,
@@ -295,14 +307,14 @@ async fn create_rule(
     tag = "Studies",
     summary = "A study's launch rules",
     params(("id" = String, Path, description = "The study id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of rules, oldest first", body = Value))
+    responses((status = 200, description = "A list of rules, oldest first", body = ListResponse<RuleResponse>))
 )]
 async fn list_rules(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(study_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<RuleResponse>>, ApiError> {
     let page = params.page()?;
     let study = studies::study(&state, &auth.project.id, &study_id).await?;
     let rules = state
@@ -310,9 +322,7 @@ async fn list_rules(
         .launch_rules_of_study(&auth.project.id, &study.id, &page)
         .await?;
     let data: Vec<RuleResponse> = rules.items.into_iter().map(Into::into).collect();
-    Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": rules.has_more }),
-    ))
+    Ok(ListResponse::of(data, rules.has_more))
 }
 
 #[utoipa::path(
@@ -409,14 +419,14 @@ pub struct ExplainParams {
     tag = "Studies",
     summary = "Every pacing gate and its verdict for one user now",
     params(("id" = String, Path, description = "The rule id"), ("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)")),
-    responses((status = 200, description = "`{rule_id, reference_id, eligible, gates: [{gate, passed, detail, reason}]}`", body = Value))
+    responses((status = 200, description = "Each gate and its verdict", body = ExplanationResponse))
 )]
 async fn explain(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ExplainParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExplanationResponse>, ApiError> {
     let Some(reference_id) = params.reference_id else {
         let mut error = ApiError::bad_request(
             "invalid_request",
@@ -426,18 +436,66 @@ async fn explain(
         return Err(error);
     };
     let (rule, gates) = studies::explain(&state, &auth.project.id, &id, &reference_id).await?;
-    let eligible = gates.iter().all(|g| g.passed);
-    let gates: Vec<Value> = gates
-        .into_iter()
-        .map(|g| json!({ "gate": g.gate, "passed": g.passed, "detail": g.detail, "reason": (!g.passed).then_some(g.reason.code()) }))
-        .collect();
-    Ok(Json(json!({
-        "object": "explanation",
-        "rule_id": rule.id,
-        "reference_id": reference_id.trim(),
-        "eligible": eligible,
-        "gates": gates,
-    })))
+    Ok(Json(ExplanationResponse {
+        object: "explanation",
+        rule_id: rule.id.into_string(),
+        reference_id: reference_id.trim().to_owned(),
+        eligible: gates.iter().all(|g| g.passed),
+        gates: gates
+            .into_iter()
+            .map(|g| GateResponse {
+                reason: (!g.passed).then_some(g.reason.code()),
+                gate: g.gate,
+                passed: g.passed,
+                detail: g.detail,
+            })
+            .collect(),
+    }))
+}
+
+/// Whether a rule would invite a user now, gate by gate.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExplanationResponse {
+    object: &'static str,
+    rule_id: String,
+    reference_id: String,
+    /// Every gate passed.
+    eligible: bool,
+    /// In the order the engine checks them.
+    gates: Vec<GateResponse>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GateResponse {
+    /// `rule_status`, `study_status`, `schedule`, `audience`, `cooldown`, … (docs/launch-rules.md).
+    gate: &'static str,
+    passed: bool,
+    /// In words, for a person.
+    detail: String,
+    /// The reason an app would get (`cooldown`, `max_starts_reached`, …); null when passed.
+    #[schema(required = true)]
+    reason: Option<&'static str>,
+}
+
+/// What a rule has done.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatsResponse {
+    object: &'static str,
+    rule_id: String,
+    invites: InviteCounts,
+    /// Its pacing decisions that said no, by reason (`cooldown`, `lost_on_priority`, …).
+    suppressions: std::collections::BTreeMap<String, i64>,
+}
+
+/// A rule's invites by state (`issued` counts them all).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InviteCounts {
+    issued: i64,
+    pending: i64,
+    accepted: i64,
+    dismissed: i64,
+    expired: i64,
+    withdrawn: i64,
 }
 
 /// What the rule has done: invites per state and its pacing decisions that said no, per
@@ -449,31 +507,26 @@ async fn explain(
     tag = "Studies",
     summary = "Invites per state and suppressions per reason",
     params(("id" = String, Path, description = "The rule id")),
-    responses((status = 200, description = "`{rule_id, invites: {issued, pending, accepted, dismissed, expired, withdrawn}, suppressions: {reason: count}}`", body = Value))
+    responses((status = 200, description = "Invites per state and suppressions per reason", body = StatsResponse))
 )]
 async fn stats(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatsResponse>, ApiError> {
     let (rule, stats) =
         crate::services::counters::rule_stats(&state, &auth.project.id, &id).await?;
-    let suppressions: serde_json::Map<String, Value> = stats
-        .suppressions
-        .into_iter()
-        .map(|(reason, count)| (reason, count.into()))
-        .collect();
-    Ok(Json(json!({
-        "object": "launch_rule_stats",
-        "rule_id": rule.id,
-        "invites": {
-            "issued": stats.issued,
-            "pending": stats.pending,
-            "accepted": stats.accepted,
-            "dismissed": stats.dismissed,
-            "expired": stats.expired,
-            "withdrawn": stats.withdrawn,
+    Ok(Json(StatsResponse {
+        object: "launch_rule_stats",
+        rule_id: rule.id.into_string(),
+        invites: InviteCounts {
+            issued: stats.issued,
+            pending: stats.pending,
+            accepted: stats.accepted,
+            dismissed: stats.dismissed,
+            expired: stats.expired,
+            withdrawn: stats.withdrawn,
         },
-        "suppressions": suppressions,
-    })))
+        suppressions: stats.suppressions.into_iter().collect(),
+    }))
 }

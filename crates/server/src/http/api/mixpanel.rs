@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use uj_domain::mixpanel::{MixpanelCohort, MixpanelConnection};
 use uj_mixpanel::DiscoveredProject;
 
+use super::ListResponse;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiQuery, ListParams};
 use crate::http::ApiError;
@@ -55,11 +56,13 @@ pub struct ConnectionResponse {
     timezone: String,
     username: String,
     status: &'static str,
+    #[schema(required = true)]
     status_detail: Option<String>,
     connected_at: DateTime<Utc>,
     last_verified_at: DateTime<Utc>,
     /// `{enabled, webhook_url, username, secret_rotated_at, last_delivery_at}` once cohort
     /// sync is set up, else null.
+    #[schema(required = true)]
     cohort_sync: Option<Value>,
 }
 
@@ -100,7 +103,7 @@ impl From<MixpanelConnection> for ConnectionResponse {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PickerEntry {
     id: String,
     name: String,
@@ -108,6 +111,7 @@ pub struct PickerEntry {
     organization: String,
     timezone: String,
     selectable: bool,
+    #[schema(required = true)]
     reason: Option<String>,
 }
 
@@ -128,11 +132,30 @@ impl From<DiscoveredProject> for PickerEntry {
 async fn connected(
     state: &AppState,
     connection: MixpanelConnection,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectResponse>, ApiError> {
     let connection = ConnectionResponse::load(state, connection).await?;
-    Ok(Json(
-        json!({ "status": "connected", "connection": connection }),
-    ))
+    Ok(Json(ConnectResponse {
+        status: "connected",
+        connection: Some(connection),
+        connect_token: None,
+        projects: None,
+    }))
+}
+
+/// What a connect led to: `connected` with the connection, or `choose_project` with a
+/// token and the projects to pick from (`POST …/connect/project`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConnectResponse {
+    /// `connected` or `choose_project`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection: Option<ConnectionResponse>,
+    /// Valid for 15 minutes, once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connect_token: Option<String>,
+    /// Those the account cannot read are listed with the reason and cannot be picked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    projects: Option<Vec<PickerEntry>>,
 }
 
 #[utoipa::path(
@@ -142,22 +165,23 @@ async fn connected(
     tag = "Mixpanel",
     summary = "Connect with a service account (the project is found; a picker when several)",
     request_body = ConnectRequest,
-    responses((status = 200, description = "`connected` with the connection, or `choose_project` with a connect token and the projects", body = Value))
+    responses((status = 200, description = "`connected` with the connection, or `choose_project` with a connect token and the projects", body = ConnectResponse))
 )]
 async fn connect(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiJson(request): ApiJson<ConnectRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectResponse>, ApiError> {
     let outcome =
         mixpanel::connect(&state, &auth.project.id, &request.username, &request.secret).await?;
     Ok(match outcome {
         ConnectOutcome::Connected(connection) => connected(&state, *connection).await?,
-        ConnectOutcome::ChooseProject { token, projects } => Json(json!({
-            "status": "choose_project",
-            "connect_token": token.expose_secret(),
-            "projects": projects.into_iter().map(PickerEntry::from).collect::<Vec<_>>(),
-        })),
+        ConnectOutcome::ChooseProject { token, projects } => Json(ConnectResponse {
+            status: "choose_project",
+            connection: None,
+            connect_token: Some(token.expose_secret().to_owned()),
+            projects: Some(projects.into_iter().map(PickerEntry::from).collect()),
+        }),
     })
 }
 
@@ -168,13 +192,13 @@ async fn connect(
     tag = "Mixpanel",
     summary = "Pick the project after `choose_project`",
     request_body = ChooseProjectRequest,
-    responses((status = 200, description = "`connected` with the connection", body = Value))
+    responses((status = 200, description = "`connected` with the connection", body = ConnectResponse))
 )]
 async fn choose_project(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiJson(request): ApiJson<ChooseProjectRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectResponse>, ApiError> {
     let connection = mixpanel::choose_project(
         &state,
         &auth.project.id,
@@ -230,7 +254,7 @@ async fn verify(
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CohortResponse {
     object: &'static str,
     id: String,
@@ -262,13 +286,13 @@ impl From<MixpanelCohort> for CohortResponse {
     tag = "Mixpanel",
     summary = "The connected project's cohorts, by name",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of cohorts", body = Value))
+    responses((status = 200, description = "A list of cohorts", body = ListResponse<CohortResponse>))
 )]
 async fn cohorts(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<CohortResponse>>, ApiError> {
     let page = params.page()?;
     let (_, cohorts) = mixpanel::status(&state, &auth.project.id)
         .await?
@@ -300,9 +324,7 @@ async fn cohorts(
         .take(limit)
         .map(Into::into)
         .collect();
-    Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": has_more }),
-    ))
+    Ok(ListResponse::of(data, has_more))
 }
 
 #[utoipa::path(

@@ -18,6 +18,24 @@ use utoipa_axum::router::OpenApiRouter;
 use super::extract::MAX_JSON_BODY;
 use crate::state::AppState;
 
+/// A page of a list, as every list answers: `{"object": "list", "data", "has_more"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ListResponse<T> {
+    object: &'static str,
+    data: Vec<T>,
+    has_more: bool,
+}
+
+impl<T> ListResponse<T> {
+    pub fn of(data: Vec<T>, has_more: bool) -> axum::Json<Self> {
+        axum::Json(Self {
+            object: "list",
+            data,
+            has_more,
+        })
+    }
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(project::router())

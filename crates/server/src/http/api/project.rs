@@ -58,6 +58,7 @@ pub struct ProjectResponse {
     name: String,
     created_at: DateTime<Utc>,
     trait_allowlist: Vec<String>,
+    #[schema(required = true)]
     contact_limit_days: Option<i64>,
 }
 

@@ -5,10 +5,10 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use uj_domain::pacing::StudyStatus;
 use uj_domain::studies::{LaunchMode, Study};
 
+use super::ListResponse;
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
 use crate::http::idempotency::{created, KeyedJson, IDEMPOTENCY_KEY_DOC};
@@ -54,7 +54,9 @@ pub struct StudyResponse {
     interview_url: String,
     #[schema(schema_with = launch_mode)]
     launch_mode: &'static str,
+    #[schema(required = true)]
     weekly_limit: Option<i64>,
+    #[schema(required = true)]
     monthly_limit: Option<i64>,
     public_code: String,
     created_at: DateTime<Utc>,
@@ -154,21 +156,19 @@ async fn create_study(
     tag = "Studies",
     summary = "List studies",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
-    responses((status = 200, description = "A list of studies", body = Value))
+    responses((status = 200, description = "A list of studies", body = ListResponse<StudyResponse>))
 )]
 async fn list_studies(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse<StudyResponse>>, ApiError> {
     let page = state
         .store
         .studies(&auth.project.id, &params.page()?)
         .await?;
     let data: Vec<StudyResponse> = page.items.into_iter().map(Into::into).collect();
-    Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": page.has_more }),
-    ))
+    Ok(ListResponse::of(data, page.has_more))
 }
 
 #[utoipa::path(

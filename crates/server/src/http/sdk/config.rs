@@ -47,6 +47,7 @@ pub struct ConfigResponse<'a> {
     #[schema(value_type = Vec<Object>)]
     triggers: &'a serde_json::value::RawValue,
     /// The card to show the user now, if any.
+    #[schema(required = true)]
     pending_invite: Option<InviteJson<'a>>,
     /// Links to studies the user may open now.
     direct_links: Vec<LinkJson<'a>>,
