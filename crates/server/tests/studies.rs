@@ -2302,3 +2302,114 @@ async fn far_off_schedule_times_are_kept_or_refused_never_a_500() {
     let (_, unchanged) = json_of(app.get(&rule, &key).await).await;
     assert_eq!(unchanged["starts_at"], read["starts_at"]);
 }
+
+/// A read-modify-write over the REST API changes only the version it read: a study or rule
+/// answers its version as an `ETag`, and a change sent with `If-Match` over an older one is
+/// `412 precondition_failed`, changing nothing (two jobs each raising `max_starts` "by 10"
+/// both landed on the same read, and one raise was lost).
+#[tokio::test]
+async fn a_change_sent_with_if_match_lands_only_over_that_version() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let (_, rule) = json_of(
+        app.post_json(
+            &format!("/api/v1/studies/{study}/launch-rules"),
+            &key,
+            json!({"name": "Cap", "surface": "sdk_prompt", "max_starts": 10,
+                   "trigger": {"type": "app_event", "event_name": "X"}}),
+        )
+        .await,
+    )
+    .await;
+    let rule = format!("/api/v1/launch-rules/{}", rule["id"].as_str().unwrap());
+    let study = format!("/api/v1/studies/{study}");
+    let read = |path: String| {
+        let app = &app;
+        let key = &key;
+        async move {
+            let response = app.get(&path, key).await;
+            assert_eq!(response.status().as_u16(), 200);
+            let tag = response.headers()["etag"].to_str().unwrap().to_owned();
+            (tag, response.json::<Value>().await.unwrap())
+        }
+    };
+    let change = |path: String, if_match: Vec<&'static str>, tag: Option<String>, body: Value| {
+        let app = &app;
+        let key = &key;
+        async move {
+            let mut request = app
+                .client
+                .patch(app.url(&path))
+                .bearer_auth(key)
+                .json(&body);
+            for value in if_match {
+                request = request.header("if-match", value);
+            }
+            if let Some(tag) = tag {
+                request = request.header("if-match", tag);
+            }
+            let response = request.send().await.unwrap();
+            let tag = response
+                .headers()
+                .get("etag")
+                .map(|t| t.to_str().unwrap().to_owned());
+            let (status, body) = json_of(response).await;
+            (status, tag, body)
+        }
+    };
+
+    for (path, body) in [
+        (rule.clone(), json!({"max_starts": 20})),
+        (study.clone(), json!({"weekly_limit": 20})),
+    ] {
+        let (first, _) = read(path.clone()).await;
+        let (status, second, _) =
+            change(path.clone(), vec![], Some(first.clone()), body.clone()).await;
+        assert_eq!(status, 200, "{path}");
+        let second = second.expect("the new version's tag");
+        assert_ne!(second, first);
+        assert_eq!(read(path.clone()).await.0, second, "{path}");
+        // The second job read the first version too: refused, nothing changed.
+        let (status, _, error) = change(
+            path.clone(),
+            vec![],
+            Some(first.clone()),
+            json!({"name": "Lost"}),
+        )
+        .await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (412, Some("precondition_failed")),
+            "{error}"
+        );
+        let (now, current) = read(path.clone()).await;
+        assert_eq!(now, second, "{path}");
+        assert_ne!(current["name"], "Lost");
+        // A weak or foreign tag matches no version; `*` and no header take any.
+        for tag in [format!("W/{second}"), "\"nope\"".to_owned()] {
+            let (status, _, _) = change(path.clone(), vec![], Some(tag.clone()), json!({})).await;
+            assert_eq!(status, 412, "{path} {tag}");
+        }
+        let (status, _, _) = change(path.clone(), vec!["*"], None, json!({})).await;
+        assert_eq!(status, 200);
+        let (status, _, _) = change(path.clone(), vec![], None, json!({})).await;
+        assert_eq!(status, 200);
+        // Two tags at once name no one version.
+        let (status, _, error) =
+            change(path.clone(), vec!["\"1\"", "\"2\""], None, json!({})).await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (400, Some("If-Match"))
+        );
+    }
+    // An unknown id is still 404, whatever the tag.
+    let (status, _, _) = change(
+        "/api/v1/launch-rules/rul_nope".into(),
+        vec![],
+        Some("\"1\"".into()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -9,7 +9,7 @@ use uj_domain::pacing::{RuleStatus, Trigger};
 use uj_domain::studies::{LaunchRule, PromptCopy, Surface};
 
 use super::studies::parsed;
-use super::ListResponse;
+use super::{IfMatch, ListResponse, Versioned};
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
 use crate::http::idempotency::{created, KeyedJson, IDEMPOTENCY_KEY_DOC};
@@ -332,16 +332,15 @@ async fn list_rules(
     tag = "Studies",
     summary = "A launch rule",
     params(("id" = String, Path, description = "The rule id")),
-    responses((status = 200, description = "The rule", body = RuleResponse))
+    responses((status = 200, description = "The rule", body = RuleResponse, headers(("ETag" = String, description = "Its version, for `If-Match` on a change"))))
 )]
 async fn show_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<RuleResponse>, ApiError> {
-    Ok(Json(
-        studies::rule(&state, &auth.project.id, &id).await?.into(),
-    ))
+) -> Result<Versioned<RuleResponse>, ApiError> {
+    let rule = studies::rule(&state, &auth.project.id, &id).await?;
+    Ok(Versioned(rule.updated_at, rule.into()))
 }
 
 #[utoipa::path(
@@ -350,16 +349,17 @@ async fn show_rule(
     operation_id = "update_rule",
     tag = "Studies",
     summary = "Change a rule (any subset; the trigger is fixed: 422 trigger_immutable)",
-    params(("id" = String, Path, description = "The rule id")),
+    params(("id" = String, Path, description = "The rule id"), ("If-Match" = Option<String>, Header, description = "Change only the version with this ETag (else 412 precondition_failed)")),
     request_body = UpdateRuleRequest,
-    responses((status = 200, description = "The rule", body = RuleResponse))
+    responses((status = 200, description = "The rule", body = RuleResponse, headers(("ETag" = String, description = "Its version, for `If-Match` on a change"))))
 )]
 async fn update_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
+    if_match: IfMatch,
     ApiJson(r): ApiJson<UpdateRuleRequest>,
-) -> Result<Json<RuleResponse>, ApiError> {
+) -> Result<Versioned<RuleResponse>, ApiError> {
     let prompt = r.prompt;
     let change = RuleChange {
         name: r.name,
@@ -376,13 +376,12 @@ async fn update_rule(
         sampling_percent: r.sampling_percent,
         starts_at: r.starts_at,
         ends_at: r.ends_at,
-        version: None,
+        version: if_match.version(),
     };
-    Ok(Json(
-        studies::update_rule(&state, &auth.project.id, &id, change)
-            .await?
-            .into(),
-    ))
+    let rule = studies::update_rule(&state, &auth.project.id, &id, change)
+        .await
+        .map_err(|error| if_match.refusal(error))?;
+    Ok(Versioned(rule.updated_at, rule.into()))
 }
 
 #[utoipa::path(

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uj_domain::pacing::StudyStatus;
 use uj_domain::studies::{LaunchMode, Study};
 
-use super::ListResponse;
+use super::{IfMatch, ListResponse, Versioned};
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
 use crate::http::idempotency::{created, KeyedJson, IDEMPOTENCY_KEY_DOC};
@@ -178,16 +178,15 @@ async fn list_studies(
     tag = "Studies",
     summary = "A study",
     params(("id" = String, Path, description = "The study id")),
-    responses((status = 200, description = "The study", body = StudyResponse))
+    responses((status = 200, description = "The study", body = StudyResponse, headers(("ETag" = String, description = "Its version, for `If-Match` on a change"))))
 )]
 async fn show_study(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<StudyResponse>, ApiError> {
-    Ok(Json(
-        studies::study(&state, &auth.project.id, &id).await?.into(),
-    ))
+) -> Result<Versioned<StudyResponse>, ApiError> {
+    let study = studies::study(&state, &auth.project.id, &id).await?;
+    Ok(Versioned(study.updated_at, study.into()))
 }
 
 #[utoipa::path(
@@ -196,16 +195,17 @@ async fn show_study(
     operation_id = "update_study",
     tag = "Studies",
     summary = "Change a study (any subset)",
-    params(("id" = String, Path, description = "The study id")),
+    params(("id" = String, Path, description = "The study id"), ("If-Match" = Option<String>, Header, description = "Change only the version with this ETag (else 412 precondition_failed)")),
     request_body = UpdateStudyRequest,
-    responses((status = 200, description = "The study", body = StudyResponse))
+    responses((status = 200, description = "The study", body = StudyResponse, headers(("ETag" = String, description = "Its version, for `If-Match` on a change"))))
 )]
 async fn update_study(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
+    if_match: IfMatch,
     ApiJson(r): ApiJson<UpdateStudyRequest>,
-) -> Result<Json<StudyResponse>, ApiError> {
+) -> Result<Versioned<StudyResponse>, ApiError> {
     let change = StudyChange {
         name: r.name,
         interview_url: r.interview_url,
@@ -213,11 +213,10 @@ async fn update_study(
         launch_mode: parsed(r.launch_mode, LaunchMode::parse)?,
         weekly_limit: r.weekly_limit,
         monthly_limit: r.monthly_limit,
-        version: None,
+        version: if_match.version(),
     };
-    Ok(Json(
-        studies::update_study(&state, &auth.project.id, &id, change)
-            .await?
-            .into(),
-    ))
+    let study = studies::update_study(&state, &auth.project.id, &id, change)
+        .await
+        .map_err(|error| if_match.refusal(error))?;
+    Ok(Versioned(study.updated_at, study.into()))
 }
