@@ -1852,6 +1852,61 @@ async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
     );
 }
 
+/// A rule's attribution records are exported a page at a time, newest first, whoever they
+/// were for (they could only be read one app user at a time); another project's key finds
+/// no such rule.
+#[tokio::test]
+async fn a_rule_s_invites_are_listed_with_their_attribution_a_page_at_a_time() {
+    let world = world(8, None, "in_app").await;
+    let mut codes = Vec::new();
+    for user in ["ref_2", "ref_4", "ref_6"] {
+        let config = world.config(user).await;
+        codes.push(
+            config["pending_invite"]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        // Each in its own millisecond: codes sort by issue time to the millisecond.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    codes.reverse();
+    let path = format!("/api/v1/launch-rules/{}/invites", world.rule);
+    let page = |query: String| {
+        let world = &world;
+        let path = &path;
+        async move {
+            let (status, body) =
+                status_and_body(world.app.get(&format!("{path}{query}"), &world.key).await).await;
+            assert_eq!(status, 200, "{body}");
+            let listed: Vec<String> = body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["code"].as_str().unwrap().to_owned())
+                .collect();
+            (listed, body["has_more"].as_bool().unwrap(), body)
+        }
+    };
+    let (first, more, body) = page("?limit=2".into()).await;
+    assert_eq!((first.as_slice(), more), (&codes[..2], true));
+    assert_eq!(body["data"][0], world.attribution(&codes[0]).await);
+    let (rest, more, _) = page(format!("?limit=2&starting_after={}", codes[1])).await;
+    assert_eq!((rest.as_slice(), more), (&codes[2..], false));
+
+    let stranger = world.app.bootstrap("bob@example.com", "Other").secret_key;
+    let (status, _) = status_and_body(world.app.get(&path, &stranger).await).await;
+    assert_eq!(status, 404);
+    let (status, _) = status_and_body(
+        world
+            .app
+            .get("/api/v1/launch-rules/rul_unknown/invites", &world.key)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
 async fn status_and_body(response: reqwest::Response) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }

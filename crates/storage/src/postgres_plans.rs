@@ -46,3 +46,51 @@ async fn a_quiet_audience_s_sync_history_is_read_from_its_own_index() {
     assert!(plan.contains("sync_ledger_by_audience"), "{plan}");
     assert!(!plan.contains("sync_ledger_pkey"), "{plan}");
 }
+
+/// A quiet rule's attribution records page by `invites_by_rule_code` (a seek to the cursor,
+/// in order), not by walking back through the busy rules' invites (for a busy rule, walking
+/// the codes and skipping the few others' is as good, and PostgreSQL may).
+#[tokio::test]
+async fn a_rule_s_invites_page_from_its_own_index() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    crate::connect(&db.url).await.expect("migrated");
+    let mut pg = PgConnection::connect(&db.url).await.unwrap();
+    // A busy rule issued 40,000 invites since the quiet one's three.
+    sqlx::raw_sql(
+        "INSERT INTO projects (id, name, public_key, created_at) VALUES ('p', 'Shop', 'pk', now());
+         INSERT INTO studies (id, project_id, name, status, interview_url, launch_mode, public_code, created_at, updated_at)
+         VALUES ('s', 'p', 'S', 'active', 'https://x.example', 'in_app', 'pc', now(), now());
+         INSERT INTO launch_rules (id, project_id, study_id, name, status, trigger_type, trigger_value, surface,
+             prompt_title, prompt_message, prompt_start_label, prompt_dismiss_label, priority, cooldown_seconds,
+             sampling_percent, created_at, updated_at)
+         SELECT r, 'p', 's', r, 'active', 'app_event', 'E', 'sdk_prompt', '', '', '', '', 0, 0, 100, now(), now()
+         FROM unnest(ARRAY['quiet', 'busy']) AS r;
+         INSERT INTO invites (code, project_id, rule_id, study_id, reference_id, source, event_name, metadata,
+             traits, state, issued_at, expires_at)
+         SELECT 'c' || lpad(i::text, 6, '0'), 'p', CASE WHEN i <= 3 THEN 'quiet' ELSE 'busy' END, 's',
+                'u' || i, 'app_event', 'E', '{}', '{}', 'expired', now(), now()
+         FROM generate_series(1, 40000) AS i;
+         ANALYZE;",
+    )
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    let explain = format!(
+        "EXPLAIN (FORMAT JSON) {}",
+        crate::shared_invites::RULE_INVITES_AFTER
+    );
+    let plan: serde_json::Value = sqlx::query_scalar(&explain)
+        .persistent(false)
+        .bind("quiet")
+        .bind("p")
+        .bind("c000003")
+        .bind(21_i64)
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
+    let plan = plan.to_string();
+    assert!(plan.contains("invites_by_rule_code"), "{plan}");
+    assert!(!plan.contains("\"Sort\""), "{plan}");
+}

@@ -12,6 +12,16 @@ pub(crate) const RULE_INVITES_BY_STATE: &str =
     "SELECT state, COUNT(*), COUNT(CASE WHEN expires_at > $2 THEN 1 END)
      FROM invites WHERE rule_id = $1 GROUP BY state";
 
+/// The first page of a rule's invites, newest first (codes sort by issue time).
+pub(crate) const RULE_INVITES_FIRST: &str =
+    "SELECT * FROM invites WHERE rule_id = $1 AND project_id = $2
+     ORDER BY code DESC LIMIT $3";
+/// A later page, after a code: a seek to it, so that reading all the pages reads each
+/// invite once (`$3 IS NULL OR code < $3` walked from the newest each time).
+pub(crate) const RULE_INVITES_AFTER: &str =
+    "SELECT * FROM invites WHERE rule_id = $1 AND project_id = $2 AND code < $3
+     ORDER BY code DESC LIMIT $4";
+
 /// [`USER_INVITES`] as a literal, for statements that read it with more (`concat!`).
 macro_rules! user_invites_sql {
     () => {
@@ -276,6 +286,35 @@ macro_rules! impl_invite_store {
                 .bind(reference_id)
                 .bind(page.starting_after.as_deref())
                 .bind(i64::from(page.limit) + 1)
+                .fetch_all(self.reader())
+                .await?;
+                let has_more = rows.len() > page.limit as usize;
+                let items = rows
+                    .into_iter()
+                    .take(page.limit as usize)
+                    .map(TryInto::try_into)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::Page { items, has_more })
+            }
+
+            async fn rule_invites_page(
+                &self,
+                project: &ProjectId,
+                rule: &uj_domain::ids::LaunchRuleId,
+                page: &$crate::PageRequest,
+            ) -> Result<$crate::Page<uj_domain::invites::Invite>, $crate::StoreError> {
+                let limit = i64::from(page.limit) + 1;
+                let rows: Vec<InviteRow> = match &page.starting_after {
+                    None => sqlx::query_as($crate::shared_invites::RULE_INVITES_FIRST)
+                        .bind(rule.as_str())
+                        .bind(project.as_str())
+                        .bind(limit),
+                    Some(after) => sqlx::query_as($crate::shared_invites::RULE_INVITES_AFTER)
+                        .bind(rule.as_str())
+                        .bind(project.as_str())
+                        .bind(after.as_str())
+                        .bind(limit),
+                }
                 .fetch_all(self.reader())
                 .await?;
                 let has_more = rows.len() > page.limit as usize;

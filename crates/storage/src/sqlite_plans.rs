@@ -82,6 +82,27 @@ async fn a_rule_s_invites_are_counted_from_its_index_alone() {
     );
 }
 
+/// A rule's attribution records page by their own index, in its order: no sort of all the
+/// rule's invites for each page.
+#[tokio::test]
+async fn a_rule_s_invites_page_from_its_index_in_order() {
+    for (sql, seek) in [
+        (crate::shared_invites::RULE_INVITES_FIRST, "(rule_id=?)"),
+        (
+            crate::shared_invites::RULE_INVITES_AFTER,
+            "(rule_id=? AND code<?)",
+        ),
+    ] {
+        let steps = plan(sql).await;
+        let by_index = format!("invites USING INDEX invites_by_rule_code {seek}");
+        assert!(steps.iter().any(|s| s.ends_with(&by_index)), "{steps:#?}");
+        assert!(
+            !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+            "{steps:#?}"
+        );
+    }
+}
+
 /// The erase of traits off the allowlist reads each batch from where the last one ended:
 /// one seek, never the audience or the project's invites from their start (which made the
 /// erase quadratic: 99 s of reads for a million members).

@@ -658,6 +658,14 @@ pub trait InviteStore: Send + Sync {
         reference_id: &str,
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError>;
+    /// A page of a rule's invites (its attribution records), newest first (by code, which
+    /// sorts by issue time); a rule of another project has none.
+    async fn rule_invites_page(
+        &self,
+        project: &ProjectId,
+        rule: &LaunchRuleId,
+        page: &PageRequest,
+    ) -> Result<Page<Invite>, StoreError>;
     /// The user's invites, newest first (their history for the pacing engine), and, if
     /// `with_memberships` and the database answers both in one round trip (PostgreSQL),
     /// their current memberships by `reference_id` as

@@ -89,6 +89,7 @@ macro_rules! conformance {
 
 conformance!(
     a_users_invites_are_paged_newest_first,
+    a_rules_invites_are_paged_newest_first,
     first_run_setup_happens_exactly_once,
     concurrent_setups_have_exactly_one_winner,
     emails_are_unique,
@@ -3203,6 +3204,60 @@ async fn a_users_invites_are_paged_newest_first(store: Arc<dyn Store>, _: &TestD
     }
     assert_eq!(
         codes(&read(other, None).await),
+        (vec![], false),
+        "another project's"
+    );
+}
+
+/// A rule's invites (its attribution records) page newest first by code, whoever they were
+/// for; another rule's are not among them, and another project reads none.
+async fn a_rules_invites_are_paged_newest_first(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, other) = owner_with_project(&store, "bob@example.com").await;
+    let t0 = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    let elsewhere = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        ..rule.clone()
+    };
+    store.create_launch_rule(&elsewhere, None).await.unwrap();
+    for n in 0..5 {
+        let issued = t0 - Duration::days(10 - 2 * n);
+        let invite = event_invite(&rule, &format!("c{n}"), &format!("u{n}"), issued);
+        store.issue_invite(&invite, issued).await.unwrap();
+    }
+    let not_this = event_invite(&elsewhere, "c9", "u9", t0);
+    store.issue_invite(&not_this, t0).await.unwrap();
+    let read = |project: ProjectId, after: Option<&'static str>| {
+        let store = store.clone();
+        let rule = rule.id.clone();
+        async move {
+            let page = PageRequest {
+                limit: 2,
+                starting_after: after.map(str::to_owned),
+            };
+            let page = store
+                .rule_invites_page(&project, &rule, &page)
+                .await
+                .unwrap();
+            let codes: Vec<String> = page.items.iter().map(|i| i.code.clone()).collect();
+            (codes, page.has_more)
+        }
+    };
+    assert_eq!(
+        read(shop.clone(), None).await,
+        (vec!["c4".into(), "c3".into()], true)
+    );
+    assert_eq!(
+        read(shop.clone(), Some("c3")).await,
+        (vec!["c2".into(), "c1".into()], true)
+    );
+    assert_eq!(
+        read(shop.clone(), Some("c1")).await,
+        (vec!["c0".into()], false)
+    );
+    assert_eq!(
+        read(other, None).await,
         (vec![], false),
         "another project's"
     );

@@ -1,6 +1,7 @@
-//! `GET /api/v1/invites?reference_id=…` and `GET /api/v1/invites/{code}`: the attribution
-//! records of materialised invites (SPEC §2): which rule, study, audience member or event
-//! made each, the allowlisted traits at the time, and what became of it.
+//! `GET /api/v1/invites?reference_id=…`, `GET /api/v1/launch-rules/{id}/invites` and
+//! `GET /api/v1/invites/{code}`: the attribution records of materialised invites (SPEC §2):
+//! which rule, study, audience member or event made each, the allowlisted traits at the time,
+//! and what became of it.
 
 use axum::extract::State;
 use axum::Json;
@@ -22,6 +23,7 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
+        .routes(routes!(of_rule))
         .routes(routes!(show))
 }
 
@@ -143,6 +145,38 @@ async fn list(
         .collect();
     let has_more = invites.has_more;
     Ok(ListResponse::of(data, has_more))
+}
+
+/// Every invite a rule issued, a page at a time: its attribution records, to export.
+#[utoipa::path(
+    get,
+    path = "/launch-rules/{id}/invites",
+    operation_id = "list_rule_invites",
+    tag = "Invites",
+    summary = "A rule's invites with their attribution, newest first",
+    params(("id" = String, Path, description = "The rule id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last code of the previous page")),
+    responses((status = 200, description = "A list of invites", body = ListResponse<InviteResponse>))
+)]
+async fn of_rule(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<ListResponse<InviteResponse>>, ApiError> {
+    let page = params.page()?;
+    let rule = crate::services::studies::rule(&state, &auth.project.id, &id).await?;
+    let invites = state
+        .store
+        .rule_invites_page(&auth.project.id, &rule.id, &page)
+        .await?;
+    let now = Utc::now();
+    let allowlist = state.store.trait_allowlist(&auth.project.id).await?;
+    let data = invites
+        .items
+        .into_iter()
+        .map(|i| InviteResponse::new(i, now, &allowlist))
+        .collect();
+    Ok(ListResponse::of(data, invites.has_more))
 }
 
 #[utoipa::path(
