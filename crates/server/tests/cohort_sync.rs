@@ -214,6 +214,8 @@ async fn a_first_full_sync_of_25000_members_becomes_an_audience() {
     // By reference_id when the member has one, by distinct id otherwise.
     let by_reference = synced.lookup(id, "ref_2").await;
     assert_eq!(by_reference[0]["provider_member_id"], "user_2");
+    // Trimmed, as every other id the API takes (a pasted " ref_2 " found nothing).
+    assert_eq!(synced.lookup(id, "%20ref_2%09").await, by_reference);
     assert_eq!(
         synced.lookup(id, "user_3").await[0]["reference_id"],
         Value::Null

@@ -184,7 +184,7 @@ async fn members(
     if let Some(lookup) = params.id {
         let found = state
             .store
-            .find_audience_members(&audience.id, &lookup)
+            .find_audience_members(&audience.id, lookup.trim())
             .await?;
         // As the list: members who left only when asked for.
         let with_exited = params.include_exited.unwrap_or(false);
