@@ -345,7 +345,13 @@ fn mixpanel_id(value: Option<&Value>, name: &str) -> Result<String, PayloadError
 
 /// Free text Mixpanel sends (a cohort's name and description): a number or a boolean is
 /// read as its text, `null` as none; refused with a NUL, or when it is an array or an object.
-fn parameter_text(value: Option<Value>, name: &str) -> Result<Option<String>, PayloadError> {
+/// Shown as names are: trimmed, each line break or other control character a space, at most
+/// `most` characters (cut with "…"); blank is none (the audience keeps what it had).
+fn parameter_text(
+    value: Option<Value>,
+    name: &str,
+    most: usize,
+) -> Result<Option<String>, PayloadError> {
     let text = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(text)) => text,
@@ -358,7 +364,18 @@ fn parameter_text(value: Option<Value>, name: &str) -> Result<Option<String>, Pa
             "parameters.{name} must not contain NUL characters."
         )));
     }
-    Ok(Some(text))
+    let plain: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if plain.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(match plain.char_indices().nth(most) {
+        Some((cut, _)) => format!("{}…", plain[..cut].trim_end()),
+        None => plain,
+    }))
 }
 
 /// A page number or count: a whole number of 32 bits, also written as text (`"3"`) or as
@@ -555,11 +572,12 @@ fn delivery_of(raw: RawDelivery<'_>, allowlist: &[String]) -> Result<SyncDeliver
         action,
         mixpanel_project_id,
         mixpanel_cohort_id,
-        cohort_name: parameter_text(p.mixpanel_cohort_name, "mixpanel_cohort_name")?
+        cohort_name: parameter_text(p.mixpanel_cohort_name, "mixpanel_cohort_name", 200)?
             .unwrap_or_default(),
         cohort_description: parameter_text(
             p.mixpanel_cohort_description,
             "mixpanel_cohort_description",
+            1000,
         )?,
         session_id,
         page,
@@ -876,6 +894,30 @@ mod tests {
         );
         let odd = br#"{"action": "explode", "parameters": {"mixpanel_session_id": "a\u0000"}}"#;
         assert_eq!(Outline::of_body(odd), Outline::default());
+    }
+
+    /// A cohort's name is shown as names are: a blank one keeps the audience's (it
+    /// replaced a good name with spaces), line breaks and tabs are spaces, and 50,000
+    /// characters are cut to 200.
+    #[test]
+    fn cohort_names_are_trimmed_kept_on_one_line_and_bounded() {
+        let named = |name: Value| {
+            let body = serde_json::json!({"action": "add_members", "parameters": {
+                "mixpanel_project_id": 1, "mixpanel_cohort_id": 2, "mixpanel_cohort_name": name,
+                "mixpanel_cohort_description": "  Day\n3 ", "members": []}});
+            parse_delivery(body.to_string().as_bytes(), &[]).unwrap()
+        };
+        assert_eq!(named(serde_json::json!("   ")).cohort_name, "");
+        assert_eq!(
+            named(serde_json::json!("\n Churn\trisk ")).cohort_name,
+            "Churn risk"
+        );
+        let long = named(serde_json::json!("é".repeat(50_000))).cohort_name;
+        assert_eq!(long, format!("{}…", "é".repeat(200)));
+        assert_eq!(
+            named(Value::Null).cohort_description.as_deref(),
+            Some("Day 3")
+        );
     }
 
     #[test]

@@ -123,12 +123,13 @@ pub(crate) const COUNTS: &str = "(staged_session IS NULL \
 
 /// Creates the cohort's audience (`$1` a new id, `$2` project, `$3` cohort id, `$4` name,
 /// `$5` description or NULL, `$6` now) or, when `$7`, follows its name and description (an
-/// empty name, a NULL description keep the audience's): the row.
+/// empty name, a NULL description keep the audience's): the row. A cohort first seen without
+/// a name is called "Cohort <id>" (an empty name was a link no one could click).
 pub(crate) const UPSERT_AUDIENCE: &str =
     "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at)
-     VALUES ($1, $2, $3, $4, COALESCE($5, ''), $6, $6)
+     VALUES ($1, $2, $3, CASE WHEN $4 = '' THEN 'Cohort ' || $3 ELSE $4 END, COALESCE($5, ''), $6, $6)
      ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
-        name = CASE WHEN $7 AND excluded.name <> '' THEN excluded.name ELSE audiences.name END,
+        name = CASE WHEN $7 AND $4 <> '' THEN $4 ELSE audiences.name END,
         description = CASE WHEN $7 AND $5 IS NOT NULL THEN excluded.description
             ELSE audiences.description END,
         last_delivery_at = CASE WHEN audiences.last_delivery_at > excluded.last_delivery_at

@@ -90,6 +90,7 @@ macro_rules! conformance {
 conformance!(
     a_users_invites_are_paged_newest_first,
     a_rules_invites_are_paged_newest_first,
+    a_cohort_first_seen_without_a_name_is_named_by_its_id,
     first_run_setup_happens_exactly_once,
     concurrent_setups_have_exactly_one_winner,
     emails_are_unique,
@@ -3261,6 +3262,34 @@ async fn a_rules_invites_are_paged_newest_first(store: Arc<dyn Store>, _: &TestD
         (vec![], false),
         "another project's"
     );
+}
+
+/// A cohort first delivered without a name gets one from its id (an empty name was a link no
+/// one could click); its name once sent replaces it, and a later empty one keeps it.
+async fn a_cohort_first_seen_without_a_name_is_named_by_its_id(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let audience = store
+        .upsert_audience(&shop, "77", "", "", now)
+        .await
+        .unwrap();
+    assert_eq!(audience.name, "Cohort 77");
+    let named = store
+        .upsert_audience(&shop, "77", "Fans", "", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (named.id.clone(), named.name.as_str()),
+        (audience.id.clone(), "Fans")
+    );
+    let kept = store
+        .upsert_audience(&shop, "77", "", "", now)
+        .await
+        .unwrap();
+    assert_eq!(kept.name, "Fans");
 }
 
 /// An issued invite of `rule` (an app-event rule) for `user`, with some metadata.

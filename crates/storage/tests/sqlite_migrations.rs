@@ -145,6 +145,7 @@ async fn rebuilding_invites_keeps_every_invite_and_still_rejects_unknown_states(
         [
             "invites_accepted_by_study",
             "invites_by_rule",
+            "invites_by_rule_code",
             "invites_by_user",
             "invites_issued_by_audience"
         ]
