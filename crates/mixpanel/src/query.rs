@@ -80,8 +80,8 @@ impl Client {
                 };
                 Some(Cohort {
                     id,
-                    name: c["name"].as_str().unwrap_or_default().to_owned(),
-                    description: c["description"].as_str().unwrap_or_default().to_owned(),
+                    name: one_line(c["name"].as_str().unwrap_or_default()),
+                    description: one_line(c["description"].as_str().unwrap_or_default()),
                     count: c["count"].as_i64().unwrap_or_default(),
                     is_visible: c["is_visible"].as_i64().is_none_or(|v| v != 0),
                 })
@@ -103,14 +103,33 @@ impl Client {
         let body = self
             .query_json(credentials, Method::GET, url, params)
             .await?;
+        // Only names a rule can wait for (as an app sends them): the event picker offered
+        // names every rule refused, and a NUL failed PostgreSQL's whole catalog write.
+        let usable = |name: &&str| {
+            !name.trim().is_empty()
+                && name.chars().count() <= 255
+                && !name.chars().any(char::is_control)
+        };
         Ok(body
             .as_array()
             .map(|names| {
                 names
                     .iter()
-                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .filter_map(Value::as_str)
+                    .filter(usable)
+                    .map(str::to_owned)
                     .collect()
             })
             .unwrap_or_default())
     }
+}
+
+/// Text shown on one line: each control character (a NUL, which PostgreSQL cannot store in
+/// text, a line break) a space, and trimmed.
+fn one_line(text: &str) -> String {
+    let plain: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    plain.trim().to_owned()
 }

@@ -78,6 +78,63 @@ async fn setup(limits: Value) -> (Emulator, TestApp, String) {
     (emulator, app, key)
 }
 
+/// Event and cohort names read from Mixpanel that no rule could use or that a database
+/// cannot hold: the catalog offers only event names a rule takes (no control character, at
+/// most 255 characters), and a cohort's name is kept on one line without its NULs.
+/// PostgreSQL cannot store a NUL in text: one in a name failed the whole connect.
+#[tokio::test]
+async fn names_from_mixpanel_that_no_rule_can_use_are_left_out_or_cleaned() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let event =
+        |name: String| json!({"event": name, "properties": {"time": now - 60, "distinct_id": "a"}});
+    let scenario = Scenario::from_json(
+        &json!({
+            "organizations": [{"id": 1, "name": "Acme Inc"}],
+            "service_accounts": [{"username": "single", "secret": SECRET, "organization_id": 1,
+                "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "Shop EU", "organization_id": 1, "region": "eu",
+                "cohorts": [{"id": 7, "name": "Fans\u{0} of\nus", "description": "Bought\u{0}twice"}],
+                "events": [event("Order Completed".into()), event("Tab\tEvent".into()),
+                           event("NUL\u{0}Event".into()), event("e".repeat(256)),
+                           event("é".repeat(255))]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = Emulator::start(scenario).await.unwrap();
+    let mixpanel = mixpanel_config(Some(&emulator));
+    let app = TestApp::spawn_with(|config| config.mixpanel = mixpanel).await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let (status, body) = connect(&app, &key, "single", SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    let events: Value = app.get("/api/v1/events", &key).await.json().await.unwrap();
+    let mut names: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    let long = "é".repeat(255);
+    assert_eq!(names, ["Order Completed", long.as_str()]);
+    let cohorts: Value = app
+        .get("/api/v1/integrations/mixpanel/cohorts", &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            &cohorts["data"][0]["name"],
+            &cohorts["data"][0]["description"]
+        ),
+        (&json!("Fans  of us"), &json!("Bought twice"))
+    );
+}
+
 /// Picks a project of a connect's choice.
 async fn pick(app: &TestApp, key: &str, token: &str, project: &str) -> (u16, Value) {
     let response = app
