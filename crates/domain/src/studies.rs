@@ -140,16 +140,20 @@ pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
         .find(|prefix| scheme.starts_with(prefix))
         .map_or("", |prefix| &raw[prefix.len()..]);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let ok =
-        is_host_and_port(authority) && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
+    if !is_host_and_port(authority) {
+        return Err(ValidationError::new(
             "interview_url",
             "must be an http(s) URL naming a host (a domain name or an IP address)",
-        ))
+        ));
     }
+    // Said as what it is: the host was blamed for a space in the query.
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ValidationError::new(
+            "interview_url",
+            "must not contain spaces or control characters (write a space as %20)",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `authority` (what follows `scheme://` up to the path, query or fragment) is a
@@ -551,6 +555,13 @@ mod tests {
         let error = LaunchMode::parse("tv").unwrap_err();
         assert_eq!(error.field, "launch_mode");
         assert!(error.message.contains("in_app, browser"));
+    }
+
+    #[test]
+    fn an_interview_url_s_space_is_said_as_such() {
+        let error = interview_url("https://forms.example.com/s?name=Jane Doe").unwrap_err();
+        assert!(error.message.contains("spaces"), "{error}");
+        assert!(interview_url("https://forms.example.com/s?name=Jane%20Doe").is_ok());
     }
 
     #[test]
