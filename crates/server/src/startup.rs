@@ -342,6 +342,10 @@ async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, grac
         () = tokio::time::sleep(grace) => {
             tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period: stopping without them");
         }
+        // A second Ctrl-C or SIGTERM: whoever sent it means now.
+        () = stop_signal() => {
+            tracing::warn!("stopped again: stopping now, without the requests in flight");
+        }
     }
 }
 
@@ -468,6 +472,12 @@ async fn background_jobs(store: Arc<dyn Store>) {
 }
 
 async fn shutdown_signal() {
+    stop_signal().await;
+    tracing::info!("shutting down: finishing requests in flight (stop again to stop now)");
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -482,7 +492,6 @@ async fn shutdown_signal() {
         _ = interrupt => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 #[cfg(test)]

@@ -1346,3 +1346,60 @@ async fn the_log_says_why_mixpanel_could_not_be_reached() {
     assert!(said.contains(&nowhere), "{said}");
     assert!(!logs.contains("a-secret-never-logged"));
 }
+
+/// A stop waits for the requests in flight (up to `UJ_SHUTDOWN_GRACE_SECS`); a second
+/// Ctrl-C or SIGTERM stops at once (it was ignored: Ctrl-C hung for the whole grace).
+#[test]
+fn a_second_stop_signal_stops_at_once() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    serve
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .env("UJ_SHUTDOWN_GRACE_SECS", "60")
+        .env("UJ_BODY_TIMEOUT_SECS", "60")
+        .stderr(Stdio::piped());
+    let bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .args(["admin", "bootstrap", "--email", "ada@example.com"])
+        .args(["--password", "correct horse battery", "--project", "Shop"])
+        .output()
+        .unwrap();
+    let keys: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
+    let key = keys["secret_key"].as_str().unwrap();
+    let (mut child, url) = helpers::spawn_serving(&mut serve);
+    // A request in flight: its body promised, not sent.
+    let address = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut held = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        held,
+        "POST /api/v1/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = child.id().to_string();
+    let term = || Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    term();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first waits for the request"
+    );
+    let started = std::time::Instant::now();
+    term();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "a second stop signal stops at once"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    assert!(logs.contains("stopping now"), "{logs}");
+    drop(held);
+}
