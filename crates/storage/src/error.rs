@@ -25,6 +25,11 @@ pub enum StoreError {
          SQLite"
     )]
     UnsupportedUrl(String),
+    #[error(
+        "names no SQLite file: give a file path (data/userjourneys.db or \
+         sqlite://data/userjourneys.db); an in-memory database would lose everything at each stop"
+    )]
+    NoSqliteFile,
 }
 
 impl StoreError {

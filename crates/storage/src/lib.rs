@@ -51,18 +51,30 @@ impl Backend {
     /// has relative references).
     pub fn of(url: &str) -> Result<Self, StoreError> {
         let Some(scheme) = scheme_of(url) else {
-            return Ok(Backend::Sqlite);
+            return sqlite_file(url);
         };
         let is = |name: &str| scheme.eq_ignore_ascii_case(name);
         let after = &url[scheme.len() + 1..];
         if is("sqlite") {
-            Ok(Backend::Sqlite)
+            sqlite_file(after.strip_prefix("//").unwrap_or(after))
         } else if (is("postgres") || is("postgresql")) && after.starts_with("//") {
             Ok(Backend::Postgres)
         } else {
             Err(StoreError::UnsupportedUrl(scheme.to_owned()))
         }
     }
+}
+
+/// SQLite at `path` (what follows `sqlite:` and `//`), when it names a file: an empty one
+/// (`DATABASE_URL=`, `sqlite://`) failed later with "no such table", and an in-memory one
+/// would lose everything at each stop (and is one per connection).
+fn sqlite_file(path: &str) -> Result<Backend, StoreError> {
+    let (file, options) = path.split_once('?').unwrap_or((path, ""));
+    let in_memory = file == ":memory:" || options.split('&').any(|o| o == "mode=memory");
+    if file.trim().is_empty() || in_memory {
+        return Err(StoreError::NoSqliteFile);
+    }
+    Ok(Backend::Sqlite)
 }
 
 /// The scheme `url` starts with (`letter *(letter / digit / "+" / "-" / ".") ":"`), if any.
@@ -165,5 +177,24 @@ mod tests {
             assert!(!error.contains("secret"), "{error}");
             assert!(error.contains("postgres://"), "{error}");
         }
+        // No file: said at once (they failed later with "no such table", or lost everything
+        // at each stop).
+        for url in [
+            "",
+            " ",
+            "sqlite://",
+            "sqlite:",
+            ":memory:",
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://uj.db?mode=memory",
+        ] {
+            let error = Backend::of(url).unwrap_err().to_string();
+            assert!(error.contains("names no SQLite file"), "{url:?}: {error}");
+        }
+        assert_eq!(
+            Backend::of("sqlite://uj.db?mode=rwc").unwrap(),
+            Backend::Sqlite
+        );
     }
 }
