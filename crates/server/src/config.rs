@@ -214,14 +214,12 @@ impl Config {
             return path.clone();
         }
         let dir = match uj_storage::Backend::of(&self.database_url) {
-            Ok(uj_storage::Backend::Sqlite) => {
-                let path = uj_storage::SqliteStore::path_in_url(&self.database_url);
-                let path = path.split('?').next().unwrap_or(path);
-                PathBuf::from(path)
-                    .parent()
-                    .map(PathBuf::from)
-                    .unwrap_or_default()
-            }
+            // Beside the file as SQLite opens it (percent-decoded: `my%20dir` made a
+            // directory of that name for the key).
+            Ok(uj_storage::Backend::Sqlite) => uj_storage::SqliteStore::file_of(&self.database_url)
+                .ok()
+                .and_then(|file| file.parent().map(PathBuf::from))
+                .unwrap_or_default(),
             // No database opens for an unsupported URL: the key is never used.
             Ok(uj_storage::Backend::Postgres) | Err(_) => PathBuf::new(),
         };
@@ -330,6 +328,11 @@ mod tests {
         assert_eq!(
             config.secret_key_path(),
             PathBuf::from("data/userjourneys.key")
+        );
+        let config = parse(&["--database-url", "sqlite:///srv/my%20dir/uj.db"]);
+        assert_eq!(
+            config.secret_key_path(),
+            PathBuf::from("/srv/my dir/userjourneys.key")
         );
         let config = parse(&["--database-url", "SQLITE://data/uj.db?mode=rwc"]);
         assert_eq!(
