@@ -104,7 +104,7 @@ impl SqliteStore {
 
     /// What follows the scheme of `url` (`sqlite://path` or `sqlite:path`, the scheme in any
     /// case), or `url` itself, a plain path; with its `?…` options, still percent-encoded.
-    pub fn path_in_url(url: &str) -> &str {
+    fn path_in_url(url: &str) -> &str {
         match url.get(..7) {
             Some(scheme) if scheme.eq_ignore_ascii_case("sqlite:") => {
                 url[7..].strip_prefix("//").unwrap_or(&url[7..])
