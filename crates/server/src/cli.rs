@@ -51,9 +51,10 @@ pub enum AdminCommand {
         to: std::path::PathBuf,
     },
     /// Make the configured application key this database's own, when the key it belonged to
-    /// is lost for good. What the old key sealed or signed stays unreadable: connect Mixpanel
-    /// again; open sessions and launch links stop working. The server refuses another key
-    /// until this is run.
+    /// is lost for good or leaked. What the old key sealed or signed stays unreadable: connect
+    /// Mixpanel again; outstanding launch links stop working, and forms open in browsers need
+    /// a reload (sessions stay signed in: they do not depend on the key). The server refuses
+    /// another key until this is run.
     AdoptKey,
 }
 
