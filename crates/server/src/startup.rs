@@ -36,6 +36,16 @@ impl Application {
         if everywhere && config.public_url.is_none() {
             return Err(listening_everywhere(&config.bind));
         }
+        // Addresses that name nothing are refused before a database or key is made; a port
+        // in use is found only by binding, after the database's lock (a server restarting on
+        // the same port and file waits for the old one to stop, which frees both).
+        for (bind, setting) in std::iter::once((&config.bind, "UJ_BIND"))
+            .chain(config.metrics_bind.iter().map(|b| (b, "UJ_METRICS_BIND")))
+        {
+            let _addresses = tokio::net::lookup_host(bind.as_str())
+                .await
+                .with_context(|| format!("{setting}={bind:?} is not an address to listen on (host:port, e.g. 127.0.0.1:8080)"))?;
+        }
         let store = uj_storage::connect_as_server(&config.database_url)
             .await
             .context("cannot open the database (DATABASE_URL)")?;
@@ -77,7 +87,7 @@ impl Application {
         }
         let listener = TcpListener::bind(&config.bind)
             .await
-            .with_context(|| format!("cannot listen on {}", config.bind))?;
+            .with_context(|| format!("cannot listen on {} (UJ_BIND)", config.bind))?;
         let public_url = match &config.public_url {
             Some(_) => config.public_url(),
             // Port 0 in tests: report the port actually bound.

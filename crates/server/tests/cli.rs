@@ -902,6 +902,36 @@ fn listening_everywhere_needs_a_public_url() {
     assert!(made.is_empty(), "{made:?}");
 }
 
+/// An address to listen on that names nothing is refused naming its setting, before a
+/// database or a key is made (it was found only after both).
+#[test]
+fn an_address_that_names_nothing_is_refused_before_anything_is_made() {
+    for (setting, bind) in [
+        ("UJ_BIND", "127.0.0.1"),
+        ("UJ_BIND", "nowhere.invalid:8080"),
+        ("UJ_METRICS_BIND", "127.0.0.1:x"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env_remove("UJ_METRICS_BIND")
+            .env("UJ_BIND", "127.0.0.1:0")
+            .env(setting, bind)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            said.contains(&format!("{setting}=\"{bind}\" is not an address")),
+            "{said}"
+        );
+        let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(made.is_empty(), "{bind}: {made:?}");
+    }
+}
+
 /// A plain TCP connection to the server, its reads bounded: the bound is the test's, not
 /// the server's (a read still blocked after it fails the test).
 /// A server process, stopped when the test ends, whether it passes or fails (a failed
