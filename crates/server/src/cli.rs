@@ -63,7 +63,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(&cli.config).await?;
             tracing::info!(url = %app.public_url(), "UserJourneys is running; open the dashboard");
-            println!("UserJourneys dashboard: {}/", app.public_url());
+            // In one write, its failure ignored: a reader that takes the first line and
+            // closes the pipe (a supervisor, a test) must not stop the server.
+            let mut said = format!("UserJourneys dashboard: {}/\n", app.public_url());
+            if let Some(hint) = app.first_run_hint().await? {
+                said.push_str(&hint);
+                said.push('\n');
+            }
+            let mut stdout = std::io::stdout().lock();
+            let _ = std::io::Write::write_all(&mut stdout, said.as_bytes())
+                .and_then(|()| std::io::Write::flush(&mut stdout));
             if let Some(port) = app.metrics_port() {
                 tracing::info!(port, "metrics are served at /metrics (UJ_METRICS_BIND)");
             }

@@ -165,6 +165,18 @@ impl Application {
         &self.state.public_url
     }
 
+    /// What to do next on a server no one has set up yet, if that is this one.
+    pub async fn first_run_hint(&self) -> anyhow::Result<Option<String>> {
+        if self.state.store.is_set_up().await? {
+            return Ok(None);
+        }
+        let local = self.listener.local_addr()?.ip().is_loopback();
+        Ok(Some(match local {
+            true => "Not set up yet: the first visit creates the owner account and the first project.".into(),
+            false => "Not set up yet, and reachable from other machines: the first visitor becomes the owner. Set it up now, or run `userjourneys admin bootstrap` first.".into(),
+        }))
+    }
+
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let jobs = tokio::spawn(background_jobs(self.state.store.clone()));
         let checks = (!self.check_interval.is_zero()).then(|| {

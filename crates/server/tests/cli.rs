@@ -248,6 +248,13 @@ fn serve_starts_with_defaults_prints_the_url_and_stops_gracefully_on_sigterm() {
         .strip_prefix("UserJourneys dashboard: ")
         .unwrap_or_else(|| panic!("the URL is printed: {line:?}"))
         .to_owned();
+    // And what to do next, on a server no one has set up.
+    let mut next = String::new();
+    stdout.read_line(&mut next).unwrap();
+    assert!(
+        next.starts_with("Not set up yet: the first visit creates the owner account"),
+        "{next:?}"
+    );
 
     let health = reqwest::blocking_get(&format!("{url}healthz"), None);
     assert_eq!(health, 200);
