@@ -2413,3 +2413,38 @@ async fn a_change_sent_with_if_match_lands_only_over_that_version() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// A PATCH that changes nothing writes nothing: `updated_at` (and the ETag) stay, so a
+/// client that PATCHes its desired state every run does not make every rule look changed.
+#[tokio::test]
+async fn a_patch_that_changes_nothing_keeps_updated_at() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = format!("/api/v1/studies/{}", study(&app, &key).await);
+    let (_, rule) = json_of(
+        app.post_json(
+            &format!("{study}/launch-rules"),
+            &key,
+            json!({"name": "Same", "surface": "sdk_prompt", "priority": 3,
+                   "trigger": {"type": "app_event", "event_name": "X"}}),
+        )
+        .await,
+    )
+    .await;
+    let rule = format!("/api/v1/launch-rules/{}", rule["id"].as_str().unwrap());
+    for (path, same) in [
+        (&rule, json!({"name": " Same ", "priority": 3})),
+        (&study, json!({"name": "Checkout interviews"})),
+    ] {
+        let (_, before) = json_of(app.get(path, &key).await).await;
+        for body in [json!({}), same] {
+            let (status, after) = patch(&app, path, &key, body).await;
+            assert_eq!(status, 200, "{after}");
+            assert_eq!(after["updated_at"], before["updated_at"], "{path}");
+        }
+    }
+    let (status, changed) = patch(&app, &rule, &key, json!({"priority": 4})).await;
+    assert_eq!(status, 200);
+    let (_, read) = json_of(app.get(&rule, &key).await).await;
+    assert_eq!(read["updated_at"], changed["updated_at"]);
+}

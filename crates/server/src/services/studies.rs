@@ -130,6 +130,10 @@ pub async fn update_study(
         if let Some(limit) = change.monthly_limit {
             study.monthly_limit = limit;
         }
+        // Nothing changed, nothing written: `updated_at` tells a change.
+        if study == before {
+            return Ok(study);
+        }
         study.updated_at = uj_domain::now();
         study.validate_change_from(&before)?;
         if state.store.update_study(&study, read_at).await? {
@@ -319,6 +323,10 @@ pub async fn update_rule(
         }
         let before = rule.clone();
         apply(&mut rule, &change)?;
+        // Nothing changed, nothing written: `updated_at` tells a change.
+        if rule == before {
+            return Ok(rule);
+        }
         rule.updated_at = uj_domain::now();
         rule.validate_change_from(&before)?;
         if state.store.update_launch_rule(&rule, read_at).await? {
