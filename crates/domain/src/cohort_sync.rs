@@ -84,9 +84,11 @@ pub struct SyncDelivery {
 }
 
 impl SyncDelivery {
-    /// What the sync history says of the members left out, if any.
+    /// What the sync history says of the members left out, and of those kept whom no app can
+    /// name (their id is longer than the 256 characters an SDK `referenceId` may have, or
+    /// holds a control character), if any.
     pub fn skipped_note(&self) -> Option<String> {
-        match self.skipped_members {
+        let skipped = match self.skipped_members {
             0 => None,
             1 => Some(
                 "Skipped 1 member without a mixpanel_distinct_id; the rest was applied.".into(),
@@ -94,8 +96,28 @@ impl SyncDelivery {
             n => Some(format!(
                 "Skipped {n} members without a mixpanel_distinct_id; the rest was applied."
             )),
+        };
+        let unnamed = self
+            .members
+            .iter()
+            .filter(|m| !an_app_can_send(m.match_key()))
+            .count();
+        let unnamed = match unnamed {
+            0 => None,
+            1 => Some("1 member's id (reference_id, or else mixpanel_distinct_id) is over 256 characters or holds a control character: no app can send it as a referenceId, so it is kept but never matched.".into()),
+            n => Some(format!("{n} members' ids (reference_id, or else mixpanel_distinct_id) are over 256 characters or hold a control character: no app can send them as a referenceId, so they are kept but never matched.")),
+        };
+        match (skipped, unnamed) {
+            (Some(a), Some(b)) => Some(format!("{a} {b}")),
+            (a, b) => a.or(b),
         }
     }
+}
+
+/// Whether an app can send `id` as its user's `referenceId` (the SDK's bound: at most 256
+/// characters, no control character).
+fn an_app_can_send(id: &str) -> bool {
+    id.chars().count() <= 256 && !id.chars().any(char::is_control)
 }
 
 /// Who a diff's members are, as a digest (SHA-256 of their ids in the order sent): a call
@@ -894,6 +916,24 @@ mod tests {
         );
         let odd = br#"{"action": "explode", "parameters": {"mixpanel_session_id": "a\u0000"}}"#;
         assert_eq!(Outline::of_body(odd), Outline::default());
+    }
+
+    /// Members kept whom no app can name are said in the sync history (they were applied
+    /// without a word, and the SDK refuses their ids).
+    #[test]
+    fn members_no_app_can_name_are_noted() {
+        let body = serde_json::json!({"action": "add_members", "parameters": {
+            "mixpanel_project_id": 1, "mixpanel_cohort_id": 2, "members": [
+                {"mixpanel_distinct_id": "ok"},
+                {"mixpanel_distinct_id": "d1", "reference_id": "tab\there"},
+                {"mixpanel_distinct_id": "r".repeat(300)},
+                {"mixpanel_distinct_id": "line\nbreak", "reference_id": "fine"},
+                {"email": "no id"}]}});
+        let delivery = parse_delivery(body.to_string().as_bytes(), &[]).unwrap();
+        assert_eq!(delivery.members.len(), 4);
+        let note = delivery.skipped_note().unwrap();
+        assert!(note.starts_with("Skipped 1 member without"), "{note}");
+        assert!(note.contains(" 2 members' ids (reference_id"), "{note}");
     }
 
     /// A cohort's name is shown as names are: a blank one keeps the audience's (it
