@@ -299,11 +299,18 @@ fn absolute_http_url(raw: &str) -> Result<String, String> {
     } else {
         None
     };
-    match extra {
-        Some(extra) => Err(format!(
+    // As parsed, not as typed: the parser reads some text leniently (`https:host`, a tab
+    // inside, `/.`), and every link is this base.
+    let lenient = url.chars().any(|c| c.is_whitespace() || c.is_control())
+        || !url
+            .to_ascii_lowercase()
+            .starts_with(&format!("{}://", parsed.scheme()));
+    match (extra, lenient) {
+        (Some(extra), _) => Err(format!(
             "{raw:?} has {extra}; give only the scheme, host and port, e.g. https://uj.example.com"
         )),
-        None => Ok(url.trim_end_matches('/').to_owned()),
+        (None, true) => Err(format!("{raw:?} is not an absolute http(s) URL; {example}")),
+        (None, false) => Ok(parsed.as_str().trim_end_matches('/').to_owned()),
     }
 }
 
@@ -379,6 +386,10 @@ mod tests {
             "https://user:pw@uj.example.com",
             "https://uj.example.com:port",
             "http://[::1",
+            // Read leniently by the URL parser, and broken as typed.
+            "https:uj.example.com",
+            "https:\\\\uj.example.com",
+            "https://uj.exa\tmple.com",
         ] {
             assert!(refused(&["--public-url", url]), "{url}");
         }
@@ -390,6 +401,16 @@ mod tests {
         ] {
             assert!(!refused(&["--public-url", url]), "{url}");
         }
+        // Kept as parsed: the scheme in lower case, the default port left out, a host of
+        // another script in the form DNS (and Mixpanel) takes.
+        assert_eq!(
+            parse(&["--public-url", "HTTPS://UJ.Example.com:443/"]).public_url(),
+            "https://uj.example.com"
+        );
+        assert_eq!(
+            parse(&["--public-url", "https://müller.example"]).public_url(),
+            "https://xn--mller-kva.example"
+        );
         // 0 would mean one request a minute for the whole app, not "no limit".
         assert!(refused(&["--sdk-requests-per-minute", "0"]));
         assert!(!refused(&["--sdk-requests-per-minute", "1"]));
