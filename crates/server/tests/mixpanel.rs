@@ -850,9 +850,27 @@ mod dashboard {
         // The picker is the page's: a reload, or a visit elsewhere and back, shows it
         // again (it was in the form's answer only, and the secret had to be typed again).
         assert_eq!(location(&connected), page);
+        let cookie = connected.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for attribute in [
+            "uj_mixpanel_pick=mpc_",
+            "HttpOnly",
+            "SameSite=Strict",
+            &format!("Path={page}"),
+            "Max-Age=900",
+        ] {
+            assert!(cookie.contains(attribute), "{attribute}: {cookie}");
+        }
         let (status, html) = app.page(&browser, &page).await;
         assert_eq!(status, 200);
         assert!(html.contains("Choose the Mixpanel project"));
+        // Other credentials can still be entered meanwhile.
+        let (_, other) = app.page(&browser, &format!("{page}?replace=1")).await;
+        assert!(
+            !other.contains("Choose the Mixpanel project") && other.contains(r#"name="secret""#)
+        );
         let overview = page.trim_end_matches("/integrations/mixpanel");
         assert_eq!(app.page(&browser, overview).await.0, 200);
         let (_, again) = app.page(&browser, &page).await;
@@ -912,6 +930,8 @@ mod dashboard {
             )
             .await;
         assert_eq!(location(&chosen), page);
+        let forgotten = chosen.headers()["set-cookie"].to_str().unwrap();
+        assert!(forgotten.starts_with("uj_mixpanel_pick=;"), "{forgotten}");
         let (_, html) = app.page(&browser, &page).await;
         assert_eq!(
             element_text(&html, "connected-project").as_deref(),

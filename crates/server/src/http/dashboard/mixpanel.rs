@@ -16,7 +16,7 @@ use uj_storage::PageRequest;
 
 use super::pages::{minute, render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
-use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
+use super::session::{CookieName, CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::cohort_sync::{self, SyncCredentials};
 use crate::services::mixpanel::{self, ConnectOutcome, CONNECT_TOKEN_TTL};
 use crate::services::{settings, ServiceError};
@@ -61,10 +61,11 @@ pub fn router() -> Router<AppState> {
 /// The browser's pending project choice: the connect token, in a cookie only this project's
 /// Mixpanel pages receive, so the picker survives a reload, Back, or a visit to another page
 /// until the choice is made or expires (it was shown once, in the answer to the form).
-const PICK_COOKIE: &str = "uj_mixpanel_pick";
+/// Behind HTTPS `__Secure-` named: a browser takes it only over HTTPS.
+const PICK_COOKIE: CookieName = CookieName("uj_mixpanel_pick", "__Secure-uj_mixpanel_pick");
 
 fn pick_cookie(state: &AppState, context: &ProjectContext, token: String) -> Cookie<'static> {
-    Cookie::build((PICK_COOKIE, token))
+    Cookie::build((PICK_COOKIE.on(state), token))
         .path(format!("/p/{}/integrations/mixpanel", context.project_id()))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -377,7 +378,11 @@ async fn show(
     let mut page = page(&state, &context, csrf.0, params.replace.is_some()).await?;
     page.traits_saved = params.traits_saved.is_some();
     page.sync_open |= page.traits_saved;
-    let Some(token) = jar.get(PICK_COOKIE).map(|c| c.value().to_owned()) else {
+    // "Use other credentials" (`?replace`) shows the form instead of the pending choice.
+    let pending = jar
+        .get(PICK_COOKIE.on(&state))
+        .map(|c| c.value().to_owned());
+    let Some(token) = pending.filter(|_| params.replace.is_none()) else {
         return Ok(render(&page));
     };
     // A choice this browser has pending is offered again while it holds.

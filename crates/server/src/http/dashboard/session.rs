@@ -30,7 +30,7 @@ const CSRF_PURPOSE: &str = "csrf";
 /// from this very host (`Secure`, `Path=/`, no `Domain`), so a sibling subdomain cannot plant
 /// a session or a CSRF binding of its choosing; plain http (local development) cannot use
 /// the prefix.
-pub struct CookieName(&'static str, &'static str);
+pub struct CookieName(pub &'static str, pub &'static str);
 
 impl CookieName {
     pub fn on(&self, state: &AppState) -> &'static str {
