@@ -366,7 +366,7 @@ fn mixpanel_id(value: Option<&Value>, name: &str) -> Result<String, PayloadError
 }
 
 /// Free text Mixpanel sends (a cohort's name and description): a number or a boolean is
-/// read as its text, `null` as none; refused with a NUL, or when it is an array or an object.
+/// read as its text, `null` as none; refused when it is an array or an object.
 /// Shown as names are: trimmed, each line break or other control character a space, at most
 /// `most` characters (cut with "…"); blank is none (the audience keeps what it had).
 fn parameter_text(
@@ -381,22 +381,19 @@ fn parameter_text(
         Some(Value::Bool(flag)) => flag.to_string(),
         Some(_) => return Err(bad(format!("parameters.{name} must be text."))),
     };
-    if text.contains('\0') {
-        return Err(bad(format!(
-            "parameters.{name} must not contain NUL characters."
-        )));
-    }
+    // Each control character (a NUL too: a display name is no reason to pause a sync) a
+    // space, then trimmed: one made only of them is blank.
     let plain: String = text
-        .trim()
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
+    let plain = plain.trim();
     if plain.is_empty() {
         return Ok(None);
     }
     Ok(Some(match plain.char_indices().nth(most) {
         Some((cut, _)) => format!("{}…", plain[..cut].trim_end()),
-        None => plain,
+        None => plain.to_owned(),
     }))
 }
 
@@ -948,6 +945,8 @@ mod tests {
             parse_delivery(body.to_string().as_bytes(), &[]).unwrap()
         };
         assert_eq!(named(serde_json::json!("   ")).cohort_name, "");
+        assert_eq!(named(serde_json::json!("\u{1}\u{7f}")).cohort_name, "");
+        assert_eq!(named(serde_json::json!("Tri\u{0}al")).cohort_name, "Tri al");
         assert_eq!(
             named(serde_json::json!("\n Churn\trisk ")).cohort_name,
             "Churn risk"
@@ -1197,11 +1196,6 @@ mod tests {
                     json!([{"mixpanel_distinct_id": 1.5}]),
                 ),
                 "members[0].mixpanel_distinct_id is not a usable id",
-            ),
-            (
-                json!({"action": "members", "parameters": {"mixpanel_project_id": 1,
-                    "mixpanel_cohort_id": 2, "mixpanel_cohort_name": "Tri\u{0}al"}}),
-                "mixpanel_cohort_name must not contain NUL",
             ),
             (
                 json!({"action": "members", "parameters": {"mixpanel_project_id": 1,

@@ -763,15 +763,6 @@ async fn bad_requests_get_mixpanels_failure_format_with_the_right_status() {
         ),
         (
             Some(good),
-            page("s", 1, 1, &["a"])
-                .to_string()
-                .replace("Trial users", "Trial\\u0000users")
-                .into_bytes(),
-            synced.webhook_url.clone(),
-            400,
-        ),
-        (
-            Some(good),
             vec![b' '; 5 * 1024 * 1024],
             synced.webhook_url.clone(),
             413,
@@ -785,6 +776,11 @@ async fn bad_requests_get_mixpanels_failure_format_with_the_right_status() {
             401,
         ),
     ];
+    // A NUL in the cohort's name (a display name) is no reason to pause the sync: a space.
+    let mut named = page("s-nul", 1, 1, &["a"]);
+    named["parameters"]["mixpanel_cohort_name"] = json!("Trial\u{0}users");
+    assert_eq!(synced.deliver(named).await.0, 200);
+    assert_eq!(synced.audience().await["name"], "Trial users");
     for (auth, body, url, expected) in cases {
         let response = send(auth, body, &url).await.unwrap();
         assert_eq!(response.status().as_u16(), expected, "{url}");
