@@ -134,7 +134,7 @@ pub async fn update_study(
         if study == before {
             return Ok(study);
         }
-        study.updated_at = uj_domain::now();
+        study.updated_at = next_version(read_at);
         study.validate_change_from(&before)?;
         if state.store.update_study(&study, read_at).await? {
             state.snapshots.forget(project);
@@ -142,6 +142,13 @@ pub async fn update_study(
         }
     }
     Err(changed_meanwhile())
+}
+
+/// The `updated_at` of the version after one read at `read_at`: now, and always later than
+/// it, so that each version of a row has its own (an `If-Match` names one by it) even when the
+/// clock steps back or two processes' clocks differ.
+fn next_version(read_at: DateTime<Utc>) -> DateTime<Utc> {
+    uj_domain::now().max(read_at + chrono::Duration::microseconds(1))
 }
 
 /// Changes are written only over the row they were read from (`updated_at`); a change that
@@ -327,7 +334,7 @@ pub async fn update_rule(
         if rule == before {
             return Ok(rule);
         }
-        rule.updated_at = uj_domain::now();
+        rule.updated_at = next_version(read_at);
         rule.validate_change_from(&before)?;
         if state.store.update_launch_rule(&rule, read_at).await? {
             state.snapshots.forget(project);
@@ -413,7 +420,7 @@ pub async fn archive_rule(
         }
         let read_at = rule.updated_at;
         rule.status = RuleStatus::Archived;
-        rule.updated_at = uj_domain::now();
+        rule.updated_at = next_version(read_at);
         if state.store.update_launch_rule(&rule, read_at).await? {
             state.snapshots.forget(project);
             return Ok(rule);

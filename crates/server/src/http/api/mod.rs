@@ -77,11 +77,15 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfMatch {
         _: &S,
     ) -> Result<Self, ApiError> {
         let mut tags = Vec::new();
+        let mut sent = false;
         for value in parts.headers.get_all(header::IF_MATCH) {
+            sent = true;
             let text = value.to_str().map_err(|_| bad_if_match())?;
             tags.extend(text.split(',').map(str::trim).filter(|t| !t.is_empty()));
         }
         match tags.as_slice() {
+            // An empty one is no condition to drop silently.
+            [] if sent => Err(bad_if_match()),
             [] => Ok(Self(None)),
             tags if tags.contains(&"*") => Ok(Self(None)),
             // Ours are strong tags of digits; any other (a weak one) matches no version.
