@@ -66,7 +66,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // In one write, its failure ignored: a reader that takes the first line and
             // closes the pipe (a supervisor, a test) must not stop the server.
             let mut said = format!("UserJourneys dashboard: {}/\n", app.public_url());
-            if let Some(hint) = app.first_run_hint().await? {
+            // A hint only: the database not answering it is found by the requests.
+            if let Some(hint) = app.first_run_hint().await.ok().flatten() {
                 said.push_str(&hint);
                 said.push('\n');
             }

@@ -170,7 +170,20 @@ impl Application {
         if self.state.store.is_set_up().await? {
             return Ok(None);
         }
-        let local = self.listener.local_addr()?.ip().is_loopback();
+        // Local only when both the socket and the address people are given are (a proxy
+        // in front of a loopback socket makes it reachable).
+        let public = self.state.public_url.as_str();
+        let local = self.listener.local_addr()?.ip().is_loopback()
+            && [
+                "http://127.",
+                "http://localhost",
+                "http://[::1]",
+                "https://127.",
+                "https://localhost",
+                "https://[::1]",
+            ]
+            .iter()
+            .any(|local| public.starts_with(local));
         Ok(Some(match local {
             true => "Not set up yet: the first visit creates the owner account and the first project.".into(),
             false => "Not set up yet, and reachable from other machines: the first visitor becomes the owner. Set it up now, or run `userjourneys admin bootstrap` first.".into(),
@@ -215,9 +228,18 @@ impl Application {
         if let Some(metrics) = metrics {
             metrics.abort();
         }
-        // The last counted decisions, so a restart loses none.
-        if let Err(error) = state.counters.flush(&state.store).await {
-            tracing::warn!(error = %error, "could not save counts at shutdown");
+        // The last counted decisions, so a restart loses none: for a few seconds at most,
+        // and not past another stop signal (a database that does not answer is often why
+        // the stop was repeated).
+        tokio::select! {
+            saved = tokio::time::timeout(FLUSH_AT_STOP, state.counters.flush(&state.store)) => {
+                match saved {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(error = %error, "could not save counts at shutdown"),
+                    Err(_) => tracing::warn!("the counts were not saved in time at shutdown"),
+                }
+            }
+            () = stop_signal() => tracing::warn!("stopped again: the counts were not saved"),
         }
         if let Some(checks) = checks {
             checks.abort();
@@ -226,6 +248,9 @@ impl Application {
         Ok(())
     }
 }
+
+/// How long a stop waits to save the counted decisions.
+const FLUSH_AT_STOP: Duration = Duration::from_secs(5);
 
 /// How often the SQLite file's path is checked against the file the server opened.
 const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);

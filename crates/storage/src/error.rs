@@ -78,7 +78,7 @@ fn is_transient(error: &sqlx::Error) -> bool {
             // changed or its access revoked, which an operator fixes without us).
             code.starts_with("08")
                 || code.starts_with("28")
-                || code == "55000"
+                || (code == "55000" && db.message().contains("not currently accepting connections"))
                 || code.starts_with("53")
                 || code.starts_with("57P")
                 || code == "40001"
