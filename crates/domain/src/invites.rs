@@ -6,6 +6,20 @@ use serde_json::{Map, Value};
 
 use crate::ids::{LaunchRuleId, ProjectId, StudyId};
 
+/// An app user's id as the SDK and the API take it: trimmed, 1–256 characters, no control
+/// character, and no U+FFFD (what half of a UTF-16 pair is read as: two different broken
+/// ids would be one user).
+pub fn reference_id(raw: &str) -> Result<String, crate::ValidationError> {
+    let id = crate::validation_text("reference_id", raw, 256)?;
+    if id.contains('\u{FFFD}') {
+        return Err(crate::ValidationError::new(
+            "reference_id",
+            "must not contain U+FFFD (half of a UTF-16 pair was sent, or bytes that are not UTF-8)",
+        ));
+    }
+    Ok(id)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InviteState {
     Issued,

@@ -1850,6 +1850,24 @@ async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
         world.attribution(code).await["metadata"],
         json!({"comment": "Great app \u{fffd}", "plan": "pro"})
     );
+    // In an id it would make two broken ids one user: refused, naming it.
+    let body = r#"{"event_name": "Order Completed", "reference_id": "app-user-\ud83d"}"#;
+    let response = world
+        .app
+        .client
+        .post(world.app.url("/sdk/v1/events"))
+        .bearer_auth(&world.public_key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = status_and_body(response).await;
+    assert_eq!(
+        (status, &answer["error"]["field"]),
+        (422, &json!("reference_id")),
+        "{answer}"
+    );
 }
 
 /// A rule's attribution records are exported a page at a time, newest first, whoever they

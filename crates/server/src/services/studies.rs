@@ -463,7 +463,7 @@ pub async fn explain(
     reference_id: &str,
 ) -> Result<(LaunchRule, Vec<Gate>), ServiceError> {
     // As the SDK takes it: at most 256 characters, no control characters.
-    let reference_id = &uj_domain::validation_text("reference_id", reference_id, 256)?;
+    let reference_id = &uj_domain::invites::reference_id(reference_id)?;
     let rule = self::rule(state, project, id).await?;
     // Read now, not from the SDK path's snapshot: explain answers for this moment.
     let snapshot = super::snapshot::ProjectRules::load(state.store.as_ref(), project).await?;

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uj_domain::invites::{Invite, InviteState};
-use uj_domain::validation_text;
 
 use super::ListResponse;
 use crate::http::auth::SecretKeyAuth;
@@ -126,7 +125,7 @@ async fn list(
         return Err(error);
     };
     let reference_id =
-        validation_text("reference_id", &reference_id, 256).map_err(ServiceError::Invalid)?;
+        uj_domain::invites::reference_id(&reference_id).map_err(ServiceError::Invalid)?;
     let page = ListParams {
         limit: params.limit,
         starting_after: params.starting_after,

@@ -11,7 +11,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use uj_domain::validation_text;
 
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiQuery;
@@ -78,7 +77,7 @@ async fn show(
     };
     // Validated as `POST /sdk/v1/events` validates it, so both accept the same ids.
     let reference_id =
-        validation_text("reference_id", &reference_id, 256).map_err(ServiceError::Invalid)?;
+        uj_domain::invites::reference_id(&reference_id).map_err(ServiceError::Invalid)?;
     tracing::debug!(project_id = %auth.project.id, "SDK configuration served");
     let project = &auth.project.id;
     // A config load considers audience rules (its prompt and its direct links).

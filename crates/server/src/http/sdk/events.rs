@@ -54,8 +54,8 @@ async fn record(
     let project = &auth.project.id;
     let name =
         validation_text("event_name", &request.event_name, 255).map_err(ServiceError::Invalid)?;
-    let reference_id = validation_text("reference_id", &request.reference_id, 256)
-        .map_err(ServiceError::Invalid)?;
+    let reference_id =
+        uj_domain::invites::reference_id(&request.reference_id).map_err(ServiceError::Invalid)?;
     let metadata = primitives(request.metadata);
     let received = Utc::now();
     let event_rules = |r: &uj_domain::studies::LaunchRule| invites::waits_for(r, Some(&name));

@@ -53,8 +53,8 @@ async fn accept(
 ) -> Result<Json<AcceptanceResponse>, ApiError> {
     // Validated as config and events validate it: an id no app could send is named, not
     // answered "no such invite".
-    let reference_id = uj_domain::validation_text("reference_id", &request.reference_id, 256)
-        .map_err(ServiceError::Invalid)?;
+    let reference_id =
+        uj_domain::invites::reference_id(&request.reference_id).map_err(ServiceError::Invalid)?;
     let outcome = invites::accept(
         &state,
         &auth.project.id,
@@ -129,7 +129,7 @@ async fn dismiss(
 ) -> Result<StatusCode, ApiError> {
     let reference_id = request
         .and_then(|r| r.reference_id)
-        .map(|id| uj_domain::validation_text("reference_id", &id, 256))
+        .map(|id| uj_domain::invites::reference_id(&id))
         .transpose()
         .map_err(ServiceError::Invalid)?;
     invites::dismiss(&state, &auth.project.id, &code, reference_id.as_deref()).await?;
@@ -167,8 +167,8 @@ async fn resolve(
     auth: PublicKeyAuth,
     ApiJson(request): ApiJson<ResolveRequest>,
 ) -> Result<Json<AcceptanceResponse>, ApiError> {
-    let reference_id = uj_domain::validation_text("reference_id", &request.reference_id, 256)
-        .map_err(ServiceError::Invalid)?;
+    let reference_id =
+        uj_domain::invites::reference_id(&request.reference_id).map_err(ServiceError::Invalid)?;
     let url =
         uj_domain::validation_text("url", &request.url, 2048).map_err(ServiceError::Invalid)?;
     let outcome = links::resolve(
