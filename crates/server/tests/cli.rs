@@ -985,15 +985,7 @@ fn raw_connection(address: &str) -> std::net::TcpStream {
 fn slow_clients_neither_hold_a_connection_nor_a_shutdown_forever() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("UJ_SECRET_KEY_FILE")
-        .args(["admin", "bootstrap", "--email", "ada@example.com"])
-        .args(["--password", "correct horse battery", "--project", "Shop"])
-        .output()
-        .unwrap();
-    let keys: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
+    let keys = bootstrap_in(dir.path());
     let public_key = keys["public_key"].as_str().unwrap();
     let (mut served, address) = serve_in(
         dir.path(),
@@ -1398,15 +1390,7 @@ fn a_second_stop_signal_stops_at_once() {
         .env("UJ_SHUTDOWN_GRACE_SECS", "60")
         .env("UJ_BODY_TIMEOUT_SECS", "60")
         .stderr(Stdio::piped());
-    let bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("UJ_SECRET_KEY_FILE")
-        .args(["admin", "bootstrap", "--email", "ada@example.com"])
-        .args(["--password", "correct horse battery", "--project", "Shop"])
-        .output()
-        .unwrap();
-    let keys: serde_json::Value = serde_json::from_slice(&bootstrap.stdout).unwrap();
+    let keys = bootstrap_in(dir.path());
     let key = keys["secret_key"].as_str().unwrap();
     let (mut child, url) = helpers::spawn_serving(&mut serve);
     // A request in flight: its body promised, not sent.
@@ -1439,4 +1423,18 @@ fn a_second_stop_signal_stops_at_once() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
     assert!(logs.contains("stopping now"), "{logs}");
     drop(held);
+}
+
+/// `admin bootstrap` on the default database of `dir` (ada@example.com, project "Shop"): the
+/// keys it prints.
+fn bootstrap_in(dir: &std::path::Path) -> serde_json::Value {
+    let bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .args(["admin", "bootstrap", "--email", "ada@example.com"])
+        .args(["--password", "correct horse battery", "--project", "Shop"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&bootstrap.stdout).unwrap()
 }
