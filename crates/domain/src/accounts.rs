@@ -6,13 +6,22 @@ use crate::ids::AccountId;
 use crate::validation::bounded_text;
 use crate::ValidationError;
 
-/// A syntactically plausible, normalised (trimmed, lower-cased) email address.
+/// A syntactically plausible, normalised email address: trimmed, lower-cased, its domain in
+/// the ASCII form DNS uses (`müller.example` is `xn--mller-kva.example`), as a browser's
+/// email field sent it: an address is one account however it was typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let email = bounded_text("email", raw, 254)?.to_lowercase();
+        let email = match email.rsplit_once('@') {
+            Some((local, domain)) => match idna::domain_to_ascii(domain) {
+                Ok(ascii) => format!("{local}@{ascii}"),
+                Err(_) => email,
+            },
+            None => email,
+        };
         let valid = match email.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -99,6 +108,28 @@ mod tests {
             let err = Email::parse(bad).unwrap_err();
             assert_eq!(err.field, "email", "{bad}");
         }
+    }
+
+    /// A domain of another script is one account however it is typed: as a browser's email
+    /// field sent it (punycode), in Unicode, or with its accent as a combining character.
+    #[test]
+    fn an_address_is_one_account_however_its_domain_is_typed() {
+        let forms = [
+            "Anna@Müller.example",
+            "anna@xn--mller-kva.example",
+            "anna@mu\u{308}ller.example",
+        ];
+        for form in forms {
+            assert_eq!(
+                Email::parse(form).unwrap().as_str(),
+                "anna@xn--mller-kva.example",
+                "{form}"
+            );
+        }
+        assert_eq!(
+            Email::parse("zoë@example.com").unwrap().as_str(),
+            "zoë@example.com"
+        );
     }
 
     #[test]
