@@ -219,6 +219,16 @@ pub struct PromptCopy {
     pub dismiss_label: String,
 }
 
+/// Copy as it is kept: blank is empty (the SDK's default, not a blank title or button), and
+/// a button label (`label`) is trimmed; a title or message keeps its spaces and line breaks.
+pub fn prompt_text(text: &str, label: bool) -> String {
+    match (text.trim(), label) {
+        ("", _) => String::new(),
+        (trimmed, true) => trimmed.to_owned(),
+        (_, false) => text.to_owned(),
+    }
+}
+
 /// The longest cooldown a rule may have: ten years. Beyond it "never again" is meant, and
 /// the pacing engine's date arithmetic stays far from its limits.
 pub const MAX_COOLDOWN_SECONDS: i64 = 10 * 366 * 86_400;
@@ -321,6 +331,10 @@ impl LaunchRule {
                     field,
                     format!("must be at most {max} characters"),
                 ));
+            }
+            // A button's label is one line (a line break in one showed as a second line).
+            if field.ends_with("_label") && text.contains(['\n', '\r']) {
+                return Err(ValidationError::new(field, "must be one line"));
             }
             // Line breaks and tabs may shape the copy; no other control character.
             if text

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uj_domain::ids::{AudienceId, LaunchRuleId, ProjectId, StudyId};
 use uj_domain::pacing::{self, Gate, RuleFacts, RuleStatus, StudyStatus, Trigger};
-use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
+use uj_domain::studies::{prompt_text, LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
 
 use super::idempotency::{self, Answer, KeyedRequest};
@@ -289,7 +289,12 @@ async fn new_rule(
         status: new.status.unwrap_or(RuleStatus::Draft),
         trigger: new.trigger.trimmed(),
         surface: new.surface,
-        prompt: new.prompt,
+        prompt: PromptCopy {
+            title: prompt_text(&new.prompt.title, false),
+            message: prompt_text(&new.prompt.message, false),
+            start_label: prompt_text(&new.prompt.start_label, true),
+            dismiss_label: prompt_text(&new.prompt.dismiss_label, true),
+        },
         priority: new.priority.unwrap_or(0),
         cooldown_seconds: new.cooldown_seconds.unwrap_or(7 * 24 * 3600),
         max_starts: new.max_starts,
@@ -377,14 +382,22 @@ fn apply(rule: &mut LaunchRule, change: &RuleChange) -> Result<(), ServiceError>
     if let Some(status) = change.status {
         rule.status = status;
     }
-    for (field, value) in [
-        (&mut rule.prompt.title, &change.prompt_title),
-        (&mut rule.prompt.message, &change.prompt_message),
-        (&mut rule.prompt.start_label, &change.prompt_start_label),
-        (&mut rule.prompt.dismiss_label, &change.prompt_dismiss_label),
+    for (field, value, label) in [
+        (&mut rule.prompt.title, &change.prompt_title, false),
+        (&mut rule.prompt.message, &change.prompt_message, false),
+        (
+            &mut rule.prompt.start_label,
+            &change.prompt_start_label,
+            true,
+        ),
+        (
+            &mut rule.prompt.dismiss_label,
+            &change.prompt_dismiss_label,
+            true,
+        ),
     ] {
         if let Some(value) = value {
-            value.clone_into(field);
+            *field = prompt_text(value, label);
         }
     }
     if let Some(priority) = change.priority {
