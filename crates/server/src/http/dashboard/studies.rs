@@ -653,6 +653,19 @@ fn local(at: Option<DateTime<Utc>>) -> String {
     .unwrap_or_default()
 }
 
+impl RuleView {
+    /// The preview card as the copy fields read (empty: the SDK's defaults).
+    fn preview_copy(&mut self) {
+        self.preview_title = or_default(&self.prompt_title, "Help us improve");
+        self.preview_message = or_default(
+            &self.prompt_message,
+            "Would you answer a few questions about your experience?",
+        );
+        self.preview_start = or_default(&self.prompt_start_label, "Start");
+        self.preview_dismiss = or_default(&self.prompt_dismiss_label, "Not now");
+    }
+}
+
 fn or_default(text: &str, default: &str) -> String {
     if text.is_empty() {
         default.to_owned()
@@ -835,20 +848,17 @@ async fn rule_page(
         RuleStatus::Archived => Vec::new(),
     };
     let p = &rule.prompt;
-    let view = RuleView {
+    let mut view = RuleView {
         id: rule.id.to_string(),
         study_id: rule.study_id.to_string(),
         name: rule.name.clone(),
         status: rule.status.as_str(),
         trigger: describe_trigger(&rule.trigger, &audiences),
         direct_link: rule.surface == Surface::DirectLink,
-        preview_title: or_default(&p.title, "Help us improve"),
-        preview_message: or_default(
-            &p.message,
-            "Would you answer a few questions about your experience?",
-        ),
-        preview_start: or_default(&p.start_label, "Start"),
-        preview_dismiss: or_default(&p.dismiss_label, "Not now"),
+        preview_title: String::new(),
+        preview_message: String::new(),
+        preview_start: String::new(),
+        preview_dismiss: String::new(),
         prompt_title: p.title.clone(),
         prompt_message: p.message.clone(),
         prompt_start_label: p.start_label.clone(),
@@ -861,6 +871,7 @@ async fn rule_page(
         ends_at: local(rule.ends_at),
         version: rule.updated_at.timestamp_micros(),
     };
+    view.preview_copy();
     Ok(RulePage {
         title: rule.name.clone(),
         nav: context.nav(),
@@ -1082,6 +1093,8 @@ async fn rerender(
         shown.prompt_message = entered.prompt_message;
         shown.prompt_start_label = entered.prompt_start_label;
         shown.prompt_dismiss_label = entered.prompt_dismiss_label;
+        // The card previews what the fields hold, as it does while typing.
+        shown.preview_copy();
         shown.priority = entered.priority;
         shown.cooldown_hours = entered.cooldown_hours;
         shown.max_starts = entered.max_starts;
