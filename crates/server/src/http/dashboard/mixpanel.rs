@@ -520,6 +520,16 @@ async fn choose_project(
             let page = format!("/p/{project_id}/integrations/mixpanel");
             Ok((jar, Redirect::to(&page)).into_response())
         }
+        // Picked meanwhile (in another tab): the connection is the answer.
+        Err(ServiceError::NotFound("connect_token"))
+            if mixpanel::status(&state, &context.current.project.id)
+                .await?
+                .is_some() =>
+        {
+            let jar = forget_pick(&state, &context, jar);
+            let page = format!("/p/{project_id}/integrations/mixpanel");
+            Ok((jar, Redirect::to(&page)).into_response())
+        }
         Err(error) => {
             // While the token holds, the list stays on screen beside the reason.
             let offered = mixpanel::offered_projects(
@@ -774,7 +784,14 @@ async fn save_traits(
         // Said beside the field, in its open section, with what was typed.
         Err(error) => {
             let (status, mut page) = error_page(&state, &context, csrf.0, error, None).await?;
-            page.traits_error = page.error.take();
+            // Said by the field's label, beside it; the page as it was (no credentials form).
+            page.traits_error = page.error.take().map(|message| {
+                let said = message
+                    .strip_prefix("trait_allowlist: ")
+                    .unwrap_or(&message);
+                format!("Traits to keep: {said}")
+            });
+            page.show_form = page.connection.is_none();
             page.traits = form.traits;
             page.sync_open = true;
             Ok(render_with(status, &page))
