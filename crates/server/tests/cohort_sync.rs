@@ -1247,6 +1247,14 @@ mod dashboard {
         assert!(listed.contains(">user_5<") && !listed.contains(">user_4<"));
         // A later page leads back to the first (there is no "previous" to a cursor).
         assert!(later_page.contains(&format!(r#"<a id="members-first" href="{detail_path}">"#)));
+        // Past the last member: said as such, not as an empty audience.
+        let (_, past) = app
+            .page(&browser, &format!("{detail_path}?after=zzz"))
+            .await;
+        assert_eq!(
+            element_text(&past, "members").as_deref(),
+            Some("No more members after this point.")
+        );
         let (_, lookup) = app
             .page(&browser, &format!("{detail_path}?member=ref_2"))
             .await;

@@ -697,6 +697,14 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
         "{html}"
     );
     assert_eq!(input_value(&html, "email"), "bob@example");
+    // Beside the field too, which is marked and focused (a text field now: the browser no
+    // longer checks it first).
+    assert!(element_text(&html, "field-error")
+        .unwrap()
+        .starts_with("Email: "));
+    assert!(
+        html.contains(r#"required aria-invalid="true" aria-describedby="field-error" autofocus>"#)
+    );
 
     let invited = app
         .submit(&owner, &members, &members, &[("email", "bob@example.com")])

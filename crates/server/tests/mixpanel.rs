@@ -932,6 +932,17 @@ mod dashboard {
         assert_eq!(location(&chosen), page);
         let forgotten = chosen.headers()["set-cookie"].to_str().unwrap();
         assert!(forgotten.starts_with("uj_mixpanel_pick=;"), "{forgotten}");
+        // A pick from another tab that still showed the choice: the connection is the answer
+        // (it said the choice expired, above the connection and a credentials form).
+        let again = app
+            .submit(
+                &browser,
+                &page,
+                &format!("{page}/project"),
+                &[("connect_token", &token), ("project_id", "20")],
+            )
+            .await;
+        assert_eq!(location(&again), page);
         let (_, html) = app.page(&browser, &page).await;
         assert_eq!(
             element_text(&html, "connected-project").as_deref(),
@@ -966,9 +977,15 @@ mod dashboard {
         assert_eq!(refused.status().as_u16(), 422);
         // Said beside the field, its section open, what was typed kept to correct.
         let html = refused.text().await.unwrap();
-        assert!(element_text(&html, "traits-error")
-            .unwrap()
-            .contains("at most 50 non-empty keys of at most 100 characters"));
+        let said = element_text(&html, "traits-error").unwrap();
+        assert!(
+            said.starts_with("Traits to keep: at most 50 non-empty keys of at most 100 characters"),
+            "{said}"
+        );
+        assert!(
+            !html.contains(r#"name="secret""#),
+            "the page as it was: no credentials form"
+        );
         assert!(html.contains(r#"<details class="card" id="cohort-sync" open>"#));
         assert_eq!(textarea_value(&html, "traits"), too_long);
         let (_, html) = app.page(&browser, &page).await;

@@ -717,8 +717,14 @@ mod dashboard {
                 .map(|(k, v)| (k, v.to_owned()))
                 .collect();
             for (name, shown) in form.iter_mut() {
-                if name.starts_with("prompt_") {
-                    *shown = textarea_value(&page, name).replace('\n', "\r\n");
+                match *name {
+                    "prompt_title" | "prompt_message" => {
+                        *shown = textarea_value(&page, name).replace('\n', "\r\n");
+                    }
+                    "prompt_start_label" | "prompt_dismiss_label" => {
+                        *shown = input_value(&page, name);
+                    }
+                    _ => {}
                 }
             }
             form.retain(|(k, _)| *k != field);
@@ -1440,6 +1446,11 @@ mod dashboard {
             );
             // What was typed comes back to be corrected.
             assert_eq!(textarea_value(&page, "prompt_title"), "Got 5 minutes?");
+            // The card previews what the fields hold (it showed the stored copy).
+            assert_eq!(
+                element_text(&page, "preview-title").as_deref(),
+                Some("Got 5 minutes?")
+            );
             assert!(page.contains(&format!(r#"value="{hours}""#)), "{hours}");
             // The field at fault is marked, focused, and says why right below it; no other
             // field is marked.
@@ -2448,4 +2459,38 @@ async fn a_patch_that_changes_nothing_keeps_updated_at() {
     assert_eq!(status, 200);
     let (_, read) = json_of(app.get(&rule, &key).await).await;
     assert_eq!(read["updated_at"], changed["updated_at"]);
+}
+
+/// Copy is kept as an app shows it: blank is empty (the SDK's default, not a blank title or a
+/// button without words), a button label is trimmed and one line (Enter in one saved a line
+/// break the app showed as its label).
+#[tokio::test]
+async fn blank_copy_is_the_default_and_a_button_label_is_one_trimmed_line() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let (status, rule) = json_of(
+        app.post_json(
+            &format!("/api/v1/studies/{study}/launch-rules"),
+            &key,
+            json!({"name": "Copy", "surface": "sdk_prompt",
+                   "trigger": {"type": "app_event", "event_name": "X"},
+                   "prompt": {"title": " \n ", "message": "  Two\nlines ", "start_label": " Let's go ",
+                              "dismiss_label": "\t"}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+    assert_eq!(
+        rule["prompt"],
+        json!({"title": "", "message": "  Two\nlines ", "start_label": "Let's go", "dismiss_label": ""})
+    );
+    let path = format!("/api/v1/launch-rules/{}", rule["id"].as_str().unwrap());
+    for label in ["start_label", "dismiss_label"] {
+        let (status, error) =
+            patch(&app, &path, &key, json!({"prompt": {label: "Let's\ngo"}})).await;
+        assert_eq!(status, 422, "{error}");
+        assert_eq!(error["error"]["field"], format!("prompt.{label}"));
+    }
 }

@@ -61,6 +61,8 @@ struct MembersPage {
     error: Option<String>,
     /// The email an invitation was refused for, shown again to correct it.
     typed_email: String,
+    /// The field the error is about (the invitation's email), by its form name.
+    error_field: Option<&'static str>,
 }
 
 async fn page(
@@ -81,6 +83,7 @@ async fn page(
     };
     Ok(MembersPage {
         typed_email: String::new(),
+        error_field: None,
         title: "Members",
         nav: context.nav(),
         csrf_token,
@@ -180,6 +183,7 @@ async fn invite(
     page.invite_link = link;
     if error.is_some() {
         page.typed_email = form.email;
+        page.error_field = Some("email");
     }
     page.error = error;
     Ok(render_with(status, &page))
