@@ -24,6 +24,8 @@ struct Answer {
     status: u16,
     replayed: bool,
     body: Vec<u8>,
+    /// The `Location` header.
+    location: Option<String>,
 }
 
 impl Answer {
@@ -65,11 +67,16 @@ async fn answer_of(response: reqwest::Response) -> Answer {
         }
         None => false,
     };
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
     let body = response.bytes().await.unwrap().to_vec();
     Answer {
         status,
         replayed,
         body,
+        location,
     }
 }
 
@@ -97,6 +104,25 @@ async fn a_create_sent_again_with_its_key_is_answered_as_the_first_and_creates_n
     assert!(again.replayed, "a replay says so");
     assert_eq!(again.body, first.body, "the same bytes");
     assert_eq!(listed(&app, STUDY, &key).await, 1);
+    // Both say where the study is.
+    let at = format!("{STUDY}/{}", first.id());
+    assert_eq!(
+        (first.location.as_deref(), again.location.as_deref()),
+        (Some(at.as_str()), Some(at.as_str()))
+    );
+    let rule = post_keyed(
+        &app,
+        &format!("{at}/launch-rules"),
+        &key,
+        "rule-1",
+        &json!({"name": "R", "surface": "sdk_prompt",
+                "trigger": {"type": "app_event", "event_name": "X"}}),
+    )
+    .await;
+    assert_eq!(
+        rule.location,
+        Some(format!("/api/v1/launch-rules/{}", rule.id()))
+    );
 
     // The answer recorded is replayed, not the study as it is now.
     let renamed = app

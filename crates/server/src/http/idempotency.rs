@@ -90,6 +90,27 @@ pub fn created(resource: impl Serialize) -> Answer {
     }
 }
 
+/// A create's answer with `Location`: the created resource's address, `base` and the `id`
+/// of the answered body (on a replay too).
+pub struct Located(pub Answer, pub &'static str);
+
+impl IntoResponse for Located {
+    fn into_response(self) -> Response {
+        let Located(answer, base) = self;
+        let id = (answer.status == StatusCode::CREATED.as_u16())
+            .then(|| serde_json::from_slice::<serde_json::Value>(&answer.body).ok())
+            .flatten()
+            .and_then(|body| body["id"].as_str().map(str::to_owned));
+        let mut response = answer.into_response();
+        if let Some(location) =
+            id.and_then(|id| HeaderValue::from_str(&format!("{base}/{id}")).ok())
+        {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
+}
+
 /// Sent byte for byte as recorded; a replay says so in `Idempotent-Replayed: true`.
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {

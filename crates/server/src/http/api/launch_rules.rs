@@ -12,9 +12,8 @@ use super::studies::parsed;
 use super::{IfMatch, ListResponse, Versioned};
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
-use crate::http::idempotency::{created, KeyedJson, IDEMPOTENCY_KEY_DOC};
+use crate::http::idempotency::{created, KeyedJson, Located, IDEMPOTENCY_KEY_DOC};
 use crate::http::ApiError;
-use crate::services::idempotency::Answer;
 use crate::services::studies::{self, NewRule, RuleChange};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -268,14 +267,14 @@ pub struct UpdateRuleRequest {
     summary = "Create a launch rule (draft unless a status is given)",
     params(("id" = String, Path, description = "The study id"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = IDEMPOTENCY_KEY_DOC)),
     request_body = CreateRuleRequest,
-    responses((status = 201, description = "The rule", body = RuleResponse, headers(("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
+    responses((status = 201, description = "The rule", body = RuleResponse, headers(("Location" = String, description = "The created resource's address"), ("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
 )]
 async fn create_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(study_id): ApiPath<String>,
     KeyedJson { body: r, keyed }: KeyedJson<CreateRuleRequest>,
-) -> Result<Answer, ApiError> {
+) -> Result<Located, ApiError> {
     let new = NewRule {
         name: r.name,
         trigger: r.trigger.into(),
@@ -297,7 +296,10 @@ async fn create_rule(
     let answer = |rule: &LaunchRule| created(RuleResponse::from(rule.clone()));
     let project = &auth.project.id;
     let keyed = keyed.as_ref();
-    Ok(studies::create_rule_answered(&state, project, &study_id, new, keyed, answer).await?)
+    Ok(Located(
+        studies::create_rule_answered(&state, project, &study_id, new, keyed, answer).await?,
+        "/api/v1/launch-rules",
+    ))
 }
 
 #[utoipa::path(

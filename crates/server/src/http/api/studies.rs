@@ -11,9 +11,8 @@ use uj_domain::studies::{LaunchMode, Study};
 use super::{IfMatch, ListResponse, Versioned};
 use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ListParams};
-use crate::http::idempotency::{created, KeyedJson, IDEMPOTENCY_KEY_DOC};
+use crate::http::idempotency::{created, KeyedJson, Located, IDEMPOTENCY_KEY_DOC};
 use crate::http::ApiError;
-use crate::services::idempotency::Answer;
 use crate::services::studies::{self, NewStudy, StudyChange};
 use crate::services::ServiceError;
 use crate::state::AppState;
@@ -129,13 +128,13 @@ pub struct UpdateStudyRequest {
     summary = "Create a study",
     params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = IDEMPOTENCY_KEY_DOC)),
     request_body = CreateStudyRequest,
-    responses((status = 201, description = "The study", body = StudyResponse, headers(("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
+    responses((status = 201, description = "The study", body = StudyResponse, headers(("Location" = String, description = "The created resource's address"), ("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
 )]
 async fn create_study(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     KeyedJson { body: r, keyed }: KeyedJson<CreateStudyRequest>,
-) -> Result<Answer, ApiError> {
+) -> Result<Located, ApiError> {
     let new = NewStudy {
         name: r.name,
         interview_url: r.interview_url,
@@ -146,7 +145,10 @@ async fn create_study(
     };
     let answer = |study: &Study| created(StudyResponse::from(study.clone()));
     let project = &auth.project.id;
-    Ok(studies::create_study_answered(&state, project, new, keyed.as_ref(), answer).await?)
+    Ok(Located(
+        studies::create_study_answered(&state, project, new, keyed.as_ref(), answer).await?,
+        "/api/v1/studies",
+    ))
 }
 
 #[utoipa::path(
