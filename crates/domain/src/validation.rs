@@ -38,5 +38,17 @@ pub fn bounded_text(
             "must not contain control characters",
         ));
     }
+    // Shown on pages beside other text, these reorder it: a name could read as another
+    // ("Order Completed" written backwards after U+202E) and scramble what follows it.
+    if trimmed.chars().any(is_bidi_override) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain bidirectional embedding, override or isolate characters (U+202A–U+202E, U+2066–U+2069)",
+        ));
+    }
     Ok(trimmed.to_owned())
+}
+
+fn is_bidi_override(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }

@@ -1814,7 +1814,7 @@ async fn a_users_invites_are_read_with_their_attribution() {
 /// An app's text cut in the middle of an emoji (`"…".slice(0, n)`) leaves half of a UTF-16
 /// pair, which JSON.stringify writes as `\ud83d`: the event still counts, and the half is
 /// kept as U+FFFD, as a browser's encoder writes it. It was `400 malformed_json`, and the
-/// event was lost.
+/// event was lost. (In an id, or a bidi override in a name, the field is refused.)
 #[tokio::test]
 async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
     let world = world(1, None, "in_app").await;
@@ -1867,6 +1867,18 @@ async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
     assert_eq!(
         (status, &answer["error"]["field"]),
         (422, &json!("reference_id")),
+        "{answer}"
+    );
+    // A name written backwards after U+202E reads as another one on the dashboard: refused.
+    let (status, answer) = status_and_body(
+        send(r#"{"event_name": "\u202edetelpmoC redrO", "reference_id": "app-user-9"}"#)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error"]["field"]),
+        (422, &json!("event_name")),
         "{answer}"
     );
 }
