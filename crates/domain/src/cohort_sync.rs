@@ -367,7 +367,8 @@ fn mixpanel_id(value: Option<&Value>, name: &str) -> Result<String, PayloadError
 
 /// Free text Mixpanel sends (a cohort's name and description): a number or a boolean is
 /// read as its text, `null` as none; refused when it is an array or an object.
-/// Shown as names are: trimmed, each line break or other control character a space, at most
+/// Shown as names are: trimmed, each line break or other control character (and each
+/// bidirectional override, which would reorder the page around it) a space, at most
 /// `most` characters (cut with "…"); blank is none (the audience keeps what it had).
 fn parameter_text(
     value: Option<Value>,
@@ -385,7 +386,12 @@ fn parameter_text(
     // space, then trimmed: one made only of them is blank.
     let plain: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(
+            |c| match c.is_control() || crate::validation::is_bidi_override(c) {
+                true => ' ',
+                false => c,
+            },
+        )
         .collect();
     let plain = plain.trim();
     if plain.is_empty() {
@@ -947,6 +953,10 @@ mod tests {
         assert_eq!(named(serde_json::json!("   ")).cohort_name, "");
         assert_eq!(named(serde_json::json!("\u{1}\u{7f}")).cohort_name, "");
         assert_eq!(named(serde_json::json!("Tri\u{0}al")).cohort_name, "Tri al");
+        assert_eq!(
+            named(serde_json::json!("Fans\u{202e}nuR")).cohort_name,
+            "Fans nuR"
+        );
         assert_eq!(
             named(serde_json::json!("\n Churn\trisk ")).cohort_name,
             "Churn risk"

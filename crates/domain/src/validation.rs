@@ -49,6 +49,6 @@ pub fn bounded_text(
     Ok(trimmed.to_owned())
 }
 
-fn is_bidi_override(c: char) -> bool {
+pub(crate) fn is_bidi_override(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
