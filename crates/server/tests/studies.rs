@@ -649,28 +649,15 @@ mod dashboard {
     async fn a_save_from_an_older_rule_page_keeps_what_was_typed_beside_the_current_version() {
         let app = TestApp::spawn().await;
         let browser = client();
-        let (_, study) = a_study(&app, &browser).await;
-        let made = app
-            .submit(
-                &browser,
-                &study,
-                &format!("{study}/rules"),
-                &new_rule("Checkout", "app_event", "Order Completed", ""),
-            )
-            .await;
-        let rule = location(&made);
+        let rule = a_checkout_rule(&app, &browser).await;
         let (_, first_tab) = app.page(&browser, &rule).await;
         let (_, second_tab) = app.page(&browser, &rule).await;
         let save = |page: &str, title: &'static str, priority: &'static str| {
-            let mut form: Vec<(&str, String)> = editor_form("Checkout", "24")
-                .into_iter()
-                .map(|(k, v)| (k, v.to_owned()))
-                .collect();
-            form.retain(|(k, _)| !matches!(*k, "prompt_title" | "priority"));
-            form.push(("prompt_title", title.to_owned()));
-            form.push(("priority", priority.to_owned()));
-            form.push(("csrf_token", csrf_token(page)));
-            form.push(("version", input_value(page, "version")));
+            let changed = [
+                ("prompt_title", title.into()),
+                ("priority", priority.into()),
+            ];
+            let form = editor_post(page, editor_defaults(), &changed);
             browser.post(app.url(&rule)).form(&form).send()
         };
         let saved = save(&first_tab, "From the first tab", "5").await.unwrap();
@@ -700,37 +687,22 @@ mod dashboard {
     async fn prompt_copy_keeps_its_line_breaks_through_the_editor() {
         let app = TestApp::spawn().await;
         let browser = client();
-        let (_, study) = a_study(&app, &browser).await;
-        let made = app
-            .submit(
-                &browser,
-                &study,
-                &format!("{study}/rules"),
-                &new_rule("Checkout", "app_event", "Order Completed", ""),
-            )
-            .await;
-        let rule = location(&made);
+        let rule = a_checkout_rule(&app, &browser).await;
         // What a browser sends from the page: every field as shown, one changed.
         let save = |page: String, field: &'static str, value: String| {
-            let mut form: Vec<(&str, String)> = editor_form("Checkout", "24")
-                .into_iter()
-                .map(|(k, v)| (k, v.to_owned()))
-                .collect();
-            for (name, shown) in form.iter_mut() {
+            let mut shown = editor_defaults();
+            for (name, text) in shown.iter_mut() {
                 match *name {
                     "prompt_title" | "prompt_message" => {
-                        *shown = textarea_value(&page, name).replace('\n', "\r\n");
+                        *text = textarea_value(&page, name).replace('\n', "\r\n");
                     }
                     "prompt_start_label" | "prompt_dismiss_label" => {
-                        *shown = input_value(&page, name);
+                        *text = input_value(&page, name);
                     }
                     _ => {}
                 }
             }
-            form.retain(|(k, _)| *k != field);
-            form.push((field, value));
-            form.push(("csrf_token", csrf_token(&page)));
-            form.push(("version", input_value(&page, "version")));
+            let form = editor_post(&page, shown, &[(field, value)]);
             browser.post(app.url(&rule)).form(&form).send()
         };
         let (_, page) = app.page(&browser, &rule).await;
@@ -861,6 +833,42 @@ mod dashboard {
 
     /// The rule editor's form as its page posts it: the title "Got 5 minutes?", the
     /// cooldown given, the rest as a new rule has them.
+    /// A rule "Checkout" made on a new study's page: its path.
+    async fn a_checkout_rule(app: &TestApp, browser: &reqwest::Client) -> String {
+        let (_, study) = a_study(app, browser).await;
+        let made = app
+            .submit(
+                browser,
+                &study,
+                &format!("{study}/rules"),
+                &new_rule("Checkout", "app_event", "Order Completed", ""),
+            )
+            .await;
+        location(&made)
+    }
+
+    /// [`editor_form`] of "Checkout" (24 hours), as owned values to change.
+    fn editor_defaults() -> Vec<(&'static str, String)> {
+        editor_form("Checkout", "24")
+            .into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect()
+    }
+
+    /// The editor's form as a browser sends it from `page`: `fields` with `changed` in
+    /// place of theirs, and the page's CSRF token and version.
+    fn editor_post(
+        page: &str,
+        mut fields: Vec<(&'static str, String)>,
+        changed: &[(&'static str, String)],
+    ) -> Vec<(&'static str, String)> {
+        fields.retain(|(k, _)| !changed.iter().any(|(c, _)| c == k));
+        fields.extend(changed.iter().cloned());
+        fields.push(("csrf_token", csrf_token(page)));
+        fields.push(("version", input_value(page, "version")));
+        fields
+    }
+
     fn editor_form<'a>(name: &'a str, cooldown_hours: &'a str) -> [(&'a str, &'a str); 12] {
         [
             ("name", name),

@@ -22,6 +22,20 @@ pub(crate) const RULE_INVITES_AFTER: &str =
     "SELECT * FROM invites WHERE rule_id = $1 AND project_id = $2 AND code < $3
      ORDER BY code DESC LIMIT $4";
 
+/// `limit + 1` fetched invite rows as a page and whether more follow.
+pub(crate) fn invite_page(
+    mut rows: Vec<crate::rows::InviteRow>,
+    limit: u32,
+) -> Result<crate::Page<uj_domain::invites::Invite>, crate::StoreError> {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let items = rows
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::Page { items, has_more })
+}
+
 /// [`USER_INVITES`] as a literal, for statements that read it with more (`concat!`).
 macro_rules! user_invites_sql {
     () => {
@@ -288,13 +302,7 @@ macro_rules! impl_invite_store {
                 .bind(i64::from(page.limit) + 1)
                 .fetch_all(self.reader())
                 .await?;
-                let has_more = rows.len() > page.limit as usize;
-                let items = rows
-                    .into_iter()
-                    .take(page.limit as usize)
-                    .map(TryInto::try_into)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok($crate::Page { items, has_more })
+                $crate::shared_invites::invite_page(rows, page.limit)
             }
 
             async fn rule_invites_page(
@@ -317,13 +325,7 @@ macro_rules! impl_invite_store {
                 }
                 .fetch_all(self.reader())
                 .await?;
-                let has_more = rows.len() > page.limit as usize;
-                let items = rows
-                    .into_iter()
-                    .take(page.limit as usize)
-                    .map(TryInto::try_into)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok($crate::Page { items, has_more })
+                $crate::shared_invites::invite_page(rows, page.limit)
             }
 
             async fn user_history(
