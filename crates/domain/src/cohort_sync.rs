@@ -365,6 +365,10 @@ fn mixpanel_id(value: Option<&Value>, name: &str) -> Result<String, PayloadError
     }
 }
 
+/// The most characters of a cohort's name and description kept (longer ones are cut).
+pub const NAME_CHARS: usize = 200;
+pub const DESCRIPTION_CHARS: usize = 1000;
+
 /// Free text Mixpanel sends (a cohort's name and description): a number or a boolean is
 /// read as its text, `null` as none; refused when it is an array or an object.
 /// Shown as names are: trimmed, each line break or other control character (and each
@@ -382,25 +386,8 @@ fn parameter_text(
         Some(Value::Bool(flag)) => flag.to_string(),
         Some(_) => return Err(bad(format!("parameters.{name} must be text."))),
     };
-    // Each control character (a NUL too: a display name is no reason to pause a sync) a
-    // space, then trimmed: one made only of them is blank.
-    let plain: String = text
-        .chars()
-        .map(
-            |c| match c.is_control() || crate::validation::is_bidi_override(c) {
-                true => ' ',
-                false => c,
-            },
-        )
-        .collect();
-    let plain = plain.trim();
-    if plain.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(match plain.char_indices().nth(most) {
-        Some((cut, _)) => format!("{}…", plain[..cut].trim_end()),
-        None => plain.to_owned(),
-    }))
+    // A NUL too is a space: a display name is no reason to pause a sync.
+    Ok(crate::validation::one_line(&text, most))
 }
 
 /// A page number or count: a whole number of 32 bits, also written as text (`"3"`) or as
@@ -597,12 +584,12 @@ fn delivery_of(raw: RawDelivery<'_>, allowlist: &[String]) -> Result<SyncDeliver
         action,
         mixpanel_project_id,
         mixpanel_cohort_id,
-        cohort_name: parameter_text(p.mixpanel_cohort_name, "mixpanel_cohort_name", 200)?
+        cohort_name: parameter_text(p.mixpanel_cohort_name, "mixpanel_cohort_name", NAME_CHARS)?
             .unwrap_or_default(),
         cohort_description: parameter_text(
             p.mixpanel_cohort_description,
             "mixpanel_cohort_description",
-            1000,
+            DESCRIPTION_CHARS,
         )?,
         session_id,
         page,

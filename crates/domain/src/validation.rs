@@ -49,6 +49,26 @@ pub fn bounded_text(
     Ok(trimmed.to_owned())
 }
 
+/// Text from elsewhere (Mixpanel's names and descriptions) shown as a name: each control
+/// character (a NUL, which PostgreSQL cannot store in text; a line break) and each
+/// bidirectional override (which would reorder the page around it) a space, trimmed, at
+/// most `most` characters (cut with "…"). Blank is none.
+pub fn one_line(text: &str, most: usize) -> Option<String> {
+    let plain: String = text
+        .chars()
+        .map(|c| match c.is_control() || is_bidi_override(c) {
+            true => ' ',
+            false => c,
+        })
+        .collect();
+    let plain = plain.trim();
+    match plain.char_indices().nth(most) {
+        _ if plain.is_empty() => None,
+        Some((cut, _)) => Some(format!("{}…", plain[..cut].trim_end())),
+        None => Some(plain.to_owned()),
+    }
+}
+
 pub(crate) fn is_bidi_override(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }

@@ -7,6 +7,9 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use uj_domain::cohort_sync::NAME_CHARS;
+
+use crate::query::shown;
 use crate::{Client, Credentials, MixpanelError, Region};
 
 /// A project the service account can see.
@@ -73,7 +76,7 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
                 .and_then(Region::from_domain)
                 .unwrap_or(answered_by);
             let organization = id_of(&project["organization_id"])
-                .and_then(|org| results["organizations"][&org]["name"].as_str().map(str::to_owned))
+                .and_then(|org| shown(&results["organizations"][&org]["name"], NAME_CHARS))
                 .unwrap_or_default();
             let views = views_of.get(id).map_or(&[][..], Vec::as_slice);
             let workspace_id = views
@@ -97,10 +100,10 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
             };
             DiscoveredProject {
                 id: id.clone(),
-                name: project["name"].as_str().unwrap_or(id).to_owned(),
+                name: shown(&project["name"], NAME_CHARS).unwrap_or_else(|| id.clone()),
                 region,
                 organization,
-                timezone: project["timezone"].as_str().unwrap_or("UTC").to_owned(),
+                timezone: shown(&project["timezone"], NAME_CHARS).unwrap_or_else(|| "UTC".into()),
                 workspace_id,
                 selectable: reason.is_none(),
                 reason,

@@ -5,6 +5,8 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use uj_domain::cohort_sync::{DESCRIPTION_CHARS, NAME_CHARS};
+
 use crate::{Client, Credentials, MixpanelError, Region};
 
 /// A cohort as `/api/query/cohorts/list` describes it.
@@ -80,8 +82,8 @@ impl Client {
                 };
                 Some(Cohort {
                     id,
-                    name: one_line(c["name"].as_str().unwrap_or_default()),
-                    description: one_line(c["description"].as_str().unwrap_or_default()),
+                    name: shown(&c["name"], NAME_CHARS).unwrap_or_default(),
+                    description: shown(&c["description"], DESCRIPTION_CHARS).unwrap_or_default(),
                     count: c["count"].as_i64().unwrap_or_default(),
                     is_visible: c["is_visible"].as_i64().is_none_or(|v| v != 0),
                 })
@@ -124,12 +126,9 @@ impl Client {
     }
 }
 
-/// Text shown on one line: each control character (a NUL, which PostgreSQL cannot store in
-/// text, a line break) a space, and trimmed.
-fn one_line(text: &str) -> String {
-    let plain: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    plain.trim().to_owned()
+/// A name Mixpanel sends, as it is shown: on one line, bounded ([`uj_domain::one_line`]);
+/// none when it is blank or not text.
+pub(crate) fn shown(text: &Value, most: usize) -> Option<String> {
+    text.as_str()
+        .and_then(|text| uj_domain::one_line(text, most))
 }

@@ -92,10 +92,10 @@ async fn names_from_mixpanel_that_no_rule_can_use_are_left_out_or_cleaned() {
         |name: String| json!({"event": name, "properties": {"time": now - 60, "distinct_id": "a"}});
     let scenario = Scenario::from_json(
         &json!({
-            "organizations": [{"id": 1, "name": "Acme Inc"}],
+            "organizations": [{"id": 1, "name": "Acme\u{0}Inc\n"}],
             "service_accounts": [{"username": "single", "secret": SECRET, "organization_id": 1,
                 "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}]}],
-            "projects": [{"id": 10, "name": "Shop EU", "organization_id": 1, "region": "eu",
+            "projects": [{"id": 10, "name": " Shop\u{0}\u{202E}EU", "organization_id": 1, "region": "eu",
                 "cohorts": [{"id": 7, "name": "Fans\u{0} of\nus", "description": "Bought\u{0}twice"}],
                 "events": [event("Order Completed".into()), event("Tab\tEvent".into()),
                            event("NUL\u{0}Event".into()), event("e".repeat(256)),
@@ -110,6 +110,14 @@ async fn names_from_mixpanel_that_no_rule_can_use_are_left_out_or_cleaned() {
     let key = app.bootstrap("ada@example.com", "Shop").secret_key;
     let (status, body) = connect(&app, &key, "single", SECRET).await;
     assert_eq!(status, 200, "{body}");
+    // The project's and organization's names too: shown on one line, stored on PostgreSQL.
+    assert_eq!(
+        (
+            &body["connection"]["project_name"],
+            &body["connection"]["organization"]
+        ),
+        (&json!("Shop  EU"), &json!("Acme Inc"))
+    );
     let events: Value = app.get("/api/v1/events", &key).await.json().await.unwrap();
     let mut names: Vec<&str> = events["data"]
         .as_array()
