@@ -16,7 +16,8 @@ impl ValidationError {
 }
 
 /// Trims `raw` and checks it is non-empty, at most `max_chars` characters, and free of
-/// control characters; errors name `field`.
+/// control characters, bidirectional overrides and invisible characters; errors name
+/// `field`.
 pub fn bounded_text(
     field: &'static str,
     raw: &str,
@@ -46,7 +47,24 @@ pub fn bounded_text(
             "must not contain bidirectional embedding, override or isolate characters (U+202A–U+202E, U+2066–U+2069)",
         ));
     }
+    // Invisible, they make a lookalike: "Order\u{200B} Completed" is another event than the
+    // one the rule editor seems to offer. (Joiners, U+200C/U+200D, are kept: they are part of
+    // words in several scripts and of emoji.)
+    if trimmed.chars().any(is_invisible) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain invisible characters (U+00AD, U+180E, U+200B, U+2060–U+2064, U+FEFF)",
+        ));
+    }
     Ok(trimmed.to_owned())
+}
+
+/// Characters that show as nothing and mean nothing in a name.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+    )
 }
 
 /// Text from elsewhere (Mixpanel's names and descriptions) shown as a name: each control

@@ -1828,7 +1828,7 @@ async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
         )
         .await;
     // As JSON.stringify writes it: the body as text, not through serde.
-    let send = |body: &'static str| {
+    let send = |body: String| {
         world
             .app
             .client
@@ -1841,7 +1841,8 @@ async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
     let (status, answer) = status_and_body(
         send(
             r#"{"event_name": "Order Completed", "reference_id": "app-user-9",
-                "metadata": {"comment": "Great app \ud83d", "plan": "pro"}}"#,
+                "metadata": {"comment": "Great app \ud83d", "plan": "pro"}}"#
+                .into(),
         )
         .await
         .unwrap(),
@@ -1859,7 +1860,7 @@ async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
     );
     // In an id it would make two broken ids one user: refused, naming it.
     let (status, answer) = status_and_body(
-        send(r#"{"event_name": "Order Completed", "reference_id": "app-user-\ud83d"}"#)
+        send(r#"{"event_name": "Order Completed", "reference_id": "app-user-\ud83d"}"#.into())
             .await
             .unwrap(),
     )
@@ -1869,18 +1870,21 @@ async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
         (422, &json!("reference_id")),
         "{answer}"
     );
-    // A name written backwards after U+202E reads as another one on the dashboard: refused.
-    let (status, answer) = status_and_body(
-        send(r#"{"event_name": "\u202edetelpmoC redrO", "reference_id": "app-user-9"}"#)
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, &answer["error"]["field"]),
-        (422, &json!("event_name")),
-        "{answer}"
-    );
+    // A name written backwards after U+202E reads as another one on the dashboard, and one
+    // with an invisible space in it looks like the real one in the rule editor: refused.
+    for name in [
+        r"\u202edetelpmoC redrO",
+        r"Order\u200b Completed",
+        r"\ufeffOrder Completed",
+    ] {
+        let body = format!(r#"{{"event_name": "{name}", "reference_id": "app-user-9"}}"#);
+        let (status, answer) = status_and_body(send(body).await.unwrap()).await;
+        assert_eq!(
+            (status, &answer["error"]["field"]),
+            (422, &json!("event_name")),
+            "{name}: {answer}"
+        );
+    }
 }
 
 /// A rule's attribution records are exported a page at a time, newest first, whoever they
