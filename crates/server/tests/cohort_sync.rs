@@ -18,11 +18,14 @@ fn scenario(members: usize) -> Scenario {
         &json!({
             "organizations": [{"id": 1, "name": "Acme"}],
             "service_accounts": [{"username": "acme", "secret": SECRET, "organization_id": 1, "home_region": "eu",
-                "grants": [{"project_id": 10, "role": "analyst"}]}],
+                "grants": [{"project_id": 10, "role": "analyst"}]},
+                {"username": "other", "secret": SECRET, "organization_id": 1, "home_region": "eu",
+                "grants": [{"project_id": 20, "role": "analyst"}]}],
             "projects": [{"id": 10, "name": "Shop EU", "organization_id": 1, "region": "eu",
                 "cohorts": [{"id": 51234, "name": "Trial users", "description": "Day 3",
                              "generate": {"count": members, "prefix": "user_", "reference_id_every": 2}},
-                            {"id": 51290, "name": "Churn risk", "members": [{"distinct_id": "c1"}]}]}],
+                            {"id": 51290, "name": "Churn risk", "members": [{"distinct_id": "c1"}]}]},
+                {"id": 20, "name": "Shop US", "organization_id": 1, "region": "eu", "cohorts": []}],
             "sender": {"backoff_initial_ms": 50, "retries": 5}
         })
         .to_string(),
@@ -678,6 +681,55 @@ async fn a_cohort_of_another_mixpanel_project_is_refused_with_403_naming_the_con
     let syncs = synced.get("/api/v1/syncs").await;
     assert_eq!(syncs["data"][0]["outcome"], "rejected");
     assert_eq!(synced.get("/api/v1/audiences").await["data"], json!([]));
+}
+
+/// Moved to another Mixpanel project, a cohort there with the id of one synced from the
+/// old project is refused: it renamed and emptied the old cohort's audience, and its rules
+/// invited the other project's users (found by the lifecycle probe).
+#[tokio::test]
+async fn a_cohort_of_a_newly_connected_project_never_takes_over_an_audience_of_the_old_one() {
+    let synced = Synced::start(0).await;
+    let (status, reply) = synced.deliver(page("s", 1, 1, &["a", "b"])).await;
+    assert_eq!(status, 200, "{reply}");
+    let audience = synced.audience().await;
+    let id = audience["id"].as_str().unwrap();
+    let disconnected = synced
+        .app
+        .delete("/api/v1/integrations/mixpanel", &synced.key)
+        .await;
+    assert!(disconnected.status().is_success());
+    let connected = synced
+        .app
+        .post_json(
+            "/api/v1/integrations/mixpanel/connect",
+            &synced.key,
+            json!({"username": "other", "secret": SECRET}),
+        )
+        .await;
+    assert_eq!(connected.status().as_u16(), 200);
+
+    let mut other = page("t", 1, 1, &["x"]);
+    other["parameters"]["mixpanel_project_id"] = json!("20");
+    other["parameters"]["mixpanel_cohort_name"] = json!("Other trial");
+    let (status, reply) = synced.deliver(other.clone()).await;
+    assert_eq!(
+        (status, &reply["status"]),
+        (403, &json!("failure")),
+        "{reply}"
+    );
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Mixpanel project 10"), "{message}");
+    let kept = synced.audience().await;
+    assert_eq!(
+        (&kept["id"], &kept["name"]),
+        (&json!(id), &json!("Trial users"))
+    );
+    assert_eq!(current_ids(&synced, id).await, ["a", "b"]);
+    // An add of the same cohort is refused too.
+    other["action"] = json!("add_members");
+    let (status, reply) = synced.deliver(other).await;
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(current_ids(&synced, id).await, ["a", "b"]);
 }
 
 #[tokio::test]

@@ -30,6 +30,11 @@ pub enum StoreError {
          sqlite://data/userjourneys.db); an in-memory database would lose everything at each stop"
     )]
     NoSqliteFile,
+    /// A cohort sync delivery for a cohort whose id is an audience's of another Mixpanel
+    /// project (named: its id): the connection moved, and the old cohort's audience is not
+    /// this one's.
+    #[error("the cohort's audience belongs to Mixpanel project {0}")]
+    CohortOfAnotherProject(String),
 }
 
 impl StoreError {

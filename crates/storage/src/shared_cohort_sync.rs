@@ -122,19 +122,29 @@ pub(crate) const COUNTS: &str = "(staged_session IS NULL \
      OR staged_session = (SELECT last_session_id FROM audiences WHERE id = $1))";
 
 /// Creates the cohort's audience (`$1` a new id, `$2` project, `$3` cohort id, `$4` name,
-/// `$5` description or NULL, `$6` now) or, when `$7`, follows its name and description (an
-/// empty name, a NULL description keep the audience's): the row. A cohort first seen without
-/// a name is called "Cohort <id>" (an empty name was a link no one could click).
+/// `$5` description or NULL, `$6` now, `$8` its Mixpanel project or NULL) or, when `$7`,
+/// follows its name and description (an empty name, a NULL description keep the
+/// audience's): the row. A cohort first seen without a name is called "Cohort <id>" (an
+/// empty name was a link no one could click). No row when the audience is another Mixpanel
+/// project's cohort of that id (the connection moved): it is not this cohort's.
 pub(crate) const UPSERT_AUDIENCE: &str =
-    "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at)
-     VALUES ($1, $2, $3, CASE WHEN $4 = '' THEN 'Cohort ' || $3 ELSE $4 END, COALESCE($5, ''), $6, $6)
+    "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at,
+        mixpanel_project_id)
+     VALUES ($1, $2, $3, CASE WHEN $4 = '' THEN 'Cohort ' || $3 ELSE $4 END, COALESCE($5, ''), $6, $6, $8)
      ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
         name = CASE WHEN $7 AND $4 <> '' THEN $4 ELSE audiences.name END,
         description = CASE WHEN $7 AND $5 IS NOT NULL THEN excluded.description
             ELSE audiences.description END,
         last_delivery_at = CASE WHEN audiences.last_delivery_at > excluded.last_delivery_at
-            THEN audiences.last_delivery_at ELSE excluded.last_delivery_at END
+            THEN audiences.last_delivery_at ELSE excluded.last_delivery_at END,
+        mixpanel_project_id = COALESCE(audiences.mixpanel_project_id, excluded.mixpanel_project_id)
+     WHERE audiences.mixpanel_project_id IS NULL OR excluded.mixpanel_project_id IS NULL
+        OR audiences.mixpanel_project_id = excluded.mixpanel_project_id
      RETURNING *";
+
+/// The Mixpanel project of the audience of cohort `$2` in project `$1`.
+pub(crate) const COHORT_OWNER: &str =
+    "SELECT mixpanel_project_id FROM audiences WHERE project_id = $1 AND mixpanel_cohort_id = $2";
 
 /// Follows the cohort's name (`$2`, empty keeps it) and description (`$3`, NULL keeps it)
 /// on audience `$1`.
@@ -427,7 +437,7 @@ macro_rules! impl_cohort_sync_store {
             at: DateTime<Utc>,
             follow: bool,
         ) -> Result<AudienceSessionRow, $crate::StoreError> {
-            let row: AudienceSessionRow = sqlx::query_as(crate::shared_cohort_sync::UPSERT_AUDIENCE)
+            let row: Option<AudienceSessionRow> = sqlx::query_as(crate::shared_cohort_sync::UPSERT_AUDIENCE)
             .bind(uj_domain::ids::AudienceId::generate().as_str())
             .bind(project.as_str())
             .bind(cohort.mixpanel_cohort_id)
@@ -435,9 +445,20 @@ macro_rules! impl_cohort_sync_store {
             .bind(cohort.description)
             .bind(Ts(at))
             .bind(follow)
-            .fetch_one(&mut **tx)
+            .bind(cohort.mixpanel_project_id)
+            .fetch_optional(&mut **tx)
             .await?;
-            Ok(row)
+            match row {
+                Some(row) => Ok(row),
+                None => {
+                    let owner: Option<String> = sqlx::query_scalar(crate::shared_cohort_sync::COHORT_OWNER)
+                        .bind(project.as_str())
+                        .bind(cohort.mixpanel_cohort_id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                    Err($crate::StoreError::CohortOfAnotherProject(owner.unwrap_or_default()))
+                }
+            }
         }
 
         /// Follows the cohort's name and description (`FOLLOW_COHORT`), for a delivery known
@@ -1031,7 +1052,12 @@ macro_rules! impl_cohort_sync_store {
                 description: &str,
                 at: DateTime<Utc>,
             ) -> Result<uj_domain::audiences::Audience, $crate::StoreError> {
-                let cohort = $crate::SyncCohort { mixpanel_cohort_id, name, description: Some(description) };
+                let cohort = $crate::SyncCohort {
+                    mixpanel_project_id: None,
+                    mixpanel_cohort_id,
+                    name,
+                    description: Some(description),
+                };
                 let mut tx = self.begin().await?;
                 let row = upsert_audience_in(&mut tx, project, &cohort, at, true).await?;
                 tx.commit().await?;

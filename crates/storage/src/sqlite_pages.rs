@@ -114,15 +114,21 @@ fn write(
     let at = Ts(entry.received_at);
     let entered_at = at.text();
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (audience, applied): (String, Option<String>) =
-        tx.prepare_cached(UPSERT_AUDIENCE)?.query_row(
+    let upserted: Option<(String, Option<String>)> = tx
+        .prepare_cached(UPSERT_AUDIENCE)?
+        .query_row(
             named_params! {
                 "$1": AudienceId::generate().as_str(), "$2": project.as_str(),
                 "$3": cohort.mixpanel_cohort_id, "$4": cohort.name, "$5": cohort.description,
-                "$6": at, "$7": true,
+                "$6": at, "$7": true, "$8": cohort.mixpanel_project_id,
             },
             |row| Ok((row.get("id")?, row.get("last_session_id")?)),
-        )?;
+        )
+        .optional()?;
+    // Another Mixpanel project's audience: the shared implementation's refusal.
+    let Some((audience, applied)) = upserted else {
+        return Ok(None);
+    };
     if applied.is_some() {
         // Not a first sync: members may have rows of their own.
         return Ok(None);

@@ -535,6 +535,10 @@ pub struct WebhookReceiver {
 /// The Mixpanel cohort a delivery is for, as it names it.
 #[derive(Debug, Clone, Copy)]
 pub struct SyncCohort<'a> {
+    /// The Mixpanel project the delivery came from; an audience of another one's cohort of
+    /// the same id refuses it ([`StoreError::CohortOfAnotherProject`]). None (fixtures)
+    /// takes the audience's.
+    pub mixpanel_project_id: Option<&'a str>,
     pub mixpanel_cohort_id: &'a str,
     /// Empty keeps the audience's name.
     pub name: &'a str,

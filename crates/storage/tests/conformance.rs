@@ -1391,6 +1391,7 @@ async fn receive(
         members,
     };
     let cohort = uj_storage::SyncCohort {
+        mixpanel_project_id: Some("10"),
         mixpanel_cohort_id: "1",
         name: "A",
         description: Some(""),
@@ -2302,6 +2303,7 @@ async fn erasing_traits_while_diffs_rewrite_the_members_never_deadlocks(
         .collect();
     let diff = move |store: Arc<dyn Store>, shop: ProjectId, members: Vec<SyncedMember>| async move {
         let cohort = uj_storage::SyncCohort {
+            mixpanel_project_id: Some("10"),
             mixpanel_cohort_id: "1",
             name: "A",
             description: Some(""),
@@ -2362,6 +2364,7 @@ async fn a_diff_lands_whole_or_not_at_all(store: Arc<dyn Store>, _: &TestDatabas
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let t0 = uj_now();
     let cohort = |id| uj_storage::SyncCohort {
+        mixpanel_project_id: Some("10"),
         mixpanel_cohort_id: id,
         name: "Nine",
         description: Some(""),

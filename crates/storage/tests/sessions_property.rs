@@ -99,6 +99,7 @@ async fn deliver(before: Vec<String>, snapshot: Vec<String>, page_size: usize, o
             members: &pages[index],
         };
         let cohort = uj_storage::SyncCohort {
+            mixpanel_project_id: Some("10"),
             mixpanel_cohort_id: "1",
             name: "C",
             description: Some(""),

@@ -296,8 +296,25 @@ pub async fn receive(
         reject(state, &project, &outline, message.clone()).await?;
         return Err(Refusal::new(403, message));
     }
-    apply(state, &project, &delivery).await?;
-    Ok(delivery.action)
+    match apply(state, &project, &delivery).await {
+        Err(StoreError::CohortOfAnotherProject(owner)) => {
+            let message = format!(
+                "Cohort {} of Mixpanel project {} has the id of a cohort of Mixpanel project {owner} synced before, whose audience this project keeps. Sync this cohort to another UserJourneys project.",
+                delivery.mixpanel_cohort_id, delivery.mixpanel_project_id
+            );
+            // Not the old cohort's failure: kept out of its audience's history.
+            let outline = Outline {
+                cohort: None,
+                ..Outline::of_delivery(&delivery)
+            };
+            reject(state, &project, &outline, message.clone()).await?;
+            Err(Refusal::new(403, message))
+        }
+        applied => {
+            applied?;
+            Ok(delivery.action)
+        }
+    }
 }
 
 /// Records a refused delivery (what it says of itself, as far as it reads), in its
@@ -339,6 +356,7 @@ async fn apply(
     let store = state.store.as_ref();
     let now = uj_domain::now();
     let cohort = SyncCohort {
+        mixpanel_project_id: Some(&delivery.mixpanel_project_id),
         mixpanel_cohort_id: &delivery.mixpanel_cohort_id,
         name: &delivery.cohort_name,
         description: delivery.cohort_description.as_deref(),
