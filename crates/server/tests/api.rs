@@ -1358,3 +1358,115 @@ async fn metrics_count_every_answer_on_their_own_listener() {
         "nothing counted that was not asked: {text}"
     );
 }
+
+/// Sends `request`'s head and the first bytes of its body, runs `meanwhile`, then the rest
+/// of the body: the status line of its answer.
+async fn with_a_slow_body<F: std::future::Future<Output = ()>>(
+    app: &TestApp,
+    head: &str,
+    body: &str,
+    meanwhile: F,
+) -> String {
+    use tokio::io::AsyncWriteExt;
+    let stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
+    let head = format!(
+        "{head}\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    writer.write_all(&body.as_bytes()[..5]).await.unwrap();
+    // The head is read (and, before, its credential checked) while the body trickles in.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    meanwhile.await;
+    writer.write_all(&body.as_bytes()[5..]).await.unwrap();
+    status_line(&mut reader).await
+}
+
+/// A key revoked or rotated while a request's body is on its way refuses the request: the
+/// credential is checked once the body is in (it was checked on the head alone, so a slow
+/// body sent with a leaked key turned its revocation into a new key; found by the
+/// multi-process probe).
+#[tokio::test]
+async fn a_key_revoked_while_a_body_arrives_refuses_its_request() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let minted: Value = app
+        .post_json(
+            "/api/v1/api-keys",
+            &keys.secret_key,
+            json!({"name": "leaked"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let leaked = minted["secret"].as_str().unwrap();
+    let revoke = async {
+        let path = format!("/api/v1/api-keys/{}", minted["id"].as_str().unwrap());
+        let revoked = app.delete(&path, &keys.secret_key).await;
+        assert_eq!(revoked.status().as_u16(), 200);
+    };
+    let line = with_a_slow_body(
+        &app,
+        &format!("POST /api/v1/api-keys HTTP/1.1\r\nAuthorization: Bearer {leaked}"),
+        r#"{"name": "replacement"}"#,
+        revoke,
+    )
+    .await;
+    assert!(line.starts_with("HTTP/1.1 401"), "{line}");
+    let listed: Value = app
+        .get("/api/v1/api-keys", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"replacement"), "{listed}");
+
+    let rotate = async {
+        let rotated = app
+            .post_json("/api/v1/public-key/rotate", &keys.secret_key, json!({}))
+            .await;
+        assert_eq!(rotated.status().as_u16(), 200);
+    };
+    let line = with_a_slow_body(
+        &app,
+        &format!(
+            "POST /sdk/v1/events HTTP/1.1\r\nAuthorization: Bearer {}",
+            keys.public_key
+        ),
+        r#"{"event_name": "Checkout", "reference_id": "u"}"#,
+        rotate,
+    )
+    .await;
+    assert!(line.starts_with("HTTP/1.1 401"), "{line}");
+}
+
+/// An app's slow upload is not the database's time: the SDK's deadline starts once the body
+/// is in (a body taking longer was answered `503 storage_unavailable`, "the database is
+/// unavailable", and logged as an outage; found by the multi-process probe).
+#[tokio::test]
+async fn a_slow_sdk_upload_is_not_a_database_outage() {
+    let app = TestApp::spawn_with(|config| config.sdk_timeout_secs = 1).await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let line = with_a_slow_body(
+        &app,
+        &format!(
+            "POST /sdk/v1/events HTTP/1.1\r\nAuthorization: Bearer {}",
+            keys.public_key
+        ),
+        r#"{"event_name": "Checkout", "reference_id": "u"}"#,
+        tokio::time::sleep(std::time::Duration::from_millis(1500)),
+    )
+    .await;
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+}

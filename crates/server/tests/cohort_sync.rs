@@ -1192,6 +1192,47 @@ async fn a_delivery_whose_body_stalls_is_answered_503_for_mixpanel_to_retry() {
     assert!(answer.contains("\"status\":\"failure\""), "{answer}");
 }
 
+/// A secret regenerated while a delivery's body is on its way refuses that delivery, as it
+/// refuses the next one (its credentials were checked on the head alone: a delivery begun
+/// with the old secret was applied up to the body deadline after; found by the
+/// multi-process probe).
+#[tokio::test]
+async fn a_secret_regenerated_while_a_body_arrives_refuses_that_delivery() {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let synced = Synced::start(0).await;
+    let path = synced.webhook_url.split_once("/webhooks/").unwrap().1;
+    let credentials = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", synced.username, synced.secret));
+    let body = page("s", 1, 1, &["a"]).to_string();
+    let host = synced.app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!(
+        "POST /webhooks/{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {credentials}\r\n\
+         Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body.as_bytes()[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let regenerated = synced
+        .app
+        .post_json(
+            "/api/v1/integrations/mixpanel/cohort-sync/regenerate-secret",
+            &synced.key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(regenerated.status().as_u16(), 200);
+    stream.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("\"action\":\"members\""), "{answer}");
+    assert_eq!(synced.get("/api/v1/audiences").await["data"], json!([]));
+}
+
 mod dashboard {
     use super::*;
     use helpers::{client, element_text, location};

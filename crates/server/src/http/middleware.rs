@@ -201,6 +201,81 @@ pub fn with_body_deadline(router: Router, limit: std::time::Duration) -> Router 
     ))
 }
 
+/// A request's body is read before anything looks at who sent it: a key revoked, a public
+/// key rotated or a session signed out while a slow body came in refuses the request (its
+/// credential was checked on the head alone, so a body trickled in for the body deadline
+/// outlived a revocation, and a leaked key could mint its replacement). No route but the
+/// webhook's (which checks again once its body is in) takes more than `most` bytes: a longer
+/// body is handed on as it comes, for the route's own limit to refuse. The SDK's deadline,
+/// inside, no longer counts a slow client's upload as the database's time.
+pub(super) async fn body_first(request: Request, next: Next, most: usize) -> Response {
+    use http_body_util::BodyExt;
+    use hyper::body::Body as _;
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if request.body().is_end_stream()
+        || request.uri().path().starts_with("/webhooks/")
+        || announced.is_some_and(|length| length > most as u64)
+    {
+        return next.run(request).await;
+    }
+    let (parts, mut body) = request.into_parts();
+    let mut read = Vec::new();
+    let failed = loop {
+        match body.frame().await {
+            None => {
+                let whole = Body::from(read);
+                return next.run(Request::from_parts(parts, whole)).await;
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    read.extend_from_slice(&data);
+                }
+                if read.len() > most {
+                    break None;
+                }
+            }
+            Some(Err(error)) => break Some(error),
+        }
+    };
+    let resumed = Body::new(Resumed {
+        read: Some(read.into()),
+        failed,
+        rest: body,
+    });
+    next.run(Request::from_parts(parts, resumed)).await
+}
+
+/// A body whose beginning was read already ([`body_first`]): it, then what stopped the
+/// reading (an error), or the rest as it comes.
+struct Resumed {
+    read: Option<axum::body::Bytes>,
+    failed: Option<axum::Error>,
+    rest: Body,
+}
+
+impl hyper::body::Body for Resumed {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Some(read) = this.read.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(read))));
+        }
+        if let Some(error) = this.failed.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        std::pin::Pin::new(&mut this.rest).poll_frame(cx)
+    }
+}
+
 struct DeadlineBody {
     body: Body,
     deadline: tokio::time::Instant,

@@ -40,6 +40,9 @@ pub fn router(state: AppState) -> Router {
             launch::router().merge(dashboard::router(state.clone())),
         ))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(|request, next| {
+            middleware::body_first(request, next, extract::MAX_JSON_BODY)
+        }))
         .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -79,23 +79,21 @@ async fn receive(
     body: Body,
 ) -> Response {
     let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let receiver = match cohort_sync::authenticate(&state, &webhook_id, authorization).await {
-        Ok(receiver) => receiver,
-        Err(refusal) => {
-            // Never taken in: read past, its beginning kept for the action echoed back.
-            let (beginning, whole) =
-                discard_body(&headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
-            let action = action_of(&beginning);
-            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
-            let mut response = failure(refusal.status, action, &refusal.message);
-            if !whole {
-                response
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
-            return response;
+    // Before the body is read, so a stranger's body is never taken in.
+    if let Err(refusal) = cohort_sync::authenticate(&state, &webhook_id, authorization).await {
+        // Never taken in: read past, its beginning kept for the action echoed back.
+        let (beginning, whole) =
+            discard_body(&headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
+        let action = action_of(&beginning);
+        cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
+        let mut response = failure(refusal.status, action, &refusal.message);
+        if !whole {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
         }
-    };
+        return response;
+    }
     // One announced too long is not waited for; either way the rest is not read, so the
     // connection closes.
     let too_large = || {
@@ -125,6 +123,16 @@ async fn receive(
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
             return response;
+        }
+    };
+    // Checked again now that the body is in: a secret regenerated, sync turned off or
+    // Mixpanel disconnected while it arrived refuses it, as it refuses the next delivery.
+    let receiver = match cohort_sync::authenticate(&state, &webhook_id, authorization).await {
+        Ok(now) => now,
+        Err(refusal) => {
+            let action = action_of(&body);
+            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
+            return failure(refusal.status, action, &refusal.message);
         }
     };
     // Mixpanel stops waiting after a while (how long is not documented) and closes the

@@ -243,7 +243,8 @@ fn authorized(config: &CohortSyncConfig, header: Option<&str>) -> bool {
 }
 
 /// The webhook's receiver, when `authorization` is its Basic Auth: looked at before the
-/// delivery's body is read, so a stranger's body is never taken in.
+/// delivery's body is read, so a stranger's body is never taken in, and again once it is
+/// in, so a secret regenerated meanwhile refuses it.
 pub async fn authenticate(
     state: &AppState,
     webhook_id: &str,
