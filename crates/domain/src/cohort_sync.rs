@@ -211,11 +211,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawMember<'a> {
                 f.write_str("a member object")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                // serde_json tells no size: a page's members are all held at once, so each
+                // keeps the room it needs (8 fields reserved each made 4 MiB of `{}` 600 MB).
+                let mut fields = Vec::new();
                 while let Some(Text(key)) = map.next_key()? {
                     let FieldOf(value) = map.next_value()?;
                     fields.push((key, value));
                 }
+                fields.shrink_to_fit();
                 Ok(RawMember(fields))
             }
         }
@@ -309,8 +312,8 @@ struct UnusableId;
 pub const MAX_ID_BYTES: usize = 1024;
 
 /// What every id must be, for messages.
-const ID_RULE: &str = "ids are integers of at most 64 bits or non-blank strings of at most \
-    1024 bytes without NUL characters";
+const ID_RULE: &str = "ids are integers of at most 64 bits (whole numbers written as floats \
+    below 2^53) or non-blank strings of at most 1024 bytes without NUL characters";
 
 /// An id: a non-blank string (trimmed) or an integer; `None` for blank text, `null` and
 /// nested values.
@@ -332,10 +335,13 @@ fn id_of_text(s: &str) -> Result<Option<String>, UnusableId> {
 }
 
 fn id_of_number(n: &Number) -> Result<Option<String>, UnusableId> {
-    if n.is_i64() || n.is_u64() {
-        Ok(Some(n.to_string()))
-    } else {
-        Err(UnusableId)
+    // A whole number written as a float (a numeric property Mixpanel keeps as a double) is
+    // that number while a float holds it exactly; past 2^53 it may have been rounded.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match n.as_f64() {
+        _ if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Some(f) if f.fract() == 0.0 && f.abs() < EXACT => Ok(Some((f as i64).to_string())),
+        _ => Err(UnusableId),
     }
 }
 
@@ -373,7 +379,8 @@ pub const DESCRIPTION_CHARS: usize = 1000;
 /// read as its text, `null` as none; refused when it is an array or an object.
 /// Shown as names are: trimmed, each line break or other control character (and each
 /// bidirectional override, which would reorder the page around it) a space, at most
-/// `most` characters (cut with "…"); blank is none (the audience keeps what it had).
+/// `most` characters (cut with "…"). Blank is empty: a blank name keeps the audience's, a
+/// blank description clears it.
 fn parameter_text(
     value: Option<Value>,
     name: &str,
@@ -387,7 +394,9 @@ fn parameter_text(
         Some(_) => return Err(bad(format!("parameters.{name} must be text."))),
     };
     // A NUL too is a space: a display name is no reason to pause a sync.
-    Ok(crate::validation::one_line(&text, most))
+    Ok(Some(
+        crate::validation::one_line(&text, most).unwrap_or_default(),
+    ))
 }
 
 /// A page number or count: a whole number of 32 bits, also written as text (`"3"`) or as
@@ -828,6 +837,43 @@ mod tests {
         assert_eq!(ids, ["18446744073709551615", "-9223372036854775808"]);
     }
 
+    /// A page's members are held at once: each keeps no more room than its fields need.
+    #[test]
+    fn a_member_keeps_the_room_its_fields_need() {
+        let members: Vec<RawMember> =
+            serde_json::from_str(r#"[{}, {"a": 1}, {"a": 1, "b": "x", "c": true}]"#).unwrap();
+        let room: Vec<(usize, usize)> = members
+            .iter()
+            .map(|m| (m.0.len(), m.0.capacity()))
+            .collect();
+        assert_eq!(room, [(0, 0), (1, 1), (3, 3)]);
+    }
+
+    /// A numeric property Mixpanel keeps as a double (`12345.0`, `1e3`) is the whole number
+    /// it names: one such member paused the customer's whole sync. Past 2^53 a float may be
+    /// rounded: refused.
+    #[test]
+    fn whole_numbers_written_as_floats_are_ids() {
+        let body = br#"{"action": "add_members", "parameters": {"mixpanel_project_id": 1,
+            "mixpanel_cohort_id": 2, "members": [{"mixpanel_distinct_id": 42.0, "reference_id": 12345.0},
+            {"mixpanel_distinct_id": 1e3}, {"mixpanel_distinct_id": -7.0}]}}"#;
+        let delivery = parse_delivery(body, &[]).unwrap();
+        let ids: Vec<(&str, Option<&str>)> = delivery
+            .members
+            .iter()
+            .map(|m| (m.provider_member_id.as_str(), m.reference_id.as_deref()))
+            .collect();
+        assert_eq!(ids, [("42", Some("12345")), ("1000", None), ("-7", None)]);
+        for refused in ["1.5", "9007199254740993.0", "1e300"] {
+            let body = format!(
+                r#"{{"action": "add_members", "parameters": {{"mixpanel_project_id": 1,
+                "mixpanel_cohort_id": 2, "members": [{{"mixpanel_distinct_id": {refused}}}]}}}}"#
+            );
+            let error = parse_delivery(body.as_bytes(), &[]).unwrap_err();
+            assert!(error.0.contains("not a usable id"), "{refused}: {error}");
+        }
+    }
+
     /// Page numbers matter only to a `members` session; a diff or an empty cohort's
     /// snapshot that says "0 pages" is applied (a 400 would pause the customer's sync).
     #[test]
@@ -954,6 +1000,18 @@ mod tests {
             named(Value::Null).cohort_description.as_deref(),
             Some("Day 3")
         );
+        // A description cleared in Mixpanel is cleared (a blank name keeps the audience's:
+        // Mixpanel's cohorts always have one); one not sent keeps the audience's.
+        let described = |description: Value| {
+            let body = serde_json::json!({"action": "add_members", "parameters": {
+                "mixpanel_project_id": 1, "mixpanel_cohort_id": 2,
+                "mixpanel_cohort_description": description, "members": []}});
+            parse_delivery(body.to_string().as_bytes(), &[])
+                .unwrap()
+                .cohort_description
+        };
+        assert_eq!(described(serde_json::json!(" \n")).as_deref(), Some(""));
+        assert_eq!(described(Value::Null), None);
     }
 
     #[test]

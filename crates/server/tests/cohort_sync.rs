@@ -1192,6 +1192,38 @@ async fn a_delivery_whose_body_stalls_is_answered_503_for_mixpanel_to_retry() {
     assert!(answer.contains("\"status\":\"failure\""), "{answer}");
 }
 
+/// A webhook URL pasted with a slash after it works; any other address under `/webhooks/`
+/// answers in Mixpanel's format (it was the API's, which Mixpanel's page could not show).
+#[tokio::test]
+async fn a_webhook_url_with_a_trailing_slash_works_and_a_wrong_one_says_so_in_mixpanels_format() {
+    let synced = Synced::start(0).await;
+    let send = |url: String| {
+        reqwest::Client::new()
+            .post(url)
+            .basic_auth(&synced.username, Some(&synced.secret))
+            .json(&page("s", 1, 1, &["a"]))
+            .send()
+    };
+    let applied = send(format!("{}/", synced.webhook_url)).await.unwrap();
+    assert_eq!(applied.status().as_u16(), 200);
+    let audience = synced.audience().await;
+    assert_eq!(audience["member_count"], 1, "{audience}");
+    let base = synced.webhook_url.rsplit_once('/').unwrap().0;
+    for wrong in [
+        format!("{base}/whk_nope"),
+        format!("{}/x", synced.webhook_url),
+    ] {
+        let refused = send(wrong.clone()).await.unwrap();
+        assert_eq!(refused.status().as_u16(), 404, "{wrong}");
+        let reply: Value = refused.json().await.unwrap();
+        assert_eq!(
+            (&reply["status"], &reply["error"]["code"]),
+            (&json!("failure"), &json!(404)),
+            "{wrong}: {reply}"
+        );
+    }
+}
+
 /// A secret regenerated while a delivery's body is on its way refuses that delivery, as it
 /// refuses the next one (its credentials were checked on the head alone: a delivery begun
 /// with the old secret was applied up to the body deadline after; found by the

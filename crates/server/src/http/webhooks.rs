@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::header::{AUTHORIZATION, CONNECTION, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -21,7 +21,16 @@ pub const MAX_DELIVERY_BODY: usize = 4 * 1024 * 1024;
 const ACTION_WITHIN: usize = 4096;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/mixpanel/{webhook_id}", post(receive))
+    Router::new()
+        .route("/webhooks/mixpanel/{webhook_id}", post(receive))
+        // As pasted with a slash after it.
+        .route("/webhooks/mixpanel/{webhook_id}/", post(receive))
+        // Any other address under it answers in Mixpanel's format, for its destination page.
+        .route("/webhooks/{*rest}", any(unknown))
+}
+
+async fn unknown() -> Response {
+    failure(404, Value::Null, cohort_sync::UNKNOWN_WEBHOOK)
 }
 
 /// The action named in a body we may not be able to parse, or in its first bytes, to echo

@@ -242,6 +242,9 @@ fn authorized(config: &CohortSyncConfig, header: Option<&str>) -> bool {
     (username_ok & secret_ok).into()
 }
 
+/// The answer to a delivery to an address that is no webhook's.
+pub const UNKNOWN_WEBHOOK: &str = "This webhook URL is unknown to UserJourneys. Copy the webhook URL shown in UserJourneys (Mixpanel → Cohort sync) into a new destination.";
+
 /// The webhook's receiver, when `authorization` is its Basic Auth: looked at before the
 /// delivery's body is read, so a stranger's body is never taken in, and again once it is
 /// in, so a secret regenerated meanwhile refuses it.
@@ -256,7 +259,7 @@ pub async fn authenticate(
         .store
         .webhook_receiver(webhook_id)
         .await?
-        .ok_or_else(|| Refusal::new(404, "This webhook URL is unknown to UserJourneys. Copy the webhook URL shown in UserJourneys (Mixpanel → Cohort sync) into a new destination."))?;
+        .ok_or_else(|| Refusal::new(404, UNKNOWN_WEBHOOK))?;
     let project = &receiver.config.project_id;
     if !authorized(&receiver.config, authorization) {
         return Err(Refusal::unread(401, "Basic Auth credentials were rejected by UserJourneys. Copy the username and the current secret from UserJourneys (Mixpanel → Cohort sync) into this destination.", project));
