@@ -1514,6 +1514,31 @@ async fn an_audience_rule_explains_membership_by_match_key() {
         !audience_gate(&explained),
         "a member who left is no longer in the audience"
     );
+    // Archived, the rule still explains membership: only its status holds it back (the
+    // audience gate said a member was not in the audience; found by the lifecycle probe).
+    let archived = synced
+        .app
+        .post_json(
+            &format!("/api/v1/launch-rules/{id}/archive"),
+            &synced.key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(archived.status().as_u16(), 200);
+    let explained = synced
+        .get(&format!(
+            "/api/v1/launch-rules/{id}/explain?reference_id=user_1"
+        ))
+        .await;
+    assert!(audience_gate(&explained), "{explained}");
+    let failed: Vec<&Value> = explained["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["passed"] == false)
+        .map(|g| &g["gate"])
+        .collect();
+    assert_eq!(failed, [&json!("rule_status")], "{explained}");
 }
 
 /// Setting up cohort sync twice at once (a double click) gives one webhook, and turning it

@@ -494,6 +494,12 @@ pub async fn explain(
                 .await?
                 .into(),
         );
+        if matches!(rule.trigger, Trigger::Audience(_)) {
+            // Read only for live audience rules by `gather`.
+            let membership = user.memberships(state).await?;
+            facts.user.audiences = membership.iter().map(|(a, _)| a.clone()).collect();
+            facts.membership = membership;
+        }
         let held = facts.studies.iter().any(|s| s.id == rule.study_id.as_str());
         if let (false, Some(study)) = (held, store.study(project, &rule.study_id).await?) {
             let mut studies = facts.studies.to_vec();
