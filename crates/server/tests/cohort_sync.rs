@@ -1224,6 +1224,45 @@ async fn a_webhook_url_with_a_trailing_slash_works_and_a_wrong_one_says_so_in_mi
     }
 }
 
+/// A delivery compressed on its way (gzip, deflate) is applied; another coding is a 415 in
+/// Mixpanel's format (a gzip body was a 400, "not valid JSON", which paused the sync;
+/// found by the webhook probe).
+#[tokio::test]
+async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
+    use std::io::Write;
+    let synced = Synced::start(0).await;
+    let send = |coding: &'static str, body: Vec<u8>| {
+        reqwest::Client::new()
+            .post(&synced.webhook_url)
+            .basic_auth(&synced.username, Some(&synced.secret))
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(body)
+            .send()
+    };
+    let plain = page("s", 1, 1, &["a", "b"]).to_string();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(plain.as_bytes()).unwrap();
+    let applied = send("gzip", gzip.finish().unwrap()).await.unwrap();
+    assert_eq!(applied.status().as_u16(), 200);
+    assert_eq!(synced.audience().await["member_count"], 2);
+    // The size limit holds for what a body unpacks to.
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    bomb.write_all(br#"{"action": "add_members", "parameters": {"x": ""#)
+        .unwrap();
+    bomb.write_all(&vec![b' '; 5 << 20]).unwrap();
+    let too_large = send("gzip", bomb.finish().unwrap()).await.unwrap();
+    assert_eq!(too_large.status().as_u16(), 413);
+    let refused = send("br", plain.into_bytes()).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 415);
+    let reply: Value = refused.json().await.unwrap();
+    assert_eq!(
+        (&reply["status"], &reply["error"]["code"]),
+        (&json!("failure"), &json!(415)),
+        "{reply}"
+    );
+}
+
 /// A secret regenerated while a delivery's body is on its way refuses that delivery, as it
 /// refuses the next one (its credentials were checked on the head alone: a delivery begun
 /// with the old secret was applied up to the body deadline after; found by the

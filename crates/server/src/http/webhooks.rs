@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use tower_http::decompression::RequestDecompressionLayer;
 
 use super::extract::{announces_more_than, discard_body};
 use crate::services::cohort_sync;
@@ -27,6 +28,21 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/mixpanel/{webhook_id}/", post(receive))
         // Any other address under it answers in Mixpanel's format, for its destination page.
         .route("/webhooks/{*rest}", any(unknown))
+        // A delivery compressed on its way (gzip, deflate) is read as sent; the size limit
+        // holds for what it unpacks to. Another coding is 415, said in Mixpanel's format.
+        .layer(RequestDecompressionLayer::new())
+        .layer(axum::middleware::map_response(unsupported_coding))
+}
+
+async fn unsupported_coding(response: Response) -> Response {
+    match response.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => failure(
+            415,
+            Value::Null,
+            "UserJourneys reads deliveries uncompressed, or compressed with gzip or deflate; this one came in another Content-Encoding.",
+        ),
+        _ => response,
+    }
 }
 
 async fn unknown() -> Response {
