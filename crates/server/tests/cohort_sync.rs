@@ -576,6 +576,38 @@ async fn an_unfinished_session_never_shrinks_the_audience_and_a_newer_one_supers
     assert_ne!(audience["sync_state"], "syncing");
 }
 
+/// A run replaced unfinished by one seen later (which need not be newer: a page of an
+/// older run can arrive late), with nothing applied since, refuses its later pages with a
+/// 503: they were acknowledged as duplicates, so Mixpanel went on from a membership never
+/// applied (found by the webhook probe). Its next run, diffs from the last membership it
+/// completed, then brings the audience up to date.
+#[tokio::test]
+async fn pages_of_a_run_replaced_unfinished_are_refused_for_mixpanel_to_retry() {
+    let synced = Synced::start(0).await;
+    assert_eq!(
+        synced.deliver(page("s0", 1, 1, &["old1", "old2"])).await.0,
+        200
+    );
+    let id = synced.audience().await["id"].as_str().unwrap().to_owned();
+    assert_eq!(synced.deliver(page("new", 1, 2, &["n1"])).await.0, 200);
+    assert_eq!(synced.deliver(page("older", 1, 2, &["o1"])).await.0, 200);
+    let (status, reply) = synced.deliver(page("new", 2, 2, &["n2"])).await;
+    assert_eq!(
+        (status, &reply["status"]),
+        (503, &json!("failure")),
+        "{reply}"
+    );
+    assert_eq!(current_ids(&synced, &id).await, ["old1", "old2"]);
+    // Mixpanel gives the run up; its next run sends what changed since "s0".
+    let mut diff = page("next", 1, 1, &["n1", "n2"]);
+    diff["action"] = json!("add_members");
+    assert_eq!(synced.deliver(diff).await.0, 200);
+    let mut diff = page("next", 1, 1, &["old1", "old2"]);
+    diff["action"] = json!("remove_members");
+    assert_eq!(synced.deliver(diff).await.0, 200);
+    assert_eq!(current_ids(&synced, &id).await, ["n1", "n2"]);
+}
+
 #[tokio::test]
 async fn a_regenerated_secret_refuses_the_old_one_and_mixpanel_pauses() {
     let synced = Synced::start(3).await;

@@ -546,20 +546,30 @@ macro_rules! impl_cohort_sync_store {
             // 503, or in flight in another process). Taken as a new run it would discard the
             // run being staged, or apply an older membership again. A run is its session and
             // page count.
-            let late: bool = sqlx::query_scalar(
-                "SELECT NOT EXISTS (SELECT 1 FROM sync_staging
+            // Unless nothing was applied since the run began: it was replaced unfinished by a
+            // run seen later (which need not be newer), and acknowledging its pages would
+            // have Mixpanel go on from a membership never applied. Refused for Mixpanel to
+            // retry, give the run up, and go on from the last one it completed.
+            let (late, settled): (bool, bool) = sqlx::query_as(
+                "WITH run AS (SELECT MIN(received_at) AS began FROM sync_ledger
+                              WHERE audience_id = $1 AND action = 'members' AND session_id = $2
+                                AND total_pages = $3 AND outcome <> 'rejected')
+                 SELECT NOT EXISTS (SELECT 1 FROM sync_staging
                                     WHERE audience_id = $1 AND session_id = $2 AND total_pages = $3)
-                    AND EXISTS (SELECT 1 FROM sync_ledger
-                                WHERE audience_id = $1 AND action = 'members' AND session_id = $2
-                                  AND total_pages = $3 AND outcome <> 'rejected')",
+                    AND (SELECT began FROM run) IS NOT NULL,
+                    EXISTS (SELECT 1 FROM sync_ledger
+                            WHERE audience_id = $1 AND outcome = 'applied'
+                              AND received_at >= (SELECT began FROM run))",
             )
             .bind(audience.as_str())
             .bind(session_id)
             .bind(total_pages)
             .fetch_one(&mut **tx)
             .await?;
-            if late {
-                return Ok(None);
+            match (late, settled) {
+                (true, true) => return Ok(None),
+                (true, false) => return Err($crate::StoreError::RunReplaced),
+                (false, _) => {}
             }
             // Pages of this session announcing another page count are an earlier run of it
             // (a run restarted from the top, the cohort grown meanwhile): this page starts

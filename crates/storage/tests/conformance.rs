@@ -1370,6 +1370,23 @@ async fn receive(
     members: &[SyncedMember],
     at: chrono::DateTime<Utc>,
 ) -> LedgerEntry {
+    try_receive(store, project, audience, session, page, total, members, at)
+        .await
+        .unwrap()
+}
+
+/// [`receive`], or the store's refusal.
+#[allow(clippy::too_many_arguments)]
+async fn try_receive(
+    store: &Arc<dyn Store>,
+    project: &ProjectId,
+    audience: &uj_domain::ids::AudienceId,
+    session: &str,
+    page: i64,
+    total: i64,
+    members: &[SyncedMember],
+    at: chrono::DateTime<Utc>,
+) -> Result<LedgerEntry, StoreError> {
     let entry = LedgerEntry {
         id: LedgerEntryId::generate(),
         audience_id: None,
@@ -1398,14 +1415,13 @@ async fn receive(
     };
     let entry = store
         .receive_sync_page(project, &cohort, &sync_page, entry)
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(
         entry.audience_id.as_ref(),
         Some(audience),
         "the cohort's audience"
     );
-    entry
+    Ok(entry)
 }
 
 async fn current(store: &Arc<dyn Store>, audience: &uj_domain::ids::AudienceId) -> Vec<String> {
@@ -2141,9 +2157,11 @@ async fn a_session_rerun_with_another_page_count_starts_afresh(
 }
 
 /// Mixpanel delivers at least once, and a page can arrive late (retried after a 503, or
-/// still in flight in another process): a page of a run that was replaced or applied is a
-/// duplicate. It neither discards the newer run being staged (which then never completed)
-/// nor applies an older membership again.
+/// still in flight in another process): a page of a run that was applied, or replaced by
+/// a run applied since, is a duplicate. It neither discards the newer run being staged
+/// (which then never completed) nor applies an older membership again. A page of a run
+/// replaced unfinished with nothing applied since is refused (`RunReplaced`): Mixpanel
+/// should not go on from a membership never applied.
 async fn late_pages_of_a_replaced_or_applied_run_change_nothing(
     store: Arc<dyn Store>,
     _: &TestDatabase,
@@ -2154,7 +2172,7 @@ async fn late_pages_of_a_replaced_or_applied_run_change_nothing(
     let outcome = |session: &'static str, page, total, ids: &'static [&'static str]| {
         let (store, shop, audience) = (Arc::clone(&store), shop.clone(), audience.clone());
         async move {
-            receive(
+            let received = try_receive(
                 &store,
                 &shop,
                 &audience,
@@ -2164,17 +2182,30 @@ async fn late_pages_of_a_replaced_or_applied_run_change_nothing(
                 &members(ids),
                 t0,
             )
-            .await
-            .outcome
+            .await;
+            match received {
+                Ok(entry) => Some(entry.outcome),
+                Err(StoreError::RunReplaced) => None,
+                Err(other) => panic!("{other}"),
+            }
         }
     };
-    assert_eq!(outcome("old", 1, 2, &["x"]).await, LedgerOutcome::Staged);
-    assert_eq!(outcome("new", 1, 3, &["y"]).await, LedgerOutcome::Staged);
-    // The replaced session's last page.
-    assert_eq!(outcome("old", 2, 2, &["w"]).await, LedgerOutcome::Duplicate);
+    assert_eq!(
+        outcome("old", 1, 2, &["x"]).await,
+        Some(LedgerOutcome::Staged)
+    );
+    assert_eq!(
+        outcome("new", 1, 3, &["y"]).await,
+        Some(LedgerOutcome::Staged)
+    );
+    // The replaced session's last page, nothing applied since: refused.
+    assert_eq!(outcome("old", 2, 2, &["w"]).await, None);
     // The session rerun with two pages, then a late page of its first run.
-    assert_eq!(outcome("new", 1, 2, &["y"]).await, LedgerOutcome::Staged);
-    assert_eq!(outcome("new", 3, 3, &["w"]).await, LedgerOutcome::Duplicate);
+    assert_eq!(
+        outcome("new", 1, 2, &["y"]).await,
+        Some(LedgerOutcome::Staged)
+    );
+    assert_eq!(outcome("new", 3, 3, &["w"]).await, None);
     let staged = store.staged_session(&audience).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -2184,14 +2215,25 @@ async fn late_pages_of_a_replaced_or_applied_run_change_nothing(
         ),
         ("new", 2, vec![2])
     );
-    assert_eq!(outcome("new", 2, 2, &["z"]).await, LedgerOutcome::Applied);
+    assert_eq!(
+        outcome("new", 2, 2, &["z"]).await,
+        Some(LedgerOutcome::Applied)
+    );
     assert_eq!(current(&store, &audience).await, ["y", "z"]);
+    // Applied since: the replaced runs' pages are duplicates now.
+    assert_eq!(
+        outcome("old", 2, 2, &["w"]).await,
+        Some(LedgerOutcome::Duplicate)
+    );
     // A later session applied, then the one before it delivered again.
-    assert_eq!(outcome("next", 1, 1, &["q"]).await, LedgerOutcome::Applied);
+    assert_eq!(
+        outcome("next", 1, 1, &["q"]).await,
+        Some(LedgerOutcome::Applied)
+    );
     for page in [1, 2] {
         assert_eq!(
             outcome("new", page, 2, &["y", "z"]).await,
-            LedgerOutcome::Duplicate
+            Some(LedgerOutcome::Duplicate)
         );
     }
     assert_eq!(current(&store, &audience).await, ["q"]);
@@ -2207,8 +2249,8 @@ async fn late_pages_of_a_replaced_or_applied_run_change_nothing(
         .await
         .unwrap();
     assert_eq!(stale, 1);
-    let late = receive(&store, &blog, &first, "early", 2, 2, &members(&["y"]), t0).await;
-    assert_eq!(late.outcome, LedgerOutcome::Duplicate);
+    let late = try_receive(&store, &blog, &first, "early", 2, 2, &members(&["y"]), t0).await;
+    assert!(matches!(late, Err(StoreError::RunReplaced)), "{late:?}");
     assert!(store.staged_session(&first).await.unwrap().is_none());
     assert!(current(&store, &first).await.is_empty());
 }

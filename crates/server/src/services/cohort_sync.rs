@@ -194,6 +194,12 @@ pub async fn note_refusal(state: &AppState, refusal: &Refusal, action: Option<&s
 impl From<StoreError> for Refusal {
     fn from(error: StoreError) -> Self {
         match error {
+            // Refused for Mixpanel to retry, then give the run up: its next run goes on
+            // from the last membership it completed, which is the audience's.
+            StoreError::RunReplaced => Refusal::new(
+                503,
+                "This page's sync run was replaced by another before it was complete, and UserJourneys did not apply it; Mixpanel's next run brings the cohort up to date.",
+            ),
             StoreError::Unavailable(error) => {
                 // As the APIs log their 503s: the operator sees why deliveries are refused.
                 tracing::warn!(error = %error, "a cohort sync delivery could not be stored");
