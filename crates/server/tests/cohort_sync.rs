@@ -121,7 +121,9 @@ impl Synced {
 
     async fn lookup(&self, audience_id: &str, id: &str) -> Vec<Value> {
         let found = self
-            .get(&format!("/api/v1/audiences/{audience_id}/members?id={id}"))
+            .get(&format!(
+                "/api/v1/audiences/{audience_id}/members?member_id={id}"
+            ))
             .await;
         found["data"].as_array().unwrap().clone()
     }
@@ -412,6 +414,7 @@ async fn late_pages_rename_nothing_and_a_lookup_finds_leavers_only_when_asked() 
     );
     let past = synced
         .get(&format!(
+            // By its former name too.
             "/api/v1/audiences/{id}/members?id=gone&include_exited=true"
         ))
         .await;
@@ -421,7 +424,7 @@ async fn late_pages_rename_nothing_and_a_lookup_finds_leavers_only_when_asked() 
     let refused = synced
         .app
         .get(
-            &format!("/api/v1/audiences/{id}/members?id=gone&limit=0"),
+            &format!("/api/v1/audiences/{id}/members?member_id=gone&limit=0"),
             &synced.key,
         )
         .await;

@@ -76,6 +76,16 @@ async fn every_documented_operation_is_served_and_asks_for_its_key() {
                 !id.is_empty() && operation_ids.insert(id.to_owned()),
                 "{method} {path}: operationId {id:?} is missing or taken"
             );
+            // One parameter a name, wherever it is: client generators make each an argument
+            // (the members lookup's query `id` beside the audience's path `id` clashed).
+            let mut names = std::collections::HashSet::new();
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap_or_default();
+                assert!(
+                    names.insert(name),
+                    "{method} {path}: two parameters {name:?}"
+                );
+            }
             let request = app
                 .client
                 .request(method.to_uppercase().parse().unwrap(), app.url(&concrete));

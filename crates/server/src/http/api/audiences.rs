@@ -154,8 +154,10 @@ pub struct MemberParams {
     limit: Option<u32>,
     starting_after: Option<String>,
     include_exited: Option<bool>,
-    /// Look a member up by provider id or reference id.
-    id: Option<String>,
+    /// Look a member up by provider id or reference id (`id` before, which the path's
+    /// audience id is also called: still read).
+    #[serde(alias = "id")]
+    member_id: Option<String>,
 }
 
 #[utoipa::path(
@@ -164,7 +166,7 @@ pub struct MemberParams {
     operation_id = "list_audience_members",
     tag = "Audiences",
     summary = "List current members (`include_exited=true` adds past ones)",
-    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left"), ("id" = Option<String>, Query, description = "Only the member with this provider id or reference id")),
+    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left"), ("member_id" = Option<String>, Query, description = "Only the member with this provider id or reference id (also read as `id`, its former name)")),
     responses((status = 200, description = "A list of members", body = ListResponse<MemberResponse>))
 )]
 async fn members(
@@ -181,7 +183,7 @@ async fn members(
     }
     .page()?;
     let allowlist = state.store.trait_allowlist(&auth.project.id).await?;
-    if let Some(lookup) = params.id {
+    if let Some(lookup) = params.member_id {
         let found = state
             .store
             .find_audience_members(&audience.id, lookup.trim())
