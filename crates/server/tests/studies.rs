@@ -378,6 +378,25 @@ async fn invalid_rules_name_the_field() {
         status, 201,
         "line breaks and tabs shape the copy: {created}"
     );
+    // A whole number written as a float is the integer it is (JSON Schema's `integer`, as
+    // the document declares these fields): it was a 400. A fraction is still refused.
+    let whole = with(json!({"priority": 5.0, "max_starts": 1e2, "cooldown_seconds": 3600.0}));
+    let (status, created) = json_of(app.post_json(&url, &key, whole).await).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (
+            &created["priority"],
+            &created["max_starts"],
+            &created["cooldown_seconds"]
+        ),
+        (&json!(5), &json!(100), &json!(3600))
+    );
+    let (status, _) = json_of(
+        app.post_json(&url, &key, with(json!({"priority": 5.5})))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
     let (status, _) = json_of(
         app.post_json(&url, &key, json!({"name": "R", "surface": "sdk_prompt"}))
             .await,

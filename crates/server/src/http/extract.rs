@@ -151,9 +151,43 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         // browser's encoder writes it: the event is not lost over one character.
         Err(rejection) => match uj_domain::json::repair_lone_surrogates(body) {
             Some(repaired) => json_body(&repaired),
+            // Only for that: read as a tree, a body would lose what else serde refuses
+            // (a field given twice).
+            None if rejection
+                .body_text()
+                .contains("invalid type: floating point") =>
+            {
+                whole_numbers(body).ok_or_else(|| json_rejection(rejection))
+            }
             None => Err(json_rejection(rejection)),
         },
     }
+}
+
+/// `body` read again with each whole number written as a float (`5.0`, `1e2`) as the
+/// integer it is, as JSON Schema's `integer` counts it; `None` when that does not help.
+/// Only after a body fails to parse, so a body read the first time costs nothing more.
+fn whole_numbers<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
+    use serde_json::Value;
+    fn integral(value: &mut Value) {
+        match value {
+            Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+                // Below 2^53 a float holds the integer exactly.
+                if let Some(f) = n
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.007e15)
+                {
+                    *value = Value::from(f as i64);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(integral),
+            Value::Object(fields) => fields.values_mut().for_each(integral),
+            _ => {}
+        }
+    }
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    integral(&mut value);
+    serde_json::from_value(value).ok()
 }
 
 /// Where in a JSON value a NUL is, named as serde names a field at fault (`prompt.title`,
