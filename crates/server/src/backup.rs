@@ -55,47 +55,76 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
             key.display()
         );
     }
-    // The directories made for it are the owner's only, whatever the umask: anyone who could
-    // write in one could swap the key or the copy before a restore.
-    let mut directories = std::fs::DirBuilder::new();
-    directories.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut directories, 0o700);
-    directories
-        .create(to)
-        .with_context(|| format!("cannot create {}", to.display()))?;
+    make_private_directories(to)?;
     let database = to.join("userjourneys.db");
     let key_file = to.join("app.key");
-    for path in [&database, &key_file] {
-        if path.exists() {
-            bail!(
-                "{} exists already: back up into an empty directory",
-                path.display()
-            );
-        }
+    if key_file.exists() {
+        bail!(
+            "{} exists already: back up into an empty directory",
+            key_file.display()
+        );
     }
-    SqliteStore::backup(&config.database_url, &database)
-        .await
-        .context("the database could not be copied")?;
+    // Made empty (and the owner's only) first: it will hold what the database does, and a
+    // backup running into the same directory at once finds it there.
+    create_new_private(&database)?;
+    if let Err(error) = SqliteStore::backup(&config.database_url, &database).await {
+        // Not left behind: an empty file would block the next try, and restore as a new,
+        // empty installation.
+        let _ = std::fs::remove_file(&database);
+        let cause = std::error::Error::source(&error).map_or(error.to_string(), |c| c.to_string());
+        bail!(
+            "the database could not be copied into {}: {cause}",
+            database.display()
+        );
+    }
     // The copy holds what the database does (sessions, sealed secrets): `backup` makes it the
     // owner's only.
     copy_private(&key, &key_file)?;
     Ok(BackupOutput { database, key_file })
 }
 
+/// Makes `to` and the directories above it that are missing, each the owner's only whatever
+/// the umask: anyone who could write in one could swap the key or the copy before a restore.
+fn make_private_directories(to: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let missing: Vec<&Path> = to
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    for directory in missing.into_iter().rev() {
+        match std::fs::create_dir(directory) {
+            Ok(()) => std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700)),
+            // Made meanwhile by a backup into the same directory: its files decide.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(error) => Err(error),
+        }
+        .with_context(|| format!("cannot create {}", directory.display()))?;
+    }
+    Ok(())
+}
+
+/// Creates `path`, empty and readable by its owner only; one there already is another
+/// backup's.
+fn create_new_private(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                "{} exists already: back up into an empty directory",
+                path.display()
+            ),
+            _ => anyhow::Error::new(error).context(format!("cannot create {}", path.display())),
+        })
+}
+
 /// Copies the key file, readable by its owner only.
 fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(to)
-        .with_context(|| format!("cannot create {}", to.display()))?;
+    let mut file = create_new_private(to)?;
     std::io::Write::write_all(&mut file, &bytes)?;
     file.sync_all()?;
     Ok(())

@@ -54,8 +54,15 @@ pub enum AdminCommand {
     /// is lost for good or leaked. What the old key sealed or signed stays unreadable: connect
     /// Mixpanel again; outstanding launch links stop working, and forms open in browsers need
     /// a reload (sessions stay signed in: they do not depend on the key). The server refuses
-    /// another key until this is run.
-    AdoptKey,
+    /// another key until this is run. The key file must exist (a backup's `app.key`, say)
+    /// unless `--new-key` makes one; stop the server first (on SQLite it is refused while
+    /// one serves the file).
+    AdoptKey {
+        /// Make a new key at the key file's path (there must be none there) and adopt it:
+        /// the old key is lost for good, or leaked.
+        #[arg(long)]
+        new_key: bool,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -101,10 +108,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin {
-            command: AdminCommand::AdoptKey,
+            command: AdminCommand::AdoptKey { new_key },
         } => {
-            let key = crate::app_key::AppKey::load_or_create(&cli.config.secret_key_path())?;
-            let store = crate::startup::open_store(&cli.config).await?;
+            let store = crate::startup::open_for_adopting(&cli.config).await?;
+            let path = cli.config.secret_key_path();
+            let key = match (crate::app_key::AppKey::load(&path)?, new_key) {
+                (Some(key), false) => key,
+                (None, true) => crate::app_key::AppKey::create(&path)?,
+                (Some(_), true) => anyhow::bail!(
+                    "{} exists: --new-key makes a new key there. Move that file away first, or \
+                     leave out --new-key to adopt it",
+                    path.display()
+                ),
+                (None, false) => anyhow::bail!(
+                    "there is no key file at {}: to adopt a key you have (a backup's app.key), \
+                     point UJ_SECRET_KEY_FILE at it; to make a new one because the database's \
+                     is lost for good, run `userjourneys admin adopt-key --new-key`",
+                    path.display()
+                ),
+            };
             store.adopt_key_fingerprint(&key.fingerprint()).await?;
             let unreadable =
                 crate::services::mixpanel::mark_unreadable_secrets(store.as_ref(), &key).await?;

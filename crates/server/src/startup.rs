@@ -65,10 +65,14 @@ impl Application {
                 "there is no application key file at {}, and this database belongs to the key it \
                  was first started with (stored Mixpanel credentials are sealed with it, launch \
                  links signed). Put back the key file kept with this database (admin backup writes \
-                 one beside each copy) or point UJ_SECRET_KEY_FILE at it; if it is lost for good, \
-                 `userjourneys admin adopt-key` makes a new one the database's (then connect \
-                 Mixpanel again). See docs/backup.md",
-                key_path.display()
+                 one beside each copy){} or point UJ_SECRET_KEY_FILE at it; if it is lost for \
+                 good, `userjourneys admin adopt-key --new-key` makes a new one the database's \
+                 (then connect Mixpanel again). See docs/backup.md",
+                key_path.display(),
+                match backup_key_beside(&config.database_url) {
+                    Some(key) => format!(": {} is beside the database", key.display()),
+                    None => String::new(),
+                }
             ),
             None => AppKey::create(&key_path)?,
         };
@@ -477,6 +481,33 @@ async fn accept_failed(error: std::io::Error) {
     }
     tracing::error!(error = %error, "cannot accept connections; retrying in a second");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// The key file `admin backup` writes beside its copy (`app.key`), when one is beside the
+/// SQLite file: a backup directory used in place.
+fn backup_key_beside(url: &str) -> Option<std::path::PathBuf> {
+    let file = uj_storage::SqliteStore::file_of(url).ok()?;
+    let key = file.parent()?.join("app.key");
+    key.exists().then_some(key)
+}
+
+/// Opens the configured database for `admin adopt-key`, which creates none and runs with
+/// no server on it: on SQLite it takes the file as its server would (refused while one
+/// serves it, which would carry on with the old key).
+pub async fn open_for_adopting(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.database_url;
+    if uj_storage::Backend::of(url)? == uj_storage::Backend::Sqlite {
+        let file = uj_storage::SqliteStore::file_of(url)?;
+        if !file.exists() {
+            anyhow::bail!(
+                "no database at {}: check DATABASE_URL (adopt-key creates nothing)",
+                file.display()
+            );
+        }
+    }
+    uj_storage::connect_as_server(url)
+        .await
+        .context("cannot open the database (DATABASE_URL)")
 }
 
 /// Opens the configured database and migrates it, for an admin command (beside the server

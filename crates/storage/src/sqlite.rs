@@ -263,7 +263,7 @@ impl SqliteStore {
     }
 
     /// Writes a consistent copy of the database file `url` names to `target` (which must
-    /// not exist) with `VACUUM INTO`, while a server keeps running: its readers and writer
+    /// not exist, or be empty) with `VACUUM INTO`, while a server keeps running: its readers and writer
     /// carry on; the copy is as of one instant. The database is neither created (a wrong
     /// path fails) nor migrated: a backup taken before an upgrade is the old version's,
     /// and the old version can restore it.
@@ -274,8 +274,6 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .connect()
             .await?;
-        // Empty and the owner's only from the start: it will hold what the database does.
-        create_private(target);
         sqlx::query("VACUUM INTO $1")
             .bind(target.to_string_lossy().into_owned())
             .execute(&mut connection)
