@@ -20,6 +20,7 @@ pub mod studies;
 mod validation;
 
 pub use validation::bounded_text as validation_text;
+pub use validation::name as validation_name;
 pub use validation::one_line;
 
 /// Now, to the microsecond both databases keep: a time a write answers at once equals the

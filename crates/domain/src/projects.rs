@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::accounts::Role;
 use crate::ids::{AccountId, InvitationId, ProjectId, SecretKeyId};
-use crate::validation::bounded_text;
+use crate::validation::name;
 use crate::ValidationError;
 
 /// A project's display name.
@@ -13,7 +13,7 @@ pub struct ProjectName(String);
 
 impl ProjectName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        bounded_text("name", raw, 100).map(Self)
+        name("name", raw, 100).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -27,7 +27,7 @@ pub struct KeyName(String);
 
 impl KeyName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        bounded_text("name", raw, 100).map(Self)
+        name("name", raw, 100).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

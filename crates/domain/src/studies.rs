@@ -4,7 +4,7 @@ use chrono::{DateTime, Datelike, Utc};
 
 use crate::ids::{LaunchRuleId, ProjectId, StudyId};
 use crate::pacing::{RuleStatus, StudyStatus, Trigger};
-use crate::validation::bounded_text;
+use crate::validation::{self, name};
 use crate::ValidationError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Study {
     fn check(&self, before: Option<&Study>) -> Result<(), ValidationError> {
         let changed = |same: fn(&Study, &Study) -> bool| before.is_none_or(|b| !same(self, b));
         if changed(|a, b| a.name == b.name) {
-            bounded_text("name", &self.name, 200)?;
+            name("name", &self.name, 200)?;
         }
         if changed(|a, b| a.interview_url == b.interview_url) {
             interview_url(&self.interview_url)?;
@@ -283,12 +283,12 @@ impl LaunchRule {
         let changed =
             |same: fn(&LaunchRule, &LaunchRule) -> bool| before.is_none_or(|b| !same(self, b));
         if changed(|a, b| a.name == b.name) {
-            bounded_text("name", &self.name, 200)?;
+            name("name", &self.name, 200)?;
         }
         if changed(|a, b| a.trigger == b.trigger) {
             match &self.trigger {
                 Trigger::AppEvent(name) => {
-                    bounded_text("trigger.event_name", name, 255)?;
+                    validation::name("trigger.event_name", name, 255)?;
                 }
                 Trigger::Audience(id) if id.trim().is_empty() => {
                     return Err(ValidationError::new(

@@ -16,8 +16,7 @@ impl ValidationError {
 }
 
 /// Trims `raw` and checks it is non-empty, at most `max_chars` characters, and free of
-/// control characters, bidirectional overrides and invisible characters; errors name
-/// `field`.
+/// control characters and bidirectional overrides; errors name `field`.
 pub fn bounded_text(
     field: &'static str,
     raw: &str,
@@ -47,16 +46,24 @@ pub fn bounded_text(
             "must not contain bidirectional embedding, override or isolate characters (U+202A–U+202E, U+2066–U+2069)",
         ));
     }
+    Ok(trimmed.to_owned())
+}
+
+/// A name people pick from a list or read on a page (an event's, a study's, a rule's, a
+/// project's): [`bounded_text`], and no invisible character. Ids are not names: an app's
+/// user id must match Mixpanel's as it is.
+pub fn name(field: &'static str, raw: &str, max_chars: usize) -> Result<String, ValidationError> {
+    let name = bounded_text(field, raw, max_chars)?;
     // Invisible, they make a lookalike: "Order\u{200B} Completed" is another event than the
     // one the rule editor seems to offer. (Joiners, U+200C/U+200D, are kept: they are part of
     // words in several scripts and of emoji.)
-    if trimmed.chars().any(is_invisible) {
+    if name.chars().any(is_invisible) {
         return Err(ValidationError::new(
             field,
             "must not contain invisible characters (U+00AD, U+180E, U+200B, U+2060–U+2064, U+FEFF)",
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(name)
 }
 
 /// Characters that show as nothing and mean nothing in a name.

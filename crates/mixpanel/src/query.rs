@@ -107,11 +107,7 @@ impl Client {
             .await?;
         // Only names a rule can wait for (as an app sends them): the event picker offered
         // names every rule refused, and a NUL failed PostgreSQL's whole catalog write.
-        let usable = |name: &&str| {
-            !name.trim().is_empty()
-                && name.chars().count() <= 255
-                && !name.chars().any(char::is_control)
-        };
+        let usable = |name: &&str| uj_domain::validation_name("event_name", name, 255).is_ok();
         Ok(body
             .as_array()
             .map(|names| {

@@ -1885,6 +1885,10 @@ async fn an_event_whose_text_holds_half_an_emoji_still_invites() {
             "{name}: {answer}"
         );
     }
+    // An id is no name: it matches Mixpanel's as it is, invisible characters and all.
+    let body = r#"{"event_name": "Order Completed", "reference_id": "app-user-\u200b9"}"#;
+    let (status, answer) = status_and_body(send(body.into()).await.unwrap()).await;
+    assert_eq!(status, 200, "{answer}");
 }
 
 /// A rule's attribution records are exported a page at a time, newest first, whoever they

@@ -99,6 +99,7 @@ async fn names_from_mixpanel_that_no_rule_can_use_are_left_out_or_cleaned() {
                 "cohorts": [{"id": 7, "name": "Fans\u{0} of\nus", "description": "Bought\u{0}twice"}],
                 "events": [event("Order Completed".into()), event("Tab\tEvent".into()),
                            event("NUL\u{0}Event".into()), event("e".repeat(256)),
+                           event("Order\u{200b} Completed".into()), event("x\u{202e}y".into()),
                            event("é".repeat(255))]}]
         })
         .to_string(),

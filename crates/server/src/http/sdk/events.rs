@@ -8,7 +8,7 @@ use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use uj_domain::validation_text;
+use uj_domain::validation_name;
 
 use super::config::{invite_json, link_json, InviteJson, LinkJson};
 use crate::http::auth::PublicKeyAuth;
@@ -53,7 +53,7 @@ async fn record(
 ) -> Result<Response, ApiError> {
     let project = &auth.project.id;
     let name =
-        validation_text("event_name", &request.event_name, 255).map_err(ServiceError::Invalid)?;
+        validation_name("event_name", &request.event_name, 255).map_err(ServiceError::Invalid)?;
     let reference_id =
         uj_domain::invites::reference_id(&request.reference_id).map_err(ServiceError::Invalid)?;
     let metadata = primitives(request.metadata);
