@@ -1278,9 +1278,53 @@ async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
     let plain = page("s", 1, 1, &["a", "b"]).to_string();
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gzip.write_all(plain.as_bytes()).unwrap();
-    let applied = send("gzip", gzip.finish().unwrap()).await.unwrap();
+    let gzipped = gzip.finish().unwrap();
+    let applied = send("gzip", gzipped.clone()).await.unwrap();
     assert_eq!(applied.status().as_u16(), 200);
     assert_eq!(synced.audience().await["member_count"], 2);
+    // Named in any case; deflate is zlib's format.
+    let mut one = page("s2", 1, 1, &["a"]).to_string();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(one.as_bytes()).unwrap();
+    assert_eq!(
+        send("X-GZIP", gzip.finish().unwrap())
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(synced.audience().await["member_count"], 1);
+    one = page("s3", 1, 1, &["a", "b", "c"]).to_string();
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zlib.write_all(one.as_bytes()).unwrap();
+    assert_eq!(
+        send("deflate", zlib.finish().unwrap())
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(synced.audience().await["member_count"], 3);
+    // Not what it says: a 400 naming it (it was a 503, retried for ever).
+    let refused = send("gzip", plain.clone().into_bytes()).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let reply: Value = refused.json().await.unwrap();
+    assert!(
+        reply["error"]["message"].as_str().unwrap().contains("gzip"),
+        "{reply}"
+    );
+    // Credentials come first, whatever the coding.
+    let stranger = reqwest::Client::new()
+        .post(&synced.webhook_url)
+        .basic_auth(&synced.username, Some("wrong"))
+        .header("content-encoding", "br")
+        .body(gzipped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status().as_u16(), 401);
     // The size limit holds for what a body unpacks to.
     let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     bomb.write_all(br#"{"action": "add_members", "parameters": {"x": ""#)
@@ -1290,6 +1334,7 @@ async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
     assert_eq!(too_large.status().as_u16(), 413);
     let refused = send("br", plain.into_bytes()).await.unwrap();
     assert_eq!(refused.status().as_u16(), 415);
+    assert_eq!(refused.headers()["accept-encoding"], "gzip, deflate");
     let reply: Value = refused.json().await.unwrap();
     assert_eq!(
         (&reply["status"], &reply["error"]["code"]),

@@ -2,15 +2,16 @@
 //! The reply is Mixpanel's format, `{"action", "status": "success"}` or `"failure"` with
 //! `{"error": {"message", "code"}}`, and the HTTP status equals the code.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::header::{AUTHORIZATION, CONNECTION, RETRY_AFTER};
+use axum::http::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, RETRY_AFTER,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tower_http::decompression::RequestDecompressionLayer;
 
 use super::extract::{announces_more_than, discard_body};
 use crate::services::cohort_sync;
@@ -28,20 +29,67 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/mixpanel/{webhook_id}/", post(receive))
         // Any other address under it answers in Mixpanel's format, for its destination page.
         .route("/webhooks/{*rest}", any(unknown))
-        // A delivery compressed on its way (gzip, deflate) is read as sent; the size limit
-        // holds for what it unpacks to. Another coding is 415, said in Mixpanel's format.
-        .layer(RequestDecompressionLayer::new())
-        .layer(axum::middleware::map_response(unsupported_coding))
 }
 
-async fn unsupported_coding(response: Response) -> Response {
-    match response.status() {
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => failure(
-            415,
-            Value::Null,
-            "UserJourneys reads deliveries uncompressed, or compressed with gzip or deflate; this one came in another Content-Encoding.",
-        ),
-        _ => response,
+/// How a delivery's body is coded (RFC 9110 §8.4.1): as is, gzip, or deflate (zlib), named
+/// in any case (`x-gzip` too). A compressing proxy in front, or Mixpanel, may send either.
+#[derive(Clone, Copy)]
+enum Coding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+enum Undecodable {
+    TooLarge,
+    Invalid(std::io::Error),
+}
+
+impl Coding {
+    /// The body's coding, or the one named that is none of these.
+    fn of(headers: &HeaderMap) -> Result<Self, String> {
+        let Some(named) = headers.get(CONTENT_ENCODING) else {
+            return Ok(Coding::Identity);
+        };
+        let named = String::from_utf8_lossy(named.as_bytes())
+            .trim()
+            .to_ascii_lowercase();
+        match named.as_str() {
+            "" | "identity" => Ok(Coding::Identity),
+            "gzip" | "x-gzip" => Ok(Coding::Gzip),
+            "deflate" => Ok(Coding::Deflate),
+            _ => Err(named),
+        }
+    }
+
+    /// `body` unpacked, at most [`MAX_DELIVERY_BODY`] bytes of it (a small body may unpack
+    /// to any size).
+    fn decode(self, body: Bytes) -> Result<Bytes, Undecodable> {
+        use std::io::Read;
+        let reader: Box<dyn Read + '_> = match self {
+            Coding::Identity => return Ok(body),
+            Coding::Gzip => Box::new(flate2::read::GzDecoder::new(&body[..])),
+            Coding::Deflate => Box::new(flate2::read::ZlibDecoder::new(&body[..])),
+        };
+        let mut unpacked = Vec::new();
+        reader
+            .take(MAX_DELIVERY_BODY as u64 + 1)
+            .read_to_end(&mut unpacked)
+            .map_err(Undecodable::Invalid)?;
+        match unpacked.len() > MAX_DELIVERY_BODY {
+            true => Err(Undecodable::TooLarge),
+            false => Ok(unpacked.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Coding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Coding::Identity => "identity",
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+        })
     }
 }
 
@@ -132,6 +180,17 @@ async fn receive(
     if announces_more_than(&headers, MAX_DELIVERY_BODY) {
         return too_large();
     }
+    let coding = match Coding::of(&headers) {
+        Ok(coding) => coding,
+        Err(named) => {
+            let message = format!("UserJourneys reads deliveries uncompressed, or compressed with gzip or deflate; this one came with Content-Encoding: {named}.");
+            let mut response = failure(415, Value::Null, &message);
+            let headers = response.headers_mut();
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    };
     let body = match axum::body::to_bytes(body, MAX_DELIVERY_BODY).await {
         Ok(body) => body,
         Err(error) if is_too_large(&error) => return too_large(),
@@ -148,6 +207,17 @@ async fn receive(
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
             return response;
+        }
+    };
+    let body = match coding.decode(body) {
+        Ok(body) => body,
+        Err(Undecodable::TooLarge) => return too_large(),
+        // Not what it says it is: no retry makes it so.
+        Err(Undecodable::Invalid(error)) => {
+            let message = format!(
+                "The delivery's body is not the {coding} data its Content-Encoding says: {error}."
+            );
+            return failure(400, Value::Null, &message);
         }
     };
     // Checked again now that the body is in: a secret regenerated, sync turned off or
