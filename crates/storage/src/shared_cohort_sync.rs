@@ -546,10 +546,11 @@ macro_rules! impl_cohort_sync_store {
             // 503, or in flight in another process). Taken as a new run it would discard the
             // run being staged, or apply an older membership again. A run is its session and
             // page count.
-            // Unless nothing was applied since the run began: it was replaced unfinished by a
-            // run seen later (which need not be newer), and acknowledging its pages would
-            // have Mixpanel go on from a membership never applied. Refused for Mixpanel to
-            // retry, give the run up, and go on from the last one it completed.
+            // Unless nothing was applied since the run began and another session replaced it
+            // unfinished (a session seen later, which need not be newer): acknowledging its
+            // pages would have Mixpanel go on from a membership never applied. Refused for
+            // Mixpanel to retry, give the run up, and go on from the last one it completed.
+            // (A run replaced by a rerun of its own session is the rerun's to complete.)
             let (late, settled): (bool, bool) = sqlx::query_as(
                 "WITH run AS (SELECT MIN(received_at) AS began FROM sync_ledger
                               WHERE audience_id = $1 AND action = 'members' AND session_id = $2
@@ -559,7 +560,8 @@ macro_rules! impl_cohort_sync_store {
                     AND (SELECT began FROM run) IS NOT NULL,
                     EXISTS (SELECT 1 FROM sync_ledger
                             WHERE audience_id = $1 AND outcome = 'applied'
-                              AND received_at >= (SELECT began FROM run))",
+                              AND received_at >= (SELECT began FROM run))
+                    OR EXISTS (SELECT 1 FROM sync_staging WHERE audience_id = $1 AND session_id = $2)",
             )
             .bind(audience.as_str())
             .bind(session_id)
