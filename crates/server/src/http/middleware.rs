@@ -215,7 +215,12 @@ pub(super) async fn body_first(request: Request, next: Next, most: usize) -> Res
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    // With no credential at all there is nothing to outlive: refused from its head at once.
+    let credentials = [header::AUTHORIZATION, header::COOKIE]
+        .iter()
+        .any(|name| request.headers().contains_key(name));
     if request.body().is_end_stream()
+        || !credentials
         || request.uri().path().starts_with("/webhooks/")
         || announced.is_some_and(|length| length > most as u64)
     {
