@@ -203,8 +203,25 @@ async fn a_secret_key_is_shown_once_listed_by_prefix_and_stops_working_when_revo
     assert_eq!(response.status().as_u16(), 201);
     // No cache keeps the answer that shows the secret (REST answers are never cached).
     assert_eq!(response.headers()["cache-control"], "no-store");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
     let created: Value = response.json().await.unwrap();
     let secret = created["secret"].as_str().unwrap().to_owned();
+    // Its address shows it, never its secret (keys had no address: the 201 had no Location).
+    assert_eq!(
+        location,
+        format!("/api/v1/api-keys/{}", created["id"].as_str().unwrap())
+    );
+    let shown: Value = app
+        .get(&location, &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&shown["id"], &shown["name"]),
+        (&created["id"], &json!("Backend"))
+    );
+    assert!(shown.get("secret").is_none() && !shown.to_string().contains(&secret));
     assert!(secret.starts_with("uj_live_"));
     assert!(secret.starts_with(created["prefix"].as_str().unwrap()));
     assert_eq!(
@@ -243,6 +260,13 @@ async fn a_secret_key_is_shown_once_listed_by_prefix_and_stops_working_when_revo
     assert_eq!(revoked.status().as_u16(), 200);
     let revoked: Value = revoked.json().await.unwrap();
     assert!(revoked["revoked_at"].is_string());
+    let shown: Value = app
+        .get(&location, &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["revoked_at"], revoked["revoked_at"]);
     let (status, error) = error_of(app.get("/api/v1/project", &secret).await).await;
     assert_eq!(
         (status, error["code"].as_str()),
@@ -432,6 +456,12 @@ async fn one_projects_key_cannot_touch_another_projects_keys() {
 
     let (status, error) = error_of(
         app.delete(&format!("/api/v1/api-keys/{shop_key_id}"), &blog.secret_key)
+            .await,
+    )
+    .await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
+    let (status, error) = error_of(
+        app.get(&format!("/api/v1/api-keys/{shop_key_id}"), &blog.secret_key)
             .await,
     )
     .await;

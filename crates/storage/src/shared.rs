@@ -293,6 +293,22 @@ macro_rules! impl_store {
                 Ok(crate::shared::into_page(rows, page.limit))
             }
 
+            async fn secret_key(
+                &self,
+                project: &ProjectId,
+                id: &SecretKeyId,
+            ) -> Result<Option<SecretKey>, $crate::StoreError> {
+                let row: Option<SecretKeyRow> = sqlx::query_as(
+                    "SELECT id, project_id, name, prefix, created_at, last_used_at, revoked_at
+                     FROM secret_keys WHERE id = $1 AND project_id = $2",
+                )
+                .bind(id.as_str())
+                .bind(project.as_str())
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
             async fn revoke_secret_key(
                 &self,
                 project: &ProjectId,

@@ -153,6 +153,12 @@ pub trait Store:
         project: &ProjectId,
         page: &PageRequest,
     ) -> Result<Page<SecretKey>, StoreError>;
+    /// One of the project's keys, revoked or not; `None` when it has no such key.
+    async fn secret_key(
+        &self,
+        project: &ProjectId,
+        id: &SecretKeyId,
+    ) -> Result<Option<SecretKey>, StoreError>;
     /// Revokes a key (idempotently); `None` when the project has no such key.
     async fn revoke_secret_key(
         &self,

@@ -35,6 +35,17 @@ pub async fn create_secret_key(
     })
 }
 
+pub async fn secret_key(
+    store: &dyn Store,
+    project: &ProjectId,
+    id: &str,
+) -> Result<SecretKey, ServiceError> {
+    store
+        .secret_key(project, &SecretKeyId::from_string(id))
+        .await?
+        .ok_or(ServiceError::NotFound("api_key"))
+}
+
 pub async fn revoke_secret_key(
     store: &dyn Store,
     project: &ProjectId,

@@ -2,7 +2,8 @@
 //! list, revoke). A secret key's value appears only in the response that creates it.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderName, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -21,7 +22,7 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(revoke))
+        .routes(routes!(show, revoke))
         .routes(routes!(show_public_key))
         .routes(routes!(rotate_public_key))
 }
@@ -99,18 +100,37 @@ async fn list(
     tag = "API keys",
     summary = "Create a secret key (shown once)",
     request_body = CreateApiKeyRequest,
-    responses((status = 201, description = "The key, with its secret this once", body = ApiKeyResponse))
+    responses((status = 201, description = "The key, with its secret this once; `Location` is its address", body = ApiKeyResponse))
 )]
 async fn create(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiJson(request): ApiJson<CreateApiKeyRequest>,
-) -> Result<(StatusCode, Json<ApiKeyResponse>), ApiError> {
+) -> Result<(StatusCode, [(HeaderName, String); 1], Json<ApiKeyResponse>), ApiError> {
     let created =
         api_keys::create_secret_key(state.store.as_ref(), &auth.project.id, &request.name).await?;
+    let location = format!("/api/v1/api-keys/{}", created.key.id.as_str());
     let mut response = ApiKeyResponse::from(created.key);
     response.secret = Some(created.secret.expose_secret().to_owned());
-    Ok((StatusCode::CREATED, Json(response)))
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(response)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api-keys/{id}",
+    operation_id = "get_api_key",
+    tag = "API keys",
+    summary = "Get a secret key (by prefix; never the secret)",
+    params(("id" = String, Path, description = "The key id")),
+    responses((status = 200, description = "The key", body = ApiKeyResponse))
+)]
+async fn show(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ApiKeyResponse>, ApiError> {
+    let key = api_keys::secret_key(state.store.as_ref(), &auth.project.id, &id).await?;
+    Ok(Json(key.into()))
 }
 
 #[utoipa::path(
