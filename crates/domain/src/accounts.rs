@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::ids::AccountId;
-use crate::validation::bounded_text;
+use crate::validation::name;
 use crate::ValidationError;
 
 /// A syntactically plausible, normalised email address: trimmed, lower-cased, its domain in
@@ -14,7 +14,8 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let email = bounded_text("email", raw, 254)?.to_lowercase();
+        // Shown as people read it: an invisible character would make a lookalike account.
+        let email = name("email", raw, 254)?.to_lowercase();
         let email = match email.rsplit_once('@') {
             Some((local, domain)) => match idna::domain_to_ascii(domain) {
                 Ok(ascii) => format!("{local}@{ascii}"),
@@ -104,6 +105,8 @@ mod tests {
             "ada@example",
             "a b@example.com",
             "ada@.com",
+            "ada\u{200b}@example.com",
+            "\u{feff}ada@example.com",
         ] {
             let err = Email::parse(bad).unwrap_err();
             assert_eq!(err.field, "email", "{bad}");

@@ -58,7 +58,8 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
     make_private_directories(to)?;
     let database = to.join("userjourneys.db");
     let key_file = to.join("app.key");
-    if key_file.exists() {
+    // A symbolic link counts, pointing anywhere.
+    if key_file.symlink_metadata().is_ok() {
         bail!(
             "{} exists already: back up into an empty directory",
             key_file.display()
@@ -77,9 +78,11 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
             database.display()
         );
     }
-    // The copy holds what the database does (sessions, sealed secrets): `backup` makes it the
-    // owner's only.
-    copy_private(&key, &key_file)?;
+    if let Err(error) = copy_private(&key, &key_file) {
+        // A copy without its key is no backup, and would block the next try.
+        let _ = std::fs::remove_file(&database);
+        return Err(error);
+    }
     Ok(BackupOutput { database, key_file })
 }
 
@@ -121,11 +124,14 @@ fn create_new_private(path: &Path) -> anyhow::Result<std::fs::File> {
         })
 }
 
-/// Copies the key file, readable by its owner only.
+/// Copies the key file, readable by its owner only; a copy cut short is removed.
 fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
     let mut file = create_new_private(to)?;
-    std::io::Write::write_all(&mut file, &bytes)?;
-    file.sync_all()?;
+    let written = std::io::Write::write_all(&mut file, &bytes).and_then(|()| file.sync_all());
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(to);
+        return Err(anyhow::Error::new(error).context(format!("cannot write {}", to.display())));
+    }
     Ok(())
 }

@@ -1500,3 +1500,23 @@ async fn a_slow_sdk_upload_is_not_a_database_outage() {
     .await;
     assert!(line.starts_with("HTTP/1.1 200"), "{line}");
 }
+
+/// A request with no credential at all is refused from its head, before its body: nothing
+/// is read ahead for it (a stranger's slow body would hold the refusal for the body deadline).
+#[tokio::test]
+async fn a_request_without_a_credential_is_refused_before_its_body() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn().await;
+    let stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
+    let head = "POST /api/v1/studies HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 100\r\n\r\n{\"name\": ";
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(5), status_line(&mut reader))
+        .await
+        .expect("answered before the body");
+    assert!(line.starts_with("HTTP/1.1 401"), "{line}");
+}

@@ -1562,6 +1562,16 @@ fn a_backup_that_fails_leaves_nothing_behind_and_directories_are_private() {
     assert!(!dir.path().join("full/userjourneys.db").exists(), "{said}");
     let (copied, said) = backup("full", "true");
     assert!(copied, "the next try succeeds: {said}");
+    // A key file in the way (a link to nowhere, which `exists` missed): the database's copy
+    // is not left behind either.
+    std::fs::create_dir(dir.path().join("linked")).unwrap();
+    std::os::unix::fs::symlink("nowhere", dir.path().join("linked/app.key")).unwrap();
+    let (copied, said) = backup("linked", "true");
+    assert!(!copied && said.contains("exists already"), "{said}");
+    assert!(
+        !dir.path().join("linked/userjourneys.db").exists(),
+        "{said}"
+    );
 
     let (copied, said) = backup("a/b/c", "umask 0277");
     assert!(copied, "{said}");

@@ -546,11 +546,12 @@ macro_rules! impl_cohort_sync_store {
             // 503, or in flight in another process). Taken as a new run it would discard the
             // run being staged, or apply an older membership again. A run is its session and
             // page count.
-            // Unless nothing was applied since the run began and another session replaced it
-            // unfinished (a session seen later, which need not be newer): acknowledging its
-            // pages would have Mixpanel go on from a membership never applied. Refused for
-            // Mixpanel to retry, give the run up, and go on from the last one it completed.
-            // (A run replaced by a rerun of its own session is the rerun's to complete.)
+            // Unless nothing was applied since the run began: it was replaced unfinished by a
+            // run seen later (which need not be newer, of another session or a rerun of its
+            // own), and acknowledging its pages would have Mixpanel go on from a membership
+            // never applied. Refused for Mixpanel to retry, give the run up, and go on from
+            // the last one it completed: the audience's membership, which it then converges
+            // from. (Once the replacing run is applied, its pages are duplicates.)
             let (late, settled): (bool, bool) = sqlx::query_as(
                 "WITH run AS (SELECT MIN(received_at) AS began FROM sync_ledger
                               WHERE audience_id = $1 AND action = 'members' AND session_id = $2
@@ -560,8 +561,7 @@ macro_rules! impl_cohort_sync_store {
                     AND (SELECT began FROM run) IS NOT NULL,
                     EXISTS (SELECT 1 FROM sync_ledger
                             WHERE audience_id = $1 AND outcome = 'applied'
-                              AND received_at >= (SELECT began FROM run))
-                    OR EXISTS (SELECT 1 FROM sync_staging WHERE audience_id = $1 AND session_id = $2)",
+                              AND received_at >= (SELECT began FROM run))",
             )
             .bind(audience.as_str())
             .bind(session_id)
