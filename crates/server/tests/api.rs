@@ -21,6 +21,16 @@ async fn create_study(app: &TestApp, key: &str) -> String {
     study["id"].as_str().unwrap().to_owned()
 }
 
+/// The names of a list's items, in order.
+fn names_in(list: &Value) -> Vec<&str> {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap())
+        .collect()
+}
+
 async fn error_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("a JSON error body");
@@ -236,13 +246,7 @@ async fn a_secret_key_is_shown_once_listed_by_prefix_and_stops_working_when_revo
         .await
         .unwrap();
     assert_eq!(listed["object"], "list");
-    let names: Vec<&str> = listed["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["bootstrap", "Backend"]);
+    assert_eq!(names_in(&listed), ["bootstrap", "Backend"]);
     assert!(
         !listed.to_string().contains(&secret),
         "a listing never contains a secret"
@@ -308,13 +312,7 @@ async fn key_listing_pages_with_limit_and_starting_after() {
         .json()
         .await
         .unwrap();
-    let names: Vec<&str> = rest["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["b", "c"]);
+    assert_eq!(names_in(&rest), ["b", "c"]);
     assert_eq!(rest["has_more"], false);
 
     let (status, error) =
@@ -1454,13 +1452,7 @@ async fn a_key_revoked_while_a_body_arrives_refuses_its_request() {
         .json()
         .await
         .unwrap();
-    let names: Vec<&str> = listed["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["name"].as_str().unwrap())
-        .collect();
-    assert!(!names.contains(&"replacement"), "{listed}");
+    assert!(!names_in(&listed).contains(&"replacement"), "{listed}");
 
     let rotate = async {
         let rotated = app

@@ -154,6 +154,18 @@ impl Synced {
     }
 }
 
+/// A refusal in Mixpanel's format with `status` (the HTTP status is its code): its body.
+async fn refused_with(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(
+        (&reply["status"], &reply["error"]["code"]),
+        (&json!("failure"), &json!(status)),
+        "{reply}"
+    );
+    reply
+}
+
 fn page(session: &str, page: u32, total: u32, ids: &[&str]) -> Value {
     let members: Vec<Value> = ids
         .iter()
@@ -1248,14 +1260,7 @@ async fn a_webhook_url_with_a_trailing_slash_works_and_a_wrong_one_says_so_in_mi
         format!("{base}/whk_nope"),
         format!("{}/x", synced.webhook_url),
     ] {
-        let refused = send(wrong.clone()).await.unwrap();
-        assert_eq!(refused.status().as_u16(), 404, "{wrong}");
-        let reply: Value = refused.json().await.unwrap();
-        assert_eq!(
-            (&reply["status"], &reply["error"]["code"]),
-            (&json!("failure"), &json!(404)),
-            "{wrong}: {reply}"
-        );
+        refused_with(send(wrong).await.unwrap(), 404).await;
     }
 }
 
@@ -1309,8 +1314,7 @@ async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
     assert_eq!(synced.audience().await["member_count"], 3);
     // Not what it says: a 400 naming it (it was a 503, retried for ever).
     let refused = send("gzip", plain.clone().into_bytes()).await.unwrap();
-    assert_eq!(refused.status().as_u16(), 400);
-    let reply: Value = refused.json().await.unwrap();
+    let reply = refused_with(refused, 400).await;
     assert!(
         reply["error"]["message"].as_str().unwrap().contains("gzip"),
         "{reply}"
@@ -1333,14 +1337,8 @@ async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
     let too_large = send("gzip", bomb.finish().unwrap()).await.unwrap();
     assert_eq!(too_large.status().as_u16(), 413);
     let refused = send("br", plain.into_bytes()).await.unwrap();
-    assert_eq!(refused.status().as_u16(), 415);
     assert_eq!(refused.headers()["accept-encoding"], "gzip, deflate");
-    let reply: Value = refused.json().await.unwrap();
-    assert_eq!(
-        (&reply["status"], &reply["error"]["code"]),
-        (&json!("failure"), &json!(415)),
-        "{reply}"
-    );
+    refused_with(refused, 415).await;
 }
 
 /// A secret regenerated while a delivery's body is on its way refuses that delivery, as it
