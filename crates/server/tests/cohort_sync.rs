@@ -1280,38 +1280,30 @@ async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
             .body(body)
             .send()
     };
+    let gzip = |bytes: &[u8]| {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(bytes).unwrap();
+        gzip.finish().unwrap()
+    };
     let plain = page("s", 1, 1, &["a", "b"]).to_string();
-    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gzip.write_all(plain.as_bytes()).unwrap();
-    let gzipped = gzip.finish().unwrap();
-    let applied = send("gzip", gzipped.clone()).await.unwrap();
-    assert_eq!(applied.status().as_u16(), 200);
-    assert_eq!(synced.audience().await["member_count"], 2);
-    // Named in any case; deflate is zlib's format.
-    let mut one = page("s2", 1, 1, &["a"]).to_string();
-    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gzip.write_all(one.as_bytes()).unwrap();
-    assert_eq!(
-        send("X-GZIP", gzip.finish().unwrap())
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(synced.audience().await["member_count"], 1);
-    one = page("s3", 1, 1, &["a", "b", "c"]).to_string();
+    let gzipped = gzip(plain.as_bytes());
+    // As sent, named in any case (`x-gzip` too); deflate is zlib's format.
     let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    zlib.write_all(one.as_bytes()).unwrap();
-    assert_eq!(
-        send("deflate", zlib.finish().unwrap())
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(synced.audience().await["member_count"], 3);
+    zlib.write_all(page("s3", 1, 1, &["a", "b", "c"]).to_string().as_bytes())
+        .unwrap();
+    for (coding, body, members) in [
+        ("gzip", gzipped.clone(), 2),
+        (
+            "X-GZIP",
+            gzip(page("s2", 1, 1, &["a"]).to_string().as_bytes()),
+            1,
+        ),
+        ("deflate", zlib.finish().unwrap(), 3),
+    ] {
+        let applied = send(coding, body).await.unwrap();
+        assert_eq!(applied.status().as_u16(), 200, "{coding}");
+        assert_eq!(synced.audience().await["member_count"], members, "{coding}");
+    }
     // Not what it says: a 400 naming it (it was a 503, retried for ever).
     let refused = send("gzip", plain.clone().into_bytes()).await.unwrap();
     let reply = refused_with(refused, 400).await;
@@ -1330,11 +1322,9 @@ async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
         .unwrap();
     assert_eq!(stranger.status().as_u16(), 401);
     // The size limit holds for what a body unpacks to.
-    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    bomb.write_all(br#"{"action": "add_members", "parameters": {"x": ""#)
-        .unwrap();
-    bomb.write_all(&vec![b' '; 5 << 20]).unwrap();
-    let too_large = send("gzip", bomb.finish().unwrap()).await.unwrap();
+    let mut bomb = br#"{"action": "add_members", "parameters": {"x": ""#.to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 5 << 20));
+    let too_large = send("gzip", gzip(&bomb)).await.unwrap();
     assert_eq!(too_large.status().as_u16(), 413);
     let refused = send("br", plain.into_bytes()).await.unwrap();
     assert_eq!(refused.headers()["accept-encoding"], "gzip, deflate");
