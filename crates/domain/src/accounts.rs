@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::ids::AccountId;
-use crate::validation::name;
+use crate::validation::{bounded_text, name};
 use crate::ValidationError;
 
 /// A syntactically plausible, normalised email address: trimmed, lower-cased, its domain in
@@ -13,9 +13,20 @@ use crate::ValidationError;
 pub struct Email(String);
 
 impl Email {
+    /// A new address: shown as people read it, so an invisible character (which would make
+    /// a lookalike account) is refused.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        // Shown as people read it: an invisible character would make a lookalike account.
-        let email = name("email", raw, 254)?.to_lowercase();
+        Self::read(name("email", raw, 254)?)
+    }
+
+    /// An address to find an existing account by: as [`Email::parse`], but an invisible
+    /// character is kept, so an account made before they were refused still signs in.
+    pub fn lookup(raw: &str) -> Result<Self, ValidationError> {
+        Self::read(bounded_text("email", raw, 254)?)
+    }
+
+    fn read(email: String) -> Result<Self, ValidationError> {
+        let email = email.to_lowercase();
         let email = match email.rsplit_once('@') {
             Some((local, domain)) => match idna::domain_to_ascii(domain) {
                 Ok(ascii) => format!("{local}@{ascii}"),

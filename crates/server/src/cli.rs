@@ -110,11 +110,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::AdoptKey { new_key },
         } => {
-            let store = crate::startup::open_for_adopting(&cli.config).await?;
+            // Everything refused before the database is opened (and migrated): a refusal
+            // leaves it as the release before can serve it.
             let path = cli.config.secret_key_path();
-            let key = match (crate::app_key::AppKey::load(&path)?, new_key) {
-                (Some(key), false) => key,
-                (None, true) => crate::app_key::AppKey::create(&path)?,
+            crate::startup::check_adoptable(&cli.config)?;
+            let loaded = crate::app_key::AppKey::load(&path)?;
+            match (&loaded, new_key) {
+                (Some(_), false) | (None, true) => {}
                 (Some(_), true) => anyhow::bail!(
                     "{} exists: --new-key makes a new key there. Move that file away first, or \
                      leave out --new-key to adopt it",
@@ -126,6 +128,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                      is lost for good, run `userjourneys admin adopt-key --new-key`",
                     path.display()
                 ),
+            }
+            let store = crate::startup::open_for_adopting(&cli.config).await?;
+            let key = match loaded {
+                Some(key) => key,
+                // Made once no server holds the file.
+                None => crate::app_key::AppKey::create(&path)?,
             };
             store.adopt_key_fingerprint(&key.fingerprint()).await?;
             let unreadable =

@@ -491,10 +491,17 @@ fn backup_key_beside(url: &str) -> Option<std::path::PathBuf> {
     key.exists().then_some(key)
 }
 
-/// Opens the configured database for `admin adopt-key`, which creates none and runs with
-/// no server on it: on SQLite it takes the file as its server would (refused while one
+/// Opens the configured database for `admin adopt-key` ([`check_adoptable`] first), which
+/// runs with no server on it: on SQLite it takes the file as its server would (refused while one
 /// serves it, which would carry on with the old key).
 pub async fn open_for_adopting(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    uj_storage::connect_as_server(&config.database_url)
+        .await
+        .context("cannot open the database (DATABASE_URL)")
+}
+
+/// Refuses `admin adopt-key` on a SQLite file that is not there: it creates nothing.
+pub fn check_adoptable(config: &Config) -> anyhow::Result<()> {
     let url = &config.database_url;
     if uj_storage::Backend::of(url)? == uj_storage::Backend::Sqlite {
         let file = uj_storage::SqliteStore::file_of(url)?;
@@ -505,9 +512,7 @@ pub async fn open_for_adopting(config: &Config) -> anyhow::Result<Arc<dyn Store>
             );
         }
     }
-    uj_storage::connect_as_server(url)
-        .await
-        .context("cannot open the database (DATABASE_URL)")
+    Ok(())
 }
 
 /// Opens the configured database and migrates it, for an admin command (beside the server

@@ -1264,3 +1264,29 @@ async fn the_forms_refuse_start_limits_and_caps_above_a_billion() {
         "{error}"
     );
 }
+
+/// An account whose address was taken with an invisible character, before they were
+/// refused, still signs in (found by the upgrade probe: it could not, its owner locked out).
+#[tokio::test]
+async fn an_account_made_before_invisible_characters_were_refused_still_signs_in() {
+    let app = TestApp::spawn().await;
+    app.set_up(&client(), "ada@example.com", "Shop").await;
+    let store = uj_storage::connect(&app.config.database_url).await.unwrap();
+    let hash = uj_domain::password::Password::parse(PASSWORD)
+        .unwrap()
+        .hash();
+    store
+        .create_account(uj_storage::NewAccount {
+            email: "ops\u{200b}@example.com".into(),
+            password_hash: hash,
+        })
+        .await
+        .unwrap();
+    let browser = client();
+    let signed_in = app
+        .login(&browser, "ops\u{200b}@example.com", PASSWORD)
+        .await;
+    assert_eq!(signed_in.status().as_u16(), 303);
+    // A new one cannot be made so.
+    assert!(uj_domain::accounts::Email::parse("ops\u{200b}@example.com").is_err());
+}

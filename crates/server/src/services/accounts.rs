@@ -56,7 +56,7 @@ pub async fn authenticate(
     email: &str,
     password: &str,
 ) -> Result<Option<Account>, ServiceError> {
-    let account = match Email::parse(email) {
+    let account = match Email::lookup(email) {
         Ok(email) => store.account_by_email(email.as_str()).await?,
         Err(_) => None,
     };
@@ -241,6 +241,12 @@ pub async fn accept_invitation(
         .open_invitation(&token_hash(token), Utc::now())
         .await?
         .ok_or(ServiceError::NotFound("invitation"))?;
+    // One sent before invisible characters were refused would make an account no one can
+    // tell from another: the owner invites the address again.
+    Email::parse(&invitation.email).map_err(|_| ServiceError::Conflict {
+        code: "invitation_address_refused",
+        message: "This invitation's address holds an invisible character, which no account may hold now. Ask the project's owner to invite you again.".into(),
+    })?;
     if store.account_by_email(&invitation.email).await?.is_some() {
         return Err(account_exists());
     }
