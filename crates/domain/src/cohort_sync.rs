@@ -335,13 +335,13 @@ fn id_of_text(s: &str) -> Result<Option<String>, UnusableId> {
 }
 
 fn id_of_number(n: &Number) -> Result<Option<String>, UnusableId> {
-    // A whole number written as a float (a numeric property Mixpanel keeps as a double) is
-    // that number while a float holds it exactly; past 2^53 it may have been rounded.
-    const EXACT: f64 = 9_007_199_254_740_992.0;
-    match n.as_f64() {
-        _ if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
-        Some(f) if f.fract() == 0.0 && f.abs() < EXACT => Ok(Some((f as i64).to_string())),
-        _ => Err(UnusableId),
+    // A whole number written as a float (a numeric property Mixpanel keeps as a double).
+    if n.is_i64() || n.is_u64() {
+        return Ok(Some(n.to_string()));
+    }
+    match n.as_f64().and_then(crate::json::whole_number) {
+        Some(whole) => Ok(Some(whole.to_string())),
+        None => Err(UnusableId),
     }
 }
 

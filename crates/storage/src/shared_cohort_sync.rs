@@ -552,26 +552,37 @@ macro_rules! impl_cohort_sync_store {
             // never applied. Refused for Mixpanel to retry, give the run up, and go on from
             // the last one it completed: the audience's membership, which it then converges
             // from. (Once the replacing run is applied, its pages are duplicates.)
-            let (late, settled): (bool, bool) = sqlx::query_as(
-                "WITH run AS (SELECT MIN(received_at) AS began FROM sync_ledger
-                              WHERE audience_id = $1 AND action = 'members' AND session_id = $2
-                                AND total_pages = $3 AND outcome <> 'rejected')
-                 SELECT NOT EXISTS (SELECT 1 FROM sync_staging
+            let late: bool = sqlx::query_scalar(
+                "SELECT NOT EXISTS (SELECT 1 FROM sync_staging
                                     WHERE audience_id = $1 AND session_id = $2 AND total_pages = $3)
-                    AND (SELECT began FROM run) IS NOT NULL,
-                    EXISTS (SELECT 1 FROM sync_ledger
-                            WHERE audience_id = $1 AND outcome = 'applied'
-                              AND received_at >= (SELECT began FROM run))",
+                    AND EXISTS (SELECT 1 FROM sync_ledger
+                                WHERE audience_id = $1 AND action = 'members' AND session_id = $2
+                                  AND total_pages = $3 AND outcome <> 'rejected')",
             )
             .bind(audience.as_str())
             .bind(session_id)
             .bind(total_pages)
             .fetch_one(&mut **tx)
             .await?;
-            match (late, settled) {
-                (true, true) => return Ok(None),
-                (true, false) => return Err($crate::StoreError::RunReplaced),
-                (false, _) => {}
+            if late {
+                // Read for late pages only: it walks the audience's history since the run.
+                let settled: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM sync_ledger
+                        WHERE audience_id = $1 AND outcome = 'applied'
+                          AND received_at >= (SELECT MIN(received_at) FROM sync_ledger
+                                              WHERE audience_id = $1 AND action = 'members'
+                                                AND session_id = $2 AND total_pages = $3
+                                                AND outcome <> 'rejected'))",
+                )
+                .bind(audience.as_str())
+                .bind(session_id)
+                .bind(total_pages)
+                .fetch_one(&mut **tx)
+                .await?;
+                return match settled {
+                    true => Ok(None),
+                    false => Err($crate::StoreError::RunReplaced),
+                };
             }
             // Pages of this session announcing another page count are an earlier run of it
             // (a run restarted from the top, the cohort grown meanwhile): this page starts

@@ -172,12 +172,8 @@ fn whole_numbers<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
     fn integral(value: &mut Value) {
         match value {
             Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-                // Below 2^53 a float holds the integer exactly.
-                if let Some(f) = n
-                    .as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.007e15)
-                {
-                    *value = Value::from(f as i64);
+                if let Some(whole) = n.as_f64().and_then(uj_domain::json::whole_number) {
+                    *value = Value::from(whole);
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(integral),
