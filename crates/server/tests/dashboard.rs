@@ -1287,6 +1287,43 @@ async fn an_account_made_before_invisible_characters_were_refused_still_signs_in
         .login(&browser, "ops\u{200b}@example.com", PASSWORD)
         .await;
     assert_eq!(signed_in.status().as_u16(), 303);
-    // A new one cannot be made so.
-    assert!(uj_domain::accounts::Email::parse("ops\u{200b}@example.com").is_err());
+    // A new one cannot be made so: an invitation sent to such an address before is refused
+    // when accepted, saying why (it made an account no one could sign in as).
+    let owner = store
+        .account_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let project = store.memberships(&owner.id).await.unwrap()[0]
+        .project
+        .id
+        .clone();
+    let token = "an-invitation-token-from-before";
+    store
+        .create_invitation(uj_storage::NewInvitation {
+            project_id: project,
+            email: "mate\u{2060}@example.com".into(),
+            token_hash: uj_domain::keys::token_hash(token),
+            invited_by: owner.id,
+            expires_at: chrono::Utc::now() + chrono::Duration::days(1),
+        })
+        .await
+        .unwrap();
+    let path = format!("/invitations/{token}");
+    let refused = app
+        .submit(&client(), &path, &path, &[("password", PASSWORD)])
+        .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(
+        element_text(&html, "form-error")
+            .unwrap()
+            .contains("invite you again"),
+        "{html}"
+    );
+    assert!(store
+        .account_by_email("mate\u{2060}@example.com")
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -243,9 +243,11 @@ pub async fn accept_invitation(
         .ok_or(ServiceError::NotFound("invitation"))?;
     // One sent before invisible characters were refused would make an account no one can
     // tell from another: the owner invites the address again.
-    Email::parse(&invitation.email).map_err(|_| ServiceError::Conflict {
-        code: "invitation_address_refused",
-        message: "This invitation's address holds an invisible character, which no account may hold now. Ask the project's owner to invite you again.".into(),
+    Email::parse(&invitation.email).map_err(|_| {
+        ServiceError::Invalid(uj_domain::ValidationError::new(
+            "email",
+            "this invitation's address holds an invisible character, which no account may hold now: ask the project's owner to invite you again",
+        ))
     })?;
     if store.account_by_email(&invitation.email).await?.is_some() {
         return Err(account_exists());
