@@ -179,6 +179,16 @@ pub(crate) struct ConnectionRow {
     last_verified_at: Ts,
 }
 
+/// The columns [`ConnectionRow`] reads, named: see `invite_columns!`.
+macro_rules! connection_columns {
+    () => {
+        "project_id, username, secret_ciphertext, mixpanel_project_id, \
+         mixpanel_project_name, organization_name, region, timezone, workspace_id, \
+         status, status_detail, connected_at, last_verified_at"
+    };
+}
+pub(crate) use connection_columns;
+
 impl TryFrom<ConnectionRow> for StoredConnection {
     type Error = StoreError;
     fn try_from(row: ConnectionRow) -> Result<Self, StoreError> {
@@ -345,6 +355,15 @@ pub(crate) struct AudienceRow {
     last_synced_at: Option<Ts>,
 }
 
+/// The columns [`AudienceRow`] reads, named: see `invite_columns!`.
+macro_rules! audience_columns {
+    () => {
+        "id, project_id, mixpanel_cohort_id, name, description, member_count, \
+         created_at, last_delivery_at, last_synced_at"
+    };
+}
+pub(crate) use audience_columns;
+
 impl From<AudienceRow> for Audience {
     fn from(row: AudienceRow) -> Self {
         Audience {
@@ -438,6 +457,15 @@ pub(crate) struct StudyRow {
     updated_at: Ts,
 }
 
+/// The columns [`StudyRow`] reads, named: see `invite_columns!`.
+macro_rules! study_columns {
+    () => {
+        "id, project_id, name, status, interview_url, launch_mode, weekly_limit, \
+         monthly_limit, public_code, created_at, updated_at"
+    };
+}
+pub(crate) use study_columns;
+
 fn corrupt(error: uj_domain::ValidationError) -> StoreError {
     StoreError::Corrupt(error.to_string())
 }
@@ -471,6 +499,15 @@ pub(crate) struct IdempotencyRow {
     body: Vec<u8>,
     created_at: Ts,
 }
+
+/// The columns [`IdempotencyRow`] reads, named: see `invite_columns!`.
+macro_rules! idempotency_columns {
+    () => {
+        "project_id, idempotency_key, fingerprint, resource_id, status, body, \
+         created_at"
+    };
+}
+pub(crate) use idempotency_columns;
 
 impl TryFrom<IdempotencyRow> for IdempotencyRecord {
     type Error = StoreError;
@@ -511,6 +548,17 @@ pub(crate) struct RuleRow {
     created_at: Ts,
     updated_at: Ts,
 }
+
+/// The columns [`RuleRow`] reads, named: see `invite_columns!`.
+macro_rules! rule_columns {
+    () => {
+        "id, project_id, study_id, name, status, trigger_type, trigger_value, surface, \
+         prompt_title, prompt_message, prompt_start_label, prompt_dismiss_label, \
+         priority, cooldown_seconds, max_starts, sampling_percent, starts_at, ends_at, \
+         created_at, updated_at"
+    };
+}
+pub(crate) use rule_columns;
 
 impl TryFrom<RuleRow> for LaunchRule {
     type Error = StoreError;
@@ -566,6 +614,21 @@ pub(crate) struct InviteRow {
     pub(crate) dismissed_at: Option<Ts>,
     pub(crate) withdrawn_at: Option<Ts>,
 }
+
+/// The columns [`InviteRow`] reads, named and in the table's order. Statements name the
+/// columns they read and return, never `*`: PostgreSQL refuses to run a prepared statement
+/// whose result a migration changed ("cached plan must not change result type"), so a
+/// column added by a newer release would break every `SELECT *` of the processes still
+/// running the older one during a rolling upgrade. (The SDK's reads on SQLite take these by
+/// position: rusqlite finds a column by name by walking the names before it.)
+macro_rules! invite_columns {
+    () => {
+        "code, project_id, rule_id, study_id, reference_id, source, audience_id, \
+         audience_member_id, event_name, metadata, traits, state, issued_at, expires_at, \
+         accepted_at, dismissed_at, withdrawn_at"
+    };
+}
+pub(crate) use invite_columns;
 
 impl TryFrom<InviteRow> for Invite {
     type Error = StoreError;

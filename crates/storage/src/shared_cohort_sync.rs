@@ -128,7 +128,7 @@ pub(crate) const COUNTS: &str = "(staged_session IS NULL \
 /// empty name was a link no one could click). No row when the audience is another Mixpanel
 /// project's cohort of that id (the connection moved): it is not this cohort's.
 pub(crate) const UPSERT_AUDIENCE: &str =
-    "INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at,
+    concat!("INSERT INTO audiences (id, project_id, mixpanel_cohort_id, name, description, created_at, last_delivery_at,
         mixpanel_project_id)
      VALUES ($1, $2, $3, CASE WHEN $4 = '' THEN 'Cohort ' || $3 ELSE $4 END, COALESCE($5, ''), $6, $6, $8)
      ON CONFLICT (project_id, mixpanel_cohort_id) DO UPDATE SET
@@ -140,7 +140,7 @@ pub(crate) const UPSERT_AUDIENCE: &str =
         mixpanel_project_id = COALESCE(audiences.mixpanel_project_id, excluded.mixpanel_project_id)
      WHERE audiences.mixpanel_project_id IS NULL OR excluded.mixpanel_project_id IS NULL
         OR audiences.mixpanel_project_id = excluded.mixpanel_project_id
-     RETURNING *";
+     RETURNING ", crate::rows::audience_columns!(), ", last_session_id");
 
 /// The Mixpanel project of the audience of cohort `$2` in project `$1`.
 pub(crate) const COHORT_OWNER: &str =
@@ -1093,7 +1093,7 @@ macro_rules! impl_cohort_sync_store {
                 page: &$crate::PageRequest,
             ) -> Result<$crate::Page<uj_domain::audiences::Audience>, $crate::StoreError> {
                 let rows: Vec<AudienceRow> = sqlx::query_as(
-                    "SELECT * FROM audiences WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                    concat!("SELECT ", crate::rows::audience_columns!(), " FROM audiences WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
                 )
                 .bind(project.as_str())
                 .bind(page.starting_after.as_deref().unwrap_or(""))
@@ -1109,7 +1109,7 @@ macro_rules! impl_cohort_sync_store {
                 id: &AudienceId,
             ) -> Result<Option<uj_domain::audiences::Audience>, $crate::StoreError> {
                 let row: Option<AudienceRow> =
-                    sqlx::query_as("SELECT * FROM audiences WHERE project_id = $1 AND id = $2")
+                    sqlx::query_as(concat!("SELECT ", crate::rows::audience_columns!(), " FROM audiences WHERE project_id = $1 AND id = $2"))
                         .bind(project.as_str())
                         .bind(id.as_str())
                         .fetch_optional(self.reader())

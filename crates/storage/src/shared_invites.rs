@@ -13,14 +13,20 @@ pub(crate) const RULE_INVITES_BY_STATE: &str =
      FROM invites WHERE rule_id = $1 GROUP BY state";
 
 /// The first page of a rule's invites, newest first (codes sort by issue time).
-pub(crate) const RULE_INVITES_FIRST: &str =
-    "SELECT * FROM invites WHERE rule_id = $1 AND project_id = $2
-     ORDER BY code DESC LIMIT $3";
+pub(crate) const RULE_INVITES_FIRST: &str = concat!(
+    "SELECT ",
+    crate::rows::invite_columns!(),
+    " FROM invites WHERE rule_id = $1 AND project_id = $2
+     ORDER BY code DESC LIMIT $3"
+);
 /// A later page, after a code: a seek to it, so that reading all the pages reads each
 /// invite once (`$3 IS NULL OR code < $3` walked from the newest each time).
-pub(crate) const RULE_INVITES_AFTER: &str =
-    "SELECT * FROM invites WHERE rule_id = $1 AND project_id = $2 AND code < $3
-     ORDER BY code DESC LIMIT $4";
+pub(crate) const RULE_INVITES_AFTER: &str = concat!(
+    "SELECT ",
+    crate::rows::invite_columns!(),
+    " FROM invites WHERE rule_id = $1 AND project_id = $2 AND code < $3
+     ORDER BY code DESC LIMIT $4"
+);
 
 /// `limit + 1` fetched invite rows as a page and whether more follow.
 pub(crate) fn invite_page(
@@ -46,14 +52,10 @@ macro_rules! user_invites_sql {
     };
 }
 
-/// `SELECT` of an invite's columns, named, in the table's order: the SDK's reads on SQLite take them by
-/// position (rusqlite finds a column by name by walking the names before it, for each value
-/// of each row).
+/// `SELECT` of an invite's columns (`invite_columns!`).
 macro_rules! select_invite {
     () => {
-        "SELECT code, project_id, rule_id, study_id, reference_id, source, audience_id, \
-         audience_member_id, event_name, metadata, traits, state, issued_at, expires_at, \
-         accepted_at, dismissed_at, withdrawn_at"
+        concat!("SELECT ", $crate::rows::invite_columns!())
     };
 }
 pub(crate) use select_invite;
@@ -290,11 +292,11 @@ macro_rules! impl_invite_store {
                 // Seeks the user's invites by `invites_by_user` and sorts them (a user has
                 // few; an index in this order would cost every invite the SDK writes).
                 let rows: Vec<InviteRow> = sqlx::query_as(
-                    "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2
+                    concat!("SELECT ", crate::rows::invite_columns!(), " FROM invites WHERE project_id = $1 AND reference_id = $2
                        AND ($3 IS NULL OR (issued_at, code) <
                             (SELECT issued_at, code FROM invites
                              WHERE project_id = $1 AND reference_id = $2 AND code = $3))
-                     ORDER BY issued_at DESC, code DESC LIMIT $4",
+                     ORDER BY issued_at DESC, code DESC LIMIT $4"),
                 )
                 .bind(project.as_str())
                 .bind(reference_id)
@@ -388,7 +390,7 @@ macro_rules! impl_invite_store {
                 for _ in 0..3 {
                     $crate::shared_invites::insert_invite!(i).execute(&mut *tx).await?;
                     let row: Option<InviteRow> = sqlx::query_as(
-                        "SELECT * FROM invites WHERE project_id = $1 AND reference_id = $2 AND state = 'issued'",
+                        concat!("SELECT ", crate::rows::invite_columns!(), " FROM invites WHERE project_id = $1 AND reference_id = $2 AND state = 'issued'"),
                     )
                     .bind(i.project_id.as_str())
                     .bind(&i.reference_id)
@@ -455,7 +457,7 @@ macro_rules! impl_invite_store {
             }
 
             async fn invite(&self, project: &ProjectId, code: &str) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
-                let row: Option<InviteRow> = sqlx::query_as("SELECT * FROM invites WHERE project_id = $1 AND code = $2")
+                let row: Option<InviteRow> = sqlx::query_as(concat!("SELECT ", crate::rows::invite_columns!(), " FROM invites WHERE project_id = $1 AND code = $2"))
                     .bind(project.as_str())
                     .bind(code)
                     .fetch_optional(self.reader())
@@ -464,7 +466,7 @@ macro_rules! impl_invite_store {
             }
 
             async fn invite_by_code(&self, code: &str) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
-                let row: Option<InviteRow> = sqlx::query_as("SELECT * FROM invites WHERE code = $1")
+                let row: Option<InviteRow> = sqlx::query_as(concat!("SELECT ", crate::rows::invite_columns!(), " FROM invites WHERE code = $1"))
                     .bind(code)
                     .fetch_optional(self.reader())
                     .await?;
@@ -472,7 +474,7 @@ macro_rules! impl_invite_store {
             }
 
             async fn study_by_public_code(&self, code: &str) -> Result<Option<uj_domain::studies::Study>, $crate::StoreError> {
-                let row: Option<StudyRow> = sqlx::query_as("SELECT * FROM studies WHERE public_code = $1")
+                let row: Option<StudyRow> = sqlx::query_as(concat!("SELECT ", crate::rows::study_columns!(), " FROM studies WHERE public_code = $1"))
                     .bind(code)
                     .fetch_optional(self.reader())
                     .await?;
@@ -503,7 +505,7 @@ macro_rules! impl_invite_store {
                 let owners = lock_owners(&mut tx, &study, &rule).await?;
                 // Locks the invite row (PostgreSQL) so two accepts of one invite serialise.
                 let row: Option<InviteRow> = sqlx::query_as(
-                    "UPDATE invites SET state = state WHERE project_id = $1 AND code = $2 RETURNING *",
+                    concat!("UPDATE invites SET state = state WHERE project_id = $1 AND code = $2 RETURNING ", crate::rows::invite_columns!()),
                 )
                 .bind(project.as_str())
                 .bind(code)
@@ -543,8 +545,8 @@ macro_rules! impl_invite_store {
                     .rows_affected();
                     if reserved == 1 {
                         let row: InviteRow = sqlx::query_as(
-                            "UPDATE invites SET state = 'accepted', accepted_at = $3
-                             WHERE project_id = $1 AND code = $2 RETURNING *",
+                            concat!("UPDATE invites SET state = 'accepted', accepted_at = $3
+                             WHERE project_id = $1 AND code = $2 RETURNING ", crate::rows::invite_columns!()),
                         )
                         .bind(project.as_str())
                         .bind(code)
@@ -624,10 +626,10 @@ macro_rules! impl_invite_store {
                 now: DateTime<Utc>,
             ) -> Result<Option<uj_domain::invites::Invite>, $crate::StoreError> {
                 let row: Option<InviteRow> = sqlx::query_as(
-                    "UPDATE invites SET
+                    concat!("UPDATE invites SET
                         state = CASE WHEN state = 'issued' AND expires_at > $3 THEN 'dismissed' ELSE state END,
                         dismissed_at = CASE WHEN state = 'issued' AND expires_at > $3 THEN $3 ELSE dismissed_at END
-                     WHERE project_id = $1 AND code = $2 RETURNING *",
+                     WHERE project_id = $1 AND code = $2 RETURNING ", crate::rows::invite_columns!()),
                 )
                 .bind(project.as_str())
                 .bind(code)

@@ -103,7 +103,7 @@ macro_rules! impl_mixpanel_store {
                 project: &ProjectId,
             ) -> Result<Option<uj_domain::mixpanel::StoredConnection>, $crate::StoreError> {
                 let row: Option<ConnectionRow> = sqlx::query_as(
-                    "SELECT * FROM mixpanel_connections WHERE project_id = $1",
+                    concat!("SELECT ", crate::rows::connection_columns!(), " FROM mixpanel_connections WHERE project_id = $1"),
                 )
                 .bind(project.as_str())
                 .fetch_optional(self.reader())
@@ -115,7 +115,7 @@ macro_rules! impl_mixpanel_store {
                 &self,
             ) -> Result<Vec<uj_domain::mixpanel::StoredConnection>, $crate::StoreError> {
                 let rows: Vec<ConnectionRow> =
-                    sqlx::query_as("SELECT * FROM mixpanel_connections ORDER BY project_id")
+                    sqlx::query_as(concat!("SELECT ", crate::rows::connection_columns!(), " FROM mixpanel_connections ORDER BY project_id"))
                         .fetch_all(self.reader())
                         .await?;
                 rows.into_iter().map(TryInto::try_into).collect()

@@ -88,7 +88,7 @@ macro_rules! impl_study_store {
                 project: &ProjectId,
                 id: &uj_domain::ids::StudyId,
             ) -> Result<Option<uj_domain::studies::Study>, $crate::StoreError> {
-                let row: Option<StudyRow> = sqlx::query_as("SELECT * FROM studies WHERE project_id = $1 AND id = $2")
+                let row: Option<StudyRow> = sqlx::query_as(concat!("SELECT ", crate::rows::study_columns!(), " FROM studies WHERE project_id = $1 AND id = $2"))
                     .bind(project.as_str())
                     .bind(id.as_str())
                     .fetch_optional(self.reader())
@@ -102,7 +102,7 @@ macro_rules! impl_study_store {
                 page: &$crate::PageRequest,
             ) -> Result<$crate::Page<uj_domain::studies::Study>, $crate::StoreError> {
                 let rows: Vec<StudyRow> = sqlx::query_as(
-                    "SELECT * FROM studies WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                    concat!("SELECT ", crate::rows::study_columns!(), " FROM studies WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
                 )
                 .bind(project.as_str())
                 .bind(page.starting_after.as_deref().unwrap_or(""))
@@ -161,8 +161,8 @@ macro_rules! impl_study_store {
                 now: DateTime<Utc>,
             ) -> Result<Option<uj_domain::idempotency::IdempotencyRecord>, $crate::StoreError> {
                 let row: Option<IdempotencyRow> = sqlx::query_as(
-                    "SELECT * FROM idempotency_keys
-                     WHERE project_id = $1 AND idempotency_key = $2 AND created_at > $3",
+                    concat!("SELECT ", crate::rows::idempotency_columns!(), " FROM idempotency_keys
+                     WHERE project_id = $1 AND idempotency_key = $2 AND created_at > $3"),
                 )
                 .bind(project.as_str())
                 .bind(key)
@@ -237,7 +237,7 @@ macro_rules! impl_study_store {
                 id: &uj_domain::ids::LaunchRuleId,
             ) -> Result<Option<uj_domain::studies::LaunchRule>, $crate::StoreError> {
                 let row: Option<RuleRow> =
-                    sqlx::query_as("SELECT * FROM launch_rules WHERE project_id = $1 AND id = $2")
+                    sqlx::query_as(concat!("SELECT ", crate::rows::rule_columns!(), " FROM launch_rules WHERE project_id = $1 AND id = $2"))
                         .bind(project.as_str())
                         .bind(id.as_str())
                         .fetch_optional(self.reader())
@@ -252,8 +252,8 @@ macro_rules! impl_study_store {
                 page: &$crate::PageRequest,
             ) -> Result<$crate::Page<uj_domain::studies::LaunchRule>, $crate::StoreError> {
                 let rows: Vec<RuleRow> = sqlx::query_as(
-                    "SELECT * FROM launch_rules WHERE project_id = $1 AND study_id = $2 AND id > $3
-                     ORDER BY id LIMIT $4",
+                    concat!("SELECT ", crate::rows::rule_columns!(), " FROM launch_rules WHERE project_id = $1 AND study_id = $2 AND id > $3
+                     ORDER BY id LIMIT $4"),
                 )
                 .bind(project.as_str())
                 .bind(study.as_str())
@@ -269,7 +269,7 @@ macro_rules! impl_study_store {
                 project: &ProjectId,
             ) -> Result<Vec<uj_domain::studies::LaunchRule>, $crate::StoreError> {
                 let rows: Vec<RuleRow> = sqlx::query_as(
-                    "SELECT * FROM launch_rules WHERE project_id = $1 AND status <> 'archived' ORDER BY id",
+                    concat!("SELECT ", crate::rows::rule_columns!(), " FROM launch_rules WHERE project_id = $1 AND status <> 'archived' ORDER BY id"),
                 )
                 .bind(project.as_str())
                 .fetch_all(self.reader())

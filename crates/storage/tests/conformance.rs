@@ -106,6 +106,7 @@ conformance!(
     stored_times_read_back_exactly,
     concurrent_writes_all_succeed,
     migrations_run_again_without_harm,
+    statements_prepared_before_a_migration_adds_columns_still_run,
     a_mixpanel_connection_is_saved_replaced_checked_and_deleted,
     connect_attempts_expire_and_belong_to_their_project,
     a_new_or_removed_connection_forgets_what_the_old_one_read,
@@ -682,6 +683,189 @@ async fn migrations_run_again_without_harm(store: Arc<dyn Store>, db: &TestDatab
     let (ada, _) = owner_with_project(&store, "ada@example.com").await;
     let reopened = uj_storage::connect(&db.url).await.expect("reopen");
     assert_eq!(reopened.memberships(&ada.id).await.unwrap().len(), 1);
+}
+
+/// A rolling upgrade: processes of the older release keep serving while a newer one migrates.
+/// A column added to every table must not break the statements they prepared before
+/// (PostgreSQL refuses a prepared `SELECT *` whose result changed: "cached plan must not
+/// change result type").
+async fn statements_prepared_before_a_migration_adds_columns_still_run(
+    store: Arc<dyn Store>,
+    db: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    store
+        .save_mixpanel_connection(&connection(&shop, "10"), "v1.x")
+        .await
+        .unwrap();
+    let (study, rule) = study_with_event_rule(&store, &shop, now).await;
+    let record = uj_domain::idempotency::IdempotencyRecord {
+        project_id: shop.clone(),
+        key: "create-once".into(),
+        fingerprint: "f".into(),
+        resource_id: study.id.to_string(),
+        status: 201,
+        body: b"{}".to_vec(),
+        created_at: now,
+    };
+    let mut second = study.clone();
+    second.id = uj_domain::ids::StudyId::generate();
+    second.public_code = "stats7Qx2q".into();
+    assert!(store.create_study(&second, Some(&record)).await.unwrap());
+
+    // Every statement that reads or returns whole rows, run by the older release's process.
+    let run_each = |round: u32| {
+        let (store, shop, study, rule) = (store.clone(), shop.clone(), study.clone(), rule.clone());
+        async move {
+            let at = uj_now();
+            assert!(store.mixpanel_connection(&shop).await.unwrap().is_some());
+            assert!(!store.mixpanel_connections().await.unwrap().is_empty());
+            assert!(store.study(&shop, &study.id).await.unwrap().is_some());
+            assert_eq!(
+                store
+                    .studies(&shop, &first_page(10))
+                    .await
+                    .unwrap()
+                    .items
+                    .len(),
+                2
+            );
+            assert!(store
+                .idempotency_record(&shop, "create-once", at)
+                .await
+                .unwrap()
+                .is_some());
+            assert!(store.launch_rule(&shop, &rule.id).await.unwrap().is_some());
+            let rules = store
+                .launch_rules_of_study(&shop, &study.id, &first_page(10))
+                .await
+                .unwrap();
+            assert_eq!(rules.items.len(), 1);
+            assert_eq!(store.live_launch_rules(&shop).await.unwrap().len(), 1);
+
+            let user = format!("user-{round}");
+            let accepted = store
+                .issue_invite(&event_invite(&rule, &format!("a{round}"), &user, at), at)
+                .await
+                .unwrap();
+            let dismissed = store
+                .issue_invite(
+                    &event_invite(&rule, &format!("d{round}"), &format!("other-{round}"), at),
+                    at,
+                )
+                .await
+                .unwrap();
+            let newest = store
+                .rule_invites_page(&shop, &rule.id, &first_page(1))
+                .await
+                .unwrap();
+            let after = PageRequest {
+                limit: 1,
+                starting_after: Some(newest.items[0].code.clone()),
+            };
+            assert_eq!(
+                store
+                    .rule_invites_page(&shop, &rule.id, &after)
+                    .await
+                    .unwrap()
+                    .items
+                    .len(),
+                1
+            );
+            let page = store
+                .user_invites_page(&shop, &user, &first_page(5))
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 1);
+            assert_eq!(
+                store
+                    .user_history(&shop, &user, true)
+                    .await
+                    .unwrap()
+                    .0
+                    .len(),
+                1
+            );
+            assert!(store.invite(&shop, &accepted.code).await.unwrap().is_some());
+            assert!(store
+                .invite_by_code(&accepted.code)
+                .await
+                .unwrap()
+                .is_some());
+            assert!(store
+                .study_by_public_code(&study.public_code)
+                .await
+                .unwrap()
+                .is_some());
+            assert!(matches!(
+                store
+                    .accept_invite(&shop, &accepted.code, at)
+                    .await
+                    .unwrap(),
+                Some(uj_domain::invites::AcceptOutcome::Accepted(_))
+            ));
+            let gone = store
+                .dismiss_invite(&shop, &dismissed.code, at)
+                .await
+                .unwrap();
+            assert_eq!(
+                gone.map(|i| i.state),
+                Some(uj_domain::invites::InviteState::Dismissed)
+            );
+
+            let audience = store
+                .upsert_audience(&shop, "1", "A", "", at)
+                .await
+                .unwrap();
+            assert_eq!(
+                store
+                    .audiences(&shop, &first_page(10))
+                    .await
+                    .unwrap()
+                    .items
+                    .len(),
+                1
+            );
+            assert!(store.audience(&shop, &audience.id).await.unwrap().is_some());
+        }
+    };
+    // Twice, so that the statements are prepared on the connections the pool keeps.
+    run_each(1).await;
+    run_each(2).await;
+
+    let added = "ADD COLUMN added_by_a_later_release INTEGER";
+    if db.url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for table in tables {
+            sqlx::query(&format!("ALTER TABLE {table} {added}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for table in tables {
+            sqlx::query(&format!("ALTER TABLE \"{table}\" {added}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+    run_each(3).await;
 }
 
 #[tokio::test]
