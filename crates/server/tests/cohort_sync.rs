@@ -549,8 +549,9 @@ async fn a_delivery_announcing_too_much_is_answered_before_its_body() {
         assert!(answer.to_ascii_lowercase().contains("connection: close"));
         let reply: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         assert_eq!(reply["error"]["code"], expected);
+        // Read as far as its action, echoed back.
+        assert_eq!(reply["action"], "members", "{expected}");
         if expected == 401 {
-            assert_eq!(reply["action"], "members");
             assert!(
                 answer.contains(r#"www-authenticate: Basic realm="userjourneys cohort sync""#),
                 "{answer}"
@@ -1237,6 +1238,8 @@ async fn a_delivery_whose_body_stalls_is_answered_503_for_mixpanel_to_retry() {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("retry-after: 5"), "{answer}");
     assert!(answer.contains("\"status\":\"failure\""), "{answer}");
+    // Its action, as far as it came.
+    assert!(answer.contains("\"action\":\"members\""), "{answer}");
 }
 
 /// A webhook URL pasted with a slash after it works; any other address under `/webhooks/`
@@ -1304,13 +1307,15 @@ async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
         assert_eq!(applied.status().as_u16(), 200, "{coding}");
         assert_eq!(synced.audience().await["member_count"], members, "{coding}");
     }
-    // Not what it says: a 400 naming it (it was a 503, retried for ever).
+    // Not what it says: a 400 naming it (it was a 503, retried for ever), its action read
+    // from the body as sent.
     let refused = send("gzip", plain.clone().into_bytes()).await.unwrap();
     let reply = refused_with(refused, 400).await;
     assert!(
         reply["error"]["message"].as_str().unwrap().contains("gzip"),
         "{reply}"
     );
+    assert_eq!(reply["action"], "members");
     // Credentials come first, whatever the coding.
     let stranger = reqwest::Client::new()
         .post(&synced.webhook_url)
@@ -1325,10 +1330,43 @@ async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
     let mut bomb = br#"{"action": "add_members", "parameters": {"x": ""#.to_vec();
     bomb.extend(std::iter::repeat_n(b' ', 5 << 20));
     let too_large = send("gzip", gzip(&bomb)).await.unwrap();
-    assert_eq!(too_large.status().as_u16(), 413);
+    let reply = refused_with(too_large, 413).await;
+    assert_eq!(reply["action"], "add_members", "as far as it unpacked");
     let refused = send("br", plain.into_bytes()).await.unwrap();
     assert_eq!(refused.headers()["accept-encoding"], "gzip, deflate");
     refused_with(refused, 415).await;
+    // Each refusal that pauses the sync is in the history, where the customer looks (none
+    // was: only Mixpanel's email said why).
+    let history = synced.get("/api/v1/syncs?limit=100").await;
+    let mut refused: Vec<(String, u64)> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "rejected")
+        .map(|e| {
+            let error = e["error"].as_str().unwrap();
+            let status = [
+                (400, "gzip data"),
+                (401, "credentials were rejected"),
+                (413, "larger than"),
+                (415, "br."),
+            ]
+            .into_iter()
+            .find(|(_, says)| error.contains(says))
+            .unwrap_or_else(|| panic!("{error}"))
+            .0;
+            (e["action"].as_str().unwrap().to_owned(), status)
+        })
+        .collect();
+    refused.sort_by_key(|(_, status)| *status);
+    let expected = [
+        ("members", 400),
+        ("unknown", 401),
+        ("add_members", 413),
+        ("unknown", 415),
+    ]
+    .map(|(action, status)| (action.to_owned(), status));
+    assert_eq!(refused, expected, "{history}");
 }
 
 /// A secret regenerated while a delivery's body is on its way refuses that delivery, as it

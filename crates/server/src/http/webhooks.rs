@@ -5,7 +5,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::{
-    ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, RETRY_AFTER,
+    ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use super::extract::{announces_more_than, discard_body};
 use crate::services::cohort_sync;
 use crate::state::AppState;
+use uj_domain::ids::ProjectId;
 
 /// 1000 members with a few dozen properties each fit with room to spare.
 pub const MAX_DELIVERY_BODY: usize = 4 * 1024 * 1024;
@@ -40,9 +41,45 @@ enum Coding {
     Deflate,
 }
 
+/// Why a body did not unpack, with the beginning of what it unpacked to (for its action).
 enum Undecodable {
+    TooLarge(Bytes),
+    Invalid(std::io::Error, Bytes),
+}
+
+/// Why a delivery's body was not read whole.
+enum Unread {
     TooLarge,
-    Invalid(std::io::Error),
+    Cut,
+}
+
+/// At most the first [`ACTION_WITHIN`] bytes of `bytes`.
+fn beginning(bytes: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(&bytes[..bytes.len().min(ACTION_WITHIN)])
+}
+
+/// The delivery's body, at most [`MAX_DELIVERY_BODY`] bytes; or why not, with its first
+/// bytes (for the action to echo). `announced`: its `Content-Length`, if any.
+async fn read_body(body: Body, announced: Option<usize>) -> Result<Bytes, (Unread, Bytes)> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut read = Vec::with_capacity(announced.unwrap_or(0).min(MAX_DELIVERY_BODY));
+    while let Some(frame) = body.frame().await {
+        // Stalled past the body deadline, or cut.
+        let Ok(frame) = frame else {
+            return Err((Unread::Cut, beginning(&read)));
+        };
+        if let Some(data) = frame.data_ref() {
+            if read.len() + data.len() > MAX_DELIVERY_BODY {
+                read.extend_from_slice(
+                    &data[..ACTION_WITHIN.saturating_sub(read.len()).min(data.len())],
+                );
+                return Err((Unread::TooLarge, beginning(&read)));
+            }
+            read.extend_from_slice(data);
+        }
+    }
+    Ok(read.into())
 }
 
 impl Coding {
@@ -72,12 +109,15 @@ impl Coding {
             Coding::Deflate => Box::new(flate2::read::ZlibDecoder::new(&body[..])),
         };
         let mut unpacked = Vec::new();
-        reader
+        let read = reader
             .take(MAX_DELIVERY_BODY as u64 + 1)
-            .read_to_end(&mut unpacked)
-            .map_err(Undecodable::Invalid)?;
+            .read_to_end(&mut unpacked);
+        // What was unpacked before an error stays in `unpacked`.
+        if let Err(error) = read {
+            return Err(Undecodable::Invalid(error, beginning(&unpacked)));
+        }
         match unpacked.len() > MAX_DELIVERY_BODY {
-            true => Err(Undecodable::TooLarge),
+            true => Err(Undecodable::TooLarge(beginning(&unpacked))),
             false => Ok(unpacked.into()),
         }
     }
@@ -153,71 +193,70 @@ async fn receive(
 ) -> Response {
     let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     // Before the body is read, so a stranger's body is never taken in.
-    if let Err(refusal) = cohort_sync::authenticate(&state, &webhook_id, authorization).await {
-        // Never taken in: read past, its beginning kept for the action echoed back.
-        let (beginning, whole) =
-            discard_body(&headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
-        let action = action_of(&beginning);
-        cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
-        let mut response = failure(refusal.status, action, &refusal.message);
-        if !whole {
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
+    let project = match cohort_sync::authenticate(&state, &webhook_id, authorization).await {
+        Ok(receiver) => receiver.config.project_id,
+        Err(refusal) => {
+            // Never taken in: read past, its beginning kept for the action echoed back.
+            let (beginning, whole) =
+                discard_body(&headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
+            let action = action_of(&beginning);
+            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
+            let mut response = failure(refusal.status, action, &refusal.message);
+            if !whole {
+                close(&mut response);
+            }
+            return response;
         }
-        return response;
-    }
-    // One announced too long is not waited for; either way the rest is not read, so the
-    // connection closes.
-    let too_large = || {
-        let message = format!("The delivery is larger than the {} MiB UserJourneys accepts; export fewer user properties with the cohort.", MAX_DELIVERY_BODY / 1024 / 1024);
-        let mut response = failure(413, Value::Null, &message);
-        response
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-        response
     };
+    let too_large = format!("The delivery is larger than the {} MiB UserJourneys accepts; export fewer user properties with the cohort.", MAX_DELIVERY_BODY / 1024 / 1024);
+    // One announced too long is not waited for: read only as far as its action. Either way
+    // the rest is not read, so the connection closes.
     if announces_more_than(&headers, MAX_DELIVERY_BODY) {
-        return too_large();
+        let (beginning, _) = discard_body(&headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
+        return refuse_body(&state, &project, 413, &beginning, &too_large, false).await;
     }
     let coding = match Coding::of(&headers) {
         Ok(coding) => coding,
         Err(named) => {
             let message = format!("UserJourneys reads deliveries uncompressed, or compressed with gzip or deflate; this one came with Content-Encoding: {named}.");
-            let mut response = failure(415, Value::Null, &message);
-            let headers = response.headers_mut();
-            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
-            headers.insert(CONNECTION, HeaderValue::from_static("close"));
-            return response;
-        }
-    };
-    let body = match axum::body::to_bytes(body, MAX_DELIVERY_BODY).await {
-        Ok(body) => body,
-        Err(error) if is_too_large(&error) => return too_large(),
-        // Stalled past the body deadline, or cut: a transient problem, so a 5xx, which
-        // Mixpanel retries (a 400 would pause the customer's sync). The rest is unread, so
-        // the connection closes.
-        Err(_) => {
-            let mut response = failure(
-                503,
-                Value::Null,
-                "The delivery's body did not arrive whole in time; it will be retried.",
-            );
+            let mut response = refuse_body(&state, &project, 415, &[], &message, false).await;
             response
                 .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
+                .insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
             return response;
         }
     };
-    let body = match coding.decode(body) {
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = match read_body(body, announced).await {
         Ok(body) => body,
-        Err(Undecodable::TooLarge) => return too_large(),
-        // Not what it says it is: no retry makes it so.
-        Err(Undecodable::Invalid(error)) => {
+        Err((Unread::TooLarge, beginning)) => {
+            return refuse_body(&state, &project, 413, &beginning, &too_large, false).await
+        }
+        // Stalled past the body deadline, or cut: a transient problem, so a 5xx, which
+        // Mixpanel retries (a 400 would pause the customer's sync).
+        Err((Unread::Cut, beginning)) => {
+            let message = "The delivery's body did not arrive whole in time; it will be retried.";
+            return refuse_body(&state, &project, 503, &beginning, message, false).await;
+        }
+    };
+    let body = match coding.decode(body.clone()) {
+        Ok(body) => body,
+        Err(Undecodable::TooLarge(unpacked)) => {
+            return refuse_body(&state, &project, 413, &unpacked, &too_large, true).await
+        }
+        // Not what it says it is: no retry makes it so. Its action, if it says one: as
+        // unpacked so far, or as sent (a body marked compressed that is not).
+        Err(Undecodable::Invalid(error, unpacked)) => {
             let message = format!(
                 "The delivery's body is not the {coding} data its Content-Encoding says: {error}."
             );
-            return failure(400, Value::Null, &message);
+            let named = match unpacked.is_empty() {
+                true => beginning(&body),
+                false => unpacked,
+            };
+            return refuse_body(&state, &project, 400, &named, &message, true).await;
         }
     };
     // Checked again now that the body is in: a secret regenerated, sync turned off or
@@ -253,14 +292,30 @@ async fn receive(
     }
 }
 
-/// Whether reading the body stopped at the size limit.
-fn is_too_large(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = source {
-        if error.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = error.source();
+/// Refuses an authenticated delivery whose body is not one UserJourneys reads: recorded in
+/// the project's sync history as the customer's sender named it (a 4xx pauses the sync, and
+/// the customer looks there to see why), its action echoed back when `beginning` names it.
+/// `whole`: the body was read to its end; when not, the connection closes.
+async fn refuse_body(
+    state: &AppState,
+    project: &ProjectId,
+    status: u16,
+    beginning: &[u8],
+    message: &str,
+    whole: bool,
+) -> Response {
+    let action = action_of(beginning);
+    let refusal = cohort_sync::Refusal::unread(status, message, project);
+    cohort_sync::note_refusal(state, &refusal, action.as_str()).await;
+    let mut response = failure(status, action, message);
+    if !whole {
+        close(&mut response);
     }
-    false
+    response
+}
+
+fn close(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
 }

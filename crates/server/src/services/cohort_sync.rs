@@ -143,8 +143,8 @@ pub async fn disable(state: &AppState, project: &ProjectId) -> Result<(), Servic
 pub struct Refusal {
     pub status: u16,
     pub message: String,
-    /// The project of a known webhook that refused a delivery before reading it (wrong
-    /// credentials, sync turned off): [`note_refusal`] records it there.
+    /// The project of a known webhook that refused a delivery before reading it
+    /// ([`Refusal::unread`]): [`note_refusal`] records it there.
     pub unread_for: Option<ProjectId>,
 }
 
@@ -157,7 +157,9 @@ impl Refusal {
         }
     }
 
-    fn unread(status: u16, message: impl Into<String>, project: &ProjectId) -> Self {
+    /// Refused by a known webhook before its body was read as a delivery: wrong credentials,
+    /// sync turned off, or a body too large, cut short or in a coding not read.
+    pub fn unread(status: u16, message: impl Into<String>, project: &ProjectId) -> Self {
         Self {
             unread_for: Some(project.clone()),
             ..Self::new(status, message)
