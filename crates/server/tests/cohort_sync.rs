@@ -443,6 +443,24 @@ async fn late_pages_rename_nothing_and_a_lookup_finds_leavers_only_when_asked() 
     assert_eq!(refused.status().as_u16(), 400);
     let refused: Value = refused.json().await.unwrap();
     assert_eq!(refused["error"]["field"], "limit", "{refused}");
+    // Both names at once: which one counts is not guessed (it said "duplicate field").
+    let both = synced
+        .app
+        .get(
+            &format!("/api/v1/audiences/{id}/members?member_id=gone&id=gone"),
+            &synced.key,
+        )
+        .await;
+    assert_eq!(both.status().as_u16(), 400);
+    let both: Value = both.json().await.unwrap();
+    assert_eq!(both["error"]["field"], "id", "{both}");
+    assert!(
+        both["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("former name"),
+        "{both}"
+    );
 }
 
 /// Mixpanel delivers at least once: a diff it sends again after a later run was applied is

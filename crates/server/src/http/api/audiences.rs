@@ -154,10 +154,27 @@ pub struct MemberParams {
     limit: Option<u32>,
     starting_after: Option<String>,
     include_exited: Option<bool>,
-    /// Look a member up by provider id or reference id (`id` before, which the path's
-    /// audience id is also called: still read).
-    #[serde(alias = "id")]
+    /// Look a member up by provider id or reference id.
     member_id: Option<String>,
+    /// `member_id`'s former name (the path's audience id is also called `id`): still read.
+    id: Option<String>,
+}
+
+impl MemberParams {
+    /// The member looked up, by either name, not both.
+    fn lookup(&mut self) -> Result<Option<String>, ApiError> {
+        match (self.member_id.take(), self.id.take()) {
+            (Some(_), Some(_)) => {
+                let mut error = ApiError::bad_request(
+                    "invalid_request",
+                    "Send the member looked up as member_id alone: id is its former name.",
+                );
+                error.field = Some("id".into());
+                Err(error)
+            }
+            (named, former) => Ok(named.or(former)),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -173,8 +190,9 @@ async fn members(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(params): ApiQuery<MemberParams>,
+    ApiQuery(mut params): ApiQuery<MemberParams>,
 ) -> Result<Json<ListResponse<MemberResponse>>, ApiError> {
+    let lookup = params.lookup()?;
     let audience = find(&state, &auth, id).await?;
     // Checked with a lookup too, though it answers every match on one page.
     let page = ListParams {
@@ -183,7 +201,7 @@ async fn members(
     }
     .page()?;
     let allowlist = state.store.trait_allowlist(&auth.project.id).await?;
-    if let Some(lookup) = params.member_id {
+    if let Some(lookup) = lookup {
         let found = state
             .store
             .find_audience_members(&audience.id, lookup.trim())
