@@ -22,6 +22,7 @@ mod validation;
 pub use validation::bounded_text as validation_text;
 pub use validation::name as validation_name;
 pub use validation::one_line;
+pub use validation::sendable_event;
 
 /// Now, to the microsecond both databases keep: a time a write answers at once equals the
 /// one reads answer later.

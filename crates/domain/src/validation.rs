@@ -66,6 +66,12 @@ pub fn name(field: &'static str, raw: &str, max_chars: usize) -> Result<String, 
     Ok(name)
 }
 
+/// Whether an app can send `name` as an event: the SDK takes no other (a rule stored before
+/// a character was refused in names may wait for one no app can send).
+pub fn sendable_event(name: &str) -> bool {
+    self::name("event_name", name, 255).is_ok()
+}
+
 /// Characters that show as nothing and mean nothing in a name.
 fn is_invisible(c: char) -> bool {
     matches!(

@@ -2337,3 +2337,58 @@ async fn explain_passes_over_an_open_invite_that_can_no_longer_start_as_the_sdk_
         "{answer}"
     );
 }
+
+/// A rule stored before invisible characters were refused in event names waits for a name
+/// no app can send: the config does not ask apps for it, and explain says so (it said the
+/// user was eligible, "as if the app sent" the name).
+#[tokio::test]
+async fn a_rule_waiting_for_an_event_name_no_app_can_send_is_not_asked_for_nor_eligible() {
+    let world = world(2, None, "in_app").await;
+    let rule: Value = world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "After checkout", "status": "active", "surface": "sdk_prompt",
+                   "trigger": {"type": "app_event", "event_name": "Order Completed"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = rule["id"].as_str().unwrap();
+    // As an earlier release stored it.
+    world
+        .app
+        .execute_sql(&format!(
+            "UPDATE launch_rules SET trigger_value = 'Order\u{200b} Completed' WHERE id = '{id}'"
+        ))
+        .await;
+    let config = world.config("ref_1").await;
+    assert_eq!(config["triggers"], json!([]), "{config}");
+    let explained: Value = world
+        .app
+        .get(
+            &format!("/api/v1/launch-rules/{id}/explain?reference_id=ref_1"),
+            &world.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(explained["eligible"], false, "{explained}");
+    let trigger = explained["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "trigger")
+        .unwrap();
+    assert_eq!(trigger["passed"], false, "{trigger}");
+    assert!(
+        trigger["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no app can send"),
+        "{trigger}"
+    );
+}

@@ -102,8 +102,9 @@ impl ProjectRules {
             .iter()
             .filter(|r| live(r))
             .filter_map(|r| match &r.trigger {
-                Trigger::AppEvent(name) => Some(name.clone()),
-                Trigger::Audience(_) => None,
+                // One no app can send is not asked for (explain says why).
+                Trigger::AppEvent(name) if uj_domain::sendable_event(name) => Some(name.clone()),
+                _ => None,
             })
             .collect();
         triggers.sort();

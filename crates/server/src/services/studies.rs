@@ -511,6 +511,8 @@ pub async fn explain(
         Trigger::AppEvent(name) => Some(name.as_str()),
         Trigger::Audience(_) => None,
     };
+    // Stored before its characters were refused in names: no app can send it.
+    let unsendable = event.filter(|name| !uj_domain::sendable_event(name));
     let mut gates = pacing::gates(
         &facts.rules[0],
         facts
@@ -518,8 +520,13 @@ pub async fn explain(
             .iter()
             .find(|s| s.id == rule.study_id.as_str()),
         &facts.user,
-        &facts.moment(event, false),
+        &facts.moment(event.filter(|_| unsendable.is_none()), false),
     );
+    if let Some(name) = unsendable {
+        if let Some(trigger) = gates.iter_mut().find(|g| g.gate == "trigger") {
+            trigger.detail = format!("waits for {name:?}, which no app can send: the SDK refuses event names with invisible or control characters. Give the rule the event name the app sends.");
+        }
+    }
     if rule.surface == Surface::SdkPrompt && gates.iter().all(|g| g.passed) {
         // As the SDK decides a prompt: the user's open invite first, then priority among
         // the prompt rules waiting for the same moment. (Direct links are all listed.)

@@ -372,7 +372,7 @@ async fn study_page(
         .into_iter()
         // Only names a rule takes: one stored before a bound (an invisible character) read
         // as a lookalike of another and was refused when picked.
-        .filter(|e| uj_domain::validation_name("event_name", &e.name, 255).is_ok())
+        .filter(|e| uj_domain::sendable_event(&e.name))
         .map(|e| EventOption {
             label: match (e.app_count > 0, e.seen_in_mixpanel_at.is_some()) {
                 (true, true) => "seen in app and Mixpanel",
