@@ -1583,3 +1583,41 @@ fn a_backup_that_fails_leaves_nothing_behind_and_directories_are_private() {
         assert_eq!(mode & 0o777, 0o700, "{made}");
     }
 }
+
+/// A webhook address is a stranger's text: its id is logged only percent-encoded, within
+/// the request's path, so it cannot forge a log line (the id, decoded, was a field of its
+/// own: a `%0a` in it began a new line; found by the logging probe).
+#[tokio::test]
+async fn a_webhook_address_cannot_forge_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    serve
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .env_remove("UJ_LOG_FORMAT")
+        .env("RUST_LOG", "debug")
+        .stderr(Stdio::piped());
+    let (mut child, url) = helpers::spawn_serving(&mut serve);
+    let forged = "whk_x%0a2026-12-06T00:00:00.000000Z%20ERROR%20FORGED%22";
+    let answer = ::reqwest::Client::new()
+        .post(format!("{url}/webhooks/mixpanel/{forged}"))
+        .basic_auth("mixpanel", Some("x"))
+        .json(&serde_json::json!({"action": "members"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 404);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    child.wait().unwrap();
+    assert!(logs.contains("whk_x%0a"), "the request is logged: {logs}");
+    assert!(
+        !logs.lines().any(|line| line.contains("ERROR FORGED")),
+        "{logs}"
+    );
+}
