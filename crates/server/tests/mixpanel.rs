@@ -556,6 +556,21 @@ async fn each_failure_has_its_code_and_a_sentence_that_says_what_to_fix() {
         (status, body["error"]["field"].as_str()),
         (422, Some("username"))
     );
+    // Credentials hold no control nor bidirectional override character, as every text
+    // taken (they were sent on to Mixpanel, and the answer blamed the credentials).
+    let reordered = format!("{SECRET}\u{202e}");
+    for (username, secret, field) in [
+        ("single\u{7}", SECRET, "username"),
+        ("single", reordered.as_str(), "secret"),
+    ] {
+        let (status, body) = connect(&app, &key, username, secret).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}"
+        );
+        assert!(!body.to_string().contains(SECRET), "{body}");
+    }
     assert_eq!(
         app.get("/api/v1/integrations/mixpanel", &key)
             .await

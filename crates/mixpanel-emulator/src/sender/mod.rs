@@ -441,7 +441,8 @@ impl Slot {
     fn fail(&self, failure: Failure) -> RunOutcome {
         match failure {
             Failure::Rejected { status, message } => {
-                tracing::warn!(status, %message, "receiver rejected the sync; pausing it");
+                // `reason`: a field named `message` would clash with the event's own in JSON logs.
+                tracing::warn!(status, reason = %message, "receiver rejected the sync; pausing it");
                 lock(&self.state).paused = Some(Pause {
                     status,
                     message: message.clone(),

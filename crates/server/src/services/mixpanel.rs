@@ -118,6 +118,10 @@ fn credentials(username: &str, secret: &str) -> Result<Credentials, ServiceError
         )
         .into());
     }
+    // As every text taken: no control nor bidirectional override character (no service
+    // account's holds one; the message never quotes the value).
+    uj_domain::validation_text("username", username, 255)?;
+    uj_domain::validation_text("secret", secret, 1024)?;
     Ok(Credentials {
         username: username.to_owned(),
         secret: SecretString::from(secret.to_owned()),
