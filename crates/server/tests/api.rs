@@ -96,6 +96,28 @@ async fn rest_requests_without_a_valid_secret_key_are_401_with_a_precise_code() 
         (401, Some("invalid_authorization"))
     );
 
+    // Two credentials are none: which one a proxy in front judged is not known (the first
+    // was used; found by the HTTP probe).
+    for (path, key) in [
+        ("/api/v1/project", &keys.secret_key),
+        ("/sdk/v1/config?reference_id=u1", &keys.public_key),
+    ] {
+        let twice = app
+            .client
+            .get(app.url(path))
+            .header("authorization", format!("Bearer {key}"))
+            .header("authorization", "Bearer uj_live_bogus")
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = error_of(twice).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (401, Some("invalid_authorization")),
+            "{path}"
+        );
+    }
+
     let forged = format!("{}x", keys.secret_key);
     let (status, error) = error_of(app.get("/api/v1/project", &forged).await).await;
     assert_eq!(
@@ -1043,6 +1065,25 @@ async fn every_sdk_call_validates_reference_id_alike() {
                 "{path} {bad:?}: {error}"
             );
         }
+    }
+
+    // A misspelt field is named, not read as no field (a dismiss sent `referenceId` was
+    // taken as sent without one, the code alone naming the invite; found by the HTTP probe).
+    for path in [
+        "/sdk/v1/invites/abc/accept",
+        "/sdk/v1/invites/abc/dismiss",
+        "/sdk/v1/links/resolve",
+    ] {
+        let mut body = json!({"reference_id": "u", "referenceId": "u"});
+        if path.ends_with("resolve") {
+            body["url"] = json!("/i/abc");
+        }
+        let (status, error) = error_of(app.post_json(path, &keys.public_key, body).await).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (400, Some("invalid_request"), Some("referenceId")),
+            "{path}: {error}"
+        );
     }
 
     // Explain takes the ids the SDK does, by the same rule.

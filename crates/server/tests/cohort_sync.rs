@@ -2135,3 +2135,28 @@ async fn a_refusal_quotes_at_most_a_little_of_the_body() {
         assert!(error.len() <= 1024, "{} bytes kept", error.len());
     }
 }
+
+/// Two `Authorization` headers are no credential, even when one is right: which one a proxy
+/// in front judged is not known (the first was used; found by the HTTP probe).
+#[tokio::test]
+async fn a_delivery_with_two_credentials_is_refused() {
+    use base64::Engine;
+    let synced = Synced::start(0).await;
+    let basic = |secret: &str| {
+        let pair = format!("{}:{secret}", synced.username);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let twice = reqwest::Client::new()
+        .post(&synced.webhook_url)
+        .header("authorization", basic(&synced.secret))
+        .header("authorization", basic("stale"))
+        .json(&page("s", 1, 1, &["a"]))
+        .send()
+        .await
+        .unwrap();
+    refused_with(twice, 401).await;
+    assert_eq!(synced.deliver(page("s", 1, 1, &["a"])).await.0, 200);
+}

@@ -22,12 +22,21 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+    let mut headers = parts.headers.get_all(AUTHORIZATION).iter();
+    let header = headers.next().ok_or_else(|| {
         ApiError::unauthorized(
             "missing_api_key",
             "Send your key as `Authorization: Bearer <key>`.",
         )
     })?;
+    // One credential (RFC 9110 §11.6.2): with two, which one a proxy in front judged is
+    // not known.
+    if headers.next().is_some() {
+        return Err(ApiError::unauthorized(
+            "invalid_authorization",
+            "Send one Authorization header, reading `Bearer <key>`.",
+        ));
+    }
     header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
         ApiError::unauthorized(
             "invalid_authorization",

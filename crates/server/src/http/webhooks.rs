@@ -192,7 +192,12 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    // One credential: with two, none (which one a proxy in front judged is not known).
+    let mut sent = headers.get_all(AUTHORIZATION).iter();
+    let authorization = match (sent.next(), sent.next()) {
+        (Some(one), None) => one.to_str().ok(),
+        _ => None,
+    };
     // Before the body is read, so a stranger's body is never taken in.
     let project = match cohort_sync::authenticate(&state, &webhook_id, authorization).await {
         Ok(receiver) => receiver.config.project_id,

@@ -104,6 +104,7 @@ fn acceptance_json(outcome: Acceptance) -> AcceptanceResponse {
 
 /// The body of a dismiss, which may be left out.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DismissRequest {
     /// The app user's id: when sent, another user's invite is not found (404), as at
     /// accept. Without it, the code alone names the invite.
