@@ -1289,6 +1289,7 @@ async fn a_wrong_method_on_the_apis_is_a_json_405_with_allow() {
             &keys.secret_key,
             "GET",
         ),
+        (reqwest::Method::POST, "/healthz", &keys.secret_key, "GET"),
     ];
     for (method, path, key, allowed) in cases {
         let response = app
@@ -1306,6 +1307,18 @@ async fn a_wrong_method_on_the_apis_is_a_json_405_with_allow() {
             (405, Some("method_not_allowed")),
             "{method} {path}"
         );
+    }
+    // An interview link posted to is a page, as the dashboard's are (it was an empty
+    // answer, a blank page; found by the HTTP probe).
+    for path in ["/i/abc", "/interviews/abc", "/launch/abc?exp=1&sig=x"] {
+        let response = app.client.post(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{path}");
+        assert!(response.headers()["allow"]
+            .to_str()
+            .unwrap()
+            .contains("GET"));
+        let kind = response.headers()["content-type"].to_str().unwrap();
+        assert!(kind.starts_with("text/html"), "{path}: {kind}");
     }
 }
 

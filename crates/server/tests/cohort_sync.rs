@@ -2160,3 +2160,13 @@ async fn a_delivery_with_two_credentials_is_refused() {
     refused_with(twice, 401).await;
     assert_eq!(synced.deliver(page("s", 1, 1, &["a"])).await.0, 200);
 }
+
+/// A method a webhook does not take is answered in Mixpanel's format too, with `Allow` (it
+/// was the REST API's error; found by the HTTP probe).
+#[tokio::test]
+async fn a_wrong_method_on_the_webhook_answers_in_mixpanels_format() {
+    let synced = Synced::start(0).await;
+    let visited = reqwest::get(&synced.webhook_url).await.unwrap();
+    assert_eq!(visited.headers()["allow"], "POST");
+    refused_with(visited, 405).await;
+}

@@ -31,13 +31,18 @@ pub fn router(state: AppState) -> Router {
     // The JSON surfaces answer a wrong method in their error format too.
     let json_routes = apis
         .merge(openapi::router(openapi::Rendered::new(&document)))
-        .merge(webhooks::router())
-        .layer(axum::middleware::map_response(method_not_allowed));
-    let routes = Router::new()
         .merge(health::router())
+        .layer(axum::middleware::map_response(method_not_allowed));
+    // The interview links answer a wrong method with a page, as the dashboard does.
+    let links = launch::router().layer(axum::middleware::map_response(
+        dashboard::rejections_as_pages,
+    ));
+    let routes = Router::new()
         .merge(json_routes)
+        // In Mixpanel's format, wrong methods too.
+        .merge(webhooks::router())
         .merge(dashboard::pages_catch_panics(
-            launch::router().merge(dashboard::router(state.clone())),
+            links.merge(dashboard::router(state.clone())),
         ))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(|request, next| {
@@ -196,12 +201,19 @@ async fn method_not_allowed(response: Response) -> Response {
     if response.status() != StatusCode::METHOD_NOT_ALLOWED {
         return response;
     }
-    ApiError::new(
+    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+    let mut answer = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "This endpoint does not accept that method; see the Allow header and the API reference.",
     )
-    .into_response()
+    .into_response();
+    if let Some(allow) = allow {
+        answer
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    answer
 }
 
 /// Unknown paths: JSON under the APIs, a page everywhere else.

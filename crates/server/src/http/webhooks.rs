@@ -5,7 +5,8 @@
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::{
-    ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER,
+    ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH,
+    RETRY_AFTER,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +31,24 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/mixpanel/{webhook_id}/", post(receive))
         // Any other address under it answers in Mixpanel's format, for its destination page.
         .route("/webhooks/{*rest}", any(unknown))
+        // And so does a method a webhook does not take.
+        .layer(axum::middleware::map_response(wrong_method))
+}
+
+async fn wrong_method(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allow = response.headers().get(ALLOW).cloned();
+    let mut answer = failure(
+        405,
+        Value::Null,
+        "A webhook URL takes Mixpanel's deliveries, sent with POST.",
+    );
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(ALLOW, allow);
+    }
+    answer
 }
 
 /// How a delivery's body is coded (RFC 9110 §8.4.1): as is, gzip, or deflate (zlib), named

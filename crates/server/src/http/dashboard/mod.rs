@@ -56,9 +56,9 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 /// axum's own rejections (a path segment or query that does not decode, a form that does
 /// not parse) are plain text: the dashboard answers them with its page, the text escaped.
-async fn rejections_as_pages(response: axum::response::Response) -> axum::response::Response {
-    // A page asked with a method it does not take (a bookmarked form action): axum answers
-    // an empty 405, which a browser shows as a blank page.
+pub async fn rejections_as_pages(response: axum::response::Response) -> axum::response::Response {
+    // A page asked with a method it does not take (a bookmarked form action, a link posted
+    // to): axum answers an empty 405, which a browser shows as a blank page.
     if response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED
         && !response
             .headers()
@@ -68,7 +68,7 @@ async fn rejections_as_pages(response: axum::response::Response) -> axum::respon
         let mut page = pages::message(
             axum::http::StatusCode::METHOD_NOT_ALLOWED,
             "Nothing to show here",
-            "This address takes a form's button, not a visit. Go back and use the button.",
+            "This address does not take that kind of request. Go back, and follow a link or use a button.",
         );
         if let Some(allow) = allow {
             page.headers_mut().insert(axum::http::header::ALLOW, allow);
