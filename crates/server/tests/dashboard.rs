@@ -306,6 +306,13 @@ async fn sign_in_is_throttled_after_repeated_failures() {
         429,
         "even the right password waits"
     );
+    // When, for a client too (it was said on the page alone).
+    let wait: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=15 * 60).contains(&wait), "{wait}");
     assert!(throttled.text().await.unwrap().contains("Try again in"));
 }
 

@@ -1210,6 +1210,18 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
             .unwrap();
         assert_eq!(cached.status().as_u16(), 304, "{tag}");
     }
+    // Header lines sent apart are one list (RFC 9110 §5.3; only the first was read).
+    let apart = world
+        .app
+        .client
+        .get(world.app.url("/sdk/v1/config?reference_id=nobody"))
+        .bearer_auth(&world.public_key)
+        .header("if-none-match", "\"other\"")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(apart.status().as_u16(), 304);
     // A member's config differs (it carries the invite), so the old tag does not match.
     let member = world
         .app

@@ -90,7 +90,7 @@ async fn change_password(
     let email = &user.account.email;
     if let Err(wait) = state.login_throttle.attempt(email, &client) {
         return Err(PageError::TooManyAttempts {
-            minutes: wait.as_secs().div_ceil(60),
+            seconds: wait.as_secs(),
         });
     }
     let changed = accounts::change_password(

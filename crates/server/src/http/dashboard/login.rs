@@ -75,7 +75,7 @@ async fn submit(
     let client = client_address(&headers, client.ip(), state.trusted_proxies);
     if let Err(wait) = state.login_throttle.attempt(&form.email, &client) {
         return Err(PageError::TooManyAttempts {
-            minutes: wait.as_secs().div_ceil(60),
+            seconds: wait.as_secs(),
         });
     }
     let store = state.store.as_ref();

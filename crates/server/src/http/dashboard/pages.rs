@@ -1,7 +1,7 @@
 //! Rendering pages, the navigation every signed-in page shares, and error pages.
 
 use askama::Template;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use uj_domain::projects::Membership;
 use uj_storage::StoreError;
@@ -122,8 +122,9 @@ pub enum PageError {
     },
     CsrfFailed,
     TooLarge,
+    /// How long until the next try is taken.
     TooManyAttempts {
-        minutes: u64,
+        seconds: u64,
     },
     Unavailable,
     Busy(&'static str),
@@ -204,10 +205,13 @@ impl IntoResponse for PageError {
                 "Too large",
                 "What you sent is too large.".to_owned(),
             ),
-            PageError::TooManyAttempts { minutes } => (
+            PageError::TooManyAttempts { seconds } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
-                format!("Too many failed sign-ins. Try again in {minutes} minutes."),
+                format!(
+                    "Too many failed sign-ins. Try again in {} minutes.",
+                    seconds.div_ceil(60)
+                ),
             ),
             PageError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -229,6 +233,16 @@ impl IntoResponse for PageError {
                 )
             }
         };
-        render_message(status, title, &message, false)
+        let mut response = render_message(status, title, &message, false);
+        // When to try again, as the APIs' 429s and 503s say it.
+        let retry_after = match &self {
+            PageError::TooManyAttempts { seconds } => Some(seconds.max(&1).to_string()),
+            PageError::Unavailable | PageError::Busy(_) => Some("5".to_owned()),
+            _ => None,
+        };
+        if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }

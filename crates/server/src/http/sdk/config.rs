@@ -109,14 +109,13 @@ async fn show(
         serde_json::to_vec(&body).map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
     let etag = format!("\"{}\"", &uj_domain::keys::bytes_hash(&bytes)[..32]);
     // Compared weakly (RFC 9110 §13.1.2: `W/` ignored), and `*` matches any answer.
+    // Header lines sent apart are one list (RFC 9110 §5.3).
     let cached = if_none_match
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .map(str::trim)
-                .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
-        });
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag);
     let mut response = if cached {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -136,13 +135,14 @@ async fn show(
 
 /// The request's `If-None-Match`, taken alone (axum's `HeaderMap` extractor copies every
 /// header of every request).
-pub struct IfNoneMatch(Option<HeaderValue>);
+pub struct IfNoneMatch(Vec<HeaderValue>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+        let lines = parts.headers.get_all(header::IF_NONE_MATCH);
+        Ok(Self(lines.iter().cloned().collect()))
     }
 }
 
