@@ -644,6 +644,31 @@ async fn bad_bodies_get_precise_errors_and_change_nothing() {
         (415, Some("unsupported_media_type"))
     );
 
+    // A compressed body is refused, saying how to send it (gzip was read as malformed
+    // JSON, and a coding named wrongly as if none; found by the HTTP probe).
+    for (coding, body) in [
+        ("gzip", vec![0x1f, 0x8b, 8, 0]),
+        ("br", b"{\"name\": \"x\"}".to_vec()),
+    ] {
+        let refused = app
+            .client
+            .post(app.url("/api/v1/api-keys"))
+            .bearer_auth(&keys.secret_key)
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.headers()["accept-encoding"], "identity");
+        let (status, error) = error_of(refused).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (415, Some("unsupported_content_encoding")),
+            "{coding}"
+        );
+    }
+
     let huge = format!(r#"{{"name": "{}"}}"#, "x".repeat(100 * 1024));
     let (status, error) = error_of(post(huge, "application/json").await.unwrap()).await;
     assert_eq!(

@@ -82,8 +82,34 @@ pub async fn json_and_bytes<S: Send + Sync, T: DeserializeOwned>(
     if !is_json(request.headers()) {
         return Err(unsupported_media_type());
     }
+    let compressed = is_compressed(request.headers());
     let body = body_bytes(request, state).await?;
+    if compressed {
+        return Err(unsupported_content_encoding());
+    }
     json_body(&body).map(|value| (value, body))
+}
+
+/// Whether the body is sent in a coding (RFC 9110 §8.4): the APIs read bodies as sent, so
+/// one would be read as something it is not (compressed, it is not JSON; with a coding
+/// named wrongly, it was read as if it had none).
+fn is_compressed(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|coding| {
+            let coding = coding.to_str().unwrap_or("?").trim();
+            !coding.is_empty() && !coding.eq_ignore_ascii_case("identity")
+        })
+}
+
+/// 415 for a body sent in a coding (with `Accept-Encoding: identity`, RFC 9110 §15.5.16).
+fn unsupported_content_encoding() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_content_encoding",
+        "Send the body uncompressed, without Content-Encoding.",
+    )
 }
 
 /// [`ApiJson`] for a body that may be left out: `None` for an empty body (or whitespace, or
@@ -96,9 +122,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalApiJson<T> 
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let json = is_json(request.headers());
+        let compressed = is_compressed(request.headers());
         let body = body_bytes(request, state).await?;
         if !json || body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
             return Ok(Self(None));
+        }
+        if compressed {
+            return Err(unsupported_content_encoding());
         }
         json_body(&body).map(|value| Self(Some(value)))
     }
