@@ -1785,6 +1785,17 @@ async fn start_caps_and_study_limits_above_a_billion_are_refused() {
             "{field} {value}: {error}"
         );
     }
+    // Past 64 bits: refused in plain words (it said "expected i64"; found by the HTTP probe).
+    for past in [json!(9_223_372_036_854_775_808_u64), json!(1e19)] {
+        let body = json!({"name": "A", "interview_url": "https://x.example", "weekly_limit": past});
+        let (status, error) = json_of(app.post_json("/api/v1/studies", &key, body).await).await;
+        let message = error["error"]["message"].as_str().unwrap();
+        assert_eq!(status, 400, "{error}");
+        assert!(
+            message.contains("a whole number from") && !message.contains("i64"),
+            "{message}"
+        );
+    }
     let (status, created) = json_of(
         app.post_json(
             "/api/v1/studies",

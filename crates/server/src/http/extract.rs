@@ -287,8 +287,10 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             let detail = detail
                 .strip_prefix("Failed to deserialize the JSON body into the target type: ")
                 .unwrap_or(&detail);
-            let mut error =
-                ApiError::bad_request("invalid_request", format!("Invalid request body: {detail}"));
+            let mut error = ApiError::bad_request(
+                "invalid_request",
+                format!("Invalid request body: {}", in_plain_words(detail)),
+            );
             error.field = field_of(detail);
             error
         }
@@ -302,6 +304,27 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
         other => ApiError::bad_request("invalid_request", other.body_text()),
+    }
+}
+
+/// serde's message with the Rust type it expected in plain words ("expected i64" said
+/// nothing to a client of another language).
+fn in_plain_words(detail: &str) -> std::borrow::Cow<'_, str> {
+    const TYPES: [(&str, &str); 4] = [
+        (
+            "expected i64",
+            "expected a whole number from -2^63 to 2^63-1",
+        ),
+        ("expected u64", "expected a whole number from 0 to 2^64-1"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+    ];
+    match TYPES.iter().find(|(rust, _)| detail.contains(rust)) {
+        Some((rust, plain)) => detail.replacen(rust, plain, 1).into(),
+        None => detail.into(),
     }
 }
 
@@ -389,7 +412,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                     .unwrap_or(&detail);
                 let mut error = ApiError::bad_request(
                     "invalid_request",
-                    format!("Invalid query parameter: {detail}"),
+                    format!("Invalid query parameter: {}", in_plain_words(detail)),
                 );
                 error.field = field_of(detail);
                 Err(error)
