@@ -423,7 +423,7 @@ async fn connecting_mixpanel_logs_no_secret() {
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
     base(&mut serve);
-    let (mut child, url) =
+    let (child, url) =
         helpers::spawn_serving(serve.env("RUST_LOG", "debug").stderr(Stdio::piped()));
     let http = ::reqwest::Client::new();
     let chosen: serde_json::Value = http
@@ -455,13 +455,7 @@ async fn connecting_mixpanel_logs_no_secret() {
         .unwrap();
     assert_eq!(verified.status().as_u16(), 200);
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut logs = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
-    child.wait().unwrap();
+    let logs = stopped_logs(child);
     assert!(
         logs.contains("Mixpanel connected"),
         "debug logs were captured: {logs}"
@@ -1292,14 +1286,8 @@ fn logs_to_a_pipe_are_plain_and_a_wrong_filter_is_said() {
         .env_remove("UJ_LOG_FORMAT")
         .env("RUST_LOG", "info,sqlx=[")
         .stderr(Stdio::piped());
-    let (mut child, _) = helpers::spawn_serving(&mut serve);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut logs = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
-    child.wait().unwrap();
+    let (child, _) = helpers::spawn_serving(&mut serve);
+    let logs = stopped_logs(child);
     assert!(
         logs.contains(r#"RUST_LOG="info,sqlx=[" is not a log filter"#),
         "{logs}"
@@ -1338,7 +1326,7 @@ async fn the_log_says_why_mixpanel_could_not_be_reached() {
     let key = keys["secret_key"].as_str().unwrap().to_owned();
     let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
     base(&mut serve);
-    let (mut child, url) = helpers::spawn_serving(serve.stderr(Stdio::piped()));
+    let (child, url) = helpers::spawn_serving(serve.stderr(Stdio::piped()));
     let answer = ::reqwest::Client::new()
         .post(format!("{url}/api/v1/integrations/mixpanel/connect"))
         .bearer_auth(&key)
@@ -1347,13 +1335,7 @@ async fn the_log_says_why_mixpanel_could_not_be_reached() {
         .await
         .unwrap();
     assert_eq!(answer.status().as_u16(), 502, "{:?}", answer.text().await);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut logs = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
-    child.wait().unwrap();
+    let logs = stopped_logs(child);
     let said = logs
         .lines()
         .find(|line| line.contains("Mixpanel could not be reached (connection failed)"))
@@ -1598,7 +1580,7 @@ async fn a_webhook_address_cannot_forge_a_log_line() {
         .env_remove("UJ_LOG_FORMAT")
         .env("RUST_LOG", "debug")
         .stderr(Stdio::piped());
-    let (mut child, url) = helpers::spawn_serving(&mut serve);
+    let (child, url) = helpers::spawn_serving(&mut serve);
     let forged = "whk_x%0a2026-12-06T00:00:00.000000Z%20ERROR%20FORGED%22";
     let answer = ::reqwest::Client::new()
         .post(format!("{url}/webhooks/mixpanel/{forged}"))
@@ -1608,6 +1590,16 @@ async fn a_webhook_address_cannot_forge_a_log_line() {
         .await
         .unwrap();
     assert_eq!(answer.status().as_u16(), 404);
+    let logs = stopped_logs(child);
+    assert!(logs.contains("whk_x%0a"), "the request is logged: {logs}");
+    assert!(
+        !logs.lines().any(|line| line.contains("ERROR FORGED")),
+        "{logs}"
+    );
+}
+
+/// Stops a server as an operator would (`SIGTERM`): what it logged.
+fn stopped_logs(mut child: std::process::Child) -> String {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -1615,9 +1607,5 @@ async fn a_webhook_address_cannot_forge_a_log_line() {
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
     child.wait().unwrap();
-    assert!(logs.contains("whk_x%0a"), "the request is logged: {logs}");
-    assert!(
-        !logs.lines().any(|line| line.contains("ERROR FORGED")),
-        "{logs}"
-    );
+    logs
 }
