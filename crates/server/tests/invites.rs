@@ -205,6 +205,11 @@ impl World {
         }
     }
 
+    /// A REST read with the secret key: its JSON.
+    async fn api(&self, path: &str) -> Value {
+        self.app.get(path, &self.key).await.json().await.unwrap()
+    }
+
     async fn config(&self, reference_id: &str) -> Value {
         let response = self
             .app
@@ -1106,13 +1111,7 @@ async fn an_app_event_rule_invites_on_its_event_and_the_catalog_counts_it() {
         .await
         .unwrap();
     assert_eq!(again["outcome"], "not_eligible", "the study was started");
-    let catalog: Value = world
-        .app
-        .get("/api/v1/events", &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let catalog: Value = world.api("/api/v1/events").await;
     let opened = catalog["data"]
         .as_array()
         .unwrap()
@@ -1280,18 +1279,11 @@ async fn rule_stats_count_invites_by_state_and_every_suppression_reason() {
     );
     // Explain reads the same history: ref_4 is in the main rule's cooldown.
     let explained: Value = world
-        .app
-        .get(
-            &format!(
-                "/api/v1/launch-rules/{}/explain?reference_id=ref_4",
-                world.rule
-            ),
-            &world.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .api(&format!(
+            "/api/v1/launch-rules/{}/explain?reference_id=ref_4",
+            world.rule
+        ))
+        .await;
     assert_eq!(explained["eligible"], false);
     let failed: Vec<&Value> = explained["gates"]
         .as_array()
@@ -1728,13 +1720,7 @@ async fn a_users_invites_are_read_with_their_attribution() {
         .unwrap();
     assert_eq!(accepted.status().as_u16(), 200);
 
-    let listed: Value = world
-        .app
-        .get("/api/v1/invites?reference_id=ref_2", &world.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = world.api("/api/v1/invites?reference_id=ref_2").await;
     assert_eq!(
         (listed["object"].as_str(), listed["has_more"].as_bool()),
         (Some("list"), Some(false))
@@ -1770,15 +1756,10 @@ async fn a_users_invites_are_read_with_their_attribution() {
     // After the only one (or a code not among them), nothing.
     for after in [code.as_str(), "unknown"] {
         let page: Value = world
-            .app
-            .get(
-                &format!("/api/v1/invites?reference_id=ref_2&starting_after={after}"),
-                &world.key,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .api(&format!(
+                "/api/v1/invites?reference_id=ref_2&starting_after={after}"
+            ))
+            .await;
         assert_eq!(page["data"], json!([]), "{after}");
     }
 
@@ -2095,7 +2076,7 @@ async fn explain_shows_priority_and_the_user_s_open_invite() {
         let path = format!("/api/v1/launch-rules/{rule}/explain?reference_id=ref_6");
         let world = &world;
         async move {
-            let answer: Value = world.app.get(&path, &world.key).await.json().await.unwrap();
+            let answer: Value = world.api(&path).await;
             let gate = |name: &str| {
                 answer["gates"]
                     .as_array()
@@ -2166,15 +2147,8 @@ async fn loads_of_one_user_at_once_count_one_decision() {
         .collect();
     assert_eq!(codes.len(), 1, "one invite");
     let stats: Value = world
-        .app
-        .get(
-            &format!("/api/v1/launch-rules/{fallback}/stats"),
-            &world.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .api(&format!("/api/v1/launch-rules/{fallback}/stats"))
+        .await;
     assert_eq!(stats["suppressions"], json!({"lost_on_priority": 1}));
 }
 
@@ -2332,15 +2306,11 @@ async fn explain_passes_over_an_open_invite_that_can_no_longer_start_as_the_sdk_
     }
     assert_eq!(world.accept(&codes[0], "ra").await["outcome"], "webview");
     let explained: Value = world
-        .app
-        .get(
-            &format!("/api/v1/launch-rules/{}/explain?reference_id=rb", rules[1]),
-            &world.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .api(&format!(
+            "/api/v1/launch-rules/{}/explain?reference_id=rb",
+            rules[1]
+        ))
+        .await;
     assert_eq!(explained["eligible"], true, "{explained}");
     let answer: Value = event("rb").await.json().await.unwrap();
     assert_eq!(
@@ -2379,15 +2349,10 @@ async fn a_rule_waiting_for_an_event_name_no_app_can_send_is_not_asked_for_nor_e
     let config = world.config("ref_1").await;
     assert_eq!(config["triggers"], json!([]), "{config}");
     let explained: Value = world
-        .app
-        .get(
-            &format!("/api/v1/launch-rules/{id}/explain?reference_id=ref_1"),
-            &world.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .api(&format!(
+            "/api/v1/launch-rules/{id}/explain?reference_id=ref_1"
+        ))
+        .await;
     assert_eq!(explained["eligible"], false, "{explained}");
     let trigger = explained["gates"]
         .as_array()

@@ -834,36 +834,28 @@ async fn statements_prepared_before_a_migration_adds_columns_still_run(
     run_each(1).await;
     run_each(2).await;
 
-    let added = "ADD COLUMN added_by_a_later_release INTEGER";
+    // The same statements on either database's pool.
+    macro_rules! add_a_column_to_every_table {
+        ($pool:expr, $tables:expr) => {{
+            let pool = $pool;
+            let tables: Vec<String> = sqlx::query_scalar($tables).fetch_all(&pool).await.unwrap();
+            for table in tables {
+                let alter = format!("ALTER TABLE \"{table}\" ADD COLUMN added_later INTEGER");
+                sqlx::query(&alter).execute(&pool).await.unwrap();
+            }
+        }};
+    }
     if db.url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar(
+        add_a_column_to_every_table!(
+            sqlx::PgPool::connect(&db.url).await.unwrap(),
             "SELECT table_name::text FROM information_schema.tables
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        for table in tables {
-            sqlx::query(&format!("ALTER TABLE {table} {added}"))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        );
     } else {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        for table in tables {
-            sqlx::query(&format!("ALTER TABLE \"{table}\" {added}"))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
+        add_a_column_to_every_table!(
+            sqlx::SqlitePool::connect(&db.url).await.unwrap(),
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        );
     }
     run_each(3).await;
 }
