@@ -151,6 +151,32 @@ async fn forms_without_a_valid_csrf_token_are_refused_with_403() {
         .await
         .unwrap();
     assert_eq!(forged.status().as_u16(), 403);
+    // A body no page's form sends is refused as such, not as an expired form (found by
+    // the HTTP probe).
+    let mut fields = vec![(
+        "csrf_token",
+        csrf_token(&app.page(&browser, "/setup").await.1),
+    )];
+    fields.extend(form[1..].iter().map(|(k, v)| (*k, v.to_string())));
+    for kind in [
+        "application/json",
+        "multipart/form-data; boundary=x",
+        "text/plain",
+    ] {
+        let body = serde_urlencoded::to_string(&fields).unwrap();
+        let refused = browser
+            .post(app.url("/setup"))
+            .header("content-type", kind)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 415, "{kind}");
+        assert!(
+            refused.text().await.unwrap().contains("Not a form"),
+            "{kind}"
+        );
+    }
     assert_eq!(
         app.page(&browser, "/setup").await.0,
         200,

@@ -121,6 +121,8 @@ pub enum PageError {
         message: &'static str,
     },
     CsrfFailed,
+    /// A body of another type than a page's form sends.
+    NotAForm,
     TooLarge,
     /// How long until the next try is taken.
     TooManyAttempts {
@@ -199,6 +201,11 @@ impl IntoResponse for PageError {
                 StatusCode::FORBIDDEN,
                 "Form expired",
                 "This form expired or was sent from another site. Go back, reload the page and try again.".to_owned(),
+            ),
+            PageError::NotAForm => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Not a form",
+                "This address takes the forms of its pages (application/x-www-form-urlencoded). Go back and use the page's button.".to_owned(),
             ),
             PageError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

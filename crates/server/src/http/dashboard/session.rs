@@ -152,6 +152,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for VerifiedForm<T> {
             .get::<CsrfBinding>()
             .cloned()
             .ok_or_else(|| PageError::Internal(anyhow::anyhow!("csrf middleware missing")))?;
+        // What a page's form sends; anything else (JSON, multipart) is no form of ours, and
+        // was refused as an expired one.
+        let urlencoded = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !urlencoded {
+            return Err(PageError::NotAForm);
+        }
         let body = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|rejection| match rejection.status() {
