@@ -84,8 +84,13 @@ fn is_transient(error: &sqlx::Error) -> bool {
             // exists (3D000), one that takes no writes (25006: a standby after a
             // failover, or read-only mode), one that takes no connections (55000:
             // `ALLOW_CONNECTIONS false`), and a login it refuses (28…: the role's password
-            // changed or its access revoked, which an operator fixes without us).
+            // changed or its access revoked, which an operator fixes without us), and a
+            // statement given up on past the database's `lock_timeout` (55P03) or
+            // `statement_timeout` (57014, also a cancel by an operator): a table locked by
+            // a migration, say.
             code.starts_with("08")
+                || code == "55P03"
+                || code == "57014"
                 || code.starts_with("28")
                 || (code == "55000" && db.message().contains("not currently accepting connections"))
                 || code.starts_with("53")

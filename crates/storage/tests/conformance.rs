@@ -988,6 +988,45 @@ async fn a_postgres_error_is_not_read_as_a_sqlite_code() {
     assert!(matches!(error, StoreError::Database(_)), "{error:?}");
 }
 
+/// A statement PostgreSQL gives up on, past the database's `lock_timeout` or
+/// `statement_timeout` (a table locked by a migration or an operator), is the database being
+/// busy, for the caller to retry: it was read as our bug (500s on every API; found by the
+/// PostgreSQL probe).
+#[tokio::test]
+async fn a_postgres_timeout_is_the_database_being_busy() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    // Migrated first, so the settings below hold for the store's own connections alone.
+    let store = uj_storage::connect(&db.url).await.unwrap();
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut locker = admin.begin().await.unwrap();
+    sqlx::query("LOCK TABLE studies IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let name = db.url.rsplit('/').next().unwrap();
+    for setting in ["lock_timeout", "statement_timeout"] {
+        sqlx::query(&format!("ALTER DATABASE {name} SET {setting} = '100ms'"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        // Fresh connections, which take the setting.
+        let store = uj_storage::connect(&db.url).await.unwrap();
+        let error = store.studies(&shop, &first_page(10)).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::Unavailable(_)),
+            "{setting}: {error:?}"
+        );
+        sqlx::query(&format!("ALTER DATABASE {name} RESET {setting}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    locker.rollback().await.unwrap();
+}
+
 /// The hourly expiry of stale staging takes each audience's lock, as a page does, and
 /// looks again under it: a page of the session arriving meanwhile keeps the session. It
 /// discarded the session under such a page, which then left the members it wrote in place.
