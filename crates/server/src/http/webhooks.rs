@@ -299,8 +299,10 @@ async fn receive(
     // over (and cut again) at every retry, so a big snapshot never landed. It runs to its end
     // in a task of its own; a retry finds it applied, or waits its turn behind it.
     let delivery = body.clone();
-    let applied =
-        tokio::spawn(async move { cohort_sync::receive(&state, receiver, &delivery).await });
+    // In the request's span, so that what it logs names the request.
+    let applied = tokio::spawn(tracing::Instrument::in_current_span(async move {
+        cohort_sync::receive(&state, receiver, &delivery).await
+    }));
     match applied.await {
         Ok(Ok(action)) => {
             Json(json!({ "action": action.as_str(), "status": "success" })).into_response()
