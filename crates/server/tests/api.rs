@@ -875,6 +875,8 @@ async fn the_sdk_apis_errors_reach_web_apps_too() {
             404,
             "not_found",
         ),
+        // A base URL ending in a slash: JSON still, saying so (it was the dashboard's page).
+        (reqwest::Method::GET, "//sdk/v1/config", 404, "not_found"),
         (
             reqwest::Method::GET,
             "/sdk/v1/config?reference_id=u%00",

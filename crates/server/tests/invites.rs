@@ -593,11 +593,18 @@ async fn a_browser_study_opens_through_the_respondent_code() {
     assert_eq!(accepted["outcome"], "external_browser");
     let url = accepted["url"].as_str().unwrap();
     assert!(url.ends_with(&format!("/interviews/{code}")));
-    let redirect = client().get(url).send().await.unwrap();
-    assert!(redirect.headers()["location"]
-        .to_str()
-        .unwrap()
-        .contains(&format!("invite={code}")));
+    // As pasted with a slash after it too, as the links resolve does (it was a 404 page;
+    // found by the HTTP probe).
+    for url in [url.to_owned(), format!("{url}/")] {
+        let redirect = client().get(&url).send().await.unwrap();
+        assert!(
+            redirect.headers()["location"]
+                .to_str()
+                .unwrap()
+                .contains(&format!("invite={code}")),
+            "{url}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -23,6 +23,9 @@ pub fn router() -> Router<AppState> {
         .route("/launch/{code}", get(launch))
         .route("/interviews/{code}", get(open))
         .route("/i/{code}", get(open))
+        // As pasted with a slash after them (`POST /sdk/v1/links/resolve` reads them so).
+        .route("/interviews/{code}/", get(open))
+        .route("/i/{code}/", get(open))
 }
 
 /// Whether `path` is one of the links respondents follow (their pages lead back to the app,

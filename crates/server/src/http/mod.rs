@@ -71,7 +71,9 @@ async fn outermost(
     static CORS: std::sync::LazyLock<tower_http::cors::CorsLayer> =
         std::sync::LazyLock::new(sdk::cors);
     let path = request.uri().path();
-    let (api, cors) = (metrics::Api::of(path), path.starts_with("/sdk/"));
+    // `//sdk/…` too: its 404 reaches the web app that joined a base URL ending in a slash.
+    let cors = path.trim_start_matches('/').starts_with("sdk/");
+    let (api, cors) = (metrics::Api::of(path), cors);
     let started = std::time::Instant::now();
     let response = match (cors, state.database_lost.get()) {
         (_, Some(what)) if path != "/healthz" => database_lost(path, what),
@@ -218,7 +220,12 @@ async fn method_not_allowed(response: Response) -> Response {
 
 /// Unknown paths: JSON under the APIs, a page everywhere else.
 async fn not_found(uri: Uri) -> Response {
-    if is_api_path(uri.path()) {
+    // A base URL ending in a slash joined to a path beginning with one: still an API's.
+    let doubled = uri.path().starts_with("//");
+    if doubled && is_api_path(&format!("/{}", uri.path().trim_start_matches('/'))) {
+        let message = "No such endpoint: the address begins with two slashes; check the base URL.";
+        ApiError::not_found("route", message).into_response()
+    } else if is_api_path(uri.path()) {
         ApiError::not_found("route", "No such endpoint; see the API reference.").into_response()
     } else {
         dashboard::not_found_page().into_response()
