@@ -351,6 +351,14 @@ async fn key_listing_pages_with_limit_and_starting_after() {
     );
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("limit"), "names the parameter: {message}");
+    // No list's last id is longer than 1024 characters (any length was taken).
+    let long = "k".repeat(1025);
+    let path = format!("/api/v1/api-keys?starting_after={long}");
+    let (status, error) = error_of(app.get(&path, &keys.secret_key).await).await;
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (400, Some("starting_after"))
+    );
 }
 
 /// A query parameter that does not parse is named in `field`, as one out of bounds is

@@ -457,6 +457,7 @@ pub struct ListParams {
 impl ListParams {
     pub const DEFAULT_LIMIT: u32 = 20;
     pub const MAX_LIMIT: u32 = 100;
+    pub const MAX_CURSOR_CHARS: usize = 1024;
 
     pub fn page(self) -> Result<PageRequest, ApiError> {
         let limit = self.limit.unwrap_or(Self::DEFAULT_LIMIT);
@@ -466,6 +467,22 @@ impl ListParams {
                 format!("limit must be between 1 and {}", Self::MAX_LIMIT),
             );
             error.field = Some("limit".into());
+            return Err(error);
+        }
+        // A list's last id, name or code: none is longer.
+        if self
+            .starting_after
+            .as_ref()
+            .is_some_and(|after| after.chars().count() > Self::MAX_CURSOR_CHARS)
+        {
+            let mut error = ApiError::bad_request(
+                "invalid_request",
+                format!(
+                    "starting_after must be the last id of the previous page (at most {} characters)",
+                    Self::MAX_CURSOR_CHARS
+                ),
+            );
+            error.field = Some("starting_after".into());
             return Err(error);
         }
         Ok(PageRequest {

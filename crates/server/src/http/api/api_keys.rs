@@ -77,7 +77,7 @@ pub struct PublicKeyResponse {
     operation_id = "list_api_keys",
     tag = "API keys",
     summary = "List secret keys (by prefix; never the secret)",
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last id of the previous page")),
     responses((status = 200, description = "The keys", body = ListResponse<ApiKeyResponse>))
 )]
 async fn list(

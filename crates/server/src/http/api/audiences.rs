@@ -72,7 +72,7 @@ async fn describe(state: &AppState, audience: Audience) -> Result<AudienceRespon
     operation_id = "list_audiences",
     tag = "Audiences",
     summary = "List audiences",
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of audiences", body = ListResponse<AudienceResponse>))
 )]
 async fn list(
@@ -183,7 +183,7 @@ impl MemberParams {
     operation_id = "list_audience_members",
     tag = "Audiences",
     summary = "List current members (`include_exited=true` adds past ones)",
-    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left"), ("member_id" = Option<String>, Query, description = "Only the member with this provider id or reference id (also read as `id`, its former name)")),
+    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last id of the previous page"), ("include_exited" = Option<bool>, Query, description = "Also members who left"), ("member_id" = Option<String>, Query, description = "Only the member with this provider id or reference id (also read as `id`, its former name)")),
     responses((status = 200, description = "A list of members", body = ListResponse<MemberResponse>))
 )]
 async fn members(
@@ -289,7 +289,7 @@ async fn ledger(
     operation_id = "list_audience_syncs",
     tag = "Audiences",
     summary = "An audience's sync ledger, newest first",
-    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("id" = String, Path, description = "The audience id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of ledger entries", body = ListResponse<LedgerResponse>))
 )]
 async fn syncs(
@@ -309,7 +309,7 @@ async fn syncs(
     operation_id = "list_syncs",
     tag = "Audiences",
     summary = "The project's sync ledger (rejected deliveries included), newest first",
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of ledger entries", body = ListResponse<LedgerResponse>))
 )]
 async fn all_syncs(

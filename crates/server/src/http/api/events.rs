@@ -55,7 +55,7 @@ impl From<CatalogEvent> for EventResponse {
     operation_id = "list_events",
     tag = "Events",
     summary = "The event catalog: seen in the app and in Mixpanel",
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last name of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last name of the previous page")),
     responses((status = 200, description = "A list of events, by name", body = ListResponse<EventResponse>))
 )]
 async fn list(

@@ -108,7 +108,7 @@ pub struct ListInvitesParams {
     operation_id = "list_invites",
     tag = "Invites",
     summary = "An app user's invites with their attribution, newest first",
-    params(("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last code of the previous page")),
+    params(("reference_id" = String, Query, min_length = 1, max_length = 256, description = "The app user's id (1–256 characters)"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last code of the previous page")),
     responses((status = 200, description = "A list of invites", body = ListResponse<InviteResponse>))
 )]
 async fn list(
@@ -153,7 +153,7 @@ async fn list(
     operation_id = "list_rule_invites",
     tag = "Invites",
     summary = "A rule's invites with their attribution, newest first",
-    params(("id" = String, Path, description = "The rule id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last code of the previous page")),
+    params(("id" = String, Path, description = "The rule id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last code of the previous page")),
     responses((status = 200, description = "A list of invites", body = ListResponse<InviteResponse>))
 )]
 async fn of_rule(

@@ -308,7 +308,7 @@ async fn create_rule(
     operation_id = "list_rules",
     tag = "Studies",
     summary = "A study's launch rules",
-    params(("id" = String, Path, description = "The study id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("id" = String, Path, description = "The study id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of rules, oldest first", body = ListResponse<RuleResponse>))
 )]
 async fn list_rules(

@@ -285,7 +285,7 @@ impl From<MixpanelCohort> for CohortResponse {
     operation_id = "list_mixpanel_cohorts",
     tag = "Mixpanel",
     summary = "The connected project's cohorts, by name",
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of cohorts", body = ListResponse<CohortResponse>))
 )]
 async fn cohorts(

@@ -157,7 +157,7 @@ async fn create_study(
     operation_id = "list_studies",
     tag = "Studies",
     summary = "List studies",
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, description = "The last id of the previous page")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"), ("starting_after" = Option<String>, Query, max_length = 1024, description = "The last id of the previous page")),
     responses((status = 200, description = "A list of studies", body = ListResponse<StudyResponse>))
 )]
 async fn list_studies(
