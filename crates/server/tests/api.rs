@@ -961,25 +961,6 @@ async fn the_sdk_apis_errors_reach_web_apps_too() {
 }
 
 /// An HTTP/1.1 answer's status line, the rest of the answer read past.
-async fn status_line(reader: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
-    let mut line = String::new();
-    reader.read_line(&mut line).await.unwrap();
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).await.unwrap();
-        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap();
-        }
-        if header == "\r\n" || header.is_empty() {
-            break;
-        }
-    }
-    let mut rest = vec![0; length];
-    reader.read_exact(&mut rest).await.unwrap();
-    line
-}
 
 #[tokio::test]
 async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
@@ -1038,7 +1019,7 @@ async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
         writer.write_all(head.as_bytes()).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         writer.write_all(body.as_bytes()).await.unwrap();
-        let line = status_line(&mut reader).await;
+        let line = helpers::status_line(&mut reader).await;
         assert!(line.starts_with("HTTP/1.1 429"), "{line}");
     }
 }
@@ -1476,33 +1457,6 @@ async fn metrics_count_every_answer_on_their_own_listener() {
     );
 }
 
-/// Sends `request`'s head and the first bytes of its body, runs `meanwhile`, then the rest
-/// of the body: the status line of its answer.
-async fn with_a_slow_body<F: std::future::Future<Output = ()>>(
-    app: &TestApp,
-    head: &str,
-    body: &str,
-    meanwhile: F,
-) -> String {
-    use tokio::io::AsyncWriteExt;
-    let stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = tokio::io::BufReader::new(reader);
-    let head = format!(
-        "{head}\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    writer.write_all(head.as_bytes()).await.unwrap();
-    writer.write_all(&body.as_bytes()[..5]).await.unwrap();
-    // The head is read (and, before, its credential checked) while the body trickles in.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    meanwhile.await;
-    writer.write_all(&body.as_bytes()[5..]).await.unwrap();
-    status_line(&mut reader).await
-}
-
 /// A key revoked or rotated while a request's body is on its way refuses the request: the
 /// credential is checked once the body is in (it was checked on the head alone, so a slow
 /// body sent with a leaked key turned its revocation into a new key; found by the
@@ -1527,8 +1481,9 @@ async fn a_key_revoked_while_a_body_arrives_refuses_its_request() {
         let revoked = app.delete(&path, &keys.secret_key).await;
         assert_eq!(revoked.status().as_u16(), 200);
     };
-    let line = with_a_slow_body(
+    let line = helpers::with_a_slow_body(
         &app,
+        "application/json",
         &format!("POST /api/v1/api-keys HTTP/1.1\r\nAuthorization: Bearer {leaked}"),
         r#"{"name": "replacement"}"#,
         revoke,
@@ -1549,8 +1504,9 @@ async fn a_key_revoked_while_a_body_arrives_refuses_its_request() {
             .await;
         assert_eq!(rotated.status().as_u16(), 200);
     };
-    let line = with_a_slow_body(
+    let line = helpers::with_a_slow_body(
         &app,
+        "application/json",
         &format!(
             "POST /sdk/v1/events HTTP/1.1\r\nAuthorization: Bearer {}",
             keys.public_key
@@ -1569,8 +1525,9 @@ async fn a_key_revoked_while_a_body_arrives_refuses_its_request() {
 async fn a_slow_sdk_upload_is_not_a_database_outage() {
     let app = TestApp::spawn_with(|config| config.sdk_timeout_secs = 1).await;
     let keys = app.bootstrap("ada@example.com", "Shop");
-    let line = with_a_slow_body(
+    let line = helpers::with_a_slow_body(
         &app,
+        "application/json",
         &format!(
             "POST /sdk/v1/events HTTP/1.1\r\nAuthorization: Bearer {}",
             keys.public_key
@@ -1596,8 +1553,11 @@ async fn a_request_without_a_credential_is_refused_before_its_body() {
     let head = "POST /api/v1/studies HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
                 Content-Length: 100\r\n\r\n{\"name\": ";
     writer.write_all(head.as_bytes()).await.unwrap();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(5), status_line(&mut reader))
-        .await
-        .expect("answered before the body");
+    let line = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        helpers::status_line(&mut reader),
+    )
+    .await
+    .expect("answered before the body");
     assert!(line.starts_with("HTTP/1.1 401"), "{line}");
 }

@@ -1363,3 +1363,51 @@ async fn an_account_made_before_invisible_characters_were_refused_still_signs_in
         .unwrap()
         .is_none());
 }
+
+/// A session ended while a form's body arrives refuses that form: the session is checked
+/// once the body is in, as keys are (it was checked on the head alone, so a form posted
+/// slowly outlived a sign-out).
+#[tokio::test]
+async fn a_session_ended_while_a_form_arrives_refuses_it() {
+    let app = TestApp::spawn().await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let browser = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys_path = format!("{project_path}/api-keys");
+    let token = csrf_token(&app.page(&browser, &keys_path).await.1);
+    let cookies = reqwest::cookie::CookieStore::cookies(&*jar, &app.url("/").parse().unwrap())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let sign_out = async {
+        let out = browser
+            .post(app.url("/logout"))
+            .form(&[("csrf_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&out), "/login");
+    };
+    let body = serde_urlencoded::to_string([
+        ("csrf_token", token.as_str()),
+        ("name", "made-after-sign-out"),
+    ])
+    .unwrap();
+    let line = helpers::with_a_slow_body(
+        &app,
+        "application/x-www-form-urlencoded",
+        &format!("POST {keys_path} HTTP/1.1\r\nCookie: {cookies}"),
+        &body,
+        sign_out,
+    )
+    .await;
+    assert!(line.starts_with("HTTP/1.1 303"), "sent to sign in: {line}");
+    app.login(&browser, "ada@example.com", PASSWORD).await;
+    let (_, listing) = app.page(&browser, &keys_path).await;
+    assert!(!listing.contains("made-after-sign-out"), "{listing}");
+}

@@ -470,3 +470,54 @@ impl Other {
         }
     }
 }
+
+/// The status line of the answer read from `reader`, the rest of the answer read past.
+pub async fn status_line(
+    reader: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).await.unwrap();
+        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+        if header == "\r\n" || header.is_empty() {
+            break;
+        }
+    }
+    let mut rest = vec![0; length];
+    reader.read_exact(&mut rest).await.unwrap();
+    line
+}
+
+/// Sends a request's head (with `content_type`) and the first bytes of its `body`, runs
+/// `meanwhile`, then the rest of the body: the status line of its answer.
+pub async fn with_a_slow_body<F: std::future::Future<Output = ()>>(
+    app: &TestApp,
+    content_type: &str,
+    head: &str,
+    body: &str,
+    meanwhile: F,
+) -> String {
+    use tokio::io::AsyncWriteExt;
+    let stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
+    let head = format!(
+        "{head}\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    writer.write_all(&body.as_bytes()[..5]).await.unwrap();
+    // The head is read (and, before, its credential checked) while the body trickles in.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    meanwhile.await;
+    writer.write_all(&body.as_bytes()[5..]).await.unwrap();
+    status_line(&mut reader).await
+}
