@@ -746,6 +746,28 @@ mod dashboard {
         );
     }
 
+    /// The rule editor offers only event names a rule takes: one stored before invisible
+    /// characters were refused, a lookalike of a real one, is left out (it was offered, and
+    /// refused when picked).
+    #[tokio::test]
+    async fn the_rule_editor_offers_no_event_name_a_rule_refuses() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (project, study) = a_study(&app, &browser).await;
+        let id = project.rsplit('/').next().unwrap();
+        app.execute_sql(&format!(
+            "INSERT INTO event_catalog (project_id, name, app_count) VALUES \
+             ('{id}', 'Order Completed', 1), ('{id}', 'Order\u{200b} Completed', 1)"
+        ))
+        .await;
+        let (_, page) = app.page(&browser, &study).await;
+        assert!(
+            page.contains(r#"<option value="Order Completed">"#),
+            "{page}"
+        );
+        assert!(!page.contains('\u{200b}'), "{page}");
+    }
+
     /// A direct-link rule's copy labels its link: its editor says so (it said "Prompt copy").
     #[tokio::test]
     async fn a_direct_link_rule_s_copy_is_called_link_copy() {
