@@ -1464,9 +1464,35 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
     assert!(adopted, "{said}");
     // A backup directory used in place: its key is `app.key`, the server looks for another.
     std::fs::rename(dir.path().join("app.key"), dir.path().join("kept")).unwrap();
+    // Of an older release (migration 24 not applied), which a refusal leaves as it was:
+    // migrated, the older release could no longer open it.
+    let latest = |undo: bool| {
+        let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                if undo {
+                    for sql in [
+                        "DELETE FROM _sqlx_migrations WHERE version = 24",
+                        "ALTER TABLE audiences DROP COLUMN mixpanel_project_id",
+                    ] {
+                        sqlx::query(sql).execute(&pool).await.unwrap();
+                    }
+                }
+                let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                version
+            })
+    };
+    assert_eq!(latest(true), 23);
     let (adopted, said) = adopt("lost.key", &[]);
     assert!(!adopted && said.contains("--new-key"), "{said}");
     assert!(!dir.path().join("lost.key").exists(), "no key made");
+    assert_eq!(latest(false), 23, "not migrated");
     std::fs::rename(dir.path().join("kept"), dir.path().join("app.key")).unwrap();
     let (started, said) = start_or_refusal(
         Command::new(env!("CARGO_BIN_EXE_userjourneys"))
