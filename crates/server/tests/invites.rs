@@ -2376,3 +2376,35 @@ async fn a_rule_waiting_for_an_event_name_no_app_can_send_is_not_asked_for_nor_e
         "{trigger}"
     );
 }
+
+/// An app event finds the user's open invite closed since it was issued (its rule's starts
+/// used up) and withdraws it, as a config load does, even though no rule waiting for the
+/// event can invite now (it stayed open, and counted as pending, until the next config
+/// load; found by the docs probe).
+#[tokio::test]
+async fn an_app_event_withdraws_the_users_open_invite_its_rule_can_no_longer_start() {
+    let world = world(2, None, "in_app").await;
+    world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "Once", "status": "active", "surface": "sdk_prompt", "max_starts": 1,
+                   "trigger": {"type": "app_event", "event_name": "Order Completed"}}),
+        )
+        .await;
+    let code = |answer: Value| {
+        answer["pending_invite"]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = code(world.order_completed("app-x").await);
+    let second = code(world.order_completed("app-y").await);
+    world.accept(&first, "app-x").await;
+    // Past the snapshot's lifetime, so that this process has seen the start.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let answer = world.order_completed("app-y").await;
+    assert_eq!(answer["outcome"], "not_eligible", "{answer}");
+    world.assert_withdrawn(&[second.as_str()]).await;
+}

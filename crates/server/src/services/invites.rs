@@ -50,15 +50,18 @@ pub async fn evaluate(
     // An app event shows the user's open invite again only when a prompt rule waiting for it
     // could invite now: an app reporting every event would otherwise show the card on each.
     let now = Utc::now();
-    let pending = user
-        .pending(now)
-        .filter(|_| event_name.is_none() || could_invite_on(&user.snapshot, event_name, now))
-        .cloned();
-    if let Some(invite) = pending {
-        if let Some(rule) = still_offered(state, user, &invite).await? {
-            return Ok(Evaluation::Invite(Box::new((invite, rule))));
+    if let Some(invite) = user.pending(now).cloned() {
+        if event_name.is_none() || could_invite_on(&user.snapshot, event_name, now) {
+            if let Some(rule) = still_offered(state, user, &invite).await? {
+                return Ok(Evaluation::Invite(Box::new((invite, rule))));
+            }
+            // Withdrawn: the user is decided afresh.
+        } else if offered_by(user, &invite).is_none() {
+            // Not shown on this event, but closed since it was issued (its rule's starts or
+            // its study's limits used up, its window over): withdrawn now, as a config load
+            // would, if a fresh look agrees. Only then: the look may read the database.
+            still_offered(state, user, &invite).await?;
         }
-        // Withdrawn: the user is decided afresh.
     }
     // Prompts only: direct-link rules offer links (see `links`).
     let (rules, facts) = user
