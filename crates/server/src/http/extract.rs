@@ -393,14 +393,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         // axum decodes what is not UTF-8 lossily (as U+FFFD), which would make different
         // ids one. Separators are ASCII, so the whole query decodes iff each part does.
         let query = parts.uri.query().unwrap_or_default();
-        if percent_encoding::percent_decode_str(query)
-            .decode_utf8()
-            .is_err()
-        {
-            return Err(ApiError::bad_request(
+        let utf8 = |text: &str| {
+            percent_encoding::percent_decode_str(text)
+                .decode_utf8()
+                .is_ok()
+        };
+        if !utf8(query) {
+            // Named by the first parameter whose value does not decode, when its name does.
+            let field = query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(name, value)| name.len() <= 64 && utf8(name) && !utf8(value))
+                .map(|(name, _)| percent_encoding::percent_decode_str(name).decode_utf8_lossy());
+            let mut error = ApiError::bad_request(
                 "invalid_request",
-                "Invalid query parameter: a value is not UTF-8 once percent-decoded.",
-            ));
+                match &field {
+                    Some(name) => format!(
+                        "Invalid query parameter: {name} is not UTF-8 once percent-decoded."
+                    ),
+                    None => "Invalid query parameter: a value is not UTF-8 once percent-decoded."
+                        .to_owned(),
+                },
+            );
+            error.field = field.map(|name| name.into_owned());
+            return Err(error);
         }
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(ApiQuery(value)),
