@@ -1209,10 +1209,29 @@ async fn a_database_file_deleted_or_replaced_under_the_server_stops_it_and_is_sa
         let config = client
             .get(format!("{url}/sdk/v1/config?reference_id=u1"))
             .bearer_auth(public)
+            .header("origin", "https://shop.example.com")
             .send()
             .await
             .unwrap();
         assert_eq!(config.status().as_u16(), 503);
+        // As any answer: its request id, its headers, CORS for a web app (none were sent;
+        // found by the docs probe).
+        for header in [
+            "x-request-id",
+            "x-content-type-options",
+            "access-control-allow-origin",
+        ] {
+            assert!(config.headers().contains_key(header), "{header}");
+        }
+        let delivery = client
+            .post(format!("{url}/webhooks/mixpanel/whk_any"))
+            .json(&serde_json::json!({"action": "members"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(delivery.status().as_u16(), 503);
+        let reply: serde_json::Value = delivery.json().await.unwrap();
+        assert_eq!(reply["status"], "failure", "in Mixpanel's format: {reply}");
         for page in ["/", "/i/abc"] {
             let page = client.get(format!("{url}{page}")).send().await.unwrap();
             assert_eq!(page.status().as_u16(), 503);

@@ -75,10 +75,9 @@ async fn outermost(
     let cors = path.trim_start_matches('/').starts_with("sdk/");
     let (api, cors) = (metrics::Api::of(path), cors);
     let started = std::time::Instant::now();
-    let response = match (cors, state.database_lost.get()) {
-        (_, Some(what)) if path != "/healthz" => database_lost(path, what),
-        (false, _) => next.run(request).await,
-        (true, _) => match CORS.layer(next).call(request).await {
+    let response = match cors {
+        false => next.run(request).await,
+        true => match CORS.layer(next).call(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         },
@@ -93,11 +92,13 @@ async fn outermost(
 /// under the server (`startup::watch_database_file`).
 fn database_lost(path: &str, what: &str) -> Response {
     let status = StatusCode::SERVICE_UNAVAILABLE;
-    if is_api_path(path) || path == "/readyz" {
-        let message = format!(
-            "The database file was {what} while the server ran; it stopped serving so that \
-             nothing more is lost. Its operator must restart it (the server's log says how)."
-        );
+    let message = format!(
+        "The database file was {what} while the server ran; it stopped serving so that \
+         nothing more is lost. Its operator must restart it (the server's log says how)."
+    );
+    if path.starts_with("/webhooks/") {
+        webhooks::failure(503, serde_json::Value::Null, &message)
+    } else if is_api_path(path) || path == "/readyz" {
         ApiError::new(status, "storage_unavailable", message).into_response()
     } else if launch::is_link_path(path) {
         dashboard::respondent_page(
@@ -126,6 +127,11 @@ async fn request_deadline(
     next: axum::middleware::Next,
 ) -> Response {
     let path = request.uri().path();
+    // Here, inside the layers that give every answer its request id, log line and headers
+    // (and CORS, and the webhook's format), as any other 503.
+    if let Some(what) = state.database_lost.get().filter(|_| path != "/healthz") {
+        return database_lost(path, what);
+    }
     if path.starts_with("/sdk/") || path.starts_with("/webhooks/") || path == "/readyz" {
         return next.run(request).await;
     }

@@ -179,7 +179,7 @@ fn action_of(body: &[u8]) -> Value {
     value.map_or(Value::Null, Value::String)
 }
 
-fn failure(status: u16, action: Value, message: &str) -> Response {
+pub(super) fn failure(status: u16, action: Value, message: &str) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = json!({
         "action": action,
