@@ -644,7 +644,11 @@ async fn pages_of_a_run_replaced_unfinished_are_refused_for_mixpanel_to_retry() 
 
 #[tokio::test]
 async fn a_regenerated_secret_refuses_the_old_one_and_mixpanel_pauses() {
-    let synced = Synced::start(3).await;
+    let db = helpers::test_database().await;
+    let synced = Synced::start_configured(3, db, |config| {
+        config.metrics_bind = Some("127.0.0.1:0".into());
+    })
+    .await;
     synced.emulator.run_sync("uj").await.unwrap();
     let regenerated: Value = synced
         .app
@@ -708,6 +712,16 @@ async fn a_regenerated_secret_refuses_the_old_one_and_mixpanel_pauses() {
         assert_eq!(synced.deliver(page("s-9", 1, 1, &["x"])).await.0, 401);
     }
     assert_eq!(refused_entries().await.len(), 1);
+    // Deliveries refused unread count among requests, not deliveries (the one written to
+    // the history was counted as a rejected delivery; found by the docs probe).
+    let address = synced.app.metrics_address.as_deref().unwrap();
+    let metrics = reqwest::get(format!("{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains(r#"outcome="rejected""#), "{metrics}");
     // Disconnected, no secret is regenerated (nothing would accept it, and the page shows
     // none to copy): the current one stays.
     let disconnected = synced

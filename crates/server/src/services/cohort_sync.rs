@@ -188,7 +188,8 @@ pub async fn note_refusal(state: &AppState, refusal: &Refusal, action: Option<&s
         action: action.and_then(SyncAction::parse),
         ..Outline::default()
     };
-    if let Err(error) = reject(state, project, &outline, refusal.message.clone()).await {
+    // In the history only: unread, it is no delivery the metrics count.
+    if let Err(error) = record_rejection(state, project, &outline, refusal.message.clone()).await {
         tracing::warn!(status = error.status, "a refused delivery was not recorded");
     }
 }
@@ -337,6 +338,21 @@ async fn reject(
     outline: &Outline,
     error: String,
 ) -> Result<(), Refusal> {
+    record_rejection(state, project, outline, error).await?;
+    let action = outline.action.map_or("unknown", |a| a.as_str());
+    state
+        .metrics
+        .delivery(action, LedgerOutcome::Rejected.as_str(), 0, 0);
+    Ok(())
+}
+
+/// [`reject`]'s entry in the history, uncounted.
+async fn record_rejection(
+    state: &AppState,
+    project: &ProjectId,
+    outline: &Outline,
+    error: String,
+) -> Result<(), Refusal> {
     let entry = LedgerEntry {
         id: LedgerEntryId::generate(),
         audience_id: None,
@@ -355,8 +371,6 @@ async fn reject(
         .store
         .record_sync(project, &entry, outline.cohort.as_deref())
         .await?;
-    let action = outline.action.map_or("unknown", |a| a.as_str());
-    state.metrics.delivery(action, entry.outcome.as_str(), 0, 0);
     Ok(())
 }
 
