@@ -553,7 +553,13 @@ async fn a_delivery_announcing_too_much_is_answered_before_its_body() {
             .await
             .unwrap();
         stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(beginning.as_bytes()).await.unwrap();
+        // The right credentials' is not waited for at all (its first 4 KiB were, up to the
+        // 30 s body deadline; found by the docs probe).
+        let sent = match expected {
+            413 => &beginning[..40],
+            _ => &beginning[..],
+        };
+        stream.write_all(sent.as_bytes()).await.unwrap();
         let mut answer = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
             .await
@@ -567,9 +573,9 @@ async fn a_delivery_announcing_too_much_is_answered_before_its_body() {
         assert!(answer.to_ascii_lowercase().contains("connection: close"));
         let reply: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         assert_eq!(reply["error"]["code"], expected);
-        // Read as far as its action, echoed back.
-        assert_eq!(reply["action"], "members", "{expected}");
         if expected == 401 {
+            // Read as far as its action, echoed back.
+            assert_eq!(reply["action"], "members");
             assert!(
                 answer.contains(r#"www-authenticate: Basic realm="userjourneys cohort sync""#),
                 "{answer}"

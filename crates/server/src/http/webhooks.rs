@@ -234,11 +234,10 @@ async fn receive(
         }
     };
     let too_large = format!("The delivery is larger than the {} MiB UserJourneys accepts; export fewer user properties with the cohort.", MAX_DELIVERY_BODY / 1024 / 1024);
-    // One announced too long is not waited for: read only as far as its action. Either way
-    // the rest is not read, so the connection closes.
+    // One announced too long is not waited for (its action unread: a sender may hold the
+    // rest until answered). Either way the rest is not read, so the connection closes.
     if announces_more_than(&headers, MAX_DELIVERY_BODY) {
-        let (beginning, _) = discard_body(&headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
-        return refuse_body(&state, &project, 413, &beginning, &too_large, false).await;
+        return refuse_body(&state, &project, 413, &[], &too_large, false).await;
     }
     let coding = match Coding::of(&headers) {
         Ok(coding) => coding,
