@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+/// The most seconds any duration setting takes (a year): more would overflow the clock's
+/// arithmetic (a header deadline of 2^64 s panicked every connection once the server ran).
+const MAX_SECS: u64 = 365 * 24 * 3600;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -71,14 +75,14 @@ pub struct Config {
     /// trickling connections cannot pile up. Keep it above a load balancer's idle timeout
     /// for its connections to this server (75 s is above AWS's default of 60 s).
     #[arg(long, env = "UJ_HEADER_TIMEOUT_SECS", default_value_t = 75, global = true,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub header_timeout_secs: u64,
 
     /// Seconds a request's body may take to arrive once its headers are in, and an answer
     /// may wait for the client to read it; a slower connection is closed, so stalled
     /// uploads or unread answers cannot pile up.
     #[arg(long, env = "UJ_BODY_TIMEOUT_SECS", default_value_t = 30, global = true,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub body_timeout_secs: u64,
 
     /// Seconds a REST API request or a dashboard page may take before it is answered 503
@@ -86,14 +90,14 @@ pub struct Config {
     /// for the whole outage. Connecting Mixpanel takes up to ~30 s; webhook deliveries are
     /// not cut (an apply cut short would be retried from the start).
     #[arg(long, env = "UJ_REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub request_timeout_secs: u64,
 
     /// Seconds an SDK request (and `/readyz`) may take before it is answered 503
     /// `storage_unavailable`: a database that stops answering (frozen, cut off) makes apps
     /// wait this long, not for the whole outage.
     #[arg(long, env = "UJ_SDK_TIMEOUT_SECS", default_value_t = 10, global = true,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub sdk_timeout_secs: u64,
 
     /// Connections served at once; more wait in the listen queue until one closes, so a
@@ -110,7 +114,8 @@ pub struct Config {
         long,
         env = "UJ_SHUTDOWN_GRACE_SECS",
         default_value_t = 30,
-        global = true
+        global = true,
+        value_parser = clap::value_parser!(u64).range(..=MAX_SECS)
     )]
     pub shutdown_grace_secs: u64,
 
@@ -175,7 +180,8 @@ pub struct MixpanelConfig {
         long,
         env = "UJ_MIXPANEL_TIMEOUT_SECS",
         default_value_t = 10,
-        global = true
+        global = true,
+        value_parser = clap::value_parser!(u64).range(..=MAX_SECS)
     )]
     pub mixpanel_timeout_secs: u64,
     /// How often connections are re-verified in the background (seconds; 0 = never).
@@ -183,7 +189,8 @@ pub struct MixpanelConfig {
         long,
         env = "UJ_MIXPANEL_CHECK_INTERVAL_SECS",
         default_value_t = 3600,
-        global = true
+        global = true,
+        value_parser = clap::value_parser!(u64).range(..=MAX_SECS)
     )]
     pub mixpanel_check_interval_secs: u64,
 }

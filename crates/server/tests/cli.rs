@@ -1654,3 +1654,36 @@ fn stopped_logs(mut child: std::process::Child) -> String {
     child.wait().unwrap();
     logs
 }
+
+/// A duration setting past a year is refused naming it (2^64 s started "fine", then every
+/// connection panicked adding it to the clock; found by the docs probe).
+#[test]
+fn a_duration_past_a_year_is_refused_naming_its_setting() {
+    for setting in [
+        "UJ_HEADER_TIMEOUT_SECS",
+        "UJ_BODY_TIMEOUT_SECS",
+        "UJ_REQUEST_TIMEOUT_SECS",
+        "UJ_SDK_TIMEOUT_SECS",
+        "UJ_SHUTDOWN_GRACE_SECS",
+        "UJ_MIXPANEL_TIMEOUT_SECS",
+        "UJ_MIXPANEL_CHECK_INTERVAL_SECS",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env("UJ_BIND", "127.0.0.1:0")
+            .env(setting, "18446744073709551614")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{setting}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            said.contains(setting) || said.contains(&setting[3..].to_lowercase().replace('_', "-")),
+            "{setting}: {said}"
+        );
+        let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(made.is_empty(), "{setting}: {made:?}");
+    }
+}
