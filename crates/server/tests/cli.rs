@@ -1669,7 +1669,9 @@ fn a_duration_past_a_year_is_refused_naming_its_setting() {
         "UJ_MIXPANEL_CHECK_INTERVAL_SECS",
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        // Bounded: taken, the setting would start a server that serves until stopped.
+        let output = Command::new("timeout")
+            .args(["10", env!("CARGO_BIN_EXE_userjourneys")])
             .current_dir(dir.path())
             .env_remove("DATABASE_URL")
             .env_remove("UJ_SECRET_KEY_FILE")

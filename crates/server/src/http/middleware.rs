@@ -125,13 +125,16 @@ fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
         "/sdk/v1/invites/",
         "/api/v1/invites/",
     ];
+    // `//i/{code}` too (a base URL ending in a slash): matched after the extra slashes.
+    let slashes = path.len() - path.trim_start_matches('/').len();
+    let (extra, from) = path.split_at(slashes.saturating_sub(1));
     for prefix in SECRET_SEGMENT_AFTER {
-        if let Some(rest) = path.strip_prefix(prefix) {
+        if let Some(rest) = from.strip_prefix(prefix) {
             if rest.is_empty() {
                 break;
             }
             let tail = rest.find('/').map_or("", |at| &rest[at..]);
-            return format!("{prefix}[redacted]{tail}").into();
+            return format!("{extra}{prefix}[redacted]{tail}").into();
         }
     }
     path.into()
@@ -358,6 +361,12 @@ mod tests {
         for (path, logged) in [
             ("/interviews/abc123respondent", "/interviews/[redacted]"),
             ("/i/abc123respondent", "/i/[redacted]"),
+            // As a base URL ending in a slash sends them.
+            ("//i/abc123respondent", "//i/[redacted]"),
+            (
+                "///sdk/v1/invites/abc123respondent/accept",
+                "///sdk/v1/invites/[redacted]/accept",
+            ),
             ("/launch/abc123respondent", "/launch/[redacted]"),
             (
                 "/sdk/v1/invites/abc123respondent/accept",

@@ -82,7 +82,9 @@ fn beginning(bytes: &[u8]) -> Bytes {
 async fn read_body(body: Body, announced: Option<usize>) -> Result<Bytes, (Unread, Bytes)> {
     use http_body_util::BodyExt;
     let mut body = body;
-    let mut read = Vec::with_capacity(announced.unwrap_or(0).min(MAX_DELIVERY_BODY));
+    // Sized by what is announced up to a point: a sender that announces 4 MiB and stalls
+    // holds no more than it sent beyond that.
+    let mut read = Vec::with_capacity(announced.unwrap_or(0).min(256 * 1024));
     while let Some(frame) = body.frame().await {
         // Stalled past the body deadline, or cut.
         let Ok(frame) = frame else {
