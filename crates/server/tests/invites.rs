@@ -1171,6 +1171,18 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
             )
             .await;
     }
+    // Nor an active rule whose schedule is over (it was listed; found by the docs probe).
+    let ended = world
+        .app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", world.study),
+            &world.key,
+            json!({"name": "Ended", "status": "active", "surface": "sdk_prompt",
+                   "trigger": {"type": "app_event", "event_name": "Trial Started"},
+                   "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2020-02-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(ended.status().as_u16(), 201);
     // An active rule of a paused study fires nothing: the app need not report its event.
     world.paused_study_waiting_for("Trial Ended").await;
     let first = world

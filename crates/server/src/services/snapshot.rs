@@ -91,9 +91,12 @@ impl ProjectRules {
                 study_records.insert(study.id.to_string(), study);
             }
         }
-        // What the app should report: events an active rule of an active study waits for.
+        // What the app should report: events an active rule of an active study waits for,
+        // unless its schedule is over (one that starts later is asked for already: apps keep
+        // a config for its `ttl_seconds`).
         let live = |r: &LaunchRule| {
             r.status == RuleStatus::Active
+                && r.ends_at.is_none_or(|end| end > now)
                 && studies
                     .iter()
                     .any(|s| s.id == r.study_id.as_str() && s.status == StudyStatus::Active)
