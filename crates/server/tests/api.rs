@@ -474,6 +474,63 @@ async fn query_strings_and_bodies_of_the_wrong_shape_are_refused() {
     }
 }
 
+/// A value of the wrong type is named by its field and type, never quoted back: serde's text
+/// quoted it, so a secret pasted into the wrong field came back in the answer (and in any
+/// proxy's or client's log of it). Found by the logs and secret hygiene probe.
+#[tokio::test]
+async fn a_wrong_typed_value_is_not_quoted_back() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    for (path, body, field) in [
+        (
+            "/api/v1/integrations/mixpanel/connect",
+            json!({"username": "svc", "secret": 918273645}),
+            "secret",
+        ),
+        (
+            "/api/v1/integrations/mixpanel/connect",
+            json!({"username": 3141592653_u64, "secret": "s"}),
+            "username",
+        ),
+        (
+            "/api/v1/studies",
+            json!({"name": "A", "interview_url": "https://x.example", "weekly_limit": "918273645"}),
+            "weekly_limit",
+        ),
+        (
+            "/api/v1/studies",
+            json!({"name": "A", "interview_url": "https://x.example", "weekly_limit": 9182.73645}),
+            "weekly_limit",
+        ),
+    ] {
+        let (status, error) =
+            error_of(app.post_json(path, &keys.secret_key, body.clone()).await).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (400, Some("invalid_request"), Some(field)),
+            "{path} {body}: {error}"
+        );
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            !message.contains("918273645")
+                && !message.contains("3141592653")
+                && !message.contains("9182.73645"),
+            "{path} {body}: {message}"
+        );
+        assert!(message.contains("expected"), "{message}");
+    }
+    let (status, error) = error_of(
+        app.get("/api/v1/studies?limit=918273645x", &keys.secret_key)
+            .await,
+    )
+    .await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("limit")));
+    assert!(
+        !error["message"].as_str().unwrap().contains("918273645"),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn one_projects_key_cannot_touch_another_projects_keys() {
     let app = TestApp::spawn().await;

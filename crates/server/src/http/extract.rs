@@ -308,8 +308,11 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// serde's message with the Rust type it expected in plain words ("expected i64" said
-/// nothing to a client of another language).
+/// nothing to a client of another language), and without the value sent: "invalid type:
+/// integer `918273645`, expected a string" quoted a secret sent in the wrong shape back to
+/// the caller and into every log of the answer. The field and the type it had stay named.
 fn in_plain_words(detail: &str) -> std::borrow::Cow<'_, str> {
+    let detail = without_value(detail);
     const TYPES: [(&str, &str); 4] = [
         (
             "expected i64",
@@ -324,8 +327,36 @@ fn in_plain_words(detail: &str) -> std::borrow::Cow<'_, str> {
     ];
     match TYPES.iter().find(|(rust, _)| detail.contains(rust)) {
         Some((rust, plain)) => detail.replacen(rust, plain, 1).into(),
-        None => detail.into(),
+        None => detail,
     }
+}
+
+/// serde's "invalid type: string \"…\", expected …", "invalid value: integer `…`, …" and
+/// "unknown variant `…`, …" with the quoted value left out.
+fn without_value(detail: &str) -> std::borrow::Cow<'_, str> {
+    for lead in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        let Some(after) = detail.find(lead).map(|at| at + lead.len()) else {
+            continue;
+        };
+        // The value is quoted between the kind ("integer", "string") and the last
+        // ", expected", which serde writes after it (a string value may hold one too).
+        let Some(expected) = detail.rfind(", expected").filter(|&at| at >= after) else {
+            continue;
+        };
+        let sent = &detail[after..expected];
+        let Some(quote) = sent.find(['`', '"']) else {
+            continue;
+        };
+        let kind = sent[..quote].trim_end();
+        let head = detail[..after].trim_end();
+        let tail = &detail[expected..];
+        return match kind {
+            "" => format!("{head}{tail}"),
+            kind => format!("{head} {kind}{tail}"),
+        }
+        .into();
+    }
+    detail.into()
 }
 
 /// The field a deserialization error is about: the path serde_path_to_error puts first
@@ -548,6 +579,38 @@ mod nul_tests {
             assert_eq!(is_json(&headers), json, "{value}");
         }
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn serdes_messages_lose_the_value_sent() {
+        for (detail, plain) in [
+            (
+                "secret: invalid type: integer `918273645`, expected a string at line 1 column 19",
+                "secret: invalid type: integer, expected a string at line 1 column 19",
+            ),
+            (
+                "limit: invalid type: string \"a, expected b\", expected u32",
+                "limit: invalid type: string, expected a whole number from 0 to 4294967295",
+            ),
+            (
+                "status: unknown variant `hunter2`, expected `active` or `paused`",
+                "status: unknown variant, expected `active` or `paused`",
+            ),
+            (
+                "limit: invalid value: integer `-1`, expected u32",
+                "limit: invalid value: integer, expected a whole number from 0 to 4294967295",
+            ),
+            (
+                "name: invalid type: map, expected a string",
+                "name: invalid type: map, expected a string",
+            ),
+            (
+                "colour: unknown field `colour`, expected `name`",
+                "colour: unknown field `colour`, expected `name`",
+            ),
+        ] {
+            assert_eq!(super::in_plain_words(detail), plain, "{detail}");
+        }
     }
 
     #[test]
