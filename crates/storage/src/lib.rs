@@ -30,7 +30,7 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
-    AppEventCount, CohortSyncStore, Exclusive, InviteStore, MixpanelStore, NewAccount,
+    AppEventCount, CohortSyncStore, Exclusive, InviteStore, LiveStarts, MixpanelStore, NewAccount,
     NewInvitation, Page, PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage,
     UserHistory, WebhookReceiver, MAX_APP_EVENT_NAMES,
 };

@@ -457,6 +457,15 @@ pub(crate) struct StudyRow {
     updated_at: Ts,
 }
 
+/// A study with its accepted invites since a week's and a month's start.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StudyStartsRow {
+    #[sqlx(flatten)]
+    pub study: StudyRow,
+    pub week_starts: i64,
+    pub month_starts: i64,
+}
+
 /// The columns [`StudyRow`] reads, named: see `invite_columns!`.
 macro_rules! study_columns {
     () => {

@@ -277,6 +277,43 @@ macro_rules! impl_study_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn live_starts(
+                &self,
+                project: &ProjectId,
+                week: DateTime<Utc>,
+                month: DateTime<Utc>,
+            ) -> Result<$crate::LiveStarts, $crate::StoreError> {
+                let rules: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT id, starts FROM launch_rules WHERE project_id = $1 AND status <> 'archived'",
+                )
+                .bind(project.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                // Each study's counts from its own range of `invites_accepted_by_study`.
+                let studies: Vec<StudyStartsRow> = sqlx::query_as(concat!(
+                    "SELECT ", crate::rows::study_columns!(), ",
+                        (SELECT COUNT(*) FROM invites i WHERE i.study_id = studies.id
+                            AND i.state = 'accepted' AND i.accepted_at >= $2) AS week_starts,
+                        (SELECT COUNT(*) FROM invites i WHERE i.study_id = studies.id
+                            AND i.state = 'accepted' AND i.accepted_at >= $3) AS month_starts
+                     FROM studies WHERE project_id = $1 AND id IN
+                        (SELECT study_id FROM launch_rules WHERE project_id = $1 AND status <> 'archived')
+                     ORDER BY id"
+                ))
+                .bind(project.as_str())
+                .bind(Ts(week))
+                .bind(Ts(month))
+                .fetch_all(self.reader())
+                .await?;
+                Ok($crate::LiveStarts {
+                    rules: rules.into_iter().collect(),
+                    studies: studies
+                        .into_iter()
+                        .map(|row| Ok((row.study.try_into()?, row.week_starts, row.month_starts)))
+                        .collect::<Result<_, $crate::StoreError>>()?,
+                })
+            }
+
             async fn sdk_contacted_at(&self, project: &ProjectId) -> Result<Option<DateTime<Utc>>, $crate::StoreError> {
                 let at: Option<Option<Ts>> = sqlx::query_scalar("SELECT sdk_contacted_at FROM projects WHERE id = $1")
                     .bind(project.as_str())

@@ -631,6 +631,15 @@ pub trait StudyStore: Send + Sync {
     ) -> Result<Page<LaunchRule>, StoreError>;
     /// Every rule of the project that is not archived, oldest first (for the engine).
     async fn live_launch_rules(&self, project: &ProjectId) -> Result<Vec<LaunchRule>, StoreError>;
+    /// The starts the engine counts for the project's live rules (those
+    /// [`live_launch_rules`](Self::live_launch_rules) reads), in two statements however many
+    /// rules and studies there are.
+    async fn live_starts(
+        &self,
+        project: &ProjectId,
+        week: DateTime<Utc>,
+        month: DateTime<Utc>,
+    ) -> Result<LiveStarts, StoreError>;
 
     /// When the project's app first called the SDK API.
     async fn sdk_contacted_at(
@@ -651,6 +660,16 @@ pub trait StudyStore: Send + Sync {
         project: &ProjectId,
         days: Option<i64>,
     ) -> Result<bool, StoreError>;
+}
+
+/// The starts of a project's live rules and of their studies ([`StudyStore::live_starts`]).
+#[derive(Debug, Default)]
+pub struct LiveStarts {
+    /// Each live rule's starts, by rule id.
+    pub rules: std::collections::HashMap<String, i64>,
+    /// The studies of the live rules, each with its accepted invites since the week's
+    /// start and since the month's.
+    pub studies: Vec<(Study, i64, i64)>,
 }
 
 /// A user's invites, newest first, and their memberships (`(audience id, provider member

@@ -3256,6 +3256,37 @@ async fn study_limits_hold_at_accept_and_reset_on_monday_and_the_first(
             .unwrap(),
         2
     );
+    // The SDK's snapshot reads the same counts for all the live rules at once.
+    let live = store
+        .live_starts(
+            &shop,
+            uj_domain::pacing::week_start(now),
+            uj_domain::pacing::month_start(now),
+        )
+        .await
+        .unwrap();
+    assert_eq!(live.rules, [(rule.id.to_string(), 3)].into());
+    let studies: Vec<_> = live
+        .studies
+        .iter()
+        .map(|(s, week, month)| (s.id.clone(), s.weekly_limit, *week, *month))
+        .collect();
+    assert_eq!(studies, [(study.id.clone(), Some(1), 0, 2)]);
+    // Another project's, and an archived rule's, are not among them.
+    let (_, other) = owner_with_project(&store, "bob@example.com").await;
+    let live = store.live_starts(&other, now, now).await.unwrap();
+    assert!(live.rules.is_empty() && live.studies.is_empty());
+    let archived = uj_domain::studies::LaunchRule {
+        status: uj_domain::pacing::RuleStatus::Archived,
+        updated_at: now,
+        ..rule.clone()
+    };
+    assert!(store
+        .update_launch_rule(&archived, rule.updated_at)
+        .await
+        .unwrap());
+    let live = store.live_starts(&shop, now, now).await.unwrap();
+    assert!(live.rules.is_empty() && live.studies.is_empty());
 }
 
 /// A decision made from a snapshot read before a pause (a second old, or another
