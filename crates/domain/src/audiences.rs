@@ -27,6 +27,9 @@ pub struct Audience {
     pub id: AudienceId,
     pub project_id: ProjectId,
     pub mixpanel_cohort_id: String,
+    /// The Mixpanel project its cohort belongs to (`None`: written by a process older than
+    /// migration 0024, beside newer ones, and not known).
+    pub mixpanel_project_id: Option<String>,
     pub name: String,
     pub description: String,
     pub member_count: i64,

@@ -25,7 +25,8 @@ fn scenario(members: usize) -> Scenario {
                 "cohorts": [{"id": 51234, "name": "Trial users", "description": "Day 3",
                              "generate": {"count": members, "prefix": "user_", "reference_id_every": 2}},
                             {"id": 51290, "name": "Churn risk", "members": [{"distinct_id": "c1"}]}]},
-                {"id": 20, "name": "Shop US", "organization_id": 1, "region": "eu", "cohorts": []}],
+                {"id": 20, "name": "Shop US", "organization_id": 1, "region": "eu",
+                "cohorts": [{"id": 51234, "name": "Other trial", "members": [{"distinct_id": "x"}]}]}],
             "sender": {"backoff_initial_ms": 50, "retries": 5}
         })
         .to_string(),
@@ -763,6 +764,10 @@ async fn a_cohort_of_a_newly_connected_project_never_takes_over_an_audience_of_t
     assert_eq!(status, 200, "{reply}");
     let audience = synced.audience().await;
     let id = audience["id"].as_str().unwrap();
+    assert_eq!(
+        (&audience["mixpanel_project_id"], &audience["sync_state"]),
+        (&json!("10"), &json!("ok"))
+    );
     let disconnected = synced
         .app
         .delete("/api/v1/integrations/mixpanel", &synced.key)
@@ -800,6 +805,100 @@ async fn a_cohort_of_a_newly_connected_project_never_takes_over_an_audience_of_t
     let (status, reply) = synced.deliver(other).await;
     assert_eq!(status, 403, "{reply}");
     assert_eq!(current_ids(&synced, id).await, ["a", "b"]);
+    // The old audience says it no longer follows a connected cohort (it read `ok`, then
+    // `failing`, as if a retry could mend it; found by the connection lifecycle probe).
+    let kept = synced.audience().await;
+    assert_eq!(
+        (&kept["mixpanel_project_id"], &kept["sync_state"]),
+        (&json!("10"), &json!("detached"))
+    );
+    // The dashboard's Mixpanel page does not show the new project's cohort 51234 as synced
+    // into the old project's audience.
+    let browser = helpers::client();
+    let login = synced
+        .app
+        .login(&browser, "ada@example.com", "correct horse battery")
+        .await;
+    assert_eq!(login.status().as_u16(), 303);
+    let project = synced.get("/api/v1/project").await;
+    let dashboard = format!("/p/{}", project["id"].as_str().unwrap());
+    let (status, html) = synced
+        .app
+        .page(&browser, &format!("{dashboard}/integrations/mixpanel"))
+        .await;
+    assert_eq!(status, 200);
+    let row = html
+        .split("<tr>")
+        .find(|row| row.contains("Other trial"))
+        .unwrap_or_else(|| panic!("the cohort is listed: {html}"));
+    assert!(!row.contains(id) && row.contains("Not synced"), "{row}");
+    let (status, html) = synced
+        .app
+        .page(&browser, &format!("{dashboard}/audiences/{id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("not in the connected one (20)"), "{html}");
+}
+
+/// The dashboard lists audiences a hundred a page, and the rule editor offers every one:
+/// both read one page of a thousand, so newer audiences could not be seen or targeted
+/// (found by the scale probe).
+#[tokio::test]
+async fn the_dashboard_pages_audiences_and_offers_every_one_to_rules() {
+    let synced = Synced::start(0).await;
+    for n in 0..1005 {
+        let mut cohort = page(&format!("s{n}"), 1, 1, &["a"]);
+        cohort["parameters"]["mixpanel_cohort_id"] = json!(format!("{}", 90000 + n));
+        cohort["parameters"]["mixpanel_cohort_name"] = json!(format!("Cohort number {n}"));
+        let (status, reply) = synced.deliver(cohort).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let browser = helpers::client();
+    let login = synced
+        .app
+        .login(&browser, "ada@example.com", "correct horse battery")
+        .await;
+    assert_eq!(login.status().as_u16(), 303);
+    let project = synced.get("/api/v1/project").await;
+    let dashboard = format!("/p/{}", project["id"].as_str().unwrap());
+    let mut path = format!("{dashboard}/audiences");
+    let mut listed = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (status, html) = synced.app.page(&browser, &path).await;
+        assert_eq!(status, 200, "{path}");
+        pages += 1;
+        let names: Vec<&str> = html
+            .split(">Cohort number ")
+            .skip(1)
+            .map(|rest| rest.split('<').next().unwrap())
+            .collect();
+        assert!(names.len() <= 100, "{}", names.len());
+        listed.extend(names.into_iter().map(str::to_owned));
+        let Some(more) = html.split("id=\"audiences-more\" href=\"").nth(1) else {
+            break;
+        };
+        path = more.split('"').next().unwrap().replace("&amp;", "&");
+    }
+    listed.sort_by_key(|n| n.parse::<u32>().unwrap());
+    listed.dedup();
+    assert_eq!((pages, listed.len()), (11, 1005));
+    let study = synced
+        .app
+        .create_study(&synced.key, "https://interview.example.com/s")
+        .await;
+    let (status, html) = synced
+        .app
+        .page(
+            &browser,
+            &format!("{dashboard}/studies/{}", study["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(">Cohort number 1004 (1 members)<"),
+        "the newest audience is offered"
+    );
 }
 
 #[tokio::test]

@@ -347,6 +347,7 @@ pub(crate) struct AudienceRow {
     id: String,
     project_id: String,
     mixpanel_cohort_id: String,
+    mixpanel_project_id: Option<String>,
     name: String,
     description: String,
     member_count: i64,
@@ -358,8 +359,8 @@ pub(crate) struct AudienceRow {
 /// The columns [`AudienceRow`] reads, named: see `invite_columns!`.
 macro_rules! audience_columns {
     () => {
-        "id, project_id, mixpanel_cohort_id, name, description, member_count, \
-         created_at, last_delivery_at, last_synced_at"
+        "id, project_id, mixpanel_cohort_id, mixpanel_project_id, name, description, \
+         member_count, created_at, last_delivery_at, last_synced_at"
     };
 }
 pub(crate) use audience_columns;
@@ -370,6 +371,7 @@ impl From<AudienceRow> for Audience {
             id: AudienceId::from_string(row.id),
             project_id: ProjectId::from_string(row.project_id),
             mixpanel_cohort_id: row.mixpanel_cohort_id,
+            mixpanel_project_id: row.mixpanel_project_id,
             name: row.name,
             description: row.description,
             member_count: row.member_count,

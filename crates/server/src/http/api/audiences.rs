@@ -34,6 +34,10 @@ pub struct AudienceResponse {
     description: String,
     provider: &'static str,
     mixpanel_cohort_id: String,
+    /// The Mixpanel project the cohort is in (null: not known, for an audience written by
+    /// an older server version).
+    #[schema(required = true)]
+    mixpanel_project_id: Option<String>,
     member_count: i64,
     #[schema(required = true)]
     last_synced_at: Option<DateTime<Utc>>,
@@ -59,6 +63,7 @@ async fn describe(state: &AppState, audience: Audience) -> Result<AudienceRespon
         description: audience.description,
         provider: "mixpanel",
         mixpanel_cohort_id: audience.mixpanel_cohort_id,
+        mixpanel_project_id: audience.mixpanel_project_id,
         member_count: audience.member_count,
         last_synced_at: audience.last_synced_at,
         last_delivery_at: audience.last_delivery_at,

@@ -12,7 +12,7 @@ use uj_domain::audiences::{Audience, AudienceMember, LedgerEntry, LedgerOutcome}
 use uj_domain::ids::AudienceId;
 use uj_storage::PageRequest;
 
-use super::pages::{render, when, Nav, PageError};
+use super::pages::{render, when, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser};
 use crate::services::{audiences, settings};
@@ -20,6 +20,9 @@ use crate::state::AppState;
 
 /// History rows on an audience's page (and points of its chart).
 const HISTORY: u32 = 100;
+
+/// Audiences listed per page (each one's sync health is read to show its state).
+const AUDIENCES: u32 = 100;
 
 /// Current members listed per page on an audience's page.
 const MEMBERS: u32 = 50;
@@ -65,6 +68,10 @@ struct AudiencesPage {
     csrf_token: String,
     project_id: String,
     audiences: Vec<AudienceRow>,
+    /// Whether this is a later page (it links back to the first).
+    paged: bool,
+    /// The last audience listed, when more follow (the next page starts after it).
+    next: Option<String>,
 }
 
 async fn list(
@@ -72,20 +79,26 @@ async fn list(
     user: CurrentUser,
     csrf: CsrfToken,
     Path(project_id): Path<String>,
+    Query(ListAfter { after }): Query<ListAfter>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
-    let all = state
+    let paged = after.is_some();
+    let page = state
         .store
         .audiences(
             &context.current.project.id,
             &PageRequest {
-                limit: 1000,
-                starting_after: None,
+                limit: AUDIENCES,
+                starting_after: after,
             },
         )
         .await?;
+    let next = page
+        .has_more
+        .then(|| page.items.last().map(|a| a.id.to_string()))
+        .flatten();
     let mut rows = Vec::new();
-    for audience in all.items {
+    for audience in page.items {
         rows.push(row(&state, audience).await?.0);
     }
     Ok(render(&AudiencesPage {
@@ -94,6 +107,8 @@ async fn list(
         csrf_token: csrf.0,
         project_id: context.project_id(),
         audiences: rows,
+        paged,
+        next,
     }))
 }
 

@@ -1,6 +1,8 @@
 //! Integrations → Mixpanel: the connection form with a short guide, the project picker,
 //! the connected state (test, replace credentials, disconnect) and the project's cohorts.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -19,7 +21,7 @@ use super::projects::ProjectContext;
 use super::session::{CookieName, CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
 use crate::services::cohort_sync::{self, SyncCredentials};
 use crate::services::mixpanel::{self, ConnectOutcome, CONNECT_TOKEN_TTL};
-use crate::services::{settings, ServiceError};
+use crate::services::{audiences, settings, ServiceError};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -283,30 +285,25 @@ async fn page(
 ) -> Result<MixpanelPage, PageError> {
     let project = &context.current.project.id;
     let status = mixpanel::status(state, project).await?;
-    let synced: Vec<(String, String)> = state
-        .store
-        .audiences(
-            project,
-            &PageRequest {
-                limit: 1000,
-                starting_after: None,
-            },
-        )
-        .await?
-        .items
-        .into_iter()
-        .map(|a| (a.mixpanel_cohort_id, a.id.into_string()))
-        .collect();
     let (connection, cohorts) = match status {
         Some((connection, cohorts)) => {
+            // By cohort id among the connected Mixpanel project's audiences: an old
+            // project's cohort of the same id is another cohort (its deliveries are refused).
+            let synced: HashMap<String, String> = audiences::all(state, project)
+                .await?
+                .into_iter()
+                .filter(|a| {
+                    a.mixpanel_project_id
+                        .as_deref()
+                        .is_none_or(|from| from == connection.mixpanel_project_id)
+                })
+                .map(|a| (a.mixpanel_cohort_id, a.id.into_string()))
+                .collect();
             let cohorts = cohorts
                 .into_iter()
                 .map(|c| {
                     let mut view = CohortView::from(c);
-                    view.audience_id = synced
-                        .iter()
-                        .find(|(cohort, _)| *cohort == view.id)
-                        .map(|(_, a)| a.clone());
+                    view.audience_id = synced.get(&view.id).cloned();
                     view
                 })
                 .collect();

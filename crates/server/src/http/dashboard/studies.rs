@@ -21,9 +21,9 @@ use super::new_rule::{NewRuleForm, NewRuleView};
 use super::pages::{render, render_with, ConfirmForm, ConfirmPage, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
-use crate::services::counters;
 use crate::services::studies::{self, NewRule, NewStudy, RuleChange, StudyChange};
 use crate::services::ServiceError;
+use crate::services::{audiences, counters};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -331,17 +331,8 @@ async fn audience_list(
     state: &AppState,
     context: &ProjectContext,
 ) -> Result<Vec<(String, String, i64)>, PageError> {
-    Ok(state
-        .store
-        .audiences(
-            &context.current.project.id,
-            &PageRequest {
-                limit: 1000,
-                starting_after: None,
-            },
-        )
+    Ok(audiences::all(state, &context.current.project.id)
         .await?
-        .items
         .into_iter()
         .map(|a| (a.id.into_string(), a.name, a.member_count))
         .collect())
