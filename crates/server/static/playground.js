@@ -27,6 +27,15 @@
     return { status: response.status, json };
   }
 
+  // An answer other than `ok` (the status that call succeeds with) is said as the API's own
+  // message, as an app would have to handle it; nothing on the card changes.
+  function failed(answer, ok) {
+    if (answer.status === ok) return false;
+    const error = answer.json.error || {};
+    status("The SDK API answered " + answer.status + (error.message ? ": " + error.message : "."));
+    return true;
+  }
+
   function showCard(pending) {
     invite = pending;
     const card = $("pg-card");
@@ -92,7 +101,9 @@
   $("pg-event-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("pg-launch").hidden = true;
-    const { json } = await call("POST", "/sdk/v1/events", { event_name: $("pg-event-name").value.trim(), reference_id: user(), metadata: { source: "playground" } });
+    const answer = await call("POST", "/sdk/v1/events", { event_name: $("pg-event-name").value.trim(), reference_id: user(), metadata: { source: "playground" } });
+    if (failed(answer, 200)) return;
+    const { json } = answer;
     showCard(json.pending_invite);
     showLinks(json.direct_links);
     status("Outcome: " + json.outcome + (json.reason ? " (" + json.reason + ")" : ""));
@@ -100,14 +111,17 @@
 
   $("pg-accept").addEventListener("click", async () => {
     if (!invite) return;
-    const { json } = await call("POST", "/sdk/v1/invites/" + encodeURIComponent(invite.code) + "/accept", { reference_id: user(), supports_webview: true });
+    const answer = await call("POST", "/sdk/v1/invites/" + encodeURIComponent(invite.code) + "/accept", { reference_id: user(), supports_webview: true });
+    if (failed(answer, 200)) return;
     showCard(null);
-    showLaunch(json);
+    showLaunch(answer.json);
   });
 
   $("pg-dismiss").addEventListener("click", async () => {
     if (!invite) return;
-    await call("POST", "/sdk/v1/invites/" + encodeURIComponent(invite.code) + "/dismiss");
+    // With the user, as docs/sdk.md tells apps: the server checks the invite is theirs.
+    const answer = await call("POST", "/sdk/v1/invites/" + encodeURIComponent(invite.code) + "/dismiss", { reference_id: user() });
+    if (failed(answer, 204)) return;
     showCard(null);
     status("Dismissed: this rule waits for its cooldown before inviting this user again.");
   });

@@ -971,10 +971,21 @@ async fn the_sdk_apis_errors_reach_web_apps_too() {
             Some("*"),
             "{method} {path}"
         );
-        assert!(response.headers()["access-control-expose-headers"]
+        // Every header an answer's message refers to can be read by the app's script
+        // (`Allow` on a 405, `Accept-Encoding` on a 415 were not; web SDK probe).
+        let exposed = response.headers()["access-control-expose-headers"]
             .to_str()
             .unwrap()
-            .contains("x-request-id"));
+            .to_owned();
+        for name in [
+            "x-request-id",
+            "retry-after",
+            "allow",
+            "accept-encoding",
+            "etag",
+        ] {
+            assert!(exposed.contains(name), "{exposed}");
+        }
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
     }
@@ -1430,6 +1441,12 @@ async fn malformed_launch_links_get_the_friendly_page() {
         "/i/%ff%fe",
         "/interviews/%ff%fe",
         "/launch/%ff%fe?exp=1&sig=x",
+        // Something added or cut: the respondent's page, not the dashboard's "sign in".
+        "/i/no-such-code/extra",
+        "/i/",
+        "/interviews/",
+        "/launch/abc/",
+        "/launch/abc/more?exp=1&sig=x",
     ] {
         assert_eq!(page(path).await, unknown, "{path}");
     }

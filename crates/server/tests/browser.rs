@@ -838,6 +838,22 @@ async fn the_demo_path_from_sign_in_to_an_app_user_seeing_the_prompt_in_a_real_b
         "the SDK default label"
     );
     browser.screenshot("demo-04-playground-prompt").await;
+    // Dismissed as another user: the playground sends the user, as apps do, and says the
+    // API's refusal instead of "Dismissed" (it sent no user, and never read the status;
+    // found by the web SDK probe).
+    browser.fill("#pg-reference", "someone_else").await;
+    browser.click("#pg-dismiss").await;
+    let said = browser
+        .wait_for_text("#pg-status", |t| t.starts_with("The SDK API answered"))
+        .await;
+    assert!(said.starts_with("The SDK API answered 404"), "{said}");
+    let card_hidden = browser
+        .client
+        .execute("return document.getElementById('pg-card').hidden;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(card_hidden, serde_json::json!(false));
+    browser.fill("#pg-reference", "ref_2").await;
     browser.click("#pg-accept").await;
     browser
         .wait_for_text("#pg-status", |t| t.starts_with("Outcome: webview"))

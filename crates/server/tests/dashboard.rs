@@ -68,6 +68,30 @@ async fn a_fresh_server_leads_to_setup_which_creates_the_owner_and_project_once(
     );
 }
 
+/// Pages name an icon the server serves, the respondents' too: without one, browsers asked
+/// for `/favicon.ico` and logged its 404 on every page (found by the web SDK probe).
+#[tokio::test]
+async fn pages_name_an_icon_that_is_served() {
+    let app = TestApp::spawn().await;
+    let client = helpers::client();
+    for path in ["/setup", "/i/unknowncode1"] {
+        let response = client.get(app.url(path)).send().await.unwrap();
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains(r#"<link rel="icon" href="/static/icon.svg""#),
+            "{path}: {html}"
+        );
+    }
+    let icon = client
+        .get(app.url("/static/icon.svg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(icon.status().as_u16(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
+}
+
 #[tokio::test]
 async fn setup_with_invalid_fields_says_what_to_fix_and_keeps_the_input() {
     let app = TestApp::spawn().await;

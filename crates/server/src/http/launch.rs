@@ -36,7 +36,7 @@ pub fn is_link_path(path: &str) -> bool {
         .any(|prefix| path.starts_with(prefix))
 }
 
-fn not_found() -> Response {
+pub fn not_found() -> Response {
     respondent_page(
         StatusCode::NOT_FOUND,
         "Link not found",

@@ -233,6 +233,10 @@ async fn not_found(uri: Uri) -> Response {
         ApiError::not_found("route", message).into_response()
     } else if is_api_path(uri.path()) {
         ApiError::not_found("route", "No such endpoint; see the API reference.").into_response()
+    } else if launch::is_link_path(uri.path()) {
+        // A respondent's link with something added or cut (`/i/{code}/more`, `/i/`): their
+        // page, not the dashboard's, which sent them to sign in (web SDK probe).
+        launch::not_found()
     } else {
         dashboard::not_found_page().into_response()
     }

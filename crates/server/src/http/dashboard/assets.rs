@@ -1,5 +1,5 @@
-//! The stylesheet and the scripts (progressive enhancement, the SDK playground), compiled
-//! into the binary.
+//! The stylesheet, the scripts (progressive enhancement, the SDK playground) and the icon,
+//! compiled into the binary.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -13,6 +13,19 @@ pub fn router() -> Router<AppState> {
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .route("/static/playground.js", get(playground))
+        .route("/static/icon.svg", get(icon))
+}
+
+/// Every page names it: without one, browsers asked for `/favicon.ico` and logged its 404 on
+/// every page, respondents' included.
+async fn icon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../../static/icon.svg"),
+    )
 }
 
 async fn css() -> impl IntoResponse {

@@ -34,12 +34,19 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
 /// Any request header is allowed (no credentials ride on these requests, only the public
 /// key): a header a fixed list left out (`Cache-Control`, a tracing SDK's `sentry-trace`)
 /// failed the whole request as a bare network error. Browsers keep a preflight's answer
-/// for an hour rather than asking before every call.
+/// for an hour rather than asking before every call. Every header an answer or its message
+/// points at can be read by the app's script.
 pub fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([header::ETAG, REQUEST_ID, header::RETRY_AFTER])
+        .expose_headers([
+            header::ETAG,
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            header::ALLOW,
+            header::ACCEPT_ENCODING,
+        ])
         .max_age(std::time::Duration::from_secs(3600))
 }
