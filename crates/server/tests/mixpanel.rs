@@ -392,10 +392,14 @@ async fn several_projects_across_regions_are_offered_and_one_is_picked() {
         ),
         (Some("Shop US"), Some("us"))
     );
-    assert_eq!(
-        pick("10", &token).await.status().as_u16(),
-        404,
-        "a token is spent once used"
+    let spent = pick("10", &token).await;
+    assert_eq!(spent.status().as_u16(), 404, "a token is spent once used");
+    // Saying what to do (it said "No such connect token."; lifecycle probe).
+    let error = &spent.json::<Value>().await.unwrap()["error"];
+    assert_eq!(error["field"], "connect_token");
+    assert!(
+        error["message"].as_str().unwrap().contains("Connect again"),
+        "{error}"
     );
 }
 
@@ -851,6 +855,32 @@ mod dashboard {
             browser,
             format!("{project}/integrations/mixpanel"),
         )
+    }
+
+    /// One project offered because a region failed is not "several projects": the page says
+    /// more may exist (found by the connection lifecycle probe).
+    #[tokio::test]
+    async fn a_picker_of_one_project_says_a_region_did_not_answer() {
+        let (emulator, app, browser, page) = signed_in().await;
+        emulator.set_faults(Faults {
+            fail_next: 10,
+            only_region: Some(mixpanel_emulator::Region::Eu),
+            ..Faults::default()
+        });
+        let connected = app
+            .submit(
+                &browser,
+                &page,
+                &page,
+                &[("username", "roaming-one"), ("secret", SECRET)],
+            )
+            .await;
+        assert_eq!(location(&connected), page);
+        let (_, html) = app.page(&browser, &page).await;
+        assert!(html.contains("Choose the Mixpanel project"), "{html}");
+        let said = element_text(&html, "picker-partial").unwrap_or_default();
+        assert!(said.contains("a Mixpanel region did not answer"), "{html}");
+        assert!(!html.contains("can see several projects"));
     }
 
     #[tokio::test]

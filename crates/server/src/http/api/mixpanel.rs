@@ -17,6 +17,7 @@ use crate::http::auth::SecretKeyAuth;
 use crate::http::extract::{ApiJson, ApiQuery, ListParams};
 use crate::http::ApiError;
 use crate::services::mixpanel::{self, ConnectOutcome};
+use crate::services::ServiceError;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -205,7 +206,15 @@ async fn choose_project(
         &request.connect_token,
         &request.project_id,
     )
-    .await?;
+    .await
+    .map_err(|error| match error {
+        ServiceError::NotFound("connect_token") => ApiError::not_found(
+            "connect_token",
+            "No such connect token: it was used, it expired (15 minutes), or another connection \
+             was made since. Connect again with the service account for a new one.",
+        ),
+        other => other.into(),
+    })?;
     connected(&state, connection).await
 }
 

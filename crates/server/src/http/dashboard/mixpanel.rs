@@ -114,7 +114,7 @@ impl From<MixpanelConnection> for ConnectionView {
         let status_label = match c.status {
             ConnectionStatus::Connected => "Connected: Mixpanel accepts the credentials.",
             ConnectionStatus::CredentialsRejected => {
-                "Mixpanel now rejects these credentials. Replace them below."
+                "Mixpanel refused the last check: the reason and what to do are below."
             }
             ConnectionStatus::Unreachable => "Mixpanel could not be reached at the last check.",
         };
