@@ -3,6 +3,47 @@
 
 macro_rules! impl_mixpanel_store {
     ($store:ty) => {
+        /// The names of `events` (sorted by project and name) that a project's catalog has
+        /// no room for: when a batch's new names would pass [`MAX_APP_EVENT_NAMES`], those
+        /// first seen latest. The statements add them by name (the order that keeps two
+        /// processes' flushes from deadlocking), so the cap kept the names that sort first,
+        /// not the first sent (found by the scale probe); each statement still checks it.
+        async fn past_the_cap<'e>(
+            tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
+            events: &[&'e $crate::AppEventCount],
+        ) -> Result<std::collections::HashSet<(&'e ProjectId, &'e str)>, $crate::StoreError> {
+            let mut unkept = std::collections::HashSet::new();
+            for batch in events.chunk_by(|a, b| a.project == b.project) {
+                let project = &batch[0].project;
+                let named: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM event_catalog WHERE project_id = $1 AND app_first_seen_at IS NOT NULL",
+                )
+                .bind(project.as_str())
+                .fetch_one(&mut **tx)
+                .await?;
+                let room = ($crate::MAX_APP_EVENT_NAMES as i64 - named).max(0) as usize;
+                if batch.len() <= room {
+                    continue;
+                }
+                let mut new = Vec::new();
+                for e in batch {
+                    let known: Option<i32> = sqlx::query_scalar(
+                        "SELECT 1 FROM event_catalog WHERE project_id = $1 AND name = $2",
+                    )
+                    .bind(project.as_str())
+                    .bind(&e.name)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if known.is_none() {
+                        new.push(*e);
+                    }
+                }
+                new.sort_by(|a, b| (a.first, &a.name).cmp(&(b.first, &b.name)));
+                unkept.extend(new.iter().skip(room).map(|e| (&e.project, e.name.as_str())));
+            }
+            Ok(unkept)
+        }
+
         /// Drops what was read through the project's connection: its cohorts, and the event
         /// names the catalog has from Mixpanel only (names the app sent stay, unmarked).
         /// The two catalog statements walk the names twice, so on PostgreSQL the rows are
@@ -323,7 +364,8 @@ macro_rules! impl_mixpanel_store {
                 let mut sorted: Vec<_> = events.iter().collect();
                 sorted.sort_unstable_by(|a, b| (&a.project, &a.name).cmp(&(&b.project, &b.name)));
                 let mut tx = self.begin().await?;
-                for e in sorted {
+                let unkept = past_the_cap(&mut tx, &sorted).await?;
+                for e in sorted.into_iter().filter(|e| !unkept.contains(&(&e.project, e.name.as_str()))) {
                     // Through a SELECT so a project deleted meanwhile adds nothing, nor a new
                     // name to a full catalog (`MAX_APP_EVENT_NAMES`). Batches may commit out
                     // of time order (two flushes, two processes): first and last seen widen.

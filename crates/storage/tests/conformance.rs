@@ -4344,6 +4344,22 @@ async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &
     assert_eq!(catalog.len(), uj_storage::MAX_APP_EVENT_NAMES + 10);
     let post = catalog.iter().find(|e| e.name == "Post Read").unwrap();
     assert_eq!(post.app_count, 2);
+
+    // A batch that passes the cap keeps the names first seen, not those sorting first:
+    // "zz" names sent first, then more "aa" names than there is room for.
+    let (_, news) = owner_with_project(&store, "cy@example.com").await;
+    let mut batch: Vec<_> = (0..5)
+        .map(|n| count(&news, &format!("zz {n}"), 1, t0, t0))
+        .collect();
+    batch.extend(
+        (0..uj_storage::MAX_APP_EVENT_NAMES)
+            .map(|n| count(&news, &format!("aa {n:05}"), 1, t1, t1)),
+    );
+    store.record_app_events(&batch).await.unwrap();
+    let catalog = store.event_catalog(&news).await.unwrap();
+    assert_eq!(catalog.len(), uj_storage::MAX_APP_EVENT_NAMES);
+    let early = catalog.iter().filter(|e| e.name.starts_with("zz")).count();
+    assert_eq!(early, 5, "the names sent first are kept");
 }
 
 /// Two processes flush their counts at the same moment, each in its own order (a hash
