@@ -46,10 +46,19 @@ impl Application {
                 .await
                 .with_context(|| format!("{setting}={bind:?} is not an address to listen on (host:port, e.g. 127.0.0.1:8080)"))?;
         }
+        let key_path = config.secret_key_path();
+        // A key that is not the database's is refused before the database is opened for
+        // serving, which migrates it: refused, it stays as the release before can serve it.
+        if let Some(recorded) = uj_storage::recorded_key_fingerprint(&config.database_url).await {
+            match AppKey::load(&key_path)? {
+                Some(key) if key.fingerprint() != recorded => return Err(not_its_key(&key_path)),
+                None => return Err(no_key_file(config, &key_path)),
+                Some(_) => {}
+            }
+        }
         let store = uj_storage::connect_as_server(&config.database_url)
             .await
             .context("cannot open the database (DATABASE_URL)")?;
-        let key_path = config.secret_key_path();
         let recorded = store.key_fingerprint().await?;
         // A database from before its key was recorded (migration 0015) may hold Mixpanel
         // secrets sealed with one: it belongs to the key that opens them.
@@ -61,19 +70,9 @@ impl Application {
             Some(key) => key,
             // A new key only for a database no key has sealed anything in yet: a lost key
             // file replaced by a new one would leave every stored secret unreadable.
-            None if recorded.is_some() || !sealed.is_empty() => anyhow::bail!(
-                "there is no application key file at {}, and this database belongs to the key it \
-                 was first started with (stored Mixpanel credentials are sealed with it, launch \
-                 links signed). Put back the key file kept with this database (admin backup writes \
-                 one beside each copy){} or point UJ_SECRET_KEY_FILE at it; if it is lost for \
-                 good, `userjourneys admin adopt-key --new-key` makes a new one the database's \
-                 (then connect Mixpanel again). See docs/backup.md",
-                key_path.display(),
-                match backup_key_beside(&config.database_url) {
-                    Some(key) => format!(": {} is beside the database", key.display()),
-                    None => String::new(),
-                }
-            ),
+            None if recorded.is_some() || !sealed.is_empty() => {
+                return Err(no_key_file(config, &key_path))
+            }
             None => AppKey::create(&key_path)?,
         };
         let sealed = sealed.iter().map(|s| {
@@ -297,6 +296,23 @@ fn listening_everywhere(bind: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "UJ_BIND listens on every interface ({bind}): set UJ_PUBLIC_URL to the address users \
          and Mixpanel reach; it is the base of every invite, launch and webhook link"
+    )
+}
+
+/// Refusing to start without the key file of a database that belongs to a key.
+fn no_key_file(config: &Config, key_path: &std::path::Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "there is no application key file at {}, and this database belongs to the key it \
+         was first started with (stored Mixpanel credentials are sealed with it, launch \
+         links signed). Put back the key file kept with this database (admin backup writes \
+         one beside each copy){} or point UJ_SECRET_KEY_FILE at it; if it is lost for \
+         good, `userjourneys admin adopt-key --new-key` makes a new one the database's \
+         (then connect Mixpanel again). See docs/backup.md",
+        key_path.display(),
+        match backup_key_beside(&config.database_url) {
+            Some(key) => format!(": {} is beside the database", key.display()),
+            None => String::new(),
+        }
     )
 }
 

@@ -1521,6 +1521,20 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
     );
     assert!(!started);
     assert!(said.contains("app.key is beside the database"), "{said}");
+    // Nor does a start refused for its key file (it migrated the database first).
+    assert_eq!(latest(false), 23, "a start refused migrates nothing");
+    std::fs::write(dir.path().join("wrong.key"), "ab".repeat(32)).unwrap();
+    let (started, said) = start_or_refusal(
+        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env("DATABASE_URL", "sqlite://shop.db")
+            .env("UJ_SECRET_KEY_FILE", "wrong.key"),
+    );
+    assert!(
+        !started && said.contains("is not the key this database belongs to"),
+        "{said}"
+    );
+    assert_eq!(latest(false), 23, "a start refused migrates nothing");
 
     let (adopted, said) = adopt("app.key", &["--new-key"]);
     assert!(!adopted && said.contains("exists"), "{said}");

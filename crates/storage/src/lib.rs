@@ -106,6 +106,41 @@ pub async fn connect_as_server(url: &str) -> Result<Arc<dyn Store>, StoreError> 
     })
 }
 
+/// The application key fingerprint the database at `url` records, read before it is opened
+/// for serving: nothing is created and no migration applied, so a start refused on it leaves
+/// the database as the release before can serve it. `None` when none is recorded, or when it
+/// cannot be read here within a few seconds (opening the database then says why).
+pub async fn recorded_key_fingerprint(url: &str) -> Option<String> {
+    let read = async {
+        match Backend::of(url).ok()? {
+            Backend::Sqlite => {
+                if !SqliteStore::file_of(url).ok()?.exists() {
+                    return None;
+                }
+                SqliteStore::recorded_key_fingerprint(url).await.ok()?
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut connection = sqlx::PgConnection::connect(url).await.ok()?;
+                // No such table before migration 0015: none recorded.
+                let recorded = sqlx::query_scalar(
+                    "SELECT fingerprint FROM application_key WHERE singleton = 1",
+                )
+                .fetch_optional(&mut connection)
+                .await
+                .ok()
+                .flatten();
+                let _ = connection.close().await;
+                recorded
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Applies `migrator`'s migrations the database behind `pool` lacks, saying in the log which
 /// (and how long they took) when there are any: after an upgrade, a big database can take
 /// seconds, during which the server does not listen yet.
