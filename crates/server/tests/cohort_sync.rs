@@ -840,6 +840,48 @@ async fn a_cohort_of_a_newly_connected_project_never_takes_over_an_audience_of_t
     assert!(html.contains("not in the connected one (20)"), "{html}");
 }
 
+/// Disconnected, the Mixpanel page still shows the cohort sync that is set up, that its
+/// deliveries are refused meanwhile, and a way to turn it off (it hid the whole section;
+/// found by the connection lifecycle probe).
+#[tokio::test]
+async fn the_mixpanel_page_shows_cohort_sync_while_disconnected() {
+    let synced = Synced::start(0).await;
+    let (status, reply) = synced.deliver(page("s", 1, 1, &["a"])).await;
+    assert_eq!(status, 200, "{reply}");
+    let gone = synced
+        .app
+        .delete("/api/v1/integrations/mixpanel", &synced.key)
+        .await;
+    assert!(gone.status().is_success());
+    let (status, _) = synced.deliver(page("t", 1, 1, &["a"])).await;
+    assert_eq!(status, 403);
+    let browser = helpers::client();
+    let login = synced
+        .app
+        .login(&browser, "ada@example.com", "correct horse battery")
+        .await;
+    assert_eq!(login.status().as_u16(), 303);
+    let project = synced.get("/api/v1/project").await;
+    let path = format!(
+        "/p/{}/integrations/mixpanel",
+        project["id"].as_str().unwrap()
+    );
+    let (status, html) = synced.app.page(&browser, &path).await;
+    assert_eq!(status, 200);
+    let card = html
+        .split(r#"id="sync-while-disconnected""#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{html}"));
+    for said in [
+        synced.webhook_url.as_str(),
+        "every delivery is refused",
+        "Last refused:",
+        r#"id="disable-sync""#,
+    ] {
+        assert!(card.contains(said), "{said}: {card}");
+    }
+}
+
 /// The dashboard lists audiences a hundred a page, and the rule editor offers every one:
 /// both read one page of a thousand, so newer audiences could not be seen or targeted
 /// (found by the scale probe).

@@ -586,7 +586,10 @@ async fn confirm_disconnect(
         .await?
         .ok_or(PageError::NotFound)?;
     let message = format!(
-        "UserJourneys forgets the service account and stops reading {}. You can connect again at any time.",
+        "UserJourneys forgets the service account and stops reading {}. Audiences, rules and \
+         the cohort-sync setup are kept, but until you connect again every cohort delivery is \
+         refused, so Mixpanel pauses those syncs: resume them in Mixpanel after connecting \
+         again.",
         connection.mixpanel_project_name
     );
     Ok(confirm(
