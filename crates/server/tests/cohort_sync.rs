@@ -838,6 +838,35 @@ async fn a_cohort_of_a_newly_connected_project_never_takes_over_an_audience_of_t
         .await;
     assert_eq!(status, 200);
     assert!(html.contains("not in the connected one (20)"), "{html}");
+    // A rule on it says so too: it goes on inviting the members the audience had.
+    let study = synced
+        .app
+        .create_study(&synced.key, "https://interview.example.com/s")
+        .await;
+    let rule: Value = synced
+        .app
+        .post_json(
+            &format!(
+                "/api/v1/studies/{}/launch-rules",
+                study["id"].as_str().unwrap()
+            ),
+            &synced.key,
+            json!({"name": "Trial", "trigger": {"type": "audience", "audience_id": id}, "surface": "sdk_prompt"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (status, html) = synced
+        .app
+        .page(
+            &browser,
+            &format!("{dashboard}/rules/{}", rule["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let warning = helpers::element_text(&html, "detached-warning").unwrap_or_default();
+    assert!(warning.contains("go on inviting"), "{html}");
 }
 
 /// Disconnected, the Mixpanel page still shows the cohort sync that is set up, that its

@@ -737,6 +737,8 @@ struct RulePage {
     archived: bool,
     status_actions: Vec<StatusAction>,
     overlaps: Vec<Named>,
+    /// Why its audience no longer changes, when it follows no connected cohort.
+    detached: Option<String>,
     explain_for: String,
     gates: Vec<GateRow>,
     /// The gates' outcome in a sentence: passes every check, or which hold the user back.
@@ -791,7 +793,30 @@ async fn rule_page(
         .map(|s| s.name)
         .unwrap_or_default();
     let live = state.store.live_launch_rules(project).await?;
-    let audiences = audience_list(state, context).await?;
+    // Its own audience only (named in the trigger), and whether it still follows a cohort
+    // of the connected Mixpanel project.
+    let (audiences, detached) = match &rule.trigger {
+        Trigger::Audience(id) => match state
+            .store
+            .audience(project, &uj_domain::ids::AudienceId::from_string(id))
+            .await?
+        {
+            Some(audience) => {
+                let health = audiences::health(state, &audience).await?;
+                let detached = (health.state == "detached")
+                    .then_some(health.warning)
+                    .flatten();
+                let named = (
+                    audience.id.into_string(),
+                    audience.name,
+                    audience.member_count,
+                );
+                (vec![named], detached)
+            }
+            None => (Vec::new(), None),
+        },
+        Trigger::AppEvent(_) => (Vec::new(), None),
+    };
     let (_, stats) = counters::rule_stats(state, project, rule.id.as_str()).await?;
     let mut explain_error = None;
     let gates = if explain_for.trim().is_empty() {
@@ -875,6 +900,7 @@ async fn rule_page(
         archived: rule.status == RuleStatus::Archived,
         status_actions,
         overlaps: overlapping(&rule, &live),
+        detached,
         rule: view,
         explain_for,
         explain_error,
