@@ -2554,3 +2554,49 @@ async fn blank_copy_is_the_default_and_a_button_label_is_one_trimmed_line() {
         assert_eq!(error["error"]["field"], format!("prompt.{label}"));
     }
 }
+
+/// A project has at most 1,000 rules that are not archived: the SDK path reads every one each
+/// second, so without a bound one project's rules took the server's time from every other's
+/// (found by the scale probe). Archiving one makes room.
+#[tokio::test]
+async fn a_project_holds_at_most_a_thousand_live_rules() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let other = app.bootstrap("bob@example.com", "Blog").secret_key;
+    let ours = study(&app, &key).await;
+    let theirs = study(&app, &other).await;
+    let path = format!("/api/v1/studies/{ours}/launch-rules");
+    let rule = |n: usize| json!({"name": format!("Rule {n}"), "trigger": {"type": "app_event", "event_name": format!("Event {n}")}, "surface": "sdk_prompt"});
+    let mut first = None;
+    for n in 0..1000 {
+        let (status, body) = json_of(app.post_json(&path, &key, rule(n)).await).await;
+        assert_eq!(status, 201, "{n}: {body}");
+        first.get_or_insert(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = json_of(app.post_json(&path, &key, rule(1000)).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("rule_limit_reached")),
+        "{body}"
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("archive"));
+    // Another project's are its own.
+    let (status, _) = json_of(
+        app.post_json(
+            &format!("/api/v1/studies/{theirs}/launch-rules"),
+            &other,
+            rule(0),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let archive = format!("/api/v1/launch-rules/{}/archive", first.unwrap());
+    let (status, _) = json_of(app.post_json(&archive, &key, json!({})).await).await;
+    assert_eq!(status, 200);
+    let (status, body) = json_of(app.post_json(&path, &key, rule(1000)).await).await;
+    assert_eq!(status, 201, "{body}");
+}

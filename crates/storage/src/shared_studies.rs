@@ -277,6 +277,15 @@ macro_rules! impl_study_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn live_launch_rule_count(&self, project: &ProjectId) -> Result<i64, $crate::StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM launch_rules WHERE project_id = $1 AND status <> 'archived'",
+                )
+                .bind(project.as_str())
+                .fetch_one(self.reader())
+                .await?)
+            }
+
             async fn live_starts(
                 &self,
                 project: &ProjectId,

@@ -631,6 +631,8 @@ pub trait StudyStore: Send + Sync {
     ) -> Result<Page<LaunchRule>, StoreError>;
     /// Every rule of the project that is not archived, oldest first (for the engine).
     async fn live_launch_rules(&self, project: &ProjectId) -> Result<Vec<LaunchRule>, StoreError>;
+    /// How many of the project's rules are not archived.
+    async fn live_launch_rule_count(&self, project: &ProjectId) -> Result<i64, StoreError>;
     /// The starts the engine counts for the project's live rules (those
     /// [`live_launch_rules`](Self::live_launch_rules) reads), in two statements however many
     /// rules and studies there are.
