@@ -29,6 +29,10 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
 /// The oldest a snapshot may be and still serve while another request reads it again:
 /// past this, requests wait for the new one (an idle project's snapshot can be hours old).
 const STALE_AT_MOST: Duration = Duration::from_secs(2);
+/// A project's snapshot unread this long is dropped at the next reload of any project: a
+/// project that stopped calling held its rules in memory for good (a thousand rules are about
+/// 6 MB; found by the tenant abuse probe).
+const KEPT_WHILE_IDLE: Duration = Duration::from_secs(60);
 
 /// One project's rules and what the engine needs to know about them.
 pub struct ProjectRules {
@@ -187,7 +191,7 @@ pub(super) fn count(n: i64) -> u64 {
 }
 
 /// The snapshots of the projects this process serves: one each, so memory stays bounded by
-/// the number of projects.
+/// the number of projects called within [`KEPT_WHILE_IDLE`].
 #[derive(Default)]
 pub struct Snapshots {
     projects: RwLock<HashMap<String, Arc<ProjectRules>>>,
@@ -259,6 +263,8 @@ impl Snapshots {
         let before = changes.load(Ordering::Acquire);
         let fresh = Arc::new(ProjectRules::load(store, project).await?);
         let mut projects = self.projects.write().unwrap_or_else(|e| e.into_inner());
+        // Those read again within a second while used: one older is idle.
+        projects.retain(|_, s| s.loaded.elapsed() < KEPT_WHILE_IDLE);
         if changes.load(Ordering::Acquire) == before {
             projects.insert(project.to_string(), fresh.clone());
         }
@@ -368,6 +374,30 @@ mod tests {
             old.loaded.elapsed()
         );
         assert!(served.loaded.elapsed() < SNAPSHOT_TTL);
+    }
+
+    /// A project's snapshot unread for a while is dropped when another is read.
+    #[tokio::test]
+    async fn an_idle_project_s_snapshot_is_dropped() {
+        let db = uj_storage::testing::TestDatabase::sqlite();
+        let store = uj_storage::connect(&db.url).await.unwrap();
+        let snapshots = Snapshots::default();
+        let (idle, busy) = (ProjectId::generate(), ProjectId::generate());
+        snapshots.get(store.as_ref(), &idle).await.unwrap();
+        let held = |project: &ProjectId| {
+            let projects = snapshots.projects.read().unwrap();
+            projects.contains_key(project.as_str())
+        };
+        assert!(held(&idle));
+        // As read a minute ago.
+        {
+            let mut projects = snapshots.projects.write().unwrap();
+            let held = projects.get_mut(idle.as_str()).unwrap();
+            Arc::get_mut(held).unwrap().loaded = Instant::now() - KEPT_WHILE_IDLE;
+        }
+        snapshots.get(store.as_ref(), &busy).await.unwrap();
+        assert!(!held(&idle), "the idle project's snapshot is dropped");
+        assert!(held(&busy));
     }
 
     /// A change to one project does not void another's snapshot read meanwhile: with one
