@@ -1483,7 +1483,7 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
     assert!(adopted, "{said}");
     // A backup directory used in place: its key is `app.key`, the server looks for another.
     std::fs::rename(dir.path().join("app.key"), dir.path().join("kept")).unwrap();
-    // Of an older release (migration 24 not applied), which a refusal leaves as it was:
+    // Of an older release (migrations 24 on not applied), which a refusal leaves as it was:
     // migrated, the older release could no longer open it.
     let latest = |undo: bool| {
         let url = format!("sqlite://{}", dir.path().join("shop.db").display());
@@ -1493,8 +1493,9 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
                 let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
                 if undo {
                     for sql in [
-                        "DELETE FROM _sqlx_migrations WHERE version = 24",
+                        "DELETE FROM _sqlx_migrations WHERE version >= 24",
                         "ALTER TABLE audiences DROP COLUMN mixpanel_project_id",
+                        "DROP INDEX sessions_by_account",
                     ] {
                         sqlx::query(sql).execute(&pool).await.unwrap();
                     }

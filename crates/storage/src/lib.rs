@@ -32,7 +32,7 @@ pub use sqlite::SqliteStore;
 pub use store::{
     AppEventCount, CohortSyncStore, Exclusive, InviteStore, LiveStarts, MixpanelStore, NewAccount,
     NewInvitation, Page, PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage,
-    UserHistory, WebhookReceiver, MAX_APP_EVENT_NAMES,
+    UserHistory, WebhookReceiver, MAX_APP_EVENT_NAMES, MAX_SESSIONS_PER_ACCOUNT,
 };
 
 /// Which database a `DATABASE_URL` selects.

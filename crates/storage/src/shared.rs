@@ -378,6 +378,16 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err($crate::StoreError::conflict_as("session"))?;
+                // The newest `MAX_SESSIONS_PER_ACCOUNT` stay (found by the tenant abuse probe).
+                sqlx::query(
+                    "DELETE FROM sessions WHERE account_id = $1 AND created_at < (
+                        SELECT created_at FROM sessions WHERE account_id = $1
+                        ORDER BY created_at DESC LIMIT 1 OFFSET $2)",
+                )
+                .bind(account.as_str())
+                .bind($crate::MAX_SESSIONS_PER_ACCOUNT - 1)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 Ok(true)
             }

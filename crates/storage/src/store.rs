@@ -782,6 +782,9 @@ pub trait InviteStore: Send + Sync {
     ) -> Result<RuleStats, StoreError>;
 }
 
+/// The most sessions an account keeps: signing in again past it ends the oldest.
+pub const MAX_SESSIONS_PER_ACCOUNT: i64 = 50;
+
 /// The most event names a project's catalog takes from its app (the SDK's public key sends
 /// them; without a bound anyone holding it could grow the catalog without end).
 pub const MAX_APP_EVENT_NAMES: usize = 1000;

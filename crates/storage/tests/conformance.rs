@@ -556,6 +556,31 @@ async fn sessions_expire_and_can_be_deleted(store: Arc<dyn Store>, _: &TestDatab
     assert_eq!(store.delete_expired_sessions(now).await.unwrap(), 1);
     store.delete_session("live").await.unwrap();
     assert!(store.session_account("live", now).await.unwrap().is_none());
+
+    // An account keeps its newest sessions only; another account's stay.
+    let (bob, _) = owner_with_project(&store, "bob@example.com").await;
+    let later = now + Duration::hours(1);
+    store
+        .create_session("bob's", &bob.id, later, &bob.password_hash)
+        .await
+        .unwrap();
+    let kept = uj_storage::MAX_SESSIONS_PER_ACCOUNT as usize;
+    for n in 0..kept + 5 {
+        let token = format!("ada-{n}");
+        store
+            .create_session(&token, &ada.id, later, &ada.password_hash)
+            .await
+            .unwrap();
+    }
+    for n in 0..kept + 5 {
+        let live = store
+            .session_account(&format!("ada-{n}"), now)
+            .await
+            .unwrap()
+            .is_some();
+        assert_eq!(live, n >= 5, "session {n}");
+    }
+    assert!(store.session_account("bob's", now).await.unwrap().is_some());
 }
 
 async fn invitations_are_accepted_once_and_expire(store: Arc<dyn Store>, _: &TestDatabase) {
