@@ -4,10 +4,11 @@
 macro_rules! impl_mixpanel_store {
     ($store:ty) => {
         /// The names of `events` (sorted by project and name) that a project's catalog has
-        /// no room for: when a batch's new names would pass [`MAX_APP_EVENT_NAMES`], those
-        /// first seen latest. The statements add them by name (the order that keeps two
-        /// processes' flushes from deadlocking), so the cap kept the names that sort first,
-        /// not the first sent (found by the scale probe); each statement still checks it.
+        /// no room for: when a batch's names not yet seen from the app would pass
+        /// [`MAX_APP_EVENT_NAMES`], those first seen latest. The statements add them by name
+        /// (the order that keeps two processes' flushes from deadlocking), so the cap kept the
+        /// names that sort first, not the first sent (found by the scale probe); each
+        /// statement still checks it. A name Mixpanel listed takes room once the app sends it.
         async fn past_the_cap<'e>(
             tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
             events: &[&'e $crate::AppEventCount],
@@ -25,19 +26,17 @@ macro_rules! impl_mixpanel_store {
                 if batch.len() <= room {
                     continue;
                 }
-                let mut new = Vec::new();
-                for e in batch {
-                    let known: Option<i32> = sqlx::query_scalar(
-                        "SELECT 1 FROM event_catalog WHERE project_id = $1 AND name = $2",
-                    )
-                    .bind(project.as_str())
-                    .bind(&e.name)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    if known.is_none() {
-                        new.push(*e);
-                    }
-                }
+                // At most MAX_APP_EVENT_NAMES names, in one statement.
+                let seen: std::collections::HashSet<String> = sqlx::query_scalar(
+                    "SELECT name FROM event_catalog WHERE project_id = $1 AND app_first_seen_at IS NOT NULL",
+                )
+                .bind(project.as_str())
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .collect();
+                let mut new: Vec<&&$crate::AppEventCount> =
+                    batch.iter().filter(|e| !seen.contains(&e.name)).collect();
                 new.sort_by(|a, b| (a.first, &a.name).cmp(&(b.first, &b.name)));
                 unkept.extend(new.iter().skip(room).map(|e| (&e.project, e.name.as_str())));
             }

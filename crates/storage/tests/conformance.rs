@@ -1347,8 +1347,16 @@ async fn a_new_or_removed_connection_forgets_what_the_old_one_read(
     forgotten(store.clone(), shop.clone()).await;
 }
 
-async fn the_first_key_fingerprint_recorded_stays(store: Arc<dyn Store>, _: &TestDatabase) {
+async fn the_first_key_fingerprint_recorded_stays(store: Arc<dyn Store>, db: &TestDatabase) {
+    // Read as `serve` reads it before opening (and migrating) the database.
+    assert_eq!(uj_storage::recorded_key_fingerprint(&db.url).await, None);
     assert_eq!(store.claim_key_fingerprint("aaaa").await.unwrap(), "aaaa");
+    assert_eq!(
+        uj_storage::recorded_key_fingerprint(&db.url)
+            .await
+            .as_deref(),
+        Some("aaaa")
+    );
     assert_eq!(store.claim_key_fingerprint("aaaa").await.unwrap(), "aaaa");
     assert_eq!(store.claim_key_fingerprint("bbbb").await.unwrap(), "aaaa");
     store.adopt_key_fingerprint("bbbb").await.unwrap();
@@ -4385,6 +4393,27 @@ async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &
     assert_eq!(catalog.len(), uj_storage::MAX_APP_EVENT_NAMES);
     let early = catalog.iter().filter(|e| e.name.starts_with("zz")).count();
     assert_eq!(early, 5, "the names sent first are kept");
+
+    // Names Mixpanel listed take room once the app sends them, in the same order: room for
+    // 10, Mixpanel's names sorting first but sent last, 12 names sent first.
+    let (_, mixed) = owner_with_project(&store, "dee@example.com").await;
+    let listed: Vec<String> = (0..5).map(|n| format!("aa listed {n}")).collect();
+    connected_with_names(&store, &mixed, &listed, t0).await;
+    let full: Vec<_> = (0..uj_storage::MAX_APP_EVENT_NAMES - 10)
+        .map(|n| count(&mixed, &format!("mm {n:05}"), 1, t0, t0))
+        .collect();
+    store.record_app_events(&full).await.unwrap();
+    let mut batch: Vec<_> = listed.iter().map(|n| count(&mixed, n, 1, t1, t1)).collect();
+    batch.extend((0..12).map(|n| count(&mixed, &format!("zz {n:02}"), 1, t0, t0)));
+    store.record_app_events(&batch).await.unwrap();
+    let catalog = store.event_catalog(&mixed).await.unwrap();
+    let sent: Vec<&str> = catalog
+        .iter()
+        .filter(|e| e.app_first_seen_at.is_some() && !e.name.starts_with("mm"))
+        .map(|e| e.name.as_str())
+        .collect();
+    let first_ten: Vec<String> = (0..10).map(|n| format!("zz {n:02}")).collect();
+    assert_eq!(sent, first_ten, "the names sent first are kept");
 }
 
 /// Two processes flush their counts at the same moment, each in its own order (a hash

@@ -334,29 +334,31 @@ fn in_plain_words(detail: &str) -> std::borrow::Cow<'_, str> {
 /// serde's "invalid type: string \"…\", expected …", "invalid value: integer `…`, …" and
 /// "unknown variant `…`, …" with the quoted value left out.
 fn without_value(detail: &str) -> std::borrow::Cow<'_, str> {
-    for lead in ["invalid type: ", "invalid value: ", "unknown variant "] {
-        let Some(after) = detail.find(lead).map(|at| at + lead.len()) else {
-            continue;
-        };
-        // The value is quoted between the kind ("integer", "string") and the last
-        // ", expected", which serde writes after it (a string value may hold one too).
-        let Some(expected) = detail.rfind(", expected").filter(|&at| at >= after) else {
-            continue;
-        };
-        let sent = &detail[after..expected];
-        let Some(quote) = sent.find(['`', '"']) else {
-            continue;
-        };
-        let kind = sent[..quote].trim_end();
-        let head = detail[..after].trim_end();
-        let tail = &detail[expected..];
-        return match kind {
-            "" => format!("{head}{tail}"),
-            kind => format!("{head} {kind}{tail}"),
-        }
-        .into();
+    // The first of them: a value may hold another's words.
+    let Some(after) = ["invalid type: ", "invalid value: ", "unknown variant "]
+        .iter()
+        .filter_map(|lead| detail.find(lead).map(|at| at + lead.len()))
+        .min()
+    else {
+        return detail.into();
+    };
+    // The value is quoted between the kind ("integer", "string") and the last
+    // ", expected", which serde writes after it (a string value may hold one too).
+    let Some(expected) = detail.rfind(", expected").filter(|&at| at >= after) else {
+        return detail.into();
+    };
+    let sent = &detail[after..expected];
+    let Some(quote) = sent.find(['`', '"']) else {
+        return detail.into();
+    };
+    let kind = sent[..quote].trim_end();
+    let head = detail[..after].trim_end();
+    let tail = &detail[expected..];
+    match kind {
+        "" => format!("{head}{tail}"),
+        kind => format!("{head} {kind}{tail}"),
     }
-    detail.into()
+    .into()
 }
 
 /// The field a deserialization error is about: the path serde_path_to_error puts first
@@ -595,6 +597,10 @@ mod nul_tests {
             (
                 "status: unknown variant `hunter2`, expected `active` or `paused`",
                 "status: unknown variant, expected `active` or `paused`",
+            ),
+            (
+                "status: unknown variant `invalid type: x`, expected `active`",
+                "status: unknown variant, expected `active`",
             ),
             (
                 "limit: invalid value: integer `-1`, expected u32",

@@ -85,17 +85,37 @@ fn waiting_for(missing: &[i64], count: i64) -> String {
     }
 }
 
-pub async fn health(state: &AppState, audience: &Audience) -> Result<SyncHealth, ServiceError> {
-    let connected = state
+/// The state of an audience whose cohort is not in the connected Mixpanel project.
+pub const DETACHED: &str = "detached";
+
+/// Every state [`SyncHealth::state`] takes.
+pub const STATES: [&str; 5] = ["ok", "syncing", "stale", "failing", DETACHED];
+
+/// The Mixpanel project connected to `project`, as [`health`] takes it (read once for a
+/// list of audiences).
+pub async fn connected_project(
+    state: &AppState,
+    project: &uj_domain::ids::ProjectId,
+) -> Result<Option<String>, ServiceError> {
+    Ok(state
         .store
-        .mixpanel_connection(&audience.project_id)
+        .mixpanel_connection(project)
         .await?
-        .map(|c| c.connection.mixpanel_project_id);
+        .map(|c| c.connection.mixpanel_project_id))
+}
+
+/// How the audience's sync is doing, with `connected` the project's Mixpanel project
+/// ([`connected_project`]).
+pub async fn health(
+    state: &AppState,
+    audience: &Audience,
+    connected: Option<&str>,
+) -> Result<SyncHealth, ServiceError> {
     // Unknown (written by a process older than migration 0024): judged by its deliveries.
     if let Some(from) = audience
         .mixpanel_project_id
         .as_deref()
-        .filter(|from| connected.as_deref() != Some(*from))
+        .filter(|from| connected != Some(*from))
     {
         let why = match connected {
             None => format!(
@@ -106,7 +126,7 @@ pub async fn health(state: &AppState, audience: &Audience) -> Result<SyncHealth,
             ),
         };
         return Ok(SyncHealth {
-            state: "detached",
+            state: DETACHED,
             missing_pages: Vec::new(),
             missing_page_count: 0,
             warning: Some(format!("{why}: its members no longer change, and rules on it go on inviting the members it had. Pause those rules, or target an audience of the connected project.")),

@@ -26,6 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(all_syncs))
 }
 
+fn sync_state() -> utoipa::openapi::schema::Object {
+    super::one_of(audiences::STATES.iter().copied())
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AudienceResponse {
     object: &'static str,
@@ -43,6 +47,7 @@ pub struct AudienceResponse {
     last_synced_at: Option<DateTime<Utc>>,
     #[schema(required = true)]
     last_delivery_at: Option<DateTime<Utc>>,
+    #[schema(schema_with = sync_state)]
     sync_state: &'static str,
     /// The first 100 pages not yet received of an unfinished full sync.
     missing_pages: Vec<i64>,
@@ -51,8 +56,12 @@ pub struct AudienceResponse {
     created_at: DateTime<Utc>,
 }
 
-async fn describe(state: &AppState, audience: Audience) -> Result<AudienceResponse, ApiError> {
-    let health = audiences::health(state, &audience).await?;
+async fn describe(
+    state: &AppState,
+    audience: Audience,
+    connected: Option<&str>,
+) -> Result<AudienceResponse, ApiError> {
+    let health = audiences::health(state, &audience, connected).await?;
     Ok(AudienceResponse {
         object: "audience",
         sync_state: health.state,
@@ -89,9 +98,10 @@ async fn list(
         .store
         .audiences(&auth.project.id, &params.page()?)
         .await?;
+    let connected = audiences::connected_project(&state, &auth.project.id).await?;
     let mut data = Vec::new();
     for audience in page.items {
-        data.push(describe(&state, audience).await?);
+        data.push(describe(&state, audience, connected.as_deref()).await?);
     }
     Ok(ListResponse::of(data, page.has_more))
 }
@@ -119,7 +129,10 @@ async fn show(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AudienceResponse>, ApiError> {
     let audience = find(&state, &auth, id).await?;
-    Ok(Json(describe(&state, audience).await?))
+    let connected = audiences::connected_project(&state, &auth.project.id).await?;
+    Ok(Json(
+        describe(&state, audience, connected.as_deref()).await?,
+    ))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -46,8 +46,9 @@ struct AudienceRow {
 async fn row(
     state: &AppState,
     audience: Audience,
+    connected: Option<&str>,
 ) -> Result<(AudienceRow, Option<String>), PageError> {
-    let health = audiences::health(state, &audience).await?;
+    let health = audiences::health(state, &audience, connected).await?;
     let row = AudienceRow {
         id: audience.id.into_string(),
         name: audience.name,
@@ -97,9 +98,10 @@ async fn list(
         .has_more
         .then(|| page.items.last().map(|a| a.id.to_string()))
         .flatten();
+    let connected = audiences::connected_project(&state, &context.current.project.id).await?;
     let mut rows = Vec::new();
     for audience in page.items {
-        rows.push(row(&state, audience).await?.0);
+        rows.push(row(&state, audience, connected.as_deref()).await?.0);
     }
     Ok(render(&AudiencesPage {
         title: "Audiences",
@@ -305,7 +307,8 @@ async fn show(
         .map(|m| MemberRow::new(m, &allowlist))
         .collect();
     let chart = chart(&history, audience.member_count);
-    let (a, warning) = row(&state, audience).await?;
+    let connected = audiences::connected_project(&state, &context.current.project.id).await?;
+    let (a, warning) = row(&state, audience, connected.as_deref()).await?;
     Ok(render(&AudiencePage {
         title: a.name.clone(),
         nav: context.nav(),

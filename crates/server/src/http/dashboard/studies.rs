@@ -802,8 +802,9 @@ async fn rule_page(
             .await?
         {
             Some(audience) => {
-                let health = audiences::health(state, &audience).await?;
-                let detached = (health.state == "detached")
+                let connected = audiences::connected_project(state, project).await?;
+                let health = audiences::health(state, &audience, connected.as_deref()).await?;
+                let detached = (health.state == audiences::DETACHED)
                     .then_some(health.warning)
                     .flatten();
                 let named = (
