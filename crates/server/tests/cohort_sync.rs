@@ -103,6 +103,18 @@ impl Synced {
         });
     }
 
+    /// A browser signed in to the dashboard, and the project's dashboard path.
+    async fn signed_in(&self) -> (reqwest::Client, String) {
+        let browser = helpers::client();
+        let login = self
+            .app
+            .login(&browser, "ada@example.com", "correct horse battery")
+            .await;
+        assert_eq!(login.status().as_u16(), 303);
+        let project = self.get("/api/v1/project").await;
+        (browser, format!("/p/{}", project["id"].as_str().unwrap()))
+    }
+
     async fn get(&self, path: &str) -> Value {
         let response = self.app.get(path, &self.key).await;
         assert_eq!(response.status().as_u16(), 200, "{path}");
@@ -814,14 +826,7 @@ async fn a_cohort_of_a_newly_connected_project_never_takes_over_an_audience_of_t
     );
     // The dashboard's Mixpanel page does not show the new project's cohort 51234 as synced
     // into the old project's audience.
-    let browser = helpers::client();
-    let login = synced
-        .app
-        .login(&browser, "ada@example.com", "correct horse battery")
-        .await;
-    assert_eq!(login.status().as_u16(), 303);
-    let project = synced.get("/api/v1/project").await;
-    let dashboard = format!("/p/{}", project["id"].as_str().unwrap());
+    let (browser, dashboard) = synced.signed_in().await;
     let (status, html) = synced
         .app
         .page(&browser, &format!("{dashboard}/integrations/mixpanel"))
@@ -884,17 +889,8 @@ async fn the_mixpanel_page_shows_cohort_sync_while_disconnected() {
     assert!(gone.status().is_success());
     let (status, _) = synced.deliver(page("t", 1, 1, &["a"])).await;
     assert_eq!(status, 403);
-    let browser = helpers::client();
-    let login = synced
-        .app
-        .login(&browser, "ada@example.com", "correct horse battery")
-        .await;
-    assert_eq!(login.status().as_u16(), 303);
-    let project = synced.get("/api/v1/project").await;
-    let path = format!(
-        "/p/{}/integrations/mixpanel",
-        project["id"].as_str().unwrap()
-    );
+    let (browser, dashboard) = synced.signed_in().await;
+    let path = format!("{dashboard}/integrations/mixpanel");
     let (status, html) = synced.app.page(&browser, &path).await;
     assert_eq!(status, 200);
     let card = html
@@ -924,14 +920,7 @@ async fn the_dashboard_pages_audiences_and_offers_every_one_to_rules() {
         let (status, reply) = synced.deliver(cohort).await;
         assert_eq!(status, 200, "{reply}");
     }
-    let browser = helpers::client();
-    let login = synced
-        .app
-        .login(&browser, "ada@example.com", "correct horse battery")
-        .await;
-    assert_eq!(login.status().as_u16(), 303);
-    let project = synced.get("/api/v1/project").await;
-    let dashboard = format!("/p/{}", project["id"].as_str().unwrap());
+    let (browser, dashboard) = synced.signed_in().await;
     let mut path = format!("{dashboard}/audiences");
     let mut listed = Vec::new();
     let mut pages = 0;
