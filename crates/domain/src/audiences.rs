@@ -6,6 +6,11 @@ use serde_json::{Map, Value};
 
 use crate::ids::{AudienceId, LedgerEntryId, ProjectId};
 
+/// How long the sync ledger keeps a delivery. Mixpanel retries a delivery within about a
+/// minute and restarts an unfinished full sync within a day, so the ledger's other use, telling
+/// late and repeated pages apart, needs far less.
+pub const LEDGER_KEPT_FOR: chrono::TimeDelta = chrono::TimeDelta::days(90);
+
 /// The webhook Mixpanel delivers a project's cohorts to. The secret exists only as its
 /// SHA-256 hash.
 #[derive(Debug, Clone, PartialEq)]

@@ -557,6 +557,13 @@ async fn background_jobs(store: Arc<dyn Store>) {
             Ok(removed) => tracing::debug!(removed, "stale cohort-sync staging removed"),
             Err(error) => tracing::warn!(error = %error, "could not remove stale staging"),
         }
+        match store
+            .delete_old_ledger_entries(now - uj_domain::audiences::LEDGER_KEPT_FOR)
+            .await
+        {
+            Ok(removed) => tracing::debug!(removed, "old sync ledger entries removed"),
+            Err(error) => tracing::warn!(error = %error, "could not remove old ledger entries"),
+        }
         // Past their lifetime they answer nothing (a create with the key replaces its own).
         match store
             .delete_stale_idempotency_records(now - uj_domain::idempotency::KEY_LIFETIME)

@@ -184,6 +184,9 @@ pub(crate) fn not_before(
     last.map_or(at, |last| at.max(last))
 }
 
+/// Ledger entries deleted per statement when old ones are removed.
+pub(crate) const LEDGER_DELETE_BATCH: i64 = 5000;
+
 /// One delivery's ledger entry.
 pub(crate) const INSERT_LEDGER: &str =
     "INSERT INTO sync_ledger (id, project_id, audience_id, action, session_id, page, total_pages,
@@ -1305,6 +1308,25 @@ macro_rules! impl_cohort_sync_store {
                     tx.commit().await?;
                 }
                 Ok(pages)
+            }
+
+            async fn delete_old_ledger_entries(&self, before: DateTime<Utc>) -> Result<u64, $crate::StoreError> {
+                let mut removed = 0;
+                // In batches, each its own statement: deliveries wait for one batch at most.
+                loop {
+                    let done = sqlx::query(
+                        "DELETE FROM sync_ledger WHERE id IN (
+                            SELECT id FROM sync_ledger WHERE received_at < $1 LIMIT $2)",
+                    )
+                    .bind(Ts(before))
+                    .bind(crate::shared_cohort_sync::LEDGER_DELETE_BATCH)
+                    .execute(self.writer())
+                    .await?;
+                    removed += done.rows_affected();
+                    if done.rows_affected() < crate::shared_cohort_sync::LEDGER_DELETE_BATCH as u64 {
+                        return Ok(removed);
+                    }
+                }
             }
 
             async fn audience_members(

@@ -480,6 +480,8 @@ pub trait CohortSyncStore: Send + Sync {
     ) -> Result<Option<StagedSession>, StoreError>;
     /// Drops staged pages received before `before`; returns how many.
     async fn delete_stale_staging(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Deletes ledger entries received before `before` (in batches); returns how many.
+    async fn delete_old_ledger_entries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Current members (with `include_exited`, past ones too), ordered by provider member id
     /// (the page cursor).

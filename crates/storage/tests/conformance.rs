@@ -125,6 +125,7 @@ conformance!(
     a_first_sync_that_lists_a_member_twice_keeps_the_later_listing,
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
     the_ledger_lists_deliveries_newest_first,
+    old_ledger_entries_are_deleted,
     the_trait_allowlist_round_trips,
     traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_project,
     studies_and_rules_round_trip_and_stay_in_their_project,
@@ -2789,6 +2790,62 @@ async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &Tes
         .unwrap()
         .items
         .is_empty());
+}
+
+async fn old_ledger_entries_are_deleted(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let audience = audience_a(&store, &shop, now).await;
+    let entry = |days_ago: i64, audience_id| LedgerEntry {
+        id: LedgerEntryId::generate(),
+        audience_id,
+        action: "add_members".into(),
+        session_id: None,
+        page: None,
+        total_pages: None,
+        members: 1,
+        added: 1,
+        removed: 0,
+        outcome: LedgerOutcome::Applied,
+        error: None,
+        received_at: now - Duration::days(days_ago),
+    };
+    let old = entry(91, Some(audience.clone()));
+    let kept = entry(89, Some(audience.clone()));
+    let new = entry(0, Some(audience.clone()));
+    let other_old = LedgerEntry {
+        outcome: LedgerOutcome::Rejected,
+        error: Some("wrong credentials".into()),
+        ..entry(120, None)
+    };
+    for e in [&old, &kept, &new] {
+        store.record_sync(&shop, e, None).await.unwrap();
+    }
+    store.record_sync(&blog, &other_old, None).await.unwrap();
+    let removed = store
+        .delete_old_ledger_entries(now - Duration::days(90))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2, "one of each project");
+    let shop_ledger = store
+        .sync_ledger(&shop, None, &first_page(10))
+        .await
+        .unwrap();
+    assert_eq!(shop_ledger.items, [new.clone(), kept.clone()]);
+    let blog_ledger = store
+        .sync_ledger(&blog, None, &first_page(10))
+        .await
+        .unwrap();
+    assert!(blog_ledger.items.is_empty());
+    // Nothing more to delete: a second pass removes nothing.
+    assert_eq!(
+        store
+            .delete_old_ledger_entries(now - Duration::days(90))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn the_trait_allowlist_round_trips(store: Arc<dyn Store>, _: &TestDatabase) {
