@@ -126,6 +126,7 @@ impl Application {
             refusal_notes: governor::DefaultKeyedRateLimiter::keyed(governor::Quota::per_minute(
                 std::num::NonZeroU32::MIN,
             )),
+            deliveries_in_flight: Arc::default(),
             database_lost: std::sync::OnceLock::new(),
             demo: None,
         });

@@ -62,6 +62,8 @@ pub struct Shared {
     /// One refused, unread webhook delivery a minute per project and status is recorded
     /// (`cohort_sync::note_refusal`); keyed by `project:status`.
     pub refusal_notes: governor::DefaultKeyedRateLimiter<String>,
+    /// Each project's webhook deliveries being received (`cohort_sync::DELIVERIES_AT_ONCE`).
+    pub deliveries_in_flight: Arc<crate::services::cohort_sync::DeliveriesInFlight>,
     /// What became of a SQLite file deleted or replaced under the server, once it was seen
     /// (`startup::watch_database_file`): every request but `/healthz` is then refused.
     pub database_lost: std::sync::OnceLock<&'static str>,

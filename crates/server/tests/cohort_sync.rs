@@ -1424,6 +1424,92 @@ async fn a_delivery_whose_body_stalls_is_answered_503_for_mixpanel_to_retry() {
     assert!(answer.contains("\"action\":\"members\""), "{answer}");
 }
 
+/// One project's deliveries received at once are capped: a sender flooding its webhook is
+/// answered 429 (which Mixpanel retries) instead of holding the database writer for every
+/// other project; the deliveries in flight are applied, and their places free again.
+#[tokio::test]
+async fn a_project_flooding_its_webhook_is_answered_429_past_four_deliveries_at_once() {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let synced = Synced::start(0).await;
+    let path = synced.webhook_url.split_once("/webhooks/").unwrap().1;
+    let credentials = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", synced.username, synced.secret));
+    let host = synced.app.address.trim_start_matches("http://").to_owned();
+    let send = || {
+        reqwest::Client::new()
+            .post(&synced.webhook_url)
+            .basic_auth(&synced.username, Some(&synced.secret))
+            .json(&json!({"action": "add_members", "parameters": {
+                "mixpanel_project_id": "10", "mixpanel_cohort_id": "51234",
+                "mixpanel_cohort_name": "Trial users",
+                "members": [{"mixpanel_distinct_id": "flood"}]}}))
+            .send()
+    };
+    // Four deliveries whose bodies are still coming hold the project's four places.
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let body = serde_json::to_vec(&json!({"action": "add_members", "parameters": {
+            "mixpanel_project_id": "10", "mixpanel_cohort_id": "51234",
+            "mixpanel_cohort_name": "Trial users",
+            "members": [{"mixpanel_distinct_id": format!("held-{i}")}]}}))
+        .unwrap();
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let head = format!(
+            "POST /webhooks/{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {credentials}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body[..10]).await.unwrap();
+        held.push((stream, body));
+    }
+    // Once the server has taken them (each after reading its credentials), a fifth waits.
+    let mut refused = None;
+    for _ in 0..100 {
+        let answer = send().await.unwrap();
+        if answer.status().as_u16() == 429 {
+            refused = Some(answer);
+            break;
+        }
+        assert_eq!(answer.status().as_u16(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = refused.expect("a fifth delivery at once is refused");
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let reply = refused_with(refused, 429).await;
+    assert_eq!(reply["action"], "add_members", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("earlier deliveries"),
+        "{reply}"
+    );
+    // The four are applied when their bodies arrive.
+    for (mut stream, body) in held {
+        stream.write_all(&body[10..]).await.unwrap();
+        let mut answer = vec![0; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+            .await
+            .expect("answered")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let mut members = current_ids(&synced, synced.audience().await["id"].as_str().unwrap()).await;
+    members.retain(|id| id.starts_with("held-"));
+    assert_eq!(members, ["held-0", "held-1", "held-2", "held-3"]);
+    // Their places are free again.
+    assert_eq!(send().await.unwrap().status().as_u16(), 200);
+    // And the customer can read why a delivery was refused.
+    let history = synced.get("/api/v1/syncs?limit=100").await;
+    assert!(
+        history.to_string().contains("earlier deliveries"),
+        "{history}"
+    );
+}
+
 /// A webhook URL pasted with a slash after it works; any other address under `/webhooks/`
 /// answers in Mixpanel's format (it was the API's, which Mixpanel's page could not show).
 #[tokio::test]

@@ -196,8 +196,8 @@ pub(super) fn failure(status: u16, action: Value, message: &str) -> Response {
             HeaderValue::from_static(r#"Basic realm="userjourneys cohort sync""#),
         );
     }
-    if code == StatusCode::SERVICE_UNAVAILABLE {
-        // As every 503 of the APIs: when to try again (Mixpanel keeps its own backoff).
+    if code == StatusCode::SERVICE_UNAVAILABLE || code == StatusCode::TOO_MANY_REQUESTS {
+        // As every 503 and 429 of the APIs: when to try again (Mixpanel keeps its own backoff).
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));
@@ -222,18 +222,12 @@ async fn receive(
     // Before the body is read, so a stranger's body is never taken in.
     let project = match cohort_sync::authenticate(&state, &webhook_id, authorization).await {
         Ok(receiver) => receiver.config.project_id,
-        Err(refusal) => {
-            // Never taken in: read past, its beginning kept for the action echoed back.
-            let (beginning, whole) =
-                discard_body(&headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
-            let action = action_of(&beginning);
-            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
-            let mut response = failure(refusal.status, action, &refusal.message);
-            if !whole {
-                close(&mut response);
-            }
-            return response;
-        }
+        Err(refusal) => return refuse_unread(&state, &refusal, &headers, body).await,
+    };
+    // Held until the delivery is applied, even when the sender stops waiting for it.
+    let Some(slot) = state.deliveries_in_flight.take(&project) else {
+        let refusal = cohort_sync::Refusal::unread(429, cohort_sync::TOO_MANY_AT_ONCE, &project);
+        return refuse_unread(&state, &refusal, &headers, body).await;
     };
     let too_large = format!("The delivery is larger than the {} MiB UserJourneys accepts; export fewer user properties with the cohort.", MAX_DELIVERY_BODY / 1024 / 1024);
     // One announced too long is not waited for (its action unread: a sender may hold the
@@ -302,6 +296,7 @@ async fn receive(
     let delivery = body.clone();
     // In the request's span, so that what it logs names the request.
     let applied = tokio::spawn(tracing::Instrument::in_current_span(async move {
+        let _slot = slot;
         cohort_sync::receive(&state, receiver, &delivery).await
     }));
     match applied.await {
@@ -318,6 +313,24 @@ async fn receive(
             )
         }
     }
+}
+
+/// Refuses a delivery before its body is read: never taken in, read past (its beginning
+/// kept for the action echoed back), or the connection closed when it does not end in time.
+async fn refuse_unread(
+    state: &AppState,
+    refusal: &cohort_sync::Refusal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let (beginning, whole) = discard_body(headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
+    let action = action_of(&beginning);
+    cohort_sync::note_refusal(state, refusal, action.as_str()).await;
+    let mut response = failure(refusal.status, action, &refusal.message);
+    if !whole {
+        close(&mut response);
+    }
+    response
 }
 
 /// Refuses an authenticated delivery whose body is not one UserJourneys reads: recorded in

@@ -167,6 +167,62 @@ impl Refusal {
     }
 }
 
+/// How many deliveries of one project a process receives at once. Mixpanel sends a
+/// destination's deliveries one after the other; a customer with a second destination on the
+/// same webhook, or a retry arriving while the delivery it repeats is still being applied,
+/// takes a few more. Beyond that a sender is flooding, and holding the database writer for
+/// every other project: it is answered 429, which Mixpanel retries.
+pub const DELIVERIES_AT_ONCE: usize = 4;
+
+/// The message of a delivery refused for [`DELIVERIES_AT_ONCE`].
+pub const TOO_MANY_AT_ONCE: &str =
+    "UserJourneys is still receiving this project's earlier deliveries; this one will be retried.";
+
+/// Each project's deliveries being received, read or applied, in this process.
+#[derive(Default)]
+pub struct DeliveriesInFlight(std::sync::Mutex<std::collections::HashMap<ProjectId, usize>>);
+
+/// One delivery's place among [`DeliveriesInFlight`], given back when dropped.
+pub struct DeliverySlot {
+    in_flight: std::sync::Arc<DeliveriesInFlight>,
+    project: ProjectId,
+}
+
+impl DeliveriesInFlight {
+    /// A place for one more delivery of `project`, unless it has [`DELIVERIES_AT_ONCE`].
+    pub fn take(self: &std::sync::Arc<Self>, project: &ProjectId) -> Option<DeliverySlot> {
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = counts.entry(project.clone()).or_insert(0);
+        if *count >= DELIVERIES_AT_ONCE {
+            return None;
+        }
+        *count += 1;
+        Some(DeliverySlot {
+            in_flight: self.clone(),
+            project: project.clone(),
+        })
+    }
+}
+
+impl Drop for DeliverySlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .in_flight
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = counts.get_mut(&self.project) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.project);
+            }
+        }
+    }
+}
+
 /// Records a delivery a known webhook refused before reading it in the project's sync
 /// history (`GET /api/v1/syncs`, the Mixpanel page), so the customer sees why Mixpanel paused:
 /// its action as the sender named it, nothing else of a body no one vouched for. At most one
