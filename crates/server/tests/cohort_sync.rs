@@ -1344,9 +1344,10 @@ async fn an_erase_a_stop_cut_short_resumes_at_the_next_start() {
         .await
         .unwrap();
     let project = store
-        .create_project(&owner.id, "Shop", "uj_pk_resume")
+        .create_project(&owner.id, "Shop", "uj_pk_resume", 100)
         .await
         .unwrap()
+        .expect("under the cap")
         .id;
     let now = uj_domain::now();
     let audience = store

@@ -1360,15 +1360,19 @@ async fn an_account_made_before_invisible_characters_were_refused_still_signs_in
         .clone();
     let token = "an-invitation-token-from-before";
     store
-        .create_invitation(uj_storage::NewInvitation {
-            project_id: project,
-            email: "mate\u{2060}@example.com".into(),
-            token_hash: uj_domain::keys::token_hash(token),
-            invited_by: owner.id,
-            expires_at: chrono::Utc::now() + chrono::Duration::days(1),
-        })
+        .create_invitation(
+            uj_storage::NewInvitation {
+                project_id: project,
+                email: "mate\u{2060}@example.com".into(),
+                token_hash: uj_domain::keys::token_hash(token),
+                invited_by: owner.id,
+                expires_at: chrono::Utc::now() + chrono::Duration::days(1),
+            },
+            100,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("under the cap");
     let path = format!("/invitations/{token}");
     let refused = app
         .submit(&client(), &path, &path, &[("password", PASSWORD)])
@@ -1434,4 +1438,69 @@ async fn a_session_ended_while_a_form_arrives_refuses_it() {
     app.login(&browser, "ada@example.com", PASSWORD).await;
     let (_, listing) = app.page(&browser, &keys_path).await;
     assert!(!listing.contains("made-after-sign-out"), "{listing}");
+}
+
+/// An account owns at most 100 projects, and a project has at most 100 open invitations: the
+/// forms say so on their page (the cap on invitations once, above the form: the address typed
+/// is not at fault), and inviting an address invited before still replaces its link.
+#[tokio::test]
+async fn projects_and_open_invitations_are_capped_with_a_message_on_the_form() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let shop = app.set_up(&browser, "ada@example.com", "Shop").await;
+    for n in 1..100 {
+        let name = format!("Project {n}");
+        let created = app
+            .submit(&browser, "/projects/new", "/projects", &[("name", &name)])
+            .await;
+        assert_eq!(created.status().as_u16(), 303, "{n}");
+    }
+    let refused = app
+        .submit(
+            &browser,
+            "/projects/new",
+            "/projects",
+            &[("name", "One more")],
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("You own 100 projects"), "{html}");
+    assert!(
+        html.contains(r#"name="name" required value="One more""#),
+        "{html}"
+    );
+
+    let members = format!("{shop}/members");
+    for n in 0..100 {
+        let email = format!("mate{n}@example.com");
+        let invited = app
+            .submit(&browser, &members, &members, &[("email", &email)])
+            .await;
+        assert_eq!(invited.status().as_u16(), 201, "{n}");
+    }
+    let refused = app
+        .submit(
+            &browser,
+            &members,
+            &members,
+            &[("email", "late@example.com")],
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(element_text(&html, "form-error")
+        .unwrap()
+        .contains("100 open invitations"));
+    assert_eq!(html.matches("100 open invitations").count(), 1, "{html}");
+    assert_eq!(input_value(&html, "email"), "late@example.com");
+    let again = app
+        .submit(
+            &browser,
+            &members,
+            &members,
+            &[("email", "mate7@example.com")],
+        )
+        .await;
+    assert_eq!(again.status().as_u16(), 201);
 }

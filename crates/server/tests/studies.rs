@@ -2600,3 +2600,37 @@ async fn a_project_holds_at_most_a_thousand_live_rules() {
     let (status, body) = json_of(app.post_json(&path, &key, rule(1000)).await).await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// A project has at most 1,000 studies that are not archived, as it has rules (a hostile
+/// owner's studies were unbounded rows every list of the project reads). Archiving one makes
+/// room; another project's are its own.
+#[tokio::test]
+async fn a_project_holds_at_most_a_thousand_live_studies() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let other = app.bootstrap("bob@example.com", "Blog").secret_key;
+    let new = |n: usize| json!({"name": format!("Study {n}"), "interview_url": "https://r.example.com/i/1"});
+    let mut first = None;
+    for n in 0..1000 {
+        let (status, body) = json_of(app.post_json("/api/v1/studies", &key, new(n)).await).await;
+        assert_eq!(status, 201, "{n}: {body}");
+        first.get_or_insert(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = json_of(app.post_json("/api/v1/studies", &key, new(1000)).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("study_limit_reached")),
+        "{body}"
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("archive the studies"));
+    let (status, _) = json_of(app.post_json("/api/v1/studies", &other, new(0)).await).await;
+    assert_eq!(status, 201);
+    let path = format!("/api/v1/studies/{}", first.unwrap());
+    let (status, body) = patch(&app, &path, &key, json!({"status": "archived"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = json_of(app.post_json("/api/v1/studies", &key, new(1000)).await).await;
+    assert_eq!(status, 201, "{body}");
+}

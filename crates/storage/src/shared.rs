@@ -128,11 +128,28 @@ macro_rules! impl_store {
                 owner: &AccountId,
                 name: &str,
                 public_key: &str,
-            ) -> Result<Project, $crate::StoreError> {
+                max_owned: usize,
+            ) -> Result<Option<Project>, $crate::StoreError> {
                 let mut tx = self.begin().await?;
+                // One account's projects created one at a time (a no-op write holds its row on
+                // PostgreSQL), so that the count sees those created at once.
+                sqlx::query("UPDATE accounts SET email = email WHERE id = $1")
+                    .bind(owner.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let owned: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM project_members WHERE account_id = $1 AND role = $2",
+                )
+                .bind(owner.as_str())
+                .bind(Role::Owner.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                if owned >= max_owned as i64 {
+                    return Ok(None);
+                }
                 let project = insert_project(&mut tx, owner, name, public_key, Ts(crate::time::now())).await?;
                 tx.commit().await?;
-                Ok(project)
+                Ok(Some(project))
             }
 
             async fn project(&self, id: &ProjectId) -> Result<Option<Project>, $crate::StoreError> {
@@ -428,7 +445,8 @@ macro_rules! impl_store {
             async fn create_invitation(
                 &self,
                 new: $crate::NewInvitation,
-            ) -> Result<Invitation, $crate::StoreError> {
+                max_open: usize,
+            ) -> Result<Option<Invitation>, $crate::StoreError> {
                 let mut tx = self.begin().await?;
                 // Invitations of one project one at a time (a no-op write holds its row on
                 // PostgreSQL): two at once to one email would each delete before the other's
@@ -445,6 +463,18 @@ macro_rules! impl_store {
                 .bind(&new.email)
                 .execute(&mut *tx)
                 .await?;
+                let now = crate::time::now();
+                let open: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM invitations
+                     WHERE project_id = $1 AND accepted_at IS NULL AND expires_at > $2",
+                )
+                .bind(new.project_id.as_str())
+                .bind(Ts(now))
+                .fetch_one(&mut *tx)
+                .await?;
+                if open >= max_open as i64 {
+                    return Ok(None);
+                }
                 let row: InvitationRow = sqlx::query_as(
                     "INSERT INTO invitations (id, project_id, email, token_hash, invited_by, created_at, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -455,13 +485,13 @@ macro_rules! impl_store {
                 .bind(&new.email)
                 .bind(&new.token_hash)
                 .bind(new.invited_by.as_str())
-                .bind(Ts(crate::time::now()))
+                .bind(Ts(now))
                 .bind(Ts(new.expires_at))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err($crate::StoreError::conflict_as("invitation"))?;
                 tx.commit().await?;
-                Ok(row.into())
+                Ok(Some(row.into()))
             }
 
             async fn open_invitations(

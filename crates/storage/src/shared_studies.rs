@@ -286,6 +286,15 @@ macro_rules! impl_study_store {
                 .await?)
             }
 
+            async fn live_study_count(&self, project: &ProjectId) -> Result<i64, $crate::StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM studies WHERE project_id = $1 AND status <> 'archived'",
+                )
+                .bind(project.as_str())
+                .fetch_one(self.reader())
+                .await?)
+            }
+
             async fn live_starts(
                 &self,
                 project: &ProjectId,

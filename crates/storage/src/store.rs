@@ -99,13 +99,15 @@ pub trait Store:
 
     // --- Projects and members ---------------------------------------------------------
 
-    /// Creates a project owned by `owner`.
+    /// Creates a project owned by `owner`; `None`, and nothing written, when `owner` owns
+    /// `max_owned` projects already (counted after those created at once, one at a time).
     async fn create_project(
         &self,
         owner: &AccountId,
         name: &str,
         public_key: &str,
-    ) -> Result<Project, StoreError>;
+        max_owned: usize,
+    ) -> Result<Option<Project>, StoreError>;
     async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
     async fn project_by_public_key(&self, key: &str) -> Result<Option<Project>, StoreError>;
     /// Replaces the public SDK key; the old one stops working at once.
@@ -195,8 +197,14 @@ pub trait Store:
     // --- Invitations --------------------------------------------------------------------
 
     /// Creates an invitation, withdrawing the project's open one to the same email (a new
-    /// link replaces the earlier one, which may have leaked).
-    async fn create_invitation(&self, invitation: NewInvitation) -> Result<Invitation, StoreError>;
+    /// link replaces the earlier one, which may have leaked); `None`, and nothing written,
+    /// when the project has `max_open` open invitations to other addresses (counted after
+    /// those created at once, one at a time).
+    async fn create_invitation(
+        &self,
+        invitation: NewInvitation,
+        max_open: usize,
+    ) -> Result<Option<Invitation>, StoreError>;
     /// The project's invitations neither accepted nor expired, newest first (100 at most).
     async fn open_invitations(
         &self,
@@ -635,6 +643,8 @@ pub trait StudyStore: Send + Sync {
     async fn live_launch_rules(&self, project: &ProjectId) -> Result<Vec<LaunchRule>, StoreError>;
     /// How many of the project's rules are not archived.
     async fn live_launch_rule_count(&self, project: &ProjectId) -> Result<i64, StoreError>;
+    /// How many of the project's studies are not archived.
+    async fn live_study_count(&self, project: &ProjectId) -> Result<i64, StoreError>;
     /// The starts the engine counts for the project's live rules (those
     /// [`live_launch_rules`](Self::live_launch_rules) reads), in two statements however many
     /// rules and studies there are.

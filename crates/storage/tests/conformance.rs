@@ -103,6 +103,7 @@ conformance!(
     sessions_expire_and_can_be_deleted,
     a_new_password_ends_every_session,
     invitations_are_accepted_once_and_expire,
+    open_invitations_and_owned_projects_are_capped_under_concurrency,
     stored_times_read_back_exactly,
     concurrent_writes_all_succeed,
     migrations_run_again_without_harm,
@@ -164,9 +165,15 @@ async fn owner_with_project(
 ) -> (uj_domain::accounts::Account, ProjectId) {
     let owner = store.create_account(account(email)).await.unwrap();
     let project = store
-        .create_project(&owner.id, "Shop", &uj_domain::keys::generate_public_key())
+        .create_project(
+            &owner.id,
+            "Shop",
+            &uj_domain::keys::generate_public_key(),
+            100,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("under the cap");
     (owner, project.id)
 }
 
@@ -254,9 +261,10 @@ async fn emails_are_unique(store: Arc<dyn Store>, _: &TestDatabase) {
 async fn projects_list_their_members_and_roles(store: Arc<dyn Store>, _: &TestDatabase) {
     let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
     let second = store
-        .create_project(&ada.id, "Blog", "uj_pk_blog")
+        .create_project(&ada.id, "Blog", "uj_pk_blog", 100)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("under the cap");
     let bob = store
         .create_account(account("bob@example.com"))
         .await
@@ -268,7 +276,11 @@ async fn projects_list_their_members_and_roles(store: Arc<dyn Store>, _: &TestDa
         invited_by: ada.id.clone(),
         expires_at: Utc::now() + Duration::days(1),
     };
-    store.create_invitation(invitation).await.unwrap();
+    store
+        .create_invitation(invitation, 100)
+        .await
+        .unwrap()
+        .expect("under the cap");
     assert_eq!(
         store
             .join_by_invitation("tok-bob", &bob.id, Utc::now())
@@ -323,9 +335,10 @@ async fn an_account_joins_only_by_an_invitation_to_its_email(
     let now = Utc::now();
     // The expired one to another project: a second invitation to Shop would replace Bob's.
     let blog = store
-        .create_project(&ada.id, "Blog", "uj_pk_blog")
+        .create_project(&ada.id, "Blog", "uj_pk_blog", 100)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("under the cap");
     for (token, email, expires_at, project) in [
         ("to-bob", "bob@example.com", now + Duration::days(1), &shop),
         ("to-ada", "ada@example.com", now + Duration::days(1), &shop),
@@ -343,7 +356,11 @@ async fn an_account_joins_only_by_an_invitation_to_its_email(
             invited_by: ada.id.clone(),
             expires_at,
         };
-        store.create_invitation(invitation).await.unwrap();
+        store
+            .create_invitation(invitation, 100)
+            .await
+            .unwrap()
+            .expect("under the cap");
     }
     let join = |token: &'static str, account: uj_domain::ids::AccountId| {
         let store = store.clone();
@@ -584,6 +601,77 @@ async fn sessions_expire_and_can_be_deleted(store: Arc<dyn Store>, _: &TestDatab
     assert!(store.session_account("bob's", now).await.unwrap().is_some());
 }
 
+/// A cap counted in the creating transaction: requests at once cannot pass it (a probe's
+/// 200 invitations at once left 130 open under a cap of 100, the newest 100 listed).
+async fn open_invitations_and_owned_projects_are_capped_under_concurrency(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = Utc::now();
+    let invite = |email: String, expires_at| NewInvitation {
+        project_id: shop.clone(),
+        email,
+        token_hash: uj_domain::ids::InvitationId::generate().to_string(),
+        invited_by: ada.id.clone(),
+        expires_at,
+    };
+    // An expired one does not count.
+    store
+        .create_invitation(
+            invite("old@example.com".into(), now - Duration::seconds(1)),
+            5,
+        )
+        .await
+        .unwrap()
+        .expect("under the cap");
+    let attempts: Vec<_> = (0..20)
+        .map(|n| {
+            let store = store.clone();
+            let invitation = invite(format!("p{n}@example.com"), now + Duration::days(7));
+            tokio::spawn(async move { store.create_invitation(invitation, 5).await.unwrap() })
+        })
+        .collect();
+    let mut created = 0;
+    for attempt in attempts {
+        created += usize::from(attempt.await.unwrap().is_some());
+    }
+    assert_eq!(created, 5);
+    let open = store.open_invitations(&shop, now).await.unwrap();
+    assert_eq!(open.len(), 5);
+    // At the cap, inviting an address invited before replaces its invitation.
+    let again = invite(open[0].email.clone(), now + Duration::days(7));
+    let replaced = store.create_invitation(again, 5).await.unwrap();
+    assert!(replaced.is_some());
+    assert_eq!(store.open_invitations(&shop, now).await.unwrap().len(), 5);
+    let other = invite("new@example.com".into(), now + Duration::days(7));
+    assert!(store.create_invitation(other, 5).await.unwrap().is_none());
+
+    // Ada owns one project; three more at most, whatever comes at once.
+    let attempts: Vec<_> = (0..12)
+        .map(|n| {
+            let store = store.clone();
+            let ada = ada.id.clone();
+            tokio::spawn(async move {
+                let key = format!("uj_pk_cap_{n}");
+                store.create_project(&ada, "More", &key, 4).await.unwrap()
+            })
+        })
+        .collect();
+    let mut made = 0;
+    for attempt in attempts {
+        made += usize::from(attempt.await.unwrap().is_some());
+    }
+    assert_eq!(made, 3);
+    assert_eq!(store.memberships(&ada.id).await.unwrap().len(), 4);
+    // Another account's count is its own.
+    let (bob, _) = owner_with_project(&store, "bob@example.com").await;
+    let bobs = store
+        .create_project(&bob.id, "Bob's", "uj_pk_cap_bob", 4)
+        .await;
+    assert!(bobs.unwrap().is_some());
+}
+
 async fn invitations_are_accepted_once_and_expire(store: Arc<dyn Store>, _: &TestDatabase) {
     let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
     let now = Utc::now();
@@ -596,26 +684,38 @@ async fn invitations_are_accepted_once_and_expire(store: Arc<dyn Store>, _: &Tes
     };
     // A second invitation to one email replaces the first: its link stops working.
     let first = store
-        .create_invitation(invite("first", "bob@example.com", now + Duration::days(7)))
+        .create_invitation(
+            invite("first", "bob@example.com", now + Duration::days(7)),
+            100,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("under the cap");
     let created = store
-        .create_invitation(invite("tok", "bob@example.com", now + Duration::days(7)))
+        .create_invitation(
+            invite("tok", "bob@example.com", now + Duration::days(7)),
+            100,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("under the cap");
     assert!(store.open_invitation("first", now).await.unwrap().is_none());
     store
-        .create_invitation(invite(
-            "stale",
-            "carol@example.com",
-            now - Duration::seconds(1),
-        ))
+        .create_invitation(
+            invite("stale", "carol@example.com", now - Duration::seconds(1)),
+            100,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("under the cap");
     let dave = store
-        .create_invitation(invite("dave", "dave@example.com", now + Duration::days(7)))
+        .create_invitation(
+            invite("dave", "dave@example.com", now + Duration::days(7)),
+            100,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("under the cap");
     // Open ones are listed (not the expired one), and one can be withdrawn.
     let listed: Vec<_> = store
         .open_invitations(&shop, now)
@@ -4815,9 +4915,15 @@ async fn a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count(
     let now = uj_now();
     for round in 0..30 {
         let shop = store
-            .create_project(&owner.id, "Shop", &uj_domain::keys::generate_public_key())
+            .create_project(
+                &owner.id,
+                "Shop",
+                &uj_domain::keys::generate_public_key(),
+                100,
+            )
             .await
             .unwrap()
+            .expect("under the cap")
             .id;
         let counts = |names: &mut dyn Iterator<Item = usize>| -> Vec<_> {
             names

@@ -47,9 +47,10 @@ async fn deliver(before: Vec<String>, snapshot: Vec<String>, page_size: usize, o
         .await
         .unwrap();
     let project = store
-        .create_project(&owner.id, "P", "uj_pk_p")
+        .create_project(&owner.id, "P", "uj_pk_p", 100)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("under the cap");
     let now = chrono::Utc::now();
     let audience = store
         .upsert_audience(&project.id, "1", "C", "", now)

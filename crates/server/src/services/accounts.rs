@@ -144,15 +144,35 @@ pub async fn end_session(store: &dyn Store, token: &str) -> Result<(), ServiceEr
     Ok(store.delete_session(&token_hash(token)).await?)
 }
 
+/// The most projects an account may own.
+pub const MAX_OWNED_PROJECTS: usize = 100;
+
+/// The most invitations a project may have open (the members page lists them all).
+pub const MAX_OPEN_INVITATIONS: usize = 100;
+
 pub async fn create_project(
     store: &dyn Store,
     owner: &AccountId,
     name: &str,
 ) -> Result<Project, ServiceError> {
     let name = ProjectName::parse(name)?;
-    Ok(store
-        .create_project(owner, name.as_str(), &generate_public_key())
-        .await?)
+    // Each project has bounds of its own (rules, studies, app event names); without this one
+    // an account could multiply them.
+    store
+        .create_project(
+            owner,
+            name.as_str(),
+            &generate_public_key(),
+            MAX_OWNED_PROJECTS,
+        )
+        .await?
+        .ok_or_else(|| ServiceError::Refused {
+            code: "project_limit_reached",
+            message: format!(
+                "You own {MAX_OWNED_PROJECTS} projects, the most an account may own. Use one \
+                 of them, or ask the server's operator for a server of your own."
+            ),
+        })
 }
 
 /// What inviting an email address did.
@@ -194,15 +214,28 @@ pub async fn invite(
         }
     }
     let token = NewToken::generate("");
-    store
-        .create_invitation(NewInvitation {
-            project_id: project.clone(),
-            email: email.as_str().to_owned(),
-            token_hash: token.hash,
-            invited_by: inviter.clone(),
-            expires_at: Utc::now() + INVITATION_TTL,
-        })
+    let created = store
+        .create_invitation(
+            NewInvitation {
+                project_id: project.clone(),
+                email: email.as_str().to_owned(),
+                token_hash: token.hash,
+                invited_by: inviter.clone(),
+                expires_at: Utc::now() + INVITATION_TTL,
+            },
+            MAX_OPEN_INVITATIONS,
+        )
         .await?;
+    // A new invitation to an address invited before replaces that one, so is never refused.
+    if created.is_none() {
+        return Err(ServiceError::Refused {
+            code: "invitation_limit_reached",
+            message: format!(
+                "This project has {MAX_OPEN_INVITATIONS} open invitations, the most it may \
+                 have: withdraw the ones no longer needed, then invite again."
+            ),
+        });
+    }
     let link = format!("{public_url}/invitations/{}", token.token.expose_secret());
     Ok(InviteOutcome::Invited {
         email: email.as_str().to_owned(),

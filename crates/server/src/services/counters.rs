@@ -195,9 +195,10 @@ mod tests {
             .await
             .unwrap();
         let project = store
-            .create_project(&owner.id, "Shop", "uj_pk_counters")
+            .create_project(&owner.id, "Shop", "uj_pk_counters", 100)
             .await
             .unwrap()
+            .expect("under the cap")
             .id;
         (store, project)
     }

@@ -35,12 +35,15 @@ pub struct StudyChange {
     pub version: Option<DateTime<Utc>>,
 }
 
+/// The most studies a project may have that are not archived.
+pub const MAX_LIVE_STUDIES: i64 = 1000;
+
 pub async fn create_study(
     state: &AppState,
     project: &ProjectId,
     new: NewStudy,
 ) -> Result<Study, ServiceError> {
-    let study = new_study(project, new)?;
+    let study = new_study(state, project, new).await?;
     state.store.create_study(&study, None).await?;
     state.snapshots.forget(project);
     Ok(study)
@@ -59,7 +62,7 @@ pub async fn create_study_answered(
     if let Some(replayed) = idempotency::replay(state, project, request).await? {
         return Ok(replayed);
     }
-    let study = new_study(project, new)?;
+    let study = new_study(state, project, new).await?;
     let answer = answer(&study);
     let record = request.map(|r| r.record(project, study.id.as_str(), &answer, study.created_at));
     let landed = state.store.create_study(&study, record.as_ref()).await?;
@@ -71,7 +74,22 @@ pub async fn create_study_answered(
 }
 
 /// A new study of `project` from `new`, validated.
-fn new_study(project: &ProjectId, new: NewStudy) -> Result<Study, ServiceError> {
+async fn new_study(
+    state: &AppState,
+    project: &ProjectId,
+    new: NewStudy,
+) -> Result<Study, ServiceError> {
+    // A bound as on rules (a hostile owner's studies are rows every list and page of the
+    // project reads). Checked as each is created: studies created at once may pass it by a few.
+    if state.store.live_study_count(project).await? >= MAX_LIVE_STUDIES {
+        return Err(ServiceError::Refused {
+            code: "study_limit_reached",
+            message: format!(
+                "This project has {MAX_LIVE_STUDIES} studies that are not archived, the most it \
+                 may have: archive the studies it no longer runs, then create this one."
+            ),
+        });
+    }
     let now = uj_domain::now();
     let study = Study {
         id: StudyId::generate(),

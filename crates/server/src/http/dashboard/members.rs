@@ -175,6 +175,13 @@ async fn invite(
             None,
             Some(format!("Email: {}", invalid.message)),
         ),
+        // Not the address's fault: the page says it once, above the form, which keeps it.
+        Err(ServiceError::Refused { message, .. }) => {
+            let mut page = page(&state, &context, csrf.0).await?;
+            page.typed_email = form.email;
+            page.error = Some(message);
+            return Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page));
+        }
         Err(ServiceError::Conflict { message, .. }) => return Err(PageError::Forbidden(message)),
         Err(other) => return Err(other.into()),
     };

@@ -211,13 +211,14 @@ async fn create(
 ) -> Result<Response, PageError> {
     match accounts::create_project(state.store.as_ref(), &user.account.id, &form.name).await {
         Ok(project) => Ok(Redirect::to(&format!("/p/{}", project.id)).into_response()),
-        Err(ServiceError::Invalid(invalid)) => Ok(render_with(
+        // Both say what to fix (`Invalid` is transparent, `Refused` its message).
+        Err(error @ (ServiceError::Invalid(_) | ServiceError::Refused { .. })) => Ok(render_with(
             StatusCode::UNPROCESSABLE_ENTITY,
             &NewProjectPage {
                 title: "New project",
                 nav: nav_for(&state, &user).await?,
                 csrf_token: csrf.0,
-                error: Some(invalid.to_string()),
+                error: Some(error.to_string()),
                 name: form.name,
             },
         )),
