@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::ids::AccountId;
-use crate::validation::{bounded_text, name};
+use crate::validation::{address, bounded_text};
 use crate::ValidationError;
 
 /// A syntactically plausible, normalised email address: trimmed, lower-cased, its domain in
@@ -16,7 +16,7 @@ impl Email {
     /// A new address: shown as people read it, so an invisible character (which would make
     /// a lookalike account) is refused.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        Self::read(name("email", raw, 254)?)
+        Self::read(address("email", raw, 254)?)
     }
 
     /// An address to find an existing account by: as [`Email::parse`], but an invisible
@@ -118,6 +118,14 @@ mod tests {
             "ada@.com",
             "ada\u{200b}@example.com",
             "\u{feff}ada@example.com",
+            // Lookalikes of bob@example.com (found by the team probe).
+            "bob\u{034f}@example.com",
+            "bob\u{fe0f}@example.com",
+            "bob\u{115f}@example.com",
+            "bob\u{3164}@example.com",
+            "bob\u{2800}@example.com",
+            "bob\u{180b}@example.com",
+            "bob\u{e0062}@example.com",
         ] {
             let err = Email::parse(bad).unwrap_err();
             assert_eq!(err.field, "email", "{bad}");

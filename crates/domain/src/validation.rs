@@ -58,12 +58,32 @@ pub fn name(field: &'static str, raw: &str, max_chars: usize) -> Result<String, 
     // one the rule editor seems to offer. (Joiners, U+200C/U+200D, are kept: they are part of
     // words in several scripts and of emoji.)
     if name.chars().any(is_invisible) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain invisible characters (U+00AD, U+180E, U+200B, U+2060–U+2064, U+FEFF)",
-        ));
+        return Err(invisible(field));
     }
     Ok(name)
+}
+
+fn invisible(field: &'static str) -> ValidationError {
+    ValidationError::new(
+        field,
+        "must not contain invisible characters (such as U+200B, U+034F or the Hangul filler U+3164)",
+    )
+}
+
+/// An email address as [`name`] takes it, without the characters that are invisible in an
+/// address though a name may need them (variation selectors and tags, which emoji use):
+/// `bob\u{FE0F}@example.com` would show as bob@example.com, another account.
+pub fn address(
+    field: &'static str,
+    raw: &str,
+    max_chars: usize,
+) -> Result<String, ValidationError> {
+    let address = name(field, raw, max_chars)?;
+    let emoji_parts = |c: char| matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}');
+    if address.chars().any(emoji_parts) {
+        return Err(invisible(field));
+    }
+    Ok(address)
 }
 
 /// Whether an app can send `name` as an event: the SDK takes no other (a rule stored before
@@ -72,11 +92,27 @@ pub fn sendable_event(name: &str) -> bool {
     self::name("event_name", name, 255).is_ok()
 }
 
-/// Characters that show as nothing and mean nothing in a name.
+/// Characters that show as nothing and mean nothing in a name: the soft hyphen, the
+/// combining grapheme joiner, the Hangul and Khmer fillers, the Mongolian selectors, zero-width
+/// spaces and invisible operators, the blank braille pattern, the byte order mark, musical
+/// formatting (found by the team probe: `bob\u{034F}@example.com` was a second "bob").
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{00AD}' | '\u{180E}' | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{1D173}'..='\u{1D17A}'
     )
 }
 
@@ -102,4 +138,26 @@ pub fn one_line(text: &str, most: usize) -> Option<String> {
 
 pub(crate) fn is_bidi_override(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{address, name};
+
+    /// A name keeps what emoji are made of (variation selectors, tags, joiners) and refuses
+    /// what only hides; an address refuses both.
+    #[test]
+    fn names_keep_emoji_and_refuse_invisible_fillers() {
+        let emoji = "Love \u{2764}\u{fe0f} \u{1f3f4}\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f} \u{1f469}\u{200d}\u{1f4bb}";
+        assert_eq!(name("name", emoji, 100).unwrap(), emoji);
+        for hidden in [
+            "Order\u{3164}Completed",
+            "Order\u{034f} Completed",
+            "\u{2800}Order",
+        ] {
+            assert!(name("name", hidden, 100).is_err(), "{hidden:?}");
+        }
+        assert!(address("email", "bob\u{fe0f}@example.com", 254).is_err());
+        assert!(address("email", "bob@example.com", 254).is_ok());
+    }
 }

@@ -43,10 +43,15 @@ impl LoginThrottle {
             }
             _ => format!("client:{client}"),
         };
+        // As the account is looked up: every spelling that signs in to it counts as one
+        // (a domain with fullwidth letters was its own window, five more guesses each).
+        let email = match uj_domain::accounts::Email::lookup(email) {
+            Ok(email) => email.as_str().to_owned(),
+            Err(_) => email.trim().to_lowercase(),
+        };
         [
             (
-                self.hasher
-                    .hash_one(format!("email:{}", email.trim().to_lowercase())),
+                self.hasher.hash_one(format!("email:{email}")),
                 MAX_FAILURES_PER_EMAIL,
             ),
             (self.hasher.hash_one(client), MAX_FAILURES_PER_CLIENT),
@@ -170,6 +175,26 @@ mod tests {
         let wait = throttle.attempt("ada@example.com", "5.6.7.8").unwrap_err();
         assert!(wait > Duration::from_secs(14 * 60));
         assert!(throttle.attempt("bob@example.com", "1.2.3.4").is_ok());
+    }
+
+    /// Spellings of one address that sign in to one account share its window: a domain
+    /// typed with fullwidth letters or dots (found by the team probe), or in Unicode.
+    #[test]
+    fn every_spelling_of_an_address_shares_its_window() {
+        let throttle = LoginThrottle::default();
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            assert!(throttle.attempt("dave@example.com", "1.2.3.4").is_ok());
+        }
+        for spelling in ["dave@\u{ff45}xample.com", " DAVE@EXAMPLE\u{3002}COM "] {
+            assert!(throttle.attempt(spelling, "5.6.7.8").is_err(), "{spelling}");
+        }
+        let throttle = LoginThrottle::default();
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            assert!(throttle.attempt("dave@müller.example", "1.2.3.4").is_ok());
+        }
+        assert!(throttle
+            .attempt("dave@xn--mller-kva.example", "5.6.7.8")
+            .is_err());
     }
 
     #[test]
