@@ -115,6 +115,25 @@ impl PgStore {
     /// Several processes share a PostgreSQL database: no key filter (`key_filter.rs`).
     fn note<'k>(&self, _keys: Keys, _each: impl IntoIterator<Item = &'k str>) {}
 
+    /// The version of the last migration this build applies.
+    fn latest_migration() -> i64 {
+        let migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// A standby, or a database set read-only, answers reads and refuses every write.
+    async fn refuses_writes_here(&self) -> Result<(), StoreError> {
+        let read_only: String = sqlx::query_scalar("SHOW transaction_read_only")
+            .fetch_one(self.writer())
+            .await?;
+        match read_only.as_str() {
+            "off" => Ok(()),
+            _ => Err(StoreError::Unavailable(
+                "the database refuses writes (read-only, or a standby)".into(),
+            )),
+        }
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

@@ -11,8 +11,20 @@ macro_rules! impl_store {
         #[async_trait::async_trait]
         impl $crate::Store for $store {
             async fn ping(&self) -> Result<(), $crate::StoreError> {
-                sqlx::query("SELECT 1").execute(self.reader()).await?;
-                Ok(())
+                // Answering is not enough (found by the observability probe): a database
+                // dropped and made anew answers without this server's tables, and a standby
+                // answers reads and refuses every write.
+                let applied: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                        .fetch_one(self.reader())
+                        .await?;
+                let expected = Self::latest_migration();
+                if applied.unwrap_or(0) < expected {
+                    return Err($crate::StoreError::Unavailable(
+                        format!("the database's schema is not this server's (migration {} of {expected})", applied.unwrap_or(0)).into(),
+                    ));
+                }
+                self.refuses_writes_here().await
             }
 
             fn file_lost(&self) -> Option<&'static str> {

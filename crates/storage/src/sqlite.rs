@@ -309,6 +309,18 @@ impl SqliteStore {
         Ok(target)
     }
 
+    /// The version of the last migration this build applies.
+    fn latest_migration() -> i64 {
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// Nothing to check beyond the file watch (`file_lost`): taking the write lock to see
+    /// would make readiness wait for every write in line.
+    async fn refuses_writes_here(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn reader(&self) -> &SqlitePool {
         &self.read
     }

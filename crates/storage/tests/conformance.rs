@@ -127,6 +127,7 @@ conformance!(
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
     the_ledger_lists_deliveries_newest_first,
     old_ledger_entries_are_deleted,
+    a_database_without_this_servers_schema_is_not_ready,
     the_trait_allowlist_round_trips,
     traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_project,
     studies_and_rules_round_trip_and_stay_in_their_project,
@@ -1069,6 +1070,93 @@ async fn the_wal_is_checkpointed_in_the_background() {
         largest < 4 * 1024 * 1024,
         "the WAL grew to {largest} bytes: nobody checkpointed it"
     );
+}
+
+/// Readiness is this server's schema answering, not any database: one dropped and made
+/// anew, or restored from an older backup under a running server, is not ready (found by
+/// the observability probe: `/readyz` said ready while every request failed).
+async fn a_database_without_this_servers_schema_is_not_ready(
+    store: Arc<dyn Store>,
+    db: &TestDatabase,
+) {
+    store.ping().await.unwrap();
+    let undo =
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)";
+    if db.url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query(undo).execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        sqlx::query(undo).execute(&pool).await.unwrap();
+    }
+    let error = store.ping().await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(
+        std::error::Error::source(&error)
+            .unwrap()
+            .to_string()
+            .contains("schema"),
+        "{error:?}"
+    );
+}
+
+/// A database that refuses writes (a standby, or one set read-only) is not ready, and is
+/// again once it takes them.
+#[tokio::test]
+async fn a_read_only_postgres_is_not_ready() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let store = uj_storage::PgStore::connect(&db.url).await.unwrap();
+    store.ping().await.unwrap();
+    let name = db.url.rsplit_once('/').unwrap().1.to_owned();
+    let admin = sqlx::PgPool::connect(&db.url.replace(&name, "postgres"))
+        .await
+        .unwrap();
+    let set = |on: bool| {
+        let admin = admin.clone();
+        let name = name.clone();
+        async move {
+            sqlx::query(&format!(
+                "ALTER DATABASE {name} SET default_transaction_read_only = {on}"
+            ))
+            .execute(&admin)
+            .await
+            .unwrap();
+            // Sessions read the setting when they start: the store's reconnect.
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&name)
+            .execute(&admin)
+            .await
+            .unwrap();
+        }
+    };
+    set(true).await;
+    let mut refused = None;
+    for _ in 0..20 {
+        match store.ping().await {
+            Err(StoreError::Unavailable(why)) if why.to_string().contains("refuses writes") => {
+                refused = Some(why);
+                break;
+            }
+            // The terminated connections' errors, before the pool reconnects.
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    assert!(refused.is_some(), "read-only is not ready");
+    set(false).await;
+    let mut ready = false;
+    for _ in 0..20 {
+        if store.ping().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "ready again once it takes writes");
 }
 
 #[tokio::test]
