@@ -259,7 +259,11 @@ async fn postgres_admin(app: &TestApp) -> (sqlx::PgConnection, String) {
 /// so does the SDK.
 #[tokio::test]
 async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
-    let app = TestApp::spawn_with(|config| config.sdk_timeout_secs = 2).await;
+    let app = TestApp::spawn_with(|config| {
+        config.sdk_timeout_secs = 2;
+        config.metrics_bind = Some("127.0.0.1:0".into());
+    })
+    .await;
     let keys = app.bootstrap("ada@example.com", "Shop");
     let study: Value = app
         .post_json(
@@ -310,6 +314,26 @@ async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
     assert_eq!(answer.status().as_u16(), 200);
     let body: Value = answer.json().await.unwrap();
     assert!(body["pending_invite"]["code"].is_string(), "{body}");
+    // The metrics count the invites written, the one a request gave up waiting for included
+    // (SQLite's writer had it, and wrote it once the lock went; it went uncounted).
+    let written = app.count_sql("SELECT COUNT(*) FROM invites").await;
+    if !helpers::on_postgres() {
+        assert_eq!(written, 3, "the second user's invite is written after all");
+    }
+    let metrics = app
+        .client
+        .get(format!(
+            "{}/metrics",
+            app.metrics_address.as_deref().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = format!("uj_invites_issued_total{{via=\"event\"}} {written}\n");
+    assert!(metrics.contains(&counted), "{counted} in {metrics}");
 }
 
 /// The REST API (and the dashboard) end a request the database does not answer after

@@ -22,10 +22,25 @@ const BATCH: usize = 200;
 /// which cost app events a fifth of their throughput: docs/benchmarks.md).
 const GATHER_ROUNDS: usize = 4;
 
+/// What a request does with the user's pending invite once it is written, run by the
+/// writer: it runs even when the request stopped waiting (its SDK deadline passed), so an
+/// invite written is counted (found by the observability probe).
+pub type OnIssued = Box<dyn FnOnce(&Invite) + Send>;
+
 struct Job {
     invite: Invite,
     now: DateTime<Utc>,
+    on_issued: OnIssued,
     reply: oneshot::Sender<Result<Invite, StoreError>>,
+}
+
+impl Job {
+    fn answer(self, answer: Result<Invite, StoreError>) {
+        if let Ok(issued) = &answer {
+            (self.on_issued)(issued);
+        }
+        let _ = self.reply.send(answer);
+    }
 }
 
 /// The handle requests issue invites through.
@@ -43,17 +58,33 @@ impl InviteWriter {
     }
 
     /// Issues the invite unless its user has one issued already; returns the user's
-    /// pending invite either way (like [`Store::issue_invite`]).
-    pub async fn issue(&self, invite: Invite, now: DateTime<Utc>) -> Result<Invite, StoreError> {
+    /// pending invite either way (like [`Store::issue_invite`]), after `on_issued` had it.
+    pub async fn issue(
+        &self,
+        invite: Invite,
+        now: DateTime<Utc>,
+        on_issued: OnIssued,
+    ) -> Result<Invite, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { invite, now, reply };
+        let job = Job {
+            invite,
+            now,
+            on_issued,
+            reply,
+        };
         match self.jobs.send(job).await {
             Ok(()) => match answer.await {
                 Ok(answer) => answer,
                 Err(_) => Err(StoreError::Corrupt("the invite writer stopped".into())),
             },
             // The task is gone (the runtime is shutting down): write it ourselves.
-            Err(mpsc::error::SendError(job)) => self.store.issue_invite(&job.invite, job.now).await,
+            Err(mpsc::error::SendError(job)) => {
+                let answer = self.store.issue_invite(&job.invite, job.now).await;
+                if let Ok(issued) = &answer {
+                    (job.on_issued)(issued);
+                }
+                answer
+            }
         }
     }
 }
@@ -82,14 +113,14 @@ async fn write(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>) {
                         Some(invite) => Ok(invite),
                         None => store.issue_invite(&job.invite, job.now).await,
                     };
-                    let _ = job.reply.send(answer);
+                    job.answer(answer);
                 }
             }
             Err(_) => {
                 // Each on its own: every request gets its own answer (or precise error).
                 for job in batch {
                     let answer = store.issue_invite(&job.invite, job.now).await;
-                    let _ = job.reply.send(answer);
+                    job.answer(answer);
                 }
             }
         }

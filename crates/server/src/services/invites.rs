@@ -93,17 +93,31 @@ pub async fn evaluate(
     let metadata = event.map(|e| e.metadata).unwrap_or_default();
     let invite = pacing::new_invite(state, &facts, project, &rule, metadata).await?;
     let ours = invite.code.clone();
-    let issued = state.invite_writer.issue(invite, facts.now).await?;
-    if issued.code == ours {
+    let via = if event_name.is_some() {
+        "event"
+    } else {
+        "config"
+    };
+    let suppressed: Vec<(String, Reason)> = suppressed
+        .iter()
+        .map(|(rule, reason)| ((*rule).to_owned(), *reason))
+        .collect();
+    let counting = state.clone();
+    let count = move |issued: &Invite| {
         // Otherwise a request for the same user issued first: this one decided nothing.
-        state.counters.suppressed(&suppressed);
-        let via = if event_name.is_some() {
-            "event"
-        } else {
-            "config"
-        };
-        state.metrics.invite_issued(via);
-    }
+        if issued.code == ours {
+            let suppressed: Vec<(&str, Reason)> = suppressed
+                .iter()
+                .map(|(r, why)| (r.as_str(), *why))
+                .collect();
+            counting.counters.suppressed(&suppressed);
+            counting.metrics.invite_issued(via);
+        }
+    };
+    let issued = state
+        .invite_writer
+        .issue(invite, facts.now, Box::new(count))
+        .await?;
     // The request's later decisions (its direct links) see the invite just issued.
     user.history.insert(0, issued.clone());
     let rule = if issued.rule_id == rule.id {
