@@ -1484,6 +1484,10 @@ async fn metrics_count_every_answer_on_their_own_listener() {
             .await;
         assert_eq!(refused.unwrap().status(), 401);
     }
+    // A base URL ending in a slash: answered by the SDK's 404, and counted as the SDK's (it
+    // counted as the dashboard's, so an app failing every call showed no SDK errors).
+    let doubled = app.client.get(app.url("//sdk/v1/config")).send().await;
+    assert_eq!(doubled.unwrap().status(), 404);
     assert_eq!(
         app.get("/api/v1/studies", &keys.secret_key).await.status(),
         200
@@ -1515,8 +1519,9 @@ async fn metrics_count_every_answer_on_their_own_listener() {
         "uj_http_requests_total{api=\"health\",status=\"200\"} 1",
         "uj_http_requests_total{api=\"sdk\",status=\"401\"} 2",
         "uj_http_requests_total{api=\"rest\",status=\"200\"} 1",
+        "uj_http_requests_total{api=\"sdk\",status=\"404\"} 1",
         "uj_http_requests_total{api=\"dashboard\",status=\"404\"} 1",
-        "uj_http_request_duration_seconds_count{api=\"sdk\"} 2",
+        "uj_http_request_duration_seconds_count{api=\"sdk\"} 3",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
     }

@@ -35,8 +35,16 @@ pub enum Api {
 
 impl Api {
     pub fn of(path: &str) -> Self {
+        // `//sdk/…` is answered by its API, as `/sdk/…` is (an app's base URL ending in a
+        // slash), and counted so too: the path from its last leading slash.
+        let rest = path.trim_start_matches('/');
+        let api_path = match path.len() - rest.len() {
+            0 => path,
+            slashes => &path[slashes - 1..],
+        };
         let under = |root: &str| {
-            path.strip_prefix(root)
+            api_path
+                .strip_prefix(root)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         };
         if under("/sdk") {
