@@ -1665,6 +1665,73 @@ async fn a_webhook_address_cannot_forge_a_log_line() {
     );
 }
 
+/// Refusals are logged with their reason, never with what the sender sent: a webhook's
+/// (the request's own line said only its status) and a locked sign-in (nothing said it).
+#[tokio::test]
+async fn refused_deliveries_and_locked_sign_ins_are_logged_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .env("UJ_BOOTSTRAP_PASSWORD", "correct horse battery")
+        .args(["admin", "bootstrap", "--email", "ada@example.com"])
+        .args(["--project", "Shop"])
+        .output()
+        .unwrap();
+    assert!(bootstrap.status.success());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    serve
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("UJ_SECRET_KEY_FILE")
+        .env_remove("UJ_LOG_FORMAT")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped());
+    let (child, url) = helpers::spawn_serving(&mut serve);
+    let answer = ::reqwest::Client::new()
+        .post(format!("{url}/webhooks/mixpanel/whk_nope"))
+        .basic_auth("mixpanel", Some("s3cret-sent"))
+        .json(&serde_json::json!({"action": "members"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 404);
+    let browser = helpers::client();
+    for _ in 0..6 {
+        let page = browser.get(format!("{url}/login")).send().await.unwrap();
+        let token = helpers::csrf_token(&page.text().await.unwrap());
+        let form = [
+            ("csrf_token", token.as_str()),
+            ("email", "ada@example.com"),
+            ("password", "wrong guess 1234"),
+        ];
+        let refused = browser
+            .post(format!("{url}/login"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!([401, 429].contains(&refused.status().as_u16()));
+    }
+    let logs = stopped_logs(child);
+    let refused = logs
+        .lines()
+        .find(|l| l.contains("cohort sync delivery refused"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(refused.contains("status=404"), "{refused}");
+    assert!(refused.contains("unknown to UserJourneys"), "{refused}");
+    assert!(logs.contains("sign-in failed"), "{logs}");
+    let locked = logs
+        .lines()
+        .find(|l| l.contains("sign-in refused: too many failed attempts"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(locked.contains("client=127.0.0.1"), "{locked}");
+    for secret in ["s3cret-sent", "wrong guess", "ada@example.com"] {
+        assert!(!logs.contains(secret), "{secret} in {logs}");
+    }
+}
+
 /// Stops a server as an operator would (`SIGTERM`): what it logged.
 fn stopped_logs(mut child: std::process::Child) -> String {
     Command::new("kill")

@@ -182,6 +182,12 @@ fn action_of(body: &[u8]) -> Value {
 }
 
 pub(super) fn failure(status: u16, action: Value, message: &str) -> Response {
+    // Why, for the operator (the customer reads it in Mixpanel and the sync history): the
+    // request's own line says only its status. Our text, never the sender's.
+    match status {
+        500.. => tracing::warn!(status, reason = message, "cohort sync delivery refused"),
+        _ => tracing::info!(status, reason = message, "cohort sync delivery refused"),
+    }
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = json!({
         "action": action,

@@ -89,6 +89,11 @@ async fn change_password(
     let client = client_address(&headers, client.ip(), state.trusted_proxies);
     let email = &user.account.email;
     if let Err(wait) = state.login_throttle.attempt(email, &client) {
+        tracing::warn!(
+            client = %client,
+            retry_after_secs = wait.as_secs(),
+            "password change refused: too many failed attempts for this account or from this client"
+        );
         return Err(PageError::TooManyAttempts {
             seconds: wait.as_secs(),
         });

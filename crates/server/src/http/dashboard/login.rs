@@ -74,6 +74,12 @@ async fn submit(
 ) -> Result<Response, PageError> {
     let client = client_address(&headers, client.ip(), state.trusted_proxies);
     if let Err(wait) = state.login_throttle.attempt(&form.email, &client) {
+        // The client, not the address (the log is no list of accounts).
+        tracing::warn!(
+            client = %client,
+            retry_after_secs = wait.as_secs(),
+            "sign-in refused: too many failed attempts for this address or from this client"
+        );
         return Err(PageError::TooManyAttempts {
             seconds: wait.as_secs(),
         });
@@ -84,6 +90,7 @@ async fn submit(
         state.login_throttle.undecided(&form.email, &client);
     }
     let Some(account) = checked? else {
+        tracing::info!(client = %client, "sign-in failed: no account with that email and password");
         // One message for unknown emails and wrong passwords: nothing to enumerate.
         return Ok(render_with(
             StatusCode::UNAUTHORIZED,
