@@ -212,11 +212,22 @@ impl Application {
         });
         let metrics = self.metrics_listener.map(|listener| {
             let router = crate::http::metrics::router(self.state.clone());
-            tokio::spawn(async move {
-                if let Err(error) = axum::serve(listener, router).await {
-                    tracing::error!(error = %error, "the metrics listener stopped");
-                }
-            })
+            // As the public listener's deadlines, and a few connections: a scraper needs one
+            // (it had no cap and no deadline, so idle connections took descriptors the
+            // database needs; found by the observability probe). Stopped with the server.
+            let limits = Limits {
+                header: self.header_timeout,
+                body: self.body_timeout,
+                connections: METRICS_CONNECTIONS,
+                setting: "the metrics listener's",
+            };
+            tokio::spawn(serve(
+                listener,
+                router,
+                limits,
+                Duration::ZERO,
+                std::future::pending(),
+            ))
         });
         let state = self.state.clone();
         let router = crate::http::router(self.state);
@@ -224,8 +235,16 @@ impl Application {
             header: self.header_timeout,
             body: self.body_timeout,
             connections: self.max_connections,
+            setting: "UJ_MAX_CONNECTIONS",
         };
-        serve(self.listener, router, limits, self.shutdown_grace).await;
+        serve(
+            self.listener,
+            router,
+            limits,
+            self.shutdown_grace,
+            shutdown_signal(),
+        )
+        .await;
         jobs.abort();
         counters.abort();
         watch.abort();
@@ -339,14 +358,25 @@ struct Limits {
     body: Duration,
     /// Connections open at once; the next is accepted when one closes.
     connections: usize,
+    /// What sets `connections`, for the warning when they are all open.
+    setting: &'static str,
 }
 
-/// Serves `router` on HTTP/1 until SIGINT or SIGTERM, as `axum::serve` would, with limits
-/// it does not set: a connection has `limits.header` to send a request's headers (else it is
-/// closed; hyper counts an idle kept-alive connection's wait for its next request too), at
-/// most `limits.connections` are open at once, and a stop waits `grace` at most for the
-/// requests in flight.
-async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, grace: Duration) {
+/// Connections the metrics listener serves at once.
+const METRICS_CONNECTIONS: usize = 16;
+
+/// Serves `router` on HTTP/1 until `stop` (the public listener: SIGINT or SIGTERM), as
+/// `axum::serve` would, with limits it does not set: a connection has `limits.header` to send
+/// a request's headers (else it is closed; hyper counts an idle kept-alive connection's wait
+/// for its next request too), at most `limits.connections` are open at once, and a stop waits
+/// `grace` at most for the requests in flight.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    grace: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::Layer;
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -356,7 +386,7 @@ async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, grac
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections));
     let mut full_since_warned: Option<std::time::Instant> = None;
-    let mut stop = std::pin::pin!(shutdown_signal());
+    let mut stop = std::pin::pin!(stop);
     loop {
         // A connection past the limit waits in the listen queue (and its client with it)
         // until one closes: accepting it would take a file descriptor the database may need.
@@ -366,7 +396,8 @@ async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, grac
                 if full_since_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
                     tracing::warn!(
                         max_connections = limits.connections,
-                        "connection limit reached: new connections wait until one closes (UJ_MAX_CONNECTIONS)"
+                        setting = limits.setting,
+                        "connection limit reached: new connections wait until one closes"
                     );
                     full_since_warned = Some(std::time::Instant::now());
                 }

@@ -1531,6 +1531,42 @@ async fn metrics_count_every_answer_on_their_own_listener() {
     );
 }
 
+/// The metrics listener keeps the public listener's header deadline and serves a few
+/// connections at once: one that never finishes its request is closed, and the rest wait
+/// in the listen queue (it had neither, so idle connections held descriptors for good; found
+/// by the observability probe).
+#[tokio::test]
+async fn the_metrics_listener_closes_stalled_connections_and_serves_a_few_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|config| {
+        config.metrics_bind = Some("127.0.0.1:0".into());
+        config.header_timeout_secs = 1;
+    })
+    .await;
+    let metrics = app.metrics_address.clone().unwrap();
+    let host = metrics.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        stalled.push(stream);
+    }
+    // Sixteen are served (and closed at the deadline); the rest are accepted as they go.
+    for mut stream in stalled {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut rest),
+        );
+        closed.await.expect("closed after the header deadline").ok();
+    }
+    let answer = app.client.get(format!("{metrics}/metrics")).send().await;
+    assert_eq!(answer.unwrap().status(), 200);
+}
+
 /// A key revoked or rotated while a request's body is on its way refuses the request: the
 /// credential is checked once the body is in (it was checked on the head alone, so a slow
 /// body sent with a leaked key turned its revocation into a new key; found by the
