@@ -13,7 +13,7 @@ async fn main() -> std::process::ExitCode {
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", userjourneys::telemetry::causes(&error));
             std::process::ExitCode::FAILURE
         }
     }

@@ -31,3 +31,46 @@ pub fn init(format: LogFormat) {
         tracing::warn!("RUST_LOG={text:?} is not a log filter ({error}); logging at info");
     }
 }
+
+/// An error and its causes on one line, as `{:#}` writes them, without a cause whose text
+/// the line already holds: sqlx's errors quote their source, so a PostgreSQL error came out
+/// twice (`relation "x" does not exist: relation "x" does not exist`; found by the
+/// observability probe).
+pub fn causes(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::causes;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error returned from database: relation \"x\" does not exist")]
+    struct Quoting(#[source] Source);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("relation \"x\" does not exist")]
+    struct Source;
+
+    #[test]
+    fn a_cause_the_line_already_says_is_said_once() {
+        let error = anyhow::Error::from(Quoting(Source)).context("request failed");
+        assert_eq!(
+            causes(&error),
+            "request failed: error returned from database: relation \"x\" does not exist"
+        );
+        let plain = anyhow::anyhow!("no answer").context("the database is unavailable");
+        assert_eq!(causes(&plain), "the database is unavailable: no answer");
+    }
+}

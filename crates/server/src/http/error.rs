@@ -146,7 +146,7 @@ impl IntoResponse for ApiError {
             match &self.source {
                 Some(source) => tracing::error!(
                     code = self.code,
-                    error = format!("{source:#}"),
+                    error = crate::telemetry::causes(source),
                     "request failed"
                 ),
                 None => tracing::error!(code = self.code, "request failed"),

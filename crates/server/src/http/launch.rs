@@ -81,7 +81,7 @@ async fn open(State(state): State<AppState>, LinkCode(code): LinkCode) -> Respon
         }
         Err(error) => {
             tracing::error!(
-                error = format!("{:#}", anyhow::Error::from(error)),
+                error = crate::telemetry::causes(&anyhow::Error::from(error)),
                 "an interview link failed"
             );
             respondent_page(

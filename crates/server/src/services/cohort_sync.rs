@@ -269,7 +269,7 @@ impl From<StoreError> for Refusal {
             }
             other => {
                 tracing::error!(
-                    error = format!("{:#}", anyhow::Error::from(other)),
+                    error = crate::telemetry::causes(&anyhow::Error::from(other)),
                     "cohort sync delivery failed"
                 );
                 Refusal::new(

@@ -231,7 +231,7 @@ impl IntoResponse for PageError {
                 (*message).to_owned(),
             ),
             PageError::Internal(error) => {
-                tracing::error!(error = format!("{error:#}"), "page failed");
+                tracing::error!(error = crate::telemetry::causes(error), "page failed");
                 let id = crate::http::middleware::current_request_id().unwrap_or_default();
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
