@@ -593,7 +593,11 @@ async fn background_jobs(store: Arc<dyn Store>) {
             .delete_old_ledger_entries(now - uj_domain::audiences::LEDGER_KEPT_FOR)
             .await
         {
-            Ok(removed) => tracing::debug!(removed, "old sync ledger entries removed"),
+            // Said when it did something: the operator sees the history's retention at work.
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, "sync ledger entries older than 90 days removed")
+            }
             Err(error) => tracing::warn!(error = %error, "could not remove old ledger entries"),
         }
         // Past their lifetime they answer nothing (a create with the key replaces its own).

@@ -1425,11 +1425,11 @@ async fn a_delivery_whose_body_stalls_is_answered_503_for_mixpanel_to_retry() {
     assert!(answer.contains("\"action\":\"members\""), "{answer}");
 }
 
-/// One project's deliveries received at once are capped: a sender flooding its webhook is
+/// One project's deliveries received at once are capped (at 8): a sender flooding its webhook is
 /// answered 429 (which Mixpanel retries) instead of holding the database writer for every
 /// other project; the deliveries in flight are applied, and their places free again.
 #[tokio::test]
-async fn a_project_flooding_its_webhook_is_answered_429_past_four_deliveries_at_once() {
+async fn a_project_flooding_its_webhook_is_answered_429_past_eight_deliveries_at_once() {
     use base64::Engine;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let synced = Synced::start(0).await;
@@ -1447,9 +1447,11 @@ async fn a_project_flooding_its_webhook_is_answered_429_past_four_deliveries_at_
                 "members": [{"mixpanel_distinct_id": "flood"}]}}))
             .send()
     };
-    // Four deliveries whose bodies are still coming hold the project's four places.
+    // Deliveries whose bodies are still coming hold the project's places.
+    let places = userjourneys::services::cohort_sync::DELIVERIES_AT_ONCE;
+    assert_eq!(places, 8);
     let mut held = Vec::new();
-    for i in 0..4 {
+    for i in 0..places {
         let body = serde_json::to_vec(&json!({"action": "add_members", "parameters": {
             "mixpanel_project_id": "10", "mixpanel_cohort_id": "51234",
             "mixpanel_cohort_name": "Trial users",
@@ -1465,7 +1467,7 @@ async fn a_project_flooding_its_webhook_is_answered_429_past_four_deliveries_at_
         stream.write_all(&body[..10]).await.unwrap();
         held.push((stream, body));
     }
-    // Once the server has taken them (each after reading its credentials), a fifth waits.
+    // Once the server has taken them (each after reading its credentials), one more waits.
     let mut refused = None;
     for _ in 0..100 {
         let answer = send().await.unwrap();
@@ -1476,7 +1478,7 @@ async fn a_project_flooding_its_webhook_is_answered_429_past_four_deliveries_at_
         assert_eq!(answer.status().as_u16(), 200);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let refused = refused.expect("a fifth delivery at once is refused");
+    let refused = refused.expect("one delivery more than the places is refused");
     assert_eq!(refused.headers()["retry-after"], "5");
     let reply = refused_with(refused, 429).await;
     assert_eq!(reply["action"], "add_members", "{reply}");
@@ -1487,7 +1489,7 @@ async fn a_project_flooding_its_webhook_is_answered_429_past_four_deliveries_at_
             .contains("earlier deliveries"),
         "{reply}"
     );
-    // The four are applied when their bodies arrive.
+    // They are applied when their bodies arrive.
     for (mut stream, body) in held {
         stream.write_all(&body[10..]).await.unwrap();
         let mut answer = vec![0; 4096];
@@ -1500,15 +1502,26 @@ async fn a_project_flooding_its_webhook_is_answered_429_past_four_deliveries_at_
     }
     let mut members = current_ids(&synced, synced.audience().await["id"].as_str().unwrap()).await;
     members.retain(|id| id.starts_with("held-"));
-    assert_eq!(members, ["held-0", "held-1", "held-2", "held-3"]);
+    let expected: Vec<String> = (0..places).map(|i| format!("held-{i}")).collect();
+    assert_eq!(members, expected);
     // Their places are free again.
     assert_eq!(send().await.unwrap().status().as_u16(), 200);
-    // And the customer can read why a delivery was refused.
+    // And the customer can read why a delivery was refused, and that it needs nothing (the
+    // page said every refusal paused the sync; found by the cohort-sync probe).
     let history = synced.get("/api/v1/syncs?limit=100").await;
     assert!(
         history.to_string().contains("earlier deliveries"),
         "{history}"
     );
+    let (browser, project) = synced.signed_in().await;
+    let (_, html) = synced
+        .app
+        .page(&browser, &format!("{project}/integrations/mixpanel"))
+        .await;
+    let refused = &html[html.find("id=\"refused-deliveries\"").expect("refusals")..];
+    assert!(refused.contains("earlier deliveries"), "{refused}");
+    let help = helpers::element_text(&html, "refused-help").unwrap();
+    assert!(help.contains("needs nothing from you"), "{help}");
 }
 
 /// A webhook URL pasted with a slash after it works; any other address under `/webhooks/`
