@@ -63,6 +63,16 @@ pub enum AdminCommand {
         #[arg(long)]
         new_key: bool,
     },
+    /// Copy the SQLite database (`DATABASE_URL`) into an empty PostgreSQL database, to serve
+    /// it from several processes, and print each table's row count. Stop the server first:
+    /// the copy holds the file as its server would. The copy lands whole or not at all; the
+    /// SQLite file is left as it was. Serve the PostgreSQL database with the same key file.
+    CopyToPostgres {
+        /// The PostgreSQL database to copy into (`postgres://…`; it may carry a password, so
+        /// prefer the environment variable), empty or new.
+        #[arg(long, env = "UJ_COPY_TO", hide_env_values = true)]
+        to: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -105,6 +115,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let output = crate::backup::run(&cli.config, &to).await?;
             println!("{}", serde_json::to_string(&output)?);
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::CopyToPostgres { to },
+        } => {
+            use uj_storage::Backend;
+            let from = &cli.config.database_url;
+            if Backend::of(from)? != Backend::Sqlite {
+                anyhow::bail!("DATABASE_URL names no SQLite file: the copy reads one");
+            }
+            if Backend::of(&to)? != Backend::Postgres {
+                anyhow::bail!("--to (UJ_COPY_TO) must be a postgres:// URL");
+            }
+            let copied = uj_storage::copy_sqlite_to_postgres(from, &to).await?;
+            println!("{}", serde_json::json!({ "copied": copied }));
             Ok(())
         }
         Command::Admin {

@@ -1778,3 +1778,182 @@ fn a_duration_past_a_year_is_refused_naming_its_setting() {
         assert!(made.is_empty(), "{setting}: {made:?}");
     }
 }
+
+/// A server that outgrew SQLite moves to PostgreSQL: `admin copy-to-postgres` copies the
+/// stopped server's file into an empty database, whole, and a server on PostgreSQL with the
+/// same key file serves what the SQLite one did: keys, studies and rules, the Mixpanel
+/// connection (its secret still opens), cohort sync (its secret still checks), audiences
+/// and their members, and a user's pending invite. A second copy into it is refused.
+#[tokio::test]
+async fn a_sqlite_database_moves_to_postgres_and_serves_the_same() {
+    let Some(target) = uj_storage::testing::TestDatabase::postgres().await else {
+        return;
+    };
+    let scenario = mixpanel_emulator::Scenario::from_json(
+        &serde_json::json!({
+            "organizations": [{"id": 1, "name": "Acme"}],
+            "service_accounts": [{"username": "acme", "secret": "mp-secret", "organization_id": 1,
+                "home_region": "us", "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "Shop", "organization_id": 1, "region": "us"}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = mixpanel_emulator::Emulator::start(scenario).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base = |command: &mut Command| {
+        command
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env_remove("UJ_COPY_TO");
+        helpers::point_at_emulator(command, &emulator);
+    };
+    let mut bootstrap = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    base(&mut bootstrap);
+    let output = bootstrap
+        .env("UJ_BOOTSTRAP_PASSWORD", "correct horse battery")
+        .args(["admin", "bootstrap", "--email", "ada@example.com"])
+        .args(["--project", "Shop"])
+        .output()
+        .unwrap();
+    let keys: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (key, public) = (
+        keys["secret_key"].as_str().unwrap().to_owned(),
+        keys["public_key"].as_str().unwrap().to_owned(),
+    );
+    let http = ::reqwest::Client::new();
+    let call = |url: &str, method: &str, path: &str, body: Option<serde_json::Value>| {
+        let request = http.request(method.parse().unwrap(), format!("{url}{path}"));
+        let request = match path.starts_with("/sdk/") {
+            true => request.bearer_auth(&public),
+            false => request.bearer_auth(&key),
+        };
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            (
+                status,
+                answer.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    base(&mut serve);
+    let (child, url) = helpers::spawn_serving(serve.stderr(Stdio::piped()));
+    let connect = serde_json::json!({"username": "acme", "secret": "mp-secret"});
+    let (status, _) = call(
+        &url,
+        "POST",
+        "/api/v1/integrations/mixpanel/connect",
+        Some(connect),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, sync) = call(
+        &url,
+        "POST",
+        "/api/v1/integrations/mixpanel/cohort-sync",
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{sync}");
+    let deliver = |url: String, members: &[&str]| {
+        let members: Vec<serde_json::Value> = members
+            .iter()
+            .map(|id| serde_json::json!({"mixpanel_distinct_id": id, "reference_id": format!("ref-{id}")}))
+            .collect();
+        http.post(url)
+            .basic_auth(sync["username"].as_str().unwrap(), sync["secret"].as_str())
+            .json(&serde_json::json!({"action": "add_members", "parameters": {
+                "mixpanel_project_id": "10", "mixpanel_cohort_id": "7",
+                "mixpanel_cohort_name": "Trial users", "members": members}}))
+            .send()
+    };
+    let webhook = sync["webhook_url"].as_str().unwrap().to_owned();
+    let delivered = deliver(webhook.clone(), &["a", "b"]).await.unwrap();
+    assert_eq!(delivered.status().as_u16(), 200);
+    let (_, audiences) = call(&url, "GET", "/api/v1/audiences", None).await;
+    let audience = audiences["data"][0]["id"].as_str().unwrap().to_owned();
+    let study =
+        serde_json::json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"});
+    let (_, study) = call(&url, "POST", "/api/v1/studies", Some(study)).await;
+    let rule = serde_json::json!({"name": "Trial", "status": "active", "surface": "sdk_prompt",
+        "trigger": {"type": "audience", "audience_id": audience}});
+    let rules = format!(
+        "/api/v1/studies/{}/launch-rules",
+        study["id"].as_str().unwrap()
+    );
+    let (status, _) = call(&url, "POST", &rules, Some(rule)).await;
+    assert_eq!(status, 201);
+    let (_, config) = call(&url, "GET", "/sdk/v1/config?reference_id=ref-a", None).await;
+    let code = config["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let copy = |target: &str| {
+        let mut copy = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+        base(&mut copy);
+        copy.env("UJ_COPY_TO", target)
+            .args(["admin", "copy-to-postgres"])
+            .output()
+            .unwrap()
+    };
+    // Not while a server serves the file: what it writes meanwhile would be lost.
+    let refused = copy(&target.url);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("another userjourneys server"), "{said}");
+    stopped_logs(child);
+
+    let copied = copy(&target.url);
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let counts: serde_json::Value = serde_json::from_slice(&copied.stdout).unwrap();
+    assert_eq!(counts["copied"]["audience_members"], 2, "{counts}");
+    assert_eq!(counts["copied"]["invites"], 1, "{counts}");
+    let again = copy(&target.url);
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("already holds"), "{said}");
+    assert!(
+        !said.contains(&target.url),
+        "no URL (it may carry a password): {said}"
+    );
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+    base(&mut serve);
+    let (child, url) = helpers::spawn_serving(
+        serve
+            .env("DATABASE_URL", &target.url)
+            .env("UJ_SECRET_KEY_FILE", dir.path().join("userjourneys.key"))
+            .stderr(Stdio::piped()),
+    );
+    let (status, studies) = call(&url, "GET", "/api/v1/studies", None).await;
+    assert_eq!(
+        (status, studies["data"][0]["name"].as_str()),
+        (200, Some("Checkout"))
+    );
+    let (_, config) = call(&url, "GET", "/sdk/v1/config?reference_id=ref-a", None).await;
+    assert_eq!(config["pending_invite"]["code"], code.as_str(), "{config}");
+    let (status, verified) = call(&url, "POST", "/api/v1/integrations/mixpanel/verify", None).await;
+    assert_eq!(status, 200, "the stored Mixpanel secret opens: {verified}");
+    let webhook = webhook.replace(&webhook[..webhook.find("/webhooks").unwrap()], &url);
+    let delivered = deliver(webhook, &["c"]).await.unwrap();
+    assert_eq!(
+        delivered.status().as_u16(),
+        200,
+        "the cohort sync secret still checks"
+    );
+    let (_, audience) = call(&url, "GET", &format!("/api/v1/audiences/{audience}"), None).await;
+    assert_eq!(audience["member_count"], 3, "{audience}");
+    stopped_logs(child);
+}

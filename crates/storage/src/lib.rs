@@ -2,6 +2,7 @@
 //! and PostgreSQL ([`PgStore`]). Both run the same SQL where the dialects agree (see
 //! `shared.rs`) and are held to one conformance suite (`tests/conformance.rs`).
 
+mod copy;
 mod error;
 mod key_filter;
 mod postgres;
@@ -26,6 +27,7 @@ mod time;
 
 use std::sync::Arc;
 
+pub use copy::{copy_sqlite_to_postgres, CopyError};
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

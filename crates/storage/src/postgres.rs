@@ -138,7 +138,7 @@ impl PgStore {
         &self.pool
     }
 
-    fn writer(&self) -> &PgPool {
+    pub(crate) fn writer(&self) -> &PgPool {
         &self.pool
     }
 

@@ -321,7 +321,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn reader(&self) -> &SqlitePool {
+    pub(crate) fn reader(&self) -> &SqlitePool {
         &self.read
     }
 
