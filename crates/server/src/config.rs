@@ -63,6 +63,17 @@ pub struct Config {
     )]
     pub sdk_requests_per_minute: u32,
 
+    /// REST API requests each project may make per minute (per server process), whichever
+    /// of its secret keys it uses.
+    #[arg(
+        long,
+        env = "UJ_API_REQUESTS_PER_MINUTE",
+        default_value_t = 6000,
+        global = true,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub api_requests_per_minute: u32,
+
     /// Reverse proxies (load balancers) in front of this server, each appending the
     /// address it was reached from to `X-Forwarded-For`. Sign-in throttling counts per
     /// client by the address the outermost one saw. With 0 (the default) it counts by the

@@ -115,8 +115,11 @@ impl Application {
             mixpanel: config.mixpanel.client(),
             sdk_timeout: Duration::from_secs(config.sdk_timeout_secs),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
-            sdk_limiter: Arc::new(crate::http::SdkRateLimiter::new(
+            sdk_limiter: Arc::new(crate::http::RateLimiter::new(
                 config.sdk_requests_per_minute,
+            )),
+            api_limiter: Arc::new(crate::http::RateLimiter::new(
+                config.api_requests_per_minute,
             )),
             counters: Arc::default(),
             snapshots: Arc::default(),

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use uj_storage::Store;
 
 use crate::app_key::AppKey;
-use crate::http::SdkRateLimiter;
+use crate::http::RateLimiter;
 use crate::services::counters::Counters;
 use crate::services::login_throttle::LoginThrottle;
 use crate::services::snapshot::Snapshots;
@@ -46,7 +46,9 @@ pub struct Shared {
     /// How long a REST request or a dashboard page may take (`request_timeout_secs`).
     pub request_timeout: std::time::Duration,
     /// Each public key's request budget (`sdk_requests_per_minute`).
-    pub sdk_limiter: Arc<SdkRateLimiter>,
+    pub sdk_limiter: Arc<RateLimiter>,
+    /// Each project's REST request budget (`api_requests_per_minute`).
+    pub api_limiter: Arc<RateLimiter>,
     /// Suppressions and app events counted in memory, flushed in the background.
     pub counters: Arc<Counters>,
     /// Each project's rules as the SDK path reads them, kept for a second.

@@ -1023,7 +1023,35 @@ async fn the_sdk_apis_errors_reach_web_apps_too() {
     }
 }
 
-/// An HTTP/1.1 answer's status line, the rest of the answer read past.
+/// The REST API has a budget per project, whichever of its secret keys is used (a project may
+/// make any number of keys): past it, 429 with Retry-After; another project's is its own.
+/// (It had none: one project's script could take the server's time from every other.)
+#[tokio::test]
+async fn each_project_is_rate_limited_on_the_rest_api_whatever_key_it_uses() {
+    let app = TestApp::spawn_with(|config| config.api_requests_per_minute = 3).await;
+    let first = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let second = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let blog = app.bootstrap("bob@example.com", "Blog").secret_key;
+    for key in [&first, &second, &first] {
+        assert_eq!(app.get("/api/v1/studies", key).await.status(), 200);
+    }
+    let limited = app.get("/api/v1/studies", &second).await;
+    assert_eq!(limited.status().as_u16(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((15..=20).contains(&wait), "Retry-After: {wait}");
+    let (_, error) = error_of(limited).await;
+    assert_eq!(error["code"], "rate_limited");
+    assert_eq!(app.get("/api/v1/studies", &blog).await.status(), 200);
+    // A wrong key is refused as such, not counted against the project.
+    assert_eq!(
+        app.get("/api/v1/studies", "uj_live_wrong").await.status(),
+        401
+    );
+}
 
 #[tokio::test]
 async fn each_public_key_is_rate_limited_with_429_and_retry_after() {

@@ -79,6 +79,11 @@ impl FromRequestParts<AppState> for SecretKeyAuth {
             .project(&key.project_id)
             .await?
             .ok_or_else(invalid_key)?;
+        // Per project, not per key: a project may make any number of keys.
+        state
+            .api_limiter
+            .check(project.id.as_str())
+            .map_err(ApiError::rate_limited)?;
         Ok(Self { project })
     }
 }

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Logged for server errors, never shown.
     source: Option<anyhow::Error>,
+    /// Whole seconds to wait, for a `429`'s `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -29,6 +31,21 @@ impl ApiError {
             message: message.into(),
             field: None,
             source: None,
+            retry_after: None,
+        }
+    }
+
+    /// A budget spent (`RateLimiter`): `429 rate_limited`, with when to retry.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        // Whole seconds, rounded up: a client that waits that long gets through.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests with this key; retry after the time in Retry-After.",
+            )
         }
     }
 
@@ -183,6 +200,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, retry_after(self.code));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

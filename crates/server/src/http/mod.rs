@@ -24,7 +24,7 @@ use axum::Router;
 
 use crate::state::AppState;
 pub(crate) use error::ApiError;
-pub(crate) use sdk::SdkRateLimiter;
+pub(crate) use sdk::RateLimiter;
 
 pub fn router(state: AppState) -> Router {
     let (apis, document) = apis(&state);

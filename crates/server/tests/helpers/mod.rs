@@ -74,6 +74,7 @@ impl TestApp {
             secret_key_file: Some(dir.path().join("app.key")),
             log_format: LogFormat::Text,
             sdk_requests_per_minute: 1200,
+            api_requests_per_minute: 6000,
             sdk_timeout_secs: 10,
             request_timeout_secs: 60,
             trusted_proxies: 0,

@@ -7,7 +7,7 @@ mod events;
 mod invites;
 mod rate_limit;
 
-pub(crate) use rate_limit::SdkRateLimiter;
+pub(crate) use rate_limit::RateLimiter;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method};

@@ -1,13 +1,13 @@
-//! A per-key request budget for the SDK API: each public key may make
-//! `sdk_requests_per_minute` requests at once, and its budget refills evenly over the minute
-//! (GCRA, from `governor`); beyond it, `429 rate_limited` with `Retry-After`. Counted in memory
-//! per server process, one timestamp per key however high the limit.
+//! Request budgets: each public SDK key may make `sdk_requests_per_minute` requests at once,
+//! each project `api_requests_per_minute` REST requests, and a budget refills evenly over the
+//! minute (GCRA, from `governor`); beyond it, `429 rate_limited` with `Retry-After`. Counted in
+//! memory per server process, one timestamp per key however high the limit.
 
 use std::num::NonZeroU32;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONNECTION, RETRY_AFTER};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{AUTHORIZATION, CONNECTION};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
@@ -21,11 +21,11 @@ use crate::state::AppState;
 /// Keys tracked before those with a full budget again are forgotten.
 const MAX_KEYS: usize = 100_000;
 
-pub struct SdkRateLimiter {
+pub struct RateLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
 }
 
-impl SdkRateLimiter {
+impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
@@ -33,13 +33,18 @@ impl SdkRateLimiter {
         }
     }
 
-    /// `Err(wait)` when `key` has used its budget. Only keys shaped like public keys are
-    /// counted: anything else is refused by authentication without a lookup, and counting
-    /// it would let a client fill memory with long junk tokens.
-    fn check(&self, key: &str) -> Result<(), std::time::Duration> {
-        if !is_public_key_shaped(key) {
-            return Ok(());
+    /// `Err(wait)` when the public key `key` has used its budget. Only keys shaped like
+    /// public keys are counted: anything else is refused by authentication without a lookup,
+    /// and counting it would let a client fill memory with long junk tokens.
+    fn check_public_key(&self, key: &str) -> Result<(), std::time::Duration> {
+        match is_public_key_shaped(key) {
+            true => self.check(key),
+            false => Ok(()),
         }
+    }
+
+    /// `Err(wait)` when `key` (one the server vouches for) has used its budget.
+    pub fn check(&self, key: &str) -> Result<(), std::time::Duration> {
         if self.limiter.len() >= MAX_KEYS {
             self.limiter.retain_recent();
         }
@@ -59,18 +64,8 @@ pub async fn per_key(State(state): State<AppState>, request: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(crate::http::auth::bearer_token)
         .unwrap_or_default();
-    if let Err(wait) = state.sdk_limiter.check(key) {
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "Too many requests with this key; retry after the time in Retry-After.",
-        )
-        .into_response();
-        // Whole seconds, rounded up: a client that waits that long gets through.
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-            response.headers_mut().insert(RETRY_AFTER, value);
-        }
+    if let Err(wait) = state.sdk_limiter.check_public_key(key) {
+        let mut response = ApiError::rate_limited(wait).into_response();
         // The body is read past first (up to the SDK's limit, within the deadline): a client
         // that sends it after its headers then reads this answer on a connection still
         // usable, instead of a reset.
@@ -110,7 +105,7 @@ mod tests {
 
     #[test]
     fn each_key_has_its_own_budget_refilled_over_the_minute() {
-        let limiter = SdkRateLimiter::new(3);
+        let limiter = RateLimiter::new(3);
         for _ in 0..3 {
             assert!(limiter.check(&key(1)).is_ok());
         }
@@ -125,7 +120,7 @@ mod tests {
 
     #[test]
     fn keys_with_a_full_budget_are_forgotten_past_the_cap() {
-        let limiter = SdkRateLimiter::new(1_000_000);
+        let limiter = RateLimiter::new(1_000_000);
         for i in 0..MAX_KEYS {
             limiter.check(&key(i)).unwrap();
         }
@@ -138,11 +133,11 @@ mod tests {
 
     #[test]
     fn tokens_that_cannot_be_public_keys_are_not_tracked() {
-        let limiter = SdkRateLimiter::new(1);
+        let limiter = RateLimiter::new(1);
         let junk = "x".repeat(100_000);
         for token in [junk.as_str(), "uj_pk_short", "uj_live_secret", ""] {
             for _ in 0..3 {
-                assert!(limiter.check(token).is_ok());
+                assert!(limiter.check_public_key(token).is_ok());
             }
         }
         assert_eq!(limiter.limiter.len(), 0);
