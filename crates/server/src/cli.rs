@@ -66,7 +66,8 @@ pub enum AdminCommand {
     /// Copy the SQLite database (`DATABASE_URL`) into an empty PostgreSQL database, to serve
     /// it from several processes, and print each table's row count. Stop the server first:
     /// the copy holds the file as its server would. The copy lands whole or not at all; the
-    /// SQLite file is left as it was. Serve the PostgreSQL database with the same key file.
+    /// SQLite file is only read (once migrated to this release). Serve the PostgreSQL
+    /// database with the same key file.
     CopyToPostgres {
         /// The PostgreSQL database to copy into (`postgres://…`; it may carry a password, so
         /// prefer the environment variable), empty or new.

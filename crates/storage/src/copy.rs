@@ -14,14 +14,22 @@ use sqlx::Row;
 
 use crate::{PgStore, SqliteStore, StoreError};
 
-/// Why a copy was refused or failed; nothing was written to PostgreSQL.
+/// Why a copy was refused or failed. A refusal leaves both databases as they were; a copy
+/// that fails part-way leaves PostgreSQL with this release's schema and no rows.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
+    #[error("there is no SQLite database at {0}: set DATABASE_URL to the server's file")]
+    NoSource(String),
     #[error(
         "the PostgreSQL database already holds a UserJourneys installation ({0}); copy into an \
          empty database"
     )]
     NotEmpty(String),
+    #[error(
+        "the PostgreSQL database holds tables of another application ({0}); copy into a \
+         database of its own"
+    )]
+    Foreign(String),
     #[error("the two schemas differ: {0}")]
     Schema(String),
     #[error(transparent)]
@@ -46,20 +54,22 @@ pub async fn copy_sqlite_to_postgres(
     from: &str,
     to: &str,
 ) -> Result<BTreeMap<String, u64>, CopyError> {
+    // Looked at before either is opened: opening migrates (and would make a SQLite file).
+    let file = SqliteStore::file_of(from)?;
+    if !file.is_file() {
+        return Err(CopyError::NoSource(file.display().to_string()));
+    }
+    refuse_unless_empty(to).await?;
     let source = SqliteStore::connect_as_server(from).await?;
     let target = PgStore::connect(to).await?;
     let (source, target) = (source.reader(), target.writer());
-    for table in ["installation", "accounts"] {
-        let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(target)
-            .await?;
-        if rows > 0 {
-            return Err(CopyError::NotEmpty(format!("{rows} rows in {table}")));
-        }
-    }
     let columns = target_columns(target).await?;
     let order = parents_first(target, columns.keys().cloned().collect()).await?;
     let mut tx = target.begin().await?;
+    // A server started on the database once recorded its key: the copy's is the one kept.
+    sqlx::query("DELETE FROM application_key")
+        .execute(&mut *tx)
+        .await?;
     let mut copied = BTreeMap::new();
     for table in order {
         let columns = &columns[&table];
@@ -69,6 +79,48 @@ pub async fn copy_sqlite_to_postgres(
     }
     tx.commit().await?;
     Ok(copied)
+}
+
+/// Refuses a PostgreSQL database that holds rows of an installation, or tables another
+/// application made; a new one, or one a server of this or an older release only migrated
+/// (and recorded its key in), is taken.
+async fn refuse_unless_empty(to: &str) -> Result<(), CopyError> {
+    use sqlx::Connection;
+    let mut target = sqlx::PgConnection::connect(to).await?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class
+         WHERE relnamespace = current_schema()::regnamespace AND relkind IN ('r', 'p', 'f', 'v', 'm')
+         ORDER BY relname",
+    )
+    .fetch_all(&mut target)
+    .await?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    // Ours when its first migration is this project's (another sqlx application has the
+    // bookkeeping table too).
+    let ours = tables.iter().any(|t| t == "_sqlx_migrations")
+        && sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = 1 AND description = 'foundation')",
+        )
+        .fetch_one(&mut target)
+        .await?;
+    if !ours {
+        let named: Vec<&str> = tables.iter().take(10).map(String::as_str).collect();
+        return Err(CopyError::Foreign(named.join(", ")));
+    }
+    for table in &tables {
+        if table == "_sqlx_migrations" || table == "application_key" {
+            continue;
+        }
+        let rows: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM \"{table}\")"))
+            .fetch_one(&mut target)
+            .await?;
+        if rows {
+            return Err(CopyError::NotEmpty(format!("rows in {table}")));
+        }
+    }
+    Ok(())
 }
 
 /// Each table of the PostgreSQL schema (migrations' bookkeeping aside) and its columns with
