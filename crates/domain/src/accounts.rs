@@ -125,6 +125,8 @@ mod tests {
             "bob\u{3164}@example.com",
             "bob\u{2800}@example.com",
             "bob\u{180b}@example.com",
+            "bob\u{200d}@example.com",
+            "bob\u{200f}@example.com",
             "bob\u{e0062}@example.com",
         ] {
             let err = Email::parse(bad).unwrap_err();

@@ -71,16 +71,28 @@ fn invisible(field: &'static str) -> ValidationError {
 }
 
 /// An email address as [`name`] takes it, without the characters that are invisible in an
-/// address though a name may need them (variation selectors and tags, which emoji use):
-/// `bob\u{FE0F}@example.com` would show as bob@example.com, another account.
+/// address though a name may need them (joiners, direction marks, Mongolian variation
+/// selectors, and the variation selectors and tags emoji use): `bob\u{200D}@example.com`
+/// would show as bob@example.com, another account.
 pub fn address(
     field: &'static str,
     raw: &str,
     max_chars: usize,
 ) -> Result<String, ValidationError> {
     let address = name(field, raw, max_chars)?;
-    let emoji_parts = |c: char| matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}');
-    if address.chars().any(emoji_parts) {
+    let kept_in_names = |c: char| {
+        matches!(
+            c,
+            '\u{061C}'
+                | '\u{180B}'..='\u{180D}'
+                | '\u{180F}'
+                | '\u{200C}'..='\u{200F}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{E0000}'..='\u{E007F}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
+    };
+    if address.chars().any(kept_in_names) {
         return Err(invisible(field));
     }
     Ok(address)
@@ -93,8 +105,8 @@ pub fn sendable_event(name: &str) -> bool {
 }
 
 /// Characters that show as nothing and mean nothing in a name: the soft hyphen, the
-/// combining grapheme joiner, the Hangul and Khmer fillers, the Mongolian selectors, zero-width
-/// spaces and invisible operators, the blank braille pattern, the byte order mark, musical
+/// combining grapheme joiner, the Hangul and Khmer fillers, the Mongolian vowel separator,
+/// zero-width spaces and invisible operators, the blank braille pattern, the byte order mark, musical
 /// formatting (found by the team probe: `bob\u{034F}@example.com` was a second "bob").
 fn is_invisible(c: char) -> bool {
     matches!(
@@ -105,7 +117,7 @@ fn is_invisible(c: char) -> bool {
             | '\u{1160}'
             | '\u{17B4}'
             | '\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
+            | '\u{180E}'
             | '\u{200B}'
             | '\u{2060}'..='\u{2064}'
             | '\u{2800}'
@@ -157,7 +169,17 @@ mod tests {
         ] {
             assert!(name("name", hidden, 100).is_err(), "{hidden:?}");
         }
-        assert!(address("email", "bob\u{fe0f}@example.com", 254).is_err());
+        // Mongolian spelling needs its variation selectors.
+        assert!(name("name", "\u{182e}\u{1823}\u{180b}\u{1829}", 100).is_ok());
+        for hidden in [
+            "\u{fe0f}", "\u{200d}", "\u{200c}", "\u{200e}", "\u{200f}", "\u{61c}", "\u{180b}",
+        ] {
+            let address = format!("bob{hidden}@example.com");
+            assert!(
+                self::address("email", &address, 254).is_err(),
+                "{address:?}"
+            );
+        }
         assert!(address("email", "bob@example.com", 254).is_ok());
     }
 }

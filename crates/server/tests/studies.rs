@@ -2628,9 +2628,30 @@ async fn a_project_holds_at_most_a_thousand_live_studies() {
         .contains("archive the studies"));
     let (status, _) = json_of(app.post_json("/api/v1/studies", &other, new(0)).await).await;
     assert_eq!(status, 201);
+    // A study made archived takes no place.
+    let archived =
+        json!({"name": "Old", "interview_url": "https://r.example.com/i/1", "status": "archived"});
+    let (status, body) = json_of(app.post_json("/api/v1/studies", &key, archived).await).await;
+    assert_eq!(status, 201, "{body}");
+    let old = body["id"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/studies/{}", first.unwrap());
     let (status, body) = patch(&app, &path, &key, json!({"status": "archived"})).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = json_of(app.post_json("/api/v1/studies", &key, new(1000)).await).await;
     assert_eq!(status, 201, "{body}");
+    // Nor does bringing one back from the archive pass the bound (found by the diff review).
+    let (status, body) = patch(&app, &path, &key, json!({"status": "active"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("study_limit_reached")),
+        "{body}"
+    );
+    let (status, _) = patch(
+        &app,
+        &format!("/api/v1/studies/{old}"),
+        &key,
+        json!({"status": "paused"}),
+    )
+    .await;
+    assert_eq!(status, 422);
 }

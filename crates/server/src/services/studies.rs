@@ -73,22 +73,35 @@ pub async fn create_study_answered(
     Ok(answer)
 }
 
+/// Refused when the project has [`MAX_LIVE_STUDIES`] studies that are not archived: a bound as
+/// on rules (a hostile owner's studies are rows every list and page of the project reads).
+/// Checked before a study is created or brought back from the archive: requests at once may
+/// pass it by a few.
+async fn room_for_a_live_study(
+    state: &AppState,
+    project: &ProjectId,
+    then: &str,
+) -> Result<(), ServiceError> {
+    if state.store.live_study_count(project).await? >= MAX_LIVE_STUDIES {
+        return Err(ServiceError::Refused {
+            code: "study_limit_reached",
+            message: format!(
+                "This project has {MAX_LIVE_STUDIES} studies that are not archived, the most it \
+                 may have: archive the studies it no longer runs, then {then}."
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A new study of `project` from `new`, validated.
 async fn new_study(
     state: &AppState,
     project: &ProjectId,
     new: NewStudy,
 ) -> Result<Study, ServiceError> {
-    // A bound as on rules (a hostile owner's studies are rows every list and page of the
-    // project reads). Checked as each is created: studies created at once may pass it by a few.
-    if state.store.live_study_count(project).await? >= MAX_LIVE_STUDIES {
-        return Err(ServiceError::Refused {
-            code: "study_limit_reached",
-            message: format!(
-                "This project has {MAX_LIVE_STUDIES} studies that are not archived, the most it \
-                 may have: archive the studies it no longer runs, then create this one."
-            ),
-        });
+    if new.status != Some(StudyStatus::Archived) {
+        room_for_a_live_study(state, project, "create this one").await?;
     }
     let now = uj_domain::now();
     let study = Study {
@@ -154,6 +167,9 @@ pub async fn update_study(
         }
         study.updated_at = next_version(read_at);
         study.validate_change_from(&before)?;
+        if before.status == StudyStatus::Archived && study.status != StudyStatus::Archived {
+            room_for_a_live_study(state, project, "bring this one back").await?;
+        }
         if state.store.update_study(&study, read_at).await? {
             state.snapshots.forget(project);
             return Ok(study);
