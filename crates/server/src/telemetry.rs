@@ -33,20 +33,21 @@ pub fn init(format: LogFormat) {
 }
 
 /// An error and its causes on one line, as `{:#}` writes them, without a cause whose text
-/// the line already holds: sqlx's errors quote their source, so a PostgreSQL error came out
+/// the one before ends with: sqlx's errors quote their source, so a PostgreSQL error came out
 /// twice (`relation "x" does not exist: relation "x" does not exist`; found by the
 /// observability probe).
 pub fn causes(error: &anyhow::Error) -> String {
     let mut line = String::new();
+    let mut before = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
-            continue;
+        if !text.is_empty() && !before.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
         }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
+        before = text;
     }
     line
 }
@@ -72,5 +73,10 @@ mod tests {
         );
         let plain = anyhow::anyhow!("no answer").context("the database is unavailable");
         assert_eq!(causes(&plain), "the database is unavailable: no answer");
+        // A cause said earlier in the line, not just before, is said again.
+        let again = anyhow::anyhow!("timed out")
+            .context("no answer")
+            .context("timed out waiting");
+        assert_eq!(causes(&again), "timed out waiting: no answer: timed out");
     }
 }

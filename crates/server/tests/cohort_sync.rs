@@ -1426,10 +1426,10 @@ async fn a_delivery_whose_body_stalls_is_answered_503_for_mixpanel_to_retry() {
 }
 
 /// One project's deliveries received at once are capped (at 8): a sender flooding its webhook is
-/// answered 429 (which Mixpanel retries) instead of holding the database writer for every
+/// answered 503 (which Mixpanel retries) instead of queueing for the database writer of every
 /// other project; the deliveries in flight are applied, and their places free again.
 #[tokio::test]
-async fn a_project_flooding_its_webhook_is_answered_429_past_eight_deliveries_at_once() {
+async fn a_project_flooding_its_webhook_is_answered_503_past_eight_deliveries_at_once() {
     use base64::Engine;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let synced = Synced::start(0).await;
@@ -1471,7 +1471,7 @@ async fn a_project_flooding_its_webhook_is_answered_429_past_eight_deliveries_at
     let mut refused = None;
     for _ in 0..100 {
         let answer = send().await.unwrap();
-        if answer.status().as_u16() == 429 {
+        if answer.status().as_u16() == 503 {
             refused = Some(answer);
             break;
         }
@@ -1480,7 +1480,7 @@ async fn a_project_flooding_its_webhook_is_answered_429_past_eight_deliveries_at
     }
     let refused = refused.expect("one delivery more than the places is refused");
     assert_eq!(refused.headers()["retry-after"], "5");
-    let reply = refused_with(refused, 429).await;
+    let reply = refused_with(refused, 503).await;
     assert_eq!(reply["action"], "add_members", "{reply}");
     assert!(
         reply["error"]["message"]

@@ -36,12 +36,8 @@ pub enum Api {
 impl Api {
     pub fn of(path: &str) -> Self {
         // `//sdk/…` is answered by its API, as `/sdk/…` is (an app's base URL ending in a
-        // slash), and counted so too: the path from its last leading slash.
-        let rest = path.trim_start_matches('/');
-        let api_path = match path.len() - rest.len() {
-            0 => path,
-            slashes => &path[slashes - 1..],
-        };
+        // slash), and counted so too. (`//i/…` is the dashboard's unknown page.)
+        let (_, api_path) = super::without_extra_slashes(path);
         let under = |root: &str| {
             api_path
                 .strip_prefix(root)

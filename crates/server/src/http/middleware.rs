@@ -126,8 +126,7 @@ fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
         "/api/v1/invites/",
     ];
     // `//i/{code}` too (a base URL ending in a slash): matched after the extra slashes.
-    let slashes = path.len() - path.trim_start_matches('/').len();
-    let (extra, from) = path.split_at(slashes.saturating_sub(1));
+    let (extra, from) = super::without_extra_slashes(path);
     for prefix in SECRET_SEGMENT_AFTER {
         if let Some(rest) = from.strip_prefix(prefix) {
             if rest.is_empty() {

@@ -182,6 +182,13 @@ async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Nex
     }
 }
 
+/// `path` split after its extra leading slashes (`//sdk/x` is `/` and `/sdk/x`): a base URL
+/// ending in a slash joined to a path beginning with one.
+pub(crate) fn without_extra_slashes(path: &str) -> (&str, &str) {
+    let slashes = path.len() - path.trim_start_matches('/').len();
+    path.split_at(slashes.saturating_sub(1))
+}
+
 fn is_api_path(path: &str) -> bool {
     ["/api", "/sdk", "/webhooks"].iter().any(|root| {
         path.strip_prefix(root)
@@ -228,7 +235,7 @@ async fn method_not_allowed(response: Response) -> Response {
 async fn not_found(uri: Uri) -> Response {
     // A base URL ending in a slash joined to a path beginning with one: still an API's.
     let doubled = uri.path().starts_with("//");
-    if doubled && is_api_path(&format!("/{}", uri.path().trim_start_matches('/'))) {
+    if doubled && is_api_path(without_extra_slashes(uri.path()).1) {
         let message = "No such endpoint: the address begins with two slashes; check the base URL.";
         ApiError::not_found("route", message).into_response()
     } else if is_api_path(uri.path()) {

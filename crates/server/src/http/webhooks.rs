@@ -183,7 +183,8 @@ fn action_of(body: &[u8]) -> Value {
 
 pub(super) fn failure(status: u16, action: Value, message: &str) -> Response {
     // Why, for the operator (the customer reads it in Mixpanel and the sync history): the
-    // request's own line says only its status. Our text, never the sender's.
+    // request's own line says only its status. Our text, quoting of the sender's at most an
+    // action or a coding, escaped (`{:?}`).
     match status {
         500.. => tracing::warn!(status, reason = message, "cohort sync delivery refused"),
         _ => tracing::info!(status, reason = message, "cohort sync delivery refused"),
@@ -202,8 +203,8 @@ pub(super) fn failure(status: u16, action: Value, message: &str) -> Response {
             HeaderValue::from_static(r#"Basic realm="userjourneys cohort sync""#),
         );
     }
-    if code == StatusCode::SERVICE_UNAVAILABLE || code == StatusCode::TOO_MANY_REQUESTS {
-        // As every 503 and 429 of the APIs: when to try again (Mixpanel keeps its own backoff).
+    if code == StatusCode::SERVICE_UNAVAILABLE {
+        // As every 503 of the APIs: when to try again (Mixpanel keeps its own backoff).
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));
@@ -232,7 +233,8 @@ async fn receive(
     };
     // Held until the delivery is applied, even when the sender stops waiting for it.
     let Some(slot) = state.deliveries_in_flight.take(&project) else {
-        let refusal = cohort_sync::Refusal::unread(429, cohort_sync::TOO_MANY_AT_ONCE, &project);
+        // Overloaded on our side: a 503 (SPEC §4), which Mixpanel retries as it does a 429.
+        let refusal = cohort_sync::Refusal::unread(503, cohort_sync::TOO_MANY_AT_ONCE, &project);
         return refuse_unread(&state, &refusal, &headers, body).await;
     };
     let too_large = format!("The delivery is larger than the {} MiB UserJourneys accepts; export fewer user properties with the cohort.", MAX_DELIVERY_BODY / 1024 / 1024);

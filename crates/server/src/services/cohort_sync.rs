@@ -170,9 +170,9 @@ impl Refusal {
 /// How many deliveries of one project a process receives at once. Mixpanel sends a
 /// destination's deliveries one after the other; a customer with several destinations on the
 /// same webhook, or a retry arriving while the delivery it repeats is still being applied,
-/// takes a few more (a probe's five destinations at once met 429s at a cap of 4, retried).
+/// takes a few more (a probe's five destinations at once were refused at a cap of 4, retried).
 /// Beyond that a sender is flooding, and queueing for the database writer every project
-/// shares: it is answered 429, which Mixpanel retries.
+/// shares: it is answered 503 (overloaded, SPEC §4), which Mixpanel retries.
 pub const DELIVERIES_AT_ONCE: usize = 8;
 
 /// The message of a delivery refused for [`DELIVERIES_AT_ONCE`].
