@@ -2434,3 +2434,90 @@ async fn a_wrong_method_on_the_webhook_answers_in_mixpanels_format() {
     assert_eq!(visited.headers()["allow"], "POST");
     refused_with(visited, 405).await;
 }
+
+/// An audience is deleted with its members and sync history (a cohort no longer synced left
+/// its members' data for good), over REST and from its dashboard page (owners only, asked
+/// first); refused while a rule that is not archived targets it, and never another project's.
+/// A cohort Mixpanel still syncs comes back as a new audience.
+#[tokio::test]
+async fn an_audience_is_deleted_with_its_members_and_history_once_no_live_rule_targets_it() {
+    let synced = Synced::start(0).await;
+    let app = &synced.app;
+    assert_eq!(
+        synced.deliver(page("s1", 1, 1, &["a", "b", "c"])).await.0,
+        200
+    );
+    let audience = synced.audience().await["id"].as_str().unwrap().to_owned();
+    let study = app
+        .create_study(&synced.key, "https://r.example.com/i/1")
+        .await;
+    let rules = format!(
+        "/api/v1/studies/{}/launch-rules",
+        study["id"].as_str().unwrap()
+    );
+    let rule = json!({"name": "Trial", "status": "active", "surface": "sdk_prompt",
+        "trigger": {"type": "audience", "audience_id": audience}});
+    let rule: Value = app
+        .post_json(&rules, &synced.key, rule)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/api/v1/audiences/{audience}");
+
+    let other = app.bootstrap("bob@example.com", "Blog").secret_key;
+    assert_eq!(app.delete(&path, &other).await.status().as_u16(), 404);
+    let refused = app.delete(&path, &synced.key).await;
+    assert_eq!(refused.status().as_u16(), 409);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "audience_in_use", "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("archive it"));
+    let archive = format!(
+        "/api/v1/launch-rules/{}/archive",
+        rule["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        app.post_json(&archive, &synced.key, json!({}))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    // From the dashboard: asked first, then deleted.
+    let (browser, project) = synced.signed_in().await;
+    let page_path = format!("{project}/audiences/{audience}");
+    let (_, html) = app.page(&browser, &page_path).await;
+    assert!(
+        html.contains(r#"id="delete-audience""#),
+        "owners may delete"
+    );
+    let delete = format!("{page_path}/delete");
+    let asked = app.submit(&browser, &page_path, &delete, &[]).await;
+    assert_eq!(asked.status().as_u16(), 200);
+    assert!(asked.text().await.unwrap().contains("3 members"));
+    let done = app
+        .submit(&browser, &page_path, &delete, &[("confirmed", "yes")])
+        .await;
+    assert_eq!(done.status().as_u16(), 303);
+    assert_eq!(app.get(&path, &synced.key).await.status().as_u16(), 404);
+    assert_eq!(app.delete(&path, &synced.key).await.status().as_u16(), 404);
+    for table in ["audience_members", "sync_ledger"] {
+        let left = app
+            .count_sql(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE audience_id = '{audience}'"
+            ))
+            .await;
+        assert_eq!(left, 0, "{table}");
+    }
+    // The archived rule's page still opens; the cohort synced again is a new audience.
+    let rule_page = format!("{project}/rules/{}", rule["id"].as_str().unwrap());
+    assert_eq!(app.page(&browser, &rule_page).await.0, 200);
+    assert_eq!(synced.deliver(page("s2", 1, 1, &["d"])).await.0, 200);
+    let again = synced.audience().await;
+    assert_ne!(again["id"], audience.as_str());
+    assert_eq!(again["member_count"], 1);
+}

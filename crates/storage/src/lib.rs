@@ -32,9 +32,10 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
-    AppEventCount, CohortSyncStore, Exclusive, InviteStore, LiveStarts, MixpanelStore, NewAccount,
-    NewInvitation, Page, PageRequest, RuleStats, Store, StudyStore, SyncCohort, SyncPage,
-    UserHistory, WebhookReceiver, MAX_APP_EVENT_NAMES, MAX_SESSIONS_PER_ACCOUNT,
+    AppEventCount, AudienceDeletion, CohortSyncStore, Exclusive, InviteStore, LiveStarts,
+    MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, RuleStats, Store, StudyStore,
+    SyncCohort, SyncPage, UserHistory, WebhookReceiver, MAX_APP_EVENT_NAMES,
+    MAX_SESSIONS_PER_ACCOUNT,
 };
 
 /// Which database a `DATABASE_URL` selects.

@@ -1310,6 +1310,47 @@ macro_rules! impl_cohort_sync_store {
                 Ok(pages)
             }
 
+            async fn delete_audience(
+                &self,
+                project: &ProjectId,
+                audience: &AudienceId,
+            ) -> Result<$crate::AudienceDeletion, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                // Under the audience's lock, as a delivery takes it: one in flight finishes
+                // first (and a later one makes the audience anew).
+                let exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM audiences WHERE id = $1 AND project_id = $2)",
+                )
+                .bind(audience.as_str())
+                .bind(project.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                if !exists {
+                    return Ok($crate::AudienceDeletion::NotFound);
+                }
+                lock_audience(&mut tx, audience, crate::time::now()).await?;
+                let targeting: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM launch_rules
+                     WHERE project_id = $1 AND trigger_type = 'audience' AND trigger_value = $2
+                       AND status <> 'archived'",
+                )
+                .bind(project.as_str())
+                .bind(audience.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                if targeting > 0 {
+                    return Ok($crate::AudienceDeletion::InUse(targeting));
+                }
+                // Its members, staging and history go with it (ON DELETE CASCADE).
+                sqlx::query("DELETE FROM audiences WHERE id = $1 AND project_id = $2")
+                    .bind(audience.as_str())
+                    .bind(project.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok($crate::AudienceDeletion::Deleted)
+            }
+
             async fn delete_old_ledger_entries(&self, before: DateTime<Utc>) -> Result<u64, $crate::StoreError> {
                 let mut removed = 0;
                 // In batches, each its own statement: deliveries wait for one batch at most.

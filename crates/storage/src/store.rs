@@ -490,6 +490,13 @@ pub trait CohortSyncStore: Send + Sync {
     async fn delete_stale_staging(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Deletes ledger entries received before `before` (in batches); returns how many.
     async fn delete_old_ledger_entries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Deletes the project's audience with its members, unfinished full syncs and sync
+    /// history, in one transaction, unless a rule that is not archived targets it.
+    async fn delete_audience(
+        &self,
+        project: &ProjectId,
+        audience: &AudienceId,
+    ) -> Result<AudienceDeletion, StoreError>;
 
     /// Current members (with `include_exited`, past ones too), ordered by provider member id
     /// (the page cursor).
@@ -536,6 +543,16 @@ pub trait CohortSyncStore: Send + Sync {
         audience: Option<&AudienceId>,
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, StoreError>;
+}
+
+/// What [`CohortSyncStore::delete_audience`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudienceDeletion {
+    Deleted,
+    /// The project has no such audience.
+    NotFound,
+    /// Kept: this many rules that are not archived target it.
+    InUse(i64),
 }
 
 /// A webhook's configuration and what its deliveries are checked against.

@@ -127,6 +127,7 @@ conformance!(
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
     the_ledger_lists_deliveries_newest_first,
     old_ledger_entries_are_deleted,
+    an_audience_is_deleted_whole_unless_a_live_rule_targets_it,
     a_database_without_this_servers_schema_is_not_ready,
     the_trait_allowlist_round_trips,
     traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_project,
@@ -2978,6 +2979,55 @@ async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &Tes
         .unwrap()
         .items
         .is_empty());
+}
+
+async fn an_audience_is_deleted_whole_unless_a_live_rule_targets_it(
+    store: Arc<dyn Store>,
+    db: &TestDatabase,
+) {
+    use uj_storage::AudienceDeletion;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let audience = audience_a(&store, &shop, now).await;
+    store
+        .add_audience_members(&audience, &members(&["a", "b"]), now)
+        .await
+        .unwrap();
+    let (_, event_rule) = study_with_event_rule(&store, &shop, now).await;
+    let rule = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        trigger: uj_domain::pacing::Trigger::Audience(audience.to_string()),
+        ..event_rule
+    };
+    store.create_launch_rule(&rule, None).await.unwrap();
+    let delete = |project: ProjectId| {
+        let (store, audience) = (store.clone(), audience.clone());
+        async move { store.delete_audience(&project, &audience).await.unwrap() }
+    };
+    assert_eq!(delete(blog.clone()).await, AudienceDeletion::NotFound);
+    assert_eq!(delete(shop.clone()).await, AudienceDeletion::InUse(1));
+    let archived = uj_domain::studies::LaunchRule {
+        status: uj_domain::pacing::RuleStatus::Archived,
+        updated_at: now + Duration::seconds(1),
+        ..rule.clone()
+    };
+    assert!(store
+        .update_launch_rule(&archived, rule.updated_at)
+        .await
+        .unwrap());
+    assert_eq!(delete(shop.clone()).await, AudienceDeletion::Deleted);
+    assert!(store.audience(&shop, &audience).await.unwrap().is_none());
+    assert_eq!(delete(shop.clone()).await, AudienceDeletion::NotFound);
+    let rows = format!("SELECT COUNT(*) FROM audience_members WHERE audience_id = '{audience}'");
+    let left: i64 = if db.url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(&rows).fetch_one(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(&rows).fetch_one(&pool).await.unwrap()
+    };
+    assert_eq!(left, 0);
 }
 
 async fn old_ledger_entries_are_deleted(store: Arc<dyn Store>, _: &TestDatabase) {

@@ -1,4 +1,5 @@
-//! How an audience's sync is doing, as both the REST API and the dashboard report it.
+//! How an audience's sync is doing, as both the REST API and the dashboard report it, and
+//! deleting one.
 
 use chrono::{DateTime, Duration, Utc};
 use uj_domain::audiences::{Audience, LedgerEntry, LedgerOutcome};
@@ -6,6 +7,29 @@ use uj_storage::PageRequest;
 
 use super::ServiceError;
 use crate::state::AppState;
+
+/// Deletes the project's audience `id` with its members, unfinished full syncs and sync
+/// history: a cohort no longer synced leaves its members' data behind otherwise. Refused while
+/// rules that are not archived target it (they would go on inviting no one, silently).
+pub async fn delete(
+    state: &AppState,
+    project: &uj_domain::ids::ProjectId,
+    id: &str,
+) -> Result<(), ServiceError> {
+    use uj_storage::AudienceDeletion;
+    let audience = uj_domain::ids::AudienceId::from_string(id.to_owned());
+    match state.store.delete_audience(project, &audience).await? {
+        AudienceDeletion::Deleted => Ok(()),
+        AudienceDeletion::NotFound => Err(ServiceError::NotFound("audience")),
+        AudienceDeletion::InUse(rules) => Err(ServiceError::Conflict {
+            code: "audience_in_use",
+            message: match rules {
+                1 => "A rule that is not archived targets this audience: archive it, then delete the audience.".into(),
+                n => format!("{n} rules that are not archived target this audience: archive them, then delete the audience."),
+            },
+        }),
+    }
+}
 
 /// Mixpanel resends a full snapshot only after three days of failures; warn well before.
 pub const STALE_AFTER: Duration = Duration::hours(24);

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
-        .routes(routes!(show))
+        .routes(routes!(show, delete))
         .routes(routes!(members))
         .routes(routes!(syncs))
         .routes(routes!(all_syncs))
@@ -133,6 +133,25 @@ async fn show(
     Ok(Json(
         describe(&state, audience, connected.as_deref()).await?,
     ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/audiences/{id}",
+    operation_id = "delete_audience",
+    tag = "Audiences",
+    summary = "Delete an audience with its members and sync history",
+    description = "Refused (409 `audience_in_use`) while rules that are not archived target it. A cohort Mixpanel still syncs comes back as a new audience at its next delivery: remove the sync in Mixpanel first.",
+    params(("id" = String, Path, description = "The audience id")),
+    responses((status = 204, description = "Deleted"))
+)]
+async fn delete(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    audiences::delete(&state, &auth.project.id, &id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -5,16 +5,17 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use uj_domain::audiences::{Audience, AudienceMember, LedgerEntry, LedgerOutcome};
 use uj_domain::ids::AudienceId;
 use uj_storage::PageRequest;
 
-use super::pages::{render, when, ListAfter, Nav, PageError};
+use super::pages::{render, when, ConfirmForm, ConfirmPage, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
-use super::session::{CsrfToken, CurrentUser};
+use super::session::{CsrfToken, CurrentUser, VerifiedForm};
+use crate::services::ServiceError;
 use crate::services::{audiences, settings};
 use crate::state::AppState;
 
@@ -31,6 +32,53 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/p/{project_id}/audiences", get(list))
         .route("/p/{project_id}/audiences/{audience_id}", get(show))
+        .route(
+            "/p/{project_id}/audiences/{audience_id}/delete",
+            post(delete),
+        )
+}
+
+/// An owner deletes an audience with its members and sync history, asked first; refused
+/// while rules that are not archived target it.
+async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, audience_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<ConfirmForm>,
+) -> Result<Response, PageError> {
+    let context =
+        ProjectContext::load_as_owner(&state, &user, &project_id, "delete audiences").await?;
+    let project = &context.current.project.id;
+    let audience = state
+        .store
+        .audience(project, &AudienceId::from_string(audience_id.clone()))
+        .await?
+        .ok_or(PageError::NotFound)?;
+    if !form.confirmed() {
+        return Ok(render(&ConfirmPage {
+            title: "Delete this audience?",
+            nav: context.nav(),
+            csrf_token: csrf.0,
+            message: format!(
+                "“{}” and its {} members, current and past, and its sync history are deleted for \
+                 good. If Mixpanel still syncs the cohort, remove that sync in Mixpanel first, \
+                 or its next delivery makes the audience anew.",
+                audience.name, audience.member_count
+            ),
+            action: format!("/p/{project_id}/audiences/{audience_id}/delete"),
+            button: "Delete audience",
+            back: format!("/p/{project_id}/audiences/{audience_id}"),
+        }));
+    }
+    match audiences::delete(&state, project, &audience_id).await {
+        Ok(()) => {}
+        // Said on a page of its own: the rules to archive first.
+        Err(ServiceError::Conflict { message, .. }) => return Err(PageError::BadRequest(message)),
+        Err(other) => return Err(other.into()),
+    }
+    let listed = axum::response::Redirect::to(&format!("/p/{project_id}/audiences"));
+    Ok(axum::response::IntoResponse::into_response(listed))
 }
 
 struct AudienceRow {
@@ -225,6 +273,8 @@ fn chart(history: &[LedgerEntry], current: i64) -> Chart {
 struct AudiencePage {
     title: String,
     nav: Option<Nav>,
+    /// Owners may delete the audience.
+    is_owner: bool,
     csrf_token: String,
     project_id: String,
     a: AudienceRow,
@@ -312,6 +362,7 @@ async fn show(
     Ok(render(&AudiencePage {
         title: a.name.clone(),
         nav: context.nav(),
+        is_owner: context.current.role == uj_domain::accounts::Role::Owner,
         csrf_token: csrf.0,
         project_id: context.project_id(),
         a,
