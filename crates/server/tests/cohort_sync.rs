@@ -2502,7 +2502,7 @@ async fn an_audience_is_deleted_with_its_members_and_history_once_no_live_rule_t
     let delete = format!("{page_path}/delete");
     let asked = app.submit(&browser, &page_path, &delete, &[]).await;
     assert_eq!(asked.status().as_u16(), 200);
-    assert!(asked.text().await.unwrap().contains("3 members"));
+    assert!(asked.text().await.unwrap().contains("3 current members"));
     let done = app
         .submit(&browser, &page_path, &delete, &[("confirmed", "yes")])
         .await;

@@ -78,6 +78,8 @@ pub async fn copy_sqlite_to_postgres(
         copied.insert(table, rows);
     }
     tx.commit().await?;
+    // Statistics for the planner at once (autovacuum would gather them later).
+    sqlx::query("ANALYZE").execute(target).await?;
     Ok(copied)
 }
 

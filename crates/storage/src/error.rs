@@ -35,6 +35,9 @@ pub enum StoreError {
     /// this one's.
     #[error("the cohort's audience belongs to Mixpanel project {0}")]
     CohortOfAnotherProject(String),
+    /// What a write names was deleted meanwhile (named): a rule's audience.
+    #[error("the {0} no longer exists")]
+    Gone(&'static str),
     /// A page of a full-sync run replaced before it was complete, with nothing applied
     /// since: acknowledged, Mixpanel would go on from a membership never applied.
     #[error("the page's run was replaced before it was complete")]

@@ -1291,8 +1291,17 @@ macro_rules! impl_cohort_sync_store {
                     let mut tx = self.begin().await?;
                     // Under the audience's lock, as a page takes it, and looked at again: a
                     // page of the session that arrived meanwhile keeps it. (Discarded under
-                    // such a page, the session left the members it wrote in place.)
-                    lock_audience(&mut tx, &audience, before).await?;
+                    // such a page, the session left the members it wrote in place.) An
+                    // audience deleted meanwhile took its staging with it.
+                    let there: Option<String> = sqlx::query_scalar(
+                        "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING id",
+                    )
+                    .bind(audience.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if there.is_none() {
+                        continue;
+                    }
                     let still_stale: bool = sqlx::query_scalar(
                         "SELECT COALESCE(MAX(received_at) < $3, FALSE) FROM sync_staging
                          WHERE audience_id = $1 AND session_id = $2",
@@ -1316,19 +1325,20 @@ macro_rules! impl_cohort_sync_store {
                 audience: &AudienceId,
             ) -> Result<$crate::AudienceDeletion, $crate::StoreError> {
                 let mut tx = self.begin().await?;
-                // Under the audience's lock, as a delivery takes it: one in flight finishes
-                // first (and a later one makes the audience anew).
-                let exists: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM audiences WHERE id = $1 AND project_id = $2)",
+                // Under the audience's lock, as a delivery and a new rule on it take it: one
+                // in flight finishes first (a later delivery makes the audience anew; a later
+                // rule finds it gone).
+                let there: Option<String> = sqlx::query_scalar(
+                    "UPDATE audiences SET member_count = member_count
+                     WHERE id = $1 AND project_id = $2 RETURNING id",
                 )
                 .bind(audience.as_str())
                 .bind(project.as_str())
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                if !exists {
+                if there.is_none() {
                     return Ok($crate::AudienceDeletion::NotFound);
                 }
-                lock_audience(&mut tx, audience, crate::time::now()).await?;
                 let targeting: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM launch_rules
                      WHERE project_id = $1 AND trigger_type = 'audience' AND trigger_value = $2
@@ -1442,11 +1452,19 @@ macro_rules! impl_cohort_sync_store {
                     }
                     _ => None,
                 };
+                let looked_up = audience.is_some();
                 let entry = uj_domain::audiences::LedgerEntry {
                     audience_id: audience.map(AudienceId::from_string).or_else(|| e.audience_id.clone()),
                     ..e.clone()
                 };
-                insert_ledger(self.writer(), project, &entry, None).await
+                match insert_ledger(self.writer(), project, &entry, None).await {
+                    // The audience was deleted since it was looked up: the webhook's entry.
+                    Err($crate::StoreError::Database(_)) if looked_up => {
+                        let entry = uj_domain::audiences::LedgerEntry { audience_id: None, ..entry };
+                        insert_ledger(self.writer(), project, &entry, None).await
+                    }
+                    written => written,
+                }
             }
 
             async fn sync_ledger(

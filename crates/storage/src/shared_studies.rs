@@ -122,6 +122,21 @@ macro_rules! impl_study_store {
                 if !record_once(&mut tx, once).await? {
                     return Ok(false);
                 }
+                // Its audience held (as a delete holds it) and still there: a delete of it
+                // that came first is seen, and one that comes later sees this rule.
+                if trigger_type == "audience" {
+                    let there: Option<String> = sqlx::query_scalar(
+                        "UPDATE audiences SET member_count = member_count
+                         WHERE id = $1 AND project_id = $2 RETURNING id",
+                    )
+                    .bind(trigger_value)
+                    .bind(r.project_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if there.is_none() {
+                        return Err($crate::StoreError::Gone("audience"));
+                    }
+                }
                 sqlx::query(
                     "INSERT INTO launch_rules (id, project_id, study_id, name, status, trigger_type, trigger_value,
                         surface, prompt_title, prompt_message, prompt_start_label, prompt_dismiss_label, priority,

@@ -2994,6 +2994,8 @@ async fn an_audience_is_deleted_whole_unless_a_live_rule_targets_it(
         .add_audience_members(&audience, &members(&["a", "b"]), now)
         .await
         .unwrap();
+    // An unfinished full sync staged, and its page in the history.
+    receive(&store, &shop, &audience, "s1", 1, 2, &members(&["c"]), now).await;
     let (_, event_rule) = study_with_event_rule(&store, &shop, now).await;
     let rule = uj_domain::studies::LaunchRule {
         id: uj_domain::ids::LaunchRuleId::generate(),
@@ -3019,15 +3021,32 @@ async fn an_audience_is_deleted_whole_unless_a_live_rule_targets_it(
     assert_eq!(delete(shop.clone()).await, AudienceDeletion::Deleted);
     assert!(store.audience(&shop, &audience).await.unwrap().is_none());
     assert_eq!(delete(shop.clone()).await, AudienceDeletion::NotFound);
-    let rows = format!("SELECT COUNT(*) FROM audience_members WHERE audience_id = '{audience}'");
-    let left: i64 = if db.url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        sqlx::query_scalar(&rows).fetch_one(&pool).await.unwrap()
-    } else {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        sqlx::query_scalar(&rows).fetch_one(&pool).await.unwrap()
+    for table in [
+        "audience_members",
+        "sync_staging",
+        "sync_staged_members",
+        "sync_ledger",
+    ] {
+        let rows = format!("SELECT COUNT(*) FROM {table} WHERE audience_id = '{audience}'");
+        let left: i64 = if db.url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(&rows).fetch_one(&pool).await.unwrap()
+        } else {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(&rows).fetch_one(&pool).await.unwrap()
+        };
+        assert_eq!(left, 0, "{table}");
+    }
+    // A rule made on it now finds it gone (it was checked before the delete).
+    let late = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        ..rule
     };
-    assert_eq!(left, 0);
+    let refused = store.create_launch_rule(&late, None).await.unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Gone("audience")),
+        "{refused:?}"
+    );
 }
 
 async fn old_ledger_entries_are_deleted(store: Arc<dyn Store>, _: &TestDatabase) {

@@ -74,16 +74,17 @@ impl FromRequestParts<AppState> for SecretKeyAuth {
         let key = api_keys::authenticate_secret_key(state.store.as_ref(), &token)
             .await?
             .ok_or_else(invalid_key)?;
+        // Per project, not per key: a project may make any number of keys. Before the
+        // project is read: a request past the budget costs no more than its key's check.
+        state
+            .api_limiter
+            .check(key.project_id.as_str())
+            .map_err(|wait| ApiError::rate_limited(wait, "this project (whichever of its keys)"))?;
         let project = state
             .store
             .project(&key.project_id)
             .await?
             .ok_or_else(invalid_key)?;
-        // Per project, not per key: a project may make any number of keys.
-        state
-            .api_limiter
-            .check(project.id.as_str())
-            .map_err(ApiError::rate_limited)?;
         Ok(Self { project })
     }
 }

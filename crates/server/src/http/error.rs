@@ -35,8 +35,9 @@ impl ApiError {
         }
     }
 
-    /// A budget spent (`RateLimiter`): `429 rate_limited`, with when to retry.
-    pub fn rate_limited(wait: std::time::Duration) -> Self {
+    /// A budget spent (`RateLimiter`) by `whose` requests: `429 rate_limited`, with when to
+    /// retry.
+    pub fn rate_limited(wait: std::time::Duration, whose: &str) -> Self {
         // Whole seconds, rounded up: a client that waits that long gets through.
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Self {
@@ -44,7 +45,7 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                "Too many requests with this key; retry after the time in Retry-After.",
+                format!("Too many requests by {whose}; retry after the time in Retry-After."),
             )
         }
     }

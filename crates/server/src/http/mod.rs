@@ -72,7 +72,7 @@ async fn outermost(
         std::sync::LazyLock::new(sdk::cors);
     let path = request.uri().path();
     // `//sdk/…` too: its 404 reaches the web app that joined a base URL ending in a slash.
-    let cors = path.trim_start_matches('/').starts_with("sdk/");
+    let cors = without_extra_slashes(path).1.starts_with("/sdk/");
     let (api, cors) = (metrics::Api::of(path), cors);
     let started = std::time::Instant::now();
     let response = match cors {

@@ -369,7 +369,7 @@ pub async fn receive(
     match apply(state, &project, &delivery).await {
         Err(StoreError::CohortOfAnotherProject(owner)) => {
             let message = format!(
-                "Cohort {} of Mixpanel project {} has the id of a cohort of Mixpanel project {owner} synced before, whose audience this project keeps. Sync this cohort to another UserJourneys project.",
+                "Cohort {} of Mixpanel project {} has the id of a cohort of Mixpanel project {owner} synced before, whose audience this project keeps. Delete that audience in UserJourneys (archive its rules first), or sync this cohort to another UserJourneys project.",
                 delivery.mixpanel_cohort_id, delivery.mixpanel_project_id
             );
             // Not the old cohort's failure: kept out of its audience's history.

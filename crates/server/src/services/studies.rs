@@ -275,9 +275,24 @@ pub async fn create_rule(
     new: NewRule,
 ) -> Result<LaunchRule, ServiceError> {
     let rule = new_rule(state, project, study_id, new).await?;
-    state.store.create_launch_rule(&rule, None).await?;
+    state
+        .store
+        .create_launch_rule(&rule, None)
+        .await
+        .map_err(audience_gone)?;
     state.snapshots.forget(project);
     Ok(rule)
+}
+
+/// A rule's audience deleted between its check and the rule's write: as if it had been
+/// deleted before.
+fn audience_gone(error: uj_storage::StoreError) -> ServiceError {
+    match error {
+        uj_storage::StoreError::Gone("audience") => {
+            ValidationError::new("trigger.audience_id", "is not an audience of this project").into()
+        }
+        other => other.into(),
+    }
 }
 
 /// [`create_rule`] answered and keyed as [`create_study_answered`].
@@ -298,7 +313,8 @@ pub async fn create_rule_answered(
     let landed = state
         .store
         .create_launch_rule(&rule, record.as_ref())
-        .await?;
+        .await
+        .map_err(audience_gone)?;
     if let (false, Some(request)) = (landed, request) {
         return idempotency::replay_winner(state, project, request).await;
     }

@@ -61,8 +61,8 @@ async fn delete(
             nav: context.nav(),
             csrf_token: csrf.0,
             message: format!(
-                "“{}” and its {} members, current and past, and its sync history are deleted for \
-                 good. If Mixpanel still syncs the cohort, remove that sync in Mixpanel first, \
+                "“{}” with its {} current members, its past ones and its sync history is deleted \
+                 for good. If Mixpanel still syncs the cohort, remove that sync in Mixpanel first, \
                  or its next delivery makes the audience anew.",
                 audience.name, audience.member_count
             ),

@@ -65,7 +65,7 @@ pub async fn per_key(State(state): State<AppState>, request: Request, next: Next
         .and_then(crate::http::auth::bearer_token)
         .unwrap_or_default();
     if let Err(wait) = state.sdk_limiter.check_public_key(key) {
-        let mut response = ApiError::rate_limited(wait).into_response();
+        let mut response = ApiError::rate_limited(wait, "this key").into_response();
         // The body is read past first (up to the SDK's limit, within the deadline): a client
         // that sends it after its headers then reads this answer on a connection still
         // usable, instead of a reset.
