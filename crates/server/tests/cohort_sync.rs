@@ -717,13 +717,7 @@ async fn a_regenerated_secret_refuses_the_old_one_and_mixpanel_pauses() {
     assert_eq!(refused_entries().await.len(), 1);
     // Deliveries refused unread count among requests, not deliveries (the one written to
     // the history was counted as a rejected delivery; found by the docs probe).
-    let address = synced.app.metrics_address.as_deref().unwrap();
-    let metrics = reqwest::get(format!("{address}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = synced.app.metrics().await;
     assert!(!metrics.contains(r#"outcome="rejected""#), "{metrics}");
     // Disconnected, no secret is regenerated (nothing would accept it, and the page shows
     // none to copy): the current one stays.

@@ -436,17 +436,7 @@ async fn concurrent_loads_while_the_user_dismisses_issue_one_invite_within_the_c
 async fn metrics_count_deliveries_invites_and_starts_once_each() {
     let world = world(4, None, "in_app").await;
     let metrics = || async {
-        let address = world.app.metrics_address.as_deref().unwrap();
-        let text = world
-            .app
-            .client
-            .get(format!("{address}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = world.app.metrics().await;
         let mut counted: Vec<String> = text
             .lines()
             .filter(|l| l.starts_with("uj_") && !l.starts_with("uj_http"))

@@ -320,18 +320,7 @@ async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
     if !helpers::on_postgres() {
         assert_eq!(written, 3, "the second user's invite is written after all");
     }
-    let metrics = app
-        .client
-        .get(format!(
-            "{}/metrics",
-            app.metrics_address.as_deref().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let counted = format!("uj_invites_issued_total{{via=\"event\"}} {written}\n");
     assert!(metrics.contains(&counted), "{counted} in {metrics}");
 }

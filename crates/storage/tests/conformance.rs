@@ -3424,9 +3424,11 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
     // Pages of a study's rules, oldest first, one after the other.
     let mut ids = vec![rule.id.clone()];
     for n in 0..2 {
+        // With the stored trigger: a new rule's audience must exist.
         let more = LaunchRule {
             id: uj_domain::ids::LaunchRuleId::generate(),
             name: format!("More {n}"),
+            trigger: stored.trigger.clone(),
             ..rule.clone()
         };
         store.create_launch_rule(&more, None).await.unwrap();

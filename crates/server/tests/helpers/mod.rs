@@ -166,6 +166,13 @@ impl TestApp {
         command
     }
 
+    /// What the metrics listener serves (`metrics_bind` must be set).
+    pub async fn metrics(&self) -> String {
+        let address = self.metrics_address.as_deref().expect("metrics are served");
+        let answer = self.client.get(format!("{address}/metrics")).send().await;
+        answer.unwrap().text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
