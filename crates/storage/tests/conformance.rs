@@ -127,6 +127,7 @@ conformance!(
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
     the_ledger_lists_deliveries_newest_first,
     old_ledger_entries_are_deleted,
+    old_ledger_entries_are_deleted_past_one_batch,
     an_audience_is_deleted_whole_unless_a_live_rule_targets_it,
     a_database_without_this_servers_schema_is_not_ready,
     the_trait_allowlist_round_trips,
@@ -3103,6 +3104,42 @@ async fn old_ledger_entries_are_deleted(store: Arc<dyn Store>, _: &TestDatabase)
             .unwrap(),
         0
     );
+}
+
+/// Old entries past one batch (5,000 a statement) are all deleted, batch after batch.
+async fn old_ledger_entries_are_deleted_past_one_batch(store: Arc<dyn Store>, db: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let when = match db.url.starts_with("postgres") {
+        true => "CAST('2020-01-01T00:00:00Z' AS TIMESTAMPTZ)",
+        false => "'2020-01-01T00:00:00.000000Z'",
+    };
+    let fill = format!(
+        "INSERT INTO sync_ledger (id, project_id, action, members, added, removed, outcome, received_at)
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12001)
+         SELECT 'led_old_' || i, '{shop}', 'add_members', 1, 1, 0, 'applied', {when} FROM n"
+    );
+    let left = "SELECT COUNT(*) FROM sync_ledger";
+    let count: i64 = if db.url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query(&fill).execute(&pool).await.unwrap();
+        sqlx::query_scalar(left).fetch_one(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        sqlx::query(&fill).execute(&pool).await.unwrap();
+        sqlx::query_scalar(left).fetch_one(&pool).await.unwrap()
+    };
+    assert_eq!(count, 12_001);
+    let removed = store
+        .delete_old_ledger_entries(uj_now() - Duration::days(90))
+        .await
+        .unwrap();
+    assert_eq!(removed, 12_001);
+    assert!(store
+        .sync_ledger(&shop, None, &first_page(10))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
 }
 
 async fn the_trait_allowlist_round_trips(store: Arc<dyn Store>, _: &TestDatabase) {
