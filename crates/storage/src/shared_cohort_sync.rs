@@ -184,6 +184,12 @@ pub(crate) fn not_before(
     last.map_or(at, |last| at.max(last))
 }
 
+/// Holds audience `$1`'s row (a no-op write, as a delivery's writes take it) and names its
+/// project: no row when the audience is gone. A delete, a new rule on it and the staging sweep
+/// take it, so whichever comes second sees what the first did.
+pub(crate) const HOLD_AUDIENCE: &str =
+    "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING project_id";
+
 /// Ledger entries deleted per statement when old ones are removed.
 pub(crate) const LEDGER_DELETE_BATCH: i64 = 5000;
 
@@ -1293,12 +1299,11 @@ macro_rules! impl_cohort_sync_store {
                     // page of the session that arrived meanwhile keeps it. (Discarded under
                     // such a page, the session left the members it wrote in place.) An
                     // audience deleted meanwhile took its staging with it.
-                    let there: Option<String> = sqlx::query_scalar(
-                        "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING id",
-                    )
-                    .bind(audience.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    let there: Option<String> =
+                        sqlx::query_scalar(crate::shared_cohort_sync::HOLD_AUDIENCE)
+                            .bind(audience.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?;
                     if there.is_none() {
                         continue;
                     }
@@ -1328,15 +1333,11 @@ macro_rules! impl_cohort_sync_store {
                 // Under the audience's lock, as a delivery and a new rule on it take it: one
                 // in flight finishes first (a later delivery makes the audience anew; a later
                 // rule finds it gone).
-                let there: Option<String> = sqlx::query_scalar(
-                    "UPDATE audiences SET member_count = member_count
-                     WHERE id = $1 AND project_id = $2 RETURNING id",
-                )
-                .bind(audience.as_str())
-                .bind(project.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if there.is_none() {
+                let owner: Option<String> = sqlx::query_scalar(crate::shared_cohort_sync::HOLD_AUDIENCE)
+                    .bind(audience.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if owner.as_deref() != Some(project.as_str()) {
                     return Ok($crate::AudienceDeletion::NotFound);
                 }
                 let targeting: i64 = sqlx::query_scalar(

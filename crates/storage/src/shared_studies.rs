@@ -125,15 +125,11 @@ macro_rules! impl_study_store {
                 // Its audience held (as a delete holds it) and still there: a delete of it
                 // that came first is seen, and one that comes later sees this rule.
                 if trigger_type == "audience" {
-                    let there: Option<String> = sqlx::query_scalar(
-                        "UPDATE audiences SET member_count = member_count
-                         WHERE id = $1 AND project_id = $2 RETURNING id",
-                    )
-                    .bind(trigger_value)
-                    .bind(r.project_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if there.is_none() {
+                    let owner: Option<String> = sqlx::query_scalar(crate::shared_cohort_sync::HOLD_AUDIENCE)
+                        .bind(trigger_value)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if owner.as_deref() != Some(r.project_id.as_str()) {
                         return Err($crate::StoreError::Gone("audience"));
                     }
                 }
