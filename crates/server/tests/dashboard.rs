@@ -642,6 +642,33 @@ async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
 }
 
 #[tokio::test]
+async fn a_key_past_the_projects_cap_is_refused_on_the_page_with_what_to_do() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys_path = format!("{project_path}/api-keys");
+    for n in 0..100 {
+        let name = format!("key {n}");
+        let created = app
+            .submit(&browser, &keys_path, &keys_path, &[("name", &name)])
+            .await;
+        assert_eq!(created.status().as_u16(), 201);
+    }
+    let refused = app
+        .submit(&browser, &keys_path, &keys_path, &[("name", "one more")])
+        .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(element_text(&html, "new-secret-value").is_none());
+    assert!(
+        html.contains("This project has 100 secret keys, the most it may have"),
+        "{html}"
+    );
+    let active = "SELECT COUNT(*) FROM secret_keys WHERE revoked_at IS NULL";
+    assert_eq!(app.count_sql(active).await, 100);
+}
+
+#[tokio::test]
 async fn the_public_key_can_be_rotated_from_the_page() {
     let app = TestApp::spawn().await;
     let browser = client();

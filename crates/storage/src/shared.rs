@@ -287,7 +287,24 @@ macro_rules! impl_store {
                 name: &str,
                 prefix: &str,
                 key_hash: &str,
-            ) -> Result<SecretKey, $crate::StoreError> {
+                max_active: usize,
+            ) -> Result<Option<SecretKey>, $crate::StoreError> {
+                let mut tx = self.begin().await?;
+                // A project's keys created one at a time (a no-op write holds its row on
+                // PostgreSQL), so that the count sees those created at once.
+                sqlx::query("UPDATE projects SET name = name WHERE id = $1")
+                    .bind(project.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let active: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM secret_keys WHERE project_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(project.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                if active >= max_active as i64 {
+                    return Ok(None);
+                }
                 let row: SecretKeyRow = sqlx::query_as(
                     "INSERT INTO secret_keys (id, project_id, name, prefix, key_hash, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6)
@@ -299,10 +316,11 @@ macro_rules! impl_store {
                 .bind(prefix)
                 .bind(key_hash)
                 .bind(Ts(crate::time::now()))
-                .fetch_one(self.writer())
+                .fetch_one(&mut *tx)
                 .await
                 .map_err($crate::StoreError::conflict_as("secret key"))?;
-                Ok(row.into())
+                tx.commit().await?;
+                Ok(Some(row.into()))
             }
 
             async fn secret_keys(

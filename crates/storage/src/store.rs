@@ -142,13 +142,16 @@ pub trait Store:
 
     // --- Secret keys --------------------------------------------------------------------
 
+    /// Creates a key; `None`, and nothing written, when the project has `max_active`
+    /// unrevoked keys (counted after those created at once, one at a time).
     async fn create_secret_key(
         &self,
         project: &ProjectId,
         name: &str,
         prefix: &str,
         key_hash: &str,
-    ) -> Result<SecretKey, StoreError>;
+        max_active: usize,
+    ) -> Result<Option<SecretKey>, StoreError>;
     /// All of the project's keys, revoked ones included, oldest first.
     async fn secret_keys(
         &self,

@@ -104,6 +104,7 @@ conformance!(
     a_new_password_ends_every_session,
     invitations_are_accepted_once_and_expire,
     open_invitations_and_owned_projects_are_capped_under_concurrency,
+    unrevoked_secret_keys_are_capped_under_concurrency,
     stored_times_read_back_exactly,
     concurrent_writes_all_succeed,
     migrations_run_again_without_harm,
@@ -426,8 +427,9 @@ async fn rotating_the_public_key_retires_the_old_one(store: Arc<dyn Store>, _: &
 async fn secret_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>, _: &TestDatabase) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let key = store
-        .create_secret_key(&shop, "CI", "uj_live_abc123", "hash-1")
+        .create_secret_key(&shop, "CI", "uj_live_abc123", "hash-1", 10)
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(key.name, "CI");
     assert_eq!(key.prefix, "uj_live_abc123");
@@ -467,8 +469,9 @@ async fn secret_keys_of_one_project_are_invisible_to_another(
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let (_, blog) = owner_with_project(&store, "bob@example.com").await;
     let key = store
-        .create_secret_key(&shop, "CI", "uj_live_abc123", "hash-1")
+        .create_secret_key(&shop, "CI", "uj_live_abc123", "hash-1", 10)
         .await
+        .unwrap()
         .unwrap();
 
     assert!(store
@@ -497,8 +500,10 @@ async fn secret_key_listing_pages_in_creation_order(store: Arc<dyn Store>, _: &T
                 &format!("key {i}"),
                 "uj_live_x",
                 &format!("hash-{i}"),
+                10,
             )
             .await
+            .unwrap()
             .unwrap();
         created.push(key.id);
     }
@@ -602,6 +607,43 @@ async fn sessions_expire_and_can_be_deleted(store: Arc<dyn Store>, _: &TestDatab
         assert_eq!(live, n >= 5, "session {n}");
     }
     assert!(store.session_account("bob's", now).await.unwrap().is_some());
+}
+
+/// Keys created at once cannot pass the cap on a project's unrevoked keys; revoked ones
+/// and another project's do not count.
+async fn unrevoked_secret_keys_are_capped_under_concurrency(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let create = |project: &ProjectId, n: usize| {
+        let (store, project) = (store.clone(), project.clone());
+        tokio::spawn(async move {
+            store
+                .create_secret_key(&project, "k", "uj_live_x", &format!("{project}-{n}"), 5)
+                .await
+                .unwrap()
+        })
+    };
+    let revoked = create(&shop, 0).await.unwrap().expect("under the cap");
+    store.revoke_secret_key(&shop, &revoked.id).await.unwrap();
+    let attempts: Vec<_> = (1..=20).map(|n| create(&shop, n)).collect();
+    let mut created = 0;
+    for attempt in attempts {
+        created += usize::from(attempt.await.unwrap().is_some());
+    }
+    assert_eq!(created, 5);
+    let page = PageRequest {
+        limit: 100,
+        starting_after: None,
+    };
+    let keys = store.secret_keys(&shop, &page).await.unwrap().items;
+    assert_eq!(keys.len(), 6, "nothing written for a refused key");
+    assert!(create(&blog, 1).await.unwrap().is_some());
+    let one = keys.iter().find(|key| key.revoked_at.is_none()).unwrap();
+    store.revoke_secret_key(&shop, &one.id).await.unwrap();
+    assert!(create(&shop, 21).await.unwrap().is_some());
 }
 
 /// A cap counted in the creating transaction: requests at once cannot pass it (a probe's
@@ -772,8 +814,9 @@ async fn invitations_are_accepted_once_and_expire(store: Arc<dyn Store>, _: &Tes
 async fn stored_times_read_back_exactly(store: Arc<dyn Store>, _: &TestDatabase) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let key = store
-        .create_secret_key(&shop, "CI", "uj_live_x", "hash")
+        .create_secret_key(&shop, "CI", "uj_live_x", "hash", 10)
         .await
+        .unwrap()
         .unwrap();
     let read = store.active_secret_key("hash").await.unwrap().unwrap();
     assert_eq!(read.created_at, key.created_at);
@@ -791,8 +834,9 @@ async fn concurrent_writes_all_succeed(store: Arc<dyn Store>, _: &TestDatabase) 
         let shop = shop.clone();
         tokio::spawn(async move {
             let key = store
-                .create_secret_key(&shop, "k", "uj_live_x", &format!("h{i}"))
-                .await?;
+                .create_secret_key(&shop, "k", "uj_live_x", &format!("h{i}"), 100)
+                .await?
+                .expect("room for every key");
             store.revoke_secret_key(&shop, &key.id).await?;
             store.touch_secret_key(&key.id).await
         })

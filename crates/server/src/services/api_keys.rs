@@ -19,6 +19,9 @@ pub struct CreatedSecretKey {
     pub secret: SecretString,
 }
 
+/// The most unrevoked secret keys a project may have.
+pub const MAX_ACTIVE_SECRET_KEYS: usize = 100;
+
 pub async fn create_secret_key(
     store: &dyn Store,
     project: &ProjectId,
@@ -27,8 +30,21 @@ pub async fn create_secret_key(
     let name = KeyName::parse(name)?;
     let minted = NewSecretKey::generate();
     let key = store
-        .create_secret_key(project, name.as_str(), &minted.shown_prefix, &minted.hash)
-        .await?;
+        .create_secret_key(
+            project,
+            name.as_str(),
+            &minted.shown_prefix,
+            &minted.hash,
+            MAX_ACTIVE_SECRET_KEYS,
+        )
+        .await?
+        .ok_or_else(|| ServiceError::Refused {
+            code: "api_key_limit_reached",
+            message: format!(
+                "This project has {MAX_ACTIVE_SECRET_KEYS} secret keys, the most it may have: \
+                 revoke the ones no longer used, then create one again."
+            ),
+        })?;
     Ok(CreatedSecretKey {
         key,
         secret: minted.token,

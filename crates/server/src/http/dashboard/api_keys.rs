@@ -147,6 +147,9 @@ async fn create(
                 None,
                 Some(invalid.to_string()),
             ),
+            Err(ServiceError::Refused { message, .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, None, Some(message))
+            }
             Err(other) => return Err(other.into()),
         };
     let page = page(&state, &context, csrf.0, None, created, error).await?;
