@@ -115,6 +115,33 @@ impl Synced {
         (browser, format!("/p/{}", project["id"].as_str().unwrap()))
     }
 
+    /// A browser signed in as carol, whom ada invited to her project as a member.
+    async fn member_signed_in(&self) -> reqwest::Client {
+        let app = &self.app;
+        let (owner, project) = self.signed_in().await;
+        let members = format!("{project}/members");
+        let invited = app
+            .submit(
+                &owner,
+                &members,
+                &members,
+                &[("email", "carol@example.com")],
+            )
+            .await;
+        assert_eq!(invited.status().as_u16(), 201);
+        let html = invited.text().await.unwrap();
+        let link = helpers::element_text(&html, "invite-link").unwrap();
+        let invitation = link.strip_prefix(&app.address).unwrap().to_owned();
+        let carol = helpers::client();
+        let password = [("password", "carols own password")];
+        let joined = app
+            .submit(&carol, &invitation, &invitation, &password)
+            .await;
+        assert_eq!(joined.status().as_u16(), 303);
+        assert_eq!(app.page(&carol, &project).await.0, 200, "carol is a member");
+        carol
+    }
+
     async fn get(&self, path: &str) -> Value {
         let response = self.app.get(path, &self.key).await;
         assert_eq!(response.status().as_u16(), 200, "{path}");
@@ -2485,15 +2512,25 @@ async fn an_audience_is_deleted_with_its_members_and_history_once_no_live_rule_t
         200
     );
 
-    // From the dashboard: asked first, then deleted.
+    // From the dashboard: not by a member; by an owner, asked first, then deleted.
+    let carol = synced.member_signed_in().await;
     let (browser, project) = synced.signed_in().await;
     let page_path = format!("{project}/audiences/{audience}");
+    let (status, html) = app.page(&carol, &page_path).await;
+    assert_eq!(status, 200);
+    assert!(!html.contains(r#"id="delete-audience""#), "{html}");
+    let delete = format!("{page_path}/delete");
+    // (The page has no form for carol: the token comes from her account page's.)
+    let refused = app
+        .submit(&carol, "/account", &delete, &[("confirmed", "yes")])
+        .await;
+    assert_eq!(refused.status().as_u16(), 403);
+    assert_eq!(app.get(&path, &synced.key).await.status().as_u16(), 200);
     let (_, html) = app.page(&browser, &page_path).await;
     assert!(
         html.contains(r#"id="delete-audience""#),
         "owners may delete"
     );
-    let delete = format!("{page_path}/delete");
     let asked = app.submit(&browser, &page_path, &delete, &[]).await;
     assert_eq!(asked.status().as_u16(), 200);
     assert!(asked.text().await.unwrap().contains("3 current members"));
