@@ -228,12 +228,13 @@ impl Application {
                 listener,
                 router,
                 limits,
+                self.state.clone(),
                 Duration::ZERO,
                 std::future::pending(),
             ))
         });
         let state = self.state.clone();
-        let router = crate::http::router(self.state);
+        let router = crate::http::router(self.state.clone());
         let limits = Limits {
             header: self.header_timeout,
             body: self.body_timeout,
@@ -244,6 +245,7 @@ impl Application {
             self.listener,
             router,
             limits,
+            self.state,
             self.shutdown_grace,
             shutdown_signal(),
         )
@@ -372,11 +374,13 @@ const METRICS_CONNECTIONS: usize = 16;
 /// `axum::serve` would, with limits it does not set: a connection has `limits.header` to send
 /// a request's headers (else it is closed; hyper counts an idle kept-alive connection's wait
 /// for its next request too), at most `limits.connections` are open at once, and a stop waits
-/// `grace` at most for the requests in flight.
+/// `grace` at most for the requests in flight. A request hyper refuses before the router
+/// sees it (400, 431) is counted in `state`'s metrics.
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
     limits: Limits,
+    state: AppState,
     grace: Duration,
     stop: impl std::future::Future<Output = ()>,
 ) {
@@ -431,9 +435,16 @@ async fn serve(
             hyper_util::service::TowerToHyperService::new(service),
         );
         let connection = graceful.watch(connection);
+        let state = state.clone();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::trace!(error = %error, "connection ended with an error");
+                match unreadable(&error) {
+                    Some(reason) => {
+                        state.metrics.unreadable(reason);
+                        tracing::debug!(%client, reason, error = %error, "a request could not be read");
+                    }
+                    None => tracing::trace!(error = %error, "connection ended with an error"),
+                }
             }
             drop(slot);
         });
@@ -448,6 +459,19 @@ async fn serve(
         () = stop_signal() => {
             tracing::warn!("stopped again: stopping now, without the requests in flight");
         }
+    }
+}
+
+/// Why hyper refused a request before the router saw it, when it did: `malformed` (it
+/// answered 400) or `too_large` (431 for its headers, 414 for its address). Other errors end a connection without a
+/// request refused (a client gone, an idle connection's deadline).
+fn unreadable(error: &hyper::Error) -> Option<&'static str> {
+    if error.is_parse_too_large() {
+        Some("too_large")
+    } else if error.is_parse() {
+        Some("malformed")
+    } else {
+        None
     }
 }
 

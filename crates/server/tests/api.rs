@@ -1521,6 +1521,27 @@ async fn metrics_count_every_answer_on_their_own_listener() {
         app.get("/api/v1/studies", &keys.secret_key).await.status(),
         200
     );
+    // Requests the HTTP layer refuses before the server reads them count apart (they were
+    // neither counted nor logged).
+    let many_headers: String = (0..150).map(|n| format!("X-H{n}: 1\r\n")).collect();
+    for (request, status) in [
+        (
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon\r\n\r\n".to_owned(),
+            400,
+        ),
+        (format!("GET /healthz HTTP/1.1\r\n{many_headers}\r\n"), 431),
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = app.address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+    }
     // Not on the public listener: that is a page like any unknown address.
     assert_eq!(
         app.client
@@ -1558,6 +1579,23 @@ async fn metrics_count_every_answer_on_their_own_listener() {
         !text.contains("webhook"),
         "nothing counted that was not asked: {text}"
     );
+    // Counted once hyper has closed the connection, which the client may see first.
+    let unreadable = [
+        "uj_http_unreadable_requests_total{reason=\"malformed\"} 1",
+        "uj_http_unreadable_requests_total{reason=\"too_large\"} 1",
+    ];
+    let mut text = text;
+    for _ in 0..100 {
+        if unreadable
+            .iter()
+            .all(|line| text.lines().any(|l| l == *line))
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        text = app.metrics().await;
+    }
+    panic!("{unreadable:?} in:\n{text}");
 }
 
 /// The metrics listener keeps the public listener's header deadline and serves a few

@@ -90,6 +90,12 @@ struct Moved {
     change: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Unreadable {
+    /// `malformed` (answered 400) or `too_large` (431 for headers, 414 for an address).
+    reason: &'static str,
+}
+
 /// The server's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -99,6 +105,7 @@ pub struct Metrics {
     starts: Counter,
     deliveries: Family<Delivered, Counter>,
     members: Family<Moved, Counter>,
+    unreadable: Family<Unreadable, Counter>,
 }
 
 impl Default for Metrics {
@@ -142,6 +149,12 @@ impl Default for Metrics {
             "Audience members that entered or left with a delivery",
             members.clone(),
         );
+        let unreadable = Family::<Unreadable, Counter>::default();
+        registry.register(
+            "http_unreadable_requests",
+            "Requests the HTTP layer refused before the server read them, by reason",
+            unreadable.clone(),
+        );
         Self {
             registry,
             requests,
@@ -150,6 +163,7 @@ impl Default for Metrics {
             starts,
             deliveries,
             members,
+            unreadable,
         }
     }
 }
@@ -183,6 +197,12 @@ impl Metrics {
                 self.members.get_or_create(&Moved { change }).inc_by(count);
             }
         }
+    }
+
+    /// A request the HTTP layer refused before it reached the server's code
+    /// ([`Unreadable`]).
+    pub fn unreadable(&self, reason: &'static str) {
+        self.unreadable.get_or_create(&Unreadable { reason }).inc();
     }
 
     /// Every metric, in the OpenMetrics text format.
