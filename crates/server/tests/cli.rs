@@ -1534,6 +1534,64 @@ fn a_second_stop_signal_stops_at_once() {
     drop(held);
 }
 
+/// Not ready, the server logs why a new connection to PostgreSQL fails: its requests'
+/// 503s, and readyz's, said only that the pool had no connection in time.
+#[tokio::test]
+async fn readyz_logs_why_postgresql_cannot_be_reached() {
+    let Some(db) = uj_storage::testing::TestDatabase::postgres().await else {
+        return; // No PostgreSQL here; CI sets UJ_REQUIRE_POSTGRES so this cannot pass silently.
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let (child, url) = helpers::spawn_serving(
+        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env("DATABASE_URL", &db.url)
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env("UJ_SDK_TIMEOUT_SECS", "1")
+            .env("UJ_LOG_FORMAT", "json")
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let _served = Served(child);
+    let readyz = format!("{url}/readyz");
+    let client = helpers::client();
+    let status = || async { client.get(&readyz).send().await.unwrap().status().as_u16() };
+    assert_eq!(status().await, 200);
+
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = db.url.replace(&name, "postgres");
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    let allow = |allowed: bool| format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed}");
+    sqlx::query(&allow(false))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let refused = status().await;
+    sqlx::query(&allow(true)).execute(&mut admin).await.unwrap();
+    assert_eq!(refused, 503);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let said = logged
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|line| line["error"].as_str().map(str::to_owned))
+        .find(|error| error.contains("a new connection fails"))
+        .unwrap_or_else(|| panic!("no reason logged: {logged}"));
+    assert!(
+        said.contains("is not currently accepting connections"),
+        "{said}"
+    );
+}
+
 /// `admin bootstrap` on the default database of `dir` (ada@example.com, project "Shop"): the
 /// keys it prints.
 /// An admin command that creates the database `url` names in `dir` (`admin bootstrap`).

@@ -134,6 +134,21 @@ impl PgStore {
         }
     }
 
+    /// Why a new connection to the database fails, if it does: what the pool's timeout
+    /// hides (refused, unknown host, a wrong password, connections not allowed).
+    async fn connect_error_here(&self) -> Option<String> {
+        let options = self.pool.connect_options();
+        let connect = sqlx::ConnectOptions::connect(&*options);
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, connect).await {
+            Ok(Ok(connection)) => {
+                let _ = sqlx::Connection::close(connection).await;
+                None
+            }
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!("no answer within {} s", ACQUIRE_TIMEOUT.as_secs())),
+        }
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

@@ -31,6 +31,10 @@ macro_rules! impl_store {
                 self.file_lost_here()
             }
 
+            async fn connect_error(&self) -> Option<String> {
+                self.connect_error_here().await
+            }
+
             async fn rescue(&self) -> Result<std::path::PathBuf, $crate::StoreError> {
                 self.rescue_here().await
             }

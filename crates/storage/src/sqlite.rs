@@ -321,6 +321,11 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// A file opens, or the pool's own error says why not.
+    async fn connect_error_here(&self) -> Option<String> {
+        None
+    }
+
     pub(crate) fn reader(&self) -> &SqlitePool {
         &self.read
     }

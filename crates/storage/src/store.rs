@@ -61,6 +61,10 @@ pub trait Store:
 {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Why opening a new connection to the database fails, if it does: the reason a pool's
+    /// timeout hides (PostgreSQL refusing, unknown, or refusing our credentials). `None`
+    /// when one opens, and always on SQLite.
+    async fn connect_error(&self) -> Option<String>;
     /// What became of the database this server opened, if it is no longer at its path: a
     /// SQLite file deleted or replaced while the server runs (its open files keep the old
     /// one, which nothing reaches after this process ends). `None` while it is there, and
