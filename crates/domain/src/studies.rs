@@ -157,29 +157,17 @@ pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
 }
 
 /// Whether `authority` (what follows `scheme://` up to the path, query or fragment) is a
-/// host, maybe with a port: a name of letters (of any script), digits, `.`, `-` and `_`, or an
-/// IP address (in brackets for IPv6). No user name or password: a study's URL needs none.
+/// host, maybe with a port: a domain name (of any script) or an IP address (in brackets for
+/// IPv6). No user name or password: a study's URL needs none.
 fn is_host_and_port(authority: &str) -> bool {
     let (host_ok, port) = match authority.strip_prefix('[') {
         Some(literal) => match literal.split_once(']') {
-            Some((ip, port)) => (
-                !ip.is_empty()
-                    && ip
-                        .chars()
-                        .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.')),
-                port,
-            ),
+            Some((ip, port)) => (ip.parse::<std::net::Ipv6Addr>().is_ok(), port),
             None => return false,
         },
         None => {
             let (name, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
-            (
-                !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_')),
-                port,
-            )
+            (is_domain_name(name), port)
         }
     };
     // A port is digits up to 65535 (`parse` alone would take a sign).
@@ -188,6 +176,39 @@ fn is_host_and_port(authority: &str) -> bool {
             digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u16>().is_ok()
         });
     host_ok && port_ok
+}
+
+/// Whether `name` is a host a browser opens: letters (of any script), digits, `-` and `_`
+/// in labels of at most 63 characters (as punycode) between dots, none empty nor starting or
+/// ending with `-`, each with a letter or digit; or, when its last label is a number, an
+/// IPv4 address of four numbers (as a browser reads `1.2.3`, or `a.1`, as an address). A
+/// trailing dot (the root) is allowed.
+fn is_domain_name(name: &str) -> bool {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return false;
+    }
+    let Ok(ascii) = idna::domain_to_ascii(name) else {
+        return false;
+    };
+    let ascii = ascii.strip_suffix('.').unwrap_or(&ascii);
+    let labels_ok = !ascii.is_empty()
+        && ascii.len() <= 253
+        && ascii.split('.').all(|label| {
+            label.len() <= 63
+                && label.bytes().any(|b| b.is_ascii_alphanumeric())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    let last = ascii.rsplit('.').next().unwrap_or_default();
+    let numeric = last.bytes().all(|b| b.is_ascii_digit());
+    labels_ok && (!numeric || ascii.parse::<std::net::Ipv4Addr>().is_ok())
 }
 
 /// The largest start cap a rule (`max_starts`) or a study (`weekly_limit`,
@@ -591,6 +612,10 @@ mod tests {
             "https://[2001:db8::1]:8443/i",
             "https://192.0.2.1/i",
             "https://bücher.example/i",
+            "https://r.example.com./i",
+            "https://1-2.example.com/i",
+            "https://[::ffff:192.0.2.1]/i",
+            "https://2024.example/i",
         ] {
             assert!(interview_url(good).is_ok(), "{good}");
         }
@@ -623,6 +648,18 @@ mod tests {
             "https://r.example.com:80x/i",
             "https://[zz]/i",
             "https://[::1/i",
+            // Names no browser opens (found by the launch probe: each was a study's URL).
+            "https://./i",
+            "https://-/i",
+            "https://a..b/i",
+            "https://_/i",
+            "https://xn--/i",
+            "https://a-.example.com/i",
+            "https://[:]/i",
+            "https://[::::::]/i",
+            "https://999.999.999.999/i",
+            "https://1.2.3/i",
+            "https://example.123/i",
             "https://a%20b/i",
         ] {
             let error = interview_url(bad).unwrap_err();
