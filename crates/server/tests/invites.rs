@@ -511,6 +511,8 @@ async fn accepting_opens_a_signed_launch_url_that_redirects_to_the_interview() {
         location,
         format!("https://research.example.com/i/trial?lang=en&invite={code}&reference_id=ref_2")
     );
+    // It carries the user's id and respondent code: no cache keeps it, nor the pages.
+    assert_eq!(redirect.headers()["cache-control"], "no-store");
 
     let tampered = browser
         .get(url.replace("sig=", "sig=00"))
@@ -528,6 +530,7 @@ async fn accepting_opens_a_signed_launch_url_that_redirects_to_the_interview() {
         .send()
         .await
         .unwrap();
+    assert_eq!(unknown.headers()["cache-control"], "no-store");
     assert_eq!(unknown.status().as_u16(), 404);
     assert!(unknown.headers()["content-type"]
         .to_str()

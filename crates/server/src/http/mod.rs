@@ -33,10 +33,16 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router(openapi::Rendered::new(&document)))
         .merge(health::router())
         .layer(axum::middleware::map_response(method_not_allowed));
-    // The interview links answer a wrong method with a page, as the dashboard does.
-    let links = launch::router().layer(axum::middleware::map_response(
-        dashboard::rejections_as_pages,
-    ));
+    // The interview links answer a wrong method with a page, as the dashboard does. Their
+    // redirects carry a user's id and respondent code: no cache keeps them.
+    let links = launch::router()
+        .layer(axum::middleware::map_response(
+            dashboard::rejections_as_pages,
+        ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        ));
     let routes = Router::new()
         .merge(json_routes)
         // In Mixpanel's format, wrong methods too.
