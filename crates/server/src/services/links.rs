@@ -62,16 +62,21 @@ pub async fn eligible(
 }
 
 /// The code of an interview link: `…/i/{code}` or `…/interviews/{code}`, absolute or a
-/// path, query and fragment ignored.
-pub fn link_code(url: &str) -> Option<&str> {
+/// path, query and fragment ignored; read as a browser opening it reads it (percent-decoded,
+/// one slash after it allowed).
+pub fn link_code(url: &str) -> Option<String> {
     // The query and fragment go first: either may hold a URL of its own.
     let url = url.split(['?', '#']).next().unwrap_or_default();
     let path = match url.split_once("://") {
         Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
         None => url,
     };
-    let path = path.trim_end_matches('/');
+    let path = path.strip_suffix('/').unwrap_or(path);
     let (prefix, code) = path.rsplit_once('/')?;
+    let code = percent_encoding::percent_decode_str(code)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
     let valid = !code.is_empty()
         && code.len() <= 64
         && code
@@ -95,6 +100,7 @@ pub async fn resolve(
             "is not an interview link: expected …/i/{code} or …/interviews/{code}",
         )
     })?;
+    let code = code.as_str();
     let store = state.store.as_ref();
     if store.invite(project, code).await?.is_some() {
         return invites::accept(state, project, code, reference_id, supports_webview).await;
@@ -208,8 +214,14 @@ mod tests {
             ("/x/abc", None),
             ("/i/", None),
             ("/i/a b", None),
+            // As a browser opens them (found by the launch probe: the browser opened the
+            // first, resolve refused it; resolve took the second, the browser's 404).
+            ("/i/%5AEDldnZ6WN", Some("ZEDldnZ6WN")),
+            ("/i/abc//", None),
+            ("/i/%2Fabc", None),
+            ("/i/%FF", None),
         ] {
-            assert_eq!(link_code(url), code, "{url}");
+            assert_eq!(link_code(url).as_deref(), code, "{url}");
         }
     }
 }
