@@ -463,6 +463,7 @@ async fn query_strings_and_bodies_of_the_wrong_shape_are_refused() {
         1,
         "nothing created"
     );
+    assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 0);
     // The APIs' roots are theirs too: JSON, not the dashboard's page.
     for path in ["/api", "/sdk", "/webhooks"] {
         let (status, error) = error_of(app.get(path, &keys.secret_key).await).await;

@@ -1031,6 +1031,16 @@ async fn oversized_forms_are_refused_with_413() {
         .submit(&browser, &keys_path, &keys_path, &[("name", &huge)])
         .await;
     assert_eq!(response.status().as_u16(), 413);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("<html") && page.contains("too large"),
+        "{page}"
+    );
+    assert_eq!(
+        app.count_sql("SELECT COUNT(*) FROM secret_keys").await,
+        0,
+        "no key made"
+    );
 }
 
 #[tokio::test]

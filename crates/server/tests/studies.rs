@@ -127,6 +127,11 @@ async fn invalid_studies_name_the_field() {
     )
     .await;
     assert_eq!(status, 400, "interview_url is required");
+    assert_eq!(
+        app.count_sql("SELECT COUNT(*) FROM studies").await,
+        0,
+        "nothing of a refused study is stored"
+    );
 
     // A change to one limit is checked against the other one already stored.
     let (status, created) = json_of(
@@ -371,6 +376,11 @@ async fn invalid_rules_name_the_field() {
             "{body}"
         );
     }
+    assert_eq!(
+        app.count_sql("SELECT COUNT(*) FROM launch_rules").await,
+        0,
+        "nothing of a refused rule is stored"
+    );
     let shaped =
         with(json!({"prompt": {"title": "Hi", "message": "Line one\nLine two\r\n\tthree"}}));
     let (status, created) = json_of(app.post_json(&url, &key, shaped).await).await;

@@ -35,9 +35,24 @@ async fn active(store: &dyn Store, audience: &uj_domain::ids::AudienceId) -> BTr
 }
 
 /// Delivers `order` (page numbers, repeats allowed, every page at least once) of a session
-/// whose pages hold `snapshot` split in `page_size`, on top of `before`.
-async fn deliver(before: Vec<String>, snapshot: Vec<String>, page_size: usize, order: Vec<usize>) {
-    let db = TestDatabase::sqlite();
+/// whose pages hold `snapshot` split in `page_size`, on top of `before`, to a new database:
+/// SQLite's, or PostgreSQL's when `postgres` (none when no PostgreSQL is reachable and none
+/// is required).
+async fn deliver(
+    postgres: bool,
+    before: Vec<String>,
+    snapshot: Vec<String>,
+    page_size: usize,
+    order: Vec<usize>,
+) {
+    let db = if postgres {
+        match TestDatabase::postgres().await {
+            Some(db) => db,
+            None => return,
+        }
+    } else {
+        TestDatabase::sqlite()
+    };
     let store = uj_storage::connect(&db.url).await.unwrap();
     let owner = store
         .create_account(uj_storage::NewAccount {
@@ -139,6 +154,48 @@ fn ids(max: usize) -> impl Strategy<Value = Vec<String>> {
     proptest::collection::btree_set("[a-e][0-9]{1,2}", 0..max).prop_map(|s| s.into_iter().collect())
 }
 
+/// Every page of a session once, in an order derived from `seed`, with `repeats` spliced in.
+fn order_of(
+    snapshot: &[String],
+    page_size: usize,
+    repeats: Vec<proptest::sample::Index>,
+    seed: u64,
+) -> Vec<usize> {
+    let pages = if snapshot.is_empty() {
+        1
+    } else {
+        snapshot.len().div_ceil(page_size)
+    };
+    let mut order: Vec<usize> = (0..pages).collect();
+    let mut state = seed;
+    for i in (1..order.len()).rev() {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        order.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    for index in repeats {
+        let at = index.index(order.len() + 1);
+        let page = index.index(pages);
+        order.insert(at, page);
+    }
+    order
+}
+
+fn run(
+    postgres: bool,
+    before: Vec<String>,
+    snapshot: Vec<String>,
+    page_size: usize,
+    order: Vec<usize>,
+) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(deliver(postgres, before, snapshot, page_size, order));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
@@ -150,20 +207,24 @@ proptest! {
         shuffle in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12),
         seed in any::<u64>(),
     ) {
-        let pages = if snapshot.is_empty() { 1 } else { snapshot.len().div_ceil(page_size) };
-        // Every page once, in an order derived from `seed`, with extra repeats spliced in.
-        let mut order: Vec<usize> = (0..pages).collect();
-        let mut state = seed;
-        for i in (1..order.len()).rev() {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            order.swap(i, (state >> 33) as usize % (i + 1));
-        }
-        for index in shuffle {
-            let at = index.index(order.len() + 1);
-            let page = index.index(pages);
-            order.insert(at, page);
-        }
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-            .block_on(deliver(before, snapshot, page_size, order));
+        let order = order_of(&snapshot, page_size, shuffle, seed);
+        run(false, before, snapshot, page_size, order);
+    }
+}
+
+proptest! {
+    // A database each: fewer cases on PostgreSQL.
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_order_and_duplication_of_a_sessions_pages_gives_the_snapshot_on_postgres(
+        before in ids(20),
+        snapshot in ids(40),
+        page_size in 1usize..8,
+        shuffle in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12),
+        seed in any::<u64>(),
+    ) {
+        let order = order_of(&snapshot, page_size, shuffle, seed);
+        run(true, before, snapshot, page_size, order);
     }
 }

@@ -241,7 +241,14 @@ async fn every_bound_on_a_request_body_is_documented_and_held_at_its_edge() {
                     let (code, named) = (&answer["error"]["code"], &answer["error"]["field"]);
                     let failed = code == "validation_failed" || code == "invalid_request";
                     assert!(
-                        if past { status == 422 && failed && named == field.as_str() } else { !failed },
+                        if past {
+                            status == 422 && failed && named == field.as_str()
+                        } else {
+                            // Taken: answered, or refused for something else than the
+                            // bound (Mixpanel, not reachable from here, is a 502; a link
+                            // made up for the body, a 404), never a failure of ours.
+                            !failed && !matches!(status, 500 | 503)
+                        },
                         "{method} {path} with {field} at {keyword} {bound} (past: {past}): {status} {answer}"
                     );
                 }
