@@ -58,6 +58,9 @@ pub struct Study {
     pub monthly_limit: Option<i64>,
     /// Public, for `/i/{code}` links.
     pub public_code: String,
+    /// Whether `/i/{public_code}` opens the interview in a plain browser, for anyone who has
+    /// it. Off, the study is reached only through its rules.
+    pub public_link: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -682,6 +685,7 @@ mod tests {
             weekly_limit: None,
             monthly_limit: None,
             public_code: "p".into(),
+            public_link: true,
             created_at: now,
             updated_at: now,
         };

@@ -1505,6 +1505,68 @@ async fn direct_links_are_offered_to_eligible_users_and_resolve_to_an_attributed
     assert_eq!(secret.status().as_u16(), 401, "only the public key");
 }
 
+/// A study whose public link is turned off is reached only through its rules: the link its
+/// direct-link rules list opens nothing in a plain browser (it went straight to the
+/// interview, past max starts, targeting and a paused rule; found by the launch probe), and
+/// still resolves through the SDK, paced; a start made keeps its own link.
+#[tokio::test]
+async fn a_study_s_public_link_turned_off_opens_only_through_its_rules() {
+    let world = world(6, None, "in_app").await;
+    let (beta, _) = world
+        .beta_link(json!({"name": "Beta link", "max_starts": 1}))
+        .await;
+    assert_eq!(beta["public_link"], true, "on unless turned off");
+    let study = format!("/api/v1/studies/{}", beta["id"].as_str().unwrap());
+    let browser = client();
+    let public = world
+        .app
+        .url(&format!("/i/{}", beta["public_code"].as_str().unwrap()));
+    let opened_in_browser = || async { browser.get(&public).send().await.unwrap() };
+    assert_eq!(opened_in_browser().await.status().as_u16(), 303);
+
+    let off = world
+        .app
+        .patch_json(&study, &world.key, json!({"public_link": false}))
+        .await;
+    assert_eq!(off.status().as_u16(), 200);
+    assert_eq!(off.json::<Value>().await.unwrap()["public_link"], false);
+    let refused = opened_in_browser().await;
+    assert_eq!(refused.status().as_u16(), 404);
+    assert!(refused.text().await.unwrap().contains("<html"));
+
+    // Through the SDK, its rules decide: one start (max starts 1), then none.
+    let link = world.config("ref_2").await["direct_links"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(link, public);
+    let started = world.resolve(&link, "ref_2").await;
+    assert_eq!(started["outcome"], "webview", "{started}");
+    let capped = world.resolve(&link, "ref_4").await;
+    assert_eq!(capped["reason"], "max_starts_reached", "{capped}");
+    let launched = browser
+        .get(started["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(launched.status().as_u16(), 303);
+
+    // A value that is not a boolean names the field; turned on again, it opens.
+    let wrong = world
+        .app
+        .patch_json(&study, &world.key, json!({"public_link": "no"}))
+        .await;
+    assert_eq!(wrong.status().as_u16(), 400);
+    let wrong: Value = wrong.json().await.unwrap();
+    assert_eq!(wrong["error"]["field"], "public_link", "{wrong}");
+    let on = world
+        .app
+        .patch_json(&study, &world.key, json!({"public_link": true}))
+        .await;
+    assert_eq!(on.status().as_u16(), 200);
+    assert_eq!(opened_in_browser().await.status().as_u16(), 303);
+}
+
 #[tokio::test]
 async fn an_app_event_direct_link_rule_offers_its_link_on_that_event() {
     let world = world(2, None, "browser").await;

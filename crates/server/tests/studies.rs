@@ -1151,10 +1151,15 @@ mod dashboard {
         let app = TestApp::spawn().await;
         let browser = client();
         let (_, study) = a_study(&app, &browser).await;
-        let form = study_form("ftp://r.example.com/i/1", "paused", "browser", "");
+        let mut form = study_form("ftp://r.example.com/i/1", "paused", "browser", "").to_vec();
+        form.push(("public_link", "app_only"));
         let refused = app.submit(&browser, &study, &study, &form).await;
         assert_eq!(refused.status().as_u16(), 422);
         let page = refused.text().await.unwrap();
+        assert!(
+            page.contains(r#"<option value="app_only" selected>"#),
+            "{page}"
+        );
         assert!(
             page.contains(r#"<option value="paused" selected>"#),
             "{page}"
@@ -1170,6 +1175,47 @@ mod dashboard {
         assert!(element_text(&page, "field-error")
             .unwrap()
             .starts_with("Interview URL"));
+    }
+
+    /// The study page turns its public link off and on: off, the page says what the link
+    /// still does, and a browser opening it gets the "not valid" page.
+    #[tokio::test]
+    async fn the_study_page_turns_its_public_link_off() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let (_, study) = a_study(&app, &browser).await;
+        let (_, page) = app.page(&browser, &study).await;
+        assert!(page.contains(r#"<option value="open" selected>"#), "{page}");
+        let link = element_text(&page, "study-public-link").unwrap();
+        let path = link.strip_prefix(&app.address).unwrap().to_owned();
+        let opened = || async { client().get(app.url(&path)).send().await.unwrap().status() };
+        assert_eq!(opened().await.as_u16(), 303);
+
+        let mut form = study_form("https://r.example.com/i/1", "active", "in_app", "").to_vec();
+        form.push(("public_link", "app_only"));
+        let saved = app.submit(&browser, &study, &study, &form).await;
+        assert_eq!(location(&saved), format!("{study}?saved=1"));
+        let (_, page) = app.page(&browser, &study).await;
+        assert!(page.contains(r#"<option value="app_only" selected>"#));
+        assert!(element_text(&page, "study-public-link").is_none());
+        assert!(element_text(&page, "study-public-link-off")
+            .unwrap()
+            .contains("opens nothing"));
+        assert_eq!(opened().await.as_u16(), 404);
+
+        // A form without the field (an older page) leaves it as it is.
+        let form = study_form("https://r.example.com/i/1", "active", "in_app", "");
+        app.submit(&browser, &study, &study, &form).await;
+        assert_eq!(opened().await.as_u16(), 404);
+        form_with(&app, &browser, &study, "open").await;
+        assert_eq!(opened().await.as_u16(), 303);
+    }
+
+    async fn form_with(app: &TestApp, browser: &reqwest::Client, study: &str, public_link: &str) {
+        let mut form = study_form("https://r.example.com/i/1", "active", "in_app", "").to_vec();
+        form.push(("public_link", public_link));
+        let saved = app.submit(browser, study, study, &form).await;
+        assert_eq!(location(&saved), format!("{study}?saved=1"));
     }
 
     /// The rule's stats call withdrawn invites "Withdrawn" and say what it covers: the user

@@ -455,6 +455,7 @@ pub(crate) struct StudyRow {
     weekly_limit: Option<i64>,
     monthly_limit: Option<i64>,
     public_code: String,
+    public_link: bool,
     created_at: Ts,
     updated_at: Ts,
 }
@@ -472,7 +473,7 @@ pub(crate) struct StudyStartsRow {
 macro_rules! study_columns {
     () => {
         "id, project_id, name, status, interview_url, launch_mode, weekly_limit, \
-         monthly_limit, public_code, created_at, updated_at"
+         monthly_limit, public_code, public_link, created_at, updated_at"
     };
 }
 pub(crate) use study_columns;
@@ -494,6 +495,7 @@ impl TryFrom<StudyRow> for Study {
             weekly_limit: row.weekly_limit,
             monthly_limit: row.monthly_limit,
             public_code: row.public_code,
+            public_link: row.public_link,
             created_at: row.created_at.0,
             updated_at: row.updated_at.0,
         })

@@ -24,8 +24,8 @@ macro_rules! impl_study_store {
                 }
                 sqlx::query(
                     "INSERT INTO studies (id, project_id, name, status, interview_url, launch_mode, weekly_limit,
-                        monthly_limit, public_code, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                        monthly_limit, public_code, created_at, updated_at, public_link)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(s.id.as_str())
                 .bind(s.project_id.as_str())
@@ -38,6 +38,7 @@ macro_rules! impl_study_store {
                 .bind(&s.public_code)
                 .bind(Ts(s.created_at))
                 .bind(Ts(s.updated_at))
+                .bind(s.public_link)
                 .execute(&mut *tx)
                 .await
                 .map_err($crate::StoreError::conflict_as("study code"))?;
@@ -53,7 +54,7 @@ macro_rules! impl_study_store {
                 let mut tx = self.begin().await?;
                 let done = sqlx::query(
                     "UPDATE studies SET name = $3, status = $4, interview_url = $5, launch_mode = $6,
-                        weekly_limit = $7, monthly_limit = $8, updated_at = $9
+                        weekly_limit = $7, monthly_limit = $8, updated_at = $9, public_link = $11
                      WHERE id = $1 AND project_id = $2 AND updated_at = $10",
                 )
                 .bind(s.id.as_str())
@@ -66,6 +67,7 @@ macro_rules! impl_study_store {
                 .bind(s.monthly_limit)
                 .bind(Ts(s.updated_at))
                 .bind(Ts(read_at))
+                .bind(s.public_link)
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 1 && s.status != uj_domain::pacing::StudyStatus::Active {

@@ -3266,6 +3266,7 @@ async fn traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_pro
         id: uj_domain::ids::StudyId::generate(),
         project_id: blog.clone(),
         public_code: "blog7Qx2pL".into(),
+        public_link: true,
         ..study
     };
     store.create_study(&blog_study, None).await.unwrap();
@@ -3418,6 +3419,7 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
         weekly_limit: Some(20),
         monthly_limit: None,
         public_code: "ck7Qx2pLm9".into(),
+        public_link: true,
         created_at: now,
         updated_at: now,
     };
@@ -3591,6 +3593,7 @@ async fn study_with_event_rule(
         weekly_limit: None,
         monthly_limit: None,
         public_code: "stats7Qx2p".into(),
+        public_link: true,
         created_at: now,
         updated_at: now,
     };
@@ -4958,6 +4961,7 @@ async fn a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once(
         let study = uj_domain::studies::Study {
             id: StudyId::generate(),
             public_code: format!("round{round:05}"),
+            public_link: true,
             ..template.clone()
         };
         store.create_study(&study, None).await.unwrap();
@@ -5234,6 +5238,7 @@ fn new_study(
         weekly_limit: None,
         monthly_limit: None,
         public_code: code.into(),
+        public_link: true,
         created_at: now,
         updated_at: now,
     }

@@ -451,13 +451,13 @@ pub async fn destination(state: &AppState, code: &str) -> Result<Option<String>,
             &invite.reference_id,
         )));
     }
-    // A study's public link opens while the study is active; a start already made (above)
-    // stays open.
+    // A study's public link opens while the study is active, unless it is turned off (the
+    // study reached only through its rules); a start already made (above) stays open.
     Ok(state
         .store
         .study_by_public_code(code)
         .await?
-        .filter(|study| study.status == StudyStatus::Active)
+        .filter(|study| study.status == StudyStatus::Active && study.public_link)
         .map(|study| study.interview_url))
 }
 

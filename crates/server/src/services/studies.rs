@@ -19,6 +19,8 @@ pub struct NewStudy {
     pub launch_mode: Option<LaunchMode>,
     pub weekly_limit: Option<i64>,
     pub monthly_limit: Option<i64>,
+    /// Whether its public link opens in a plain browser (default: yes).
+    pub public_link: Option<bool>,
 }
 
 /// A change to a study: `None` leaves a field, `Some(None)` clears a limit.
@@ -28,6 +30,7 @@ pub struct StudyChange {
     pub interview_url: Option<String>,
     pub status: Option<StudyStatus>,
     pub launch_mode: Option<LaunchMode>,
+    pub public_link: Option<bool>,
     pub weekly_limit: Option<Option<i64>>,
     pub monthly_limit: Option<Option<i64>>,
     /// The study as the change was made on (its `updated_at`, a form's): refused if it has
@@ -115,6 +118,7 @@ async fn new_study(
         monthly_limit: new.monthly_limit,
         // Public and short: it is typed into `/i/{code}` links.
         public_code: uj_domain::keys::random_code(10),
+        public_link: new.public_link.unwrap_or(true),
         created_at: now,
         updated_at: now,
     };
@@ -154,6 +158,9 @@ pub async fn update_study(
         }
         if let Some(mode) = change.launch_mode {
             study.launch_mode = mode;
+        }
+        if let Some(open) = change.public_link {
+            study.public_link = open;
         }
         if let Some(limit) = change.weekly_limit {
             study.weekly_limit = limit;

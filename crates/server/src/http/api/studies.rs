@@ -58,6 +58,9 @@ pub struct StudyResponse {
     #[schema(required = true)]
     monthly_limit: Option<i64>,
     public_code: String,
+    /// Whether `/i/{public_code}` opens the interview in a plain browser, for anyone who has
+    /// it; off, the study is reached only through its rules (direct links resolved by the SDK).
+    public_link: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -74,6 +77,7 @@ impl From<Study> for StudyResponse {
             weekly_limit: s.weekly_limit,
             monthly_limit: s.monthly_limit,
             public_code: s.public_code,
+            public_link: s.public_link,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -95,6 +99,8 @@ pub struct CreateStudyRequest {
     weekly_limit: Option<i64>,
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     monthly_limit: Option<i64>,
+    /// Default `true`.
+    public_link: Option<bool>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -118,6 +124,9 @@ pub struct UpdateStudyRequest {
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     monthly_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
+    public_link: Option<bool>,
 }
 
 #[utoipa::path(
@@ -142,6 +151,7 @@ async fn create_study(
         launch_mode: parsed(r.launch_mode, LaunchMode::parse)?,
         weekly_limit: r.weekly_limit,
         monthly_limit: r.monthly_limit,
+        public_link: r.public_link,
     };
     let answer = |study: &Study| created(StudyResponse::from(study.clone()));
     let project = &auth.project.id;
@@ -213,6 +223,7 @@ async fn update_study(
         interview_url: r.interview_url,
         status: parsed(r.status, StudyStatus::parse)?,
         launch_mode: parsed(r.launch_mode, LaunchMode::parse)?,
+        public_link: r.public_link,
         weekly_limit: r.weekly_limit,
         monthly_limit: r.monthly_limit,
         version: if_match.version(),

@@ -82,6 +82,7 @@ fn field_error(invalid: &ValidationError) -> String {
         "interview_url" => "Interview URL",
         "status" => "Status",
         "launch_mode" => "The interview opens",
+        "public_link" => "Its public link",
         "weekly_limit" => "Weekly start limit",
         "monthly_limit" => "Monthly start limit",
         "surface" => "Surface",
@@ -119,6 +120,8 @@ struct StudyRow {
     status: &'static str,
     launch_mode: &'static str,
     public_code: String,
+    /// Its public link opens the interview in a plain browser.
+    public_link: bool,
     interview_url: String,
     weekly_limit: String,
     monthly_limit: String,
@@ -138,6 +141,7 @@ impl From<Study> for StudyRow {
                 LaunchMode::Browser => "in the browser",
             },
             public_code: s.public_code,
+            public_link: s.public_link,
             interview_url: s.interview_url,
             weekly_limit: s.weekly_limit.map(|l| l.to_string()).unwrap_or_default(),
             monthly_limit: s.monthly_limit.map(|l| l.to_string()).unwrap_or_default(),
@@ -234,6 +238,7 @@ async fn create_study(
                 launch_mode: Some(mode),
                 weekly_limit: None,
                 monthly_limit: None,
+                public_link: None,
             };
             studies::create_study(&state, &context.current.project.id, new).await
         }
@@ -485,9 +490,25 @@ struct StudyForm {
     /// Empty (a page without the field) changes nothing.
     #[serde(default)]
     launch_mode: String,
+    /// `open` or `app_only`; empty (a page without the field) changes nothing.
+    #[serde(default)]
+    public_link: String,
     /// The study's version the page showed (`updated_at` in microseconds).
     #[serde(default)]
     version: String,
+}
+
+/// The study form's public link choice: `open`, `app_only`, or none from a page without it.
+fn public_link_choice(raw: &str) -> Result<Option<bool>, ValidationError> {
+    match raw.trim() {
+        "" => Ok(None),
+        "open" => Ok(Some(true)),
+        "app_only" => Ok(Some(false)),
+        _ => Err(ValidationError::new(
+            "public_link",
+            "must be open or app_only",
+        )),
+    }
 }
 
 /// A form's `version` (the row's `updated_at` in microseconds, as the page wrote it); none
@@ -518,6 +539,7 @@ async fn update_study(
                 "" => None,
                 mode => Some(LaunchMode::parse(mode)?),
             },
+            public_link: public_link_choice(&form.public_link)?,
             weekly_limit: Some(optional_number("weekly_limit", &form.weekly_limit)?),
             monthly_limit: Some(optional_number("monthly_limit", &form.monthly_limit)?),
             version: form_version(&form.version),
@@ -547,6 +569,9 @@ async fn update_study(
                 page.study.monthly_limit = entered.monthly_limit;
                 for option in &mut page.status_options {
                     option.selected = option.value == entered.status;
+                }
+                if let Ok(Some(open)) = public_link_choice(&entered.public_link) {
+                    page.study.public_link = open;
                 }
                 // A page without the launch mode field sent none: the stored one stays.
                 if !entered.launch_mode.trim().is_empty() {
