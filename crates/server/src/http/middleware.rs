@@ -125,15 +125,19 @@ fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
         "/sdk/v1/invites/",
         "/api/v1/invites/",
     ];
-    // `//i/{code}` too (a base URL ending in a slash): matched after the extra slashes.
+    // `//i/{code}` too (a base URL ending in a slash): matched after the extra slashes; and
+    // in any case (`/LAUNCH/{code}` is a 404 of a real code).
     let (extra, from) = super::without_extra_slashes(path);
     for prefix in SECRET_SEGMENT_AFTER {
-        if let Some(rest) = from.strip_prefix(prefix) {
+        let Some((head, rest)) = from.split_at_checked(prefix.len()) else {
+            continue;
+        };
+        if head.eq_ignore_ascii_case(prefix) {
             if rest.is_empty() {
                 break;
             }
             let tail = rest.find('/').map_or("", |at| &rest[at..]);
-            return format!("{extra}{prefix}[redacted]{tail}").into();
+            return format!("{extra}{head}[redacted]{tail}").into();
         }
     }
     path.into()
@@ -367,6 +371,8 @@ mod tests {
                 "///sdk/v1/invites/[redacted]/accept",
             ),
             ("/launch/abc123respondent", "/launch/[redacted]"),
+            ("/LAUNCH/abc123respondent", "/LAUNCH/[redacted]"),
+            ("/Interviews/abc123respondent/", "/Interviews/[redacted]/"),
             (
                 "/sdk/v1/invites/abc123respondent/accept",
                 "/sdk/v1/invites/[redacted]/accept",
