@@ -539,6 +539,23 @@ fn limit_text(limit: Option<u64>) -> String {
     limit.map_or_else(|| "none".into(), |l| l.to_string())
 }
 
+/// The reason to tell an app that no rule invites its user: that of the rule that passed the
+/// most gates (they are checked in [`Reason`]'s order), the first listed of those on a tie.
+/// The first rule's was told: an archived study's rule said `study_archived` while a live
+/// rule of another study was at its limit.
+pub fn telling_reason(reasons: &[(&str, Reason)]) -> Option<Reason> {
+    reasons
+        .iter()
+        .map(|(_, reason)| *reason)
+        .reduce(|told, reason| {
+            if reason as usize > told as usize {
+                reason
+            } else {
+                told
+            }
+        })
+}
+
 /// Decides which rule, if any, invites `user` now: the eligible rule with the highest
 /// priority (ties to the older rule) across all studies; one invite at most.
 pub fn decide<'r>(

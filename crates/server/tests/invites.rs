@@ -827,6 +827,70 @@ async fn a_stopped_study_s_public_link_opens_nothing_and_a_start_made_stays_open
     assert_eq!(status(respondent).await, 303);
 }
 
+/// An event no rule invites on tells the reason of the rule that got furthest: a live rule at
+/// its study's limit, not an archived study's older rule (its `study_archived` hid why the
+/// user was not asked; found by the explain probe).
+#[tokio::test]
+async fn not_eligible_tells_the_reason_of_the_rule_that_got_furthest() {
+    let app = &TestApp::spawn().await;
+    let keys = &app.bootstrap("ada@example.com", "Shop");
+    let key = &keys.secret_key;
+    let rule_on = |study: Value| {
+        let path = format!(
+            "/api/v1/studies/{}/launch-rules",
+            study["id"].as_str().unwrap()
+        );
+        let rule = json!({"name": "On E3", "status": "active", "surface": "sdk_prompt",
+                          "cooldown_seconds": 0,
+                          "trigger": {"type": "app_event", "event_name": "E3"}});
+        async move {
+            let created = app.post_json(&path, key, rule).await;
+            assert_eq!(created.status().as_u16(), 201);
+        }
+    };
+    let old = app.create_study(key, "https://r.example.com/i/old").await;
+    rule_on(old.clone()).await;
+    let limited: Value = app
+        .post_json(
+            "/api/v1/studies",
+            key,
+            json!({"name": "Limited", "interview_url": "https://r.example.com/i/l", "weekly_limit": 1}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    rule_on(limited).await;
+    let archive = format!("/api/v1/studies/{}", old["id"].as_str().unwrap());
+    let archived = app
+        .patch_json(&archive, key, json!({"status": "archived"}))
+        .await;
+    assert_eq!(archived.status().as_u16(), 200);
+    let event = |user: &'static str| async move {
+        let answer = app
+            .post_json(
+                "/sdk/v1/events",
+                &keys.public_key,
+                json!({"event_name": "E3", "reference_id": user}),
+            )
+            .await;
+        answer.json::<Value>().await.unwrap()
+    };
+    let first = event("u1").await;
+    let code = first["pending_invite"]["code"].as_str().unwrap();
+    let accept = format!("/sdk/v1/invites/{code}/accept");
+    let accepted = app
+        .post_json(&accept, &keys.public_key, json!({"reference_id": "u1"}))
+        .await;
+    assert_eq!(accepted.status().as_u16(), 200);
+    let second = event("u2").await;
+    assert_eq!(
+        (&second["outcome"], &second["reason"]),
+        (&json!("not_eligible"), &json!("study_limit")),
+        "{second}"
+    );
+}
+
 #[tokio::test]
 async fn a_study_limit_holds_at_accept_for_invites_issued_before_it_was_reached() {
     let world = world(8, None, "in_app").await;

@@ -1235,7 +1235,10 @@ mod dashboard {
             element_text(&page, "withdrawn-label").as_deref(),
             Some("Withdrawn")
         );
-        assert!(page.contains("the user left the audience, or the rule or its study stopped"));
+        assert!(page.contains(
+            "the user left the audience, the rule or its study stopped, or its start was \
+             refused: a cap reached"
+        ));
         assert!(!page.contains("Withdrawn (left the audience)"));
     }
 

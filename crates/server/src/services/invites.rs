@@ -80,9 +80,8 @@ pub async fn evaluate(
         Decision::NoInvite { reasons } => {
             state.counters.suppressed(&reasons);
             return Ok(Evaluation::None(
-                reasons
-                    .first()
-                    .map_or("no_matching_rule", |(_, reason)| reason.code()),
+                uj_domain::pacing::telling_reason(&reasons)
+                    .map_or("no_matching_rule", Reason::code),
             ));
         }
     };

@@ -156,9 +156,8 @@ pub async fn resolve(
         Decision::Invite { rule_id, .. } => rule_id,
         Decision::NoInvite { reasons } => {
             return Ok(Acceptance::NotEligible(
-                reasons
-                    .first()
-                    .map_or("no_matching_rule", |(_, reason)| reason.code()),
+                uj_domain::pacing::telling_reason(&reasons)
+                    .map_or("no_matching_rule", uj_domain::pacing::Reason::code),
             ))
         }
     };
