@@ -105,20 +105,22 @@ impl Client {
         let body = self
             .query_json(credentials, Method::GET, url, params)
             .await?;
-        // Only names a rule can wait for (as an app sends them): the event picker offered
-        // names every rule refused, and a NUL failed PostgreSQL's whole catalog write.
-        let usable = |name: &&str| uj_domain::validation_name("event_name", name, 255).is_ok();
-        Ok(body
+        // Only names a rule can wait for, as a rule and an app's event have them (trimmed):
+        // the event picker offered names every rule refused, a NUL failed PostgreSQL's whole
+        // catalog write, and " Padded" was an entry of its own no app event ever counted.
+        let usable = |name: &str| uj_domain::validation_name("event_name", name, 255).ok();
+        let mut names: Vec<String> = Vec::new();
+        for name in body
             .as_array()
-            .map(|names| {
-                names
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .filter(usable)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default())
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if let Some(name) = usable(name).filter(|name| !names.contains(name)) {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 }
 

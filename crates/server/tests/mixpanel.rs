@@ -100,7 +100,8 @@ async fn names_from_mixpanel_that_no_rule_can_use_are_left_out_or_cleaned() {
                 "events": [event("Order Completed".into()), event("Tab\tEvent".into()),
                            event("NUL\u{0}Event".into()), event("e".repeat(256)),
                            event("Order\u{200b} Completed".into()), event("x\u{202e}y".into()),
-                           event("é".repeat(255))]}]
+                           event("é".repeat(255)), event("  Padded ".into()),
+                           event("Order Completed ".into())]}]
         })
         .to_string(),
     )
@@ -127,8 +128,10 @@ async fn names_from_mixpanel_that_no_rule_can_use_are_left_out_or_cleaned() {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     names.sort();
+    // Trimmed, as a rule and an app's event have them: one entry each (" Padded" was an
+    // entry of its own that no app event counted; found by the event catalog probe).
     let long = "é".repeat(255);
-    assert_eq!(names, ["Order Completed", long.as_str()]);
+    assert_eq!(names, ["Order Completed", "Padded", long.as_str()]);
     let cohorts: Value = app
         .get("/api/v1/integrations/mixpanel/cohorts", &key)
         .await
