@@ -81,6 +81,11 @@ pub struct MixpanelCohort {
     pub fetched_at: DateTime<Utc>,
 }
 
+/// How long the event catalog keeps a name the app stopped sending: names are suggestions
+/// for rules, and the catalog takes at most 1,000 from the app, so one filled by a leaked
+/// key or an app's made-up names frees itself.
+pub const APP_EVENT_NAMES_KEPT_FOR: chrono::TimeDelta = chrono::TimeDelta::days(90);
+
 /// An event name the project knows: seen in Mixpanel, sent by its app, or both.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogEvent {

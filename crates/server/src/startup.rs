@@ -627,6 +627,17 @@ async fn background_jobs(store: Arc<dyn Store>) {
             }
             Err(error) => tracing::warn!(error = %error, "could not remove old ledger entries"),
         }
+        match store
+            .forget_old_app_events(now - uj_domain::mixpanel::APP_EVENT_NAMES_KEPT_FOR)
+            .await
+        {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(
+                forgotten,
+                "event names the app has not sent for 90 days removed from the catalog"
+            ),
+            Err(error) => tracing::warn!(error = %error, "could not forget old app event names"),
+        }
         // Past their lifetime they answer nothing (a create with the key replaces its own).
         match store
             .delete_stale_idempotency_records(now - uj_domain::idempotency::KEY_LIFETIME)

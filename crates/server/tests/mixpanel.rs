@@ -159,6 +159,11 @@ async fn pick(app: &TestApp, key: &str, token: &str, project: &str) -> (u16, Val
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// Its status and JSON body.
+async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 async fn connect(app: &TestApp, key: &str, username: &str, secret: &str) -> (u16, Value) {
     let response = app
         .post_json(
@@ -849,6 +854,50 @@ async fn the_secret_never_comes_back_out_nor_sits_in_the_database_in_plain_text(
     assert!(
         !text.contains(SECRET),
         "the database holds the secret in plain text"
+    );
+}
+
+/// `POST …/refresh` reads the cohorts and top event names again, as the dashboard's "Test
+/// connection" does (an API-only team had no way to but connecting again; found by the event
+/// catalog probe).
+#[tokio::test]
+async fn a_refresh_reads_cohorts_and_event_names_again() {
+    let (emulator, app, key) = setup(json!({})).await;
+    let path = "/api/v1/integrations/mixpanel/refresh";
+    let (status, body) = json_of(app.post_json(path, &key, json!({})).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_connected"))
+    );
+    connect(&app, &key, "single", SECRET).await;
+    let before = emulator.requests().len();
+    let (status, body) = json_of(app.post_json(path, &key, json!({})).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["cohorts"], &body["event_names"]),
+        (&json!(2), &json!(2))
+    );
+    let read: Vec<String> = emulator.requests()[before..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        read,
+        ["/eu/api/query/cohorts/list", "/eu/api/query/events/names"]
+    );
+    emulator.set_faults(Faults {
+        fail_next: 10,
+        ..Faults::default()
+    });
+    let (status, body) = json_of(app.post_json(path, &key, json!({})).await).await;
+    assert_eq!(status, 502, "{body}");
+    let public = app.bootstrap("ada@example.com", "Shop").public_key;
+    assert_eq!(
+        app.post_json(path, &public, json!({}))
+            .await
+            .status()
+            .as_u16(),
+        401
     );
 }
 

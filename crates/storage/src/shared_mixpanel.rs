@@ -336,7 +336,18 @@ macro_rules! impl_mixpanel_store {
                 if !reading_through(&mut tx, project, connected_at).await? {
                     return Ok(false);
                 }
-                // In the order the app's counts take the same rows (`record_app_events`).
+                // The names read before and no longer listed are unmarked below, rows the
+                // upserts do not reach: on PostgreSQL every row is locked first, in the byte
+                // order the app's counts take them in (`record_app_events`).
+                if <$store as crate::shared::Dialect>::ROW_LOCKS {
+                    sqlx::query(
+                        r#"SELECT 1 FROM event_catalog WHERE project_id = $1
+                           ORDER BY name COLLATE "C" FOR UPDATE"#,
+                    )
+                    .bind(project.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let mut sorted: Vec<&String> = names.iter().collect();
                 sorted.sort_unstable();
                 for name in sorted {
@@ -350,8 +361,62 @@ macro_rules! impl_mixpanel_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                // What Mixpanel no longer lists is no longer "seen in Mixpanel" (each refresh
+                // only added: a renamed event stayed for good), and leaves unless the app sent it.
+                for statement in [
+                    "DELETE FROM event_catalog
+                     WHERE project_id = $1 AND app_count = 0 AND seen_in_mixpanel_at < $2",
+                    "UPDATE event_catalog SET seen_in_mixpanel_at = NULL
+                     WHERE project_id = $1 AND seen_in_mixpanel_at < $2",
+                ] {
+                    sqlx::query(statement)
+                        .bind(project.as_str())
+                        .bind(Ts(seen_at))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn forget_old_app_events(&self, before: DateTime<Utc>) -> Result<u64, $crate::StoreError> {
+                let projects: Vec<String> = sqlx::query_scalar(
+                    "SELECT DISTINCT project_id FROM event_catalog WHERE app_last_seen_at < $1",
+                )
+                .bind(Ts(before))
+                .fetch_all(self.reader())
+                .await?;
+                let mut forgotten = 0;
+                // A project at a time, its rows locked first on PostgreSQL in the byte order
+                // a flush of counts takes them in (`record_app_events`).
+                for project in projects {
+                    let mut tx = self.begin().await?;
+                    if <$store as crate::shared::Dialect>::ROW_LOCKS {
+                        sqlx::query(
+                            r#"SELECT 1 FROM event_catalog WHERE project_id = $1
+                               ORDER BY name COLLATE "C" FOR UPDATE"#,
+                        )
+                        .bind(&project)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    for statement in [
+                        "DELETE FROM event_catalog
+                         WHERE project_id = $1 AND app_last_seen_at < $2 AND seen_in_mixpanel_at IS NULL",
+                        "UPDATE event_catalog
+                         SET app_count = 0, app_first_seen_at = NULL, app_last_seen_at = NULL
+                         WHERE project_id = $1 AND app_last_seen_at < $2",
+                    ] {
+                        forgotten += sqlx::query(statement)
+                            .bind(&project)
+                            .bind(Ts(before))
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    tx.commit().await?;
+                }
+                Ok(forgotten)
             }
 
             async fn record_app_events(&self, events: &[$crate::AppEventCount]) -> Result<(), $crate::StoreError> {

@@ -329,6 +329,10 @@ pub trait MixpanelStore: Send + Sync {
     /// between `first` and `last`. A name new to a project that has
     /// [`MAX_APP_EVENT_NAMES`] names already is not added.
     async fn record_app_events(&self, events: &[AppEventCount]) -> Result<(), StoreError>;
+    /// Forgets, in every project, the app's sightings of names it last sent before `before`:
+    /// a name only the app sent leaves the catalog, one Mixpanel lists too stays as seen in
+    /// Mixpanel. How many names were forgotten.
+    async fn forget_old_app_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// The project's event catalog, by name.
     async fn event_catalog(&self, project: &ProjectId) -> Result<Vec<CatalogEvent>, StoreError>;
 }

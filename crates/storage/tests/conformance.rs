@@ -144,6 +144,7 @@ conformance!(
     study_limits_hold_at_accept_and_reset_on_monday_and_the_first,
     every_write_that_gives_a_user_rows_reaches_the_sdk_reads,
     app_events_add_up_in_the_catalog_in_batches,
+    app_event_names_not_sent_for_a_while_are_forgotten,
     counts_flushed_at_once_in_any_order_add_up,
     batches_issued_at_once_in_any_order_give_each_user_one_invite,
     a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once,
@@ -1774,11 +1775,25 @@ async fn cohorts_are_replaced_and_event_names_recorded_per_project(
         .unwrap());
     assert!(store.mixpanel_cohorts(&blog).await.unwrap().is_empty());
 
-    let names = vec!["Order Completed".to_owned(), "App Opened".to_owned()];
+    let names = vec![
+        "Order Completed".to_owned(),
+        "App Opened".to_owned(),
+        "Signed Up".to_owned(),
+    ];
     assert!(store
         .record_mixpanel_event_names(&shop, at, &names, now)
         .await
         .unwrap());
+    let sent = uj_storage::AppEventCount {
+        project: shop.clone(),
+        name: "Signed Up".into(),
+        count: 1,
+        first: now,
+        last: now,
+    };
+    store.record_app_events(&[sent]).await.unwrap();
+    // A later read replaces the names: those Mixpanel no longer lists leave, unless the
+    // app sent them (a renamed event stayed for good).
     assert!(store
         .record_mixpanel_event_names(&shop, at, &names[..1], now + Duration::hours(1))
         .await
@@ -1790,13 +1805,16 @@ async fn cohorts_are_replaced_and_event_names_recorded_per_project(
     let catalog = store.event_catalog(&shop).await.unwrap();
     assert_eq!(
         catalog.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
-        ["App Opened", "Order Completed"]
+        ["Order Completed", "Signed Up"]
     );
     assert_eq!(
-        catalog[1].seen_in_mixpanel_at,
+        catalog[0].seen_in_mixpanel_at,
         Some(now + Duration::hours(1))
     );
-    assert_eq!(catalog[0].app_count, 0);
+    assert_eq!(
+        (catalog[1].app_count, catalog[1].seen_in_mixpanel_at),
+        (1, None)
+    );
     assert!(store.event_catalog(&blog).await.unwrap().is_empty());
 
     // Deleting the connection forgets the cohorts read through it.
@@ -4704,6 +4722,65 @@ async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
         .is_err());
     assert_eq!(store.invite(&shop, "x-1").await.unwrap(), None);
     assert_eq!(store.pending_invite(&shop, "u30", now).await.unwrap(), None);
+}
+
+/// Names the app stopped sending leave the catalog (one Mixpanel lists stays, as seen in
+/// Mixpanel), and free their place under the cap: a catalog filled once stayed full for good.
+async fn app_event_names_not_sent_for_a_while_are_forgotten(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let t0 = uj_now() - Duration::days(100);
+    let recent = uj_now();
+    connected_with_names(&store, &shop, &["Listed".to_owned()], recent).await;
+    let count = |project: &ProjectId, name: &str, at| uj_storage::AppEventCount {
+        project: project.clone(),
+        name: name.into(),
+        count: 2,
+        first: at,
+        last: at,
+    };
+    store
+        .record_app_events(&[
+            count(&shop, "Junk", t0),
+            count(&shop, "Listed", t0),
+            count(&shop, "Still sent", t0),
+            count(&blog, "Old", t0),
+        ])
+        .await
+        .unwrap();
+    store
+        .record_app_events(&[count(&shop, "Still sent", recent)])
+        .await
+        .unwrap();
+    let forgotten = store
+        .forget_old_app_events(recent - Duration::days(90))
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 3, "Junk, Listed's sightings and Old");
+    let catalog = store.event_catalog(&shop).await.unwrap();
+    let seen: Vec<_> = catalog
+        .iter()
+        .map(|e| {
+            (
+                e.name.as_str(),
+                e.app_count,
+                e.seen_in_mixpanel_at.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("Listed", 0, true), ("Still sent", 4, false)]);
+    assert_eq!(catalog[0].app_first_seen_at, None);
+    assert!(store.event_catalog(&blog).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .forget_old_app_events(recent - Duration::days(90))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn app_events_add_up_in_the_catalog_in_batches(store: Arc<dyn Store>, _: &TestDatabase) {

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(connect))
         .routes(routes!(choose_project))
         .routes(routes!(verify))
+        .routes(routes!(refresh))
         .routes(routes!(cohorts))
 }
 
@@ -258,6 +259,40 @@ async fn verify(
 ) -> Result<Json<ConnectionResponse>, ApiError> {
     match mixpanel::verify(&state, &auth.project.id).await {
         Ok(connection) => Ok(Json(ConnectionResponse::load(&state, connection).await?)),
+        Err(crate::services::ServiceError::NotFound(_)) => Err(not_connected()),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// What a refresh read.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RefreshResponse {
+    object: &'static str,
+    /// Cohorts the connected project has now.
+    cohorts: usize,
+    /// Its top event names now in the event catalog (names Mixpanel no longer lists left it,
+    /// unless the app sent them).
+    event_names: usize,
+}
+
+#[utoipa::path(
+    post,
+    path = "/integrations/mixpanel/refresh",
+    operation_id = "refresh_mixpanel_reads",
+    tag = "Mixpanel",
+    summary = "Read the connected project's cohorts and top event names again now",
+    responses((status = 200, description = "How many were read", body = RefreshResponse))
+)]
+async fn refresh(
+    State(state): State<AppState>,
+    auth: SecretKeyAuth,
+) -> Result<Json<RefreshResponse>, ApiError> {
+    match mixpanel::refresh(&state, &auth.project.id).await {
+        Ok((cohorts, event_names)) => Ok(Json(RefreshResponse {
+            object: "mixpanel_refresh",
+            cohorts,
+            event_names,
+        })),
         Err(crate::services::ServiceError::NotFound(_)) => Err(not_connected()),
         Err(other) => Err(other.into()),
     }
