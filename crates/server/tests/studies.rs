@@ -1588,10 +1588,12 @@ mod dashboard {
         );
         assert!(page.contains(r#"value="24""#));
 
-        // Once the app calls the SDK API, the setup steps give way.
+        // Once the app calls the SDK API, the setup steps give way: an event counts as a
+        // config load does (an app reporting events only was told it had never called).
         let keys = app.bootstrap("ada@example.com", "Shop");
+        let event = json!({"event_name": "Signed Up", "reference_id": "u1"});
         assert_eq!(
-            app.get("/sdk/v1/config?reference_id=u1", &keys.public_key)
+            app.post_json("/sdk/v1/events", &keys.public_key, event)
                 .await
                 .status()
                 .as_u16(),

@@ -103,6 +103,19 @@ impl UserTurns {
 }
 
 impl UserView {
+    /// Records the project's first SDK call (a config load or an event): the dashboard
+    /// leads with the SDK setup steps until the app has called once.
+    pub async fn note_sdk_contact(&self, state: &AppState) -> Result<(), ServiceError> {
+        if !self.snapshot.sdk_contacted {
+            state
+                .store
+                .mark_sdk_contact(&self.project, chrono::Utc::now())
+                .await?;
+            state.snapshots.forget(&self.project);
+        }
+        Ok(())
+    }
+
     /// The user seen through this process's snapshot of the project (the SDK path).
     /// `considers` says which rules the request may decide on (as `gather` will be asked).
     pub async fn load(
