@@ -33,8 +33,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create the account and project if absent, and print a JSON object with the project id,
-    /// its public key and a new secret key. Safe to run again: each run adds a secret key (at
-    /// the project's cap of 100, it revokes the bootstrap key used least recently).
+    /// its public key and a new secret key. Safe to run again: each run adds a secret key (not
+    /// held to the project's cap of 100; revoke the old ones).
     Bootstrap {
         #[arg(long)]
         email: String,

@@ -306,7 +306,7 @@ macro_rules! impl_store {
                 .bind(project.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
-                if active >= max_active as i64 {
+                if active >= i64::try_from(max_active).unwrap_or(i64::MAX) {
                     return Ok(None);
                 }
                 let row: SecretKeyRow = sqlx::query_as(

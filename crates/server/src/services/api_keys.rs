@@ -19,14 +19,44 @@ pub struct CreatedSecretKey {
     pub secret: SecretString,
 }
 
-/// The most unrevoked secret keys a project may have.
+/// The most unrevoked secret keys a project's people may have (the dashboard, the REST API).
 pub const MAX_ACTIVE_SECRET_KEYS: usize = 100;
 
+/// A new key made through the dashboard or the REST API, unless the project has
+/// [`MAX_ACTIVE_SECRET_KEYS`] unrevoked ones (counted in the creating transaction).
 pub async fn create_secret_key(
     store: &dyn Store,
     project: &ProjectId,
     name: &str,
 ) -> Result<CreatedSecretKey, ServiceError> {
+    mint(store, project, name, MAX_ACTIVE_SECRET_KEYS)
+        .await?
+        .ok_or_else(|| ServiceError::Refused {
+            code: "api_key_limit_reached",
+            message: format!(
+                "This project has {MAX_ACTIVE_SECRET_KEYS} secret keys, the most it may have: \
+                 revoke the ones no longer used, then create one again."
+            ),
+        })
+}
+
+/// A new key made by the server's operator (`admin bootstrap`): not held to the cap.
+pub async fn create_operator_key(
+    store: &dyn Store,
+    project: &ProjectId,
+    name: &str,
+) -> Result<CreatedSecretKey, ServiceError> {
+    mint(store, project, name, usize::MAX)
+        .await?
+        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("no cap refuses an operator's key")))
+}
+
+async fn mint(
+    store: &dyn Store,
+    project: &ProjectId,
+    name: &str,
+    max_active: usize,
+) -> Result<Option<CreatedSecretKey>, ServiceError> {
     let name = KeyName::parse(name)?;
     let minted = NewSecretKey::generate();
     let key = store
@@ -35,20 +65,13 @@ pub async fn create_secret_key(
             name.as_str(),
             &minted.shown_prefix,
             &minted.hash,
-            MAX_ACTIVE_SECRET_KEYS,
+            max_active,
         )
-        .await?
-        .ok_or_else(|| ServiceError::Refused {
-            code: "api_key_limit_reached",
-            message: format!(
-                "This project has {MAX_ACTIVE_SECRET_KEYS} secret keys, the most it may have: \
-                 revoke the ones no longer used, then create one again."
-            ),
-        })?;
-    Ok(CreatedSecretKey {
+        .await?;
+    Ok(key.map(|key| CreatedSecretKey {
         key,
         secret: minted.token,
-    })
+    }))
 }
 
 pub async fn secret_key(
