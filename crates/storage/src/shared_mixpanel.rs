@@ -336,44 +336,59 @@ macro_rules! impl_mixpanel_store {
                 if !reading_through(&mut tx, project, connected_at).await? {
                     return Ok(false);
                 }
-                // The names read before and no longer listed are unmarked below, rows the
-                // upserts do not reach: on PostgreSQL every row is locked first, in the byte
-                // order the app's counts take them in (`record_app_events`).
-                if <$store as crate::shared::Dialect>::ROW_LOCKS {
-                    sqlx::query(
-                        r#"SELECT 1 FROM event_catalog WHERE project_id = $1
-                           ORDER BY name COLLATE "C" FOR UPDATE"#,
-                    )
-                    .bind(project.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                // A read older than the one stored changes nothing (two reads at once from
+                // two processes may commit out of order).
+                let newer: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM event_catalog
+                                    WHERE project_id = $1 AND seen_in_mixpanel_at > $2)",
+                )
+                .bind(project.as_str())
+                .bind(Ts(seen_at))
+                .fetch_one(&mut *tx)
+                .await?;
+                if newer {
+                    return Ok(true);
                 }
-                let mut sorted: Vec<&String> = names.iter().collect();
-                sorted.sort_unstable();
-                for name in sorted {
-                    sqlx::query(
-                        "INSERT INTO event_catalog (project_id, name, seen_in_mixpanel_at) VALUES ($1, $2, $3)
-                         ON CONFLICT (project_id, name) DO UPDATE SET seen_in_mixpanel_at = excluded.seen_in_mixpanel_at",
-                    )
-                    .bind(project.as_str())
-                    .bind(name)
-                    .bind(Ts(seen_at))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                // What Mixpanel no longer lists is no longer "seen in Mixpanel" (each refresh
-                // only added: a renamed event stayed for good), and leaves unless the app sent it.
-                for statement in [
-                    "DELETE FROM event_catalog
-                     WHERE project_id = $1 AND app_count = 0 AND seen_in_mixpanel_at < $2",
-                    "UPDATE event_catalog SET seen_in_mixpanel_at = NULL
-                     WHERE project_id = $1 AND seen_in_mixpanel_at < $2",
-                ] {
-                    sqlx::query(statement)
+                // Each read replaces the last (each one only added: a renamed event stayed for
+                // good): a name no longer listed is no longer "seen in Mixpanel", and leaves
+                // unless the app sent it. The listed names and the ones read before are walked
+                // together in byte order, the order the app's counts take the same rows in
+                // (`record_app_events`): locking them all first and then inserting new ones
+                // deadlocked on PostgreSQL with a flush inserting one of those.
+                let before: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM event_catalog
+                     WHERE project_id = $1 AND seen_in_mixpanel_at IS NOT NULL",
+                )
+                .bind(project.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                let listed: std::collections::BTreeSet<&str> =
+                    names.iter().map(String::as_str).collect();
+                let walked: std::collections::BTreeSet<&str> =
+                    listed.iter().copied().chain(before.iter().map(String::as_str)).collect();
+                for name in walked {
+                    if listed.contains(name) {
+                        sqlx::query(
+                            "INSERT INTO event_catalog (project_id, name, seen_in_mixpanel_at) VALUES ($1, $2, $3)
+                             ON CONFLICT (project_id, name) DO UPDATE SET seen_in_mixpanel_at = excluded.seen_in_mixpanel_at",
+                        )
                         .bind(project.as_str())
+                        .bind(name)
                         .bind(Ts(seen_at))
                         .execute(&mut *tx)
                         .await?;
+                        continue;
+                    }
+                    for statement in [
+                        "DELETE FROM event_catalog WHERE project_id = $1 AND name = $2 AND app_count = 0",
+                        "UPDATE event_catalog SET seen_in_mixpanel_at = NULL WHERE project_id = $1 AND name = $2",
+                    ] {
+                        sqlx::query(statement)
+                            .bind(project.as_str())
+                            .bind(name)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(true)

@@ -146,6 +146,7 @@ conformance!(
     app_events_add_up_in_the_catalog_in_batches,
     app_event_names_not_sent_for_a_while_are_forgotten,
     counts_flushed_at_once_in_any_order_add_up,
+    mixpanel_reads_and_flushes_adding_the_same_new_names_at_once_all_land,
     batches_issued_at_once_in_any_order_give_each_user_one_invite,
     a_study_stopped_while_its_audience_shrinks_withdraws_its_invites_once,
     a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count,
@@ -4961,6 +4962,94 @@ async fn counts_flushed_at_once_in_any_order_add_up(store: Arc<dyn Store>, _: &T
     let stats = store.rule_stats(&rule.id, now).await.unwrap();
     assert_eq!(stats.suppressions.len(), suppressions.len());
     assert!(stats.suppressions.iter().all(|(_, n)| *n == 2 * ROUNDS));
+}
+
+/// A read of Mixpanel's names and two flushes of the app's counts add the same new names at
+/// the same moment: all land. (On PostgreSQL the read locked the rows there first and then
+/// inserted, a flush inserted first and then updated: each waited for the other's row;
+/// found by the diff review.) Each read replaces the one before.
+async fn mixpanel_reads_and_flushes_adding_the_same_new_names_at_once_all_land(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let connected = connection(&shop, "2");
+    store
+        .save_mixpanel_connection(&connected, "v1.x")
+        .await
+        .unwrap();
+    const ROUNDS: i64 = 30;
+    for round in 0..ROUNDS {
+        let names: Vec<String> = (0..10).map(|n| format!("R{round:02} {n}")).collect();
+        let seen_at = now + Duration::seconds(round);
+        let mut writes = vec![tokio::spawn({
+            let (store, shop, mut names) = (Arc::clone(&store), shop.clone(), names.clone());
+            names.reverse();
+            let connected_at = connected.connected_at;
+            async move {
+                let recorded = store
+                    .record_mixpanel_event_names(&shop, connected_at, &names, seen_at)
+                    .await?;
+                assert!(recorded, "the connection is current");
+                Ok(())
+            }
+        })];
+        for reversed in [false, true] {
+            // And a name both touch that sorts after the new ones: the flush takes it after
+            // inserting them, the read found it there before inserting them.
+            let mut events: Vec<_> = names
+                .iter()
+                .chain([&"Zz common".to_owned()])
+                .map(|name| uj_storage::AppEventCount {
+                    project: shop.clone(),
+                    name: name.clone(),
+                    count: 1,
+                    first: now,
+                    last: now,
+                })
+                .collect();
+            if reversed {
+                events.reverse();
+            }
+            let store = Arc::clone(&store);
+            writes.push(tokio::spawn(async move {
+                store.record_app_events(&events).await
+            }));
+        }
+        for write in writes {
+            write
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+    }
+    let mut catalog = store.event_catalog(&shop).await.unwrap();
+    let common = catalog.pop().unwrap();
+    assert_eq!(
+        (common.name.as_str(), common.app_count),
+        ("Zz common", 2 * ROUNDS)
+    );
+    assert_eq!(catalog.len(), 10 * ROUNDS as usize);
+    assert!(catalog.iter().all(|e| e.app_count == 2));
+    let last = now + Duration::seconds(ROUNDS - 1);
+    for event in &catalog {
+        let listed_last = event.name.starts_with(&format!("R{:02} ", ROUNDS - 1));
+        assert_eq!(
+            event.seen_in_mixpanel_at,
+            listed_last.then_some(last),
+            "{}",
+            event.name
+        );
+    }
+    // A read older than the last one, landing after it, changes nothing.
+    let older = vec!["R00 0".to_owned(), "Stale".to_owned()];
+    assert!(store
+        .record_mixpanel_event_names(&shop, connected.connected_at, &older, now)
+        .await
+        .unwrap());
+    catalog.push(common);
+    assert_eq!(store.event_catalog(&shop).await.unwrap(), catalog);
 }
 
 /// Two processes' invite writers issue batches for the same users at the same moment, in

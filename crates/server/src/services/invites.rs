@@ -31,8 +31,8 @@ pub struct AppEvent<'a> {
 pub enum Evaluation {
     /// The user's invite: already pending, or issued now.
     Invite(Box<(Invite, Arc<LaunchRule>)>),
-    /// No invite; the reason of the first rule that considered the user (or
-    /// `no_matching_rule`).
+    /// No invite; the reason of the rule that passed the most gates
+    /// (`uj_domain::pacing::telling_reason`), or `no_matching_rule`.
     None(&'static str),
 }
 

@@ -432,6 +432,11 @@ pub async fn refresh(
             fetched_at: now,
         })
         .collect();
+    // Both read before either is written: a failed read changes nothing.
+    let names = client
+        .top_event_names(&credentials, &target, EVENT_NAMES)
+        .await
+        .map_err(problem)?;
     // Written only if the connection read through is still the project's.
     let gone = || ServiceError::NotFound("mixpanel_connection");
     let connected_at = connection.connected_at;
@@ -442,10 +447,6 @@ pub async fn refresh(
     {
         return Err(gone());
     }
-    let names = client
-        .top_event_names(&credentials, &target, EVENT_NAMES)
-        .await
-        .map_err(problem)?;
     if !state
         .store
         .record_mixpanel_event_names(project, connected_at, &names, now)
