@@ -1517,15 +1517,23 @@ async fn readyz_logs_why_postgresql_cannot_be_reached() {
     .await
     .unwrap();
     let refused = status().await;
+    // Logged beside the answer, which does not wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let said = loop {
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let said = logged
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["message"] == "not ready: a new connection to the database fails");
+        match said {
+            Some(said) => break said,
+            None if Instant::now() > deadline => panic!("no reason logged: {logged}"),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
     sqlx::query(&allow(true)).execute(&mut admin).await.unwrap();
     assert_eq!(refused, 503);
-    let logged = std::fs::read_to_string(&log).unwrap();
-    let said = logged
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|line| line["error"].as_str().map(str::to_owned))
-        .find(|error| error.contains("a new connection fails"))
-        .unwrap_or_else(|| panic!("no reason logged: {logged}"));
+    let said = said["error"].as_str().unwrap();
     assert!(
         said.contains("is not currently accepting connections"),
         "{said}"

@@ -18,22 +18,37 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Answers within `sdk_timeout` too: a database that stops answering is not ready. Not
-/// ready, it logs why a new connection fails, if one does (the requests failing meanwhile
-/// log only that none came in time).
+/// Answers within `sdk_timeout` too: a database that stops answering is not ready.
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let failure = match tokio::time::timeout(state.sdk_timeout, state.store.ping()).await {
         Ok(Ok(())) => return Ok(Json(json!({ "status": "ok", "database": "ok" }))),
         Ok(Err(error)) => anyhow::Error::from(error),
         Err(_) => anyhow::anyhow!("no answer from the database"),
     };
-    Err(ApiError::unavailable(
-        match state.store.connect_error().await {
-            Some(why) => anyhow::anyhow!(
-                "{} (a new connection fails: {why})",
-                crate::telemetry::causes(&failure)
-            ),
-            None => failure,
-        },
-    ))
+    log_why_no_connection_opens(&state);
+    Err(ApiError::unavailable(failure))
+}
+
+/// Beside a readiness that failed, logs why a new connection to the database fails, if one
+/// does (refused, unknown host, a wrong password, connections not allowed): the requests
+/// failing meanwhile log only that none came in time. In the background, so that readyz
+/// still answers within its deadline, and once a minute at most in a process.
+fn log_why_no_connection_opens(state: &AppState) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_ASKED: AtomicI64 = AtomicI64::new(0);
+    let now = chrono::Utc::now().timestamp();
+    let last = LAST_ASKED.load(Ordering::Relaxed);
+    if now - last < 60
+        || LAST_ASKED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Some(why) = store.connect_error().await {
+            tracing::warn!(error = %why, "not ready: a new connection to the database fails");
+        }
+    });
 }
