@@ -148,6 +148,25 @@ impl Reason {
         Reason::OpenInvite,
     ];
 
+    /// The gate that fails with this reason, numbered in the order [`gates`] checks them:
+    /// a reason of a later gate was found by a rule that passed more of them.
+    pub fn gate(self) -> u8 {
+        match self {
+            Reason::RuleDraft | Reason::RulePaused | Reason::RuleArchived => 0,
+            Reason::StudyPaused | Reason::StudyArchived => 1,
+            Reason::OutsideSchedule => 2,
+            Reason::NotTriggered | Reason::NotInAudience => 3,
+            Reason::SampledOut => 4,
+            Reason::AlreadyStarted => 5,
+            Reason::Cooldown => 6,
+            Reason::MaxStartsReached => 7,
+            Reason::StudyLimit => 8,
+            Reason::ContactLimit => 9,
+            Reason::OpenInvite => 10,
+            Reason::LostOnPriority => 11,
+        }
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Reason::RuleDraft => "rule_draft",
@@ -540,15 +559,15 @@ fn limit_text(limit: Option<u64>) -> String {
 }
 
 /// The reason to tell an app that no rule invites its user: that of the rule that passed the
-/// most gates (they are checked in [`Reason`]'s order), the first listed of those on a tie.
-/// The first rule's was told: an archived study's rule said `study_archived` while a live
-/// rule of another study was at its limit.
+/// most gates ([`Reason::gate`]), the first listed of those on a tie. The first rule's was
+/// told: an archived study's rule said `study_archived` while a live rule of another study
+/// was at its limit.
 pub fn telling_reason(reasons: &[(&str, Reason)]) -> Option<Reason> {
     reasons
         .iter()
         .map(|(_, reason)| *reason)
         .reduce(|told, reason| {
-            if reason as usize > told as usize {
+            if reason.gate() > told.gate() {
                 reason
             } else {
                 told

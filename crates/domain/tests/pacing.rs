@@ -772,3 +772,26 @@ fn a_pending_invite_closes_when_it_could_no_longer_start() {
         Some("study_limit")
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// `Reason::gate` numbers the gates as they are checked (`telling_reason` relies on it):
+    /// a gate added out of its place fails here.
+    #[test]
+    fn gates_are_checked_in_the_order_their_reasons_are_numbered(
+        rules in rules_strategy(),
+        in_audience in any::<bool>(),
+        event in prop_oneof![Just(None), Just(Some("Order Completed")), Just(Some("App Opened"))],
+        reference in "[a-z0-9]{1,12}",
+    ) {
+        let studies = studies(Some(1));
+        let user = user(&reference, in_audience);
+        let moment = Moment { now: t0(), event, contact_limit: Some(chrono::TimeDelta::days(1)), link_opened: false };
+        for rule in &rules {
+            let listed = gates(rule, studies.iter().find(|s| s.id == rule.study_id), &user, &moment);
+            let numbers: Vec<u8> = listed.iter().map(|g| g.reason.gate()).collect();
+            prop_assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{:?}", listed);
+        }
+    }
+}
