@@ -1626,6 +1626,7 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
                         "DROP INDEX sessions_by_account",
                         "DROP INDEX sync_ledger_by_time",
                         "ALTER TABLE studies DROP COLUMN public_link",
+                        "DROP INDEX sync_ledger_refusals",
                     ] {
                         sqlx::query(sql).execute(&pool).await.unwrap();
                     }

@@ -1490,6 +1490,25 @@ macro_rules! impl_cohort_sync_store {
                 let rows: Vec<LedgerRow> = query.fetch_all(self.reader()).await?;
                 crate::shared::try_into_page(rows, page.limit)
             }
+
+            async fn refused_deliveries(
+                &self,
+                project: &ProjectId,
+                limit: u32,
+            ) -> Result<Vec<uj_domain::audiences::LedgerEntry>, $crate::StoreError> {
+                // From `sync_ledger_refusals`, whatever else arrived since.
+                let rows: Vec<LedgerRow> = sqlx::query_as(
+                    "SELECT id, audience_id, action, session_id, page, total_pages, members, added,
+                        removed, outcome, error, received_at
+                     FROM sync_ledger WHERE project_id = $1 AND outcome = 'rejected'
+                     ORDER BY id DESC LIMIT $2",
+                )
+                .bind(project.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
         }
     };
 }

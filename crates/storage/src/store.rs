@@ -554,6 +554,12 @@ pub trait CohortSyncStore: Send + Sync {
         audience: Option<&AudienceId>,
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, StoreError>;
+    /// The project's latest `limit` refused deliveries, newest first.
+    async fn refused_deliveries(
+        &self,
+        project: &ProjectId,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
 }
 
 /// What [`CohortSyncStore::delete_audience`] did.

@@ -14,7 +14,6 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uj_domain::mixpanel::{ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_mixpanel::DiscoveredProject;
-use uj_storage::PageRequest;
 
 use super::pages::{minute, render, render_with, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
@@ -163,13 +162,9 @@ struct SyncView {
     rotated_at: String,
     last_delivery: String,
     enabled: bool,
-    /// The latest deliveries the webhook refused, newest first (of the project's last
-    /// [`RECENT_DELIVERIES`]).
+    /// The latest deliveries the webhook refused, newest first.
     refused: Vec<RefusedView>,
 }
-
-/// How many of the project's latest deliveries are looked through for refused ones.
-const RECENT_DELIVERIES: u32 = 20;
 
 struct RefusedView {
     received: String,
@@ -247,28 +242,16 @@ struct MixpanelPage {
     is_owner: bool,
 }
 
-/// The latest refused deliveries among the project's last [`RECENT_DELIVERIES`], newest
-/// first.
+/// The project's five latest refused deliveries, newest first, however many deliveries came
+/// since (it looked through the last 20: a refusal among hundreds of cohorts' deliveries went
+/// unshown within one sync run).
 async fn recently_refused(
     state: &AppState,
     project: &uj_domain::ids::ProjectId,
 ) -> Result<Vec<RefusedView>, PageError> {
-    let recent = state
-        .store
-        .sync_ledger(
-            project,
-            None,
-            &PageRequest {
-                limit: RECENT_DELIVERIES,
-                starting_after: None,
-            },
-        )
-        .await?;
-    Ok(recent
-        .items
+    let refused = state.store.refused_deliveries(project, 5).await?;
+    Ok(refused
         .into_iter()
-        .filter(|e| e.outcome == uj_domain::audiences::LedgerOutcome::Rejected)
-        .take(5)
         .map(|e| RefusedView {
             received: minute(e.received_at),
             action: e.action,
