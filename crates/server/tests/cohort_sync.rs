@@ -1561,6 +1561,32 @@ async fn a_project_flooding_its_webhook_is_answered_503_past_eight_deliveries_at
     assert!(refused.contains("earlier deliveries"), "{refused}");
 }
 
+/// An audience page shows its newest 100 deliveries and says where the older ones are (it
+/// dropped them without a word; found by the scale probe).
+#[tokio::test]
+async fn an_audience_page_says_where_its_older_history_is() {
+    let synced = Synced::start(0).await;
+    let (browser, project) = synced.signed_in().await;
+    for n in 0..100 {
+        let delivery = page(&format!("s{n}"), 1, 1, &["a"]);
+        assert_eq!(synced.deliver(delivery).await.0, 200);
+    }
+    let audience = synced.audience().await["id"].as_str().unwrap().to_owned();
+    let path = format!("{project}/audiences/{audience}");
+    let (_, html) = synced.app.page(&browser, &path).await;
+    assert!(helpers::element_text(&html, "older-history").is_none());
+    assert_eq!(synced.deliver(page("s100", 1, 1, &["a"])).await.0, 200);
+    let (_, html) = synced.app.page(&browser, &path).await;
+    let table = html.split(r#"id="sync-history""#).nth(1).unwrap();
+    let table = table.split("</table>").next().unwrap();
+    assert_eq!(table.matches("<tr><td>").count(), 100);
+    let note = helpers::element_text(&html, "older-history").expect("the note");
+    assert!(
+        note.starts_with("The newest 100 deliveries are shown"),
+        "{note}"
+    );
+}
+
 /// A webhook URL pasted with a slash after it works; any other address under `/webhooks/`
 /// answers in Mixpanel's format (it was the API's, which Mixpanel's page could not show).
 #[tokio::test]

@@ -281,6 +281,8 @@ struct AudiencePage {
     warning: Option<String>,
     chart: Chart,
     history: Vec<HistoryRow>,
+    /// The history has entries older than those shown.
+    older_history: bool,
     lookup: String,
     found: Option<Vec<MemberRow>>,
     members: Vec<MemberRow>,
@@ -321,8 +323,9 @@ async fn show(
                 starting_after: None,
             },
         )
-        .await?
-        .items;
+        .await?;
+    let older_history = history.has_more;
+    let history = history.items;
     let allowlist = state.store.trait_allowlist(project).await?;
     let lookup = params.member.unwrap_or_default().trim().to_owned();
     let found = if lookup.is_empty() {
@@ -369,6 +372,7 @@ async fn show(
         warning,
         chart,
         history: history.iter().map(Into::into).collect(),
+        older_history,
         lookup,
         paged: after.is_some(),
         found,

@@ -317,8 +317,10 @@ struct StudyPage {
     status_options: Vec<StatusOption>,
     launch_mode_options: Vec<LaunchModeOption>,
     rules: Vec<RuleRow>,
-    /// The study has more than [`RULES_SHOWN`] rules.
-    more_rules: bool,
+    /// The rules table's next page starts after this rule.
+    next_rules: Option<String>,
+    /// The rules table is not on its first page.
+    rules_paged: bool,
     events: Vec<EventOption>,
     audiences: Vec<AudienceOption>,
     new_rule: NewRuleView,
@@ -332,15 +334,19 @@ struct StudyPage {
     error_field: Option<&'static str>,
 }
 
+/// The project's audiences by name, as the rule form's picker lists them (they came in the
+/// order cohorts were first synced: among hundreds, one was hard to find).
 async fn audience_list(
     state: &AppState,
     context: &ProjectContext,
 ) -> Result<Vec<(String, String, i64)>, PageError> {
-    Ok(audiences::all(state, &context.current.project.id)
+    let mut audiences: Vec<_> = audiences::all(state, &context.current.project.id)
         .await?
         .into_iter()
         .map(|a| (a.id.into_string(), a.name, a.member_count))
-        .collect())
+        .collect();
+    audiences.sort_by_cached_key(|(id, name, _)| (name.to_lowercase(), id.clone()));
+    Ok(audiences)
 }
 
 async fn study_page(
@@ -350,17 +356,34 @@ async fn study_page(
     study: Study,
     error: Option<String>,
 ) -> Result<StudyPage, PageError> {
+    study_page_from(state, context, csrf_token, study, error, None).await
+}
+
+/// The study's page, its rules table listing those after `rules_after` (from the first).
+async fn study_page_from(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    study: Study,
+    error: Option<String>,
+    rules_after: Option<String>,
+) -> Result<StudyPage, PageError> {
     let project = &context.current.project;
-    // Each row reads its rule's stats: a page shows the first RULES_SHOWN.
-    let first = PageRequest {
+    // Each row reads its rule's stats: a page lists RULES_SHOWN, the next ones a link away
+    // (it listed the first 200 only, archived ones among them, so a study's live rules could
+    // all be out of reach; found by the scale probe).
+    let listed = PageRequest {
         limit: RULES_SHOWN,
-        starting_after: None,
+        starting_after: rules_after.clone(),
     };
     let rules = state
         .store
-        .launch_rules_of_study(&project.id, &study.id, &first)
+        .launch_rules_of_study(&project.id, &study.id, &listed)
         .await?;
-    let more_rules = rules.has_more;
+    let next_rules = rules
+        .has_more
+        .then(|| rules.items.last().map(|r| r.id.to_string()))
+        .flatten();
     let rules = rules.items;
     let audiences = audience_list(state, context).await?;
     let events = counters::event_catalog(state, &project.id)
@@ -428,7 +451,8 @@ async fn study_page(
         })
         .collect(),
         rules: rows,
-        more_rules,
+        next_rules,
+        rules_paged: rules_after.is_some(),
         events,
         audiences: audiences
             .into_iter()
@@ -454,6 +478,8 @@ const SAVED: &str = "?saved=1";
 #[derive(Deserialize)]
 struct SavedParams {
     saved: Option<String>,
+    /// The rules listed start after this one (the rules table's next page).
+    rules_after: Option<String>,
 }
 
 async fn show_study(
@@ -465,7 +491,8 @@ async fn show_study(
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let study = studies::study(&state, &context.current.project.id, &study_id).await?;
-    let mut page = study_page(&state, &context, csrf.0, study, None).await?;
+    let rules_after = params.rules_after.filter(|after| !after.is_empty());
+    let mut page = study_page_from(&state, &context, csrf.0, study, None, rules_after).await?;
     page.saved = params.saved.is_some();
     Ok(render(&page))
 }
