@@ -183,8 +183,9 @@ fn is_host_and_port(authority: &str) -> bool {
 
 /// Whether `name` is a host a browser opens: letters (of any script), digits, `-` and `_`
 /// in labels of at most 63 characters (as punycode) between dots, none empty nor starting or
-/// ending with `-`, each with a letter or digit; or, when its last label is a number, an
-/// IPv4 address of four numbers (as a browser reads `1.2.3`, or `a.1`, as an address). A
+/// ending with `-`, each with a letter or digit; or, when its last label is a number (`0x10`
+/// is one), an IPv4 address of four decimal numbers (as a browser reads `1.2.3`, or `a.1`, as
+/// an address). A
 /// trailing dot (the root) is allowed.
 fn is_domain_name(name: &str) -> bool {
     if name.is_empty()
@@ -210,7 +211,11 @@ fn is_domain_name(name: &str) -> bool {
                 && !label.ends_with('-')
         });
     let last = ascii.rsplit('.').next().unwrap_or_default();
-    let numeric = last.bytes().all(|b| b.is_ascii_digit());
+    // As a browser's URL parser tells a number: decimal, or hexadecimal after `0x`.
+    let hex = last
+        .strip_prefix("0x")
+        .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit()));
+    let numeric = hex || last.bytes().all(|b| b.is_ascii_digit());
     labels_ok && (!numeric || ascii.parse::<std::net::Ipv4Addr>().is_ok())
 }
 
@@ -663,6 +668,8 @@ mod tests {
             "https://999.999.999.999/i",
             "https://1.2.3/i",
             "https://example.123/i",
+            "https://example.0x10/i",
+            "https://0x7f.1/i",
             "https://a%20b/i",
         ] {
             let error = interview_url(bad).unwrap_err();
