@@ -67,9 +67,27 @@ async fn bootstrap_is_not_held_to_the_key_cap_the_rest_api_is() {
     let active = "SELECT COUNT(*) FROM secret_keys WHERE revoked_at IS NULL";
     assert_eq!(app.count_sql(active).await, 100, "nothing written for it");
 
-    // Past the cap, bootstrap still mints a key, and every key keeps working.
+    // Past the cap, bootstrap still mints a key, says the project is past it, and every key
+    // keeps working.
     let second = app.bootstrap("ada@example.com", "Shop").secret_key;
-    let third = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let past = app
+        .command()
+        .env("UJ_BOOTSTRAP_PASSWORD", "correct horse battery")
+        .args([
+            "admin",
+            "bootstrap",
+            "--email",
+            "ada@example.com",
+            "--project",
+            "Shop",
+        ])
+        .output()
+        .unwrap();
+    assert!(past.status.success());
+    let said = String::from_utf8_lossy(&past.stderr);
+    assert!(said.contains("revoke those of past deployments"), "{said}");
+    let third: serde_json::Value = serde_json::from_slice(&past.stdout).unwrap();
+    let third = third["secret_key"].as_str().unwrap().to_owned();
     assert_eq!(app.count_sql(active).await, 102);
     for key in [&first, &second, &third] {
         assert_eq!(app.get("/api/v1/project", key).await.status().as_u16(), 200);

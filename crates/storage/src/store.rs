@@ -315,8 +315,11 @@ pub trait MixpanelStore: Send + Sync {
         project: &ProjectId,
     ) -> Result<Vec<MixpanelCohort>, StoreError>;
 
-    /// Marks event names read through the connection made at `connected_at` as seen in
-    /// Mixpanel at `seen_at` (adding them to the catalog). False, and nothing written, as
+    /// Replaces the event names read through the connection made at `connected_at`: those
+    /// listed are seen in Mixpanel at `seen_at` (added to the catalog), those read before and
+    /// not listed are no longer (and leave unless the app sent them). Nothing changes when a
+    /// read later than `seen_at` is stored already (inferred from the names it marked: after
+    /// a read that listed none, an older one still lands). False, and nothing written, as
     /// for [`Self::replace_mixpanel_cohorts`].
     async fn record_mixpanel_event_names(
         &self,

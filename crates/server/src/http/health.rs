@@ -32,23 +32,22 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 /// Beside a readiness that failed, logs why a new connection to the database fails, if one
 /// does (refused, unknown host, a wrong password, connections not allowed): the requests
 /// failing meanwhile log only that none came in time. In the background, so that readyz
-/// still answers within its deadline, and once a minute at most in a process.
+/// still answers within its deadline; one attempt at a time, and a warning once a minute at
+/// most in a process.
 fn log_why_no_connection_opens(state: &AppState) {
-    use std::sync::atomic::{AtomicI64, Ordering};
-    static LAST_ASKED: AtomicI64 = AtomicI64::new(0);
-    let now = chrono::Utc::now().timestamp();
-    let last = LAST_ASKED.load(Ordering::Relaxed);
-    if now - last < 60
-        || LAST_ASKED
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    static TRYING: AtomicBool = AtomicBool::new(false);
+    static LAST_SAID: AtomicI64 = AtomicI64::new(0);
+    let now = || chrono::Utc::now().timestamp();
+    if now() - LAST_SAID.load(Ordering::Relaxed) < 60 || TRYING.swap(true, Ordering::AcqRel) {
         return;
     }
     let store = state.store.clone();
     tokio::spawn(async move {
         if let Some(why) = store.connect_error().await {
+            LAST_SAID.store(now(), Ordering::Relaxed);
             tracing::warn!(error = %why, "not ready: a new connection to the database fails");
         }
+        TRYING.store(false, Ordering::Release);
     });
 }

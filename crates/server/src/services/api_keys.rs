@@ -51,6 +51,26 @@ pub async fn create_operator_key(
         .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("no cap refuses an operator's key")))
 }
 
+/// How many of the project's secret keys are not revoked.
+pub async fn active_secret_keys(
+    store: &dyn Store,
+    project: &ProjectId,
+) -> Result<usize, ServiceError> {
+    let mut page = uj_storage::PageRequest {
+        limit: 100,
+        starting_after: None,
+    };
+    let mut active = 0;
+    loop {
+        let keys = store.secret_keys(project, &page).await?;
+        active += keys.items.iter().filter(|k| k.revoked_at.is_none()).count();
+        if !keys.has_more {
+            return Ok(active);
+        }
+        page.starting_after = keys.items.last().map(|k| k.id.as_str().to_owned());
+    }
+}
+
 async fn mint(
     store: &dyn Store,
     project: &ProjectId,

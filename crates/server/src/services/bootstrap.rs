@@ -64,6 +64,15 @@ pub async fn run(
     // tenant's keys are, so a deployment that runs it on every start keeps starting. Each run
     // adds a key; revoke the old ones.
     let created = api_keys::create_operator_key(store, &project.id, "bootstrap").await?;
+    let active = api_keys::active_secret_keys(store, &project.id).await?;
+    if active > api_keys::MAX_ACTIVE_SECRET_KEYS {
+        tracing::warn!(
+            active,
+            "the project has more unrevoked secret keys than its people may make ({}): revoke \
+             those of past deployments (the API keys page, or DELETE /api/v1/api-keys/{{id}})",
+            api_keys::MAX_ACTIVE_SECRET_KEYS
+        );
+    }
     Ok(BootstrapOutput {
         project_id: project.id.into_string(),
         public_key: project.public_key,

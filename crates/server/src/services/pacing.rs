@@ -104,16 +104,20 @@ impl UserTurns {
 
 impl UserView {
     /// Records the project's first SDK call (a config load or an event): the dashboard
-    /// leads with the SDK setup steps until the app has called once.
-    pub async fn note_sdk_contact(&self, state: &AppState) -> Result<(), ServiceError> {
-        if !self.snapshot.sdk_contacted {
-            state
-                .store
-                .mark_sdk_contact(&self.project, chrono::Utc::now())
-                .await?;
-            state.snapshots.forget(&self.project);
+    /// leads with the SDK setup steps until the app has called once. Best effort: the call
+    /// is answered whether it is written or not (the next call tries again).
+    pub async fn note_sdk_contact(&self, state: &AppState) {
+        if self.snapshot.sdk_contacted {
+            return;
         }
-        Ok(())
+        match state
+            .store
+            .mark_sdk_contact(&self.project, chrono::Utc::now())
+            .await
+        {
+            Ok(()) => state.snapshots.forget(&self.project),
+            Err(error) => tracing::warn!(error = %error, "could not record the first SDK call"),
+        }
     }
 
     /// The user seen through this process's snapshot of the project (the SDK path).

@@ -83,7 +83,7 @@ async fn show(
     // A config load considers audience rules (its prompt and its direct links).
     let audience_rules = |r: &uj_domain::studies::LaunchRule| invites::waits_for(r, None);
     let mut user = UserView::load(&state, project, &reference_id, audience_rules).await?;
-    user.note_sdk_contact(&state).await?;
+    user.note_sdk_contact(&state).await;
     let pending = match invites::evaluate(&state, &mut user, None).await? {
         invites::Evaluation::Invite(found) => Some(*found),
         invites::Evaluation::None(_) => None,

@@ -61,7 +61,7 @@ async fn record(
     let event_rules = |r: &uj_domain::studies::LaunchRule| invites::waits_for(r, Some(&name));
     let mut user = UserView::load(&state, project, &reference_id, event_rules).await?;
     // An app that reports events before it loads config has called too.
-    user.note_sdk_contact(&state).await?;
+    user.note_sdk_contact(&state).await;
     let evaluation = invites::evaluate(
         &state,
         &mut user,
