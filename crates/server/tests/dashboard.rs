@@ -1164,6 +1164,16 @@ async fn the_studies_page_pages_through_every_study() {
         "{more}"
     );
     assert!(!second.contains("studies-more"));
+    assert!(second.contains(r#"id="studies-first""#));
+    assert!(element_text(&first, "studies-first").is_none());
+    // A page past the last study says so, not "No study yet" (found by the scale probe).
+    let (_, past) = app
+        .page(&browser, &format!("{project_path}/studies?after=zzz"))
+        .await;
+    assert_eq!(
+        element_text(&past, "no-studies").as_deref(),
+        Some("No more studies.")
+    );
 }
 
 /// The project's contact limit, a pacing setting of the API, is set on the overview too.

@@ -68,6 +68,8 @@ struct ApiKeysPage {
     keys: Vec<KeyRow>,
     /// The last key listed, when more follow (the next page starts after it).
     next: Option<String>,
+    /// Not the first page.
+    paged: bool,
     created: Option<CreatedKey>,
     error: Option<String>,
     /// Only owners manage keys: members see them without the buttons.
@@ -83,6 +85,7 @@ async fn page(
     error: Option<String>,
 ) -> Result<ApiKeysPage, PageError> {
     let project = &context.current.project;
+    let paged = after.is_some();
     let listed = PageRequest {
         limit: LISTED_KEYS,
         starting_after: after,
@@ -100,6 +103,7 @@ async fn page(
         public_key: project.public_key.clone(),
         keys: keys.items.into_iter().map(Into::into).collect(),
         next,
+        paged,
         created,
         error,
         is_owner: context.current.role == uj_domain::accounts::Role::Owner,

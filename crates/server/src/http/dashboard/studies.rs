@@ -160,6 +160,8 @@ struct StudiesPage {
     studies: Vec<StudyRow>,
     /// The last study listed, when more follow (the next page starts after it).
     next: Option<String>,
+    /// Not the first page.
+    paged: bool,
     error: Option<String>,
     /// The new-study form as sent, shown again with its error.
     new_study: NewStudyForm,
@@ -175,6 +177,7 @@ async fn studies_page(
     after: Option<String>,
     error: Option<String>,
 ) -> Result<StudiesPage, PageError> {
+    let paged = after.is_some();
     let page = state
         .store
         .studies(
@@ -196,6 +199,7 @@ async fn studies_page(
         project_id: context.project_id(),
         studies: page.items.into_iter().map(Into::into).collect(),
         next,
+        paged,
         error,
         new_study: NewStudyForm::default(),
     })
