@@ -1755,3 +1755,42 @@ async fn a_request_without_a_credential_is_refused_before_its_body() {
     .expect("answered before the body");
     assert!(line.starts_with("HTTP/1.1 401"), "{line}");
 }
+
+/// HTTP/1.1 requires exactly one `Host` line (RFC 9112 §3.2): a request without one, or with
+/// two, is refused with 400 before any route reads it. HTTP/1.0 needs none.
+#[tokio::test]
+async fn an_http_1_1_request_without_exactly_one_host_is_refused() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let ask = |head: String| {
+        let address = app.address.trim_start_matches("http://").to_owned();
+        async move {
+            let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            let (reader, mut writer) = stream.into_split();
+            let mut reader = tokio::io::BufReader::new(reader);
+            writer.write_all(head.as_bytes()).await.unwrap();
+            helpers::status_line(&mut reader).await
+        }
+    };
+    let config = format!(
+        "GET /sdk/v1/config?reference_id=u HTTP/1.1\r\nAuthorization: Bearer {}\r\n",
+        keys.public_key
+    );
+    for head in [
+        format!("{config}\r\n"),
+        format!("{config}Host: a\r\nHost: b\r\n\r\n"),
+        "GET /healthz HTTP/1.1\r\n\r\n".to_owned(),
+        "GET / HTTP/1.1\r\n\r\n".to_owned(),
+    ] {
+        let line = ask(head.clone()).await;
+        assert!(line.starts_with("HTTP/1.1 400"), "{head:?}: {line}");
+    }
+    for head in [
+        format!("{config}Host: a\r\n\r\n"),
+        "GET /healthz HTTP/1.0\r\n\r\n".to_owned(),
+    ] {
+        let line = ask(head.clone()).await;
+        assert!(line.contains(" 200 "), "{head:?}: {line}");
+    }
+}

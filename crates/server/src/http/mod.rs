@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(|request, next| {
             middleware::body_first(request, next, extract::MAX_JSON_BODY)
         }))
-        .layer(axum::middleware::from_fn(refuse_nul))
+        .layer(axum::middleware::from_fn(refuse_malformed_head))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             request_deadline,
@@ -158,33 +158,43 @@ async fn request_deadline(
     }
 }
 
-/// A NUL character (`%00`) in the path or query: no id, code or name holds one (PostgreSQL
-/// cannot store it in text), so it is refused before any handler reads it, on both
-/// databases alike. A NUL in a body is refused by the body's extractor.
-async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// A head no route should read: a NUL character (`%00`) in the path or query (no id, code
+/// or name holds one, and PostgreSQL cannot store it in text), or an HTTP/1.1 request
+/// without exactly one `Host` line (RFC 9112 §3.2; hyper takes either). Refused before any
+/// handler reads it, on both databases alike. A NUL in a body is refused by the body's
+/// extractor.
+async fn refuse_malformed_head(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let uri = request.uri();
     let nul = |text: &str| text.contains("%00");
-    if !nul(uri.path()) && !uri.query().is_some_and(nul) {
-        return next.run(request).await;
-    }
-    if is_api_path(uri.path()) {
-        ApiError::bad_request(
-            "invalid_request",
+    let (problem, title, page) = if nul(uri.path()) || uri.query().is_some_and(nul) {
+        (
             "The URL contains a NUL character (%00); no id or parameter may hold one.",
-        )
-        .into_response()
-    } else if launch::is_link_path(uri.path()) {
-        dashboard::respondent_page(
-            StatusCode::BAD_REQUEST,
             "This link is damaged",
             "It contains a character no link of ours holds. Check that it was copied whole.",
         )
+    } else if request.version() == axum::http::Version::HTTP_11
+        && request
+            .headers()
+            .get_all(axum::http::header::HOST)
+            .iter()
+            .count()
+            != 1
+    {
+        let problem = "An HTTP/1.1 request must carry exactly one Host header.";
+        (problem, "Bad request", problem)
     } else {
-        dashboard::message_page(
-            StatusCode::BAD_REQUEST,
-            "This link is damaged",
-            "It contains a character no link of ours holds. Check that it was copied whole.",
-        )
+        return next.run(request).await;
+    };
+    let path = uri.path();
+    if is_api_path(path) {
+        ApiError::bad_request("invalid_request", problem).into_response()
+    } else if launch::is_link_path(path) {
+        dashboard::respondent_page(StatusCode::BAD_REQUEST, title, page)
+    } else {
+        dashboard::message_page(StatusCode::BAD_REQUEST, title, page)
     }
 }
 
