@@ -14,6 +14,7 @@ mod new_rule;
 mod pages;
 mod playground;
 mod projects;
+mod rules;
 mod session;
 mod setup;
 mod studies;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(mixpanel::router())
         .merge(invitations::router())
         .merge(studies::router())
+        .merge(rules::router())
         .merge(demo::router())
         .merge(playground::router())
         .layer(from_fn_with_state(state, session::csrf_binding))

@@ -1,0 +1,717 @@
+//! A targeting rule's page: the rule editor with a live prompt preview, its status
+//! actions (pause, resume, archive), an overlap warning and "why (not)?" for a user.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, NaiveDateTime, TimeZone, Timelike, Utc};
+use serde::Deserialize;
+use uj_domain::ids::{LaunchRuleId, ProjectId};
+use uj_domain::pacing::{Gate, RuleStatus, Trigger};
+use uj_domain::studies::{LaunchRule, Surface};
+use uj_domain::ValidationError;
+
+use super::pages::{render, render_with, ConfirmForm, ConfirmPage, Nav, PageError};
+use super::projects::ProjectContext;
+use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
+use super::studies::{
+    describe_trigger, form_error, form_version, invalid_input, is_changed_since, optional_number,
+    SAVED,
+};
+use crate::services::studies::{self, RuleChange};
+use crate::services::ServiceError;
+use crate::services::{audiences, counters};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/p/{project_id}/rules/{rule_id}",
+            get(show_rule).post(update_rule),
+        )
+        .route("/p/{project_id}/rules/{rule_id}/status", post(set_status))
+        .route("/p/{project_id}/rules/{rule_id}/pause", post(pause))
+        .route(
+            "/p/{project_id}/rules/{rule_id}/archive",
+            get(confirm_archive).post(archive),
+        )
+}
+
+struct RuleView {
+    id: String,
+    study_id: String,
+    name: String,
+    status: &'static str,
+    trigger: String,
+    direct_link: bool,
+    prompt_title: String,
+    prompt_message: String,
+    prompt_start_label: String,
+    prompt_dismiss_label: String,
+    preview_title: String,
+    preview_message: String,
+    preview_start: String,
+    preview_dismiss: String,
+    priority: String,
+    cooldown_hours: String,
+    max_starts: String,
+    sampling_percent: String,
+    starts_at: String,
+    ends_at: String,
+    /// `updated_at` in microseconds: the version the editor sends back.
+    version: i64,
+}
+
+/// A schedule time as the editor's `datetime-local` input shows it: to the minute, or to the
+/// second when it has seconds (set over REST), so that saving the form keeps them.
+fn local(at: Option<DateTime<Utc>>) -> String {
+    at.map(|t| match t.second() {
+        0 => t.format("%Y-%m-%dT%H:%M").to_string(),
+        _ => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+    })
+    .unwrap_or_default()
+}
+
+impl RuleView {
+    /// The preview card as the copy fields read (empty: the SDK's defaults).
+    fn preview_copy(&mut self) {
+        self.preview_title = or_default(&self.prompt_title, "Help us improve");
+        self.preview_message = or_default(
+            &self.prompt_message,
+            "Would you answer a few questions about your experience?",
+        );
+        self.preview_start = or_default(&self.prompt_start_label, "Start");
+        self.preview_dismiss = or_default(&self.prompt_dismiss_label, "Not now");
+    }
+}
+
+fn or_default(text: &str, default: &str) -> String {
+    if text.is_empty() {
+        default.to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+struct Named {
+    id: String,
+    name: String,
+}
+
+struct StatusAction {
+    value: &'static str,
+    label: &'static str,
+    /// Where its form posts, under the rule's path (`status`, or `pause`, which asks first
+    /// when open invites would be withdrawn).
+    path: &'static str,
+    /// What the page's dialog asks first, if anything.
+    confirm: Option<String>,
+}
+
+struct GateRow {
+    gate: &'static str,
+    passed: bool,
+    /// The detail; when it names another rule, the text before that rule.
+    detail: String,
+    /// The other rule the detail names, shown by its name with a link, and the text after.
+    other_rule: Option<(Named, String)>,
+}
+
+/// A gate as the page shows it: another rule its detail names by id (the winner on
+/// priority, the rule of the open invite) is named by its name, linked to its page.
+async fn gate_row(
+    state: &AppState,
+    project: &ProjectId,
+    live: &[LaunchRule],
+    gate: Gate,
+) -> Result<GateRow, PageError> {
+    let mut row = GateRow {
+        gate: gate.gate,
+        passed: gate.passed,
+        detail: gate.detail,
+        other_rule: None,
+    };
+    let Some(id) = gate.other_rule else {
+        return Ok(row);
+    };
+    let name = match live.iter().find(|r| r.id.as_str() == id) {
+        Some(rule) => Some(rule.name.clone()),
+        None => state
+            .store
+            .launch_rule(project, &LaunchRuleId::from_string(&id))
+            .await?
+            .map(|rule| rule.name),
+    };
+    if let (Some(name), Some((before, after))) = (name, row.detail.split_once(id.as_str())) {
+        let after = after.to_owned();
+        row.detail = before.to_owned();
+        row.other_rule = Some((Named { id, name }, after));
+    }
+    Ok(row)
+}
+
+#[derive(Template)]
+#[template(path = "rule.html")]
+struct RulePage {
+    title: String,
+    nav: Option<Nav>,
+    csrf_token: String,
+    project_id: String,
+    study_name: String,
+    rule: RuleView,
+    archived: bool,
+    status_actions: Vec<StatusAction>,
+    overlaps: Vec<Named>,
+    /// Why its audience no longer changes, when it follows no connected cohort.
+    detached: Option<String>,
+    explain_for: String,
+    gates: Vec<GateRow>,
+    /// The gates' outcome in a sentence: passes every check, or which hold the user back.
+    verdict: Option<String>,
+    /// Why the user id given could not be explained (too long, a control character).
+    explain_error: Option<String>,
+    stats: uj_storage::RuleStats,
+    /// Landed on after "Save rule": the page says it was saved.
+    saved: bool,
+    /// Landed on after "Pause": the page says so, and how many open invites it withdrew.
+    paused: Option<i64>,
+    error: Option<String>,
+    /// The editor's field the error is about (`fields.html`).
+    error_field: Option<&'static str>,
+    /// What a save from an older page typed that the rule does not hold.
+    unsaved: Vec<Unsaved>,
+}
+
+/// Active rules with the same trigger that outrank `rule` (higher priority, or equal and
+/// older): they reach the same users first.
+fn overlapping(rule: &LaunchRule, live: &[LaunchRule]) -> Vec<Named> {
+    live.iter()
+        .filter(|other| {
+            other.id != rule.id
+                && other.status == RuleStatus::Active
+                && other.trigger == rule.trigger
+        })
+        .filter(|other| {
+            other.priority > rule.priority
+                || (other.priority == rule.priority && other.created_at < rule.created_at)
+        })
+        .map(|other| Named {
+            id: other.id.to_string(),
+            name: other.name.clone(),
+        })
+        .collect()
+}
+
+async fn rule_page(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    rule: LaunchRule,
+    explain_for: String,
+    error: Option<String>,
+) -> Result<RulePage, PageError> {
+    let project = &context.current.project.id;
+    let study_name = state
+        .store
+        .study(project, &rule.study_id)
+        .await?
+        .map(|s| s.name)
+        .unwrap_or_default();
+    let live = state.store.live_launch_rules(project).await?;
+    // Its own audience only (named in the trigger), and whether it still follows a cohort
+    // of the connected Mixpanel project.
+    let (audiences, detached) = match &rule.trigger {
+        Trigger::Audience(id) => match state
+            .store
+            .audience(project, &uj_domain::ids::AudienceId::from_string(id))
+            .await?
+        {
+            Some(audience) => {
+                let connected = audiences::connected_project(state, project).await?;
+                let health = audiences::health(state, &audience, connected.as_deref()).await?;
+                let detached = (health.state == audiences::DETACHED)
+                    .then_some(health.warning)
+                    .flatten();
+                let named = (
+                    audience.id.into_string(),
+                    audience.name,
+                    audience.member_count,
+                );
+                (vec![named], detached)
+            }
+            None => (Vec::new(), None),
+        },
+        Trigger::AppEvent(_) => (Vec::new(), None),
+    };
+    let (_, stats) = counters::rule_stats(state, project, rule.id.as_str()).await?;
+    let mut explain_error = None;
+    let gates = if explain_for.trim().is_empty() {
+        Vec::new()
+    } else {
+        match studies::explain(state, project, rule.id.as_str(), &explain_for).await {
+            Ok((_, gates)) => {
+                let mut rows = Vec::with_capacity(gates.len());
+                for gate in gates {
+                    rows.push(gate_row(state, project, &live, gate).await?);
+                }
+                rows
+            }
+            // An id no app could send: said beside the field, the rule's page still shown.
+            Err(ServiceError::Invalid(invalid)) => {
+                explain_error = Some(format!("User id: {}", invalid.message));
+                Vec::new()
+            }
+            Err(other) => return Err(other.into()),
+        }
+    };
+    let failed: Vec<&str> = gates.iter().filter(|g| !g.passed).map(|g| g.gate).collect();
+    let verdict = match (gates.is_empty(), failed.as_slice()) {
+        (true, _) => None,
+        (false, []) => Some(format!(
+            "{} passes every check of this rule now.",
+            explain_for.trim()
+        )),
+        (false, failed) => Some(format!(
+            "{} is held back now by: {}.",
+            explain_for.trim(),
+            failed.join(", ")
+        )),
+    };
+    let status_actions = match rule.status {
+        RuleStatus::Active => vec![StatusAction {
+            value: "paused",
+            label: "Pause",
+            path: "pause",
+            confirm: (stats.pending > 0).then(|| pause_question(stats.pending)),
+        }],
+        RuleStatus::Paused | RuleStatus::Draft => vec![StatusAction {
+            value: "active",
+            label: "Activate",
+            path: "status",
+            confirm: None,
+        }],
+        RuleStatus::Archived => Vec::new(),
+    };
+    let p = &rule.prompt;
+    let mut view = RuleView {
+        id: rule.id.to_string(),
+        study_id: rule.study_id.to_string(),
+        name: rule.name.clone(),
+        status: rule.status.as_str(),
+        trigger: describe_trigger(&rule.trigger, &audiences),
+        direct_link: rule.surface == Surface::DirectLink,
+        preview_title: String::new(),
+        preview_message: String::new(),
+        preview_start: String::new(),
+        preview_dismiss: String::new(),
+        prompt_title: p.title.clone(),
+        prompt_message: p.message.clone(),
+        prompt_start_label: p.start_label.clone(),
+        prompt_dismiss_label: p.dismiss_label.clone(),
+        priority: rule.priority.to_string(),
+        cooldown_hours: format!("{}", rule.cooldown_seconds as f64 / 3600.0),
+        max_starts: rule.max_starts.map(|m| m.to_string()).unwrap_or_default(),
+        sampling_percent: rule.sampling_percent.to_string(),
+        starts_at: local(rule.starts_at),
+        ends_at: local(rule.ends_at),
+        version: rule.updated_at.timestamp_micros(),
+    };
+    view.preview_copy();
+    Ok(RulePage {
+        title: rule.name.clone(),
+        nav: context.nav(),
+        csrf_token,
+        project_id: context.project_id(),
+        study_name,
+        archived: rule.status == RuleStatus::Archived,
+        status_actions,
+        overlaps: overlapping(&rule, &live),
+        detached,
+        rule: view,
+        explain_for,
+        explain_error,
+        gates,
+        verdict,
+        paused: None,
+        error_field: None,
+        unsaved: Vec::new(),
+        stats,
+        saved: false,
+        error,
+    })
+}
+
+#[derive(Deserialize)]
+struct RuleParams {
+    reference_id: Option<String>,
+    saved: Option<String>,
+    /// Landed on after pausing: how many open invites that withdrew.
+    paused: Option<i64>,
+}
+
+async fn show_rule(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    Query(params): Query<RuleParams>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let rule = studies::rule(&state, &context.current.project.id, &rule_id).await?;
+    let explain_for = params.reference_id.unwrap_or_default();
+    let mut page = rule_page(&state, &context, csrf.0, rule, explain_for, None).await?;
+    page.saved = params.saved.is_some();
+    page.paused = params.paused;
+    Ok(render(&page))
+}
+
+#[derive(Deserialize, Clone)]
+struct RuleForm {
+    name: String,
+    surface: String,
+    prompt_title: String,
+    prompt_message: String,
+    prompt_start_label: String,
+    prompt_dismiss_label: String,
+    priority: String,
+    cooldown_hours: String,
+    max_starts: String,
+    sampling_percent: String,
+    starts_at: String,
+    ends_at: String,
+    /// The rule's version the page showed (`updated_at` in microseconds).
+    #[serde(default)]
+    version: String,
+}
+
+fn utc_minute(field: &'static str, raw: &str) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
+        .map(|t| Some(Utc.from_utc_datetime(&t)))
+        .map_err(|_| ValidationError::new(field, "must be a date and time"))
+}
+
+impl RuleForm {
+    /// The copy's line breaks as the app gets them: browsers send a text area's as CRLF.
+    fn with_plain_line_breaks(mut self) -> Self {
+        for text in [
+            &mut self.prompt_title,
+            &mut self.prompt_message,
+            &mut self.prompt_start_label,
+            &mut self.prompt_dismiss_label,
+        ] {
+            if text.contains('\r') {
+                *text = text.replace("\r\n", "\n");
+            }
+        }
+        self
+    }
+
+    fn change(self) -> Result<RuleChange, ValidationError> {
+        let number = |field: &'static str, raw: &str| -> Result<i64, ValidationError> {
+            raw.trim()
+                .parse()
+                .map_err(|_| ValidationError::new(field, "must be a whole number"))
+        };
+        let hours: f64 = self
+            .cooldown_hours
+            .trim()
+            .parse()
+            .ok()
+            .filter(|h: &f64| h.is_finite())
+            .ok_or_else(|| ValidationError::new("cooldown_seconds", "must be a number of hours"))?;
+        let cooldown_seconds = (hours * 3600.0).round() as i64;
+        // A cooldown under half a second (either way) would be stored as none at all.
+        if hours != 0.0 && cooldown_seconds == 0 {
+            return Err(ValidationError::new(
+                "cooldown_seconds",
+                "must be at least one second (0.0003 hours), or 0 for none",
+            ));
+        }
+        Ok(RuleChange {
+            name: Some(self.name),
+            surface: Some(Surface::parse(&self.surface)?),
+            prompt_title: Some(self.prompt_title),
+            prompt_message: Some(self.prompt_message),
+            prompt_start_label: Some(self.prompt_start_label),
+            prompt_dismiss_label: Some(self.prompt_dismiss_label),
+            priority: Some(number("priority", &self.priority)?),
+            cooldown_seconds: Some(cooldown_seconds),
+            max_starts: Some(optional_number("max_starts", &self.max_starts)?),
+            sampling_percent: Some(number("sampling_percent", &self.sampling_percent)?),
+            starts_at: Some(utc_minute("starts_at", &self.starts_at)?),
+            ends_at: Some(utc_minute("ends_at", &self.ends_at)?),
+            version: form_version(&self.version),
+            ..RuleChange::default()
+        })
+    }
+}
+
+/// A field typed on an editor page older than the rule, that the rule now holds otherwise:
+/// shown beside the current version so that the change can be made again.
+struct Unsaved {
+    label: &'static str,
+    typed: String,
+    now: String,
+}
+
+fn unsaved(entered: &RuleForm, now: &RuleView) -> Vec<Unsaved> {
+    let surface = |direct_link: bool| match direct_link {
+        true => "Direct link",
+        false => "In-app prompt",
+    };
+    let typed_surface = surface(entered.surface == Surface::DirectLink.as_str());
+    [
+        ("Name", entered.name.as_str(), now.name.as_str()),
+        ("Surface", typed_surface, surface(now.direct_link)),
+        ("Title", &entered.prompt_title, &now.prompt_title),
+        ("Message", &entered.prompt_message, &now.prompt_message),
+        (
+            "Start button",
+            &entered.prompt_start_label,
+            &now.prompt_start_label,
+        ),
+        (
+            "Dismiss button",
+            &entered.prompt_dismiss_label,
+            &now.prompt_dismiss_label,
+        ),
+        ("Priority", &entered.priority, &now.priority),
+        (
+            "Cooldown per user (hours)",
+            &entered.cooldown_hours,
+            &now.cooldown_hours,
+        ),
+        ("Max starts", &entered.max_starts, &now.max_starts),
+        (
+            "Sampling (%)",
+            &entered.sampling_percent,
+            &now.sampling_percent,
+        ),
+        ("Starts", &entered.starts_at, &now.starts_at),
+        ("Ends", &entered.ends_at, &now.ends_at),
+    ]
+    .into_iter()
+    .filter(|(_, typed, now)| typed.trim() != now.trim())
+    .map(|(label, typed, now)| Unsaved {
+        label,
+        typed: typed.to_owned(),
+        now: now.to_owned(),
+    })
+    .collect()
+}
+
+async fn rerender(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    rule_id: &str,
+    error: ServiceError,
+    entered: Option<RuleForm>,
+) -> Result<Response, PageError> {
+    let field = invalid_input(&error);
+    let changed_since = is_changed_since(&error);
+    let message = form_error(error)?;
+    let rule = studies::rule(state, &context.current.project.id, rule_id).await?;
+    let mut page = rule_page(
+        state,
+        context,
+        csrf_token,
+        rule,
+        String::new(),
+        Some(message),
+    )
+    .await?;
+    page.error_field = field;
+    if let (true, Some(entered)) = (changed_since, &entered) {
+        page.unsaved = unsaved(entered, &page.rule);
+        return Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    if let Some(entered) = entered {
+        let shown = &mut page.rule;
+        shown.name = entered.name;
+        shown.direct_link = entered.surface == Surface::DirectLink.as_str();
+        shown.prompt_title = entered.prompt_title;
+        shown.prompt_message = entered.prompt_message;
+        shown.prompt_start_label = entered.prompt_start_label;
+        shown.prompt_dismiss_label = entered.prompt_dismiss_label;
+        // The card previews what the fields hold, as it does while typing.
+        shown.preview_copy();
+        shown.priority = entered.priority;
+        shown.cooldown_hours = entered.cooldown_hours;
+        shown.max_starts = entered.max_starts;
+        shown.sampling_percent = entered.sampling_percent;
+        shown.starts_at = entered.starts_at;
+        shown.ends_at = entered.ends_at;
+    }
+    Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+}
+
+async fn update_rule(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<RuleForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let form = form.with_plain_line_breaks();
+    let entered = form.clone();
+    let result = match form.change() {
+        Ok(change) => {
+            studies::update_rule(&state, &context.current.project.id, &rule_id, change).await
+        }
+        Err(invalid) => Err(invalid.into()),
+    };
+    match result {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}{SAVED}")).into_response())
+        }
+        // What was typed comes back to be corrected, unless the rule changed since the
+        // page was opened: then the page shows the current version to start from, and
+        // lists what was typed that it does not hold, so nothing typed is lost.
+        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, Some(entered)).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    status: String,
+}
+
+async fn set_status(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<StatusForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let result = match RuleStatus::parse(&form.status) {
+        Ok(status) => {
+            let change = RuleChange {
+                status: Some(status),
+                ..RuleChange::default()
+            };
+            studies::update_rule(&state, &context.current.project.id, &rule_id, change).await
+        }
+        Err(invalid) => Err(invalid.into()),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response()),
+        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, None).await,
+    }
+}
+
+/// What pausing a rule with open invites does, asked before it is done.
+fn pause_question(open: i64) -> String {
+    let invites = match open {
+        1 => "its open invite is".to_owned(),
+        n => format!("its {n} open invites are"),
+    };
+    format!(
+        "Pause this rule? It stops inviting, and {invites} withdrawn: apps stop showing them. \
+         Those users' cooldown still counts from their invite. You can activate it again."
+    )
+}
+
+/// Pauses a rule; one with open invites asks first (they are withdrawn), in the page's
+/// dialog or, without JavaScript, on a confirmation page.
+async fn pause(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    VerifiedForm(form): VerifiedForm<ConfirmForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let project = &context.current.project.id;
+    let rule = studies::rule(&state, project, &rule_id).await?;
+    let (_, stats) = counters::rule_stats(&state, project, rule.id.as_str()).await?;
+    let path = format!("/p/{project_id}/rules/{rule_id}");
+    if stats.pending > 0 && !form.confirmed() {
+        return Ok(render(&ConfirmPage {
+            title: "Pause this rule?",
+            nav: context.nav(),
+            csrf_token: csrf.0,
+            message: format!("“{}”: {}", rule.name, pause_question(stats.pending)),
+            action: format!("{path}/pause"),
+            button: "Pause rule",
+            back: path,
+        }));
+    }
+    let change = RuleChange {
+        status: Some(RuleStatus::Paused),
+        ..RuleChange::default()
+    };
+    match studies::update_rule(&state, project, &rule_id, change).await {
+        Ok(_) => Ok(Redirect::to(&format!("{path}?paused={}", stats.pending)).into_response()),
+        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, None).await,
+    }
+}
+
+async fn confirm_archive(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path((project_id, rule_id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let rule = studies::rule(&state, &context.current.project.id, &rule_id).await?;
+    Ok(render(&ConfirmPage {
+        title: "Archive this rule?",
+        nav: context.nav(),
+        csrf_token: csrf.0,
+        message: format!(
+            "“{}” stops inviting anyone and cannot be changed again. Its history stays.",
+            rule.name
+        ),
+        action: format!("/p/{project_id}/rules/{rule_id}/archive"),
+        button: "Archive rule",
+        back: format!("/p/{project_id}/rules/{rule_id}"),
+    }))
+}
+
+async fn archive(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((project_id, rule_id)): Path<(String, String)>,
+    VerifiedForm(_): VerifiedForm<EmptyForm>,
+) -> Result<Response, PageError> {
+    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    studies::archive_rule(&state, &context.current.project.id, &rule_id).await?;
+    Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schedule time goes through the editor unchanged: to the minute, or with the seconds
+    /// a time set over REST has (saving the form cut them, and a window of seconds closed).
+    #[test]
+    fn schedule_times_go_through_the_editor_unchanged() {
+        for raw in ["2027-01-01T10:00:00Z", "2027-01-01T10:00:30Z"] {
+            let at: DateTime<Utc> = raw.parse().unwrap();
+            let shown = local(Some(at));
+            assert_eq!(
+                utc_minute("starts_at", &shown).unwrap(),
+                Some(at),
+                "{shown}"
+            );
+        }
+        assert_eq!(
+            local(Some("2027-01-01T10:00:00Z".parse().unwrap())),
+            "2027-01-01T10:00"
+        );
+        assert_eq!(utc_minute("ends_at", " ").unwrap(), None);
+        assert!(utc_minute("ends_at", "tomorrow").is_err());
+    }
+}
