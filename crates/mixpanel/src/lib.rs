@@ -118,7 +118,8 @@ pub(crate) async fn read_capped(
 pub struct Settings {
     /// Per request, connection included.
     pub timeout: Duration,
-    /// Retries after a 429 (and 5xx) before giving up with `RateLimited` / `Unreachable`.
+    /// Retries after a 429, a 5xx or a dropped connection before giving up with
+    /// `RateLimited` / `Unreachable`.
     pub retries: u32,
     /// First backoff when Mixpanel sends no `Retry-After`; doubles per retry.
     pub backoff: Duration,
@@ -173,7 +174,8 @@ impl Client {
         })
     }
 
-    /// Sends `request` with the service account, retrying 429 and 5xx as Mixpanel asks.
+    /// Sends `request` with the service account, retrying 429, 5xx and dropped connections as
+    /// Mixpanel asks.
     async fn send(
         &self,
         credentials: &Credentials,
@@ -182,15 +184,28 @@ impl Client {
         let mut backoff = self.settings.backoff;
         let mut attempt = 0;
         loop {
-            let response = request()
+            let sent = request()
                 .basic_auth(
                     &credentials.username,
                     Some(credentials.secret.expose_secret()),
                 )
                 .header("accept", "application/json")
                 .send()
-                .await
-                .map_err(MixpanelError::from_transport)?;
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                // A connection dropped or refused (a reset, a cluster restarting) is retried
+                // as a 5xx is (reference §8); every call of ours only reads. A timeout is not:
+                // it has waited its whole time already.
+                Err(error) if !error.is_timeout() && attempt < self.settings.retries => {
+                    tracing::debug!(%error, wait_ms = backoff.as_millis() as u64, "Mixpanel's connection failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    attempt += 1;
+                    backoff *= 2;
+                    continue;
+                }
+                Err(error) => return Err(MixpanelError::from_transport(error)),
+            };
             let status = response.status();
             let retryable = status.as_u16() == 429 || status.is_server_error();
             if !retryable {

@@ -109,13 +109,15 @@ impl Client {
         // the event picker offered names every rule refused, a NUL failed PostgreSQL's whole
         // catalog write, and " Padded" was an entry of its own no app event ever counted.
         let usable = |name: &str| uj_domain::validation_name("event_name", name, 255).ok();
+        // Anything but a list is no answer: read as "no names", it emptied the catalog.
+        let Some(list) = body.as_array() else {
+            return Err(MixpanelError::Unexpected {
+                status: 200,
+                detail: "events/names is not a list".into(),
+            });
+        };
         let mut names: Vec<String> = Vec::new();
-        for name in body
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for name in list.iter().filter_map(Value::as_str) {
             if let Some(name) = usable(name).filter(|name| !names.contains(name)) {
                 names.push(name);
             }

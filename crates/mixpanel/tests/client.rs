@@ -213,6 +213,66 @@ async fn server_errors_are_retried() {
     assert_eq!(found.projects.len(), 1);
 }
 
+/// A 200 that is not the documented list (an error object, as a proxy or a bad day sends) is
+/// an error, for event names as for cohorts: read as "no names", it emptied the catalog.
+#[tokio::test]
+async fn a_list_answered_as_something_else_is_unexpected() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let client = client(&emulator);
+    let project = ProjectRef {
+        id: "10",
+        region: Region::Eu,
+        workspace_id: None,
+    };
+    let odd = Faults {
+        fail_next: 1,
+        fail_status: Some(200),
+        ..Faults::default()
+    };
+    emulator.set_faults(odd.clone());
+    let names = client
+        .top_event_names(&account("eu-only", "s"), &project, 10)
+        .await;
+    assert!(
+        matches!(names, Err(MixpanelError::Unexpected { status: 200, .. })),
+        "{names:?}"
+    );
+    emulator.set_faults(odd);
+    let cohorts = client.cohorts(&account("eu-only", "s"), &project).await;
+    assert!(
+        matches!(cohorts, Err(MixpanelError::Unexpected { status: 200, .. })),
+        "{cohorts:?}"
+    );
+}
+
+/// A connection dropped before its answer (a reset, a cluster restarting) is retried as a 5xx
+/// is (reference §8): one reset failed the customer's whole connect.
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    emulator.set_faults(Faults {
+        reset_next: 1,
+        only_region: Some(mixpanel_emulator::Region::Eu),
+        ..Faults::default()
+    });
+    let found = client(&emulator)
+        .discover(&account("eu-only", "s"))
+        .await
+        .unwrap();
+    assert_eq!(found.projects.len(), 1);
+    // As many times as a 5xx, no more.
+    emulator.set_faults(Faults {
+        reset_next: 2,
+        only_region: Some(mixpanel_emulator::Region::Eu),
+        ..Faults::default()
+    });
+    let error = client(&emulator)
+        .discover(&account("eu-only", "s"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, MixpanelError::Unreachable(_)), "{error:?}");
+}
+
 #[tokio::test]
 async fn cohorts_and_event_names_are_read_until_the_rate_limit_says_no() {
     let emulator = Emulator::start(scenario()).await.unwrap();
