@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod budget;
 mod discovery;
 mod error;
 mod query;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+pub use budget::{QUERIES_AT_ONCE, QUERY_BURST, QUERY_EVERY};
 pub use discovery::{DiscoveredProject, Discovery};
 pub use error::MixpanelError;
 pub use query::{Cohort, ProjectRef};
@@ -143,6 +145,8 @@ pub struct Client {
     http: reqwest::Client,
     urls: BaseUrls,
     settings: Settings,
+    /// Shared by the client's clones: one budget per process.
+    query_budget: std::sync::Arc<budget::QueryBudget>,
 }
 
 impl Client {
@@ -157,6 +161,7 @@ impl Client {
             http,
             urls,
             settings,
+            query_budget: Default::default(),
         }
     }
 

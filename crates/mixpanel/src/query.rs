@@ -37,14 +37,20 @@ impl ProjectRef<'_> {
 }
 
 impl Client {
-    /// Calls a Query API endpoint with `method`, the parameters in the query string.
+    /// Calls a Query API endpoint of `project` with `method`, the parameters in the query
+    /// string, as its budget allows (`budget.rs`).
     async fn query_json(
         &self,
         credentials: &Credentials,
+        project: &ProjectRef<'_>,
         method: Method,
         url: String,
         params: Vec<(&'static str, String)>,
     ) -> Result<Value, MixpanelError> {
+        let _place = self
+            .query_budget
+            .spend(format!("{}:{}", project.region.as_str(), project.id))
+            .await?;
         let response = self
             .send(credentials, || {
                 self.http.request(method.clone(), &url).query(&params)
@@ -64,7 +70,7 @@ impl Client {
         let url = format!("{}/api/query/cohorts/list", self.urls.api(project.region));
         // POST as Mixpanel documents it (reference §5.1); GET is only seen to work.
         let body = self
-            .query_json(credentials, Method::POST, url, project.params())
+            .query_json(credentials, project, Method::POST, url, project.params())
             .await?;
         let Some(list) = body.as_array() else {
             return Err(MixpanelError::Unexpected {
@@ -103,7 +109,7 @@ impl Client {
         params.push(("type", "general".into()));
         params.push(("limit", limit.to_string()));
         let body = self
-            .query_json(credentials, Method::GET, url, params)
+            .query_json(credentials, project, Method::GET, url, params)
             .await?;
         // Only names a rule can wait for, as a rule and an app's event have them (trimmed):
         // the event picker offered names every rule refused, a NUL failed PostgreSQL's whole

@@ -213,6 +213,63 @@ async fn server_errors_are_retried() {
     assert_eq!(found.projects.len(), 1);
 }
 
+/// Mixpanel allows a project 5 queries at once and 60 an hour, shared with the customer's
+/// other tools (reference §8): the client keeps 5 in flight at most and spends 10 at once,
+/// then one every two minutes, per Mixpanel project; past that it answers as Mixpanel's
+/// limit would, without asking.
+#[tokio::test]
+async fn queries_keep_inside_the_project_s_budget() {
+    let mut scenario = scenario();
+    scenario.limits.query_per_hour = 1000;
+    let emulator = Emulator::start(scenario).await.unwrap();
+    emulator.set_faults(Faults {
+        latency_ms: 300,
+        ..Faults::default()
+    });
+    let client = Client::new(
+        client(&emulator).urls().clone(),
+        Settings {
+            retries: 0,
+            ..Settings::default()
+        },
+    );
+    let credentials = account("multi", "s");
+    let shop_eu = ProjectRef {
+        id: "10",
+        region: Region::Eu,
+        workspace_id: None,
+    };
+    // Eight at once: Mixpanel would refuse three of them.
+    let reads: Vec<_> = (0..8)
+        .map(|_| client.cohorts(&credentials, &shop_eu))
+        .collect();
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read.unwrap().len(), 1);
+    }
+    emulator.set_faults(Faults::default());
+    for _ in 0..2 {
+        client.cohorts(&credentials, &shop_eu).await.unwrap();
+    }
+    let spent = client.cohorts(&credentials, &shop_eu).await.unwrap_err();
+    assert!(
+        matches!(spent, MixpanelError::RateLimited { retry_after: Some(wait) }
+            if wait > Duration::from_secs(60) && wait <= uj_mixpanel::QUERY_EVERY),
+        "{spent:?}"
+    );
+    // Another project's budget is its own: asked, Mixpanel answers for itself (this
+    // account may not read Finance's cohorts).
+    let finance = ProjectRef {
+        id: "30",
+        region: Region::Eu,
+        workspace_id: None,
+    };
+    let other = client.cohorts(&credentials, &finance).await.unwrap_err();
+    assert!(
+        matches!(other, MixpanelError::MissingPermission(_)),
+        "{other:?}"
+    );
+}
+
 /// A 200 that is not the documented list (an error object, as a proxy or a bad day sends) is
 /// an error, for event names as for cohorts: read as "no names", it emptied the catalog.
 #[tokio::test]

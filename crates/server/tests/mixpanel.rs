@@ -904,6 +904,43 @@ async fn a_refresh_reads_cohorts_and_event_names_again() {
     );
 }
 
+/// Refreshes in a loop spend the server's own share of the Mixpanel project's Query budget
+/// (60 an hour, shared with the customer's other tools; reference §8), not all of it: past
+/// it the answer is `503 mixpanel_rate_limited` with when to come back, and Mixpanel is not
+/// asked. (72 queries in 27 s went through, and every tool of the customer's got 429s.)
+#[tokio::test]
+async fn refreshes_in_a_loop_keep_inside_the_query_budget() {
+    let (emulator, app, key) = setup(json!({})).await;
+    connect(&app, &key, "single", SECRET).await;
+    let path = "/api/v1/integrations/mixpanel/refresh";
+    let mut refreshed = 0;
+    let (retry_after, body) = loop {
+        let response = app.post_json(path, &key, json!({})).await;
+        if response.status().as_u16() != 200 {
+            let retry_after = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            break (retry_after, json_of(response).await);
+        }
+        refreshed += 1;
+        assert!(refreshed < 30, "never refused");
+    };
+    assert_eq!(body.0, 503, "{:?}", body.1);
+    assert_eq!(body.1["error"]["code"], "mixpanel_rate_limited");
+    let seconds: u64 = retry_after.parse().unwrap();
+    assert!((61..=120).contains(&seconds), "{seconds}");
+    // The connect's two queries and four refreshes' fill the ten that may go at once; the
+    // fifth refresh is refused before it asks.
+    assert_eq!(refreshed, 4);
+    let queries = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/api/query/"))
+        .count();
+    assert_eq!(queries, 10);
+}
+
 #[tokio::test]
 async fn the_public_key_cannot_touch_the_connection() {
     let (_emulator, app, key) = setup(json!({})).await;

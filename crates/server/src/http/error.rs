@@ -19,7 +19,7 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Logged for server errors, never shown.
     source: Option<anyhow::Error>,
-    /// Whole seconds to wait, for a `429`'s `Retry-After`.
+    /// Whole seconds to wait, for a `429`'s or a `503`'s `Retry-After`.
     retry_after: Option<u64>,
 }
 
@@ -144,10 +144,17 @@ impl From<ServiceError> for ApiError {
                     MixpanelProblem::Unreachable | MixpanelProblem::UnexpectedAnswer(_) => {
                         StatusCode::BAD_GATEWAY
                     }
-                    MixpanelProblem::RateLimited => StatusCode::SERVICE_UNAVAILABLE,
+                    MixpanelProblem::RateLimited(_) => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
-                ApiError::new(status, problem.code(), problem.message())
+                let retry_after = match problem {
+                    MixpanelProblem::RateLimited(wait) => wait.map(|seconds| seconds.max(1)),
+                    _ => None,
+                };
+                ApiError {
+                    retry_after,
+                    ..ApiError::new(status, problem.code(), problem.message())
+                }
             }
             ServiceError::Store(store) => store.into(),
             ServiceError::Internal(source) => ApiError::internal(source),
@@ -211,8 +218,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// When a 503 may be retried, in seconds: Mixpanel's rate limits count per hour (60 queries), so
-/// a minute; a database outage, a lock held or a deadline passed, a few seconds.
+/// When a 503 may be retried, in seconds, unless the error knows better: Mixpanel's rate
+/// limits count per hour (60 queries), so a minute; a database outage, a lock held or a
+/// deadline passed, a few seconds.
 fn retry_after(code: &str) -> HeaderValue {
     match code {
         "mixpanel_rate_limited" => HeaderValue::from_static("60"),

@@ -31,7 +31,9 @@ pub enum MixpanelProblem {
     NoProjects,
     MissingPermission(String),
     Unreachable,
-    RateLimited,
+    /// Mixpanel's rate limit, or the client's own Query budget (`uj_mixpanel::QUERY_EVERY`):
+    /// whole seconds to wait, when known.
+    RateLimited(Option<u64>),
     /// Mixpanel refused because of the project's plan (402): what it said.
     PlanLimited(String),
     /// An answer neither a refusal nor a failure we know (its HTTP status).
@@ -47,7 +49,7 @@ impl MixpanelProblem {
             MixpanelProblem::NoProjects => "no_projects",
             MixpanelProblem::MissingPermission(_) => "missing_permission",
             MixpanelProblem::Unreachable => "mixpanel_unreachable",
-            MixpanelProblem::RateLimited => "mixpanel_rate_limited",
+            MixpanelProblem::RateLimited(_) => "mixpanel_rate_limited",
             MixpanelProblem::SecretUnreadable => "credentials_unreadable",
             MixpanelProblem::PlanLimited(_) => "mixpanel_plan_limit",
             MixpanelProblem::UnexpectedAnswer(_) => "mixpanel_unexpected_answer",
@@ -60,7 +62,7 @@ impl MixpanelProblem {
             MixpanelProblem::NoProjects => "This service account has no access to any Mixpanel project. In Mixpanel, open Project Settings → Service Accounts and add it to your project with the Analyst role.".into(),
             MixpanelProblem::MissingPermission(reason) => reason.clone(),
             MixpanelProblem::Unreachable => "Mixpanel could not be reached. Try again in a few minutes.".into(),
-            MixpanelProblem::RateLimited => "Mixpanel's rate limit for this project was reached. Try again in a few minutes.".into(),
+            MixpanelProblem::RateLimited(_) => "Mixpanel's rate limit for this project was reached (60 queries an hour, shared with your other tools; UserJourneys spends at most 40 of them). Try again in a few minutes.".into(),
             MixpanelProblem::PlanLimited(detail) => format!("Mixpanel refused because of the project's plan ({detail}). Check that the project's Mixpanel plan includes API access."),
             MixpanelProblem::UnexpectedAnswer(status) => format!("Mixpanel gave an answer UserJourneys did not expect (HTTP {status}). Try again in a few minutes; if it keeps happening, check the project in Mixpanel."),
             MixpanelProblem::SecretUnreadable => "The stored service account secret cannot be read: this server's application key changed (UJ_SECRET_KEY_FILE). Connect Mixpanel again with the secret.".into(),
@@ -75,7 +77,10 @@ impl From<MixpanelError> for MixpanelProblem {
             MixpanelError::MissingPermission(detail) => MixpanelProblem::MissingPermission(
                 format!("The service account cannot read this Mixpanel project: {detail}. Give the service account the Analyst role on the project."),
             ),
-            MixpanelError::RateLimited { .. } => MixpanelProblem::RateLimited,
+            MixpanelError::RateLimited { retry_after } => MixpanelProblem::RateLimited(
+                // Whole seconds, rounded up.
+                retry_after.map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+            ),
             MixpanelError::PlanLimited(detail) => MixpanelProblem::PlanLimited(detail),
             MixpanelError::Unreachable(_) => MixpanelProblem::Unreachable,
             MixpanelError::Unexpected { status, .. } => MixpanelProblem::UnexpectedAnswer(status),

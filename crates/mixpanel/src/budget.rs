@@ -1,0 +1,77 @@
+//! Mixpanel's Query API allows each project 60 queries an hour and 5 at once (reference §8),
+//! shared with everything else the customer runs against that project. The client keeps
+//! well inside both on its own side: a script refreshing in a loop spent the hour's budget
+//! in a minute, and every tool of the customer's then got 429s for the rest of the hour.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::MixpanelError;
+
+/// Queries to one Mixpanel project in flight at once (Mixpanel refuses a sixth).
+pub const QUERIES_AT_ONCE: usize = 5;
+/// Queries to one Mixpanel project that may go at once after a quiet spell; then one every
+/// [`QUERY_EVERY`]. At most 40 in any hour, which leaves the customer's own tools 20.
+pub const QUERY_BURST: u32 = 10;
+pub const QUERY_EVERY: Duration = Duration::from_secs(120);
+
+/// Each Mixpanel project's Query API budget, as this process spends it.
+pub(crate) struct QueryBudget {
+    pace: DefaultKeyedRateLimiter<String>,
+    at_once: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl std::fmt::Debug for QueryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueryBudget")
+    }
+}
+
+impl Default for QueryBudget {
+    fn default() -> Self {
+        let quota = Quota::with_period(QUERY_EVERY)
+            .expect("a period above zero")
+            .allow_burst(NonZeroU32::new(QUERY_BURST).expect("a burst above zero"));
+        Self {
+            pace: DefaultKeyedRateLimiter::keyed(quota),
+            at_once: Mutex::default(),
+        }
+    }
+}
+
+impl QueryBudget {
+    /// Spends one query of `project`'s budget and waits for one of its places: held for as
+    /// long as the query runs. A budget spent answers as Mixpanel's own limit would, with
+    /// the wait until the next query.
+    pub(crate) async fn spend(
+        &self,
+        project: String,
+    ) -> Result<OwnedSemaphorePermit, MixpanelError> {
+        if let Err(not_until) = self.pace.check_key(&project) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            tracing::info!(
+                wait_secs = wait.as_secs(),
+                "Mixpanel's query budget for this project is spent for now"
+            );
+            return Err(MixpanelError::RateLimited {
+                retry_after: Some(wait),
+            });
+        }
+        let places = {
+            let mut at_once = self.at_once.lock().unwrap_or_else(|e| e.into_inner());
+            // Projects no query is using any more are forgotten as others come.
+            at_once.retain(|_, places| Arc::strong_count(places) > 1);
+            at_once
+                .entry(project)
+                .or_insert_with(|| Arc::new(Semaphore::new(QUERIES_AT_ONCE)))
+                .clone()
+        };
+        Ok(places.acquire_owned().await.expect("never closed"))
+    }
+}
