@@ -46,32 +46,34 @@ impl Default for QueryBudget {
 }
 
 impl QueryBudget {
-    /// Spends one query of `project`'s budget and waits for one of its places: held for as
-    /// long as the query runs. A budget spent answers as Mixpanel's own limit would, with
+    /// Spends one query of `project`'s budget (each attempt of a call spends one: Mixpanel
+    /// counts its retries too). A budget spent answers as Mixpanel's own limit would, with
     /// the wait until the next query.
-    pub(crate) async fn spend(
-        &self,
-        project: String,
-    ) -> Result<OwnedSemaphorePermit, MixpanelError> {
-        if let Err(not_until) = self.pace.check_key(&project) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            tracing::info!(
-                wait_secs = wait.as_secs(),
-                "Mixpanel's query budget for this project is spent for now"
-            );
-            return Err(MixpanelError::RateLimited {
-                retry_after: Some(wait),
-            });
-        }
+    pub(crate) fn spend(&self, project: &str) -> Result<(), MixpanelError> {
+        let Err(not_until) = self.pace.check_key(&project.to_owned()) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        tracing::info!(
+            wait_secs = wait.as_secs(),
+            "Mixpanel's query budget for this project is spent for now"
+        );
+        Err(MixpanelError::RateLimited {
+            retry_after: Some(wait),
+        })
+    }
+
+    /// Waits for one of `project`'s places, held for as long as the query runs.
+    pub(crate) async fn place(&self, project: &str) -> OwnedSemaphorePermit {
         let places = {
             let mut at_once = self.at_once.lock().unwrap_or_else(|e| e.into_inner());
             // Projects no query is using any more are forgotten as others come.
             at_once.retain(|_, places| Arc::strong_count(places) > 1);
             at_once
-                .entry(project)
+                .entry(project.to_owned())
                 .or_insert_with(|| Arc::new(Semaphore::new(QUERIES_AT_ONCE)))
                 .clone()
         };
-        Ok(places.acquire_owned().await.expect("never closed"))
+        places.acquire_owned().await.expect("never closed")
     }
 }

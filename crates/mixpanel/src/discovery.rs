@@ -125,7 +125,7 @@ impl Client {
     async fn me(&self, credentials: &Credentials, region: Region) -> Result<Value, MixpanelError> {
         let url = format!("{}/api/app/me", self.urls.api(region));
         let response = self
-            .send(credentials, || {
+            .send(credentials, None, || {
                 self.http
                     .get(&url)
                     .query(&[("include_workspace_users", "false")])

@@ -180,15 +180,20 @@ impl Client {
     }
 
     /// Sends `request` with the service account, retrying 429, 5xx and dropped connections as
-    /// Mixpanel asks.
+    /// Mixpanel asks; a Query API call spends from the `budget` of its project on each
+    /// attempt (`budget.rs`).
     async fn send(
         &self,
         credentials: &Credentials,
+        budget: Option<&str>,
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, MixpanelError> {
         let mut backoff = self.settings.backoff;
         let mut attempt = 0;
         loop {
+            if let Some(project) = budget {
+                self.query_budget.spend(project)?;
+            }
             let sent = request()
                 .basic_auth(
                     &credentials.username,

@@ -47,12 +47,10 @@ impl Client {
         url: String,
         params: Vec<(&'static str, String)>,
     ) -> Result<Value, MixpanelError> {
-        let _place = self
-            .query_budget
-            .spend(format!("{}:{}", project.region.as_str(), project.id))
-            .await?;
+        let budget = format!("{}:{}", project.region.as_str(), project.id);
+        let _place = self.query_budget.place(&budget).await;
         let response = self
-            .send(credentials, || {
+            .send(credentials, Some(&budget), || {
                 self.http.request(method.clone(), &url).query(&params)
             })
             .await?;
