@@ -924,6 +924,36 @@ async fn a_study_limit_holds_at_accept_for_invites_issued_before_it_was_reached(
     assert_eq!((started, refused), (1, 2), "{answers:?}");
 }
 
+/// An accept refused for several reasons at once gives the one the engine (and explain)
+/// would: the rule's max starts come before the study's limit. (Accept said `study_limit`
+/// where an event and explain said `max_starts_reached`.)
+#[tokio::test]
+async fn an_accept_refused_for_two_reasons_gives_the_engine_s() {
+    let world = world(8, Some(1), "in_app").await;
+    let mut codes = Vec::new();
+    for user in ["ref_2", "ref_4"] {
+        let config = world.config(user).await;
+        codes.push(
+            config["pending_invite"]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let limited = world
+        .app
+        .patch_json(
+            &format!("/api/v1/studies/{}", world.study),
+            &world.key,
+            json!({"weekly_limit": 1}),
+        )
+        .await;
+    assert_eq!(limited.status().as_u16(), 200);
+    assert_eq!(world.accept(&codes[0], "ref_2").await["outcome"], "webview");
+    let second = world.accept(&codes[1], "ref_4").await;
+    assert_eq!(second["reason"], "max_starts_reached", "{second}");
+}
+
 #[tokio::test]
 async fn one_user_opening_a_link_many_times_at_once_starts_the_study_once() {
     let world = world(6, None, "in_app").await;

@@ -156,6 +156,9 @@ pub(crate) struct StartOwners {
     pub surface: Option<uj_domain::studies::Surface>,
     pub starts_at: Option<chrono::DateTime<chrono::Utc>>,
     pub ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The rule's starts and its cap, as locked.
+    pub starts: i64,
+    pub max_starts: Option<i64>,
 }
 
 macro_rules! impl_invite_store {
@@ -205,9 +208,10 @@ macro_rules! impl_invite_store {
             .bind(study)
             .fetch_optional(&mut **tx)
             .await?;
-            let rule: Option<(String, String, Option<Ts>, Option<Ts>)> = sqlx::query_as(
+            #[allow(clippy::type_complexity)]
+            let rule: Option<(String, String, Option<Ts>, Option<Ts>, i64, Option<i64>)> = sqlx::query_as(
                 "UPDATE launch_rules SET starts = starts WHERE id = $1
-                 RETURNING status, surface, starts_at, ends_at",
+                 RETURNING status, surface, starts_at, ends_at, starts, max_starts",
             )
             .bind(rule)
             .fetch_optional(&mut **tx)
@@ -218,19 +222,21 @@ macro_rules! impl_invite_store {
                 owners.study_status = Some(uj_domain::pacing::StudyStatus::parse(&status).map_err(corrupt)?);
                 (owners.weekly_limit, owners.monthly_limit) = (weekly, monthly);
             }
-            if let Some((status, surface, starts_at, ends_at)) = rule {
+            if let Some((status, surface, starts_at, ends_at, starts, max_starts)) = rule {
                 owners.rule_status = Some(uj_domain::pacing::RuleStatus::parse(&status).map_err(corrupt)?);
                 owners.surface = Some(uj_domain::studies::Surface::parse(&surface).map_err(corrupt)?);
                 owners.starts_at = starts_at.map(|t| t.0);
                 owners.ends_at = ends_at.map(|t| t.0);
+                (owners.starts, owners.max_starts) = (starts, max_starts);
             }
             Ok(owners)
         }
 
         /// Why `invite` cannot become a start now, checked in the transaction that would
-        /// make it, under [`lock_owners`]' locks: its rule or study stopped, the rule's
-        /// schedule window does not hold `now`, the study's weekly or monthly limit is used
-        /// up, or the user started the study with another invite.
+        /// make it, under [`lock_owners`]' locks, in the engine's order of gates
+        /// (`Reason::gate`): its rule or study stopped, the rule's schedule window does not
+        /// hold `now`, the user started the study with another invite, the rule's max starts
+        /// or the study's weekly or monthly limit is used up.
         async fn start_refused(
             tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
             invite: &uj_domain::invites::Invite,
@@ -248,6 +254,25 @@ macro_rules! impl_invite_store {
                 || owners.ends_at.is_some_and(|end| now >= end);
             if outside {
                 return Ok(Some(Reason::OutsideSchedule));
+            }
+            let started: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM invites
+                 WHERE project_id = $1 AND reference_id = $2 AND study_id = $3
+                   AND state = 'accepted' AND code <> $4",
+            )
+            .bind(invite.project_id.as_str())
+            .bind(&invite.reference_id)
+            .bind(invite.study_id.as_str())
+            .bind(&invite.code)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if started.is_some() {
+                return Ok(Some(Reason::AlreadyStarted));
+            }
+            // The rule's cap before the study's limits, as the engine checks them (the
+            // reservation that follows is what holds the cap under concurrency).
+            if owners.max_starts.is_some_and(|cap| owners.starts >= cap) {
+                return Ok(Some(Reason::MaxStartsReached));
             }
             let limits = [
                 (owners.weekly_limit, week_start(now)),
@@ -267,18 +292,7 @@ macro_rules! impl_invite_store {
                     return Ok(Some(Reason::StudyLimit));
                 }
             }
-            let started: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM invites
-                 WHERE project_id = $1 AND reference_id = $2 AND study_id = $3
-                   AND state = 'accepted' AND code <> $4",
-            )
-            .bind(invite.project_id.as_str())
-            .bind(&invite.reference_id)
-            .bind(invite.study_id.as_str())
-            .bind(&invite.code)
-            .fetch_optional(&mut **tx)
-            .await?;
-            Ok(started.map(|_| Reason::AlreadyStarted))
+            Ok(None)
         }
 
         #[async_trait::async_trait]

@@ -333,8 +333,11 @@ pub async fn accept(
                 .store
                 .audience_memberships(project, reference_id)
                 .await?;
-            if !current.iter().any(|(a, _)| a == audience) {
-                state.store.withdraw_invite(project, code, now).await?;
+            // Only when this withdrew it: one accepted meanwhile (the user's other device)
+            // is answered as accepted, below.
+            if !current.iter().any(|(a, _)| a == audience)
+                && state.store.withdraw_invite(project, code, now).await?
+            {
                 return Ok(Acceptance::NotEligible(Reason::NotInAudience.code()));
             }
         }

@@ -82,6 +82,9 @@ fn lifetimes(now: DateTime<Utc>) -> (Duration, Duration) {
 impl ProjectRules {
     /// Reads a project's rules now.
     pub async fn load(store: &dyn Store, project: &ProjectId) -> Result<Self, ServiceError> {
+        // Its age counts from before the first read: served no longer than its bounds say
+        // past the oldest thing it read.
+        let loaded = Instant::now();
         let now = Utc::now();
         let rules = store.live_launch_rules(project).await?;
         // In two statements: one per rule and two per study took 150–600 ms at 1000 rules
@@ -142,7 +145,7 @@ impl ProjectRules {
                 .map(chrono::Duration::days),
             trait_allowlist: store.trait_allowlist(project).await?.into(),
             sdk_contacted: store.sdk_contacted_at(project).await?.is_some(),
-            loaded: Instant::now(),
+            loaded,
             ttl,
             stale_at_most,
             read_at: now,
