@@ -2498,6 +2498,24 @@ async fn a_wrong_method_on_the_webhook_answers_in_mixpanels_format() {
     refused_with(visited, 405).await;
 }
 
+/// A webhook URL whose id does not decode or holds a NUL is answered in Mixpanel's format too
+/// (axum's plain text and the REST API's error went out; found by the fuzz probe).
+#[tokio::test]
+async fn a_mangled_webhook_url_answers_in_mixpanels_format() {
+    let synced = Synced::start(0).await;
+    let base = synced.webhook_url.rsplit_once('/').unwrap().0.to_owned();
+    let client = reqwest::Client::new();
+    for (id, status) in [("%ff", 404), ("%00", 400), ("a%00b", 400)] {
+        let sent = client
+            .post(format!("{base}/{id}"))
+            .json(&page("s", 1, 1, &["a"]))
+            .send()
+            .await
+            .unwrap();
+        refused_with(sent, status).await;
+    }
+}
+
 /// An audience is deleted with its members and sync history (a cohort no longer synced left
 /// its members' data for good), over REST and from its dashboard page (owners only, asked
 /// first); refused while a rule that is not archived targets it, and never another project's.

@@ -189,7 +189,10 @@ async fn refuse_malformed_head(
         return next.run(request).await;
     };
     let path = uri.path();
-    if is_api_path(path) {
+    if path.starts_with("/webhooks/") {
+        // In Mixpanel's format, which its UI shows the customer.
+        webhooks::failure(400, serde_json::Value::Null, problem)
+    } else if is_api_path(path) {
         ApiError::bad_request("invalid_request", problem).into_response()
     } else if launch::is_link_path(path) {
         dashboard::respondent_page(StatusCode::BAD_REQUEST, title, page)

@@ -216,10 +216,14 @@ pub(super) fn failure(status: u16, action: Value, message: &str) -> Response {
 // begin a log line); the request's span logs the path, percent-encoded.
 async fn receive(
     State(state): State<AppState>,
-    Path(webhook_id): Path<String>,
+    webhook_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // An id that does not decode (`%ff`) is no webhook of ours; said in Mixpanel's format.
+    let Ok(Path(webhook_id)) = webhook_id else {
+        return failure(404, Value::Null, cohort_sync::UNKNOWN_WEBHOOK);
+    };
     // One credential: with two, none (which one a proxy in front judged is not known).
     let mut sent = headers.get_all(AUTHORIZATION).iter();
     let authorization = match (sent.next(), sent.next()) {
