@@ -317,8 +317,9 @@ macro_rules! impl_cohort_sync_store {
             Ok(added)
         }
 
-        /// Drops an unfinished session: its pages, its staged copies and the rows it wrote in
-        /// place (a scan of the audience's rows; sessions are superseded or go stale rarely).
+        /// Drops an unfinished session: its pages, its staged copies, the rows it wrote in
+        /// place and its mark on rows it listed (scans of the audience's rows; sessions are
+        /// superseded or go stale rarely).
         /// The number of pages dropped.
         async fn discard_session(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
@@ -328,6 +329,17 @@ macro_rules! impl_cohort_sync_store {
             sqlx::query(
                 "DELETE FROM audience_members WHERE audience_id = $1 AND staged_session = $2
                    AND staged_session <> COALESCE((SELECT last_session_id FROM audiences WHERE id = $1), '')",
+            )
+            .bind(audience.as_str())
+            .bind(session_id)
+            .execute(&mut **tx)
+            .await?;
+            // Rows a diff made current while the session listed them (`upsert_members`) are no
+            // longer listed by it: a rerun of the session that omits them must see them leave.
+            sqlx::query(
+                "UPDATE audience_members SET last_session = NULL
+                 WHERE audience_id = $1 AND last_session = $2 AND staged_session IS NULL
+                   AND last_session <> COALESCE((SELECT last_session_id FROM audiences WHERE id = $1), '')",
             )
             .bind(audience.as_str())
             .bind(session_id)

@@ -123,6 +123,7 @@ conformance!(
     a_full_session_replaces_membership_only_once_complete,
     a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
     a_session_rerun_with_another_page_count_starts_afresh,
+    a_member_a_diff_added_beside_an_earlier_run_leaves_when_the_rerun_omits_them,
     members_of_an_unfinished_session_are_seen_nowhere_until_it_completes,
     a_first_sync_that_lists_a_member_twice_keeps_the_later_listing,
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
@@ -2656,6 +2657,32 @@ async fn a_session_rerun_with_another_page_count_starts_afresh(
     assert_eq!(last.outcome, LedgerOutcome::Applied);
     assert_eq!(current(&store, &audience).await, ["x", "z"]);
     assert!(store.staged_session(&audience).await.unwrap().is_none());
+}
+
+/// A member an unfinished run listed, then added by a diff, counts as listed by that run;
+/// when the run is rerun (another page count) without them, they leave as it completes.
+/// (The earlier run's mark stayed on the row, and the member stayed for good.)
+async fn a_member_a_diff_added_beside_an_earlier_run_leaves_when_the_rerun_omits_them(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&store, &shop, t0).await;
+    let staged = receive(&store, &shop, &audience, "s", 1, 2, &members(&["y"]), t0).await;
+    assert_eq!(staged.outcome, LedgerOutcome::Staged);
+    let t1 = t0 + Duration::minutes(1);
+    store
+        .add_audience_members(&audience, &members(&["y"]), t1)
+        .await
+        .unwrap();
+    assert_eq!(current(&store, &audience).await, ["y"]);
+    let t2 = t1 + Duration::minutes(1);
+    let rerun = receive(&store, &shop, &audience, "s", 1, 1, &members(&["z"]), t2).await;
+    assert_eq!(rerun.outcome, LedgerOutcome::Applied);
+    assert_eq!(current(&store, &audience).await, ["z"]);
+    let counted = store.audience(&shop, &audience).await.unwrap().unwrap();
+    assert_eq!(counted.member_count, 1);
 }
 
 /// Mixpanel delivers at least once, and a page can arrive late (retried after a 503, or
