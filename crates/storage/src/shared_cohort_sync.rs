@@ -807,6 +807,7 @@ macro_rules! impl_cohort_sync_store {
         async fn rewrite_traits(
             store: &$store,
             project: &ProjectId,
+            audience: Option<&AudienceId>,
             rows: impl IntoIterator<Item = (Vec<String>, String)>,
             update: &str,
         ) -> Result<(), $crate::StoreError> {
@@ -834,6 +835,17 @@ macro_rules! impl_cohort_sync_store {
             let keep = allowlist(
                 sqlx::query_scalar(&locked).bind(project.as_str()).fetch_optional(&mut *tx).await?,
             )?;
+            // An audience's rows wait behind its lock, as every sync's writes do (a full
+            // sync's apply takes its rows in no one order): on PostgreSQL the erase and a sync
+            // then take turns instead of ever locking rows in a cycle.
+            if let Some(audience) = audience {
+                sqlx::query("UPDATE audiences SET member_count = member_count WHERE id = $1")
+                    .bind(audience.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Rows locked in byte order, as diffs lock members and withdrawals invites.
+            candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (key, traits) in &candidates {
                 let Some(kept) = kept_traits(traits, &keep)? else {
                     continue;
@@ -1022,7 +1034,7 @@ macro_rules! impl_cohort_sync_store {
                 let update = "UPDATE audience_members SET traits = $3
                               WHERE audience_id = $1 AND provider_member_id = $2 AND traits = $4";
                 let keyed = rows.into_iter().map(|(member, traits)| (vec![audience.to_string(), member], traits));
-                rewrite_traits(self, project, keyed, update).await?;
+                rewrite_traits(self, project, Some(audience), keyed, update).await?;
                 Ok(last)
             }
 
@@ -1051,7 +1063,7 @@ macro_rules! impl_cohort_sync_store {
                 let keyed = rows.into_iter().map(|(session, member, traits)| {
                     (vec![audience.to_string(), session, member], traits)
                 });
-                rewrite_traits(self, project, keyed, update).await?;
+                rewrite_traits(self, project, Some(audience), keyed, update).await?;
                 Ok(last)
             }
 
@@ -1084,7 +1096,7 @@ macro_rules! impl_cohort_sync_store {
                 .await?;
                 let update = "UPDATE invites SET traits = $2 WHERE code = $1 AND traits = $3";
                 let keyed = rows.into_iter().map(|(code, traits)| (vec![code], traits));
-                rewrite_traits(self, project, keyed, update).await?;
+                rewrite_traits(self, project, None, keyed, update).await?;
                 Ok(Some(last))
             }
 

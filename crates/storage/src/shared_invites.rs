@@ -165,8 +165,9 @@ macro_rules! impl_invite_store {
     ($store:ty) => {
         /// Withdraws the open invites `filter` selects (`$1` is `id`, `$2` the time). A study
         /// that stops, a rule that stops and members who leave find their invites through
-        /// different indexes, so on PostgreSQL the rows are locked in code order first: two
-        /// such withdrawals of overlapping invites then wait in line, never in a cycle. The
+        /// different indexes, so on PostgreSQL the rows are locked in code order first (the
+        /// bytes' order, whatever the database's collation, as the trait erase takes them):
+        /// two such withdrawals of overlapping invites then wait in line, never in a cycle. The
         /// locks and the update are one statement, so they see the same invites (a second
         /// statement could find one committed in between, out of order).
         async fn withdraw_invites(
@@ -177,8 +178,8 @@ macro_rules! impl_invite_store {
         ) -> Result<(), $crate::StoreError> {
             let statement = if <$store as crate::shared::Dialect>::ROW_LOCKS {
                 format!(
-                    "UPDATE invites SET state = 'withdrawn', withdrawn_at = $2 WHERE code IN
-                        (SELECT code FROM invites WHERE {filter} ORDER BY code FOR UPDATE)"
+                    r#"UPDATE invites SET state = 'withdrawn', withdrawn_at = $2 WHERE code IN
+                        (SELECT code FROM invites WHERE {filter} ORDER BY code COLLATE "C" FOR UPDATE)"#
                 )
             } else {
                 format!("UPDATE invites SET state = 'withdrawn', withdrawn_at = $2 WHERE {filter}")
