@@ -241,12 +241,11 @@ fn nul_field(value: &serde_json::Value, path: String) -> Option<String> {
     .filter(|path| !path.is_empty())
 }
 
-/// `Content-Type: application/json` or `application/…+json`, as `axum::Json` requires.
+/// `Content-Type: application/json` or `application/…+json`, as `axum::Json` requires, in
+/// one line: with two, which one a proxy in front judged is not known.
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let mut lines = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (lines.next().and_then(|v| v.to_str().ok()), lines.next()) else {
         return false;
     };
     let essence = value.split(';').next().unwrap_or_default().trim();
