@@ -914,6 +914,8 @@ async fn web_apps_may_call_the_sdk_api_from_any_origin() {
         .unwrap();
     assert!(preflight.status().is_success());
     assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    // Every answer has its id, a preflight's too (it had none; found by the fuzz probe).
+    assert_eq!(preflight.headers()["x-request-id"].len(), 36);
     let actual = app
         .client
         .get(app.url("/sdk/v1/config?reference_id=u"))

@@ -83,10 +83,20 @@ async fn outermost(
     let started = std::time::Instant::now();
     let response = match cors {
         false => next.run(request).await,
-        true => match CORS.layer(next).call(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        },
+        true => {
+            let mut response = match CORS.layer(next).call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            // A preflight is answered here, before the layers that give a request its id:
+            // every answer carries one (`docs/api.md`).
+            if !response.headers().contains_key(&middleware::REQUEST_ID) {
+                response
+                    .headers_mut()
+                    .insert(middleware::REQUEST_ID, middleware::new_request_id());
+            }
+            response
+        }
     };
     state
         .metrics
