@@ -146,6 +146,10 @@ pub fn members_digest(members: &[SyncedMember]) -> String {
 #[error("{0}")]
 pub struct PayloadError(pub String);
 
+/// How long a full sync's unfinished staging is kept after its latest page: past it the run
+/// is dropped (hourly), and a page of it that comes later starts it afresh.
+pub const STAGING_KEPT_FOR: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
 /// The most pages one session may announce (10 million members at 1000 a page, Mixpanel's
 /// cohort limit, with room to spare).
 pub const MAX_TOTAL_PAGES: u32 = 100_000;

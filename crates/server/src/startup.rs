@@ -610,7 +610,7 @@ async fn background_jobs(store: Arc<dyn Store>) {
         }
         // A full sync unfinished for a day will not be finished: Mixpanel starts a new one.
         match store
-            .delete_stale_staging(now - chrono::Duration::hours(24))
+            .delete_stale_staging(now - uj_domain::cohort_sync::STAGING_KEPT_FOR)
             .await
         {
             Ok(removed) => tracing::debug!(removed, "stale cohort-sync staging removed"),

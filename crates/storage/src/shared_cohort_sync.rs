@@ -160,9 +160,10 @@ pub(crate) const DIFF_APPLIED: &str = "SELECT EXISTS (SELECT 1 FROM sync_ledger
        AND action <> 'members' AND outcome = 'applied')";
 
 /// Notes page `$3` of `$4` of session `$2` of audience `$1` received at `$5`, and answers
-/// what was there before it: this session's other pages, and whether pages of another
+/// what was there before it: this session's other pages, whether pages of another
 /// session, or of this one announcing another page count, are staged (this page supersedes
-/// them). Neither can see the row it inserts, on either database. No row: the page was
+/// them), and whether this session's latest page came before `$6` (stale: it is dropped
+/// first). None can see the row it inserts, on either database. No row: the page was
 /// there already.
 pub(crate) const STAGE_PAGE: &str =
     "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
@@ -171,7 +172,9 @@ pub(crate) const STAGE_PAGE: &str =
      RETURNING
         (SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2 AND page <> $3),
         EXISTS (SELECT 1 FROM sync_staging
-                WHERE audience_id = $1 AND (session_id <> $2 OR total_pages <> $4))";
+                WHERE audience_id = $1 AND (session_id <> $2 OR total_pages <> $4)),
+        COALESCE((SELECT MAX(received_at) FROM sync_staging
+                  WHERE audience_id = $1 AND session_id = $2 AND page <> $3) < $6, FALSE)";
 
 /// The time a change of an audience timed `at` (when its delivery arrived) is recorded
 /// at: no earlier than the audience's last change (`last`). A delivery that waited for the
@@ -608,28 +611,35 @@ macro_rules! impl_cohort_sync_store {
             // Pages of this session announcing another page count are an earlier run of it
             // (a run restarted from the top, the cohort grown meanwhile): this page starts
             // the session afresh, as a newer session would. Completing it with the earlier
-            // run's pages counted would apply a membership missing pages.
+            // run's pages counted would apply a membership missing pages. So do pages staged
+            // longer ago than staging is kept: dropped by the hourly job or not yet, a run
+            // that old never completes (its last page completed it within the hour after).
+            let stale_before = Ts(at - uj_domain::cohort_sync::STAGING_KEPT_FOR);
             let rerun: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM sync_staging
-                                WHERE audience_id = $1 AND session_id = $2 AND total_pages <> $3)",
+                                WHERE audience_id = $1 AND session_id = $2 AND total_pages <> $3)
+                     OR COALESCE((SELECT MAX(received_at) FROM sync_staging
+                                  WHERE audience_id = $1 AND session_id = $2) < $4, FALSE)",
             )
             .bind(audience.as_str())
             .bind(session_id)
             .bind(total_pages)
+            .bind(stale_before)
             .fetch_one(&mut **tx)
             .await?;
             if rerun {
                 discard_session(tx, audience, session_id).await?;
             }
-            let staged: Option<(i64, bool)> = sqlx::query_as(crate::shared_cohort_sync::STAGE_PAGE)
+            let staged: Option<(i64, bool, bool)> = sqlx::query_as(crate::shared_cohort_sync::STAGE_PAGE)
             .bind(audience.as_str())
             .bind(session_id)
             .bind(page)
             .bind(total_pages)
             .bind(Ts(at))
+            .bind(stale_before)
             .fetch_optional(&mut **tx)
             .await?;
-            let Some((before, superseding)) = staged else {
+            let Some((before, superseding, _)) = staged else {
                 return Ok(None);
             };
             if superseding {

@@ -133,18 +133,20 @@ fn write(
         // Not a first sync: members may have rows of their own.
         return Ok(None);
     }
-    let staged: Option<(i64, bool)> = tx
+    let stale_before = Ts(entry.received_at - uj_domain::cohort_sync::STAGING_KEPT_FOR);
+    let staged: Option<(i64, bool, bool)> = tx
         .prepare_cached(STAGE_PAGE)?
         .query_row(
             named_params! {
                 "$1": audience, "$2": page.session_id, "$3": page.page,
-                "$4": page.total_pages, "$5": at,
+                "$4": page.total_pages, "$5": at, "$6": stale_before,
             },
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()?;
-    let Some((before, false)) = staged else {
-        // A repeat, or a page that supersedes another session.
+    let Some((before, false, false)) = staged else {
+        // A repeat, a page that supersedes another session, or one of a session staged too
+        // long ago.
         return Ok(None);
     };
     if before == 0 {

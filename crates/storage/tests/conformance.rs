@@ -124,6 +124,7 @@ conformance!(
     a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
     a_session_rerun_with_another_page_count_starts_afresh,
     a_member_a_diff_added_beside_an_earlier_run_leaves_when_the_rerun_omits_them,
+    pages_staged_longer_ago_than_staging_is_kept_never_complete_a_run,
     members_of_an_unfinished_session_are_seen_nowhere_until_it_completes,
     a_first_sync_that_lists_a_member_twice_keeps_the_later_listing,
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
@@ -2657,6 +2658,57 @@ async fn a_session_rerun_with_another_page_count_starts_afresh(
     assert_eq!(last.outcome, LedgerOutcome::Applied);
     assert_eq!(current(&store, &audience).await, ["x", "z"]);
     assert!(store.staged_session(&audience).await.unwrap().is_none());
+}
+
+/// A run's staging older than `STAGING_KEPT_FOR` is dropped when its next page comes, as
+/// the hourly job would have dropped it: the page starts the run afresh, whichever way it is
+/// written (SQLite writes a first sync's middle pages on its own path). (Within the hour
+/// after, a run's last page applied pages two days old, shrinking the audience.)
+async fn pages_staged_longer_ago_than_staging_is_kept_never_complete_a_run(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&store, &shop, t0).await;
+    let late = t0 + uj_domain::cohort_sync::STAGING_KEPT_FOR + Duration::minutes(1);
+    receive(&store, &shop, &audience, "s1", 1, 3, &members(&["x"]), t0).await;
+    for (page, id) in [(2, "y"), (3, "z")] {
+        let entry = receive(
+            &store,
+            &shop,
+            &audience,
+            "s1",
+            page,
+            3,
+            &members(&[id]),
+            late,
+        )
+        .await;
+        assert_eq!(entry.outcome, LedgerOutcome::Staged, "page {page}");
+    }
+    let staged = store.staged_session(&audience).await.unwrap().unwrap();
+    assert_eq!(staged.missing_pages(100), vec![1]);
+    let first = receive(&store, &shop, &audience, "s1", 1, 3, &members(&["w"]), late).await;
+    assert_eq!(first.outcome, LedgerOutcome::Applied);
+    assert_eq!(current(&store, &audience).await, ["w", "y", "z"]);
+
+    // An audience synced before: its next run's pages go the shared way.
+    receive(&store, &shop, &audience, "s2", 1, 2, &members(&["a"]), late).await;
+    let later = late + uj_domain::cohort_sync::STAGING_KEPT_FOR + Duration::minutes(1);
+    let last = receive(
+        &store,
+        &shop,
+        &audience,
+        "s2",
+        2,
+        2,
+        &members(&["b"]),
+        later,
+    )
+    .await;
+    assert_eq!(last.outcome, LedgerOutcome::Staged);
+    assert_eq!(current(&store, &audience).await, ["w", "y", "z"]);
 }
 
 /// A member an unfinished run listed, then added by a diff, counts as listed by that run;
