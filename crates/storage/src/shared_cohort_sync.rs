@@ -162,8 +162,9 @@ pub(crate) const DIFF_APPLIED: &str = "SELECT EXISTS (SELECT 1 FROM sync_ledger
 /// Notes page `$3` of `$4` of session `$2` of audience `$1` received at `$5`, and answers
 /// what was there before it: this session's other pages, whether pages of another
 /// session, or of this one announcing another page count, are staged (this page supersedes
-/// them), and whether this session's latest page came before `$6` (stale: it is dropped
-/// first). None can see the row it inserts, on either database. No row: the page was
+/// them), and whether none of this session's other pages came at or after `$6` (with
+/// some, it is stale: dropped first; the first page looked at answers for a run being
+/// staged). None can see the row it inserts, on either database. No row: the page was
 /// there already.
 pub(crate) const STAGE_PAGE: &str =
     "INSERT INTO sync_staging (audience_id, session_id, page, total_pages, received_at)
@@ -173,8 +174,8 @@ pub(crate) const STAGE_PAGE: &str =
         (SELECT COUNT(*) FROM sync_staging WHERE audience_id = $1 AND session_id = $2 AND page <> $3),
         EXISTS (SELECT 1 FROM sync_staging
                 WHERE audience_id = $1 AND (session_id <> $2 OR total_pages <> $4)),
-        COALESCE((SELECT MAX(received_at) FROM sync_staging
-                  WHERE audience_id = $1 AND session_id = $2 AND page <> $3) < $6, FALSE)";
+        NOT EXISTS (SELECT 1 FROM sync_staging
+                    WHERE audience_id = $1 AND session_id = $2 AND page <> $3 AND received_at >= $6)";
 
 /// The time a change of an audience timed `at` (when its delivery arrived) is recorded
 /// at: no earlier than the audience's last change (`last`). A delivery that waited for the
@@ -618,8 +619,9 @@ macro_rules! impl_cohort_sync_store {
             let rerun: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM sync_staging
                                 WHERE audience_id = $1 AND session_id = $2 AND total_pages <> $3)
-                     OR COALESCE((SELECT MAX(received_at) FROM sync_staging
-                                  WHERE audience_id = $1 AND session_id = $2) < $4, FALSE)",
+                     OR EXISTS (SELECT 1 FROM sync_staging WHERE audience_id = $1 AND session_id = $2)
+                        AND NOT EXISTS (SELECT 1 FROM sync_staging
+                                        WHERE audience_id = $1 AND session_id = $2 AND received_at >= $4)",
             )
             .bind(audience.as_str())
             .bind(session_id)

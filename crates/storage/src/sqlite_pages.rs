@@ -144,11 +144,14 @@ fn write(
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()?;
-    let Some((before, false, false)) = staged else {
-        // A repeat, a page that supersedes another session, or one of a session staged too
-        // long ago.
+    let Some((before, false, none_fresh)) = staged else {
+        // A repeat, or a page that supersedes another session.
         return Ok(None);
     };
+    if before > 0 && none_fresh {
+        // Of a session staged too long ago: dropped first, by the shared implementation.
+        return Ok(None);
+    }
     if before == 0 {
         // The first page of a run: whether it is a late page of a run seen before is the
         // shared implementation's to tell (`stage_page`).
