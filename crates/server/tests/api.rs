@@ -1820,3 +1820,78 @@ async fn an_http_1_1_request_without_exactly_one_host_is_refused() {
         assert!(line.contains(" 200 "), "{head:?}: {line}");
     }
 }
+
+/// A rule's trigger with a field of the wrong type names that field, as any other body
+/// field's error does (`trigger` alone was named; found by the fuzz probe), and a trigger
+/// missing its field or holding the other kind's says which.
+#[tokio::test]
+async fn a_wrong_trigger_field_is_named_with_its_path() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let study = app
+        .create_study(&keys.secret_key, "https://r.example.com/i/1")
+        .await;
+    let rules = format!(
+        "/api/v1/studies/{}/launch-rules",
+        study["id"].as_str().unwrap()
+    );
+    for (trigger, field, says) in [
+        (
+            json!({"type": "app_event", "event_name": 5}),
+            "trigger.event_name",
+            "string",
+        ),
+        (
+            json!({"type": "audience", "audience_id": []}),
+            "trigger.audience_id",
+            "string",
+        ),
+        (
+            json!({"type": "app_event"}),
+            "trigger.event_name",
+            "missing",
+        ),
+        (
+            json!({"type": "audience", "event_name": "E"}),
+            "trigger.audience_id",
+            "missing",
+        ),
+        (
+            json!({"type": "app_event", "event_name": "E", "audience_id": "a"}),
+            "trigger",
+            "audience_id",
+        ),
+        (
+            json!({"type": "cohort", "event_name": "E"}),
+            "trigger.type",
+            "app_event",
+        ),
+        (
+            json!({"type": "app_event", "event_name": "E", "x": 1}),
+            "trigger.x",
+            "unknown",
+        ),
+    ] {
+        let sent = json!({"name": "R", "trigger": trigger, "surface": "sdk_prompt"});
+        let (status, error) = error_of(app.post_json(&rules, &keys.secret_key, sent).await).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (400, Some("invalid_request"), Some(field)),
+            "{trigger}: {error}"
+        );
+        assert!(error["message"].as_str().unwrap().contains(says), "{error}");
+    }
+    let made = app
+        .post_json(
+            &rules,
+            &keys.secret_key,
+            json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt"}),
+        )
+        .await;
+    assert_eq!(made.status().as_u16(), 201);
+    let made: Value = made.json().await.unwrap();
+    assert_eq!(
+        made["trigger"],
+        json!({"type": "app_event", "event_name": "E"})
+    );
+}

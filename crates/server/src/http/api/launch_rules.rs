@@ -30,10 +30,53 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Serialize, Deserialize, Clone)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    try_from = "TriggerFields"
+)]
 pub enum TriggerBody {
     AppEvent { event_name: String },
     Audience { audience_id: String },
+}
+
+/// A trigger as sent, read as a plain object so that a field of the wrong type is named
+/// with its path (`trigger.event_name`): a tagged enum is read whole first, and its errors
+/// named `trigger` alone (found by the fuzz probe).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerFields {
+    #[serde(rename = "type")]
+    kind: TriggerKind,
+    event_name: Option<String>,
+    audience_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TriggerKind {
+    AppEvent,
+    Audience,
+}
+
+impl TryFrom<TriggerFields> for TriggerBody {
+    type Error = &'static str;
+
+    fn try_from(sent: TriggerFields) -> Result<Self, Self::Error> {
+        match (sent.kind, sent.event_name, sent.audience_id) {
+            (TriggerKind::AppEvent, Some(event_name), None) => Ok(Self::AppEvent { event_name }),
+            (TriggerKind::Audience, None, Some(audience_id)) => Ok(Self::Audience { audience_id }),
+            (TriggerKind::AppEvent, None, _) => Err("missing field `event_name`"),
+            (TriggerKind::AppEvent, Some(_), Some(_)) => {
+                Err("unknown field `audience_id` for an app_event trigger, expected `event_name`")
+            }
+            (TriggerKind::Audience, _, None) => Err("missing field `audience_id`"),
+            (TriggerKind::Audience, Some(_), Some(_)) => {
+                Err("unknown field `event_name` for an audience trigger, expected `audience_id`")
+            }
+        }
+    }
 }
 
 /// Written by hand: utoipa cannot close the variants of a tagged enum
