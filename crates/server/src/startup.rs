@@ -394,7 +394,11 @@ async fn serve(
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections));
     let mut full_since_warned: Option<std::time::Instant> = None;
     let mut stop = std::pin::pin!(stop);
+    // Held to end them when the stop stops waiting: left running, they went on answering
+    // after the counts were flushed, and what they counted was lost.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         // A connection past the limit waits in the listen queue (and its client with it)
         // until one closes: accepting it would take a file descriptor the database may need.
         let slot = match slots.clone().try_acquire_owned() {
@@ -436,7 +440,7 @@ async fn serve(
         );
         let connection = graceful.watch(connection);
         let state = state.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 match unreadable(&error) {
                     Some(reason) => {
@@ -451,7 +455,7 @@ async fn serve(
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = graceful.shutdown() => return,
         () = tokio::time::sleep(grace) => {
             tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period: stopping without them");
         }
@@ -460,6 +464,8 @@ async fn serve(
             tracing::warn!("stopped again: stopping now, without the requests in flight");
         }
     }
+    // Their clients get no answer (as the warning says), and nothing answered goes uncounted.
+    connections.shutdown().await;
 }
 
 /// Why hyper refused a request before the router saw it, when it did: `malformed` (it
