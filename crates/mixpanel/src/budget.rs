@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -46,14 +46,19 @@ impl Default for QueryBudget {
 }
 
 impl QueryBudget {
-    /// Spends one query of `project`'s budget (each attempt of a call spends one: Mixpanel
-    /// counts its retries too). A budget spent answers as Mixpanel's own limit would, with
-    /// the wait until the next query.
-    pub(crate) fn spend(&self, project: &str) -> Result<(), MixpanelError> {
-        let Err(not_until) = self.pace.check_key(&project.to_owned()) else {
-            return Ok(());
+    /// Spends `queries` of `project`'s budget at once, or none: a refresh's two reads are
+    /// paid together, so that one refused halfway does not spend the first for nothing
+    /// (and a caller that waits the `Retry-After` it was given gets through). A budget spent
+    /// answers as Mixpanel's own limit would, with the wait until that many may go.
+    pub(crate) fn spend(&self, project: &str, queries: u32) -> Result<(), MixpanelError> {
+        let n = NonZeroU32::new(queries.max(1)).expect("at least one");
+        let not_until = match self.pace.check_key_n(&project.to_owned(), n) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(not_until)) => not_until,
+            // More than the burst: never, as Mixpanel's own 60 an hour would say.
+            Err(_) => return Err(MixpanelError::RateLimited { retry_after: None }),
         };
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let wait = not_until.wait_time_from(self.pace.clock().now());
         tracing::info!(
             wait_secs = wait.as_secs(),
             "Mixpanel's query budget for this project is spent for now"

@@ -179,9 +179,10 @@ impl Client {
         })
     }
 
-    /// Sends `request` with the service account, retrying 429, 5xx and dropped connections as
-    /// Mixpanel asks; a Query API call spends from the `budget` of its project on each
-    /// attempt (`budget.rs`).
+    /// Sends `request` with the service account, retrying 429, 5xx and connections dropped
+    /// before the answer as Mixpanel asks. A Query API call's first attempt was paid for by
+    /// its caller; each retry spends one more from the `budget` of its project (Mixpanel
+    /// counts retries too), and one the budget refuses ends with the failure it retried.
     async fn send(
         &self,
         credentials: &Credentials,
@@ -190,9 +191,12 @@ impl Client {
     ) -> Result<reqwest::Response, MixpanelError> {
         let mut backoff = self.settings.backoff;
         let mut attempt = 0;
+        let mut retrying: Option<MixpanelError> = None;
         loop {
-            if let Some(project) = budget {
-                self.query_budget.spend(project)?;
+            if let (Some(project), Some(failure)) = (budget, retrying.take()) {
+                if self.query_budget.spend(project, 1).is_err() {
+                    return Err(failure);
+                }
             }
             let sent = request()
                 .basic_auth(
@@ -204,11 +208,16 @@ impl Client {
                 .await;
             let response = match sent {
                 Ok(response) => response,
-                // A connection dropped or refused (a reset, a cluster restarting) is retried
-                // as a 5xx is (reference §8); every call of ours only reads. A timeout is not:
-                // it has waited its whole time already.
-                Err(error) if !error.is_timeout() && attempt < self.settings.retries => {
+                // A connection refused or dropped before the answer (a reset, a cluster
+                // restarting) is retried as a 5xx is (reference §8); every call of ours only
+                // reads. A timeout is not: it has waited its whole time already.
+                Err(error)
+                    if (error.is_connect() || error.is_request())
+                        && !error.is_timeout()
+                        && attempt < self.settings.retries =>
+                {
                     tracing::debug!(%error, wait_ms = backoff.as_millis() as u64, "Mixpanel's connection failed; retrying");
+                    retrying = Some(MixpanelError::Unreachable("connection failed".into()));
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
                     backoff *= 2;
@@ -228,14 +237,16 @@ impl Client {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
             let wait = retry_after.unwrap_or(backoff);
+            let failure = if status.as_u16() == 429 {
+                MixpanelError::RateLimited { retry_after }
+            } else {
+                MixpanelError::Unreachable(format!("Mixpanel answered {status}"))
+            };
             if attempt >= self.settings.retries || wait > self.settings.max_wait {
-                return Err(if status.as_u16() == 429 {
-                    MixpanelError::RateLimited { retry_after }
-                } else {
-                    MixpanelError::Unreachable(format!("Mixpanel answered {status}"))
-                });
+                return Err(failure);
             }
             tracing::debug!(%status, wait_ms = wait.as_millis() as u64, "Mixpanel asked us to retry");
+            retrying = Some(failure);
             tokio::time::sleep(wait).await;
             attempt += 1;
             backoff *= 2;

@@ -27,6 +27,11 @@ pub struct ProjectRef<'a> {
 }
 
 impl ProjectRef<'_> {
+    /// Whose Query budget a call spends: the Mixpanel project, in its region.
+    fn budget(&self) -> String {
+        format!("{}:{}", self.region.as_str(), self.id)
+    }
+
     fn params(&self) -> Vec<(&'static str, String)> {
         let mut params = vec![("project_id", self.id.to_owned())];
         if let Some(workspace) = self.workspace_id {
@@ -38,16 +43,22 @@ impl ProjectRef<'_> {
 
 impl Client {
     /// Calls a Query API endpoint of `project` with `method`, the parameters in the query
-    /// string, as its budget allows (`budget.rs`).
+    /// string, as its budget allows (`budget.rs`): its first attempt `paid` for already, or
+    /// paid here.
     async fn query_json(
         &self,
         credentials: &Credentials,
         project: &ProjectRef<'_>,
+        paid: bool,
         method: Method,
         url: String,
         params: Vec<(&'static str, String)>,
     ) -> Result<Value, MixpanelError> {
-        let budget = format!("{}:{}", project.region.as_str(), project.id);
+        let budget = project.budget();
+        if !paid {
+            // Before waiting for a place: a budget spent is said at once.
+            self.query_budget.spend(&budget, 1)?;
+        }
         let _place = self.query_budget.place(&budget).await;
         let response = self
             .send(credentials, Some(&budget), || {
@@ -60,15 +71,47 @@ impl Client {
         Self::json(response).await
     }
 
+    /// The project's cohorts and its `limit` most common event names of the last 31 days:
+    /// two queries, paid from its budget together or refused before either is asked.
+    pub async fn cohorts_and_event_names(
+        &self,
+        credentials: &Credentials,
+        project: &ProjectRef<'_>,
+        limit: u32,
+    ) -> Result<(Vec<Cohort>, Vec<String>), MixpanelError> {
+        self.query_budget.spend(&project.budget(), 2)?;
+        let cohorts = self.read_cohorts(credentials, project, true).await?;
+        let names = self
+            .read_event_names(credentials, project, limit, true)
+            .await?;
+        Ok((cohorts, names))
+    }
+
     pub async fn cohorts(
         &self,
         credentials: &Credentials,
         project: &ProjectRef<'_>,
     ) -> Result<Vec<Cohort>, MixpanelError> {
+        self.read_cohorts(credentials, project, false).await
+    }
+
+    async fn read_cohorts(
+        &self,
+        credentials: &Credentials,
+        project: &ProjectRef<'_>,
+        paid: bool,
+    ) -> Result<Vec<Cohort>, MixpanelError> {
         let url = format!("{}/api/query/cohorts/list", self.urls.api(project.region));
         // POST as Mixpanel documents it (reference §5.1); GET is only seen to work.
         let body = self
-            .query_json(credentials, project, Method::POST, url, project.params())
+            .query_json(
+                credentials,
+                project,
+                paid,
+                Method::POST,
+                url,
+                project.params(),
+            )
             .await?;
         let Some(list) = body.as_array() else {
             return Err(MixpanelError::Unexpected {
@@ -102,12 +145,23 @@ impl Client {
         project: &ProjectRef<'_>,
         limit: u32,
     ) -> Result<Vec<String>, MixpanelError> {
+        self.read_event_names(credentials, project, limit, false)
+            .await
+    }
+
+    async fn read_event_names(
+        &self,
+        credentials: &Credentials,
+        project: &ProjectRef<'_>,
+        limit: u32,
+        paid: bool,
+    ) -> Result<Vec<String>, MixpanelError> {
         let url = format!("{}/api/query/events/names", self.urls.api(project.region));
         let mut params = project.params();
         params.push(("type", "general".into()));
         params.push(("limit", limit.to_string()));
         let body = self
-            .query_json(credentials, project, Method::GET, url, params)
+            .query_json(credentials, project, paid, Method::GET, url, params)
             .await?;
         // Only names a rule can wait for, as a rule and an app's event have them (trimmed):
         // the event picker offered names every rule refused, a NUL failed PostgreSQL's whole

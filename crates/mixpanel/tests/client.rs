@@ -247,9 +247,23 @@ async fn queries_keep_inside_the_project_s_budget() {
         assert_eq!(read.unwrap().len(), 1);
     }
     emulator.set_faults(Faults::default());
-    for _ in 0..2 {
-        client.cohorts(&credentials, &shop_eu).await.unwrap();
-    }
+    client.cohorts(&credentials, &shop_eu).await.unwrap();
+    // One left: a read of cohorts and event names takes two, and is refused before either
+    // is asked, with the wait until both may go (here, for one more; a refresh that waited
+    // for one query spent its cohorts' and was refused its names', for good; found by the
+    // review).
+    let asked = emulator.requests().len();
+    let both = client
+        .cohorts_and_event_names(&credentials, &shop_eu, 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(both, MixpanelError::RateLimited { retry_after: Some(wait) }
+            if wait > Duration::from_secs(60) && wait <= uj_mixpanel::QUERY_EVERY),
+        "{both:?}"
+    );
+    assert_eq!(emulator.requests().len(), asked);
+    client.cohorts(&credentials, &shop_eu).await.unwrap();
     let spent = client.cohorts(&credentials, &shop_eu).await.unwrap_err();
     assert!(
         matches!(spent, MixpanelError::RateLimited { retry_after: Some(wait) }

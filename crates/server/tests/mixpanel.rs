@@ -928,8 +928,9 @@ async fn refreshes_in_a_loop_keep_inside_the_query_budget() {
     };
     assert_eq!(body.0, 503, "{:?}", body.1);
     assert_eq!(body.1["error"]["code"], "mixpanel_rate_limited");
+    // When both of a refresh's queries may go: one every two minutes.
     let seconds: u64 = retry_after.parse().unwrap();
-    assert!((61..=120).contains(&seconds), "{seconds}");
+    assert!((200..=240).contains(&seconds), "{seconds}");
     // The connect's two queries and four refreshes' fill the ten that may go at once; the
     // fifth refresh is refused before it asks.
     assert_eq!(refreshed, 4);

@@ -62,7 +62,7 @@ impl MixpanelProblem {
             MixpanelProblem::NoProjects => "This service account has no access to any Mixpanel project. In Mixpanel, open Project Settings → Service Accounts and add it to your project with the Analyst role.".into(),
             MixpanelProblem::MissingPermission(reason) => reason.clone(),
             MixpanelProblem::Unreachable => "Mixpanel could not be reached. Try again in a few minutes.".into(),
-            MixpanelProblem::RateLimited(_) => "Mixpanel's rate limit for this project was reached (60 queries an hour, shared with your other tools; UserJourneys spends at most 40 of them). Try again in a few minutes.".into(),
+            MixpanelProblem::RateLimited(_) => "Mixpanel's rate limit for this project was reached (60 queries an hour, shared with your other tools), or UserJourneys' own share of it. Try again in a few minutes.".into(),
             MixpanelProblem::PlanLimited(detail) => format!("Mixpanel refused because of the project's plan ({detail}). Check that the project's Mixpanel plan includes API access."),
             MixpanelProblem::UnexpectedAnswer(status) => format!("Mixpanel gave an answer UserJourneys did not expect (HTTP {status}). Try again in a few minutes; if it keeps happening, check the project in Mixpanel."),
             MixpanelProblem::SecretUnreadable => "The stored service account secret cannot be read: this server's application key changed (UJ_SECRET_KEY_FILE). Connect Mixpanel again with the secret.".into(),
@@ -423,10 +423,13 @@ pub async fn refresh(
     let client = &state.mixpanel;
     let problem = |e: MixpanelError| ServiceError::Mixpanel(e.into());
     let now = uj_domain::now();
-    let cohorts: Vec<MixpanelCohort> = client
-        .cohorts(&credentials, &target)
+    // Both read before either is written (a failed read changes nothing), paid from the
+    // Mixpanel project's budget together.
+    let (cohorts, names) = client
+        .cohorts_and_event_names(&credentials, &target, EVENT_NAMES)
         .await
-        .map_err(problem)?
+        .map_err(problem)?;
+    let cohorts: Vec<MixpanelCohort> = cohorts
         .into_iter()
         .map(|c| MixpanelCohort {
             cohort_id: c.id,
@@ -437,11 +440,6 @@ pub async fn refresh(
             fetched_at: now,
         })
         .collect();
-    // Both read before either is written: a failed read changes nothing.
-    let names = client
-        .top_event_names(&credentials, &target, EVENT_NAMES)
-        .await
-        .map_err(problem)?;
     // Written only if the connection read through is still the project's.
     let gone = || ServiceError::NotFound("mixpanel_connection");
     let connected_at = connection.connected_at;
