@@ -131,6 +131,7 @@ impl Application {
             )),
             deliveries_in_flight: Arc::default(),
             database_lost: std::sync::OnceLock::new(),
+            background: Default::default(),
             demo: None,
         });
         let metrics_listener = match &config.metrics_bind {
@@ -255,6 +256,17 @@ impl Application {
         watch.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
+        }
+        // Work started behind an answer, for a few seconds at most (a connect's first reads
+        // of cohorts and event names were lost to a stop right after its answer).
+        state.background.close();
+        tokio::select! {
+            done = tokio::time::timeout(FLUSH_AT_STOP, state.background.wait()) => {
+                if done.is_err() {
+                    tracing::warn!("work started behind an answer did not end in time at shutdown");
+                }
+            }
+            () = stop_signal() => tracing::warn!("stopped again: not waiting for work started behind an answer"),
         }
         // The last counted decisions, so a restart loses none: for a few seconds at most,
         // and not past another stop signal (a database that does not answer is often why

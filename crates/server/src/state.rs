@@ -69,6 +69,9 @@ pub struct Shared {
     /// What became of a SQLite file deleted or replaced under the server, once it was seen
     /// (`startup::watch_database_file`): every request but `/healthz` is then refused.
     pub database_lost: std::sync::OnceLock<&'static str>,
+    /// Work a request started behind its answer (the reads after a Mixpanel connect): a
+    /// stop waits a few seconds for it.
+    pub background: tokio_util::task::TaskTracker,
     /// The simulated Mixpanel of `userjourneys demo` (its panel); `None` otherwise.
     pub demo: Option<Arc<mixpanel_emulator::Emulator>>,
 }

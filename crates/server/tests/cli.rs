@@ -2150,3 +2150,72 @@ async fn a_sqlite_database_moves_to_postgres_and_serves_the_same() {
     assert_eq!(audience["member_count"], 3, "{audience}");
     stopped_logs(child);
 }
+
+/// A stop right after a Mixpanel connect answered waits a few seconds for the reads that go
+/// on behind the answer: the event names Mixpanel was still reading were lost, and nothing
+/// read them again (found by the shutdown probe).
+#[tokio::test]
+async fn a_stop_right_after_a_connect_keeps_the_reads_behind_its_answer() {
+    let now = chrono::Utc::now().timestamp();
+    let scenario = mixpanel_emulator::Scenario::from_json(
+        &serde_json::json!({
+            "organizations": [{"id": 1, "name": "Acme"}],
+            "service_accounts": [{"username": "probe", "secret": "s", "organization_id": 1,
+                "home_region": "eu", "grants": [{"project_id": 10, "role": "analyst"}]}],
+            "projects": [{"id": 10, "name": "A", "organization_id": 1, "region": "eu",
+                "events": [{"event": "Order Completed", "properties": {"time": now - 60, "distinct_id": "a"}}]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emulator = mixpanel_emulator::Emulator::start(scenario).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = bootstrap_in(dir.path());
+    let key = keys["secret_key"].as_str().unwrap().to_owned();
+    let command = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+        command
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .stderr(Stdio::null());
+        helpers::point_at_emulator(&mut command, &emulator);
+        command
+    };
+    let http = ::reqwest::Client::new();
+    {
+        let (mut child, url) = helpers::spawn_serving(&mut command());
+        // Each of Mixpanel's answers takes 3 s: the connect answers 5 s into its reads,
+        // with the event names still on their way.
+        emulator.set_faults(mixpanel_emulator::Faults {
+            latency_ms: 3000,
+            ..Default::default()
+        });
+        let connected = http
+            .post(format!("{url}/api/v1/integrations/mixpanel/connect"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"username": "probe", "secret": "s"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(connected.status().as_u16(), 200);
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        // Waited for without blocking this runtime, which serves the emulator.
+        let stopped = tokio::task::spawn_blocking(move || child.wait().unwrap());
+        assert!(stopped.await.unwrap().success());
+    }
+    emulator.set_faults(mixpanel_emulator::Faults::default());
+    let (child, url) = helpers::spawn_serving(&mut command());
+    let _served = Served(child);
+    let events: serde_json::Value = http
+        .get(format!("{url}/api/v1/events"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["data"][0]["name"], "Order Completed", "{events}");
+}

@@ -368,7 +368,7 @@ async fn finish(
     // Cohorts and event names are a bonus at this point: a rate limit must not undo the
     // connect, nor a slow Mixpanel (each read may retry and wait out a rate limit) hold
     // the answer past `FIRST_READ_WAIT`; the reads go on behind it.
-    let reads = tokio::spawn({
+    let reads = state.background.spawn({
         let (state, project) = (state.clone(), project.clone());
         async move {
             if let Err(error) = refresh(&state, &project).await {
