@@ -1895,3 +1895,40 @@ async fn a_wrong_trigger_field_is_named_with_its_path() {
         json!({"type": "app_event", "event_name": "E"})
     );
 }
+
+/// A time the API cannot read says how to send one: without its offset it said "premature
+/// end of input" (found by the spec audit).
+#[tokio::test]
+async fn a_time_without_its_offset_says_how_to_send_one() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let study = app
+        .create_study(&keys.secret_key, "https://r.example.com/i/1")
+        .await;
+    let rules = format!(
+        "/api/v1/studies/{}/launch-rules",
+        study["id"].as_str().unwrap()
+    );
+    for time in [
+        "2027-01-01T10:00:00",
+        "2027-01-01",
+        "tomorrow",
+        "2027-01-01T10:00:00Zz",
+    ] {
+        let sent = json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"},
+                          "surface": "sdk_prompt", "starts_at": time});
+        let (status, error) = error_of(app.post_json(&rules, &keys.secret_key, sent).await).await;
+        assert_eq!(
+            (status, error["field"].as_str()),
+            (400, Some("starts_at")),
+            "{time}: {error}"
+        );
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("2027-01-01T10:00:00Z"),
+            "{time}: {error}"
+        );
+    }
+}

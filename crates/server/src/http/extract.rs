@@ -324,6 +324,27 @@ fn in_plain_words(detail: &str) -> std::borrow::Cow<'_, str> {
         ),
         ("expected u16", "expected a whole number from 0 to 65535"),
     ];
+    // chrono's words for a time it could not read ("premature end of input" for one
+    // without its offset) say nothing of what it wants.
+    const TIMES: [&str; 5] = [
+        "premature end of input",
+        "input contains invalid characters",
+        "trailing input",
+        "input is out of range",
+        "input is not enough for unique date and time",
+    ];
+    let detail = match TIMES.iter().find(|words| detail.contains(*words)) {
+        Some(words) => detail
+            .replacen(
+                words,
+                &format!(
+                    "{words}: send a time in RFC 3339 with its offset, as 2027-01-01T10:00:00Z"
+                ),
+                1,
+            )
+            .into(),
+        None => detail,
+    };
     match TYPES.iter().find(|(rust, _)| detail.contains(rust)) {
         Some((rust, plain)) => detail.replacen(rust, plain, 1).into(),
         None => detail,
