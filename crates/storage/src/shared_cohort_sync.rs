@@ -566,6 +566,24 @@ macro_rules! impl_cohort_sync_store {
             if applied == Some(session_id) {
                 return Ok(None);
             }
+            // A run staged longer ago than staging is kept is dropped first, as the hourly job
+            // drops it (`delete_stale_staging`): its page is then answered as after the job,
+            // below (a run that old never completes; its last page completed it within the
+            // hour after, applying pages two days old).
+            let stale_before = Ts(at - uj_domain::cohort_sync::STAGING_KEPT_FOR);
+            let stale: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM sync_staging WHERE audience_id = $1 AND session_id = $2)
+                    AND NOT EXISTS (SELECT 1 FROM sync_staging
+                                    WHERE audience_id = $1 AND session_id = $2 AND received_at >= $3)",
+            )
+            .bind(audience.as_str())
+            .bind(session_id)
+            .bind(stale_before)
+            .fetch_one(&mut **tx)
+            .await?;
+            if stale {
+                discard_session(tx, audience, session_id).await?;
+            }
             // So is a page starting a run the ledger has seen: that run was applied, replaced
             // by a newer one or dropped as stale, and this page comes late (retried after a
             // 503, or in flight in another process). Taken as a new run it would discard the
@@ -612,21 +630,14 @@ macro_rules! impl_cohort_sync_store {
             // Pages of this session announcing another page count are an earlier run of it
             // (a run restarted from the top, the cohort grown meanwhile): this page starts
             // the session afresh, as a newer session would. Completing it with the earlier
-            // run's pages counted would apply a membership missing pages. So do pages staged
-            // longer ago than staging is kept: dropped by the hourly job or not yet, a run
-            // that old never completes (its last page completed it within the hour after).
-            let stale_before = Ts(at - uj_domain::cohort_sync::STAGING_KEPT_FOR);
+            // run's pages counted would apply a membership missing pages.
             let rerun: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM sync_staging
-                                WHERE audience_id = $1 AND session_id = $2 AND total_pages <> $3)
-                     OR EXISTS (SELECT 1 FROM sync_staging WHERE audience_id = $1 AND session_id = $2)
-                        AND NOT EXISTS (SELECT 1 FROM sync_staging
-                                        WHERE audience_id = $1 AND session_id = $2 AND received_at >= $4)",
+                                WHERE audience_id = $1 AND session_id = $2 AND total_pages <> $3)",
             )
             .bind(audience.as_str())
             .bind(session_id)
             .bind(total_pages)
-            .bind(stale_before)
             .fetch_one(&mut **tx)
             .await?;
             if rerun {
