@@ -242,7 +242,7 @@ impl Application {
             connections: self.max_connections,
             setting: "UJ_MAX_CONNECTIONS",
         };
-        serve(
+        let cut_short = serve(
             self.listener,
             router,
             limits,
@@ -257,17 +257,6 @@ impl Application {
         if let Some(metrics) = metrics {
             metrics.abort();
         }
-        // Work started behind an answer, for a few seconds at most (a connect's first reads
-        // of cohorts and event names were lost to a stop right after its answer).
-        state.background.close();
-        tokio::select! {
-            done = tokio::time::timeout(FLUSH_AT_STOP, state.background.wait()) => {
-                if done.is_err() {
-                    tracing::warn!("work started behind an answer did not end in time at shutdown");
-                }
-            }
-            () = stop_signal() => tracing::warn!("stopped again: not waiting for work started behind an answer"),
-        }
         // The last counted decisions, so a restart loses none: for a few seconds at most,
         // and not past another stop signal (a database that does not answer is often why
         // the stop was repeated).
@@ -280,6 +269,20 @@ impl Application {
                 }
             }
             () = stop_signal() => tracing::warn!("stopped again: the counts were not saved"),
+        }
+        // Then work started behind an answer, for a few seconds at most (a connect's first
+        // reads of cohorts and event names were lost to a stop right after its answer);
+        // not when the stop was cut short (a second signal, the grace over).
+        state.background.close();
+        if !cut_short {
+            tokio::select! {
+                done = tokio::time::timeout(FLUSH_AT_STOP, state.background.wait()) => {
+                    if done.is_err() {
+                        tracing::warn!("work started behind an answer did not end in time at shutdown");
+                    }
+                }
+                () = stop_signal() => tracing::warn!("stopped again: not waiting for work started behind an answer"),
+            }
         }
         if let Some(checks) = checks {
             checks.abort();
@@ -387,7 +390,8 @@ const METRICS_CONNECTIONS: usize = 16;
 /// a request's headers (else it is closed; hyper counts an idle kept-alive connection's wait
 /// for its next request too), at most `limits.connections` are open at once, and a stop waits
 /// `grace` at most for the requests in flight. A request hyper refuses before the router
-/// sees it (400, 431) is counted in `state`'s metrics.
+/// sees it (400, 431) is counted in `state`'s metrics. Whether the stop was cut short (the
+/// grace over, or a second signal).
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
@@ -395,7 +399,7 @@ async fn serve(
     state: AppState,
     grace: Duration,
     stop: impl std::future::Future<Output = ()>,
-) {
+) -> bool {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::Layer;
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -467,7 +471,7 @@ async fn serve(
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => return,
+        () = graceful.shutdown() => return false,
         () = tokio::time::sleep(grace) => {
             tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period: stopping without them");
         }
@@ -478,6 +482,7 @@ async fn serve(
     }
     // Their clients get no answer (as the warning says), and nothing answered goes uncounted.
     connections.shutdown().await;
+    true
 }
 
 /// Why hyper refused a request before the router saw it, when it did: `malformed` (it
