@@ -1932,3 +1932,26 @@ async fn a_time_without_its_offset_says_how_to_send_one() {
         );
     }
 }
+
+/// An optional body sent with two Content-Type lines is refused too: read as no body, a
+/// dismiss naming another user went through as one naming none (found by the second review).
+#[tokio::test]
+async fn an_optional_body_with_two_content_types_is_refused() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let sent = app
+        .client
+        .post(app.url("/sdk/v1/invites/abcdefgh/dismiss"))
+        .bearer_auth(&keys.public_key)
+        .header("content-type", "application/json")
+        .header("content-type", "application/json")
+        .body(r#"{"reference_id": "someone"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(sent).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+}

@@ -121,6 +121,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalApiJson<T> 
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        // Two lines are refused as where a body is required: read as "no body", the one
+        // a proxy in front may have judged decided nothing.
+        if request
+            .headers()
+            .get_all(header::CONTENT_TYPE)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            return Err(unsupported_media_type());
+        }
         let json = is_json(request.headers());
         let compressed = is_compressed(request.headers());
         let body = body_bytes(request, state).await?;
