@@ -1871,6 +1871,17 @@ async fn a_wrong_trigger_field_is_named_with_its_path() {
             "trigger.x",
             "unknown",
         ),
+        // The other kind's field, even null, is refused as before (a tagged enum's).
+        (
+            json!({"type": "app_event", "event_name": "E", "audience_id": null}),
+            "trigger.audience_id",
+            "null",
+        ),
+        (
+            json!({"type": "app_event", "event_name": null}),
+            "trigger.event_name",
+            "null",
+        ),
     ] {
         let sent = json!({"name": "R", "trigger": trigger, "surface": "sdk_prompt"});
         let (status, error) = error_of(app.post_json(&rules, &keys.secret_key, sent).await).await;

@@ -49,8 +49,15 @@ pub enum TriggerBody {
 struct TriggerFields {
     #[serde(rename = "type")]
     kind: TriggerKind,
+    // Absent is `None`; present, text (`null` is no name, nor a field to leave out).
+    #[serde(default, deserialize_with = "text")]
     event_name: Option<String>,
+    #[serde(default, deserialize_with = "text")]
     audience_id: Option<String>,
+}
+
+fn text<'de, D: serde::Deserializer<'de>>(sent: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(sent).map(Some)
 }
 
 #[derive(Deserialize)]
