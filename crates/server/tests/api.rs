@@ -914,8 +914,22 @@ async fn web_apps_may_call_the_sdk_api_from_any_origin() {
         .unwrap();
     assert!(preflight.status().is_success());
     assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
-    // Every answer has its id, a preflight's too (it had none; found by the fuzz probe).
+    // Every answer has its id, a preflight's too (it had none; found by the fuzz probe),
+    // the client's own when it sent one (found by the second review).
     assert_eq!(preflight.headers()["x-request-id"].len(), 36);
+    let echoed = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url("/sdk/v1/config?reference_id=u"),
+        )
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "GET")
+        .header("x-request-id", "client-id-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "client-id-1");
     let actual = app
         .client
         .get(app.url("/sdk/v1/config?reference_id=u"))

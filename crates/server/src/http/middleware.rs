@@ -45,16 +45,20 @@ async fn scope_request_id(request: Request, next: Next) -> Response {
 /// would forge log lines, and any length would bloat each of them. A fresh id is made
 /// instead, as when none is sent.
 async fn keep_safe_request_id(mut request: Request) -> Request {
-    let mut ids = request.headers().get_all(&REQUEST_ID).iter();
-    let safe = match (ids.next(), ids.next()) {
-        (Some(id), None) => is_safe_request_id(id.as_bytes()),
-        (None, _) => true,
-        (Some(_), Some(_)) => false,
-    };
-    if !safe {
+    let sent = request.headers().contains_key(&REQUEST_ID);
+    if sent && safe_request_id(request.headers()).is_none() {
         request.headers_mut().remove(&REQUEST_ID);
     }
     request
+}
+
+/// The client's own request id, when it sent one that is safe to keep.
+pub(crate) fn safe_request_id(headers: &axum::http::HeaderMap) -> Option<HeaderValue> {
+    let mut ids = headers.get_all(&REQUEST_ID).iter();
+    match (ids.next(), ids.next()) {
+        (Some(id), None) if is_safe_request_id(id.as_bytes()) => Some(id.clone()),
+        _ => None,
+    }
 }
 
 fn is_safe_request_id(id: &[u8]) -> bool {

@@ -84,16 +84,16 @@ async fn outermost(
     let response = match cors {
         false => next.run(request).await,
         true => {
+            let sent_id = middleware::safe_request_id(request.headers());
             let mut response = match CORS.layer(next).call(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
             // A preflight is answered here, before the layers that give a request its id:
-            // every answer carries one (`docs/api.md`).
+            // every answer carries one (`docs/api.md`), the client's own when it is safe.
             if !response.headers().contains_key(&middleware::REQUEST_ID) {
-                response
-                    .headers_mut()
-                    .insert(middleware::REQUEST_ID, middleware::new_request_id());
+                let id = sent_id.unwrap_or_else(middleware::new_request_id);
+                response.headers_mut().insert(middleware::REQUEST_ID, id);
             }
             response
         }
