@@ -471,6 +471,8 @@ async fn serve(
     }
     drop(listener);
     tokio::select! {
+        // Requests all answered count as a stop not cut short, even with no grace at all.
+        biased;
         () = graceful.shutdown() => return false,
         () = tokio::time::sleep(grace) => {
             tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period: stopping without them");
