@@ -516,7 +516,7 @@ macro_rules! impl_cohort_sync_store {
                 removed: 0,
                 member_count: before + added,
             };
-            finish_change(tx, audience, change, at).await
+            finish_change(tx, audience, change, false, at).await
         }
 
         /// `remove_members` under the audience's lock (`before` its member count): members exit.
@@ -549,7 +549,7 @@ macro_rules! impl_cohort_sync_store {
                 removed,
                 member_count: before - removed,
             };
-            finish_change(tx, audience, change, at).await
+            finish_change(tx, audience, change, false, at).await
         }
 
         /// Stages one page: the session's pages staged now, or `None` for a duplicate.
@@ -748,7 +748,8 @@ macro_rules! impl_cohort_sync_store {
                 removed,
                 member_count: after,
             };
-            finish_change(tx, audience, change, at).await
+            // A full membership may list members under another `reference_id` too.
+            finish_change(tx, audience, change, before > 0, at).await
         }
 
         /// The entry, with a diff's `members_digest` (`DIFF_APPLIED`).
@@ -783,29 +784,26 @@ macro_rules! impl_cohort_sync_store {
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
             change: uj_domain::audiences::MembershipChange,
+            relisted: bool,
             at: DateTime<Utc>,
         ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
-            if change.removed > 0 {
-                // Members who left lose their unaccepted invites of this audience, unless
-                // they are still in it under another distinct id with the same match key
-                // (the user the SDK knows). The audience's issued invites
-                // (`invites_issued_by_audience`), each checked against its member's row and
-                // the current rows of that match key (`audience_members_by_match_key`; a
-                // row staged by a session counts once the session is applied, as in the
-                // SDK's read).
+            if change.removed > 0 || relisted {
+                // Users who left lose their unaccepted invites of this audience: those no
+                // current row has as its match key any more (a member who exited, or one
+                // `relisted` under another `reference_id`), unless they are still in it under
+                // another distinct id with the same match key (the user the SDK knows). The
+                // audience's issued invites (`invites_issued_by_audience`), each checked
+                // against the current rows of its user (`audience_members_by_match_key`; a row
+                // staged by a session counts once the session is applied, as in the SDK's
+                // read).
                 withdraw_invites(
                     tx,
-                    "audience_id = $1 AND state = 'issued' AND expires_at > $2 AND EXISTS (
-                        SELECT 1 FROM audience_members m
-                        WHERE m.audience_id = invites.audience_id
-                          AND m.provider_member_id = invites.audience_member_id
-                          AND m.exited_at IS NOT NULL
-                          AND NOT EXISTS (
-                            SELECT 1 FROM audience_members c
-                            WHERE c.match_key = m.match_key AND c.audience_id = m.audience_id
-                              AND c.exited_at IS NULL
-                              AND (c.staged_session IS NULL OR c.staged_session =
-                                   (SELECT last_session_id FROM audiences WHERE id = $1))))",
+                    "audience_id = $1 AND state = 'issued' AND expires_at > $2 AND NOT EXISTS (
+                        SELECT 1 FROM audience_members c
+                        WHERE c.match_key = invites.reference_id AND c.audience_id = $1
+                          AND c.exited_at IS NULL
+                          AND (c.staged_session IS NULL OR c.staged_session =
+                               (SELECT last_session_id FROM audiences WHERE id = $1)))",
                     audience.as_str(),
                     at,
                 )

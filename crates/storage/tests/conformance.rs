@@ -128,6 +128,7 @@ conformance!(
     members_of_an_unfinished_session_are_seen_nowhere_until_it_completes,
     a_first_sync_that_lists_a_member_twice_keeps_the_later_listing,
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
+    a_member_whose_reference_id_changes_loses_the_old_users_invite_at_once,
     the_ledger_lists_deliveries_newest_first,
     old_ledger_entries_are_deleted,
     old_ledger_entries_are_deleted_past_one_batch,
@@ -4228,6 +4229,49 @@ async fn members_who_leave_lose_their_issued_invites_of_that_audience_only(
             ("c-y", InviteState::Issued),
             ("c-z", InviteState::Issued),
             ("c-w", InviteState::Issued),
+        ]
+    );
+}
+
+/// A full sync that lists a member under another `reference_id` withdraws the invite the old
+/// one was issued (the user the SDK knew left the audience; it stayed `issued` until that
+/// user's next SDK call or its expiry; found by the cohort-sync review).
+async fn a_member_whose_reference_id_changes_loses_the_old_users_invite_at_once(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::{Invite, InviteState};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    let a = audience_a(&store, &shop, t0).await;
+    let listed = |d: &str| vec![synced("d", Some(d)), synced("e", Some("re"))];
+    receive(&store, &shop, &a, "s1", 1, 1, &listed("r1"), t0).await;
+    for (code, member, user) in [("c-d", "d", "r1"), ("c-e", "e", "re")] {
+        let invite = Invite {
+            source: "audience",
+            audience_id: Some(a.to_string()),
+            audience_member_id: Some(member.into()),
+            event_name: None,
+            ..event_invite(&rule, code, user, t0)
+        };
+        store.issue_invite(&invite, t0).await.unwrap();
+    }
+    let t1 = t0 + Duration::minutes(1);
+    let applied = receive(&store, &shop, &a, "s2", 1, 1, &listed("r2"), t1).await;
+    assert_eq!(applied.outcome, LedgerOutcome::Applied);
+    let mut states = Vec::new();
+    for code in ["c-d", "c-e"] {
+        states.push((
+            code,
+            store.invite(&shop, code).await.unwrap().unwrap().state,
+        ));
+    }
+    assert_eq!(
+        states,
+        [
+            ("c-d", InviteState::Withdrawn),
+            ("c-e", InviteState::Issued)
         ]
     );
 }
