@@ -38,10 +38,8 @@ impl ApiError {
     /// A budget spent (`RateLimiter`) by `whose` requests: `429 rate_limited`, with when to
     /// retry.
     pub fn rate_limited(wait: std::time::Duration, whose: &str) -> Self {
-        // Whole seconds, rounded up: a client that waits that long gets through.
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Self {
-            retry_after: Some(seconds.max(1)),
+            retry_after: Some(retry_after_seconds(wait)),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -148,7 +146,7 @@ impl From<ServiceError> for ApiError {
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 let retry_after = match problem {
-                    MixpanelProblem::RateLimited(wait) => wait.map(|seconds| seconds.max(1)),
+                    MixpanelProblem::RateLimited(wait) => wait.map(retry_after_seconds),
                     _ => None,
                 };
                 ApiError {
@@ -216,6 +214,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// `wait` in whole seconds for `Retry-After`, rounded up (a client that waits that long gets
+/// through), at least one.
+fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// When a 503 may be retried, in seconds, unless the error knows better: Mixpanel's rate

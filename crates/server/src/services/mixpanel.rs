@@ -32,8 +32,8 @@ pub enum MixpanelProblem {
     MissingPermission(String),
     Unreachable,
     /// Mixpanel's rate limit, or the client's own Query budget (`uj_mixpanel::QUERY_EVERY`):
-    /// whole seconds to wait, when known.
-    RateLimited(Option<u64>),
+    /// how long to wait, when known.
+    RateLimited(Option<std::time::Duration>),
     /// Mixpanel refused because of the project's plan (402): what it said.
     PlanLimited(String),
     /// An answer neither a refusal nor a failure we know (its HTTP status).
@@ -77,10 +77,7 @@ impl From<MixpanelError> for MixpanelProblem {
             MixpanelError::MissingPermission(detail) => MixpanelProblem::MissingPermission(
                 format!("The service account cannot read this Mixpanel project: {detail}. Give the service account the Analyst role on the project."),
             ),
-            MixpanelError::RateLimited { retry_after } => MixpanelProblem::RateLimited(
-                // Whole seconds, rounded up.
-                retry_after.map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
-            ),
+            MixpanelError::RateLimited { retry_after } => MixpanelProblem::RateLimited(retry_after),
             MixpanelError::PlanLimited(detail) => MixpanelProblem::PlanLimited(detail),
             MixpanelError::Unreachable(_) => MixpanelProblem::Unreachable,
             MixpanelError::Unexpected { status, .. } => MixpanelProblem::UnexpectedAnswer(status),
