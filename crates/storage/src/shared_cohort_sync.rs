@@ -268,19 +268,21 @@ macro_rules! impl_cohort_sync_store {
         /// Upserts members: new or returning ones enter at `at`, current ones keep their
         /// entry time; all get fresh traits and count at once (a row an unfinished session
         /// staged in place becomes a plain current row that session still lists).
-        /// How many did not count before (each chunk's current ones are counted by key
-        /// first, so a diff costs its own members, not the audience's).
+        /// How many did not count before, and whether a current one changed its match key
+        /// (each chunk's current ones are read by key first, so a diff costs its own
+        /// members, not the audience's).
         async fn upsert_members(
             tx: &mut sqlx::Transaction<'static, SyncDb>,
             audience: &AudienceId,
             members: &[uj_domain::cohort_sync::SyncedMember],
             at: DateTime<Utc>,
-        ) -> Result<i64, $crate::StoreError> {
+        ) -> Result<(i64, bool), $crate::StoreError> {
             let unique = crate::shared_cohort_sync::dedupe(members);
             let mut added = 0;
+            let mut relisted = false;
             for chunk in unique.chunks(crate::shared_cohort_sync::MEMBER_BATCH) {
                 let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
-                    "SELECT COUNT(*) FROM audience_members WHERE audience_id = ",
+                    "SELECT provider_member_id, match_key FROM audience_members WHERE audience_id = ",
                 );
                 builder.push_bind(audience.as_str());
                 builder.push(" AND exited_at IS NULL AND (staged_session IS NULL OR staged_session = \
@@ -292,8 +294,17 @@ macro_rules! impl_cohort_sync_store {
                     ids.push_bind(member.provider_member_id.as_str());
                 }
                 builder.push(")");
-                let counted: i64 = builder.build_query_scalar().fetch_one(&mut **tx).await?;
-                added += chunk.len() as i64 - counted;
+                let current: Vec<(String, String)> = builder.build_query_as().fetch_all(&mut **tx).await?;
+                added += (chunk.len() - current.len()) as i64;
+                if !relisted && !current.is_empty() {
+                    let keys: std::collections::HashMap<&str, &str> = chunk
+                        .iter()
+                        .map(|m| (m.provider_member_id.as_str(), m.match_key()))
+                        .collect();
+                    relisted = current
+                        .iter()
+                        .any(|(id, key)| keys.get(id.as_str()).is_some_and(|new| new != key));
+                }
                 let mut builder = sqlx::QueryBuilder::<SyncDb>::new(
                     "INSERT INTO audience_members (audience_id, provider_member_id, reference_id, \
                      match_key, traits, entered_at) ",
@@ -318,7 +329,7 @@ macro_rules! impl_cohort_sync_store {
                 );
                 builder.build().execute(&mut **tx).await?;
             }
-            Ok(added)
+            Ok((added, relisted))
         }
 
         /// Drops an unfinished session: its pages, its staged copies, the rows it wrote in
@@ -510,13 +521,14 @@ macro_rules! impl_cohort_sync_store {
             members: &[uj_domain::cohort_sync::SyncedMember],
             at: DateTime<Utc>,
         ) -> Result<uj_domain::audiences::MembershipChange, $crate::StoreError> {
-            let added = upsert_members(tx, audience, members, at).await?;
+            let (added, relisted) = upsert_members(tx, audience, members, at).await?;
             let change = uj_domain::audiences::MembershipChange {
                 added,
                 removed: 0,
                 member_count: before + added,
             };
-            finish_change(tx, audience, change, false, at).await
+            // A member listed under another `reference_id` leaves the old user's invites.
+            finish_change(tx, audience, change, relisted, at).await
         }
 
         /// `remove_members` under the audience's lock (`before` its member count): members exit.

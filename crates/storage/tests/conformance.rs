@@ -129,6 +129,7 @@ conformance!(
     a_first_sync_that_lists_a_member_twice_keeps_the_later_listing,
     members_who_leave_lose_their_issued_invites_of_that_audience_only,
     a_member_whose_reference_id_changes_loses_the_old_users_invite_at_once,
+    a_diff_relisting_a_member_under_another_reference_id_withdraws_the_old_users_invite,
     the_ledger_lists_deliveries_newest_first,
     old_ledger_entries_are_deleted,
     old_ledger_entries_are_deleted_past_one_batch,
@@ -4260,6 +4261,51 @@ async fn a_member_whose_reference_id_changes_loses_the_old_users_invite_at_once(
     let t1 = t0 + Duration::minutes(1);
     let applied = receive(&store, &shop, &a, "s2", 1, 1, &listed("r2"), t1).await;
     assert_eq!(applied.outcome, LedgerOutcome::Applied);
+    let mut states = Vec::new();
+    for code in ["c-d", "c-e"] {
+        states.push((
+            code,
+            store.invite(&shop, code).await.unwrap().unwrap().state,
+        ));
+    }
+    assert_eq!(
+        states,
+        [
+            ("c-d", InviteState::Withdrawn),
+            ("c-e", InviteState::Issued)
+        ]
+    );
+}
+
+/// A diff re-adding a member under another `reference_id` withdraws the old user's
+/// unaccepted invite of that audience in the same write, as a full sync does (it stayed
+/// `issued` until that user's next SDK call or its expiry).
+async fn a_diff_relisting_a_member_under_another_reference_id_withdraws_the_old_users_invite(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::{Invite, InviteState};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    let a = audience_a(&store, &shop, t0).await;
+    let listed = [synced("d", Some("r1")), synced("e", Some("re"))];
+    store.add_audience_members(&a, &listed, t0).await.unwrap();
+    for (code, member, user) in [("c-d", "d", "r1"), ("c-e", "e", "re")] {
+        let invite = Invite {
+            source: "audience",
+            audience_id: Some(a.to_string()),
+            audience_member_id: Some(member.into()),
+            event_name: None,
+            ..event_invite(&rule, code, user, t0)
+        };
+        store.issue_invite(&invite, t0).await.unwrap();
+    }
+    let t1 = t0 + Duration::minutes(1);
+    // "e" listed again as it was, "d" under another reference_id.
+    let relisted = [synced("d", Some("r2")), synced("e", Some("re"))];
+    let change = store.add_audience_members(&a, &relisted, t1).await.unwrap();
+    assert_eq!((change.added, change.member_count), (0, 2));
     let mut states = Vec::new();
     for code in ["c-d", "c-e"] {
         states.push((
