@@ -1,7 +1,7 @@
 //! Finding the service account's projects and their regions without asking the customer:
 //! `/api/app/me` on all three clusters at once, merged (reference §2.4).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -51,8 +51,19 @@ fn id_of(value: &Value) -> Option<String> {
     }
 }
 
-/// The projects of one cluster's `/me` answer.
-fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
+/// How surely a listing names its project's cluster: by its `domain`, else by the cluster
+/// that listed it. Of several clusters listing a project without a `domain`, one other than
+/// the US one is the surer: the US cluster is also the fallback for an empty `domain`, and a
+/// cluster other than the account's own lists only projects that live there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RegionEvidence {
+    ListedByUs,
+    ListedByOther,
+    Domain,
+}
+
+/// The projects of one cluster's `/me` answer, each with how its region was found.
+fn projects_of(body: &Value, answered_by: Region) -> Vec<(DiscoveredProject, RegionEvidence)> {
     let results = &body["results"];
     let Some(projects) = results["projects"].as_object() else {
         return Vec::new();
@@ -71,10 +82,13 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
     projects
         .iter()
         .map(|(id, project)| {
-            let region = project["domain"]
-                .as_str()
-                .and_then(Region::from_domain)
-                .unwrap_or(answered_by);
+            let named = project["domain"].as_str().and_then(Region::from_domain);
+            let evidence = match (named, answered_by) {
+                (Some(_), _) => RegionEvidence::Domain,
+                (None, Region::Us) => RegionEvidence::ListedByUs,
+                (None, _) => RegionEvidence::ListedByOther,
+            };
+            let region = named.unwrap_or(answered_by);
             let organization = id_of(&project["organization_id"])
                 .and_then(|org| shown(&results["organizations"][&org]["name"], NAME_CHARS))
                 .unwrap_or_default();
@@ -98,7 +112,7 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
             } else {
                 None
             };
-            DiscoveredProject {
+            let project = DiscoveredProject {
                 id: id.clone(),
                 name: shown(&project["name"], NAME_CHARS).unwrap_or_else(|| id.clone()),
                 region,
@@ -107,7 +121,8 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<DiscoveredProject> {
                 workspace_id,
                 selectable: reason.is_none(),
                 reason,
-            }
+            };
+            (project, evidence)
         })
         .collect()
 }
@@ -147,7 +162,8 @@ impl Client {
         )
         .await;
         let mut projects: Vec<DiscoveredProject> = Vec::new();
-        let mut seen = HashSet::new();
+        // Each project's place in `projects` and how surely its listing names its region.
+        let mut seen: HashMap<String, (usize, RegionEvidence)> = HashMap::new();
         let mut errors = Vec::new();
         let mut answered = false;
         let mut refused_by = Vec::new();
@@ -155,9 +171,17 @@ impl Client {
             match answer {
                 Ok(body) => {
                     answered = true;
-                    for project in projects_of(&body, region) {
-                        if seen.insert(project.id.clone()) {
-                            projects.push(project);
+                    for (project, evidence) in projects_of(&body, region) {
+                        match seen.get_mut(&project.id) {
+                            None => {
+                                seen.insert(project.id.clone(), (projects.len(), evidence));
+                                projects.push(project);
+                            }
+                            Some((at, known)) if evidence > *known => {
+                                *known = evidence;
+                                projects[*at] = project;
+                            }
+                            Some(_) => {}
                         }
                     }
                 }
@@ -268,7 +292,10 @@ mod tests {
             "3": {"name": "Unlisted"},
             "4": {"name": "Odd", "permissions": "view_base_reports"}
         }}});
-        let mut found = projects_of(&body, Region::Eu);
+        let mut found: Vec<_> = projects_of(&body, Region::Eu)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         found.sort_by(|a, b| a.id.cmp(&b.id));
         let selectable: Vec<_> = found
             .iter()
@@ -314,7 +341,7 @@ mod tests {
         let body = json!({"results": {"projects": projects, "workspaces": workspaces}});
         let found = projects_of(&body, Region::Us);
         assert_eq!(found.len(), PROJECTS as usize);
-        for project in found {
+        for (project, _) in found {
             let id: u64 = project.id.parse().unwrap();
             assert_eq!(project.workspace_id, Some((id * 10 + 1).to_string()));
         }

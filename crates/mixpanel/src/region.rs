@@ -33,7 +33,8 @@ impl Region {
 
     /// The region a project's `domain` in `/api/app/me` names (`mixpanel.com`,
     /// `eu.mixpanel.com`, `in.mixpanel.com`, tolerating a scheme, a path and `api-`/`data-`
-    /// host prefixes). `None` for an empty or unrecognised domain.
+    /// host prefixes). `None` for an empty or unrecognised domain: a Mixpanel host this
+    /// does not know (a new cluster) is not taken for the US one.
     pub fn from_domain(domain: &str) -> Option<Self> {
         let host = domain
             .trim()
@@ -46,11 +47,13 @@ impl Region {
         if host.is_empty() {
             return None;
         }
-        let first = host.split('.').next().unwrap_or_default();
-        match first {
+        if host == "mixpanel.com" {
+            return Some(Region::Us);
+        }
+        match host.strip_suffix(".mixpanel.com")? {
+            "api" | "data" | "www" => Some(Region::Us),
             "eu" | "api-eu" | "data-eu" => Some(Region::Eu),
             "in" | "api-in" | "data-in" => Some(Region::In),
-            _ if host == "mixpanel.com" || host.ends_with(".mixpanel.com") => Some(Region::Us),
             _ => None,
         }
     }
@@ -85,5 +88,8 @@ mod tests {
         assert_eq!(Region::from_domain("api.mixpanel.com"), Some(Region::Us));
         assert_eq!(Region::from_domain(""), None);
         assert_eq!(Region::from_domain("example.com"), None);
+        assert_eq!(Region::from_domain("eu.example.com"), None);
+        assert_eq!(Region::from_domain("eu2.mixpanel.com"), None);
+        assert_eq!(Region::from_domain("api-us.mixpanel.com"), None);
     }
 }

@@ -21,6 +21,8 @@ fn scenario() -> Scenario {
                             {"project_id": 30, "role": "consumer", "permissions": []}]},
                 {"username": "india", "secret": "s", "organization_id": 1, "home_region": "in",
                  "grants": [{"project_id": 40, "role": "analyst"}]},
+                {"username": "spread", "secret": "s", "organization_id": 1, "home_region": "us",
+                 "also_valid_in": ["eu"], "grants": [{"project_id": 50, "role": "analyst"}]},
                 {"username": "nothing", "secret": "s", "organization_id": 1, "home_region": "us", "grants": []},
                 {"username": "expired", "secret": "s", "organization_id": 1, "home_region": "eu",
                  "expires_at": "2021-01-01T00:00:00Z", "grants": [{"project_id": 10, "role": "analyst"}]}
@@ -35,7 +37,8 @@ fn scenario() -> Scenario {
                             {"event": "App Opened", "properties": {"time": now - 40, "distinct_id": "a"}}]},
                 {"id": 20, "name": "Shop US", "organization_id": 1, "region": "us", "timezone": "US/Pacific"},
                 {"id": 30, "name": "Finance", "organization_id": 1, "region": "eu", "domain": ""},
-                {"id": 40, "name": "Shop India", "organization_id": 1, "region": "in"}
+                {"id": 40, "name": "Shop India", "organization_id": 1, "region": "in"},
+                {"id": 50, "name": "Ledger", "organization_id": 1, "region": "eu", "domain": ""}
             ],
             "limits": {"query_per_hour": 3}
         })
@@ -127,6 +130,31 @@ async fn several_projects_across_regions_are_merged_with_reasons_for_the_unusabl
         .unwrap()
         .contains("US servers"));
     assert_eq!(found.selectable().count(), 1);
+}
+
+/// A project listed without a `domain` by the US cluster and by its own lives on its own:
+/// the US cluster's listing (first in, and the fallback for an empty `domain`) made an EU
+/// project US, connected and never readable.
+#[tokio::test]
+async fn a_project_without_a_domain_listed_by_two_clusters_keeps_the_non_us_one() {
+    let emulator = Emulator::start(scenario()).await.unwrap();
+    let client = client(&emulator);
+    let found = client.discover(&account("spread", "s")).await.unwrap();
+    let summary: Vec<_> = found
+        .projects
+        .iter()
+        .map(|p| (p.id.as_str(), p.region, p.selectable))
+        .collect();
+    assert_eq!(summary, [("50", Region::Eu, true)]);
+    let project = ProjectRef {
+        id: "50",
+        region: found.projects[0].region,
+        workspace_id: None,
+    };
+    client
+        .cohorts(&account("spread", "s"), &project)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
