@@ -1387,6 +1387,67 @@ async fn connecting_again_keeps_the_connected_mixpanel_project() {
     );
 }
 
+/// Two pending choices (two tabs, two accounts) picked at once connect one Mixpanel project:
+/// the other pick is refused as moving the connection (or finds its token gone), never
+/// answered "connected" and replaced a moment later. Five rounds: which pick saves first,
+/// and whether the other has taken its token by then, is up to the scheduler.
+#[tokio::test]
+async fn picks_of_two_pending_choices_sent_at_once_connect_one_project() {
+    let (emulator, app, key) = setup(json!({})).await;
+    for round in 0..5 {
+        emulator.set_faults(Faults::default());
+        let gone = app
+            .delete("/api/v1/integrations/mixpanel", &key)
+            .await
+            .status();
+        assert!(gone == 204 || (round == 0 && gone == 404), "{gone}");
+        let mut tokens = Vec::new();
+        for username in ["multi", "roaming"] {
+            let (_, body) = connect(&app, &key, username, SECRET).await;
+            assert_eq!(body["status"], "choose_project", "{body}");
+            tokens.push(body["connect_token"].as_str().unwrap().to_owned());
+        }
+        // Both picks wait on Mixpanel's confirmation together, then save.
+        emulator.set_faults(Faults {
+            latency_ms: 300,
+            ..Faults::default()
+        });
+        let (first, second) = tokio::join!(
+            pick(&app, &key, &tokens[0], "20"),
+            pick(&app, &key, &tokens[1], "10")
+        );
+        let answers = [first, second];
+        let connected: Vec<&Value> = answers
+            .iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(connected.len(), 1, "round {round}: {answers:?}");
+        let refused = answers.iter().find(|(status, _)| *status != 200).unwrap();
+        assert!(
+            matches!(
+                (
+                    refused.0,
+                    refused.1["error"]["code"].as_str(),
+                    refused.1["error"]["field"].as_str()
+                ),
+                (409, Some("mixpanel_project_mismatch"), _) | (404, _, Some("connect_token"))
+            ),
+            "{refused:?}"
+        );
+        let shown: Value = app
+            .get("/api/v1/integrations/mixpanel", &key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            shown["mixpanel_project_id"],
+            connected[0]["connection"]["mixpanel_project_id"]
+        );
+    }
+}
+
 #[tokio::test]
 async fn picks_sent_at_once_with_one_token_connect_once() {
     let (_emulator, app, key) = setup(json!({})).await;

@@ -99,12 +99,12 @@ macro_rules! impl_mixpanel_store {
                 &self,
                 c: &uj_domain::mixpanel::MixpanelConnection,
                 secret_ciphertext: &str,
-            ) -> Result<(), $crate::StoreError> {
+            ) -> Result<bool, $crate::StoreError> {
                 // The connection's row first, then what was read through the old one: a
                 // read being recorded holds that row (see `reading_through`), so it either
                 // lands before this and is forgotten, or finds its connection gone.
                 let mut tx = self.begin().await?;
-                sqlx::query(
+                let saved = sqlx::query(
                     "INSERT INTO mixpanel_connections (project_id, username, secret_ciphertext,
                         mixpanel_project_id, mixpanel_project_name, organization_name, region, timezone,
                         workspace_id, status, status_detail, connected_at, last_verified_at)
@@ -116,7 +116,8 @@ macro_rules! impl_mixpanel_store {
                         organization_name = excluded.organization_name, region = excluded.region,
                         timezone = excluded.timezone, workspace_id = excluded.workspace_id,
                         status = excluded.status, status_detail = excluded.status_detail,
-                        connected_at = excluded.connected_at, last_verified_at = excluded.last_verified_at",
+                        connected_at = excluded.connected_at, last_verified_at = excluded.last_verified_at
+                     WHERE mixpanel_connections.mixpanel_project_id = excluded.mixpanel_project_id",
                 )
                 .bind(c.project_id.as_str())
                 .bind(&c.username)
@@ -132,10 +133,15 @@ macro_rules! impl_mixpanel_store {
                 .bind(Ts(c.connected_at))
                 .bind(Ts(c.last_verified_at))
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+                    == 1;
+                if !saved {
+                    return Ok(false);
+                }
                 forget_mixpanel_reads(&mut tx, &c.project_id).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn mixpanel_connection(

@@ -250,13 +250,15 @@ pub trait Store:
 /// cohorts and the event catalog. Every method is scoped by `ProjectId`.
 #[async_trait]
 pub trait MixpanelStore: Send + Sync {
-    /// Creates or replaces the project's connection. What was read through the one it
+    /// Creates the project's connection, or replaces one to the same Mixpanel project (new
+    /// credentials); false, writing nothing, when it is connected to another Mixpanel
+    /// project (moving takes a disconnect first). What was read through the connection it
     /// replaces (cohorts, the catalog's Mixpanel event names) goes with it.
     async fn save_mixpanel_connection(
         &self,
         connection: &MixpanelConnection,
         secret_ciphertext: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     async fn mixpanel_connection(
         &self,
         project: &ProjectId,

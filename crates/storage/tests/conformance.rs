@@ -1407,13 +1407,31 @@ async fn a_mixpanel_connection_is_saved_replaced_checked_and_deleted(
         "other projects see nothing"
     );
 
-    let replaced = connection(&shop, "222");
-    store
+    // Another Mixpanel project takes a disconnect first: checked in the write, as two
+    // connects or picks may race.
+    let elsewhere = connection(&shop, "222");
+    assert!(!store
+        .save_mixpanel_connection(&elsewhere, "v1.cipher-two")
+        .await
+        .unwrap());
+    let stored = store.mixpanel_connection(&shop).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.connection, stored.secret_ciphertext.as_str()),
+        (first.clone(), "v1.cipher-one")
+    );
+    let replaced = MixpanelConnection {
+        username: "other.mp-service-account".into(),
+        ..connection(&shop, "111")
+    };
+    assert!(store
         .save_mixpanel_connection(&replaced, "v1.cipher-two")
         .await
-        .unwrap();
+        .unwrap());
     let stored = store.mixpanel_connection(&shop).await.unwrap().unwrap();
-    assert_eq!(stored.connection.mixpanel_project_id, "222");
+    assert_eq!(
+        (stored.connection, stored.secret_ciphertext.as_str()),
+        (replaced.clone(), "v1.cipher-two")
+    );
     assert_eq!(store.mixpanel_connections().await.unwrap().len(), 1);
 
     let later = uj_now() + Duration::minutes(5);
@@ -1561,7 +1579,7 @@ async fn a_new_or_removed_connection_forgets_what_the_old_one_read(
     };
     let second = MixpanelConnection {
         connected_at: first.connected_at + Duration::seconds(1),
-        ..connection(&shop, "222")
+        ..connection(&shop, "111")
     };
     store
         .save_mixpanel_connection(&second, "v1.two")
@@ -5556,11 +5574,12 @@ async fn a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count(
                 if round % 2 == 0 {
                     store.delete_mixpanel_connection(&shop).await.map(|_| ())
                 } else {
-                    let again = MixpanelConnection {
-                        mixpanel_project_id: "3".into(),
-                        ..connection(&shop, "3")
-                    };
-                    store.save_mixpanel_connection(&again, "v1.y").await
+                    // New credentials for the connected Mixpanel project.
+                    let again = connection(&shop, "2");
+                    store
+                        .save_mixpanel_connection(&again, "v1.y")
+                        .await
+                        .map(|saved| assert!(saved))
                 }
             }
         });

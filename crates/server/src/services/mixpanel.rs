@@ -356,10 +356,20 @@ async fn finish(
         last_verified_at: now,
     };
     let sealed = crypto::seal(&state.key, &credentials.secret, &connection_row(project));
-    state
+    // Checked in the write: another connect or pick may have connected meanwhile.
+    if !state
         .store
         .save_mixpanel_connection(&connection, &sealed)
-        .await?;
+        .await?
+    {
+        return Err(match connected(state, project).await? {
+            Some(current) => project_mismatch(&current),
+            None => ServiceError::Conflict {
+                code: "mixpanel_project_mismatch",
+                message: "The connection changed while connecting; try again.".into(),
+            },
+        });
+    }
     state.store.delete_connect_attempts(project).await?;
     tracing::info!(mixpanel_project_id = %chosen.id, region = chosen.region.as_str(), "Mixpanel connected");
     // Cohorts and event names are a bonus at this point: a rate limit must not undo the
