@@ -98,8 +98,9 @@ pub struct Config {
 
     /// Seconds a REST API request or a dashboard page may take before it is answered 503
     /// (`timed_out`): a database or Mixpanel that stops answering holds them this long, not
-    /// for the whole outage. Connecting Mixpanel takes up to ~30 s; webhook deliveries are
-    /// not cut (an apply cut short would be retried from the start).
+    /// for the whole outage. A connect asks Mixpanel twice in a row (each up to three tries
+    /// when it fails); webhook deliveries are not cut (an apply cut short would be retried
+    /// from the start).
     #[arg(long, env = "UJ_REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub request_timeout_secs: u64,

@@ -633,6 +633,35 @@ async fn a_request_mixpanel_keeps_past_the_deadline_does_not_blame_the_database(
     );
 }
 
+/// A connect that has saved its connection answers before the request's deadline, however
+/// slow the first reads behind it: waiting for them, it was cut and answered `timed_out`
+/// ("nothing was stored") with the connection saved.
+#[tokio::test]
+async fn a_saved_connection_is_answered_before_the_deadline_not_timed_out() {
+    let emulator = Emulator::start(scenario(json!({}))).await.unwrap();
+    let mut mixpanel = mixpanel_config(Some(&emulator));
+    mixpanel.mixpanel_timeout_secs = 10;
+    let app = TestApp::spawn_with(|config| {
+        config.mixpanel = mixpanel;
+        config.request_timeout_secs = 3;
+    })
+    .await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    // Discovery and the confirmation take 2.2 s; the two first reads 2.2 s more.
+    emulator.set_faults(Faults {
+        latency_ms: 1100,
+        ..Faults::default()
+    });
+    let (status, body) = connect(&app, &key, "single", SECRET).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("connected")),
+        "{body}"
+    );
+    let shown = app.get("/api/v1/integrations/mixpanel", &key).await;
+    assert_eq!(shown.status().as_u16(), 200);
+}
+
 #[tokio::test]
 async fn a_rate_limit_while_reading_cohorts_does_not_undo_the_connection() {
     let (_emulator, app, key) = setup(json!({"query_per_hour": 0})).await;

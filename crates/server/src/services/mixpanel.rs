@@ -138,6 +138,7 @@ pub async fn connect(
     username: &str,
     secret: &str,
 ) -> Result<ConnectOutcome, ServiceError> {
+    let answer_by = answer_by(state);
     let credentials = credentials(username, secret)?;
     let discovery = state
         .mixpanel
@@ -200,7 +201,7 @@ pub async fn connect(
     };
     if let Some(chosen) = chosen {
         confirm(state, &credentials, chosen).await?;
-        let connection = finish(state, project, &credentials, chosen).await?;
+        let connection = finish(state, project, &credentials, chosen, answer_by).await?;
         return Ok(ConnectOutcome::Connected(Box::new(connection)));
     }
     let token = NewToken::generate("mpc_");
@@ -233,6 +234,7 @@ pub async fn choose_project(
     connect_token: &str,
     mixpanel_project_id: &str,
 ) -> Result<MixpanelConnection, ServiceError> {
+    let answer_by = answer_by(state);
     let hash = token_hash(connect_token);
     let attempt = state
         .store
@@ -271,7 +273,7 @@ pub async fn choose_project(
     {
         return Err(ServiceError::NotFound("connect_token"));
     }
-    finish(state, project, &credentials, chosen).await
+    finish(state, project, &credentials, chosen, answer_by).await
 }
 
 /// The projects a pending choice offers while its token is valid: the picker shown again
@@ -333,12 +335,20 @@ async fn confirm(
 /// How long a connect waits for its first read of cohorts and event names.
 const FIRST_READ_WAIT: Duration = Duration::from_secs(5);
 
-/// Saves the connection to `chosen`, confirmed on its cluster.
+/// When a connect that has saved its connection must answer: a second before the request's
+/// deadline (`request_timeout`, counted here from a moment after the middleware's), so that
+/// waiting for the first reads never has a saved connection answered `timed_out`.
+fn answer_by(state: &AppState) -> tokio::time::Instant {
+    tokio::time::Instant::now() + state.request_timeout.saturating_sub(Duration::from_secs(1))
+}
+
+/// Saves the connection to `chosen`, confirmed on its cluster, and answers by `answer_by`.
 async fn finish(
     state: &AppState,
     project: &ProjectId,
     credentials: &Credentials,
     chosen: &DiscoveredProject,
+    answer_by: tokio::time::Instant,
 ) -> Result<MixpanelConnection, ServiceError> {
     let now = uj_domain::now();
     let connection = MixpanelConnection {
@@ -384,7 +394,9 @@ async fn finish(
         }
         .in_current_span()
     });
-    let _ = tokio::time::timeout(FIRST_READ_WAIT, reads).await;
+    let wait =
+        FIRST_READ_WAIT.min(answer_by.saturating_duration_since(tokio::time::Instant::now()));
+    let _ = tokio::time::timeout(wait, reads).await;
     Ok(connection)
 }
 
