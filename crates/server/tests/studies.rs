@@ -2582,8 +2582,14 @@ async fn a_change_sent_with_if_match_lands_only_over_that_version() {
         assert_eq!(status, 200);
         let (status, _, _) = change(path.clone(), vec![], None, json!({})).await;
         assert_eq!(status, 200);
-        // Two tags at once name no one version, and an empty header none.
-        for tags in [vec!["\"1\"", "\"2\""], vec![""]] {
+        // Two tags at once name no one version, nor `*` beside a tag (RFC 9110 takes `*`
+        // only alone; it was taken as any version), and an empty header none.
+        for tags in [
+            vec!["\"1\"", "\"2\""],
+            vec!["*, \"1\""],
+            vec!["*", "\"1\""],
+            vec![""],
+        ] {
             let (status, _, error) = change(path.clone(), tags, None, json!({})).await;
             assert_eq!(
                 (status, error["error"]["field"].as_str()),

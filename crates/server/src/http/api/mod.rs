@@ -87,7 +87,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfMatch {
             // An empty one is no condition to drop silently.
             [] if sent => Err(bad_if_match()),
             [] => Ok(Self(None)),
-            tags if tags.contains(&"*") => Ok(Self(None)),
+            ["*"] => Ok(Self(None)),
             // Ours are strong tags of digits; any other (a weak one) matches no version.
             [tag] => Ok(Self(Some(
                 tag.strip_prefix('"')
