@@ -1372,6 +1372,80 @@ async fn the_forms_refuse_start_limits_and_caps_above_a_billion() {
     );
 }
 
+/// Saving the rule editor changes only what was edited: times set over REST finer than the
+/// editor's seconds, and copy with CRLF line breaks, stay as they were on a rename. They were
+/// rewritten to the second (and two times within one second, shown the same, were refused
+/// as "Ends: must be after starts_at", so the rule could not be renamed at all).
+#[tokio::test]
+async fn saving_the_rule_editor_keeps_what_was_not_edited() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let study: serde_json::Value = app
+        .post_json(
+            "/api/v1/studies",
+            &keys.secret_key,
+            serde_json::json!({"name": "Checkout", "interview_url": "https://r.example.com/i/1"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rule: serde_json::Value = app
+        .post_json(
+            &format!(
+                "/api/v1/studies/{}/launch-rules",
+                study["id"].as_str().unwrap()
+            ),
+            &keys.secret_key,
+            serde_json::json!({"name": "R", "surface": "sdk_prompt", "cooldown_seconds": 3600,
+                "trigger": {"type": "app_event", "event_name": "E"},
+                "prompt": {"message": "line1\r\nline2"},
+                "starts_at": "2027-01-01T10:00:40.306Z", "ends_at": "2027-01-01T10:00:40.907Z"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = rule["id"].as_str().unwrap();
+    let rule_path = format!("{project_path}/rules/{id}");
+    // What a browser sends back: the fields as the page shows them, one renamed.
+    let saved = app
+        .submit(
+            &browser,
+            &rule_path,
+            &rule_path,
+            &[
+                ("name", "Renamed"),
+                ("surface", "sdk_prompt"),
+                ("prompt_title", ""),
+                ("prompt_message", "line1\r\nline2"),
+                ("prompt_start_label", ""),
+                ("prompt_dismiss_label", ""),
+                ("priority", "0"),
+                ("cooldown_hours", "1"),
+                ("max_starts", ""),
+                ("sampling_percent", "100"),
+                ("starts_at", "2027-01-01T10:00:40"),
+                ("ends_at", "2027-01-01T10:00:40"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status().as_u16(), 303);
+    let now: serde_json::Value = app
+        .get(&format!("/api/v1/launch-rules/{id}"), &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["name"], "Renamed");
+    for field in ["starts_at", "ends_at"] {
+        assert_eq!(now[field], rule[field], "{field}");
+    }
+    assert_eq!(now["prompt"]["message"], "line1\r\nline2");
+}
+
 /// An account whose address was taken with an invisible character, before they were
 /// refused, still signs in (found by the upgrade probe: it could not, its owner locked out).
 #[tokio::test]

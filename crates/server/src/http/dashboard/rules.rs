@@ -295,11 +295,11 @@ async fn rule_page(
         }],
         RuleStatus::Archived => Vec::new(),
     };
-    let p = &rule.prompt;
+    let shown = RuleForm::shown(&rule);
     let mut view = RuleView {
         id: rule.id.to_string(),
         study_id: rule.study_id.to_string(),
-        name: rule.name.clone(),
+        name: shown.name,
         status: rule.status.as_str(),
         trigger: describe_trigger(&rule.trigger, &audiences),
         direct_link: rule.surface == Surface::DirectLink,
@@ -307,16 +307,16 @@ async fn rule_page(
         preview_message: String::new(),
         preview_start: String::new(),
         preview_dismiss: String::new(),
-        prompt_title: p.title.clone(),
-        prompt_message: p.message.clone(),
-        prompt_start_label: p.start_label.clone(),
-        prompt_dismiss_label: p.dismiss_label.clone(),
-        priority: rule.priority.to_string(),
-        cooldown_hours: format!("{}", rule.cooldown_seconds as f64 / 3600.0),
-        max_starts: rule.max_starts.map(|m| m.to_string()).unwrap_or_default(),
-        sampling_percent: rule.sampling_percent.to_string(),
-        starts_at: local(rule.starts_at),
-        ends_at: local(rule.ends_at),
+        prompt_title: shown.prompt_title,
+        prompt_message: shown.prompt_message,
+        prompt_start_label: shown.prompt_start_label,
+        prompt_dismiss_label: shown.prompt_dismiss_label,
+        priority: shown.priority,
+        cooldown_hours: shown.cooldown_hours,
+        max_starts: shown.max_starts,
+        sampling_percent: shown.sampling_percent,
+        starts_at: shown.starts_at,
+        ends_at: shown.ends_at,
         version: rule.updated_at.timestamp_micros(),
     };
     view.preview_copy();
@@ -399,6 +399,75 @@ fn utc_minute(field: &'static str, raw: &str) -> Result<Option<DateTime<Utc>>, V
 }
 
 impl RuleForm {
+    /// The editor's fields as its page shows `rule`.
+    fn shown(rule: &LaunchRule) -> Self {
+        let p = &rule.prompt;
+        Self {
+            name: rule.name.clone(),
+            surface: rule.surface.as_str().to_owned(),
+            prompt_title: p.title.clone(),
+            prompt_message: p.message.clone(),
+            prompt_start_label: p.start_label.clone(),
+            prompt_dismiss_label: p.dismiss_label.clone(),
+            priority: rule.priority.to_string(),
+            cooldown_hours: format!("{}", rule.cooldown_seconds as f64 / 3600.0),
+            max_starts: rule.max_starts.map(|m| m.to_string()).unwrap_or_default(),
+            sampling_percent: rule.sampling_percent.to_string(),
+            starts_at: local(rule.starts_at),
+            ends_at: local(rule.ends_at),
+            version: rule.updated_at.timestamp_micros().to_string(),
+        }
+    }
+
+    /// The change, without the fields sent as the page showed them for `rule`: the editor
+    /// shows times to the second, a cooldown in hours and copy with a browser's line
+    /// breaks, so sending them back as they were would rewrite what REST set finer
+    /// (`…:40.606Z` became `…:40Z` on a rename, and two times a fraction of a second apart
+    /// the same minute, refused).
+    fn change_over(self, rule: &LaunchRule) -> Result<RuleChange, ValidationError> {
+        let shown = Self::shown(rule);
+        let line = |typed: &str, shown: &str| typed.trim() == shown.trim();
+        let copy = |typed: &str, shown: &str| typed == shown.replace("\r\n", "\n");
+        let mut change = self.clone().change()?;
+        if line(&self.name, &shown.name) {
+            change.name = None;
+        }
+        if line(&self.surface, &shown.surface) {
+            change.surface = None;
+        }
+        if copy(&self.prompt_title, &shown.prompt_title) {
+            change.prompt_title = None;
+        }
+        if copy(&self.prompt_message, &shown.prompt_message) {
+            change.prompt_message = None;
+        }
+        if copy(&self.prompt_start_label, &shown.prompt_start_label) {
+            change.prompt_start_label = None;
+        }
+        if copy(&self.prompt_dismiss_label, &shown.prompt_dismiss_label) {
+            change.prompt_dismiss_label = None;
+        }
+        if line(&self.priority, &shown.priority) {
+            change.priority = None;
+        }
+        if line(&self.cooldown_hours, &shown.cooldown_hours) {
+            change.cooldown_seconds = None;
+        }
+        if line(&self.max_starts, &shown.max_starts) {
+            change.max_starts = None;
+        }
+        if line(&self.sampling_percent, &shown.sampling_percent) {
+            change.sampling_percent = None;
+        }
+        if line(&self.starts_at, &shown.starts_at) {
+            change.starts_at = None;
+        }
+        if line(&self.ends_at, &shown.ends_at) {
+            change.ends_at = None;
+        }
+        Ok(change)
+    }
+
     /// The copy's line breaks as the app gets them: browsers send a text area's as CRLF.
     fn with_plain_line_breaks(mut self) -> Self {
         for text in [
@@ -564,11 +633,13 @@ async fn update_rule(
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let form = form.with_plain_line_breaks();
     let entered = form.clone();
-    let result = match form.change() {
-        Ok(change) => {
-            studies::update_rule(&state, &context.current.project.id, &rule_id, change).await
-        }
-        Err(invalid) => Err(invalid.into()),
+    let project = &context.current.project.id;
+    let result = match studies::rule(&state, project, &rule_id).await {
+        Ok(rule) => match form.change_over(&rule) {
+            Ok(change) => studies::update_rule(&state, project, &rule_id, change).await,
+            Err(invalid) => Err(invalid.into()),
+        },
+        Err(error) => Err(error),
     };
     match result {
         Ok(_) => {
