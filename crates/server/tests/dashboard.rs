@@ -1446,6 +1446,68 @@ async fn saving_the_rule_editor_keeps_what_was_not_edited() {
     assert_eq!(now["prompt"]["message"], "line1\r\nline2");
 }
 
+/// A rule's page warns of the rules that reach its users first: not of a direct link (decided
+/// apart from prompts), a rule of a paused study, or one whose schedule has ended.
+#[tokio::test]
+async fn the_outranked_warning_names_only_rules_that_can_outrank() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let mut studies = Vec::new();
+    for status in ["active", "paused"] {
+        let study: serde_json::Value = app
+            .post_json(
+                "/api/v1/studies",
+                &key,
+                serde_json::json!({"name": status, "status": status,
+                    "interview_url": "https://r.example.com/i/1"}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        studies.push(study["id"].as_str().unwrap().to_owned());
+    }
+    let mut ids = Vec::new();
+    for (name, study, surface, priority, ends_at) in [
+        ("Mine", &studies[0], "sdk_prompt", 0, None),
+        ("Higher prompt", &studies[0], "sdk_prompt", 3, None),
+        ("Direct link", &studies[0], "direct_link", 5, None),
+        ("Paused study's", &studies[1], "sdk_prompt", 9, None),
+        (
+            "Ended",
+            &studies[0],
+            "sdk_prompt",
+            7,
+            Some("2020-01-01T00:00:00Z"),
+        ),
+    ] {
+        let rule = app
+            .post_json(
+                &format!("/api/v1/studies/{study}/launch-rules"),
+                &key,
+                serde_json::json!({"name": name, "surface": surface, "priority": priority,
+                    "status": "active", "ends_at": ends_at,
+                    "trigger": {"type": "app_event", "event_name": "Ev2"}}),
+            )
+            .await;
+        assert_eq!(rule.status().as_u16(), 201, "{name}");
+        let rule: serde_json::Value = rule.json().await.unwrap();
+        ids.push(rule["id"].as_str().unwrap().to_owned());
+    }
+    let (_, page) = app
+        .page(&browser, &format!("{project_path}/rules/{}", ids[0]))
+        .await;
+    // The names are links inside the warning's paragraph.
+    let start = page.find("id=\"overlap-warning\"").expect("a warning");
+    let warning = &page[start..start + page[start..].find("</p>").unwrap()];
+    assert!(warning.contains("Higher prompt"), "{warning}");
+    for other in ["Direct link", "Paused study", "Ended"] {
+        assert!(!warning.contains(other), "{warning}");
+    }
+}
+
 /// An account whose address was taken with an invisible character, before they were
 /// refused, still signs in (found by the upgrade probe: it could not, its owner locked out).
 #[tokio::test]

@@ -10,7 +10,7 @@ use axum::Router;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Timelike, Utc};
 use serde::Deserialize;
 use uj_domain::ids::{LaunchRuleId, ProjectId};
-use uj_domain::pacing::{Gate, RuleStatus, Trigger};
+use uj_domain::pacing::{Gate, RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchRule, Surface};
 use uj_domain::ValidationError;
 
@@ -185,24 +185,35 @@ struct RulePage {
     unsaved: Vec<Unsaved>,
 }
 
-/// Active rules with the same trigger that outrank `rule` (higher priority, or equal and
-/// older): they reach the same users first.
-fn overlapping(rule: &LaunchRule, live: &[LaunchRule]) -> Vec<Named> {
-    live.iter()
-        .filter(|other| {
-            other.id != rule.id
-                && other.status == RuleStatus::Active
-                && other.trigger == rule.trigger
-        })
-        .filter(|other| {
-            other.priority > rule.priority
-                || (other.priority == rule.priority && other.created_at < rule.created_at)
-        })
-        .map(|other| Named {
-            id: other.id.to_string(),
-            name: other.name.clone(),
-        })
-        .collect()
+/// Active rules with the same trigger and surface (prompts and direct links are decided
+/// apart), of an active study and not past their end, that outrank `rule` (higher priority,
+/// or equal and older): they reach the same users first.
+async fn overlapping(
+    state: &AppState,
+    project: &ProjectId,
+    rule: &LaunchRule,
+    live: &[LaunchRule],
+) -> Result<Vec<Named>, PageError> {
+    let now = Utc::now();
+    let mut outranking = Vec::new();
+    for other in live.iter().filter(|other| {
+        other.id != rule.id
+            && other.status == RuleStatus::Active
+            && other.trigger == rule.trigger
+            && other.surface == rule.surface
+            && other.ends_at.is_none_or(|ends| ends > now)
+            && (other.priority > rule.priority
+                || (other.priority == rule.priority && other.created_at < rule.created_at))
+    }) {
+        let study = state.store.study(project, &other.study_id).await?;
+        if study.is_some_and(|s| s.status == StudyStatus::Active) {
+            outranking.push(Named {
+                id: other.id.to_string(),
+                name: other.name.clone(),
+            });
+        }
+    }
+    Ok(outranking)
 }
 
 async fn rule_page(
@@ -328,7 +339,7 @@ async fn rule_page(
         study_name,
         archived: rule.status == RuleStatus::Archived,
         status_actions,
-        overlaps: overlapping(&rule, &live),
+        overlaps: overlapping(state, project, &rule, &live).await?,
         detached,
         rule: view,
         explain_for,
