@@ -808,6 +808,46 @@ async fn verification_marks_rejected_and_unreachable_connections() {
         .contains("did not accept"));
 }
 
+/// A refresh that Mixpanel refuses for the account marks the connection rejected at once (it
+/// said `connected` until the next hourly check); one that reads marks it connected again.
+#[tokio::test]
+async fn a_refresh_refused_for_the_account_marks_the_connection_rejected() {
+    let (emulator, app, key) = setup(json!({})).await;
+    let (status, _) = connect(&app, &key, "single", SECRET).await;
+    assert_eq!(status, 200);
+    async fn shown(app: &TestApp, key: &str) -> Value {
+        let response = app.get("/api/v1/integrations/mixpanel", key).await;
+        response.json().await.unwrap()
+    }
+    emulator.set_faults(Faults {
+        fail_next: 2,
+        fail_status: Some(401),
+        ..Faults::default()
+    });
+    let refused = app
+        .post_json("/api/v1/integrations/mixpanel/refresh", &key, json!({}))
+        .await;
+    let (status, body) = json_of(refused).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_credentials")),
+        "{body}"
+    );
+    let now = shown(&app, &key).await;
+    assert_eq!(now["status"], "credentials_rejected", "{now}");
+    emulator.set_faults(Faults::default());
+    let read = app
+        .post_json("/api/v1/integrations/mixpanel/refresh", &key, json!({}))
+        .await;
+    assert_eq!(read.status().as_u16(), 200);
+    let now = shown(&app, &key).await;
+    assert_eq!(
+        (now["status"].as_str(), now["status_detail"].as_str()),
+        (Some("connected"), None),
+        "{now}"
+    );
+}
+
 #[tokio::test]
 async fn the_background_check_marks_a_connection_whose_credentials_are_rejected() {
     // Time to connect before the account expires, on a busy machine too (6 s ran out while

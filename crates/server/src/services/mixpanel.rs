@@ -43,6 +43,17 @@ pub enum MixpanelProblem {
 }
 
 impl MixpanelProblem {
+    /// Mixpanel refused the account (not failed): the connection cannot read until its
+    /// credentials, role or plan change.
+    fn rejects_credentials(&self) -> bool {
+        matches!(
+            self,
+            MixpanelProblem::InvalidCredentials
+                | MixpanelProblem::MissingPermission(_)
+                | MixpanelProblem::PlanLimited(_)
+        )
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             MixpanelProblem::InvalidCredentials => "invalid_credentials",
@@ -439,15 +450,33 @@ pub async fn refresh(
         region: region_of(&connection)?,
         workspace_id: connection.workspace_id.as_deref(),
     };
-    let client = &state.mixpanel;
-    let problem = |e: MixpanelError| ServiceError::Mixpanel(e.into());
     let now = uj_domain::now();
     // Both read before either is written (a failed read changes nothing), paid from the
     // Mixpanel project's budget together.
-    let (cohorts, names) = client
+    let read = state
+        .mixpanel
         .cohorts_and_event_names(&credentials, &target, EVENT_NAMES)
-        .await
-        .map_err(problem)?;
+        .await;
+    let (cohorts, names) = match read {
+        Ok(read) => read,
+        Err(error) => {
+            let problem = MixpanelProblem::from(error);
+            // The connection says so now, as the next check would.
+            if problem.rejects_credentials() {
+                state
+                    .store
+                    .set_mixpanel_connection_status(
+                        project,
+                        connection.connected_at,
+                        ConnectionStatus::CredentialsRejected,
+                        Some(&problem.message()),
+                        Some(now),
+                    )
+                    .await?;
+            }
+            return Err(ServiceError::Mixpanel(problem));
+        }
+    };
     let cohorts: Vec<MixpanelCohort> = cohorts
         .into_iter()
         .map(|c| MixpanelCohort {
@@ -475,6 +504,19 @@ pub async fn refresh(
         .await?
     {
         return Err(gone());
+    }
+    // Reads that worked say the credentials do (a refused read or check said otherwise).
+    if connection.status != ConnectionStatus::Connected {
+        state
+            .store
+            .set_mixpanel_connection_status(
+                project,
+                connected_at,
+                ConnectionStatus::Connected,
+                None,
+                Some(now),
+            )
+            .await?;
     }
     Ok((cohorts.len(), names.len()))
 }
@@ -540,9 +582,7 @@ pub async fn verify(
     let (status, detail, verified_at) = match answer {
         Ok(()) => (ConnectionStatus::Connected, None, Some(now)),
         Err(error) => match MixpanelProblem::from(error) {
-            problem @ (MixpanelProblem::InvalidCredentials
-            | MixpanelProblem::MissingPermission(_)
-            | MixpanelProblem::PlanLimited(_)) => (
+            problem if problem.rejects_credentials() => (
                 ConnectionStatus::CredentialsRejected,
                 Some(problem.message()),
                 Some(now),
