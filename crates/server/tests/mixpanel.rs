@@ -1273,7 +1273,7 @@ mod dashboard {
     /// entered (the username came back empty too), the secret never.
     #[tokio::test]
     async fn errors_say_what_to_fix_and_keep_the_username_never_the_secret() {
-        let (_emulator, app, browser, page) = signed_in().await;
+        let (emulator, app, browser, page) = signed_in().await;
         let wrong = app
             .submit(
                 &browser,
@@ -1305,6 +1305,23 @@ mod dashboard {
             message.contains("add it to your project with the Analyst role"),
             "{message}"
         );
+        // Mixpanel failing is not the customer's input to fix: 502, as the API answers (the
+        // page said 422 for every problem).
+        emulator.set_faults(Faults {
+            fail_next: 30,
+            ..Faults::default()
+        });
+        let failing = app
+            .submit(
+                &browser,
+                &page,
+                &page,
+                &[("username", "single"), ("secret", SECRET)],
+            )
+            .await;
+        assert_eq!(failing.status().as_u16(), 502);
+        let message = element_text(&failing.text().await.unwrap(), "form-error").unwrap();
+        assert!(message.contains("Mixpanel"), "{message}");
     }
 }
 

@@ -138,13 +138,7 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Mixpanel(problem) => {
                 use crate::services::mixpanel::MixpanelProblem;
-                let status = match problem {
-                    MixpanelProblem::Unreachable | MixpanelProblem::UnexpectedAnswer(_) => {
-                        StatusCode::BAD_GATEWAY
-                    }
-                    MixpanelProblem::RateLimited(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
+                let status = mixpanel_status(&problem);
                 let retry_after = match problem {
                     MixpanelProblem::RateLimited(wait) => wait.map(retry_after_seconds),
                     _ => None,
@@ -157,6 +151,19 @@ impl From<ServiceError> for ApiError {
             ServiceError::Store(store) => store.into(),
             ServiceError::Internal(source) => ApiError::internal(source),
         }
+    }
+}
+
+/// A Mixpanel problem's status, on the API and the dashboard alike: Mixpanel failing is a bad
+/// gateway, its budget spent a 503, a refusal the customer can fix a 422.
+pub(crate) fn mixpanel_status(problem: &crate::services::mixpanel::MixpanelProblem) -> StatusCode {
+    use crate::services::mixpanel::MixpanelProblem;
+    match problem {
+        MixpanelProblem::Unreachable | MixpanelProblem::UnexpectedAnswer(_) => {
+            StatusCode::BAD_GATEWAY
+        }
+        MixpanelProblem::RateLimited(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

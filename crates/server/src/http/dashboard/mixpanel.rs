@@ -402,7 +402,10 @@ async fn error_page(
     picker: Option<PickerView>,
 ) -> Result<(StatusCode, MixpanelPage), PageError> {
     let (status, message) = match error {
-        ServiceError::Mixpanel(problem) => (StatusCode::UNPROCESSABLE_ENTITY, problem.message()),
+        ServiceError::Mixpanel(problem) => (
+            crate::http::error::mixpanel_status(&problem),
+            problem.message(),
+        ),
         ServiceError::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.to_string()),
         ServiceError::Conflict { message, .. } => (StatusCode::CONFLICT, message),
         ServiceError::NotFound("connect_token") => (
@@ -549,8 +552,17 @@ async fn verify(
     if connection.status == ConnectionStatus::Connected {
         notice = Some(match mixpanel::refresh(&state, project).await {
             Ok((cohorts, events)) => format!("Mixpanel accepts the credentials. Read {cohorts} cohorts and {events} event names."),
-            Err(error) => format!("Mixpanel accepts the credentials, but cohorts could not be read: {error}"),
-        });
+            Err(ServiceError::Mixpanel(problem)) => format!(
+                "Mixpanel accepts the credentials, but cohorts could not be read: {}",
+                problem.message()
+            ),
+            // Disconnected or replaced meanwhile: the page shows what is connected now.
+            Err(ServiceError::NotFound(_)) => String::new(),
+            // Our own failure (the database): the error page, logged with its request id,
+            // never its text on the page.
+            Err(other) => return Err(other.into()),
+        })
+        .filter(|notice| !notice.is_empty());
     }
     let mut page = page(&state, &context, csrf.0, false).await?;
     page.notice = notice;
