@@ -90,14 +90,43 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the database was closed".into())
 }
 
-/// A busy, locked, unreadable or vanished file is the database being unavailable; other
-/// errors are bugs or corruption.
+/// A busy, locked, read-only, unreadable or vanished file is the database being
+/// unavailable, as sqlx's errors are taken (`error.rs`); other errors are bugs or corruption.
 pub(crate) fn from_rusqlite(error: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match error.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen) => {
-            StoreError::Unavailable(error.into())
-        }
+        Some(
+            DatabaseBusy | DatabaseLocked | ReadOnly | SystemIoFailure | DiskFull | CannotOpen,
+        ) => StoreError::Unavailable(error.into()),
         _ => StoreError::Database(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that became read-only is the database being unavailable (503, retried) on the
+    /// rusqlite paths as on sqlx's; it was a database error (500).
+    #[test]
+    fn a_read_only_file_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        let read_only = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let error = read_only
+            .execute("INSERT INTO t VALUES (1)", [])
+            .unwrap_err();
+        assert!(
+            matches!(from_rusqlite(error), StoreError::Unavailable(_)),
+            "read-only"
+        );
     }
 }
