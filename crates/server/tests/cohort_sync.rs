@@ -1587,8 +1587,9 @@ async fn an_audience_page_says_where_its_older_history_is() {
     );
 }
 
-/// A webhook URL pasted with a slash after it works; any other address under `/webhooks/`
-/// answers in Mixpanel's format (it was the API's, which Mixpanel's page could not show).
+/// A webhook URL pasted with a slash after it works; any other address under `/webhooks`
+/// answers in Mixpanel's format (it was the API's, which Mixpanel's page could not show; so
+/// were `/webhooks` itself and a base URL joined with two slashes).
 #[tokio::test]
 async fn a_webhook_url_with_a_trailing_slash_works_and_a_wrong_one_says_so_in_mixpanels_format() {
     let synced = Synced::start(0).await;
@@ -1604,9 +1605,15 @@ async fn a_webhook_url_with_a_trailing_slash_works_and_a_wrong_one_says_so_in_mi
     let audience = synced.audience().await;
     assert_eq!(audience["member_count"], 1, "{audience}");
     let base = synced.webhook_url.rsplit_once('/').unwrap().0;
+    let (origin, path) = synced
+        .webhook_url
+        .split_at(synced.webhook_url.find("/webhooks").unwrap());
     for wrong in [
         format!("{base}/whk_nope"),
         format!("{}/x", synced.webhook_url),
+        format!("{origin}/webhooks"),
+        format!("{origin}/webhooks/"),
+        format!("{origin}/{path}"),
     ] {
         refused_with(send(wrong).await.unwrap(), 404).await;
     }

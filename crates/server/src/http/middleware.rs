@@ -154,17 +154,11 @@ fn static_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLaye
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
-/// Wraps `router` in the common layers. `ServiceBuilder` lists them outermost first.
+/// Wraps `router` in the common layers. `ServiceBuilder` lists them outermost first; a
+/// panic's answer is made innermost, so that it gets every header an answer gets.
 /// Behind HTTPS (`https`), browsers are told to come back over HTTPS only for a year; not
 /// the subdomains, which may be served by others.
 pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>, https: bool) -> Router<S> {
-    let router = match https {
-        true => router.layer(static_header(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000",
-        )),
-        false => router,
-    };
     router.layer(
         ServiceBuilder::new()
             .layer(axum::middleware::map_request(keep_safe_request_id))
@@ -176,14 +170,17 @@ pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>, https: bool) ->
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(axum::middleware::from_fn(scope_request_id))
-            .layer(CatchPanicLayer::custom(panic_response))
+            .option_layer(
+                https.then(|| static_header(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000")),
+            )
             .layer(static_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
             .layer(static_header(header::X_FRAME_OPTIONS, "DENY"))
             .layer(static_header(header::REFERRER_POLICY, "no-referrer"))
             .layer(static_header(
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-            )),
+            ))
+            .layer(CatchPanicLayer::custom(panic_response)),
     )
 }
 
@@ -234,7 +231,7 @@ pub(super) async fn body_first(request: Request, next: Next, most: usize) -> Res
         .any(|name| request.headers().contains_key(name));
     if request.body().is_end_stream()
         || !credentials
-        || request.uri().path().starts_with("/webhooks/")
+        || super::is_webhook_path(request.uri().path())
         || announced.is_some_and(|length| length > most as u64)
     {
         return next.run(request).await;
@@ -347,6 +344,32 @@ impl hyper::body::Body for DeadlineBody {
 #[cfg(test)]
 mod tests {
     use super::{is_safe_request_id, loggable_path};
+
+    /// A handler's panic is answered 500 with every header an answer gets (the security
+    /// headers and HSTS were left off it), and its request id.
+    #[tokio::test]
+    async fn a_panic_is_answered_with_the_common_headers() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let router = axum::Router::new().route("/boom", axum::routing::get(boom));
+        let mut service = super::wrap(router, true);
+        let request = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = tower::Service::call(&mut service, request).await.unwrap();
+        assert_eq!(response.status(), 500);
+        for name in [
+            "x-content-type-options",
+            "x-frame-options",
+            "referrer-policy",
+            "content-security-policy",
+            "strict-transport-security",
+            "x-request-id",
+        ] {
+            assert!(response.headers().contains_key(name), "{name}");
+        }
+    }
 
     #[test]
     fn request_ids_safe_to_log_are_short_and_plain() {

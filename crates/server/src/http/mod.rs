@@ -112,7 +112,7 @@ fn database_lost(path: &str, what: &str) -> Response {
         "The database file was {what} while the server ran; it stopped serving so that \
          nothing more is lost. Its operator must restart it (the server's log says how)."
     );
-    if path.starts_with("/webhooks/") {
+    if is_webhook_path(path) {
         webhooks::failure(503, serde_json::Value::Null, &message)
     } else if is_api_path(path) || path == "/readyz" {
         ApiError::new(status, "storage_unavailable", message).into_response()
@@ -148,7 +148,7 @@ async fn request_deadline(
     if let Some(what) = state.database_lost.get().filter(|_| path != "/healthz") {
         return database_lost(path, what);
     }
-    if path.starts_with("/sdk/") || path.starts_with("/webhooks/") || path == "/readyz" {
+    if path.starts_with("/sdk/") || is_webhook_path(path) || path == "/readyz" {
         return next.run(request).await;
     }
     let (api, link) = (is_api_path(path), launch::is_link_path(path));
@@ -199,7 +199,7 @@ async fn refuse_malformed_head(
         return next.run(request).await;
     };
     let path = uri.path();
-    if path.starts_with("/webhooks/") {
+    if is_webhook_path(path) {
         // In Mixpanel's format, which its UI shows the customer.
         webhooks::failure(400, serde_json::Value::Null, problem)
     } else if is_api_path(path) {
@@ -216,6 +216,15 @@ async fn refuse_malformed_head(
 pub(crate) fn without_extra_slashes(path: &str) -> (&str, &str) {
     let slashes = path.len() - path.trim_start_matches('/').len();
     path.split_at(slashes.saturating_sub(1))
+}
+
+/// Webhook addresses, answered in Mixpanel's format whatever happens (its UI shows the
+/// customer what we answered): `/webhooks` and under it, however many slashes lead.
+pub(crate) fn is_webhook_path(path: &str) -> bool {
+    without_extra_slashes(path)
+        .1
+        .strip_prefix("/webhooks")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn is_api_path(path: &str) -> bool {
@@ -264,7 +273,9 @@ async fn method_not_allowed(response: Response) -> Response {
 async fn not_found(uri: Uri) -> Response {
     // A base URL ending in a slash joined to a path beginning with one: still an API's.
     let doubled = uri.path().starts_with("//");
-    if doubled && is_api_path(without_extra_slashes(uri.path()).1) {
+    if is_webhook_path(uri.path()) {
+        webhooks::unknown().await
+    } else if doubled && is_api_path(without_extra_slashes(uri.path()).1) {
         let message = "No such endpoint: the address begins with two slashes; check the base URL.";
         ApiError::not_found("route", message).into_response()
     } else if is_api_path(uri.path()) {

@@ -154,7 +154,7 @@ impl std::fmt::Display for Coding {
     }
 }
 
-async fn unknown() -> Response {
+pub(super) async fn unknown() -> Response {
     failure(404, Value::Null, cohort_sync::UNKNOWN_WEBHOOK)
 }
 
