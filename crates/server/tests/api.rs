@@ -464,8 +464,9 @@ async fn query_strings_and_bodies_of_the_wrong_shape_are_refused() {
         "nothing created"
     );
     assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 0);
-    // The APIs' roots are theirs too: JSON, not the dashboard's page.
-    for path in ["/api", "/sdk", "/webhooks"] {
+    // The APIs' roots are theirs too: JSON, not the dashboard's page; the webhooks' in
+    // Mixpanel's format.
+    for path in ["/api", "/sdk"] {
         let (status, error) = error_of(app.get(path, &keys.secret_key).await).await;
         assert_eq!(
             (status, error["code"].as_str()),
@@ -473,6 +474,20 @@ async fn query_strings_and_bodies_of_the_wrong_shape_are_refused() {
             "{path}"
         );
     }
+    let webhooks: Value = app
+        .get("/webhooks", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            webhooks["status"].as_str(),
+            webhooks["error"]["code"].as_u64()
+        ),
+        (Some("failure"), Some(404)),
+        "{webhooks}"
+    );
 }
 
 /// A value of the wrong type is named by its field and type, never quoted back: serde's text
