@@ -325,6 +325,32 @@ async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
     assert!(metrics.contains(&counted), "{counted} in {metrics}");
 }
 
+/// A client's slow upload is refused by the body's deadline, however short the request's:
+/// inside the request's deadline, it was answered 503 `timed_out`, "the database or
+/// Mixpanel was too slow" (found by the HTTP plumbing review).
+#[tokio::test]
+async fn a_slow_upload_is_refused_as_such_not_as_a_slow_database() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|config| {
+        config.request_timeout_secs = 1;
+        config.body_timeout_secs = 2;
+    })
+    .await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 20\r\n\r\n{{\"na",
+        keys.secret_key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("did not arrive in time"), "{answer}");
+}
+
 /// The REST API (and the dashboard) end a request the database does not answer after
 /// `UJ_REQUEST_TIMEOUT_SECS` with 503 `timed_out`, and nothing of it is written.
 /// (They waited for as long as the database did: on PostgreSQL, a lock held for an hour

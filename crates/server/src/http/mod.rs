@@ -51,14 +51,16 @@ pub fn router(state: AppState) -> Router {
             links.merge(dashboard::router(state.clone())),
         ))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(|request, next| {
-            middleware::body_first(request, next, extract::MAX_JSON_BODY)
-        }))
-        .layer(axum::middleware::from_fn(refuse_malformed_head))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             request_deadline,
-        ));
+        ))
+        // Outside the request's deadline: a client's slow upload has the body's own
+        // deadline, and is not answered as the database or Mixpanel being slow.
+        .layer(axum::middleware::from_fn(|request, next| {
+            middleware::body_first(request, next, extract::MAX_JSON_BODY)
+        }))
+        .layer(axum::middleware::from_fn(refuse_malformed_head));
     // Outermost, so that even the answer to a panic carries CORS and is counted.
     middleware::wrap(routes, state.https)
         .with_state(state.clone())
