@@ -242,7 +242,7 @@ impl Application {
             connections: self.max_connections,
             setting: "UJ_MAX_CONNECTIONS",
         };
-        let cut_short = serve(
+        let mut cut_short = serve(
             self.listener,
             router,
             limits,
@@ -268,11 +268,15 @@ impl Application {
                     Err(_) => tracing::warn!("the counts were not saved in time at shutdown"),
                 }
             }
-            () = stop_signal() => tracing::warn!("stopped again: the counts were not saved"),
+            () = stop_signal() => {
+                tracing::warn!("stopped again: the counts were not saved");
+                cut_short = true;
+            }
         }
         // Then work started behind an answer, for a few seconds at most (a connect's first
         // reads of cohorts and event names were lost to a stop right after its answer);
-        // not when the stop was cut short (a second signal, the grace over).
+        // not when the stop was cut short (a second signal, while serving or saving the
+        // counts, or the grace over).
         state.background.close();
         if !cut_short {
             tokio::select! {
