@@ -376,6 +376,37 @@ fn serve_starts_with_defaults_prints_the_url_and_stops_gracefully_on_sigterm() {
         200,
         "the first server carries on"
     );
+    // Nor through another name of the file (a hard link has its own `<name>.lock`: two
+    // servers served one file, one hiding the invites the other issued; found by the SQLite
+    // parity review).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let linked = elsewhere.path().join("linked.db");
+    std::fs::hard_link(dir.path().join("userjourneys.db"), &linked).unwrap();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+        .current_dir(dir.path())
+        .env("DATABASE_URL", format!("sqlite://{}", linked.display()))
+        .env("UJ_SECRET_KEY_FILE", &key)
+        .env("UJ_BIND", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = second.try_wait().unwrap() {
+            break exit;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            panic!("a second server serves the file through another name");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!exit.success());
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(said.contains("hard links"), "{said}");
+    std::fs::remove_file(&linked).unwrap();
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

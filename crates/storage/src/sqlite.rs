@@ -560,7 +560,24 @@ async fn lock_for_migrating(file: &std::path::Path) -> Result<std::fs::File, Sto
 /// so two names of one database share one lock. `flock` locks belong to the open file: the
 /// process's exit releases them, and they are independent of the POSIX locks SQLite takes
 /// on the database itself.
+///
+/// A file with several names (hard links, which may sit in other directories) is not
+/// served: each name would have its own `<name>.lock`, and two servers, each with its own
+/// SDK key filter, would serve one file (one hid the invites the other issued).
 async fn lock_for_serving(file: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let names = std::fs::metadata(file).map_or(1, |m| m.nlink());
+    if names > 1 {
+        return Err(StoreError::Unavailable(
+            format!(
+                "{} has {names} names (hard links): one server per SQLite file can be made \
+                 sure of for one name only; remove the other names (a copy for a backup is \
+                 `admin backup`), or run several servers on PostgreSQL",
+                file.display()
+            )
+            .into(),
+        ));
+    }
     let path = beside(file, ".lock");
     lock(&path, Some(SqliteStore::LOCK_WAIT))
         .await?
