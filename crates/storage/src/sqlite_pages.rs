@@ -111,29 +111,40 @@ fn write(
     page: &SyncPage<'_>,
     entry: &LedgerEntry,
 ) -> rusqlite::Result<Option<LedgerEntry>> {
-    let at = Ts(entry.received_at);
-    let entered_at = at.text();
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let upserted: Option<(String, Option<String>)> = tx
+    let upserted: Option<(String, Option<String>, Option<Ts>)> = tx
         .prepare_cached(UPSERT_AUDIENCE)?
         .query_row(
             named_params! {
                 "$1": AudienceId::generate().as_str(), "$2": project.as_str(),
                 "$3": cohort.mixpanel_cohort_id, "$4": cohort.name, "$5": cohort.description,
-                "$6": at, "$7": true, "$8": cohort.mixpanel_project_id,
+                "$6": Ts(entry.received_at), "$7": true, "$8": cohort.mixpanel_project_id,
             },
-            |row| Ok((row.get("id")?, row.get("last_session_id")?)),
+            |row| {
+                Ok((
+                    row.get("id")?,
+                    row.get("last_session_id")?,
+                    row.get("last_synced_at")?,
+                ))
+            },
         )
         .optional()?;
     // Another Mixpanel project's audience: the shared implementation's refusal.
-    let Some((audience, applied)) = upserted else {
+    let Some((audience, applied, last_synced)) = upserted else {
         return Ok(None);
     };
+    // Never before the audience's last change, as on the shared path (a diff timed later
+    // may have committed while this page waited for the writer).
+    let at = Ts(crate::shared_cohort_sync::not_before(
+        entry.received_at,
+        last_synced.map(|t| t.0),
+    ));
+    let entered_at = at.text();
     if applied.is_some() {
         // Not a first sync: members may have rows of their own.
         return Ok(None);
     }
-    let stale_before = Ts(entry.received_at - uj_domain::cohort_sync::STAGING_KEPT_FOR);
+    let stale_before = Ts(at.0 - uj_domain::cohort_sync::STAGING_KEPT_FOR);
     let staged: Option<(i64, bool, bool)> = tx
         .prepare_cached(STAGE_PAGE)?
         .query_row(
@@ -196,7 +207,7 @@ fn write(
         "$3": entry.audience_id.as_ref().map(|a| a.as_str()), "$4": entry.action,
         "$5": entry.session_id, "$6": entry.page, "$7": entry.total_pages,
         "$8": entry.members, "$9": entry.added, "$10": entry.removed,
-        "$11": entry.outcome.as_str(), "$12": entry.error, "$13": at,
+        "$11": entry.outcome.as_str(), "$12": entry.error, "$13": Ts(entry.received_at),
     })?;
     tx.commit()?;
     Ok(Some(entry))

@@ -156,6 +156,7 @@ conformance!(
     a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count,
     late_pages_of_a_replaced_or_applied_run_change_nothing,
     changes_that_waited_for_the_audience_never_move_its_times_back,
+    a_first_syncs_middle_page_that_waited_never_enters_members_before_the_last_change,
     a_diff_lands_whole_or_not_at_all,
     erasing_traits_while_diffs_rewrite_the_members_never_deadlocks,
     an_idempotency_record_lands_with_its_create_once_per_key_and_project,
@@ -2882,6 +2883,37 @@ async fn late_pages_of_a_replaced_or_applied_run_change_nothing(
     assert!(matches!(late, Err(StoreError::RunReplaced)), "{late:?}");
     assert!(store.staged_session(&first).await.unwrap().is_none());
     assert!(current(&store, &first).await.is_empty());
+}
+
+/// A first sync's middle page (SQLite's own write path) that waited for the audience behind
+/// a diff timed later enters its members no earlier than that diff, as every other page
+/// does (it entered them at its own time; found by the SQLite parity review).
+async fn a_first_syncs_middle_page_that_waited_never_enters_members_before_the_last_change(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&store, &shop, t0).await;
+    let (t1, t2, t3) = (
+        t0 + Duration::seconds(1),
+        t0 + Duration::seconds(2),
+        t0 + Duration::seconds(3),
+    );
+    receive(&store, &shop, &audience, "s", 1, 3, &members(&["a"]), t0).await;
+    store
+        .add_audience_members(&audience, &members(&["d"]), t3)
+        .await
+        .unwrap();
+    let staged = receive(&store, &shop, &audience, "s", 2, 3, &members(&["b"]), t1).await;
+    assert_eq!(staged.outcome, LedgerOutcome::Staged);
+    assert_eq!(staged.received_at, t1, "the delivery keeps its own time");
+    receive(&store, &shop, &audience, "s", 3, 3, &members(&["c"]), t2).await;
+    // "a" came before the diff, at its own time.
+    for id in ["b", "c"] {
+        let member = store.audience_member(&audience, id).await.unwrap().unwrap();
+        assert!(member.entered_at >= t3, "{id}: {}", member.entered_at);
+    }
 }
 
 /// Deliveries are timed when they arrive and may then wait for the audience (another
