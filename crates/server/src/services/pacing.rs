@@ -251,11 +251,15 @@ pub async fn new_invite(
 ) -> Result<Invite, ServiceError> {
     let (source, audience_id, member_id, event_name) = match &rule.trigger {
         Trigger::Audience(id) => {
+            // A user listed under several distinct ids (one `reference_id`) is attributed to
+            // the first by id, whatever order the database read them in.
             let member_id = facts
                 .membership
                 .iter()
-                .find(|(a, _)| a == id)
-                .map(|(_, m)| m.clone());
+                .filter(|(a, _)| a == id)
+                .map(|(_, m)| m)
+                .min()
+                .cloned();
             ("audience", Some(id.clone()), member_id, None)
         }
         Trigger::AppEvent(name) => ("app_event", None, None, Some(name.clone())),
