@@ -28,23 +28,21 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        // Settings first: a refusal leaves no database or key behind.
-        let everywhere = config
-            .bind
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|bind| bind.ip().is_unspecified());
-        if everywhere && config.public_url.is_none() {
-            return Err(listening_everywhere(&config.bind));
-        }
-        // Addresses that name nothing are refused before a database or key is made; a port
-        // in use is found only by binding, after the database's lock (a server restarting on
-        // the same port and file waits for the old one to stop, which frees both).
+        // Settings first: a refusal leaves no database or key behind. Addresses that name
+        // nothing are refused before a database or key is made; a port in use is found only
+        // by binding, after the database's lock (a server restarting on the same port and
+        // file waits for the old one to stop, which frees both).
         for (bind, setting) in std::iter::once((&config.bind, "UJ_BIND"))
             .chain(config.metrics_bind.iter().map(|b| (b, "UJ_METRICS_BIND")))
         {
-            let _addresses = tokio::net::lookup_host(bind.as_str())
+            let mut addresses = tokio::net::lookup_host(bind.as_str())
                 .await
                 .with_context(|| format!("{setting}={bind:?} is not an address to listen on (host:port, e.g. 127.0.0.1:8080)"))?;
+            // As resolved: `0:8080` is everywhere too.
+            let everywhere = addresses.any(|address| address.ip().is_unspecified());
+            if setting == "UJ_BIND" && everywhere && config.public_url.is_none() {
+                return Err(listening_everywhere(&config.bind));
+            }
         }
         let key_path = config.secret_key_path();
         // A key that is not the database's is refused before the database is opened for

@@ -975,23 +975,27 @@ fn start_or_refusal(command: &mut Command) -> (bool, String) {
 
 /// Bound to every interface with no public URL, every link handed out would point at
 /// `http://0.0.0.0:…`: the server says what to set instead of starting.
+/// Also when named otherwise (`0:…`, which was refused only after a database and a key were
+/// made; found by the HTTP plumbing review).
 #[test]
 fn listening_everywhere_needs_a_public_url() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("UJ_SECRET_KEY_FILE")
-        .env_remove("UJ_PUBLIC_URL")
-        .env("UJ_BIND", "0.0.0.0:0")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert!(said.contains("set UJ_PUBLIC_URL"), "{said}");
-    // Refused before anything is made: it created a database bound to a new key first.
-    let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert!(made.is_empty(), "{made:?}");
+    for bind in ["0.0.0.0:0", "0:0", "[::]:0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("UJ_SECRET_KEY_FILE")
+            .env_remove("UJ_PUBLIC_URL")
+            .env("UJ_BIND", bind)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{bind}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains("set UJ_PUBLIC_URL"), "{bind}: {said}");
+        // Refused before anything is made: it created a database bound to a new key first.
+        let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(made.is_empty(), "{bind}: {made:?}");
+    }
 }
 
 /// An address to listen on that names nothing is refused naming its setting, before a
