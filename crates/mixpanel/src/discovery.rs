@@ -26,6 +26,11 @@ pub struct DiscoveredProject {
     /// Whether UserJourneys can work with it; when not, `reason` says what to fix.
     pub selectable: bool,
     pub reason: Option<String>,
+    /// Other clusters that list it without naming its cluster (no `domain`) as the one that
+    /// gave `region` did: which one holds its data is found when it is connected
+    /// ([`Client::confirm`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsure_regions: Vec<Region>,
 }
 
 #[derive(Debug)]
@@ -51,19 +56,9 @@ fn id_of(value: &Value) -> Option<String> {
     }
 }
 
-/// How surely a listing names its project's cluster: by its `domain`, else by the cluster
-/// that listed it. Of several clusters listing a project without a `domain`, one other than
-/// the US one is the surer: the US cluster is also the fallback for an empty `domain`, and a
-/// cluster other than the account's own lists only projects that live there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum RegionEvidence {
-    ListedByUs,
-    ListedByOther,
-    Domain,
-}
-
-/// The projects of one cluster's `/me` answer, each with how its region was found.
-fn projects_of(body: &Value, answered_by: Region) -> Vec<(DiscoveredProject, RegionEvidence)> {
+/// The projects of one cluster's `/me` answer, each with whether its `domain` named its
+/// cluster (else it is the one that answered).
+fn projects_of(body: &Value, answered_by: Region) -> Vec<(DiscoveredProject, bool)> {
     let results = &body["results"];
     let Some(projects) = results["projects"].as_object() else {
         return Vec::new();
@@ -83,11 +78,6 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<(DiscoveredProject, Reg
         .iter()
         .map(|(id, project)| {
             let named = project["domain"].as_str().and_then(Region::from_domain);
-            let evidence = match (named, answered_by) {
-                (Some(_), _) => RegionEvidence::Domain,
-                (None, Region::Us) => RegionEvidence::ListedByUs,
-                (None, _) => RegionEvidence::ListedByOther,
-            };
             let region = named.unwrap_or(answered_by);
             let organization = id_of(&project["organization_id"])
                 .and_then(|org| shown(&results["organizations"][&org]["name"], NAME_CHARS))
@@ -121,8 +111,9 @@ fn projects_of(body: &Value, answered_by: Region) -> Vec<(DiscoveredProject, Reg
                 workspace_id,
                 selectable: reason.is_none(),
                 reason,
+                unsure_regions: Vec::new(),
             };
-            (project, evidence)
+            (project, named.is_some())
         })
         .collect()
 }
@@ -162,8 +153,8 @@ impl Client {
         )
         .await;
         let mut projects: Vec<DiscoveredProject> = Vec::new();
-        // Each project's place in `projects` and how surely its listing names its region.
-        let mut seen: HashMap<String, (usize, RegionEvidence)> = HashMap::new();
+        // Each project's place in `projects`, and whether its `domain` named its cluster.
+        let mut seen: HashMap<String, (usize, bool)> = HashMap::new();
         let mut errors = Vec::new();
         let mut answered = false;
         let mut refused_by = Vec::new();
@@ -171,17 +162,29 @@ impl Client {
             match answer {
                 Ok(body) => {
                     answered = true;
-                    for (project, evidence) in projects_of(&body, region) {
+                    // Clusters answer US first: without a `domain`, a project is taken for
+                    // the US one's, as Mixpanel's "treat as US" says, until connecting it
+                    // finds its data elsewhere.
+                    for (project, named) in projects_of(&body, region) {
                         match seen.get_mut(&project.id) {
                             None => {
-                                seen.insert(project.id.clone(), (projects.len(), evidence));
+                                seen.insert(project.id.clone(), (projects.len(), named));
                                 projects.push(project);
                             }
-                            Some((at, known)) if evidence > *known => {
-                                *known = evidence;
+                            // A `domain` is surer than the cluster that listed it.
+                            Some((at, known @ false)) if named => {
+                                *known = true;
                                 projects[*at] = project;
                             }
-                            Some(_) => {}
+                            Some((at, false)) => {
+                                let listed = &mut projects[*at];
+                                if listed.region != region
+                                    && !listed.unsure_regions.contains(&region)
+                                {
+                                    listed.unsure_regions.push(region);
+                                }
+                            }
+                            Some((_, true)) => {}
                         }
                     }
                 }
@@ -240,19 +243,41 @@ impl Client {
     }
 
     /// Checks that the project's own cluster accepts the account and lists the project: what
-    /// connecting it needs (discovery may have seen it through another cluster).
+    /// connecting it needs (discovery may have seen it through another cluster). The
+    /// project's cluster: for one listed without a `domain` by several, the first (US
+    /// first) whose Query API knows it, read as its cohorts (one query of the project's
+    /// budget each; a cluster that does not hold it answers 404): every cluster listed it.
     pub async fn confirm(
         &self,
         credentials: &Credentials,
-        region: Region,
-        project_id: &str,
-    ) -> Result<(), MixpanelError> {
-        match self.verify(credentials, region, project_id).await {
+        project: &DiscoveredProject,
+    ) -> Result<Region, MixpanelError> {
+        let region = project.region;
+        match self.verify(credentials, region, &project.id).await {
             Err(MixpanelError::InvalidCredentials) => {
-                Err(MixpanelError::MissingPermission(not_accepted_in(region)))
+                return Err(MixpanelError::MissingPermission(not_accepted_in(region)))
             }
-            other => other,
+            other => other?,
         }
+        if project.unsure_regions.is_empty() {
+            return Ok(region);
+        }
+        let mut not_there = None;
+        for region in std::iter::once(region).chain(project.unsure_regions.iter().copied()) {
+            let at = crate::ProjectRef {
+                id: &project.id,
+                region,
+                workspace_id: project.workspace_id.as_deref(),
+            };
+            match self.cohorts(credentials, &at).await {
+                Ok(_) => return Ok(region),
+                Err(error @ MixpanelError::Unexpected { status: 404, .. }) => {
+                    not_there = Some(error)
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(not_there.expect("at least one cluster was asked"))
     }
 
     /// Re-checks credentials on the connected project's cluster: Ok when the project is

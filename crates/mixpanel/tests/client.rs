@@ -23,6 +23,8 @@ fn scenario() -> Scenario {
                  "grants": [{"project_id": 40, "role": "analyst"}]},
                 {"username": "spread", "secret": "s", "organization_id": 1, "home_region": "us",
                  "also_valid_in": ["eu"], "grants": [{"project_id": 50, "role": "analyst"}]},
+                {"username": "mirror", "secret": "s", "organization_id": 1, "home_region": "eu",
+                 "also_valid_in": ["us"], "grants": [{"project_id": 60, "role": "analyst"}]},
                 {"username": "nothing", "secret": "s", "organization_id": 1, "home_region": "us", "grants": []},
                 {"username": "expired", "secret": "s", "organization_id": 1, "home_region": "eu",
                  "expires_at": "2021-01-01T00:00:00Z", "grants": [{"project_id": 10, "role": "analyst"}]}
@@ -38,7 +40,8 @@ fn scenario() -> Scenario {
                 {"id": 20, "name": "Shop US", "organization_id": 1, "region": "us", "timezone": "US/Pacific"},
                 {"id": 30, "name": "Finance", "organization_id": 1, "region": "eu", "domain": ""},
                 {"id": 40, "name": "Shop India", "organization_id": 1, "region": "in"},
-                {"id": 50, "name": "Ledger", "organization_id": 1, "region": "eu", "domain": ""}
+                {"id": 50, "name": "Ledger", "organization_id": 1, "region": "eu", "domain": ""},
+                {"id": 60, "name": "Books", "organization_id": 1, "region": "us", "domain": ""}
             ],
             "limits": {"query_per_hour": 3}
         })
@@ -132,29 +135,36 @@ async fn several_projects_across_regions_are_merged_with_reasons_for_the_unusabl
     assert_eq!(found.selectable().count(), 1);
 }
 
-/// A project listed without a `domain` by the US cluster and by its own lives on its own:
-/// the US cluster's listing (first in, and the fallback for an empty `domain`) made an EU
-/// project US, connected and never readable.
+/// A project listed without a `domain` by two clusters is taken for the US one's until
+/// connecting it finds where its data is: the first cluster whose Query API knows it. An EU
+/// project so listed was connected as US and never read (found by the Mixpanel connection
+/// review), and then, preferring the other cluster, a US project as EU (the diff review).
 #[tokio::test]
-async fn a_project_without_a_domain_listed_by_two_clusters_keeps_the_non_us_one() {
+async fn a_project_listed_without_a_domain_by_two_clusters_is_confirmed_where_its_data_is() {
     let emulator = Emulator::start(scenario()).await.unwrap();
     let client = client(&emulator);
-    let found = client.discover(&account("spread", "s")).await.unwrap();
-    let summary: Vec<_> = found
-        .projects
-        .iter()
-        .map(|p| (p.id.as_str(), p.region, p.selectable))
-        .collect();
-    assert_eq!(summary, [("50", Region::Eu, true)]);
-    let project = ProjectRef {
-        id: "50",
-        region: found.projects[0].region,
-        workspace_id: None,
-    };
-    client
-        .cohorts(&account("spread", "s"), &project)
-        .await
-        .unwrap();
+    for (username, id, lives_in) in [("spread", "50", Region::Eu), ("mirror", "60", Region::Us)] {
+        let credentials = account(username, "s");
+        let found = client.discover(&credentials).await.unwrap();
+        let project = &found.projects[0];
+        assert_eq!(
+            (
+                project.id.as_str(),
+                project.region,
+                project.unsure_regions.len()
+            ),
+            (id, Region::Us, 1),
+            "{username}"
+        );
+        let region = client.confirm(&credentials, project).await.unwrap();
+        assert_eq!(region, lives_in, "{username}");
+        let at = ProjectRef {
+            id,
+            region,
+            workspace_id: None,
+        };
+        client.cohorts(&credentials, &at).await.unwrap();
+    }
 }
 
 #[tokio::test]

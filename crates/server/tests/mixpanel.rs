@@ -45,6 +45,10 @@ fn scenario_expiring_at(extra_limits: Value, soon: chrono::DateTime<chrono::Utc>
                 {"username": "india", "secret": SECRET, "organization_id": 1, "home_region": "in",
                  "grants": [{"project_id": 40, "role": "analyst"}]},
                 {"username": "lonely", "secret": SECRET, "organization_id": 1, "home_region": "us", "grants": []},
+                {"username": "spread", "secret": SECRET, "organization_id": 1, "home_region": "us",
+                 "also_valid_in": ["eu"], "grants": [{"project_id": 50, "role": "analyst"}]},
+                {"username": "mirror", "secret": SECRET, "organization_id": 1, "home_region": "eu",
+                 "also_valid_in": ["us"], "grants": [{"project_id": 60, "role": "analyst"}]},
                 {"username": "locked", "secret": SECRET, "organization_id": 1, "home_region": "eu",
                  "grants": [{"project_id": 30, "role": "consumer", "permissions": []}]},
                 {"username": "expired", "secret": SECRET, "organization_id": 1, "home_region": "eu",
@@ -61,7 +65,11 @@ fn scenario_expiring_at(extra_limits: Value, soon: chrono::DateTime<chrono::Utc>
                             {"event": "App Opened", "properties": {"time": now - 30, "distinct_id": "a"}}]},
                 {"id": 20, "name": "Shop US", "organization_id": 1, "region": "us", "timezone": "US/Pacific"},
                 {"id": 30, "name": "Finance", "organization_id": 1, "region": "eu"},
-                {"id": 40, "name": "Shop India", "organization_id": 1, "region": "in", "timezone": "Asia/Kolkata"}
+                {"id": 40, "name": "Shop India", "organization_id": 1, "region": "in", "timezone": "Asia/Kolkata"},
+                {"id": 50, "name": "Ledger EU", "organization_id": 1, "region": "eu", "domain": "",
+                 "cohorts": [{"id": 9, "name": "Payers"}]},
+                {"id": 60, "name": "Books US", "organization_id": 1, "region": "us", "domain": "",
+                 "cohorts": [{"id": 11, "name": "Readers"}]}
             ],
             "limits": extra_limits,
         })
@@ -468,6 +476,32 @@ async fn a_cluster_failing_during_discovery_is_never_taken_for_a_complete_answer
     assert_eq!(body["status"], "connected", "{body}");
     let (_, body) = connect(&app, &key, "roaming-none", SECRET).await;
     assert_eq!(body["error"]["code"], "no_projects", "{body}");
+}
+
+/// A project Mixpanel lists without a `domain` on two clusters is connected where its data
+/// is, whichever cluster that is: the EU one was connected as US ("connected", reading
+/// nothing), and then, the other cluster preferred, a US one as EU.
+#[tokio::test]
+async fn a_project_listed_without_a_domain_by_two_clusters_is_connected_where_its_data_is() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    for (username, region, cohort) in [("spread", "eu", "Payers"), ("mirror", "us", "Readers")] {
+        let (status, body) = connect(&app, &key, username, SECRET).await;
+        assert_eq!(status, 200, "{username}: {body}");
+        assert_eq!(body["connection"]["region"], region, "{username}: {body}");
+        let refreshed = app
+            .post_json("/api/v1/integrations/mixpanel/refresh", &key, json!({}))
+            .await;
+        assert_eq!(refreshed.status().as_u16(), 200, "{username}");
+        let cohorts: Value = app
+            .get("/api/v1/integrations/mixpanel/cohorts", &key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(cohorts["data"][0]["name"], cohort, "{username}: {cohorts}");
+        let gone = app.delete("/api/v1/integrations/mixpanel", &key).await;
+        assert_eq!(gone.status().as_u16(), 204);
+    }
 }
 
 #[tokio::test]

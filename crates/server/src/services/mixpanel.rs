@@ -211,8 +211,8 @@ pub async fn connect(
         },
     };
     if let Some(chosen) = chosen {
-        confirm(state, &credentials, chosen).await?;
-        let connection = finish(state, project, &credentials, chosen, answer_by).await?;
+        let chosen = confirm(state, &credentials, chosen).await?;
+        let connection = finish(state, project, &credentials, &chosen, answer_by).await?;
         return Ok(ConnectOutcome::Connected(Box::new(connection)));
     }
     let token = NewToken::generate("mpc_");
@@ -274,7 +274,7 @@ pub async fn choose_project(
     };
     // Mixpanel is asked first: a failure there (unreachable, rate limited) leaves the token
     // for another try, as the error's message invites.
-    confirm(state, &credentials, chosen).await?;
+    let chosen = confirm(state, &credentials, chosen).await?;
     // Used up before connecting: of two picks sent at once, one connects and the other
     // finds no token (both connected, the last one's project winning).
     if !state
@@ -284,7 +284,7 @@ pub async fn choose_project(
     {
         return Err(ServiceError::NotFound("connect_token"));
     }
-    finish(state, project, &credentials, chosen, answer_by).await
+    finish(state, project, &credentials, &chosen, answer_by).await
 }
 
 /// The projects a pending choice offers while its token is valid: the picker shown again
@@ -330,17 +330,23 @@ fn candidates_of(attempt: &ConnectAttempt) -> Result<Vec<DiscoveredProject>, Ser
 }
 
 /// Every later call goes to the project's own cluster: it must accept the account now, or
-/// the connection would say "connected" and read nothing.
+/// the connection would say "connected" and read nothing. `chosen` in the cluster found
+/// to hold its data.
 async fn confirm(
     state: &AppState,
     credentials: &Credentials,
     chosen: &DiscoveredProject,
-) -> Result<(), ServiceError> {
-    state
+) -> Result<DiscoveredProject, ServiceError> {
+    let region = state
         .mixpanel
-        .confirm(credentials, chosen.region, &chosen.id)
+        .confirm(credentials, chosen)
         .await
-        .map_err(|e| ServiceError::Mixpanel(e.into()))
+        .map_err(|e| ServiceError::Mixpanel(e.into()))?;
+    Ok(DiscoveredProject {
+        region,
+        unsure_regions: Vec::new(),
+        ..chosen.clone()
+    })
 }
 
 /// How long a connect waits for its first read of cohorts and event names.
