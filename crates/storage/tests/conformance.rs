@@ -144,6 +144,14 @@ conformance!(
     only_an_issued_invite_of_the_project_can_be_withdrawn,
     an_invite_issued_while_the_open_one_is_dismissed_answers_one_of_them,
     an_expired_invite_is_neither_dismissed_nor_withdrawn,
+    each_projects_study_list_holds_only_its_own_studies,
+    another_projects_code_dismisses_nothing,
+    issuing_again_answers_the_users_open_invite_of_that_project,
+    a_stopped_rule_or_study_leaves_its_answered_invites_as_they_were,
+    a_start_of_one_study_does_not_refuse_another_study_of_the_project,
+    a_stale_stop_of_a_rule_or_study_writes_nothing_and_takes_back_nothing,
+    an_invite_is_expired_from_its_exact_expiry_time,
+    a_rules_schedule_is_closed_from_its_exact_end,
     no_start_once_its_rule_or_study_stopped_or_its_schedule_moved,
     study_limits_hold_at_accept_and_reset_on_monday_and_the_first,
     every_write_that_gives_a_user_rows_reaches_the_sdk_reads,
@@ -586,6 +594,21 @@ async fn sessions_expire_and_can_be_deleted(store: Arc<dyn Store>, _: &TestDatab
         .unwrap()
         .is_none());
 
+    // Expired from its exact expiry time, to the microsecond (found by the mutation audit).
+    let edge = uj_now() + Duration::hours(1);
+    store
+        .create_session("edge", &ada.id, edge, &ada.password_hash)
+        .await
+        .unwrap();
+    let just_before = edge - Duration::microseconds(1);
+    assert!(store
+        .session_account("edge", just_before)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store.session_account("edge", edge).await.unwrap().is_none());
+    store.delete_session("edge").await.unwrap();
+
     assert_eq!(store.delete_expired_sessions(now).await.unwrap(), 1);
     store.delete_session("live").await.unwrap();
     assert!(store.session_account("live", now).await.unwrap().is_none());
@@ -811,6 +834,8 @@ async fn invitations_are_accepted_once_and_expire(store: Arc<dyn Store>, _: &Tes
         Some(Role::Member)
     );
     assert!(store.open_invitation("tok", now).await.unwrap().is_none());
+    // Nor listed once accepted (found by the mutation audit).
+    assert!(store.open_invitations(&shop, now).await.unwrap().is_empty());
     assert!(store
         .accept_invitation("tok", "$argon2id$again", now)
         .await
@@ -4160,9 +4185,15 @@ async fn a_rules_invites_are_paged_newest_first(store: Arc<dyn Store>, _: &TestD
         (vec!["c0".into()], false)
     );
     assert_eq!(
-        read(other, None).await,
+        read(other.clone(), None).await,
         (vec![], false),
         "another project's"
+    );
+    // Nor after a code of the rule's (found by the mutation audit).
+    assert_eq!(
+        read(other, Some("c3")).await,
+        (vec![], false),
+        "another project's, after a code"
     );
 }
 
@@ -4812,6 +4843,357 @@ async fn an_expired_invite_is_neither_dismissed_nor_withdrawn(
     assert_eq!(state("c-new").await.state, InviteState::Withdrawn);
     let stats = store.rule_stats(&rule.id, later).await.unwrap();
     assert_eq!((stats.expired, stats.withdrawn, stats.dismissed), (2, 1, 0));
+}
+
+/// A project's list of studies holds its own studies only, whoever else has some (found by
+/// the mutation audit).
+async fn each_projects_study_list_holds_only_its_own_studies(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let shops = new_study(&shop, "shop7Qx2pL", now);
+    let blogs = new_study(&blog, "blog7Qx2pL", now);
+    for study in [&shops, &blogs] {
+        store.create_study(study, None).await.unwrap();
+    }
+    for (project, own) in [(&shop, &shops), (&blog, &blogs)] {
+        let listed: Vec<_> = store
+            .studies(project, &first_page(10))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(listed, std::slice::from_ref(&own.id), "{project}");
+    }
+}
+
+/// Dismissing by a code of another project's invite finds nothing and leaves the invite
+/// open, as withdrawing it does (found by the mutation audit).
+async fn another_projects_code_dismisses_nothing(store: Arc<dyn Store>, _: &TestDatabase) {
+    use uj_domain::invites::InviteState;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, other) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, now).await;
+    store
+        .issue_invite(&event_invite(&rule, "c-open", "u1", now), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.dismiss_invite(&other, "c-open", now).await.unwrap(),
+        None
+    );
+    let open = store.invite(&shop, "c-open").await.unwrap().unwrap();
+    assert_eq!((open.state, open.dismissed_at), (InviteState::Issued, None));
+    let dismissed = store.dismiss_invite(&shop, "c-open", now).await.unwrap();
+    assert_eq!(
+        dismissed.map(|i| (i.state, i.dismissed_at)),
+        Some((InviteState::Dismissed, Some(now)))
+    );
+}
+
+/// One reference id with an open invite in each of two projects: issuing them another in
+/// either project answers that project's open invite, never the other's (found by the
+/// mutation audit).
+async fn issuing_again_answers_the_users_open_invite_of_that_project(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let (_, blog) = owner_with_project(&store, "bob@example.com").await;
+    let now = uj_now();
+    let (_, shops) = study_with_event_rule(&store, &shop, now).await;
+    let blog_study = new_study(&blog, "blog7Qx2pL", now);
+    store.create_study(&blog_study, None).await.unwrap();
+    let blogs = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        project_id: blog.clone(),
+        study_id: blog_study.id.clone(),
+        ..shops.clone()
+    };
+    store.create_launch_rule(&blogs, None).await.unwrap();
+    for (rule, code) in [(&shops, "shop-open"), (&blogs, "blog-open")] {
+        let issued = store
+            .issue_invite(&event_invite(rule, code, "u1", now), now)
+            .await
+            .unwrap();
+        assert_eq!(issued.code, code);
+    }
+    let later = now + Duration::minutes(1);
+    for (rule, again, open) in [
+        (&shops, "shop-again", "shop-open"),
+        (&blogs, "blog-again", "blog-open"),
+    ] {
+        let answered = store
+            .issue_invite(&event_invite(rule, again, "u1", later), later)
+            .await
+            .unwrap();
+        assert_eq!(
+            (answered.code.as_str(), &answered.project_id),
+            (open, &rule.project_id)
+        );
+        assert!(store
+            .invite(&rule.project_id, again)
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
+
+/// A rule that pauses, and then its study that is archived, take back the invites still
+/// open only: an accepted invite stays accepted (and counted as a start in the rule's
+/// stats), a dismissed one stays dismissed (found by the mutation audit).
+async fn a_stopped_rule_or_study_leaves_its_answered_invites_as_they_were(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::InviteState;
+    use uj_domain::pacing::{RuleStatus, StudyStatus};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (study, rule) = study_with_event_rule(&store, &shop, now).await;
+    for (code, user) in [("c-took", "u1"), ("c-no", "u2"), ("c-open", "u3")] {
+        store
+            .issue_invite(&event_invite(&rule, code, user, now), now)
+            .await
+            .unwrap();
+    }
+    store.accept_invite(&shop, "c-took", now).await.unwrap();
+    store.dismiss_invite(&shop, "c-no", now).await.unwrap();
+    let answered = |store: Arc<dyn Store>, shop: ProjectId| async move {
+        let took = store.invite(&shop, "c-took").await.unwrap().unwrap();
+        let no = store.invite(&shop, "c-no").await.unwrap().unwrap();
+        assert_eq!(
+            (took.state, took.accepted_at, took.withdrawn_at),
+            (InviteState::Accepted, Some(now), None)
+        );
+        assert_eq!(
+            (no.state, no.dismissed_at, no.withdrawn_at),
+            (InviteState::Dismissed, Some(now), None)
+        );
+    };
+    let later = now + Duration::seconds(1);
+    let paused = uj_domain::studies::LaunchRule {
+        status: RuleStatus::Paused,
+        updated_at: later,
+        ..rule.clone()
+    };
+    assert!(store
+        .update_launch_rule(&paused, rule.updated_at)
+        .await
+        .unwrap());
+    answered(store.clone(), shop.clone()).await;
+    let stats = store.rule_stats(&rule.id, later).await.unwrap();
+    assert_eq!(
+        (stats.accepted, stats.dismissed, stats.withdrawn),
+        (1, 1, 1),
+        "only the open one was taken back"
+    );
+    let archived = uj_domain::studies::Study {
+        status: StudyStatus::Archived,
+        updated_at: later,
+        ..study.clone()
+    };
+    assert!(store
+        .update_study(&archived, study.updated_at)
+        .await
+        .unwrap());
+    answered(store.clone(), shop.clone()).await;
+    let stats = store.rule_stats(&rule.id, later).await.unwrap();
+    assert_eq!(
+        (stats.accepted, stats.dismissed, stats.withdrawn),
+        (1, 1, 1)
+    );
+}
+
+/// "Already started" is of one study: a user who started a study of the project can still
+/// start another of its studies, by an invite or a direct link (found by the mutation audit).
+async fn a_start_of_one_study_does_not_refuse_another_study_of_the_project(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::{AcceptOutcome, InviteState};
+    use uj_domain::pacing::Reason;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (_, first) = study_with_event_rule(&store, &shop, now).await;
+    let second_study = new_study(&shop, "second7Qx2", now);
+    store.create_study(&second_study, None).await.unwrap();
+    let second = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        study_id: second_study.id.clone(),
+        ..first.clone()
+    };
+    store.create_launch_rule(&second, None).await.unwrap();
+    let accepted = |outcome: Option<AcceptOutcome>| match outcome {
+        Some(AcceptOutcome::Accepted(i)) => Some(i.state),
+        other => panic!("{other:?}"),
+    };
+    for user in ["u1", "u2"] {
+        let code = format!("first-{user}");
+        store
+            .issue_invite(&event_invite(&first, &code, user, now), now)
+            .await
+            .unwrap();
+        let outcome = store.accept_invite(&shop, &code, now).await.unwrap();
+        assert_eq!(accepted(outcome), Some(InviteState::Accepted), "{user}");
+    }
+    // u1 by an invite of the second study, u2 by its direct link.
+    store
+        .issue_invite(&event_invite(&second, "second-u1", "u1", now), now)
+        .await
+        .unwrap();
+    let outcome = store.accept_invite(&shop, "second-u1", now).await.unwrap();
+    assert_eq!(accepted(outcome), Some(InviteState::Accepted));
+    let outcome = store
+        .start_invite(&event_invite(&second, "second-u2", "u2", now), now)
+        .await
+        .unwrap();
+    assert_eq!(accepted(Some(outcome)), Some(InviteState::Accepted));
+    // The same study a second time is still refused.
+    let outcome = store
+        .start_invite(&event_invite(&second, "second-u1-again", "u1", now), now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, AcceptOutcome::Refused(_, Reason::AlreadyStarted)),
+        "{outcome:?}"
+    );
+}
+
+/// A pause of a rule, or an archive of a study, written over an older read than the row's
+/// is refused as a whole: it takes back none of their open invites (found by the mutation
+/// audit).
+async fn a_stale_stop_of_a_rule_or_study_writes_nothing_and_takes_back_nothing(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    use uj_domain::invites::InviteState;
+    use uj_domain::pacing::{RuleStatus, StudyStatus};
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (study, rule) = study_with_event_rule(&store, &shop, now).await;
+    store
+        .issue_invite(&event_invite(&rule, "c-open", "u1", now), now)
+        .await
+        .unwrap();
+    let stale = now - Duration::seconds(1);
+    let later = now + Duration::seconds(1);
+    let paused = uj_domain::studies::LaunchRule {
+        status: RuleStatus::Paused,
+        updated_at: later,
+        ..rule.clone()
+    };
+    assert!(!store.update_launch_rule(&paused, stale).await.unwrap());
+    let archived = uj_domain::studies::Study {
+        status: StudyStatus::Archived,
+        updated_at: later,
+        ..study.clone()
+    };
+    assert!(!store.update_study(&archived, stale).await.unwrap());
+    let open = store.invite(&shop, "c-open").await.unwrap().unwrap();
+    assert_eq!((open.state, open.withdrawn_at), (InviteState::Issued, None));
+    assert_eq!(
+        store
+            .launch_rule(&shop, &rule.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        RuleStatus::Active
+    );
+    assert_eq!(
+        store.study(&shop, &study.id).await.unwrap().unwrap().status,
+        StudyStatus::Active
+    );
+}
+
+/// An invite is open until its `expires_at`, exclusive, to the microsecond: issuing the
+/// user another at exactly that time gives them the new one, and the rule's stats read then
+/// count it expired, not pending (found by the mutation audit).
+async fn an_invite_is_expired_from_its_exact_expiry_time(store: Arc<dyn Store>, _: &TestDatabase) {
+    use uj_domain::invites::InviteState;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, now).await;
+    let first = event_invite(&rule, "c-first", "u1", now);
+    let other = event_invite(&rule, "c-other", "u2", now);
+    for invite in [&first, &other] {
+        store.issue_invite(invite, now).await.unwrap();
+    }
+    let end = first.expires_at;
+    let a_moment_before = end - Duration::microseconds(1);
+    let stats = store.rule_stats(&rule.id, a_moment_before).await.unwrap();
+    assert_eq!((stats.pending, stats.expired), (2, 0));
+    let stats = store.rule_stats(&rule.id, end).await.unwrap();
+    assert_eq!((stats.pending, stats.expired), (0, 2));
+
+    let again = event_invite(&rule, "c-again", "u1", end);
+    let issued = store.issue_invite(&again, end).await.unwrap();
+    assert_eq!(issued.code, "c-again");
+    assert_eq!(
+        store.invite(&shop, "c-first").await.unwrap().unwrap().state,
+        InviteState::Expired
+    );
+    let stats = store.rule_stats(&rule.id, end).await.unwrap();
+    assert_eq!((stats.issued, stats.pending, stats.expired), (3, 1, 2));
+}
+
+/// A rule's schedule holds up to its `ends_at`, exclusive, to the microsecond: an invite
+/// accepted, or a direct link started, at exactly that time is refused as outside the
+/// schedule; a microsecond before, it starts (found by the mutation audit).
+async fn a_rules_schedule_is_closed_from_its_exact_end(store: Arc<dyn Store>, _: &TestDatabase) {
+    use uj_domain::invites::AcceptOutcome;
+    use uj_domain::pacing::Reason;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, now).await;
+    let end = now + Duration::hours(1);
+    let scheduled = uj_domain::studies::LaunchRule {
+        ends_at: Some(end),
+        updated_at: now + Duration::seconds(1),
+        ..rule.clone()
+    };
+    assert!(store
+        .update_launch_rule(&scheduled, rule.updated_at)
+        .await
+        .unwrap());
+    for (code, user) in [("c-before", "u1"), ("c-end", "u2")] {
+        store
+            .issue_invite(&event_invite(&scheduled, code, user, now), now)
+            .await
+            .unwrap();
+    }
+    let before = end - Duration::microseconds(1);
+    let outcome = store
+        .accept_invite(&shop, "c-before", before)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Some(AcceptOutcome::Accepted(_))),
+        "{outcome:?}"
+    );
+    let outcome = store.accept_invite(&shop, "c-end", end).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Some(AcceptOutcome::Refused(_, Reason::OutsideSchedule))
+        ),
+        "{outcome:?}"
+    );
+    let outcome = store
+        .start_invite(&event_invite(&scheduled, "link-end", "u3", now), end)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, AcceptOutcome::Refused(_, Reason::OutsideSchedule)),
+        "{outcome:?}"
+    );
 }
 
 async fn rule_stats_count_invites_by_state_and_suppressions_add_up(
