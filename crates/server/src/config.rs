@@ -96,8 +96,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub body_timeout_secs: u64,
 
-    /// Seconds a REST API request or a dashboard page may take, from its body's arrival
-    /// (`body_timeout_secs` bounds that), before it is answered 503
+    /// Seconds a REST API request or a dashboard page may take (sent with a key or a
+    /// cookie: from its body's arrival, which `body_timeout_secs` bounds), before it is
+    /// answered 503
     /// (`timed_out`): a database or Mixpanel that stops answering holds them this long, not
     /// for the whole outage. A connect asks Mixpanel twice in a row (each up to three tries
     /// when it fails); webhook deliveries are not cut (an apply cut short would be retried

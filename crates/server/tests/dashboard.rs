@@ -1474,6 +1474,7 @@ async fn the_outranked_warning_names_only_rules_that_can_outrank() {
         ("Mine", &studies[0], "sdk_prompt", 0, None),
         ("Higher prompt", &studies[0], "sdk_prompt", 3, None),
         ("Direct link", &studies[0], "direct_link", 5, None),
+        ("Lower link", &studies[0], "direct_link", 1, None),
         ("Paused study's", &studies[1], "sdk_prompt", 9, None),
         (
             "Ended",
@@ -1506,6 +1507,14 @@ async fn the_outranked_warning_names_only_rules_that_can_outrank() {
     for other in ["Direct link", "Paused study", "Ended"] {
         assert!(!warning.contains(other), "{warning}");
     }
+    // Every eligible direct link is offered: none outranks another.
+    let (_, page) = app
+        .page(&browser, &format!("{project_path}/rules/{}", ids[3]))
+        .await;
+    assert!(
+        !page.contains("id=\"overlap-warning\""),
+        "a direct link warned"
+    );
 }
 
 /// An account whose address was taken with an invisible character, before they were

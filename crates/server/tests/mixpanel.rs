@@ -1555,6 +1555,11 @@ async fn picks_of_two_pending_choices_sent_at_once_connect_one_project() {
             ),
             "{refused:?}"
         );
+        // Saying what happened: these credentials may well reach the connected project.
+        if refused.0 == 409 {
+            let message = refused.1["error"]["message"].as_str().unwrap();
+            assert!(message.starts_with("Meanwhile"), "{message}");
+        }
         let shown: Value = app
             .get("/api/v1/integrations/mixpanel", &key)
             .await

@@ -389,12 +389,18 @@ async fn finish(
         .save_mixpanel_connection(&connection, &sealed)
         .await?
     {
-        return Err(match connected(state, project).await? {
-            Some(current) => project_mismatch(&current),
-            None => ServiceError::Conflict {
-                code: "mixpanel_project_mismatch",
-                message: "The connection changed while connecting; try again.".into(),
-            },
+        let message = match connected(state, project).await? {
+            Some(current) => format!(
+                "Meanwhile this UserJourneys project was connected to Mixpanel project {} ({}) \
+                 (another connect, or a pick in another tab). To connect {} ({}) instead, \
+                 disconnect first; the audiences synced from {0} then stop updating.",
+                current.mixpanel_project_name, current.mixpanel_project_id, chosen.name, chosen.id
+            ),
+            None => "The connection changed while connecting; try again.".to_owned(),
+        };
+        return Err(ServiceError::Conflict {
+            code: "mixpanel_project_mismatch",
+            message,
         });
     }
     state.store.delete_connect_attempts(project).await?;

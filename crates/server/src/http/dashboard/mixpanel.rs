@@ -553,7 +553,8 @@ async fn verify(
         notice = Some(match mixpanel::refresh(&state, project).await {
             Ok((cohorts, events)) => format!("Mixpanel accepts the credentials. Read {cohorts} cohorts and {events} event names."),
             Err(ServiceError::Mixpanel(problem)) => format!(
-                "Mixpanel accepts the credentials, but cohorts could not be read: {}",
+                "Mixpanel lists the project for these credentials, but its cohorts and event \
+                 names could not be read: {}",
                 problem.message()
             ),
             // Disconnected or replaced meanwhile: the page shows what is connected now.

@@ -185,15 +185,20 @@ struct RulePage {
     unsaved: Vec<Unsaved>,
 }
 
-/// Active rules with the same trigger and surface (prompts and direct links are decided
-/// apart), of an active study and not past their end, that outrank `rule` (higher priority,
-/// or equal and older): they reach the same users first.
+/// For a prompt rule, the active prompt rules with the same trigger (direct links are
+/// decided apart), of an active study and not past their end, that outrank it (higher
+/// priority, or equal and older): they reach the same users first.
 async fn overlapping(
     state: &AppState,
     project: &ProjectId,
     rule: &LaunchRule,
     live: &[LaunchRule],
 ) -> Result<Vec<Named>, PageError> {
+    // Every eligible direct link is offered, highest priority first: none keeps another
+    // from anyone.
+    if rule.surface == Surface::DirectLink {
+        return Ok(Vec::new());
+    }
     let now = Utc::now();
     let mut outranking = Vec::new();
     for other in live.iter().filter(|other| {
