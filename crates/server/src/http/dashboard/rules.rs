@@ -7,24 +7,23 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use uj_domain::ids::{LaunchRuleId, ProjectId};
 use uj_domain::pacing::{Gate, RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchRule, Surface};
-use uj_domain::ValidationError;
 
 use super::pages::{render, render_with, ConfirmForm, ConfirmPage, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
-use super::studies::{
-    describe_trigger, form_error, form_version, invalid_input, is_changed_since, optional_number,
-    SAVED,
-};
+use super::studies::{describe_trigger, form_error, invalid_input, is_changed_since, SAVED};
 use crate::services::studies::{self, RuleChange};
 use crate::services::ServiceError;
 use crate::services::{audiences, counters};
 use crate::state::AppState;
+
+mod form;
+use form::RuleForm;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -63,16 +62,6 @@ struct RuleView {
     ends_at: String,
     /// `updated_at` in microseconds: the version the editor sends back.
     version: i64,
-}
-
-/// A schedule time as the editor's `datetime-local` input shows it: to the minute, or to the
-/// second when it has seconds (set over REST), so that saving the form keeps them.
-fn local(at: Option<DateTime<Utc>>) -> String {
-    at.map(|t| match t.second() {
-        0 => t.format("%Y-%m-%dT%H:%M").to_string(),
-        _ => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
-    })
-    .unwrap_or_default()
 }
 
 impl RuleView {
@@ -384,161 +373,6 @@ async fn show_rule(
     Ok(render(&page))
 }
 
-#[derive(Deserialize, Clone)]
-struct RuleForm {
-    name: String,
-    surface: String,
-    prompt_title: String,
-    prompt_message: String,
-    prompt_start_label: String,
-    prompt_dismiss_label: String,
-    priority: String,
-    cooldown_hours: String,
-    max_starts: String,
-    sampling_percent: String,
-    starts_at: String,
-    ends_at: String,
-    /// The rule's version the page showed (`updated_at` in microseconds).
-    #[serde(default)]
-    version: String,
-}
-
-fn utc_minute(field: &'static str, raw: &str) -> Result<Option<DateTime<Utc>>, ValidationError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
-        .map(|t| Some(Utc.from_utc_datetime(&t)))
-        .map_err(|_| ValidationError::new(field, "must be a date and time"))
-}
-
-impl RuleForm {
-    /// The editor's fields as its page shows `rule`.
-    fn shown(rule: &LaunchRule) -> Self {
-        let p = &rule.prompt;
-        Self {
-            name: rule.name.clone(),
-            surface: rule.surface.as_str().to_owned(),
-            prompt_title: p.title.clone(),
-            prompt_message: p.message.clone(),
-            prompt_start_label: p.start_label.clone(),
-            prompt_dismiss_label: p.dismiss_label.clone(),
-            priority: rule.priority.to_string(),
-            cooldown_hours: format!("{}", rule.cooldown_seconds as f64 / 3600.0),
-            max_starts: rule.max_starts.map(|m| m.to_string()).unwrap_or_default(),
-            sampling_percent: rule.sampling_percent.to_string(),
-            starts_at: local(rule.starts_at),
-            ends_at: local(rule.ends_at),
-            version: rule.updated_at.timestamp_micros().to_string(),
-        }
-    }
-
-    /// The change, without the fields sent as the page showed them for `rule`: the editor
-    /// shows times to the second, a cooldown in hours and copy with a browser's line
-    /// breaks, so sending them back as they were would rewrite what REST set finer
-    /// (`…:40.606Z` became `…:40Z` on a rename, and two times a fraction of a second apart
-    /// the same minute, refused).
-    fn change_over(self, rule: &LaunchRule) -> Result<RuleChange, ValidationError> {
-        let shown = Self::shown(rule);
-        let line = |typed: &str, shown: &str| typed.trim() == shown.trim();
-        let copy = |typed: &str, shown: &str| typed == shown.replace("\r\n", "\n");
-        let mut change = self.clone().change()?;
-        if line(&self.name, &shown.name) {
-            change.name = None;
-        }
-        if line(&self.surface, &shown.surface) {
-            change.surface = None;
-        }
-        if copy(&self.prompt_title, &shown.prompt_title) {
-            change.prompt_title = None;
-        }
-        if copy(&self.prompt_message, &shown.prompt_message) {
-            change.prompt_message = None;
-        }
-        if copy(&self.prompt_start_label, &shown.prompt_start_label) {
-            change.prompt_start_label = None;
-        }
-        if copy(&self.prompt_dismiss_label, &shown.prompt_dismiss_label) {
-            change.prompt_dismiss_label = None;
-        }
-        if line(&self.priority, &shown.priority) {
-            change.priority = None;
-        }
-        if line(&self.cooldown_hours, &shown.cooldown_hours) {
-            change.cooldown_seconds = None;
-        }
-        if line(&self.max_starts, &shown.max_starts) {
-            change.max_starts = None;
-        }
-        if line(&self.sampling_percent, &shown.sampling_percent) {
-            change.sampling_percent = None;
-        }
-        if line(&self.starts_at, &shown.starts_at) {
-            change.starts_at = None;
-        }
-        if line(&self.ends_at, &shown.ends_at) {
-            change.ends_at = None;
-        }
-        Ok(change)
-    }
-
-    /// The copy's line breaks as the app gets them: browsers send a text area's as CRLF.
-    fn with_plain_line_breaks(mut self) -> Self {
-        for text in [
-            &mut self.prompt_title,
-            &mut self.prompt_message,
-            &mut self.prompt_start_label,
-            &mut self.prompt_dismiss_label,
-        ] {
-            if text.contains('\r') {
-                *text = text.replace("\r\n", "\n");
-            }
-        }
-        self
-    }
-
-    fn change(self) -> Result<RuleChange, ValidationError> {
-        let number = |field: &'static str, raw: &str| -> Result<i64, ValidationError> {
-            raw.trim()
-                .parse()
-                .map_err(|_| ValidationError::new(field, "must be a whole number"))
-        };
-        let hours: f64 = self
-            .cooldown_hours
-            .trim()
-            .parse()
-            .ok()
-            .filter(|h: &f64| h.is_finite())
-            .ok_or_else(|| ValidationError::new("cooldown_seconds", "must be a number of hours"))?;
-        let cooldown_seconds = (hours * 3600.0).round() as i64;
-        // A cooldown under half a second (either way) would be stored as none at all.
-        if hours != 0.0 && cooldown_seconds == 0 {
-            return Err(ValidationError::new(
-                "cooldown_seconds",
-                "must be at least one second (0.0003 hours), or 0 for none",
-            ));
-        }
-        Ok(RuleChange {
-            name: Some(self.name),
-            surface: Some(Surface::parse(&self.surface)?),
-            prompt_title: Some(self.prompt_title),
-            prompt_message: Some(self.prompt_message),
-            prompt_start_label: Some(self.prompt_start_label),
-            prompt_dismiss_label: Some(self.prompt_dismiss_label),
-            priority: Some(number("priority", &self.priority)?),
-            cooldown_seconds: Some(cooldown_seconds),
-            max_starts: Some(optional_number("max_starts", &self.max_starts)?),
-            sampling_percent: Some(number("sampling_percent", &self.sampling_percent)?),
-            starts_at: Some(utc_minute("starts_at", &self.starts_at)?),
-            ends_at: Some(utc_minute("ends_at", &self.ends_at)?),
-            version: form_version(&self.version),
-            ..RuleChange::default()
-        })
-    }
-}
-
 /// A field typed on an editor page older than the rule, that the rule now holds otherwise:
 /// shown beside the current version so that the change can be made again.
 struct Unsaved {
@@ -775,30 +609,4 @@ async fn archive(
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     studies::archive_rule(&state, &context.current.project.id, &rule_id).await?;
     Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A schedule time goes through the editor unchanged: to the minute, or with the seconds
-    /// a time set over REST has (saving the form cut them, and a window of seconds closed).
-    #[test]
-    fn schedule_times_go_through_the_editor_unchanged() {
-        for raw in ["2027-01-01T10:00:00Z", "2027-01-01T10:00:30Z"] {
-            let at: DateTime<Utc> = raw.parse().unwrap();
-            let shown = local(Some(at));
-            assert_eq!(
-                utc_minute("starts_at", &shown).unwrap(),
-                Some(at),
-                "{shown}"
-            );
-        }
-        assert_eq!(
-            local(Some("2027-01-01T10:00:00Z".parse().unwrap())),
-            "2027-01-01T10:00"
-        );
-        assert_eq!(utc_minute("ends_at", " ").unwrap(), None);
-        assert!(utc_minute("ends_at", "tomorrow").is_err());
-    }
 }
