@@ -245,8 +245,11 @@ impl Client {
     /// Checks that the project's own cluster accepts the account and lists the project: what
     /// connecting it needs (discovery may have seen it through another cluster). The
     /// project's cluster: for one listed without a `domain` by several, the first (US
-    /// first) whose Query API knows it, read as its cohorts (one query of the project's
-    /// budget each; a cluster that does not hold it answers 404): every cluster listed it.
+    /// first) whose Query API reads its cohorts (one query of the project's budget each):
+    /// every cluster listed it, and what one that does not hold it answers is not
+    /// documented (the emulator's is 404), so any refusal moves on to the next; a rate
+    /// limit or a failure ends the search, and when none reads, the first cluster's
+    /// answer is the error.
     pub async fn confirm(
         &self,
         credentials: &Credentials,
@@ -262,7 +265,7 @@ impl Client {
         if project.unsure_regions.is_empty() {
             return Ok(region);
         }
-        let mut not_there = None;
+        let mut first_refusal = None;
         for region in std::iter::once(region).chain(project.unsure_regions.iter().copied()) {
             let at = crate::ProjectRef {
                 id: &project.id,
@@ -271,13 +274,15 @@ impl Client {
             };
             match self.cohorts(credentials, &at).await {
                 Ok(_) => return Ok(region),
-                Err(error @ MixpanelError::Unexpected { status: 404, .. }) => {
-                    not_there = Some(error)
+                Err(
+                    error @ (MixpanelError::RateLimited { .. } | MixpanelError::Unreachable(_)),
+                ) => return Err(error),
+                Err(refused) => {
+                    first_refusal.get_or_insert(refused);
                 }
-                Err(error) => return Err(error),
             }
         }
-        Err(not_there.expect("at least one cluster was asked"))
+        Err(first_refusal.expect("at least one cluster was asked"))
     }
 
     /// Re-checks credentials on the connected project's cluster: Ok when the project is

@@ -100,8 +100,8 @@ pub struct Config {
     /// cookie: from its body's arrival, which `body_timeout_secs` bounds), before it is
     /// answered 503
     /// (`timed_out`): a database or Mixpanel that stops answering holds them this long, not
-    /// for the whole outage. A connect asks Mixpanel twice in a row (each up to three tries
-    /// when it fails); webhook deliveries are not cut (an apply cut short would be retried
+    /// for the whole outage. A connect asks Mixpanel two to five times in a row (each up to
+    /// three tries when it fails); webhook deliveries are not cut (an apply cut short would be retried
     /// from the start).
     #[arg(long, env = "UJ_REQUEST_TIMEOUT_SECS", default_value_t = 60, global = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]

@@ -504,6 +504,41 @@ async fn a_project_listed_without_a_domain_by_two_clusters_is_connected_where_it
     }
 }
 
+/// Replacing the credentials of such a project spends none of its Query budget finding its
+/// cluster again: with the budget spent, it was refused 503 (found by the final review).
+#[tokio::test]
+async fn credentials_of_a_project_listed_by_two_clusters_are_replaced_with_its_budget_spent() {
+    let (_emulator, app, key) = setup(json!({})).await;
+    let (status, body) = connect(&app, &key, "mirror", SECRET).await;
+    assert_eq!(
+        (status, body["connection"]["region"].as_str()),
+        (200, Some("us")),
+        "{body}"
+    );
+    let mut refreshes = 0;
+    loop {
+        let refreshed = app
+            .post_json("/api/v1/integrations/mixpanel/refresh", &key, json!({}))
+            .await;
+        match refreshed.status().as_u16() {
+            200 => refreshes += 1,
+            503 => break,
+            other => panic!("{other}"),
+        }
+        assert!(refreshes < 20, "the budget is never spent");
+    }
+    // A refresh takes two queries: one may be left, which the first replacement would
+    // have spent.
+    for _ in 0..2 {
+        let (status, body) = connect(&app, &key, "mirror", SECRET).await;
+        assert_eq!(
+            (status, body["connection"]["region"].as_str()),
+            (200, Some("us")),
+            "{body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn india_only_credentials_connect_to_the_india_project() {
     let (_emulator, app, key) = setup(json!({})).await;

@@ -84,17 +84,21 @@ async fn drop_stale_databases(admin: &mut PgConnection) {
             .await
             .unwrap_or_default();
     let now = unix_now();
-    let stale = names.into_iter().filter(|name| {
-        let created = name
-            .strip_prefix("uj_test_")
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|secs| secs.parse::<u64>().ok());
-        // Names from before this scheme carry no time: treat them as stale.
-        created.is_none_or(|secs| now.saturating_sub(secs) > STALE_AFTER_SECS)
-    });
+    let stale: Vec<String> = names
+        .into_iter()
+        .filter(|name| {
+            let created = name
+                .strip_prefix("uj_test_")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|secs| secs.parse::<u64>().ok());
+            // Names from before this scheme carry no time: treat them as stale.
+            created.is_none_or(|secs| now.saturating_sub(secs) > STALE_AFTER_SECS)
+        })
+        .collect();
     // Tests starting together would drop the same ones: each starts at its own place.
-    let skip = rand::thread_rng().gen_range(0..64);
-    for name in stale.skip(skip).take(STALE_DROPS_PER_TEST) {
+    let start = rand::thread_rng().gen_range(0..stale.len().max(1));
+    let from_start = stale.iter().cycle().skip(start).take(stale.len());
+    for name in from_start.take(STALE_DROPS_PER_TEST) {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .execute(&mut *admin)
             .await;

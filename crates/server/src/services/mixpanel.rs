@@ -190,7 +190,18 @@ pub async fn connect(
                 .iter()
                 .find(|p| p.id == current.mixpanel_project_id)
             {
-                Some(same) if same.selectable => Some(same),
+                Some(same) if same.selectable => {
+                    // Its cluster was found when it was connected: replacing credentials
+                    // spends none of its Query budget finding it again.
+                    let mut same = same.clone();
+                    let stored = Region::parse(&current.region)
+                        .filter(|r| *r == same.region || same.unsure_regions.contains(r));
+                    if let Some(stored) = stored {
+                        same.region = stored;
+                        same.unsure_regions.clear();
+                    }
+                    Some(same)
+                }
                 Some(same) => {
                     return Err(ServiceError::Mixpanel(MixpanelProblem::MissingPermission(
                         same.reason.clone().unwrap_or_default(),
@@ -206,12 +217,12 @@ pub async fn connect(
             }
         }
         None => match discovery.projects.as_slice() {
-            [only] if complete => Some(only),
+            [only] if complete => Some(only.clone()),
             _ => None,
         },
     };
     if let Some(chosen) = chosen {
-        let chosen = confirm(state, &credentials, chosen).await?;
+        let chosen = confirm(state, &credentials, &chosen).await?;
         let connection = finish(state, project, &credentials, &chosen, answer_by).await?;
         return Ok(ConnectOutcome::Connected(Box::new(connection)));
     }
