@@ -97,8 +97,8 @@ async fn drop_stale_databases(admin: &mut PgConnection) {
         .collect();
     // Tests starting together would drop the same ones: each starts at its own place.
     let start = rand::thread_rng().gen_range(0..stale.len().max(1));
-    let from_start = stale.iter().cycle().skip(start).take(stale.len());
-    for name in from_start.take(STALE_DROPS_PER_TEST) {
+    let dropped = STALE_DROPS_PER_TEST.min(stale.len());
+    for name in stale.iter().cycle().skip(start).take(dropped) {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .execute(&mut *admin)
             .await;
