@@ -1680,6 +1680,7 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
                         "DROP INDEX sync_ledger_by_time",
                         "ALTER TABLE studies DROP COLUMN public_link",
                         "DROP INDEX sync_ledger_refusals",
+                        "ALTER TABLE mixpanel_connections DROP COLUMN cohorts_read_at",
                     ] {
                         sqlx::query(sql).execute(&pool).await.unwrap();
                     }

@@ -116,7 +116,8 @@ macro_rules! impl_mixpanel_store {
                         organization_name = excluded.organization_name, region = excluded.region,
                         timezone = excluded.timezone, workspace_id = excluded.workspace_id,
                         status = excluded.status, status_detail = excluded.status_detail,
-                        connected_at = excluded.connected_at, last_verified_at = excluded.last_verified_at
+                        connected_at = excluded.connected_at, last_verified_at = excluded.last_verified_at,
+                        cohorts_read_at = NULL
                      WHERE mixpanel_connections.mixpanel_project_id = excluded.mixpanel_project_id",
                 )
                 .bind(c.project_id.as_str())
@@ -286,11 +287,25 @@ macro_rules! impl_mixpanel_store {
                 &self,
                 project: &ProjectId,
                 connected_at: DateTime<Utc>,
+                read_at: DateTime<Utc>,
                 cohorts: &[uj_domain::mixpanel::MixpanelCohort],
             ) -> Result<bool, $crate::StoreError> {
                 let mut tx = self.begin().await?;
                 if !reading_through(&mut tx, project, connected_at).await? {
                     return Ok(false);
+                }
+                // The connection's row is held (`reading_through`): a read recorded at once
+                // waits, then finds this one's time.
+                let latest = sqlx::query(
+                    "UPDATE mixpanel_connections SET cohorts_read_at = $2
+                     WHERE project_id = $1 AND (cohorts_read_at IS NULL OR cohorts_read_at <= $2)",
+                )
+                .bind(project.as_str())
+                .bind(Ts(read_at))
+                .execute(&mut *tx)
+                .await?;
+                if latest.rows_affected() == 0 {
+                    return Ok(true);
                 }
                 sqlx::query("DELETE FROM mixpanel_cohorts WHERE project_id = $1")
                     .bind(project.as_str())

@@ -305,11 +305,14 @@ pub trait MixpanelStore: Send + Sync {
     /// Replaces the stored list of the connected project's cohorts, read through the
     /// connection made at `connected_at`. False, and nothing written, when that connection
     /// was removed or replaced since (a read that took a while must not bring back what a
-    /// disconnect forgot, nor give a new connection the old project's cohorts).
+    /// disconnect forgot, nor give a new connection the old project's cohorts). Nothing
+    /// changes when a list read later than `read_at` is stored already (two refreshes at once
+    /// may finish out of order).
     async fn replace_mixpanel_cohorts(
         &self,
         project: &ProjectId,
         connected_at: DateTime<Utc>,
+        read_at: DateTime<Utc>,
         cohorts: &[MixpanelCohort],
     ) -> Result<bool, StoreError>;
     async fn mixpanel_cohorts(

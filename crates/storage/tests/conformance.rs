@@ -1561,7 +1561,7 @@ async fn a_new_or_removed_connection_forgets_what_the_old_one_read(
             fetched_at: now,
         };
         let cohorts = store
-            .replace_mixpanel_cohorts(&shop, connected_at, &[cohort])
+            .replace_mixpanel_cohorts(&shop, connected_at, now, &[cohort])
             .await
             .unwrap();
         let names = ["Order Completed".to_owned(), "App Opened".to_owned()];
@@ -1733,7 +1733,7 @@ async fn a_disconnect_racing_a_read_leaves_nothing_behind(store: Arc<dyn Store>,
             let (store, shop, cohorts) = (store.clone(), shop.clone(), cohorts.clone());
             async move {
                 store
-                    .replace_mixpanel_cohorts(&shop, connected.connected_at, &cohorts)
+                    .replace_mixpanel_cohorts(&shop, connected.connected_at, uj_now(), &cohorts)
                     .await
                     .unwrap()
             }
@@ -1808,18 +1808,57 @@ async fn cohorts_are_replaced_and_event_names_recorded_per_project(
         .unwrap();
     let at = connected.connected_at;
     assert!(store
-        .replace_mixpanel_cohorts(&shop, at, &[cohort("1", "Buyers"), cohort("2", "Churn")])
+        .replace_mixpanel_cohorts(
+            &shop,
+            at,
+            now,
+            &[cohort("1", "Buyers"), cohort("2", "Churn")]
+        )
         .await
         .unwrap());
     assert!(store
-        .replace_mixpanel_cohorts(&shop, at, &[cohort("2", "Churn risk")])
+        .replace_mixpanel_cohorts(&shop, at, now, &[cohort("2", "Churn risk")])
         .await
         .unwrap());
     let listed = store.mixpanel_cohorts(&shop).await.unwrap();
     assert_eq!(listed, [cohort("2", "Churn risk")]);
+    // A read that finished after a later one (two refreshes at once) changes nothing, even
+    // when the later one listed no cohorts.
+    let later = now + Duration::seconds(5);
+    assert!(store
+        .replace_mixpanel_cohorts(&shop, at, later, &[])
+        .await
+        .unwrap());
+    assert!(store
+        .replace_mixpanel_cohorts(&shop, at, now, &[cohort("1", "Buyers")])
+        .await
+        .unwrap());
+    assert_eq!(store.mixpanel_cohorts(&shop).await.unwrap(), []);
+    assert!(store
+        .replace_mixpanel_cohorts(&shop, at, later, &[cohort("2", "Churn risk")])
+        .await
+        .unwrap());
+    assert_eq!(store.mixpanel_cohorts(&shop).await.unwrap(), listed);
+    // New credentials start the list anew: their first read lands whatever its time.
+    store
+        .save_mixpanel_connection(&connected, "v1.y")
+        .await
+        .unwrap();
+    assert!(store
+        .replace_mixpanel_cohorts(&shop, at, now, &[cohort("1", "Buyers")])
+        .await
+        .unwrap());
+    assert_eq!(
+        store.mixpanel_cohorts(&shop).await.unwrap(),
+        [cohort("1", "Buyers")]
+    );
+    assert!(store
+        .replace_mixpanel_cohorts(&shop, at, later, &[cohort("2", "Churn risk")])
+        .await
+        .unwrap());
     // Another project, with no connection of its own, gets nothing written.
     assert!(!store
-        .replace_mixpanel_cohorts(&blog, at, &[cohort("9", "Theirs")])
+        .replace_mixpanel_cohorts(&blog, at, now, &[cohort("9", "Theirs")])
         .await
         .unwrap());
     assert!(store.mixpanel_cohorts(&blog).await.unwrap().is_empty());

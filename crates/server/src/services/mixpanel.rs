@@ -516,7 +516,7 @@ pub async fn refresh(
     let connected_at = connection.connected_at;
     if !state
         .store
-        .replace_mixpanel_cohorts(project, connected_at, &cohorts)
+        .replace_mixpanel_cohorts(project, connected_at, now, &cohorts)
         .await?
     {
         return Err(gone());
