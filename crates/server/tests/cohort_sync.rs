@@ -485,6 +485,43 @@ async fn late_pages_rename_nothing_and_a_lookup_finds_leavers_only_when_asked() 
             assert!(message.contains("former name"), "{message}");
         }
     }
+    // An empty lookup is refused, not answered "no such member".
+    let refused = synced
+        .app
+        .get(
+            &format!("/api/v1/audiences/{id}/members?member_id=+"),
+            &synced.key,
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["field"], "member_id", "{refused}");
+    // A lookup pages as the list does: a cohort can list any number of distinct ids under
+    // one reference id (all of them were answered at once, whatever the limit).
+    let mut shared = page("s-4", 1, 1, &[]);
+    shared["action"] = json!("add_members");
+    shared["parameters"]["members"] = json!(["d1", "d2", "d3"]
+        .map(|d| json!({"mixpanel_distinct_id": d, "reference_id": "app-shared"})));
+    assert_eq!(synced.deliver(shared).await.0, 200);
+    let synced = &synced;
+    let lookup = |cursor: &str| {
+        let path = format!("/api/v1/audiences/{id}/members?member_id=app-shared&limit=2{cursor}");
+        async move {
+            let listed = synced.get(&path).await;
+            let ids: Vec<String> = listed["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["provider_member_id"].as_str().unwrap().to_owned())
+                .collect();
+            (ids, listed["has_more"] == true)
+        }
+    };
+    assert_eq!(lookup("").await, (vec!["d1".into(), "d2".into()], true));
+    assert_eq!(
+        lookup("&starting_after=d2").await,
+        (vec!["d3".into()], false)
+    );
 }
 
 /// Mixpanel delivers at least once: a diff it sends again after a later run was applied is
@@ -764,6 +801,19 @@ async fn a_regenerated_secret_refuses_the_old_one_and_mixpanel_pauses() {
     assert_eq!(refused.status().as_u16(), 409);
     let refused: Value = refused.json().await.unwrap();
     assert_eq!(refused["error"]["code"], "not_connected");
+    // The dashboard's form says the same with the same status (was a 403 "Not allowed").
+    let (browser, project) = synced.signed_in().await;
+    let regenerate = format!("{project}/integrations/mixpanel/cohort-sync/regenerate");
+    let refused = synced
+        .app
+        .submit(&browser, &regenerate, &regenerate, &[])
+        .await;
+    assert_eq!(refused.status().as_u16(), 409);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("Connect Mixpanel first"));
 }
 
 #[tokio::test]
@@ -2563,17 +2613,6 @@ async fn an_audience_is_deleted_with_its_members_and_history_once_no_live_rule_t
         .as_str()
         .unwrap()
         .contains("archive it"));
-    let archive = format!(
-        "/api/v1/launch-rules/{}/archive",
-        rule["id"].as_str().unwrap()
-    );
-    assert_eq!(
-        app.post_json(&archive, &synced.key, json!({}))
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
 
     // From the dashboard: not by a member; by an owner, asked first, then deleted.
     let carol = synced.member_signed_in().await;
@@ -2597,6 +2636,23 @@ async fn an_audience_is_deleted_with_its_members_and_history_once_no_live_rule_t
     let asked = app.submit(&browser, &page_path, &delete, &[]).await;
     assert_eq!(asked.status().as_u16(), 200);
     assert!(asked.text().await.unwrap().contains("3 current members"));
+    // Not while a rule targets it: 409, as the API answers (was a 400 "Bad request" page).
+    let in_use = app
+        .submit(&browser, &page_path, &delete, &[("confirmed", "yes")])
+        .await;
+    assert_eq!(in_use.status().as_u16(), 409);
+    assert!(in_use.text().await.unwrap().contains("archive it"));
+    let archive = format!(
+        "/api/v1/launch-rules/{}/archive",
+        rule["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        app.post_json(&archive, &synced.key, json!({}))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
     let done = app
         .submit(&browser, &page_path, &delete, &[("confirmed", "yes")])
         .await;

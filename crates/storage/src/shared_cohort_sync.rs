@@ -71,15 +71,20 @@ pub(crate) const AUDIENCE_MEMBER: &str =
 /// (by provider id; by match key in `audience_members_by_match_key`, which holds the key),
 /// then each row by its key. (Written as a `UNION` of two row reads, or as one `OR`, SQLite
 /// read the match-key half by walking the audience's whole key range: 56 ms in an audience
-/// of 350,000.)
+/// of 350,000.) A page of them: provider ids after `$3`, members who left only when `$4`,
+/// at most `$5` (a cohort can list any number of distinct ids under one reference id). The
+/// page's start is a filter of the match-key seek's rows, written so SQLite cannot take it
+/// for a range of the primary key instead (it walked the audience).
 pub(crate) const FIND_AUDIENCE_MEMBERS: &str =
     "SELECT provider_member_id, reference_id, traits, entered_at, exited_at FROM audience_members
      WHERE audience_id = $1
        AND provider_member_id IN (
-         SELECT CAST($2 AS TEXT)
-         UNION SELECT provider_member_id FROM audience_members WHERE match_key = $2 AND audience_id = $1)
+         SELECT CAST($2 AS TEXT) WHERE CAST($2 AS TEXT) > CAST($3 AS TEXT)
+         UNION SELECT provider_member_id FROM audience_members
+           WHERE match_key = $2 AND audience_id = $1 AND (provider_member_id || '') > $3)
+       AND ($4 OR exited_at IS NULL)
        AND (staged_session IS NULL OR staged_session = (SELECT last_session_id FROM audiences WHERE id = $1))
-     ORDER BY provider_member_id";
+     ORDER BY provider_member_id LIMIT $5";
 
 /// A page of project `$1`'s sync history, newest first, before id `$2` (none when empty), of
 /// `$3` entries. Run as a statement planned with its values, as [`AUDIENCE_LEDGER_PAGE`].
@@ -1482,14 +1487,19 @@ macro_rules! impl_cohort_sync_store {
                 &self,
                 audience: &AudienceId,
                 id: &str,
-            ) -> Result<Vec<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
+                include_exited: bool,
+                page: &$crate::PageRequest,
+            ) -> Result<$crate::Page<uj_domain::audiences::AudienceMember>, $crate::StoreError> {
                 let rows: Vec<AudienceMemberRow> =
                     sqlx::query_as(crate::shared_cohort_sync::FIND_AUDIENCE_MEMBERS)
                 .bind(audience.as_str())
                 .bind(id)
+                .bind(page.starting_after.as_deref().unwrap_or(""))
+                .bind(include_exited)
+                .bind(i64::from(page.limit) + 1)
                 .fetch_all(self.reader())
                 .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                crate::shared::try_into_page(rows, page.limit)
             }
 
             async fn record_sync(

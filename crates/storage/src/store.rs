@@ -539,12 +539,15 @@ pub trait CohortSyncStore: Send + Sync {
         audience: &AudienceId,
         provider_member_id: &str,
     ) -> Result<Option<AudienceMember>, StoreError>;
-    /// Members whose provider id or match key equals `id`.
+    /// A page of the members whose provider id or match key equals `id`, by provider id, as
+    /// [`Self::audience_members`] pages.
     async fn find_audience_members(
         &self,
         audience: &AudienceId,
         id: &str,
-    ) -> Result<Vec<AudienceMember>, StoreError>;
+        include_exited: bool,
+        page: &PageRequest,
+    ) -> Result<Page<AudienceMember>, StoreError>;
 
     /// Writes a delivery's ledger entry. One that names no audience is tied to the audience
     /// of `mixpanel_cohort_id` when the project has one: a refused delivery then shows in

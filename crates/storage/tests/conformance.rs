@@ -119,6 +119,7 @@ conformance!(
     a_cohort_sync_config_is_found_by_webhook_and_replaced,
     audiences_are_one_per_cohort_and_follow_its_name,
     diffs_add_and_remove_members_idempotently_and_keep_history,
+    a_lookup_pages_through_the_members_listed_under_one_id,
     diffs_beside_full_sessions_keep_membership_and_its_count_exact,
     a_full_session_replaces_membership_only_once_complete,
     a_newer_session_supersedes_an_unfinished_one_and_stale_staging_goes,
@@ -2013,6 +2014,24 @@ async fn try_receive(
     Ok(entry)
 }
 
+/// The members, current or past, whose provider id or match key is `id`.
+async fn found(
+    store: &Arc<dyn Store>,
+    audience: &uj_domain::ids::AudienceId,
+    id: &str,
+) -> Vec<uj_domain::audiences::AudienceMember> {
+    let page = PageRequest {
+        limit: 100,
+        starting_after: None,
+    };
+    let page = store
+        .find_audience_members(audience, id, true, &page)
+        .await
+        .unwrap();
+    assert!(!page.has_more);
+    page.items
+}
+
 async fn current(store: &Arc<dyn Store>, audience: &uj_domain::ids::AudienceId) -> Vec<String> {
     let page = PageRequest {
         limit: 100,
@@ -2189,6 +2208,68 @@ async fn audiences_are_one_per_cohort_and_follow_its_name(store: Arc<dyn Store>,
     assert_eq!(listed.items.len(), 1);
 }
 
+async fn a_lookup_pages_through_the_members_listed_under_one_id(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let audience = audience_a(&store, &shop, t0).await;
+    let listed = [
+        synced("p1", Some("same")),
+        synced("p2", Some("same")),
+        synced("p3", Some("same")),
+        synced("same", None),
+        synced("other", Some("else")),
+    ];
+    store
+        .add_audience_members(&audience, &listed, t0)
+        .await
+        .unwrap();
+    store
+        .remove_audience_members(&audience, &["p2".into()], t0 + Duration::seconds(1))
+        .await
+        .unwrap();
+    let page = |include_exited: bool, after: Option<&str>| {
+        let (store, audience) = (store.clone(), audience.clone());
+        let starting_after = after.map(str::to_owned);
+        async move {
+            let page = store
+                .find_audience_members(
+                    &audience,
+                    "same",
+                    include_exited,
+                    &PageRequest {
+                        limit: 2,
+                        starting_after,
+                    },
+                )
+                .await
+                .unwrap();
+            let ids: Vec<String> = page
+                .items
+                .into_iter()
+                .map(|m| m.provider_member_id)
+                .collect();
+            (ids, page.has_more)
+        }
+    };
+    assert_eq!(
+        page(true, None).await,
+        (vec!["p1".into(), "p2".into()], true)
+    );
+    assert_eq!(
+        page(true, Some("p2")).await,
+        (vec!["p3".into(), "same".into()], false)
+    );
+    assert_eq!(
+        page(false, None).await,
+        (vec!["p1".into(), "p3".into()], true)
+    );
+    assert_eq!(page(false, Some("p3")).await, (vec!["same".into()], false));
+    assert_eq!(page(false, Some("same")).await, (vec![], false));
+}
+
 async fn diffs_add_and_remove_members_idempotently_and_keep_history(
     store: Arc<dyn Store>,
     _: &TestDatabase,
@@ -2217,7 +2298,7 @@ async fn diffs_add_and_remove_members_idempotently_and_keep_history(
         .await
         .unwrap();
     assert_eq!((replay.added, replay.member_count), (0, 2));
-    let a = store.find_audience_members(&audience, "a").await.unwrap();
+    let a = found(&store, &audience, "a").await;
     assert_eq!(a[0].entered_at, t0, "staying members keep their entry time");
 
     let t1 = t0 + Duration::minutes(30);
@@ -2251,18 +2332,14 @@ async fn diffs_add_and_remove_members_idempotently_and_keep_history(
         .add_audience_members(&audience, &members(&["a"]), t2)
         .await
         .unwrap();
-    let back = store.find_audience_members(&audience, "a").await.unwrap();
+    let back = found(&store, &audience, "a").await;
     assert_eq!(
         (back[0].entered_at, back[0].exited_at),
         (t2, None),
         "a returning member enters anew"
     );
     assert_eq!(
-        store
-            .find_audience_members(&audience, "app-a")
-            .await
-            .unwrap()
-            .len(),
+        found(&store, &audience, "app-a").await.len(),
         0,
         "reference id dropped on re-add without it"
     );
@@ -2438,19 +2515,13 @@ async fn a_full_session_replaces_membership_only_once_complete(
         store.staged_session(&audience).await.unwrap().is_none(),
         "staging is cleared"
     );
-    let b = store
-        .find_audience_members(&audience, "app-b")
-        .await
-        .unwrap();
+    let b = found(&store, &audience, "app-b").await;
     assert_eq!(
         b.len(),
         1,
         "a member listed on two pages counts with the later listing"
     );
-    let keep = store
-        .find_audience_members(&audience, "app-keep")
-        .await
-        .unwrap();
+    let keep = found(&store, &audience, "app-keep").await;
     assert_eq!(
         (keep.len(), keep[0].entered_at),
         (1, t0),
@@ -2480,11 +2551,7 @@ async fn seen(
             .iter()
             .any(|m| m.provider_member_id == id)
     };
-    let found = !store
-        .find_audience_members(audience, id)
-        .await
-        .unwrap()
-        .is_empty();
+    let looked_up = !found(store, audience, id).await.is_empty();
     let member_of = store
         .audience_memberships(project, id)
         .await
@@ -2500,7 +2567,7 @@ async fn seen(
     (
         listed(false).await,
         listed(true).await,
-        found,
+        looked_up,
         member_of,
         count,
     )
@@ -2532,10 +2599,7 @@ async fn a_first_sync_that_lists_a_member_twice_keeps_the_later_listing(
         assert_eq!(entry.outcome, expected, "page {page}");
     }
     assert_eq!(current(&store, &audience).await, ["a", "b", "c", "d", "e"]);
-    let b = store
-        .find_audience_members(&audience, "app-b")
-        .await
-        .unwrap();
+    let b = found(&store, &audience, "app-b").await;
     assert_eq!(
         b.len(),
         1,
@@ -2617,11 +2681,7 @@ async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
         (false, true, true, false, 3),
         "a member absent from the full sync exits and stays in the history"
     );
-    let entered = store
-        .find_audience_members(&audience, "third")
-        .await
-        .unwrap()[0]
-        .entered_at;
+    let entered = found(&store, &audience, "third").await[0].entered_at;
 
     // The next full sync: members of the previous one stay, keep their entry time, or exit;
     // an unfinished session's member stays unseen after its staging went stale.
@@ -2655,19 +2715,13 @@ async fn members_of_an_unfinished_session_are_seen_nowhere_until_it_completes(
         seen(&store, &shop, &audience, "other").await,
         (false, true, true, false, 2)
     );
-    let third = store
-        .find_audience_members(&audience, "third")
-        .await
-        .unwrap();
+    let third = found(&store, &audience, "third").await;
     assert_eq!(
         (third.len(), third[0].entered_at, third[0].exited_at),
         (1, entered, None),
         "a member of both full syncs keeps the entry time of the first"
     );
-    let kept = store
-        .find_audience_members(&audience, "kept")
-        .await
-        .unwrap();
+    let kept = found(&store, &audience, "kept").await;
     assert_eq!((kept[0].entered_at, kept[0].exited_at), (t0, None));
 }
 

@@ -231,31 +231,38 @@ async fn members(
 ) -> Result<Json<ListResponse<MemberResponse>>, ApiError> {
     let lookup = params.lookup()?;
     let audience = find(&state, &auth, id).await?;
-    // Checked with a lookup too, though it answers every match on one page.
     let page = ListParams {
         limit: params.limit,
         starting_after: params.starting_after,
     }
     .page()?;
     let allowlist = state.store.trait_allowlist(&auth.project.id).await?;
-    if let Some(lookup) = lookup {
-        let found = state
-            .store
-            .find_audience_members(&audience.id, lookup.trim())
-            .await?;
-        // As the list: members who left only when asked for.
-        let with_exited = params.include_exited.unwrap_or(false);
-        let data: Vec<MemberResponse> = found
-            .into_iter()
-            .filter(|member| with_exited || member.exited_at.is_none())
-            .map(|member| MemberResponse::new(member, &allowlist))
-            .collect();
-        return Ok(ListResponse::of(data, false));
-    }
-    let members = state
-        .store
-        .audience_members(&audience.id, params.include_exited.unwrap_or(false), &page)
-        .await?;
+    // Members who left only when asked for, a lookup's as the list's; a lookup pages too (a
+    // cohort can list any number of distinct ids under one reference id).
+    let with_exited = params.include_exited.unwrap_or(false);
+    let members = match lookup {
+        Some(lookup) => {
+            let lookup = lookup.trim();
+            if lookup.is_empty() {
+                let mut error = ApiError::bad_request(
+                    "invalid_request",
+                    "member_id is empty: send the provider id or reference id to look up, or leave it out to list the members.",
+                );
+                error.field = Some("member_id".into());
+                return Err(error);
+            }
+            state
+                .store
+                .find_audience_members(&audience.id, lookup, with_exited, &page)
+                .await?
+        }
+        None => {
+            state
+                .store
+                .audience_members(&audience.id, with_exited, &page)
+                .await?
+        }
+    };
     let data: Vec<MemberResponse> = members
         .items
         .into_iter()

@@ -74,7 +74,7 @@ async fn delete(
     match audiences::delete(&state, project, &audience_id).await {
         Ok(()) => {}
         // Said on a page of its own: the rules to archive first.
-        Err(ServiceError::Conflict { message, .. }) => return Err(PageError::BadRequest(message)),
+        Err(ServiceError::Conflict { message, .. }) => return Err(PageError::Conflict(message)),
         Err(other) => return Err(other.into()),
     }
     let listed = axum::response::Redirect::to(&format!("/p/{project_id}/audiences"));
@@ -285,6 +285,8 @@ struct AudiencePage {
     older_history: bool,
     lookup: String,
     found: Option<Vec<MemberRow>>,
+    /// More members than those found are listed under the id.
+    more_found: bool,
     members: Vec<MemberRow>,
     /// The cursor of the next page of members, if there is one.
     next: Option<String>,
@@ -328,15 +330,28 @@ async fn show(
     let history = history.items;
     let allowlist = state.store.trait_allowlist(project).await?;
     let lookup = params.member.unwrap_or_default().trim().to_owned();
-    let found = if lookup.is_empty() {
-        None
+    // Current and past members, the first of them: a cohort can list any number of
+    // distinct ids under one reference id.
+    let (found, more_found) = if lookup.is_empty() {
+        (None, false)
     } else {
         let members = state
             .store
-            .find_audience_members(&audience.id, &lookup)
+            .find_audience_members(
+                &audience.id,
+                &lookup,
+                true,
+                &PageRequest {
+                    limit: MEMBERS,
+                    starting_after: None,
+                },
+            )
             .await?;
-        let rows = members.into_iter().map(|m| MemberRow::new(m, &allowlist));
-        Some(rows.collect())
+        let rows = members
+            .items
+            .into_iter()
+            .map(|m| MemberRow::new(m, &allowlist));
+        (Some(rows.collect()), members.has_more)
     };
     let after = params.after.filter(|after| !after.is_empty());
     let page = state
@@ -376,6 +391,7 @@ async fn show(
         lookup,
         paged: after.is_some(),
         found,
+        more_found,
         members,
         next,
     }))

@@ -115,6 +115,8 @@ pub enum PageError {
     NotFound,
     Forbidden(String),
     BadRequest(String),
+    /// The project's state stands in the way (409, as the API answers).
+    Conflict(String),
     /// A 400 with a title of its own.
     Refused {
         title: &'static str,
@@ -149,7 +151,7 @@ impl From<ServiceError> for PageError {
             ServiceError::Mixpanel(problem) => PageError::BadRequest(problem.message()),
             ServiceError::NotFound(_) => PageError::NotFound,
             ServiceError::Invalid(invalid) => PageError::BadRequest(invalid.to_string()),
-            ServiceError::Conflict { message, .. } => PageError::Forbidden(message),
+            ServiceError::Conflict { message, .. } => PageError::Conflict(message),
             ServiceError::Refused { message, .. } => PageError::BadRequest(message),
             ServiceError::Busy(message) => PageError::Busy(message),
             ServiceError::Internal(source) => PageError::Internal(source),
@@ -196,6 +198,7 @@ impl IntoResponse for PageError {
             ),
             PageError::Forbidden(message) => (StatusCode::FORBIDDEN, "Not allowed", message.clone()),
             PageError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Bad request", message.clone()),
+            PageError::Conflict(message) => (StatusCode::CONFLICT, "Could not be done", message.clone()),
             PageError::Refused { title, message } => (StatusCode::BAD_REQUEST, *title, (*message).to_owned()),
             PageError::CsrfFailed => (
                 StatusCode::FORBIDDEN,
