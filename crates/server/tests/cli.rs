@@ -1802,6 +1802,15 @@ fn a_backup_that_fails_leaves_nothing_behind_and_directories_are_private() {
 
     let (copied, said) = backup("a/b/c", "umask 0277");
     assert!(copied, "{said}");
+    // A directory whose name starts with `file:` (which SQLite reads as a URI: the copy went
+    // to another directory, and an empty file was reported as the backup).
+    let (copied, said) = backup("file:zz", "true");
+    assert!(copied, "{said}");
+    let size = std::fs::metadata(dir.path().join("file:zz/userjourneys.db"))
+        .unwrap()
+        .len();
+    assert!(size > 0);
+    assert!(!dir.path().join("zz").exists());
     for made in ["a", "a/b", "a/b/c"] {
         let mode = std::fs::metadata(dir.path().join(made))
             .unwrap()
@@ -1809,6 +1818,88 @@ fn a_backup_that_fails_leaves_nothing_behind_and_directories_are_private() {
             .mode();
         assert_eq!(mode & 0o777, 0o700, "{made}");
     }
+}
+
+/// A backup cut short (killed: a cron job's timeout, a stop) leaves no `userjourneys.db`,
+/// which would restore as a new, empty installation, and the next try into the same
+/// directory succeeds (found by the CLI probe: a half-written copy was left under the real
+/// name, without its key, and blocked the next try).
+#[tokio::test]
+async fn a_backup_cut_short_leaves_no_copy_behind_and_the_next_try_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = creating_admin_command(dir.path(), "sqlite://shop.db")
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let (started, said) = start_or_refusal(
+        Command::new(env!("CARGO_BIN_EXE_userjourneys"))
+            .current_dir(dir.path())
+            .env("DATABASE_URL", "sqlite://shop.db")
+            .env("UJ_SECRET_KEY_FILE", "app.key"),
+    );
+    assert!(started, "{said}");
+    // Some 60 MB, so that a copy takes long enough to be cut short.
+    let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for sql in [
+        "CREATE TABLE filler (b BLOB)",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60)
+         INSERT INTO filler SELECT randomblob(1000000) FROM n",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let backup = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
+        command
+            .current_dir(dir.path())
+            .env("DATABASE_URL", "sqlite://shop.db")
+            .env("UJ_SECRET_KEY_FILE", "app.key")
+            .args(["admin", "backup", "--to", "copy"]);
+        command
+    };
+    let copy = dir.path().join("copy");
+    let mut cut_short = 0;
+    for delay in [20, 50, 100, 150, 250, 400] {
+        let mut child = backup()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        child.kill().unwrap();
+        if !child.wait().unwrap().success() {
+            cut_short += 1;
+            assert!(
+                !copy.join("userjourneys.db").exists(),
+                "a backup killed after {delay} ms left a copy"
+            );
+            // Killed between copying the key and naming the copy: the key refuses the next
+            // try (nothing restores from the directory).
+            if !copy.join("app.key").exists() {
+                let again = backup().output().unwrap();
+                assert!(
+                    again.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&again.stderr)
+                );
+                assert!(copy.join("app.key").exists());
+                assert!(!copy.join("userjourneys.db.partial").exists());
+                let restored = format!("sqlite://{}", copy.join("userjourneys.db").display());
+                let pool = sqlx::SqlitePool::connect(&restored).await.unwrap();
+                let filler: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                assert_eq!(filler, 60);
+            }
+        }
+        if copy.exists() {
+            std::fs::remove_dir_all(&copy).unwrap();
+        }
+    }
+    assert!(cut_short > 0, "no backup was cut short");
 }
 
 /// A webhook address is a stranger's text: its id is logged only percent-encoded, within
