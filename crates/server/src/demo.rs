@@ -53,6 +53,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     );
     config.database_url = format!("sqlite://{}", dir.0.join("demo.db").display());
     config.secret_key_file = Some(dir.0.join("app.key"));
+    // Served at its own address, whatever the environment says of the real server's: the
+    // links it prints and the webhook its simulated Mixpanel posts cohorts to are the demo's.
+    config.public_url = None;
     for region in Region::ALL {
         let (api, data) = (emulator.api_url(region), emulator.data_url(region));
         let m = &mut config.mixpanel;

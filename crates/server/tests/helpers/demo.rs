@@ -38,6 +38,9 @@ pub fn start() -> Demo {
         .args(["demo", "--bind", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
+        // The production environment loaded: the demo serves at its own address (it
+        // printed this one, and its simulated Mixpanel posted cohorts to that host).
+        .env("UJ_PUBLIC_URL", "https://research.example.com")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
