@@ -109,15 +109,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let store = crate::startup::open_store(&cli.config).await?;
             let output = bootstrap::run(store.as_ref(), &email, &password, &project).await?;
-            println!("{}", serde_json::to_string(&output)?);
-            Ok(())
+            print_output(&serde_json::to_string(&output)?).map_err(|error| {
+                error.context(
+                    "the new secret key is made but was not shown: revoke it (its prefix is \
+                     in the dashboard's API keys) and run bootstrap again",
+                )
+            })
         }
         Command::Admin {
             command: AdminCommand::Backup { to },
         } => {
             let output = crate::backup::run(&cli.config, &to).await?;
-            println!("{}", serde_json::to_string(&output)?);
-            Ok(())
+            print_output(&serde_json::to_string(&output)?)
         }
         Command::Admin {
             command: AdminCommand::CopyToPostgres { to },
@@ -131,8 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("--to (UJ_COPY_TO) must be a postgres:// URL");
             }
             let copied = uj_storage::copy_sqlite_to_postgres(from, &to).await?;
-            println!("{}", serde_json::json!({ "copied": copied }));
-            Ok(())
+            print_output(&serde_json::json!({ "copied": copied }).to_string())
         }
         Command::Admin {
             command: AdminCommand::AdoptKey { new_key },
@@ -173,4 +175,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints a command's result: a closed or full stdout is the command's error, not a panic
+/// (`println!`'s) after its work is done.
+fn print_output(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| anyhow::anyhow!("cannot write the output: {error}"))
 }

@@ -1820,6 +1820,33 @@ fn a_backup_that_fails_leaves_nothing_behind_and_directories_are_private() {
     }
 }
 
+/// An admin command whose output cannot be written (stdout a full disk) fails saying so,
+/// with exit code 1, and bootstrap says its new key was made unseen (it panicked, exit 101,
+/// a stack trace; found by the CLI probe).
+#[test]
+fn an_output_that_cannot_be_written_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new("sh")
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "sqlite://shop.db")
+        .env("UJ_SECRET_KEY_FILE", "app.key")
+        .env("UJ_BOOTSTRAP_PASSWORD", "correct horse battery")
+        .args([
+            "-c",
+            "exec \"$0\" admin bootstrap --email ada@example.com --project Shop > /dev/full",
+        ])
+        .arg(env!("CARGO_BIN_EXE_userjourneys"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(
+        said.contains("was not shown") && said.contains("cannot write the output"),
+        "{said}"
+    );
+}
+
 /// A backup cut short (killed: a cron job's timeout, a stop) leaves no `userjourneys.db`,
 /// which would restore as a new, empty installation, and the next try into the same
 /// directory succeeds (found by the CLI probe: a half-written copy was left under the real
