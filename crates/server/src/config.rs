@@ -151,42 +151,48 @@ pub struct MixpanelConfig {
         long,
         env = "UJ_MIXPANEL_US_API",
         default_value = "https://mixpanel.com",
-        global = true
+        global = true,
+        value_parser = mixpanel_url
     )]
     pub mixpanel_us_api: String,
     #[arg(
         long,
         env = "UJ_MIXPANEL_EU_API",
         default_value = "https://eu.mixpanel.com",
-        global = true
+        global = true,
+        value_parser = mixpanel_url
     )]
     pub mixpanel_eu_api: String,
     #[arg(
         long,
         env = "UJ_MIXPANEL_IN_API",
         default_value = "https://in.mixpanel.com",
-        global = true
+        global = true,
+        value_parser = mixpanel_url
     )]
     pub mixpanel_in_api: String,
     #[arg(
         long,
         env = "UJ_MIXPANEL_US_DATA",
         default_value = "https://data.mixpanel.com",
-        global = true
+        global = true,
+        value_parser = mixpanel_url
     )]
     pub mixpanel_us_data: String,
     #[arg(
         long,
         env = "UJ_MIXPANEL_EU_DATA",
         default_value = "https://data-eu.mixpanel.com",
-        global = true
+        global = true,
+        value_parser = mixpanel_url
     )]
     pub mixpanel_eu_data: String,
     #[arg(
         long,
         env = "UJ_MIXPANEL_IN_DATA",
         default_value = "https://data-in.mixpanel.com",
-        global = true
+        global = true,
+        value_parser = mixpanel_url
     )]
     pub mixpanel_in_data: String,
     /// Seconds before a Mixpanel request counts as unreachable.
@@ -335,6 +341,20 @@ fn absolute_http_url(raw: &str) -> Result<String, String> {
     }
 }
 
+/// A Mixpanel address (`UJ_MIXPANEL_*`): one that is no URL was taken, and each request to
+/// it answered as Mixpanel being unreachable ("try again in a few minutes").
+fn mixpanel_url(raw: &str) -> Result<String, String> {
+    url::Url::parse(raw)
+        .ok()
+        .filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+        })
+        .map(|_| raw.to_owned())
+        .ok_or_else(|| {
+            format!("{raw:?} is not an absolute http(s) URL; give Mixpanel's address, e.g. https://eu.mixpanel.com")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +368,25 @@ mod tests {
 
     fn parse(args: &[&str]) -> Config {
         Probe::parse_from(std::iter::once("userjourneys").chain(args.iter().copied())).config
+    }
+
+    #[test]
+    fn a_mixpanel_address_must_be_an_http_url() {
+        let config = parse(&["--mixpanel-eu-api", "http://127.0.0.1:9000"]);
+        assert_eq!(config.mixpanel.mixpanel_eu_api, "http://127.0.0.1:9000");
+        for wrong in [
+            "notaurl",
+            "eu.mixpanel.com",
+            "ftp://eu.mixpanel.com",
+            "https://",
+        ] {
+            let refused = Probe::try_parse_from(["userjourneys", "--mixpanel-us-data", wrong]);
+            let said = refused.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                said.contains("not an absolute http(s) URL"),
+                "{wrong}: {said}"
+            );
+        }
     }
 
     #[test]

@@ -362,11 +362,12 @@ fn no_key_file(config: &Config, key_path: &std::path::Path) -> anyhow::Error {
 /// stored secrets it cannot open).
 fn not_its_key(key_path: &std::path::Path) -> anyhow::Error {
     anyhow::anyhow!(
-        "the application key in {} is not the key this database belongs to: the secrets it \
-         stores (Mixpanel credentials) could not be read. Put back the key file kept with this \
-         database (admin backup writes one beside each copy) or point UJ_SECRET_KEY_FILE at it; \
-         if it is lost for good, `userjourneys admin adopt-key` makes this one the database's \
-         (then connect Mixpanel again). See docs/backup.md",
+        "the application key in {} is not the key this database belongs to (the one it was \
+         first served with: it seals the stored Mixpanel credentials and signs launch links). \
+         Every process serving the database runs with that key: point UJ_SECRET_KEY_FILE at \
+         the file the others use, or put back the key kept with this database (admin backup \
+         writes one beside each copy); if it is lost for good, `userjourneys admin adopt-key` \
+         makes this one the database's (then connect Mixpanel again). See docs/backup.md",
         key_path.display()
     )
 }
