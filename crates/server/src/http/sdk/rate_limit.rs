@@ -20,17 +20,44 @@ use crate::state::AppState;
 
 /// Keys tracked before those with a full budget again are forgotten.
 const MAX_KEYS: usize = 100_000;
+/// How often the keys are looked through at most, once past [`MAX_KEYS`]: keys that all
+/// still count (a low limit keeps a key for up to a minute) were looked through again by
+/// every request, each a walk of 100,000 entries.
+const SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct RateLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
+    /// When the keys were last looked through, and how often they may be.
+    last_scan: std::sync::Mutex<Option<std::time::Instant>>,
+    scan_every: std::time::Duration,
 }
 
 impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
+        Self::scanning_every(per_minute, SCAN_EVERY)
+    }
+
+    fn scanning_every(per_minute: u32, scan_every: std::time::Duration) -> Self {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)),
+            last_scan: std::sync::Mutex::new(None),
+            scan_every,
         }
+    }
+
+    /// Forgets the keys with a full budget again, once per `scan_every` at most (the keys
+    /// tracked meanwhile stay bounded by the requests made in that time).
+    fn forget_whole_keys(&self) {
+        let now = std::time::Instant::now();
+        {
+            let mut last = self.last_scan.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| now.duration_since(at) < self.scan_every) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.limiter.retain_recent();
     }
 
     /// `Err(wait)` when the public key `key` has used its budget. Only keys shaped like
@@ -46,7 +73,7 @@ impl RateLimiter {
     /// `Err(wait)` when `key` (one the server vouches for) has used its budget.
     pub fn check(&self, key: &str) -> Result<(), std::time::Duration> {
         if self.limiter.len() >= MAX_KEYS {
-            self.limiter.retain_recent();
+            self.forget_whole_keys();
         }
         self.limiter
             .check_key(&key.to_owned())
@@ -129,6 +156,26 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         limiter.check(&key(MAX_KEYS)).unwrap();
         assert_eq!(limiter.limiter.len(), 1);
+    }
+
+    #[test]
+    fn the_keys_are_looked_through_once_per_interval_at_most() {
+        let limiter = RateLimiter::scanning_every(1_000_000, std::time::Duration::from_secs(3600));
+        let fill = |from: usize| {
+            for i in from..from + MAX_KEYS {
+                limiter.check(&key(i)).unwrap();
+            }
+        };
+        fill(0);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        limiter.check(&key(MAX_KEYS)).unwrap();
+        assert_eq!(limiter.limiter.len(), 1, "looked through");
+        // Past the cap again within the interval: not looked through (each request walked
+        // every key), though the keys are whole again.
+        fill(MAX_KEYS + 1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        limiter.check(&key(3 * MAX_KEYS)).unwrap();
+        assert_eq!(limiter.limiter.len(), MAX_KEYS + 2);
     }
 
     #[test]
