@@ -161,12 +161,21 @@ async fn still_offered(
             return Ok(Some(rule));
         }
     }
-    state
+    let withdrawn = state
         .store
         .withdraw_invite(&user.project, &invite.code, Utc::now())
         .await?;
+    // Not withdrawn: answered meanwhile (accepted, say), which the user's decision must see
+    // (taken for withdrawn, the user was invited again to the study just started).
+    let now_is = match withdrawn {
+        true => None,
+        false => state.store.invite(&user.project, &invite.code).await?,
+    };
     if let Some(held) = user.history.iter_mut().find(|i| i.code == invite.code) {
-        held.state = InviteState::Withdrawn;
+        match now_is {
+            Some(now_is) => *held = now_is,
+            None => held.state = InviteState::Withdrawn,
+        }
     }
     Ok(None)
 }
