@@ -275,7 +275,12 @@ async fn method_not_allowed(response: Response) -> Response {
 async fn not_found(uri: Uri) -> Response {
     // A base URL ending in a slash joined to a path beginning with one: still an API's.
     let doubled = uri.path().starts_with("//");
-    if is_webhook_path(uri.path()) {
+    if is_webhook_path(uri.path()) && doubled {
+        let message = "This webhook URL begins with two slashes: copy the webhook URL shown in \
+                       UserJourneys (Mixpanel → Cohort sync) as it is, and check the server's \
+                       public URL (UJ_PUBLIC_URL) does not end in a slash.";
+        webhooks::failure(404, serde_json::Value::Null, message)
+    } else if is_webhook_path(uri.path()) {
         webhooks::unknown().await
     } else if doubled && is_api_path(without_extra_slashes(uri.path()).1) {
         let message = "No such endpoint: the address begins with two slashes; check the base URL.";
