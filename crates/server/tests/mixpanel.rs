@@ -1133,6 +1133,35 @@ mod dashboard {
         assert!(!html.contains("can see several projects"));
     }
 
+    /// Mixpanel's rate limit met on the page is a 503 that says when to try again, as the
+    /// API's is (the page said it without a Retry-After).
+    #[tokio::test]
+    async fn a_rate_limit_on_the_page_says_when_to_try_again() {
+        let (emulator, app, browser, page) = signed_in().await;
+        emulator.set_faults(Faults {
+            fail_next: 50,
+            fail_status: Some(429),
+            ..Faults::default()
+        });
+        let refused = app
+            .submit(
+                &browser,
+                &page,
+                &page,
+                &[("username", "single"), ("secret", SECRET)],
+            )
+            .await;
+        assert_eq!(refused.status().as_u16(), 503);
+        let seconds: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(seconds >= 1, "{seconds}");
+        let html = refused.text().await.unwrap();
+        assert!(html.contains("rate limit"), "{html}");
+    }
+
     #[tokio::test]
     async fn the_page_connects_picks_a_project_and_shows_the_connected_state() {
         let (_emulator, app, browser, page) = signed_in().await;

@@ -167,6 +167,21 @@ pub(crate) fn mixpanel_status(problem: &crate::services::mixpanel::MixpanelProbl
     }
 }
 
+/// When a Mixpanel problem may be retried (its budget spent), on the dashboard as the API
+/// says it: the wait Mixpanel gave, else a minute.
+pub(crate) fn mixpanel_retry_after(
+    problem: &crate::services::mixpanel::MixpanelProblem,
+) -> Option<HeaderValue> {
+    use crate::services::mixpanel::MixpanelProblem;
+    match problem {
+        MixpanelProblem::RateLimited(Some(wait)) => {
+            Some(HeaderValue::from(retry_after_seconds(*wait)))
+        }
+        MixpanelProblem::RateLimited(None) => Some(retry_after(problem.code())),
+        _ => None,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = current_request_id();

@@ -389,8 +389,27 @@ async fn with_error(
     error: ServiceError,
     picker: Option<PickerView>,
 ) -> Result<Response, PageError> {
-    let (status, page) = error_page(state, context, csrf_token, error, picker).await?;
-    Ok(render_with(status, &page))
+    let (answer, page) = error_page(state, context, csrf_token, error, picker).await?;
+    Ok(answer.render(&page))
+}
+
+/// How a page with an error is answered: its status, and when to try again (Mixpanel's
+/// budget spent), as the API answers.
+struct ErrorAnswer {
+    status: StatusCode,
+    retry_after: Option<axum::http::HeaderValue>,
+}
+
+impl ErrorAnswer {
+    fn render(self, page: &MixpanelPage) -> Response {
+        let mut response = render_with(self.status, page);
+        if let Some(retry_after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after);
+        }
+        response
+    }
 }
 
 /// The page with a plain-sentence error about what to fix, and its status.
@@ -400,12 +419,16 @@ async fn error_page(
     csrf_token: String,
     error: ServiceError,
     picker: Option<PickerView>,
-) -> Result<(StatusCode, MixpanelPage), PageError> {
+) -> Result<(ErrorAnswer, MixpanelPage), PageError> {
+    let mut retry_after = None;
     let (status, message) = match error {
-        ServiceError::Mixpanel(problem) => (
-            crate::http::error::mixpanel_status(&problem),
-            problem.message(),
-        ),
+        ServiceError::Mixpanel(problem) => {
+            retry_after = crate::http::error::mixpanel_retry_after(&problem);
+            (
+                crate::http::error::mixpanel_status(&problem),
+                problem.message(),
+            )
+        }
         ServiceError::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.to_string()),
         ServiceError::Conflict { message, .. } => (StatusCode::CONFLICT, message),
         ServiceError::NotFound("connect_token") => (
@@ -424,7 +447,13 @@ async fn error_page(
         page.show_form = false;
         page.picker = picker;
     }
-    Ok((status, page))
+    Ok((
+        ErrorAnswer {
+            status,
+            retry_after,
+        },
+        page,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -466,9 +495,9 @@ async fn connect(
             Ok((jar, Redirect::to(&page)).into_response())
         }
         Err(error) => {
-            let (status, mut page) = error_page(&state, &context, csrf.0, error, None).await?;
+            let (answer, mut page) = error_page(&state, &context, csrf.0, error, None).await?;
             page.username = form.username;
-            Ok(render_with(status, &page))
+            Ok(answer.render(&page))
         }
     }
 }
@@ -779,7 +808,7 @@ async fn save_traits(
         .into_response()),
         // Said beside the field, in its open section, with what was typed.
         Err(error) => {
-            let (status, mut page) = error_page(&state, &context, csrf.0, error, None).await?;
+            let (answer, mut page) = error_page(&state, &context, csrf.0, error, None).await?;
             // Said by the field's label, beside it; the page as it was (no credentials form).
             page.traits_error = page.error.take().map(|message| {
                 let said = message
@@ -790,7 +819,7 @@ async fn save_traits(
             page.show_form = page.connection.is_none();
             page.traits = form.traits;
             page.sync_open = true;
-            Ok(render_with(status, &page))
+            Ok(answer.render(&page))
         }
     }
 }
