@@ -6,6 +6,7 @@ mod api_keys;
 mod assets;
 mod audiences;
 mod demo;
+mod forms;
 mod invitations;
 mod login;
 mod members;

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use serde::Deserialize;
@@ -13,16 +13,18 @@ use uj_domain::ids::{LaunchRuleId, ProjectId};
 use uj_domain::pacing::{Gate, RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchRule, Surface};
 
-use super::pages::{render, render_with, ConfirmForm, ConfirmPage, Nav, PageError};
+use super::forms::{form_error, invalid_input, is_changed_since};
+use super::pages::{render, render_with, Nav, PageError};
 use super::projects::ProjectContext;
-use super::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
-use super::studies::{describe_trigger, form_error, invalid_input, is_changed_since, SAVED};
-use crate::services::studies::{self, RuleChange};
+use super::session::{CsrfToken, CurrentUser, VerifiedForm};
+use super::studies::{describe_trigger, SAVED};
+use crate::services::studies;
 use crate::services::ServiceError;
 use crate::services::{audiences, counters};
 use crate::state::AppState;
 
 mod form;
+mod status;
 use form::RuleForm;
 
 pub fn router() -> Router<AppState> {
@@ -31,12 +33,7 @@ pub fn router() -> Router<AppState> {
             "/p/{project_id}/rules/{rule_id}",
             get(show_rule).post(update_rule),
         )
-        .route("/p/{project_id}/rules/{rule_id}/status", post(set_status))
-        .route("/p/{project_id}/rules/{rule_id}/pause", post(pause))
-        .route(
-            "/p/{project_id}/rules/{rule_id}/archive",
-            get(confirm_archive).post(archive),
-        )
+        .merge(status::router())
 }
 
 struct RuleView {
@@ -290,7 +287,7 @@ async fn rule_page(
             value: "paused",
             label: "Pause",
             path: "pause",
-            confirm: (stats.pending > 0).then(|| pause_question(stats.pending)),
+            confirm: (stats.pending > 0).then(|| status::pause_question(stats.pending)),
         }],
         RuleStatus::Paused | RuleStatus::Draft => vec![StatusAction {
             value: "active",
@@ -500,113 +497,4 @@ async fn update_rule(
         // lists what was typed that it does not hold, so nothing typed is lost.
         Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, Some(entered)).await,
     }
-}
-
-#[derive(Deserialize)]
-struct StatusForm {
-    status: String,
-}
-
-async fn set_status(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    csrf: CsrfToken,
-    Path((project_id, rule_id)): Path<(String, String)>,
-    VerifiedForm(form): VerifiedForm<StatusForm>,
-) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
-    let result = match RuleStatus::parse(&form.status) {
-        Ok(status) => {
-            let change = RuleChange {
-                status: Some(status),
-                ..RuleChange::default()
-            };
-            studies::update_rule(&state, &context.current.project.id, &rule_id, change).await
-        }
-        Err(invalid) => Err(invalid.into()),
-    };
-    match result {
-        Ok(_) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response()),
-        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, None).await,
-    }
-}
-
-/// What pausing a rule with open invites does, asked before it is done.
-fn pause_question(open: i64) -> String {
-    let invites = match open {
-        1 => "its open invite is".to_owned(),
-        n => format!("its {n} open invites are"),
-    };
-    format!(
-        "Pause this rule? It stops inviting, and {invites} withdrawn: apps stop showing them. \
-         Those users' cooldown still counts from their invite. You can activate it again."
-    )
-}
-
-/// Pauses a rule; one with open invites asks first (they are withdrawn), in the page's
-/// dialog or, without JavaScript, on a confirmation page.
-async fn pause(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    csrf: CsrfToken,
-    Path((project_id, rule_id)): Path<(String, String)>,
-    VerifiedForm(form): VerifiedForm<ConfirmForm>,
-) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
-    let project = &context.current.project.id;
-    let rule = studies::rule(&state, project, &rule_id).await?;
-    let (_, stats) = counters::rule_stats(&state, project, rule.id.as_str()).await?;
-    let path = format!("/p/{project_id}/rules/{rule_id}");
-    if stats.pending > 0 && !form.confirmed() {
-        return Ok(render(&ConfirmPage {
-            title: "Pause this rule?",
-            nav: context.nav(),
-            csrf_token: csrf.0,
-            message: format!("“{}”: {}", rule.name, pause_question(stats.pending)),
-            action: format!("{path}/pause"),
-            button: "Pause rule",
-            back: path,
-        }));
-    }
-    let change = RuleChange {
-        status: Some(RuleStatus::Paused),
-        ..RuleChange::default()
-    };
-    match studies::update_rule(&state, project, &rule_id, change).await {
-        Ok(_) => Ok(Redirect::to(&format!("{path}?paused={}", stats.pending)).into_response()),
-        Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, None).await,
-    }
-}
-
-async fn confirm_archive(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    csrf: CsrfToken,
-    Path((project_id, rule_id)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
-    let rule = studies::rule(&state, &context.current.project.id, &rule_id).await?;
-    Ok(render(&ConfirmPage {
-        title: "Archive this rule?",
-        nav: context.nav(),
-        csrf_token: csrf.0,
-        message: format!(
-            "“{}” stops inviting anyone and cannot be changed again. Its history stays.",
-            rule.name
-        ),
-        action: format!("/p/{project_id}/rules/{rule_id}/archive"),
-        button: "Archive rule",
-        back: format!("/p/{project_id}/rules/{rule_id}"),
-    }))
-}
-
-async fn archive(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((project_id, rule_id)): Path<(String, String)>,
-    VerifiedForm(_): VerifiedForm<EmptyForm>,
-) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
-    studies::archive_rule(&state, &context.current.project.id, &rule_id).await?;
-    Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response())
 }

@@ -8,19 +8,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uj_domain::pacing::{StudyStatus, Trigger};
 use uj_domain::studies::{LaunchMode, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
 use uj_storage::PageRequest;
 
+use super::forms::{form_error, form_version, invalid_input, is_changed_since, optional_number};
 use super::new_rule::{NewRuleForm, NewRuleView};
 use super::pages::{render, render_with, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::studies::{self, NewRule, NewStudy, StudyChange};
-use crate::services::ServiceError;
 use crate::services::{audiences, counters};
 use crate::state::AppState;
 
@@ -35,71 +34,6 @@ pub fn router() -> Router<AppState> {
             "/p/{project_id}/studies/{study_id}/rules",
             post(create_rule),
         )
-}
-
-/// A form's validation problem shown on the page; anything else is an error page.
-pub(super) fn form_error(error: ServiceError) -> Result<String, PageError> {
-    match error {
-        ServiceError::Invalid(invalid) => Ok(field_error(&invalid)),
-        ServiceError::Refused { message, .. } | ServiceError::Conflict { message, .. } => {
-            Ok(message)
-        }
-        other => Err(other.into()),
-    }
-}
-
-/// The form field a validation error is about, by the name of its input.
-pub(super) fn invalid_input(error: &ServiceError) -> Option<&'static str> {
-    let ServiceError::Invalid(invalid) = error else {
-        return None;
-    };
-    Some(match invalid.field {
-        "prompt.title" => "prompt_title",
-        "prompt.message" => "prompt_message",
-        "prompt.start_label" => "prompt_start_label",
-        "prompt.dismiss_label" => "prompt_dismiss_label",
-        "cooldown_seconds" => "cooldown_hours",
-        other => other,
-    })
-}
-
-/// A validation error as the forms put it: the field by its label, in the form's units.
-fn field_error(invalid: &ValidationError) -> String {
-    let label = match invalid.field {
-        "name" => "Name",
-        "interview_url" => "Interview URL",
-        "status" => "Status",
-        "launch_mode" => "The interview opens",
-        "public_link" => "Its public link",
-        "weekly_limit" => "Weekly start limit",
-        "monthly_limit" => "Monthly start limit",
-        "surface" => "Surface",
-        "prompt.title" => "Title",
-        "prompt.message" => "Message",
-        "prompt.start_label" => "Start button",
-        "prompt.dismiss_label" => "Dismiss button",
-        "priority" => "Priority",
-        "cooldown_seconds" => "Cooldown per user",
-        "max_starts" => "Max starts",
-        "sampling_percent" => "Sampling",
-        "starts_at" => "Starts",
-        "ends_at" => "Ends",
-        "trigger.type" => "Trigger",
-        "trigger.event_name" => "Event name",
-        "trigger.audience_id" | "audience_id" => "Audience",
-        other => other,
-    };
-    let message = match invalid.field {
-        // The form takes hours; the rule stores seconds.
-        "cooldown_seconds" if invalid.message.starts_with("must be between") => {
-            format!(
-                "must be between 0 and {} hours",
-                uj_domain::studies::MAX_COOLDOWN_SECONDS / 3600
-            )
-        }
-        _ => invalid.message.replace("(or null ", "(or empty "),
-    };
-    format!("{label}: {message}")
 }
 
 struct StudyRow {
@@ -489,19 +423,6 @@ async fn show_study(
     Ok(render(&page))
 }
 
-pub(super) fn optional_number(
-    field: &'static str,
-    raw: &str,
-) -> Result<Option<i64>, ValidationError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    raw.parse()
-        .map(Some)
-        .map_err(|_| ValidationError::new(field, "must be a whole number"))
-}
-
 #[derive(Deserialize, Clone)]
 struct StudyForm {
     name: String,
@@ -531,15 +452,6 @@ fn public_link_choice(raw: &str) -> Result<Option<bool>, ValidationError> {
             "must be open or app_only",
         )),
     }
-}
-
-/// A form's `version` (the row's `updated_at` in microseconds, as the page wrote it); none
-/// from a page that carried none.
-pub(super) fn form_version(raw: &str) -> Option<DateTime<Utc>> {
-    raw.trim()
-        .parse()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
 }
 
 async fn update_study(
@@ -605,17 +517,6 @@ async fn update_study(
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
     }
-}
-
-/// A change refused because the row changed after its page was opened.
-pub(super) fn is_changed_since(error: &ServiceError) -> bool {
-    matches!(
-        error,
-        ServiceError::Conflict {
-            code: "changed_meanwhile",
-            ..
-        }
-    )
 }
 
 async fn create_rule(

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use uj_domain::studies::{LaunchRule, Surface};
 use uj_domain::ValidationError;
 
-use crate::http::dashboard::studies::{form_version, optional_number};
+use crate::http::dashboard::forms::{form_version, optional_number};
 use crate::services::studies::RuleChange;
 
 /// A schedule time as the editor's `datetime-local` input shows it: to the minute, or to the

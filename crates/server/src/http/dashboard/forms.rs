@@ -1,0 +1,106 @@
+//! What the dashboard's forms share: reading their fields as the services take them, and
+//! saying a refusal beside the field it is about, in the form's words and units.
+
+use chrono::{DateTime, Utc};
+use uj_domain::ValidationError;
+
+use super::pages::PageError;
+use crate::services::ServiceError;
+
+/// A form's validation problem shown on the page; anything else is an error page.
+pub(super) fn form_error(error: ServiceError) -> Result<String, PageError> {
+    match error {
+        ServiceError::Invalid(invalid) => Ok(field_error(&invalid)),
+        ServiceError::Refused { message, .. } | ServiceError::Conflict { message, .. } => {
+            Ok(message)
+        }
+        other => Err(other.into()),
+    }
+}
+
+/// The form field a validation error is about, by the name of its input.
+pub(super) fn invalid_input(error: &ServiceError) -> Option<&'static str> {
+    let ServiceError::Invalid(invalid) = error else {
+        return None;
+    };
+    Some(match invalid.field {
+        "prompt.title" => "prompt_title",
+        "prompt.message" => "prompt_message",
+        "prompt.start_label" => "prompt_start_label",
+        "prompt.dismiss_label" => "prompt_dismiss_label",
+        "cooldown_seconds" => "cooldown_hours",
+        other => other,
+    })
+}
+
+/// A validation error as the forms put it: the field by its label, in the form's units.
+fn field_error(invalid: &ValidationError) -> String {
+    let label = match invalid.field {
+        "name" => "Name",
+        "interview_url" => "Interview URL",
+        "status" => "Status",
+        "launch_mode" => "The interview opens",
+        "public_link" => "Its public link",
+        "weekly_limit" => "Weekly start limit",
+        "monthly_limit" => "Monthly start limit",
+        "surface" => "Surface",
+        "prompt.title" => "Title",
+        "prompt.message" => "Message",
+        "prompt.start_label" => "Start button",
+        "prompt.dismiss_label" => "Dismiss button",
+        "priority" => "Priority",
+        "cooldown_seconds" => "Cooldown per user",
+        "max_starts" => "Max starts",
+        "sampling_percent" => "Sampling",
+        "starts_at" => "Starts",
+        "ends_at" => "Ends",
+        "trigger.type" => "Trigger",
+        "trigger.event_name" => "Event name",
+        "trigger.audience_id" | "audience_id" => "Audience",
+        other => other,
+    };
+    let message = match invalid.field {
+        // The form takes hours; the rule stores seconds.
+        "cooldown_seconds" if invalid.message.starts_with("must be between") => {
+            format!(
+                "must be between 0 and {} hours",
+                uj_domain::studies::MAX_COOLDOWN_SECONDS / 3600
+            )
+        }
+        _ => invalid.message.replace("(or null ", "(or empty "),
+    };
+    format!("{label}: {message}")
+}
+
+pub(super) fn optional_number(
+    field: &'static str,
+    raw: &str,
+) -> Result<Option<i64>, ValidationError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse()
+        .map(Some)
+        .map_err(|_| ValidationError::new(field, "must be a whole number"))
+}
+
+/// A form's `version` (the row's `updated_at` in microseconds, as the page wrote it); none
+/// from a page that carried none.
+pub(super) fn form_version(raw: &str) -> Option<DateTime<Utc>> {
+    raw.trim()
+        .parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+}
+
+/// A change refused because the row changed after its page was opened.
+pub(super) fn is_changed_since(error: &ServiceError) -> bool {
+    matches!(
+        error,
+        ServiceError::Conflict {
+            code: "changed_meanwhile",
+            ..
+        }
+    )
+}
