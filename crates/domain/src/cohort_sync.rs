@@ -104,8 +104,8 @@ impl SyncDelivery {
             .count();
         let unnamed = match unnamed {
             0 => None,
-            1 => Some("1 member's id (reference_id, or else mixpanel_distinct_id) is over 256 characters or holds a control character: no app can send it as a referenceId, so it is kept but never matched.".into()),
-            n => Some(format!("{n} members' ids (reference_id, or else mixpanel_distinct_id) are over 256 characters or hold a control character: no app can send them as a referenceId, so they are kept but never matched.")),
+            1 => Some("1 member's id (reference_id, or else mixpanel_distinct_id) is over 256 characters or holds a control character, a bidirectional override or U+FFFD: no app can send it as a referenceId, so it is kept but never matched.".into()),
+            n => Some(format!("{n} members' ids (reference_id, or else mixpanel_distinct_id) are over 256 characters or hold a control character, a bidirectional override or U+FFFD: no app can send them as a referenceId, so they are kept but never matched.")),
         };
         match (skipped, unnamed) {
             (Some(a), Some(b)) => Some(format!("{a} {b}")),
@@ -114,10 +114,11 @@ impl SyncDelivery {
     }
 }
 
-/// Whether an app can send `id` as its user's `referenceId` (the SDK's bound: at most 256
-/// characters, no control character).
+/// Whether an app can send `id` as its user's `referenceId`: the SDK takes it as it is
+/// (`crate::invites::reference_id`: at most 256 characters, no control character,
+/// bidirectional override or U+FFFD).
 fn an_app_can_send(id: &str) -> bool {
-    id.chars().count() <= 256 && !id.chars().any(char::is_control)
+    crate::invites::reference_id(id).is_ok_and(|taken| taken == id)
 }
 
 /// Who a diff's members are, as a digest (SHA-256 of their ids in the order sent): a call
@@ -968,12 +969,14 @@ mod tests {
                 {"mixpanel_distinct_id": "d1", "reference_id": "tab\there"},
                 {"mixpanel_distinct_id": "r".repeat(300)},
                 {"mixpanel_distinct_id": "line\nbreak", "reference_id": "fine"},
+                {"mixpanel_distinct_id": "d2", "reference_id": "\u{202e}evil\u{202d}txt"},
+                {"mixpanel_distinct_id": "d3", "reference_id": "broken \u{fffd}"},
                 {"email": "no id"}]}});
         let delivery = parse_delivery(body.to_string().as_bytes(), &[]).unwrap();
-        assert_eq!(delivery.members.len(), 4);
+        assert_eq!(delivery.members.len(), 6);
         let note = delivery.skipped_note().unwrap();
         assert!(note.starts_with("Skipped 1 member without"), "{note}");
-        assert!(note.contains(" 2 members' ids (reference_id"), "{note}");
+        assert!(note.contains(" 4 members' ids (reference_id"), "{note}");
     }
 
     /// A cohort's name is shown as names are: a blank one keeps the audience's (it
