@@ -691,8 +691,12 @@ mod dashboard {
         };
         let saved = save(&first_tab, "From the first tab", "5").await.unwrap();
         assert_eq!(location(&saved), format!("{rule}?saved=1"));
+        // The same form sent again (a double click): saved, not refused as older.
+        let again = save(&first_tab, "From the first tab", "5").await.unwrap();
+        assert_eq!(location(&again), format!("{rule}?saved=1"));
         let stale = save(&second_tab, "From <the second>", "3").await.unwrap();
-        assert_eq!(stale.status().as_u16(), 422);
+        // 409, as the API answers a conflict (was 422).
+        assert_eq!(stale.status().as_u16(), 409);
         let page = stale.text().await.unwrap();
         assert_eq!(textarea_value(&page, "prompt_title"), "From the first tab");
         let unsaved = page
@@ -706,6 +710,23 @@ mod dashboard {
                 && unsaved.contains("<li>Priority: “3” (now “5”)</li>")
                 && !unsaved.contains("Name"),
             "{unsaved}"
+        );
+        // Archived meanwhile: refused for that (it said the rule had changed, to make the
+        // change again), 409 as the API answers.
+        let (_, current) = app.page(&browser, &rule).await;
+        let archive = format!("{rule}/archive");
+        let archived = app
+            .submit(&browser, &rule, &archive, &[("confirmed", "yes")])
+            .await;
+        assert_eq!(location(&archived), rule);
+        let refused = save(&current, "After archiving", "1").await.unwrap();
+        assert_eq!(refused.status().as_u16(), 409);
+        let page = refused.text().await.unwrap();
+        assert!(
+            element_text(&page, "form-error")
+                .unwrap()
+                .contains("An archived rule cannot change"),
+            "{page}"
         );
     }
 
@@ -1447,8 +1468,12 @@ mod dashboard {
         };
         let paused = save(&first_tab, "paused", "").await.unwrap();
         assert_eq!(location(&paused), format!("{study}?saved=1"));
+        // The same form sent again (a double click): saved, not refused as older.
+        let again = save(&first_tab, "paused", "").await.unwrap();
+        assert_eq!(location(&again), format!("{study}?saved=1"));
         let stale = save(&second_tab, "active", "20").await.unwrap();
-        assert_eq!(stale.status().as_u16(), 422);
+        // 409, as the API answers a conflict (was 422).
+        assert_eq!(stale.status().as_u16(), 409);
         let page = stale.text().await.unwrap();
         assert!(
             element_text(&page, "form-error")
@@ -1459,6 +1484,19 @@ mod dashboard {
         assert!(
             page.contains(r#"<option value="paused" selected>"#),
             "the current version"
+        );
+        // What was typed is listed beside it (it was lost).
+        let unsaved = page
+            .split(r#"id="unsaved""#)
+            .nth(1)
+            .and_then(|rest| rest.split("</div>").next())
+            .unwrap_or_else(|| panic!("what was typed is listed: {page}"));
+        assert!(
+            unsaved.contains("<li>Weekly start limit: “20” (now “”)</li>")
+                && unsaved.contains("<li>Status: “active” (now “paused”)</li>")
+                && unsaved.contains("<li>The interview opens: “in the browser”")
+                && !unsaved.contains("Name"),
+            "{unsaved}"
         );
         // A refused value comes back with what was typed, the field named by its label.
         let (_, current) = app.page(&browser, &study).await;
@@ -2573,6 +2611,15 @@ async fn a_change_sent_with_if_match_lands_only_over_that_version() {
         let (now, current) = read(path.clone()).await;
         assert_eq!(now, second, "{path}");
         assert_ne!(current["name"], "Lost");
+        // A change already made (the first job's answer lost, sent again): what it asks for
+        // is there, so it succeeds and changes nothing (RFC 9110 §13.1.1).
+        let (status, again, _) =
+            change(path.clone(), vec![], Some(first.clone()), body.clone()).await;
+        assert_eq!(
+            (status, again.as_deref()),
+            (200, Some(second.as_str())),
+            "{path}"
+        );
         // A weak or foreign tag matches no version; `*` and no header take any.
         for tag in [format!("W/{second}"), "\"nope\"".to_owned()] {
             let (status, _, _) = change(path.clone(), vec![], Some(tag.clone()), json!({})).await;

@@ -24,7 +24,7 @@ pub struct NewStudy {
 }
 
 /// A change to a study: `None` leaves a field, `Some(None)` clears a limit.
-#[derive(Default)]
+#[derive(Default, PartialEq)]
 pub struct StudyChange {
     pub name: Option<String>,
     pub interview_url: Option<String>,
@@ -36,6 +36,17 @@ pub struct StudyChange {
     /// The study as the change was made on (its `updated_at`, a form's): refused if it has
     /// changed since, rather than applied over what changed.
     pub version: Option<DateTime<Utc>>,
+}
+
+impl StudyChange {
+    /// Whether it changes no field (its version aside).
+    pub fn asks_nothing(&self) -> bool {
+        *self
+            == Self {
+                version: self.version,
+                ..Self::default()
+            }
+    }
 }
 
 /// The most studies a project may have that are not archived.
@@ -143,9 +154,6 @@ pub async fn update_study(
     for _ in 0..WRITE_ATTEMPTS {
         let mut study = self::study(state, project, id).await?;
         let read_at = study.updated_at;
-        if change.version.is_some_and(|v| v != read_at) {
-            return Err(changed_since());
-        }
         let before = study.clone();
         if let Some(name) = &change.name {
             study.name = name.trim().to_owned();
@@ -168,12 +176,20 @@ pub async fn update_study(
         if let Some(limit) = change.monthly_limit {
             study.monthly_limit = limit;
         }
-        // Nothing changed, nothing written: `updated_at` tells a change.
+        // Nothing changed, nothing written: `updated_at` tells a change. Whatever version the
+        // change was made on, what it asks for is there (a form sent twice); one that asks
+        // for nothing is held to its version (`If-Match`), as RFC 9110 §13.1.1 has it.
         if study == before {
+            if change.asks_nothing() && change.version.is_some_and(|v| v != read_at) {
+                return Err(changed_since());
+            }
             return Ok(study);
         }
         study.updated_at = next_version(read_at);
         study.validate_change_from(&before)?;
+        if change.version.is_some_and(|v| v != read_at) {
+            return Err(changed_since());
+        }
         if before.status == StudyStatus::Archived && study.status != StudyStatus::Archived {
             room_for_a_live_study(state, project, "bring this one back").await?;
         }
@@ -229,7 +245,7 @@ pub struct NewRule {
 
 /// A change to a rule; `Some(None)` clears a nullable field. A trigger, when given, must
 /// equal the rule's.
-#[derive(Default)]
+#[derive(Default, PartialEq)]
 pub struct RuleChange {
     pub name: Option<String>,
     pub trigger: Option<Trigger>,
@@ -248,6 +264,17 @@ pub struct RuleChange {
     /// The rule as the change was made on (its `updated_at`, a form's): refused if it has
     /// changed since, rather than applied over what changed.
     pub version: Option<DateTime<Utc>>,
+}
+
+impl RuleChange {
+    /// Whether it changes no field (its version aside).
+    pub fn asks_nothing(&self) -> bool {
+        *self
+            == Self {
+                version: self.version,
+                ..Self::default()
+            }
+    }
 }
 
 async fn check_audience(
@@ -403,17 +430,23 @@ pub async fn update_rule(
     for _ in 0..WRITE_ATTEMPTS {
         let mut rule = self::rule(state, project, id).await?;
         let read_at = rule.updated_at;
-        if change.version.is_some_and(|v| v != read_at) {
-            return Err(changed_since());
-        }
         let before = rule.clone();
+        // Refused as it would be on any version (archived since: no version can change).
         apply(&mut rule, &change)?;
-        // Nothing changed, nothing written: `updated_at` tells a change.
+        // Nothing changed, nothing written: `updated_at` tells a change. Whatever version the
+        // change was made on, what it asks for is there (a form sent twice); one that asks
+        // for nothing is held to its version (`If-Match`), as RFC 9110 §13.1.1 has it.
         if rule == before {
+            if change.asks_nothing() && change.version.is_some_and(|v| v != read_at) {
+                return Err(changed_since());
+            }
             return Ok(rule);
         }
         rule.updated_at = next_version(read_at);
         rule.validate_change_from(&before)?;
+        if change.version.is_some_and(|v| v != read_at) {
+            return Err(changed_since());
+        }
         if state.store.update_launch_rule(&rule, read_at).await? {
             state.snapshots.forget(project);
             return Ok(rule);

@@ -1,19 +1,23 @@
 //! What the dashboard's forms share: reading their fields as the services take them, and
 //! saying a refusal beside the field it is about, in the form's words and units.
 
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use uj_domain::ValidationError;
 
 use super::pages::PageError;
 use crate::services::ServiceError;
 
-/// A form's validation problem shown on the page; anything else is an error page.
-pub(super) fn form_error(error: ServiceError) -> Result<String, PageError> {
+/// A form's problem shown on its page, with the status the API answers it with: what was
+/// typed is refused (422), or the state of what it changes stands in the way (409: changed
+/// since the page was opened, archived meanwhile); anything else is an error page.
+pub(super) fn form_error(error: ServiceError) -> Result<(StatusCode, String), PageError> {
     match error {
-        ServiceError::Invalid(invalid) => Ok(field_error(&invalid)),
-        ServiceError::Refused { message, .. } | ServiceError::Conflict { message, .. } => {
-            Ok(message)
+        ServiceError::Invalid(invalid) => {
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, field_error(&invalid)))
         }
+        ServiceError::Refused { message, .. } => Ok((StatusCode::UNPROCESSABLE_ENTITY, message)),
+        ServiceError::Conflict { message, .. } => Ok((StatusCode::CONFLICT, message)),
         other => Err(other.into()),
     }
 }
@@ -103,4 +107,27 @@ pub(super) fn is_changed_since(error: &ServiceError) -> bool {
             ..
         }
     )
+}
+
+/// A field typed on a page older than what it edits, that the row now holds otherwise: shown
+/// beside the current version so that the change can be made again.
+pub(super) struct Unsaved {
+    pub(super) label: &'static str,
+    pub(super) typed: String,
+    pub(super) now: String,
+}
+
+/// The fields (label, typed, now) whose typed value differs from the current one.
+pub(super) fn unsaved<'a>(
+    fields: impl IntoIterator<Item = (&'static str, &'a str, &'a str)>,
+) -> Vec<Unsaved> {
+    fields
+        .into_iter()
+        .filter(|(_, typed, now)| typed.trim() != now.trim())
+        .map(|(label, typed, now)| Unsaved {
+            label,
+            typed: typed.to_owned(),
+            now: now.to_owned(),
+        })
+        .collect()
 }

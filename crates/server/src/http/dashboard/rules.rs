@@ -3,7 +3,6 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -13,7 +12,7 @@ use uj_domain::ids::{LaunchRuleId, ProjectId};
 use uj_domain::pacing::{Gate, RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchRule, Surface};
 
-use super::forms::{form_error, invalid_input, is_changed_since};
+use super::forms::{self, form_error, invalid_input, is_changed_since, Unsaved};
 use super::pages::{render, render_with, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
@@ -370,21 +369,13 @@ async fn show_rule(
     Ok(render(&page))
 }
 
-/// A field typed on an editor page older than the rule, that the rule now holds otherwise:
-/// shown beside the current version so that the change can be made again.
-struct Unsaved {
-    label: &'static str,
-    typed: String,
-    now: String,
-}
-
 fn unsaved(entered: &RuleForm, now: &RuleView) -> Vec<Unsaved> {
     let surface = |direct_link: bool| match direct_link {
         true => "Direct link",
         false => "In-app prompt",
     };
     let typed_surface = surface(entered.surface == Surface::DirectLink.as_str());
-    [
+    let fields = [
         ("Name", entered.name.as_str(), now.name.as_str()),
         ("Surface", typed_surface, surface(now.direct_link)),
         ("Title", &entered.prompt_title, &now.prompt_title),
@@ -413,15 +404,8 @@ fn unsaved(entered: &RuleForm, now: &RuleView) -> Vec<Unsaved> {
         ),
         ("Starts", &entered.starts_at, &now.starts_at),
         ("Ends", &entered.ends_at, &now.ends_at),
-    ]
-    .into_iter()
-    .filter(|(_, typed, now)| typed.trim() != now.trim())
-    .map(|(label, typed, now)| Unsaved {
-        label,
-        typed: typed.to_owned(),
-        now: now.to_owned(),
-    })
-    .collect()
+    ];
+    forms::unsaved(fields)
 }
 
 async fn rerender(
@@ -434,7 +418,7 @@ async fn rerender(
 ) -> Result<Response, PageError> {
     let field = invalid_input(&error);
     let changed_since = is_changed_since(&error);
-    let message = form_error(error)?;
+    let (status, message) = form_error(error)?;
     let rule = studies::rule(state, &context.current.project.id, rule_id).await?;
     let mut page = rule_page(
         state,
@@ -448,7 +432,7 @@ async fn rerender(
     page.error_field = field;
     if let (true, Some(entered)) = (changed_since, &entered) {
         page.unsaved = unsaved(entered, &page.rule);
-        return Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page));
+        return Ok(render_with(status, &page));
     }
     if let Some(entered) = entered {
         let shown = &mut page.rule;
@@ -467,7 +451,7 @@ async fn rerender(
         shown.starts_at = entered.starts_at;
         shown.ends_at = entered.ends_at;
     }
-    Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+    Ok(render_with(status, &page))
 }
 
 async fn update_rule(

@@ -4,7 +4,6 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -14,7 +13,9 @@ use uj_domain::studies::{LaunchMode, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
 use uj_storage::PageRequest;
 
-use super::forms::{form_error, form_version, invalid_input, is_changed_since, optional_number};
+use super::forms::{
+    self, form_error, form_version, invalid_input, is_changed_since, optional_number, Unsaved,
+};
 use super::new_rule::{NewRuleForm, NewRuleView};
 use super::pages::{render, render_with, ListAfter, Nav, PageError};
 use super::projects::ProjectContext;
@@ -175,10 +176,10 @@ async fn create_study(
             Ok(Redirect::to(&format!("/p/{project_id}/studies/{}", study.id)).into_response())
         }
         Err(error) => {
-            let message = form_error(error)?;
+            let (status, message) = form_error(error)?;
             let mut page = studies_page(&state, &context, csrf.0, None, Some(message)).await?;
             page.new_study = form;
-            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+            Ok(render_with(status, &page))
         }
     }
 }
@@ -258,6 +259,8 @@ struct StudyPage {
     error: Option<String>,
     /// The study form's field the error is about (`fields.html`).
     error_field: Option<&'static str>,
+    /// What was typed on an older page, not saved.
+    unsaved: Vec<Unsaved>,
 }
 
 /// The project's audiences by name, as the rule form's picker lists them (they came in the
@@ -395,6 +398,7 @@ async fn study_page_from(
         saved: false,
         error,
         error_field: None,
+        unsaved: Vec::new(),
     })
 }
 
@@ -490,13 +494,16 @@ async fn update_study(
         Err(error) => {
             let changed_since = is_changed_since(&error);
             let field = invalid_input(&error);
-            let message = form_error(error)?;
+            let (status, message) = form_error(error)?;
             let study = studies::study(&state, project, &study_id).await?;
             let mut page = study_page(&state, &context, csrf.0, study, Some(message)).await?;
             page.error_field = field;
             // What was typed comes back to be corrected, unless the study changed since the
-            // page was opened: then the page shows the current version to start from.
-            if !changed_since {
+            // page was opened: then the page shows the current version to start from, and
+            // lists what was typed that it does not hold, so that nothing typed is lost.
+            if changed_since {
+                page.unsaved = unsaved_study(&entered, &page);
+            } else {
                 page.study.name = entered.name;
                 page.study.interview_url = entered.interview_url;
                 page.study.weekly_limit = entered.weekly_limit;
@@ -514,9 +521,58 @@ async fn update_study(
                     }
                 }
             }
-            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+            Ok(render_with(status, &page))
         }
     }
+}
+
+/// The study form's fields typed on an older page that the study now holds otherwise.
+fn unsaved_study(entered: &StudyForm, page: &StudyPage) -> Vec<Unsaved> {
+    let now = &page.study;
+    let selected =
+        |options: &[StatusOption]| options.iter().find(|o| o.selected).map_or("", |o| o.value);
+    let mode_label = |value: &str| {
+        page.launch_mode_options
+            .iter()
+            .find(|o| o.value == value.trim())
+            .map_or(String::new(), |o| o.label.to_owned())
+    };
+    let now_mode = page
+        .launch_mode_options
+        .iter()
+        .find(|o| o.selected)
+        .map_or("", |o| o.value);
+    let link = |open: bool| match open {
+        true => "open to anyone who has it",
+        false => "opens nothing",
+    };
+    let typed_link = match public_link_choice(&entered.public_link) {
+        Ok(Some(open)) => link(open),
+        _ => link(now.public_link),
+    };
+    // A page without the launch mode field sent none: nothing typed there.
+    let typed_mode = match entered.launch_mode.trim() {
+        "" => mode_label(now_mode),
+        typed => mode_label(typed),
+    };
+    let now_mode = mode_label(now_mode);
+    forms::unsaved([
+        ("Name", entered.name.as_str(), now.name.as_str()),
+        ("Interview URL", &entered.interview_url, &now.interview_url),
+        ("Status", &entered.status, selected(&page.status_options)),
+        ("The interview opens", &typed_mode, &now_mode),
+        ("Its public link", typed_link, link(now.public_link)),
+        (
+            "Weekly start limit",
+            &entered.weekly_limit,
+            &now.weekly_limit,
+        ),
+        (
+            "Monthly start limit",
+            &entered.monthly_limit,
+            &now.monthly_limit,
+        ),
+    ])
 }
 
 async fn create_rule(
@@ -551,11 +607,11 @@ async fn create_rule(
         Ok(rule) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{}", rule.id)).into_response()),
         // What was entered comes back to be corrected.
         Err(error) => {
-            let message = form_error(error)?;
+            let (status, message) = form_error(error)?;
             let study = studies::study(&state, project, &study_id).await?;
             let mut page = study_page(&state, &context, csrf.0, study, Some(message)).await?;
             page.new_rule = form.into();
-            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+            Ok(render_with(status, &page))
         }
     }
 }

@@ -116,6 +116,11 @@ impl RuleForm {
         if line(&self.ends_at, &shown.ends_at) {
             change.ends_at = None;
         }
+        // Everything sent is what the rule holds (the form sent twice, a Save without an
+        // edit): nothing to refuse, however old its page.
+        if change.asks_nothing() {
+            change.version = None;
+        }
         Ok(change)
     }
 
