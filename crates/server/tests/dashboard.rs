@@ -143,6 +143,37 @@ async fn setup_with_invalid_fields_says_what_to_fix_and_keeps_the_input() {
     );
 }
 
+/// A form whose fields are not UTF-8 (a script posting Latin-1) is refused, not stored with
+/// U+FFFD in place of its bytes (found by the dashboard parity sweep).
+#[tokio::test]
+async fn a_form_that_is_not_utf8_is_refused() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let studies = format!("{project}/studies");
+    let (_, html) = app.page(&browser, &studies).await;
+    let token = csrf_token(&html);
+    let post = |name: &'static str| {
+        browser
+            .post(app.url(&studies))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "csrf_token={token}&name={name}&interview_url=https%3A%2F%2Fr.example.com%2Fi&launch_mode=in_app"
+            ))
+            .send()
+    };
+    for latin1 in ["Caf%E9", "%FF%FE"] {
+        let refused = post(latin1).await.unwrap();
+        assert_eq!(refused.status().as_u16(), 400, "{latin1}");
+        assert!(refused.text().await.unwrap().contains("not UTF-8"));
+    }
+    let (_, html) = app.page(&browser, &studies).await;
+    assert!(!html.contains('\u{fffd}'), "nothing stored");
+    // The same in UTF-8 is a study.
+    let created = post("Caf%C3%A9").await.unwrap();
+    assert_eq!(created.status().as_u16(), 303);
+}
+
 #[tokio::test]
 async fn forms_without_a_valid_csrf_token_are_refused_with_403() {
     let app = TestApp::spawn().await;

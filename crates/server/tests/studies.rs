@@ -1759,6 +1759,24 @@ async fn the_project_contact_limit_is_a_setting_the_engine_reads() {
     let project: Value = app.get("/api/v1/project", &key).await.json().await.unwrap();
     assert_eq!(project["trait_allowlist"], json!([]), "{project}");
     assert_eq!(project["contact_limit_days"], 14);
+    // A trait key holds no control character nor bidirectional override, as names and ids
+    // (both were stored; found by the dashboard parity sweep).
+    for key_text in ["pl\u{7}an", "cou\u{202e}ntry"] {
+        let (status, error) = patch(
+            &app,
+            "/api/v1/project",
+            &key,
+            json!({"trait_allowlist": ["plan", key_text]}),
+        )
+        .await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (422, Some("trait_allowlist")),
+            "{error}"
+        );
+    }
+    let project: Value = app.get("/api/v1/project", &key).await.json().await.unwrap();
+    assert_eq!(project["trait_allowlist"], json!([]), "{project}");
     let study = study(&app, &key).await;
     let (_, rule) = json_of(
         app.post_json(&format!("/api/v1/studies/{study}/launch-rules"), &key, json!({"name": "R", "status": "active", "trigger": {"type": "app_event", "event_name": "E"}, "surface": "sdk_prompt"}))

@@ -33,6 +33,14 @@ pub fn trait_keys(keys: Vec<String>) -> Result<Vec<String>, ServiceError> {
         )
         .into());
     }
+    // As names and ids are held: no control character, no bidirectional override (a key is
+    // shown on pages and in every member's traits).
+    for key in &keys {
+        if let Err(refused) = uj_domain::validation_text("trait_allowlist", key, 100) {
+            let said = format!("the key {key:?} {}", refused.message);
+            return Err(ValidationError::new("trait_allowlist", said).into());
+        }
+    }
     Ok(keys)
 }
 

@@ -179,6 +179,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for VerifiedForm<T> {
                 "The form contains a NUL character (%00), which no field accepts.".into(),
             ));
         }
+        // Read lossily, bytes that are not UTF-8 (a script posting Latin-1) would be stored as
+        // U+FFFD; a browser sends a page's forms as UTF-8. (Separators are ASCII: the whole
+        // body decodes as UTF-8 exactly when each field does.)
+        if percent_encoding::percent_decode(&body)
+            .decode_utf8()
+            .is_err()
+        {
+            return Err(PageError::BadRequest(
+                "The form is not UTF-8 (the encoding the dashboard's pages send).".into(),
+            ));
+        }
         let field: CsrfField = serde_urlencoded::from_bytes(&body)
             .map_err(|_| PageError::BadRequest("The form could not be read.".into()))?;
         let valid = field
