@@ -678,6 +678,21 @@ async fn a_key_past_the_projects_cap_is_refused_on_the_page_with_what_to_do() {
     let browser = client();
     let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
     let keys_path = format!("{project_path}/api-keys");
+    // A name refused keeps what was typed, and is said by its label (the field came back
+    // empty, the message named the API's field; found by the dashboard parity sweep).
+    let long = "k".repeat(300);
+    let refused = app
+        .submit(&browser, &keys_path, &keys_path, &[("name", &long)])
+        .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(
+        element_text(&html, "form-error")
+            .unwrap()
+            .starts_with("Name: must be at most"),
+        "{html}"
+    );
+    assert_eq!(input_value(&html, "name"), long);
     for n in 0..100 {
         let name = format!("key {n}");
         let created = app

@@ -72,6 +72,8 @@ struct ApiKeysPage {
     paged: bool,
     created: Option<CreatedKey>,
     error: Option<String>,
+    /// The name typed for a key that was refused, to correct.
+    typed_name: String,
     /// Only owners manage keys: members see them without the buttons.
     is_owner: bool,
 }
@@ -106,6 +108,7 @@ async fn page(
         paged,
         created,
         error,
+        typed_name: String::new(),
         is_owner: context.current.role == uj_domain::accounts::Role::Owner,
     })
 }
@@ -146,17 +149,22 @@ async fn create(
                 };
                 (StatusCode::CREATED, Some(shown), None)
             }
+            // Named by the field's label, as the other forms say it.
             Err(ServiceError::Invalid(invalid)) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
-                Some(invalid.to_string()),
+                Some(format!("Name: {}", invalid.message)),
             ),
             Err(ServiceError::Refused { message, .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, None, Some(message))
             }
             Err(other) => return Err(other.into()),
         };
-    let page = page(&state, &context, csrf.0, None, created, error).await?;
+    let refused = error.is_some();
+    let mut page = page(&state, &context, csrf.0, None, created, error).await?;
+    if refused {
+        page.typed_name = form.name;
+    }
     Ok(render_with(status, &page))
 }
 
