@@ -680,19 +680,22 @@ async fn a_key_past_the_projects_cap_is_refused_on_the_page_with_what_to_do() {
     let keys_path = format!("{project_path}/api-keys");
     // A name refused keeps what was typed, and is said by its label (the field came back
     // empty, the message named the API's field; found by the dashboard parity sweep).
-    let long = "k".repeat(300);
-    let refused = app
-        .submit(&browser, &keys_path, &keys_path, &[("name", &long)])
-        .await;
-    assert_eq!(refused.status().as_u16(), 422);
-    let html = refused.text().await.unwrap();
-    assert!(
-        element_text(&html, "form-error")
-            .unwrap()
-            .starts_with("Name: must be at most"),
-        "{html}"
-    );
-    assert_eq!(input_value(&html, "name"), long);
+    // A paste of 20,000 characters too, answered by the field's bound (it was a bare 413
+    // page, the form gone).
+    for long in ["k".repeat(300), "k".repeat(20_000)] {
+        let refused = app
+            .submit(&browser, &keys_path, &keys_path, &[("name", &long)])
+            .await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let html = refused.text().await.unwrap();
+        assert!(
+            element_text(&html, "form-error")
+                .unwrap()
+                .starts_with("Name: must be at most"),
+            "{html}"
+        );
+        assert_eq!(input_value(&html, "name"), long);
+    }
     for n in 0..100 {
         let name = format!("key {n}");
         let created = app

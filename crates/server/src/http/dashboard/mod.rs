@@ -27,8 +27,11 @@ use axum::Router;
 
 use crate::state::AppState;
 
-/// Forms are small; anything bigger is refused with 413.
-const MAX_FORM_BODY: usize = 16 * 1024;
+/// Forms are small; anything bigger is refused with 413. The API's bound for a JSON body:
+/// a long paste into a field (20,000 characters of a message) is answered on its form, by
+/// the field's own bound, as the API answers it (it was a bare "too large" page, the form
+/// and what was typed gone).
+const MAX_FORM_BODY: usize = crate::http::extract::MAX_JSON_BODY;
 
 pub fn router(state: AppState) -> Router<AppState> {
     let pages = Router::new()
