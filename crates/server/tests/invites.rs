@@ -4,7 +4,7 @@
 
 mod helpers;
 
-use helpers::{client, mixpanel_config, TestApp};
+use helpers::{client, element_text, mixpanel_config, TestApp};
 use mixpanel_emulator::scenario::{BasicAuth, Destination};
 use mixpanel_emulator::{Emulator, Scenario};
 use serde_json::{json, Value};
@@ -1298,6 +1298,12 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
         .unwrap();
     assert_eq!(cached.status().as_u16(), 304);
     assert_eq!(cached.headers()["cache-control"], "private, no-cache");
+    // A 304 names the answer it confirms (RFC 9110 §15.4.5): its ETag is the current one
+    // (found by the mutation audit).
+    assert_eq!(
+        cached.headers().get("etag").and_then(|v| v.to_str().ok()),
+        Some(etag.as_str())
+    );
     // If-None-Match compares weakly (RFC 9110 §13.1.2), and `*` matches any answer.
     for tag in [
         format!("W/{etag}"),
@@ -1314,6 +1320,11 @@ async fn the_config_lists_active_triggers_and_honours_its_etag() {
             .await
             .unwrap();
         assert_eq!(cached.status().as_u16(), 304, "{tag}");
+        assert_eq!(
+            cached.headers().get("etag").and_then(|v| v.to_str().ok()),
+            Some(etag.as_str()),
+            "{tag}"
+        );
     }
     // Header lines sent apart are one list (RFC 9110 §5.3; only the first was read).
     let apart = world
@@ -2568,4 +2579,267 @@ async fn an_app_event_withdraws_the_users_open_invite_its_rule_can_no_longer_sta
     let answer = world.order_completed("app-y").await;
     assert_eq!(answer["outcome"], "not_eligible", "{answer}");
     world.assert_withdrawn(&[second.as_str()]).await;
+}
+
+/// The browser routes open a respondent code only once its invite is accepted: one issued
+/// and never accepted, or dismissed, is "not found" at `/i/{code}` and `/interviews/{code}`,
+/// not a way into the interview around accepting (found by the mutation audit).
+#[tokio::test]
+async fn a_respondent_code_never_accepted_opens_nothing_in_the_browser() {
+    let world = world(2, None, "browser").await;
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let browser = client();
+    for stage in ["issued", "dismissed"] {
+        for path in [format!("/i/{code}"), format!("/interviews/{code}")] {
+            let answer = browser.get(world.app.url(&path)).send().await.unwrap();
+            assert_eq!(answer.status().as_u16(), 404, "{stage}: {path}");
+            assert!(
+                answer.headers().get("location").is_none(),
+                "{stage}: {path}"
+            );
+            let html = answer.text().await.unwrap();
+            assert!(html.contains("Link not found"), "{stage}: {path}: {html}");
+        }
+        if stage == "issued" {
+            let dismissed = world
+                .app
+                .post_json(
+                    &format!("/sdk/v1/invites/{code}/dismiss"),
+                    &world.public_key,
+                    json!({"reference_id": "ref_2"}),
+                )
+                .await;
+            assert_eq!(dismissed.status().as_u16(), 204);
+        }
+    }
+}
+
+/// The launch link signed as the server signs it (HMAC-SHA256 with the application key over
+/// `launch`, a NUL, then `{code}.{exp}`): a correctly signed link whose expiry has passed is
+/// refused, as expired (found by the mutation audit).
+#[tokio::test]
+async fn an_expired_launch_link_is_refused_even_when_correctly_signed() {
+    let world = world(2, None, "in_app").await;
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let accepted = world.accept(&code, "ref_2").await;
+    assert_eq!(accepted["outcome"], "webview", "{accepted}");
+    let key_file = world.app.config.secret_key_path();
+    let key = userjourneys::app_key::AppKey::load(&key_file)
+        .unwrap()
+        .expect("the app's key file");
+    let sign = |exp: i64| key.sign("launch", format!("{code}.{exp}").as_bytes());
+    let link = |exp: i64| {
+        world
+            .app
+            .url(&format!("/launch/{code}?exp={exp}&sig={}", sign(exp)))
+    };
+    // The construction is the server's: its own link is signed so.
+    let issued = accepted["url"].as_str().unwrap();
+    let exp: i64 = issued
+        .split("exp=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .and_then(|exp| exp.parse().ok())
+        .unwrap_or_else(|| panic!("an expiry in {issued}"));
+    assert_eq!(issued, link(exp));
+
+    let browser = client();
+    let now = chrono::Utc::now().timestamp();
+    let valid = browser.get(link(now + 60)).send().await.unwrap();
+    assert!(valid.status().is_redirection(), "{}", valid.status());
+    let expired = browser.get(link(now - 60)).send().await.unwrap();
+    assert_eq!(expired.status().as_u16(), 403);
+    assert!(expired.headers().get("location").is_none());
+    assert!(expired
+        .text()
+        .await
+        .unwrap()
+        .contains("expired or is not valid"));
+}
+
+/// A launch link's signature covers its code: another user's code put in a valid link (same
+/// expiry, same signature) is refused, not a way into their interview (found by the
+/// mutation audit).
+#[tokio::test]
+async fn a_launch_link_s_signature_covers_its_code() {
+    let world = world(4, None, "in_app").await;
+    let mut started = Vec::new();
+    for user in ["ref_2", "ref_4"] {
+        let code = world.config(user).await["pending_invite"]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let accepted = world.accept(&code, user).await;
+        assert_eq!(accepted["outcome"], "webview", "{accepted}");
+        started.push((code, accepted["url"].as_str().unwrap().to_owned()));
+    }
+    let [(code_a, url_a), (code_b, _)] = &started[..] else {
+        unreachable!()
+    };
+    let browser = client();
+    let opened = browser.get(url_a).send().await.unwrap();
+    assert!(opened.status().is_redirection(), "{}", opened.status());
+    let swapped = url_a.replace(&format!("/launch/{code_a}?"), &format!("/launch/{code_b}?"));
+    assert_ne!(&swapped, url_a);
+    let refused = browser.get(&swapped).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403, "{swapped}");
+    assert!(refused.headers().get("location").is_none());
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("expired or is not valid"));
+}
+
+/// An in-app study opens in the browser, at its respondent link, for an app that does not
+/// say it can open a webview: accepted without `supports_webview` or with it `false`, and
+/// resolved with it `false` (resolve's default is `true`), the answer is `external_browser`
+/// with `{public_url}/interviews/{code}`, never a signed `/launch/` link (found by the
+/// mutation audit).
+#[tokio::test]
+async fn an_in_app_study_opens_in_the_browser_for_an_app_without_a_webview() {
+    let world = world(4, None, "in_app").await;
+    let code = world.config("ref_2").await["pending_invite"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let respondent = world.app.url(&format!("/interviews/{code}"));
+    let external = json!({"outcome": "external_browser", "url": respondent});
+    for body in [
+        json!({"reference_id": "ref_2"}),
+        json!({"reference_id": "ref_2", "supports_webview": false}),
+    ] {
+        let answer: Value = world
+            .app
+            .post_json(
+                &format!("/sdk/v1/invites/{code}/accept"),
+                &world.public_key,
+                body.clone(),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer, external, "{body}");
+    }
+    let resolved: Value = world
+        .app
+        .post_json(
+            "/sdk/v1/links/resolve",
+            &world.public_key,
+            json!({"url": respondent, "reference_id": "ref_2", "supports_webview": false}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resolved, external);
+    // A direct link's new start too.
+    let (beta, _) = world.beta_link(json!({"name": "Beta link"})).await;
+    assert_eq!(beta["launch_mode"], "in_app", "{beta}");
+    let link = world
+        .app
+        .url(&format!("/i/{}", beta["public_code"].as_str().unwrap()));
+    let resolved: Value = world
+        .app
+        .post_json(
+            "/sdk/v1/links/resolve",
+            &world.public_key,
+            json!({"url": link, "reference_id": "ref_4", "supports_webview": false}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resolved["outcome"], "external_browser", "{resolved}");
+    let url = resolved["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&world.app.url("/interviews/")) && !url.contains("/launch/"),
+        "{resolved}"
+    );
+    // The same invite, accepted by an app with a webview, opens there.
+    assert_eq!(world.accept(&code, "ref_2").await["outcome"], "webview");
+}
+
+/// The config lists the user's direct links highest priority first, as docs/api.md says
+/// (found by the mutation audit).
+#[tokio::test]
+async fn direct_links_are_listed_highest_priority_first() {
+    let world = world(2, None, "in_app").await;
+    let (_, low) = world.beta_link(json!({"name": "Low", "priority": 0})).await;
+    let (_, high) = world
+        .beta_link(json!({"name": "High", "priority": 5}))
+        .await;
+    let config = world.config("ref_2").await;
+    let listed: Vec<&Value> = config["direct_links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["rule_id"])
+        .collect();
+    assert_eq!(listed, [&high["id"], &low["id"]], "{config}");
+}
+
+/// A config load alone marks the project as having called the SDK: the study page's "set
+/// up the SDK first" notice (with the public key) gives way, as it does for an event (found
+/// by the mutation audit).
+#[tokio::test]
+async fn a_config_load_alone_marks_the_project_as_having_called_the_sdk() {
+    let world = world(2, None, "in_app").await;
+    let browser = client();
+    let login = world
+        .app
+        .login(&browser, "ada@example.com", "correct horse battery")
+        .await;
+    assert_eq!(login.status().as_u16(), 303);
+    let project = world.api("/api/v1/project").await;
+    let study_page = format!(
+        "/p/{}/studies/{}",
+        project["id"].as_str().unwrap(),
+        world.study
+    );
+    let (status, page) = world.app.page(&browser, &study_page).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        element_text(&page, "sdk-public-key").as_deref(),
+        Some(world.public_key.as_str()),
+        "no call yet"
+    );
+    world.config("nobody").await;
+    let (status, page) = world.app.page(&browser, &study_page).await;
+    assert_eq!(status, 200);
+    assert!(element_text(&page, "sdk-public-key").is_none(), "{page}");
+}
+
+/// An invite a config load issues expires a day after it is issued (found by the mutation
+/// audit).
+#[tokio::test]
+async fn a_config_invite_expires_a_day_after_it_is_issued() {
+    let world = world(2, None, "in_app").await;
+    let invite = world.config("ref_2").await["pending_invite"].clone();
+    let at = |value: &Value| {
+        value
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    let expires = at(&invite["expires_at"]);
+    let day_from_now = chrono::Utc::now() + chrono::Duration::hours(24);
+    assert!(
+        (expires - day_from_now).num_seconds().abs() < 60,
+        "{invite}"
+    );
+    let attributed = world.attribution(invite["code"].as_str().unwrap()).await;
+    assert_eq!(
+        at(&attributed["expires_at"]) - at(&attributed["issued_at"]),
+        chrono::Duration::hours(24),
+        "{attributed}"
+    );
 }
