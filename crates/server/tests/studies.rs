@@ -672,6 +672,61 @@ mod dashboard {
         (project, study)
     }
 
+    /// The same create form sent twice (a double click, a slow answer clicked again) makes
+    /// one study and one rule, both answers leading to it; the form sent again with other
+    /// fields makes nothing and says why (it made two of each; found by the dashboard parity
+    /// sweep).
+    #[tokio::test]
+    async fn a_create_form_sent_twice_makes_one() {
+        let app = TestApp::spawn().await;
+        let browser = client();
+        let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+        let studies = format!("{project}/studies");
+        let (_, page) = app.page(&browser, &studies).await;
+        let mut form = vec![
+            ("csrf_token", csrf_token(&page)),
+            ("form_key", input_value(&page, "form_key")),
+            ("name", "Checkout".to_owned()),
+            ("interview_url", "https://r.example.com/i/1".to_owned()),
+            ("launch_mode", "in_app".to_owned()),
+        ];
+        let post = |path: String, form: Vec<(&'static str, String)>| {
+            browser.post(app.url(&path)).form(&form).send()
+        };
+        let first = post(studies.clone(), form.clone()).await.unwrap();
+        let second = post(studies.clone(), form.clone()).await.unwrap();
+        let study = location(&first);
+        assert_eq!(location(&second), study);
+        assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 1);
+        form[2].1 = "Another".to_owned();
+        let refused = post(studies.clone(), form).await.unwrap();
+        assert_eq!(refused.status().as_u16(), 422);
+        assert!(refused.text().await.unwrap().contains("sent already"));
+        assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 1);
+
+        let (_, page) = app.page(&browser, &study).await;
+        let form = vec![
+            ("csrf_token", csrf_token(&page)),
+            ("form_key", input_value(&page, "form_key")),
+            ("name", "On checkout".to_owned()),
+            ("trigger_type", "app_event".to_owned()),
+            ("event_name", "Order Completed".to_owned()),
+            ("audience_id", String::new()),
+            ("surface", "sdk_prompt".to_owned()),
+        ];
+        let rules = format!("{study}/rules");
+        let first = post(rules.clone(), form.clone()).await.unwrap();
+        let second = post(rules, form).await.unwrap();
+        assert_eq!(location(&second), location(&first));
+        assert_eq!(app.count_sql("SELECT COUNT(*) FROM launch_rules").await, 1);
+        // A page shown again (a refusal, another visit) has a key of its own.
+        let (_, again) = app.page(&browser, &study).await;
+        assert_ne!(
+            input_value(&again, "form_key"),
+            input_value(&page, "form_key")
+        );
+    }
+
     /// A save from a rule page older than the rule shows the current version, and lists
     /// what was typed that it does not hold (it was dropped: "make your change again").
     #[tokio::test]

@@ -5,7 +5,10 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use uj_domain::ValidationError;
 
+use uj_domain::idempotency::IdempotencyKey;
+
 use super::pages::PageError;
+use crate::services::idempotency::{Answer, KeyedRequest};
 use crate::services::ServiceError;
 
 /// A form's problem shown on its page, with the status the API answers it with: what was
@@ -130,4 +133,58 @@ pub(super) fn unsaved<'a>(
             now: now.to_owned(),
         })
         .collect()
+}
+
+/// A create form's key, made with its page: the same form sent twice (a double click, a
+/// slow answer clicked again) makes one thing, and the second is answered as the first
+/// (`services::idempotency`, as the API's `Idempotency-Key`).
+pub(super) fn new_form_key() -> String {
+    format!("form_{}", uj_domain::keys::random_code(24))
+}
+
+/// The keyed request of a create form sent with `form_key` to `route` (`path_ids` the ids
+/// in its path), told from another by its `fields`; none from a page without a key.
+pub(super) fn keyed_form(
+    form_key: &str,
+    route: &str,
+    path_ids: &[&str],
+    fields: &[&str],
+) -> Option<KeyedRequest> {
+    let key = IdempotencyKey::parse(form_key.trim().as_bytes())?;
+    let mut body = Vec::new();
+    for field in fields {
+        body.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        body.extend_from_slice(field.as_bytes());
+    }
+    Some(KeyedRequest::new(key, "POST", route, path_ids, &body))
+}
+
+/// A create form's answer: to the page of what it made.
+pub(super) fn see_other(location: String) -> Answer {
+    Answer {
+        status: 303,
+        body: location.into_bytes(),
+        replayed: false,
+    }
+}
+
+/// The redirect of a create form's answer, made now or replayed.
+pub(super) fn redirect_of(answer: &Answer) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::response::Redirect::to(&String::from_utf8_lossy(&answer.body)).into_response()
+}
+
+/// A form's key used for another create than the first it was sent with (the page gone
+/// back to after a create, edited and sent again): said as the dashboard, not the API.
+pub(super) fn reused_form(error: ServiceError) -> ServiceError {
+    match error {
+        ServiceError::Refused {
+            code: "idempotency_key_reused",
+            ..
+        } => ServiceError::Refused {
+            code: "idempotency_key_reused",
+            message: "This form was sent already and made what it asked for; reload the page to create another.".into(),
+        },
+        other => other,
+    }
 }

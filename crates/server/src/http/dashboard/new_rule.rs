@@ -17,6 +17,9 @@ pub(super) struct NewRuleForm {
     #[serde(default)]
     pub audience_id: String,
     pub surface: String,
+    /// The form's key (`forms::new_form_key`); none from a page without it.
+    #[serde(default)]
+    pub form_key: String,
 }
 
 impl NewRuleForm {
@@ -62,6 +65,8 @@ impl NewRuleForm {
 /// What the form shows: empty at first, what was entered when it was refused.
 #[derive(Default)]
 pub(super) struct NewRuleView {
+    /// A new key each time the form is shown (`forms::new_form_key`).
+    pub form_key: String,
     pub name: String,
     /// The audience radio is checked (else the app-event one).
     pub audience_trigger: bool,
@@ -73,6 +78,7 @@ pub(super) struct NewRuleView {
 impl From<NewRuleForm> for NewRuleView {
     fn from(form: NewRuleForm) -> Self {
         Self {
+            form_key: super::forms::new_form_key(),
             audience_trigger: form.trigger_type == "audience",
             direct_link: form.surface == Surface::DirectLink.as_str(),
             name: form.name,
@@ -93,6 +99,7 @@ mod tests {
             event_name: event_name.into(),
             audience_id: audience_id.into(),
             surface: "sdk_prompt".into(),
+            form_key: String::new(),
         }
     }
 

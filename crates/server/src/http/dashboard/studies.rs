@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use uj_domain::pacing::{StudyStatus, Trigger};
-use uj_domain::studies::{LaunchMode, PromptCopy, Study, Surface};
+use uj_domain::studies::{LaunchMode, LaunchRule, PromptCopy, Study, Surface};
 use uj_domain::ValidationError;
 use uj_storage::PageRequest;
 
@@ -124,7 +124,10 @@ async fn studies_page(
         next,
         paged,
         error,
-        new_study: NewStudyForm::default(),
+        new_study: NewStudyForm {
+            form_key: forms::new_form_key(),
+            ..NewStudyForm::default()
+        },
     })
 }
 
@@ -146,6 +149,9 @@ struct NewStudyForm {
     name: String,
     interview_url: String,
     launch_mode: String,
+    /// The form's key (`forms::new_form_key`); none from a page without it.
+    #[serde(default)]
+    form_key: String,
 }
 
 async fn create_study(
@@ -167,18 +173,28 @@ async fn create_study(
                 monthly_limit: None,
                 public_link: None,
             };
-            studies::create_study(&state, &context.current.project.id, new).await
+            let keyed = forms::keyed_form(
+                &form.form_key,
+                "/p/{project_id}/studies",
+                &[],
+                &[&form.name, &form.interview_url, &form.launch_mode],
+            );
+            let answer =
+                |study: &Study| forms::see_other(format!("/p/{project_id}/studies/{}", study.id));
+            let project = &context.current.project.id;
+            studies::create_study_answered(&state, project, new, keyed.as_ref(), answer)
+                .await
+                .map_err(forms::reused_form)
         }
         Err(invalid) => Err(invalid.into()),
     };
     match created {
-        Ok(study) => {
-            Ok(Redirect::to(&format!("/p/{project_id}/studies/{}", study.id)).into_response())
-        }
+        Ok(answer) => Ok(forms::redirect_of(&answer)),
         Err(error) => {
             let (status, message) = form_error(error)?;
             let mut page = studies_page(&state, &context, csrf.0, None, Some(message)).await?;
             page.new_study = form;
+            page.new_study.form_key = forms::new_form_key();
             Ok(render_with(status, &page))
         }
     }
@@ -391,7 +407,10 @@ async fn study_page_from(
                 member_count,
             })
             .collect(),
-        new_rule: NewRuleView::default(),
+        new_rule: NewRuleView {
+            form_key: forms::new_form_key(),
+            ..NewRuleView::default()
+        },
         sdk_setup: (!contacted).then(|| project.public_key.clone()),
         api_url: state.public_url.clone(),
         study: study.into(),
@@ -599,12 +618,28 @@ async fn create_rule(
                 starts_at: None,
                 ends_at: None,
             };
-            studies::create_rule(&state, project, &study_id, new).await
+            let keyed = forms::keyed_form(
+                &form.form_key,
+                "/p/{project_id}/studies/{study_id}/rules",
+                &[&study_id],
+                &[
+                    &form.name,
+                    &form.trigger_type,
+                    &form.event_name,
+                    &form.audience_id,
+                    &form.surface,
+                ],
+            );
+            let answer =
+                |rule: &LaunchRule| forms::see_other(format!("/p/{project_id}/rules/{}", rule.id));
+            studies::create_rule_answered(&state, project, &study_id, new, keyed.as_ref(), answer)
+                .await
+                .map_err(forms::reused_form)
         }
         Err(invalid) => Err(invalid.into()),
     };
     match result {
-        Ok(rule) => Ok(Redirect::to(&format!("/p/{project_id}/rules/{}", rule.id)).into_response()),
+        Ok(answer) => Ok(forms::redirect_of(&answer)),
         // What was entered comes back to be corrected.
         Err(error) => {
             let (status, message) = form_error(error)?;
