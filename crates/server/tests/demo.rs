@@ -241,6 +241,25 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
     assert!(element_text(&bad, "form-error")
         .unwrap()
         .contains("between 1 and 1000"));
+    // A change the form does not offer changes nothing (it added people).
+    let bad = demo
+        .submit(
+            &browser,
+            &panel,
+            &format!("{panel}/membership"),
+            &[
+                ("cohort", "2301456:51290"),
+                ("change", "explode"),
+                ("count", "3"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(element_text(&bad, "form-error")
+        .unwrap()
+        .contains("join or leave"));
 
     // The printed public key works against the SDK API, as the printed curl does.
     let config = browser

@@ -1365,6 +1365,20 @@ mod dashboard {
         assert_eq!(location(&done), page);
         let (_, html) = app.page(&browser, &page).await;
         assert!(element_text(&html, "connected-project").is_none());
+        // From a tab opened before: Disconnect again is done already, and Test connection
+        // says Mixpanel is not connected (both were "Page not found"; found by the dashboard
+        // parity sweep).
+        let again = app
+            .submit(&browser, &page, &format!("{page}/disconnect"), &[])
+            .await;
+        assert_eq!(location(&again), page);
+        let tested = app
+            .submit(&browser, &page, &format!("{page}/verify"), &[])
+            .await;
+        assert_eq!(tested.status().as_u16(), 409);
+        let html = tested.text().await.unwrap();
+        assert!(html.contains("Mixpanel is not connected"), "{html}");
+        assert!(html.contains(r#"name="secret""#), "the connect form");
     }
 
     /// Errors say what to fix; a refused secret comes back to be retyped beside the username

@@ -336,6 +336,10 @@ async fn change(
         )
         .await;
     };
+    if !matches!(form.change.as_str(), "add" | "remove") {
+        let error = "Choose whether people join or leave the cohort.";
+        return page(&state, &context, csrf.0, None, Some(error.into())).await;
+    }
     let message = if form.change == "remove" {
         let leaving: Vec<&str> = current
             .iter()

@@ -576,7 +576,20 @@ async fn verify(
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let project = &context.current.project.id;
-    let connection = mixpanel::verify(&state, project).await?;
+    let connection = match mixpanel::verify(&state, project).await {
+        Ok(connection) => connection,
+        // Disconnected since the page was opened (another tab, the API): the page says so
+        // with its connect form, as the API's `409 not_connected` (it was "Page not found").
+        Err(ServiceError::NotFound("mixpanel_connection")) => {
+            let mut page = page(&state, &context, csrf.0, true).await?;
+            page.error = Some(
+                "Mixpanel is not connected (it was disconnected meanwhile): connect it first."
+                    .into(),
+            );
+            return Ok(render_with(StatusCode::CONFLICT, &page));
+        }
+        Err(other) => return Err(other.into()),
+    };
     let mut notice = None;
     if connection.status == ConnectionStatus::Connected {
         notice = Some(match mixpanel::refresh(&state, project).await {
@@ -635,7 +648,12 @@ async fn disconnect(
 ) -> Result<Response, PageError> {
     let context =
         ProjectContext::load_as_owner(&state, &user, &project_id, "disconnect Mixpanel").await?;
-    mixpanel::disconnect(&state, &context.current.project.id).await?;
+    match mixpanel::disconnect(&state, &context.current.project.id).await {
+        // Disconnected already (the form sent twice, another tab): what was asked is done
+        // (it was "Page not found").
+        Ok(()) | Err(ServiceError::NotFound("mixpanel_connection")) => {}
+        Err(other) => return Err(other.into()),
+    }
     Ok(Redirect::to(&format!("/p/{project_id}/integrations/mixpanel")).into_response())
 }
 
