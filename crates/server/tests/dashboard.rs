@@ -1351,9 +1351,11 @@ async fn the_forms_refuse_start_limits_and_caps_above_a_billion() {
         .await
         .unwrap();
     let study_path = format!("{project_path}/studies/{}", study["id"].as_str().unwrap());
+    // Past what a number holds too: said by the bound (it was "must be a whole number").
     for (weekly, monthly, label) in [
         ("1000000001", "", "Weekly start limit"),
         ("", "1000000001", "Monthly start limit"),
+        ("99999999999999999999", "", "Weekly start limit"),
     ] {
         let refused = app
             .submit(

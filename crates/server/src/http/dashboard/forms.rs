@@ -87,9 +87,22 @@ pub(super) fn optional_number(
     if raw.is_empty() {
         return Ok(None);
     }
-    raw.parse()
-        .map(Some)
-        .map_err(|_| ValidationError::new(field, "must be a whole number"))
+    whole_number(field, raw).map(Some)
+}
+
+/// A number field's whole number. One too large for any field is read as the largest (or
+/// smallest) there is, for the field's own bound to refuse saying what it is (it was "must
+/// be a whole number", which it was).
+pub(super) fn whole_number(field: &'static str, raw: &str) -> Result<i64, ValidationError> {
+    use std::num::IntErrorKind;
+    match raw.trim().parse::<i64>() {
+        Ok(number) => Ok(number),
+        Err(error) => match error.kind() {
+            IntErrorKind::PosOverflow => Ok(i64::MAX),
+            IntErrorKind::NegOverflow => Ok(i64::MIN),
+            _ => Err(ValidationError::new(field, "must be a whole number")),
+        },
+    }
 }
 
 /// A form's `version` (the row's `updated_at` in microseconds, as the page wrote it); none

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use uj_domain::studies::{LaunchRule, Surface};
 use uj_domain::ValidationError;
 
-use crate::http::dashboard::forms::{form_version, optional_number};
+use crate::http::dashboard::forms::{form_version, optional_number, whole_number};
 use crate::services::studies::RuleChange;
 
 /// A schedule time as the editor's `datetime-local` input shows it: to the minute, or to the
@@ -140,11 +140,7 @@ impl RuleForm {
     }
 
     fn change(self) -> Result<RuleChange, ValidationError> {
-        let number = |field: &'static str, raw: &str| -> Result<i64, ValidationError> {
-            raw.trim()
-                .parse()
-                .map_err(|_| ValidationError::new(field, "must be a whole number"))
-        };
+        let number = whole_number;
         let hours: f64 = self
             .cooldown_hours
             .trim()
