@@ -1234,6 +1234,11 @@ mod dashboard {
         assert!(element_text(&page, "form-error")
             .unwrap()
             .starts_with("Name: "));
+        // Said in the new rule's form, not above the study's (it read as about the study),
+        // and the page opens on that form.
+        let said = page.find(r#"id="form-error""#).unwrap();
+        assert!(said > page.find("New targeting rule").unwrap(), "{page}");
+        assert!(tag(&page, "rule-name").contains("autofocus"));
         assert!(tag(&page, "trigger-app-event").contains("checked"));
         assert!(tag(&page, "event-name").contains(r#"value="Order Completed""#));
         assert!(!page.contains(&format!(r#"<option value="{audience}" selected>"#)));

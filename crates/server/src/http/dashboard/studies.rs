@@ -277,6 +277,8 @@ struct StudyPage {
     error_field: Option<&'static str>,
     /// What was typed on an older page, not saved.
     unsaved: Vec<Unsaved>,
+    /// Why the new rule's form was refused.
+    new_rule_error: Option<String>,
 }
 
 /// The project's audiences by name, as the rule form's picker lists them (they came in the
@@ -418,6 +420,7 @@ async fn study_page_from(
         error,
         error_field: None,
         unsaved: Vec::new(),
+        new_rule_error: None,
     })
 }
 
@@ -642,10 +645,13 @@ async fn create_rule(
         Ok(answer) => Ok(forms::redirect_of(&answer)),
         // What was entered comes back to be corrected.
         Err(error) => {
+            // Said in the new rule's form, which the page opens on (it was said at the top,
+            // above the study's form, as if about the study).
             let (status, message) = form_error(error)?;
             let study = studies::study(&state, project, &study_id).await?;
-            let mut page = study_page(&state, &context, csrf.0, study, Some(message)).await?;
+            let mut page = study_page(&state, &context, csrf.0, study, None).await?;
             page.new_rule = form.into();
+            page.new_rule_error = Some(message);
             Ok(render_with(status, &page))
         }
     }
