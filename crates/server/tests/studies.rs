@@ -1558,6 +1558,26 @@ mod dashboard {
                 && !unsaved.contains("Name"),
             "{unsaved}"
         );
+        // A value refused on the older page is refused as older first: answered as a value to
+        // correct, its form (with the page's old fields and the current version) would then
+        // carry those over the newer change.
+        let invalid = [
+            ("csrf_token", csrf_token(&second_tab)),
+            ("version", input_value(&second_tab, "version")),
+            ("name", "Checkout".to_owned()),
+            ("interview_url", "ftp://r.example.com/i/1".to_owned()),
+            ("status", "active".to_owned()),
+            ("launch_mode", "in_app".to_owned()),
+            ("weekly_limit", String::new()),
+            ("monthly_limit", String::new()),
+        ];
+        let stale = browser
+            .post(app.url(&study))
+            .form(&invalid)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status().as_u16(), 409);
         // A refused value comes back with what was typed, the field named by its label.
         let (_, current) = app.page(&browser, &study).await;
         let typo = [

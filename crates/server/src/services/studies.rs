@@ -40,7 +40,7 @@ pub struct StudyChange {
 
 impl StudyChange {
     /// Whether it changes no field (its version aside).
-    pub fn asks_nothing(&self) -> bool {
+    fn asks_nothing(&self) -> bool {
         *self
             == Self {
                 version: self.version,
@@ -185,11 +185,14 @@ pub async fn update_study(
             }
             return Ok(study);
         }
-        study.updated_at = next_version(read_at);
-        study.validate_change_from(&before)?;
+        // Older than the row, refused before its values are judged: what it holds the row
+        // may hold otherwise now, and a form sent back to correct a value would then carry
+        // the old ones over the new.
         if change.version.is_some_and(|v| v != read_at) {
             return Err(changed_since());
         }
+        study.updated_at = next_version(read_at);
+        study.validate_change_from(&before)?;
         if before.status == StudyStatus::Archived && study.status != StudyStatus::Archived {
             room_for_a_live_study(state, project, "bring this one back").await?;
         }
@@ -442,11 +445,14 @@ pub async fn update_rule(
             }
             return Ok(rule);
         }
-        rule.updated_at = next_version(read_at);
-        rule.validate_change_from(&before)?;
+        // Older than the row, refused before its values are judged: what it holds the row
+        // may hold otherwise now, and a form sent back to correct a value would then carry
+        // the old ones over the new.
         if change.version.is_some_and(|v| v != read_at) {
             return Err(changed_since());
         }
+        rule.updated_at = next_version(read_at);
+        rule.validate_change_from(&before)?;
         if state.store.update_launch_rule(&rule, read_at).await? {
             state.snapshots.forget(project);
             return Ok(rule);

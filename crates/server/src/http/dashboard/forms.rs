@@ -3,9 +3,8 @@
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use uj_domain::ValidationError;
-
 use uj_domain::idempotency::IdempotencyKey;
+use uj_domain::ValidationError;
 
 use super::pages::PageError;
 use crate::services::idempotency::{Answer, KeyedRequest};
