@@ -645,6 +645,37 @@ async fn a_delivery_announcing_too_much_is_answered_before_its_body() {
     }
 }
 
+/// Credentials pasted into Mixpanel with a space or line break around them work (they
+/// were refused, and Mixpanel paused the sync; found by the audiences review); any other
+/// difference is still refused.
+#[tokio::test]
+async fn credentials_pasted_with_spaces_around_them_work() {
+    let synced = Synced::start(0).await;
+    let send = |username: String, secret: String| {
+        reqwest::Client::new()
+            .post(&synced.webhook_url)
+            .basic_auth(username, Some(secret))
+            .json(&page("s", 1, 1, &["a"]))
+            .send()
+    };
+    let (username, secret) = (&synced.username, &synced.secret);
+    for (user, pass) in [
+        (username.clone(), format!("{secret} ")),
+        (username.clone(), format!("{secret}\n")),
+        (format!(" {username}"), format!("\t{secret}")),
+    ] {
+        let answer = send(user, pass.clone()).await.unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "{pass:?}");
+    }
+    for (user, pass) in [
+        (username.clone(), format!("{secret}x")),
+        (username.clone(), secret[1..].to_owned()),
+        (format!("{username}x"), secret.clone()),
+    ] {
+        refused_with(send(user, pass).await.unwrap(), 401).await;
+    }
+}
+
 #[tokio::test]
 async fn an_unfinished_session_never_shrinks_the_audience_and_a_newer_one_supersedes_it() {
     let synced = Synced::start(5).await;

@@ -301,6 +301,9 @@ fn authorized(config: &CohortSyncConfig, header: Option<&str>) -> bool {
     let Some((username, secret)) = decoded.split_once(':') else {
         return false;
     };
+    // As pasted into Mixpanel's form: a space or line break copied along with the secret
+    // would pause the customer's sync (ours hold none).
+    let (username, secret) = (username.trim(), secret.trim());
     let username_ok = username.as_bytes().ct_eq(config.username.as_bytes());
     let secret_ok = token_hash(secret)
         .as_bytes()
