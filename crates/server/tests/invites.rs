@@ -2843,3 +2843,173 @@ async fn a_config_invite_expires_a_day_after_it_is_issued() {
         "{attributed}"
     );
 }
+
+/// A rule's cooldown runs from its newest invite to the user, not its oldest: an invite
+/// from two hours ago (past a one-hour cooldown) beside one dismissed just now leaves the
+/// user in the cooldown (found by the mutation audit).
+#[tokio::test]
+async fn a_rule_s_cooldown_runs_from_its_newest_invite_to_the_user() {
+    let world = &world(2, None, "in_app").await;
+    let cooled = world
+        .app
+        .patch_json(
+            &format!("/api/v1/launch-rules/{}", world.rule),
+            &world.key,
+            json!({"cooldown_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(cooled.status().as_u16(), 200);
+    let dismiss = |code: String| async move {
+        let dismissed = world
+            .app
+            .post_json(
+                &format!("/sdk/v1/invites/{code}/dismiss"),
+                &world.public_key,
+                json!({"reference_id": "ref_2"}),
+            )
+            .await;
+        assert_eq!(dismissed.status().as_u16(), 204);
+    };
+    let invite = |config: Value| {
+        config["pending_invite"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an invite: {config}"))
+            .to_owned()
+    };
+    let first = invite(world.config("ref_2").await);
+    dismiss(first.clone()).await;
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"],
+        Value::Null,
+        "in the cooldown"
+    );
+    // The first invite moved two hours back: its cooldown is over.
+    let at = |hours: i64| {
+        (chrono::Utc::now() - chrono::Duration::hours(hours))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    };
+    world
+        .app
+        .execute_sql(&format!(
+            "UPDATE invites SET issued_at = '{}', expires_at = '{}', dismissed_at = '{}' \
+             WHERE code = '{first}'",
+            at(2),
+            at(1),
+            at(2),
+        ))
+        .await;
+    let second = invite(world.config("ref_2").await);
+    assert_ne!(second, first);
+    dismiss(second).await;
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"],
+        Value::Null,
+        "in the cooldown of the second invite"
+    );
+    let issued = world
+        .app
+        .count_sql("SELECT COUNT(*) FROM invites WHERE reference_id = 'ref_2'")
+        .await;
+    assert_eq!(issued, 2);
+}
+
+/// A direct link counts the study as started only by an accepted invite of it: a user who
+/// dismissed the study's card and then opens its link gets a new start, not the dismissed
+/// card's code (found by the mutation audit).
+#[tokio::test]
+async fn a_link_opened_after_the_study_s_card_was_dismissed_makes_a_new_start() {
+    let world = world(2, None, "in_app").await;
+    world.prompt_and_link_on_order(json!({})).await;
+    let answer = world.order_completed("u1").await;
+    let card = answer["pending_invite"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a card: {answer}"))
+        .to_owned();
+    let url = answer["direct_links"][0]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a direct link is offered: {answer}"))
+        .to_owned();
+    let dismissed = world
+        .app
+        .post_json(
+            &format!("/sdk/v1/invites/{card}/dismiss"),
+            &world.public_key,
+            json!({"reference_id": "u1"}),
+        )
+        .await;
+    assert_eq!(dismissed.status().as_u16(), 204);
+    let opened = world.resolve(&url, "u1").await;
+    assert_eq!(opened["outcome"], "webview", "{opened}");
+    let launched = opened["url"].as_str().unwrap();
+    let code = launched
+        .split("/launch/")
+        .nth(1)
+        .and_then(|rest| rest.split('?').next())
+        .unwrap_or_else(|| panic!("a launch link: {opened}"));
+    assert_ne!(code, card, "a new start: {opened}");
+    let started = world.attribution(code).await;
+    assert_eq!(started["state"], "accepted", "{started}");
+    assert_eq!(world.attribution(&card).await["state"], "dismissed");
+}
+
+/// A study's public link opened beside its open card, the card refused (its rule's one
+/// start taken by another user) and no direct-link rule to fall back on, answers the card's
+/// reason, not `no_matching_rule` (found by the mutation audit).
+#[tokio::test]
+async fn a_study_link_opened_beside_a_capped_card_answers_the_card_s_reason() {
+    let world = &world(4, Some(1), "in_app").await;
+    let card = |reference_id: &'static str| async move {
+        let config = world.config(reference_id).await;
+        config["pending_invite"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a card: {config}"))
+            .to_owned()
+    };
+    let (theirs, mine) = (card("ref_2").await, card("ref_4").await);
+    assert_eq!(world.accept(&theirs, "ref_2").await["outcome"], "webview");
+    let link = world.public_link().await;
+    let opened = world.resolve(&link, "ref_4").await;
+    assert_eq!(
+        opened,
+        json!({"outcome": "not_eligible", "reason": "max_starts_reached"})
+    );
+    world.assert_withdrawn(&[mine.as_str()]).await;
+}
+
+/// A start made through a direct link is seen at once by the next decision: the rule's one
+/// start taken, another user's config loaded straight after no longer lists the link (the
+/// project's snapshot is forgotten, not kept until it ages; found by the mutation audit).
+#[tokio::test]
+async fn a_link_start_is_seen_by_the_next_config_at_once() {
+    let world = world(4, None, "in_app").await;
+    let (beta, _) = world
+        .beta_link(json!({"name": "Beta link", "max_starts": 1}))
+        .await;
+    let link = world
+        .app
+        .url(&format!("/i/{}", beta["public_code"].as_str().unwrap()));
+    let listed = world.config("ref_4").await;
+    assert_eq!(listed["direct_links"][0]["url"], link.as_str(), "{listed}");
+    let started = world.resolve(&link, "ref_2").await;
+    assert_eq!(started["outcome"], "webview", "{started}");
+    let config = world.config("ref_4").await;
+    assert_eq!(config["direct_links"], json!([]), "{config}");
+}
+
+/// A user listed in an audience under several distinct ids (one `reference_id`) has their
+/// invite attributed to the smallest id, whatever order they were synced in (found by the
+/// mutation audit).
+#[tokio::test]
+async fn an_audience_invite_of_a_user_with_several_ids_names_the_smallest() {
+    let world = world(2, None, "in_app").await;
+    let members = ["b", "a"]
+        .map(|id| mixpanel_emulator::scenario::Member::new(id).with("reference_id", "shared"));
+    world.emulator.add_members(10, 7, members.to_vec()).unwrap();
+    world.emulator.run_sync("uj").await.unwrap();
+    let config = world.config("shared").await;
+    let code = config["pending_invite"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an invite: {config}"));
+    let attributed = world.attribution(code).await;
+    assert_eq!(attributed["audience_member_id"], "a", "{attributed}");
+}

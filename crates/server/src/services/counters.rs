@@ -274,4 +274,30 @@ mod tests {
         assert_eq!(catalog.len(), 1, "{catalog:?}");
         assert_eq!(catalog[0].app_count, 1);
     }
+
+    /// An event's last-seen time is the latest time it was seen, not the last one counted:
+    /// events counted out of order (requests finishing in another order than they came)
+    /// keep the later time (found by the mutation audit).
+    #[tokio::test]
+    async fn an_event_counted_out_of_order_keeps_its_latest_time() {
+        let db = TestDatabase::sqlite();
+        let (store, project) = store_with_project(&db).await;
+        // Whole seconds: as the databases keep them.
+        let t0 = chrono::DurationRound::duration_trunc(Utc::now(), chrono::Duration::seconds(1))
+            .unwrap();
+        let later = t0 + chrono::Duration::seconds(1);
+        let counters = Arc::new(Counters::default());
+        counters.app_event(&project, "Checkout", later);
+        counters.app_event(&project, "Checkout", t0);
+        let store: Arc<dyn Store> = Arc::new(store);
+        counters.flush(&store).await.unwrap();
+        let catalog: Vec<_> = store
+            .event_catalog(&project)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.app_count, e.app_first_seen_at, e.app_last_seen_at))
+            .collect();
+        assert_eq!(catalog, [("Checkout".to_owned(), 2, Some(t0), Some(later))]);
+    }
 }
