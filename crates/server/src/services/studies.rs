@@ -217,7 +217,7 @@ fn next_version(read_at: DateTime<Utc>) -> DateTime<Utc> {
 const WRITE_ATTEMPTS: usize = 20;
 
 /// A change made on a version that is no longer the current one (a page open in two tabs).
-fn changed_since() -> ServiceError {
+pub(crate) fn changed_since() -> ServiceError {
     ServiceError::Conflict {
         code: "changed_meanwhile",
         message: "It was changed after this page was opened (in another tab, or by someone else); this is the current version. Make your change again.".into(),

@@ -12,7 +12,7 @@ use uj_domain::ids::{LaunchRuleId, ProjectId};
 use uj_domain::pacing::{Gate, RuleStatus, StudyStatus, Trigger};
 use uj_domain::studies::{LaunchRule, Surface};
 
-use super::forms::{self, form_error, invalid_input, is_changed_since, Unsaved};
+use super::forms::{self, form_error, form_version, invalid_input, is_changed_since, Unsaved};
 use super::pages::{render, render_with, Nav, PageError};
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
@@ -466,10 +466,16 @@ async fn update_rule(
     let entered = form.clone();
     let project = &context.current.project.id;
     let result = match studies::rule(&state, project, &rule_id).await {
-        Ok(rule) => match form.change_over(&rule) {
-            Ok(change) => studies::update_rule(&state, project, &rule_id, change).await,
-            Err(invalid) => Err(invalid.into()),
-        },
+        Ok(rule) => {
+            let older = form_version(&form.version).is_some_and(|v| v != rule.updated_at);
+            match form.change_over(&rule) {
+                Ok(change) => studies::update_rule(&state, project, &rule_id, change).await,
+                // From an older page, refused as such before its values are judged (see
+                // `studies::update_study`'s form).
+                Err(_) if older => Err(studies::changed_since()),
+                Err(invalid) => Err(invalid.into()),
+            }
+        }
         Err(error) => Err(error),
     };
     match result {

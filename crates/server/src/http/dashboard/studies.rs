@@ -490,6 +490,7 @@ async fn update_study(
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let project = &context.current.project.id;
     let entered = form.clone();
+    let version = form_version(&form.version);
     let change = (|| -> Result<StudyChange, ValidationError> {
         Ok(StudyChange {
             name: Some(form.name),
@@ -507,7 +508,16 @@ async fn update_study(
     })();
     let result = match change {
         Ok(change) => studies::update_study(&state, project, &study_id, change).await,
-        Err(invalid) => Err(invalid.into()),
+        // From an older page, refused as such before its values are judged, as the service
+        // does: answered as a value to correct, its form would come back with the old page's
+        // fields and the current version, and carry them over the newer change.
+        Err(invalid) => match studies::study(&state, project, &study_id).await {
+            Ok(now) if version.is_some_and(|v| v != now.updated_at) => {
+                Err(studies::changed_since())
+            }
+            Ok(_) => Err(invalid.into()),
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(_) => {
