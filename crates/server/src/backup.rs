@@ -67,16 +67,26 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
             );
         }
     }
-    // The copy is written under another name and given its own once complete, with its key
-    // beside it: a backup cut short (a signal, a cron job's timeout) leaves no
-    // `userjourneys.db` that would restore as a new, empty installation.
-    let partial = to.join("userjourneys.db.partial");
-    let _held = hold_partial(&partial)?;
+    // The copy is written under a name of its own and given its real one once complete, with
+    // its key beside it: a backup cut short (a signal, a cron job's timeout) leaves no
+    // `userjourneys.db` that would restore as a new, empty installation. Made new (never a
+    // file there already, nor one a link points to), the owner's only.
+    let partial = to.join(format!(
+        "userjourneys.db.partial-{}",
+        uj_domain::keys::random_code(10)
+    ));
+    create_new_private(&partial)?;
+    let cleanup = |also_key: bool| {
+        let _ = std::fs::remove_file(&partial);
+        if also_key {
+            let _ = std::fs::remove_file(&key_file);
+        }
+    };
     // Absolute: SQLite reads a target starting with `file:` as a URI.
     let target = std::path::absolute(&partial)
         .with_context(|| format!("cannot resolve {}", partial.display()))?;
     if let Err(error) = SqliteStore::backup(&config.database_url, &target).await {
-        let _ = std::fs::remove_file(&partial);
+        cleanup(false);
         let cause = std::error::Error::source(&error).map_or(error.to_string(), |c| c.to_string());
         bail!(
             "the database could not be copied into {}: {cause}",
@@ -85,54 +95,25 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
     }
     if let Err(error) = copy_private(&key, &key_file) {
         // A copy without its key is no backup.
-        let _ = std::fs::remove_file(&partial);
+        cleanup(false);
         return Err(error);
     }
-    std::fs::rename(&partial, &database)
-        .and_then(|()| std::fs::File::open(to)?.sync_all())
-        .with_context(|| {
-            format!(
-                "cannot rename {} to {}",
-                partial.display(),
+    // Named only if the name is free (a rename would replace a copy another backup into
+    // the directory named meanwhile): a second name, then the first one gone.
+    if let Err(error) = std::fs::hard_link(&partial, &database) {
+        cleanup(true);
+        return Err(match error.kind() {
+            std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                "{} exists already: back up into an empty directory",
                 database.display()
-            )
-        })?;
+            ),
+            _ => anyhow::Error::new(error).context(format!("cannot create {}", database.display())),
+        });
+    }
+    std::fs::remove_file(&partial)
+        .and_then(|()| std::fs::File::open(to)?.sync_all())
+        .with_context(|| format!("cannot remove {}", partial.display()))?;
     Ok(BackupOutput { database, key_file })
-}
-
-/// Opens `partial`, empty and the owner's only, locked for this backup: one left by a backup
-/// cut short is taken over; one another backup into the same directory is writing refuses.
-fn hold_partial(partial: &Path) -> anyhow::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if partial.symlink_metadata().is_ok_and(|m| !m.is_file()) {
-        bail!(
-            "{} is not a file: back up into an empty directory",
-            partial.display()
-        );
-    }
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "another backup is writing {}: back up into another directory",
-            partial.display()
-        ),
-        Err(std::fs::TryLockError::Error(error)) => {
-            return Err(
-                anyhow::Error::new(error).context(format!("cannot lock {}", partial.display()))
-            )
-        }
-    }
-    // `VACUUM INTO` writes only into an empty file.
-    file.set_len(0)
-        .with_context(|| format!("cannot empty {}", partial.display()))?;
-    Ok(file)
 }
 
 /// Makes `to` and the directories above it that are missing, each the owner's only whatever

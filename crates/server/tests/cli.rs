@@ -1806,6 +1806,22 @@ fn a_backup_that_fails_leaves_nothing_behind_and_directories_are_private() {
     // to another directory, and an empty file was reported as the backup).
     let (copied, said) = backup("file:zz", "true");
     assert!(copied, "{said}");
+    // A file planted under the name a copy is written under (the first version of the
+    // partial copy, found by the final review: a second name of a file elsewhere was
+    // emptied and overwritten, another user's file kept its owner and mode) is left alone.
+    std::fs::create_dir(dir.path().join("planted")).unwrap();
+    std::fs::write(dir.path().join("precious.txt"), "precious").unwrap();
+    std::fs::hard_link(
+        dir.path().join("precious.txt"),
+        dir.path().join("planted/userjourneys.db.partial"),
+    )
+    .unwrap();
+    let (copied, said) = backup("planted", "true");
+    assert!(copied, "{said}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("precious.txt")).unwrap(),
+        "precious"
+    );
     let size = std::fs::metadata(dir.path().join("file:zz/userjourneys.db"))
         .unwrap()
         .len();
@@ -1904,6 +1920,17 @@ async fn a_backup_cut_short_leaves_no_copy_behind_and_the_next_try_succeeds() {
             // Killed between copying the key and naming the copy: the key refuses the next
             // try (nothing restores from the directory).
             if !copy.join("app.key").exists() {
+                let partials = |copy: &std::path::Path| -> Vec<String> {
+                    std::fs::read_dir(copy)
+                        .map(|files| {
+                            files
+                                .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+                                .filter(|name| name.starts_with("userjourneys.db.partial"))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let left = partials(&copy);
                 let again = backup().output().unwrap();
                 assert!(
                     again.status.success(),
@@ -1911,7 +1938,11 @@ async fn a_backup_cut_short_leaves_no_copy_behind_and_the_next_try_succeeds() {
                     String::from_utf8_lossy(&again.stderr)
                 );
                 assert!(copy.join("app.key").exists());
-                assert!(!copy.join("userjourneys.db.partial").exists());
+                // The cut one's leftover, if any, is all that is left beside the copy.
+                assert_eq!(partials(&copy), left);
+                use std::os::unix::fs::MetadataExt;
+                let copied = std::fs::metadata(copy.join("userjourneys.db")).unwrap();
+                assert_eq!((copied.nlink(), copied.mode() & 0o777), (1, 0o600));
                 let restored = format!("sqlite://{}", copy.join("userjourneys.db").display());
                 let pool = sqlx::SqlitePool::connect(&restored).await.unwrap();
                 let filler: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler")
