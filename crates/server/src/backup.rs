@@ -99,8 +99,21 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
         return Err(error);
     }
     // Named only if the name is free (a rename would replace a copy another backup into
-    // the directory named meanwhile): a second name, then the first one gone.
-    if let Err(error) = std::fs::hard_link(&partial, &database) {
+    // the directory named meanwhile): a second name, then the first one gone. A filesystem
+    // without hard links (vfat, exFAT, some network mounts) gets a rename, the name looked
+    // at just before.
+    let named = match std::fs::hard_link(&partial, &database) {
+        Ok(()) => {
+            // Complete with its name: a partial name left (an error here) is only a second
+            // name of the copy.
+            let _ = std::fs::remove_file(&partial);
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Err(error),
+        Err(_) if database.symlink_metadata().is_err() => std::fs::rename(&partial, &database),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = named {
         cleanup(true);
         return Err(match error.kind() {
             std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
@@ -110,9 +123,15 @@ pub async fn run(config: &Config, to: &Path) -> anyhow::Result<BackupOutput> {
             _ => anyhow::Error::new(error).context(format!("cannot create {}", database.display())),
         });
     }
-    std::fs::remove_file(&partial)
-        .and_then(|()| std::fs::File::open(to)?.sync_all())
-        .with_context(|| format!("cannot remove {}", partial.display()))?;
+    // The names made durable: a crash now keeps them.
+    std::fs::File::open(to)
+        .and_then(|directory| directory.sync_all())
+        .with_context(|| {
+            format!(
+                "the copy and its key are written, but {} could not be synced to disk",
+                to.display()
+            )
+        })?;
     Ok(BackupOutput { database, key_file })
 }
 

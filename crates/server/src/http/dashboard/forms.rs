@@ -113,6 +113,23 @@ pub(super) fn form_version(raw: &str) -> Option<DateTime<Utc>> {
         .and_then(DateTime::from_timestamp_micros)
 }
 
+/// `error`, a form's value refused, as "changed since" when the form was made on another
+/// version than `now` (the one its page is shown again from): shown again to be corrected,
+/// it would hold the older page's fields under the newer version, and its next save would
+/// carry them over the change made meanwhile.
+pub(super) fn older_than(
+    error: ServiceError,
+    version: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> ServiceError {
+    match error {
+        ServiceError::Invalid(_) if version.is_some_and(|v| v != now) => {
+            crate::services::studies::changed_since()
+        }
+        other => other,
+    }
+}
+
 /// A change refused because the row changed after its page was opened.
 pub(super) fn is_changed_since(error: &ServiceError) -> bool {
     matches!(

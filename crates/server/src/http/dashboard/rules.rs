@@ -416,10 +416,14 @@ async fn rerender(
     error: ServiceError,
     entered: Option<RuleForm>,
 ) -> Result<Response, PageError> {
+    let rule = studies::rule(state, &context.current.project.id, rule_id).await?;
+    // Older than the rule the page is made from (saved meanwhile, even since the check):
+    // answered as such, never with the typed fields under the newer version.
+    let version = entered.as_ref().and_then(|e| form_version(&e.version));
+    let error = forms::older_than(error, version, rule.updated_at);
     let field = invalid_input(&error);
     let changed_since = is_changed_since(&error);
     let (status, message) = form_error(error)?;
-    let rule = studies::rule(state, &context.current.project.id, rule_id).await?;
     let mut page = rule_page(
         state,
         context,
@@ -466,16 +470,10 @@ async fn update_rule(
     let entered = form.clone();
     let project = &context.current.project.id;
     let result = match studies::rule(&state, project, &rule_id).await {
-        Ok(rule) => {
-            let older = form_version(&form.version).is_some_and(|v| v != rule.updated_at);
-            match form.change_over(&rule) {
-                Ok(change) => studies::update_rule(&state, project, &rule_id, change).await,
-                // From an older page, refused as such before its values are judged (see
-                // `studies::update_study`'s form).
-                Err(_) if older => Err(studies::changed_since()),
-                Err(invalid) => Err(invalid.into()),
-            }
-        }
+        Ok(rule) => match form.change_over(&rule) {
+            Ok(change) => studies::update_rule(&state, project, &rule_id, change).await,
+            Err(invalid) => Err(invalid.into()),
+        },
         Err(error) => Err(error),
     };
     match result {

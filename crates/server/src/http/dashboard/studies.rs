@@ -508,26 +508,20 @@ async fn update_study(
     })();
     let result = match change {
         Ok(change) => studies::update_study(&state, project, &study_id, change).await,
-        // From an older page, refused as such before its values are judged, as the service
-        // does: answered as a value to correct, its form would come back with the old page's
-        // fields and the current version, and carry them over the newer change.
-        Err(invalid) => match studies::study(&state, project, &study_id).await {
-            Ok(now) if version.is_some_and(|v| v != now.updated_at) => {
-                Err(studies::changed_since())
-            }
-            Ok(_) => Err(invalid.into()),
-            Err(error) => Err(error),
-        },
+        Err(invalid) => Err(invalid.into()),
     };
     match result {
         Ok(_) => {
             Ok(Redirect::to(&format!("/p/{project_id}/studies/{study_id}{SAVED}")).into_response())
         }
         Err(error) => {
+            let study = studies::study(&state, project, &study_id).await?;
+            // Older than the study the page is made from (saved meanwhile, even since the
+            // check): answered as such, never with the typed fields under the newer version.
+            let error = forms::older_than(error, version, study.updated_at);
             let changed_since = is_changed_since(&error);
             let field = invalid_input(&error);
             let (status, message) = form_error(error)?;
-            let study = studies::study(&state, project, &study_id).await?;
             let mut page = study_page(&state, &context, csrf.0, study, Some(message)).await?;
             page.error_field = field;
             // What was typed comes back to be corrected, unless the study changed since the
