@@ -496,6 +496,14 @@ async fn late_pages_rename_nothing_and_a_lookup_finds_leavers_only_when_asked() 
     assert_eq!(refused.status().as_u16(), 400);
     let refused: Value = refused.json().await.unwrap();
     assert_eq!(refused["error"]["field"], "member_id", "{refused}");
+    // Named as it was sent.
+    let refused = synced
+        .app
+        .get(&format!("/api/v1/audiences/{id}/members?id="), &synced.key)
+        .await;
+    assert_eq!(refused.status().as_u16(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["field"], "id", "{refused}");
     // A lookup pages as the list does: a cohort can list any number of distinct ids under
     // one reference id (all of them were answered at once, whatever the limit).
     let mut shared = page("s-4", 1, 1, &[]);

@@ -198,8 +198,8 @@ pub struct MemberParams {
 }
 
 impl MemberParams {
-    /// The member looked up, by either name, not both.
-    fn lookup(&mut self) -> Result<Option<String>, ApiError> {
+    /// The member looked up, by either name, not both, and the name it was sent as.
+    fn lookup(&mut self) -> Result<Option<(String, &'static str)>, ApiError> {
         match (self.member_id.take(), self.id.take()) {
             (Some(_), Some(_)) => {
                 let mut error = ApiError::bad_request(
@@ -209,7 +209,9 @@ impl MemberParams {
                 error.field = Some("id".into());
                 Err(error)
             }
-            (named, former) => Ok(named.or(former)),
+            (Some(named), None) => Ok(Some((named, "member_id"))),
+            (None, Some(former)) => Ok(Some((former, "id"))),
+            (None, None) => Ok(None),
         }
     }
 }
@@ -241,14 +243,14 @@ async fn members(
     // cohort can list any number of distinct ids under one reference id).
     let with_exited = params.include_exited.unwrap_or(false);
     let members = match lookup {
-        Some(lookup) => {
+        Some((lookup, sent_as)) => {
             let lookup = lookup.trim();
             if lookup.is_empty() {
                 let mut error = ApiError::bad_request(
                     "invalid_request",
-                    "member_id is empty: send the provider id or reference id to look up, or leave it out to list the members.",
+                    format!("{sent_as} is empty: send the provider id or reference id to look up, or leave it out to list the members."),
                 );
-                error.field = Some("member_id".into());
+                error.field = Some(sent_as.into());
                 return Err(error);
             }
             state
