@@ -893,6 +893,17 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
         .submit(&owner, &members, &withdraw, &[("confirmed", "yes")])
         .await;
     assert_eq!(location(&withdrawn), members);
+    // Sent again (a second click, an older tab): the members page says it is not open any
+    // more (it was "Page not found").
+    let again = app
+        .submit(&owner, &members, &withdraw, &[("confirmed", "yes")])
+        .await;
+    assert_eq!(again.status().as_u16(), 404);
+    let again = again.text().await.unwrap();
+    assert!(
+        again.contains("This invitation is not open any more"),
+        "{again}"
+    );
     // Newest first: Carol's went, Bob's stays.
     assert_eq!(app.page(&client(), &newer_path).await.0, 400);
     let (_, html) = app.page(&owner, &members).await;

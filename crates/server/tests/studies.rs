@@ -1130,6 +1130,13 @@ mod dashboard {
             }
         };
         let rule_status = |html: &str| element_text(html, "rule-status").unwrap();
+        // A status form forged to archive says where archiving is (it named the API's
+        // endpoint), and changes nothing.
+        let forged = status("archived").await;
+        assert_eq!(forged.status().as_u16(), 422);
+        let html = forged.text().await.unwrap();
+        assert!(html.contains("its Archive button"), "{html}");
+        assert_eq!(rule_status(&html), "draft");
         assert_eq!(status("active").await.status().as_u16(), 303);
         // No open invite: paused at once.
         let paused = pause("").await;

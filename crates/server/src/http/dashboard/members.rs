@@ -274,7 +274,14 @@ async fn withdraw(
         .withdraw_invitation(project, &invitation_id)
         .await?
     {
-        return Err(PageError::NotFound);
+        // Sent twice, or from a page older than its acceptance: the members page says so (it
+        // was "Page not found"). The same for an id that is none of the project's.
+        let mut page = page(&state, &context, csrf.0).await?;
+        page.error = Some(
+            "This invitation is not open any more: it was accepted, withdrawn or has expired."
+                .into(),
+        );
+        return Ok(render_with(StatusCode::NOT_FOUND, &page));
     }
     Ok(axum::response::Redirect::to(&format!("/p/{project_id}/members")).into_response())
 }

@@ -40,6 +40,12 @@ async fn set_status(
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
     let result = match RuleStatus::parse(&form.status) {
+        // Its own button asks first (the service's refusal names the API's endpoint).
+        Ok(RuleStatus::Archived) => Err(uj_domain::ValidationError::new(
+            "status",
+            "archive a rule with its Archive button",
+        )
+        .into()),
         Ok(status) => {
             let change = RuleChange {
                 status: Some(status),
