@@ -222,6 +222,14 @@ impl World {
         response.json().await.unwrap()
     }
 
+    /// The code of the user's pending invite on a config load, which must offer one.
+    async fn pending_code(&self, reference_id: &str) -> String {
+        self.config(reference_id).await["pending_invite"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no pending invite for {reference_id}"))
+            .to_owned()
+    }
+
     /// A paused study, "Later", with an active prompt rule waiting for `event`.
     async fn paused_study_waiting_for(&self, event: &str) {
         let study: Value = self
@@ -489,10 +497,7 @@ async fn metrics_count_deliveries_invites_and_starts_once_each() {
 #[tokio::test]
 async fn accepting_opens_a_signed_launch_url_that_redirects_to_the_interview() {
     let world = world(4, None, "in_app").await;
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     let accepted = world.accept(&code, "ref_2").await;
     assert_eq!(accepted["outcome"], "webview");
     let url = accepted["url"].as_str().unwrap().to_owned();
@@ -560,10 +565,7 @@ async fn accepting_opens_a_signed_launch_url_that_redirects_to_the_interview() {
     // A started study is not offered again.
     assert_eq!(world.config("ref_2").await["pending_invite"], Value::Null);
     // The wrong user cannot accept someone else's invite.
-    let other = world.config("ref_4").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = world.pending_code("ref_4").await;
     let stolen = world
         .app
         .post_json(
@@ -578,10 +580,7 @@ async fn accepting_opens_a_signed_launch_url_that_redirects_to_the_interview() {
 #[tokio::test]
 async fn a_browser_study_opens_through_the_respondent_code() {
     let world = world(2, None, "browser").await;
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     let accepted = world.accept(&code, "ref_2").await;
     assert_eq!(accepted["outcome"], "external_browser");
     let url = accepted["url"].as_str().unwrap();
@@ -604,10 +603,7 @@ async fn a_browser_study_opens_through_the_respondent_code() {
 async fn a_dismissed_invite_is_not_offered_again_within_the_cooldown_and_a_paused_rule_offers_none()
 {
     let world = world(6, None, "in_app").await;
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     let path = format!("/sdk/v1/invites/{code}/dismiss");
     let dismiss = |reference_id: &'static str| {
         world.app.post_json(
@@ -795,10 +791,7 @@ async fn a_rule_moved_to_a_direct_link_or_a_later_start_takes_back_its_prompts()
 #[tokio::test]
 async fn a_stopped_study_s_public_link_opens_nothing_and_a_start_made_stays_open() {
     let world = world(4, None, "browser").await;
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     assert_eq!(
         world.accept(&code, "ref_2").await["outcome"],
         "external_browser"
@@ -996,10 +989,7 @@ async fn fifty_concurrent_accepts_with_max_starts_ten_start_exactly_ten() {
     let mut codes = Vec::new();
     for n in (2..=100).step_by(2) {
         let reference = format!("ref_{n}");
-        let code = world.config(&reference).await["pending_invite"]["code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let code = world.pending_code(&reference).await;
         codes.push((code, reference));
     }
     assert_eq!(codes.len(), 50);
@@ -1037,10 +1027,7 @@ async fn fifty_concurrent_accepts_with_max_starts_ten_start_exactly_ten() {
 #[tokio::test]
 async fn leaving_the_audience_withdraws_an_unaccepted_invite() {
     let world = world(6, None, "in_app").await;
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     world.emulator.remove_members(10, 7, &["user_2"]).unwrap();
     world.emulator.run_sync("uj").await.unwrap();
     let attributed = world.attribution(&code).await;
@@ -1092,10 +1079,7 @@ async fn an_invite_is_withdrawn_when_its_user_leaves_not_one_of_their_distinct_i
         mixpanel_emulator::scenario::Member::new("user_2_phone").with("reference_id", "ref_2");
     world.emulator.add_members(10, 7, vec![second]).unwrap();
     world.emulator.run_sync("uj").await.unwrap();
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     let store = uj_storage::connect(&world.app.db.url).await.unwrap();
     let named = store.invite_by_code(&code).await.unwrap().unwrap();
     let named = named.audience_member_id.unwrap();
@@ -1558,10 +1542,7 @@ async fn direct_links_are_offered_to_eligible_users_and_resolve_to_an_attributed
     assert_eq!(capped["reason"], "max_starts_reached");
 
     // A respondent code resolves like accepting it, for its own user only.
-    let code = world.config("ref_4").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_4").await;
     let theirs = resolve(world.app.url(&format!("/interviews/{code}")), "ref_6").await;
     assert_eq!(theirs.status().as_u16(), 404);
     let accepted: Value = resolve(format!("/i/{code}"), "ref_4")
@@ -1884,10 +1865,7 @@ async fn an_audience_invite_is_attributed_to_its_member_with_the_allowlisted_tra
 #[tokio::test]
 async fn a_users_invites_are_read_with_their_attribution() {
     let world = world(4, None, "in_app").await;
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     let accepted = world
         .app
         .client
@@ -2132,10 +2110,7 @@ async fn accepts_racing_pauses_of_their_rule_and_study_all_get_answers() {
     let mut codes = Vec::new();
     for n in (2..=120).step_by(2) {
         let reference = format!("ref_{n}");
-        let code = world.config(&reference).await["pending_invite"]["code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let code = world.pending_code(&reference).await;
         codes.push((code, reference));
     }
     let patch = |path: String, body: Value| {
@@ -2587,10 +2562,7 @@ async fn an_app_event_withdraws_the_users_open_invite_its_rule_can_no_longer_sta
 #[tokio::test]
 async fn a_respondent_code_never_accepted_opens_nothing_in_the_browser() {
     let world = world(2, None, "browser").await;
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     let browser = client();
     for stage in ["issued", "dismissed"] {
         for path in [format!("/i/{code}"), format!("/interviews/{code}")] {
@@ -2623,10 +2595,7 @@ async fn a_respondent_code_never_accepted_opens_nothing_in_the_browser() {
 #[tokio::test]
 async fn an_expired_launch_link_is_refused_even_when_correctly_signed() {
     let world = world(2, None, "in_app").await;
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     let accepted = world.accept(&code, "ref_2").await;
     assert_eq!(accepted["outcome"], "webview", "{accepted}");
     let key_file = world.app.config.secret_key_path();
@@ -2671,10 +2640,7 @@ async fn a_launch_link_s_signature_covers_its_code() {
     let world = world(4, None, "in_app").await;
     let mut started = Vec::new();
     for user in ["ref_2", "ref_4"] {
-        let code = world.config(user).await["pending_invite"]["code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let code = world.pending_code(user).await;
         let accepted = world.accept(&code, user).await;
         assert_eq!(accepted["outcome"], "webview", "{accepted}");
         started.push((code, accepted["url"].as_str().unwrap().to_owned()));
@@ -2705,10 +2671,7 @@ async fn a_launch_link_s_signature_covers_its_code() {
 #[tokio::test]
 async fn an_in_app_study_opens_in_the_browser_for_an_app_without_a_webview() {
     let world = world(4, None, "in_app").await;
-    let code = world.config("ref_2").await["pending_invite"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = world.pending_code("ref_2").await;
     let respondent = world.app.url(&format!("/interviews/{code}"));
     let external = json!({"outcome": "external_browser", "url": respondent});
     for body in [
