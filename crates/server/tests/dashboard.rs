@@ -397,6 +397,64 @@ async fn sign_in_is_throttled_after_repeated_failures() {
     assert!(throttled.text().await.unwrap().contains("Try again in"));
 }
 
+/// Strangers' failures do not lock out a browser that signed in to the account before
+/// (found by the accounts probe: five wrong passwords from anywhere kept the owner from
+/// signing in, and from changing the password, for 15 minutes); the address stays locked
+/// for everyone else, and the device cookie helps no other address.
+#[tokio::test]
+async fn failures_from_elsewhere_do_not_lock_out_a_browser_that_signed_in_before() {
+    let app = TestApp::spawn().await;
+    let owner = client();
+    app.set_up(&owner, "ada@example.com", "Shop").await;
+    let stranger = client();
+    for address in ["ada@example.com", "bob@example.com"] {
+        for _ in 0..5 {
+            let guess = app.login(&stranger, address, "guess guess guess").await;
+            assert_eq!(guess.status().as_u16(), 401);
+        }
+    }
+    let locked = app.login(&stranger, "ada@example.com", PASSWORD).await;
+    assert_eq!(locked.status().as_u16(), 429);
+    // The owner's session changes the password: its own window.
+    let (_, html) = app.page(&owner, "/account").await;
+    let changed = owner
+        .post(app.url("/account"))
+        .form(&[
+            ("csrf_token", csrf_token(&html).as_str()),
+            ("current_password", PASSWORD),
+            ("new_password", "a new long password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (changed.status().as_u16(), location(&changed)),
+        (303, "/account?changed=1".to_owned())
+    );
+    let (_, html) = app.page(&owner, "/account").await;
+    let logout = owner
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", csrf_token(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&logout), "/login");
+    let back = app
+        .login(&owner, "ada@example.com", "a new long password")
+        .await;
+    assert_eq!(
+        (back.status().as_u16(), location(&back)),
+        (303, "/".to_owned())
+    );
+    // The address is still locked for the stranger, and the owner's cookie is for Ada only.
+    let still = app
+        .login(&stranger, "ada@example.com", "a new long password")
+        .await;
+    assert_eq!(still.status().as_u16(), 429);
+    let bob = app.login(&owner, "bob@example.com", PASSWORD).await;
+    assert_eq!(bob.status().as_u16(), 429);
+}
+
 #[tokio::test]
 async fn signing_out_ends_the_session_on_the_server() {
     let app = TestApp::spawn().await;

@@ -1,6 +1,12 @@
 //! Slows password guessing: after too many failed sign-ins for one email address or from
 //! one client address within a window, further attempts are refused until it passes.
 //!
+//! A browser that signed in to an account before (its device cookie, signed for that
+//! address: `dashboard::session::known_device`) is counted on its own window instead of the
+//! address's, and not by its client address: failures sent by anyone else cannot lock its
+//! owner out (OWASP's device cookies). A signed-in session giving its current password (a
+//! password change) is counted on its account's own window, for the same reason.
+//!
 //! Kept in memory: each server process counts on its own, which bounds guessing per
 //! process. The map is bounded whatever is sent: an email address is kept as a hash (the
 //! form takes 16 KiB of it), an IPv6 client by its /64 (what one host is given), expired
@@ -25,8 +31,22 @@ struct Window {
     limit: u32,
 }
 
-/// An email address or a client, hashed with this process's random keys.
+/// An email address, a device or a client, hashed with this process's random keys.
 type Key = u64;
+
+/// Whose password an attempt guesses, as it is counted.
+#[derive(Clone, Copy, Debug)]
+pub enum Attempt<'a> {
+    /// A sign-in for this address from a browser not known to have signed in to it: on the
+    /// address's window and the client's.
+    Email { email: &'a str, client: IpAddr },
+    /// A sign-in from a browser that signed in to this address before (its device
+    /// cookie's nonce): on that device's window alone.
+    KnownDevice { device: &'a str },
+    /// A signed-in session's current password (a password change): on its account's window
+    /// and the client's.
+    SignedIn { account: &'a str, client: IpAddr },
+}
 
 #[derive(Default)]
 pub struct LoginThrottle {
@@ -35,29 +55,38 @@ pub struct LoginThrottle {
 }
 
 impl LoginThrottle {
-    fn keys(&self, email: &str, client: &str) -> [(Key, u32); 2] {
-        let client = match client.parse::<IpAddr>() {
-            Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-                let prefix = u128::from(v6) >> 64;
-                format!("client:{prefix:x}::/64")
+    /// The attempt's own window first, then its client's when it is counted by one.
+    fn keys(&self, attempt: Attempt<'_>) -> [Option<(Key, u32)>; 2] {
+        let (own, client) = match attempt {
+            Attempt::Email { email, client } => {
+                // As the account is looked up: every spelling that signs in to it counts as
+                // one (a domain with fullwidth letters was its own window, five more guesses
+                // each).
+                let email = match uj_domain::accounts::Email::lookup(email) {
+                    Ok(email) => email.as_str().to_owned(),
+                    Err(_) => email.trim().to_lowercase(),
+                };
+                (format!("email:{email}"), Some(client))
             }
-            _ => format!("client:{client}"),
+            Attempt::KnownDevice { device } => (format!("device:{device}"), None),
+            Attempt::SignedIn { account, client } => (format!("account:{account}"), Some(client)),
         };
-        // As the account is looked up: every spelling that signs in to it counts as one
-        // (a domain with fullwidth letters was its own window, five more guesses each).
-        let email = match uj_domain::accounts::Email::lookup(email) {
-            Ok(email) => email.as_str().to_owned(),
-            Err(_) => email.trim().to_lowercase(),
-        };
+        let client = client.map(|client| {
+            let client = match client {
+                IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                    let prefix = u128::from(v6) >> 64;
+                    format!("client:{prefix:x}::/64")
+                }
+                IpAddr::V6(v6) => format!("client:{}", v6.to_canonical()),
+                IpAddr::V4(v4) => format!("client:{v4}"),
+            };
+            (self.hasher.hash_one(client), MAX_FAILURES_PER_CLIENT)
+        });
         [
-            (
-                self.hasher.hash_one(format!("email:{email}")),
-                MAX_FAILURES_PER_EMAIL,
-            ),
-            (self.hasher.hash_one(client), MAX_FAILURES_PER_CLIENT),
+            Some((self.hasher.hash_one(own), MAX_FAILURES_PER_EMAIL)),
+            client,
         ]
     }
-
     /// Room for new windows: expired ones swept, then up to a tenth of the open ones, fewest
     /// failures first, never one of `keep` (this attempt's); `Err(wait)` when none can go.
     fn make_room(
@@ -86,14 +115,14 @@ impl LoginThrottle {
         Ok(())
     }
 
-    /// Counts a sign-in attempt for this email from this client, in one step with the
-    /// check, so attempts sent at once cannot all pass it: `Err(wait)` (nothing counted)
-    /// when either must wait. The attempt counts as failed until [`Self::succeeded`].
-    pub fn attempt(&self, email: &str, client: &str) -> Result<(), Duration> {
-        let keys = self.keys(email, client);
+    /// Counts an attempt, in one step with the check, so attempts sent at once cannot all
+    /// pass it: `Err(wait)` (nothing counted) when one of its windows must wait. The attempt
+    /// counts as failed until [`Self::succeeded`].
+    pub fn attempt(&self, attempt: Attempt<'_>) -> Result<(), Duration> {
+        let keys = self.keys(attempt);
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        for (key, limit) in &keys {
+        for (key, limit) in keys.iter().flatten() {
             if let Some(window) = windows.get(key) {
                 let elapsed = now.duration_since(window.started);
                 if elapsed < WINDOW && window.failures >= *limit {
@@ -103,17 +132,20 @@ impl LoginThrottle {
         }
         // Only a new key needs room: an attempt on windows already kept evicts nothing
         // (a flood of them cannot clear the way for its own guesses).
-        if windows.len() >= MAX_TRACKED && keys.iter().any(|(key, _)| !windows.contains_key(key)) {
-            let keep = [keys[0].0, keys[1].0];
+        let new_key = keys
+            .iter()
+            .flatten()
+            .any(|(key, _)| !windows.contains_key(key));
+        if windows.len() >= MAX_TRACKED && new_key {
+            let keep: Vec<Key> = keys.iter().flatten().map(|(key, _)| *key).collect();
             Self::make_room(&mut windows, &keep, now)?;
         }
-        for (key, limit) in keys {
-            let fresh = Window {
+        for (key, limit) in keys.into_iter().flatten() {
+            let window = windows.entry(key).or_insert(Window {
                 started: now,
                 failures: 0,
                 limit,
-            };
-            let window = windows.entry(key).or_insert(fresh);
+            });
             if now.duration_since(window.started) >= WINDOW {
                 *window = Window {
                     started: now,
@@ -127,24 +159,27 @@ impl LoginThrottle {
     }
 
     /// The attempt could not be checked (the database did not answer): it decided
-    /// nothing, so both counts take it back.
-    pub fn undecided(&self, email: &str, client: &str) {
-        let keys = self.keys(email, client);
+    /// nothing, so its counts take it back.
+    pub fn undecided(&self, attempt: Attempt<'_>) {
+        let keys = self.keys(attempt);
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, _) in keys {
+        for (key, _) in keys.into_iter().flatten() {
             if let Some(window) = windows.get_mut(&key) {
                 window.failures = window.failures.saturating_sub(1);
             }
         }
     }
 
-    /// The attempt signed in: the email's count is cleared, and the client's takes the
-    /// attempt back.
-    pub fn succeeded(&self, email: &str, client: &str) {
-        let [(email_key, _), (client_key, _)] = self.keys(email, client);
+    /// The attempt gave the right password: its own window is cleared, and its client's
+    /// takes the attempt back. (A known device's success leaves the address's window as it
+    /// is: clearing it would give whoever filled it a fresh count.)
+    pub fn succeeded(&self, attempt: Attempt<'_>) {
+        let [own, client] = self.keys(attempt);
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        windows.remove(&email_key);
-        if let Some(window) = windows.get_mut(&client_key) {
+        if let Some((key, _)) = own {
+            windows.remove(&key);
+        }
+        if let Some(window) = client.and_then(|(key, _)| windows.get_mut(&key)) {
             window.failures = window.failures.saturating_sub(1);
         }
     }
@@ -154,27 +189,45 @@ impl LoginThrottle {
 mod tests {
     use super::*;
 
+    /// A sign-in for `address` from `client`, as a browser not known to it sends one.
+    fn email<'a>(address: &'a str, client: &str) -> Attempt<'a> {
+        Attempt::Email {
+            email: address,
+            client: client.parse().unwrap(),
+        }
+    }
+
     /// Attempts the database could not answer (an outage) decide nothing: they are taken
     /// back, so a user who tried during it is not locked out after it.
     #[test]
     fn attempts_that_could_not_be_checked_are_taken_back() {
         let throttle = LoginThrottle::default();
         for _ in 0..MAX_FAILURES_PER_EMAIL * 2 {
-            assert!(throttle.attempt("ada@example.com", "1.2.3.4").is_ok());
-            throttle.undecided("ada@example.com", "1.2.3.4");
+            assert!(throttle
+                .attempt(email("ada@example.com", "1.2.3.4"))
+                .is_ok());
+            throttle.undecided(email("ada@example.com", "1.2.3.4"));
         }
-        assert!(throttle.attempt("ada@example.com", "1.2.3.4").is_ok());
+        assert!(throttle
+            .attempt(email("ada@example.com", "1.2.3.4"))
+            .is_ok());
     }
 
     #[test]
     fn an_email_is_locked_after_five_failures_and_others_are_not() {
         let throttle = LoginThrottle::default();
         for _ in 0..MAX_FAILURES_PER_EMAIL {
-            assert!(throttle.attempt("Ada@Example.com", "1.2.3.4").is_ok());
+            assert!(throttle
+                .attempt(email("Ada@Example.com", "1.2.3.4"))
+                .is_ok());
         }
-        let wait = throttle.attempt("ada@example.com", "5.6.7.8").unwrap_err();
+        let wait = throttle
+            .attempt(email("ada@example.com", "5.6.7.8"))
+            .unwrap_err();
         assert!(wait > Duration::from_secs(14 * 60));
-        assert!(throttle.attempt("bob@example.com", "1.2.3.4").is_ok());
+        assert!(throttle
+            .attempt(email("bob@example.com", "1.2.3.4"))
+            .is_ok());
     }
 
     /// Spellings of one address that sign in to one account share its window: a domain
@@ -183,17 +236,24 @@ mod tests {
     fn every_spelling_of_an_address_shares_its_window() {
         let throttle = LoginThrottle::default();
         for _ in 0..MAX_FAILURES_PER_EMAIL {
-            assert!(throttle.attempt("dave@example.com", "1.2.3.4").is_ok());
+            assert!(throttle
+                .attempt(email("dave@example.com", "1.2.3.4"))
+                .is_ok());
         }
         for spelling in ["dave@\u{ff45}xample.com", " DAVE@EXAMPLE\u{3002}COM "] {
-            assert!(throttle.attempt(spelling, "5.6.7.8").is_err(), "{spelling}");
+            assert!(
+                throttle.attempt(email(spelling, "5.6.7.8")).is_err(),
+                "{spelling}"
+            );
         }
         let throttle = LoginThrottle::default();
         for _ in 0..MAX_FAILURES_PER_EMAIL {
-            assert!(throttle.attempt("dave@müller.example", "1.2.3.4").is_ok());
+            assert!(throttle
+                .attempt(email("dave@müller.example", "1.2.3.4"))
+                .is_ok());
         }
         assert!(throttle
-            .attempt("dave@xn--mller-kva.example", "5.6.7.8")
+            .attempt(email("dave@xn--mller-kva.example", "5.6.7.8"))
             .is_err());
     }
 
@@ -202,11 +262,15 @@ mod tests {
         let throttle = LoginThrottle::default();
         for i in 0..MAX_FAILURES_PER_CLIENT {
             assert!(throttle
-                .attempt(&format!("user{i}@example.com"), "1.2.3.4")
+                .attempt(email(&format!("user{i}@example.com"), "1.2.3.4"))
                 .is_ok());
         }
-        assert!(throttle.attempt("new@example.com", "1.2.3.4").is_err());
-        assert!(throttle.attempt("new@example.com", "9.9.9.9").is_ok());
+        assert!(throttle
+            .attempt(email("new@example.com", "1.2.3.4"))
+            .is_err());
+        assert!(throttle
+            .attempt(email("new@example.com", "9.9.9.9"))
+            .is_ok());
     }
 
     /// One host is given a whole IPv6 /64: its addresses count as one client.
@@ -216,14 +280,14 @@ mod tests {
         for i in 0..MAX_FAILURES_PER_CLIENT {
             let address = format!("2001:db8:1:2::{i:x}");
             assert!(throttle
-                .attempt(&format!("u{i}@example.com"), &address)
+                .attempt(email(&format!("u{i}@example.com"), &address))
                 .is_ok());
         }
         assert!(throttle
-            .attempt("new@example.com", "2001:db8:1:2:ffff::1")
+            .attempt(email("new@example.com", "2001:db8:1:2:ffff::1"))
             .is_err());
         assert!(throttle
-            .attempt("new@example.com", "2001:db8:1:3::1")
+            .attempt(email("new@example.com", "2001:db8:1:3::1"))
             .is_ok());
     }
 
@@ -235,13 +299,20 @@ mod tests {
         let throttle = LoginThrottle::default();
         let long = "a".repeat(300);
         for i in 0..MAX_TRACKED as u32 + 20_000 {
-            let _ = throttle.attempt(&format!("{long}{i}@ex.com"), &format!("10.{i}"));
+            let _ = throttle.attempt(email(
+                &format!("{long}{i}@ex.com"),
+                &format!("10.0.{}.{}", i / 256 % 256, i % 256),
+            ));
         }
         assert!(throttle.windows.lock().unwrap().len() <= MAX_TRACKED + 1);
         for _ in 0..MAX_FAILURES_PER_EMAIL {
-            assert!(throttle.attempt("ada@example.com", "1.2.3.4").is_ok());
+            assert!(throttle
+                .attempt(email("ada@example.com", "1.2.3.4"))
+                .is_ok());
         }
-        assert!(throttle.attempt("ada@example.com", "5.6.7.8").is_err());
+        assert!(throttle
+            .attempt(email("ada@example.com", "5.6.7.8"))
+            .is_err());
     }
 
     /// Filling the map with junk does not forget a window at its limit: an email locked
@@ -251,26 +322,94 @@ mod tests {
     fn junk_attempts_do_not_unlock_a_locked_email() {
         let throttle = LoginThrottle::default();
         for _ in 0..MAX_FAILURES_PER_EMAIL {
-            assert!(throttle.attempt("victim@example.com", "1.2.3.4").is_ok());
+            assert!(throttle
+                .attempt(email("victim@example.com", "1.2.3.4"))
+                .is_ok());
         }
         for i in 0..MAX_TRACKED as u32 {
-            let _ = throttle.attempt(&format!("junk{i}@ex.com"), &format!("10.{i}"));
+            let _ = throttle.attempt(email(
+                &format!("junk{i}@ex.com"),
+                &format!("10.0.{}.{}", i / 256 % 256, i % 256),
+            ));
         }
-        assert!(throttle.attempt("victim@example.com", "9.9.9.9").is_err());
+        assert!(throttle
+            .attempt(email("victim@example.com", "9.9.9.9"))
+            .is_err());
+    }
+
+    /// A browser that signed in to the address before is counted on its own window:
+    /// whoever else fills the address's (found by the accounts probe: five wrong passwords
+    /// from anywhere refused its owner's correct one for 15 minutes) or its client's does not
+    /// lock it out, and its own failures lock it alone.
+    #[test]
+    fn a_known_device_is_not_locked_by_others_failures() {
+        let throttle = LoginThrottle::default();
+        for i in 0..MAX_FAILURES_PER_CLIENT {
+            let _ = throttle.attempt(email(&format!("u{i}@example.com"), "1.2.3.4"));
+        }
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            assert!(throttle
+                .attempt(email("ada@example.com", "5.6.7.8"))
+                .is_ok());
+        }
+        assert!(throttle
+            .attempt(email("ada@example.com", "1.2.3.4"))
+            .is_err());
+        let device = Attempt::KnownDevice { device: "d1" };
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            assert!(throttle.attempt(device).is_ok());
+        }
+        assert!(throttle.attempt(device).is_err());
+        assert!(throttle
+            .attempt(Attempt::KnownDevice { device: "d2" })
+            .is_ok());
+        // Its owner signing in there leaves the address's window to whoever filled it.
+        throttle.succeeded(Attempt::KnownDevice { device: "d2" });
+        assert!(throttle
+            .attempt(email("ada@example.com", "9.9.9.9"))
+            .is_err());
+    }
+
+    /// A signed-in session checking its current password is counted on its account's
+    /// window: an address locked by strangers does not keep its owner from changing it.
+    #[test]
+    fn a_signed_in_check_has_its_own_window() {
+        let throttle = LoginThrottle::default();
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            assert!(throttle
+                .attempt(email("ada@example.com", "5.6.7.8"))
+                .is_ok());
+        }
+        let signed_in = Attempt::SignedIn {
+            account: "acc_1",
+            client: "1.2.3.4".parse().unwrap(),
+        };
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            assert!(throttle.attempt(signed_in).is_ok());
+        }
+        assert!(throttle.attempt(signed_in).is_err());
     }
 
     #[test]
     fn success_clears_the_email_count() {
         let throttle = LoginThrottle::default();
         for _ in 0..4 {
-            throttle.attempt("ada@example.com", "1.2.3.4").unwrap();
+            throttle
+                .attempt(email("ada@example.com", "1.2.3.4"))
+                .unwrap();
         }
-        throttle.attempt("ada@example.com", "1.2.3.4").unwrap();
-        throttle.succeeded("ada@example.com", "1.2.3.4");
+        throttle
+            .attempt(email("ada@example.com", "1.2.3.4"))
+            .unwrap();
+        throttle.succeeded(email("ada@example.com", "1.2.3.4"));
         for _ in 0..4 {
-            throttle.attempt("ada@example.com", "1.2.3.4").unwrap();
+            throttle
+                .attempt(email("ada@example.com", "1.2.3.4"))
+                .unwrap();
         }
-        assert!(throttle.attempt("ada@example.com", "1.2.3.4").is_ok());
+        assert!(throttle
+            .attempt(email("ada@example.com", "1.2.3.4"))
+            .is_ok());
     }
 
     /// Attempts sent at once are counted as they are checked: only as many as the limit
@@ -285,7 +424,11 @@ mod tests {
                     let throttle = &throttle;
                     scope.spawn(move || {
                         (0..25)
-                            .filter(|_| throttle.attempt("ada@example.com", "1.2.3.4").is_ok())
+                            .filter(|_| {
+                                throttle
+                                    .attempt(email("ada@example.com", "1.2.3.4"))
+                                    .is_ok()
+                            })
                             .count()
                     })
                 })

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::login::client_address;
 use super::pages::{render_with, Nav, PageError};
 use super::session::{sign_in, CsrfToken, CurrentUser, VerifiedForm};
+use crate::services::login_throttle::Attempt;
 use crate::services::{accounts, ServiceError};
 use crate::state::AppState;
 
@@ -85,10 +86,14 @@ async fn change_password(
     csrf: CsrfToken,
     VerifiedForm(form): VerifiedForm<PasswordForm>,
 ) -> Result<Response, PageError> {
-    // Guessing the current password here counts as guessing it at sign-in.
+    // Guessing the current password here is slowed as at sign-in, on the account's own
+    // window: failures at sign-in from elsewhere do not keep its owner from changing it.
     let client = client_address(&headers, client.ip(), state.trusted_proxies);
-    let email = &user.account.email;
-    if let Err(wait) = state.login_throttle.attempt(email, &client) {
+    let attempt = Attempt::SignedIn {
+        account: user.account.id.as_str(),
+        client,
+    };
+    if let Err(wait) = state.login_throttle.attempt(attempt) {
         tracing::warn!(
             client = %client,
             retry_after_secs = wait.as_secs(),
@@ -107,14 +112,14 @@ async fn change_password(
     .await;
     match changed {
         Ok(account) => {
-            state.login_throttle.succeeded(email, &client);
+            state.login_throttle.succeeded(attempt);
             let jar = sign_in(&state, jar, &account).await?;
             Ok((jar, Redirect::to("/account?changed=1")).into_response())
         }
         Err(ServiceError::Invalid(invalid)) => {
             if invalid.field == "new_password" {
                 // The current password was right: not a guess.
-                state.login_throttle.succeeded(email, &client);
+                state.login_throttle.succeeded(attempt);
             }
             let (field, label) = match invalid.field {
                 "current_password" => ("current_password", "Current password"),
@@ -126,7 +131,7 @@ async fn change_password(
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(other) => {
-            state.login_throttle.undecided(email, &client);
+            state.login_throttle.undecided(attempt);
             Err(other.into())
         }
     }

@@ -13,10 +13,11 @@ use serde::Deserialize;
 
 use super::pages::{render, render_with, Nav, PageError};
 use super::session::{
-    expired_session_cookie, sign_in, CsrfToken, CurrentUser, EmptyForm, VerifiedForm,
+    expired_session_cookie, known_device, sign_in, CsrfToken, CurrentUser, EmptyForm, VerifiedForm,
     SESSION_COOKIE,
 };
 use crate::services::accounts;
+use crate::services::login_throttle::Attempt;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -73,7 +74,15 @@ async fn submit(
     VerifiedForm(form): VerifiedForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let client = client_address(&headers, client.ip(), state.trusted_proxies);
-    if let Err(wait) = state.login_throttle.attempt(&form.email, &client) {
+    let device = known_device(&state, &jar, &form.email);
+    let attempt = match &device {
+        Some(device) => Attempt::KnownDevice { device },
+        None => Attempt::Email {
+            email: &form.email,
+            client,
+        },
+    };
+    if let Err(wait) = state.login_throttle.attempt(attempt) {
         // The client, not the address (the log is no list of accounts).
         tracing::warn!(
             client = %client,
@@ -87,7 +96,7 @@ async fn submit(
     let store = state.store.as_ref();
     let checked = accounts::authenticate(store, &form.email, &form.password).await;
     if checked.is_err() {
-        state.login_throttle.undecided(&form.email, &client);
+        state.login_throttle.undecided(attempt);
     }
     let Some(account) = checked? else {
         tracing::info!(client = %client, "sign-in failed: no account with that email and password");
@@ -103,7 +112,7 @@ async fn submit(
             },
         ));
     };
-    state.login_throttle.succeeded(&form.email, &client);
+    state.login_throttle.succeeded(attempt);
     let jar = sign_in(&state, jar, &account).await?;
     Ok((jar, Redirect::to("/")).into_response())
 }
@@ -125,11 +134,13 @@ async fn logout(
 
 /// The client's address as the outermost of `trusted` proxies saw it: the `trusted`-th
 /// `X-Forwarded-For` entry from the right (each proxy appends the address it was reached
-/// from; entries further left may be written by the client itself). Without trusted
-/// proxies, or without the header, the connecting address.
-pub(super) fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: u8) -> String {
+/// from; entries further left may be written by the client itself), read as an address
+/// with or without a port (some load balancers append one). Without trusted proxies, without
+/// the header, or when that entry is no address, the connecting address: text there would
+/// be a new client on every request, and its log line's field.
+pub(super) fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: u8) -> IpAddr {
     if trusted == 0 {
-        return peer.to_string();
+        return peer;
     }
     let forwarded: Vec<&str> = headers
         .get_all("x-forwarded-for")
@@ -139,12 +150,19 @@ pub(super) fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: u8) -> 
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .collect();
-    forwarded
+    let entry = forwarded
         .iter()
         .rev()
         .nth(usize::from(trusted) - 1)
-        .or(forwarded.first())
-        .map_or_else(|| peer.to_string(), |entry| (*entry).to_owned())
+        .or(forwarded.first());
+    entry
+        .and_then(|entry| {
+            let bare = entry.trim_start_matches('[').trim_end_matches(']');
+            bare.parse::<IpAddr>()
+                .ok()
+                .or_else(|| entry.parse::<SocketAddr>().ok().map(|at| at.ip()))
+        })
+        .map_or(peer, |client| client.to_canonical())
 }
 
 #[cfg(test)]
@@ -163,11 +181,32 @@ mod tests {
         );
         headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.9"));
         // Not trusted: the connecting address, whatever the header says.
-        assert_eq!(client_address(&headers, proxy, 0), "10.0.0.2");
+        let client =
+            |headers: &HeaderMap, trusted| client_address(headers, proxy, trusted).to_string();
+        assert_eq!(client(&headers, 0), "10.0.0.2");
         // One load balancer: the address it appended, not the one the client wrote.
-        assert_eq!(client_address(&headers, proxy, 1), "10.0.0.9");
-        assert_eq!(client_address(&headers, proxy, 2), "1.2.3.4");
-        assert_eq!(client_address(&headers, proxy, 9), "6.6.6.6");
-        assert_eq!(client_address(&HeaderMap::new(), proxy, 1), "10.0.0.2");
+        assert_eq!(client(&headers, 1), "10.0.0.9");
+        assert_eq!(client(&headers, 2), "1.2.3.4");
+        assert_eq!(client(&headers, 9), "6.6.6.6");
+        assert_eq!(client(&HeaderMap::new(), 1), "10.0.0.2");
+    }
+
+    /// An entry with a port is its address (each connection was a new client: found by the
+    /// accounts probe); one that is no address is the proxy's (it was counted, and logged,
+    /// as the text sent: found by the telemetry review).
+    #[test]
+    fn a_forwarded_entry_is_read_as_an_address() {
+        let proxy = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let client = |entry: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.append("x-forwarded-for", HeaderValue::from_static(entry));
+            client_address(&headers, proxy, 1).to_string()
+        };
+        assert_eq!(client("9.9.9.9:51234"), "9.9.9.9");
+        assert_eq!(client("[2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(client("[2001:db8::1]"), "2001:db8::1");
+        assert_eq!(client("::ffff:9.9.9.9"), "9.9.9.9");
+        assert_eq!(client("6.6.6.6 sign-in=ok user=admin"), "10.0.0.2");
+        assert_eq!(client("not-an-ip"), "10.0.0.2");
     }
 }

@@ -25,6 +25,12 @@ use crate::state::AppState;
 pub const SESSION_COOKIE: CookieName = CookieName("uj_session", "__Host-uj_session");
 const CSRF_COOKIE: CookieName = CookieName("uj_csrf", "__Host-uj_csrf");
 const CSRF_PURPOSE: &str = "csrf";
+/// Marks a browser that signed in to an address: its sign-ins are throttled on their own
+/// (`login_throttle::Attempt::KnownDevice`), so strangers' failures cannot lock it out.
+const DEVICE_COOKIE: CookieName = CookieName("uj_device", "__Host-uj_device");
+const DEVICE_PURPOSE: &str = "device";
+/// How long a browser stays known after its last sign-in there.
+const DEVICE_TTL_DAYS: i64 = 365;
 
 /// A cookie's name over plain http and behind HTTPS. Browsers take a `__Host-` cookie only
 /// from this very host (`Secure`, `Path=/`, no `Domain`), so a sibling subdomain cannot plant
@@ -67,7 +73,45 @@ pub async fn sign_in(
         accounts::end_session(store, previous.value()).await?;
     }
     let token = accounts::start_session(store, account).await?;
-    Ok(jar.add(session_cookie(state, token.expose_secret().to_owned())))
+    Ok(jar
+        .add(session_cookie(state, token.expose_secret().to_owned()))
+        .add(device_cookie(state, &account.email)))
+}
+
+/// An address as the device cookie binds it: as a sign-in's is looked up.
+fn device_email(email: &str) -> Option<String> {
+    let email = uj_domain::accounts::Email::lookup(email).ok()?;
+    Some(email.as_str().to_owned())
+}
+
+/// The device cookie naming this browser as one that signed in to `email`: a random nonce
+/// and an HMAC under the application key binding it to the address (the cookie does not
+/// say which).
+fn device_cookie(state: &AppState, email: &str) -> Cookie<'static> {
+    let email = device_email(email).unwrap_or_else(|| email.to_owned());
+    let nonce = NewToken::generate("").token.expose_secret().to_owned();
+    let tag = state
+        .key
+        .sign(DEVICE_PURPOSE, device_message(&nonce, &email).as_bytes());
+    let mut cookie = cookie(state, &DEVICE_COOKIE, format!("{nonce}.{tag}"));
+    cookie.set_max_age(cookie::time::Duration::days(DEVICE_TTL_DAYS));
+    cookie
+}
+
+fn device_message(nonce: &str, email: &str) -> String {
+    format!("{nonce}\n{email}")
+}
+
+/// This browser's device nonce when its device cookie was made for the account `email`
+/// (spelt any way that signs in to it) signs in to: that sign-in is counted on its own.
+pub fn known_device(state: &AppState, jar: &CookieJar, email: &str) -> Option<String> {
+    let email = device_email(email)?;
+    let (nonce, tag) = jar.get(DEVICE_COOKIE.on(state))?.value().split_once('.')?;
+    let message = device_message(nonce, &email);
+    state
+        .key
+        .verify(DEVICE_PURPOSE, message.as_bytes(), tag)
+        .then(|| nonce.to_owned())
 }
 
 /// The session cookie for a new session.
