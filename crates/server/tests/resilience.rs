@@ -325,6 +325,46 @@ async fn an_sdk_request_the_database_does_not_answer_gets_503_in_time() {
     assert!(metrics.contains(&counted), "{counted} in {metrics}");
 }
 
+/// A request whose client gives up before the answer (a load balancer's shorter timeout
+/// while the database stalls) is counted as 499: hyper drops its handling, and nothing
+/// counted it (found by the telemetry review: a stall then showed no 503s to alert on).
+#[tokio::test]
+async fn a_request_its_client_gave_up_on_is_counted_as_499() {
+    let app = TestApp::spawn_with(|config| {
+        config.request_timeout_secs = 30;
+        config.metrics_bind = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let lock = if helpers::on_postgres() {
+        "LOCK TABLE studies IN ACCESS EXCLUSIVE MODE"
+    } else {
+        "SELECT 1"
+    };
+    let mut other = Other::connect(&app.db.url).await;
+    other.hold(lock).await;
+    let gave_up = app
+        .client
+        .post(app.url("/api/v1/studies"))
+        .bearer_auth(&keys.secret_key)
+        .json(&json!({"name": "Checkout", "interview_url": "https://r.example.com/i/c"}))
+        .timeout(std::time::Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(gave_up.unwrap_err().is_timeout());
+    let counted = "uj_http_requests_total{api=\"rest\",status=\"499\"} 1\n";
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = app.metrics().await;
+        if metrics.contains(counted) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    other.release().await;
+    assert!(metrics.contains(counted), "{counted} in {metrics}");
+}
+
 /// A client's slow upload is refused by the body's deadline, however short the request's:
 /// inside the request's deadline, it was answered 503 `timed_out`, "the database or
 /// Mixpanel was too slow" (found by the HTTP plumbing review).

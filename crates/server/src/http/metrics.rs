@@ -119,7 +119,7 @@ impl Default for Metrics {
         );
         // 0.5 ms to about 8 s, doubling.
         let durations: Latencies =
-            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 15)));
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 18)));
         registry.register(
             "http_request_duration_seconds",
             "Time from a request's headers to its answer's, by part of the server",

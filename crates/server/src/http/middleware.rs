@@ -14,8 +14,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 use super::ApiError;
 
@@ -37,7 +36,65 @@ async fn scope_request_id(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    CURRENT_REQUEST_ID.scope(id, next.run(request)).await
+    let abandoned = Abandoned::new();
+    let response = CURRENT_REQUEST_ID.scope(id, next.run(request)).await;
+    abandoned.answered();
+    response
+}
+
+/// The log line of a request whose client closed its connection before the answer (a
+/// timeout shorter than the server's deadlines, an app sent to the background): hyper drops
+/// its handling, so without this no line said it came, and a database stall that made a load
+/// balancer give up left no trace (found by the telemetry review). In the request's span,
+/// as status 499 (the client closed the request, as nginx logs it); the metrics count it
+/// in `outermost`.
+struct Abandoned {
+    span: tracing::Span,
+    started: std::time::Instant,
+    armed: bool,
+}
+
+impl Abandoned {
+    fn new() -> Self {
+        Self {
+            span: tracing::Span::current(),
+            started: std::time::Instant::now(),
+            armed: true,
+        }
+    }
+
+    fn answered(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if self.armed {
+            let latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.span.in_scope(|| {
+                tracing::info!(
+                    status = CLIENT_CLOSED,
+                    latency_ms,
+                    "the client closed its connection before the answer"
+                );
+            });
+        }
+    }
+}
+
+/// The status a request the client gave up on is logged and counted with.
+pub(crate) const CLIENT_CLOSED: u16 = 499;
+
+/// Each answer's log line: its status and latency in whole milliseconds (a number, for log
+/// pipelines to add up; tower-http's own wrote `"1002 ms"`).
+fn log_answer(response: &Response, latency: std::time::Duration, _: &tracing::Span) {
+    let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms,
+        "finished processing request"
+    );
 }
 
 /// Drops a client's request id unless it is a single header of 1–64 `A-Z a-z 0-9 . _ -`: it
@@ -164,9 +221,12 @@ pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>, https: bool) ->
             .layer(axum::middleware::map_request(keep_safe_request_id))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(
+                // A server error is logged once, with its cause, where it is made
+                // (`ApiError`): tower-http's failure line said it again, at error.
                 TraceLayer::new_for_http()
                     .make_span_with(span_for)
-                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                    .on_response(log_answer)
+                    .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(axum::middleware::from_fn(scope_request_id))

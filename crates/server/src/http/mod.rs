@@ -83,6 +83,13 @@ async fn outermost(
     let cors = without_extra_slashes(path).1.starts_with("/sdk/");
     let (api, cors) = (metrics::Api::of(path), cors);
     let started = std::time::Instant::now();
+    // Counted as 499 when the client closes its connection before the answer (hyper drops
+    // this future then, and nothing after the await runs).
+    let unanswered = Unanswered {
+        metrics: &state.metrics,
+        api,
+        started,
+    };
     let response = match cors {
         false => next.run(request).await,
         true => {
@@ -100,10 +107,25 @@ async fn outermost(
             response
         }
     };
+    std::mem::forget(unanswered);
     state
         .metrics
         .observe(api, response.status().as_u16(), started);
     response
+}
+
+/// Counts a request whose answer never came (`outermost`).
+struct Unanswered<'a> {
+    metrics: &'a metrics::Metrics,
+    api: metrics::Api,
+    started: std::time::Instant,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .observe(self.api, middleware::CLIENT_CLOSED, self.started);
+    }
 }
 
 /// The answer to every request but `/healthz` once the SQLite file was deleted or replaced
