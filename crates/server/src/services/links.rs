@@ -151,14 +151,19 @@ pub async fn resolve(
         ));
     }
     let decision = facts.decide(&facts.moment(None, true));
-    state.counters.suppressed(decision.suppressed());
-    let rule_id = match decision {
-        Decision::Invite { rule_id, .. } => rule_id,
+    // The rules a winner outranked are counted once it has started, as an invite's are
+    // (`invites::decide`): a start refused leaves them unbeaten.
+    let (rule_id, outranked) = match decision {
+        Decision::Invite {
+            rule_id,
+            suppressed,
+        } => (rule_id, suppressed),
         Decision::NoInvite { reasons } => {
+            state.counters.suppressed(&reasons);
             return Ok(Acceptance::NotEligible(
                 uj_domain::pacing::telling_reason(&reasons)
                     .map_or("no_matching_rule", uj_domain::pacing::Reason::code),
-            ))
+            ));
         }
     };
     let rule = rules
@@ -169,6 +174,7 @@ pub async fn resolve(
     match store.start_invite(&invite, facts.now).await? {
         AcceptOutcome::Accepted(started) => {
             debug_assert_eq!(started.state, InviteState::Accepted);
+            state.counters.suppressed(&outranked);
             state.snapshots.forget(project);
             state.metrics.invite_issued("link");
             state.metrics.started();
