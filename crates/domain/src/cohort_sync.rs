@@ -501,7 +501,8 @@ pub fn keep_allowlisted(traits: &mut Map<String, Value>, allowlist: &[String]) -
 pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery, PayloadError> {
     let not_json = |e: serde_json::Error| {
         bad(format!(
-            "The body is not valid JSON for a Mixpanel cohort sync: {e}"
+            "The body is not valid JSON for a Mixpanel cohort sync: {}",
+            without_values(&e)
         ))
     };
     match serde_json::from_slice(body) {
@@ -515,6 +516,40 @@ pub fn parse_delivery(body: &[u8], allowlist: &[String]) -> Result<SyncDelivery,
             None => Err(not_json(error)),
         },
     }
+}
+
+/// serde's reason, without the value it quotes ("invalid type: string \"ada@example.com\",
+/// expected a member object"): the message goes to the log, the answer Mixpanel shows and the
+/// sync history, and the value may be a member's id or email (found by the telemetry
+/// review). What was expected, and where, is kept.
+fn without_values(error: &serde_json::Error) -> String {
+    let reason = error.to_string();
+    let reason = match reason.rfind(" at line ") {
+        Some(at) => &reason[..at],
+        None => &reason,
+    };
+    let reason = match error.classify() {
+        serde_json::error::Category::Data => {
+            let expected = reason.find(", expected ").map(|at| &reason[at + 2..]);
+            match (reason.split_once(':'), expected) {
+                (Some((kind, _)), Some(expected))
+                    if kind == "invalid type" || kind == "invalid value" =>
+                {
+                    format!("{kind}, {expected}")
+                }
+                _ if reason.starts_with("invalid length ") => "invalid length".to_owned(),
+                _ if reason.starts_with("unknown variant ") => "unknown variant".to_owned(),
+                _ if reason.starts_with("missing field ") => reason.to_owned(),
+                _ => "a value of the wrong kind".to_owned(),
+            }
+        }
+        _ => reason.to_owned(),
+    };
+    format!(
+        "{reason} at line {} column {}",
+        error.line(),
+        error.column()
+    )
 }
 
 fn delivery_of(raw: RawDelivery<'_>, allowlist: &[String]) -> Result<SyncDelivery, PayloadError> {
@@ -809,6 +844,24 @@ mod tests {
             "mixpanel_cohort_id": 2, "members": ["u1"]}}"#;
         let error = parse_delivery(not_an_object.as_bytes(), &allowlist).unwrap_err();
         assert!(error.0.contains("not valid JSON"), "{error}");
+        // Said without the value, which may be a member's email (it was quoted), with what
+        // was expected and where.
+        let an_email = not_an_object.replace("\"u1\"", "\"dave@example.com\"");
+        let error = parse_delivery(an_email.as_bytes(), &allowlist).unwrap_err();
+        assert!(!error.0.contains("dave"), "{error}");
+        assert!(
+            error.0.contains("invalid type, expected") && error.0.contains(" at line 2 column"),
+            "{error}"
+        );
+        for (shape, value) in [
+            (r#""mixpanel_project_id": "p-secret-1""#, "p-secret-1"),
+            (r#""members": {"n": "x-secret-2"}"#, "x-secret-2"),
+        ] {
+            let body = format!(r#"{{"action": "add_members", "parameters": {{{shape}}}}}"#);
+            if let Err(error) = parse_delivery(body.as_bytes(), &allowlist) {
+                assert!(!error.0.contains(value), "{error}");
+            }
+        }
     }
 
     #[test]
