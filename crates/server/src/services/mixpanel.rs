@@ -624,7 +624,9 @@ pub async fn verify(
         )
         .await?;
     if status != connection.status {
+        // The hourly check runs outside any request: the line names its project.
         tracing::warn!(
+            project_id = project.as_str(),
             from = connection.status.as_str(),
             to = status.as_str(),
             "Mixpanel connection status changed"
