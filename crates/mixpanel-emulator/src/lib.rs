@@ -51,11 +51,15 @@ impl Drop for Emulator {
     }
 }
 
-/// The emulator's whole HTTP surface: Mixpanel's APIs and the `/_emulator/` controls.
-fn app(shared: Arc<Shared>) -> axum::Router {
-    api::router(shared.clone())
-        .merge(control::router())
-        .with_state(shared)
+/// The emulator's HTTP surface: Mixpanel's APIs, and the `/_emulator/` controls when
+/// `controls`.
+fn app(shared: Arc<Shared>, controls: bool) -> axum::Router {
+    let router = api::router(shared.clone());
+    let router = match controls {
+        true => router.merge(control::router()),
+        false => router,
+    };
+    router.with_state(shared)
 }
 
 pub(crate) async fn run_sync(
@@ -79,10 +83,21 @@ impl Emulator {
     }
 
     pub async fn start_on(scenario: Scenario, bind: &str) -> std::io::Result<Self> {
+        Self::serve(scenario, bind, true).await
+    }
+
+    /// Starts on a random loopback port serving Mixpanel's APIs alone: not the
+    /// `/_emulator/` controls, which anyone reaching the port could use to send a cohort to
+    /// any address. The process that embeds it drives it through this handle (the demo).
+    pub async fn start_without_controls(scenario: Scenario) -> std::io::Result<Self> {
+        Self::serve(scenario, "127.0.0.1:0", false).await
+    }
+
+    async fn serve(scenario: Scenario, bind: &str, controls: bool) -> std::io::Result<Self> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(scenario));
-        let router = app(shared.clone());
+        let router = app(shared.clone(), controls);
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
                 tracing::error!(%error, "emulator server stopped");

@@ -818,6 +818,34 @@ async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
     (url, bodies)
 }
 
+/// An emulator embedded without its controls (the demo's) answers Mixpanel's APIs but
+/// not `/_emulator/`: anyone reaching its port sent a cohort to any address through them
+/// (found by the demo review).
+#[tokio::test]
+async fn an_emulator_without_controls_serves_no_controls() {
+    let emulator = Emulator::start_without_controls(scenario(json!({})))
+        .await
+        .unwrap();
+    let base = emulator.base_url();
+    let added = client()
+        .post(format!("{base}/_emulator/destinations"))
+        .json(
+            &json!({"id": "x", "project_id": 2301456, "cohort_id": 51234,
+                      "url": "http://127.0.0.1:9/anything"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status().as_u16(), 404);
+    let me = client()
+        .get(format!("{}/api/app/me", emulator.api_url(Region::Eu)))
+        .basic_auth(EU_USER, Some(EU_SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status().as_u16(), 200);
+}
+
 #[tokio::test]
 async fn a_destination_added_over_http_syncs_the_cohort_and_then_its_changes() {
     let emulator = start(json!({})).await;

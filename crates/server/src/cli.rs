@@ -11,8 +11,31 @@ use crate::startup::Application;
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
+    /// `--public-url` was typed on the command line (not read from `UJ_PUBLIC_URL`): the
+    /// demo serves at it then ([`Cli::read`]).
+    #[arg(skip)]
+    pub public_url_typed: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The command line as typed, noting where `--public-url` came from: the demo ignores
+    /// `UJ_PUBLIC_URL` (the real server's address, whose links it would print and post
+    /// cohorts to) but serves at an address typed for it (one listening on every interface,
+    /// in a container, needs it).
+    pub fn read() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().get_matches();
+        let typed = |matches: &clap::ArgMatches| {
+            matches.value_source("public_url") == Some(clap::parser::ValueSource::CommandLine)
+        };
+        let public_url_typed =
+            typed(&matches) || matches.subcommand().is_some_and(|(_, sub)| typed(sub));
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+        cli.public_url_typed = public_url_typed;
+        cli
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -21,7 +44,9 @@ pub enum Command {
     Serve,
     /// Try UserJourneys: the server on a temporary database beside a simulated Mixpanel,
     /// with credentials and next steps printed. Leaves the configured database alone: it
-    /// ignores `--database-url`, `--secret-key-file` and the `--mixpanel-*` addresses.
+    /// ignores `--database-url`, `--secret-key-file` and the `--mixpanel-*` addresses, and
+    /// `UJ_PUBLIC_URL` (a `--public-url` typed here is served at: to listen on every
+    /// interface, `--bind 0.0.0.0:8080 --public-url http://<host>:8080`).
     Demo,
     /// Administrative tasks for automation.
     Admin {
@@ -98,7 +123,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             app.run_until_stopped().await
         }
-        Command::Demo => crate::demo::run(cli.config).await,
+        Command::Demo => crate::demo::run(cli.config, cli.public_url_typed).await,
         Command::Admin {
             command:
                 AdminCommand::Bootstrap {

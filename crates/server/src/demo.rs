@@ -38,7 +38,9 @@ fn password() -> String {
     token.token.expose_secret().chars().take(20).collect()
 }
 
-pub async fn run(mut config: Config) -> anyhow::Result<()> {
+/// `public_url_typed`: `--public-url` was typed on the demo's command line (kept), not read
+/// from `UJ_PUBLIC_URL` (dropped).
+pub async fn run(mut config: Config, public_url_typed: bool) -> anyhow::Result<()> {
     let dir = TempDir(std::env::temp_dir().join(format!(
         "userjourneys-demo-{}-{}",
         std::process::id(),
@@ -47,7 +49,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir.0).context("cannot create the demo's directory")?;
     let scenario = Scenario::from_toml(SCENARIO).context("the demo scenario")?;
     let emulator = Arc::new(
-        Emulator::start(scenario)
+        Emulator::start_without_controls(scenario)
             .await
             .context("cannot start the simulated Mixpanel")?,
     );
@@ -55,7 +57,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     config.secret_key_file = Some(dir.0.join("app.key"));
     // Served at its own address, whatever the environment says of the real server's: the
     // links it prints and the webhook its simulated Mixpanel posts cohorts to are the demo's.
-    config.public_url = None;
+    // An address typed for the demo is its own.
+    if !public_url_typed {
+        config.public_url = None;
+    }
     for region in Region::ALL {
         let (api, data) = (emulator.api_url(region), emulator.data_url(region));
         let m = &mut config.mixpanel;

@@ -337,7 +337,8 @@ async fn watch_database_file(state: AppState) {
 fn listening_everywhere(bind: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "UJ_BIND listens on every interface ({bind}): set UJ_PUBLIC_URL to the address users \
-         and Mixpanel reach; it is the base of every invite, launch and webhook link"
+         and Mixpanel reach; it is the base of every invite, launch and webhook link (the \
+         demo ignores UJ_PUBLIC_URL: type --public-url on its command line)"
     )
 }
 

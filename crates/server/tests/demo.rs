@@ -278,6 +278,22 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
     );
 }
 
+/// In a container the demo listens on every interface, at an address typed for it (it
+/// refused, telling to set UJ_PUBLIC_URL, which it ignores: found by the demo review).
+#[tokio::test]
+async fn the_demo_serves_at_a_public_url_typed_for_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let typed = format!("http://127.0.0.1:{port}");
+    let demo = demo::start_with(&["--bind", &format!("0.0.0.0:{port}"), "--public-url", &typed]);
+    assert_eq!(demo.url, typed);
+    let login = client().get(format!("{typed}/login")).send().await.unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+}
+
 #[tokio::test]
 async fn the_demo_panel_exists_only_in_the_demo() {
     let app = TestApp::spawn().await;

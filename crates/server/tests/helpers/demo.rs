@@ -34,8 +34,14 @@ fn after<'a>(lines: &'a [String], label: &str) -> &'a str {
 
 /// Starts `userjourneys demo` on a free port and reads what it prints.
 pub fn start() -> Demo {
+    start_with(&["--bind", "127.0.0.1:0"])
+}
+
+/// Starts `userjourneys demo` with these arguments and reads what it prints.
+pub fn start_with(args: &[&str]) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_userjourneys"))
-        .args(["demo", "--bind", "127.0.0.1:0"])
+        .arg("demo")
+        .args(args)
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
         // The production environment loaded: the demo serves at its own address (it
