@@ -194,6 +194,23 @@ async fn show(
     page(&state, &context, csrf.0, None, None).await
 }
 
+/// What only owners do here: cohort sync is theirs elsewhere too (a member ran the owner's
+/// syncs here: found by the demo review).
+const DRIVING: &str = "drive the simulated Mixpanel's cohort syncs";
+
+/// The page again with a form's refusal: 422, as the dashboard's other forms answer (it was
+/// 200).
+async fn refused(
+    state: &AppState,
+    context: &ProjectContext,
+    csrf_token: String,
+    error: &str,
+) -> Result<Response, PageError> {
+    let mut response = page(state, context, csrf_token, None, Some(error.into())).await?;
+    *response.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(response)
+}
+
 /// `{mixpanel project}:{cohort}` from the cohort picker.
 fn cohort_key(key: &str) -> Option<(u64, u64)> {
     let (project, cohort) = key.split_once(':')?;
@@ -216,28 +233,21 @@ async fn point(
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<PointForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context = ProjectContext::load_as_owner(&state, &user, &project_id, DRIVING).await?;
     let emulator = emulator(&state)?;
     let Some((mixpanel_project, cohort)) =
         cohort_key(&form.cohort).filter(|(p, c)| emulator.members(*p, *c).is_some())
     else {
-        return page(
-            &state,
-            &context,
-            csrf.0,
-            None,
-            Some("Choose a cohort.".into()),
-        )
-        .await;
+        return refused(&state, &context, csrf.0, "Choose a cohort.").await;
     };
     if form.webhook_url.trim().is_empty() || form.secret.trim().is_empty() {
         let error = "Paste the webhook URL and the secret from Mixpanel → Cohort sync (set it up there first).";
-        return page(&state, &context, csrf.0, None, Some(error.into())).await;
+        return refused(&state, &context, csrf.0, error).await;
     }
     if !is_own_webhook(&state.public_url, form.webhook_url.trim()) {
         // The simulated Mixpanel posts from this server: it must not be pointed elsewhere.
         let error = "The demo sends cohorts only to this server's cohort-sync webhook: paste the webhook URL shown under Mixpanel → Cohort sync.";
-        return page(&state, &context, csrf.0, None, Some(error.into())).await;
+        return refused(&state, &context, csrf.0, error).await;
     }
     let id = destination_id(&context.current.project.id, cohort);
     emulator.add_destination(Destination {
@@ -278,21 +288,14 @@ async fn sync(
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<SyncForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context = ProjectContext::load_as_owner(&state, &user, &project_id, DRIVING).await?;
     let emulator = emulator(&state)?;
     let own = form
         .destination
         .strip_prefix(context.current.project.id.as_str())
         .is_some_and(|rest| rest.starts_with(":cohort-"));
     if !own || emulator.sync_state(&form.destination).is_none() {
-        return page(
-            &state,
-            &context,
-            csrf.0,
-            None,
-            Some("That cohort is not synced yet.".into()),
-        )
-        .await;
+        return refused(&state, &context, csrf.0, "That cohort is not synced yet.").await;
     }
     let (message, error) = split(run_now(&emulator, &form.destination).await);
     page(&state, &context, csrf.0, message, error).await
@@ -314,7 +317,7 @@ async fn change(
     Path(project_id): Path<String>,
     VerifiedForm(form): VerifiedForm<MembershipForm>,
 ) -> Result<Response, PageError> {
-    let context = ProjectContext::load(&state, &user, &project_id).await?;
+    let context = ProjectContext::load_as_owner(&state, &user, &project_id, DRIVING).await?;
     let emulator = emulator(&state)?;
     let count = form
         .count
@@ -324,21 +327,14 @@ async fn change(
         .filter(|n| (1..=1000).contains(n));
     let (Some((p, c)), Some(count)) = (cohort_key(&form.cohort), count) else {
         let error = "Choose a cohort and a number of people between 1 and 1000.";
-        return page(&state, &context, csrf.0, None, Some(error.into())).await;
+        return refused(&state, &context, csrf.0, error).await;
     };
     let Some(current) = emulator.members(p, c) else {
-        return page(
-            &state,
-            &context,
-            csrf.0,
-            None,
-            Some("Choose a cohort.".into()),
-        )
-        .await;
+        return refused(&state, &context, csrf.0, "Choose a cohort.").await;
     };
     if !matches!(form.change.as_str(), "add" | "remove") {
         let error = "Choose whether people join or leave the cohort.";
-        return page(&state, &context, csrf.0, None, Some(error.into())).await;
+        return refused(&state, &context, csrf.0, error).await;
     }
     let message = if form.change == "remove" {
         let leaving: Vec<&str> = current
