@@ -17,7 +17,9 @@
   const status = (text) => { $("pg-status").textContent = text; };
 
   async function call(method, path, body) {
-    const headers = { Authorization: "Bearer " + key };
+    // Marked as the playground's: not the app's first call (the dashboard keeps showing the
+    // SDK's setup until the app calls).
+    const headers = { Authorization: "Bearer " + key, "X-UserJourneys-Playground": "1" };
     if (body) headers["Content-Type"] = "application/json";
     const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
     const text = await response.text();
@@ -69,6 +71,9 @@
     const launch = $("pg-launch");
     if (answer.url) {
       $("pg-launch-url").href = answer.url;
+      $("pg-launch-note").textContent = answer.outcome === "webview"
+        ? "(the signed link the app opens in a webview, valid 15 minutes)"
+        : "(the study's link, which the app opens in the browser)";
       launch.hidden = false;
       status("Outcome: " + answer.outcome + ". Follow the link to reach the interview.");
     } else {
@@ -85,8 +90,10 @@
   $("pg-config-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("pg-launch").hidden = true;
-    const { status: code, json } = await call("GET", "/sdk/v1/config?reference_id=" + encodeURIComponent(user()));
-    if (code !== 200) { status("The SDK API answered " + code + "."); showCard(null); return; }
+    const answer = await call("GET", "/sdk/v1/config?reference_id=" + encodeURIComponent(user()));
+    // A refusal is said with its message, and nothing of the previous user's stays shown.
+    if (failed(answer, 200)) { showCard(null); showLinks([]); return; }
+    const { json } = answer;
     const triggers = $("pg-triggers");
     triggers.replaceChildren(...(json.triggers || []).map((t) => {
       const option = document.createElement("option");
@@ -96,6 +103,13 @@
     showCard(json.pending_invite);
     showLinks(json.direct_links);
     status(json.pending_invite ? "This user has a pending invite: the app shows the card." : "No invite for this user now.");
+  });
+
+  // Another user: the card and links shown were the previous user's.
+  $("pg-reference").addEventListener("input", () => {
+    showCard(null);
+    showLinks([]);
+    $("pg-launch").hidden = true;
   });
 
   $("pg-event-form").addEventListener("submit", async (event) => {

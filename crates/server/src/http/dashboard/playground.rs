@@ -25,6 +25,9 @@ struct PlaygroundPage {
     nav: Option<Nav>,
     csrf_token: String,
     public_key: String,
+    /// The user id the form starts with: a member of the demo's cohorts in the demo, none
+    /// elsewhere (a real project has no `ref_2`).
+    sample_user: &'static str,
 }
 
 async fn show(
@@ -39,5 +42,9 @@ async fn show(
         nav: context.nav(),
         csrf_token: csrf.0,
         public_key: context.current.project.public_key.clone(),
+        sample_user: match state.demo {
+            Some(_) => "ref_2",
+            None => "",
+        },
     }))
 }

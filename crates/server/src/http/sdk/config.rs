@@ -12,6 +12,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::FromPlayground;
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiQuery;
 use crate::http::ApiError;
@@ -64,6 +65,7 @@ pub struct ConfigResponse<'a> {
 async fn show(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
+    FromPlayground(from_playground): FromPlayground,
     IfNoneMatch(if_none_match): IfNoneMatch,
     ApiQuery(params): ApiQuery<ConfigParams>,
 ) -> Result<Response, ApiError> {
@@ -83,7 +85,9 @@ async fn show(
     // A config load considers audience rules (its prompt and its direct links).
     let audience_rules = |r: &uj_domain::studies::LaunchRule| invites::waits_for(r, None);
     let mut user = UserView::load(&state, project, &reference_id, audience_rules).await?;
-    user.note_sdk_contact(&state).await;
+    if !from_playground {
+        user.note_sdk_contact(&state).await;
+    }
     let pending = match invites::evaluate(&state, &mut user, None).await? {
         invites::Evaluation::Invite(found) => Some(*found),
         invites::Evaluation::None(_) => None,

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use uj_domain::validation_name;
 
 use super::config::{invite_json, link_json, InviteJson, LinkJson};
+use super::FromPlayground;
 use crate::http::auth::PublicKeyAuth;
 use crate::http::extract::ApiJson;
 use crate::http::ApiError;
@@ -49,6 +50,7 @@ pub struct EventRequest {
 async fn record(
     State(state): State<AppState>,
     auth: PublicKeyAuth,
+    FromPlayground(from_playground): FromPlayground,
     ApiJson(request): ApiJson<EventRequest>,
 ) -> Result<Response, ApiError> {
     let project = &auth.project.id;
@@ -61,7 +63,9 @@ async fn record(
     let event_rules = |r: &uj_domain::studies::LaunchRule| invites::waits_for(r, Some(&name));
     let mut user = UserView::load(&state, project, &reference_id, event_rules).await?;
     // An app that reports events before it loads config has called too.
-    user.note_sdk_contact(&state).await;
+    if !from_playground {
+        user.note_sdk_contact(&state).await;
+    }
     let evaluation = invites::evaluate(
         &state,
         &mut user,

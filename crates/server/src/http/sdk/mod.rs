@@ -28,6 +28,25 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
 }
 
+/// A call sent by the dashboard's SDK playground (its `X-UserJourneys-Playground` header):
+/// it acts as an app's would, but is not the app's first call, so the dashboard keeps
+/// leading with the SDK's setup until the app itself calls (the playground hid that notice:
+/// found by the demo review).
+pub struct FromPlayground(pub bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FromPlayground {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts.headers.contains_key("x-userjourneys-playground"),
+        ))
+    }
+}
+
 /// Any origin may call the SDK API. Applied around the whole router, not the SDK routes
 /// alone: the answers made outside them (a wrong method, an unknown `/sdk/` path, a
 /// damaged URL) reach web apps too, and preflight requests are answered before routing.
