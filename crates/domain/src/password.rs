@@ -32,6 +32,25 @@ impl Password {
                 format!("must be at most {MAX_CHARS} characters"),
             ));
         }
+        // Ten characters of nothing to see, or of one key held down, are no password
+        // (found by the accounts probe: ten spaces, ten U+200B and "aaaaaaaaaa" were taken).
+        if raw
+            .chars()
+            .all(|c| c.is_whitespace() || crate::validation::is_invisible(c))
+        {
+            return Err(ValidationError::new(
+                "password",
+                "must contain characters other than spaces and invisible ones",
+            ));
+        }
+        let mut chars = raw.chars();
+        let first = chars.next();
+        if chars.all(|c| Some(c) == first) {
+            return Err(ValidationError::new(
+                "password",
+                "must not be one character repeated",
+            ));
+        }
         Ok(Self(SecretString::from(raw.to_owned())))
     }
 
@@ -92,8 +111,20 @@ mod tests {
     fn short_and_huge_passwords_are_rejected_with_the_field_named() {
         let short = Password::parse("short").unwrap_err();
         assert_eq!(short.field, "password");
-        assert!(Password::parse(&"x".repeat(257)).is_err());
-        assert!(Password::parse(&"x".repeat(256)).is_ok());
+        assert!(Password::parse(&"xy".repeat(129)).is_err());
+        assert!(Password::parse(&"xy".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn blank_and_one_key_passwords_are_rejected() {
+        for blank in [" ".repeat(10), "\u{200B}".repeat(10), " \u{3000}".repeat(5)] {
+            let refused = Password::parse(&blank).unwrap_err();
+            assert!(refused.message.contains("other than spaces"), "{blank:?}");
+        }
+        let refused = Password::parse(&"a".repeat(10)).unwrap_err();
+        assert!(refused.message.contains("one character repeated"));
+        assert!(Password::parse("aaaaaaaaab").is_ok());
+        assert!(Password::parse("  padded password  ").is_ok());
     }
 
     #[test]

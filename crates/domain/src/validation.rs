@@ -108,7 +108,7 @@ pub fn sendable_event(name: &str) -> bool {
 /// combining grapheme joiner, the Hangul and Khmer fillers, the Mongolian vowel separator,
 /// zero-width spaces and invisible operators, the blank braille pattern, the byte order mark, musical
 /// formatting (found by the team probe: `bob\u{034F}@example.com` was a second "bob").
-fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'

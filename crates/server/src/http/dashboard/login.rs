@@ -98,23 +98,37 @@ async fn submit(
     if checked.is_err() {
         state.login_throttle.undecided(attempt);
     }
-    let Some(account) = checked? else {
+    // One answer for unknown emails and wrong passwords: nothing to enumerate.
+    let no_match = |csrf_token: String, email: String| {
         tracing::info!(client = %client, "sign-in failed: no account with that email and password");
-        // One message for unknown emails and wrong passwords: nothing to enumerate.
-        return Ok(render_with(
+        render_with(
             StatusCode::UNAUTHORIZED,
             &LoginPage {
                 title: "Sign in",
                 nav: None,
-                csrf_token: csrf.0,
+                csrf_token,
                 error: Some("That email and password do not match an account.".into()),
-                email: form.email,
+                email,
             },
-        ));
+        )
     };
-    state.login_throttle.succeeded(attempt);
-    let jar = sign_in(&state, jar, &account).await?;
-    Ok((jar, Redirect::to("/")).into_response())
+    let Some(account) = checked? else {
+        return Ok(no_match(csrf.0, form.email));
+    };
+    match sign_in(&state, jar, &account).await {
+        Ok(jar) => {
+            state.login_throttle.succeeded(attempt);
+            Ok((jar, Redirect::to("/")).into_response())
+        }
+        // The password changed between its check and the session: it is no longer the
+        // account's, and is answered as any other (a 409 told its sender it had been right a
+        // moment ago; found by the accounts probe).
+        Err(PageError::Conflict(_)) => Ok(no_match(csrf.0, form.email)),
+        Err(other) => {
+            state.login_throttle.undecided(attempt);
+            Err(other)
+        }
+    }
 }
 
 async fn logout(
