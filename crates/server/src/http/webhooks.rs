@@ -236,10 +236,13 @@ async fn receive(
         Err(refusal) => return refuse_unread(&state, &refusal, &headers, body).await,
     };
     // Held until the delivery is applied, even when the sender stops waiting for it.
-    let Some(slot) = state.deliveries_in_flight.take(&project) else {
+    let slot = match state.deliveries_in_flight.take(&project) {
+        Ok(slot) => slot,
         // Overloaded on our side: a 503 (SPEC §4), which Mixpanel retries as it does a 429.
-        let refusal = cohort_sync::Refusal::unread(503, cohort_sync::TOO_MANY_AT_ONCE, &project);
-        return refuse_unread(&state, &refusal, &headers, body).await;
+        Err(message) => {
+            let refusal = cohort_sync::Refusal::unread(503, message, &project);
+            return refuse_unread(&state, &refusal, &headers, body).await;
+        }
     };
     let too_large = format!("The delivery is larger than the {} MiB UserJourneys accepts; export fewer user properties with the cohort.", MAX_DELIVERY_BODY / 1024 / 1024);
     // One announced too long is not waited for (its action unread: a sender may hold the

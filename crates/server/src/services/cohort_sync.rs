@@ -175,13 +175,31 @@ impl Refusal {
 /// shares: it is answered 503 (overloaded, SPEC §4), which Mixpanel retries.
 pub const DELIVERIES_AT_ONCE: usize = 8;
 
+/// How many deliveries of all projects a process receives at once: each applied holds a
+/// database connection, and on PostgreSQL the process has 16, which the SDK, the REST API
+/// and the dashboard share (24 big deliveries of three projects at once left an idle
+/// project's SDK calls 5 s without a connection, then 503: found by the engines' parity
+/// probe). Past it, deliveries are refused as past [`DELIVERIES_AT_ONCE`], and retried.
+pub const DELIVERIES_AT_ONCE_IN_ALL: usize = 12;
+
 /// The message of a delivery refused for [`DELIVERIES_AT_ONCE`].
 pub const TOO_MANY_AT_ONCE: &str =
     "UserJourneys is still receiving this project's earlier deliveries; this one will be retried.";
 
-/// Each project's deliveries being received, read or applied, in this process.
+/// The message of a delivery refused for [`DELIVERIES_AT_ONCE_IN_ALL`].
+pub const TOO_MANY_IN_ALL: &str =
+    "UserJourneys is receiving many deliveries right now; this one will be retried.";
+
+/// Each project's deliveries being received, read or applied, in this process, and their
+/// sum.
 #[derive(Default)]
-pub struct DeliveriesInFlight(std::sync::Mutex<std::collections::HashMap<ProjectId, usize>>);
+pub struct DeliveriesInFlight(std::sync::Mutex<InFlight>);
+
+#[derive(Default)]
+struct InFlight {
+    by_project: std::collections::HashMap<ProjectId, usize>,
+    total: usize,
+}
 
 /// One delivery's place among [`DeliveriesInFlight`], given back when dropped.
 pub struct DeliverySlot {
@@ -190,18 +208,29 @@ pub struct DeliverySlot {
 }
 
 impl DeliveriesInFlight {
-    /// A place for one more delivery of `project`, unless it has [`DELIVERIES_AT_ONCE`].
-    pub fn take(self: &std::sync::Arc<Self>, project: &ProjectId) -> Option<DeliverySlot> {
-        let mut counts = self
-            .0
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = counts.entry(project.clone()).or_insert(0);
-        if *count >= DELIVERIES_AT_ONCE {
-            return None;
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A place for one more delivery of `project`, unless it has [`DELIVERIES_AT_ONCE`] or
+    /// all projects have [`DELIVERIES_AT_ONCE_IN_ALL`]: `Err` with the refusal's message.
+    pub fn take(
+        self: &std::sync::Arc<Self>,
+        project: &ProjectId,
+    ) -> Result<DeliverySlot, &'static str> {
+        let mut counts = self.lock();
+        let of_project = counts.by_project.get(project).copied().unwrap_or(0);
+        if of_project >= DELIVERIES_AT_ONCE {
+            return Err(TOO_MANY_AT_ONCE);
         }
-        *count += 1;
-        Some(DeliverySlot {
+        if counts.total >= DELIVERIES_AT_ONCE_IN_ALL {
+            return Err(TOO_MANY_IN_ALL);
+        }
+        counts.by_project.insert(project.clone(), of_project + 1);
+        counts.total += 1;
+        Ok(DeliverySlot {
             in_flight: self.clone(),
             project: project.clone(),
         })
@@ -210,16 +239,13 @@ impl DeliveriesInFlight {
 
 impl Drop for DeliverySlot {
     fn drop(&mut self) {
-        let mut counts = self
-            .in_flight
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = counts.get_mut(&self.project) {
+        let mut counts = self.in_flight.lock();
+        if let Some(count) = counts.by_project.get_mut(&self.project) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.project);
+                counts.by_project.remove(&self.project);
             }
+            counts.total -= 1;
         }
     }
 }
@@ -512,6 +538,32 @@ async fn apply(
 
 #[cfg(test)]
 mod tests {
+    /// A project may take 8 places, and all projects 12: past them a delivery is refused
+    /// with what is full, and a place given back is taken again.
+    #[test]
+    fn deliveries_are_capped_per_project_and_in_all() {
+        use super::*;
+        let in_flight = std::sync::Arc::new(DeliveriesInFlight::default());
+        let (a, b, c) = (
+            ProjectId::from_string("prj_a"),
+            ProjectId::from_string("prj_b"),
+            ProjectId::from_string("prj_c"),
+        );
+        let mut held: Vec<DeliverySlot> = (0..DELIVERIES_AT_ONCE)
+            .map(|_| in_flight.take(&a).unwrap())
+            .collect();
+        assert_eq!(in_flight.take(&a).err(), Some(TOO_MANY_AT_ONCE));
+        for _ in DELIVERIES_AT_ONCE..DELIVERIES_AT_ONCE_IN_ALL {
+            held.push(in_flight.take(&b).unwrap());
+        }
+        assert_eq!(in_flight.take(&c).err(), Some(TOO_MANY_IN_ALL));
+        held.remove(0);
+        assert!(in_flight.take(&c).is_ok());
+        drop(held);
+        assert_eq!(in_flight.lock().total, 0);
+        assert!(in_flight.lock().by_project.is_empty());
+    }
+
     use super::*;
 
     #[test]
