@@ -6,7 +6,8 @@ use crate::ids::AccountId;
 use crate::validation::{address, bounded_text};
 use crate::ValidationError;
 
-/// A syntactically plausible, normalised email address: trimmed, lower-cased, its domain in
+/// A syntactically plausible, normalised email address: trimmed, in Unicode's compatibility
+/// form (NFKC: `zoe\u{0308}` is `zoë`, fullwidth `ｂob` is `bob`), lower-cased, its domain in
 /// the ASCII form DNS uses (`müller.example` is `xn--mller-kva.example`), as a browser's
 /// email field sent it: an address is one account however it was typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +26,41 @@ impl Email {
         Self::read(bounded_text("email", raw, 254)?)
     }
 
+    /// The address as accounts made before addresses were put in Unicode's compatibility
+    /// form stored it, when that differs from [`Email::lookup`]'s: such an account still
+    /// signs in as it was typed then.
+    pub fn stored_before_nfkc(raw: &str) -> Option<String> {
+        let now = Self::lookup(raw).ok()?;
+        let before = Self::cased(bounded_text("email", raw, 254).ok()?.to_lowercase());
+        (before != now.0).then_some(before)
+    }
+
     fn read(email: String) -> Result<Self, ValidationError> {
-        let email = email.to_lowercase();
-        let email = match email.rsplit_once('@') {
+        use unicode_normalization::UnicodeNormalization;
+        // Lookalikes that are one address (a decomposed ë, fullwidth letters: found by the
+        // accounts probe) become one before anything else is judged.
+        let email: String = email
+            .nfkc()
+            .collect::<String>()
+            .to_lowercase()
+            .nfc()
+            .collect();
+        let email = Self::cased(email);
+        Self::valid(email)
+    }
+
+    /// The domain in DNS's ASCII form.
+    fn cased(email: String) -> String {
+        match email.rsplit_once('@') {
             Some((local, domain)) => match idna::domain_to_ascii(domain) {
                 Ok(ascii) => format!("{local}@{ascii}"),
                 Err(_) => email,
             },
             None => email,
-        };
+        }
+    }
+
+    fn valid(email: String) -> Result<Self, ValidationError> {
         let valid = match email.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -104,6 +131,23 @@ mod tests {
             Email::parse("  Ada@Example.COM ").unwrap().as_str(),
             "ada@example.com"
         );
+        // One address however its letters were composed or how wide (found by the accounts
+        // probe: each was an account of its own beside the other).
+        for (typed, address) in [
+            ("zoe\u{0308}@example.com", "zo\u{eb}@example.com"),
+            ("ZO\u{cb}@example.com", "zo\u{eb}@example.com"),
+            ("\u{ff42}ob@example.com", "bob@example.com"),
+            ("\u{ff22}OB@\u{ff45}xample.com", "bob@example.com"),
+        ] {
+            assert_eq!(Email::parse(typed).unwrap().as_str(), address, "{typed}");
+            assert_eq!(Email::lookup(typed).unwrap().as_str(), address, "{typed}");
+        }
+        // Accounts stored before, as they were typed then, are still found.
+        assert_eq!(
+            Email::stored_before_nfkc("zoe\u{0308}@Example.com").as_deref(),
+            Some("zoe\u{0308}@example.com")
+        );
+        assert_eq!(Email::stored_before_nfkc("zo\u{eb}@example.com"), None);
     }
 
     #[test]

@@ -455,6 +455,36 @@ async fn failures_from_elsewhere_do_not_lock_out_a_browser_that_signed_in_before
     assert_eq!(bob.status().as_u16(), 429);
 }
 
+/// An address is one account however its letters were composed or how wide they were
+/// typed (found by the accounts probe: `zoe\u{308}` and `zoë`, `ｂob` and `bob` were
+/// accounts side by side); an account stored before that still signs in as typed then.
+#[tokio::test]
+async fn lookalike_spellings_of_an_address_are_one_account() {
+    let app = TestApp::spawn().await;
+    let owner = client();
+    let shop = app.set_up(&owner, "zoe\u{308}@example.com", "Shop").await;
+    let signed_in = app.login(&client(), "ZO\u{cb}@example.com", PASSWORD).await;
+    assert_eq!(location(&signed_in), "/");
+    let members = format!("{shop}/members");
+    let invited = app
+        .submit(
+            &owner,
+            &members,
+            &members,
+            &[("email", "\u{ff5a}o\u{eb}@example.com")],
+        )
+        .await;
+    let html = invited.text().await.unwrap();
+    assert!(!html.contains("invite-link"), "{html}");
+    // A row as an older server stored it, decomposed.
+    app.execute_sql("UPDATE accounts SET email = 'zoe\u{308}@example.com'")
+        .await;
+    let signed_in = app
+        .login(&client(), "zoe\u{308}@example.com", PASSWORD)
+        .await;
+    assert_eq!(location(&signed_in), "/");
+}
+
 #[tokio::test]
 async fn signing_out_ends_the_session_on_the_server() {
     let app = TestApp::spawn().await;

@@ -56,10 +56,15 @@ pub async fn authenticate(
     email: &str,
     password: &str,
 ) -> Result<Option<Account>, ServiceError> {
-    let account = match Email::lookup(email) {
+    let mut account = match Email::lookup(email) {
         Ok(email) => store.account_by_email(email.as_str()).await?,
         Err(_) => None,
     };
+    if account.is_none() {
+        if let Some(before) = Email::stored_before_nfkc(email) {
+            account = store.account_by_email(&before).await?;
+        }
+    }
     let stored = account.as_ref().map(|a| a.password_hash.clone());
     let candidate = SecretString::from(password.to_owned());
     let valid =
