@@ -222,6 +222,7 @@ impl Application {
                 body: self.body_timeout,
                 connections: METRICS_CONNECTIONS,
                 setting: "the metrics listener's",
+                counted: false,
             };
             tokio::spawn(serve(
                 listener,
@@ -239,6 +240,7 @@ impl Application {
             body: self.body_timeout,
             connections: self.max_connections,
             setting: "UJ_MAX_CONNECTIONS",
+            counted: true,
         };
         let mut cut_short = serve(
             self.listener,
@@ -384,6 +386,9 @@ struct Limits {
     connections: usize,
     /// What sets `connections`, for the warning when they are all open.
     setting: &'static str,
+    /// Requests refused unread count in `uj_http_unreadable_requests_total`: the public
+    /// listener's; the metrics listener's are the monitoring's own.
+    counted: bool,
 }
 
 /// Connections the metrics listener serves at once.
@@ -459,12 +464,14 @@ async fn serve(
             hyper_util::service::TowerToHyperService::new(service),
         );
         let connection = graceful.watch(connection);
-        let state = state.clone();
+        let (state, counted) = (state.clone(), limits.counted);
         connections.spawn(async move {
             if let Err(error) = connection.await {
                 match unreadable(&error) {
                     Some(reason) => {
-                        state.metrics.unreadable(reason);
+                        if counted {
+                            state.metrics.unreadable(reason);
+                        }
                         tracing::debug!(%client, reason, error = %error, "a request could not be read");
                     }
                     None => tracing::trace!(error = %error, "connection ended with an error"),
