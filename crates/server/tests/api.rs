@@ -769,6 +769,38 @@ async fn bad_bodies_get_precise_errors_and_change_nothing() {
         );
     }
 
+    // A transfer coding other than chunked is refused as such (hyper undid the chunks and
+    // handed the gzip on, refused as JSON it could not read).
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let gzipped = {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(br#"{"name": "gz"}"#).unwrap();
+        encoder.finish().unwrap()
+    };
+    for path in ["/api/v1/api-keys", "/webhooks/mixpanel/whk_x"] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n{:x}\r\n",
+            keys.secret_key,
+            gzipped.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&gzipped).await.unwrap();
+        stream.write_all(b"\r\n0\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        assert!(answer.contains("Transfer-Encoding"), "{answer}");
+        if path.starts_with("/api") {
+            assert!(answer.contains("unsupported_transfer_encoding"), "{answer}");
+        } else {
+            assert!(answer.contains(r#""status":"failure""#), "{answer}");
+        }
+    }
+
     let huge = format!(r#"{{"name": "{}"}}"#, "x".repeat(100 * 1024));
     let (status, error) = error_of(post(huge, "application/json").await.unwrap()).await;
     assert_eq!(

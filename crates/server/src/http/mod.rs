@@ -203,12 +203,25 @@ async fn refuse_malformed_head(
 ) -> Response {
     let uri = request.uri();
     let nul = |text: &str| text.contains("%00");
+    // hyper undoes `chunked` alone, and handed a body sent `gzip, chunked` on still
+    // compressed, refused as JSON it could not read. RFC 9112 §6.1 suggests 501 for a
+    // transfer coding not understood; a 400 keeps the client's mistake out of the server
+    // errors operators alert on, and says what to send.
+    let other_coding = request
+        .headers()
+        .get_all(axum::http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.to_str().unwrap_or("?").split(','))
+        .any(|coding| !coding.trim().eq_ignore_ascii_case("chunked"));
     let (problem, title, page) = if nul(uri.path()) || uri.query().is_some_and(nul) {
         (
             "The URL contains a NUL character (%00); no id or parameter may hold one.",
             "This link is damaged",
             "It contains a character no link of ours holds. Check that it was copied whole.",
         )
+    } else if other_coding {
+        let problem = "The body's Transfer-Encoding is one this server does not read: send it chunked or with a Content-Length (a compressed body says so with Content-Encoding).";
+        (problem, "Bad request", problem)
     } else if request.version() == axum::http::Version::HTTP_11
         && request
             .headers()
@@ -223,16 +236,28 @@ async fn refuse_malformed_head(
         return next.run(request).await;
     };
     let path = uri.path();
-    if is_webhook_path(path) {
+    let mut response = if is_webhook_path(path) {
         // In Mixpanel's format, which its UI shows the customer.
         webhooks::failure(400, serde_json::Value::Null, problem)
     } else if is_api_path(path) {
-        ApiError::bad_request("invalid_request", problem).into_response()
+        let code = match other_coding {
+            true => "unsupported_transfer_encoding",
+            false => "invalid_request",
+        };
+        ApiError::bad_request(code, problem).into_response()
     } else if launch::is_link_path(path) {
         dashboard::respondent_page(StatusCode::BAD_REQUEST, title, page)
     } else {
         dashboard::message_page(StatusCode::BAD_REQUEST, title, page)
+    };
+    if other_coding {
+        // Its body unread: the connection cannot carry another request.
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
     }
+    response
 }
 
 /// `path` split after its extra leading slashes (`//sdk/x` is `/` and `/sdk/x`): a base URL
