@@ -36,7 +36,7 @@ impl Password {
         // (found by the accounts probe: ten spaces, ten U+200B and "aaaaaaaaaa" were taken).
         if raw
             .chars()
-            .all(|c| c.is_whitespace() || crate::validation::is_invisible(c))
+            .all(|c| c.is_whitespace() || crate::validation::shows_nothing(c))
         {
             return Err(ValidationError::new(
                 "password",
@@ -117,7 +117,13 @@ mod tests {
 
     #[test]
     fn blank_and_one_key_passwords_are_rejected() {
-        for blank in [" ".repeat(10), "\u{200B}".repeat(10), " \u{3000}".repeat(5)] {
+        for blank in [
+            " ".repeat(10),
+            "\u{200B}".repeat(10),
+            " \u{3000}".repeat(5),
+            "\u{200C}\u{200D}".repeat(5),
+            "\u{FE0F}\u{200E}".repeat(5),
+        ] {
             let refused = Password::parse(&blank).unwrap_err();
             assert!(refused.message.contains("other than spaces"), "{blank:?}");
         }

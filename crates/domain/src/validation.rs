@@ -80,22 +80,30 @@ pub fn address(
     max_chars: usize,
 ) -> Result<String, ValidationError> {
     let address = name(field, raw, max_chars)?;
-    let kept_in_names = |c: char| {
-        matches!(
-            c,
-            '\u{061C}'
-                | '\u{180B}'..='\u{180D}'
-                | '\u{180F}'
-                | '\u{200C}'..='\u{200F}'
-                | '\u{FE00}'..='\u{FE0F}'
-                | '\u{E0000}'..='\u{E007F}'
-                | '\u{E0100}'..='\u{E01EF}'
-        )
-    };
-    if address.chars().any(kept_in_names) {
+    if address.chars().any(invisible_in_addresses) {
         return Err(invisible(field));
     }
     Ok(address)
+}
+
+/// Invisible in an address, though a name may need them: joiners, direction marks,
+/// Mongolian variation selectors, and the variation selectors and tags emoji use.
+fn invisible_in_addresses(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180B}'..='\u{180D}'
+            | '\u{180F}'
+            | '\u{200C}'..='\u{200F}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
+}
+
+/// Shows as nothing on its own: an invisible character of names or of addresses.
+pub(crate) fn shows_nothing(c: char) -> bool {
+    is_invisible(c) || invisible_in_addresses(c)
 }
 
 /// Whether an app can send `name` as an event: the SDK takes no other (a rule stored before
@@ -108,7 +116,7 @@ pub fn sendable_event(name: &str) -> bool {
 /// combining grapheme joiner, the Hangul and Khmer fillers, the Mongolian vowel separator,
 /// zero-width spaces and invisible operators, the blank braille pattern, the byte order mark, musical
 /// formatting (found by the team probe: `bob\u{034F}@example.com` was a second "bob").
-pub(crate) fn is_invisible(c: char) -> bool {
+fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'

@@ -308,10 +308,20 @@ async fn receive(
     // connection, which drops this handler: an apply cut there was rolled back, and started
     // over (and cut again) at every retry, so a big snapshot never landed. It runs to its end
     // in a task of its own; a retry finds it applied, or waits its turn behind it.
+    // A place among the deliveries applied in all projects, once this one's body is in.
+    let applying = match state.deliveries_in_flight.apply() {
+        Ok(applying) => applying,
+        Err(message) => {
+            let refusal = cohort_sync::Refusal::unread(503, message, &project);
+            let action = action_of(&body);
+            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
+            return failure(503, action, message);
+        }
+    };
     let delivery = body.clone();
     // In the request's span, so that what it logs names the request.
     let applied = tokio::spawn(tracing::Instrument::in_current_span(async move {
-        let _slot = slot;
+        let _slots = (slot, applying);
         cohort_sync::receive(&state, receiver, &delivery).await
     }));
     match applied.await {

@@ -49,27 +49,47 @@ pub async fn set_up(
         })
 }
 
+/// The accounts an address typed as `email` may sign in to: the one of its compatibility
+/// form (NFKC), then one stored before addresses were put in it, under the spelling then
+/// (`ﬁona@` beside `fiona@`, say, or an address that form refuses: found by the session's
+/// review).
+pub async fn accounts_for(store: &dyn Store, email: &str) -> Result<Vec<Account>, ServiceError> {
+    let mut found = Vec::new();
+    if let Ok(email) = Email::lookup(email) {
+        found.extend(store.account_by_email(email.as_str()).await?);
+    }
+    if let Some(before) = Email::stored_before_nfkc(email) {
+        found.extend(store.account_by_email(&before).await?);
+    }
+    Ok(found)
+}
+
+/// The account an address typed as `email` names, if any ([`accounts_for`]'s first).
+pub async fn account_for(store: &dyn Store, email: &str) -> Result<Option<Account>, ServiceError> {
+    Ok(accounts_for(store, email).await?.into_iter().next())
+}
+
 /// The account with this email and password, or `None`. Takes the same time whether or
-/// not the email exists.
+/// not the email exists (one hash; a second only for an address stored in two spellings).
 pub async fn authenticate(
     store: &dyn Store,
     email: &str,
     password: &str,
 ) -> Result<Option<Account>, ServiceError> {
-    let mut account = match Email::lookup(email) {
-        Ok(email) => store.account_by_email(email.as_str()).await?,
-        Err(_) => None,
-    };
-    if account.is_none() {
-        if let Some(before) = Email::stored_before_nfkc(email) {
-            account = store.account_by_email(&before).await?;
-        }
-    }
-    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    let accounts = accounts_for(store, email).await?;
+    let hashes: Vec<String> = accounts.iter().map(|a| a.password_hash.clone()).collect();
     let candidate = SecretString::from(password.to_owned());
-    let valid =
-        blocking(move || password::verify(stored.as_deref(), candidate.expose_secret())).await?;
-    Ok(account.filter(|_| valid))
+    let valid = blocking(move || {
+        if hashes.is_empty() {
+            password::verify(None, candidate.expose_secret());
+            return None;
+        }
+        hashes
+            .iter()
+            .position(|hash| password::verify(Some(hash), candidate.expose_secret()))
+    })
+    .await?;
+    Ok(valid.map(|at| accounts[at].clone()))
 }
 
 /// Changes `account`'s password, given its current one: `current_password` is named when
@@ -209,8 +229,9 @@ pub async fn invite(
             message: "Only the project's owner can invite people.".into(),
         });
     }
+    let typed = email;
     let email = Email::parse(email)?;
-    let existing = store.account_by_email(email.as_str()).await?;
+    let existing = account_for(store, typed).await?;
     if let Some(account) = &existing {
         if store.role(&account.id, project).await?.is_some() {
             return Ok(InviteOutcome::AlreadyMember {
@@ -218,12 +239,18 @@ pub async fn invite(
             });
         }
     }
+    // To an account's address as it is stored (one made before addresses were put in their
+    // compatibility form keeps its spelling then), so the link finds that account.
+    let address = existing.as_ref().map_or_else(
+        || email.as_str().to_owned(),
+        |account| account.email.clone(),
+    );
     let token = NewToken::generate("");
     let created = store
         .create_invitation(
             NewInvitation {
                 project_id: project.clone(),
-                email: email.as_str().to_owned(),
+                email: address.clone(),
                 token_hash: token.hash,
                 invited_by: inviter.clone(),
                 expires_at: Utc::now() + INVITATION_TTL,
@@ -243,7 +270,7 @@ pub async fn invite(
     }
     let link = format!("{public_url}/invitations/{}", token.token.expose_secret());
     Ok(InviteOutcome::Invited {
-        email: email.as_str().to_owned(),
+        email: address,
         link: SecretString::from(link),
         has_account: existing.is_some(),
     })
@@ -287,7 +314,7 @@ pub async fn accept_invitation(
             "this invitation's address holds an invisible character, which no account may hold now: ask the project's owner to invite you again",
         ))
     })?;
-    if store.account_by_email(&invitation.email).await?.is_some() {
+    if account_for(store, &invitation.email).await?.is_some() {
         return Err(account_exists());
     }
     let password_hash = blocking(move || password.hash()).await?;

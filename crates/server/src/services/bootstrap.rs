@@ -27,12 +27,13 @@ pub async fn run(
     password: &str,
     project_name: &str,
 ) -> Result<BootstrapOutput, ServiceError> {
+    let typed = email;
     let email = Email::parse(email)?;
     let project_name = ProjectName::parse(project_name)?;
     // Runs at once (replicas provisioning together) take turns: each finds what the one
     // before it made, instead of all making the account and the project.
     let _turn = store.exclusive().await?;
-    let account = match store.account_by_email(email.as_str()).await? {
+    let account = match accounts::account_for(store, typed).await? {
         Some(account) => account,
         None if !store.is_set_up().await? => {
             let (account, _) =

@@ -175,11 +175,13 @@ impl Refusal {
 /// shares: it is answered 503 (overloaded, SPEC §4), which Mixpanel retries.
 pub const DELIVERIES_AT_ONCE: usize = 8;
 
-/// How many deliveries of all projects a process receives at once: each applied holds a
+/// How many deliveries of all projects a process applies at once: each applied holds a
 /// database connection, and on PostgreSQL the process has 16, which the SDK, the REST API
 /// and the dashboard share (24 big deliveries of three projects at once left an idle
 /// project's SDK calls 5 s without a connection, then 503: found by the engines' parity
-/// probe). Past it, deliveries are refused as past [`DELIVERIES_AT_ONCE`], and retried.
+/// probe). Taken once a delivery's body is in, so senders whose bodies stall hold their own
+/// project's places alone (found by the session's review: they held every project's).
+/// Past it, deliveries are refused as past [`DELIVERIES_AT_ONCE`], and retried.
 pub const DELIVERIES_AT_ONCE_IN_ALL: usize = 12;
 
 /// The message of a delivery refused for [`DELIVERIES_AT_ONCE`].
@@ -198,7 +200,8 @@ pub struct DeliveriesInFlight(std::sync::Mutex<InFlight>);
 #[derive(Default)]
 struct InFlight {
     by_project: std::collections::HashMap<ProjectId, usize>,
-    total: usize,
+    /// Those applied ([`DeliveriesInFlight::apply`]).
+    applying: usize,
 }
 
 /// One delivery's place among [`DeliveriesInFlight`], given back when dropped.
@@ -214,26 +217,33 @@ impl DeliveriesInFlight {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A place for one more delivery of `project`, unless it has [`DELIVERIES_AT_ONCE`] or
-    /// all projects have [`DELIVERIES_AT_ONCE_IN_ALL`]: `Err` with the refusal's message.
+    /// A place for one more delivery of `project`, unless it has [`DELIVERIES_AT_ONCE`]:
+    /// `Err` with the refusal's message.
     pub fn take(
         self: &std::sync::Arc<Self>,
         project: &ProjectId,
     ) -> Result<DeliverySlot, &'static str> {
         let mut counts = self.lock();
-        let of_project = counts.by_project.get(project).copied().unwrap_or(0);
-        if of_project >= DELIVERIES_AT_ONCE {
+        let count = counts.by_project.entry(project.clone()).or_insert(0);
+        if *count >= DELIVERIES_AT_ONCE {
             return Err(TOO_MANY_AT_ONCE);
         }
-        if counts.total >= DELIVERIES_AT_ONCE_IN_ALL {
-            return Err(TOO_MANY_IN_ALL);
-        }
-        counts.by_project.insert(project.clone(), of_project + 1);
-        counts.total += 1;
+        *count += 1;
         Ok(DeliverySlot {
             in_flight: self.clone(),
             project: project.clone(),
         })
+    }
+
+    /// A place to apply one delivery whose body is in, unless all projects have
+    /// [`DELIVERIES_AT_ONCE_IN_ALL`] applied: `Err` with the refusal's message.
+    pub fn apply(self: &std::sync::Arc<Self>) -> Result<ApplySlot, &'static str> {
+        let mut counts = self.lock();
+        if counts.applying >= DELIVERIES_AT_ONCE_IN_ALL {
+            return Err(TOO_MANY_IN_ALL);
+        }
+        counts.applying += 1;
+        Ok(ApplySlot(self.clone()))
     }
 }
 
@@ -245,8 +255,17 @@ impl Drop for DeliverySlot {
             if *count == 0 {
                 counts.by_project.remove(&self.project);
             }
-            counts.total -= 1;
         }
+    }
+}
+
+/// One delivery's place among those applied ([`DeliveriesInFlight::apply`]), given back
+/// when dropped.
+pub struct ApplySlot(std::sync::Arc<DeliveriesInFlight>);
+
+impl Drop for ApplySlot {
+    fn drop(&mut self) {
+        self.0.lock().applying -= 1;
     }
 }
 
@@ -538,29 +557,30 @@ async fn apply(
 
 #[cfg(test)]
 mod tests {
-    /// A project may take 8 places, and all projects 12: past them a delivery is refused
-    /// with what is full, and a place given back is taken again.
+    /// A project may receive 8 deliveries at once whatever others receive, and all
+    /// projects apply 12: past them a delivery is refused with what is full, and a place
+    /// given back is taken again.
     #[test]
-    fn deliveries_are_capped_per_project_and_in_all() {
+    fn deliveries_are_capped_per_project_and_applied_in_all() {
         use super::*;
         let in_flight = std::sync::Arc::new(DeliveriesInFlight::default());
-        let (a, b, c) = (
+        let (a, b) = (
             ProjectId::from_string("prj_a"),
             ProjectId::from_string("prj_b"),
-            ProjectId::from_string("prj_c"),
         );
-        let mut held: Vec<DeliverySlot> = (0..DELIVERIES_AT_ONCE)
+        let received: Vec<DeliverySlot> = (0..DELIVERIES_AT_ONCE)
             .map(|_| in_flight.take(&a).unwrap())
             .collect();
         assert_eq!(in_flight.take(&a).err(), Some(TOO_MANY_AT_ONCE));
-        for _ in DELIVERIES_AT_ONCE..DELIVERIES_AT_ONCE_IN_ALL {
-            held.push(in_flight.take(&b).unwrap());
-        }
-        assert_eq!(in_flight.take(&c).err(), Some(TOO_MANY_IN_ALL));
-        held.remove(0);
-        assert!(in_flight.take(&c).is_ok());
-        drop(held);
-        assert_eq!(in_flight.lock().total, 0);
+        let of_b = in_flight.take(&b).unwrap();
+        let mut applying: Vec<ApplySlot> = (0..DELIVERIES_AT_ONCE_IN_ALL)
+            .map(|_| in_flight.apply().unwrap())
+            .collect();
+        assert_eq!(in_flight.apply().err(), Some(TOO_MANY_IN_ALL));
+        applying.pop();
+        assert!(in_flight.apply().is_ok());
+        drop((received, of_b, applying));
+        assert_eq!(in_flight.lock().applying, 0);
         assert!(in_flight.lock().by_project.is_empty());
     }
 

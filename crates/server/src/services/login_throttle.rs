@@ -158,6 +158,19 @@ impl LoginThrottle {
         Ok(())
     }
 
+    /// [`Self::attempt`], held until it is decided: an attempt whose request ends first
+    /// (its client gave up, a deadline cut it) decided nothing and is taken back (such
+    /// attempts locked out the right password after a database stall: found by the
+    /// session's review).
+    pub fn count<'a>(&'a self, attempt: Attempt<'a>) -> Result<Counted<'a>, Duration> {
+        self.attempt(attempt)?;
+        Ok(Counted {
+            throttle: self,
+            attempt,
+            decided: false,
+        })
+    }
+
     /// The attempt could not be checked (the database did not answer): it decided
     /// nothing, so its counts take it back.
     pub fn undecided(&self, attempt: Attempt<'_>) {
@@ -181,6 +194,35 @@ impl LoginThrottle {
         }
         if let Some(window) = client.and_then(|(key, _)| windows.get_mut(&key)) {
             window.failures = window.failures.saturating_sub(1);
+        }
+    }
+}
+
+/// An attempt counted ([`LoginThrottle::count`]) whose outcome is not known yet: dropped
+/// undecided, it is taken back.
+pub struct Counted<'a> {
+    throttle: &'a LoginThrottle,
+    attempt: Attempt<'a>,
+    decided: bool,
+}
+
+impl Counted<'_> {
+    /// The password was wrong: the attempt stays counted.
+    pub fn failed(mut self) {
+        self.decided = true;
+    }
+
+    /// The password was right ([`LoginThrottle::succeeded`]).
+    pub fn succeeded(mut self) {
+        self.decided = true;
+        self.throttle.succeeded(self.attempt);
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if !self.decided {
+            self.throttle.undecided(self.attempt);
         }
     }
 }
@@ -388,6 +430,23 @@ mod tests {
             assert!(throttle.attempt(signed_in).is_ok());
         }
         assert!(throttle.attempt(signed_in).is_err());
+    }
+
+    /// An attempt whose request ended before its outcome (dropped) is taken back; one
+    /// decided stays as decided.
+    #[test]
+    fn an_attempt_dropped_undecided_is_taken_back() {
+        let throttle = LoginThrottle::default();
+        for _ in 0..MAX_FAILURES_PER_EMAIL * 2 {
+            drop(throttle.count(email("ada@example.com", "1.2.3.4")).unwrap());
+        }
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            throttle
+                .count(email("ada@example.com", "1.2.3.4"))
+                .unwrap()
+                .failed();
+        }
+        assert!(throttle.count(email("ada@example.com", "1.2.3.4")).is_err());
     }
 
     #[test]

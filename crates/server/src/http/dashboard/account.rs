@@ -93,16 +93,20 @@ async fn change_password(
         account: user.account.id.as_str(),
         client,
     };
-    if let Err(wait) = state.login_throttle.attempt(attempt) {
-        tracing::warn!(
-            client = %client,
-            retry_after_secs = wait.as_secs(),
-            "password change refused: too many failed attempts for this account or from this client"
-        );
-        return Err(PageError::TooManyAttempts {
-            seconds: wait.as_secs(),
-        });
-    }
+    // Dropped undecided (an error below, the client gone), `counted` takes the attempt back.
+    let counted = match state.login_throttle.count(attempt) {
+        Ok(counted) => counted,
+        Err(wait) => {
+            tracing::warn!(
+                client = %client,
+                retry_after_secs = wait.as_secs(),
+                "password change refused: too many failed attempts for this account or from this client"
+            );
+            return Err(PageError::TooManyAttempts {
+                seconds: wait.as_secs(),
+            });
+        }
+    };
     let changed = accounts::change_password(
         state.store.as_ref(),
         &user.account,
@@ -112,14 +116,15 @@ async fn change_password(
     .await;
     match changed {
         Ok(account) => {
-            state.login_throttle.succeeded(attempt);
+            counted.succeeded();
             let jar = sign_in(&state, jar, &account).await?;
             Ok((jar, Redirect::to("/account?changed=1")).into_response())
         }
         Err(ServiceError::Invalid(invalid)) => {
-            if invalid.field == "new_password" {
+            match invalid.field {
                 // The current password was right: not a guess.
-                state.login_throttle.succeeded(attempt);
+                "new_password" => counted.succeeded(),
+                _ => counted.failed(),
             }
             let (field, label) = match invalid.field {
                 "current_password" => ("current_password", "Current password"),
@@ -130,9 +135,6 @@ async fn change_password(
             page.error_field = Some(field);
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
-        Err(other) => {
-            state.login_throttle.undecided(attempt);
-            Err(other.into())
-        }
+        Err(other) => Err(other.into()),
     }
 }

@@ -58,9 +58,7 @@ async fn load(
     let (invitation, project) = accounts::open_invitation(state.store.as_ref(), token)
         .await?
         .ok_or_else(invalid_link)?;
-    let has_account = state
-        .store
-        .account_by_email(&invitation.email)
+    let has_account = accounts::account_for(state.store.as_ref(), &invitation.email)
         .await?
         .is_some();
     let signed_in_as = signed_in(state, jar).await?.map(|account| account.email);

@@ -74,7 +74,8 @@ async fn submit(
     VerifiedForm(form): VerifiedForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let client = client_address(&headers, client.ip(), state.trusted_proxies);
-    let device = known_device(&state, &jar, &form.email);
+    let named = accounts::accounts_for(state.store.as_ref(), &form.email).await?;
+    let device = known_device(&state, &jar, &named);
     let attempt = match &device {
         Some(device) => Attempt::KnownDevice { device },
         None => Attempt::Email {
@@ -82,24 +83,25 @@ async fn submit(
             client,
         },
     };
-    if let Err(wait) = state.login_throttle.attempt(attempt) {
-        // The client, not the address (the log is no list of accounts).
-        tracing::warn!(
-            client = %client,
-            retry_after_secs = wait.as_secs(),
-            "sign-in refused: too many failed attempts for this address or from this client"
-        );
-        return Err(PageError::TooManyAttempts {
-            seconds: wait.as_secs(),
-        });
-    }
+    let counted = match state.login_throttle.count(attempt) {
+        Ok(counted) => counted,
+        Err(wait) => {
+            // The client, not the address (the log is no list of accounts).
+            tracing::warn!(
+                client = %client,
+                retry_after_secs = wait.as_secs(),
+                "sign-in refused: too many failed attempts for this address or from this client"
+            );
+            return Err(PageError::TooManyAttempts {
+                seconds: wait.as_secs(),
+            });
+        }
+    };
+    // Dropped undecided (an error below, the client gone), `counted` takes the attempt back.
     let store = state.store.as_ref();
-    let checked = accounts::authenticate(store, &form.email, &form.password).await;
-    if checked.is_err() {
-        state.login_throttle.undecided(attempt);
-    }
+    let checked = accounts::authenticate(store, &form.email, &form.password).await?;
     // One answer for unknown emails and wrong passwords: nothing to enumerate.
-    let no_match = |csrf_token: String, email: String| {
+    let no_match = |csrf_token: String| {
         tracing::info!(client = %client, "sign-in failed: no account with that email and password");
         render_with(
             StatusCode::UNAUTHORIZED,
@@ -108,26 +110,27 @@ async fn submit(
                 nav: None,
                 csrf_token,
                 error: Some("That email and password do not match an account.".into()),
-                email,
+                email: form.email.clone(),
             },
         )
     };
-    let Some(account) = checked? else {
-        return Ok(no_match(csrf.0, form.email));
+    let Some(account) = checked else {
+        counted.failed();
+        return Ok(no_match(csrf.0));
     };
     match sign_in(&state, jar, &account).await {
         Ok(jar) => {
-            state.login_throttle.succeeded(attempt);
+            counted.succeeded();
             Ok((jar, Redirect::to("/")).into_response())
         }
         // The password changed between its check and the session: it is no longer the
         // account's, and is answered as any other (a 409 told its sender it had been right a
         // moment ago; found by the accounts probe).
-        Err(PageError::Conflict(_)) => Ok(no_match(csrf.0, form.email)),
-        Err(other) => {
-            state.login_throttle.undecided(attempt);
-            Err(other)
+        Err(PageError::Conflict(_)) => {
+            counted.failed();
+            Ok(no_match(csrf.0))
         }
+        Err(other) => Err(other),
     }
 }
 

@@ -75,42 +75,43 @@ pub async fn sign_in(
     let token = accounts::start_session(store, account).await?;
     Ok(jar
         .add(session_cookie(state, token.expose_secret().to_owned()))
-        .add(device_cookie(state, &account.email)))
+        .add(device_cookie(state, account)))
 }
 
-/// An address as the device cookie binds it: as a sign-in's is looked up.
-fn device_email(email: &str) -> Option<String> {
-    let email = uj_domain::accounts::Email::lookup(email).ok()?;
-    Some(email.as_str().to_owned())
-}
-
-/// The device cookie naming this browser as one that signed in to `email`: a random nonce
-/// and an HMAC under the application key binding it to the address (the cookie does not
-/// say which).
-fn device_cookie(state: &AppState, email: &str) -> Cookie<'static> {
-    let email = device_email(email).unwrap_or_else(|| email.to_owned());
+/// The device cookie naming this browser as one that signed in to `account` with its
+/// current password: a random nonce and an HMAC under the application key binding it to the
+/// account and its password hash (the cookie says neither). A password change ends every
+/// such cookie: someone who once knew the password keeps no guesses of their own (found by
+/// the session's review: cookies gathered before a change gave five guesses each after it).
+fn device_cookie(state: &AppState, account: &Account) -> Cookie<'static> {
     let nonce = NewToken::generate("").token.expose_secret().to_owned();
     let tag = state
         .key
-        .sign(DEVICE_PURPOSE, device_message(&nonce, &email).as_bytes());
+        .sign(DEVICE_PURPOSE, device_message(&nonce, account).as_bytes());
     let mut cookie = cookie(state, &DEVICE_COOKIE, format!("{nonce}.{tag}"));
     cookie.set_max_age(cookie::time::Duration::days(DEVICE_TTL_DAYS));
     cookie
 }
 
-fn device_message(nonce: &str, email: &str) -> String {
-    format!("{nonce}\n{email}")
+fn device_message(nonce: &str, account: &Account) -> String {
+    format!(
+        "{nonce}\n{}\n{}",
+        account.id.as_str(),
+        account.password_hash
+    )
 }
 
-/// This browser's device nonce when its device cookie was made for the account `email`
-/// (spelt any way that signs in to it) signs in to: that sign-in is counted on its own.
-pub fn known_device(state: &AppState, jar: &CookieJar, email: &str) -> Option<String> {
-    let email = device_email(email)?;
+/// This browser's device nonce when its device cookie was made for one of `accounts` (those
+/// the address typed at sign-in names) with its current password: that sign-in is counted on
+/// its own.
+pub fn known_device(state: &AppState, jar: &CookieJar, accounts: &[Account]) -> Option<String> {
     let (nonce, tag) = jar.get(DEVICE_COOKIE.on(state))?.value().split_once('.')?;
-    let message = device_message(nonce, &email);
-    state
-        .key
-        .verify(DEVICE_PURPOSE, message.as_bytes(), tag)
+    accounts
+        .iter()
+        .any(|account| {
+            let message = device_message(nonce, account);
+            state.key.verify(DEVICE_PURPOSE, message.as_bytes(), tag)
+        })
         .then(|| nonce.to_owned())
 }
 
