@@ -530,7 +530,8 @@ fn without_values(error: &serde_json::Error) -> String {
     };
     let reason = match error.classify() {
         serde_json::error::Category::Data => {
-            let expected = reason.find(", expected ").map(|at| &reason[at + 2..]);
+            // The last: a quoted value may hold the words itself.
+            let expected = reason.rfind(", expected ").map(|at| &reason[at + 2..]);
             match (reason.split_once(':'), expected) {
                 (Some((kind, _)), Some(expected))
                     if kind == "invalid type" || kind == "invalid value" =>
