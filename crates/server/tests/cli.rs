@@ -28,6 +28,21 @@ async fn bootstrap_is_idempotent_and_mints_a_new_secret_key_each_time() {
     assert_ne!(other.project_id, first.project_id);
 }
 
+/// An account stored before addresses were put in their compatibility form (fullwidth
+/// `ｏps@`, kept as typed then) is found by bootstrap as typed then: run again at a
+/// deployment's start, it answers that account's project (it made a new account and an
+/// empty project: found by the upgrade probe).
+#[tokio::test]
+async fn bootstrap_finds_an_account_stored_under_an_older_spelling() {
+    let app = TestApp::spawn().await;
+    let first = app.bootstrap("\u{ff4f}ps@example.com", "Ops");
+    app.execute_sql("UPDATE accounts SET email = '\u{ff4f}ps@example.com'")
+        .await;
+    let again = app.bootstrap("\u{ff4f}ps@example.com", "Ops");
+    assert_eq!(again.project_id, first.project_id);
+    assert_eq!(app.count_sql("SELECT COUNT(*) FROM accounts").await, 1);
+}
+
 /// A project's people may have at most 100 unrevoked secret keys; `admin bootstrap`, the
 /// operator's command, is not held to that cap (deployments run it on every start, and a
 /// project past the cap, as ones that ran it before the cap existed are, must keep starting)
