@@ -653,6 +653,34 @@ async fn a_delivery_announcing_too_much_is_answered_before_its_body() {
     }
 }
 
+/// The webhook's limit is 4 MiB inclusive: a delivery of exactly 4,194,304 bytes (a valid
+/// page padded with trailing spaces) is applied, one byte more is refused 413 (found by the
+/// mutation audit).
+#[tokio::test]
+async fn a_delivery_of_exactly_4_mib_is_applied_and_one_byte_more_is_refused_with_413() {
+    let synced = Synced::start(0).await;
+    let limit = 4 * 1024 * 1024;
+    // Padded to `length` bytes (formatting pads to 65,535 at most).
+    let padded = |length: usize| {
+        let delivery = page("s", 1, 1, &["a"]).to_string();
+        let spaces = " ".repeat(length - delivery.len());
+        delivery + &spaces
+    };
+    let (status, reply) = synced.deliver_bytes(&padded(limit + 1)).await;
+    assert_eq!(
+        (status, &reply["error"]["code"]),
+        (413, &json!(413)),
+        "{reply}"
+    );
+    let (status, reply) = synced.deliver_bytes(&padded(limit)).await;
+    assert_eq!(
+        (status, &reply["status"]),
+        (200, &json!("success")),
+        "{reply}"
+    );
+    assert_eq!(synced.audience().await["member_count"], 1);
+}
+
 /// Credentials pasted into Mixpanel with a space or line break around them work (they
 /// were refused, and Mixpanel paused the sync; found by the audiences review); any other
 /// difference is still refused.

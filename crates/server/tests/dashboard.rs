@@ -351,6 +351,35 @@ async fn behind_https_cookies_are_host_only_and_browsers_keep_to_https() {
         .any(|v| v.to_str().unwrap().starts_with("__Host-uj_csrf=")));
 }
 
+/// Pages and API answers carry the security headers with their exact values, not merely
+/// some value: a weaker policy (framing allowed, scripts from anywhere) would pass a test
+/// of presence (found by the mutation audit).
+#[tokio::test]
+async fn pages_and_api_answers_carry_the_security_headers_as_set() {
+    let app = TestApp::spawn().await;
+    let page = client().get(app.url("/setup")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let api = client()
+        .get(app.url("/api/v1/project"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 401);
+    for answer in [&page, &api] {
+        for (name, value) in [
+            (
+                "content-security-policy",
+                "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
+            ("x-frame-options", "DENY"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+        ] {
+            assert_eq!(answer.headers()[name], value, "{name} of {}", answer.url());
+        }
+    }
+}
+
 #[tokio::test]
 async fn wrong_password_and_unknown_email_get_the_same_answer() {
     let app = TestApp::spawn().await;

@@ -386,3 +386,46 @@ async fn creating_an_api_key_ignores_the_idempotency_key() {
         0
     );
 }
+
+/// A create and its replay are both answered `Content-Type: application/json`, for a study
+/// and a launch rule alike: the recorded bytes are sent as JSON, not as bytes of no type
+/// (found by the mutation audit).
+#[tokio::test]
+async fn a_create_and_its_replay_are_answered_as_json() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let content_type = |path: String, idempotency_key: &'static str, body: Value| {
+        let request = app
+            .client
+            .post(app.url(&path))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", idempotency_key)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 201, "{path}");
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            let json = response.headers().get("content-type").cloned();
+            let id = response.json::<Value>().await.unwrap()["id"].clone();
+            (replayed, json, id)
+        }
+    };
+    let first = content_type(STUDY.to_owned(), "study-1", checkout()).await;
+    let again = content_type(STUDY.to_owned(), "study-1", checkout()).await;
+    let rules = format!("{STUDY}/{}/launch-rules", first.2.as_str().unwrap());
+    let rule = content_type(rules.clone(), "rule-1", after_checkout()).await;
+    let rule_again = content_type(rules, "rule-1", after_checkout()).await;
+    for (answer, replayed) in [
+        (first, false),
+        (again, true),
+        (rule, false),
+        (rule_again, true),
+    ] {
+        assert_eq!(answer.0, replayed, "{answer:?}");
+        assert_eq!(
+            answer.1.as_ref().map(|v| v.to_str().unwrap()),
+            Some("application/json"),
+            "{answer:?}"
+        );
+    }
+}

@@ -672,6 +672,38 @@ async fn a_dismissed_invite_is_not_offered_again_within_the_cooldown_and_a_pause
     }
 }
 
+/// A dismiss's body is optional, but one sent compressed is refused as where a body is
+/// required (415 `unsupported_content_encoding`, saying to send it as is) rather than read as
+/// something it is not, and the invite stays pending (found by the mutation audit).
+#[tokio::test]
+async fn a_compressed_dismiss_body_is_refused_and_the_invite_stays_pending() {
+    use std::io::Write;
+    let world = world(2, None, "in_app").await;
+    let code = world.pending_code("ref_2").await;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(br#"{"reference_id": "ref_2"}"#).unwrap();
+    let refused = world
+        .app
+        .client
+        .post(world.app.url(&format!("/sdk/v1/invites/{code}/dismiss")))
+        .bearer_auth(&world.public_key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 415);
+    assert_eq!(refused.headers()["accept-encoding"], "identity");
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "unsupported_content_encoding");
+    assert_eq!(
+        world.config("ref_2").await["pending_invite"]["code"],
+        code.as_str(),
+        "still pending"
+    );
+}
+
 #[tokio::test]
 async fn pausing_a_rule_or_its_study_withdraws_the_invites_it_issued() {
     let world = world(8, None, "in_app").await;

@@ -36,8 +36,19 @@ async fn a_locked_sqlite_database_answers_503_and_recovers() {
         "5",
         "a 503 says when to retry"
     );
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "storage_unavailable");
+    // The client gets the id to quote, the one its answer carries (found by the mutation
+    // audit).
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        !request_id.is_empty() && message.ends_with(&format!("(request id {request_id})")),
+        "{message}"
+    );
     // Reads still work while a writer holds the lock (WAL).
     assert_eq!(
         app.get("/api/v1/project", &keys.secret_key)
@@ -101,6 +112,13 @@ async fn a_vanished_postgres_database_answers_503() {
     assert_eq!(response.status().as_u16(), 503);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "storage_unavailable");
+    // A token that cannot be a public key is refused from its shape, with no lookup (which
+    // would answer 503 now; found by the mutation audit).
+    let junk = format!("uj_pk_{}", "x".repeat(200));
+    let refused = app.get("/sdk/v1/config?reference_id=u1", &junk).await;
+    assert_eq!(refused.status().as_u16(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_api_key");
     let page = app.client.get(app.url("/login")).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 503);
     let link = app.client.get(app.url("/i/S0MEC0DE")).send().await.unwrap();

@@ -253,3 +253,23 @@ fn retry_after(code: &str) -> HeaderValue {
         _ => HeaderValue::from_static("5"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::retry_after_seconds;
+    use std::time::Duration;
+
+    /// A wait is said in whole seconds rounded up, at least one: a client that waits that
+    /// long gets through, and none is told to retry at once (found by the mutation audit).
+    #[test]
+    fn retry_after_is_the_wait_rounded_up_to_whole_seconds_and_at_least_one() {
+        for (wait, seconds) in [
+            (Duration::from_millis(1500), 2),
+            (Duration::from_millis(1), 1),
+            (Duration::ZERO, 1),
+            (Duration::from_secs(3), 3),
+        ] {
+            assert_eq!(retry_after_seconds(wait), seconds, "{wait:?}");
+        }
+    }
+}
