@@ -76,7 +76,7 @@ impl Drop for Abandoned {
                 tracing::info!(
                     status = CLIENT_CLOSED,
                     latency_ms,
-                    "the client closed its connection before the answer"
+                    "the connection closed before the answer (the client gave up, or a stopping server cut it)"
                 );
             });
         }

@@ -49,17 +49,17 @@ pub async fn set_up(
         })
 }
 
-/// The accounts an address typed as `email` may sign in to: the one of its compatibility
-/// form (NFKC), then one stored before addresses were put in it, under the spelling then
-/// (`ﬁona@` beside `fiona@`, say, or an address that form refuses: found by the session's
-/// review).
+/// The accounts an address typed as `email` may sign in to: one stored before addresses
+/// were put in their compatibility form (NFKC) under this very spelling, then the one of
+/// that form (`ﬁona@` beside `fiona@`, say, or an address that form refuses: found by the
+/// session's review and the upgrade probe).
 pub async fn accounts_for(store: &dyn Store, email: &str) -> Result<Vec<Account>, ServiceError> {
     let mut found = Vec::new();
-    if let Ok(email) = Email::lookup(email) {
-        found.extend(store.account_by_email(email.as_str()).await?);
-    }
     if let Some(before) = Email::stored_before_nfkc(email) {
         found.extend(store.account_by_email(&before).await?);
+    }
+    if let Ok(email) = Email::lookup(email) {
+        found.extend(store.account_by_email(email.as_str()).await?);
     }
     Ok(found)
 }
