@@ -657,6 +657,22 @@ async fn accounts_stored_under_an_older_spelling_sign_in_and_join_as_before() {
     let joined = app.submit(&carl, &path, &path, &[]).await;
     assert_eq!(joined.status().as_u16(), 303, "the signed-in account joins");
     assert_eq!(app.count_sql("SELECT COUNT(*) FROM accounts").await, 3);
+    // The address names both: Carl's device cookie is no window of his own there, or his
+    // guesses at Fiona's password would have one (found by the second review).
+    for _ in 0..5 {
+        let guess = app
+            .login(&carl, "\u{fb01}ona@example.com", "guess guess guess")
+            .await;
+        assert_eq!(guess.status().as_u16(), 401);
+    }
+    let locked = app
+        .login(
+            &carl,
+            "\u{fb01}ona@example.com",
+            "carl@example.com password",
+        )
+        .await;
+    assert_eq!(locked.status().as_u16(), 429);
 }
 
 #[tokio::test]

@@ -207,12 +207,22 @@ async fn refuse_malformed_head(
     // compressed, refused as JSON it could not read. RFC 9112 §6.1 suggests 501 for a
     // transfer coding not understood; a 400 keeps the client's mistake out of the server
     // errors operators alert on, and says what to send.
-    let other_coding = request
+    // Exactly one `chunked` and nothing else (empty list elements aside, RFC 9110 §5.6.1):
+    // hyper undoes one, and `chunked, chunked` left the body chunked once more (found by the
+    // second review).
+    let codings: Vec<&str> = request
         .headers()
         .get_all(axum::http::header::TRANSFER_ENCODING)
         .iter()
         .flat_map(|value| value.to_str().unwrap_or("?").split(','))
-        .any(|coding| !coding.trim().eq_ignore_ascii_case("chunked"));
+        .map(str::trim)
+        .filter(|coding| !coding.is_empty())
+        .collect();
+    let other_coding = match codings[..] {
+        [] => false,
+        [one] => !one.eq_ignore_ascii_case("chunked"),
+        _ => true,
+    };
     let (problem, title, page) = if nul(uri.path()) || uri.query().is_some_and(nul) {
         (
             "The URL contains a NUL character (%00); no id or parameter may hold one.",

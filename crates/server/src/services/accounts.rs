@@ -69,14 +69,13 @@ pub async fn account_for(store: &dyn Store, email: &str) -> Result<Option<Accoun
     Ok(accounts_for(store, email).await?.into_iter().next())
 }
 
-/// The account with this email and password, or `None`. Takes the same time whether or
-/// not the email exists (one hash; a second only for an address stored in two spellings).
+/// The one of `accounts` (those the address typed names, [`accounts_for`]) this password
+/// is, or `None`. Takes the same time whether or not the address names an account (one hash;
+/// a second only for an address stored in two spellings, docs/security.md).
 pub async fn authenticate(
-    store: &dyn Store,
-    email: &str,
+    accounts: Vec<Account>,
     password: &str,
 ) -> Result<Option<Account>, ServiceError> {
-    let accounts = accounts_for(store, email).await?;
     let hashes: Vec<String> = accounts.iter().map(|a| a.password_hash.clone()).collect();
     let candidate = SecretString::from(password.to_owned());
     let valid = blocking(move || {
@@ -229,9 +228,10 @@ pub async fn invite(
             message: "Only the project's owner can invite people.".into(),
         });
     }
-    let typed = email;
-    let email = Email::parse(email)?;
-    let existing = account_for(store, typed).await?;
+    // An account is found as typed before the address is judged: one stored before addresses
+    // were put in their compatibility form may hold a spelling that form refuses (found by
+    // the second review).
+    let existing = account_for(store, email).await?;
     if let Some(account) = &existing {
         if store.role(&account.id, project).await?.is_some() {
             return Ok(InviteOutcome::AlreadyMember {
@@ -241,10 +241,10 @@ pub async fn invite(
     }
     // To an account's address as it is stored (one made before addresses were put in their
     // compatibility form keeps its spelling then), so the link finds that account.
-    let address = existing.as_ref().map_or_else(
-        || email.as_str().to_owned(),
-        |account| account.email.clone(),
-    );
+    let address = match &existing {
+        Some(account) => account.email.clone(),
+        None => Email::parse(email)?.as_str().to_owned(),
+    };
     let token = NewToken::generate("");
     let created = store
         .create_invitation(

@@ -28,19 +28,22 @@ pub async fn run(
     project_name: &str,
 ) -> Result<BootstrapOutput, ServiceError> {
     let typed = email;
-    let email = Email::parse(email)?;
     let project_name = ProjectName::parse(project_name)?;
     // Runs at once (replicas provisioning together) take turns: each finds what the one
     // before it made, instead of all making the account and the project.
     let _turn = store.exclusive().await?;
+    // Found as typed before the address is judged (one stored before addresses were put in
+    // their compatibility form may hold a spelling that form refuses).
     let account = match accounts::account_for(store, typed).await? {
         Some(account) => account,
         None if !store.is_set_up().await? => {
+            let email = Email::parse(typed)?;
             let (account, _) =
                 accounts::set_up(store, email.as_str(), password, project_name.as_str()).await?;
             account
         }
         None => {
+            let email = Email::parse(typed)?;
             let password = Password::parse(password)?;
             let password_hash = blocking(move || password.hash()).await?;
             store

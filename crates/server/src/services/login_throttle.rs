@@ -62,9 +62,13 @@ impl LoginThrottle {
                 // As the account is looked up: every spelling that signs in to it counts as
                 // one (a domain with fullwidth letters was its own window, five more guesses
                 // each).
+                // One the compatibility form refuses, as an account stored before it is
+                // found (`jo´e@ｅxample.com` is `jo´e@example.com`: each spelling of its
+                // domain had five tries of its own; found by the second review).
                 let email = match uj_domain::accounts::Email::lookup(email) {
                     Ok(email) => email.as_str().to_owned(),
-                    Err(_) => email.trim().to_lowercase(),
+                    Err(_) => uj_domain::accounts::Email::stored_before_nfkc(email)
+                        .unwrap_or_else(|| email.trim().to_lowercase()),
                 };
                 (format!("email:{email}"), Some(client))
             }
@@ -158,16 +162,14 @@ impl LoginThrottle {
         Ok(())
     }
 
-    /// [`Self::attempt`], held until it is decided: an attempt whose request ends first
-    /// (its client gave up, a deadline cut it) decided nothing and is taken back (such
-    /// attempts locked out the right password after a database stall: found by the
-    /// session's review).
+    /// [`Self::attempt`], held until it is decided: one the server could not decide (its
+    /// database failed) is taken back with [`Counted::undecided`]; one whose request ends
+    /// otherwise stays counted (a client cutting its attempts must not get hashes free).
     pub fn count<'a>(&'a self, attempt: Attempt<'a>) -> Result<Counted<'a>, Duration> {
         self.attempt(attempt)?;
         Ok(Counted {
             throttle: self,
             attempt,
-            decided: false,
         })
     }
 
@@ -198,32 +200,25 @@ impl LoginThrottle {
     }
 }
 
-/// An attempt counted ([`LoginThrottle::count`]) whose outcome is not known yet: dropped
-/// undecided, it is taken back.
+/// An attempt counted ([`LoginThrottle::count`]): it stays counted unless it succeeded or
+/// the server could not decide it.
 pub struct Counted<'a> {
     throttle: &'a LoginThrottle,
     attempt: Attempt<'a>,
-    decided: bool,
 }
 
 impl Counted<'_> {
     /// The password was wrong: the attempt stays counted.
-    pub fn failed(mut self) {
-        self.decided = true;
-    }
+    pub fn failed(self) {}
 
     /// The password was right ([`LoginThrottle::succeeded`]).
-    pub fn succeeded(mut self) {
-        self.decided = true;
+    pub fn succeeded(self) {
         self.throttle.succeeded(self.attempt);
     }
-}
 
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        if !self.decided {
-            self.throttle.undecided(self.attempt);
-        }
+    /// The server could not decide it (its database failed): taken back.
+    pub fn undecided(self) {
+        self.throttle.undecided(self.attempt);
     }
 }
 
@@ -283,6 +278,21 @@ mod tests {
                 .is_ok());
         }
         for spelling in ["dave@\u{ff45}xample.com", " DAVE@EXAMPLE\u{3002}COM "] {
+            assert!(
+                throttle.attempt(email(spelling, "5.6.7.8")).is_err(),
+                "{spelling}"
+            );
+        }
+        for spelling in [
+            "jo\u{b4}e@\u{ff45}xample.com",
+            "JO\u{b4}E@example\u{ff0e}com",
+        ] {
+            let throttle = LoginThrottle::default();
+            for _ in 0..MAX_FAILURES_PER_EMAIL {
+                assert!(throttle
+                    .attempt(email("jo\u{b4}e@example.com", "1.2.3.4"))
+                    .is_ok());
+            }
             assert!(
                 throttle.attempt(email(spelling, "5.6.7.8")).is_err(),
                 "{spelling}"
@@ -432,20 +442,23 @@ mod tests {
         assert!(throttle.attempt(signed_in).is_err());
     }
 
-    /// An attempt whose request ended before its outcome (dropped) is taken back; one
-    /// decided stays as decided.
+    /// An attempt the server could not decide is taken back; one whose request just ended
+    /// (dropped) stays counted, as a failed one does (a client cutting its sign-ins got
+    /// hashes free: found by the second review).
     #[test]
-    fn an_attempt_dropped_undecided_is_taken_back() {
+    fn only_an_undecided_attempt_is_taken_back() {
         let throttle = LoginThrottle::default();
         for _ in 0..MAX_FAILURES_PER_EMAIL * 2 {
-            drop(throttle.count(email("ada@example.com", "1.2.3.4")).unwrap());
+            let counted = throttle.count(email("ada@example.com", "1.2.3.4"));
+            counted.unwrap().undecided();
         }
-        for _ in 0..MAX_FAILURES_PER_EMAIL {
-            throttle
-                .count(email("ada@example.com", "1.2.3.4"))
-                .unwrap()
-                .failed();
+        for _ in 0..MAX_FAILURES_PER_EMAIL - 1 {
+            let _ended = throttle.count(email("ada@example.com", "1.2.3.4")).unwrap();
         }
+        throttle
+            .count(email("ada@example.com", "1.2.3.4"))
+            .unwrap()
+            .failed();
         assert!(throttle.count(email("ada@example.com", "1.2.3.4")).is_err());
     }
 

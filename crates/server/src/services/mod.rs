@@ -57,11 +57,16 @@ const PASSWORD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ServiceError> {
-    let _slot = tokio::time::timeout(PASSWORD_WAIT, PASSWORD_WORK.acquire())
+    let slot = tokio::time::timeout(PASSWORD_WAIT, PASSWORD_WORK.acquire())
         .await
         .map_err(|_| ServiceError::Busy("Too many sign-ins at once. Try again in a moment."))?
         .map_err(|error| ServiceError::Internal(error.into()))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| ServiceError::Internal(anyhow::anyhow!("blocking task failed: {error}")))
+    // Held by the work itself: a request cut meanwhile leaves it running, and its slot
+    // taken until it ends (the slot was given back at once, and more hashes ran than slots).
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await
+    .map_err(|error| ServiceError::Internal(anyhow::anyhow!("blocking task failed: {error}")))
 }

@@ -93,7 +93,6 @@ async fn change_password(
         account: user.account.id.as_str(),
         client,
     };
-    // Dropped undecided (an error below, the client gone), `counted` takes the attempt back.
     let counted = match state.login_throttle.count(attempt) {
         Ok(counted) => counted,
         Err(wait) => {
@@ -135,6 +134,9 @@ async fn change_password(
             page.error_field = Some(field);
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
-        Err(other) => Err(other.into()),
+        Err(other) => {
+            counted.undecided();
+            Err(other.into())
+        }
     }
 }

@@ -74,8 +74,16 @@ async fn submit(
     VerifiedForm(form): VerifiedForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let client = client_address(&headers, client.ip(), state.trusted_proxies);
+    // Read before the attempt is counted: a database that stalls here counts nothing.
     let named = accounts::accounts_for(state.store.as_ref(), &form.email).await?;
-    let device = known_device(&state, &jar, &named);
+    // A known device has a window of its own only where the address names one account: its
+    // password is tried against that account alone (two spellings stored before, one device
+    // cookie each, tried each other's passwords on a window of their own: found by the
+    // second review).
+    let device = match &named[..] {
+        [one] => known_device(&state, &jar, std::slice::from_ref(one)),
+        _ => None,
+    };
     let attempt = match &device {
         Some(device) => Attempt::KnownDevice { device },
         None => Attempt::Email {
@@ -97,9 +105,16 @@ async fn submit(
             });
         }
     };
-    // Dropped undecided (an error below, the client gone), `counted` takes the attempt back.
-    let store = state.store.as_ref();
-    let checked = accounts::authenticate(store, &form.email, &form.password).await?;
+    // From here on the attempt stays counted however its request ends (a client that cut
+    // its sign-ins once their hash began made hashes without end: found by the second
+    // review), unless the server fails it (`undecided`).
+    let checked = match accounts::authenticate(named, &form.password).await {
+        Ok(checked) => checked,
+        Err(error) => {
+            counted.undecided();
+            return Err(error.into());
+        }
+    };
     // One answer for unknown emails and wrong passwords: nothing to enumerate.
     let no_match = |csrf_token: String| {
         tracing::info!(client = %client, "sign-in failed: no account with that email and password");
@@ -130,7 +145,10 @@ async fn submit(
             counted.failed();
             Ok(no_match(csrf.0))
         }
-        Err(other) => Err(other),
+        Err(other) => {
+            counted.undecided();
+            Err(other)
+        }
     }
 }
 
