@@ -445,17 +445,17 @@ async fn failures_from_elsewhere_do_not_lock_out_a_browser_that_signed_in_before
     let locked = app.login(&stranger, "ada@example.com", PASSWORD).await;
     assert_eq!(locked.status().as_u16(), 429);
     // The owner's session changes the password: its own window.
-    let (_, html) = app.page(&owner, "/account").await;
-    let changed = owner
-        .post(app.url("/account"))
-        .form(&[
-            ("csrf_token", csrf_token(&html).as_str()),
-            ("current_password", PASSWORD),
-            ("new_password", "a new long password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let changed = app
+        .submit(
+            &owner,
+            "/account",
+            "/account",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a new long password"),
+            ],
+        )
+        .await;
     assert_eq!(
         (changed.status().as_u16(), location(&changed)),
         (303, "/account?changed=1".to_owned())
@@ -572,17 +572,17 @@ async fn a_device_cookie_altered_or_from_before_a_password_change_helps_no_one()
     };
     assert_eq!(signed_in(altered, PASSWORD).await, 429);
     assert_eq!(signed_in(device.clone(), PASSWORD).await, 303);
-    let (_, html) = app.page(&owner, "/account").await;
-    let changed = owner
-        .post(app.url("/account"))
-        .form(&[
-            ("csrf_token", csrf_token(&html).as_str()),
-            ("current_password", PASSWORD),
-            ("new_password", "a new long password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let changed = app
+        .submit(
+            &owner,
+            "/account",
+            "/account",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a new long password"),
+            ],
+        )
+        .await;
     assert_eq!(location(&changed), "/account?changed=1");
     assert_eq!(signed_in(device, "a new long password").await, 429);
 }

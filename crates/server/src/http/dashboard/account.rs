@@ -93,19 +93,7 @@ async fn change_password(
         account: user.account.id.as_str(),
         client,
     };
-    let counted = match state.login_throttle.count(attempt) {
-        Ok(counted) => counted,
-        Err(wait) => {
-            tracing::warn!(
-                client = %client,
-                retry_after_secs = wait.as_secs(),
-                "password change refused: too many failed attempts for this account or from this client"
-            );
-            return Err(PageError::TooManyAttempts {
-                seconds: wait.as_secs(),
-            });
-        }
-    };
+    let counted = super::login::count(&state, attempt, client, "password change")?;
     let changed = accounts::change_password(
         state.store.as_ref(),
         &user.account,

@@ -17,7 +17,7 @@ use super::session::{
     SESSION_COOKIE,
 };
 use crate::services::accounts;
-use crate::services::login_throttle::Attempt;
+use crate::services::login_throttle::{Attempt, Counted};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -91,20 +91,7 @@ async fn submit(
             client,
         },
     };
-    let counted = match state.login_throttle.count(attempt) {
-        Ok(counted) => counted,
-        Err(wait) => {
-            // The client, not the address (the log is no list of accounts).
-            tracing::warn!(
-                client = %client,
-                retry_after_secs = wait.as_secs(),
-                "sign-in refused: too many failed attempts for this address or from this client"
-            );
-            return Err(PageError::TooManyAttempts {
-                seconds: wait.as_secs(),
-            });
-        }
-    };
+    let counted = count(&state, attempt, client, "sign-in")?;
     // From here on the attempt stays counted however its request ends (a client that cut
     // its sign-ins once their hash began made hashes without end: found by the second
     // review), unless the server fails it (`undecided`).
@@ -165,6 +152,27 @@ async fn logout(
     }
     let jar = jar.add(expired_session_cookie(&state));
     Ok((jar, Redirect::to("/login")).into_response())
+}
+
+/// Counts a password `attempt` (`what`: a sign-in or a password change), or refuses it
+/// past its windows with how long to wait, logged with the client, not the address (the log
+/// is no list of accounts).
+pub(super) fn count<'a>(
+    state: &'a AppState,
+    attempt: Attempt<'a>,
+    client: IpAddr,
+    what: &'static str,
+) -> Result<Counted<'a>, PageError> {
+    state.login_throttle.count(attempt).map_err(|wait| {
+        tracing::warn!(
+            client = %client,
+            retry_after_secs = wait.as_secs(),
+            "{what} refused: too many failed attempts for this address or account, or from this client"
+        );
+        PageError::TooManyAttempts {
+            seconds: wait.as_secs(),
+        }
+    })
 }
 
 /// The client's address as the outermost of `trusted` proxies saw it: the `trusted`-th
