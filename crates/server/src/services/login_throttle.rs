@@ -2,9 +2,9 @@
 //! one client address within a window, further attempts are refused until it passes.
 //!
 //! A browser that signed in to an account before (its device cookie, signed for that
-//! address: `dashboard::session::known_device`) is counted on its own window instead of the
-//! address's, and not by its client address: failures sent by anyone else cannot lock its
-//! owner out (OWASP's device cookies). A signed-in session giving its current password (a
+//! account and its current password: `dashboard::session::known_device`) is counted on its
+//! own window instead of the address's, and not by its client address: failures sent by
+//! anyone else cannot lock its owner out (OWASP's device cookies). A signed-in session giving its current password (a
 //! password change) is counted on its account's own window, for the same reason.
 //!
 //! Kept in memory: each server process counts on its own, which bounds guessing per
@@ -40,8 +40,8 @@ pub enum Attempt<'a> {
     /// A sign-in for this address from a browser not known to have signed in to it: on the
     /// address's window and the client's.
     Email { email: &'a str, client: IpAddr },
-    /// A sign-in from a browser that signed in to this address before (its device
-    /// cookie's nonce): on that device's window alone.
+    /// A sign-in from a browser that signed in to the account before with its current
+    /// password (its device cookie's nonce): on that device's window alone.
     KnownDevice { device: &'a str },
     /// A signed-in session's current password (a password change): on its account's window
     /// and the client's.
@@ -61,10 +61,9 @@ impl LoginThrottle {
             Attempt::Email { email, client } => {
                 // As the account is looked up: every spelling that signs in to it counts as
                 // one (a domain with fullwidth letters was its own window, five more guesses
-                // each).
-                // One the compatibility form refuses, as an account stored before it is
-                // found (`jo´e@ｅxample.com` is `jo´e@example.com`: each spelling of its
-                // domain had five tries of its own; found by the second review).
+                // each), one the compatibility form refuses too, as an account stored before
+                // it is found (`jo´e@ｅxample.com` is `jo´e@example.com`: found by the second
+                // review).
                 let email = match uj_domain::accounts::Email::lookup(email) {
                     Ok(email) => email.as_str().to_owned(),
                     Err(_) => uj_domain::accounts::Email::stored_before_nfkc(email)
@@ -91,6 +90,7 @@ impl LoginThrottle {
             client,
         ]
     }
+
     /// Room for new windows: expired ones swept, then up to a tenth of the open ones, fewest
     /// failures first, never one of `keep` (this attempt's); `Err(wait)` when none can go.
     fn make_room(

@@ -81,7 +81,7 @@ async fn submit(
     // cookie each, tried each other's passwords on a window of their own: found by the
     // second review).
     let device = match &named[..] {
-        [one] => known_device(&state, &jar, std::slice::from_ref(one)),
+        [one] => known_device(&state, &jar, one),
         _ => None,
     };
     let attempt = match &device {

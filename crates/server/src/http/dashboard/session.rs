@@ -101,17 +101,14 @@ fn device_message(nonce: &str, account: &Account) -> String {
     )
 }
 
-/// This browser's device nonce when its device cookie was made for one of `accounts` (those
-/// the address typed at sign-in names) with its current password: that sign-in is counted on
-/// its own.
-pub fn known_device(state: &AppState, jar: &CookieJar, accounts: &[Account]) -> Option<String> {
+/// This browser's device nonce when its device cookie was made for `account` with its
+/// current password: its sign-in is counted on its own.
+pub fn known_device(state: &AppState, jar: &CookieJar, account: &Account) -> Option<String> {
     let (nonce, tag) = jar.get(DEVICE_COOKIE.on(state))?.value().split_once('.')?;
-    accounts
-        .iter()
-        .any(|account| {
-            let message = device_message(nonce, account);
-            state.key.verify(DEVICE_PURPOSE, message.as_bytes(), tag)
-        })
+    let message = device_message(nonce, account);
+    state
+        .key
+        .verify(DEVICE_PURPOSE, message.as_bytes(), tag)
         .then(|| nonce.to_owned())
 }
 
