@@ -54,6 +54,12 @@ impl Password {
         Ok(Self(SecretString::from(raw.to_owned())))
     }
 
+    /// A password just verified against its account's stored hash, whatever today's policy
+    /// says of it (one set before a rule was added still signs in, and is hashed anew).
+    pub fn verified(raw: &str) -> Self {
+        Self(SecretString::from(raw.to_owned()))
+    }
+
     /// The Argon2id PHC string to store. CPU-heavy: call from a blocking thread.
     pub fn hash(&self) -> String {
         let salt = SaltString::generate(&mut OsRng);
@@ -93,6 +99,24 @@ pub fn verify(stored: Option<&str>, candidate: &str) -> bool {
     matches && known
 }
 
+/// Whether a stored PHC string was made as [`Password::hash`] makes one now: Argon2id,
+/// version 0x13, today's parameters. One that was not is hashed anew at its next sign-in
+/// (OWASP's password storage advice: parameters raised later reach every account that signs
+/// in). An unreadable string is not current either.
+pub fn is_current(stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let current = Argon2::default();
+    parsed.algorithm == argon2::Algorithm::Argon2id.ident()
+        && parsed.version == Some(argon2::Version::V0x13.into())
+        && argon2::Params::try_from(&parsed).is_ok_and(|params| {
+            let now = current.params();
+            (params.m_cost(), params.t_cost(), params.p_cost())
+                == (now.m_cost(), now.t_cost(), now.p_cost())
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +129,36 @@ mod tests {
         assert!(verify(Some(&phc), "correct horse battery"));
         assert!(!verify(Some(&phc), "correct horse battery!"));
         assert!(!verify(None, "correct horse battery"));
+    }
+
+    #[test]
+    fn a_hash_of_other_parameters_or_algorithm_is_not_current() {
+        let password = Password::parse("correct horse battery").unwrap();
+        assert!(is_current(&password.hash()));
+        let salt = SaltString::generate(&mut OsRng);
+        let weaker = argon2::Params::new(8 * 1024, 2, 1, None).unwrap();
+        let older = [
+            Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, weaker),
+            Argon2::new(
+                argon2::Algorithm::Argon2i,
+                argon2::Version::V0x13,
+                argon2::Params::default(),
+            ),
+            Argon2::new(
+                argon2::Algorithm::Argon2id,
+                argon2::Version::V0x10,
+                argon2::Params::default(),
+            ),
+        ];
+        for hasher in older {
+            let phc = hasher
+                .hash_password(b"correct horse battery", &salt)
+                .unwrap()
+                .to_string();
+            assert!(verify(Some(&phc), "correct horse battery"), "{phc}");
+            assert!(!is_current(&phc), "{phc}");
+        }
+        assert!(!is_current("$argon2id$fake"));
     }
 
     #[test]

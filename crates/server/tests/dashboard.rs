@@ -1857,6 +1857,58 @@ async fn the_outranked_warning_names_only_rules_that_can_outrank() {
     );
 }
 
+/// A password hashed with other parameters than today's is hashed anew when its account
+/// signs in, and signs in again after (OWASP's password storage advice: a server that raises
+/// Argon2's cost reaches every account that signs in).
+#[tokio::test]
+async fn a_password_hashed_with_older_parameters_is_hashed_anew_at_sign_in() {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let app = TestApp::spawn().await;
+    app.set_up(&client(), "ada@example.com", "Shop").await;
+    let store = uj_storage::connect(&app.config.database_url).await.unwrap();
+    let weaker = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(8 * 1024, 2, 1, None).unwrap(),
+    )
+    .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
+    .unwrap()
+    .to_string();
+    store
+        .create_account(uj_storage::NewAccount {
+            email: "ops@example.com".into(),
+            password_hash: weaker.clone(),
+        })
+        .await
+        .unwrap();
+    let wrong = app
+        .login(&client(), "ops@example.com", "not the password")
+        .await;
+    assert_eq!(wrong.status().as_u16(), 401);
+    let stored = |store: std::sync::Arc<dyn uj_storage::Store>| async move {
+        store
+            .account_by_email("ops@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+    };
+    assert_eq!(
+        stored(store.clone()).await,
+        weaker,
+        "a wrong password changed it"
+    );
+    let signed_in = app.login(&client(), "ops@example.com", PASSWORD).await;
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let anew = stored(store.clone()).await;
+    assert_ne!(anew, weaker);
+    assert!(uj_domain::password::is_current(&anew), "{anew}");
+    assert!(uj_domain::password::verify(Some(&anew), PASSWORD));
+    let again = app.login(&client(), "ops@example.com", PASSWORD).await;
+    assert_eq!(again.status().as_u16(), 303);
+    assert_eq!(stored(store).await, anew, "a current hash was made again");
+}
+
 /// An account whose address was taken with an invisible character, before they were
 /// refused, still signs in (found by the upgrade probe: it could not, its owner locked out).
 #[tokio::test]

@@ -269,6 +269,22 @@ macro_rules! impl_store {
                 Ok(true)
             }
 
+            async fn upgrade_password_hash(
+                &self,
+                account: &AccountId,
+                old: &str,
+                new: &str,
+            ) -> Result<bool, $crate::StoreError> {
+                let changed =
+                    sqlx::query("UPDATE accounts SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+                        .bind(account.as_str())
+                        .bind(old)
+                        .bind(new)
+                        .execute(self.writer())
+                        .await?;
+                Ok(changed.rows_affected() == 1)
+            }
+
             async fn remove_member(
                 &self,
                 project: &ProjectId,

@@ -137,6 +137,15 @@ pub trait Store:
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError>;
+    /// Replaces `account`'s password hash `old` by `new`, a hash of the same password made
+    /// with today's parameters: its sessions stay. False, and nothing changed, when `old`
+    /// is no longer its hash.
+    async fn upgrade_password_hash(
+        &self,
+        account: &AccountId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
     /// Removes `account` from `project` when it is a member (not an owner): whether it was.
     async fn remove_member(
         &self,

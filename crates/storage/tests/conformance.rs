@@ -102,6 +102,7 @@ conformance!(
     secret_key_listing_pages_in_creation_order,
     sessions_expire_and_can_be_deleted,
     a_new_password_ends_every_session,
+    an_upgraded_password_hash_keeps_the_sessions,
     invitations_are_accepted_once_and_expire,
     open_invitations_and_owned_projects_are_capped_under_concurrency,
     unrevoked_secret_keys_are_capped_under_concurrency,
@@ -1693,6 +1694,29 @@ async fn a_new_password_ends_every_session(store: Arc<dyn Store>, _: &TestDataba
         .unwrap()
         .unwrap();
     assert_eq!(ada.password_hash, "new-hash");
+}
+
+async fn an_upgraded_password_hash_keeps_the_sessions(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (ada, _) = owner_with_project(&store, "ada@example.com").await;
+    let later = Utc::now() + Duration::days(1);
+    assert!(store
+        .create_session("s1", &ada.id, later, &ada.password_hash)
+        .await
+        .unwrap());
+    assert!(store
+        .upgrade_password_hash(&ada.id, &ada.password_hash, "rehashed")
+        .await
+        .unwrap());
+    // One that read the hash before, coming second, changes nothing.
+    assert!(!store
+        .upgrade_password_hash(&ada.id, &ada.password_hash, "other")
+        .await
+        .unwrap());
+    let signed_in = store.session_account("s1", Utc::now()).await.unwrap();
+    assert_eq!(
+        signed_in.map(|a| a.password_hash).as_deref(),
+        Some("rehashed")
+    );
 }
 
 /// `exclusive` holds every other store on the database (another process) until dropped.

@@ -91,6 +91,36 @@ pub async fn authenticate(
     Ok(valid.map(|at| accounts[at].clone()))
 }
 
+/// `account` with its password hash made anew with today's parameters when it was made
+/// with others ([`password::is_current`]), given the password just checked against it. Best
+/// effort: when the hash cannot be made or stored, or another change came first, `account`
+/// is answered as it was (its sign-in goes on as before). Its sessions stay; the device
+/// cookies of its other browsers end, as bound to the hash (docs/security.md).
+pub async fn upgrade_password_hash(store: &dyn Store, account: Account, password: &str) -> Account {
+    if password::is_current(&account.password_hash) {
+        return account;
+    }
+    let password = Password::verified(password);
+    let new = match blocking(move || password.hash()).await {
+        Ok(new) => new,
+        Err(_) => return account,
+    };
+    match store
+        .upgrade_password_hash(&account.id, &account.password_hash, &new)
+        .await
+    {
+        Ok(true) => Account {
+            password_hash: new,
+            ..account
+        },
+        Ok(false) => account,
+        Err(error) => {
+            tracing::warn!(error = %error, "a password hash was not made anew");
+            account
+        }
+    }
+}
+
 /// Changes `account`'s password, given its current one: `current_password` is named when
 /// it is wrong (or another change came first), `new_password` when it is not a valid
 /// password. Every session of the account ends (a stolen one included); returns the account

@@ -120,6 +120,8 @@ async fn submit(
         counted.failed();
         return Ok(no_match(csrf.0));
     };
+    let account =
+        accounts::upgrade_password_hash(state.store.as_ref(), account, &form.password).await;
     match sign_in(&state, jar, &account).await {
         Ok(jar) => {
             counted.succeeded();
