@@ -149,11 +149,18 @@ pub fn interview_url(raw: &str) -> Result<(), ValidationError> {
             "must be an http(s) URL naming a host (a domain name or an IP address)",
         ));
     }
-    // Said as what it is: the host was blamed for a space in the query.
-    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Said as what it is: the host was blamed for a space in the query. Bidirectional
+    // overrides and invisible characters too, as in names: the dashboard shows the URL
+    // (found by the studies review: `https://r.example.com/i\u{202E}` was taken).
+    if raw.chars().any(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || crate::validation::is_bidi_override(c)
+            || crate::validation::shows_nothing(c)
+    }) {
         return Err(ValidationError::new(
             "interview_url",
-            "must not contain spaces or control characters (write a space as %20)",
+            "must not contain spaces, control, invisible or bidirectional override characters (write a space as %20)",
         ));
     }
     Ok(())
@@ -730,6 +737,10 @@ mod tests {
         for bad in [
             "https://research.example.com/a\u{1}b",
             "https://r.example.com/\u{7f}",
+            "https://r.example.com/i\u{202E}",
+            "https://r.example.com/i?\u{2066}a",
+            "https://r.example.com/i\u{200B}",
+            "https://r.example.com/i#\u{FEFF}",
         ] {
             let error = interview_url(bad).unwrap_err();
             assert_eq!(error.field, "interview_url", "{bad:?}");
