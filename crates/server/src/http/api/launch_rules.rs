@@ -449,12 +449,10 @@ async fn archive_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<RuleResponse>, ApiError> {
-    Ok(Json(
-        studies::archive_rule(&state, &auth.project.id, &id)
-            .await?
-            .into(),
-    ))
+) -> Result<Versioned<RuleResponse>, ApiError> {
+    // Its version, as every other answer of a rule (found by the studies review).
+    let rule = studies::archive_rule(&state, &auth.project.id, &id).await?;
+    Ok(Versioned(rule.updated_at, rule.into()))
 }
 
 #[derive(Deserialize)]
