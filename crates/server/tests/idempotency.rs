@@ -429,3 +429,38 @@ async fn a_create_and_its_replay_are_answered_as_json() {
         );
     }
 }
+
+/// A dashboard form's key and the API's `Idempotency-Key` are keys of their own: a form
+/// sent with the key an API client sends later takes nothing from it (found by the
+/// idempotency review: the API's create was refused 422 `idempotency_key_reused`).
+#[tokio::test]
+async fn a_form_s_key_takes_no_key_of_the_api() {
+    let app = TestApp::spawn().await;
+    let browser = helpers::client();
+    let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    assert!(project.ends_with(&keys.project_id), "{project}");
+    let studies = format!("{project}/studies");
+    let (_, page) = app.page(&browser, &studies).await;
+    let form = [
+        ("csrf_token", helpers::csrf_token(&page)),
+        ("form_key", "ci-study-1".to_owned()),
+        ("name", "From the form".to_owned()),
+        ("interview_url", "https://r.example.com/i/1".to_owned()),
+        ("launch_mode", "in_app".to_owned()),
+    ];
+    let made = browser
+        .post(app.url(&studies))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 303);
+    let created = post_keyed(&app, STUDY, &keys.secret_key, "ci-study-1", &checkout()).await;
+    assert_eq!(
+        (created.status, created.replayed),
+        (201, false),
+        "{created:?}"
+    );
+    assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 2);
+}

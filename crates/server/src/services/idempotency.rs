@@ -97,6 +97,22 @@ pub(super) async fn replay(
     }))
 }
 
+/// The answer for a keyed request its create refused (`refused`): the first request's,
+/// when it landed meanwhile (a retry that found no record while the first was in flight
+/// was refused by a limit the first had just reached: found by the idempotency review);
+/// else the refusal.
+pub(super) async fn replay_or(
+    state: &AppState,
+    project: &ProjectId,
+    request: Option<&KeyedRequest>,
+    refused: ServiceError,
+) -> Result<Answer, ServiceError> {
+    match replay(state, project, request).await? {
+        Some(replayed) => Ok(replayed),
+        None => Err(refused),
+    }
+}
+
 /// The answer for a request whose create lost the race for its key: the winner's, replayed.
 pub(super) async fn replay_winner(
     state: &AppState,

@@ -52,20 +52,9 @@ impl StudyChange {
 /// The most studies a project may have that are not archived.
 pub const MAX_LIVE_STUDIES: i64 = 1000;
 
-pub async fn create_study(
-    state: &AppState,
-    project: &ProjectId,
-    new: NewStudy,
-) -> Result<Study, ServiceError> {
-    let study = new_study(state, project, new).await?;
-    state.store.create_study(&study, None).await?;
-    state.snapshots.forget(project);
-    Ok(study)
-}
-
-/// [`create_study`] answered as `answer` renders the study, and, sent with a key
-/// (`request`), at most once (see `services::idempotency`): a retry is answered as the
-/// first request was, whatever became of the study since.
+/// Creates a study, answered as `answer` renders it, and, sent with a key (`request`), at
+/// most once (see `services::idempotency`): a retry is answered as the first request was,
+/// whatever became of the study since.
 pub async fn create_study_answered(
     state: &AppState,
     project: &ProjectId,
@@ -76,7 +65,10 @@ pub async fn create_study_answered(
     if let Some(replayed) = idempotency::replay(state, project, request).await? {
         return Ok(replayed);
     }
-    let study = new_study(state, project, new).await?;
+    let study = match new_study(state, project, new).await {
+        Ok(study) => study,
+        Err(refused) => return idempotency::replay_or(state, project, request, refused).await,
+    };
     let answer = answer(&study);
     let record = request.map(|r| r.record(project, study.id.as_str(), &answer, study.created_at));
     let landed = state.store.create_study(&study, record.as_ref()).await?;
@@ -305,22 +297,6 @@ async fn check_audience(
 /// The most rules a project may have that are not archived.
 pub const MAX_LIVE_RULES: i64 = 1000;
 
-pub async fn create_rule(
-    state: &AppState,
-    project: &ProjectId,
-    study_id: &str,
-    new: NewRule,
-) -> Result<LaunchRule, ServiceError> {
-    let rule = new_rule(state, project, study_id, new).await?;
-    state
-        .store
-        .create_launch_rule(&rule, None)
-        .await
-        .map_err(audience_gone)?;
-    state.snapshots.forget(project);
-    Ok(rule)
-}
-
 /// A rule's audience deleted between its check and the rule's write: as if it had been
 /// deleted before.
 fn audience_gone(error: uj_storage::StoreError) -> ServiceError {
@@ -332,7 +308,8 @@ fn audience_gone(error: uj_storage::StoreError) -> ServiceError {
     }
 }
 
-/// [`create_rule`] answered and keyed as [`create_study_answered`].
+/// Creates a rule of the project's study `study_id`, answered and keyed as
+/// [`create_study_answered`].
 pub async fn create_rule_answered(
     state: &AppState,
     project: &ProjectId,
@@ -344,7 +321,10 @@ pub async fn create_rule_answered(
     if let Some(replayed) = idempotency::replay(state, project, request).await? {
         return Ok(replayed);
     }
-    let rule = new_rule(state, project, study_id, new).await?;
+    let rule = match new_rule(state, project, study_id, new).await {
+        Ok(rule) => rule,
+        Err(refused) => return idempotency::replay_or(state, project, request, refused).await,
+    };
     let answer = answer(&rule);
     let record = request.map(|r| r.record(project, rule.id.as_str(), &answer, rule.created_at));
     let landed = state

@@ -179,7 +179,7 @@ pub(super) fn keyed_form(
     path_ids: &[&str],
     fields: &[&str],
 ) -> Option<KeyedRequest> {
-    let key = IdempotencyKey::parse(form_key.trim().as_bytes())?;
+    let key = IdempotencyKey::of_form(form_key.trim().as_bytes())?;
     let mut body = Vec::new();
     for field in fields {
         body.extend_from_slice(&(field.len() as u64).to_be_bytes());
