@@ -1493,6 +1493,11 @@ async fn an_erase_a_stop_cut_short_resumes_at_the_next_start() {
         .await
         .unwrap()
         .id;
+    let both = ["email".to_owned(), "plan".to_owned()];
+    store
+        .set_trait_allowlist(&project, &both, now)
+        .await
+        .unwrap();
     let traits = json!({"email": "u1@x.com", "plan": "pro"});
     let member = uj_domain::cohort_sync::SyncedMember {
         provider_member_id: "u1".into(),

@@ -1004,15 +1004,42 @@ macro_rules! impl_cohort_sync_store {
                 keys: &[String],
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query(
-                    "UPDATE projects SET trait_allowlist = $2, trait_erase_due = $3 WHERE id = $1",
-                )
-                .bind(project.as_str())
-                .bind(serde_json::Value::from(keys.to_vec()).to_string())
-                .bind(at)
-                .execute(self.writer())
-                .await?;
-                Ok(done.rows_affected() == 1)
+                let mut tx = self.begin().await?;
+                // Holds the project's row (a no-op write) while the list before is read: a
+                // save at the same moment reads this one's.
+                let held = sqlx::query("UPDATE projects SET trait_allowlist = trait_allowlist WHERE id = $1")
+                    .bind(project.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if held.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                let before: String =
+                    sqlx::query_scalar("SELECT trait_allowlist FROM projects WHERE id = $1")
+                        .bind(project.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                // A list saved again, or grown, leaves nothing to erase (each save started an
+                // erase of every member: found by the settings review).
+                let dropped = trait_allowlist(&before)?
+                    .iter()
+                    .any(|key| !keys.contains(key));
+                let list = serde_json::Value::from(keys.to_vec()).to_string();
+                let saved = if dropped {
+                    sqlx::query(
+                        "UPDATE projects SET trait_allowlist = $2, trait_erase_due = $3 WHERE id = $1",
+                    )
+                    .bind(project.as_str())
+                    .bind(list)
+                    .bind(at)
+                } else {
+                    sqlx::query("UPDATE projects SET trait_allowlist = $2 WHERE id = $1")
+                        .bind(project.as_str())
+                        .bind(list)
+                };
+                saved.execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(dropped)
             }
 
             async fn trait_erase_due(

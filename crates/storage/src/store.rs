@@ -390,9 +390,10 @@ pub trait CohortSyncStore: Send + Sync {
 
     /// Trait keys kept from synced members (JSON array in the project row).
     async fn trait_allowlist(&self, project: &ProjectId) -> Result<Vec<String>, StoreError>;
-    /// Saves the allowlist and marks the project's trait erase due since `at` (the keys it
-    /// no longer names may be stored until an erase completes); `false` for an unknown
-    /// project.
+    /// Saves the allowlist; when it no longer names a key it named, marks the project's
+    /// trait erase due since `at` (those keys may be stored until an erase completes) and
+    /// answers `true`. `false` when it names every key it named (an erase due before stays
+    /// due), and for an unknown project.
     async fn set_trait_allowlist(
         &self,
         project: &ProjectId,

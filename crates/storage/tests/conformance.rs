@@ -3511,25 +3511,36 @@ async fn the_trait_allowlist_round_trips(store: Arc<dyn Store>, _: &TestDatabase
         store.trait_allowlist(&shop).await.unwrap().is_empty(),
         "empty by default"
     );
-    let keys = vec!["plan".to_owned(), "email".to_owned()];
+    let both = vec!["plan".to_owned(), "email".to_owned()];
+    let keys = vec!["plan".to_owned()];
     assert!(store.trait_erase_due(&shop).await.unwrap().is_none());
     assert!(store.trait_erases_due().await.unwrap().is_empty());
     let first = uj_domain::now();
+    // A list that grows drops nothing: no erase is due.
+    assert!(!store
+        .set_trait_allowlist(&shop, &both, first)
+        .await
+        .unwrap());
+    assert_eq!(store.trait_allowlist(&shop).await.unwrap(), both);
+    assert!(store.trait_erase_due(&shop).await.unwrap().is_none());
     assert!(store
         .set_trait_allowlist(&shop, &keys, first)
         .await
         .unwrap());
     assert_eq!(store.trait_allowlist(&shop).await.unwrap(), keys);
-    // The save marks an erase due; only that save's erase marks it done.
+    // A save that drops a key marks an erase due; only that save's erase marks it done.
     let (_, blog) = owner_with_project(&store, "bob@example.com").await;
     assert_eq!(store.trait_erase_due(&shop).await.unwrap(), Some(first));
     assert!(store.trait_erase_due(&blog).await.unwrap().is_none());
     assert_eq!(store.trait_erases_due().await.unwrap(), vec![shop.clone()]);
     let second = first + Duration::seconds(1);
-    assert!(store
+    // The same list again drops nothing, and leaves the erase due as it was.
+    assert!(!store
         .set_trait_allowlist(&shop, &keys, second)
         .await
         .unwrap());
+    assert_eq!(store.trait_erase_due(&shop).await.unwrap(), Some(first));
+    assert!(store.set_trait_allowlist(&shop, &[], second).await.unwrap());
     assert!(
         !store.trait_erase_done(&shop, first).await.unwrap(),
         "an erase that began before the last save is not the last save's"

@@ -64,12 +64,16 @@ pub async fn set_trait_allowlist(
     keys: Vec<String>,
 ) -> Result<Vec<String>, ServiceError> {
     let keys = trait_keys(keys)?;
-    state
+    let dropped = state
         .store
         .set_trait_allowlist(project, &keys, uj_domain::now())
         .await?;
     state.snapshots.forget(project);
-    state.trait_erasures.request(&state.store, project, true);
+    // A save that drops no key erases nothing, unless an erase cut short is still due (a
+    // save resumes it).
+    if dropped || !matches!(state.store.trait_erase_due(project).await, Ok(None)) {
+        state.trait_erasures.request(&state.store, project, true);
+    }
     Ok(keys)
 }
 
@@ -82,7 +86,7 @@ const ERASE_BATCH: i64 = 500;
 const ERASE_AGAIN_AFTER: Duration = Duration::from_secs(90);
 
 /// The erases of traits off the allowlist, one task per project at most. Each save of an
-/// allowlist asks for one ([`request`](Self::request)): a pass over the project's stored
+/// allowlist that drops a key asks for one ([`request`](Self::request)): a pass over the project's stored
 /// members (current, past, and staged by an unfinished full sync) and its invites'
 /// attribution records, erasing every key the allowlist does not name, then a second pass
 /// [`ERASE_AGAIN_AFTER`] later. Saves made while a pass runs are served by one more pass
