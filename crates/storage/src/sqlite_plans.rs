@@ -134,3 +134,39 @@ async fn the_trait_erase_seeks_each_batch() {
         );
     }
 }
+
+/// A removal's withdrawal checks each open invite of the audience by a seek of its user's
+/// rows, never by walking the audience's members.
+#[tokio::test]
+async fn a_removal_checks_each_open_invite_by_its_user_s_rows() {
+    let sql = format!(
+        "UPDATE invites SET state = 'withdrawn', withdrawn_at = $2 WHERE {}",
+        crate::shared_cohort_sync::LEFT_MEMBERS_INVITES
+    );
+    let steps = plan(&sql).await;
+    let members: Vec<_> = steps
+        .iter()
+        .filter(|s| s.contains(" m ") || s.contains(" c "))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            "SEARCH m USING COVERING INDEX audience_members_by_match_key (match_key=? AND audience_id=? AND exited_at=?)",
+            "SEARCH c USING PRIMARY KEY (audience_id=? AND provider_member_id=?)",
+        ],
+        "{steps:#?}"
+    );
+}
+
+/// An accept's "started before" check seeks the user's invites, never the study's starts.
+#[tokio::test]
+async fn an_accept_checks_the_user_s_invites_not_the_study_s_starts() {
+    let steps = plan(crate::shared_invites::STARTED_BEFORE).await;
+    assert!(
+        steps
+            .iter()
+            .any(|s| s
+                .contains("invites USING INDEX invites_by_user (project_id=? AND reference_id=?")),
+        "{steps:#?}"
+    );
+}
