@@ -215,8 +215,8 @@ pub(crate) fn not_before(
 pub(crate) const HOLD_AUDIENCE: &str =
     "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING project_id";
 
-/// Ledger entries deleted per statement when old ones are removed.
-pub(crate) const LEDGER_DELETE_BATCH: i64 = 5000;
+/// Rows deleted per statement when old ones are purged (sync history, idempotency records).
+pub(crate) const PURGE_BATCH: i64 = 5000;
 
 /// One delivery's ledger entry.
 pub(crate) const INSERT_LEDGER: &str =
@@ -1462,11 +1462,11 @@ macro_rules! impl_cohort_sync_store {
                             SELECT id FROM sync_ledger WHERE received_at < $1 LIMIT $2)",
                     )
                     .bind(Ts(before))
-                    .bind(crate::shared_cohort_sync::LEDGER_DELETE_BATCH)
+                    .bind(crate::shared_cohort_sync::PURGE_BATCH)
                     .execute(self.writer())
                     .await?;
                     removed += done.rows_affected();
-                    if done.rows_affected() < crate::shared_cohort_sync::LEDGER_DELETE_BATCH as u64 {
+                    if done.rows_affected() < crate::shared_cohort_sync::PURGE_BATCH as u64 {
                         return Ok(removed);
                     }
                 }

@@ -189,11 +189,25 @@ macro_rules! impl_study_store {
                 &self,
                 before: DateTime<Utc>,
             ) -> Result<u64, $crate::StoreError> {
-                let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1")
+                let mut removed = 0;
+                // In batches, as the sync history's: an hour of keyed creates (up to 360,000
+                // at the default rate limit) deleted at once held SQLite's writer for seconds
+                // (found by the idempotency review).
+                loop {
+                    let done = sqlx::query(
+                        "DELETE FROM idempotency_keys WHERE (project_id, idempotency_key) IN (
+                            SELECT project_id, idempotency_key FROM idempotency_keys
+                            WHERE created_at <= $1 LIMIT $2)",
+                    )
                     .bind(Ts(before))
+                    .bind(crate::shared_cohort_sync::PURGE_BATCH)
                     .execute(self.writer())
                     .await?;
-                Ok(done.rows_affected())
+                    removed += done.rows_affected();
+                    if done.rows_affected() < crate::shared_cohort_sync::PURGE_BATCH as u64 {
+                        return Ok(removed);
+                    }
+                }
             }
 
             async fn update_launch_rule(
