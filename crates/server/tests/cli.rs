@@ -76,7 +76,7 @@ async fn bootstrap_is_not_held_to_the_key_cap_the_rest_api_is() {
     );
     let message = refused["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("100 secret keys") && message.contains("revoke"),
+        message.contains("100 unrevoked secret keys") && message.contains("revoke one"),
         "{message}"
     );
     let active = "SELECT COUNT(*) FROM secret_keys WHERE revoked_at IS NULL";
@@ -115,6 +115,15 @@ async fn bootstrap_is_not_held_to_the_key_cap_the_rest_api_is() {
         )
         .await;
     assert_eq!(refused.status().as_u16(), 422);
+    // Said as many as there are (it said 100).
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "This project has 102 unrevoked secret keys, and may have 100: revoke 3 no longer used"
+        ),
+        "{message}"
+    );
 }
 
 /// Provisioning scripts run bootstrap at once (replicas starting together): on a new

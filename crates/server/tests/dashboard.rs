@@ -922,6 +922,24 @@ async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
     assert_eq!(asked.status().as_u16(), 200);
     let asked = asked.text().await.unwrap();
     assert!(asked.contains("Revoke this key?"), "{asked}");
+    // Which key, as the dialog says (it did not).
+    assert!(
+        asked.contains(&format!(
+            "“Backend &#60;prod&#62;” ({}…): requests using it will fail at once.",
+            &secret[..14]
+        )),
+        "{asked}"
+    );
+    // Of an unknown key, nothing is asked.
+    let unknown = app
+        .submit(
+            &browser,
+            &keys_path,
+            &format!("{keys_path}/sk_unknown/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(unknown.status().as_u16(), 404);
     assert_eq!(
         app.get("/api/v1/project", &secret).await.status().as_u16(),
         200,
@@ -946,8 +964,10 @@ async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
         .await
         .unwrap();
     assert_eq!(project.status().as_u16(), 401);
+    // Said with when (it said "Revoked" alone).
     let (_, listing) = app.page(&browser, &keys_path).await;
-    assert!(listing.contains("Revoked"));
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(listing.contains(&format!("Revoked {today}")), "{listing}");
 }
 
 #[tokio::test]
@@ -988,7 +1008,7 @@ async fn a_key_past_the_projects_cap_is_refused_on_the_page_with_what_to_do() {
     let html = refused.text().await.unwrap();
     assert!(element_text(&html, "new-secret-value").is_none());
     assert!(
-        html.contains("This project has 100 secret keys, the most it may have"),
+        html.contains("This project has 100 unrevoked secret keys, and may have 100: revoke one no longer used"),
         "{html}"
     );
     let active = "SELECT COUNT(*) FROM secret_keys WHERE revoked_at IS NULL";

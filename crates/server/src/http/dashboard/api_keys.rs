@@ -20,7 +20,7 @@ use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::{api_keys, ServiceError};
 use crate::state::AppState;
 
-/// The page lists this many keys; a project with more manages them over REST.
+/// The page lists this many keys at once; "More keys" pages on.
 const LISTED_KEYS: u32 = 100;
 
 pub fn router() -> Router<AppState> {
@@ -36,7 +36,8 @@ struct KeyRow {
     prefix: String,
     created_at: String,
     last_used_at: String,
-    revoked: bool,
+    /// When it was revoked, if it was.
+    revoked: Option<String>,
 }
 
 impl From<SecretKey> for KeyRow {
@@ -47,7 +48,7 @@ impl From<SecretKey> for KeyRow {
             prefix: key.prefix,
             created_at: when(Some(key.created_at)),
             last_used_at: when(key.last_used_at),
-            revoked: key.revoked_at.is_some(),
+            revoked: key.revoked_at.map(|at| when(Some(at))),
         }
     }
 }
@@ -178,11 +179,18 @@ async fn revoke(
     let context =
         ProjectContext::load_as_owner(&state, &user, &project_id, "manage API keys").await?;
     if !form.confirmed() {
+        // Named, as the script's dialog names it (without scripts the page did not say which
+        // key, and asked of unknown ones too: found by the API keys review).
+        let key = api_keys::secret_key(state.store.as_ref(), &context.current.project.id, &key_id)
+            .await?;
         return Ok(render(&ConfirmPage {
             title: "Revoke this key?",
             nav: context.nav(),
             csrf_token: csrf.0,
-            message: "Requests using it will fail at once.".into(),
+            message: format!(
+                "“{}” ({}…): requests using it will fail at once.",
+                key.name, key.prefix
+            ),
             action: format!("/p/{project_id}/api-keys/{key_id}/revoke"),
             button: "Revoke key",
             back: format!("/p/{project_id}/api-keys"),
