@@ -89,17 +89,28 @@ pub(super) fn optional_number(
     whole_number(field, raw).map(Some)
 }
 
-/// A number field's whole number. One too large for any field is read as the largest (or
-/// smallest) there is, for the field's own bound to refuse saying what it is (it was "must
-/// be a whole number", which it was).
+/// A number field's whole number, written as the REST API takes one too (`5.0`, `1e2`: it
+/// refused what the API took; found by the studies review). One too large for any field is
+/// read as the largest (or smallest) there is, for the field's own bound to refuse saying
+/// what it is (it was "must be a whole number", which it was).
 pub(super) fn whole_number(field: &'static str, raw: &str) -> Result<i64, ValidationError> {
     use std::num::IntErrorKind;
-    match raw.trim().parse::<i64>() {
+    let raw = raw.trim();
+    match raw.parse::<i64>() {
         Ok(number) => Ok(number),
         Err(error) => match error.kind() {
             IntErrorKind::PosOverflow => Ok(i64::MAX),
             IntErrorKind::NegOverflow => Ok(i64::MIN),
-            _ => Err(ValidationError::new(field, "must be a whole number")),
+            _ => match raw.parse::<f64>() {
+                Ok(float) if float.is_finite() && float.fract() == 0.0 => Ok(
+                    uj_domain::json::whole_number(float).unwrap_or(if float > 0.0 {
+                        i64::MAX
+                    } else {
+                        i64::MIN
+                    }),
+                ),
+                _ => Err(ValidationError::new(field, "must be a whole number")),
+            },
         },
     }
 }
@@ -215,5 +226,28 @@ pub(super) fn reused_form(error: ServiceError) -> ServiceError {
             message: "This form was sent already and made what it asked for; reload the page to create another.".into(),
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_number;
+
+    #[test]
+    fn a_whole_number_is_read_as_the_rest_api_reads_one() {
+        for (raw, number) in [
+            ("5", 5),
+            (" 5.0 ", 5),
+            ("1e2", 100),
+            ("-3.0", -3),
+            ("99999999999999999999", i64::MAX),
+            ("1e20", i64::MAX),
+            ("-1e20", i64::MIN),
+        ] {
+            assert_eq!(whole_number("f", raw).unwrap(), number, "{raw}");
+        }
+        for raw in ["5.5", "", "five", "inf", "NaN", "1e400", "0x10"] {
+            assert_eq!(whole_number("f", raw).unwrap_err().field, "f", "{raw}");
+        }
     }
 }
