@@ -71,6 +71,10 @@ pub struct SecretKey {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Who made it, as said when it was made: an account's address (the dashboard), the
+    /// secret key that made it over REST, `admin bootstrap`; none for keys made before this
+    /// was kept.
+    pub created_by: Option<String>,
 }
 
 /// An open invitation for an email address to join a project.

@@ -269,6 +269,14 @@ async fn a_secret_key_is_shown_once_listed_by_prefix_and_stops_working_when_revo
         .unwrap();
     assert_eq!(listed["object"], "list");
     assert_eq!(names_in(&listed), ["bootstrap", "Backend"]);
+    // Each says who made it: the operator's command, the key that made it over REST (any
+    // key can make keys: after a leak, those the leaked one made are told apart).
+    let bootstrap_prefix = listed["data"][0]["prefix"].as_str().unwrap();
+    assert_eq!(listed["data"][0]["created_by"], "admin bootstrap");
+    assert_eq!(
+        listed["data"][1]["created_by"],
+        format!("API key “bootstrap” ({bootstrap_prefix}…)")
+    );
     assert!(
         !listed.to_string().contains(&secret),
         "a listing never contains a secret"

@@ -1705,6 +1705,7 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
                         "ALTER TABLE studies DROP COLUMN public_link",
                         "DROP INDEX sync_ledger_refusals",
                         "ALTER TABLE mixpanel_connections DROP COLUMN cohorts_read_at",
+                        "ALTER TABLE secret_keys DROP COLUMN created_by",
                     ] {
                         sqlx::query(sql).execute(&pool).await.unwrap();
                     }

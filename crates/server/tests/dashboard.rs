@@ -899,6 +899,7 @@ async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
     let (_, listing) = app.page(&browser, &keys_path).await;
     assert!(!listing.contains(&secret));
     assert!(listing.contains(&secret[..14]), "listed by prefix");
+    assert!(listing.contains("by ada@example.com"), "said who made it");
     // Revoking asks about this key by its name and prefix.
     assert!(
         listing.contains(&format!(

@@ -121,6 +121,7 @@ pub(crate) struct SecretKeyRow {
     created_at: Ts,
     last_used_at: Option<Ts>,
     revoked_at: Option<Ts>,
+    created_by: Option<String>,
 }
 
 impl From<SecretKeyRow> for SecretKey {
@@ -133,6 +134,7 @@ impl From<SecretKeyRow> for SecretKey {
             created_at: row.created_at.0,
             last_used_at: row.last_used_at.map(|t| t.0),
             revoked_at: row.revoked_at.map(|t| t.0),
+            created_by: row.created_by,
         }
     }
 }

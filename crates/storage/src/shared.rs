@@ -307,6 +307,7 @@ macro_rules! impl_store {
                 name: &str,
                 prefix: &str,
                 key_hash: &str,
+                created_by: &str,
                 max_active: usize,
             ) -> Result<Option<SecretKey>, $crate::StoreError> {
                 let mut tx = self.begin().await?;
@@ -326,9 +327,9 @@ macro_rules! impl_store {
                     return Ok(None);
                 }
                 let row: SecretKeyRow = sqlx::query_as(
-                    "INSERT INTO secret_keys (id, project_id, name, prefix, key_hash, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     RETURNING id, project_id, name, prefix, created_at, last_used_at, revoked_at",
+                    "INSERT INTO secret_keys (id, project_id, name, prefix, key_hash, created_at, created_by)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     RETURNING id, project_id, name, prefix, created_at, last_used_at, revoked_at, created_by",
                 )
                 .bind(SecretKeyId::generate().as_str())
                 .bind(project.as_str())
@@ -336,6 +337,7 @@ macro_rules! impl_store {
                 .bind(prefix)
                 .bind(key_hash)
                 .bind(Ts(crate::time::now()))
+                .bind(created_by)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err($crate::StoreError::conflict_as("secret key"))?;
@@ -349,7 +351,7 @@ macro_rules! impl_store {
                 page: &$crate::PageRequest,
             ) -> Result<$crate::Page<SecretKey>, $crate::StoreError> {
                 let rows: Vec<SecretKeyRow> = sqlx::query_as(
-                    "SELECT id, project_id, name, prefix, created_at, last_used_at, revoked_at
+                    "SELECT id, project_id, name, prefix, created_at, last_used_at, revoked_at, created_by
                      FROM secret_keys WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
                 )
                 .bind(project.as_str())
@@ -366,7 +368,7 @@ macro_rules! impl_store {
                 id: &SecretKeyId,
             ) -> Result<Option<SecretKey>, $crate::StoreError> {
                 let row: Option<SecretKeyRow> = sqlx::query_as(
-                    "SELECT id, project_id, name, prefix, created_at, last_used_at, revoked_at
+                    "SELECT id, project_id, name, prefix, created_at, last_used_at, revoked_at, created_by
                      FROM secret_keys WHERE id = $1 AND project_id = $2",
                 )
                 .bind(id.as_str())
@@ -384,7 +386,7 @@ macro_rules! impl_store {
                 let row: Option<SecretKeyRow> = sqlx::query_as(
                     "UPDATE secret_keys SET revoked_at = COALESCE(revoked_at, $3)
                      WHERE id = $1 AND project_id = $2
-                     RETURNING id, project_id, name, prefix, created_at, last_used_at, revoked_at",
+                     RETURNING id, project_id, name, prefix, created_at, last_used_at, revoked_at, created_by",
                 )
                 .bind(id.as_str())
                 .bind(project.as_str())
@@ -396,7 +398,7 @@ macro_rules! impl_store {
 
             async fn active_secret_key(&self, key_hash: &str) -> Result<Option<SecretKey>, $crate::StoreError> {
                 let row: Option<SecretKeyRow> = sqlx::query_as(
-                    "SELECT id, project_id, name, prefix, created_at, last_used_at, revoked_at
+                    "SELECT id, project_id, name, prefix, created_at, last_used_at, revoked_at, created_by
                      FROM secret_keys WHERE key_hash = $1 AND revoked_at IS NULL",
                 )
                 .bind(key_hash)

@@ -155,14 +155,16 @@ pub trait Store:
 
     // --- Secret keys --------------------------------------------------------------------
 
-    /// Creates a key; `None`, and nothing written, when the project has `max_active`
-    /// unrevoked keys (counted after those created at once, one at a time).
+    /// Creates a key made by `created_by` (as [`SecretKey::created_by`] says it); `None`,
+    /// and nothing written, when the project has `max_active` unrevoked keys (counted after
+    /// those created at once, one at a time).
     async fn create_secret_key(
         &self,
         project: &ProjectId,
         name: &str,
         prefix: &str,
         key_hash: &str,
+        created_by: &str,
         max_active: usize,
     ) -> Result<Option<SecretKey>, StoreError>;
     /// All of the project's keys, revoked ones included, oldest first.

@@ -444,12 +444,20 @@ async fn rotating_the_public_key_retires_the_old_one(store: Arc<dyn Store>, _: &
 async fn secret_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>, _: &TestDatabase) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let key = store
-        .create_secret_key(&shop, "CI", "uj_live_abc123", "hash-1", 10)
+        .create_secret_key(
+            &shop,
+            "CI",
+            "uj_live_abc123",
+            "hash-1",
+            "ada@example.com",
+            10,
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(key.name, "CI");
     assert_eq!(key.prefix, "uj_live_abc123");
+    assert_eq!(key.created_by.as_deref(), Some("ada@example.com"));
     assert!(key.revoked_at.is_none() && key.last_used_at.is_none());
 
     let found = store.active_secret_key("hash-1").await.unwrap().unwrap();
@@ -457,6 +465,7 @@ async fn secret_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>, _: &
         (found.id.clone(), found.project_id.clone()),
         (key.id.clone(), shop.clone())
     );
+    assert_eq!(found.created_by, key.created_by);
     assert!(store.active_secret_key("hash-2").await.unwrap().is_none());
 
     store.touch_secret_key(&key.id).await.unwrap();
@@ -486,7 +495,14 @@ async fn secret_keys_of_one_project_are_invisible_to_another(
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let (_, blog) = owner_with_project(&store, "bob@example.com").await;
     let key = store
-        .create_secret_key(&shop, "CI", "uj_live_abc123", "hash-1", 10)
+        .create_secret_key(
+            &shop,
+            "CI",
+            "uj_live_abc123",
+            "hash-1",
+            "ada@example.com",
+            10,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -517,6 +533,7 @@ async fn secret_key_listing_pages_in_creation_order(store: Arc<dyn Store>, _: &T
                 &format!("key {i}"),
                 "uj_live_x",
                 &format!("hash-{i}"),
+                "ada@example.com",
                 10,
             )
             .await
@@ -653,7 +670,14 @@ async fn unrevoked_secret_keys_are_capped_under_concurrency(
         let (store, project) = (store.clone(), project.clone());
         tokio::spawn(async move {
             store
-                .create_secret_key(&project, "k", "uj_live_x", &format!("{project}-{n}"), 5)
+                .create_secret_key(
+                    &project,
+                    "k",
+                    "uj_live_x",
+                    &format!("{project}-{n}"),
+                    "ops",
+                    5,
+                )
                 .await
                 .unwrap()
         })
@@ -848,7 +872,7 @@ async fn invitations_are_accepted_once_and_expire(store: Arc<dyn Store>, _: &Tes
 async fn stored_times_read_back_exactly(store: Arc<dyn Store>, _: &TestDatabase) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let key = store
-        .create_secret_key(&shop, "CI", "uj_live_x", "hash", 10)
+        .create_secret_key(&shop, "CI", "uj_live_x", "hash", "ops", 10)
         .await
         .unwrap()
         .unwrap();
@@ -868,7 +892,7 @@ async fn concurrent_writes_all_succeed(store: Arc<dyn Store>, _: &TestDatabase) 
         let shop = shop.clone();
         tokio::spawn(async move {
             let key = store
-                .create_secret_key(&shop, "k", "uj_live_x", &format!("h{i}"), 100)
+                .create_secret_key(&shop, "k", "uj_live_x", &format!("h{i}"), "ops", 100)
                 .await?
                 .expect("room for every key");
             store.revoke_secret_key(&shop, &key.id).await?;

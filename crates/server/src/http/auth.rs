@@ -7,7 +7,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use secrecy::SecretString;
 use uj_domain::keys::{classify, is_public_key_shaped, KeyKind};
-use uj_domain::projects::Project;
+use uj_domain::projects::{Project, SecretKey};
 
 use super::ApiError;
 use crate::services::api_keys;
@@ -55,6 +55,8 @@ fn invalid_key() -> ApiError {
 /// A REST request made with a live secret key; carries the key's project.
 pub struct SecretKeyAuth {
     pub project: Project,
+    /// The key the request was made with.
+    pub key: SecretKey,
 }
 
 impl FromRequestParts<AppState> for SecretKeyAuth {
@@ -85,7 +87,7 @@ impl FromRequestParts<AppState> for SecretKeyAuth {
             .project(&key.project_id)
             .await?
             .ok_or_else(invalid_key)?;
-        Ok(Self { project })
+        Ok(Self { project, key })
     }
 }
 

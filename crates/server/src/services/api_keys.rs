@@ -22,14 +22,33 @@ pub struct CreatedSecretKey {
 /// The most unrevoked secret keys a project's people may have (the dashboard, the REST API).
 pub const MAX_ACTIVE_SECRET_KEYS: usize = 100;
 
-/// A new key made through the dashboard or the REST API, unless the project has
+/// Who made a key, as a key lists it ([`SecretKey::created_by`]).
+pub enum Maker<'a> {
+    /// A person, in the dashboard.
+    Account(&'a str),
+    /// A secret key, over REST.
+    Key(&'a SecretKey),
+}
+
+impl Maker<'_> {
+    fn said(&self) -> String {
+        match self {
+            Maker::Account(email) => (*email).to_owned(),
+            Maker::Key(key) => format!("API key “{}” ({}…)", key.name, key.prefix),
+        }
+    }
+}
+
+/// A new key made through the dashboard or the REST API by `maker`, unless the project has
 /// [`MAX_ACTIVE_SECRET_KEYS`] unrevoked ones (counted in the creating transaction).
 pub async fn create_secret_key(
     store: &dyn Store,
     project: &ProjectId,
     name: &str,
+    maker: Maker<'_>,
 ) -> Result<CreatedSecretKey, ServiceError> {
-    if let Some(created) = mint(store, project, name, MAX_ACTIVE_SECRET_KEYS).await? {
+    if let Some(created) = mint(store, project, name, &maker.said(), MAX_ACTIVE_SECRET_KEYS).await?
+    {
         return Ok(created);
     }
     // Counted as they are: an operator's keys may take a project past the cap, and the
@@ -58,7 +77,7 @@ pub async fn create_operator_key(
     project: &ProjectId,
     name: &str,
 ) -> Result<CreatedSecretKey, ServiceError> {
-    mint(store, project, name, usize::MAX)
+    mint(store, project, name, "admin bootstrap", usize::MAX)
         .await?
         .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("no cap refuses an operator's key")))
 }
@@ -87,6 +106,7 @@ async fn mint(
     store: &dyn Store,
     project: &ProjectId,
     name: &str,
+    created_by: &str,
     max_active: usize,
 ) -> Result<Option<CreatedSecretKey>, ServiceError> {
     let name = KeyName::parse(name)?;
@@ -97,6 +117,7 @@ async fn mint(
             name.as_str(),
             &minted.shown_prefix,
             &minted.hash,
+            created_by,
             max_active,
         )
         .await?;

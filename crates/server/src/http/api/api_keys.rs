@@ -45,6 +45,11 @@ pub struct ApiKeyResponse {
     last_used_at: Option<DateTime<Utc>>,
     #[schema(required = true)]
     revoked_at: Option<DateTime<Utc>>,
+    /// Who made it, as said when it was made: an account's address (the dashboard), `API key
+    /// “name” (uj_live_…)` (over REST), `admin bootstrap`; `null` for keys made before this
+    /// was kept. After a leak, the keys the leaked one made are revoked too.
+    #[schema(required = true)]
+    created_by: Option<String>,
     /// Only in the response to creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
@@ -60,6 +65,7 @@ impl From<SecretKey> for ApiKeyResponse {
             created_at: key.created_at,
             last_used_at: key.last_used_at,
             revoked_at: key.revoked_at,
+            created_by: key.created_by,
             secret: None,
         }
     }
@@ -107,8 +113,13 @@ async fn create(
     auth: SecretKeyAuth,
     ApiJson(request): ApiJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, [(HeaderName, String); 1], Json<ApiKeyResponse>), ApiError> {
-    let created =
-        api_keys::create_secret_key(state.store.as_ref(), &auth.project.id, &request.name).await?;
+    let created = api_keys::create_secret_key(
+        state.store.as_ref(),
+        &auth.project.id,
+        &request.name,
+        api_keys::Maker::Key(&auth.key),
+    )
+    .await?;
     let location = format!("/api/v1/api-keys/{}", created.key.id.as_str());
     let mut response = ApiKeyResponse::from(created.key);
     response.secret = Some(created.secret.expose_secret().to_owned());

@@ -38,6 +38,8 @@ struct KeyRow {
     last_used_at: String,
     /// When it was revoked, if it was.
     revoked: Option<String>,
+    /// Who made it, if that was kept.
+    created_by: Option<String>,
 }
 
 impl From<SecretKey> for KeyRow {
@@ -49,6 +51,7 @@ impl From<SecretKey> for KeyRow {
             created_at: when(Some(key.created_at)),
             last_used_at: when(key.last_used_at),
             revoked: key.revoked_at.map(|at| when(Some(at))),
+            created_by: key.created_by,
         }
     }
 }
@@ -141,26 +144,32 @@ async fn create(
     let context =
         ProjectContext::load_as_owner(&state, &user, &project_id, "manage API keys").await?;
     let project = &context.current.project.id;
-    let (status, created, error) =
-        match api_keys::create_secret_key(state.store.as_ref(), project, &form.name).await {
-            Ok(created) => {
-                let shown = CreatedKey {
-                    name: created.key.name,
-                    secret: created.secret.expose_secret().to_owned(),
-                };
-                (StatusCode::CREATED, Some(shown), None)
-            }
-            // Named by the field's label, as the other forms say it.
-            Err(ServiceError::Invalid(invalid)) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(format!("Name: {}", invalid.message)),
-            ),
-            Err(ServiceError::Refused { message, .. }) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, None, Some(message))
-            }
-            Err(other) => return Err(other.into()),
-        };
+    let (status, created, error) = match api_keys::create_secret_key(
+        state.store.as_ref(),
+        project,
+        &form.name,
+        api_keys::Maker::Account(&user.account.email),
+    )
+    .await
+    {
+        Ok(created) => {
+            let shown = CreatedKey {
+                name: created.key.name,
+                secret: created.secret.expose_secret().to_owned(),
+            };
+            (StatusCode::CREATED, Some(shown), None)
+        }
+        // Named by the field's label, as the other forms say it.
+        Err(ServiceError::Invalid(invalid)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(format!("Name: {}", invalid.message)),
+        ),
+        Err(ServiceError::Refused { message, .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, None, Some(message))
+        }
+        Err(other) => return Err(other.into()),
+    };
     let refused = error.is_some();
     let mut page = page(&state, &context, csrf.0, None, created, error).await?;
     if refused {
