@@ -2013,6 +2013,14 @@ mod dashboard {
             .page(&browser, &format!("{detail_path}?member=ref_2"))
             .await;
         assert!(lookup.contains("user_2"));
+        // A past member is found too, with when they left.
+        let (_, lookup) = app
+            .page(&browser, &format!("{detail_path}?member=user_1"))
+            .await;
+        let found = &lookup[lookup.find(r#"id="lookup-result""#).unwrap()..];
+        let found = &found[..found.find("</table>").expect("a member found")];
+        assert!(found.contains("<code>user_1</code>"), "{found}");
+        assert_eq!(found.matches(" UTC</td>").count(), 2, "entered and left");
 
         // Regenerate (confirmed on its own page), then disable.
         let (_, confirm) = app
@@ -2659,6 +2667,36 @@ async fn a_mangled_webhook_url_answers_in_mixpanels_format() {
 /// its members' data for good), over REST and from its dashboard page (owners only, asked
 /// first); refused while a rule that is not archived targets it, and never another project's.
 /// A cohort Mixpanel still syncs comes back as a new audience.
+/// Cohort sync is the owners': a member's forms that regenerate its secret (which the page
+/// would then show), turn it off or change the traits it keeps are refused with 403 and
+/// change nothing: Mixpanel's next delivery goes through with the secret it holds.
+#[tokio::test]
+async fn a_member_cannot_regenerate_disable_or_change_the_traits_of_cohort_sync() {
+    let synced = Synced::start(4).await;
+    let app = &synced.app;
+    let carol = synced.member_signed_in().await;
+    let (_, project) = synced.signed_in().await;
+    let page = format!("{project}/integrations/mixpanel");
+    for (action, fields) in [
+        ("cohort-sync/regenerate", vec![]),
+        ("cohort-sync/disable", vec![]),
+        ("cohort-sync/traits", vec![("traits", "plan")]),
+    ] {
+        // (The page has no form for carol: the token comes from her account page's.)
+        let refused = app
+            .submit(&carol, "/account", &format!("{page}/{action}"), &fields)
+            .await;
+        assert_eq!(refused.status().as_u16(), 403, "{action}");
+        let html = refused.text().await.unwrap();
+        assert!(html.contains("owners can"), "{action}");
+        assert!(helpers::element_text(&html, "webhook-secret").is_none());
+    }
+    let outcome = synced.emulator.run_sync("uj").await.unwrap();
+    assert!(matches!(outcome, RunOutcome::Synced { .. }), "{outcome:?}");
+    let project = synced.get("/api/v1/project").await;
+    assert_eq!(project["trait_allowlist"], json!([]), "{project}");
+}
+
 #[tokio::test]
 async fn an_audience_is_deleted_with_its_members_and_history_once_no_live_rule_targets_it() {
     let synced = Synced::start(0).await;

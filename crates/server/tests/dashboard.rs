@@ -174,6 +174,30 @@ async fn a_form_that_is_not_utf8_is_refused() {
     assert_eq!(created.status().as_u16(), 303);
 }
 
+/// A NUL (`%00`) is in no field of a form: the form is refused as such, and nothing is
+/// stored (PostgreSQL cannot store one in text; SQLite would).
+#[tokio::test]
+async fn a_form_with_a_nul_is_refused() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let studies = format!("{project}/studies");
+    let (_, html) = app.page(&browser, &studies).await;
+    let token = csrf_token(&html);
+    let refused = browser
+        .post(app.url(&studies))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf_token={token}&name=Check%00out&interview_url=https%3A%2F%2Fr.example.com%2Fi&launch_mode=in_app"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    assert!(refused.text().await.unwrap().contains("NUL character"));
+    assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 0);
+}
+
 #[tokio::test]
 async fn forms_without_a_valid_csrf_token_are_refused_with_403() {
     let app = TestApp::spawn().await;
@@ -390,8 +414,23 @@ async fn wrong_password_and_unknown_email_get_the_same_answer() {
     let unknown = app.login(&client(), "nobody@example.com", PASSWORD).await;
     assert_eq!(wrong.status().as_u16(), 401);
     assert_eq!(unknown.status().as_u16(), 401);
-    let wrong = element_text(&wrong.text().await.unwrap(), "form-error");
-    let unknown = element_text(&unknown.text().await.unwrap(), "form-error");
+    let (wrong, unknown) = (wrong.text().await.unwrap(), unknown.text().await.unwrap());
+    // The address typed stays in its field: only the password is typed again.
+    let typed = |html: &str| {
+        let field = html.split(r#"id="email""#).nth(1)?.split('>').next()?;
+        Some(
+            field
+                .split(r#"value=""#)
+                .nth(1)?
+                .split('"')
+                .next()?
+                .to_owned(),
+        )
+    };
+    assert_eq!(typed(&wrong).as_deref(), Some("ada@example.com"));
+    assert_eq!(typed(&unknown).as_deref(), Some("nobody@example.com"));
+    let wrong = element_text(&wrong, "form-error");
+    let unknown = element_text(&unknown, "form-error");
     assert!(wrong.is_some());
     assert_eq!(wrong, unknown);
 }
@@ -864,6 +903,47 @@ async fn a_password_change_signs_out_every_other_browser() {
     );
 }
 
+/// Guessing the current password on the account page is slowed as at sign-in: after five
+/// wrong ones the next waits, the right one too. A new password refused (too short) after
+/// the right current one is no guess, however often it is sent.
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled_but_a_refused_new_one_is_no_guess() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    app.set_up(&browser, "ada@example.com", "Shop").await;
+    let (app, browser) = (&app, &browser);
+    let change = |current: &'static str, new: &'static str| async move {
+        let fields = [("current_password", current), ("new_password", new)];
+        app.submit(browser, "/account", "/account", &fields).await
+    };
+    for _ in 0..6 {
+        let refused = change(PASSWORD, "short").await;
+        assert_eq!(refused.status().as_u16(), 422);
+    }
+    let changed = change(PASSWORD, "a brand new password").await;
+    assert_eq!(location(&changed), "/account?changed=1");
+    for _ in 0..5 {
+        let refused = change("a wrong guess", "another new password").await;
+        assert_eq!(refused.status().as_u16(), 422);
+    }
+    let throttled = change("a brand new password", "another new password").await;
+    assert_eq!(
+        throttled.status().as_u16(),
+        429,
+        "even the right password waits"
+    );
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert!(throttled.text().await.unwrap().contains("Try again in"));
+    assert_eq!(
+        app.login(&client(), "ada@example.com", "a brand new password")
+            .await
+            .status()
+            .as_u16(),
+        303,
+        "the password did not change"
+    );
+}
+
 #[tokio::test]
 async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
     let app = TestApp::spawn().await;
@@ -1014,6 +1094,34 @@ async fn a_key_past_the_projects_cap_is_refused_on_the_page_with_what_to_do() {
     );
     let active = "SELECT COUNT(*) FROM secret_keys WHERE revoked_at IS NULL";
     assert_eq!(app.count_sql(active).await, 100);
+    // A revoked key stays listed: with one more made in its place, the page lists 100 and
+    // links to the rest.
+    let (_, html) = app.page(&browser, &keys_path).await;
+    assert!(!html.contains("keys-more"), "100 keys: one page");
+    let revoke = form_action(&html, "/revoke").expect("a revoke button");
+    let revoked = app
+        .submit(&browser, &keys_path, &revoke, &[("confirmed", "yes")])
+        .await;
+    assert_eq!(location(&revoked), keys_path);
+    let created = app
+        .submit(&browser, &keys_path, &keys_path, &[("name", "one more")])
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let (_, first) = app.page(&browser, &keys_path).await;
+    let more = first
+        .split(r#"id="keys-more" href=""#)
+        .nth(1)
+        .expect("a link to the rest")
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#61;", "=")
+        .replace("&#63;", "?");
+    let (status, second) = app.page(&browser, &more).await;
+    assert_eq!(status, 200, "{more}");
+    let rows = |html: &str| html.matches("data-key-id=").count();
+    assert_eq!((rows(&first), rows(&second)), (100, 1), "{more}");
+    assert!(second.contains(r#"id="keys-first""#) && !second.contains("keys-more"));
 }
 
 #[tokio::test]
@@ -1309,6 +1417,110 @@ async fn the_owner_invites_a_new_person_who_joins_with_a_password() {
             .as_u16(),
         303
     );
+}
+
+/// Removing members, withdrawing invitations and revoking keys are the owners' alone: a
+/// member's forms are refused with 403 and change nothing, and a member sees no open
+/// invitations. An owner is removed by no one, not even by a form that names them.
+#[tokio::test]
+async fn a_member_cannot_remove_members_withdraw_invitations_or_revoke_keys() {
+    let app = TestApp::spawn().await;
+    let owner = client();
+    let shop = app.set_up(&owner, "ada@example.com", "Shop").await;
+    let members = format!("{shop}/members");
+    let keys = format!("{shop}/api-keys");
+    // Bob and Carol join; Dave's invitation stays open.
+    let mut links = Vec::new();
+    for email in ["bob@example.com", "carol@example.com", "dave@example.com"] {
+        let invited = app
+            .submit(&owner, &members, &members, &[("email", email)])
+            .await;
+        assert_eq!(invited.status().as_u16(), 201);
+        let link = element_text(&invited.text().await.unwrap(), "invite-link").unwrap();
+        links.push(link.strip_prefix(&app.address).unwrap().to_owned());
+    }
+    let (bob, carol) = (client(), client());
+    for (browser, link) in [(&bob, &links[0]), (&carol, &links[1])] {
+        let password = [("password", "a password of my own")];
+        let joined = app.submit(browser, link, link, &password).await;
+        assert_eq!(location(&joined), "/");
+    }
+    let created = app.submit(&owner, &keys, &keys, &[("name", "ci")]).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let (_, html) = app.page(&owner, &members).await;
+    let removals: Vec<String> = html
+        .split(r#"action=""#)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|action| action.ends_with("/remove"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(removals.len(), 2, "bob and carol: {html}");
+    let withdraw = form_action(&html, "/withdraw").expect("dave's invitation");
+    let (_, html) = app.page(&owner, &keys).await;
+    let revoke = form_action(&html, "/revoke").expect("a revoke button");
+
+    let (status, html) = app.page(&bob, &members).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("carol@example.com"));
+    assert!(
+        !html.contains("dave@example.com"),
+        "open invitations are shown to owners: {html}"
+    );
+    for action in removals.iter().chain([&withdraw, &revoke]) {
+        let refused = app
+            .submit(&bob, "/account", action, &[("confirmed", "yes")])
+            .await;
+        assert_eq!(refused.status().as_u16(), 403, "{action}");
+        assert!(
+            refused.text().await.unwrap().contains("owners can"),
+            "{action}"
+        );
+    }
+    assert_eq!(app.page(&bob, &shop).await.0, 200, "bob stays");
+    assert_eq!(app.page(&carol, &shop).await.0, 200, "carol stays");
+    assert_eq!(
+        app.page(&client(), &links[2]).await.0,
+        200,
+        "dave's link still opens"
+    );
+    let active = "SELECT COUNT(*) FROM secret_keys WHERE revoked_at IS NULL";
+    assert_eq!(app.count_sql(active).await, 1, "the key still works");
+
+    // Ada's account id, as the owner of a project she joined sees it (Bob's Blog).
+    let blog = app
+        .submit(&bob, "/projects/new", "/projects", &[("name", "Blog")])
+        .await;
+    let blog = location(&blog);
+    let blog_members = format!("{blog}/members");
+    let invited = app
+        .submit(
+            &bob,
+            &blog_members,
+            &blog_members,
+            &[("email", "ada@example.com")],
+        )
+        .await;
+    let link = element_text(&invited.text().await.unwrap(), "invite-link").unwrap();
+    let link = link.strip_prefix(&app.address).unwrap().to_owned();
+    let joined = app.submit(&owner, &link, &link, &[]).await;
+    assert_eq!(location(&joined), blog);
+    let (_, html) = app.page(&bob, &blog_members).await;
+    let remove_ada = form_action(&html, "/remove").expect("ada is a member of the blog");
+    let ada = remove_ada
+        .strip_prefix(&format!("{blog_members}/"))
+        .and_then(|rest| rest.strip_suffix("/remove"))
+        .unwrap()
+        .to_owned();
+    // In her own project she is an owner: the form that names her finds no member to remove.
+    let refused = app
+        .submit(
+            &owner,
+            &members,
+            &format!("{members}/{ada}/remove"),
+            &[("confirmed", "yes")],
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 404);
 }
 
 /// Anyone can make an account for any address (through an invitation of a project of their

@@ -285,6 +285,15 @@ async fn the_demo_prints_what_a_newcomer_needs_and_its_panel_plays_mixpanel() {
         .await;
     assert_eq!(location(&joined), "/");
     for (action, fields) in [
+        (
+            "destinations",
+            vec![
+                ("cohort", "2301456:51290"),
+                ("webhook_url", webhook.as_str()),
+                ("username", "mixpanel"),
+                ("secret", "a guess"),
+            ],
+        ),
         ("sync", vec![("destination", destination.as_str())]),
         (
             "membership",

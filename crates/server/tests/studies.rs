@@ -703,10 +703,18 @@ mod dashboard {
         assert_eq!(location(&second), study);
         assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 1);
         form[2].1 = "Another".to_owned();
-        let refused = post(studies.clone(), form).await.unwrap();
+        let refused = post(studies.clone(), form.clone()).await.unwrap();
         assert_eq!(refused.status().as_u16(), 422);
-        assert!(refused.text().await.unwrap().contains("sent already"));
+        let refused = refused.text().await.unwrap();
+        assert!(refused.contains("sent already"));
         assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 1);
+        // The page that says so has a key of its own: sent from it, the form makes the study.
+        assert_ne!(input_value(&refused, "form_key"), form[1].1);
+        form[0].1 = csrf_token(&refused);
+        form[1].1 = input_value(&refused, "form_key");
+        let another = post(studies.clone(), form).await.unwrap();
+        assert_eq!(another.status().as_u16(), 303);
+        assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 2);
 
         let (_, page) = app.page(&browser, &study).await;
         let form = vec![
