@@ -13,8 +13,6 @@ pub(crate) fn kept_traits(
         .then(|| crate::shared::traits_json(&traits)))
 }
 
-/// The next `$4` members of audience `$1` (if it is project `$3`'s) with traits, after
-/// provider member id `$2`: one seek in the audience's key, walked in order.
 /// The unaccepted invites of audience `$1` (unexpired at `$2`) whose users left it: those no
 /// current row has as its match key any more, unless they are still in it under another
 /// distinct id with the same match key (a row staged by a session counts once the session
@@ -31,6 +29,8 @@ pub(crate) const LEFT_MEMBERS_INVITES: &str =
           AND COALESCE(c.staged_session, '') IN
               ('', (SELECT last_session_id FROM audiences WHERE id = $1)))";
 
+/// The next `$4` members of audience `$1` (if it is project `$3`'s) with traits, after
+/// provider member id `$2`: one seek in the audience's key, walked in order.
 pub(crate) const ERASE_MEMBERS_PAGE: &str =
     "SELECT provider_member_id, traits FROM audience_members
     WHERE audience_id = $1 AND provider_member_id > $2 AND traits <> '{}'
