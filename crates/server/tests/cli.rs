@@ -1938,13 +1938,30 @@ async fn a_backup_cut_short_leaves_no_copy_behind_and_the_next_try_succeeds() {
         child.kill().unwrap();
         if !child.wait().unwrap().success() {
             cut_short += 1;
-            assert!(
-                !copy.join("userjourneys.db").exists(),
-                "a backup killed after {delay} ms left a copy"
-            );
-            // Killed between copying the key and naming the copy: the key refuses the next
-            // try (nothing restores from the directory).
-            if !copy.join("app.key").exists() {
+            let named = copy.join("userjourneys.db");
+            if named.exists() {
+                // Killed once the copy had its name (its last steps: the partial name
+                // removed, the directory synced): a whole copy, with its key (it failed as
+                // "left a copy" when a kill came that late; the copy was whole).
+                assert!(
+                    copy.join("app.key").exists(),
+                    "a backup killed after {delay} ms left a copy without its key"
+                );
+                let restored = format!("sqlite://{}", named.display());
+                let pool = sqlx::SqlitePool::connect(&restored).await.unwrap();
+                let filler: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                assert_eq!(
+                    filler, 60,
+                    "a backup killed after {delay} ms left a partial copy"
+                );
+            } else if !copy.join("app.key").exists() {
+                // Killed before the key was copied: the next try succeeds. (Killed between
+                // copying the key and naming the copy, the key refuses the next try: nothing
+                // restores from the directory.)
                 let partials = |copy: &std::path::Path| -> Vec<String> {
                     std::fs::read_dir(copy)
                         .map(|files| {
