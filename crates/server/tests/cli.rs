@@ -1927,6 +1927,19 @@ async fn a_backup_cut_short_leaves_no_copy_behind_and_the_next_try_succeeds() {
         command
     };
     let copy = dir.path().join("copy");
+    // The filler rows a copy holds, read as a restore would.
+    let filler_rows = |copy: &std::path::Path| {
+        let restored = format!("sqlite://{}", copy.display());
+        async move {
+            let pool = sqlx::SqlitePool::connect(&restored).await.unwrap();
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            rows
+        }
+    };
     let mut cut_short = 0;
     for delay in [20, 50, 100, 150, 250, 400] {
         let mut child = backup()
@@ -1947,15 +1960,9 @@ async fn a_backup_cut_short_leaves_no_copy_behind_and_the_next_try_succeeds() {
                     copy.join("app.key").exists(),
                     "a backup killed after {delay} ms left a copy without its key"
                 );
-                let restored = format!("sqlite://{}", named.display());
-                let pool = sqlx::SqlitePool::connect(&restored).await.unwrap();
-                let filler: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-                pool.close().await;
                 assert_eq!(
-                    filler, 60,
+                    filler_rows(&named).await,
+                    60,
                     "a backup killed after {delay} ms left a partial copy"
                 );
             } else if !copy.join("app.key").exists() {
@@ -1985,14 +1992,7 @@ async fn a_backup_cut_short_leaves_no_copy_behind_and_the_next_try_succeeds() {
                 use std::os::unix::fs::MetadataExt;
                 let copied = std::fs::metadata(copy.join("userjourneys.db")).unwrap();
                 assert_eq!((copied.nlink(), copied.mode() & 0o777), (1, 0o600));
-                let restored = format!("sqlite://{}", copy.join("userjourneys.db").display());
-                let pool = sqlx::SqlitePool::connect(&restored).await.unwrap();
-                let filler: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-                pool.close().await;
-                assert_eq!(filler, 60);
+                assert_eq!(filler_rows(&named).await, 60);
             }
         }
         if copy.exists() {
