@@ -399,58 +399,18 @@ impl SqliteStore {
         .map(Some)
     }
 
-    // The SDK's two reads below: the invites read's SQL is PostgreSQL's too, the memberships
-    // read is SQLite's own (`USER_MEMBERSHIPS`). `$1`, `$2` are names to SQLite, numbered in
-    // order of appearance (`$2` comes first in the memberships read), so they are bound by
-    // name.
+    // The SDK's two reads below: [`read_user_invites`] and [`read_user_memberships`].
 
     async fn user_invites(
         &self,
         project: &ProjectId,
         reference_id: &str,
     ) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
-        use crate::shared_invites::{newest_first, HISTORY, USER_INVITES, USER_INVITES_NEWEST};
         if !self.may_have(Keys::Invitees, reference_id) {
             return self.inline.check_open().map(|()| Vec::new());
         }
-        self.inline.read(|db| {
-            let read = |sql, limit: usize| {
-                let mut statement = db.prepare_cached(sql).map_err(from_rusqlite)?;
-                let rows = statement
-                    .query_map(
-                        named_params! {"$1": project.as_str(), "$2": reference_id, "$3": limit as i64},
-                        // By position: the statements list `select_invite!()`.
-                        |row| {
-                            Ok(InviteRow {
-                                code: row.get(0)?,
-                                project_id: row.get(1)?,
-                                rule_id: row.get(2)?,
-                                study_id: row.get(3)?,
-                                reference_id: row.get(4)?,
-                                source: row.get(5)?,
-                                audience_id: row.get(6)?,
-                                audience_member_id: row.get(7)?,
-                                event_name: row.get(8)?,
-                                metadata: row.get(9)?,
-                                traits: row.get(10)?,
-                                state: row.get(11)?,
-                                issued_at: row.get(12)?,
-                                expires_at: row.get(13)?,
-                                accepted_at: row.get(14)?,
-                                dismissed_at: row.get(15)?,
-                                withdrawn_at: row.get(16)?,
-                            })
-                        },
-                    )
-                    .map_err(from_rusqlite)?;
-                rows.map(|row| row.map_err(from_rusqlite)?.try_into())
-                    .collect::<Result<Vec<_>, StoreError>>()
-            };
-            match newest_first(read(USER_INVITES, HISTORY + 1)?) {
-                Some(invites) => Ok(invites),
-                None => read(USER_INVITES_NEWEST, HISTORY),
-            }
-        })
+        self.inline
+            .read(|db| read_user_invites(db, project, reference_id))
     }
 
     async fn user_memberships(
@@ -461,29 +421,40 @@ impl SqliteStore {
         if !self.may_have(Keys::MatchKeys, match_key) {
             return self.inline.check_open().map(|()| Vec::new());
         }
-        self.inline.read(|db| {
-            let mut statement = db
-                .prepare_cached(crate::shared_cohort_sync::USER_MEMBERSHIPS)
-                .map_err(from_rusqlite)?;
-            let rows = statement
-                .query_map(
-                    named_params! {"$1": project.as_str(), "$2": match_key},
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .map_err(from_rusqlite)?;
-            rows.map(|row| row.map_err(from_rusqlite)).collect()
-        })
+        self.inline
+            .read(|db| read_user_memberships(db, project, match_key))
     }
 
-    /// Each read is a lookup on the calling thread (and often none, `key_filter.rs`), so
-    /// memberships are left to be read when needed.
+    /// Each read is a lookup on the calling thread, and often none (`key_filter.rs`). When
+    /// both are read, they share one read transaction: one look at the WAL and its locks
+    /// instead of two, and the invites and memberships of the same moment.
     async fn user_invites_and_memberships(
         &self,
         project: &ProjectId,
         reference_id: &str,
-        _with_memberships: bool,
+        with_memberships: bool,
     ) -> Result<crate::UserHistory, StoreError> {
-        Ok((self.user_invites(project, reference_id).await?, None))
+        let invited = self.may_have(Keys::Invitees, reference_id);
+        let member = with_memberships && self.may_have(Keys::MatchKeys, reference_id);
+        // Known to be in no audience: an empty list, not a read later.
+        let none_read = || with_memberships.then(Vec::new);
+        match (invited, member) {
+            (false, false) => self.inline.check_open().map(|()| (Vec::new(), none_read())),
+            (true, false) => Ok((self.user_invites(project, reference_id).await?, none_read())),
+            (false, true) => Ok((
+                Vec::new(),
+                Some(self.user_memberships(project, reference_id).await?),
+            )),
+            (true, true) => self.inline.read(|db| {
+                // Rolled back when dropped: the read transaction ends whatever happened.
+                let _read = db.unchecked_transaction().map_err(from_rusqlite)?;
+                let invites = read_user_invites(db, project, reference_id)?;
+                Ok((
+                    invites,
+                    Some(read_user_memberships(db, project, reference_id)?),
+                ))
+            }),
+        }
     }
 
     async fn member_by_key(
@@ -518,6 +489,71 @@ impl SqliteStore {
 
 /// Runs a write that blocks on this thread for a while: on the multi-threaded runtime its
 /// other tasks move off this worker first.
+/// The SDK's read of a user's invites, newest first (its SQL is PostgreSQL's too). `$1`,
+/// `$2` are names to SQLite, numbered in order of appearance (`$2` comes first in the
+/// memberships read), so both reads bind them by name.
+fn read_user_invites(
+    db: &rusqlite::Connection,
+    project: &ProjectId,
+    reference_id: &str,
+) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
+    use crate::shared_invites::{newest_first, HISTORY, USER_INVITES, USER_INVITES_NEWEST};
+    let read = |sql, limit: usize| {
+        let mut statement = db.prepare_cached(sql).map_err(from_rusqlite)?;
+        let rows = statement
+            .query_map(
+                named_params! {"$1": project.as_str(), "$2": reference_id, "$3": limit as i64},
+                // By position: the statements list `select_invite!()`.
+                |row| {
+                    Ok(InviteRow {
+                        code: row.get(0)?,
+                        project_id: row.get(1)?,
+                        rule_id: row.get(2)?,
+                        study_id: row.get(3)?,
+                        reference_id: row.get(4)?,
+                        source: row.get(5)?,
+                        audience_id: row.get(6)?,
+                        audience_member_id: row.get(7)?,
+                        event_name: row.get(8)?,
+                        metadata: row.get(9)?,
+                        traits: row.get(10)?,
+                        state: row.get(11)?,
+                        issued_at: row.get(12)?,
+                        expires_at: row.get(13)?,
+                        accepted_at: row.get(14)?,
+                        dismissed_at: row.get(15)?,
+                        withdrawn_at: row.get(16)?,
+                    })
+                },
+            )
+            .map_err(from_rusqlite)?;
+        rows.map(|row| row.map_err(from_rusqlite)?.try_into())
+            .collect::<Result<Vec<_>, StoreError>>()
+    };
+    match newest_first(read(USER_INVITES, HISTORY + 1)?) {
+        Some(invites) => Ok(invites),
+        None => read(USER_INVITES_NEWEST, HISTORY),
+    }
+}
+
+/// The SDK's read of a user's memberships (SQLite's own SQL, `USER_MEMBERSHIPS`).
+fn read_user_memberships(
+    db: &rusqlite::Connection,
+    project: &ProjectId,
+    match_key: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut statement = db
+        .prepare_cached(crate::shared_cohort_sync::USER_MEMBERSHIPS)
+        .map_err(from_rusqlite)?;
+    let rows = statement
+        .query_map(
+            named_params! {"$1": project.as_str(), "$2": match_key},
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(from_rusqlite)?;
+    rows.map(|row| row.map_err(from_rusqlite)).collect()
+}
+
 fn blocking<T>(write: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),

@@ -767,11 +767,10 @@ pub trait InviteStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError>;
     /// The user's invites, newest first (their history for the pacing engine), and, if
-    /// `with_memberships` and the database answers both in one round trip (PostgreSQL),
-    /// their current memberships by `reference_id` as
-    /// [`audience_memberships`](crate::CohortSyncStore::audience_memberships) gives them.
-    /// `None` where they were not read: SQLite reads each on the calling thread, so the
-    /// caller reads them only when it needs them.
+    /// `with_memberships`, their current memberships by `reference_id` as
+    /// [`audience_memberships`](crate::CohortSyncStore::audience_memberships) gives them,
+    /// read at the same moment (one round trip on PostgreSQL, one read transaction on
+    /// SQLite). `None` where they were not read.
     async fn user_history(
         &self,
         project: &ProjectId,

@@ -138,8 +138,8 @@ impl UserView {
     }
 
     /// The user seen through `snapshot` (explain reads one now). When a rule the request
-    /// `considers` targets an audience, the memberships are read with the invites where the
-    /// database answers both in one round trip (PostgreSQL); otherwise when first needed.
+    /// `considers` targets an audience, the memberships are read with the invites (one round
+    /// trip on PostgreSQL, one read transaction on SQLite); otherwise when first needed.
     pub async fn with(
         state: &AppState,
         project: &ProjectId,
