@@ -1914,6 +1914,11 @@ async fn a_users_invites_are_read_with_their_attribution() {
         (listed["object"].as_str(), listed["has_more"].as_bool()),
         (Some("list"), Some(false))
     );
+    // An empty cursor is none (it answered an empty page).
+    let from_empty: Value = world
+        .api("/api/v1/invites?reference_id=ref_2&starting_after=")
+        .await;
+    assert_eq!(from_empty, listed);
     let invite = &listed["data"][0];
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
     assert_eq!(
@@ -2112,6 +2117,10 @@ async fn a_rule_s_invites_are_listed_with_their_attribution_a_page_at_a_time() {
     let (first, more, body) = page("?limit=2".into()).await;
     assert_eq!((first.as_slice(), more), (&codes[..2], true));
     assert_eq!(body["data"][0], world.attribution(&codes[0]).await);
+    // An empty cursor is none, as on every list: a client sending `starting_after=` with
+    // no page read yet got an empty page, as if there were nothing to export.
+    let (from_empty, more, _) = page("?limit=2&starting_after=".into()).await;
+    assert_eq!((from_empty.as_slice(), more), (&codes[..2], true));
     let (rest, more, _) = page(format!("?limit=2&starting_after={}", codes[1])).await;
     assert_eq!((rest.as_slice(), more), (&codes[2..], false));
 

@@ -239,6 +239,17 @@ async fn a_single_project_account_connects_at_once_with_region_and_timezone() {
         ),
         (Some("Buyers"), Some(true))
     );
+    // An empty cursor is none, as on every list (it was a 400).
+    let from_empty: Value = app
+        .get(
+            "/api/v1/integrations/mixpanel/cohorts?limit=1&starting_after=",
+            &key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(from_empty, first);
     let after = first["data"][0]["id"].as_str().unwrap();
     let rest: Value = app
         .get(

@@ -567,7 +567,10 @@ impl ListParams {
         }
         Ok(PageRequest {
             limit,
-            starting_after: self.starting_after,
+            // An empty cursor is none, on every list: a client sending `starting_after=` for
+            // its first page got the first page of most lists, an empty page of a rule's or
+            // a user's invites and a 400 of Mixpanel's cohorts (found by the REST review).
+            starting_after: self.starting_after.filter(|after| !after.is_empty()),
         })
     }
 }
