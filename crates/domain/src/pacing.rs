@@ -36,11 +36,14 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// As a rule stores it: an app event's name without surrounding spaces.
+    /// As a rule stores it: an app event's name or an audience's id without surrounding
+    /// spaces, as every name and id is taken (an audience id pasted with a line break was
+    /// "not an audience of this project", and sent again with a space a changed trigger;
+    /// found by the REST review).
     pub fn trimmed(self) -> Self {
         match self {
             Trigger::AppEvent(name) => Trigger::AppEvent(name.trim().to_owned()),
-            other => other,
+            Trigger::Audience(id) => Trigger::Audience(id.trim().to_owned()),
         }
     }
 }

@@ -2101,18 +2101,39 @@ async fn an_audience_rule_explains_membership_by_match_key() {
         .json()
         .await
         .unwrap();
-    let rule: Value = synced
+    // Its id pasted with a line break is trimmed, as ids are: it was "not an audience of
+    // this project".
+    let created = synced
         .app
         .post_json(
             &format!("/api/v1/studies/{}/launch-rules", study["id"].as_str().unwrap()),
             &synced.key,
-            json!({"name": "Trial", "status": "active", "trigger": {"type": "audience", "audience_id": audience}, "surface": "sdk_prompt"}),
+            json!({"name": "Trial", "status": "active", "trigger": {"type": "audience", "audience_id": format!("{audience}\n")}, "surface": "sdk_prompt"}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
+    let status = created.status().as_u16();
+    let rule: Value = created.json().await.unwrap();
+    assert_eq!(
+        (status, rule["trigger"]["audience_id"].as_str()),
+        (201, Some(audience.as_str())),
+        "{rule}"
+    );
     let id = rule["id"].as_str().unwrap();
+    // Sent again with a space before it, the trigger is the same (it was trigger_immutable).
+    let same = synced
+        .app
+        .patch_json(
+            &format!("/api/v1/launch-rules/{id}"),
+            &synced.key,
+            json!({"trigger": {"type": "audience", "audience_id": format!(" {audience}")}}),
+        )
+        .await;
+    assert_eq!(
+        same.status().as_u16(),
+        200,
+        "{}",
+        same.text().await.unwrap()
+    );
     let audience_gate = |explained: &Value| {
         explained["gates"]
             .as_array()
