@@ -409,7 +409,9 @@ async fn several_projects_across_regions_are_offered_and_one_is_picked() {
         "mixpanel_unreachable"
     );
 
-    let picked = pick("20", &token).await;
+    // The token is trimmed as the project id, username and secret are: pasted with a line
+    // break, a valid token was a 404.
+    let picked = pick("20", &format!(" {token}\n")).await;
     assert_eq!(picked.status().as_u16(), 200);
     let picked: Value = picked.json().await.unwrap();
     assert_eq!(

@@ -257,7 +257,9 @@ pub async fn choose_project(
     mixpanel_project_id: &str,
 ) -> Result<MixpanelConnection, ServiceError> {
     let answer_by = answer_by(state);
-    let hash = token_hash(connect_token);
+    // Trimmed as the project id, the username and the secret are: pasted with a line break,
+    // a valid token was a 404 (found by the REST review).
+    let hash = token_hash(connect_token.trim());
     let attempt = state
         .store
         .connect_attempt(project, &hash, Utc::now())
