@@ -184,6 +184,66 @@ async fn invalid_studies_name_the_field() {
     );
 }
 
+/// A body read again for a whole number written as a float (`5.0`) is held to what the
+/// first reading holds it to: a field given twice is refused with the same error (read as a
+/// tree, the second reading kept the last and created the study).
+#[tokio::test]
+async fn a_whole_number_written_as_a_float_lets_no_field_be_given_twice() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let post = |body: &'static str| {
+        let app = &app;
+        let key = &key;
+        async move {
+            json_of(
+                app.client
+                    .post(app.url("/api/v1/studies"))
+                    .bearer_auth(key)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    for body in [
+        r#"{"weekly_limit":5,"name":"A","name":"B","interview_url":"https://x.io"}"#,
+        r#"{"weekly_limit":5.0,"name":"A","name":"B","interview_url":"https://x.io"}"#,
+        r#"{"weekly_limit":1e1,"name":"A","interview_url":"https://x.io","name":"B"}"#,
+    ] {
+        // Where the body sent has it, whatever the reading.
+        let column = body.rfind(r#""name""#).unwrap() + 6;
+        let (status, error) = post(body).await;
+        assert_eq!(
+            (status, error),
+            (
+                400,
+                json!({"error": {"code": "invalid_request", "field": "name", "message":
+                    format!("Invalid request body: duplicate field `name` at line 1 column {column}")}})
+            ),
+            "{body}"
+        );
+    }
+    assert_eq!(app.count_sql("SELECT COUNT(*) FROM studies").await, 0);
+    // Given once, the float is still the whole number it is, and a fraction refused.
+    let (status, created) =
+        post(r#"{"weekly_limit":5.0,"name":"A","interview_url":"https://x.io"}"#).await;
+    assert_eq!(
+        (status, &created["name"], &created["weekly_limit"]),
+        (201, &json!("A"), &json!(5)),
+        "{created}"
+    );
+    let (status, error) =
+        post(r#"{"weekly_limit":5.5,"name":"A","interview_url":"https://x.io"}"#).await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (400, Some("weekly_limit")),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn rules_take_every_field_and_refuse_a_changed_trigger() {
     let app = TestApp::spawn().await;

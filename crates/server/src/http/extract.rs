@@ -192,39 +192,77 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         // browser's encoder writes it: the event is not lost over one character.
         Err(rejection) => match uj_domain::json::repair_lone_surrogates(body) {
             Some(repaired) => json_body(&repaired),
-            // Only for that: read as a tree, a body would lose what else serde refuses
-            // (a field given twice).
+            // Read again as it was read the first time, so that the second reading refuses
+            // all the first one does: read as a tree, a body lost a field given twice (the
+            // last was taken; found by the REST review).
             None if rejection
                 .body_text()
                 .contains("invalid type: floating point") =>
             {
-                whole_numbers(body).ok_or_else(|| json_rejection(rejection))
+                match whole_numbers(body) {
+                    Some(rewritten) => axum::Json::<T>::from_bytes(&rewritten)
+                        .map(|axum::Json(value)| value)
+                        .map_err(json_rejection),
+                    None => Err(json_rejection(rejection)),
+                }
             }
             None => Err(json_rejection(rejection)),
         },
     }
 }
 
-/// `body` read again with each whole number written as a float (`5.0`, `1e2`) as the
-/// integer it is, as JSON Schema's `integer` counts it; `None` when that does not help.
-/// Only after a body fails to parse, so a body read the first time costs nothing more.
-fn whole_numbers<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
-    use serde_json::Value;
-    fn integral(value: &mut Value) {
-        match value {
-            Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-                if let Some(whole) = n.as_f64().and_then(uj_domain::json::whole_number) {
-                    *value = Value::from(whole);
+/// `body` with each whole number written as a float (`5.0`, `1e2`) written as the integer
+/// it is, as JSON Schema's `integer` counts it, followed by spaces to the length it had;
+/// `None` for a body that is not JSON or holds no such number. Only after a body fails to parse, so a body read the first time costs
+/// nothing more.
+fn whole_numbers(body: &[u8]) -> Option<Vec<u8>> {
+    // Valid JSON, so each number outside a string is one of JSON's, and a string ends at
+    // its first quote not escaped.
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).ok()?;
+    let mut rewritten = Vec::with_capacity(body.len());
+    let mut changed = false;
+    let mut at = 0;
+    while at < body.len() {
+        let start = at;
+        match body[at] {
+            b'"' => {
+                at += 1;
+                while body[at] != b'"' {
+                    at += if body[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                while at < body.len()
+                    && matches!(body[at], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    at += 1;
+                }
+                let number = &body[start..at];
+                let whole = number
+                    .iter()
+                    .any(|b| matches!(b, b'.' | b'e' | b'E'))
+                    .then(|| std::str::from_utf8(number).ok()?.parse::<f64>().ok())
+                    .flatten()
+                    .and_then(uj_domain::json::whole_number);
+                if let Some(whole) = whole {
+                    // Padded to its length, so that the positions an error names are the
+                    // client's (but for one written shorter than its digits, as `1e20`).
+                    let whole = whole.to_string();
+                    rewritten.extend_from_slice(whole.as_bytes());
+                    rewritten.resize(
+                        rewritten.len() + number.len().saturating_sub(whole.len()),
+                        b' ',
+                    );
+                    changed = true;
+                    continue;
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(integral),
-            Value::Object(fields) => fields.values_mut().for_each(integral),
-            _ => {}
+            _ => at += 1,
         }
+        rewritten.extend_from_slice(&body[start..at]);
     }
-    let mut value: Value = serde_json::from_slice(body).ok()?;
-    integral(&mut value);
-    serde_json::from_value(value).ok()
+    changed.then_some(rewritten)
 }
 
 /// Where in a JSON value a NUL is, named as serde names a field at fault (`prompt.title`,
@@ -572,6 +610,37 @@ impl ListParams {
             // a user's invites and a 400 of Mixpanel's cohorts (found by the REST review).
             starting_after: self.starting_after.filter(|after| !after.is_empty()),
         })
+    }
+}
+
+#[cfg(test)]
+mod whole_number_tests {
+    use super::whole_numbers;
+
+    #[test]
+    fn whole_numbers_are_rewritten_outside_strings_only() {
+        for (json, rewritten) in [
+            (
+                r#"{"a": 5.0, "b": [1e2, -3.0, 0.5]}"#,
+                Some(r#"{"a": 5  , "b": [100, -3  , 0.5]}"#),
+            ),
+            (r#"{"a":1E+2,"a":2}"#, Some(r#"{"a":100 ,"a":2}"#)),
+            (
+                r#"{"5.0": "x \" 5.0", "n": 5.0}"#,
+                Some(r#"{"5.0": "x \" 5.0", "n": 5  }"#),
+            ),
+            (r#"{"a": "\\", "n": 2.0}"#, Some(r#"{"a": "\\", "n": 2  }"#)),
+            (r#"{"a": 1e15}"#, Some(r#"{"a": 1000000000000000}"#)),
+            (r#"{"a": 5, "b": 0.5, "c": 1e300, "d": "5.0"}"#, None),
+            (r#"{"a": 5.0"#, None),
+            ("5.0", Some("5  ")),
+        ] {
+            assert_eq!(
+                whole_numbers(json.as_bytes()),
+                rewritten.map(|r| r.as_bytes().to_vec()),
+                "{json}"
+            );
+        }
     }
 }
 
