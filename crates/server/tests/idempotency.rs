@@ -26,6 +26,8 @@ struct Answer {
     body: Vec<u8>,
     /// The `Location` header.
     location: Option<String>,
+    /// The `ETag` header.
+    etag: Option<String>,
 }
 
 impl Answer {
@@ -67,16 +69,20 @@ async fn answer_of(response: reqwest::Response) -> Answer {
         }
         None => false,
     };
-    let location = response
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_owned());
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+    let (location, etag) = (header("location"), header("etag"));
     let body = response.bytes().await.unwrap().to_vec();
     Answer {
         status,
         replayed,
         body,
         location,
+        etag,
     }
 }
 
@@ -123,6 +129,39 @@ async fn a_create_sent_again_with_its_key_is_answered_as_the_first_and_creates_n
         rule.location,
         Some(format!("/api/v1/launch-rules/{}", rule.id()))
     );
+    // Each answers its version, as a read does, for a change made over it (If-Match): the
+    // creates answered none, so a client had to read what it had just created.
+    let etag_of = |path: String| {
+        let app = &app;
+        let key = &key;
+        async move {
+            let read = app.get(&path, key).await;
+            read.headers()["etag"].to_str().unwrap().to_owned()
+        }
+    };
+    let created_version = etag_of(at.clone()).await;
+    assert_eq!(
+        (first.etag.as_deref(), again.etag.as_deref()),
+        (
+            Some(created_version.as_str()),
+            Some(created_version.as_str())
+        )
+    );
+    let rule_again = post_keyed(
+        &app,
+        &format!("{at}/launch-rules"),
+        &key,
+        "rule-1",
+        &json!({"name": "R", "surface": "sdk_prompt",
+                "trigger": {"type": "app_event", "event_name": "X"}}),
+    )
+    .await;
+    assert!(rule_again.replayed);
+    let rule_version = etag_of(format!("/api/v1/launch-rules/{}", rule.id())).await;
+    assert_eq!(
+        (rule.etag.as_deref(), rule_again.etag.as_deref()),
+        (Some(rule_version.as_str()), Some(rule_version.as_str()))
+    );
 
     // The answer recorded is replayed, not the study as it is now.
     let renamed = app
@@ -137,6 +176,10 @@ async fn a_create_sent_again_with_its_key_is_answered_as_the_first_and_creates_n
     let later = post_keyed(&app, STUDY, &key, "order-7f3a", &checkout()).await;
     assert_eq!((later.status, later.replayed), (201, true));
     assert_eq!(later.body, first.body);
+    // With the version of the study it shows: a change over it is refused, not made over
+    // the rename.
+    assert_eq!(later.etag, first.etag);
+    assert_ne!(later.etag, Some(etag_of(at.clone()).await));
 
     // Without a key, each create is its own.
     app.create_study(&key, "https://research.example.com/i/ck")

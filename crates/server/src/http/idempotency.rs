@@ -91,21 +91,36 @@ pub fn created(resource: impl Serialize) -> Answer {
 }
 
 /// A create's answer with `Location`: the created resource's address, `base` and the `id`
-/// of the answered body (on a replay too).
+/// of the answered body (on a replay too); and with its version as an `ETag`, the
+/// `updated_at` of the answered body, as every other answer of a study or rule (the creates
+/// answered none; found by the REST review). A replay's is the version it shows, as
+/// created: a change sent over it after another is refused, as over any older version.
 pub struct Located(pub Answer, pub &'static str);
 
 impl IntoResponse for Located {
     fn into_response(self) -> Response {
         let Located(answer, base) = self;
-        let id = (answer.status == StatusCode::CREATED.as_u16())
+        let body = (answer.status == StatusCode::CREATED.as_u16())
             .then(|| serde_json::from_slice::<serde_json::Value>(&answer.body).ok())
-            .flatten()
-            .and_then(|body| body["id"].as_str().map(str::to_owned));
+            .flatten();
+        let field = |name: &str| {
+            body.as_ref()
+                .and_then(|body| body[name].as_str().map(str::to_owned))
+        };
+        let (id, version) = (field("id"), field("updated_at"));
         let mut response = answer.into_response();
         if let Some(location) =
             id.and_then(|id| HeaderValue::from_str(&format!("{base}/{id}")).ok())
         {
             response.headers_mut().insert(header::LOCATION, location);
+        }
+        if let Some(tag) = version
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+            .and_then(|at| {
+                HeaderValue::from_str(&super::api::entity_tag(at.with_timezone(&chrono::Utc))).ok()
+            })
+        {
+            response.headers_mut().insert(header::ETAG, tag);
         }
         response
     }

@@ -317,7 +317,7 @@ pub struct UpdateRuleRequest {
     summary = "Create a launch rule (draft unless a status is given)",
     params(("id" = String, Path, description = "The study id"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = IDEMPOTENCY_KEY_DOC)),
     request_body = CreateRuleRequest,
-    responses((status = 201, description = "The rule", body = RuleResponse, headers(("Location" = String, description = "The created resource's address"), ("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
+    responses((status = 201, description = "The rule", body = RuleResponse, headers(("Location" = String, description = "The created resource's address"), ("ETag" = String, description = "Its version, for `If-Match` on a change"), ("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
 )]
 async fn create_rule(
     State(state): State<AppState>,
@@ -443,7 +443,7 @@ async fn update_rule(
     tag = "Studies",
     summary = "Archive a rule (final)",
     params(("id" = String, Path, description = "The rule id")),
-    responses((status = 200, description = "The archived rule", body = RuleResponse))
+    responses((status = 200, description = "The archived rule", body = RuleResponse, headers(("ETag" = String, description = "Its version, for `If-Match` on a change"))))
 )]
 async fn archive_rule(
     State(state): State<AppState>,

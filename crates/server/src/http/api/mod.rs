@@ -39,7 +39,7 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Versioned<T> {
 }
 
 /// A version as a strong entity tag: its `updated_at`, in microseconds.
-fn entity_tag(at: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn entity_tag(at: chrono::DateTime<chrono::Utc>) -> String {
     format!("\"{}\"", at.timestamp_micros())
 }
 

@@ -137,7 +137,7 @@ pub struct UpdateStudyRequest {
     summary = "Create a study",
     params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = IDEMPOTENCY_KEY_DOC)),
     request_body = CreateStudyRequest,
-    responses((status = 201, description = "The study", body = StudyResponse, headers(("Location" = String, description = "The created resource's address"), ("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
+    responses((status = 201, description = "The study", body = StudyResponse, headers(("Location" = String, description = "The created resource's address"), ("ETag" = String, description = "Its version, for `If-Match` on a change"), ("Idempotent-Replayed" = String, description = "`true` on the replayed answer of an earlier request with the same Idempotency-Key"))))
 )]
 async fn create_study(
     State(state): State<AppState>,
