@@ -1,11 +1,5 @@
 //! JSON text as clients send it.
 
-/// `body` with each escaped half of a UTF-16 surrogate pair that stands alone (`\ud83d`
-/// not followed by its low half: a string cut in the middle of an emoji) replaced by
-/// `\ufffd`, of the same length, so serde_json's positions still hold; `None` when it has
-/// none. serde_json refuses such a half; UTF-8 has no way to write one, and a browser's
-/// `TextEncoder` writes U+FFFD for it too. A cohort sync's 400 would pause the customer's
-/// whole sync, even for a property we do not keep, and an app's would lose its event.
 /// The integer a JSON number written as a float names (`5.0`, `1e2`), while a float holds
 /// it exactly (below 2^53; past it, it may have been rounded); `None` for a fraction.
 pub fn whole_number(f: f64) -> Option<i64> {
@@ -13,6 +7,12 @@ pub fn whole_number(f: f64) -> Option<i64> {
     (f.fract() == 0.0 && f.abs() < EXACT).then_some(f as i64)
 }
 
+/// `body` with each escaped half of a UTF-16 surrogate pair that stands alone (`\ud83d`
+/// not followed by its low half: a string cut in the middle of an emoji) replaced by
+/// `\ufffd`, of the same length, so serde_json's positions still hold; `None` when it has
+/// none. serde_json refuses such a half; UTF-8 has no way to write one, and a browser's
+/// `TextEncoder` writes U+FFFD for it too. A cohort sync's 400 would pause the customer's
+/// whole sync, even for a property we do not keep, and an app's would lose its event.
 pub fn repair_lone_surrogates(body: &[u8]) -> Option<Vec<u8>> {
     let high = |unit: u16| (0xD800..0xDC00).contains(&unit);
     let low = |unit: u16| (0xDC00..0xE000).contains(&unit);

@@ -213,8 +213,8 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 /// `body` with each whole number written as a float (`5.0`, `1e2`) written as the integer
 /// it is, as JSON Schema's `integer` counts it, followed by spaces to the length it had;
-/// `None` for a body that is not JSON or holds no such number. Only after a body fails to parse, so a body read the first time costs
-/// nothing more.
+/// `None` for a body that is not JSON or holds no such number. Only after a body fails to
+/// parse, so a body read the first time costs nothing more.
 fn whole_numbers(body: &[u8]) -> Option<Vec<u8>> {
     // Valid JSON, so each number outside a string is one of JSON's, and a string ends at
     // its first quote not escaped.
