@@ -192,10 +192,13 @@ macro_rules! impl_study_store {
                 let mut removed = 0;
                 // In batches, as the sync history's: an hour of keyed creates (up to 360,000
                 // at the default rate limit) deleted at once held SQLite's writer for seconds
-                // (found by the idempotency review).
+                // (found by the idempotency review). The age is checked by the DELETE itself
+                // too: a create renewing a stale record of its key (`record_once`) while the
+                // purge waits for its row is re-checked by PostgreSQL against the outer
+                // statement's conditions alone, and the renewed record was deleted.
                 loop {
                     let done = sqlx::query(
-                        "DELETE FROM idempotency_keys WHERE (project_id, idempotency_key) IN (
+                        "DELETE FROM idempotency_keys WHERE created_at <= $1 AND (project_id, idempotency_key) IN (
                             SELECT project_id, idempotency_key FROM idempotency_keys
                             WHERE created_at <= $1 LIMIT $2)",
                     )

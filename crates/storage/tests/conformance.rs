@@ -6372,3 +6372,78 @@ async fn creates_racing_with_one_idempotency_key_make_one(store: Arc<dyn Store>,
         .unwrap();
     assert_eq!(record.resource_id, studies.items[0].id.as_str());
 }
+
+/// Waits until `n` sessions of the test's PostgreSQL database wait for a lock.
+async fn until_waiting_for_locks(db: &TestDatabase, n: i64) {
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for _ in 0..400 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{n} sessions never waited for a lock");
+}
+
+/// The hourly purge never deletes a record that replaced a stale one of its key while the
+/// purge waited for it: PostgreSQL checks the deleted row's new version against the outer
+/// statement alone (it deleted the new record when only the subquery said how old).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idempotency_purge_keeps_a_record_renewed_while_it_waited() {
+    use uj_domain::idempotency::KEY_LIFETIME;
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(uj_storage::PgStore::connect(&db.url).await.unwrap());
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let old = now - KEY_LIFETIME - Duration::hours(1);
+    let first = new_study(&shop, "purge00001", old);
+    let stale = answer_record(&shop, "k-1", "fp-a", first.id.as_str(), old);
+    assert!(store.create_study(&first, Some(&stale)).await.unwrap());
+
+    // A create with the key renews its record, then waits (for a study code another
+    // transaction is inserting) with the renewed row uncommitted.
+    let pg = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut holder = pg.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO studies (id, project_id, name, status, interview_url, launch_mode,
+            public_code, created_at, updated_at)
+         VALUES ('held', $1, 'Held', 'active', 'https://x.example', 'in_app', 'purge00002', now(), now())",
+    )
+    .bind(shop.as_str())
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let again = new_study(&shop, "purge00002", now);
+    let renewed = answer_record(&shop, "k-1", "fp-b", again.id.as_str(), now);
+    let create = {
+        let (store, again, renewed) = (store.clone(), again.clone(), renewed.clone());
+        tokio::spawn(async move { store.create_study(&again, Some(&renewed)).await })
+    };
+    until_waiting_for_locks(&db, 1).await;
+    // The purge reads the stale version and waits for the create's transaction.
+    let purge = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .delete_stale_idempotency_records(now - KEY_LIFETIME)
+                .await
+        })
+    };
+    until_waiting_for_locks(&db, 2).await;
+    holder.rollback().await.unwrap();
+    assert!(create.await.unwrap().unwrap());
+    assert_eq!(purge.await.unwrap().unwrap(), 0);
+    assert_eq!(
+        store.idempotency_record(&shop, "k-1", now).await.unwrap(),
+        Some(renewed)
+    );
+}
