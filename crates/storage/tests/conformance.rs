@@ -6447,3 +6447,58 @@ async fn the_idempotency_purge_keeps_a_record_renewed_while_it_waited() {
         Some(renewed)
     );
 }
+
+/// Two processes flushing new app event names into a nearly full catalog at once keep it
+/// within [`uj_storage::MAX_APP_EVENT_NAMES`]: each counted the names committed, neither
+/// saw the other's, and both filled the room left (990 names and 10 new in each made
+/// 1010).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_flushing_new_names_at_once_keep_the_catalogs_cap() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let first: Arc<dyn Store> = Arc::new(uj_storage::PgStore::connect(&db.url).await.unwrap());
+    let second: Arc<dyn Store> = Arc::new(uj_storage::PgStore::connect(&db.url).await.unwrap());
+    let (_, shop) = owner_with_project(&first, "ada@example.com").await;
+    let now = uj_now();
+    let count = |name: &str| uj_storage::AppEventCount {
+        project: shop.clone(),
+        name: name.into(),
+        count: 1,
+        first: now,
+        last: now,
+    };
+    let cap = uj_storage::MAX_APP_EVENT_NAMES;
+    // The room left is 10; "zzz", sorted last, is one of the names there.
+    let mut there: Vec<_> = (0..cap - 11).map(|n| count(&format!("e{n:04}"))).collect();
+    there.push(count("zzz"));
+    first.record_app_events(&there).await.unwrap();
+    // Each flush adds its new names, then waits for "zzz", held here, before committing.
+    let pg = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut holder = pg.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM event_catalog WHERE project_id = $1 AND name = 'zzz' FOR UPDATE")
+        .bind(shop.as_str())
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let flushes = [(first, "a"), (second, "b")].map(|(store, process)| {
+        let mut batch: Vec<_> = (0..10)
+            .map(|n| count(&format!("new-{process}-{n}")))
+            .collect();
+        batch.push(count("zzz"));
+        tokio::spawn(async move { store.record_app_events(&batch).await })
+    });
+    until_waiting_for_locks(&db, 2).await;
+    holder.commit().await.unwrap();
+    for flush in flushes {
+        flush.await.unwrap().unwrap();
+    }
+    let named: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM event_catalog WHERE project_id = $1 AND app_first_seen_at IS NOT NULL",
+    )
+    .bind(shop.as_str())
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert_eq!(named, cap as i64);
+}
