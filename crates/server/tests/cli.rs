@@ -1706,6 +1706,7 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
                         "DROP INDEX sync_ledger_refusals",
                         "ALTER TABLE mixpanel_connections DROP COLUMN cohorts_read_at",
                         "ALTER TABLE secret_keys DROP COLUMN created_by",
+                        "ALTER TABLE mixpanel_connections DROP COLUMN event_names_read_at",
                     ] {
                         sqlx::query(sql).execute(&pool).await.unwrap();
                     }

@@ -130,7 +130,7 @@ macro_rules! impl_mixpanel_store {
                         timezone = excluded.timezone, workspace_id = excluded.workspace_id,
                         status = excluded.status, status_detail = excluded.status_detail,
                         connected_at = excluded.connected_at, last_verified_at = excluded.last_verified_at,
-                        cohorts_read_at = NULL
+                        cohorts_read_at = NULL, event_names_read_at = NULL
                      WHERE mixpanel_connections.mixpanel_project_id = excluded.mixpanel_project_id",
                 )
                 .bind(c.project_id.as_str())
@@ -371,16 +371,18 @@ macro_rules! impl_mixpanel_store {
                     return Ok(false);
                 }
                 // A read older than the one stored changes nothing (two reads at once from
-                // two processes may commit out of order).
-                let newer: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM event_catalog
-                                    WHERE project_id = $1 AND seen_in_mixpanel_at > $2)",
+                // two processes may commit out of order). Its time is the connection's, as
+                // for cohorts: told from the names' times, a newer read that listed none
+                // left nothing to tell it by, and an older one listing names replaced it.
+                let latest = sqlx::query(
+                    "UPDATE mixpanel_connections SET event_names_read_at = $2
+                     WHERE project_id = $1 AND (event_names_read_at IS NULL OR event_names_read_at <= $2)",
                 )
                 .bind(project.as_str())
                 .bind(Ts(seen_at))
-                .fetch_one(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
-                if newer {
+                if latest.rows_affected() == 0 {
                     return Ok(true);
                 }
                 // Each read replaces the last (each one only added: a renamed event stayed for

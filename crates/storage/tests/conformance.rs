@@ -1953,6 +1953,42 @@ async fn cohorts_are_replaced_and_event_names_recorded_per_project(
         (1, None)
     );
     assert!(store.event_catalog(&blog).await.unwrap().is_empty());
+    // A read that finished after a later one changes nothing, even when the later one
+    // listed no names (no name then kept the later read's time).
+    let (earlier, latest) = (now + Duration::hours(2), now + Duration::hours(3));
+    assert!(store
+        .record_mixpanel_event_names(&shop, at, &[], latest)
+        .await
+        .unwrap());
+    assert!(store
+        .record_mixpanel_event_names(&shop, at, &names[1..2], earlier)
+        .await
+        .unwrap());
+    let catalog = store.event_catalog(&shop).await.unwrap();
+    assert_eq!(
+        catalog
+            .iter()
+            .map(|e| (e.name.as_str(), e.seen_in_mixpanel_at))
+            .collect::<Vec<_>>(),
+        [("Signed Up", None)]
+    );
+    // New credentials start the names anew: their first read lands whatever its time.
+    store
+        .save_mixpanel_connection(&connected, "v1.z")
+        .await
+        .unwrap();
+    assert!(store
+        .record_mixpanel_event_names(&shop, at, &names[1..2], earlier)
+        .await
+        .unwrap());
+    let catalog = store.event_catalog(&shop).await.unwrap();
+    assert_eq!(
+        catalog
+            .iter()
+            .map(|e| (e.name.as_str(), e.seen_in_mixpanel_at))
+            .collect::<Vec<_>>(),
+        [("App Opened", Some(earlier)), ("Signed Up", None)]
+    );
 
     // Deleting the connection forgets the cohorts read through it.
     store.delete_mixpanel_connection(&shop).await.unwrap();
