@@ -1707,6 +1707,9 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
                         "ALTER TABLE mixpanel_connections DROP COLUMN cohorts_read_at",
                         "ALTER TABLE secret_keys DROP COLUMN created_by",
                         "ALTER TABLE mixpanel_connections DROP COLUMN event_names_read_at",
+                        "DROP INDEX launch_rules_live",
+                        "DROP INDEX studies_live",
+                        "CREATE INDEX launch_rules_by_project ON launch_rules (project_id, status)",
                     ] {
                         sqlx::query(sql).execute(&pool).await.unwrap();
                     }

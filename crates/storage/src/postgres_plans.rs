@@ -94,3 +94,101 @@ async fn a_rule_s_invites_page_from_its_own_index() {
     assert!(plan.contains("invites_by_rule_code"), "{plan}");
     assert!(!plan.contains("\"Sort\""), "{plan}");
 }
+
+/// A project's live rules and studies are found in the partial indexes of the live ones,
+/// never by walking its archived rules (unbounded: the live limit does not count them),
+/// whether PostgreSQL plans for the project or keeps a generic plan.
+#[tokio::test]
+async fn live_rules_and_studies_are_read_from_their_own_index() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    crate::connect(&db.url).await.expect("migrated");
+    let mut pg = PgConnection::connect(&db.url).await.unwrap();
+    // Each of 20 projects archived 1,000 studies and 5,000 rules; p1 has 3 of each live.
+    sqlx::raw_sql(
+        "INSERT INTO projects (id, name, public_key, created_at)
+         SELECT 'p' || i, 'Shop', 'pk' || i, now() FROM generate_series(1, 20) AS i;
+         INSERT INTO studies (id, project_id, name, status, interview_url, launch_mode, public_code, created_at, updated_at)
+         SELECT 's' || i, 'p' || (i % 20 + 1), 'S', CASE WHEN i <= 60 AND i % 20 = 0 THEN 'active' ELSE 'archived' END,
+                'https://x.example', 'in_app', 'pc' || i, now(), now()
+         FROM generate_series(1, 20000) AS i;
+         INSERT INTO launch_rules (id, project_id, study_id, name, status, trigger_type, trigger_value, surface,
+             prompt_title, prompt_message, prompt_start_label, prompt_dismiss_label, priority, cooldown_seconds,
+             sampling_percent, created_at, updated_at)
+         SELECT 'r' || i, 'p' || (i % 20 + 1), 's' || (i % 20000 + 1), 'R',
+                CASE WHEN i <= 60 AND i % 20 = 0 THEN 'active' ELSE 'archived' END,
+                'audience', 'a', 'sdk_prompt', '', '', '', '', 0, 0, 100, now(), now()
+         FROM generate_series(1, 100000) AS i;
+         ANALYZE;",
+    )
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(&format!("SET plan_cache_mode = {mode}"))
+            .execute(&mut pg)
+            .await
+            .unwrap();
+        for (sql, index) in [
+            (crate::shared_studies::LIVE_RULES, "launch_rules_live"),
+            (crate::shared_studies::LIVE_RULE_COUNT, "launch_rules_live"),
+            (crate::shared_studies::LIVE_RULE_STARTS, "launch_rules_live"),
+            (
+                crate::shared_studies::LIVE_STUDY_STARTS,
+                "launch_rules_live",
+            ),
+            (
+                crate::shared_cohort_sync::RULES_TARGETING,
+                "launch_rules_live",
+            ),
+            (crate::shared_studies::LIVE_STUDY_COUNT, "studies_live"),
+        ] {
+            // Prepared, as the store runs it, with the values it binds.
+            let explain = format!("EXPLAIN (FORMAT JSON) {sql}");
+            let mut query = sqlx::query_scalar::<_, serde_json::Value>(&explain).bind("p1");
+            if sql.contains("$3") {
+                query = query.bind(chrono::Utc::now()).bind(chrono::Utc::now());
+            } else if sql.contains("$2") {
+                query = query.bind("a");
+            }
+            let plan = query.fetch_one(&mut pg).await.unwrap();
+            // Every read of the table is of its live index.
+            let table = index.trim_end_matches("_live");
+            let mut reads = Vec::new();
+            scans_of(&plan, table, &mut reads);
+            assert!(
+                !reads.is_empty() && reads.iter().all(|read| read == index),
+                "{mode}: {sql}: {plan}"
+            );
+        }
+    }
+}
+
+/// The index each node of `plan` reading `table` reads (empty for a scan of the table).
+fn scans_of(plan: &serde_json::Value, table: &str, found: &mut Vec<String>) {
+    match plan {
+        serde_json::Value::Object(node) => {
+            let node_type = node.get("Node Type").and_then(|v| v.as_str());
+            // A bitmap heap scan's index is its child's.
+            if node.get("Relation Name").and_then(|v| v.as_str()) == Some(table)
+                && node_type != Some("Bitmap Heap Scan")
+            {
+                let index = node.get("Index Name").and_then(|v| v.as_str());
+                found.push(index.unwrap_or_default().to_owned());
+            }
+            if node_type == Some("Bitmap Index Scan") {
+                let index = node
+                    .get("Index Name")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
+                if index.starts_with(table) {
+                    found.push(index.to_owned());
+                }
+            }
+            node.values().for_each(|v| scans_of(v, table, found));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| scans_of(v, table, found)),
+        _ => {}
+    }
+}

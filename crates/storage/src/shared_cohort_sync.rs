@@ -111,6 +111,12 @@ pub(crate) const PROJECT_LEDGER_PAGE: &str =
      WHERE project_id = $1 AND ($2 = '' OR id < $2)
      ORDER BY id DESC LIMIT $3";
 
+/// How many live rules of project `$1` target audience `$2` (from the live rules' index,
+/// as [`LIVE_RULES`](crate::shared_studies::LIVE_RULES)).
+pub(crate) const RULES_TARGETING: &str = "SELECT COUNT(*) FROM launch_rules
+     WHERE project_id = $1 AND trigger_type = 'audience' AND trigger_value = $2
+       AND status <> 'archived'";
+
 /// A page of audience `$4`'s sync history if it is project `$1`'s, as
 /// [`PROJECT_LEDGER_PAGE`], read from `sync_ledger_by_audience`: the project is checked on
 /// the audience, so SQLite has no other index to choose (with `project_id = $1 AND
@@ -1431,11 +1437,7 @@ macro_rules! impl_cohort_sync_store {
                 if owner.as_deref() != Some(project.as_str()) {
                     return Ok($crate::AudienceDeletion::NotFound);
                 }
-                let targeting: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM launch_rules
-                     WHERE project_id = $1 AND trigger_type = 'audience' AND trigger_value = $2
-                       AND status <> 'archived'",
-                )
+                let targeting: i64 = sqlx::query_scalar(crate::shared_cohort_sync::RULES_TARGETING)
                 .bind(project.as_str())
                 .bind(audience.as_str())
                 .fetch_one(&mut *tx)

@@ -9,6 +9,35 @@ pub(crate) fn trigger_columns(trigger: &uj_domain::pacing::Trigger) -> (&'static
     }
 }
 
+/// The statements that find a project's live (not archived) rules and studies. The SDK's
+/// snapshot of every active project is read with them each second, and archived rules are
+/// unbounded (the live limit does not count them): each seeks a partial index that holds the
+/// live ones only (migration 0031), as `status <> 'archived'` seeks no index of all rules.
+pub(crate) const LIVE_RULES: &str = concat!(
+    "SELECT ",
+    crate::rows::rule_columns!(),
+    " FROM launch_rules WHERE project_id = $1 AND status <> 'archived' ORDER BY id"
+);
+pub(crate) const LIVE_RULE_COUNT: &str =
+    "SELECT COUNT(*) FROM launch_rules WHERE project_id = $1 AND status <> 'archived'";
+pub(crate) const LIVE_STUDY_COUNT: &str =
+    "SELECT COUNT(*) FROM studies WHERE project_id = $1 AND status <> 'archived'";
+pub(crate) const LIVE_RULE_STARTS: &str =
+    "SELECT id, starts FROM launch_rules WHERE project_id = $1 AND status <> 'archived'";
+/// Each study's counts from its own range of `invites_accepted_by_study`.
+pub(crate) const LIVE_STUDY_STARTS: &str = concat!(
+    "SELECT ",
+    crate::rows::study_columns!(),
+    ",
+        (SELECT COUNT(*) FROM invites i WHERE i.study_id = studies.id
+            AND i.state = 'accepted' AND i.accepted_at >= $2) AS week_starts,
+        (SELECT COUNT(*) FROM invites i WHERE i.study_id = studies.id
+            AND i.state = 'accepted' AND i.accepted_at >= $3) AS month_starts
+     FROM studies WHERE project_id = $1 AND id IN
+        (SELECT study_id FROM launch_rules WHERE project_id = $1 AND status <> 'archived')
+     ORDER BY id"
+);
+
 macro_rules! impl_study_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -298,9 +327,7 @@ macro_rules! impl_study_store {
                 &self,
                 project: &ProjectId,
             ) -> Result<Vec<uj_domain::studies::LaunchRule>, $crate::StoreError> {
-                let rows: Vec<RuleRow> = sqlx::query_as(
-                    concat!("SELECT ", crate::rows::rule_columns!(), " FROM launch_rules WHERE project_id = $1 AND status <> 'archived' ORDER BY id"),
-                )
+                let rows: Vec<RuleRow> = sqlx::query_as(crate::shared_studies::LIVE_RULES)
                 .bind(project.as_str())
                 .fetch_all(self.reader())
                 .await?;
@@ -308,18 +335,14 @@ macro_rules! impl_study_store {
             }
 
             async fn live_launch_rule_count(&self, project: &ProjectId) -> Result<i64, $crate::StoreError> {
-                Ok(sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM launch_rules WHERE project_id = $1 AND status <> 'archived'",
-                )
+                Ok(sqlx::query_scalar(crate::shared_studies::LIVE_RULE_COUNT)
                 .bind(project.as_str())
                 .fetch_one(self.reader())
                 .await?)
             }
 
             async fn live_study_count(&self, project: &ProjectId) -> Result<i64, $crate::StoreError> {
-                Ok(sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM studies WHERE project_id = $1 AND status <> 'archived'",
-                )
+                Ok(sqlx::query_scalar(crate::shared_studies::LIVE_STUDY_COUNT)
                 .bind(project.as_str())
                 .fetch_one(self.reader())
                 .await?)
@@ -331,23 +354,11 @@ macro_rules! impl_study_store {
                 week: DateTime<Utc>,
                 month: DateTime<Utc>,
             ) -> Result<$crate::LiveStarts, $crate::StoreError> {
-                let rules: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT id, starts FROM launch_rules WHERE project_id = $1 AND status <> 'archived'",
-                )
+                let rules: Vec<(String, i64)> = sqlx::query_as(crate::shared_studies::LIVE_RULE_STARTS)
                 .bind(project.as_str())
                 .fetch_all(self.reader())
                 .await?;
-                // Each study's counts from its own range of `invites_accepted_by_study`.
-                let studies: Vec<StudyStartsRow> = sqlx::query_as(concat!(
-                    "SELECT ", crate::rows::study_columns!(), ",
-                        (SELECT COUNT(*) FROM invites i WHERE i.study_id = studies.id
-                            AND i.state = 'accepted' AND i.accepted_at >= $2) AS week_starts,
-                        (SELECT COUNT(*) FROM invites i WHERE i.study_id = studies.id
-                            AND i.state = 'accepted' AND i.accepted_at >= $3) AS month_starts
-                     FROM studies WHERE project_id = $1 AND id IN
-                        (SELECT study_id FROM launch_rules WHERE project_id = $1 AND status <> 'archived')
-                     ORDER BY id"
-                ))
+                let studies: Vec<StudyStartsRow> = sqlx::query_as(crate::shared_studies::LIVE_STUDY_STARTS)
                 .bind(project.as_str())
                 .bind(Ts(week))
                 .bind(Ts(month))

@@ -170,3 +170,49 @@ async fn an_accept_checks_the_user_s_invites_not_the_study_s_starts() {
         "{steps:#?}"
     );
 }
+
+/// A project's live rules and studies are found in the partial indexes of the live ones,
+/// never by walking its archived rules (unbounded: the live limit does not count them), and
+/// the rules come in their order, unsorted.
+#[tokio::test]
+async fn live_rules_and_studies_are_read_from_their_own_index() {
+    for (sql, seek) in [
+        (
+            crate::shared_studies::LIVE_RULES,
+            "launch_rules_live (project_id=?)",
+        ),
+        (
+            crate::shared_studies::LIVE_RULE_COUNT,
+            "launch_rules_live (project_id=?)",
+        ),
+        (
+            crate::shared_studies::LIVE_RULE_STARTS,
+            "launch_rules_live (project_id=?)",
+        ),
+        (
+            crate::shared_studies::LIVE_STUDY_STARTS,
+            "launch_rules_live (project_id=?)",
+        ),
+        (
+            crate::shared_cohort_sync::RULES_TARGETING,
+            "launch_rules_live (project_id=?)",
+        ),
+        (
+            crate::shared_studies::LIVE_STUDY_COUNT,
+            "studies_live (project_id=?)",
+        ),
+    ] {
+        let steps = plan(sql).await;
+        assert!(steps.iter().any(|s| s.ends_with(seek)), "{sql}: {steps:#?}");
+        assert!(
+            !steps
+                .iter()
+                .any(|s| s.contains("_by_project (project_id=?)")),
+            "{sql}: {steps:#?}"
+        );
+        assert!(
+            !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+            "{sql}: {steps:#?}"
+        );
+    }
+}
