@@ -1051,6 +1051,89 @@ async fn api_keys_page_shows_a_new_secret_once_and_revokes_it() {
     assert!(listing.contains(&format!("Revoked {today}")), "{listing}");
 }
 
+/// The HTML of the element `id` opens, up to the first `</{tag}>` after it.
+fn element_html<'a>(html: &'a str, id: &str, tag: &str) -> Option<&'a str> {
+    let start = html.find(&format!(r#"id="{id}""#))?;
+    let end = html[start..].find(&format!("</{tag}>"))? + start;
+    Some(&html[start..end])
+}
+
+/// The API keys form sent again (the page that showed a new secret reloaded, a double click)
+/// makes no second key: the answer names the key the form made, says its secret was shown
+/// once and what to do if it was not copied, and shows no secret; the same form sent twice at
+/// once makes one key too; a fresh form makes another (each send made a key).
+#[tokio::test]
+async fn the_api_key_form_sent_again_makes_no_second_key() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys_path = format!("{project_path}/api-keys");
+    let keys = || app.count_sql("SELECT COUNT(*) FROM secret_keys");
+    let form_of = |page: &str, name: &str| {
+        vec![
+            ("csrf_token", csrf_token(page)),
+            ("form_key", input_value(page, "form_key")),
+            ("name", name.to_owned()),
+        ]
+    };
+    let post =
+        |form: Vec<(&'static str, String)>| browser.post(app.url(&keys_path)).form(&form).send();
+    let (_, page) = app.page(&browser, &keys_path).await;
+    let form = form_of(&page, "Backend");
+    let first = post(form.clone()).await.unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    let first = first.text().await.unwrap();
+    let secret = element_text(&first, "new-secret-value").expect("the secret is shown");
+    assert_eq!(keys().await, 1);
+
+    let again = post(form.clone()).await.unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    assert_eq!(again.headers()["cache-control"], "no-store");
+    let again = again.text().await.unwrap();
+    assert_eq!(keys().await, 1, "no second key");
+    assert!(!again.contains(&secret), "no secret: {again}");
+    assert!(element_text(&again, "new-secret-value").is_none());
+    let said = element_html(&again, "made-already", "div").expect("says it was made");
+    assert!(said.contains("<strong>Backend</strong>"), "{said}");
+    assert!(said.contains(&format!("({}…)", &secret[..14])), "{said}");
+    assert!(said.contains("its secret was shown then, once"), "{said}");
+    assert!(
+        said.contains("revoke it below and create another"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(r#"href="{keys_path}" id="keys-list""#)),
+        "{said}"
+    );
+    // The same form with another name was not the first request: nothing made, said so.
+    let mut edited = form.clone();
+    edited[2].1 = "Other".to_owned();
+    let refused = post(edited).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("sent already"), "{refused}");
+    assert_eq!(keys().await, 1);
+
+    // The page that says so has a fresh form, which makes another key; so does the list.
+    assert_ne!(input_value(&again, "form_key"), form[1].1);
+    let another = post(form_of(&again, "Backend")).await.unwrap();
+    assert_eq!(another.status().as_u16(), 201);
+    assert_eq!(keys().await, 2);
+
+    // Sent several times at once: one key, one answer with its secret.
+    let (_, page) = app.page(&browser, &keys_path).await;
+    let form = form_of(&page, "Worker");
+    let sent = (0..8).map(|_| post(form.clone()));
+    let mut statuses: Vec<u16> = futures::future::join_all(sent)
+        .await
+        .into_iter()
+        .map(|answer| answer.unwrap().status().as_u16())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 201]);
+    assert_eq!(keys().await, 3);
+}
+
 #[tokio::test]
 async fn a_key_past_the_projects_cap_is_refused_on_the_page_with_what_to_do() {
     let app = TestApp::spawn().await;

@@ -309,6 +309,7 @@ macro_rules! impl_store {
                 key_hash: &str,
                 created_by: &str,
                 max_active: usize,
+                once: Option<&uj_domain::idempotency::IdempotencyRecord>,
             ) -> Result<Option<SecretKey>, $crate::StoreError> {
                 let mut tx = self.begin().await?;
                 // A project's keys created one at a time (a no-op write holds its row on
@@ -317,6 +318,12 @@ macro_rules! impl_store {
                     .bind(project.as_str())
                     .execute(&mut *tx)
                     .await?;
+                if !record_once(&mut tx, once).await? {
+                    return Ok(None);
+                }
+                let id = once.map_or_else(SecretKeyId::generate, |once| {
+                    SecretKeyId::from_string(&once.resource_id)
+                });
                 let active: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM secret_keys WHERE project_id = $1 AND revoked_at IS NULL",
                 )
@@ -331,7 +338,7 @@ macro_rules! impl_store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
                      RETURNING id, project_id, name, prefix, created_at, last_used_at, revoked_at, created_by",
                 )
-                .bind(SecretKeyId::generate().as_str())
+                .bind(id.as_str())
                 .bind(project.as_str())
                 .bind(name)
                 .bind(prefix)

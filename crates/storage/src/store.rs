@@ -157,7 +157,12 @@ pub trait Store:
 
     /// Creates a key made by `created_by` (as [`SecretKey::created_by`] says it); `None`,
     /// and nothing written, when the project has `max_active` unrevoked keys (counted after
-    /// those created at once, one at a time).
+    /// those created at once, one at a time). `once`, the answer of the dashboard form that
+    /// asks for it, is recorded in the same transaction, and the key made is the one it
+    /// names (`resource_id`): `None` too, and nothing written, when the project's key has a
+    /// record within the key's lifetime (the same form, sent first), as for
+    /// [`create_study`](StudyStore::create_study).
+    #[allow(clippy::too_many_arguments)]
     async fn create_secret_key(
         &self,
         project: &ProjectId,
@@ -166,6 +171,7 @@ pub trait Store:
         key_hash: &str,
         created_by: &str,
         max_active: usize,
+        once: Option<&IdempotencyRecord>,
     ) -> Result<Option<SecretKey>, StoreError>;
     /// All of the project's keys, revoked ones included, oldest first.
     async fn secret_keys(

@@ -106,6 +106,7 @@ conformance!(
     invitations_are_accepted_once_and_expire,
     open_invitations_and_owned_projects_are_capped_under_concurrency,
     unrevoked_secret_keys_are_capped_under_concurrency,
+    a_form_sent_at_once_makes_one_secret_key,
     stored_times_read_back_exactly,
     concurrent_writes_all_succeed,
     migrations_run_again_without_harm,
@@ -451,6 +452,7 @@ async fn secret_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>, _: &
             "hash-1",
             "ada@example.com",
             10,
+            None,
         )
         .await
         .unwrap()
@@ -502,6 +504,7 @@ async fn secret_keys_of_one_project_are_invisible_to_another(
             "hash-1",
             "ada@example.com",
             10,
+            None,
         )
         .await
         .unwrap()
@@ -535,6 +538,7 @@ async fn secret_key_listing_pages_in_creation_order(store: Arc<dyn Store>, _: &T
                 &format!("hash-{i}"),
                 "ada@example.com",
                 10,
+                None,
             )
             .await
             .unwrap()
@@ -677,6 +681,7 @@ async fn unrevoked_secret_keys_are_capped_under_concurrency(
                     &format!("{project}-{n}"),
                     "ops",
                     5,
+                    None,
                 )
                 .await
                 .unwrap()
@@ -700,6 +705,43 @@ async fn unrevoked_secret_keys_are_capped_under_concurrency(
     let one = keys.iter().find(|key| key.revoked_at.is_none()).unwrap();
     store.revoke_secret_key(&shop, &one.id).await.unwrap();
     assert!(create(&shop, 21).await.unwrap().is_some());
+}
+
+/// A dashboard form's key (`once`) sent with creates of a secret key at once makes one key
+/// (its record the project's), the one it names; the others make nothing.
+async fn a_form_sent_at_once_makes_one_secret_key(store: Arc<dyn Store>, _: &TestDatabase) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_domain::now();
+    let new_key = |n: usize| {
+        let (store, shop) = (store.clone(), shop.clone());
+        tokio::spawn(async move {
+            let id = SecretKeyId::generate();
+            let once = answer_record(&shop, "form k", "fp-key", id.as_str(), now);
+            let made = store
+                .create_secret_key(
+                    &shop,
+                    "k",
+                    "uj_live_x",
+                    &format!("once-{n}"),
+                    "ops",
+                    100,
+                    Some(&once),
+                )
+                .await
+                .unwrap();
+            made.map(|key| (key, id))
+        })
+    };
+    let attempts: Vec<_> = (0..10).map(new_key).collect();
+    let mut made = Vec::new();
+    for attempt in attempts {
+        made.extend(attempt.await.unwrap());
+    }
+    assert_eq!(made.len(), 1, "one key");
+    let (key, named) = &made[0];
+    assert_eq!(&key.id, named, "the key the record names");
+    let listed = store.secret_keys(&shop, &first_page(10)).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
 }
 
 /// A cap counted in the creating transaction: requests at once cannot pass it (a probe's
@@ -872,7 +914,7 @@ async fn invitations_are_accepted_once_and_expire(store: Arc<dyn Store>, _: &Tes
 async fn stored_times_read_back_exactly(store: Arc<dyn Store>, _: &TestDatabase) {
     let (_, shop) = owner_with_project(&store, "ada@example.com").await;
     let key = store
-        .create_secret_key(&shop, "CI", "uj_live_x", "hash", "ops", 10)
+        .create_secret_key(&shop, "CI", "uj_live_x", "hash", "ops", 10, None)
         .await
         .unwrap()
         .unwrap();
@@ -892,7 +934,7 @@ async fn concurrent_writes_all_succeed(store: Arc<dyn Store>, _: &TestDatabase) 
         let shop = shop.clone();
         tokio::spawn(async move {
             let key = store
-                .create_secret_key(&shop, "k", "uj_live_x", &format!("h{i}"), "ops", 100)
+                .create_secret_key(&shop, "k", "uj_live_x", &format!("h{i}"), "ops", 100, None)
                 .await?
                 .expect("room for every key");
             store.revoke_secret_key(&shop, &key.id).await?;

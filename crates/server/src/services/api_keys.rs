@@ -7,6 +7,7 @@ use uj_domain::keys::{generate_public_key, token_hash, NewSecretKey};
 use uj_domain::projects::{KeyName, Project, SecretKey};
 use uj_storage::Store;
 
+use super::idempotency::{self, Answer, KeyedRequest};
 use super::ServiceError;
 use crate::state::AppState;
 
@@ -47,10 +48,63 @@ pub async fn create_secret_key(
     name: &str,
     maker: Maker<'_>,
 ) -> Result<CreatedSecretKey, ServiceError> {
-    if let Some(created) = mint(store, project, name, &maker.said(), MAX_ACTIVE_SECRET_KEYS).await?
-    {
-        return Ok(created);
+    let said = maker.said();
+    match mint(store, project, name, &said, MAX_ACTIVE_SECRET_KEYS, None).await? {
+        Some(created) => Ok(created),
+        None => Err(key_limit_reached(store, project).await?),
     }
+}
+
+/// What the dashboard's form to create a secret key did.
+pub enum FormKey {
+    /// Made a key, whose secret is shown this once.
+    Made(CreatedSecretKey),
+    /// Found the key the same form made when it was sent first (a reload of the page that
+    /// showed its secret, a double click): its secret is kept nowhere, so it cannot be shown
+    /// again.
+    MadeAlready(SecretKey),
+}
+
+/// [`create_secret_key`] from the dashboard's form, sent with `request`: a form sent again
+/// makes no second key. Its record keeps no secret, only the key's id.
+pub async fn create_secret_key_once(
+    store: &dyn Store,
+    project: &ProjectId,
+    name: &str,
+    maker: Maker<'_>,
+    request: Option<&KeyedRequest>,
+) -> Result<FormKey, ServiceError> {
+    if let Some(made) = made_already(store, project, request).await? {
+        return Ok(FormKey::MadeAlready(made));
+    }
+    let said = maker.said();
+    match mint(store, project, name, &said, MAX_ACTIVE_SECRET_KEYS, request).await? {
+        Some(created) => Ok(FormKey::Made(created)),
+        // The same form sent first landed meanwhile, or the project has the most keys.
+        None => match made_already(store, project, request).await? {
+            Some(made) => Ok(FormKey::MadeAlready(made)),
+            None => Err(key_limit_reached(store, project).await?),
+        },
+    }
+}
+
+/// The key the form sent with `request` made when it was sent first.
+async fn made_already(
+    store: &dyn Store,
+    project: &ProjectId,
+    request: Option<&KeyedRequest>,
+) -> Result<Option<SecretKey>, ServiceError> {
+    match idempotency::made_by(store, project, request).await? {
+        Some(id) => secret_key(store, project, &id).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The refusal of a key the project has no room for.
+async fn key_limit_reached(
+    store: &dyn Store,
+    project: &ProjectId,
+) -> Result<ServiceError, ServiceError> {
     // Counted as they are: an operator's keys may take a project past the cap, and the
     // message said 100 with 103 to revoke from (found by the API keys review).
     let active = active_secret_keys(store, project)
@@ -62,7 +116,7 @@ pub async fn create_secret_key(
     } else {
         revoke.to_string()
     };
-    Err(ServiceError::Refused {
+    Ok(ServiceError::Refused {
         code: "api_key_limit_reached",
         message: format!(
             "This project has {active} unrevoked secret keys, and may have \
@@ -77,7 +131,7 @@ pub async fn create_operator_key(
     project: &ProjectId,
     name: &str,
 ) -> Result<CreatedSecretKey, ServiceError> {
-    mint(store, project, name, "admin bootstrap", usize::MAX)
+    mint(store, project, name, "admin bootstrap", usize::MAX, None)
         .await?
         .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("no cap refuses an operator's key")))
 }
@@ -108,9 +162,21 @@ async fn mint(
     name: &str,
     created_by: &str,
     max_active: usize,
+    request: Option<&KeyedRequest>,
 ) -> Result<Option<CreatedSecretKey>, ServiceError> {
     let name = KeyName::parse(name)?;
     let minted = NewSecretKey::generate();
+    // The form's answer, the page with the secret, is not kept: the record names the key
+    // it makes.
+    let kept = Answer {
+        status: 201,
+        body: Vec::new(),
+        replayed: false,
+    };
+    let record = request.map(|r| {
+        let id = SecretKeyId::generate();
+        r.record(project, id.as_str(), &kept, uj_domain::now())
+    });
     let key = store
         .create_secret_key(
             project,
@@ -119,6 +185,7 @@ async fn mint(
             &minted.hash,
             created_by,
             max_active,
+            record.as_ref(),
         )
         .await?;
     Ok(key.map(|key| CreatedSecretKey {

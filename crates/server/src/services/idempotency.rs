@@ -77,24 +77,47 @@ pub(super) async fn replay(
     let Some(request) = request else {
         return Ok(None);
     };
-    let Some(record) = state
+    let record = state
         .store
         .idempotency_record(project, request.key.as_str(), uj_domain::now())
-        .await?
-    else {
-        return Ok(None);
-    };
-    if record.fingerprint != request.fingerprint {
-        return Err(ServiceError::Refused {
-            code: "idempotency_key_reused",
-            message: "This Idempotency-Key was used for a different request (another route, study or body) in the last 24 hours; send a new key for a new request.".into(),
-        });
-    }
-    Ok(Some(Answer {
+        .await?;
+    Ok(first(record, request)?.map(|record| Answer {
         status: record.status,
         body: record.body,
         replayed: true,
     }))
+}
+
+/// `record`, the record of `request`'s key, when it is of that same request; another
+/// request with the key is refused (422 `idempotency_key_reused`).
+pub(super) fn first(
+    record: Option<IdempotencyRecord>,
+    request: &KeyedRequest,
+) -> Result<Option<IdempotencyRecord>, ServiceError> {
+    match record {
+        Some(record) if record.fingerprint != request.fingerprint => Err(ServiceError::Refused {
+            code: "idempotency_key_reused",
+            message: "This Idempotency-Key was used for a different request (another route, study or body) in the last 24 hours; send a new key for a new request.".into(),
+        }),
+        record => Ok(record),
+    }
+}
+
+/// What a dashboard form whose create's answer is not kept (a secret key's secret, shown
+/// once) made, by the record of its key in `project`: the id of what the same form, sent
+/// first, made; none when the key is unused or there is no key.
+pub(super) async fn made_by(
+    store: &dyn uj_storage::Store,
+    project: &ProjectId,
+    request: Option<&KeyedRequest>,
+) -> Result<Option<String>, ServiceError> {
+    let Some(request) = request else {
+        return Ok(None);
+    };
+    let record = store
+        .idempotency_record(project, request.key.as_str(), uj_domain::now())
+        .await?;
+    Ok(first(record, request)?.map(|record| record.resource_id))
 }
 
 /// The answer for a keyed request its create refused (`refused`): the first request's,

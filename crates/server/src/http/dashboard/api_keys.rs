@@ -12,12 +12,14 @@ use serde::Deserialize;
 use uj_domain::projects::SecretKey;
 use uj_storage::PageRequest;
 
+use super::forms;
 use super::pages::{
     render, render_with, when, ConfirmForm, ConfirmPage, ListAfter, Nav, PageError,
 };
 use super::projects::ProjectContext;
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
-use crate::services::{api_keys, ServiceError};
+use crate::services::api_keys::{self, FormKey};
+use crate::services::ServiceError;
 use crate::state::AppState;
 
 /// The page lists this many keys at once; "More keys" pages on.
@@ -61,6 +63,12 @@ struct CreatedKey {
     secret: String,
 }
 
+/// The key a create form sent again made when it was sent first, named.
+struct MadeAlready {
+    name: String,
+    prefix: String,
+}
+
 #[derive(Template)]
 #[template(path = "api_keys.html")]
 struct ApiKeysPage {
@@ -75,9 +83,13 @@ struct ApiKeysPage {
     /// Not the first page.
     paged: bool,
     created: Option<CreatedKey>,
+    /// The form was sent again (the page that showed the secret reloaded, a double click).
+    made_already: Option<MadeAlready>,
     error: Option<String>,
     /// The name typed for a key that was refused, to correct.
     typed_name: String,
+    /// The create form's key (`forms::new_form_key`): a new one each time the page is shown.
+    form_key: String,
     /// Only owners manage keys: members see them without the buttons.
     is_owner: bool,
 }
@@ -111,8 +123,10 @@ async fn page(
         next,
         paged,
         created,
+        made_already: None,
         error,
         typed_name: String::new(),
+        form_key: forms::new_form_key(),
         is_owner: context.current.role == uj_domain::accounts::Role::Owner,
     })
 }
@@ -132,6 +146,9 @@ async fn show(
 #[derive(Deserialize)]
 struct CreateKeyForm {
     name: String,
+    /// The form's key (`forms::new_form_key`); none from a page without it.
+    #[serde(default)]
+    form_key: String,
 }
 
 async fn create(
@@ -144,20 +161,37 @@ async fn create(
     let context =
         ProjectContext::load_as_owner(&state, &user, &project_id, "manage API keys").await?;
     let project = &context.current.project.id;
-    let (status, created, error) = match api_keys::create_secret_key(
+    let keyed = forms::keyed_form(
+        &form.form_key,
+        "/p/{project_id}/api-keys",
+        &[],
+        &[&form.name],
+    );
+    let mut made_already = None;
+    let (status, created, error) = match api_keys::create_secret_key_once(
         state.store.as_ref(),
         project,
         &form.name,
         api_keys::Maker::Account(&user.account.email),
+        keyed.as_ref(),
     )
     .await
+    .map_err(forms::reused_form)
     {
-        Ok(created) => {
+        Ok(FormKey::Made(created)) => {
             let shown = CreatedKey {
                 name: created.key.name,
                 secret: created.secret.expose_secret().to_owned(),
             };
             (StatusCode::CREATED, Some(shown), None)
+        }
+        // Its secret was shown to the first and is kept nowhere: the page says where it went.
+        Ok(FormKey::MadeAlready(key)) => {
+            made_already = Some(MadeAlready {
+                name: key.name,
+                prefix: key.prefix,
+            });
+            (StatusCode::OK, None, None)
         }
         // Named by the field's label, as the other forms say it.
         Err(ServiceError::Invalid(invalid)) => (
@@ -172,6 +206,7 @@ async fn create(
     };
     let refused = error.is_some();
     let mut page = page(&state, &context, csrf.0, None, created, error).await?;
+    page.made_already = made_already;
     if refused {
         page.typed_name = form.name;
     }
