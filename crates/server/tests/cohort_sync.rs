@@ -1482,7 +1482,7 @@ async fn an_erase_a_stop_cut_short_resumes_at_the_next_start() {
         .await
         .unwrap();
     let project = store
-        .create_project(&owner.id, "Shop", "uj_pk_resume", 100)
+        .create_project(&owner.id, "Shop", "uj_pk_resume", 100, None)
         .await
         .unwrap()
         .expect("under the cap")

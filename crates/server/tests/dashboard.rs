@@ -2343,6 +2343,71 @@ async fn a_session_ended_while_a_form_arrives_refuses_it() {
 /// An account owns at most 100 projects, and a project has at most 100 open invitations: the
 /// forms say so on their page (the cap on invitations once, above the form: the address typed
 /// is not at fault), and inviting an address invited before still replaces its link.
+/// The New project form sent twice (a double click, a slow answer clicked again, a reload
+/// of its answer) makes one project, each answer leading to it; so does the form sent twice
+/// at once; a fresh form makes another (each send made a project: a project's records are
+/// its own, and a new one had none to find the first in).
+#[tokio::test]
+async fn the_new_project_form_sent_twice_makes_one_project() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    app.set_up(&browser, "ada@example.com", "Shop").await;
+    let projects = || app.count_sql("SELECT COUNT(*) FROM projects");
+    let form_of = |page: &str, name: &str| {
+        vec![
+            ("csrf_token", csrf_token(page)),
+            ("form_key", input_value(page, "form_key")),
+            ("name", name.to_owned()),
+        ]
+    };
+    let post =
+        |form: Vec<(&'static str, String)>| browser.post(app.url("/projects")).form(&form).send();
+    let (_, page) = app.page(&browser, "/projects/new").await;
+    let form = form_of(&page, "Blog");
+    let first = post(form.clone()).await.unwrap();
+    assert_eq!(first.status().as_u16(), 303);
+    let blog = location(&first);
+    assert!(blog.starts_with("/p/"), "{blog}");
+    let again = post(form.clone()).await.unwrap();
+    assert_eq!(again.status().as_u16(), 303);
+    assert_eq!(location(&again), blog, "where the first landed");
+    assert_eq!(projects().await, 2);
+    let (status, _) = app.page(&browser, &blog).await;
+    assert_eq!(status, 200);
+
+    // The same form with another name was not the first request: nothing made, said so, and
+    // a fresh key to send it with.
+    let mut edited = form.clone();
+    edited[2].1 = "Other".to_owned();
+    let refused = post(edited).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("sent already"), "{refused}");
+    assert_eq!(projects().await, 2);
+    assert_ne!(input_value(&refused, "form_key"), form[1].1);
+    let other = post(form_of(&refused, "Other")).await.unwrap();
+    assert_eq!(other.status().as_u16(), 303);
+    assert_ne!(location(&other), blog);
+    assert_eq!(projects().await, 3);
+
+    // Sent several times at once: one project, every answer leading to it.
+    let (_, page) = app.page(&browser, "/projects/new").await;
+    let form = form_of(&page, "Docs");
+    let sent = (0..8).map(|_| post(form.clone()));
+    let answers = futures::future::join_all(sent).await;
+    let docs = location(answers[0].as_ref().unwrap());
+    for answer in &answers {
+        assert_eq!(location(answer.as_ref().unwrap()), docs);
+    }
+    assert_eq!(projects().await, 4);
+
+    // A fresh form makes another, even of the same name.
+    let (_, page) = app.page(&browser, "/projects/new").await;
+    let fresh = post(form_of(&page, "Docs")).await.unwrap();
+    assert_eq!(fresh.status().as_u16(), 303);
+    assert_eq!(projects().await, 5);
+}
+
 #[tokio::test]
 async fn projects_and_open_invitations_are_capped_with_a_message_on_the_form() {
     let app = TestApp::spawn().await;

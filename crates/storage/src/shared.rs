@@ -109,7 +109,7 @@ macro_rules! impl_store {
                 .await
                 .map_err($crate::StoreError::conflict_as("account"))?;
                 let account = Account::from(account);
-                let project = insert_project(&mut tx, &account.id, project_name, public_key, now).await?;
+                let project = insert_project(&mut tx, &ProjectId::generate(), &account.id, project_name, public_key, now).await?;
                 tx.commit().await?;
                 Ok((account, project))
             }
@@ -145,14 +145,30 @@ macro_rules! impl_store {
                 name: &str,
                 public_key: &str,
                 max_owned: usize,
+                once: Option<&uj_domain::idempotency::IdempotencyRecord>,
             ) -> Result<Option<Project>, $crate::StoreError> {
                 let mut tx = self.begin().await?;
                 // One account's projects created one at a time (a no-op write holds its row on
-                // PostgreSQL), so that the count sees those created at once.
+                // PostgreSQL), so that the count sees those created at once, and the form
+                // sent twice at once finds the record of the first.
                 sqlx::query("UPDATE accounts SET email = email WHERE id = $1")
                     .bind(owner.as_str())
                     .execute(&mut *tx)
                     .await?;
+                if let Some(once) = once {
+                    let made: Option<String> = sqlx::query_scalar(concat!(
+                        "SELECT project_id",
+                        crate::shared_studies::account_idempotency_records!()
+                    ))
+                        .bind(owner.as_str())
+                        .bind(&once.key)
+                        .bind(Ts(once.created_at - uj_domain::idempotency::KEY_LIFETIME))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if made.is_some() {
+                        return Ok(None);
+                    }
+                }
                 let owned: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM project_members WHERE account_id = $1 AND role = $2",
                 )
@@ -163,7 +179,9 @@ macro_rules! impl_store {
                 if owned >= max_owned as i64 {
                     return Ok(None);
                 }
-                let project = insert_project(&mut tx, owner, name, public_key, Ts(crate::time::now())).await?;
+                let id = once.map_or_else(ProjectId::generate, |once| once.project_id.clone());
+                let project = insert_project(&mut tx, &id, owner, name, public_key, Ts(crate::time::now())).await?;
+                record_once(&mut tx, once).await?;
                 tx.commit().await?;
                 Ok(Some(project))
             }
@@ -684,6 +702,7 @@ macro_rules! impl_store {
 
         async fn insert_project(
             tx: &mut sqlx::Transaction<'static, <$store as crate::shared::Dialect>::Db>,
+            id: &ProjectId,
             owner: &AccountId,
             name: &str,
             public_key: &str,
@@ -693,7 +712,7 @@ macro_rules! impl_store {
                 "INSERT INTO projects (id, name, public_key, created_at) VALUES ($1, $2, $3, $4)
                  RETURNING id, name, public_key, created_at",
             )
-            .bind(ProjectId::generate().as_str())
+            .bind(id.as_str())
             .bind(name)
             .bind(public_key)
             .bind(now)

@@ -38,6 +38,18 @@ pub(crate) const LIVE_STUDY_STARTS: &str = concat!(
      ORDER BY id"
 );
 
+/// The records of a key (`$2`) made after `$3` in the projects the account (`$1`) belongs
+/// to: sought by project and key in each of the account's projects.
+macro_rules! account_idempotency_records {
+    () => {
+        " FROM idempotency_keys
+         WHERE project_id IN (SELECT project_id FROM project_members WHERE account_id = $1)
+            AND idempotency_key = $2 AND created_at > $3
+         LIMIT 1"
+    };
+}
+pub(crate) use account_idempotency_records;
+
 macro_rules! impl_study_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -207,6 +219,27 @@ macro_rules! impl_study_store {
                      WHERE project_id = $1 AND idempotency_key = $2 AND created_at > $3"),
                 )
                 .bind(project.as_str())
+                .bind(key)
+                .bind(Ts(now - uj_domain::idempotency::KEY_LIFETIME))
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn account_idempotency_record(
+                &self,
+                account: &uj_domain::ids::AccountId,
+                key: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<uj_domain::idempotency::IdempotencyRecord>, $crate::StoreError> {
+                let row: Option<IdempotencyRow> = sqlx::query_as(
+                    concat!(
+                        "SELECT ",
+                        crate::rows::idempotency_columns!(),
+                        crate::shared_studies::account_idempotency_records!()
+                    ),
+                )
+                .bind(account.as_str())
                 .bind(key)
                 .bind(Ts(now - uj_domain::idempotency::KEY_LIFETIME))
                 .fetch_optional(self.reader())

@@ -105,12 +105,19 @@ pub trait Store:
 
     /// Creates a project owned by `owner`; `None`, and nothing written, when `owner` owns
     /// `max_owned` projects already (counted after those created at once, one at a time).
+    /// `once`, the answer of the dashboard form that asks for it, is recorded in the same
+    /// transaction, as the record of the project it names (`project_id`), which is the new
+    /// project: `None` too, and nothing written, when `once`'s key has a record within the
+    /// key's lifetime in a project `owner` belongs to (the same form, sent first: a new
+    /// project has no records to look in; see
+    /// [`account_idempotency_record`](StudyStore::account_idempotency_record)).
     async fn create_project(
         &self,
         owner: &AccountId,
         name: &str,
         public_key: &str,
         max_owned: usize,
+        once: Option<&IdempotencyRecord>,
     ) -> Result<Option<Project>, StoreError>;
     async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
     async fn project_by_public_key(&self, key: &str) -> Result<Option<Project>, StoreError>;
@@ -673,6 +680,15 @@ pub trait StudyStore: Send + Sync {
     async fn idempotency_record(
         &self,
         project: &ProjectId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// The record of `key` made within the key's lifetime before `now` in any project
+    /// `account` belongs to: a dashboard form's key is made at random for one page, so it
+    /// names one record at most (the New project form's, kept in the project it made).
+    async fn account_idempotency_record(
+        &self,
+        account: &AccountId,
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;

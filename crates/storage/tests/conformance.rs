@@ -106,7 +106,7 @@ conformance!(
     invitations_are_accepted_once_and_expire,
     open_invitations_and_owned_projects_are_capped_under_concurrency,
     unrevoked_secret_keys_are_capped_under_concurrency,
-    a_form_sent_at_once_makes_one_secret_key,
+    a_form_sent_at_once_makes_one_project_and_one_secret_key,
     stored_times_read_back_exactly,
     concurrent_writes_all_succeed,
     migrations_run_again_without_harm,
@@ -192,6 +192,7 @@ async fn owner_with_project(
             "Shop",
             &uj_domain::keys::generate_public_key(),
             100,
+            None,
         )
         .await
         .unwrap()
@@ -283,7 +284,7 @@ async fn emails_are_unique(store: Arc<dyn Store>, _: &TestDatabase) {
 async fn projects_list_their_members_and_roles(store: Arc<dyn Store>, _: &TestDatabase) {
     let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
     let second = store
-        .create_project(&ada.id, "Blog", "uj_pk_blog", 100)
+        .create_project(&ada.id, "Blog", "uj_pk_blog", 100, None)
         .await
         .unwrap()
         .expect("under the cap");
@@ -357,7 +358,7 @@ async fn an_account_joins_only_by_an_invitation_to_its_email(
     let now = Utc::now();
     // The expired one to another project: a second invitation to Shop would replace Bob's.
     let blog = store
-        .create_project(&ada.id, "Blog", "uj_pk_blog", 100)
+        .create_project(&ada.id, "Blog", "uj_pk_blog", 100, None)
         .await
         .unwrap()
         .expect("under the cap");
@@ -707,11 +708,56 @@ async fn unrevoked_secret_keys_are_capped_under_concurrency(
     assert!(create(&shop, 21).await.unwrap().is_some());
 }
 
-/// A dashboard form's key (`once`) sent with creates of a secret key at once makes one key
-/// (its record the project's), the one it names; the others make nothing.
-async fn a_form_sent_at_once_makes_one_secret_key(store: Arc<dyn Store>, _: &TestDatabase) {
-    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+/// A dashboard form's key (`once`) sent with creates at once makes one project (its record
+/// the new project's, found among the account's projects) and one secret key (its record the
+/// project's); the others make nothing. Another account's same key is its own.
+async fn a_form_sent_at_once_makes_one_project_and_one_secret_key(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
     let now = uj_domain::now();
+    let new_project = |account: &uj_domain::ids::AccountId, n: usize| {
+        let (store, account) = (store.clone(), account.clone());
+        tokio::spawn(async move {
+            let id = ProjectId::generate();
+            let once = answer_record(&id, "form p", "fp-project", id.as_str(), now);
+            let key = format!("uj_pk_once_{account}_{n}");
+            store
+                .create_project(&account, "Blog", &key, 100, Some(&once))
+                .await
+                .unwrap()
+        })
+    };
+    let attempts: Vec<_> = (0..10).map(|n| new_project(&ada.id, n)).collect();
+    let mut made = Vec::new();
+    for attempt in attempts {
+        made.extend(attempt.await.unwrap());
+    }
+    assert_eq!(made.len(), 1, "one project");
+    assert_eq!(store.memberships(&ada.id).await.unwrap().len(), 2);
+    let found = store
+        .account_idempotency_record(&ada.id, "form p", now)
+        .await
+        .unwrap()
+        .expect("kept in the project it made");
+    assert_eq!(
+        (found.project_id.as_str(), found.resource_id.as_str()),
+        (made[0].id.as_str(), made[0].id.as_str())
+    );
+    assert!(store
+        .account_idempotency_record(&ada.id, "form p", now + Duration::hours(25))
+        .await
+        .unwrap()
+        .is_none());
+    let (bob, _) = owner_with_project(&store, "bob@example.com").await;
+    assert!(store
+        .account_idempotency_record(&bob.id, "form p", now)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(new_project(&bob.id, 0).await.unwrap().is_some());
+
     let new_key = |n: usize| {
         let (store, shop) = (store.clone(), shop.clone());
         tokio::spawn(async move {
@@ -797,7 +843,10 @@ async fn open_invitations_and_owned_projects_are_capped_under_concurrency(
             let ada = ada.id.clone();
             tokio::spawn(async move {
                 let key = format!("uj_pk_cap_{n}");
-                store.create_project(&ada, "More", &key, 4).await.unwrap()
+                store
+                    .create_project(&ada, "More", &key, 4, None)
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -810,7 +859,7 @@ async fn open_invitations_and_owned_projects_are_capped_under_concurrency(
     // Another account's count is its own.
     let (bob, _) = owner_with_project(&store, "bob@example.com").await;
     let bobs = store
-        .create_project(&bob.id, "Bob's", "uj_pk_cap_bob", 4)
+        .create_project(&bob.id, "Bob's", "uj_pk_cap_bob", 4, None)
         .await;
     assert!(bobs.unwrap().is_some());
 }
@@ -6185,6 +6234,7 @@ async fn a_disconnect_beside_a_flush_of_the_apps_counts_keeps_every_count(
                 "Shop",
                 &uj_domain::keys::generate_public_key(),
                 100,
+                None,
             )
             .await
             .unwrap()

@@ -62,7 +62,7 @@ async fn deliver(
         .await
         .unwrap();
     let project = store
-        .create_project(&owner.id, "P", "uj_pk_p", 100)
+        .create_project(&owner.id, "P", "uj_pk_p", 100, None)
         .await
         .unwrap()
         .expect("under the cap");

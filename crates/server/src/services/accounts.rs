@@ -10,6 +10,7 @@ use uj_domain::projects::{Project, ProjectName};
 use uj_domain::ValidationError;
 use uj_storage::{NewAccount, NewInvitation, Store, StoreError};
 
+use super::idempotency::{self, Answer, KeyedRequest};
 use super::{blocking, ServiceError};
 
 /// How long a dashboard session lasts.
@@ -210,23 +211,71 @@ pub async fn create_project(
     name: &str,
 ) -> Result<Project, ServiceError> {
     let name = ProjectName::parse(name)?;
-    // Each project has bounds of its own (rules, studies, app event names); without this one
-    // an account could multiply them.
     store
         .create_project(
             owner,
             name.as_str(),
             &generate_public_key(),
             MAX_OWNED_PROJECTS,
+            None,
         )
         .await?
-        .ok_or_else(|| ServiceError::Refused {
-            code: "project_limit_reached",
-            message: format!(
-                "You own {MAX_OWNED_PROJECTS} projects, the most an account may own. Use one \
-                 of them, or ask the server's operator for a server of your own."
-            ),
-        })
+        .ok_or_else(project_limit_reached)
+}
+
+/// [`create_project`] from the dashboard's New project form, sent with `request`: `answer`
+/// (the new project's page) for the project made, or the answer of the same form sent first
+/// (a double click, a reload), which made one. Its record is kept in the project it made,
+/// found among `owner`'s projects; `owner`'s creates are one at a time, so the same form
+/// sent twice at once makes one project.
+pub async fn create_project_answered(
+    store: &dyn Store,
+    owner: &AccountId,
+    name: &str,
+    request: Option<&KeyedRequest>,
+    answer: impl FnOnce(&ProjectId) -> Answer,
+) -> Result<Answer, ServiceError> {
+    let Some(request) = request else {
+        let project = create_project(store, owner, name).await?;
+        return Ok(answer(&project.id));
+    };
+    if let Some(replayed) = idempotency::replay_of_account(store, owner, Some(request)).await? {
+        return Ok(replayed);
+    }
+    let name = ProjectName::parse(name)?;
+    // The record names the project to make, whose page the answer is.
+    let id = ProjectId::generate();
+    let answer = answer(&id);
+    let record = request.record(&id, id.as_str(), &answer, uj_domain::now());
+    let created = store
+        .create_project(
+            owner,
+            name.as_str(),
+            &generate_public_key(),
+            MAX_OWNED_PROJECTS,
+            Some(&record),
+        )
+        .await?;
+    match created {
+        Some(_) => Ok(answer),
+        // The same form sent first landed meanwhile, or the account owns the most it may.
+        None => match idempotency::replay_of_account(store, owner, Some(request)).await? {
+            Some(replayed) => Ok(replayed),
+            None => Err(project_limit_reached()),
+        },
+    }
+}
+
+/// Each project has bounds of its own (rules, studies, app event names); without this one an
+/// account could multiply them.
+fn project_limit_reached() -> ServiceError {
+    ServiceError::Refused {
+        code: "project_limit_reached",
+        message: format!(
+            "You own {MAX_OWNED_PROJECTS} projects, the most an account may own. Use one of \
+             them, or ask the server's operator for a server of your own."
+        ),
+    }
 }
 
 /// What inviting an email address did.

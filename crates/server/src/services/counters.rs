@@ -195,7 +195,7 @@ mod tests {
             .await
             .unwrap();
         let project = store
-            .create_project(&owner.id, "Shop", "uj_pk_counters", 100)
+            .create_project(&owner.id, "Shop", "uj_pk_counters", 100, None)
             .await
             .unwrap()
             .expect("under the cap")

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use uj_domain::idempotency::{fingerprint, IdempotencyKey, IdempotencyRecord};
-use uj_domain::ids::ProjectId;
+use uj_domain::ids::{AccountId, ProjectId};
 
 use super::ServiceError;
 use crate::state::AppState;
@@ -101,6 +101,27 @@ pub(super) fn first(
         }),
         record => Ok(record),
     }
+}
+
+/// The answer of the first request sent with `request`'s key in a project `account` belongs
+/// to, as [`replay`]: for a create that makes a project, which has no records before it
+/// (its record is the new project's).
+pub(super) async fn replay_of_account(
+    store: &dyn uj_storage::Store,
+    account: &AccountId,
+    request: Option<&KeyedRequest>,
+) -> Result<Option<Answer>, ServiceError> {
+    let Some(request) = request else {
+        return Ok(None);
+    };
+    let record = store
+        .account_idempotency_record(account, request.key.as_str(), uj_domain::now())
+        .await?;
+    Ok(first(record, request)?.map(|record| Answer {
+        status: record.status,
+        body: record.body,
+        replayed: true,
+    }))
 }
 
 /// What a dashboard form whose create's answer is not kept (a secret key's secret, shown

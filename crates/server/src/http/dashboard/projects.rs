@@ -7,8 +7,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
+use uj_domain::ids::ProjectId;
 use uj_domain::projects::Membership;
 
+use super::forms;
 use super::pages::{render, render_with, Nav, PageError};
 use super::session::{CsrfToken, CurrentUser, VerifiedForm};
 use crate::services::{accounts, settings, ServiceError};
@@ -177,11 +179,16 @@ struct NewProjectPage {
     csrf_token: String,
     error: Option<String>,
     name: String,
+    /// The form's key (`forms::new_form_key`): a new one each time the page is shown.
+    form_key: String,
 }
 
 #[derive(Deserialize)]
 struct NewProjectForm {
     name: String,
+    /// The form's key (`forms::new_form_key`); none from a page without it.
+    #[serde(default)]
+    form_key: String,
 }
 
 async fn nav_for(state: &AppState, user: &CurrentUser) -> Result<Option<Nav>, PageError> {
@@ -200,6 +207,7 @@ async fn new(
         csrf_token: csrf.0,
         error: None,
         name: String::new(),
+        form_key: forms::new_form_key(),
     }))
 }
 
@@ -209,8 +217,21 @@ async fn create(
     csrf: CsrfToken,
     VerifiedForm(form): VerifiedForm<NewProjectForm>,
 ) -> Result<Response, PageError> {
-    match accounts::create_project(state.store.as_ref(), &user.account.id, &form.name).await {
-        Ok(project) => Ok(Redirect::to(&format!("/p/{}", project.id)).into_response()),
+    // The form's record is kept in the project it makes, found among the account's own
+    // (a project has its records; a new one has none before it).
+    let keyed = forms::keyed_form(&form.form_key, "/projects", &[], &[&form.name]);
+    let answer = |project: &ProjectId| forms::see_other(format!("/p/{project}"));
+    let created = accounts::create_project_answered(
+        state.store.as_ref(),
+        &user.account.id,
+        &form.name,
+        keyed.as_ref(),
+        answer,
+    )
+    .await
+    .map_err(forms::reused_form);
+    match created {
+        Ok(answer) => Ok(forms::redirect_of(&answer)),
         // Both say what to fix (`Invalid` is transparent, `Refused` its message).
         Err(error @ (ServiceError::Invalid(_) | ServiceError::Refused { .. })) => Ok(render_with(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -220,6 +241,7 @@ async fn create(
                 csrf_token: csrf.0,
                 error: Some(error.to_string()),
                 name: form.name,
+                form_key: forms::new_form_key(),
             },
         )),
         Err(other) => Err(other.into()),
