@@ -1,4 +1,5 @@
-//! Creates sent with an `Idempotency-Key` (REST: studies and launch rules). The answer of
+//! Creates sent with an `Idempotency-Key` (REST: studies and launch rules; the dashboard's
+//! forms for studies, rules, secret keys and projects carry a form key). The answer of
 //! the first request with a key is recorded in the transaction of what it created, so a
 //! create that lands always has its record: a retry of the same request gets that answer
 //! again, even after the first was cut off with `timed_out`; a different request with the
