@@ -2340,9 +2340,6 @@ async fn a_session_ended_while_a_form_arrives_refuses_it() {
     assert!(!listing.contains("made-after-sign-out"), "{listing}");
 }
 
-/// An account owns at most 100 projects, and a project has at most 100 open invitations: the
-/// forms say so on their page (the cap on invitations once, above the form: the address typed
-/// is not at fault), and inviting an address invited before still replaces its link.
 /// The New project form sent twice (a double click, a slow answer clicked again, a reload
 /// of its answer) makes one project, each answer leading to it; so does the form sent twice
 /// at once; a fresh form makes another (each send made a project: a project's records are
@@ -2408,6 +2405,9 @@ async fn the_new_project_form_sent_twice_makes_one_project() {
     assert_eq!(projects().await, 5);
 }
 
+/// An account owns at most 100 projects, and a project has at most 100 open invitations: the
+/// forms say so on their page (the cap on invitations once, above the form: the address typed
+/// is not at fault), and inviting an address invited before still replaces its link.
 #[tokio::test]
 async fn projects_and_open_invitations_are_capped_with_a_message_on_the_form() {
     let app = TestApp::spawn().await;

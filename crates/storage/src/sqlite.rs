@@ -487,8 +487,6 @@ impl SqliteStore {
     }
 }
 
-/// Runs a write that blocks on this thread for a while: on the multi-threaded runtime its
-/// other tasks move off this worker first.
 /// The SDK's read of a user's invites, newest first (its SQL is PostgreSQL's too). `$1`,
 /// `$2` are names to SQLite, numbered in order of appearance (`$2` comes first in the
 /// memberships read), so both reads bind them by name.
@@ -554,6 +552,8 @@ fn read_user_memberships(
     rows.map(|row| row.map_err(from_rusqlite)).collect()
 }
 
+/// Runs a write that blocks on this thread for a while: on the multi-threaded runtime its
+/// other tasks move off this worker first.
 fn blocking<T>(write: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),

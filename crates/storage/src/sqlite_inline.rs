@@ -52,6 +52,11 @@ impl InlineReader {
             None => self.open().map_err(from_rusqlite)?,
         };
         let result = read(&connection);
+        // A connection still inside a transaction (a rollback that failed) would hold its
+        // snapshot, and every checkpoint behind it, for as long as it is kept: closed instead.
+        if !connection.is_autocommit() {
+            return result;
+        }
         if let Some(idle) = self.idle.lock().expect("poisoned").as_mut() {
             if idle.len() < KEPT {
                 idle.push(connection);
