@@ -1058,6 +1058,15 @@ fn element_html<'a>(html: &'a str, id: &str, tag: &str) -> Option<&'a str> {
     Some(&html[start..end])
 }
 
+/// A form of one name field as `page` offers it: its CSRF token and form key, and `name`.
+fn name_form(page: &str, name: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("csrf_token", csrf_token(page)),
+        ("form_key", input_value(page, "form_key")),
+        ("name", name.to_owned()),
+    ]
+}
+
 /// The API keys form sent again (the page that showed a new secret reloaded, a double click)
 /// makes no second key: the answer names the key the form made, says its secret was shown
 /// once and what to do if it was not copied, and shows no secret; the same form sent twice at
@@ -1069,17 +1078,10 @@ async fn the_api_key_form_sent_again_makes_no_second_key() {
     let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
     let keys_path = format!("{project_path}/api-keys");
     let keys = || app.count_sql("SELECT COUNT(*) FROM secret_keys");
-    let form_of = |page: &str, name: &str| {
-        vec![
-            ("csrf_token", csrf_token(page)),
-            ("form_key", input_value(page, "form_key")),
-            ("name", name.to_owned()),
-        ]
-    };
     let post =
         |form: Vec<(&'static str, String)>| browser.post(app.url(&keys_path)).form(&form).send();
     let (_, page) = app.page(&browser, &keys_path).await;
-    let form = form_of(&page, "Backend");
+    let form = name_form(&page, "Backend");
     let first = post(form.clone()).await.unwrap();
     assert_eq!(first.status().as_u16(), 201);
     let first = first.text().await.unwrap();
@@ -1116,13 +1118,13 @@ async fn the_api_key_form_sent_again_makes_no_second_key() {
 
     // The page that says so has a fresh form, which makes another key; so does the list.
     assert_ne!(input_value(&again, "form_key"), form[1].1);
-    let another = post(form_of(&again, "Backend")).await.unwrap();
+    let another = post(name_form(&again, "Backend")).await.unwrap();
     assert_eq!(another.status().as_u16(), 201);
     assert_eq!(keys().await, 2);
 
     // Sent several times at once: one key, one answer with its secret.
     let (_, page) = app.page(&browser, &keys_path).await;
-    let form = form_of(&page, "Worker");
+    let form = name_form(&page, "Worker");
     let sent = (0..8).map(|_| post(form.clone()));
     let mut statuses: Vec<u16> = futures::future::join_all(sent)
         .await
@@ -2350,17 +2352,10 @@ async fn the_new_project_form_sent_twice_makes_one_project() {
     let browser = client();
     app.set_up(&browser, "ada@example.com", "Shop").await;
     let projects = || app.count_sql("SELECT COUNT(*) FROM projects");
-    let form_of = |page: &str, name: &str| {
-        vec![
-            ("csrf_token", csrf_token(page)),
-            ("form_key", input_value(page, "form_key")),
-            ("name", name.to_owned()),
-        ]
-    };
     let post =
         |form: Vec<(&'static str, String)>| browser.post(app.url("/projects")).form(&form).send();
     let (_, page) = app.page(&browser, "/projects/new").await;
-    let form = form_of(&page, "Blog");
+    let form = name_form(&page, "Blog");
     let first = post(form.clone()).await.unwrap();
     assert_eq!(first.status().as_u16(), 303);
     let blog = location(&first);
@@ -2382,14 +2377,14 @@ async fn the_new_project_form_sent_twice_makes_one_project() {
     assert!(refused.contains("sent already"), "{refused}");
     assert_eq!(projects().await, 2);
     assert_ne!(input_value(&refused, "form_key"), form[1].1);
-    let other = post(form_of(&refused, "Other")).await.unwrap();
+    let other = post(name_form(&refused, "Other")).await.unwrap();
     assert_eq!(other.status().as_u16(), 303);
     assert_ne!(location(&other), blog);
     assert_eq!(projects().await, 3);
 
     // Sent several times at once: one project, every answer leading to it.
     let (_, page) = app.page(&browser, "/projects/new").await;
-    let form = form_of(&page, "Docs");
+    let form = name_form(&page, "Docs");
     let sent = (0..8).map(|_| post(form.clone()));
     let answers = futures::future::join_all(sent).await;
     let docs = location(answers[0].as_ref().unwrap());
@@ -2400,7 +2395,7 @@ async fn the_new_project_form_sent_twice_makes_one_project() {
 
     // A fresh form makes another, even of the same name.
     let (_, page) = app.page(&browser, "/projects/new").await;
-    let fresh = post(form_of(&page, "Docs")).await.unwrap();
+    let fresh = post(name_form(&page, "Docs")).await.unwrap();
     assert_eq!(fresh.status().as_u16(), 303);
     assert_eq!(projects().await, 5);
 }

@@ -401,18 +401,6 @@ impl SqliteStore {
 
     // The SDK's two reads below: [`read_user_invites`] and [`read_user_memberships`].
 
-    async fn user_invites(
-        &self,
-        project: &ProjectId,
-        reference_id: &str,
-    ) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
-        if !self.may_have(Keys::Invitees, reference_id) {
-            return self.inline.check_open().map(|()| Vec::new());
-        }
-        self.inline
-            .read(|db| read_user_invites(db, project, reference_id))
-    }
-
     async fn user_memberships(
         &self,
         project: &ProjectId,
@@ -440,10 +428,17 @@ impl SqliteStore {
         let none_read = || with_memberships.then(Vec::new);
         match (invited, member) {
             (false, false) => self.inline.check_open().map(|()| (Vec::new(), none_read())),
-            (true, false) => Ok((self.user_invites(project, reference_id).await?, none_read())),
+            (true, false) => Ok((
+                self.inline
+                    .read(|db| read_user_invites(db, project, reference_id))?,
+                none_read(),
+            )),
             (false, true) => Ok((
                 Vec::new(),
-                Some(self.user_memberships(project, reference_id).await?),
+                Some(
+                    self.inline
+                        .read(|db| read_user_memberships(db, project, reference_id))?,
+                ),
             )),
             (true, true) => self.inline.read(|db| {
                 // Rolled back when dropped: the read transaction ends whatever happened.
