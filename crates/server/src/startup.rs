@@ -644,6 +644,12 @@ async fn background_jobs(store: Arc<dyn Store>) {
             Ok(removed) => tracing::debug!(removed, "expired sessions removed"),
             Err(error) => tracing::warn!(error = %error, "could not remove expired sessions"),
         }
+        // Deletions of audiences a stopped process left part-way (their rules refused).
+        match store.finish_audience_deletions().await {
+            Ok(0) => {}
+            Ok(finished) => tracing::info!(finished, "audience deletions left part-way finished"),
+            Err(error) => tracing::warn!(error = %error, "could not finish audience deletions"),
+        }
         // A full sync unfinished for a day will not be finished: Mixpanel starts a new one.
         match store
             .delete_stale_staging(now - uj_domain::cohort_sync::STAGING_KEPT_FOR)

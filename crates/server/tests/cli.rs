@@ -1710,6 +1710,7 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
                         "DROP INDEX launch_rules_live",
                         "DROP INDEX studies_live",
                         "CREATE INDEX launch_rules_by_project ON launch_rules (project_id, status)",
+                        "ALTER TABLE audiences DROP COLUMN deleting_since",
                     ] {
                         sqlx::query(sql).execute(&pool).await.unwrap();
                     }

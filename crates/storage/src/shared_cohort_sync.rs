@@ -216,10 +216,20 @@ pub(crate) fn not_before(
 }
 
 /// Holds audience `$1`'s row (a no-op write, as a delivery's writes take it) and names its
-/// project: no row when the audience is gone. A delete, a new rule on it and the staging sweep
-/// take it, so whichever comes second sees what the first did.
-pub(crate) const HOLD_AUDIENCE: &str =
-    "UPDATE audiences SET member_count = member_count WHERE id = $1 RETURNING project_id";
+/// project: no row when the audience is gone or being deleted. A delete, a new rule on it and
+/// the staging sweep take it, so whichever comes second sees what the first did.
+pub(crate) const HOLD_AUDIENCE: &str = "UPDATE audiences SET member_count = member_count
+     WHERE id = $1 AND deleting_since IS NULL RETURNING project_id";
+
+/// Holds audience `$1` of project `$2` (as [`HOLD_AUDIENCE`], whether being deleted or not)
+/// and tells whether its deletion began: no row when it is not the project's.
+pub(crate) const HOLD_OWN_AUDIENCE: &str = "UPDATE audiences SET member_count = member_count
+     WHERE id = $1 AND project_id = $2 RETURNING deleting_since IS NOT NULL";
+
+/// Rows of audience `$1` deleted per transaction while it is deleted: SQLite's one writer is
+/// held ~20 ms for each (a million members in one transaction held it 3 s), so invites and
+/// deliveries of every project wait one batch at most.
+pub(crate) const AUDIENCE_DELETE_BATCH: i64 = 5000;
 
 /// Rows deleted per statement when old ones are purged (sync history, idempotency records).
 pub(crate) const PURGE_BATCH: i64 = 5000;
@@ -275,6 +285,38 @@ macro_rules! impl_cohort_sync_store {
             .fetch_one(&mut **tx)
             .await?;
             Ok((count, crate::shared_cohort_sync::not_before(at, last.map(|t| t.0))))
+        }
+
+        /// Deletes an audience whose deletion began (`deleting_since` set): its
+        /// members and sync history a batch per transaction, then the audience with what is
+        /// left (its staging, rows a delivery added meanwhile: ON DELETE CASCADE). Deliveries
+        /// meanwhile still land in it and go with it, as those before the deletion began.
+        /// Several processes finishing one deletion share its batches.
+        async fn finish_audience_deletion(
+            store: &$store,
+            audience: &AudienceId,
+        ) -> Result<(), $crate::StoreError> {
+            let batch = crate::shared_cohort_sync::AUDIENCE_DELETE_BATCH;
+            for rows in [
+                "DELETE FROM audience_members WHERE audience_id = $1 AND provider_member_id IN (
+                    SELECT provider_member_id FROM audience_members WHERE audience_id = $1 LIMIT $2)",
+                "DELETE FROM sync_ledger WHERE id IN (
+                    SELECT id FROM sync_ledger WHERE audience_id = $1 LIMIT $2)",
+            ] {
+                while sqlx::query(rows)
+                    .bind(audience.as_str())
+                    .bind(batch)
+                    .execute(store.writer())
+                    .await?
+                    .rows_affected()
+                    == batch as u64
+                {}
+            }
+            sqlx::query("DELETE FROM audiences WHERE id = $1 AND deleting_since IS NOT NULL")
+                .bind(audience.as_str())
+                .execute(store.writer())
+                .await?;
+            Ok(())
         }
 
         /// Counts the audience's current members row by row (a scan of the audience).
@@ -1428,31 +1470,50 @@ macro_rules! impl_cohort_sync_store {
             ) -> Result<$crate::AudienceDeletion, $crate::StoreError> {
                 let mut tx = self.begin().await?;
                 // Under the audience's lock, as a delivery and a new rule on it take it: one
-                // in flight finishes first (a later delivery makes the audience anew; a later
-                // rule finds it gone).
-                let owner: Option<String> = sqlx::query_scalar(crate::shared_cohort_sync::HOLD_AUDIENCE)
-                    .bind(audience.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if owner.as_deref() != Some(project.as_str()) {
-                    return Ok($crate::AudienceDeletion::NotFound);
-                }
-                let targeting: i64 = sqlx::query_scalar(crate::shared_cohort_sync::RULES_TARGETING)
-                .bind(project.as_str())
-                .bind(audience.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-                if targeting > 0 {
-                    return Ok($crate::AudienceDeletion::InUse(targeting));
-                }
-                // Its members, staging and history go with it (ON DELETE CASCADE).
-                sqlx::query("DELETE FROM audiences WHERE id = $1 AND project_id = $2")
+                // in flight finishes first (a later delivery makes the audience anew once it
+                // is gone; a later rule finds it gone).
+                let deleting: Option<bool> = sqlx::query_scalar(crate::shared_cohort_sync::HOLD_OWN_AUDIENCE)
                     .bind(audience.as_str())
                     .bind(project.as_str())
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                tx.commit().await?;
+                match deleting {
+                    None => return Ok($crate::AudienceDeletion::NotFound),
+                    // Begun by a process that stopped: finished here.
+                    Some(true) => drop(tx),
+                    Some(false) => {
+                        let targeting: i64 = sqlx::query_scalar(crate::shared_cohort_sync::RULES_TARGETING)
+                            .bind(project.as_str())
+                            .bind(audience.as_str())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        if targeting > 0 {
+                            return Ok($crate::AudienceDeletion::InUse(targeting));
+                        }
+                        // From here no new rule may target it (`HOLD_AUDIENCE` finds no row),
+                        // and whoever comes next finishes the deletion if this one stops.
+                        sqlx::query("UPDATE audiences SET deleting_since = $2 WHERE id = $1")
+                            .bind(audience.as_str())
+                            .bind(Ts(chrono::Utc::now()))
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                    }
+                }
+                finish_audience_deletion(self, audience).await?;
                 Ok($crate::AudienceDeletion::Deleted)
+            }
+
+            async fn finish_audience_deletions(&self) -> Result<u64, $crate::StoreError> {
+                let pending: Vec<String> =
+                    sqlx::query_scalar("SELECT id FROM audiences WHERE deleting_since IS NOT NULL")
+                        .fetch_all(self.writer())
+                        .await?;
+                for audience in &pending {
+                    finish_audience_deletion(self, &AudienceId::from_string(audience.clone()))
+                        .await?;
+                }
+                Ok(pending.len() as u64)
             }
 
             async fn delete_old_ledger_entries(&self, before: DateTime<Utc>) -> Result<u64, $crate::StoreError> {

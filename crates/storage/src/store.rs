@@ -535,12 +535,17 @@ pub trait CohortSyncStore: Send + Sync {
     /// Deletes ledger entries received before `before` (in batches); returns how many.
     async fn delete_old_ledger_entries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Deletes the project's audience with its members, unfinished full syncs and sync
-    /// history, in one transaction, unless a rule that is not archived targets it.
+    /// history, unless a rule that is not archived targets it. Once begun no new rule may
+    /// target it, and it is finished (by [`Self::finish_audience_deletions`] if this one
+    /// stops); its members and history go a batch per transaction, so a big audience holds
+    /// no writer for long. Another delete of it meanwhile finishes it too.
     async fn delete_audience(
         &self,
         project: &ProjectId,
         audience: &AudienceId,
     ) -> Result<AudienceDeletion, StoreError>;
+    /// Finishes the deletions of audiences that a stopped process began; returns how many.
+    async fn finish_audience_deletions(&self) -> Result<u64, StoreError>;
 
     /// Current members (with `include_exited`, past ones too), ordered by provider member id
     /// (the page cursor).

@@ -137,6 +137,7 @@ conformance!(
     old_ledger_entries_are_deleted,
     old_ledger_entries_are_deleted_past_one_batch,
     an_audience_is_deleted_whole_unless_a_live_rule_targets_it,
+    a_big_audience_is_deleted_in_batches_and_a_deletion_left_part_way_is_finished,
     a_database_without_this_servers_schema_is_not_ready,
     the_trait_allowlist_round_trips,
     traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_project,
@@ -3562,6 +3563,119 @@ async fn an_audience_is_deleted_whole_unless_a_live_rule_targets_it(
         matches!(refused, StoreError::Gone("audience")),
         "{refused:?}"
     );
+}
+
+/// Runs `sql` on the test's database outside the store (as another process would), and
+/// answers its first column as a count when it has one.
+async fn raw_sql(db: &TestDatabase, sql: &str) -> Option<i64> {
+    if db.url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_optional(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_optional(&pool).await.unwrap()
+    }
+}
+
+/// An audience of more members than one deletion batch goes whole, its history with it. A
+/// deletion a stopped process began (its mark set, part of its members gone) refuses new
+/// rules on the audience, and is finished by the next delete of it (which it answered as not
+/// found) or by the housekeeping that finds it.
+async fn a_big_audience_is_deleted_in_batches_and_a_deletion_left_part_way_is_finished(
+    store: Arc<dyn Store>,
+    db: &TestDatabase,
+) {
+    use uj_storage::AudienceDeletion;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let count = |audience: &uj_domain::ids::AudienceId| {
+        let sql = format!("SELECT COUNT(*) FROM audience_members WHERE audience_id = '{audience}'");
+        async move { raw_sql(db, &sql).await.unwrap() }
+    };
+    let big = audience_a(&store, &shop, now).await;
+    let ids: Vec<String> = (0..12_001).map(|i| format!("m{i:05}")).collect();
+    for chunk in ids.chunks(1000) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        store
+            .add_audience_members(&big, &members(&chunk), now)
+            .await
+            .unwrap();
+    }
+    receive(&store, &shop, &big, "s1", 1, 2, &members(&["x"]), now).await;
+    assert_eq!(count(&big).await, 12_002);
+    assert_eq!(
+        store.delete_audience(&shop, &big).await.unwrap(),
+        AudienceDeletion::Deleted
+    );
+    assert!(store.audience(&shop, &big).await.unwrap().is_none());
+    assert_eq!(count(&big).await, 0);
+    let history = format!("SELECT COUNT(*) FROM sync_ledger WHERE audience_id = '{big}'");
+    assert_eq!(raw_sql(db, &history).await, Some(0));
+
+    // Left part-way by a process that stopped: marked, a member deleted.
+    let left = store
+        .upsert_audience(&shop, "2", "B", "", now)
+        .await
+        .unwrap()
+        .id;
+    store
+        .add_audience_members(&left, &members(&["a", "b"]), now)
+        .await
+        .unwrap();
+    let since = if db.url.starts_with("postgres") {
+        "now()"
+    } else {
+        "'2026-01-01T00:00:00Z'"
+    };
+    raw_sql(
+        db,
+        &format!("UPDATE audiences SET deleting_since = {since} WHERE id = '{left}'"),
+    )
+    .await;
+    raw_sql(db, &format!("DELETE FROM audience_members WHERE audience_id = '{left}' AND provider_member_id = 'a'")).await;
+    let (_, event_rule) = study_with_event_rule(&store, &shop, now).await;
+    let rule = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        trigger: uj_domain::pacing::Trigger::Audience(left.to_string()),
+        ..event_rule
+    };
+    let refused = store.create_launch_rule(&rule, None).await.unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Gone("audience")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.delete_audience(&shop, &left).await.unwrap(),
+        AudienceDeletion::Deleted
+    );
+    assert!(store.audience(&shop, &left).await.unwrap().is_none());
+    assert_eq!(count(&left).await, 0);
+
+    // And by the housekeeping, which finds only those begun.
+    let other = store
+        .upsert_audience(&shop, "3", "C", "", now)
+        .await
+        .unwrap()
+        .id;
+    let kept = store
+        .upsert_audience(&shop, "4", "D", "", now)
+        .await
+        .unwrap()
+        .id;
+    store
+        .add_audience_members(&other, &members(&["c"]), now)
+        .await
+        .unwrap();
+    raw_sql(
+        db,
+        &format!("UPDATE audiences SET deleting_since = {since} WHERE id = '{other}'"),
+    )
+    .await;
+    assert_eq!(store.finish_audience_deletions().await.unwrap(), 1);
+    assert!(store.audience(&shop, &other).await.unwrap().is_none());
+    assert_eq!(count(&other).await, 0);
+    assert!(store.audience(&shop, &kept).await.unwrap().is_some());
+    assert_eq!(store.finish_audience_deletions().await.unwrap(), 0);
 }
 
 async fn old_ledger_entries_are_deleted(store: Arc<dyn Store>, _: &TestDatabase) {
