@@ -56,6 +56,7 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
+        crate::postgres::note_cut_connection(&error);
         if is_transient(&error) {
             StoreError::Unavailable(error.into())
         } else {

@@ -1,6 +1,8 @@
 //! The PostgreSQL store: one pool; several server processes may share the database.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
@@ -22,8 +24,45 @@ use crate::StoreError;
 /// How long a query waits for a connection. While PostgreSQL refuses connections (down,
 /// restarting), sqlx retries until then: each request waits this long before its 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A pooled connection idle for less than this is used without a check first.
+/// A pooled connection idle for less than this is used without a check first, unless a
+/// connection was found cut since it was returned ([`note_cut_connection`]).
 const CHECKED_RECENTLY: Duration = Duration::from_secs(1);
+
+/// When this process last found a connection cut, in milliseconds after [`START`], plus one
+/// (0: never). PostgreSQL ends every connection at once (a restart, a failover, an
+/// administrator), so each one returned to a pool before then is checked before its next
+/// use: only the first request to meet a cut connection fails, not one per pooled connection
+/// (16, each a 503). Per process, not per pool: a pool of a database still up checks its
+/// connections once more, a round trip each.
+static FOUND_CUT_AT: AtomicU64 = AtomicU64::new(0);
+static START: OnceLock<Instant> = OnceLock::new();
+
+fn millis_since_start(at: Instant) -> u64 {
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(at.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Notes a connection found cut, as `error` says (its socket closed, or PostgreSQL's
+/// connection exceptions, 08…, and operator interventions, 57P…: "terminating connection").
+pub(crate) fn note_cut_connection(error: &sqlx::Error) {
+    let cut = match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| pg.code().starts_with("08") || pg.code().starts_with("57P")),
+        _ => false,
+    };
+    if cut {
+        FOUND_CUT_AT.fetch_max(millis_since_start(Instant::now()) + 1, Ordering::Relaxed);
+    }
+}
+
+/// Whether a pooled connection idle for `idle_for` is checked before it is handed out.
+fn check_before_use(idle_for: Duration) -> bool {
+    let returned = Instant::now().checked_sub(idle_for);
+    idle_for >= CHECKED_RECENTLY
+        || returned.is_none_or(|at| millis_since_start(at) < FOUND_CUT_AT.load(Ordering::Relaxed))
+}
 
 /// The current memberships with match key `$2` in the audiences of project `$1`, as
 /// SQLite's [`USER_MEMBERSHIPS`](crate::shared_cohort_sync::USER_MEMBERSHIPS) reads them,
@@ -81,11 +120,12 @@ impl PgStore {
             // default again before handing it out: two extra round trips per query (the
             // second cost the SDK config a sixth of its server CPU, docs/benchmarks.md). A
             // connection checked at its return less than `CHECKED_RECENTLY` ago is handed
-            // out as it is; one idle longer (PostgreSQL may have restarted since) is checked.
+            // out as it is; one idle longer (PostgreSQL may have restarted since), or returned
+            // before a connection was found cut, is checked.
             .test_before_acquire(false)
             .before_acquire(|connection, meta| {
                 Box::pin(async move {
-                    if meta.idle_for >= CHECKED_RECENTLY {
+                    if check_before_use(meta.idle_for) {
                         sqlx::Connection::ping(connection).await?;
                     }
                     Ok(true)
