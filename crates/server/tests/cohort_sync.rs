@@ -1786,6 +1786,17 @@ async fn a_compressed_delivery_is_read_and_an_unknown_coding_is_named() {
             1,
         ),
         ("deflate", zlib.finish().unwrap(), 3),
+        // Several gzip members one after the other are one body (RFC 1952): the first
+        // alone was read, a cut JSON, a 400 that paused the sync.
+        (
+            "gzip",
+            {
+                let whole = page("s4", 1, 1, &["a", "b", "c", "d"]).to_string();
+                let (first, second) = whole.as_bytes().split_at(whole.len() / 2);
+                [gzip(first), gzip(second)].concat()
+            },
+            4,
+        ),
     ] {
         let applied = send(coding, body).await.unwrap();
         assert_eq!(applied.status().as_u16(), 200, "{coding}");

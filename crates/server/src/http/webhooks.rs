@@ -126,7 +126,8 @@ impl Coding {
         use std::io::Read;
         let reader: Box<dyn Read + '_> = match self {
             Coding::Identity => return Ok(body),
-            Coding::Gzip => Box::new(flate2::read::GzDecoder::new(&body[..])),
+            // All its members: a gzip body may be several, one after the other (RFC 1952).
+            Coding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
             Coding::Deflate => Box::new(flate2::read::ZlibDecoder::new(&body[..])),
         };
         let mut unpacked = Vec::new();
