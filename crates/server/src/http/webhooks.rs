@@ -295,8 +295,19 @@ async fn receive(
             return refuse_body(&state, &project, 400, &named, &message, true).await;
         }
     };
-    // Checked again now that the body is in: a secret regenerated, sync turned off or
-    // Mixpanel disconnected while it arrived refuses it, as it refuses the next delivery.
+    // A place among the deliveries applied in all projects, once this one's body is in.
+    let applying = match state.deliveries_in_flight.apply(&project).await {
+        Ok(applying) => applying,
+        Err(message) => {
+            let refusal = cohort_sync::Refusal::unread(503, message, &project);
+            let action = action_of(&body);
+            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
+            return failure(503, action, message);
+        }
+    };
+    // Checked again now that the body is in and it may be applied: a secret regenerated,
+    // sync turned off or Mixpanel disconnected while it arrived or waited refuses it, as it
+    // refuses the next delivery.
     let receiver = match cohort_sync::authenticate(&state, &webhook_id, authorization).await {
         Ok(now) => now,
         Err(refusal) => {
@@ -309,16 +320,6 @@ async fn receive(
     // connection, which drops this handler: an apply cut there was rolled back, and started
     // over (and cut again) at every retry, so a big snapshot never landed. It runs to its end
     // in a task of its own; a retry finds it applied, or waits its turn behind it.
-    // A place among the deliveries applied in all projects, once this one's body is in.
-    let applying = match state.deliveries_in_flight.apply() {
-        Ok(applying) => applying,
-        Err(message) => {
-            let refusal = cohort_sync::Refusal::unread(503, message, &project);
-            let action = action_of(&body);
-            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
-            return failure(503, action, message);
-        }
-    };
     let delivery = body.clone();
     // In the request's span, so that what it logs names the request.
     let applied = tokio::spawn(tracing::Instrument::in_current_span(async move {

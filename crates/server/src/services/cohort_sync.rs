@@ -181,8 +181,14 @@ pub const DELIVERIES_AT_ONCE: usize = 8;
 /// project's SDK calls 5 s without a connection, then 503: found by the engines' parity
 /// probe). Taken once a delivery's body is in, so senders whose bodies stall hold their own
 /// project's places alone (found by the session's review: they held every project's).
-/// Past it, deliveries are refused as past [`DELIVERIES_AT_ONCE`], and retried.
+/// Past it, a delivery waits up to [`APPLY_WAIT`] for a place, and places given back go to
+/// the waiting delivery of the project applying the fewest (a project at its own cap in
+/// flight kept every place taken, and every other project's deliveries were refused: found
+/// by the webhook review); one that waits longer is refused, and retried.
 pub const DELIVERIES_AT_ONCE_IN_ALL: usize = 12;
+
+/// How long a delivery whose body is in waits for a place among those applied.
+pub const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The message of a delivery refused for [`DELIVERIES_AT_ONCE`].
 pub const TOO_MANY_AT_ONCE: &str =
@@ -200,8 +206,42 @@ pub struct DeliveriesInFlight(std::sync::Mutex<InFlight>);
 #[derive(Default)]
 struct InFlight {
     by_project: std::collections::HashMap<ProjectId, usize>,
-    /// Those applied ([`DeliveriesInFlight::apply`]).
+    /// Those applied ([`DeliveriesInFlight::apply`]), in all and by project.
     applying: usize,
+    applying_by_project: std::collections::HashMap<ProjectId, usize>,
+    /// Deliveries waiting for a place to be applied, oldest first; each is handed its place.
+    /// At most [`DELIVERIES_AT_ONCE`] of a project, as those in flight.
+    waiting: std::collections::VecDeque<(ProjectId, tokio::sync::oneshot::Sender<ApplySlot>)>,
+}
+
+impl InFlight {
+    fn start_applying(&mut self, project: &ProjectId) {
+        self.applying += 1;
+        *self.applying_by_project.entry(project.clone()).or_insert(0) += 1;
+    }
+
+    fn stop_applying(&mut self, project: &ProjectId) {
+        self.applying -= 1;
+        if let Some(count) = self.applying_by_project.get_mut(project) {
+            *count -= 1;
+            if *count == 0 {
+                self.applying_by_project.remove(project);
+            }
+        }
+    }
+
+    /// The waiting delivery of the project applying the fewest (the oldest of those), if any
+    /// still waits (those that gave up are dropped).
+    fn next_waiting(&mut self) -> Option<(ProjectId, tokio::sync::oneshot::Sender<ApplySlot>)> {
+        self.waiting.retain(|(_, ready)| !ready.is_closed());
+        let applying = |project: &ProjectId| self.applying_by_project.get(project).copied();
+        let (next, _) = self
+            .waiting
+            .iter()
+            .enumerate()
+            .min_by_key(|(at, (project, _))| (applying(project).unwrap_or(0), *at))?;
+        self.waiting.remove(next)
+    }
 }
 
 /// One delivery's place among [`DeliveriesInFlight`], given back when dropped.
@@ -235,15 +275,32 @@ impl DeliveriesInFlight {
         })
     }
 
-    /// A place to apply one delivery whose body is in, unless all projects have
-    /// [`DELIVERIES_AT_ONCE_IN_ALL`] applied: `Err` with the refusal's message.
-    pub fn apply(self: &std::sync::Arc<Self>) -> Result<ApplySlot, &'static str> {
-        let mut counts = self.lock();
-        if counts.applying >= DELIVERIES_AT_ONCE_IN_ALL {
-            return Err(TOO_MANY_IN_ALL);
+    /// A place to apply one of `project`'s deliveries whose body is in: at once while all
+    /// projects have fewer than [`DELIVERIES_AT_ONCE_IN_ALL`] applied, else the first given
+    /// back to it within [`APPLY_WAIT`]; `Err` with the refusal's message past that.
+    pub async fn apply(
+        self: &std::sync::Arc<Self>,
+        project: &ProjectId,
+    ) -> Result<ApplySlot, &'static str> {
+        let handed = {
+            let mut counts = self.lock();
+            if counts.applying < DELIVERIES_AT_ONCE_IN_ALL {
+                counts.start_applying(project);
+                return Ok(ApplySlot {
+                    in_flight: self.clone(),
+                    project: project.clone(),
+                });
+            }
+            let (ready, handed) = tokio::sync::oneshot::channel();
+            counts.waiting.push_back((project.clone(), ready));
+            handed
+        };
+        // Given up, the place handed meanwhile (if one was) is dropped with the channel,
+        // which gives it on.
+        match tokio::time::timeout(APPLY_WAIT, handed).await {
+            Ok(Ok(slot)) => Ok(slot),
+            Ok(Err(_)) | Err(_) => Err(TOO_MANY_IN_ALL),
         }
-        counts.applying += 1;
-        Ok(ApplySlot(self.clone()))
     }
 }
 
@@ -260,12 +317,30 @@ impl Drop for DeliverySlot {
 }
 
 /// One delivery's place among those applied ([`DeliveriesInFlight::apply`]), given back
-/// when dropped.
-pub struct ApplySlot(std::sync::Arc<DeliveriesInFlight>);
+/// when dropped: to the next waiting delivery, if one waits.
+pub struct ApplySlot {
+    in_flight: std::sync::Arc<DeliveriesInFlight>,
+    project: ProjectId,
+}
 
 impl Drop for ApplySlot {
     fn drop(&mut self) {
-        self.0.lock().applying -= 1;
+        let next = {
+            let mut counts = self.in_flight.lock();
+            counts.stop_applying(&self.project);
+            let next = counts.next_waiting();
+            if let Some((project, _)) = &next {
+                counts.start_applying(project);
+            }
+            next
+        };
+        if let Some((project, ready)) = next {
+            // A delivery that gave up meanwhile hands it back: dropped here, it goes on.
+            let _ = ready.send(ApplySlot {
+                in_flight: self.in_flight.clone(),
+                project,
+            });
+        }
     }
 }
 
@@ -558,10 +633,11 @@ async fn apply(
 #[cfg(test)]
 mod tests {
     /// A project may receive 8 deliveries at once whatever others receive, and all
-    /// projects apply 12: past them a delivery is refused with what is full, and a place
-    /// given back is taken again.
-    #[test]
-    fn deliveries_are_capped_per_project_and_applied_in_all() {
+    /// projects apply 12: past 8 a delivery is refused; past 12 it waits, and a place given
+    /// back goes to the waiting delivery of the project applying the fewest (a project
+    /// applying 12 refused every other project's deliveries).
+    #[tokio::test]
+    async fn deliveries_are_capped_per_project_and_places_to_apply_shared_fairly() {
         use super::*;
         let in_flight = std::sync::Arc::new(DeliveriesInFlight::default());
         let (a, b) = (
@@ -573,15 +649,44 @@ mod tests {
             .collect();
         assert_eq!(in_flight.take(&a).err(), Some(TOO_MANY_AT_ONCE));
         let of_b = in_flight.take(&b).unwrap();
-        let mut applying: Vec<ApplySlot> = (0..DELIVERIES_AT_ONCE_IN_ALL)
-            .map(|_| in_flight.apply().unwrap())
-            .collect();
-        assert_eq!(in_flight.apply().err(), Some(TOO_MANY_IN_ALL));
+        let mut applying = Vec::new();
+        for _ in 0..DELIVERIES_AT_ONCE_IN_ALL {
+            applying.push(in_flight.apply(&a).await.unwrap());
+        }
+        // All taken: one waits in vain (5 s), and is refused.
+        assert_eq!(in_flight.apply(&a).await.err(), Some(TOO_MANY_IN_ALL));
+        // `a` waits first, `b` after it: the place given back goes to `b`, and the next to
+        // `a`.
+        let of_a = tokio::spawn({
+            let (in_flight, a) = (in_flight.clone(), a.clone());
+            async move { in_flight.apply(&a).await }
+        });
+        tokio::task::yield_now().await;
+        let for_b = tokio::spawn({
+            let (in_flight, b) = (in_flight.clone(), b.clone());
+            async move { in_flight.apply(&b).await }
+        });
+        tokio::task::yield_now().await;
+        let waiting = |in_flight: &DeliveriesInFlight| {
+            let counts = in_flight.lock();
+            counts
+                .waiting
+                .iter()
+                .filter(|(_, r)| !r.is_closed())
+                .count()
+        };
+        assert_eq!(waiting(&in_flight), 2);
         applying.pop();
-        assert!(in_flight.apply().is_ok());
-        drop((received, of_b, applying));
-        assert_eq!(in_flight.lock().applying, 0);
-        assert!(in_flight.lock().by_project.is_empty());
+        let for_b = for_b.await.unwrap().unwrap();
+        assert_eq!(for_b.project, b);
+        assert!(!of_a.is_finished());
+        applying.pop();
+        applying.push(of_a.await.unwrap().unwrap());
+        drop((received, of_b, applying, for_b));
+        let counts = in_flight.lock();
+        assert_eq!(counts.applying, 0);
+        assert!(counts.by_project.is_empty() && counts.applying_by_project.is_empty());
+        assert!(counts.waiting.is_empty());
     }
 
     use super::*;
