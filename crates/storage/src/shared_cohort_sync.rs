@@ -215,6 +215,12 @@ pub(crate) fn not_before(
     last.map_or(at, |last| at.max(last))
 }
 
+/// Whether project `$1` still takes a delivery accepted with the webhook secret whose hash is
+/// `$2`, from Mixpanel project `$3`: sync on with that secret, and connected to it.
+pub(crate) const SYNC_STILL_ACCEPTED: &str = "SELECT 1 FROM cohort_sync_configs c
+     JOIN mixpanel_connections m ON m.project_id = c.project_id
+     WHERE c.project_id = $1 AND c.enabled AND c.secret_hash = $2 AND m.mixpanel_project_id = $3";
+
 /// Holds audience `$1`'s row (a no-op write, as a delivery's writes take it) and names its
 /// project: no row when the audience is gone or being deleted. A delete, a new rule on it and
 /// the staging sweep take it, so whichever comes second sees what the first did.
@@ -542,6 +548,24 @@ macro_rules! impl_cohort_sync_store {
             at: DateTime<Utc>,
             follow: bool,
         ) -> Result<AudienceSessionRow, $crate::StoreError> {
+            if let Some(secret_hash) = cohort.accepted_with {
+                // Held to the commit on PostgreSQL, so a Disable, Disconnect or Regenerate
+                // secret waits for the delivery (SQLite's one writer orders them already).
+                let sql = format!(
+                    "{}{}",
+                    crate::shared_cohort_sync::SYNC_STILL_ACCEPTED,
+                    if <$store as crate::shared::Dialect>::ROW_LOCKS { " FOR SHARE OF c, m" } else { "" }
+                );
+                let accepted: Option<i32> = sqlx::query_scalar(&sql)
+                    .bind(project.as_str())
+                    .bind(secret_hash)
+                    .bind(cohort.mixpanel_project_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                if accepted.is_none() {
+                    return Err($crate::StoreError::Gone("cohort sync settings"));
+                }
+            }
             let row: Option<AudienceSessionRow> = sqlx::query_as(crate::shared_cohort_sync::UPSERT_AUDIENCE)
             .bind(uj_domain::ids::AudienceId::generate().as_str())
             .bind(project.as_str())
@@ -1228,6 +1252,7 @@ macro_rules! impl_cohort_sync_store {
                     mixpanel_cohort_id,
                     name,
                     description: Some(description),
+                    accepted_with: None,
                 };
                 let mut tx = self.begin().await?;
                 let row = upsert_audience_in(&mut tx, project, &cohort, at, true).await?;

@@ -635,6 +635,13 @@ pub struct SyncCohort<'a> {
     pub name: &'a str,
     /// None keeps the audience's description.
     pub description: Option<&'a str>,
+    /// The hash of the webhook secret the delivery was accepted with: it is applied only
+    /// while cohort sync is on with that secret and the project connected to
+    /// `mixpanel_project_id`, as checked in its transaction ([`StoreError::Gone`]
+    /// `"cohort sync settings"` otherwise; a delivery that waited for the writer was applied
+    /// after a Disable, a Disconnect or a Regenerate secret had answered). None (fixtures)
+    /// checks nothing.
+    pub accepted_with: Option<&'a str>,
 }
 
 /// One page of a full-sync (`members`) session.

@@ -138,6 +138,7 @@ conformance!(
     old_ledger_entries_are_deleted_past_one_batch,
     an_audience_is_deleted_whole_unless_a_live_rule_targets_it,
     a_big_audience_is_deleted_in_batches_and_a_deletion_left_part_way_is_finished,
+    a_delivery_is_applied_only_while_the_settings_it_was_accepted_under_hold,
     a_database_without_this_servers_schema_is_not_ready,
     the_trait_allowlist_round_trips,
     traits_off_the_allowlist_are_erased_from_members_and_invites_of_the_project,
@@ -2178,6 +2179,7 @@ async fn try_receive(
         mixpanel_cohort_id: "1",
         name: "A",
         description: Some(""),
+        accepted_with: None,
     };
     let entry = store
         .receive_sync_page(project, &cohort, &sync_page, entry)
@@ -3304,6 +3306,7 @@ async fn erasing_traits_while_diffs_rewrite_the_members_never_deadlocks(
             mixpanel_cohort_id: "1",
             name: "A",
             description: Some(""),
+            accepted_with: None,
         };
         let entry = LedgerEntry {
             id: LedgerEntryId::generate(),
@@ -3365,6 +3368,7 @@ async fn a_diff_lands_whole_or_not_at_all(store: Arc<dyn Store>, _: &TestDatabas
         mixpanel_cohort_id: id,
         name: "Nine",
         description: Some(""),
+        accepted_with: None,
     };
     let entry = |action: &str| LedgerEntry {
         id: LedgerEntryId::generate(),
@@ -3563,6 +3567,133 @@ async fn an_audience_is_deleted_whole_unless_a_live_rule_targets_it(
         matches!(refused, StoreError::Gone("audience")),
         "{refused:?}"
     );
+}
+
+/// A delivery carries the secret it was accepted with: its transaction applies it only while
+/// sync is on with that secret and the project is connected to the delivery's Mixpanel
+/// project. (Checked before it waited for the writer only, it was applied after a Disable,
+/// a Disconnect or a Regenerate secret had answered.)
+async fn a_delivery_is_applied_only_while_the_settings_it_was_accepted_under_hold(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    store
+        .save_mixpanel_connection(&connection(&shop, "10"), "v1.x")
+        .await
+        .unwrap();
+    let config = CohortSyncConfig {
+        project_id: shop.clone(),
+        webhook_id: "whk_one".into(),
+        username: "mixpanel".into(),
+        secret_hash: "hash-1".into(),
+        created_at: now,
+        secret_rotated_at: now,
+        last_delivery_at: None,
+        enabled: true,
+    };
+    assert!(store.create_cohort_sync_config(&config).await.unwrap());
+    let diff = |secret: &'static str, from: &'static str, member: &'static str| {
+        let (store, shop) = (store.clone(), shop.clone());
+        async move {
+            let cohort = uj_storage::SyncCohort {
+                mixpanel_project_id: Some(from),
+                mixpanel_cohort_id: "1",
+                name: "A",
+                description: Some(""),
+                accepted_with: Some(secret),
+            };
+            let entry = LedgerEntry {
+                id: LedgerEntryId::generate(),
+                audience_id: None,
+                action: "add_members".into(),
+                session_id: None,
+                page: Some(1),
+                total_pages: Some(1),
+                members: 1,
+                added: 0,
+                removed: 0,
+                outcome: LedgerOutcome::Applied,
+                error: None,
+                received_at: now,
+            };
+            store
+                .receive_sync_diff(&shop, &cohort, &members(&[member]), false, entry)
+                .await
+        }
+    };
+    let page = |secret: &'static str| {
+        let (store, shop) = (store.clone(), shop.clone());
+        async move {
+            let cohort = uj_storage::SyncCohort {
+                mixpanel_project_id: Some("10"),
+                mixpanel_cohort_id: "1",
+                name: "A",
+                description: Some(""),
+                accepted_with: Some(secret),
+            };
+            let entry = LedgerEntry {
+                id: LedgerEntryId::generate(),
+                audience_id: None,
+                action: "members".into(),
+                session_id: Some("s".into()),
+                page: Some(1),
+                total_pages: Some(1),
+                members: 1,
+                added: 0,
+                removed: 0,
+                outcome: LedgerOutcome::Applied,
+                error: None,
+                received_at: now,
+            };
+            let page = uj_storage::SyncPage {
+                session_id: "s",
+                page: 1,
+                total_pages: 1,
+                members: &members(&["p"]),
+            };
+            store.receive_sync_page(&shop, &cohort, &page, entry).await
+        }
+    };
+    let gone = |result: Result<LedgerEntry, StoreError>| {
+        matches!(result, Err(StoreError::Gone("cohort sync settings")))
+    };
+    let audience = diff("hash-1", "10", "a")
+        .await
+        .unwrap()
+        .audience_id
+        .unwrap();
+    assert!(gone(diff("hash-0", "10", "b").await), "an older secret");
+    assert!(
+        gone(diff("hash-1", "11", "b").await),
+        "another Mixpanel project"
+    );
+    store
+        .rotate_cohort_sync_secret(&shop, "hash-2", now)
+        .await
+        .unwrap();
+    assert!(
+        gone(diff("hash-1", "10", "b").await),
+        "the secret regenerated"
+    );
+    assert!(gone(page("hash-1").await), "a page too");
+    assert!(store.disable_cohort_sync(&shop).await.unwrap());
+    assert!(gone(diff("hash-2", "10", "b").await), "sync turned off");
+    store.enable_cohort_sync(&shop).await.unwrap();
+    assert!(store.delete_mixpanel_connection(&shop).await.unwrap());
+    assert!(gone(diff("hash-2", "10", "b").await), "disconnected");
+    let current = store
+        .audience_members(&audience, false, &first_page(10))
+        .await
+        .unwrap();
+    assert_eq!(current.items.len(), 1, "only the first applied");
+    store
+        .save_mixpanel_connection(&connection(&shop, "10"), "v1.x")
+        .await
+        .unwrap();
+    diff("hash-2", "10", "b").await.unwrap();
+    page("hash-2").await.unwrap();
 }
 
 /// Runs `sql` on the test's database outside the store (as another process would), and

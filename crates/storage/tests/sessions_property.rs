@@ -119,6 +119,7 @@ async fn deliver(
             mixpanel_cohort_id: "1",
             name: "C",
             description: Some(""),
+            accepted_with: None,
         };
         let outcome = store
             .receive_sync_page(&project.id, &cohort, &page, entry)

@@ -376,6 +376,12 @@ impl From<StoreError> for Refusal {
         match error {
             // Refused for Mixpanel to retry, then give the run up: its next run goes on
             // from the last membership it completed, which is the audience's.
+            // Its settings changed while it waited to be applied: the retry is answered as
+            // they are now (401 for a new secret, 404 turned off, 403 another project).
+            StoreError::Gone("cohort sync settings") => Refusal::new(
+                503,
+                "UserJourneys' cohort sync settings changed while this delivery waited (its secret regenerated, sync turned off or Mixpanel disconnected); it was not applied and will be retried.",
+            ),
             StoreError::RunReplaced => Refusal::new(
                 503,
                 "This page's sync run was replaced by another before it was complete, and UserJourneys did not apply it; Mixpanel's next run brings the cohort up to date.",
@@ -489,7 +495,7 @@ pub async fn receive(
         reject(state, &project, &outline, message.clone()).await?;
         return Err(Refusal::new(403, message));
     }
-    match apply(state, &project, &delivery).await {
+    match apply(state, &project, &delivery, &receiver.config.secret_hash).await {
         Err(StoreError::CohortOfAnotherProject(owner)) => {
             let message = format!(
                 "Cohort {} of Mixpanel project {} has the id of a cohort of Mixpanel project {owner} synced before, whose audience this project keeps. Delete that audience in UserJourneys (archive its rules first), or sync this cohort to another UserJourneys project.",
@@ -554,10 +560,13 @@ async fn record_rejection(
     Ok(())
 }
 
+/// Applies `delivery`, accepted with the webhook secret whose hash is `secret_hash`, if the
+/// project's sync settings still take it (see [`SyncCohort::accepted_with`]).
 async fn apply(
     state: &AppState,
     project: &ProjectId,
     delivery: &SyncDelivery,
+    secret_hash: &str,
 ) -> Result<(), StoreError> {
     let store = state.store.as_ref();
     let now = uj_domain::now();
@@ -566,6 +575,7 @@ async fn apply(
         mixpanel_cohort_id: &delivery.mixpanel_cohort_id,
         name: &delivery.cohort_name,
         description: delivery.cohort_description.as_deref(),
+        accepted_with: Some(secret_hash),
     };
     let entry = LedgerEntry {
         id: LedgerEntryId::generate(),
