@@ -75,8 +75,9 @@ pub struct Config {
     pub api_requests_per_minute: u32,
 
     /// Reverse proxies (load balancers) in front of this server, each appending the
-    /// address it was reached from to `X-Forwarded-For`. Sign-in throttling counts per
-    /// client by the address the outermost one saw. With 0 (the default) it counts by the
+    /// address it was reached from to `X-Forwarded-For`. Sign-in throttling, and the SDK's
+    /// count of keys that are no project's, count per client by the address the outermost
+    /// one saw. With 0 (the default) it counts by the
     /// connecting address: behind a proxy, every client would share the proxy's.
     #[arg(long, env = "UJ_TRUSTED_PROXIES", default_value_t = 0, global = true)]
     pub trusted_proxies: u8,

@@ -110,6 +110,7 @@ impl Application {
             https: config.https(),
             trusted_proxies: config.trusted_proxies,
             login_throttle: Arc::new(LoginThrottle::default()),
+            unknown_keys: Arc::new(LoginThrottle::for_public_keys()),
             mixpanel: config.mixpanel.client(),
             sdk_timeout: Duration::from_secs(config.sdk_timeout_secs),
             request_timeout: Duration::from_secs(config.request_timeout_secs),

@@ -40,6 +40,9 @@ pub struct Shared {
     /// How many proxies' `X-Forwarded-For` entries to trust (`Config::trusted_proxies`).
     pub trusted_proxies: u8,
     pub login_throttle: Arc<LoginThrottle>,
+    /// Each client's SDK lookups of public keys that are no project's
+    /// (`LoginThrottle::for_public_keys`).
+    pub unknown_keys: Arc<LoginThrottle>,
     pub mixpanel: uj_mixpanel::Client,
     /// How long an SDK request (and `/readyz`) may take (`sdk_timeout_secs`).
     pub sdk_timeout: std::time::Duration,

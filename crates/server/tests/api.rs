@@ -1264,6 +1264,98 @@ async fn each_public_key_is_rate_limited_with_429_and_retry_after() {
     }
 }
 
+/// A client sending keys that are no project's (well shaped, so only the database can tell)
+/// gets 10 such answers a minute, then `429 rate_limited` with `Retry-After`, without a
+/// lookup: each was a query, unthrottled (random keys each have a fresh per-key budget), and
+/// on SQLite every tenant's SDK reads wait behind them. Keys this process served within the
+/// last minute still work from that client (until one turns out rotated elsewhere); another
+/// client has its own count.
+#[tokio::test]
+async fn a_client_sending_unknown_keys_is_refused_without_a_lookup() {
+    let app = TestApp::spawn_with(|config| {
+        config.trusted_proxies = 1;
+        config.metrics_bind = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let shop = app.bootstrap("ada@example.com", "Shop");
+    let blog = app.bootstrap("bob@example.com", "Blog");
+    let from = |client: &'static str, key: &str| {
+        app.client
+            .get(app.url("/sdk/v1/config?reference_id=u"))
+            .bearer_auth(key)
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    let status = |response: reqwest::Response| response.status().as_u16();
+    let unknown = |n: usize| format!("uj_pk_{n:040}");
+    assert_eq!(
+        status(from("1.2.3.4", &shop.public_key).await.unwrap()),
+        200
+    );
+    for n in 0..10 {
+        assert_eq!(status(from("1.2.3.4", &unknown(n)).await.unwrap()), 401);
+    }
+    // Past its count the client's keys are not looked up: with the table gone, the answer
+    // is still 429 (a lookup would fail, 500).
+    app.execute_sql("ALTER TABLE projects RENAME TO projects_elsewhere")
+        .await;
+    for n in 10..15 {
+        let limited = from("1.2.3.4", &unknown(n)).await.unwrap();
+        assert_eq!(limited.status().as_u16(), 429);
+        let wait: u64 = limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+        let (_, error) = error_of(limited).await;
+        assert_eq!(error["code"], "rate_limited");
+    }
+    app.execute_sql("ALTER TABLE projects_elsewhere RENAME TO projects")
+        .await;
+    // The key it used is still served, past the second its lookup is kept for; a key this
+    // process has not served lately is refused like any other, until the window passes.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        status(from("1.2.3.4", &shop.public_key).await.unwrap()),
+        200
+    );
+    assert_eq!(
+        status(from("1.2.3.4", &blog.public_key).await.unwrap()),
+        429
+    );
+    // Rotated by another process: looked up once more (401), then counted as any other.
+    app.execute_sql(&format!(
+        "UPDATE projects SET public_key = '{}' WHERE id = '{}'",
+        unknown(100),
+        shop.project_id
+    ))
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        status(from("1.2.3.4", &shop.public_key).await.unwrap()),
+        401
+    );
+    assert_eq!(
+        status(from("1.2.3.4", &shop.public_key).await.unwrap()),
+        429
+    );
+    // Another client is not held back by it.
+    assert_eq!(status(from("5.6.7.8", &unknown(99)).await.unwrap()), 401);
+    assert_eq!(
+        status(from("5.6.7.8", &blog.public_key).await.unwrap()),
+        200
+    );
+
+    let metrics = app.metrics().await;
+    for line in [
+        r#"uj_sdk_key_lookups_total{result="unknown"} 12"#,
+        r#"uj_sdk_key_lookups_total{result="throttled"} 7"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}
+
 #[tokio::test]
 async fn every_sdk_call_validates_reference_id_alike() {
     let app = TestApp::spawn().await;

@@ -2,15 +2,19 @@
 //! (`uj_live_…`), the SDK API only a public key (`uj_pk_…`), each as
 //! `Authorization: Bearer`. The dashboard has its own session extractor.
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use secrecy::SecretString;
 use uj_domain::keys::{classify, is_public_key_shaped, KeyKind};
 use uj_domain::projects::{Project, SecretKey};
 
+use super::extract::client_address;
 use super::ApiError;
 use crate::services::api_keys;
+use crate::services::snapshot::PublicKey;
 use crate::state::AppState;
 
 /// The token of an `Authorization` value of the `Bearer` scheme, named in any case (RFC 9110
@@ -112,11 +116,40 @@ impl FromRequestParts<AppState> for PublicKeyAuth {
             }
             KeyKind::Unknown => return Err(invalid_key()),
         }
-        let project = state
+        // The accept loop gives every connection its address.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.0.ip());
+        let client = client_address(&parts.headers, peer, state.trusted_proxies);
+        let found = state
             .snapshots
-            .project_by_public_key(state.store.as_ref(), token)
-            .await?
-            .ok_or_else(invalid_key)?;
-        Ok(Self { project })
+            .project_by_public_key(state.store.as_ref(), token, &state.unknown_keys, client)
+            .await?;
+        let result = match &found {
+            PublicKey::Project {
+                looked_up: false, ..
+            } => None,
+            PublicKey::Project { .. } => Some("found"),
+            PublicKey::Unknown => Some("unknown"),
+            PublicKey::Throttled(_) => Some("throttled"),
+        };
+        if let Some(result) = result {
+            state.metrics.key_lookup(result);
+        }
+        match found {
+            PublicKey::Project { project, .. } => Ok(Self { project }),
+            PublicKey::Unknown => Err(invalid_key()),
+            PublicKey::Throttled(wait) => {
+                tracing::debug!(
+                    client = %client,
+                    "SDK key refused without a lookup: too many unknown keys from this client"
+                );
+                Err(ApiError::rate_limited(
+                    wait,
+                    "this client with keys that are no project's",
+                ))
+            }
+        }
     }
 }

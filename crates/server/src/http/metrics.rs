@@ -96,6 +96,13 @@ struct Unreadable {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Looked {
+    /// `found`, `unknown` (no project's), or `throttled` (not looked up: its client's
+    /// unknown keys are spent).
+    result: &'static str,
+}
+
 /// The server's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -106,6 +113,7 @@ pub struct Metrics {
     deliveries: Family<Delivered, Counter>,
     members: Family<Moved, Counter>,
     unreadable: Family<Unreadable, Counter>,
+    key_lookups: Family<Looked, Counter>,
 }
 
 impl Default for Metrics {
@@ -155,6 +163,12 @@ impl Default for Metrics {
             "Requests the HTTP layer refused before the server read them, by reason",
             unreadable.clone(),
         );
+        let key_lookups = Family::<Looked, Counter>::default();
+        registry.register(
+            "sdk_key_lookups",
+            "SDK public keys looked up in the database (not those found in the last second), by result; throttled ones were not",
+            key_lookups.clone(),
+        );
         Self {
             registry,
             requests,
@@ -164,6 +178,7 @@ impl Default for Metrics {
             deliveries,
             members,
             unreadable,
+            key_lookups,
         }
     }
 }
@@ -203,6 +218,11 @@ impl Metrics {
     /// ([`Unreadable`]).
     pub fn unreadable(&self, reason: &'static str) {
         self.unreadable.get_or_create(&Unreadable { reason }).inc();
+    }
+
+    /// An SDK request's public key looked up, or refused unread ([`Looked`]).
+    pub fn key_lookup(&self, result: &'static str) {
+        self.key_lookups.get_or_create(&Looked { result }).inc();
     }
 
     /// Every metric, in the OpenMetrics text format.

@@ -13,6 +13,11 @@
 //! windows are swept as it grows, and when it is full of live ones a tenth goes: those with
 //! the fewest failures, never one at its limit (forgetting it would give its guesser a
 //! fresh count). Full of windows at their limit, it refuses new attempts until some expire.
+//!
+//! The SDK API counts the same way, on a throttle of its own
+//! ([`LoginThrottle::for_public_keys`]), the lookups of public keys that turn out to be no
+//! project's ([`Attempt::PublicKey`]): each is a database query, and any client can send
+//! keys of the right shape without end.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -24,6 +29,26 @@ const WINDOW: Duration = Duration::from_secs(15 * 60);
 const MAX_FAILURES_PER_EMAIL: u32 = 5;
 const MAX_FAILURES_PER_CLIENT: u32 = 30;
 const MAX_TRACKED: usize = 100_000;
+
+/// A client's lookups of unknown public keys: ten a minute. An app with a wrong or revoked
+/// key is refused anyway (and its SDK backs off on 429 as on 401); a client trying keys
+/// makes ten queries a minute, not one per request.
+const PUBLIC_KEY_WINDOW: Duration = Duration::from_secs(60);
+const MAX_UNKNOWN_KEYS_PER_CLIENT: u32 = 10;
+
+/// How long a throttle's windows last, and the failures each allows.
+struct Limits {
+    window: Duration,
+    /// An address's, a device's or an account's own window.
+    own: u32,
+    client: u32,
+}
+
+const SIGN_IN: Limits = Limits {
+    window: WINDOW,
+    own: MAX_FAILURES_PER_EMAIL,
+    client: MAX_FAILURES_PER_CLIENT,
+};
 
 struct Window {
     started: Instant,
@@ -46,15 +71,46 @@ pub enum Attempt<'a> {
     /// A signed-in session's current password (a password change): on its account's window
     /// and the client's.
     SignedIn { account: &'a str, client: IpAddr },
+    /// A lookup of a public key not found lately, on the SDK's throttle: on the client's
+    /// window alone (each key tried is a new one). It counts as unknown until
+    /// [`LoginThrottle::succeeded`] (the key is a project's).
+    PublicKey { client: IpAddr },
 }
 
-#[derive(Default)]
 pub struct LoginThrottle {
     windows: Mutex<HashMap<Key, Window>>,
     hasher: std::collections::hash_map::RandomState,
+    limits: Limits,
+}
+
+impl Default for LoginThrottle {
+    /// Sign-in's: 5 failures per address (or device, or account) and 30 per client in 15
+    /// minutes.
+    fn default() -> Self {
+        Self::with(SIGN_IN)
+    }
 }
 
 impl LoginThrottle {
+    fn with(limits: Limits) -> Self {
+        Self {
+            windows: Mutex::default(),
+            hasher: Default::default(),
+            limits,
+        }
+    }
+
+    /// The SDK's: 10 lookups of unknown public keys per client a minute. Apart from
+    /// sign-in's, so that neither evicts the other's windows.
+    pub fn for_public_keys() -> Self {
+        Self::with(Limits {
+            window: PUBLIC_KEY_WINDOW,
+            // None: a lookup counts on its client's window alone.
+            own: 0,
+            client: MAX_UNKNOWN_KEYS_PER_CLIENT,
+        })
+    }
+
     /// The attempt's own window first, then its client's when it is counted by one.
     fn keys(&self, attempt: Attempt<'_>) -> [Option<(Key, u32)>; 2] {
         let (own, client) = match attempt {
@@ -69,10 +125,13 @@ impl LoginThrottle {
                     Err(_) => uj_domain::accounts::Email::stored_before_nfkc(email)
                         .unwrap_or_else(|| email.trim().to_lowercase()),
                 };
-                (format!("email:{email}"), Some(client))
+                (Some(format!("email:{email}")), Some(client))
             }
-            Attempt::KnownDevice { device } => (format!("device:{device}"), None),
-            Attempt::SignedIn { account, client } => (format!("account:{account}"), Some(client)),
+            Attempt::KnownDevice { device } => (Some(format!("device:{device}")), None),
+            Attempt::SignedIn { account, client } => {
+                (Some(format!("account:{account}")), Some(client))
+            }
+            Attempt::PublicKey { client } => (None, Some(client)),
         };
         let client = client.map(|client| {
             let client = match client {
@@ -83,10 +142,10 @@ impl LoginThrottle {
                 IpAddr::V6(v6) => format!("client:{}", v6.to_canonical()),
                 IpAddr::V4(v4) => format!("client:{v4}"),
             };
-            (self.hasher.hash_one(client), MAX_FAILURES_PER_CLIENT)
+            (self.hasher.hash_one(client), self.limits.client)
         });
         [
-            Some((self.hasher.hash_one(own), MAX_FAILURES_PER_EMAIL)),
+            own.map(|own| (self.hasher.hash_one(own), self.limits.own)),
             client,
         ]
     }
@@ -96,9 +155,10 @@ impl LoginThrottle {
     fn make_room(
         windows: &mut HashMap<Key, Window>,
         keep: &[Key],
+        window: Duration,
         now: Instant,
     ) -> Result<(), Duration> {
-        windows.retain(|_, w| now.duration_since(w.started) < WINDOW);
+        windows.retain(|_, w| now.duration_since(w.started) < window);
         if windows.len() < MAX_TRACKED {
             return Ok(());
         }
@@ -110,7 +170,7 @@ impl LoginThrottle {
         let evict = (MAX_TRACKED / 10).min(open.len());
         if evict == 0 {
             let oldest = windows.values().map(|w| w.started).min().unwrap_or(now);
-            return Err(WINDOW.saturating_sub(now.duration_since(oldest)));
+            return Err(window.saturating_sub(now.duration_since(oldest)));
         }
         open.select_nth_unstable(evict - 1);
         for (_, _, key) in &open[..evict] {
@@ -129,8 +189,8 @@ impl LoginThrottle {
         for (key, limit) in keys.iter().flatten() {
             if let Some(window) = windows.get(key) {
                 let elapsed = now.duration_since(window.started);
-                if elapsed < WINDOW && window.failures >= *limit {
-                    return Err(WINDOW - elapsed);
+                if elapsed < self.limits.window && window.failures >= *limit {
+                    return Err(self.limits.window - elapsed);
                 }
             }
         }
@@ -142,7 +202,7 @@ impl LoginThrottle {
             .any(|(key, _)| !windows.contains_key(key));
         if windows.len() >= MAX_TRACKED && new_key {
             let keep: Vec<Key> = keys.iter().flatten().map(|(key, _)| *key).collect();
-            Self::make_room(&mut windows, &keep, now)?;
+            Self::make_room(&mut windows, &keep, self.limits.window, now)?;
         }
         for (key, limit) in keys.into_iter().flatten() {
             let window = windows.entry(key).or_insert(Window {
@@ -150,7 +210,7 @@ impl LoginThrottle {
                 failures: 0,
                 limit,
             });
-            if now.duration_since(window.started) >= WINDOW {
+            if now.duration_since(window.started) >= self.limits.window {
                 *window = Window {
                     started: now,
                     failures: 0,
@@ -185,8 +245,8 @@ impl LoginThrottle {
         }
     }
 
-    /// The attempt gave the right password: its own window is cleared, and its client's
-    /// takes the attempt back. (A known device's success leaves the address's window as it
+    /// The attempt gave the right password (or the key was a project's): its own window is
+    /// cleared, and its client's takes the attempt back. (A known device's success leaves the address's window as it
     /// is: clearing it would give whoever filled it a fresh count.)
     pub fn succeeded(&self, attempt: Attempt<'_>) {
         let [own, client] = self.keys(attempt);
@@ -211,7 +271,7 @@ impl Counted<'_> {
     /// The password was wrong: the attempt stays counted.
     pub fn failed(self) {}
 
-    /// The password was right ([`LoginThrottle::succeeded`]).
+    /// The password was right, the key a project's ([`LoginThrottle::succeeded`]).
     pub fn succeeded(self) {
         self.throttle.succeeded(self.attempt);
     }
@@ -460,6 +520,27 @@ mod tests {
             .unwrap()
             .failed();
         assert!(throttle.count(email("ada@example.com", "1.2.3.4")).is_err());
+    }
+
+    /// Lookups of unknown public keys: ten a client a minute; one that finds a project's key
+    /// is taken back, so an app's own lookups never count.
+    #[test]
+    fn a_client_gets_ten_unknown_public_keys_a_minute() {
+        let throttle = LoginThrottle::for_public_keys();
+        let lookup = |client: &str| Attempt::PublicKey {
+            client: client.parse().unwrap(),
+        };
+        for _ in 0..100 {
+            throttle.count(lookup("1.2.3.4")).unwrap().succeeded();
+        }
+        for _ in 0..MAX_UNKNOWN_KEYS_PER_CLIENT {
+            throttle.count(lookup("1.2.3.4")).unwrap().failed();
+        }
+        let Err(wait) = throttle.count(lookup("1.2.3.4")) else {
+            panic!("an eleventh unknown key is looked up");
+        };
+        assert!(wait > Duration::from_secs(55) && wait <= PUBLIC_KEY_WINDOW);
+        assert!(throttle.count(lookup("5.6.7.8")).is_ok());
     }
 
     #[test]

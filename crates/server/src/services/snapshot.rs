@@ -21,6 +21,7 @@ use uj_domain::projects::Project;
 use uj_domain::studies::{LaunchRule, Study};
 use uj_storage::Store;
 
+use super::login_throttle::{Attempt, LoginThrottle};
 use super::studies::rule_facts;
 use super::ServiceError;
 
@@ -35,6 +36,9 @@ const STALE_AT_MOST: Duration = Duration::from_secs(2);
 const KEPT_WHILE_IDLE: Duration = Duration::from_secs(60);
 /// How often a reload looks for idle snapshots to drop.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// A public key found this long ago is looked up again without counting on its client's
+/// unknown keys ([`Snapshots::project_by_public_key`]); kept no longer than a snapshot.
+const KNOWN_LATELY: Duration = KEPT_WHILE_IDLE;
 
 /// One project's rules and what the engine needs to know about them.
 pub struct ProjectRules {
@@ -195,14 +199,29 @@ pub(super) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// A public key as [`Snapshots::project_by_public_key`] finds it.
+pub enum PublicKey {
+    /// A project's key; `looked_up` when the database was asked (not found within the
+    /// last [`SNAPSHOT_TTL`]).
+    Project { project: Project, looked_up: bool },
+    /// No project's: looked up, and not found.
+    Unknown,
+    /// Not looked up: its client's lookups of unknown keys are spent for this long.
+    Throttled(Duration),
+}
+
 /// The snapshots of the projects this process serves: one each, so memory stays bounded by
 /// the number of projects called within [`KEPT_WHILE_IDLE`].
 #[derive(Default)]
 pub struct Snapshots {
     projects: RwLock<HashMap<String, Arc<ProjectRules>>>,
-    /// Public key → its project, for keys seen within [`SNAPSHOT_TTL`] (unknown keys are
-    /// never kept, so random keys cannot grow it).
+    /// Public key → its project and when it was found, for keys found within
+    /// [`KNOWN_LATELY`]: served as found within [`SNAPSHOT_TTL`]. Unknown keys are never kept,
+    /// so random keys cannot grow it.
     public_keys: RwLock<HashMap<String, (Project, Instant)>>,
+    /// When keys found longer ago than [`KNOWN_LATELY`] were last dropped: at most every
+    /// [`SWEEP_EVERY`], not at each key found.
+    keys_swept: std::sync::Mutex<Option<Instant>>,
     /// Bumped by every `forget_key`: a key looked up while one was rotated is not kept.
     /// (Rule changes and starts, `forget`, leave it: they move no key.)
     generation: AtomicU64,
@@ -294,32 +313,84 @@ impl Snapshots {
         Arc::clone(locks.entry(project.to_string()).or_default())
     }
 
-    /// The project a public key belongs to.
+    /// The project a public key belongs to, asked for by `client`. A key found within
+    /// [`SNAPSHOT_TTL`] is served as found; any other is looked up, counted on `throttle`
+    /// (the client's lookups of unknown keys) unless it was found within [`KNOWN_LATELY`].
+    /// So a client sending random keys makes a few queries, then is refused without one,
+    /// while the keys this process serves keep working from it, however many of an app's
+    /// requests miss the second a key is kept for at once. A key another process made is
+    /// found at its first lookup here (no unknown key is kept: a random one is never asked
+    /// twice, and keeping one would refuse a key made since).
     pub async fn project_by_public_key(
         &self,
         store: &dyn Store,
         key: &str,
-    ) -> Result<Option<Project>, ServiceError> {
-        let cached = self
-            .public_keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .filter(|(_, at)| at.elapsed() < SNAPSHOT_TTL)
-            .map(|(project, _)| project.clone());
-        if cached.is_some() {
-            return Ok(cached);
+        throttle: &LoginThrottle,
+        client: std::net::IpAddr,
+    ) -> Result<PublicKey, ServiceError> {
+        let (fresh, lately) = {
+            let keys = self.public_keys.read().unwrap_or_else(|e| e.into_inner());
+            match keys.get(key) {
+                Some((project, at)) => {
+                    let age = at.elapsed();
+                    (
+                        (age < SNAPSHOT_TTL).then(|| project.clone()),
+                        age < KNOWN_LATELY,
+                    )
+                }
+                None => (None, false),
+            }
+        };
+        if let Some(project) = fresh {
+            return Ok(PublicKey::Project {
+                project,
+                looked_up: false,
+            });
         }
+        let counted = match lately {
+            true => None,
+            false => match throttle.count(Attempt::PublicKey { client }) {
+                Ok(counted) => Some(counted),
+                Err(wait) => return Ok(PublicKey::Throttled(wait)),
+            },
+        };
         let generation = self.generation.load(Ordering::Acquire);
-        let found = store.project_by_public_key(key).await?;
-        if let Some(project) = &found {
-            let mut keys = self.public_keys.write().unwrap_or_else(|e| e.into_inner());
-            if self.generation.load(Ordering::Acquire) == generation {
-                keys.retain(|_, (_, at)| at.elapsed() < SNAPSHOT_TTL);
-                keys.insert(key.to_owned(), (project.clone(), Instant::now()));
+        let found = store.project_by_public_key(key).await;
+        if let Some(counted) = counted {
+            match &found {
+                Ok(Some(_)) => counted.succeeded(),
+                Ok(None) => counted.failed(),
+                Err(_) => counted.undecided(),
             }
         }
-        Ok(found)
+        let Some(project) = found? else {
+            if lately {
+                // Revoked since it was found (rotated through another process): its next
+                // lookups count.
+                let mut keys = self.public_keys.write().unwrap_or_else(|e| e.into_inner());
+                keys.remove(key);
+            }
+            return Ok(PublicKey::Unknown);
+        };
+        let mut keys = self.public_keys.write().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Acquire) == generation {
+            let sweep = {
+                let mut swept = self.keys_swept.lock().unwrap_or_else(|e| e.into_inner());
+                let due = swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY);
+                if due {
+                    *swept = Some(Instant::now());
+                }
+                due
+            };
+            if sweep {
+                keys.retain(|_, (_, at)| at.elapsed() < KNOWN_LATELY);
+            }
+            keys.insert(key.to_owned(), (project.clone(), Instant::now()));
+        }
+        Ok(PublicKey::Project {
+            project,
+            looked_up: true,
+        })
     }
 
     /// Forgets the project's public key after it was rotated through this process: the old

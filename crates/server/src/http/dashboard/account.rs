@@ -12,9 +12,9 @@ use axum::Router;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::login::client_address;
 use super::pages::{render_with, Nav, PageError};
 use super::session::{sign_in, CsrfToken, CurrentUser, VerifiedForm};
+use crate::http::extract::client_address;
 use crate::services::login_throttle::Attempt;
 use crate::services::{accounts, ServiceError};
 use crate::state::AppState;
