@@ -637,6 +637,74 @@ async fn rotating_the_public_key_retires_the_old_one_at_once() {
     );
 }
 
+/// Rotations at once that read the same key: one makes the new key, the others are `409
+/// public_key_rotated_meanwhile` (read the key again), so every key answered works. Each
+/// answered `200` with a key of its own, and only the last one written worked: the others
+/// were handed a dead key.
+#[tokio::test]
+async fn rotations_at_once_answer_only_a_key_that_works() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    // Use the key once so that recording its use needs no write below.
+    app.get("/api/v1/project", &keys.secret_key).await;
+    // The database holds the writes until all eight requests have read the key they
+    // replace: at once, however the server schedules them.
+    let lock = helpers::ProjectsLocked::take(&app, &keys.project_id).await;
+    let rotations = (0..8).map(|_| async {
+        let answer = app
+            .post_json("/api/v1/public-key/rotate", &keys.secret_key, json!({}))
+            .await;
+        (
+            answer.status().as_u16(),
+            answer.json::<Value>().await.unwrap(),
+        )
+    });
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        lock.release().await;
+    };
+    let (answers, ()) = tokio::join!(futures::future::join_all(rotations), release);
+    let mut made = Vec::new();
+    for (status, body) in &answers {
+        match status {
+            200 => made.push(body["public_key"].as_str().unwrap().to_owned()),
+            409 => {
+                assert_eq!(
+                    body["error"]["code"], "public_key_rotated_meanwhile",
+                    "{body}"
+                );
+                let message = body["error"]["message"].as_str().unwrap();
+                assert!(message.contains("GET /api/v1/public-key"), "{message}");
+            }
+            _ => panic!("{status} {body}"),
+        }
+    }
+    assert_eq!(made.len(), 1, "{answers:?}");
+    for key in &made {
+        let config = app.get("/sdk/v1/config?reference_id=u", key).await;
+        assert_eq!(config.status().as_u16(), 200, "{key}");
+    }
+    let shown: Value = app
+        .get("/api/v1/public-key", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["public_key"], made[0]);
+    // A rotation after them starts from the key they made, and makes another.
+    let (status, next) = {
+        let answer = app
+            .post_json("/api/v1/public-key/rotate", &keys.secret_key, json!({}))
+            .await;
+        (
+            answer.status().as_u16(),
+            answer.json::<Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(status, 200, "{next}");
+    assert_ne!(next["public_key"], made[0]);
+}
+
 #[tokio::test]
 async fn bad_bodies_get_precise_errors_and_change_nothing() {
     let app = TestApp::spawn().await;

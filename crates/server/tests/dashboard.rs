@@ -1231,6 +1231,45 @@ async fn the_public_key_can_be_rotated_from_the_page() {
     assert!(new.starts_with("uj_pk_") && new != old);
 }
 
+/// The rotate button pressed twice at once (a double click, two tabs) rotates the key once
+/// or twice, never answers an error: each press leads back to the page, which shows the key
+/// that works. A press whose rotation lost to the other (it read the same key) did nothing
+/// more to do.
+#[tokio::test]
+async fn rotating_the_public_key_twice_at_once_leads_to_the_key_that_works() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    let project_path = app.set_up(&browser, "ada@example.com", "Shop").await;
+    let keys_path = format!("{project_path}/api-keys");
+    let (_, before) = app.page(&browser, &keys_path).await;
+    let old = element_text(&before, "public-key").unwrap();
+    let token = csrf_token(&before);
+    let project = project_path.trim_start_matches("/p/");
+    let lock = helpers::ProjectsLocked::take(&app, project).await;
+    let press = || {
+        browser
+            .post(app.url(&format!("{project_path}/public-key/rotate")))
+            .form(&[("csrf_token", token.as_str()), ("confirmed", "yes")])
+            .send()
+    };
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        lock.release().await;
+    };
+    let (first, second, ()) = tokio::join!(press(), press(), release);
+    for pressed in [first.unwrap(), second.unwrap()] {
+        assert_eq!(
+            (pressed.status().as_u16(), location(&pressed)),
+            (303, keys_path.clone())
+        );
+    }
+    let (_, after) = app.page(&browser, &keys_path).await;
+    let new = element_text(&after, "public-key").unwrap();
+    assert_ne!(new, old);
+    let config = app.get("/sdk/v1/config?reference_id=u", &new).await;
+    assert_eq!(config.status().as_u16(), 200);
+}
+
 #[tokio::test]
 async fn another_accounts_project_is_not_found() {
     let app = TestApp::spawn().await;

@@ -555,6 +555,96 @@ async fn null_for_a_field_that_cannot_be_cleared_is_a_400_naming_it() {
     assert_eq!(status, 200);
 }
 
+/// A create sending `null` for a field that cannot be null is refused naming it, exactly as a
+/// PATCH refuses it: it was read as not sent, so `{"priority": null}` made a rule of priority
+/// 0 where the same body in a PATCH is a 400. Fields a study or rule holds as null (the
+/// limits, `max_starts`: no cap, the schedule) take `null` on create too, meaning just that.
+#[tokio::test]
+async fn null_for_a_field_that_cannot_be_null_is_refused_on_create_as_on_patch() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study_id = study(&app, &key).await;
+    let studies = "/api/v1/studies".to_owned();
+    let rules = format!("/api/v1/studies/{study_id}/launch-rules");
+    let a_study = json!({"name": "S", "interview_url": "https://research.example.com/s"});
+    let a_rule = json!({"name": "R", "surface": "sdk_prompt",
+                        "trigger": {"type": "app_event", "event_name": "E"}});
+    let with = |base: &Value, field: &str, value: Value| {
+        let mut body = base.clone();
+        body[field] = value;
+        body
+    };
+    let cases = [
+        (&studies, with(&a_study, "status", Value::Null), "status"),
+        (
+            &studies,
+            with(&a_study, "launch_mode", Value::Null),
+            "launch_mode",
+        ),
+        (
+            &studies,
+            with(&a_study, "public_link", Value::Null),
+            "public_link",
+        ),
+        (&rules, with(&a_rule, "status", Value::Null), "status"),
+        (&rules, with(&a_rule, "priority", Value::Null), "priority"),
+        (
+            &rules,
+            with(&a_rule, "cooldown_seconds", Value::Null),
+            "cooldown_seconds",
+        ),
+        (
+            &rules,
+            with(&a_rule, "sampling_percent", Value::Null),
+            "sampling_percent",
+        ),
+        (&rules, with(&a_rule, "prompt", Value::Null), "prompt"),
+        (
+            &rules,
+            with(&a_rule, "prompt", json!({"title": null})),
+            "prompt.title",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, error) = json_of(app.post_json(path, &key, body.clone()).await).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}: {error}"
+        );
+        assert_eq!(error["error"]["field"], field, "{body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(field) && message.contains("null"),
+            "{message}"
+        );
+    }
+    // Nothing was made by the refused bodies.
+    let (_, listed) = json_of(app.get(&studies, &key).await).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+    let (_, listed) = json_of(app.get(&rules, &key).await).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 0, "{listed}");
+
+    // The nullable ones: null is what they hold when unset.
+    let body = json!({"name": "S", "interview_url": "https://research.example.com/s",
+                      "weekly_limit": null, "monthly_limit": null});
+    let (status, made) = json_of(app.post_json(&studies, &key, body).await).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (&made["weekly_limit"], &made["monthly_limit"]),
+        (&Value::Null, &Value::Null)
+    );
+    let mut body = a_rule.clone();
+    for field in ["max_starts", "starts_at", "ends_at"] {
+        body[field] = Value::Null;
+    }
+    let (status, made) = json_of(app.post_json(&rules, &key, body).await).await;
+    assert_eq!(status, 201, "{made}");
+    for field in ["max_starts", "starts_at", "ends_at"] {
+        assert_eq!(made[field], Value::Null, "{field}");
+    }
+}
+
 #[tokio::test]
 async fn another_projects_studies_and_rules_are_not_found() {
     let app = TestApp::spawn().await;
@@ -1907,6 +1997,57 @@ mod dashboard {
     }
 }
 
+/// A PATCH of the project's settings writes both or neither: they were written one after
+/// the other, so a failure of the second (here the database refusing the contact limit's
+/// write, as a lost connection or a full disk would) answered an error with the allowlist
+/// already changed.
+#[tokio::test]
+async fn a_project_patch_writes_both_settings_or_neither() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    if helpers::on_postgres() {
+        app.execute_sql(
+            "CREATE FUNCTION refuse_write() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+        )
+        .await;
+        app.execute_sql(
+            "CREATE TRIGGER refuse_contact_limit BEFORE UPDATE OF contact_limit_days ON projects
+             FOR EACH ROW EXECUTE FUNCTION refuse_write()",
+        )
+        .await;
+    } else {
+        app.execute_sql(
+            "CREATE TRIGGER refuse_contact_limit BEFORE UPDATE OF contact_limit_days ON projects
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .await;
+    }
+    let both = json!({"trait_allowlist": ["plan"], "contact_limit_days": 14});
+    let (status, error) = patch(&app, "/api/v1/project", &key, both.clone()).await;
+    assert_eq!(status, 500, "{error}");
+    let project: Value = app.get("/api/v1/project", &key).await.json().await.unwrap();
+    assert_eq!(
+        (&project["trait_allowlist"], &project["contact_limit_days"]),
+        (&json!([]), &Value::Null),
+        "{project}"
+    );
+
+    let on = if helpers::on_postgres() {
+        " ON projects"
+    } else {
+        ""
+    };
+    app.execute_sql(&format!("DROP TRIGGER refuse_contact_limit{on}"))
+        .await;
+    let (status, project) = patch(&app, "/api/v1/project", &key, both).await;
+    assert_eq!(status, 200, "{project}");
+    assert_eq!(
+        (&project["trait_allowlist"], &project["contact_limit_days"]),
+        (&json!(["plan"]), &json!(14))
+    );
+}
+
 #[tokio::test]
 async fn the_project_contact_limit_is_a_setting_the_engine_reads() {
     let app = TestApp::spawn().await;
@@ -2851,6 +2992,101 @@ async fn a_change_sent_with_if_match_lands_only_over_that_version() {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+/// Archiving a rule honours `If-Match` as its PATCH does: over an older version it is
+/// `412 precondition_failed` and the rule stays live (a job that read a rule, decided to
+/// archive it, and meanwhile lost the race to someone who changed it, archived the changed
+/// rule: the header was ignored); over the current version it archives, and sent again once
+/// archived it answers the archived rule whatever its tag (RFC 9110 §13.1.1).
+#[tokio::test]
+async fn archiving_a_rule_with_if_match_lands_only_over_that_version() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let created = app
+        .post_json(
+            &format!("/api/v1/studies/{study}/launch-rules"),
+            &key,
+            json!({"name": "Old", "surface": "sdk_prompt", "status": "active",
+                   "trigger": {"type": "app_event", "event_name": "X"}}),
+        )
+        .await;
+    let first = created.headers()["etag"].to_str().unwrap().to_owned();
+    let (_, rule) = json_of(created).await;
+    let path = format!("/api/v1/launch-rules/{}", rule["id"].as_str().unwrap());
+    let archive = |tags: Vec<String>| {
+        let app = &app;
+        let key = &key;
+        let path = &path;
+        async move {
+            let mut request = app
+                .client
+                .post(app.url(&format!("{path}/archive")))
+                .bearer_auth(key)
+                .json(&json!({}));
+            for tag in tags {
+                request = request.header("if-match", tag);
+            }
+            let response = request.send().await.unwrap();
+            let tag = response
+                .headers()
+                .get("etag")
+                .map(|t| t.to_str().unwrap().to_owned());
+            let (status, body) = json_of(response).await;
+            (status, tag, body)
+        }
+    };
+    let (status, changed) = patch(&app, &path, &key, json!({"priority": 5})).await;
+    assert_eq!(status, 200, "{changed}");
+    let second = app.get(&path, &key).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(first, second);
+
+    // Over the version before the change, or a tag of no version: refused, still live.
+    for tag in [first.clone(), format!("W/{second}"), "\"nope\"".to_owned()] {
+        let (status, _, error) = archive(vec![tag.clone()]).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (412, Some("precondition_failed")),
+            "{tag}: {error}"
+        );
+        let (_, read) = json_of(app.get(&path, &key).await).await;
+        assert_eq!(read["status"], "active", "{tag}");
+    }
+    // Two tags name no one version, as on a PATCH.
+    let (status, _, error) = archive(vec!["\"1\"".into(), "\"2\"".into()]).await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (400, Some("If-Match"))
+    );
+    // Over the current version: archived, answered with its new version.
+    let (status, third, archived) = archive(vec![second.clone()]).await;
+    assert_eq!(
+        (status, archived["status"].as_str()),
+        (200, Some("archived"))
+    );
+    let third = third.expect("the archived version's tag");
+    assert_ne!(third, second);
+    // Sent again (its answer lost), over the version it archived or an older one: what it
+    // asks for is there.
+    for tag in [second, first] {
+        let (status, again, _) = archive(vec![tag]).await;
+        assert_eq!((status, again.as_deref()), (200, Some(third.as_str())));
+    }
+    // An unknown rule is still 404, whatever the tag.
+    let missing = app
+        .client
+        .post(app.url("/api/v1/launch-rules/rul_nope/archive"))
+        .bearer_auth(&key)
+        .header("if-match", "\"1\"")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
 }
 
 /// A PATCH that changes nothing writes nothing: `updated_at` (and the ETag) stay, so a

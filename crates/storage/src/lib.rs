@@ -33,8 +33,8 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     AppEventCount, AudienceDeletion, CohortSyncStore, Exclusive, InviteStore, LiveStarts,
-    MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, RuleStats, Store, StudyStore,
-    SyncCohort, SyncPage, UserHistory, WebhookReceiver, MAX_APP_EVENT_NAMES,
+    MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, RuleStats, SettingsChange, Store,
+    StudyStore, SyncCohort, SyncPage, UserHistory, WebhookReceiver, MAX_APP_EVENT_NAMES,
     MAX_SESSIONS_PER_ACCOUNT,
 };
 

@@ -209,13 +209,18 @@ macro_rules! impl_store {
             async fn set_public_key(
                 &self,
                 id: &ProjectId,
+                replaced: &str,
                 key: &str,
             ) -> Result<Option<Project>, $crate::StoreError> {
+                // Over the key replaced only: of two rotations that read one key, the second
+                // would replace the key the first just answered (PostgreSQL checks the
+                // condition again on the row the first wrote).
                 let row: Option<ProjectRow> = sqlx::query_as(
-                    "UPDATE projects SET public_key = $2 WHERE id = $1
+                    "UPDATE projects SET public_key = $3 WHERE id = $1 AND public_key = $2
                      RETURNING id, name, public_key, created_at",
                 )
                 .bind(id.as_str())
+                .bind(replaced)
                 .bind(key)
                 .fetch_optional(self.writer())
                 .await

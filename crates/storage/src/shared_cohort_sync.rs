@@ -1072,12 +1072,14 @@ macro_rules! impl_cohort_sync_store {
                 raw.map_or(Ok(Vec::new()), |raw| trait_allowlist(&raw))
             }
 
-            async fn set_trait_allowlist(
+            async fn change_settings(
                 &self,
                 project: &ProjectId,
-                keys: &[String],
+                change: &$crate::SettingsChange<'_>,
                 at: chrono::DateTime<chrono::Utc>,
-            ) -> Result<bool, $crate::StoreError> {
+            ) -> Result<Option<bool>, $crate::StoreError> {
+                // One transaction: a PATCH of both settings wrote one, then failed to write
+                // the other, and answered an error with the first changed.
                 let mut tx = self.begin().await?;
                 // Holds the project's row (a no-op write) while the list before is read: a
                 // save at the same moment reads this one's.
@@ -1086,34 +1088,44 @@ macro_rules! impl_cohort_sync_store {
                     .execute(&mut *tx)
                     .await?;
                 if held.rows_affected() != 1 {
-                    return Ok(false);
+                    return Ok(None);
                 }
-                let before: String =
-                    sqlx::query_scalar("SELECT trait_allowlist FROM projects WHERE id = $1")
-                        .bind(project.as_str())
-                        .fetch_one(&mut *tx)
-                        .await?;
-                // A list saved again, or grown, leaves nothing to erase (each save started an
-                // erase of every member: found by the settings review).
-                let dropped = trait_allowlist(&before)?
-                    .iter()
-                    .any(|key| !keys.contains(key));
-                let list = serde_json::Value::from(keys.to_vec()).to_string();
-                let saved = if dropped {
-                    sqlx::query(
-                        "UPDATE projects SET trait_allowlist = $2, trait_erase_due = $3 WHERE id = $1",
-                    )
-                    .bind(project.as_str())
-                    .bind(list)
-                    .bind(at)
-                } else {
-                    sqlx::query("UPDATE projects SET trait_allowlist = $2 WHERE id = $1")
+                let mut dropped = false;
+                if let Some(keys) = change.trait_allowlist {
+                    let before: String =
+                        sqlx::query_scalar("SELECT trait_allowlist FROM projects WHERE id = $1")
+                            .bind(project.as_str())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    // A list saved again, or grown, leaves nothing to erase (each save started
+                    // an erase of every member: found by the settings review).
+                    dropped = trait_allowlist(&before)?
+                        .iter()
+                        .any(|key| !keys.contains(key));
+                    let list = serde_json::Value::from(keys.to_vec()).to_string();
+                    let saved = if dropped {
+                        sqlx::query(
+                            "UPDATE projects SET trait_allowlist = $2, trait_erase_due = $3 WHERE id = $1",
+                        )
                         .bind(project.as_str())
                         .bind(list)
-                };
-                saved.execute(&mut *tx).await?;
+                        .bind(at)
+                    } else {
+                        sqlx::query("UPDATE projects SET trait_allowlist = $2 WHERE id = $1")
+                            .bind(project.as_str())
+                            .bind(list)
+                    };
+                    saved.execute(&mut *tx).await?;
+                }
+                if let Some(days) = change.contact_limit_days {
+                    sqlx::query("UPDATE projects SET contact_limit_days = $2 WHERE id = $1")
+                        .bind(project.as_str())
+                        .bind(days)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
-                Ok(dropped)
+                Ok(Some(dropped))
             }
 
             async fn trait_erase_due(

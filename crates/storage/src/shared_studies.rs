@@ -422,15 +422,6 @@ macro_rules! impl_study_store {
                 Ok(days.flatten())
             }
 
-            async fn set_contact_limit_days(&self, project: &ProjectId, days: Option<i64>) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query("UPDATE projects SET contact_limit_days = $2 WHERE id = $1")
-                    .bind(project.as_str())
-                    .bind(days)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
-
             async fn mark_sdk_contact(&self, project: &ProjectId, at: DateTime<Utc>) -> Result<(), $crate::StoreError> {
                 sqlx::query("UPDATE projects SET sdk_contacted_at = $2 WHERE id = $1 AND sdk_contacted_at IS NULL")
                     .bind(project.as_str())

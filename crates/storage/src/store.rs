@@ -121,10 +121,13 @@ pub trait Store:
     ) -> Result<Option<Project>, StoreError>;
     async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
     async fn project_by_public_key(&self, key: &str) -> Result<Option<Project>, StoreError>;
-    /// Replaces the public SDK key; the old one stops working at once.
+    /// Replaces the public SDK key `replaced` by `key`; the old one stops working at once.
+    /// `None`, and nothing written, when the project's key is not `replaced` (another
+    /// rotation came first) or there is no such project.
     async fn set_public_key(
         &self,
         id: &ProjectId,
+        replaced: &str,
         key: &str,
     ) -> Result<Option<Project>, StoreError>;
     /// The projects `account` belongs to, oldest first.
@@ -405,16 +408,31 @@ pub trait CohortSyncStore: Send + Sync {
 
     /// Trait keys kept from synced members (JSON array in the project row).
     async fn trait_allowlist(&self, project: &ProjectId) -> Result<Vec<String>, StoreError>;
-    /// Saves the allowlist; when it no longer names a key it named, marks the project's
-    /// trait erase due since `at` (those keys may be stored until an erase completes) and
-    /// answers `true`. `false` when it names every key it named (an erase due before stays
-    /// due), and for an unknown project.
+    /// Saves the settings `change` names, all or none (one transaction). When its allowlist
+    /// no longer names a key the project's named, marks the project's trait erase due since
+    /// `at` (those keys may be stored until an erase completes) and answers `Some(true)`;
+    /// `Some(false)` when it names every key it named (an erase due before stays due) or
+    /// leaves the allowlist; `None` for an unknown project.
+    async fn change_settings(
+        &self,
+        project: &ProjectId,
+        change: &SettingsChange<'_>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<bool>, StoreError>;
+    /// Saves the allowlist alone ([`change_settings`](Self::change_settings)): `true` when
+    /// it dropped a key, so that an erase is due.
     async fn set_trait_allowlist(
         &self,
         project: &ProjectId,
         keys: &[String],
         at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let change = SettingsChange {
+            trait_allowlist: Some(keys),
+            contact_limit_days: None,
+        };
+        Ok(self.change_settings(project, &change, at).await? == Some(true))
+    }
     /// Since when the project's trait erase is due (the last save of its allowlist whose
     /// erase has not completed), or `None`.
     async fn trait_erase_due(
@@ -603,6 +621,16 @@ pub trait CohortSyncStore: Send + Sync {
     ) -> Result<Vec<LedgerEntry>, StoreError>;
 }
 
+/// A change to a project's settings ([`CohortSyncStore::change_settings`]): `None` leaves
+/// a setting as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SettingsChange<'a> {
+    /// The trait allowlist, replaced whole.
+    pub trait_allowlist: Option<&'a [String]>,
+    /// The contact limit in days; `Some(None)` turns it off.
+    pub contact_limit_days: Option<Option<i64>>,
+}
+
 /// What [`CohortSyncStore::delete_audience`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudienceDeletion {
@@ -760,11 +788,6 @@ pub trait StudyStore: Send + Sync {
 
     /// The project contact limit in days (`None` = off).
     async fn contact_limit_days(&self, project: &ProjectId) -> Result<Option<i64>, StoreError>;
-    async fn set_contact_limit_days(
-        &self,
-        project: &ProjectId,
-        days: Option<i64>,
-    ) -> Result<bool, StoreError>;
 }
 
 /// The starts of a project's live rules and of their studies ([`StudyStore::live_starts`]).

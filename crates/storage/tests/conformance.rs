@@ -422,7 +422,7 @@ async fn rotating_the_public_key_retires_the_old_one(store: Arc<dyn Store>, _: &
     );
 
     let rotated = store
-        .set_public_key(&shop, "uj_pk_new")
+        .set_public_key(&shop, &old, "uj_pk_new")
         .await
         .unwrap()
         .unwrap();
@@ -437,9 +437,20 @@ async fn rotating_the_public_key_retires_the_old_one(store: Arc<dyn Store>, _: &
             .id,
         shop
     );
+    // A rotation from a key the project no longer has (another rotation came first) writes
+    // nothing: the key it would replace is not the one it read.
+    assert!(store
+        .set_public_key(&shop, &old, "uj_pk_lost")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.project(&shop).await.unwrap().unwrap().public_key,
+        "uj_pk_new"
+    );
     let unknown = ProjectId::from_string("prj_missing");
     assert!(store
-        .set_public_key(&unknown, "uj_pk_x")
+        .set_public_key(&unknown, &old, "uj_pk_x")
         .await
         .unwrap()
         .is_none());
@@ -4293,11 +4304,41 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
         None,
         "off by default"
     );
-    assert!(store.set_contact_limit_days(&shop, Some(14)).await.unwrap());
+    let limit = |days| uj_storage::SettingsChange {
+        trait_allowlist: None,
+        contact_limit_days: Some(days),
+    };
+    assert_eq!(
+        store
+            .change_settings(&shop, &limit(Some(14)), now)
+            .await
+            .unwrap(),
+        Some(false)
+    );
     assert_eq!(store.contact_limit_days(&shop).await.unwrap(), Some(14));
     assert_eq!(store.contact_limit_days(&blog).await.unwrap(), None);
-    store.set_contact_limit_days(&shop, None).await.unwrap();
+    store
+        .change_settings(&shop, &limit(None), now)
+        .await
+        .unwrap();
     assert_eq!(store.contact_limit_days(&shop).await.unwrap(), None);
+    // Both settings at once, in one write; an unknown project has none.
+    let keys = ["plan".to_owned()];
+    let both = uj_storage::SettingsChange {
+        trait_allowlist: Some(&keys[..]),
+        contact_limit_days: Some(Some(30)),
+    };
+    assert_eq!(
+        store.change_settings(&shop, &both, now).await.unwrap(),
+        Some(false)
+    );
+    assert_eq!(store.trait_allowlist(&shop).await.unwrap(), keys);
+    assert_eq!(store.contact_limit_days(&shop).await.unwrap(), Some(30));
+    let unknown = ProjectId::from_string("prj_missing");
+    assert_eq!(
+        store.change_settings(&unknown, &both, now).await.unwrap(),
+        None
+    );
 }
 
 /// An active in-app study with an active app-event rule (`Order Completed`), stored.

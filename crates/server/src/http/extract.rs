@@ -478,8 +478,9 @@ pub fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// For PATCH fields that cannot be cleared: one sent as `null` is refused (`400
-/// invalid_request` naming it) instead of read as not sent. Use as
+/// For fields that cannot be null (a PATCH's that cannot be cleared, a create's that take a
+/// default when absent): one sent as `null` is refused (`400 invalid_request` naming it)
+/// instead of read as not sent. Use as
 /// `#[serde(default, deserialize_with = "…::present")]` on an `Option<T>`, with
 /// `#[schema(nullable = false)]`: utoipa documents every `Option` as nullable otherwise.
 pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(

@@ -216,19 +216,31 @@ pub async fn revoke_secret_key(
         .ok_or(ServiceError::NotFound("api_key"))
 }
 
-/// Replaces the public SDK key; apps holding the old one stop working at once.
+/// Replaces the public SDK key `project` was read with; apps holding the old one stop
+/// working at once. Refused ([`ROTATED_MEANWHILE`]) when another rotation replaced that key
+/// first: of rotations at once, one makes the new key, and none answers a key already
+/// replaced (each answered its own and only the last written worked).
 pub async fn rotate_public_key(
     state: &AppState,
-    project: &ProjectId,
+    project: &Project,
 ) -> Result<Project, ServiceError> {
     let rotated = state
         .store
-        .set_public_key(project, &generate_public_key())
+        .set_public_key(&project.id, &project.public_key, &generate_public_key())
         .await?
-        .ok_or(ServiceError::NotFound("project"))?;
-    state.snapshots.forget_key(project);
+        .ok_or_else(|| ServiceError::Conflict {
+            code: ROTATED_MEANWHILE,
+            message: "The public key was rotated by another request at the same moment, so this \
+                      one rotated nothing: read the key again (GET /api/v1/public-key); that \
+                      one works."
+                .into(),
+        })?;
+    state.snapshots.forget_key(&project.id);
     Ok(rotated)
 }
+
+/// The code of a rotation that lost to another ([`rotate_public_key`]).
+pub const ROTATED_MEANWHILE: &str = "public_key_rotated_meanwhile";
 
 /// The live secret key a bearer token stands for, if any.
 pub async fn authenticate_secret_key(

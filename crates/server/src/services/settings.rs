@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use uj_domain::cohort_sync::keep_allowlisted;
 use uj_domain::ids::ProjectId;
 use uj_domain::ValidationError;
-use uj_storage::{PageRequest, Store, StoreError};
+use uj_storage::{PageRequest, SettingsChange, Store, StoreError};
 
 use super::ServiceError;
 use crate::state::AppState;
@@ -64,17 +64,41 @@ pub async fn set_trait_allowlist(
     keys: Vec<String>,
 ) -> Result<Vec<String>, ServiceError> {
     let keys = trait_keys(keys)?;
+    change_settings(state, project, Some(keys.clone()), None).await?;
+    Ok(keys)
+}
+
+/// Sets the settings given (`None` leaves one), each checked ([`trait_keys`],
+/// [`contact_limit`]) before any is written, and written together: both or neither.
+pub async fn change_settings(
+    state: &AppState,
+    project: &ProjectId,
+    trait_allowlist: Option<Vec<String>>,
+    contact_limit_days: Option<Option<i64>>,
+) -> Result<(), ServiceError> {
+    let keys = trait_allowlist.map(trait_keys).transpose()?;
+    let contact_limit_days = contact_limit_days.map(contact_limit).transpose()?;
+    if keys.is_none() && contact_limit_days.is_none() {
+        return Ok(());
+    }
+    let change = SettingsChange {
+        trait_allowlist: keys.as_deref(),
+        contact_limit_days,
+    };
     let dropped = state
         .store
-        .set_trait_allowlist(project, &keys, uj_domain::now())
-        .await?;
+        .change_settings(project, &change, uj_domain::now())
+        .await?
+        == Some(true);
     state.snapshots.forget(project);
     // A save that drops no key erases nothing, unless an erase cut short is still due (a
     // save resumes it).
-    if dropped || !matches!(state.store.trait_erase_due(project).await, Ok(None)) {
+    if keys.is_some()
+        && (dropped || !matches!(state.store.trait_erase_due(project).await, Ok(None)))
+    {
         state.trait_erasures.request(&state.store, project, true);
     }
-    Ok(keys)
+    Ok(())
 }
 
 /// Members (or users' invites) read per batch of the erase of traits off the allowlist.
@@ -280,10 +304,7 @@ pub async fn set_contact_limit(
     project: &ProjectId,
     days: Option<i64>,
 ) -> Result<(), ServiceError> {
-    let days = contact_limit(days)?;
-    state.store.set_contact_limit_days(project, days).await?;
-    state.snapshots.forget(project);
-    Ok(())
+    change_settings(state, project, None, Some(days)).await
 }
 
 #[cfg(test)]

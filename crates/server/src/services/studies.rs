@@ -513,17 +513,24 @@ fn apply(rule: &mut LaunchRule, change: &RuleChange) -> Result<(), ServiceError>
     Ok(())
 }
 
+/// Archives a rule; with a `version` (`If-Match`), only that version, as
+/// [`update_rule`] changes only the one named.
 pub async fn archive_rule(
     state: &AppState,
     project: &ProjectId,
     id: &str,
+    version: Option<DateTime<Utc>>,
 ) -> Result<LaunchRule, ServiceError> {
     for _ in 0..WRITE_ATTEMPTS {
         let mut rule = self::rule(state, project, id).await?;
+        // What it asks for is there (an archive sent again): whatever version it was made on.
         if rule.status == RuleStatus::Archived {
             return Ok(rule);
         }
         let read_at = rule.updated_at;
+        if version.is_some_and(|v| v != read_at) {
+            return Err(changed_since());
+        }
         rule.status = RuleStatus::Archived;
         rule.updated_at = next_version(read_at);
         if state.store.update_launch_rule(&rule, read_at).await? {

@@ -529,3 +529,46 @@ pub async fn with_a_slow_body<F: std::future::Future<Output = ()>>(
     writer.write_all(&body.as_bytes()[5..]).await.unwrap();
     status_line(&mut reader).await
 }
+
+/// A project's row held by another connection's transaction (on SQLite, the write lock),
+/// until released: the server's writes to it wait, its reads go on. For requests that must
+/// all have read before any writes.
+pub enum ProjectsLocked {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl ProjectsLocked {
+    pub async fn take(app: &TestApp, project: &str) -> Self {
+        use sqlx::Connection;
+        if on_postgres() {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
+                .bind(project)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Self::Postgres(conn)
+        } else {
+            // Reads go on beside it (WAL); writes wait for it, within the busy timeout.
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("BEGIN EXCLUSIVE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Self::Sqlite(conn)
+        }
+    }
+
+    pub async fn release(self) {
+        match self {
+            Self::Sqlite(mut conn) => {
+                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            }
+            Self::Postgres(mut conn) => {
+                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+}

@@ -316,6 +316,75 @@ async fn patch_fields_are_nullable_in_the_document_exactly_when_the_server_takes
     );
 }
 
+/// A create takes `null` exactly where its PATCH does, and the document says so: each
+/// property of each create body is sent as `null` beside the required ones to the live
+/// server and its answer compared with the document (a create took `null` for any field
+/// that has a default, as if it was not sent, where the document and the PATCH refused it).
+#[tokio::test]
+async fn create_fields_are_nullable_in_the_document_exactly_when_the_server_takes_null() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let a_study =
+        serde_json::json!({"name": "Checkout", "interview_url": "https://r.example.com/i/1"});
+    let study = app
+        .post_json("/api/v1/studies", &key, a_study.clone())
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a_rule = serde_json::json!({"name": "After checkout", "surface": "sdk_prompt",
+        "trigger": {"type": "app_event", "event_name": "checkout"}});
+    let rules = format!("/api/v1/studies/{study}/launch-rules");
+    let served = document(&app).await;
+    let schemas = &served["components"]["schemas"];
+    let mut nullable = Vec::new();
+    for (schema, path, base, nest) in [
+        ("CreateStudyRequest", "/api/v1/studies", &a_study, None),
+        ("CreateRuleRequest", rules.as_str(), &a_rule, None),
+        ("PromptBody", rules.as_str(), &a_rule, Some("prompt")),
+    ] {
+        let properties = schemas[schema]["properties"].as_object().unwrap();
+        assert!(!properties.is_empty(), "{schema}");
+        for (field, property) in properties {
+            let mut body = base.clone();
+            match nest {
+                Some(outer) => body[outer] = serde_json::json!({ field: null }),
+                None => body[field] = Value::Null,
+            }
+            let response = app.post_json(path, &key, body).await;
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap();
+            let taken = status == 201;
+            assert!(
+                taken || (status, &answer["error"]["code"]) == (400, &"invalid_request".into()),
+                "{schema}.{field}: {status} {answer}"
+            );
+            assert_eq!(
+                admits_null(property),
+                taken,
+                "{schema}.{field} is nullable in the document exactly when null is taken: {property}; {status} {answer}"
+            );
+            if taken {
+                nullable.push(format!("{schema}.{field}"));
+            }
+        }
+    }
+    nullable.sort();
+    assert_eq!(
+        nullable,
+        [
+            "CreateRuleRequest.ends_at",
+            "CreateRuleRequest.max_starts",
+            "CreateRuleRequest.starts_at",
+            "CreateStudyRequest.monthly_limit",
+            "CreateStudyRequest.weekly_limit",
+        ]
+    );
+}
+
 /// `limit` is documented with the bounds the server holds it to (1–100; 0 and 101 are 400).
 #[tokio::test]
 async fn every_limit_parameter_is_documented_between_1_and_100() {

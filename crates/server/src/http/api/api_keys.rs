@@ -183,13 +183,14 @@ async fn show_public_key(auth: SecretKeyAuth) -> Json<PublicKeyResponse> {
     operation_id = "rotate_public_key",
     tag = "API keys",
     summary = "Rotate the public SDK key (the old one stops working)",
+    description = "Replaces the key the project had when the request arrived. Of rotations sent at once, one answers the new key and the others `409 public_key_rotated_meanwhile`: read the key again (`GET /public-key`).",
     responses((status = 200, description = "The new public key", body = PublicKeyResponse))
 )]
 async fn rotate_public_key(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
 ) -> Result<Json<PublicKeyResponse>, ApiError> {
-    let project = api_keys::rotate_public_key(&state, &auth.project.id).await?;
+    let project = api_keys::rotate_public_key(&state, &auth.project).await?;
     Ok(Json(PublicKeyResponse {
         object: "public_key",
         public_key: project.public_key,

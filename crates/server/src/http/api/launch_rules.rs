@@ -255,18 +255,24 @@ pub struct CreateRuleRequest {
     trigger: TriggerBody,
     #[schema(schema_with = surface)]
     surface: String,
+    // Absent takes the default; `null` is refused, as a PATCH refuses it.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(schema_with = settable_rule_status)]
     status: Option<String>,
     #[serde(default)]
     prompt: PromptBody,
-    #[schema(minimum = -1000, maximum = 1000)]
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, minimum = -1000, maximum = 1000)]
     priority: Option<i64>,
     /// Seconds, at most ten years.
-    #[schema(minimum = 0, maximum = 316_224_000)]
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, minimum = 0, maximum = 316_224_000)]
     cooldown_seconds: Option<i64>,
+    /// Absent or `null`: no cap.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     max_starts: Option<i64>,
-    #[schema(minimum = 0, maximum = 100)]
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false, minimum = 0, maximum = 100)]
     sampling_percent: Option<i64>,
     starts_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
@@ -442,16 +448,19 @@ async fn update_rule(
     operation_id = "archive_rule",
     tag = "Studies",
     summary = "Archive a rule (final)",
-    params(("id" = String, Path, description = "The rule id")),
+    params(("id" = String, Path, description = "The rule id"), ("If-Match" = Option<String>, Header, description = "Archive only the version with this ETag (else 412 precondition_failed)")),
     responses((status = 200, description = "The archived rule", body = RuleResponse, headers(("ETag" = String, description = "Its version, for `If-Match` on a change"))))
 )]
 async fn archive_rule(
     State(state): State<AppState>,
     auth: SecretKeyAuth,
     ApiPath(id): ApiPath<String>,
+    if_match: IfMatch,
 ) -> Result<Versioned<RuleResponse>, ApiError> {
     // Its version, as every other answer of a rule (found by the studies review).
-    let rule = studies::archive_rule(&state, &auth.project.id, &id).await?;
+    let rule = studies::archive_rule(&state, &auth.project.id, &id, if_match.version())
+        .await
+        .map_err(|error| if_match.refusal(error))?;
     Ok(Versioned(rule.updated_at, rule.into()))
 }
 

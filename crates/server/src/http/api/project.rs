@@ -104,20 +104,13 @@ async fn update(
     auth: SecretKeyAuth,
     ApiJson(request): ApiJson<UpdateProjectRequest>,
 ) -> Result<Json<ProjectResponse>, ApiError> {
-    // Every field is checked before any is written: a refused body changes nothing.
-    let allowlist = request
-        .trait_allowlist
-        .map(settings::trait_keys)
-        .transpose()?;
-    let contact_limit = request
-        .contact_limit_days
-        .map(settings::contact_limit)
-        .transpose()?;
-    if let Some(keys) = allowlist {
-        settings::set_trait_allowlist(&state, &auth.project.id, keys).await?;
-    }
-    if let Some(days) = contact_limit {
-        settings::set_contact_limit(&state, &auth.project.id, days).await?;
-    }
+    // Checked whole and written together: a refused or failed body changes nothing.
+    settings::change_settings(
+        &state,
+        &auth.project.id,
+        request.trait_allowlist,
+        request.contact_limit_days,
+    )
+    .await?;
     Ok(Json(response(&state, auth.project).await?))
 }

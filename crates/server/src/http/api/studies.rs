@@ -91,15 +91,22 @@ pub struct CreateStudyRequest {
     name: String,
     #[schema(max_length = 2000)]
     interview_url: String,
+    // Absent takes the default; `null` is refused, as a PATCH refuses it.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(schema_with = study_status)]
     status: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(schema_with = launch_mode)]
     launch_mode: Option<String>,
+    /// Absent or `null`: no limit.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     weekly_limit: Option<i64>,
+    /// Absent or `null`: no limit.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     monthly_limit: Option<i64>,
     /// Default `true`.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(nullable = false)]
     public_link: Option<bool>,
 }
 

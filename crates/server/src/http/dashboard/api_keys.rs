@@ -264,6 +264,12 @@ async fn rotate_public_key(
             back: format!("/p/{project_id}/api-keys"),
         }));
     }
-    api_keys::rotate_public_key(&state, &context.current.project.id).await?;
+    match api_keys::rotate_public_key(&state, &context.current.project).await {
+        // Lost to a rotation at the same moment (a double click, another tab): that one is
+        // what was asked for, and the page shows its key.
+        Ok(_) => {}
+        Err(ServiceError::Conflict { code, .. }) if code == api_keys::ROTATED_MEANWHILE => {}
+        Err(other) => return Err(other.into()),
+    }
     Ok(Redirect::to(&format!("/p/{project_id}/api-keys")).into_response())
 }

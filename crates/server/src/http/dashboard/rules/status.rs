@@ -137,6 +137,6 @@ async fn archive(
     VerifiedForm(_): VerifiedForm<EmptyForm>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
-    studies::archive_rule(&state, &context.current.project.id, &rule_id).await?;
+    studies::archive_rule(&state, &context.current.project.id, &rule_id, None).await?;
     Ok(Redirect::to(&format!("/p/{project_id}/rules/{rule_id}")).into_response())
 }
