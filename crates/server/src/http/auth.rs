@@ -131,7 +131,8 @@ impl FromRequestParts<AppState> for PublicKeyAuth {
                 looked_up: false, ..
             } => None,
             PublicKey::Project { .. } => Some("found"),
-            PublicKey::Unknown => Some("unknown"),
+            PublicKey::Unknown { looked_up: false } => None,
+            PublicKey::Unknown { .. } => Some("unknown"),
             PublicKey::Throttled(_) => Some("throttled"),
         };
         if let Some(result) = result {
@@ -139,7 +140,7 @@ impl FromRequestParts<AppState> for PublicKeyAuth {
         }
         match found {
             PublicKey::Project { project, .. } => Ok(Self { project }),
-            PublicKey::Unknown => Err(invalid_key()),
+            PublicKey::Unknown { .. } => Err(invalid_key()),
             PublicKey::Throttled(wait) => {
                 tracing::debug!(
                     client = %client,

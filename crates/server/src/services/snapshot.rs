@@ -39,6 +39,14 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// A public key found this long ago is looked up again without counting on its client's
 /// unknown keys ([`Snapshots::project_by_public_key`]); kept no longer than a snapshot.
 const KNOWN_LATELY: Duration = KEPT_WHILE_IDLE;
+/// A public key found no project's is answered so again for this long without a lookup,
+/// or a count on its client: a key is random, so one unknown now is not a project's later
+/// (unless a backup restored under a running server brings it back, for this long). An app
+/// shipped with a revoked key sends it from every install: behind a proxy not configured
+/// as trusted, all of them one client, whose count that key alone spent at once.
+const UNKNOWN_KEPT: Duration = Duration::from_secs(60);
+/// The most unknown keys kept: a flood of random keys fills it, and is throttled anyway.
+const MOST_UNKNOWN_KEPT: usize = 10_000;
 
 /// One project's rules and what the engine needs to know about them.
 pub struct ProjectRules {
@@ -204,8 +212,9 @@ pub enum PublicKey {
     /// A project's key; `looked_up` when the database was asked (not found within the
     /// last [`SNAPSHOT_TTL`]).
     Project { project: Project, looked_up: bool },
-    /// No project's: looked up, and not found.
-    Unknown,
+    /// No project's: looked up and not found, or found so within [`UNKNOWN_KEPT`]
+    /// (`looked_up` false).
+    Unknown { looked_up: bool },
     /// Not looked up: its client's lookups of unknown keys are spent for this long.
     Throttled(Duration),
 }
@@ -219,6 +228,9 @@ pub struct Snapshots {
     /// [`KNOWN_LATELY`]: served as found within [`SNAPSHOT_TTL`]. Unknown keys are never kept,
     /// so random keys cannot grow it.
     public_keys: RwLock<HashMap<String, (Project, Instant)>>,
+    /// Keys looked up and found no project's, and when: see [`UNKNOWN_KEPT`]. At most
+    /// [`MOST_UNKNOWN_KEPT`].
+    unknown_keys: RwLock<HashMap<String, Instant>>,
     /// When keys found longer ago than [`KNOWN_LATELY`] were last dropped: at most every
     /// [`SWEEP_EVERY`], not at each key found.
     keys_swept: std::sync::Mutex<Option<Instant>>,
@@ -318,9 +330,10 @@ impl Snapshots {
     /// (the client's lookups of unknown keys) unless it was found within [`KNOWN_LATELY`].
     /// So a client sending random keys makes a few queries, then is refused without one,
     /// while the keys this process serves keep working from it, however many of an app's
-    /// requests miss the second a key is kept for at once. A key another process made is
-    /// found at its first lookup here (no unknown key is kept: a random one is never asked
-    /// twice, and keeping one would refuse a key made since).
+    /// requests miss the second a key is kept for at once. A key found no project's is
+    /// answered so again for [`UNKNOWN_KEPT`], uncounted: a revoked key an app still sends
+    /// costs one lookup a minute, not its client's count. A key another process made is
+    /// found at its first lookup here (it is random: never asked before it was made).
     pub async fn project_by_public_key(
         &self,
         store: &dyn Store,
@@ -347,6 +360,15 @@ impl Snapshots {
                 looked_up: false,
             });
         }
+        let known_unknown = self
+            .unknown_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .is_some_and(|at| at.elapsed() < UNKNOWN_KEPT);
+        if known_unknown {
+            return Ok(PublicKey::Unknown { looked_up: false });
+        }
         let counted = match lately {
             true => None,
             false => match throttle.count(Attempt::PublicKey { client }) {
@@ -370,7 +392,14 @@ impl Snapshots {
                 let mut keys = self.public_keys.write().unwrap_or_else(|e| e.into_inner());
                 keys.remove(key);
             }
-            return Ok(PublicKey::Unknown);
+            let mut unknown = self.unknown_keys.write().unwrap_or_else(|e| e.into_inner());
+            if unknown.len() >= MOST_UNKNOWN_KEPT {
+                unknown.retain(|_, at| at.elapsed() < UNKNOWN_KEPT);
+            }
+            if unknown.len() < MOST_UNKNOWN_KEPT {
+                unknown.insert(key.to_owned(), Instant::now());
+            }
+            return Ok(PublicKey::Unknown { looked_up: true });
         };
         let mut keys = self.public_keys.write().unwrap_or_else(|e| e.into_inner());
         if self.generation.load(Ordering::Acquire) == generation {
