@@ -452,30 +452,69 @@ impl Outline {
     /// A body that [`parse_delivery`] refused, where it is JSON: each part that reads as
     /// it should (ids usable, numbers whole, the action a known one), the rest left out.
     pub fn of_body(body: &[u8]) -> Self {
-        let read = serde_json::from_slice::<Value>(body).or_else(|error| {
-            repair_lone_surrogates(body).map_or(Err(error), |body| serde_json::from_slice(&body))
-        });
-        let Ok(body) = read else {
-            return Self::default();
+        Self::read(body)
+            .or_else(|| repair_lone_surrogates(body).and_then(|body| Self::read(&body)))
+            .unwrap_or_default()
+    }
+
+    /// [`Self::of_body`], where the body is JSON. Its fields are slices of the body, and
+    /// only the few read are parsed; the members are counted, not kept (read as a tree, a
+    /// 4 MiB list of small members took ~100 MB, for each of 12 deliveries at once: found by
+    /// the webhook review).
+    fn read(body: &[u8]) -> Option<Self> {
+        type Fields<'a> = std::collections::HashMap<String, &'a serde_json::value::RawValue>;
+        let top: Fields = serde_json::from_slice(body).ok()?;
+        let parameters: Fields = top
+            .get("parameters")
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default();
+        let value = |fields: &Fields, name: &str| {
+            let raw = fields.get(name)?;
+            serde_json::from_str::<Value>(raw.get()).ok()
         };
-        let parameter = |name: &str| body.get("parameters").and_then(|p| p.get(name));
-        let usable_id = |name: &str| parameter(name).and_then(|v| id_of(v).ok().flatten());
-        let page_info = |name: &str| parameter("page_info").and_then(|i| count(i.get(name)));
-        Self {
+        let usable_id = |name: &str| id_of(&value(&parameters, name)?).ok().flatten();
+        let page_info = value(&parameters, "page_info");
+        let page_info = |name: &str| count(page_info.as_ref()?.get(name));
+        Some(Self {
             cohort: usable_id("mixpanel_cohort_id"),
-            action: body
-                .get("action")
+            action: value(&top, "action")
+                .as_ref()
                 .and_then(Value::as_str)
                 .and_then(SyncAction::parse),
             session_id: usable_id("mixpanel_session_id"),
             page: page_info("page_count"),
             total_pages: page_info("total_pages"),
-            members: parameter("members")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len),
-        }
+            members: parameters.get("members").map_or(0, |raw| {
+                serde_json::from_str::<Elements>(raw.get()).map_or(0, |n| n.0)
+            }),
+        })
     }
+}
 
+/// How many elements a JSON array has, each read and dropped; not an array is an error.
+struct Elements(usize);
+
+impl<'de> Deserialize<'de> for Elements {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counting;
+        impl<'de> Visitor<'de> for Counting {
+            type Value = Elements;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Elements, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Elements(n))
+            }
+        }
+        deserializer.deserialize_seq(Counting)
+    }
+}
+
+impl Outline {
     /// A delivery that parsed (and was refused for another reason).
     pub fn of_delivery(delivery: &SyncDelivery) -> Self {
         Self {
@@ -1011,6 +1050,20 @@ mod tests {
         );
         let odd = br#"{"action": "explode", "parameters": {"mixpanel_session_id": "a\u0000"}}"#;
         assert_eq!(Outline::of_body(odd), Outline::default());
+        // Parameters that are not an object, members that are not a list: the rest reads.
+        let askew = br#"{"action": "add_members", "parameters": "x"}"#;
+        assert_eq!(Outline::of_body(askew).action, Some(SyncAction::AddMembers));
+        let askew = br#"{"parameters": {"mixpanel_cohort_id": 7, "members": {"a": 1}}}"#;
+        assert_eq!(
+            (
+                Outline::of_body(askew).cohort.as_deref(),
+                Outline::of_body(askew).members
+            ),
+            (Some("7"), 0)
+        );
+        // Members of any shape are counted, nested ones once.
+        let counted = br#"{"parameters": {"members": [0, [1, 2], {"a": [3]}, "s", null]}}"#;
+        assert_eq!(Outline::of_body(counted).members, 5);
     }
 
     /// Members kept whom no app can name are said in the sync history (they were applied
