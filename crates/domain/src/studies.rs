@@ -382,6 +382,14 @@ impl LaunchRule {
                     "must not contain control characters other than line breaks and tabs",
                 ));
             }
+            // Right-to-left copy may need them; one left open reorders what the app shows
+            // after the copy, as in names (`validation::bounded_text`).
+            if !validation::bidi_balanced(text) {
+                return Err(ValidationError::new(
+                    field,
+                    "must close each bidirectional embedding or override (U+202A, U+202B, U+202D, U+202E) with U+202C and each isolate (U+2066–U+2068) with U+2069, in order, on the same line",
+                ));
+            }
         }
         if changed(|a, b| a.priority == b.priority) && !(-1000..=1000).contains(&self.priority) {
             return Err(ValidationError::new(
@@ -549,6 +557,62 @@ mod tests {
             assert_eq!(rule.validate().unwrap_err().field, field);
         }
         assert!(rule().validate().is_ok());
+    }
+
+    /// Right-to-left copy may need embeddings, overrides and isolates, but one left open
+    /// reorders whatever the app shows after the copy: each must be closed (U+202C for an
+    /// embedding or override, U+2069 for an isolate) in its own field and line, in order.
+    #[test]
+    fn prompt_copy_takes_bidirectional_controls_only_when_each_is_closed() {
+        let with = |title: &str, start_label: &str| LaunchRule {
+            prompt: PromptCopy {
+                title: title.into(),
+                start_label: start_label.into(),
+                ..PromptCopy::default()
+            },
+            ..rule()
+        };
+        for balanced in [
+            "\u{202B}\u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{202C} Hello",
+            "\u{2067}\u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{2069}",
+            "\u{202E}ab\u{202C} \u{2066}c\u{202A}d\u{202C}\u{2069}",
+            "\u{2068}a\u{2069}\n\u{202D}b\u{202C}",
+        ] {
+            assert!(with(balanced, "").validate().is_ok(), "{balanced:?}");
+            let label = balanced.replace('\n', " ");
+            assert!(with("", &label).validate().is_ok(), "{label:?}");
+        }
+        for unbalanced in [
+            "\u{202E}Order Completed",
+            "Hello\u{202C}",
+            "\u{2069}",
+            "\u{2066}open",
+            "\u{202B}a\u{2069}",
+            // Closed in the wrong order: the isolate's end closes the embedding inside it.
+            "\u{2066}\u{202B}a\u{2069}\u{202C}",
+            // A line break ends them all (UAX #9, rule X8).
+            "\u{202B}a\nb\u{202C}",
+            "\u{2067}a\u{2029}b\u{2069}",
+        ] {
+            let error = with(unbalanced, "").validate().unwrap_err();
+            assert_eq!(error.field, "prompt.title", "{unbalanced:?}");
+            assert!(error.message.contains("U+202C"), "{}", error.message);
+            assert!(error.message.contains("U+2069"), "{}", error.message);
+            if !unbalanced.contains(['\n', '\u{2029}']) {
+                let error = with("", unbalanced).validate().unwrap_err();
+                assert_eq!(error.field, "prompt.start_label", "{unbalanced:?}");
+            }
+        }
+        // Each field closes its own: the title's opener is not closed by the message.
+        let split = LaunchRule {
+            prompt: PromptCopy {
+                title: "\u{202B}a".into(),
+                message: "b\u{202C}".into(),
+                ..PromptCopy::default()
+            },
+            ..rule()
+        };
+        assert_eq!(split.validate().unwrap_err().field, "prompt.title");
     }
 
     /// A change holds only the fields it sets to today's bounds: a rule stored before a

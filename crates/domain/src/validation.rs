@@ -160,6 +160,42 @@ pub(crate) fn is_bidi_override(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Whether every bidirectional embedding, override and isolate in `text` is closed, in
+/// order, on its own line: each LRE, RLE, LRO or RLO (U+202A, U+202B, U+202D, U+202E) by a
+/// PDF (U+202C), each LRI, RLI or FSI (U+2066–U+2068) by a PDI (U+2069), and no closer
+/// without its opener. A paragraph separator or line break ends them all (UAX #9, X8), so
+/// one left open there is not closed by a closer on the next line. Copy in a right-to-left
+/// language may need them; one left open reorders whatever the app shows after it.
+pub(crate) fn bidi_balanced(text: &str) -> bool {
+    let mut open: Vec<char> = Vec::new();
+    for c in text.chars() {
+        match c {
+            '\u{202A}' | '\u{202B}' | '\u{202D}' | '\u{202E}' | '\u{2066}'..='\u{2068}' => {
+                open.push(c)
+            }
+            '\u{202C}' if open.last().is_some_and(|o| !is_isolate(*o)) => {
+                open.pop();
+            }
+            '\u{2069}' if open.last().copied().is_some_and(is_isolate) => {
+                open.pop();
+            }
+            '\u{202C}' | '\u{2069}' => return false,
+            c if ends_paragraph(c) && !open.is_empty() => return false,
+            _ => {}
+        }
+    }
+    open.is_empty()
+}
+
+fn is_isolate(c: char) -> bool {
+    matches!(c, '\u{2066}'..='\u{2068}')
+}
+
+/// UAX #9's paragraph separators (bidi class B).
+fn ends_paragraph(c: char) -> bool {
+    matches!(c, '\n' | '\r' | '\u{1C}'..='\u{1E}' | '\u{85}' | '\u{2029}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::{address, name};

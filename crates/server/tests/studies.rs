@@ -385,6 +385,52 @@ async fn rules_take_every_field_and_refuse_a_changed_trigger() {
     assert_eq!(too_many.status().as_u16(), 400);
 }
 
+/// Prompt copy may hold bidirectional controls that each close on their line (copy in a
+/// right-to-left language); one left open, which would reorder what the app shows after
+/// the prompt, is refused naming the field, on a create and on a PATCH. (Any was taken.)
+#[tokio::test]
+async fn prompt_copy_with_an_unclosed_bidirectional_control_is_refused() {
+    let app = TestApp::spawn().await;
+    let key = app.bootstrap("ada@example.com", "Shop").secret_key;
+    let study = study(&app, &key).await;
+    let url = format!("/api/v1/studies/{study}/launch-rules");
+    let rule = |prompt: Value| {
+        json!({"name": "R", "trigger": {"type": "app_event", "event_name": "E"},
+            "surface": "sdk_prompt", "prompt": prompt})
+    };
+    let open = rule(json!({"dismiss_label": "\u{202e}Later"}));
+    let (status, error) = json_of(app.post_json(&url, &key, open).await).await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("prompt.dismiss_label")),
+        "{error}"
+    );
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("U+202C") && message.contains("U+2069"),
+        "{message}"
+    );
+    let closed = rule(
+        json!({"title": "\u{2067}\u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{2069}",
+        "message": "\u{202b}\u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{202c}\nHello"}),
+    );
+    let (status, created) = json_of(app.post_json(&url, &key, closed).await).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, error) = patch(
+        &app,
+        &format!("/api/v1/launch-rules/{id}"),
+        &key,
+        json!({"prompt": {"message": "\u{2067}a\nb\u{2069}"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("prompt.message")),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn invalid_rules_name_the_field() {
     let app = TestApp::spawn().await;
