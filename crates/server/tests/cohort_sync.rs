@@ -594,6 +594,72 @@ async fn a_diff_delivered_again_after_a_later_run_changes_nothing() {
     assert_eq!(synced.audience().await["member_count"], 5);
 }
 
+/// Every 401 the server answers names the scheme to use (RFC 9110 §11.6.1: a 401 must):
+/// Bearer for the REST and SDK keys (an invalid token when one was sent and refused, RFC
+/// 6750 §3.1), Basic for the cohort sync webhook (Mixpanel's sender answers that one), and
+/// a scheme of its own for the dashboard's sign-in form, which no browser answers with a
+/// dialog. (The dashboard's wrong password was a 401 without one.)
+#[tokio::test]
+async fn every_401_names_the_scheme_to_use() {
+    let synced = Synced::start(0).await;
+    let app = &synced.app;
+    let rest_missing = app
+        .client
+        .get(app.url("/api/v1/project"))
+        .send()
+        .await
+        .unwrap();
+    let rest_refused = app.get("/api/v1/project", "uj_live_unknown").await;
+    let rest_public_key = app.get("/api/v1/project", "uj_pk_unknown").await;
+    let sdk_missing = app
+        .client
+        .get(app.url("/sdk/v1/config?reference_id=u1"))
+        .send()
+        .await
+        .unwrap();
+    let sdk_refused = app
+        .get("/sdk/v1/config?reference_id=u1", "uj_pk_unknown")
+        .await;
+    let webhook = reqwest::Client::new()
+        .post(&synced.webhook_url)
+        .basic_auth(&synced.username, Some("stale"))
+        .json(&page("s", 1, 1, &["a"]))
+        .send()
+        .await
+        .unwrap();
+    let webhook_without = reqwest::Client::new()
+        .post(&synced.webhook_url)
+        .json(&page("s", 1, 1, &["a"]))
+        .send()
+        .await
+        .unwrap();
+    let sign_in = app
+        .login(&helpers::client(), "ada@example.com", "wrong password")
+        .await;
+    let bearer = r#"Bearer realm="userjourneys""#;
+    let invalid = r#"Bearer realm="userjourneys", error="invalid_token""#;
+    let basic = r#"Basic realm="userjourneys cohort sync""#;
+    let form = r#"Form realm="userjourneys dashboard""#;
+    for (name, response, challenge) in [
+        ("REST without a key", rest_missing, bearer),
+        ("REST with an unknown key", rest_refused, invalid),
+        ("REST with a public key", rest_public_key, invalid),
+        ("SDK without a key", sdk_missing, bearer),
+        ("SDK with an unknown key", sdk_refused, invalid),
+        ("webhook with a stale secret", webhook, basic),
+        ("webhook without credentials", webhook_without, basic),
+        ("dashboard sign-in with a wrong password", sign_in, form),
+    ] {
+        assert_eq!(response.status().as_u16(), 401, "{name}");
+        let challenges: Vec<_> = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .collect();
+        assert_eq!(challenges, [challenge], "{name}");
+    }
+}
+
 /// A delivery announcing more than the webhook's 4 MiB is answered at once, 413 with the
 /// right secret and 401 (its action echoed) with a stale one, closing the connection: a body
 /// that will not be taken in is not waited for. (Both read up to 4 MiB first, and waited for

@@ -4,7 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use askama::Template;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -106,7 +107,7 @@ async fn submit(
     // One answer for unknown emails and wrong passwords: nothing to enumerate.
     let no_match = |csrf_token: String| {
         tracing::info!(client = %client, "sign-in failed: no account with that email and password");
-        render_with(
+        let mut response = render_with(
             StatusCode::UNAUTHORIZED,
             &LoginPage {
                 title: "Sign in",
@@ -115,7 +116,15 @@ async fn submit(
                 error: Some("That email and password do not match an account.".into()),
                 email: form.email.clone(),
             },
-        )
+        );
+        // Every 401 names a scheme (RFC 9110 §11.6.1). This one is the form on the page: a
+        // scheme of our own, which browsers show the page for (Basic would open their
+        // credentials dialog, and no header names a form).
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Form realm="userjourneys dashboard""#),
+        );
+        response
     };
     let Some(account) = checked else {
         counted.failed();
