@@ -1806,6 +1806,41 @@ async fn an_interview_url_with_a_control_character_is_refused() {
     );
 }
 
+/// A web app's CORS preflights (`OPTIONS /sdk/…`, answered at once, before any key is
+/// read) count under `api="sdk_preflight"`: counted as the SDK's, they doubled a web app's
+/// SDK request rate and halved its latencies.
+#[tokio::test]
+async fn sdk_preflights_count_apart_from_the_sdk_s_requests() {
+    let app = TestApp::spawn_with(|config| config.metrics_bind = Some("127.0.0.1:0".into())).await;
+    for path in ["/sdk/v1/config?reference_id=u1", "//sdk/v1/events"] {
+        let preflight = app
+            .client
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.status().is_success());
+    }
+    let refused = app
+        .client
+        .get(app.url("/sdk/v1/config?reference_id=u1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let text = app.metrics().await;
+    for line in [
+        "uj_http_requests_total{api=\"sdk_preflight\",status=\"200\"} 2",
+        "uj_http_request_duration_seconds_count{api=\"sdk_preflight\"} 2",
+        "uj_http_requests_total{api=\"sdk\",status=\"401\"} 1",
+        "uj_http_request_duration_seconds_count{api=\"sdk\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+}
+
 /// With `UJ_METRICS_BIND`, a second listener serves request counts by part of the server
 /// and status, and their latencies, for Prometheus; the public listener does not serve them.
 #[tokio::test]

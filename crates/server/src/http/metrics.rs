@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -21,6 +22,9 @@ use crate::state::AppState;
 pub enum Api {
     /// `/sdk/…`, the apps' calls.
     sdk,
+    /// `OPTIONS /sdk/…`: a web app's CORS preflights, answered before any key is read.
+    /// Apart from `sdk`, whose rate they would double and whose latencies they would halve.
+    sdk_preflight,
     /// `/api/…`, the REST API and its reference.
     rest,
     /// `/webhooks/…`, Mixpanel's cohort sync deliveries.
@@ -34,7 +38,7 @@ pub enum Api {
 }
 
 impl Api {
-    pub fn of(path: &str) -> Self {
+    pub fn of(method: &Method, path: &str) -> Self {
         // `//sdk/…` is answered by its API, as `/sdk/…` is (an app's base URL ending in a
         // slash), and counted so too. (`//i/…` is the dashboard's unknown page.)
         let (_, api_path) = super::without_extra_slashes(path);
@@ -44,7 +48,11 @@ impl Api {
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         };
         if under("/sdk") {
-            Api::sdk
+            // As `outermost` answers them: every `OPTIONS` below `/sdk/` is a preflight.
+            match *method == Method::OPTIONS && api_path.starts_with("/sdk/") {
+                true => Api::sdk_preflight,
+                false => Api::sdk,
+            }
         } else if under("/api") {
             Api::rest
         } else if under("/webhooks") {
@@ -273,7 +281,12 @@ mod tests {
             ("/sdkx", Api::dashboard),
             ("/apis", Api::dashboard),
         ] {
-            assert_eq!(Api::of(path), api, "{path}");
+            assert_eq!(Api::of(&Method::GET, path), api, "{path}");
         }
+        assert_eq!(
+            Api::of(&Method::OPTIONS, "/sdk/v1/config"),
+            Api::sdk_preflight
+        );
+        assert_eq!(Api::of(&Method::OPTIONS, "/api/v1/studies"), Api::rest);
     }
 }

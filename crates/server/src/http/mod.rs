@@ -81,7 +81,7 @@ async fn outermost(
     let path = request.uri().path();
     // `//sdk/…` too: its 404 reaches the web app that joined a base URL ending in a slash.
     let cors = without_extra_slashes(path).1.starts_with("/sdk/");
-    let (api, cors) = (metrics::Api::of(path), cors);
+    let (api, cors) = (metrics::Api::of(request.method(), path), cors);
     let started = std::time::Instant::now();
     // Counted as 499 when the client closes its connection before the answer (hyper drops
     // this future then, and nothing after the await runs).
