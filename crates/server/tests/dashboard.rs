@@ -2503,3 +2503,83 @@ async fn projects_and_open_invitations_are_capped_with_a_message_on_the_form() {
         .await;
     assert_eq!(again.status().as_u16(), 201);
 }
+
+/// The Pause page says how many open invites the pause itself withdrew, told by the server
+/// with the redirect: an address cannot make it say another number, nor say a rule was
+/// paused at all. (The count was read before pausing and carried in `?paused=N`, which
+/// anyone could write into a link.)
+#[tokio::test]
+async fn pausing_a_rule_says_what_the_pause_withdrew_and_no_address_can_say_otherwise() {
+    let app = TestApp::spawn().await;
+    let keys = app.bootstrap("ada@example.com", "Shop");
+    let study = app
+        .create_study(&keys.secret_key, "https://r.example.com/i/1")
+        .await;
+    let made = app
+        .post_json(
+            &format!("/api/v1/studies/{}/launch-rules", study["id"].as_str().unwrap()),
+            &keys.secret_key,
+            serde_json::json!({"name": "After checkout", "status": "active", "surface": "sdk_prompt",
+                "trigger": {"type": "app_event", "event_name": "Order Completed"}}),
+        )
+        .await;
+    assert_eq!(made.status().as_u16(), 201);
+    let made: serde_json::Value = made.json().await.unwrap();
+    for user in ["u1", "u2"] {
+        let sent = app
+            .post_json(
+                "/sdk/v1/events",
+                &keys.public_key,
+                serde_json::json!({"event_name": "Order Completed", "reference_id": user}),
+            )
+            .await;
+        let answer: serde_json::Value = sent.json().await.unwrap();
+        assert!(answer["pending_invite"].is_object(), "{answer}");
+    }
+    let project: serde_json::Value = app
+        .get("/api/v1/project", &keys.secret_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rule = format!(
+        "/p/{}/rules/{}",
+        project["id"].as_str().unwrap(),
+        made["id"].as_str().unwrap()
+    );
+    let browser = client();
+    assert_eq!(
+        app.login(&browser, "ada@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
+
+    // A link written to say so says nothing: the rule is active and nothing was withdrawn.
+    let (_, forged) = app.page(&browser, &format!("{rule}?paused=500")).await;
+    assert_eq!(element_text(&forged, "paused-notice"), None, "{forged}");
+
+    let (_, html) = app.page(&browser, &rule).await;
+    let paused = browser
+        .post(app.url(&format!("{rule}/pause")))
+        .form(&[
+            ("csrf_token", csrf_token(&html).as_str()),
+            ("confirmed", "yes"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (paused.status().as_u16(), location(&paused)),
+        (303, rule.clone())
+    );
+    let (_, html) = app.page(&browser, &rule).await;
+    assert_eq!(
+        element_text(&html, "paused-notice").as_deref(),
+        Some("Rule paused. Its 2 open invites were withdrawn.")
+    );
+    // Said once: the page loaded again says nothing more.
+    let (_, again) = app.page(&browser, &rule).await;
+    assert_eq!(element_text(&again, "paused-notice"), None);
+}

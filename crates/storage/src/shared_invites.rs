@@ -184,7 +184,7 @@ macro_rules! impl_invite_store {
             filter: &str,
             id: &str,
             at: DateTime<Utc>,
-        ) -> Result<(), $crate::StoreError> {
+        ) -> Result<u64, $crate::StoreError> {
             let statement = if <$store as crate::shared::Dialect>::ROW_LOCKS {
                 format!(
                     r#"UPDATE invites SET state = 'withdrawn', withdrawn_at = $2 WHERE code IN
@@ -193,12 +193,12 @@ macro_rules! impl_invite_store {
             } else {
                 format!("UPDATE invites SET state = 'withdrawn', withdrawn_at = $2 WHERE {filter}")
             };
-            sqlx::query(&statement)
+            let done = sqlx::query(&statement)
                 .bind(id)
                 .bind(Ts(at))
                 .execute(&mut **tx)
                 .await?;
-            Ok(())
+            Ok(done.rows_affected())
         }
 
         /// Locks a start's study, then its rule, in the order every writer takes rows

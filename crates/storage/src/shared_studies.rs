@@ -279,7 +279,7 @@ macro_rules! impl_study_store {
                 &self,
                 r: &uj_domain::studies::LaunchRule,
                 read_at: DateTime<Utc>,
-            ) -> Result<bool, $crate::StoreError> {
+            ) -> Result<Option<u64>, $crate::StoreError> {
                 // The trigger is fixed at creation and never written here.
                 let mut tx = self.begin().await?;
                 let done = sqlx::query(
@@ -308,10 +308,14 @@ macro_rules! impl_study_store {
                 .bind(Ts(read_at))
                 .execute(&mut *tx)
                 .await?;
-                if done.rows_affected() == 1 && !r.offers_prompts_at(r.updated_at) {
+                if done.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                let mut withdrawn = 0;
+                if !r.offers_prompts_at(r.updated_at) {
                     // A rule that stops, stops prompting (a direct link now) or is scheduled
                     // elsewhere takes back the prompts it offered (`invites_by_rule`).
-                    withdraw_invites(
+                    withdrawn = withdraw_invites(
                         &mut tx,
                         "rule_id = $1 AND state = 'issued' AND expires_at > $2",
                         r.id.as_str(),
@@ -320,7 +324,7 @@ macro_rules! impl_study_store {
                     .await?;
                 }
                 tx.commit().await?;
-                Ok(done.rows_affected() == 1)
+                Ok(Some(withdrawn))
             }
 
             async fn launch_rule(

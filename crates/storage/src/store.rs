@@ -739,13 +739,13 @@ pub trait StudyStore: Send + Sync {
     ) -> Result<u64, StoreError>;
     /// Writes the rule if it is as read (its stored `updated_at` is `read_at`); one that is
     /// no longer active withdraws its open invites in the same transaction (expired ones
-    /// stay expired). `false`
-    /// (nothing written) when it changed meanwhile or is not the project's.
+    /// stay expired): how many it withdrew. `None` (nothing written) when it changed
+    /// meanwhile or is not the project's.
     async fn update_launch_rule(
         &self,
         rule: &LaunchRule,
         read_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<u64>, StoreError>;
     async fn launch_rule(
         &self,
         project: &ProjectId,

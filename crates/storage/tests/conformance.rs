@@ -3548,7 +3548,8 @@ async fn an_audience_is_deleted_whole_unless_a_live_rule_targets_it(
     assert!(store
         .update_launch_rule(&archived, rule.updated_at)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert_eq!(delete(shop.clone()).await, AudienceDeletion::Deleted);
     assert!(store.audience(&shop, &audience).await.unwrap().is_none());
     assert_eq!(delete(shop.clone()).await, AudienceDeletion::NotFound);
@@ -4227,8 +4228,12 @@ async fn studies_and_rules_round_trip_and_stay_in_their_project(
     rule.trigger = Trigger::Audience("aud_x".into());
     rule.updated_at = now + Duration::seconds(1);
     let stale = now - Duration::seconds(1);
-    assert!(!store.update_launch_rule(&rule, stale).await.unwrap());
-    assert!(store.update_launch_rule(&rule, now).await.unwrap());
+    assert_eq!(store.update_launch_rule(&rule, stale).await.unwrap(), None);
+    assert!(store
+        .update_launch_rule(&rule, now)
+        .await
+        .unwrap()
+        .is_some());
     let stored = store.launch_rule(&shop, &rule.id).await.unwrap().unwrap();
     assert_eq!(stored.status, RuleStatus::Archived);
     assert_eq!(
@@ -4484,7 +4489,8 @@ async fn study_limits_hold_at_accept_and_reset_on_monday_and_the_first(
     assert!(store
         .update_launch_rule(&archived, rule.updated_at)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     let live = store.live_starts(&shop, now, now).await.unwrap();
     assert!(live.rules.is_empty() && live.studies.is_empty());
 }
@@ -4516,7 +4522,11 @@ async fn no_start_once_its_rule_or_study_stopped_or_its_schedule_moved(
                 updated_at: read_at + Duration::seconds(1),
                 ..changed
             };
-            assert!(store.update_launch_rule(&changed, read_at).await.unwrap());
+            assert!(store
+                .update_launch_rule(&changed, read_at)
+                .await
+                .unwrap()
+                .is_some());
         }
     };
 
@@ -5381,10 +5391,14 @@ async fn an_expired_invite_is_neither_dismissed_nor_withdrawn(
         updated_at: later,
         ..rule.clone()
     };
-    assert!(store
-        .update_launch_rule(&paused, rule.updated_at)
-        .await
-        .unwrap());
+    // The pause says how many it withdrew: the open invite, not the expired ones.
+    assert_eq!(
+        store
+            .update_launch_rule(&paused, rule.updated_at)
+            .await
+            .unwrap(),
+        Some(1)
+    );
     let stopped = uj_domain::studies::Study {
         status: StudyStatus::Archived,
         updated_at: later,
@@ -5548,7 +5562,8 @@ async fn a_stopped_rule_or_study_leaves_its_answered_invites_as_they_were(
     assert!(store
         .update_launch_rule(&paused, rule.updated_at)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     answered(store.clone(), shop.clone()).await;
     let stats = store.rule_stats(&rule.id, later).await.unwrap();
     assert_eq!(
@@ -5651,7 +5666,10 @@ async fn a_stale_stop_of_a_rule_or_study_writes_nothing_and_takes_back_nothing(
         updated_at: later,
         ..rule.clone()
     };
-    assert!(!store.update_launch_rule(&paused, stale).await.unwrap());
+    assert_eq!(
+        store.update_launch_rule(&paused, stale).await.unwrap(),
+        None
+    );
     let archived = uj_domain::studies::Study {
         status: StudyStatus::Archived,
         updated_at: later,
@@ -5724,7 +5742,8 @@ async fn a_rules_schedule_is_closed_from_its_exact_end(store: Arc<dyn Store>, _:
     assert!(store
         .update_launch_rule(&scheduled, rule.updated_at)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     for (code, user) in [("c-before", "u1"), ("c-end", "u2")] {
         store
             .issue_invite(&event_invite(&scheduled, code, user, now), now)

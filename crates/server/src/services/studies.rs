@@ -404,12 +404,19 @@ pub async fn rule(
         .ok_or(ServiceError::NotFound("launch_rule"))
 }
 
+/// A rule as a change left it, and how many open invites the change withdrew (a rule that
+/// stops prompting takes back those it offered).
+pub struct RuleUpdated {
+    pub rule: LaunchRule,
+    pub withdrawn: u64,
+}
+
 pub async fn update_rule(
     state: &AppState,
     project: &ProjectId,
     id: &str,
     change: RuleChange,
-) -> Result<LaunchRule, ServiceError> {
+) -> Result<RuleUpdated, ServiceError> {
     for _ in 0..WRITE_ATTEMPTS {
         let mut rule = self::rule(state, project, id).await?;
         let read_at = rule.updated_at;
@@ -423,7 +430,7 @@ pub async fn update_rule(
             if change.asks_nothing() && change.version.is_some_and(|v| v != read_at) {
                 return Err(changed_since());
             }
-            return Ok(rule);
+            return Ok(RuleUpdated { rule, withdrawn: 0 });
         }
         // Older than the row, refused before its values are judged: what it holds the row
         // may hold otherwise now, and a form sent back to correct a value would then carry
@@ -433,9 +440,9 @@ pub async fn update_rule(
         }
         rule.updated_at = next_version(read_at);
         rule.validate_change_from(&before)?;
-        if state.store.update_launch_rule(&rule, read_at).await? {
+        if let Some(withdrawn) = state.store.update_launch_rule(&rule, read_at).await? {
             state.snapshots.forget(project);
-            return Ok(rule);
+            return Ok(RuleUpdated { rule, withdrawn });
         }
     }
     Err(changed_meanwhile())
@@ -533,7 +540,12 @@ pub async fn archive_rule(
         }
         rule.status = RuleStatus::Archived;
         rule.updated_at = next_version(read_at);
-        if state.store.update_launch_rule(&rule, read_at).await? {
+        if state
+            .store
+            .update_launch_rule(&rule, read_at)
+            .await?
+            .is_some()
+        {
             state.snapshots.forget(project);
             return Ok(rule);
         }

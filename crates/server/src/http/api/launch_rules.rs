@@ -438,7 +438,8 @@ async fn update_rule(
     };
     let rule = studies::update_rule(&state, &auth.project.id, &id, change)
         .await
-        .map_err(|error| if_match.refusal(error))?;
+        .map_err(|error| if_match.refusal(error))?
+        .rule;
     Ok(Versioned(rule.updated_at, rule.into()))
 }
 

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use axum_extra::extract::CookieJar;
 use chrono::Utc;
 use serde::Deserialize;
 use uj_domain::ids::{LaunchRuleId, ProjectId};
@@ -349,8 +350,6 @@ async fn rule_page(
 struct RuleParams {
     reference_id: Option<String>,
     saved: Option<String>,
-    /// Landed on after pausing: how many open invites that withdrew.
-    paused: Option<i64>,
 }
 
 async fn show_rule(
@@ -358,6 +357,7 @@ async fn show_rule(
     user: CurrentUser,
     csrf: CsrfToken,
     Path((project_id, rule_id)): Path<(String, String)>,
+    jar: CookieJar,
     Query(params): Query<RuleParams>,
 ) -> Result<Response, PageError> {
     let context = ProjectContext::load(&state, &user, &project_id).await?;
@@ -365,8 +365,10 @@ async fn show_rule(
     let explain_for = params.reference_id.unwrap_or_default();
     let mut page = rule_page(&state, &context, csrf.0, rule, explain_for, None).await?;
     page.saved = params.saved.is_some();
-    page.paused = params.paused;
-    Ok(render(&page))
+    let (jar, paused) =
+        status::take_paused(&state, jar, &format!("/p/{project_id}/rules/{rule_id}"));
+    page.paused = paused;
+    Ok((jar, render(&page)).into_response())
 }
 
 fn unsaved(entered: &RuleForm, now: &RuleView) -> Vec<Unsaved> {

@@ -5,13 +5,16 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use uj_domain::pacing::RuleStatus;
 
 use super::rerender;
 use crate::http::dashboard::pages::{render, ConfirmForm, ConfirmPage, PageError};
 use crate::http::dashboard::projects::ProjectContext;
-use crate::http::dashboard::session::{CsrfToken, CurrentUser, EmptyForm, VerifiedForm};
+use crate::http::dashboard::session::{
+    CookieName, CsrfToken, CurrentUser, EmptyForm, VerifiedForm,
+};
 use crate::services::counters;
 use crate::services::studies::{self, RuleChange};
 use crate::state::AppState;
@@ -73,12 +76,46 @@ pub(super) fn pause_question(open: i64) -> String {
     )
 }
 
+/// How many open invites a pause withdrew, told by the server to the rule's page it leads
+/// to: in a cookie of that page alone, read once and only briefly kept. (The count was read
+/// before pausing and carried in the address, where any link could write another.) Behind
+/// HTTPS `__Secure-` named: a browser takes it only over HTTPS.
+const PAUSED_COOKIE: CookieName = CookieName("uj_paused", "__Secure-uj_paused");
+
+fn paused_cookie(state: &AppState, rule_path: &str, withdrawn: String) -> Cookie<'static> {
+    Cookie::build((PAUSED_COOKIE.on(state), withdrawn))
+        .path(rule_path.to_owned())
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.https)
+        .max_age(cookie::time::Duration::minutes(1))
+        .build()
+}
+
+/// What the pause that led to the rule's page at `rule_path` withdrew, if one did: taken
+/// from `jar`, so the page says it once.
+pub(super) fn take_paused(
+    state: &AppState,
+    jar: CookieJar,
+    rule_path: &str,
+) -> (CookieJar, Option<i64>) {
+    let Some(told) = jar.get(PAUSED_COOKIE.on(state)) else {
+        return (jar, None);
+    };
+    let withdrawn = told.value().parse().ok();
+    (
+        jar.remove(paused_cookie(state, rule_path, String::new())),
+        withdrawn,
+    )
+}
+
 /// Pauses a rule; one with open invites asks first (they are withdrawn), in the page's
 /// dialog or, without JavaScript, on a confirmation page.
 async fn pause(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
+    jar: CookieJar,
     Path((project_id, rule_id)): Path<(String, String)>,
     VerifiedForm(form): VerifiedForm<ConfirmForm>,
 ) -> Result<Response, PageError> {
@@ -103,7 +140,12 @@ async fn pause(
         ..RuleChange::default()
     };
     match studies::update_rule(&state, project, &rule_id, change).await {
-        Ok(_) => Ok(Redirect::to(&format!("{path}?paused={}", stats.pending)).into_response()),
+        // What the pause withdrew, not the count asked about: an invite accepted or issued
+        // meanwhile is counted as it went.
+        Ok(paused) => {
+            let told = paused_cookie(&state, &path, paused.withdrawn.to_string());
+            Ok((jar.add(told), Redirect::to(&path)).into_response())
+        }
         Err(error) => rerender(&state, &context, csrf.0, &rule_id, error, None).await,
     }
 }
