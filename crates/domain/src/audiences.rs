@@ -104,6 +104,11 @@ pub struct LedgerEntry {
     pub outcome: LedgerOutcome,
     pub error: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// The cohort a refused delivery named, as read from its body (id, and name as a
+    /// delivery's is read), whether or not it is one of the project's audiences; `None` for
+    /// a delivery applied (its audience names it) and one a stranger sent (migration 0032).
+    pub mixpanel_cohort_id: Option<String>,
+    pub mixpanel_cohort_name: Option<String>,
 }
 
 /// An unfinished full-sync session of an audience.

@@ -404,6 +404,15 @@ fn parameter_text(
     ))
 }
 
+/// A cohort's name in a body that may not parse, as [`parameter_text`] reads it; none
+/// when blank or not text.
+fn name_of(value: &Value) -> Option<String> {
+    parameter_text(Some(value.clone()), "mixpanel_cohort_name", NAME_CHARS)
+        .ok()
+        .flatten()
+        .filter(|name| !name.is_empty())
+}
+
 /// A page number or count: a whole number of 32 bits, also written as text (`"3"`) or as
 /// a float (`3.0`); `1.5` is none.
 fn count(value: Option<&Value>) -> Option<u32> {
@@ -441,6 +450,8 @@ fn bad(message: impl Into<String>) -> PayloadError {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Outline {
     pub cohort: Option<String>,
+    /// The cohort's name, as a delivery's is read (on one line, at most 200 characters).
+    pub cohort_name: Option<String>,
     pub action: Option<SyncAction>,
     pub session_id: Option<String>,
     pub page: Option<u32>,
@@ -477,6 +488,9 @@ impl Outline {
         let page_info = |name: &str| count(page_info.as_ref()?.get(name));
         Some(Self {
             cohort: usable_id("mixpanel_cohort_id"),
+            cohort_name: value(&parameters, "mixpanel_cohort_name")
+                .as_ref()
+                .and_then(name_of),
             action: value(&top, "action")
                 .as_ref()
                 .and_then(Value::as_str)
@@ -515,10 +529,52 @@ impl<'de> Deserialize<'de> for Elements {
 }
 
 impl Outline {
+    /// The cohort a body names, from the whole body or its beginning, read alone: the rest
+    /// is skipped, not built into a tree (a body of a few MiB of small values would take
+    /// tens of MiB as one), and a beginning cut short is searched for its two parameters.
+    /// For a refusal recorded before the body is read as a delivery.
+    pub fn cohort_named(body: &[u8]) -> Self {
+        #[derive(Deserialize)]
+        struct Named {
+            parameters: Option<Parameters>,
+        }
+        #[derive(Deserialize)]
+        struct Parameters {
+            mixpanel_cohort_id: Option<Value>,
+            mixpanel_cohort_name: Option<Value>,
+        }
+        let (id, name) = match serde_json::from_slice::<Named>(body) {
+            Ok(named) => named.parameters.map_or((None, None), |p| {
+                (p.mixpanel_cohort_id, p.mixpanel_cohort_name)
+            }),
+            Err(_) => {
+                // A beginning only: the first value of each name, wherever it is.
+                let text = String::from_utf8_lossy(body);
+                let value_of = |name: &str| {
+                    let key = format!("\"{name}\"");
+                    let at = text.find(&key)?;
+                    let rest = text[at + key.len()..].trim_start().strip_prefix(':')?;
+                    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
+                    values.next()?.ok()
+                };
+                (
+                    value_of("mixpanel_cohort_id"),
+                    value_of("mixpanel_cohort_name"),
+                )
+            }
+        };
+        Self {
+            cohort: id.and_then(|id| id_of(&id).ok().flatten()),
+            cohort_name: name.as_ref().and_then(name_of),
+            ..Self::default()
+        }
+    }
+
     /// A delivery that parsed (and was refused for another reason).
     pub fn of_delivery(delivery: &SyncDelivery) -> Self {
         Self {
             cohort: Some(delivery.mixpanel_cohort_id.clone()),
+            cohort_name: Some(delivery.cohort_name.clone()).filter(|name| !name.is_empty()),
             action: Some(delivery.action),
             session_id: delivery.session_id.clone(),
             page: Some(delivery.page),
@@ -1041,6 +1097,7 @@ mod tests {
             Outline::of_body(refused),
             Outline {
                 cohort: Some("7".into()),
+                cohort_name: None,
                 action: Some(SyncAction::Members),
                 session_id: Some("s-1".into()),
                 page: Some(3),
@@ -1064,6 +1121,37 @@ mod tests {
         // Members of any shape are counted, nested ones once.
         let counted = br#"{"parameters": {"members": [0, [1, 2], {"a": [3]}, "s", null]}}"#;
         assert_eq!(Outline::of_body(counted).members, 5);
+    }
+
+    /// A body refused before it is read as a delivery names its cohort as far as its whole,
+    /// or its beginning, reads: the id as a delivery's, the name on one line.
+    #[test]
+    fn a_body_or_its_beginning_names_its_cohort() {
+        let named = |body: &[u8]| {
+            let outline = Outline::cohort_named(body);
+            (outline.cohort, outline.cohort_name)
+        };
+        let whole =
+            br#"{"action": "members", "parameters": {"members": [{"mixpanel_distinct_id": "a"}],
+            "mixpanel_cohort_id": 51234, "mixpanel_cohort_name": " Trial\nusers\u202e "}}"#;
+        assert_eq!(
+            named(whole),
+            (Some("51234".into()), Some("Trial users".into()))
+        );
+        let cut = br#"{"action": "members", "parameters": {"mixpanel_cohort_id": "7",
+            "mixpanel_cohort_name": "Fans", "members": [{"mixpanel_distinct_id": "a"}, {"mixpa"#;
+        assert_eq!(named(cut), (Some("7".into()), Some("Fans".into())));
+        for none in [
+            &br#"{"parameters": {"mixpanel_cohort_id": 1.5, "mixpanel_cohort_name": " "}}"#[..],
+            br#"{"action": "members", "parameters": {"members": [{"mixpanel_distinct_id": "a"}, {"#,
+            b"not json",
+        ] {
+            assert_eq!(named(none), (None, None));
+        }
+        assert_eq!(
+            Outline::of_body(whole).cohort_name.as_deref(),
+            Some("Trial users")
+        );
     }
 
     /// Members kept whom no app can name are said in the sync history (they were applied

@@ -1711,6 +1711,8 @@ fn adopt_key_makes_nothing_it_was_not_asked_for_and_no_server_serves_the_file_me
                         "DROP INDEX studies_live",
                         "CREATE INDEX launch_rules_by_project ON launch_rules (project_id, status)",
                         "ALTER TABLE audiences DROP COLUMN deleting_since",
+                        "ALTER TABLE sync_ledger DROP COLUMN mixpanel_cohort_id",
+                        "ALTER TABLE sync_ledger DROP COLUMN mixpanel_cohort_name",
                     ] {
                         sqlx::query(sql).execute(&pool).await.unwrap();
                     }

@@ -1036,7 +1036,9 @@ async fn a_cohort_of_a_newly_connected_project_never_takes_over_an_audience_of_t
         .page(&browser, &format!("{dashboard}/integrations/mixpanel"))
         .await;
     assert_eq!(status, 200);
-    let row = html
+    // In the cohorts' table (the refused deliveries' names it too).
+    let cohorts = html.split(r#"id="cohorts""#).nth(1).unwrap_or_default();
+    let row = cohorts
         .split("<tr>")
         .find(|row| row.contains("Other trial"))
         .unwrap_or_else(|| panic!("the cohort is listed: {html}"));
@@ -2679,6 +2681,71 @@ async fn members_without_a_distinct_id_are_skipped_and_the_history_says_so() {
         ["a", "b"],
         "nobody dropped"
     );
+}
+
+/// A refused delivery names the cohort its body named, id and name as a delivery's are read
+/// (a name on one line, its direction overrides spaces), whether or not the cohort is one
+/// of the project's audiences, and whether it was refused before its body was read as a
+/// delivery (sync turned off) or after (another Mixpanel project's cohort). A stranger's
+/// (401) names none: nothing of a body no one vouched for. The Mixpanel page shows it,
+/// escaped. (The history named only an audience, and a refusal tied to none named nothing.)
+#[tokio::test]
+async fn a_refused_delivery_names_the_cohort_its_body_named() {
+    let synced = Synced::start(0).await;
+    let mut foreign = page("s1", 1, 1, &["a"]);
+    foreign["parameters"]["mixpanel_project_id"] = json!("999");
+    foreign["parameters"]["mixpanel_cohort_id"] = json!(777);
+    foreign["parameters"]["mixpanel_cohort_name"] = json!(" <b>VIP</b>\u{202e}\nfans ");
+    assert_eq!(synced.deliver(foreign).await.0, 403);
+    let stranger = reqwest::Client::new()
+        .post(&synced.webhook_url)
+        .basic_auth(&synced.username, Some("guess"))
+        .json(&page("s2", 1, 1, &["a"]))
+        .send()
+        .await
+        .unwrap();
+    refused_with(stranger, 401).await;
+    let off = synced
+        .app
+        .delete("/api/v1/integrations/mixpanel/cohort-sync", &synced.key)
+        .await;
+    assert_eq!(off.status().as_u16(), 204);
+    assert_eq!(synced.deliver(page("s3", 1, 1, &["a"])).await.0, 404);
+
+    let history = synced.get("/api/v1/syncs").await;
+    let named: Vec<_> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["mixpanel_cohort_id"].clone(),
+                e["mixpanel_cohort_name"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (json!("51234"), json!("Trial users")),
+            (Value::Null, Value::Null),
+            (json!("777"), json!("<b>VIP</b>  fans")),
+        ],
+        "{history}"
+    );
+    let (browser, project) = synced.signed_in().await;
+    let (_, html) = synced
+        .app
+        .page(&browser, &format!("{project}/integrations/mixpanel"))
+        .await;
+    let refused = html.split(r#"id="refused-deliveries""#).nth(1).unwrap();
+    let refused = &refused[..refused.find("</table>").unwrap()];
+    assert!(refused.contains("Trial users (51234)"), "{refused}");
+    assert!(
+        refused.contains("&#60;b&#62;VIP&#60;/b&#62;  fans (777)"),
+        "{refused}"
+    );
+    assert!(!refused.contains("<b>"), "{refused}");
 }
 
 /// A refused delivery's message keeps what it quotes of the body short: an unknown action,

@@ -422,6 +422,8 @@ pub(crate) struct LedgerRow {
     outcome: String,
     error: Option<String>,
     received_at: Ts,
+    mixpanel_cohort_id: Option<String>,
+    mixpanel_cohort_name: Option<String>,
 }
 
 impl TryFrom<LedgerRow> for LedgerEntry {
@@ -442,6 +444,8 @@ impl TryFrom<LedgerRow> for LedgerEntry {
             outcome,
             error: row.error,
             received_at: row.received_at.0,
+            mixpanel_cohort_id: row.mixpanel_cohort_id,
+            mixpanel_cohort_name: row.mixpanel_cohort_name,
         })
     }
 }

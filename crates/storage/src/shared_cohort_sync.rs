@@ -106,7 +106,7 @@ pub(crate) const FIND_AUDIENCE_MEMBERS: &str =
 /// `$3` entries. Run as a statement planned with its values, as [`AUDIENCE_LEDGER_PAGE`].
 pub(crate) const PROJECT_LEDGER_PAGE: &str =
     "SELECT id, audience_id, action, session_id, page, total_pages, members, added, removed,
-        outcome, error, received_at
+        outcome, error, received_at, mixpanel_cohort_id, mixpanel_cohort_name
      FROM sync_ledger
      WHERE project_id = $1 AND ($2 = '' OR id < $2)
      ORDER BY id DESC LIMIT $3";
@@ -130,7 +130,7 @@ pub(crate) const RULES_TARGETING: &str = "SELECT COUNT(*) FROM launch_rules
 /// any audience.
 pub(crate) const AUDIENCE_LEDGER_PAGE: &str =
     "SELECT id, audience_id, action, session_id, page, total_pages, members, added, removed,
-        outcome, error, received_at
+        outcome, error, received_at, mixpanel_cohort_id, mixpanel_cohort_name
      FROM sync_ledger
      WHERE audience_id = $4 AND EXISTS (SELECT 1 FROM audiences WHERE id = $4 AND project_id = $1)
        AND ($2 = '' OR id < $2)
@@ -243,8 +243,9 @@ pub(crate) const PURGE_BATCH: i64 = 5000;
 /// One delivery's ledger entry.
 pub(crate) const INSERT_LEDGER: &str =
     "INSERT INTO sync_ledger (id, project_id, audience_id, action, session_id, page, total_pages,
-        members, added, removed, outcome, error, received_at, members_digest)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+        members, added, removed, outcome, error, received_at, members_digest, mixpanel_cohort_id,
+        mixpanel_cohort_name)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 /// Rows per multi-row statement: 1000 members × 8 columns stays under both databases'
 /// parameter limits.
@@ -879,6 +880,8 @@ macro_rules! impl_cohort_sync_store {
             .bind(e.error.as_deref())
             .bind(Ts(e.received_at))
             .bind(members_digest)
+            .bind(e.mixpanel_cohort_id.as_deref())
+            .bind(e.mixpanel_cohort_name.as_deref())
             .execute(executor)
             .await?;
             Ok(())
@@ -1695,7 +1698,7 @@ macro_rules! impl_cohort_sync_store {
                 // From `sync_ledger_refusals`, whatever else arrived since.
                 let rows: Vec<LedgerRow> = sqlx::query_as(
                     "SELECT id, audience_id, action, session_id, page, total_pages, members, added,
-                        removed, outcome, error, received_at
+                        removed, outcome, error, received_at, mixpanel_cohort_id, mixpanel_cohort_name
                      FROM sync_ledger WHERE project_id = $1 AND outcome = 'rejected'
                      ORDER BY id DESC LIMIT $2",
                 )

@@ -2178,6 +2178,8 @@ async fn try_receive(
         outcome: LedgerOutcome::Staged,
         error: None,
         received_at: at,
+        mixpanel_cohort_id: None,
+        mixpanel_cohort_name: None,
     };
     let sync_page = uj_storage::SyncPage {
         session_id: session,
@@ -3332,6 +3334,8 @@ async fn erasing_traits_while_diffs_rewrite_the_members_never_deadlocks(
             outcome: LedgerOutcome::Applied,
             error: None,
             received_at: t0,
+            mixpanel_cohort_id: None,
+            mixpanel_cohort_name: None,
         };
         store
             .receive_sync_diff(&shop, &cohort, &members, false, entry)
@@ -3394,6 +3398,8 @@ async fn a_diff_lands_whole_or_not_at_all(store: Arc<dyn Store>, _: &TestDatabas
         outcome: LedgerOutcome::Applied,
         error: None,
         received_at: t0,
+        mixpanel_cohort_id: None,
+        mixpanel_cohort_name: None,
     };
     let first = entry("add_members");
     let added = store
@@ -3470,6 +3476,8 @@ async fn the_ledger_lists_deliveries_newest_first(store: Arc<dyn Store>, _: &Tes
         outcome: LedgerOutcome::Applied,
         error: None,
         received_at: now,
+        mixpanel_cohort_id: None,
+        mixpanel_cohort_name: None,
     };
     let first = entry("members", Some(audience.clone()));
     let second = entry("add_members", Some(audience.clone()));
@@ -3629,6 +3637,8 @@ async fn a_delivery_is_applied_only_while_the_settings_it_was_accepted_under_hol
                 outcome: LedgerOutcome::Applied,
                 error: None,
                 received_at: now,
+                mixpanel_cohort_id: None,
+                mixpanel_cohort_name: None,
             };
             store
                 .receive_sync_diff(&shop, &cohort, &members(&[member]), false, entry)
@@ -3658,6 +3668,8 @@ async fn a_delivery_is_applied_only_while_the_settings_it_was_accepted_under_hol
                 outcome: LedgerOutcome::Applied,
                 error: None,
                 received_at: now,
+                mixpanel_cohort_id: None,
+                mixpanel_cohort_name: None,
             };
             let page = uj_storage::SyncPage {
                 session_id: "s",
@@ -3839,6 +3851,8 @@ async fn old_ledger_entries_are_deleted(store: Arc<dyn Store>, _: &TestDatabase)
         outcome: LedgerOutcome::Applied,
         error: None,
         received_at: now - Duration::days(days_ago),
+        mixpanel_cohort_id: None,
+        mixpanel_cohort_name: None,
     };
     let old = entry(91, Some(audience.clone()));
     let kept = entry(89, Some(audience.clone()));

@@ -107,6 +107,8 @@ async fn deliver(
             outcome: LedgerOutcome::Staged,
             error: None,
             received_at: now,
+            mixpanel_cohort_id: None,
+            mixpanel_cohort_name: None,
         };
         let page = uj_storage::SyncPage {
             session_id: "session",

@@ -301,7 +301,7 @@ async fn receive(
         Err(message) => {
             let refusal = cohort_sync::Refusal::unread(503, message, &project);
             let action = action_of(&body);
-            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
+            cohort_sync::note_refusal(&state, &refusal, action.as_str(), &body).await;
             return failure(503, action, message);
         }
     };
@@ -312,7 +312,7 @@ async fn receive(
         Ok(now) => now,
         Err(refusal) => {
             let action = action_of(&body);
-            cohort_sync::note_refusal(&state, &refusal, action.as_str()).await;
+            cohort_sync::note_refusal(&state, &refusal, action.as_str(), &body).await;
             return failure(refusal.status, action, &refusal.message);
         }
     };
@@ -352,7 +352,7 @@ async fn refuse_unread(
 ) -> Response {
     let (beginning, whole) = discard_body(headers, body, MAX_DELIVERY_BODY, ACTION_WITHIN).await;
     let action = action_of(&beginning);
-    cohort_sync::note_refusal(state, refusal, action.as_str()).await;
+    cohort_sync::note_refusal(state, refusal, action.as_str(), &beginning).await;
     let mut response = failure(refusal.status, action, &refusal.message);
     if !whole {
         close(&mut response);
@@ -374,7 +374,7 @@ async fn refuse_body(
 ) -> Response {
     let action = action_of(beginning);
     let refusal = cohort_sync::Refusal::unread(status, message, project);
-    cohort_sync::note_refusal(state, &refusal, action.as_str()).await;
+    cohort_sync::note_refusal(state, &refusal, action.as_str(), beginning).await;
     let mut response = failure(status, action, message);
     if !whole {
         close(&mut response);

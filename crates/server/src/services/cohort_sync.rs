@@ -346,11 +346,13 @@ impl Drop for ApplySlot {
 
 /// Records a delivery a known webhook refused before reading it in the project's sync
 /// history (`GET /api/v1/syncs`, the Mixpanel page), so the customer sees why Mixpanel paused:
-/// its action as the sender named it, nothing else of a body no one vouched for. At most one
-/// a minute per project and status in each process, so that a stranger's guesses (401s)
-/// neither make a write each nor hide Mixpanel's own 404 while sync is off (only the right
-/// credentials reach that). Best effort: the answer stands whether it is written or not.
-pub async fn note_refusal(state: &AppState, refusal: &Refusal, action: Option<&str>) {
+/// its action as the sender named it and, when the right credentials sent it, the cohort
+/// `body` (the body, or as much of its beginning as was read) names; nothing else of a body
+/// no one vouched for. At most one a minute per project and status in each process, so that
+/// a stranger's guesses (401s) neither make a write each nor hide Mixpanel's own 404 while
+/// sync is off (only the right credentials reach that). Best effort: the answer stands
+/// whether it is written or not.
+pub async fn note_refusal(state: &AppState, refusal: &Refusal, action: Option<&str>, body: &[u8]) {
     let Some(project) = &refusal.unread_for else {
         return;
     };
@@ -361,12 +363,20 @@ pub async fn note_refusal(state: &AppState, refusal: &Refusal, action: Option<&s
     {
         return;
     }
+    // Read once the note is to be written (once a minute at most), the rest of the body
+    // skipped. Not tied to the cohort's audience: unread, the delivery may not be the
+    // cohort's (a 503 of ours says nothing of it).
+    let named = match refusal.status {
+        401 => Outline::default(),
+        _ => Outline::cohort_named(body),
+    };
     let outline = Outline {
         action: action.and_then(SyncAction::parse),
-        ..Outline::default()
+        ..named
     };
     // In the history only: unread, it is no delivery the metrics count.
-    if let Err(error) = record_rejection(state, project, &outline, refusal.message.clone()).await {
+    let recorded = record_rejection(state, project, &outline, false, refusal.message.clone());
+    if let Err(error) = recorded.await {
         tracing::warn!(status = error.status, "a refused delivery was not recorded");
     }
 }
@@ -478,7 +488,7 @@ pub async fn receive(
         Ok(delivery) => delivery,
         Err(error) => {
             let outline = Outline::of_body(body);
-            reject(state, &project, &outline, error.0.clone()).await?;
+            reject(state, &project, &outline, true, error.0.clone()).await?;
             return Err(Refusal::new(400, error.0));
         }
     };
@@ -492,7 +502,7 @@ pub async fn receive(
             None => "This UserJourneys project is not connected to Mixpanel any more. Connect it again in UserJourneys.".to_owned(),
         };
         let outline = Outline::of_delivery(&delivery);
-        reject(state, &project, &outline, message.clone()).await?;
+        reject(state, &project, &outline, true, message.clone()).await?;
         return Err(Refusal::new(403, message));
     }
     match apply(state, &project, &delivery, &receiver.config.secret_hash).await {
@@ -502,11 +512,8 @@ pub async fn receive(
                 delivery.mixpanel_cohort_id, delivery.mixpanel_project_id
             );
             // Not the old cohort's failure: kept out of its audience's history.
-            let outline = Outline {
-                cohort: None,
-                ..Outline::of_delivery(&delivery)
-            };
-            reject(state, &project, &outline, message.clone()).await?;
+            let outline = Outline::of_delivery(&delivery);
+            reject(state, &project, &outline, false, message.clone()).await?;
             Err(Refusal::new(403, message))
         }
         applied => {
@@ -517,14 +524,16 @@ pub async fn receive(
 }
 
 /// Records a refused delivery (what it says of itself, as far as it reads), in its
-/// audience's history when its cohort is one of the project's audiences.
+/// audience's history too when `in_audience` and its cohort is one of the project's
+/// audiences.
 async fn reject(
     state: &AppState,
     project: &ProjectId,
     outline: &Outline,
+    in_audience: bool,
     error: String,
 ) -> Result<(), Refusal> {
-    record_rejection(state, project, outline, error).await?;
+    record_rejection(state, project, outline, in_audience, error).await?;
     let action = outline.action.map_or("unknown", |a| a.as_str());
     state
         .metrics
@@ -537,6 +546,7 @@ async fn record_rejection(
     state: &AppState,
     project: &ProjectId,
     outline: &Outline,
+    in_audience: bool,
     error: String,
 ) -> Result<(), Refusal> {
     let entry = LedgerEntry {
@@ -552,10 +562,13 @@ async fn record_rejection(
         outcome: LedgerOutcome::Rejected,
         error: Some(error),
         received_at: Utc::now(),
+        mixpanel_cohort_id: outline.cohort.clone(),
+        mixpanel_cohort_name: outline.cohort_name.clone(),
     };
+    let audience_of = outline.cohort.as_deref().filter(|_| in_audience);
     state
         .store
-        .record_sync(project, &entry, outline.cohort.as_deref())
+        .record_sync(project, &entry, audience_of)
         .await?;
     Ok(())
 }
@@ -591,6 +604,8 @@ async fn apply(
         // Applied, with a word on the members it left out, for the customer to see.
         error: delivery.skipped_note(),
         received_at: now,
+        mixpanel_cohort_id: None,
+        mixpanel_cohort_name: None,
     };
     let entry = match delivery.action {
         SyncAction::Members => {

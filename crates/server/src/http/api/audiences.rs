@@ -293,6 +293,13 @@ pub struct LedgerResponse {
     #[schema(required = true)]
     error: Option<String>,
     received_at: DateTime<Utc>,
+    /// The cohort a refused delivery named, as its body said it (null for a delivery
+    /// applied, whose `audience_id` names it, and for one without the right credentials).
+    #[schema(required = true)]
+    mixpanel_cohort_id: Option<String>,
+    /// That cohort's name, on one line (null when it named none).
+    #[schema(required = true)]
+    mixpanel_cohort_name: Option<String>,
 }
 
 impl From<LedgerEntry> for LedgerResponse {
@@ -311,6 +318,8 @@ impl From<LedgerEntry> for LedgerResponse {
             outcome: e.outcome.as_str(),
             error: e.error,
             received_at: e.received_at,
+            mixpanel_cohort_id: e.mixpanel_cohort_id,
+            mixpanel_cohort_name: e.mixpanel_cohort_name,
         }
     }
 }

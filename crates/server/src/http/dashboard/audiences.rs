@@ -416,6 +416,8 @@ mod tests {
             outcome: LedgerOutcome::Applied,
             error: None,
             received_at: chrono::Utc::now(),
+            mixpanel_cohort_id: None,
+            mixpanel_cohort_name: None,
         }
     }
 

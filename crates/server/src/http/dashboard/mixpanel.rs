@@ -169,6 +169,8 @@ struct SyncView {
 struct RefusedView {
     received: String,
     action: String,
+    /// The cohort its body named: "name (id)", or the id alone; empty when none.
+    cohort: String,
     error: String,
 }
 
@@ -255,6 +257,10 @@ async fn recently_refused(
         .map(|e| RefusedView {
             received: minute(e.received_at),
             action: e.action,
+            cohort: match (e.mixpanel_cohort_name, e.mixpanel_cohort_id) {
+                (Some(name), Some(id)) => format!("{name} ({id})"),
+                (name, id) => id.or(name).unwrap_or_default(),
+            },
             error: e.error.unwrap_or_default(),
         })
         .collect())
