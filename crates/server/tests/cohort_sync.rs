@@ -2449,20 +2449,18 @@ async fn a_refused_delivery_of_a_cohort_marks_its_audience_failing() {
         "{entry}"
     );
 
-    // A cohort of another Mixpanel project (403) names its cohort too.
+    // A cohort of another Mixpanel project of the same id (403) is another cohort: in the
+    // project's list only (another_mixpanel_projects_cohort_refused_leaves_…).
     let mut foreign = page("s2", 1, 1, &["user_1"]);
     foreign["parameters"]["mixpanel_project_id"] = json!("999");
     let (status, _) = synced.deliver(foreign).await;
     assert_eq!(status, 403);
-    let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
-    assert_eq!(history["data"][0]["outcome"], "rejected", "{history}");
-
-    // A body naming no cohort of the project stays in the project's list only.
+    // So does a body naming no cohort of the project.
     let mut unknown = page("s3", 3, 2, &["user_1"]);
     unknown["parameters"]["mixpanel_cohort_id"] = json!(77);
     assert_eq!(synced.deliver(unknown).await.0, 400);
     let history = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
-    assert_eq!(history["data"].as_array().unwrap().len(), 3, "{history}");
+    assert_eq!(history["data"].as_array().unwrap().len(), 2, "{history}");
     let all = synced.get("/api/v1/syncs").await;
     assert_eq!(all["data"][0]["audience_id"], Value::Null, "{all}");
 
@@ -2746,6 +2744,42 @@ async fn a_refused_delivery_names_the_cohort_its_body_named() {
         "{refused}"
     );
     assert!(!refused.contains("<b>"), "{refused}");
+}
+
+/// A cohort of a Mixpanel project not connected, refused (403), is not the failure of the
+/// connected project's audience whose cohort has the same id: it shows in the project's
+/// history alone (it turned that audience `failing`, its history naming the other
+/// project's refusal: found by the webhook review).
+#[tokio::test]
+async fn another_mixpanel_projects_cohort_refused_leaves_the_audience_of_the_same_id_alone() {
+    let synced = Synced::start(0).await;
+    assert_eq!(synced.deliver(page("s1", 1, 1, &["a"])).await.0, 200);
+    let audience = synced.audience().await;
+    assert_eq!(audience["sync_state"], "ok");
+    let mut foreign = page("s2", 1, 1, &["b"]);
+    foreign["parameters"]["mixpanel_project_id"] = json!("999");
+    assert_eq!(synced.deliver(foreign).await.0, 403);
+    assert_eq!(synced.audience().await["sync_state"], "ok");
+    let id = audience["id"].as_str().unwrap();
+    let own = synced.get(&format!("/api/v1/audiences/{id}/syncs")).await;
+    assert!(
+        own["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["outcome"] != "rejected"),
+        "{own}"
+    );
+    let all = synced.get("/api/v1/syncs").await;
+    let refused: Vec<_> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "rejected")
+        .collect();
+    assert_eq!(refused.len(), 1, "{all}");
+    assert_eq!(refused[0]["audience_id"], Value::Null);
+    assert_eq!(refused[0]["mixpanel_cohort_id"], "51234");
 }
 
 /// A refused delivery's message keeps what it quotes of the body short: an unknown action,

@@ -501,8 +501,11 @@ pub async fn receive(
             ),
             None => "This UserJourneys project is not connected to Mixpanel any more. Connect it again in UserJourneys.".to_owned(),
         };
+        // Not the failure of an audience of the same cohort id: the connected project's
+        // cohort of that id is another cohort (an audience of the project connected before
+        // shows `detached` already).
         let outline = Outline::of_delivery(&delivery);
-        reject(state, &project, &outline, true, message.clone()).await?;
+        reject(state, &project, &outline, false, message.clone()).await?;
         return Err(Refusal::new(403, message));
     }
     match apply(state, &project, &delivery, &receiver.config.secret_hash).await {
