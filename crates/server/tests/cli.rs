@@ -552,8 +552,7 @@ async fn connecting_mixpanel_logs_no_secret() {
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
     base(&mut serve);
-    let (child, url) =
-        helpers::spawn_serving(serve.env("RUST_LOG", "debug").stderr(Stdio::piped()));
+    let (child, url) = logged_serving(serve.env("RUST_LOG", "debug").stderr(Stdio::piped()));
     let http = ::reqwest::Client::new();
     let chosen: serde_json::Value = http
         .post(format!("{url}/api/v1/integrations/mixpanel/connect"))
@@ -1444,7 +1443,7 @@ fn logs_to_a_pipe_are_plain_and_a_wrong_filter_is_said() {
         .env_remove("UJ_LOG_FORMAT")
         .env("RUST_LOG", "info,sqlx=[")
         .stderr(Stdio::piped());
-    let (child, _) = helpers::spawn_serving(&mut serve);
+    let (child, _) = logged_serving(&mut serve);
     let logs = stopped_logs(child);
     assert!(
         logs.contains(r#"RUST_LOG="info,sqlx=[" is not a log filter"#),
@@ -1484,7 +1483,7 @@ async fn the_log_says_why_mixpanel_could_not_be_reached() {
     let key = keys["secret_key"].as_str().unwrap().to_owned();
     let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
     base(&mut serve);
-    let (child, url) = helpers::spawn_serving(serve.stderr(Stdio::piped()));
+    let (child, url) = logged_serving(serve.stderr(Stdio::piped()));
     let answer = ::reqwest::Client::new()
         .post(format!("{url}/api/v1/integrations/mixpanel/connect"))
         .bearer_auth(&key)
@@ -2023,7 +2022,7 @@ async fn a_webhook_address_cannot_forge_a_log_line() {
         .env_remove("UJ_LOG_FORMAT")
         .env("RUST_LOG", "debug")
         .stderr(Stdio::piped());
-    let (child, url) = helpers::spawn_serving(&mut serve);
+    let (child, url) = logged_serving(&mut serve);
     let forged = "whk_x%0a2026-12-06T00:00:00.000000Z%20ERROR%20FORGED%22";
     let answer = ::reqwest::Client::new()
         .post(format!("{url}/webhooks/mixpanel/{forged}"))
@@ -2064,7 +2063,7 @@ async fn refused_deliveries_and_locked_sign_ins_are_logged_with_their_reason() {
         .env_remove("UJ_LOG_FORMAT")
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped());
-    let (child, url) = helpers::spawn_serving(&mut serve);
+    let (child, url) = logged_serving(&mut serve);
     let answer = ::reqwest::Client::new()
         .post(format!("{url}/webhooks/mixpanel/whk_nope"))
         .basic_auth("mixpanel", Some("s3cret-sent"))
@@ -2109,15 +2108,33 @@ async fn refused_deliveries_and_locked_sign_ins_are_logged_with_their_reason() {
 }
 
 /// Stops a server as an operator would (`SIGTERM`): what it logged.
-fn stopped_logs(mut child: std::process::Child) -> String {
+fn stopped_logs(mut served: Logged) -> String {
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &served.child.id().to_string()])
         .status()
         .unwrap();
-    let mut logs = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
-    child.wait().unwrap();
-    logs
+    served.child.wait().unwrap();
+    served.logs.join().unwrap()
+}
+
+/// A server started by [`logged_serving`], its log read as it writes it.
+struct Logged {
+    child: std::process::Child,
+    logs: std::thread::JoinHandle<String>,
+}
+
+/// [`helpers::spawn_serving`] for a command whose log (stderr) is piped: the log is read
+/// from the start, so a server writing more than a pipe holds (64 KiB: a debug log of
+/// every migration) is not stopped mid-write, a request waiting for it for ever.
+fn logged_serving(command: &mut Command) -> (Logged, String) {
+    let (mut child, url) = helpers::spawn_serving(command.stderr(Stdio::piped()));
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut logs = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut logs).unwrap();
+        logs
+    });
+    (Logged { child, logs }, url)
 }
 
 /// A duration setting past a year is refused naming it (2^64 s started "fine", then every
@@ -2221,7 +2238,7 @@ async fn a_sqlite_database_moves_to_postgres_and_serves_the_same() {
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
     base(&mut serve);
-    let (child, url) = helpers::spawn_serving(serve.stderr(Stdio::piped()));
+    let (child, url) = logged_serving(serve.stderr(Stdio::piped()));
     let connect = serde_json::json!({"username": "acme", "secret": "mp-secret"});
     let (status, _) = call(
         &url,
@@ -2335,7 +2352,7 @@ async fn a_sqlite_database_moves_to_postgres_and_serves_the_same() {
     // Into a database a server of its own was started on once (migrated, its key recorded).
     let mut first = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
     base(&mut first);
-    let (started, _) = helpers::spawn_serving(
+    let (started, _) = logged_serving(
         first
             .env("DATABASE_URL", &target.url)
             .env("UJ_SECRET_KEY_FILE", elsewhere.path().join("other.key"))
@@ -2358,7 +2375,7 @@ async fn a_sqlite_database_moves_to_postgres_and_serves_the_same() {
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_userjourneys"));
     base(&mut serve);
-    let (child, url) = helpers::spawn_serving(
+    let (child, url) = logged_serving(
         serve
             .env("DATABASE_URL", &target.url)
             .env("UJ_SECRET_KEY_FILE", dir.path().join("userjourneys.key"))
