@@ -157,6 +157,7 @@ pub trait Store:
         new: &str,
     ) -> Result<bool, StoreError>;
     /// Removes `account` from `project` when it is a member (not an owner): whether it was.
+    /// The project's open invitations to its address are withdrawn with it.
     async fn remove_member(
         &self,
         project: &ProjectId,

@@ -95,6 +95,7 @@ conformance!(
     concurrent_setups_have_exactly_one_winner,
     emails_are_unique,
     projects_list_their_members_and_roles,
+    removing_a_member_withdraws_their_open_invitations_to_that_project,
     an_account_joins_only_by_an_invitation_to_its_email,
     rotating_the_public_key_retires_the_old_one,
     secret_keys_are_found_by_hash_until_revoked,
@@ -346,6 +347,96 @@ async fn projects_list_their_members_and_roles(store: Arc<dyn Store>, _: &TestDa
     assert_eq!(store.role(&bob.id, &shop).await.unwrap(), None);
     assert!(store.memberships(&bob.id).await.unwrap().is_empty());
     assert_eq!(store.members(&shop).await.unwrap().len(), 1);
+}
+
+/// Removing a member withdraws the project's open invitations to their address (one sent
+/// while they accepted an older link let them back in for its week); other projects' and
+/// other addresses' stay, and an owner's, who cannot be removed, too.
+async fn removing_a_member_withdraws_their_open_invitations_to_that_project(
+    store: Arc<dyn Store>,
+    _: &TestDatabase,
+) {
+    let (ada, shop) = owner_with_project(&store, "ada@example.com").await;
+    let blog = store
+        .create_project(&ada.id, "Blog", "uj_pk_blog", 100, None)
+        .await
+        .unwrap()
+        .expect("under the cap")
+        .id;
+    let bob = store
+        .create_account(account("bob@example.com"))
+        .await
+        .unwrap();
+    let invite = |token: &'static str, email: &'static str, project: &ProjectId| {
+        let store = store.clone();
+        let invitation = NewInvitation {
+            project_id: project.clone(),
+            email: email.into(),
+            token_hash: token.into(),
+            invited_by: ada.id.clone(),
+            expires_at: Utc::now() + Duration::days(1),
+        };
+        async move {
+            store
+                .create_invitation(invitation, 100)
+                .await
+                .unwrap()
+                .expect("under the cap");
+        }
+    };
+    invite("first", "bob@example.com", &shop).await;
+    let joined = store
+        .join_by_invitation("first", &bob.id, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(joined, Some(shop.clone()));
+    // Sent again while Bob accepted the first link, then the ones that must stay.
+    invite("again", "bob@example.com", &shop).await;
+    invite("to-blog", "bob@example.com", &blog).await;
+    invite("to-cy", "cy@example.com", &shop).await;
+    invite("to-ada", "ada@example.com", &shop).await;
+    let open = |project: ProjectId| {
+        let store = store.clone();
+        async move {
+            let mut emails: Vec<String> = store
+                .open_invitations(&project, Utc::now())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.email)
+                .collect();
+            emails.sort();
+            emails
+        }
+    };
+    assert!(!store.remove_member(&shop, &ada.id).await.unwrap());
+    assert_eq!(
+        open(shop.clone()).await,
+        ["ada@example.com", "bob@example.com", "cy@example.com"]
+    );
+
+    assert!(store.remove_member(&shop, &bob.id).await.unwrap());
+    assert_eq!(
+        open(shop.clone()).await,
+        ["ada@example.com", "cy@example.com"]
+    );
+    assert_eq!(
+        store
+            .join_by_invitation("again", &bob.id, Utc::now())
+            .await
+            .unwrap(),
+        None,
+        "the withdrawn link let Bob back in"
+    );
+    assert_eq!(store.role(&bob.id, &shop).await.unwrap(), None);
+    assert_eq!(open(blog.clone()).await, ["bob@example.com"]);
+    assert_eq!(
+        store
+            .join_by_invitation("to-blog", &bob.id, Utc::now())
+            .await
+            .unwrap(),
+        Some(blog)
+    );
 }
 
 /// An existing account joins only through an open invitation sent to its own email (an
