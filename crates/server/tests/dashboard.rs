@@ -2266,6 +2266,71 @@ async fn a_password_hashed_with_older_parameters_is_hashed_anew_at_sign_in() {
     assert_eq!(stored(store).await, anew, "a current hash was made again");
 }
 
+/// Sets `email`'s password hash to `hash` in a transaction of another connection, committed
+/// after `request` has had a moment: the server reads the hash that was there, and its own
+/// write to the account waits for this one, then sees it (the race of a sign-in elsewhere,
+/// or a password change, made certain).
+async fn hash_changed_during<T>(
+    app: &TestApp,
+    email: &str,
+    hash: &str,
+    request: impl std::future::Future<Output = T>,
+) -> T {
+    let mut elsewhere = helpers::Other::connect(&app.db.url).await;
+    elsewhere
+        .hold(&format!(
+            "UPDATE accounts SET password_hash = '{hash}' WHERE email = '{email}'"
+        ))
+        .await;
+    let commit = async {
+        // Long enough for a password check and a hash (Argon2 is optimised in tests), well
+        // within SQLite's busy timeout.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        elsewhere.commit().await;
+    };
+    tokio::join!(request, commit).0
+}
+
+/// A sign-in to another account refused because its password changed between the check and
+/// the session leaves the browser signed in as it was (its session was ended first, so a
+/// refused sign-in signed it out: found by the accounts review).
+#[tokio::test]
+async fn a_sign_in_refused_as_the_password_changes_keeps_the_browsers_session() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    app.set_up(&browser, "ada@example.com", "Shop").await;
+    let store = uj_storage::connect(&app.config.database_url).await.unwrap();
+    store
+        .create_account(uj_storage::NewAccount {
+            email: "ops@example.com".into(),
+            password_hash: uj_domain::password::Password::parse(PASSWORD)
+                .unwrap()
+                .hash(),
+        })
+        .await
+        .unwrap();
+    let changed = uj_domain::password::Password::parse("changed meanwhile elsewhere")
+        .unwrap()
+        .hash();
+    let (_, page) = app.page(&browser, "/login").await;
+    let token = csrf_token(&page);
+    let sign_in = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "ops@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send();
+    let refused = hash_changed_during(&app, "ops@example.com", &changed, sign_in)
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let (status, page) = app.page(&browser, "/account").await;
+    assert_eq!(status, 200, "signed out by a refused sign-in");
+    assert!(page.contains("ada@example.com"), "{page}");
+}
+
 /// An account whose address was taken with an invisible character, before they were
 /// refused, still signs in (found by the upgrade probe: it could not, its owner locked out).
 #[tokio::test]

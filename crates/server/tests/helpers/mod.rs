@@ -477,6 +477,19 @@ impl Other {
             }
         }
     }
+
+    /// Ends the held transaction keeping what it wrote: a write the server made wait on it
+    /// goes on, seeing that.
+    pub async fn commit(&mut self) {
+        match self {
+            Self::Postgres(c) => {
+                sqlx::query("COMMIT").execute(c).await.unwrap();
+            }
+            Self::Sqlite(c) => {
+                sqlx::query("COMMIT").execute(c).await.unwrap();
+            }
+        }
+    }
 }
 
 /// The status line of the answer read from `reader`, the rest of the answer read past.

@@ -62,17 +62,18 @@ fn cookie(state: &AppState, name: &CookieName, value: String) -> Cookie<'static>
 
 /// Signs `account` in on this browser: a new session, its cookie added to `jar`. The
 /// session the browser held before (another account's, say) is ended on the server, not
-/// just no longer sent.
+/// just no longer sent, once the new one is made: a sign-in refused (the password changed
+/// meanwhile) leaves the browser signed in as it was (found by the accounts review).
 pub async fn sign_in(
     state: &AppState,
     jar: CookieJar,
     account: &uj_domain::accounts::Account,
 ) -> Result<CookieJar, PageError> {
     let store = state.store.as_ref();
+    let token = accounts::start_session(store, account).await?;
     if let Some(previous) = jar.get(SESSION_COOKIE.on(state)) {
         accounts::end_session(store, previous.value()).await?;
     }
-    let token = accounts::start_session(store, account).await?;
     Ok(jar
         .add(session_cookie(state, token.expose_secret().to_owned()))
         .add(device_cookie(state, account)))
