@@ -2291,6 +2291,62 @@ async fn hash_changed_during<T>(
     tokio::join!(request, commit).0
 }
 
+fn weaker_hash(password: &str) -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(8 * 1024, 2, 1, None).unwrap(),
+    )
+    .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+    .unwrap()
+    .to_string()
+}
+
+/// A password changed while a sign-in elsewhere makes its hash anew (the same password,
+/// today's parameters) is changed: the current password is checked again against the new
+/// hash (the form answered "changed meanwhile", and counted a wrong guess, though no one had
+/// changed it: found by the accounts review).
+#[tokio::test]
+async fn a_password_change_racing_a_new_hash_of_the_same_password_goes_through() {
+    let app = TestApp::spawn().await;
+    let browser = client();
+    app.set_up(&browser, "ada@example.com", "Shop").await;
+    // Made before today's parameters: the next sign-in elsewhere makes it anew.
+    app.execute_sql(&format!(
+        "UPDATE accounts SET password_hash = '{}' WHERE email = 'ada@example.com'",
+        weaker_hash(PASSWORD)
+    ))
+    .await;
+    let anew = uj_domain::password::Password::parse(PASSWORD)
+        .unwrap()
+        .hash();
+    let (_, page) = app.page(&browser, "/account").await;
+    let token = csrf_token(&page);
+    let change = browser
+        .post(app.url("/account"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("current_password", PASSWORD),
+            ("new_password", "a brand new passphrase"),
+        ])
+        .send();
+    let changed = hash_changed_during(&app, "ada@example.com", &anew, change)
+        .await
+        .unwrap();
+    let status = changed.status().as_u16();
+    let body = changed.text().await.unwrap();
+    assert_eq!(status, 303, "{body}");
+    let (status, _) = app.page(&browser, "/account").await;
+    assert_eq!(status, 200, "this browser stays signed in");
+    let old = app.login(&client(), "ada@example.com", PASSWORD).await;
+    assert_eq!(old.status().as_u16(), 401);
+    let new = app
+        .login(&client(), "ada@example.com", "a brand new passphrase")
+        .await;
+    assert_eq!(new.status().as_u16(), 303);
+}
+
 /// A sign-in to another account refused because its password changed between the check and
 /// the session leaves the browser signed in as it was (its session was ended first, so a
 /// refused sign-in signed it out: found by the accounts review).

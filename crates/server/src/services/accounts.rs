@@ -123,20 +123,17 @@ pub async fn upgrade_password_hash(store: &dyn Store, account: Account, password
 }
 
 /// Changes `account`'s password, given its current one: `current_password` is named when
-/// it is wrong (or another change came first), `new_password` when it is not a valid
-/// password. Every session of the account ends (a stolen one included); returns the account
-/// as it is now, for the caller to sign this browser in again.
+/// it is wrong, `new_password` when it is not a valid password, and `password_changed`
+/// (a conflict) when another change came first. Every session of the account ends (a stolen
+/// one included); returns the account as it is now, for the caller to sign this browser in
+/// again.
 pub async fn change_password(
     store: &dyn Store,
     account: &Account,
     current: &str,
     new: &str,
 ) -> Result<Account, ServiceError> {
-    let stored = account.password_hash.clone();
-    let candidate = SecretString::from(current.to_owned());
-    let valid =
-        blocking(move || password::verify(Some(&stored), candidate.expose_secret())).await?;
-    if !valid {
+    if !password_is(&account.password_hash, current).await? {
         return Err(
             ValidationError::new("current_password", "is not your current password").into(),
         );
@@ -144,20 +141,48 @@ pub async fn change_password(
     let new = Password::parse(new)
         .map_err(|invalid| ValidationError::new("new_password", invalid.message))?;
     let hash = blocking(move || new.hash()).await?;
-    if !store
+    if store
         .change_password(&account.id, &account.password_hash, &hash)
         .await?
     {
-        return Err(ValidationError::new(
-            "current_password",
-            "was changed meanwhile (in another browser); sign in with the new one",
-        )
-        .into());
+        return Ok(Account {
+            password_hash: hash,
+            ..account.clone()
+        });
+    }
+    // A sign-in elsewhere may have hashed the same password anew meanwhile (today's
+    // parameters, [`upgrade_password_hash`]): the password is the same, so it is checked
+    // against the hash now stored and the change made on that, once (it was refused as
+    // changed, and counted as a wrong guess: found by the accounts review).
+    let changed_meanwhile = || ServiceError::Conflict {
+        code: "password_changed",
+        message: "was changed meanwhile (in another browser); sign in with the new one".into(),
+    };
+    let Some(now) = store
+        .account_by_email(&account.email)
+        .await?
+        .filter(|now| now.id == account.id)
+    else {
+        return Err(changed_meanwhile());
+    };
+    if !password_is(&now.password_hash, current).await?
+        || !store
+            .change_password(&now.id, &now.password_hash, &hash)
+            .await?
+    {
+        return Err(changed_meanwhile());
     }
     Ok(Account {
         password_hash: hash,
-        ..account.clone()
+        ..now
     })
+}
+
+/// Whether `password` is the one `stored` is a hash of (one hash's time).
+async fn password_is(stored: &str, password: &str) -> Result<bool, ServiceError> {
+    let stored = stored.to_owned();
+    let candidate = SecretString::from(password.to_owned());
+    blocking(move || password::verify(Some(&stored), candidate.expose_secret())).await
 }
 
 /// Starts a session for `account` as it was read (its password just checked); returns the

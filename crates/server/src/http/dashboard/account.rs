@@ -122,6 +122,18 @@ async fn change_password(
             page.error_field = Some(field);
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
+        // Another change came first: the password given was the one this session read, so
+        // no wrong guess, nor a right one for the password as it is now.
+        Err(ServiceError::Conflict {
+            code: "password_changed",
+            message,
+        }) => {
+            counted.undecided();
+            let mut page = page(&state, &user, csrf.0).await?;
+            page.error = Some(format!("Current password: {message}"));
+            page.error_field = Some("current_password");
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
         Err(other) => {
             counted.undecided();
             Err(other.into())
