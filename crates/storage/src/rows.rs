@@ -346,7 +346,7 @@ pub(crate) struct AudienceSessionRow {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AudienceRow {
-    id: String,
+    pub(crate) id: String,
     project_id: String,
     mixpanel_cohort_id: String,
     mixpanel_project_id: Option<String>,

@@ -314,6 +314,21 @@ macro_rules! impl_store {
                 account: &AccountId,
             ) -> Result<bool, $crate::StoreError> {
                 let mut tx = self.begin().await?;
+                // The project's open invitations to their address go too: one sent while they
+                // accepted an older link let them back in for its week (found by the accounts
+                // review). The address as `join_by_invitation` matches it, as stored. First,
+                // as an acceptance takes the invitation before the membership (the other
+                // order could deadlock with one on PostgreSQL); rolled back if no member
+                // was removed.
+                sqlx::query(
+                    "DELETE FROM invitations
+                     WHERE project_id = $1 AND accepted_at IS NULL
+                       AND email = (SELECT email FROM accounts WHERE id = $2)",
+                )
+                .bind(project.as_str())
+                .bind(account.as_str())
+                .execute(&mut *tx)
+                .await?;
                 let removed = sqlx::query(
                     "DELETE FROM project_members
                      WHERE project_id = $1 AND account_id = $2 AND role = 'member'",
@@ -325,18 +340,6 @@ macro_rules! impl_store {
                 if removed.rows_affected() != 1 {
                     return Ok(false);
                 }
-                // The project's open invitations to their address go too: one sent while they
-                // accepted an older link let them back in for its week (found by the accounts
-                // review). The address as `join_by_invitation` matches it, as stored.
-                sqlx::query(
-                    "DELETE FROM invitations
-                     WHERE project_id = $1 AND accepted_at IS NULL
-                       AND email = (SELECT email FROM accounts WHERE id = $2)",
-                )
-                .bind(project.as_str())
-                .bind(account.as_str())
-                .execute(&mut *tx)
-                .await?;
                 tx.commit().await?;
                 Ok(true)
             }

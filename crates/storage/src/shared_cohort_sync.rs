@@ -227,6 +227,12 @@ pub(crate) const SYNC_STILL_ACCEPTED: &str = "SELECT 1 FROM cohort_sync_configs 
 pub(crate) const HOLD_AUDIENCE: &str = "UPDATE audiences SET member_count = member_count
      WHERE id = $1 AND deleting_since IS NULL RETURNING project_id";
 
+/// Whether audience `$1`'s deletion began: a delivery for its cohort is then refused, to be
+/// retried once it is gone (landing in it, it would be deleted with it, and Mixpanel never
+/// sends a diff again).
+pub(crate) const AUDIENCE_DELETING: &str =
+    "SELECT deleting_since IS NOT NULL FROM audiences WHERE id = $1";
+
 /// Holds audience `$1` of project `$2` (as [`HOLD_AUDIENCE`], whether being deleted or not)
 /// and tells whether its deletion began: no row when it is not the project's.
 pub(crate) const HOLD_OWN_AUDIENCE: &str = "UPDATE audiences SET member_count = member_count
@@ -295,10 +301,11 @@ macro_rules! impl_cohort_sync_store {
         }
 
         /// Deletes an audience whose deletion began (`deleting_since` set): its
-        /// members and sync history a batch per transaction, then the audience with what is
-        /// left (its staging, rows a delivery added meanwhile: ON DELETE CASCADE). Deliveries
-        /// meanwhile still land in it and go with it, as those before the deletion began.
-        /// Several processes finishing one deletion share its batches.
+        /// members, staged members, staged pages and sync history a batch per statement,
+        /// each table until a batch finds none, then the audience. No delivery writes to it
+        /// meanwhile (they are refused once the deletion began: `AUDIENCE_DELETING`), so
+        /// nothing comes back and no batch meets a delivery's row locks. Several processes
+        /// finishing one deletion share its batches.
         async fn finish_audience_deletion(
             store: &$store,
             audience: &AudienceId,
@@ -307,16 +314,23 @@ macro_rules! impl_cohort_sync_store {
             for rows in [
                 "DELETE FROM audience_members WHERE audience_id = $1 AND provider_member_id IN (
                     SELECT provider_member_id FROM audience_members WHERE audience_id = $1 LIMIT $2)",
+                "DELETE FROM sync_staged_members WHERE audience_id = $1
+                   AND (session_id, provider_member_id) IN (
+                    SELECT session_id, provider_member_id FROM sync_staged_members
+                    WHERE audience_id = $1 LIMIT $2)",
+                "DELETE FROM sync_staging WHERE audience_id = $1 AND (session_id, page) IN (
+                    SELECT session_id, page FROM sync_staging WHERE audience_id = $1 LIMIT $2)",
                 "DELETE FROM sync_ledger WHERE id IN (
                     SELECT id FROM sync_ledger WHERE audience_id = $1 LIMIT $2)",
             ] {
+                // Until none is left: another process finishing it too takes some of a batch.
                 while sqlx::query(rows)
                     .bind(audience.as_str())
                     .bind(batch)
                     .execute(store.writer())
                     .await?
                     .rows_affected()
-                    == batch as u64
+                    > 0
                 {}
             }
             sqlx::query("DELETE FROM audiences WHERE id = $1 AND deleting_since IS NOT NULL")
@@ -579,7 +593,17 @@ macro_rules! impl_cohort_sync_store {
             .fetch_optional(&mut **tx)
             .await?;
             match row {
-                Some(row) => Ok(row),
+                Some(row) => {
+                    // Held by the upsert: a deletion began before it, or waits for it.
+                    let deleting: bool = sqlx::query_scalar(crate::shared_cohort_sync::AUDIENCE_DELETING)
+                        .bind(&row.audience.id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                    if deleting {
+                        return Err($crate::StoreError::Gone("audience being deleted"));
+                    }
+                    Ok(row)
+                }
                 None => {
                     let owner: Option<String> = sqlx::query_scalar(crate::shared_cohort_sync::COHORT_OWNER)
                         .bind(project.as_str())

@@ -22,7 +22,10 @@ use rusqlite::{named_params, Connection, OpenFlags, OptionalExtension, Transacti
 use uj_domain::audiences::{LedgerEntry, LedgerOutcome};
 use uj_domain::ids::{AudienceId, ProjectId};
 
-use crate::shared_cohort_sync::{dedupe, INSERT_LEDGER, MEMBER_BATCH, STAGE_PAGE, UPSERT_AUDIENCE};
+use crate::shared_cohort_sync::{
+    dedupe, AUDIENCE_DELETING, INSERT_LEDGER, MEMBER_BATCH, STAGE_PAGE, SYNC_STILL_ACCEPTED,
+    UPSERT_AUDIENCE,
+};
 use crate::sqlite_checkpoint::WRITER_AUTOCHECKPOINT;
 use crate::sqlite_inline::from_rusqlite;
 use crate::time::Ts;
@@ -112,6 +115,21 @@ fn write(
     entry: &LedgerEntry,
 ) -> rusqlite::Result<Option<LedgerEntry>> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Settings changed since the page was accepted: the shared implementation's refusal.
+    if let Some(secret_hash) = cohort.accepted_with {
+        let accepted = tx
+            .prepare_cached(SYNC_STILL_ACCEPTED)?
+            .query_row(
+                named_params! {
+                    "$1": project.as_str(), "$2": secret_hash, "$3": cohort.mixpanel_project_id,
+                },
+                |_| Ok(()),
+            )
+            .optional()?;
+        if accepted.is_none() {
+            return Ok(None);
+        }
+    }
     let upserted: Option<(String, Option<String>, Option<Ts>)> = tx
         .prepare_cached(UPSERT_AUDIENCE)?
         .query_row(
@@ -133,6 +151,13 @@ fn write(
     let Some((audience, applied, last_synced)) = upserted else {
         return Ok(None);
     };
+    // Being deleted: the shared implementation's refusal too.
+    let deleting: bool = tx
+        .prepare_cached(AUDIENCE_DELETING)?
+        .query_row(named_params! {"$1": audience}, |row| row.get(0))?;
+    if deleting {
+        return Ok(None);
+    }
     // Never before the audience's last change, as on the shared path (a diff timed later
     // may have committed while this page waited for the writer).
     let at = Ts(crate::shared_cohort_sync::not_before(

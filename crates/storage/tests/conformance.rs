@@ -3736,41 +3736,7 @@ async fn a_delivery_is_applied_only_while_the_settings_it_was_accepted_under_hol
                 .await
         }
     };
-    let page = |secret: &'static str| {
-        let (store, shop) = (store.clone(), shop.clone());
-        async move {
-            let cohort = uj_storage::SyncCohort {
-                mixpanel_project_id: Some("10"),
-                mixpanel_cohort_id: "1",
-                name: "A",
-                description: Some(""),
-                accepted_with: Some(secret),
-            };
-            let entry = LedgerEntry {
-                id: LedgerEntryId::generate(),
-                audience_id: None,
-                action: "members".into(),
-                session_id: Some("s".into()),
-                page: Some(1),
-                total_pages: Some(1),
-                members: 1,
-                added: 0,
-                removed: 0,
-                outcome: LedgerOutcome::Applied,
-                error: None,
-                received_at: now,
-                mixpanel_cohort_id: None,
-                mixpanel_cohort_name: None,
-            };
-            let page = uj_storage::SyncPage {
-                session_id: "s",
-                page: 1,
-                total_pages: 1,
-                members: &members(&["p"]),
-            };
-            store.receive_sync_page(&shop, &cohort, &page, entry).await
-        }
-    };
+    let page = |secret: &'static str| sync_page(&store, &shop, secret, "1", 1, 1);
     let gone = |result: Result<LedgerEntry, StoreError>| {
         matches!(result, Err(StoreError::Gone("cohort sync settings")))
     };
@@ -3793,6 +3759,12 @@ async fn a_delivery_is_applied_only_while_the_settings_it_was_accepted_under_hol
         "the secret regenerated"
     );
     assert!(gone(page("hash-1").await), "a page too");
+    // A page of a first full sync (SQLite writes those its own way; it did not look).
+    sync_page(&store, &shop, "hash-2", "5", 1, 3).await.unwrap();
+    assert!(
+        gone(sync_page(&store, &shop, "hash-1", "5", 2, 3).await),
+        "a first sync's page"
+    );
     assert!(store.disable_cohort_sync(&shop).await.unwrap());
     assert!(gone(diff("hash-2", "10", "b").await), "sync turned off");
     store.enable_cohort_sync(&shop).await.unwrap();
@@ -3811,6 +3783,49 @@ async fn a_delivery_is_applied_only_while_the_settings_it_was_accepted_under_hol
     page("hash-2").await.unwrap();
 }
 
+/// Page `page` of `total` of session "s" of cohort `cohort` (of Mixpanel project "10"),
+/// with member "p<page>", accepted with the secret whose hash is `secret`.
+async fn sync_page(
+    store: &Arc<dyn Store>,
+    shop: &ProjectId,
+    secret: &str,
+    cohort: &str,
+    page: i64,
+    total: i64,
+) -> Result<LedgerEntry, StoreError> {
+    let cohort = uj_storage::SyncCohort {
+        mixpanel_project_id: Some("10"),
+        mixpanel_cohort_id: cohort,
+        name: "A",
+        description: Some(""),
+        accepted_with: Some(secret),
+    };
+    let entry = LedgerEntry {
+        id: LedgerEntryId::generate(),
+        audience_id: None,
+        action: "members".into(),
+        session_id: Some("s".into()),
+        page: Some(page),
+        total_pages: Some(total),
+        members: 1,
+        added: 0,
+        removed: 0,
+        outcome: LedgerOutcome::Applied,
+        error: None,
+        received_at: uj_now(),
+        mixpanel_cohort_id: None,
+        mixpanel_cohort_name: None,
+    };
+    let member = format!("p{page}");
+    let page = uj_storage::SyncPage {
+        session_id: "s",
+        page,
+        total_pages: total,
+        members: &members(&[&member]),
+    };
+    store.receive_sync_page(shop, &cohort, &page, entry).await
+}
+
 /// Runs `sql` on the test's database outside the store (as another process would), and
 /// answers its first column as a count when it has one.
 async fn raw_sql(db: &TestDatabase, sql: &str) -> Option<i64> {
@@ -3825,8 +3840,8 @@ async fn raw_sql(db: &TestDatabase, sql: &str) -> Option<i64> {
 
 /// An audience of more members than one deletion batch goes whole, its history with it. A
 /// deletion a stopped process began (its mark set, part of its members gone) refuses new
-/// rules on the audience, and is finished by the next delete of it (which it answered as not
-/// found) or by the housekeeping that finds it.
+/// rules on the audience and deliveries for its cohort, and is finished by the next delete
+/// of it or by the housekeeping that finds it.
 async fn a_big_audience_is_deleted_in_batches_and_a_deletion_left_part_way_is_finished(
     store: Arc<dyn Store>,
     db: &TestDatabase,
@@ -3890,6 +3905,54 @@ async fn a_big_audience_is_deleted_in_batches_and_a_deletion_left_part_way_is_fi
         matches!(refused, StoreError::Gone("audience")),
         "{refused:?}"
     );
+    // A delivery for its cohort is refused, to be retried once it is gone (it landed in it,
+    // and went with it: Mixpanel never sends a diff again).
+    let cohort = uj_storage::SyncCohort {
+        mixpanel_project_id: None,
+        mixpanel_cohort_id: "2",
+        name: "B",
+        description: None,
+        accepted_with: None,
+    };
+    let entry = LedgerEntry {
+        id: LedgerEntryId::generate(),
+        audience_id: None,
+        action: "add_members".into(),
+        session_id: None,
+        page: Some(1),
+        total_pages: Some(1),
+        members: 1,
+        added: 0,
+        removed: 0,
+        outcome: LedgerOutcome::Applied,
+        error: None,
+        received_at: now,
+        mixpanel_cohort_id: None,
+        mixpanel_cohort_name: None,
+    };
+    let refused = store
+        .receive_sync_diff(&shop, &cohort, &members(&["c"]), false, entry.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Gone("audience being deleted")),
+        "{refused:?}"
+    );
+    let first = uj_storage::SyncPage {
+        session_id: "s9",
+        page: 1,
+        total_pages: 3,
+        members: &members(&["c"]),
+    };
+    let refused = store
+        .receive_sync_page(&shop, &cohort, &first, entry)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Gone("audience being deleted")),
+        "{refused:?}"
+    );
+    assert_eq!(count(&left).await, 1, "nothing landed");
     assert_eq!(
         store.delete_audience(&shop, &left).await.unwrap(),
         AudienceDeletion::Deleted

@@ -18,7 +18,17 @@ pub async fn delete(
 ) -> Result<(), ServiceError> {
     use uj_storage::AudienceDeletion;
     let audience = uj_domain::ids::AudienceId::from_string(id.to_owned());
-    match state.store.delete_audience(project, &audience).await? {
+    // In a task of its own: a big audience takes a while, and a request dropped meanwhile
+    // (a closed tab, the request deadline) would leave it part-way until the hourly
+    // housekeeping, its cohort's deliveries refused.
+    let deletion = tokio::spawn({
+        let (store, project) = (state.store.clone(), project.clone());
+        async move { store.delete_audience(&project, &audience).await }
+    });
+    let deleted = deletion
+        .await
+        .map_err(|failed| ServiceError::Internal(anyhow::anyhow!("audience deletion: {failed}")))?;
+    match deleted? {
         AudienceDeletion::Deleted => Ok(()),
         AudienceDeletion::NotFound => Err(ServiceError::NotFound("audience")),
         AudienceDeletion::InUse(rules) => Err(ServiceError::Conflict {

@@ -392,6 +392,11 @@ impl From<StoreError> for Refusal {
                 503,
                 "UserJourneys' cohort sync settings changed while this delivery waited (its secret regenerated, sync turned off or Mixpanel disconnected); it was not applied and will be retried.",
             ),
+            // Retried until it is gone: the next delivery then makes the audience anew.
+            StoreError::Gone("audience being deleted") => Refusal::new(
+                503,
+                "This cohort's audience is being deleted in UserJourneys; the delivery was not applied and will be retried.",
+            ),
             StoreError::RunReplaced => Refusal::new(
                 503,
                 "This page's sync run was replaced by another before it was complete, and UserJourneys did not apply it; Mixpanel's next run brings the cohort up to date.",
