@@ -238,9 +238,9 @@ pub(crate) const AUDIENCE_DELETING: &str =
 pub(crate) const HOLD_OWN_AUDIENCE: &str = "UPDATE audiences SET member_count = member_count
      WHERE id = $1 AND project_id = $2 RETURNING deleting_since IS NOT NULL";
 
-/// Rows of audience `$1` deleted per transaction while it is deleted: SQLite's one writer is
-/// held ~20 ms for each (a million members in one transaction held it 3 s), so invites and
-/// deliveries of every project wait one batch at most.
+/// Rows of a table deleted per statement while an audience is deleted: SQLite's one writer
+/// is held ~10–20 ms for each (a million members in one transaction held it 2–3 s), so
+/// invites and deliveries of every project wait one batch at most.
 pub(crate) const AUDIENCE_DELETE_BATCH: i64 = 5000;
 
 /// Rows deleted per statement when old ones are purged (sync history, idempotency records).

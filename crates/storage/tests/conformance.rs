@@ -3715,22 +3715,7 @@ async fn a_delivery_is_applied_only_while_the_settings_it_was_accepted_under_hol
                 description: Some(""),
                 accepted_with: Some(secret),
             };
-            let entry = LedgerEntry {
-                id: LedgerEntryId::generate(),
-                audience_id: None,
-                action: "add_members".into(),
-                session_id: None,
-                page: Some(1),
-                total_pages: Some(1),
-                members: 1,
-                added: 0,
-                removed: 0,
-                outcome: LedgerOutcome::Applied,
-                error: None,
-                received_at: now,
-                mixpanel_cohort_id: None,
-                mixpanel_cohort_name: None,
-            };
+            let entry = delivery_entry("add_members", None, 1, 1, now);
             store
                 .receive_sync_diff(&shop, &cohort, &members(&[member]), false, entry)
                 .await
@@ -3783,6 +3768,33 @@ async fn a_delivery_is_applied_only_while_the_settings_it_was_accepted_under_hol
     page("hash-2").await.unwrap();
 }
 
+/// A delivery's ledger entry as the webhook hands it to the store: `action` of session
+/// `session`, page `page` of `total`, one member, received `at`.
+fn delivery_entry(
+    action: &str,
+    session: Option<&str>,
+    page: i64,
+    total: i64,
+    at: chrono::DateTime<Utc>,
+) -> LedgerEntry {
+    LedgerEntry {
+        id: LedgerEntryId::generate(),
+        audience_id: None,
+        action: action.into(),
+        session_id: session.map(Into::into),
+        page: Some(page),
+        total_pages: Some(total),
+        members: 1,
+        added: 0,
+        removed: 0,
+        outcome: LedgerOutcome::Applied,
+        error: None,
+        received_at: at,
+        mixpanel_cohort_id: None,
+        mixpanel_cohort_name: None,
+    }
+}
+
 /// Page `page` of `total` of session "s" of cohort `cohort` (of Mixpanel project "10"),
 /// with member "p<page>", accepted with the secret whose hash is `secret`.
 async fn sync_page(
@@ -3800,22 +3812,7 @@ async fn sync_page(
         description: Some(""),
         accepted_with: Some(secret),
     };
-    let entry = LedgerEntry {
-        id: LedgerEntryId::generate(),
-        audience_id: None,
-        action: "members".into(),
-        session_id: Some("s".into()),
-        page: Some(page),
-        total_pages: Some(total),
-        members: 1,
-        added: 0,
-        removed: 0,
-        outcome: LedgerOutcome::Applied,
-        error: None,
-        received_at: uj_now(),
-        mixpanel_cohort_id: None,
-        mixpanel_cohort_name: None,
-    };
+    let entry = delivery_entry("members", Some("s"), page, total, uj_now());
     let member = format!("p{page}");
     let page = uj_storage::SyncPage {
         session_id: "s",
@@ -3914,22 +3911,7 @@ async fn a_big_audience_is_deleted_in_batches_and_a_deletion_left_part_way_is_fi
         description: None,
         accepted_with: None,
     };
-    let entry = LedgerEntry {
-        id: LedgerEntryId::generate(),
-        audience_id: None,
-        action: "add_members".into(),
-        session_id: None,
-        page: Some(1),
-        total_pages: Some(1),
-        members: 1,
-        added: 0,
-        removed: 0,
-        outcome: LedgerOutcome::Applied,
-        error: None,
-        received_at: now,
-        mixpanel_cohort_id: None,
-        mixpanel_cohort_name: None,
-    };
+    let entry = delivery_entry("add_members", None, 1, 1, now);
     let refused = store
         .receive_sync_diff(&shop, &cohort, &members(&["c"]), false, entry.clone())
         .await
