@@ -231,6 +231,12 @@ pub struct Snapshots {
     /// Keys looked up and found no project's, and when: see [`UNKNOWN_KEPT`]. At most
     /// [`MOST_UNKNOWN_KEPT`].
     unknown_keys: RwLock<HashMap<String, Instant>>,
+    /// Per key being looked up: a lock its lookup holds, so that requests missing the
+    /// same key at once wait for one lookup (counted once) and take its answer. Each
+    /// counted until its answer came, a burst of an app's requests with its key, right
+    /// after a start, spent its client's count and was refused 429 past the tenth. Only
+    /// keys under lookup are in it.
+    lookups: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// When keys found longer ago than [`KNOWN_LATELY`] were last dropped: at most every
     /// [`SWEEP_EVERY`], not at each key found.
     keys_swept: std::sync::Mutex<Option<Instant>>,
@@ -246,6 +252,32 @@ pub struct Snapshots {
     /// for every other project's reloads, and had its own thrown away by every other
     /// project's changes and starts (found by the scale probe).
     reloading: std::sync::Mutex<HashMap<String, Arc<Reloading>>>,
+}
+
+/// A request's share of a key's lookup lock: the last one done takes the key out of
+/// [`Snapshots::lookups`].
+struct LookupTurn<'a> {
+    snapshots: &'a Snapshots,
+    key: &'a str,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for LookupTurn<'_> {
+    fn drop(&mut self) {
+        let mut lookups = self
+            .snapshots
+            .lookups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Shares are taken under the same lock: two left are the map's and this one.
+        if Arc::strong_count(&self.lock) == 2
+            && lookups
+                .get(self.key)
+                .is_some_and(|lock| Arc::ptr_eq(lock, &self.lock))
+        {
+            lookups.remove(self.key);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -330,9 +362,10 @@ impl Snapshots {
     /// (the client's lookups of unknown keys) unless it was found within [`KNOWN_LATELY`].
     /// So a client sending random keys makes a few queries, then is refused without one,
     /// while the keys this process serves keep working from it, however many of an app's
-    /// requests miss the second a key is kept for at once. A key found no project's is
-    /// answered so again for [`UNKNOWN_KEPT`], uncounted: a revoked key an app still sends
-    /// costs one lookup a minute, not its client's count. A key another process made is
+    /// requests miss the second a key is kept for at once. Requests missing one key at once
+    /// share one lookup, counted once. A key found no project's is answered so again for
+    /// [`UNKNOWN_KEPT`], uncounted: a revoked key an app still sends costs one lookup a
+    /// minute, not its client's count. A key another process made is
     /// found at its first lookup here (it is random: never asked before it was made).
     pub async fn project_by_public_key(
         &self,
@@ -341,34 +374,22 @@ impl Snapshots {
         throttle: &LoginThrottle,
         client: std::net::IpAddr,
     ) -> Result<PublicKey, ServiceError> {
-        let (fresh, lately) = {
-            let keys = self.public_keys.read().unwrap_or_else(|e| e.into_inner());
-            match keys.get(key) {
-                Some((project, at)) => {
-                    let age = at.elapsed();
-                    (
-                        (age < SNAPSHOT_TTL).then(|| project.clone()),
-                        age < KNOWN_LATELY,
-                    )
-                }
-                None => (None, false),
-            }
-        };
-        if let Some(project) = fresh {
-            return Ok(PublicKey::Project {
-                project,
-                looked_up: false,
-            });
+        if let Some(answer) = self.kept_answer(key) {
+            return Ok(answer);
         }
-        let known_unknown = self
-            .unknown_keys
+        // The key's turn to be looked up; another request's lookup of it may have answered
+        // meanwhile.
+        let turn = self.lookup_turn(key);
+        let _looking_up = turn.lock.lock().await;
+        if let Some(answer) = self.kept_answer(key) {
+            return Ok(answer);
+        }
+        let lately = self
+            .public_keys
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
-            .is_some_and(|at| at.elapsed() < UNKNOWN_KEPT);
-        if known_unknown {
-            return Ok(PublicKey::Unknown { looked_up: false });
-        }
+            .is_some_and(|(_, at)| at.elapsed() < KNOWN_LATELY);
         let counted = match lately {
             true => None,
             false => match throttle.count(Attempt::PublicKey { client }) {
@@ -420,6 +441,38 @@ impl Snapshots {
             project,
             looked_up: true,
         })
+    }
+
+    /// The answer kept for `key`: its project if found within [`SNAPSHOT_TTL`], unknown if
+    /// found no project's within [`UNKNOWN_KEPT`]; `None` when it is to be looked up.
+    fn kept_answer(&self, key: &str) -> Option<PublicKey> {
+        let keys = self.public_keys.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((project, at)) = keys.get(key) {
+            if at.elapsed() < SNAPSHOT_TTL {
+                return Some(PublicKey::Project {
+                    project: project.clone(),
+                    looked_up: false,
+                });
+            }
+        }
+        drop(keys);
+        let unknown = self.unknown_keys.read().unwrap_or_else(|e| e.into_inner());
+        unknown
+            .get(key)
+            .is_some_and(|at| at.elapsed() < UNKNOWN_KEPT)
+            .then_some(PublicKey::Unknown { looked_up: false })
+    }
+
+    /// The lock of `key`'s lookup ([`Snapshots::lookups`]), shared with the requests
+    /// looking it up now.
+    fn lookup_turn<'a>(&'a self, key: &'a str) -> LookupTurn<'a> {
+        let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = Arc::clone(lookups.entry(key.to_owned()).or_default());
+        LookupTurn {
+            snapshots: self,
+            key,
+            lock,
+        }
     }
 
     /// Forgets the project's public key after it was rotated through this process: the old
