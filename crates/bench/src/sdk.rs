@@ -102,6 +102,8 @@ struct Measured {
     server_cpu: f64,
     client_cpu: f64,
     errors: usize,
+    /// What the failed requests got, each kind counted: a status, or the transport's error.
+    failures: std::collections::BTreeMap<String, usize>,
     elapsed: Duration,
     latencies_ms: Vec<f64>,
 }
@@ -123,6 +125,9 @@ impl Measured {
             self.server_cpu_us(),
             self.client_cpu * 1e6 / self.requests.max(1) as f64,
         );
+        for (failure, n) in &self.failures {
+            println!("  failed {n}x: {failure}");
+        }
     }
 
     /// The server's CPU time per request, in microseconds: steadier than req/s on a shared
@@ -147,32 +152,41 @@ where
             tokio::spawn(async move {
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (task as u64 + 1));
                 let mut latencies = Vec::new();
-                let mut errors = 0;
+                let mut failures = std::collections::BTreeMap::<String, usize>::new();
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let ok = match request(&mut rng).send().await {
+                    let failed = match request(&mut rng).send().await {
                         Ok(response) => {
-                            let ok =
-                                response.status().is_success() || response.status().as_u16() == 304;
-                            ok && response.bytes().await.is_ok()
+                            let status = response.status();
+                            let body = response.bytes().await;
+                            match body {
+                                Err(error) => Some(format!("{status}, body: {error}")),
+                                Ok(_) if status.is_success() || status.as_u16() == 304 => None,
+                                Ok(body) => Some(format!(
+                                    "{status}: {}",
+                                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                                )),
+                            }
                         }
-                        Err(_) => false,
+                        Err(error) => Some(format!("{error:#}")),
                     };
                     latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-                    if !ok {
-                        errors += 1;
+                    if let Some(failure) = failed {
+                        *failures.entry(failure).or_default() += 1;
                     }
                 }
-                (latencies, errors)
+                (latencies, failures)
             })
         })
         .collect();
     let mut latencies_ms = Vec::new();
-    let mut errors = 0;
+    let mut failures = std::collections::BTreeMap::<String, usize>::new();
     for task in tasks {
-        if let Ok((l, e)) = task.await {
+        if let Ok((l, f)) = task.await {
             latencies_ms.extend(l);
-            errors += e;
+            for (failure, n) in f {
+                *failures.entry(failure).or_default() += n;
+            }
         }
     }
     let elapsed = started.elapsed();
@@ -181,7 +195,8 @@ where
         requests: latencies_ms.len(),
         server_cpu: server.cpu_seconds()? - server_cpu,
         client_cpu: cpu_seconds("/proc/self/stat")? - client_cpu,
-        errors,
+        errors: failures.values().sum(),
+        failures,
         elapsed,
         latencies_ms,
     })
