@@ -33,9 +33,9 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     AppEventCount, AudienceDeletion, CohortSyncStore, Exclusive, InviteStore, LiveStarts,
-    MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, RuleStats, SettingsChange, Store,
-    StudyStore, SyncCohort, SyncPage, UserHistory, WebhookReceiver, MAX_APP_EVENT_NAMES,
-    MAX_SESSIONS_PER_ACCOUNT,
+    MembershipsRead, MixpanelStore, NewAccount, NewInvitation, Page, PageRequest, RuleStats,
+    SettingsChange, Store, StudyStore, SyncCohort, SyncPage, UserHistory, WebhookReceiver,
+    WithMemberships, MAX_APP_EVENT_NAMES, MAX_SESSIONS_PER_ACCOUNT,
 };
 
 /// Which database a `DATABASE_URL` selects.

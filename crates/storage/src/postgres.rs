@@ -271,19 +271,20 @@ impl PgStore {
         }
     }
 
-    /// The user's invites and, if `with_memberships`, their memberships in one round trip
-    /// ([`USER_HISTORY_AND_MEMBERSHIPS`]): each query is a round trip, and sqlx adds one
-    /// more when the connection returns to the pool.
+    /// The user's invites and, if any are asked for, all their memberships in one round
+    /// trip ([`USER_HISTORY_AND_MEMBERSHIPS`]): each query is a round trip, and sqlx adds
+    /// one more when the connection returns to the pool.
     async fn user_invites_and_memberships(
         &self,
         project: &ProjectId,
         reference_id: &str,
-        with_memberships: bool,
+        with_memberships: crate::WithMemberships,
     ) -> Result<crate::UserHistory, StoreError> {
         use crate::shared_invites::{newest_first, HISTORY};
         use sqlx::{FromRow, Row};
-        if !with_memberships {
-            return Ok((self.user_invites(project, reference_id).await?, None));
+        if with_memberships == crate::WithMemberships::No {
+            let invites = self.user_invites(project, reference_id).await?;
+            return Ok((invites, crate::MembershipsRead::NotRead));
         }
         let rows = sqlx::query(USER_HISTORY_AND_MEMBERSHIPS)
             .bind(project.as_str())
@@ -315,7 +316,7 @@ impl PgStore {
             // More than a history: the rare user whose newest are read on their own.
             None => self.user_invites(project, reference_id).await?,
         };
-        Ok((invites, Some(memberships)))
+        Ok((invites, crate::MembershipsRead::All(memberships)))
     }
 
     async fn user_memberships(

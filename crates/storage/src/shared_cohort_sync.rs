@@ -66,14 +66,31 @@ pub(crate) const ERASE_USERS_INVITES: &str = "SELECT code, traits FROM invites
 /// 0008); such rows exist only while the audience has pages of an unfinished session in
 /// `sync_staging`, so only then is a member's row read to tell. (`CROSS JOIN` makes SQLite
 /// keep that order; PostgreSQL reads its own, `postgres.rs`.)
-pub(crate) const USER_MEMBERSHIPS: &str =
-    "SELECT k.audience_id, k.provider_member_id
+/// [`USER_MEMBERSHIPS`]'s statement, with a condition of its own after its `WHERE`.
+macro_rules! user_memberships_where {
+    ($and:literal) => {
+        concat!(
+            "SELECT k.audience_id, k.provider_member_id
      FROM audience_members k CROSS JOIN audiences a
-     WHERE k.match_key = $2 AND k.exited_at IS NULL AND a.id = k.audience_id AND a.project_id = $1
+     WHERE k.match_key = $2 AND k.exited_at IS NULL AND a.id = k.audience_id AND a.project_id = $1",
+            $and,
+            "
        AND (NOT EXISTS (SELECT 1 FROM sync_staging s WHERE s.audience_id = a.id)
             OR EXISTS (SELECT 1 FROM audience_members m
                        WHERE m.audience_id = k.audience_id AND m.provider_member_id = k.provider_member_id
-                         AND (m.staged_session IS NULL OR m.staged_session = a.last_session_id)))";
+                         AND (m.staged_session IS NULL OR m.staged_session = a.last_session_id)))"
+        )
+    };
+}
+
+pub(crate) const USER_MEMBERSHIPS: &str = user_memberships_where!("");
+
+/// [`USER_MEMBERSHIPS`] in audience `$3` only, one row at most: one seek in the same index
+/// (it is keyed by match key, then audience).
+pub(crate) const USER_MEMBERSHIP_OF: &str = concat!(
+    user_memberships_where!(" AND k.audience_id = $3"),
+    " LIMIT 1"
+);
 
 /// One member by its key, `$1` audience and `$2` provider member id, current or past, if
 /// their row counts ([`COUNTS`]'s condition, written out: a `const` cannot splice another).

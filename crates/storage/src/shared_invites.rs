@@ -354,7 +354,7 @@ macro_rules! impl_invite_store {
                 &self,
                 project: &ProjectId,
                 reference_id: &str,
-                with_memberships: bool,
+                with_memberships: $crate::WithMemberships,
             ) -> Result<$crate::UserHistory, $crate::StoreError> {
                 self.user_invites_and_memberships(project, reference_id, with_memberships)
                     .await

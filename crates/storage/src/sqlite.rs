@@ -420,12 +420,17 @@ impl SqliteStore {
         &self,
         project: &ProjectId,
         reference_id: &str,
-        with_memberships: bool,
+        with_memberships: crate::WithMemberships,
     ) -> Result<crate::UserHistory, StoreError> {
+        use crate::{MembershipsRead, WithMemberships};
         let invited = self.may_have(Keys::Invitees, reference_id);
-        let member = with_memberships && self.may_have(Keys::MatchKeys, reference_id);
+        let wanted = with_memberships != WithMemberships::No;
+        let member = wanted && self.may_have(Keys::MatchKeys, reference_id);
         // Known to be in no audience: an empty list, not a read later.
-        let none_read = || with_memberships.then(Vec::new);
+        let none_read = || match wanted {
+            true => MembershipsRead::All(Vec::new()),
+            false => MembershipsRead::NotRead,
+        };
         match (invited, member) {
             (false, false) => self.inline.check_open().map(|()| (Vec::new(), none_read())),
             (true, false) => Ok((
@@ -435,7 +440,7 @@ impl SqliteStore {
             )),
             (false, true) => Ok((
                 Vec::new(),
-                Some(
+                MembershipsRead::All(
                     self.inline
                         .read(|db| read_user_memberships(db, project, reference_id))?,
                 ),
@@ -444,10 +449,21 @@ impl SqliteStore {
                 // Rolled back when dropped: the read transaction ends whatever happened.
                 let _read = db.unchecked_transaction().map_err(from_rusqlite)?;
                 let invites = read_user_invites(db, project, reference_id)?;
-                Ok((
-                    invites,
-                    Some(read_user_memberships(db, project, reference_id)?),
-                ))
+                let pending_from = match with_memberships {
+                    WithMemberships::UnlessPending(now) => invites
+                        .iter()
+                        .find(|i| i.is_pending(now))
+                        .and_then(|i| i.audience_id.clone()),
+                    _ => None,
+                };
+                let memberships = match pending_from {
+                    Some(audience) => MembershipsRead::OfPendingInvite {
+                        member: read_user_membership_of(db, project, reference_id, &audience)?,
+                        audience,
+                    },
+                    None => MembershipsRead::All(read_user_memberships(db, project, reference_id)?),
+                };
+                Ok((invites, memberships))
             }),
         }
     }
@@ -545,6 +561,28 @@ fn read_user_memberships(
         )
         .map_err(from_rusqlite)?;
     rows.map(|row| row.map_err(from_rusqlite)).collect()
+}
+
+/// Whether the user is a current member of `audience`, of project `$1`, by their match key
+/// (SQLite's own SQL, `USER_MEMBERSHIP_OF`).
+fn read_user_membership_of(
+    db: &rusqlite::Connection,
+    project: &ProjectId,
+    match_key: &str,
+    audience: &str,
+) -> Result<bool, StoreError> {
+    use rusqlite::OptionalExtension;
+    let mut statement = db
+        .prepare_cached(crate::shared_cohort_sync::USER_MEMBERSHIP_OF)
+        .map_err(from_rusqlite)?;
+    let found = statement
+        .query_row(
+            named_params! {"$1": project.as_str(), "$2": match_key, "$3": audience},
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(from_rusqlite)?;
+    Ok(found.is_some())
 }
 
 /// Runs a write that blocks on this thread for a while: on the multi-threaded runtime its

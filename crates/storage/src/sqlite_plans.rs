@@ -216,3 +216,14 @@ async fn live_rules_and_studies_are_read_from_their_own_index() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_user_s_membership_of_one_audience_is_one_seek_in_the_match_key_index() {
+    let steps = plan(crate::shared_cohort_sync::USER_MEMBERSHIP_OF).await;
+    assert!(
+        steps.iter().any(|s| s.contains(
+            "USING COVERING INDEX audience_members_by_match_key (match_key=? AND audience_id=?"
+        )),
+        "{steps:#?}"
+    );
+}

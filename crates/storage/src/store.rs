@@ -801,9 +801,34 @@ pub struct LiveStarts {
     pub studies: Vec<(Study, i64, i64)>,
 }
 
-/// A user's invites, newest first, and their memberships (`(audience id, provider member
-/// id)`) when read with them ([`InviteStore::user_history`]).
-pub type UserHistory = (Vec<Invite>, Option<Vec<(String, String)>>);
+/// A user's invites, newest first, and what was read of their memberships with them
+/// ([`InviteStore::user_history`]).
+pub type UserHistory = (Vec<Invite>, MembershipsRead);
+
+/// Which of a user's memberships [`InviteStore::user_history`] reads with their invites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithMemberships {
+    No,
+    All,
+    /// All, unless the user has an invite pending at this moment from an audience: then
+    /// only whether they are still in that audience (the store may read all anyway).
+    UnlessPending(DateTime<Utc>),
+}
+
+/// What [`InviteStore::user_history`] read of a user's memberships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipsRead {
+    NotRead,
+    /// Every current membership, `(audience id, provider member id)`.
+    All(Vec<(String, String)>),
+    /// Whether the user is still in `audience`, their pending invite's; the rest unread.
+    /// (A user in twenty audiences with an invite open, loading their config again, needs
+    /// only this: twenty rows, each joined to its audience, were half the read's cost.)
+    OfPendingInvite {
+        audience: String,
+        member: bool,
+    },
+}
 
 /// Invites and the starts they reserve, scoped by project.
 #[async_trait]
@@ -824,16 +849,16 @@ pub trait InviteStore: Send + Sync {
         rule: &LaunchRuleId,
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError>;
-    /// The user's invites, newest first (their history for the pacing engine), and, if
-    /// `with_memberships`, their current memberships by `reference_id` as
+    /// The user's invites, newest first (their history for the pacing engine), and the
+    /// current memberships by `reference_id` that `with_memberships` asks for, as
     /// [`audience_memberships`](crate::CohortSyncStore::audience_memberships) gives them,
     /// read at the same moment (one round trip on PostgreSQL, one read transaction on
-    /// SQLite). `None` where they were not read.
+    /// SQLite).
     async fn user_history(
         &self,
         project: &ProjectId,
         reference_id: &str,
-        with_memberships: bool,
+        with_memberships: WithMemberships,
     ) -> Result<UserHistory, StoreError>;
     /// Accepted invites of a study since `since`.
     async fn study_starts_since(

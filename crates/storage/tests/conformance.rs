@@ -15,7 +15,8 @@ use uj_domain::ids::{AudienceId, ProjectId, SecretKeyId};
 use uj_domain::mixpanel::{ConnectAttempt, ConnectionStatus, MixpanelCohort, MixpanelConnection};
 use uj_storage::testing::TestDatabase;
 use uj_storage::{
-    CohortSyncStore, InviteStore, NewAccount, NewInvitation, PageRequest, Store, StoreError,
+    CohortSyncStore, InviteStore, MembershipsRead, NewAccount, NewInvitation, PageRequest, Store,
+    StoreError, WithMemberships,
 };
 
 /// A user's invites as the server reads them (`user_history`, as the SDK path does), for
@@ -44,7 +45,10 @@ impl<S: Store + ?Sized> UserInvites for S {
         project: &ProjectId,
         reference_id: &str,
     ) -> Result<Vec<uj_domain::invites::Invite>, StoreError> {
-        Ok(self.user_history(project, reference_id, false).await?.0)
+        Ok(self
+            .user_history(project, reference_id, WithMemberships::No)
+            .await?
+            .0)
     }
 
     async fn pending_invite(
@@ -88,6 +92,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    a_pending_audience_invite_needs_only_its_own_audience_read,
     a_users_invites_are_paged_newest_first,
     a_rules_invites_are_paged_newest_first,
     a_cohort_first_seen_without_a_name_is_named_by_its_id,
@@ -1206,7 +1211,7 @@ async fn statements_prepared_before_a_migration_adds_columns_still_run(
             assert_eq!(page.items.len(), 1);
             assert_eq!(
                 store
-                    .user_history(&shop, &user, true)
+                    .user_history(&shop, &user, WithMemberships::All)
                     .await
                     .unwrap()
                     .0
@@ -5040,6 +5045,108 @@ async fn members_who_leave_lose_their_issued_invites_of_that_audience_only(
     );
 }
 
+/// A user with an invite pending from an audience, loaded again, needs only whether they
+/// are still in that audience: the store may answer just that (SQLite does; PostgreSQL
+/// reads every membership in the same round trip anyway), and the answer is the one the
+/// full list gives. Without an invite pending, or one not from an audience, all are read.
+async fn a_pending_audience_invite_needs_only_its_own_audience_read(
+    store: Arc<dyn Store>,
+    db: &TestDatabase,
+) {
+    use uj_domain::invites::Invite;
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let t0 = uj_now();
+    let (_, rule) = study_with_event_rule(&store, &shop, t0).await;
+    let a = audience_a(&store, &shop, t0).await;
+    let b = store
+        .upsert_audience(&shop, "2", "B", "", t0)
+        .await
+        .unwrap()
+        .id;
+    for audience in [&a, &b] {
+        store
+            .add_audience_members(audience, &members(&["x", "y"]), t0)
+            .await
+            .unwrap();
+    }
+    let pending = Invite {
+        source: "audience",
+        audience_id: Some(a.to_string()),
+        audience_member_id: Some("x".into()),
+        event_name: None,
+        ..event_invite(&rule, "c-x", "x", t0)
+    };
+    store.issue_invite(&pending, t0).await.unwrap();
+    store
+        .issue_invite(&event_invite(&rule, "c-y", "y", t0), t0)
+        .await
+        .unwrap();
+    // Whether `read` says the user is in `audience`, if it tells.
+    let in_audience = |read: &MembershipsRead, audience: &uj_domain::ids::AudienceId| match read {
+        MembershipsRead::All(all) => Some(all.iter().any(|(of, _)| of == audience.as_str())),
+        MembershipsRead::OfPendingInvite {
+            audience: of,
+            member,
+        } => (of == audience.as_str()).then_some(*member),
+        MembershipsRead::NotRead => None,
+    };
+    let read = |user: &'static str, at| {
+        let (store, shop) = (store.clone(), shop.clone());
+        async move {
+            let (invites, read) = store
+                .user_history(&shop, user, WithMemberships::UnlessPending(at))
+                .await
+                .unwrap();
+            (invites.len(), read)
+        }
+    };
+    let (invites, memberships) = read("x", t0).await;
+    assert_eq!(invites, 1);
+    assert_eq!(in_audience(&memberships, &a), Some(true), "{memberships:?}");
+    if !db.url.starts_with("postgres") {
+        assert!(
+            matches!(memberships, MembershipsRead::OfPendingInvite { .. }),
+            "SQLite reads the one membership: {memberships:?}"
+        );
+    }
+    // An invite pending not from an audience: every membership.
+    let (_, memberships) = read("y", t0).await;
+    assert!(
+        matches!(&memberships, MembershipsRead::All(all) if all.len() == 2),
+        "{memberships:?}"
+    );
+    // Past its expiry it is pending no more: every membership.
+    let (_, memberships) = read("x", pending.expires_at).await;
+    assert!(
+        matches!(&memberships, MembershipsRead::All(all) if all.len() == 2),
+        "{memberships:?}"
+    );
+    // Out of the audience (as a removal's withdrawal would not yet have followed): no
+    // longer in it, either way the store reads it.
+    raw_sql(
+        db,
+        &format!(
+            "UPDATE audience_members SET exited_at = entered_at
+             WHERE audience_id = '{a}' AND provider_member_id = 'x'"
+        ),
+    )
+    .await;
+    let (_, memberships) = read("x", t0).await;
+    assert_eq!(
+        in_audience(&memberships, &a),
+        Some(false),
+        "{memberships:?}"
+    );
+    let (_, all) = store
+        .user_history(&shop, "x", WithMemberships::All)
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        MembershipsRead::All(vec![(b.to_string(), "x".to_owned())])
+    );
+}
+
 /// A full sync that lists a member under another `reference_id` withdraws the invite the old
 /// one was issued (the user the SDK knew left the audience; it stayed `issued` until that
 /// user's next SDK call or its expiry; found by the cohort-sync review).
@@ -5267,11 +5374,24 @@ async fn a_users_memberships_and_invites_are_read_for_the_sdk(
             (invites, memberships),
             "{user}"
         );
-        let (alone, none) = store.user_history(project, user, false).await.unwrap();
-        assert_eq!((&alone, none), (&history, None), "{user}: invites alone");
-        let (with, read) = store.user_history(project, user, true).await.unwrap();
+        let (alone, none) = store
+            .user_history(project, user, WithMemberships::No)
+            .await
+            .unwrap();
+        assert_eq!(
+            (&alone, none),
+            (&history, MembershipsRead::NotRead),
+            "{user}: invites alone"
+        );
+        let (with, read) = store
+            .user_history(project, user, WithMemberships::All)
+            .await
+            .unwrap();
         assert_eq!(with, history, "{user}: invites with memberships");
-        assert_eq!(read.map(sorted), Some(current), "{user}: memberships");
+        let MembershipsRead::All(read) = read else {
+            panic!("{user}: all memberships asked for, {read:?} read")
+        };
+        assert_eq!(sorted(read), current, "{user}: memberships");
     }
 }
 
@@ -5411,7 +5531,10 @@ async fn a_users_history_is_their_newest_five_hundred_invites_and_the_older_that
         codes, newest,
         "the 500 newest, then the older that decide, newest first"
     );
-    let (history, _) = store.user_history(&shop, "u1", true).await.unwrap();
+    let (history, _) = store
+        .user_history(&shop, "u1", WithMemberships::All)
+        .await
+        .unwrap();
     let codes: Vec<String> = history.iter().map(|i| i.code.clone()).collect();
     assert_eq!(codes, newest, "the same when read with the memberships");
 }

@@ -224,11 +224,7 @@ async fn still_a_member(
     let Some(audience) = &invite.audience_id else {
         return Ok(true);
     };
-    Ok(user
-        .memberships(state)
-        .await?
-        .iter()
-        .any(|(a, _)| a == audience))
+    user.is_member_of(state, audience).await
 }
 
 /// Whether a prompt rule waiting for `event` could invite at `now` by the snapshot: active,

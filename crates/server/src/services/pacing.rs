@@ -11,6 +11,7 @@ use uj_domain::ids::{AudienceId, ProjectId};
 use uj_domain::invites::{Invite, InviteState};
 use uj_domain::pacing::{self, Decision, Moment, RuleFacts, StudyFacts, Trigger, UserFacts};
 use uj_domain::studies::LaunchRule;
+use uj_storage::{MembershipsRead, WithMemberships};
 
 use super::snapshot::ProjectRules;
 use super::ServiceError;
@@ -65,6 +66,9 @@ pub struct UserView {
     pub snapshot: Arc<ProjectRules>,
     pub history: Vec<Invite>,
     memberships: Option<Arc<Vec<(String, String)>>>,
+    /// Whether the user is in the audience of the invite pending when they were loaded,
+    /// when only that was read (`memberships` is then read in full when first needed).
+    pending_membership: Option<(String, bool)>,
     /// This user's turn ([`UserTurns`]), held by the SDK path until its answer.
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -139,7 +143,9 @@ impl UserView {
 
     /// The user seen through `snapshot` (explain reads one now). When a rule the request
     /// `considers` targets an audience, the memberships are read with the invites (one round
-    /// trip on PostgreSQL, one read transaction on SQLite); otherwise when first needed.
+    /// trip on PostgreSQL, one read transaction on SQLite), or, where the store can tell
+    /// that the user has an invite pending from an audience, only whether they are still in
+    /// it: what offering it again needs. Otherwise they are read when first needed.
     pub async fn with(
         state: &AppState,
         project: &ProjectId,
@@ -151,16 +157,28 @@ impl UserView {
             .rules
             .iter()
             .any(|r| matches!(r.trigger, Trigger::Audience(_)) && considers(r));
-        let (history, memberships) = state
+        let wanted = match audiences {
+            true => WithMemberships::UnlessPending(Utc::now()),
+            false => WithMemberships::No,
+        };
+        let (history, read) = state
             .store
-            .user_history(project, reference_id, audiences)
+            .user_history(project, reference_id, wanted)
             .await?;
+        let (memberships, pending_membership) = match read {
+            MembershipsRead::NotRead => (None, None),
+            MembershipsRead::All(all) => (Some(Arc::new(all)), None),
+            MembershipsRead::OfPendingInvite { audience, member } => {
+                (None, Some((audience, member)))
+            }
+        };
         Ok(Self {
             project: project.clone(),
             reference_id: reference_id.to_owned(),
             snapshot,
             history,
-            memberships: memberships.map(Arc::new),
+            memberships,
+            pending_membership,
             _turn: None,
         })
     }
@@ -168,6 +186,25 @@ impl UserView {
     /// The user's open invite.
     pub fn pending(&self, now: DateTime<Utc>) -> Option<&Invite> {
         self.history.iter().find(|i| i.is_pending(now))
+    }
+
+    /// Whether the user is in `audience` now, from what was read of their memberships
+    /// (reading them all if that does not tell).
+    pub async fn is_member_of(
+        &mut self,
+        state: &AppState,
+        audience: &str,
+    ) -> Result<bool, ServiceError> {
+        if let Some((of, member)) = &self.pending_membership {
+            if of == audience {
+                return Ok(*member);
+            }
+        }
+        Ok(self
+            .memberships(state)
+            .await?
+            .iter()
+            .any(|(a, _)| a == audience))
     }
 
     /// The user's current memberships: `(audience id, provider member id)`, read once.
