@@ -421,7 +421,12 @@ macro_rules! impl_invite_store {
                         return row.try_into();
                     }
                 }
-                Err($crate::StoreError::Conflict("invite for this user"))
+                // Each time, the user's open invite was answered and another issued between
+                // the two statements (other processes, PostgreSQL): a passing contention, to
+                // be retried (503), not a duplicate (409 said "already exists" to the SDK).
+                Err($crate::StoreError::Unavailable(
+                    "the user's invites kept changing while one was issued".into(),
+                ))
             }
 
             async fn issue_new_invites(
