@@ -611,6 +611,15 @@ macro_rules! impl_invite_store {
                 if let Some(reason) = start_refused(&mut tx, i, &owners, now).await? {
                     return Ok(AcceptOutcome::Refused(i.clone(), reason));
                 }
+                if owners.surface != Some(uj_domain::studies::Surface::DirectLink) {
+                    // Its rule became a prompt rule after the link was decided (from another
+                    // process's older snapshot): links no longer start it, as a prompt issued
+                    // before a move to a link no longer starts (`accept_invite`).
+                    return Ok(AcceptOutcome::Refused(
+                        i.clone(),
+                        uj_domain::pacing::Reason::NotTriggered,
+                    ));
+                }
                 let reserved = sqlx::query(
                     "UPDATE launch_rules SET starts = starts + 1
                      WHERE id = $1 AND (max_starts IS NULL OR starts < max_starts)",

@@ -897,8 +897,9 @@ pub trait InviteStore: Send + Sync {
     /// Records an invite accepted at once (a resolved direct link): reserves one of the
     /// rule's starts like [`accept_invite`](Self::accept_invite) and stores the invite as
     /// accepted (`Accepted`), or stores nothing (`Refused`: the rule's cap, the study's
-    /// limits, the user's start of the study made meanwhile, or the rule or study stopped
-    /// or the schedule moved since the decision's snapshot was read).
+    /// limits, the user's start of the study made meanwhile, the rule or study stopped or
+    /// the schedule moved since the decision's snapshot was read, or the rule is no longer
+    /// a direct link: `NotTriggered`).
     async fn start_invite(
         &self,
         invite: &Invite,

@@ -4800,6 +4800,17 @@ async fn no_start_once_its_rule_or_study_stopped_or_its_schedule_moved(
     }
     let started = store.start_invite(&direct("link-ok"), now).await.unwrap();
     assert!(matches!(started, AcceptOutcome::Accepted(_)));
+
+    // Moved back to a prompt rule: a link decided from an older snapshot (another
+    // process's) starts nothing.
+    change_rule(store.clone(), rule.clone()).await;
+    let started = store
+        .start_invite(&event_invite(&rule, "link-late", "u7", now), now)
+        .await
+        .unwrap();
+    assert_eq!(refused(Some(started)), Some(Reason::NotTriggered));
+    assert!(store.invite(&shop, "link-late").await.unwrap().is_none());
+    assert_eq!(store.rule_stats(&rule.id, now).await.unwrap().accepted, 1);
 }
 
 /// A user's invites page newest first by issue time, after a code of theirs; after any other
@@ -5457,10 +5468,20 @@ async fn every_write_that_gives_a_user_rows_reaches_the_sdk_reads(
         .issue_new_invites(&[event_invite(&rule, "c-batch", "batch", t0)])
         .await
         .unwrap();
-    store
-        .start_invite(&event_invite(&rule, "c-started", "started", t0), t0)
+    let link = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        surface: uj_domain::studies::Surface::DirectLink,
+        ..rule.clone()
+    };
+    store.create_launch_rule(&link, None).await.unwrap();
+    let started = store
+        .start_invite(&event_invite(&link, "c-started", "started", t0), t0)
         .await
         .unwrap();
+    assert!(
+        matches!(started, uj_domain::invites::AcceptOutcome::Accepted(_)),
+        "{started:?}"
+    );
     for user in ["alone", "batch", "started"] {
         let invites = store.invites_of_user(&shop, user).await.unwrap();
         assert_eq!(invites.len(), 1, "{user}'s invite");
@@ -5900,14 +5921,23 @@ async fn a_start_of_one_study_does_not_refuse_another_study_of_the_project(
         .unwrap();
     let outcome = store.accept_invite(&shop, "second-u1", now).await.unwrap();
     assert_eq!(accepted(outcome), Some(InviteState::Accepted));
+    let second_link = uj_domain::studies::LaunchRule {
+        id: uj_domain::ids::LaunchRuleId::generate(),
+        surface: uj_domain::studies::Surface::DirectLink,
+        ..second.clone()
+    };
+    store.create_launch_rule(&second_link, None).await.unwrap();
     let outcome = store
-        .start_invite(&event_invite(&second, "second-u2", "u2", now), now)
+        .start_invite(&event_invite(&second_link, "second-u2", "u2", now), now)
         .await
         .unwrap();
     assert_eq!(accepted(Some(outcome)), Some(InviteState::Accepted));
     // The same study a second time is still refused.
     let outcome = store
-        .start_invite(&event_invite(&second, "second-u1-again", "u1", now), now)
+        .start_invite(
+            &event_invite(&second_link, "second-u1-again", "u1", now),
+            now,
+        )
         .await
         .unwrap();
     assert!(
