@@ -322,7 +322,7 @@ macro_rules! impl_cohort_sync_store {
         /// each table until a batch finds none, then the audience. No delivery writes to it
         /// meanwhile (they are refused once the deletion began: `AUDIENCE_DELETING`), so
         /// nothing comes back and no batch meets a delivery's row locks. Several processes
-        /// finishing one deletion share its batches.
+        /// finishing one deletion take turns at its batches.
         async fn finish_audience_deletion(
             store: &$store,
             audience: &AudienceId,
@@ -340,15 +340,30 @@ macro_rules! impl_cohort_sync_store {
                 "DELETE FROM sync_ledger WHERE id IN (
                     SELECT id FROM sync_ledger WHERE audience_id = $1 LIMIT $2)",
             ] {
-                // Until none is left: another process finishing it too takes some of a batch.
-                while sqlx::query(rows)
-                    .bind(audience.as_str())
-                    .bind(batch)
-                    .execute(store.writer())
-                    .await?
-                    .rows_affected()
-                    > 0
-                {}
+                // Until none is left. Each batch holds the audience's row first (PostgreSQL),
+                // so another process finishing it too takes turns: both picked the same
+                // rows, and the one that waited found them gone, took the table for empty
+                // and went on to delete the audience, its remaining members in one
+                // statement through the cascade (which could deadlock with the batches).
+                loop {
+                    let mut tx = store.begin().await?;
+                    if <$store as crate::shared::Dialect>::ROW_LOCKS {
+                        sqlx::query("SELECT 1 FROM audiences WHERE id = $1 FOR UPDATE")
+                            .bind(audience.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let deleted = sqlx::query(rows)
+                        .bind(audience.as_str())
+                        .bind(batch)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
+                    if deleted == 0 {
+                        break;
+                    }
+                }
             }
             sqlx::query("DELETE FROM audiences WHERE id = $1 AND deleting_since IS NOT NULL")
                 .bind(audience.as_str())

@@ -93,6 +93,7 @@ macro_rules! conformance {
 
 conformance!(
     a_pending_audience_invite_needs_only_its_own_audience_read,
+    two_finishers_of_one_audience_deletion_take_turns,
     a_users_invites_are_paged_newest_first,
     a_rules_invites_are_paged_newest_first,
     a_cohort_first_seen_without_a_name_is_named_by_its_id,
@@ -5054,6 +5055,49 @@ async fn members_who_leave_lose_their_issued_invites_of_that_audience_only(
             ("c-w", InviteState::Issued),
         ]
     );
+}
+
+/// Two processes finishing one audience deletion at once (a delete sent twice, or beside
+/// the housekeeping) both end well and leave nothing: on PostgreSQL the one that waited for
+/// the other's batch found its rows gone, took the table for empty, and deleted the rest in
+/// one statement through the cascade, which could deadlock with the other's batches.
+async fn two_finishers_of_one_audience_deletion_take_turns(
+    store: Arc<dyn Store>,
+    db: &TestDatabase,
+) {
+    let (_, shop) = owner_with_project(&store, "ada@example.com").await;
+    let now = uj_now();
+    let big = audience_a(&store, &shop, now).await;
+    let ids: Vec<String> = (0..30_001).map(|i| format!("m{i:05}")).collect();
+    for chunk in ids.chunks(1000) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        store
+            .add_audience_members(&big, &members(&chunk), now)
+            .await
+            .unwrap();
+    }
+    let since = if db.url.starts_with("postgres") {
+        "now()"
+    } else {
+        "'2026-01-01T00:00:00Z'"
+    };
+    raw_sql(
+        db,
+        &format!("UPDATE audiences SET deleting_since = {since} WHERE id = '{big}'"),
+    )
+    .await;
+    let finishers: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.finish_audience_deletions().await })
+        })
+        .collect();
+    for finisher in finishers {
+        finisher.await.unwrap().expect("each finisher ends well");
+    }
+    assert!(store.audience(&shop, &big).await.unwrap().is_none());
+    let left = format!("SELECT COUNT(*) FROM audience_members WHERE audience_id = '{big}'");
+    assert_eq!(raw_sql(db, &left).await, Some(0));
 }
 
 /// A user with an invite pending from an audience, loaded again, needs only whether they
